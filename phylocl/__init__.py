@@ -1,0 +1,52 @@
+"""phylocl: contrastive learning on ortholog families.
+
+Public API::
+
+    import phylocl
+    phylocl.list_models()
+    enc = phylocl.build_encoder("gmlp-small")
+    enc2 = phylocl.load_encoder(path)
+    loss = phylocl.InfoNCE(temperature=0.1)   # or phylocl.FlatNCE(...)
+    phylocl.cached_backward(enc, batch_a, batch_b, loss, chunk_size=64)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "build_encoder",
+    "list_models",
+    "load_encoder",
+    "InfoNCE",
+    "FlatNCE",
+    "cached_backward",
+    "read_dataset",
+    "InputError",
+]
+
+# Imported on first use so `import phylocl` (and the CLI's argument parsing) stays fast.
+_LAZY = {
+    "build_encoder": "phylocl.models.registry",
+    "list_models": "phylocl.models.registry",
+    "load_encoder": "phylocl.models.registry",
+    "InfoNCE": "phylocl.losses.infonce",
+    "FlatNCE": "phylocl.losses.flatnce",
+    "cached_backward": "phylocl.training.gradcache",
+    "read_dataset": "phylocl.data.fasta",
+    "InputError": "phylocl.errors",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phylocl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

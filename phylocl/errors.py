@@ -1,0 +1,35 @@
+"""User-facing errors.
+
+Anything wrong with what the user handed us (a path, a FASTA file, a labels table, a config value) is raised as
+:class:`InputError`. The CLI turns it into one line on stderr and exit code 2; library users can catch it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["InputError"]
+
+
+class InputError(ValueError):
+    """Bad user input, located as precisely as possible.
+
+    Args:
+        message: what is wrong, in words a user can act on.
+        path: the offending file or directory, if any.
+        line: 1-based line number inside ``path``, if it applies.
+
+    ``str(err)`` reads ``path:line: message`` (or ``path: message`` / ``message``).
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        if self.path is None:
+            return self.message
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
