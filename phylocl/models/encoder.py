@@ -1,0 +1,227 @@
+"""SequenceEncoder: token ids → embedding (+ CLS) → backbone → pooling → projection head → unit vectors.
+
+Input batches are :func:`phylocl.data.tokens.pad_batch` dicts: ``input_ids`` ``(B, L)`` int64 right-padded with 0,
+``attention_mask`` ``(B, L)`` bool, True on real tokens, at least one per row, no CLS in the ids (with
+``pooling="cls"`` the encoder prepends a learned CLS vector itself).
+
+Long sequences: a row with more than ``max_len`` residues is embedded as overlapping windows of ``max_len``
+residues (stride ``max_len // 2``, last window aligned to the end, see :mod:`phylocl.models.windows`); the unit
+embeddings of its windows are averaged and the mean is re-normalised. ``forward`` does this (vectorised) for
+batches wider than ``max_len``; ``embed`` does it for any list of strings with a bounded number of windows per
+step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from phylocl.atomic import atomic_path
+from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
+from phylocl.data.tokens import pad_batch
+from phylocl.errors import InputError
+from phylocl.models.encoder_config import EncoderConfig
+from phylocl.models.gmlp import GMLP
+from phylocl.models.layers import ProjectionHead, masked_mean
+from phylocl.models.transformer import Transformer
+from phylocl.models.windows import default_stride, window_batch, window_starts
+
+__all__ = ["SequenceEncoder", "ENCODER_FILE"]
+
+ENCODER_FILE = "encoder.pt"  # file name inside a model directory
+
+
+def _gmlp(c: EncoderConfig) -> nn.Module:
+    return GMLP(
+        dim=c.dim, depth=c.depth, ffn_dim=c.ffn_dim, seq_len=c.max_len + c.num_special, attn_dim=c.attn_dim,
+        dropout=c.dropout, drop_path=c.drop_path, init_eps=c.sgu_init_eps,
+    )
+
+
+def _transformer(c: EncoderConfig) -> nn.Module:
+    return Transformer(
+        dim=c.dim, depth=c.depth, heads=c.heads, ffn_dim=c.ffn_dim, dropout=c.dropout, drop_path=c.drop_path,
+        rope_base=c.rope_base,
+    )
+
+
+_BACKBONES = {"gmlp": _gmlp, "transformer": _transformer}
+
+
+class SequenceEncoder(nn.Module):
+    """Maps sequences to L2-normalised embeddings of size ``config.embed_dim``.
+
+    Example::
+
+        enc = SequenceEncoder(config=EncoderConfig(backbone="gmlp", dim=32, depth=2, max_len=64, embed_dim=16))
+        z = enc(enc.tokenize(["MKVL", "MSTAQ"]))   # (2, 16), rows of norm 1
+        X = enc.embed(["MKVL", "MSTAQ"])            # numpy float32 (2, 16)
+    """
+
+    def __init__(self, *, config: EncoderConfig) -> None:
+        super().__init__()
+        if not isinstance(config, EncoderConfig):
+            raise ValueError(f"config must be an EncoderConfig, got {type(config).__name__}")
+        self.config = config
+        self.alphabet: Alphabet = get_alphabet(config.alphabet)
+        self.embedding = nn.Embedding(self.alphabet.vocab_size, config.dim, padding_idx=PAD_ID)
+        self.cls = nn.Parameter(torch.zeros(1, 1, config.dim)) if config.pooling == "cls" else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.backbone = _BACKBONES[config.backbone](config)
+        self.head = ProjectionHead(dim=config.dim, out_dim=config.embed_dim, kind=config.head, dropout=config.dropout)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Linear/embedding weights ~ N(0, 0.02²), biases 0; gMLP spatial weights keep their own init."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.embedding.weight[PAD_ID].zero_()
+        if self.cls is not None:
+            nn.init.trunc_normal_(self.cls, std=0.02)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def max_len(self) -> int:
+        """Most residues per forward window (longer sequences are windowed)."""
+        return self.config.max_len
+
+    @property
+    def window_stride(self) -> int:
+        return default_stride(self.config.max_len)
+
+    def num_parameters(self, *, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ----------------------------------------------------------------- tokens
+    def _token_array(self, index: int, seq: str) -> np.ndarray:
+        if not isinstance(seq, str):
+            raise InputError(f"sequence {index + 1}: expected a string, got {type(seq).__name__}")
+        if not seq:
+            raise InputError(f"sequence {index + 1} is empty")
+        try:
+            return self.alphabet.encode(seq)
+        except ValueError as err:
+            raise InputError(f"sequence {index + 1}: {err}") from None
+
+    def tokenize(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token batch of ``sequences`` (full length, no CLS): ``{"input_ids": (N, L), "attention_mask": (N, L)}``.
+
+        Raises :class:`~phylocl.errors.InputError` on empty sequences or letters outside the alphabet.
+        """
+        if isinstance(sequences, str):
+            sequences = [sequences]
+        return pad_batch([self._token_array(i, s) for i, s in enumerate(sequences)])
+
+    # ----------------------------------------------------------------- forward
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings ``(B, E)`` of rows of at most ``max_len`` tokens."""
+        x = self.embedding(ids)  # (B, L, D)
+        if self.cls is not None:
+            b = x.shape[0]
+            x = torch.cat([self.cls.expand(b, -1, -1).to(x.dtype), x], dim=1)  # (B, 1 + L, D)
+            mask = torch.cat([mask.new_ones(b, 1), mask], dim=1)  # (B, 1 + L)
+        h = self.backbone(self.dropout(x), mask)  # (B, L', D)
+        pooled = h[:, 0] if self.cls is not None else masked_mean(h, mask)  # (B, D)
+        return F.normalize(self.head(pooled), dim=-1)  # (B, E)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embed a token batch; returns ``(B, embed_dim)`` float rows of L2 norm 1.
+
+        Batches wider than ``max_len`` are cut into windows (see the module docstring); rows no longer than
+        ``max_len`` get exactly the embedding they would get alone.
+        """
+        device = self.embedding.weight.device
+        ids = batch["input_ids"].to(device)
+        mask = batch["attention_mask"].to(device=device, dtype=torch.bool)
+        if ids.shape != mask.shape or ids.dim() != 2:
+            raise ValueError(f"input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} must be (B, L)")
+        if ids.shape[1] <= self.max_len:
+            return self._encode(ids, mask)
+        w_ids, w_mask, owner = window_batch(ids, mask, window=self.max_len, stride=self.window_stride)
+        z = self._encode(w_ids, w_mask)  # (M, E)
+        total = z.new_zeros(ids.shape[0], z.shape[1]).index_add_(0, owner, z)  # (B, E)
+        return F.normalize(total, dim=-1)
+
+    @torch.no_grad()
+    def embed(
+        self, sequences: Sequence[str], *, batch_size: int = 64, device: str | torch.device | None = None
+    ) -> np.ndarray:
+        """Embeddings of any number of sequences of any length, as numpy float32 ``(N, embed_dim)``.
+
+        Runs in eval mode without gradients (the previous train/eval mode and device are restored). Sequences are
+        cut into windows of ``max_len`` residues, the windows sorted by length and run ``batch_size`` at a time;
+        each sequence's window embeddings are averaged and re-normalised. Rows come back in input order.
+        """
+        if isinstance(sequences, str):
+            sequences = [sequences]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
+        if not arrays:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, self.window_stride)]
+        wlen = np.array([min(self.max_len, len(arrays[i]) - s) for i, s in windows])
+        order = np.argsort(wlen, kind="stable")
+        sums = np.zeros((len(arrays), self.embed_dim), dtype=np.float64)
+        was_training = self.training
+        home = self.embedding.weight.device
+        if device is not None:
+            self.to(device)
+        self.eval()
+        try:
+            for lo in range(0, len(order), batch_size):
+                chunk = [windows[j] for j in order[lo : lo + batch_size]]
+                batch = pad_batch([arrays[i][s : s + self.max_len] for i, s in chunk])
+                z = self(batch).float().cpu().numpy()  # (b, E)
+                np.add.at(sums, [i for i, _ in chunk], z)
+        finally:
+            self.train(was_training)
+            if device is not None:
+                self.to(home)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    # ----------------------------------------------------------------- persistence
+    def fingerprint(self) -> str:
+        """Short stable hex digest (16 hex chars) of the config and all weights; changes when either changes."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, t in sorted(self.state_dict().items()):
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def save(self, path: str | Path) -> Path:
+        """Write config + weights to one file atomically (a directory gets ``encoder.pt`` inside); returns the file.
+
+        The file is a plain dict ``{"config", "state_dict", "phylocl_version"}`` readable with
+        ``torch.load(path, weights_only=True)``; :func:`phylocl.load_encoder` rebuilds the encoder.
+        """
+        from phylocl import __version__
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / ENCODER_FILE
+        payload = {
+            "config": self.config.to_dict(),
+            "state_dict": {k: v.detach().to("cpu") for k, v in self.state_dict().items()},
+            "phylocl_version": __version__,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return path

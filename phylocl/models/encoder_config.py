@@ -1,0 +1,150 @@
+"""EncoderConfig: every hyper-parameter of a :class:`~phylocl.models.encoder.SequenceEncoder`, validated at once.
+
+A config is what the registry YAML files hold (``phylocl/models/model_configs/<name>.yaml``) and what an encoder
+file stores next to its weights; ``EncoderConfig(**config.to_dict())`` rebuilds the same architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from phylocl.data.alphabet import get_alphabet
+
+__all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS"]
+
+BACKBONES = ("gmlp", "transformer")
+POOLINGS = ("mean", "cls")
+HEADS = ("linear", "mlp")
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_rate(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture of a sequence encoder.
+
+    Attributes:
+        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set) or ``"transformer"``.
+        dim: width of the token representations.
+        depth: number of blocks.
+        max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
+            embedded as overlapping windows of ``max_len`` residues, stride ``max_len // 2``.
+        embed_dim: size of the output (L2-normalised) embedding.
+        alphabet: ``"protein"`` or ``"dna"`` (aliases such as ``"rna"`` are resolved to the canonical name).
+        ffn_dim: hidden width of the channel MLP (gMLP: before the split into ``u, v``, so it must be even);
+            ``None`` resolves to ``4 * dim``.
+        heads: attention heads (transformer only); must divide ``dim`` with an even head size (rotary).
+        attn_dim: size of the aMLP tiny attention (gMLP only); ``None`` for plain gMLP.
+        pooling: ``"mean"`` over real tokens or ``"cls"`` (a learned CLS vector is prepended).
+        head: projection head, ``"linear"`` or ``"mlp"`` (Linear, GELU, Linear).
+        dropout: dropout rate on embeddings, block outputs and attention probabilities.
+        drop_path: stochastic-depth rate of the last block (rates grow linearly from 0 at the first block).
+        sgu_init_eps: gMLP spatial weights start as ``U(-eps / n, eps / n)`` (``n`` spatial size), bias 1.
+        rope_base: rotary frequency base (transformer only).
+        name: registry name the config came from (informational).
+    """
+
+    backbone: str
+    dim: int
+    depth: int
+    max_len: int
+    embed_dim: int
+    alphabet: str = "protein"
+    ffn_dim: int | None = None
+    heads: int = 4
+    attn_dim: int | None = None
+    pooling: str = "mean"
+    head: str = "mlp"
+    dropout: float = 0.0
+    drop_path: float = 0.0
+    sgu_init_eps: float = 1e-3
+    rope_base: float = 10000.0
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("head", self.head, HEADS)
+        for key in ("dim", "depth", "max_len", "embed_dim", "heads"):
+            _check_int(key, getattr(self, key), minimum=1)
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        set_("alphabet", get_alphabet(self.alphabet).name)
+        if self.ffn_dim is None:
+            set_("ffn_dim", 4 * self.dim)
+        _check_int("ffn_dim", self.ffn_dim, minimum=1)
+        set_("dropout", _check_rate("dropout", self.dropout))
+        set_("drop_path", _check_rate("drop_path", self.drop_path))
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a string, got {self.name!r}")
+        if self.backbone == "gmlp":
+            if self.ffn_dim % 2:
+                raise ValueError(f"gmlp ffn_dim must be even (split into u and v), got {self.ffn_dim}")
+            if self.attn_dim is not None:
+                _check_int("attn_dim", self.attn_dim, minimum=1)
+            eps = self.sgu_init_eps
+            if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
+                raise ValueError(f"sgu_init_eps must be a number in [0, 1], got {eps!r}")
+            set_("sgu_init_eps", float(eps))
+        else:
+            if self.attn_dim is not None:
+                raise ValueError("attn_dim (aMLP tiny attention) applies to the gmlp backbone only")
+            if self.dim % self.heads or (self.dim // self.heads) % 2:
+                raise ValueError(
+                    f"transformer dim ({self.dim}) must split into {self.heads} heads of even size (rotary)"
+                )
+            base = self.rope_base
+            if isinstance(base, bool) or not isinstance(base, (int, float)) or base <= 1:
+                raise ValueError(f"rope_base must be a number > 1, got {base!r}")
+            set_("rope_base", float(base))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Names of all config keys, sorted."""
+        return sorted(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EncoderConfig":
+        """Build from a plain dict; unknown keys raise ``ValueError`` naming the valid ones."""
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown encoder config key(s) {unknown}; valid keys: {cls.field_names()}")
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> "EncoderConfig":
+        """A copy with ``overrides`` applied (validated; unknown keys raise ``ValueError``)."""
+        return self.from_dict({**self.to_dict(), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{key: int | float | str | None}`` dict (JSON/YAML/``torch.load(weights_only=True)`` safe)."""
+        return dataclasses.asdict(self)
+
+    @property
+    def num_special(self) -> int:
+        """Tokens the encoder adds in front of the residues (1 with CLS pooling, else 0)."""
+        return 1 if self.pooling == "cls" else 0
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style read access, ``config["max_len"]``, for code that treats the config as a mapping."""
+        if key not in self.field_names():
+            raise KeyError(key)
+        return getattr(self, key)
