@@ -1,0 +1,173 @@
+"""The one definition of negatives shared by :class:`~phylocl.losses.infonce.InfoNCE` and
+:class:`~phylocl.losses.flatnce.FlatNCE`.
+
+Two views ``z_a, z_b`` of shape ``(B, D)``; row ``i`` of ``z_a`` and row ``i`` of ``z_b`` are a positive pair.
+Similarities are dot products (the encoders return unit vectors, so these are cosines) divided by the
+temperature: ``s_ij = <a_i, b_j> / temperature`` (``scale = 1 / temperature``).
+
+Negatives are **cross-view only** (CLIP / open_clip style): anchor ``a_i`` is contrasted with ``b_j`` for
+``j != i``; with ``symmetric=True`` anchor ``b_i`` is also contrasted with ``a_j``. Same-view pairs
+(``a_i`` vs ``a_j``, as in SimCLR's NT-Xent) are not used: each direction is one ``B x B`` matrix that can be
+computed in row chunks, and ``InfoNCE(symmetric=True)`` is the familiar CLIP loss. With ``labels``, every
+other row of the anchor's family is masked out: it is neither a positive nor a negative.
+
+Everything both losses need is the per-anchor log-sum-exp of its negatives relative to its positive::
+
+    v_i = logsumexp_{j negative for i} (s_ij - s_ii)          # the positive is NOT inside
+
+from which ``InfoNCE_i = softplus(v_i) = log(1 + sum_j exp(s_ij - s_ii))`` and FlatNCE's surrogate
+``exp(v_i - v_i.detach())`` follow. An anchor with no negative at all (``B = 1``, or every row has the same
+label) has no defined loss: it is skipped (left out of the mean, zero gradient). Because any row with a
+different label is a negative of every anchor, either every anchor has a negative or none has; in the second
+case the loss is ``0`` (still attached to the graph, so ``backward`` works and gives zero gradients).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["NegativeTerms", "negative_terms", "masked_mean", "ContrastiveLoss"]
+
+
+class NegativeTerms(NamedTuple):
+    """Per-anchor terms, all of shape ``(A,)`` with ``A = B`` (one direction) or ``2B`` (symmetric: a then b).
+
+    Attributes:
+        v: ``logsumexp_j (s_ij - s_ii)`` over the anchor's negatives (differentiable; finite everywhere).
+        valid: whether the anchor has at least one negative.
+        gap: ``s_ii - max_j s_ij`` over negatives, in logit units (detached; 0 for invalid anchors).
+    """
+
+    v: torch.Tensor
+    valid: torch.Tensor
+    gap: torch.Tensor
+
+
+def _rows(queries, keys, scale, labels, start: int):
+    """Negative log-sum-exp for anchors ``start .. start + c`` (rows of ``queries``) against all ``keys``."""
+    c = queries.shape[0]
+    s = (queries @ keys.T) * scale  # (c, B)
+    rows = torch.arange(start, start + c, device=s.device)  # (c,) index of each anchor's positive
+    diff = s - s.gather(1, rows[:, None])  # (c, B) s_ij - s_ii
+    cols = torch.arange(keys.shape[0], device=s.device)
+    if labels is None:
+        masked = cols[None, :] == rows[:, None]  # (c, B) only the positive itself
+    else:
+        masked = labels[None, :] == labels[rows][:, None]  # (c, B) positive and its family
+    valid = ~masked.all(dim=1)  # (c,)
+    diff = diff.masked_fill(masked, float("-inf"))
+    # Anchors without a negative would give logsumexp(-inf...) = -inf and NaN gradients: give them a finite
+    # dummy row; callers drop them with torch.where, which sends them a zero gradient.
+    diff = torch.where(valid[:, None], diff, torch.zeros_like(diff))
+    v = torch.logsumexp(diff, dim=1)  # (c,)
+    gap = torch.where(valid, -diff.detach().amax(dim=1), torch.zeros_like(v))  # (c,)
+    return v, valid, gap
+
+
+def _direction(queries, keys, scale, labels, chunk_size):
+    """All anchors of one direction, optionally in row chunks recomputed in backward (flat memory)."""
+    n = queries.shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return _rows(queries, keys, scale, labels, 0)
+    parts = []
+    for start in range(0, n, chunk_size):
+        q = queries[start : start + chunk_size]
+        if torch.is_grad_enabled():
+            # Keeps only (q, keys) for backward and rebuilds the (chunk, B) logits there, so peak memory is
+            # O(chunk * B) instead of O(B * B). No randomness inside, so no RNG bookkeeping is needed.
+            parts.append(checkpoint(_rows, q, keys, scale, labels, start, use_reentrant=False,
+                                    preserve_rng_state=False))
+        else:
+            parts.append(_rows(q, keys, scale, labels, start))
+    return tuple(torch.cat(t) for t in zip(*parts))
+
+
+def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch.Tensor | None = None,
+                   symmetric: bool = True, chunk_size: int | None = None) -> NegativeTerms:
+    """Per-anchor negative log-sum-exp terms of a batch of positive pairs.
+
+    Args:
+        z_a, z_b: ``(B, D)`` embeddings of the two views. Half precision is upcast to float32.
+        scale: ``1 / temperature`` (float or 0-d tensor, which then receives a gradient).
+        labels: optional ``(B,)`` integer family ids; same-label rows are masked out of the negatives.
+        symmetric: also use ``b`` rows as anchors against ``a``.
+        chunk_size: compute the logits ``chunk_size`` anchor rows at a time (same value and gradient).
+
+    Returns:
+        :class:`NegativeTerms` of length ``B`` (or ``2B`` when symmetric, a-anchors first).
+    """
+    if z_a.dim() != 2 or z_a.shape != z_b.shape:
+        raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
+                         f"and {tuple(z_b.shape)}")
+    if labels is not None and (labels.dim() != 1 or labels.shape[0] != z_a.shape[0]):
+        raise ValueError(f"labels must have shape ({z_a.shape[0]},), got {tuple(labels.shape)}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+    dtype = torch.promote_types(z_a.dtype, torch.float32)
+    a, b = z_a.to(dtype), z_b.to(dtype)
+    if labels is not None:
+        labels = labels.to(a.device)
+    terms = [_direction(a, b, scale, labels, chunk_size)]
+    if symmetric:
+        terms.append(_direction(b, a, scale, labels, chunk_size))
+    return NegativeTerms(*(torch.cat(t) for t in zip(*terms)))
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over ``valid`` entries; ``0`` (attached to the graph) when there is none."""
+    total = torch.where(valid, x, torch.zeros_like(x)).sum()
+    return total / valid.sum().clamp(min=1)
+
+
+class ContrastiveLoss(torch.nn.Module):
+    """Shared base: temperature, symmetric option, chunking, and ``last_stats`` for logging.
+
+    Subclasses implement :meth:`row_loss` mapping ``v`` (see module docstring) to per-anchor losses.
+    After each call ``last_stats`` holds detached 0-d tensors (means over anchors that have a negative):
+    ``infonce`` (InfoNCE value), ``temperature``, ``pos_prob`` (softmax probability of the positive) and
+    ``logit_gap`` (positive logit minus the largest negative logit, in logit units = similarity / temperature).
+    """
+
+    def __init__(self, *, temperature: float, symmetric: bool, chunk_size: int | None) -> None:
+        super().__init__()
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+        self.symmetric = bool(symmetric)
+        self.chunk_size = chunk_size
+        self._temperature = float(temperature)
+        self.last_stats: dict[str, torch.Tensor] = {}
+
+    def scale(self):
+        """``1 / temperature`` used in the logits (a float, or a tensor when learnable)."""
+        return 1.0 / self._temperature
+
+    @property
+    def temperature(self) -> float:
+        """The temperature currently in effect."""
+        scale = self.scale()
+        return 1.0 / float(scale.detach() if torch.is_tensor(scale) else scale)
+
+    def row_loss(self, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])`` of shape ``(B, D)``; see module docstring."""
+        scale = self.scale()
+        t = negative_terms(z_a, z_b, scale, labels=labels, symmetric=self.symmetric, chunk_size=self.chunk_size)
+        loss = masked_mean(self.row_loss(t.v), t.valid)
+        with torch.no_grad():  # 0-d tensors: no device sync until a logger reads them
+            v = t.v.detach()
+            self.last_stats = {
+                "infonce": masked_mean(F.softplus(v), t.valid),
+                "temperature": 1.0 / torch.as_tensor(scale, dtype=v.dtype, device=v.device).detach(),
+                "pos_prob": masked_mean(torch.sigmoid(-v), t.valid),  # softmax probability of the positive
+                "logit_gap": masked_mean(t.gap, t.valid),
+            }
+        return loss
