@@ -1,0 +1,138 @@
+"""Input layouts of ortholog families, and the checks every layout shares.
+
+- a directory of FASTA files, one per family (family id = file name without extension), as OrthoFinder writes
+  ``Orthogroup_Sequences/``; Newick trees next to them or in ``trees/`` are picked up;
+- one FASTA file plus a labels TSV (``sequence_id``, ``family_id``, metadata columns), or a directory holding
+  ``sequences.fasta`` + ``labels.tsv`` (trees in its ``trees/`` folder).
+
+OrthoFinder results directories are read by :mod:`phylocl.data.orthofinder`; :func:`phylocl.data.fasta.read_dataset`
+picks the layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from phylocl.data.alphabet import Alphabet, get_alphabet
+from phylocl.data.dataset import OrthologDataset
+from phylocl.data.labels import match_labels, read_labels
+from phylocl.data.records import FastaRecord, MixCheck, clean_letters, detect_kind, parse_fasta
+from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
+from phylocl.errors import InputError
+
+__all__ = ["FASTA_SUFFIXES", "fasta_stem", "resolve_alphabet", "build_dataset", "read_family_dir",
+           "read_fasta_with_labels", "find_pair_files"]
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fna", ".ffn")
+PAIR_FASTA_NAMES = tuple(f"sequences{s}{z}" for s in FASTA_SUFFIXES for z in ("", ".gz"))
+PAIR_LABEL_NAMES = ("labels.tsv", "labels.tsv.gz")
+
+
+def fasta_stem(name: str) -> str | None:
+    """File name without its FASTA suffix (``OG1.fa.gz`` → ``OG1``), or ``None`` if it is not a FASTA name."""
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    for sfx in FASTA_SUFFIXES:
+        if base.lower().endswith(sfx) and len(base) > len(sfx):
+            return base[: -len(sfx)]
+    return None
+
+
+def resolve_alphabet(alphabet: str | Alphabet | None, sequences) -> Alphabet:
+    """``alphabet`` by name (``None``/``"auto"``: detected from ``sequences``), as an :class:`Alphabet`."""
+    if alphabet is None or (isinstance(alphabet, str) and alphabet.lower() == "auto"):
+        return get_alphabet(detect_kind(sequences))
+    try:
+        return get_alphabet(alphabet)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+def build_dataset(
+    records: Sequence[FastaRecord],
+    paths: Sequence[Path],
+    families: Sequence[str],
+    *,
+    alphabet: str | Alphabet | None,
+    metadata: dict[str, list[str]] | None = None,
+    trees: dict[str, Path] | None = None,
+    source: dict,
+) -> OrthologDataset:
+    """Check and clean records read from ``paths`` (one path per record) into an :class:`OrthologDataset`.
+
+    Checks, each an :class:`InputError` with file and line: duplicate ids (both places named), a mix of DNA and
+    protein, letters outside the alphabet, trees lacking leaves for their family's sequences.
+    """
+    first: dict[str, int] = {}
+    mix = MixCheck()
+    for k, (rec, path) in enumerate(zip(records, paths)):
+        j = first.setdefault(rec.id, k)
+        if j != k:
+            raise InputError(f"duplicate sequence id {rec.id!r} (first at {paths[j]}:{records[j].line})",
+                             path=path, line=rec.line)
+        mix.add(rec, path)
+    alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
+    seqs = [clean_letters(r.sequence, alpha, path=p, line=r.line, record_id=r.id) for r, p in zip(records, paths)]
+    ds = OrthologDataset(ids=[r.id for r in records], sequences=seqs, families=list(families), alphabet=alpha,
+                         metadata=metadata or {}, trees=trees or {}, source=source)
+    for fam, tree_path in ds.trees.items():
+        names = [ds.ids[i] for i in ds.family_index[fam]]
+        check_tree_leaves(read_tree(tree_path), names, path=tree_path, family=fam)
+    return ds
+
+
+def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None) -> OrthologDataset:
+    """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``."""
+    files = sorted(p for p in directory.iterdir() if p.is_file() and fasta_stem(p.name) is not None)
+    if not files:
+        subdirs = sorted(p.name for p in directory.iterdir() if p.is_dir() and find_pair_files(p) is not None)
+        hint = f"; its sub-directories {', '.join(subdirs)} are datasets: point at one" if subdirs else ""
+        raise InputError(
+            "no FASTA files (" + " ".join(FASTA_SUFFIXES) + ", optionally .gz), no sequences.fasta + labels.tsv "
+            "and no OrthoFinder results in this directory" + hint, path=directory)
+    family_file: dict[str, Path] = {}
+    records: list[FastaRecord] = []
+    paths: list[Path] = []
+    families: list[str] = []
+    trees: dict[str, Path] = {}
+    for f in files:
+        fam = fasta_stem(f.name)
+        if fam in family_file:
+            raise InputError(f"two files for family {fam!r}: {family_file[fam].name} and {f.name}", path=f)
+        family_file[fam] = f
+        for rec in parse_fasta(f):
+            records.append(rec)
+            paths.append(f)
+            families.append(fam)
+        tree = find_tree(directory, fam, f.name)
+        if tree is not None:
+            trees[fam] = tree
+    return build_dataset(records, paths, families, alphabet=alphabet, trees=trees,
+                         source={"format": "family-fasta-directory", "path": str(directory), "files": len(files)})
+
+
+def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabet | None = None,
+                           tree_dir: Path | None = None, fmt: str = "fasta+labels") -> OrthologDataset:
+    """One FASTA file whose families come from a labels TSV; trees (optional) in ``tree_dir/<family>.nwk``."""
+    table = read_labels(labels)
+    records = list(parse_fasta(fasta))
+    match_labels(table, [r.id for r in records], fasta=fasta)
+    families = [table.family[r.id] for r in records]
+    metadata = {c: [col[r.id] for r in records] for c, col in table.metadata.items()}
+    trees = {}
+    if tree_dir is not None:
+        for fam in dict.fromkeys(families):
+            tree = find_tree(tree_dir, fam)
+            if tree is not None:
+                trees[fam] = tree
+    return build_dataset(records, [fasta] * len(records), families, alphabet=alphabet, metadata=metadata,
+                         trees=trees, source={"format": fmt, "path": str(fasta), "labels": str(labels)})
+
+
+def find_pair_files(directory: Path) -> tuple[Path, Path] | None:
+    """``(sequences.fasta, labels.tsv)`` inside ``directory`` if both exist (FASTA suffix variants and .gz allowed)."""
+    fasta = next((directory / n for n in PAIR_FASTA_NAMES if (directory / n).is_file()), None)
+    labels = next((directory / n for n in PAIR_LABEL_NAMES if (directory / n).is_file()), None)
+    if fasta is None or labels is None:
+        return None
+    return fasta, labels

@@ -1,0 +1,88 @@
+"""Labels tables: a TSV with a header holding ``sequence_id`` and ``family_id``; other columns are metadata.
+
+Every problem is an :class:`~phylocl.errors.InputError` naming the table and the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from phylocl.data.records import open_text
+from phylocl.errors import InputError
+
+__all__ = ["Labels", "read_labels", "match_labels", "REQUIRED_COLUMNS"]
+
+REQUIRED_COLUMNS = ("sequence_id", "family_id")
+
+
+@dataclass
+class Labels:
+    """Rows of a labels table: ``family[id]``, ``metadata[column][id]`` and ``line[id]`` (1-based)."""
+
+    path: Path
+    family: dict[str, str]
+    metadata: dict[str, dict[str, str]]
+    line: dict[str, int]
+
+
+def read_labels(path: str | Path) -> Labels:
+    """Read a labels TSV (tab-separated, header line first; ``.gz`` allowed)."""
+    path = Path(path)
+    with open_text(path) as handle:
+        try:
+            lines = handle.read().splitlines()
+        except UnicodeDecodeError:
+            raise InputError("labels file is not UTF-8 text", path=path) from None
+    header = lines[0].split("\t")
+    header = [h.strip() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"labels table lacks column(s) {', '.join(missing)} (header has: {', '.join(header) or 'nothing'}; "
+            "columns must be tab-separated)", path=path, line=1)
+    if len(set(header)) != len(header):
+        raise InputError("labels table has repeated column names", path=path, line=1)
+    i_id, i_fam = header.index("sequence_id"), header.index("family_id")
+    extra = [(j, c) for j, c in enumerate(header) if j not in (i_id, i_fam)]
+    family: dict[str, str] = {}
+    where: dict[str, int] = {}
+    meta: dict[str, dict[str, str]] = {c: {} for _, c in extra}
+    for n, text in enumerate(lines[1:], 2):
+        if not text.strip():
+            continue
+        cells = text.split("\t")
+        if len(cells) != len(header):
+            raise InputError(f"expected {len(header)} tab-separated columns, found {len(cells)}", path=path, line=n)
+        sid, fam = cells[i_id].strip(), cells[i_fam].strip()
+        if not sid or not fam:
+            raise InputError("empty sequence_id or family_id", path=path, line=n)
+        if sid in family:
+            raise InputError(f"sequence id {sid!r} is listed twice (lines {where[sid]} and {n})", path=path, line=n)
+        family[sid] = fam
+        where[sid] = n
+        for j, c in extra:
+            meta[c][sid] = cells[j].strip()
+    if not family:
+        raise InputError("labels table has a header but no rows", path=path)
+    return Labels(path=path, family=family, metadata=meta, line=where)
+
+
+def match_labels(labels: Labels, ids: Sequence[str], *, fasta: str | Path) -> None:
+    """Raise :class:`InputError` unless the labelled ids are exactly the FASTA ids (saying how many differ)."""
+    id_set = set(ids)
+    not_in_fasta = [i for i in labels.family if i not in id_set]
+    unlabelled = [i for i in ids if i not in labels.family]
+    if not (not_in_fasta or unlabelled):
+        return
+    parts = []
+    if not_in_fasta:
+        eg = ", ".join(repr(i) for i in not_in_fasta[:3])
+        parts.append(f"{len(not_in_fasta)} id(s) in the labels are not in {Path(fasta).name} (e.g. {eg})")
+    if unlabelled:
+        eg = ", ".join(repr(i) for i in unlabelled[:3])
+        parts.append(f"{len(unlabelled)} FASTA id(s) have no label (e.g. {eg})")
+    first = not_in_fasta[0] if not_in_fasta else None
+    raise InputError("labels do not match the FASTA: " + "; ".join(parts), path=labels.path,
+                     line=labels.line[first] if first else None)

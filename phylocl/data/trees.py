@@ -1,0 +1,105 @@
+"""Newick trees per family: finding them next to the data, reading them (Bio.Phylo) and patristic distances.
+
+A family tree's leaves are named by sequence id; extra leaves are allowed (e.g. sequences removed as duplicates),
+but every member of the family must be a leaf.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from Bio import Phylo
+from Bio.Phylo.BaseTree import Tree
+
+from phylocl.errors import InputError
+
+__all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "patristic_matrix", "check_tree_leaves"]
+
+TREE_SUFFIXES = (".nwk", ".newick", ".tree", ".treefile")
+
+
+def find_tree(directory: Path, family: str, filename: str | None = None) -> Path | None:
+    """The Newick file of ``family`` in ``directory`` or ``directory/trees``, or ``None``.
+
+    Candidates, in order: ``<family><suffix>`` then ``<filename><suffix>`` (IQ-TREE writes ``OG1.fa.treefile``),
+    first next to the sequences, then in a ``trees/`` subfolder; suffixes from :data:`TREE_SUFFIXES`.
+    """
+    stems = [family] + ([filename] if filename and filename != family else [])
+    for folder in (directory, directory / "trees"):
+        for stem in stems:
+            for sfx in TREE_SUFFIXES:
+                p = folder / f"{stem}{sfx}"
+                if p.is_file():
+                    return p
+    return None
+
+
+def read_tree(path: str | Path) -> Tree:
+    """Read one Newick tree; :class:`InputError` naming the file if it cannot be parsed."""
+    path = Path(path)
+    try:
+        trees = list(Phylo.parse(str(path), "newick"))
+    except Exception as err:  # Bio.Phylo raises NewickError, ValueError, ... depending on the defect
+        raise InputError(f"not a readable Newick tree ({err})", path=path) from None
+    if not trees:
+        raise InputError("no Newick tree in file", path=path)
+    return trees[0]
+
+
+def check_tree_leaves(tree: Tree, names: Sequence[str], *, path: str | Path, family: str) -> None:
+    """Raise :class:`InputError` if some of ``names`` are not leaves of ``tree`` (or a leaf name repeats)."""
+    counts = Counter(c.name for c in tree.get_terminals())
+    twice = [n for n in names if counts[n] > 1]
+    if twice:
+        raise InputError(f"leaf {twice[0]!r} appears twice in the tree of family {family!r}", path=path)
+    missing = [n for n in names if counts[n] == 0]
+    if missing:
+        raise InputError(
+            f"tree of family {family!r} has no leaf for {len(missing)} of its {len(names)} sequence(s) "
+            f"(e.g. {', '.join(repr(m) for m in missing[:3])}); leaves must be named by sequence id",
+            path=path,
+        )
+
+
+def patristic_matrix(tree: Tree, names: Sequence[str]) -> np.ndarray:
+    """Patristic (path-length) distances between the leaves ``names``, shape ``(n, n)`` float64, zero diagonal.
+
+    One post-order pass: for every internal node, each pair of its child subtrees gets
+    ``d(a, b) = depth(a) + depth(b) - 2 * depth(node)`` in one block assignment (missing branch lengths count 0).
+    Units are those of the tree's branch lengths (substitutions per site for ML trees and for ``simulate``).
+    """
+    pos = {n: i for i, n in enumerate(names)}
+    n = len(names)
+    depth = tree.depths()
+    leaf_depth = np.zeros(n)
+    found = np.zeros(n, dtype=bool)
+    dist = np.zeros((n, n))
+    empty = np.zeros(0, dtype=np.int64)
+    under: dict[int, np.ndarray] = {}
+    for clade in tree.find_clades(order="postorder"):
+        if clade.is_terminal():
+            i = pos.get(clade.name)
+            if i is None or found[i]:
+                under[id(clade)] = empty
+            else:
+                found[i] = True
+                leaf_depth[i] = depth[clade]
+                under[id(clade)] = np.array([i])
+            continue
+        parts = [under.pop(id(c)) for c in clade.clades]
+        h = depth[clade]
+        for a in range(len(parts)):
+            for b in range(a + 1, len(parts)):
+                A, B = parts[a], parts[b]
+                if A.size and B.size:
+                    block = leaf_depth[A][:, None] + leaf_depth[B][None, :] - 2.0 * h  # (|A|, |B|)
+                    dist[np.ix_(A, B)] = block
+                    dist[np.ix_(B, A)] = block.T
+        under[id(clade)] = np.concatenate(parts) if parts else empty
+    if not found.all():
+        missing = [names[i] for i in np.flatnonzero(~found)[:3]]
+        raise ValueError(f"{int((~found).sum())} name(s) are not leaves of the tree, e.g. {missing}")
+    return dist
