@@ -1,0 +1,202 @@
+"""Cached-embedding gradient accumulation (GradCache, Gao et al. 2021, arXiv:2101.06983).
+
+A contrastive loss needs every embedding of the batch at once, but the encoder's activations need only be
+held for a chunk at a time. :func:`cached_backward` splits the step into three named steps:
+
+1. :func:`embed_without_grad` - embed view a then view b chunk by chunk under ``torch.no_grad()``, keeping
+   only the ``(n, D)`` embeddings and the RNG state each chunk started from;
+2. :func:`loss_and_cache` - concatenate them into leaf tensors, compute the loss in (at least) fp32 and
+   back-propagate it to the embeddings only: ``dL/dz`` is the cache (learnable loss parameters, such as
+   InfoNCE's temperature, get their gradient here);
+3. :func:`replay` - re-run each chunk with gradients from its recorded RNG state (same dropout masks) and
+   back-propagate the cached gradient through the surrogate ``sum(z_chunk * dL/dz_chunk)``.
+
+Afterwards every parameter's ``.grad`` holds (accumulated on top of what was there, like ``backward``) the
+gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``, with peak activation memory of one chunk.
+The encoder runs twice per chunk (about 1.5x the compute of a plain step with a backward costing 2 forwards).
+Encoders with batch statistics (BatchNorm) would see every chunk twice; phylocl's encoders use LayerNorm.
+
+Under DDP, wrap all but the last :func:`replay` chunk in ``model.no_sync()`` (or reduce gradients yourself)
+so parameters are all-reduced once per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from phylocl.data.tokens import batch_lengths, slice_batch
+
+__all__ = ["RngState", "plan_chunks", "embed_without_grad", "loss_and_cache", "replay", "cached_backward"]
+
+Batch = dict[str, torch.Tensor]
+ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class RngState:
+    """The CPU generator state and that of each CUDA device a chunk touches (like ``torch.utils.checkpoint``)."""
+
+    cpu: torch.Tensor
+    cuda: tuple[tuple[int, torch.Tensor], ...] = ()
+
+    @classmethod
+    def capture(cls, cuda_devices: Sequence[int] = ()) -> "RngState":
+        return cls(torch.get_rng_state(), tuple((d, torch.cuda.get_rng_state(d)) for d in cuda_devices))
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        for device, state in self.cuda:
+            torch.cuda.set_rng_state(state, device)
+
+
+def _cuda_devices(encoder: torch.nn.Module, *batches: Batch) -> list[int]:
+    tensors = [*encoder.parameters(), *encoder.buffers(), *(t for b in batches for t in b.values())]
+    return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+
+
+def plan_chunks(batch: Batch, *, chunk_size: int | None, token_budget: int | None = None) -> list[slice]:
+    """Consecutive row ranges covering ``batch``: at most ``chunk_size`` rows, and at most ``token_budget``
+    padded tokens (rows x longest real length in the chunk). A single row over the budget is its own chunk.
+    """
+    n = batch["input_ids"].shape[0]
+    if token_budget is None:
+        step = n if chunk_size is None else chunk_size
+        return [slice(s, min(s + step, n)) for s in range(0, n, step)]
+    lengths = batch_lengths(batch).tolist()
+    limit = n if chunk_size is None else chunk_size
+    out, start, longest = [], 0, 0
+    for i, length in enumerate(lengths):
+        wider = max(longest, length)
+        if i > start and ((i - start + 1) * wider > token_budget or i - start >= limit):
+            out.append(slice(start, i))
+            start, wider = i, length
+        longest = wider
+    out.append(slice(start, n))
+    return out
+
+
+def _chunk_batches(batch: Batch, chunks: list[slice]) -> list[Batch]:
+    if len(chunks) == 1:
+        return [batch]  # the whole batch as given: the plain call's shapes, hence its random draws
+    return [slice_batch(batch, s) for s in chunks]
+
+
+def _autocast(device_type: str, dtype: torch.dtype | None):
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def embed_without_grad(encoder, chunks: list[Batch], *, cuda_devices: Sequence[int] = (), device_type: str = "cpu",
+                       autocast: torch.dtype | None = None) -> tuple[list[torch.Tensor], list[RngState]]:
+    """Step 1: embeddings ``(n_k, D)`` of every chunk, in order, and the RNG state each chunk started from."""
+    parts, states = [], []
+    with torch.no_grad():
+        for batch in chunks:
+            states.append(RngState.capture(cuda_devices))
+            with _autocast(device_type, autocast):
+                parts.append(encoder(batch))
+    return parts, states
+
+
+def loss_and_cache(loss_fn, parts_a: list[torch.Tensor], parts_b: list[torch.Tensor], labels=None, *,
+                   scaler=None, device_type: str = "cpu") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Step 2: the loss on the concatenated embeddings (fp32 or wider, autocast off) and ``dL/dz`` per chunk.
+
+    With a ``GradScaler`` the cached gradients (and those of the loss's own parameters) are scaled by
+    ``scaler.scale``, exactly as ``scaler.scale(loss).backward()`` would scale them. Returns
+    ``(loss detached, grads of a-chunks, grads of b-chunks)``.
+    """
+    dtype = torch.promote_types(parts_a[0].dtype, torch.float32)
+    z_a = torch.cat(parts_a).to(dtype).requires_grad_()  # (B, D) leaf
+    z_b = torch.cat(parts_b).to(dtype).requires_grad_()  # (B, D) leaf
+    with torch.autocast(device_type=device_type, enabled=False):
+        loss = loss_fn(z_a, z_b, labels)
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    sizes_a, sizes_b = [p.shape[0] for p in parts_a], [p.shape[0] for p in parts_b]
+    return loss.detach(), list(z_a.grad.split(sizes_a)), list(z_b.grad.split(sizes_b))
+
+
+def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list[RngState] | None, *,
+           device_type: str = "cpu", autocast: torch.dtype | None = None, cached: list[torch.Tensor] | None = None,
+           view: str = "a", hook: ReplayHook | None = None) -> None:
+    """Step 3: re-embed each chunk with gradients (from ``states[k]`` unless ``None``) and back-propagate
+    ``grads[k]`` through ``sum(z_k * grads[k])`` computed in fp32. ``hook(view, k, cached[k], z_k)`` is called
+    with the first-pass and replayed embeddings (debugging: with restored RNG they are bitwise equal).
+    """
+    for k, (batch, grad) in enumerate(zip(chunks, grads)):
+        if states is not None:
+            states[k].restore()
+        with _autocast(device_type, autocast):
+            z = encoder(batch)  # (n_k, D)
+        if hook is not None:
+            hook(view, k, None if cached is None else cached[k], z.detach())
+        surrogate = (z.to(grad.dtype) * grad).sum()
+        surrogate.backward()
+
+
+def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size: int | None,
+                    labels: torch.Tensor | None = None, *, token_budget: int | None = None, scaler=None,
+                    autocast: torch.dtype | None = None, replay_rng: bool = True,
+                    replay_hook: ReplayHook | None = None) -> torch.Tensor:
+    """Accumulate into ``.grad`` the gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``,
+    holding activations for one chunk at a time.
+
+    Args:
+        encoder: called as ``encoder(batch) -> (n, D)`` on token batches ``{"input_ids", "attention_mask"}``.
+        batch_a, batch_b: token batches of the two views, ``B`` rows each (row i of a and b are a pair).
+        loss_fn: called as ``loss_fn(z_a, z_b, labels)`` on ``(B, D)`` embeddings; returns a scalar.
+        chunk_size: most rows per encoder call (``None``: no row limit).
+        labels: optional ``(B,)`` family ids handed to ``loss_fn``.
+        token_budget: most padded tokens (rows x longest real length) per encoder call; chunks are trimmed to
+            their longest row with :func:`~phylocl.data.tokens.slice_batch`.
+        scaler: optional ``torch.amp.GradScaler``; gradients come out scaled as with ``scaler.scale(loss)``.
+        autocast: dtype to run the encoder under ``torch.autocast`` (e.g. ``torch.bfloat16``); the loss and
+            the surrogate products are always computed in fp32.
+        replay_rng: replay each chunk from its recorded RNG state (same dropout masks as the first pass).
+            Turning it off gives a different, wrong gradient whenever the encoder draws random numbers.
+        replay_hook: debugging callback ``hook(view, chunk_index, first_pass_z, replayed_z)``.
+
+    Returns:
+        The loss value (detached scalar, unscaled).
+
+    With one chunk per view the random draws are exactly those of the plain call, and afterwards the global RNG
+    is where the plain call leaves it (it is restored to the end of the first pass after replaying).
+    """
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
+                                     or token_budget < 1):
+        raise ValueError(f"token_budget must be an int >= 1 or None, got {token_budget!r}")
+    n = batch_a["input_ids"].shape[0]
+    if n == 0 or batch_b["input_ids"].shape[0] != n:
+        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and "
+                         f"{batch_b['input_ids'].shape[0]}")
+    if labels is not None and tuple(labels.shape) != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+
+    param = next(iter(encoder.parameters()), None)
+    device_type = (param if param is not None else batch_a["input_ids"]).device.type
+    devices = _cuda_devices(encoder, batch_a, batch_b)
+    views = {}
+    for name, batch in (("a", batch_a), ("b", batch_b)):
+        views[name] = _chunk_batches(batch, plan_chunks(batch, chunk_size=chunk_size, token_budget=token_budget))
+
+    parts_a, states_a = embed_without_grad(encoder, views["a"], cuda_devices=devices, device_type=device_type,
+                                           autocast=autocast)
+    parts_b, states_b = embed_without_grad(encoder, views["b"], cuda_devices=devices, device_type=device_type,
+                                           autocast=autocast)
+    end_of_first_pass = RngState.capture(devices)
+    loss, grads_a, grads_b = loss_and_cache(loss_fn, parts_a, parts_b, labels, scaler=scaler,
+                                            device_type=device_type)
+    try:
+        for name, chunks, grads, states, parts in (("a", views["a"], grads_a, states_a, parts_a),
+                                                   ("b", views["b"], grads_b, states_b, parts_b)):
+            replay(encoder, chunks, grads, states if replay_rng else None, device_type=device_type,
+                   autocast=autocast, cached=parts, view=name, hook=replay_hook)
+    finally:
+        if replay_rng:
+            end_of_first_pass.restore()
+    return loss
