@@ -1,0 +1,31 @@
+"""Shared helpers for the encoder tests: every registered config, shrunk so each test takes well under a second."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from phylocl.models.registry import build_encoder, get_config, list_models
+
+PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
+MODELS = list_models()
+
+
+def fast_overrides(name: str) -> dict:
+    """Small widths for any registered config; backbone, pooling, head and aMLP-ness stay as registered."""
+    cfg = get_config(name)
+    out = {"dim": 32, "depth": 2, "ffn_dim": 64, "embed_dim": 16, "max_len": 32, "dropout": 0.0, "drop_path": 0.0}
+    if cfg.backbone == "transformer":
+        out["heads"] = 2
+    if cfg.attn_dim is not None:
+        out["attn_dim"] = 16
+    return out
+
+
+def make_encoder(name: str, seed: int = 0, **extra) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_encoder(name, **{**fast_overrides(name), **extra})
+
+
+def random_protein(length: int, rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list(PROTEIN), size=length))
