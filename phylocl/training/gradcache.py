@@ -16,8 +16,10 @@ gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``, with peak a
 The encoder runs twice per chunk (about 1.5x the compute of a plain step with a backward costing 2 forwards).
 Encoders with batch statistics (BatchNorm) would see every chunk twice; phylocl's encoders use LayerNorm.
 
-Under DDP, wrap all but the last :func:`replay` chunk in ``model.no_sync()`` (or reduce gradients yourself)
-so parameters are all-reduced once per step.
+Under DDP pass the ``DistributedDataParallel`` module as the encoder and gather inside ``loss_fn`` (see
+:mod:`phylocl.training.distributed`): every replay but the very last runs under ``no_sync()``, so gradients are
+all-reduced once per step and ranks may have different numbers of chunks. Build DDP with
+``broadcast_buffers=False`` if the encoder has buffers, since each forward would otherwise be a collective.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from phylocl.data.tokens import batch_lengths, slice_batch
 
@@ -121,20 +124,24 @@ def loss_and_cache(loss_fn, parts_a: list[torch.Tensor], parts_b: list[torch.Ten
 
 def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list[RngState] | None, *,
            device_type: str = "cpu", autocast: torch.dtype | None = None, cached: list[torch.Tensor] | None = None,
-           view: str = "a", hook: ReplayHook | None = None) -> None:
+           view: str = "a", hook: ReplayHook | None = None, sync_last: bool = True) -> None:
     """Step 3: re-embed each chunk with gradients (from ``states[k]`` unless ``None``) and back-propagate
     ``grads[k]`` through ``sum(z_k * grads[k])`` computed in fp32. ``hook(view, k, cached[k], z_k)`` is called
     with the first-pass and replayed embeddings (debugging: with restored RNG they are bitwise equal).
+    For a DDP ``encoder`` all chunks run under ``encoder.no_sync()`` except the last one when ``sync_last``.
     """
+    ddp = isinstance(encoder, DistributedDataParallel)
     for k, (batch, grad) in enumerate(zip(chunks, grads)):
-        if states is not None:
-            states[k].restore()
-        with _autocast(device_type, autocast):
-            z = encoder(batch)  # (n_k, D)
-        if hook is not None:
-            hook(view, k, None if cached is None else cached[k], z.detach())
-        surrogate = (z.to(grad.dtype) * grad).sum()
-        surrogate.backward()
+        sync = not ddp or (sync_last and k == len(chunks) - 1)
+        with contextlib.nullcontext() if sync else encoder.no_sync():
+            if states is not None:
+                states[k].restore()
+            with _autocast(device_type, autocast):
+                z = encoder(batch)  # (n_k, D)
+            if hook is not None:
+                hook(view, k, None if cached is None else cached[k], z.detach())
+            surrogate = (z.to(grad.dtype) * grad).sum()
+            surrogate.backward()
 
 
 def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size: int | None,
@@ -195,7 +202,7 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
         for name, chunks, grads, states, parts in (("a", views["a"], grads_a, states_a, parts_a),
                                                    ("b", views["b"], grads_b, states_b, parts_b)):
             replay(encoder, chunks, grads, states if replay_rng else None, device_type=device_type,
-                   autocast=autocast, cached=parts, view=name, hook=replay_hook)
+                   autocast=autocast, cached=parts, view=name, hook=replay_hook, sync_last=name == "b")
     finally:
         if replay_rng:
             end_of_first_pass.restore()
