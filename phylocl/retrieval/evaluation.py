@@ -1,0 +1,95 @@
+"""All-against-all family retrieval on a labelled embedding set: index, search (self excluded), score.
+
+This is what ``phylocl evaluate`` and the training validation callback call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from phylocl.retrieval.hits import hits_from_search
+from phylocl.retrieval.index import build_index, drop_self_hits
+from phylocl.retrieval.metrics import check_ks, score_hits
+
+__all__ = ["evaluate_embeddings"]
+
+
+def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
+                        decoy_embeddings=None, ks: Sequence[int] = (1, 10, 50),
+                        group_labels: Sequence[str] | None = None, index_kind: str = "flat",
+                        max_depth: int = 2048, batch_size: int = 4096, per_query: bool = False) -> dict:
+    """Every labelled sequence queries the labelled set plus decoys; hits are scored by :func:`score_hits`.
+
+    Args:
+        embeddings: ``(N, D)`` float array (numpy, or a CPU tensor), one row per labelled sequence.
+        labels: ``N`` family labels.
+        ids: ``N`` unique sequence ids, echoed in ``per_query`` rows (default ``"0"``, ``"1"``, ...).
+        decoy_embeddings: ``(M, D)`` unlabelled rows added to the database; a hit on one is a false positive.
+        ks: cut-offs for ``recall@k``.
+        group_labels: ``N`` coarser labels (superfamily, fold, ...): a hit is relevant when its group equals the
+            query's group; ``per_family`` rows are still one per family and carry their group.
+        index_kind: ``flat`` (exact, the default) or an approximate kind for very large sets.
+        max_depth: most hits searched per query; lists are ``max(max(ks), largest R)`` deep up to this cap
+            (a warning says when the cap truncates, which lowers ``map_r`` / recall for the largest families).
+        per_query: add ``per_query``, one row per labelled sequence: ``{"id", "family", "r", metrics...}``.
+
+    Returns:
+        :func:`~phylocl.retrieval.metrics.score_hits`'s dict plus ``n_decoys``, ``depth`` and ``index_kind``.
+
+    Example::
+
+        m = evaluate_embeddings(x, families, ks=(1, 10))
+        m["top1"], m["recall@10"], m["map_r"], m["auc1"]
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    labels = [str(s) for s in labels]
+    if x.ndim != 2 or len(labels) != len(x):
+        raise ValueError(f"need (N, D) embeddings with N labels, got {x.shape} and {len(labels)} labels")
+    if group_labels is not None and len(group_labels) != len(x):
+        raise ValueError(f"{len(group_labels)} group labels for {len(x)} embeddings")
+    ks = check_ks(ks)
+    ids = [str(i) for i in range(len(x))] if ids is None else [str(i) for i in ids]
+    if len(ids) != len(x) or len(set(ids)) != len(ids):
+        raise ValueError(f"ids must be {len(x)} unique strings")
+    if max_depth < 1:
+        raise ValueError(f"max_depth must be >= 1, got {max_depth}")
+    n = len(x)
+    db = x
+    if decoy_embeddings is not None:
+        decoys = np.asarray(decoy_embeddings, dtype=np.float32)
+        if decoys.ndim != 2 or decoys.shape[1] != x.shape[1]:
+            raise ValueError(f"decoys must be (M, {x.shape[1]}), got {decoys.shape}")
+        db = np.concatenate([x, decoys])
+    n_decoys = len(db) - n
+    rel_labels = labels if group_labels is None else [str(g) for g in group_labels]
+    largest_r = int(np.unique(rel_labels, return_counts=True)[1].max()) - 1 if n else 0
+    wanted = max(ks[-1], largest_r)
+    depth = max(1, min(wanted, max_depth, len(db) - 1))
+    if wanted > depth and depth == max_depth:
+        warnings.warn(f"hit lists capped at max_depth={max_depth} (the largest group has {largest_r} other "
+                      "members); map_r and recall of the largest groups are lower bounds", stacklevel=2)
+
+    index = build_index(db, kind=index_kind)
+    self_rows = np.arange(n)
+    scores = np.empty((n, depth), dtype=np.float32)
+    rows = np.empty((n, depth), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        s, i = index.search(x[start:stop], depth + 1, batch_size=batch_size)  # (b, depth + 1)
+        scores[start:stop], rows[start:stop] = drop_self_hits(s, i, self_rows[start:stop], depth)
+    hits = hits_from_search(scores, rows)
+    db_labels = list(rel_labels) + [None] * n_decoys
+    out = score_hits(hits, rel_labels, db_labels, ks=ks, report_labels=labels if group_labels is not None else None,
+                     per_query=per_query)
+    if per_query:
+        for row in out["per_query"]:
+            row["id"] = ids[row.pop("query")]
+    if group_labels is not None:
+        group_of = dict(zip(labels, rel_labels))
+        for row in out["per_family"]:
+            row["group"] = group_of[row["family"]]
+    out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
+    return out

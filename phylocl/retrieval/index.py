@@ -1,0 +1,277 @@
+"""FAISS indexes over unit vectors: build, search in batches, drop self hits.
+
+Every index scores by inner product on L2-normalised vectors, i.e. cosine similarity in ``[-1, 1]``, higher is
+better. Vectors (database and queries) are normalised on the way in; zero vectors stay zero and score 0 against
+everything. Kinds and their defaults (see :func:`default_params`; ``N`` database vectors of width ``D``):
+
+``flat``   exact search (``IndexFlatIP``).
+``ivf``    inverted lists (``IndexIVFFlat``): ``nlist = min(4 sqrt(N), N / 39)``, ``nprobe = nlist / 4``.
+``hnsw``   graph (``IndexHNSWFlat``): ``M = 32``, ``efConstruction = 80``, ``efSearch = 256``.
+``ivfpq``  inverted lists of product-quantised codes (``IndexIVFPQ``) re-ranked exactly (``IndexRefineFlat``):
+           IVF defaults, ``pq_m`` = the largest divisor of ``D`` that is ``<= min(64, D / 4)``, 8 bits per code,
+           ``k_factor = 4`` (``k_factor = 0``: no re-ranking, codes only).
+
+IVF kinds need training: with too few vectors (fewer than 78 for ``ivf``, 9,984 for ``ivfpq``) they fall back
+(to ``flat`` / ``ivf``) with a warning; an explicit ``nlist`` above ``N / 39`` is clamped with a warning.
+Persistence and compatibility checks live in :mod:`phylocl.retrieval.index_io`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+__all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
+           "normalize_rows", "INDEX_KINDS"]
+
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
+MIN_POINTS_PER_LIST = 39  # FAISS's own minimum of training points per centroid
+TRAIN_POINTS_PER_LIST = 64  # k-means training sample per list (FAISS would subsample at 256)
+_PARAM_NAMES = {"flat": set(), "ivf": {"nlist", "nprobe"}, "hnsw": {"hnsw_m", "ef_construction", "ef_search"},
+                "ivfpq": {"nlist", "nprobe", "pq_m", "pq_nbits", "k_factor"}}
+
+
+def set_num_threads(n: int) -> None:
+    """Number of OpenMP threads FAISS uses for building and searching."""
+    if int(n) < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    faiss.omp_set_num_threads(int(n))
+
+
+def normalize_rows(x) -> np.ndarray:
+    """``x`` ``(N, D)`` as C-contiguous float32 rows of unit L2 norm (zero rows stay zero); no copy if already so."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array (N, D), got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
+    if np.all((np.abs(norms - 1) < 1e-5) | (norms == 0)):
+        return x
+    if not np.isfinite(norms).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    return x / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+def _largest_divisor(d: int, limit: int) -> int:
+    return max(m for m in range(1, max(1, limit) + 1) if d % m == 0)
+
+
+def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]:
+    """Resolve ``(kind, params)`` for ``n`` vectors of width ``dim``; ``overrides`` replace defaults.
+
+    Returns the kind actually used (after small-``n`` fallbacks) and its complete parameter dict.
+    """
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {list(INDEX_KINDS)}")
+    unknown = set(k for k, v in overrides.items() if v is not None) - _PARAM_NAMES[kind]
+    if unknown:
+        raise ValueError(f"{kind} index does not take {sorted(unknown)}")
+    o = {k: v for k, v in overrides.items() if v is not None}
+    if kind == "ivfpq" and n < MIN_POINTS_PER_LIST * 2 ** o.get("pq_nbits", 8):
+        warnings.warn(f"ivfpq needs >= {MIN_POINTS_PER_LIST * 2 ** o.get('pq_nbits', 8)} vectors to train its "
+                      f"codebooks, got {n}; building an ivf index instead", stacklevel=3)
+        kind, o = "ivf", {k: v for k, v in o.items() if k in _PARAM_NAMES["ivf"]}
+    if kind in ("ivf", "ivfpq"):
+        most = n // MIN_POINTS_PER_LIST
+        if most < 2:
+            warnings.warn(f"ivf needs >= {2 * MIN_POINTS_PER_LIST} vectors to train, got {n}; "
+                          "building a flat index instead", stacklevel=3)
+            return "flat", {}
+        nlist = int(o.get("nlist", min(round(4 * math.sqrt(n)), most)))
+        if nlist > most:
+            warnings.warn(f"nlist={nlist} needs >= {nlist * MIN_POINTS_PER_LIST} vectors; clamped to {most}",
+                          stacklevel=3)
+            nlist = most
+        if nlist < 1:
+            raise ValueError(f"nlist must be >= 1, got {nlist}")
+        params = {"nlist": nlist, "nprobe": max(1, min(nlist, int(o.get("nprobe", math.ceil(nlist / 4)))))}
+        if kind == "ivfpq":
+            params["pq_m"] = int(o.get("pq_m", _largest_divisor(dim, min(64, dim // 4))))
+            params["pq_nbits"] = int(o.get("pq_nbits", 8))
+            params["k_factor"] = int(o.get("k_factor", 4))
+            if dim % params["pq_m"]:
+                raise ValueError(f"pq_m={params['pq_m']} must divide the dimension {dim}")
+            if not 1 <= params["pq_nbits"] <= 16 or params["k_factor"] < 0:
+                raise ValueError("pq_nbits must be in 1..16 and k_factor >= 0")
+        return kind, params
+    if kind == "hnsw":
+        params = {"hnsw_m": int(o.get("hnsw_m", 32)), "ef_construction": int(o.get("ef_construction", 80)),
+                  "ef_search": int(o.get("ef_search", 256))}
+        if min(params.values()) < 1:
+            raise ValueError(f"hnsw parameters must be >= 1, got {params}")
+        return kind, params
+    return kind, {}
+
+
+def _new_index(kind: str, dim: int, p: dict) -> faiss.Index:
+    ip = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, p["hnsw_m"], ip)
+        index.hnsw.efConstruction = p["ef_construction"]
+        return index
+    quantizer = faiss.IndexFlatIP(dim)
+    if kind == "ivf":
+        index = faiss.IndexIVFFlat(quantizer, dim, p["nlist"], ip)
+    else:
+        index = faiss.IndexIVFPQ(quantizer, dim, p["nlist"], p["pq_m"], p["pq_nbits"], ip)
+    index.own_fields = True  # C++ owns the sub-indexes, so they live exactly as long as the outer index
+    quantizer.this.disown()
+    if kind == "ivfpq" and p["k_factor"] > 0:
+        refine = faiss.IndexRefineFlat(index)
+        refine.own_fields = True
+        index.this.disown()
+        return refine
+    return index
+
+
+def apply_search_params(index: faiss.Index, params: dict) -> None:
+    """Set the search-time knobs (``nprobe``, ``ef_search``, ``k_factor``) from ``params`` on a FAISS index."""
+    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    if isinstance(index, faiss.IndexRefine):
+        index.k_factor = float(params["k_factor"])
+    if "nprobe" in params:
+        faiss.extract_index_ivf(base).nprobe = int(params["nprobe"])
+    if "ef_search" in params:
+        base.hnsw.efSearch = int(params["ef_search"])
+
+
+def drop_self_hits(scores: np.ndarray, indices: np.ndarray, self_positions, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each query's own database row from its hits and keep the first ``k``.
+
+    Args:
+        scores, indices: ``(Q, K)`` search results with ``K >= k`` (search ``k + 1`` to lose nothing).
+        self_positions: ``(Q,)`` database row of each query, ``-1`` where the query is not in the database.
+
+    Returns ``(scores, indices)`` of shape ``(Q, k)``, rank order kept.
+    """
+    self_positions = np.asarray(self_positions, dtype=np.int64)[:, None]  # (Q, 1)
+    is_self = (indices == self_positions) & (self_positions >= 0)  # (Q, K)
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]  # non-self hits first, rank order kept
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
+
+
+class RetrievalIndex:
+    """A FAISS index plus the ids, labels and model description of its rows.
+
+    Args:
+        index: a trained, filled FAISS index (inner product).
+        kind: one of :data:`INDEX_KINDS`.
+        params: the resolved parameters (see :func:`default_params`).
+        ids: ``ntotal`` unique row ids; labels: ``ntotal`` labels or ``None``; model: embedder description.
+    """
+
+    def __init__(self, *, index: faiss.Index, kind: str, params: dict, ids: Sequence[str],
+                 labels: Sequence[str] | None = None, model: dict | None = None) -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"unknown index kind {kind!r}")
+        if len(ids) != index.ntotal or (labels is not None and len(labels) != index.ntotal):
+            raise ValueError(f"{len(ids)} ids / labels for an index of {index.ntotal} vectors")
+        self.index, self.kind, self.params = index, kind, dict(params)
+        self.ids = [str(i) for i in ids]
+        self.labels = None if labels is None else [str(s) for s in labels]
+        self.model = dict(model or {})
+        self._row = {i: r for r, i in enumerate(self.ids)}
+        if len(self._row) != len(self.ids):
+            raise ValueError("row ids must be unique")
+        apply_search_params(index, self.params)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        """Row of each id, ``-1`` for ids not in the index. ``(len(ids),)`` int64."""
+        return np.array([self._row.get(str(i), -1) for i in ids], dtype=np.int64)
+
+    def set_search_params(self, **params) -> None:
+        """Change ``nprobe`` / ``ef_search`` / ``k_factor`` (only those the kind has) for later searches."""
+        bad = set(params) - (_PARAM_NAMES[self.kind] & {"nprobe", "ef_search", "k_factor"})
+        if bad:
+            raise ValueError(f"{self.kind} index has no search parameter(s) {sorted(bad)}")
+        if self.kind == "ivfpq" and "k_factor" in params and (params["k_factor"] > 0) != (self.params["k_factor"] > 0):
+            raise ValueError("k_factor can change but not be switched on or off after building")
+        self.params.update({k: int(v) for k, v in params.items()})
+        apply_search_params(self.index, self.params)
+
+    def search(self, queries, k: int, *, batch_size: int = 4096,
+               exclude_ids: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best rows for each query.
+
+        Args:
+            queries: ``(Q, D)`` float array (normalised here).
+            k: hits per query, ``>= 1``.
+            batch_size: queries per FAISS call.
+            exclude_ids: ``Q`` query ids; a hit on the row with the query's own id is dropped (``k + 1`` are
+                searched, so ``k`` remain).
+
+        Returns:
+            ``scores`` ``(Q, k)`` float32 cosine similarities, best first, and ``indices`` ``(Q, k)`` int64 rows;
+            when fewer than ``k`` rows are found the tail holds ``-inf`` / ``-1``.
+        """
+        if k < 1 or batch_size < 1:
+            raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+        q = normalize_rows(queries)  # (Q, D)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries have dimension {q.shape[1]}, the index has {self.dim}")
+        self_pos = None
+        if exclude_ids is not None:
+            if len(exclude_ids) != len(q):
+                raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(q)} queries")
+            self_pos = self.positions(exclude_ids)
+        depth = k + (self_pos is not None)
+        scores = np.empty((len(q), k), dtype=np.float32)
+        indices = np.empty((len(q), k), dtype=np.int64)
+        for start in range(0, len(q), batch_size):
+            s, i = self.index.search(q[start:start + batch_size], depth)  # (b, depth)
+            if self_pos is not None:
+                s, i = drop_self_hits(s, i, self_pos[start:start + batch_size], k)
+            scores[start:start + len(s)], indices[start:start + len(s)] = s, i
+        scores[indices < 0] = -np.inf
+        return scores, indices
+
+    def save(self, path) -> None:
+        """Write the index bundle (directory) atomically; see :func:`phylocl.retrieval.index_io.save_index`."""
+        from phylocl.retrieval.index_io import save_index
+
+        save_index(self, path)
+
+
+def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = None,
+                labels: Sequence[str] | None = None, model: dict | None = None, seed: int = 0,
+                **params) -> RetrievalIndex:
+    """Build a :class:`RetrievalIndex` over ``embeddings`` ``(N, D)``.
+
+    Args:
+        kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq``.
+        ids: row ids (default ``"0"``, ``"1"``, ...); labels: row labels or ``None``; model: embedder description.
+        seed: seed of the k-means / PQ training and of the training sample.
+        params: overrides of :func:`default_params` (``nlist``, ``nprobe``, ``hnsw_m``, ``ef_construction``,
+            ``ef_search``, ``pq_m``, ``pq_nbits``, ``k_factor``); ``None`` values mean default.
+    """
+    x = normalize_rows(embeddings)  # (N, D)
+    n, dim = x.shape
+    if n == 0:
+        raise ValueError("cannot index zero vectors")
+    kind, p = default_params(kind, n, dim, **params)
+    index = _new_index(kind, dim, p)
+    if not index.is_trained:
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.seed = seed
+        if kind == "ivfpq":
+            faiss.downcast_index(ivf).pq.cp.seed = seed
+        rng = np.random.default_rng(seed)
+        size = min(n, TRAIN_POINTS_PER_LIST * p["nlist"])
+        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
+        index.train(sample)
+    index.add(x)
+    return RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
+                          labels=labels, model=model)

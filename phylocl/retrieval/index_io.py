@@ -1,0 +1,101 @@
+"""Index bundles on disk and the model-compatibility check.
+
+A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.atomic_dir`)::
+
+    <path>/index.faiss   the FAISS index (faiss.write_index)
+    <path>/rows.npz      ids (N,) str and, when known, labels (N,) str
+    <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from phylocl.atomic import atomic_dir
+from phylocl.errors import InputError
+from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+
+__all__ = ["save_index", "load_index", "check_compatible", "FORMAT"]
+
+FORMAT = "phylocl-index/1"
+
+
+def save_index(index: RetrievalIndex, path: str | Path) -> Path:
+    """Write ``index`` as a bundle directory at ``path`` (replacing an existing one only once complete)."""
+    path = Path(path)
+    meta = {"format": FORMAT, "kind": index.kind, "dim": index.dim, "ntotal": index.ntotal,
+            "params": index.params, "model": index.model}
+    with atomic_dir(path) as tmp:
+        faiss.write_index(index.index, str(tmp / "index.faiss"))
+        rows = {"ids": np.array(index.ids, dtype=str)}
+        if index.labels is not None:
+            rows["labels"] = np.array(index.labels, dtype=str)
+        with open(tmp / "rows.npz", "wb") as f:
+            np.savez(f, **rows)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
+    """Read a bundle written by :func:`save_index`.
+
+    Args:
+        mmap: memory-map the FAISS file instead of reading it (flat / IVF kinds; saves RAM for big indexes).
+
+    Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
+        raise InputError(what, path=path)
+    for name in ("meta.json", "rows.npz", "index.faiss"):
+        if not (path / name).is_file():
+            raise InputError(f"incomplete index bundle: {name} is missing", path=path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
+        params, model = dict(meta["params"]), dict(meta.get("model") or {})
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"bad meta.json: {err}", path=path / "meta.json") from None
+    if meta.get("format") != FORMAT or kind not in INDEX_KINDS:
+        raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
+    try:
+        with np.load(path / "rows.npz", allow_pickle=False) as rows:
+            ids = rows["ids"].tolist()
+            labels = rows["labels"].tolist() if "labels" in rows.files else None
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"cannot read row ids: {err}", path=path / "rows.npz") from None
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    try:
+        index = faiss.read_index(str(path / "index.faiss"), flags)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise InputError(f"cannot read FAISS index: {first}", path=path / "index.faiss") from None
+    if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
+                         f"{index.d}, rows.npz has {len(ids)} ids", path=path)
+    return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model)
+
+
+def _describe(model: dict, dim: int) -> str:
+    name = model.get("name", "<unnamed>")
+    return f"model {name} (fingerprint {model.get('fingerprint', 'unknown')}, dim {dim})"
+
+
+def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "searching with") -> None:
+    """Raise :class:`~phylocl.errors.InputError` unless ``model_info`` matches the model the index was built with.
+
+    The dimensions must agree; fingerprints must agree when both sides record one.
+    ``model_info`` is an embedder description (``EmbeddingSet.model``, ``KmerEmbedder.model_info()``, ...).
+    """
+    dim = int(model_info.get("dim", -1))
+    fp_index, fp_query = index.model.get("fingerprint"), model_info.get("fingerprint")
+    if dim != index.dim or (fp_index is not None and fp_query is not None and fp_index != fp_query):
+        raise InputError(
+            f"index was built with {_describe(index.model, index.dim)}, you are {what} "
+            f"{_describe(model_info, dim)}; embed the queries with the index's model or rebuild the index"
+        )

@@ -1,0 +1,135 @@
+"""K-mer count baseline: each sequence becomes the L2-normalised vector of its overlapping k-mer counts.
+
+Only canonical letters take part (20 amino acids or ``A C G T``); a k-mer containing the unknown letter
+(``X`` / ``N``, which ambiguity codes also map to) is skipped. Vectors are dense, ``20^k`` (protein) or ``4^k``
+(DNA) wide, so ``k`` is limited to 3 for protein (8000 dimensions) and 6 for DNA (4096). Inner products between
+these vectors are cosine similarities of k-mer profiles, so they go straight into the same FAISS indexes and
+metrics as learned embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Sequence
+
+import numpy as np
+
+from phylocl.data.alphabet import Alphabet, get_alphabet
+from phylocl.errors import InputError
+
+__all__ = ["KmerEmbedder", "parse_model_spec", "MAX_DIM"]
+
+MAX_DIM = 8192  # widest dense k-mer vector accepted (protein k=3: 8000; DNA k=6: 4096)
+_FIRST_LETTER_ID = 3  # token ids of letters start after <pad>, <cls>, <mask>
+
+
+def parse_model_spec(spec: str) -> tuple[str, int] | None:
+    """``"kmer:3"`` -> ``("kmer", 3)``; any spec not starting with ``kmer`` -> ``None`` (a model name or path).
+
+    Raises :class:`~phylocl.errors.InputError` for a malformed k-mer spec such as ``"kmer"`` or ``"kmer:x"``.
+    """
+    head, sep, tail = str(spec).partition(":")
+    if head.strip().lower() != "kmer":
+        return None
+    if not sep or not tail.strip().isdigit() or int(tail) < 1:
+        raise InputError(f"bad k-mer model spec {spec!r}: write kmer:K with a positive integer K, e.g. kmer:3")
+    return "kmer", int(tail)
+
+
+class KmerEmbedder:
+    """Dense, L2-normalised k-mer count vectors.
+
+    Args:
+        k: k-mer length, ``>= 1``; ``alphabet size ** k`` must not exceed :data:`MAX_DIM`.
+        alphabet: ``"protein"``, ``"dna"`` or an :class:`~phylocl.data.alphabet.Alphabet`.
+
+    Example::
+
+        emb = KmerEmbedder(k=3, alphabet="protein")
+        x = emb.embed(["MKV...", "MRV..."])   # (2, 8000) float32, rows of norm 1
+    """
+
+    def __init__(self, *, k: int, alphabet: str | Alphabet = "protein") -> None:
+        self.alphabet = get_alphabet(alphabet)
+        self.letters = self.alphabet.letters.replace(self.alphabet.unknown, "")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.k = int(k)
+        size = len(self.letters)
+        if size**self.k > MAX_DIM:
+            largest = int(np.floor(np.log(MAX_DIM) / np.log(size)))
+            raise ValueError(
+                f"k={self.k} gives {size**self.k} dimensions for {self.alphabet.name}; dense k-mer vectors are "
+                f"limited to {MAX_DIM} (use k <= {largest} for {self.alphabet.name})"
+            )
+        # token id -> letter code 0..size-1, or -1 for specials / the unknown letter
+        self._code = np.full(_FIRST_LETTER_ID + len(self.alphabet.letters), -1, dtype=np.int64)
+        for i, ch in enumerate(self.alphabet.letters):
+            if ch != self.alphabet.unknown:
+                self._code[_FIRST_LETTER_ID + i] = self.letters.index(ch)
+        self._powers = size ** np.arange(self.k - 1, -1, -1, dtype=np.int64)  # (k,) most significant first
+
+    @property
+    def name(self) -> str:
+        return f"kmer:{self.k}"
+
+    @property
+    def embed_dim(self) -> int:
+        return len(self.letters) ** self.k
+
+    def kmer_index(self, kmer: str) -> int:
+        """Column of ``kmer`` (canonical letters, length ``k``) in the embedding: base-``size`` number."""
+        if len(kmer) != self.k or any(c not in self.letters for c in kmer.upper()):
+            raise ValueError(f"{kmer!r} is not a {self.k}-mer over {self.letters}")
+        return int(sum(self.letters.index(c) * int(p) for c, p in zip(kmer.upper(), self._powers)))
+
+    def fingerprint(self) -> str:
+        """Stable 16-hex-digit id of this embedder's output space (same k and alphabet -> same fingerprint)."""
+        desc = {"kind": "kmer", "k": self.k, "alphabet": self.alphabet.name, "letters": self.letters,
+                "normalize": "l2", "version": 1}
+        return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def model_info(self) -> dict:
+        """The ``model`` record stored with embeddings and indexes."""
+        return {"fingerprint": self.fingerprint(), "name": self.name, "dim": self.embed_dim,
+                "alphabet": self.alphabet.name, "kind": "kmer", "k": self.k}
+
+    def _counts(self, sequences: Sequence[str], offset: int) -> np.ndarray:
+        codes = []
+        for i, seq in enumerate(sequences):
+            try:
+                codes.append(self._code[self.alphabet.encode(seq)])
+            except ValueError as err:
+                raise ValueError(f"sequence {offset + i}: {err}") from None
+            codes.append(np.array([-1]))  # separator: no k-mer spans two sequences
+        cat = np.concatenate(codes)  # (T,) with T = sum(L_i + 1)
+        lengths = np.array([len(c) for c in codes[::2]]) + 1
+        row = np.repeat(np.arange(len(sequences)), lengths)  # (T,) sequence of each position
+        dim = self.embed_dim
+        out = np.zeros((len(sequences), dim), dtype=np.float64)
+        if cat.size < self.k:
+            return out
+        windows = np.lib.stride_tricks.sliding_window_view(cat, self.k)  # (T - k + 1, k)
+        valid = (windows >= 0).all(axis=1)
+        kmers = windows[valid] @ self._powers  # (V,)
+        flat = row[: len(windows)][valid] * dim + kmers
+        out += np.bincount(flat, minlength=len(sequences) * dim).reshape(len(sequences), dim)
+        return out
+
+    def embed(self, sequences: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+        """Embed ``N`` sequences -> ``(N, embed_dim)`` float32 with unit L2 norm per row.
+
+        A sequence without a single valid k-mer (shorter than ``k`` or all ``X``) gets the zero vector.
+        Raises ``ValueError`` naming the sequence index on letters outside the alphabet.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(sequences, str):
+            raise TypeError("embed takes a list of sequences, not a single string")
+        out = np.zeros((len(sequences), self.embed_dim), dtype=np.float32)
+        for start in range(0, len(sequences), batch_size):
+            counts = self._counts(sequences[start:start + batch_size], start)  # (B, dim)
+            norms = np.linalg.norm(counts, axis=1, keepdims=True)
+            out[start:start + len(counts)] = counts / np.where(norms > 0, norms, 1.0)
+        return out
