@@ -174,7 +174,8 @@ class SequenceEncoder(nn.Module):
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if not arrays:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, self.window_stride)]
+        stride = self.window_stride
+        windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, stride)]
         wlen = np.array([min(self.max_len, len(arrays[i]) - s) for i, s in windows])
         order = np.argsort(wlen, kind="stable")
         sums = np.zeros((len(arrays), self.embed_dim), dtype=np.float64)
