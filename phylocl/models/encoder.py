@@ -207,6 +207,15 @@ class SequenceEncoder(nn.Module):
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def model_info(self) -> dict:
+        """The ``model`` record stored with embeddings and indexes (same keys as the k-mer baseline's, plus more).
+
+        ``{"fingerprint", "name", "dim", "alphabet", "kind": "encoder", "backbone", "max_len", "parameters"}``.
+        """
+        c = self.config
+        return {"fingerprint": self.fingerprint(), "name": c.name, "dim": c.embed_dim, "alphabet": c.alphabet,
+                "kind": "encoder", "backbone": c.backbone, "max_len": c.max_len, "parameters": self.num_parameters()}
+
     def save(self, path: str | Path) -> Path:
         """Write config + weights to one file atomically (a directory gets ``encoder.pt`` inside); returns the file.
 

@@ -203,6 +203,13 @@ def test_fingerprint_tracks_weights_and_config():
     assert enc.fingerprint() != fp
 
 
+def test_model_info_record():
+    enc = make_encoder("amlp-small", alphabet="dna")
+    info = enc.model_info()
+    assert info == {"fingerprint": enc.fingerprint(), "name": "amlp-small", "dim": 16, "alphabet": "dna",
+                    "kind": "encoder", "backbone": "gmlp", "max_len": 32, "parameters": enc.num_parameters()}
+
+
 def test_bundled_example_proteins_embed():
     """Real protein lengths from the bundled MIT example set (several beyond max_len)."""
     from Bio import SeqIO
