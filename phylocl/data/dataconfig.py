@@ -1,0 +1,110 @@
+"""DataConfig: every data setting of a training run, validated on construction (no torch, no Lightning here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+__all__ = ["DataConfig"]
+
+
+@dataclass
+class DataConfig:
+    """Data settings (the ``data:`` section of a training config).
+
+    Inputs: ``path`` (+ ``labels`` when it is a FASTA file) and/or ``paths`` (more inputs, each a directory or
+    OrthoFinder result); all are concatenated (clashing family ids prefixed with the input's name) and then split.
+    ``extra_train_paths`` are added to the training set only (after the split; never to val/test). All inputs
+    share one alphabet (``alphabet``: ``None`` = detect, ``"protein"``, ``"dna"``).
+
+    Split: ``fractions`` (train, val, test) of families, ``seed``, optional ``group_column`` (metadata column such
+    as ``fold``: a group never spans two sets) and ``holdout`` (``{"val": [families], "test": [...]}``).
+
+    Pairs: ``pair_strategy`` ``uniform`` | ``distant`` (probability ∝ distance^``alpha``) | ``hardest``;
+    distances from trees or k-mers (``distance``: ``auto`` | ``tree`` | ``kmer``; ``kmer_size``: default 5 protein,
+    11 DNA; ``distance_cache_dir``: optional on-disk cache).
+
+    Views: crop to ``max_len`` residues; ``mask_prob`` / ``substitution_prob`` noise (``blosum_substitutions``
+    for protein).
+
+    Batches: ``batch_size`` families per batch (one pair each), optional ``token_budget`` (max rows x longest
+    view per batch), ``pairs_per_family_per_epoch`` rounds per epoch or a fixed ``steps_per_epoch``,
+    ``drop_last``, ``num_workers``, ``pad_to_multiple_of``. Evaluation batches: ``eval_batch_size`` (default
+    ``batch_size``) over every val/test sequence.
+    """
+
+    path: Optional[str] = None
+    labels: Optional[str] = None
+    paths: list[str] = field(default_factory=list)
+    extra_train_paths: list[str] = field(default_factory=list)
+    alphabet: Optional[str] = None
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    group_column: Optional[str] = None
+    holdout: dict[str, list[str]] = field(default_factory=dict)
+    pair_strategy: Literal["uniform", "distant", "hardest"] = "uniform"
+    alpha: float = 1.0
+    distance: Literal["auto", "tree", "kmer"] = "auto"
+    kmer_size: Optional[int] = None
+    distance_cache_dir: Optional[str] = None
+    max_len: int = 512
+    mask_prob: float = 0.0
+    substitution_prob: float = 0.0
+    blosum_substitutions: bool = True
+    batch_size: int = 64
+    eval_batch_size: Optional[int] = None
+    token_budget: Optional[int] = None
+    pairs_per_family_per_epoch: int = 1
+    steps_per_epoch: Optional[int] = None
+    drop_last: bool = True
+    num_workers: int = 0
+    pad_to_multiple_of: int = 1
+
+    def __post_init__(self) -> None:
+        self.paths = [str(p) for p in self.paths]
+        self.extra_train_paths = [str(p) for p in self.extra_train_paths]
+        if self.path is not None:
+            self.path = str(self.path)
+        if self.labels is not None and self.path is None:
+            raise ValueError("data.labels needs data.path (the FASTA file it labels)")
+        if self.alphabet is not None and self.alphabet.lower() not in ("auto", "protein", "dna"):
+            raise ValueError(f"data.alphabet must be protein, dna or null (auto), got {self.alphabet!r}")
+        fr = tuple(float(f) for f in self.fractions)
+        if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
+            raise ValueError(f"data.fractions must be 3 non-negative numbers summing to 1, got {list(fr)}")
+        self.fractions = fr
+        bad_keys = sorted(set(self.holdout) - {"train", "val", "test"})
+        if bad_keys:
+            raise ValueError(f"data.holdout keys must be train/val/test, got {bad_keys}")
+        if self.pair_strategy not in ("uniform", "distant", "hardest"):
+            raise ValueError(f"data.pair_strategy must be uniform, distant or hardest, got {self.pair_strategy!r}")
+        if self.distance not in ("auto", "tree", "kmer"):
+            raise ValueError(f"data.distance must be auto, tree or kmer, got {self.distance!r}")
+        if not self.alpha >= 0:
+            raise ValueError(f"data.alpha must be >= 0, got {self.alpha}")
+        for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("kmer_size", "eval_batch_size", "steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"data.{name} must be >= 1 or null, got {value}")
+        for name in ("mask_prob", "substitution_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.mask_prob + self.substitution_prob >= 1.0:
+            raise ValueError("data.mask_prob + data.substitution_prob must be < 1")
+        if self.token_budget is not None and self.token_budget < self.max_len:
+            raise ValueError(f"data.token_budget ({self.token_budget}) must be >= data.max_len ({self.max_len}) "
+                             "so that every view fits in a batch")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+    def inputs(self) -> list[tuple[Path, Optional[Path]]]:
+        """``(path, labels)`` of every input to split, ``path`` first; raises ``ValueError`` when there is none."""
+        items = [(Path(self.path), Path(self.labels) if self.labels else None)] if self.path else []
+        items += [(Path(p), None) for p in self.paths]
+        if not items:
+            raise ValueError("no data given: set data.path (or data.paths)")
+        return items

@@ -1,0 +1,146 @@
+"""OrthologDataModule: wiring of reader, split, pair strategy, views, samplers and collation (no logic of its own).
+
+``train_dataloader()`` yields ``{"a": token_batch, "b": token_batch, "labels": (B,)}`` (one pair per family,
+families distinct within a batch and, under DDP, across ranks); ``val_dataloader()`` / ``test_dataloader()`` yield
+``{"tokens": token_batch, "labels": (B,), "index": (B,)}`` over every sequence of the val/test families
+(deterministic crop, length-sorted), where ``index`` points into ``dm.val_set`` / ``dm.test_set``.
+
+With several processes, build the Trainer with ``use_distributed_sampler=False``: the batch sampler slices batches
+per rank itself (from ``trainer.world_size`` / ``trainer.global_rank``).
+"""
+
+from __future__ import annotations
+
+import random
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from phylocl.data.collate import PairCollator, SequenceCollator
+from phylocl.data.dataconfig import DataConfig
+from phylocl.data.dataset import OrthologDataset, concat_datasets
+from phylocl.data.distances import FamilyDistances
+from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
+from phylocl.data.fasta import read_datasets
+from phylocl.data.pairs import get_pair_strategy
+from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
+from phylocl.data.splits import split_families
+from phylocl.data.views import SequenceView
+from phylocl.errors import InputError
+
+__all__ = ["DataConfig", "OrthologDataModule", "seed_worker"]
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed numpy and ``random`` in each worker from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class OrthologDataModule(L.LightningDataModule):
+    """Reads and splits the data once (:meth:`setup`), then serves pair batches and evaluation batches.
+
+    Attributes after ``setup()``: ``train_set``, ``val_set``, ``test_set`` (:class:`OrthologDataset`),
+    ``alphabet``, ``labels`` (family → int, shared by all splits), ``distances`` (when the pair strategy needs
+    them; precomputed for the training families so workers inherit them).
+    """
+
+    def __init__(self, *, config: DataConfig) -> None:
+        super().__init__()
+        if not isinstance(config, DataConfig):
+            raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+        self.config = config
+        self.train_set: OrthologDataset | None = None
+        self.val_set: OrthologDataset | None = None
+        self.test_set: OrthologDataset | None = None
+        self.alphabet = None
+        self.labels: dict[str, int] = {}
+        self.distances: FamilyDistances | None = None
+        self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        c = self.config
+        try:
+            inputs = c.inputs()
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        full = read_datasets([p for p, _ in inputs], labels=[lab for _, lab in inputs], alphabet=c.alphabet)
+        splits = split_families(full, fractions=c.fractions, seed=c.seed, group_column=c.group_column,
+                                holdout=c.holdout)
+        train = splits["train"]
+        if c.extra_train_paths:
+            extra = read_datasets(c.extra_train_paths, alphabet=c.alphabet or full.alphabet.name)
+            held = set(splits["val"].family_names) | set(splits["test"].family_names)
+            leak = [f for f in extra.family_names if f in held]
+            if leak:
+                raise InputError(f"extra training data holds {len(leak)} families of the val/test sets "
+                                 f"(e.g. {', '.join(leak[:3])}); remove them or change the split")
+            train = concat_datasets([train, extra], ["train", "extra"])
+        self.train_set, self.val_set, self.test_set = train, splits["val"], splits["test"]
+        self.alphabet = full.alphabet
+        self.labels = family_label_map(train, splits["val"], splits["test"])
+        if self.strategy.needs_distances:
+            self.distances = FamilyDistances(dataset=train, method=c.distance, k=c.kmer_size, seed=c.seed,
+                                             cache_dir=c.distance_cache_dir)
+            self.distances.precompute()
+
+    def _view(self) -> SequenceView:
+        c = self.config
+        return SequenceView(alphabet=self.alphabet, max_len=c.max_len, mask_prob=c.mask_prob,
+                            substitution_prob=c.substitution_prob, blosum=c.blosum_substitutions)
+
+    def _loader_kwargs(self) -> dict:
+        c = self.config
+        return dict(num_workers=c.num_workers, worker_init_fn=seed_worker if c.num_workers else None,
+                    generator=torch.Generator().manual_seed(c.seed), persistent_workers=False)
+
+    def _require_setup(self) -> None:
+        if self.train_set is None:
+            raise RuntimeError("call setup() first")
+
+    def train_pairs(self) -> FamilyPairDataset:
+        """The training pair dataset (one item per training family with >= 2 members)."""
+        self._require_setup()
+        pairs = FamilyPairDataset(dataset=self.train_set, strategy=self.strategy, view=self._view(),
+                                  labels=self.labels, distances=self.distances, seed=self.config.seed)
+        if len(pairs) == 0:
+            raise InputError("no training family has two or more sequences: nothing to pair")
+        return pairs
+
+    def train_dataloader(self) -> DataLoader:
+        c = self.config
+        pairs = self.train_pairs()
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = FamilyBatchSampler(
+            num_families=len(pairs), batch_size=c.batch_size, token_budget=c.token_budget,
+            lengths=pairs.family_lengths() if c.token_budget else None, shuffle=True, drop_last=c.drop_last,
+            rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch, seed=c.seed,
+            num_replicas=replicas, rank=rank)
+        return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
+                          **self._loader_kwargs())
+
+    def eval_dataloader(self, dataset: OrthologDataset) -> DataLoader | list:
+        """Length-sorted batches over every sequence of ``dataset`` (``[]`` when it is empty)."""
+        self._require_setup()
+        if len(dataset) == 0:
+            return []
+        c = self.config
+        seqs = SequenceDataset(dataset=dataset, view=self._view(), labels=self.labels)
+        sampler = LengthSortedBatchSampler(lengths=seqs.lengths(), batch_size=c.eval_batch_size or c.batch_size,
+                                           token_budget=c.token_budget)
+        return DataLoader(seqs, batch_sampler=sampler, collate_fn=SequenceCollator(c.pad_to_multiple_of),
+                          **self._loader_kwargs())
+
+    def val_dataloader(self) -> DataLoader | list:
+        self._require_setup()
+        return self.eval_dataloader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader | list:
+        self._require_setup()
+        return self.eval_dataloader(self.test_set)
