@@ -26,6 +26,29 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from phylocl.data.fasta import read_dataset
+    from phylocl.data.inspect import format_summary
+
+    summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet).summary()
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+
+    try:
+        params = SimulationParams(families=args.families, members=args.members, length=args.length,
+                                  alphabet=args.alphabet, seed=args.seed, rate=args.rate,
+                                  indel_rate=args.indel_rate, kappa=args.kappa)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    out = write_simulation(simulate_families(params), args.output, params=params, overwrite=args.overwrite)
+    print(f"wrote {params.families} families x {params.members} {params.alphabet} sequences to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from phylocl import __version__
 
@@ -40,6 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered encoder configurations")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")
+    p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, or FASTA-per-family folder")
+    p.add_argument("--labels", help="labels TSV (sequence_id, family_id, ...) for a FASTA file")
+    p.add_argument("--alphabet", choices=["protein", "dna"], help="default: detected")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees")
+    p.add_argument("--families", type=int, required=True, help="number of families")
+    p.add_argument("--members", type=int, required=True, help="sequences per family (>= 2)")
+    p.add_argument("--length", type=int, required=True, help="root sequence length (residues)")
+    p.add_argument("--alphabet", choices=["protein", "dna"], default="protein")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=float, default=0.5, help="root-to-leaf substitutions per site (default 0.5)")
+    p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
+    p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
+    p.set_defaults(func=_cmd_simulate)
 
     return parser
 

@@ -66,7 +66,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
         return read_fasta_with_labels(*pair, alphabet=alphabet, tree_dir=path if has_trees else None,
-                                      fmt="dataset-directory")
+                                      directory=path)
     return read_family_dir(path, alphabet=alphabet)
 
 

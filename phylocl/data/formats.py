@@ -112,8 +112,11 @@ def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None) 
 
 
 def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabet | None = None,
-                           tree_dir: Path | None = None, fmt: str = "fasta+labels") -> OrthologDataset:
-    """One FASTA file whose families come from a labels TSV; trees (optional) in ``tree_dir/<family>.nwk``."""
+                           tree_dir: Path | None = None, directory: Path | None = None) -> OrthologDataset:
+    """One FASTA file whose families come from a labels TSV; trees (optional) in ``tree_dir/<family>.nwk``.
+
+    ``directory``: the dataset folder the pair was found in (recorded as the source path).
+    """
     table = read_labels(labels)
     records = list(parse_fasta(fasta))
     match_labels(table, [r.id for r in records], fasta=fasta)
@@ -126,7 +129,9 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
             if tree is not None:
                 trees[fam] = tree
     return build_dataset(records, [fasta] * len(records), families, alphabet=alphabet, metadata=metadata,
-                         trees=trees, source={"format": fmt, "path": str(fasta), "labels": str(labels)})
+                         trees=trees, source={"format": "dataset-directory" if directory else "fasta+labels",
+                                              "path": str(directory or fasta), "fasta": str(fasta),
+                                              "labels": str(labels)})
 
 
 def find_pair_files(directory: Path) -> tuple[Path, Path] | None:
