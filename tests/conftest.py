@@ -1,0 +1,38 @@
+"""Shared test fixtures (kept small): the shared-data folder and tiny datasets built in memory or in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# <repo>/../shared/data: real datasets that are not shipped with the repository (tests skip without them).
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared datasets folder, or skip the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def make_dataset():
+    """Build an OrthologDataset from ``{family: [sequence, ...]}`` (ids ``<family>_<k>``)."""
+    from phylocl.data.alphabet import get_alphabet
+    from phylocl.data.dataset import OrthologDataset
+
+    def build(families: dict[str, list[str]], *, alphabet: str = "protein", metadata=None, trees=None):
+        ids, seqs, fams = [], [], []
+        for fam, members in families.items():
+            for k, s in enumerate(members):
+                ids.append(f"{fam}_{k}")
+                seqs.append(s)
+                fams.append(fam)
+        return OrthologDataset(ids=ids, sequences=seqs, families=fams, alphabet=get_alphabet(alphabet),
+                               metadata=metadata or {}, trees=trees or {})
+
+    return build
+
