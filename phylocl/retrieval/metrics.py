@@ -80,8 +80,8 @@ def rank_hits(hits: HitLists, relevant_fn, self_rows: np.ndarray) -> tuple[np.nd
 
 def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[str | None], *,
                ks: Sequence[int] = (1, 10, 50), query_ids: Sequence[str] | None = None,
-               db_ids: Sequence[str] | None = None, report_labels: Sequence[str] | None = None,
-               per_query: bool = False) -> dict:
+               db_ids: Sequence[str] | None = None, query_rows: Sequence[int] | None = None,
+               report_labels: Sequence[str] | None = None, per_query: bool = False) -> dict:
     """Score ranked hit lists against labels.
 
     Args:
@@ -91,6 +91,7 @@ def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[
         ks: cut-offs for ``recall@k``.
         query_ids, db_ids: when both are given, a query's own row (same id) is removed from its hits and from
             ``R_q``; without them queries are taken not to be in the database.
+        query_rows: ``Q`` database rows of the queries (``-1``: not in the database), instead of ids.
         report_labels: ``Q`` labels for the per-family breakdown (default ``query_labels``).
         per_query: also return ``per_query``: one dict per query, in query order, ``{"query": index,
             "family", "r": R_q, metrics...}`` (metrics ``None`` for singleton queries).
@@ -108,7 +109,11 @@ def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[
         raise ValueError(f"a hit targets row {hits.targets.max()} of a database of {m} rows")
     qcode, dcode, _ = _encode(query_labels, db_labels)
     self_rows = np.full(nq, -1, dtype=np.int64)
-    if query_ids is not None and db_ids is not None:
+    if query_rows is not None:
+        self_rows = np.asarray(query_rows, dtype=np.int64).reshape(nq)
+        if np.any(self_rows >= m):
+            raise ValueError(f"query_rows must be < {m} (the database size) or -1")
+    elif query_ids is not None and db_ids is not None:
         row = {str(i): r for r, i in enumerate(db_ids)}
         self_rows = np.array([row.get(str(i), -1) for i in query_ids], dtype=np.int64)
     counts = np.bincount(dcode[dcode >= 0], minlength=qcode.max(initial=-1) + 1)

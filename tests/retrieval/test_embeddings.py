@@ -1,0 +1,159 @@
+"""Embedding files: round trips, the streaming writer, atomicity and errors on bad files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import phylocl.retrieval.embeddings as emb_mod
+from phylocl.errors import InputError
+from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings, save_embeddings
+
+MODEL = {"fingerprint": "abc123", "name": "toy", "dim": 4, "alphabet": "protein", "extra": [1, 2]}
+
+
+def _data(n=5, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), [f"s{i}" for i in range(n)], [f"f{i % 2}" for i in range(n)]
+
+
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_round_trip(tmp_path, with_labels):
+    x, ids, labels = _data()
+    path = save_embeddings(tmp_path / "e.npz", x.astype(np.float64), ids, labels if with_labels else None,
+                           model=MODEL)
+    got = load_embeddings(path)
+    assert got.embeddings.dtype == np.float32 and np.array_equal(got.embeddings, x)
+    assert got.ids == ids and got.labels == (labels if with_labels else None)
+    assert got.model == MODEL and got.dim == 4 and len(got) == 5
+    with np.load(path) as raw:  # plain numpy can read it
+        assert json.loads(str(raw["model"]))["fingerprint"] == "abc123"
+        assert str(raw["format"]) == "phylocl-embeddings/1"
+
+
+def test_path_without_npz_suffix_is_written_exactly(tmp_path):
+    x, ids, _ = _data()
+    save_embeddings(tmp_path / "embeddings.bin", x, ids, model=MODEL)
+    assert [p.name for p in tmp_path.iterdir()] == ["embeddings.bin"]
+    assert load_embeddings(tmp_path / "embeddings.bin").ids == ids
+
+
+def test_writer_streams_chunks_like_save(tmp_path):
+    x, ids, labels = _data(n=11)
+    with EmbeddingWriter(tmp_path / "w.npz", model=MODEL, with_labels=True) as w:
+        for a in range(0, 11, 4):
+            w.append(x[a:a + 4], ids[a:a + 4], labels[a:a + 4])
+            assert not (tmp_path / "w.npz").exists()  # nothing visible until closed
+        assert len(w) == 11
+    save_embeddings(tmp_path / "s.npz", x, ids, labels, model=MODEL)
+    a, b = load_embeddings(tmp_path / "w.npz"), load_embeddings(tmp_path / "s.npz")
+    assert np.array_equal(a.embeddings, b.embeddings) and a.ids == b.ids and a.labels == b.labels
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "w.npz"]  # spool removed
+
+
+def test_writer_error_leaves_old_file_and_no_temporaries(tmp_path):
+    x, ids, _ = _data()
+    target = tmp_path / "e.npz"
+    save_embeddings(target, x, ids, model=MODEL)
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with EmbeddingWriter(target, model=MODEL) as w:
+            w.append(x[:2] * 0, ["n0", "n1"])
+            raise RuntimeError("embedding crashed")
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["e.npz"]
+
+
+def test_failure_while_writing_archive_is_atomic(tmp_path, monkeypatch):
+    x, ids, _ = _data()
+    target = tmp_path / "e.npz"
+    save_embeddings(target, x, ids, model=MODEL)
+    before = target.read_bytes()
+
+    def broken(path, *args):
+        path.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(emb_mod, "_write_archive", broken)
+    with pytest.raises(OSError):
+        save_embeddings(target, x[:2], ids[:2], model=MODEL)
+    w = EmbeddingWriter(target, model=MODEL)
+    w.append(x, ids)
+    with pytest.raises(OSError):
+        w.close()
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["e.npz"]
+
+
+def test_writer_rejects_inconsistent_chunks(tmp_path):
+    x, ids, labels = _data()
+    w = EmbeddingWriter(tmp_path / "e.npz", model=MODEL, with_labels=True)
+    with pytest.raises(ValueError, match="labels must be given"):
+        w.append(x, ids)
+    w.append(x[:2], ids[:2], labels[:2])
+    with pytest.raises(ValueError, match=r"duplicate sequence id\(s\): \['s1'\]"):
+        w.append(x[1:3], ids[1:3], labels[1:3])
+    with pytest.raises(ValueError, match="width 3"):
+        w.append(x[2:3, :3], ids[2:3], labels[2:3])
+    w.abort()
+    with pytest.raises(ValueError, match="closed"):
+        w.append(x[2:3], ids[2:3], labels[2:3])
+    assert list(tmp_path.iterdir()) == []
+    empty = EmbeddingWriter(tmp_path / "e.npz", model=MODEL)
+    with pytest.raises(ValueError, match="no embeddings"):
+        empty.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, ids, m: (x[:, :3], ids, m), "does not match"),
+    (lambda x, ids, m: (x, ids[:4], m), "5 embeddings"),
+    (lambda x, ids, m: (x, ["a"] * 5, m), "unique"),
+    (lambda x, ids, m: (np.where(x > 1, np.nan, x), ids, m), "NaN"),
+    (lambda x, ids, m: (x, ids, {"name": "toy", "dim": 4}), "lacks"),
+    (lambda x, ids, m: (x, ids, {**m, "bad": object()}), "JSON"),
+    (lambda x, ids, m: (x[0], ids, m), "2-D"),
+])
+def test_save_validates(tmp_path, change, message):
+    x, ids, _ = _data()
+    x2, ids2, m2 = change(x, ids, MODEL)
+    with pytest.raises(ValueError, match=message):
+        save_embeddings(tmp_path / "e.npz", x2, ids2, model=m2)
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(InputError, match="no such embeddings file") as err:
+        load_embeddings(tmp_path / "missing.npz")
+    assert err.value.path.endswith("missing.npz")
+    with pytest.raises(InputError, match="not a file"):
+        load_embeddings(tmp_path)
+    (tmp_path / "junk.npz").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(InputError, match="cannot read embeddings"):
+        load_embeddings(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(InputError, match="missing"):
+        load_embeddings(tmp_path / "other.npz")
+    x, ids, _ = _data()
+    np.savez(tmp_path / "badmodel.npz", embeddings=x, ids=np.array(ids), model=np.array("{not json"))
+    with pytest.raises(InputError, match="bad model description"):
+        load_embeddings(tmp_path / "badmodel.npz")
+    np.savez(tmp_path / "dup.npz", embeddings=x, ids=np.array(["a"] * 5), model=np.array(json.dumps(MODEL)))
+    with pytest.raises(InputError, match="duplicate"):
+        load_embeddings(tmp_path / "dup.npz")
+    save_embeddings(tmp_path / "ok.npz", x, ids, model=MODEL)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:200])  # truncated download
+    with pytest.raises(InputError):
+        load_embeddings(tmp_path / "cut.npz")
+
+
+def test_archive_members_are_uncompressed_npy(tmp_path):
+    x, ids, labels = _data()
+    save_embeddings(tmp_path / "e.npz", x, ids, labels, model=MODEL)
+    with zipfile.ZipFile(tmp_path / "e.npz") as zf:
+        names = sorted(zf.namelist())
+        assert names == ["embeddings.npy", "format.npy", "ids.npy", "labels.npy", "model.npy"]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())

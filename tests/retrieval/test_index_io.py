@@ -1,0 +1,94 @@
+"""Index bundles: round trips for every kind, atomic replacement, errors, and the model-compatibility check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import phylocl.retrieval.index_io as io_mod
+from phylocl.errors import InputError
+from phylocl.retrieval.index import build_index
+from phylocl.retrieval.index_io import check_compatible, load_index, save_index
+
+MODEL = {"fingerprint": "f00d", "name": "gmlp-small", "dim": 16, "alphabet": "protein"}
+
+
+def _data(n):
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((n // 20, 16))
+    return (c[rng.integers(0, len(c), n)] + 0.3 * rng.standard_normal((n, 16))).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, n, mmap", [("flat", 300, False), ("flat", 300, True), ("ivf", 3000, False),
+                                           ("ivf", 3000, True), ("hnsw", 300, False), ("ivfpq", 10000, False)])
+def test_round_trip_searches_the_same(tmp_path, kind, n, mmap):
+    x = _data(n)
+    ids, labels = [f"s{i}" for i in range(n)], [f"f{i % 7}" for i in range(n)]
+    index = build_index(x, kind=kind, ids=ids, labels=labels, model=MODEL, nprobe=5 if "ivf" in kind else None)
+    index.save(tmp_path / "db.index")
+    got = load_index(tmp_path / "db.index", mmap=mmap)
+    assert got.kind == kind and got.ids == ids and got.labels == labels and got.model == MODEL
+    assert got.params == index.params and got.ntotal == n and got.dim == 16
+    a, b = index.search(x[:30], 5), got.search(x[:30], 5)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    meta = json.loads((tmp_path / "db.index" / "meta.json").read_text())
+    assert meta["format"] == "phylocl-index/1" and meta["ntotal"] == n
+
+
+def test_saving_replaces_whole_bundle_or_nothing(tmp_path, monkeypatch):
+    x = _data(200)
+    path = tmp_path / "db.index"
+    save_index(build_index(x, model=MODEL), path)
+    save_index(build_index(x[:50], labels=["a"] * 50), path)
+    assert load_index(path).ntotal == 50 and load_index(path).labels == ["a"] * 50
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io_mod.faiss, "write_index", crash)
+    with pytest.raises(OSError):
+        save_index(build_index(x), path)
+    assert load_index(path).ntotal == 50  # the old bundle is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.index"]  # no temporaries left
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(InputError, match="no such index"):
+        load_index(tmp_path / "missing")
+    (tmp_path / "file.index").write_text("x")
+    with pytest.raises(InputError, match="directory is expected"):
+        load_index(tmp_path / "file.index")
+    path = tmp_path / "db.index"
+    save_index(build_index(_data(100), model=MODEL), path)
+    (path / "index.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(InputError, match="cannot read FAISS index") as err:
+        load_index(path)
+    assert err.value.path.endswith("index.faiss")
+    save_index(build_index(_data(100), model=MODEL), path)
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "ntotal": 99}))
+    with pytest.raises(InputError, match="inconsistent"):
+        load_index(path)
+    (path / "meta.json").write_text("{broken")
+    with pytest.raises(InputError, match="bad meta.json"):
+        load_index(path)
+    (path / "rows.npz").unlink()
+    with pytest.raises(InputError, match="rows.npz is missing"):
+        load_index(path)
+
+
+def test_check_compatible_messages():
+    index = build_index(_data(100), model=MODEL)
+    check_compatible(index, dict(MODEL))  # same model: fine
+    check_compatible(build_index(_data(100)), {"name": "x", "dim": 16})  # no fingerprints: dimension only
+    other = {"fingerprint": "beef", "name": "transformer-base", "dim": 16, "alphabet": "protein"}
+    with pytest.raises(InputError) as err:
+        check_compatible(index, other)
+    msg = str(err.value)
+    assert "index was built with model gmlp-small (fingerprint f00d, dim 16)" in msg
+    assert "you are searching with model transformer-base (fingerprint beef, dim 16)" in msg
+    with pytest.raises(InputError, match="dim 32"):
+        check_compatible(index, {**MODEL, "dim": 32})
