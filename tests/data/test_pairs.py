@@ -1,0 +1,87 @@
+"""Pair strategies: uniform is uniform over distinct members, distant shifts pair distances up, hardest = argmax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylocl.data.pairs import DistantPairs, HardestPairs, UniformPairs, get_pair_strategy
+from phylocl.data.simulate import yule_tree
+from phylocl.data.trees import patristic_matrix
+
+
+@pytest.fixture
+def tree_distances():
+    """Patristic distances of a 12-leaf random tree: the family's known tree."""
+    names = [f"s{i}" for i in range(12)]
+    return patristic_matrix(yule_tree(names, np.random.default_rng(5), height=0.5), names)
+
+
+def test_uniform_never_pairs_a_member_with_itself_and_is_uniform():
+    n, draws = 5, 40_000
+    rng = np.random.default_rng(0)
+    counts = np.zeros((n, n))
+    for _ in range(draws):
+        i, j = UniformPairs().sample(n, rng)
+        counts[i, j] += 1
+    assert np.all(np.diag(counts) == 0)
+    off = counts[~np.eye(n, dtype=bool)] / draws
+    assert np.abs(off - 1 / (n * (n - 1))).max() < 0.01
+    assert UniformPairs().sample(2, rng) in [(0, 1), (1, 0)]
+    with pytest.raises(ValueError, match="at least 2"):
+        UniformPairs().sample(1, rng)
+
+
+@pytest.mark.parametrize("strategy", [UniformPairs(), DistantPairs(alpha=2.0), HardestPairs()])
+def test_deterministic_given_generator(strategy, tree_distances):
+    a = [strategy.sample(12, np.random.default_rng(9), tree_distances) for _ in range(3)]
+    b = [strategy.sample(12, np.random.default_rng(9), tree_distances) for _ in range(3)]
+    assert a == b
+
+
+def test_distant_weights_are_distance_power_alpha(tree_distances):
+    iu, ju, p = DistantPairs(alpha=1.5).weights(tree_distances)
+    w = tree_distances[iu, ju] ** 1.5
+    np.testing.assert_allclose(p, w / w.sum())
+    _, _, p0 = DistantPairs(alpha=0.0).weights(tree_distances)
+    np.testing.assert_allclose(p0, 1.0 / len(p0))
+    _, _, pz = DistantPairs().weights(np.zeros((4, 4)))
+    np.testing.assert_allclose(pz, 1.0 / 6)  # all distances 0: uniform
+
+
+def test_distant_shifts_sampled_distances_upwards(tree_distances):
+    d = tree_distances
+    draws = 20_000
+    rng = np.random.default_rng(1)
+    mean = {}
+    for strat in (UniformPairs(), DistantPairs(alpha=1.0), DistantPairs(alpha=3.0)):
+        got = [d[strat.sample(12, rng, d)] for _ in range(draws)]
+        mean[(strat.name, getattr(strat, "alpha", 0))] = np.mean(got)
+    iu, ju = np.triu_indices(12, 1)
+    pairs = d[iu, ju]
+    assert mean["uniform", 0] == pytest.approx(pairs.mean(), rel=0.02)
+    assert mean["distant", 1.0] == pytest.approx((pairs**2).sum() / pairs.sum(), rel=0.02)
+    assert mean["uniform", 0] < mean["distant", 1.0] < mean["distant", 3.0]
+
+
+def test_hardest_returns_the_farthest_member(tree_distances):
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(200):
+        i, j = HardestPairs().sample(12, rng, tree_distances)
+        row = tree_distances[i].copy()
+        row[i] = -np.inf
+        assert j == int(np.argmax(row)) and j != i
+        seen.add(i)
+    assert len(seen) == 12  # anchors are uniform
+    assert HardestPairs().sample(3, np.random.default_rng(0), np.zeros((3, 3)))[1] in (0, 1)
+
+
+def test_registry():
+    assert isinstance(get_pair_strategy("distant", alpha=2), DistantPairs)
+    assert get_pair_strategy("distant", alpha=2).alpha == 2
+    assert get_pair_strategy("hardest").needs_distances and not get_pair_strategy("uniform").needs_distances
+    with pytest.raises(ValueError, match="unknown pair strategy"):
+        get_pair_strategy("closest")
+    with pytest.raises(ValueError, match="alpha"):
+        DistantPairs(alpha=-1)

@@ -1,0 +1,52 @@
+"""Patristic distances from Newick trees, against Bio.Phylo's own pairwise distance."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+from Bio import Phylo
+
+from phylocl.data.simulate import yule_tree
+from phylocl.data.trees import check_tree_leaves, patristic_matrix, read_tree
+from phylocl.errors import InputError
+
+
+def test_matches_bio_phylo_distance_on_random_trees():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 9):
+        names = [f"s{i}" for i in range(n)]
+        tree = yule_tree(names, rng, height=0.7)
+        order = list(rng.permutation(names))
+        dist = patristic_matrix(tree, order)
+        for i, j in itertools.product(range(n), repeat=2):
+            ref = 0.0 if i == j else tree.distance(order[i], order[j])
+            assert dist[i, j] == pytest.approx(ref, abs=1e-12)
+
+
+def test_multifurcation_missing_lengths_and_extra_leaves():
+    tree = Phylo.read(io.StringIO("((a:1,b:2,c:3):0.5,(d:1,e):2,x:4);"), "newick")
+    dist = patristic_matrix(tree, ["a", "b", "c", "d", "e"])
+    expected = np.array([
+        [0, 3, 4, 4.5, 3.5],
+        [3, 0, 5, 5.5, 4.5],
+        [4, 5, 0, 6.5, 5.5],
+        [4.5, 5.5, 6.5, 0, 1],
+        [3.5, 4.5, 5.5, 1, 0],
+    ])
+    np.testing.assert_allclose(dist, expected)
+
+
+def test_leaf_checks_and_unreadable_tree(tmp_path):
+    tree = Phylo.read(io.StringIO("(a:1,(b:1,a:2):1);"), "newick")
+    with pytest.raises(InputError, match="appears twice"):
+        check_tree_leaves(tree, ["a", "b"], path="t.nwk", family="F")
+    with pytest.raises(InputError, match="no leaf for 1 of its 2"):
+        check_tree_leaves(tree, ["b", "zz"], path="t.nwk", family="F")
+    bad = tmp_path / "bad.nwk"
+    bad.write_text("((a:1,b:2;")
+    with pytest.raises(InputError) as err:
+        read_tree(bad)
+    assert err.value.path == str(bad)
