@@ -74,7 +74,7 @@ class OrthologDataModule(L.LightningDataModule):
                                 holdout=c.holdout)
         train = splits["train"]
         if c.extra_train_paths:
-            extra = read_datasets(c.extra_train_paths, alphabet=c.alphabet or full.alphabet.name)
+            extra = read_datasets(c.extra_train_paths, alphabet=c.alphabet)
             held = set(splits["val"].family_names) | set(splits["test"].family_names)
             leak = [f for f in extra.family_names if f in held]
             if leak:

@@ -1,0 +1,117 @@
+"""DataConfig validation and the OrthologDataModule wiring, on the shipped example data and simulated families."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from phylocl.data.datamodule import DataConfig, OrthologDataModule
+from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+from phylocl.errors import InputError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "example-mini-mit"
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    params = SimulationParams(families=12, members=5, length=60, alphabet="protein", seed=1, rate=0.4)
+    return write_simulation(simulate_families(params), tmp_path_factory.mktemp("sim") / "sim", params=params)
+
+
+def make(path, **kw):
+    dm = OrthologDataModule(config=DataConfig(path=str(path), **kw))
+    dm.setup()
+    return dm
+
+
+def test_setup_splits_and_labels(sim_dir):
+    dm = make(sim_dir, fractions=(0.5, 0.25, 0.25), seed=2)
+    parts = [set(s.family_names) for s in (dm.train_set, dm.val_set, dm.test_set)]
+    assert [len(p) for p in parts] == [6, 3, 3] and not (parts[0] & parts[1] or parts[0] & parts[2])
+    assert dm.alphabet.name == "protein"
+    assert dm.labels == {f"fam{i:02d}": i for i in range(12)}
+
+
+def test_train_batches(sim_dir):
+    dm = make(sim_dir, fractions=(0.5, 0.25, 0.25), batch_size=4, max_len=32, mask_prob=0.1,
+              pairs_per_family_per_epoch=2, pad_to_multiple_of=8)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2  # 6 families, batches of 4, drop_last, 2 rounds
+    train_labels = {dm.labels[f] for f in dm.train_set.family_names}
+    for b in batches:
+        assert b["a"]["input_ids"].shape[0] == b["b"]["input_ids"].shape[0] == len(b["labels"]) == 4
+        assert len(set(b["labels"].tolist())) == 4 and set(b["labels"].tolist()) <= train_labels
+        assert b["a"]["input_ids"].shape[1] <= 32 and b["a"]["input_ids"].shape[1] % 8 == 0
+    again = list(make(sim_dir, fractions=(0.5, 0.25, 0.25), batch_size=4, max_len=32, mask_prob=0.1,
+                      pairs_per_family_per_epoch=2, pad_to_multiple_of=8).train_dataloader())
+    assert all(torch.equal(x["a"]["input_ids"], y["a"]["input_ids"]) for x, y in zip(batches, again))
+
+
+def test_eval_batches_cover_every_sequence_once_length_sorted():
+    dm = make(EXAMPLE / "protein", fractions=(0.6, 0.2, 0.2), batch_size=16, max_len=200)
+    for split, loader in ((dm.val_set, dm.val_dataloader()), (dm.test_set, dm.test_dataloader())):
+        seen, widths = [], []
+        for b in loader:
+            assert set(b) == {"tokens", "labels", "index"}
+            for row, i in enumerate(b["index"].tolist()):
+                n = int(b["tokens"]["attention_mask"][row].sum())
+                assert n == min(len(split.sequences[i]), 200)
+                assert dm.alphabet.decode(b["tokens"]["input_ids"][row, :n].numpy()) == split.sequences[i][:200]
+                assert b["labels"][row].item() == dm.labels[split.families[i]]
+            seen += b["index"].tolist()
+            widths.append(b["tokens"]["input_ids"].shape[1])
+        assert sorted(seen) == list(range(len(split)))
+        assert widths == sorted(widths, reverse=True)
+
+
+def test_distant_pairs_token_budget_and_ranks(sim_dir):
+    dm = make(sim_dir, fractions=(1.0, 0.0, 0.0), pair_strategy="distant", alpha=2.0, batch_size=4,
+              token_budget=120, max_len=40, drop_last=False)
+    assert dm.distances is not None and len(dm.distances._memo) == 12
+    assert dm.distances.source("fam00") == "tree"  # simulate writes trees, read_dataset picks them up
+    for b in dm.train_dataloader():
+        for v in ("a", "b"):
+            assert b[v]["input_ids"].numel() <= 120
+    assert dm.val_dataloader() == [] and dm.test_dataloader() == []
+    seen = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        seen.append([set(b["labels"].tolist()) for b in dm.train_dataloader()])
+    assert len(seen[0]) == len(seen[1]) and all(not (x & y) for x, y in zip(*seen))
+
+
+def test_several_inputs_and_extra_training_data(sim_dir, tmp_path):
+    params = SimulationParams(families=3, members=3, length=40, seed=9)  # fam0..fam2: no clash with fam00..
+    other = write_simulation(simulate_families(params), tmp_path / "other", params=params)
+    params = SimulationParams(families=11, members=3, length=40, seed=8)  # fam00..fam10: clash
+    clash = write_simulation(simulate_families(params), tmp_path / "clash", params=params)
+    dm = OrthologDataModule(config=DataConfig(paths=[str(sim_dir), str(other), str(clash)],
+                                              fractions=(0.8, 0.2, 0.0)))
+    dm.setup()
+    names = set(dm.train_set.family_names) | set(dm.val_set.family_names)
+    assert len(names) == 12 + 3 + 11 and {"fam0", "sim/fam00", "clash/fam00", "fam11"} <= names
+    dm = make(sim_dir, fractions=(0.5, 0.5, 0.0), extra_train_paths=[str(other)])
+    assert {"fam0", "fam1", "fam2"} <= set(dm.train_set.family_names) and len(dm.val_set.family_names) == 6
+    with pytest.raises(InputError, match="families of the val/test sets"):
+        make(sim_dir, fractions=(0.5, 0.5, 0.0), extra_train_paths=[str(clash)])
+    with pytest.raises(InputError, match="share an alphabet"):
+        make(sim_dir, extra_train_paths=[str(EXAMPLE / "dna")])
+
+
+def test_config_validation_and_typed_overrides():
+    from phylocl.configtools import apply_overrides, from_dict
+
+    cfg = from_dict(DataConfig, apply_overrides({}, ["paths=[a,b]", "fractions=[0.7,0.2,0.1]", "token_budget=4096",
+                                                     "pair_strategy=hardest", "holdout={test: [F1]}"]))
+    assert cfg.paths == ["a", "b"] and cfg.fractions == (0.7, 0.2, 0.1) and cfg.holdout == {"test": ["F1"]}
+    bad = [dict(fractions=(0.5, 0.5, 0.5)), dict(batch_size=0), dict(mask_prob=1.0), dict(token_budget=10),
+           dict(pair_strategy="closest"), dict(alpha=-1.0), dict(labels="x.tsv"), dict(holdout={"dev": []}),
+           dict(alphabet="rna2"), dict(mask_prob=0.6, substitution_prob=0.5)]
+    for kw in bad:
+        with pytest.raises(ValueError):
+            DataConfig(**kw)
+    with pytest.raises(InputError, match="no data given"):
+        OrthologDataModule(config=DataConfig()).setup()

@@ -1,0 +1,88 @@
+"""Batch samplers: distinct families per batch, token budgets, epochs, ranks, length-sorted embedding batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler, pack_by_length
+
+
+def fams(batch):
+    return [k for k, _, _ in batch]
+
+
+def test_one_pass_covers_every_family_once_in_distinct_batches():
+    s = FamilyBatchSampler(num_families=23, batch_size=5, seed=1)
+    batches = list(s)
+    flat = [k for b in batches for k in fams(b)]
+    assert sorted(flat) == list(range(23))
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3] and len(s) == 5
+    assert all(e == 0 and d == 0 for b in batches for _, e, d in b)
+    dropped = FamilyBatchSampler(num_families=23, batch_size=5, seed=1, drop_last=True)
+    assert [len(b) for b in dropped] == [5, 5, 5, 5]
+
+
+def test_rounds_and_fixed_steps_never_repeat_a_family_within_a_batch():
+    s = FamilyBatchSampler(num_families=7, batch_size=3, rounds=4, seed=0)
+    batches = list(s)
+    assert all(len(set(fams(b))) == len(b) for b in batches)
+    counts = np.bincount([k for b in batches for k in fams(b)], minlength=7)
+    assert np.all(counts == 4)
+    assert sorted({d for b in batches for _, _, d in b}) == [0, 1, 2, 3]
+    steps = FamilyBatchSampler(num_families=7, batch_size=3, num_batches=10, seed=0, drop_last=True)
+    assert len(list(steps)) == 10 == len(steps)
+    assert all(len(set(fams(b))) == 3 for b in steps)
+
+
+def test_epochs_reshuffle_deterministically():
+    s = FamilyBatchSampler(num_families=50, batch_size=8, seed=3)
+    e0 = [fams(b) for b in s]
+    s.set_epoch(1)
+    e1 = list(s)
+    assert [fams(b) for b in e1] != e0 and all(e == 1 for b in e1 for _, e, _ in b)
+    s.set_epoch(0)
+    assert [fams(b) for b in s] == e0
+    again = FamilyBatchSampler(num_families=50, batch_size=8, seed=3)
+    assert [fams(b) for b in again] == e0
+
+
+def test_token_budget_is_respected_and_groups_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 500, size=300)
+    s = FamilyBatchSampler(num_families=300, batch_size=32, lengths=lengths, token_budget=2000, seed=2)
+    batches = [fams(b) for b in s]
+    assert sorted(k for b in batches for k in b) == list(range(300))
+    for b in batches:
+        assert len(b) <= 32 and len(b) * lengths[b].max() <= 2000
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 100  # length-sorted: far less than random batches (~ 400)
+    with pytest.raises(ValueError, match="smaller than the longest view"):
+        FamilyBatchSampler(num_families=300, batch_size=32, lengths=lengths, token_budget=100)
+
+
+@pytest.mark.parametrize("budget", [None, 1500])
+def test_ranks_get_disjoint_equal_slices_of_each_global_batch(budget):
+    lengths = np.random.default_rng(1).integers(10, 300, size=61)
+    kw = dict(num_families=61, batch_size=4, lengths=lengths, token_budget=budget, seed=5)
+    per_rank = [list(FamilyBatchSampler(**kw, num_replicas=3, rank=r)) for r in range(3)]
+    assert len({len(b) for b in per_rank}) == 1
+    for step in zip(*per_rank):
+        ks = [fams(b) for b in step]
+        assert len({len(k) for k in ks}) == 1  # equal slice sizes on every rank
+        flat = [k for part in ks for k in part]
+        assert len(flat) == len(set(flat))  # no family on two ranks in the same step
+        for part in ks:
+            assert len(part) <= 4 and (budget is None or len(part) * lengths[part].max() <= budget)
+
+
+def test_pack_by_length_and_length_sorted_sampler():
+    lengths = np.array([5, 50, 7, 40, 6, 60])
+    order = np.argsort(lengths)
+    batches = pack_by_length(order, lengths, batch_size=3, token_budget=100)
+    assert [list(b) for b in batches] == [[0, 4, 2], [3, 1], [5]]
+    s = LengthSortedBatchSampler(lengths=lengths, batch_size=2)
+    assert list(s) == [[5, 1], [3, 2], [4, 0]] and len(s) == 3
+    t = LengthSortedBatchSampler(lengths=lengths, batch_size=10, token_budget=120)
+    assert all(len(b) * lengths[b].max() <= 120 for b in t)
+    assert sorted(i for b in t for i in b) == list(range(6))
