@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")
-    p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, or FASTA-per-family folder")
+    p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, "
+                                "or a folder of FASTA files, one per family")
     p.add_argument("--labels", help="labels TSV (sequence_id, family_id, ...) for a FASTA file")
     p.add_argument("--alphabet", choices=["protein", "dna"], help="default: detected")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -21,7 +21,7 @@ from phylocl.data.records import FastaRecord, MixCheck, clean_letters, detect_ki
 from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 
-__all__ = ["FASTA_SUFFIXES", "fasta_stem", "resolve_alphabet", "build_dataset", "read_family_dir",
+__all__ = ["FASTA_SUFFIXES", "fasta_stem", "resolve_alphabet", "check_unique_ids", "build_dataset", "read_family_dir",
            "read_fasta_with_labels", "find_pair_files"]
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fna", ".ffn")
@@ -48,6 +48,16 @@ def resolve_alphabet(alphabet: str | Alphabet | None, sequences) -> Alphabet:
         raise InputError(str(err)) from None
 
 
+def check_unique_ids(records: Sequence[FastaRecord], paths: Sequence[Path]) -> None:
+    """:class:`InputError` at the second occurrence of a repeated id, naming the first one's file and line."""
+    first: dict[str, int] = {}
+    for k, rec in enumerate(records):
+        j = first.setdefault(rec.id, k)
+        if j != k:
+            raise InputError(f"duplicate sequence id {rec.id!r} (first at {paths[j]}:{records[j].line})",
+                             path=paths[k], line=rec.line)
+
+
 def build_dataset(
     records: Sequence[FastaRecord],
     paths: Sequence[Path],
@@ -63,13 +73,9 @@ def build_dataset(
     Checks, each an :class:`InputError` with file and line: duplicate ids (both places named), a mix of DNA and
     protein, letters outside the alphabet, trees lacking leaves for their family's sequences.
     """
-    first: dict[str, int] = {}
+    check_unique_ids(records, paths)
     mix = MixCheck()
-    for k, (rec, path) in enumerate(zip(records, paths)):
-        j = first.setdefault(rec.id, k)
-        if j != k:
-            raise InputError(f"duplicate sequence id {rec.id!r} (first at {paths[j]}:{records[j].line})",
-                             path=path, line=rec.line)
+    for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
     seqs = [clean_letters(r.sequence, alpha, path=p, line=r.line, record_id=r.id) for r, p in zip(records, paths)]
@@ -119,6 +125,7 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
     """
     table = read_labels(labels)
     records = list(parse_fasta(fasta))
+    check_unique_ids(records, [fasta] * len(records))
     match_labels(table, [r.id for r in records], fasta=fasta)
     families = [table.family[r.id] for r in records]
     metadata = {c: [col[r.id] for r in records] for c, col in table.metadata.items()}

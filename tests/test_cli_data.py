@@ -1,0 +1,195 @@
+"""`phylocl inspect` and `phylocl simulate` through the CLI: every input layout, every bad-input case (exit 2, one
+line on stderr naming the file and, where it applies, the line; no traceback)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from phylocl.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str, *, path, line=None) -> str:
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    where = f"{path}:{line}:" if line is not None else f"{path}:"
+    assert where in err, err
+    return err
+
+
+# ---- every input layout ---------------------------------------------------------------------------------------
+
+
+def family_dir(root, gz=False):
+    root.mkdir()
+    for fam, seqs in {"F1": ["MKTAYIAKQR", "MKTAYIAKQK"], "F2": ["GSHMLEDPVV", "GSHMLEDPAV", "GSHMLEDPAA"]}.items():
+        text = "".join(f">{fam}_{k}\n{s}\n" for k, s in enumerate(seqs))
+        if gz:
+            (root / f"{fam}.faa.gz").write_bytes(gzip.compress(text.encode()))
+        else:
+            (root / f"{fam}.fasta").write_text(text)
+    return root
+
+
+def pair(root, fasta="sequences.fasta", labels="labels.tsv", label_rows=None, fasta_text=None):
+    root.mkdir(exist_ok=True)
+    (root / fasta).write_text(fasta_text or ">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>c\nGSHMLEDPVV\n")
+    rows = label_rows if label_rows is not None else ["a\tF1\tx", "b\tF1\ty", "c\tF2\tx"]
+    (root / labels).write_text("sequence_id\tfamily_id\tspecies\n" + "".join(r + "\n" for r in rows))
+    return root / fasta, root / labels
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_inspect_family_directory(tmp_path, capsys, gz):
+    code, out, _ = run(capsys, "inspect", family_dir(tmp_path / "fams", gz=gz), "--json")
+    s = json.loads(out)
+    assert code == 0 and (s["families"], s["sequences"], s["format"]) == (2, 5, "family-fasta-directory")
+    assert (s["min_family_size"], s["median_length"], s["max_length"], s["skipped"]) == (2, 10.0, 10, 0)
+
+
+def test_inspect_fasta_with_labels_and_dataset_folder(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d", fasta="seqs.fa", labels="my_labels.tsv")
+    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--json")
+    s = json.loads(out)
+    assert code == 0 and (s["families"], s["sequences"], s["skipped"], s["alphabet"]) == (2, 3, 1, "protein")
+    pair(tmp_path / "folder")
+    code, out, _ = run(capsys, "inspect", tmp_path / "folder", "--json")
+    assert code == 0 and json.loads(out)["format"] == "dataset-directory"
+    code, out, _ = run(capsys, "inspect", tmp_path / "folder")
+    assert code == 0 and "families" in out and "1 family with fewer than 2 sequences" in out
+
+
+def test_inspect_orthofinder_results(tmp_path, capsys):
+    prot = tmp_path / "proteomes"
+    prot.mkdir()
+    (prot / "A.faa").write_text(">a1 x\nMKTAYIAKQR\n>a2\nGSHMLEDPVV\n")
+    (prot / "B.faa").write_text(">b1\nMKTAYIAKQK\n>b2\nGSHMLEDPAV\n")
+    results = prot / "OrthoFinder" / "Results_Jan01"
+    (results / "Orthogroups").mkdir(parents=True)
+    (results / "Orthogroups" / "Orthogroups.tsv").write_text("Orthogroup\tA\tB\nOG0\ta1\tb1\nOG1\ta2\tb2\n")
+    code, out, _ = run(capsys, "inspect", results, "--json")
+    s = json.loads(out)
+    assert code == 0 and (s["format"], s["families"], s["sequences"]) == ("orthofinder", 2, 4)
+
+
+def test_alphabet_option(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nACGTACGT\n>b\nACGTACGA\n>c\nACGGGG\n")
+    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--json")
+    assert json.loads(out)["alphabet"] == "dna"
+    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--alphabet", "protein", "--json")
+    assert json.loads(out)["alphabet"] == "protein"
+
+
+# ---- bad input: exit 2, one line ------------------------------------------------------------------------------
+
+
+def test_missing_path(tmp_path, capsys):
+    code, _, err = run(capsys, "inspect", tmp_path / "nope")
+    assert code == 2 and "no such file or directory" in one_line_error(err, path=tmp_path / "nope")
+
+
+def test_empty_file(tmp_path, capsys):
+    d = family_dir(tmp_path / "fams")
+    (d / "F3.fa").write_text("")
+    code, _, err = run(capsys, "inspect", d)
+    assert code == 2 and "empty file" in one_line_error(err, path=d / "F3.fa")
+
+
+@pytest.mark.parametrize("content, line", [(b"sequence_id\tfamily_id\na\tF1\n", 1), (b"\x7fELF\x02\x01\x00\x00", None)])
+def test_not_fasta(tmp_path, capsys, content, line):
+    d = family_dir(tmp_path / "fams")
+    (d / "F0.fa").write_bytes(content)
+    code, _, err = run(capsys, "inspect", d)
+    assert code == 2 and "not a FASTA file" in one_line_error(err, path=d / "F0.fa", line=line)
+
+
+def test_letters_outside_alphabet(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMKT\nAY1#K\n>c\nGSHMLEDPVV\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=fasta, line=3)
+    assert code == 2 and "record 'b'" in msg and "'#1'" in msg and "protein alphabet" in msg
+
+
+def test_duplicate_ids_name_both_lines(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>a\nGSHMLEDPVV\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=fasta, line=5)
+    assert code == 2 and "duplicate sequence id 'a'" in msg and f"{fasta}:1" in msg
+    d = family_dir(tmp_path / "fams")
+    (d / "F3.fa").write_text(">x\nMKK\n>F1_0\nMKT\n")
+    code, _, err = run(capsys, "inspect", d)
+    msg = one_line_error(err, path=d / "F3.fa", line=3)
+    assert code == 2 and f"{d / 'F1.fasta'}:1" in msg
+
+
+def test_labels_that_do_not_match(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "a", label_rows=["a\tF1\tx", "b\tF1\tx", "c\tF2\tx", "zz\tF2\tx", "yy\tF3\tq"])
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=labels, line=5)
+    assert code == 2 and "2 id(s) in the labels are not in sequences.fasta (e.g. 'zz', 'yy')" in msg
+    fasta, labels = pair(tmp_path / "b", label_rows=["a\tF1\tx"])
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    assert code == 2 and "2 FASTA id(s) have no label (e.g. 'b', 'c')" in one_line_error(err, path=labels)
+    fasta, labels = pair(tmp_path / "c")
+    labels.write_text("id\tfamily\na\tF1\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=labels, line=1)
+    assert code == 2 and "lacks column(s) sequence_id, family_id" in msg and "header has: id, family" in msg
+    labels.write_text("sequence_id\tfamily_id\na\tF1\nb\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    assert code == 2 and "expected 2 tab-separated columns" in one_line_error(err, path=labels, line=3)
+    labels.write_text("sequence_id\tfamily_id\na\tF1\nb\tF1\na\tF2\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    assert code == 2 and "listed twice (lines 2 and 4)" in one_line_error(err, path=labels, line=4)
+
+
+def test_mix_of_dna_and_protein(tmp_path, capsys):
+    text = ">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nMKTAYIAKQK\n>c\n" + "ACGT" * 8 + "\n"
+    fasta, labels = pair(tmp_path / "d", fasta_text=text)
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=fasta, line=5)
+    assert code == 2 and "mix of DNA and protein" in msg and "'c' looks like DNA" in msg and "'a'" in msg
+
+
+def test_empty_sequence(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\n\n>c\nGSHMLEDPVV\n")
+    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    assert code == 2 and "record 'b' has an empty sequence" in one_line_error(err, path=fasta, line=3)
+
+
+def test_fasta_without_labels_and_labels_with_directory(tmp_path, capsys):
+    fasta, labels = pair(tmp_path / "d")
+    code, _, err = run(capsys, "inspect", fasta)
+    assert code == 2 and "needs a labels table" in one_line_error(err, path=fasta)
+    code, _, err = run(capsys, "inspect", tmp_path / "d", "--labels", labels)
+    assert code == 2 and "--labels needs a FASTA file" in one_line_error(err, path=tmp_path / "d")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "inspect", empty)
+    assert code == 2 and "no FASTA files" in one_line_error(err, path=empty)
+
+
+# ---- simulate ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alphabet", ["protein", "dna"])
+def test_simulate_then_inspect(tmp_path, capsys, alphabet):
+    out = tmp_path / "sim"
+    code, text, _ = run(capsys, "simulate", "--families", 4, "--members", 3, "--length", 40, "--alphabet", alphabet,
+                        "-o", out, "--seed", 1, "--rate", 0.3, "--indel-rate", 0.01)
+    assert code == 0 and "wrote 4 families" in text
+    code, text, _ = run(capsys, "inspect", out, "--json")
+    s = json.loads(text)
+    assert (s["families"], s["sequences"], s["trees"], s["alphabet"]) == (4, 12, 4, alphabet)
+    code, _, err = run(capsys, "simulate", "--families", 4, "--members", 3, "--length", 40, "-o", out)
+    assert code == 2 and "not empty" in one_line_error(err, path=out)
+    code, _, err = run(capsys, "simulate", "--families", 0, "--members", 3, "--length", 40, "-o", tmp_path / "x")
+    assert code == 2 and "families >= 1" in err and err.count("\n") == 1
