@@ -1,6 +1,38 @@
-"""Data layer: alphabets, FASTA/ortholog-group readers, pair strategies, samplers and the DataModule."""
+"""Data layer: alphabets, FASTA/ortholog-group readers, splits, pair strategies, samplers and the DataModule.
 
-from phylocl.data.alphabet import DNA, PROTEIN, Alphabet, detect_alphabet, get_alphabet
-from phylocl.data.tokens import pad_batch
+Names are imported on first use, so ``phylocl inspect`` and ``from phylocl.data import read_dataset`` do not pay
+for torch or Lightning; the DataModule lives in :mod:`phylocl.data.datamodule`.
+"""
 
-__all__ = ["Alphabet", "PROTEIN", "DNA", "get_alphabet", "detect_alphabet", "pad_batch"]
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["Alphabet", "PROTEIN", "DNA", "get_alphabet", "detect_alphabet", "pad_batch", "OrthologDataset",
+           "read_dataset", "read_datasets", "iter_fasta", "split_families"]
+
+_LAZY = {
+    "Alphabet": "phylocl.data.alphabet",
+    "PROTEIN": "phylocl.data.alphabet",
+    "DNA": "phylocl.data.alphabet",
+    "get_alphabet": "phylocl.data.alphabet",
+    "detect_alphabet": "phylocl.data.alphabet",
+    "pad_batch": "phylocl.data.tokens",
+    "OrthologDataset": "phylocl.data.dataset",
+    "read_dataset": "phylocl.data.fasta",
+    "read_datasets": "phylocl.data.fasta",
+    "iter_fasta": "phylocl.data.fasta",
+    "split_families": "phylocl.data.splits",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phylocl.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
