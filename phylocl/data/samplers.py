@@ -6,7 +6,8 @@ into batches (a family can appear once per round, never twice in a batch). With 
 length-aware: within windows of ``sort_window`` batches' worth of shuffled families, families are sorted by
 length and packed greedily so that ``rows x longest view <= token_budget`` for every batch (per view; ``a`` and
 ``b`` are each within budget), then the batch order is shuffled. All shuffling uses
-``numpy.random.default_rng([seed, epoch])``; call :meth:`set_epoch` every epoch (Lightning does it for samplers).
+``numpy.random.default_rng([seed, epoch])``; call :meth:`set_epoch` every epoch. Lightning does that through
+``batch_sampler.sampler.set_epoch``: the epoch is held by that inner :class:`EpochSampler`.
 
 Multi-process: with ``num_replicas = R``, global batches of up to ``R * batch_size`` families (and ``R *
 token_budget`` tokens) are cut and rank ``r`` takes the ``r``-th of ``R`` equal slices, so the families of one
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["FamilyBatchSampler", "LengthSortedBatchSampler", "pack_by_length"]
+__all__ = ["FamilyBatchSampler", "EpochSampler", "LengthSortedBatchSampler", "pack_by_length"]
 
 
 def pack_by_length(order: np.ndarray, lengths: np.ndarray, *, batch_size: int,
@@ -50,6 +51,25 @@ def pack_by_length(order: np.ndarray, lengths: np.ndarray, *, batch_size: int,
         batches.append(order[start:start + size])
         start += size
     return batches
+
+
+class EpochSampler(Sampler):
+    """Holds the epoch of a :class:`FamilyBatchSampler` (its ``sampler`` attribute, where Lightning calls
+    ``set_epoch``); iterating yields the families of the epoch's batches in order."""
+
+    def __init__(self, owner: "FamilyBatchSampler") -> None:
+        self.owner = owner
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        for batch in self.owner:
+            yield from batch
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.owner)
 
 
 class FamilyBatchSampler(Sampler):
@@ -92,11 +112,15 @@ class FamilyBatchSampler(Sampler):
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self.shuffle, self.drop_last, self.rounds, self.num_batches = shuffle, drop_last, rounds, num_batches
         self.seed, self.sort_window, self.num_replicas, self.rank = seed, sort_window, num_replicas, rank
-        self.epoch = 0
+        self.sampler = EpochSampler(self)
         self._cache: tuple[int, list] | None = None
 
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self.sampler.set_epoch(epoch)
 
     def _round(self, rng: np.random.Generator) -> list[np.ndarray]:
         """One pass over all families as global batches (each ``R`` slices long)."""

@@ -115,3 +115,31 @@ def test_config_validation_and_typed_overrides():
             DataConfig(**kw)
     with pytest.raises(InputError, match="no data given"):
         OrthologDataModule(config=DataConfig()).setup()
+
+
+def test_lightning_fit_reshuffles_pairs_every_epoch(sim_dir):
+    import lightning as L
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(32, 4)
+            self.seen = []
+
+        def training_step(self, batch, _):
+            self.seen.append((self.current_epoch, batch["labels"].tolist(), batch["a"]["input_ids"].sum().item()))
+            return self.emb(batch["a"]["input_ids"]).mean() + self.emb(batch["b"]["input_ids"]).mean()
+
+        def validation_step(self, batch, _):
+            assert set(batch) == {"tokens", "labels", "index"}
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = OrthologDataModule(config=DataConfig(path=str(sim_dir), batch_size=3, max_len=20, seed=1))
+    probe = Probe()
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(probe, datamodule=dm)
+    epochs = [[s[1:] for s in probe.seen if s[0] == e] for e in (0, 1)]
+    assert len(epochs[0]) == len(epochs[1]) == 3 and epochs[0] != epochs[1]

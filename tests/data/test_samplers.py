@@ -45,6 +45,9 @@ def test_epochs_reshuffle_deterministically():
     assert [fams(b) for b in s] == e0
     again = FamilyBatchSampler(num_families=50, batch_size=8, seed=3)
     assert [fams(b) for b in again] == e0
+    again.sampler.set_epoch(1)  # where Lightning sets it: dataloader.batch_sampler.sampler.set_epoch
+    assert [fams(b) for b in again] == [fams(b) for b in e1]
+    assert list(again.sampler) == [k for b in e1 for k in b]
 
 
 def test_token_budget_is_respected_and_groups_similar_lengths():
