@@ -73,7 +73,8 @@ class FamilyPairDataset(Dataset):
                         dtype=np.int64)
 
     def __getitem__(self, key) -> tuple[np.ndarray, np.ndarray, int]:
-        k, epoch, draw = (int(key), self.epoch, 0) if np.isscalar(key) else (tuple(key) + (0,))[:3]
+        key = (key,) if np.isscalar(key) else tuple(key)
+        k, epoch, draw = key[0], key[1] if len(key) > 1 else self.epoch, key[2] if len(key) > 2 else 0
         fam = self.families[k]
         members = self.dataset.family_index[fam]
         rng = np.random.default_rng([self.seed, int(epoch), int(draw), int(k)])

@@ -81,7 +81,8 @@ class FamilyBatchSampler(Sampler):
         lengths: longest view per family ``(num_families,)``; needed with ``token_budget``.
         token_budget: max ``rows x longest view`` per batch and view (per rank), or ``None``.
         shuffle: permute families (else dataset order).
-        drop_last: drop a round's last batch when it is smaller than the others would be.
+        drop_last: drop a round's last, smaller batch (without ``token_budget``; with it, batch sizes vary by
+            design and only a remainder too small to split across ranks is dropped).
         rounds: passes over the families per epoch (pairs per family per epoch).
         num_batches: fixed number of batches per epoch instead (rounds are added until reached); overrides rounds.
         seed: base seed; epoch ``e`` uses ``default_rng([seed, e])``.

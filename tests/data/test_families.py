@@ -51,6 +51,7 @@ def test_items_depend_only_on_seed_epoch_draw_and_family(make_dataset):
     assert other != varied
     p1.set_epoch(1)
     assert np.array_equal(p1[2][0], p2[(2, 1, 0)][0])
+    assert np.array_equal(p1[np.int64(2)][0], p1[(2,)][0]) and np.array_equal(p1[(2, 1)][0], p1[2][0])
 
 
 def test_hardest_pairs_use_family_distances(make_dataset):
