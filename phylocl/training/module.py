@@ -1,0 +1,153 @@
+"""ContrastiveModule: a Lightning module that trains a :class:`~phylocl.models.encoder.SequenceEncoder` on pairs.
+
+One optimizer step per training batch ``{"a": tokens, "b": tokens, "labels": (B,)}``, with manual optimisation so
+the plain path and the cached-gradient path (:func:`~phylocl.training.gradcache.cached_backward`) share one loop:
+
+* plain: ``loss(encoder(a), encoder(b))`` and one backward;
+* cached: embed in chunks without grad, loss + gradient w.r.t. the embeddings, replay chunks with grad.
+
+Under DDP every rank gathers the embeddings (and family labels) of all ranks before the loss, so the negatives come
+from the global batch (:mod:`phylocl.training.distributed`). Validation batches ``{"tokens", "labels", "index"}``
+are embedded and handed back as arrays; a callback turns them into retrieval metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import lightning as L
+import torch
+
+from phylocl.config import TrainConfig
+from phylocl.configtools import from_dict, to_dict
+from phylocl.losses.flatnce import FlatNCE
+from phylocl.losses.infonce import InfoNCE
+from phylocl.models.registry import build_encoder
+from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
+from phylocl.training.gradcache import cached_backward
+from phylocl.training.schedule import warmup_cosine
+
+__all__ = ["ContrastiveModule", "build_loss"]
+
+_AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def build_loss(config) -> torch.nn.Module:
+    """The loss named by a :class:`~phylocl.config.LossConfig`."""
+    if config.name == "infonce":
+        return InfoNCE(temperature=config.temperature, learn_temperature=config.learn_temperature,
+                       symmetric=config.symmetric, chunk_size=config.chunk_size)
+    return FlatNCE(temperature=config.temperature, symmetric=config.symmetric, chunk_size=config.chunk_size)
+
+
+class ContrastiveModule(L.LightningModule):
+    """Encoder + contrastive loss + optimiser schedule.
+
+    Args:
+        config: the full training config (a :class:`~phylocl.config.TrainConfig` or its dict form).
+        alphabet: alphabet name of the data (``"protein"``/``"dna"``); overrides the model config's.
+    """
+
+    def __init__(self, *, config: TrainConfig | dict, alphabet: str) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, TrainConfig) else from_dict(TrainConfig, config)
+        self.cfg = cfg
+        self.save_hyperparameters({"config": to_dict(cfg), "alphabet": alphabet})
+        overrides = dict(cfg.model.overrides)
+        overrides["alphabet"] = alphabet
+        overrides.setdefault("max_len", cfg.data.max_len)
+        self.encoder = build_encoder(cfg.model.name, **overrides)
+        self.loss_fn = build_loss(cfg.loss)
+        self.automatic_optimization = False
+        self._val_outputs: list[dict[str, torch.Tensor]] = []
+
+    # ----------------------------------------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            # no weight decay on biases, norms, embeddings' padding-free scalars and the temperature
+            (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = self.device.type == "cuda"
+        opt = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=fused or None)
+        total = self.cfg.trainer.max_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup_steps=o.warmup_steps, total_steps=total,
+                                         min_ratio=o.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this after unscaling fp16 gradients: the norm and clipping see true gradients.
+        params = [p for p in self.parameters() if p.grad is not None]
+        clip = self.cfg.optim.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    # --------------------------------------------------------------------------------------------------- training
+    def _global_loss(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Loss over the global batch: embeddings and labels of every rank (identity on one process)."""
+        if is_distributed():
+            z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)
+            labels = None if labels is None else gather_labels(labels)
+        return self.loss_fn(z_a, z_b, labels)
+
+    def _backward(self, tensor: torch.Tensor, last: bool) -> None:
+        """Backward for the cached path: only the last replay goes through Lightning (DDP gradient sync)."""
+        if last:
+            # Parameters of the loss (a learnable temperature) got their gradient when the loss was cached; a zero
+            # term puts them in this graph too so DDP's reducer sees every parameter once (the value is unchanged).
+            for p in self._loss_params():
+                tensor = tensor + 0.0 * p.sum()
+            self.trainer.strategy.pre_backward(tensor)
+            tensor.backward()
+            self.trainer.strategy.post_backward(tensor)
+        else:
+            tensor.backward()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        opt.zero_grad(set_to_none=True)
+        labels = batch["labels"]
+        if self.cfg.cache.enabled:
+            precision = str(self.trainer.precision)
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            with torch.autocast(self.device.type, enabled=False):
+                loss = cached_backward(
+                    self.encoder, batch["a"], batch["b"], self._global_loss, self.cfg.cache.chunk_size, labels,
+                    token_budget=self.cfg.cache.token_budget, scaler=scaler, autocast=_AUTOCAST.get(precision),
+                    backward=self._backward)
+        else:
+            z_a = self.encoder(batch["a"])  # (B, D)
+            z_b = self.encoder(batch["b"])  # (B, D)
+            with torch.autocast(self.device.type, enabled=False):
+                loss = self._global_loss(z_a.float(), z_b.float(), labels)
+            self.manual_backward(loss)
+            loss = loss.detach()
+        opt.step()
+        sched.step()
+        stats = self.loss_fn.last_stats
+        bs = int(labels.shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/infonce", stats["infonce"], batch_size=bs)
+        self.log("train/pos_prob", stats["pos_prob"], batch_size=bs)
+        self.log("train/logit_gap", stats["logit_gap"], batch_size=bs)
+        self.log("train/temperature", stats["temperature"], batch_size=bs)
+        self.log("train/lr", sched.get_last_lr()[0], prog_bar=True, batch_size=bs)
+        self.log("train/batch_size", float(bs), batch_size=bs)
+        return loss
+
+    def _loss_params(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.loss_fn.parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
+        z = self.encoder(batch["tokens"])  # (B, D)
+        return {"embeddings": z.float().cpu(), "labels": batch["labels"].cpu(), "index": batch["index"].cpu()}
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self.validation_step(batch, batch_idx, dataloader_idx)
