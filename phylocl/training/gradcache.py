@@ -13,7 +13,7 @@ held for a chunk at a time. :func:`cached_backward` splits the step into three n
 
 Afterwards every parameter's ``.grad`` holds (accumulated on top of what was there, like ``backward``) the
 gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``, with peak activation memory of one chunk.
-The encoder runs twice per chunk (about 1.5x the compute of a plain step with a backward costing 2 forwards).
+The encoder runs forward twice per chunk: about 4/3 of a plain step's compute (a backward costs ~2 forwards).
 Encoders with batch statistics (BatchNorm) would see every chunk twice; phylocl's encoders use LayerNorm.
 
 Under DDP pass the ``DistributedDataParallel`` module as the encoder and gather inside ``loss_fn`` (see
@@ -104,8 +104,10 @@ def embed_without_grad(encoder, chunks: list[Batch], *, cuda_devices: Sequence[i
     return parts, states
 
 
-def loss_and_cache(loss_fn, parts_a: list[torch.Tensor], parts_b: list[torch.Tensor], labels=None, *,
-                   scaler=None, device_type: str = "cpu") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+def loss_and_cache(
+    loss_fn, parts_a: list[torch.Tensor], parts_b: list[torch.Tensor], labels=None, *, scaler=None,
+    device_type: str = "cpu",
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Step 2: the loss on the concatenated embeddings (fp32 or wider, autocast off) and ``dL/dz`` per chunk.
 
     With a ``GradScaler`` the cached gradients (and those of the loss's own parameters) are scaled by
