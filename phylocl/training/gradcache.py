@@ -37,6 +37,7 @@ __all__ = ["RngState", "plan_chunks", "embed_without_grad", "loss_and_cache", "r
 
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
+BackwardFn = Callable[[torch.Tensor, bool], None]
 
 
 @dataclass(frozen=True)
@@ -126,16 +127,18 @@ def loss_and_cache(
 
 def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list[RngState] | None, *,
            device_type: str = "cpu", autocast: torch.dtype | None = None, cached: list[torch.Tensor] | None = None,
-           view: str = "a", hook: ReplayHook | None = None, sync_last: bool = True) -> None:
+           view: str = "a", hook: ReplayHook | None = None, sync_last: bool = True,
+           backward: BackwardFn | None = None) -> None:
     """Step 3: re-embed each chunk with gradients (from ``states[k]`` unless ``None``) and back-propagate
     ``grads[k]`` through ``sum(z_k * grads[k])`` computed in fp32. ``hook(view, k, cached[k], z_k)`` is called
     with the first-pass and replayed embeddings (debugging: with restored RNG they are bitwise equal).
-    For a DDP ``encoder`` all chunks run under ``encoder.no_sync()`` except the last one when ``sync_last``.
+    The step's last chunk is the last one here when ``sync_last``: a DDP ``encoder`` runs every other chunk
+    under ``encoder.no_sync()``, and ``backward(surrogate, is_last)``, if given, replaces ``surrogate.backward()``.
     """
     ddp = isinstance(encoder, DistributedDataParallel)
     for k, (batch, grad) in enumerate(zip(chunks, grads)):
-        sync = not ddp or (sync_last and k == len(chunks) - 1)
-        with contextlib.nullcontext() if sync else encoder.no_sync():
+        last = sync_last and k == len(chunks) - 1
+        with contextlib.nullcontext() if last or not ddp else encoder.no_sync():
             if states is not None:
                 states[k].restore()
             with _autocast(device_type, autocast):
@@ -143,13 +146,16 @@ def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list
             if hook is not None:
                 hook(view, k, None if cached is None else cached[k], z.detach())
             surrogate = (z.to(grad.dtype) * grad).sum()
-            surrogate.backward()
+            if backward is None:
+                surrogate.backward()
+            else:
+                backward(surrogate, last)
 
 
 def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size: int | None,
                     labels: torch.Tensor | None = None, *, token_budget: int | None = None, scaler=None,
                     autocast: torch.dtype | None = None, replay_rng: bool = True,
-                    replay_hook: ReplayHook | None = None) -> torch.Tensor:
+                    replay_hook: ReplayHook | None = None, backward: BackwardFn | None = None) -> torch.Tensor:
     """Accumulate into ``.grad`` the gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``,
     holding activations for one chunk at a time.
 
@@ -167,6 +173,9 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
         replay_rng: replay each chunk from its recorded RNG state (same dropout masks as the first pass).
             Turning it off gives a different, wrong gradient whenever the encoder draws random numbers.
         replay_hook: debugging callback ``hook(view, chunk_index, first_pass_z, replayed_z)``.
+        backward: called as ``backward(surrogate, is_last)`` instead of ``surrogate.backward()`` for each
+            replayed chunk; ``is_last`` is True once, for the step's final chunk (e.g. to route only that one
+            through a trainer's gradient synchronisation). The loss's own backward (step 2) stays plain.
 
     Returns:
         The loss value (detached scalar, unscaled).
@@ -204,7 +213,8 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
         for name, chunks, grads, states, parts in (("a", views["a"], grads_a, states_a, parts_a),
                                                    ("b", views["b"], grads_b, states_b, parts_b)):
             replay(encoder, chunks, grads, states if replay_rng else None, device_type=device_type,
-                   autocast=autocast, cached=parts, view=name, hook=replay_hook, sync_last=name == "b")
+                   autocast=autocast, cached=parts, view=name, hook=replay_hook, sync_last=name == "b",
+                   backward=backward)
     finally:
         if replay_rng:
             end_of_first_pass.restore()

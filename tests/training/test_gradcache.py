@@ -154,6 +154,25 @@ def test_without_rng_replay_dropout_gives_a_different_gradient():
     assert float(err) > 1e-2
 
 
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_backward_hook_sees_every_chunk_and_flags_only_the_last(chunk_size):
+    torch.manual_seed(4)
+    enc, loss_fn = TinyEncoder(), InfoNCE(temperature=0.2, learn_temperature=True)
+    a, b = _batches(seed=11)
+    _, ref = _plain_grads(enc, loss_fn, a, b, LABELS)
+    calls = []
+
+    def backward(tensor, last):
+        calls.append(last)
+        assert tensor.dim() == 0 and tensor.requires_grad
+        tensor.backward()
+
+    _, got = _cached_grads(enc, loss_fn, a, b, LABELS, chunk_size=chunk_size, backward=backward)
+    n_chunks = 2 * len(plan_chunks(a, chunk_size=chunk_size))
+    assert calls == [False] * (n_chunks - 1) + [True]
+    _assert_same_grads(got, ref)
+
+
 def test_grad_scaler_scales_the_gradient():
     torch.manual_seed(2)
     enc, loss_fn = TinyEncoder(), InfoNCE(temperature=0.2, learn_temperature=True)
