@@ -1,19 +1,11 @@
 import pytest
 import torch
 
-from loss_reference import flat_objective_reference, infonce_reference, unit_pairs
+from loss_reference import flat_objective_reference, infonce_reference, unit_pairs, value_and_grads
 from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
 
 LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 4])
-
-
-def _grads(fn, z_a, z_b):
-    z_a = z_a.clone().requires_grad_()
-    z_b = z_b.clone().requires_grad_()
-    value = fn(z_a, z_b)
-    value.backward()
-    return value.detach(), z_a.grad, z_b.grad
 
 
 def _finite_difference(fn, z_a, z_b, eps=1e-6):
@@ -39,7 +31,7 @@ def _finite_difference(fn, z_a, z_b, eps=1e-6):
 def test_gradient_matches_finite_differences_of_negative_logsumexp(symmetric, labels):
     z_a, z_b = unit_pairs(8, 3, seed=5)
     loss = FlatNCE(temperature=0.25, symmetric=symmetric)
-    value, g_a, g_b = _grads(lambda a, b: loss(a, b, labels), z_a, z_b)
+    value, g_a, g_b = value_and_grads(lambda a, b: loss(a, b, labels), z_a, z_b)
     assert float(value) == 1.0  # exp(v - v.detach()) is exactly 1 for every anchor
     with torch.no_grad():
         fd_a, fd_b = _finite_difference(
@@ -50,8 +42,8 @@ def test_gradient_matches_finite_differences_of_negative_logsumexp(symmetric, la
 
 def test_gradient_matches_autograd_of_loop_reference():
     z_a, z_b = unit_pairs(8, 5, seed=6)
-    _, g_a, g_b = _grads(lambda a, b: FlatNCE(temperature=0.1)(a, b, LABELS), z_a, z_b)
-    _, r_a, r_b = _grads(lambda a, b: flat_objective_reference(a, b, 0.1, LABELS), z_a, z_b)
+    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=0.1)(a, b, LABELS), z_a, z_b)
+    _, r_a, r_b = value_and_grads(lambda a, b: flat_objective_reference(a, b, 0.1, LABELS), z_a, z_b)
     torch.testing.assert_close(g_a, r_a, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g_b, r_b, rtol=1e-10, atol=1e-12)
 
@@ -62,18 +54,18 @@ def test_positive_is_not_inside_the_logsumexp():
     # inside the log-sum-exp (InfoNCE in disguise) every term would carry a softmax weight < 1 instead.
     z_a, z_b = unit_pairs(2, 4, seed=7)
     t = 0.5
-    _, g_a, g_b = _grads(lambda a, b: FlatNCE(temperature=t, symmetric=False)(a, b), z_a, z_b)
+    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=t, symmetric=False)(a, b), z_a, z_b)
     torch.testing.assert_close(g_b, torch.stack([z_a[1] - z_a[0], z_a[0] - z_a[1]]) / (2 * t), rtol=1e-12, atol=0)
     torch.testing.assert_close(g_a, torch.stack([z_b[1] - z_b[0], z_b[0] - z_b[1]]) / (2 * t), rtol=1e-12, atol=0)
     # and it is not the positive-inside gradient
-    _, i_a, i_b = _grads(lambda a, b: infonce_reference(a, b, t, symmetric=False), z_a, z_b)
+    _, i_a, i_b = value_and_grads(lambda a, b: infonce_reference(a, b, t, symmetric=False), z_a, z_b)
     assert not torch.allclose(g_b, i_b, rtol=1e-3)
 
 
 def test_gradient_differs_from_infonce():
     z_a, z_b = unit_pairs(8, 5, seed=8)
-    _, f_a, _ = _grads(lambda a, b: FlatNCE(temperature=0.2)(a, b), z_a, z_b)
-    _, i_a, _ = _grads(lambda a, b: InfoNCE(temperature=0.2)(a, b), z_a, z_b)
+    _, f_a, _ = value_and_grads(lambda a, b: FlatNCE(temperature=0.2)(a, b), z_a, z_b)
+    _, i_a, _ = value_and_grads(lambda a, b: InfoNCE(temperature=0.2)(a, b), z_a, z_b)
     cos = torch.nn.functional.cosine_similarity(f_a.flatten(), i_a.flatten(), dim=0)
     assert float(cos) < 0.999  # not merely a rescaled InfoNCE gradient
     assert not torch.allclose(f_a, i_a, rtol=1e-2)
@@ -83,8 +75,8 @@ def test_gradient_does_not_vanish_when_positive_dominates():
     # Positives identical, negatives orthogonal, low temperature: the positive has softmax probability ~1.
     z = torch.eye(4, dtype=torch.float64)
     flat, info = FlatNCE(temperature=0.02), InfoNCE(temperature=0.02)
-    _, f_a, f_b = _grads(lambda a, b: flat(a, b), z, z)
-    _, i_a, i_b = _grads(lambda a, b: info(a, b), z, z)
+    _, f_a, f_b = value_and_grads(lambda a, b: flat(a, b), z, z)
+    _, i_a, i_b = value_and_grads(lambda a, b: info(a, b), z, z)
     assert float(flat.last_stats["pos_prob"]) > 1 - 1e-15
     i_norm = torch.cat([i_a, i_b]).norm()
     f_norm = torch.cat([f_a, f_b]).norm()

@@ -3,18 +3,10 @@ import math
 import pytest
 import torch
 
-from loss_reference import (infonce_reference, logit_gap_reference, pos_prob_reference, unit_pairs)
+from loss_reference import infonce_reference, logit_gap_reference, pos_prob_reference, unit_pairs, value_and_grads
 from phylocl.losses.infonce import InfoNCE
 
 LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 4])
-
-
-def _grads(fn, z_a, z_b):
-    z_a = z_a.clone().requires_grad_()
-    z_b = z_b.clone().requires_grad_()
-    value = fn(z_a, z_b)
-    value.backward()
-    return value.detach(), z_a.grad, z_b.grad
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
@@ -23,8 +15,8 @@ def _grads(fn, z_a, z_b):
 def test_matches_loop_reference(symmetric, labels, temperature):
     z_a, z_b = unit_pairs(8, 5, seed=1)
     loss = InfoNCE(temperature=temperature, symmetric=symmetric)
-    got = _grads(lambda a, b: loss(a, b, labels), z_a, z_b)
-    ref = _grads(lambda a, b: infonce_reference(a, b, temperature, labels, symmetric), z_a, z_b)
+    got = value_and_grads(lambda a, b: loss(a, b, labels), z_a, z_b)
+    ref = value_and_grads(lambda a, b: infonce_reference(a, b, temperature, labels, symmetric), z_a, z_b)
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
 
@@ -107,6 +99,6 @@ def test_gradient_vanishes_when_positive_dominates():
     # Positives identical, negatives orthogonal, low temperature: p(positive) -> 1 and InfoNCE's gradient -> 0.
     z = torch.eye(4, dtype=torch.float64)
     loss = InfoNCE(temperature=0.02)
-    _, g_a, g_b = _grads(lambda a, b: loss(a, b), z, z)
+    _, g_a, g_b = value_and_grads(lambda a, b: loss(a, b), z, z)
     assert float(loss.last_stats["pos_prob"]) > 1 - 1e-15
     assert g_a.abs().max() < 1e-15 and g_b.abs().max() < 1e-15
