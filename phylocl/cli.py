@@ -49,6 +49,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from phylocl.workflows.train import train
+
+    result = train(args.config, args.out, overrides=args.set or [], data=args.data, resume=args.resume,
+                   progress=not args.quiet)
+    if result.metrics:
+        figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
+        print(f"exported {result.encoder_path} after {result.metrics['steps']} steps"
+              + (f" (validation: {figures})" if figures else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from phylocl import __version__
 
@@ -85,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
 
+    p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
+    p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=3e-4 --set trainer.devices=2 (repeatable)")
+    p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
     return parser
 
 
@@ -97,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"phylocl {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"phylocl {args.command}: interrupted" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 130
 
 

@@ -118,11 +118,10 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
     if resume and not last_ckpt.exists():
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
-    out.mkdir(parents=True, exist_ok=True)
-
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = OrthologDataModule(config=cfg.data)
-    dm.setup("fit")
+    dm.setup("fit")  # reads and checks the data before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     alphabet = dm.alphabet.name
     module = ContrastiveModule(config=cfg, alphabet=alphabet)
 
@@ -149,9 +148,14 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         enable_checkpointing=True,
     )
     started = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last_ckpt) if resume else None)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last_ckpt) if resume else None)
+    except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
+        if trainer.interrupted:
+            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+        raise
     if trainer.interrupted:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
     wall = time.time() - started
 
     if not trainer.is_global_zero:

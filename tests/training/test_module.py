@@ -1,0 +1,109 @@
+"""ContrastiveModule: the plain and cached paths give the same step; DDP on 2 CPU processes equals 1 process."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from train_helpers import RecordingModule, fixed_batch, rows, tiny_config
+
+
+class _Batches:
+    """One batch per step; under DDP each rank takes its share of the rows of the global batch."""
+
+    def __init__(self, batch, steps=1):
+        self.batch, self.steps = batch, steps
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        batch = self.batch
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            n = batch["labels"].shape[0]
+            batch = rows(batch, slice(r * n // w, (r + 1) * n // w))
+        return iter([batch] * self.steps)
+
+
+def _fit(module, batch, *, steps=1, **trainer_kwargs):
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                        num_sanity_val_steps=0, limit_val_batches=0, **trainer_kwargs)
+    trainer.fit(module, train_dataloaders=_Batches(batch, steps))
+    return trainer
+
+
+def _module(cfg, seed=0, **kw):
+    torch.manual_seed(seed)
+    return RecordingModule(config=cfg, alphabet="protein", **kw)
+
+
+def _assert_close(g1, g2, rel=1e-4):
+    """Same parameter names, and each gradient equal up to ``rel`` in norm: |g1 - g2| <= rel * |g1|."""
+    assert g1.keys() == g2.keys() and g1
+    for k in g1:
+        err = (g1[k] - g2[k]).norm().item()
+        assert err <= rel * g1[k].norm().item() + 1e-12, f"{k}: |diff| = {err:.3g}, |g| = {g1[k].norm().item():.3g}"
+
+
+@pytest.mark.parametrize("loss", ["infonce", "flatnce"])
+def test_cached_step_equals_plain_step(loss):
+    batch = fixed_batch(8, families=5)  # repeated families: label masking is active
+    plain = _module(tiny_config(**{"loss.name": loss}))
+    cached = _module(tiny_config(**{"loss.name": loss, "cache.enabled": "true", "cache.chunk_size": 3}))
+    cached.load_state_dict(plain.state_dict())
+    _fit(plain, batch)
+    _fit(cached, batch)
+    _assert_close(plain.grads, cached.grads)
+    for (n, p), q in zip(plain.named_parameters(), cached.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=lambda m: f"{n}: {m}")
+
+
+def test_step_changes_parameters_and_lowers_loss_on_a_fixed_batch():
+    batch = fixed_batch(8)
+    module = _module(tiny_config(**{"optim.lr": 3e-3}))
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    losses = []
+
+    class Track(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
+
+    _fit(module, batch, steps=30, callbacks=[Track()])
+    assert len(losses) == 30
+    assert all(not torch.equal(before[n], p) for n, p in module.named_parameters())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_learnable_temperature_is_optimised():
+    module = _module(tiny_config(**{"loss.learn_temperature": "true", "optim.lr": 1e-2}))
+    t0 = module.loss_fn.temperature
+    _fit(module, fixed_batch(8), steps=3)
+    assert "loss_fn.logit_scale" in module.grads
+    assert module.loss_fn.temperature != pytest.approx(t0)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("sets", [
+    {},
+    {"cache.enabled": "true", "cache.chunk_size": 3},
+    {"loss.name": "flatnce"},
+    {"loss.learn_temperature": "true", "cache.enabled": "true", "cache.chunk_size": 2},
+], ids=["plain", "cached", "flatnce", "cached-learned-temperature"])
+def test_ddp_two_processes_equals_one_process(tmp_path, sets):
+    """Lightning DDP (gloo, 2 CPU processes, 4 rows each) gives the gradient of the 8-row global batch."""
+    batch = fixed_batch(8, families=6, seed=3)
+    cfg = tiny_config(**sets)
+    single = _module(cfg)
+    state = {k: v.clone() for k, v in single.state_dict().items()}
+    _fit(single, batch)
+
+    saved = tmp_path / "ddp_grads.pt"
+    ddp = _module(cfg, save_to=str(saved))
+    ddp.load_state_dict(state)
+    from lightning.pytorch.strategies import DDPStrategy
+
+    _fit(ddp, batch, devices=2, strategy=DDPStrategy(start_method="spawn", process_group_backend="gloo"))
+    _assert_close(single.grads, torch.load(saved))

@@ -1,0 +1,134 @@
+"""``phylocl train`` end to end on the bundled example: outputs, reproducibility, refusal, interruption + resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+import phylocl
+from phylocl.cli import main
+from phylocl.errors import InputError
+from phylocl.workflows import train as train_mod
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "datasets" / "example-mini-mit" / "protein"
+
+SETS = ["model.name=gmlp-tiny", f"data.path={EXAMPLE}", "data.max_len=48", "data.batch_size=4",
+        "data.fractions=[0.6,0.2,0.2]", "trainer.max_steps=6", "trainer.val_every_n_steps=3",
+        "trainer.log_every_n_steps=1", "optim.warmup_steps=2"]
+
+
+def _args(out, *extra):
+    args = ["train", "--out", str(out), "--quiet"]
+    for s in SETS + list(extra):
+        args += ["--set", s]
+    return args
+
+
+def _weights(path):
+    return phylocl.load_encoder(path).state_dict()
+
+
+def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(out)) == 0
+    assert "exported" in capsys.readouterr().out
+    enc = phylocl.load_encoder(out)
+    x = enc.embed(["MKVLAAGIVGLLLA", "MSTAPQRW"])
+    assert x.shape == (2, enc.embed_dim)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6
+    for split in ("val", "test"):
+        assert {"top1", "map_r", "auc1", "recall@1", "recall@10"} <= set(metrics[split])
+        assert 0.0 <= metrics[split]["map_r"] <= 1.0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["model"]["name"] == "gmlp-tiny" and cfg["trainer"]["max_steps"] == 6
+    with open(out / "logs" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    logged = {k for r in rows for k, v in r.items() if v}
+    assert {"train/loss", "train/infonce", "train/pos_prob", "train/temperature", "train/lr",
+            "train/grad_norm", "val/map_r", "val/auc1"} <= logged
+    steps = [int(r["step"]) for r in rows if r.get("train/loss")]
+    assert steps == list(range(6))
+    assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
+
+
+def test_same_seed_same_model_and_resolved_config_reproduces(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert main(_args(a)) == 0
+    assert main(_args(b)) == 0
+    assert main(["train", "--config", str(a / "config.yaml"), "--out", str(c), "--quiet"]) == 0
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+        assert torch.equal(wa[k], wc[k]), k
+    d = tmp_path / "d"
+    assert main(_args(d, "trainer.seed=1")) == 0
+    assert any(not torch.equal(wa[k], v) for k, v in _weights(d).items())
+
+
+def test_refuses_finished_run_and_bad_config_without_writing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(out)) == 0
+    capsys.readouterr()
+    assert main(_args(out)) == 2
+    assert "already holds a trained encoder" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    assert main(_args(fresh, "loss.temperature=0")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "temperature" in err and "Traceback" not in err
+    assert not fresh.exists()
+    assert main(_args(fresh, "data.path=/nonexistent/data")) == 2
+    assert not fresh.exists()
+    assert main(["train", "--resume", "--out", str(tmp_path / "none"), "--quiet"]) == 2
+
+
+class _Interrupt(L.Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at_step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_leaves_no_encoder_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    real_trainer = L.Trainer
+
+    def trainer_with_interrupt(*args, **kwargs):
+        kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [_Interrupt(4)]
+        return real_trainer(*args, **kwargs)
+
+    monkeypatch.setattr(L, "Trainer", trainer_with_interrupt)
+    assert main(_args(out)) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (out / "encoder.pt").exists()
+    assert (out / "checkpoints" / "interrupted.ckpt").exists()
+    monkeypatch.setattr(L, "Trainer", real_trainer)
+
+    assert main(_args(out) + ["--resume"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6
+    # the resumed run matches an uninterrupted one step for step
+    ref = tmp_path / "ref"
+    assert main(_args(ref)) == 0
+    wr, wo = _weights(ref), _weights(out)
+    for k in wr:
+        torch.testing.assert_close(wo[k], wr[k], rtol=1e-5, atol=1e-6)
+
+
+def test_train_function_accepts_config_objects(tmp_path):
+    from phylocl.config import load_config
+
+    cfg = load_config(None, SETS)
+    result = train_mod.train(cfg, tmp_path / "run", progress=False, overrides=["trainer.max_steps=2"])
+    assert result.metrics["steps"] == 2
+    with pytest.raises(InputError):
+        train_mod.train(cfg, tmp_path / "run2", progress=False, overrides=["nope.key=1"])
