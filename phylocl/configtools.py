@@ -20,8 +20,19 @@ from phylocl.errors import InputError
 __all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml"]
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping; missing/unparsable files raise :class:`InputError` naming the path and line."""
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_yaml(path: str | Path, *, _seen: tuple = ()) -> dict:
+    """Read a YAML mapping; missing/unparsable files raise :class:`InputError` naming the path and line.
+
+    A top-level ``extends: other.yaml`` (relative to this file) reads ``other.yaml`` first and merges this file's
+    sections over it, key by key, so a config only states what differs from its base.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path=path)
@@ -35,6 +46,14 @@ def load_yaml(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise InputError("config must be a YAML mapping (key: value)", path=path)
+    base = data.pop("extends", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise InputError("extends must be the path of another YAML config", path=path)
+        base_path = (path.parent / base).resolve()
+        if base_path in _seen:
+            raise InputError(f"extends forms a cycle through {base_path}", path=path)
+        data = _merge(load_yaml(base_path, _seen=_seen + (path.resolve(),)), data)
     return data
 
 

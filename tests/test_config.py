@@ -1,0 +1,74 @@
+"""Config loading: typed sections, --set overrides, extends, and every shipped config in configs/ is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phylocl.config import TrainConfig, load_config
+from phylocl.configtools import apply_overrides, parse_override
+from phylocl.errors import InputError
+from phylocl.models.registry import get_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_defaults_and_overrides_are_typed():
+    cfg = load_config(None, ["optim.lr=3e-4", "data.batch_size=32", "optim.betas=[0.8, 0.9]", "cache.enabled=true",
+                             "cache.token_budget=null", "loss.name=flatnce", "model.overrides={dropout: 0.2}"])
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.optim.lr == pytest.approx(3e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.data.batch_size == 32 and cfg.optim.betas == (0.8, 0.9)
+    assert cfg.cache.enabled is True and cfg.cache.token_budget is None
+    assert cfg.loss.name == "flatnce" and cfg.model.overrides == {"dropout": 0.2}
+
+
+@pytest.mark.parametrize("item, words", [
+    ("optim.lr=abc", "optim.lr"),
+    ("optim.lrr=1", "optim.lrr"),
+    ("loss.name=hinge", "loss.name"),
+    ("loss.temperature=0", "temperature"),
+    ("data.batch_size=1.5", "data.batch_size"),
+    ("cache.enabled=maybe", "cache.enabled"),
+    ("nosection=1", "nosection"),
+    ("missing-equals", "key=value"),
+])
+def test_bad_overrides_name_the_key(item, words):
+    with pytest.raises(InputError) as err:
+        load_config(None, [item])
+    assert words in str(err.value)
+
+
+def test_parse_override_reads_yaml_scalars():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a=3e-4") == (["a"], 3e-4)
+    assert parse_override("a=null") == (["a"], None)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=text") == (["a"], "text")
+    assert apply_overrides({"x": {"y": 1}}, ["x.z=2"]) == {"x": {"y": 1, "z": 2}}
+
+
+def test_extends_merges_sections_and_reports_problems(tmp_path):
+    (tmp_path / "base.yaml").write_text("loss:\n  name: infonce\n  temperature: 0.05\noptim:\n  lr: 0.01\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nloss:\n  name: flatnce\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.loss.name == "flatnce" and cfg.loss.temperature == pytest.approx(0.05)
+    assert cfg.optim.lr == pytest.approx(0.01)
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(InputError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("loss:\n  name: [unclosed\n")
+    with pytest.raises(InputError) as err:
+        load_config(tmp_path / "bad.yaml")
+    assert err.value.line is not None and "bad.yaml" in str(err.value)
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_is_valid(path):
+    cfg = load_config(path)
+    get_config(cfg.model.name, **cfg.model.overrides)  # the model config resolves too
+    assert cfg.trainer.max_steps >= 1
