@@ -1,0 +1,145 @@
+"""Model specs of the ``embed``/``search``/``evaluate`` commands: one string names what embeds the sequences.
+
+``--model`` accepts, in this order:
+
+1. ``kmer:K``: the k-mer count baseline (:class:`~phylocl.retrieval.kmer.KmerEmbedder`) in the data's alphabet;
+2. a path: a trained encoder file, or a directory holding ``encoder.pt`` (``phylocl train --out DIR``);
+3. the name of a shipped pretrained encoder, ``phylocl/pretrained/<name>.pt`` (see :func:`shipped_models`).
+
+Without ``--model`` the commands use ``default-<alphabet of the input>`` (``default-protein`` / ``default-dna``)
+when it is shipped. Everything else is an :class:`~phylocl.errors.InputError` saying what exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from phylocl.data.alphabet import Alphabet, get_alphabet
+from phylocl.errors import InputError
+
+__all__ = ["Embedder", "resolve_model", "shipped_models", "resolve_device", "PRETRAINED_DIR"]
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+_TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
+
+
+def shipped_models() -> list[str]:
+    """Names of the pretrained encoders shipped in ``phylocl/pretrained/`` (file stems of ``*.pt``)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+
+
+def resolve_device(device: str | None) -> str:
+    """``"cpu"`` or ``"cuda"``; ``None`` picks ``cuda`` when available. Asking for an absent GPU is an InputError."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}; use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} was asked for but no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+class Embedder:
+    """A trained encoder or the k-mer baseline behind one interface.
+
+    Args:
+        model: a :class:`~phylocl.models.encoder.SequenceEncoder` or a
+            :class:`~phylocl.retrieval.kmer.KmerEmbedder`.
+        source: where it came from (the spec, a path), for messages.
+        device: where an encoder runs (it is moved there once); ignored by the k-mer baseline (NumPy).
+
+    Attributes: ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``, ``device``.
+    """
+
+    def __init__(self, *, model, source: str, device: str = "cpu") -> None:
+        if not (hasattr(model, "embed") and hasattr(model, "model_info")):
+            raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
+        self.model, self.source = model, str(source)
+        self.is_encoder = hasattr(model, "to") and hasattr(model, "parameters")
+        self.device = device if self.is_encoder else "cpu"
+        if self.is_encoder:
+            model.to(self.device).eval()
+        self._info: dict | None = None
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return get_alphabet(self.model.alphabet)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.embed_dim)
+
+    @property
+    def name(self) -> str:
+        return str(self.model_info()["name"])
+
+    def model_info(self) -> dict:
+        """The ``model`` record for embedding files and indexes (fingerprint, name, dim, alphabet, ...); cached,
+        since an encoder's fingerprint hashes every weight."""
+        if self._info is None:
+            self._info = dict(self.model.model_info())
+            self._info.setdefault("source", self.source)
+        return dict(self._info)
+
+    def embed(self, sequences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """``N`` sequences (canonical letters of :attr:`alphabet`) -> ``(N, dim)`` float32 rows of unit norm."""
+        return np.asarray(self.model.embed(list(sequences), batch_size=batch_size), dtype=np.float32)
+
+
+def _load_encoder_file(path: Path, source: str, device: str) -> Embedder:
+    from phylocl.models.registry import load_encoder
+
+    return Embedder(model=load_encoder(path), source=source, device=device)
+
+
+def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu") -> Embedder:
+    """The :class:`Embedder` named by ``spec`` (see the module docstring).
+
+    Args:
+        spec: ``kmer:K``, an encoder file or directory, a shipped model name, or ``None`` for
+            ``default-<alphabet>``.
+        alphabet: the input's alphabet; needed by ``kmer:K`` and by ``spec=None``.
+        device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
+
+    Raises :class:`InputError` for a spec that names nothing usable, listing what exists.
+    """
+    from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
+
+    device = resolve_device(device)
+    alpha = None if alphabet is None else get_alphabet(alphabet)
+    shipped = shipped_models()
+    listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"
+    if spec is None:
+        if alpha is None:
+            raise ValueError("resolve_model(None) needs the input's alphabet to pick default-<alphabet>")
+        name = f"default-{alpha.name}"
+        if name not in shipped:
+            raise InputError(f"no --model given and the default model {name!r} is not installed ({listing}); "
+                             + _TRAIN_HINT)
+        return _load_encoder_file(PRETRAINED_DIR / f"{name}.pt", name, device)
+    spec = str(spec)
+    kmer = parse_model_spec(spec)
+    if kmer is not None:
+        if alpha is None:
+            raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
+        try:
+            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha), source=spec)
+        except ValueError as err:
+            raise InputError(f"bad k-mer model {spec!r}: {err}") from None
+    path = Path(spec).expanduser()
+    if path.exists():
+        return _load_encoder_file(path, spec, device)
+    if spec in shipped:
+        return _load_encoder_file(PRETRAINED_DIR / f"{spec}.pt", spec, device)
+    from phylocl.models.registry import list_models
+
+    if spec in list_models():
+        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _TRAIN_HINT
+                         + f" (e.g. --set model.name={spec}); {listing}")
+    raise InputError(f"unknown model {spec!r}: not kmer:K, not an existing encoder file or directory, and not a "
+                     f"shipped model ({listing}); " + _TRAIN_HINT)

@@ -1,0 +1,311 @@
+"""``phylocl embed``: model specs, streamed embedding in input order, labels, progress, atomicity, bad input."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.errors import InputError
+from phylocl.progress import Progress, format_duration
+from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.workflows import embed as embed_mod
+from phylocl.workflows import models as models_mod
+from phylocl.workflows.embed import embed
+from phylocl.workflows.models import Embedder, resolve_model
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _protein_families(n_fam=4, members=5, seed=0):
+    """``{family: [sequence, ...]}``: mutated copies of random roots of different lengths (10..150 residues)."""
+    rng = np.random.default_rng(seed)
+    fams = {}
+    for f in range(n_fam):
+        root = rng.choice(list(AA), size=int(rng.integers(10, 150)))
+        seqs = []
+        for _ in range(members):
+            s = root.copy()
+            hit = rng.random(len(s)) < 0.2
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            seqs.append("".join(s[: len(s) - int(rng.integers(0, 5))]))
+        fams[f"fam{f}"] = seqs
+    return fams
+
+
+def write_dataset(folder: Path, fams: dict, *, extra_columns: dict | None = None) -> Path:
+    """Write ``sequences.fasta`` + ``labels.tsv`` (ids ``<family>_<k>``); returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [(f"{fam}_{k}", fam, s) for fam, seqs in fams.items() for k, s in enumerate(seqs)]
+    (folder / "sequences.fasta").write_text("".join(f">{i} some description\n{s}\n" for i, _, s in ids))
+    cols = list(extra_columns or {})
+    rows = ["\t".join(["sequence_id", "family_id", *cols])]
+    rows += ["\t".join([i, fam, *(extra_columns[c][fam] for c in cols)]) for i, fam, _ in ids]
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def write_fasta(path: Path, records) -> Path:
+    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
+    return path
+
+
+@pytest.fixture
+def encoder_path(tmp_path):
+    torch.manual_seed(0)
+    (tmp_path / "model").mkdir()
+    return phylocl.build_encoder("gmlp-tiny").save(tmp_path / "model")  # model/encoder.pt
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_dataset(tmp_path / "data", _protein_families())
+
+
+def _records(folder):
+    text = (folder / "sequences.fasta").read_text().split(">")[1:]
+    return [(r.split()[0], r.splitlines()[1]) for r in text]
+
+
+# ----------------------------------------------------------------------------- model specs
+def test_resolve_kmer_encoder_file_and_directory(encoder_path):
+    k = resolve_model("kmer:2", alphabet="dna")
+    assert k.alphabet.name == "dna" and k.dim == 16 and k.model_info()["name"] == "kmer:2"
+    enc = phylocl.load_encoder(encoder_path)
+    for spec in (encoder_path, encoder_path.parent):
+        e = resolve_model(str(spec))
+        assert e.model_info()["fingerprint"] == enc.fingerprint() and e.dim == 32 and e.alphabet.name == "protein"
+        assert np.allclose(e.embed(["MKVLA", "ACDEFGH"]), enc.embed(["MKVLA", "ACDEFGH"]), atol=1e-6)
+
+
+def test_resolve_shipped_default_model(tmp_path, monkeypatch, encoder_path):
+    monkeypatch.setattr(models_mod, "PRETRAINED_DIR", tmp_path / "pretrained")
+    with pytest.raises(InputError, match="default-protein.*no pretrained model is shipped"):
+        resolve_model(None, alphabet="protein")
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "default-protein.pt").write_bytes(encoder_path.read_bytes())
+    assert models_mod.shipped_models() == ["default-protein"]
+    fp = phylocl.load_encoder(encoder_path).fingerprint()
+    assert resolve_model(None, alphabet="protein").model_info()["fingerprint"] == fp
+    assert resolve_model("default-protein").model_info()["fingerprint"] == fp
+    with pytest.raises(InputError, match="default-dna.*shipped models: default-protein"):
+        resolve_model(None, alphabet="dna")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no-such-model", "unknown model 'no-such-model'.*phylocl train"),
+    ("gmlp-tiny", "untrained architecture"),
+    ("kmer:x", "kmer:K"),
+    ("kmer:4", "limited to 8192"),  # 20^4 protein dimensions
+])
+def test_resolve_bad_specs(spec, message):
+    with pytest.raises(InputError, match=message):
+        resolve_model(spec, alphabet="protein")
+
+
+def test_kmer_needs_an_alphabet_and_cuda_needs_a_gpu():
+    with pytest.raises(InputError, match="alphabet"):
+        resolve_model("kmer:2")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            resolve_model("kmer:2", alphabet="protein", device="cuda")
+
+
+# ----------------------------------------------------------------------------- embedding
+def test_streamed_fasta_matches_direct_embedding_in_input_order(tmp_path, dataset, encoder_path, monkeypatch):
+    """A FASTA larger than the buffer: rows and ids equal one direct ``enc.embed`` call, in file order; no
+    buffer is read ahead of what is being embedded."""
+    records = _records(dataset)
+    fasta = write_fasta(tmp_path / "q.fasta", records)
+    read, calls = [0], []
+    original = embed_mod.fasta_records
+
+    def counting(path, embedder):
+        for rec in original(path, embedder):
+            read[0] += 1
+            yield rec
+
+    original_embed = Embedder.embed
+
+    def spy(self, seqs, *, batch_size=64):
+        calls.append((read[0], [len(s) for s in seqs]))
+        return original_embed(self, seqs, batch_size=batch_size)
+
+    monkeypatch.setattr(embed_mod, "fasta_records", counting)
+    monkeypatch.setattr(Embedder, "embed", spy)
+    res = embed(out=tmp_path / "e.npz", model=str(encoder_path), fasta=fasta, batch_size=3, buffer_size=7,
+                progress=False)
+    got = load_embeddings(tmp_path / "e.npz")
+    direct = phylocl.load_encoder(encoder_path).embed([s for _, s in records])
+    assert res.n == len(records) == 20 and got.ids == [i for i, _ in records] and got.labels is None
+    assert got.embeddings.dtype == np.float32 and np.allclose(got.embeddings, direct, atol=1e-5)
+    assert got.model["fingerprint"] == phylocl.load_encoder(encoder_path).fingerprint()
+    # buffers of 7: the first batch is embedded after reading 7 records, never more than one buffer ahead
+    assert calls[0][0] == 7 and all(n_read <= 7 * (1 + b // 3) for b, (n_read, _) in enumerate(calls))
+    assert all(max(lens) <= 150 and len(lens) <= 3 for _, lens in calls)
+    assert calls[0][1] == sorted(calls[0][1], reverse=True)  # each buffer is embedded longest first
+    first_buffer = sorted((len(s) for _, s in records[:7]), reverse=True)
+    assert [n for _, lens in calls[:3] for n in lens] == first_buffer
+
+
+def test_embed_dataset_stores_family_labels_via_cli(tmp_path, dataset, capsys):
+    out = tmp_path / "sub" / "e.npz"
+    assert main(["embed", "--model", "kmer:2", "--data", str(dataset), "-o", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert "wrote 20 embeddings (dim 400, model kmer:2, with family labels)" in cap.out
+    assert "embedding: 20/20 sequences (100%)" in cap.err  # progress on stderr
+    got = load_embeddings(out)
+    records = _records(dataset)
+    assert got.ids == [i for i, _ in records] and got.labels == [i.rsplit("_", 1)[0] for i, _ in records]
+    ref = KmerEmbedder(k=2, alphabet="protein").embed([s for _, s in records])
+    assert np.allclose(got.embeddings, ref, atol=1e-6)
+
+
+def test_embed_fasta_plus_labels_and_quiet(tmp_path, dataset, capsys):
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--model", "kmer:1", "--data", str(dataset / "sequences.fasta"), "--labels",
+                 str(dataset / "labels.tsv"), "-o", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert load_embeddings(out).labels[:2] == ["fam0", "fam0"]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("device lost"), KeyboardInterrupt()])
+def test_failure_mid_embed_leaves_no_output(tmp_path, dataset, monkeypatch, error):
+    calls = []
+    original = Embedder.embed
+
+    def failing(self, seqs, *, batch_size=64):
+        calls.append(len(seqs))
+        if len(calls) > 1:
+            raise error
+        return original(self, seqs, batch_size=batch_size)
+
+    monkeypatch.setattr(Embedder, "embed", failing)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    argv = ["embed", "--model", "kmer:2", "--fasta", str(dataset / "sequences.fasta"), "-o",
+            str(out_dir / "e.npz"), "--batch-size", "4", "--quiet"]
+    if isinstance(error, KeyboardInterrupt):
+        assert main(argv) == 130
+    else:
+        with pytest.raises(RuntimeError, match="device lost"):
+            main(argv)
+    assert len(calls) == 2 and list(out_dir.iterdir()) == []  # no output, no spool or temporary file
+
+
+def test_existing_output_survives_a_failed_run(tmp_path, dataset):
+    out = tmp_path / "e.npz"
+    out.write_bytes(b"previous")
+    bad = write_fasta(tmp_path / "bad.fasta", [("a", "MKVLA"), ("b", "MK1LA")])
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(bad), "-o", str(out), "--quiet"]) == 2
+    assert out.read_bytes() == b"previous" and _leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- bad input
+DNA_RECORDS = [(f"d{i}", "ACGTTGCAAGCTTGCAACGTAGCTAGCTAGGCTA"[i:] + "ACGT") for i in range(5)]
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing", r"missing\.fasta: no such file"),
+    ("empty", r"empty\.fasta: empty file"),
+    ("dna_for_protein_model", r"dna\.fasta:1: record 'd0' looks like DNA, but model gmlp-tiny .* reads protein"),
+    ("bad_letter_late", r"late\.fasta:9: record 'd4': letter\(s\) 'J' not in the dna alphabet"),
+    ("output_is_dir", r"output is a directory"),
+    ("labels_without_data", r"--labels goes with --data"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, encoder_path, capsys, case, pattern):
+    out = tmp_path / "e.npz"
+    model = ["--model", str(encoder_path)]
+    if case == "missing":
+        args = ["--fasta", str(tmp_path / "missing.fasta")]
+    elif case == "empty":
+        (tmp_path / "empty.fasta").write_text("\n")
+        args = ["--fasta", str(tmp_path / "empty.fasta")]
+    elif case == "dna_for_protein_model":
+        args = ["--fasta", str(write_fasta(tmp_path / "dna.fasta", DNA_RECORDS))]
+    elif case == "bad_letter_late":
+        recs = DNA_RECORDS[:4] + [("d4", "ACGTJACGT")]
+        args, model = ["--fasta", str(write_fasta(tmp_path / "late.fasta", recs))], ["--model", "kmer:3"]
+    elif case == "output_is_dir":
+        out.mkdir()
+        args = ["--fasta", str(write_fasta(tmp_path / "p.fasta", [("a", "MKVLA")]))]
+    else:
+        args = ["--fasta", str(write_fasta(tmp_path / "p.fasta", [("a", "MKVLA")])), "--labels", "x.tsv"]
+    assert main(["embed", *model, *args, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl embed: error: ") and err.count("\n") == 1
+    assert re.search(pattern, err), err
+    assert out.is_dir() if case == "output_is_dir" else not out.exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_protein_dataset_for_a_dna_model_names_a_record(tmp_path, dataset, capsys):
+    dna_model = phylocl.build_encoder("gmlp-tiny", alphabet="dna").save(tmp_path / "dna.pt")
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--model", str(dna_model), "--data", str(dataset), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "record 'fam0_0' looks like protein, but model gmlp-tiny" in err and "reads DNA" in err
+    assert not out.exists()
+
+
+def test_fasta_and_data_together_is_a_usage_error(tmp_path, dataset):
+    with pytest.raises(SystemExit) as exc:
+        main(["embed", "--fasta", "a.fa", "--data", str(dataset), "-o", str(tmp_path / "e.npz")])
+    assert exc.value.code == 2
+
+
+# ----------------------------------------------------------------------------- progress
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_progress_lines_in_a_log_are_throttled_and_final_line_is_complete():
+    clock, out = FakeClock(), io.StringIO()
+    bar = Progress(label="embedding", total=10, unit="sequences", stream=out, log_interval=5.0, clock=clock)
+    for _ in range(10):
+        clock.t += 1.0
+        bar.update(1)
+    bar.close()
+    bar.close()  # once only
+    lines = out.getvalue().splitlines()
+    assert lines == ["embedding: 5/10 sequences (50%), 1/s, 5.0 s", "embedding: 10/10 sequences (100%), 1/s, 10.0 s"]
+    clock.t, out = 100.0, io.StringIO()
+    with Progress(label="reading", stream=out, log_interval=5.0, clock=clock) as bar:
+        clock.t += 1.0
+        bar.update(2)
+    assert out.getvalue() == "reading: 2 items, 2/s, 1.0 s\n"  # short jobs still end with one line
+
+
+def test_progress_on_a_terminal_rewrites_one_line_and_quiet_writes_nothing():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock, out = FakeClock(), Tty()
+    with Progress(label="searching", unit="queries", stream=out, interval=0.5, clock=clock) as bar:
+        clock.t += 2.0
+        bar.update(4000)
+    text = out.getvalue()
+    assert text == "\rsearching: 4,000 queries, 2,000/s, 2.0 s\rsearching: 4,000 queries, 2,000/s, 2.0 s\n"
+    quiet = io.StringIO()
+    with Progress(label="x", stream=quiet, enabled=False) as bar:
+        bar.update(3)
+    assert quiet.getvalue() == "" and bar.done == 3
+    assert [format_duration(s) for s in (3.21, 245, 7380)] == ["3.2 s", "4 min 05 s", "2 h 03 min"]
+    with pytest.raises(ValueError, match="total"):
+        Progress(label="x", total=-1)
