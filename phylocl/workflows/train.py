@@ -5,6 +5,7 @@ Output directory ``DIR``::
     DIR/encoder.pt          the exported encoder (best validation checkpoint, else the last); phylocl.load_encoder(DIR)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
     DIR/metrics.json        final validation/test retrieval figures, steps, wall time, device
+    DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
 
@@ -177,6 +178,10 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     }
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    splits = {name: sorted(set(ds.families)) for name, ds in
+              (("train", dm.train_set), ("val", dm.val_set), ("test", dm.test_set))}
+    with atomic_path(out / "splits.json") as tmp:
+        tmp.write_text(json.dumps(splits, indent=1) + "\n")
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     encoder_path = module.encoder.save(out / "encoder.pt")  # last: its presence marks a finished run

@@ -47,6 +47,10 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     for split in ("val", "test"):
         assert {"top1", "map_r", "auc1", "recall@1", "recall@10"} <= set(metrics[split])
         assert 0.0 <= metrics[split]["map_r"] <= 1.0
+    splits = json.loads((out / "splits.json").read_text())
+    assert all(splits[k] for k in ("train", "val", "test"))
+    assert not set(splits["train"]) & set(splits["val"]) and not set(splits["train"]) & set(splits["test"])
+    assert len(splits["train"]) + len(splits["val"]) + len(splits["test"]) == 10  # every family, once
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["model"]["name"] == "gmlp-tiny" and cfg["trainer"]["max_steps"] == 6
     with open(out / "logs" / "metrics.csv") as fh:
