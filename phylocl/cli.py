@@ -61,6 +61,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from phylocl.workflows.embed import embed
+
+    r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
+              batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
+          + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from phylocl.workflows.index import build_index_file
+
+    r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
+                         threads=args.threads, nlist=args.nlist, nprobe=args.nprobe, ef_search=args.ef_search)
+    for note in r.notes:
+        print(f"phylocl index: note: {note}", file=sys.stderr)
+    params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
+    print(f"wrote index {r.path}: {r.kind}" + (f" ({params})" if params else "")
+          + f", {r.n:,} vectors of dim {r.dim}, model {r.model.get('name')}, {r.seconds:.1f} s")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from phylocl.workflows.search import search
+
+    r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
+               batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
+          f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from phylocl.workflows.evaluate import evaluate, format_report
+
+    result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
+                      group_column=args.group_column, ks=args.k, per_family=args.per_family,
+                      batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "per_family"}))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="M",
+                   help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
+                        "model name; default: default-<alphabet of the input>")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from phylocl import __version__
 
@@ -106,6 +161,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("embed", help="embed sequences into an .npz file (float32 rows, ids, family labels)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", metavar="FILE", help="FASTA file, streamed (any size)")
+    src.add_argument("--data", metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
+    p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="embeddings file to write")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
+    p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
+    p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
+    p.add_argument("--type", choices=["flat", "ivf", "hnsw", "ivfpq"], default="flat",
+                   help="flat: exact (default); ivf, hnsw, ivfpq: approximate, for millions of sequences")
+    p.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default ~4 sqrt(N))")
+    p.add_argument("--nprobe", type=int, help="ivf/ivfpq: lists visited per query (default nlist/4)")
+    p.add_argument("--ef-search", type=int, help="hnsw: search breadth (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
+    p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="k nearest database sequences of each query, as a TSV of hits")
+    p.add_argument("--query", required=True, metavar="Q.fasta", help="query FASTA file")
+    db = p.add_mutually_exclusive_group(required=True)
+    db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
+    db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
+    p.add_argument("-k", type=int, default=50, help="hits per query (default 50)")
+    p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
+                   help="TSV with columns query, target, score (cosine similarity), rank")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("evaluate", help="family-retrieval figures of a model on a labelled set")
+    p.add_argument("--data", required=True, metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
+    p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
+    p.add_argument("--db-extra", metavar="DECOYS.fasta",
+                   help="unlabelled distractors added to the database (every hit on one is a false positive)")
+    p.add_argument("--group-column", metavar="COL",
+                   help="labels column to evaluate at (e.g. superfamily); default: the family")
+    p.add_argument("-k", type=int, nargs="+", default=[1, 10, 50], metavar="K",
+                   help="recall@k cut-offs (default 1 10 50)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--per-family", metavar="TSV", help="also write per-family figures to this TSV")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_evaluate)
 
     return parser
 

@@ -1,0 +1,78 @@
+"""``phylocl index``: an embeddings file in, a FAISS index bundle out (inner product = cosine similarity).
+
+The bundle (:mod:`phylocl.retrieval.index_io`) records the embedding model (fingerprint, name, dimension), the
+row ids and, when the embeddings were labelled, the family labels; ``phylocl search --index`` refuses queries
+embedded by any other model.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phylocl.errors import InputError
+
+__all__ = ["IndexResult", "build_index_file", "check_index_destination"]
+
+
+@dataclass
+class IndexResult:
+    """What :func:`build_index_file` wrote: an index of ``kind`` over ``n`` vectors of width ``dim``."""
+
+    path: Path
+    kind: str
+    n: int
+    dim: int
+    params: dict
+    model: dict
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def check_index_destination(path: str | Path) -> Path:
+    """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder)."""
+    path = Path(path)
+    if path.is_file():
+        raise InputError("exists and is a file; an index is a folder (choose another name)", path=path)
+    if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").is_file():
+        raise InputError("exists and is not a phylocl index folder; refusing to replace it", path=path)
+    return path
+
+
+def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "flat", seed: int = 0,
+                     threads: int | None = None, **params) -> IndexResult:
+    """Build an index of ``kind`` over the embeddings file and save it as a bundle folder at ``out``.
+
+    Args:
+        embeddings: an ``.npz`` written by ``phylocl embed``.
+        kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq`` (see :mod:`phylocl.retrieval.index`).
+        seed: seed of the IVF / PQ training; threads: FAISS threads (default: FAISS's own).
+        params: index parameters (``nlist``, ``nprobe``, ``ef_search`` ...), ``None`` = default.
+
+    Returns an :class:`IndexResult`; ``notes`` holds FAISS fallbacks (too few vectors for ``ivf`` ...).
+    """
+    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.index import INDEX_KINDS, build_index, set_num_threads
+
+    start = time.perf_counter()
+    if kind not in INDEX_KINDS:
+        raise InputError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    out = check_index_destination(out)
+    emb = load_embeddings(embeddings)
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads must be >= 1, got {threads}")
+        set_num_threads(threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            index = build_index(emb.embeddings, kind=kind, ids=emb.ids, labels=emb.labels, model=emb.model,
+                                seed=seed, **params)
+        except ValueError as err:
+            raise InputError(f"cannot build a {kind} index: {err}") from None
+    index.save(out)
+    return IndexResult(path=out, kind=index.kind, n=index.ntotal, dim=index.dim, params=index.params,
+                       model=index.model, seconds=time.perf_counter() - start,
+                       notes=[str(w.message) for w in caught])

@@ -1,0 +1,144 @@
+"""``phylocl search``: the ``k`` nearest database sequences of every query, as a TSV of ranked hits.
+
+Output (written atomically; tab-separated, one header line)::
+
+    query   target   score   rank
+    q1      t7       0.93127  1
+
+``score`` is the cosine similarity of the two embeddings (higher = closer), ``rank`` counts from 1 per query.
+A hit of a query on the database row with its own id is left out (searching a set against itself), and the next
+hit takes its place, so each query still gets ``k`` hits when the database has them.
+
+The database is an index bundle (``--index``, from ``phylocl index``; queries must be embedded by the same model,
+which the bundle's fingerprint checks) or a FASTA file (``--db``) embedded on the fly into an exact in-memory
+index. Queries are streamed: embedded, searched and written one buffer at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, TextIO
+
+import numpy as np
+
+from phylocl.atomic import atomic_path
+from phylocl.errors import InputError
+from phylocl.progress import Progress
+from phylocl.workflows.embed import (DEFAULT_BUFFER, check_output_file, embed_all, embed_buffers, fasta_alphabet,
+                                     fasta_records)
+from phylocl.workflows.models import Embedder, resolve_model
+
+__all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
+
+HEADER = "query\ttarget\tscore\trank\n"
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` wrote: ``n_hits`` rows for ``n_queries`` queries against ``db_size`` sequences."""
+
+    path: Path
+    n_queries: int
+    n_hits: int
+    k: int
+    db_size: int
+    model: dict
+    seconds: float
+
+
+def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
+    """Write ``query target score rank`` lines for ``(Q, k)`` search results; ``-1`` rows (no hit) are skipped.
+
+    Returns the number of lines written. Scores are printed with 9 significant digits (float32 exact).
+    """
+    n = 0
+    for qid, row_s, row_i in zip(query_ids, scores.tolist(), indices.tolist()):
+        rank = 0
+        for s, i in zip(row_s, row_i):
+            if i < 0:
+                continue
+            rank += 1
+            f.write(f"{qid}\t{db_ids[i]}\t{s:.9g}\t{rank}\n")
+        n += rank
+    return n
+
+
+def _model_for_index(model: str | None, index) -> str | None:
+    """Without ``--model``, an index built on k-mer profiles names its own embedder (``kmer:K``)."""
+    if model is None and index.model.get("kind") == "kmer" and "k" in index.model:
+        return f"kmer:{int(index.model['k'])}"
+    return model
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
+           index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
+           buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None) -> SearchResult:
+    """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
+
+    Args:
+        model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
+            ``default-<alphabet>``. With ``index``, ``kmer:K`` and the default use the index's alphabet.
+        k: hits per query (``>= 1``).
+        batch_size, buffer_size, device, progress, stream: as in :func:`~phylocl.workflows.embed.embed`.
+
+    Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
+    index built with another model.
+    """
+    from phylocl.retrieval.index import build_index
+    from phylocl.retrieval.index_io import check_compatible, load_index
+
+    start = time.perf_counter()
+    if k < 1:
+        raise InputError(f"-k must be >= 1, got {k}")
+    if (db is None) == (index is None):
+        raise InputError("give exactly one database: --db FASTA or --index INDEX")
+    out = check_output_file(out)
+    if any(p is not None and _same_file(out, p) for p in (query, db)):
+        raise InputError("output would overwrite an input file", path=out)
+    kind = fasta_alphabet(query)
+    same = db is not None and _same_file(query, db)
+    db_x = None
+    if index is not None:
+        ridx = load_index(index)
+        # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
+        alphabet = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else kind
+        embedder = resolve_model(_model_for_index(model, ridx), alphabet=alphabet, device=device)
+        check_compatible(ridx, embedder.model_info())
+    else:
+        embedder = resolve_model(model, alphabet=kind, device=device)
+        records = ((r.id, r.sequence, None) for r in fasta_records(db, embedder))
+        with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
+            db_x, db_ids = embed_all(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                     progress=bar)
+        ridx = build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info())
+
+    def query_chunks() -> Iterator[tuple[np.ndarray, list[str]]]:
+        if same:  # the database already holds the queries' embeddings
+            for lo in range(0, len(db_x), buffer_size):
+                bar.update(min(buffer_size, len(db_x) - lo))
+                yield db_x[lo:lo + buffer_size], ridx.ids[lo:lo + buffer_size]
+            return
+        records = ((r.id, r.sequence, None) for r in fasta_records(query, embedder))
+        for x, ids, _ in embed_buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                       progress=bar):
+            yield x, ids
+
+    n_queries = n_hits = 0
+    bar = Progress(label="searching", unit="queries", enabled=progress, stream=stream)
+    with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(HEADER)
+        for x, ids in query_chunks():
+            scores, rows = ridx.search(x, k, exclude_ids=ids)  # (b, k) each
+            n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
+            n_queries += len(ids)
+    return SearchResult(path=out, n_queries=n_queries, n_hits=n_hits, k=k, db_size=ridx.ntotal,
+                        model=embedder.model_info(), seconds=time.perf_counter() - start)

@@ -1,0 +1,163 @@
+"""``phylocl evaluate``: JSON keys, figures equal to ``evaluate_embeddings`` on the same embeddings (family and
+group level, with decoys), a hand-checked perfect case, the per-family table, the readable report and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.evaluation import evaluate_embeddings
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+FIGURES = ("top1", "recall@1", "recall@3", "map_r", "auc1", "n_queries")
+
+
+def _families(n_fam=6, members=4, seed=0, rate=0.3):
+    rng = np.random.default_rng(seed)
+    fams = {}
+    for f in range(n_fam):
+        root = rng.choice(list(AA), size=int(rng.integers(30, 100)))
+        fams[f"fam{f}"] = []
+        for _ in range(members):
+            s = root.copy()
+            hit = rng.random(len(s)) < rate
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            fams[f"fam{f}"].append("".join(s))
+    fams["lonely"] = ["".join(rng.choice(list(AA), size=40))]  # a singleton: a query with nothing to find
+    return fams
+
+
+def _write(folder, fams, groups=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [(f"{fam}_{k}", fam, s) for fam, seqs in fams.items() for k, s in enumerate(seqs)]
+    (folder / "sequences.fasta").write_text("".join(f">{i}\n{s}\n" for i, _, s in rows))
+    head = "sequence_id\tfamily_id" + ("\tsuperfamily" if groups else "")
+    lines = [f"{i}\t{fam}" + (f"\t{groups[fam]}" if groups else "") for i, fam, _ in rows]
+    (folder / "labels.tsv").write_text("\n".join([head, *lines]) + "\n")
+    return folder
+
+
+GROUPS = {"fam0": "A", "fam1": "A", "fam2": "B", "fam3": "B", "fam4": "C", "fam5": "C", "lonely": "D"}
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _write(tmp_path / "data", _families(), GROUPS)
+
+
+@pytest.fixture
+def encoder_path(tmp_path):
+    torch.manual_seed(0)
+    return phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
+
+
+def _evaluate_json(capsys, *args):
+    capsys.readouterr()
+    assert main(["evaluate", *args, "--json", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("model", ["encoder", "kmer:2"])
+def test_json_figures_equal_evaluate_embeddings_on_the_embedded_set(tmp_path, data, encoder_path, capsys, model):
+    spec = str(encoder_path) if model == "encoder" else model
+    got = _evaluate_json(capsys, "--model", spec, "--data", str(data), "-k", "3", "1")
+    assert {"top1", "recall@1", "recall@3", "map_r", "auc1", "n_queries", "n_singleton_queries", "model",
+            "wall_seconds", "n_decoys", "ks", "level"} <= set(got)
+    assert "recall@10" not in got and got["ks"] == [1, 3] and got["level"] == "family"
+    assert main(["embed", "--model", spec, "--data", str(data), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    emb = load_embeddings(tmp_path / "e.npz")
+    ref = evaluate_embeddings(emb.embeddings, emb.labels, ids=emb.ids, ks=(1, 3))
+    for name in FIGURES:
+        assert got[name] == pytest.approx(ref[name], abs=1e-12), name
+    assert got["n_queries"] == 24 and got["n_singleton_queries"] == 1 and got["n_decoys"] == 0
+    assert got["model"]["fingerprint"] == emb.model["fingerprint"] and got["model"]["name"] == emb.model["name"]
+
+
+def test_group_column_and_decoys_equal_the_reference(tmp_path, data, capsys):
+    decoys = _families(n_fam=3, members=2, seed=7)
+    decoy_records = [(f"decoy{f}_{k}", s) for f, seqs in decoys.items() for k, s in enumerate(seqs)]
+    dfile = tmp_path / "decoys.fasta"
+    dfile.write_text("".join(f">{i}\n{s}\n" for i, s in decoy_records))
+    got = _evaluate_json(capsys, "--model", "kmer:2", "--data", str(data), "--group-column", "superfamily",
+                         "--db-extra", str(dfile), "-k", "1", "3")
+    assert main(["embed", "--model", "kmer:2", "--data", str(data), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(dfile), "-o", str(tmp_path / "d.npz"), "--quiet"]) == 0
+    emb, dec = load_embeddings(tmp_path / "e.npz"), load_embeddings(tmp_path / "d.npz")
+    groups = [GROUPS[f] for f in emb.labels]
+    ref = evaluate_embeddings(emb.embeddings, emb.labels, ids=emb.ids, ks=(1, 3), group_labels=groups,
+                              decoy_embeddings=dec.embeddings)
+    for name in FIGURES:
+        assert got[name] == pytest.approx(ref[name], abs=1e-12), name
+    assert got["level"] == "superfamily" and got["n_decoys"] == len(decoy_records) == 7
+    assert got["n_queries"] == 24 and got["n_singleton_queries"] == 1  # "lonely" is alone in group D
+
+
+def test_perfectly_separated_families_score_one_and_decoys_lower_it(tmp_path, capsys):
+    """DNA families of pure compositions under kmer:1: every hit of a query's own family has cosine 1 (identical
+    base profile), every other family scores lower, so all figures are 1. A decoy with the same profile as family
+    AC ties with its members; ties rank non-relevant first, so each AC query has a false positive at rank 1."""
+    fams = {"AC": ["ACACACAC", "CACACACACA", "ACACAC"], "GT": ["GTGTGT", "TGTGTGTG"], "AG": ["AGAGAGAG", "GAGA"]}
+    data = _write(tmp_path / "dna", fams)
+    got = _evaluate_json(capsys, "--model", "kmer:1", "--data", str(data), "-k", "1", "2")
+    assert all(got[name] == 1.0 for name in ("top1", "map_r", "auc1", "recall@2"))
+    assert got["recall@1"] == pytest.approx((3 * 0.5 + 2 * 1 + 2 * 1) / 7)  # R = 2 for the AC members
+    (tmp_path / "decoy.fasta").write_text(">decoy\nCCAACA\n")
+    got = _evaluate_json(capsys, "--model", "kmer:1", "--data", str(data), "--db-extra",
+                         str(tmp_path / "decoy.fasta"), "-k", "1", "5")  # lists 5 deep: the tied decoy is in
+    # AC queries: decoy first (rel 0), then their 2 members: top1 0, MAP@R = (0 + 1/2) / 2, AUC1 0, recall@5 1
+    assert got["top1"] == pytest.approx(4 / 7) and got["recall@1"] == pytest.approx(4 / 7)
+    assert got["map_r"] == pytest.approx((3 * 0.25 + 4) / 7)
+    assert got["auc1"] == pytest.approx(4 / 7) and got["recall@5"] == 1.0 and got["n_decoys"] == 1
+
+
+def test_per_family_table_and_readable_report(tmp_path, data, capsys):
+    table = tmp_path / "per_family.tsv"
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "-k", "1", "--per-family", str(table),
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    for word in ("top1", "recall@1", "map_r", "auc1", "kmer:2", "24 scored, 1 alone in their family"):
+        assert word in text
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert list(rows[0]) == ["family", "n_queries", "top1", "recall@1", "map_r", "auc1"]
+    assert [r["family"] for r in rows] == [f"fam{i}" for i in range(6)] and all(r["n_queries"] == "4" for r in rows)
+    got = _evaluate_json(capsys, "--model", "kmer:2", "--data", str(data), "-k", "1")
+    mean = np.mean([float(r["map_r"]) for r in rows])  # equal family sizes: mean of families = mean of queries
+    assert math.isclose(mean, got["map_r"], abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("k0", "-k values must be >= 1"),
+    ("no_column", "no column 'fold' in the labels (columns besides the family: superfamily)"),
+    ("all_singletons", "every family has a single sequence"),
+    ("decoy_is_labelled", "decoys.fasta:3: decoy 'fam0_0' is also a labelled sequence"),
+    ("missing", "no such file or directory"),
+])
+def test_bad_input_exit_2_one_line(tmp_path, data, capsys, case, message):
+    args = ["--model", "kmer:2", "--data", str(data)]
+    table = tmp_path / "pf.tsv"
+    if case == "k0":
+        args += ["-k", "0", "5"]
+    elif case == "no_column":
+        args += ["--group-column", "fold"]
+    elif case == "all_singletons":
+        args = ["--model", "kmer:2", "--data", str(_write(tmp_path / "single", {"a": ["MKV"], "b": ["PQR"]}))]
+    elif case == "decoy_is_labelled":
+        (tmp_path / "decoys.fasta").write_text(">d1\nMKVLAAGI\n>fam0_0\nMKVLAAGI\n")
+        args += ["--db-extra", str(tmp_path / "decoys.fasta")]
+    else:
+        args = ["--model", "kmer:2", "--data", str(tmp_path / "nothing")]
+    assert main(["evaluate", *args, "--per-family", str(table), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl evaluate: error: ") and message in err and err.count("\n") == 1
+    assert not table.exists()

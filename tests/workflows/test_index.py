@@ -1,0 +1,119 @@
+"""``phylocl index``: bundle contents (model fingerprint, dimension, ids, labels), exact search, fallbacks, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.retrieval.embeddings import save_embeddings
+from phylocl.retrieval.index_io import load_index
+
+MODEL = {"fingerprint": "0123456789abcdef", "name": "toy", "dim": 8, "alphabet": "protein"}
+
+
+def _embeddings(folder, n=30, d=8, labels=True, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"s{i}" for i in range(n)]
+    labs = [f"f{i % 4}" for i in range(n)] if labels else None
+    path = save_embeddings(folder / "e.npz", x, ids, labs, model=MODEL)
+    return path, x, ids, labs
+
+
+def test_flat_index_records_model_and_rows_and_searches_exactly(tmp_path, capsys):
+    path, x, ids, labels = _embeddings(tmp_path)
+    out = tmp_path / "idx"
+    assert main(["index", "--embeddings", str(path), "-o", str(out)]) == 0
+    assert f"wrote index {out}: flat, 30 vectors of dim 8, model toy" in capsys.readouterr().out
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model"]["fingerprint"] == MODEL["fingerprint"] and meta["dim"] == 8 and meta["kind"] == "flat"
+    index = load_index(out)
+    assert index.ids == ids and index.labels == labels
+    scores, rows = index.search(x[:5], 3)
+    sims = x[:5] @ x.T  # (5, 30) brute-force cosine similarities
+    ref = np.argsort(-sims, axis=1, kind="stable")[:, :3]
+    assert np.array_equal(rows, ref) and np.allclose(scores, np.take_along_axis(sims, ref, axis=1), atol=1e-6)
+
+
+def test_index_of_unlabelled_embeddings_from_embed(tmp_path):
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIV\n>b\nMKVLAAGIW\n>c\nPQRSTPQRST\n")
+    torch.manual_seed(0)
+    enc = phylocl.build_encoder("gmlp-tiny")
+    enc.save(tmp_path / "enc.pt")
+    assert main(["embed", "--model", str(tmp_path / "enc.pt"), "--fasta", str(fasta), "-o", str(tmp_path / "e.npz"),
+                 "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx"), "--type", "hnsw"]) == 0
+    index = load_index(tmp_path / "idx")
+    assert index.kind == "hnsw" and index.labels is None and index.ids == ["a", "b", "c"]
+    assert index.model["fingerprint"] == enc.fingerprint() and index.dim == enc.embed_dim
+
+
+def test_ivf_on_too_few_vectors_falls_back_to_flat_with_a_note(tmp_path, capsys):
+    path, *_ = _embeddings(tmp_path, n=30)
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "idx"), "--type", "ivf"]) == 0
+    cap = capsys.readouterr()
+    assert "phylocl index: note: ivf needs >= 78 vectors" in cap.err and ": flat, 30 vectors" in cap.out
+    assert load_index(tmp_path / "idx").kind == "flat"
+
+
+def test_ivf_parameters_are_recorded(tmp_path):
+    path, x, *_ = _embeddings(tmp_path, n=200)
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "idx"), "--type", "ivf", "--nlist", "4",
+                 "--nprobe", "4", "--threads", "1"]) == 0
+    index = load_index(tmp_path / "idx")
+    assert index.kind == "ivf" and index.params == {"nlist": 4, "nprobe": 4}
+    _, rows = index.search(x[:10], 1)  # nprobe = nlist: exact
+    assert np.array_equal(rows[:, 0], np.arange(10))
+
+
+def test_an_earlier_index_is_replaced(tmp_path):
+    path, *_ = _embeddings(tmp_path, n=30)
+    out = tmp_path / "idx"
+    assert main(["index", "--embeddings", str(path), "-o", str(out)]) == 0
+    (tmp_path / "second").mkdir()
+    path2, *_ = _embeddings(tmp_path / "second", n=12, seed=1)
+    assert main(["index", "--embeddings", str(path2), "-o", str(out)]) == 0
+    assert load_index(out).ntotal == 12
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such embeddings file"),
+    ("not_npz", "cannot read embeddings"),
+    ("dest_is_file", "exists and is a file"),
+    ("dest_is_other_dir", "is not a phylocl index folder"),
+    ("param_for_flat", "flat index does not take"),
+    ("threads", "--threads must be >= 1"),
+])
+def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, case, message):
+    path, *_ = _embeddings(tmp_path)
+    out, extra = tmp_path / "idx", []
+    if case == "missing":
+        path = tmp_path / "none.npz"
+    elif case == "not_npz":
+        path = tmp_path / "bad.npz"
+        path.write_text("not a zip")
+    elif case == "dest_is_file":
+        out.write_text("keep me")
+    elif case == "dest_is_other_dir":
+        out.mkdir()
+        (out / "precious.txt").write_text("keep me")
+    elif case == "param_for_flat":
+        extra = ["--nlist", "4"]
+    else:
+        extra = ["--threads", "0"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["index", "--embeddings", str(path), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl index: error: ") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no index, no temporary folder
+    if case == "dest_is_file":
+        assert out.read_text() == "keep me"
+    if case == "dest_is_other_dir":
+        assert (out / "precious.txt").read_text() == "keep me"

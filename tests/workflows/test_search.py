@@ -1,0 +1,194 @@
+"""``phylocl search``: TSV format and ordering against a brute-force reference, self-hit exclusion, --db vs --index,
+fingerprint refusal, streaming, atomicity and bad input."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.retrieval.index import RetrievalIndex
+from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.workflows.search import search
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _records(n=24, seed=0):
+    """``n`` protein records in 6 families of mutated copies (lengths 20..90)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in range(6):
+        root = rng.choice(list(AA), size=int(rng.integers(20, 90)))
+        for m in range(n // 6):
+            s = root.copy()
+            hit = rng.random(len(s)) < 0.25
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            out.append((f"f{f}_{m}", "".join(s)))
+    return out
+
+
+def _fasta(path, records):
+    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
+    return path
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        header = f.readline()
+        rows = [(q, t, float(s), int(r)) for q, t, s, r in csv.reader(f, delimiter="\t")]
+    return header, rows
+
+
+def _reference(x_q, q_ids, x_db, db_ids, k):
+    """Brute-force top-k by cosine similarity (numpy), dropping each query's own id."""
+    sims = x_q @ x_db.T  # (Q, M)
+    out = []
+    for qi, qid in enumerate(q_ids):
+        order = [j for j in np.argsort(-sims[qi], kind="stable") if db_ids[j] != qid][:k]
+        out += [(qid, db_ids[j], float(sims[qi, j]), r + 1) for r, j in enumerate(order)]
+    return out
+
+
+def _same(rows, ref):
+    """Same hits in the same order, scores within float32 precision (ties may swap targets)."""
+    assert len(rows) == len(ref)
+    for (q, t, s, r), (q2, t2, s2, r2) in zip(rows, ref):
+        assert (q, r) == (q2, r2) and abs(s - s2) < 1e-5
+        assert t == t2 or abs(s - s2) < 1e-5  # equal scores: order among ties is not defined
+
+
+@pytest.fixture
+def db(tmp_path):
+    return _fasta(tmp_path / "db.fasta", _records())
+
+
+def test_all_against_all_kmer_matches_brute_force_and_excludes_self(tmp_path, db, capsys):
+    out = tmp_path / "hits.tsv"
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out)]) == 0
+    assert "wrote 120 hits of 24 queries against 24 sequences (model kmer:2)" in capsys.readouterr().out
+    header, rows = _read(out)
+    assert header == "query\ttarget\tscore\trank\n"
+    recs = _records()
+    x = KmerEmbedder(k=2, alphabet="protein").embed([s for _, s in recs])
+    ids = [i for i, _ in recs]
+    _same(rows, _reference(x, ids, x, ids, 5))
+    assert all(q != t for q, t, _, _ in rows)  # no self hits
+    assert [r for _, _, _, r in rows] == list(range(1, 6)) * 24  # ranks 1..k per query, queries in file order
+    assert [q for q, *_ in rows[::5]] == ids
+
+
+def test_index_search_equals_db_search_with_an_encoder(tmp_path, db):
+    torch.manual_seed(0)
+    enc_path = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
+    query = _fasta(tmp_path / "q.fasta", _records()[:7] + [("new", "MKVLAAGIVGLLLAQQ")])
+    m = ["--model", str(enc_path), "--quiet"]
+    assert main(["embed", *m, "--fasta", str(db), "-o", str(tmp_path / "db.npz")]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "db.npz"), "-o", str(tmp_path / "idx")]) == 0
+    assert main(["search", *m, "--query", str(query), "--index", str(tmp_path / "idx"), "-k", "4", "-o",
+                 str(tmp_path / "a.tsv")]) == 0
+    assert main(["search", *m, "--query", str(query), "--db", str(db), "-k", "4", "-o", str(tmp_path / "b.tsv")]) == 0
+    a, b = _read(tmp_path / "a.tsv")[1], _read(tmp_path / "b.tsv")[1]
+    _same(a, b)
+    enc = phylocl.load_encoder(enc_path)
+    recs, qrecs = _records(), _records()[:7] + [("new", "MKVLAAGIVGLLLAQQ")]
+    ref = _reference(enc.embed([s for _, s in qrecs]), [i for i, _ in qrecs], enc.embed([s for _, s in recs]),
+                     [i for i, _ in recs], 4)
+    _same(a, ref)
+    # queries that are database rows lose only their own hit; the new query keeps the full top 4
+    assert len(a) == 8 * 4 and not any(q == t for q, t, *_ in a)
+
+
+def test_index_built_with_another_model_is_refused(tmp_path, db, capsys):
+    torch.manual_seed(0)
+    a = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "a.pt")
+    torch.manual_seed(1)
+    b = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "b.pt")
+    assert main(["embed", "--model", str(a), "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "hits.tsv"
+    for model in (str(b), "kmer:1"):  # same architecture, other weights; other dimension
+        assert main(["search", "--model", model, "--query", str(db), "--index", str(tmp_path / "idx"), "-o",
+                     str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "index was built with model gmlp-tiny (fingerprint" in err
+        assert phylocl.load_encoder(a).fingerprint() in err and not out.exists()
+
+
+def test_kmer_index_supplies_its_own_model(tmp_path, db):
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
+    assert main(["search", "--query", str(db), "--index", str(tmp_path / "idx"), "-k", "3", "-o",
+                 str(tmp_path / "h.tsv"), "--quiet"]) == 0
+    assert len(_read(tmp_path / "h.tsv")[1]) == 24 * 3
+
+
+def test_k_larger_than_database_and_streamed_queries(tmp_path, db):
+    small = _fasta(tmp_path / "small.fasta", _records()[:4])
+    res = search(query=db, db=small, out=tmp_path / "h.tsv", model="kmer:2", k=10, buffer_size=5, batch_size=2,
+                 progress=False)
+    _, rows = _read(tmp_path / "h.tsv")
+    assert res.n_queries == 24 and res.db_size == 4
+    per_query = {}
+    for q, _, _, r in rows:
+        per_query.setdefault(q, []).append(r)
+    assert all(ranks == list(range(1, len(ranks) + 1)) for ranks in per_query.values())
+    in_db = {i for i, _ in _records()[:4]}
+    assert all(len(per_query[q]) == (3 if q in in_db else 4) for q in per_query) and len(per_query) == 24
+
+
+def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
+    calls = []
+    original = RetrievalIndex.search
+
+    def failing(self, *a, **kw):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("boom")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(RetrievalIndex, "search", failing)
+    out = tmp_path / "out" / "hits.tsv"
+    with pytest.raises(RuntimeError, match="boom"):
+        search(query=db, db=db, out=out, model="kmer:2", k=3, buffer_size=5, progress=False)
+    assert len(calls) == 2 and list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("case, message", [
+    ("k0", "-k must be >= 1"),
+    ("missing_query", "no such file"),
+    ("missing_index", "no such index"),
+    ("overwrite_input", "output would overwrite an input file"),
+    ("dna_query", "looks like DNA, but model kmer:2"),
+    ("no_default", "default model 'default-protein' is not installed"),
+])
+def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, case, message):
+    out = tmp_path / "h.tsv"
+    q, target, model, k = str(db), ["--db", str(db)], ["--model", "kmer:2"], "5"
+    if case == "k0":
+        k = "0"
+    elif case == "missing_query":
+        q = str(tmp_path / "nope.fasta")
+    elif case == "missing_index":
+        target = ["--index", str(tmp_path / "nope")]
+    elif case == "overwrite_input":
+        out = db
+    elif case == "dna_query":
+        q = str(_fasta(tmp_path / "dna.fasta", [("d", "ACGTACGTTGCAACGTACGTAAGT")]))
+        assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+        assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
+        target = ["--index", str(tmp_path / "idx")]
+        capsys.readouterr()
+    else:
+        model = []
+    before = db.read_text()
+    assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl search: error: ") and message in err and err.count("\n") == 1
+    assert db.read_text() == before and (case == "overwrite_input" or not out.exists())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
