@@ -99,7 +99,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
-                      batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+                      split=args.split, split_config=args.split_config, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "per_family"}))
     else:
@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recall@k cut-offs (default 1 10 50)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--per-family", metavar="TSV", help="also write per-family figures to this TSV")
+    p.add_argument("--split", choices=["train", "val", "test"],
+                   help="only the families of this split of a training run (from its splits.json)")
+    p.add_argument("--split-config", metavar="RUN",
+                   help="where the split comes from: a `phylocl train` folder, its config.yaml or splits.json "
+                        "(default: the --model folder)")
     _add_model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -6,6 +6,12 @@ positives); the ranked hits are scored by :func:`~phylocl.retrieval.evaluation.e
 ``map_r`` (MAP@R), ``auc1`` (sensitivity up to the first false positive), means over queries whose family has
 another member; ``per_family`` holds the same per family. ``group_column`` (a labels-table column such as
 SCOPe ``superfamily``) makes a hit relevant when it shares the query's group instead of its family.
+
+``split`` (``train``/``val``/``test``) evaluates only the families of one split of a training run, read from the
+run's ``splits.json`` (``phylocl train`` writes it): found next to ``split_config`` (a run folder, its
+``config.yaml`` or the ``splits.json`` itself) or in the ``--model`` folder. A training config without a
+``splits.json`` beside it is re-split the way training splits (``data.fractions``, ``seed``, ``group_column``,
+``holdout``), when its data is ``--data``. Queries and database are then that split's sequences only.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from phylocl.workflows.embed import (DEFAULT_BUFFER, check_dataset_alphabet, emb
                                      read_labelled)
 from phylocl.workflows.models import resolve_model
 
-__all__ = ["evaluate", "format_report", "write_per_family", "metric_names"]
+__all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -44,9 +52,57 @@ def write_per_family(path: str | Path, rows: list[dict], ks: Sequence[int]) -> P
     return Path(path)
 
 
+def _read_splits_json(path: Path, split: str) -> list[str]:
+    import json
+
+    try:
+        splits = json.loads(path.read_text())
+        names = [str(f) for f in splits[split]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"cannot read the {split!r} families from this splits file ({type(err).__name__}: "
+                         f"{err})", path=path) from None
+    return names
+
+
+def _resplit(config: Path, ds, data, split: str) -> list[str]:
+    """The families of ``split`` when ``config``'s data (``--data``) is split the way ``phylocl train`` does."""
+    from phylocl.config import load_config
+    from phylocl.data.splits import split_families
+
+    c = load_config(config).data
+    inputs = [Path(p).resolve() for p in ([c.path] if c.path else []) + list(c.paths)]
+    if inputs != [Path(data).resolve()] or c.extra_train_paths:
+        raise InputError(f"its data ({', '.join(map(str, inputs)) or 'none'}) is not --data {data}; pass the "
+                         "training run's folder or splits.json instead", path=config)
+    parts = split_families(ds, fractions=c.fractions, seed=c.seed, group_column=c.group_column, holdout=c.holdout)
+    return parts[split].family_names
+
+
+def split_families_of(split: str, ds, *, data, model: str | None, split_config: str | Path | None) -> list[str]:
+    """Family names of ``split`` of a training run (see the module docstring for where they are looked up)."""
+    if split not in SPLITS:
+        raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split_config is not None:
+        where = Path(split_config)
+        if where.is_dir():
+            where = where / "splits.json"
+        if not where.is_file():
+            raise InputError("no such run folder, splits.json or config", path=where)
+        if where.suffix == ".json":
+            return _read_splits_json(where, split)
+        if (where.parent / "splits.json").is_file():
+            return _read_splits_json(where.parent / "splits.json", split)
+        return _resplit(where, ds, data, split)
+    if model is not None and (Path(model) / "splits.json").is_file():
+        return _read_splits_json(Path(model) / "splits.json", split)
+    raise InputError(f"--split {split} needs the training run's splits: pass its folder as --model, or "
+                     "--split-config RUN (folder, config.yaml or splits.json)")
+
+
 def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str | None = None,
              db_extra: str | Path | None = None, group_column: str | None = None,
-             ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, batch_size: int = 64,
+             ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
+             split_config: str | Path | None = None, batch_size: int = 64,
              device: str | None = None, buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
              stream=None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
@@ -58,8 +114,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.
         per_family: also write the per-family table there (TSV).
+        split, split_config: evaluate only the families of one split of a training run (module docstring).
 
-    Returns a dict: ``dataset``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
+    Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
     query could be scored), ``depth``, ``model`` (its record), ``embed_seconds``, ``wall_seconds`` and
     ``per_family`` (list of dicts).
@@ -72,6 +129,14 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         raise InputError(f"-k values must be >= 1, got {ks}")
     ks = sorted(set(ks))
     ds = read_labelled(data, labels)
+    if split is not None:
+        wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
+        present = [f for f in wanted if f in ds.family_index]
+        if not present:
+            raise InputError(f"none of the {len(wanted)} {split} families of the run is in --data {data}")
+        ds = ds.select_families(present)
+    elif split_config is not None:
+        raise InputError("--split-config goes with --split train|val|test")
     groups = None
     if group_column is not None:
         if group_column not in ds.metadata:
@@ -106,7 +171,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     embed_seconds = time.perf_counter() - start
     m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=ks, group_labels=groups)
     result = {
-        "dataset": str(data), "level": group_column or "family", "n_sequences": len(ds),
+        "dataset": str(data), "split": split, "level": group_column or "family", "n_sequences": len(ds),
         "n_families": len(ds.family_index), "n_decoys": m["n_decoys"], "n_queries": m["n_queries"],
         "n_singleton_queries": m["n_singleton_queries"], "ks": ks,
         **{name: _finite_or_none(m[name]) for name in metric_names(ks)},
@@ -123,7 +188,8 @@ def format_report(result: dict, *, worst: int = 5) -> str:
     """A readable table of :func:`evaluate`'s result: figures, then the ``worst`` families by MAP@R."""
     model = result["model"]
     lines = [
-        f"dataset    {result['dataset']} ({result['n_sequences']:,} sequences, {result['n_families']:,} families"
+        f"dataset    {result['dataset']}" + (f" [{result['split']} split]" if result.get("split") else "")
+        + f" ({result['n_sequences']:,} sequences, {result['n_families']:,} families"
         + (f", {result['n_decoys']:,} decoys)" if result["n_decoys"] else ")"),
         f"model      {model['name']} (fingerprint {model['fingerprint']}, dim {model['dim']})",
         f"level      {result['level']}",

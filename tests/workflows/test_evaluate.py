@@ -15,6 +15,7 @@ import phylocl
 from phylocl.cli import main
 from phylocl.retrieval.embeddings import load_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
+from phylocl.retrieval.kmer import KmerEmbedder
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 FIGURES = ("top1", "recall@1", "recall@3", "map_r", "auc1", "n_queries")
@@ -161,3 +162,64 @@ def test_bad_input_exit_2_one_line(tmp_path, data, capsys, case, message):
     err = capsys.readouterr().err
     assert err.startswith("phylocl evaluate: error: ") and message in err and err.count("\n") == 1
     assert not table.exists()
+
+
+# ----------------------------------------------------------------------------- --split
+def _run_folder(tmp_path, splits):
+    """A stand-in for a ``phylocl train`` output folder: encoder.pt, config.yaml, splits.json."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    phylocl.build_encoder("gmlp-tiny").save(run)
+    (run / "config.yaml").write_text("model:\n  name: gmlp-tiny\n")
+    (run / "splits.json").write_text(json.dumps(splits))
+    return run
+
+
+SPLIT = {"train": ["fam0", "fam1", "fam2", "lonely"], "val": ["fam3"], "test": ["fam4", "fam5", "elsewhere"]}
+
+
+@pytest.mark.parametrize("where", ["model_folder", "run_folder", "config_yaml", "splits_json"])
+def test_split_evaluates_only_that_split_of_the_run(tmp_path, data, capsys, where):
+    run = _run_folder(tmp_path, SPLIT)
+    args = {"model_folder": [], "run_folder": ["--split-config", str(run)],
+            "config_yaml": ["--split-config", str(run / "config.yaml")],
+            "splits_json": ["--split-config", str(run / "splits.json")]}[where]
+    model = str(run) if where == "model_folder" else "kmer:2"
+    got = _evaluate_json(capsys, "--model", model, "--data", str(data), "--split", "test", "-k", "1", *args)
+    assert got["split"] == "test" and got["n_sequences"] == 8 and got["n_families"] == 2  # "elsewhere" is absent
+    ds = phylocl.read_dataset(data).select_families(["fam4", "fam5"])
+    embedder = phylocl.load_encoder(run) if model != "kmer:2" else KmerEmbedder(k=2, alphabet="protein")
+    emb = embedder.embed(ds.sequences)
+    ref = evaluate_embeddings(emb, ds.families, ks=(1,))
+    assert got["map_r"] == pytest.approx(ref["map_r"], abs=1e-6) and got["n_queries"] == 8
+
+
+def test_split_from_a_training_config_is_re_derived(tmp_path, data, capsys):
+    from phylocl.data.splits import split_families
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data:\n  path: {data}\n  fractions: [0.5, 0.2, 0.3]\n  seed: 3\n")
+    got = _evaluate_json(capsys, "--model", "kmer:2", "--data", str(data), "--split", "val", "--split-config",
+                         str(cfg), "-k", "1")
+    expected = split_families(phylocl.read_dataset(data), fractions=(0.5, 0.2, 0.3), seed=3)["val"]
+    assert got["n_sequences"] == len(expected) and got["n_families"] == len(expected.family_names)
+    other = tmp_path / "other.yaml"
+    other.write_text("data:\n  path: somewhere/else\n")
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--split", "val", "--split-config",
+                 str(other), "--quiet"]) == 2
+    assert "is not --data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_source", "--split test needs the training run's splits"),
+    ("config_without_split", "--split-config goes with --split"),
+    ("no_family_present", "none of the 1 test families of the run is in --data"),
+])
+def test_split_errors(tmp_path, data, capsys, case, message):
+    run = _run_folder(tmp_path, {**SPLIT, "test": ["elsewhere"]})
+    args = {"no_source": ["--split", "test"], "config_without_split": ["--split-config", str(run)],
+            "no_family_present": ["--split", "test", "--split-config", str(run)]}[case]
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), *args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
