@@ -124,6 +124,7 @@ def _worker(r, port, out_dir):
         out["offset_labels"] = gather_labels(offset_labels(local, rank(), 3)).tolist()
         with open(os.path.join(out_dir, f"rank{r}.json"), "w") as fh:
             json.dump(out, fh)
+        dist.barrier()  # both ranks are done communicating before either tears gloo down (avoids an abort at exit)
     finally:
         dist.destroy_process_group()
 
