@@ -60,6 +60,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
               + (f" (validation: {figures})" if figures else ""))
     return 0
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from phylocl.workflows.compare import compare
+
+    r = compare(args.config, args.out, overrides=args.set or [], data=args.data, progress=not args.quiet)
+    status = [row["status"] for row in r.rows]
+    print(f"{status.count('ok')}/{len(status)} cells finished ({status.count('failed')} failed, "
+          f"{status.count('skipped')} skipped); results in {r.out_dir / 'results.csv'}, summary in "
+          f"{r.out_dir / 'summary.md'}")
+    return 0 if "failed" not in status else 1
+
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
@@ -161,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="InfoNCE vs FlatNCE (or any losses) across batch sizes and seeds at an equal "
+                                       "pair budget; results.csv, summary.md, plots")
+    p.add_argument("--config", required=True, help="compare config: training sections plus a compare: section "
+                                                   "(see configs/compare-small-batch.yaml)")
+    p.add_argument("--out", required=True, help="study folder; re-running continues it (finished cells are kept)")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set compare.seeds=[0] --set data.max_len=96 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("embed", help="embed sequences into an .npz file (float32 rows, ids, family labels)")
     src = p.add_mutually_exclusive_group(required=True)
