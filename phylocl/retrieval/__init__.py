@@ -6,14 +6,14 @@ Arrays in, numbers out; nothing here imports models or training.
 - :mod:`~phylocl.retrieval.kmer`        ``KmerEmbedder``, ``parse_model_spec``
 - :mod:`~phylocl.retrieval.index`       ``build_index``, ``RetrievalIndex``, ``drop_self_hits``
 - :mod:`~phylocl.retrieval.index_io`    ``save_index``, ``load_index``, ``check_compatible``
-- :mod:`~phylocl.retrieval.hits`        ``HitLists``, ``hits_from_search``, ``read_hits_tsv``
+- :mod:`~phylocl.retrieval.hits`        ``HitLists``, ``hits_from_search``, ``read_hits_tsv``, ``write_hits_tsv``
 - :mod:`~phylocl.retrieval.metrics`     ``score_hits``
 - :mod:`~phylocl.retrieval.evaluation`  ``evaluate_embeddings``
 """
 
 from phylocl.retrieval.embeddings import EmbeddingSet, EmbeddingWriter, load_embeddings, save_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
-from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv
+from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv, write_hits_tsv
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex, build_index, drop_self_hits, set_num_threads
 from phylocl.retrieval.index_io import check_compatible, load_index, save_index
 from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
@@ -24,6 +24,6 @@ __all__ = [
     "KmerEmbedder", "parse_model_spec",
     "INDEX_KINDS", "RetrievalIndex", "build_index", "drop_self_hits", "set_num_threads",
     "save_index", "load_index", "check_compatible",
-    "HitLists", "hits_from_search", "read_hits_tsv", "BLAST_TAB",
+    "HitLists", "hits_from_search", "read_hits_tsv", "write_hits_tsv", "BLAST_TAB",
     "score_hits", "evaluate_embeddings",
 ]

@@ -82,8 +82,8 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
         scores[start:stop], rows[start:stop] = drop_self_hits(s, i, self_rows[start:stop], depth)
     hits = hits_from_search(scores, rows)
     db_labels = list(rel_labels) + [None] * n_decoys
-    out = score_hits(hits, rel_labels, db_labels, ks=ks, query_rows=self_rows, report_labels=labels if group_labels is not None else None,
-                     per_query=per_query)
+    out = score_hits(hits, rel_labels, db_labels, ks=ks, query_rows=self_rows, per_query=per_query,
+                     report_labels=labels if group_labels is not None else None)
     if per_query:
         for row in out["per_query"]:
             row["id"] = ids[row.pop("query")]

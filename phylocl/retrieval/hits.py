@@ -14,9 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
+from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 
-__all__ = ["HitLists", "hits_from_search", "read_hits_tsv", "BLAST_TAB"]
+__all__ = ["HitLists", "hits_from_search", "read_hits_tsv", "write_hits_tsv", "BLAST_TAB"]
 
 # Column layout of BLAST-style tabular output (MMseqs2 default, DIAMOND --outfmt 6): score = bit score.
 BLAST_TAB = {"query_col": 0, "target_col": 1, "score_col": 11}
@@ -77,6 +78,31 @@ def hits_from_search(scores: np.ndarray, indices: np.ndarray) -> HitLists:
     keep = indices >= 0  # (Q, k)
     offsets = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
     return HitLists(offsets=offsets, targets=indices[keep], scores=scores[keep])
+
+
+def write_hits_tsv(path: str | Path, query_ids: Sequence[str], db_ids: Sequence[str], scores: np.ndarray,
+                   indices: np.ndarray, *, db_labels: Sequence[str] | None = None) -> Path:
+    """Write search results atomically as ``query  target  score  rank`` (+ ``target_label``) with a header.
+
+    Args:
+        query_ids: ``Q`` query ids; db_ids: the index's row ids; db_labels: its row labels (adds a column).
+        scores, indices: ``(Q, k)`` from :meth:`RetrievalIndex.search`; ``-1`` entries (no hit) are skipped.
+
+    Ranks are 1-based within each query. :func:`read_hits_tsv` reads the file back with its defaults.
+    """
+    scores, indices = np.asarray(scores), np.asarray(indices)
+    if scores.shape != indices.shape or scores.ndim != 2 or len(query_ids) != len(indices):
+        raise ValueError(f"need (Q, k) scores and indices for {len(query_ids)} queries, got {scores.shape}")
+    header = "query\ttarget\tscore\trank" + ("\ttarget_label" if db_labels is not None else "") + "\n"
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(header)
+        for qid, row_s, row_i in zip(query_ids, scores, indices):
+            for rank, (s, i) in enumerate(zip(row_s.tolist(), row_i.tolist()), start=1):
+                if i < 0:
+                    continue
+                label = f"\t{db_labels[i]}" if db_labels is not None else ""
+                f.write(f"{qid}\t{db_ids[i]}\t{s:.9g}\t{rank}{label}\n")  # .9g: float32 exact
+    return Path(path)
 
 
 def read_hits_tsv(path: str | Path, *, query_ids: Sequence[str], db_ids: Sequence[str], query_col: int = 0,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phylocl.errors import InputError
-from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv
+from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv, write_hits_tsv
 from phylocl.retrieval.metrics import score_hits
 
 QIDS = ["q1", "q2", "q3"]
@@ -94,3 +94,21 @@ def test_tsv_and_in_memory_hits_score_the_same(tmp_path):
     a = score_hits(from_file, qlabels, db_labels, ks=(1, 2), query_ids=qids, db_ids=db_ids)
     b = score_hits(HitLists.from_lists(lists), qlabels, db_labels, ks=(1, 2), query_ids=qids, db_ids=db_ids)
     assert a == b
+
+
+def test_written_search_results_read_back_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    scores = np.sort(rng.random((3, 4)).astype(np.float32), axis=1)[:, ::-1]
+    indices = np.array([[2, 0, 1, -1], [1, 2, 0, -1], [0, 1, -1, -1]])
+    p = write_hits_tsv(tmp_path / "out" / "hits.tsv", QIDS, DBIDS, scores, indices, db_labels=["A", "B", "C"])
+    lines = p.read_text().splitlines()
+    assert lines[0] == "query\ttarget\tscore\trank\ttarget_label"
+    assert lines[1].split("\t")[0:2] == ["q1", "d2"] and lines[1].endswith("\t1\tC")
+    assert len(lines) == 1 + 3 + 3 + 2
+    back = read_hits_tsv(p, query_ids=QIDS, db_ids=DBIDS)
+    want = hits_from_search(scores, indices)
+    np.testing.assert_array_equal(back.targets, want.targets)
+    np.testing.assert_array_equal(back.scores.astype(np.float32), want.scores.astype(np.float32))
+    with pytest.raises(ValueError, match="queries"):
+        write_hits_tsv(tmp_path / "x.tsv", QIDS[:2], DBIDS, scores, indices)
+    assert not (tmp_path / "x.tsv").exists()
