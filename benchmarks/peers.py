@@ -6,8 +6,8 @@ for the aligners, :func:`~phylocl.retrieval.evaluation.evaluate_embeddings` for 
 ``score_hits`` too), self hits removed, ties ranked pessimistically. One JSON object per tool on stdout::
 
     python benchmarks/peers.py --data ../shared/data/pfam-seed-examples --threads 2
-    python benchmarks/peers.py --data ../shared/data/scope40-train --group-column superfamily \\
-        --tools mmseqs,diamond,kmer:3 --model runs/scope/ --max-sequences 4000
+    python benchmarks/peers.py --data ../shared/data/scope40-train --group-column family,superfamily \\
+        --tools mmseqs,diamond,kmer:3 --model runs/scope/ --split test
     python benchmarks/peers.py --data ../shared/data/rfam5-seed --tools mmseqs,kmer:5
 
 Tools (``--tools``, comma-separated):
@@ -18,6 +18,10 @@ Tools (``--tools``, comma-separated):
 ``diamond``        DIAMOND ``blastp --sensitive``, ``--max-target-seqs`` = the number of sequences, ``--evalue 10``
                    (protein only: skipped for DNA). ``diamond-ultra`` runs ``--ultra-sensitive``.
 ``kmer:K``         the k-mer profile baseline; ``--model M`` (repeatable) adds phylocl encoders.
+
+``--group-column family,superfamily`` scores the same searches at both levels (one row each); ``--split test``
+keeps the held-out families of a training run (as ``phylocl evaluate --split``), so every tool is measured on
+families the model never saw.
 
 Times: ``search_seconds`` is the search itself (aligner run incl. its database build / FAISS index + search);
 ``total_seconds`` adds writing the input, embedding, reading and scoring the hits; ``load_avg_1min`` is the
@@ -140,7 +144,8 @@ def score_tool_hits(hits: HitLists, ids, families, groups, ks) -> dict:
                       report_labels=families if groups is not None else None)
 
 
-def run_aligner(tool: str, ds, groups, args, work: Path) -> dict:
+def run_aligner(tool: str, ds, levels, args, work: Path) -> list[dict]:
+    """Search once, score at every level; one row per level."""
     start = time.perf_counter()
     fasta = write_fasta(work / "set.fasta", ds.ids, ds.sequences)
     out = work / f"{tool}.m8"
@@ -154,15 +159,18 @@ def run_aligner(tool: str, ds, groups, args, work: Path) -> dict:
             raise RuntimeError(f"{shlex.join(cmd)} failed ({done.returncode}): {' | '.join(tail)}")
     search = time.perf_counter() - t0
     hits = read_tool_hits(out, ds.ids, score=args.score)
-    m = score_tool_hits(hits, ds.ids, ds.families, groups, args.k)
     shown = " && ".join(shlex.join(c) for c in commands).replace(str(work), "WORK")
-    return {"tool": tool, "version": tool_version(tool), "command": shown,
-            "score": args.score, "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2),
-            "total_seconds": round(time.perf_counter() - start, 2), **_figures(m, args.k)}
+    head = {"tool": tool, "version": tool_version(tool), "command": shown, "score": args.score,
+            "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2)}
+    rows = [{"level": name, **head, **_figures(score_tool_hits(hits, ds.ids, ds.families, groups, args.k), args.k)}
+            for name, groups in levels]
+    total = round(time.perf_counter() - start, 2)
+    return [{**r, "total_seconds": total} for r in rows]
 
 
 # ----------------------------------------------------------------------------- embedders
-def run_embedder(spec: str, ds, groups, args) -> dict:
+def run_embedder(spec: str, ds, levels, args) -> list[dict]:
+    """Embed once, then index + search + score per level (``search_seconds`` of the first level)."""
     import torch
 
     from phylocl import __version__
@@ -174,16 +182,21 @@ def run_embedder(spec: str, ds, groups, args) -> dict:
     torch.set_num_threads(args.threads)
     embedder = resolve_model(spec, alphabet=ds.alphabet, device=args.device)
     x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=args.batch_size)
-    t0 = time.perf_counter()
-    m = evaluate_embeddings(x, ds.families, ids=ds.ids, ks=args.k, group_labels=groups)
-    search = time.perf_counter() - t0
+    embed_seconds = time.perf_counter() - start
     info = embedder.model_info()
-    return {"tool": f"phylocl {spec}" if not spec.startswith("kmer:") else spec, "version": __version__,
-            "command": f"phylocl evaluate --model {spec} --data {args.data}"
-                       + (f" --group-column {args.group_column}" if args.group_column else ""),
-            "score": "cosine", "model": {k: info[k] for k in ("name", "fingerprint", "dim") if k in info},
-            "search_seconds": round(search, 2), "total_seconds": round(time.perf_counter() - start, 2),
-            **_figures(m, args.k)}
+    rows = []
+    for name, groups in levels:
+        t0 = time.perf_counter()
+        m = evaluate_embeddings(x, ds.families, ids=ds.ids, ks=args.k, group_labels=groups)
+        search = time.perf_counter() - t0
+        rows.append({"level": name, "tool": spec if spec.startswith("kmer:") else f"phylocl {info['name']}",
+                     "version": __version__,
+                     "command": f"phylocl evaluate --model {spec} --data {args.data}"
+                                + (f" --group-column {name}" if groups is not None else ""),
+                     "score": "cosine", "model": {k: info[k] for k in ("name", "fingerprint", "dim") if k in info},
+                     "search_seconds": round(search, 2), "embed_seconds": round(embed_seconds, 2),
+                     "total_seconds": round(embed_seconds + search, 2), **_figures(m, args.k)})
+    return rows
 
 
 def _figures(m: dict, ks) -> dict:
@@ -197,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="labelled dataset (folder, or FASTA with --labels)")
     p.add_argument("--labels", help="labels TSV for a FASTA --data")
-    p.add_argument("--group-column", help="relevance at a coarser level (labels column, e.g. superfamily)")
+    p.add_argument("--group-column", default="family", metavar="COL[,COL...]",
+                   help="relevance level(s): family (default) and/or labels columns such as superfamily, "
+                        "comma-separated; each tool searches once and is scored at every level")
+    p.add_argument("--split", choices=["train", "val", "test"],
+                   help="only the families of this split of a training run (see phylocl evaluate --split)")
+    p.add_argument("--split-config", metavar="RUN", help="the run folder, its config.yaml or splits.json")
     p.add_argument("--tools", default="mmseqs,diamond,kmer:3", help="comma-separated (default %(default)s)")
     p.add_argument("--model", action="append", default=[], metavar="M", help="phylocl model spec (repeatable)")
     p.add_argument("--max-sequences", type=int, help="subsample whole families (groups) down to this many")
@@ -215,11 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ds = subsample(read_dataset(args.data, labels=args.labels), args.max_sequences, args.seed, args.group_column)
-    if args.group_column and args.group_column not in ds.metadata:
-        raise SystemExit(f"no column {args.group_column!r} in the labels (have {sorted(ds.metadata)})")
-    groups = ds.metadata[args.group_column] if args.group_column else None
-    common = {"dataset": Path(args.data).name, "level": args.group_column or "family", "n_sequences": len(ds),
+    ds = read_dataset(args.data, labels=args.labels)
+    names = [c.strip() for c in args.group_column.split(",") if c.strip()]
+    missing = [c for c in names if c != "family" and c not in ds.metadata]
+    if missing:
+        raise SystemExit(f"no column {missing[0]!r} in the labels (have {sorted(ds.metadata)})")
+    if args.split:
+        from phylocl.workflows.evaluate import split_families_of
+
+        model = args.model[0] if args.model else None
+        ds = ds.select_families(set(split_families_of(args.split, ds, data=args.data, model=model,
+                                                      split_config=args.split_config)) & set(ds.family_index))
+    coarse = next((c for c in names if c != "family"), None)
+    ds = subsample(ds, args.max_sequences, args.seed, coarse)
+    levels = [(c, None if c == "family" else ds.metadata[c]) for c in names]
+    common = {"dataset": Path(args.data).name, "split": args.split, "n_sequences": len(ds),
               "n_families": len(ds.family_index), "alphabet": ds.alphabet.name, "threads": args.threads,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
               "load_avg_1min": round(os.getloadavg()[0], 2)}  # other jobs on the machine slow the timings
@@ -233,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 work = Path(args.workdir) / tool if args.workdir else Path(tmp) / tool
                 work.mkdir(parents=True, exist_ok=True)
-                row = run_aligner(tool, ds, groups, args, work)
+                rows = run_aligner(tool, ds, levels, args, work)
             else:
-                row = run_embedder(tool, ds, groups, args)
-            print(json.dumps({**common, **row}), flush=True)
+                rows = run_embedder(tool, ds, levels, args)
+            for row in rows:
+                print(json.dumps({**common, **row}), flush=True)
     return 0
 
 

@@ -119,10 +119,15 @@ def test_tiny_real_run(tmp_path, peers, capsys, tool):
             s[hit] = rng.choice(aa, size=int(hit.sum()))
             rows.append((f"f{f}_{m}", f"fam{f}", "".join(s)))
     (tmp_path / "sequences.fasta").write_text("".join(f">{i}\n{s}\n" for i, _, s in rows))
-    (tmp_path / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{f}\n" for i, f, _ in rows))
+    clan = {"fam0": "c0", "fam1": "c0", "fam2": "c1"}
+    (tmp_path / "labels.tsv").write_text("sequence_id\tfamily_id\tclan\n"
+                                         + "".join(f"{i}\t{f}\t{clan[f]}\n" for i, f, _ in rows))
     assert peers.main(["--data", str(tmp_path), "--tools", tool, "--threads", "1", "-k", "1", "2",
-                       "--sensitivity", "4"]) == 0
-    row = json.loads(capsys.readouterr().out)
-    assert row["tool"] == tool and row["n_queries"] == 9 and row["version"]
-    assert row["top1"] == 1.0 and row["map_r"] == 1.0 and row["recall@2"] == 1.0  # 85% identity: trivially found
+                       "--sensitivity", "4", "--group-column", "family,clan"]) == 0
+    fam, cl = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert fam["tool"] == tool and fam["n_queries"] == 9 and fam["version"] and fam["n_hits"] == cl["n_hits"]
+    assert fam["top1"] == 1.0 and fam["map_r"] == 1.0 and fam["recall@2"] == 1.0  # 85% identity: trivially found
+    row = fam
+    # clan level: fam0/fam1 queries have R = 5, fam2 queries R = 2; unrelated random families are not found
+    assert (fam["level"], cl["level"]) == ("family", "clan") and cl["top1"] == 1.0 and cl["map_r"] < 1.0
     assert "WORK/set.fasta" in row["command"] and "peers." not in row["command"]  # no temporary path shown
