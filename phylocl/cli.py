@@ -110,8 +110,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    for note in result["notes"]:
+        print(f"phylocl evaluate: note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "per_family"}))
+        print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
     else:
         print(format_report(result))
     return 0

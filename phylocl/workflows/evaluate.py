@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -118,8 +119,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
-    query could be scored), ``depth``, ``model`` (its record), ``embed_seconds``, ``wall_seconds`` and
-    ``per_family`` (list of dicts).
+    query could be scored), ``depth``, ``model`` (its record), ``embed_seconds``, ``wall_seconds``, ``notes``
+    (warnings of the evaluation, e.g. hit lists capped for very large families) and ``per_family`` (list of dicts).
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
 
@@ -169,7 +170,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size,
                                   progress=bar)
     embed_seconds = time.perf_counter() - start
-    m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=ks, group_labels=groups)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
+        warnings.simplefilter("always")
+        m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=ks, group_labels=groups)
     result = {
         "dataset": str(data), "split": split, "level": group_column or "family", "n_sequences": len(ds),
         "n_families": len(ds.family_index), "n_decoys": m["n_decoys"], "n_queries": m["n_queries"],
@@ -180,6 +183,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)
+    result["notes"] = [str(w.message) for w in caught]
     result["per_family"] = m["per_family"]
     return result
 

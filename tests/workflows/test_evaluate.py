@@ -223,3 +223,21 @@ def test_split_errors(tmp_path, data, capsys, case, message):
     assert main(["evaluate", "--model", "kmer:2", "--data", str(data), *args, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_evaluation_warnings_become_note_lines(data, capsys, monkeypatch):
+    import warnings
+
+    import phylocl.retrieval.evaluation as evaluation
+
+    original = evaluation.evaluate_embeddings
+
+    def warning(*a, **kw):
+        warnings.warn("hit lists capped at max_depth=2048", UserWarning)
+        return original(*a, **kw)
+
+    monkeypatch.setattr(evaluation, "evaluate_embeddings", warning)
+    got = _evaluate_json(capsys, "--model", "kmer:2", "--data", str(data))
+    assert "notes" not in got and got["n_queries"] == 24
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--quiet"]) == 0
+    assert capsys.readouterr().err == "phylocl evaluate: note: hit lists capped at max_depth=2048\n"
