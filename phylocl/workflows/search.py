@@ -28,7 +28,7 @@ from phylocl.errors import InputError
 from phylocl.progress import Progress
 from phylocl.workflows.embed import (DEFAULT_BUFFER, check_output_file, embed_all, embed_buffers, fasta_alphabet,
                                      fasta_records)
-from phylocl.workflows.models import Embedder, resolve_model
+from phylocl.workflows.models import resolve_model
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
 
