@@ -275,9 +275,15 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     cell_dirs = {c.name: out / "cells" / c.name for c in cells}
     rows = [_cell_row(c, grid, cell_dirs[c.name], ks) for c in cells]
 
-    def save() -> dict:
+    plotted = [-math.inf]
+
+    def save(final: bool = False) -> dict:
+        """results.csv and the summary after every cell; the plots at most once a minute and at the end."""
         write_results(out / "results.csv", rows, ks)
-        return write_report(out, rows, grid=grid, base=base, split=split_info, cell_dirs=cell_dirs)
+        plots = final or time.perf_counter() - plotted[0] > 60.0
+        if plots:
+            plotted[0] = time.perf_counter()
+        return write_report(out, rows, grid=grid, base=base, split=split_info, cell_dirs=cell_dirs, plots=plots)
 
     summary = save()
     todo = [i for i, r in enumerate(rows) if r["status"] not in ("ok", "skipped")]
@@ -315,4 +321,5 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
         say(f"[{n}/{len(todo)}] {cell.name}: {outcome} in {format_duration(spent[-1])}; elapsed "
             f"{format_duration(time.perf_counter() - started)}, ETA {format_duration(eta)}")
         gc.collect()
+    summary = save(final=True)
     return CompareResult(out, rows, summary)

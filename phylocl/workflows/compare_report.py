@@ -197,8 +197,9 @@ def plot_dynamics(curves: Mapping[tuple[str, int], Mapping[str, list]], path: Pa
 
 
 def write_report(out: Path, rows: Sequence[Mapping[str, Any]], *, grid, base, split: Mapping[str, Any],
-                 cell_dirs: Mapping[str, Path]) -> dict:
-    """Write ``summary.json``, ``summary.md``, ``compare.png`` and ``dynamics.png`` (plots once a cell finished).
+                 cell_dirs: Mapping[str, Path], plots: bool = True) -> dict:
+    """Write ``summary.json``, ``summary.md`` and, with ``plots`` (once a cell finished), ``compare.png`` and
+    ``dynamics.png``.
 
     ``dynamics.png`` shows the first seed of each loss at the smallest and the largest batch size that finished.
     """
@@ -229,7 +230,7 @@ def write_report(out: Path, rows: Sequence[Mapping[str, Any]], *, grid, base, sp
         tmp.write_text(format_summary(summary, title=f"FlatNCE vs InfoNCE: {Path(data.split(',')[0]).name}",
                                       notes=notes, metrics=["map_r", "auc1", "top1", f"recall@{max(ks)}"]))
     grid_ok = [r for r in ok if not int(r["reference"])]
-    if grid_ok:
+    if grid_ok and plots:
         name = Path(data.split(",")[0]).name
         plot_compare(summary, out / "compare.png", title=f"{name}: {grid.pairs_budget} pairs per run")
         batches = sorted({int(r["batch_size"]) for r in grid_ok})
