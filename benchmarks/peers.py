@@ -8,7 +8,7 @@ for the aligners, :func:`~phylocl.retrieval.evaluation.evaluate_embeddings` for 
     python benchmarks/peers.py --data ../shared/data/pfam-seed-examples --threads 2
     python benchmarks/peers.py --data ../shared/data/scope40-train --group-column family,superfamily \\
         --tools mmseqs,diamond,kmer:3 --model runs/scope/ --split test
-    python benchmarks/peers.py --data ../shared/data/rfam5-seed --tools mmseqs,kmer:5
+    python benchmarks/peers.py --data ../shared/data/rfam5-seed --tools "mmseqs,mmseqs:-k 0,kmer:5"
 
 Tools (``--tools``, comma-separated):
 
@@ -17,6 +17,8 @@ Tools (``--tools``, comma-separated):
                    (``--search-type 1``). Score: bit score (``--score evalue`` ranks by -E-value instead).
 ``diamond``        DIAMOND ``blastp --sensitive``, ``--max-target-seqs`` = the number of sequences, ``--evalue 10``
                    (protein only: skipped for DNA). ``diamond-ultra`` runs ``--ultra-sensitive``.
+``ALIGNER:ARGS``   extra arguments for the search command, e.g. ``mmseqs:-k 0``: MMseqs2's nucleotide search
+                   otherwise seeds with exact 15-mers whatever ``-s`` says; ``-k 0`` lets it pick its k (6 here).
 ``kmer:K``         the k-mer profile baseline; ``--model M`` (repeatable) adds phylocl encoders.
 
 ``--group-column family,superfamily`` scores the same searches at both levels (one row each); ``--split test``
@@ -81,6 +83,15 @@ def write_fasta(path: Path, ids, sequences) -> Path:
 
 
 # ----------------------------------------------------------------------------- aligners
+def split_tool(spec: str) -> tuple[str, list[str]]:
+    """``"mmseqs:-k 0"`` -> ``("mmseqs", ["-k", "0"])``: an aligner and extra arguments appended to its search
+    command; ``"kmer:3"`` or a model spec -> ``(spec, [])``."""
+    base, sep, extra = spec.partition(":")
+    if base in ALIGNERS:
+        return base, shlex.split(extra) if sep else []
+    return spec, []
+
+
 def parse_version(tool: str, text: str) -> str:
     """Version string from ``mmseqs version`` (``14-7e284+ds-1+b2``) or ``diamond version`` output."""
     text = text.strip()
@@ -108,12 +119,14 @@ def skip_reason(tool: str, alphabet: str) -> str | None:
 
 
 def aligner_commands(tool: str, fasta: Path, out: Path, work: Path, *, alphabet: str, threads: int,
-                     n: int, sensitivity: float = 7.5, evalue: float = 10.0) -> list[list[str]]:
-    """The command lines that search ``fasta`` against itself and write BLAST tabular hits to ``out``."""
+                     n: int, sensitivity: float = 7.5, evalue: float = 10.0,
+                     extra: list[str] = ()) -> list[list[str]]:
+    """The command lines that search ``fasta`` against itself and write BLAST tabular hits to ``out``;
+    ``extra`` arguments go at the end of the search command."""
     if tool == "mmseqs":
         return [["mmseqs", "easy-search", str(fasta), str(fasta), str(out), str(work / "tmp"),
                  "-s", str(sensitivity), "--max-seqs", str(n), "-e", str(evalue), "--threads", str(threads),
-                 "--search-type", "3" if alphabet == "dna" else "1", "-v", "1"]]
+                 "--search-type", "3" if alphabet == "dna" else "1", "-v", "1", *extra]]
     if tool in ("diamond", "diamond-ultra"):
         if alphabet == "dna":
             raise ValueError("DIAMOND is protein-only")
@@ -122,7 +135,7 @@ def aligner_commands(tool: str, fasta: Path, out: Path, work: Path, *, alphabet:
         return [["diamond", "makedb", "--in", str(fasta), "-d", str(db), "--threads", str(threads), "--quiet"],
                 ["diamond", "blastp", "-q", str(fasta), "-d", str(db), "-o", str(out), mode,
                  "--max-target-seqs", str(n), "--evalue", str(evalue), "--threads", str(threads),
-                 "--outfmt", "6", "--quiet"]]
+                 "--outfmt", "6", "--quiet", *extra]]
     raise ValueError(f"unknown aligner {tool!r}; choose from {ALIGNERS}")
 
 
@@ -144,13 +157,15 @@ def score_tool_hits(hits: HitLists, ids, families, groups, ks) -> dict:
                       report_labels=families if groups is not None else None)
 
 
-def run_aligner(tool: str, ds, levels, args, work: Path) -> list[dict]:
-    """Search once, score at every level; one row per level."""
+def run_aligner(spec: str, ds, levels, args, work: Path) -> list[dict]:
+    """Search once with aligner ``spec`` (``mmseqs``, ``mmseqs:-k 0`` ...), score at every level; one row per
+    level."""
     start = time.perf_counter()
+    tool, extra = split_tool(spec)
     fasta = write_fasta(work / "set.fasta", ds.ids, ds.sequences)
     out = work / f"{tool}.m8"
     commands = aligner_commands(tool, fasta, out, work, alphabet=ds.alphabet.name, threads=args.threads,
-                                n=len(ds), sensitivity=args.sensitivity, evalue=args.evalue)
+                                n=len(ds), sensitivity=args.sensitivity, evalue=args.evalue, extra=extra)
     t0 = time.perf_counter()
     for cmd in commands:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -160,7 +175,7 @@ def run_aligner(tool: str, ds, levels, args, work: Path) -> list[dict]:
     search = time.perf_counter() - t0
     hits = read_tool_hits(out, ds.ids, score=args.score)
     shown = " && ".join(shlex.join(c) for c in commands).replace(str(work), "WORK")
-    head = {"tool": tool, "version": tool_version(tool), "command": shown, "score": args.score,
+    head = {"tool": spec, "version": tool_version(tool), "command": shown, "score": args.score,
             "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2)}
     rows = [{"level": name, **head, **_figures(score_tool_hits(hits, ds.ids, ds.families, groups, args.k), args.k)}
             for name, groups in levels]
@@ -253,13 +268,14 @@ def main(argv: list[str] | None = None) -> int:
               "load_avg_1min": round(os.getloadavg()[0], 2)}  # other jobs on the machine slow the timings
     tools = [t.strip() for t in args.tools.split(",") if t.strip()] + [m for m in args.model]
     with tempfile.TemporaryDirectory(prefix="peers.") as tmp:
-        for tool in tools:
-            if tool in ALIGNERS:
-                reason = skip_reason(tool, ds.alphabet.name)
+        for i, tool in enumerate(tools):
+            base, _ = split_tool(tool)
+            if base in ALIGNERS:
+                reason = skip_reason(base, ds.alphabet.name)
                 if reason:
                     print(f"skipping {tool}: {reason}", file=sys.stderr)
                     continue
-                work = Path(args.workdir) / tool if args.workdir else Path(tmp) / tool
+                work = (Path(args.workdir) if args.workdir else Path(tmp)) / f"{i}-{base}"
                 work.mkdir(parents=True, exist_ok=True)
                 rows = run_aligner(tool, ds, levels, args, work)
             else:

@@ -88,6 +88,10 @@ def test_versions_commands_and_skips(tmp_path, peers, monkeypatch):
     assert dm[1][dm[1].index("--max-target-seqs") + 1] == "9" and dm[1][dm[1].index("--evalue") + 1] == "10.0"
     with pytest.raises(ValueError, match="protein-only"):
         peers.aligner_commands("diamond", f, out, work, alphabet="dna", threads=1, n=9)
+    extra = peers.aligner_commands("mmseqs", f, out, work, alphabet="dna", threads=2, n=5, extra=["-k", "0"])
+    assert extra[0][-2:] == ["-k", "0"]
+    assert peers.split_tool("mmseqs:-k 0 --zdrop 80") == ("mmseqs", ["-k", "0", "--zdrop", "80"])
+    assert peers.split_tool("diamond") == ("diamond", []) and peers.split_tool("kmer:3") == ("kmer:3", [])
     assert "DNA" in peers.skip_reason("diamond", "dna")
     monkeypatch.setattr(peers.shutil, "which", lambda exe: None)
     assert peers.skip_reason("mmseqs", "protein") == "mmseqs is not installed (not on PATH)"
