@@ -1,0 +1,331 @@
+"""Development split, ablation runs and dev-set figures of the shipped encoders (see docs/models.md).
+
+Run from the repository root with the virtual environment active; shared data is read from ``../shared/data``::
+
+    python benchmarks/ablation.py split protein          # -> configs/splits/dev-protein.json (+ the YAML holdout)
+    python benchmarks/ablation.py materialize protein    # -> runs/dev/protein/<dataset>/{sequences.fasta,labels.tsv}
+    python benchmarks/ablation.py run protein [VARIANT ...]   # short trainings, one at a time, runs/ablation/protein/
+    python benchmarks/ablation.py score MODEL protein    # dev figures of a model (run dir, .pt file, shipped name)
+    python benchmarks/ablation.py table protein          # markdown table of the ablation runs
+
+**Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
+``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
+dataset's families, and at least ``MIN_DEV_FAMILIES``, are held out (``val``). Families of *other* datasets of the
+same alphabet that are homologous to a dev family (DIAMOND ``--sensitive`` for protein, MMseqs2 nucleotide search for
+DNA, e-value < ``EVALUE``; and, for RNA, the same Rfam accession) are quarantined (``test``): neither trained on nor
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".." / "shared" / "data"
+SEED = 8
+DEV_FRACTION = 0.15
+MIN_DEV_FAMILIES = 2  # so that every dev set has negatives
+EVALUE = 1e-5
+DATASETS = {  # dataset folder -> grouping column of the split (None: the family)
+    "protein": {"mycoplasma-orthogroups": None, "ecoli-shigella-protein": None, "scope40-train": "fold",
+                "phykit-protein": None, "pfam-seed-examples": None},
+    "dna": {"ecoli-shigella-cds": None, "rfam5-seed": None, "nucleotide-families": None, "phykit-dna": None},
+}
+GROUP_LEVELS = {"scope40-train": ["superfamily"]}  # coarser levels reported besides the family
+
+
+def read(name: str):
+    from phylocl.data.fasta import read_dataset
+
+    return read_dataset(DATA / name)
+
+
+def choose_dev(ds, column: str | None, rng: np.random.Generator) -> list[str]:
+    """Whole groups (families, or ``column`` values) in seeded order until ``DEV_FRACTION`` of the families."""
+    groups: dict[str, list[str]] = {}
+    for fam, idx in ds.family_index.items():
+        groups.setdefault(fam if column is None else ds.metadata[column][idx[0]], []).append(fam)
+    names = sorted(groups)
+    want = max(MIN_DEV_FAMILIES, math.ceil(DEV_FRACTION * len(ds.family_index)))
+    dev: list[str] = []
+    for k in rng.permutation(len(names)):
+        if len(dev) >= want:
+            break
+        dev += groups[names[k]]
+    return sorted(dev)
+
+
+def write_fasta(path: Path, ids, seqs) -> None:
+    with open(path, "w") as f:
+        for i, s in zip(ids, seqs):
+            f.write(f">{i}\n{s}\n")
+
+
+def homolog_hits(alphabet: str, query: tuple[list, list], target: tuple[list, list], threads: int = 2) -> set:
+    """Target ids with a hit (e-value < ``EVALUE``) from any query sequence: DIAMOND --sensitive or MMseqs2 (nt)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        write_fasta(t / "q.fa", *query)
+        write_fasta(t / "t.fa", *target)
+        if alphabet == "protein":
+            subprocess.run(["diamond", "makedb", "--in", t / "t.fa", "-d", t / "db", "--quiet"], check=True)
+            subprocess.run(["diamond", "blastp", "-q", t / "q.fa", "-d", t / "db", "-o", t / "hits.tsv",
+                            "--sensitive", "-e", str(EVALUE), "-k", "50", "-p", str(threads), "--quiet"],
+                           check=True)
+        else:
+            subprocess.run(["mmseqs", "easy-search", t / "q.fa", t / "t.fa", t / "hits.tsv", t / "work",
+                            "--search-type", "3", "-e", str(EVALUE), "--threads", str(threads), "-v", "1"],
+                           check=True, stdout=subprocess.DEVNULL)
+        return {line.split("\t")[1] for line in open(t / "hits.tsv")}
+
+
+def make_split(alphabet: str) -> dict:
+    """The dev split of one alphabet (see the module docstring), with per-dataset counts and the evidence."""
+    parts = {name: read(name) for name in DATASETS[alphabet]}
+    all_fams = [f for ds in parts.values() for f in ds.family_names]
+    if len(set(all_fams)) != len(all_fams):
+        raise SystemExit("family ids clash across datasets: the config would see prefixed ids")
+    dev = {name: choose_dev(ds, DATASETS[alphabet][name], np.random.default_rng([SEED, k]))
+           for k, (name, ds) in enumerate(parts.items())}
+    quarantine: dict[str, dict[str, str]] = {name: {} for name in parts}  # dataset -> family -> reason
+    for name, ds in parts.items():
+        held = set(dev[name])
+        q = [(i, s) for i, s, f in zip(ds.ids, ds.sequences, ds.families) if f in held]
+        for other, ods in parts.items():
+            if other == name:
+                continue
+            keep = [(i, s, f) for i, s, f in zip(ods.ids, ods.sequences, ods.families) if f not in dev[other]]
+            fam_of = {i: f for i, _, f in keep}
+            hits = homolog_hits(alphabet, ([i for i, _ in q], [s for _, s in q]),
+                                ([i for i, _, _ in keep], [s for _, s, _ in keep]))
+            for i in hits:
+                quarantine[other].setdefault(fam_of[i], f"homolog of {name} dev sequences")
+    if alphabet == "dna":  # the same Rfam family under two names
+        acc = {f: a for f, a in zip(parts["nucleotide-families"].families,
+                                    parts["nucleotide-families"].metadata["accession"]) if a.startswith("RF")}
+        for f, a in acc.items():
+            if f in dev["nucleotide-families"] and a not in dev["rfam5-seed"]:
+                quarantine["rfam5-seed"].setdefault(a, f"same Rfam family as nucleotide-families dev {f}")
+            if a in dev["rfam5-seed"] and f not in dev["nucleotide-families"]:
+                quarantine["nucleotide-families"].setdefault(f, f"same Rfam family as rfam5-seed dev {a}")
+    per_dataset = {}
+    for name, ds in parts.items():
+        fams = ds.family_index
+        d, qn = dev[name], sorted(quarantine[name])
+        per_dataset[name] = {
+            "group_column": DATASETS[alphabet][name], "families": len(fams), "dev_families": len(d),
+            "dev_sequences": sum(len(fams[f]) for f in d), "quarantined_families": len(qn),
+            "quarantined_sequences": sum(len(fams[f]) for f in qn), "val": d, "test": qn,
+            "quarantine_reasons": {f: quarantine[name][f] for f in qn},
+        }
+    return {
+        "description": f"{alphabet} development split of the default encoder: val = held-out dev families "
+                       "(reported in docs/models.md), test = quarantined homologs (not trained on, not reported)",
+        "rule": {"seed": SEED, "dev_fraction": DEV_FRACTION, "min_dev_families": MIN_DEV_FAMILIES,
+                 "homology_evalue": EVALUE,
+                 "tool": "diamond --sensitive" if alphabet == "protein" else "mmseqs easy-search --search-type 3",
+                 "generated_by": f"python benchmarks/ablation.py split {alphabet}"},
+        "val": sorted(f for v in per_dataset.values() for f in v["val"]),
+        "test": sorted(f for v in per_dataset.values() for f in v["test"]),
+        "datasets": per_dataset,
+    }
+
+
+def holdout_yaml(split: dict, width: int = 116) -> str:
+    """The ``holdout:`` block of the data section (flow-style lists wrapped at ``width``)."""
+    out = ["  holdout:"]
+    for key in ("val", "test"):
+        line, lines = f"    {key}: [", []
+        for k, fam in enumerate(split[key]):
+            item = json.dumps(fam) + ("," if k < len(split[key]) - 1 else "]")
+            if len(line) + len(item) + 1 > width:
+                lines.append(line.rstrip())
+                line = "      "
+            line += item + " "
+        lines.append(line.rstrip() if split[key] else f"    {key}: []")
+        out += lines
+    return "\n".join(out) + "\n"
+
+
+def cmd_split(args) -> None:
+    split = make_split(args.alphabet)
+    path = REPO / "configs" / "splits" / f"dev-{args.alphabet}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(split, indent=1) + "\n")
+    for name, v in split["datasets"].items():
+        print(f"{name}: {v['dev_families']}/{v['families']} dev families ({v['dev_sequences']} seqs), "
+              f"{v['quarantined_families']} quarantined ({v['quarantined_sequences']} seqs)", file=sys.stderr)
+    print(holdout_yaml(split), end="")
+
+
+
+ABLATION_BASE = {a: REPO / "configs" / f"ablation-{a}.yaml" for a in DATASETS}
+VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (same number of training pairs each)
+    "protein": {
+        "base": [],
+        "flatnce": ["loss.name=flatnce"],
+        "uniform": ["data.pair_strategy=uniform"],
+        "hardest": ["data.pair_strategy=hardest"],
+        "len256": ["data.max_len=256"],
+        "cached256": ["data.batch_size=256", "cache.enabled=true", "cache.chunk_size=64", "trainer.max_steps=38",
+                      "trainer.val_every_n_steps=38", "optim.warmup_steps=5"],
+        "transformer": ["model.name=transformer-small"],
+        "narrow": ["model.overrides={dim: 64, ffn_dim: 256}"],
+        "temp0.1": ["loss.temperature=0.1"],
+    },
+    "dna": {
+        "base": [],
+        "len256": ["data.max_len=256"],
+        "uniform": ["data.pair_strategy=uniform"],
+        "flatnce": ["loss.name=flatnce"],
+    },
+}
+
+
+def dev_dir(alphabet: str) -> Path:
+    return REPO / "runs" / "dev" / alphabet
+
+
+def cmd_materialize(args) -> None:
+    """Write each dataset's dev families as ``sequences.fasta`` + ``labels.tsv`` (all label columns kept)."""
+    from phylocl.atomic import atomic_dir
+
+    split = json.loads((REPO / "configs" / "splits" / f"dev-{args.alphabet}.json").read_text())
+    for name, info in split["datasets"].items():
+        ds = read(name).select_families(info["val"])
+        with atomic_dir(dev_dir(args.alphabet) / name) as tmp:
+            write_fasta(tmp / "sequences.fasta", ds.ids, ds.sequences)
+            cols = list(ds.metadata)
+            with open(tmp / "labels.tsv", "w", newline="") as f:
+                w = csv.writer(f, delimiter="\t", lineterminator="\n")
+                w.writerow(["sequence_id", "family_id", *cols])
+                for k in range(len(ds)):
+                    w.writerow([ds.ids[k], ds.families[k], *(ds.metadata[c][k] for c in cols)])
+        print(f"{name}: {len(ds)} sequences, {len(ds.family_index)} families", file=sys.stderr)
+
+
+def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
+    """Dev figures of ``model`` on every materialized dev set (family level, plus ``GROUP_LEVELS``).
+
+    The steps of ``phylocl evaluate`` (read, resolve the model, embed, :func:`evaluate_embeddings`), with each
+    dev set embedded once for all its levels.
+    """
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.embed import embed_all, read_labelled
+    from phylocl.workflows.models import resolve_model
+
+    embedder = resolve_model(model, alphabet=alphabet, device="cpu")
+    rows = []
+    for name in DATASETS[alphabet]:
+        ds = read_labelled(dev_dir(alphabet) / name, None)
+        started = time.perf_counter()
+        x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)
+        seconds = time.perf_counter() - started
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            groups = None if level is None else ds.metadata[level]
+            m = evaluate_embeddings(x, ds.families, ks=(1, 10), group_labels=groups)
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_queries": m["n_queries"], **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                                                  "recall@10")},
+                         "embed_seconds": round(seconds, 2), "model": embedder.name})
+    return rows
+
+
+def cmd_score(args) -> None:
+    rows = score(args.model, args.alphabet)
+    text = json.dumps(rows, indent=1) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
+
+
+def cmd_run(args) -> None:
+    """Train each variant (skipping finished ones), then score it on the dev sets: ``<run>/dev.json``."""
+    names = args.variants or list(VARIANTS[args.alphabet])
+    for name in names:
+        out = REPO / "runs" / "ablation" / args.alphabet / name
+        if not (out / "encoder.pt").exists():
+            cmd = [sys.executable, "-m", "phylocl.cli", "train", "--config", str(ABLATION_BASE[args.alphabet]),
+                   "--out", str(out), "--quiet"]
+            for item in VARIANTS[args.alphabet][name]:
+                cmd += ["--set", item]
+            if (out / "checkpoints").is_dir():
+                cmd.append("--resume")
+            started, cpu0 = time.time(), _children_cpu()
+            subprocess.run(cmd, check=True, cwd=REPO)
+            (out / "cost.json").write_text(json.dumps({"wall_seconds": round(time.time() - started, 1),
+                                                       "cpu_seconds": round(_children_cpu() - cpu0, 1)}) + "\n")
+        if not (out / "dev.json").exists():
+            (out / "dev.json").write_text(json.dumps(score(str(out), args.alphabet), indent=1) + "\n")
+        print(f"{name}: done", file=sys.stderr, flush=True)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cmd_table(args) -> None:
+    """Markdown table of every ablation run of ``alphabet`` (AUC1 per dev set, MAP@R where informative)."""
+    root = REPO / "runs" / "ablation" / args.alphabet
+    head = None
+    for name in VARIANTS[args.alphabet]:
+        run = root / name
+        if not (run / "dev.json").exists():
+            continue
+        rows = json.loads((run / "dev.json").read_text())
+        cost = json.loads((run / "cost.json").read_text()) if (run / "cost.json").exists() else {}
+        cfg = json.loads((run / "metrics.json").read_text())
+        cols = {f"{r['dataset']} {r['level']}": r for r in rows}
+        if head is None:
+            head = list(cols)
+            print("| variant | change | steps | CPU min | " + " | ".join(f"{c} MAP@R / AUC1" for c in head)
+                  + " | mean AUC1 |")
+            print("|---|---|---:|---:|" + "---:|" * (len(head) + 1))
+        auc = [cols[c]["auc1"] for c in head]
+        change = ", ".join(VARIANTS[args.alphabet][name]) or "baseline"
+        cpu = f"{cost['cpu_seconds'] / 60:.1f}" if cost else "-"
+        print(f"| {name} | {change} | {cfg['steps']} | {cpu} | "
+              + " | ".join(f"{cols[c]['map_r']:.3f} / {cols[c]['auc1']:.3f}" for c in head)
+              + f" | {np.mean(auc):.3f} |")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("split", help="make configs/splits/dev-<alphabet>.json and print the holdout block")
+    s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.set_defaults(fn=cmd_split)
+    s = sub.add_parser("materialize", help="write the dev families of each dataset under runs/dev/<alphabet>/")
+    s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.set_defaults(fn=cmd_materialize)
+    s = sub.add_parser("run", help="train and score ablation variants (one training at a time)")
+    s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.add_argument("variants", nargs="*", help="variant names (default: all)")
+    s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("score", help="dev figures of a model spec (run dir, .pt file, shipped name, kmer:K)")
+    s.add_argument("model")
+    s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.add_argument("--out", help="also write the rows there (JSON)")
+    s.set_defaults(fn=cmd_score)
+    s = sub.add_parser("table", help="markdown table of the ablation runs")
+    s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.set_defaults(fn=cmd_table)
+    args = p.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
