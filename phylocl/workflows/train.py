@@ -98,12 +98,13 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     _quiet_lightning()
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from phylocl.data.datamodule import OrthologDataModule
     from phylocl.retrieval.callback import RetrievalMetrics
     from phylocl.training.module import ContrastiveModule
+    from phylocl.training.progress import StepProgress
 
     out = Path(out_dir)
     if data:
@@ -135,14 +136,14 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
         callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
-    if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps)))
+    if progress and cfg.trainer.progress_bar:
+        callbacks.append(StepProgress())
 
     t = cfg.trainer
     trainer = L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
-        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=progress, enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=False, enable_model_summary=False,
         logger=CSVLogger(save_dir=str(out), name="logs", version=""), callbacks=callbacks,
         val_check_interval=t.val_every_n_steps if has_val else None, check_val_every_n_epoch=None,
         limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
