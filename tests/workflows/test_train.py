@@ -136,3 +136,11 @@ def test_train_function_accepts_config_objects(tmp_path):
     assert result.metrics["steps"] == 2
     with pytest.raises(InputError):
         train_mod.train(cfg, tmp_path / "run2", progress=False, overrides=["nope.key=1"])
+
+
+def test_progress_counts_optimizer_steps_on_stderr(tmp_path, capsys):
+    args = [a for a in _args(tmp_path / "run") if a != "--quiet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "training: step 6/6" in err and "loss " in err
+    assert "Epoch" not in err  # not Lightning's per-epoch bar
