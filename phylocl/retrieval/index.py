@@ -5,7 +5,7 @@ better. Vectors (database and queries) are normalised on the way in; zero vector
 everything. Kinds and their defaults (see :func:`default_params`; ``N`` database vectors of width ``D``):
 
 ``flat``   exact search (``IndexFlatIP``).
-``ivf``    inverted lists (``IndexIVFFlat``): ``nlist = min(4 sqrt(N), N / 39)``, ``nprobe = nlist / 4``.
+``ivf``    inverted lists (``IndexIVFFlat``): ``nlist = min(4 sqrt(N), N / 39)``, ``nprobe = nlist / 3``.
 ``hnsw``   graph (``IndexHNSWFlat``): ``M = 32``, ``efConstruction = 80``, ``efSearch = 256``.
 ``ivfpq``  inverted lists of product-quantised codes (``IndexIVFPQ``) re-ranked exactly (``IndexRefineFlat``):
            IVF defaults, ``pq_m`` = the largest divisor of ``D`` that is ``<= min(64, D / 4)``, 8 bits per code,
@@ -87,7 +87,7 @@ def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]
             nlist = most
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
-        params = {"nlist": nlist, "nprobe": max(1, min(nlist, int(o.get("nprobe", math.ceil(nlist / 4)))))}
+        params = {"nlist": nlist, "nprobe": max(1, min(nlist, int(o.get("nprobe", math.ceil(nlist / 3)))))}
         if kind == "ivfpq":
             params["pq_m"] = int(o.get("pq_m", _largest_divisor(dim, min(64, dim // 4))))
             params["pq_nbits"] = int(o.get("pq_nbits", 8))

@@ -81,7 +81,7 @@ def test_ivfpq_without_refinement_stores_codes_only():
 
 def test_defaults_scale_with_size():
     kind, p = default_params("ivf", 100_000, 128)
-    assert kind == "ivf" and p == {"nlist": 1265, "nprobe": 317}  # 4 sqrt(N), nlist / 4
+    assert kind == "ivf" and p == {"nlist": 1265, "nprobe": 422}  # 4 sqrt(N), nlist / 3
     kind, p = default_params("ivfpq", 1_000_000, 128)
     assert p["nlist"] == 4000 and p["pq_m"] == 32 and p["pq_nbits"] == 8 and p["k_factor"] == 4
     assert default_params("ivfpq", 20_000, 8000)[1]["pq_m"] == 64
