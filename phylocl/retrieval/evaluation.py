@@ -10,11 +10,43 @@ from typing import Sequence
 
 import numpy as np
 
-from phylocl.retrieval.hits import hits_from_search
+from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.index import build_index, drop_self_hits
 from phylocl.retrieval.metrics import check_ks, score_hits
 
 __all__ = ["evaluate_embeddings"]
+
+
+def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int) -> HitLists:
+    """Each query's ``depth`` best hits (itself excluded) plus every further hit tied with the last of them.
+
+    FAISS breaks score ties by row order, so a decoy tied with the last kept hit could fall just outside the list
+    and escape the metrics' pessimistic tie rule; the lists are widened until the next score is strictly lower.
+    """
+    k = min(depth + 2, n_db)  # self + depth + one look-ahead
+    lists = []
+    for start in range(0, len(x), batch_size):
+        stop = min(len(x), start + batch_size)
+        s, i = index.search(x[start:stop], k, batch_size=batch_size)
+        s, i = drop_self_hits(s, i, self_rows[start:stop], k - 1)  # (b, <= depth + 1)
+        for q in range(stop - start):
+            keep = min(depth, s.shape[1])
+            if s.shape[1] > depth and i[q, depth] >= 0 and s[q, depth] == s[q, depth - 1]:
+                lists.append(_widen(index, x[start + q], self_rows[start + q], s[q, depth - 1], k, n_db))
+            else:
+                lists.append((i[q, :keep][i[q, :keep] >= 0], s[q, :keep][i[q, :keep] >= 0]))
+    return HitLists.from_lists(lists)
+
+
+def _widen(index, query: np.ndarray, self_row: int, cutoff: float, k: int, n_db: int):
+    """All non-self hits of one query scoring >= ``cutoff`` (searching ever deeper until one scores lower)."""
+    while True:
+        k = min(2 * k, n_db)
+        s, i = index.search(query[None], k)
+        s, i = s[0], i[0]
+        if k >= n_db or s[-1] < cutoff or i[-1] < 0:
+            keep = (s >= cutoff) & (i >= 0) & (i != self_row)
+            return i[keep], s[keep]
 
 
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
@@ -73,16 +105,9 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
                       "members); map_r and recall of the largest groups are lower bounds", stacklevel=2)
 
     index = build_index(db, kind=index_kind)
-    self_rows = np.arange(n)
-    scores = np.empty((n, depth), dtype=np.float32)
-    rows = np.empty((n, depth), dtype=np.int64)
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        s, i = index.search(x[start:stop], depth + 1, batch_size=batch_size)  # (b, depth + 1)
-        scores[start:stop], rows[start:stop] = drop_self_hits(s, i, self_rows[start:stop], depth)
-    hits = hits_from_search(scores, rows)
+    hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size)
     db_labels = list(rel_labels) + [None] * n_decoys
-    out = score_hits(hits, rel_labels, db_labels, ks=ks, query_rows=self_rows, per_query=per_query,
+    out = score_hits(hits, rel_labels, db_labels, ks=ks, query_rows=np.arange(n), per_query=per_query,
                      report_labels=labels if group_labels is not None else None)
     if per_query:
         for row in out["per_query"]:

@@ -83,7 +83,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
 
 def _describe(model: dict, dim: int) -> str:
     name = model.get("name", "<unnamed>")
-    return f"model {name} (fingerprint {model.get('fingerprint', 'unknown')}, dim {dim})"
+    alphabet = f", {model['alphabet']}" if model.get("alphabet") else ""
+    return f"model {name} (fingerprint {model.get('fingerprint', 'unknown')}, dim {dim}{alphabet})"
 
 
 def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "searching with") -> None:

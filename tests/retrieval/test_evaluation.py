@@ -103,3 +103,15 @@ def test_torch_tensor_input():
     a = evaluate_embeddings(torch.from_numpy(x), labels, ks=(1,))
     b = evaluate_embeddings(x, labels, ks=(1,))
     assert a["top1"] == b["top1"] and a["map_r"] == b["map_r"]
+
+
+def test_a_decoy_tied_beyond_the_search_depth_still_counts_pessimistically():
+    """FAISS returns tied rows in row order, so a decoy tied with the last kept hit sat outside the list; the list
+    is widened over the tie and the pessimistic rule (false positives first among equal scores) applies."""
+    x = np.array([[1, 0], [1, 0], [1, 0]], dtype=np.float32)  # one family of three identical members
+    decoys = np.array([[1, 0]], dtype=np.float32)  # a decoy identical to them
+    m = evaluate_embeddings(x, ["f", "f", "f"], decoy_embeddings=decoys, ks=(1, 2))
+    # each query ranks: decoy, member, member (all tied)
+    assert m["top1"] == 0.0 and m["auc1"] == 0.0
+    assert m["recall@1"] == 0.0 and m["recall@2"] == 0.5
+    assert m["map_r"] == pytest.approx(0.25)  # R = 2: (0 + 1/2) / 2

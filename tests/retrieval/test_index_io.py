@@ -88,7 +88,7 @@ def test_check_compatible_messages():
     with pytest.raises(InputError) as err:
         check_compatible(index, other)
     msg = str(err.value)
-    assert "index was built with model gmlp-small (fingerprint f00d, dim 16)" in msg
-    assert "you are searching with model transformer-base (fingerprint beef, dim 16)" in msg
+    assert "index was built with model gmlp-small (fingerprint f00d, dim 16, protein)" in msg
+    assert "you are searching with model transformer-base (fingerprint beef, dim 16, protein)" in msg
     with pytest.raises(InputError, match="dim 32"):
         check_compatible(index, {**MODEL, "dim": 32})
