@@ -69,6 +69,12 @@ def test_extends_merges_sections_and_reports_problems(tmp_path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_shipped_config_is_valid(path):
-    cfg = load_config(path)
+    if path.stem.startswith("compare-"):  # a compare grid plus the training config every cell starts from
+        from phylocl.workflows.compare_config import load_compare_config
+
+        grid, cfg = load_compare_config(path)
+        assert grid.batch_sizes and grid.seeds
+    else:
+        cfg = load_config(path)
     get_config(cfg.model.name, **cfg.model.overrides)  # the model config resolves too
     assert cfg.trainer.max_steps >= 1
