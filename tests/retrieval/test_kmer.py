@@ -12,7 +12,6 @@ import pytest
 from phylocl.errors import InputError
 from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _reference(seq: str, k: int, alphabet: str) -> np.ndarray:
@@ -109,10 +108,8 @@ def test_parse_model_spec_rejects_malformed(spec):
 
 
 def test_kmer_profiles_retrieve_real_families():
-    """On the MIT example set, 2-mer profiles put a family member first for most queries (far above chance)."""
-    folder = DATA / "example-mini-mit" / "protein"
-    if not folder.is_dir():
-        pytest.skip(f"shared data not found at {folder}")
+    """On the bundled MIT example set, 2-mer profiles put a family member first for most queries (far above chance)."""
+    folder = Path(__file__).resolve().parents[2] / "datasets" / "example-mini-mit" / "protein"
     from Bio import SeqIO
 
     from phylocl.retrieval.evaluation import evaluate_embeddings
