@@ -21,32 +21,34 @@ def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n
     """Each query's ``depth`` best hits (itself excluded) plus every further hit tied with the last of them.
 
     FAISS breaks score ties by row order, so a decoy tied with the last kept hit could fall just outside the list
-    and escape the metrics' pessimistic tie rule; the lists are widened until the next score is strictly lower.
+    and escape the metrics' pessimistic tie rule; such lists are widened (all tied queries of a batch searched
+    together, ``k`` doubling) until the next score is strictly lower.
     """
     k = min(depth + 2, n_db)  # self + depth + one look-ahead
-    lists = []
+    lists: list = [None] * len(x)
     for start in range(0, len(x), batch_size):
-        stop = min(len(x), start + batch_size)
-        s, i = index.search(x[start:stop], k, batch_size=batch_size)
-        s, i = drop_self_hits(s, i, self_rows[start:stop], k - 1)  # (b, <= depth + 1)
-        for q in range(stop - start):
-            keep = min(depth, s.shape[1])
-            if s.shape[1] > depth and i[q, depth] >= 0 and s[q, depth] == s[q, depth - 1]:
-                lists.append(_widen(index, x[start + q], self_rows[start + q], s[q, depth - 1], k, n_db))
-            else:
-                lists.append((i[q, :keep][i[q, :keep] >= 0], s[q, :keep][i[q, :keep] >= 0]))
+        rows = np.arange(start, min(len(x), start + batch_size))
+        s, i = index.search(x[rows], k, batch_size=batch_size)
+        s, i = drop_self_hits(s, i, self_rows[rows], k - 1)  # (b, <= depth + 1)
+        keep = min(depth, s.shape[1])
+        tied = (s.shape[1] > depth) & (i[:, -1] >= 0) & (s[:, -1] == s[:, keep - 1])
+        for q in np.flatnonzero(~tied):
+            ok = i[q, :keep] >= 0
+            lists[rows[q]] = (i[q, :keep][ok], s[q, :keep][ok])
+        _widen(index, x, self_rows, rows[tied], s[tied, keep - 1], k, n_db, lists)
     return HitLists.from_lists(lists)
 
 
-def _widen(index, query: np.ndarray, self_row: int, cutoff: float, k: int, n_db: int):
-    """All non-self hits of one query scoring >= ``cutoff`` (searching ever deeper until one scores lower)."""
-    while True:
+def _widen(index, x, self_rows, rows: np.ndarray, cutoffs: np.ndarray, k: int, n_db: int, lists: list) -> None:
+    """Fill ``lists[row]`` with all non-self hits scoring >= the row's cutoff, searching ever deeper."""
+    while len(rows):
         k = min(2 * k, n_db)
-        s, i = index.search(query[None], k)
-        s, i = s[0], i[0]
-        if k >= n_db or s[-1] < cutoff or i[-1] < 0:
-            keep = (s >= cutoff) & (i >= 0) & (i != self_row)
-            return i[keep], s[keep]
+        s, i = index.search(x[rows], k)  # (t, k)
+        done = (k >= n_db) | (s[:, -1] < cutoffs) | (i[:, -1] < 0)
+        for q in np.flatnonzero(done):
+            ok = (s[q] >= cutoffs[q]) & (i[q] >= 0) & (i[q] != self_rows[rows[q]])
+            lists[rows[q]] = (i[q][ok], s[q][ok])
+        rows, cutoffs = rows[~done], cutoffs[~done]
 
 
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
