@@ -7,6 +7,7 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py run protein [VARIANT ...]   # short trainings, one at a time, runs/ablation/protein/
     python benchmarks/ablation.py score MODEL protein    # dev figures of a model (run dir, .pt file, shipped name)
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
+    python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -42,6 +43,7 @@ DATASETS = {  # dataset folder -> grouping column of the split (None: the family
     "dna": {"ecoli-shigella-cds": None, "rfam5-seed": None, "nucleotide-families": None, "phykit-dna": None},
 }
 GROUP_LEVELS = {"scope40-train": ["superfamily"]}  # coarser levels reported besides the family
+HARD = {"mycoplasma-orthogroups", "scope40-train", "rfam5-seed", "nucleotide-families"}  # dev sets off the ceiling
 
 
 def read(name: str):
@@ -173,6 +175,7 @@ ABLATION_BASE = {a: REPO / "configs" / f"ablation-{a}.yaml" for a in DATASETS}
 VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (same number of training pairs each)
     "protein": {
         "base": [],
+        "seed1": ["trainer.seed=1", "data.seed=1"],  # the baseline again with other seeds: the noise level
         "flatnce": ["loss.name=flatnce"],
         "uniform": ["data.pair_strategy=uniform"],
         "hardest": ["data.pair_strategy=hardest"],
@@ -182,9 +185,12 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "transformer": ["model.name=transformer-small"],
         "narrow": ["model.overrides={dim: 64, ffn_dim: 256}"],
         "temp0.1": ["loss.temperature=0.1"],
+        "lr3e-3": ["optim.lr=3e-3"],
+        "nodrop": ["model.overrides={dropout: 0.0, drop_path: 0.0}"],
     },
     "dna": {
         "base": [],
+        "seed1": ["trainer.seed=1", "data.seed=1"],
         "len256": ["data.max_len=256"],
         "uniform": ["data.pair_strategy=uniform"],
         "flatnce": ["loss.name=flatnce"],
@@ -249,12 +255,28 @@ def cmd_score(args) -> None:
     print(text, end="")
 
 
+def save_untrained(alphabet: str, path: Path) -> None:
+    """The baseline's encoder at step 0 (built as ``phylocl train`` builds it, seeded with ``trainer.seed``)."""
+    import torch
+
+    from phylocl.config import load_config
+    from phylocl.models.registry import build_encoder
+
+    cfg = load_config(ABLATION_BASE[alphabet])
+    torch.manual_seed(cfg.trainer.seed)
+    overrides = {"max_len": cfg.data.max_len, **cfg.model.overrides, "alphabet": alphabet}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_encoder(cfg.model.name, **overrides).save(path)
+
+
 def cmd_run(args) -> None:
     """Train each variant (skipping finished ones), then score it on the dev sets: ``<run>/dev.json``."""
     names = args.variants or list(VARIANTS[args.alphabet])
     for name in names:
         out = REPO / "runs" / "ablation" / args.alphabet / name
-        if not (out / "encoder.pt").exists():
+        if name == "untrained" and not (out / "encoder.pt").exists():
+            save_untrained(args.alphabet, out / "encoder.pt")
+        elif not (out / "encoder.pt").exists():
             cmd = [sys.executable, "-m", "phylocl.cli", "train", "--config", str(ABLATION_BASE[args.alphabet]),
                    "--out", str(out), "--quiet"]
             for item in VARIANTS[args.alphabet][name]:
@@ -281,25 +303,89 @@ def cmd_table(args) -> None:
     """Markdown table of every ablation run of ``alphabet`` (AUC1 per dev set, MAP@R where informative)."""
     root = REPO / "runs" / "ablation" / args.alphabet
     head = None
-    for name in VARIANTS[args.alphabet]:
-        run = root / name
-        if not (run / "dev.json").exists():
+    for name in ["untrained", *VARIANTS[args.alphabet], *args.extra]:
+        run = root / name if name in VARIANTS[args.alphabet] or name == "untrained" else Path(name)
+        dev = run / "dev.json" if run.is_dir() else run
+        if not dev.exists():
             continue
-        rows = json.loads((run / "dev.json").read_text())
+        rows = json.loads(dev.read_text())
         cost = json.loads((run / "cost.json").read_text()) if (run / "cost.json").exists() else {}
-        cfg = json.loads((run / "metrics.json").read_text())
+        steps = json.loads((run / "metrics.json").read_text())["steps"] if (run / "metrics.json").exists() else 0
         cols = {f"{r['dataset']} {r['level']}": r for r in rows}
         if head is None:
             head = list(cols)
             print("| variant | change | steps | CPU min | " + " | ".join(f"{c} MAP@R / AUC1" for c in head)
-                  + " | mean AUC1 |")
-            print("|---|---|---:|---:|" + "---:|" * (len(head) + 1))
+                  + " | mean AUC1 | hard mean AUC1 |")
+            print("|---|---|---:|---:|" + "---:|" * (len(head) + 2))
         auc = [cols[c]["auc1"] for c in head]
-        change = ", ".join(VARIANTS[args.alphabet][name]) or "baseline"
+        hard = [cols[c]["auc1"] for c in head if c.split()[0] in HARD]
+        change = ", ".join(VARIANTS[args.alphabet].get(name, [])) or ("baseline" if name == "base" else "-")
         cpu = f"{cost['cpu_seconds'] / 60:.1f}" if cost else "-"
-        print(f"| {name} | {change} | {cfg['steps']} | {cpu} | "
+        label = name if name in VARIANTS[args.alphabet] or name == "untrained" else rows[0]["model"]
+        print(f"| {label} | {change} | {steps} | {cpu} | "
               + " | ".join(f"{cols[c]['map_r']:.3f} / {cols[c]['auc1']:.3f}" for c in head)
-              + f" | {np.mean(auc):.3f} |")
+              + f" | {np.mean(auc):.3f} | {np.mean(hard):.3f} |")
+
+
+def _timed(cmd: list, cwd: Path, env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(c) for c in cmd], check=True, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def cmd_speed(args) -> None:
+    """Wall time of one search, phylocl (embed + exact FAISS) against DIAMOND ``--sensitive``, same files/threads.
+
+    ``oneshot``: both start from FASTA files (``phylocl search --db`` embeds the database; DIAMOND runs ``makedb``).
+    ``prebuilt``: the database is ready (``phylocl embed`` + ``phylocl index`` / ``diamond makedb`` done before,
+    timed separately as ``build``); only the query side is timed. Tools alternate ``--repeats`` times; the median
+    is printed (one JSON line per measurement, then a summary).
+    """
+    import os
+    import statistics
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    q, db = Path(args.query).resolve(), Path(args.db).resolve()
+    phylocl = [sys.executable, "-m", "phylocl.cli"]
+    model = ["--model", args.model] if args.model else []
+    k = str(args.k)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        build = {
+            "phylocl": _timed(phylocl + ["embed", "--fasta", db, "-o", t / "db.npz", *model, "--quiet"], t, env)
+            + _timed(phylocl + ["index", "--embeddings", t / "db.npz", "-o", t / "idx", "--threads",
+                                str(args.threads)], t, env),
+            "diamond": _timed(["diamond", "makedb", "--in", db, "-d", t / "db", "--threads", str(args.threads),
+                               "--quiet"], t, env),
+        }
+        runs = {
+            ("oneshot", "phylocl"): phylocl + ["search", "--query", q, "--db", db, "-k", k, "-o", t / "a.tsv",
+                                               *model, "--quiet"],
+            ("oneshot", "diamond"): ["sh", "-c", f"diamond makedb --in {db} -d {t}/db1 --threads {args.threads} "
+                                     f"--quiet && diamond blastp -q {q} -d {t}/db1 -o {t}/b.tsv --sensitive "
+                                     f"--max-target-seqs {k} --evalue 10 --threads {args.threads} --quiet"],
+            ("prebuilt", "phylocl"): phylocl + ["search", "--query", q, "--index", t / "idx", "-k", k,
+                                                "-o", t / "c.tsv", *model, "--quiet"],
+            ("prebuilt", "diamond"): ["diamond", "blastp", "-q", q, "-d", t / "db", "-o", t / "d.tsv", "--sensitive",
+                                      "--max-target-seqs", k, "--evalue", "10", "--threads", str(args.threads),
+                                      "--quiet"],
+        }
+        times: dict = {key: [] for key in runs}
+        for _ in range(args.repeats):
+            for key, cmd in runs.items():
+                times[key].append(_timed(cmd, t, env))
+                print(json.dumps({"mode": key[0], "tool": key[1], "seconds": round(times[key][-1], 2),
+                                  "load_avg_1min": os.getloadavg()[0]}), flush=True)
+    n_q = sum(1 for line in open(q) if line.startswith(">"))
+    n_db = sum(1 for line in open(db) if line.startswith(">"))
+    summary = {"query": str(args.query), "db": str(args.db), "n_query": n_q, "n_db": n_db, "threads": args.threads,
+               "model": args.model or "default", "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
+    for mode in ("oneshot", "prebuilt"):
+        med = {tool: statistics.median(times[(mode, tool)]) for tool in ("phylocl", "diamond")}
+        summary[mode] = {**{tool: round(v, 2) for tool, v in med.items()},
+                         "diamond_over_phylocl": round(med["diamond"] / med["phylocl"], 2)}
+    print(json.dumps(summary))
 
 
 def main(argv=None) -> None:
@@ -322,7 +408,16 @@ def main(argv=None) -> None:
     s.set_defaults(fn=cmd_score)
     s = sub.add_parser("table", help="markdown table of the ablation runs")
     s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.add_argument("extra", nargs="*", help="more rows: run folders or score JSON files (e.g. kmer:3's)")
     s.set_defaults(fn=cmd_table)
+    s = sub.add_parser("speed", help="embedding + FAISS search against DIAMOND --sensitive on one query/db pair")
+    s.add_argument("--query", required=True)
+    s.add_argument("--db", required=True)
+    s.add_argument("--model", help="phylocl model spec (default: default-<alphabet>)")
+    s.add_argument("-k", type=int, default=50)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--repeats", type=int, default=3)
+    s.set_defaults(fn=cmd_speed)
     args = p.parse_args(argv)
     args.fn(args)
 
