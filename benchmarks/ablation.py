@@ -8,6 +8,7 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py score MODEL protein    # dev figures of a model (run dir, .pt file, shipped name)
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
     python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
+    python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>.pt
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -203,20 +204,26 @@ def dev_dir(alphabet: str) -> Path:
 
 
 def cmd_materialize(args) -> None:
-    """Write each dataset's dev families as ``sequences.fasta`` + ``labels.tsv`` (all label columns kept)."""
+    """Write each dataset's dev families as ``sequences.fasta`` + ``labels.tsv`` (all label columns kept).
+
+    ``|`` in sequence ids becomes ``_``: MMseqs2 reads ``gi|...|gb|ACC|`` as ``ACC`` and its hits would not match.
+    """
     from phylocl.atomic import atomic_dir
 
     split = json.loads((REPO / "configs" / "splits" / f"dev-{args.alphabet}.json").read_text())
     for name, info in split["datasets"].items():
         ds = read(name).select_families(info["val"])
+        ids = [i.replace("|", "_") for i in ds.ids]
+        if len(set(ids)) != len(ids):
+            raise SystemExit(f"{name}: ids clash once '|' is replaced")
         with atomic_dir(dev_dir(args.alphabet) / name) as tmp:
-            write_fasta(tmp / "sequences.fasta", ds.ids, ds.sequences)
+            write_fasta(tmp / "sequences.fasta", ids, ds.sequences)
             cols = list(ds.metadata)
             with open(tmp / "labels.tsv", "w", newline="") as f:
                 w = csv.writer(f, delimiter="\t", lineterminator="\n")
                 w.writerow(["sequence_id", "family_id", *cols])
                 for k in range(len(ds)):
-                    w.writerow([ds.ids[k], ds.families[k], *(ds.metadata[c][k] for c in cols)])
+                    w.writerow([ids[k], ds.families[k], *(ds.metadata[c][k] for c in cols)])
         print(f"{name}: {len(ds)} sequences, {len(ds.family_index)} families", file=sys.stderr)
 
 
@@ -388,6 +395,22 @@ def cmd_speed(args) -> None:
     print(json.dumps(summary))
 
 
+def cmd_ship(args) -> None:
+    """Copy a trained run's exported encoder into the package as ``phylocl/pretrained/<name>.pt``, renamed."""
+    import phylocl
+    from phylocl.models.encoder import SequenceEncoder
+    from phylocl.models.encoder_config import EncoderConfig
+
+    enc = phylocl.load_encoder(args.run)
+    config = {**enc.config.to_dict(), "name": args.name}
+    shipped = SequenceEncoder(config=EncoderConfig(**config))
+    shipped.load_state_dict(enc.state_dict())
+    path = shipped.save(REPO / "phylocl" / "pretrained" / f"{args.name}.pt")
+    print(json.dumps({"name": args.name, "file": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
+                      "fingerprint": shipped.fingerprint(), "parameters": shipped.num_parameters(),
+                      "from": str(args.run)}))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -418,6 +441,10 @@ def main(argv=None) -> None:
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--repeats", type=int, default=3)
     s.set_defaults(fn=cmd_speed)
+    s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>.pt under that name")
+    s.add_argument("run", help="training output folder (or encoder file)")
+    s.add_argument("name", help="shipped name, e.g. default-protein")
+    s.set_defaults(fn=cmd_ship)
     args = p.parse_args(argv)
     args.fn(args)
 
