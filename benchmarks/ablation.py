@@ -195,6 +195,7 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "len256": ["data.max_len=256"],
         "uniform": ["data.pair_strategy=uniform"],
         "flatnce": ["loss.name=flatnce"],
+        "nodrop": ["model.overrides={alphabet: dna, dropout: 0.0, drop_path: 0.0}"],
     },
 }
 

@@ -17,6 +17,16 @@ __all__ = ["main", "build_parser"]
 def _cmd_models(args: argparse.Namespace) -> int:
     from phylocl.models.registry import describe_model, list_models
 
+    if args.pretrained:
+        from phylocl.workflows.models import resolve_model, shipped_models
+
+        info = {n: resolve_model(n, device="cpu").model.model_info() for n in shipped_models()}
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            for n, m in info.items():
+                print(f"{n}\t{m['alphabet']}\t{m['backbone']}\t{m['parameters']:,} parameters\t{m['fingerprint']}")
+        return 0
     names = list_models()
     if args.json:
         print(json.dumps({n: describe_model(n) for n in names}, indent=2))
@@ -139,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("models", help="list the registered encoder configurations")
+    p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the pretrained encoders shipped with phylocl (used when --model is omitted)")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")

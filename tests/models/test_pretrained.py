@@ -1,0 +1,169 @@
+"""The shipped encoders ``phylocl/pretrained/default-{protein,dna}.pt``: found by name, small, well-formed output,
+better than untrained on the bundled example data, and consistent with the committed configs and dev split."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.config import load_config
+from phylocl.data.fasta import read_dataset, read_datasets
+from phylocl.data.splits import split_families
+from phylocl.models.encoder import SequenceEncoder
+from phylocl.models.encoder_config import EncoderConfig
+from phylocl.models.registry import get_config
+from phylocl.retrieval.evaluation import evaluate_embeddings
+from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.workflows.models import PRETRAINED_DIR, resolve_model, shipped_models
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "datasets" / "example-mini-mit"
+SHARED = REPO / ".." / "shared" / "data"
+MODELS = {"default-protein": "protein", "default-dna": "dna"}
+MAX_BYTES = 25_000_000
+CASES = list(MODELS.items())
+IDS = list(MODELS)
+
+
+@pytest.fixture(scope="module")
+def examples() -> dict:
+    return {alphabet: read_dataset(EXAMPLE / alphabet) for alphabet in MODELS.values()}
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_shipped_file_loads_by_name_and_as_default(name, alphabet):
+    path = PRETRAINED_DIR / f"{name}.pt"
+    assert name in shipped_models()
+    assert 0 < path.stat().st_size <= MAX_BYTES
+    by_name = resolve_model(name, device="cpu")
+    by_default = resolve_model(None, alphabet=alphabet, device="cpu")  # what search/embed use without --model
+    by_path = phylocl.load_encoder(path)
+    assert by_name.alphabet.name == by_default.alphabet.name == by_path.alphabet.name == alphabet
+    fingerprint = by_path.fingerprint()
+    assert by_name.model_info()["fingerprint"] == by_default.model_info()["fingerprint"] == fingerprint
+    assert by_name.model_info()["name"] == name
+    payload = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and dicts only
+    assert set(payload) >= {"config", "state_dict", "phylocl_version"}
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_embeds_real_sequences_to_distinct_unit_rows(name, alphabet, examples):
+    ds = examples[alphabet]
+    first = [idx[0] for idx in ds.family_index.values()]  # one member per family
+    longest = int(np.argmax([len(s) for s in ds.sequences]))  # longer than a window: embedded as windows
+    picks = first + [longest]
+    embedder = resolve_model(name, device="cpu")
+    assert len(ds.sequences[longest]) > embedder.model.max_len
+    x = embedder.embed([ds.sequences[i] for i in picks], batch_size=8)
+    assert x.shape == (len(picks), embedder.dim) and x.dtype == np.float32
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    cos = x[: len(first)] @ x[: len(first)].T
+    assert cos[~np.eye(len(first), dtype=bool)].max() < 0.999  # families are not collapsed onto one point
+    alone = embedder.embed([ds.sequences[longest]])
+    np.testing.assert_allclose(alone[0], x[-1], atol=1e-5)  # batching does not change an embedding
+
+
+def _map_r(encoder, ds) -> float:
+    return float(evaluate_embeddings(encoder.embed(ds.sequences, batch_size=64), ds.families, ks=(1,))["map_r"])
+
+
+def _untrained_twin(encoder) -> SequenceEncoder:
+    torch.manual_seed(0)
+    return SequenceEncoder(config=EncoderConfig(**encoder.config.to_dict())).eval()
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_retrieves_the_bundled_families_about_as_well_as_kmer_profiles(name, alphabet, examples):
+    """A working encoder is within 0.1 MAP@R of the k-mer baseline on the bundled families (measured: protein 0.914
+    vs 0.994, DNA 0.772 vs 0.779); a broken or collapsed one (all rows alike) falls to chance, about 1/families."""
+    ds = examples[alphabet]
+    score = _map_r(phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt"), ds)
+    kmer = float(evaluate_embeddings(KmerEmbedder(k=3, alphabet=alphabet).embed(ds.sequences), ds.families,
+                                     ks=(1,))["map_r"])
+    assert score > kmer - 0.1, (score, kmer)
+
+
+# held-out (dev) families of the hardest set of each alphabet where training measurably helped (docs/models.md)
+DEV_GAIN = {"default-protein": "mycoplasma-orthogroups", "default-dna": "rfam5-seed"}
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_beats_its_untrained_twin_on_held_out_families(name, alphabet):
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
+    dataset = DEV_GAIN[name]
+    ds = read_dataset(SHARED / dataset).select_families(split["datasets"][dataset]["val"])
+    trained = phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt")
+    scores = {"trained": _map_r(trained, ds), "untrained": _map_r(_untrained_twin(trained), ds)}
+    assert scores["trained"] > scores["untrained"] + 0.03, scores
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_shipped_architecture_is_what_its_config_trains(name, alphabet):
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    overrides = {"max_len": cfg.data.max_len, **cfg.model.overrides, "alphabet": alphabet}
+    expected = get_config(cfg.model.name, **overrides).to_dict()
+    shipped = phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt").config.to_dict()
+    assert shipped.pop("name") == name and expected.pop("name") == cfg.model.name
+    assert shipped == expected
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_config_holds_out_exactly_the_committed_dev_split(name, alphabet):
+    data = load_config(REPO / "configs" / f"{name}.yaml").data
+    split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
+    assert sorted(data.holdout["val"]) == split["val"] and sorted(data.holdout["test"]) == split["test"]
+    assert not set(split["val"]) & set(split["test"])
+    assert data.fractions == (1.0, 0.0, 0.0)  # everything else trains
+    per_dataset = split["datasets"]
+    assert sorted(f for d in per_dataset.values() for f in d["val"]) == split["val"]
+    inputs = [Path(p).name for p in [data.path, *data.paths]]
+    assert sorted(inputs) == sorted(per_dataset)  # every training input has its dev families
+
+
+@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
+def test_dev_split_is_family_disjoint_with_whole_scope_folds(name, alphabet, monkeypatch):
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    monkeypatch.chdir(REPO)  # config paths are relative to the repository root
+    data = load_config(REPO / "configs" / f"{name}.yaml").data
+    full = read_datasets([data.path, *data.paths])
+    parts = split_families(full, fractions=data.fractions, seed=data.seed, group_column=data.group_column,
+                           holdout=data.holdout)
+    train, val, test = (set(parts[s].family_names) for s in ("train", "val", "test"))
+    assert not train & val and not train & test and not val & test
+    assert len(train) + len(val) + len(test) == len(full.family_index)
+    split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
+    for dataset, info in split["datasets"].items():  # the rule of benchmarks/ablation.py split
+        want = max(split["rule"]["min_dev_families"], math.ceil(split["rule"]["dev_fraction"] * info["families"]))
+        assert info["dev_families"] >= want, dataset
+        if info["group_column"] is None:  # whole families: exactly as many as wanted
+            assert info["dev_families"] == want, dataset
+    if alphabet == "protein":
+        fold = dict(zip(full.families, full.metadata["fold"]))
+        dev_scope = split["datasets"]["scope40-train"]["val"]
+        dev_folds = {fold[f] for f in dev_scope}
+        assert all(fold[f] not in dev_folds for f in train)  # no training family shares a fold with dev
+        assert {f for f in full.family_index if fold[f] in dev_folds} == set(dev_scope)
+
+
+def test_cli_lists_the_shipped_encoders(capsys):
+    from phylocl.cli import main
+
+    assert main(["models", "--pretrained", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert sorted(info) == sorted(MODELS) == shipped_models()
+    for name, alphabet in MODELS.items():
+        assert info[name]["alphabet"] == alphabet and info[name]["name"] == name
+        assert info[name]["fingerprint"] == phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt").fingerprint()
+    assert main(["models", "--pretrained"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == sorted(MODELS)
