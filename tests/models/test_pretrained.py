@@ -167,3 +167,21 @@ def test_cli_lists_the_shipped_encoders(capsys):
     assert main(["models", "--pretrained"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == sorted(MODELS)
+
+
+def test_search_without_model_uses_the_default_encoder(tmp_path, capsys):
+    from phylocl.cli import main
+
+    ds = read_dataset(EXAMPLE / "protein")
+    picks = [idx[0] for idx in ds.family_index.values()][:4]
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text("".join(f">{ds.ids[i]}\n{ds.sequences[i]}\n" for i in picks))
+    out = tmp_path / "hits.tsv"
+    assert main(["search", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "query\ttarget\tscore\trank"
+    assert len(lines) == 1 + 4 * 3  # self hits excluded: the 3 others for each query
+    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein.pt").embed([ds.sequences[i] for i in picks])
+    q, t, score, _ = lines[1].split("\t")
+    i, j = [ds.ids[p] for p in picks].index(q), [ds.ids[p] for p in picks].index(t)
+    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are default-protein's cosines

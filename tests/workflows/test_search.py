@@ -167,7 +167,7 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
     ("dna_query", "looks like DNA, but model kmer:2"),
     ("no_default", "default model 'default-protein' is not installed"),
 ])
-def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, case, message):
+def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, case, message):
     out = tmp_path / "h.tsv"
     q, target, model, k = str(db), ["--db", str(db)], ["--model", "kmer:2"], "5"
     if case == "k0":
@@ -184,7 +184,10 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, case, message
         assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
         target = ["--index", str(tmp_path / "idx")]
         capsys.readouterr()
-    else:
+    else:  # an installation without the shipped encoders
+        import phylocl.workflows.models as models
+
+        monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path / "no-pretrained")
         model = []
     before = db.read_text()
     assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2
