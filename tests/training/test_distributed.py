@@ -1,3 +1,4 @@
+import gc
 import json
 import os
 import socket
@@ -124,7 +125,12 @@ def _worker(r, port, out_dir):
         out["offset_labels"] = gather_labels(offset_labels(local, rank(), 3)).tolist()
         with open(os.path.join(out_dir, f"rank{r}.json"), "w") as fh:
             json.dump(out, fh)
-        dist.barrier()  # both ranks are done communicating before either tears gloo down (avoids an abort at exit)
+        # Tear down in order: the DDP wrappers (their reducers hold the process group) go first, then both ranks meet
+        # so that neither destroys gloo while the other still talks; otherwise a rank can abort at exit
+        # ("terminate called without an active exception", seen once in CI).
+        del ddp_model, ddp_enc
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
