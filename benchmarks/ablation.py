@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from peers import write_fasta  # benchmarks/peers.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
 SEED = 8
@@ -66,12 +68,6 @@ def choose_dev(ds, column: str | None, rng: np.random.Generator) -> list[str]:
             break
         dev += groups[names[k]]
     return sorted(dev)
-
-
-def write_fasta(path: Path, ids, seqs) -> None:
-    with open(path, "w") as f:
-        for i, s in zip(ids, seqs):
-            f.write(f">{i}\n{s}\n")
 
 
 def homolog_hits(alphabet: str, query: tuple[list, list], target: tuple[list, list], threads: int = 2) -> set:
