@@ -177,6 +177,7 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "uniform": ["data.pair_strategy=uniform"],
         "hardest": ["data.pair_strategy=hardest"],
         "len256": ["data.max_len=256"],
+        "matched": ["data.crop=matched"],
         "cached256": ["data.batch_size=256", "cache.enabled=true", "cache.chunk_size=64", "trainer.max_steps=38",
                       "trainer.val_every_n_steps=38", "optim.warmup_steps=5"],
         "transformer": ["model.name=transformer-small"],

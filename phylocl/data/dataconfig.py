@@ -25,7 +25,8 @@ class DataConfig:
     distances from trees or k-mers (``distance``: ``auto`` | ``tree`` | ``kmer``; ``kmer_size``: default 5 protein,
     11 DNA; ``distance_cache_dir``: optional on-disk cache).
 
-    Views: crop to ``max_len`` residues; ``mask_prob`` / ``substitution_prob`` noise (``blosum_substitutions``
+    Views: crop to ``max_len`` residues (``crop``: ``random`` = independent windows of the two members,
+    ``matched`` = the same relative position in both, see :mod:`phylocl.data.views`); ``mask_prob`` / ``substitution_prob`` noise (``blosum_substitutions``
     for protein).
 
     Batches: ``batch_size`` families per batch (one pair each), optional ``token_budget`` (max rows x longest
@@ -49,6 +50,7 @@ class DataConfig:
     kmer_size: Optional[int] = None
     distance_cache_dir: Optional[str] = None
     max_len: int = 512
+    crop: Literal["random", "matched"] = "random"
     mask_prob: float = 0.0
     substitution_prob: float = 0.0
     blosum_substitutions: bool = True
@@ -77,6 +79,8 @@ class DataConfig:
         bad_keys = sorted(set(self.holdout) - {"train", "val", "test"})
         if bad_keys:
             raise ValueError(f"data.holdout keys must be train/val/test, got {bad_keys}")
+        if self.crop not in ("random", "matched"):
+            raise ValueError(f"data.crop must be random or matched, got {self.crop!r}")
         if self.pair_strategy not in ("uniform", "distant", "hardest"):
             raise ValueError(f"data.pair_strategy must be uniform, distant or hardest, got {self.pair_strategy!r}")
         if self.distance not in ("auto", "tree", "kmer"):

@@ -92,7 +92,7 @@ class OrthologDataModule(L.LightningDataModule):
     def _view(self) -> SequenceView:
         c = self.config
         return SequenceView(alphabet=self.alphabet, max_len=c.max_len, mask_prob=c.mask_prob,
-                            substitution_prob=c.substitution_prob, blosum=c.blosum_substitutions)
+                            substitution_prob=c.substitution_prob, blosum=c.blosum_substitutions, crop=c.crop)
 
     def _loader_kwargs(self) -> dict:
         c = self.config

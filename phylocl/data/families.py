@@ -81,7 +81,8 @@ class FamilyPairDataset(Dataset):
         dist = self.distances(fam) if self.strategy.needs_distances else None
         i, j = self.strategy.sample(len(members), rng, dist)
         seqs = self.dataset.sequences
-        return self.view(seqs[members[i]], rng), self.view(seqs[members[j]], rng), self.labels[fam]
+        a, b = self.view.pair(seqs[members[i]], seqs[members[j]], rng)
+        return a, b, self.labels[fam]
 
 
 class SequenceDataset(Dataset):

@@ -2,7 +2,11 @@
 
 A training view of ``seq`` (``SequenceView.__call__``):
 
-1. crop: a window of ``max_len`` residues at a uniformly random start (a shorter sequence is kept whole);
+1. crop: a window of ``max_len`` residues at a uniformly random start (a shorter sequence is kept whole). For a
+   positive pair (:meth:`SequenceView.pair`) with ``crop="matched"`` both members are cropped at the *same
+   relative position*: one fraction ``u ~ U[0, 1)`` is drawn and each member starts at ``floor(u * (len - max_len
+   + 1))``, so that two orthologs of similar length show roughly the same (homologous) region instead of two
+   independent windows that may not overlap at all;
 2. masking: each position becomes the mask id with probability ``mask_prob``;
 3. substitution: each remaining position becomes a different letter with probability ``substitution_prob``:
    for protein with ``blosum=True`` drawn from the BLOSUM62 replacement probabilities ``P(b | a), b != a``
@@ -20,7 +24,9 @@ import numpy as np
 from phylocl.data.alphabet import MASK_ID, Alphabet
 from phylocl.data.substitution import AMINO_ACIDS, blosum62_model
 
-__all__ = ["SequenceView", "random_crop", "deterministic_crop"]
+__all__ = ["SequenceView", "random_crop", "matched_crop", "deterministic_crop", "CROP_MODES"]
+
+CROP_MODES = ("random", "matched")
 
 _FIRST_LETTER_ID = 3
 
@@ -30,6 +36,15 @@ def random_crop(seq: str, max_len: int, rng: np.random.Generator) -> str:
     if len(seq) <= max_len:
         return seq
     start = int(rng.integers(len(seq) - max_len + 1))
+    return seq[start:start + max_len]
+
+
+def matched_crop(seq: str, max_len: int, fraction: float) -> str:
+    """A ``max_len`` window of ``seq`` starting ``fraction`` (in ``[0, 1)``) of the way through the possible starts."""
+    if len(seq) <= max_len:
+        return seq
+    n_starts = len(seq) - max_len + 1
+    start = min(int(fraction * n_starts), n_starts - 1)
     return seq[start:start + max_len]
 
 
@@ -75,16 +90,20 @@ class SequenceView:
         mask_prob: probability that a position is replaced by the mask id, in ``[0, 1)``.
         substitution_prob: probability that a (non-masked) position gets a different letter, in ``[0, 1)``.
         blosum: protein substitutions weighted by BLOSUM62 (ignored for DNA).
+        crop: how :meth:`pair` crops the two members: ``"random"`` (independent windows) or ``"matched"`` (the
+            same relative position in both).
     """
 
     def __init__(self, *, alphabet: Alphabet, max_len: int, mask_prob: float = 0.0, substitution_prob: float = 0.0,
-                 blosum: bool = True) -> None:
+                 blosum: bool = True, crop: str = "random") -> None:
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
         for name, p in (("mask_prob", mask_prob), ("substitution_prob", substitution_prob)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
-        self.alphabet, self.max_len = alphabet, int(max_len)
+        if crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+        self.alphabet, self.max_len, self.crop = alphabet, int(max_len), crop
         self.mask_prob, self.substitution_prob, self.blosum = float(mask_prob), float(substitution_prob), blosum
         self._cdf = _replacement_cdf(alphabet, blosum) if substitution_prob > 0 else None
         standard = [alphabet.letters.index(c) + _FIRST_LETTER_ID for c in alphabet.letters if c != alphabet.unknown]
@@ -94,6 +113,15 @@ class SequenceView:
         """Training view of ``seq``: token ids ``(min(len(seq), max_len),)`` int64."""
         ids = self.alphabet.encode(random_crop(seq, self.max_len, rng))
         return self.add_noise(ids, rng)
+
+    def pair(self, seq_a: str, seq_b: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Training views of a positive pair, cropped per :attr:`crop`; each ``(min(len, max_len),)`` int64."""
+        if self.crop == "random":
+            return self(seq_a, rng), self(seq_b, rng)
+        u = float(rng.random())
+        a = self.add_noise(self.alphabet.encode(matched_crop(seq_a, self.max_len, u)), rng)
+        b = self.add_noise(self.alphabet.encode(matched_crop(seq_b, self.max_len, u)), rng)
+        return a, b
 
     def eval(self, seq: str) -> np.ndarray:
         """Evaluation view: ids of the first ``max_len`` residues, ``(min(len(seq), max_len),)`` int64."""

@@ -78,3 +78,41 @@ def test_deterministic_given_generator_and_validation():
     for kwargs in ({"max_len": 0}, {"max_len": 5, "mask_prob": 1.0}, {"max_len": 5, "substitution_prob": -0.1}):
         with pytest.raises(ValueError):
             SequenceView(alphabet=PROTEIN, **kwargs)
+
+
+def test_matched_crops_take_the_same_relative_position_of_both_members():
+    seq_a = "".join(AMINO_ACIDS)            # 20 letters: 13 starts for an 8-window
+    seq_b = "".join(AMINO_ACIDS[::-1]) * 2  # 40 letters: 33 starts
+    view = SequenceView(alphabet=PROTEIN, max_len=8, crop="matched")
+    rng = np.random.default_rng(5)
+    starts_a = []
+    for _ in range(3000):
+        a, b = (PROTEIN.decode(x) for x in view.pair(seq_a, seq_b, rng))
+        sa = seq_a.index(a)
+        starts_a.append(sa)
+        # the same fraction u of the way through: floor(u * 13) == sa and floor(u * 33) == sb for one u
+        # (seq_b repeats with period 20, so its window may sit at either of two starts)
+        assert any(max(sa / 13, sb / 33) < min((sa + 1) / 13, (sb + 1) / 33)
+                   for sb in (i for i in range(33) if seq_b[i:i + 8] == b)), (sa, b)
+    counts = np.bincount(starts_a, minlength=13)
+    assert np.abs(counts / 3000 - 1 / 13).max() < 0.02  # still uniform over the starts of each member
+    # a member not longer than the window is kept whole; the other is still cropped
+    a, b = view.pair("MKT", seq_b, rng)
+    assert PROTEIN.decode(a) == "MKT" and len(b) == 8
+
+
+def test_random_crop_pairs_are_independent_and_unchanged_by_the_option():
+    seq = "".join(AMINO_ACIDS)
+    view = SequenceView(alphabet=PROTEIN, max_len=8)  # default crop="random"
+    rng = np.random.default_rng(6)
+    same = 0
+    for _ in range(2000):
+        a, b = (PROTEIN.decode(x) for x in view.pair(seq, seq, rng))
+        same += seq.index(a) == seq.index(b)
+    assert same / 2000 == pytest.approx(1 / 13, abs=0.02)  # independent starts agree 1 time in 13
+    # pair() with random crops draws exactly what two calls of the view draw (shipped configs reproduce)
+    r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+    a, b = view.pair(seq, seq[::-1], r1)
+    assert np.array_equal(a, view(seq, r2)) and np.array_equal(b, view(seq[::-1], r2))
+    with pytest.raises(ValueError, match="crop"):
+        SequenceView(alphabet=PROTEIN, max_len=8, crop="aligned")
