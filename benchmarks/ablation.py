@@ -353,7 +353,7 @@ def cmd_speed(args) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     q, db = Path(args.query).resolve(), Path(args.db).resolve()
     phylocl = [sys.executable, "-m", "phylocl.cli"]
-    model = ["--model", args.model] if args.model else []
+    model = (["--model", args.model] if args.model else []) + ["--precision", args.precision]
     k = str(args.k)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -385,7 +385,7 @@ def cmd_speed(args) -> None:
     n_q = sum(1 for line in open(q) if line.startswith(">"))
     n_db = sum(1 for line in open(db) if line.startswith(">"))
     summary = {"query": str(args.query), "db": str(args.db), "n_query": n_q, "n_db": n_db, "threads": args.threads,
-               "model": args.model or "default", "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
+               "model": args.model or "default", "precision": args.precision, "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
     for mode in ("oneshot", "prebuilt"):
         med = {tool: statistics.median(times[(mode, tool)]) for tool in ("phylocl", "diamond")}
         summary[mode] = {**{tool: round(v, 2) for tool, v in med.items()},
@@ -438,6 +438,7 @@ def main(argv=None) -> None:
     s.add_argument("-k", type=int, default=50)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="phylocl's --precision")
     s.set_defaults(fn=cmd_speed)
     s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>.pt under that name")
     s.add_argument("run", help="training output folder (or encoder file)")

@@ -85,7 +85,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
-              batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -108,7 +108,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
-               batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -119,7 +119,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
-                      split=args.split, split_config=args.split_config, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+                      split=args.split, split_config=args.split_config, batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
     for note in result["notes"]:
         print(f"phylocl evaluate: note: {note}", file=sys.stderr)
     if args.json:
@@ -135,6 +135,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "model name; default: default-<alphabet of the input>")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="encoder arithmetic: fp32 (default) or bf16 autocast, about 1.7x faster on GPUs and on "
+                        "CPUs with AVX-512 BF16 (ignored by kmer:K)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

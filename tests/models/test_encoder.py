@@ -223,3 +223,29 @@ def test_bundled_example_proteins_embed():
     assert X.shape == (len(seqs), 16) and np.isfinite(X).all()
     assert max(map(len, seqs)) > enc.max_len
     np.testing.assert_allclose(X, enc.eval()(enc.tokenize(seqs)).detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bf16_embedding_runs_in_bfloat16_and_stays_close_to_fp32(name, rng, monkeypatch):
+    enc = make_encoder(name).eval()
+    seqs = [random_protein(n, rng) for n in (30, 3, 70, 12, 200)]
+    x32 = enc.embed(seqs)
+    seen = []
+    orig = type(enc)._encode
+
+    def spy(self, ids, mask):
+        z = orig(self, ids, mask)
+        seen.append(z.dtype)
+        return z
+
+    monkeypatch.setattr(type(enc), "_encode", spy)
+    x16 = enc.embed(seqs, precision="bf16")
+    assert seen and all(d == torch.bfloat16 for d in seen)  # the model really ran under bf16 autocast
+    assert x16.dtype == np.float32 and np.allclose(np.linalg.norm(x16, axis=1), 1, atol=1e-5)
+    assert not np.array_equal(x16, x32)
+    assert (x16 * x32).sum(axis=1).min() > 0.99  # same direction to bf16 rounding (cosine)
+    seen.clear()
+    np.testing.assert_array_equal(enc.embed(seqs, precision="fp32"), x32)
+    assert seen and all(d == torch.float32 for d in seen)
+    with pytest.raises(ValueError, match="precision"):
+        enc.embed(seqs, precision="fp16")

@@ -195,3 +195,29 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
     assert err.startswith("phylocl search: error: ") and message in err and err.count("\n") == 1
     assert db.read_text() == before and (case == "overwrite_input" or not out.exists())
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
+    """--precision bf16 reaches the encoder (hits within bf16 rounding of the fp32 ones); kmer:K ignores it."""
+    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.workflows.models import resolve_model
+
+    torch.manual_seed(0)
+    enc_path = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
+    m = ["--model", str(enc_path), "--quiet", "--query", str(db), "--db", str(db), "-k", "3"]
+    assert main(["search", *m, "-o", str(tmp_path / "fp32.tsv")]) == 0
+    assert main(["search", *m, "--precision", "bf16", "-o", str(tmp_path / "bf16.tsv")]) == 0
+    a, b = _read(tmp_path / "fp32.tsv")[1], _read(tmp_path / "bf16.tsv")[1]
+    assert len(a) == len(b) == 24 * 3
+    diffs = [abs(s - s2) for (_, _, s, _), (_, _, s2, _) in zip(a, b)]
+    assert 0 < max(diffs) < 0.02  # bf16 really ran, and only rounding changed
+    assert main(["embed", "--model", str(enc_path), "--quiet", "--precision", "bf16", "--fasta", str(db),
+                 "-o", str(tmp_path / "e.npz")]) == 0
+    x = load_embeddings(tmp_path / "e.npz").embeddings
+    ref = resolve_model(str(enc_path), device="cpu", precision="bf16").embed([s for _, s in _records()])
+    np.testing.assert_allclose(x, ref, atol=1e-6)
+    assert resolve_model("kmer:2", alphabet="protein", precision="bf16").precision == "fp32"
+    with pytest.raises(SystemExit) as err:
+        main(["search", *m, "--precision", "fp16", "-o", str(tmp_path / "x.tsv")])
+    assert err.value.code == 2 and not (tmp_path / "x.tsv").exists()
+    capsys.readouterr()
