@@ -184,6 +184,8 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "narrow": ["model.overrides={dim: 64, ffn_dim: 256}"],
         "temp0.1": ["loss.temperature=0.1"],
         "lr3e-3": ["optim.lr=3e-3"],
+        "lr3e-4": ["optim.lr=3e-4"],
+        "nonoise": ["data.mask_prob=0.0", "data.substitution_prob=0.0"],
         "nodrop": ["model.overrides={dropout: 0.0, drop_path: 0.0}"],
     },
     "dna": {
