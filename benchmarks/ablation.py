@@ -186,6 +186,7 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "lr3e-3": ["optim.lr=3e-3"],
         "lr3e-4": ["optim.lr=3e-4"],
         "nonoise": ["data.mask_prob=0.0", "data.substitution_prob=0.0"],
+        "nonoise-lr3e-4": ["data.mask_prob=0.0", "data.substitution_prob=0.0", "optim.lr=3e-4"],
         "nodrop": ["model.overrides={dropout: 0.0, drop_path: 0.0}"],
     },
     "dna": {
