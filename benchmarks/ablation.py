@@ -196,6 +196,8 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "uniform": ["data.pair_strategy=uniform"],
         "flatnce": ["loss.name=flatnce"],
         "nodrop": ["model.overrides={alphabet: dna, dropout: 0.0, drop_path: 0.0}"],
+        "len256-nonoise": ["data.max_len=256", "data.mask_prob=0.0", "data.substitution_prob=0.0"],
+        "len256-lr3e-4": ["data.max_len=256", "optim.lr=3e-4"],
     },
 }
 
