@@ -205,6 +205,11 @@ def _check_same_study(out: Path, resolved: dict) -> None:
     path = out / "compare.yaml"
     if path.exists():
         old = yaml.safe_load(path.read_text()) or {}
+        if "compare" in old:
+            try:  # settings added to phylocl since the study began take their defaults (they were not asked for)
+                old = resolved_dict(*load_compare_config(old))
+            except InputError:
+                pass  # not loadable any more: compare what was stored
         if "compare" in old and identity(old) != identity(resolved):
             a, b = identity(old), identity(resolved)
             keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

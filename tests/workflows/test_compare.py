@@ -335,3 +335,23 @@ def test_config_without_a_compare_section_is_refused(tmp_path, capsys):
     assert "no compare: section" in capsys.readouterr().err
     with pytest.raises(InputError, match="not found"):
         load_compare_config(tmp_path / "missing.yaml")
+
+
+def test_a_study_from_before_a_new_setting_existed_resumes(tmp_path, fake_train, capsys):
+    """A setting added to phylocl later (absent from the stored compare.yaml) takes its default: not a change."""
+    import yaml
+
+    cfg = _write_config(tmp_path)
+    out = tmp_path / "study"
+    fake_train()
+    assert main(["compare", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    stored = yaml.safe_load((out / "compare.yaml").read_text())
+    assert stored["data"].pop("crop") == "random"  # as written by a version without data.crop
+    (out / "compare.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    fake = fake_train()
+    assert main(["compare", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert fake.calls == []
+    # asking for the non-default value of the new setting is a change of study
+    (out / "compare.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    assert main(["compare", "--config", str(cfg), "--out", str(out), "--set", "data.crop=matched"]) == 2
+    assert "different settings (sections data)" in capsys.readouterr().err
