@@ -119,7 +119,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
-                      split=args.split, split_config=args.split_config, batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+                      split=args.split, split_config=args.split_config, batch_size=args.batch_size,
+                      device=args.device, precision=args.precision, progress=not args.quiet)
     for note in result["notes"]:
         print(f"phylocl evaluate: note: {note}", file=sys.stderr)
     if args.json:
@@ -136,8 +137,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="encoder arithmetic: fp32 (default) or bf16 autocast, about 1.7x faster on GPUs and on "
-                        "CPUs with AVX-512 BF16 (ignored by kmer:K)")
+                   help="encoder arithmetic: fp32 (default) or bf16 autocast, 1.6-1.9x faster on a CPU with "
+                        "AVX-512 BF16, slower on one without (ignored by kmer:K)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from phylocl.data.views import CROP_MODES
+
 __all__ = ["DataConfig"]
 
 
@@ -26,8 +28,8 @@ class DataConfig:
     11 DNA; ``distance_cache_dir``: optional on-disk cache).
 
     Views: crop to ``max_len`` residues (``crop``: ``random`` = independent windows of the two members,
-    ``matched`` = the same relative position in both, see :mod:`phylocl.data.views`); ``mask_prob`` / ``substitution_prob`` noise (``blosum_substitutions``
-    for protein).
+    ``matched`` = the same relative position in both, see :mod:`phylocl.data.views`); ``mask_prob`` /
+    ``substitution_prob`` noise (``blosum_substitutions`` for protein).
 
     Batches: ``batch_size`` families per batch (one pair each), optional ``token_budget`` (max rows x longest
     view per batch), ``pairs_per_family_per_epoch`` rounds per epoch or a fixed ``steps_per_epoch``,
@@ -79,8 +81,8 @@ class DataConfig:
         bad_keys = sorted(set(self.holdout) - {"train", "val", "test"})
         if bad_keys:
             raise ValueError(f"data.holdout keys must be train/val/test, got {bad_keys}")
-        if self.crop not in ("random", "matched"):
-            raise ValueError(f"data.crop must be random or matched, got {self.crop!r}")
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"data.crop must be {' or '.join(CROP_MODES)}, got {self.crop!r}")
         if self.pair_strategy not in ("uniform", "distant", "hardest"):
             raise ValueError(f"data.pair_strategy must be uniform, distant or hardest, got {self.pair_strategy!r}")
         if self.distance not in ("auto", "tree", "kmer"):

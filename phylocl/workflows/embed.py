@@ -139,8 +139,8 @@ def check_dataset_alphabet(ds, embedder: Embedder, path) -> None:
 
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
-          device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
-          stream=None) -> EmbedResult:
+          device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
+          progress: bool = True, stream=None) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:

@@ -104,8 +104,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
-             device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
-             stream=None) -> dict:
+             device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
+             progress: bool = True, stream=None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:

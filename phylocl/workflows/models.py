@@ -120,8 +120,6 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 
     device = resolve_device(device)
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
     alpha = None if alphabet is None else get_alphabet(alphabet)
     shipped = shipped_models()
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"

@@ -80,8 +80,9 @@ def _same_file(a, b) -> bool:
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
-           index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None, precision: str = "fp32",
-           buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None) -> SearchResult:
+           index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
+           precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
+           stream=None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:

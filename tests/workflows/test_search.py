@@ -217,6 +217,10 @@ def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
     ref = resolve_model(str(enc_path), device="cpu", precision="bf16").embed([s for _, s in _records()])
     np.testing.assert_allclose(x, ref, atol=1e-6)
     assert resolve_model("kmer:2", alphabet="protein", precision="bf16").precision == "fp32"
+    from phylocl.errors import InputError
+
+    with pytest.raises(InputError, match="precision"):
+        resolve_model(str(enc_path), device="cpu", precision="fp16")
     with pytest.raises(SystemExit) as err:
         main(["search", *m, "--precision", "fp16", "-o", str(tmp_path / "x.tsv")])
     assert err.value.code == 2 and not (tmp_path / "x.tsv").exists()
