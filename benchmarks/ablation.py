@@ -390,7 +390,8 @@ def cmd_speed(args) -> None:
     n_q = sum(1 for line in open(q) if line.startswith(">"))
     n_db = sum(1 for line in open(db) if line.startswith(">"))
     summary = {"query": str(args.query), "db": str(args.db), "n_query": n_q, "n_db": n_db, "threads": args.threads,
-               "model": args.model or "default", "precision": args.precision, "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
+               "model": args.model or "default", "precision": args.precision,
+               "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
     for mode in ("oneshot", "prebuilt"):
         med = {tool: statistics.median(times[(mode, tool)]) for tool in ("phylocl", "diamond")}
         summary[mode] = {**{tool: round(v, 2) for tool, v in med.items()},
