@@ -50,7 +50,7 @@ HARD = {"mycoplasma-orthogroups", "scope40-train", "rfam5-seed", "nucleotide-fam
 
 
 def read(name: str):
-    from phylocl.data.fasta import read_dataset
+    from phylocl.data.layouts import read_dataset
 
     return read_dataset(DATA / name)
 

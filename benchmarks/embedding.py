@@ -31,7 +31,7 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mycop
 
 def realistic_lengths(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     if SHARED.exists():
-        from phylocl.data.fasta import iter_fasta
+        from phylocl.data.layouts import iter_fasta
 
         lengths = np.array([len(r.sequence) for r in iter_fasta(SHARED)])
         return rng.choice(lengths, size=n, replace=True), "mycoplasma-orthogroups lengths"

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phylocl.data.fasta import read_dataset
+from phylocl.data.layouts import read_dataset
 from phylocl.retrieval.hits import BLAST_TAB, HitLists, read_hits_tsv
 from phylocl.retrieval.metrics import score_hits
 

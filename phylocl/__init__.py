@@ -35,7 +35,7 @@ _LAZY = {
     "InfoNCE": "phylocl.losses.infonce",
     "FlatNCE": "phylocl.losses.flatnce",
     "cached_backward": "phylocl.training.gradcache",
-    "read_dataset": "phylocl.data.fasta",
+    "read_dataset": "phylocl.data.layouts",
     "InputError": "phylocl.errors",
 }
 

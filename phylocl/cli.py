@@ -37,7 +37,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from phylocl.data.fasta import read_dataset
+    from phylocl.data.layouts import read_dataset
     from phylocl.data.inspect import format_summary
 
     summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet).summary()

@@ -19,9 +19,9 @@ _LAZY = {
     "detect_alphabet": "phylocl.data.alphabet",
     "pad_batch": "phylocl.data.tokens",
     "OrthologDataset": "phylocl.data.dataset",
-    "read_dataset": "phylocl.data.fasta",
-    "read_datasets": "phylocl.data.fasta",
-    "iter_fasta": "phylocl.data.fasta",
+    "read_dataset": "phylocl.data.layouts",
+    "read_datasets": "phylocl.data.layouts",
+    "iter_fasta": "phylocl.data.layouts",
     "split_families": "phylocl.data.splits",
 }
 

@@ -23,7 +23,7 @@ from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.distances import FamilyDistances
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
-from phylocl.data.fasta import read_datasets
+from phylocl.data.layouts import read_datasets
 from phylocl.data.pairs import get_pair_strategy
 from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
 from phylocl.data.splits import split_families

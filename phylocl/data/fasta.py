@@ -1,118 +1,199 @@
-"""Reading ortholog families: :func:`read_dataset` (any supported layout) and :func:`iter_fasta` (streaming).
+"""FASTA records: Biopython parsing plus header line numbers, sequence cleaning and alphabet checks.
 
-Layouts, detected from ``path``:
+Parsing is :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` (wrapped or unwrapped lines, CRLF, descriptions after the
+id); this module adds what a user needs when something is wrong: the 1-based line of every record header, and
+:class:`~phylocl.errors.InputError` naming file and line for empty files, non-FASTA text, binary files, records
+without an id and empty sequences. Files are opened as gzip when they start with the gzip magic bytes, whatever
+their name.
 
-- a FASTA file plus ``labels`` (TSV with ``sequence_id``, ``family_id`` and optional metadata columns);
-- a directory with ``sequences.fasta`` + ``labels.tsv`` (the layout of ``datasets/`` and ``shared/data``);
-- an OrthoFinder run: ``Orthogroups.tsv``, a ``Results_*`` directory, or the proteome directory above it;
-- a directory of FASTA files, one per family (``.fa .fasta .faa .fna .ffn``, optionally ``.gz``).
-
-Sequences come back in canonical upper-case letters (gaps and a trailing ``*`` removed); the alphabet is detected
-unless given. Every defect in the input is an :class:`~phylocl.errors.InputError` naming the file (and line).
-
-Example::
-
-    ds = read_dataset("datasets/example-mini-mit/protein")
-    ds.summary()["families"]            # 10
+Cleaning (:func:`clean_letters`): alignment gaps ``-`` and ``.`` are removed and a trailing stop ``*`` is dropped;
+letters are then upper-cased and mapped to the canonical letters of the alphabet (``Alphabet.normalize``
+semantics, done with ``str.translate`` for speed). In nucleotide data ``X`` reads as ``N`` (some alignment tools
+write ``X`` for an unknown base).
 """
 
 from __future__ import annotations
 
-from itertools import chain, islice
+import gzip
+import io
+from collections import deque
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, NamedTuple
 
-from phylocl.data.alphabet import Alphabet
-from phylocl.data.dataset import OrthologDataset, concat_datasets
-from phylocl.data.formats import (fasta_stem, find_pair_files, read_family_dir, read_fasta_with_labels,
-                                  resolve_alphabet)
-from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
-from phylocl.data.records import FastaRecord, MixCheck, clean_letters, parse_fasta
-from phylocl.data.trees import TREE_SUFFIXES
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from phylocl.data.alphabet import DNA, Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["read_dataset", "read_datasets", "iter_fasta", "OrthologDataset", "FastaRecord", "concat_datasets"]
+__all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
+           "detect_kind", "MixCheck", "DNA_THRESHOLD"]
 
-_DETECT_RECORDS = 256  # records looked at to detect the alphabet of a stream
+DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
+_NUC = "ACGTUNacgtun"
+_PROTEIN_ONLY = "EFILPQefilpq"  # letters that are neither nucleotides nor IUPAC nucleotide codes
+_GAPS = str.maketrans("", "", "-.")
 
 
-def read_dataset(path: str | Path, *, labels: str | Path | None = None,
-                 alphabet: str | Alphabet | None = None) -> OrthologDataset:
-    """Read ortholog families from ``path`` (layout detected, see module doc).
+class FastaRecord(NamedTuple):
+    """One FASTA record. ``sequence`` is cleaned (see module doc); ``line`` is the 1-based header line."""
 
-    Args:
-        path: FASTA file (needs ``labels``), dataset directory, OrthoFinder results, or per-family FASTA directory.
-        labels: labels TSV for a FASTA file.
-        alphabet: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
+    id: str
+    sequence: str
+    line: int
+    description: str = ""
 
-    Returns:
-        :class:`OrthologDataset`; ``summary()`` tells which layout was read.
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Open ``path`` for reading text (gzip detected from the magic bytes, universal newlines, UTF-8).
+
+    Raises :class:`InputError` when the path is missing, a directory, empty, or binary (not text).
     """
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", path=path)
-    if labels is not None:
-        labels = Path(labels)
-        if path.is_dir():
-            raise InputError("--labels needs a FASTA file, not a directory", path=path)
-        return read_fasta_with_labels(path, labels, alphabet=alphabet)
-    table = find_orthofinder_results(path)
-    if table is not None:
-        return read_orthofinder(table, alphabet=alphabet)
-    if path.is_file():
-        raise InputError("a single FASTA file needs a labels table (--labels TSV with sequence_id and family_id); "
-                         "or pass a directory with one FASTA file per family", path=path)
-    pair = find_pair_files(path)
-    if pair is not None:
-        has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
-        return read_fasta_with_labels(*pair, alphabet=alphabet, tree_dir=path if has_trees else None,
-                                      directory=path)
-    return read_family_dir(path, alphabet=alphabet)
+    if path.is_dir():
+        raise InputError("is a directory, expected a FASTA file", path=path)
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+    if magic == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as z:
+                head = z.read(4096)
+        except (OSError, EOFError) as err:
+            raise InputError(f"corrupt gzip file ({err})", path=path) from None
+        handle = io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
+    else:
+        with open(path, "rb") as raw:
+            head = raw.read(4096)
+        handle = open(path, encoding="utf-8", newline=None)
+    if not head.strip():
+        handle.close()
+        raise InputError("empty file", path=path)
+    if b"\x00" in head:
+        handle.close()
+        raise InputError("not a FASTA file (binary content)", path=path)
+    return handle
 
 
-def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None) -> OrthologDataset:
-    """Read several inputs and concatenate them (see :func:`~phylocl.data.dataset.concat_datasets`).
+def _numbered_lines(handle, path: Path, headers: deque) -> Iterator[str]:
+    """Yield the lines of ``handle``, pushing the number of each header line onto ``headers``.
 
-    ``labels`` is ``None`` or one entry (possibly ``None``) per path. Dataset names, used to prefix clashing family
-    ids, are the path names (made unique with ``-2``, ``-3`` ...).
+    The text before the first header may hold only blank lines (Biopython would skip anything there; a TSV or a
+    log file would then read as "no records", so it is refused here with its line number).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no input paths given")
-    labels = list(labels) if labels is not None else [None] * len(paths)
-    if len(labels) != len(paths):
-        raise InputError(f"{len(labels)} labels files for {len(paths)} inputs")
-    parts = [read_dataset(p, labels=lab, alphabet=alphabet) for p, lab in zip(paths, labels)]
-    names: list[str] = []
-    for p in paths:
-        base = (fasta_stem(p.name) if p.is_file() else None) or p.name
-        name, k = base, 2
-        while name in names:
-            name, k = f"{base}-{k}", k + 1
-        names.append(name)
-    return concat_datasets(parts, names)
+    n = 0
+    seen_header = False
+    try:
+        for n, line in enumerate(handle, 1):
+            if line.startswith(">"):
+                seen_header = True
+                headers.append(n)
+            elif not seen_header and line.strip():
+                shown = line.strip()[:40]
+                raise InputError(f"not a FASTA file: expected a '>' header line, found {shown!r}", path=path, line=n)
+            yield line
+    except UnicodeDecodeError:
+        raise InputError("not a FASTA file (undecodable bytes, not UTF-8 text)", path=path, line=n + 1) from None
 
 
-def iter_fasta(path: str | Path, *, alphabet: str | Alphabet | None = None) -> Iterator[FastaRecord]:
-    """Stream the records of one FASTA file, cleaned and checked like :func:`read_dataset` does, in file order.
+def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
+    """Stream the records of ``path`` with gaps and trailing ``*`` removed (letters not yet checked).
 
-    Never holds more than a few hundred records: with ``alphabet=None`` the alphabet is detected from the first
-    256 records. Duplicate ids are refused (only the ids are kept in memory).
-
-    Yields:
-        :class:`FastaRecord` ``(id, sequence, line, description)`` with canonical letters.
+    Raises :class:`InputError` (with ``path`` and ``line``) for unreadable/empty/non-FASTA files, headers without
+    an id and sequences that are empty after cleaning.
     """
     path = Path(path)
-    records = parse_fasta(path)
-    head = list(islice(records, _DETECT_RECORDS))
-    alpha = resolve_alphabet(alphabet, (r.sequence for r in head))
-    seen: dict[str, int] = {}
-    mix = MixCheck()
-    for rec in chain(head, records):
-        if rec.id in seen:
-            raise InputError(f"duplicate sequence id {rec.id!r} (first at line {seen[rec.id]})", path=path,
-                             line=rec.line)
-        seen[rec.id] = rec.line
-        mix.add(rec, path)
-        seq = clean_letters(rec.sequence, alpha, path=path, line=rec.line, record_id=rec.id)
-        yield rec._replace(sequence=seq)
+    headers: deque[int] = deque()
+    count = 0
+    with open_text(path) as handle:
+        for title, seq in SimpleFastaParser(_numbered_lines(handle, path, headers)):
+            line = headers.popleft()
+            parts = title.split(None, 1)
+            if not parts:
+                raise InputError("record without an id (empty '>' line)", path=path, line=line)
+            seq = seq.translate(_GAPS).rstrip("*")
+            if not seq:
+                raise InputError(f"record {parts[0]!r} has an empty sequence", path=path, line=line)
+            count += 1
+            yield FastaRecord(parts[0], seq, line, parts[1] if len(parts) > 1 else "")
+    if count == 0:
+        raise InputError("no FASTA records found", path=path)
+
+
+_TABLES: dict[str, dict[int, str]] = {}
+
+
+def _canonical_table(alphabet: Alphabet) -> dict[int, str]:
+    """``str.translate`` table: every accepted letter → its canonical upper-case letter (cached per alphabet)."""
+    if alphabet.name in _TABLES:
+        return _TABLES[alphabet.name]
+    table = {ord(c): alphabet.normalize(c) for c in alphabet.accepted}
+    _TABLES[alphabet.name] = table
+    return table
+
+
+def clean_letters(seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str) -> str:
+    """``seq`` in canonical letters of ``alphabet``; :class:`InputError` naming the record and line otherwise."""
+    if alphabet.name == DNA.name and ("X" in seq or "x" in seq):
+        seq = seq.replace("X", "N").replace("x", "N")
+    bad = alphabet.invalid_positions(seq)
+    if bad:
+        letters = "".join(sorted({c for _, c in bad}))
+        raise InputError(
+            f"record {record_id!r}: letter(s) {letters!r} not in the {alphabet.name} alphabet "
+            f"(first at position {bad[0][0] + 1})",
+            path=path, line=line,
+        )
+    return seq.translate(_canonical_table(alphabet))
+
+
+def nucleotide_fraction(seq: str) -> float:
+    """Fraction of ``seq`` that is A, C, G, T, U or N (any case)."""
+    return sum(seq.count(c) for c in _NUC) / max(len(seq), 1)
+
+
+def looks_like_protein(seq: str) -> bool:
+    """True if ``seq`` is clearly a protein: below the DNA threshold and holding a protein-only letter (E F I L P Q)."""
+    return nucleotide_fraction(seq) < DNA_THRESHOLD and any(c in seq for c in _PROTEIN_ONLY)
+
+
+def detect_kind(sequences: Iterable[str]) -> str:
+    """``"dna"`` if at least 90% of all residues are nucleotides, else ``"protein"`` (``detect_alphabet``'s rule)."""
+    total = nuc = 0
+    for s in sequences:
+        total += len(s)
+        nuc += sum(s.count(c) for c in _NUC)
+    return "dna" if total and nuc >= DNA_THRESHOLD * total else "protein"
+
+
+class MixCheck:
+    """Refuses a dataset that mixes DNA and protein sequences; feed it every record with :meth:`add`.
+
+    A record counts as DNA when at least 90% of it is A/C/G/T/U/N and it is at least :attr:`min_dna_length`
+    long (short peptides such as ``GATTACA`` are valid protein), and as protein when :func:`looks_like_protein`.
+    """
+
+    min_dna_length = 20
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[str, Path, int]] = {}
+
+    def add(self, record: FastaRecord, path: str | Path) -> None:
+        seq = record.sequence
+        if len(seq) >= self.min_dna_length and nucleotide_fraction(seq) >= DNA_THRESHOLD:
+            kind = "DNA"
+        elif looks_like_protein(seq):
+            kind = "protein"
+        else:
+            return
+        if kind in self.first:
+            return
+        self.first[kind] = (record.id, Path(path), record.line)
+        if len(self.first) == 2:
+            other = "protein" if kind == "DNA" else "DNA"
+            oid, opath, oline = self.first[other]
+            raise InputError(
+                f"mix of DNA and protein sequences: record {record.id!r} looks like {kind} but record {oid!r} "
+                f"({opath}:{oline}) looks like {other}; use one alphabet per dataset",
+                path=path, line=record.line,
+            )

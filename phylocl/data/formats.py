@@ -5,7 +5,7 @@
 - one FASTA file plus a labels TSV (``sequence_id``, ``family_id``, metadata columns), or a directory holding
   ``sequences.fasta`` + ``labels.tsv`` (trees in its ``trees/`` folder).
 
-OrthoFinder results directories are read by :mod:`phylocl.data.orthofinder`; :func:`phylocl.data.fasta.read_dataset`
+OrthoFinder results directories are read by :mod:`phylocl.data.orthofinder`; :func:`phylocl.data.layouts.read_dataset`
 picks the layout.
 """
 
@@ -17,7 +17,7 @@ from typing import Sequence
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.data.dataset import OrthologDataset
 from phylocl.data.labels import match_labels, read_labels
-from phylocl.data.records import FastaRecord, MixCheck, clean_letters, detect_kind, parse_fasta
+from phylocl.data.fasta import FastaRecord, MixCheck, clean_letters, detect_kind, parse_fasta
 from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from phylocl.data.records import open_text
+from phylocl.data.fasta import open_text
 from phylocl.errors import InputError
 
 __all__ = ["Labels", "read_labels", "match_labels", "REQUIRED_COLUMNS"]

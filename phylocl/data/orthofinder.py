@@ -18,7 +18,7 @@ from pathlib import Path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset
 from phylocl.data.formats import FASTA_SUFFIXES, build_dataset
-from phylocl.data.records import FastaRecord, open_text, parse_fasta
+from phylocl.data.fasta import FastaRecord, open_text, parse_fasta
 from phylocl.errors import InputError
 
 __all__ = ["find_orthofinder_results", "read_orthofinder"]

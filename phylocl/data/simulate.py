@@ -14,7 +14,7 @@ Per family, independently:
 With ``indel_rate = 0`` all sequences of a family stay aligned site by site, so for two leaves at patristic
 distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69.
 
-Output layout (read back by :func:`phylocl.data.fasta.read_dataset`): ``<family>.fasta`` per family,
+Output layout (read back by :func:`phylocl.data.layouts.read_dataset`): ``<family>.fasta`` per family,
 ``trees/<family>.nwk`` (leaves named by sequence id, branch lengths in substitutions per site) and
 ``simulation.json`` (the parameters).
 """

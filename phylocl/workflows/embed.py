@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from phylocl.data.records import FastaRecord, detect_kind, looks_like_protein, nucleotide_fraction, parse_fasta
+from phylocl.data.fasta import FastaRecord, detect_kind, looks_like_protein, nucleotide_fraction, parse_fasta
 from phylocl.errors import InputError
 from phylocl.progress import Progress
 from phylocl.workflows.models import Embedder, resolve_model
@@ -68,7 +68,7 @@ def fasta_records(path: str | Path, embedder: Embedder) -> Iterator[FastaRecord]
     Input detected as the other alphabet is refused up front, naming the first record that looks like it and its
     line; bad letters, duplicate ids or DNA/protein mixtures further down raise when they are reached.
     """
-    from phylocl.data.fasta import iter_fasta
+    from phylocl.data.layouts import iter_fasta
 
     path = Path(path)
     kind = fasta_alphabet(path)
@@ -124,7 +124,7 @@ def check_output_file(path: str | Path) -> Path:
 
 def read_labelled(data: str | Path, labels: str | Path | None):
     """Read a labelled dataset (any ``read_dataset`` layout)."""
-    from phylocl.data.fasta import read_dataset
+    from phylocl.data.layouts import read_dataset
 
     return read_dataset(data, labels=labels)
 

@@ -102,7 +102,7 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     from lightning.pytorch.loggers import CSVLogger
 
     from phylocl.data.datamodule import OrthologDataModule
-    from phylocl.retrieval.callback import RetrievalMetrics
+    from phylocl.workflows.callbacks import RetrievalMetrics
     from phylocl.training.module import ContrastiveModule
     from phylocl.training.progress import StepProgress
 

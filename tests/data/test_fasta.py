@@ -1,4 +1,4 @@
-"""read_dataset over every layout, and the streaming iter_fasta."""
+"""FASTA parsing details: Biopython-compatible records, header line numbers, cleaning, located errors."""
 
 from __future__ import annotations
 
@@ -6,127 +6,89 @@ import gzip
 
 import pytest
 
-from phylocl.data.fasta import iter_fasta, read_dataset, read_datasets
+from phylocl.data.alphabet import DNA, PROTEIN
+from phylocl.data.fasta import MixCheck, clean_letters, detect_kind, parse_fasta
 from phylocl.errors import InputError
 
-PROT = {"F1": ["MKTAYIAKQR", "MKTAYIAKQK", "MRTAYIAKQR"], "F2": ["GSHMLEDPVV", "GSHMLEDPAV"], "F3": ["WWPPCCHHEE"]}
+
+def test_wrapped_lines_descriptions_gaps_stop_and_line_numbers(tmp_path):
+    f = tmp_path / "x.fa"
+    f.write_text("\n>a first protein\nMK-TA\nLV..S*\n>b\nmkta\n\n>c  desc with  spaces\nAC\nDE\nFG\n")
+    recs = list(parse_fasta(f))
+    assert [r.id for r in recs] == ["a", "b", "c"]
+    assert [r.sequence for r in recs] == ["MKTALVS", "mkta", "ACDEFG"]
+    assert [r.line for r in recs] == [2, 5, 8]
+    assert recs[0].description == "first protein"
 
 
-def write_family_dir(root, families=PROT, suffix=".fa"):
-    root.mkdir(parents=True, exist_ok=True)
-    for fam, seqs in families.items():
-        text = "".join(f">{fam}_{k} some description\n{s}\n" for k, s in enumerate(seqs))
-        if suffix.endswith(".gz"):
-            (root / f"{fam}{suffix}").write_bytes(gzip.compress(text.encode()))
-        else:
-            (root / f"{fam}{suffix}").write_text(text)
-    return root
+def test_crlf_and_gzip_by_magic_bytes(tmp_path):
+    text = ">a\r\nACGT\r\nAC\r\n>b\r\nGG\r\n"
+    plain = tmp_path / "p.fasta"
+    plain.write_bytes(text.encode())
+    zipped = tmp_path / "z.fa.gz"
+    zipped.write_bytes(gzip.compress(text.encode()))
+    misnamed = tmp_path / "gz_without_suffix.fa"
+    misnamed.write_bytes(gzip.compress(text.encode()))
+    for f in (plain, zipped, misnamed):
+        recs = list(parse_fasta(f))
+        assert [(r.id, r.sequence, r.line) for r in recs] == [("a", "ACGTAC", 1), ("b", "GG", 4)]
 
 
-def write_pair(root, families=PROT, fasta_name="sequences.fasta", labels_name="labels.tsv"):
-    root.mkdir(parents=True, exist_ok=True)
-    fasta = "".join(f">{f}_{k}\n{s}\n" for f, seqs in families.items() for k, s in enumerate(seqs))
-    labels = "sequence_id\tfamily_id\tspecies\n" + "".join(
-        f"{f}_{k}\t{f}\tsp{k}\n" for f, seqs in families.items() for k in range(len(seqs)))
-    (root / fasta_name).write_text(fasta)
-    (root / labels_name).write_text(labels)
-    return root / fasta_name, root / labels_name
-
-
-def check_prot(ds):
-    assert ds.families == ["F1"] * 3 + ["F2"] * 2 + ["F3"]
-    assert ds.sequences[0] == "MKTAYIAKQR" and ds.ids[0] == "F1_0"
-    assert ds.family_index == {"F1": [0, 1, 2], "F2": [3, 4], "F3": [5]}
-    assert ds.alphabet.name == "protein"
-    assert [s["family"] for s in ds.skipped] == ["F3"]
-    s = ds.summary()
-    assert (s["families"], s["sequences"], s["min_family_size"], s["max_length"], s["skipped"]) == (3, 6, 1, 10, 1)
-
-
-@pytest.mark.parametrize("suffix", [".fa", ".fasta", ".faa", ".fa.gz", ".fasta.gz"])
-def test_family_directory(tmp_path, suffix):
-    ds = read_dataset(write_family_dir(tmp_path / "fams", suffix=suffix))
-    check_prot(ds)
-    assert ds.summary()["format"] == "family-fasta-directory"
-
-
-def test_family_directory_trees_next_to_files_or_in_trees_folder(tmp_path):
-    d = write_family_dir(tmp_path / "fams")
-    (d / "F1.nwk").write_text("((F1_0:0.1,F1_1:0.2):0.05,F1_2:0.3,extra:1);")
-    (d / "trees").mkdir()
-    (d / "trees" / "F2.treefile").write_text("(F2_0:0.5,F2_1:0.5);")
-    ds = read_dataset(d)
-    assert set(ds.trees) == {"F1", "F2"} and ds.trees["F2"].name == "F2.treefile"
-    (d / "F1.nwk").write_text("((F1_0:0.1,F1_9:0.2),F1_2:0.3);")
-    with pytest.raises(InputError, match="no leaf for 1 of its 3 sequence"):
-        read_dataset(d)
-
-
-def test_fasta_plus_labels_and_dataset_directory(tmp_path):
-    fasta, labels = write_pair(tmp_path / "pair")
-    for ds in (read_dataset(fasta, labels=labels), read_dataset(tmp_path / "pair")):
-        check_prot(ds)
-        assert ds.metadata == {"species": ["sp0", "sp1", "sp2", "sp0", "sp1", "sp0"]}
-    assert read_dataset(tmp_path / "pair").summary()["format"] == "dataset-directory"
-    (tmp_path / "pair" / "trees").mkdir()
-    (tmp_path / "pair" / "trees" / "F2.nwk").write_text("(F2_0:0.5,F2_1:0.25);")
-    assert list(read_dataset(tmp_path / "pair").trees) == ["F2"]
-
-
-def test_alphabet_detection_and_override(tmp_path):
-    dna = {"A": ["ACGTACGTAC", "ACGTACGTTC"], "B": ["GGGCCCAAAT", "GGGCCCAAAA"]}
-    ds = read_dataset(write_family_dir(tmp_path / "dna", dna))
-    assert ds.alphabet.name == "dna"
-    as_protein = read_dataset(tmp_path / "dna", alphabet="protein")
-    assert as_protein.alphabet.name == "protein" and as_protein.sequences == ds.sequences
-    with pytest.raises(InputError, match="not in the dna alphabet"):
-        read_dataset(write_family_dir(tmp_path / "prot"), alphabet="dna")
-
-
-def test_subset_keeps_metadata_and_trees(tmp_path):
-    fasta, labels = write_pair(tmp_path / "pair")
-    ds = read_dataset(fasta, labels=labels)
-    sub = ds.subset([4, 0])
-    assert sub.ids == ["F2_1", "F1_0"] and sub.metadata["species"] == ["sp1", "sp0"]
-    assert sub.family_index == {"F2": [0], "F1": [1]} and len(sub.skipped) == 2
-    assert ds.select_families(["F2"]).ids == ["F2_0", "F2_1"]
-
-
-def test_read_datasets_prefixes_clashing_families(tmp_path):
-    write_family_dir(tmp_path / "one", {"F1": ["MKTAYIAK", "MKTAYIAR"], "X": ["MKKKLLLW", "MKKKLLLP"]})
-    write_family_dir(tmp_path / "two", {"F1": ["GSHMLEDP", "GSHMLEDA"]})
-    ds = read_datasets([tmp_path / "one", tmp_path / "two"])
-    assert ds.family_names == ["one/F1", "X", "two/F1"]
-    assert ds.ids == ["one/F1_0", "one/F1_1", "X_0", "X_1", "two/F1_0", "two/F1_1"]
-    write_family_dir(tmp_path / "dna", {"D": ["ACGTACGTAC", "ACGTACGTTT"]})
-    with pytest.raises(InputError, match="share an alphabet"):
-        read_datasets([tmp_path / "one", tmp_path / "dna"])
-
-
-def test_iter_fasta_streams_cleaned_records(tmp_path):
-    f = tmp_path / "q.fa"
-    f.write_text(">a x\nmkt-a*\n>b\nMK\nUO\n")
-    recs = list(iter_fasta(f))
-    assert [(r.id, r.sequence, r.line) for r in recs] == [("a", "MKTA", 1), ("b", "MKCK", 3)]
-    f.write_text(">a\nACGT\n>a\nACGA\n")
-    with pytest.raises(InputError, match="duplicate sequence id 'a' \\(first at line 1\\)") as err:
-        list(iter_fasta(f))
-    assert err.value.line == 3
-
-
-def test_iter_fasta_is_lazy(tmp_path):
-    f = tmp_path / "big.fa"
-    f.write_text("".join(f">s{i}\nMKTAYIAKQR\n" for i in range(1000)) + ">bad\nMK1\n")
-    it = iter_fasta(f)
-    first = [next(it) for _ in range(300)]  # the defect at the end is not read yet
-    assert first[-1].id == "s299"
+@pytest.mark.parametrize(
+    "content, message, line",
+    [
+        ("", "empty file", None),
+        ("   \n\n", "empty file", None),
+        ("sequence_id\tfamily_id\nx\tF\n", "not a FASTA file", 1),
+        ("\n\nhello\n>a\nAC\n", "not a FASTA file", 3),
+        (">a\nAC\n>\nGG\n", "record without an id", 3),
+        (">a\nAC\n>b\n--*\n>c\nA\n", "record 'b' has an empty sequence", 3),
+    ],
+)
+def test_bad_files_name_file_and_line(tmp_path, content, message, line):
+    f = tmp_path / "bad.fa"
+    f.write_text(content)
     with pytest.raises(InputError) as err:
-        list(it)
-    assert err.value.line == 2001
+        list(parse_fasta(f))
+    assert message in str(err.value)
+    assert err.value.path == str(f)
+    assert err.value.line == line
 
 
-def test_iter_fasta_detects_mix_late_in_stream(tmp_path):
-    f = tmp_path / "mix.fa"
-    f.write_text("".join(f">p{i}\nMKTAYIAKQRQISFVKSHFSRQ\n" for i in range(300)) + ">d\n" + "ACGT" * 10 + "\n")
-    with pytest.raises(InputError, match="mix of DNA and protein"):
-        list(iter_fasta(f))
+def test_binary_and_missing(tmp_path):
+    f = tmp_path / "bin.fa"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    with pytest.raises(InputError, match="binary"):
+        list(parse_fasta(f))
+    with pytest.raises(InputError, match="no such file"):
+        list(parse_fasta(tmp_path / "nope.fa"))
+    latin = tmp_path / "latin.fa"
+    latin.write_bytes(b">a\nAC\n>b\xe9\xff\nGG\n")
+    with pytest.raises(InputError, match="not UTF-8"):
+        list(parse_fasta(latin))
+
+
+def test_clean_letters_canonical_and_located_errors():
+    assert clean_letters("acgtuRyn", DNA, path="f", line=1, record_id="r") == "ACGTTNNN"
+    assert clean_letters("ACxX", DNA, path="f", line=1, record_id="r") == "ACNN"  # X is an unknown base in DNA
+    assert clean_letters("mkbzjuo", PROTEIN, path="f", line=1, record_id="r") == "MKXXXCK"
+    for seq in ("mkbzjuo", "ACDEFGHIKLMNPQRSTVWY"):
+        assert clean_letters(seq, PROTEIN, path="f", line=1, record_id="r") == PROTEIN.normalize(seq)
+    with pytest.raises(InputError) as err:
+        clean_letters("ACGTEF1", DNA, path="f.fa", line=7, record_id="r9")
+    msg = str(err.value)
+    assert msg.startswith("f.fa:7: ") and "'r9'" in msg and "'1EF'" in msg and "position 5" in msg
+
+
+def test_detect_kind_and_mix_check():
+    assert detect_kind(["ACGTACGTNN", "acgu"]) == "dna"
+    assert detect_kind(["MKTAYIAKQR", "ACGT"]) == "protein"
+    mix = MixCheck()
+    from phylocl.data.fasta import FastaRecord
+
+    mix.add(FastaRecord("short", "GATTACA", 2), "f.fa")  # too short to count as DNA
+    mix.add(FastaRecord("p", "MKTAYIAKQRQISFVKSHFSRQ", 4), "f.fa")
+    with pytest.raises(InputError) as err:
+        mix.add(FastaRecord("d", "ACGTACGTACGTACGTACGTACGT", 9), "g.fa")
+    msg = str(err.value)
+    assert msg.startswith("g.fa:9: mix of DNA and protein") and "'d'" in msg and "'p' (f.fa:4)" in msg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phylocl.data.fasta import read_dataset
+from phylocl.data.layouts import read_dataset
 from phylocl.errors import InputError
 
 

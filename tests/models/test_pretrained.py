@@ -13,7 +13,7 @@ import torch
 
 import phylocl
 from phylocl.config import load_config
-from phylocl.data.fasta import read_dataset, read_datasets
+from phylocl.data.layouts import read_dataset, read_datasets
 from phylocl.data.splits import split_families
 from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig

@@ -1,4 +1,4 @@
-"""Lightning callback: family-retrieval metrics on the validation families during training.
+"""Lightning callback: family-retrieval metrics on the validation families during training (training and retrieval meet here, in workflows).
 
 It collects what the module's ``validation_step`` returns (``{"embeddings": (B, D), "labels": (B,), "index": (B,)}``,
 CPU tensors) and, at the end of the validation epoch, scores all-against-all retrieval with
