@@ -31,11 +31,10 @@ from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.layers import ProjectionHead, masked_mean
 from phylocl.models.transformer import Transformer
-from phylocl.models.windows import default_stride, window_batch, window_starts
+from phylocl.models.inference import PRECISIONS, check_precision, inference_module
+from phylocl.models.windows import default_stride, overlap_stride, window_batch, window_starts
 
 __all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
-
-PRECISIONS = ("fp32", "bf16")  # inference precisions of SequenceEncoder.embed
 
 ENCODER_FILE = "encoder.pt"  # file name inside a model directory
 
@@ -162,7 +161,7 @@ class SequenceEncoder(nn.Module):
     @torch.no_grad()
     def embed(
         self, sequences: Sequence[str], *, batch_size: int = 64, device: str | torch.device | None = None,
-        precision: str = "fp32",
+        precision: str = "fp32", overlap: float | None = None,
     ) -> np.ndarray:
         """Embeddings of any number of sequences of any length, as numpy float32 ``(N, embed_dim)``.
 
@@ -170,10 +169,12 @@ class SequenceEncoder(nn.Module):
         cut into windows of ``max_len`` residues, the windows sorted by length and run ``batch_size`` at a time;
         each sequence's window embeddings are averaged and re-normalised. Rows come back in input order.
         ``precision="bf16"`` runs the model under bfloat16 autocast (1.6-1.9x faster on a CPU with AVX-512 BF16;
-        window sums and the normalisation stay float64); ``"fp32"`` runs it in float32.
+        window sums and the normalisation stay float64); ``"int8"`` runs a copy with int8 dynamically quantised
+        linear layers (CPU; see :mod:`phylocl.models.inference`); ``"fp32"`` runs it in float32.
+        ``overlap``: fraction of a window shared by consecutive windows of a long sequence (default 0.5, as in
+        ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         if isinstance(sequences, str):
             sequences = [sequences]
         if batch_size < 1:
@@ -181,7 +182,7 @@ class SequenceEncoder(nn.Module):
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if not arrays:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        stride = self.window_stride
+        stride = self.window_stride if overlap is None else overlap_stride(self.max_len, overlap)
         windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, stride)]
         wlen = np.array([min(self.max_len, len(arrays[i]) - s) for i, s in windows])
         order = np.argsort(wlen, kind="stable")
@@ -193,11 +194,12 @@ class SequenceEncoder(nn.Module):
         self.eval()
         device_type = self.embedding.weight.device.type
         try:
+            runner = inference_module(self, precision)
             for lo in range(0, len(order), batch_size):
                 chunk = [windows[j] for j in order[lo : lo + batch_size]]
                 batch = pad_batch([arrays[i][s : s + self.max_len] for i, s in chunk])
                 with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    z = self(batch).float().cpu().numpy()  # (b, E)
+                    z = runner(batch).float().cpu().numpy()  # (b, E)
                 np.add.at(sums, [i for i, _ in chunk], z)
         finally:
             self.train(was_training)

@@ -22,7 +22,7 @@ from phylocl.errors import InputError
 
 __all__ = ["Embedder", "resolve_model", "shipped_models", "resolve_device", "PRETRAINED_DIR"]
 
-PRECISIONS = ("fp32", "bf16")  # as phylocl.models.encoder.PRECISIONS (not imported: torch stays lazy here)
+PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 _TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
 
@@ -53,13 +53,17 @@ class Embedder:
             :class:`~phylocl.retrieval.kmer.KmerEmbedder`.
         source: where it came from (the spec, a path), for messages.
         device: where an encoder runs (it is moved there once); ignored by the k-mer baseline (NumPy).
-        precision: ``fp32`` or ``bf16`` (bfloat16 autocast) for an encoder; ignored by the k-mer baseline.
+        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (int8 linear layers, CPU) for an encoder;
+            ignored by the k-mer baseline.
+        overlap: window overlap of an encoder on long sequences (``None``: the encoder's default, 0.5; see
+            :func:`~phylocl.models.windows.overlap_stride`); ignored by the k-mer baseline.
 
     Attributes: ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``, ``device``,
     ``precision``.
     """
 
-    def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32",
+                 overlap: float | None = None) -> None:
         if not (hasattr(model, "embed") and hasattr(model, "model_info")):
             raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
         self.model, self.source = model, str(source)
@@ -68,6 +72,11 @@ class Embedder:
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.precision = precision if self.is_encoder else "fp32"
+        if self.precision == "int8" and self.device != "cpu":
+            raise InputError("--precision int8 runs on the CPU; use --device cpu, or bf16 on a GPU")
+        if overlap is not None and not 0 <= overlap < 1:
+            raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+        self.overlap = overlap if self.is_encoder else None
         if self.is_encoder:
             model.to(self.device).eval()
         self._info: dict | None = None
@@ -94,18 +103,18 @@ class Embedder:
 
     def embed(self, sequences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """``N`` sequences (canonical letters of :attr:`alphabet`) -> ``(N, dim)`` float32 rows of unit norm."""
-        kwargs = {"precision": self.precision} if self.is_encoder else {}
+        kwargs = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
         return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
 
 
-def _load_encoder_file(path: Path, source: str, device: str, precision: str) -> Embedder:
+def _load_encoder_file(path: Path, source: str, device: str, precision: str, overlap: float | None) -> Embedder:
     from phylocl.models.registry import load_encoder
 
-    return Embedder(model=load_encoder(path), source=source, device=device, precision=precision)
+    return Embedder(model=load_encoder(path), source=source, device=device, precision=precision, overlap=overlap)
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
-                  precision: str = "fp32") -> Embedder:
+                  precision: str = "fp32", overlap: float | None = None) -> Embedder:
     """The :class:`Embedder` named by ``spec`` (see the module docstring).
 
     Args:
@@ -113,7 +122,8 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
             ``default-<alphabet>``.
         alphabet: the input's alphabet; needed by ``kmer:K`` and by ``spec=None``.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
-        precision: ``fp32`` or ``bf16`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline is exact.
+        precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
+            is exact. overlap: encoders' window overlap (``None``: default).
 
     Raises :class:`InputError` for a spec that names nothing usable, listing what exists.
     """
@@ -130,7 +140,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         if name not in shipped:
             raise InputError(f"no --model given and the default model {name!r} is not installed ({listing}); "
                              + _TRAIN_HINT)
-        return _load_encoder_file(PRETRAINED_DIR / f"{name}.pt", name, device, precision)
+        return _load_encoder_file(PRETRAINED_DIR / f"{name}.pt", name, device, precision, overlap)
     spec = str(spec)
     kmer = parse_model_spec(spec)
     if kmer is not None:
@@ -142,9 +152,9 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
             raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     path = Path(spec).expanduser()
     if path.exists():
-        return _load_encoder_file(path, spec, device, precision)
+        return _load_encoder_file(path, spec, device, precision, overlap)
     if spec in shipped:
-        return _load_encoder_file(PRETRAINED_DIR / f"{spec}.pt", spec, device, precision)
+        return _load_encoder_file(PRETRAINED_DIR / f"{spec}.pt", spec, device, precision, overlap)
     from phylocl.models.registry import list_models
 
     if spec in list_models():
