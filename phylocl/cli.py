@@ -85,7 +85,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
-              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+              batch_size=args.batch_size, device=args.device, precision=args.precision, overlap=args.window_overlap,
+              shard_size=args.shard_size, progress=not args.quiet)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -108,7 +109,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
-               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+               batch_size=args.batch_size, device=args.device, precision=args.precision,
+               overlap=args.window_overlap, progress=not args.quiet)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -120,7 +122,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
-                      device=args.device, precision=args.precision, progress=not args.quiet)
+                      device=args.device, precision=args.precision, overlap=args.window_overlap,
+                      progress=not args.quiet)
     for note in result["notes"]:
         print(f"phylocl evaluate: note: {note}", file=sys.stderr)
     if args.json:
@@ -136,9 +139,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "model name; default: default-<alphabet of the input>")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="encoder arithmetic: fp32 (default) or bf16 autocast, 1.6-1.9x faster on a CPU with "
-                        "AVX-512 BF16, slower on one without (ignored by kmer:K)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="encoder arithmetic: fp32 (default), bf16 autocast (1.6-1.9x faster on a CPU with "
+                        "AVX-512 BF16, slower on one without) or int8 linear layers (CPU; see docs/performance.md); "
+                        "ignored by kmer:K")
+    p.add_argument("--window-overlap", type=float, metavar="F",
+                   help="fraction of a window shared by consecutive windows of a sequence longer than the "
+                        "encoder's max_len (default 0.5; 0 embeds each residue once; ignored by kmer:K)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -207,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="embeddings file to write")
+    p.add_argument("--shard-size", type=int, default=65536, metavar="N",
+                   help="sequences per shard (default 65536): finished shards are kept in OUT.npz.shards/ and a "
+                        "rerun after a kill or crash skips them")
     _add_model_options(p)
     p.set_defaults(func=_cmd_embed)
 

@@ -2,9 +2,11 @@
 
 Records are read in buffers of ``buffer_size`` (default 8,192); each buffer is sorted by length (longest first,
 so similar lengths share a batch and little padding is computed), embedded ``batch_size`` sequences at a time,
-put back in input order and appended to an :class:`~phylocl.retrieval.embeddings.EmbeddingWriter`. Memory held:
-one buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in
-(a failure or Ctrl-C leaves no file). :func:`fasta_records` and :func:`embed_buffers` are shared with
+put back in input order and appended to a shard file (:mod:`phylocl.workflows.shards`: ``shard_size`` sequences
+each, written atomically to ``<out>.shards/``); at the end the shards are streamed into ``out``. Memory held: one
+buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in. A failure
+or Ctrl-C leaves no output file but keeps the finished shards, which a rerun with the same input and settings
+skips (bad input removes them). :func:`fasta_records` and :func:`embed_buffers` are shared with
 ``search`` and ``evaluate``.
 """
 
@@ -22,9 +24,11 @@ from phylocl.data.fasta import FastaRecord, detect_kind, looks_like_protein, nuc
 from phylocl.errors import InputError
 from phylocl.progress import Progress
 from phylocl.workflows.models import Embedder, resolve_model
+from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, count_rest, input_identity, shard_chunks
 
 __all__ = ["EmbedResult", "embed", "embed_buffers", "embed_all", "fasta_records", "fasta_alphabet",
-           "read_labelled", "check_dataset_alphabet", "mismatch_error", "check_output_file", "DEFAULT_BUFFER"]
+           "read_labelled", "check_dataset_alphabet", "mismatch_error", "check_output_file", "open_input",
+           "write_shards", "DEFAULT_BUFFER"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 _DETECT_RECORDS = 256  # records looked at to detect a FASTA file's alphabet (as iter_fasta does)
@@ -140,7 +144,8 @@ def check_dataset_alphabet(ds, embedder: Embedder, path) -> None:
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-          progress: bool = True, stream=None) -> EmbedResult:
+          overlap: float | None = None, shard_size: int = DEFAULT_SHARD_SIZE, progress: bool = True,
+          stream=None) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
@@ -150,38 +155,78 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available).
-        precision: ``fp32`` or ``bf16`` (bfloat16 autocast, faster on GPUs and CPUs with AVX-512 BF16) for encoders.
+        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (CPU) for encoders.
+        overlap: window overlap of encoders on long sequences (``None``: the encoder's default).
+        shard_size: sequences per shard; finished shards survive a kill and are skipped by the next run
+            (:mod:`phylocl.workflows.shards`).
         progress: show progress on ``stream`` (default stderr).
 
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
-    from phylocl.retrieval.embeddings import EmbeddingWriter
-
     start = time.perf_counter()
     if (fasta is None) == (data is None):
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
+    if shard_size < 1:
+        raise InputError(f"--shard-size must be >= 1, got {shard_size}")
     out = check_output_file(out)
-    if fasta is not None:
-        embedder = resolve_model(model, alphabet=fasta_alphabet(fasta), device=device, precision=precision)
-        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
-        total, with_labels = None, False
-    else:
-        ds = read_labelled(data, labels)
-        embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
-        check_dataset_alphabet(ds, embedder, data)
-        items = zip(ds.ids, ds.sequences, ds.families)
-        total, with_labels = len(ds), True
+    embedder, items, total, with_labels = open_input(model=model, fasta=fasta, data=data, labels=labels,
+                                                     device=device, precision=precision, overlap=overlap)
     info = embedder.model_info()
+    settings = {"model": info["fingerprint"], "input": input_identity(fasta if fasta is not None else data),
+                "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
+                "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
+                "precision": embedder.precision, "overlap": embedder.overlap}
+    shards = ShardFolder(out=out, settings=settings)
     bar = Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream)
-    with bar, EmbeddingWriter(out, model=info, with_labels=with_labels) as writer:
-        for x, ids, labs in embed_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                          progress=bar):
-            writer.append(x, ids, labs if with_labels else None)
-        n = len(writer)
+    try:
+        with bar:
+            n_shards = write_shards(items, embedder, shards, batch_size=batch_size, buffer_size=buffer_size,
+                                    shard_size=shard_size, with_labels=with_labels, progress=bar)
+            n = shards.merge(n_shards, model=info, with_labels=with_labels)
+    except InputError:
+        shards.remove()  # bad input: nothing to resume from
+        raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
                        seconds=time.perf_counter() - start)
+
+
+def open_input(*, model, fasta, data, labels, device, precision, overlap):
+    """``(embedder, items, total, with_labels)`` for a FASTA file (streamed, ``total=None``) or a dataset."""
+    if fasta is not None:
+        embedder = resolve_model(model, alphabet=fasta_alphabet(fasta), device=device, precision=precision,
+                                 overlap=overlap)
+        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
+        return embedder, items, None, False
+    ds = read_labelled(data, labels)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
+    check_dataset_alphabet(ds, embedder, data)
+    return embedder, zip(ds.ids, ds.sequences, ds.families), len(ds), True
+
+
+def write_shards(items: Iterable[Item], embedder: Embedder, shards, *, batch_size: int, buffer_size: int,
+                 shard_size: int, with_labels: bool, progress: Progress | None = None, rank: int = 0,
+                 world_size: int = 1) -> int:
+    """Embed the shards of ``items`` not yet in ``shards`` whose number ``k`` has ``k % world_size == rank``.
+
+    Each shard is written atomically as soon as it is complete. Returns the number of shards of the input.
+    """
+    from phylocl.retrieval.embeddings import EmbeddingWriter
+
+    n = 0
+    for k, chunk in enumerate(shard_chunks(items, shard_size)):
+        n += 1
+        if k % world_size != rank or shards.done(k):
+            skipped = count_rest(chunk)  # read past it: the next shard starts after it
+            if progress is not None and k % world_size == rank:
+                progress.update(skipped)
+            continue
+        with EmbeddingWriter(shards.path(k), model=embedder.model_info(), with_labels=with_labels) as writer:
+            for x, ids, labs in embed_buffers(chunk, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                              progress=progress):
+                writer.append(x, ids, labs if with_labels else None)
+    return n
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,

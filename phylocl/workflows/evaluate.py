@@ -104,7 +104,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
-             device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
+             device: str | None = None, precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
              progress: bool = True, stream=None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
@@ -115,7 +115,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.
         per_family: also write the per-family table there (TSV).
-        device, precision: where and in which precision an encoder runs (as in :func:`~phylocl.workflows.embed.embed`).
+        device, precision, overlap: where, in which precision and with which window overlap an encoder runs (as in
+            :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
@@ -150,7 +151,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if len(set(rel)) == len(rel):
         raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",
                          path=data)
-    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision,
+                                 overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
     with Progress(label="embedding", total=len(ds), unit="sequences", enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,

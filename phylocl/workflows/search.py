@@ -81,7 +81,7 @@ def _same_file(a, b) -> bool:
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
-           precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
+           precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
            stream=None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
@@ -89,7 +89,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
             ``default-<alphabet>``. With ``index``, ``kmer:K`` and the default use the index's alphabet.
         k: hits per query (``>= 1``).
-        batch_size, buffer_size, device, precision, progress, stream: as in :func:`~phylocl.workflows.embed.embed`.
+        batch_size, buffer_size, device, precision, overlap, progress, stream: as in
+            :func:`~phylocl.workflows.embed.embed`.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model.
@@ -112,10 +113,11 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         ridx = load_index(index)
         # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
         alphabet = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else kind
-        embedder = resolve_model(_model_for_index(model, ridx), alphabet=alphabet, device=device, precision=precision)
+        embedder = resolve_model(_model_for_index(model, ridx), alphabet=alphabet, device=device, precision=precision,
+                                 overlap=overlap)
         check_compatible(ridx, embedder.model_info())
     else:
-        embedder = resolve_model(model, alphabet=kind, device=device, precision=precision)
+        embedder = resolve_model(model, alphabet=kind, device=device, precision=precision, overlap=overlap)
         records = ((r.id, r.sequence, None) for r in fasta_records(db, embedder))
         with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
             db_x, db_ids = embed_all(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
