@@ -95,8 +95,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from phylocl.workflows.index import build_index_file
 
+    budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
     r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
-                         threads=args.threads, nlist=args.nlist, nprobe=args.nprobe, ef_search=args.ef_search)
+                         threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
+                         ef_search=args.ef_search)
     for note in r.notes:
         print(f"phylocl index: note: {note}", file=sys.stderr)
     params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
@@ -223,8 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
     p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    p.add_argument("--type", choices=["flat", "ivf", "hnsw", "ivfpq"], default="flat",
-                   help="flat: exact (default); ivf, hnsw, ivfpq: approximate, for millions of sequences")
+    p.add_argument("--kind", "--type", dest="type", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"],
+                   default="auto",
+                   help="auto (default): flat (exact) up to 50,000 vectors, hnsw up to 2,000,000, then ivf, and "
+                        "ivfpq when the vectors exceed --memory-gb; or force one kind")
+    p.add_argument("--memory-gb", type=float, metavar="GB",
+                   help="auto: most GB of raw vectors an index may hold before it switches to ivfpq (default 4)")
     p.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default ~4 sqrt(N))")
     p.add_argument("--nprobe", type=int, help="ivf/ivfpq: lists visited per query (default nlist/4)")
     p.add_argument("--ef-search", type=int, help="hnsw: search breadth (default 256)")

@@ -72,6 +72,18 @@ def _model_for_index(model: str | None, index) -> str | None:
     return model
 
 
+def mappable(path) -> bool:
+    """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
+    import json
+
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False  # load_index names the problem
+    return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
+                                                  and not meta.get("params", {}).get("k_factor"))
+
+
 def _same_file(a, b) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
@@ -110,7 +122,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     same = db is not None and _same_file(query, db)
     db_x = None
     if index is not None:
-        ridx = load_index(index)
+        ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
         # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
         alphabet = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else kind
         embedder = resolve_model(_model_for_index(model, ridx), alphabet=alphabet, device=device, precision=precision,
