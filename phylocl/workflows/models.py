@@ -147,7 +147,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         if alpha is None:
             raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
         try:
-            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha), source=spec)
+            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
         except ValueError as err:
             raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     path = Path(spec).expanduser()

@@ -68,7 +68,8 @@ def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np
 def _model_for_index(model: str | None, index) -> str | None:
     """Without ``--model``, an index built on k-mer profiles names its own embedder (``kmer:K``)."""
     if model is None and index.model.get("kind") == "kmer" and "k" in index.model:
-        return f"kmer:{int(index.model['k'])}"
+        sketch = index.model.get("sketch_dim")
+        return f"kmer:{int(index.model['k'])}" + (f":{int(sketch)}" if sketch else "")
     return model
 
 
