@@ -110,6 +110,7 @@ class Embedder:
 def _load_encoder_file(path: Path, source: str, device: str, precision: str, overlap: float | None) -> Embedder:
     from phylocl.models.registry import load_encoder
 
+    device = resolve_device(device)  # imports torch: only encoders need it (kmer:K starts in a fraction of a second)
     return Embedder(model=load_encoder(path), source=source, device=device, precision=precision, overlap=overlap)
 
 
@@ -129,7 +130,6 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     """
     from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 
-    device = resolve_device(device)
     alpha = None if alphabet is None else get_alphabet(alphabet)
     shipped = shipped_models()
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"
@@ -146,6 +146,8 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     if kmer is not None:
         if alpha is None:
             raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
+        if device not in (None, "cpu"):
+            resolve_device(device)  # an absent GPU is still an error, though kmer:K would not use it
         try:
             return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
         except ValueError as err:
