@@ -25,8 +25,8 @@ from typing import Sequence
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_dataset_alphabet, embed_all, fasta_records,
-                                     read_labelled)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.inputs import check_dataset_alphabet, fasta_records, read_labelled
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]
@@ -104,7 +104,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
-             device: str | None = None, precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
+             device: str | None = None, precision: str = "fp32", overlap: float | None = None,
+             buffer_size: int = DEFAULT_BUFFER,
              progress: bool = True, stream=None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
@@ -151,8 +152,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if len(set(rel)) == len(rel):
         raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",
                          path=data)
-    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision,
-                                 overlap=overlap)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
     with Progress(label="embedding", total=len(ds), unit="sequences", enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,

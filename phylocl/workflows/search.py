@@ -26,8 +26,8 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_output_file, embed_all, embed_buffers, fasta_alphabet,
-                                     fasta_records)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
+from phylocl.workflows.inputs import check_output_file, fasta_alphabet, fasta_records
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
@@ -94,7 +94,8 @@ def _same_file(a, b) -> bool:
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
-           precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
+           precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
+           progress: bool = True,
            stream=None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 

@@ -25,7 +25,8 @@ from typing import Iterable, Iterator, TypeVar
 
 from phylocl.atomic import atomic_path
 
-__all__ = ["ShardFolder", "shard_chunks", "count_rest", "input_identity", "SHARD_FORMAT", "DEFAULT_SHARD_SIZE"]
+__all__ = ["ShardFolder", "write_shards", "shard_chunks", "count_rest", "input_identity", "SHARD_FORMAT",
+           "DEFAULT_SHARD_SIZE"]
 
 SHARD_FORMAT = "phylocl-embedding-shards/1"
 DEFAULT_SHARD_SIZE = 65536  # sequences per shard
@@ -128,3 +129,28 @@ class ShardFolder:
 
     def __repr__(self) -> str:
         return f"ShardFolder({os.fspath(self.dir)!r})"
+
+
+def write_shards(items: Iterable, embedder, shards: "ShardFolder", *, batch_size: int, buffer_size: int,
+                 shard_size: int, with_labels: bool, progress=None, rank: int = 0,
+                 world_size: int = 1) -> int:
+    """Embed the shards of ``items`` not yet in ``shards`` whose number ``k`` has ``k % world_size == rank``.
+
+    Each shard is written atomically as soon as it is complete. Returns the number of shards of the input.
+    """
+    from phylocl.retrieval.embeddings import EmbeddingWriter
+    from phylocl.workflows.embedding import embed_buffers
+
+    n = 0
+    for k, chunk in enumerate(shard_chunks(items, shard_size)):
+        n += 1
+        if k % world_size != rank or shards.done(k):
+            skipped = count_rest(chunk)  # read past it: the next shard starts after it
+            if progress is not None and k % world_size == rank:
+                progress.update(skipped)
+            continue
+        with EmbeddingWriter(shards.path(k), model=embedder.model_info(), with_labels=with_labels) as writer:
+            for x, ids, labs in embed_buffers(chunk, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                              progress=progress):
+                writer.append(x, ids, labs if with_labels else None)
+    return n
