@@ -58,15 +58,21 @@ def read_fasta(path: Path):
         yield name, "".join(seq)
 
 
-def prepare(sim: Path, work: Path, n: int, members: int, queries: int) -> tuple[Path, Path, dict]:
-    """Write ``db-N.fasta`` and ``queries.fasta``; returns them and ``{sequence id: family}``."""
-    files = sorted(sim.glob("fam*.fasta"))[: n // members]
+def prepare(sims: list[Path], work: Path, n: int, members: int, queries: int) -> tuple[Path, Path, dict]:
+    """Write ``db-N.fasta`` and ``queries.fasta``; returns them and ``{sequence id: family}``.
+
+    Families are taken from the simulation folders in order; ids of the second folder on get a ``s<i>_`` prefix.
+    """
+    files = [(i, path) for i, sim in enumerate(sims) for path in sorted(sim.glob("fam*.fasta"))][: n // members]
+    if len(files) < n // members:
+        raise SystemExit(f"{n} sequences need {n // members} families; the simulations hold {len(files)}")
     db, qf = work / f"db-{n}.fasta", work / "queries.fasta"
     family = {}
     with open(db, "w") as d, open(qf, "w") as q:
-        for f, path in enumerate(files):
+        for f, (i, path) in enumerate(files):
             for m, (name, seq) in enumerate(read_fasta(path)):
-                family[name] = path.stem
+                name = f"s{i}_{name}" if i else name
+                family[name] = f"{i}/{path.stem}"
                 (q if m == 0 and f < queries else d).write(f">{name}\n{seq}\n")
     return db, qf, family
 
@@ -138,7 +144,7 @@ def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sim", type=Path, required=True, help="a phylocl simulate folder")
+    p.add_argument("--sim", type=Path, nargs="+", required=True, help="phylocl simulate folder(s), used in order")
     p.add_argument("--work", type=Path, required=True, help="folder for FASTA, embeddings, indexes, hits, logs")
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--members", type=int, default=20, help="sequences per simulated family")

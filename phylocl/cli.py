@@ -87,7 +87,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
               batch_size=args.batch_size, device=args.device, precision=args.precision,
-              overlap=args.window_overlap, shard_size=args.shard_size, progress=not args.quiet)
+              overlap=args.window_overlap, shard_size=args.shard_size, devices=args.devices,
+              num_nodes=args.num_nodes, progress=not args.quiet)
+    if r.rank != 0:
+        return 0  # rank 0 merged the shards and reports
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -225,6 +228,11 @@ def _add_embed(sub) -> None:
     p.add_argument("--shard-size", type=int, default=65536, metavar="N",
                    help="sequences per shard (default 65536): finished shards are kept in OUT.npz.shards/ and a "
                         "rerun after a kill or crash skips them")
+    p.add_argument("--devices", type=int, metavar="N",
+                   help="embed with N processes (GPUs with --device cuda, else CPU processes) through Lightning DDP; "
+                        "each writes its own shards, rank 0 merges them")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                   help="nodes of a multi-node run (launched by torchrun/SLURM; OUT must be on a shared file system)")
     _add_model_options(p)
     p.set_defaults(func=_cmd_embed)
 

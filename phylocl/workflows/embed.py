@@ -38,13 +38,14 @@ class EmbedResult:
     model: dict
     labelled: bool
     seconds: float
+    rank: int = 0  # of a distributed run: only rank 0 merges and counts (the others report n = 0)
 
 
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-          overlap: float | None = None, shard_size: int = DEFAULT_SHARD_SIZE, progress: bool = True,
-          stream=None) -> EmbedResult:
+          overlap: float | None = None, shard_size: int = DEFAULT_SHARD_SIZE, devices: int | None = None,
+          num_nodes: int = 1, progress: bool = True, stream=None) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
@@ -58,6 +59,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         overlap: window overlap of encoders on long sequences (``None``: the encoder's default).
         shard_size: sequences per shard; finished shards survive a kill and are skipped by the next run
             (:mod:`phylocl.workflows.shards`).
+        devices, num_nodes: embed with that many processes per node on that many nodes through Lightning's DDP
+            prediction loop (:mod:`phylocl.workflows.embed_distributed`); ``None`` and 1: this process alone.
+            The file is the same either way; ranks other than 0 return ``n = 0``.
         progress: show progress on ``stream`` (default stderr).
 
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
@@ -67,8 +71,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    if shard_size < 1:
-        raise InputError(f"--shard-size must be >= 1, got {shard_size}")
+    if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
+        raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
+                         f"{num_nodes}")
     out = check_output_file(out)
     embedder, items, total, with_labels = open_input(model=model, fasta=fasta, data=data, labels=labels,
                                                      device=device, precision=precision, overlap=overlap)
@@ -77,28 +82,42 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
                 "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
                 "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
                 "precision": embedder.precision, "overlap": embedder.overlap}
-    shards = ShardFolder(out=out, settings=settings)
-    bar = Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream)
+    sizes = {"shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size}
     try:
-        with bar:
-            n_shards = write_shards(items, embedder, shards, batch_size=batch_size, buffer_size=buffer_size,
-                                    shard_size=shard_size, with_labels=with_labels, progress=bar)
-            n = shards.merge(n_shards, model=info, with_labels=with_labels)
+        if devices is None and num_nodes == 1:
+            shards = ShardFolder(out=out, settings=settings)
+            with Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream) as bar:
+                n_shards = write_shards(items(), embedder, shards, with_labels=with_labels, progress=bar, **sizes)
+        else:
+            from phylocl.workflows.embed_distributed import ShardPredictor, predict_shards
+
+            module = ShardPredictor(embedder=embedder, items=items, out=out, settings=settings,
+                                    with_labels=with_labels, **sizes)
+            rank, n_shards = predict_shards(module, device=device, devices=devices or 1, num_nodes=num_nodes)
+            if rank != 0:  # rank 0 merges
+                return EmbedResult(path=out, n=0, dim=embedder.dim, model=info, labelled=with_labels,
+                                   seconds=time.perf_counter() - start, rank=rank)
+            shards = module.shards
+        n = shards.merge(n_shards, model=info, with_labels=with_labels)
     except InputError:
-        shards.remove()  # bad input: nothing to resume from
+        ShardFolder(out=out, settings=settings, create=False).remove()  # bad input: nothing to resume from
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
                        seconds=time.perf_counter() - start)
 
 
 def open_input(*, model, fasta, data, labels, device, precision, overlap):
-    """``(embedder, items, total, with_labels)`` for a FASTA file (streamed, ``total=None``) or a dataset."""
+    """``(embedder, items, total, with_labels)`` for a FASTA file (streamed, ``total=None``) or a dataset;
+    ``items()`` returns a fresh iterator of ``(id, sequence, label)`` over the whole input."""
     if fasta is not None:
         embedder = resolve_model(model, alphabet=fasta_alphabet(fasta), device=device, precision=precision,
                                  overlap=overlap)
-        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
-        return embedder, items, None, False
+
+        def records() -> Iterable[Item]:
+            return ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
+
+        return embedder, records, None, False
     ds = read_labelled(data, labels)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
-    return embedder, zip(ds.ids, ds.sequences, ds.families), len(ds), True
+    return embedder, lambda: zip(ds.ids, ds.sequences, ds.families), len(ds), True
