@@ -207,7 +207,7 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
 
     Args:
         kind: ``flat``, ``ivf``, ``hnsw``, ``ivfpq`` or ``auto`` (:func:`~phylocl.retrieval.index_choice.choose_kind`
-            from ``N``, ``D`` and ``memory_budget`` bytes, default 4 GiB; its reason is ``params["auto"]``).
+            from ``N``, ``D`` and ``memory_budget`` bytes, default 4 GiB; ``index.reason`` says what and why).
         ids: row ids (default ``"0"``, ``"1"``, ...); labels: row labels or ``None``; model: embedder description.
         seed: seed of the k-means / PQ training and of the training sample.
         params: overrides of :func:`default_params` (``nlist``, ``nprobe``, ``hnsw_m``, ``ef_construction``,
@@ -222,7 +222,8 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
     if kind == "auto":
         from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
 
-        kind, auto, reason = choose_kind(n, dim, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
+        kind, auto, why = choose_kind(n, dim, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
+        reason = f"{kind}: {why}"  # the kind chosen (a FAISS fallback may still build another, with a warning)
         params = {**auto, **{k: v for k, v in params.items() if v is not None}}
     kind, p = default_params(kind, n, dim, **params)
     index = _new_index(kind, dim, p)

@@ -79,6 +79,6 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "au
         except ValueError as err:
             raise InputError(f"cannot build a {kind} index: {err}") from None
     index.save(out)
-    notes = ([f"chose {index.kind}: {index.reason}"] if index.reason else []) + [str(w.message) for w in caught]
+    notes = ([f"chose {index.reason}"] if index.reason else []) + [str(w.message) for w in caught]
     return IndexResult(path=out, kind=index.kind, n=index.ntotal, dim=index.dim, params=index.params,
                        model=index.model, seconds=time.perf_counter() - start, notes=notes)
