@@ -1,6 +1,8 @@
 """Atomic output files: write to a temporary sibling, then ``os.replace`` it into place.
 
-A crash or Ctrl-C never leaves a half-written output behind; readers see the old file or the new one.
+A crash or Ctrl-C never leaves a half-written output behind; readers see the old file or the new one. A place
+that cannot be written (no permission, a parent that is a file, a read-only or full disk) is an
+:class:`~phylocl.errors.InputError` naming the output.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir"]
 
@@ -26,6 +30,13 @@ def _publish_mode(path: Path, *, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it.
@@ -39,16 +50,19 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
             tmp.write_text("query\\ttarget\\n")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sfx = path.suffix if suffix is None else suffix
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         if tmp.exists():
             _publish_mode(tmp, directory=False)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -61,8 +75,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     An existing ``path`` is removed only after the new content is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     try:
         yield tmp
         _publish_mode(tmp, directory=True)

@@ -11,7 +11,7 @@ one buffer of sequences and its embeddings plus the ids; the output file appears
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -23,8 +23,9 @@ from phylocl.errors import InputError
 from phylocl.progress import Progress
 from phylocl.workflows.models import Embedder, resolve_model
 
-__all__ = ["EmbedResult", "embed", "embed_buffers", "embed_all", "fasta_records", "fasta_alphabet",
-           "read_labelled", "check_dataset_alphabet", "mismatch_error", "check_output_file", "DEFAULT_BUFFER"]
+__all__ = ["EmbedResult", "embed", "embed_buffers", "embed_all", "fasta_records", "fasta_alphabet", "open_fasta",
+           "bind_stream", "read_labelled", "check_dataset_alphabet", "mismatch_error", "check_output_file",
+           "letter_notes", "DEFAULT_BUFFER"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 _DETECT_RECORDS = 256  # records looked at to detect a FASTA file's alphabet (as iter_fasta does)
@@ -33,7 +34,8 @@ Item = tuple[str, str, "str | None"]  # (id, sequence, label)
 
 @dataclass
 class EmbedResult:
-    """What :func:`embed` wrote: ``n`` rows of width ``dim`` to ``path`` in ``seconds`` (wall)."""
+    """What :func:`embed` wrote: ``n`` rows of width ``dim`` to ``path`` in ``seconds`` (wall); ``notes``: letters
+    read as the unknown token (see :mod:`phylocl.data.letters`)."""
 
     path: Path
     n: int
@@ -41,6 +43,7 @@ class EmbedResult:
     model: dict
     labelled: bool
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 def fasta_alphabet(path: str | Path) -> str:
@@ -48,35 +51,60 @@ def fasta_alphabet(path: str | Path) -> str:
     return detect_kind(r.sequence for r in islice(parse_fasta(path), _DETECT_RECORDS))
 
 
+def open_fasta(path: str | Path, *, alphabet: str | None = None, strict: bool = False):
+    """A :class:`~phylocl.data.layouts.FastaStream` over ``path`` (opened once: pipes work); ``alphabet``
+    ``None``/``"auto"`` is detected from the first 256 records."""
+    from phylocl.data.layouts import FastaStream
+
+    return FastaStream(path, alphabet=alphabet, strict=strict)
+
+
 def _looks_like(kind: str, seq: str) -> bool:
     return nucleotide_fraction(seq) >= 0.9 if kind == "dna" else looks_like_protein(seq)
 
 
 def mismatch_error(kind: str, embedder: Embedder, *, path, record_id: str | None = None,
-                   line: int | None = None) -> InputError:
-    """The error for input of alphabet ``kind`` given to a model of another alphabet."""
+                   line: int | None = None, index: str | Path | None = None) -> InputError:
+    """The error for input of alphabet ``kind`` given to a model of another alphabet (or an index built for one).
+
+    The advice names a model of the input's alphabet that is not the one in use, and ``--alphabet`` in case the
+    detection was wrong.
+    """
     shown = {"dna": "DNA"}
     data, reads = shown.get(kind, kind), shown.get(embedder.alphabet.name, embedder.alphabet.name)
     what = f"record {record_id!r} looks like {data}" if record_id else f"the sequences are {data}"
+    other = f"--alphabet {embedder.alphabet.name} if they are {reads}"
+    if index is not None:
+        return InputError(f"{what}, but the index {index} was built with model {embedder.name} for {reads} "
+                          f"sequences; search it with {reads} queries ({other})", path=path, line=line)
+    suggestion = next(m for m in (f"default-{kind}", "kmer:3") if m != embedder.name)
     return InputError(f"{what}, but model {embedder.name} ({embedder.source}) reads {reads} sequences; "
-                      f"use a {data} model (e.g. --model kmer:3)", path=path, line=line)
+                      f"use a {data} model (e.g. --model {suggestion}), or {other}", path=path, line=line)
 
 
-def fasta_records(path: str | Path, embedder: Embedder) -> Iterator[FastaRecord]:
-    """Stream the records of ``path`` checked against ``embedder``'s alphabet (letters in canonical form).
+def bind_stream(stream, embedder: Embedder, *, index: str | Path | None = None):
+    """Check that ``stream``'s alphabet is ``embedder``'s and read it with the model's alphabet from now on.
 
     Input detected as the other alphabet is refused up front, naming the first record that looks like it and its
-    line; bad letters, duplicate ids or DNA/protein mixtures further down raise when they are reached.
+    line (``index``: the index the model belongs to, for the advice).
     """
-    from phylocl.data.layouts import iter_fasta
+    if stream.kind != embedder.alphabet.name:
+        rec = next((r for r in stream.head if _looks_like(stream.kind, r.sequence)), stream.head[0])
+        raise mismatch_error(stream.kind, embedder, path=stream.path, record_id=rec.id, line=rec.line, index=index)
+    stream.alphabet = embedder.alphabet
+    return stream
 
-    path = Path(path)
-    kind = fasta_alphabet(path)
-    if kind != embedder.alphabet.name:
-        head = list(islice(parse_fasta(path), _DETECT_RECORDS))
-        rec = next((r for r in head if _looks_like(kind, r.sequence)), head[0])
-        raise mismatch_error(kind, embedder, path=path, record_id=rec.id, line=rec.line)
-    return iter_fasta(path, alphabet=embedder.alphabet)
+
+def fasta_records(source, embedder: Embedder) -> Iterator[FastaRecord]:
+    """Stream the records of ``source`` (a path or an unread :func:`open_fasta` stream) checked against
+    ``embedder``'s alphabet (letters in canonical form); see :func:`bind_stream`.
+
+    Bad letters, duplicate ids or DNA/protein mixtures further down raise when they are reached.
+    """
+    from phylocl.data.layouts import FastaStream
+
+    stream = source if isinstance(source, FastaStream) else open_fasta(source)
+    return iter(bind_stream(stream, embedder))
 
 
 def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress: Progress | None):
@@ -114,19 +142,35 @@ def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int 
         yield _embed_buffer(buf, embedder, batch_size, progress)
 
 
-def check_output_file(path: str | Path) -> Path:
-    """``path`` as a :class:`Path`; an existing directory there is an InputError (it would not be replaced)."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError("output is a directory; give a file name such as out.npz", path=path)
-    return path
+def check_output_file(path: str | Path, *, inputs=()) -> Path:
+    """``path`` as a :class:`Path`, refused when it could not or should not be replaced by a new file.
+
+    See :func:`phylocl.outputs.check_output_file`: a directory, device, pipe or socket there, one of ``inputs``,
+    a parent that is a file, a place under ``/proc`` or ``/sys``, an unwritable folder.
+    """
+    from phylocl.outputs import check_output_file as check
+
+    return check(path, inputs=inputs, example="out.npz")
 
 
-def read_labelled(data: str | Path, labels: str | Path | None):
+def read_labelled(data: str | Path, labels: str | Path | None, *, alphabet: str | None = None,
+                  strict: bool = False):
     """Read a labelled dataset (any ``read_dataset`` layout)."""
     from phylocl.data.layouts import read_dataset
 
-    return read_dataset(data, labels=labels)
+    return read_dataset(data, labels=labels, alphabet=alphabet, strict=strict)
+
+
+def letter_notes(report) -> list[str]:
+    """Notes for stderr about the letters a :class:`~phylocl.data.letters.LetterReport` (or a dataset summary's
+    ``unknown_letters``) saw read as the unknown token."""
+    from phylocl.data.letters import LetterReport
+
+    if isinstance(report, dict):
+        filled = LetterReport()
+        filled.kinds = {k: dict(v) for k, v in report.items()}
+        report = filled
+    return report.lines()
 
 
 def check_dataset_alphabet(ds, embedder: Embedder, path) -> None:
@@ -140,7 +184,7 @@ def check_dataset_alphabet(ds, embedder: Embedder, path) -> None:
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-          progress: bool = True, stream=None) -> EmbedResult:
+          progress: bool = True, stream=None, alphabet: str | None = None, strict: bool = False) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
@@ -152,6 +196,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available).
         precision: ``fp32`` or ``bf16`` (bfloat16 autocast, faster on GPUs and CPUs with AVX-512 BF16) for encoders.
         progress: show progress on ``stream`` (default stderr).
+        alphabet: ``None``/``"auto"`` (detected from the first 256 records), ``"protein"`` or ``"dna"``.
+        strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
 
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
@@ -162,17 +208,18 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    out = check_output_file(out)
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
     if fasta is not None:
-        embedder = resolve_model(model, alphabet=fasta_alphabet(fasta), device=device, precision=precision)
-        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
-        total, with_labels = None, False
+        source = open_fasta(fasta, alphabet=alphabet, strict=strict)
+        embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision)
+        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(source, embedder))
+        total, with_labels, letters = None, False, source.letters
     else:
-        ds = read_labelled(data, labels)
+        ds = read_labelled(data, labels, alphabet=alphabet, strict=strict)
         embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
         check_dataset_alphabet(ds, embedder, data)
         items = zip(ds.ids, ds.sequences, ds.families)
-        total, with_labels = len(ds), True
+        total, with_labels, letters = len(ds), True, ds.source.get("unknown_letters", {})
     info = embedder.model_info()
     bar = Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream)
     with bar, EmbeddingWriter(out, model=info, with_labels=with_labels) as writer:
@@ -181,7 +228,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
             writer.append(x, ids, labs if with_labels else None)
         n = len(writer)
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, notes=letter_notes(letters))
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
