@@ -27,8 +27,8 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, bind_stream, check_output_file, embed_all, embed_buffers,
-                                     letter_notes, open_fasta)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
+from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
