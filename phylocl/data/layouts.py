@@ -63,8 +63,9 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if table is not None:
         return read_orthofinder(table, alphabet=alphabet, strict=strict)
     if path.is_file():
-        raise InputError("a single FASTA file needs a labels table (--labels TSV with sequence_id and family_id); "
-                         "or pass a directory with one FASTA file per family", path=path)
+        raise InputError("a single FASTA file needs a labels table, a TSV with sequence_id and family_id (--labels "
+                         "for inspect, embed and evaluate; --set data.labels=TSV for train), or pass a folder with "
+                         "sequences.fasta + labels.tsv or one FASTA file per family", path=path)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
