@@ -79,7 +79,9 @@ def check_output_dir(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> 
     """``path`` as a :class:`Path` if it can be an output folder: not a file or device, not an input, writable."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InputError("output folder is a file; give a folder name", path=path)
+        if path.is_file():
+            raise InputError("output folder is a file; give a folder name", path=path)
+        raise InputError("exists and is not a folder (a device, pipe or socket); refusing to replace it", path=path)
     for src in inputs:
         if same_file(path, src):
             raise InputError(f"output folder is the input {src}", path=path)
