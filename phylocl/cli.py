@@ -6,8 +6,11 @@ User errors (bad paths, bad FASTA, bad config values) end with one line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 
 from phylocl.errors import InputError
 
@@ -310,15 +313,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Raise :class:`Terminated` on SIGTERM inside the block (main thread only; Lightning installs its own
+    handler while training, which stops at the next step and leaves interrupted.ckpt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
+        from phylocl.errors import os_error_message
+
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"phylocl {args.command}: error: {where}{os_error_message(err)}", file=sys.stderr)
+        return 2
+    except Terminated as err:
+        print(f"phylocl {args.command}: terminated" + (f" ({err})" if str(err) else ""), file=sys.stderr)
+        return 143
     except KeyboardInterrupt as err:
         print(f"phylocl {args.command}: interrupted" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 130

@@ -29,6 +29,8 @@ class PrefixedStream(io.RawIOBase):
         super().__init__()
         self._head = head
         self._stream = stream
+        # what is there now, not a full buffer: a pipe's reader must not wait for bytes the writer has not sent
+        self._read = getattr(stream, "read1", stream.read)
 
     def readable(self) -> bool:
         return True
@@ -39,7 +41,7 @@ class PrefixedStream(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._stream.read(len(buffer))
+        data = self._read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
 
@@ -50,8 +52,16 @@ class PrefixedStream(io.RawIOBase):
 
 
 def _read_head(stream, path: Path, *, compressed: bool) -> bytes:
+    """The first ``_HEAD`` bytes of ``stream`` (fewer only at its end)."""
+    read = getattr(stream, "read1", stream.read)
+    head = b""
     try:
-        return stream.read(_HEAD)
+        while len(head) < _HEAD:
+            chunk = read(_HEAD - len(head))
+            if not chunk:
+                break
+            head += chunk
+        return head
     except READ_ERRORS as err:
         if compressed:
             raise InputError(f"corrupt gzip file ({err})", path=path) from None
@@ -70,7 +80,7 @@ def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
     if path.is_dir():
         raise InputError(f"is a directory, expected {what}", path=path)
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb", buffering=0)  # unbuffered: reads return what a pipe holds now
     except OSError as err:
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     head = _read_head(raw, path, compressed=False)

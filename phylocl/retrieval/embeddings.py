@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from phylocl.atomic import atomic_path
+from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
 
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
@@ -157,8 +157,12 @@ class EmbeddingWriter:
         self.ids: list[str] = []
         self.labels: list[str] | None = [] if with_labels else None
         self._seen: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".spool", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.path)  # spools of a killed earlier run into the same output
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path), suffix=".spool", dir=self.path.parent)
+        except OSError as err:
+            raise InputError(f"cannot write: {os_error_message(err)}", path=self.path) from None
         self._spool_path = Path(name)
         self._spool = os.fdopen(fd, "wb")
         self.closed = False
