@@ -32,14 +32,20 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_residuals(curves: dict[str, Sequence[float]], path: Path, *, title: str = "") -> None:
-    """Residual against depth, one line per entry of ``curves`` (``depth + 1`` values each: input, then blocks)."""
+    """Residual against depth, one line per entry of ``curves`` (``depth + 1`` values each: input, then blocks);
+    linear axis from 0 to 1, or logarithmic when some value is below 0.01."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     for name, values in curves.items():
         ax.plot(range(len(values)), values, marker="o", markersize=3, label=name)
     ax.set_xlabel("depth (0 = block input: token embeddings)")
     ax.set_ylabel("rank-collapse residual ||X - 1x^T||_F / ||X||_F")
-    ax.set_yscale("log")
+    low = min((v for values in curves.values() for v in values), default=1.0)
+    if low < 0.01:  # values spanning decades (a collapsing stack): log axis, exact zeros at a floor
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(low, 1e-9))
+    else:
+        ax.set_ylim(0.0, 1.05)
     ax.grid(alpha=0.3, which="both")
     if len(curves) > 1:
         ax.legend(fontsize=8)
