@@ -24,7 +24,8 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import check_dataset_alphabet, embed_all, read_labelled
+from phylocl.workflows.embedding import embed_all
+from phylocl.workflows.inputs import check_dataset_alphabet, read_labelled
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["diagnose", "write_diagnosis", "format_diagnosis", "DIAGNOSIS_FILE"]
