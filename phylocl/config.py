@@ -139,11 +139,18 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """Retrieval metrics on the validation families during training."""
+    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
+    # warn once when the validation embeddings' effective rank < this x min(embed_dim, validation families); null: never
+    min_effective_rank_fraction: Optional[float] = 0.05
+
+    def __post_init__(self) -> None:
+        f = self.min_effective_rank_fraction
+        if f is not None and not 0.0 < f <= 1.0:
+            raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
 
     def __post_init__(self) -> None:
         ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]

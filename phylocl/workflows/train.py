@@ -4,7 +4,8 @@ Output directory ``DIR``::
 
     DIR/encoder.pt          the exported encoder (best validation checkpoint, else the last); phylocl.load_encoder(DIR)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
-    DIR/metrics.json        final validation/test retrieval figures, steps, wall time, device
+    DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
+                            wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
@@ -68,6 +69,7 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     import torch
 
     from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.callbacks import health_metrics
 
     dataset = dm.val_set if split == "val" else dm.test_set
     loader = dm.eval_dataloader(dataset)
@@ -89,7 +91,7 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     x[order] = torch.cat(xs).numpy()
     m = evaluate_embeddings(x, dataset.families, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
-    return {k: m[k] for k in keep if k in m}
+    return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
 
 
 def _load(config, overrides, data):
@@ -158,7 +160,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
                               enable_version_counter=False)
     callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
+        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction),
+                      best_cb]
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
     return callbacks, best_cb
