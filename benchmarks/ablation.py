@@ -242,7 +242,8 @@ def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
     dev set embedded once for all its levels.
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embed import embed_all, read_labelled
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.models import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")

@@ -70,6 +70,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               + (f" (validation: {figures})" if figures else ""))
     return 0
 
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from phylocl.workflows.compare import compare
 
@@ -134,7 +135,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M",
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
                         "model name; default: default-<alphabet of the input>")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="sequences per model call (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="encoder arithmetic: fp32 (default) or bf16 autocast, 1.6-1.9x faster on a CPU with "
@@ -142,23 +144,22 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from phylocl import __version__
+def _add_run_options(p: argparse.ArgumentParser, *, example: str) -> None:
+    """``--data`` and ``--set``, shared by ``train`` and ``compare``."""
+    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. {example} (repeatable)")
 
-    parser = argparse.ArgumentParser(
-        prog="phylocl",
-        description="Contrastive learning on ortholog families (FASTA in, sequence embeddings out).",
-    )
-    parser.add_argument("--version", action="version", version=f"phylocl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
 
+def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.add_argument("--pretrained", action="store_true",
                    help="list the pretrained encoders shipped with phylocl (used when --model is omitted)")
     p.set_defaults(func=_cmd_models)
 
+
+def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")
     p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, "
                                 "or a folder of FASTA files, one per family")
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_inspect)
 
+
+def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees")
     p.add_argument("--families", type=int, required=True, help="number of families")
     p.add_argument("--members", type=int, required=True, help="sequences per family (>= 2)")
@@ -174,33 +177,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alphabet", choices=["protein", "dna"], default="protein")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=0.5, help="root-to-leaf substitutions per site (default 0.5)")
+    p.add_argument("--rate", type=float, default=0.5,
+                   help="root-to-leaf substitutions per site (default %(default)s)")
     p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
     p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
     p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=3e-4 --set trainer.devices=2 (repeatable)")
+    _add_run_options(p, example="--set optim.lr=3e-4 --set trainer.devices=2")
     p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="InfoNCE vs FlatNCE (or any losses) across batch sizes and seeds at an equal "
                                        "pair budget; results.csv, summary.md, plots")
     p.add_argument("--config", required=True, help="compare config: training sections plus a compare: section "
                                                    "(see configs/compare-small-batch.yaml)")
     p.add_argument("--out", required=True, help="study folder; re-running continues it (finished cells are kept)")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set compare.seeds=[0] --set data.max_len=96 (repeatable)")
+    _add_run_options(p, example="--set compare.seeds=[0] --set data.max_len=96")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="embed sequences into an .npz file (float32 rows, ids, family labels)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", metavar="FILE", help="FASTA file, streamed (any size)")
@@ -210,29 +216,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=_cmd_embed)
 
+
+def _add_index(sub) -> None:
+    from phylocl.retrieval.index_params import INDEX_KINDS, PARAM_HELP
+
     p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
     p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    p.add_argument("--type", choices=["flat", "ivf", "hnsw", "ivfpq"], default="flat",
+    p.add_argument("--type", choices=list(INDEX_KINDS), default="flat",
                    help="flat: exact (default); ivf, hnsw, ivfpq: approximate, for millions of sequences")
-    p.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default ~4 sqrt(N))")
-    p.add_argument("--nprobe", type=int, help="ivf/ivfpq: lists visited per query (default nlist/4)")
-    p.add_argument("--ef-search", type=int, help="hnsw: search breadth (default 256)")
+    p.add_argument("--nlist", type=int, help=PARAM_HELP["nlist"])
+    p.add_argument("--nprobe", type=int, help=PARAM_HELP["nprobe"])
+    p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
     p.set_defaults(func=_cmd_index)
 
+
+def _add_search(sub) -> None:
     p = sub.add_parser("search", help="k nearest database sequences of each query, as a TSV of hits")
     p.add_argument("--query", required=True, metavar="Q.fasta", help="query FASTA file")
     db = p.add_mutually_exclusive_group(required=True)
     db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
-    p.add_argument("-k", type=int, default=50, help="hits per query (default 50)")
+    p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="TSV with columns query, target, score (cosine similarity), rank")
     _add_model_options(p)
     p.set_defaults(func=_cmd_search)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="family-retrieval figures of a model on a labelled set")
     p.add_argument("--data", required=True, metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
@@ -252,6 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
+
+_SUBCOMMANDS = (_add_models, _add_inspect, _add_simulate, _add_train, _add_compare, _add_embed, _add_index,
+                _add_search, _add_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``phylocl`` parser: one sub-parser per subcommand, each added by its ``_add_<command>`` function."""
+    from phylocl import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="phylocl",
+        description="Contrastive learning on ortholog families (FASTA in, sequence embeddings out).",
+    )
+    parser.add_argument("--version", action="version", version=f"phylocl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
 
 

@@ -25,8 +25,8 @@ from typing import Sequence
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_dataset_alphabet, embed_all, fasta_records,
-                                     read_labelled)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.inputs import check_dataset_alphabet, fasta_records, read_labelled
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]

@@ -26,8 +26,8 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_output_file, embed_all, embed_buffers, fasta_alphabet,
-                                     fasta_records)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
+from phylocl.workflows.inputs import check_output_file, fasta_alphabet, fasta_records
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]

@@ -83,35 +83,16 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     return {k: m[k] for k in keep if k in m}
 
 
-def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overrides=(), data: list[str] | None = None,
-          resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train an encoder as ``config`` says and export it to ``out_dir``.
-
-    Args:
-        config: a :class:`TrainConfig`, or the path of a YAML config (``None``: defaults).
-        out_dir: output directory (created; an existing finished run is refused unless ``resume``).
-        overrides: ``key=value`` strings applied on top of the YAML.
-        data: input paths replacing ``data.path``/``data.paths`` (the first becomes ``data.path``).
-        resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
-        progress: show Lightning's progress bar.
-    """
-    _quiet_lightning()
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    from phylocl.data.datamodule import OrthologDataModule
-    from phylocl.workflows.callbacks import RetrievalMetrics
-    from phylocl.training.module import ContrastiveModule
-    from phylocl.training.progress import StepProgress
-
-    out = Path(out_dir)
+def _load(config, overrides, data):
+    """The resolved :class:`TrainConfig`: YAML (or defaults), then ``--data`` paths, then ``overrides``."""
     if data:
         overrides = list(overrides) + [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}",
                                        "data.labels=null"]
-    cfg = load_config(config, list(overrides))
+    return load_config(config, list(overrides))
 
+
+def _resume_checkpoint(out: Path, resume: bool) -> Path:
+    """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume."""
     ckpt_dir = out / "checkpoints"
     # the newer of the periodic checkpoint and the one written when the run was interrupted
     candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
@@ -120,27 +101,40 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
     if resume and not last_ckpt.exists():
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    dm = OrthologDataModule(config=cfg.data)
-    dm.setup("fit")  # reads and checks the data before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    alphabet = dm.alphabet.name
-    module = ContrastiveModule(config=cfg, alphabet=alphabet)
+    return last_ckpt
 
-    has_val = len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
-    metric = cfg.eval.monitor
+
+def _has_validation(cfg: TrainConfig, dm) -> bool:
+    return len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
+
+
+def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: bool):
+    """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
+    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+
+    from phylocl.training.progress import StepProgress
+    from phylocl.workflows.callbacks import RetrievalMetrics
+
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                               every_n_train_steps=cfg.trainer.val_every_n_steps)
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{metric}", mode="max", save_top_k=1,
-                              save_on_train_epoch_end=False, auto_insert_metric_name=False, enable_version_counter=False)
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
+                              save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
+                              enable_version_counter=False)
     callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
         callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
+    return callbacks, best_cb
+
+
+def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
+    """The Lightning Trainer of the ``trainer:`` section: counted in steps, validated every ``val_every_n_steps``."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
 
     t = cfg.trainer
-    trainer = L.Trainer(
+    return L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=False, enable_model_summary=False,
@@ -149,21 +143,27 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
         enable_checkpointing=True,
     )
+
+
+def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
+    """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
     started = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last_ckpt) if resume else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
-    wall = time.time() - started
+    return time.time() - started
 
-    if not trainer.is_global_zero:
-        return TrainResult(out, out / "encoder.pt", {})
 
-    best = best_cb.best_model_path if has_val else ""
+def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
+    """Load the best checkpoint (if any), score val/test and write config.yaml, splits.json, metrics.json and,
+    last (its presence marks a finished run), encoder.pt."""
+    import torch
+
     if best:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
@@ -187,6 +187,42 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     encoder_path = module.encoder.save(out / "encoder.pt")  # last: its presence marks a finished run
     return TrainResult(out, encoder_path, metrics)
+
+
+def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overrides=(), data: list[str] | None = None,
+          resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train an encoder as ``config`` says and export it to ``out_dir``.
+
+    Args:
+        config: a :class:`TrainConfig`, or the path of a YAML config (``None``: defaults).
+        out_dir: output directory (created; an existing finished run is refused unless ``resume``).
+        overrides: ``key=value`` strings applied on top of the YAML.
+        data: input paths replacing ``data.path``/``data.paths`` (the first becomes ``data.path``).
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
+        progress: show Lightning's progress bar.
+    """
+    _quiet_lightning()
+    import lightning as L
+
+    from phylocl.data.datamodule import OrthologDataModule
+    from phylocl.training.module import ContrastiveModule
+
+    out = Path(out_dir)
+    cfg = _load(config, overrides, data)
+    last_ckpt = _resume_checkpoint(out, resume)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    dm = OrthologDataModule(config=cfg.data)
+    dm.setup("fit")  # reads and checks the data before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    has_val = _has_validation(cfg, dm)
+    callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
+    trainer = _trainer(cfg, out, callbacks, has_val=has_val)
+    wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
+    if not trainer.is_global_zero:
+        return TrainResult(out, out / "encoder.pt", {})
+    best = best_cb.best_model_path if has_val else ""
+    return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 
 
 def _device_name(trainer) -> str:

@@ -117,3 +117,24 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, case, messa
         assert out.read_text() == "keep me"
     if case == "dest_is_other_dir":
         assert (out / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("n", [100, 5_000, 1_000_000])
+def test_index_help_states_the_defaults_the_code_uses(capsys, n):
+    """The --nlist / --nprobe / --ef-search help is made from the code's defaults: the formulas it prints, evaluated
+    here, give what default_params picks."""
+    import math
+    import re
+
+    from phylocl.retrieval.index import default_params
+
+    with pytest.raises(SystemExit):
+        main(["index", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    a, b = map(int, re.search(r"default min\((\d+) sqrt\(N\), N/(\d+)\)", text).groups())
+    div = int(re.search(r"default ceil\(nlist/(\d+)\)", text).group(1))
+    ef = int(re.search(r"search breadth \(default (\d+)\)", text).group(1))
+    _, p = default_params("ivf", n, 16)
+    assert p["nlist"] == min(round(a * math.sqrt(n)), n // b)
+    assert p["nprobe"] == math.ceil(p["nlist"] / div)
+    assert default_params("hnsw", n, 16)[1]["ef_search"] == ef
