@@ -85,7 +85,8 @@ class DisentangledAttention(nn.Module):
         c2p = torch.matmul(q, kr.transpose(-1, -2))  # (B, H, L, 2k): q_i · K^r_b
         c2p = torch.gather(c2p, -1, index.expand(b, self.heads, length, length))  # [i, j] = q_i · K^r_δ(i,j)
         p2c = torch.matmul(k, qr.transpose(-1, -2))  # (B, H, L, 2k): k_j · Q^r_b
-        p2c = torch.gather(p2c, -1, index.expand(b, self.heads, length, length)).transpose(-1, -2)  # [i, j] uses δ(j,i)
+        p2c = torch.gather(p2c, -1, index.expand(b, self.heads, length, length))  # [j, i] = k_j · Q^r_δ(j,i)
+        p2c = p2c.transpose(-1, -2)  # [i, j]
         bias = (c2p + p2c) * scale  # (B, H, L, L)
         bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))  # padded keys
         p = self.dropout if self.training else 0.0

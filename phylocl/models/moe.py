@@ -35,8 +35,8 @@ from torch import nn
 
 from phylocl.models.layers import DropPath
 
-__all__ = ["RouterRecord", "Routing", "Top1Router", "SwitchFFN", "MoESublayer", "MoEOptions", "pop_router_records", "record_routing",
-           "capacity"]
+__all__ = ["RouterRecord", "Routing", "Top1Router", "SwitchFFN", "MoESublayer", "MoEOptions", "pop_router_records",
+           "record_routing", "capacity"]
 
 
 @dataclass(frozen=True)
