@@ -13,15 +13,15 @@ skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embe
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from phylocl.errors import InputError
 from phylocl.progress import Progress
 from phylocl.workflows.embedding import DEFAULT_BUFFER, Item
-from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_alphabet, fasta_records,
-                                      read_labelled)
+from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
+                                      open_fasta, read_labelled)
 from phylocl.workflows.models import resolve_model
 from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
@@ -30,7 +30,8 @@ __all__ = ["EmbedResult", "embed", "open_input"]
 
 @dataclass
 class EmbedResult:
-    """What :func:`embed` wrote: ``n`` rows of width ``dim`` to ``path`` in ``seconds`` (wall)."""
+    """What :func:`embed` wrote: ``n`` rows of width ``dim`` to ``path`` in ``seconds`` (wall); ``notes``: letters
+    read as the unknown token (see :mod:`phylocl.data.letters`)."""
 
     path: Path
     n: int
@@ -38,6 +39,7 @@ class EmbedResult:
     model: dict
     labelled: bool
     seconds: float
+    notes: list[str] = field(default_factory=list)
     rank: int = 0  # of a distributed run: only rank 0 merges and counts (the others report n = 0)
 
 
@@ -45,7 +47,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
           overlap: float | None = None, shard_size: int = DEFAULT_SHARD_SIZE, devices: int | None = None,
-          num_nodes: int = 1, progress: bool = True, stream=None) -> EmbedResult:
+          num_nodes: int = 1, progress: bool = True, stream=None, alphabet: str | None = None,
+          strict: bool = False) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
@@ -63,6 +66,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
             prediction loop (:mod:`phylocl.workflows.embed_distributed`); ``None`` and 1: this process alone.
             The file is the same either way; ranks other than 0 return ``n = 0``.
         progress: show progress on ``stream`` (default stderr).
+        alphabet: ``None``/``"auto"`` (detected from the first 256 records), ``"protein"`` or ``"dna"``.
+        strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
+        (A distributed run reads the FASTA once per process: it must be a file, not a pipe.)
 
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
@@ -74,14 +80,16 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
         raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
                          f"{num_nodes}")
-    out = check_output_file(out)
-    embedder, items, total, with_labels = open_input(model=model, fasta=fasta, data=data, labels=labels,
-                                                     device=device, precision=precision, overlap=overlap)
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
+    embedder, items, total, with_labels, letters = open_input(
+        model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
+        alphabet=alphabet, strict=strict)
     info = embedder.model_info()
     settings = {"model": info["fingerprint"], "input": input_identity(fasta if fasta is not None else data),
                 "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
                 "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
-                "precision": embedder.precision, "overlap": embedder.overlap}
+                "precision": embedder.precision, "overlap": embedder.overlap, "alphabet": embedder.alphabet.name,
+                "strict": strict}
     sizes = {"shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size}
     try:
         if devices is None and num_nodes == 1:
@@ -103,21 +111,23 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         ShardFolder(out=out, settings=settings, create=False).remove()  # bad input: nothing to resume from
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, notes=letter_notes(letters))
 
 
-def open_input(*, model, fasta, data, labels, device, precision, overlap):
-    """``(embedder, items, total, with_labels)`` for a FASTA file (streamed, ``total=None``) or a dataset;
-    ``items()`` returns a fresh iterator of ``(id, sequence, label)`` over the whole input."""
+def open_input(*, model, fasta, data, labels, device, precision, overlap, alphabet, strict):
+    """``(embedder, items, total, with_labels, letters)`` for a FASTA file (streamed once, ``total=None``) or a
+    dataset; ``items()`` returns the iterator of ``(id, sequence, label)`` over the whole input (call it once),
+    ``letters`` what was read as the unknown letter (filled as the FASTA is read)."""
     if fasta is not None:
-        embedder = resolve_model(model, alphabet=fasta_alphabet(fasta), device=device, precision=precision,
-                                 overlap=overlap)
+        source = open_fasta(fasta, alphabet=alphabet, strict=strict)
+        embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision, overlap=overlap)
 
         def records() -> Iterable[Item]:
-            return ((r.id, r.sequence, None) for r in fasta_records(fasta, embedder))
+            return ((r.id, r.sequence, None) for r in fasta_records(source, embedder))
 
-        return embedder, records, None, False
-    ds = read_labelled(data, labels)
+        return embedder, records, None, False, source.letters
+    ds = read_labelled(data, labels, alphabet=alphabet, strict=strict)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
-    return embedder, lambda: zip(ds.ids, ds.sequences, ds.families), len(ds), True
+    items = lambda: zip(ds.ids, ds.sequences, ds.families)  # noqa: E731
+    return embedder, items, len(ds), True, ds.source.get("unknown_letters", {})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from itertools import chain, islice
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
@@ -56,10 +57,16 @@ def count_rest(chunk: Iterator) -> int:
 
 
 def input_identity(path: str | Path) -> dict:
-    """What identifies an input file for resuming: resolved path, size in bytes, modification time (ns)."""
+    """What identifies an input file for resuming: resolved path, size in bytes, modification time (ns).
+
+    A pipe or other non-regular file cannot be recognised again, so it gets a fresh random token: its shards are
+    never reused by another run.
+    """
     path = Path(path).resolve()
-    st = path.stat() if path.is_file() else None
-    return {"path": str(path), "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
+    if not path.is_file() and not path.is_dir():
+        return {"path": str(path), "unique": uuid.uuid4().hex}
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 class ShardFolder:
