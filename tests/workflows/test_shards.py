@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,15 @@ def test_bad_input_removes_the_shards(tmp_path, fasta):
     with pytest.raises(InputError):
         embed(out=out, model="kmer:2", fasta=bad, shard_size=4, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fasta", "in.fasta"]
+
+
+def test_a_pipe_is_never_recognised_again(tmp_path, fasta):
+    from phylocl.workflows.shards import input_identity
+
+    before = input_identity(fasta)
+    assert input_identity(fasta) == before  # a file: same path, size and time -> resumable
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert input_identity(fifo) != input_identity(fifo)  # a pipe's content cannot be recognised
+    fasta.write_text(fasta.read_text() + ">extra\nMKV\n")
+    assert input_identity(fasta) != before  # an edited file is another input
