@@ -27,7 +27,8 @@ _DECOMPRESSORS = {  # magic bytes -> opener of a binary file object; recognised 
     b"BZh": lambda f: bz2.BZ2File(f, mode="rb"),
     b"\xfd7zXZ\x00": lambda f: lzma.LZMAFile(f, mode="rb"),
 }
-_UNSUPPORTED = {b"\x28\xb5\x2f\xfd": "zstd-compressed", b"PK\x03\x04": "zip archive", b"\x04\x22\x4d\x18": "lz4-compressed"}
+_UNSUPPORTED = {b"\x28\xb5\x2f\xfd": "zstd-compressed", b"PK\x03\x04": "zip archive",
+                b"\x04\x22\x4d\x18": "lz4-compressed"}
 
 
 class PrefixedStream(io.RawIOBase):
