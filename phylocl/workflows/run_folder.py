@@ -18,6 +18,7 @@ import csv
 import fcntl
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -54,6 +55,9 @@ def _lock(out: Path) -> Iterator[None]:
         os.close(fd)
         raise InputError(f"another `phylocl train` (pid {owner}) is writing to this folder; wait for it to finish "
                          "or choose another --out", path=out) from None
+    except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
+        warnings.warn(f"{out}: cannot lock the run folder ({os_error_message(err)}); make sure no other run "
+                      "writes to it", stacklevel=3)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -231,3 +231,17 @@ def test_train_data_fasta_needs_labels_and_set_data_labels_works(tmp_path, capsy
     err = _refused(capsys, _args(tmp_path / "r1", sets=sets) + ["--data", fa], "--set data.labels=TSV for train")
     assert "--labels TSV" not in err and "(--labels for inspect" in err
     assert main(_args(tmp_path / "r2", f"data.labels={labels}", sets=sets) + ["--data", str(fa)]) == 0
+
+
+def test_file_system_without_locks_still_trains_with_a_warning(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import phylocl.workflows.run_folder as run_folder
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock the run folder"):
+        assert main(_args(tmp_path / "run")) == 0
+    assert (tmp_path / "run" / "encoder.pt").exists()
