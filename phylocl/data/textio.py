@@ -92,6 +92,9 @@ def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
     if not head.removeprefix(_BOM).strip():
         binary.close()
         raise InputError("empty file", path=path)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        binary.close()
+        raise InputError(f"not {what}: UTF-16 text (save it as UTF-8)", path=path)
     if b"\x00" in head:
         binary.close()
         raise InputError(f"not {what} (binary content)", path=path)
