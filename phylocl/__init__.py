@@ -31,7 +31,7 @@ __all__ = [
 _LAZY = {
     "build_encoder": "phylocl.models.registry",
     "list_models": "phylocl.models.registry",
-    "load_encoder": "phylocl.models.registry",
+    "load_encoder": "phylocl.models.persistence",
     "InfoNCE": "phylocl.losses.infonce",
     "FlatNCE": "phylocl.losses.flatnce",
     "cached_backward": "phylocl.training.gradcache",
