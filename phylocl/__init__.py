@@ -23,6 +23,7 @@ __all__ = [
     "InfoNCE",
     "FlatNCE",
     "cached_backward",
+    "CachedContrastiveLoss",
     "read_dataset",
     "InputError",
 ]
@@ -35,6 +36,7 @@ _LAZY = {
     "InfoNCE": "phylocl.losses.infonce",
     "FlatNCE": "phylocl.losses.flatnce",
     "cached_backward": "phylocl.training.gradcache",
+    "CachedContrastiveLoss": "phylocl.training.cached_loss",
     "read_dataset": "phylocl.data.layouts",
     "InputError": "phylocl.errors",
 }
