@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from phylocl.atomic import atomic_path
-from phylocl.errors import InputError
+from phylocl.errors import InputError, os_error_message
 from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
 
@@ -83,23 +83,38 @@ def _load_folder(directory: Path, map_location) -> SequenceEncoder:
         raise InputError(f"model folder without {WEIGHTS_FILE}", path=directory)
     try:
         config = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except OSError as err:
+        raise InputError(f"cannot read: {os_error_message(err)}", path=config_path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"not a readable model config ({err})", path=config_path) from None
     if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE:
         raise InputError(f"not a phylocl model config (expected \"model_type\": \"{MODEL_TYPE}\")", path=config_path)
     try:
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise InputError(f"not a readable safetensors file ({err})", path=weights_path) from None
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"not a readable safetensors file, truncated or damaged ({first})", path=weights_path) from None
     config = {k: v for k, v in config.items() if k not in _META_KEYS}
     return _build(config, state, weights_path, map_location)
 
 
 def _load_pt(path: Path, map_location) -> SequenceEncoder:
     try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as err:
+        raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
+        what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
+        raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained), an "
+                         "encoder.pt written by `phylocl train`, its run folder, kmer:K or a shipped model name",
+                         path=path)
+    try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated/foreign files
-        raise InputError(f"not a readable encoder file ({type(err).__name__}: {err})", path=path) from None
+    except Exception as err:  # torch raises many types for truncated/foreign files, with pages of advice
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"not a readable encoder file, truncated or damaged ({type(err).__name__}: {first})",
+                         path=path) from None
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
         raise InputError("not a phylocl encoder file (expected a dict with 'config' and 'state_dict')", path=path)
     return _build(dict(payload["config"]), payload["state_dict"], path, map_location)
