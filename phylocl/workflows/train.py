@@ -64,32 +64,26 @@ def _quiet_lightning() -> None:
 
 
 def _evaluate_split(module, dm, split: str, ks) -> dict:
-    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none)."""
-    import numpy as np
-    import torch
-
+    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none),
+    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embedding.embed_all`,
+    long sequences as windows, batches of 64), so ``metrics.json`` and ``phylocl evaluate --split`` agree."""
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.callbacks import health_metrics
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import Embedder
 
     dataset = dm.val_set if split == "val" else dm.test_set
-    loader = dm.eval_dataloader(dataset)
     if not len(dataset) or len(set(dataset.families)) < 2:
         return {}
     enc = module.encoder
     was_training = enc.training
-    enc.eval()
-    xs, idx = [], []
-    device = next(enc.parameters()).device
-    with torch.no_grad():
-        for batch in loader:
-            tokens = {k: v.to(device) for k, v in batch["tokens"].items()}
-            xs.append(enc(tokens).float().cpu())
-            idx.append(batch["index"])
-    enc.train(was_training)
-    order = torch.cat(idx).numpy()
-    x = np.empty((len(dataset), enc.embed_dim), dtype=np.float32)
-    x[order] = torch.cat(xs).numpy()
-    m = evaluate_embeddings(x, dataset.families, ks=ks)
+    device = str(next(enc.parameters()).device)
+    try:
+        embedder = Embedder(model=enc, source="training", device=device)
+        x, _ = embed_all(zip(dataset.ids, dataset.sequences, dataset.families), embedder)  # (N, D)
+    finally:
+        enc.train(was_training)
+    m = evaluate_embeddings(x, dataset.families, ids=dataset.ids, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
     return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
 
