@@ -26,7 +26,7 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model
@@ -115,7 +115,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         letters = database.letters
-        with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
+        with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
             db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder,
                                      batch_size=batch_size, buffer_size=buffer_size, progress=bar)
         ridx = build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info())
@@ -133,7 +133,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             yield x, ids
 
     n_queries = n_hits = 0
-    bar = Progress(label="searching", unit="queries", enabled=progress, stream=stream)
+    bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for x, ids in query_chunks():
