@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,26 +39,11 @@ from phylocl.workflows.train_checks import (check_trainer_settings, check_traini
 
 __all__ = ["train", "TrainResult"]
 
-log = logging.getLogger(__name__)
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
     encoder_path: Path
     metrics: dict
-
-
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
-    warnings.filterwarnings("ignore", message=r".*fit\(ckpt_path=.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume: logs are kept (run_folder)
 
 
 def _evaluate_split(module, dm, split: str, ks) -> dict:
@@ -142,8 +125,7 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from phylocl.training.progress import StepProgress
-    from phylocl.workflows.callbacks import RetrievalMetrics
+    from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
     from phylocl.workflows.train_checks import InterruptCheckpoint
 
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
@@ -231,7 +213,6 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
         progress: show Lightning's progress bar.
     """
-    _quiet_lightning()
     import lightning as L
 
     from phylocl.data.datamodule import OrthologDataModule

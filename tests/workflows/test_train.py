@@ -140,12 +140,21 @@ def test_train_function_accepts_config_objects(tmp_path):
         train_mod.train(cfg, tmp_path / "run2", progress=False, overrides=["nope.key=1"])
 
 
-def test_progress_counts_optimizer_steps_on_stderr(tmp_path, capsys):
+def test_progress_counts_optimizer_steps_on_a_terminal(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
     args = [a for a in _args(tmp_path / "run") if a != "--quiet"]
     assert main(args) == 0
-    err = capsys.readouterr().err
-    assert "training: step 6/6" in err and "loss " in err
-    assert "Epoch" not in err  # not Lightning's per-epoch bar
+    text = err.getvalue()
+    assert "training: 100%" in text and "6/6" in text and "step/s" in text and "loss " in text
+    assert "Epoch" not in text  # not Lightning's per-epoch bar
 
 
 def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_path):
@@ -171,3 +180,15 @@ def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_
     cropped = enc.embed([s[:24] for s in ds.sequences])
     old = evaluate_embeddings(cropped, ds.families, ids=ds.ids, ks=(1, 10))
     assert not np.isclose(old["map_r"], res["map_r"], atol=1e-4)
+
+
+def test_library_call_changes_no_warning_filters_or_logger_levels(tmp_path):
+    """Only the command line quiets Lightning; train() called from Python leaves the process settings alone."""
+    import logging
+    import warnings
+
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed", "phylocl")
+    before = (list(warnings.filters), {n: logging.getLogger(n).level for n in names})
+    result = train_mod.train(None, tmp_path / "run", overrides=SETS, progress=False)
+    assert result.encoder_path.is_file()
+    assert (list(warnings.filters), {n: logging.getLogger(n).level for n in names}) == before
