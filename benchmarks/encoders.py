@@ -6,7 +6,8 @@ uniformly from ``--min-len``..``--max-len`` (default 50-500, typical of single-d
 Sequences longer than a config's ``max_len`` are embedded as windows, as in real use.
 
 ``flops_per_token``: forward FLOPs (``torch.utils.flop_counter.FlopCounterMode``: matrix products and attention,
-a multiply-add counted as 2) of one batch of full ``--flops-len``-residue windows, divided by its residues.
+a multiply-add counted as 2; attention through the math kernel so it is counted) of one batch of full windows (``--flops-len`` residues, default the config's
+``max_len``), divided by its residues.
 Mixture-of-experts layers only compute the experts a token was routed to, so their count depends on the routing;
 ``flops_per_token_nodrop`` is the same count with a capacity factor large enough that no token is dropped (the
 top-1 bound). ``train_tokens_per_s``: residues per second of ``--train-steps`` plain training steps (two views of
@@ -68,12 +69,14 @@ def bench(name: str, seqs: list[str], *, batch_size: int, device: str, threads: 
 
 def flops_per_token(name: str, *, length: int, batch: int = 4, **overrides) -> float:
     """Forward FLOPs per residue of ``batch`` random sequences of ``length`` residues (eval mode)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
     enc = build_encoder(name, **overrides).eval()
     tokens = enc.tokenize(random_proteins(batch, length, length, seed=1))
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    # the math attention kernel is made of counted matrix products (the fused CPU kernel counts as 0)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         enc(tokens)
     return counter.get_total_flops() / (batch * length)
 
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--flops-len", type=int, default=128, help="residues per window for flops_per_token")
+    p.add_argument("--flops-len", type=int, default=None, help="residues per window for flops_per_token "
+                   "(default: the config's max_len)")
     p.add_argument("--train-steps", type=int, default=0, help="timed training steps (0: skip; not for *-base)")
     p.add_argument("--train-batch", type=int, default=16)
     p.add_argument("--train-len", type=int, default=128, help="most residues per training sequence (and max_len)")
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         n = args.n_base if name.endswith("-base") else args.n
         seqs = random_proteins(n, args.min_len, args.max_len, args.seed)
         row = bench(name, seqs, batch_size=args.batch_size, device=args.device, threads=args.threads)
-        length = min(args.flops_len, row["max_len"])
+        length = min(args.flops_len or row["max_len"], row["max_len"])
         row["flops_per_token"] = round(flops_per_token(name, length=length))
         if get_config(name).moe_experts:
             row["flops_per_token_nodrop"] = round(flops_per_token(name, length=length, moe_capacity_factor=64.0))
