@@ -31,6 +31,7 @@ from phylocl.models.moe import pop_router_records, record_routing
 from phylocl.models.registry import build_encoder
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
+from phylocl.training.guards import check_batch, check_finite
 from phylocl.training.router_loss import RouterLoss, StepTotals
 from phylocl.training.schedule import warmup_cosine
 
@@ -94,6 +95,8 @@ class ContrastiveModule(L.LightningModule):
         params = [p for p in self.parameters() if p.grad is not None]
         clip = self.cfg.optim.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+        if getattr(self.trainer.precision_plugin, "scaler", None) is None:  # fp16 scaling skips inf steps itself
+            check_finite("gradient norm", float(norm), step=self.global_step + 1)
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     # --------------------------------------------------------------------------------------------------- training
@@ -130,6 +133,7 @@ class ContrastiveModule(L.LightningModule):
         sched = self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
         labels = batch["labels"]
+        check_batch(int(labels.shape[0]), self.trainer.world_size, step=self.global_step + 1)
         if self.cfg.cache.enabled:
             precision = str(self.trainer.precision)
             scaler = getattr(self.trainer.precision_plugin, "scaler", None)
@@ -151,6 +155,7 @@ class ContrastiveModule(L.LightningModule):
                 total = loss + self.router_loss.surrogate(records, self._router_totals)
             self.manual_backward(total)
             loss = loss.detach()
+        check_finite("loss", float(loss), step=self.global_step + 1)
         opt.step()
         sched.step()
         stats = self.loss_fn.last_stats

@@ -90,14 +90,20 @@ def test_load_encoder_errors(tmp_path):
     assert err.value.path.endswith("missing.pt")
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a torch file at all")
-    with pytest.raises(InputError, match="not a readable encoder file") as err:
+    with pytest.raises(InputError, match="not a phylocl encoder file \\(not a torch file\\)") as err:
         load_encoder(bad)
     assert err.value.path == str(bad)
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(">a\nMKT\n")
+    with pytest.raises(InputError, match=r"not a phylocl encoder file \(a FASTA file\)") as err:
+        load_encoder(fasta)
+    assert "\n" not in str(err.value)
     path = make_encoder("gmlp-tiny").save(tmp_path / "good.pt")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(InputError, match="not a readable encoder file"):
+    with pytest.raises(InputError, match="not a readable encoder file, truncated or damaged") as err:
         load_encoder(truncated)
+    assert "\n" not in str(err.value)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(InputError, match="not a phylocl encoder file"):
