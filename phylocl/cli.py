@@ -138,6 +138,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from phylocl.workflows.diagnose import diagnose, format_diagnosis
+
+    result = diagnose(model=args.model, data=args.data, labels=args.labels, out_dir=args.output,
+                      batch_size=args.batch_size, device=args.device, precision=args.precision,
+                      max_sequences=args.max_sequences, seed=args.seed, progress=not args.quiet)
+    print(json.dumps(result) if args.json else format_diagnosis(result))
+    if args.output and not args.json:
+        print(f"wrote diagnosis.json and plots to {args.output}")
+    return 0
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M",
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
@@ -293,8 +305,23 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+def _add_diagnose(sub) -> None:
+    p = sub.add_parser("diagnose", help="representation health of a model: rank collapse per layer, effective "
+                                        "rank, alignment/uniformity, kNN and linear-probe accuracy")
+    p.add_argument("--data", required=True, metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
+    p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-o", "--output", metavar="DIR", help="also write diagnosis.json and plots (residual.png, "
+                                                         "spectrum.png, map.png) into this folder")
+    p.add_argument("--max-sequences", type=int, metavar="N",
+                   help="measure on whole families drawn at random up to N sequences (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsampling, pair sampling and probe folds")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_diagnose)
+
+
 _SUBCOMMANDS = (_add_models, _add_inspect, _add_simulate, _add_train, _add_compare, _add_embed, _add_index,
-                _add_search, _add_evaluate)
+                _add_search, _add_evaluate, _add_diagnose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,8 +364,13 @@ def _sigterm_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
+    from phylocl.console import configure_logging, quiet_lightning
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.command, quiet=getattr(args, "quiet", False))
+    if args.command in ("train", "compare"):
+        quiet_lightning()
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)

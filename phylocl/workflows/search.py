@@ -26,7 +26,7 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model
@@ -78,7 +78,7 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
     """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x (N, D), letters)``."""
     from phylocl.retrieval.index import build_index
 
-    with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
+    with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
         db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder, batch_size=batch_size,
                                  buffer_size=buffer_size, progress=bar)
     return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
@@ -139,7 +139,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             yield x, ids
 
     n_queries = n_hits = 0
-    bar = Progress(label="searching", unit="queries", enabled=progress, stream=stream)
+    bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for x, ids in query_chunks():

@@ -4,7 +4,8 @@ Output directory ``DIR``::
 
     DIR/encoder.pt          the exported encoder (best validation checkpoint, else the last); phylocl.load_encoder(DIR)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
-    DIR/metrics.json        final validation/test retrieval figures, steps, wall time, device
+    DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
+                            wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
@@ -22,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +39,6 @@ from phylocl.workflows.train_checks import (check_trainer_settings, check_traini
 
 __all__ = ["train", "TrainResult"]
 
-log = logging.getLogger(__name__)
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -50,46 +46,29 @@ class TrainResult:
     metrics: dict
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
-    warnings.filterwarnings("ignore", message=r".*fit\(ckpt_path=.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume: logs are kept (run_folder)
-
-
 def _evaluate_split(module, dm, split: str, ks) -> dict:
-    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none)."""
-    import numpy as np
-    import torch
-
+    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none),
+    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embedding.embed_all`,
+    long sequences as windows, batches of 64), so ``metrics.json`` and ``phylocl evaluate --split`` agree."""
     from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.callbacks import health_metrics
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import Embedder
 
     dataset = dm.val_set if split == "val" else dm.test_set
-    loader = dm.eval_dataloader(dataset)
     if not len(dataset) or len(set(dataset.families)) < 2:
         return {}
     enc = module.encoder
     was_training = enc.training
-    enc.eval()
-    xs, idx = [], []
-    device = next(enc.parameters()).device
-    with torch.no_grad():
-        for batch in loader:
-            tokens = {k: v.to(device) for k, v in batch["tokens"].items()}
-            xs.append(enc(tokens).float().cpu())
-            idx.append(batch["index"])
-    enc.train(was_training)
-    order = torch.cat(idx).numpy()
-    x = np.empty((len(dataset), enc.embed_dim), dtype=np.float32)
-    x[order] = torch.cat(xs).numpy()
-    m = evaluate_embeddings(x, dataset.families, ks=ks)
+    device = str(next(enc.parameters()).device)
+    try:
+        embedder = Embedder(model=enc, source="training", device=device)
+        x, _ = embed_all(zip(dataset.ids, dataset.sequences, dataset.families), embedder)  # (N, D)
+    finally:
+        enc.train(was_training)
+    m = evaluate_embeddings(x, dataset.families, ids=dataset.ids, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
-    return {k: m[k] for k in keep if k in m}
+    return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
 
 
 def _load(config, overrides, data):
@@ -146,8 +125,7 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from phylocl.training.progress import StepProgress
-    from phylocl.workflows.callbacks import RetrievalMetrics
+    from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
     from phylocl.workflows.train_checks import InterruptCheckpoint
 
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
@@ -157,7 +135,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
                               enable_version_counter=False)
     callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
+        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction),
+                      best_cb]
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
     return callbacks, best_cb
@@ -234,7 +213,6 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
         progress: show Lightning's progress bar.
     """
-    _quiet_lightning()
     import lightning as L
 
     from phylocl.data.datamodule import OrthologDataModule
