@@ -160,8 +160,6 @@ class EvalConfig:
         f = self.min_effective_rank_fraction
         if f is not None and not 0.0 < f <= 1.0:
             raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
-
-    def __post_init__(self) -> None:
         ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"eval.ks must be a list of integers >= 1, got {self.ks!r}")
