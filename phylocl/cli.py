@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -377,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `phylocl inspect ... | head`: the reader left; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
         from phylocl.errors import os_error_message
 
