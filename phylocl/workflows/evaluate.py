@@ -133,7 +133,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         raise InputError(f"-k values must be >= 1, got {ks}")
     ks = sorted(set(ks))
     if per_family is not None:
-        check_output_file(per_family, inputs=[p for p in (data, labels, db_extra) if p is not None])
+        sources = (data, labels, db_extra, model, split_config)
+        check_output_file(per_family, inputs=[p for p in sources if p is not None])
     ds = read_labelled(data, labels, strict=strict)
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     if split is not None:
