@@ -188,6 +188,11 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "nonoise": ["data.mask_prob=0.0", "data.substitution_prob=0.0"],
         "nonoise-lr3e-4": ["data.mask_prob=0.0", "data.substitution_prob=0.0", "optim.lr=3e-4"],
         "nodrop": ["model.overrides={dropout: 0.0, drop_path: 0.0}"],
+        # issue 15 backbones (docs/encoders.md), each at gmlp-small's dropout like the baseline
+        "smlp": ["model.name=smlp-small"],
+        "gmlp-moe": ["model.name=gmlp-small-moe"],
+        "transformer-moe": ["model.name=transformer-small-moe"],
+        "transformer-deberta": ["model.name=transformer-small-deberta"],
     },
     "dna": {
         "base": [],

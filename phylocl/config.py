@@ -29,17 +29,26 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities."""
+    """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities.
+
+    Encoders with mixture-of-experts layers add ``moe_balance_weight`` × Switch's load-balancing loss and
+    ``moe_z_weight`` × the router z-loss (:mod:`phylocl.training.router_loss`); other encoders ignore both.
+    """
 
     name: Literal["infonce", "flatnce"] = "infonce"
     temperature: float = 0.1
     learn_temperature: bool = False
     symmetric: bool = True
     chunk_size: Optional[int] = None  # compute the B×B similarities in row chunks of this size
+    moe_balance_weight: float = 0.01  # Switch Transformers' alpha
+    moe_z_weight: float = 0.001  # ST-MoE's router z-loss weight
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        for key in ("moe_balance_weight", "moe_z_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
         if self.learn_temperature and self.name != "infonce":
             raise ValueError("loss.learn_temperature is only supported with loss.name=infonce")
 
@@ -151,8 +160,6 @@ class EvalConfig:
         f = self.min_effective_rank_fraction
         if f is not None and not 0.0 < f <= 1.0:
             raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
-
-    def __post_init__(self) -> None:
         ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"eval.ks must be a list of integers >= 1, got {self.ks!r}")

@@ -26,8 +26,8 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
-from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes, open_fasta,
-                                      read_labelled)
+from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
+                                      open_fasta, read_labelled)
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]

@@ -125,9 +125,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from phylocl.workflows.train_checks import InterruptCheckpoint
-
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
+    from phylocl.workflows.train_checks import InterruptCheckpoint
 
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                               every_n_train_steps=cfg.trainer.val_every_n_steps)

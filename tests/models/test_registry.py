@@ -17,7 +17,16 @@ from phylocl.models.registry import CONFIG_DIR, build_encoder, describe_model, g
 from .helpers import MODELS, make_encoder
 
 REQUIRED = {"gmlp-tiny", "gmlp-small", "gmlp-base", "amlp-small", "transformer-tiny", "transformer-small",
-            "transformer-base"}
+            "transformer-base", "smlp-tiny", "smlp-small", "gmlp-small-moe", "transformer-small-moe",
+            "transformer-small-deberta"}
+
+
+def test_issue15_configs_resolve_their_options():
+    smlp = get_config("smlp-small")
+    assert (smlp.backbone, smlp.smlp_dense, smlp.depth, smlp.moe_experts) == ("smlp", 3, 6, 4)
+    assert get_config("gmlp-small-moe").moe_experts == get_config("transformer-small-moe").moe_experts == 4
+    assert get_config("transformer-small-deberta").attention == "deberta"
+    assert get_config("transformer-small").attention == "rope" and get_config("gmlp-small").moe_experts == 0
 
 
 def test_list_models_is_sorted_and_matches_yaml_files():
