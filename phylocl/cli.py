@@ -6,8 +6,12 @@ User errors (bad paths, bad FASTA, bad config values) end with one line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 
 from phylocl.errors import InputError
 
@@ -40,7 +44,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from phylocl.data.layouts import read_dataset
     from phylocl.data.inspect import format_summary
 
-    summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet).summary()
+    summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet, strict=args.strict).summary()
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -62,7 +66,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from phylocl.workflows.train import train
 
-    result = train(args.config, args.out, overrides=args.set or [], data=args.data, resume=args.resume,
+    overrides = (args.set or []) + (["data.strict=true"] if args.strict else [])
+    result = train(args.config, args.out, overrides=overrides, data=args.data, resume=args.resume,
                    progress=not args.quiet)
     if result.metrics:
         figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
@@ -86,7 +91,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
-              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
+              alphabet=args.alphabet, strict=args.strict)
+    _print_notes("embed", r.notes)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -109,7 +116,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
-               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
+               alphabet=args.alphabet, strict=args.strict)
+    _print_notes("search", r.notes)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -121,9 +130,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
-                      device=args.device, precision=args.precision, progress=not args.quiet)
-    for note in result["notes"]:
-        print(f"phylocl evaluate: note: {note}", file=sys.stderr)
+                      device=args.device, precision=args.precision, progress=not args.quiet, strict=args.strict)
+    _print_notes("evaluate", result["notes"])
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
     else:
@@ -156,6 +164,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def _print_notes(command: str, notes) -> None:
+    for note in notes:
+        print(f"phylocl {command}: note: {note}", file=sys.stderr)
+
+
+def _add_reading_options(p: argparse.ArgumentParser, *, alphabet: bool = True) -> None:
+    """``--strict`` (and ``--alphabet``) for every command that reads sequences."""
+    if alphabet:
+        p.add_argument("--alphabet", choices=["auto", "protein", "dna"], default="auto",
+                       help="alphabet of the input sequences (default: detected from the first 256 records)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse internal stops (*), rare (U, O) and ambiguous letters (B Z J; IUPAC codes in DNA) "
+                        "instead of reading them as the unknown token X/N")
+
+
 def _add_run_options(p: argparse.ArgumentParser, *, example: str) -> None:
     """``--data`` and ``--set``, shared by ``train`` and ``compare``."""
     p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
@@ -176,7 +199,7 @@ def _add_inspect(sub) -> None:
     p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, "
                                 "or a folder of FASTA files, one per family")
     p.add_argument("--labels", help="labels TSV (sequence_id, family_id, ...) for a FASTA file")
-    p.add_argument("--alphabet", choices=["protein", "dna"], help="default: detected")
+    _add_reading_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_inspect)
 
@@ -204,6 +227,7 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_reading_options(p, alphabet=False)  # the alphabet is the config's data.alphabet
     p.set_defaults(func=_cmd_train)
 
 
@@ -226,6 +250,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="embeddings file to write")
     _add_model_options(p)
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_embed)
 
 
@@ -255,6 +280,7 @@ def _add_search(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="TSV with columns query, target, score (cosine similarity), rank")
     _add_model_options(p)
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
 
 
@@ -276,6 +302,7 @@ def _add_evaluate(sub) -> None:
                    help="where the split comes from: a `phylocl train` folder, its config.yaml or splits.json "
                         "(default: the --model folder)")
     _add_model_options(p)
+    _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -314,15 +341,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Raise :class:`Terminated` on SIGTERM inside the block (main thread only; Lightning installs its own
+    handler while training, which stops at the next step and leaves interrupted.ckpt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
+    from phylocl.console import configure_logging, quiet_lightning
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.command, quiet=getattr(args, "quiet", False))
+    if args.command in ("train", "compare"):
+        quiet_lightning()
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `phylocl inspect ... | head`: the reader left; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
+        from phylocl.errors import os_error_message
+
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"phylocl {args.command}: error: {where}{os_error_message(err)}", file=sys.stderr)
+        return 2
+    except Terminated as err:
+        print(f"phylocl {args.command}: terminated" + (f" ({err})" if str(err) else ""), file=sys.stderr)
+        return 143
     except KeyboardInterrupt as err:
         print(f"phylocl {args.command}: interrupted" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 130

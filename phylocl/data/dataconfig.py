@@ -18,7 +18,8 @@ class DataConfig:
     Inputs: ``path`` (+ ``labels`` when it is a FASTA file) and/or ``paths`` (more inputs, each a directory or
     OrthoFinder result); all are concatenated (clashing family ids prefixed with the input's name) and then split.
     ``extra_train_paths`` are added to the training set only (after the split; never to val/test). All inputs
-    share one alphabet (``alphabet``: ``None`` = detect, ``"protein"``, ``"dna"``).
+    share one alphabet (``alphabet``: ``None`` = detect, ``"protein"``, ``"dna"``). ``strict``: refuse internal stops,
+rare and ambiguous letters instead of reading them as the unknown token (:mod:`phylocl.data.letters`).
 
     Split: ``fractions`` (train, val, test) of families, ``seed``, optional ``group_column`` (metadata column such
     as ``fold``: a group never spans two sets) and ``holdout`` (``{"val": [families], "test": [...]}``).
@@ -42,6 +43,7 @@ class DataConfig:
     paths: list[str] = field(default_factory=list)
     extra_train_paths: list[str] = field(default_factory=list)
     alphabet: Optional[str] = None
+    strict: bool = False
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     group_column: Optional[str] = None
@@ -89,6 +91,9 @@ class DataConfig:
             raise ValueError(f"data.distance must be auto, tree or kmer, got {self.distance!r}")
         if not self.alpha >= 0:
             raise ValueError(f"data.alpha must be >= 0, got {self.alpha}")
+        if self.batch_size == 1:
+            raise ValueError("data.batch_size must be >= 2: a batch of one family has no negatives (loss 0, "
+                             "gradient 0)")
         for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
@@ -101,9 +106,9 @@ class DataConfig:
                 raise ValueError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.mask_prob + self.substitution_prob >= 1.0:
             raise ValueError("data.mask_prob + data.substitution_prob must be < 1")
-        if self.token_budget is not None and self.token_budget < self.max_len:
-            raise ValueError(f"data.token_budget ({self.token_budget}) must be >= data.max_len ({self.max_len}) "
-                             "so that every view fits in a batch")
+        if self.token_budget is not None and self.token_budget < 2 * self.max_len:
+            raise ValueError(f"data.token_budget ({self.token_budget}) must be >= 2 x data.max_len ({self.max_len}) "
+                             "so that every batch holds at least two families (one family has no negatives)")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
 

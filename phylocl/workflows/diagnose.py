@@ -23,7 +23,7 @@ import numpy as np
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import embed_all
 from phylocl.workflows.inputs import check_dataset_alphabet, read_labelled
 from phylocl.workflows.models import resolve_model
@@ -83,7 +83,7 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
         raise InputError("needs at least 2 sequences", path=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
     check_dataset_alphabet(ds, embedder, data)
-    with Progress(label="embedding", total=len(ds), unit="sequences", enabled=progress, stream=stream) as bar:
+    with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size, progress=bar)
     families = list(ds.families)
     result = {"dataset": str(data), "model": embedder.model_info(), "n_sequences": len(ds),

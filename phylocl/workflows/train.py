@@ -10,31 +10,35 @@ Output directory ``DIR``::
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
 
-The exported files are written atomically at the very end, so an interrupted run never leaves a half-written
-encoder; ``--resume`` continues from ``checkpoints/last.ckpt`` and finishes the export.
+``config.yaml`` is written when training starts (``phylocl train --resume --out DIR`` reads it back; resuming with
+a different config is refused, naming the differences); the exported files are written atomically at the very end,
+so an interrupted run never leaves a half-written encoder; ``--resume`` continues from ``checkpoints/last.ckpt``
+(or ``interrupted.ckpt``, whichever is newer and loads) and keeps the earlier rows of ``logs/metrics.csv``.
+The folder is locked while a run writes to it; settings, data and output place are checked before anything is
+written, and a run refused by such a check leaves no folder behind. A loss or gradient that turns NaN/inf stops
+training at that step (:mod:`phylocl.training.guards`) without exporting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError
+from phylocl.outputs import check_output_dir
+from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
+                                         write_config)
+from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
+                                            lightning_errors)
 
 __all__ = ["train", "TrainResult"]
-
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class TrainResult:
@@ -43,67 +47,75 @@ class TrainResult:
     metrics: dict
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
-    warnings.filterwarnings("ignore", message=r".*fit\(ckpt_path=.*")
-
-
 def _evaluate_split(module, dm, split: str, ks) -> dict:
-    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none)."""
-    import numpy as np
-    import torch
-
+    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none),
+    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embedding.embed_all`,
+    long sequences as windows, batches of 64), so ``metrics.json`` and ``phylocl evaluate --split`` agree."""
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.callbacks import health_metrics
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import Embedder
 
     dataset = dm.val_set if split == "val" else dm.test_set
-    loader = dm.eval_dataloader(dataset)
     if not len(dataset) or len(set(dataset.families)) < 2:
         return {}
     enc = module.encoder
     was_training = enc.training
-    enc.eval()
-    xs, idx = [], []
-    device = next(enc.parameters()).device
-    with torch.no_grad():
-        for batch in loader:
-            tokens = {k: v.to(device) for k, v in batch["tokens"].items()}
-            xs.append(enc(tokens).float().cpu())
-            idx.append(batch["index"])
-    enc.train(was_training)
-    order = torch.cat(idx).numpy()
-    x = np.empty((len(dataset), enc.embed_dim), dtype=np.float32)
-    x[order] = torch.cat(xs).numpy()
-    m = evaluate_embeddings(x, dataset.families, ks=ks)
+    device = str(next(enc.parameters()).device)
+    try:
+        embedder = Embedder(model=enc, source="training", device=device)
+        x, _ = embed_all(zip(dataset.ids, dataset.sequences, dataset.families), embedder)  # (N, D)
+    finally:
+        enc.train(was_training)
+    m = evaluate_embeddings(x, dataset.families, ids=dataset.ids, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
     return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
 
 
 def _load(config, overrides, data):
     """The resolved :class:`TrainConfig`: YAML (or defaults), then ``--data`` paths, then ``overrides``."""
-    if data:
-        overrides = list(overrides) + [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}",
-                                       "data.labels=null"]
+    if data:  # before the user's overrides, so that --set data.labels=TSV labels a --data FASTA file
+        overrides = [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}", "data.labels=null",
+                     *overrides]
     return load_config(config, list(overrides))
 
 
 def _resume_checkpoint(out: Path, resume: bool) -> Path:
-    """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume."""
+    """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume.
+
+    The newer of ``last.ckpt`` (periodic) and ``interrupted.ckpt`` (Ctrl-C) that loads; a truncated or corrupt one is
+    skipped, and an InputError names it when none loads.
+    """
     ckpt_dir = out / "checkpoints"
-    # the newer of the periodic checkpoint and the one written when the run was interrupted
     candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
-    last_ckpt = max(candidates, key=lambda p: p.stat().st_mtime) if candidates else ckpt_dir / "last.ckpt"
+    candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     if (out / "encoder.pt").exists() and not resume:
         raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
-    if resume and not last_ckpt.exists():
+    if not resume:
+        return ckpt_dir / "last.ckpt"
+    if not candidates:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
-    return last_ckpt
+    problems = []
+    for ckpt in candidates:
+        why = _unloadable(ckpt)
+        if why is None:
+            return ckpt
+        problems.append(f"{ckpt.name}: {why}")
+    raise InputError(f"cannot resume: {'; '.join(problems)}; delete the broken checkpoint(s) or start a new --out",
+                     path=ckpt_dir)
+
+
+def _unloadable(ckpt: Path) -> str | None:
+    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
+        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
+    if not isinstance(state, dict) or "state_dict" not in state:
+        return "not a phylocl training checkpoint"
+    return None
 
 
 def _has_validation(cfg: TrainConfig, dm) -> bool:
@@ -112,17 +124,17 @@ def _has_validation(cfg: TrainConfig, dm) -> bool:
 
 def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: bool):
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from phylocl.training.progress import StepProgress
-    from phylocl.workflows.callbacks import RetrievalMetrics
+    from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
+    from phylocl.workflows.train_checks import InterruptCheckpoint
 
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                               every_n_train_steps=cfg.trainer.val_every_n_steps)
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
                               save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
                               enable_version_counter=False)
-    callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
+    callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
         callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction),
                       best_cb]
@@ -163,7 +175,7 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
 
 
 def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
-    """Load the best checkpoint (if any), score val/test and write config.yaml, splits.json, metrics.json and,
+    """Load the best checkpoint (if any), score val/test and write splits.json, metrics.json and,
     last (its presence marks a finished run), encoder.pt."""
     import torch
 
@@ -180,8 +192,6 @@ def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall
         "val": _evaluate_split(module, dm, "val", cfg.eval.ks) if has_val else {},
         "test": _evaluate_split(module, dm, "test", cfg.eval.ks) if cfg.eval.enabled else {},
     }
-    with atomic_path(out / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     splits = {name: sorted(set(ds.families)) for name, ds in
               (("train", dm.train_set), ("val", dm.val_set), ("test", dm.test_set))}
     with atomic_path(out / "splits.json") as tmp:
@@ -204,28 +214,41 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
         progress: show Lightning's progress bar.
     """
-    _quiet_lightning()
     import lightning as L
 
     from phylocl.data.datamodule import OrthologDataModule
     from phylocl.training.module import ContrastiveModule
 
-    out = Path(out_dir)
-    cfg = _load(config, overrides, data)
+    out = check_output_dir(out_dir, inputs=data or ())
+    if launched_rank() == 0:
+        check_unlocked(out)  # a second run into a busy folder is refused before it reads anything
+    stored = stored_config(out) if resume else None
+    if resume and stored is None and config is None and not data and not overrides:
+        raise InputError("this run has no config.yaml (an older phylocl wrote it only at the end); resume with the "
+                         "run's own --config/--data/--set", path=out)
+    cfg = _load(stored if stored is not None and config is None else config, overrides, data)
     last_ckpt = _resume_checkpoint(out, resume)
+    if stored is not None:
+        check_resume_config(stored, to_dict(cfg))
+    check_trainer_settings(cfg.trainer)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = OrthologDataModule(config=cfg.data)
     dm.setup("fit")  # reads and checks the data before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
-    trainer = _trainer(cfg, out, callbacks, has_val=has_val)
-    wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
-    if not trainer.is_global_zero:
-        return TrainResult(out, out / "encoder.pt", {})
-    best = best_cb.best_model_path if has_val else ""
-    return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
+    with lightning_errors("trainer"):
+        trainer = _trainer(cfg, out, callbacks, has_val=has_val)
+    with claim(out) if launched_rank() == 0 else contextlib.nullcontext():
+        if launched_rank() == 0:
+            write_config(out, to_dict(cfg))  # now, so that --resume finds it after an interrupt
+        with kept_metrics(out, resume=resume):
+            wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
+        if not trainer.is_global_zero:
+            return TrainResult(out, out / "encoder.pt", {})
+        best = best_cb.best_model_path if has_val else ""
+        return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 
 
 def _device_name(trainer) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +87,11 @@ def test_an_earlier_index_is_replaced(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such embeddings file"),
-    ("not_npz", "cannot read embeddings"),
+    ("not_npz", "not an .npz archive"),
+    ("nprobe_negative", "--nprobe must be >= 1, got -1"),
+    ("nlist_zero", "--nlist must be >= 1, got 0"),
+    ("dest_is_fifo", "is not a folder (a device, pipe or socket)"),
+    ("dest_under_proc", "under /proc"),
     ("dest_is_file", "exists and is a file"),
     ("dest_is_other_dir", "is not a phylocl index folder"),
     ("param_for_flat", "flat index does not take"),
@@ -106,6 +112,14 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, case, messa
         (out / "precious.txt").write_text("keep me")
     elif case == "param_for_flat":
         extra = ["--nlist", "4"]
+    elif case == "nprobe_negative":
+        extra = ["--type", "ivf", "--nprobe", "-1"]
+    elif case == "nlist_zero":
+        extra = ["--type", "ivf", "--nlist", "0"]
+    elif case == "dest_is_fifo":
+        os.mkfifo(out)
+    elif case == "dest_under_proc":
+        out = Path("/proc/phylocl-index")
     else:
         extra = ["--threads", "0"]
     before = sorted(p.name for p in tmp_path.iterdir())
