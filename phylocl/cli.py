@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -385,14 +386,23 @@ def _sigterm_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
+    from phylocl.console import configure_logging, quiet_lightning
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.command, quiet=getattr(args, "quiet", False))
+    if args.command in ("train", "compare"):
+        quiet_lightning()
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `phylocl inspect ... | head`: the reader left; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
         from phylocl.errors import os_error_message
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from phylocl.errors import InputError
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, Item
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
@@ -65,7 +65,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         devices, num_nodes: embed with that many processes per node on that many nodes through Lightning's DDP
             prediction loop (:mod:`phylocl.workflows.embed_distributed`); ``None`` and 1: this process alone.
             The file is the same either way; ranks other than 0 return ``n = 0``.
-        progress: show progress on ``stream`` (default stderr).
+        progress: show a tqdm bar on ``stream`` (default stderr; only on a terminal).
         alphabet: ``None``/``"auto"`` (detected from the first 256 records), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
         (A distributed run reads the FASTA once per process: it must be a file, not a pipe.)
@@ -80,7 +80,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
         raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
                          f"{num_nodes}")
-    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     embedder, items, total, with_labels, letters = open_input(
         model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
         alphabet=alphabet, strict=strict)
@@ -94,7 +94,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     try:
         if devices is None and num_nodes == 1:
             shards = ShardFolder(out=out, settings=settings)
-            with Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream) as bar:
+            with progress_bar("embedding", total=total, enabled=progress, stream=stream) as bar:
                 n_shards = write_shards(items(), embedder, shards, with_labels=with_labels, progress=bar, **sizes)
         else:
             from phylocl.workflows.embed_distributed import ShardPredictor, predict_shards
