@@ -138,6 +138,17 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 
     alpha = None if alphabet is None else get_alphabet(alphabet)
+    spec = None if spec is None else str(spec)
+    kmer = None if spec is None else parse_model_spec(spec)
+    if kmer is not None:  # before anything imports torch: kmer:K starts in a fraction of a second
+        if alpha is None:
+            raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
+        if device not in (None, "cpu"):
+            resolve_device(device)  # an absent GPU is still an error, though kmer:K would not use it
+        try:
+            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
+        except ValueError as err:
+            raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     shipped = shipped_models()
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"
     if spec is None:
@@ -148,17 +159,6 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
             raise InputError(f"no --model given and the default model {name!r} is not installed ({listing}); "
                              + _TRAIN_HINT)
         return _load_encoder_file(name, name, device, precision, overlap)
-    spec = str(spec)
-    kmer = parse_model_spec(spec)
-    if kmer is not None:
-        if alpha is None:
-            raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
-        if device not in (None, "cpu"):
-            resolve_device(device)  # an absent GPU is still an error, though kmer:K would not use it
-        try:
-            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
-        except ValueError as err:
-            raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     path = Path(spec).expanduser()
     if path.exists():
         return _load_encoder_file(path, spec, device, precision, overlap)
