@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from phylocl.data.evolved_config import EvolvedConfig
 from phylocl.data.views import CROP_MODES
 
 __all__ = ["DataConfig"]
@@ -35,6 +36,9 @@ class DataConfig:
     view per batch), ``pairs_per_family_per_epoch`` rounds per epoch or a fixed ``steps_per_epoch``,
     ``drop_last``, ``num_workers``, ``pad_to_multiple_of``. Evaluation batches: ``eval_batch_size`` (default
     ``batch_size``) over every val/test sequence.
+
+    Evolved families: ``evolved`` (:class:`~phylocl.data.evolved_config.EvolvedConfig`) mixes pairs of families
+    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
     """
 
     path: Optional[str] = None
@@ -64,6 +68,7 @@ class DataConfig:
     drop_last: bool = True
     num_workers: int = 0
     pad_to_multiple_of: int = 1
+    evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
 
     def __post_init__(self) -> None:
         self.paths = [str(p) for p in self.paths]

@@ -14,9 +14,9 @@ from phylocl.data.alphabet import get_alphabet
 
 __all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS"]
 
-BACKBONES = ("gmlp", "transformer")
+BACKBONES = ("gmlp", "transformer", "kmerbag", "kmerprofile")
 POOLINGS = ("mean", "cls")
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp", "none")
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -44,9 +44,13 @@ class EncoderConfig:
     """Architecture of a sequence encoder.
 
     Attributes:
-        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set) or ``"transformer"``.
+        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set), ``"transformer"`` or ``"kmerbag"``
+            (mean learned k-mer embeddings, :mod:`phylocl.models.kmerbag`) or ``"kmerprofile"`` (spaced k-mer
+            profiles with learned weights, :mod:`phylocl.models.kmerprofile`); the k-mer backbones pool themselves
+            (``pooling: mean``).
         dim: width of the token representations.
-        depth: number of blocks.
+        depth: number of blocks; for ``kmerbag`` the longest k-mer (orders ``1..depth``), for ``kmerprofile`` the
+            letters per word.
         max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
             embedded as overlapping windows of ``max_len`` residues, stride ``max_len // 2``.
         embed_dim: size of the output (L2-normalised) embedding.
@@ -56,7 +60,8 @@ class EncoderConfig:
         heads: attention heads (transformer only); must divide ``dim`` with an even head size (rotary).
         attn_dim: size of the aMLP tiny attention (gMLP only); ``None`` for plain gMLP.
         pooling: ``"mean"`` over real tokens or ``"cls"`` (a learned CLS vector is prepended).
-        head: projection head, ``"linear"`` or ``"mlp"`` (Linear, GELU, Linear).
+        head: projection head, ``"linear"``, ``"mlp"`` (Linear, GELU, Linear) or ``"none"`` (identity; needs
+            ``embed_dim == dim``; ``kmerprofile`` needs it, with ``dim`` = patterns x letters^depth).
         dropout: dropout rate on embeddings, block outputs and attention probabilities.
         drop_path: stochastic-depth rate of the last block (rates grow linearly from 0 at the first block).
         sgu_init_eps: gMLP spatial weights start as ``U(-eps / n, eps / n)`` (``n`` spatial size), bias 1.
@@ -96,7 +101,20 @@ class EncoderConfig:
         set_("drop_path", _check_rate("drop_path", self.drop_path))
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a string, got {self.name!r}")
-        if self.backbone == "gmlp":
+        if self.head == "none" and self.embed_dim != self.dim:
+            raise ValueError(f"head 'none' needs embed_dim == dim, got {self.embed_dim} and {self.dim}")
+        if self.backbone in ("kmerbag", "kmerprofile"):
+            if self.pooling != "mean" or self.attn_dim is not None:
+                raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and "
+                                 "no attn_dim")
+            if self.backbone == "kmerprofile":
+                from phylocl.models.kmerprofile import profile_dim
+
+                want = profile_dim(self.alphabet, self.depth)
+                if self.head != "none" or self.dim != want:
+                    raise ValueError(f"kmerprofile with {self.alphabet} words of {self.depth} letters needs "
+                                     f"head 'none' and dim = embed_dim = {want}, got head {self.head!r}, dim {self.dim}")
+        elif self.backbone == "gmlp":
             if self.ffn_dim % 2:
                 raise ValueError(f"gmlp ffn_dim must be even (split into u and v), got {self.ffn_dim}")
             if self.attn_dim is not None:

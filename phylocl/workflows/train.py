@@ -126,6 +126,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     out.mkdir(parents=True, exist_ok=True)
     alphabet = dm.alphabet.name
     module = ContrastiveModule(config=cfg, alphabet=alphabet)
+    backbone = module.encoder.backbone
+    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+        backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
 
     has_val = len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
     metric = cfg.eval.monitor
