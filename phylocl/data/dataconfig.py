@@ -71,6 +71,11 @@ class DataConfig:
     evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.evolved, dict):  # built directly in Python rather than from YAML
+            unknown = sorted(set(self.evolved) - set(EvolvedConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown data.evolved key(s) {unknown}")
+            self.evolved = EvolvedConfig(**self.evolved)
         self.paths = [str(p) for p in self.paths]
         self.extra_train_paths = [str(p) for p in self.extra_train_paths]
         if self.path is not None:
