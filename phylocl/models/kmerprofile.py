@@ -5,8 +5,10 @@ gap (``k = 3``: ``111``, ``1101``, ``1011``; spaced seeds match homologs across 
 PatternHunter). Block ``p`` is ``g_p * normalize(sqrt(counts_p) * w_p)`` (``counts_p`` ``(n^k,)`` word counts over
 the ``n`` canonical letters, ``w_p`` learned weights ``(n^k,)``, ``g_p`` a learned gain); the blocks are
 concatenated, so the output is ``3 * n^k`` wide (protein, ``k = 3``: 24,000) and its cosine is a weighted sum of
-per-pattern profile cosines. The encoder's token embedding adds a composition term (the mean residue embedding,
-near zero at initialisation).
+per-pattern profile cosines. The encoder's token embedding adds a composition term: the normalised mean residue
+embedding times a learned gain ``g_c`` that starts at :data:`COMPOSITION_GAIN` (so an untrained encoder is the
+profile to about 1e-3 in cosine, and a sequence without a single word still gets a unit vector). An unbounded
+composition term took over within 50 steps of contrastive training and cut the dev figures (docs/models.md).
 
 Training data enter twice: :meth:`KmerProfile.fit_statistics` sets ``w_p`` to the inverse document frequency of
 each word over the training sequences (``log((N + 1) / (df + 1)) + 1``: a word found in many proteins says
@@ -25,9 +27,10 @@ from torch import nn
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
 
-__all__ = ["KmerProfile", "seed_patterns", "profile_dim"]
+__all__ = ["KmerProfile", "seed_patterns", "profile_dim", "COMPOSITION_GAIN"]
 
 _FIRST_LETTER_ID = 3
+COMPOSITION_GAIN = 1e-3  # initial norm of the composition term (each pattern block has norm 1)
 
 
 def seed_patterns(k: int) -> list[str]:
@@ -66,12 +69,12 @@ class KmerProfile(nn.Module):
         self.register_buffer("code", code, persistent=False)
         self.weights = nn.Parameter(torch.ones(len(self.patterns), self.n**self.k))  # (P, n^k)
         self.gains = nn.Parameter(torch.ones(len(self.patterns)))  # (P,)
+        self.composition_gain = nn.Parameter(torch.tensor(COMPOSITION_GAIN))
 
     def reset_unigram(self, unigram: nn.Embedding) -> None:
-        """Shrink the composition term to ``N(0, 1e-4^2)`` per entry: an untrained encoder is the profile to about
-        1e-3 in cosine, and a sequence without a single word (shorter than a pattern) still gets a unit vector."""
+        """Residue embeddings ``N(0, 1)`` per entry (the composition term is normalised, so only directions count)."""
         with torch.no_grad():
-            nn.init.normal_(unigram.weight, std=1e-4)
+            nn.init.normal_(unigram.weight)
             unigram.weight[PAD_ID].zero_()
 
     def word_ids(self, codes: torch.Tensor, pattern: str) -> torch.Tensor:
@@ -113,5 +116,5 @@ class KmerProfile(nn.Module):
         prof = self.counts(ids, mask).sqrt() * self.weights  # (B, P, n^k)
         prof = F.normalize(prof, dim=-1) * self.gains[:, None]  # (B, P, n^k)
         comp = F.embedding_bag(ids.masked_fill(~mask, PAD_ID), unigram.weight, mode="sum", padding_idx=PAD_ID)
-        comp = comp / mask.sum(1, keepdim=True).clamp(min=1).to(comp.dtype)  # (B, D)
+        comp = F.normalize(comp, dim=-1) * self.composition_gain  # (B, D), norm |g_c|
         return prof.flatten(1) + comp  # (B, P n^k)
