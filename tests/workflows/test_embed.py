@@ -86,11 +86,12 @@ def test_resolve_kmer_encoder_file_and_directory(encoder_path):
 
 
 def test_resolve_shipped_default_model(tmp_path, monkeypatch, encoder_path):
-    monkeypatch.setattr(models_mod, "PRETRAINED_DIR", tmp_path / "pretrained")
+    from phylocl.models import persistence
+
+    monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "pretrained")
     with pytest.raises(InputError, match="default-protein.*no pretrained model is shipped"):
         resolve_model(None, alphabet="protein")
-    (tmp_path / "pretrained").mkdir()
-    (tmp_path / "pretrained" / "default-protein.pt").write_bytes(encoder_path.read_bytes())
+    phylocl.load_encoder(encoder_path).save_pretrained(tmp_path / "pretrained" / "default-protein")
     assert models_mod.shipped_models() == ["default-protein"]
     fp = phylocl.load_encoder(encoder_path).fingerprint()
     assert resolve_model(None, alphabet="protein").model_info()["fingerprint"] == fp

@@ -164,7 +164,7 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
     ("missing_query", "no such file"),
     ("missing_index", "no such index"),
     ("overwrite_input", "output would overwrite an input file"),
-    ("dna_query", "looks like DNA, but model kmer:2"),
+    ("dna_query", "looks like DNA, but the index"),  # not "use --model kmer:2": the index fixes the model
     ("no_default", "default model 'default-protein' is not installed"),
 ])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, case, message):
@@ -185,9 +185,9 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
         target = ["--index", str(tmp_path / "idx")]
         capsys.readouterr()
     else:  # an installation without the shipped encoders
-        import phylocl.workflows.models as models
+        from phylocl.models import persistence
 
-        monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path / "no-pretrained")
+        monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "no-pretrained")
         model = []
     before = db.read_text()
     assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2

@@ -47,6 +47,7 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     for split in ("val", "test"):
         assert {"top1", "map_r", "auc1", "recall@1", "recall@10"} <= set(metrics[split])
         assert 0.0 <= metrics[split]["map_r"] <= 1.0
+        assert 1.0 <= metrics[split]["effective_rank"] <= 64 and metrics[split]["uniformity"] < 0
     splits = json.loads((out / "splits.json").read_text())
     assert all(splits[k] for k in ("train", "val", "test"))
     assert not set(splits["train"]) & set(splits["val"]) and not set(splits["train"]) & set(splits["test"])
@@ -57,7 +58,8 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
         rows = list(csv.DictReader(fh))
     logged = {k for r in rows for k, v in r.items() if v}
     assert {"train/loss", "train/infonce", "train/pos_prob", "train/temperature", "train/lr",
-            "train/grad_norm", "val/map_r", "val/auc1"} <= logged
+            "train/grad_norm", "val/map_r", "val/auc1", "val/effective_rank", "val/alignment",
+            "val/uniformity"} <= logged
     steps = [int(r["step"]) for r in rows if r.get("train/loss")]
     assert steps == list(range(6))
     assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
@@ -144,3 +146,28 @@ def test_progress_counts_optimizer_steps_on_stderr(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "training: step 6/6" in err and "loss " in err
     assert "Epoch" not in err  # not Lightning's per-epoch bar
+
+
+def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_path):
+    """One embedding path: the validation figures of metrics.json are those of `phylocl evaluate --split val`,
+    on a set whose sequences are longer than the training max_len (so cropping would give other figures)."""
+    import numpy as np
+
+    from phylocl.data.layouts import read_dataset
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.evaluate import evaluate
+
+    out = tmp_path / "run"
+    assert main(_args(out, "data.max_len=24")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    res = evaluate(data=EXAMPLE, model=str(out), split="val", ks=[1, 10], progress=False)
+    val_families = json.loads((out / "splits.json").read_text())["val"]
+    ds = read_dataset(EXAMPLE).select_families(val_families)
+    assert max(len(s) for s in ds.sequences) > 24
+    for name in ("top1", "map_r", "auc1", "recall@1", "recall@10"):
+        assert metrics["val"][name] == pytest.approx(res[name], abs=1e-6), name
+    # the old path (the first max_len residues only) gives other figures on this set: the test can tell them apart
+    enc = phylocl.load_encoder(out)
+    cropped = enc.embed([s[:24] for s in ds.sequences])
+    old = evaluate_embeddings(cropped, ds.families, ids=ds.ids, ks=(1, 10))
+    assert not np.isclose(old["map_r"], res["map_r"], atol=1e-4)
