@@ -69,17 +69,21 @@ def test_move_to_safetensors_kept_the_exact_weights(name):
 def test_embeds_real_sequences_to_distinct_unit_rows(name, alphabet, examples):
     ds = examples[alphabet]
     first = [idx[0] for idx in ds.family_index.values()]  # one member per family
-    longest = int(np.argmax([len(s) for s in ds.sequences]))  # longer than a window: embedded as windows
-    picks = first + [longest]
     embedder = resolve_model(name, device="cpu")
-    assert len(ds.sequences[longest]) > embedder.model.max_len
-    x = embedder.embed([ds.sequences[i] for i in picks], batch_size=8)
-    assert x.shape == (len(picks), embedder.dim) and x.dtype == np.float32
+    seqs = [ds.sequences[i] for i in first]
+    long = ""  # longer than a window, so embedded as windows: bundled members joined end to end
+    for s in ds.sequences:
+        long += s
+        if len(long) > embedder.model.max_len:
+            break
+    assert len(long) > embedder.model.max_len
+    x = embedder.embed(seqs + [long], batch_size=8)
+    assert x.shape == (len(seqs) + 1, embedder.dim) and x.dtype == np.float32
     assert np.isfinite(x).all()
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     cos = x[: len(first)] @ x[: len(first)].T
     assert cos[~np.eye(len(first), dtype=bool)].max() < 0.999  # families are not collapsed onto one point
-    alone = embedder.embed([ds.sequences[longest]])
+    alone = embedder.embed([long])
     np.testing.assert_allclose(alone[0], x[-1], atol=1e-5)  # batching does not change an embedding
 
 
