@@ -18,14 +18,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from phylocl.models.registry import describe_model, list_models
 
     if args.pretrained:
-        from phylocl.workflows.models import resolve_model, shipped_models
+        from phylocl.workflows.models import default_model, resolve_model, shipped_models
 
         info = {n: resolve_model(n, device="cpu").model.model_info() for n in shipped_models()}
+        chosen = {a: default_model(a) for a in ("protein", "dna")}
         if args.json:
-            print(json.dumps(info, indent=2))
+            print(json.dumps({"pretrained": info, "without_model": {a: c.record() for a, c in chosen.items()}},
+                             indent=2))
         else:
             for n, m in info.items():
                 print(f"{n}\t{m['alphabet']}\t{m['backbone']}\t{m['parameters']:,} parameters\t{m['fingerprint']}")
+            for a, c in chosen.items():
+                print(f"without --model, {a} input uses {c.describe()}")
         return 0
     names = list_models()
     if args.json:
@@ -81,11 +85,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if "failed" not in status else 1
 
 
+def _say_default(command: str, model: dict) -> None:
+    """The stderr note of a command run without ``--model``: which method was used and why."""
+    choice = model.get("default_choice")
+    if choice:
+        ranking = "; ".join(f"{s} {v:.3f}" for s, v in choice["ranking"])
+        print(f"phylocl {command}: note: no --model given: using {choice['spec']}, the best measured "
+              f"{choice['alphabet']} method on the dev split (mean AUC1: {ranking}; `phylocl models --pretrained`)",
+              file=sys.stderr)
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+    _say_default("embed", r.model)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -109,6 +124,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
                batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+    _say_default("search", r.model)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -121,6 +137,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, progress=not args.quiet)
+    _say_default("evaluate", result["model"])
     for note in result["notes"]:
         print(f"phylocl evaluate: note: {note}", file=sys.stderr)
     if args.json:
@@ -133,7 +150,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M",
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
-                        "model name; default: default-<alphabet of the input>")
+                        "model name; default: the best measured method for the input's alphabet (`phylocl models "
+                        "--pretrained` says which)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -156,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.add_argument("--pretrained", action="store_true",
-                   help="list the pretrained encoders shipped with phylocl (used when --model is omitted)")
+                   help="list the pretrained encoders shipped with phylocl and what is used when --model is omitted")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")
