@@ -23,6 +23,7 @@ from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.distances import FamilyDistances
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
+from phylocl.data.hardbatches import HardNegatives
 from phylocl.data.layouts import read_datasets
 from phylocl.data.pairs import get_pair_strategy
 from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
@@ -59,6 +60,7 @@ class OrthologDataModule(L.LightningDataModule):
         self.alphabet = None
         self.labels: dict[str, int] = {}
         self.distances: FamilyDistances | None = None
+        self.hard: HardNegatives | None = None  # hard-negative state (data.batching knn/group), after setup()
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
 
     def setup(self, stage: str | None = None) -> None:
@@ -84,6 +86,9 @@ class OrthologDataModule(L.LightningDataModule):
         self.train_set, self.val_set, self.test_set = train, splits["val"], splits["test"]
         self.alphabet = full.alphabet
         self.labels = family_label_map(train, splits["val"], splits["test"])
+        if c.group_by is not None and c.group_by not in train.metadata:
+            raise InputError(f"data.group_by: no labels column {c.group_by!r} (columns: "
+                             f"{', '.join(sorted(train.metadata)) or 'none'})")
         if self.strategy.needs_distances:
             self.distances = FamilyDistances(dataset=train, method=c.distance, k=c.kmer_size, seed=c.seed,
                                              cache_dir=c.distance_cache_dir)
@@ -117,11 +122,18 @@ class OrthologDataModule(L.LightningDataModule):
         pairs = self.train_pairs()
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if c.batching != "random":
+            if self.hard is None:
+                self.hard = HardNegatives(config=c, dataset=self.train_set, families=pairs.families)
+            return DataLoader(pairs, batch_sampler=self.hard.make_sampler(num_replicas=replicas, rank=rank),
+                              collate_fn=PairCollator(c.pad_to_multiple_of), **self._loader_kwargs())
+        bucket = c.bucket_by_length and not c.token_budget
+        lengths = pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket else None
         sampler = FamilyBatchSampler(
-            num_families=len(pairs), batch_size=c.batch_size, token_budget=c.token_budget,
-            lengths=pairs.family_lengths() if c.token_budget else None, shuffle=True, drop_last=c.drop_last,
-            rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch, seed=c.seed,
-            num_replicas=replicas, rank=rank)
+            num_families=len(pairs), batch_size=c.batch_size, token_budget=c.token_budget, lengths=lengths,
+            shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch,
+            seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
+            sort_window=c.bucket_window if bucket else 50)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
 

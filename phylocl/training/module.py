@@ -23,6 +23,7 @@ from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
+from phylocl.losses.logits import mean_negative_similarity
 from phylocl.models.registry import build_encoder
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
@@ -61,6 +62,7 @@ class ContrastiveModule(L.LightningModule):
         self.loss_fn = build_loss(cfg.loss)
         self.automatic_optimization = False
         self._val_outputs: list[dict[str, torch.Tensor]] = []
+        self._neg_sim = torch.tensor(float("nan"))
 
     # ----------------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
@@ -93,6 +95,7 @@ class ContrastiveModule(L.LightningModule):
         if is_distributed():
             z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)
             labels = None if labels is None else gather_labels(labels)
+        self._neg_sim = mean_negative_similarity(z_a, z_b, labels)  # batch hardness, logged as train/neg_sim
         return self.loss_fn(z_a, z_b, labels)
 
     def _backward(self, tensor: torch.Tensor, last: bool) -> None:
@@ -136,6 +139,7 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/infonce", stats["infonce"], batch_size=bs)
         self.log("train/pos_prob", stats["pos_prob"], batch_size=bs)
         self.log("train/logit_gap", stats["logit_gap"], batch_size=bs)
+        self.log("train/neg_sim", self._neg_sim, batch_size=bs)
         self.log("train/temperature", stats["temperature"], batch_size=bs)
         self.log("train/lr", sched.get_last_lr()[0], prog_bar=True, batch_size=bs)
         self.log("train/batch_size", float(bs), batch_size=bs)

@@ -7,7 +7,8 @@ Output directory ``DIR``::
     DIR/metrics.json        final validation/test retrieval figures, steps, wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
-    DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
+    DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
+                            (train/neg_sim), temperature, lr, grad norm, val metrics
 
 The exported files are written atomically at the very end, so an interrupted run never leaves a half-written
 encoder; ``--resume`` continues from ``checkpoints/last.ckpt`` and finishes the export.
@@ -105,6 +106,7 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     from phylocl.workflows.callbacks import RetrievalMetrics
     from phylocl.training.module import ContrastiveModule
     from phylocl.training.progress import StepProgress
+    from phylocl.training.refresh import NeighbourRefresh
 
     out = Path(out_dir)
     if data:
@@ -136,6 +138,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
         callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
+    if cfg.data.batching != "random" and cfg.data.refresh_every:
+        callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
 
