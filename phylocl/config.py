@@ -107,11 +107,18 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """Retrieval metrics on the validation families during training."""
+    """Retrieval metrics on the validation families during training; ``train_families``: also score a fixed,
+    seeded sample of that many *training* families at each validation (logged as ``train_fam/...``), so that
+    learning curves separate learning (dev rises) from memorising (only training families rise); 0: off."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
+    train_families: int = 200
+
+    def __post_init__(self) -> None:
+        if self.train_families < 0:
+            raise ValueError(f"eval.train_families must be >= 0 (0: off), got {self.train_families}")
 
 
 @dataclass

@@ -49,8 +49,9 @@ class OrthologDataModule(L.LightningDataModule):
     them; precomputed for the training families so workers inherit them).
     """
 
-    def __init__(self, *, config: DataConfig) -> None:
+    def __init__(self, *, config: DataConfig, train_eval_families: int = 0) -> None:
         super().__init__()
+        self.train_eval_families = int(train_eval_families)  # > 0: a second validation loader (train_eval_set)
         if not isinstance(config, DataConfig):
             raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
         self.config = config
@@ -149,9 +150,22 @@ class OrthologDataModule(L.LightningDataModule):
         return DataLoader(seqs, batch_sampler=sampler, collate_fn=SequenceCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
 
-    def val_dataloader(self) -> DataLoader | list:
+    def train_eval_set(self) -> OrthologDataset:
+        """A fixed sample of ``train_eval_families`` training families (seeded by ``data.seed``; every member),
+        scored beside the dev families to tell learning from memorising."""
         self._require_setup()
-        return self.eval_dataloader(self.val_set)
+        names = sorted(self.train_set.pair_families)
+        rng = np.random.default_rng([self.config.seed, 13])
+        pick = rng.choice(len(names), size=min(self.train_eval_families, len(names)), replace=False)
+        return self.train_set.select_families([names[i] for i in sorted(pick)])
+
+    def val_dataloader(self) -> DataLoader | list:
+        """The dev families' loader; with ``train_eval_families``, ``[dev, training sample]``."""
+        self._require_setup()
+        loader = self.eval_dataloader(self.val_set)
+        if self.train_eval_families and loader != [] and len(self.train_set.pair_families) > 1:
+            return [loader, self.eval_dataloader(self.train_eval_set())]
+        return loader
 
     def test_dataloader(self) -> DataLoader | list:
         self._require_setup()

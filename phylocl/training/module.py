@@ -151,7 +151,8 @@ class ContrastiveModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
         z = self.encoder(batch["tokens"])  # (B, D)
-        return {"embeddings": z.float().cpu(), "labels": batch["labels"].cpu(), "index": batch["index"].cpu()}
+        return {"embeddings": z.float().cpu(), "labels": batch["labels"].cpu(), "index": batch["index"].cpu(),
+                "loader": torch.full_like(batch["labels"].cpu(), dataloader_idx)}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self.validation_step(batch, batch_idx, dataloader_idx)

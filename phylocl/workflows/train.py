@@ -8,7 +8,9 @@ Output directory ``DIR``::
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
-                            (train/neg_sim), temperature, lr, grad norm, val metrics
+                            (train/neg_sim), temperature, lr, grad norm; at each validation the dev figures
+                            (val/...), the same figures on a fixed sample of training families (train_fam/...)
+                            and val/pairs_seen: the learning curves (phylocl.workflows.curves plots them)
 
 The exported files are written atomically at the very end, so an interrupted run never leaves a half-written
 encoder; ``--resume`` continues from ``checkpoints/last.ckpt`` and finishes the export.
@@ -123,12 +125,13 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     if resume and not last_ckpt.exists():
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    dm = OrthologDataModule(config=cfg.data)
+    dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     out.mkdir(parents=True, exist_ok=True)
     alphabet = dm.alphabet.name
     module = ContrastiveModule(config=cfg, alphabet=alphabet)
 
+    t = cfg.trainer
     has_val = len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
     metric = cfg.eval.monitor
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
@@ -137,13 +140,12 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
                               save_on_train_epoch_end=False, auto_insert_metric_name=False, enable_version_counter=False)
     callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks), best_cb]
+        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, pairs_per_step=cfg.data.batch_size), best_cb]
     if cfg.data.batching != "random" and cfg.data.refresh_every:
         callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
 
-    t = cfg.trainer
     trainer = L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
