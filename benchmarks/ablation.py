@@ -195,6 +195,11 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "nl-knn": [*_NL, "data.batching=knn"],
         "nl-knn-seed1": [*_NL, "data.batching=knn", "trainer.seed=1", "data.seed=1"],
         "nl-group": [*_NL, "data.batching=group", "data.group_by=superfamily"],
+        # issue 15 backbones (docs/encoders.md), each at gmlp-small's dropout like the baseline
+        "smlp": ["model.name=smlp-small"],
+        "gmlp-moe": ["model.name=gmlp-small-moe"],
+        "transformer-moe": ["model.name=transformer-small-moe"],
+        "transformer-deberta": ["model.name=transformer-small-deberta"],
     },
     "dna": {
         "base": [],
@@ -244,7 +249,8 @@ def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
     dev set embedded once for all its levels.
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embed import embed_all, read_labelled
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.models import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")

@@ -1,9 +1,17 @@
-"""Embedding throughput of every registered encoder (randomly initialised; speed does not depend on training).
+"""Cost of every registered encoder: FLOPs per token, embedding and training throughput (random initialisation).
 
 Prints one JSON object per config: name, parameters, device, threads, sequences, residues, batch size, seconds,
 sequences/s and residues (tokens)/s of ``encoder.embed`` on random protein sequences whose lengths are drawn
 uniformly from ``--min-len``..``--max-len`` (default 50-500, typical of single-domain to multi-domain proteins).
 Sequences longer than a config's ``max_len`` are embedded as windows, as in real use.
+
+``flops_per_token``: forward FLOPs (``torch.utils.flop_counter.FlopCounterMode``: matrix products and attention,
+a multiply-add counted as 2) of one batch of full ``--flops-len``-residue windows, divided by its residues.
+Mixture-of-experts layers only compute the experts a token was routed to, so their count depends on the routing;
+``flops_per_token_nodrop`` is the same count with a capacity factor large enough that no token is dropped (the
+top-1 bound). ``train_tokens_per_s``: residues per second of ``--train-steps`` plain training steps (two views of
+``--train-batch`` random ``--train-len``-residue sequences, InfoNCE, router losses, backward, AdamW), after one
+warm-up step; ``--train-steps 0`` skips it.
 
 Example::
 
@@ -19,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from phylocl.models.registry import build_encoder, list_models
+from phylocl.models.registry import build_encoder, get_config, list_models
 
 AMINO = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
 
@@ -58,6 +66,45 @@ def bench(name: str, seqs: list[str], *, batch_size: int, device: str, threads: 
     }
 
 
+def flops_per_token(name: str, *, length: int, batch: int = 4, **overrides) -> float:
+    """Forward FLOPs per residue of ``batch`` random sequences of ``length`` residues (eval mode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    enc = build_encoder(name, **overrides).eval()
+    tokens = enc.tokenize(random_proteins(batch, length, length, seed=1))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        enc(tokens)
+    return counter.get_total_flops() / (batch * length)
+
+
+def train_throughput(name: str, *, steps: int, batch: int, length: int) -> float:
+    """Residues per second of plain training steps (both views, InfoNCE + router losses, backward, AdamW)."""
+    from phylocl.losses.infonce import InfoNCE
+    from phylocl.models.moe import pop_router_records, record_routing
+    from phylocl.training.router_loss import RouterLoss
+
+    torch.manual_seed(0)
+    enc = build_encoder(name, max_len=length).train()
+    record_routing(enc)
+    loss_fn, router_loss = InfoNCE(temperature=0.05), RouterLoss(balance_weight=0.01, z_weight=0.001)
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-4)
+    views = [enc.tokenize(random_proteins(batch, length // 2, length, seed=s)) for s in (2, 3)]
+    residues = int(sum(v["attention_mask"].sum() for v in views))
+    start = 0.0
+    for step in range(steps + 1):  # step 0 is a warm-up
+        if step == 1:
+            start = time.perf_counter()
+        loss = loss_fn(enc(views[0]), enc(views[1]))
+        records = pop_router_records(enc)
+        if records:
+            loss = loss + router_loss.surrogate(records, router_loss.totals(records))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return residues * steps / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="*", default=None, help="configs to run (default: all registered)")
@@ -69,12 +116,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flops-len", type=int, default=128, help="residues per window for flops_per_token")
+    p.add_argument("--train-steps", type=int, default=0, help="timed training steps (0: skip; not for *-base)")
+    p.add_argument("--train-batch", type=int, default=16)
+    p.add_argument("--train-len", type=int, default=128, help="most residues per training sequence (and max_len)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for name in args.models or list_models():
         n = args.n_base if name.endswith("-base") else args.n
         seqs = random_proteins(n, args.min_len, args.max_len, args.seed)
         row = bench(name, seqs, batch_size=args.batch_size, device=args.device, threads=args.threads)
+        length = min(args.flops_len, row["max_len"])
+        row["flops_per_token"] = round(flops_per_token(name, length=length))
+        if get_config(name).moe_experts:
+            row["flops_per_token_nodrop"] = round(flops_per_token(name, length=length, moe_capacity_factor=64.0))
+        if args.train_steps and not name.endswith("-base"):
+            row["train_tokens_per_s"] = round(train_throughput(name, steps=args.train_steps, batch=args.train_batch,
+                                                               length=args.train_len))
         print(json.dumps(row), flush=True)
 
 

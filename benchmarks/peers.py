@@ -190,7 +190,7 @@ def run_embedder(spec: str, ds, levels, args) -> list[dict]:
 
     from phylocl import __version__
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embed import embed_all
+    from phylocl.workflows.embedding import embed_all
     from phylocl.workflows.models import resolve_model
 
     start = time.perf_counter()

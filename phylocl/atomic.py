@@ -1,6 +1,8 @@
 """Atomic output files: write to a temporary sibling, then ``os.replace`` it into place.
 
-A crash or Ctrl-C never leaves a half-written output behind; readers see the old file or the new one.
+A crash or Ctrl-C never leaves a half-written output behind; readers see the old file or the new one. A place
+that cannot be written (no permission, a parent that is a file, a read-only or full disk) is an
+:class:`~phylocl.errors.InputError` naming the output.
 """
 
 from __future__ import annotations
@@ -12,7 +14,67 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_dir"]
+from phylocl.errors import InputError, os_error_message
+
+__all__ = ["atomic_path", "atomic_dir", "temp_prefix", "sweep_stale"]
+
+_STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
+_LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of the hidden temporaries of ``path``: ``.<name>.<pid>.`` (the pid tells :func:`sweep_stale`
+    whether their writer is still alive)."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale(path: str | Path) -> list[Path]:
+    """Delete the temporaries of ``path`` left by a run that was killed (SIGKILL, power loss); returns them.
+
+    A temporary ``.<name>.<pid>.<random>.tmp*`` / ``.spool`` / ``.old`` is stale when its pid is no longer running
+    (an untagged one from an older phylocl: after a day). Temporaries of a live writer are left alone.
+    """
+    import time
+
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        rest = tmp.name[len(path.name) + 2:]
+        if not any(sfx in rest for sfx in _STALE_SUFFIXES):
+            continue
+        head = rest.split(".", 1)[0]
+        try:
+            stale = not _alive(int(head)) if head.isdigit() else time.time() - tmp.lstat().st_mtime > _LEGACY_AGE
+        except OSError:
+            continue
+        if stale:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def _umask() -> int:
@@ -24,6 +86,13 @@ def _umask() -> int:
 def _publish_mode(path: Path, *, directory: bool) -> None:
     """Give a temporary file/dir the permissions a plain ``open``/``mkdir`` would have (mkstemp makes them 0600)."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
 
 
 @contextlib.contextmanager
@@ -39,16 +108,20 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
             tmp.write_text("query\\ttarget\\n")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sfx = path.suffix if suffix is None else suffix
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{sfx}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".tmp{sfx}", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         if tmp.exists():
             _publish_mode(tmp, directory=False)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -61,13 +134,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     An existing ``path`` is removed only after the new content is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     try:
         yield tmp
         _publish_mode(tmp, directory=True)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

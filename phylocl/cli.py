@@ -6,8 +6,11 @@ User errors (bad paths, bad FASTA, bad config values) end with one line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 
 from phylocl.errors import InputError
 
@@ -44,7 +47,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from phylocl.data.layouts import read_dataset
     from phylocl.data.inspect import format_summary
 
-    summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet).summary()
+    summary = read_dataset(args.path, labels=args.labels, alphabet=args.alphabet, strict=args.strict).summary()
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -66,13 +69,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from phylocl.workflows.train import train
 
-    result = train(args.config, args.out, overrides=args.set or [], data=args.data, resume=args.resume,
+    overrides = (args.set or []) + (["data.strict=true"] if args.strict else [])
+    result = train(args.config, args.out, overrides=overrides, data=args.data, resume=args.resume,
                    progress=not args.quiet)
     if result.metrics:
         figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
         print(f"exported {result.encoder_path} after {result.metrics['steps']} steps"
               + (f" (validation: {figures})" if figures else ""))
     return 0
+
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from phylocl.workflows.compare import compare
@@ -99,7 +104,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
-              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
+              alphabet=args.alphabet, strict=args.strict)
+    _print_notes("embed", r.notes)
     _say_default("embed", r.model)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
@@ -123,7 +130,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
-               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet)
+               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
+               alphabet=args.alphabet, strict=args.strict)
+    _print_notes("search", r.notes)
     _say_default("search", r.model)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
@@ -136,14 +145,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
-                      device=args.device, precision=args.precision, progress=not args.quiet)
+                      device=args.device, precision=args.precision, progress=not args.quiet, strict=args.strict)
     _say_default("evaluate", result["model"])
-    for note in result["notes"]:
-        print(f"phylocl evaluate: note: {note}", file=sys.stderr)
+    _print_notes("evaluate", result["notes"])
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
     else:
         print(format_report(result))
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from phylocl.workflows.diagnose import diagnose, format_diagnosis
+
+    result = diagnose(model=args.model, data=args.data, labels=args.labels, out_dir=args.output,
+                      batch_size=args.batch_size, device=args.device, precision=args.precision,
+                      max_sequences=args.max_sequences, seed=args.seed, progress=not args.quiet)
+    print(json.dumps(result) if args.json else format_diagnosis(result))
+    if args.output and not args.json:
+        print(f"wrote diagnosis.json and plots to {args.output}")
     return 0
 
 
@@ -152,7 +172,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
                         "model name; default: the best measured method for the input's alphabet (`phylocl models "
                         "--pretrained` says which)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sequences per model call (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="sequences per model call (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="encoder arithmetic: fp32 (default) or bf16 autocast, 1.6-1.9x faster on a CPU with "
@@ -160,31 +181,47 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from phylocl import __version__
+def _print_notes(command: str, notes) -> None:
+    for note in notes:
+        print(f"phylocl {command}: note: {note}", file=sys.stderr)
 
-    parser = argparse.ArgumentParser(
-        prog="phylocl",
-        description="Contrastive learning on ortholog families (FASTA in, sequence embeddings out).",
-    )
-    parser.add_argument("--version", action="version", version=f"phylocl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
 
+def _add_reading_options(p: argparse.ArgumentParser, *, alphabet: bool = True) -> None:
+    """``--strict`` (and ``--alphabet``) for every command that reads sequences."""
+    if alphabet:
+        p.add_argument("--alphabet", choices=["auto", "protein", "dna"], default="auto",
+                       help="alphabet of the input sequences (default: detected from the first 256 records)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse internal stops (*), rare (U, O) and ambiguous letters (B Z J; IUPAC codes in DNA) "
+                        "instead of reading them as the unknown token X/N")
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, example: str) -> None:
+    """``--data`` and ``--set``, shared by ``train`` and ``compare``."""
+    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. {example} (repeatable)")
+
+
+def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.add_argument("--pretrained", action="store_true",
                    help="list the pretrained encoders shipped with phylocl and what is used when --model is omitted")
     p.set_defaults(func=_cmd_models)
 
+
+def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="read a dataset and summarise it (families, sequences, lengths)")
     p.add_argument("path", help="dataset folder, FASTA file (with --labels), OrthoFinder results, "
                                 "or a folder of FASTA files, one per family")
     p.add_argument("--labels", help="labels TSV (sequence_id, family_id, ...) for a FASTA file")
-    p.add_argument("--alphabet", choices=["protein", "dna"], help="default: detected")
+    _add_reading_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_inspect)
 
+
+def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees")
     p.add_argument("--families", type=int, required=True, help="number of families")
     p.add_argument("--members", type=int, required=True, help="sequences per family (>= 2)")
@@ -192,33 +229,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alphabet", choices=["protein", "dna"], default="protein")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=0.5, help="root-to-leaf substitutions per site (default 0.5)")
+    p.add_argument("--rate", type=float, default=0.5,
+                   help="root-to-leaf substitutions per site (default %(default)s)")
     p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
     p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
     p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=3e-4 --set trainer.devices=2 (repeatable)")
+    _add_run_options(p, example="--set optim.lr=3e-4 --set trainer.devices=2")
     p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_reading_options(p, alphabet=False)  # the alphabet is the config's data.alphabet
     p.set_defaults(func=_cmd_train)
 
+
+def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="InfoNCE vs FlatNCE (or any losses) across batch sizes and seeds at an equal "
                                        "pair budget; results.csv, summary.md, plots")
     p.add_argument("--config", required=True, help="compare config: training sections plus a compare: section "
                                                    "(see configs/compare-small-batch.yaml)")
     p.add_argument("--out", required=True, help="study folder; re-running continues it (finished cells are kept)")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="input dataset(s), replacing the config's data.path")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set compare.seeds=[0] --set data.max_len=96 (repeatable)")
+    _add_run_options(p, example="--set compare.seeds=[0] --set data.max_len=96")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="embed sequences into an .npz file (float32 rows, ids, family labels)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", metavar="FILE", help="FASTA file, streamed (any size)")
@@ -226,31 +267,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="embeddings file to write")
     _add_model_options(p)
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_embed)
+
+
+def _add_index(sub) -> None:
+    from phylocl.retrieval.index_params import INDEX_KINDS, PARAM_HELP
 
     p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
     p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    p.add_argument("--type", choices=["flat", "ivf", "hnsw", "ivfpq"], default="flat",
+    p.add_argument("--type", choices=list(INDEX_KINDS), default="flat",
                    help="flat: exact (default); ivf, hnsw, ivfpq: approximate, for millions of sequences")
-    p.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default ~4 sqrt(N))")
-    p.add_argument("--nprobe", type=int, help="ivf/ivfpq: lists visited per query (default nlist/4)")
-    p.add_argument("--ef-search", type=int, help="hnsw: search breadth (default 256)")
+    p.add_argument("--nlist", type=int, help=PARAM_HELP["nlist"])
+    p.add_argument("--nprobe", type=int, help=PARAM_HELP["nprobe"])
+    p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
     p.set_defaults(func=_cmd_index)
 
+
+def _add_search(sub) -> None:
     p = sub.add_parser("search", help="k nearest database sequences of each query, as a TSV of hits")
     p.add_argument("--query", required=True, metavar="Q.fasta", help="query FASTA file")
     db = p.add_mutually_exclusive_group(required=True)
     db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
-    p.add_argument("-k", type=int, default=50, help="hits per query (default 50)")
+    p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="TSV with columns query, target, score (cosine similarity), rank")
     _add_model_options(p)
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="family-retrieval figures of a model on a labelled set")
     p.add_argument("--data", required=True, metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
@@ -268,9 +319,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the split comes from: a `phylocl train` folder, its config.yaml or splits.json "
                         "(default: the --model folder)")
     _add_model_options(p)
+    _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_diagnose(sub) -> None:
+    p = sub.add_parser("diagnose", help="representation health of a model: rank collapse per layer, effective "
+                                        "rank, alignment/uniformity, kNN and linear-probe accuracy")
+    p.add_argument("--data", required=True, metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
+    p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-o", "--output", metavar="DIR", help="also write diagnosis.json and plots (residual.png, "
+                                                         "spectrum.png, map.png) into this folder")
+    p.add_argument("--max-sequences", type=int, metavar="N",
+                   help="measure on whole families drawn at random up to N sequences (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsampling, pair sampling and probe folds")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_diagnose)
+
+
+_SUBCOMMANDS = (_add_models, _add_inspect, _add_simulate, _add_train, _add_compare, _add_embed, _add_index,
+                _add_search, _add_evaluate, _add_diagnose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``phylocl`` parser: one sub-parser per subcommand, each added by its ``_add_<command>`` function."""
+    from phylocl import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="phylocl",
+        description="Contrastive learning on ortholog families (FASTA in, sequence embeddings out).",
+    )
+    parser.add_argument("--version", action="version", version=f"phylocl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Raise :class:`Terminated` on SIGTERM inside the block (main thread only; Lightning installs its own
+    handler while training, which stops at the next step and leaves interrupted.ckpt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,10 +385,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
+        from phylocl.errors import os_error_message
+
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"phylocl {args.command}: error: {where}{os_error_message(err)}", file=sys.stderr)
+        return 2
+    except Terminated as err:
+        print(f"phylocl {args.command}: terminated" + (f" ({err})" if str(err) else ""), file=sys.stderr)
+        return 143
     except KeyboardInterrupt as err:
         print(f"phylocl {args.command}: interrupted" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 130

@@ -29,17 +29,26 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities."""
+    """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities.
+
+    Encoders with mixture-of-experts layers add ``moe_balance_weight`` × Switch's load-balancing loss and
+    ``moe_z_weight`` × the router z-loss (:mod:`phylocl.training.router_loss`); other encoders ignore both.
+    """
 
     name: Literal["infonce", "flatnce"] = "infonce"
     temperature: float = 0.1
     learn_temperature: bool = False
     symmetric: bool = True
     chunk_size: Optional[int] = None  # compute the B×B similarities in row chunks of this size
+    moe_balance_weight: float = 0.01  # Switch Transformers' alpha
+    moe_z_weight: float = 0.001  # ST-MoE's router z-loss weight
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        for key in ("moe_balance_weight", "moe_z_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
         if self.learn_temperature and self.name != "infonce":
             raise ValueError("loss.learn_temperature is only supported with loss.name=infonce")
 
@@ -82,6 +91,28 @@ class CacheConfig:
             raise ValueError(f"cache.token_budget must be >= 1 or null, got {self.token_budget}")
 
 
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64", "16", "bf16")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
+
+def _valid_devices(devices) -> bool:
+    """What Lightning accepts as ``devices``: ``"auto"``, ``-1``, a count ``>= 1``, indices (list or ``"0,1"``)."""
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices == -1 or devices >= 1
+    if isinstance(devices, (list, tuple)):
+        return bool(devices) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text in ("auto", "-1"):
+            return True
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return bool(parts) and all(p.isdigit() for p in parts) and (len(parts) > 1 or text.endswith(",")
+                                                                     or int(parts[0]) >= 1)
+    return False
+
+
 @dataclass
 class TrainerConfig:
     """Lightning Trainer settings (``devices``/``num_nodes`` > 1 run DDP)."""
@@ -103,22 +134,47 @@ class TrainerConfig:
             raise ValueError(f"trainer.max_steps must be >= 1, got {self.max_steps}")
         if self.val_every_n_steps < 1:
             raise ValueError(f"trainer.val_every_n_steps must be >= 1, got {self.val_every_n_steps}")
+        if str(self.precision) not in PRECISIONS:
+            raise ValueError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if str(self.accelerator).lower() not in ACCELERATORS:
+            raise ValueError(f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
+        if not _valid_devices(self.devices):
+            raise ValueError("trainer.devices must be a count >= 1, -1 (all), 'auto', or a list of device indices "
+                             f"such as [0, 1], got {self.devices!r}")
+        for name in ("num_nodes", "log_every_n_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name} must be an integer >= 1, got {getattr(self, name)!r}")
 
 
 @dataclass
 class EvalConfig:
-    """Retrieval metrics on the validation families during training; ``train_families``: also score a fixed,
-    seeded sample of that many *training* families at each validation (logged as ``train_fam/...``), so that
-    learning curves separate learning (dev rises) from memorising (only training families rise); 0: off."""
+    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
+    ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
+    (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
+    training families rise); 0: off."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
     train_families: int = 200
+    # warn once when the validation embeddings' effective rank < this x min(embed_dim, validation families); null: never
+    min_effective_rank_fraction: Optional[float] = 0.05
 
     def __post_init__(self) -> None:
-        if self.train_families < 0:
-            raise ValueError(f"eval.train_families must be >= 0 (0: off), got {self.train_families}")
+        f = self.min_effective_rank_fraction
+        if f is not None and not 0.0 < f <= 1.0:
+            raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
+        if isinstance(self.train_families, bool) or not isinstance(self.train_families, int) \
+                or self.train_families < 0:
+            raise ValueError(f"eval.train_families must be an integer >= 0 (0: off), got {self.train_families!r}")
+        ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ValueError(f"eval.ks must be a list of integers >= 1, got {self.ks!r}")
+        self.ks = ks
+        names = ("top1", "map_r", "auc1", *(f"recall@{k}" for k in ks))
+        if self.monitor not in names:
+            raise ValueError(f"eval.monitor must be one of {', '.join(names)} (recall@k for k in eval.ks), "
+                             f"got {self.monitor!r}")
 
 
 @dataclass

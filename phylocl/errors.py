@@ -6,9 +6,10 @@ Anything wrong with what the user handed us (a path, a FASTA file, a labels tabl
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "os_error_message"]
 
 
 class InputError(ValueError):
@@ -33,3 +34,14 @@ class InputError(ValueError):
             return self.message
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.message}"
+
+
+_OS_WORDS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EISDIR: "is a directory",
+             errno.ENOENT: "no such file or directory", errno.ENOTDIR: "a parent of this path is a file, not a folder",
+             errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+             errno.EEXIST: "already exists"}
+
+
+def os_error_message(err: OSError) -> str:
+    """Short words for an ``OSError`` (``permission denied``, ``is a directory`` ...), without the path."""
+    return _OS_WORDS.get(err.errno, (err.strerror or str(err) or type(err).__name__).lower())

@@ -3,10 +3,10 @@
 Token ids: ``0`` padding, ``1`` CLS, ``2`` mask, then one id per canonical letter. The vocabulary size is
 padded up to a multiple of 8 (tensor-core friendly embedding tables); the spare ids are never produced.
 
-Protein: the 20 standard amino acids plus ``X``. Ambiguity codes map to ``X`` (``B`` = D/N, ``Z`` = E/Q,
-``J`` = I/L); selenocysteine ``U`` maps to ``C`` and pyrrolysine ``O`` to ``K`` (their closest standard
-residues). DNA: ``A C G T`` plus ``N``; RNA ``U`` reads as ``T``; the IUPAC ambiguity codes
-``R Y S W K M B D H V`` map to ``N``. Input is case-insensitive.
+Protein: the 20 standard amino acids plus ``X``. Ambiguity codes (``B`` = D/N, ``Z`` = E/Q, ``J`` = I/L) and
+the rare residues selenocysteine ``U`` and pyrrolysine ``O`` read as ``X``, as aligners read them. DNA:
+``A C G T`` plus ``N``; RNA ``U`` reads as ``T``; the IUPAC ambiguity codes ``R Y S W K M B D H V`` and ``X``
+read as ``N``. Input is case-insensitive. :mod:`phylocl.data.letters` counts the letters read as unknown.
 """
 
 from __future__ import annotations
@@ -111,13 +111,13 @@ class Alphabet:
 PROTEIN = Alphabet(
     name="protein",
     letters="ACDEFGHIKLMNPQRSTVWYX",
-    aliases={"B": "X", "Z": "X", "J": "X", "U": "C", "O": "K"},
+    aliases={c: "X" for c in "BZJUO"},
     unknown="X",
 )
 DNA = Alphabet(
     name="dna",
     letters="ACGTN",
-    aliases={"U": "T", **{c: "N" for c in "RYSWKMBDHV"}},
+    aliases={"U": "T", **{c: "N" for c in "RYSWKMBDHVX"}},
     unknown="N",
 )
 ALPHABETS: dict[str, Alphabet] = {"protein": PROTEIN, "dna": DNA}

@@ -18,7 +18,8 @@ class DataConfig:
     Inputs: ``path`` (+ ``labels`` when it is a FASTA file) and/or ``paths`` (more inputs, each a directory or
     OrthoFinder result); all are concatenated (clashing family ids prefixed with the input's name) and then split.
     ``extra_train_paths`` are added to the training set only (after the split; never to val/test). All inputs
-    share one alphabet (``alphabet``: ``None`` = detect, ``"protein"``, ``"dna"``).
+    share one alphabet (``alphabet``: ``None`` = detect, ``"protein"``, ``"dna"``). ``strict``: refuse internal stops,
+rare and ambiguous letters instead of reading them as the unknown token (:mod:`phylocl.data.letters`).
 
     Split: ``fractions`` (train, val, test) of families, ``seed``, optional ``group_column`` (metadata column such
     as ``fold``: a group never spans two sets) and ``holdout`` (``{"val": [families], "test": [...]}``).
@@ -51,6 +52,7 @@ class DataConfig:
     paths: list[str] = field(default_factory=list)
     extra_train_paths: list[str] = field(default_factory=list)
     alphabet: Optional[str] = None
+    strict: bool = False
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     group_column: Optional[str] = None
@@ -108,6 +110,9 @@ class DataConfig:
             raise ValueError(f"data.alpha must be >= 0, got {self.alpha}")
         if not isinstance(self.bucket_by_length, bool):
             raise ValueError(f"data.bucket_by_length must be true or false, got {self.bucket_by_length!r}")
+        if self.batch_size == 1:
+            raise ValueError("data.batch_size must be >= 2: a batch of one family has no negatives (loss 0, "
+                             "gradient 0)")
         for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of", "bucket_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")

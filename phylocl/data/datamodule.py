@@ -72,12 +72,13 @@ class OrthologDataModule(L.LightningDataModule):
             inputs = c.inputs()
         except ValueError as err:
             raise InputError(str(err)) from None
-        full = read_datasets([p for p, _ in inputs], labels=[lab for _, lab in inputs], alphabet=c.alphabet)
+        full = read_datasets([p for p, _ in inputs], labels=[lab for _, lab in inputs], alphabet=c.alphabet,
+                             strict=c.strict)
         splits = split_families(full, fractions=c.fractions, seed=c.seed, group_column=c.group_column,
                                 holdout=c.holdout)
         train = splits["train"]
         if c.extra_train_paths:
-            extra = read_datasets(c.extra_train_paths, alphabet=c.alphabet)
+            extra = read_datasets(c.extra_train_paths, alphabet=c.alphabet, strict=c.strict)
             held = set(splits["val"].family_names) | set(splits["test"].family_names)
             leak = [f for f in extra.family_names if f in held]
             if leak:

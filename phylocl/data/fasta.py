@@ -6,23 +6,22 @@ id); this module adds what a user needs when something is wrong: the 1-based lin
 without an id and empty sequences. Files are opened as gzip when they start with the gzip magic bytes, whatever
 their name.
 
-Cleaning (:func:`clean_letters`): alignment gaps ``-`` and ``.`` are removed and a trailing stop ``*`` is dropped;
-letters are then upper-cased and mapped to the canonical letters of the alphabet (``Alphabet.normalize``
-semantics, done with ``str.translate`` for speed). In nucleotide data ``X`` reads as ``N`` (some alignment tools
-write ``X`` for an unknown base).
+Files are opened once (:func:`~phylocl.data.textio.open_text`), so named pipes and ``<(...)`` work; a UTF-8
+byte-order mark is accepted. Parsing removes alignment gaps ``-`` and ``.`` and drops a trailing stop ``*``;
+:func:`~phylocl.data.letters.clean_letters` then maps letters onto the alphabet (internal stops, rare and
+ambiguous letters read as the unknown token and are counted, see :mod:`phylocl.data.letters`).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from phylocl.data.alphabet import DNA, Alphabet
+from phylocl.data.letters import clean_letters
+from phylocl.data.textio import READ_ERRORS, open_text, os_error_message
 from phylocl.errors import InputError
 
 __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
@@ -30,7 +29,8 @@ __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleoti
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
 _NUC = "ACGTUNacgtun"
-_PROTEIN_ONLY = "EFILPQefilpq"  # letters that are neither nucleotides nor IUPAC nucleotide codes
+_PROTEIN_ONLY = "EFILPQefilpq"
+_IUPAC_ONLY = "RYSWKMBDHVXryswkmbdhvx"  # nucleotide ambiguity codes (and X) beyond A C G T U N  # letters that are neither nucleotides nor IUPAC nucleotide codes
 _GAPS = str.maketrans("", "", "-.")
 
 
@@ -41,38 +41,6 @@ class FastaRecord(NamedTuple):
     sequence: str
     line: int
     description: str = ""
-
-
-def open_text(path: str | Path) -> io.TextIOBase:
-    """Open ``path`` for reading text (gzip detected from the magic bytes, universal newlines, UTF-8).
-
-    Raises :class:`InputError` when the path is missing, a directory, empty, or binary (not text).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError("no such file or directory", path=path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a FASTA file", path=path)
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-    if magic == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as z:
-                head = z.read(4096)
-        except (OSError, EOFError) as err:
-            raise InputError(f"corrupt gzip file ({err})", path=path) from None
-        handle = io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
-    else:
-        with open(path, "rb") as raw:
-            head = raw.read(4096)
-        handle = open(path, encoding="utf-8", newline=None)
-    if not head.strip():
-        handle.close()
-        raise InputError("empty file", path=path)
-    if b"\x00" in head:
-        handle.close()
-        raise InputError("not a FASTA file (binary content)", path=path)
-    return handle
 
 
 def _numbered_lines(handle, path: Path, headers: deque) -> Iterator[str]:
@@ -94,6 +62,9 @@ def _numbered_lines(handle, path: Path, headers: deque) -> Iterator[str]:
             yield line
     except UnicodeDecodeError:
         raise InputError("not a FASTA file (undecodable bytes, not UTF-8 text)", path=path, line=n + 1) from None
+    except READ_ERRORS as err:  # a truncated gzip stream, a vanished network file
+        raise InputError(f"read failed after line {n} ({os_error_message(err) if isinstance(err, OSError) else err})",
+                         path=path) from None
 
 
 def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
@@ -120,33 +91,6 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
         raise InputError("no FASTA records found", path=path)
 
 
-_TABLES: dict[str, dict[int, str]] = {}
-
-
-def _canonical_table(alphabet: Alphabet) -> dict[int, str]:
-    """``str.translate`` table: every accepted letter → its canonical upper-case letter (cached per alphabet)."""
-    if alphabet.name in _TABLES:
-        return _TABLES[alphabet.name]
-    table = {ord(c): alphabet.normalize(c) for c in alphabet.accepted}
-    _TABLES[alphabet.name] = table
-    return table
-
-
-def clean_letters(seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str) -> str:
-    """``seq`` in canonical letters of ``alphabet``; :class:`InputError` naming the record and line otherwise."""
-    if alphabet.name == DNA.name and ("X" in seq or "x" in seq):
-        seq = seq.replace("X", "N").replace("x", "N")
-    bad = alphabet.invalid_positions(seq)
-    if bad:
-        letters = "".join(sorted({c for _, c in bad}))
-        raise InputError(
-            f"record {record_id!r}: letter(s) {letters!r} not in the {alphabet.name} alphabet "
-            f"(first at position {bad[0][0] + 1})",
-            path=path, line=line,
-        )
-    return seq.translate(_canonical_table(alphabet))
-
-
 def nucleotide_fraction(seq: str) -> float:
     """Fraction of ``seq`` that is A, C, G, T, U or N (any case)."""
     return sum(seq.count(c) for c in _NUC) / max(len(seq), 1)
@@ -158,12 +102,22 @@ def looks_like_protein(seq: str) -> bool:
 
 
 def detect_kind(sequences: Iterable[str]) -> str:
-    """``"dna"`` if at least 90% of all residues are nucleotides, else ``"protein"`` (``detect_alphabet``'s rule)."""
-    total = nuc = 0
+    """``"dna"`` or ``"protein"`` for a set of sequences.
+
+    DNA when at least 90% of all residues are nucleotides (A C G T U N), or when at least half are and the rest
+    are IUPAC nucleotide codes with no protein-only letter (E F I L P Q; proteins hold about 35% of these), so
+    DNA with ~20% ambiguity codes reads as DNA.
+    """
+    total = nuc = iupac = 0
     for s in sequences:
         total += len(s)
         nuc += sum(s.count(c) for c in _NUC)
-    return "dna" if total and nuc >= DNA_THRESHOLD * total else "protein"
+        iupac += sum(s.count(c) for c in _IUPAC_ONLY)
+    if not total:
+        return "protein"
+    if nuc >= DNA_THRESHOLD * total:
+        return "dna"
+    return "dna" if nuc >= 0.5 * total and nuc + iupac >= 0.99 * total else "protein"
 
 
 class MixCheck:

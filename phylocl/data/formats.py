@@ -17,7 +17,8 @@ from typing import Sequence
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.data.dataset import OrthologDataset
 from phylocl.data.labels import match_labels, read_labels
-from phylocl.data.fasta import FastaRecord, MixCheck, clean_letters, detect_kind, parse_fasta
+from phylocl.data.fasta import FastaRecord, MixCheck, detect_kind, parse_fasta
+from phylocl.data.letters import LetterReport
 from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 
@@ -64,6 +65,7 @@ def build_dataset(
     families: Sequence[str],
     *,
     alphabet: str | Alphabet | None,
+    strict: bool = False,
     metadata: dict[str, list[str]] | None = None,
     trees: dict[str, Path] | None = None,
     source: dict,
@@ -71,14 +73,19 @@ def build_dataset(
     """Check and clean records read from ``paths`` (one path per record) into an :class:`OrthologDataset`.
 
     Checks, each an :class:`InputError` with file and line: duplicate ids (both places named), a mix of DNA and
-    protein, letters outside the alphabet, trees lacking leaves for their family's sequences.
+    protein, letters outside the alphabet, trees lacking leaves for their family's sequences. Letters read as the
+    unknown token are counted into ``source["unknown_letters"]`` (refused when ``strict``, see
+    :mod:`phylocl.data.letters`).
     """
     check_unique_ids(records, paths)
     mix = MixCheck()
     for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
-    seqs = [clean_letters(r.sequence, alpha, path=p, line=r.line, record_id=r.id) for r, p in zip(records, paths)]
+    report = LetterReport(strict=strict)
+    seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id) for r, p in zip(records, paths)]
+    if report:
+        source = {**source, "unknown_letters": report.to_dict()}
     ds = OrthologDataset(ids=[r.id for r in records], sequences=seqs, families=list(families), alphabet=alpha,
                          metadata=metadata or {}, trees=trees or {}, source=source)
     for fam, tree_path in ds.trees.items():
@@ -87,7 +94,8 @@ def build_dataset(
     return ds
 
 
-def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None) -> OrthologDataset:
+def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False
+                    ) -> OrthologDataset:
     """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``."""
     files = sorted(p for p in directory.iterdir() if p.is_file() and fasta_stem(p.name) is not None)
     if not files:
@@ -113,12 +121,13 @@ def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None) 
         tree = find_tree(directory, fam, f.name)
         if tree is not None:
             trees[fam] = tree
-    return build_dataset(records, paths, families, alphabet=alphabet, trees=trees,
+    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, trees=trees,
                          source={"format": "family-fasta-directory", "path": str(directory), "files": len(files)})
 
 
 def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabet | None = None,
-                           tree_dir: Path | None = None, directory: Path | None = None) -> OrthologDataset:
+                           strict: bool = False, tree_dir: Path | None = None, directory: Path | None = None
+                           ) -> OrthologDataset:
     """One FASTA file whose families come from a labels TSV; trees (optional) in ``tree_dir/<family>.nwk``.
 
     ``directory``: the dataset folder the pair was found in (recorded as the source path).
@@ -135,7 +144,8 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
             tree = find_tree(tree_dir, fam)
             if tree is not None:
                 trees[fam] = tree
-    return build_dataset(records, [fasta] * len(records), families, alphabet=alphabet, metadata=metadata,
+    return build_dataset(records, [fasta] * len(records), families, alphabet=alphabet, strict=strict,
+                         metadata=metadata,
                          trees=trees, source={"format": "dataset-directory" if directory else "fasta+labels",
                                               "path": str(directory or fasta), "fasta": str(fasta),
                                               "labels": str(labels)})

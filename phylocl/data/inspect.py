@@ -11,7 +11,7 @@ _ORDER = ("path", "format", "alphabet", "families", "pair_families", "sequences"
 def format_summary(summary: dict) -> str:
     """Aligned ``key: value`` lines of :meth:`OrthologDataset.summary`, skipped families explained at the end."""
     keys = [k for k in _ORDER if k in summary]
-    keys += [k for k in summary if k not in keys and k not in ("skipped", "skipped_examples")]
+    keys += [k for k in summary if k not in keys and k not in ("skipped", "skipped_examples", "unknown_letters")]
     width = max(len(k) for k in keys)
     lines = []
     for k in keys:
@@ -26,4 +26,11 @@ def format_summary(summary: dict) -> str:
         eg = ", ".join(summary.get("skipped_examples", []))
         lines.append(f"{n} famil{'y' if n == 1 else 'ies'} with fewer than 2 sequences cannot give a positive pair; "
                      f"kept as distractors (e.g. {eg})")
+    letters = summary.get("unknown_letters")
+    if letters:
+        from phylocl.data.letters import LetterReport
+
+        report = LetterReport()
+        report.kinds = {k: dict(v) for k, v in letters.items()}
+        lines += [f"{'unknown letters' if i == 0 else '':<{width}}  {line}" for i, line in enumerate(report.lines())]
     return "\n".join(lines)

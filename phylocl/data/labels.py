@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from phylocl.data.fasta import open_text
+from phylocl.data.textio import read_lines
 from phylocl.errors import InputError
 
 __all__ = ["Labels", "read_labels", "match_labels", "REQUIRED_COLUMNS"]
@@ -30,11 +30,7 @@ class Labels:
 def read_labels(path: str | Path) -> Labels:
     """Read a labels TSV (tab-separated, header line first; ``.gz`` allowed)."""
     path = Path(path)
-    with open_text(path) as handle:
-        try:
-            lines = handle.read().splitlines()
-        except UnicodeDecodeError:
-            raise InputError("labels file is not UTF-8 text", path=path) from None
+    lines = read_lines(path, what="a labels table")
     header = lines[0].split("\t")
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]

@@ -27,23 +27,26 @@ from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (fasta_stem, find_pair_files, read_family_dir, read_fasta_with_labels,
                                   resolve_alphabet)
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
-from phylocl.data.fasta import FastaRecord, MixCheck, clean_letters, parse_fasta
+from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
+from phylocl.data.letters import LetterReport
 from phylocl.data.trees import TREE_SUFFIXES
 from phylocl.errors import InputError
 
-__all__ = ["read_dataset", "read_datasets", "iter_fasta", "OrthologDataset", "FastaRecord", "concat_datasets"]
+__all__ = ["read_dataset", "read_datasets", "iter_fasta", "FastaStream", "OrthologDataset", "FastaRecord", "concat_datasets"]
 
 _DETECT_RECORDS = 256  # records looked at to detect the alphabet of a stream
 
 
 def read_dataset(path: str | Path, *, labels: str | Path | None = None,
-                 alphabet: str | Alphabet | None = None) -> OrthologDataset:
+                 alphabet: str | Alphabet | None = None, strict: bool = False) -> OrthologDataset:
     """Read ortholog families from ``path`` (layout detected, see module doc).
 
     Args:
         path: FASTA file (needs ``labels``), dataset directory, OrthoFinder results, or per-family FASTA directory.
         labels: labels TSV for a FASTA file.
         alphabet: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
+        strict: refuse internal stops, rare and ambiguous letters instead of reading them as the unknown token
+            (counted in ``summary()["unknown_letters"]``; see :mod:`phylocl.data.letters`).
 
     Returns:
         :class:`OrthologDataset`; ``summary()`` tells which layout was read.
@@ -55,22 +58,24 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         labels = Path(labels)
         if path.is_dir():
             raise InputError("--labels needs a FASTA file, not a directory", path=path)
-        return read_fasta_with_labels(path, labels, alphabet=alphabet)
+        return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
     table = find_orthofinder_results(path)
     if table is not None:
-        return read_orthofinder(table, alphabet=alphabet)
+        return read_orthofinder(table, alphabet=alphabet, strict=strict)
     if path.is_file():
-        raise InputError("a single FASTA file needs a labels table (--labels TSV with sequence_id and family_id); "
-                         "or pass a directory with one FASTA file per family", path=path)
+        raise InputError("a single FASTA file needs a labels table, a TSV with sequence_id and family_id (--labels "
+                         "for inspect, embed and evaluate; --set data.labels=TSV for train), or pass a folder with "
+                         "sequences.fasta + labels.tsv or one FASTA file per family", path=path)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
-        return read_fasta_with_labels(*pair, alphabet=alphabet, tree_dir=path if has_trees else None,
+        return read_fasta_with_labels(*pair, alphabet=alphabet, strict=strict, tree_dir=path if has_trees else None,
                                       directory=path)
-    return read_family_dir(path, alphabet=alphabet)
+    return read_family_dir(path, alphabet=alphabet, strict=strict)
 
 
-def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None) -> OrthologDataset:
+def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None,
+                  strict: bool = False) -> OrthologDataset:
     """Read several inputs and concatenate them (see :func:`~phylocl.data.dataset.concat_datasets`).
 
     ``labels`` is ``None`` or one entry (possibly ``None``) per path. Dataset names, used to prefix clashing family
@@ -82,7 +87,7 @@ def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None)
     labels = list(labels) if labels is not None else [None] * len(paths)
     if len(labels) != len(paths):
         raise InputError(f"{len(labels)} labels files for {len(paths)} inputs")
-    parts = [read_dataset(p, labels=lab, alphabet=alphabet) for p, lab in zip(paths, labels)]
+    parts = [read_dataset(p, labels=lab, alphabet=alphabet, strict=strict) for p, lab in zip(paths, labels)]
     names: list[str] = []
     for p in paths:
         base = (fasta_stem(p.name) if p.is_file() else None) or p.name
@@ -93,26 +98,53 @@ def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None)
     return concat_datasets(parts, names)
 
 
-def iter_fasta(path: str | Path, *, alphabet: str | Alphabet | None = None) -> Iterator[FastaRecord]:
+class FastaStream:
+    """One pass over one FASTA file (a named pipe works): records cleaned and checked like :func:`read_dataset`.
+
+    The first 256 records are read on construction to detect the alphabet (:attr:`kind`, or the one given);
+    :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another alphabet
+    (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
+    ids and DNA/protein mixtures are refused when reached. Letters read as unknown are counted in :attr:`letters`.
+    """
+
+    def __init__(self, path: str | Path, *, alphabet: str | Alphabet | None = None, strict: bool = False) -> None:
+        self.path = Path(path)
+        self._records = parse_fasta(self.path)
+        self.head = list(islice(self._records, _DETECT_RECORDS))
+        self.alphabet = resolve_alphabet(alphabet, (r.sequence for r in self.head))
+        self.letters = LetterReport(strict=strict)
+        self._used = False
+
+    @property
+    def kind(self) -> str:
+        """``"protein"`` or ``"dna"``: the alphabet the records are read with."""
+        return self.alphabet.name
+
+    def __iter__(self) -> Iterator[FastaRecord]:
+        if self._used:
+            raise RuntimeError(f"{self.path} was already read (a FastaStream is read once)")
+        self._used = True
+        seen: dict[str, int] = {}
+        mix = MixCheck()
+        path, alpha = self.path, self.alphabet
+        for rec in chain(self.head, self._records):
+            if rec.id in seen:
+                raise InputError(f"duplicate sequence id {rec.id!r} (first at line {seen[rec.id]})", path=path,
+                                 line=rec.line)
+            seen[rec.id] = rec.line
+            mix.add(rec, path)
+            seq = self.letters.clean(rec.sequence, alpha, path=path, line=rec.line, record_id=rec.id)
+            yield rec._replace(sequence=seq)
+
+
+def iter_fasta(path: str | Path, *, alphabet: str | Alphabet | None = None,
+               strict: bool = False) -> Iterator[FastaRecord]:
     """Stream the records of one FASTA file, cleaned and checked like :func:`read_dataset` does, in file order.
 
     Never holds more than a few hundred records: with ``alphabet=None`` the alphabet is detected from the first
-    256 records. Duplicate ids are refused (only the ids are kept in memory).
+    256 records. Duplicate ids are refused (only the ids are kept in memory). See :class:`FastaStream`.
 
     Yields:
         :class:`FastaRecord` ``(id, sequence, line, description)`` with canonical letters.
     """
-    path = Path(path)
-    records = parse_fasta(path)
-    head = list(islice(records, _DETECT_RECORDS))
-    alpha = resolve_alphabet(alphabet, (r.sequence for r in head))
-    seen: dict[str, int] = {}
-    mix = MixCheck()
-    for rec in chain(head, records):
-        if rec.id in seen:
-            raise InputError(f"duplicate sequence id {rec.id!r} (first at line {seen[rec.id]})", path=path,
-                             line=rec.line)
-        seen[rec.id] = rec.line
-        mix.add(rec, path)
-        seq = clean_letters(rec.sequence, alpha, path=path, line=rec.line, record_id=rec.id)
-        yield rec._replace(sequence=seq)
+    yield from FastaStream(path, alphabet=alphabet, strict=strict)

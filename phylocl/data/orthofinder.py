@@ -18,7 +18,8 @@ from pathlib import Path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset
 from phylocl.data.formats import FASTA_SUFFIXES, build_dataset
-from phylocl.data.fasta import FastaRecord, open_text, parse_fasta
+from phylocl.data.fasta import FastaRecord, parse_fasta
+from phylocl.data.textio import read_lines
 from phylocl.errors import InputError
 
 __all__ = ["find_orthofinder_results", "read_orthofinder"]
@@ -85,10 +86,11 @@ def _index_proteome(path: Path) -> dict[str, FastaRecord]:
     return index
 
 
-def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None) -> OrthologDataset:
-    """Read the orthogroups of ``table`` with their sequences from the proteomes OrthoFinder was run on."""
-    with open_text(table) as handle:
-        lines = handle.read().splitlines()
+def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False) -> OrthologDataset:
+    """Read the orthogroups of ``table`` with their sequences from the proteomes OrthoFinder was run on.
+
+    ``strict``: refuse internal stops, rare and ambiguous letters (see :mod:`phylocl.data.letters`)."""
+    lines = read_lines(table, what="an OrthoFinder orthogroups table")
     header = lines[0].split("\t")
     if len(header) < 2 or header[0].strip() != "Orthogroup":
         raise InputError("not an OrthoFinder orthogroups table (header must start with 'Orthogroup<TAB>')",
@@ -128,5 +130,5 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None) -> 
     for rec, sp in zip(records, spp):
         owners.setdefault(rec.id, set()).add(sp)
     records = [r._replace(id=f"{sp}|{r.id}") if len(owners[r.id]) > 1 else r for r, sp in zip(records, spp)]
-    return build_dataset(records, paths, families, alphabet=alphabet, metadata={"species": spp},
+    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, metadata={"species": spp},
                          source={"format": "orthofinder", "path": str(table), "proteomes": str(proteome_dir)})

@@ -30,6 +30,8 @@ from phylocl.errors import InputError
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.layers import ProjectionHead, masked_mean
+from phylocl.models.moe import MoEOptions
+from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
 from phylocl.models.windows import default_stride, window_batch, window_starts
 
@@ -40,21 +42,37 @@ PRECISIONS = ("fp32", "bf16")  # inference precisions of SequenceEncoder.embed
 ENCODER_FILE = "encoder.pt"  # file name inside a model directory
 
 
+def _moe(c: EncoderConfig) -> MoEOptions | None:
+    if not c.moe_experts:
+        return None
+    return MoEOptions(experts=c.moe_experts, every=c.moe_every, hidden=c.moe_ffn_dim,
+                      capacity_factor=c.moe_capacity_factor)
+
+
 def _gmlp(c: EncoderConfig) -> nn.Module:
     return GMLP(
         dim=c.dim, depth=c.depth, ffn_dim=c.ffn_dim, seq_len=c.max_len + c.num_special, attn_dim=c.attn_dim,
-        dropout=c.dropout, drop_path=c.drop_path, init_eps=c.sgu_init_eps,
+        dropout=c.dropout, drop_path=c.drop_path, init_eps=c.sgu_init_eps, moe=_moe(c),
     )
 
 
 def _transformer(c: EncoderConfig) -> nn.Module:
     return Transformer(
         dim=c.dim, depth=c.depth, heads=c.heads, ffn_dim=c.ffn_dim, dropout=c.dropout, drop_path=c.drop_path,
-        rope_base=c.rope_base,
+        rope_base=c.rope_base, attention=c.attention, rel_buckets=c.rel_buckets,
+        max_distance=c.max_len + c.num_special, moe=_moe(c),
     )
 
 
-_BACKBONES = {"gmlp": _gmlp, "transformer": _transformer}
+def _smlp(c: EncoderConfig) -> nn.Module:
+    return SMLP(
+        dim=c.dim, depth=c.depth, dense=c.smlp_dense, ffn_dim=c.ffn_dim, seq_len=c.max_len + c.num_special,
+        experts=c.moe_experts, chunk=c.smoe_chunk, capacity_factor=c.moe_capacity_factor, moe_hidden=c.moe_ffn_dim,
+        dropout=c.dropout, drop_path=c.drop_path, init_eps=c.sgu_init_eps,
+    )
+
+
+_BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp}
 
 
 class SequenceEncoder(nn.Module):

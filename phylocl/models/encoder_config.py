@@ -12,9 +12,10 @@ from typing import Any
 
 from phylocl.data.alphabet import get_alphabet
 
-__all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS"]
+__all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS"]
 
-BACKBONES = ("gmlp", "transformer")
+BACKBONES = ("gmlp", "transformer", "smlp")
+ATTENTIONS = ("rope", "deberta")
 POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp")
 
@@ -44,7 +45,8 @@ class EncoderConfig:
     """Architecture of a sequence encoder.
 
     Attributes:
-        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set) or ``"transformer"``.
+        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set), ``"transformer"`` or ``"smlp"`` (sparse
+            all-MLP: ``smlp_dense`` gMLP blocks, then sparse blocks with spatial and feed-forward experts).
         dim: width of the token representations.
         depth: number of blocks.
         max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
@@ -61,6 +63,15 @@ class EncoderConfig:
         drop_path: stochastic-depth rate of the last block (rates grow linearly from 0 at the first block).
         sgu_init_eps: gMLP spatial weights start as ``U(-eps / n, eps / n)`` (``n`` spatial size), bias 1.
         rope_base: rotary frequency base (transformer only).
+        attention: ``"rope"`` (rotary) or ``"deberta"`` (disentangled, bucketed relative positions; transformer).
+        rel_buckets: DeBERTa relative-position buckets per direction (even); offsets up to ``max_len`` are told apart.
+        moe_experts: experts of the Switch feed-forward layers (0: none; smlp: of its tMoE and sMoE, >= 2).
+        moe_every: every ``moe_every``-th block gets the Switch layer (gmlp: a sublayer after the block;
+            transformer: replaces the MLP). smlp ignores it (every sparse block has both).
+        moe_ffn_dim: hidden width of a feed-forward expert; ``None`` resolves to ``ffn_dim``.
+        moe_capacity_factor: an expert takes at most ``ceil(factor · n / E)`` of a sequence's ``n`` routed units.
+        smlp_dense: leading dense gMLP blocks of smlp; ``None`` resolves to ``depth // 2``.
+        smoe_chunk: channels per routed chunk of the sMoE (must divide ``ffn_dim / 2``).
         name: registry name the config came from (informational).
     """
 
@@ -79,6 +90,14 @@ class EncoderConfig:
     drop_path: float = 0.0
     sgu_init_eps: float = 1e-3
     rope_base: float = 10000.0
+    attention: str = "rope"
+    rel_buckets: int = 32
+    moe_experts: int = 0
+    moe_every: int = 2
+    moe_ffn_dim: int | None = None
+    moe_capacity_factor: float = 1.25
+    smlp_dense: int | None = None
+    smoe_chunk: int = 16
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -96,7 +115,11 @@ class EncoderConfig:
         set_("drop_path", _check_rate("drop_path", self.drop_path))
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a string, got {self.name!r}")
-        if self.backbone == "gmlp":
+        _check_choice("attention", self.attention, ATTENTIONS)
+        self._check_moe(set_)
+        if self.backbone in ("gmlp", "smlp"):
+            if self.attention != "rope":
+                raise ValueError("attention applies to the transformer backbone only")
             if self.ffn_dim % 2:
                 raise ValueError(f"gmlp ffn_dim must be even (split into u and v), got {self.ffn_dim}")
             if self.attn_dim is not None:
@@ -116,6 +139,38 @@ class EncoderConfig:
             if isinstance(base, bool) or not isinstance(base, (int, float)) or base <= 1:
                 raise ValueError(f"rope_base must be a number > 1, got {base!r}")
             set_("rope_base", float(base))
+            if self.attention == "deberta":
+                _check_int("rel_buckets", self.rel_buckets, minimum=2)
+                if self.rel_buckets % 2:
+                    raise ValueError(f"rel_buckets must be even, got {self.rel_buckets}")
+
+    def _check_moe(self, set_) -> None:
+        for key, minimum in (("moe_experts", 0), ("moe_every", 1), ("smoe_chunk", 1)):
+            _check_int(key, getattr(self, key), minimum=minimum)
+        if self.moe_experts == 1:
+            raise ValueError("moe_experts must be 0 (no experts) or >= 2, got 1")
+        if self.moe_ffn_dim is None:
+            set_("moe_ffn_dim", self.ffn_dim)
+        _check_int("moe_ffn_dim", self.moe_ffn_dim, minimum=1)
+        cf = self.moe_capacity_factor
+        if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not cf > 0:
+            raise ValueError(f"moe_capacity_factor must be a number > 0, got {cf!r}")
+        set_("moe_capacity_factor", float(cf))
+        if self.backbone != "smlp":
+            if self.smlp_dense is not None:
+                raise ValueError("smlp_dense applies to the smlp backbone only")
+            return
+        if self.moe_experts < 2:
+            raise ValueError(f"smlp needs moe_experts >= 2, got {self.moe_experts}")
+        if self.attn_dim is not None:
+            raise ValueError("attn_dim (aMLP tiny attention) applies to the gmlp backbone only")
+        if self.smlp_dense is None:
+            set_("smlp_dense", self.depth // 2)
+        _check_int("smlp_dense", self.smlp_dense, minimum=0)
+        if self.smlp_dense >= self.depth:
+            raise ValueError(f"smlp_dense must be < depth ({self.depth}), got {self.smlp_dense}")
+        if (self.ffn_dim // 2) % self.smoe_chunk:
+            raise ValueError(f"smoe_chunk ({self.smoe_chunk}) must divide ffn_dim / 2 ({self.ffn_dim // 2})")
 
     @classmethod
     def field_names(cls) -> list[str]:

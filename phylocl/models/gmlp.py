@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phylocl.models.layers import DropPath, drop_path_rates
+from phylocl.models.moe import MoEOptions
 
 __all__ = ["SpatialGatingUnit", "TinyAttention", "GMLPBlock", "GMLP"]
 
@@ -88,7 +89,11 @@ class TinyAttention(nn.Module):
 
 
 class GMLPBlock(nn.Module):
-    """One gMLP (or aMLP, with ``attn_dim``) block with a residual connection; ``(B, L, dim) -> (B, L, dim)``."""
+    """One gMLP (or aMLP, with ``attn_dim``) block with a residual connection; ``(B, L, dim) -> (B, L, dim)``.
+
+    ``sgu`` replaces the spatial gating unit (sMLP's spatial experts, :class:`~phylocl.models.smlp.SpatialMoE`);
+    ``moe`` (a :class:`~phylocl.models.moe.MoESublayer`, residual inside) runs after the block.
+    """
 
     def __init__(
         self,
@@ -100,15 +105,18 @@ class GMLPBlock(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         init_eps: float = 1e-3,
+        sgu: nn.Module | None = None,
+        moe: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.proj_in = nn.Linear(dim, ffn_dim)
         self.attn = None if attn_dim is None else TinyAttention(dim=dim, out_dim=ffn_dim // 2, attn_dim=attn_dim)
-        self.sgu = SpatialGatingUnit(ffn_dim=ffn_dim, seq_len=seq_len, init_eps=init_eps)
+        self.sgu = sgu if sgu is not None else SpatialGatingUnit(ffn_dim=ffn_dim, seq_len=seq_len, init_eps=init_eps)
         self.proj_out = nn.Linear(ffn_dim // 2, dim)
         self.dropout = nn.Dropout(dropout)
         self.drop_path = DropPath(p=drop_path)
+        self.moe = moe
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         y = self.norm(x)  # (B, L, D)
@@ -116,7 +124,8 @@ class GMLPBlock(nn.Module):
         z = F.gelu(self.proj_in(y))  # (B, L, F)
         z = self.sgu(z, mask, gate_res)  # (B, L, F/2)
         z = self.dropout(self.proj_out(z))  # (B, L, D)
-        return x + self.drop_path(z)
+        x = x + self.drop_path(z)
+        return x if self.moe is None else self.moe(x, mask)  # Switch feed-forward sublayer (residual inside)
 
 
 class GMLP(nn.Module):
@@ -128,6 +137,7 @@ class GMLP(nn.Module):
         attn_dim: tiny-attention size for aMLP; ``None`` for gMLP.
         dropout: dropout on each block's output; drop_path: stochastic depth of the last block (linear ramp).
         init_eps: spatial-weight init scale (see :class:`SpatialGatingUnit`).
+        moe: Switch feed-forward sublayers after the blocks :meth:`MoEOptions.at` selects (``None``: none).
 
     ``forward(x (B, L, dim), mask (B, L) bool) -> (B, L, dim)`` with ``L <= seq_len``.
     """
@@ -143,6 +153,7 @@ class GMLP(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         init_eps: float = 1e-3,
+        moe: MoEOptions | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -152,8 +163,9 @@ class GMLP(nn.Module):
             GMLPBlock(
                 dim=dim, ffn_dim=ffn_dim, seq_len=seq_len, attn_dim=attn_dim,
                 dropout=dropout, drop_path=p, init_eps=init_eps,
+                moe=moe.sublayer(dim, dropout=dropout, drop_path=p) if moe is not None and moe.at(i) else None,
             )
-            for p in drop_path_rates(drop_path, depth)
+            for i, p in enumerate(drop_path_rates(drop_path, depth))
         )
         self.norm = nn.LayerNorm(dim)
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import yaml
 
-from phylocl.errors import InputError
+from phylocl.errors import InputError, os_error_message
 from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
 
@@ -87,9 +87,20 @@ def load_encoder(path: str | Path, *, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise InputError("encoder file not found", path=path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as err:
+        raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
+        what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
+        raise InputError(f"not a phylocl encoder file ({what}); a model is an encoder.pt written by `phylocl "
+                         "train`, its run folder, kmer:K or a shipped model name", path=path)
+    try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for truncated/foreign files
-        raise InputError(f"not a readable encoder file ({type(err).__name__}: {err})", path=path) from None
+    except Exception as err:  # torch raises many types for truncated/foreign files, with pages of advice
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"not a readable encoder file, truncated or damaged ({type(err).__name__}: {first})",
+                         path=path) from None
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
         raise InputError("not a phylocl encoder file (expected a dict with 'config' and 'state_dict')", path=path)
     try:

@@ -4,6 +4,10 @@ Block: ``x = x + DropPath(Dropout(Attn(LN(x))))``, then ``x = x + DropPath(Dropo
 Attention is :func:`torch.nn.functional.scaled_dot_product_attention` with a key padding mask, so padded positions
 never influence real ones. Rotary embeddings rotate queries and keys by position-dependent angles; attention
 scores then depend only on relative positions, and any length works (no learned position table).
+
+Options: ``attention="deberta"`` replaces rotary attention by DeBERTa's disentangled attention with bucketed
+relative positions (:mod:`phylocl.models.deberta`; one relative-position table shared by the blocks), and ``moe``
+replaces the MLP of every ``moe.every``-th block by a Switch mixture of experts (:mod:`phylocl.models.moe`).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phylocl.models.deberta import DisentangledAttention, RelativePositions
+from phylocl.models.encoder_config import ATTENTIONS
 from phylocl.models.layers import DropPath, drop_path_rates
+from phylocl.models.moe import MoEOptions, SwitchFFN
 
-__all__ = ["rotary_angles", "apply_rotary", "SelfAttention", "TransformerBlock", "Transformer"]
+__all__ = ["rotary_angles", "apply_rotary", "SelfAttention", "TransformerBlock", "Transformer", "ATTENTIONS"]
 
 
 def rotary_angles(length: int, head_dim: int, *, base: float = 10000.0, device=None) -> tuple[torch.Tensor, ...]:
@@ -64,46 +71,66 @@ class SelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN transformer block; ``(B, L, dim) -> (B, L, dim)``."""
+    """Pre-LN transformer block; ``(B, L, dim) -> (B, L, dim)``.
+
+    ``attention``: ``"rope"`` or ``"deberta"`` (then ``forward`` needs ``positions``, the shared table and bucket
+    index of :class:`~phylocl.models.deberta.RelativePositions`). ``moe``: a Switch FFN replaces the MLP.
+    """
 
     def __init__(
         self, *, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, drop_path: float = 0.0,
-        rope_base: float = 10000.0,
+        rope_base: float = 10000.0, attention: str = "rope", moe: SwitchFFN | None = None,
     ) -> None:
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim=dim, heads=heads, dropout=dropout, rope_base=rope_base)
+        if attention == "rope":
+            self.attn = SelfAttention(dim=dim, heads=heads, dropout=dropout, rope_base=rope_base)
+        else:
+            self.attn = DisentangledAttention(dim=dim, heads=heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.mlp = moe if moe is not None else nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(),
+                                                              nn.Linear(ffn_dim, dim))
         self.dropout = nn.Dropout(dropout)
         self.drop_path = DropPath(p=drop_path)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.dropout(self.attn(self.norm1(x), mask)))  # (B, L, D)
-        return x + self.drop_path(self.dropout(self.mlp(self.norm2(x))))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, positions: tuple | None = None) -> torch.Tensor:
+        y = self.norm1(x)
+        y = self.attn(y, mask) if positions is None else self.attn(y, mask, *positions)
+        x = x + self.drop_path(self.dropout(y))  # (B, L, D)
+        y = self.norm2(x)
+        y = self.mlp(y, mask) if isinstance(self.mlp, SwitchFFN) else self.mlp(y)
+        return x + self.drop_path(self.dropout(y))
 
 
 class Transformer(nn.Module):
     """A stack of pre-LN transformer blocks and a final LayerNorm.
 
-    ``forward(x (B, L, dim), mask (B, L) bool) -> (B, L, dim)``; any ``L`` (rotary positions).
+    ``forward(x (B, L, dim), mask (B, L) bool) -> (B, L, dim)``; any ``L`` (relative positions only).
+    ``rel_buckets`` / ``max_distance``: DeBERTa's relative buckets per sign and the offset where they saturate.
     """
 
     def __init__(
         self, *, dim: int, depth: int, heads: int, ffn_dim: int, dropout: float = 0.0, drop_path: float = 0.0,
-        rope_base: float = 10000.0,
+        rope_base: float = 10000.0, attention: str = "rope", rel_buckets: int = 32, max_distance: int = 256,
+        moe: MoEOptions | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self.max_positions = None  # no position table: any length works
+        self.max_positions = None  # no absolute position table: any length works
+        self.positions = (RelativePositions(dim=dim, buckets=rel_buckets, max_distance=max_distance)
+                          if attention == "deberta" else None)
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim=dim, heads=heads, ffn_dim=ffn_dim, dropout=dropout, drop_path=p, rope_base=rope_base)
-            for p in drop_path_rates(drop_path, depth)
+            TransformerBlock(dim=dim, heads=heads, ffn_dim=ffn_dim, dropout=dropout, drop_path=p, rope_base=rope_base,
+                             attention=attention, moe=moe.switch_ffn(dim) if moe is not None and moe.at(i) else None)
+            for i, p in enumerate(drop_path_rates(drop_path, depth))
         )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        positions = None if self.positions is None else self.positions(x.shape[1])
         for block in self.blocks:
-            x = block(x, mask)  # (B, L, D)
+            x = block(x, mask, positions)  # (B, L, D)
         return self.norm(x)

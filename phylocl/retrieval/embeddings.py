@@ -19,14 +19,15 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from phylocl.atomic import atomic_path
-from phylocl.errors import InputError
+from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
+from phylocl.errors import InputError, os_error_message
 
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
 
@@ -156,8 +157,12 @@ class EmbeddingWriter:
         self.ids: list[str] = []
         self.labels: list[str] | None = [] if with_labels else None
         self._seen: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".spool", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.path)  # spools of a killed earlier run into the same output
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path), suffix=".spool", dir=self.path.parent)
+        except OSError as err:
+            raise InputError(f"cannot write: {os_error_message(err)}", path=self.path) from None
         self._spool_path = Path(name)
         self._spool = os.fdopen(fd, "wb")
         self.closed = False
@@ -225,6 +230,22 @@ class EmbeddingWriter:
             self.abort()
 
 
+def _check_archive_magic(path: Path) -> None:
+    """An .npz is a zip archive: name what the file is instead (a bare .npy array, text) when it is not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as err:
+        raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
+    if head.startswith(b"PK"):
+        return
+    if head.startswith(b"\x93NUMPY"):
+        raise InputError("is a bare .npy array, not an embeddings file; write one with `phylocl embed` (or "
+                         "phylocl.retrieval.save_embeddings with ids and a model description)", path=path)
+    what = "empty" if not head else "not an .npz archive (text or another format)"
+    raise InputError(f"{what}; expected an embeddings file written by `phylocl embed`", path=path)
+
+
 def load_embeddings(path: str | Path) -> EmbeddingSet:
     """Read an embeddings file written by :func:`save_embeddings` / :class:`EmbeddingWriter`.
 
@@ -234,22 +255,29 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such embeddings file" if not path.exists() else "not a file", path=path)
+    _check_archive_magic(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
             missing = [k for k in ("embeddings", "ids", "model") if k not in names]
             if missing:
                 raise InputError(f"not a phylocl embeddings file: missing {missing}", path=path)
+            if "format" in names and str(npz["format"]) != FORMAT:
+                raise InputError(f"embeddings format {str(npz['format'])!r} is not the {FORMAT!r} this phylocl "
+                                 "reads (written by another version? re-run phylocl embed)", path=path)
             x = npz["embeddings"]
             ids = npz["ids"].tolist()
             labels = npz["labels"].tolist() if "labels" in names else None
             model_json = str(npz["model"])
     except InputError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise InputError(f"cannot read embeddings (.npz expected): {err}", path=path) from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error) as err:
+        raise InputError(f"cannot read embeddings (truncated or damaged .npz?): {' '.join(str(err).split())}",
+                         path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
+    if not np.isfinite(x).all():
+        raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)
     if len(set(ids)) != len(ids):

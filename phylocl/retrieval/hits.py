@@ -105,12 +105,23 @@ def write_hits_tsv(path: str | Path, query_ids: Sequence[str], db_ids: Sequence[
     return Path(path)
 
 
+def _is_hit_row(fields: list[str], need: int, score_col: int) -> bool:
+    if len(fields) < need:
+        return False
+    try:
+        float(fields[score_col])
+    except ValueError:
+        return False
+    return True
+
+
 def read_hits_tsv(path: str | Path, *, query_ids: Sequence[str], db_ids: Sequence[str], query_col: int = 0,
                   target_col: int = 1, score_col: int = 2, higher_is_better: bool = True,
                   unknown: str = "error") -> HitLists:
     """Read a tab-separated hit table into :class:`HitLists` ordered like ``query_ids``.
 
-    Lines starting with ``#`` and blank lines are skipped; a first line whose score column is not a number is
+    Blank lines and comment lines (starting with ``#`` and not a hit row with a numeric score, so ids that start
+    with ``#`` are kept) are skipped; a first line whose score column is not a number is
     taken as a header. For MMseqs2 / DIAMOND / BLAST tabular output pass ``**BLAST_TAB`` (bit score), or
     ``score_col=10, higher_is_better=False`` to rank by E-value (scores are then negated).
     Queries absent from the table get no hits (their family members count as not found).
@@ -138,9 +149,9 @@ def read_hits_tsv(path: str | Path, *, query_ids: Sequence[str], db_ids: Sequenc
     with handle:
         first = True
         for lineno, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
             fields = line.rstrip("\r\n").split("\t")
+            if not line.strip() or (line.startswith("#") and not _is_hit_row(fields, need, score_col)):
+                continue  # a comment; a hit row whose query id starts with '#' is kept
             if len(fields) < need:
                 raise InputError(f"expected at least {need} tab-separated columns, got {len(fields)}",
                                  path=path, line=lineno)

@@ -2,10 +2,11 @@
 
 Every index scores by inner product on L2-normalised vectors, i.e. cosine similarity in ``[-1, 1]``, higher is
 better. Vectors (database and queries) are normalised on the way in; zero vectors stay zero and score 0 against
-everything. Kinds and their defaults (see :func:`default_params`; ``N`` database vectors of width ``D``):
+everything. Kinds and their defaults (the constants of :mod:`phylocl.retrieval.index_params`; ``N`` database
+vectors of width ``D``):
 
 ``flat``   exact search (``IndexFlatIP``).
-``ivf``    inverted lists (``IndexIVFFlat``): ``nlist = min(4 sqrt(N), N / 39)``, ``nprobe = nlist / 3``.
+``ivf``    inverted lists (``IndexIVFFlat``): ``nlist = min(4 sqrt(N), N / 39)``, ``nprobe = ceil(nlist / 3)``.
 ``hnsw``   graph (``IndexHNSWFlat``): ``M = 32``, ``efConstruction = 80``, ``efSearch = 256``.
 ``ivfpq``  inverted lists of product-quantised codes (``IndexIVFPQ``) re-ranked exactly (``IndexRefineFlat``):
            IVF defaults, ``pq_m`` = the largest divisor of ``D`` that is ``<= min(64, D / 4)``, 8 bits per code,
@@ -18,21 +19,15 @@ Persistence and compatibility checks live in :mod:`phylocl.retrieval.index_io`.
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Sequence
 
 import faiss
 import numpy as np
 
+from phylocl.retrieval.index_params import INDEX_KINDS, PARAM_NAMES, TRAIN_POINTS_PER_LIST, default_params
+
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "INDEX_KINDS"]
-
-INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
-MIN_POINTS_PER_LIST = 39  # FAISS's own minimum of training points per centroid
-TRAIN_POINTS_PER_LIST = 64  # k-means training sample per list (FAISS would subsample at 256)
-_PARAM_NAMES = {"flat": set(), "ivf": {"nlist", "nprobe"}, "hnsw": {"hnsw_m", "ef_construction", "ef_search"},
-                "ivfpq": {"nlist", "nprobe", "pq_m", "pq_nbits", "k_factor"}}
 
 
 def set_num_threads(n: int) -> None:
@@ -53,57 +48,6 @@ def normalize_rows(x) -> np.ndarray:
     if not np.isfinite(norms).all():
         raise ValueError("vectors contain NaN or infinite values")
     return x / np.where(norms > 0, norms, 1).astype(np.float32)
-
-
-def _largest_divisor(d: int, limit: int) -> int:
-    return max(m for m in range(1, max(1, limit) + 1) if d % m == 0)
-
-
-def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]:
-    """Resolve ``(kind, params)`` for ``n`` vectors of width ``dim``; ``overrides`` replace defaults.
-
-    Returns the kind actually used (after small-``n`` fallbacks) and its complete parameter dict.
-    """
-    if kind not in INDEX_KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {list(INDEX_KINDS)}")
-    unknown = set(k for k, v in overrides.items() if v is not None) - _PARAM_NAMES[kind]
-    if unknown:
-        raise ValueError(f"{kind} index does not take {sorted(unknown)}")
-    o = {k: v for k, v in overrides.items() if v is not None}
-    if kind == "ivfpq" and n < MIN_POINTS_PER_LIST * 2 ** o.get("pq_nbits", 8):
-        warnings.warn(f"ivfpq needs >= {MIN_POINTS_PER_LIST * 2 ** o.get('pq_nbits', 8)} vectors to train its "
-                      f"codebooks, got {n}; building an ivf index instead", stacklevel=3)
-        kind, o = "ivf", {k: v for k, v in o.items() if k in _PARAM_NAMES["ivf"]}
-    if kind in ("ivf", "ivfpq"):
-        most = n // MIN_POINTS_PER_LIST
-        if most < 2:
-            warnings.warn(f"ivf needs >= {2 * MIN_POINTS_PER_LIST} vectors to train, got {n}; "
-                          "building a flat index instead", stacklevel=3)
-            return "flat", {}
-        nlist = int(o.get("nlist", min(round(4 * math.sqrt(n)), most)))
-        if nlist > most:
-            warnings.warn(f"nlist={nlist} needs >= {nlist * MIN_POINTS_PER_LIST} vectors; clamped to {most}",
-                          stacklevel=3)
-            nlist = most
-        if nlist < 1:
-            raise ValueError(f"nlist must be >= 1, got {nlist}")
-        params = {"nlist": nlist, "nprobe": max(1, min(nlist, int(o.get("nprobe", math.ceil(nlist / 3)))))}
-        if kind == "ivfpq":
-            params["pq_m"] = int(o.get("pq_m", _largest_divisor(dim, min(64, dim // 4))))
-            params["pq_nbits"] = int(o.get("pq_nbits", 8))
-            params["k_factor"] = int(o.get("k_factor", 4))
-            if dim % params["pq_m"]:
-                raise ValueError(f"pq_m={params['pq_m']} must divide the dimension {dim}")
-            if not 1 <= params["pq_nbits"] <= 16 or params["k_factor"] < 0:
-                raise ValueError("pq_nbits must be in 1..16 and k_factor >= 0")
-        return kind, params
-    if kind == "hnsw":
-        params = {"hnsw_m": int(o.get("hnsw_m", 32)), "ef_construction": int(o.get("ef_construction", 80)),
-                  "ef_search": int(o.get("ef_search", 256))}
-        if min(params.values()) < 1:
-            raise ValueError(f"hnsw parameters must be >= 1, got {params}")
-        return kind, params
-    return kind, {}
 
 
 def _new_index(kind: str, dim: int, p: dict) -> faiss.Index:
@@ -194,7 +138,7 @@ class RetrievalIndex:
 
     def set_search_params(self, **params) -> None:
         """Change ``nprobe`` / ``ef_search`` / ``k_factor`` (only those the kind has) for later searches."""
-        bad = set(params) - (_PARAM_NAMES[self.kind] & {"nprobe", "ef_search", "k_factor"})
+        bad = set(params) - (PARAM_NAMES[self.kind] & {"nprobe", "ef_search", "k_factor"})
         if bad:
             raise ValueError(f"{self.kind} index has no search parameter(s) {sorted(bad)}")
         if self.kind == "ivfpq" and "k_factor" in params and (params["k_factor"] > 0) != (self.params["k_factor"] > 0):

@@ -10,6 +10,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import faiss
@@ -59,16 +62,11 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
         meta = json.loads((path / "meta.json").read_text())
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
         params, model = dict(meta["params"]), dict(meta.get("model") or {})
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"bad meta.json: {err}", path=path / "meta.json") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"bad meta.json: {' '.join(str(err).split())}", path=path / "meta.json") from None
     if meta.get("format") != FORMAT or kind not in INDEX_KINDS:
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
-    try:
-        with np.load(path / "rows.npz", allow_pickle=False) as rows:
-            ids = rows["ids"].tolist()
-            labels = rows["labels"].tolist() if "labels" in rows.files else None
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"cannot read row ids: {err}", path=path / "rows.npz") from None
+    ids, labels = _read_rows(path / "rows.npz")
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:
         index = faiss.read_index(str(path / "index.faiss"), flags)
@@ -79,6 +77,23 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
     return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model)
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
+    """Row ids (unique) and labels (one per id, or ``None``) of a bundle's ``rows.npz``."""
+    try:
+        with np.load(path, allow_pickle=False) as rows:
+            ids = [str(i) for i in np.asarray(rows["ids"]).reshape(-1).tolist()]
+            labels = rows["labels"].reshape(-1).tolist() if "labels" in rows.files else None
+    except (OSError, ValueError, KeyError, AttributeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"cannot read row ids (truncated or damaged?): {' '.join(str(err).split())}",
+                         path=path) from None
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, n in Counter(ids).items() if n > 1)
+        raise InputError(f"duplicate row id {dup!r}: the bundle is damaged; rebuild it with phylocl index", path=path)
+    if labels is not None and len(labels) != len(ids):
+        raise InputError(f"{len(labels)} labels for {len(ids)} ids: the bundle is damaged", path=path)
+    return ids, None if labels is None else [str(x) for x in labels]
 
 
 def _describe(model: dict, dim: int) -> str:

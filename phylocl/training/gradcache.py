@@ -11,6 +11,10 @@ held for a chunk at a time. :func:`cached_backward` splits the step into three n
 3. :func:`replay` - re-run each chunk with gradients from its recorded RNG state (same dropout masks) and
    back-propagate the cached gradient through the surrogate ``sum(z_chunk * dL/dz_chunk)``.
 
+Encoders that record a loss term per call (MoE routers, :mod:`phylocl.training.router_loss`) plug in with two
+callbacks: ``after_first_pass()`` runs once both views are embedded (collect the step's routing statistics) and
+``replay_term()`` after each replayed call; its scalar is added to that chunk's surrogate.
+
 Afterwards every parameter's ``.grad`` holds (accumulated on top of what was there, like ``backward``) the
 gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``, with peak activation memory of one chunk.
 The encoder runs forward twice per chunk: about 4/3 of a plain step's compute (a backward costs ~2 forwards).
@@ -38,6 +42,7 @@ __all__ = ["RngState", "plan_chunks", "embed_without_grad", "loss_and_cache", "r
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
 BackwardFn = Callable[[torch.Tensor, bool], None]
+ReplayTerm = Callable[[], "torch.Tensor | None"]
 
 
 @dataclass(frozen=True)
@@ -128,12 +133,13 @@ def loss_and_cache(
 def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list[RngState] | None, *,
            device_type: str = "cpu", autocast: torch.dtype | None = None, cached: list[torch.Tensor] | None = None,
            view: str = "a", hook: ReplayHook | None = None, sync_last: bool = True,
-           backward: BackwardFn | None = None) -> None:
+           backward: BackwardFn | None = None, term: ReplayTerm | None = None) -> None:
     """Step 3: re-embed each chunk with gradients (from ``states[k]`` unless ``None``) and back-propagate
     ``grads[k]`` through ``sum(z_k * grads[k])`` computed in fp32. ``hook(view, k, cached[k], z_k)`` is called
     with the first-pass and replayed embeddings (debugging: with restored RNG they are bitwise equal).
     The step's last chunk is the last one here when ``sync_last``: a DDP ``encoder`` runs every other chunk
     under ``encoder.no_sync()``, and ``backward(surrogate, is_last)``, if given, replaces ``surrogate.backward()``.
+    ``term()``, if given, is called after each chunk's forward and a returned scalar is added to its surrogate.
     """
     ddp = isinstance(encoder, DistributedDataParallel)
     for k, (batch, grad) in enumerate(zip(chunks, grads)):
@@ -146,16 +152,25 @@ def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list
             if hook is not None:
                 hook(view, k, None if cached is None else cached[k], z.detach())
             surrogate = (z.to(grad.dtype) * grad).sum()
+            extra = None if term is None else term()
+            if extra is not None:
+                surrogate = surrogate + extra.to(surrogate.dtype)
             if backward is None:
                 surrogate.backward()
             else:
                 backward(surrogate, last)
 
 
+def _scale(term: torch.Tensor | None, scaler) -> torch.Tensor | None:
+    return None if term is None else scaler.scale(term)
+
+
 def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size: int | None,
                     labels: torch.Tensor | None = None, *, token_budget: int | None = None, scaler=None,
                     autocast: torch.dtype | None = None, replay_rng: bool = True,
-                    replay_hook: ReplayHook | None = None, backward: BackwardFn | None = None) -> torch.Tensor:
+                    replay_hook: ReplayHook | None = None, backward: BackwardFn | None = None,
+                    after_first_pass: Callable[[], None] | None = None,
+                    replay_term: ReplayTerm | None = None) -> torch.Tensor:
     """Accumulate into ``.grad`` the gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``,
     holding activations for one chunk at a time.
 
@@ -176,6 +191,9 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
         backward: called as ``backward(surrogate, is_last)`` instead of ``surrogate.backward()`` for each
             replayed chunk; ``is_last`` is True once, for the step's final chunk (e.g. to route only that one
             through a trainer's gradient synchronisation). The loss's own backward (step 2) stays plain.
+        after_first_pass: called once after both views were embedded without gradients (before the loss).
+        replay_term: called after each replayed encoder call; a returned scalar (with gradient) is added to that
+            chunk's surrogate, e.g. the chunk's share of MoE router losses (:mod:`phylocl.training.router_loss`).
 
     Returns:
         The loss value (detached scalar, unscaled).
@@ -207,6 +225,11 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
     parts_b, states_b = embed_without_grad(encoder, views["b"], cuda_devices=devices, device_type=device_type,
                                            autocast=autocast)
     end_of_first_pass = RngState.capture(devices)
+    if after_first_pass is not None:
+        after_first_pass()
+    if replay_term is not None and scaler is not None:
+        unscaled_term = replay_term
+        replay_term = lambda: _scale(unscaled_term(), scaler)  # noqa: E731  (scaled like the cached gradients)
     loss, grads_a, grads_b = loss_and_cache(loss_fn, parts_a, parts_b, labels, scaler=scaler,
                                             device_type=device_type)
     try:
@@ -214,7 +237,7 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
                                                    ("b", views["b"], grads_b, states_b, parts_b)):
             replay(encoder, chunks, grads, states if replay_rng else None, device_type=device_type,
                    autocast=autocast, cached=parts, view=name, hook=replay_hook, sync_last=name == "b",
-                   backward=backward)
+                   backward=backward, term=replay_term)
     finally:
         if replay_rng:
             end_of_first_pass.restore()

@@ -6,6 +6,10 @@ the plain path and the cached-gradient path (:func:`~phylocl.training.gradcache.
 * plain: ``loss(encoder(a), encoder(b))`` and one backward;
 * cached: embed in chunks without grad, loss + gradient w.r.t. the embeddings, replay chunks with grad.
 
+Encoders with mixture-of-experts layers record their routing per call; the step's router losses
+(:mod:`phylocl.training.router_loss`) are added to the contrastive loss on both paths (the cached path adds each
+replayed chunk's share), and the expert utilisation of every layer is logged as ``moe/...``.
+
 Under DDP every rank gathers the embeddings (and family labels) of all ranks before the loss, so the negatives come
 from the global batch (:mod:`phylocl.training.distributed`). Validation batches ``{"tokens", "labels", "index"}``
 are embedded and handed back as arrays; a callback turns them into retrieval metrics.
@@ -24,9 +28,12 @@ from phylocl.configtools import from_dict, to_dict
 from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
 from phylocl.losses.logits import mean_negative_similarity
+from phylocl.models.moe import pop_router_records, record_routing
 from phylocl.models.registry import build_encoder
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
+from phylocl.training.guards import check_batch, check_finite
+from phylocl.training.router_loss import RouterLoss, StepTotals
 from phylocl.training.schedule import warmup_cosine
 
 __all__ = ["ContrastiveModule", "build_loss"]
@@ -60,6 +67,9 @@ class ContrastiveModule(L.LightningModule):
         overrides.setdefault("max_len", cfg.data.max_len)
         self.encoder = build_encoder(cfg.model.name, **overrides)
         self.loss_fn = build_loss(cfg.loss)
+        self.has_routers = record_routing(self.encoder) > 0
+        self.router_loss = RouterLoss(balance_weight=cfg.loss.moe_balance_weight, z_weight=cfg.loss.moe_z_weight)
+        self._router_totals: StepTotals | None = None
         self.automatic_optimization = False
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._neg_sim = torch.tensor(float("nan"))
@@ -87,6 +97,8 @@ class ContrastiveModule(L.LightningModule):
         params = [p for p in self.parameters() if p.grad is not None]
         clip = self.cfg.optim.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+        if getattr(self.trainer.precision_plugin, "scaler", None) is None:  # fp16 scaling skips inf steps itself
+            check_finite("gradient norm", float(norm), step=self.global_step + 1)
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     # --------------------------------------------------------------------------------------------------- training
@@ -111,26 +123,42 @@ class ContrastiveModule(L.LightningModule):
         else:
             tensor.backward()
 
+    def _first_pass_routing(self) -> None:
+        """Cached path: the step's routing totals from the no-grad first pass (all chunks, all ranks)."""
+        self._router_totals = self.router_loss.totals(pop_router_records(self.encoder))
+
+    def _replay_router_term(self) -> torch.Tensor:
+        """Cached path: the router losses' share of the chunk just replayed."""
+        return self.router_loss.surrogate(pop_router_records(self.encoder), self._router_totals)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
         labels = batch["labels"]
+        check_batch(int(labels.shape[0]), self.trainer.world_size, step=self.global_step + 1)
         if self.cfg.cache.enabled:
             precision = str(self.trainer.precision)
             scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            routed = dict(after_first_pass=self._first_pass_routing, replay_term=self._replay_router_term)
             with torch.autocast(self.device.type, enabled=False):
                 loss = cached_backward(
                     self.encoder, batch["a"], batch["b"], self._global_loss, self.cfg.cache.chunk_size, labels,
                     token_budget=self.cfg.cache.token_budget, scaler=scaler, autocast=_AUTOCAST.get(precision),
-                    backward=self._backward)
+                    backward=self._backward, **(routed if self.has_routers else {}))
         else:
             z_a = self.encoder(batch["a"])  # (B, D)
             z_b = self.encoder(batch["b"])  # (B, D)
             with torch.autocast(self.device.type, enabled=False):
                 loss = self._global_loss(z_a.float(), z_b.float(), labels)
-            self.manual_backward(loss)
+            total = loss
+            if self.has_routers:
+                records = pop_router_records(self.encoder)
+                self._router_totals = self.router_loss.totals(records)
+                total = loss + self.router_loss.surrogate(records, self._router_totals)
+            self.manual_backward(total)
             loss = loss.detach()
+        check_finite("loss", float(loss), step=self.global_step + 1)
         opt.step()
         sched.step()
         stats = self.loss_fn.last_stats
@@ -143,6 +171,9 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/temperature", stats["temperature"], batch_size=bs)
         self.log("train/lr", sched.get_last_lr()[0], prog_bar=True, batch_size=bs)
         self.log("train/batch_size", float(bs), batch_size=bs)
+        if self.has_routers:
+            for key, value in self.router_loss.value(self._router_totals).items():
+                self.log(f"train/{key}", value, batch_size=bs)
         return loss
 
     def _loss_params(self) -> list[torch.nn.Parameter]:

@@ -3,23 +3,40 @@
 It collects what the module's ``validation_step`` returns (``{"embeddings": (B, D), "labels": (B,), "index": (B,)}``,
 CPU tensors) and, at the end of the validation epoch, scores all-against-all retrieval with
 :func:`~phylocl.retrieval.evaluation.evaluate_embeddings`. Nothing passes over the training data again.
-Metrics are logged as ``val/top1``, ``val/map_r``, ``val/auc1``, ``val/recall@k``. A second validation loader
-(``OrthologDataModule(train_eval_families=N)``: a fixed sample of training families) is scored the same way and
-logged under ``train_fam/``; ``val/pairs_seen`` (optimizer steps x pairs per step) is the x axis of the learning
-curves (:mod:`phylocl.workflows.curves`).
+Metrics are logged as ``val/top1``, ``val/map_r``, ``val/auc1``, ``val/recall@k``, and the representation health
+of the same embeddings (:func:`~phylocl.diagnostics.measures.embedding_health`) as ``val/effective_rank``,
+``val/alignment`` (family pairs) and ``val/uniformity``. When the effective rank falls below
+``min_rank_fraction`` of ``min(embedding dim, validation families)`` (the rank a healthy set of that many families
+can reach) a warning is logged, once per run.
+A second validation loader (``OrthologDataModule(train_eval_families=N)``: a fixed sample of training families)
+is scored the same way (retrieval figures only) and logged under ``train_fam/``; ``val/pairs_seen`` (optimizer
+steps x pairs per step) is the x axis of the learning curves (:mod:`phylocl.workflows.curves`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import lightning as L
 import numpy as np
 import torch
 
+from phylocl.diagnostics.measures import embedding_health
 from phylocl.retrieval.evaluation import evaluate_embeddings
 
-__all__ = ["RetrievalMetrics"]
+__all__ = ["RetrievalMetrics", "health_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+def health_metrics(x: np.ndarray, labels) -> dict[str, float]:
+    """``effective_rank``, ``uniformity`` and (when some family has two members) ``alignment`` of ``x`` ``(N, D)``."""
+    h = embedding_health(x, labels)
+    out = {"effective_rank": h["effective_rank"], "uniformity": h["uniformity"]}
+    if h["alignment"] is not None:
+        out["alignment"] = h["alignment"]
+    return out
 
 
 class RetrievalMetrics(L.Callback):
@@ -28,16 +45,22 @@ class RetrievalMetrics(L.Callback):
     Args:
         ks: cut-offs for ``recall@k``.
         prefix: metric name prefix of the first loader (the dev families); ``train_prefix`` that of the second.
+        min_rank_fraction: warn (once) when the effective rank is below this fraction of ``min(dim, families)``;
+            ``None``: never.
         pairs_per_step: training pairs per optimizer step and rank (``data.batch_size``; nominal with a token
             budget), times the world size for ``<prefix>/pairs_seen``; 0: not logged.
     """
 
     def __init__(self, *, ks: Sequence[int] = (1, 10), prefix: str = "val", train_prefix: str = "train_fam",
-                 pairs_per_step: int = 0) -> None:
+                 min_rank_fraction: float | None = None, pairs_per_step: int = 0) -> None:
         super().__init__()
+        if min_rank_fraction is not None and not 0.0 < min_rank_fraction <= 1.0:
+            raise ValueError(f"min_rank_fraction must be in (0, 1] or None, got {min_rank_fraction}")
         self.ks = tuple(int(k) for k in ks)
         self.prefixes = (prefix, train_prefix)
         self.pairs_per_step = int(pairs_per_step)
+        self.min_rank_fraction = min_rank_fraction
+        self.warned = False
         self._parts: list[dict[str, torch.Tensor]] = []
         self.last: dict[str, float] = {}  # the dev figures of the last validation
         self.history: list[dict[str, float]] = []  # every validation: step, pairs_seen and both loaders' figures
@@ -49,13 +72,18 @@ class RetrievalMetrics(L.Callback):
         if outputs is not None:
             self._parts.append({k: v.detach().cpu() for k, v in outputs.items()})
 
-    def _score(self, parts: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    def _score(self, parts: list[dict[str, torch.Tensor]], *, health: bool, trainer=None) -> dict[str, float]:
         x = torch.cat([p["embeddings"] for p in parts]).numpy().astype(np.float32)  # (N, D)
         labels = torch.cat([p["labels"] for p in parts]).numpy()  # (N,)
         if len(np.unique(labels)) < 2:
             return {}
         m = evaluate_embeddings(x, [str(v) for v in labels], ks=self.ks)
-        return {k: float(m[k]) for k in ("top1", "map_r", "auc1", *(f"recall@{k}" for k in self.ks))}
+        out = {k: float(m[k]) for k in ("top1", "map_r", "auc1", *(f"recall@{k}" for k in self.ks))}
+        if health:  # the dev families: representation health and the collapse warning
+            out.update(health_metrics(x, labels))
+            self.last = out
+            self._check_rank(trainer, x.shape[1], len(np.unique(labels)))
+        return out
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not self._parts:
@@ -66,10 +94,10 @@ class RetrievalMetrics(L.Callback):
         self._parts = []
         seen = trainer.global_step * self.pairs_per_step * trainer.world_size
         record = {"step": float(trainer.global_step), "pairs_seen": float(seen)}
+        self.last = {}
         for prefix, parts in zip(self.prefixes, by_loader):
-            figures = self._score(parts) if parts else {}
-            if prefix == self.prefixes[0]:
-                self.last = figures
+            dev = prefix == self.prefixes[0]
+            figures = self._score(parts, health=dev, trainer=trainer) if parts else {}
             for name, value in figures.items():
                 # every rank embeds the whole validation set, so every rank logs the same value
                 pl_module.log(f"{prefix}/{name}", value, prog_bar=name == "map_r" and prefix == self.prefixes[0],
@@ -78,3 +106,15 @@ class RetrievalMetrics(L.Callback):
         if self.pairs_per_step and self.last:
             pl_module.log(f"{self.prefixes[0]}/pairs_seen", record["pairs_seen"], sync_dist=False)
         self.history.append(record)
+
+    def _check_rank(self, trainer, dim: int, families: int) -> None:
+        if self.min_rank_fraction is None or self.warned:
+            return
+        ceiling = min(dim, families)
+        rank = self.last["effective_rank"]
+        if rank < self.min_rank_fraction * ceiling:
+            self.warned = True
+            log.warning("step %d: effective rank of the validation embeddings is %.2f, below %.2f x min(dim %d, "
+                        "%d validation families): the embeddings are collapsing into few directions (warned "
+                        "once; eval.min_effective_rank_fraction sets the threshold)", trainer.global_step, rank,
+                        self.min_rank_fraction, dim, families)

@@ -50,6 +50,7 @@ from phylocl.workflows.compare_config import CompareConfig, load_compare_config,
 __all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns"]
 
 DYNAMICS = ("grad_norm", "pos_prob", "infonce")
+HEALTH = ("effective_rank", "alignment", "uniformity")  # of the test embeddings (phylocl.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class CompareResult:
 
 
 def result_columns(ks) -> list[str]:
-    """Columns of ``results.csv``; metrics are on the test families, ``val_map_r`` on the validation ones."""
-    metrics = ["top1", "map_r", "auc1", *(f"recall@{k}" for k in ks), "n_queries", "val_map_r"]
+    """Columns of ``results.csv``; metrics (retrieval, and the effective rank, alignment and uniformity of the
+    embeddings) are on the test families, ``val_map_r`` on the validation ones."""
+    metrics = ["top1", "map_r", "auc1", *(f"recall@{k}" for k in ks), "n_queries", "val_map_r", *HEALTH]
     dynamics = [f"{name}_{part}" for name in DYNAMICS for part in ("first", "last")]
     return ["cell", "loss", "batch_size", "seed", "reference", "steps", "pairs_seen", *metrics, *dynamics,
             "wall_seconds", "device", "status", "error"]

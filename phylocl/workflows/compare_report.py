@@ -20,9 +20,10 @@ __all__ = ["summarize", "format_summary", "plot_compare", "plot_dynamics", "writ
 
 SUMMARY_COLUMNS = ("map_r", "auc1", "top1", "recall@1", "recall@10", "val_map_r", "grad_norm_first",
                    "grad_norm_last", "pos_prob_first", "pos_prob_last", "infonce_first", "infonce_last",
-                   "wall_seconds")
+                   "wall_seconds", "effective_rank", "alignment", "uniformity")
 LABELS = {"map_r": "MAP@R", "auc1": "AUC1", "top1": "top-1", "recall@1": "recall@1", "recall@10": "recall@10",
-          "val_map_r": "val MAP@R", "wall_seconds": "wall (s)"}
+          "val_map_r": "val MAP@R", "wall_seconds": "wall (s)", "effective_rank": "effective rank",
+          "alignment": "alignment", "uniformity": "uniformity"}
 
 
 def _number(v) -> float | None:
@@ -110,7 +111,24 @@ def format_summary(summary: Mapping[str, Any], *, title: str = "phylocl compare"
         loss = f"{g['loss']} (reference)" if g["reference"] else g["loss"]
         lines.append(f"| {loss} | {g['batch_size']} | {_pm(s['grad_norm_first'])} | {_pm(s['grad_norm_last'])} | "
                      f"{_pm(s['pos_prob_first'])} | {_pm(s['pos_prob_last'])} |")
+    lines += _health_table(groups)
     return "\n".join(lines) + "\n"
+
+
+def _health_table(groups) -> list[str]:
+    """Effective rank, alignment and uniformity of the test embeddings (empty when no cell measured them)."""
+    if not any(g["stats"].get("effective_rank", {}).get("mean") is not None for g in groups):
+        return []
+    lines = ["", "Representation health of the test embeddings (`phylocl diagnose`'s measures): effective rank "
+             "(of the embedding dimension), alignment of family pairs (lower = tighter families), uniformity "
+             "(lower = more spread).", "",
+             "| loss | batch | effective rank | alignment | uniformity |", "|---|---:|---:|---:|---:|"]
+    for g in sorted(groups, key=lambda g: (g["reference"], g["loss"], g["batch_size"])):
+        s = g["stats"]
+        loss = f"{g['loss']} (reference)" if g["reference"] else g["loss"]
+        lines.append(f"| {loss} | {g['batch_size']} | {_pm(s['effective_rank'], 1)} | {_pm(s['alignment'])} | "
+                     f"{_pm(s['uniformity'])} |")
+    return lines
 
 
 def plot_compare(summary: Mapping[str, Any], path: Path, *, metrics=("map_r", "auc1"), title: str = "") -> None:

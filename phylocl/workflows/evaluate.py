@@ -25,8 +25,9 @@ from typing import Sequence
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_dataset_alphabet, embed_all, fasta_records,
-                                     read_labelled)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes, open_fasta,
+                                      read_labelled)
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]
@@ -105,7 +106,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
              device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-             progress: bool = True, stream=None) -> dict:
+             progress: bool = True, stream=None, strict: bool = False) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -118,6 +119,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         per_family: also write the per-family table there (TSV).
         device, precision: where and in which precision an encoder runs (as in :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
+        strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -131,7 +133,10 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if not ks or min(ks) < 1:
         raise InputError(f"-k values must be >= 1, got {ks}")
     ks = sorted(set(ks))
-    ds = read_labelled(data, labels)
+    if per_family is not None:
+        check_output_file(per_family, inputs=[p for p in (data, labels, db_extra) if p is not None])
+    ds = read_labelled(data, labels, strict=strict)
+    notes = letter_notes(ds.source.get("unknown_letters", {}))
     if split is not None:
         wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
         present = [f for f in wanted if f in ds.family_index]
@@ -159,7 +164,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     decoys = None
     if db_extra is not None:
         labelled = set(ds.ids)
-        records = fasta_records(db_extra, embedder)
+        decoy_stream = open_fasta(db_extra, strict=strict)
+        records = fasta_records(decoy_stream, embedder)
 
         def checked():
             for r in records:
@@ -171,6 +177,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         with Progress(label="embedding decoys", unit="sequences", enabled=progress, stream=stream) as bar:
             decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size,
                                   progress=bar)
+        notes += letter_notes(decoy_stream.letters)
     embed_seconds = time.perf_counter() - start
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")
@@ -185,7 +192,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)
-    result["notes"] = [str(w.message) for w in caught]
+    result["notes"] = notes + [str(w.message) for w in caught]
     result["per_family"] = m["per_family"]
     return result
 

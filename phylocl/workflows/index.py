@@ -33,9 +33,12 @@ class IndexResult:
 
 def check_index_destination(path: str | Path) -> Path:
     """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder)."""
+    from phylocl.outputs import check_output_dir
+
     path = Path(path)
     if path.is_file():
         raise InputError("exists and is a file; an index is a folder (choose another name)", path=path)
+    check_output_dir(path)  # not a device or pipe, not under /proc, parent a writable folder
     if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").is_file():
         raise InputError("exists and is not a phylocl index folder; refusing to replace it", path=path)
     return path
@@ -59,6 +62,9 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "fl
     start = time.perf_counter()
     if kind not in INDEX_KINDS:
         raise InputError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    for name, value in params.items():
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     out = check_index_destination(out)
     emb = load_embeddings(embeddings)
     if threads is not None:

@@ -17,7 +17,7 @@ index. Queries are streamed: embedded, searched and written one buffer at a time
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -25,9 +25,10 @@ import numpy as np
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
+from phylocl.outputs import same_file
 from phylocl.progress import Progress
-from phylocl.workflows.embed import (DEFAULT_BUFFER, check_output_file, embed_all, embed_buffers, fasta_alphabet,
-                                     fasta_records)
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
+from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model, shipped_models
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
@@ -46,6 +47,7 @@ class SearchResult:
     db_size: int
     model: dict
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
@@ -75,23 +77,18 @@ def _model_for_index(model: str | None, index) -> str | None:
     return model
 
 
-def _same_file(a, b) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
-
-
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
            precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
-           stream=None) -> SearchResult:
+           stream=None, alphabet: str | None = None, strict: bool = False) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
         model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
             the best measured method of the alphabet. With ``index``, ``kmer:K`` and the default use the index's alphabet.
-        k: hits per query (``>= 1``).
+        k: hits per query (``>= 1``; more than the database holds gives every database row).
+        alphabet: of the query (and ``db``) FASTA: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
+        strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
         batch_size, buffer_size, device, precision, progress, stream: as in :func:`~phylocl.workflows.embed.embed`.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
@@ -105,25 +102,27 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         raise InputError(f"-k must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
-    out = check_output_file(out)
-    if any(p is not None and _same_file(out, p) for p in (query, db)):
-        raise InputError("output would overwrite an input file", path=out)
-    kind = fasta_alphabet(query)
-    same = db is not None and _same_file(query, db)
-    db_x = None
+    out = check_output_file(out, inputs=[p for p in (query, db, index) if p is not None])
+    same = db is not None and same_file(query, db)
+    queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
+    db_x = letters = None
     if index is not None:
         ridx = load_index(index)
         # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
-        alphabet = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else kind
-        embedder = resolve_model(_model_for_index(model, ridx), alphabet=alphabet, device=device, precision=precision)
+        kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
+        embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision)
         check_compatible(ridx, embedder.model_info())
+        bind_stream(queries, embedder, index=index)
     else:
-        embedder = resolve_model(model, alphabet=kind, device=device, precision=precision)
-        records = ((r.id, r.sequence, None) for r in fasta_records(db, embedder))
+        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision)
+        database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
+        bind_stream(queries, embedder)
+        letters = database.letters
         with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
-            db_x, db_ids = embed_all(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                     progress=bar)
+            db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder,
+                                     batch_size=batch_size, buffer_size=buffer_size, progress=bar)
         ridx = build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info())
+    k_eff = max(1, min(k, ridx.ntotal))  # memory follows the database, not -k
 
     def query_chunks() -> Iterator[tuple[np.ndarray, list[str]]]:
         if same:  # the database already holds the queries' embeddings
@@ -131,7 +130,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                 bar.update(min(buffer_size, len(db_x) - lo))
                 yield db_x[lo:lo + buffer_size], ridx.ids[lo:lo + buffer_size]
             return
-        records = ((r.id, r.sequence, None) for r in fasta_records(query, embedder))
+        records = ((r.id, r.sequence, None) for r in queries)
         for x, ids, _ in embed_buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                        progress=bar):
             yield x, ids
@@ -141,8 +140,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for x, ids in query_chunks():
-            scores, rows = ridx.search(x, k, exclude_ids=ids)  # (b, k) each
+            scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
             n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
             n_queries += len(ids)
+    notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
     return SearchResult(path=out, n_queries=n_queries, n_hits=n_hits, k=k, db_size=ridx.ntotal,
-                        model=embedder.model_info(), seconds=time.perf_counter() - start)
+                        model=embedder.model_info(), seconds=time.perf_counter() - start, notes=notes)

@@ -4,7 +4,8 @@ Output directory ``DIR``::
 
     DIR/encoder.pt          the exported encoder (best validation checkpoint, else the last); phylocl.load_encoder(DIR)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
-    DIR/metrics.json        final validation/test retrieval figures, steps, wall time, device
+    DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
+                            wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
@@ -12,12 +13,18 @@ Output directory ``DIR``::
                             (val/...), the same figures on a fixed sample of training families (train_fam/...)
                             and val/pairs_seen: the learning curves (phylocl.workflows.curves plots them)
 
-The exported files are written atomically at the very end, so an interrupted run never leaves a half-written
-encoder; ``--resume`` continues from ``checkpoints/last.ckpt`` and finishes the export.
+``config.yaml`` is written when training starts (``phylocl train --resume --out DIR`` reads it back; resuming with
+a different config is refused, naming the differences); the exported files are written atomically at the very end,
+so an interrupted run never leaves a half-written encoder; ``--resume`` continues from ``checkpoints/last.ckpt``
+(or ``interrupted.ckpt``, whichever is newer and loads) and keeps the earlier rows of ``logs/metrics.csv``.
+The folder is locked while a run writes to it; settings, data and output place are checked before anything is
+written, and a run refused by such a check leaves no folder behind. A loss or gradient that turns NaN/inf stops
+training at that step (:mod:`phylocl.training.guards`) without exporting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,12 +33,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError
+from phylocl.outputs import check_output_dir
+from phylocl.workflows.run_folder import check_resume_config, claim, kept_metrics, stored_config, write_config
+from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
+                                            lightning_errors)
 
 __all__ = ["train", "TrainResult"]
 
@@ -54,6 +63,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
     warnings.filterwarnings("ignore", message=r".*fit\(ckpt_path=.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume: logs are kept (run_folder)
 
 
 def _evaluate_split(module, dm, split: str, ks) -> dict:
@@ -62,6 +72,7 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     import torch
 
     from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.callbacks import health_metrics
 
     dataset = dm.val_set if split == "val" else dm.test_set
     loader = dm.eval_dataloader(dataset)
@@ -83,7 +94,142 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     x[order] = torch.cat(xs).numpy()
     m = evaluate_embeddings(x, dataset.families, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
-    return {k: m[k] for k in keep if k in m}
+    return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
+
+
+def _load(config, overrides, data):
+    """The resolved :class:`TrainConfig`: YAML (or defaults), then ``--data`` paths, then ``overrides``."""
+    if data:  # before the user's overrides, so that --set data.labels=TSV labels a --data FASTA file
+        overrides = [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}", "data.labels=null",
+                     *overrides]
+    return load_config(config, list(overrides))
+
+
+def _resume_checkpoint(out: Path, resume: bool) -> Path:
+    """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume.
+
+    The newer of ``last.ckpt`` (periodic) and ``interrupted.ckpt`` (Ctrl-C) that loads; a truncated or corrupt one is
+    skipped, and an InputError names it when none loads.
+    """
+    ckpt_dir = out / "checkpoints"
+    candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
+    candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    if (out / "encoder.pt").exists() and not resume:
+        raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
+    if not resume:
+        return ckpt_dir / "last.ckpt"
+    if not candidates:
+        raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
+    problems = []
+    for ckpt in candidates:
+        why = _unloadable(ckpt)
+        if why is None:
+            return ckpt
+        problems.append(f"{ckpt.name}: {why}")
+    raise InputError(f"cannot resume: {'; '.join(problems)}; delete the broken checkpoint(s) or start a new --out",
+                     path=ckpt_dir)
+
+
+def _unloadable(ckpt: Path) -> str | None:
+    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
+        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
+    if not isinstance(state, dict) or "state_dict" not in state:
+        return "not a phylocl training checkpoint"
+    return None
+
+
+def _has_validation(cfg: TrainConfig, dm) -> bool:
+    return len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
+
+
+def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: bool):
+    """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from phylocl.workflows.train_checks import InterruptCheckpoint
+
+    from phylocl.training.progress import StepProgress
+    from phylocl.training.refresh import NeighbourRefresh
+    from phylocl.workflows.callbacks import RetrievalMetrics
+
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                              every_n_train_steps=cfg.trainer.val_every_n_steps)
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
+                              save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
+                              enable_version_counter=False)
+    callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
+    if has_val:
+        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
+                                       pairs_per_step=cfg.data.batch_size), best_cb]
+    if cfg.data.batching != "random" and cfg.data.refresh_every:
+        callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
+    if progress and cfg.trainer.progress_bar:
+        callbacks.append(StepProgress())
+    return callbacks, best_cb
+
+
+def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
+    """The Lightning Trainer of the ``trainer:`` section: counted in steps, validated every ``val_every_n_steps``."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    t = cfg.trainer
+    return L.Trainer(
+        max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=False, enable_model_summary=False,
+        logger=CSVLogger(save_dir=str(out), name="logs", version=""), callbacks=callbacks,
+        val_check_interval=t.val_every_n_steps if has_val else None, check_val_every_n_epoch=None,
+        limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
+        enable_checkpointing=True,
+    )
+
+
+def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
+    """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
+    started = time.time()
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
+    except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
+        if trainer.interrupted:
+            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+        raise
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
+    return time.time() - started
+
+
+def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
+    """Load the best checkpoint (if any), score val/test and write splits.json, metrics.json and,
+    last (its presence marks a finished run), encoder.pt."""
+    import torch
+
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    module.cpu()
+    metrics = {
+        "steps": int(trainer.global_step),
+        "wall_seconds": round(wall, 1),
+        "device": _device_name(trainer),
+        "exported_checkpoint": os.path.basename(best) if best else "last",
+        "parameters": module.encoder.num_parameters(),
+        "val": _evaluate_split(module, dm, "val", cfg.eval.ks) if has_val else {},
+        "test": _evaluate_split(module, dm, "test", cfg.eval.ks) if cfg.eval.enabled else {},
+    }
+    splits = {name: sorted(set(ds.families)) for name, ds in
+              (("train", dm.train_set), ("val", dm.val_set), ("test", dm.test_set))}
+    with atomic_path(out / "splits.json") as tmp:
+        tmp.write_text(json.dumps(splits, indent=1) + "\n")
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    encoder_path = module.encoder.save(out / "encoder.pt")  # last: its presence marks a finished run
+    return TrainResult(out, encoder_path, metrics)
 
 
 def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overrides=(), data: list[str] | None = None,
@@ -100,99 +246,35 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     """
     _quiet_lightning()
     import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     from phylocl.data.datamodule import OrthologDataModule
-    from phylocl.workflows.callbacks import RetrievalMetrics
     from phylocl.training.module import ContrastiveModule
-    from phylocl.training.progress import StepProgress
-    from phylocl.training.refresh import NeighbourRefresh
 
-    out = Path(out_dir)
-    if data:
-        overrides = list(overrides) + [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}",
-                                       "data.labels=null"]
-    cfg = load_config(config, list(overrides))
-
-    ckpt_dir = out / "checkpoints"
-    # the newer of the periodic checkpoint and the one written when the run was interrupted
-    candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
-    last_ckpt = max(candidates, key=lambda p: p.stat().st_mtime) if candidates else ckpt_dir / "last.ckpt"
-    if (out / "encoder.pt").exists() and not resume:
-        raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
-    if resume and not last_ckpt.exists():
-        raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
+    out = check_output_dir(out_dir, inputs=data or ())
+    stored = stored_config(out) if resume else None
+    cfg = _load(stored if stored is not None and config is None else config, overrides, data)
+    last_ckpt = _resume_checkpoint(out, resume)
+    if stored is not None:
+        check_resume_config(stored, to_dict(cfg))
+    check_trainer_settings(cfg.trainer)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    alphabet = dm.alphabet.name
-    module = ContrastiveModule(config=cfg, alphabet=alphabet)
-
-    t = cfg.trainer
-    has_val = len(dm.val_set) > 0 and len(set(dm.val_set.families)) > 1 and cfg.eval.enabled
-    metric = cfg.eval.monitor
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                              every_n_train_steps=cfg.trainer.val_every_n_steps)
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{metric}", mode="max", save_top_k=1,
-                              save_on_train_epoch_end=False, auto_insert_metric_name=False, enable_version_counter=False)
-    callbacks = [last_cb, OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
-    if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, pairs_per_step=cfg.data.batch_size), best_cb]
-    if cfg.data.batching != "random" and cfg.data.refresh_every:
-        callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
-    if progress and cfg.trainer.progress_bar:
-        callbacks.append(StepProgress())
-
-    trainer = L.Trainer(
-        max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
-        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=False, enable_model_summary=False,
-        logger=CSVLogger(save_dir=str(out), name="logs", version=""), callbacks=callbacks,
-        val_check_interval=t.val_every_n_steps if has_val else None, check_val_every_n_epoch=None,
-        limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
-        enable_checkpointing=True,
-    )
-    started = time.time()
-    try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last_ckpt) if resume else None)
-    except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
-        if trainer.interrupted:
-            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
-        raise
-    if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
-    wall = time.time() - started
-
-    if not trainer.is_global_zero:
-        return TrainResult(out, out / "encoder.pt", {})
-
-    best = best_cb.best_model_path if has_val else ""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-    module.cpu()
-    metrics = {
-        "steps": int(trainer.global_step),
-        "wall_seconds": round(wall, 1),
-        "device": _device_name(trainer),
-        "exported_checkpoint": os.path.basename(best) if best else "last",
-        "parameters": module.encoder.num_parameters(),
-        "val": _evaluate_split(module, dm, "val", cfg.eval.ks) if has_val else {},
-        "test": _evaluate_split(module, dm, "test", cfg.eval.ks) if cfg.eval.enabled else {},
-    }
-    with atomic_path(out / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    splits = {name: sorted(set(ds.families)) for name, ds in
-              (("train", dm.train_set), ("val", dm.val_set), ("test", dm.test_set))}
-    with atomic_path(out / "splits.json") as tmp:
-        tmp.write_text(json.dumps(splits, indent=1) + "\n")
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    encoder_path = module.encoder.save(out / "encoder.pt")  # last: its presence marks a finished run
-    return TrainResult(out, encoder_path, metrics)
+    check_training_families(dm)
+    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    has_val = _has_validation(cfg, dm)
+    callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
+    with lightning_errors("trainer"):
+        trainer = _trainer(cfg, out, callbacks, has_val=has_val)
+    with claim(out) if launched_rank() == 0 else contextlib.nullcontext():
+        if launched_rank() == 0:
+            write_config(out, to_dict(cfg))  # now, so that --resume finds it after an interrupt
+        with kept_metrics(out, resume=resume):
+            wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
+        if not trainer.is_global_zero:
+            return TrainResult(out, out / "encoder.pt", {})
+        best = best_cb.best_model_path if has_val else ""
+        return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 
 
 def _device_name(trainer) -> str:

@@ -19,6 +19,12 @@ def fast_overrides(name: str) -> dict:
         out["heads"] = 2
     if cfg.attn_dim is not None:
         out["attn_dim"] = 16
+    if cfg.moe_experts:
+        out["moe_ffn_dim"] = 64
+    if cfg.backbone == "smlp":
+        out.update(smlp_dense=1, smoe_chunk=8)
+    if cfg.attention == "deberta":
+        out["rel_buckets"] = 8
     return out
 
 

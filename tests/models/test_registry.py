@@ -17,7 +17,16 @@ from phylocl.models.registry import CONFIG_DIR, build_encoder, describe_model, g
 from .helpers import MODELS, make_encoder
 
 REQUIRED = {"gmlp-tiny", "gmlp-small", "gmlp-base", "amlp-small", "transformer-tiny", "transformer-small",
-            "transformer-base"}
+            "transformer-base", "smlp-tiny", "smlp-small", "gmlp-small-moe", "transformer-small-moe",
+            "transformer-small-deberta"}
+
+
+def test_issue15_configs_resolve_their_options():
+    smlp = get_config("smlp-small")
+    assert (smlp.backbone, smlp.smlp_dense, smlp.depth, smlp.moe_experts) == ("smlp", 3, 6, 4)
+    assert get_config("gmlp-small-moe").moe_experts == get_config("transformer-small-moe").moe_experts == 4
+    assert get_config("transformer-small-deberta").attention == "deberta"
+    assert get_config("transformer-small").attention == "rope" and get_config("gmlp-small").moe_experts == 0
 
 
 def test_list_models_is_sorted_and_matches_yaml_files():
@@ -81,14 +90,20 @@ def test_load_encoder_errors(tmp_path):
     assert err.value.path.endswith("missing.pt")
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a torch file at all")
-    with pytest.raises(InputError, match="not a readable encoder file") as err:
+    with pytest.raises(InputError, match="not a phylocl encoder file \\(not a torch file\\)") as err:
         load_encoder(bad)
     assert err.value.path == str(bad)
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(">a\nMKT\n")
+    with pytest.raises(InputError, match=r"not a phylocl encoder file \(a FASTA file\)") as err:
+        load_encoder(fasta)
+    assert "\n" not in str(err.value)
     path = make_encoder("gmlp-tiny").save(tmp_path / "good.pt")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(InputError, match="not a readable encoder file"):
+    with pytest.raises(InputError, match="not a readable encoder file, truncated or damaged") as err:
         load_encoder(truncated)
+    assert "\n" not in str(err.value)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(InputError, match="not a phylocl encoder file"):

@@ -132,7 +132,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(InputError, match="not a file"):
         load_embeddings(tmp_path)
     (tmp_path / "junk.npz").write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(InputError, match="cannot read embeddings"):
+    with pytest.raises(InputError, match="not an .npz archive"):
         load_embeddings(tmp_path / "junk.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(InputError, match="missing"):
@@ -148,6 +148,40 @@ def test_load_errors(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:200])  # truncated download
     with pytest.raises(InputError):
         load_embeddings(tmp_path / "cut.npz")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("npy", "is a bare .npy array, not an embeddings file"),
+    ("text", "not an .npz archive"),
+    ("empty", "empty"),
+    ("format", "embeddings format 'phylocl-embeddings/99' is not"),
+    ("nan", "NaN or infinite"),
+    ("truncated", "truncated or damaged"),
+])
+def test_foreign_or_damaged_files_are_named_in_one_line(tmp_path, case, message):
+    x, ids, _ = _data()
+    path = tmp_path / "e.npz"
+    if case == "npy":
+        np.save(tmp_path / "e.npy", x)
+        path = tmp_path / "e.npy"
+    elif case == "text":
+        path.write_text("q1\t0.1\t0.2\n")
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "format":
+        np.savez(path, embeddings=x, ids=np.array(ids), model=np.array(json.dumps(MODEL)),
+                 format=np.array("phylocl-embeddings/99"))
+    elif case == "nan":
+        x = x.copy()
+        x[1, 2] = np.nan
+        np.savez(path, embeddings=x, ids=np.array(ids), model=np.array(json.dumps(MODEL)))
+    else:
+        save_embeddings(tmp_path / "ok.npz", x, ids, model=MODEL)
+        data = (tmp_path / "ok.npz").read_bytes()
+        path.write_bytes(data[: len(data) - 300])
+    with pytest.raises(InputError, match=message) as err:
+        load_embeddings(path)
+    assert "\n" not in str(err.value) and "pickled" not in str(err.value)
 
 
 def test_archive_members_are_uncompressed_npy(tmp_path):

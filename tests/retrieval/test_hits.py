@@ -112,3 +112,11 @@ def test_written_search_results_read_back_exactly(tmp_path):
     with pytest.raises(ValueError, match="queries"):
         write_hits_tsv(tmp_path / "x.tsv", QIDS[:2], DBIDS, scores, indices)
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_ids_starting_with_hash_are_hits_not_comments(tmp_path):
+    p = tmp_path / "hits.tsv"
+    p.write_text("# BLASTP 2.14\n# Fields: query, subject, bitscore\n#q\t#d\t5\nq1\t#d\t7\n")
+    h = read_hits_tsv(p, query_ids=["#q", "q1"], db_ids=["#d", "d1"])
+    assert h.query(0)[0].tolist() == [0] and h.query(0)[1].tolist() == [5.0]
+    assert h.query(1)[0].tolist() == [0] and h.query(1)[1].tolist() == [7.0]

@@ -92,3 +92,26 @@ def test_check_compatible_messages():
     assert "you are searching with model transformer-base (fingerprint beef, dim 16, protein)" in msg
     with pytest.raises(InputError, match="dim 32"):
         check_compatible(index, {**MODEL, "dim": 32})
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated", "cannot read row ids (truncated or damaged?)"),
+    ("duplicate", "duplicate row id 's0'"),
+    ("labels", "3 labels for 100 ids"),
+    ("text", "cannot read row ids"),
+])
+def test_damaged_rows_npz_is_one_located_line(tmp_path, case, message):
+    path = tmp_path / "db.index"
+    save_index(build_index(_data(100), ids=[f"s{i}" for i in range(100)], model=MODEL), path)
+    rows = path / "rows.npz"
+    if case == "truncated":
+        rows.write_bytes(rows.read_bytes()[:150])
+    elif case == "duplicate":
+        np.savez(rows, ids=np.array(["s0"] * 100))
+    elif case == "labels":
+        np.savez(rows, ids=np.array([f"s{i}" for i in range(100)]), labels=np.array(["a", "b", "c"]))
+    else:
+        rows.write_text("s0\ns1\n")
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")) as err:
+        load_index(path)
+    assert err.value.path == str(rows) and "\n" not in str(err.value)

@@ -18,7 +18,7 @@ def _reference(seq: str, k: int, alphabet: str) -> np.ndarray:
     """Slow obvious k-mer profile: normalise letters by hand, loop over every window."""
     if alphabet == "protein":
         letters = "ACDEFGHIKLMNPQRSTVWY"
-        seq = seq.upper().translate(str.maketrans("UOBZJ", "CKXXX"))
+        seq = seq.upper().translate(str.maketrans("UOBZJ", "XXXXX"))
     else:
         letters = "ACGT"
         seq = seq.upper().replace("U", "T")

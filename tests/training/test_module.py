@@ -61,6 +61,31 @@ def test_cached_step_equals_plain_step(loss):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=lambda m: f"{n}: {m}")
 
 
+@pytest.mark.parametrize("model, overrides", [
+    ("smlp-tiny", "{dropout: 0.0, drop_path: 0.0, moe_capacity_factor: 0.75}"),
+    ("transformer-tiny", "{dropout: 0.0, drop_path: 0.0, moe_experts: 4, moe_every: 1, moe_capacity_factor: 0.75}"),
+])
+def test_moe_cached_step_equals_plain_step_and_logs_utilisation(model, overrides):
+    batch = fixed_batch(8, families=5)
+    sets = {"model.name": model, "model.overrides": overrides, "loss.moe_balance_weight": 0.5,
+            "loss.moe_z_weight": 0.05}
+    plain = _module(tiny_config(**sets))
+    cached = _module(tiny_config(**sets, **{"cache.enabled": "true", "cache.chunk_size": 3}))
+    cached.load_state_dict(plain.state_dict())
+    trainers = [_fit(plain, batch), _fit(cached, batch)]
+    assert any("router" in k for k in plain.grads)
+    _assert_close(plain.grads, cached.grads)
+    logged = [{k: float(v) for k, v in t.callback_metrics.items() if k.startswith("train/moe/")} for t in trainers]
+    assert logged[0].keys() == logged[1].keys()
+    for k in logged[0]:
+        assert logged[0][k] == pytest.approx(logged[1][k], rel=1e-4, abs=1e-6), k
+    for k in range(2):  # smlp-tiny: the sMoE and tMoE of its sparse block; transformer-tiny: its 2 blocks
+        used = sum(logged[0][f"train/moe/l{k}_util{e}"] for e in range(4))
+        assert used == pytest.approx(1 - logged[0][f"train/moe/l{k}_dropped"])
+    assert logged[0]["train/moe/l1_dropped"] > 0  # capacity 0.75 drops tokens, and says so
+    assert logged[0]["train/moe/balance"] > 0 and logged[0]["train/moe/aux"] > 0
+
+
 def test_step_changes_parameters_and_lowers_loss_on_a_fixed_batch():
     batch = fixed_batch(8)
     module = _module(tiny_config(**{"optim.lr": 3e-3}))
@@ -91,7 +116,8 @@ def test_learnable_temperature_is_optimised():
     {"cache.enabled": "true", "cache.chunk_size": 3},
     {"loss.name": "flatnce"},
     {"loss.learn_temperature": "true", "cache.enabled": "true", "cache.chunk_size": 2},
-], ids=["plain", "cached", "flatnce", "cached-learned-temperature"])
+    {"model.name": "smlp-tiny", "cache.enabled": "true", "cache.chunk_size": 3, "loss.moe_balance_weight": 0.5},
+], ids=["plain", "cached", "flatnce", "cached-learned-temperature", "smlp-cached"])
 def test_ddp_two_processes_equals_one_process(tmp_path, sets):
     """Lightning DDP (gloo, 2 CPU processes, 4 rows each) gives the gradient of the 8-row global batch."""
     batch = fixed_batch(8, families=6, seed=3)

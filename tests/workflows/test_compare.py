@@ -117,6 +117,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     for r in rows:
         assert 0.0 <= float(r["map_r"]) <= 1.0 and 0.0 <= float(r["auc1"]) <= 1.0
         assert int(r["n_queries"]) > 0 and r["device"].startswith("cpu")
+        assert 1.0 <= float(r["effective_rank"]) and float(r["uniformity"]) < 0 <= float(r["alignment"])
 
     split = json.loads((out / "split.json").read_text())
     assert split["train_pair_families"] == 6
@@ -140,6 +141,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
 
     summary = (out / "summary.md").read_text()
     assert "| infonce (reference, cached) | 6 | 4 | 1 |" in summary and "Δ MAP@R" in summary
+    assert "| effective rank | alignment | uniformity |" in summary
     for name in ("compare.png", "dynamics.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

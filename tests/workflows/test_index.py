@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +87,11 @@ def test_an_earlier_index_is_replaced(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such embeddings file"),
-    ("not_npz", "cannot read embeddings"),
+    ("not_npz", "not an .npz archive"),
+    ("nprobe_negative", "--nprobe must be >= 1, got -1"),
+    ("nlist_zero", "--nlist must be >= 1, got 0"),
+    ("dest_is_fifo", "is not a folder (a device, pipe or socket)"),
+    ("dest_under_proc", "under /proc"),
     ("dest_is_file", "exists and is a file"),
     ("dest_is_other_dir", "is not a phylocl index folder"),
     ("param_for_flat", "flat index does not take"),
@@ -106,6 +112,14 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, case, messa
         (out / "precious.txt").write_text("keep me")
     elif case == "param_for_flat":
         extra = ["--nlist", "4"]
+    elif case == "nprobe_negative":
+        extra = ["--type", "ivf", "--nprobe", "-1"]
+    elif case == "nlist_zero":
+        extra = ["--type", "ivf", "--nlist", "0"]
+    elif case == "dest_is_fifo":
+        os.mkfifo(out)
+    elif case == "dest_under_proc":
+        out = Path("/proc/phylocl-index")
     else:
         extra = ["--threads", "0"]
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -117,3 +131,24 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, case, messa
         assert out.read_text() == "keep me"
     if case == "dest_is_other_dir":
         assert (out / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("n", [100, 5_000, 1_000_000])
+def test_index_help_states_the_defaults_the_code_uses(capsys, n):
+    """The --nlist / --nprobe / --ef-search help is made from the code's defaults: the formulas it prints, evaluated
+    here, give what default_params picks."""
+    import math
+    import re
+
+    from phylocl.retrieval.index import default_params
+
+    with pytest.raises(SystemExit):
+        main(["index", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    a, b = map(int, re.search(r"default min\((\d+) sqrt\(N\), N/(\d+)\)", text).groups())
+    div = int(re.search(r"default ceil\(nlist/(\d+)\)", text).group(1))
+    ef = int(re.search(r"search breadth \(default (\d+)\)", text).group(1))
+    _, p = default_params("ivf", n, 16)
+    assert p["nlist"] == min(round(a * math.sqrt(n)), n // b)
+    assert p["nprobe"] == math.ceil(p["nlist"] / div)
+    assert default_params("hnsw", n, 16)[1]["ef_search"] == ef

@@ -164,7 +164,7 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
     ("missing_query", "no such file"),
     ("missing_index", "no such index"),
     ("overwrite_input", "output would overwrite an input file"),
-    ("dna_query", "looks like DNA, but model kmer:2"),
+    ("dna_query", "looks like DNA, but the index"),  # not "use --model kmer:2": the index fixes the model
     ("no_shipped", "unknown model 'default-protein'"),
 ])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, case, message):

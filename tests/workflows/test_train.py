@@ -47,6 +47,7 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     for split in ("val", "test"):
         assert {"top1", "map_r", "auc1", "recall@1", "recall@10"} <= set(metrics[split])
         assert 0.0 <= metrics[split]["map_r"] <= 1.0
+        assert 1.0 <= metrics[split]["effective_rank"] <= 64 and metrics[split]["uniformity"] < 0
     splits = json.loads((out / "splits.json").read_text())
     assert all(splits[k] for k in ("train", "val", "test"))
     assert not set(splits["train"]) & set(splits["val"]) and not set(splits["train"]) & set(splits["test"])
@@ -57,7 +58,8 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
         rows = list(csv.DictReader(fh))
     logged = {k for r in rows for k, v in r.items() if v}
     assert {"train/loss", "train/infonce", "train/pos_prob", "train/temperature", "train/lr",
-            "train/grad_norm", "val/map_r", "val/auc1"} <= logged
+            "train/grad_norm", "val/map_r", "val/auc1", "val/effective_rank", "val/alignment",
+            "val/uniformity"} <= logged
     steps = [int(r["step"]) for r in rows if r.get("train/loss")]
     assert steps == list(range(6))
     assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()

@@ -1,0 +1,119 @@
+"""Letters outside an alphabet's own, read as aligners read them: as the unknown token, counted.
+
+DIAMOND, MMseqs2 and BLAST read real proteomes whose records carry an internal stop ``*`` (read-through
+translations) or rare and ambiguous letters. phylocl does the same: every such letter reads as the alphabet's
+unknown token (``X`` for protein, ``N`` for DNA) and is counted by kind in a :class:`LetterReport`, which
+``phylocl inspect`` prints (kind, count, first file:line). With ``strict=True`` they are refused instead.
+
+Kinds (upper or lower case):
+
+============== ================================== ==============================
+kind           protein                            DNA
+============== ================================== ==============================
+internal_stop  ``*`` inside a sequence            (refused: not a nucleotide)
+ambiguous      ``B Z J``                          ``R Y S W K M B D H V``
+rare           ``U O`` (selenocysteine, pyrrolysine)  -
+unknown        ``X``                              ``N X``
+============== ================================== ==============================
+
+``unknown`` letters are already the unknown token and pass ``strict``. A trailing ``*`` is dropped when the file
+is parsed (:func:`phylocl.data.fasta.parse_fasta`) and never counted; RNA ``U`` reads as ``T`` in DNA. Any other
+character (digits, punctuation, protein-only letters in DNA) is refused in both modes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from phylocl.data.alphabet import Alphabet
+from phylocl.errors import InputError
+
+__all__ = ["LetterReport", "clean_letters", "KINDS"]
+
+KINDS: dict[str, dict[str, str]] = {
+    "protein": {"*": "internal_stop", **dict.fromkeys("BZJ", "ambiguous"), **dict.fromkeys("UO", "rare"),
+                "X": "unknown"},
+    "dna": {**dict.fromkeys("RYSWKMBDHV", "ambiguous"), **dict.fromkeys("NX", "unknown")},
+}
+_WORDS = {"internal_stop": "internal stop", "ambiguous": "ambiguity code", "rare": "rare residue",
+          "unknown": "unknown residue"}
+_TABLES: dict[str, tuple[dict, dict, dict]] = {}
+
+
+def _tables(alphabet: Alphabet) -> tuple[dict, dict, dict]:
+    """``(canonical, plain, kinds)``: translate table to canonical letters, table deleting letters that need no
+    counting, and letter → kind (upper and lower case). Cached per alphabet."""
+    if alphabet.name not in _TABLES:
+        kinds = {c: k for letter, k in KINDS.get(alphabet.name, {}).items() for c in {letter, letter.lower()}}
+        canonical = {ord(c): alphabet.normalize(c) for c in alphabet.accepted}
+        canonical.update({ord(c): alphabet.unknown for c in kinds})
+        plain = {ord(c): None for c in alphabet.accepted if c not in kinds}
+        _TABLES[alphabet.name] = (canonical, plain, kinds)
+    return _TABLES[alphabet.name]
+
+
+class LetterReport:
+    """Counts of the letters read as the unknown token, by kind (see module doc); ``strict`` refuses them.
+
+    :meth:`clean` is the single entry point; :meth:`to_dict` gives ``{kind: {"count": letters, "records":
+    records, "letters": "BZ", "reads_as": "X", "first": "file:line"}}`` for the kinds seen.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = bool(strict)
+        self.kinds: dict[str, dict] = {}
+
+    def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str) -> str:
+        """``seq`` in canonical letters of ``alphabet``; :class:`InputError` naming the record and line for a
+        character the alphabet cannot read (or, when strict, for an ambiguous, rare or internal-stop letter)."""
+        canonical, plain, kinds = _tables(alphabet)
+        rest = seq.translate(plain)
+        if rest:
+            self._note(rest, seq, alphabet, kinds, path=path, line=line, record_id=record_id)
+        return seq.translate(canonical)
+
+    def _note(self, rest: str, seq: str, alphabet: Alphabet, kinds: dict, *, path, line, record_id) -> None:
+        counts = Counter(rest)
+        bad = sorted(c for c in counts if c not in kinds)
+        refused = bad or (sorted(c for c in counts if kinds[c] != "unknown") if self.strict else [])
+        if refused:
+            pos = min(seq.index(c) for c in refused) + 1
+            letters = "".join(refused)
+            if bad:
+                msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos})"
+            else:
+                msg = (f"letter(s) {letters!r} refused by --strict (first at position {pos}); without --strict "
+                       f"they read as {alphabet.unknown}")
+            raise InputError(f"record {record_id!r}: {msg}", path=path, line=line)
+        for kind in {kinds[c] for c in counts}:
+            entry = self.kinds.setdefault(kind, {"count": 0, "records": 0, "letters": "",
+                                                 "reads_as": alphabet.unknown, "first": f"{path}:{line}"})
+            mine = [c for c in counts if kinds[c] == kind]
+            entry["count"] += sum(counts[c] for c in mine)
+            entry["records"] += 1
+            entry["letters"] = "".join(sorted(set(entry["letters"]) | {c.upper() for c in mine}))
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def to_dict(self) -> dict[str, dict]:
+        """Kind → ``count`` (letters), ``records``, ``letters``, ``reads_as``, ``first`` (file:line)."""
+        return {k: dict(v) for k, v in sorted(self.kinds.items())}
+
+    def lines(self) -> list[str]:
+        """One readable line per kind seen, e.g. ``2 internal stops (*) in 2 records read as X; first at f.fa:17``."""
+        out = []
+        for kind, e in sorted(self.kinds.items()):
+            word = _WORDS[kind] + ("s" if e["count"] != 1 else "")
+            recs = f"{e['records']} record{'s' if e['records'] != 1 else ''}"
+            out.append(f"{e['count']:,} {word} ({e['letters']}) in {recs} read as {e['reads_as']}; "
+                       f"first at {e['first']}")
+        return out
+
+
+def clean_letters(seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
+                  report: LetterReport | None = None) -> str:
+    """``seq`` in canonical letters of ``alphabet`` (see :class:`LetterReport`; a throwaway lenient one if none)."""
+    report = report if report is not None else LetterReport()
+    return report.clean(seq, alphabet, path=path, line=line, record_id=record_id)

@@ -1,0 +1,89 @@
+"""Checks on output paths before any work is done: never replace what is not ours to replace.
+
+:func:`check_output_file` refuses, as one :class:`~phylocl.errors.InputError` each: an existing directory, device
+node, named pipe or socket (``-o /dev/null`` run as root would otherwise replace the device with a file); a path
+that is one of the inputs (same file, by inode) or an existing file of an input dataset folder; a path whose
+parent is a file; a place under ``/proc`` or ``/sys``; a folder the user cannot write to.
+:func:`check_output_dir` does the same for output folders.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from phylocl.errors import InputError
+
+__all__ = ["check_output_file", "check_output_dir", "same_file"]
+
+_PSEUDO = ("/proc", "/sys")
+_DATASET_NAMES = ("labels.tsv", "labels.tsv.gz", "Orthogroups.tsv")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` both exist and are the same file (same device and inode)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_dataset_file(path: Path, folder: Path) -> bool:
+    from phylocl.data.formats import fasta_stem
+
+    return same_file(path.parent, folder) and (fasta_stem(path.name) is not None or path.name in _DATASET_NAMES)
+
+
+def _check_place(path: Path) -> None:
+    """The nearest existing ancestor must be a writable folder outside ``/proc`` and ``/sys``."""
+    resolved = Path(os.path.abspath(path))
+    if any(resolved == Path(p) or Path(p) in resolved.parents for p in _PSEUDO):
+        raise InputError(f"is under {next(p for p in _PSEUDO if resolved.is_relative_to(p))}, a kernel "
+                         "interface, not a place for output", path=path)
+    parent = resolved.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write here: {parent} is a file, not a folder", path=path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write here: permission denied in {parent}", path=path)
+
+
+def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = (), example: str = "out.tsv") -> Path:
+    """``path`` as a :class:`Path` if a new file may be written there (see module doc); ``inputs``: the
+    command's input files and folders."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as err:
+        from phylocl.errors import os_error_message
+
+        raise InputError(f"cannot use as output: {os_error_message(err)}", path=path) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError(f"output is a directory; give a file name such as {example}", path=path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError("output exists and is not a regular file (a device, pipe or socket); refusing to "
+                         "replace it", path=path)
+    for src in inputs:
+        if same_file(path, src) or (Path(src).is_dir() and path.exists() and _is_dataset_file(path, Path(src))):
+            raise InputError("output would overwrite an input file", path=path)
+    _check_place(path)
+    return path
+
+
+def check_output_dir(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
+    """``path`` as a :class:`Path` if it can be an output folder: not a file or device, not an input, writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        if path.is_file():
+            raise InputError("output folder is a file; give a folder name", path=path)
+        raise InputError("exists and is not a folder (a device, pipe or socket); refusing to replace it", path=path)
+    for src in inputs:
+        if same_file(path, src):
+            raise InputError(f"output folder is the input {src}", path=path)
+    _check_place(path / "x")
+    return path

@@ -1,0 +1,69 @@
+"""The one path from sequences to embedding rows: buffers sorted by length, embedded a batch at a time.
+
+Records are read in buffers of ``buffer_size`` (default 8,192); each buffer is sorted by length (longest first,
+so similar lengths share a batch, little padding is computed and an out-of-memory shows up at once), embedded
+``batch_size`` sequences at a time by an :class:`~phylocl.workflows.models.Embedder` and put back in input order.
+Used by ``embed``, ``search`` and ``evaluate``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from phylocl.errors import InputError
+from phylocl.progress import Progress
+from phylocl.workflows.models import Embedder
+
+__all__ = ["embed_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
+
+DEFAULT_BUFFER = 8192  # records embedded per buffer
+Item = tuple[str, str, "str | None"]  # (id, sequence, label)
+
+
+def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress: Progress | None):
+    seqs = [s for _, s, _ in buf]
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # longest first: OOM shows up at once
+    x = np.empty((len(seqs), embedder.dim), dtype=np.float32)  # (B, D), input order
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo:lo + batch_size]
+        z = embedder.embed([seqs[i] for i in rows], batch_size=batch_size)  # (b, D)
+        if z.shape != (len(rows), embedder.dim):
+            raise RuntimeError(f"{embedder.name} returned shape {z.shape} for {len(rows)} sequences")
+        x[rows] = z
+        if progress is not None:
+            progress.update(len(rows))
+    return x, [i for i, _, _ in buf], [lab for _, _, lab in buf]
+
+
+def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+                  buffer_size: int = DEFAULT_BUFFER, progress: Progress | None = None
+                  ) -> Iterator[tuple[np.ndarray, list[str], list]]:
+    """Embed ``(id, sequence, label)`` items buffer by buffer.
+
+    Yields ``(x (B, D) float32, ids (B,), labels (B,))`` per buffer of at most ``buffer_size`` items, rows in
+    input order. ``progress`` (if given) is advanced after every batch.
+    """
+    if batch_size < 1 or buffer_size < 1:
+        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+    buf: list[Item] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) == buffer_size:
+            yield _embed_buffer(buf, embedder, batch_size, progress)
+            buf = []
+    if buf:
+        yield _embed_buffer(buf, embedder, batch_size, progress)
+
+
+def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+              buffer_size: int = DEFAULT_BUFFER, progress: Progress | None = None) -> tuple[np.ndarray, list[str]]:
+    """Embed every item into memory: ``(x (N, D) float32, ids (N,))``."""
+    parts, ids = [], []
+    for x, chunk_ids, _ in embed_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                         progress=progress):
+        parts.append(x)
+        ids.extend(chunk_ids)
+    x = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    return x, ids

@@ -1,0 +1,163 @@
+"""The output folder of ``phylocl train``: claimed and locked, its config written first, its logs kept on resume.
+
+- :func:`claim`: creates the folder (and missing parents) and takes an exclusive lock (``fcntl.flock`` on
+  ``.phylocl-train.lock``, which holds the owner's pid) for the whole run; a second run into the same folder is
+  refused with one line. The kernel drops the lock when its process dies, so a lock file left by a killed run
+  (a stale pid) does not block. An :class:`~phylocl.errors.InputError` raised inside removes what the claim
+  created, so a refused run leaves no empty or half-filled folder behind.
+- :func:`write_config` / :func:`check_resume_config`: ``config.yaml`` is written when training starts, so
+  ``phylocl train --resume --out DIR`` finds it after an interrupt; resuming with another config names what differs.
+- :func:`kept_metrics`: Lightning's CSV logger deletes ``logs/metrics.csv`` when it starts; on resume the earlier
+  rows are put back in front of the new ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from phylocl.atomic import atomic_path
+from phylocl.errors import InputError, os_error_message
+
+__all__ = ["claim", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
+           "LOCK_NAME", "RESUMABLE_KEYS"]
+
+LOCK_NAME = ".phylocl-train.lock"
+RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers")  # may change on --resume
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The top-most folder of ``path`` that does not exist yet (``None`` when ``path`` exists)."""
+    top = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        top = p
+    return top
+
+
+@contextlib.contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    lock = out / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"another `phylocl train` (pid {owner}) is writing to this folder; wait for it to finish "
+                         "or choose another --out", path=out) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(out: str | Path) -> Iterator[Path]:
+    """Create and lock the run folder ``out`` for the duration of the ``with`` block (see module doc)."""
+    out = Path(out)
+    created = _first_missing(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder: {os_error_message(err)}", path=out) from None
+    try:
+        with _lock(out):
+            yield out
+    except InputError as err:
+        if created is not None and "another `phylocl train`" not in str(err):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def stored_config(out: str | Path) -> Path | None:
+    """``out/config.yaml`` if a run wrote one."""
+    path = Path(out) / "config.yaml"
+    return path if path.is_file() else None
+
+
+def write_config(out: Path, config: dict) -> Path:
+    """Write ``out/config.yaml`` (atomically)."""
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out / "config.yaml"
+
+
+def _flatten(d, prefix="") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(stored: dict, new: dict, *, ignore=RESUMABLE_KEYS) -> list[str]:
+    """``key: stored -> new`` for every dotted key whose value differs (keys in ``ignore`` left out)."""
+    a, b = _flatten(stored), _flatten(new)
+    keys = sorted((set(a) | set(b)) - set(ignore))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def check_resume_config(path: Path, config: dict) -> None:
+    """Refuse to resume the run whose config is ``path`` with a different ``config`` (one line naming the keys)."""
+    try:
+        stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read the stored config ({' '.join(str(err).split())})", path=path) from None
+    diff = config_differences(stored, config)
+    if diff:
+        shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+        raise InputError(f"--resume with a config that differs from the run's ({shown}); resume with the same "
+                         f"config (omit --config/--set to use the stored one) or choose a new --out", path=path)
+
+
+@contextlib.contextmanager
+def kept_metrics(out: Path, *, resume: bool) -> Iterator[None]:
+    """Keep the rows of ``out/logs/metrics.csv`` written before a resume (older steps first, then the new rows)."""
+    metrics = out / "logs" / "metrics.csv"
+    if not (resume and metrics.is_file()):
+        yield
+        return
+    saved = metrics.with_name(".metrics.before-resume.csv")
+    os.replace(metrics, saved)
+    try:
+        yield
+    finally:
+        _merge_rows(saved, metrics)
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    if not path.is_file():
+        return [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _merge_rows(saved: Path, metrics: Path) -> None:
+    old_cols, old = _read_rows(saved)
+    new_cols, new = _read_rows(metrics)
+    first_new = min((int(float(r["step"])) for r in new if r.get("step")), default=None)
+    if first_new is not None:
+        old = [r for r in old if r.get("step") and int(float(r["step"])) < first_new]
+    cols = list(dict.fromkeys(old_cols + new_cols))
+    with atomic_path(metrics) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(old + new)
+    saved.unlink()

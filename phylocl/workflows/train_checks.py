@@ -1,0 +1,71 @@
+"""Checks ``phylocl train`` makes before it writes anything, and the Lightning glue that keeps user errors one line.
+
+- :func:`check_trainer_settings`: what the config check cannot know: a GPU asked for where there is none;
+- :func:`lightning_errors`: Lightning's own refusals (devices, strategy, precision combinations) as one
+  :class:`~phylocl.errors.InputError` line instead of a traceback;
+- :func:`check_training_families`: at least two training families with two or more sequences (one family gives
+  loss 0 and gradient 0, as ``phylocl compare`` already refuses);
+- :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
+  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from lightning.pytorch.callbacks import OnExceptionCheckpoint
+
+from phylocl.errors import InputError
+
+__all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
+           "InterruptCheckpoint"]
+
+
+def launched_rank() -> int:
+    """Global rank of this process as set by a launcher (``RANK``, or Lightning's ``NODE_RANK``/``LOCAL_RANK``)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    return int(os.environ.get("NODE_RANK", 0)) + int(os.environ.get("LOCAL_RANK", 0))
+
+
+def check_trainer_settings(trainer) -> None:
+    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available (``trainer``: TrainerConfig)."""
+    import torch
+
+    if str(trainer.accelerator).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(f"trainer.accelerator={trainer.accelerator} but no CUDA GPU is available here; use "
+                         "trainer.accelerator=cpu or auto")
+
+
+@contextlib.contextmanager
+def lightning_errors(what: str) -> Iterator[None]:
+    """Turn Lightning's configuration errors raised inside the block into one-line InputErrors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        yield
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        raise InputError(f"invalid {what} settings: {' '.join(str(err).split())}") from None
+
+
+def check_training_families(dm) -> None:
+    """At least two training families must have two or more sequences (otherwise no batch has negatives)."""
+    n = len(dm.train_set.family_index) and sum(len(v) >= 2 for v in dm.train_set.family_index.values())
+    if n < 2:
+        raise InputError(f"{n} training famil{'y has' if n == 1 else 'ies have'} two or more sequences; contrastive "
+                         "training needs at least 2 (a batch of one family has loss 0 and gradient 0); add "
+                         "families or change data.fractions")
+
+
+class InterruptCheckpoint(OnExceptionCheckpoint):
+    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError."""
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, InputError):
+            return
+        for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
+            with contextlib.suppress(Exception):
+                logger.save()
+        super().on_exception(trainer, pl_module, exception)

@@ -1,0 +1,86 @@
+"""SIGTERM is handled like Ctrl-C (no output, no hidden temporaries, one line), and temporaries left by a killed
+run (SIGKILL) are swept by the next run into the same output, while a live writer's are left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from phylocl.atomic import atomic_path, sweep_stale
+from phylocl.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_sigterm_during_embed_leaves_nothing(tmp_path):
+    fifo = tmp_path / "q.pipe"
+    os.mkfifo(fifo)
+    out = tmp_path / "e.npz"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from phylocl.cli import main; sys.exit(main())",
+                             "embed", "--fasta", str(fifo), "--model", "kmer:2", "-o", str(out), "--quiet"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True)
+    with open(fifo, "w") as w:  # opens once the reader has; keep the pipe open so embed waits for more
+        w.write("".join(f">s{i}\nMKTAYIAKQR\n" for i in range(300)))
+        w.flush()
+        deadline = time.time() + 60
+        while not any(n.endswith(".spool") for n in _hidden(tmp_path)) and time.time() < deadline:
+            time.sleep(0.05)
+        assert any(n.endswith(".spool") for n in _hidden(tmp_path))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip() == "phylocl embed: terminated" and "Traceback" not in err
+    assert not out.exists() and _hidden(tmp_path) == []
+
+
+def test_stale_temporaries_of_a_killed_run_are_swept(tmp_path, capsys):
+    fa = tmp_path / "q.fa"
+    fa.write_text(">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n")
+    out = tmp_path / "e.npz"
+    dead = 2 ** 22 + 12345  # above the default pid_max: never a live process
+    stale = [tmp_path / f".e.npz.{dead}.abc123.spool", tmp_path / f".e.npz.{dead}.def456.tmp.npz"]
+    live = tmp_path / f".e.npz.{os.getpid()}.zzz.spool"  # a concurrent writer's: kept
+    legacy = tmp_path / ".e.npz.qwerty.spool"  # an untagged one from an older phylocl, fresh: kept
+    other = tmp_path / f".other.npz.{dead}.abc.spool"  # another output's: not ours to touch
+    for p in (*stale, live, legacy, other):
+        p.write_bytes(b"x")
+    assert main(["embed", "--fasta", str(fa), "--model", "kmer:2", "-o", str(out), "--quiet"]) == 0
+    assert out.exists()
+    assert _hidden(tmp_path) == sorted(p.name for p in (live, legacy, other))
+    old = time.time() - 2 * 24 * 3600
+    os.utime(legacy, (old, old))
+    assert sweep_stale(out) == [legacy]
+
+
+def test_atomic_path_sweeps_stale_tmp_files(tmp_path):
+    out = tmp_path / "hits.tsv"
+    stale = tmp_path / f".hits.tsv.{2 ** 22 + 7}.x.tmp.tsv"
+    stale.write_text("half")
+    with atomic_path(out) as tmp:
+        tmp.write_text("query\n")
+    assert out.read_text() == "query\n" and not stale.exists()
+
+
+def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import phylocl.workflows.embed as embed_mod
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "e.npz"))
+
+    monkeypatch.setattr(embed_mod, "embed_buffers", boom)
+    fa = tmp_path / "q.fa"
+    fa.write_text(">a\nMKTAYIAKQR\n")
+    assert main(["embed", "--fasta", str(fa), "--model", "kmer:2", "-o", str(tmp_path / "e.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"phylocl embed: error: {tmp_path / 'e.npz'}: no space left on device\n"
+    assert _hidden(tmp_path) == []

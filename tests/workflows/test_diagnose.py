@@ -1,0 +1,117 @@
+"""``phylocl diagnose``: JSON keys and values, output folder, k-mer models, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.diagnostics.measures import effective_rank
+from phylocl.diagnostics.probes import knn_top1
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+KEYS = {"effective_rank", "alignment", "uniformity", "layer_residual", "knn_top1", "linear_probe_accuracy",
+        "dim_std", "input_residual", "singular_values", "model", "n_sequences"}
+
+
+def _write(folder, n_fam=5, members=4, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in range(n_fam):
+        root = rng.choice(list(AA), size=int(rng.integers(30, 80)))
+        for k in range(members):
+            s = root.copy()
+            hit = rng.random(len(s)) < 0.2
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            rows.append((f"fam{f}_{k}", f"fam{f}", "".join(s)))
+    folder.mkdir(parents=True)
+    (folder / "sequences.fasta").write_text("".join(f">{i}\n{s}\n" for i, _, s in rows))
+    (folder / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{f}\n" for i, f, _ in rows))
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _write(tmp_path / "data")
+
+
+@pytest.fixture
+def encoder_path(tmp_path):
+    torch.manual_seed(0)
+    return phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
+
+
+def _json(capsys, *args):
+    capsys.readouterr()
+    assert main(["diagnose", *args, "--json", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    return json.loads(out)
+
+
+def test_encoder_json_has_one_residual_per_block_and_figures_of_its_embeddings(data, encoder_path, capsys):
+    r = _json(capsys, "--model", str(encoder_path), "--data", str(data))
+    assert KEYS <= set(r)
+    enc = phylocl.load_encoder(encoder_path)
+    assert len(r["layer_residual"]) == enc.config.depth and all(0 < v <= 1 for v in r["layer_residual"])
+    from phylocl.data.layouts import read_dataset
+
+    ds = read_dataset(data)
+    x = enc.embed(list(ds.sequences))
+    assert r["effective_rank"] == pytest.approx(effective_rank(x), rel=1e-4)
+    assert r["knn_top1"] == pytest.approx(knn_top1(x, ds.families)["knn_top1"])
+    assert 0.0 <= r["linear_probe_accuracy"] <= 1.0 and r["probe_folds"] == 4
+    assert r["uniformity"] < 0 and r["alignment"] >= 0 and len(r["dim_std"]) == enc.embed_dim
+
+
+def test_kmer_model_has_no_layers_but_every_other_figure(data, capsys, tmp_path):
+    out = tmp_path / "diag"
+    r = _json(capsys, "--model", "kmer:2", "--data", str(data), "-o", str(out))
+    assert r["layer_residual"] == [] and r["input_residual"] is None
+    assert r["knn_top1"] > 0.5 and r["effective_rank"] > 1
+    assert json.loads((out / "diagnosis.json").read_text()) == r
+    assert {p.name for p in out.iterdir()} == {"diagnosis.json", "spectrum.png", "map.png"}  # no residual plot
+
+
+def test_output_folder_holds_the_json_and_three_plots(data, encoder_path, capsys, tmp_path):
+    out = tmp_path / "diag"
+    capsys.readouterr()
+    assert main(["diagnose", "--model", str(encoder_path), "--data", str(data), "-o", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "effective rank" in text and "layer residual" in text
+    assert {p.name for p in out.iterdir()} == {"diagnosis.json", "residual.png", "spectrum.png", "map.png"}
+    assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in ("residual.png", "spectrum.png", "map.png"))
+
+
+def test_max_sequences_keeps_whole_families(data, capsys):
+    r = _json(capsys, "--model", "kmer:2", "--data", str(data), "--max-sequences", "9")
+    assert r["n_sequences"] == 8 and r["n_families"] == 2
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such file or directory"),
+    ("untrained", "untrained architecture"),
+    ("out_is_file", "exists and is not a folder"),
+    ("too_few", "--max-sequences must be >= 2"),
+])
+def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, message):
+    out = tmp_path / "diag"
+    args = ["--model", "kmer:2", "--data", str(data), "-o", str(out)]
+    if case == "missing":
+        args[3] = str(tmp_path / "nothing")
+    elif case == "untrained":
+        args[1] = "gmlp-tiny"
+    elif case == "out_is_file":
+        out.write_text("x")
+    else:
+        args += ["--max-sequences", "1"]
+    capsys.readouterr()
+    assert main(["diagnose", *args, "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("phylocl diagnose: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
+    assert (out.is_file() and out.read_text() == "x") if case == "out_is_file" else not out.exists()
