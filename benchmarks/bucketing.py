@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--set", action="append", default=[], help="config override, as phylocl train --set")
     p.add_argument("--batches", type=int, default=50, help="batches drawn per mode for the padding fraction")
-    p.add_argument("--steps", type=int, default=6, help="timed steps per mode (after one warm-up step)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per mode (after one warm-up step); 0: padding only")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -70,7 +70,8 @@ def main(argv=None) -> None:
 
     times = {m: [] for m in batches}
     for m in batches:
-        step(batches[m][0])  # warm-up
+        if args.steps:
+            step(batches[m][0])  # warm-up
     for i in range(args.steps):
         for m in batches:
             start = time.perf_counter()
@@ -82,13 +83,14 @@ def main(argv=None) -> None:
                    "pairs_per_batch": int(bs[0]["labels"].numel()), "max_len": cfg.data.max_len,
                    "padding_fraction": round(padding(bs), 3),
                    "mean_padded_length": round(statistics.mean(b["a"]["input_ids"].shape[1] for b in bs), 1),
-                   "step_s_median": round(statistics.median(times[m]), 3), "steps": len(times[m]),
+                   "step_s_median": round(statistics.median(times[m]), 3) if times[m] else None,
+                   "steps": len(times[m]),
                    "threads": args.threads, "load_avg_1min": os.getloadavg()[0]}
         print(json.dumps(rows[m]), flush=True)
     print(json.dumps({"summary": True, "padding": [rows["random"]["padding_fraction"],
                                                    rows["bucketed"]["padding_fraction"]],
-                      "step_speedup": round(rows["random"]["step_s_median"] / rows["bucketed"]["step_s_median"],
-                                            2)}))
+                      "step_speedup": round(rows["random"]["step_s_median"] / rows["bucketed"]["step_s_median"], 2)
+                      if args.steps else None}))
 
 
 if __name__ == "__main__":
