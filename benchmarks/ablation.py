@@ -8,7 +8,7 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py score MODEL protein    # dev figures of a model (run dir, .pt file, shipped name)
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
     python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
-    python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>.pt
+    python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>/
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -413,7 +413,8 @@ def cmd_speed(args) -> None:
 
 
 def cmd_ship(args) -> None:
-    """Copy a trained run's exported encoder into the package as ``phylocl/pretrained/<name>.pt``, renamed."""
+    """Copy a trained run's exported encoder into the package as the model folder ``phylocl/pretrained/<name>/``
+    (config.json + model.safetensors), renamed."""
     import phylocl
     from phylocl.models.encoder import SequenceEncoder
     from phylocl.models.encoder_config import EncoderConfig
@@ -422,8 +423,9 @@ def cmd_ship(args) -> None:
     config = {**enc.config.to_dict(), "name": args.name}
     shipped = SequenceEncoder(config=EncoderConfig(**config))
     shipped.load_state_dict(enc.state_dict())
-    path = shipped.save(REPO / "phylocl" / "pretrained" / f"{args.name}.pt")
-    print(json.dumps({"name": args.name, "file": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
+    path = shipped.save_pretrained(REPO / "phylocl" / "pretrained" / args.name)
+    print(json.dumps({"name": args.name, "folder": str(path.relative_to(REPO)),
+                      "bytes": (path / "model.safetensors").stat().st_size,
                       "fingerprint": shipped.fingerprint(), "parameters": shipped.num_parameters(),
                       "from": str(args.run)}))
 
@@ -459,7 +461,7 @@ def main(argv=None) -> None:
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="phylocl's --precision")
     s.set_defaults(fn=cmd_speed)
-    s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>.pt under that name")
+    s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>/ under that name")
     s.add_argument("run", help="training output folder (or encoder file)")
     s.add_argument("name", help="shipped name, e.g. default-protein")
     s.set_defaults(fn=cmd_ship)

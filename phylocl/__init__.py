@@ -23,6 +23,7 @@ __all__ = [
     "InfoNCE",
     "FlatNCE",
     "cached_backward",
+    "CachedContrastiveLoss",
     "read_dataset",
     "InputError",
 ]
@@ -31,10 +32,11 @@ __all__ = [
 _LAZY = {
     "build_encoder": "phylocl.models.registry",
     "list_models": "phylocl.models.registry",
-    "load_encoder": "phylocl.models.registry",
+    "load_encoder": "phylocl.models.persistence",
     "InfoNCE": "phylocl.losses.infonce",
     "FlatNCE": "phylocl.losses.flatnce",
     "cached_backward": "phylocl.training.gradcache",
+    "CachedContrastiveLoss": "phylocl.training.cached_loss",
     "read_dataset": "phylocl.data.layouts",
     "InputError": "phylocl.errors",
 }

@@ -382,8 +382,13 @@ def _sigterm_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
+    from phylocl.console import configure_logging, quiet_lightning
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.command, quiet=getattr(args, "quiet", False))
+    if args.command in ("train", "compare"):
+        quiet_lightning()
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)

@@ -2,7 +2,7 @@
 
 :func:`check_output_file` refuses, as one :class:`~phylocl.errors.InputError` each: an existing directory, device
 node, named pipe or socket (``-o /dev/null`` run as root would otherwise replace the device with a file); a path
-that is one of the inputs (same file, by inode) or an existing file of an input dataset folder; a path whose
+that is one of the inputs (same file, by inode) or one of the files of an input folder; a path whose
 parent is a file; a place under ``/proc`` or ``/sys``; a folder the user cannot write to.
 :func:`check_output_dir` does the same for output folders.
 """
@@ -19,7 +19,6 @@ from phylocl.errors import InputError
 __all__ = ["check_output_file", "check_output_dir", "same_file"]
 
 _PSEUDO = ("/proc", "/sys")
-_DATASET_NAMES = ("labels.tsv", "labels.tsv.gz", "Orthogroups.tsv")
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -30,15 +29,18 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def _is_dataset_file(path: Path, folder: Path) -> bool:
-    from phylocl.data.formats import fasta_stem
+def _in_folder(path: Path, folder: Path) -> bool:
+    """True when ``path`` is (by inode) one of the files directly inside the input folder ``folder``."""
+    try:
+        return any(same_file(path, f) for f in folder.iterdir() if f.is_file())
+    except OSError:
+        return False
 
-    return same_file(path.parent, folder) and (fasta_stem(path.name) is not None or path.name in _DATASET_NAMES)
 
-
-def _check_place(path: Path) -> None:
-    """The nearest existing ancestor must be a writable folder outside ``/proc`` and ``/sys``."""
-    resolved = Path(os.path.abspath(path))
+def _check_place(path: Path, *, folder: bool = False) -> None:
+    """The nearest existing ancestor must be a writable folder outside ``/proc`` and ``/sys`` (``folder``: ``path``
+    itself is a folder to create or fill)."""
+    resolved = Path(os.path.abspath(path / "x" if folder else path))
     if any(resolved == Path(p) or Path(p) in resolved.parents for p in _PSEUDO):
         raise InputError(f"is under {next(p for p in _PSEUDO if resolved.is_relative_to(p))}, a kernel "
                          "interface, not a place for output", path=path)
@@ -69,7 +71,7 @@ def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = (), ex
         raise InputError("output exists and is not a regular file (a device, pipe or socket); refusing to "
                          "replace it", path=path)
     for src in inputs:
-        if same_file(path, src) or (Path(src).is_dir() and path.exists() and _is_dataset_file(path, Path(src))):
+        if same_file(path, src) or (Path(src).is_dir() and path.exists() and _in_folder(path, Path(src))):
             raise InputError("output would overwrite an input file", path=path)
     _check_place(path)
     return path
@@ -85,5 +87,5 @@ def check_output_dir(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> 
     for src in inputs:
         if same_file(path, src):
             raise InputError(f"output folder is the input {src}", path=path)
-    _check_place(path / "x")
+    _check_place(path, folder=True)
     return path

@@ -137,9 +137,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
                 raise ValueError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.mask_prob + self.substitution_prob >= 1.0:
             raise ValueError("data.mask_prob + data.substitution_prob must be < 1")
-        if self.token_budget is not None and self.token_budget < self.max_len:
-            raise ValueError(f"data.token_budget ({self.token_budget}) must be >= data.max_len ({self.max_len}) "
-                             "so that every view fits in a batch")
+        if self.token_budget is not None and self.token_budget < 2 * self.max_len:
+            raise ValueError(f"data.token_budget ({self.token_budget}) must be >= 2 x data.max_len ({self.max_len}) "
+                             "so that every batch holds at least two families (one family has no negatives)")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
 

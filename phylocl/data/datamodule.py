@@ -3,7 +3,7 @@
 ``train_dataloader()`` yields ``{"a": token_batch, "b": token_batch, "labels": (B,)}`` (one pair per family,
 families distinct within a batch and, under DDP, across ranks); ``val_dataloader()`` / ``test_dataloader()`` yield
 ``{"tokens": token_batch, "labels": (B,), "index": (B,)}`` over every sequence of the val/test families
-(deterministic crop, length-sorted), where ``index`` points into ``dm.val_set`` / ``dm.test_set``.
+(whole sequences, windowed by the encoder as ``phylocl evaluate`` does; length-sorted), where ``index`` points into ``dm.val_set`` / ``dm.test_set``.
 
 With several processes, build the Trainer with ``use_distributed_sampler=False``: the batch sampler slices batches
 per rank itself (from ``trainer.world_size`` / ``trainer.global_rank``).
@@ -140,12 +140,13 @@ class OrthologDataModule(L.LightningDataModule):
                           **self._loader_kwargs())
 
     def eval_dataloader(self, dataset: OrthologDataset) -> DataLoader | list:
-        """Length-sorted batches over every sequence of ``dataset`` (``[]`` when it is empty)."""
+        """Length-sorted batches over every whole sequence of ``dataset`` (``[]`` when it is empty); the encoder
+        embeds rows longer than ``max_len`` as windows, as ``phylocl evaluate`` does."""
         self._require_setup()
         if len(dataset) == 0:
             return []
         c = self.config
-        seqs = SequenceDataset(dataset=dataset, view=self._view(), labels=self.labels)
+        seqs = SequenceDataset(dataset=dataset, view=self._view(), labels=self.labels, crop=False)
         sampler = LengthSortedBatchSampler(lengths=seqs.lengths(), batch_size=c.eval_batch_size or c.batch_size,
                                            token_budget=c.token_budget)
         return DataLoader(seqs, batch_sampler=sampler, collate_fn=SequenceCollator(c.pad_to_multiple_of),

@@ -88,11 +88,16 @@ class FamilyPairDataset(Dataset):
 
 
 class SequenceDataset(Dataset):
-    """Every sequence of ``dataset`` as ``(tokens, family_label, index)``, deterministic crop (``view.eval``)."""
+    """Every sequence of ``dataset`` as ``(tokens, family_label, index)``.
+
+    ``crop=True``: the deterministic crop of ``view.eval`` (first ``max_len`` residues). ``crop=False``: the whole
+    sequence, which the encoder embeds as windows of ``max_len`` (as ``embed``/``evaluate``/``search`` do); the
+    validation inside ``phylocl train`` uses this, so its figures are those of ``phylocl evaluate``.
+    """
 
     def __init__(self, *, dataset: OrthologDataset, view: SequenceView,
-                 labels: Mapping[str, int] | None = None) -> None:
-        self.dataset, self.view = dataset, view
+                 labels: Mapping[str, int] | None = None, crop: bool = True) -> None:
+        self.dataset, self.view, self.crop = dataset, view, bool(crop)
         self.labels = dict(labels) if labels is not None else family_label_map(dataset)
 
     def __len__(self) -> int:
@@ -100,8 +105,11 @@ class SequenceDataset(Dataset):
 
     def lengths(self) -> np.ndarray:
         """Token count of each item, ``(N,)`` int64."""
-        return np.minimum(self.dataset.lengths(), self.view.max_len)
+        full = self.dataset.lengths()
+        return np.minimum(full, self.view.max_len) if self.crop else np.asarray(full, dtype=np.int64)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int, int]:
         i = int(i)
-        return self.view.eval(self.dataset.sequences[i]), self.labels[self.dataset.families[i]], i
+        seq = self.dataset.sequences[i]
+        tokens = self.view.eval(seq) if self.crop else self.view.alphabet.encode(seq)
+        return tokens, self.labels[self.dataset.families[i]], i

@@ -29,8 +29,8 @@ __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleoti
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
 _NUC = "ACGTUNacgtun"
-_PROTEIN_ONLY = "EFILPQefilpq"
-_IUPAC_ONLY = "RYSWKMBDHVXryswkmbdhvx"  # nucleotide ambiguity codes (and X) beyond A C G T U N  # letters that are neither nucleotides nor IUPAC nucleotide codes
+_PROTEIN_ONLY = "EFILPQefilpq"  # letters that are neither nucleotides nor IUPAC nucleotide codes
+_IUPAC_ONLY = "RYSWKMBDHVXryswkmbdhvx"  # nucleotide ambiguity codes (and X) beyond A C G T U N
 _GAPS = str.maketrans("", "", "-.")
 
 

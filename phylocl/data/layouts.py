@@ -32,7 +32,8 @@ from phylocl.data.letters import LetterReport
 from phylocl.data.trees import TREE_SUFFIXES
 from phylocl.errors import InputError
 
-__all__ = ["read_dataset", "read_datasets", "iter_fasta", "FastaStream", "OrthologDataset", "FastaRecord", "concat_datasets"]
+__all__ = ["read_dataset", "read_datasets", "iter_fasta", "FastaStream", "OrthologDataset", "FastaRecord",
+           "concat_datasets"]
 
 _DETECT_RECORDS = 256  # records looked at to detect the alphabet of a stream
 

@@ -159,8 +159,10 @@ def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, pa
     An existing non-empty ``out_dir`` is replaced only with ``overwrite=True`` and only if it holds a
     ``simulation.json`` (an earlier simulation), never an unrelated folder.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    from phylocl.outputs import check_output_dir
+
+    out_dir = check_output_dir(out_dir)  # not a file, device or pipe, not under /proc, in a writable folder
+    if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise InputError("output exists and is not empty (use --overwrite to replace an earlier simulation)",
                              path=out_dir)

@@ -27,16 +27,22 @@ class FlatNCE(ContrastiveLoss):
         temperature: similarities are divided by it (``scale = 1 / temperature``); > 0.
         symmetric: average the a→b and b→a directions (same negatives as :class:`~phylocl.InfoNCE`).
         chunk_size: compute the logits this many anchor rows at a time (identical value and gradient).
+        normalize: L2-normalise both views first (cosine similarities whatever the encoder; default).
+        gather_distributed: all-gather both views and the labels from every DDP rank, with gradient (global
+            negatives, as lightly's losses); nothing happens without a process group.
 
     Called as ``loss(z_a, z_b, labels=None)`` with ``(B, D)`` embeddings and optional ``(B,)`` family ids;
     returns a scalar whose value is 1 and whose gradient is FlatNCE's.
     """
 
-    def __init__(self, *, temperature: float = 0.1, symmetric: bool = True, chunk_size: int | None = None) -> None:
-        super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size)
+    def __init__(self, *, temperature: float = 0.1, symmetric: bool = True, chunk_size: int | None = None,
+                 normalize: bool = True, gather_distributed: bool = False) -> None:
+        super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size, normalize=normalize,
+                         gather_distributed=gather_distributed)
 
     def row_loss(self, v: torch.Tensor) -> torch.Tensor:
         return torch.exp(v - v.detach())
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature:g}, symmetric={self.symmetric}, chunk_size={self.chunk_size}"
+        return (f"temperature={self.temperature:g}, symmetric={self.symmetric}, chunk_size={self.chunk_size}, "
+                f"normalize={self.normalize}, gather_distributed={self.gather_distributed}")

@@ -31,6 +31,9 @@ class InfoNCE(ContrastiveLoss):
         max_scale: upper bound on ``1 / temperature`` for the learnable temperature.
         chunk_size: compute the logits this many anchor rows at a time; identical value and gradient, peak
             memory ``O(chunk_size * B)`` instead of ``O(B * B)``.
+        normalize: L2-normalise both views first, so similarities are cosines whatever the encoder (default).
+        gather_distributed: all-gather both views and the labels from every DDP rank, with gradient, so the
+            negatives are the global batch's (as lightly's losses); nothing happens without a process group.
 
     Called as ``loss(z_a, z_b, labels=None)`` with ``(B, D)`` embeddings and optional ``(B,)`` family ids;
     returns a scalar. Example::
@@ -40,8 +43,10 @@ class InfoNCE(ContrastiveLoss):
     """
 
     def __init__(self, *, temperature: float = 0.1, learn_temperature: bool = False, symmetric: bool = True,
-                 max_scale: float = 100.0, chunk_size: int | None = None) -> None:
-        super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size)
+                 max_scale: float = 100.0, chunk_size: int | None = None, normalize: bool = True,
+                 gather_distributed: bool = False) -> None:
+        super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size, normalize=normalize,
+                         gather_distributed=gather_distributed)
         if not (math.isfinite(max_scale) and max_scale > 0):
             raise ValueError(f"max_scale must be a finite number > 0, got {max_scale!r}")
         self.learn_temperature = bool(learn_temperature)
@@ -62,4 +67,5 @@ class InfoNCE(ContrastiveLoss):
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature:g}, learn_temperature={self.learn_temperature}, "
-                f"symmetric={self.symmetric}, max_scale={self.max_scale:g}, chunk_size={self.chunk_size}")
+                f"symmetric={self.symmetric}, max_scale={self.max_scale:g}, chunk_size={self.chunk_size}, "
+                f"normalize={self.normalize}, gather_distributed={self.gather_distributed}")

@@ -2,7 +2,7 @@
 :class:`~phylocl.losses.flatnce.FlatNCE`.
 
 Two views ``z_a, z_b`` of shape ``(B, D)``; row ``i`` of ``z_a`` and row ``i`` of ``z_b`` are a positive pair.
-Similarities are dot products (the encoders return unit vectors, so these are cosines) divided by the
+Similarities are dot products (of unit vectors with ``normalize=True``, the default: cosines) divided by the
 temperature: ``s_ij = <a_i, b_j> / temperature`` (``scale = 1 / temperature``).
 
 Negatives are **cross-view only** (CLIP / open_clip style): anchor ``a_i`` is contrasted with ``b_j`` for
@@ -30,6 +30,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from phylocl.losses.gather import gather_labels, gather_with_grad
 
 __all__ = ["NegativeTerms", "negative_terms", "masked_mean", "ContrastiveLoss"]
 
@@ -146,7 +148,13 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 class ContrastiveLoss(torch.nn.Module):
-    """Shared base: temperature, symmetric option, chunking, and ``last_stats`` for logging.
+    """Shared base: temperature, symmetric option, chunking, normalisation, gathering, ``last_stats`` for logging.
+
+    ``normalize=True`` L2-normalises both views first (a no-op for phylocl's encoders, which return unit rows, but
+    any other encoder's outputs then give cosines); ``gather_distributed=True`` all-gathers both views (and the
+    labels) from every data-parallel rank with gradient (:mod:`phylocl.losses.gather`), so every rank contrasts
+    against the global batch; labels must then be comparable across ranks
+    (:func:`phylocl.training.distributed.offset_labels` for batch-local ids). Without a process group it does nothing.
 
     Subclasses implement :meth:`row_loss` mapping ``v`` (see module docstring) to per-anchor losses.
     After each call ``last_stats`` holds detached 0-d tensors (means over anchors that have a negative):
@@ -154,7 +162,8 @@ class ContrastiveLoss(torch.nn.Module):
     ``logit_gap`` (positive logit minus the largest negative logit, in logit units = similarity / temperature).
     """
 
-    def __init__(self, *, temperature: float, symmetric: bool, chunk_size: int | None) -> None:
+    def __init__(self, *, temperature: float, symmetric: bool, chunk_size: int | None, normalize: bool = True,
+                 gather_distributed: bool = False) -> None:
         super().__init__()
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
@@ -162,6 +171,8 @@ class ContrastiveLoss(torch.nn.Module):
             raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
         self.symmetric = bool(symmetric)
         self.chunk_size = chunk_size
+        self.normalize = bool(normalize)
+        self.gather_distributed = bool(gather_distributed)
         self._temperature = float(temperature)
         self.last_stats: dict[str, torch.Tensor] = {}
 
@@ -178,8 +189,22 @@ class ContrastiveLoss(torch.nn.Module):
     def row_loss(self, v: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _prepare(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None):
+        """Normalised (if ``normalize``) and gathered (if ``gather_distributed``) views and labels."""
+        if self.normalize:
+            dtype = torch.promote_types(z_a.dtype, torch.float32)
+            z_a, z_b = F.normalize(z_a.to(dtype), dim=-1), F.normalize(z_b.to(dtype), dim=-1)  # (B, D) each
+        if self.gather_distributed:
+            z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N, D) each, N = global batch
+            labels = None if labels is None else gather_labels(labels)  # (N,)
+        return z_a, z_b, labels
+
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])`` of shape ``(B, D)``; see module docstring."""
+        if z_a.dim() != 2 or z_a.shape != z_b.shape:
+            raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
+                             f"and {tuple(z_b.shape)}")
+        z_a, z_b, labels = self._prepare(z_a, z_b, labels)
         scale = self.scale()
         t = negative_terms(z_a, z_b, scale, labels=labels, symmetric=self.symmetric, chunk_size=self.chunk_size)
         loss = masked_mean(self.row_loss(t.v), t.valid)

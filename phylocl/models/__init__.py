@@ -6,7 +6,8 @@ See ``docs/encoders.md``. The usual entry points are re-exported at the package 
 
 from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
-from phylocl.models.registry import build_encoder, describe_model, get_config, list_models, load_encoder
+from phylocl.models.persistence import load_encoder, shipped_models
+from phylocl.models.registry import build_encoder, describe_model, get_config, list_models
 
 __all__ = ["SequenceEncoder", "EncoderConfig", "build_encoder", "describe_model", "get_config", "list_models",
-           "load_encoder"]
+           "load_encoder", "shipped_models"]

@@ -7,8 +7,8 @@ Input batches are :func:`phylocl.data.tokens.pad_batch` dicts: ``input_ids`` ``(
 Long sequences: a row with more than ``max_len`` residues is embedded as overlapping windows of ``max_len``
 residues (stride ``max_len // 2``, last window aligned to the end, see :mod:`phylocl.models.windows`); the unit
 embeddings of its windows are averaged and the mean is re-normalised. ``forward`` does this (vectorised) for
-batches wider than ``max_len``; ``embed`` does it for any list of strings with a bounded number of windows per
-step.
+batches wider than ``max_len``; ``embed`` (:mod:`phylocl.models.inference`) does it for any list of strings with
+a bounded number of windows per step.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from phylocl.models.layers import ProjectionHead, masked_mean
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
-from phylocl.models.windows import default_stride, window_batch, window_starts
+from phylocl.models.inference import PRECISIONS
+from phylocl.models.windows import default_stride, window_batch
 
 __all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
 
-PRECISIONS = ("fp32", "bf16")  # inference precisions of SequenceEncoder.embed
 
 ENCODER_FILE = "encoder.pt"  # file name inside a model directory
 
@@ -177,52 +177,35 @@ class SequenceEncoder(nn.Module):
         total = z.new_zeros(ids.shape[0], z.shape[1]).index_add_(0, owner, z)  # (B, E)
         return F.normalize(total, dim=-1)
 
-    @torch.no_grad()
     def embed(
-        self, sequences: Sequence[str], *, batch_size: int = 64, device: str | torch.device | None = None,
-        precision: str = "fp32",
-    ) -> np.ndarray:
-        """Embeddings of any number of sequences of any length, as numpy float32 ``(N, embed_dim)``.
+        self, sequences: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool = False,
+        convert_to_tensor: bool = False, device: str | torch.device | None = None, precision: str = "fp32",
+    ) -> np.ndarray | torch.Tensor:
+        """Embeddings of any number of sequences of any length: ``(N, embed_dim)`` float32 rows of unit norm.
 
-        Runs in eval mode without gradients (the previous train/eval mode and device are restored). Sequences are
-        cut into windows of ``max_len`` residues, the windows sorted by length and run ``batch_size`` at a time;
-        each sequence's window embeddings are averaged and re-normalised. Rows come back in input order.
-        ``precision="bf16"`` runs the model under bfloat16 autocast (1.6-1.9x faster on a CPU with AVX-512 BF16;
-        window sums and the normalisation stay float64); ``"fp32"`` runs it in float32.
+        Args:
+            sequences: strings of the encoder's alphabet (a single string counts as one sequence).
+            batch_size: windows per forward call.
+            show_progress_bar: a tqdm bar of sequences on stderr.
+            convert_to_tensor: return a ``torch.Tensor`` on the model's device instead of a numpy array.
+            device: move the model there first; it **stays** there (as sentence-transformers' ``encode``), so
+                repeated calls do not copy the weights back and forth. ``None``: where it is.
+            precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast (1.6-1.9x faster on a CPU with AVX-512
+                BF16; window sums and the normalisation stay float64).
+
+        Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
+        embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        from phylocl.models.inference import embed_token_arrays
+
         if isinstance(sequences, str):
             sequences = [sequences]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
-        if not arrays:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        stride = self.window_stride
-        windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, stride)]
-        wlen = np.array([min(self.max_len, len(arrays[i]) - s) for i, s in windows])
-        order = np.argsort(wlen, kind="stable")
-        sums = np.zeros((len(arrays), self.embed_dim), dtype=np.float64)
-        was_training = self.training
-        home = self.embedding.weight.device
         if device is not None:
             self.to(device)
-        self.eval()
-        device_type = self.embedding.weight.device.type
-        try:
-            for lo in range(0, len(order), batch_size):
-                chunk = [windows[j] for j in order[lo : lo + batch_size]]
-                batch = pad_batch([arrays[i][s : s + self.max_len] for i, s in chunk])
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    z = self(batch).float().cpu().numpy()  # (b, E)
-                np.add.at(sums, [i for i, _ in chunk], z)
-        finally:
-            self.train(was_training)
-            if device is not None:
-                self.to(home)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+        x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision,
+                               show_progress_bar=show_progress_bar)  # (N, E)
+        return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
@@ -243,8 +226,23 @@ class SequenceEncoder(nn.Module):
         return {"fingerprint": self.fingerprint(), "name": c.name, "dim": c.embed_dim, "alphabet": c.alphabet,
                 "kind": "encoder", "backbone": c.backbone, "max_len": c.max_len, "parameters": self.num_parameters()}
 
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write a model folder: ``config.json`` + ``model.safetensors`` (see :mod:`phylocl.models.persistence`);
+        :func:`phylocl.load_encoder` (or :meth:`from_pretrained`) reads it back. Returns the folder."""
+        from phylocl.models.persistence import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, *, map_location: str | torch.device = "cpu") -> "SequenceEncoder":
+        """Same as :func:`phylocl.load_encoder`: a shipped name, a model folder or an encoder file."""
+        from phylocl.models.persistence import load_encoder
+
+        return load_encoder(source, map_location=map_location)
+
     def save(self, path: str | Path) -> Path:
-        """Write config + weights to one file atomically (a directory gets ``encoder.pt`` inside); returns the file.
+        """Write config + weights to one legacy ``.pt`` file atomically (a directory gets ``encoder.pt`` inside);
+        returns the file. :meth:`save_pretrained` writes the standard model folder instead.
 
         The file is a plain dict ``{"config", "state_dict", "phylocl_version"}`` readable with
         ``torch.load(path, weights_only=True)``; :func:`phylocl.load_encoder` rebuilds the encoder.

@@ -1,11 +1,12 @@
-"""Named encoder configurations and encoder files.
+"""Named encoder configurations (the registry of architectures; loading trained encoders is
+:mod:`phylocl.models.persistence`).
 
 Every ``phylocl/models/model_configs/<name>.yaml`` is one registered model (file stem = name); the registry is a
 plain dict ``{name: values}`` read once. Any config key can be overridden when building::
 
     phylocl.list_models()                                    # ["amlp-small", "gmlp-base", ...]
     enc = phylocl.build_encoder("gmlp-small", alphabet="dna", max_len=128)
-    enc.save("run/encoder.pt"); enc2 = phylocl.load_encoder("run")   # file, or a directory holding encoder.pt
+    enc.save_pretrained("my-model"); enc2 = phylocl.load_encoder("my-model")   # see phylocl.models.persistence
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import torch
 import yaml
 
-from phylocl.errors import InputError, os_error_message
-from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
+from phylocl.errors import InputError
+from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
+from phylocl.models.persistence import load_encoder  # noqa: F401  (re-exported for older imports)
 
 __all__ = ["CONFIG_DIR", "list_models", "get_config", "build_encoder", "describe_model", "load_encoder"]
 
@@ -73,39 +75,3 @@ def describe_model(name: str, **overrides: Any) -> dict[str, Any]:
     with torch.device("meta"):
         n = SequenceEncoder(config=config).num_parameters()
     return {**config.to_dict(), "parameters": n}
-
-
-def load_encoder(path: str | Path, *, map_location: str | torch.device = "cpu") -> SequenceEncoder:
-    """Rebuild an encoder written by :meth:`SequenceEncoder.save` (returned in eval mode).
-
-    ``path`` is the file or a directory holding ``encoder.pt``. A missing, unreadable or inconsistent file
-    raises :class:`~phylocl.errors.InputError` naming the path.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / ENCODER_FILE
-    if not path.is_file():
-        raise InputError("encoder file not found", path=path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError as err:
-        raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
-    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
-        what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
-        raise InputError(f"not a phylocl encoder file ({what}); a model is an encoder.pt written by `phylocl "
-                         "train`, its run folder, kmer:K or a shipped model name", path=path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for truncated/foreign files, with pages of advice
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        raise InputError(f"not a readable encoder file, truncated or damaged ({type(err).__name__}: {first})",
-                         path=path) from None
-    if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
-        raise InputError("not a phylocl encoder file (expected a dict with 'config' and 'state_dict')", path=path)
-    try:
-        encoder = SequenceEncoder(config=EncoderConfig.from_dict(dict(payload["config"])))
-        encoder.load_state_dict(payload["state_dict"])
-    except (ValueError, TypeError, RuntimeError) as err:
-        raise InputError(f"encoder file does not match its config: {err}", path=path) from None
-    return encoder.to(map_location).eval()

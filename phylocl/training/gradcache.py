@@ -20,6 +20,9 @@ gradient of ``loss_fn(encoder(batch_a), encoder(batch_b), labels)``, with peak a
 The encoder runs forward twice per chunk: about 4/3 of a plain step's compute (a backward costs ~2 forwards).
 Encoders with batch statistics (BatchNorm) would see every chunk twice; phylocl's encoders use LayerNorm.
 
+:class:`~phylocl.training.cached_loss.CachedContrastiveLoss` wraps the same steps as a loss whose ``.backward()``
+replays the chunks, for training loops that call ``loss.backward()`` themselves.
+
 Under DDP pass the ``DistributedDataParallel`` module as the encoder and gather inside ``loss_fn`` (see
 :mod:`phylocl.training.distributed`): every replay but the very last runs under ``no_sync()``, so gradients are
 all-reduced once per step and ranks may have different numbers of chunks. Build DDP with
@@ -37,7 +40,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from phylocl.data.tokens import batch_lengths, slice_batch
 
-__all__ = ["RngState", "plan_chunks", "embed_without_grad", "loss_and_cache", "replay", "cached_backward"]
+__all__ = ["RngState", "plan_chunks", "chunk_batches", "cuda_devices_of", "embed_without_grad", "loss_and_cache",
+           "replay", "cached_backward"]
 
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
@@ -62,7 +66,8 @@ class RngState:
             torch.cuda.set_rng_state(state, device)
 
 
-def _cuda_devices(encoder: torch.nn.Module, *batches: Batch) -> list[int]:
+def cuda_devices_of(encoder: torch.nn.Module, *batches: Batch) -> list[int]:
+    """Indices of the CUDA devices holding the encoder's tensors or the batches' (whose RNG a replay restores)."""
     tensors = [*encoder.parameters(), *encoder.buffers(), *(t for b in batches for t in b.values())]
     return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
 
@@ -88,7 +93,8 @@ def plan_chunks(batch: Batch, *, chunk_size: int | None, token_budget: int | Non
     return out
 
 
-def _chunk_batches(batch: Batch, chunks: list[slice]) -> list[Batch]:
+def chunk_batches(batch: Batch, chunks: list[slice]) -> list[Batch]:
+    """The sub-batches of ``chunks`` (from :func:`plan_chunks`), each trimmed to its longest row."""
     if len(chunks) == 1:
         return [batch]  # the whole batch as given: the plain call's shapes, hence its random draws
     return [slice_batch(batch, s) for s in chunks]
@@ -215,10 +221,10 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
 
     param = next(iter(encoder.parameters()), None)
     device_type = (param if param is not None else batch_a["input_ids"]).device.type
-    devices = _cuda_devices(encoder, batch_a, batch_b)
+    devices = cuda_devices_of(encoder, batch_a, batch_b)
     views = {}
     for name, batch in (("a", batch_a), ("b", batch_b)):
-        views[name] = _chunk_batches(batch, plan_chunks(batch, chunk_size=chunk_size, token_budget=token_budget))
+        views[name] = chunk_batches(batch, plan_chunks(batch, chunk_size=chunk_size, token_budget=token_budget))
 
     parts_a, states_a = embed_without_grad(encoder, views["a"], cuda_devices=devices, device_type=device_type,
                                            autocast=autocast)

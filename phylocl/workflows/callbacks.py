@@ -11,6 +11,8 @@ can reach) a warning is logged, once per run.
 A second validation loader (``OrthologDataModule(train_eval_families=N)``: a fixed sample of training families)
 is scored the same way (retrieval figures only) and logged under ``train_fam/``; ``val/pairs_seen`` (optimizer
 steps x pairs per step) is the x axis of the learning curves (:mod:`phylocl.workflows.curves`).
+
+:class:`StepProgress` shows training progress as a tqdm bar of optimizer steps (the unit of ``max_steps``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from phylocl.diagnostics.measures import embedding_health
 from phylocl.retrieval.evaluation import evaluate_embeddings
 
-__all__ = ["RetrievalMetrics", "health_metrics"]
+__all__ = ["RetrievalMetrics", "StepProgress", "health_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +120,50 @@ class RetrievalMetrics(L.Callback):
                         "%d validation families): the embeddings are collapsing into few directions (warned "
                         "once; eval.min_effective_rank_fraction sets the threshold)", trainer.global_step, rank,
                         self.min_rank_fraction, dim, families)
+
+
+_SHOWN = ("train/loss", "train/infonce", "train/pos_prob", "train/lr", "val/map_r", "val/auc1")
+
+
+class StepProgress(L.Callback):
+    """A tqdm bar of optimizer steps out of ``max_steps`` (rate, ETA, the latest logged figures), on rank 0.
+
+    Lightning's own bar counts batches per epoch, which says little when an epoch is one batch (small datasets)
+    or thousands. Like every phylocl bar it is silent when stderr is not a terminal.
+    """
+
+    def __init__(self, *, label: str = "training", stream=None) -> None:
+        super().__init__()
+        self.label, self.stream = label, stream
+        self.bar = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            from phylocl.workflows import progress_bar
+
+            self.bar = progress_bar(self.label, total=int(trainer.max_steps), unit="step", stream=self.stream)
+            self.bar.update(int(trainer.global_step))  # resumed runs start part-way
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.bar is None:
+            return
+        metrics = trainer.callback_metrics
+        parts = []
+        for key in _SHOWN:
+            if key in metrics:
+                value = float(metrics[key])
+                name = key.split("/")[1] if key.startswith("train/") else key
+                parts.append(f"{name} " + (f"{value:.2e}" if key == "train/lr" else f"{value:.3f}"))
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
+        self.bar.update(int(trainer.global_step) - self.bar.n)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._close()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

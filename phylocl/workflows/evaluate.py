@@ -24,10 +24,10 @@ from typing import Sequence
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
-from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes, open_fasta,
-                                      read_labelled)
+from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
+                                      open_fasta, read_labelled)
 from phylocl.workflows.models import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]
@@ -158,7 +158,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
                          path=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
     check_dataset_alphabet(ds, embedder, data)
-    with Progress(label="embedding", total=len(ds), unit="sequences", enabled=progress, stream=stream) as bar:
+    with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,
                          buffer_size=buffer_size, progress=bar)
     decoys = None
@@ -174,7 +174,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
                                      "other sequences", path=db_extra, line=r.line)
                 yield r.id, r.sequence, None
 
-        with Progress(label="embedding decoys", unit="sequences", enabled=progress, stream=stream) as bar:
+        with progress_bar("embedding decoys", enabled=progress, stream=stream) as bar:
             decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size,
                                   progress=bar)
         notes += letter_notes(decoy_stream.letters)

@@ -3,8 +3,13 @@
 ``--model`` accepts, in this order:
 
 1. ``kmer:K``: the k-mer count baseline (:class:`~phylocl.retrieval.kmer.KmerEmbedder`) in the data's alphabet;
-2. a path: a trained encoder file, or a directory holding ``encoder.pt`` (``phylocl train --out DIR``);
-3. the name of a shipped pretrained encoder, ``phylocl/pretrained/<name>.pt`` (see :func:`shipped_models`).
+2. a path: a model folder (``config.json`` + ``model.safetensors``), a trained encoder file, or a directory
+   holding ``encoder.pt`` (``phylocl train --out DIR``);
+3. the name of a shipped pretrained encoder, the folder ``phylocl/pretrained/<name>/`` (see
+   :func:`~phylocl.models.persistence.shipped_models`).
+
+Paths and names are read by :func:`phylocl.load_encoder`; this module adds ``kmer:K``, the default per alphabet
+and the messages of the command line.
 
 Without ``--model`` the commands use the method that measures best on the dev split for the input's alphabet
 (:func:`~phylocl.workflows.defaults.choose_default`, from ``phylocl/pretrained/dev-figures.json``): a ``kmer:K``
@@ -24,16 +29,17 @@ from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
 from phylocl.workflows.defaults import DefaultChoice, choose_default
 
-__all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device", "PRETRAINED_DIR"]
+__all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
-PRECISIONS = ("fp32", "bf16")  # as phylocl.models.encoder.PRECISIONS (not imported: torch stays lazy here)
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+PRECISIONS = ("fp32", "bf16")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 _TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
 
 
 def shipped_models() -> list[str]:
-    """Names of the pretrained encoders shipped in ``phylocl/pretrained/`` (file stems of ``*.pt``)."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+    """Names of the pretrained encoders shipped in ``phylocl/pretrained/`` (see :mod:`phylocl.models.persistence`)."""
+    from phylocl.models.persistence import shipped_models
+
+    return shipped_models()
 
 
 def resolve_device(device: str | None) -> str:
@@ -107,10 +113,10 @@ class Embedder:
         return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
 
 
-def _load_encoder_file(path: Path, source: str, device: str, precision: str) -> Embedder:
-    from phylocl.models.registry import load_encoder
+def _load_encoder_file(source: str | Path, name: str, device: str, precision: str) -> Embedder:
+    from phylocl.models.persistence import load_encoder
 
-    return Embedder(model=load_encoder(path), source=source, device=device, precision=precision)
+    return Embedder(model=load_encoder(source), source=name, device=device, precision=precision)
 
 
 def default_model(alphabet: str | Alphabet) -> DefaultChoice:
@@ -157,7 +163,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     if path.exists():
         return _load_encoder_file(path, spec, device, precision)
     if spec in shipped:
-        return _load_encoder_file(PRETRAINED_DIR / f"{spec}.pt", spec, device, precision)
+        return _load_encoder_file(spec, spec, device, precision)
     from phylocl.models.registry import list_models
 
     if spec in list_models():

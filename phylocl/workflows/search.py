@@ -26,7 +26,7 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model, shipped_models
@@ -77,6 +77,16 @@ def _model_for_index(model: str | None, index) -> str | None:
     return model
 
 
+def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream):
+    """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x (N, D), letters)``."""
+    from phylocl.retrieval.index import build_index
+
+    with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
+        db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder, batch_size=batch_size,
+                                 buffer_size=buffer_size, progress=bar)
+    return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
+
+
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
            precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
@@ -94,7 +104,6 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model.
     """
-    from phylocl.retrieval.index import build_index
     from phylocl.retrieval.index_io import check_compatible, load_index
 
     start = time.perf_counter()
@@ -117,11 +126,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
-        letters = database.letters
-        with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
-            db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder,
-                                     batch_size=batch_size, buffer_size=buffer_size, progress=bar)
-        ridx = build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info())
+        ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                              progress=progress, stream=stream)
     k_eff = max(1, min(k, ridx.ntotal))  # memory follows the database, not -k
 
     def query_chunks() -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -136,7 +142,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             yield x, ids
 
     n_queries = n_hits = 0
-    bar = Progress(label="searching", unit="queries", enabled=progress, stream=stream)
+    bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for x, ids in query_chunks():

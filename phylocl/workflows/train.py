@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +42,6 @@ from phylocl.workflows.train_checks import (check_trainer_settings, check_traini
 
 __all__ = ["train", "TrainResult"]
 
-log = logging.getLogger(__name__)
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -54,45 +49,27 @@ class TrainResult:
     metrics: dict
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
-    warnings.filterwarnings("ignore", message=r".*fit\(ckpt_path=.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume: logs are kept (run_folder)
-
-
 def _evaluate_split(module, dm, split: str, ks) -> dict:
-    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none)."""
-    import numpy as np
-    import torch
-
+    """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none),
+    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embedding.embed_all`,
+    long sequences as windows, batches of 64), so ``metrics.json`` and ``phylocl evaluate --split`` agree."""
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.callbacks import health_metrics
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import Embedder
 
     dataset = dm.val_set if split == "val" else dm.test_set
-    loader = dm.eval_dataloader(dataset)
     if not len(dataset) or len(set(dataset.families)) < 2:
         return {}
     enc = module.encoder
     was_training = enc.training
-    enc.eval()
-    xs, idx = [], []
-    device = next(enc.parameters()).device
-    with torch.no_grad():
-        for batch in loader:
-            tokens = {k: v.to(device) for k, v in batch["tokens"].items()}
-            xs.append(enc(tokens).float().cpu())
-            idx.append(batch["index"])
-    enc.train(was_training)
-    order = torch.cat(idx).numpy()
-    x = np.empty((len(dataset), enc.embed_dim), dtype=np.float32)
-    x[order] = torch.cat(xs).numpy()
-    m = evaluate_embeddings(x, dataset.families, ks=ks)
+    device = str(next(enc.parameters()).device)
+    try:
+        embedder = Embedder(model=enc, source="training", device=device)
+        x, _ = embed_all(zip(dataset.ids, dataset.sequences, dataset.families), embedder)  # (N, D)
+    finally:
+        enc.train(was_training)
+    m = evaluate_embeddings(x, dataset.families, ids=dataset.ids, ks=ks)
     keep = ("top1", "map_r", "auc1", "n_queries", *(f"recall@{k}" for k in ks))
     return {**{k: m[k] for k in keep if k in m}, **health_metrics(x, list(dataset.families))}
 
@@ -151,11 +128,9 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from phylocl.workflows.train_checks import InterruptCheckpoint
-
-    from phylocl.training.progress import StepProgress
     from phylocl.training.refresh import NeighbourRefresh
-    from phylocl.workflows.callbacks import RetrievalMetrics
+    from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
+    from phylocl.workflows.train_checks import InterruptCheckpoint
 
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                               every_n_train_steps=cfg.trainer.val_every_n_steps)
@@ -244,7 +219,6 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         resume: continue from ``out_dir/checkpoints/last.ckpt`` if it exists.
         progress: show Lightning's progress bar.
     """
-    _quiet_lightning()
     import lightning as L
 
     from phylocl.data.datamodule import OrthologDataModule

@@ -30,7 +30,7 @@ def _finite_difference(fn, z_a, z_b, eps=1e-6):
 @pytest.mark.parametrize("labels", [None, LABELS])
 def test_gradient_matches_finite_differences_of_negative_logsumexp(symmetric, labels):
     z_a, z_b = unit_pairs(8, 3, seed=5)
-    loss = FlatNCE(temperature=0.25, symmetric=symmetric)
+    loss = FlatNCE(temperature=0.25, symmetric=symmetric, normalize=False)  # gradient w.r.t. free vectors
     value, g_a, g_b = value_and_grads(lambda a, b: loss(a, b, labels), z_a, z_b)
     assert float(value) == 1.0  # exp(v - v.detach()) is exactly 1 for every anchor
     with torch.no_grad():
@@ -42,7 +42,7 @@ def test_gradient_matches_finite_differences_of_negative_logsumexp(symmetric, la
 
 def test_gradient_matches_autograd_of_loop_reference():
     z_a, z_b = unit_pairs(8, 5, seed=6)
-    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=0.1)(a, b, LABELS), z_a, z_b)
+    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=0.1, normalize=False)(a, b, LABELS), z_a, z_b)
     _, r_a, r_b = value_and_grads(lambda a, b: flat_objective_reference(a, b, 0.1, LABELS), z_a, z_b)
     torch.testing.assert_close(g_a, r_a, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g_b, r_b, rtol=1e-10, atol=1e-12)
@@ -54,7 +54,7 @@ def test_positive_is_not_inside_the_logsumexp():
     # inside the log-sum-exp (InfoNCE in disguise) every term would carry a softmax weight < 1 instead.
     z_a, z_b = unit_pairs(2, 4, seed=7)
     t = 0.5
-    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=t, symmetric=False)(a, b), z_a, z_b)
+    _, g_a, g_b = value_and_grads(lambda a, b: FlatNCE(temperature=t, symmetric=False, normalize=False)(a, b), z_a, z_b)
     torch.testing.assert_close(g_b, torch.stack([z_a[1] - z_a[0], z_a[0] - z_a[1]]) / (2 * t), rtol=1e-12, atol=0)
     torch.testing.assert_close(g_a, torch.stack([z_b[1] - z_b[0], z_b[0] - z_b[1]]) / (2 * t), rtol=1e-12, atol=0)
     # and it is not the positive-inside gradient
@@ -74,7 +74,7 @@ def test_gradient_differs_from_infonce():
 def test_gradient_does_not_vanish_when_positive_dominates():
     # Positives identical, negatives orthogonal, low temperature: the positive has softmax probability ~1.
     z = torch.eye(4, dtype=torch.float64)
-    flat, info = FlatNCE(temperature=0.02), InfoNCE(temperature=0.02)
+    flat, info = FlatNCE(temperature=0.02, normalize=False), InfoNCE(temperature=0.02, normalize=False)
     _, f_a, f_b = value_and_grads(lambda a, b: flat(a, b), z, z)
     _, i_a, i_b = value_and_grads(lambda a, b: info(a, b), z, z)
     assert float(flat.last_stats["pos_prob"]) > 1 - 1e-15

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from loss_reference import unit_pairs
 from phylocl.losses.flatnce import FlatNCE
@@ -88,13 +89,13 @@ def test_same_label_row_never_acts_as_negative(name, symmetric):
     labels = torch.tensor([0, 0, 1, 2, 3])
 
     def directional(lab):
-        _, _, g_b, _ = _run(LOSSES[name](symmetric=symmetric), z_a, z_b, lab)
+        _, _, g_b, _ = _run(LOSSES[name](symmetric=symmetric, normalize=False), z_a, z_b, lab)
         return float(g_b[1] @ u)
 
     assert abs(directional(labels)) < 1e-12
     assert abs(directional(None)) > 1e-3  # without labels b_1 is a negative of a_0 and it matters
     if name == "infonce":
-        loss = LOSSES[name](symmetric=symmetric)
+        loss = LOSSES[name](symmetric=symmetric, normalize=False)
         moved = z_b.clone()
         moved[1] = moved[1] + 0.7 * u
         assert float(loss(z_a, moved, labels)) == pytest.approx(float(loss(z_a, z_b, labels)), rel=1e-12)
@@ -150,6 +151,43 @@ def test_shape_errors(shapes):
 def test_label_shape_error():
     with pytest.raises(ValueError, match="labels"):
         FlatNCE()(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_normalize_makes_foreign_outputs_cosines(name):
+    """normalize=True (default): the loss sees cosines, so rescaling rows changes nothing, and its value equals the
+    dot-product loss of the normalised rows; normalize=False on raw rows differs."""
+    g = torch.Generator().manual_seed(21)
+    raw_a = torch.randn(6, 5, generator=g, dtype=torch.float64) * 3.0  # a foreign encoder: rows of any norm
+    raw_b = raw_a + torch.randn(6, 5, generator=g, dtype=torch.float64)
+    scales = torch.rand(6, 1, generator=g, dtype=torch.float64) * 4 + 0.5
+    loss, plain = LOSSES[name](), LOSSES[name](normalize=False)
+    assert loss.normalize and not plain.normalize
+    value = loss(raw_a, raw_b)
+    assert float(loss(raw_a * scales, raw_b)) == pytest.approx(float(value), rel=1e-12)
+    unit_a, unit_b = F.normalize(raw_a, dim=1), F.normalize(raw_b, dim=1)
+    assert float(plain(unit_a, unit_b)) == pytest.approx(float(value), rel=1e-12)
+    if name != "flatnce":  # FlatNCE's value is always 1
+        assert float(plain(raw_a, raw_b)) != pytest.approx(float(value), rel=1e-3)
+
+
+def test_normalize_gradient_matches_finite_differences():
+    g = torch.Generator().manual_seed(22)
+    raw_a = torch.randn(5, 4, generator=g, dtype=torch.float64) * 2.0
+    raw_b = raw_a + torch.randn(5, 4, generator=g, dtype=torch.float64)
+    loss = InfoNCE(temperature=0.3)
+    _, g_a, g_b, _ = _run(loss, raw_a, raw_b)
+    eps = 1e-6
+    for z, grad, first in ((raw_a, g_a, True), (raw_b, g_b, False)):
+        for idx in [(0, 0), (2, 3), (4, 1)]:
+            plus, minus = z.clone(), z.clone()
+            plus[idx] += eps
+            minus[idx] -= eps
+            f = (lambda x: loss(x, raw_b)) if first else (lambda x: loss(raw_a, x))
+            fd = (float(f(plus)) - float(f(minus))) / (2 * eps)
+            assert float(grad[idx]) == pytest.approx(fd, rel=1e-6, abs=1e-9)
+    # the gradient is tangent to each row (the loss does not depend on the row norms)
+    assert float((g_a * raw_a).sum(dim=1).abs().max()) < 1e-12
 
 
 @pytest.mark.parametrize("labels", [None, torch.tensor([0, 1, 0, 2, 1, 3, 3, 4])])

@@ -1,4 +1,4 @@
-"""The shipped encoders ``phylocl/pretrained/default-{protein,dna}.pt``: found by name, small, well-formed output,
+"""The shipped encoders ``phylocl/pretrained/default-{protein,dna}/`` (model folders): found by name, small, well-formed output,
 better than untrained on the bundled example data, and consistent with the committed configs and dev split."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.registry import get_config
 from phylocl.retrieval.evaluation import evaluate_embeddings
 from phylocl.retrieval.kmer import KmerEmbedder
-from phylocl.workflows.models import PRETRAINED_DIR, resolve_model, shipped_models
+from phylocl.models.persistence import PRETRAINED_DIR, shipped_models
+from phylocl.workflows.models import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "datasets" / "example-mini-mit"
@@ -38,17 +39,31 @@ def examples() -> dict:
 
 
 @pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
-def test_shipped_file_loads_by_name(name, alphabet):
-    path = PRETRAINED_DIR / f"{name}.pt"
+def test_shipped_folder_loads_by_name(name, alphabet):
+    folder = PRETRAINED_DIR / name
     assert name in shipped_models()
-    assert 0 < path.stat().st_size <= MAX_BYTES
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert 0 < (folder / "model.safetensors").stat().st_size <= MAX_BYTES
     by_name = resolve_model(name, device="cpu")
-    by_path = phylocl.load_encoder(path)
+    by_path = phylocl.load_encoder(folder)
+    by_api_name = phylocl.load_encoder(name)
     assert by_name.alphabet.name == by_path.alphabet.name == alphabet
-    assert by_name.model_info()["fingerprint"] == by_path.fingerprint()
+    fingerprint = by_path.fingerprint()
+    assert by_name.model_info()["fingerprint"] == fingerprint
     assert by_name.model_info()["name"] == name and "default_choice" not in by_name.model_info()
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and dicts only
-    assert set(payload) >= {"config", "state_dict", "phylocl_version"}
+    assert by_api_name.fingerprint() == fingerprint
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "phylocl-encoder" and config["name"] == name and config["alphabet"] == alphabet
+
+
+# fingerprints of the shipped weights when they were .pt files (before the move to safetensors); indexes built
+# with them keep working only if the folders hold exactly the same config and weights
+FINGERPRINTS = {"default-protein": "5958af306a99116b", "default-dna": "a33e59b0d0581ef0"}
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_move_to_safetensors_kept_the_exact_weights(name):
+    assert phylocl.load_encoder(name).fingerprint() == FINGERPRINTS[name]
 
 
 @pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
@@ -83,7 +98,7 @@ def test_retrieves_the_bundled_families_about_as_well_as_kmer_profiles(name, alp
     """A working encoder is within 0.1 MAP@R of the k-mer baseline on the bundled families (measured: protein 0.914
     vs 0.994, DNA 0.801 vs 0.779); a broken or collapsed one (all rows alike) falls to chance, about 1/families."""
     ds = examples[alphabet]
-    score = _map_r(phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt"), ds)
+    score = _map_r(phylocl.load_encoder(PRETRAINED_DIR / name), ds)
     kmer = float(evaluate_embeddings(KmerEmbedder(k=3, alphabet=alphabet).embed(ds.sequences), ds.families,
                                      ks=(1,))["map_r"])
     assert score > kmer - 0.1, (score, kmer)
@@ -100,7 +115,7 @@ def test_beats_its_untrained_twin_on_held_out_families(name, alphabet):
     split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
     dataset = DEV_GAIN[name]
     ds = read_dataset(SHARED / dataset).select_families(split["datasets"][dataset]["val"])
-    trained = phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt")
+    trained = phylocl.load_encoder(PRETRAINED_DIR / name)
     scores = {"trained": _map_r(trained, ds), "untrained": _map_r(_untrained_twin(trained), ds)}
     assert scores["trained"] > scores["untrained"] + 0.03, scores
 
@@ -110,7 +125,7 @@ def test_shipped_architecture_is_what_its_config_trains(name, alphabet):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     overrides = {"max_len": cfg.data.max_len, **cfg.model.overrides, "alphabet": alphabet}
     expected = get_config(cfg.model.name, **overrides).to_dict()
-    shipped = phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt").config.to_dict()
+    shipped = phylocl.load_encoder(PRETRAINED_DIR / name).config.to_dict()
     assert shipped.pop("name") == name and expected.pop("name") == cfg.model.name
     assert shipped == expected
 
@@ -164,7 +179,7 @@ def test_cli_lists_the_shipped_encoders(capsys):
     assert {a: c["spec"] for a, c in out["without_model"].items()} == WITHOUT_MODEL
     for name, alphabet in MODELS.items():
         assert info[name]["alphabet"] == alphabet and info[name]["name"] == name
-        assert info[name]["fingerprint"] == phylocl.load_encoder(PRETRAINED_DIR / f"{name}.pt").fingerprint()
+        assert info[name]["fingerprint"] == phylocl.load_encoder(PRETRAINED_DIR / name).fingerprint()
     assert main(["models", "--pretrained"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines[:2]] == sorted(MODELS)

@@ -85,7 +85,7 @@ def test_public_api_through_package_root(tmp_path):
 
 
 def test_load_encoder_errors(tmp_path):
-    with pytest.raises(InputError, match="encoder file not found") as err:
+    with pytest.raises(InputError, match="encoder not found") as err:
         load_encoder(tmp_path / "missing.pt")
     assert err.value.path.endswith("missing.pt")
     bad = tmp_path / "corrupt.pt"
@@ -113,7 +113,8 @@ def test_load_encoder_errors(tmp_path):
     torch.save(payload, other)
     with pytest.raises(InputError, match="does not match its config"):
         load_encoder(other)
-    with pytest.raises(InputError, match="encoder file not found"):
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(InputError, match="encoder not found"):
         load_encoder(tmp_path / "empty_dir")
 
 

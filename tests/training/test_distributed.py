@@ -62,6 +62,17 @@ class Step(torch.nn.Module):
         return self.loss(gather_with_grad(self.encoder(a)), gather_with_grad(self.encoder(b)), gather_labels(labels))
 
 
+class SelfGathering(torch.nn.Module):
+    """Encoder + a loss that gathers by itself (``gather_distributed=True``): no gather in user code."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.encoder, self.loss = Encoder(), loss
+
+    def forward(self, a, b, labels):
+        return self.loss(self.encoder(a), self.encoder(b), labels)
+
+
 def _data():
     from phylocl.data.tokens import pad_batch
 
@@ -105,6 +116,16 @@ def _worker(r, port, out_dir):
         ref = dict(ref_model.named_parameters())
         out["plain"] = {n: _rel(p.grad, ref[n].grad) for n, p in ddp_model.module.named_parameters()}
 
+        # The loss gathers by itself (gather_distributed=True), as a DDP user outside `phylocl train` writes it.
+        torch.manual_seed(2)
+        ref_model = SelfGathering(InfoNCE(temperature=0.2, learn_temperature=True))  # full batch, one process
+        ddp_model2 = DDP(SelfGathering(InfoNCE(temperature=0.2, learn_temperature=True, gather_distributed=True)))
+        ddp_model2.module.load_state_dict(ref_model.state_dict())
+        ref_model(a, b, LABELS).backward()
+        ddp_model2(la, lb, lab).backward()
+        ref = dict(ref_model.named_parameters())
+        out["self_gathering"] = {n: _rel(p.grad, ref[n].grad) for n, p in ddp_model2.module.named_parameters()}
+
         # Cached gradients under DDP: gather inside the loss, uneven chunk counts per rank (2 and 3).
         torch.manual_seed(1)
         enc = Encoder()
@@ -128,7 +149,7 @@ def _worker(r, port, out_dir):
         # Tear down in order: the DDP wrappers (their reducers hold the process group) go first, then both ranks meet
         # so that neither destroys gloo while the other still talks; otherwise a rank can abort at exit
         # ("terminate called without an active exception", seen once in CI).
-        del ddp_model, ddp_enc
+        del ddp_model, ddp_model2, ddp_enc
         gc.collect()
         dist.barrier()
     finally:
@@ -149,7 +170,8 @@ def test_two_process_gradients_equal_full_batch_gradients(tmp_path):
         out = json.loads((tmp_path / f"rank{r}.json").read_text())
         assert out["rank"] == r and out["world"] == WORLD
         assert "loss.logit_scale" in out["plain"] and len(out["plain"]) == 4
-        for case in ("plain", "cached"):
+        assert "loss.logit_scale" in out["self_gathering"] and len(out["self_gathering"]) == 4
+        for case in ("plain", "self_gathering", "cached"):
             for name, err in out[case].items():
                 assert err < 1e-5, f"rank {r} {case} {name}: relative error {err:.2e}"
         assert out["offset_labels"] == [0, 1, 2, 0, 3, 4, 5, 3, 4, 5, 3]

@@ -185,9 +185,9 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
         target = ["--index", str(tmp_path / "idx")]
         capsys.readouterr()
     else:  # an installation without the shipped encoders
-        import phylocl.workflows.models as models
+        from phylocl.models import persistence
 
-        monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path / "no-pretrained")
+        monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "no-pretrained")
         model = ["--model", "default-protein"]
     before = db.read_text()
     assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2

@@ -140,9 +140,55 @@ def test_train_function_accepts_config_objects(tmp_path):
         train_mod.train(cfg, tmp_path / "run2", progress=False, overrides=["nope.key=1"])
 
 
-def test_progress_counts_optimizer_steps_on_stderr(tmp_path, capsys):
+def test_progress_counts_optimizer_steps_on_a_terminal(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
     args = [a for a in _args(tmp_path / "run") if a != "--quiet"]
     assert main(args) == 0
-    err = capsys.readouterr().err
-    assert "training: step 6/6" in err and "loss " in err
-    assert "Epoch" not in err  # not Lightning's per-epoch bar
+    text = err.getvalue()
+    assert "training: 100%" in text and "6/6" in text and "step/s" in text and "loss " in text
+    assert "Epoch" not in text  # not Lightning's per-epoch bar
+
+
+def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_path):
+    """One embedding path: the validation figures of metrics.json are those of `phylocl evaluate --split val`,
+    on a set whose sequences are longer than the training max_len (so cropping would give other figures)."""
+    import numpy as np
+
+    from phylocl.data.layouts import read_dataset
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.evaluate import evaluate
+
+    out = tmp_path / "run"
+    assert main(_args(out, "data.max_len=24")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    res = evaluate(data=EXAMPLE, model=str(out), split="val", ks=[1, 10], progress=False)
+    val_families = json.loads((out / "splits.json").read_text())["val"]
+    ds = read_dataset(EXAMPLE).select_families(val_families)
+    assert max(len(s) for s in ds.sequences) > 24
+    for name in ("top1", "map_r", "auc1", "recall@1", "recall@10"):
+        assert metrics["val"][name] == pytest.approx(res[name], abs=1e-6), name
+    # the old path (the first max_len residues only) gives other figures on this set: the test can tell them apart
+    enc = phylocl.load_encoder(out)
+    cropped = enc.embed([s[:24] for s in ds.sequences])
+    old = evaluate_embeddings(cropped, ds.families, ids=ds.ids, ks=(1, 10))
+    assert not np.isclose(old["map_r"], res["map_r"], atol=1e-4)
+
+
+def test_library_call_changes_no_warning_filters_or_logger_levels(tmp_path):
+    """Only the command line quiets Lightning; train() called from Python leaves the process settings alone."""
+    import logging
+    import warnings
+
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed", "phylocl")
+    before = (list(warnings.filters), {n: logging.getLogger(n).level for n in names})
+    result = train_mod.train(None, tmp_path / "run", overrides=SETS, progress=False)
+    assert result.encoder_path.is_file()
+    assert (list(warnings.filters), {n: logging.getLogger(n).level for n in names}) == before

@@ -70,16 +70,12 @@ def test_infinite_gradient_stops_at_that_step(tmp_path, capsys, monkeypatch):
 
 
 def test_huge_learning_rate_diverges_and_is_caught(tmp_path, capsys):
+    """A real divergence (no monkeypatching): lr 1e30 turns the loss NaN within two steps; before issue 14 this exited 0
+    with evaluation off and exported an all-NaN encoder."""
     out = tmp_path / "run"
-    code = main(_args(out, "optim.lr=1e30", "eval.enabled=false", "trainer.max_steps=20", "optim.warmup_steps=0",
-                      "loss.learn_temperature=true"))
-    err = capsys.readouterr().err
-    if code == 0:  # the model survived this lr: then its weights must be finite
-        state = torch.load(out / "encoder.pt", map_location="cpu", weights_only=False)
-        tensors = [v for v in (state.get("state_dict", state)).values() if torch.is_tensor(v)]
-        assert all(torch.isfinite(t).all() for t in tensors)
-    else:
-        assert code == 2 and "training stopped at step" in err and not (out / "encoder.pt").exists()
+    _refused(capsys, _args(out, "optim.lr=1e30", "eval.enabled=false", "trainer.max_steps=20", "optim.warmup_steps=0",
+                           "loss.learn_temperature=true"), "training stopped at step", " is nan")
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------------------- one-family batches
@@ -167,7 +163,8 @@ def test_suggested_resume_command_works_and_keeps_earlier_log_rows(tmp_path, mon
 def test_resume_with_another_config_names_the_differences(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     _interrupted_run(out, monkeypatch, capsys)
-    _refused(capsys, _args(out, "optim.lr=0.5", "data.max_len=40") + ["--resume"], "optim.lr:", "data.max_len: 48 -> 40")
+    _refused(capsys, _args(out, "optim.lr=0.5", "data.max_len=40") + ["--resume"], "optim.lr:",
+             "data.max_len: 48 -> 40")
     assert (out / "checkpoints" / "interrupted.ckpt").exists()  # the run is left as it was
     assert main(_args(out, "trainer.max_steps=7") + ["--resume"]) == 0  # a longer run is allowed
 

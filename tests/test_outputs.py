@@ -1,0 +1,104 @@
+"""Output places refused before any work (issue 14): devices, pipes, folders, an input (same inode), a file of an
+input dataset folder, a parent that is a file, /proc; unwritable places are one line too. The refused path is left
+exactly as it was."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from phylocl.cli import main
+from phylocl.outputs import check_output_dir, check_output_file
+
+FASTA = ">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>c\nGSHMLEDPVV\n>d\nGSHMLEDPAV\n"
+LABELS = "sequence_id\tfamily_id\na\tF1\nb\tF1\nc\tF2\nd\tF2\n"
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "sequences.fasta").write_text(FASTA)
+    (d / "labels.tsv").write_text(LABELS)
+    return d
+
+
+def _commands(d: Path, out: str):
+    fa = str(d / "sequences.fasta")
+    return {
+        "embed": ["embed", "--fasta", fa, "--model", "kmer:2", "-o", out, "--quiet"],
+        "embed-data": ["embed", "--data", str(d), "--model", "kmer:2", "-o", out, "--quiet"],
+        "search": ["search", "--query", fa, "--db", fa, "--model", "kmer:2", "-o", out, "--quiet"],
+        "evaluate": ["evaluate", "--data", str(d), "--model", "kmer:2", "--per-family", out, "--quiet"],
+    }
+
+
+def _place(case, tmp_path, d):
+    if case == "device":
+        return "/dev/null", "not a regular file"
+    if case == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        return str(tmp_path / "pipe"), "not a regular file"
+    if case == "folder":
+        (tmp_path / "folder").mkdir()
+        return str(tmp_path / "folder"), "output is a directory"
+    if case == "input-hardlink":
+        os.link(d / "sequences.fasta", tmp_path / "same.fa")
+        return str(tmp_path / "same.fa"), "output would overwrite an input file"
+    if case == "dataset-file":
+        return str(d / "labels.tsv"), "output would overwrite an input file"
+    if case == "parent-is-file":
+        (tmp_path / "plain").write_text("x")
+        return str(tmp_path / "plain" / "out"), "is a file, not a folder"
+    return "/proc/phylocl-out", "under /proc"
+
+
+CASES = ["device", "fifo", "folder", "input-hardlink", "dataset-file", "parent-is-file", "proc"]
+
+
+@pytest.mark.parametrize("command", ["embed", "embed-data", "search", "evaluate"])
+@pytest.mark.parametrize("case", CASES)
+def test_refused_output_places_are_left_alone(tmp_path, capsys, inputs, command, case):
+    out, needle = _place(case, tmp_path, inputs)
+    if case == "dataset-file" and command in ("embed", "search"):
+        pytest.skip("labels.tsv is not an input of a FASTA-only command")
+    before = os.stat(out, follow_symlinks=False) if os.path.lexists(out) else None
+    contents = Path(out).read_bytes() if before is not None and stat.S_ISREG(before.st_mode) else None
+    code = main(_commands(inputs, out)[command])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and needle in err and "Traceback" not in err, err
+    if before is not None:
+        after = os.stat(out, follow_symlinks=False)
+        assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (before.st_ino, stat.S_IFMT(before.st_mode))
+        if contents is not None:
+            assert Path(out).read_bytes() == contents
+    assert (inputs / "sequences.fasta").read_text() == FASTA
+
+
+def test_unwritable_place_is_one_line(tmp_path, capsys, inputs, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    for command, argv in _commands(inputs, str(tmp_path / "out.x")).items():
+        assert main(argv) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot write: permission denied" in err, err
+
+
+def test_check_output_dir_refuses_files_devices_and_inputs(tmp_path, inputs):
+    from phylocl.errors import InputError
+
+    (tmp_path / "f").write_text("x")
+    for path, needle in [(tmp_path / "f", "output folder is a file"), ("/dev/null", "is not a folder"),
+                         ("/proc/x", "under /proc"), ("/sys/x", "under /sys"), (tmp_path / "f" / "run", "is a file")]:
+        with pytest.raises(InputError, match=needle):
+            check_output_dir(path)
+    with pytest.raises(InputError, match="is the input"):
+        check_output_dir(inputs, inputs=[inputs])
+    assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert check_output_file(tmp_path / "new.tsv", inputs=[inputs]) == tmp_path / "new.tsv"
