@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from phylocl.configtools import apply_overrides, from_dict, load_yaml, to_dict
+from phylocl.configtools import ConfigError, apply_overrides, from_dict, load_yaml, locate, to_dict
 from phylocl.data.dataconfig import DataConfig
 from phylocl.errors import InputError
 
@@ -148,11 +148,15 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training."""
+    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
+    ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
+    (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
+    training families rise); 0: off."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
+    train_families: int = 200
     # warn once when the validation embeddings' effective rank < this x min(embed_dim, validation families); null: never
     min_effective_rank_fraction: Optional[float] = 0.05
 
@@ -160,8 +164,9 @@ class EvalConfig:
         f = self.min_effective_rank_fraction
         if f is not None and not 0.0 < f <= 1.0:
             raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
-
-    def __post_init__(self) -> None:
+        if isinstance(self.train_families, bool) or not isinstance(self.train_families, int) \
+                or self.train_families < 0:
+            raise ValueError(f"eval.train_families must be an integer >= 0 (0: off), got {self.train_families!r}")
         ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"eval.ks must be a list of integers >= 1, got {self.ks!r}")
@@ -191,16 +196,14 @@ def load_config(config: "TrainConfig | str | Path | None" = None,
     """Resolve a config: a YAML path (``None`` = all defaults) or a :class:`TrainConfig`, plus ``key=value``
     overrides, validated.
 
-    Raises :class:`InputError` naming the file (or the override) on any problem.
+    Raises :class:`InputError` naming the file and line (or the override) on any problem.
     """
-    if isinstance(config, TrainConfig):
-        data, where = to_dict(config), {}
-    elif config is not None:
-        data, where = load_yaml(config), {"path": config}
-    else:
-        data, where = {}, {}
+    path = None if config is None or isinstance(config, TrainConfig) else config
+    data = to_dict(config) if isinstance(config, TrainConfig) else load_yaml(path) if path is not None else {}
     try:
         data = apply_overrides(data, overrides)
         return from_dict(TrainConfig, data)
+    except ConfigError as err:
+        raise InputError(f"invalid config: {err}", **locate(err, path, overrides)) from None
     except (ValueError, TypeError) as err:
-        raise InputError(f"invalid config: {err}", **where) from None
+        raise InputError(f"invalid config: {err}", **({"path": path} if path is not None else {})) from None

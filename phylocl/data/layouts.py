@@ -32,7 +32,8 @@ from phylocl.data.letters import LetterReport
 from phylocl.data.trees import TREE_SUFFIXES
 from phylocl.errors import InputError
 
-__all__ = ["read_dataset", "read_datasets", "iter_fasta", "FastaStream", "OrthologDataset", "FastaRecord", "concat_datasets"]
+__all__ = ["read_dataset", "read_datasets", "iter_fasta", "FastaStream", "OrthologDataset", "FastaRecord",
+           "concat_datasets"]
 
 _DETECT_RECORDS = 256  # records looked at to detect the alphabet of a stream
 
@@ -59,10 +60,10 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         if path.is_dir():
             raise InputError("--labels needs a FASTA file, not a directory", path=path)
         return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
-    table = find_orthofinder_results(path)
+    table = find_orthofinder_results(path) if path.is_dir() or path.is_file() else None
     if table is not None:
         return read_orthofinder(table, alphabet=alphabet, strict=strict)
-    if path.is_file():
+    if not path.is_dir():  # a file, a named pipe, <(...)
         raise InputError("a single FASTA file needs a labels table, a TSV with sequence_id and family_id (--labels "
                          "for inspect, embed and evaluate; --set data.labels=TSV for train), or pass a folder with "
                          "sequences.fasta + labels.tsv or one FASTA file per family", path=path)

@@ -1,4 +1,4 @@
-"""Opening input text files once: plain or gzip, UTF-8 with or without a byte-order mark, files or pipes.
+"""Opening input text files once: plain, gzip, bzip2 or xz, UTF-8 with or without a byte-order mark, files or pipes.
 
 A named pipe or a shell process substitution (``<(zcat x.fa.gz)``, read as ``/dev/fd/63``) can be read only once,
 so :func:`open_text` opens the path a single time: the first bytes are read to sniff gzip and binary content and
@@ -7,8 +7,10 @@ then handed back in front of the rest of the stream (:class:`PrefixedStream`).
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import zlib
 from pathlib import Path
 
@@ -19,7 +21,14 @@ __all__ = ["open_text", "read_lines", "PrefixedStream", "READ_ERRORS", "os_error
 _HEAD = 4096  # bytes sniffed for gzip magic, emptiness and binary content
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-READ_ERRORS = (OSError, EOFError, zlib.error)  # a truncated or corrupt gzip stream raises any of these
+READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)  # truncated or corrupt compressed streams raise these
+_DECOMPRESSORS = {  # magic bytes -> opener of a binary file object; recognised whatever the file's name
+    _GZIP_MAGIC: lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+    b"BZh": lambda f: bz2.BZ2File(f, mode="rb"),
+    b"\xfd7zXZ\x00": lambda f: lzma.LZMAFile(f, mode="rb"),
+}
+_UNSUPPORTED = {b"\x28\xb5\x2f\xfd": "zstd-compressed", b"PK\x03\x04": "zip archive",
+                b"\x04\x22\x4d\x18": "lz4-compressed"}
 
 
 class PrefixedStream(io.RawIOBase):
@@ -64,14 +73,15 @@ def _read_head(stream, path: Path, *, compressed: bool) -> bytes:
         return head
     except READ_ERRORS as err:
         if compressed:
-            raise InputError(f"corrupt gzip file ({err})", path=path) from None
+            raise InputError(f"corrupt compressed file ({err})", path=path) from None
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
 
 
 def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
     """Open ``path`` once for reading text (gzip detected from the magic bytes, universal newlines, UTF-8, BOM ok).
 
-    Raises :class:`InputError` when the path is missing, a directory, unreadable, empty, or binary (not text).
+    Compressed input (gzip, bzip2, xz) is recognised by its magic bytes. Raises :class:`InputError` when the path is
+    missing, a directory, unreadable, empty, binary (not text), UTF-16, or compressed in a format not read here.
     ``what`` names the expected content in the directory message.
     """
     path = Path(path)
@@ -85,10 +95,16 @@ def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     head = _read_head(raw, path, compressed=False)
     binary: io.RawIOBase = PrefixedStream(head, raw)
-    if head[:2] == _GZIP_MAGIC:
-        unzipped = gzip.GzipFile(fileobj=io.BufferedReader(binary), mode="rb")
+    opener = next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
+    if opener is not None:
+        unzipped = opener(io.BufferedReader(binary))
         head = _read_head(unzipped, path, compressed=True)
         binary = PrefixedStream(head, unzipped)
+    unsupported = next((name for magic, name in _UNSUPPORTED.items() if head.startswith(magic)), None)
+    if unsupported:
+        binary.close()
+        raise InputError(f"not {what}: a {unsupported} file (decompress it first; phylocl reads plain text, gzip, "
+                         "bzip2 and xz)", path=path)
     if not head.removeprefix(_BOM).strip():
         binary.close()
         raise InputError("empty file", path=path)

@@ -38,5 +38,6 @@ def check_batch(rows: int, world_size: int, *, step: int) -> None:
     """Raise :class:`TrainingStopped` when the global batch holds fewer than two families (one pair each)."""
     if rows * world_size < 2:
         raise TrainingStopped(f"a batch of {rows * world_size} family has no negatives (loss 0, gradient 0); give "
-                              "data.batch_size >= 2 and at least 2 training families with two or more sequences",
+                              "data.batch_size >= 2 (and data.token_budget >= 2 x data.max_len) and at least 2 "
+                              "training families with two or more sequences",
                               step=step)

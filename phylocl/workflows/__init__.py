@@ -3,3 +3,18 @@
 They sit above every other layer: they read inputs, wire data, models, losses, training and retrieval together,
 show progress and write outputs atomically. ``phylocl/cli.py`` only parses arguments and calls these.
 """
+
+from __future__ import annotations
+
+__all__ = ["progress_bar"]
+
+
+def progress_bar(label: str, *, total: int | None = None, unit: str = "sequences", enabled: bool = True,
+                 stream=None):
+    """The tqdm bar every workflow shows: count, rate, elapsed time and (with ``total``) ETA on ``stream``
+    (default stderr). Silent when ``enabled`` is false (``--quiet``) or ``stream`` is not a terminal (a batch
+    job's log), where tqdm's rewritten line would only clutter the file."""
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=label, total=total, unit=unit, file=stream, disable=None if enabled else True,
+                dynamic_ncols=True, unit_scale=False)

@@ -30,22 +30,25 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from tqdm import tqdm
+
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.errors import InputError
-from phylocl.progress import format_duration
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
+
+log = logging.getLogger(__name__)
 
 __all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns"]
 
@@ -258,7 +261,8 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
         out_dir: study folder; an existing one is continued (finished cells are not trained again).
         overrides: ``key=value`` strings (``compare.seeds=[0]``, ``data.max_len=96`` ...).
         data: input paths replacing ``data.path``.
-        progress: one line per cell on stderr (cell i/N, elapsed, ETA).
+        progress: log one line per cell (cell i/N, elapsed, ETA) at INFO on the ``phylocl.workflows.compare``
+            logger (``phylocl compare`` prints them on stderr unless ``--quiet``); ``False``: at DEBUG.
 
     Returns a :class:`CompareResult` with the rows of ``results.csv`` and the summary. Bad configs or inputs raise
     :class:`InputError` before anything is written.
@@ -294,7 +298,7 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
 
     summary = save()
     todo = [i for i, r in enumerate(rows) if r["status"] not in ("ok", "skipped")]
-    say = (lambda msg: print(f"phylocl compare: {msg}", file=sys.stderr, flush=True)) if progress else (lambda m: 0)
+    say = log.info if progress else log.debug
     say(f"{len(cells)} cells ({len(cells) - len(todo)} done or skipped, {len(todo)} to train) -> {out}")
     started, spent = time.perf_counter(), []
     for n, i in enumerate(todo, 1):
@@ -325,8 +329,8 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
             outcome = ", ".join(f"test {k} {r[k]:.3f}" for k in ("map_r", "auc1") if isinstance(r.get(k), float))
             outcome = outcome or "no test metrics (fewer than 2 test families)"
 
-        say(f"[{n}/{len(todo)}] {cell.name}: {outcome} in {format_duration(spent[-1])}; elapsed "
-            f"{format_duration(time.perf_counter() - started)}, ETA {format_duration(eta)}")
+        say(f"[{n}/{len(todo)}] {cell.name}: {outcome} in {tqdm.format_interval(spent[-1])}; elapsed "
+            f"{tqdm.format_interval(time.perf_counter() - started)}, ETA {tqdm.format_interval(eta)}")
         gc.collect()
     summary = save(final=True)
     return CompareResult(out, rows, summary)

@@ -23,7 +23,7 @@ import numpy as np
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import embed_all
 from phylocl.workflows.inputs import check_dataset_alphabet, read_labelled
 from phylocl.workflows.models import resolve_model
@@ -83,7 +83,7 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
         raise InputError("needs at least 2 sequences", path=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
     check_dataset_alphabet(ds, embedder, data)
-    with Progress(label="embedding", total=len(ds), unit="sequences", enabled=progress, stream=stream) as bar:
+    with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size, progress=bar)
     families = list(ds.families)
     result = {"dataset": str(data), "model": embedder.model_info(), "n_sequences": len(ds),
@@ -132,7 +132,8 @@ def format_diagnosis(r: dict) -> str:
     m = r["model"]
     lines = [f"dataset          {r['dataset']} ({r['n_sequences']:,} sequences, {r['n_families']:,} families)",
              f"model            {m.get('name')} (fingerprint {m.get('fingerprint')}, dim {r['dim']})",
-             f"effective rank   {r['effective_rank']:.2f} of {r['dim']} ({r['effective_rank_fraction']:.1%})",
+             f"effective rank   {r['effective_rank']:.2f} of dim {r['dim']} ({r['effective_rank_fraction']:.1%}; at most "
+             f"min(sequences, dim) = {min(r['n'], r['dim'])})",
              f"dimension std    mean {r['dim_std_mean']:.4f}, min {r['dim_std_min']:.4f} "
              f"(uniform on the sphere: {r['dim_std_uniform']:.4f})",
              f"alignment        {_fmt(r['alignment'])} ({r['n_family_pairs']:,} family pairs; 0 = identical)",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from phylocl.errors import InputError
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, Item, embed_buffers
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
@@ -47,13 +47,14 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
 
     Args:
         out: output embeddings file (see :mod:`phylocl.retrieval.embeddings` for the format).
-        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: ``default-<alphabet>``.
+        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: the best measured method of the
+            input's alphabet (:func:`~phylocl.workflows.models.default_model`).
         fasta: a FASTA file, read in buffers; ids only. Exactly one of ``fasta`` and ``data``.
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available).
         precision: ``fp32`` or ``bf16`` (bfloat16 autocast, faster on GPUs and CPUs with AVX-512 BF16) for encoders.
-        progress: show progress on ``stream`` (default stderr).
+        progress: show a tqdm bar on ``stream`` (default stderr; only on a terminal).
         alphabet: ``None``/``"auto"`` (detected from the first 256 records), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
 
@@ -66,7 +67,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     if fasta is not None:
         source = open_fasta(fasta, alphabet=alphabet, strict=strict)
         embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision)
@@ -79,7 +80,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         items = zip(ds.ids, ds.sequences, ds.families)
         total, with_labels, letters = len(ds), True, ds.source.get("unknown_letters", {})
     info = embedder.model_info()
-    bar = Progress(label="embedding", total=total, unit="sequences", enabled=progress, stream=stream)
+    bar = progress_bar("embedding", total=total, enabled=progress, stream=stream)
     with bar, EmbeddingWriter(out, model=info, with_labels=with_labels) as writer:
         for x, ids, labs in embed_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                           progress=bar):

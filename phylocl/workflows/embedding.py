@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from phylocl.errors import InputError
-from phylocl.progress import Progress
 from phylocl.workflows.models import Embedder
 
 __all__ = ["embed_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
@@ -22,7 +22,7 @@ DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
 
 
-def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress: Progress | None):
+def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress: tqdm | None):
     seqs = [s for _, s, _ in buf]
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # longest first: OOM shows up at once
     x = np.empty((len(seqs), embedder.dim), dtype=np.float32)  # (B, D), input order
@@ -38,7 +38,7 @@ def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress
 
 
 def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
-                  buffer_size: int = DEFAULT_BUFFER, progress: Progress | None = None
+                  buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
                   ) -> Iterator[tuple[np.ndarray, list[str], list]]:
     """Embed ``(id, sequence, label)`` items buffer by buffer.
 
@@ -58,7 +58,7 @@ def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int 
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
-              buffer_size: int = DEFAULT_BUFFER, progress: Progress | None = None) -> tuple[np.ndarray, list[str]]:
+              buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None) -> tuple[np.ndarray, list[str]]:
     """Embed every item into memory: ``(x (N, D) float32, ids (N,))``."""
     parts, ids = [], []
     for x, chunk_ids, _ in embed_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size,

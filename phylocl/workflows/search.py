@@ -26,10 +26,10 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
-from phylocl.progress import Progress
+from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.models import resolve_model, shipped_models
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
 
@@ -68,10 +68,23 @@ def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np
 
 
 def _model_for_index(model: str | None, index) -> str | None:
-    """Without ``--model``, an index built on k-mer profiles names its own embedder (``kmer:K``)."""
+    """Without ``--model``, an index names its own embedder when it can: ``kmer:K`` for k-mer profiles, the
+    shipped encoder's name for one built with a shipped encoder (else the alphabet's default is tried)."""
     if model is None and index.model.get("kind") == "kmer" and "k" in index.model:
         return f"kmer:{int(index.model['k'])}"
+    if model is None and index.model.get("name") in shipped_models():
+        return str(index.model["name"])
     return model
+
+
+def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream):
+    """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x (N, D), letters)``."""
+    from phylocl.retrieval.index import build_index
+
+    with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
+        db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder, batch_size=batch_size,
+                                 buffer_size=buffer_size, progress=bar)
+    return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
@@ -82,7 +95,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
 
     Args:
         model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
-            ``default-<alphabet>``. With ``index``, ``kmer:K`` and the default use the index's alphabet.
+            the best measured method of the alphabet. With ``index``, ``kmer:K`` and the default use the index's alphabet.
         k: hits per query (``>= 1``; more than the database holds gives every database row).
         alphabet: of the query (and ``db``) FASTA: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
@@ -91,7 +104,6 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model.
     """
-    from phylocl.retrieval.index import build_index
     from phylocl.retrieval.index_io import check_compatible, load_index
 
     start = time.perf_counter()
@@ -99,7 +111,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         raise InputError(f"-k must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
-    out = check_output_file(out, inputs=[p for p in (query, db, index) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
     same = db is not None and same_file(query, db)
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = None
@@ -114,11 +126,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
-        letters = database.letters
-        with Progress(label="embedding database", unit="sequences", enabled=progress, stream=stream) as bar:
-            db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder,
-                                     batch_size=batch_size, buffer_size=buffer_size, progress=bar)
-        ridx = build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info())
+        ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                              progress=progress, stream=stream)
     k_eff = max(1, min(k, ridx.ntotal))  # memory follows the database, not -k
 
     def query_chunks() -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -133,7 +142,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             yield x, ids
 
     n_queries = n_hits = 0
-    bar = Progress(label="searching", unit="queries", enabled=progress, stream=stream)
+    bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for x, ids in query_chunks():

@@ -71,7 +71,7 @@ def test_binary_and_missing(tmp_path):
 def test_clean_letters_canonical_and_located_errors():
     assert clean_letters("acgtuRyn", DNA, path="f", line=1, record_id="r") == "ACGTTNNN"
     assert clean_letters("ACxX", DNA, path="f", line=1, record_id="r") == "ACNN"  # X is an unknown base in DNA
-    assert clean_letters("mkbzjuo", PROTEIN, path="f", line=1, record_id="r") == "MKXXXXX"  # rare U, O read as X, as aligners do
+    assert clean_letters("mkbzjuo", PROTEIN, path="f", line=1, record_id="r") == "MKXXXXX"  # U, O read as X
     for seq in ("mkbzjuo", "ACDEFGHIKLMNPQRSTVWY"):
         assert clean_letters(seq, PROTEIN, path="f", line=1, record_id="r") == PROTEIN.normalize(seq)
     with pytest.raises(InputError) as err:

@@ -106,3 +106,22 @@ def test_permission_denied_is_one_line_even_as_root(tmp_path, monkeypatch):
     monkeypatch.setattr(textio, "open", denied, raising=False)
     with pytest.raises(InputError, match=rf"{f}: cannot read: permission denied"):
         list(parse_fasta(f))
+
+
+@pytest.mark.parametrize("compress", ["bz2", "xz"])
+def test_bzip2_and_xz_are_read_by_magic_bytes(tmp_path, compress):
+    import bz2
+    import lzma
+
+    data = b">a\nMKTA\n>b\nMKTV\n"
+    f = tmp_path / "s.fa"
+    f.write_bytes(bz2.compress(data) if compress == "bz2" else lzma.compress(data))
+    assert [r.sequence for r in parse_fasta(f)] == ["MKTA", "MKTV"]
+
+
+@pytest.mark.parametrize("magic, name", [(b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"PK\x03\x04", "zip archive")])
+def test_unsupported_compression_is_named(tmp_path, magic, name):
+    f = tmp_path / "s.fa"
+    f.write_bytes(magic + b"rest of the archive")
+    with pytest.raises(InputError, match=f"not a FASTA file: a {name} file"):
+        list(parse_fasta(f))

@@ -13,7 +13,7 @@ import torch
 import phylocl
 from phylocl.cli import main
 from phylocl.errors import InputError
-from phylocl.progress import Progress, format_duration
+from phylocl.workflows import progress_bar
 from phylocl.retrieval.embeddings import load_embeddings
 from phylocl.retrieval.kmer import KmerEmbedder
 from phylocl.workflows import embed as embed_mod
@@ -85,19 +85,34 @@ def test_resolve_kmer_encoder_file_and_directory(encoder_path):
         assert np.allclose(e.embed(["MKVLA", "ACDEFGH"]), enc.embed(["MKVLA", "ACDEFGH"]), atol=1e-6)
 
 
-def test_resolve_shipped_default_model(tmp_path, monkeypatch, encoder_path):
+def test_resolve_shipped_model_and_measured_default(tmp_path, monkeypatch, encoder_path):
+    import json
+
+    from phylocl.workflows import defaults
+
+    table = tmp_path / "dev-figures.json"
+    monkeypatch.setattr(defaults, "DEV_FIGURES", table)
+    monkeypatch.setattr(models_mod, "choose_default",
+                        lambda alphabet, *, shipped: defaults.choose_default(alphabet, shipped=shipped, path=table))
     from phylocl.models import persistence
 
     monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "pretrained")
+    # the encoder measures better than kmer:3 on protein, but is not installed yet: kmer:3 is used
+    table.write_text(json.dumps({"protein": {"kmer:3": {"a": 0.5, "b": 0.5}, "default-protein": {"a": 0.9, "b": 0.6}},
+                                 "dna": {"kmer:5": {"a": 0.8}, "default-dna": {"a": 0.7}}}))
+    e = resolve_model(None, alphabet="protein")
+    assert e.model_info()["name"] == "kmer:3" and e.default_choice.skipped == ("default-protein",)
     with pytest.raises(InputError, match="default-protein.*no pretrained model is shipped"):
-        resolve_model(None, alphabet="protein")
+        resolve_model("default-protein")
     phylocl.load_encoder(encoder_path).save_pretrained(tmp_path / "pretrained" / "default-protein")
     assert models_mod.shipped_models() == ["default-protein"]
     fp = phylocl.load_encoder(encoder_path).fingerprint()
-    assert resolve_model(None, alphabet="protein").model_info()["fingerprint"] == fp
+    chosen = resolve_model(None, alphabet="protein")  # installed and better: the encoder
+    assert chosen.model_info()["fingerprint"] == fp
+    assert chosen.model_info()["default_choice"]["ranking"] == [["default-protein", 0.75], ["kmer:3", 0.5]]
     assert resolve_model("default-protein").model_info()["fingerprint"] == fp
-    with pytest.raises(InputError, match="default-dna.*shipped models: default-protein"):
-        resolve_model(None, alphabet="dna")
+    assert "default_choice" not in resolve_model("default-protein").model_info()
+    assert resolve_model(None, alphabet="dna").model_info()["name"] == "kmer:5"  # the k-mer measures better
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -161,7 +176,7 @@ def test_embed_dataset_stores_family_labels_via_cli(tmp_path, dataset, capsys):
     assert main(["embed", "--model", "kmer:2", "--data", str(dataset), "-o", str(out)]) == 0
     cap = capsys.readouterr()
     assert "wrote 20 embeddings (dim 400, model kmer:2, with family labels)" in cap.out
-    assert "embedding: 20/20 sequences (100%)" in cap.err  # progress on stderr
+    assert "embedding" not in cap.err  # the tqdm bar is shown on a terminal only (stderr is captured here)
     got = load_embeddings(out)
     records = _records(dataset)
     assert got.ids == [i for i, _ in records] and got.labels == [i.rsplit("_", 1)[0] for i, _ in records]
@@ -267,46 +282,30 @@ def test_fasta_and_data_together_is_a_usage_error(tmp_path, dataset):
 
 
 # ----------------------------------------------------------------------------- progress
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
 
 
-def test_progress_lines_in_a_log_are_throttled_and_final_line_is_complete():
-    clock, out = FakeClock(), io.StringIO()
-    bar = Progress(label="embedding", total=10, unit="sequences", stream=out, log_interval=5.0, clock=clock)
-    for _ in range(10):
-        clock.t += 1.0
-        bar.update(1)
-    bar.close()
-    bar.close()  # once only
-    lines = out.getvalue().splitlines()
-    assert lines == ["embedding: 5/10 sequences (50%), 1/s, 5.0 s", "embedding: 10/10 sequences (100%), 1/s, 10.0 s"]
-    clock.t, out = 100.0, io.StringIO()
-    with Progress(label="reading", stream=out, log_interval=5.0, clock=clock) as bar:
-        clock.t += 1.0
-        bar.update(2)
-    assert out.getvalue() == "reading: 2 items, 2/s, 1.0 s\n"  # short jobs still end with one line
-
-
-def test_progress_on_a_terminal_rewrites_one_line_and_quiet_writes_nothing():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    clock, out = FakeClock(), Tty()
-    with Progress(label="searching", unit="queries", stream=out, interval=0.5, clock=clock) as bar:
-        clock.t += 2.0
-        bar.update(4000)
+def test_progress_bar_shows_count_rate_and_eta_on_a_terminal_only():
+    out = Tty()
+    with progress_bar("embedding", total=10, stream=out) as bar:
+        for _ in range(10):
+            bar.update(1)
     text = out.getvalue()
-    assert text == "\rsearching: 4,000 queries, 2,000/s, 2.0 s\rsearching: 4,000 queries, 2,000/s, 2.0 s\n"
-    quiet = io.StringIO()
-    with Progress(label="x", stream=quiet, enabled=False) as bar:
+    assert "embedding" in text and "10/10" in text and "sequences/s" in text and "<" in text  # elapsed<ETA
+    log = io.StringIO()  # a batch job's log: no isatty() -> nothing written
+    with progress_bar("embedding", total=10, stream=log) as bar:
+        bar.update(10)
+    assert log.getvalue() == ""
+    quiet = Tty()  # --quiet on a terminal
+    with progress_bar("x", stream=quiet, enabled=False) as bar:
         bar.update(3)
-    assert quiet.getvalue() == "" and bar.done == 3
-    assert [format_duration(s) for s in (3.21, 245, 7380)] == ["3.2 s", "4 min 05 s", "2 h 03 min"]
-    with pytest.raises(ValueError, match="total"):
-        Progress(label="x", total=-1)
+    assert quiet.getvalue() == ""
+
+
+def test_embed_reports_progress_through_tqdm(tmp_path, dataset, encoder_path):
+    fasta = write_fasta(tmp_path / "q.fasta", _records(dataset))
+    out = Tty()
+    embed(out=tmp_path / "e.npz", model=str(encoder_path), fasta=fasta, batch_size=4, stream=out)
+    assert "embedding" in out.getvalue() and "20" in out.getvalue()

@@ -140,12 +140,21 @@ def test_train_function_accepts_config_objects(tmp_path):
         train_mod.train(cfg, tmp_path / "run2", progress=False, overrides=["nope.key=1"])
 
 
-def test_progress_counts_optimizer_steps_on_stderr(tmp_path, capsys):
+def test_progress_counts_optimizer_steps_on_a_terminal(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
     args = [a for a in _args(tmp_path / "run") if a != "--quiet"]
     assert main(args) == 0
-    err = capsys.readouterr().err
-    assert "training: step 6/6" in err and "loss " in err
-    assert "Epoch" not in err  # not Lightning's per-epoch bar
+    text = err.getvalue()
+    assert "training: 100%" in text and "6/6" in text and "step/s" in text and "loss " in text
+    assert "Epoch" not in text  # not Lightning's per-epoch bar
 
 
 def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_path):
@@ -171,3 +180,32 @@ def test_metrics_json_agrees_with_evaluate_on_sequences_longer_than_max_len(tmp_
     cropped = enc.embed([s[:24] for s in ds.sequences])
     old = evaluate_embeddings(cropped, ds.families, ids=ds.ids, ks=(1, 10))
     assert not np.isclose(old["map_r"], res["map_r"], atol=1e-4)
+
+
+def test_library_call_changes_no_warning_filters_or_logger_levels(tmp_path):
+    """Only the command line quiets Lightning; train() called from Python leaves the process settings alone."""
+    import logging
+    import warnings
+
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed", "phylocl")
+    before = (list(warnings.filters), {n: logging.getLogger(n).level for n in names})
+    result = train_mod.train(None, tmp_path / "run", overrides=SETS, progress=False)
+    assert result.encoder_path.is_file()
+    assert (list(warnings.filters), {n: logging.getLogger(n).level for n in names}) == before
+
+
+def test_moe_encoder_trains_logs_expert_utilisation_and_embeds(tmp_path):
+    """``phylocl train`` with sMLP: router losses and per-layer utilisation in logs/metrics.csv, an embeddable export."""
+    out = tmp_path / "run"
+    assert main(_args(out, "model.name=smlp-tiny", "trainer.max_steps=3", "cache.enabled=true",
+                      "cache.chunk_size=2")) == 0
+    with open(out / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/moe/aux")]
+    assert len(rows) == 3
+    for r in rows:  # two router layers (sMoE, tMoE), four experts each: kept + dropped fractions sum to one
+        for k in (0, 1):
+            used = sum(float(r[f"train/moe/l{k}_util{e}"]) for e in range(4))
+            assert used + float(r[f"train/moe/l{k}_dropped"]) == pytest.approx(1.0, abs=1e-5)
+        assert float(r["train/moe/balance"]) > 0 and float(r["train/moe/z"]) > 0
+    enc = phylocl.load_encoder(out)
+    assert enc.config.backbone == "smlp" and enc.embed(["MKVLAAGIVGLLLA"]).shape == (1, enc.embed_dim)
