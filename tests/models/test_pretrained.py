@@ -28,7 +28,7 @@ EXAMPLE = REPO / "datasets" / "example-mini-mit"
 SHARED = REPO / ".." / "shared" / "data"
 MODELS = {"default-protein": "protein", "default-dna": "dna"}
 MAX_BYTES = 25_000_000
-WITHOUT_MODEL = {"protein": "kmer:3", "dna": "kmer:5"}  # measured best on the dev split (docs/models.md)
+WITHOUT_MODEL = {"protein": "default-protein", "dna": "kmer:5"}  # measured best on the dev split (docs/models.md)
 CASES = list(MODELS.items())
 IDS = list(MODELS)
 
@@ -188,7 +188,7 @@ def test_cli_lists_the_shipped_encoders(capsys):
     assert main(["models", "--pretrained"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines[:2]] == sorted(MODELS)
-    assert lines[2].startswith("without --model, protein input uses kmer:3 (best measured protein method")
+    assert lines[2].startswith("without --model, protein input uses default-protein (best measured protein method")
     assert lines[3].startswith("without --model, dna input uses kmer:5 (")
 
 
@@ -202,16 +202,16 @@ def test_search_without_model_uses_the_best_measured_method(tmp_path, capsys):
     out = tmp_path / "hits.tsv"
     assert main(["search", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "(model kmer:3)" in captured.out
-    assert "no --model given: using kmer:3, the best measured protein method" in captured.err
+    assert "(model default-protein)" in captured.out
+    assert "no --model given: using default-protein, the best measured protein method" in captured.err
     lines = out.read_text().splitlines()
     assert lines[0] == "query\ttarget\tscore\trank"
     assert len(lines) == 1 + 4 * 3  # self hits excluded: the 3 others for each query
-    direct = KmerEmbedder(k=3, alphabet="protein").embed([ds.sequences[i] for i in picks])
+    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein").embed([ds.sequences[i] for i in picks])
     q, t, score, _ = lines[1].split("\t")
     i, j = [ds.ids[p] for p in picks].index(q), [ds.ids[p] for p in picks].index(t)
-    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are kmer:3's cosines
-    # an explicit --model still gets the encoder, and no note
-    assert main(["search", "--model", "default-protein", "--query", str(fasta), "--db", str(fasta), "-k", "3",
+    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are default-protein's cosines
+    # an explicit --model gets what it names, and no note
+    assert main(["search", "--model", "kmer:3", "--query", str(fasta), "--db", str(fasta), "-k", "3",
                  "-o", str(out), "--quiet"]) == 0
     assert "no --model given" not in capsys.readouterr().err
