@@ -50,21 +50,26 @@ def test_train_batches(sim_dir):
     assert all(torch.equal(x["a"]["input_ids"], y["a"]["input_ids"]) for x, y in zip(batches, again))
 
 
-def test_eval_batches_cover_every_sequence_once_length_sorted():
+def test_eval_batches_cover_every_whole_sequence_once_length_sorted():
+    """Evaluation batches hold whole sequences (the encoder windows those longer than max_len, as `evaluate`
+    does), not the first max_len residues."""
     dm = make(EXAMPLE / "protein", fractions=(0.6, 0.2, 0.2), batch_size=16, max_len=200)
+    longer = 0
     for split, loader in ((dm.val_set, dm.val_dataloader()), (dm.test_set, dm.test_dataloader())):
         seen, widths = [], []
         for b in loader:
             assert set(b) == {"tokens", "labels", "index"}
             for row, i in enumerate(b["index"].tolist()):
                 n = int(b["tokens"]["attention_mask"][row].sum())
-                assert n == min(len(split.sequences[i]), 200)
-                assert dm.alphabet.decode(b["tokens"]["input_ids"][row, :n].numpy()) == split.sequences[i][:200]
+                assert n == len(split.sequences[i])
+                longer += n > 200
+                assert dm.alphabet.decode(b["tokens"]["input_ids"][row, :n].numpy()) == split.sequences[i]
                 assert b["labels"][row].item() == dm.labels[split.families[i]]
             seen += b["index"].tolist()
             widths.append(b["tokens"]["input_ids"].shape[1])
         assert sorted(seen) == list(range(len(split)))
         assert widths == sorted(widths, reverse=True)
+    assert longer > 0  # the case that used to be cropped is exercised
 
 
 def test_distant_pairs_token_budget_and_ranks(sim_dir):
