@@ -102,3 +102,20 @@ def test_check_output_dir_refuses_files_devices_and_inputs(tmp_path, inputs):
         check_output_dir(inputs, inputs=[inputs])
     assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
     assert check_output_file(tmp_path / "new.tsv", inputs=[inputs]) == tmp_path / "new.tsv"
+
+
+def test_the_model_file_is_an_input_too(tmp_path, capsys, inputs):
+    from phylocl.models.registry import build_encoder
+
+    enc = build_encoder("gmlp-tiny", alphabet="protein", max_len=32)
+    model = enc.save(tmp_path / "run" / "encoder.pt")
+    before = model.read_bytes()
+    fa = str(inputs / "sequences.fasta")
+    for argv in (["embed", "--fasta", fa, "--model", str(model), "-o", str(model), "--quiet"],
+                 ["embed", "--fasta", fa, "--model", str(model.parent), "-o", str(model), "--quiet"],
+                 ["search", "--query", fa, "--db", fa, "--model", str(model), "-o", str(model), "--quiet"],
+                 ["evaluate", "--data", str(inputs), "--model", str(model.parent), "--per-family", str(model),
+                  "--quiet"]):
+        assert main(argv) == 2
+        assert "output would overwrite an input file" in capsys.readouterr().err
+    assert model.read_bytes() == before

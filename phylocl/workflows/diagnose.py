@@ -132,7 +132,8 @@ def format_diagnosis(r: dict) -> str:
     m = r["model"]
     lines = [f"dataset          {r['dataset']} ({r['n_sequences']:,} sequences, {r['n_families']:,} families)",
              f"model            {m.get('name')} (fingerprint {m.get('fingerprint')}, dim {r['dim']})",
-             f"effective rank   {r['effective_rank']:.2f} of {r['dim']} ({r['effective_rank_fraction']:.1%})",
+             f"effective rank   {r['effective_rank']:.2f} of dim {r['dim']} ({r['effective_rank_fraction']:.1%}; at most "
+             f"min(sequences, dim) = {min(r['n'], r['dim'])})",
              f"dimension std    mean {r['dim_std_mean']:.4f}, min {r['dim_std_min']:.4f} "
              f"(uniform on the sphere: {r['dim_std_uniform']:.4f})",
              f"alignment        {_fmt(r['alignment'])} ({r['n_family_pairs']:,} family pairs; 0 = identical)",

@@ -47,7 +47,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
 
     Args:
         out: output embeddings file (see :mod:`phylocl.retrieval.embeddings` for the format).
-        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: ``default-<alphabet>``.
+        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: the best measured method of the
+            input's alphabet (:func:`~phylocl.workflows.models.default_model`).
         fasta: a FASTA file, read in buffers; ids only. Exactly one of ``fasta`` and ``data``.
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.
@@ -66,7 +67,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     if fasta is not None:
         source = open_fasta(fasta, alphabet=alphabet, strict=strict)
         embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision)

@@ -159,7 +159,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
     Args:
         data, labels: a labelled dataset (any ``read_dataset`` layout).
-        model: model spec; ``None``: ``default-<alphabet of the data>``.
+        model: model spec; ``None``: the best measured method of the data's alphabet
+            (:func:`~phylocl.workflows.models.default_model`).
         db_extra: FASTA of unlabelled distractors added to the database (ids must differ from ``data``'s).
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.
@@ -181,7 +182,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         raise InputError(f"-k values must be >= 1, got {ks}")
     ks = sorted(set(ks))
     if per_family is not None:
-        check_output_file(per_family, inputs=[p for p in (data, labels, db_extra) if p is not None])
+        sources = (data, labels, db_extra, model, split_config)
+        check_output_file(per_family, inputs=[p for p in sources if p is not None])
     ds = read_labelled(data, labels, strict=strict)
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
