@@ -73,13 +73,11 @@ def test_config_threshold_is_validated(value):
     assert load_config(None, ["eval.min_effective_rank_fraction=null"]).eval.min_effective_rank_fraction is None
 
 
-def test_a_warning_after_the_cli_stderr_was_closed_still_goes_out(monkeypatch, capsys):
+def test_a_warning_after_the_cli_stderr_was_closed_still_goes_out(monkeypatch, capsys, tmp_path):
     """The CLI's log handler follows sys.stderr; a stream closed since (e.g. an earlier capture) is not flushed."""
-    import io
-
     from phylocl.console import configure_logging
 
-    old = io.StringIO()
+    old = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 (closed by hand below, like a finished capture)
     monkeypatch.setattr("sys.stderr", old)
     configure_logging("train")
     logging.getLogger("phylocl.workflows.callbacks").warning("first")
