@@ -22,14 +22,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from phylocl.models.registry import describe_model, list_models
 
     if args.pretrained:
-        from phylocl.workflows.models import resolve_model, shipped_models
+        from phylocl.workflows.models import default_model, resolve_model, shipped_models
 
         info = {n: resolve_model(n, device="cpu").model.model_info() for n in shipped_models()}
+        chosen = {a: default_model(a) for a in ("protein", "dna")}
         if args.json:
-            print(json.dumps(info, indent=2))
+            print(json.dumps({"pretrained": info, "without_model": {a: c.record() for a, c in chosen.items()}},
+                             indent=2))
         else:
             for n, m in info.items():
                 print(f"{n}\t{m['alphabet']}\t{m['backbone']}\t{m['parameters']:,} parameters\t{m['fingerprint']}")
+            for a, c in chosen.items():
+                print(f"without --model, {a} input uses {c.describe()}")
         return 0
     names = list_models()
     if args.json:
@@ -87,6 +91,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if "failed" not in status else 1
 
 
+def _say_default(command: str, model: dict) -> None:
+    """The stderr note of a command run without ``--model``: which method was used and why."""
+    choice = model.get("default_choice")
+    if choice:
+        ranking = "; ".join(f"{s} {v:.3f}" for s, v in choice["ranking"])
+        print(f"phylocl {command}: note: no --model given: using {choice['spec']}, the best measured "
+              f"{choice['alphabet']} method on the dev split (mean AUC1: {ranking}; `phylocl models --pretrained`)",
+              file=sys.stderr)
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
@@ -94,6 +108,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
               alphabet=args.alphabet, strict=args.strict)
     _print_notes("embed", r.notes)
+    _say_default("embed", r.model)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -119,6 +134,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
                alphabet=args.alphabet, strict=args.strict)
     _print_notes("search", r.notes)
+    _say_default("search", r.model)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -131,6 +147,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, progress=not args.quiet, strict=args.strict)
+    _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
@@ -154,7 +171,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M",
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
-                        "model name; default: default-<alphabet of the input>")
+                        "model name; default: the best measured method for the input's alphabet (`phylocl models "
+                        "--pretrained` says which)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="sequences per model call (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
@@ -190,7 +208,7 @@ def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.add_argument("--pretrained", action="store_true",
-                   help="list the pretrained encoders shipped with phylocl (used when --model is omitted)")
+                   help="list the pretrained encoders shipped with phylocl and what is used when --model is omitted")
     p.set_defaults(func=_cmd_models)
 
 

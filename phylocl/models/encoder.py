@@ -210,7 +210,7 @@ class SequenceEncoder(nn.Module):
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
         """Short stable hex digest (16 hex chars) of the config and all weights; changes when either changes."""
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps(self.config.identity_dict(), sort_keys=True).encode())
         for name, t in sorted(self.state_dict().items()):
             t = t.detach().to("cpu").contiguous()
             h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())

@@ -12,6 +12,12 @@ from typing import Any
 
 from phylocl.data.alphabet import get_alphabet
 
+_FFN_DIM = object()  # marker: the default is the config's ffn_dim
+# options added after the first release, with their defaults (see EncoderConfig.identity_dict)
+_ADDED_FIELDS: dict[str, Any] = {"attention": "rope", "rel_buckets": 32, "moe_experts": 0, "moe_every": 2,
+                                 "moe_ffn_dim": _FFN_DIM, "moe_capacity_factor": 1.25, "smlp_dense": None,
+                                 "smoe_chunk": 16}
+
 __all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS"]
 
 BACKBONES = ("gmlp", "transformer", "smlp")
@@ -192,6 +198,18 @@ class EncoderConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{key: int | float | str | None}`` dict (JSON/YAML/``torch.load(weights_only=True)`` safe)."""
         return dataclasses.asdict(self)
+
+    def identity_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields added after 0.1 while they hold their defaults.
+
+        This is what model fingerprints hash, so a model saved before an option existed keeps its fingerprint
+        (and the embedding files and indexes built with it stay usable) when the option is added.
+        """
+        out = self.to_dict()
+        for key, default in _ADDED_FIELDS.items():
+            if out.get(key) == (out["ffn_dim"] if default is _FFN_DIM else default):
+                out.pop(key, None)
+        return out
 
     @property
     def num_special(self) -> int:

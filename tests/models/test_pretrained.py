@@ -28,6 +28,7 @@ EXAMPLE = REPO / "datasets" / "example-mini-mit"
 SHARED = REPO / ".." / "shared" / "data"
 MODELS = {"default-protein": "protein", "default-dna": "dna"}
 MAX_BYTES = 25_000_000
+WITHOUT_MODEL = {"protein": "kmer:3", "dna": "kmer:5"}  # measured best on the dev split (docs/models.md)
 CASES = list(MODELS.items())
 IDS = list(MODELS)
 
@@ -38,19 +39,19 @@ def examples() -> dict:
 
 
 @pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
-def test_shipped_folder_loads_by_name_and_as_default(name, alphabet):
+def test_shipped_folder_loads_by_name(name, alphabet):
     folder = PRETRAINED_DIR / name
     assert name in shipped_models()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     assert 0 < (folder / "model.safetensors").stat().st_size <= MAX_BYTES
     by_name = resolve_model(name, device="cpu")
-    by_default = resolve_model(None, alphabet=alphabet, device="cpu")  # what search/embed use without --model
     by_path = phylocl.load_encoder(folder)
     by_api_name = phylocl.load_encoder(name)
-    assert by_name.alphabet.name == by_default.alphabet.name == by_path.alphabet.name == alphabet
+    assert by_name.alphabet.name == by_path.alphabet.name == alphabet
     fingerprint = by_path.fingerprint()
-    assert by_name.model_info()["fingerprint"] == by_default.model_info()["fingerprint"] == fingerprint
-    assert by_api_name.fingerprint() == fingerprint and by_name.model_info()["name"] == name
+    assert by_name.model_info()["fingerprint"] == fingerprint
+    assert by_name.model_info()["name"] == name and "default_choice" not in by_name.model_info()
+    assert by_api_name.fingerprint() == fingerprint
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "phylocl-encoder" and config["name"] == name and config["alphabet"] == alphabet
 
@@ -172,17 +173,21 @@ def test_cli_lists_the_shipped_encoders(capsys):
     from phylocl.cli import main
 
     assert main(["models", "--pretrained", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    info = out["pretrained"]
     assert sorted(info) == sorted(MODELS) == shipped_models()
+    assert {a: c["spec"] for a, c in out["without_model"].items()} == WITHOUT_MODEL
     for name, alphabet in MODELS.items():
         assert info[name]["alphabet"] == alphabet and info[name]["name"] == name
         assert info[name]["fingerprint"] == phylocl.load_encoder(PRETRAINED_DIR / name).fingerprint()
     assert main(["models", "--pretrained"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("\t")[0] for line in lines] == sorted(MODELS)
+    assert [line.split("\t")[0] for line in lines[:2]] == sorted(MODELS)
+    assert lines[2].startswith("without --model, protein input uses kmer:3 (best measured protein method")
+    assert lines[3].startswith("without --model, dna input uses kmer:5 (")
 
 
-def test_search_without_model_uses_the_default_encoder(tmp_path, capsys):
+def test_search_without_model_uses_the_best_measured_method(tmp_path, capsys):
     from phylocl.cli import main
 
     ds = read_dataset(EXAMPLE / "protein")
@@ -191,10 +196,17 @@ def test_search_without_model_uses_the_default_encoder(tmp_path, capsys):
     fasta.write_text("".join(f">{ds.ids[i]}\n{ds.sequences[i]}\n" for i in picks))
     out = tmp_path / "hits.tsv"
     assert main(["search", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "(model kmer:3)" in captured.out
+    assert "no --model given: using kmer:3, the best measured protein method" in captured.err
     lines = out.read_text().splitlines()
     assert lines[0] == "query\ttarget\tscore\trank"
     assert len(lines) == 1 + 4 * 3  # self hits excluded: the 3 others for each query
-    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein").embed([ds.sequences[i] for i in picks])
+    direct = KmerEmbedder(k=3, alphabet="protein").embed([ds.sequences[i] for i in picks])
     q, t, score, _ = lines[1].split("\t")
     i, j = [ds.ids[p] for p in picks].index(q), [ds.ids[p] for p in picks].index(t)
-    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are default-protein's cosines
+    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are kmer:3's cosines
+    # an explicit --model still gets the encoder, and no note
+    assert main(["search", "--model", "default-protein", "--query", str(fasta), "--db", str(fasta), "-k", "3",
+                 "-o", str(out), "--quiet"]) == 0
+    assert "no --model given" not in capsys.readouterr().err
