@@ -63,7 +63,7 @@ FINGERPRINTS = {"default-protein": "418111cf1df5a395", "default-dna": "a33e59b0d
 
 
 @pytest.mark.parametrize("name", IDS)
-def test_move_to_safetensors_kept_the_exact_weights(name):
+def test_shipped_weights_and_config_are_the_recorded_ones(name):
     assert phylocl.load_encoder(name).fingerprint() == FINGERPRINTS[name]
 
 
