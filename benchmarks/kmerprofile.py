@@ -9,9 +9,14 @@ Each variant is ``kmerprofile-small`` built as ``phylocl train`` builds it from 
 - ``idf-contiguous``: ``idf`` with the two spaced patterns' gains set to 0 (contiguous 3-mers only);
 - ``uniform-contiguous``: weights 1 and contiguous 3-mers only (``kmer:3`` on ``sqrt`` counts).
 
+A config that already names ``kmerprofile-small`` (``configs/kmerprofile-dna.yaml``: 5-letter DNA words) is used as
+it is; any other config lends only its data and split. Dev sets: ``runs/dev/<alphabet>/`` (``ablation.py
+materialize``).
+
 Run from the repository root after ``python benchmarks/ablation.py materialize protein``::
 
     python benchmarks/kmerprofile.py [--config configs/default-protein.yaml] [--out runs/kmerprofile-parts.json]
+    python benchmarks/kmerprofile.py idf --config configs/kmerprofile-dna.yaml --out runs/kmerprofile-dna.json
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ def build(config: str, fit: bool, contiguous: bool):
     from phylocl.data.datamodule import OrthologDataModule
     from phylocl.models.registry import build_encoder
 
-    cfg = load_config(config, ["model.name=kmerprofile-small", "model.overrides={dropout: 0.0}",
-                               "data.max_len=4096"])
+    cfg = load_config(config)
+    if cfg.model.name != "kmerprofile-small":  # e.g. the gMLP recipe's data and split
+        cfg = load_config(config, ["model.name=kmerprofile-small", "model.overrides={dropout: 0.0}",
+                                   "data.max_len=4096"])
     dm = OrthologDataModule(config=cfg.data)
     dm.setup("fit")
     torch.manual_seed(cfg.trainer.seed)
@@ -59,8 +66,9 @@ def main(argv=None) -> None:
     results = json.loads(out.read_text()) if out.exists() else {}
     for name in args.variants:
         path = out.parent / f"kmerprofile-{name}"
-        build(args.config, *VARIANTS[name]).save_pretrained(path)
-        results[name] = score(str(path), "protein")
+        enc = build(args.config, *VARIANTS[name])
+        enc.save_pretrained(path)
+        results[name] = score(str(path), enc.config.alphabet)
         out.write_text(json.dumps(results, indent=1) + "\n")
         row = {f"{r['dataset']} {r['level']}": round(r["auc1"], 3) for r in results[name]}
         print(name, json.dumps(row), file=sys.stderr, flush=True)
