@@ -169,6 +169,7 @@ def cmd_split(args) -> None:
 
 
 ABLATION_BASE = {a: REPO / "configs" / f"ablation-{a}.yaml" for a in DATASETS}
+_NL = ["data.mask_prob=0.0", "data.substitution_prob=0.0", "optim.lr=3e-4"]  # the nonoise-lr3e-4 row
 VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (same number of training pairs each)
     "protein": {
         "base": [],
@@ -188,6 +189,12 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
         "nonoise": ["data.mask_prob=0.0", "data.substitution_prob=0.0"],
         "nonoise-lr3e-4": ["data.mask_prob=0.0", "data.substitution_prob=0.0", "optim.lr=3e-4"],
         "nodrop": ["model.overrides={dropout: 0.0, drop_path: 0.0}"],
+        # issue 13, on top of nonoise-lr3e-4 (the best row above; refresh every 50 steps, 2 members per family)
+        "nl-seed1": [*_NL, "trainer.seed=1", "data.seed=1"],
+        "nl-bucket": [*_NL, "data.bucket_by_length=true"],
+        "nl-knn": [*_NL, "data.batching=knn"],
+        "nl-knn-seed1": [*_NL, "data.batching=knn", "trainer.seed=1", "data.seed=1"],
+        "nl-group": [*_NL, "data.batching=group", "data.group_by=superfamily"],
         # issue 15 backbones (docs/encoders.md), each at gmlp-small's dropout like the baseline
         "smlp": ["model.name=smlp-small"],
         "gmlp-moe": ["model.name=gmlp-small-moe"],

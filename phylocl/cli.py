@@ -22,14 +22,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from phylocl.models.registry import describe_model, list_models
 
     if args.pretrained:
-        from phylocl.workflows.models import resolve_model, shipped_models
+        from phylocl.workflows.models import default_model, resolve_model, shipped_models
 
         info = {n: resolve_model(n, device="cpu").model.model_info() for n in shipped_models()}
+        chosen = {a: default_model(a) for a in ("protein", "dna")}
         if args.json:
-            print(json.dumps(info, indent=2))
+            print(json.dumps({"pretrained": info, "without_model": {a: c.record() for a, c in chosen.items()}},
+                             indent=2))
         else:
             for n, m in info.items():
                 print(f"{n}\t{m['alphabet']}\t{m['backbone']}\t{m['parameters']:,} parameters\t{m['fingerprint']}")
+            for a, c in chosen.items():
+                print(f"without --model, {a} input uses {c.describe()}")
         return 0
     names = list_models()
     if args.json:
@@ -55,7 +59,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,
                                   alphabet=args.alphabet, seed=args.seed, rate=args.rate,
-                                  indel_rate=args.indel_rate, kappa=args.kappa)
+                                  indel_rate=args.indel_rate, kappa=args.kappa, gamma_shape=args.gamma_shape,
+                                  indel_length=args.indel_length, indel_mean=args.indel_mean,
+                                  divergence=tuple(args.divergence) if args.divergence else None)
     except ValueError as err:
         raise InputError(str(err)) from None
     out = write_simulation(simulate_families(params), args.output, params=params, overwrite=args.overwrite)
@@ -87,6 +93,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if "failed" not in status else 1
 
 
+def _say_default(command: str, model: dict) -> None:
+    """The stderr note of a command run without ``--model``: which method was used and why."""
+    choice = model.get("default_choice")
+    if choice:
+        ranking = "; ".join(f"{s} {v:.3f}" for s, v in choice["ranking"])
+        print(f"phylocl {command}: note: no --model given: using {choice['spec']}, the best measured "
+              f"{choice['alphabet']} method on the dev split (mean AUC1: {ranking}; `phylocl models --pretrained`)",
+              file=sys.stderr)
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
@@ -97,6 +113,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if r.rank != 0:
         return 0  # rank 0 merged the shards and reports
     _print_notes("embed", r.notes)
+    _say_default("embed", r.model)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
           + (", with family labels" if r.labelled else "") + f") to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -124,6 +141,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                batch_size=args.batch_size, device=args.device, precision=args.precision,
                overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
     _print_notes("search", r.notes)
+    _say_default("search", r.model)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
     return 0
@@ -137,6 +155,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
                       progress=not args.quiet, strict=args.strict)
+    _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
@@ -160,7 +179,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M",
                    help="trained encoder (file or `phylocl train` folder), kmer:K (k-mer baseline) or a shipped "
-                        "model name; default: default-<alphabet of the input>")
+                        "model name; default: the best measured method for the input's alphabet (`phylocl models "
+                        "--pretrained` says which)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="sequences per model call (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
@@ -200,7 +220,7 @@ def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the registered encoder configurations (--pretrained: shipped encoders)")
     p.add_argument("--json", action="store_true", help="print each config as JSON")
     p.add_argument("--pretrained", action="store_true",
-                   help="list the pretrained encoders shipped with phylocl (used when --model is omitted)")
+                   help="list the pretrained encoders shipped with phylocl and what is used when --model is omitted")
     p.set_defaults(func=_cmd_models)
 
 
@@ -225,6 +245,14 @@ def _add_simulate(sub) -> None:
     p.add_argument("--rate", type=float, default=0.5,
                    help="root-to-leaf substitutions per site (default %(default)s)")
     p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
+    p.add_argument("--indel-length", choices=["geometric", "zipf"], default="geometric",
+                   help="indel length distribution (default geometric)")
+    p.add_argument("--indel-mean", type=float, default=2.0, help="mean indel length in residues (default 2)")
+    p.add_argument("--gamma-shape", type=float, default=None,
+                   help="discrete-gamma shape of rate heterogeneity across sites (default: equal rates)")
+    p.add_argument("--divergence", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="draw each family's tree diameter (substitutions/site between its two most distant "
+                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate")
     p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)

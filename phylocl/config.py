@@ -148,11 +148,15 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training."""
+    """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
+    ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
+    (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
+    training families rise); 0: off."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
+    train_families: int = 200
     # warn once when the validation embeddings' effective rank < this x min(embed_dim, validation families); null: never
     min_effective_rank_fraction: Optional[float] = 0.05
 
@@ -160,6 +164,9 @@ class EvalConfig:
         f = self.min_effective_rank_fraction
         if f is not None and not 0.0 < f <= 1.0:
             raise ValueError(f"eval.min_effective_rank_fraction must be in (0, 1] or null, got {f}")
+        if isinstance(self.train_families, bool) or not isinstance(self.train_families, int) \
+                or self.train_families < 0:
+            raise ValueError(f"eval.train_families must be an integer >= 0 (0: off), got {self.train_families!r}")
         ks = list(self.ks) if isinstance(self.ks, (list, tuple)) else [self.ks]
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"eval.ks must be a list of integers >= 1, got {self.ks!r}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from phylocl.data.evolved_config import EvolvedConfig
 from phylocl.data.views import CROP_MODES
 
 __all__ = ["DataConfig"]
@@ -33,9 +34,21 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     ``substitution_prob`` noise (``blosum_substitutions`` for protein).
 
     Batches: ``batch_size`` families per batch (one pair each), optional ``token_budget`` (max rows x longest
-    view per batch), ``pairs_per_family_per_epoch`` rounds per epoch or a fixed ``steps_per_epoch``,
+    view per batch), ``bucket_by_length`` (default on: fixed-size batches of families of similar median length,
+    cut from length-sorted windows of ``bucket_window`` batches; less padding, see docs/performance.md),
+    ``pairs_per_family_per_epoch`` rounds per epoch or a fixed ``steps_per_epoch``,
     ``drop_last``, ``num_workers``, ``pad_to_multiple_of``. Evaluation batches: ``eval_batch_size`` (default
     ``batch_size``) over every val/test sequence.
+
+    Hard negatives (:mod:`phylocl.data.hardbatches`): ``batching`` ``random`` (default) | ``knn`` (each batch the
+    neighbourhood of a random anchor family among family centroids) | ``group`` (the anchor's ``group_by`` group
+    first, e.g. ``superfamily``, then its neighbours); ``hard_pool`` neighbours per family (default 2 x
+    ``batch_size``); centroids start from k-mer profiles (``centroid_kmer``: default 3 protein, 5 DNA) of
+    ``refresh_members`` sampled members per family and are re-embedded with the current encoder every
+    ``refresh_every`` steps (0: never). Length bucketing does not apply to hard-negative batches.
+
+    Evolved families: ``evolved`` (:class:`~phylocl.data.evolved_config.EvolvedConfig`) mixes pairs of families
+    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
     """
 
     path: Optional[str] = None
@@ -61,13 +74,30 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     batch_size: int = 64
     eval_batch_size: Optional[int] = None
     token_budget: Optional[int] = None
+    bucket_by_length: bool = True
+    bucket_window: int = 8
     pairs_per_family_per_epoch: int = 1
     steps_per_epoch: Optional[int] = None
     drop_last: bool = True
+    batching: Literal["random", "knn", "group"] = "random"
+    group_by: Optional[str] = None
+    hard_pool: Optional[int] = None
+    refresh_every: int = 50
+    refresh_members: int = 2
+    centroid_kmer: Optional[int] = None
     num_workers: int = 0
     pad_to_multiple_of: int = 1
+    evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.evolved, dict):  # built directly in Python rather than from YAML
+            unknown = sorted(set(self.evolved) - set(EvolvedConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown data.evolved key(s) {unknown}")
+            self.evolved = EvolvedConfig(**self.evolved)
+        if self.evolved.fraction > 0 and self.batching != "random":
+            raise ValueError("data.evolved.fraction > 0 works with data.batching=random only (hard-negative "
+                             "batches are drawn among real families)")
         self.paths = [str(p) for p in self.paths]
         self.extra_train_paths = [str(p) for p in self.extra_train_paths]
         if self.path is not None:
@@ -91,13 +121,27 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
             raise ValueError(f"data.distance must be auto, tree or kmer, got {self.distance!r}")
         if not self.alpha >= 0:
             raise ValueError(f"data.alpha must be >= 0, got {self.alpha}")
+        if not isinstance(self.bucket_by_length, bool):
+            raise ValueError(f"data.bucket_by_length must be true or false, got {self.bucket_by_length!r}")
         if self.batch_size == 1:
             raise ValueError("data.batch_size must be >= 2: a batch of one family has no negatives (loss 0, "
                              "gradient 0)")
-        for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of"):
+        for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of", "bucket_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("kmer_size", "eval_batch_size", "steps_per_epoch"):
+        if self.batching not in ("random", "knn", "group"):
+            raise ValueError(f"data.batching must be random, knn or group, got {self.batching!r}")
+        if (self.batching == "group") != (self.group_by is not None):
+            raise ValueError("data.batching=group needs data.group_by (a labels column such as superfamily), and "
+                             "data.group_by is only used with data.batching=group")
+        if self.batching != "random" and self.token_budget is not None:
+            raise ValueError("data.token_budget goes with data.batching=random (hard-negative batches have a fixed "
+                             "size)")
+        if self.refresh_every < 0:
+            raise ValueError(f"data.refresh_every must be >= 0 (0: never), got {self.refresh_every}")
+        if self.refresh_members < 1:
+            raise ValueError(f"data.refresh_members must be >= 1, got {self.refresh_members}")
+        for name in ("kmer_size", "eval_batch_size", "steps_per_epoch", "hard_pool", "centroid_kmer"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"data.{name} must be >= 1 or null, got {value}")

@@ -22,8 +22,10 @@ from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.distances import FamilyDistances
+from phylocl.data.evolved import EvolvedPairs, MixedBatchSampler, MixedPairs, evolved_rows
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
-from phylocl.data.layouts import read_datasets
+from phylocl.data.hardbatches import HardNegatives
+from phylocl.data.layouts import iter_fasta, read_datasets
 from phylocl.data.pairs import get_pair_strategy
 from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
 from phylocl.data.splits import split_families
@@ -48,8 +50,9 @@ class OrthologDataModule(L.LightningDataModule):
     them; precomputed for the training families so workers inherit them).
     """
 
-    def __init__(self, *, config: DataConfig) -> None:
+    def __init__(self, *, config: DataConfig, train_eval_families: int = 0) -> None:
         super().__init__()
+        self.train_eval_families = int(train_eval_families)  # > 0: a second validation loader (train_eval_set)
         if not isinstance(config, DataConfig):
             raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
         self.config = config
@@ -59,6 +62,7 @@ class OrthologDataModule(L.LightningDataModule):
         self.alphabet = None
         self.labels: dict[str, int] = {}
         self.distances: FamilyDistances | None = None
+        self.hard: HardNegatives | None = None  # hard-negative state (data.batching knn/group), after setup()
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
 
     def setup(self, stage: str | None = None) -> None:
@@ -85,6 +89,9 @@ class OrthologDataModule(L.LightningDataModule):
         self.train_set, self.val_set, self.test_set = train, splits["val"], splits["test"]
         self.alphabet = full.alphabet
         self.labels = family_label_map(train, splits["val"], splits["test"])
+        if c.group_by is not None and c.group_by not in train.metadata:
+            raise InputError(f"data.group_by: no labels column {c.group_by!r} (columns: "
+                             f"{', '.join(sorted(train.metadata)) or 'none'})")
         if self.strategy.needs_distances:
             self.distances = FamilyDistances(dataset=train, method=c.distance, k=c.kmer_size, seed=c.seed,
                                              cache_dir=c.distance_cache_dir)
@@ -113,16 +120,43 @@ class OrthologDataModule(L.LightningDataModule):
             raise InputError("no training family has two or more sequences: nothing to pair")
         return pairs
 
+    def evolved_pairs(self) -> EvolvedPairs:
+        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file)."""
+        self._require_setup()
+        e = self.config.evolved
+        if e.roots == "train":
+            roots = list(self.train_set.sequences)
+        elif e.roots == "random":
+            roots = []
+        else:
+            roots = [r.sequence for r in iter_fasta(e.roots, alphabet=self.alphabet)]
+            if not roots:
+                raise InputError("data.evolved.roots: no sequence in the FASTA file", path=e.roots)
+        return EvolvedPairs(config=e, alphabet=self.alphabet.name, view=self._view(), roots=roots,
+                            label_offset=len(self.labels), seed=self.config.seed)
+
     def train_dataloader(self) -> DataLoader:
         c = self.config
         pairs = self.train_pairs()
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if c.batching != "random":
+            if self.hard is None:
+                self.hard = HardNegatives(config=c, dataset=self.train_set, families=pairs.families)
+            return DataLoader(pairs, batch_sampler=self.hard.make_sampler(num_replicas=replicas, rank=rank),
+                              collate_fn=PairCollator(c.pad_to_multiple_of), **self._loader_kwargs())
+        bucket = c.bucket_by_length and not c.token_budget
+        lengths = pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket else None
+        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
         sampler = FamilyBatchSampler(
-            num_families=len(pairs), batch_size=c.batch_size, token_budget=c.token_budget,
-            lengths=pairs.family_lengths() if c.token_budget else None, shuffle=True, drop_last=c.drop_last,
-            rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch, seed=c.seed,
-            num_replicas=replicas, rank=rank)
+            num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
+            lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
+            num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
+            sort_window=c.bucket_window if bucket else 50)
+        if n_evolved:
+            pairs = MixedPairs(pairs, self.evolved_pairs())
+            sampler = MixedBatchSampler(sampler, evolved_per_batch=n_evolved, keep_real=n_evolved < c.batch_size,
+                                        rank=rank)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
 
@@ -139,9 +173,22 @@ class OrthologDataModule(L.LightningDataModule):
         return DataLoader(seqs, batch_sampler=sampler, collate_fn=SequenceCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
 
-    def val_dataloader(self) -> DataLoader | list:
+    def train_eval_set(self) -> OrthologDataset:
+        """A fixed sample of ``train_eval_families`` training families (seeded by ``data.seed``; every member),
+        scored beside the dev families to tell learning from memorising."""
         self._require_setup()
-        return self.eval_dataloader(self.val_set)
+        names = sorted(self.train_set.pair_families)
+        rng = np.random.default_rng([self.config.seed, 13])
+        pick = rng.choice(len(names), size=min(self.train_eval_families, len(names)), replace=False)
+        return self.train_set.select_families([names[i] for i in sorted(pick)])
+
+    def val_dataloader(self) -> DataLoader | list:
+        """The dev families' loader; with ``train_eval_families``, ``[dev, training sample]``."""
+        self._require_setup()
+        loader = self.eval_dataloader(self.val_set)
+        if self.train_eval_families and loader != [] and len(self.train_set.pair_families) > 1:
+            return [loader, self.eval_dataloader(self.train_eval_set())]
+        return loader
 
     def test_dataloader(self) -> DataLoader | list:
         self._require_setup()

@@ -65,11 +65,13 @@ class FamilyPairDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def family_lengths(self) -> np.ndarray:
-        """Longest view each family can give: ``min(longest member, max_len)``, ``(len(self),)`` int64."""
+    def family_lengths(self, *, typical: bool = False) -> np.ndarray:
+        """Longest view each family can give, ``min(longest member, max_len)``, ``(len(self),)`` int64; with
+        ``typical``, the median member's view length instead (the key of length-bucketed batches)."""
         idx = self.dataset.family_index
         seqs = self.dataset.sequences
-        return np.array([min(max(len(seqs[i]) for i in idx[f]), self.view.max_len) for f in self.families],
+        stat = np.median if typical else np.max
+        return np.array([min(int(stat([len(seqs[i]) for i in idx[f]])), self.view.max_len) for f in self.families],
                         dtype=np.int64)
 
     def __getitem__(self, key) -> tuple[np.ndarray, np.ndarray, int]:

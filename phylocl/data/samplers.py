@@ -6,7 +6,10 @@ into batches (a family can appear once per round, never twice in a batch). With 
 length-aware: within windows of ``sort_window`` batches' worth of shuffled families, families are sorted by
 length and packed greedily so that ``rows x longest view <= token_budget`` for every batch (per view; ``a`` and
 ``b`` are each within budget), then the batch order is shuffled. All shuffling uses
-``numpy.random.default_rng([seed, epoch])``; call :meth:`set_epoch` every epoch. Lightning does that through
+``numpy.random.default_rng([seed, epoch])``; call :meth:`set_epoch` every epoch. With ``bucket`` (and no token
+budget) batches keep their size but are cut from the same length-sorted windows, so each batch holds families of
+similar length (less padding); which families share a window changes every round, and ties in length are broken
+by the round's permutation, so batch composition still varies across epochs. Lightning does that through
 ``batch_sampler.sampler.set_epoch``: the epoch is held by that inner :class:`EpochSampler`.
 
 Multi-process: with ``num_replicas = R``, global batches of up to ``R * batch_size`` families (and ``R *
@@ -86,14 +89,16 @@ class FamilyBatchSampler(Sampler):
         rounds: passes over the families per epoch (pairs per family per epoch).
         num_batches: fixed number of batches per epoch instead (rounds are added until reached); overrides rounds.
         seed: base seed; epoch ``e`` uses ``default_rng([seed, e])``.
-        sort_window: how many batches' worth of families are length-sorted together (token budget only).
+        sort_window: how many batches' worth of families are length-sorted together (token budget or bucket).
+        bucket: length-bucketed batches of fixed size (needs ``lengths``; ignored with ``token_budget``, which
+            already sorts).
         num_replicas, rank: multi-process slicing (see module doc).
     """
 
     def __init__(self, *, num_families: int, batch_size: int, lengths: np.ndarray | None = None,
                  token_budget: int | None = None, shuffle: bool = True, drop_last: bool = False, rounds: int = 1,
                  num_batches: int | None = None, seed: int = 0, sort_window: int = 50, num_replicas: int = 1,
-                 rank: int = 0) -> None:
+                 rank: int = 0, bucket: bool = False) -> None:
         if num_families < 1:
             raise ValueError(f"need at least one family, got {num_families}")
         if batch_size < 1 or rounds < 1 or sort_window < 1 or num_replicas < 1:
@@ -107,12 +112,15 @@ class FamilyBatchSampler(Sampler):
                 raise ValueError("token_budget needs one length per family")
             if int(np.max(lengths)) > token_budget:
                 raise ValueError(f"token_budget {token_budget} is smaller than the longest view {int(np.max(lengths))}")
+        if bucket and (lengths is None or len(lengths) != num_families):
+            raise ValueError("bucket needs one length per family")
         if num_families < num_replicas:
             raise ValueError(f"{num_families} families cannot feed {num_replicas} processes")
         self.num_families, self.batch_size, self.token_budget = num_families, batch_size, token_budget
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self.shuffle, self.drop_last, self.rounds, self.num_batches = shuffle, drop_last, rounds, num_batches
         self.seed, self.sort_window, self.num_replicas, self.rank = seed, sort_window, num_replicas, rank
+        self.bucket = bool(bucket)
         self.sampler = EpochSampler(self)
         self._cache: tuple[int, list] | None = None
 
@@ -127,7 +135,16 @@ class FamilyBatchSampler(Sampler):
         """One pass over all families as global batches (each ``R`` slices long)."""
         order = rng.permutation(self.num_families) if self.shuffle else np.arange(self.num_families)
         size, budget = self.batch_size * self.num_replicas, None
-        if self.token_budget is None:
+        if self.token_budget is None and self.bucket:
+            window = size * self.sort_window  # a multiple of size: only the round's last batch can be short
+            batches = []
+            for w in range(0, len(order), window):
+                chunk = order[w:w + window]
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]  # ties: the round's random order
+                batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+            if self.shuffle:
+                batches = [batches[i] for i in rng.permutation(len(batches))]
+        elif self.token_budget is None:
             batches = [order[i:i + size] for i in range(0, len(order), size)]
         else:
             budget = self.token_budget * self.num_replicas

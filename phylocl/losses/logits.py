@@ -120,6 +120,27 @@ def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch
     return NegativeTerms(*(torch.cat(t) for t in zip(*terms)))
 
 
+def mean_negative_similarity(z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``z_a[i] . z_b[j]`` over the pairs ``(i, j)`` of different families (``i != j`` without labels).
+
+    For unit embeddings this is the mean cosine similarity of the in-batch negatives: how hard the batch is.
+    Computed from per-label sums in ``O(B D)``, no ``(B, B)`` matrix: ``(sum a) . (sum b) - sum_L S_a(L) . S_b(L)``
+    over ``B^2 - sum_L n_L^2`` pairs. Returns a detached 0-d tensor (``nan`` when there is no negative pair).
+    """
+    with torch.no_grad():
+        a, b = z_a.detach().float(), z_b.detach().float()  # (B, D)
+        if labels is None:
+            labels = torch.arange(a.shape[0], device=a.device)
+        _, inverse = torch.unique(labels.to(a.device), return_inverse=True)
+        groups = int(inverse.max()) + 1 if inverse.numel() else 0
+        s_a = torch.zeros(groups, a.shape[1], device=a.device).index_add_(0, inverse, a)  # (G, D)
+        s_b = torch.zeros(groups, b.shape[1], device=b.device).index_add_(0, inverse, b)  # (G, D)
+        counts = torch.bincount(inverse, minlength=groups).float()  # (G,)
+        total = a.sum(0) @ b.sum(0) - (s_a * s_b).sum()
+        pairs = a.shape[0] ** 2 - (counts ** 2).sum()
+        return total / pairs if pairs > 0 else torch.tensor(float("nan"), device=a.device)
+
+
 def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` over ``valid`` entries; ``0`` (attached to the graph) when there is none."""
     total = torch.where(valid, x, torch.zeros_like(x)).sum()

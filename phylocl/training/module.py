@@ -27,6 +27,7 @@ from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
+from phylocl.losses.logits import mean_negative_similarity
 from phylocl.models.moe import pop_router_records, record_routing
 from phylocl.models.registry import build_encoder
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
@@ -71,6 +72,7 @@ class ContrastiveModule(L.LightningModule):
         self._router_totals: StepTotals | None = None
         self.automatic_optimization = False
         self._val_outputs: list[dict[str, torch.Tensor]] = []
+        self._neg_sim = torch.tensor(float("nan"))
 
     # ----------------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
@@ -105,6 +107,7 @@ class ContrastiveModule(L.LightningModule):
         if is_distributed():
             z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)
             labels = None if labels is None else gather_labels(labels)
+        self._neg_sim = mean_negative_similarity(z_a, z_b, labels)  # batch hardness, logged as train/neg_sim
         return self.loss_fn(z_a, z_b, labels)
 
     def _backward(self, tensor: torch.Tensor, last: bool) -> None:
@@ -164,6 +167,7 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/infonce", stats["infonce"], batch_size=bs)
         self.log("train/pos_prob", stats["pos_prob"], batch_size=bs)
         self.log("train/logit_gap", stats["logit_gap"], batch_size=bs)
+        self.log("train/neg_sim", self._neg_sim, batch_size=bs)
         self.log("train/temperature", stats["temperature"], batch_size=bs)
         self.log("train/lr", sched.get_last_lr()[0], prog_bar=True, batch_size=bs)
         self.log("train/batch_size", float(bs), batch_size=bs)
@@ -178,7 +182,8 @@ class ContrastiveModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
         z = self.encoder(batch["tokens"])  # (B, D)
-        return {"embeddings": z.float().cpu(), "labels": batch["labels"].cpu(), "index": batch["index"].cpu()}
+        return {"embeddings": z.float().cpu(), "labels": batch["labels"].cpu(), "index": batch["index"].cpu(),
+                "loader": torch.full_like(batch["labels"].cpu(), dataloader_idx)}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self.validation_step(batch, batch_idx, dataloader_idx)

@@ -8,6 +8,9 @@ of the same embeddings (:func:`~phylocl.diagnostics.measures.embedding_health`) 
 ``val/alignment`` (family pairs) and ``val/uniformity``. When the effective rank falls below
 ``min_rank_fraction`` of ``min(embedding dim, validation families)`` (the rank a healthy set of that many families
 can reach) a warning is logged, once per run.
+A second validation loader (``OrthologDataModule(train_eval_families=N)``: a fixed sample of training families)
+is scored the same way (retrieval figures only) and logged under ``train_fam/``; ``val/pairs_seen`` (optimizer
+steps x pairs per step) is the x axis of the learning curves (:mod:`phylocl.workflows.curves`).
 
 :class:`StepProgress` shows training progress as a tqdm bar of optimizer steps (the unit of ``max_steps``).
 """
@@ -43,22 +46,26 @@ class RetrievalMetrics(L.Callback):
 
     Args:
         ks: cut-offs for ``recall@k``.
-        prefix: metric name prefix.
+        prefix: metric name prefix of the first loader (the dev families); ``train_prefix`` that of the second.
         min_rank_fraction: warn (once) when the effective rank is below this fraction of ``min(dim, families)``;
             ``None``: never.
+        pairs_per_step: training pairs per optimizer step and rank (``data.batch_size``; nominal with a token
+            budget), times the world size for ``<prefix>/pairs_seen``; 0: not logged.
     """
 
-    def __init__(self, *, ks: Sequence[int] = (1, 10), prefix: str = "val",
-                 min_rank_fraction: float | None = None) -> None:
+    def __init__(self, *, ks: Sequence[int] = (1, 10), prefix: str = "val", train_prefix: str = "train_fam",
+                 min_rank_fraction: float | None = None, pairs_per_step: int = 0) -> None:
         super().__init__()
         if min_rank_fraction is not None and not 0.0 < min_rank_fraction <= 1.0:
             raise ValueError(f"min_rank_fraction must be in (0, 1] or None, got {min_rank_fraction}")
         self.ks = tuple(int(k) for k in ks)
-        self.prefix = prefix
+        self.prefixes = (prefix, train_prefix)
+        self.pairs_per_step = int(pairs_per_step)
         self.min_rank_fraction = min_rank_fraction
         self.warned = False
         self._parts: list[dict[str, torch.Tensor]] = []
-        self.last: dict[str, float] = {}
+        self.last: dict[str, float] = {}  # the dev figures of the last validation
+        self.history: list[dict[str, float]] = []  # every validation: step, pairs_seen and both loaders' figures
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._parts = []
@@ -67,21 +74,40 @@ class RetrievalMetrics(L.Callback):
         if outputs is not None:
             self._parts.append({k: v.detach().cpu() for k, v in outputs.items()})
 
+    def _score(self, parts: list[dict[str, torch.Tensor]], *, health: bool, trainer=None) -> dict[str, float]:
+        x = torch.cat([p["embeddings"] for p in parts]).numpy().astype(np.float32)  # (N, D)
+        labels = torch.cat([p["labels"] for p in parts]).numpy()  # (N,)
+        if len(np.unique(labels)) < 2:
+            return {}
+        m = evaluate_embeddings(x, [str(v) for v in labels], ks=self.ks)
+        out = {k: float(m[k]) for k in ("top1", "map_r", "auc1", *(f"recall@{k}" for k in self.ks))}
+        if health:  # the dev families: representation health and the collapse warning
+            out.update(health_metrics(x, labels))
+            self.last = out
+            self._check_rank(trainer, x.shape[1], len(np.unique(labels)))
+        return out
+
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not self._parts:
             return
-        x = torch.cat([p["embeddings"] for p in self._parts]).numpy().astype(np.float32)  # (N, D)
-        labels = torch.cat([p["labels"] for p in self._parts]).numpy()  # (N,)
+        # each part is one batch of one loader: 0 = dev families, 1 = the training-family sample
+        by_loader = [[p for p in self._parts if int(p["loader"][0]) == i] if "loader" in self._parts[0]
+                     else (self._parts if i == 0 else []) for i in (0, 1)]
         self._parts = []
-        if len(np.unique(labels)) < 2:
-            return
-        m = evaluate_embeddings(x, [str(v) for v in labels], ks=self.ks)
-        self.last = {k: float(m[k]) for k in ("top1", "map_r", "auc1", *(f"recall@{k}" for k in self.ks))}
-        self.last.update(health_metrics(x, labels))
-        self._check_rank(trainer, x.shape[1], len(np.unique(labels)))
-        for name, value in self.last.items():
-            # every rank embeds the whole validation set, so every rank logs the same value
-            pl_module.log(f"{self.prefix}/{name}", value, prog_bar=name == "map_r", sync_dist=False)
+        seen = trainer.global_step * self.pairs_per_step * trainer.world_size
+        record = {"step": float(trainer.global_step), "pairs_seen": float(seen)}
+        self.last = {}
+        for prefix, parts in zip(self.prefixes, by_loader):
+            dev = prefix == self.prefixes[0]
+            figures = self._score(parts, health=dev, trainer=trainer) if parts else {}
+            for name, value in figures.items():
+                # every rank embeds the whole validation set, so every rank logs the same value
+                pl_module.log(f"{prefix}/{name}", value, prog_bar=name == "map_r" and prefix == self.prefixes[0],
+                              sync_dist=False)
+                record[f"{prefix}/{name}"] = value
+        if self.pairs_per_step and self.last:
+            pl_module.log(f"{self.prefixes[0]}/pairs_seen", record["pairs_seen"], sync_dist=False)
+        self.history.append(record)
 
     def _check_rank(self, trainer, dim: int, families: int) -> None:
         if self.min_rank_fraction is None or self.warned:

@@ -53,7 +53,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
 
     Args:
         out: output embeddings file (see :mod:`phylocl.retrieval.embeddings` for the format).
-        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: ``default-<alphabet>``.
+        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: the best measured method of the
+            input's alphabet (:func:`~phylocl.workflows.models.default_model`).
         fasta: a FASTA file, read in buffers; ids only. Exactly one of ``fasta`` and ``data``.
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.

@@ -159,7 +159,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
     Args:
         data, labels: a labelled dataset (any ``read_dataset`` layout).
-        model: model spec; ``None``: ``default-<alphabet of the data>``.
+        model: model spec; ``None``: the best measured method of the data's alphabet
+            (:func:`~phylocl.workflows.models.default_model`).
         db_extra: FASTA of unlabelled distractors added to the database (ids must differ from ``data``'s).
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.

@@ -11,8 +11,11 @@
 Paths and names are read by :func:`phylocl.load_encoder`; this module adds ``kmer:K``, the default per alphabet
 and the messages of the command line.
 
-Without ``--model`` the commands use ``default-<alphabet of the input>`` (``default-protein`` / ``default-dna``)
-when it is shipped. Everything else is an :class:`~phylocl.errors.InputError` saying what exists.
+Without ``--model`` the commands use the method that measures best on the dev split for the input's alphabet
+(:func:`~phylocl.workflows.defaults.choose_default`, from ``phylocl/pretrained/dev-figures.json``): a ``kmer:K``
+baseline until a shipped encoder beats it. The returned :class:`Embedder` then carries the choice
+(``default_choice``; ``model_info()["default_choice"]``), so that outputs say what was used and why.
+Everything else is an :class:`~phylocl.errors.InputError` saying what exists.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import numpy as np
 
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
+from phylocl.workflows.defaults import DefaultChoice, choose_default
 
-__all__ = ["Embedder", "resolve_model", "shipped_models", "resolve_device"]
+__all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 _TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
@@ -63,13 +67,14 @@ class Embedder:
             ignored by the k-mer baseline.
         overlap: window overlap of an encoder on long sequences (``None``: the encoder's default, 0.5; see
             :func:`~phylocl.models.windows.overlap_stride`); ignored by the k-mer baseline.
+        default_choice: set when no model was named and this one was chosen as the best measured default.
 
     Attributes: ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``, ``device``,
-    ``precision``.
+    ``precision``, ``default_choice``.
     """
 
     def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32",
-                 overlap: float | None = None) -> None:
+                 overlap: float | None = None, default_choice: DefaultChoice | None = None) -> None:
         if not (hasattr(model, "embed") and hasattr(model, "model_info")):
             raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
         self.model, self.source = model, str(source)
@@ -85,6 +90,7 @@ class Embedder:
         self.overlap = overlap if self.is_encoder else None
         if self.is_encoder:
             model.to(self.device).eval()
+        self.default_choice = default_choice
         self._info: dict | None = None
 
     @property
@@ -105,6 +111,8 @@ class Embedder:
         if self._info is None:
             self._info = dict(self.model.model_info())
             self._info.setdefault("source", self.source)
+            if self.default_choice is not None:
+                self._info["default_choice"] = self.default_choice.record()
         return dict(self._info)
 
     def embed(self, sequences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -121,13 +129,18 @@ def _load_encoder_file(source: str | Path, name: str, device: str, precision: st
     return Embedder(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
 
 
+def default_model(alphabet: str | Alphabet) -> DefaultChoice:
+    """What ``resolve_model(None, alphabet=...)`` uses: the best measured usable method (see the module doc)."""
+    return choose_default(get_alphabet(alphabet).name, shipped=shipped_models())
+
+
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
                   precision: str = "fp32", overlap: float | None = None) -> Embedder:
     """The :class:`Embedder` named by ``spec`` (see the module docstring).
 
     Args:
-        spec: ``kmer:K``, an encoder file or directory, a shipped model name, or ``None`` for
-            ``default-<alphabet>``.
+        spec: ``kmer:K``, an encoder file or directory, a shipped model name, or ``None`` for the best
+            measured method of ``alphabet`` (:func:`default_model`).
         alphabet: the input's alphabet; needed by ``kmer:K`` and by ``spec=None``.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
         precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
@@ -153,12 +166,11 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"
     if spec is None:
         if alpha is None:
-            raise ValueError("resolve_model(None) needs the input's alphabet to pick default-<alphabet>")
-        name = f"default-{alpha.name}"
-        if name not in shipped:
-            raise InputError(f"no --model given and the default model {name!r} is not installed ({listing}); "
-                             + _TRAIN_HINT)
-        return _load_encoder_file(name, name, device, precision, overlap)
+            raise ValueError("resolve_model(None) needs the input's alphabet to pick its default method")
+        choice = default_model(alpha)
+        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap)
+        embedder.default_choice = choice
+        return embedder
     path = Path(spec).expanduser()
     if path.exists():
         return _load_encoder_file(path, spec, device, precision, overlap)

@@ -29,7 +29,7 @@ from phylocl.outputs import same_file
 from phylocl.workflows import progress_bar
 from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.models import resolve_model, shipped_models
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
 
@@ -68,10 +68,13 @@ def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np
 
 
 def _model_for_index(model: str | None, index) -> str | None:
-    """Without ``--model``, an index built on k-mer profiles names its own embedder (``kmer:K``)."""
+    """Without ``--model``, an index names its own embedder when it can: ``kmer:K`` for k-mer profiles, the
+    shipped encoder's name for one built with a shipped encoder (else the alphabet's default is tried)."""
     if model is None and index.model.get("kind") == "kmer" and "k" in index.model:
         sketch = index.model.get("sketch_dim")
         return f"kmer:{int(index.model['k'])}" + (f":{int(sketch)}" if sketch else "")
+    if model is None and index.model.get("name") in shipped_models():
+        return str(index.model["name"])
     return model
 
 
@@ -105,7 +108,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
 
     Args:
         model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
-            ``default-<alphabet>``. With ``index``, ``kmer:K`` and the default use the index's alphabet.
+            the best measured method of the alphabet. With ``index``, ``kmer:K`` and the default use the index's alphabet.
         k: hits per query (``>= 1``; more than the database holds gives every database row).
         alphabet: of the query (and ``db``) FASTA: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.

@@ -8,7 +8,10 @@ Output directory ``DIR``::
                             wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
     DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
-    DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, temperature, lr, grad norm, val metrics
+    DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
+                            (train/neg_sim), temperature, lr, grad norm; at each validation the dev figures
+                            (val/...), the same figures on a fixed sample of training families (train_fam/...)
+                            and val/pairs_seen: the learning curves (phylocl.workflows.curves plots them)
 
 ``config.yaml`` is written when training starts (``phylocl train --resume --out DIR`` reads it back; resuming with
 a different config is refused, naming the differences); the exported files are written atomically at the very end,
@@ -126,6 +129,7 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from phylocl.training.refresh import NeighbourRefresh
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
     from phylocl.workflows.train_checks import InterruptCheckpoint
 
@@ -136,8 +140,10 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
                               enable_version_counter=False)
     callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction),
-                      best_cb]
+        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
+                                       pairs_per_step=cfg.data.batch_size), best_cb]
+    if cfg.data.batching != "random" and cfg.data.refresh_every:
+        callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
         callbacks.append(StepProgress())
     return callbacks, best_cb
@@ -232,10 +238,13 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         check_resume_config(stored, to_dict(cfg))
     check_trainer_settings(cfg.trainer)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    dm = OrthologDataModule(config=cfg.data)
+    dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    backbone = module.encoder.backbone
+    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+        backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
     with lightning_errors("trainer"):

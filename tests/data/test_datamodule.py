@@ -102,6 +102,15 @@ def test_several_inputs_and_extra_training_data(sim_dir, tmp_path):
         make(sim_dir, extra_train_paths=[str(EXAMPLE / "dna")])
 
 
+def test_training_batches_are_length_bucketed_by_default(sim_dir):
+    dm = make(sim_dir, fractions=(0.5, 0.25, 0.25), batch_size=3, max_len=32)
+    sampler = dm.train_dataloader().batch_sampler
+    assert sampler.bucket and sampler.sort_window == 8
+    assert list(sampler.lengths) == list(dm.train_pairs().family_lengths(typical=True))
+    off = make(sim_dir, fractions=(0.5, 0.25, 0.25), batch_size=3, max_len=32, bucket_by_length=False)
+    assert not off.train_dataloader().batch_sampler.bucket
+
+
 def test_config_validation_and_typed_overrides():
     from phylocl.configtools import apply_overrides, from_dict
 
@@ -110,7 +119,8 @@ def test_config_validation_and_typed_overrides():
     assert cfg.paths == ["a", "b"] and cfg.fractions == (0.7, 0.2, 0.1) and cfg.holdout == {"test": ["F1"]}
     bad = [dict(fractions=(0.5, 0.5, 0.5)), dict(batch_size=0), dict(mask_prob=1.0), dict(token_budget=10),
            dict(pair_strategy="closest"), dict(alpha=-1.0), dict(labels="x.tsv"), dict(holdout={"dev": []}),
-           dict(alphabet="rna2"), dict(mask_prob=0.6, substitution_prob=0.5)]
+           dict(alphabet="rna2"), dict(mask_prob=0.6, substitution_prob=0.5), dict(bucket_by_length="yes"),
+           dict(bucket_window=0)]
     for kw in bad:
         with pytest.raises(ValueError):
             DataConfig(**kw)

@@ -89,3 +89,49 @@ def test_pack_by_length_and_length_sorted_sampler():
     t = LengthSortedBatchSampler(lengths=lengths, batch_size=10, token_budget=120)
     assert all(len(b) * lengths[b].max() <= 120 for b in t)
     assert sorted(i for b in t for i in b) == list(range(6))
+
+
+def _padding(batches, lengths):
+    """Padding fraction of batches padded to their longest member (reference: direct count)."""
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    return 1.0 - sum(lengths[b].sum() for b in batches) / padded
+
+
+def test_bucketed_batches_keep_size_and_families_distinct_and_cut_padding():
+    lengths = np.random.default_rng(4).integers(20, 600, size=400)
+    kw = dict(num_families=400, batch_size=16, lengths=lengths, seed=7, rounds=3, drop_last=True)
+    plain = [fams(b) for b in FamilyBatchSampler(**kw)]
+    bucketed = FamilyBatchSampler(**kw, bucket=True, sort_window=8)
+    batches = [fams(b) for b in bucketed]
+    assert all(len(b) == 16 and len(set(b)) == 16 for b in batches)  # one pair per family per batch
+    assert len(batches) == len(plain)  # same number of steps per epoch
+    counts = np.bincount([k for b in batches for k in b], minlength=400)
+    assert counts.max() == 3  # a family once per round
+    assert _padding([np.array(b) for b in batches], lengths) < 0.5 * _padding([np.array(b) for b in plain], lengths)
+    bucketed.set_epoch(1)
+    other = [fams(b) for b in bucketed]
+    assert {frozenset(b) for b in other} != {frozenset(b) for b in batches}  # compositions change with the epoch
+    bucketed.set_epoch(0)
+    assert [fams(b) for b in bucketed] == batches  # deterministic by seed and epoch
+    with pytest.raises(ValueError, match="bucket needs one length per family"):
+        FamilyBatchSampler(num_families=400, batch_size=16, bucket=True)
+
+
+def test_bucketing_varies_batch_mates_across_epochs():
+    lengths = np.full(64, 100)  # all ties: buckets must not freeze the partition
+    s = FamilyBatchSampler(num_families=64, batch_size=8, lengths=lengths, bucket=True, sort_window=8, seed=0)
+    mates = []
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        mates.append({k: frozenset(fams(b)) for b in s for k in fams(b)})
+    assert mates[0][0] != mates[1][0] or mates[1][0] != mates[2][0]
+
+
+@pytest.mark.parametrize("bucket", [False, True])
+def test_bucketed_ranks_get_disjoint_slices(bucket):
+    lengths = np.random.default_rng(1).integers(10, 300, size=61)
+    per_rank = [list(FamilyBatchSampler(num_families=61, batch_size=4, lengths=lengths, seed=5, bucket=bucket,
+                                        num_replicas=2, rank=r)) for r in range(2)]
+    for step in zip(*per_rank):
+        flat = [k for part in step for k in fams(part)]
+        assert len(flat) == len(set(flat)) and len(fams(step[0])) == len(fams(step[1]))

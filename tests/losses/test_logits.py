@@ -188,3 +188,15 @@ def test_normalize_gradient_matches_finite_differences():
             assert float(grad[idx]) == pytest.approx(fd, rel=1e-6, abs=1e-9)
     # the gradient is tangent to each row (the loss does not depend on the row norms)
     assert float((g_a * raw_a).sum(dim=1).abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("labels", [None, torch.tensor([0, 1, 0, 2, 1, 3, 3, 4])])
+def test_mean_negative_similarity_matches_a_loop(labels):
+    from phylocl.losses.logits import mean_negative_similarity
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    lab = torch.arange(8) if labels is None else labels
+    ref = [float(a[i] @ b[j]) for i in range(8) for j in range(8) if lab[i] != lab[j]]  # slow obvious version
+    assert float(mean_negative_similarity(a, b, labels)) == pytest.approx(sum(ref) / len(ref), rel=1e-5)
+    assert torch.isnan(mean_negative_similarity(a[:2], b[:2], torch.tensor([1, 1])))

@@ -85,19 +85,34 @@ def test_resolve_kmer_encoder_file_and_directory(encoder_path):
         assert np.allclose(e.embed(["MKVLA", "ACDEFGH"]), enc.embed(["MKVLA", "ACDEFGH"]), atol=1e-6)
 
 
-def test_resolve_shipped_default_model(tmp_path, monkeypatch, encoder_path):
+def test_resolve_shipped_model_and_measured_default(tmp_path, monkeypatch, encoder_path):
+    import json
+
+    from phylocl.workflows import defaults
+
+    table = tmp_path / "dev-figures.json"
+    monkeypatch.setattr(defaults, "DEV_FIGURES", table)
+    monkeypatch.setattr(models_mod, "choose_default",
+                        lambda alphabet, *, shipped: defaults.choose_default(alphabet, shipped=shipped, path=table))
     from phylocl.models import persistence
 
     monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "pretrained")
+    # the encoder measures better than kmer:3 on protein, but is not installed yet: kmer:3 is used
+    table.write_text(json.dumps({"protein": {"kmer:3": {"a": 0.5, "b": 0.5}, "default-protein": {"a": 0.9, "b": 0.6}},
+                                 "dna": {"kmer:5": {"a": 0.8}, "default-dna": {"a": 0.7}}}))
+    e = resolve_model(None, alphabet="protein")
+    assert e.model_info()["name"] == "kmer:3" and e.default_choice.skipped == ("default-protein",)
     with pytest.raises(InputError, match="default-protein.*no pretrained model is shipped"):
-        resolve_model(None, alphabet="protein")
+        resolve_model("default-protein")
     phylocl.load_encoder(encoder_path).save_pretrained(tmp_path / "pretrained" / "default-protein")
     assert models_mod.shipped_models() == ["default-protein"]
     fp = phylocl.load_encoder(encoder_path).fingerprint()
-    assert resolve_model(None, alphabet="protein").model_info()["fingerprint"] == fp
+    chosen = resolve_model(None, alphabet="protein")  # installed and better: the encoder
+    assert chosen.model_info()["fingerprint"] == fp
+    assert chosen.model_info()["default_choice"]["ranking"] == [["default-protein", 0.75], ["kmer:3", 0.5]]
     assert resolve_model("default-protein").model_info()["fingerprint"] == fp
-    with pytest.raises(InputError, match="default-dna.*shipped models: default-protein"):
-        resolve_model(None, alphabet="dna")
+    assert "default_choice" not in resolve_model("default-protein").model_info()
+    assert resolve_model(None, alphabet="dna").model_info()["name"] == "kmer:5"  # the k-mer measures better
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -165,7 +165,7 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
     ("missing_index", "no such index"),
     ("overwrite_input", "output would overwrite an input file"),
     ("dna_query", "looks like DNA, but the index"),  # not "use --model kmer:2": the index fixes the model
-    ("no_default", "default model 'default-protein' is not installed"),
+    ("no_shipped", "unknown model 'default-protein'"),
 ])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, case, message):
     out = tmp_path / "h.tsv"
@@ -188,7 +188,7 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
         from phylocl.models import persistence
 
         monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "no-pretrained")
-        model = []
+        model = ["--model", "default-protein"]
     before = db.read_text()
     assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""Learning curves of ``phylocl train`` runs: dev figures and the same figures on training families, against pairs
+seen, read from ``DIR/logs/metrics.csv`` (see :mod:`phylocl.workflows.callbacks`).
+
+A dev curve that rises with the training-family curve means the encoder learns something that transfers; a
+training-family curve that keeps rising while the dev curve stays flat means it memorises families::
+
+    python -m phylocl.workflows.curves runs/a runs/b -o curves.png --metric auc1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from phylocl.atomic import atomic_path
+from phylocl.errors import InputError
+
+__all__ = ["read_curves", "plot_curves"]
+
+
+def read_curves(run: str | Path, *, metric: str = "map_r") -> dict[str, list[tuple[float, float]]]:
+    """``{"val": [(pairs_seen, value), ...], "train_fam": [...]}`` of one run (rows with the metric only)."""
+    path = Path(run) / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise InputError("no logs/metrics.csv (not a phylocl train folder?)", path=Path(run))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    curves: dict[str, list[tuple[float, float]]] = {"val": [], "train_fam": []}
+    for row in rows:
+        seen = row.get("val/pairs_seen")
+        for prefix, points in curves.items():
+            value = row.get(f"{prefix}/{metric}")
+            if value and seen:
+                points.append((float(seen), float(value)))
+    if not curves["val"]:
+        raise InputError(f"no val/{metric} with val/pairs_seen logged (an older run, or validation off)", path=path)
+    return curves
+
+
+def plot_curves(runs: list[str | Path], out: str | Path, *, metric: str = "map_r") -> Path:
+    """One figure: per run, the dev curve (solid) and the training-family curve (dashed) of ``metric`` against
+    pairs seen on a log axis; written atomically to ``out`` (PNG/SVG/PDF by its suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k, run in enumerate(runs):
+        curves = read_curves(run, metric=metric)
+        colour = f"C{k % 10}"
+        for prefix, style, what in (("val", "-", "dev families"), ("train_fam", "--", "training families")):
+            if curves[prefix]:
+                x, y = zip(*curves[prefix])
+                ax.plot(x, y, style, color=colour, marker="o", ms=3, label=f"{Path(run).name}: {what}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training pairs seen")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="phylocl train output folders")
+    p.add_argument("-o", "--out", required=True, help="figure file (.png, .svg, .pdf)")
+    p.add_argument("--metric", default="map_r", help="map_r (default), auc1, top1, recall@10, ...")
+    args = p.parse_args(argv)
+    print(plot_curves(args.runs, args.out, metric=args.metric))
+
+
+if __name__ == "__main__":
+    main()

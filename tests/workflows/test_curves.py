@@ -1,0 +1,76 @@
+"""Learning curves: ``phylocl train`` logs dev and training-family figures against pairs seen; the plot helper."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import phylocl
+from phylocl.data.datamodule import DataConfig, OrthologDataModule
+from phylocl.errors import InputError
+from phylocl.retrieval.evaluation import evaluate_embeddings
+from phylocl.training.refresh import embed_dataset
+from phylocl.workflows import train as train_mod
+from phylocl.workflows.curves import plot_curves, read_curves
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "example-mini-mit" / "protein"
+SETS = ["model.name=gmlp-tiny", f"data.path={EXAMPLE}", "data.max_len=48", "data.batch_size=3",
+        "data.fractions=[0.6,0.2,0.2]", "trainer.max_steps=6", "trainer.log_every_n_steps=1",
+        "optim.warmup_steps=2", "eval.train_families=4"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("curves") / "run"
+    train_mod.train(None, out, overrides=SETS + ["trainer.val_every_n_steps=3"], progress=False)
+    return out
+
+
+def test_train_logs_dev_and_training_family_figures_against_pairs_seen(run):
+    with open(run / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("val/map_r")]
+    assert [float(r["val/pairs_seen"]) for r in rows] == [3 * 3, 6 * 3]  # steps x pairs per step
+    assert all(0 <= float(r["train_fam/map_r"]) <= 1 and r["train_fam/auc1"] for r in rows)
+    curves = read_curves(run)
+    assert [x for x, _ in curves["val"]] == [x for x, _ in curves["train_fam"]] == [9.0, 18.0]
+
+
+def test_training_family_sample_is_fixed_and_from_training_families(run):
+    splits = json.loads((run / "splits.json").read_text())
+    cfg = DataConfig(path=str(EXAMPLE), fractions=(0.6, 0.2, 0.2))
+    dms = [OrthologDataModule(config=cfg, train_eval_families=4) for _ in range(2)]
+    for dm in dms:
+        dm.setup()
+    sample = dms[0].train_eval_set()
+    assert sample.family_names == dms[1].train_eval_set().family_names and len(sample.family_names) == 4
+    assert set(sample.family_names) <= set(splits["train"])
+    assert len(dms[0].val_dataloader()) == 2
+    off = OrthologDataModule(config=cfg)
+    off.setup()
+    assert not isinstance(off.val_dataloader(), list)  # train_eval_families=0: the dev loader alone
+
+
+def test_logged_training_family_figures_are_the_encoders(tmp_path):
+    out = tmp_path / "run"
+    train_mod.train(None, out, overrides=SETS + ["trainer.val_every_n_steps=6"], progress=False)
+    with open(out / "logs" / "metrics.csv") as fh:
+        logged = [float(r["train_fam/map_r"]) for r in csv.DictReader(fh) if r.get("train_fam/map_r")]
+    dm = OrthologDataModule(config=DataConfig(path=str(EXAMPLE), fractions=(0.6, 0.2, 0.2), max_len=48),
+                            train_eval_families=4)
+    dm.setup()
+    sample = dm.train_eval_set()
+    # reference: the exported (= only validated) encoder on the same deterministic crops, scored directly
+    x = embed_dataset(phylocl.load_encoder(out), dm.eval_dataloader(sample), len(sample))
+    assert len(logged) == 1
+    assert logged[0] == pytest.approx(evaluate_embeddings(np.asarray(x), sample.families)["map_r"], abs=1e-4)
+
+
+def test_plot_helper_writes_a_figure_and_names_bad_runs(run, tmp_path):
+    png = plot_curves([run, run], tmp_path / "c.png", metric="auc1")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="no logs/metrics.csv"):
+        read_curves(tmp_path)
