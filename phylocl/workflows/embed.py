@@ -108,8 +108,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
                                    seconds=time.perf_counter() - start, rank=rank)
             shards = module.shards
         n = shards.merge(n_shards, model=info, with_labels=with_labels)
-    except InputError:
-        ShardFolder(out=out, settings=settings, create=False).remove()  # bad input: nothing to resume from
+    except BaseException as err:  # bad input, or an input read once (a pipe): nothing to resume from
+        if isinstance(err, InputError) or "unique" in settings["input"]:
+            ShardFolder(out=out, settings=settings, create=False).remove()
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
                        seconds=time.perf_counter() - start, notes=letter_notes(letters))
