@@ -9,6 +9,7 @@ import phylocl
 from phylocl.diagnostics.layers import BlockRecorder, find_blocks, layer_residuals
 from phylocl.diagnostics.measures import masked_residual
 from phylocl.models.attention_stack import AttentionStack
+from phylocl.models.registry import list_models
 
 
 def _stack_residuals(stack, x, mask):
@@ -61,3 +62,13 @@ def test_layer_residuals_of_an_encoder_one_per_block_and_none_for_kmer(name):
     assert find_blocks(KmerEmbedder(k=2, alphabet="protein")) is None
     assert layer_residuals(KmerEmbedder(k=2, alphabet="protein"), ["MKV"]) == {"input_residual": None,
                                                                              "layer_residual": []}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_gives_one_residual_per_block_or_none(name):
+    """Stacks of blocks called as block(x, mask) get one value per block; k-mer backbones (no such stack) none."""
+    torch.manual_seed(0)
+    enc = phylocl.build_encoder(name)
+    r = layer_residuals(enc, ["MKVLAAGIVGLLLA", "MSTAPQRW"])
+    want = enc.config.depth if find_blocks(enc) is not None else 0
+    assert len(r["layer_residual"]) == want and all(0.0 <= v <= 1.0 for v in r["layer_residual"])
