@@ -35,3 +35,18 @@ def test_log_lines_follow_stderr_after_the_old_one_is_closed(monkeypatch):
     log.info("hidden")
     assert second.getvalue() == "phylocl demo: two\n"
     assert sum(type(h).__name__ == "_StderrHandler" for h in logging.getLogger("phylocl").handlers) == 1
+
+
+def test_handlers_are_replaced_and_quiet_hides_info(monkeypatch):
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    configure_logging("demo")
+    configure_logging("demo")  # replaces, does not stack handlers
+    log = logging.getLogger("phylocl.workflows.demo")
+    log.info("one")
+    assert err.getvalue() == "phylocl demo: one\n"
+    configure_logging("demo", quiet=True)
+    log.info("hidden")
+    log.warning("shown")
+    assert err.getvalue().splitlines()[-1] == "phylocl demo: shown" and "hidden" not in err.getvalue()
+    configure_logging("demo")  # leave the default level for other tests

@@ -242,6 +242,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    backbone = module.encoder.backbone
+    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+        backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
     with lightning_errors("trainer"):
