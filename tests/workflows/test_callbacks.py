@@ -24,7 +24,7 @@ class _Module:
 
 
 def _epoch(cb, x, labels, step=10):
-    trainer = SimpleNamespace(sanity_checking=False, global_step=step)
+    trainer = SimpleNamespace(sanity_checking=False, global_step=step, world_size=1)
     module = _Module()
     cb.on_validation_epoch_start(trainer, module)
     for lo in range(0, len(x), 7):
