@@ -107,8 +107,11 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
-              batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
-              alphabet=args.alphabet, strict=args.strict)
+              batch_size=args.batch_size, device=args.device, precision=args.precision,
+              overlap=args.window_overlap, shard_size=args.shard_size, devices=args.devices,
+              num_nodes=args.num_nodes, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+    if r.rank != 0:
+        return 0  # rank 0 merged the shards and reports
     _print_notes("embed", r.notes)
     _say_default("embed", r.model)
     print(f"wrote {r.n:,} embeddings (dim {r.dim}, model {r.model['name']}"
@@ -119,8 +122,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from phylocl.workflows.index import build_index_file
 
+    budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
     r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
-                         threads=args.threads, nlist=args.nlist, nprobe=args.nprobe, ef_search=args.ef_search)
+                         threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
+                         ef_search=args.ef_search)
     for note in r.notes:
         print(f"phylocl index: note: {note}", file=sys.stderr)
     params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
@@ -133,8 +138,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
-               batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.quiet,
-               alphabet=args.alphabet, strict=args.strict)
+               batch_size=args.batch_size, device=args.device, precision=args.precision,
+               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
@@ -148,7 +153,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data=args.data, labels=args.labels, model=args.model, db_extra=args.db_extra,
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
-                      device=args.device, precision=args.precision, progress=not args.quiet, strict=args.strict)
+                      device=args.device, precision=args.precision, overlap=args.window_overlap,
+                      progress=not args.quiet, strict=args.strict)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -178,9 +184,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="sequences per model call (default %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="encoder arithmetic: fp32 (default) or bf16 autocast, 1.6-1.9x faster on a CPU with "
-                        "AVX-512 BF16, slower on one without (ignored by kmer:K)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="encoder arithmetic: fp32 (default), bf16 autocast (1.6-1.9x faster on a CPU with "
+                        "AVX-512 BF16, slower on one without) or int8 linear layers (CPU; see docs/performance.md); "
+                        "ignored by kmer:K")
+    p.add_argument("--window-overlap", type=float, metavar="F",
+                   help="fraction of a window shared by consecutive windows of a sequence longer than the "
+                        "encoder's max_len (default 0.5; 0 embeds each residue once; ignored by kmer:K)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -277,6 +287,14 @@ def _add_embed(sub) -> None:
     src.add_argument("--data", metavar="PATH", help="labelled dataset (folder, or FASTA with --labels)")
     p.add_argument("--labels", metavar="TSV", help="labels table for a --data FASTA file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="embeddings file to write")
+    p.add_argument("--shard-size", type=int, default=65536, metavar="N",
+                   help="sequences per shard (default 65536): finished shards are kept in OUT.npz.shards/ and a "
+                        "rerun after a kill or crash skips them")
+    p.add_argument("--devices", type=int, metavar="N",
+                   help="embed with N processes (GPUs with --device cuda, else CPU processes) through Lightning DDP; "
+                        "each writes its own shards, rank 0 merges them")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                   help="nodes of a multi-node run (launched by torchrun/SLURM; OUT must be on a shared file system)")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_embed)
@@ -288,8 +306,11 @@ def _add_index(sub) -> None:
     p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
     p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    p.add_argument("--type", choices=list(INDEX_KINDS), default="flat",
-                   help="flat: exact (default); ivf, hnsw, ivfpq: approximate, for millions of sequences")
+    p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS], default="auto",
+                   help="auto (default): flat (exact) up to 50,000 vectors, hnsw up to 2,000,000, then ivf, and "
+                        "ivfpq when the vectors exceed --memory-gb; or force one kind")
+    p.add_argument("--memory-gb", type=float, metavar="GB",
+                   help="auto: most GB of raw vectors an index may hold before it switches to ivfpq (default 4)")
     p.add_argument("--nlist", type=int, help=PARAM_HELP["nlist"])
     p.add_argument("--nprobe", type=int, help=PARAM_HELP["nprobe"])
     p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])

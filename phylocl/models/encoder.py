@@ -196,6 +196,7 @@ class SequenceEncoder(nn.Module):
     def embed(
         self, sequences: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool = False,
         convert_to_tensor: bool = False, device: str | torch.device | None = None, precision: str = "fp32",
+        overlap: float | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embeddings of any number of sequences of any length: ``(N, embed_dim)`` float32 rows of unit norm.
 
@@ -206,8 +207,11 @@ class SequenceEncoder(nn.Module):
             convert_to_tensor: return a ``torch.Tensor`` on the model's device instead of a numpy array.
             device: move the model there first; it **stays** there (as sentence-transformers' ``encode``), so
                 repeated calls do not copy the weights back and forth. ``None``: where it is.
-            precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast (1.6-1.9x faster on a CPU with AVX-512
-                BF16; window sums and the normalisation stay float64).
+            precision: ``"fp32"``, ``"bf16"`` for bfloat16 autocast (1.6-2.2x faster on a CPU with AVX-512
+                BF16; window sums and the normalisation stay float64), or ``"int8"``: a cached copy with int8
+                dynamically quantised linear layers (CPU, 1.5x; :func:`~phylocl.models.inference.inference_module`).
+            overlap: fraction of a window shared by consecutive windows of a long sequence (``None``: 0.5, as in
+                ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
 
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
         embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
@@ -219,7 +223,7 @@ class SequenceEncoder(nn.Module):
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if device is not None:
             self.to(device)
-        x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision,
+        x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)
         return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
 

@@ -14,12 +14,25 @@ import torch
 
 from phylocl.data.alphabet import PAD_ID
 
-__all__ = ["default_stride", "window_starts", "window_batch"]
+__all__ = ["default_stride", "overlap_stride", "window_starts", "window_batch", "DEFAULT_OVERLAP"]
+
+DEFAULT_OVERLAP = 0.5  # fraction of a window shared with the next one (training and ``forward``)
 
 
 def default_stride(window: int) -> int:
     """Stride used by the encoders: half a window (at least 1)."""
     return max(1, window // 2)
+
+
+def overlap_stride(window: int, overlap: float) -> int:
+    """Stride giving consecutive windows ``overlap`` of a window in common (``0 <= overlap < 1``).
+
+    ``overlap_stride(128, 0.5) == 64`` (the default), ``overlap_stride(128, 0.25) == 96``, ``overlap_stride(128, 0)
+    == 128`` (no residue embedded twice, except by the last window, which is aligned to the end).
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"window overlap must be in [0, 1), got {overlap}")
+    return max(1, min(window, round(window * (1 - overlap))))
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:

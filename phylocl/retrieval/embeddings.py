@@ -9,6 +9,10 @@ Format (a NumPy ``.npz`` zip archive, members stored uncompressed, readable with
                                  fingerprint, name, dim (== D) and alphabet
     format      ()     str       "phylocl-embeddings/1"
 
+Members carry a fixed time stamp, so the same rows, ids, labels and model give a byte-identical file (a resumed
+``phylocl embed`` equals an uninterrupted one). Files without ``format`` (the first releases) read as version 1;
+a newer major version is refused with a message rather than misread.
+
 :func:`save_embeddings` writes arrays already in memory; :class:`EmbeddingWriter` streams chunks (as
 ``phylocl embed`` produces them) and only creates the file once every chunk is in.
 """
@@ -33,6 +37,8 @@ __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embedding
 
 FORMAT = "phylocl-embeddings/1"
 MODEL_KEYS = ("fingerprint", "name", "dim", "alphabet")
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # time stamp of every archive member (the earliest a zip file can hold)
+_CHECK_ROWS = 65536  # rows checked for NaN per step (a memory-mapped file is never materialised)
 _COPY_BLOCK = 16 << 20  # bytes copied per step when streaming the spool into the archive
 
 
@@ -98,11 +104,19 @@ def _write_archive(path: Path, write_embeddings: Callable, ids: list[str], label
     if labels is not None:
         members["labels"] = np.array(labels, dtype=str)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("embeddings.npy", "w", force_zip64=True) as f:
+        with zf.open(_member("embeddings.npy"), "w", force_zip64=True) as f:
             write_embeddings(f)
         for name, arr in members.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+            with zf.open(_member(f"{name}.npy"), "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, arr, allow_pickle=False)
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A stored archive member with a fixed time stamp, so the same rows always give the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def save_embeddings(path: str | Path, embeddings, ids: Sequence[str], labels: Sequence[str] | None = None, *,
@@ -246,8 +260,12 @@ def _check_archive_magic(path: Path) -> None:
     raise InputError(f"{what}; expected an embeddings file written by `phylocl embed`", path=path)
 
 
-def load_embeddings(path: str | Path) -> EmbeddingSet:
+def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
     """Read an embeddings file written by :func:`save_embeddings` / :class:`EmbeddingWriter`.
+
+    ``mmap=True``: the rows stay on disk as a read-only ``(N, D)`` float32 ``np.memmap``
+    (:func:`~phylocl.retrieval.npz_mmap.memmap_member`), so only the ids, labels and the rows being used take memory;
+    a file whose rows cannot be mapped (compressed by another tool) is read into memory.
 
     Raises :class:`~phylocl.errors.InputError` when the file is missing, not an ``.npz`` archive, or lacks or
     contradicts the expected members.
@@ -265,7 +283,8 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
             if "format" in names and str(npz["format"]) != FORMAT:
                 raise InputError(f"embeddings format {str(npz['format'])!r} is not the {FORMAT!r} this phylocl "
                                  "reads (written by another version? re-run phylocl embed)", path=path)
-            x = npz["embeddings"]
+            x = _mapped_rows(path) if mmap else None
+            x = npz["embeddings"] if x is None else x
             ids = npz["ids"].tolist()
             labels = npz["labels"].tolist() if "labels" in names else None
             model_json = str(npz["model"])
@@ -276,7 +295,7 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
                          path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
-    if not np.isfinite(x).all():
+    if not all(np.isfinite(x[lo:lo + _CHECK_ROWS]).all() for lo in range(0, len(x), _CHECK_ROWS)):
         raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)
@@ -287,5 +306,17 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
         _check_model(model, x.shape[1])
     except ValueError as err:
         raise InputError(f"bad model description: {err}", path=path) from None
-    return EmbeddingSet(embeddings=np.ascontiguousarray(x, dtype=np.float32), ids=[str(i) for i in ids],
+    if not (isinstance(x, np.memmap) and x.dtype == np.float32 and x.flags.c_contiguous):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return EmbeddingSet(embeddings=x, ids=[str(i) for i in ids],
                         labels=None if labels is None else [str(s) for s in labels], model=model)
+
+
+def _mapped_rows(path: Path) -> np.ndarray | None:
+    from phylocl.retrieval.npz_mmap import memmap_member
+
+    try:
+        x = memmap_member(path, "embeddings.npy")
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+    return x if isinstance(x, np.memmap) and x.dtype == np.float32 else None

@@ -12,6 +12,9 @@ vectors of width ``D``):
            IVF defaults, ``pq_m`` = the largest divisor of ``D`` that is ``<= min(64, D / 4)``, 8 bits per code,
            ``k_factor = 4`` (``k_factor = 0``: no re-ranking, codes only).
 
+``auto`` picks one of them from ``N``, ``D`` and a memory budget (:mod:`phylocl.retrieval.index_choice`).
+Vectors are normalised and added in batches, so building from a memory-mapped file holds one batch at a time.
+
 IVF kinds need training: with too few vectors (fewer than 78 for ``ivf``, 9,984 for ``ivfpq``) they fall back
 (to ``flat`` / ``ivf``) with a warning; an explicit ``nlist`` above ``N / 39`` is clamped with a warning.
 Persistence and compatibility checks live in :mod:`phylocl.retrieval.index_io`.
@@ -24,11 +27,14 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from phylocl.retrieval.index_params import INDEX_KINDS, PARAM_NAMES, TRAIN_POINTS_PER_LIST, default_params
+from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
+                                           default_params)
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "INDEX_KINDS"]
 
+TRAIN_BYTES = 1 << 30  # training samples are cut to this many bytes (but keep >= 39 points per list)
+ADD_BATCH = 65536  # rows normalised and added per step
 
 def set_num_threads(n: int) -> None:
     """Number of OpenMP threads FAISS uses for building and searching."""
@@ -119,6 +125,7 @@ class RetrievalIndex:
         self.ids = [str(i) for i in ids]
         self.labels = None if labels is None else [str(s) for s in labels]
         self.model = dict(model or {})
+        self.reason: str | None = None  # why build_index(kind="auto") chose this kind
         self._row = {i: r for r, i in enumerate(self.ids)}
         if len(self._row) != len(self.ids):
             raise ValueError("row ids must be unique")
@@ -191,31 +198,54 @@ class RetrievalIndex:
 
 def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = None,
                 labels: Sequence[str] | None = None, model: dict | None = None, seed: int = 0,
-                **params) -> RetrievalIndex:
-    """Build a :class:`RetrievalIndex` over ``embeddings`` ``(N, D)``.
+                batch_rows: int = ADD_BATCH, memory_budget: int | None = None, **params) -> RetrievalIndex:
+    """Build a :class:`RetrievalIndex` over ``embeddings`` ``(N, D)`` (an array or a read-only memory map).
+
+    Memory: the index itself plus one batch. Rows are normalised and added ``batch_rows`` at a time, IVF/PQ
+    training reads a seeded sample (at most ``TRAIN_POINTS_PER_LIST * nlist`` rows and :data:`TRAIN_BYTES`), so
+    a memory-mapped file is never copied whole.
 
     Args:
-        kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq``.
+        kind: ``flat``, ``ivf``, ``hnsw``, ``ivfpq`` or ``auto`` (:func:`~phylocl.retrieval.index_choice.choose_kind`
+            from ``N``, ``D`` and ``memory_budget`` bytes, default 4 GiB; ``index.reason`` says what and why).
         ids: row ids (default ``"0"``, ``"1"``, ...); labels: row labels or ``None``; model: embedder description.
         seed: seed of the k-means / PQ training and of the training sample.
         params: overrides of :func:`default_params` (``nlist``, ``nprobe``, ``hnsw_m``, ``ef_construction``,
             ``ef_search``, ``pq_m``, ``pq_nbits``, ``k_factor``); ``None`` values mean default.
     """
-    x = normalize_rows(embeddings)  # (N, D)
-    n, dim = x.shape
+    if getattr(embeddings, "ndim", 2) != 2:
+        raise ValueError(f"expected a 2-D array (N, D), got shape {np.shape(embeddings)}")
+    n, dim = embeddings.shape
     if n == 0:
         raise ValueError("cannot index zero vectors")
+    reason = None
+    if kind == "auto":
+        from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
+
+        kind, auto, why = choose_kind(n, dim, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
+        reason = f"{kind}: {why}"  # the kind chosen (a FAISS fallback may still build another, with a warning)
+        params = {**auto, **{k: v for k, v in params.items() if v is not None}}
     kind, p = default_params(kind, n, dim, **params)
     index = _new_index(kind, dim, p)
     if not index.is_trained:
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.seed = seed
-        if kind == "ivfpq":
-            faiss.downcast_index(ivf).pq.cp.seed = seed
-        rng = np.random.default_rng(seed)
-        size = min(n, TRAIN_POINTS_PER_LIST * p["nlist"])
-        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
-        index.train(sample)
-    index.add(x)
-    return RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
-                          labels=labels, model=model)
+        _train(index, embeddings, kind, p, seed)
+    for lo in range(0, n, batch_rows):
+        index.add(normalize_rows(embeddings[lo:lo + batch_rows]))  # (b, D)
+    out = RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
+                         labels=labels, model=model)
+    out.reason = reason
+    return out
+
+
+def _train(index: faiss.Index, x, kind: str, p: dict, seed: int) -> None:
+    """Train IVF centroids (and PQ codebooks) on a seeded sample of ``x``'s rows, read in sorted order."""
+    n, dim = x.shape
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed = seed
+    if kind == "ivfpq":
+        faiss.downcast_index(ivf).pq.cp.seed = seed
+    least = MIN_POINTS_PER_LIST * max(p["nlist"], 2 ** p.get("pq_nbits", 0))
+    size = min(n, max(least, min(TRAIN_POINTS_PER_LIST * p["nlist"], TRAIN_BYTES // (4 * dim))))
+    rows = np.arange(n) if size == n else np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    sample = np.concatenate([normalize_rows(x[rows[lo:lo + ADD_BATCH]]) for lo in range(0, size, ADD_BATCH)])
+    index.train(sample)  # (size, D)

@@ -2,10 +2,12 @@
 
 Records are read in buffers of ``buffer_size`` (default 8,192); each buffer is sorted by length (longest first,
 so similar lengths share a batch and little padding is computed), embedded ``batch_size`` sequences at a time,
-put back in input order and appended to an :class:`~phylocl.retrieval.embeddings.EmbeddingWriter`. Memory held:
-one buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in
-(a failure or Ctrl-C leaves no file). The embedding path (:mod:`phylocl.workflows.embedding`) and the input
-checks (:mod:`phylocl.workflows.inputs`) are shared with ``search`` and ``evaluate``.
+put back in input order and appended to a shard file (:mod:`phylocl.workflows.shards`: ``shard_size`` sequences
+each, written atomically to ``<out>.shards/``); at the end the shards are streamed into ``out``. Memory held: one
+buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in. A failure
+or Ctrl-C leaves no output file but keeps the finished shards, which a rerun with the same input and settings
+skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embedding`) and the input checks
+(:mod:`phylocl.workflows.inputs`) are shared with ``search`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import DEFAULT_BUFFER, Item, embed_buffers
+from phylocl.workflows.embedding import DEFAULT_BUFFER, Item
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.models import resolve_model
+from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
-__all__ = ["EmbedResult", "embed"]
+__all__ = ["EmbedResult", "embed", "open_input"]
 
 
 @dataclass
@@ -37,12 +40,15 @@ class EmbedResult:
     labelled: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    rank: int = 0  # of a distributed run: only rank 0 merges and counts (the others report n = 0)
 
 
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-          progress: bool = True, stream=None, alphabet: str | None = None, strict: bool = False) -> EmbedResult:
+          overlap: float | None = None, shard_size: int = DEFAULT_SHARD_SIZE, devices: int | None = None,
+          num_nodes: int = 1, progress: bool = True, stream=None, alphabet: str | None = None,
+          strict: bool = False) -> EmbedResult:
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
@@ -53,38 +59,77 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available).
-        precision: ``fp32`` or ``bf16`` (bfloat16 autocast, faster on GPUs and CPUs with AVX-512 BF16) for encoders.
+        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (CPU) for encoders.
+        overlap: window overlap of encoders on long sequences (``None``: the encoder's default).
+        shard_size: sequences per shard; finished shards survive a kill and are skipped by the next run
+            (:mod:`phylocl.workflows.shards`).
+        devices, num_nodes: embed with that many processes per node on that many nodes through Lightning's DDP
+            prediction loop (:mod:`phylocl.workflows.embed_distributed`); ``None`` and 1: this process alone.
+            The file is the same either way; ranks other than 0 return ``n = 0``.
         progress: show a tqdm bar on ``stream`` (default stderr; only on a terminal).
         alphabet: ``None``/``"auto"`` (detected from the first 256 records), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
+        (A distributed run reads the FASTA once per process: it must be a file, not a pipe.)
 
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
-    from phylocl.retrieval.embeddings import EmbeddingWriter
-
     start = time.perf_counter()
     if (fasta is None) == (data is None):
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
+    if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
+        raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
+                         f"{num_nodes}")
     out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
-    if fasta is not None:
-        source = open_fasta(fasta, alphabet=alphabet, strict=strict)
-        embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision)
-        items: Iterable[Item] = ((r.id, r.sequence, None) for r in fasta_records(source, embedder))
-        total, with_labels, letters = None, False, source.letters
-    else:
-        ds = read_labelled(data, labels, alphabet=alphabet, strict=strict)
-        embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
-        check_dataset_alphabet(ds, embedder, data)
-        items = zip(ds.ids, ds.sequences, ds.families)
-        total, with_labels, letters = len(ds), True, ds.source.get("unknown_letters", {})
+    embedder, items, total, with_labels, letters = open_input(
+        model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
+        alphabet=alphabet, strict=strict)
     info = embedder.model_info()
-    bar = progress_bar("embedding", total=total, enabled=progress, stream=stream)
-    with bar, EmbeddingWriter(out, model=info, with_labels=with_labels) as writer:
-        for x, ids, labs in embed_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                          progress=bar):
-            writer.append(x, ids, labs if with_labels else None)
-        n = len(writer)
+    settings = {"model": info["fingerprint"], "input": input_identity(fasta if fasta is not None else data),
+                "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
+                "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
+                "precision": embedder.precision, "overlap": embedder.overlap, "alphabet": embedder.alphabet.name,
+                "strict": strict}
+    sizes = {"shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size}
+    try:
+        if devices is None and num_nodes == 1:
+            shards = ShardFolder(out=out, settings=settings)
+            with progress_bar("embedding", total=total, enabled=progress, stream=stream) as bar:
+                n_shards = write_shards(items(), embedder, shards, with_labels=with_labels, progress=bar, **sizes)
+        else:
+            from phylocl.workflows.embed_distributed import ShardPredictor, predict_shards
+
+            module = ShardPredictor(embedder=embedder, items=items, out=out, settings=settings,
+                                    with_labels=with_labels, **sizes)
+            rank, n_shards = predict_shards(module, device=device, devices=devices or 1, num_nodes=num_nodes)
+            if rank != 0:  # rank 0 merges
+                return EmbedResult(path=out, n=0, dim=embedder.dim, model=info, labelled=with_labels,
+                                   seconds=time.perf_counter() - start, rank=rank)
+            shards = module.shards
+        n = shards.merge(n_shards, model=info, with_labels=with_labels)
+    except BaseException as err:  # bad input, or an input read once (a pipe): nothing to resume from
+        if isinstance(err, InputError) or "unique" in settings["input"]:
+            ShardFolder(out=out, settings=settings, create=False).remove()
+        raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
                        seconds=time.perf_counter() - start, notes=letter_notes(letters))
+
+
+def open_input(*, model, fasta, data, labels, device, precision, overlap, alphabet, strict):
+    """``(embedder, items, total, with_labels, letters)`` for a FASTA file (streamed once, ``total=None``) or a
+    dataset; ``items()`` returns the iterator of ``(id, sequence, label)`` over the whole input (call it once),
+    ``letters`` what was read as the unknown letter (filled as the FASTA is read)."""
+    if fasta is not None:
+        source = open_fasta(fasta, alphabet=alphabet, strict=strict)
+        embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision, overlap=overlap)
+
+        def records() -> Iterable[Item]:
+            return ((r.id, r.sequence, None) for r in fasta_records(source, embedder))
+
+        return embedder, records, None, False, source.letters
+    ds = read_labelled(data, labels, alphabet=alphabet, strict=strict)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
+    check_dataset_alphabet(ds, embedder, data)
+    items = lambda: zip(ds.ids, ds.sequences, ds.families)  # noqa: E731
+    return embedder, items, len(ds), True, ds.source.get("unknown_letters", {})

@@ -153,8 +153,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
-             device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
-             progress: bool = True, stream=None, strict: bool = False) -> dict:
+             device: str | None = None, precision: str = "fp32", overlap: float | None = None,
+             buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -165,7 +165,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.
         per_family: also write the per-family table there (TSV).
-        device, precision: where and in which precision an encoder runs (as in :func:`~phylocl.workflows.embed.embed`).
+        device, precision, overlap: where, in which precision and with which window overlap an encoder runs (as in
+            :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
 
@@ -188,7 +189,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
     groups = _relevance_groups(ds, group_column, data=data)
-    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,

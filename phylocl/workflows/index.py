@@ -44,29 +44,35 @@ def check_index_destination(path: str | Path) -> Path:
     return path
 
 
-def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "flat", seed: int = 0,
-                     threads: int | None = None, **params) -> IndexResult:
+def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "auto", seed: int = 0,
+                     threads: int | None = None, memory_budget: int | None = None, **params) -> IndexResult:
     """Build an index of ``kind`` over the embeddings file and save it as a bundle folder at ``out``.
+
+    The rows are memory-mapped and added in batches, so memory is about the index's own size.
 
     Args:
         embeddings: an ``.npz`` written by ``phylocl embed``.
-        kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq`` (see :mod:`phylocl.retrieval.index`).
+        kind: ``auto`` (from the size: :mod:`phylocl.retrieval.index_choice`), ``flat``, ``ivf``, ``hnsw`` or
+            ``ivfpq`` (see :mod:`phylocl.retrieval.index`). memory_budget: bytes of raw vectors ``auto`` allows.
         seed: seed of the IVF / PQ training; threads: FAISS threads (default: FAISS's own).
         params: index parameters (``nlist``, ``nprobe``, ``ef_search`` ...), ``None`` = default.
 
-    Returns an :class:`IndexResult`; ``notes`` holds FAISS fallbacks (too few vectors for ``ivf`` ...).
+    Returns an :class:`IndexResult`; ``notes`` holds the reason of an ``auto`` choice and FAISS fallbacks (too few
+    vectors for ``ivf`` ...).
     """
     from phylocl.retrieval.embeddings import load_embeddings
     from phylocl.retrieval.index import INDEX_KINDS, build_index, set_num_threads
 
     start = time.perf_counter()
-    if kind not in INDEX_KINDS:
-        raise InputError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    if kind not in (*INDEX_KINDS, "auto"):
+        raise InputError(f"unknown index type {kind!r}; choose auto or one of {', '.join(INDEX_KINDS)}")
+    if memory_budget is not None and memory_budget <= 0:
+        raise InputError(f"the memory budget must be positive, got {memory_budget}")
     for name, value in params.items():
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     out = check_index_destination(out)
-    emb = load_embeddings(embeddings)
+    emb = load_embeddings(embeddings, mmap=True)
     if threads is not None:
         if threads < 1:
             raise InputError(f"--threads must be >= 1, got {threads}")
@@ -75,10 +81,10 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "fl
         warnings.simplefilter("always")
         try:
             index = build_index(emb.embeddings, kind=kind, ids=emb.ids, labels=emb.labels, model=emb.model,
-                                seed=seed, **params)
+                                seed=seed, memory_budget=memory_budget, **params)
         except ValueError as err:
             raise InputError(f"cannot build a {kind} index: {err}") from None
     index.save(out)
+    notes = ([f"chose {index.reason}"] if index.reason else []) + [str(w.message) for w in caught]
     return IndexResult(path=out, kind=index.kind, n=index.ntotal, dim=index.dim, params=index.params,
-                       model=index.model, seconds=time.perf_counter() - start,
-                       notes=[str(w.message) for w in caught])
+                       model=index.model, seconds=time.perf_counter() - start, notes=notes)

@@ -31,7 +31,7 @@ from phylocl.workflows.defaults import DefaultChoice, choose_default
 
 __all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
-PRECISIONS = ("fp32", "bf16")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
+PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 _TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
 
 
@@ -63,7 +63,10 @@ class Embedder:
             :class:`~phylocl.retrieval.kmer.KmerEmbedder`.
         source: where it came from (the spec, a path), for messages.
         device: where an encoder runs (it is moved there once); ignored by the k-mer baseline (NumPy).
-        precision: ``fp32`` or ``bf16`` (bfloat16 autocast) for an encoder; ignored by the k-mer baseline.
+        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (int8 linear layers, CPU) for an encoder;
+            ignored by the k-mer baseline.
+        overlap: window overlap of an encoder on long sequences (``None``: the encoder's default, 0.5; see
+            :func:`~phylocl.models.windows.overlap_stride`); ignored by the k-mer baseline.
         default_choice: set when no model was named and this one was chosen as the best measured default.
 
     Attributes: ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``, ``device``,
@@ -71,7 +74,7 @@ class Embedder:
     """
 
     def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32",
-                 default_choice: DefaultChoice | None = None) -> None:
+                 overlap: float | None = None, default_choice: DefaultChoice | None = None) -> None:
         if not (hasattr(model, "embed") and hasattr(model, "model_info")):
             raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
         self.model, self.source = model, str(source)
@@ -80,6 +83,11 @@ class Embedder:
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.precision = precision if self.is_encoder else "fp32"
+        if self.precision == "int8" and self.device != "cpu":
+            raise InputError("--precision int8 runs on the CPU; use --device cpu, or bf16 on a GPU")
+        if overlap is not None and not 0 <= overlap < 1:
+            raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+        self.overlap = overlap if self.is_encoder else None
         if self.is_encoder:
             model.to(self.device).eval()
         self.default_choice = default_choice
@@ -109,14 +117,16 @@ class Embedder:
 
     def embed(self, sequences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """``N`` sequences (canonical letters of :attr:`alphabet`) -> ``(N, dim)`` float32 rows of unit norm."""
-        kwargs = {"precision": self.precision} if self.is_encoder else {}
+        kwargs = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
         return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
 
 
-def _load_encoder_file(source: str | Path, name: str, device: str, precision: str) -> Embedder:
+def _load_encoder_file(source: str | Path, name: str, device: str, precision: str,
+                       overlap: float | None) -> Embedder:
     from phylocl.models.persistence import load_encoder
 
-    return Embedder(model=load_encoder(source), source=name, device=device, precision=precision)
+    device = resolve_device(device)  # imports torch: only encoders need it (kmer:K starts in a fraction of a second)
+    return Embedder(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
 
 
 def default_model(alphabet: str | Alphabet) -> DefaultChoice:
@@ -125,7 +135,7 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
-                  precision: str = "fp32") -> Embedder:
+                  precision: str = "fp32", overlap: float | None = None) -> Embedder:
     """The :class:`Embedder` named by ``spec`` (see the module docstring).
 
     Args:
@@ -133,37 +143,39 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
             measured method of ``alphabet`` (:func:`default_model`).
         alphabet: the input's alphabet; needed by ``kmer:K`` and by ``spec=None``.
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
-        precision: ``fp32`` or ``bf16`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline is exact.
+        precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
+            is exact. overlap: encoders' window overlap (``None``: default).
 
     Raises :class:`InputError` for a spec that names nothing usable, listing what exists.
     """
     from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 
-    device = resolve_device(device)
     alpha = None if alphabet is None else get_alphabet(alphabet)
+    spec = None if spec is None else str(spec)
+    kmer = None if spec is None else parse_model_spec(spec)
+    if kmer is not None:  # before anything imports torch: kmer:K starts in a fraction of a second
+        if alpha is None:
+            raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
+        if device not in (None, "cpu"):
+            resolve_device(device)  # an absent GPU is still an error, though kmer:K would not use it
+        try:
+            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
+        except ValueError as err:
+            raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     shipped = shipped_models()
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped yet"
     if spec is None:
         if alpha is None:
             raise ValueError("resolve_model(None) needs the input's alphabet to pick its default method")
         choice = default_model(alpha)
-        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision)
+        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap)
         embedder.default_choice = choice
         return embedder
-    spec = str(spec)
-    kmer = parse_model_spec(spec)
-    if kmer is not None:
-        if alpha is None:
-            raise InputError(f"{spec} needs the input's alphabet (protein or dna)")
-        try:
-            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha), source=spec)
-        except ValueError as err:
-            raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     path = Path(spec).expanduser()
     if path.exists():
-        return _load_encoder_file(path, spec, device, precision)
+        return _load_encoder_file(path, spec, device, precision, overlap)
     if spec in shipped:
-        return _load_encoder_file(spec, spec, device, precision)
+        return _load_encoder_file(spec, spec, device, precision, overlap)
     from phylocl.models.registry import list_models
 
     if spec in list_models():

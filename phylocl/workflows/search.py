@@ -71,10 +71,23 @@ def _model_for_index(model: str | None, index) -> str | None:
     """Without ``--model``, an index names its own embedder when it can: ``kmer:K`` for k-mer profiles, the
     shipped encoder's name for one built with a shipped encoder (else the alphabet's default is tried)."""
     if model is None and index.model.get("kind") == "kmer" and "k" in index.model:
-        return f"kmer:{int(index.model['k'])}"
+        sketch = index.model.get("sketch_dim")
+        return f"kmer:{int(index.model['k'])}" + (f":{int(sketch)}" if sketch else "")
     if model is None and index.model.get("name") in shipped_models():
         return str(index.model["name"])
     return model
+
+
+def mappable(path) -> bool:
+    """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
+    import json
+
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False  # load_index names the problem
+    return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
+                                                  and not meta.get("params", {}).get("k_factor"))
 
 
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream):
@@ -89,8 +102,8 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
-           precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER, progress: bool = True,
-           stream=None, alphabet: str | None = None, strict: bool = False) -> SearchResult:
+           precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
+           progress: bool = True, stream=None, alphabet: str | None = None, strict: bool = False) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -99,7 +112,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         k: hits per query (``>= 1``; more than the database holds gives every database row).
         alphabet: of the query (and ``db``) FASTA: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
-        batch_size, buffer_size, device, precision, progress, stream: as in :func:`~phylocl.workflows.embed.embed`.
+        batch_size, buffer_size, device, precision, overlap, progress, stream: as in
+            :func:`~phylocl.workflows.embed.embed`.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model.
@@ -116,14 +130,15 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = None
     if index is not None:
-        ridx = load_index(index)
+        ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
         # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
         kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
-        embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision)
+        embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
+                                 overlap=overlap)
         check_compatible(ridx, embedder.model_info())
         bind_stream(queries, embedder, index=index)
     else:
-        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision)
+        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,

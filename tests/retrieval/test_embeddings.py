@@ -191,3 +191,33 @@ def test_archive_members_are_uncompressed_npy(tmp_path):
         names = sorted(zf.namelist())
         assert names == ["embeddings.npy", "format.npy", "ids.npy", "labels.npy", "model.npy"]
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+
+
+def test_mmap_maps_stored_rows_and_reads_compressed_ones(tmp_path):
+    """Stored rows come back as a read-only memory map of the file; a compressed archive is read instead."""
+    from phylocl.retrieval.npz_mmap import memmap_member
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) + 1
+    model = {"fingerprint": "f", "name": "n", "dim": 3, "alphabet": "protein"}
+    path = save_embeddings(tmp_path / "e.npz", x, list("abcd"), model=model)
+    got = load_embeddings(path, mmap=True)
+    assert isinstance(got.embeddings, np.memmap) and not got.embeddings.flags.writeable
+    np.testing.assert_array_equal(got.embeddings, x)
+    comp = tmp_path / "c.npz"
+    np.savez_compressed(comp, embeddings=x, ids=np.array(list("abcd")), model=np.array(json.dumps(model)),
+                        format=np.array("phylocl-embeddings/1"))
+    with pytest.raises(ValueError, match="compressed"):
+        memmap_member(comp, "embeddings.npy")
+    back = load_embeddings(comp, mmap=True)
+    assert not isinstance(back.embeddings, np.memmap) and np.array_equal(back.embeddings, x)
+
+
+def test_same_rows_give_the_same_bytes(tmp_path):
+    x = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    model = {"fingerprint": "f", "name": "n", "dim": 2, "alphabet": "protein"}
+    a = save_embeddings(tmp_path / "a.npz", x, list("abcde"), model=model).read_bytes()
+    import time as _time
+
+    _time.sleep(2.1)  # zip time stamps have 2 s resolution: a write one tick later must not differ
+    b = save_embeddings(tmp_path / "b.npz", x, list("abcde"), model=model).read_bytes()
+    assert a == b

@@ -95,13 +95,14 @@ def test_bad_letters_name_the_sequence():
         KmerEmbedder(k=1, alphabet="dna").embed("ACGT")
 
 
-@pytest.mark.parametrize("spec, want", [("kmer:3", ("kmer", 3)), ("KMER:2", ("kmer", 2)),
+@pytest.mark.parametrize("spec, want", [("kmer:3", ("kmer", 3, None)), ("KMER:2", ("kmer", 2, None)),
+                                        ("kmer:3:512", ("kmer", 3, 512)),
                                         ("gmlp-small", None), ("runs/model.ckpt", None)])
 def test_parse_model_spec(spec, want):
     assert parse_model_spec(spec) == want
 
 
-@pytest.mark.parametrize("spec", ["kmer", "kmer:", "kmer:x", "kmer:0", "kmer:-1"])
+@pytest.mark.parametrize("spec", ["kmer", "kmer:", "kmer:x", "kmer:0", "kmer:-1", "kmer:3:0", "kmer:3:4:5"])
 def test_parse_model_spec_rejects_malformed(spec):
     with pytest.raises(InputError, match="kmer:K"):
         parse_model_spec(spec)
@@ -122,3 +123,23 @@ def test_kmer_profiles_retrieve_real_families():
     m = evaluate_embeddings(x, [family[r.id] for r in records], ks=(1, 10))
     assert m["n_queries"] == len(records) == 180
     assert m["top1"] > 0.9 and m["map_r"] > 0.8  # 10 families: chance is about 0.1
+
+
+def test_sketch_is_the_signed_hash_of_the_full_profile():
+    """Reference: project the full count vector column by column with the sketch's buckets and signs."""
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=int(n))) for n in (50, 3, 200, 1)]
+    full, sk = KmerEmbedder(k=2, alphabet="protein"), KmerEmbedder(k=2, alphabet="protein", dim=64)
+    counts = full._counts(seqs, 0)  # (4, 400)
+    want = np.zeros((len(seqs), 64))
+    for j in range(400):
+        want[:, sk._bucket[j]] += sk._sign[j] * counts[:, j]
+    norms = np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(sk.embed(seqs), want / np.where(norms > 0, norms, 1), atol=1e-6)
+    assert sk.embed_dim == 64 and sk.name == "kmer:2:64" and sk.model_info()["sketch_dim"] == 64
+    assert sk.fingerprint() != full.fingerprint() != KmerEmbedder(k=2, alphabet="protein", dim=32).fingerprint()
+    # inner products are preserved on average: sketched cosines track the full ones
+    x, y = full.embed(seqs[:3]), sk.embed(seqs[:3])
+    assert np.abs(x @ x.T - y @ y.T).max() < 0.5
+    with pytest.raises(ValueError, match="sketch"):
+        KmerEmbedder(k=2, alphabet="protein", dim=400)

@@ -197,7 +197,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("error", [RuntimeError("device lost"), KeyboardInterrupt()])
-def test_failure_mid_embed_leaves_no_output(tmp_path, dataset, monkeypatch, error):
+def test_failure_mid_embed_leaves_no_output_file(tmp_path, dataset, monkeypatch, error):
     calls = []
     original = Embedder.embed
 
@@ -217,7 +217,9 @@ def test_failure_mid_embed_leaves_no_output(tmp_path, dataset, monkeypatch, erro
     else:
         with pytest.raises(RuntimeError, match="device lost"):
             main(argv)
-    assert len(calls) == 2 and list(out_dir.iterdir()) == []  # no output, no spool or temporary file
+    # no output, no spool or temporary file; only the (empty) shard folder a rerun resumes from
+    assert len(calls) == 2 and [p.name for p in out_dir.iterdir()] == ["e.npz.shards"]
+    assert [p.name for p in (out_dir / "e.npz.shards").iterdir()] == ["manifest.json"]
 
 
 def test_existing_output_survives_a_failed_run(tmp_path, dataset):

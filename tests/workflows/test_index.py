@@ -152,3 +152,21 @@ def test_index_help_states_the_defaults_the_code_uses(capsys, n):
     assert p["nlist"] == min(round(a * math.sqrt(n)), n // b)
     assert p["nprobe"] == math.ceil(p["nlist"] / div)
     assert default_params("hnsw", n, 16)[1]["ef_search"] == ef
+
+
+def test_auto_kind_is_the_default_and_says_why(tmp_path, capsys, monkeypatch):
+    from phylocl.retrieval import index_choice
+
+    path = _embeddings(tmp_path, n=200)[0]
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "a")]) == 0
+    assert "chose flat: 200 vectors" in capsys.readouterr().err
+    monkeypatch.setattr(index_choice, "FLAT_MAX", 100)
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "b")]) == 0
+    assert "chose hnsw" in capsys.readouterr().err and load_index(tmp_path / "b").kind == "hnsw"
+    # over the memory budget (200 x 8 floats = 6.4 kB > 1e-6 GB): product-quantised codes; too few to train
+    # them, so FAISS's fallback applies and says so
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "c"), "--memory-gb", "1e-6"]) == 0
+    err = capsys.readouterr().err
+    assert "chose ivfpq" in err and "building an ivf index instead" in err
+    assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "d"), "--kind", "flat"]) == 0
+    assert "chose" not in capsys.readouterr().err and load_index(tmp_path / "d").kind == "flat"

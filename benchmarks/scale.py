@@ -1,0 +1,172 @@
+"""Search at database scale: time and peak memory of ``phylocl embed`` / ``index`` / ``search`` against DIAMOND.
+
+Input: one ``phylocl simulate`` folder (``famNNNNN.fasta`` files, ``members`` sequences each). For each database
+size ``N`` the first ``N / members`` families are the database, minus the queries: the first member of each of
+the first ``--queries`` families (the same query set at every size, each with ``members - 1`` relatives in the
+database). Every step runs as its own process under ``/usr/bin/time`` (wall seconds, peak RSS):
+
+- ``phylocl embed`` of the database, ``phylocl index --kind K`` for each kind, ``phylocl search --index`` of the
+  queries (``-k 10``; query embedding, model loading and start-up included, so per-query seconds = wall / Q);
+- ``diamond makedb`` and ``diamond blastp --sensitive -k 10`` on the same queries (``--diamond``);
+- recall@10 of each approximate index against the flat index's hits, and the fraction of each tool's top 10
+  that are true family members (precision@10 of the relatives).
+
+Prints one JSON object per step. Example (the issue-17 run; 2 shared cores)::
+
+    phylocl simulate --families 50000 --members 20 --length 300 --indel-rate 0.05 --seed 17 -o sim
+    python benchmarks/scale.py --sim sim --work work --sizes 10000 100000 1000000 \\
+        --model kmer:3:512 --kinds flat,ivf,hnsw,ivfpq --diamond --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], *, threads: int, log: Path) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time``; ``{"seconds", "peak_rss_mb", "rc"}``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+    stats = log.with_suffix(".time")
+    with open(log, "w") as out:
+        rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out,
+                            stderr=subprocess.STDOUT, env=env).returncode
+    sec, kb = stats.read_text().split()[-2:]
+    return {"seconds": float(sec), "peak_rss_mb": round(int(kb) / 1024), "rc": rc}
+
+
+def phylocl(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from phylocl.cli import main; raise SystemExit(main())", *args]
+
+
+def read_fasta(path: Path):
+    name, seq = None, []
+    for line in open(path):
+        if line.startswith(">"):
+            if name:
+                yield name, "".join(seq)
+            name, seq = line[1:].split()[0], []
+        else:
+            seq.append(line.strip())
+    if name:
+        yield name, "".join(seq)
+
+
+def prepare(sims: list[Path], work: Path, n: int, members: int, queries: int) -> tuple[Path, Path, dict]:
+    """Write ``db-N.fasta`` and ``queries.fasta``; returns them and ``{sequence id: family}``.
+
+    Families are taken from the simulation folders in order; ids of the second folder on get a ``s<i>_`` prefix.
+    """
+    files = [(i, path) for i, sim in enumerate(sims) for path in sorted(sim.glob("fam*.fasta"))][: n // members]
+    if len(files) < n // members:
+        raise SystemExit(f"{n} sequences need {n // members} families; the simulations hold {len(files)}")
+    db, qf = work / f"db-{n}.fasta", work / "queries.fasta"
+    family = {}
+    with open(db, "w") as d, open(qf, "w") as q:
+        for f, (i, path) in enumerate(files):
+            for m, (name, seq) in enumerate(read_fasta(path)):
+                name = f"s{i}_{name}" if i else name
+                family[name] = f"{i}/{path.stem}"
+                (q if m == 0 and f < queries else d).write(f">{name}\n{seq}\n")
+    return db, qf, family
+
+
+def hits(path: Path, k: int = 10) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in open(path):
+        parts = line.rstrip("\n").split("\t")
+        if parts[0] == "query" or len(parts) < 2:
+            continue
+        lst = out.setdefault(parts[0], [])
+        if len(lst) < k and parts[1] not in lst:
+            lst.append(parts[1])
+    return out
+
+
+def overlap(a: dict, b: dict, k: int = 10) -> float:
+    """Mean over ``b``'s queries of |a top-k & b top-k| / |b top-k| (recall of ``a`` against ``b``)."""
+    vals = [len(set(a.get(q, [])[:k]) & set(t[:k])) / len(t[:k]) for q, t in b.items() if t]
+    return round(sum(vals) / len(vals), 4) if vals else 0.0
+
+
+def family_precision(h: dict, family: dict, n_queries: int, k: int = 10) -> float:
+    vals = [sum(family.get(t) == family.get(q) for t in ts[:k]) / k for q, ts in h.items()]
+    return round(sum(vals) / n_queries, 4)
+
+
+def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str) -> None:
+    tag = model.replace(":", "_")
+    emb = args.work / f"db-{n}-{tag}.npz"
+    row = {"size": n, "tool": f"phylocl {model}", "step": "embed"}
+    extra = ["--precision", args.precision] if not model.startswith("kmer") else []
+    r = timed(phylocl("embed", "--fasta", str(db), "--model", model, "-o", str(emb), "--quiet", *extra),
+              threads=args.threads, log=args.work / f"embed-{n}-{tag}.log")
+    print(json.dumps({**row, **r}), flush=True)
+    exact = None
+    for kind in args.kinds.split(","):
+        if n > args.max_hnsw and kind == "hnsw":
+            continue
+        idx = args.work / f"db-{n}-{tag}-{kind}.index"
+        r = timed(phylocl("index", "--embeddings", str(emb), "-o", str(idx), "--kind", kind,
+                          "--threads", str(args.threads)), threads=args.threads,
+                  log=args.work / f"index-{n}-{tag}-{kind}.log")
+        print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "index", "kind": kind, **r}), flush=True)
+        out = args.work / f"hits-{n}-{tag}-{kind}.tsv"
+        r = timed(phylocl("search", "--query", str(qf), "--index", str(idx), "-k", "10", "-o", str(out), "--quiet",
+                          *extra), threads=args.threads, log=args.work / f"search-{n}-{tag}-{kind}.log")
+        h = hits(out) if r["rc"] == 0 else {}
+        exact = h if kind == "flat" else exact
+        print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "search", "kind": kind, **r,
+                          "queries": args.queries, "seconds_per_query": round(r["seconds"] / args.queries, 4),
+                          "recall@10_vs_flat": overlap(h, exact) if exact is not None else None,
+                          "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
+
+
+def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
+    dmnd = args.work / f"db-{n}.dmnd"
+    r = timed(["diamond", "makedb", "--in", str(db), "-d", str(dmnd), "--threads", str(args.threads)],
+              threads=args.threads, log=args.work / f"makedb-{n}.log")
+    print(json.dumps({"size": n, "tool": "diamond --sensitive", "step": "makedb", **r}), flush=True)
+    out = args.work / f"hits-{n}-diamond.tsv"
+    r = timed(["diamond", "blastp", "--sensitive", "-q", str(qf), "-d", str(dmnd), "-k", "10", "-o", str(out),
+               "--threads", str(args.threads), "--quiet"], threads=args.threads, log=args.work / f"blastp-{n}.log")
+    h = hits(out) if r["rc"] == 0 else {}
+    print(json.dumps({"size": n, "tool": "diamond --sensitive", "step": "search", **r, "queries": args.queries,
+                      "seconds_per_query": round(r["seconds"] / args.queries, 4),
+                      "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sim", type=Path, nargs="+", required=True, help="phylocl simulate folder(s), used in order")
+    p.add_argument("--work", type=Path, required=True, help="folder for FASTA, embeddings, indexes, hits, logs")
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--members", type=int, default=20, help="sequences per simulated family")
+    p.add_argument("--queries", type=int, default=500, help="query families (one query each)")
+    p.add_argument("--model", action="append", default=[], metavar="M[@MAXSIZE]",
+                   help="phylocl model, optionally only up to a database size, e.g. default-protein@100000")
+    p.add_argument("--kinds", default="flat,ivf,hnsw,ivfpq", help="index kinds (flat first: recall reference)")
+    p.add_argument("--max-hnsw", type=int, default=10**6, help="skip hnsw above this size (slow build)")
+    p.add_argument("--precision", default="fp32", help="--precision of the learned encoders")
+    p.add_argument("--diamond", action="store_true", help="also run DIAMOND --sensitive")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    for n in sorted(args.sizes):
+        db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
+        if args.diamond:
+            run_diamond(args, n, db, qf, family)
+        for spec in args.model or ["kmer:3:512"]:
+            model, _, most = spec.partition("@")
+            if not most or n <= int(most):
+                run_phylocl(args, n, db, qf, family, model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Which index kind to build for a database of ``N`` vectors of width ``D`` (``phylocl index --kind auto``).
+
+The rule, from the measurements in docs/retrieval.md and docs/performance.md (2 CPU cores, family-like data):
+
+1. the raw vectors (``4 N D`` bytes) do not fit in ``memory_budget`` (default 4 GiB): ``ivfpq`` without
+   re-ranking (``k_factor = 0``: codes only, ``pq_m`` bytes per vector), the only kind that does not keep them;
+2. ``N <= 50,000``: ``flat``, exact, and already thousands of queries per second;
+3. ``N <= 2,000,000``: ``hnsw``: 30x flat's queries per second at 1e6 with recall@10 0.96-0.99; its build
+   (about 20 minutes at 1e6 on 2 cores) is paid once;
+4. larger: ``ivf`` (a build in minutes rather than hours; ``nprobe`` a third of the lists).
+
+``--kind`` overrides the choice; :func:`choose_kind` returns the reason with the kind so the CLI can say it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from phylocl.retrieval.index import MIN_POINTS_PER_LIST, TRAIN_BYTES
+
+__all__ = ["choose_kind", "FLAT_MAX", "HNSW_MAX", "DEFAULT_MEMORY_BUDGET"]
+
+FLAT_MAX = 50_000
+HNSW_MAX = 2_000_000
+DEFAULT_MEMORY_BUDGET = 4 << 30  # bytes of raw float32 vectors an index may hold
+HNSW_BYTES_PER_LINK = 4  # int32 neighbour ids: 2 M links per vector on level 0
+
+
+def index_bytes(kind: str, n: int, dim: int, hnsw_m: int = 32) -> int:
+    """Approximate memory of an index of ``kind`` over ``n`` vectors of width ``dim``, in bytes."""
+    raw = 4 * n * dim
+    if kind == "hnsw":
+        return raw + n * 2 * hnsw_m * HNSW_BYTES_PER_LINK
+    if kind == "ivfpq":
+        return n * (min(64, max(1, dim // 4)) + 8)
+    return raw + (8 * n if kind == "ivf" else 0)
+
+
+def choose_kind(n: int, dim: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[str, dict, str]:
+    """``(kind, params, reason)`` for ``n`` vectors of width ``dim``; ``params`` are overrides of the defaults."""
+    if n < 1 or dim < 1:
+        raise ValueError(f"need n >= 1 and dim >= 1, got {n}, {dim}")
+    if memory_budget < 1:
+        raise ValueError(f"memory budget must be positive, got {memory_budget}")
+    mib = index_bytes("flat", n, dim) / 2**20
+    if index_bytes("flat", n, dim) > memory_budget:
+        params = {"k_factor": 0}
+        most = TRAIN_BYTES // (4 * dim * MIN_POINTS_PER_LIST)  # lists whose training sample fits TRAIN_BYTES
+        if most < min(round(4 * math.sqrt(n)), n // MIN_POINTS_PER_LIST):
+            params["nlist"] = max(1, most)
+        return "ivfpq", params, (f"{n:,} x {dim} vectors take {mib:,.0f} MiB, over the "
+                                          f"{memory_budget / 2**20:,.0f} MiB budget: product-quantised codes")
+    if n <= FLAT_MAX:
+        return "flat", {}, f"{n:,} vectors (<= {FLAT_MAX:,}): exact search"
+    if n <= HNSW_MAX and index_bytes("hnsw", n, dim) <= memory_budget:
+        return "hnsw", {}, f"{n:,} vectors (<= {HNSW_MAX:,}): graph search, slow build, fast queries"
+    return "ivf", {}, f"{n:,} vectors: inverted lists (build in minutes)"

@@ -1,0 +1,46 @@
+"""Memory-map an array stored inside an uncompressed ``.npz`` (zip) archive, without reading it.
+
+Embeddings files (:mod:`phylocl.retrieval.embeddings`) store their members uncompressed, so the bytes of
+``embeddings.npy`` lie contiguously inside the ``.npz``: :func:`memmap_member` finds them through the zip
+directory and maps them with ``numpy.memmap``. The rows are then paged in by the OS as they are touched, so
+``phylocl index`` and the shard merge of ``phylocl embed`` hold one batch of rows at a time, whatever the size.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["memmap_member"]
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header: 30 bytes, name and extra lengths last
+
+
+def memmap_member(path: str | Path, name: str) -> np.ndarray:
+    """The ``.npy`` member ``name`` of the (uncompressed) zip archive ``path`` as a read-only ``np.memmap``.
+
+    Raises ``ValueError`` when the member is compressed or not a plain ``.npy`` array.
+    """
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} is compressed; only stored members can be memory-mapped")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if fields[0] != b"PK\x03\x04":
+            raise ValueError(f"bad local header for {name}")
+        f.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(f)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")

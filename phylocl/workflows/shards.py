@@ -1,0 +1,163 @@
+"""Resumable embedding: rows written in shards next to the output, merged into one embeddings file at the end.
+
+``phylocl embed`` cuts its input (in input order) into shards of ``shard_size`` sequences. Shard ``k`` is written
+atomically to ``<out>.shards/shard-<k>.npz`` (an ordinary embeddings file) as soon as it is embedded; a run that is
+killed leaves the finished shards there, and the next run with the same input and settings skips them (the
+records are still read, to reach the next shard, but not embedded). When every shard is in they are streamed, in
+order, into ``out`` (:class:`~phylocl.retrieval.embeddings.EmbeddingWriter`, rows memory-mapped one shard at a
+time) and the folder is removed. Since a shard's rows depend only on its records and the settings, and archive
+members carry fixed time stamps, the resumed file is byte-identical to an uninterrupted run's.
+
+The folder's ``manifest.json`` (format ``phylocl-embedding-shards/1``) records what the shards were made from: the
+model fingerprint, the input file (path, size, modification time), shard size, buffer and batch sizes, precision
+and window overlap. Shards made from anything else are discarded, never mixed in. Distributed embedding writes
+the same shards from several processes (shard ``k`` by rank ``k mod world size``) into one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from itertools import chain, islice
+from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
+
+from phylocl.atomic import atomic_path
+
+__all__ = ["ShardFolder", "write_shards", "shard_chunks", "count_rest", "input_identity", "SHARD_FORMAT",
+           "DEFAULT_SHARD_SIZE"]
+
+SHARD_FORMAT = "phylocl-embedding-shards/1"
+DEFAULT_SHARD_SIZE = 65536  # sequences per shard
+_MERGE_ROWS = 16384  # rows copied per step while merging
+T = TypeVar("T")
+
+
+def shard_chunks(items: Iterable[T], shard_size: int) -> Iterator[Iterator[T]]:
+    """``items`` as consecutive lazy chunks of ``shard_size`` (the last may be shorter); nothing is read ahead.
+
+    Each chunk must be consumed (or skipped with :func:`count_rest`) before the next is asked for.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard size must be >= 1, got {shard_size}")
+    it = iter(items)
+    while True:
+        try:
+            first = next(it)
+        except StopIteration:
+            return
+        yield chain([first], islice(it, shard_size - 1))
+
+
+def count_rest(chunk: Iterator) -> int:
+    """Consume ``chunk``; return how many items it held."""
+    return sum(1 for _ in chunk)
+
+
+def input_identity(path: str | Path) -> dict:
+    """What identifies an input file for resuming: resolved path, size in bytes, modification time (ns).
+
+    A pipe or other non-regular file cannot be recognised again, so it gets a fresh random token: its shards are
+    never reused by another run.
+    """
+    path = Path(path).resolve()
+    if not path.is_file() and not path.is_dir():
+        return {"path": str(path), "unique": uuid.uuid4().hex}
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+class ShardFolder:
+    """The shard folder of one ``phylocl embed`` output.
+
+    Args:
+        out: the final embeddings file; the folder is ``<out>.shards`` beside it.
+        settings: everything the rows depend on (JSON-serialisable; see the module docstring).
+        create: make the folder (and discard shards of other settings); ``False`` only reads.
+    """
+
+    def __init__(self, *, out: str | Path, settings: dict, create: bool = True) -> None:
+        self.out = Path(out)
+        self.dir = self.out.with_name(self.out.name + ".shards")
+        self.manifest = {"format": SHARD_FORMAT, **settings}
+        json.dumps(self.manifest)  # fails early on a non-serialisable setting
+        self.discarded = False
+        if create:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        path = self.dir / "manifest.json"
+        if self.dir.is_dir():
+            try:
+                same = json.loads(path.read_text()) == json.loads(json.dumps(self.manifest))
+            except (OSError, ValueError):
+                same = False
+            if same:
+                return
+            shutil.rmtree(self.dir)
+            self.discarded = True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+
+    def path(self, k: int) -> Path:
+        return self.dir / f"shard-{k:06d}.npz"
+
+    def done(self, k: int) -> bool:
+        """Whether shard ``k`` was written completely (shards appear atomically, so existing = complete)."""
+        return self.path(k).is_file()
+
+    def finished(self) -> list[int]:
+        return sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npz"))
+
+    def merge(self, n_shards: int, *, model: dict, with_labels: bool) -> int:
+        """Stream shards ``0 .. n_shards - 1`` into ``out`` (atomically), then remove the folder; returns rows."""
+        from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings
+
+        missing = [k for k in range(n_shards) if not self.done(k)]
+        if missing:
+            raise RuntimeError(f"shards {missing[:5]} of {n_shards} are missing in {self.dir}")
+        with EmbeddingWriter(self.out, model=model, with_labels=with_labels) as writer:
+            for k in range(n_shards):
+                part = load_embeddings(self.path(k), mmap=True)
+                for lo in range(0, len(part), _MERGE_ROWS):
+                    hi = lo + _MERGE_ROWS
+                    writer.append(part.embeddings[lo:hi], part.ids[lo:hi],
+                                  part.labels[lo:hi] if with_labels else None)
+                del part
+            n = len(writer)
+        self.remove()
+        return n
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"ShardFolder({os.fspath(self.dir)!r})"
+
+
+def write_shards(items: Iterable, embedder, shards: "ShardFolder", *, batch_size: int, buffer_size: int,
+                 shard_size: int, with_labels: bool, progress=None, rank: int = 0,
+                 world_size: int = 1) -> int:
+    """Embed the shards of ``items`` not yet in ``shards`` whose number ``k`` has ``k % world_size == rank``.
+
+    Each shard is written atomically as soon as it is complete. Returns the number of shards of the input.
+    """
+    from phylocl.retrieval.embeddings import EmbeddingWriter
+    from phylocl.workflows.embedding import embed_buffers
+
+    n = 0
+    for k, chunk in enumerate(shard_chunks(items, shard_size)):
+        n += 1
+        if k % world_size != rank or shards.done(k):
+            skipped = count_rest(chunk)  # read past it: the next shard starts after it
+            if progress is not None and k % world_size == rank:
+                progress.update(skipped)
+            continue
+        with EmbeddingWriter(shards.path(k), model=embedder.model_info(), with_labels=with_labels) as writer:
+            for x, ids, labs in embed_buffers(chunk, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                              progress=progress):
+                writer.append(x, ids, labs if with_labels else None)
+    return n

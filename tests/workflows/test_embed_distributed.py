@@ -1,0 +1,59 @@
+"""``phylocl embed --devices 2``: two CPU processes (gloo, Lightning DDP prediction loop) write the same file as one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(r, port, fasta, model, out, report):
+    """One rank, launched the way torchrun would: the environment names it, Lightning launches nothing."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0",
+                      LOCAL_RANK=str(r), RANK=str(r))
+    torch.set_num_threads(1)
+    from phylocl.workflows.embed import embed
+
+    res = embed(out=out, model=model, fasta=fasta, shard_size=4, buffer_size=3, batch_size=2, device="cpu",
+                devices=2, progress=False)
+    with open(os.path.join(report, f"rank{r}.json"), "w") as fh:
+        json.dump({"rank": res.rank, "n": res.n}, fh)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(180)
+def test_two_processes_write_the_same_file_as_one(tmp_path):
+    rng = np.random.default_rng(2)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list(AA), size=int(rng.integers(5, 90))))}\n"
+                             for i in range(19)))  # 5 shards of 4: rank 0 gets 0, 2, 4; rank 1 gets 1, 3
+    from phylocl.models.registry import build_encoder
+
+    torch.manual_seed(0)  # an encoder, so the ranks also move a model to their device
+    model = str(build_encoder("gmlp-tiny", max_len=32).save(tmp_path / "enc.pt"))
+    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.workflows.embed import embed
+
+    one = embed(out=tmp_path / "one.npz", model=model, fasta=fasta, shard_size=4, buffer_size=3, batch_size=2,
+                device="cpu", progress=False)
+    two = tmp_path / "two.npz"
+    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(fasta), model, str(two), str(tmp_path)),
+                                nprocs=2, join=True)
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert reports == [{"rank": 0, "n": 19}, {"rank": 1, "n": 0}]
+    a, b = load_embeddings(one.path), load_embeddings(two)
+    assert b.ids == a.ids == [f"s{i}" for i in range(19)]
+    np.testing.assert_array_equal(b.embeddings, a.embeddings)
+    assert two.read_bytes() == one.path.read_bytes() and not (tmp_path / "two.npz.shards").exists()
