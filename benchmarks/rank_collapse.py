@@ -2,7 +2,7 @@
 
 Stacks of the same width and depth, differing only in what surrounds self-attention: pure attention (the paper's
 SAN), attention + skip connections, attention + MLPs, attention + skips + MLPs (no LayerNorm), phylocl's pre-LN
-transformer and phylocl's gMLP (and the sMLP, when the model registry has one). Each stack sits in a phylocl
+transformer, phylocl's gMLP and phylocl's sMLP (gMLP blocks then sparse mixture-of-experts blocks). Each stack sits in a phylocl
 ``SequenceEncoder`` (token embedding -> stack -> mean pooling -> linear head). For every stack the rank-collapse
 residual (:mod:`phylocl.diagnostics`, Frobenius norm, padding excluded) is measured after every block on held-out
 families:
@@ -40,6 +40,7 @@ from phylocl.models.attention_stack import AttentionStack  # noqa: E402
 from phylocl.models.encoder import SequenceEncoder  # noqa: E402
 from phylocl.models.encoder_config import EncoderConfig  # noqa: E402
 from phylocl.models.gmlp import GMLP  # noqa: E402
+from phylocl.models.smlp import SMLP  # noqa: E402
 from phylocl.models.transformer import Transformer  # noqa: E402
 
 VARIANTS = {  # name -> backbone factory(args)
@@ -50,6 +51,9 @@ VARIANTS = {  # name -> backbone factory(args)
                                                    skip=True, mlp=True),
     "transformer": lambda a: Transformer(dim=a.dim, depth=a.depth, heads=a.heads, ffn_dim=a.ffn),
     "gmlp": lambda a: GMLP(dim=a.dim, depth=a.depth, ffn_dim=a.ffn, seq_len=a.max_len),
+    # half dense gMLP blocks, half sparse (sMoE + tMoE, 4 experts); the router losses are not trained here
+    "smlp": lambda a: SMLP(dim=a.dim, depth=a.depth, dense=a.depth // 2, ffn_dim=a.ffn, seq_len=a.max_len,
+                           experts=4, chunk=16, capacity_factor=1.25, moe_hidden=a.ffn),
 }
 
 
@@ -182,6 +186,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", action="store_true", help="keep the stacks already in OUT/results.json (same settings)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     ds = read_dataset(args.data)
@@ -190,14 +195,22 @@ def main(argv=None) -> int:
     eval_fams = [ds.families[i] for i in eval_idx]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    saved = out / "results.json"
     results = {}
+    if args.keep and saved.exists():  # stacks measured by an earlier run with the same settings are kept
+        old = json.loads(saved.read_text())
+        same = {k: v for k, v in old["args"].items() if k not in ("variants", "keep", "figure")} == \
+            {k: v for k, v in vars(args).items() if k not in ("variants", "keep", "figure")}
+        results = old["results"] if same else {}
     for name in args.variants:
+        if name in results:
+            continue
         results[name] = run_variant(name, ds, families, eval_seqs, eval_fams, args)
         r = results[name]
         print(f"{name}: trained in {r['train_seconds']} s, loss {r['train_loss_last20']:.3f}, kNN top-1 "
               f"{r['knn_top1_trained']}, residual at depth {args.depth}: torch init {r['init_torch'][-1]:.2g}, "
               f"phylocl init {r['init_phylocl'][-1]:.2g}, trained {r['trained'][-1]:.2g}", flush=True)
-        with atomic_path(out / "results.json") as tmp:
+        with atomic_path(saved) as tmp:
             tmp.write_text(json.dumps({"args": vars(args), "n_eval": len(eval_seqs), "results": results}, indent=1))
     title = (f"rank-collapse residual vs depth: {Path(args.data).name}, {len(eval_seqs)} held-out sequences, "
              f"dim {args.dim}, {args.steps} InfoNCE steps of {args.batch} pairs")

@@ -3,11 +3,14 @@
 Public API::
 
     import phylocl
-    phylocl.list_models()
-    enc = phylocl.build_encoder("gmlp-small")
-    enc2 = phylocl.load_encoder(path)
-    loss = phylocl.InfoNCE(temperature=0.1)   # or phylocl.FlatNCE(...)
-    phylocl.cached_backward(enc, batch_a, batch_b, loss, chunk_size=64)
+    enc = phylocl.load_encoder("default-protein")      # shipped name, model folder or encoder file
+    X = enc.embed(sequences, batch_size=64)             # (N, D) float32 unit rows
+    enc.save_pretrained("my-model")                     # config.json + model.safetensors
+    phylocl.list_models(); enc2 = phylocl.build_encoder("gmlp-small")
+    loss = phylocl.InfoNCE(temperature=0.1)            # or phylocl.FlatNCE(...); normalize=, gather_distributed=
+    cached = phylocl.CachedContrastiveLoss(enc2, loss, chunk_size=64)
+    cached(batch_a, batch_b, labels).backward()         # GradCache as a loss
+    phylocl.cached_backward(enc2, batch_a, batch_b, loss, chunk_size=64)
 """
 
 from __future__ import annotations

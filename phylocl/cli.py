@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -58,7 +59,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,
                                   alphabet=args.alphabet, seed=args.seed, rate=args.rate,
-                                  indel_rate=args.indel_rate, kappa=args.kappa)
+                                  indel_rate=args.indel_rate, kappa=args.kappa, gamma_shape=args.gamma_shape,
+                                  indel_length=args.indel_length, indel_mean=args.indel_mean,
+                                  divergence=tuple(args.divergence) if args.divergence else None)
     except ValueError as err:
         raise InputError(str(err)) from None
     out = write_simulation(simulate_families(params), args.output, params=params, overwrite=args.overwrite)
@@ -232,6 +235,14 @@ def _add_simulate(sub) -> None:
     p.add_argument("--rate", type=float, default=0.5,
                    help="root-to-leaf substitutions per site (default %(default)s)")
     p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
+    p.add_argument("--indel-length", choices=["geometric", "zipf"], default="geometric",
+                   help="indel length distribution (default geometric)")
+    p.add_argument("--indel-mean", type=float, default=2.0, help="mean indel length in residues (default 2)")
+    p.add_argument("--gamma-shape", type=float, default=None,
+                   help="discrete-gamma shape of rate heterogeneity across sites (default: equal rates)")
+    p.add_argument("--divergence", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="draw each family's tree diameter (substitutions/site between its two most distant "
+                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate")
     p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
@@ -395,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `phylocl inspect ... | head`: the reader left; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # the environment (disk full, permissions, a vanished file): one line, not a traceback
         from phylocl.errors import os_error_message
 

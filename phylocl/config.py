@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from phylocl.configtools import apply_overrides, from_dict, load_yaml, to_dict
+from phylocl.configtools import ConfigError, apply_overrides, from_dict, load_yaml, locate, to_dict
 from phylocl.data.dataconfig import DataConfig
 from phylocl.errors import InputError
 
@@ -196,16 +196,14 @@ def load_config(config: "TrainConfig | str | Path | None" = None,
     """Resolve a config: a YAML path (``None`` = all defaults) or a :class:`TrainConfig`, plus ``key=value``
     overrides, validated.
 
-    Raises :class:`InputError` naming the file (or the override) on any problem.
+    Raises :class:`InputError` naming the file and line (or the override) on any problem.
     """
-    if isinstance(config, TrainConfig):
-        data, where = to_dict(config), {}
-    elif config is not None:
-        data, where = load_yaml(config), {"path": config}
-    else:
-        data, where = {}, {}
+    path = None if config is None or isinstance(config, TrainConfig) else config
+    data = to_dict(config) if isinstance(config, TrainConfig) else load_yaml(path) if path is not None else {}
     try:
         data = apply_overrides(data, overrides)
         return from_dict(TrainConfig, data)
+    except ConfigError as err:
+        raise InputError(f"invalid config: {err}", **locate(err, path, overrides)) from None
     except (ValueError, TypeError) as err:
-        raise InputError(f"invalid config: {err}", **where) from None
+        raise InputError(f"invalid config: {err}", **({"path": path} if path is not None else {})) from None

@@ -1,8 +1,25 @@
-"""Typed nested dataclasses from YAML, with ``--set key=value`` overrides.
+"""The machinery behind every phylocl config: YAML in, typed nested dataclasses out, ``--set key=value`` overrides.
 
-YAML is read once at the boundary (:func:`load_yaml`); everything after that is dataclasses whose fields are type
-checked on construction (:func:`from_dict`). Overrides use dotted keys, values are parsed as YAML scalars
-(``--set optim.lr=3e-4``, ``--set data.paths=[a,b]``, ``--set cache.token_budget=null``).
+YAML is read once at the boundary (:func:`load_yaml`, with ``extends:``); everything after that is dataclasses
+whose fields are type checked on construction (:func:`from_dict`). Overrides use dotted keys, values are parsed
+as YAML scalars (``--set optim.lr=3e-4``, ``--set data.paths=[a,b]``, ``--set cache.token_budget=null``). A bad
+key or value raises :class:`ConfigError` carrying the dotted key, which :func:`locate` turns into the line of the
+YAML file that set it (or says it came from ``--set``).
+
+The schemas themselves live with the layer that consumes them (imports point one way): the training config
+(:mod:`phylocl.config`), its ``data:`` section (:mod:`phylocl.data.dataconfig`, the datamodule's argument), the
+encoder architecture (:mod:`phylocl.models.encoder_config`, stored in model files) and the ``compare:`` grid
+(:mod:`phylocl.workflows.compare_config`).
+
+Why not pydantic or jsonargparse (issue 18): this module is ~250 lines with no dependency beyond PyYAML and gives
+what the commands need, some of which those libraries do not: plain frozen/standard dataclasses that the data
+and model layers construct directly (``EncoderConfig(dim=...)``), ``extends:`` inheritance between YAML files,
+``--set a.b=value`` overrides parsed as YAML on top of a file, one-line errors naming the file, the line and the
+dotted key (``config.yaml:4: invalid config: optim.lr: expected a number, got 'abc'``), and ``to_dict`` for
+round-tripping the resolved config. pydantic would add a compiled dependency and a second model class per
+section for validation we already have; jsonargparse would replace argparse for every subcommand. If the
+schemas grow beyond dataclass checks (cross-field rules across sections, JSON Schema export), pydantic is the
+move.
 """
 
 from __future__ import annotations
@@ -17,7 +34,16 @@ import yaml
 
 from phylocl.errors import InputError
 
-__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml"]
+__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml", "ConfigError", "key_lines",
+           "locate"]
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; ``key`` is the dotted key (``optim.lr``) or section (``eval``) it concerns."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -137,10 +163,22 @@ def from_dict(cls: type, data: dict, *, prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(prefix + u for u in unknown)}; valid: "
-                         f"{', '.join(prefix + f for f in fields)}")
-    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
+        raise ConfigError(f"unknown key(s) {', '.join(prefix + u for u in unknown)}; valid: "
+                          f"{', '.join(prefix + f for f in fields)}", key=prefix + unknown[0])
+    kwargs = {}
+    for name, value in data.items():
+        try:
+            kwargs[name] = _coerce(value, hints[name], prefix + name)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(str(err), key=prefix + name) from None
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:  # a dataclass's own checks (__post_init__): the section is located
+        raise ConfigError(str(err), key=prefix.rstrip(".")) from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -194,3 +232,36 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
             node = nxt
         node[path[-1]] = value
     return out
+
+
+def key_lines(path: str | Path) -> dict[str, int]:
+    """``{dotted key: 1-based line}`` of every mapping key written in the YAML file ``path`` (not its ``extends``)."""
+    try:
+        root = yaml.compose(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    out: dict[str, int] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    out[prefix + str(key.value)] = key.start_mark.line + 1
+                    walk(value, f"{prefix}{key.value}.")
+
+    walk(root, "")
+    return out
+
+
+def locate(err: ConfigError, path: str | Path | None, overrides: typing.Iterable[str] = ()) -> dict:
+    """``InputError`` keyword arguments placing ``err``: ``{"path", "line"}`` of the YAML line that set its key (or
+    the nearest enclosing section); ``{}`` when an override set it or there is no file."""
+    key = err.key.split("[", 1)[0]
+    overridden = {item.split("=", 1)[0].strip() for item in overrides}
+    if path is None or any(key == o or key.startswith(o + ".") or o.startswith(key + ".") for o in overridden):
+        return {}
+    lines = key_lines(path)
+    parts = key.split(".")
+    while parts and ".".join(parts) not in lines:
+        parts.pop()
+    return {"path": path, "line": lines[".".join(parts)]} if parts else {"path": path}

@@ -31,7 +31,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to the ``sys.stderr`` of the moment (so redirections and test captures see the lines)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
+        self.stream = sys.stderr  # not setStream(): it flushes the previous stream, which may be closed by now
         super().emit(record)
 
 

@@ -193,3 +193,27 @@ def test_simulate_then_inspect(tmp_path, capsys, alphabet):
     assert code == 2 and "not empty" in one_line_error(err, path=out)
     code, _, err = run(capsys, "simulate", "--families", 0, "--members", 3, "--length", 40, "-o", tmp_path / "x")
     assert code == 2 and "families >= 1" in err and err.count("\n") == 1
+
+
+def test_simulate_gamma_indels_and_divergence_spread(tmp_path, capsys):
+    out = tmp_path / "sim"
+    code, text, _ = run(capsys, "simulate", "--families", 6, "--members", 4, "--length", 200, "-o", out, "--seed", 2,
+                        "--gamma-shape", 0.5, "--indel-rate", 0.1, "--indel-length", "zipf", "--indel-mean", 2.5,
+                        "--divergence", 0.05, 3.0)
+    assert code == 0 and "wrote 6 families" in text
+    meta = json.loads((out / "simulation.json").read_text())
+    assert meta["params"]["gamma_shape"] == 0.5 and meta["params"]["divergence"] == [0.05, 3.0]
+    assert "discrete gamma" in meta["model"] and "zipf" in meta["model"]
+    from phylocl.data.layouts import read_dataset
+    from phylocl.data.trees import read_tree
+
+    ds = read_dataset(out)
+    assert len({len(s) for s in ds.sequences}) > 1  # indels
+    heights = [max(read_tree(out / "trees" / f"{f}.nwk").depths().values()) for f in ds.family_names]
+    assert all(0.025 - 1e-9 <= h <= 1.5 + 1e-9 for h in heights) and max(heights) / min(heights) > 1.5  # a spread
+    code, _, err = run(capsys, "simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "y",
+                       "--gamma-shape", -1)
+    assert code == 2 and "gamma shape" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "z",
+                       "--divergence", 2, 1)
+    assert code == 2 and "divergence" in err and err.count("\n") == 1

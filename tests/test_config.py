@@ -78,3 +78,25 @@ def test_every_shipped_config_is_valid(path):
         cfg = load_config(path)
     get_config(cfg.model.name, **cfg.model.overrides)  # the model config resolves too
     assert cfg.trainer.max_steps >= 1
+
+
+def test_config_errors_name_the_line_of_the_yaml_key(tmp_path):
+    """Located errors: file and line of the bad key or value, of the section for a section-level check; none for
+    a value that came from --set."""
+    path = tmp_path / "c.yaml"
+    cases = [
+        ("data:\n  max_len: 64\noptim:\n  lr: abc\n", 4, "optim.lr: expected a number"),
+        ("optim:\n  lr: 0.001\n  lrr: 1\n", 3, "unknown key(s) optim.lrr"),
+        ("trainer:\n  max_steps: 10\neval:\n  ks: [1, 10]\n  monitor: foo\n", 3, "eval.monitor must be one of"),
+        ("data:\n  batch_size: [1]\n", 2, "data.batch_size"),
+    ]
+    for text, line, message in cases:
+        path.write_text(text)
+        with pytest.raises(InputError) as err:
+            load_config(path)
+        assert err.value.line == line and err.value.path == str(path) and message in str(err.value), text
+        assert str(err.value).startswith(f"{path}:{line}: invalid config: ")
+    path.write_text("optim:\n  lr: 0.001\n")
+    with pytest.raises(InputError) as err:
+        load_config(path, ["optim.lr=abc"])
+    assert err.value.line is None and "optim.lr: expected a number, got 'abc'" in str(err.value)

@@ -102,3 +102,44 @@ def test_check_output_dir_refuses_files_devices_and_inputs(tmp_path, inputs):
         check_output_dir(inputs, inputs=[inputs])
     assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
     assert check_output_file(tmp_path / "new.tsv", inputs=[inputs]) == tmp_path / "new.tsv"
+
+
+def test_the_model_file_is_an_input_too(tmp_path, capsys, inputs):
+    from phylocl.models.registry import build_encoder
+
+    enc = build_encoder("gmlp-tiny", alphabet="protein", max_len=32)
+    model = enc.save(tmp_path / "run" / "encoder.pt")
+    before = model.read_bytes()
+    fa = str(inputs / "sequences.fasta")
+    for argv in (["embed", "--fasta", fa, "--model", str(model), "-o", str(model), "--quiet"],
+                 ["embed", "--fasta", fa, "--model", str(model.parent), "-o", str(model), "--quiet"],
+                 ["search", "--query", fa, "--db", fa, "--model", str(model), "-o", str(model), "--quiet"],
+                 ["evaluate", "--data", str(inputs), "--model", str(model.parent), "--per-family", str(model),
+                  "--quiet"]):
+        assert main(argv) == 2
+        assert "output would overwrite an input file" in capsys.readouterr().err
+    assert model.read_bytes() == before
+
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "datasets" / "example-mini-mit" / "protein"
+FOLDER_COMMANDS = {
+    "train": lambda out: ["train", "--data", str(EXAMPLE), "--out", out, "--quiet"],
+    "compare": lambda out: ["compare", "--config", str(REPO / "configs" / "compare-small-batch.yaml"), "--data",
+                            str(EXAMPLE), "--out", out, "--quiet"],
+    "simulate": lambda out: ["simulate", "--families", "3", "--members", "3", "--length", "20", "-o", out,
+                             "--overwrite"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FOLDER_COMMANDS))
+@pytest.mark.parametrize("case, needle", [("file", "output folder is a file"), ("device", "is not a folder"),
+                                          ("proc", "under /proc"), ("parent-is-file", "is a file, not a folder")])
+def test_output_folders_refused_in_one_line(tmp_path, capsys, command, case, needle):
+    (tmp_path / "plain").write_text("x")
+    out = {"file": str(tmp_path / "plain"), "device": "/dev/null", "proc": "/proc/phylocl-out",
+           "parent-is-file": str(tmp_path / "plain" / "sub")}[case]
+    assert main(FOLDER_COMMANDS[command](out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err, err
+    assert (tmp_path / "plain").read_text() == "x" and stat.S_ISCHR(os.stat("/dev/null").st_mode)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from phylocl.data.evolved_config import EvolvedConfig
 from phylocl.data.views import CROP_MODES
 
 __all__ = ["DataConfig"]
@@ -45,6 +46,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     ``batch_size``); centroids start from k-mer profiles (``centroid_kmer``: default 3 protein, 5 DNA) of
     ``refresh_members`` sampled members per family and are re-embedded with the current encoder every
     ``refresh_every`` steps (0: never). Length bucketing does not apply to hard-negative batches.
+
+    Evolved families: ``evolved`` (:class:`~phylocl.data.evolved_config.EvolvedConfig`) mixes pairs of families
+    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
     """
 
     path: Optional[str] = None
@@ -83,8 +87,17 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     centroid_kmer: Optional[int] = None
     num_workers: int = 0
     pad_to_multiple_of: int = 1
+    evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.evolved, dict):  # built directly in Python rather than from YAML
+            unknown = sorted(set(self.evolved) - set(EvolvedConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown data.evolved key(s) {unknown}")
+            self.evolved = EvolvedConfig(**self.evolved)
+        if self.evolved.fraction > 0 and self.batching != "random":
+            raise ValueError("data.evolved.fraction > 0 works with data.batching=random only (hard-negative "
+                             "batches are drawn among real families)")
         self.paths = [str(p) for p in self.paths]
         self.extra_train_paths = [str(p) for p in self.extra_train_paths]
         if self.path is not None:

@@ -22,9 +22,10 @@ from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.distances import FamilyDistances
+from phylocl.data.evolved import EvolvedPairs, MixedBatchSampler, MixedPairs, evolved_rows
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
 from phylocl.data.hardbatches import HardNegatives
-from phylocl.data.layouts import read_datasets
+from phylocl.data.layouts import iter_fasta, read_datasets
 from phylocl.data.pairs import get_pair_strategy
 from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
 from phylocl.data.splits import split_families
@@ -119,6 +120,21 @@ class OrthologDataModule(L.LightningDataModule):
             raise InputError("no training family has two or more sequences: nothing to pair")
         return pairs
 
+    def evolved_pairs(self) -> EvolvedPairs:
+        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file)."""
+        self._require_setup()
+        e = self.config.evolved
+        if e.roots == "train":
+            roots = list(self.train_set.sequences)
+        elif e.roots == "random":
+            roots = []
+        else:
+            roots = [r.sequence for r in iter_fasta(e.roots, alphabet=self.alphabet)]
+            if not roots:
+                raise InputError("data.evolved.roots: no sequence in the FASTA file", path=e.roots)
+        return EvolvedPairs(config=e, alphabet=self.alphabet.name, view=self._view(), roots=roots,
+                            label_offset=len(self.labels), seed=self.config.seed)
+
     def train_dataloader(self) -> DataLoader:
         c = self.config
         pairs = self.train_pairs()
@@ -131,11 +147,16 @@ class OrthologDataModule(L.LightningDataModule):
                               collate_fn=PairCollator(c.pad_to_multiple_of), **self._loader_kwargs())
         bucket = c.bucket_by_length and not c.token_budget
         lengths = pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket else None
+        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
         sampler = FamilyBatchSampler(
-            num_families=len(pairs), batch_size=c.batch_size, token_budget=c.token_budget, lengths=lengths,
-            shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch,
-            seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
+            num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
+            lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
+            num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
             sort_window=c.bucket_window if bucket else 50)
+        if n_evolved:
+            pairs = MixedPairs(pairs, self.evolved_pairs())
+            sampler = MixedBatchSampler(sampler, evolved_per_batch=n_evolved, keep_real=n_evolved < c.batch_size,
+                                        rank=rank)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
 

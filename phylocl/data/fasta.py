@@ -108,16 +108,17 @@ def detect_kind(sequences: Iterable[str]) -> str:
     are IUPAC nucleotide codes with no protein-only letter (E F I L P Q; proteins hold about 35% of these), so
     DNA with ~20% ambiguity codes reads as DNA.
     """
-    total = nuc = iupac = 0
-    for s in sequences:
-        total += len(s)
-        nuc += sum(s.count(c) for c in _NUC)
-        iupac += sum(s.count(c) for c in _IUPAC_ONLY)
+    seqs = list(sequences)
+    total = sum(len(s) for s in seqs)
+    nuc = sum(s.count(c) for s in seqs for c in _NUC)
     if not total:
         return "protein"
     if nuc >= DNA_THRESHOLD * total:
         return "dna"
-    return "dna" if nuc >= 0.5 * total and nuc + iupac >= 0.99 * total else "protein"
+    if nuc < 0.5 * total:
+        return "protein"
+    iupac = sum(s.count(c) for s in seqs for c in _IUPAC_ONLY)  # only for the rare in-between case
+    return "dna" if nuc + iupac >= 0.99 * total else "protein"
 
 
 class MixCheck:

@@ -60,10 +60,10 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         if path.is_dir():
             raise InputError("--labels needs a FASTA file, not a directory", path=path)
         return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
-    table = find_orthofinder_results(path)
+    table = find_orthofinder_results(path) if path.is_dir() or path.is_file() else None
     if table is not None:
         return read_orthofinder(table, alphabet=alphabet, strict=strict)
-    if path.is_file():
+    if not path.is_dir():  # a file, a named pipe, <(...)
         raise InputError("a single FASTA file needs a labels table, a TSV with sequence_id and family_id (--labels "
                          "for inspect, embed and evaluate; --set data.labels=TSV for train), or pass a folder with "
                          "sequences.fasta + labels.tsv or one FASTA file per family", path=path)

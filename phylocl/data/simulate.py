@@ -3,16 +3,19 @@
 Per family, independently:
 
 1. a random ultrametric Yule (pure-birth) tree over ``members`` leaves, rescaled so that every leaf is ``rate``
-   substitutions per site from the root (two leaves are at most ``2 * rate`` apart);
+   substitutions per site from the root (two leaves are at most ``2 * rate`` apart); with ``divergence = (lo,
+   hi)`` the tree's diameter (``2 * rate``) is instead drawn log-uniformly from ``[lo, hi]`` per family, a spread
+   from near-identical to the twilight zone;
 2. a random root sequence of ``length`` residues drawn from the model's stationary frequencies;
-3. evolution down every branch of length ``t``: each site changes state by the transition matrix ``P(t)`` of the
-   model (protein: the BLOSUM62-derived reversible chain, ``expm(Q t)``; DNA: K80 closed form, ``kappa = 1`` is
-   JC69; see :mod:`phylocl.data.substitution`); then ``Poisson(indel_rate * t * len)`` indel events, each an
-   insertion (residues from the stationary frequencies) or a deletion with equal probability, of geometric length
-   (mean 2).
+3. evolution down every branch by :class:`~phylocl.data.evolution.EvolutionModel`: substitutions by the BLOSUM62
+   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.substitution`), discrete-gamma rate
+   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.rates`) and
+   insertions/deletions (``indel_rate`` events per substitution per site, lengths ``indel_length`` with mean
+   ``indel_mean``; see :mod:`phylocl.data.indels`).
 
 With ``indel_rate = 0`` all sequences of a family stay aligned site by site, so for two leaves at patristic
-distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69.
+distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69 with equal rates
+(:meth:`EvolutionModel.expected_identity` in general).
 
 Output layout (read back by :func:`phylocl.data.layouts.read_dataset`): ``<family>.fasta`` per family,
 ``trees/<family>.nwk`` (leaves named by sequence id, branch lengths in substitutions per site) and
@@ -30,8 +33,8 @@ from Bio import Phylo
 from Bio.Phylo.BaseTree import Clade, Tree
 
 from phylocl.atomic import atomic_dir
-from phylocl.data.substitution import (AMINO_ACIDS, NUCLEOTIDES, k80_transition_matrix, protein_rate_matrix,
-                                       transition_matrix)
+from phylocl.data.evolution import EvolutionModel
+from phylocl.data.indels import IndelModel
 from phylocl.errors import InputError
 
 __all__ = ["SimulationParams", "SimulatedFamily", "yule_tree", "simulate_families", "write_simulation"]
@@ -49,6 +52,11 @@ class SimulationParams:
     rate: float = 0.5
     indel_rate: float = 0.0
     kappa: float = 2.0
+    gamma_shape: float | None = None
+    gamma_categories: int = 4
+    indel_length: str = "geometric"
+    indel_mean: float = 2.0
+    divergence: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.families < 1 or self.members < 2 or self.length < 1:
@@ -59,6 +67,25 @@ class SimulationParams:
         if not (self.rate >= 0 and self.indel_rate >= 0 and self.kappa > 0):
             raise ValueError(f"need rate >= 0, indel_rate >= 0, kappa > 0; got {self.rate}, {self.indel_rate}, "
                              f"{self.kappa}")
+        if self.divergence is not None:
+            lo, hi = (float(v) for v in self.divergence)
+            if not 0 < lo <= hi:
+                raise ValueError(f"divergence must be (min, max) with 0 < min <= max, got {self.divergence}")
+            object.__setattr__(self, "divergence", (lo, hi))
+        self.model()  # validates gamma and indel settings
+
+    def model(self) -> EvolutionModel:
+        """The evolution model these parameters describe."""
+        indels = IndelModel(rate=self.indel_rate, mean=self.indel_mean, distribution=self.indel_length)
+        return EvolutionModel(alphabet=self.alphabet, gamma_shape=self.gamma_shape,
+                              gamma_categories=self.gamma_categories, indels=indels, kappa=self.kappa)
+
+    def height(self, rng: np.random.Generator) -> float:
+        """Root-to-leaf distance of the next family: ``rate``, or half a log-uniform diameter."""
+        if self.divergence is None:
+            return self.rate
+        lo, hi = self.divergence
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) / 2
 
 
 @dataclass
@@ -92,63 +119,18 @@ def yule_tree(names: list[str], rng: np.random.Generator, *, height: float) -> T
     return tree
 
 
-class _Model:
-    """States, stationary frequencies and ``P(t)`` of the substitution model for one alphabet."""
-
-    def __init__(self, alphabet: str, kappa: float) -> None:
-        self.letters = AMINO_ACIDS if alphabet == "protein" else NUCLEOTIDES
-        if alphabet == "protein":
-            self.pi, self.q = protein_rate_matrix()
-        else:
-            self.pi, self.q = np.full(4, 0.25), None
-        self.kappa = kappa
-
-    def p(self, t: float) -> np.ndarray:
-        return transition_matrix(self.q, self.pi, t) if self.q is not None else k80_transition_matrix(t, self.kappa)
-
-
-def _substitute(states: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    cdf = np.cumsum(p, axis=1)[states]  # (L, S)
-    u = rng.random(len(states))[:, None]
-    return np.minimum((u > cdf).sum(axis=1), p.shape[0] - 1)
-
-
-def _indels(states: np.ndarray, t: float, rate: float, pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    for _ in range(int(rng.poisson(rate * t * len(states)))):
-        size = int(rng.geometric(0.5))
-        pos = int(rng.integers(len(states) + 1))
-        if rng.random() < 0.5:
-            states = np.concatenate([states[:pos], rng.choice(len(pi), size=size, p=pi), states[pos:]])
-        elif len(states) - size >= 1:
-            states = np.concatenate([states[:pos], states[pos + size:]])
-    return states
-
-
 def simulate_families(params: SimulationParams) -> list[SimulatedFamily]:
     """Evolve ``params.families`` independent families (see module doc); deterministic given ``params.seed``."""
     rng = np.random.default_rng(params.seed)
-    model = _Model(params.alphabet, params.kappa)
+    model = params.model()
     wf, wm = len(str(params.families - 1)), len(str(params.members - 1))
     out = []
     for f in range(params.families):
         name = f"fam{f:0{wf}d}"
         ids = [f"{name}_s{m:0{wm}d}" for m in range(params.members)]
-        tree = yule_tree(ids, rng, height=params.rate)
-        seqs: dict[str, np.ndarray] = {}
-        stack = [(tree.root, rng.choice(len(model.pi), size=params.length, p=model.pi))]
-        while stack:
-            clade, states = stack.pop()
-            for child in clade.clades:
-                t = float(child.branch_length)
-                new = _substitute(states, model.p(t), rng)
-                if params.indel_rate > 0:
-                    new = _indels(new, t, params.indel_rate, model.pi, rng)
-                if child.is_terminal():
-                    seqs[child.name] = new
-                else:
-                    stack.append((child, new))
-        letters = np.array(list(model.letters))
-        out.append(SimulatedFamily(name, ids, ["".join(letters[seqs[i]]) for i in ids], tree))
+        tree = yule_tree(ids, rng, height=params.height(rng))
+        leaves = model.evolve(model.random_root(params.length, rng), tree, rng)
+        out.append(SimulatedFamily(name, ids, [model.decode(leaves[i]) for i in ids], tree))
     return out
 
 
@@ -175,9 +157,13 @@ def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, pa
             text = "".join(f">{i}\n{s}\n" for i, s in zip(fam.ids, fam.sequences))
             (tmp / f"{fam.name}.fasta").write_text(text)
             Phylo.write(fam.tree, str(tmp / "trees" / f"{fam.name}.nwk"), "newick", format_branch_length="%.10g")
-        meta = {"generator": "phylocl simulate", "params": asdict(params),
-                "model": "BLOSUM62-derived reversible CTMC" if params.alphabet == "protein"
-                else ("JC69" if params.kappa == 1 else f"K80 (kappa={params.kappa})"),
-                "tree": "Yule, ultrametric, root-to-leaf = rate substitutions/site"}
+        subst = ("BLOSUM62-derived reversible CTMC" if params.alphabet == "protein"
+                 else ("JC69" if params.kappa == 1 else f"K80 (kappa={params.kappa})"))
+        rates = "" if params.gamma_shape is None else f" + discrete gamma (alpha={params.gamma_shape}, " \
+            f"{params.gamma_categories} categories)"
+        indels = "" if params.indel_rate == 0 else f" + indels ({params.indel_length}, mean {params.indel_mean})"
+        meta = {"generator": "phylocl simulate", "params": asdict(params), "model": subst + rates + indels,
+                "tree": "Yule, ultrametric, root-to-leaf = rate substitutions/site" if params.divergence is None
+                else "Yule, ultrametric, diameter log-uniform in divergence (substitutions/site)"}
         (tmp / "simulation.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir

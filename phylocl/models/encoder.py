@@ -29,6 +29,8 @@ from phylocl.data.tokens import pad_batch
 from phylocl.errors import InputError
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
+from phylocl.models.kmerbag import KmerBag
+from phylocl.models.kmerprofile import KmerProfile
 from phylocl.models.layers import ProjectionHead, masked_mean
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
@@ -64,6 +66,14 @@ def _transformer(c: EncoderConfig) -> nn.Module:
     )
 
 
+def _kmerbag(c: EncoderConfig) -> nn.Module:
+    return KmerBag(alphabet=c.alphabet, dim=c.dim, k=c.depth)  # depth = longest k-mer
+
+
+def _kmerprofile(c: EncoderConfig) -> nn.Module:
+    return KmerProfile(alphabet=c.alphabet, k=c.depth)  # depth = letters per word
+
+
 def _smlp(c: EncoderConfig) -> nn.Module:
     return SMLP(
         dim=c.dim, depth=c.depth, dense=c.smlp_dense, ffn_dim=c.ffn_dim, seq_len=c.max_len + c.num_special,
@@ -72,7 +82,8 @@ def _smlp(c: EncoderConfig) -> nn.Module:
     )
 
 
-_BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp}
+_BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp, "kmerbag": _kmerbag,
+              "kmerprofile": _kmerprofile}
 
 
 class SequenceEncoder(nn.Module):
@@ -109,6 +120,8 @@ class SequenceEncoder(nn.Module):
             self.embedding.weight[PAD_ID].zero_()
         if self.cls is not None:
             nn.init.trunc_normal_(self.cls, std=0.02)
+        if hasattr(self.backbone, "reset_unigram"):  # k-mer profile: composition term starts at zero
+            self.backbone.reset_unigram(self.embedding)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -150,6 +163,9 @@ class SequenceEncoder(nn.Module):
     # ----------------------------------------------------------------- forward
     def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Unit embeddings ``(B, E)`` of rows of at most ``max_len`` tokens."""
+        if getattr(self.backbone, "takes_ids", False):  # k-mer backbones pool token ids themselves
+            pooled = self.dropout(self.backbone(ids, mask, self.embedding))  # (B, D)
+            return F.normalize(self.head(pooled), dim=-1)  # (B, E)
         x = self.embedding(ids)  # (B, L, D)
         if self.cls is not None:
             b = x.shape[0]
@@ -210,7 +226,7 @@ class SequenceEncoder(nn.Module):
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
         """Short stable hex digest (16 hex chars) of the config and all weights; changes when either changes."""
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps(self.config.identity_dict(), sort_keys=True).encode())
         for name, t in sorted(self.state_dict().items()):
             t = t.detach().to("cpu").contiguous()
             h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())

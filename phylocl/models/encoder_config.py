@@ -12,12 +12,18 @@ from typing import Any
 
 from phylocl.data.alphabet import get_alphabet
 
+_FFN_DIM = object()  # marker: the default is the config's ffn_dim
+# options added after the first release, with their defaults (see EncoderConfig.identity_dict)
+_ADDED_FIELDS: dict[str, Any] = {"attention": "rope", "rel_buckets": 32, "moe_experts": 0, "moe_every": 2,
+                                 "moe_ffn_dim": _FFN_DIM, "moe_capacity_factor": 1.25, "smlp_dense": None,
+                                 "smoe_chunk": 16}
+
 __all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS"]
 
-BACKBONES = ("gmlp", "transformer", "smlp")
+BACKBONES = ("gmlp", "transformer", "smlp", "kmerbag", "kmerprofile")
 ATTENTIONS = ("rope", "deberta")
 POOLINGS = ("mean", "cls")
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp", "none")
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -45,10 +51,14 @@ class EncoderConfig:
     """Architecture of a sequence encoder.
 
     Attributes:
-        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set), ``"transformer"`` or ``"smlp"`` (sparse
-            all-MLP: ``smlp_dense`` gMLP blocks, then sparse blocks with spatial and feed-forward experts).
+        backbone: ``"gmlp"`` (gMLP, or aMLP when ``attn_dim`` is set), ``"transformer"``, ``"smlp"`` (sparse
+            all-MLP: ``smlp_dense`` gMLP blocks, then sparse blocks with spatial and feed-forward experts),
+            ``"kmerbag"`` (mean learned k-mer embeddings, :mod:`phylocl.models.kmerbag`) or ``"kmerprofile"``
+            (spaced k-mer profiles with learned weights, :mod:`phylocl.models.kmerprofile`); the k-mer backbones
+            pool themselves (``pooling: mean``).
         dim: width of the token representations.
-        depth: number of blocks.
+        depth: number of blocks; for ``kmerbag`` the longest k-mer (orders ``1..depth``), for ``kmerprofile`` the
+            letters per word.
         max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
             embedded as overlapping windows of ``max_len`` residues, stride ``max_len // 2``.
         embed_dim: size of the output (L2-normalised) embedding.
@@ -58,7 +68,8 @@ class EncoderConfig:
         heads: attention heads (transformer only); must divide ``dim`` with an even head size (rotary).
         attn_dim: size of the aMLP tiny attention (gMLP only); ``None`` for plain gMLP.
         pooling: ``"mean"`` over real tokens or ``"cls"`` (a learned CLS vector is prepended).
-        head: projection head, ``"linear"`` or ``"mlp"`` (Linear, GELU, Linear).
+        head: projection head, ``"linear"``, ``"mlp"`` (Linear, GELU, Linear) or ``"none"`` (identity; needs
+            ``embed_dim == dim``; ``kmerprofile`` needs it, with ``dim`` = patterns x letters^depth).
         dropout: dropout rate on embeddings, block outputs and attention probabilities.
         drop_path: stochastic-depth rate of the last block (rates grow linearly from 0 at the first block).
         sgu_init_eps: gMLP spatial weights start as ``U(-eps / n, eps / n)`` (``n`` spatial size), bias 1.
@@ -117,7 +128,11 @@ class EncoderConfig:
             raise ValueError(f"name must be a string, got {self.name!r}")
         _check_choice("attention", self.attention, ATTENTIONS)
         self._check_moe(set_)
-        if self.backbone in ("gmlp", "smlp"):
+        if self.head == "none" and self.embed_dim != self.dim:
+            raise ValueError(f"head 'none' needs embed_dim == dim, got {self.embed_dim} and {self.dim}")
+        if self.backbone in ("kmerbag", "kmerprofile"):
+            self._check_kmer()
+        elif self.backbone in ("gmlp", "smlp"):
             if self.attention != "rope":
                 raise ValueError("attention applies to the transformer backbone only")
             if self.ffn_dim % 2:
@@ -143,6 +158,18 @@ class EncoderConfig:
                 _check_int("rel_buckets", self.rel_buckets, minimum=2)
                 if self.rel_buckets % 2:
                     raise ValueError(f"rel_buckets must be even, got {self.rel_buckets}")
+
+    def _check_kmer(self) -> None:
+        if self.pooling != "mean" or self.attn_dim is not None or self.attention != "rope" or self.moe_experts:
+            raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and no "
+                             "attn_dim, attention or experts")
+        if self.backbone == "kmerprofile":
+            from phylocl.models.kmerprofile import profile_dim
+
+            want = profile_dim(self.alphabet, self.depth)
+            if self.head != "none" or self.dim != want:
+                raise ValueError(f"kmerprofile with {self.alphabet} words of {self.depth} letters needs head 'none' "
+                                 f"and dim = embed_dim = {want}, got head {self.head!r}, dim {self.dim}")
 
     def _check_moe(self, set_) -> None:
         for key, minimum in (("moe_experts", 0), ("moe_every", 1), ("smoe_chunk", 1)):
@@ -192,6 +219,18 @@ class EncoderConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{key: int | float | str | None}`` dict (JSON/YAML/``torch.load(weights_only=True)`` safe)."""
         return dataclasses.asdict(self)
+
+    def identity_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields added after 0.1 while they hold their defaults.
+
+        This is what model fingerprints hash, so a model saved before an option existed keeps its fingerprint
+        (and the embedding files and indexes built with it stay usable) when the option is added.
+        """
+        out = self.to_dict()
+        for key, default in _ADDED_FIELDS.items():
+            if out.get(key) == (out["ffn_dim"] if default is _FFN_DIM else default):
+                out.pop(key, None)
+        return out
 
     @property
     def num_special(self) -> int:

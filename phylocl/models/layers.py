@@ -61,7 +61,7 @@ class ProjectionHead(nn.Module):
     """Maps pooled representations ``(B, dim)`` to ``(B, out_dim)`` (not normalised).
 
     ``kind="linear"``: one Linear. ``kind="mlp"``: Linear(dim, dim), GELU, dropout, Linear(dim, out_dim)
-    (the SimCLR-style head).
+    (the SimCLR-style head). ``kind="none"``: the identity (``out_dim == dim``).
     """
 
     def __init__(self, *, dim: int, out_dim: int, kind: str, dropout: float = 0.0) -> None:
@@ -70,8 +70,12 @@ class ProjectionHead(nn.Module):
             self.net = nn.Linear(dim, out_dim)
         elif kind == "mlp":
             self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, out_dim))
+        elif kind == "none":
+            if out_dim != dim:
+                raise ValueError(f"head 'none' needs out_dim == dim, got {out_dim} and {dim}")
+            self.net = nn.Identity()
         else:
-            raise ValueError(f"head kind must be 'linear' or 'mlp', got {kind!r}")
+            raise ValueError(f"head kind must be 'linear', 'mlp' or 'none', got {kind!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, out_dim)

@@ -269,8 +269,10 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     """
     from phylocl.workflows.compare_report import write_report
 
+    from phylocl.outputs import check_output_dir
+
     grid, base = load_compare_config(config, overrides, data)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
     holdout, split_info = freeze_split(base)
     cells = plan_cells(grid, split_info["train_pair_families"])
     try:

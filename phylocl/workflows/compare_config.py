@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
 from phylocl.config import TrainConfig
-from phylocl.configtools import apply_overrides, from_dict, load_yaml, to_dict
+from phylocl.configtools import ConfigError, apply_overrides, from_dict, load_yaml, locate, to_dict
 from phylocl.errors import InputError
 
 __all__ = ["CompareConfig", "ReferenceConfig", "load_compare_config", "resolved_dict"]
@@ -104,10 +104,8 @@ def load_compare_config(config: str | Path | Mapping[str, Any], overrides=(),
     Returns ``(compare, base)``: the grid and the training config every cell starts from.
     Raises :class:`InputError` naming the file on any problem.
     """
-    if isinstance(config, Mapping):
-        raw, where = dict(config), {}
-    else:
-        raw, where = load_yaml(config), {"path": config}
+    path = None if isinstance(config, Mapping) else config
+    raw, where = (dict(config), {}) if path is None else (load_yaml(path), {"path": path})
     overrides = list(overrides)
     if data:
         overrides += [f"data.path={data[0]}", f"data.paths={list(map(str, data[1:]))}", "data.labels=null"]
@@ -118,6 +116,8 @@ def load_compare_config(config: str | Path | Mapping[str, Any], overrides=(),
             raise ValueError("no compare: section (losses, batch_sizes, seeds, pairs_budget, reference)")
         grid = from_dict(CompareConfig, section, prefix="compare.")
         base = from_dict(TrainConfig, raw)
+    except ConfigError as err:
+        raise InputError(f"invalid compare config: {err}", **locate(err, path, overrides)) from None
     except (ValueError, TypeError) as err:
         raise InputError(f"invalid compare config: {err}", **where) from None
     if not base.eval.enabled:

@@ -67,7 +67,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    out = check_output_file(out, inputs=[p for p in (fasta, data, labels) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     if fasta is not None:
         source = open_fasta(fasta, alphabet=alphabet, strict=strict)
         embedder = resolve_model(model, alphabet=source.kind, device=device, precision=precision)

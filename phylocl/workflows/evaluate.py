@@ -101,6 +101,54 @@ def split_families_of(split: str, ds, *, data, model: str | None, split_config: 
                      "--split-config RUN (folder, config.yaml or splits.json)")
 
 
+def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
+    """``ds`` reduced to the families of ``split`` of a training run (unchanged without ``split``)."""
+    if split is None:
+        if split_config is not None:
+            raise InputError("--split-config goes with --split train|val|test")
+        return ds
+    wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
+    present = [f for f in wanted if f in ds.family_index]
+    if not present:
+        raise InputError(f"none of the {len(wanted)} {split} families of the run is in --data {data}")
+    return ds.select_families(present)
+
+
+def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
+    """The labels column that defines relevance (``None``: the family); refuses a set with nothing to find."""
+    groups = None
+    if group_column is not None:
+        if group_column not in ds.metadata:
+            have = ", ".join(sorted(ds.metadata)) or "none"
+            raise InputError(f"no column {group_column!r} in the labels (columns besides the family: {have})",
+                             path=data)
+        groups = ds.metadata[group_column]
+    rel = ds.families if groups is None else groups
+    if len(set(rel)) == len(rel):
+        raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",
+                         path=data)
+    return groups
+
+
+def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
+                  progress: bool, stream) -> tuple:
+    """``(decoy embeddings (M, D), notes)``; a decoy id that is also a labelled sequence is refused."""
+    labelled = set(ds.ids)
+    decoy_stream = open_fasta(db_extra, strict=strict)
+    records = fasta_records(decoy_stream, embedder)
+
+    def checked():
+        for r in records:
+            if r.id in labelled:
+                raise InputError(f"decoy {r.id!r} is also a labelled sequence of {data}; distractors must be "
+                                 "other sequences", path=db_extra, line=r.line)
+            yield r.id, r.sequence, None
+
+    with progress_bar("embedding decoys", enabled=progress, stream=stream) as bar:
+        decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
+    return decoys, letter_notes(decoy_stream.letters)
+
+
 def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str | None = None,
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
@@ -134,28 +182,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         raise InputError(f"-k values must be >= 1, got {ks}")
     ks = sorted(set(ks))
     if per_family is not None:
-        check_output_file(per_family, inputs=[p for p in (data, labels, db_extra) if p is not None])
+        sources = (data, labels, db_extra, model, split_config)
+        check_output_file(per_family, inputs=[p for p in sources if p is not None])
     ds = read_labelled(data, labels, strict=strict)
     notes = letter_notes(ds.source.get("unknown_letters", {}))
-    if split is not None:
-        wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
-        present = [f for f in wanted if f in ds.family_index]
-        if not present:
-            raise InputError(f"none of the {len(wanted)} {split} families of the run is in --data {data}")
-        ds = ds.select_families(present)
-    elif split_config is not None:
-        raise InputError("--split-config goes with --split train|val|test")
-    groups = None
-    if group_column is not None:
-        if group_column not in ds.metadata:
-            have = ", ".join(sorted(ds.metadata)) or "none"
-            raise InputError(f"no column {group_column!r} in the labels (columns besides the family: {have})",
-                             path=data)
-        groups = ds.metadata[group_column]
-    rel = ds.families if groups is None else groups
-    if len(set(rel)) == len(rel):
-        raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",
-                         path=data)
+    ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
+    groups = _relevance_groups(ds, group_column, data=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
     check_dataset_alphabet(ds, embedder, data)
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
@@ -163,21 +195,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
                          buffer_size=buffer_size, progress=bar)
     decoys = None
     if db_extra is not None:
-        labelled = set(ds.ids)
-        decoy_stream = open_fasta(db_extra, strict=strict)
-        records = fasta_records(decoy_stream, embedder)
-
-        def checked():
-            for r in records:
-                if r.id in labelled:
-                    raise InputError(f"decoy {r.id!r} is also a labelled sequence of {data}; distractors must be "
-                                     "other sequences", path=db_extra, line=r.line)
-                yield r.id, r.sequence, None
-
-        with progress_bar("embedding decoys", enabled=progress, stream=stream) as bar:
-            decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                  progress=bar)
-        notes += letter_notes(decoy_stream.letters)
+        decoys, decoy_notes = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict, batch_size=batch_size,
+                                            buffer_size=buffer_size, progress=progress, stream=stream)
+        notes += decoy_notes
     embed_seconds = time.perf_counter() - start
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")

@@ -18,6 +18,7 @@ import csv
 import fcntl
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +27,7 @@ import yaml
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["claim", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
+__all__ = ["claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
            "LOCK_NAME", "RESUMABLE_KEYS"]
 
 LOCK_NAME = ".phylocl-train.lock"
@@ -44,7 +45,7 @@ def _first_missing(path: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def _lock(out: Path) -> Iterator[None]:
+def _lock(out: Path, *, keep_file: bool = False) -> Iterator[None]:
     lock = out / LOCK_NAME
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -54,14 +55,28 @@ def _lock(out: Path) -> Iterator[None]:
         os.close(fd)
         raise InputError(f"another `phylocl train` (pid {owner}) is writing to this folder; wait for it to finish "
                          "or choose another --out", path=out) from None
+    except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
+        warnings.warn(f"{out}: cannot lock the run folder ({os_error_message(err)}); make sure no other run "
+                      "writes to it", stacklevel=3)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if not keep_file:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        with contextlib.suppress(OSError):
-            lock.unlink()
+        if not keep_file:
+            with contextlib.suppress(OSError):
+                lock.unlink()
         os.close(fd)
+
+
+def check_unlocked(out: str | Path) -> None:
+    """Refuse at once (before reading data or checkpoints) when another run holds ``out``'s lock."""
+    lock = Path(out) / LOCK_NAME
+    if not lock.is_file():
+        return
+    with contextlib.suppress(FileNotFoundError), _lock(Path(out), keep_file=True):
+        pass
 
 
 @contextlib.contextmanager

@@ -111,7 +111,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         raise InputError(f"-k must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
-    out = check_output_file(out, inputs=[p for p in (query, db, index) if p is not None])
+    out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
     same = db is not None and same_file(query, db)
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = None

@@ -36,7 +36,8 @@ from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError
 from phylocl.outputs import check_output_dir
-from phylocl.workflows.run_folder import check_resume_config, claim, kept_metrics, stored_config, write_config
+from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
+                                         write_config)
 from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
                                             lightning_errors)
 
@@ -225,7 +226,12 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     from phylocl.training.module import ContrastiveModule
 
     out = check_output_dir(out_dir, inputs=data or ())
+    if launched_rank() == 0:
+        check_unlocked(out)  # a second run into a busy folder is refused before it reads anything
     stored = stored_config(out) if resume else None
+    if resume and stored is None and config is None and not data and not overrides:
+        raise InputError("this run has no config.yaml (an older phylocl wrote it only at the end); resume with the "
+                         "run's own --config/--data/--set", path=out)
     cfg = _load(stored if stored is not None and config is None else config, overrides, data)
     last_ckpt = _resume_checkpoint(out, resume)
     if stored is not None:
@@ -236,6 +242,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    backbone = module.encoder.backbone
+    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+        backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
     with lightning_errors("trainer"):

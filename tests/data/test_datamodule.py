@@ -50,7 +50,7 @@ def test_train_batches(sim_dir):
     assert all(torch.equal(x["a"]["input_ids"], y["a"]["input_ids"]) for x, y in zip(batches, again))
 
 
-def test_eval_batches_cover_every_sequence_once_length_sorted():
+def test_eval_batches_cover_every_sequence_once_whole_and_length_sorted():
     dm = make(EXAMPLE / "protein", fractions=(0.6, 0.2, 0.2), batch_size=16, max_len=200)
     for split, loader in ((dm.val_set, dm.val_dataloader()), (dm.test_set, dm.test_dataloader())):
         seen, widths = [], []
@@ -58,8 +58,9 @@ def test_eval_batches_cover_every_sequence_once_length_sorted():
             assert set(b) == {"tokens", "labels", "index"}
             for row, i in enumerate(b["index"].tolist()):
                 n = int(b["tokens"]["attention_mask"][row].sum())
-                assert n == min(len(split.sequences[i]), 200)
-                assert dm.alphabet.decode(b["tokens"]["input_ids"][row, :n].numpy()) == split.sequences[i][:200]
+                # whole sequences (the encoder windows long ones), as phylocl evaluate embeds them
+                assert n == len(split.sequences[i])
+                assert dm.alphabet.decode(b["tokens"]["input_ids"][row, :n].numpy()) == split.sequences[i]
                 assert b["labels"][row].item() == dm.labels[split.families[i]]
             seen += b["index"].tolist()
             widths.append(b["tokens"]["input_ids"].shape[1])

@@ -48,9 +48,10 @@ def test_deep_pure_attention_collapses_faster_than_the_same_stack_with_skips(see
     assert all(a < b for a, b in zip(res[False][1:], res[True][1:]))
 
 
-def test_layer_residuals_of_an_encoder_one_per_block_and_none_for_kmer():
+@pytest.mark.parametrize("name", ["gmlp-tiny", "transformer-tiny", "smlp-tiny"])
+def test_layer_residuals_of_an_encoder_one_per_block_and_none_for_kmer(name):
     torch.manual_seed(0)
-    enc = phylocl.build_encoder("gmlp-tiny")
+    enc = phylocl.build_encoder(name)
     r = layer_residuals(enc, ["MKVLAAGIVGLLLA" * 20, "MSTAPQRW", "PQRSTVWYAC"], batch_size=2)
     assert len(r["layer_residual"]) == enc.config.depth
     assert all(0.0 < v <= 1.0 for v in r["layer_residual"]) and 0.0 < r["input_residual"] <= 1.0

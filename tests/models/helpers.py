@@ -30,7 +30,18 @@ def fast_overrides(name: str) -> dict:
 
 def make_encoder(name: str, seed: int = 0, **extra) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_encoder(name, **{**fast_overrides(name), **extra})
+    values = {**fast_overrides(name), **extra}
+    if get_config(name).backbone == "kmerprofile":  # its width follows from the alphabet and word length
+        from phylocl.models.kmerprofile import profile_dim
+
+        values.pop("ffn_dim")
+        values["dim"] = values["embed_dim"] = profile_dim(values.get("alphabet", "protein"), values["depth"])
+    return build_encoder(name, **values)
+
+
+def pools_itself(name: str) -> bool:
+    """True for the k-mer backbones, which pool token ids themselves (mean pooling only)."""
+    return get_config(name).backbone in ("kmerbag", "kmerprofile")
 
 
 def random_protein(length: int, rng: np.random.Generator) -> str:

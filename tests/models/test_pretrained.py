@@ -28,7 +28,7 @@ EXAMPLE = REPO / "datasets" / "example-mini-mit"
 SHARED = REPO / ".." / "shared" / "data"
 MODELS = {"default-protein": "protein", "default-dna": "dna"}
 MAX_BYTES = 25_000_000
-WITHOUT_MODEL = {"protein": "kmer:3", "dna": "kmer:5"}  # measured best on the dev split (docs/models.md)
+WITHOUT_MODEL = {"protein": "default-protein", "dna": "kmer:5"}  # measured best on the dev split (docs/models.md)
 CASES = list(MODELS.items())
 IDS = list(MODELS)
 
@@ -56,13 +56,14 @@ def test_shipped_folder_loads_by_name(name, alphabet):
     assert config["model_type"] == "phylocl-encoder" and config["name"] == name and config["alphabet"] == alphabet
 
 
-# fingerprints of the shipped weights when they were .pt files (before the move to safetensors); indexes built
-# with them keep working only if the folders hold exactly the same config and weights
-FINGERPRINTS = {"default-protein": "5958af306a99116b", "default-dna": "a33e59b0d0581ef0"}
+# fingerprints of the shipped weights: default-dna's since the move from .pt files to safetensors (indexes built
+# with it keep working only if the folder holds exactly the same config and weights); default-protein's since the
+# k-mer profile encoder replaced the gMLP (issue 13; the gMLP's was 5958af306a99116b)
+FINGERPRINTS = {"default-protein": "418111cf1df5a395", "default-dna": "a33e59b0d0581ef0"}
 
 
 @pytest.mark.parametrize("name", IDS)
-def test_move_to_safetensors_kept_the_exact_weights(name):
+def test_shipped_weights_and_config_are_the_recorded_ones(name):
     assert phylocl.load_encoder(name).fingerprint() == FINGERPRINTS[name]
 
 
@@ -70,17 +71,21 @@ def test_move_to_safetensors_kept_the_exact_weights(name):
 def test_embeds_real_sequences_to_distinct_unit_rows(name, alphabet, examples):
     ds = examples[alphabet]
     first = [idx[0] for idx in ds.family_index.values()]  # one member per family
-    longest = int(np.argmax([len(s) for s in ds.sequences]))  # longer than a window: embedded as windows
-    picks = first + [longest]
     embedder = resolve_model(name, device="cpu")
-    assert len(ds.sequences[longest]) > embedder.model.max_len
-    x = embedder.embed([ds.sequences[i] for i in picks], batch_size=8)
-    assert x.shape == (len(picks), embedder.dim) and x.dtype == np.float32
+    seqs = [ds.sequences[i] for i in first]
+    long = ""  # longer than a window, so embedded as windows: bundled members joined end to end
+    for s in ds.sequences:
+        long += s
+        if len(long) > embedder.model.max_len:
+            break
+    assert len(long) > embedder.model.max_len
+    x = embedder.embed(seqs + [long], batch_size=8)
+    assert x.shape == (len(seqs) + 1, embedder.dim) and x.dtype == np.float32
     assert np.isfinite(x).all()
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     cos = x[: len(first)] @ x[: len(first)].T
     assert cos[~np.eye(len(first), dtype=bool)].max() < 0.999  # families are not collapsed onto one point
-    alone = embedder.embed([ds.sequences[longest]])
+    alone = embedder.embed([long])
     np.testing.assert_allclose(alone[0], x[-1], atol=1e-5)  # batching does not change an embedding
 
 
@@ -183,7 +188,7 @@ def test_cli_lists_the_shipped_encoders(capsys):
     assert main(["models", "--pretrained"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines[:2]] == sorted(MODELS)
-    assert lines[2].startswith("without --model, protein input uses kmer:3 (best measured protein method")
+    assert lines[2].startswith("without --model, protein input uses default-protein (best measured protein method")
     assert lines[3].startswith("without --model, dna input uses kmer:5 (")
 
 
@@ -197,16 +202,16 @@ def test_search_without_model_uses_the_best_measured_method(tmp_path, capsys):
     out = tmp_path / "hits.tsv"
     assert main(["search", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "(model kmer:3)" in captured.out
-    assert "no --model given: using kmer:3, the best measured protein method" in captured.err
+    assert "(model default-protein)" in captured.out
+    assert "no --model given: using default-protein, the best measured protein method" in captured.err
     lines = out.read_text().splitlines()
     assert lines[0] == "query\ttarget\tscore\trank"
     assert len(lines) == 1 + 4 * 3  # self hits excluded: the 3 others for each query
-    direct = KmerEmbedder(k=3, alphabet="protein").embed([ds.sequences[i] for i in picks])
+    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein").embed([ds.sequences[i] for i in picks])
     q, t, score, _ = lines[1].split("\t")
     i, j = [ds.ids[p] for p in picks].index(q), [ds.ids[p] for p in picks].index(t)
-    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are kmer:3's cosines
-    # an explicit --model still gets the encoder, and no note
-    assert main(["search", "--model", "default-protein", "--query", str(fasta), "--db", str(fasta), "-k", "3",
+    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are default-protein's cosines
+    # an explicit --model gets what it names, and no note
+    assert main(["search", "--model", "kmer:3", "--query", str(fasta), "--db", str(fasta), "-k", "3",
                  "-o", str(out), "--quiet"]) == 0
     assert "no --model given" not in capsys.readouterr().err

@@ -24,7 +24,7 @@ class _Module:
 
 
 def _epoch(cb, x, labels, step=10):
-    trainer = SimpleNamespace(sanity_checking=False, global_step=step)
+    trainer = SimpleNamespace(sanity_checking=False, global_step=step, world_size=1)
     module = _Module()
     cb.on_validation_epoch_start(trainer, module)
     for lo in range(0, len(x), 7):
@@ -71,3 +71,17 @@ def test_config_threshold_is_validated(value):
     with pytest.raises(InputError, match="eval.min_effective_rank_fraction"):
         load_config(None, [f"eval.min_effective_rank_fraction={value}"])
     assert load_config(None, ["eval.min_effective_rank_fraction=null"]).eval.min_effective_rank_fraction is None
+
+
+def test_a_warning_after_the_cli_stderr_was_closed_still_goes_out(monkeypatch, capsys, tmp_path):
+    """The CLI's log handler follows sys.stderr; a stream closed since (e.g. an earlier capture) is not flushed."""
+    from phylocl.console import configure_logging
+
+    old = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 (closed by hand below, like a finished capture)
+    monkeypatch.setattr("sys.stderr", old)
+    configure_logging("train")
+    logging.getLogger("phylocl.workflows.callbacks").warning("first")
+    old.close()
+    monkeypatch.undo()
+    logging.getLogger("phylocl.workflows.callbacks").warning("second")
+    assert "phylocl train: second" in capsys.readouterr().err

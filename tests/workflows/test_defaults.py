@@ -27,8 +27,9 @@ def test_shipped_table_picks_the_best_mean_auc1():
         assert choice.score == pytest.approx(max(means.values()))
         assert means[choice.spec] == pytest.approx(max(means.values()))
         assert [s for s, _ in choice.ranking] == sorted(means, key=lambda m: -means[m])
-    # docs/models.md: the shipped encoders are below the k-mer baselines on the dev sets
-    assert choose_default("protein", shipped=["default-protein"]).spec == "kmer:3"
+    # docs/models.md: the k-mer profile default-protein is above kmer:3, default-dna below kmer:5 on the dev sets
+    assert choose_default("protein", shipped=["default-protein"]).spec == "default-protein"
+    assert choose_default("protein", shipped=[]).spec == "kmer:3"  # not installed: the baseline
     assert choose_default("dna", shipped=["default-dna"]).spec == "kmer:5"
 
 

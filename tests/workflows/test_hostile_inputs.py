@@ -112,3 +112,27 @@ def test_mismatch_error_picks_another_model():
     embedder = SimpleNamespace(alphabet=DNA, name="default-protein", source="x")  # impossible but checks the pick
     msg = str(mismatch_error("protein", embedder, path="f.fa"))
     assert "--model kmer:3" in msg and "--model default-protein" not in msg
+
+
+def test_a_closed_stdout_pipe_ends_quietly(capsys, monkeypatch, files):
+    import phylocl.data.inspect as inspect_mod
+
+    def broken(summary):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(inspect_mod, "format_summary", broken)
+    fa, labels = files
+    assert main(["inspect", str(fa), "--labels", str(labels)]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_pipe_without_labels_asks_for_them(tmp_path, capsys):
+    import threading
+
+    fifo = tmp_path / "s.pipe"
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: open(fifo, "w").write(FASTA), daemon=True).start()
+    code, _, err = run(capsys, "inspect", fifo)
+    assert code == 2 and "a single FASTA file needs a labels table" in err and err.count("\n") == 1
+    with open(fifo) as f:  # let the writer thread finish if the pipe was never opened
+        f.read()

@@ -192,3 +192,20 @@ def test_library_call_changes_no_warning_filters_or_logger_levels(tmp_path):
     result = train_mod.train(None, tmp_path / "run", overrides=SETS, progress=False)
     assert result.encoder_path.is_file()
     assert (list(warnings.filters), {n: logging.getLogger(n).level for n in names}) == before
+
+
+def test_moe_encoder_trains_logs_expert_utilisation_and_embeds(tmp_path):
+    """``phylocl train`` with sMLP: router losses and per-layer utilisation in logs/metrics.csv, an embeddable export."""
+    out = tmp_path / "run"
+    assert main(_args(out, "model.name=smlp-tiny", "trainer.max_steps=3", "cache.enabled=true",
+                      "cache.chunk_size=2")) == 0
+    with open(out / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/moe/aux")]
+    assert len(rows) == 3
+    for r in rows:  # two router layers (sMoE, tMoE), four experts each: kept + dropped fractions sum to one
+        for k in (0, 1):
+            used = sum(float(r[f"train/moe/l{k}_util{e}"]) for e in range(4))
+            assert used + float(r[f"train/moe/l{k}_dropped"]) == pytest.approx(1.0, abs=1e-5)
+        assert float(r["train/moe/balance"]) > 0 and float(r["train/moe/z"]) > 0
+    enc = phylocl.load_encoder(out)
+    assert enc.config.backbone == "smlp" and enc.embed(["MKVLAAGIVGLLLA"]).shape == (1, enc.embed_dim)

@@ -110,6 +110,10 @@ def test_second_run_into_a_locked_folder_is_refused(tmp_path, capsys):
     try:
         _refused(capsys, _args(out), "another `phylocl train` (pid 4242) is writing to this folder")
         assert out.is_dir() and (out / LOCK_NAME).exists()  # the other run's folder is left alone
+        (out / "checkpoints").mkdir()
+        (out / "checkpoints" / "last.ckpt").write_bytes(b"PK half-written by the other run")
+        _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "another `phylocl train` (pid 4242)")
+        assert (out / LOCK_NAME).read_text() == "4242\n"
     finally:
         os.close(fd)
 
@@ -231,3 +235,25 @@ def test_train_data_fasta_needs_labels_and_set_data_labels_works(tmp_path, capsy
     err = _refused(capsys, _args(tmp_path / "r1", sets=sets) + ["--data", fa], "--set data.labels=TSV for train")
     assert "--labels TSV" not in err and "(--labels for inspect" in err
     assert main(_args(tmp_path / "r2", f"data.labels={labels}", sets=sets) + ["--data", str(fa)]) == 0
+
+
+def test_file_system_without_locks_still_trains_with_a_warning(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import phylocl.workflows.run_folder as run_folder
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock the run folder"):
+        assert main(_args(tmp_path / "run")) == 0
+    assert (tmp_path / "run" / "encoder.pt").exists()
+
+
+def test_resuming_an_old_run_without_config_yaml_says_what_to_pass(tmp_path, capsys):
+    out = tmp_path / "old"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "has no config.yaml",
+             "resume with the run's own --config/--data/--set")
