@@ -94,7 +94,7 @@ class RetrievalMetrics(L.Callback):
         by_loader = [[p for p in self._parts if int(p["loader"][0]) == i] if "loader" in self._parts[0]
                      else (self._parts if i == 0 else []) for i in (0, 1)]
         self._parts = []
-        seen = trainer.global_step * self.pairs_per_step * trainer.world_size
+        seen = trainer.global_step * self.pairs_per_step * getattr(trainer, "world_size", 1)
         record = {"step": float(trainer.global_step), "pairs_seen": float(seen)}
         self.last = {}
         for prefix, parts in zip(self.prefixes, by_loader):
