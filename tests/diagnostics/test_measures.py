@@ -105,3 +105,18 @@ def test_embedding_health_of_collapsed_and_spread_sets():
     assert c["uniformity"] > -0.01  # every pair at distance ~0
     with pytest.raises(ValueError, match="labels"):
         embedding_health(spread, ["a"] * 3)
+
+
+def test_large_matrices_take_the_gram_route_with_the_same_singular_values(monkeypatch):
+    import phylocl.diagnostics.measures as m
+
+    rng = np.random.default_rng(3)
+    for shape in ((40, 300), (300, 40)):
+        z = rng.normal(size=shape) * np.linspace(1.0, 1e-3, shape[1])  # a spread spectrum
+        exact = np.linalg.svd(z, compute_uv=False)
+        monkeypatch.setattr(m, "_GRAM_ABOVE", 0)
+        gram = m.singular_values(z)
+        monkeypatch.setattr(m, "_GRAM_ABOVE", 10**12)
+        assert gram.shape == exact.shape == (40,)
+        np.testing.assert_allclose(gram, exact, rtol=1e-6, atol=1e-9)
+        assert m.effective_rank(z) == pytest.approx(float(np.exp(-(p := exact / exact.sum()) @ np.log(p))))
