@@ -46,8 +46,13 @@ def test_two_processes_write_the_same_file_as_one(tmp_path):
     from phylocl.retrieval.embeddings import load_embeddings
     from phylocl.workflows.embed import embed
 
-    one = embed(out=tmp_path / "one.npz", model=model, fasta=fasta, shard_size=4, buffer_size=3, batch_size=2,
-                device="cpu", progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks: with more threads the kernels may sum in another order (1e-7 apart)
+    try:
+        one = embed(out=tmp_path / "one.npz", model=model, fasta=fasta, shard_size=4, buffer_size=3, batch_size=2,
+                    device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(threads)
     two = tmp_path / "two.npz"
     torch.multiprocessing.spawn(_worker, args=(_free_port(), str(fasta), model, str(two), str(tmp_path)),
                                 nprocs=2, join=True)
