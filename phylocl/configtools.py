@@ -143,7 +143,7 @@ def _coerce_sequence(value: Any, tp: Any, key: str) -> Any:
 
 
 def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
-    """``bool`` / ``float`` / ``int`` / ``str`` / ``Path`` annotations; any other annotation passes ``value`` through."""
+    """``bool`` / ``float`` / ``int`` / ``str`` / ``Path`` annotations; any other annotation passes through."""
     if tp is bool:
         if isinstance(value, bool):
             return value
