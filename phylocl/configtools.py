@@ -93,18 +93,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if origin is Union or (hasattr(types, "UnionType") and isinstance(tp, types.UnionType)):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+        return _coerce_union(value, tp, key)
     if origin is Literal:
         if value not in get_args(tp):
             raise ValueError(f"{key}: {value!r} is not one of {list(get_args(tp))}")
@@ -116,20 +105,45 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
     if origin in (list, tuple) or tp in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ValueError(f"{key}: expected {len(args)} values, got {len(value)}")
-            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or tp is tuple else items
+        return _coerce_sequence(value, tp, key)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)
+    return _coerce_scalar(value, tp, key)
+
+
+def _coerce_union(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as the first member of the union ``tp`` that accepts it (``None`` when the union allows it)."""
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(value, arg, key)
+        except ValueError:
+            continue
+    raise ValueError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+
+
+def _coerce_sequence(value: Any, tp: Any, key: str) -> Any:
+    """A list or tuple annotation: items checked one by one; fixed-length tuples check their length."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{key}: expected a list, got {value!r}")
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ValueError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    inner = args[0] if args else Any
+    items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple or tp is tuple else items
+
+
+def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
+    """``bool`` / ``float`` / ``int`` / ``str`` / ``Path`` annotations; any other annotation passes through."""
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -90,6 +90,12 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
 
     def __post_init__(self) -> None:
+        self._normalise_inputs()
+        self._check_pair_options()
+        self._check_batch_options()
+
+    def _normalise_inputs(self) -> None:
+        """Paths as strings, ``evolved`` as :class:`EvolvedConfig`, fractions as a float triple; checks them."""
         if isinstance(self.evolved, dict):  # built directly in Python rather than from YAML
             unknown = sorted(set(self.evolved) - set(EvolvedConfig.__dataclass_fields__))
             if unknown:
@@ -113,6 +119,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
         bad_keys = sorted(set(self.holdout) - {"train", "val", "test"})
         if bad_keys:
             raise ValueError(f"data.holdout keys must be train/val/test, got {bad_keys}")
+
+    def _check_pair_options(self) -> None:
+        """Cropping, pair choice, distances and the positive sizes (``max_len``, ``batch_size``...)."""
         if self.crop not in CROP_MODES:
             raise ValueError(f"data.crop must be {' or '.join(CROP_MODES)}, got {self.crop!r}")
         if self.pair_strategy not in ("uniform", "distant", "hardest"):
@@ -129,6 +138,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
         for name in ("max_len", "batch_size", "pairs_per_family_per_epoch", "pad_to_multiple_of", "bucket_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+
+    def _check_batch_options(self) -> None:
+        """Batching strategy, hard-negative refresh, optional sizes, view noise, token budget and workers."""
         if self.batching not in ("random", "knn", "group"):
             raise ValueError(f"data.batching must be random, knn or group, got {self.batching!r}")
         if (self.batching == "group") != (self.group_by is not None):

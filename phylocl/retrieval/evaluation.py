@@ -51,6 +51,44 @@ def _widen(index, x, self_rows, rows: np.ndarray, cutoffs: np.ndarray, k: int, n
         rows, cutoffs = rows[~done], cutoffs[~done]
 
 
+def _check_inputs(x: np.ndarray, labels: list[str], group_labels, ks: Sequence[int]) -> tuple[int, ...]:
+    """Validate shapes and options of :func:`evaluate_embeddings`; returns the checked ``ks``."""
+    if x.ndim != 2 or len(labels) != len(x):
+        raise ValueError(f"need (N, D) embeddings with N labels, got {x.shape} and {len(labels)} labels")
+    if group_labels is not None and len(group_labels) != len(x):
+        raise ValueError(f"{len(group_labels)} group labels for {len(x)} embeddings")
+    return check_ks(ks)
+
+
+def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    """``n`` unique string ids (default ``"0"``, ``"1"``, ...)."""
+    ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+    if len(ids) != n or len(set(ids)) != len(ids):
+        raise ValueError(f"ids must be {n} unique strings")
+    return ids
+
+
+def _with_decoys(x: np.ndarray, decoy_embeddings) -> np.ndarray:
+    """The database: ``(N, D)`` labelled rows followed by ``(M, D)`` decoys -> ``(N + M, D)``."""
+    if decoy_embeddings is None:
+        return x
+    decoys = np.asarray(decoy_embeddings, dtype=np.float32)
+    if decoys.ndim != 2 or decoys.shape[1] != x.shape[1]:
+        raise ValueError(f"decoys must be (M, {x.shape[1]}), got {decoys.shape}")
+    return np.concatenate([x, decoys])
+
+
+def _search_depth(rel_labels: list[str], ks: tuple[int, ...], max_depth: int, n_db: int) -> int:
+    """Hits per list: ``max(max(ks), largest R)`` capped by ``max_depth`` and ``n_db - 1`` (warns on the cap)."""
+    largest_r = int(np.unique(rel_labels, return_counts=True)[1].max()) - 1 if rel_labels else 0
+    wanted = max(ks[-1], largest_r)
+    depth = max(1, min(wanted, max_depth, n_db - 1))
+    if wanted > depth and depth == max_depth:
+        warnings.warn(f"hit lists capped at max_depth={max_depth} (the largest group has {largest_r} other "
+                      "members); map_r and recall of the largest groups are lower bounds", stacklevel=3)
+    return depth
+
+
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
                         decoy_embeddings=None, ks: Sequence[int] = (1, 10, 50),
                         group_labels: Sequence[str] | None = None, index_kind: str = "flat",
@@ -80,31 +118,15 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
     """
     x = np.asarray(embeddings, dtype=np.float32)
     labels = [str(s) for s in labels]
-    if x.ndim != 2 or len(labels) != len(x):
-        raise ValueError(f"need (N, D) embeddings with N labels, got {x.shape} and {len(labels)} labels")
-    if group_labels is not None and len(group_labels) != len(x):
-        raise ValueError(f"{len(group_labels)} group labels for {len(x)} embeddings")
-    ks = check_ks(ks)
-    ids = [str(i) for i in range(len(x))] if ids is None else [str(i) for i in ids]
-    if len(ids) != len(x) or len(set(ids)) != len(ids):
-        raise ValueError(f"ids must be {len(x)} unique strings")
+    ks = _check_inputs(x, labels, group_labels, ks)
+    ids = _check_ids(ids, len(x))
     if max_depth < 1:
         raise ValueError(f"max_depth must be >= 1, got {max_depth}")
     n = len(x)
-    db = x
-    if decoy_embeddings is not None:
-        decoys = np.asarray(decoy_embeddings, dtype=np.float32)
-        if decoys.ndim != 2 or decoys.shape[1] != x.shape[1]:
-            raise ValueError(f"decoys must be (M, {x.shape[1]}), got {decoys.shape}")
-        db = np.concatenate([x, decoys])
+    db = _with_decoys(x, decoy_embeddings)
     n_decoys = len(db) - n
     rel_labels = labels if group_labels is None else [str(g) for g in group_labels]
-    largest_r = int(np.unique(rel_labels, return_counts=True)[1].max()) - 1 if n else 0
-    wanted = max(ks[-1], largest_r)
-    depth = max(1, min(wanted, max_depth, len(db) - 1))
-    if wanted > depth and depth == max_depth:
-        warnings.warn(f"hit lists capped at max_depth={max_depth} (the largest group has {largest_r} other "
-                      "members); map_r and recall of the largest groups are lower bounds", stacklevel=2)
+    depth = _search_depth(rel_labels, ks, max_depth, len(db))
 
     index = build_index(db, kind=index_kind)
     hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size)

@@ -147,22 +147,7 @@ def read_hits_tsv(path: str | Path, *, query_ids: Sequence[str], db_ids: Sequenc
     except OSError as err:
         raise InputError(f"cannot read hit table: {err.strerror or err}", path=path) from None
     with handle:
-        first = True
-        for lineno, line in enumerate(handle, start=1):
-            fields = line.rstrip("\r\n").split("\t")
-            if not line.strip() or (line.startswith("#") and not _is_hit_row(fields, need, score_col)):
-                continue  # a comment; a hit row whose query id starts with '#' is kept
-            if len(fields) < need:
-                raise InputError(f"expected at least {need} tab-separated columns, got {len(fields)}",
-                                 path=path, line=lineno)
-            try:
-                value = float(fields[score_col])
-            except ValueError:
-                if first:
-                    first = False
-                    continue  # header
-                raise InputError(f"score {fields[score_col]!r} is not a number", path=path, line=lineno) from None
-            first = False
+        for lineno, fields, value in _scored_rows(handle, path, need, score_col):
             q, t = qrow.get(fields[query_col]), trow.get(fields[target_col])
             if q is None or t is None:
                 if unknown == "ignore":
@@ -175,8 +160,37 @@ def read_hits_tsv(path: str | Path, *, query_ids: Sequence[str], db_ids: Sequenc
             q_idx.append(q)
             t_idx.append(t)
             vals.append(value if higher_is_better else -value)
+    return _group_by_query(q_idx, t_idx, vals, len(qrow))
+
+
+def _scored_rows(handle, path: Path, need: int, score_col: int):
+    """Yield ``(lineno, fields, score)`` of each hit row, skipping blanks, comments and a header line.
+
+    Raises :class:`~phylocl.errors.InputError` on a short row or a non-numeric score after the first row.
+    """
+    first = True
+    for lineno, line in enumerate(handle, start=1):
+        fields = line.rstrip("\r\n").split("\t")
+        if not line.strip() or (line.startswith("#") and not _is_hit_row(fields, need, score_col)):
+            continue  # a comment; a hit row whose query id starts with '#' is kept
+        if len(fields) < need:
+            raise InputError(f"expected at least {need} tab-separated columns, got {len(fields)}",
+                             path=path, line=lineno)
+        try:
+            value = float(fields[score_col])
+        except ValueError:
+            if first:
+                first = False
+                continue  # header
+            raise InputError(f"score {fields[score_col]!r} is not a number", path=path, line=lineno) from None
+        first = False
+        yield lineno, fields, value
+
+
+def _group_by_query(q_idx: list[int], t_idx: list[int], vals: list[float], n_queries: int) -> HitLists:
+    """:class:`HitLists` from parallel per-hit lists, grouped by query; file order is kept inside a query."""
     q_arr = np.array(q_idx, dtype=np.int64)
     order = np.argsort(q_arr, kind="stable")  # group by query, file order kept inside a query
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(q_arr, minlength=len(qrow)))])
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(q_arr, minlength=n_queries))])
     return HitLists(offsets=offsets, targets=np.array(t_idx, dtype=np.int64)[order],
                     scores=np.array(vals, dtype=np.float64)[order])

@@ -78,6 +78,55 @@ def rank_hits(hits: HitLists, relevant_fn, self_rows: np.ndarray) -> tuple[np.nd
     return q, pos, rel
 
 
+def _self_rows(nq: int, m: int, query_rows, query_ids, db_ids) -> np.ndarray:
+    """``(Q,)`` database row of each query (``-1``: not in the database), from ``query_rows`` or matching ids."""
+    if query_rows is not None:
+        self_rows = np.asarray(query_rows, dtype=np.int64).reshape(nq)
+        if np.any(self_rows >= m):
+            raise ValueError(f"query_rows must be < {m} (the database size) or -1")
+        return self_rows
+    if query_ids is not None and db_ids is not None:
+        row = {str(i): r for r, i in enumerate(db_ids)}
+        return np.array([row.get(str(i), -1) for i in query_ids], dtype=np.int64)
+    return np.full(nq, -1, dtype=np.int64)
+
+
+def _per_query_values(hits: HitLists, qcode: np.ndarray, dcode: np.ndarray, self_rows: np.ndarray,
+                      r: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Each metric of the module docstring per query: ``{"top1", "recall@k"..., "map_r", "auc1"}``, each ``(Q,)``.
+
+    ``r`` is ``(Q,)`` R_q; values of queries with ``R_q == 0`` are meaningless (divided by 1).
+    """
+    nq = hits.n_queries
+    qi, pos, rel = rank_hits(hits, lambda q, t: dcode[t] == qcode[q], self_rows)
+    relf = rel.astype(np.float64)
+    values = {"top1": np.bincount(qi, weights=relf * (pos == 0), minlength=nq)}
+    rr = np.maximum(r, 1).astype(np.float64)
+    for k in ks:
+        values[f"recall@{k}"] = np.bincount(qi, weights=relf * (pos < k), minlength=nq) / rr
+    cum = np.cumsum(relf)
+    starts = np.searchsorted(qi, np.arange(nq))
+    before = np.concatenate([[0.0], cum])[starts]  # (Q,) relevant hits before each query's list
+    precision = (cum - before[qi]) / (pos + 1)  # (H,) P(i) at each hit
+    values["map_r"] = np.bincount(qi, weights=relf * precision * (pos < r[qi]), minlength=nq) / rr
+    first_fp = np.bincount(qi, minlength=nq).astype(np.int64)  # no FP -> every hit (all TPs) counts
+    np.minimum.at(first_fp, qi[~rel], pos[~rel])
+    values["auc1"] = first_fp / rr
+    return values
+
+
+def _per_family(values: dict[str, np.ndarray], report: np.ndarray, scored: np.ndarray) -> list[dict]:
+    """Means of each metric over the scored queries of each report label, sorted by label."""
+    families, fam_idx = np.unique(report[scored], return_inverse=True)
+    sizes = np.bincount(fam_idx, minlength=len(families))
+    rows = [{"family": str(f), "n_queries": int(n)} for f, n in zip(families, sizes)]
+    for name, v in values.items():
+        means = np.bincount(fam_idx, weights=v[scored], minlength=len(families)) / np.maximum(sizes, 1)
+        for row, mean in zip(rows, means):
+            row[name] = float(mean)
+    return rows
+
+
 def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[str | None], *,
                ks: Sequence[int] = (1, 10, 50), query_ids: Sequence[str] | None = None,
                db_ids: Sequence[str] | None = None, query_rows: Sequence[int] | None = None,
@@ -108,32 +157,11 @@ def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[
     if len(hits.targets) and hits.targets.max() >= m:
         raise ValueError(f"a hit targets row {hits.targets.max()} of a database of {m} rows")
     qcode, dcode, _ = _encode(query_labels, db_labels)
-    self_rows = np.full(nq, -1, dtype=np.int64)
-    if query_rows is not None:
-        self_rows = np.asarray(query_rows, dtype=np.int64).reshape(nq)
-        if np.any(self_rows >= m):
-            raise ValueError(f"query_rows must be < {m} (the database size) or -1")
-    elif query_ids is not None and db_ids is not None:
-        row = {str(i): r for r, i in enumerate(db_ids)}
-        self_rows = np.array([row.get(str(i), -1) for i in query_ids], dtype=np.int64)
+    self_rows = _self_rows(nq, m, query_rows, query_ids, db_ids)
     counts = np.bincount(dcode[dcode >= 0], minlength=qcode.max(initial=-1) + 1)
     own = (self_rows >= 0) & (dcode[np.maximum(self_rows, 0)] == qcode)
     r = counts[qcode] - own  # (Q,) other relevant rows per query
-
-    qi, pos, rel = rank_hits(hits, lambda q, t: dcode[t] == qcode[q], self_rows)
-    relf = rel.astype(np.float64)
-    per_query_values = {"top1": np.bincount(qi, weights=relf * (pos == 0), minlength=nq)}
-    rr = np.maximum(r, 1).astype(np.float64)
-    for k in ks:
-        per_query_values[f"recall@{k}"] = np.bincount(qi, weights=relf * (pos < k), minlength=nq) / rr
-    cum = np.cumsum(relf)
-    starts = np.searchsorted(qi, np.arange(nq))
-    before = np.concatenate([[0.0], cum])[starts]  # (Q,) relevant hits before each query's list
-    precision = (cum - before[qi]) / (pos + 1)  # (H,) P(i) at each hit
-    per_query_values["map_r"] = np.bincount(qi, weights=relf * precision * (pos < r[qi]), minlength=nq) / rr
-    first_fp = np.bincount(qi, minlength=nq).astype(np.int64)  # no FP -> every hit (all TPs) counts
-    np.minimum.at(first_fp, qi[~rel], pos[~rel])
-    per_query_values["auc1"] = first_fp / rr
+    per_query_values = _per_query_values(hits, qcode, dcode, self_rows, r, ks)
 
     scored = r > 0
     out = {"n_queries": int(scored.sum()), "n_singleton_queries": int((~scored).sum())}
@@ -142,14 +170,7 @@ def score_hits(hits: HitLists, query_labels: Sequence[str], db_labels: Sequence[
     report = np.asarray([str(x) for x in (query_labels if report_labels is None else report_labels)])
     if len(report) != nq:
         raise ValueError(f"{len(report)} report labels for {nq} queries")
-    families, fam_idx = np.unique(report[scored], return_inverse=True)
-    sizes = np.bincount(fam_idx, minlength=len(families))
-    rows = [{"family": str(f), "n_queries": int(n)} for f, n in zip(families, sizes)]
-    for name, values in per_query_values.items():
-        means = np.bincount(fam_idx, weights=values[scored], minlength=len(families)) / np.maximum(sizes, 1)
-        for row, v in zip(rows, means):
-            row[name] = float(v)
-    out["per_family"] = rows
+    out["per_family"] = _per_family(per_query_values, report, scored)
     if per_query:
         out["per_query"] = [
             {"query": i, "family": str(report[i]), "r": int(r[i]),

@@ -171,6 +171,42 @@ def _scale(term: torch.Tensor | None, scaler) -> torch.Tensor | None:
     return None if term is None else scaler.scale(term)
 
 
+def _scaled_term(replay_term: ReplayTerm | None, scaler) -> ReplayTerm | None:
+    """``replay_term`` scaled by a ``GradScaler`` like the cached gradients (unchanged without a scaler)."""
+    if replay_term is None or scaler is None:
+        return replay_term
+    return lambda: _scale(replay_term(), scaler)
+
+
+def _check_step_args(batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None, chunk_size: int | None,
+                     token_budget: int | None) -> None:
+    """Validate :func:`cached_backward`'s arguments (``ValueError`` naming the bad one)."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
+                                     or token_budget < 1):
+        raise ValueError(f"token_budget must be an int >= 1 or None, got {token_budget!r}")
+    n = batch_a["input_ids"].shape[0]
+    if n == 0 or batch_b["input_ids"].shape[0] != n:
+        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and "
+                         f"{batch_b['input_ids'].shape[0]}")
+    if labels is not None and tuple(labels.shape) != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+
+
+def _plan_step(encoder, batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None, chunk_size: int | None,
+               token_budget: int | None) -> tuple[str, list[int], dict[str, list[Batch]]]:
+    """Checked arguments -> ``(device_type, CUDA devices whose RNG to replay, {"a": chunks, "b": chunks})``."""
+    _check_step_args(batch_a, batch_b, labels, chunk_size, token_budget)
+    param = next(iter(encoder.parameters()), None)
+    device_type = (param if param is not None else batch_a["input_ids"]).device.type
+    devices = cuda_devices_of(encoder, batch_a, batch_b)
+    views = {}
+    for name, batch in (("a", batch_a), ("b", batch_b)):
+        views[name] = chunk_batches(batch, plan_chunks(batch, chunk_size=chunk_size, token_budget=token_budget))
+    return device_type, devices, views
+
+
 def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size: int | None,
                     labels: torch.Tensor | None = None, *, token_budget: int | None = None, scaler=None,
                     autocast: torch.dtype | None = None, replay_rng: bool = True,
@@ -207,42 +243,21 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
     With one chunk per view the random draws are exactly those of the plain call, and afterwards the global RNG
     is where the plain call leaves it (it is restored to the end of the first pass after replaying).
     """
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
-    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
-                                     or token_budget < 1):
-        raise ValueError(f"token_budget must be an int >= 1 or None, got {token_budget!r}")
-    n = batch_a["input_ids"].shape[0]
-    if n == 0 or batch_b["input_ids"].shape[0] != n:
-        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and "
-                         f"{batch_b['input_ids'].shape[0]}")
-    if labels is not None and tuple(labels.shape) != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-
-    param = next(iter(encoder.parameters()), None)
-    device_type = (param if param is not None else batch_a["input_ids"]).device.type
-    devices = cuda_devices_of(encoder, batch_a, batch_b)
-    views = {}
-    for name, batch in (("a", batch_a), ("b", batch_b)):
-        views[name] = chunk_batches(batch, plan_chunks(batch, chunk_size=chunk_size, token_budget=token_budget))
-
-    parts_a, states_a = embed_without_grad(encoder, views["a"], cuda_devices=devices, device_type=device_type,
-                                           autocast=autocast)
-    parts_b, states_b = embed_without_grad(encoder, views["b"], cuda_devices=devices, device_type=device_type,
-                                           autocast=autocast)
+    device_type, devices, views = _plan_step(encoder, batch_a, batch_b, labels, chunk_size, token_budget)
+    parts, states = {}, {}
+    for name in ("a", "b"):  # step 1: embed without gradients, recording each chunk's RNG state
+        parts[name], states[name] = embed_without_grad(encoder, views[name], cuda_devices=devices,
+                                                       device_type=device_type, autocast=autocast)
     end_of_first_pass = RngState.capture(devices)
     if after_first_pass is not None:
         after_first_pass()
-    if replay_term is not None and scaler is not None:
-        unscaled_term = replay_term
-        replay_term = lambda: _scale(unscaled_term(), scaler)  # noqa: E731  (scaled like the cached gradients)
-    loss, grads_a, grads_b = loss_and_cache(loss_fn, parts_a, parts_b, labels, scaler=scaler,
-                                            device_type=device_type)
+    replay_term = _scaled_term(replay_term, scaler)
+    loss, grads_a, grads_b = loss_and_cache(loss_fn, parts["a"], parts["b"], labels, scaler=scaler,
+                                            device_type=device_type)  # step 2: loss and dL/dz cache
     try:
-        for name, chunks, grads, states, parts in (("a", views["a"], grads_a, states_a, parts_a),
-                                                   ("b", views["b"], grads_b, states_b, parts_b)):
-            replay(encoder, chunks, grads, states if replay_rng else None, device_type=device_type,
-                   autocast=autocast, cached=parts, view=name, hook=replay_hook, sync_last=name == "b",
+        for name, grads in (("a", grads_a), ("b", grads_b)):  # step 3: replay with gradients
+            replay(encoder, views[name], grads, states[name] if replay_rng else None, device_type=device_type,
+                   autocast=autocast, cached=parts[name], view=name, hook=replay_hook, sync_last=name == "b",
                    backward=backward, term=replay_term)
     finally:
         if replay_rng:

@@ -252,6 +252,52 @@ def _train_cell(cfg: TrainConfig, cell_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def _set_up_study(config, out_dir, overrides, data) -> tuple:
+    """Load and check everything before writing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig})``.
+
+    Creates ``out``, refuses a study with other settings there, and writes ``split.json``.
+    """
+    from phylocl.outputs import check_output_dir
+
+    grid, base = load_compare_config(config, overrides, data)
+    out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
+    holdout, split_info = freeze_split(base)
+    cells = plan_cells(grid, split_info["train_pair_families"])
+    try:
+        configs = {c.name: cell_config(base, grid, c, holdout=holdout, cache_dir=out / "distance-cache")
+                   for c in cells if not c.skip}
+    except (ValueError, TypeError) as err:
+        raise InputError(f"invalid compare config: {err}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_study(out, resolved_dict(grid, base))
+    _write_json(out / "split.json", {**split_info, "holdout": holdout})
+    return grid, base, out, split_info, cells, configs
+
+
+def _run_cell(cfg: TrainConfig, name: str, cell_dir: Path, t0: float) -> None:
+    """Train one cell and write its ``cell.json`` (``ok``, or ``failed`` with ``error.log``: other cells go on)."""
+    try:
+        seconds = _train_cell(cfg, cell_dir)
+        _write_json(cell_dir / "cell.json", {"status": "ok", "wall_seconds": round(seconds, 1)})
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"study interrupted in cell {name}; run the same command again to "
+                                "continue") from None
+    except Exception as err:  # one failed cell must not cost the others
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "error.log").write_text(traceback.format_exc())
+        message = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+        _write_json(cell_dir / "cell.json", {"status": "failed", "error": message,
+                                             "wall_seconds": round(time.perf_counter() - t0, 1)})
+
+
+def _outcome(row: dict) -> str:
+    """One cell's result for the progress line: its test ``map_r`` / ``auc1``, or why it has none."""
+    if row["status"] != "ok":
+        return f"FAILED ({row['error']})"
+    outcome = ", ".join(f"test {k} {row[k]:.3f}" for k in ("map_r", "auc1") if isinstance(row.get(k), float))
+    return outcome or "no test metrics (fewer than 2 test families)"
+
+
 def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, overrides=(),
             data: list[str] | None = None, progress: bool = True) -> CompareResult:
     """Run (or continue) the comparison that ``config`` describes into ``out_dir`` (see the module docstring).
@@ -269,21 +315,7 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     """
     from phylocl.workflows.compare_report import write_report
 
-    from phylocl.outputs import check_output_dir
-
-    grid, base = load_compare_config(config, overrides, data)
-    out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
-    holdout, split_info = freeze_split(base)
-    cells = plan_cells(grid, split_info["train_pair_families"])
-    try:
-        configs = {c.name: cell_config(base, grid, c, holdout=holdout, cache_dir=out / "distance-cache")
-                   for c in cells if not c.skip}
-    except (ValueError, TypeError) as err:
-        raise InputError(f"invalid compare config: {err}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_study(out, resolved_dict(grid, base))
-    _write_json(out / "split.json", {**split_info, "holdout": holdout})
-
+    grid, base, out, split_info, cells, configs = _set_up_study(config, out_dir, overrides, data)
     ks = base.eval.ks
     cell_dirs = {c.name: out / "cells" / c.name for c in cells}
     rows = [_cell_row(c, grid, cell_dirs[c.name], ks) for c in cells]
@@ -308,30 +340,12 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
         cell_dir = cell_dirs[cell.name]
         say(f"[{n}/{len(todo)}] {cell.name}: {configs[cell.name].trainer.max_steps} steps of {cell.batch_size} pairs")
         t0 = time.perf_counter()
-        try:
-            seconds = _train_cell(configs[cell.name], cell_dir)
-            _write_json(cell_dir / "cell.json", {"status": "ok", "wall_seconds": round(seconds, 1)})
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"study interrupted in cell {cell.name}; run the same command again to "
-                                    "continue") from None
-        except Exception as err:  # one failed cell must not cost the others
-            cell_dir.mkdir(parents=True, exist_ok=True)
-            (cell_dir / "error.log").write_text(traceback.format_exc())
-            message = " ".join(f"{type(err).__name__}: {err}".split())[:500]
-            _write_json(cell_dir / "cell.json", {"status": "failed", "error": message,
-                                                 "wall_seconds": round(time.perf_counter() - t0, 1)})
+        _run_cell(configs[cell.name], cell.name, cell_dir, t0)
         rows[i] = _cell_row(cell, grid, cell_dir, ks)
         summary = save()
         spent.append(time.perf_counter() - t0)
         eta = sum(spent) / len(spent) * (len(todo) - n)
-        r = rows[i]
-        if r["status"] != "ok":
-            outcome = f"FAILED ({r['error']})"
-        else:
-            outcome = ", ".join(f"test {k} {r[k]:.3f}" for k in ("map_r", "auc1") if isinstance(r.get(k), float))
-            outcome = outcome or "no test metrics (fewer than 2 test families)"
-
-        say(f"[{n}/{len(todo)}] {cell.name}: {outcome} in {tqdm.format_interval(spent[-1])}; elapsed "
+        say(f"[{n}/{len(todo)}] {cell.name}: {_outcome(rows[i])} in {tqdm.format_interval(spent[-1])}; elapsed "
             f"{tqdm.format_interval(time.perf_counter() - started)}, ETA {tqdm.format_interval(eta)}")
         gc.collect()
     summary = save(final=True)

@@ -43,6 +43,38 @@ class EmbedResult:
     rank: int = 0  # of a distributed run: only rank 0 merges and counts (the others report n = 0)
 
 
+def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | None, num_nodes: int) -> None:
+    """One input (``fasta`` or ``data``, ``labels`` only with ``data``) and positive sizes, else :class:`InputError`."""
+    if (fasta is None) == (data is None):
+        raise InputError("give exactly one input: --fasta FILE or --data PATH")
+    if labels is not None and data is None:
+        raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
+    if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
+        raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
+                         f"{num_nodes}")
+
+
+def _shard_settings(embedder, fingerprint: str, source, labels, *, with_labels: bool, shard_size: int,
+                    buffer_size: int, batch_size: int, strict: bool) -> dict:
+    """What finished shards depend on: a later run resumes them only when every setting is the same."""
+    return {"model": fingerprint, "input": input_identity(source),
+            "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
+            "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
+            "precision": embedder.precision, "overlap": embedder.overlap, "alphabet": embedder.alphabet.name,
+            "strict": strict}
+
+
+def _predict_distributed(embedder, items, out: Path, settings: dict, with_labels: bool, sizes: dict, *, device,
+                         devices: int | None, num_nodes: int) -> tuple:
+    """Write the shards through Lightning's DDP prediction loop: ``(ShardPredictor, this rank, number of shards)``."""
+    from phylocl.workflows.embed_distributed import ShardPredictor, predict_shards
+
+    module = ShardPredictor(embedder=embedder, items=items, out=out, settings=settings, with_labels=with_labels,
+                            **sizes)
+    rank, n_shards = predict_shards(module, device=device, devices=devices or 1, num_nodes=num_nodes)
+    return module, rank, n_shards
+
+
 def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None = None,
           data: str | Path | None = None, labels: str | Path | None = None, batch_size: int = 64,
           device: str | None = None, precision: str = "fp32", buffer_size: int = DEFAULT_BUFFER,
@@ -74,23 +106,15 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
     start = time.perf_counter()
-    if (fasta is None) == (data is None):
-        raise InputError("give exactly one input: --fasta FILE or --data PATH")
-    if labels is not None and data is None:
-        raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
-        raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
-                         f"{num_nodes}")
+    _check_embed_args(fasta, data, labels, shard_size=shard_size, devices=devices, num_nodes=num_nodes)
     out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     embedder, items, total, with_labels, letters = open_input(
         model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
         alphabet=alphabet, strict=strict)
     info = embedder.model_info()
-    settings = {"model": info["fingerprint"], "input": input_identity(fasta if fasta is not None else data),
-                "labels": None if labels is None else input_identity(labels), "with_labels": with_labels,
-                "shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size,
-                "precision": embedder.precision, "overlap": embedder.overlap, "alphabet": embedder.alphabet.name,
-                "strict": strict}
+    settings = _shard_settings(embedder, info["fingerprint"], fasta if fasta is not None else data, labels,
+                               with_labels=with_labels, shard_size=shard_size, buffer_size=buffer_size,
+                               batch_size=batch_size, strict=strict)
     sizes = {"shard_size": shard_size, "buffer_size": buffer_size, "batch_size": batch_size}
     try:
         if devices is None and num_nodes == 1:
@@ -98,11 +122,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
             with progress_bar("embedding", total=total, enabled=progress, stream=stream) as bar:
                 n_shards = write_shards(items(), embedder, shards, with_labels=with_labels, progress=bar, **sizes)
         else:
-            from phylocl.workflows.embed_distributed import ShardPredictor, predict_shards
-
-            module = ShardPredictor(embedder=embedder, items=items, out=out, settings=settings,
-                                    with_labels=with_labels, **sizes)
-            rank, n_shards = predict_shards(module, device=device, devices=devices or 1, num_nodes=num_nodes)
+            module, rank, n_shards = _predict_distributed(embedder, items, out, settings, with_labels, sizes,
+                                                          device=device, devices=devices, num_nodes=num_nodes)
             if rank != 0:  # rank 0 merges
                 return EmbedResult(path=out, n=0, dim=embedder.dim, model=info, labelled=with_labels,
                                    seconds=time.perf_counter() - start, rank=rank)

@@ -149,6 +149,26 @@ def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int
     return decoys, letter_notes(decoy_stream.letters)
 
 
+def _checked_ks(ks: Sequence[int]) -> list[int]:
+    """Sorted unique ``recall@k`` cut-offs; :class:`InputError` unless each is ``>= 1``."""
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) < 1:
+        raise InputError(f"-k values must be >= 1, got {ks}")
+    return sorted(set(ks))
+
+
+def _summary(m: dict, ds, ks: list[int], *, data, split, group_column, model_info: dict,
+             embed_seconds: float) -> dict:
+    """:func:`evaluate`'s result up to ``embed_seconds``, from :func:`evaluate_embeddings`'s figures ``m``."""
+    return {
+        "dataset": str(data), "split": split, "level": group_column or "family", "n_sequences": len(ds),
+        "n_families": len(ds.family_index), "n_decoys": m["n_decoys"], "n_queries": m["n_queries"],
+        "n_singleton_queries": m["n_singleton_queries"], "ks": ks,
+        **{name: _finite_or_none(m[name]) for name in metric_names(ks)},
+        "depth": m["depth"], "model": model_info, "embed_seconds": round(embed_seconds, 3),
+    }
+
+
 def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str | None = None,
              db_extra: str | Path | None = None, group_column: str | None = None,
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
@@ -178,10 +198,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     from phylocl.retrieval.evaluation import evaluate_embeddings
 
     start = time.perf_counter()
-    ks = [int(k) for k in ks]
-    if not ks or min(ks) < 1:
-        raise InputError(f"-k values must be >= 1, got {ks}")
-    ks = sorted(set(ks))
+    ks = _checked_ks(ks)
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None])
@@ -203,13 +220,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")
         m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=ks, group_labels=groups)
-    result = {
-        "dataset": str(data), "split": split, "level": group_column or "family", "n_sequences": len(ds),
-        "n_families": len(ds.family_index), "n_decoys": m["n_decoys"], "n_queries": m["n_queries"],
-        "n_singleton_queries": m["n_singleton_queries"], "ks": ks,
-        **{name: _finite_or_none(m[name]) for name in metric_names(ks)},
-        "depth": m["depth"], "model": embedder.model_info(), "embed_seconds": round(embed_seconds, 3),
-    }
+    result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
+                      embed_seconds=embed_seconds)
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)

@@ -100,6 +100,34 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
     return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
 
 
+def _open_index(index, model: str | None, queries, *, device, precision, overlap) -> tuple:
+    """Load the index bundle and the model matching it, checked compatible: ``(index, embedder)``."""
+    from phylocl.retrieval.index_io import check_compatible, load_index
+
+    ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
+    # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
+    kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
+    embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
+                             overlap=overlap)
+    check_compatible(ridx, embedder.model_info())
+    bind_stream(queries, embedder, index=index)
+    return ridx, embedder
+
+
+def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
+                  bar) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """``((b, D) query embeddings, b ids)`` per buffer; ``db_x`` given: the database holds the queries already."""
+    if db_x is not None:  # the database already holds the queries' embeddings
+        for lo in range(0, len(db_x), buffer_size):
+            bar.update(min(buffer_size, len(db_x) - lo))
+            yield db_x[lo:lo + buffer_size], db_ids[lo:lo + buffer_size]
+        return
+    records = ((r.id, r.sequence, None) for r in queries)
+    for x, ids, _ in embed_buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
+                                   progress=bar):
+        yield x, ids
+
+
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
            precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
@@ -118,8 +146,6 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model.
     """
-    from phylocl.retrieval.index_io import check_compatible, load_index
-
     start = time.perf_counter()
     if k < 1:
         raise InputError(f"-k must be >= 1, got {k}")
@@ -130,13 +156,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = None
     if index is not None:
-        ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
-        # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
-        kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
-        embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
-                                 overlap=overlap)
-        check_compatible(ridx, embedder.model_info())
-        bind_stream(queries, embedder, index=index)
+        ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
     else:
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
@@ -144,23 +164,13 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream)
     k_eff = max(1, min(k, ridx.ntotal))  # memory follows the database, not -k
-
-    def query_chunks() -> Iterator[tuple[np.ndarray, list[str]]]:
-        if same:  # the database already holds the queries' embeddings
-            for lo in range(0, len(db_x), buffer_size):
-                bar.update(min(buffer_size, len(db_x) - lo))
-                yield db_x[lo:lo + buffer_size], ridx.ids[lo:lo + buffer_size]
-            return
-        records = ((r.id, r.sequence, None) for r in queries)
-        for x, ids, _ in embed_buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                       progress=bar):
-            yield x, ids
-
     n_queries = n_hits = 0
     bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
-        for x, ids in query_chunks():
+        chunks = _query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
+                               buffer_size=buffer_size, bar=bar)
+        for x, ids in chunks:
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
             n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
             n_queries += len(ids)
