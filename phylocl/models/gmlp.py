@@ -25,7 +25,14 @@ from torch import nn
 from phylocl.models.layers import DropPath, drop_path_rates
 from phylocl.models.moe import MoEOptions
 
-__all__ = ["SpatialGatingUnit", "TinyAttention", "GMLPBlock", "GMLP"]
+__all__ = ["SpatialGatingUnit", "TinyAttention", "GMLPBlock", "GMLP", "init_spatial_"]
+
+
+def init_spatial_(weight: torch.Tensor, bias: torch.Tensor, *, init_eps: float, seq_len: int) -> None:
+    """gMLP's near-identity start for spatial weights (``(..., n, n)``): ``U(-eps / n, eps / n)``, bias 1."""
+    bound = init_eps / seq_len
+    nn.init.uniform_(weight, -bound, bound)
+    nn.init.ones_(bias)
 
 
 class SpatialGatingUnit(nn.Module):
@@ -51,9 +58,7 @@ class SpatialGatingUnit(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = self.init_eps / self.seq_len
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.ones_(self.bias)
+        init_spatial_(self.weight, self.bias, init_eps=self.init_eps, seq_len=self.seq_len)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor, gate_res: torch.Tensor | None = None) -> torch.Tensor:
         """``z``: ``(B, L, ffn_dim)``, ``mask``: ``(B, L)`` bool; ``gate_res``: ``(B, L, ffn_dim // 2)`` or None.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from phylocl.models.gmlp import GMLPBlock
+from phylocl.models.gmlp import GMLPBlock, init_spatial_
 from phylocl.models.layers import drop_path_rates
 from phylocl.models.moe import MoEOptions, Top1Router
 
@@ -59,9 +59,7 @@ class SpatialMoE(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = self.init_eps / self.seq_len
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.ones_(self.bias)
+        init_spatial_(self.weight, self.bias, init_eps=self.init_eps, seq_len=self.seq_len)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor, gate_res: torch.Tensor | None = None) -> torch.Tensor:
         """``z``: ``(B, L, F)``, ``mask``: ``(B, L)`` bool; ``gate_res`` (aMLP) is not supported (must be None)."""
