@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -220,16 +219,10 @@ def _worker(r, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
-def test_two_process_moe_gradients_equal_full_batch_gradients(tmp_path):
-    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+def test_two_process_moe_gradients_equal_full_batch_gradients(tmp_path, free_port):
+    torch.multiprocessing.spawn(_worker, args=(free_port, str(tmp_path)), nprocs=WORLD, join=True)
     for r in range(WORLD):
         out = json.loads((tmp_path / f"rank{r}.json").read_text())
         for mode in ("plain", "cached"):

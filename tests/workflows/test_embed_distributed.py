@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(r, port, fasta, model, out, report):
@@ -34,7 +27,7 @@ def _worker(r, port, fasta, model, out, report):
 
 @pytest.mark.multiprocess
 @pytest.mark.timeout(180)
-def test_two_processes_write_the_same_file_as_one(tmp_path):
+def test_two_processes_write_the_same_file_as_one(tmp_path, free_port):
     rng = np.random.default_rng(2)
     fasta = tmp_path / "in.fasta"
     fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list(AA), size=int(rng.integers(5, 90))))}\n"
@@ -54,7 +47,7 @@ def test_two_processes_write_the_same_file_as_one(tmp_path):
     finally:
         torch.set_num_threads(threads)
     two = tmp_path / "two.npz"
-    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(fasta), model, str(two), str(tmp_path)),
+    torch.multiprocessing.spawn(_worker, args=(free_port, str(fasta), model, str(two), str(tmp_path)),
                                 nprocs=2, join=True)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert reports == [{"rank": 0, "n": 19}, {"rank": 1, "n": 0}]
