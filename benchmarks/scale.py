@@ -160,12 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
-        if args.diamond:
-            run_diamond(args, n, db, qf, family)
         for spec in args.model or ["kmer:3:512"]:
             model, _, most = spec.partition("@")
             if not most or n <= int(most):
                 run_phylocl(args, n, db, qf, family, model)
+        if args.diamond:
+            run_diamond(args, n, db, qf, family)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 
 from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
                                            default_params)
+from phylocl.retrieval.npz_mmap import read_rows
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "INDEX_KINDS"]
@@ -230,7 +231,7 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
     if not index.is_trained:
         _train(index, embeddings, kind, p, seed)
     for lo in range(0, n, batch_rows):
-        index.add(normalize_rows(embeddings[lo:lo + batch_rows]))  # (b, D)
+        index.add(normalize_rows(read_rows(embeddings, lo, lo + batch_rows)))  # (b, D)
     out = RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
                          labels=labels, model=model)
     out.reason = reason
