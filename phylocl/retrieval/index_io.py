@@ -79,7 +79,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
     if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
-    return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model)
+    return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model,
+                          unique_ids=True)  # _read_rows checked them
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
