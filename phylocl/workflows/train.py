@@ -140,8 +140,10 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
                               enable_version_counter=False)
     callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
-                                       pairs_per_step=cfg.data.batch_size), best_cb]
+        callbacks.append(RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
+                                          pairs_per_step=cfg.data.batch_size))
+        if cfg.eval.export == "best":
+            callbacks.append(best_cb)
     if cfg.data.batching != "random" and cfg.data.refresh_every:
         callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
@@ -256,7 +258,7 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
             wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
         if not trainer.is_global_zero:
             return TrainResult(out, out / "encoder.pt", {})
-        best = best_cb.best_model_path if has_val else ""
+        best = best_cb.best_model_path if has_val and cfg.eval.export == "best" else ""
         return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 
 

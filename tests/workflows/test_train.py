@@ -209,3 +209,20 @@ def test_moe_encoder_trains_logs_expert_utilisation_and_embeds(tmp_path):
         assert float(r["train/moe/balance"]) > 0 and float(r["train/moe/z"]) > 0
     enc = phylocl.load_encoder(out)
     assert enc.config.backbone == "smlp" and enc.embed(["MKVLAAGIVGLLLA"]).shape == (1, enc.embed_dim)
+
+
+def test_export_last_gives_the_weights_of_the_same_run_without_validation(tmp_path):
+    """Validation (dev + training-family figures) reads the model only: with ``eval.export=last`` the exported
+    encoder is bit-identical to the one a run without validation exports, and no best checkpoint is kept."""
+    off, last = tmp_path / "off", tmp_path / "last"
+    assert main(_args(off, "eval.enabled=false")) == 0
+    assert main(_args(last, "eval.export=last", "trainer.val_every_n_steps=2", "eval.train_families=3")) == 0
+    w_off, w_last = _weights(off), _weights(last)
+    assert w_off.keys() == w_last.keys() and all(torch.equal(w_off[k], w_last[k]) for k in w_off)
+    metrics = json.loads((last / "metrics.json").read_text())
+    assert metrics["exported_checkpoint"] == "last" and metrics["val"]["map_r"] >= 0.0
+    assert not (last / "checkpoints" / "best.ckpt").exists()
+    with open(last / "logs" / "metrics.csv") as fh:
+        assert [r["step"] for r in csv.DictReader(fh) if r.get("train_fam/map_r")] == ["1", "3", "5"]
+    with pytest.raises(InputError, match="eval.export"):
+        train_mod.train(None, tmp_path / "bad", overrides=SETS + ["eval.export=first"], progress=False)
