@@ -1,0 +1,124 @@
+"""Which DNA word profile finds held-out families: word length x count transform x word weights (docs/models.md).
+
+Every variant is an untrained k-mer profile (no gradient steps): for each seed pattern (``"1" * k``, or the three
+spaced patterns of :func:`~phylocl.models.kmerprofile.seed_patterns`) the word counts of
+:meth:`KmerProfile.counts <phylocl.models.kmerprofile.KmerProfile.counts>` go through a transform (``raw``: counts,
+as ``kmer:K``; ``sqrt``: as the k-mer profile encoder; ``bin``: presence), times the word weights (``uniform``: 1;
+``idf``: the training sequences' inverse document frequencies, :meth:`KmerProfile.fit_statistics`), L2-normalised
+per pattern and concatenated with equal gains, so the cosine is the mean of the per-pattern cosines. ``raw``
+``uniform`` with one contiguous pattern is exactly ``kmer:K``. Each dev set of ``runs/dev/dna`` (``ablation.py
+materialize dna``) is scored with :func:`~phylocl.retrieval.evaluation.evaluate_embeddings`, the metric code of
+``phylocl evaluate``; training sequences (for IDF) are those of ``--config``'s split.
+
+Run from the repository root (about 10 CPU minutes on one thread; 7- and 8-letter rows hold 2,505 x 65,536
+float32 features, ~0.7 GB, at a time)::
+
+    python benchmarks/ablation.py materialize dna
+    python benchmarks/dna_words.py [--out runs/dna-words.json] [VARIANT ...]    # e.g. k7-spaced-sqrt-uniform
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ablation import DATASETS, REPO, dev_dir  # benchmarks/ablation.py, beside this script
+
+TRANSFORMS = ("raw", "sqrt", "bin")
+WEIGHTS = ("uniform", "idf")
+
+
+def variants() -> list[str]:
+    """Names ``k{K}-{contiguous|spaced}-{transform}-{weights}`` of the rows in docs/models.md."""
+    out = [f"k{k}-contiguous-{t}-{w}" for k in range(3, 9) for t in ("raw", "sqrt") for w in WEIGHTS]
+    out += [f"k{k}-contiguous-bin-uniform" for k in (5, 7)]
+    out += [f"k{k}-spaced-{t}-{w}" for k in (5, 6, 7) for t in ("raw", "sqrt") for w in WEIGHTS]
+    return out
+
+
+def parse(name: str) -> tuple[int, bool, str, str]:
+    """``"k7-spaced-sqrt-idf"`` -> ``(7, True, "sqrt", "idf")``; a malformed name exits with a one-line message."""
+    parts = name.split("-")
+    ok = (len(parts) == 4 and parts[0][:1] == "k" and parts[0][1:].isdigit() and parts[1] in ("contiguous", "spaced")
+          and parts[2] in TRANSFORMS and parts[3] in WEIGHTS)
+    if not ok:
+        sys.exit(f"dna_words.py: bad variant {name!r}: write k<K>-<contiguous|spaced>-<raw|sqrt|bin>-<uniform|idf>")
+    return int(parts[0][1:]), parts[1] == "spaced", parts[2], parts[3]
+
+
+def train_tokens(config: str) -> list[np.ndarray]:
+    """Token arrays of the training sequences of ``config``'s split (the sequences ``phylocl train`` fits IDF on)."""
+    from phylocl.config import load_config
+    from phylocl.data.datamodule import OrthologDataModule
+
+    dm = OrthologDataModule(config=load_config(config).data)
+    dm.setup("fit")
+    return [dm.alphabet.encode(s) for s in dm.train_set.sequences]
+
+
+def features(profile, tokens: list[np.ndarray], *, spaced: bool, transform: str, batch_size: int = 64) -> np.ndarray:
+    """``(N, P * 4^k)`` float32 rows: per pattern ``normalize(transform(counts) * weights)``, divided by ``sqrt(P)``."""
+    import torch
+    import torch.nn.functional as F
+
+    from phylocl.data.tokens import pad_batch
+
+    patterns = len(profile.patterns) if spaced else 1
+    rows = []
+    with torch.no_grad():
+        for lo in range(0, len(tokens), batch_size):
+            batch = pad_batch(tokens[lo:lo + batch_size])
+            c = profile.counts(batch["input_ids"], batch["attention_mask"])[:, :patterns]  # (B, P, 4^k)
+            c = {"raw": c, "sqrt": c.sqrt(), "bin": (c > 0).float()}[transform] * profile.weights[:patterns]
+            rows.append((F.normalize(c, dim=-1) / patterns**0.5).flatten(1).numpy())
+    return np.concatenate(rows)
+
+
+def score_variant(name: str, train: list[np.ndarray], dev: dict) -> dict[str, float]:
+    """``{dev set: AUC1}`` of one variant (see the module docstring)."""
+    from phylocl.models.kmerprofile import KmerProfile
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+
+    k, spaced, transform, weights = parse(name)
+    profile = KmerProfile(alphabet="dna", k=k)
+    if weights == "idf":
+        profile.fit_statistics(train)
+    out = {}
+    for set_name, (tokens, families) in dev.items():
+        x = features(profile, tokens, spaced=spaced, transform=transform)
+        out[set_name] = float(evaluate_embeddings(x, families, ks=(1,))["auc1"])
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(REPO / "configs" / "default-dna.yaml"))
+    p.add_argument("--out", default=str(REPO / "runs" / "dna-words.json"))
+    p.add_argument("variants", nargs="*")
+    args = p.parse_args(argv)
+    names = args.variants or variants()
+    for name in names:
+        parse(name)  # every name checked before the slow part
+    from phylocl.data.alphabet import get_alphabet
+    from phylocl.workflows.inputs import read_labelled
+
+    alphabet = get_alphabet("dna")
+    dev = {}
+    for set_name in DATASETS["dna"]:
+        ds = read_labelled(dev_dir("dna") / set_name, None)
+        dev[set_name] = ([alphabet.encode(s) for s in ds.sequences], list(ds.families))
+    train = train_tokens(args.config)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for name in names:
+        results[name] = score_variant(name, train, dev)
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(name, " ".join(f"{v:.3f}" for v in results[name].values()), file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
