@@ -10,11 +10,13 @@ per pattern and concatenated with equal gains, so the cosine is the mean of the 
 materialize dna``) is scored with :func:`~phylocl.retrieval.evaluation.evaluate_embeddings`, the metric code of
 ``phylocl evaluate``; training sequences (for IDF) are those of ``--config``'s split.
 
-Run from the repository root (about 10 CPU minutes on one thread; 7- and 8-letter rows hold 2,505 x 65,536
-float32 features, ~0.7 GB, at a time)::
+Run from the repository root (about 15 CPU minutes on one thread; the rows with 8-letter words hold up to
+2,505 x 98,304 float32 features, ~1 GB, at a time)::
 
     python benchmarks/ablation.py materialize dna
     python benchmarks/dna_words.py [--out runs/dna-words.json] [VARIANT ...]    # e.g. k7-spaced-sqrt-uniform
+
+A variant ``k5+7-...`` concatenates the blocks of several word lengths, each of norm ``1 / sqrt(blocks)``.
 """
 
 from __future__ import annotations
@@ -32,22 +34,28 @@ TRANSFORMS = ("raw", "sqrt", "bin")
 WEIGHTS = ("uniform", "idf")
 
 
-def variants() -> list[str]:
-    """Names ``k{K}-{contiguous|spaced}-{transform}-{weights}`` of the rows in docs/models.md."""
-    out = [f"k{k}-contiguous-{t}-{w}" for k in range(3, 9) for t in ("raw", "sqrt") for w in WEIGHTS]
-    out += [f"k{k}-contiguous-bin-uniform" for k in (5, 7)]
-    out += [f"k{k}-spaced-{t}-{w}" for k in (5, 6, 7) for t in ("raw", "sqrt") for w in WEIGHTS]
-    return out
+ROWS = ["k3-contiguous-raw-uniform", "k5-contiguous-raw-uniform", "k5-contiguous-raw-idf", "k5-contiguous-sqrt-uniform",
+        "k5-contiguous-sqrt-idf", "k5-contiguous-bin-uniform", "k5-spaced-sqrt-idf", "k6-contiguous-raw-uniform",
+        "k6-contiguous-sqrt-uniform", "k6-spaced-sqrt-uniform", "k7-contiguous-raw-uniform",
+        "k7-contiguous-sqrt-uniform", "k7-contiguous-sqrt-idf", "k7-contiguous-bin-uniform", "k7-spaced-raw-uniform",
+        "k7-spaced-sqrt-uniform", "k7-spaced-sqrt-idf", "k8-contiguous-raw-uniform", "k8-contiguous-sqrt-uniform",
+        "k3+5+7-contiguous-sqrt-uniform", "k3+5+7-contiguous-raw-uniform", "k5+7-contiguous-sqrt-uniform",
+        "k3+4+5+6+7+8-contiguous-sqrt-uniform", "k7+8-contiguous-sqrt-uniform"]  # the rows of docs/models.md
 
 
-def parse(name: str) -> tuple[int, bool, str, str]:
-    """``"k7-spaced-sqrt-idf"`` -> ``(7, True, "sqrt", "idf")``; a malformed name exits with a one-line message."""
+def parse(name: str) -> tuple[list[int], bool, str, str]:
+    """``"k7-spaced-sqrt-idf"`` -> ``([7], True, "sqrt", "idf")``; ``"k5+7-..."``: blocks of 5- and 7-letter words.
+
+    A malformed name exits with a one-line message.
+    """
     parts = name.split("-")
-    ok = (len(parts) == 4 and parts[0][:1] == "k" and parts[0][1:].isdigit() and parts[1] in ("contiguous", "spaced")
-          and parts[2] in TRANSFORMS and parts[3] in WEIGHTS)
+    ks = parts[0][1:].split("+") if parts[0][:1] == "k" else []
+    ok = (len(parts) == 4 and ks and all(k.isdigit() and 1 <= int(k) <= 8 for k in ks)
+          and parts[1] in ("contiguous", "spaced") and parts[2] in TRANSFORMS and parts[3] in WEIGHTS)
     if not ok:
-        sys.exit(f"dna_words.py: bad variant {name!r}: write k<K>-<contiguous|spaced>-<raw|sqrt|bin>-<uniform|idf>")
-    return int(parts[0][1:]), parts[1] == "spaced", parts[2], parts[3]
+        sys.exit(f"dna_words.py: bad variant {name!r}: write k<K>[+<K>...]-<contiguous|spaced>-<raw|sqrt|bin>-"
+                 "<uniform|idf> with 1 <= K <= 8")
+    return [int(k) for k in ks], parts[1] == "spaced", parts[2], parts[3]
 
 
 def train_tokens(config: str) -> list[np.ndarray]:
@@ -60,8 +68,10 @@ def train_tokens(config: str) -> list[np.ndarray]:
     return [dm.alphabet.encode(s) for s in dm.train_set.sequences]
 
 
-def features(profile, tokens: list[np.ndarray], *, spaced: bool, transform: str, batch_size: int = 64) -> np.ndarray:
-    """``(N, P * 4^k)`` float32 rows: per pattern ``normalize(transform(counts) * weights)``, divided by ``sqrt(P)``."""
+def features(profile, tokens: list[np.ndarray], *, spaced: bool, transform: str, blocks: int,
+             batch_size: int = 64) -> np.ndarray:
+    """``(N, P * 4^k)`` float32 rows: per pattern ``normalize(transform(counts) * weights) / sqrt(blocks)``, where
+    ``blocks`` counts the patterns of every word length of the variant (so that the cosine is their mean)."""
     import torch
     import torch.nn.functional as F
 
@@ -74,22 +84,26 @@ def features(profile, tokens: list[np.ndarray], *, spaced: bool, transform: str,
             batch = pad_batch(tokens[lo:lo + batch_size])
             c = profile.counts(batch["input_ids"], batch["attention_mask"])[:, :patterns]  # (B, P, 4^k)
             c = {"raw": c, "sqrt": c.sqrt(), "bin": (c > 0).float()}[transform] * profile.weights[:patterns]
-            rows.append((F.normalize(c, dim=-1) / patterns**0.5).flatten(1).numpy())
+            rows.append((F.normalize(c, dim=-1) / blocks**0.5).flatten(1).numpy())
     return np.concatenate(rows)
 
 
 def score_variant(name: str, train: list[np.ndarray], dev: dict) -> dict[str, float]:
     """``{dev set: AUC1}`` of one variant (see the module docstring)."""
-    from phylocl.models.kmerprofile import KmerProfile
+    from phylocl.models.kmerprofile import KmerProfile, seed_patterns
     from phylocl.retrieval.evaluation import evaluate_embeddings
 
-    k, spaced, transform, weights = parse(name)
-    profile = KmerProfile(alphabet="dna", k=k)
-    if weights == "idf":
-        profile.fit_statistics(train)
+    ks, spaced, transform, weights = parse(name)
+    blocks = sum(len(seed_patterns(k)) if spaced else 1 for k in ks)
+    profiles = []
+    for k in ks:
+        profiles.append(KmerProfile(alphabet="dna", k=k))
+        if weights == "idf":
+            profiles[-1].fit_statistics(train)
     out = {}
     for set_name, (tokens, families) in dev.items():
-        x = features(profile, tokens, spaced=spaced, transform=transform)
+        x = np.concatenate([features(p, tokens, spaced=spaced, transform=transform, blocks=blocks)
+                            for p in profiles], axis=1)
         out[set_name] = float(evaluate_embeddings(x, families, ks=(1,))["auc1"])
     return out
 
@@ -100,7 +114,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(REPO / "runs" / "dna-words.json"))
     p.add_argument("variants", nargs="*")
     args = p.parse_args(argv)
-    names = args.variants or variants()
+    names = args.variants or ROWS
     for name in names:
         parse(name)  # every name checked before the slow part
     from phylocl.data.alphabet import get_alphabet
