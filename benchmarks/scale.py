@@ -9,7 +9,9 @@ database). Every step runs as its own process under ``/usr/bin/time`` (wall seco
   queries (``-k 10``; query embedding, model loading and start-up included, so per-query seconds = wall / Q);
 - ``diamond makedb`` and ``diamond blastp --sensitive -k 10`` on the same queries (``--diamond``);
 - recall@10 of each approximate index against the flat index's hits, and the fraction of each tool's top 10
-  that are true family members (precision@10 of the relatives).
+  that are true family members (precision@10 of the relatives);
+- ``--query-counts 1 10 100``: the same searches (flat index, DIAMOND) for the first ``c`` queries only, since
+  per-query cost depends on how many queries share one run (DIAMOND scans its database once per run).
 
 Prints one JSON object per step. Example (the issue-17 run; 2 shared cores)::
 
@@ -128,6 +130,35 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str) -> N
                           "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
 
 
+def first_queries(qf: Path, count: int) -> Path:
+    """``queries-<count>.fasta``: the first ``count`` records of ``qf``."""
+    out = qf.with_name(f"queries-{count}.fasta")
+    with open(out, "w") as f:
+        for _, (name, seq) in zip(range(count), read_fasta(qf)):
+            f.write(f">{name}\n{seq}\n")
+    return out
+
+
+def run_counts(args, n: int, qf: Path) -> None:
+    """Per-query seconds of phylocl (flat index, first --model) and DIAMOND for runs of ``c`` queries."""
+    model = (args.model or ["kmer:3:512"])[0].partition("@")[0]
+    tag = model.replace(":", "_")
+    for c in args.query_counts:
+        sub = first_queries(qf, c)
+        runs = [("phylocl " + model, phylocl("search", "--query", str(sub), "--index",
+                                             str(args.work / f"db-{n}-{tag}-flat.index"), "-k", "10", "-o",
+                                             str(args.work / f"hits-{n}-{tag}-flat-{c}.tsv"), "--quiet"))]
+        if args.diamond:
+            runs.append(("diamond --sensitive", ["diamond", "blastp", "--sensitive", "-q", str(sub), "-d",
+                                                 str(args.work / f"db-{n}.dmnd"), "-k", "10", "-o",
+                                                 str(args.work / f"hits-{n}-diamond-{c}.tsv"),
+                                                 "--threads", str(args.threads), "--quiet"]))
+        for tool, cmd in runs:
+            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tool.split()[0]}.log")
+            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": "flat" if "phylocl" in tool else None,
+                              "queries": c, **r, "seconds_per_query": round(r["seconds"] / c, 4)}), flush=True)
+
+
 def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
     dmnd = args.work / f"db-{n}.dmnd"
     r = timed(["diamond", "makedb", "--in", str(db), "-d", str(dmnd), "--threads", str(args.threads)],
@@ -156,16 +187,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", default="fp32", help="--precision of the learned encoders")
     p.add_argument("--diamond", action="store_true", help="also run DIAMOND --sensitive")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--query-counts", type=int, nargs="*", default=[],
+                   help="also time runs of only the first C queries (flat index and DIAMOND; built above)")
+    p.add_argument("--skip-build", action="store_true",
+                   help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
-        if args.diamond:
-            run_diamond(args, n, db, qf, family)
+        if args.skip_build:
+            run_counts(args, n, qf)
+            continue
         for spec in args.model or ["kmer:3:512"]:
             model, _, most = spec.partition("@")
             if not most or n <= int(most):
                 run_phylocl(args, n, db, qf, family, model)
+        if args.diamond:
+            run_diamond(args, n, db, qf, family)
+        run_counts(args, n, qf)
 
 
 if __name__ == "__main__":

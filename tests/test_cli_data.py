@@ -8,13 +8,7 @@ import json
 
 import pytest
 
-from phylocl.cli import main
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(err: str, *, path, line=None) -> str:
@@ -48,26 +42,26 @@ def pair(root, fasta="sequences.fasta", labels="labels.tsv", label_rows=None, fa
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_inspect_family_directory(tmp_path, capsys, gz):
-    code, out, _ = run(capsys, "inspect", family_dir(tmp_path / "fams", gz=gz), "--json")
+def test_inspect_family_directory(tmp_path, cli, gz):
+    code, out, _ = cli("inspect", family_dir(tmp_path / "fams", gz=gz), "--json")
     s = json.loads(out)
     assert code == 0 and (s["families"], s["sequences"], s["format"]) == (2, 5, "family-fasta-directory")
     assert (s["min_family_size"], s["median_length"], s["max_length"], s["skipped"]) == (2, 10.0, 10, 0)
 
 
-def test_inspect_fasta_with_labels_and_dataset_folder(tmp_path, capsys):
+def test_inspect_fasta_with_labels_and_dataset_folder(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta="seqs.fa", labels="my_labels.tsv")
-    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--json")
+    code, out, _ = cli("inspect", fasta, "--labels", labels, "--json")
     s = json.loads(out)
     assert code == 0 and (s["families"], s["sequences"], s["skipped"], s["alphabet"]) == (2, 3, 1, "protein")
     pair(tmp_path / "folder")
-    code, out, _ = run(capsys, "inspect", tmp_path / "folder", "--json")
+    code, out, _ = cli("inspect", tmp_path / "folder", "--json")
     assert code == 0 and json.loads(out)["format"] == "dataset-directory"
-    code, out, _ = run(capsys, "inspect", tmp_path / "folder")
+    code, out, _ = cli("inspect", tmp_path / "folder")
     assert code == 0 and "families" in out and "1 family with fewer than 2 sequences" in out
 
 
-def test_inspect_orthofinder_results(tmp_path, capsys):
+def test_inspect_orthofinder_results(tmp_path, cli):
     prot = tmp_path / "proteomes"
     prot.mkdir()
     (prot / "A.faa").write_text(">a1 x\nMKTAYIAKQR\n>a2\nGSHMLEDPVV\n")
@@ -75,105 +69,105 @@ def test_inspect_orthofinder_results(tmp_path, capsys):
     results = prot / "OrthoFinder" / "Results_Jan01"
     (results / "Orthogroups").mkdir(parents=True)
     (results / "Orthogroups" / "Orthogroups.tsv").write_text("Orthogroup\tA\tB\nOG0\ta1\tb1\nOG1\ta2\tb2\n")
-    code, out, _ = run(capsys, "inspect", results, "--json")
+    code, out, _ = cli("inspect", results, "--json")
     s = json.loads(out)
     assert code == 0 and (s["format"], s["families"], s["sequences"]) == ("orthofinder", 2, 4)
 
 
-def test_alphabet_option(tmp_path, capsys):
+def test_alphabet_option(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta_text=">a\nACGTACGT\n>b\nACGTACGA\n>c\nACGGGG\n")
-    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--json")
+    code, out, _ = cli("inspect", fasta, "--labels", labels, "--json")
     assert json.loads(out)["alphabet"] == "dna"
-    code, out, _ = run(capsys, "inspect", fasta, "--labels", labels, "--alphabet", "protein", "--json")
+    code, out, _ = cli("inspect", fasta, "--labels", labels, "--alphabet", "protein", "--json")
     assert json.loads(out)["alphabet"] == "protein"
 
 
 # ---- bad input: exit 2, one line ------------------------------------------------------------------------------
 
 
-def test_missing_path(tmp_path, capsys):
-    code, _, err = run(capsys, "inspect", tmp_path / "nope")
+def test_missing_path(tmp_path, cli):
+    code, _, err = cli("inspect", tmp_path / "nope")
     assert code == 2 and "no such file or directory" in one_line_error(err, path=tmp_path / "nope")
 
 
-def test_empty_file(tmp_path, capsys):
+def test_empty_file(tmp_path, cli):
     d = family_dir(tmp_path / "fams")
     (d / "F3.fa").write_text("")
-    code, _, err = run(capsys, "inspect", d)
+    code, _, err = cli("inspect", d)
     assert code == 2 and "empty file" in one_line_error(err, path=d / "F3.fa")
 
 
 @pytest.mark.parametrize("content, line", [(b"sequence_id\tfamily_id\na\tF1\n", 1), (b"\x7fELF\x02\x01\x00\x00", None)])
-def test_not_fasta(tmp_path, capsys, content, line):
+def test_not_fasta(tmp_path, cli, content, line):
     d = family_dir(tmp_path / "fams")
     (d / "F0.fa").write_bytes(content)
-    code, _, err = run(capsys, "inspect", d)
+    code, _, err = cli("inspect", d)
     assert code == 2 and "not a FASTA file" in one_line_error(err, path=d / "F0.fa", line=line)
 
 
-def test_letters_outside_alphabet(tmp_path, capsys):
+def test_letters_outside_alphabet(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMKT\nAY1#K\n>c\nGSHMLEDPVV\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     msg = one_line_error(err, path=fasta, line=3)
     assert code == 2 and "record 'b'" in msg and "'#1'" in msg and "protein alphabet" in msg
 
 
-def test_duplicate_ids_name_both_lines(tmp_path, capsys):
+def test_duplicate_ids_name_both_lines(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>a\nGSHMLEDPVV\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     msg = one_line_error(err, path=fasta, line=5)
     assert code == 2 and "duplicate sequence id 'a'" in msg and f"{fasta}:1" in msg
     d = family_dir(tmp_path / "fams")
     (d / "F3.fa").write_text(">x\nMKK\n>F1_0\nMKT\n")
-    code, _, err = run(capsys, "inspect", d)
+    code, _, err = cli("inspect", d)
     msg = one_line_error(err, path=d / "F3.fa", line=3)
     assert code == 2 and f"{d / 'F1.fasta'}:1" in msg
 
 
-def test_labels_that_do_not_match(tmp_path, capsys):
+def test_labels_that_do_not_match(tmp_path, cli):
     fasta, labels = pair(tmp_path / "a", label_rows=["a\tF1\tx", "b\tF1\tx", "c\tF2\tx", "zz\tF2\tx", "yy\tF3\tq"])
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     msg = one_line_error(err, path=labels, line=5)
     assert code == 2 and "2 id(s) in the labels are not in sequences.fasta (e.g. 'zz', 'yy')" in msg
     fasta, labels = pair(tmp_path / "b", label_rows=["a\tF1\tx"])
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     assert code == 2 and "2 FASTA id(s) have no label (e.g. 'b', 'c')" in one_line_error(err, path=labels)
     fasta, labels = pair(tmp_path / "c")
     labels.write_text("id\tfamily\na\tF1\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     msg = one_line_error(err, path=labels, line=1)
     assert code == 2 and "lacks column(s) sequence_id, family_id" in msg and "header has: id, family" in msg
     labels.write_text("sequence_id\tfamily_id\na\tF1\nb\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     assert code == 2 and "expected 2 tab-separated columns" in one_line_error(err, path=labels, line=3)
     labels.write_text("sequence_id\tfamily_id\na\tF1\nb\tF1\na\tF2\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     assert code == 2 and "listed twice (lines 2 and 4)" in one_line_error(err, path=labels, line=4)
 
 
-def test_mix_of_dna_and_protein(tmp_path, capsys):
+def test_mix_of_dna_and_protein(tmp_path, cli):
     text = ">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nMKTAYIAKQK\n>c\n" + "ACGT" * 8 + "\n"
     fasta, labels = pair(tmp_path / "d", fasta_text=text)
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     msg = one_line_error(err, path=fasta, line=5)
     assert code == 2 and "mix of DNA and protein" in msg and "'c' looks like DNA" in msg and "'a'" in msg
 
 
-def test_empty_sequence(tmp_path, capsys):
+def test_empty_sequence(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\n\n>c\nGSHMLEDPVV\n")
-    code, _, err = run(capsys, "inspect", fasta, "--labels", labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)
     assert code == 2 and "record 'b' has an empty sequence" in one_line_error(err, path=fasta, line=3)
 
 
-def test_fasta_without_labels_and_labels_with_directory(tmp_path, capsys):
+def test_fasta_without_labels_and_labels_with_directory(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d")
-    code, _, err = run(capsys, "inspect", fasta)
+    code, _, err = cli("inspect", fasta)
     assert code == 2 and "needs a labels table" in one_line_error(err, path=fasta)
-    code, _, err = run(capsys, "inspect", tmp_path / "d", "--labels", labels)
+    code, _, err = cli("inspect", tmp_path / "d", "--labels", labels)
     assert code == 2 and "--labels needs a FASTA file" in one_line_error(err, path=tmp_path / "d")
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run(capsys, "inspect", empty)
+    code, _, err = cli("inspect", empty)
     assert code == 2 and "no FASTA files" in one_line_error(err, path=empty)
 
 
@@ -181,23 +175,23 @@ def test_fasta_without_labels_and_labels_with_directory(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("alphabet", ["protein", "dna"])
-def test_simulate_then_inspect(tmp_path, capsys, alphabet):
+def test_simulate_then_inspect(tmp_path, cli, alphabet):
     out = tmp_path / "sim"
-    code, text, _ = run(capsys, "simulate", "--families", 4, "--members", 3, "--length", 40, "--alphabet", alphabet,
+    code, text, _ = cli("simulate", "--families", 4, "--members", 3, "--length", 40, "--alphabet", alphabet,
                         "-o", out, "--seed", 1, "--rate", 0.3, "--indel-rate", 0.01)
     assert code == 0 and "wrote 4 families" in text
-    code, text, _ = run(capsys, "inspect", out, "--json")
+    code, text, _ = cli("inspect", out, "--json")
     s = json.loads(text)
     assert (s["families"], s["sequences"], s["trees"], s["alphabet"]) == (4, 12, 4, alphabet)
-    code, _, err = run(capsys, "simulate", "--families", 4, "--members", 3, "--length", 40, "-o", out)
+    code, _, err = cli("simulate", "--families", 4, "--members", 3, "--length", 40, "-o", out)
     assert code == 2 and "not empty" in one_line_error(err, path=out)
-    code, _, err = run(capsys, "simulate", "--families", 0, "--members", 3, "--length", 40, "-o", tmp_path / "x")
+    code, _, err = cli("simulate", "--families", 0, "--members", 3, "--length", 40, "-o", tmp_path / "x")
     assert code == 2 and "families >= 1" in err and err.count("\n") == 1
 
 
-def test_simulate_gamma_indels_and_divergence_spread(tmp_path, capsys):
+def test_simulate_gamma_indels_and_divergence_spread(tmp_path, cli):
     out = tmp_path / "sim"
-    code, text, _ = run(capsys, "simulate", "--families", 6, "--members", 4, "--length", 200, "-o", out, "--seed", 2,
+    code, text, _ = cli("simulate", "--families", 6, "--members", 4, "--length", 200, "-o", out, "--seed", 2,
                         "--gamma-shape", 0.5, "--indel-rate", 0.1, "--indel-length", "zipf", "--indel-mean", 2.5,
                         "--divergence", 0.05, 3.0)
     assert code == 0 and "wrote 6 families" in text
@@ -211,9 +205,9 @@ def test_simulate_gamma_indels_and_divergence_spread(tmp_path, capsys):
     assert len({len(s) for s in ds.sequences}) > 1  # indels
     heights = [max(read_tree(out / "trees" / f"{f}.nwk").depths().values()) for f in ds.family_names]
     assert all(0.025 - 1e-9 <= h <= 1.5 + 1e-9 for h in heights) and max(heights) / min(heights) > 1.5  # a spread
-    code, _, err = run(capsys, "simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "y",
+    code, _, err = cli("simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "y",
                        "--gamma-shape", -1)
     assert code == 2 and "gamma shape" in err and err.count("\n") == 1
-    code, _, err = run(capsys, "simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "z",
+    code, _, err = cli("simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "z",
                        "--divergence", 2, 1)
     assert code == 2 and "divergence" in err and err.count("\n") == 1

@@ -11,18 +11,11 @@ import threading
 import numpy as np
 import pytest
 
-from phylocl.cli import main
 
 PROTEOME = (">p1\nMKTAYIAKQRMKTAYIAKQR*\n>p2\nMKTA*YIAKQRMKTAYIAKQR*\n>p3\nMKUAYIAKQRMKTAYIAKQR\n"
             ">p4\nMKTAYIAKQBMKTAYIAKQR\n")
 LABELS = "sequence_id\tfamily_id\np1\tF1\np2\tF1\np3\tF2\np4\tF2\n"
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 @pytest.fixture
@@ -33,14 +26,14 @@ def proteome(tmp_path):
     return fa, labels
 
 
-def test_inspect_reports_kind_count_and_first_line(proteome, capsys):
+def test_inspect_reports_kind_count_and_first_line(proteome, cli):
     fa, labels = proteome
-    code, out, _ = run(capsys, "inspect", fa, "--labels", labels)
+    code, out, _ = cli("inspect", fa, "--labels", labels)
     assert code == 0
     assert f"1 internal stop (*) in 1 record read as X; first at {fa}:3" in out
     assert f"1 rare residue (U) in 1 record read as X; first at {fa}:5" in out
     assert f"1 ambiguity code (B) in 1 record read as X; first at {fa}:7" in out
-    code, out, _ = run(capsys, "inspect", fa, "--labels", labels, "--json")
+    code, out, _ = cli("inspect", fa, "--labels", labels, "--json")
     got = json.loads(out)["unknown_letters"]
     assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:3"}
 
@@ -57,24 +50,24 @@ STRICT_RUNS = {
 
 
 @pytest.mark.parametrize("command", sorted(STRICT_RUNS))
-def test_lenient_by_default_strict_refuses(proteome, tmp_path, capsys, command):
+def test_lenient_by_default_strict_refuses(proteome, tmp_path, cli, command):
     fa, labels = proteome
     argv = STRICT_RUNS[command](fa, labels, tmp_path)
-    code, _, err = run(capsys, *argv)
+    code, _, err = cli(*argv)
     assert code == 0, err
     if command != "inspect":
         assert f"note: 1 internal stop (*) in 1 record read as X; first at {fa}:3" in err
     for f in tmp_path.glob("[eh].*"):
         f.unlink()
-    code, _, err = run(capsys, *argv, "--strict")
+    code, _, err = cli(*argv, "--strict")
     assert code == 2 and err.count("\n") == 1
     assert f"{fa}:3: record 'p2': letter(s) '*' refused by --strict" in err
     assert not list(tmp_path.glob("[eh].*"))
 
 
-def test_train_strict_refuses_before_writing(proteome, tmp_path, capsys):
+def test_train_strict_refuses_before_writing(proteome, tmp_path, cli):
     fa, labels = proteome
-    code, _, err = run(capsys, "train", "--data", fa, "--set", f"data.labels={labels}", "--out", tmp_path / "run",
+    code, _, err = cli("train", "--data", fa, "--set", f"data.labels={labels}", "--out", tmp_path / "run",
                        "--strict", "--quiet")
     assert code == 2 and "refused by --strict" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
@@ -86,40 +79,40 @@ def _ambiguous_dna(n=12, length=200, share=0.2, seed=0):
                                        for _ in range(length)) + "\n" for i in range(n))
 
 
-def test_dna_with_a_fifth_ambiguity_codes_embeds_as_dna(tmp_path, capsys):
+def test_dna_with_a_fifth_ambiguity_codes_embeds_as_dna(tmp_path, cli):
     fa = tmp_path / "dna.fa"
     fa.write_text(_ambiguous_dna())
-    code, _, err = run(capsys, "embed", "--fasta", fa, "--model", "default-dna", "-o", tmp_path / "e.npz", "--quiet")
+    code, _, err = cli("embed", "--fasta", fa, "--model", "default-dna", "-o", tmp_path / "e.npz", "--quiet")
     assert code == 0, err
     assert "ambiguity codes" in err  # counted and reported
 
 
-def test_alphabet_option_overrides_detection(tmp_path, capsys):
+def test_alphabet_option_overrides_detection(tmp_path, cli):
     from phylocl.retrieval.embeddings import load_embeddings
 
     fa = tmp_path / "dna.fa"
     fa.write_text(_ambiguous_dna(share=0.6))  # mostly ambiguity codes: detected as protein
-    code, _, _ = run(capsys, "embed", "--fasta", fa, "--model", "kmer:2", "-o", tmp_path / "p.npz", "--quiet")
+    code, _, _ = cli("embed", "--fasta", fa, "--model", "kmer:2", "-o", tmp_path / "p.npz", "--quiet")
     assert code == 0 and load_embeddings(tmp_path / "p.npz").model["alphabet"] == "protein"
-    code, _, err = run(capsys, "embed", "--fasta", fa, "--model", "kmer:2", "--alphabet", "dna",
+    code, _, err = cli("embed", "--fasta", fa, "--model", "kmer:2", "--alphabet", "dna",
                        "-o", tmp_path / "d.npz", "--quiet")
     assert code == 0 and load_embeddings(tmp_path / "d.npz").model["alphabet"] == "dna"
-    code, _, err = run(capsys, "search", "--query", fa, "--db", fa, "--model", "kmer:2", "--alphabet", "dna",
+    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", "kmer:2", "--alphabet", "dna",
                        "-o", tmp_path / "h.tsv", "--quiet")
     assert code == 0, err
-    code, _, err = run(capsys, "embed", "--fasta", fa, "--model", "default-dna", "-o", tmp_path / "x.npz", "--quiet")
+    code, _, err = cli("embed", "--fasta", fa, "--model", "default-dna", "-o", tmp_path / "x.npz", "--quiet")
     assert code == 2 and "--alphabet dna" in err and "--model default-dna" not in err  # never the model in use
 
 
-def test_byte_order_mark_through_inspect(tmp_path, capsys):
+def test_byte_order_mark_through_inspect(tmp_path, cli):
     fa, labels = tmp_path / "s.fa", tmp_path / "l.tsv"
     fa.write_bytes(b"\xef\xbb\xbf" + PROTEOME.encode())
     labels.write_bytes(b"\xef\xbb\xbf" + LABELS.encode())
-    code, out, err = run(capsys, "inspect", fa, "--labels", labels, "--json")
+    code, out, err = cli("inspect", fa, "--labels", labels, "--json")
     assert code == 0, err and json.loads(out)["sequences"] == 4
 
 
-def test_embed_and_search_read_named_pipes(tmp_path, capsys):
+def test_embed_and_search_read_named_pipes(tmp_path, cli):
     from phylocl.retrieval.embeddings import load_embeddings
 
     text = "".join(f">s{i}\n{'MKTAYIAKQRGSHMLEDPVV' * 20}\n" for i in range(400)).encode()
@@ -133,13 +126,13 @@ def test_embed_and_search_read_named_pipes(tmp_path, capsys):
         return fifo, t
 
     fifo, t = pipe("q.pipe")
-    code, _, err = run(capsys, "embed", "--fasta", fifo, "--model", "kmer:2", "-o", tmp_path / "e.npz", "--quiet")
+    code, _, err = cli("embed", "--fasta", fifo, "--model", "kmer:2", "-o", tmp_path / "e.npz", "--quiet")
     t.join(5)
     assert code == 0, err
     got = load_embeddings(tmp_path / "e.npz")
     assert got.ids == [f"s{i}" for i in range(400)] and np.isfinite(got.embeddings).all()
     fifo2, t2 = pipe("q2.pipe")
-    code, _, err = run(capsys, "search", "--query", fifo2, "--db", tmp_path / "db.fa", "--model", "kmer:2", "-k", "1",
+    code, _, err = cli("search", "--query", fifo2, "--db", tmp_path / "db.fa", "--model", "kmer:2", "-k", "1",
                        "-o", tmp_path / "h.tsv", "--quiet")
     t2.join(5)
     assert code == 0, err

@@ -32,6 +32,7 @@ import numpy as np
 
 from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
+from phylocl.retrieval.npz_mmap import memmap_member, read_rows
 
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
 
@@ -295,7 +296,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                          path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
-    if not all(np.isfinite(x[lo:lo + _CHECK_ROWS]).all() for lo in range(0, len(x), _CHECK_ROWS)):
+    if not all(np.isfinite(read_rows(x, lo, lo + _CHECK_ROWS)).all() for lo in range(0, len(x), _CHECK_ROWS)):
         raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)
@@ -313,7 +314,6 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
 
 
 def _mapped_rows(path: Path) -> np.ndarray | None:
-    from phylocl.retrieval.npz_mmap import memmap_member
 
     try:
         x = memmap_member(path, "embeddings.npy")

@@ -29,6 +29,7 @@ import numpy as np
 
 from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
                                            default_params)
+from phylocl.retrieval.npz_mmap import read_rows
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "INDEX_KINDS"]
@@ -113,10 +114,11 @@ class RetrievalIndex:
         kind: one of :data:`INDEX_KINDS`.
         params: the resolved parameters (see :func:`default_params`).
         ids: ``ntotal`` unique row ids; labels: ``ntotal`` labels or ``None``; model: embedder description.
+        unique_ids: the caller has already checked that ``ids`` are unique (a loaded bundle): skip the check.
     """
 
     def __init__(self, *, index: faiss.Index, kind: str, params: dict, ids: Sequence[str],
-                 labels: Sequence[str] | None = None, model: dict | None = None) -> None:
+                 labels: Sequence[str] | None = None, model: dict | None = None, unique_ids: bool = False) -> None:
         if kind not in INDEX_KINDS:
             raise ValueError(f"unknown index kind {kind!r}")
         if len(ids) != index.ntotal or (labels is not None and len(labels) != index.ntotal):
@@ -126,8 +128,8 @@ class RetrievalIndex:
         self.labels = None if labels is None else [str(s) for s in labels]
         self.model = dict(model or {})
         self.reason: str | None = None  # why build_index(kind="auto") chose this kind
-        self._row = {i: r for r, i in enumerate(self.ids)}
-        if len(self._row) != len(self.ids):
+        self._row: dict[str, int] | None = None  # id -> row, built when first needed (1.5 s at 10^6 rows)
+        if not unique_ids and len(set(self.ids)) != len(self.ids):
             raise ValueError("row ids must be unique")
         apply_search_params(index, self.params)
 
@@ -141,6 +143,8 @@ class RetrievalIndex:
 
     def positions(self, ids: Sequence[str]) -> np.ndarray:
         """Row of each id, ``-1`` for ids not in the index. ``(len(ids),)`` int64."""
+        if self._row is None:
+            self._row = {i: r for r, i in enumerate(self.ids)}
         return np.array([self._row.get(str(i), -1) for i in ids], dtype=np.int64)
 
     def set_search_params(self, **params) -> None:
@@ -173,21 +177,23 @@ class RetrievalIndex:
         q = normalize_rows(queries)  # (Q, D)
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have dimension {q.shape[1]}, the index has {self.dim}")
-        self_pos = None
-        if exclude_ids is not None:
-            if len(exclude_ids) != len(q):
-                raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(q)} queries")
-            self_pos = self.positions(exclude_ids)
-        depth = k + (self_pos is not None)
+        if exclude_ids is not None and len(exclude_ids) != len(q):
+            raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(q)} queries")
+        depth = k + (exclude_ids is not None)
         scores = np.empty((len(q), k), dtype=np.float32)
         indices = np.empty((len(q), k), dtype=np.int64)
         for start in range(0, len(q), batch_size):
             s, i = self.index.search(q[start:start + batch_size], depth)  # (b, depth)
-            if self_pos is not None:
-                s, i = drop_self_hits(s, i, self_pos[start:start + batch_size], k)
+            if exclude_ids is not None:  # the query's own row, found among its hits by id (no id -> row map)
+                s, i = drop_self_hits(s, i, self._own_rows(i, exclude_ids[start:start + batch_size]), k)
             scores[start:start + len(s)], indices[start:start + len(s)] = s, i
         scores[indices < 0] = -np.inf
         return scores, indices
+
+    def _own_rows(self, hits: np.ndarray, query_ids: Sequence[str]) -> np.ndarray:
+        """``(b,)`` row among ``hits`` ``(b, K)`` whose id is the query's own, ``-1`` where none is."""
+        return np.array([next((r for r in row if r >= 0 and self.ids[r] == str(qid)), -1)
+                         for row, qid in zip(hits.tolist(), query_ids)], dtype=np.int64)
 
     def save(self, path) -> None:
         """Write the index bundle (directory) atomically; see :func:`phylocl.retrieval.index_io.save_index`."""
@@ -230,7 +236,7 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
     if not index.is_trained:
         _train(index, embeddings, kind, p, seed)
     for lo in range(0, n, batch_rows):
-        index.add(normalize_rows(embeddings[lo:lo + batch_rows]))  # (b, D)
+        index.add(normalize_rows(read_rows(embeddings, lo, lo + batch_rows)))  # (b, D)
     out = RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
                          labels=labels, model=model)
     out.reason = reason

@@ -4,17 +4,23 @@ Embeddings files (:mod:`phylocl.retrieval.embeddings`) store their members uncom
 ``embeddings.npy`` lie contiguously inside the ``.npz``: :func:`memmap_member` finds them through the zip
 directory and maps them with ``numpy.memmap``. The rows are then paged in by the OS as they are touched, so
 ``phylocl index`` and the shard merge of ``phylocl embed`` hold one batch of rows at a time, whatever the size.
+
+Pages of a memory map that were read stay resident (and count in the process's RSS) until the kernel needs them
+back; :func:`read_rows` reads a block of rows of a map with a plain file read instead, so a pass over a 4 GB
+file holds one block, not the whole file (``phylocl index`` of 10^6 x 1024 vectors: peak 8.4 GB -> see
+docs/performance.md).
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["memmap_member"]
+__all__ = ["memmap_member", "read_rows"]
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header: 30 bytes, name and extra lengths last
 
@@ -44,3 +50,21 @@ def memmap_member(path: str | Path, name: str) -> np.ndarray:
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+def read_rows(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows ``lo:hi`` of ``x`` ``(N, ...)`` as an ordinary array.
+
+    For a C-ordered :class:`numpy.memmap` of a file (as :func:`memmap_member` returns) the bytes are read with
+    ``numpy.fromfile``, so the map's pages are not left resident; any other array (a view of a map included) is
+    sliced and copied.
+    """
+    lo, hi = max(0, lo), min(len(x), hi)
+    filename = getattr(x, "filename", None)
+    # only the map itself: a view of it (x[a:b]) is also a memmap but keeps the map's offset attribute
+    if not isinstance(x, np.memmap) or not isinstance(x.base, mmap.mmap) or not filename \
+            or not x.flags.c_contiguous or hi <= lo:
+        return np.array(x[lo:hi])
+    row = int(np.prod(x.shape[1:], dtype=np.int64))
+    out = np.fromfile(filename, dtype=x.dtype, count=(hi - lo) * row, offset=x.offset + lo * row * x.itemsize)
+    return out.reshape((hi - lo, *x.shape[1:]))

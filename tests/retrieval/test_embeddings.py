@@ -212,6 +212,28 @@ def test_mmap_maps_stored_rows_and_reads_compressed_ones(tmp_path):
     assert not isinstance(back.embeddings, np.memmap) and np.array_equal(back.embeddings, x)
 
 
+def test_read_rows_reads_blocks_of_a_map_without_mapping_them(tmp_path):
+    """read_rows gives the rows of the map (any block, clipped at the end) as plain arrays; views are sliced."""
+    from phylocl.retrieval.index import build_index
+    from phylocl.retrieval.npz_mmap import read_rows
+
+    x = np.random.default_rng(0).standard_normal((103, 5)).astype(np.float32)
+    model = {"fingerprint": "f", "name": "n", "dim": 5, "alphabet": "protein"}
+    m = load_embeddings(save_embeddings(tmp_path / "e.npz", x, [str(i) for i in range(103)], model=model),
+                        mmap=True).embeddings
+    for lo, hi in [(0, 10), (7, 50), (100, 200), (0, 103)]:
+        got = read_rows(m, lo, hi)
+        assert not isinstance(got, np.memmap) and got.flags.writeable
+        np.testing.assert_array_equal(got, x[lo:hi])
+    view = m[40:60]  # a memmap too, but with the map's offset attribute: must be sliced, not read from the file
+    np.testing.assert_array_equal(read_rows(view, 5, 9), x[45:49])
+    np.testing.assert_array_equal(read_rows(x, 3, 6), x[3:6])
+    assert read_rows(m, 50, 50).shape == (0, 5)
+    a = build_index(m, kind="flat", batch_rows=16).search(x[:4], 3)
+    b = build_index(x, kind="flat").search(x[:4], 3)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_same_rows_give_the_same_bytes(tmp_path):
     x = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
     model = {"fingerprint": "f", "name": "n", "dim": 2, "alphabet": "protein"}

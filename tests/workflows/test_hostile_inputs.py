@@ -14,12 +14,6 @@ FASTA = ">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>c\nGSHMLEDPVV\n>d\nGSHMLEDPAV\n"
 LABELS = "sequence_id\tfamily_id\na\tF1\nb\tF1\nc\tF2\nd\tF2\n"
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
 
 @pytest.fixture
 def files(tmp_path):
@@ -29,7 +23,7 @@ def files(tmp_path):
     return fa, labels
 
 
-def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, capsys, files, monkeypatch):
+def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, cli, files, monkeypatch):
     from phylocl.retrieval.index import RetrievalIndex
 
     seen = []
@@ -41,7 +35,7 @@ def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, capsys,
 
     monkeypatch.setattr(RetrievalIndex, "search", spy)
     fa, _ = files
-    code, _, err = run(capsys, "search", "--query", fa, "--db", fa, "--model", "kmer:2", "-k", 10_000_000,
+    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", "kmer:2", "-k", 10_000_000,
                        "-o", tmp_path / "h.tsv", "--quiet")
     assert code == 0, err
     assert seen and max(seen) <= 4
@@ -55,7 +49,7 @@ def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, capsys,
     ("unreadable-folder", "permission denied"),
     ("unreadable-labels", "cannot read: permission denied"),
 ])
-def test_one_line_refusals(tmp_path, capsys, files, monkeypatch, case, needle):
+def test_one_line_refusals(tmp_path, cli, files, monkeypatch, case, needle):
     fa, labels = files
     argv = ["inspect", fa, "--labels", labels]
     if case == "fasta-as-model":
@@ -85,20 +79,20 @@ def test_one_line_refusals(tmp_path, capsys, files, monkeypatch, case, needle):
             return real_open(path, *a, **k)
 
         monkeypatch.setattr(textio, "open", guarded, raising=False)
-    code, out, err = run(capsys, *argv)
+    code, out, err = cli(*argv)
     assert code == 2 and err.count("\n") == 1 and needle in err, err
     assert not (tmp_path / "e.npz").exists()
 
 
-def test_alphabet_mismatch_never_suggests_the_model_in_use(tmp_path, capsys):
+def test_alphabet_mismatch_never_suggests_the_model_in_use(tmp_path, cli):
     dna = tmp_path / "dna.fa"
     dna.write_text("".join(f">d{i}\nACGTACGTTGCAACGTACGTAAGTACGGT\n" for i in range(4)))
-    code, _, err = run(capsys, "embed", "--fasta", dna, "--model", "default-protein", "-o", tmp_path / "e.npz",
+    code, _, err = cli("embed", "--fasta", dna, "--model", "default-protein", "-o", tmp_path / "e.npz",
                        "--quiet")
     assert code == 2 and "--model default-dna" in err and "--alphabet protein" in err
     prot = tmp_path / "p.fa"
     prot.write_text(FASTA)
-    code, _, err = run(capsys, "embed", "--fasta", prot, "--model", "default-dna", "-o", tmp_path / "e.npz",
+    code, _, err = cli("embed", "--fasta", prot, "--model", "default-dna", "-o", tmp_path / "e.npz",
                        "--quiet")
     assert code == 2 and "--model default-protein" in err and "--model default-dna" not in err
 
@@ -126,13 +120,13 @@ def test_a_closed_stdout_pipe_ends_quietly(capsys, monkeypatch, files):
     assert capsys.readouterr().err == ""
 
 
-def test_a_pipe_without_labels_asks_for_them(tmp_path, capsys):
+def test_a_pipe_without_labels_asks_for_them(tmp_path, cli):
     import threading
 
     fifo = tmp_path / "s.pipe"
     os.mkfifo(fifo)
     threading.Thread(target=lambda: open(fifo, "w").write(FASTA), daemon=True).start()
-    code, _, err = run(capsys, "inspect", fifo)
+    code, _, err = cli("inspect", fifo)
     assert code == 2 and "a single FASTA file needs a labels table" in err and err.count("\n") == 1
     with open(fifo) as f:  # let the writer thread finish if the pipe was never opened
         f.read()
