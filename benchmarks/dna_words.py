@@ -10,8 +10,8 @@ per pattern and concatenated with equal gains, so the cosine is the mean of the 
 materialize dna``) is scored with :func:`~phylocl.retrieval.evaluation.evaluate_embeddings`, the metric code of
 ``phylocl evaluate``; training sequences (for IDF) are those of ``--config``'s split.
 
-Run from the repository root (about 15 CPU minutes on one thread; the rows with 8-letter words hold up to
-2,505 x 98,304 float32 features, ~1 GB, at a time)::
+Run from the repository root (all rows: 6.7 min wall, 2.6 CPU min on one thread at load average 3-5; peak memory
+4.8 GB, from the rows with 8-letter words: up to 2,505 x 87,360 float32 features)::
 
     python benchmarks/ablation.py materialize dna
     python benchmarks/dna_words.py [--out runs/dna-words.json] [VARIANT ...]    # e.g. k7-spaced-sqrt-uniform
