@@ -245,7 +245,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
-    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+    if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
+        # k-mer profile: word weights start at the training set's IDF (word_weights "uniform": at 1, as built)
         backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)

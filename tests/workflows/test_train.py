@@ -226,3 +226,23 @@ def test_export_last_gives_the_weights_of_the_same_run_without_validation(tmp_pa
         assert [r["step"] for r in csv.DictReader(fh) if r.get("train_fam/map_r")] == ["1", "3", "5"]
     with pytest.raises(InputError, match="eval.export"):
         train_mod.train(None, tmp_path / "bad", overrides=SETS + ["eval.export=first"], progress=False)
+
+
+@pytest.mark.parametrize("word_weights", ["idf", "uniform"])
+def test_kmer_profile_word_weights_start_as_configured(tmp_path, word_weights):
+    out = tmp_path / word_weights
+    assert main(_args(out, "model.name=kmerprofile-small", f"model.overrides={{word_weights: {word_weights}}}",
+                      "trainer.max_steps=1", "optim.warmup_steps=100")) == 0  # first step at lr / 100
+    trained = phylocl.load_encoder(out / "encoder.pt")
+    assert trained.config.word_weights == word_weights
+    reference = phylocl.build_encoder("kmerprofile-small", max_len=48)
+    if word_weights == "idf":
+        from phylocl.data.datamodule import OrthologDataModule
+        from phylocl.config import load_config
+
+        dm = OrthologDataModule(config=load_config(None, SETS).data)
+        dm.setup("fit")
+        reference.backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
+    got, want = trained.backbone.weights.detach(), reference.backbone.weights.detach()
+    assert (want > 1.5).any() == (word_weights == "idf")  # IDF of a word missing from some sequences is > 1
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=0)  # one Adam step moves a weight by at most lr / 100
