@@ -151,12 +151,15 @@ class EvalConfig:
     """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
     ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
     (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
-    training families rise); 0: off."""
+    training families rise); 0: off. ``export``: which weights ``encoder.pt`` gets, the validation checkpoint
+    best by ``monitor`` (``best``) or those of the last step (``last``: the same weights as a run without
+    validation, for recipes compared at a fixed budget)."""
 
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [1, 10])
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
     train_families: int = 200
+    export: Literal["best", "last"] = "best"
     # warn once when the validation embeddings' effective rank < this x min(embed_dim, validation families); null: never
     min_effective_rank_fraction: Optional[float] = 0.05
 

@@ -16,7 +16,7 @@ _FFN_DIM = object()  # marker: the default is the config's ffn_dim
 # options added after the first release, with their defaults (see EncoderConfig.identity_dict)
 _ADDED_FIELDS: dict[str, Any] = {"attention": "rope", "rel_buckets": 32, "moe_experts": 0, "moe_every": 2,
                                  "moe_ffn_dim": _FFN_DIM, "moe_capacity_factor": 1.25, "smlp_dense": None,
-                                 "smoe_chunk": 16}
+                                 "smoe_chunk": 16, "word_weights": "idf"}
 
 __all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS"]
 
@@ -24,6 +24,7 @@ BACKBONES = ("gmlp", "transformer", "smlp", "kmerbag", "kmerprofile")
 ATTENTIONS = ("rope", "deberta")
 POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp", "none")
+WORD_WEIGHTS = ("idf", "uniform")
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -83,6 +84,9 @@ class EncoderConfig:
         moe_capacity_factor: an expert takes at most ``ceil(factor · n / E)`` of a sequence's ``n`` routed units.
         smlp_dense: leading dense gMLP blocks of smlp; ``None`` resolves to ``depth // 2``.
         smoe_chunk: channels per routed chunk of the sMoE (must divide ``ffn_dim / 2``).
+        word_weights: kmerprofile only: the word weights ``phylocl train`` starts from, ``"idf"`` (the training
+            sequences' inverse document frequencies) or ``"uniform"`` (all 1, as built). A built encoder's weights
+            are 1 either way; this records how training initialises them.
         name: registry name the config came from (informational).
     """
 
@@ -109,6 +113,7 @@ class EncoderConfig:
     moe_capacity_factor: float = 1.25
     smlp_dense: int | None = None
     smoe_chunk: int = 16
+    word_weights: str = "idf"
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -127,6 +132,10 @@ class EncoderConfig:
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a string, got {self.name!r}")
         _check_choice("attention", self.attention, ATTENTIONS)
+        _check_choice("word_weights", self.word_weights, WORD_WEIGHTS)
+        if self.word_weights != "idf" and self.backbone != "kmerprofile":
+            raise ValueError(f"word_weights applies to the kmerprofile backbone only, got {self.word_weights!r} "
+                             f"for {self.backbone}")
         self._check_moe(set_)
         if self.head == "none" and self.embed_dim != self.dim:
             raise ValueError(f"head 'none' needs embed_dim == dim, got {self.embed_dim} and {self.dim}")

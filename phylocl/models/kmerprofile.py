@@ -12,7 +12,8 @@ composition term took over within 50 steps of contrastive training and cut the d
 
 Training data enter twice: :meth:`KmerProfile.fit_statistics` sets ``w_p`` to the inverse document frequency of
 each word over the training sequences (``log((N + 1) / (df + 1)) + 1``: a word found in many proteins says
-little), and contrastive training then adjusts ``w_p`` and ``g_p``. Untrained (all weights 1) the first block is
+little; ``phylocl train`` does this unless the encoder config says ``word_weights: uniform``, as ``default-dna``'s
+does), and contrastive training then adjusts ``w_p`` and ``g_p``. Untrained (all weights 1) the first block is
 the ``kmer:k`` baseline on ``sqrt`` counts. Words touching padding, ``X`` or mask tokens are skipped.
 """
 

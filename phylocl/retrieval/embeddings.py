@@ -39,7 +39,7 @@ __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embedding
 FORMAT = "phylocl-embeddings/1"
 MODEL_KEYS = ("fingerprint", "name", "dim", "alphabet")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # time stamp of every archive member (the earliest a zip file can hold)
-_CHECK_ROWS = 65536  # rows checked for NaN per step (a memory-mapped file is never materialised)
+_CHECK_BYTES = 64 << 20  # bytes of rows checked for NaN per step (a memory-mapped file is never materialised)
 _COPY_BLOCK = 16 << 20  # bytes copied per step when streaming the spool into the archive
 
 
@@ -296,7 +296,8 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                          path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
-    if not all(np.isfinite(read_rows(x, lo, lo + _CHECK_ROWS)).all() for lo in range(0, len(x), _CHECK_ROWS)):
+    step = max(1, _CHECK_BYTES // max(1, x.itemsize * (x.shape[1] if x.ndim == 2 else 1)))
+    if not all(np.isfinite(read_rows(x, lo, lo + step)).all() for lo in range(0, len(x), step)):
         raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)

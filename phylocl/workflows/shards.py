@@ -32,6 +32,7 @@ __all__ = ["ShardFolder", "write_shards", "shard_chunks", "count_rest", "input_i
 SHARD_FORMAT = "phylocl-embedding-shards/1"
 DEFAULT_SHARD_SIZE = 65536  # sequences per shard
 _MERGE_ROWS = 16384  # rows copied per step while merging
+_MERGE_BYTES = 256 << 20  # and at most this many bytes of them
 T = TypeVar("T")
 
 
@@ -115,6 +116,7 @@ class ShardFolder:
     def merge(self, n_shards: int, *, model: dict, with_labels: bool) -> int:
         """Stream shards ``0 .. n_shards - 1`` into ``out`` (atomically), then remove the folder; returns rows."""
         from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings
+        from phylocl.retrieval.npz_mmap import read_rows
 
         missing = [k for k in range(n_shards) if not self.done(k)]
         if missing:
@@ -122,9 +124,10 @@ class ShardFolder:
         with EmbeddingWriter(self.out, model=model, with_labels=with_labels) as writer:
             for k in range(n_shards):
                 part = load_embeddings(self.path(k), mmap=True)
-                for lo in range(0, len(part), _MERGE_ROWS):
-                    hi = lo + _MERGE_ROWS
-                    writer.append(part.embeddings[lo:hi], part.ids[lo:hi],
+                step = max(1, min(_MERGE_ROWS, _MERGE_BYTES // (4 * part.embeddings.shape[1])))
+                for lo in range(0, len(part), step):
+                    hi = lo + step  # plain reads: pages of the map would stay resident (a whole shard)
+                    writer.append(read_rows(part.embeddings, lo, hi), part.ids[lo:hi],
                                   part.labels[lo:hi] if with_labels else None)
                 del part
             n = len(writer)

@@ -140,8 +140,10 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
                               enable_version_counter=False)
     callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
     if has_val:
-        callbacks += [RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
-                                       pairs_per_step=cfg.data.batch_size), best_cb]
+        callbacks.append(RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
+                                          pairs_per_step=cfg.data.batch_size))
+        if cfg.eval.export == "best":
+            callbacks.append(best_cb)
     if cfg.data.batching != "random" and cfg.data.refresh_every:
         callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
@@ -243,7 +245,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     check_training_families(dm)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
-    if hasattr(backbone, "fit_statistics") and not resume:  # k-mer profile: IDF weights of the training set
+    if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
+        # k-mer profile: word weights start at the training set's IDF (word_weights "uniform": at 1, as built)
         backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
     has_val = _has_validation(cfg, dm)
     callbacks, best_cb = _callbacks(cfg, out / "checkpoints", has_val=has_val, progress=progress)
@@ -256,7 +259,7 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
             wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
         if not trainer.is_global_zero:
             return TrainResult(out, out / "encoder.pt", {})
-        best = best_cb.best_model_path if has_val else ""
+        best = best_cb.best_model_path if has_val and cfg.eval.export == "best" else ""
         return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 
 

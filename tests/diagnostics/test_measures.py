@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from phylocl.diagnostics.measures import (alignment, effective_rank, embedding_health, family_pairs,
-                                          masked_residual, rank_collapse_residual, uniformity)
+                                          masked_residual, pair_alignment, rank_collapse_residual, uniformity)
 
 
 def _residual_by_minimisation(x: np.ndarray) -> float:
@@ -77,6 +77,21 @@ def test_uniformity_and_alignment_closed_forms():
     assert alignment(e, e) == 0.0  # identical pairs
     assert alignment(e[:1], -e[:1]) == pytest.approx(4.0)  # ||2 e||^2
     assert alignment(e[:1], -e[:1], alpha=1.0) == pytest.approx(2.0)
+
+
+def test_pair_alignment_in_blocks_equals_alignment_of_the_gathered_pairs(monkeypatch):
+    import phylocl.diagnostics.measures as measures
+
+    z = np.random.default_rng(5).normal(size=(30, 7))
+    i, j = family_pairs([str(k % 4) for k in range(30)])
+    for alpha in (2.0, 1.0):
+        want = alignment(z[i], z[j], alpha=alpha)
+        assert pair_alignment(z, i, j, alpha=alpha) == pytest.approx(want, rel=1e-12)
+        monkeypatch.setattr(measures, "_PAIR_BLOCK", 3 * 7)  # 3 pairs per block: many blocks, a short last one
+        assert pair_alignment(z, i, j, alpha=alpha) == pytest.approx(want, rel=1e-12)
+        monkeypatch.undo()
+    with pytest.raises(ValueError, match="index vectors"):
+        pair_alignment(z, i, j[:-1])
 
 
 def test_uniformity_equals_a_slow_loop():

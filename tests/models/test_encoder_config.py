@@ -55,7 +55,8 @@ def test_options_added_later_keep_the_fingerprint_identity_at_their_defaults():
     identity = base.identity_dict()
     assert "moe_experts" not in identity and "attention" not in identity and "moe_ffn_dim" not in identity
     assert set(base.to_dict()) - set(identity) == {"attention", "rel_buckets", "moe_experts", "moe_every",
-                                                   "moe_ffn_dim", "moe_capacity_factor", "smlp_dense", "smoe_chunk"}
+                                                   "moe_ffn_dim", "moe_capacity_factor", "smlp_dense", "smoe_chunk",
+                                                   "word_weights"}
     moe = EncoderConfig(backbone="transformer", dim=16, depth=2, ffn_dim=32, heads=2, max_len=32, alphabet="protein",
                         embed_dim=8, moe_experts=4)
     assert moe.identity_dict()["moe_experts"] == 4

@@ -97,3 +97,46 @@ def test_kmer_backbones_refuse_cls_pooling_and_profile_needs_its_width():
         build_encoder("kmerprofile-small", dim=512, embed_dim=512)
     with pytest.raises(ValueError, match="head 'none' needs"):
         build_encoder("gmlp-tiny", head="none", embed_dim=8)
+
+
+def test_dna_seven_letter_profile_is_the_mean_of_spaced_sqrt_profile_cosines():
+    """default-dna's representation (3 spaced 7-letter patterns) against a Counter reference built from scratch."""
+    enc = build_encoder("kmerprofile-small", alphabet="dna", depth=7, dim=3 * 4**7, embed_dim=3 * 4**7,
+                        max_len=512).eval()
+    with torch.no_grad():
+        enc.backbone.composition_gain.zero_()
+    rng = np.random.default_rng(3)
+    root = "".join(rng.choice(list("ACGT"), 300))
+    seqs = [root, root[:150] + "N" + root[151:], "".join(rng.choice(list("ACGT"), 200)), "ACGUACGUAC"]
+    patterns = ["1111111", "11111101", "10111111"]
+    assert enc.backbone.patterns == patterns and enc.config.embed_dim == 49_152
+
+    def profile(seq: str, pattern: str) -> dict:
+        keep = [i for i, c in enumerate(pattern) if c == "1"]
+        seq = seq.replace("U", "T")
+        got = Counter("".join(seq[s + i] for i in keep) for s in range(len(seq) - len(pattern) + 1))
+        return {w: np.sqrt(c) for w, c in got.items() if set(w) <= set("ACGT")}
+
+    def cosine(a: dict, b: dict) -> float:
+        dot = sum(v * b.get(w, 0.0) for w, v in a.items())
+        norm = np.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+        return dot / norm if norm else 0.0
+
+    x = enc.embed(seqs)
+    for i in range(len(seqs)):
+        for j in range(len(seqs)):
+            want = np.mean([cosine(profile(seqs[i], p), profile(seqs[j], p)) for p in patterns])
+            assert float(x[i] @ x[j]) == pytest.approx(want, abs=1e-5)
+
+
+def test_word_weights_option_is_checked_and_leaves_old_fingerprints_alone():
+    default = build_encoder("kmerprofile-small", max_len=64)
+    uniform = build_encoder("kmerprofile-small", max_len=64, word_weights="uniform")
+    assert default.config.word_weights == "idf" and "word_weights" not in default.config.identity_dict()
+    assert uniform.config.identity_dict()["word_weights"] == "uniform"
+    uniform.load_state_dict(default.state_dict())
+    assert uniform.fingerprint() != default.fingerprint()  # same weights, another recipe: told apart
+    with pytest.raises(ValueError, match="word_weights must be one of"):
+        build_encoder("kmerprofile-small", word_weights="tfidf")
+    with pytest.raises(ValueError, match="word_weights applies to the kmerprofile backbone only"):
+        build_encoder("gmlp-tiny", word_weights="uniform")

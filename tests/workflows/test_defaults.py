@@ -27,10 +27,11 @@ def test_shipped_table_picks_the_best_mean_auc1():
         assert choice.score == pytest.approx(max(means.values()))
         assert means[choice.spec] == pytest.approx(max(means.values()))
         assert [s for s, _ in choice.ranking] == sorted(means, key=lambda m: -means[m])
-    # docs/models.md: the k-mer profile default-protein is above kmer:3, default-dna below kmer:5 on the dev sets
+    # docs/models.md: the k-mer profile encoders are above kmer:3 (protein) and kmer:5 (DNA) on the dev sets
     assert choose_default("protein", shipped=["default-protein"]).spec == "default-protein"
     assert choose_default("protein", shipped=[]).spec == "kmer:3"  # not installed: the baseline
-    assert choose_default("dna", shipped=["default-dna"]).spec == "kmer:5"
+    assert choose_default("dna", shipped=["default-dna"]).spec == "default-dna"
+    assert choose_default("dna", shipped=[]).spec == "kmer:5"
 
 
 def test_an_encoder_is_chosen_only_when_it_measures_better_and_is_installed(tmp_path):
@@ -63,14 +64,14 @@ def test_embed_and_evaluate_without_model_say_what_they_used(tmp_path, capsys):
     labels.write_text("sequence_id\tfamily_id\na\tf1\nb\tf1\nc\tf2\nd\tf2\n")
     assert main(["embed", "--fasta", str(fasta), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "(dim 1024, model kmer:5)" in captured.out
-    assert captured.err.startswith("phylocl embed: note: no --model given: using kmer:5, the best measured dna")
-    assert load_embeddings(tmp_path / "e.npz").model["default_choice"]["spec"] == "kmer:5"
+    assert "(dim 49152, model default-dna)" in captured.out
+    assert captured.err.startswith("phylocl embed: note: no --model given: using default-dna, the best measured dna")
+    assert load_embeddings(tmp_path / "e.npz").model["default_choice"]["spec"] == "default-dna"
     assert main(["evaluate", "--data", str(fasta), "--labels", str(labels), "--json", "--quiet"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert result["model"]["name"] == "kmer:5" and result["model"]["default_choice"]["alphabet"] == "dna"
-    assert "phylocl evaluate: note: no --model given: using kmer:5" in captured.err
+    assert result["model"]["name"] == "default-dna" and result["model"]["default_choice"]["alphabet"] == "dna"
+    assert "phylocl evaluate: note: no --model given: using default-dna" in captured.err
     assert main(["embed", "--model", "kmer:3", "--fasta", str(fasta), "-o", str(tmp_path / "f.npz"),
                  "--quiet"]) == 0
     assert "note" not in capsys.readouterr().err

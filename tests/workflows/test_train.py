@@ -209,3 +209,40 @@ def test_moe_encoder_trains_logs_expert_utilisation_and_embeds(tmp_path):
         assert float(r["train/moe/balance"]) > 0 and float(r["train/moe/z"]) > 0
     enc = phylocl.load_encoder(out)
     assert enc.config.backbone == "smlp" and enc.embed(["MKVLAAGIVGLLLA"]).shape == (1, enc.embed_dim)
+
+
+def test_export_last_gives_the_weights_of_the_same_run_without_validation(tmp_path):
+    """Validation (dev + training-family figures) reads the model only: with ``eval.export=last`` the exported
+    encoder is bit-identical to the one a run without validation exports, and no best checkpoint is kept."""
+    off, last = tmp_path / "off", tmp_path / "last"
+    assert main(_args(off, "eval.enabled=false")) == 0
+    assert main(_args(last, "eval.export=last", "trainer.val_every_n_steps=2", "eval.train_families=3")) == 0
+    w_off, w_last = _weights(off), _weights(last)
+    assert w_off.keys() == w_last.keys() and all(torch.equal(w_off[k], w_last[k]) for k in w_off)
+    metrics = json.loads((last / "metrics.json").read_text())
+    assert metrics["exported_checkpoint"] == "last" and metrics["val"]["map_r"] >= 0.0
+    assert not (last / "checkpoints" / "best.ckpt").exists()
+    with open(last / "logs" / "metrics.csv") as fh:
+        assert [r["step"] for r in csv.DictReader(fh) if r.get("train_fam/map_r")] == ["1", "3", "5"]
+    with pytest.raises(InputError, match="eval.export"):
+        train_mod.train(None, tmp_path / "bad", overrides=SETS + ["eval.export=first"], progress=False)
+
+
+@pytest.mark.parametrize("word_weights", ["idf", "uniform"])
+def test_kmer_profile_word_weights_start_as_configured(tmp_path, word_weights):
+    out = tmp_path / word_weights
+    assert main(_args(out, "model.name=kmerprofile-small", f"model.overrides={{word_weights: {word_weights}}}",
+                      "trainer.max_steps=1", "optim.warmup_steps=100")) == 0  # first step at lr / 100
+    trained = phylocl.load_encoder(out / "encoder.pt")
+    assert trained.config.word_weights == word_weights
+    reference = phylocl.build_encoder("kmerprofile-small", max_len=48)
+    if word_weights == "idf":
+        from phylocl.data.datamodule import OrthologDataModule
+        from phylocl.config import load_config
+
+        dm = OrthologDataModule(config=load_config(None, SETS).data)
+        dm.setup("fit")
+        reference.backbone.fit_statistics([dm.alphabet.encode(s) for s in dm.train_set.sequences])
+    got, want = trained.backbone.weights.detach(), reference.backbone.weights.detach()
+    assert (want > 1.5).any() == (word_weights == "idf")  # IDF of a word missing from some sequences is > 1
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=0)  # one Adam step moves a weight by at most lr / 100
