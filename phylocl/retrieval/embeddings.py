@@ -32,7 +32,7 @@ import numpy as np
 
 from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
-from phylocl.retrieval.npz_mmap import memmap_member, read_rows
+from phylocl.retrieval.npz_mmap import memmap_member, row_blocks
 
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
 
@@ -296,8 +296,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                          path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
-    step = max(1, _CHECK_BYTES // max(1, x.itemsize * (x.shape[1] if x.ndim == 2 else 1)))
-    if not all(np.isfinite(read_rows(x, lo, lo + step)).all() for lo in range(0, len(x), step)):
+    if not all(np.isfinite(rows).all() for _, rows in row_blocks(x, max_bytes=_CHECK_BYTES)):
         raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)
@@ -315,7 +314,6 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
 
 
 def _mapped_rows(path: Path) -> np.ndarray | None:
-
     try:
         x = memmap_member(path, "embeddings.npy")
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):

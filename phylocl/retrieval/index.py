@@ -29,7 +29,7 @@ import numpy as np
 
 from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
                                            default_params)
-from phylocl.retrieval.npz_mmap import read_rows
+from phylocl.retrieval.npz_mmap import block_rows, row_blocks
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "INDEX_KINDS"]
@@ -237,10 +237,9 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
     index = _new_index(kind, dim, p)
     if not index.is_trained:
         _train(index, embeddings, kind, p, seed)
-    batch_rows = max(1, min(batch_rows, ADD_BYTES // (4 * dim)))  # 24,000-d rows: 2,796 per step, not 65,536
     _reserve_codes(index, n)
-    for lo in range(0, n, batch_rows):
-        index.add(normalize_rows(read_rows(embeddings, lo, lo + batch_rows)))  # (b, D)
+    for _, rows in row_blocks(embeddings, max_bytes=ADD_BYTES, max_rows=batch_rows):  # 24,000-d: 2,796 rows
+        index.add(normalize_rows(rows))  # (b, D)
     out = RetrievalIndex(index=index, kind=kind, params=p, ids=ids if ids is not None else [str(i) for i in range(n)],
                          labels=labels, model=model)
     out.reason = reason
@@ -271,6 +270,6 @@ def _train(index: faiss.Index, x, kind: str, p: dict, seed: int) -> None:
     least = MIN_POINTS_PER_LIST * max(p["nlist"], 2 ** p.get("pq_nbits", 0))
     size = min(n, max(least, min(TRAIN_POINTS_PER_LIST * p["nlist"], TRAIN_BYTES // (4 * dim))))
     rows = np.arange(n) if size == n else np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-    step = max(1, min(ADD_BATCH, ADD_BYTES // (4 * dim)))
+    step = block_rows(x, max_bytes=ADD_BYTES, max_rows=ADD_BATCH)
     sample = np.concatenate([normalize_rows(x[rows[lo:lo + step]]) for lo in range(0, size, step)])
     index.train(sample)  # (size, D)

@@ -17,10 +17,11 @@ import mmap
 import struct
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-__all__ = ["memmap_member", "read_rows"]
+__all__ = ["memmap_member", "read_rows", "block_rows", "row_blocks"]
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header: 30 bytes, name and extra lengths last
 
@@ -68,3 +69,17 @@ def read_rows(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
     row = int(np.prod(x.shape[1:], dtype=np.int64))
     out = np.fromfile(filename, dtype=x.dtype, count=(hi - lo) * row, offset=x.offset + lo * row * x.itemsize)
     return out.reshape((hi - lo, *x.shape[1:]))
+
+
+def block_rows(x: np.ndarray, *, max_bytes: int, max_rows: int | None = None) -> int:
+    """Rows of ``x`` ``(N, ...)`` per block: as many as fit in ``max_bytes`` (at most ``max_rows``), at least one."""
+    row_bytes = x.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
+    rows = max_bytes // max(1, row_bytes)
+    return max(1, rows if max_rows is None else min(rows, max_rows))
+
+
+def row_blocks(x: np.ndarray, *, max_bytes: int, max_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows)`` of consecutive blocks of ``x`` (:func:`block_rows` each), read with :func:`read_rows`."""
+    step = block_rows(x, max_bytes=max_bytes, max_rows=max_rows)
+    for lo in range(0, len(x), step):
+        yield lo, read_rows(x, lo, lo + step)

@@ -116,7 +116,7 @@ class ShardFolder:
     def merge(self, n_shards: int, *, model: dict, with_labels: bool) -> int:
         """Stream shards ``0 .. n_shards - 1`` into ``out`` (atomically), then remove the folder; returns rows."""
         from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings
-        from phylocl.retrieval.npz_mmap import read_rows
+        from phylocl.retrieval.npz_mmap import row_blocks
 
         missing = [k for k in range(n_shards) if not self.done(k)]
         if missing:
@@ -124,11 +124,10 @@ class ShardFolder:
         with EmbeddingWriter(self.out, model=model, with_labels=with_labels) as writer:
             for k in range(n_shards):
                 part = load_embeddings(self.path(k), mmap=True)
-                step = max(1, min(_MERGE_ROWS, _MERGE_BYTES // (4 * part.embeddings.shape[1])))
-                for lo in range(0, len(part), step):
-                    hi = lo + step  # plain reads: pages of the map would stay resident (a whole shard)
-                    writer.append(read_rows(part.embeddings, lo, hi), part.ids[lo:hi],
-                                  part.labels[lo:hi] if with_labels else None)
+                # plain reads (row_blocks): pages of the map would stay resident (a whole shard)
+                for lo, rows in row_blocks(part.embeddings, max_bytes=_MERGE_BYTES, max_rows=_MERGE_ROWS):
+                    hi = lo + len(rows)
+                    writer.append(rows, part.ids[lo:hi], part.labels[lo:hi] if with_labels else None)
                 del part
             n = len(writer)
         self.remove()

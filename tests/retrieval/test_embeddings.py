@@ -229,6 +229,13 @@ def test_read_rows_reads_blocks_of_a_map_without_mapping_them(tmp_path):
     np.testing.assert_array_equal(read_rows(view, 5, 9), x[45:49])
     np.testing.assert_array_equal(read_rows(x, 3, 6), x[3:6])
     assert read_rows(m, 50, 50).shape == (0, 5)
+    from phylocl.retrieval.npz_mmap import block_rows, row_blocks
+
+    assert block_rows(m, max_bytes=5 * 4 * 10) == 10 and block_rows(m, max_bytes=1) == 1  # 20-byte rows
+    assert block_rows(m, max_bytes=1 << 20, max_rows=7) == 7
+    blocks = list(row_blocks(m, max_bytes=5 * 4 * 10))
+    assert [lo for lo, _ in blocks] == list(range(0, 103, 10)) and len(blocks[-1][1]) == 3
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), x)
     a = build_index(m, kind="flat", batch_rows=16).search(x[:4], 3)
     b = build_index(x, kind="flat").search(x[:4], 3)
     np.testing.assert_array_equal(a[1], b[1])
