@@ -47,6 +47,18 @@ def phylocl(*args: str) -> list[str]:
     return [sys.executable, "-c", "from phylocl.cli import main; raise SystemExit(main())", *args]
 
 
+def search_cmd(queries: Path, index: Path, out: Path, *extra: str) -> list[str]:
+    """``phylocl search --index`` of ``queries``, 10 hits each."""
+    return phylocl("search", "--query", str(queries), "--index", str(index), "-k", "10", "-o", str(out), "--quiet",
+                   *extra)
+
+
+def blastp_cmd(queries: Path, dmnd: Path, out: Path, threads: int) -> list[str]:
+    """``diamond blastp --sensitive`` of ``queries``, 10 hits each."""
+    return ["diamond", "blastp", "--sensitive", "-q", str(queries), "-d", str(dmnd), "-k", "10", "-o", str(out),
+            "--threads", str(threads), "--quiet"]
+
+
 def read_fasta(path: Path):
     name, seq = None, []
     for line in open(path):
@@ -120,8 +132,8 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str) -> N
                   log=args.work / f"index-{n}-{tag}-{kind}.log")
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "index", "kind": kind, **r}), flush=True)
         out = args.work / f"hits-{n}-{tag}-{kind}.tsv"
-        r = timed(phylocl("search", "--query", str(qf), "--index", str(idx), "-k", "10", "-o", str(out), "--quiet",
-                          *extra), threads=args.threads, log=args.work / f"search-{n}-{tag}-{kind}.log")
+        r = timed(search_cmd(qf, idx, out, *extra), threads=args.threads,
+                  log=args.work / f"search-{n}-{tag}-{kind}.log")
         h = hits(out) if r["rc"] == 0 else {}
         exact = h if kind == "flat" else exact
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "search", "kind": kind, **r,
@@ -145,14 +157,11 @@ def run_counts(args, n: int, qf: Path) -> None:
     tag = model.replace(":", "_")
     for c in args.query_counts:
         sub = first_queries(qf, c)
-        runs = [("phylocl " + model, phylocl("search", "--query", str(sub), "--index",
-                                             str(args.work / f"db-{n}-{tag}-flat.index"), "-k", "10", "-o",
-                                             str(args.work / f"hits-{n}-{tag}-flat-{c}.tsv"), "--quiet"))]
+        runs = [("phylocl " + model, search_cmd(sub, args.work / f"db-{n}-{tag}-flat.index",
+                                                args.work / f"hits-{n}-{tag}-flat-{c}.tsv"))]
         if args.diamond:
-            runs.append(("diamond --sensitive", ["diamond", "blastp", "--sensitive", "-q", str(sub), "-d",
-                                                 str(args.work / f"db-{n}.dmnd"), "-k", "10", "-o",
-                                                 str(args.work / f"hits-{n}-diamond-{c}.tsv"),
-                                                 "--threads", str(args.threads), "--quiet"]))
+            runs.append(("diamond --sensitive", blastp_cmd(sub, args.work / f"db-{n}.dmnd",
+                                                           args.work / f"hits-{n}-diamond-{c}.tsv", args.threads)))
         for tool, cmd in runs:
             r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tool.split()[0]}.log")
             print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": "flat" if "phylocl" in tool else None,
@@ -165,8 +174,7 @@ def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
               threads=args.threads, log=args.work / f"makedb-{n}.log")
     print(json.dumps({"size": n, "tool": "diamond --sensitive", "step": "makedb", **r}), flush=True)
     out = args.work / f"hits-{n}-diamond.tsv"
-    r = timed(["diamond", "blastp", "--sensitive", "-q", str(qf), "-d", str(dmnd), "-k", "10", "-o", str(out),
-               "--threads", str(args.threads), "--quiet"], threads=args.threads, log=args.work / f"blastp-{n}.log")
+    r = timed(blastp_cmd(qf, dmnd, out, args.threads), threads=args.threads, log=args.work / f"blastp-{n}.log")
     h = hits(out) if r["rc"] == 0 else {}
     print(json.dumps({"size": n, "tool": "diamond --sensitive", "step": "search", **r, "queries": args.queries,
                       "seconds_per_query": round(r["seconds"] / args.queries, 4),
