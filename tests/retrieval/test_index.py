@@ -157,3 +157,23 @@ def test_search_params_and_errors():
     with pytest.raises(ValueError, match="zero vectors"):
         build_index(np.zeros((0, 4)))
     assert index.positions(["5", "nope"]).tolist() == [5, -1]
+
+
+def test_flat_search_uses_the_matrix_product_path_and_finds_the_same_hits():
+    import faiss
+
+    from phylocl.retrieval.index import BLAS_THRESHOLD, use_blas_search
+
+    assert faiss.cvar.distance_compute_blas_threshold == BLAS_THRESHOLD  # set on import
+    rng = np.random.default_rng(3)
+    db, q = normalize_rows(rng.standard_normal((2000, 48))), normalize_rows(rng.standard_normal((30, 48)))
+    index = build_index(db, kind="flat")
+    expected = np.argsort(-(q @ db.T), axis=1, kind="stable")[:, :5]  # brute force
+    try:
+        use_blas_search(10**9)  # FAISS's one-scan-per-query path
+        _, seq = index.search(q, 5)
+    finally:
+        use_blas_search()
+    _, blas = index.search(q, 5)
+    np.testing.assert_array_equal(seq, expected)
+    np.testing.assert_array_equal(blas, expected)
