@@ -114,31 +114,42 @@ def family_precision(h: dict, family: dict, n_queries: int, k: int = 10) -> floa
     return round(sum(vals) / n_queries, 4)
 
 
-def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str) -> None:
+def model_specs(args, n: int) -> list[tuple[str, list[str]]]:
+    """``(model, kinds)`` of every ``--model M[@MAXSIZE][=KIND,KIND]`` that applies to size ``n``."""
+    out = []
+    for spec in args.model or ["kmer:3:512"]:
+        head, _, kinds = spec.partition("=")
+        model, _, most = head.partition("@")
+        if not most or n <= int(most):
+            out.append((model, (kinds or args.kinds).split(",")))
+    return out
+
+
+def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kinds: list[str]) -> None:
     tag = model.replace(":", "_")
     emb = args.work / f"db-{n}-{tag}.npz"
-    row = {"size": n, "tool": f"phylocl {model}", "step": "embed"}
     extra = ["--precision", args.precision] if not model.startswith("kmer") else []
-    r = timed(phylocl("embed", "--fasta", str(db), "--model", model, "-o", str(emb), "--quiet", *extra),
-              threads=args.threads, log=args.work / f"embed-{n}-{tag}.log")
-    print(json.dumps({**row, **r}), flush=True)
+    if any(kind != "sparse" for kind in kinds):  # the FAISS kinds index an embeddings file
+        r = timed(phylocl("embed", "--fasta", str(db), "--model", model, "-o", str(emb), "--quiet", *extra),
+                  threads=args.threads, log=args.work / f"embed-{n}-{tag}.log")
+        print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "embed", **r}), flush=True)
     exact = None
-    for kind in args.kinds.split(","):
+    for kind in kinds:
         if n > args.max_hnsw and kind == "hnsw":
             continue
         idx = args.work / f"db-{n}-{tag}-{kind}.index"
-        r = timed(phylocl("index", "--embeddings", str(emb), "-o", str(idx), "--kind", kind,
-                          "--threads", str(args.threads)), threads=args.threads,
-                  log=args.work / f"index-{n}-{tag}-{kind}.log")
+        source = ["--fasta", str(db), "--model", model, "--quiet"] if kind == "sparse" else ["--embeddings", str(emb)]
+        r = timed(phylocl("index", *source, "-o", str(idx), "--kind", kind, "--threads", str(args.threads)),
+                  threads=args.threads, log=args.work / f"index-{n}-{tag}-{kind}.log")
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "index", "kind": kind, **r}), flush=True)
         out = args.work / f"hits-{n}-{tag}-{kind}.tsv"
         r = timed(search_cmd(qf, idx, out, *extra), threads=args.threads,
                   log=args.work / f"search-{n}-{tag}-{kind}.log")
         h = hits(out) if r["rc"] == 0 else {}
-        exact = h if kind == "flat" else exact
+        exact = h if kind in ("flat", "sparse") else exact  # both exact
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "search", "kind": kind, **r,
                           "queries": args.queries, "seconds_per_query": round(r["seconds"] / args.queries, 4),
-                          "recall@10_vs_flat": overlap(h, exact) if exact is not None else None,
+                          "recall@10_vs_exact": overlap(h, exact) if exact is not None else None,
                           "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
 
 
@@ -151,21 +162,28 @@ def first_queries(qf: Path, count: int) -> Path:
     return out
 
 
-def run_counts(args, n: int, qf: Path) -> None:
-    """Per-query seconds of phylocl (flat index, first --model) and DIAMOND for runs of ``c`` queries."""
-    model = (args.model or ["kmer:3:512"])[0].partition("@")[0]
-    tag = model.replace(":", "_")
+def run_counts(args, n: int, qf: Path, family: dict) -> None:
+    """Per-query seconds of every phylocl index built for size ``n`` (each model and kind) and of DIAMOND, for
+    runs of ``c`` queries, one after the other for each ``c``."""
+    indexes = [(model, kind, args.work / f"db-{n}-{model.replace(':', '_')}-{kind}.index")
+               for model, kinds in model_specs(args, n) for kind in kinds]
+    indexes = [(model, kind, idx) for model, kind, idx in indexes if idx.is_dir()]
     for c in args.query_counts:
         sub = first_queries(qf, c)
-        runs = [("phylocl " + model, search_cmd(sub, args.work / f"db-{n}-{tag}-flat.index",
-                                                args.work / f"hits-{n}-{tag}-flat-{c}.tsv"))]
+        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv"))
+                for model, kind, idx in indexes]
         if args.diamond:
-            runs.append(("diamond --sensitive", blastp_cmd(sub, args.work / f"db-{n}.dmnd",
-                                                           args.work / f"hits-{n}-diamond-{c}.tsv", args.threads)))
-        for tool, cmd in runs:
-            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tool.split()[0]}.log")
-            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": "flat" if "phylocl" in tool else None,
-                              "queries": c, **r, "seconds_per_query": round(r["seconds"] / c, 4)}), flush=True)
+            runs.append(("diamond --sensitive", None, blastp_cmd(sub, args.work / f"db-{n}.dmnd",
+                                                                 args.work / f"hits-{n}-diamond-{c}.tsv",
+                                                                 args.threads)))
+        for tool, kind, cmd in runs:
+            tag = f"{tool.split()[-1].replace(':', '_')}-{kind}" if kind else "diamond"
+            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log")
+            out = Path(cmd[cmd.index("-o") + 1])
+            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c, **r,
+                              "seconds_per_query": round(r["seconds"] / c, 4),
+                              "family_precision@10": family_precision(hits(out), family, c) if r["rc"] == 0
+                              else None}), flush=True)
 
 
 def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
@@ -188,15 +206,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--members", type=int, default=20, help="sequences per simulated family")
     p.add_argument("--queries", type=int, default=500, help="query families (one query each)")
-    p.add_argument("--model", action="append", default=[], metavar="M[@MAXSIZE]",
-                   help="phylocl model, optionally only up to a database size, e.g. default-protein@100000")
-    p.add_argument("--kinds", default="flat,ivf,hnsw,ivfpq", help="index kinds (flat first: recall reference)")
+    p.add_argument("--model", action="append", default=[], metavar="M[@MAXSIZE][=KINDS]",
+                   help="phylocl model, optionally only up to a database size and with its own index kinds, e.g. "
+                        "default-protein@100000=sparse")
+    p.add_argument("--kinds", default="flat,ivf,hnsw,ivfpq",
+                   help="index kinds (flat or sparse first: the exact reference for recall); sparse is built "
+                        "from the FASTA (full k-mer profiles, k-mer profile encoders)")
     p.add_argument("--max-hnsw", type=int, default=10**6, help="skip hnsw above this size (slow build)")
     p.add_argument("--precision", default="fp32", help="--precision of the learned encoders")
     p.add_argument("--diamond", action="store_true", help="also run DIAMOND --sensitive")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--query-counts", type=int, nargs="*", default=[],
-                   help="also time runs of only the first C queries (flat index and DIAMOND; built above)")
+                   help="also time runs of only the first C queries (every index built for the size, and DIAMOND)")
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)
@@ -204,15 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
         if args.skip_build:
-            run_counts(args, n, qf)
+            run_counts(args, n, qf, family)
             continue
-        for spec in args.model or ["kmer:3:512"]:
-            model, _, most = spec.partition("@")
-            if not most or n <= int(most):
-                run_phylocl(args, n, db, qf, family, model)
+        for model, kinds in model_specs(args, n):
+            run_phylocl(args, n, db, qf, family, model, kinds)
         if args.diamond:
             run_diamond(args, n, db, qf, family)
-        run_counts(args, n, qf)
+        run_counts(args, n, qf, family)
 
 
 if __name__ == "__main__":
