@@ -162,4 +162,7 @@ def embed_sparse(encoder, sequences: Sequence[str], *, batch_size: int = 64,
     if not parts:
         parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
                   np.zeros((0, basis.shape[0]), np.float32))]
+    owners = np.concatenate([p[0] for p in parts])
+    if not np.array_equal(np.sort(owners), np.arange(len(arrays))):  # the window order kept each sequence together
+        raise RuntimeError("windows of one sequence were not consecutive in the window order")
     return _in_input_order(*(np.concatenate(p) for p in zip(*parts)), basis=basis.float().numpy())
