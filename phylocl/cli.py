@@ -120,14 +120,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from phylocl.workflows.index import build_index_file
+    if args.fasta is not None:
+        from phylocl.workflows.sparse_index import build_sparse_index_file
 
-    budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
-    r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
-                         threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
-                         ef_search=args.ef_search)
-    for note in r.notes:
-        print(f"phylocl index: note: {note}", file=sys.stderr)
+        if args.type not in ("auto", "sparse"):
+            raise InputError(f"--fasta builds a sparse index (--kind sparse); for a {args.type} index run "
+                             "`phylocl embed` and `phylocl index --embeddings`")
+        r = build_sparse_index_file(fasta=args.fasta, out=args.output, model=args.model, batch_size=args.batch_size,
+                                    device=args.device, precision=args.precision, overlap=args.window_overlap,
+                                    progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+    else:
+        from phylocl.workflows.index import build_index_file
+
+        if args.type == "sparse":
+            raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")
+        budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
+        r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
+                             threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
+                             ef_search=args.ef_search)
+    _print_notes("index", r.notes)
     params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
     print(f"wrote index {r.path}: {r.kind}" + (f" ({params})" if params else "")
           + f", {r.n:,} vectors of dim {r.dim}, model {r.model.get('name')}, {r.seconds:.1f} s")
@@ -303,12 +314,19 @@ def _add_embed(sub) -> None:
 def _add_index(sub) -> None:
     from phylocl.retrieval.index_params import INDEX_KINDS, PARAM_HELP
 
-    p = sub.add_parser("index", help="build a FAISS index folder from an embeddings file")
-    p.add_argument("--embeddings", required=True, metavar="FILE.npz", help="written by `phylocl embed`")
+    p = sub.add_parser("index", help="build an index folder from an embeddings file (FAISS) or, for k-mer "
+                                     "profile models, straight from a FASTA file (sparse)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--embeddings", metavar="FILE.npz", help="written by `phylocl embed`")
+    source.add_argument("--fasta", metavar="DB.fasta",
+                        help="database sequences, embedded here into a sparse (inverted) index: exact search for "
+                             "kmer:K and k-mer profile encoders (default-protein) at a few percent of their dense "
+                             "size")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
-    p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS], default="auto",
-                   help="auto (default): flat (exact) up to 50,000 vectors, hnsw up to 2,000,000, then ivf, and "
-                        "ivfpq when the vectors exceed --memory-gb; or force one kind")
+    p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS, "sparse"], default="auto",
+                   help="auto (default): with --embeddings flat (exact) up to 50,000 vectors, hnsw up to "
+                        "2,000,000, then ivf, and ivfpq when the vectors exceed --memory-gb; with --fasta sparse; "
+                        "or force one kind")
     p.add_argument("--memory-gb", type=float, metavar="GB",
                    help="auto: most GB of raw vectors an index may hold before it switches to ivfpq (default 4)")
     p.add_argument("--nlist", type=int, help=PARAM_HELP["nlist"])
@@ -316,6 +334,8 @@ def _add_index(sub) -> None:
     p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
+    _add_model_options(p)
+    _add_reading_options(p)
     p.set_defaults(func=_cmd_index)
 
 

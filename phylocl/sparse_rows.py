@@ -59,6 +59,12 @@ class SparseRows:
     def rank(self) -> int:
         return int(self.basis.shape[0])
 
+    def slice(self, lo: int, hi: int) -> SparseRows:
+        """Rows ``lo:hi`` (views of the arrays, indptr rebased)."""
+        a, b = int(self.indptr[lo]), int(self.indptr[hi])
+        return SparseRows(indptr=self.indptr[lo:hi + 1] - a, indices=self.indices[a:b], values=self.values[a:b],
+                          coeffs=self.coeffs[lo:hi], basis=self.basis, dim=self.dim)
+
     def to_dense(self) -> np.ndarray:
         """``(B, dim)`` float32 (for tests and small sets; a database should stay sparse)."""
         out = self.coeffs.astype(np.float64) @ self.basis.astype(np.float64)  # (B, D)

@@ -32,7 +32,7 @@ from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PA
 from phylocl.retrieval.npz_mmap import block_rows, row_blocks
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
-           "normalize_rows", "INDEX_KINDS"]
+           "normalize_rows", "own_rows", "INDEX_KINDS"]
 
 TRAIN_BYTES = 1 << 30  # training samples are cut to this many bytes (but keep >= 39 points per list)
 ADD_BATCH = 65536  # rows normalised and added per step (fewer for wide rows: ADD_BYTES)
@@ -122,6 +122,15 @@ def drop_self_hits(scores: np.ndarray, indices: np.ndarray, self_positions, k: i
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
 
 
+def own_rows(ids: Sequence[str], hits: np.ndarray, query_ids: Sequence[str]) -> np.ndarray:
+    """``(b,)`` row among ``hits`` ``(b, K)`` whose id (``ids[row]``) is the query's own, ``-1`` where none is.
+
+    Found among the hits, so no id -> row map of the whole database is built (1.5 s at 10^6 rows).
+    """
+    return np.array([next((r for r in row if r >= 0 and ids[r] == str(qid)), -1)
+                     for row, qid in zip(hits.tolist(), query_ids)], dtype=np.int64)
+
+
 class RetrievalIndex:
     """A FAISS index plus the ids, labels and model description of its rows.
 
@@ -201,15 +210,10 @@ class RetrievalIndex:
         for start in range(0, len(q), batch_size):
             s, i = self.index.search(q[start:start + batch_size], depth)  # (b, depth)
             if exclude_ids is not None:  # the query's own row, found among its hits by id (no id -> row map)
-                s, i = drop_self_hits(s, i, self._own_rows(i, exclude_ids[start:start + batch_size]), k)
+                s, i = drop_self_hits(s, i, own_rows(self.ids, i, exclude_ids[start:start + batch_size]), k)
             scores[start:start + len(s)], indices[start:start + len(s)] = s, i
         scores[indices < 0] = -np.inf
         return scores, indices
-
-    def _own_rows(self, hits: np.ndarray, query_ids: Sequence[str]) -> np.ndarray:
-        """``(b,)`` row among ``hits`` ``(b, K)`` whose id is the query's own, ``-1`` where none is."""
-        return np.array([next((r for r in row if r >= 0 and self.ids[r] == str(qid)), -1)
-                         for row, qid in zip(hits.tolist(), query_ids)], dtype=np.int64)
 
     def save(self, path) -> None:
         """Write the index bundle (directory) atomically; see :func:`phylocl.retrieval.index_io.save_index`."""

@@ -5,6 +5,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/index.faiss   the FAISS index (faiss.write_index)
     <path>/rows.npz      ids (N,) str and, when known, labels (N,) str
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
+
+A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
+:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import numpy as np
 from phylocl.atomic import atomic_dir
 from phylocl.errors import InputError
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+from phylocl.retrieval.sparse_index import KIND as SPARSE
+from phylocl.retrieval.sparse_index import SparseIndex
+
+SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
 __all__ = ["save_index", "load_index", "check_compatible", "FORMAT"]
 
@@ -43,7 +50,7 @@ def save_index(index: RetrievalIndex, path: str | Path) -> Path:
     return path
 
 
-def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
+def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex:
     """Read a bundle written by :func:`save_index`.
 
     Args:
@@ -56,7 +63,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)
-    for name in ("meta.json", "rows.npz", "index.faiss"):
+    for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     try:
@@ -65,9 +72,14 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
         params, model = dict(meta["params"]), dict(meta.get("model") or {})
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"bad meta.json: {' '.join(str(err).split())}", path=path / "meta.json") from None
-    if meta.get("format") != FORMAT or kind not in INDEX_KINDS:
+    if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE):
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
+    for name in SPARSE_FILES if kind == SPARSE else ("index.faiss",):
+        if not (path / name).is_file():
+            raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     ids, labels = _read_rows(path / "rows.npz")
+    if kind == SPARSE:
+        return _load_sparse(path, dim, ntotal, ids, labels, model)
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -81,6 +93,21 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex:
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
     return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model,
                           unique_ids=True)  # _read_rows checked them
+
+
+def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict) -> SparseIndex:
+    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read)."""
+    try:
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                  for name in ("ptr", "rows", "values", "dense")}
+        arrays["basis"] = np.load(path / "basis.npy", allow_pickle=False)
+        index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
+    except (OSError, ValueError) as err:
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())}", path=path) from None
+    if index.dim != dim or index.ntotal != ntotal or int(arrays["ptr"][-1]) != len(arrays["rows"]):
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, the lists hold {index.ntotal} x "
+                         f"{index.dim}", path=path)
+    return index
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:

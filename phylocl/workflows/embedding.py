@@ -8,15 +8,17 @@ Used by ``embed``, ``search`` and ``evaluate``.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from phylocl.errors import InputError
+from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.models import Embedder
 
-__all__ = ["embed_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
+__all__ = ["embed_buffers", "sparse_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
@@ -55,6 +57,25 @@ def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int 
             buf = []
     if buf:
         yield _embed_buffer(buf, embedder, batch_size, progress)
+
+
+def sparse_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+                   buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
+                   ) -> Iterator[tuple[SparseRows, list[str], list]]:
+    """As :func:`embed_buffers`, in the sparse form of :meth:`Embedder.embed_sparse`: ``(rows, ids, labels)``
+    per buffer, input order (the encoder path sorts its windows by length itself)."""
+    if batch_size < 1 or buffer_size < 1:
+        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+    buf: list[Item] = []
+    for item in chain(items, [None]):  # None: the end, flush the last buffer
+        if item is not None:
+            buf.append(item)
+        if buf and (item is None or len(buf) == buffer_size):
+            rows = embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
+            if progress is not None:
+                progress.update(len(buf))
+            yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
+            buf = []
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,

@@ -27,6 +27,7 @@ import numpy as np
 
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
+from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.defaults import DefaultChoice, choose_default
 
 __all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
@@ -119,6 +120,29 @@ class Embedder:
         """``N`` sequences (canonical letters of :attr:`alphabet`) -> ``(N, dim)`` float32 rows of unit norm."""
         kwargs = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
         return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
+
+
+    @property
+    def sparse(self) -> bool:
+        """Whether :meth:`embed_sparse` works: full ``kmer:K`` profiles and k-mer profile encoders (fp32)."""
+        if not self.is_encoder:
+            return getattr(self.model, "sketch_dim", 0) is None
+        if self.precision != "fp32":
+            return False
+        from phylocl.models.sparse_embed import supports_sparse
+
+        return supports_sparse(self.model)
+
+    def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 64) -> SparseRows:
+        """The rows of :meth:`embed` as :class:`~phylocl.sparse_rows.SparseRows` (see :attr:`sparse`)."""
+        if not self.sparse:
+            raise InputError(f"model {self.name} does not give sparse rows (only full k-mer profiles, kmer:K, and "
+                             "k-mer profile encoders such as default-protein do, at fp32)")
+        if not self.is_encoder:
+            return self.model.embed_sparse(list(sequences), batch_size=max(batch_size, 1024))
+        from phylocl.models.sparse_embed import embed_sparse
+
+        return embed_sparse(self.model, list(sequences), batch_size=batch_size, overlap=self.overlap)
 
 
 def _load_encoder_file(source: str | Path, name: str, device: str, precision: str,

@@ -27,7 +27,8 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
+from phylocl.sparse_rows import SparseRows
+from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model, shipped_models
 
@@ -115,16 +116,17 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
 
 
 def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
-                  bar) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """``((b, D) query embeddings, b ids)`` per buffer; ``db_x`` given: the database holds the queries already."""
+                  bar, sparse: bool = False) -> Iterator[tuple[np.ndarray | SparseRows, list[str]]]:
+    """``((b, D) query embeddings, b ids)`` per buffer; ``db_x`` given: the database holds the queries already;
+    ``sparse``: the embeddings as :class:`~phylocl.sparse_rows.SparseRows`."""
     if db_x is not None:  # the database already holds the queries' embeddings
         for lo in range(0, len(db_x), buffer_size):
             bar.update(min(buffer_size, len(db_x) - lo))
             yield db_x[lo:lo + buffer_size], db_ids[lo:lo + buffer_size]
         return
     records = ((r.id, r.sequence, None) for r in queries)
-    for x, ids, _ in embed_buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                   progress=bar):
+    buffers = sparse_buffers if sparse else embed_buffers  # a sparse index takes the rows in sparse form
+    for x, ids, _ in buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar):
         yield x, ids
 
 
@@ -169,7 +171,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(HEADER)
         chunks = _query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
-                               buffer_size=buffer_size, bar=bar)
+                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind == "sparse")
         for x, ids in chunks:
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
             n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)

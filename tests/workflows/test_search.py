@@ -4,6 +4,7 @@ fingerprint refusal, streaming, atomicity and bad input."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -225,3 +226,49 @@ def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
         main(["search", *m, "--precision", "fp16", "-o", str(tmp_path / "x.tsv")])
     assert err.value.code == 2 and not (tmp_path / "x.tsv").exists()
     capsys.readouterr()
+
+
+# ---- sparse (inverted) index: phylocl index --fasta
+
+def test_sparse_index_search_equals_brute_force_and_drops_self_hits(tmp_path, db, cli):
+    code, out, err = cli("index", "--fasta", db, "--model", "kmer:3", "-o", tmp_path / "ix", "--quiet")
+    assert code == 0, err
+    assert "sparse, 24 vectors of dim 8000, model kmer:3" in out and "stored values" in err
+    meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
+    assert (meta["kind"], meta["rank"], meta["model"]["name"]) == ("sparse", 0, "kmer:3")
+    queries = _fasta(tmp_path / "q.fasta", _records()[:5] + [("new", "MKVLAAGIVLLAHHW")])
+    code, _, err = cli("search", "--query", queries, "--index", tmp_path / "ix", "-k", "4", "-o", tmp_path / "h.tsv",
+                       "--quiet")
+    assert code == 0, err
+    recs, q = _records(), _records()[:5] + [("new", "MKVLAAGIVLLAHHW")]
+    emb = KmerEmbedder(k=3)
+    ref = _reference(emb.embed([s for _, s in q]), [i for i, _ in q], emb.embed([s for _, s in recs]),
+                     [i for i, _ in recs], 4)
+    _same(_read(tmp_path / "h.tsv")[1], ref)
+
+
+def test_model_defaults_to_the_index_model(tmp_path, db, cli):
+    assert cli("index", "--fasta", db, "--model", "kmer:2", "-o", tmp_path / "ix", "--quiet")[0] == 0
+    code, out, err = cli("search", "--query", db, "--index", tmp_path / "ix", "-k", "2", "-o", tmp_path / "h.tsv")
+    assert code == 0, err
+    assert "model kmer:2" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "kmer:3:64"], "gives dense rows"),
+    (["--model", "kmer:3", "--kind", "flat"], "--fasta builds a sparse index"),
+    (["--model", "default-protein", "--precision", "bf16"], "at fp32"),
+])
+def test_refusals_exit_2_and_write_nothing(tmp_path, db, cli, argv, message):
+    code, out, err = cli("index", "--fasta", db, "-o", tmp_path / "ix", "--quiet", *argv)
+    assert code == 2 and message in err and not (tmp_path / "ix").exists()
+
+
+def test_sparse_kind_needs_sequences_and_bad_fasta_is_named(tmp_path, db, cli):
+    code, _, err = cli("index", "--embeddings", tmp_path / "e.npz", "--kind", "sparse", "-o", tmp_path / "ix")
+    assert code == 2 and "--fasta" in err
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">a\nMKV\n>b\nMK1V\n")
+    code, _, err = cli("index", "--fasta", bad, "--model", "kmer:3", "-o", tmp_path / "ix", "--quiet")
+    assert code == 2 and "bad.fasta:3: record 'b'" in err and "cannot build" not in err
+    assert not (tmp_path / "ix").exists()

@@ -1,0 +1,139 @@
+"""Write a :class:`~phylocl.retrieval.sparse_index.SparseIndex` bundle from rows streamed in order, in bounded memory.
+
+Rows arrive row-major (one :class:`~phylocl.sparse_rows.SparseRows` block at a time) and the index is column-major
+(posting lists), so building is a transposition done on disk:
+
+1. each block's columns, values and row lengths are appended to scratch files inside the bundle's temporary
+   folder, and every column's count is accumulated (``np.bincount``);
+2. the counts give each posting list's start (``ptr``); the scratch rows are read back in blocks of
+   :data:`READ_VALUES` values, sorted by column (stable, so rows stay increasing within a list), and each column's
+   run is written at its list's next free position with ``os.pwrite``.
+
+Memory is one block (plus the ids), never the index: writing through a memory map would count every written
+page of the 2-7 GB files in the process's resident memory. The folder appears only when complete
+(:func:`phylocl.atomic.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from phylocl.atomic import atomic_dir
+from phylocl.retrieval.index_io import FORMAT
+from phylocl.retrieval.sparse_index import KIND
+from phylocl.sparse_rows import SparseRows
+
+__all__ = ["write_sparse_index", "READ_VALUES"]
+
+READ_VALUES = 1 << 24  # stored values transposed per step in the second pass (16 M: ~200 MB of temporaries)
+
+
+def _npy(path: Path, dtype, shape: tuple) -> int:
+    """Create an ``.npy`` file of ``shape`` (contents left to be written) and return the byte offset of its data."""
+    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+    with open(path, "rb") as f:
+        np.lib.format.read_magic(f)
+        np.lib.format.read_array_header_1_0(f)
+        return f.tell()
+
+
+def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequence[str], Sequence[str] | None]],
+                       *, model: dict) -> dict:
+    """Write the bundle of all rows of ``blocks`` (``(rows, ids, labels or None)`` each) at ``path``.
+
+    Returns the ``meta.json`` record. Raises ``ValueError`` on duplicate ids, on blocks of different widths or
+    bases, on labels given for some blocks only, and on zero rows.
+    """
+    ids: list[str] = []
+    labels: list[str] = []
+    labelled: set[bool] = set()
+    basis = None
+    with atomic_dir(path) as tmp:
+        scratch = {name: open(tmp / f"_{name}.bin", "wb") for name in ("cols", "vals", "lens", "dense")}
+        try:
+            for rows, block_ids, block_labels in blocks:
+                if basis is None:
+                    basis, dim, counts = rows.basis.astype(np.float32), rows.dim, np.zeros(rows.dim, np.int64)
+                if rows.dim != dim or rows.basis.shape != basis.shape:
+                    raise ValueError("rows of different widths or low-rank bases in one index")
+                if len(block_ids) != len(rows):
+                    raise ValueError(f"{len(block_ids)} ids for {len(rows)} rows")
+                scratch["cols"].write(rows.indices.astype(np.int32).tobytes())
+                scratch["vals"].write(rows.values.astype(np.float32).tobytes())
+                scratch["lens"].write(np.diff(rows.indptr).astype(np.int64).tobytes())
+                scratch["dense"].write(_dense_part(rows).tobytes())
+                counts += np.bincount(rows.indices, minlength=dim)
+                ids += [str(i) for i in block_ids]
+                labelled.add(block_labels is not None)
+                labels += [str(s) for s in block_labels] if block_labels is not None else []
+        finally:
+            for f in scratch.values():
+                f.close()
+        if not ids:
+            raise ValueError("cannot index zero rows")
+        if len(labelled) > 1:
+            raise ValueError("labels were given for some rows only")
+        if len(set(ids)) != len(ids):
+            raise ValueError("row ids must be unique")
+        nnz = int(counts.sum())
+        _transpose(tmp, counts, len(ids))
+        dense = np.fromfile(tmp / "_dense.bin", dtype=np.float32).reshape(len(ids), 2 * basis.shape[0])
+        np.save(tmp / "dense.npy", dense)
+        np.save(tmp / "basis.npy", basis)
+        for name in ("cols", "vals", "lens", "dense"):
+            (tmp / f"_{name}.bin").unlink()
+        rows_file = {"ids": np.array(ids, dtype=str)}
+        if labelled == {True}:
+            rows_file["labels"] = np.array(labels, dtype=str)
+        with open(tmp / "rows.npz", "wb") as f:
+            np.savez(f, **rows_file)
+        meta = {"format": FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
+                "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
+
+
+def _dense_part(rows: SparseRows) -> np.ndarray:
+    """``[B s, c]`` of each row, ``(b, 2r)`` float32 (empty for ``r = 0``)."""
+    if not rows.rank:
+        return np.zeros((len(rows), 0), np.float32)
+    s = sp.csr_matrix((rows.values.astype(np.float64), rows.indices, rows.indptr), shape=(len(rows), rows.dim))
+    a = s @ rows.basis.T.astype(np.float64)  # (b, r)
+    return np.hstack([a, rows.coeffs]).astype(np.float32)
+
+
+def _transpose(tmp: Path, counts: np.ndarray, n: int) -> None:
+    """Write ``ptr.npy``, ``rows.npy``, ``values.npy`` (column-major) from the row-major scratch files."""
+    nnz = int(counts.sum())
+    itype = np.int32 if max(nnz, n) < 2**31 else np.int64
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(itype)  # (D + 1,)
+    np.save(tmp / "ptr.npy", ptr)
+    rows_off, vals_off = _npy(tmp / "rows.npy", itype, (nnz,)), _npy(tmp / "values.npy", np.float32, (nnz,))
+    lens = np.fromfile(tmp / "_lens.bin", dtype=np.int64)  # (N,)
+    row_end = np.cumsum(lens)  # (N,) end of each row in the scratch order
+    free = ptr[:-1].astype(np.int64)  # (D,) next free position of each list
+    isize = np.dtype(itype).itemsize
+    with open(tmp / "_cols.bin", "rb") as cols_f, open(tmp / "_vals.bin", "rb") as vals_f, \
+            open(tmp / "rows.npy", "r+b") as rows_out, open(tmp / "values.npy", "r+b") as vals_out:
+        first_row, done = 0, 0
+        while done < nnz:
+            last_row = max(first_row + 1, int(np.searchsorted(row_end, done + READ_VALUES, side="right")))
+            stop = int(row_end[last_row - 1])
+            cols = np.fromfile(cols_f, dtype=np.int32, count=stop - done)  # (m,)
+            vals = np.fromfile(vals_f, dtype=np.float32, count=stop - done)
+            owner = np.repeat(np.arange(first_row, last_row, dtype=itype), lens[first_row:last_row])  # (m,)
+            order = np.argsort(cols, kind="stable")
+            cols, vals, owner = cols[order], vals[order], owner[order]
+            bounds = np.flatnonzero(np.diff(cols)) + 1
+            for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(cols)]])):
+                c, at = int(cols[lo]), int(free[cols[lo]])
+                os.pwrite(rows_out.fileno(), owner[lo:hi].tobytes(), rows_off + at * isize)
+                os.pwrite(vals_out.fileno(), vals[lo:hi].tobytes(), vals_off + at * 4)
+                free[c] += hi - lo
+            first_row, done = last_row, stop

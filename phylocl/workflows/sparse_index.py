@@ -1,0 +1,66 @@
+"""``phylocl index --fasta``: sequences in, a sparse (inverted) index bundle out, for k-mer profile models.
+
+Full ``kmer:K`` profiles and the k-mer profile encoders (``default-protein``) give rows that are a few percent
+non-zero: their database is indexed as posting lists (:mod:`phylocl.retrieval.sparse_index`), built straight
+from the FASTA (no dense embeddings file, which for ``default-protein`` would take 96 KB per protein). Search is
+exact, like a ``flat`` index over the dense rows.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from phylocl.errors import InputError
+from phylocl.workflows import progress_bar
+from phylocl.workflows.embedding import DEFAULT_BUFFER, sparse_buffers
+from phylocl.workflows.index import IndexResult, check_index_destination
+from phylocl.workflows.inputs import bind_stream, letter_notes, open_fasta
+from phylocl.workflows.models import resolve_model
+
+__all__ = ["build_sparse_index_file"]
+
+
+def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | None = None, batch_size: int = 64,
+                            buffer_size: int = DEFAULT_BUFFER, device: str | None = None, precision: str = "fp32",
+                            overlap: float | None = None, progress: bool = True,
+                            alphabet: str | None = None, strict: bool = False, stream=None) -> IndexResult:
+    """Embed the records of ``fasta`` with ``model`` in sparse form and write a ``sparse`` index bundle at ``out``.
+
+    Args:
+        model: a model spec giving sparse rows (``kmer:K`` without a sketch width, a k-mer profile encoder);
+            ``None``: the alphabet's default if it is one, else ``kmer:3`` (protein) / ``kmer:5`` (DNA).
+        batch_size, buffer_size, device, precision, overlap, progress, alphabet, strict, stream: as for
+            ``phylocl embed`` (sparse rows are computed at fp32 only).
+
+    Raises :class:`InputError` (nothing written) on bad input or a model without sparse rows.
+    """
+    start = time.perf_counter()
+    out = check_index_destination(out)
+    records = open_fasta(fasta, alphabet=alphabet, strict=strict)
+    embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap)
+    if not embedder.sparse and model is None:
+        embedder = resolve_model("kmer:3" if records.kind == "protein" else "kmer:5", alphabet=records.kind)
+    if not embedder.sparse:
+        raise InputError(f"model {embedder.name} gives dense rows; a sparse index needs full k-mer profiles "
+                         "(kmer:K) or a k-mer profile encoder such as default-protein, at fp32. For other models run "
+                         "`phylocl embed` and `phylocl index --embeddings`")
+    bind_stream(records, embedder)
+    from phylocl.retrieval.sparse_build import write_sparse_index
+
+    bar = progress_bar("indexing", enabled=progress, stream=stream)
+    with bar:
+        items = ((r.id, r.sequence, None) for r in records)
+        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items, embedder, batch_size=batch_size,
+                                                                       buffer_size=buffer_size, progress=bar))
+        try:
+            meta = write_sparse_index(out, blocks, model=embedder.model_info())
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(f"cannot build a sparse index: {err}", path=fasta) from None
+    notes = letter_notes(records.letters)
+    notes.append(f"{meta['nnz']:,} stored values ({meta['nnz'] / meta['ntotal']:.0f} per sequence, "
+                 f"{meta['nnz'] / meta['ntotal'] / meta['dim']:.1%} of the columns)")
+    return IndexResult(path=out, kind=meta["kind"], n=meta["ntotal"], dim=meta["dim"], params={},
+                       model=meta["model"], seconds=time.perf_counter() - start, notes=notes)

@@ -1,0 +1,110 @@
+"""The sparse (inverted) index: exact against brute force, built in bounded blocks, saved and loaded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import phylocl.retrieval.sparse_build as sparse_build
+from phylocl.errors import InputError
+from phylocl.retrieval.index_io import load_index
+from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.retrieval.sparse_build import write_sparse_index
+from phylocl.sparse_rows import SparseRows, concat_rows
+
+LETTERS = list("ACDEFGHIKLMNPQRSTVWY")
+
+
+def _sequences(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(LETTERS, rng.integers(1, 50))) for _ in range(n)]
+
+
+def _blocks(rows: SparseRows, ids, size: int, labels=None):
+    return [(rows.slice(lo, min(lo + size, len(rows))), ids[lo:lo + size],
+             None if labels is None else labels[lo:lo + size]) for lo in range(0, len(rows), size)]
+
+
+def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
+    rng = np.random.default_rng(seed)
+    return SparseRows(indptr=rows.indptr, indices=rows.indices, values=rows.values,
+                      coeffs=(0.05 * rng.standard_normal((len(rows), rank))).astype(np.float32),
+                      basis=rng.standard_normal((rank, rows.dim)).astype(np.float32), dim=rows.dim)
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_scores_and_hits_equal_brute_force_on_the_dense_rows(tmp_path, monkeypatch, rank):
+    monkeypatch.setattr(sparse_build, "READ_VALUES", 300)  # many transposition steps
+    emb = KmerEmbedder(k=2)
+    seqs = _sequences(240)
+    rows = emb.embed_sparse(seqs)
+    rows = _low_rank(rows, rank) if rank else rows
+    ids = [f"s{i}" for i in range(len(seqs))]
+    meta = write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 37), model={"name": "m", "dim": rows.dim})
+    assert (meta["kind"], meta["ntotal"], meta["rank"], meta["nnz"]) == ("sparse", 240, rank, len(rows.indices))
+    index = load_index(tmp_path / "ix")
+    x = rows.to_dense().astype(np.float64)  # (N, D)
+    q = rows.slice(5, 25)
+    np.testing.assert_allclose(index.scores(q), x[5:25] @ x.T, atol=2e-5)
+    scores, hits = index.search(q, 7, block=3)
+    expected = np.sort(x[5:25] @ x.T, axis=1)[:, ::-1][:, :7]
+    np.testing.assert_allclose(scores, expected, atol=2e-5)
+    np.testing.assert_allclose(np.take_along_axis(x[5:25] @ x.T, hits, axis=1), scores, atol=2e-5)
+
+
+def test_posting_lists_hold_each_column_rows_in_increasing_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(sparse_build, "READ_VALUES", 50)
+    rows = KmerEmbedder(k=1).embed_sparse(_sequences(60, seed=2))
+    write_sparse_index(tmp_path / "ix", _blocks(rows, [str(i) for i in range(60)], 7), model={})
+    ptr, post = np.load(tmp_path / "ix" / "ptr.npy"), np.load(tmp_path / "ix" / "rows.npy")
+    dense = rows.to_dense()
+    for col in range(rows.dim):
+        listed = post[ptr[col]:ptr[col + 1]]
+        np.testing.assert_array_equal(listed, np.flatnonzero(dense[:, col]))  # slow, obvious reference
+    assert ptr.dtype == post.dtype == np.int32
+
+
+def test_self_hits_are_dropped_and_short_databases_pad_with_minus_one(tmp_path):
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(6, seed=3))
+    ids = list("abcdef")
+    write_sparse_index(tmp_path / "ix", [(rows, ids, list("xxxyyy"))], model={})
+    index = load_index(tmp_path / "ix")
+    assert index.labels == list("xxxyyy")
+    scores, hits = index.search(rows.slice(0, 2), 10, exclude_ids=["a", "b"])
+    assert scores.shape == hits.shape == (2, 10)
+    assert 0 not in hits[0] and 1 not in hits[1]
+    assert (hits[:, :5] >= 0).all() and (hits[:, 5:] == -1).all() and np.isinf(scores[:, 5:]).all()
+
+
+def test_bad_rows_are_refused_and_nothing_is_written(tmp_path):
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(4))
+    with pytest.raises(ValueError, match="unique"):
+        write_sparse_index(tmp_path / "ix", [(rows, ["a", "b", "a", "c"], None)], model={})
+    with pytest.raises(ValueError, match="some rows only"):
+        write_sparse_index(tmp_path / "ix", _blocks(rows, list("abcd"), 2, labels=None)[:1]
+                           + [(rows.slice(2, 4), ["c", "d"], ["x", "y"])], model={})
+    assert not (tmp_path / "ix").exists()
+
+
+def test_kmer_sparse_rows_equal_the_dense_profile():
+    emb = KmerEmbedder(k=3)
+    seqs = ["MKVLAAGIVLLA", "MK", "XXXXMKVW", "MKVLAAGIVLLAMKV"] * 3  # one without a single 3-mer
+    rows = emb.embed_sparse(seqs, batch_size=5)
+    np.testing.assert_allclose(rows.to_dense(), emb.embed(seqs), atol=1e-7)
+    assert all(np.all(np.diff(rows.indices[a:b]) > 0) for a, b in zip(rows.indptr[:-1], rows.indptr[1:]))
+    with pytest.raises(ValueError, match="sketch"):
+        KmerEmbedder(k=3, dim=64).embed_sparse(seqs)
+
+
+def test_concat_and_slice_round_trip():
+    rows = _low_rank(KmerEmbedder(k=2).embed_sparse(_sequences(9)), 2)
+    again = concat_rows([rows.slice(0, 4), rows.slice(4, 9)])
+    np.testing.assert_array_equal(again.to_dense(), rows.to_dense())
+
+
+def test_damaged_bundle_is_an_input_error(tmp_path):
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(5))
+    write_sparse_index(tmp_path / "ix", [(rows, list("abcde"), None)], model={})
+    (tmp_path / "ix" / "values.npy").unlink()
+    with pytest.raises(InputError, match="values.npy is missing"):
+        load_index(tmp_path / "ix")
