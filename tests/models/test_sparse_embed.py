@@ -1,0 +1,114 @@
+"""embed_sparse: the k-mer profile encoder's rows as sparse + low-rank, against the dense path and slow word counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.errors import InputError
+from phylocl.models.layers import ProjectionHead
+from phylocl.models.sparse_embed import embed_sparse, supports_sparse
+from phylocl.models.windows import overlap_stride, window_starts
+from tests.models.helpers import make_encoder
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _profile_encoder(alphabet: str = "protein", max_len: int = 16) -> torch.nn.Module:
+    """A k-mer profile encoder with random word weights, gains and a large composition gain (so every term counts)."""
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet=alphabet, depth=3, max_len=max_len).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.gains.uniform_(0.3, 1.5)
+        enc.backbone.composition_gain.fill_(-0.4)
+    return enc
+
+
+def _sequences(alphabet: str) -> list[str]:
+    rng = np.random.default_rng(1)
+    letters = AA if alphabet == "protein" else "ACGT"
+    rand = ["".join(rng.choice(list(letters), n)) for n in (5, 40, 16, 17, 100, 3)]
+    if alphabet == "protein":  # X, aliases read as X, lower case, no word at all (shorter than k, or only X)
+        return rand + ["MK", "XXXXX", "mkvlXXbzAGWUO", "ACD", "MKVLAXAGIWMKVLAXXXXXXXXXXXXXXXXXXXXWW"]
+    return rand + ["AC", "NNNNN", "acgtNNrygtACGU"]
+
+
+def _distinct_words(seq: str, pattern: str) -> set[str]:
+    """Slow reference: the words of ``pattern`` in ``seq`` made of standard amino acids only."""
+    keep = [i for i, c in enumerate(pattern) if c == "1"]
+    found = ("".join(seq[s + i] for i in keep) for s in range(len(seq) - len(pattern) + 1))
+    return {w for w in found if set(w) <= set(AA)}
+
+
+@pytest.mark.parametrize("alphabet", ["protein", "dna"])
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("overlap", [None, 0.0, 0.25])
+def test_sparse_rows_equal_the_dense_embeddings(alphabet, batch_size, overlap):
+    enc = _profile_encoder(alphabet)
+    seqs = _sequences(alphabet)
+    rows = embed_sparse(enc, seqs, batch_size=batch_size, overlap=overlap)
+    dense = enc.embed(seqs, batch_size=batch_size, overlap=overlap)  # (N, D)
+    assert len(rows) == len(seqs) and rows.dim == enc.embed_dim
+    assert np.abs(rows.to_dense() - dense).max() < 1e-5
+    np.testing.assert_array_equal(rows.basis, enc.embedding.weight.detach().numpy())
+
+
+def test_rows_are_unit_csr_with_increasing_columns():
+    enc = _profile_encoder()
+    rows = embed_sparse(enc, _sequences("protein"), batch_size=2)
+    assert rows.indptr.dtype == np.int64 and rows.indices.dtype == np.int32 and rows.values.dtype == np.float32
+    assert rows.coeffs.dtype == np.float32 and rows.basis.shape == (enc.alphabet.vocab_size, enc.embed_dim)
+    np.testing.assert_allclose(np.linalg.norm(rows.to_dense().astype(np.float64), axis=1), 1.0, atol=1e-6)
+    for b in range(len(rows)):
+        assert np.all(np.diff(rows.indices[rows.indptr[b]:rows.indptr[b + 1]]) > 0)
+
+
+def test_one_entry_per_distinct_word_of_each_pattern():
+    enc = _profile_encoder(max_len=16)
+    seq = "MKVLAXAGIWMKVLAGGHHKLMWWMKVLA"  # 29 residues: windows 0, 8, 13
+    rows = embed_sparse(enc, [seq, seq[:12], "MK"])
+    patterns = enc.backbone.patterns
+    stride = overlap_stride(16, 0.5)
+    slices = [seq[s:s + 16] for s in window_starts(len(seq), 16, stride)]
+    want_long = sum(len(set().union(*(_distinct_words(w, p) for w in slices))) for p in patterns)
+    want_short = sum(len(_distinct_words(seq[:12], p)) for p in patterns)
+    assert list(np.diff(rows.indptr)) == [want_long, want_short, 0]
+    block = rows.indices[rows.indptr[1]:rows.indptr[2]] // 8000
+    for p, pattern in enumerate(patterns):  # the words themselves, not just how many
+        cols = rows.indices[rows.indptr[1]:rows.indptr[2]][block == p] % 8000
+        words = {"".join(AA[c // 20 ** (2 - i) % 20] for i in range(3)) for c in cols}
+        assert words == _distinct_words(seq[:12], pattern)
+
+
+def test_a_zero_pattern_gain_drops_its_entries():
+    enc = _profile_encoder()
+    with torch.no_grad():
+        enc.backbone.gains[1:] = 0.0
+    rows = embed_sparse(enc, ["MKVLAGGHWW"])
+    assert np.all(rows.indices < 8000) and len(rows.indices) == len(_distinct_words("MKVLAGGHWW", "111"))
+    assert np.abs(rows.to_dense() - enc.embed(["MKVLAGGHWW"])).max() < 1e-5
+
+
+def test_bad_input_and_unsupported_encoders_are_refused():
+    enc = _profile_encoder()
+    with pytest.raises(InputError, match="sequence 2"):
+        embed_sparse(enc, ["MKV", "MK1V"])
+    with pytest.raises(ValueError, match="batch_size"):
+        embed_sparse(enc, ["MKV"], batch_size=0)
+    assert len(embed_sparse(enc, [])) == 0 and supports_sparse(enc)
+    gmlp = make_encoder("gmlp-tiny")
+    assert not supports_sparse(gmlp)
+    with pytest.raises(ValueError, match="kmerprofile encoder with head 'none'.*gmlp"):
+        embed_sparse(gmlp, ["MKV"])
+    enc.head = ProjectionHead(dim=enc.embed_dim, out_dim=8, kind="linear")
+    assert not supports_sparse(enc) and not supports_sparse(torch.nn.Linear(2, 2))
+
+
+def test_shipped_default_protein_model():
+    enc = phylocl.load_encoder("default-protein")
+    rng = np.random.default_rng(2)
+    seqs = ["".join(rng.choice(list(AA), int(n))) for n in rng.integers(2, 120, size=20)] + ["MKXVLB"]
+    rows = embed_sparse(enc, seqs, batch_size=8)
+    assert np.abs(rows.to_dense() - enc.embed(seqs, batch_size=8)).max() < 1e-5
