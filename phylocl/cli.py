@@ -324,9 +324,9 @@ def _add_index(sub) -> None:
                              "size")
     p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
     p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS, "sparse"], default="auto",
-                   help="auto (default): with --embeddings flat (exact) up to 50,000 vectors, hnsw up to "
-                        "2,000,000, then ivf, and ivfpq when the vectors exceed --memory-gb; with --fasta sparse; "
-                        "or force one kind")
+                   help="auto (default): with --embeddings flat (exact) up to 50,000 vectors or for vectors "
+                        "512 or more wide, else hnsw up to 2,000,000, then ivf, and ivfpq when the vectors exceed "
+                        "--memory-gb; with --fasta sparse; or force one kind")
     p.add_argument("--memory-gb", type=float, metavar="GB",
                    help="auto: most GB of raw vectors an index may hold before it switches to ivfpq (default 4)")
     p.add_argument("--nlist", type=int, help=PARAM_HELP["nlist"])

@@ -23,7 +23,8 @@ def _recall(approx, exact):
 
 @pytest.mark.parametrize("n, dim, kind", [(1, 128, "flat"), (50_000, 128, "flat"), (50_001, 128, "hnsw"),
                                           (1_000_000, 128, "hnsw"), (2_000_001, 128, "ivf"),
-                                          (1_000_000, 8000, "ivfpq"), (10_000, 8000, "flat")])
+                                          (1_000_000, 8000, "ivfpq"), (10_000, 8000, "flat"),
+                                          (1_000_000, 1024, "flat"), (100_000, 511, "hnsw")])
 def test_choice_by_size_and_memory(n, dim, kind):
     got, params, reason = choose_kind(n, dim)
     assert got == kind and reason
