@@ -5,19 +5,20 @@ size ``N`` the first ``N / members`` families are the database, minus the querie
 the first ``--queries`` families (the same query set at every size, each with ``members - 1`` relatives in the
 database). Every step runs as its own process under ``/usr/bin/time`` (wall seconds, peak RSS):
 
-- ``phylocl embed`` of the database, ``phylocl index --kind K`` for each kind, ``phylocl search --index`` of the
-  queries (``-k 10``; query embedding, model loading and start-up included, so per-query seconds = wall / Q);
+- ``phylocl embed`` of the database, ``phylocl index --kind K`` for each kind (``sparse``: ``phylocl index --fasta``,
+  no embed step), ``phylocl search --index`` of the queries (``-k 10``; query embedding, model loading and start-up included, so per-query seconds = wall / Q);
 - ``diamond makedb`` and ``diamond blastp --sensitive -k 10`` on the same queries (``--diamond``);
-- recall@10 of each approximate index against the flat index's hits, and the fraction of each tool's top 10
+- recall@10 of each approximate index against the exact (flat or sparse) index's hits, and the fraction of each tool's top 10
   that are true family members (precision@10 of the relatives);
-- ``--query-counts 1 10 100``: the same searches (flat index, DIAMOND) for the first ``c`` queries only, since
+- an embeddings file already in ``--work`` is reused (delete it to time ``phylocl embed`` again);
+- ``--query-counts 1 10 100``: the same searches (every index built, DIAMOND) for the first ``c`` queries only, since
   per-query cost depends on how many queries share one run (DIAMOND scans its database once per run).
 
-Prints one JSON object per step. Example (the issue-17 run; 2 shared cores)::
+Prints one JSON object per step. Example (the commands of docs/performance.md are the issue-17 runs)::
 
-    phylocl simulate --families 50000 --members 20 --length 300 --indel-rate 0.05 --seed 17 -o sim
-    python benchmarks/scale.py --sim sim --work work --sizes 10000 100000 1000000 \\
-        --model kmer:3:512 --kinds flat,ivf,hnsw,ivfpq --diamond --threads 2
+    phylocl simulate --families 5000 --members 20 --length 300 --indel-rate 0.05 --seed 17 -o sim
+    python benchmarks/scale.py --sim sim --work work --sizes 10000 100000 --model kmer:3:1024=flat \\
+        --model kmer:3=sparse --model default-protein=sparse --diamond --threads 2 --query-counts 1 10 100 500
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kind
     tag = model.replace(":", "_")
     emb = args.work / f"db-{n}-{tag}.npz"
     extra = ["--precision", args.precision] if not model.startswith("kmer") else []
-    if any(kind != "sparse" for kind in kinds):  # the FAISS kinds index an embeddings file
+    if any(kind != "sparse" for kind in kinds) and emb.exists():
+        print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "embed", "reused": str(emb)}), flush=True)
+    elif any(kind != "sparse" for kind in kinds):  # the FAISS kinds index an embeddings file
         r = timed(phylocl("embed", "--fasta", str(db), "--model", model, "-o", str(emb), "--quiet", *extra),
                   threads=args.threads, log=args.work / f"embed-{n}-{tag}.log")
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "embed", **r}), flush=True)
