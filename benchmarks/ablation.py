@@ -361,8 +361,8 @@ def cmd_speed(args) -> None:
     """Wall time of one search, phylocl (embed + exact FAISS) against DIAMOND ``--sensitive``, same files/threads.
 
     ``oneshot``: both start from FASTA files (``phylocl search --db`` embeds the database; DIAMOND runs ``makedb``).
-    ``prebuilt``: the database is ready (``phylocl embed`` + ``phylocl index`` / ``diamond makedb`` done before,
-    timed separately as ``build``); only the query side is timed. Tools alternate ``--repeats`` times; the median
+    ``prebuilt``: the database is ready (``phylocl embed`` + ``phylocl index``, or ``phylocl index --fasta`` with
+    ``--sparse``, / ``diamond makedb`` done before, timed separately as ``build``); only the query side is timed. Tools alternate ``--repeats`` times; the median
     is printed (one JSON line per measurement, then a summary).
     """
     import os
@@ -375,10 +375,14 @@ def cmd_speed(args) -> None:
     k = str(args.k)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
+        if args.sparse:  # posting lists straight from the FASTA (k-mer profile models)
+            phylocl_build = _timed(phylocl + ["index", "--fasta", db, "-o", t / "idx", *model, "--quiet"], t, env)
+        else:
+            phylocl_build = (_timed(phylocl + ["embed", "--fasta", db, "-o", t / "db.npz", *model, "--quiet"], t, env)
+                             + _timed(phylocl + ["index", "--embeddings", t / "db.npz", "-o", t / "idx", "--threads",
+                                                 str(args.threads)], t, env))
         build = {
-            "phylocl": _timed(phylocl + ["embed", "--fasta", db, "-o", t / "db.npz", *model, "--quiet"], t, env)
-            + _timed(phylocl + ["index", "--embeddings", t / "db.npz", "-o", t / "idx", "--threads",
-                                str(args.threads)], t, env),
+            "phylocl": phylocl_build,
             "diamond": _timed(["diamond", "makedb", "--in", db, "-d", t / "db", "--threads", str(args.threads),
                                "--quiet"], t, env),
         }
@@ -403,7 +407,7 @@ def cmd_speed(args) -> None:
     n_q = sum(1 for line in open(q) if line.startswith(">"))
     n_db = sum(1 for line in open(db) if line.startswith(">"))
     summary = {"query": str(args.query), "db": str(args.db), "n_query": n_q, "n_db": n_db, "threads": args.threads,
-               "model": args.model or "default", "precision": args.precision,
+               "model": args.model or "default", "precision": args.precision, "sparse": args.sparse,
                "build_seconds": {k2: round(v, 2) for k2, v in build.items()}}
     for mode in ("oneshot", "prebuilt"):
         med = {tool: statistics.median(times[(mode, tool)]) for tool in ("phylocl", "diamond")}
@@ -460,6 +464,8 @@ def main(argv=None) -> None:
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="phylocl's --precision")
+    s.add_argument("--sparse", action="store_true",
+                   help="prebuilt: a sparse index from the FASTA (k-mer profile models) instead of embed + flat")
     s.set_defaults(fn=cmd_speed)
     s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>/ under that name")
     s.add_argument("run", help="training output folder (or encoder file)")

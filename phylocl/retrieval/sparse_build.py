@@ -26,10 +26,10 @@ import scipy.sparse as sp
 
 from phylocl.atomic import atomic_dir
 from phylocl.retrieval.index_io import FORMAT
-from phylocl.retrieval.sparse_index import KIND
+from phylocl.retrieval.sparse_index import KIND, SparseIndex
 from phylocl.sparse_rows import SparseRows
 
-__all__ = ["write_sparse_index", "READ_VALUES"]
+__all__ = ["write_sparse_index", "sparse_index_in_memory", "READ_VALUES"]
 
 READ_VALUES = 1 << 24  # stored values transposed per step in the second pass (16 M: ~200 MB of temporaries)
 
@@ -97,6 +97,19 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
                 "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def sparse_index_in_memory(rows: SparseRows, *, ids: Sequence[str], labels: Sequence[str] | None = None,
+                           model: dict | None = None) -> SparseIndex:
+    """A :class:`SparseIndex` over ``rows`` built in memory (``phylocl search --db``; about 3x the rows' size)."""
+    if len(ids) != len(rows):
+        raise ValueError(f"{len(ids)} ids for {len(rows)} rows")
+    csr = sp.csr_matrix((rows.values, rows.indices, rows.indptr), shape=(len(rows), rows.dim))
+    postings = csr.T.tocsr()  # (D, N): column j's rows, increasing
+    itype = np.int32 if max(postings.nnz, len(rows)) < 2**31 else np.int64
+    return SparseIndex(ptr=postings.indptr.astype(itype), rows=postings.indices.astype(itype),
+                       values=postings.data.astype(np.float32), dense=_dense_part(rows), basis=rows.basis,
+                       ids=ids, labels=labels, model=model)
 
 
 def _dense_part(rows: SparseRows) -> np.ndarray:

@@ -92,12 +92,22 @@ def mappable(path) -> bool:
 
 
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream):
-    """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x (N, D), letters)``."""
+    """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x, letters)``; ``x`` is
+    ``(N, D)`` rows, or :class:`~phylocl.sparse_rows.SparseRows` and a sparse index for models with sparse rows
+    (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster)."""
     from phylocl.retrieval.index import build_index
+    from phylocl.retrieval.sparse_build import sparse_index_in_memory
+    from phylocl.sparse_rows import concat_rows
 
+    items = ((r.id, r.sequence, None) for r in database)
     with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
-        db_x, db_ids = embed_all(((r.id, r.sequence, None) for r in database), embedder, batch_size=batch_size,
-                                 buffer_size=buffer_size, progress=bar)
+        if embedder.sparse:
+            parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar))
+            if not parts:
+                raise InputError("the database holds no sequences", path=database.path)
+            db_x, db_ids = concat_rows([p[0] for p in parts]), [i for p in parts for i in p[1]]
+            return sparse_index_in_memory(db_x, ids=db_ids, model=embedder.model_info()), db_x, database.letters
+        db_x, db_ids = embed_all(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
     return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
 
 
@@ -121,8 +131,9 @@ def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_s
     ``sparse``: the embeddings as :class:`~phylocl.sparse_rows.SparseRows`."""
     if db_x is not None:  # the database already holds the queries' embeddings
         for lo in range(0, len(db_x), buffer_size):
-            bar.update(min(buffer_size, len(db_x) - lo))
-            yield db_x[lo:lo + buffer_size], db_ids[lo:lo + buffer_size]
+            hi = min(lo + buffer_size, len(db_x))
+            bar.update(hi - lo)
+            yield db_x.slice(lo, hi) if sparse else db_x[lo:hi], db_ids[lo:hi]
         return
     records = ((r.id, r.sequence, None) for r in queries)
     buffers = sparse_buffers if sparse else embed_buffers  # a sparse index takes the rows in sparse form

@@ -23,19 +23,22 @@ def files(tmp_path):
     return fa, labels
 
 
-def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, cli, files, monkeypatch):
-    from phylocl.retrieval.index import RetrievalIndex
+@pytest.mark.parametrize("model, index_class", [("kmer:2", "SparseIndex"), ("kmer:2:8", "RetrievalIndex")])
+def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, cli, files, monkeypatch, model,
+                                                                index_class):
+    from phylocl.retrieval import index, sparse_index
 
+    cls = getattr(index, index_class, None) or getattr(sparse_index, index_class)  # full profiles go sparse
     seen = []
-    real = RetrievalIndex.search
+    real = cls.search
 
     def spy(self, queries, k, **kw):
         seen.append(k)
         return real(self, queries, k, **kw)
 
-    monkeypatch.setattr(RetrievalIndex, "search", spy)
+    monkeypatch.setattr(cls, "search", spy)
     fa, _ = files
-    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", "kmer:2", "-k", 10_000_000,
+    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", model, "-k", 10_000_000,
                        "-o", tmp_path / "h.tsv", "--quiet")
     assert code == 0, err
     assert seen and max(seen) <= 4

@@ -14,6 +14,7 @@ import phylocl
 from phylocl.cli import main
 from phylocl.retrieval.index import RetrievalIndex
 from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.workflows.search import search
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -143,9 +144,10 @@ def test_k_larger_than_database_and_streamed_queries(tmp_path, db):
     assert all(len(per_query[q]) == (3 if q in in_db else 4) for q in per_query) and len(per_query) == 24
 
 
-def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
+@pytest.mark.parametrize("model, cls", [("kmer:2", SparseIndex), ("kmer:2:16", RetrievalIndex)])
+def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch, model, cls):
     calls = []
-    original = RetrievalIndex.search
+    original = cls.search
 
     def failing(self, *a, **kw):
         calls.append(1)
@@ -153,10 +155,10 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch):
             raise RuntimeError("boom")
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(RetrievalIndex, "search", failing)
+    monkeypatch.setattr(cls, "search", failing)
     out = tmp_path / "out" / "hits.tsv"
     with pytest.raises(RuntimeError, match="boom"):
-        search(query=db, db=db, out=out, model="kmer:2", k=3, buffer_size=5, progress=False)
+        search(query=db, db=db, out=out, model=model, k=3, buffer_size=5, progress=False)
     assert len(calls) == 2 and list(out.parent.iterdir()) == []
 
 
@@ -272,3 +274,19 @@ def test_sparse_kind_needs_sequences_and_bad_fasta_is_named(tmp_path, db, cli):
     code, _, err = cli("index", "--fasta", bad, "--model", "kmer:3", "-o", tmp_path / "ix", "--quiet")
     assert code == 2 and "bad.fasta:3: record 'b'" in err and "cannot build" not in err
     assert not (tmp_path / "ix").exists()
+
+
+def test_db_search_with_the_default_protein_model_goes_sparse_and_equals_brute_force(tmp_path, db, monkeypatch):
+    import phylocl.retrieval.sparse_build as sparse_build
+    from phylocl.workflows.models import resolve_model
+
+    built = []
+    real = sparse_build.sparse_index_in_memory
+    monkeypatch.setattr(sparse_build, "sparse_index_in_memory", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    out = tmp_path / "h.tsv"
+    search(query=db, db=db, out=out, model="default-protein", k=5, buffer_size=7, progress=False)
+    recs = _records()
+    x = resolve_model("default-protein", alphabet="protein").embed([s for _, s in recs])  # the dense path
+    ids = [i for i, _ in recs]
+    assert built == [1]
+    _same(_read(out)[1], _reference(x, ids, x, ids, 5))
