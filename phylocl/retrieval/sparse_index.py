@@ -35,10 +35,11 @@ import scipy.sparse as sp
 from phylocl.retrieval.index import drop_self_hits, own_rows
 from phylocl.sparse_rows import SparseRows
 
-__all__ = ["SparseIndex", "KIND", "QUERY_BLOCK"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
 
 KIND = "sparse"
-QUERY_BLOCK = 8  # queries scored together: a (8, N) float32 block of scores (32 MB at 10^6 rows)
+BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
+MAX_BLOCK = 256  # queries per block at most (small databases)
 
 
 def default_threads() -> int:
@@ -104,11 +105,13 @@ class SparseIndex:
         return out
 
     def search(self, queries: SparseRows, k: int, *, exclude_ids: Sequence[str] | None = None,
-               block: int = QUERY_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+               block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``.
 
-        Blocks of ``block`` queries are scored on :attr:`threads` threads (scipy's product releases the GIL).
+        Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
+        :data:`MAX_BLOCK`) are scored on :attr:`threads` threads (scipy's product releases the GIL).
         """
+        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1)))
         if k < 1 or block < 1:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")
         if exclude_ids is not None and len(exclude_ids) != len(queries):
