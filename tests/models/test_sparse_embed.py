@@ -11,7 +11,7 @@ from phylocl.errors import InputError
 from phylocl.models.layers import ProjectionHead
 from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import overlap_stride, window_starts
-from tests.models.helpers import make_encoder
+from .helpers import make_encoder
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
