@@ -129,6 +129,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         r = build_sparse_index_file(fasta=args.fasta, out=args.output, model=args.model, batch_size=args.batch_size,
                                     device=args.device, precision=args.precision, overlap=args.window_overlap,
                                     progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+        _say_default("index", r.model)
     else:
         from phylocl.workflows.index import build_index_file
 

@@ -290,3 +290,9 @@ def test_db_search_with_the_default_protein_model_goes_sparse_and_equals_brute_f
     ids = [i for i, _ in recs]
     assert built == [1]
     _same(_read(out)[1], _reference(x, ids, x, ids, 5))
+
+
+def test_sparse_index_without_model_says_which_default_it_used(tmp_path, db, cli):
+    code, out, err = cli("index", "--fasta", db, "-o", tmp_path / "ix", "--quiet")
+    assert code == 0, err
+    assert "model default-protein" in out and "no --model given: using default-protein" in err
