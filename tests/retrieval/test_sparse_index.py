@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import phylocl.retrieval.sparse_build as sparse_build
+import phylocl.retrieval.sparse_index as sparse_index
 from phylocl.errors import InputError
 from phylocl.retrieval.index_io import load_index
 from phylocl.retrieval.kmer import KmerEmbedder
@@ -35,6 +36,7 @@ def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
 @pytest.mark.parametrize("rank", [0, 3])
 def test_scores_and_hits_equal_brute_force_on_the_dense_rows(tmp_path, monkeypatch, rank):
     monkeypatch.setattr(sparse_build, "READ_VALUES", 300)  # many transposition steps
+    monkeypatch.setattr(sparse_index, "TERMS_PER_PASS", 3)  # each query's lists in several passes
     emb = KmerEmbedder(k=2)
     seqs = _sequences(240)
     rows = emb.embed_sparse(seqs)
