@@ -114,7 +114,7 @@ class SparseIndex:
         """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``.
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
-        :data:`MAX_BLOCK`) are scored on :attr:`threads` threads (scipy's product releases the GIL).
+        :data:`MAX_BLOCK`) are scored on :attr:`threads` threads (scipy's slicing and product release the GIL).
         """
         block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1)))
         if k < 1 or block < 1:
