@@ -114,7 +114,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
     """Row ids (unique) and labels (one per id, or ``None``) of a bundle's ``rows.npz``."""
     try:
         with np.load(path, allow_pickle=False) as rows:
-            ids = [str(i) for i in np.asarray(rows["ids"]).reshape(-1).tolist()]
+            raw = np.asarray(rows["ids"]).reshape(-1)
+            ids = raw.tolist() if raw.dtype.kind == "U" else [str(i) for i in raw.tolist()]  # "U": already str
             labels = rows["labels"].reshape(-1).tolist() if "labels" in rows.files else None
     except (OSError, ValueError, KeyError, AttributeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise InputError(f"cannot read row ids (truncated or damaged?): {' '.join(str(err).split())}",

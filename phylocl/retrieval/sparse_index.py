@@ -74,7 +74,7 @@ class SparseIndex:
         self.postings = sp.csr_matrix((values, rows, ptr), shape=(dim, n))  # (D, N): column j's list is row j
         self.dense, self.basis = dense, np.asarray(basis, dtype=np.float32)
         self.gram = self.basis @ self.basis.T  # (r, r)
-        self.ids = [str(i) for i in ids]
+        self.ids = list(ids) if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
         self.labels = None if labels is None else [str(s) for s in labels]
         self.model = dict(model or {})
         self.params: dict = {}
