@@ -130,9 +130,10 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kind
     tag = model.replace(":", "_")
     emb = args.work / f"db-{n}-{tag}.npz"
     extra = ["--precision", args.precision] if not model.startswith("kmer") else []
-    if any(kind != "sparse" for kind in kinds) and emb.exists():
+    dense = any(kind != "sparse" for kind in kinds)  # the FAISS kinds index an embeddings file
+    if dense and emb.exists():
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "embed", "reused": str(emb)}), flush=True)
-    elif any(kind != "sparse" for kind in kinds):  # the FAISS kinds index an embeddings file
+    elif dense:
         r = timed(phylocl("embed", "--fasta", str(db), "--model", model, "-o", str(emb), "--quiet", *extra),
                   threads=args.threads, log=args.work / f"embed-{n}-{tag}.log")
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "embed", **r}), flush=True)

@@ -157,19 +157,17 @@ class KmerEmbedder:
         for start in range(0, len(sequences), batch_size):
             batch = sequences[start:start + batch_size]
             flat, counts = np.unique(self._hits(batch, start)[0], return_counts=True)  # sorted by row, column
-            row, col = np.divmod(flat, self.embed_dim)
-            values = counts.astype(np.float64)
-            norms = np.sqrt(np.bincount(row, weights=values**2, minlength=len(batch)))  # (b,)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(batch)))])
-            parts.append(SparseRows(indptr=indptr.astype(np.int64), indices=col.astype(np.int32),
-                                    values=(values / norms[row]).astype(np.float32),
-                                    coeffs=np.zeros((len(batch), 0), np.float32),
-                                    basis=np.zeros((0, self.embed_dim), np.float32), dim=self.embed_dim))
-        if not parts:
-            return SparseRows(indptr=np.zeros(1, np.int64), indices=np.zeros(0, np.int32),
-                              values=np.zeros(0, np.float32), coeffs=np.zeros((0, 0), np.float32),
-                              basis=np.zeros((0, self.embed_dim), np.float32), dim=self.embed_dim)
-        return concat_rows(parts)
+            parts.append(self._profile_rows(*np.divmod(flat, self.embed_dim), counts.astype(np.float64), len(batch)))
+        return concat_rows(parts) if parts else self._profile_rows(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                                                   np.zeros(0), 0)
+
+    def _profile_rows(self, row: np.ndarray, col: np.ndarray, counts: np.ndarray, n: int) -> SparseRows:
+        """``n`` unit rows from the entries ``row, col, counts`` (sorted by row, then column); rank 0."""
+        norms = np.sqrt(np.bincount(row, weights=counts**2, minlength=n))  # (n,)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n))]).astype(np.int64)
+        return SparseRows(indptr=indptr, indices=col.astype(np.int32), values=(counts / norms[row]).astype(np.float32),
+                          coeffs=np.zeros((n, 0), np.float32), basis=np.zeros((0, self.embed_dim), np.float32),
+                          dim=self.embed_dim)
 
     def embed(self, sequences: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """Embed ``N`` sequences -> ``(N, embed_dim)`` float32 with unit L2 norm per row.

@@ -106,10 +106,15 @@ def sparse_index_in_memory(rows: SparseRows, *, ids: Sequence[str], labels: Sequ
         raise ValueError(f"{len(ids)} ids for {len(rows)} rows")
     csr = sp.csr_matrix((rows.values, rows.indices, rows.indptr), shape=(len(rows), rows.dim))
     postings = csr.T.tocsr()  # (D, N): column j's rows, increasing
-    itype = np.int32 if max(postings.nnz, len(rows)) < 2**31 else np.int64
+    itype = _index_dtype(postings.nnz, len(rows))
     return SparseIndex(ptr=postings.indptr.astype(itype), rows=postings.indices.astype(itype),
                        values=postings.data.astype(np.float32), dense=_dense_part(rows), basis=rows.basis,
                        ids=ids, labels=labels, model=model)
+
+
+def _index_dtype(nnz: int, n: int):
+    """int32 posting pointers and row numbers while they fit (what scipy uses without copying), else int64."""
+    return np.int32 if max(nnz, n) < 2**31 else np.int64
 
 
 def _dense_part(rows: SparseRows) -> np.ndarray:
@@ -124,7 +129,7 @@ def _dense_part(rows: SparseRows) -> np.ndarray:
 def _transpose(tmp: Path, counts: np.ndarray, n: int) -> None:
     """Write ``ptr.npy``, ``rows.npy``, ``values.npy`` (column-major) from the row-major scratch files."""
     nnz = int(counts.sum())
-    itype = np.int32 if max(nnz, n) < 2**31 else np.int64
+    itype = _index_dtype(nnz, n)
     ptr = np.concatenate([[0], np.cumsum(counts)]).astype(itype)  # (D + 1,)
     np.save(tmp / "ptr.npy", ptr)
     rows_off, vals_off = _npy(tmp / "rows.npy", itype, (nnz,)), _npy(tmp / "values.npy", np.float32, (nnz,))

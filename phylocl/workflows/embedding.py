@@ -8,7 +8,6 @@ Used by ``embed``, ``search`` and ``evaluate``.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -39,6 +38,20 @@ def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress
     return x, [i for i, _, _ in buf], [lab for _, _, lab in buf]
 
 
+def _chunks(items: Iterable[Item], batch_size: int, buffer_size: int) -> Iterator[list[Item]]:
+    """``items`` in lists of ``buffer_size`` (the last may be shorter); sizes checked before the first is read."""
+    if batch_size < 1 or buffer_size < 1:
+        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+    buf: list[Item] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) == buffer_size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
 def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
                   buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
                   ) -> Iterator[tuple[np.ndarray, list[str], list]]:
@@ -47,15 +60,7 @@ def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int 
     Yields ``(x (B, D) float32, ids (B,), labels (B,))`` per buffer of at most ``buffer_size`` items, rows in
     input order. ``progress`` (if given) is advanced after every batch.
     """
-    if batch_size < 1 or buffer_size < 1:
-        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
-    buf: list[Item] = []
-    for item in items:
-        buf.append(item)
-        if len(buf) == buffer_size:
-            yield _embed_buffer(buf, embedder, batch_size, progress)
-            buf = []
-    if buf:
+    for buf in _chunks(items, batch_size, buffer_size):
         yield _embed_buffer(buf, embedder, batch_size, progress)
 
 
@@ -64,18 +69,11 @@ def sparse_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int
                    ) -> Iterator[tuple[SparseRows, list[str], list]]:
     """As :func:`embed_buffers`, in the sparse form of :meth:`Embedder.embed_sparse`: ``(rows, ids, labels)``
     per buffer, input order (the encoder path sorts its windows by length itself)."""
-    if batch_size < 1 or buffer_size < 1:
-        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
-    buf: list[Item] = []
-    for item in chain(items, [None]):  # None: the end, flush the last buffer
-        if item is not None:
-            buf.append(item)
-        if buf and (item is None or len(buf) == buffer_size):
-            rows = embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
-            if progress is not None:
-                progress.update(len(buf))
-            yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
-            buf = []
+    for buf in _chunks(items, batch_size, buffer_size):
+        rows = embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
+        if progress is not None:
+            progress.update(len(buf))
+        yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,

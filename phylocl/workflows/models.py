@@ -121,7 +121,6 @@ class Embedder:
         kwargs = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
         return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
 
-
     @property
     def sparse(self) -> bool:
         """Whether :meth:`embed_sparse` works: full ``kmer:K`` profiles and k-mer profile encoders (fp32)."""
