@@ -25,6 +25,7 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
+from phylocl.safejson import read_json_object
 
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE"]
@@ -81,13 +82,8 @@ def _load_folder(directory: Path, map_location) -> SequenceEncoder:
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise InputError(f"model folder without {WEIGHTS_FILE}", path=directory)
-    try:
-        config = json.loads(config_path.read_text())
-    except OSError as err:
-        raise InputError(f"cannot read: {os_error_message(err)}", path=config_path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"not a readable model config ({err})", path=config_path) from None
-    if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE:
+    config = read_json_object(config_path, what="model config")
+    if config.get("model_type") != MODEL_TYPE:
         raise InputError(f"not a phylocl model config (expected \"model_type\": \"{MODEL_TYPE}\")", path=config_path)
     try:
         state = load_file(str(weights_path), device="cpu")

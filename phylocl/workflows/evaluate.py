@@ -55,10 +55,10 @@ def write_per_family(path: str | Path, rows: list[dict], ks: Sequence[int]) -> P
 
 
 def _read_splits_json(path: Path, split: str) -> list[str]:
-    import json
+    from phylocl.safejson import read_json_object
 
+    splits = read_json_object(path)
     try:
-        splits = json.loads(path.read_text())
         names = [str(f) for f in splits[split]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"cannot read the {split!r} families from this splits file ({type(err).__name__}: "
