@@ -1,13 +1,36 @@
 """phylocl.models: sequence encoders (gMLP/aMLP, rotary transformer), their configs and the named registry.
 
 See ``docs/encoders.md``. The usual entry points are re-exported at the package root: ``phylocl.build_encoder``,
-``phylocl.list_models``, ``phylocl.load_encoder``.
+``phylocl.list_models``, ``phylocl.load_encoder``. Names are imported on first use, so listing the registry
+(``phylocl models``) does not import torch.
 """
 
-from phylocl.models.encoder import SequenceEncoder
-from phylocl.models.encoder_config import EncoderConfig
-from phylocl.models.persistence import load_encoder, shipped_models
-from phylocl.models.registry import build_encoder, describe_model, get_config, list_models
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["SequenceEncoder", "EncoderConfig", "build_encoder", "describe_model", "get_config", "list_models",
            "load_encoder", "shipped_models"]
+
+_LAZY = {
+    "SequenceEncoder": "phylocl.models.encoder",
+    "EncoderConfig": "phylocl.models.encoder_config",
+    "build_encoder": "phylocl.models.registry",
+    "describe_model": "phylocl.models.registry",
+    "get_config": "phylocl.models.registry",
+    "list_models": "phylocl.models.registry",
+    "load_encoder": "phylocl.models.persistence",
+    "shipped_models": "phylocl.models.persistence",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phylocl.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -69,10 +69,34 @@ def save_pretrained(encoder: SequenceEncoder, directory: str | Path) -> Path:
 def _build(config: dict, state: dict, path: Path, map_location) -> SequenceEncoder:
     try:
         encoder = SequenceEncoder(config=EncoderConfig.from_dict(config))
-        encoder.load_state_dict(state)
+        result = encoder.load_state_dict(state, strict=False)
     except (ValueError, TypeError, RuntimeError) as err:
-        raise InputError(f"encoder file does not match its config: {err}", path=path) from None
+        raise InputError(f"encoder file does not match its config: {_one_line(err)}", path=path) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise InputError(f"encoder file does not match its config: {_key_summary(result)}", path=path)
+    bad = next((name for name, t in encoder.state_dict().items()
+                if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    if bad is not None:
+        raise InputError(f"the weights hold NaN or infinite values ({bad}): the file is damaged or its training "
+                         "diverged", path=path)
     return encoder.to(map_location).eval()
+
+
+def _key_summary(result, shown: int = 3) -> str:
+    """``"2 missing weights (a, b), 1 unexpected (c)"``: one line however many keys differ."""
+    parts = []
+    for what, keys in (("missing weights", result.missing_keys), ("unexpected weights", result.unexpected_keys)):
+        if keys:
+            more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{len(keys)} {what} ({', '.join(keys[:shown])}{more})")
+    return "; ".join(parts)
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """A one-line summary of a state-dict mismatch: PyTorch lists every missing/unexpected key on its own line."""
+    text = " ".join(str(err).split())
+    text = text.replace("Error(s) in loading state_dict for SequenceEncoder: ", "")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _load_folder(directory: Path, map_location) -> SequenceEncoder:

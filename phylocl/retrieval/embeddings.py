@@ -324,8 +324,8 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
         raise InputError("ids/labels do not match the number of embeddings", path=path)
     if len(set(ids)) != len(ids):
         raise InputError("duplicate sequence ids", path=path)
-    model = parse_json_object(model_json, what="the model description", path=path)
     try:
+        model = parse_json_object(model_json, what="the record")
         _check_model(model, x.shape[1])
     except ValueError as err:
         raise InputError(f"bad model description: {err}", path=path) from None
