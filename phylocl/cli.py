@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 
 __all__ = ["main", "build_parser"]
 
@@ -421,10 +421,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _SUBCOMMANDS:
         add(sub)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
 
 
 @contextlib.contextmanager

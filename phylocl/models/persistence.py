@@ -106,7 +106,10 @@ def _load_folder(directory: Path, map_location) -> SequenceEncoder:
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise InputError(f"model folder without {WEIGHTS_FILE}", path=directory)
-    config = read_json_object(config_path, what="model config")
+    try:
+        config = read_json_object(config_path, what="the file")
+    except InputError as err:
+        raise InputError(f"not a readable model config ({err.message})", path=config_path) from None
     if config.get("model_type") != MODEL_TYPE:
         raise InputError(f"not a phylocl model config (expected \"model_type\": \"{MODEL_TYPE}\")", path=config_path)
     try:

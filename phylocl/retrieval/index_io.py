@@ -95,6 +95,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
         raise InputError(f"cannot read FAISS index: {first}", path=path / "index.faiss") from None
+    if index is None:  # a few bytes that FAISS reads as "no index"
+        raise InputError("cannot read FAISS index: the file holds no index (damaged?)", path=path / "index.faiss")
     if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)

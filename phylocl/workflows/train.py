@@ -34,7 +34,7 @@ from pathlib import Path
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir
 from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
                                          write_config)
@@ -175,11 +175,18 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
-            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+            raise _interruption(trainer, out) from None
         raise
     if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
+        raise _interruption(trainer, out)
     return time.time() - started
+
+
+def _interruption(trainer, out: Path) -> KeyboardInterrupt:
+    """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
+    cls = Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
+    what = "terminated" if cls is Terminated else "interrupted"
+    return cls(f"training {what}; continue with --resume --out {out}")
 
 
 def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
