@@ -107,6 +107,7 @@ def _say_default(command: str, model: dict) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
+    _refuse_stdout(args.output, "an embeddings file (.npz, binary, resumable shards beside it)")
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
               batch_size=args.batch_size, device=args.device, precision=args.precision,
               overlap=args.window_overlap, shard_size=args.shard_size, devices=args.devices,
@@ -120,7 +121,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_stdout(output: str, what: str) -> None:
+    """``-o -`` means standard output to DIAMOND/MMseqs2 users; ``embed`` and ``index`` write files, so say so."""
+    if str(output) == "-":
+        raise InputError(f"-o -: this command writes {what}, which cannot go to standard output; give a path")
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
+    _refuse_stdout(args.output, "an index folder")
     if args.fasta is not None:
         from phylocl.workflows.sparse_index import build_sparse_index_file
 

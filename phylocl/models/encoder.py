@@ -196,7 +196,7 @@ class SequenceEncoder(nn.Module):
     def embed(
         self, sequences: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool = False,
         convert_to_tensor: bool = False, device: str | torch.device | None = None, precision: str = "fp32",
-        overlap: float | None = None,
+        overlap: float | None = None, normalize_embeddings: bool | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embeddings of any number of sequences of any length: ``(N, embed_dim)`` float32 rows of unit norm.
 
@@ -212,12 +212,17 @@ class SequenceEncoder(nn.Module):
                 dynamically quantised linear layers (CPU, 1.5x; :func:`~phylocl.models.inference.inference_module`).
             overlap: fraction of a window shared by consecutive windows of a long sequence (``None``: 0.5, as in
                 ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
+            normalize_embeddings: accepted for sentence-transformers users: rows are always unit vectors, so
+                ``True`` (or ``None``) changes nothing and ``False`` is refused (``ValueError``).
 
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
         embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
         """
         from phylocl.models.inference import embed_token_arrays
 
+        if normalize_embeddings is False:
+            raise ValueError("phylocl encoders always return unit rows (their similarity is the cosine); "
+                             "normalize_embeddings=False is not available")
         if isinstance(sequences, str):
             sequences = [sequences]
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
@@ -226,6 +231,12 @@ class SequenceEncoder(nn.Module):
         x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)
         return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
+
+    def encode(self, sentences: Sequence[str], **kwargs) -> np.ndarray | torch.Tensor:
+        """sentence-transformers' name for :meth:`embed` (same arguments: ``batch_size``, ``show_progress_bar``,
+        ``convert_to_tensor``, ``device``, ``normalize_embeddings``...); ``(N, embed_dim)`` unit rows."""
+        kwargs.pop("convert_to_numpy", None)  # numpy is the default; convert_to_tensor=True gives a tensor
+        return self.embed(sentences, **kwargs)
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:

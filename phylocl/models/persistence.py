@@ -146,6 +146,12 @@ def _load_pt(path: Path, map_location) -> SequenceEncoder:
 def _not_found(source: str, path: Path) -> InputError:
     shipped = shipped_models()
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped"
+    from phylocl.models.registry import list_models
+
+    if source in list_models():  # an architecture name: untrained, built rather than loaded
+        return InputError(f"{source!r} is a registered architecture, not a trained model: "
+                          f"phylocl.build_encoder({source!r}) builds it untrained (then train it); load_encoder "
+                          f"takes a trained model ({listing}, a model folder or an encoder file)")
     return InputError(f"encoder not found: {source!r} is not an encoder file, a model folder "
                       f"({CONFIG_FILE} + {WEIGHTS_FILE}), a folder holding {ENCODER_FILE}, or a shipped model name "
                       f"({listing})", path=path)

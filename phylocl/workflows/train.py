@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from phylocl.outputs import check_output_dir
 from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
                                          write_config)
 from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
-                                            lightning_errors)
+                                            lightning_errors, split_notes)
 
 __all__ = ["train", "TrainResult"]
 
@@ -250,6 +251,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    if launched_rank() == 0:
+        for note in split_notes(dm, cfg):
+            logging.getLogger("phylocl").warning("note: %s", note)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
     if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
