@@ -7,7 +7,7 @@ and the orders are summed with learned gains::
 
 ``E_1`` is the encoder's token embedding (so single residues, including ``X``/mask tokens, are 1-mers like any
 token); ``E_j`` for ``j >= 2`` are tables of ``n^j`` rows over the alphabet's ``n`` canonical letters (20 amino
-acids, 4 nucleotides), indexed exactly like :class:`~phylocl.retrieval.kmer.KmerEmbedder` columns. A ``j``-mer
+acids, 4 nucleotides), indexed exactly like :class:`~phylocl.models.kmer.KmerEmbedder` columns. A ``j``-mer
 that touches padding or an unknown/mask token is skipped (it has no row), so padding never leaks.
 
 Why: the cosine of two sums of nearly orthogonal random vectors approximates the cosine of the k-mer count
