@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from phylocl.data.alphabet import Alphabet, get_alphabet
+from phylocl.data.words import window_words, word_powers
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows, concat_rows
 
@@ -29,7 +30,6 @@ __all__ = ["KmerEmbedder", "parse_model_spec", "MAX_DIM"]
 SKETCH_SEED = 0  # fixes the sketch's buckets and signs (part of the fingerprint)
 MIN_SPARSE_BATCH = 1024  # sequences per NumPy step of embed_sparse at least
 MAX_DIM = 8192  # widest dense k-mer vector accepted (protein k=3: 8000; DNA k=6: 4096)
-_FIRST_LETTER_ID = 3  # token ids of letters start after <pad>, <cls>, <mask>
 
 
 def parse_model_spec(spec: str) -> tuple[str, int, int | None] | None:
@@ -64,7 +64,7 @@ class KmerEmbedder:
 
     def __init__(self, *, k: int, alphabet: str | Alphabet = "protein", dim: int | None = None) -> None:
         self.alphabet = get_alphabet(alphabet)
-        self.letters = self.alphabet.letters.replace(self.alphabet.unknown, "")
+        self.letters = self.alphabet.canonical
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.k = int(k)
@@ -75,12 +75,8 @@ class KmerEmbedder:
                 f"k={self.k} gives {size**self.k} dimensions for {self.alphabet.name}; dense k-mer vectors are "
                 f"limited to {MAX_DIM} (use k <= {largest} for {self.alphabet.name})"
             )
-        # token id -> letter code 0..size-1, or -1 for specials / the unknown letter
-        self._code = np.full(_FIRST_LETTER_ID + len(self.alphabet.letters), -1, dtype=np.int64)
-        for i, ch in enumerate(self.alphabet.letters):
-            if ch != self.alphabet.unknown:
-                self._code[_FIRST_LETTER_ID + i] = self.letters.index(ch)
-        self._powers = size ** np.arange(self.k - 1, -1, -1, dtype=np.int64)  # (k,) most significant first
+        self._code = self.alphabet.letter_codes()  # token id -> letter code 0..size-1, or -1 (specials, unknown)
+        self._powers = word_powers(size, self.k)  # (k,) most significant first
         self.sketch_dim = None if dim is None else int(dim)
         if self.sketch_dim is not None:
             if not 1 <= self.sketch_dim < size**self.k:
@@ -142,12 +138,12 @@ class KmerEmbedder:
             return np.zeros(0, dtype=np.int64), None
         lengths = np.array([len(c) for c in codes[::2]]) + 1
         row = np.repeat(np.arange(len(sequences)), lengths)  # (T,) sequence of each position
-        windows = np.lib.stride_tricks.sliding_window_view(cat, self.k)  # (T - k + 1, k)
-        valid = (windows >= 0).all(axis=1)
-        kmers = windows[valid] @ self._powers  # (V,)
+        words = window_words(cat, self.k, len(self.letters))  # (T - k + 1,), -1 across a separator or X
+        valid = words >= 0
+        kmers = words[valid]  # (V,)
         if self.sketch_dim:
-            return row[: len(windows)][valid] * self.embed_dim + self._bucket[kmers], self._sign[kmers]
-        return row[: len(windows)][valid] * self.embed_dim + kmers, None
+            return row[: len(words)][valid] * self.embed_dim + self._bucket[kmers], self._sign[kmers]
+        return row[: len(words)][valid] * self.embed_dim + kmers, None
 
     def _counts(self, sequences: Sequence[str], offset: int) -> np.ndarray:
         dim = self.embed_dim
