@@ -35,7 +35,8 @@ from phylocl.models.layers import ProjectionHead, masked_mean
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
-from phylocl.models.inference import PRECISIONS
+from phylocl.models.inference import PRECISIONS, embed_token_arrays
+from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import default_stride, window_batch
 
 __all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
@@ -87,7 +88,8 @@ _BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp, "kmerba
 
 
 class SequenceEncoder(nn.Module):
-    """Maps sequences to L2-normalised embeddings of size ``config.embed_dim``.
+    """Maps sequences to L2-normalised embeddings of size ``config.embed_dim``; an
+    :class:`~phylocl.models.embedder.Embedder` (with the sparse form when :attr:`sparse`).
 
     Example::
 
@@ -127,6 +129,16 @@ class SequenceEncoder(nn.Module):
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
+
+    @property
+    def dim(self) -> int:
+        """Width of the rows (:class:`~phylocl.models.embedder.Embedder`); same as :attr:`embed_dim`."""
+        return self.config.embed_dim
+
+    @property
+    def sparse(self) -> bool:
+        """Whether :meth:`embed_sparse` works: a k-mer profile backbone with head ``none``."""
+        return supports_sparse(self)
 
     @property
     def max_len(self) -> int:
@@ -216,8 +228,6 @@ class SequenceEncoder(nn.Module):
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
         embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
         """
-        from phylocl.models.inference import embed_token_arrays
-
         if isinstance(sequences, str):
             sequences = [sequences]
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
@@ -226,6 +236,12 @@ class SequenceEncoder(nn.Module):
         x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)
         return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
+
+    def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 64,
+                     overlap: float | None = None):
+        """The rows of :meth:`embed` (fp32) as :class:`~phylocl.sparse_rows.SparseRows`, for k-mer profile encoders
+        (:attr:`sparse`); see :func:`phylocl.models.sparse_embed.embed_sparse`."""
+        return embed_sparse(self, sequences, batch_size=batch_size, overlap=overlap)
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:

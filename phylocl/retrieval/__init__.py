@@ -1,9 +1,9 @@
-"""Retrieval: embedding files, k-mer baseline, FAISS indexes, hit lists and family-retrieval metrics.
+"""Retrieval: embedding files, FAISS indexes, hit lists and family-retrieval metrics.
 
-Arrays in, numbers out; nothing here imports models or training.
+Arrays in, numbers out; nothing here imports models or training (``KmerEmbedder`` and ``parse_model_spec`` moved
+to :mod:`phylocl.models.kmer`; they are re-exported here for old imports).
 
 - :mod:`~phylocl.retrieval.embeddings`  ``save_embeddings``, ``load_embeddings``, ``EmbeddingWriter``
-- :mod:`~phylocl.retrieval.kmer`        ``KmerEmbedder``, ``parse_model_spec``
 - :mod:`~phylocl.retrieval.index`       ``build_index``, ``RetrievalIndex``, ``drop_self_hits``
 - :mod:`~phylocl.retrieval.index_io`    ``save_index``, ``load_index``, ``check_compatible``
 - :mod:`~phylocl.retrieval.hits`        ``HitLists``, ``hits_from_search``, ``read_hits_tsv``, ``write_hits_tsv``
@@ -16,7 +16,6 @@ from phylocl.retrieval.evaluation import evaluate_embeddings
 from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv, write_hits_tsv
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex, build_index, drop_self_hits, set_num_threads
 from phylocl.retrieval.index_io import check_compatible, load_index, save_index
-from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
 from phylocl.retrieval.metrics import score_hits
 
 __all__ = [
@@ -27,3 +26,12 @@ __all__ = [
     "HitLists", "hits_from_search", "read_hits_tsv", "write_hits_tsv", "BLAST_TAB",
     "score_hits", "evaluate_embeddings",
 ]
+
+
+def __getattr__(name: str):
+    # KmerEmbedder and parse_model_spec moved to phylocl.models.kmer; kept (imported on first use) for old imports
+    if name in ("KmerEmbedder", "parse_model_spec"):
+        import importlib
+
+        return getattr(importlib.import_module("phylocl.models.kmer"), name)
+    raise AttributeError(f"module 'phylocl.retrieval' has no attribute {name!r}")

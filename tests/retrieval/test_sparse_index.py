@@ -9,7 +9,7 @@ import phylocl.retrieval.sparse_build as sparse_build
 import phylocl.retrieval.sparse_index as sparse_index
 from phylocl.errors import InputError
 from phylocl.retrieval.index_io import load_index
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import write_sparse_index
 from phylocl.sparse_rows import SparseRows, concat_rows
 
@@ -88,7 +88,10 @@ def test_bad_rows_are_refused_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "ix").exists()
 
 
-def test_kmer_sparse_rows_equal_the_dense_profile():
+def test_kmer_sparse_rows_equal_the_dense_profile(monkeypatch):
+    import phylocl.models.kmer as kmer
+
+    monkeypatch.setattr(kmer, "MIN_SPARSE_BATCH", 1)  # batches of 5: the concatenation of batches is tested
     emb = KmerEmbedder(k=3)
     seqs = ["MKVLAAGIVLLA", "MK", "XXXXMKVW", "MKVLAAGIVLLAMKV"] * 3  # one without a single 3-mer
     rows = emb.embed_sparse(seqs, batch_size=5)
