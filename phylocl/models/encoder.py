@@ -27,6 +27,7 @@ from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
 from phylocl.errors import InputError
+from phylocl.models.backbone_config import KmerBagConfig, KmerProfileConfig
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.kmerbag import KmerBag
@@ -68,11 +69,13 @@ def _transformer(c: EncoderConfig) -> nn.Module:
 
 
 def _kmerbag(c: EncoderConfig) -> nn.Module:
-    return KmerBag(alphabet=c.alphabet, dim=c.dim, k=c.depth)  # depth = longest k-mer
+    family = KmerBagConfig.from_flat(c)
+    return KmerBag(alphabet=family.alphabet, dim=family.dim, k=family.k)
 
 
 def _kmerprofile(c: EncoderConfig) -> nn.Module:
-    return KmerProfile(alphabet=c.alphabet, k=c.depth)  # depth = letters per word
+    family = KmerProfileConfig.from_flat(c)
+    return KmerProfile(alphabet=family.alphabet, k=family.word_length)
 
 
 def _smlp(c: EncoderConfig) -> nn.Module:

@@ -2,7 +2,9 @@
 
 A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_pretrained`) holds two files::
 
-    DIR/config.json          the EncoderConfig keys plus "model_type": "phylocl-encoder" and "phylocl_version"
+    DIR/config.json          the backbone family's config keys (phylocl.models.backbone_config; files written
+                             before 0.2 hold every EncoderConfig key, and load the same) plus "model_type":
+                             "phylocl-encoder" and "phylocl_version"
     DIR/model.safetensors    the weights (safetensors: plain tensors, nothing is unpickled on load)
 
 A **legacy file** (``enc.save("x.pt")``, ``phylocl train``'s ``encoder.pt``) is one ``torch.save`` dict
@@ -24,6 +26,7 @@ import torch
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
+from phylocl.models.backbone_config import flat_values, stored_dict
 from phylocl.models.encoder_config import EncoderConfig
 
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
@@ -59,7 +62,7 @@ def save_pretrained(encoder: SequenceEncoder, directory: str | Path) -> Path:
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
-    config = {"model_type": MODEL_TYPE, **encoder.config.to_dict(), "phylocl_version": __version__}
+    config = {"model_type": MODEL_TYPE, **stored_dict(encoder.config), "phylocl_version": __version__}
     with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
     return directory
@@ -67,7 +70,7 @@ def save_pretrained(encoder: SequenceEncoder, directory: str | Path) -> Path:
 
 def _build(config: dict, state: dict, path: Path, map_location) -> SequenceEncoder:
     try:
-        encoder = SequenceEncoder(config=EncoderConfig.from_dict(config))
+        encoder = SequenceEncoder(config=EncoderConfig.from_dict(flat_values(config)))
         encoder.load_state_dict(state)
     except (ValueError, TypeError, RuntimeError) as err:
         raise InputError(f"encoder file does not match its config: {err}", path=path) from None
