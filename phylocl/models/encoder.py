@@ -27,11 +27,13 @@ from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
 from phylocl.errors import InputError
+from phylocl.models.backbone_config import KmerBagConfig, KmerProfileConfig, flat_values, stored_dict
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.kmerbag import KmerBag
 from phylocl.models.kmerprofile import KmerProfile
 from phylocl.models.layers import ProjectionHead, masked_mean
+from phylocl.models.model_files import ENCODER_FILE, read_model, write_model_folder
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
@@ -40,9 +42,6 @@ from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import default_stride, window_batch
 
 __all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
-
-
-ENCODER_FILE = "encoder.pt"  # file name inside a model directory
 
 
 def _moe(c: EncoderConfig) -> MoEOptions | None:
@@ -68,11 +67,13 @@ def _transformer(c: EncoderConfig) -> nn.Module:
 
 
 def _kmerbag(c: EncoderConfig) -> nn.Module:
-    return KmerBag(alphabet=c.alphabet, dim=c.dim, k=c.depth)  # depth = longest k-mer
+    family = KmerBagConfig.from_flat(c)
+    return KmerBag(alphabet=family.alphabet, dim=family.dim, k=family.k)
 
 
 def _kmerprofile(c: EncoderConfig) -> nn.Module:
-    return KmerProfile(alphabet=c.alphabet, k=c.depth)  # depth = letters per word
+    family = KmerProfileConfig.from_flat(c)
+    return KmerProfile(alphabet=family.alphabet, k=family.word_length)
 
 
 def _smlp(c: EncoderConfig) -> nn.Module:
@@ -263,18 +264,29 @@ class SequenceEncoder(nn.Module):
                 "kind": "encoder", "backbone": c.backbone, "max_len": c.max_len, "parameters": self.num_parameters()}
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write a model folder: ``config.json`` + ``model.safetensors`` (see :mod:`phylocl.models.persistence`);
-        :func:`phylocl.load_encoder` (or :meth:`from_pretrained`) reads it back. Returns the folder."""
-        from phylocl.models.persistence import save_pretrained
-
-        return save_pretrained(self, directory)
+        """Write a model folder: ``config.json`` (the backbone family's keys) + ``model.safetensors`` (see
+        :mod:`phylocl.models.model_files`); :func:`phylocl.load_encoder` (or :meth:`from_pretrained`) reads it back.
+        Returns the folder."""
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        return write_model_folder(directory, config=stored_dict(self.config), state=state)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, map_location: str | torch.device = "cpu") -> "SequenceEncoder":
         """Same as :func:`phylocl.load_encoder`: a shipped name, a model folder or an encoder file."""
-        from phylocl.models.persistence import load_encoder
+        config, state, path = read_model(source)
+        return cls.from_parts(config, state, path=path, map_location=map_location)
 
-        return load_encoder(source, map_location=map_location)
+    @classmethod
+    def from_parts(cls, config: dict, state: dict, *, path: str | Path | None = None,
+                   map_location: str | torch.device = "cpu") -> "SequenceEncoder":
+        """An encoder (eval mode, on ``map_location``) from a stored config (family or flat keys) and its weights;
+        an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together."""
+        try:
+            encoder = cls(config=EncoderConfig.from_dict(flat_values(config)))
+            encoder.load_state_dict(state)
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise InputError(f"encoder file does not match its config: {err}", path=path) from None
+        return encoder.to(map_location).eval()
 
     def save(self, path: str | Path) -> Path:
         """Write config + weights to one legacy ``.pt`` file atomically (a directory gets ``encoder.pt`` inside);

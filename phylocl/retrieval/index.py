@@ -27,14 +27,15 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
-                                           default_params)
+from phylocl.retrieval.bundle import save_index
+from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
+from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_BYTES,
+                                           TRAIN_POINTS_PER_LIST, default_params)
 from phylocl.retrieval.npz_mmap import block_rows, row_blocks
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "own_rows", "INDEX_KINDS"]
 
-TRAIN_BYTES = 1 << 30  # training samples are cut to this many bytes (but keep >= 39 points per list)
 ADD_BATCH = 65536  # rows normalised and added per step (fewer for wide rows: ADD_BYTES)
 ADD_BYTES = 256 << 20  # most bytes of float32 rows read and normalised per step
 BLAS_THRESHOLD = 1  # FAISS's cut-over to matrix-product (BLAS) search; see use_blas_search
@@ -217,8 +218,6 @@ class RetrievalIndex:
 
     def save(self, path) -> None:
         """Write the index bundle (directory) atomically; see :func:`phylocl.retrieval.index_io.save_index`."""
-        from phylocl.retrieval.index_io import save_index
-
         save_index(self, path)
 
 
@@ -247,8 +246,6 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
         raise ValueError("cannot index zero vectors")
     reason = None
     if kind == "auto":
-        from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
-
         kind, auto, why = choose_kind(n, dim, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         reason = f"{kind}: {why}"  # the kind chosen (a FAISS fallback may still build another, with a warning)
         params = {**auto, **{k: v for k, v in params.items() if v is not None}}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from phylocl.retrieval.index import MIN_POINTS_PER_LIST, TRAIN_BYTES
+from phylocl.retrieval.index_params import MIN_POINTS_PER_LIST, TRAIN_BYTES
 
 __all__ = ["choose_kind", "FLAT_MAX", "WIDE_DIM", "HNSW_MAX", "DEFAULT_MEMORY_BUDGET"]
 

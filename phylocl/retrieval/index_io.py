@@ -21,8 +21,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from phylocl.atomic import atomic_dir
 from phylocl.errors import InputError
+from phylocl.retrieval.bundle import FORMAT, save_index
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
@@ -30,24 +30,6 @@ from phylocl.retrieval.sparse_index import SparseIndex
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
 __all__ = ["save_index", "load_index", "check_compatible", "FORMAT"]
-
-FORMAT = "phylocl-index/1"
-
-
-def save_index(index: RetrievalIndex, path: str | Path) -> Path:
-    """Write ``index`` as a bundle directory at ``path`` (replacing an existing one only once complete)."""
-    path = Path(path)
-    meta = {"format": FORMAT, "kind": index.kind, "dim": index.dim, "ntotal": index.ntotal,
-            "params": index.params, "model": index.model}
-    with atomic_dir(path) as tmp:
-        faiss.write_index(index.index, str(tmp / "index.faiss"))
-        rows = {"ids": np.array(index.ids, dtype=str)}
-        if index.labels is not None:
-            rows["labels"] = np.array(index.labels, dtype=str)
-        with open(tmp / "rows.npz", "wb") as f:
-            np.savez(f, **rows)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return path
 
 
 def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex:
