@@ -8,6 +8,6 @@
 - :mod:`~phylocl.data.simulator.evolved`       families evolved on the fly as a training source
   (configured by :mod:`~phylocl.data.simulator.evolved_config`, the ``data.evolved`` section)
 
-Before 0.2 these modules were ``phylocl.data.<name>``; those names still import (the same module objects), see
+These modules used to be ``phylocl.data.<name>``; those names still import (the same module objects), see
 :mod:`phylocl.moved`.
 """
