@@ -54,7 +54,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+    from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation
 
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,

@@ -24,3 +24,21 @@ def test_workflow_embedder_keeps_its_old_name():
     from phylocl.workflows.models import Embedder, ResolvedModel
 
     assert Embedder is ResolvedModel
+
+
+SIMULATOR = ["evolution", "evolved", "evolved_config", "indels", "rates", "simulate", "substitution"]
+
+
+@pytest.mark.parametrize("name", SIMULATOR)
+def test_simulator_modules_import_under_their_old_names_as_the_same_module(name):
+    old = importlib.import_module(f"phylocl.data.{name}")
+    assert old is importlib.import_module(f"phylocl.data.simulator.{name}")
+
+
+def test_old_simulator_names_work_with_from_imports_and_monkeypatch(monkeypatch):
+    from phylocl.data.simulate import simulate_families  # noqa: F401  (the old spelling still imports)
+    import phylocl.data.simulate as old
+    import phylocl.data.simulator.simulate as new
+
+    monkeypatch.setattr(old, "yule_tree", "patched")
+    assert new.yule_tree == "patched"

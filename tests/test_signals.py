@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from phylocl.atomic import atomic_path, sweep_stale
 from phylocl.cli import main

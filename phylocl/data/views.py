@@ -10,7 +10,7 @@ A training view of ``seq`` (``SequenceView.__call__``):
 2. masking: each position becomes the mask id with probability ``mask_prob``;
 3. substitution: each remaining position becomes a different letter with probability ``substitution_prob``:
    for protein with ``blosum=True`` drawn from the BLOSUM62 replacement probabilities ``P(b | a), b != a``
-   (:mod:`phylocl.data.substitution`), otherwise uniformly among the other standard letters; unknown letters
+   (:mod:`phylocl.data.simulator.substitution`), otherwise uniformly among the other standard letters; unknown letters
    (``X`` / ``N``) are replaced by a standard letter (BLOSUM62 background or uniform).
 
 Everything random comes from the ``numpy.random.Generator`` passed in. :meth:`SequenceView.eval` is the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from phylocl.data.alphabet import FIRST_LETTER_ID, MASK_ID, Alphabet
-from phylocl.data.substitution import AMINO_ACIDS, blosum62_model
+from phylocl.data.simulator.substitution import AMINO_ACIDS, blosum62_model
 
 __all__ = ["SequenceView", "random_crop", "matched_crop", "deterministic_crop", "CROP_MODES"]
 

@@ -220,9 +220,10 @@ class SequenceEncoder(nn.Module):
             convert_to_tensor: return a ``torch.Tensor`` on the model's device instead of a numpy array.
             device: move the model there first; it **stays** there (as sentence-transformers' ``encode``), so
                 repeated calls do not copy the weights back and forth. ``None``: where it is.
-            precision: ``"fp32"``, ``"bf16"`` for bfloat16 autocast (1.6-2.2x faster on a CPU with AVX-512
-                BF16; window sums and the normalisation stay float64), or ``"int8"``: a cached copy with int8
-                dynamically quantised linear layers (CPU, 1.5x; :func:`~phylocl.models.inference.inference_module`).
+            precision: ``"fp32"``, ``"bf16"`` for bfloat16 autocast (faster on a CPU with AVX-512 BF16; window
+                sums and the normalisation stay float64), or ``"int8"``: a cached copy with int8 dynamically
+                quantised linear layers (CPU; :func:`~phylocl.models.inference.inference_module`). Speeds measured
+                in docs/performance.md.
             overlap: fraction of a window shared by consecutive windows of a long sequence (``None``: 0.5, as in
                 ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
 

@@ -7,8 +7,8 @@ the ``n`` canonical letters, ``w_p`` learned weights ``(n^k,)``, ``g_p`` a learn
 concatenated, so the output is ``3 * n^k`` wide (protein, ``k = 3``: 24,000) and its cosine is a weighted sum of
 per-pattern profile cosines. The encoder's token embedding adds a composition term: the normalised mean residue
 embedding times a learned gain ``g_c`` that starts at :data:`COMPOSITION_GAIN` (so an untrained encoder is the
-profile to about 1e-3 in cosine, and a sequence without a single word still gets a unit vector). An unbounded
-composition term took over within 50 steps of contrastive training and cut the dev figures (docs/models.md).
+profile to about 1e-3 in cosine, and a sequence without a single word still gets a unit vector); why it is
+bounded is measured in docs/models.md.
 
 Training data enter twice: :meth:`KmerProfile.fit_statistics` sets ``w_p`` to the inverse document frequency of
 each word over the training sequences (``log((N + 1) / (df + 1)) + 1``: a word found in many proteins says

@@ -5,7 +5,7 @@ module sits below it and imports no model class.
 A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_pretrained`) holds two files::
 
     DIR/config.json          the backbone family's config keys (phylocl.models.backbone_config; files written
-                             before 0.2 hold every EncoderConfig key, and load the same) plus "model_type":
+                             by earlier versions hold every EncoderConfig key, and load the same) plus "model_type":
                              "phylocl-encoder" and "phylocl_version"
     DIR/model.safetensors    the weights (safetensors: plain tensors, nothing is unpickled on load)
 

@@ -11,12 +11,15 @@ to :mod:`phylocl.models.kmer`; they are re-exported here for old imports).
 - :mod:`~phylocl.retrieval.evaluation`  ``evaluate_embeddings``
 """
 
+from phylocl.moved import alias_modules
 from phylocl.retrieval.embeddings import EmbeddingSet, EmbeddingWriter, load_embeddings, save_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
 from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv, write_hits_tsv
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex, build_index, drop_self_hits, set_num_threads
 from phylocl.retrieval.index_io import check_compatible, load_index, save_index
 from phylocl.retrieval.metrics import score_hits
+
+alias_modules({"phylocl.retrieval.kmer": "phylocl.models.kmer"})  # moved with the other models; old name kept
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings",

@@ -45,9 +45,8 @@ def use_blas_search(threshold: int = BLAS_THRESHOLD) -> None:
     """Make FAISS's exact search (flat indexes, IVF coarse assignment) use one matrix product per database block.
 
     Below ``faiss.cvar.distance_compute_blas_threshold`` (128,000 in faiss 1.15, compared with queries x width)
-    FAISS scans the whole database once per query. On the 10^6 x 1024 flat index of docs/performance.md that
-    took 9.2 s for 96 queries and 1.5 s for 128 (2 cores); with the matrix product every query count is faster
-    (1 query 0.37 -> 0.21 s, 96 queries -> 0.9 s) and the hits are the same. Set once, on import.
+    FAISS scans the whole database once per query; with the matrix product every query count is faster and the
+    hits are the same (measured in docs/retrieval.md). Set once, on import.
     """
     faiss.cvar.distance_compute_blas_threshold = int(threshold)
 
@@ -265,8 +264,8 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
 def _reserve_codes(index: faiss.Index, n: int) -> None:
     """Allocate a flat (or HNSW's flat storage) code array for ``n`` vectors before adding them.
 
-    Grown batch by batch, the array doubles its capacity and copies itself: a 9.6 GB index (10^5 x 24,000) peaked
-    at 17 GB, a 1.2 GB one at 2.2 GB (1.4 GB reserved). Resizing to the final size and back to 0 keeps the capacity.
+    Grown batch by batch, the array doubles its capacity and copies itself, so the peak memory of a build nearly
+    doubles (docs/performance.md, "Figures behind the code"). Resizing to the final size and back to 0 keeps the capacity.
     """
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
     codes, size = getattr(flat, "codes", None), getattr(flat, "code_size", None)

@@ -47,12 +47,12 @@ from phylocl.configtools import from_dict, to_dict
 from phylocl.errors import InputError
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
+from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
 
 log = logging.getLogger(__name__)
 
 __all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns"]
 
-DYNAMICS = ("grad_norm", "pos_prob", "infonce")
 HEALTH = ("effective_rank", "alignment", "uniformity")  # of the test embeddings (phylocl.diagnostics)
 
 
@@ -142,21 +142,6 @@ def freeze_split(base: TrainConfig) -> tuple[dict[str, list[str]], dict]:
         ds = getattr(dm, f"{split}_set")
         info[f"{split}_families"], info[f"{split}_sequences"] = len(ds.family_names), len(ds)
     return holdout, info
-
-
-def read_curves(log_csv: Path) -> dict[str, list[tuple[int, float]]]:
-    """``(step, value)`` series of ``train/grad_norm``, ``train/pos_prob`` and ``train/infonce`` from a run's
-    ``logs/metrics.csv`` (missing file: empty series)."""
-    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in DYNAMICS}
-    if not log_csv.exists():
-        return curves
-    with open(log_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            for name in DYNAMICS:
-                value = row.get(f"train/{name}")
-                if value not in (None, ""):
-                    curves[name].append((int(row["step"]), float(value)))
-    return curves
 
 
 def _dynamics(curves: dict, steps: int, fraction: float) -> dict[str, float]:
@@ -313,7 +298,6 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     Returns a :class:`CompareResult` with the rows of ``results.csv`` and the summary. Bad configs or inputs raise
     :class:`InputError` before anything is written.
     """
-    from phylocl.workflows.compare_report import write_report
 
     grid, base, out, split_info, cells, configs = _set_up_study(config, out_dir, overrides, data)
     ks = base.eval.ks

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from phylocl.data.layouts import read_dataset
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
-from phylocl.data.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
+from phylocl.data.simulator.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
     transition_matrix
 from phylocl.data.trees import patristic_matrix
 from phylocl.errors import InputError

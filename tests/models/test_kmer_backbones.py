@@ -7,7 +7,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from phylocl.models.kmerprofile import profile_dim, seed_patterns
 from phylocl.models.registry import build_encoder

@@ -7,11 +7,11 @@ Per family, independently:
    hi)`` the tree's diameter (``2 * rate``) is instead drawn log-uniformly from ``[lo, hi]`` per family, a spread
    from near-identical to the twilight zone;
 2. a random root sequence of ``length`` residues drawn from the model's stationary frequencies;
-3. evolution down every branch by :class:`~phylocl.data.evolution.EvolutionModel`: substitutions by the BLOSUM62
-   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.substitution`), discrete-gamma rate
-   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.rates`) and
+3. evolution down every branch by :class:`~phylocl.data.simulator.evolution.EvolutionModel`: substitutions by the BLOSUM62
+   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.simulator.substitution`), discrete-gamma rate
+   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.simulator.rates`) and
    insertions/deletions (``indel_rate`` events per substitution per site, lengths ``indel_length`` with mean
-   ``indel_mean``; see :mod:`phylocl.data.indels`).
+   ``indel_mean``; see :mod:`phylocl.data.simulator.indels`).
 
 With ``indel_rate = 0`` all sequences of a family stay aligned site by site, so for two leaves at patristic
 distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69 with equal rates
@@ -33,8 +33,8 @@ from Bio import Phylo
 from Bio.Phylo.BaseTree import Clade, Tree
 
 from phylocl.atomic import atomic_dir
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.indels import IndelModel
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.indels import IndelModel
 from phylocl.errors import InputError
 
 __all__ = ["SimulationParams", "SimulatedFamily", "yule_tree", "simulate_families", "write_simulation"]
