@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from phylocl.atomic import atomic_dir
+from phylocl.atomic import atomic_dir, recover_interrupted
 from phylocl.errors import InputError
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
 from phylocl.retrieval.sparse_index import KIND as SPARSE
@@ -60,6 +60,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
     """
     path = Path(path)
+    recover_interrupted(path)  # a replace of this bundle killed between its two renames: the old one comes back
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)

@@ -32,10 +32,15 @@ class IndexResult:
 
 
 def check_index_destination(path: str | Path) -> Path:
-    """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder)."""
+    """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder).
+
+    Temporaries that killed index builds left in the same folder (any name, writer dead) are swept first.
+    """
+    from phylocl.atomic import sweep_stale_in
     from phylocl.outputs import check_output_dir
 
     path = Path(path)
+    sweep_stale_in(path.parent if str(path.parent) else Path("."))
     if path.is_file():
         raise InputError("exists and is a file; an index is a folder (choose another name)", path=path)
     check_output_dir(path)  # not a device or pipe, not under /proc, parent a writable folder
