@@ -4,7 +4,8 @@
 node, named pipe or socket (``-o /dev/null`` run as root would otherwise replace the device with a file); a path
 that is one of the inputs (same file, by inode) or one of the files of an input folder; a path whose
 parent is a file; a place under ``/proc`` or ``/sys``; a folder the user cannot write to.
-:func:`check_output_dir` does the same for output folders.
+:func:`check_output_dir` does the same for output folders; :func:`refuse_foreign_files` refuses to replace a
+folder of ours that holds files phylocl did not write.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 
-__all__ = ["check_output_file", "check_output_dir", "same_file"]
+__all__ = ["check_output_file", "check_output_dir", "same_file", "refuse_foreign_files"]
 
 _PSEUDO = ("/proc", "/sys")
 
@@ -89,3 +90,62 @@ def check_output_dir(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> 
             raise InputError(f"output folder is the input {src}", path=path)
     _check_place(path, folder=True)
     return path
+
+
+def refuse_foreign_files(folder: Path, ours, *, what: str) -> None:
+    """Refuse (one line naming up to 5 of them) when ``folder`` holds anything phylocl did not write, so that
+    replacing the folder as a whole never deletes a user's file. ``ours``: relative paths phylocl writes there."""
+    foreign = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                     if not p.is_dir() and str(p.relative_to(folder)) not in ours)
+    foreign += sorted(str(p.relative_to(folder)) + "/" for p in folder.rglob("*")
+                      if p.is_dir() and not any(o.startswith(str(p.relative_to(folder)) + "/") for o in ours))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise InputError(f"holds files phylocl did not write ({shown}); replacing {what} would delete them: move "
+                         "them away or choose another output", path=folder)
+
+
+def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "auto", seed: int = 0,
+                     threads: int | None = None, memory_budget: int | None = None, **params) -> IndexResult:
+    """Build an index of ``kind`` over the embeddings file and save it as a bundle folder at ``out``.
+
+    The rows are memory-mapped and added in batches, so memory is about the index's own size.
+
+    Args:
+        embeddings: an ``.npz`` written by ``phylocl embed``.
+        kind: ``auto`` (from the size: :mod:`phylocl.retrieval.index_choice`), ``flat``, ``ivf``, ``hnsw`` or
+            ``ivfpq`` (see :mod:`phylocl.retrieval.index`). memory_budget: bytes of raw vectors ``auto`` allows.
+        seed: seed of the IVF / PQ training; threads: FAISS threads (default: FAISS's own).
+        params: index parameters (``nlist``, ``nprobe``, ``ef_search`` ...), ``None`` = default.
+
+    Returns an :class:`IndexResult`; ``notes`` holds the reason of an ``auto`` choice and FAISS fallbacks (too few
+    vectors for ``ivf`` ...).
+    """
+    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.index import INDEX_KINDS, build_index, set_num_threads
+
+    start = time.perf_counter()
+    if kind not in (*INDEX_KINDS, "auto"):
+        raise InputError(f"unknown index type {kind!r}; choose auto or one of {', '.join(INDEX_KINDS)}")
+    if memory_budget is not None and memory_budget <= 0:
+        raise InputError(f"the memory budget must be positive, got {memory_budget}")
+    for name, value in params.items():
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    out = check_index_destination(out)
+    emb = load_embeddings(embeddings, mmap=True)
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads must be >= 1, got {threads}")
+        set_num_threads(threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            index = build_index(emb.embeddings, kind=kind, ids=emb.ids, labels=emb.labels, model=emb.model,
+                                seed=seed, memory_budget=memory_budget, **params)
+        except ValueError as err:
+            raise InputError(f"cannot build a {kind} index: {err}") from None
+    index.save(out)
+    notes = ([f"chose {index.reason}"] if index.reason else []) + [str(w.message) for w in caught]
+    return IndexResult(path=out, kind=index.kind, n=index.ntotal, dim=index.dim, params=index.params,
+                       model=index.model, seconds=time.perf_counter() - start, notes=notes)
