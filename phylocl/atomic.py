@@ -147,6 +147,16 @@ def _publish_mode(path: Path, *, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def _about_output(err: BaseException, tmp: Path) -> bool:
+    """An OSError raised while writing the temporary ``tmp`` (no file name, or one inside ``tmp``), as opposed to
+    one about another file such as an input."""
+    if not isinstance(err, OSError) or isinstance(err, (BlockingIOError, InterruptedError)):
+        return False
+    name = err.filename
+    return name is None or os.path.abspath(name) == os.path.abspath(tmp) or \
+        os.path.abspath(name).startswith(os.path.abspath(tmp) + os.sep)
+
+
 def _replace(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)
@@ -181,8 +191,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         if tmp.exists():
             _publish_mode(tmp, directory=False)
         _replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
+            raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise
 
 
@@ -217,6 +229,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
+            raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise

@@ -212,3 +212,16 @@ def test_killed_builds_temporaries_are_swept_at_the_next_build(tmp_path, capsys)
     assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "other.idx"),
                  "--quiet"]) == 0
     assert not stale.exists() and (tmp_path / "other.idx" / "meta.json").is_file()
+
+
+@pytest.mark.parametrize("model", [["--model", "default-protein"], []])
+def test_sparse_index_at_bf16_is_refused_for_the_right_reason(tmp_path, capsys, model):
+    """issue 25, defect 13: ``index --fasta --precision bf16`` said the model "gives dense rows" (with --model
+    default-protein) or silently fell back to kmer:3 (without --model); the reason is the precision."""
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWPL\n")
+    out = tmp_path / "idx"
+    assert main(["index", "--fasta", str(fasta), *model, "--precision", "bf16", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fp32" in err and "--precision bf16" in err and "dense rows" not in err, err
+    assert not out.exists()
