@@ -120,6 +120,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
         from phylocl.workflows.sparse_index import build_sparse_index_file
 

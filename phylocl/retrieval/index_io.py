@@ -21,6 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
 from phylocl.retrieval.bundle import FORMAT, save_index
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
@@ -42,6 +43,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
     """
     path = Path(path)
+    recover_interrupted(path)  # a replace of this bundle killed between its two renames: the old one comes back
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)

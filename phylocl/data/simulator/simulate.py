@@ -134,6 +134,18 @@ def simulate_families(params: SimulationParams) -> list[SimulatedFamily]:
     return out
 
 
+def _written_by_simulate(out_dir: Path) -> set[str]:
+    """The files an earlier ``phylocl simulate`` wrote into ``out_dir`` (from its ``simulation.json``'s families
+    count): ``simulation.json``, ``fam<i>.fasta`` and ``trees/fam<i>.nwk``."""
+    try:
+        families = int(json.loads((out_dir / "simulation.json").read_text())["params"]["families"])
+    except (OSError, ValueError, KeyError, TypeError):
+        families = 0  # unreadable: only simulation.json counts as ours, so every other file is named
+    width = len(str(max(families, 1) - 1))
+    names = {f"fam{f:0{width}d}" for f in range(families)}
+    return {"simulation.json", *(f"{n}.fasta" for n in names), *(f"trees/{n}.nwk" for n in names)}
+
+
 def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, params: SimulationParams,
                      overwrite: bool = False) -> Path:
     """Write ``<family>.fasta``, ``trees/<family>.nwk`` and ``simulation.json`` into ``out_dir`` atomically.
@@ -141,7 +153,7 @@ def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, pa
     An existing non-empty ``out_dir`` is replaced only with ``overwrite=True`` and only if it holds a
     ``simulation.json`` (an earlier simulation), never an unrelated folder.
     """
-    from phylocl.outputs import check_output_dir
+    from phylocl.outputs import check_output_dir, refuse_foreign_files
 
     out_dir = check_output_dir(out_dir)  # not a file, device or pipe, not under /proc, in a writable folder
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -151,6 +163,7 @@ def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, pa
         if not (out_dir / "simulation.json").is_file():
             raise InputError("refusing to replace a folder that is not an earlier simulation (no simulation.json)",
                              path=out_dir)
+        refuse_foreign_files(out_dir, _written_by_simulate(out_dir), what="the simulation")
     with atomic_dir(out_dir) as tmp:
         (tmp / "trees").mkdir()
         for fam in families:
