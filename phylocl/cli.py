@@ -149,13 +149,19 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
+    to_stdout = args.output == "-"
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
                batch_size=args.batch_size, device=args.device, precision=args.precision,
-               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
+               align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
+               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
+    how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
+           f"{r.candidates} candidates)" if r.aligned else "embedding only")
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
-          f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
+          f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
+          file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -348,7 +354,23 @@ def _add_search(sub) -> None:
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
     p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
-                   help="TSV with columns query, target, score (cosine similarity), rank")
+                   help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
+                        "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
+    g = p.add_argument_group("alignment stage (on by default)")
+    g.add_argument("--no-align", action="store_true",
+                   help="rank by the embedding alone (cosine similarity), without aligning the candidates")
+    g.add_argument("--candidates", type=int, metavar="N",
+                   help="embedding hits per query that are aligned (default 300)")
+    g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
+    g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
+                                    "BLASTN's +2/-3)")
+    g.add_argument("--gap-open", type=int, metavar="G",
+                   help="gap opening cost, BLAST's convention: a gap of length L costs G + L*E (default 11, DNA 5)")
+    g.add_argument("--gap-extend", type=int, metavar="E", help="gap extension cost (default 1, DNA 2)")
+    g.add_argument("--format", choices=["tsv", "blast6"], default="tsv",
+                   help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
+                        "gapopen qstart qend sstart send evalue bitscore)")
+    g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_search)

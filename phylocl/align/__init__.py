@@ -10,25 +10,12 @@ A layer above :mod:`phylocl.data` and :mod:`phylocl.retrieval` (never models or 
 """
 
 from phylocl.align.aligner import AlignedHits, align_candidates, default_threads
-from phylocl.align.blast6 import BLAST6_COLUMNS, blast6_line
+from phylocl.align.blast6 import BLAST6_COLUMNS, blast6_line, format_evalue
 from phylocl.align.scoring import KarlinAltschul, ScoringSystem, scoring_system
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues, length_adjustment
 from phylocl.align.traceback import AlignmentSummary, describe_alignments
 
-__all__ = [
-           "BLAST6_COLUMNS",
-           "AlignedHits",
-           "AlignmentSummary",
-           "KarlinAltschul",
-           "ScoringSystem",
-           "align_candidates",
-           "bit_scores",
-           "blast6_line",
-           "clean_sequence",
-           "default_threads",
-           "describe_alignments",
-           "evalues",
-           "length_adjustment",
-           "scoring_system",
-]
+__all__ = ["BLAST6_COLUMNS", "AlignedHits", "AlignmentSummary", "KarlinAltschul", "ScoringSystem", "align_candidates",
+           "bit_scores", "blast6_line", "clean_sequence", "default_threads", "describe_alignments", "evalues",
+           "format_evalue", "length_adjustment", "scoring_system"]
