@@ -288,8 +288,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
             if stage is None:
                 n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
-            else:
-                n_hits += stage.write(f, ids, seqs, scores, rows)
+            else:  # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
+                own = range(n_queries, n_queries + len(ids)) if same else None
+                n_hits += stage.write(f, ids, seqs, scores, rows, query_rows=own)
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,

@@ -59,13 +59,14 @@ class AlignStage:
         return ALIGNED_HEADER if self.out_format == "tsv" else ""
 
     def write(self, f: TextIO, query_ids: Sequence[str], query_seqs: Sequence[str], scores: np.ndarray,
-              rows: np.ndarray) -> int:
+              rows: np.ndarray, query_rows: Sequence[int] | None = None) -> int:
         """Align queries ``(b,)`` with their candidate ``rows`` ``(b, N)`` (cosines ``scores`` ``(b, N)``), write
-        their hits; returns the number written."""
+        their hits; returns the number written. ``query_rows``: database row of each query when the queries are
+        the database's own sequences (a pair of two is then aligned once)."""
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         hits = align_candidates(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                                 db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k,
-                                threads=self.threads, clean=False)
+                                threads=self.threads, clean=False, query_rows=query_rows)
         tracebacks = self._tracebacks(query_ids, queries, hits) if self.out_format == "blast6" else None
         n = 0
         for i, qid in enumerate(query_ids):

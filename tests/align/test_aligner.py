@@ -191,3 +191,26 @@ def test_finite_size_corrected_evalues_equal_blastps_printed_ones():
         got = evalues(np.array([raw]), query_length=207, db_residues=6133, db_sequences=32, stats=st,
                       target_lengths=np.array([n_t]))[0]
         assert got == pytest.approx(want, rel=0.01)
+
+
+def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
+    """All-against-all: with query_rows each pair of two queries is aligned once; results equal the plain run."""
+    import phylocl.align.aligner as mod
+
+    aligned = []
+    real = mod._score_one
+    monkeypatch.setattr(mod, "_score_one", lambda q, c, s: aligned.append(len(c)) or real(q, c, s))
+    pairs = _pairs(30, seed=13)
+    seqs = [t for _, t in pairs] + [q for q, _ in pairs]
+    rng = np.random.default_rng(1)
+    cands = [[j for j in rng.permutation(len(seqs))[:40] if j != i] for i in range(len(seqs))]
+    scoring = scoring_system()
+    plain = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=math.inf, threads=2)
+    n_plain = sum(aligned)
+    aligned.clear()
+    once = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=math.inf, threads=1,
+                            query_rows=list(range(len(seqs))))
+    mutual = sum(i in cands[j] for i in range(len(seqs)) for j in cands[i]) // 2
+    assert sum(aligned) == n_plain - mutual  # each mutual pair aligned once
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+        np.testing.assert_array_equal(getattr(plain, field), getattr(once, field))
