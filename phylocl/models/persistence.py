@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
-from phylocl.models.encoder import ENCODER_FILE, SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
+
+if TYPE_CHECKING:  # torch is imported where an encoder is built: listing shipped models needs none
+    import torch
+
+    from phylocl.models.encoder import SequenceEncoder
 
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE"]
@@ -33,6 +36,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_TYPE = "phylocl-encoder"
+ENCODER_FILE = "encoder.pt"  # as phylocl.models.encoder.ENCODER_FILE (not imported: it imports torch)
 _META_KEYS = ("model_type", "phylocl_version")
 
 
@@ -66,6 +70,8 @@ def save_pretrained(encoder: SequenceEncoder, directory: str | Path) -> Path:
 
 
 def _build(config: dict, state: dict, path: Path, map_location) -> SequenceEncoder:
+    from phylocl.models.encoder import SequenceEncoder
+
     try:
         encoder = SequenceEncoder(config=EncoderConfig.from_dict(config))
         encoder.load_state_dict(state)
@@ -99,6 +105,8 @@ def _load_folder(directory: Path, map_location) -> SequenceEncoder:
 
 
 def _load_pt(path: Path, map_location) -> SequenceEncoder:
+    import torch
+
     try:
         with open(path, "rb") as f:
             head = f.read(2)
