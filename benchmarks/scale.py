@@ -39,9 +39,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def timed(cmd: list[str], *, threads: int, log: Path) -> dict:
-    """Run ``cmd`` under ``/usr/bin/time``; ``{"seconds", "peak_rss_mb", "rc"}``."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+def timed(cmd: list[str], *, threads: int, log: Path, repo: Path = REPO) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time`` (phylocl from ``repo``); ``{"seconds", "peak_rss_mb", "rc"}``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(repo)}
     stats = log.with_suffix(".time")
     with open(log, "w") as out:
         rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out,
@@ -54,10 +54,18 @@ def phylocl(*args: str) -> list[str]:
     return [sys.executable, "-c", "from phylocl.cli import main; raise SystemExit(main())", *args]
 
 
-def search_cmd(queries: Path, index: Path, out: Path, *extra: str) -> list[str]:
-    """``phylocl search --index`` of ``queries``, 10 hits each."""
-    return phylocl("search", "--query", str(queries), "--index", str(index), "-k", "10", "-o", str(out), "--quiet",
+def search_cmd(queries: Path, index: Path, out: Path, *extra: str, k: int = 10) -> list[str]:
+    """``phylocl search --index`` of ``queries``, ``k`` hits each."""
+    return phylocl("search", "--query", str(queries), "--index", str(index), "-k", str(k), "-o", str(out), "--quiet",
                    *extra)
+
+
+def base_cmd(cmd: list[str]) -> list[str]:
+    """``cmd`` writing its hits beside, to ``*.base.tsv`` (the --compare-repo run of the same search)."""
+    out = list(cmd)
+    at = out.index("-o") + 1
+    out[at] = str(Path(out[at]).with_suffix(".base.tsv"))
+    return out
 
 
 def blastp_cmd(queries: Path, dmnd: Path, out: Path, threads: int) -> list[str]:
@@ -186,8 +194,10 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
     indexes = [(model, kind, idx) for model, kind, idx in indexes if idx.is_dir()]
     for c in args.query_counts:
         sub = first_queries(qf, c)
-        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv"))
-                for model, kind, idx in indexes]
+        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv",
+                                                      k=args.search_k)) for model, kind, idx in indexes]
+        if args.compare_repo:  # each phylocl search again with another checkout's code, right after it
+            runs = [r for run in runs for r in (run, (f"{run[0]}@{args.compare_repo.name}", run[1], base_cmd(run[2])))]
         if args.diamond:
             runs.append(("diamond --sensitive", None, blastp_cmd(sub, args.work / f"db-{n}.dmnd",
                                                                  args.work / f"hits-{n}-diamond-{c}.tsv",
@@ -201,9 +211,12 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
             if tool.startswith("mmseqs"):
                 shutil.rmtree(cmd[5], ignore_errors=True)  # a fresh temporary folder: nothing reused
             load = os.getloadavg()[0]
-            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log")
+            repo = args.compare_repo if "@" in tool else REPO
+            tag += "-base" if "@" in tool else ""
+            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log", repo=repo)
             out = Path(cmd[cmd.index("-o") + 1]) if "-o" in cmd else Path(cmd[4])
-            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c, **r,
+            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c,
+                              "k": args.search_k if tool.startswith("phylocl") else 10, **r,
                               "load_before": round(load, 2), "seconds_per_query": round(r["seconds"] / c, 4),
                               "family_precision@10": family_precision(hits(out), family, c) if r["rc"] == 0
                               else None}), flush=True)
@@ -264,6 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--query-counts", type=int, nargs="*", default=[],
                    help="also time runs of only the first C queries (every index built for the size, and DIAMOND)")
+    p.add_argument("--search-k", type=int, default=10,
+                   help="-k of the --query-counts phylocl searches (DIAMOND and MMseqs2 keep 10)")
+    p.add_argument("--compare-repo", type=Path, default=None,
+                   help="also time every --query-counts phylocl search with the code of this checkout (e.g. main)")
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)
@@ -271,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
         if args.skip_build:
+            if args.mmseqs and not (args.work / f"db-{n}.mmseqs.idx").exists():
+                run_mmseqs(args, n, db, qf, family)
             run_counts(args, n, qf, family)
             continue
         for model, kinds in model_specs(args, n):

@@ -11,6 +11,7 @@ from phylocl.errors import InputError
 from phylocl.models.persistence import PRETRAINED_DIR
 from phylocl.models.profile_numpy import NumpyProfileEncoder, is_profile_folder
 from phylocl.models.sparse_embed import embed_sparse
+
 from .helpers import make_encoder
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
