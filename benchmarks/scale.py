@@ -44,8 +44,8 @@ def timed(cmd: list[str], *, threads: int, log: Path, repo: Path = REPO) -> dict
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(repo)}
     stats = log.with_suffix(".time")
     with open(log, "w") as out:
-        rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out,
-                            stderr=subprocess.STDOUT, env=env).returncode
+        rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out, cwd=repo,
+                            stderr=subprocess.STDOUT, env=env).returncode  # cwd: `python -c` imports from it first
     sec, kb = stats.read_text().split()[-2:]
     return {"seconds": float(sec), "peak_rss_mb": round(int(kb) / 1024), "rc": rc}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
 from phylocl.errors import InputError
@@ -77,6 +78,12 @@ def _norm(sq: np.ndarray) -> np.ndarray:
     return np.maximum(np.sqrt(np.maximum(sq, 0)), _EPS)
 
 
+def _sum_rows(row: np.ndarray, val: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """``out[i, j] = sum of val[e] * cols[j, e] over the entries e with row[e] == i``: ``(n, r)`` float64 from
+    ``cols (r, nnz)``; one bincount per column, summed in entry order (as torch's ``index_add_``)."""
+    return np.stack([np.bincount(row, weights=val * c, minlength=n) for c in cols], axis=1)
+
+
 class NumpyProfileEncoder:
     """The sparse rows of the k-mer profile encoder stored in model folder ``folder``, computed with NumPy.
 
@@ -115,6 +122,7 @@ class NumpyProfileEncoder:
         self.embed_dim, self.max_len = int(self.config.embed_dim), int(self.config.max_len)
         self.stride = default_stride(self.max_len) if overlap is None else overlap_stride(self.max_len, overlap)
         self.gram = self.basis @ self.basis.T  # (r, r)
+        self.basis_t = np.ascontiguousarray(self.basis.T)  # (D, r)
         if self.weights.shape != (len(self.patterns), self.n**self.k) or self.basis.shape[1] != self.embed_dim:
             raise InputError(f"weights {self.weights.shape} / embedding {self.basis.shape} do not fit the config",
                              path=folder)
@@ -190,9 +198,10 @@ class NumpyProfileEncoder:
         return win, col, val / norm[win], coeffs / norm[:, None]
 
     def _row_norms(self, row, col, val, coeffs) -> np.ndarray:
-        """``|v + c E|`` of rows given by entries ``row, col, val`` and ``coeffs (k, r)`` (floored at 1e-12)."""
-        e_v = np.zeros_like(coeffs)  # (k, r) = E v
-        np.add.at(e_v, row, val[:, None] * self.basis.T[col])
+        """``|v + c E|`` of rows given by entries ``row, col, val`` (sorted by row) and ``coeffs (k, r)`` (floored at
+        1e-12)."""
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(coeffs)))])  # rows sorted
+        e_v = sp.csr_matrix((val, col, indptr), shape=(len(coeffs), self.embed_dim)) @ self.basis_t  # (k, r) = E v
         sq = np.bincount(row, weights=val * val, minlength=len(coeffs))
         return _norm(sq + 2 * (coeffs * e_v).sum(1) + ((coeffs @ self.gram) * coeffs).sum(1))
 
@@ -214,7 +223,7 @@ class NumpyProfileEncoder:
             rows.append(owners[win])
             cols.append(col)
             vals.append(val)
-            np.add.at(coeffs, owners, c)
+            coeffs += _sum_rows(owners, np.ones(len(owners)), c.T, len(arrays))
         if not rows:
             return SparseRows(indptr=np.zeros(1, np.int64), indices=np.zeros(0, np.int32),
                               values=np.zeros(0, np.float32), coeffs=np.zeros((0, r), np.float32), basis=basis,
