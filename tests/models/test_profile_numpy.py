@@ -36,8 +36,7 @@ def _sequences() -> list[str]:
     return rand + ["MK", "XXXXX", "mkvlXXbzAGWUO", "ACD", "MKVLAXAGIWMKVLAXXXXXXXXXXXXXXXXXXXXWW"]
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 1024])
-@pytest.mark.parametrize("overlap", [None, 0.0, 0.25])
+@pytest.mark.parametrize(("batch_size", "overlap"), [(1, None), (3, 0.25), (1024, 0.0)])
 def test_rows_equal_the_torch_sparse_and_dense_paths(folder, batch_size, overlap):
     enc, path = folder
     seqs = _sequences()
