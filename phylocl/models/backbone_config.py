@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from phylocl.models.encoder_config import EncoderConfig
-from phylocl.models.kmerprofile import profile_dim
+from phylocl.models.patterns import profile_dim
 
 __all__ = ["StackConfig", "KmerProfileConfig", "KmerBagConfig", "FAMILIES", "family_config", "stored_dict",
            "flat_values", "with_family_names"]

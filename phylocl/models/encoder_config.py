@@ -176,7 +176,7 @@ class EncoderConfig:
             raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and no "
                              "attn_dim, attention or experts")
         if self.backbone == "kmerprofile":
-            from phylocl.models.kmerprofile import profile_dim
+            from phylocl.models.patterns import profile_dim  # no torch here
 
             want = profile_dim(self.alphabet, self.depth)
             if self.head != "none" or self.dim != want:

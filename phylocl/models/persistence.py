@@ -9,15 +9,18 @@ the encoder; the encoder never imports it).
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from phylocl.models import model_files
-from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.model_files import CONFIG_FILE, ENCODER_FILE, MODEL_TYPE, WEIGHTS_FILE, read_model
 
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE", "ENCODER_FILE"]
+
+if TYPE_CHECKING:  # torch is imported where an encoder is built: listing shipped models needs none
+    import torch
+
+    from phylocl.models.encoder import SequenceEncoder
 
 PRETRAINED_DIR = model_files.PRETRAINED_DIR  # where shipped names are looked up (tests point it elsewhere)
 
@@ -42,5 +45,7 @@ def load_encoder(source: str | Path, *, map_location: str | torch.device = "cpu"
         enc.save_pretrained("my-model"); enc = phylocl.load_encoder("my-model")
         enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (encoder.pt)
     """
+    from phylocl.models.encoder import SequenceEncoder
+
     config, state, path = read_model(source, pretrained_dir=PRETRAINED_DIR)
     return SequenceEncoder.from_parts(config, state, path=path, map_location=map_location)

@@ -151,7 +151,7 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
-                             overlap=overlap)
+                             overlap=overlap, sparse_only=ridx.kind == "sparse")  # sparse: no torch for profiles
     check_compatible(ridx, embedder.model_info())
     bind_stream(queries, embedder, index=index)
     return ridx, embedder
