@@ -5,7 +5,7 @@ Called by ``benchmarks/gpu.sh`` (see there for the GPU machine); three subcomman
     python benchmarks/gpu_train.py pack                     # CPU side: training + dev sets -> runs/gpu-data/protein.npz
     python benchmarks/gpu_train.py train --out R.json       # the benchmark (needs the pack, or --smoke)
     python benchmarks/gpu_train.py train --smoke --out R.json   # tiny synthetic run on CPU, same JSON keys
-    python benchmarks/gpu_train.py score MODEL [MODEL ...]  # dev recall@100/@300 and AUC1 of trained encoders
+    python benchmarks/gpu_train.py score MODEL [MODEL ...]  # dev recall@100/@300 and AUC1 of encoders
 
 **Data.** ``pack`` reads the protein datasets of ``../shared/data`` once (it needs biopython, like every phylocl
 reader) and writes one compressed ``.npz``: the training sequences of ``configs/ablation-protein.yaml`` (every
@@ -101,9 +101,8 @@ def pack(*, config: Path, split: Path, data_root: Path, out: Path) -> dict:
         meta["dev"].append({"dataset": name, "levels": list(levels), "n_sequences": len(ds)})
     arrays["meta"] = np.array(json.dumps(meta))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     return meta
 
 
@@ -159,7 +158,7 @@ class PairSampler:
         self.tokens = torch.from_numpy(np.ascontiguousarray(tokens).astype(np.int64))
         self.starts, self.lengths = offsets[:-1], np.diff(offsets)
         order = np.argsort(family, kind="stable")
-        fams, first, counts = np.unique(family[order], return_index=True, return_counts=True)
+        _, first, counts = np.unique(family[order], return_index=True, return_counts=True)
         ok = counts >= 2
         self.members, self.first, self.count = order, first[ok], counts[ok]
         self.max_len = int(max_len)
@@ -360,7 +359,7 @@ def train(args, report: Report) -> None:
         t0 = time.perf_counter()
         try:
             figs = dev_figures(encoder, data["dev"], batch_size=args.eval_batch_size)
-        except Exception as err:  # keep training figures even if scoring breaks
+        except Exception as err:  # noqa: BLE001 - keep the training figures even if scoring breaks
             report.error(f"evaluate step {step_no}", err)
             return
         finally:
@@ -393,8 +392,8 @@ def train(args, report: Report) -> None:
     per_step = float(np.median(calib[1:] or calib))
     total = max(1, int(args.train_seconds / per_step))
     total = min(total, args.max_steps) if args.max_steps else total
-    marks = sorted({max(1, int(round(total * (i + 1) / args.evals))) for i in range(args.evals)})
-    warmup = max(1, int(round(args.warmup_fraction * total)))
+    marks = sorted({max(1, round(total * (i + 1) / args.evals)) for i in range(args.evals)})
+    warmup = max(1, round(args.warmup_fraction * total))
     report.data["model"] = {"name": args.model, "parameters": encoder.num_parameters(),
                             "forward_flops_per_token": fwd / tokens0, "model_flops_per_token": 3 * fwd / tokens0,
                             "cached_step_flops_per_token": hw / tokens0,
@@ -489,20 +488,26 @@ def cmd_pack(args) -> int:
 def cmd_score(args) -> int:
     """Dev figures (recall@100/@300, AUC1) of trained encoders on the pack's dev sets: one JSON line each."""
     from phylocl.models.encoder import SequenceEncoder
+    from phylocl.models.registry import build_encoder
 
     data = load_pack(Path(args.data))
     for model in args.models:
-        encoder = SequenceEncoder.from_pretrained(model)
+        if model.startswith("untrained:"):  # a recipe's step 0, built as `phylocl train` builds it (seed 0)
+            torch.manual_seed(args.seed)
+            encoder = build_encoder(model.split(":", 1)[1], max_len=args.max_len, alphabet="protein").eval()
+        else:
+            encoder = SequenceEncoder.from_pretrained(model)
         figs = dev_figures(encoder, data["dev"], batch_size=args.eval_batch_size)
         print(json.dumps({"model": model, **figs}), flush=True)
     return 0
 
 
-TRAIN_DEFAULTS = dict(model="gmlp-small", max_len=128, batch=2048, chunk_size=1024, loss_chunk_size=0,
-                      train_seconds=300.0, deadline_seconds=540.0, evals=5, max_steps=0, calibration_steps=5,
-                      eval_batch_size=512, log_every=10)
-SMOKE = dict(model="gmlp-tiny", max_len=48, batch=16, chunk_size=8, train_seconds=3.0, deadline_seconds=60.0,
-             evals=2, max_steps=6, calibration_steps=2, eval_batch_size=64, log_every=1)
+TRAIN_DEFAULTS = {"model": "gmlp-small", "max_len": 128, "batch": 1024, "chunk_size": 512, "loss_chunk_size": 0,
+                  "train_seconds": 300.0, "deadline_seconds": 540.0, "evals": 5, "max_steps": 0,
+                  "calibration_steps": 5, "eval_batch_size": 512, "log_every": 10}
+SMOKE = {"model": "gmlp-tiny", "max_len": 48, "batch": 16, "chunk_size": 8, "train_seconds": 3.0,
+         "deadline_seconds": 60.0, "evals": 2, "max_steps": 6, "calibration_steps": 2, "eval_batch_size": 64,
+         "log_every": 1}
 
 
 def main(argv=None) -> int:
@@ -541,7 +546,10 @@ def main(argv=None) -> int:
     k.add_argument("--out", default=str(DEFAULT_PACK))
     k.set_defaults(fn=cmd_pack)
     s = sub.add_parser("score", help="dev recall@100/@300 and AUC1 of trained encoders")
-    s.add_argument("models", nargs="+", help="encoder files, model folders or shipped names")
+    s.add_argument("models", nargs="+", help="encoder files, model folders, shipped names, or untrained:CONFIG "
+                   "(a registered config at step 0: seed --seed, windows of --max-len)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-len", type=int, default=128)
     s.add_argument("--data", default=str(DEFAULT_PACK))
     s.add_argument("--eval-batch-size", type=int, default=64)
     s.set_defaults(fn=cmd_score)
