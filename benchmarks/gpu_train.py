@@ -26,8 +26,8 @@ training fits ``--train-seconds``.
       FLOPs of the step's two views (forward + backward, the usual MFU convention; GradCache's extra no-grad
       forward is recomputation and counts only in ``hfu``), counted by ``torch.utils.flop_counter.FlopCounterMode``
       on a real batch (matrix products; elementwise work is not counted). ``hfu`` uses the FLOPs counted on one
-      whole cached step. Peak: H100 SXM / H200 989 TFLOP/s, H100 PCIe 756 (dense bf16, NVIDIA data sheets), or
-      ``--peak-tflops``; ``null`` with the reason on a CPU or an unknown device.
+      whole cached step. Peak: H100 SXM / H200 989 TFLOP/s, H100 NVL 835, H100 PCIe 756 (dense bf16, NVIDIA data
+      sheets), or ``--peak-tflops``; ``null`` with the reason on a CPU or an unknown device.
     * ``memory.peak_mb``: ``torch.cuda.max_memory_allocated`` over the training (CPU: the process's peak RSS).
     * ``curve``: at the untrained start and at evenly spaced steps, recall@100, recall@300 and AUC1 on every dev
       set (family level; SCOPe also superfamily): exact cosine search of each dev set against itself, the query's
@@ -58,7 +58,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PACK = REPO / "runs" / "gpu-data" / "protein.npz"
 GROUP_LEVELS = {"scope40-train": ["superfamily"]}
 HARD = ("mycoplasma-orthogroups", "scope40-train")  # dev sets off the ceiling (docs/models.md)
-PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0))
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
+                    ("A100", 312.0))  # dense bf16 TFLOP/s; first matching substring of the device name
 KS = (100, 300)
 
 
