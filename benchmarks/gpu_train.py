@@ -219,14 +219,21 @@ def retrieval_figures(x: torch.Tensor, labels: list[str], ks=KS) -> dict:
     return out
 
 
-def dev_figures(encoder, dev: list[dict], *, batch_size: int) -> dict:
-    """Every dev set (and level) scored; ``rows`` plus means over rows and over the hard ones."""
+def dev_figures(encoder, dev: list[dict], *, batch_size: int, embed=None) -> dict:
+    """Every dev set (and level) scored; ``rows`` plus means over rows and over the hard ones.
+
+    ``encoder`` embeds the token arrays where its weights are; or ``embed(arrays) -> (N, E)`` does (``score``).
+    """
     from phylocl.models.inference import embed_token_arrays
+
+    if embed is None:
+        def embed(arrays):
+            x = embed_token_arrays(encoder, arrays, batch_size=batch_size)  # (N, E)
+            return torch.from_numpy(x).to(next(encoder.parameters()).device)
 
     rows = []
     for d in dev:
-        x = torch.from_numpy(embed_token_arrays(encoder, d["arrays"], batch_size=batch_size))  # (N, E)
-        x = x.to(next(encoder.parameters()).device)
+        x = embed(d["arrays"])  # (N, E)
         for level, labels in d["labels"].items():
             rows.append({"dataset": d["dataset"], "level": level, "n_sequences": len(labels),
                          **retrieval_figures(x, labels)})
@@ -487,18 +494,32 @@ def cmd_pack(args) -> int:
 
 
 def cmd_score(args) -> int:
-    """Dev figures (recall@100/@300, AUC1) of trained encoders on the pack's dev sets: one JSON line each."""
-    from phylocl.models.encoder import SequenceEncoder
+    """Dev figures (recall@100/@300, AUC1) of models on the pack's dev sets: one JSON line each.
+
+    ``untrained:CONFIG`` is a registered config at step 0 (built as ``phylocl train`` builds it, seed ``--seed``);
+    anything else is a ``phylocl`` model spec (run folder, encoder file, shipped name, ``kmer:K``) embedded as
+    ``phylocl evaluate`` embeds (CPU machine: needs phylocl's full dependencies).
+    """
+    from phylocl.data.alphabet import get_alphabet
     from phylocl.models.registry import build_encoder
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import resolve_model
 
     data = load_pack(Path(args.data))
+    letters = np.array(get_alphabet("protein").tokens)
     for model in args.models:
-        if model.startswith("untrained:"):  # a recipe's step 0, built as `phylocl train` builds it (seed 0)
+        embed, encoder = None, None
+        if model.startswith("untrained:"):
             torch.manual_seed(args.seed)
             encoder = build_encoder(model.split(":", 1)[1], max_len=args.max_len, alphabet="protein").eval()
         else:
-            encoder = SequenceEncoder.from_pretrained(model)
-        figs = dev_figures(encoder, data["dev"], batch_size=args.eval_batch_size)
+            embedder = resolve_model(model, alphabet="protein", device="cpu")
+
+            def embed(arrays, embedder=embedder):
+                items = [(str(i), "".join(letters[a]), None) for i, a in enumerate(arrays)]
+                return torch.from_numpy(embed_all(items, embedder, batch_size=args.eval_batch_size)[0])
+
+        figs = dev_figures(encoder, data["dev"], batch_size=args.eval_batch_size, embed=embed)
         print(json.dumps({"model": model, **figs}), flush=True)
     return 0
 

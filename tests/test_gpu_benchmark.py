@@ -162,7 +162,7 @@ def test_pair_sampler_rows_are_crops_of_two_members_of_one_family():
     assert sorted(fams_seen) == list(range(9))  # distinct families
 
 
-def test_pack_round_trip(tmp_path):
+def test_pack_round_trip_and_score(tmp_path, capsys):
     data = REPO / "datasets" / "example-mini-mit"
     fams = sorted({line.split("\t")[1] for line in (data / "protein" / "labels.tsv").read_text().splitlines()[1:]})
     dev = fams[:2]
@@ -174,6 +174,7 @@ def test_pack_round_trip(tmp_path):
     out = tmp_path / "pack.npz"
     gpu_train.main(["pack", "--config", str(config), "--split", str(split), "--data-root", str(data),
                     "--out", str(out)])
+    capsys.readouterr()
     p = gpu_train.load_pack(out)
     from phylocl.data.layouts import read_dataset
 
@@ -185,3 +186,17 @@ def test_pack_round_trip(tmp_path):
     _, offsets, family = p["train"]
     assert p["meta"]["n_train_families"] == len(set(family)) == len(fams) - 2
     assert len(offsets) - 1 == sum(f not in dev for f in ds.families)
+    # score: kmer:3 on the pack's dev set (token ids decoded back to letters) = phylocl evaluate on the sequences
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.models import resolve_model
+
+    gpu_train.main(["score", "kmer:3", "untrained:gmlp-tiny", "--data", str(out), "--max-len", "32"])
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["model"] for x in lines] == ["kmer:3", "untrained:gmlp-tiny"]
+    items = [(i, s, f) for i, s, f in zip(ds.ids, ds.sequences, ds.families) if f in dev]
+    x, _ = embed_all(items, resolve_model("kmer:3", alphabet="protein"))
+    ref = evaluate_embeddings(x, [f for _, _, f in items], ks=(100, 300))
+    for key in ("auc1", "recall@100", "top1"):
+        assert lines[0]["rows"][0][key] == pytest.approx(ref[key], abs=1e-9)
+    assert 0 <= lines[1]["rows"][0]["auc1"] <= 1
