@@ -525,7 +525,7 @@ def cmd_score(args) -> int:
 
 
 TRAIN_DEFAULTS = {"model": "gmlp-small", "max_len": 128, "batch": 1024, "chunk_size": 512, "loss_chunk_size": 0,
-                  "train_seconds": 300.0, "deadline_seconds": 540.0, "evals": 5, "max_steps": 0,
+                  "train_seconds": 300.0, "deadline_seconds": 480.0, "evals": 5, "max_steps": 0,
                   "calibration_steps": 5, "eval_batch_size": 512, "log_every": 10}
 SMOKE = {"model": "gmlp-tiny", "max_len": 48, "batch": 16, "chunk_size": 8, "train_seconds": 3.0,
          "deadline_seconds": 60.0, "evals": 2, "max_steps": 6, "calibration_steps": 2, "eval_batch_size": 64,
