@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU benchmark: gmlp-small trained with the cached (GradCache) InfoNCE loss at a large batch (1024 pairs of
 # 128-residue crops, bf16 autocast) for ~5 minutes on one H100/H200; writes MFU, tokens/s, peak memory and the dev
-# recall@100/@300 + AUC1 curve to one JSON file. Whole run under 10 minutes (training stops 8 min after the start whatever happens).
+# recall@100/@300 + AUC1 curve to one JSON file. Whole run under 10 minutes (training stops 8 minutes after the
+# start whatever happens).
 # Details: benchmarks/gpu_train.py; results and how they were run: docs/performance.md ("GPU training benchmark").
 #
 # Usage (repository root):
