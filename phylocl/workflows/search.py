@@ -95,11 +95,11 @@ def _model_for_index(model: str | None, index) -> str | None:
 
 def mappable(path) -> bool:
     """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
-    import json
+    from phylocl.safejson import read_json_object
 
     try:
-        meta = json.loads((Path(path) / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = read_json_object(Path(path) / "meta.json")
+    except InputError:
         return False  # load_index names the problem
     return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
                                                   and not meta.get("params", {}).get("k_factor"))
