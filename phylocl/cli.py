@@ -55,7 +55,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from phylocl.data.simulate import SimulationParams, iter_families, write_simulation
+    from phylocl.data.simulator.simulate import SimulationParams, iter_families, write_simulation
 
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,
@@ -129,6 +129,8 @@ def _refuse_stdout(output: str, what: str) -> None:
 
 def _cmd_index(args: argparse.Namespace) -> int:
     _refuse_stdout(args.output, "an index folder")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
         from phylocl.workflows.sparse_index import build_sparse_index_file
 
@@ -160,13 +162,19 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
+    to_stdout = args.output == "-"
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
                batch_size=args.batch_size, device=args.device, precision=args.precision,
-               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
+               align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
+               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
+    how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
+           f"{r.candidates} candidates)" if r.aligned else "embedding only")
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
-          f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
+          f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
+          file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -177,7 +185,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
-                      progress=not args.quiet, strict=args.strict)
+                      progress=not args.quiet, strict=args.strict, align=args.align,
+                      candidates=300 if args.candidates is None else args.candidates, evalue=args.evalue,
+                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -360,15 +370,39 @@ def _add_index(sub) -> None:
     p.set_defaults(func=_cmd_index)
 
 
+def _add_align_options(g, *, no_align: bool) -> None:
+    """The alignment stage's options (search: on by default, with --no-align and --format; evaluate: --align)."""
+    if no_align:
+        g.add_argument("--no-align", action="store_true",
+                       help="rank by the embedding alone (cosine similarity), without aligning the candidates")
+    g.add_argument("--candidates", type=int, metavar="N",
+                   help="embedding hits per query that are aligned (default 300)")
+    g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
+    g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
+                                    "BLASTN's +2/-3)")
+    g.add_argument("--gap-open", type=int, metavar="G",
+                   help="gap opening cost, BLAST's convention: a gap of length L costs G + L*E (default 11, DNA 5)")
+    g.add_argument("--gap-extend", type=int, metavar="E", help="gap extension cost (default 1, DNA 2)")
+    if no_align:
+        g.add_argument("--format", choices=["tsv", "blast6"], default="tsv",
+                       help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
+                            "gapopen qstart qend sstart send evalue bitscore)")
+    g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
+
+
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="k nearest database sequences of each query, as a TSV of hits")
+    p = sub.add_parser("search", help="best database hits of each query: embedding candidates, aligned and ranked "
+                                      "by bit score (--no-align: by the embedding), as TSV or BLAST tabular")
     p.add_argument("--query", required=True, metavar="Q.fasta", help="query FASTA file")
     db = p.add_mutually_exclusive_group(required=True)
     db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
     p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
-                   help="TSV with columns query, target, score (cosine similarity), rank")
+                   help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
+                        "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
+    g = p.add_argument_group("alignment stage (on by default)")
+    _add_align_options(g, no_align=True)
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
@@ -391,6 +425,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split-config", metavar="RUN",
                    help="where the split comes from: a `phylocl train` folder, its config.yaml or splits.json "
                         "(default: the --model folder)")
+    g = p.add_argument_group("aligned ranking (as phylocl search writes it)")
+    g.add_argument("--align", action="store_true",
+                   help="also report the figures after aligning each sequence's --candidates embedding hits")
+    _add_align_options(g, no_align=False)
     _add_model_options(p)
     _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)

@@ -92,6 +92,42 @@ def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert _hidden(tmp_path) == []
 
 
+def test_disk_full_inside_an_atomic_write_names_the_output(tmp_path, capsys, monkeypatch):
+    """issue 25, defect 13: a full disk while a sparse index was written said only "no space left on device" (a
+    write to an open file carries no file name); the one line must name the output."""
+    import errno
+
+    import phylocl.retrieval.sparse_build as build_mod
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build_mod.os, "pwrite", full)
+    fa = tmp_path / "db.fa"
+    fa.write_text(">a\nMKTAYIAKQR\n>b\nMSTAPQRWPL\n")
+    out = tmp_path / "db.idx"
+    assert main(["index", "--fasta", str(fa), "--model", "kmer:2", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"phylocl index: error: {out}: cannot write: no space left on device\n"
+    assert not out.exists() and _hidden(tmp_path) == []
+
+
+def test_disk_full_in_atomic_path_names_the_final_file_not_the_temporary(tmp_path):
+    import errno
+
+    from phylocl.errors import InputError
+
+    out = tmp_path / "hits.tsv"
+    with pytest.raises(InputError) as err:
+        with atomic_path(out) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert str(err.value) == f"{out}: cannot write: no space left on device"
+    with pytest.raises(OSError) as err:  # an error about another file (an input) is left as it is
+        with atomic_path(out) as tmp:
+            raise OSError(errno.ENOENT, "No such file or directory", str(tmp_path / "input.fa"))
+    assert err.value.filename == str(tmp_path / "input.fa")
+
+
 def test_sigterm_during_train_exits_143_in_one_line(tmp_path):
     """Issue 25, defect 11: Lightning's own SIGTERM handler made train exit 130 ("interrupted") after printing its
     "Received SIGTERM" and checkpoint lines; now 143 and one line, and interrupted.ckpt is kept for --resume."""

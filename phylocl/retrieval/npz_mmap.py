@@ -7,8 +7,7 @@ directory and maps them with ``numpy.memmap``. The rows are then paged in by the
 
 Pages of a memory map that were read stay resident (and count in the process's RSS) until the kernel needs them
 back; :func:`read_rows` reads a block of rows of a map with a plain file read instead, so a pass over a 4 GB
-file holds one block, not the whole file (``phylocl index`` of 10^6 x 1024 vectors: peak 8.4 GB -> see
-docs/performance.md).
+file holds one block, not the whole file (peak memory of ``phylocl index`` in docs/performance.md).
 """
 
 from __future__ import annotations

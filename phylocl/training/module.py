@@ -17,7 +17,6 @@ are embedded and handed back as arrays; a callback turns them into retrieval met
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import lightning as L

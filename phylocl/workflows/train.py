@@ -110,11 +110,18 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
 
 
 def _unloadable(ckpt: Path) -> str | None:
-    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``."""
-    import torch
+    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``.
+
+    Read as data only (:func:`~phylocl.training.checkpoints.load_checkpoint`); a checkpoint whose unpickling
+    could run code is refused at once (InputError), whatever the other checkpoints hold.
+    """
+    from phylocl.training.checkpoints import UnsafeCheckpoint, load_checkpoint
 
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
+    except UnsafeCheckpoint as err:
+        raise InputError(f"refusing to load: {err}; phylocl reads checkpoints as data only (weights_only), so this "
+                         "file was not written by phylocl train: delete it or start a new --out", path=ckpt) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
         return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
     if not isinstance(state, dict) or "state_dict" not in state:
@@ -171,9 +178,12 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
 
 def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
+    from phylocl.training.checkpoints import checkpoint_globals
+
     started = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
+        with checkpoint_globals():  # Lightning's own load of ckpt: data only, as _unloadable checked it
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
             raise _interruption(trainer, out) from None
@@ -193,11 +203,10 @@ def _interruption(trainer, out: Path) -> KeyboardInterrupt:
 def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
     """Load the best checkpoint (if any), score val/test and write splits.json, metrics.json and,
     last (its presence marks a finished run), encoder.pt."""
-    import torch
+    from phylocl.training.checkpoints import load_checkpoint
 
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
     module.cpu()
     metrics = {
         "steps": int(trainer.global_step),

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from phylocl.data.layouts import read_dataset
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
-from phylocl.data.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
+from phylocl.data.simulator.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
     transition_matrix
 from phylocl.data.trees import patristic_matrix
 from phylocl.errors import InputError
@@ -96,6 +96,24 @@ def test_deterministic_and_overwrite_rules(tmp_path):
     assert (other / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError):
         SimulationParams(families=1, members=1, length=10)
+
+
+def test_overwrite_refuses_naming_files_phylocl_did_not_write(tmp_path):
+    """issue 25, defect 5: ``simulate -o SIM --overwrite`` replaced the whole folder, deleting the user's files in it."""
+    p = SimulationParams(families=3, members=3, length=40, seed=1)
+    out = write_simulation(simulate_families(p), tmp_path / "sim", params=p)
+    (out / "notes.txt").write_text("keep me")
+    (out / "trees" / "mine.nwk").write_text("(a,b);")
+    q = SimulationParams(families=2, members=3, length=40, seed=2)
+    with pytest.raises(InputError, match="notes.txt") as err:
+        write_simulation(simulate_families(q), out, params=q, overwrite=True)
+    assert "trees/mine.nwk" in str(err.value) and "\n" not in str(err.value)
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "trees" / "mine.nwk").is_file()
+    assert json.loads((out / "simulation.json").read_text())["params"]["seed"] == 1  # nothing replaced
+    (out / "notes.txt").unlink()
+    (out / "trees" / "mine.nwk").unlink()
+    write_simulation(simulate_families(q), out, params=q, overwrite=True)  # only ours: replaced, 3 families -> 2
+    assert sorted(p.name for p in out.glob("*.fasta")) == ["fam0.fasta", "fam1.fasta"]
 
 
 def test_families_are_written_as_they_are_made(tmp_path, monkeypatch):

@@ -7,11 +7,11 @@ Per family, independently:
    hi)`` the tree's diameter (``2 * rate``) is instead drawn log-uniformly from ``[lo, hi]`` per family, a spread
    from near-identical to the twilight zone;
 2. a random root sequence of ``length`` residues drawn from the model's stationary frequencies;
-3. evolution down every branch by :class:`~phylocl.data.evolution.EvolutionModel`: substitutions by the BLOSUM62
-   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.substitution`), discrete-gamma rate
-   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.rates`) and
+3. evolution down every branch by :class:`~phylocl.data.simulator.evolution.EvolutionModel`: substitutions by the BLOSUM62
+   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.simulator.substitution`), discrete-gamma rate
+   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.simulator.rates`) and
    insertions/deletions (``indel_rate`` events per substitution per site, lengths ``indel_length`` with mean
-   ``indel_mean``; see :mod:`phylocl.data.indels`).
+   ``indel_mean``; see :mod:`phylocl.data.simulator.indels`).
 
 With ``indel_rate = 0`` all sequences of a family stay aligned site by site, so for two leaves at patristic
 distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69 with equal rates
@@ -36,8 +36,8 @@ from Bio import Phylo
 from Bio.Phylo.BaseTree import Clade, Tree
 
 from phylocl.atomic import atomic_dir
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.indels import IndelModel
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.indels import IndelModel
 from phylocl.errors import InputError
 from phylocl.resources import available_memory, human_bytes
 
@@ -183,6 +183,18 @@ def iter_families(params: SimulationParams) -> Iterator[SimulatedFamily]:
         yield SimulatedFamily(name, ids, [model.decode(leaves[i]) for i in ids], tree)
 
 
+def _written_by_simulate(out_dir: Path) -> set[str]:
+    """The files an earlier ``phylocl simulate`` wrote into ``out_dir`` (from its ``simulation.json``'s families
+    count): ``simulation.json``, ``fam<i>.fasta`` and ``trees/fam<i>.nwk``."""
+    try:
+        families = int(json.loads((out_dir / "simulation.json").read_text())["params"]["families"])
+    except (OSError, ValueError, KeyError, TypeError):
+        families = 0  # unreadable: only simulation.json counts as ours, so every other file is named
+    width = len(str(max(families, 1) - 1))
+    names = {f"fam{f:0{width}d}" for f in range(families)}
+    return {"simulation.json", *(f"{n}.fasta" for n in names), *(f"trees/{n}.nwk" for n in names)}
+
+
 def simulate_families(params: SimulationParams) -> list[SimulatedFamily]:
     """Every family of :func:`iter_families` in a list (small simulations; tests)."""
     return list(iter_families(params))
@@ -198,7 +210,7 @@ def write_simulation(families: Iterable[SimulatedFamily], out_dir: str | Path, *
     An existing non-empty ``out_dir`` is replaced only with ``overwrite=True`` and only if it holds a
     ``simulation.json`` (an earlier simulation), never an unrelated folder.
     """
-    from phylocl.outputs import check_output_dir
+    from phylocl.outputs import check_output_dir, refuse_foreign_files
 
     out_dir = check_output_dir(out_dir)  # not a file, device or pipe, not under /proc, in a writable folder
     params.check_fits(out_dir)
@@ -209,6 +221,7 @@ def write_simulation(families: Iterable[SimulatedFamily], out_dir: str | Path, *
         if not (out_dir / "simulation.json").is_file():
             raise InputError("refusing to replace a folder that is not an earlier simulation (no simulation.json)",
                              path=out_dir)
+        refuse_foreign_files(out_dir, _written_by_simulate(out_dir), what="the simulation")
     with atomic_dir(out_dir) as tmp:
         (tmp / "trees").mkdir()
         for fam in families:
