@@ -190,3 +190,14 @@ def test_train_sizes_that_cannot_fit_are_refused_with_an_estimate(tmp_path, cli,
                      "--set", "model.name=gmlp-tiny", "--set", "data.batch_size=2", "--set", "trainer.max_steps=1",
                      "--set", setting, "--out", out, "--quiet", needle=needle)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spec", ["kmer:1000000000", "kmer:1000000000:512", "kmer:4"])
+def test_kmer_models_too_wide_are_refused_at_once(tmp_path, cli, built, spec):
+    """kmer:1000000000 computed 20^(10^9) before refusing (it never finished)."""
+    import time
+
+    start = time.perf_counter()
+    _one_line_exit_2(cli, "search", "--query", built / "s.fa", "--db", built / "s.fa", "--model", spec,
+                     "-o", tmp_path / "h.tsv", "--quiet", needle="dense k-mer vectors are limited")
+    assert time.perf_counter() - start < 10
