@@ -71,7 +71,7 @@ class KmerEmbedder:
         size = len(self.letters)
         largest = max(k for k in range(1, 64) if size**k <= MAX_DIM)
         if self.k > largest:  # compared before raising size to the power k: kmer:1000000000 would never finish
-            words = f"{size**self.k:,}" if self.k <= 64 else f"{size}^{self.k}"
+            words = f"{size**self.k}" if self.k <= 64 else f"{size}^{self.k}"
             raise ValueError(
                 f"k={self.k} gives {words} dimensions for {self.alphabet.name}; dense k-mer vectors are "
                 f"limited to {MAX_DIM} (use k <= {largest} for {self.alphabet.name})"
