@@ -201,3 +201,18 @@ def test_kmer_models_too_wide_are_refused_at_once(tmp_path, cli, built, spec):
     _one_line_exit_2(cli, "search", "--query", built / "s.fa", "--db", built / "s.fa", "--model", spec,
                      "-o", tmp_path / "h.tsv", "--quiet", needle="dense k-mer vectors are limited")
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("where", ["config-file", "set-value", "compare-config"])
+def test_deeply_nested_yaml_is_one_line(tmp_path, cli, built, where):
+    """Siblings of the deep-JSON cases: PyYAML recursed into a RecursionError (thousands of traceback lines)."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("data: " + "[" * 5000 + "]" * 5000 + "\n")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(f"data:\n  path: {built / 's.fa'}\n  labels: {built / 'l.tsv'}\nmodel:\n  name: gmlp-tiny\n")
+    argv = {"config-file": ["train", "--config", deep, "--out", tmp_path / "run"],
+            "set-value": ["train", "--config", ok, "--set", "data.paths=" + "[" * 5000 + "]" * 5000,
+                          "--out", tmp_path / "run"],
+            "compare-config": ["compare", "--config", deep, "--out", tmp_path / "run"]}[where]
+    _one_line_exit_2(cli, *argv, "--quiet", needle="nests deeper")
+    assert not (tmp_path / "run").exists()
