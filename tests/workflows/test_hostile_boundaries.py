@@ -101,6 +101,8 @@ def test_damaged_model_config(tmp_path, cli, built, what):
     _one_line_exit_2(cli, "embed", "--fasta", built / "s.fa", "--model", model, "-o", tmp_path / "e.npz", "--quiet",
                      needle="config.json")
     assert not (tmp_path / "e.npz").exists() and not (tmp_path / "e.npz.shards").exists()
+    _one_line_exit_2(cli, "search", "--query", built / "s.fa", "--db", built / "s.fa", "--model", model,
+                     "-o", tmp_path / "h.tsv", "--quiet", needle="config.json")  # search's torch-free check too
 
 
 def test_nan_weights_in_a_model_folder(tmp_path, cli, built):
