@@ -40,7 +40,7 @@ from phylocl.outputs import check_output_dir
 from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
                                          write_config)
 from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
-                                            lightning_errors, split_notes)
+                                            lightning_errors, split_notes, state_dict_mismatch)
 
 __all__ = ["train", "TrainResult"]
 
@@ -188,6 +188,12 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
         if trainer.interrupted:
             raise _interruption(trainer, out) from None
         raise
+    except RuntimeError as err:  # a checkpoint of another architecture: one line, not PyTorch's line per key
+        summary = state_dict_mismatch(err)
+        if summary is None or ckpt is None:
+            raise
+        raise InputError(f"cannot resume: {ckpt.name} does not fit the model of config.yaml: {summary}",
+                         path=ckpt) from None
     if trainer.interrupted:
         raise _interruption(trainer, out)
     return time.time() - started

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Iterator
 
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
@@ -20,7 +21,7 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "InterruptCheckpoint"]
+           "split_notes", "state_dict_mismatch", "InterruptCheckpoint"]
 
 
 def launched_rank() -> int:
@@ -78,11 +79,34 @@ def split_notes(dm, cfg) -> list[str]:
     return notes
 
 
+def state_dict_mismatch(err: BaseException) -> str | None:
+    """One line for PyTorch's state-dict mismatch (a line per key, 2-37 lines), or ``None`` for other errors:
+    ``"3 size mismatches (encoder.embedding.weight: [24, 32] in the checkpoint, [24, 48] in the model; ...)"``."""
+    text = str(err)
+    if not isinstance(err, RuntimeError) or "Error(s) in loading state_dict" not in text:
+        return None
+    sizes = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch.Size\((\[[^\]]*\])\) from "
+                       r"checkpoint, the shape in current model is torch.Size\((\[[^\]]*\])\)", text)
+    parts = []
+    if sizes:
+        shown = "; ".join(f"{k}: {a} in the checkpoint, {b} in the model" for k, a, b in sizes[:2])
+        parts.append(f"{len(sizes)} size mismatch{'es' if len(sizes) > 1 else ''} ({shown}"
+                     + (f"; ... {len(sizes) - 2} more)" if len(sizes) > 2 else ")"))
+    for what in ("Missing", "Unexpected"):
+        m = re.search(rf"{what} key\(s\) in state_dict: ([^\n]*)", text)
+        if m:
+            keys = re.findall(r'"([^"]+)"', m.group(1))
+            parts.append(f"{len(keys)} {what.lower()} weights ({', '.join(keys[:3])}"
+                         + (f", ... {len(keys) - 3} more)" if len(keys) > 3 else ")"))
+    return "; ".join(parts) or " ".join(text.split())[:300]
+
+
 class InterruptCheckpoint(OnExceptionCheckpoint):
-    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError."""
+    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError or for a
+    checkpoint that does not fit the model (saving then would store untrained weights for the next --resume)."""
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, InputError):
+        if isinstance(exception, InputError) or state_dict_mismatch(exception) is not None:
             return
         for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
             with contextlib.suppress(Exception):

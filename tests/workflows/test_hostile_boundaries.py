@@ -218,3 +218,22 @@ def test_deeply_nested_yaml_is_one_line(tmp_path, cli, built, where):
             "compare-config": ["compare", "--config", deep, "--out", tmp_path / "run"]}[where]
     _one_line_exit_2(cli, *argv, "--quiet", needle="nests deeper")
     assert not (tmp_path / "run").exists()
+
+
+def test_resuming_from_a_checkpoint_of_another_architecture_is_one_line(tmp_path, cli, built):
+    """Defect 11's sibling: PyTorch's mismatch was a line per key; and the failed resume used to save an
+    interrupted.ckpt of the untrained model, from which the next --resume silently continued."""
+    common = ["--data", built / "s.fa", "--set", f"data.labels={built / 'l.tsv'}", "--set", "model.name=gmlp-tiny",
+              "--set", "data.batch_size=2", "--set", "data.max_len=32", "--set", "eval.enabled=false",
+              "--set", "trainer.max_steps=2", "--set", "trainer.val_every_n_steps=1", "--quiet"]
+    assert cli("train", *common, "--out", tmp_path / "a")[0] == 0
+    assert cli("train", *common, "--set", "model.overrides.dim=48", "--out", tmp_path / "b")[0] == 0
+    b = tmp_path / "b"
+    for p in b.iterdir():  # leave run b unfinished, holding run a's checkpoint
+        if p.name.startswith("encoder"):
+            p.unlink()
+    shutil.copy(tmp_path / "a" / "checkpoints" / "last.ckpt", b / "checkpoints" / "last.ckpt")
+    err = _one_line_exit_2(cli, "train", "--resume", "--out", b, "--set", "trainer.max_steps=4", "--quiet",
+                           needle="does not fit the model of config.yaml")
+    assert "size mismatch" in err and "[24, 32] in the checkpoint, [24, 48] in the model" in err
+    assert not (b / "checkpoints" / "interrupted.ckpt").exists()
