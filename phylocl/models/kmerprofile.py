@@ -27,28 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
-from phylocl.data.words import window_words_torch
+from phylocl.data.words import profile_dim, seed_patterns, window_words_torch  # re-exported: their old home
 
 __all__ = ["KmerProfile", "seed_patterns", "profile_dim", "COMPOSITION_GAIN"]
 
 COMPOSITION_GAIN = 1e-3  # initial norm of the composition term (each pattern block has norm 1)
-
-
-def seed_patterns(k: int) -> list[str]:
-    """``"1" * k`` plus the one-gap patterns ``1..101`` and ``101..1`` (``k = 3``: ``111``, ``1101``, ``1011``)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    out = ["1" * k]
-    for p in ("1" * (k - 1) + "01", "10" + "1" * (k - 1)):
-        if k >= 2 and p not in out:
-            out.append(p)
-    return out
-
-
-def profile_dim(alphabet: str, k: int) -> int:
-    """Output width of a :class:`KmerProfile`: patterns x ``n^k``."""
-    n = len(get_alphabet(alphabet).canonical)
-    return len(seed_patterns(k)) * n**k
 
 
 class KmerProfile(nn.Module):

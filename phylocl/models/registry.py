@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from phylocl.errors import InputError
-from phylocl.models.backbone_config import flat_values, with_family_names
+from phylocl.models.backbone_config import with_family_names
 from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.persistence import load_encoder  # noqa: F401  (re-exported for older imports)
@@ -38,7 +38,7 @@ def _registry() -> dict[str, dict[str, Any]]:
         if not isinstance(values, dict):
             raise InputError("a model config must be a YAML mapping", path=path)
         try:
-            EncoderConfig.from_dict(flat_values({**values, "name": path.stem}))
+            EncoderConfig.from_dict({**values, "name": path.stem})
         except ValueError as err:
             raise InputError(str(err), path=path) from None
         out[path.stem] = values
@@ -61,7 +61,7 @@ def get_config(name: str, **overrides: Any) -> EncoderConfig:
         raise InputError(f"unknown model {name!r}; registered models: {', '.join(sorted(registry))}")
     try:
         values = {**registry[name], "name": name, **with_family_names(registry[name], overrides)}
-        return EncoderConfig.from_dict(flat_values(values))
+        return EncoderConfig.from_dict(values)
     except ValueError as err:
         raise InputError(f"model {name}: {err}") from None
 
