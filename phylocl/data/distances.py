@@ -159,7 +159,7 @@ class FamilyDistances:
         src = self.source(family)
         cache = self._cache_file(family, src, ids, idx)
         if cache is not None and cache.is_file():
-            dist = np.load(cache)
+            dist = np.load(cache, allow_pickle=False)
         elif src == "tree":
             dist = patristic_matrix(read_tree(self.dataset.trees[family]), ids)
         else:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phylocl.data.alphabet import get_alphabet
-
-__all__ = ["word_powers", "window_words", "window_words_torch", "pattern_offsets", "seed_patterns", "profile_dim"]
+__all__ = ["word_powers", "window_words", "window_words_torch", "pattern_offsets"]
 
 
 def word_powers(base: int, k: int) -> np.ndarray:
@@ -25,24 +23,6 @@ def word_powers(base: int, k: int) -> np.ndarray:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return base ** np.arange(k - 1, -1, -1, dtype=np.int64)
-
-
-def seed_patterns(k: int) -> list[str]:
-    """The seed patterns of a k-mer profile with ``k``-letter words: ``"1" * k`` plus the one-gap patterns
-    ``1..101`` and ``101..1`` (``k = 3``: ``111``, ``1101``, ``1011``; ``k = 2``: ``11``, ``101``)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    out = ["1" * k]
-    for p in ("1" * (k - 1) + "01", "10" + "1" * (k - 1)):
-        if k >= 2 and p not in out:
-            out.append(p)
-    return out
-
-
-def profile_dim(alphabet, k: int) -> int:
-    """Width of a k-mer profile (:class:`~phylocl.models.kmerprofile.KmerProfile`): patterns x ``n^k``, ``n``
-    the alphabet's canonical letters (protein, ``k = 3``: 24,000)."""
-    return len(seed_patterns(k)) * len(get_alphabet(alphabet).canonical) ** k
 
 
 def pattern_offsets(pattern: str | int) -> list[int]:

@@ -23,8 +23,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from phylocl.data.words import profile_dim
 from phylocl.models.encoder_config import FAMILY_DEPTH, EncoderConfig, flat_values
+from phylocl.models.patterns import profile_dim
 
 __all__ = ["StackConfig", "KmerProfileConfig", "KmerBagConfig", "FAMILIES", "family_config", "stored_dict",
            "flat_values", "with_family_names"]

@@ -209,7 +209,7 @@ class SequenceEncoder(nn.Module):
     def embed(
         self, sequences: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool = False,
         convert_to_tensor: bool = False, device: str | torch.device | None = None, precision: str = "fp32",
-        overlap: float | None = None,
+        overlap: float | None = None, normalize_embeddings: bool | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embeddings of any number of sequences of any length: ``(N, embed_dim)`` float32 rows of unit norm.
 
@@ -226,10 +226,15 @@ class SequenceEncoder(nn.Module):
                 in docs/performance.md.
             overlap: fraction of a window shared by consecutive windows of a long sequence (``None``: 0.5, as in
                 ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
+            normalize_embeddings: accepted for sentence-transformers users: rows are always unit vectors, so
+                ``True`` (or ``None``) changes nothing and ``False`` is refused (``ValueError``).
 
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
         embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
         """
+        if normalize_embeddings is False:
+            raise ValueError("phylocl encoders always return unit rows (their similarity is the cosine); "
+                             "normalize_embeddings=False is not available")
         if isinstance(sequences, str):
             sequences = [sequences]
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
@@ -244,6 +249,12 @@ class SequenceEncoder(nn.Module):
         """The rows of :meth:`embed` (fp32) as :class:`~phylocl.sparse_rows.SparseRows`, for k-mer profile encoders
         (:attr:`sparse`); see :func:`phylocl.models.sparse_embed.embed_sparse`."""
         return embed_sparse(self, sequences, batch_size=batch_size, overlap=overlap)
+
+    def encode(self, sentences: Sequence[str], **kwargs) -> np.ndarray | torch.Tensor:
+        """sentence-transformers' name for :meth:`embed` (same arguments: ``batch_size``, ``show_progress_bar``,
+        ``convert_to_tensor``, ``device``, ``normalize_embeddings``...); ``(N, embed_dim)`` unit rows."""
+        kwargs.pop("convert_to_numpy", None)  # numpy is the default; convert_to_tensor=True gives a tensor
+        return self.embed(sentences, **kwargs)
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
@@ -284,9 +295,16 @@ class SequenceEncoder(nn.Module):
         an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together."""
         try:
             encoder = cls(config=EncoderConfig.from_dict(config))
-            encoder.load_state_dict(state)
+            result = encoder.load_state_dict(state, strict=False)
         except (ValueError, TypeError, RuntimeError) as err:
-            raise InputError(f"encoder file does not match its config: {err}", path=path) from None
+            raise InputError(f"encoder file does not match its config: {_one_line(err)}", path=path) from None
+        if result.missing_keys or result.unexpected_keys:
+            raise InputError(f"encoder file does not match its config: {_key_summary(result)}", path=path)
+        bad = next((name for name, t in encoder.state_dict().items()
+                    if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise InputError(f"the weights hold NaN or infinite values ({bad}): the file is damaged or its training "
+                             "diverged", path=path)
         return encoder.to(map_location).eval()
 
     def save(self, path: str | Path) -> Path:
@@ -309,3 +327,20 @@ class SequenceEncoder(nn.Module):
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
         return path
+
+
+def _key_summary(result, shown: int = 3) -> str:
+    """``"2 missing weights (a, b), 1 unexpected (c)"``: one line however many keys differ."""
+    parts = []
+    for what, keys in (("missing weights", result.missing_keys), ("unexpected weights", result.unexpected_keys)):
+        if keys:
+            more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{len(keys)} {what} ({', '.join(keys[:shown])}{more})")
+    return "; ".join(parts)
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """A one-line summary of a state-dict mismatch: PyTorch lists every missing/unexpected key on its own line."""
+    text = " ".join(str(err).split())
+    text = text.replace("Error(s) in loading state_dict for SequenceEncoder: ", "")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phylocl.data.alphabet import get_alphabet
-from phylocl.data.words import profile_dim
+from phylocl.models.patterns import profile_dim
 
 _FFN_DIM = object()  # marker: the default is the config's ffn_dim
 # options added after the first release, with their defaults (see EncoderConfig.identity_dict)

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
-from phylocl.data.words import profile_dim, seed_patterns, window_words_torch  # re-exported: their old home
+from phylocl.data.words import window_words_torch
+from phylocl.models.patterns import profile_dim, seed_patterns  # torch-free home of the pattern rules
 
 __all__ = ["KmerProfile", "seed_patterns", "profile_dim", "COMPOSITION_GAIN"]
 

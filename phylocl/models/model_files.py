@@ -28,6 +28,7 @@ from typing import Any
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
+from phylocl.safejson import read_json_object
 
 __all__ = ["read_model", "write_model_folder", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE", "ENCODER_FILE"]
@@ -38,6 +39,7 @@ WEIGHTS_FILE = "model.safetensors"
 ENCODER_FILE = "encoder.pt"  # legacy file name inside a run folder
 MODEL_TYPE = "phylocl-encoder"
 _META_KEYS = ("model_type", "phylocl_version")
+_ARCHITECTURES = Path(__file__).resolve().parent / "model_configs"  # the registry's files (phylocl.models.registry)
 
 
 def shipped_models(pretrained_dir: Path | None = None) -> list[str]:
@@ -74,12 +76,10 @@ def _read_folder(directory: Path) -> tuple[dict, dict, Path]:
     if not weights_path.is_file():
         raise InputError(f"model folder without {WEIGHTS_FILE}", path=directory)
     try:
-        config = json.loads(config_path.read_text())
-    except OSError as err:
-        raise InputError(f"cannot read: {os_error_message(err)}", path=config_path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"not a readable model config ({err})", path=config_path) from None
-    if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE:
+        config = read_json_object(config_path, what="the file")  # bounded size and nesting, a mapping
+    except InputError as err:
+        raise InputError(f"not a readable model config ({err.message})", path=config_path) from None
+    if config.get("model_type") != MODEL_TYPE:
         raise InputError(f"not a phylocl model config (expected \"model_type\": \"{MODEL_TYPE}\")", path=config_path)
     try:
         state = load_file(str(weights_path), device="cpu")
@@ -116,6 +116,10 @@ def _read_pt(path: Path) -> tuple[dict, dict, Path]:
 def _not_found(source: str, path: Path, pretrained_dir: Path | None) -> InputError:
     shipped = shipped_models(pretrained_dir)
     listing = f"shipped models: {', '.join(shipped)}" if shipped else "no pretrained model is shipped"
+    if isinstance(source, str) and (_ARCHITECTURES / f"{source}.yaml").is_file():  # a registry name (untrained)
+        return InputError(f"{source!r} is a registered architecture, not a trained model: "
+                          f"phylocl.build_encoder({source!r}) builds it untrained (then train it); load_encoder "
+                          f"takes a trained model ({listing}, a model folder or an encoder file)")
     return InputError(f"encoder not found: {source!r} is not an encoder file, a model folder "
                       f"({CONFIG_FILE} + {WEIGHTS_FILE}), a folder holding {ENCODER_FILE}, or a shipped model name "
                       f"({listing})", path=path)

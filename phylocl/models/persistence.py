@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE", "ENCODER_FILE"]
 
+if TYPE_CHECKING:  # torch is imported where an encoder is built: listing shipped models needs none
+    import torch
+
+    from phylocl.models.encoder import SequenceEncoder
+
 PRETRAINED_DIR = model_files.PRETRAINED_DIR  # where shipped names are looked up (tests point it elsewhere)
 
 

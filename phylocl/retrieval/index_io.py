@@ -21,11 +21,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
 from phylocl.retrieval.bundle import FORMAT, save_index
+from phylocl.retrieval.npz_mmap import check_npy_sizes
+from phylocl.retrieval.embeddings import check_model_record
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
+from phylocl.safejson import read_json_object
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
@@ -42,18 +46,23 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
     """
     path = Path(path)
+    recover_interrupted(path)  # a replace of this bundle killed between its two renames: the old one comes back
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
+    meta = read_json_object(path / "meta.json")
     try:
-        meta = json.loads((path / "meta.json").read_text())
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
         params, model = dict(meta["params"]), dict(meta.get("model") or {})
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"bad meta.json: {' '.join(str(err).split())}", path=path / "meta.json") from None
+    try:
+        check_model_record(model)
+    except ValueError as err:
+        raise InputError(f"bad meta.json: model: {err}", path=path / "meta.json") from None
     if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE):
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
     for name in SPARSE_FILES if kind == SPARSE else ("index.faiss",):
@@ -70,6 +79,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
         raise InputError(f"cannot read FAISS index: {first}", path=path / "index.faiss") from None
+    if index is None:  # a few bytes that FAISS reads as "no index"
+        raise InputError("cannot read FAISS index: the file holds no index (damaged?)", path=path / "index.faiss")
     if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
@@ -80,11 +91,13 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
 def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict) -> SparseIndex:
     """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read)."""
     try:
+        for name in SPARSE_FILES:
+            check_npy_sizes(path / name)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("ptr", "rows", "values", "dense")}
         arrays["basis"] = np.load(path / "basis.npy", allow_pickle=False)
         index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())}", path=path) from None
     if index.dim != dim or index.ntotal != ntotal or int(arrays["ptr"][-1]) != len(arrays["rows"]):
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, the lists hold {index.ntotal} x "
@@ -95,6 +108,7 @@ def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, mode
 def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
     """Row ids (unique) and labels (one per id, or ``None``) of a bundle's ``rows.npz``."""
     try:
+        check_npy_sizes(path)
         with np.load(path, allow_pickle=False) as rows:
             raw = np.asarray(rows["ids"]).reshape(-1)
             ids = raw.tolist() if raw.dtype.kind == "U" else [str(i) for i in raw.tolist()]  # "U": already str

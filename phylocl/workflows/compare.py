@@ -22,7 +22,8 @@ Output directory ``DIR``::
     DIR/cells/<cell>/             the cell's ``phylocl train`` output, plus cell.json (status, wall time)
 
 Resumable: a cell with an exported encoder is not trained again; a failed cell is recorded (status ``failed``,
-the error, ``error.log`` in its folder) and retried on the next run.
+the error, ``error.log`` in its folder) and retried on the next run. The folder is locked while a study writes to
+it (``.phylocl-compare.lock``, as ``phylocl train`` locks its run folder): a second study into it is refused.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
 
 log = logging.getLogger(__name__)
 
-__all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns"]
+__all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns",
+           "LOCK_NAME"]
+
+LOCK_NAME = ".phylocl-compare.lock"  # held while a study writes to its folder (a second one is refused)
 
 HEALTH = ("effective_rank", "alignment", "uniformity")  # of the test embeddings (phylocl.diagnostics)
 
@@ -237,11 +241,10 @@ def _train_cell(cfg: TrainConfig, cell_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def _set_up_study(config, out_dir, overrides, data) -> tuple:
-    """Load and check everything before writing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig})``.
-
-    Creates ``out``, refuses a study with other settings there, and writes ``split.json``.
-    """
+def _plan_study(config, out_dir, overrides, data) -> tuple:
+    """Load and check everything, writing nothing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig},
+    holdout)``; :func:`compare` then locks ``out``, refuses a study with other settings there and writes
+    ``split.json``."""
     from phylocl.outputs import check_output_dir
 
     grid, base = load_compare_config(config, overrides, data)
@@ -253,10 +256,7 @@ def _set_up_study(config, out_dir, overrides, data) -> tuple:
                    for c in cells if not c.skip}
     except (ValueError, TypeError) as err:
         raise InputError(f"invalid compare config: {err}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_study(out, resolved_dict(grid, base))
-    _write_json(out / "split.json", {**split_info, "holdout": holdout})
-    return grid, base, out, split_info, cells, configs
+    return grid, base, out, split_info, cells, configs, holdout
 
 
 def _run_cell(cfg: TrainConfig, name: str, cell_dir: Path, t0: float) -> None:
@@ -298,8 +298,19 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     Returns a :class:`CompareResult` with the rows of ``results.csv`` and the summary. Bad configs or inputs raise
     :class:`InputError` before anything is written.
     """
+    from phylocl.workflows.run_folder import check_unlocked, claim
 
-    grid, base, out, split_info, cells, configs = _set_up_study(config, out_dir, overrides, data)
+    check_unlocked(out_dir, name=LOCK_NAME, command="compare")  # a busy study: refused before reading anything
+    grid, base, out, split_info, cells, configs, holdout = _plan_study(config, out_dir, overrides, data)
+    with claim(out, name=LOCK_NAME, command="compare"):
+        _check_same_study(out, resolved_dict(grid, base))
+        _write_json(out / "split.json", {**split_info, "holdout": holdout})
+        return _run_study(grid, base, out, split_info, cells, configs, progress=progress)
+
+
+def _run_study(grid, base, out: Path, split_info, cells, configs, *, progress: bool) -> CompareResult:
+    """Train the cells still to do, rewriting results.csv and the report after each (the folder is locked)."""
+
     ks = base.eval.ks
     cell_dirs = {c.name: out / "cells" / c.name for c in cells}
     rows = [_cell_row(c, grid, cell_dirs[c.name], ks) for c in cells]

@@ -16,6 +16,11 @@ Without ``--model`` the commands use the method that measures best on the dev sp
 baseline until a shipped encoder beats it. The returned :class:`ResolvedModel` then carries the choice
 (``default_choice``; ``model_info()["default_choice"]``), so that outputs say what was used and why.
 Everything else is an :class:`~phylocl.errors.InputError` saying what exists.
+
+``resolve_model(..., sparse_only=True)`` (``phylocl search --index`` of a sparse index, which needs only
+:meth:`ResolvedModel.embed_sparse`) loads a k-mer profile encoder's model folder with NumPy
+(:class:`~phylocl.models.profile_numpy.NumpyProfileEncoder`, the same rows and fingerprint) when it would run on
+the CPU at fp32, so such a search never imports torch.
 """
 
 from __future__ import annotations
@@ -144,8 +149,15 @@ Embedder = ResolvedModel  # this class's former name; kept for old imports (the 
 
 
 def _load_encoder_file(source: str | Path, name: str, device: str, precision: str,
-                       overlap: float | None) -> ResolvedModel:
-    from phylocl.models.persistence import load_encoder
+                       overlap: float | None, sparse_only: bool = False) -> ResolvedModel:
+    from phylocl.models.persistence import PRETRAINED_DIR, load_encoder
+    from phylocl.models.profile_numpy import NumpyProfileEncoder, is_profile_folder
+
+    folder = Path(source).expanduser()
+    folder = folder if folder.exists() else PRETRAINED_DIR / str(source)  # a shipped name
+    folder = folder.parent if folder.name in ("config.json", "model.safetensors") else folder
+    if sparse_only and device in (None, "cpu") and precision == "fp32" and is_profile_folder(folder):
+        return ResolvedModel(model=NumpyProfileEncoder(folder=folder, overlap=overlap), source=name)  # no torch
 
     device = resolve_device(device)  # imports torch: only encoders need it (kmer:K starts in a fraction of a second)
     return ResolvedModel(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
@@ -157,7 +169,7 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
-                  precision: str = "fp32", overlap: float | None = None) -> ResolvedModel:
+                  precision: str = "fp32", overlap: float | None = None, sparse_only: bool = False) -> ResolvedModel:
     """The :class:`ResolvedModel` named by ``spec`` (see the module docstring).
 
     Args:
@@ -167,6 +179,9 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
         precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
             is exact. overlap: encoders' window overlap (``None``: default).
+        sparse_only: the caller uses only :meth:`Embedder.embed_sparse`: a k-mer profile encoder's model folder
+            is then read with NumPy when ``device`` is ``None``/``cpu`` and ``precision`` fp32 (no torch import;
+            with ``device=None`` such an encoder runs on the CPU even where a GPU exists).
 
     Raises :class:`InputError` for a spec that names nothing usable, listing what exists.
     """
@@ -190,14 +205,15 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         if alpha is None:
             raise ValueError("resolve_model(None) needs the input's alphabet to pick its default method")
         choice = default_model(alpha)
-        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap)
+        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap,
+                                 sparse_only=sparse_only)
         embedder.default_choice = choice
         return embedder
     path = Path(spec).expanduser()
     if path.exists():
-        return _load_encoder_file(path, spec, device, precision, overlap)
+        return _load_encoder_file(path, spec, device, precision, overlap, sparse_only)
     if spec in shipped:
-        return _load_encoder_file(spec, spec, device, precision, overlap)
+        return _load_encoder_file(spec, spec, device, precision, overlap, sparse_only)
     from phylocl.models.registry import list_models
 
     if spec in list_models():

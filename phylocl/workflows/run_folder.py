@@ -45,16 +45,16 @@ def _first_missing(path: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def _lock(out: Path, *, keep_file: bool = False) -> Iterator[None]:
-    lock = out / LOCK_NAME
+def _lock(out: Path, *, keep_file: bool = False, name: str = LOCK_NAME, command: str = "train") -> Iterator[None]:
+    lock = out / name
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise InputError(f"another `phylocl train` (pid {owner}) is writing to this folder; wait for it to finish "
-                         "or choose another --out", path=out) from None
+        raise InputError(f"another `phylocl {command}` (pid {owner}) is writing to this folder; wait for it to "
+                         "finish or choose another --out", path=out) from None
     except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
         warnings.warn(f"{out}: cannot lock the run folder ({os_error_message(err)}); make sure no other run "
                       "writes to it", stacklevel=3)
@@ -70,18 +70,21 @@ def _lock(out: Path, *, keep_file: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def check_unlocked(out: str | Path) -> None:
+def check_unlocked(out: str | Path, *, name: str = LOCK_NAME, command: str = "train") -> None:
     """Refuse at once (before reading data or checkpoints) when another run holds ``out``'s lock."""
-    lock = Path(out) / LOCK_NAME
+    lock = Path(out) / name
     if not lock.is_file():
         return
-    with contextlib.suppress(FileNotFoundError), _lock(Path(out), keep_file=True):
+    with contextlib.suppress(FileNotFoundError), _lock(Path(out), keep_file=True, name=name, command=command):
         pass
 
 
 @contextlib.contextmanager
-def claim(out: str | Path) -> Iterator[Path]:
-    """Create and lock the run folder ``out`` for the duration of the ``with`` block (see module doc)."""
+def claim(out: str | Path, *, name: str = LOCK_NAME, command: str = "train") -> Iterator[Path]:
+    """Create and lock the run folder ``out`` for the duration of the ``with`` block (see module doc).
+
+    ``name``: the lock file; ``command``: the command named when another one holds it (``phylocl compare`` locks its
+    study folder with ``.phylocl-compare.lock``)."""
     out = Path(out)
     created = _first_missing(out)
     try:
@@ -89,10 +92,10 @@ def claim(out: str | Path) -> Iterator[Path]:
     except OSError as err:
         raise InputError(f"cannot create the output folder: {os_error_message(err)}", path=out) from None
     try:
-        with _lock(out):
+        with _lock(out, name=name, command=command):
             yield out
     except InputError as err:
-        if created is not None and "another `phylocl train`" not in str(err):
+        if created is not None and f"another `phylocl {command}`" not in str(err):
             shutil.rmtree(created, ignore_errors=True)
         raise
 

@@ -21,6 +21,13 @@ from phylocl.workflows.models import resolve_model
 __all__ = ["build_sparse_index_file"]
 
 
+def _sparse_at_fp32(embedder) -> bool:
+    """Whether the encoder behind ``embedder`` gives sparse rows at fp32 (a k-mer profile encoder)."""
+    from phylocl.models.sparse_embed import supports_sparse
+
+    return supports_sparse(embedder.model)
+
+
 def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | None = None, batch_size: int = 64,
                             buffer_size: int = DEFAULT_BUFFER, device: str | None = None, precision: str = "fp32",
                             overlap: float | None = None, progress: bool = True,
@@ -39,6 +46,9 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     out = check_index_destination(out)
     records = open_fasta(fasta, alphabet=alphabet, strict=strict)
     embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap)
+    if embedder.is_encoder and embedder.precision != "fp32" and _sparse_at_fp32(embedder):
+        raise InputError(f"a sparse index of {embedder.name} is built at fp32 only (its rows are stored exactly); "
+                         f"drop --precision {embedder.precision}")
     if not embedder.sparse and model is None:
         embedder = resolve_model("kmer:3" if records.kind == "protein" else "kmer:5", alphabet=records.kind)
     if not embedder.sparse:
@@ -46,19 +56,31 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
                          "(kmer:K) or a k-mer profile encoder such as default-protein, at fp32. For other models run "
                          "`phylocl embed` and `phylocl index --embeddings`")
     bind_stream(records, embedder)
+    from phylocl.retrieval.sequence_store import SequenceStoreWriter
     from phylocl.retrieval.sparse_build import write_sparse_index
 
     bar = progress_bar("indexing", enabled=progress, stream=stream)
+    store = SequenceStoreWriter(spool_dir=out.parent)  # the sequences, for the alignment stage of search
+
+    def items():
+        for r in records:
+            store.append([r.sequence])
+            yield r.id, r.sequence, None
+
+    def finish(folder):
+        return {"sequences": store.finish(folder)}
+
     with bar:
-        items = ((r.id, r.sequence, None) for r in records)
-        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items, embedder, batch_size=batch_size,
+        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items(), embedder, batch_size=batch_size,
                                                                        buffer_size=buffer_size, progress=bar))
         try:
-            meta = write_sparse_index(out, blocks, model=embedder.model_info())
+            meta = write_sparse_index(out, blocks, model=embedder.model_info(), finish=finish)
         except InputError:
             raise
         except ValueError as err:
             raise InputError(f"cannot build a sparse index: {err}", path=fasta) from None
+        finally:
+            store.abort()  # removes the spool if finish() did not move it
     notes = letter_notes(records.letters)
     notes.append(f"{meta['nnz']:,} stored values ({meta['nnz'] / meta['ntotal']:.0f} per sequence, "
                  f"{meta['nnz'] / meta['ntotal'] / meta['dim']:.1%} of the columns)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,12 +35,12 @@ from pathlib import Path
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir
 from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
                                          write_config)
 from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
-                                            lightning_errors)
+                                            lightning_errors, split_notes)
 
 __all__ = ["train", "TrainResult"]
 
@@ -109,11 +110,18 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
 
 
 def _unloadable(ckpt: Path) -> str | None:
-    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``."""
-    import torch
+    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``.
+
+    Read as data only (:func:`~phylocl.training.checkpoints.load_checkpoint`); a checkpoint whose unpickling
+    could run code is refused at once (InputError), whatever the other checkpoints hold.
+    """
+    from phylocl.training.checkpoints import UnsafeCheckpoint, load_checkpoint
 
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
+    except UnsafeCheckpoint as err:
+        raise InputError(f"refusing to load: {err}; phylocl reads checkpoints as data only (weights_only), so this "
+                         "file was not written by phylocl train: delete it or start a new --out", path=ckpt) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
         return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
     if not isinstance(state, dict) or "state_dict" not in state:
@@ -170,26 +178,35 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
 
 def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
+    from phylocl.training.checkpoints import checkpoint_globals
+
     started = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
+        with checkpoint_globals():  # Lightning's own load of ckpt: data only, as _unloadable checked it
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
-            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+            raise _interruption(trainer, out) from None
         raise
     if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
+        raise _interruption(trainer, out)
     return time.time() - started
+
+
+def _interruption(trainer, out: Path) -> KeyboardInterrupt:
+    """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
+    cls = Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
+    what = "terminated" if cls is Terminated else "interrupted"
+    return cls(f"training {what}; continue with --resume --out {out}")
 
 
 def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
     """Load the best checkpoint (if any), score val/test and write splits.json, metrics.json and,
     last (its presence marks a finished run), encoder.pt."""
-    import torch
+    from phylocl.training.checkpoints import load_checkpoint
 
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
     module.cpu()
     metrics = {
         "steps": int(trainer.global_step),
@@ -243,6 +260,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    if launched_rank() == 0:
+        for note in split_notes(dm, cfg):
+            logging.getLogger("phylocl").warning("note: %s", note)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
     if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
