@@ -54,13 +54,13 @@ def is_profile_folder(folder: str | Path) -> bool:
     head ``none``, the encoders whose rows :class:`NumpyProfileEncoder` computes."""
     folder = Path(folder)
     config = _read_config(folder) if folder.is_dir() else None
-    if config is None or not (folder / "model.safetensors").is_file() or config.get("model_type") != "phylocl-encoder":
+    if config is None or config.get("model_type") != "phylocl-encoder" or config.get("backbone") != "kmerprofile":
         return False
-    try:
-        config = flat_values(config)  # the family form (word_length) leaves the head out: it is always none
-    except ValueError:
+    try:  # the family form (word_length; phylocl.models.backbone_config) leaves out what follows from it
+        flat = flat_values({k: v for k, v in config.items() if k not in ("model_type", "phylocl_version")})
+    except (ValueError, TypeError):
         return False
-    return config.get("backbone") == "kmerprofile" and config.get("head") == "none"
+    return (folder / "model.safetensors").is_file() and flat.get("head") == "none"
 
 
 def _norm(sq: np.ndarray) -> np.ndarray:
