@@ -95,7 +95,7 @@ class NumpyProfileEncoder:
             raise InputError("not a model folder of a k-mer profile encoder with head 'none'", path=folder)
         raw = {k: v for k, v in _read_config(folder).items() if k not in ("model_type", "phylocl_version")}
         try:
-            self.config = EncoderConfig.from_dict(flat_values(raw))  # family form (word_length) or flat
+            self.config = EncoderConfig.from_dict(raw)  # family form (word_length) or flat
             self.state = load_file(str(folder / "model.safetensors"))
             self.weights = self.state["backbone.weights"].astype(np.float64)  # (P, n^k)
             self.gains = self.state["backbone.gains"].astype(np.float64)  # (P,)

@@ -12,7 +12,6 @@ A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays 
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from collections import Counter

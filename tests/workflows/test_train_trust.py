@@ -4,14 +4,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-import phylocl
 from phylocl.cli import main
 from phylocl.config import load_config
 from phylocl.configtools import to_dict
