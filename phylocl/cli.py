@@ -75,6 +75,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = (args.set or []) + (["data.strict=true"] if args.strict else [])
     result = train(args.config, args.out, overrides=overrides, data=args.data, resume=args.resume,
                    progress=not args.quiet)
+    if result.note:
+        print(f"phylocl train: note: {result.note}", file=sys.stderr)
+        return 0
     if result.metrics:
         figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
         print(f"exported {result.encoder_path} after {result.metrics['steps']} steps"
@@ -276,7 +279,8 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
     p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
     _add_run_options(p, example="--set optim.lr=3e-4 --set trainer.devices=2")
-    p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
+    p.add_argument("--out", required=True, help="output folder (the model: config.json + model.safetensors; config.yaml, "
+                                                  "metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_reading_options(p, alphabet=False)  # the alphabet is the config's data.alphabet
