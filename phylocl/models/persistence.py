@@ -5,8 +5,8 @@ A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_
     DIR/config.json          the EncoderConfig keys plus "model_type": "phylocl-encoder" and "phylocl_version"
     DIR/model.safetensors    the weights (safetensors: plain tensors, nothing is unpickled on load)
 
-A **legacy file** (``enc.save("x.pt")``, ``phylocl train``'s ``encoder.pt``) is one ``torch.save`` dict
-``{"config", "state_dict", "phylocl_version"}``, read with ``torch.load(weights_only=True)``.
+A **legacy file** (``enc.save("x.pt")``; ``phylocl train`` runs before issue 26: ``encoder.pt``) is one dict
+``{"config", "state_dict", "phylocl_version"}`` (``torch.save``), read with ``torch.load(weights_only=True)``.
 
 :func:`load_encoder` takes any of: a shipped model name (``"default-protein"``, a folder under
 ``phylocl/pretrained/``), a model folder, a folder holding ``encoder.pt``, or a file (``.pt``,
@@ -106,8 +106,8 @@ def _load_pt(path: Path, map_location) -> SequenceEncoder:
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
         what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
-        raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained), an "
-                         "encoder.pt written by `phylocl train`, its run folder, kmer:K or a shipped model name",
+        raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained, "
+                         "as `phylocl train` writes), a legacy encoder.pt, kmer:K or a shipped model name",
                          path=path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -135,7 +135,7 @@ def load_encoder(source: str | Path, *, map_location: str | torch.device = "cpu"
 
         enc = phylocl.load_encoder("default-protein")     # shipped
         enc.save_pretrained("my-model"); enc = phylocl.load_encoder("my-model")
-        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (encoder.pt)
+        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (a model folder)
     """
     path = Path(source).expanduser()
     if path.is_dir():
