@@ -123,6 +123,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    if args.verify is not None:
+        from phylocl.retrieval.index_checks import verify_bundle
+
+        print(verify_bundle(args.verify))
+        return 0
+    if args.output is None:
+        raise InputError("-o/--output is required (the index folder to write)")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
@@ -329,7 +336,10 @@ def _add_index(sub) -> None:
                         help="database sequences, embedded here into a sparse (inverted) index: exact search for "
                              "kmer:K and k-mer profile encoders (default-protein) at a few percent of their dense "
                              "size")
-    p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
+    source.add_argument("--verify", metavar="INDEX",
+                        help="check an existing index folder: the checksums of every file written when it was built "
+                             "and its whole structure (loading checks small files and the structure only)")
+    p.add_argument("-o", "--output", metavar="INDEX", help="index folder to write")
     p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS, "sparse"], default="auto",
                    help="auto (default): with --embeddings flat (exact) up to 50,000 vectors or for vectors "
                         "512 or more wide, else hnsw up to 2,000,000, then ivf, and ivfpq when the vectors exceed "

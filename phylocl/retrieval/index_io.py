@@ -7,7 +7,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
 
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
-:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`.
+:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
+every file), checked at load for small files and by ``phylocl index --verify`` for all
+(:mod:`phylocl.retrieval.index_checks`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from phylocl.atomic import atomic_dir, recover_interrupted
 from phylocl.errors import InputError
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+from phylocl.retrieval.index_checks import check_sparse_arrays, verify_at_load, write_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
 
@@ -47,6 +50,7 @@ def save_index(index: RetrievalIndex, path: str | Path) -> Path:
         with open(tmp / "rows.npz", "wb") as f:
             np.savez(f, **rows)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_checksums(tmp)
     return path
 
 
@@ -67,6 +71,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
+    verify_at_load(path)  # flipped bytes in small files; all of them: --verify
     try:
         meta = json.loads((path / "meta.json").read_text())
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
@@ -80,7 +85,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     ids, labels = _read_rows(path / "rows.npz")
     if kind == SPARSE:
-        return _load_sparse(path, dim, ntotal, ids, labels, model)
+        return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -96,18 +101,26 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
                           unique_ids=True)  # _read_rows checked them
 
 
-def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict) -> SparseIndex:
-    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read)."""
+def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,
+                 meta: dict) -> SparseIndex:
+    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read), after the
+    structure checks of :func:`~phylocl.retrieval.index_checks.check_sparse_arrays`."""
+    if len(ids) != ntotal:
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} rows, rows.npz has {len(ids)} ids", path=path)
     try:
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("ptr", "rows", "values", "dense")}
         arrays["basis"] = np.load(path / "basis.npy", allow_pickle=False)
+        nnz = int(meta["nnz"]) if "nnz" in meta else None
+        rank = int(meta["rank"]) if "rank" in meta else None
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank)
+    try:
         index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
     except (OSError, ValueError) as err:
-        raise InputError(f"damaged sparse index: {' '.join(str(err).split())}", path=path) from None
-    if index.dim != dim or index.ntotal != ntotal or int(arrays["ptr"][-1]) != len(arrays["rows"]):
-        raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, the lists hold {index.ntotal} x "
-                         f"{index.dim}", path=path)
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    index.source = str(path)  # named by the checks of the posting lists a query reads
     return index
 
 

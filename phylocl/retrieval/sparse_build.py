@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from phylocl.atomic import atomic_dir
+from phylocl.retrieval.index_checks import write_checksums
 from phylocl.retrieval.index_io import FORMAT
 from phylocl.retrieval.sparse_index import KIND, SparseIndex
 from phylocl.sparse_rows import SparseRows
@@ -96,6 +97,7 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
         meta = {"format": FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
                 "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_checksums(tmp)  # last: the SHA-256 of every file (phylocl.retrieval.index_checks)
     return meta
 
 
