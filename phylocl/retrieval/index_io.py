@@ -8,7 +8,7 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
 
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
 :mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
-every file), checked at load for small files and by ``phylocl index --verify`` for all
+every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
 (:mod:`phylocl.retrieval.index_checks`).
 """
 
