@@ -127,22 +127,37 @@ def check_sparse_arrays(path: str | Path, *, ptr, rows, values, dense, basis, nt
     _finite(dense, "dense.npy", path)
 
 
-def checked_lists(lists, index):
-    """``lists`` (a CSR slice of ``index``'s posting lists, read for a query) after checking that its row ids are in
-    ``0..N-1`` and its values finite; raises :class:`InputError` naming the damaged file otherwise.
+def checked_lists(lists, index, cols):
+    """``lists`` (the CSR slice ``index.postings[cols]``, read for a query) after checking that the row ids of the
+    columns not checked before are in ``0..N-1`` and their values finite; raises :class:`InputError` naming the
+    damaged file otherwise.
 
-    One pass over each: the ids as unsigned (a negative id reads as a huge one) and the sum of the values (finite
-    exactly when every value is: stored values are at most 1 in size, so the sum cannot overflow).
+    Each posting list is checked once per loaded index (``index._checked_cols``), so the checks cost one pass over
+    the lists of a process's first queries and nothing once their columns were seen. One pass each: the ids as
+    unsigned (a negative id reads as a huge one) and the sum of the values (finite exactly when every value is:
+    stored values are at most 1 in size, so the sum cannot overflow).
     """
     if not len(lists.indices):
         return lists
+    seen = getattr(index, "_checked_cols", None)
+    if seen is None:
+        seen = index._checked_cols = np.zeros(index.dim, dtype=bool)
+    fresh = ~seen[cols]  # (n,) columns of this slice not checked yet
+    if not fresh.any():
+        return lists
+    ids, values = lists.indices, lists.data
+    if not fresh.all():
+        keep = np.repeat(fresh, np.diff(lists.indptr))  # (entries,) entries of the fresh columns
+        ids, values = ids[keep], values[keep]
     where = Path(getattr(index, "source", None) or "sparse index")
-    unsigned = lists.indices.view(np.uint32 if lists.indices.dtype == np.int32 else np.uint64)
-    if int(unsigned.max()) >= index.ntotal:
-        bad = lists.indices[unsigned >= index.ntotal][0]
-        raise _damaged(f"rows.npy holds row id {bad} outside 0..{index.ntotal - 1}", where)
-    if not np.isfinite(lists.data.sum()):
-        raise _damaged("values.npy holds values that are not finite (NaN or inf)", where)
+    if len(ids):
+        unsigned = ids.view(np.uint32 if ids.dtype == np.int32 else np.uint64)
+        if int(unsigned.max()) >= index.ntotal:
+            bad = ids[unsigned >= index.ntotal][0]
+            raise _damaged(f"rows.npy holds row id {bad} outside 0..{index.ntotal - 1}", where)
+        if not np.isfinite(values.sum()):
+            raise _damaged("values.npy holds values that are not finite (NaN or inf)", where)
+    seen[cols] = True
     return lists
 
 

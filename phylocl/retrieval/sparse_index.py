@@ -102,7 +102,8 @@ class SparseIndex:
         for i in range(len(q)):  # the query's own lists, then one pass over them (1.6x scipy's two-pass product)
             for lo in range(int(q.indptr[i]), int(q.indptr[i + 1]), TERMS_PER_PASS):  # copies bounded
                 hi = min(lo + TERMS_PER_PASS, int(q.indptr[i + 1]))
-                lists = checked_lists(self.postings[q.indices[lo:hi]], self)  # ids in range, finite (issue 25)
+                cols = q.indices[lo:hi]
+                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite (issue 25)
                 out[i] += lists.T @ q.values[lo:hi]  # (n, N)^T @ (n,)
         if q.rank:
             qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
