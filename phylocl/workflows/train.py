@@ -153,8 +153,8 @@ def _finished(out: Path, cfg: TrainConfig) -> TrainResult | None:
     if steps is not None and cfg.trainer.max_steps > steps:
         return None
     at = f" at step {steps}" if steps is not None else ""
-    return TrainResult(out, model, metrics, note=f"{out}: already finished{at} (exported {model.name}); nothing to "
-                       "resume, no file changed (raise trainer.max_steps with --set to train further)")
+    return TrainResult(out, model, metrics, note=f"{out}: already finished{at}, its model exported; nothing to resume, "
+                       "no file changed (raise trainer.max_steps with --set to train further)")
 
 
 def _has_validation(cfg: TrainConfig, dm) -> bool:
