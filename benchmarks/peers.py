@@ -17,6 +17,14 @@ Tools (``--tools``, comma-separated):
                    (``--search-type 1``). Score: bit score (``--score evalue`` ranks by -E-value instead).
 ``diamond``        DIAMOND ``blastp --sensitive``, ``--max-target-seqs`` = the number of sequences, ``--evalue 10``
                    (protein only: skipped for DNA). ``diamond-ultra`` runs ``--ultra-sensitive``.
+``mmseqs-index``   MMseqs2 with a prepared index: ``createdb`` + ``createindex`` once, then ``easy-search`` against the
+                   indexed database (same settings as ``mmseqs``); ``step_seconds`` times each command, so the
+                   search alone is the last entry.
+``blastp``         NCBI BLASTP (``makeblastdb`` + ``blastp -evalue 10 -max_target_seqs`` = the number of
+                   sequences; BLAST's defaults otherwise: composition-based statistics on); protein only.
+``phylocl-align``  ``phylocl search --query SET --db SET --format blast6`` (alignment stage on, the default
+                   model), run as a command like the aligners, so its time includes start-up, embedding and
+                   alignment; ``phylocl-align:--candidates 100`` passes options.
 ``ALIGNER:ARGS``   extra arguments for the search command, e.g. ``mmseqs:-k 0``: MMseqs2's nucleotide search
                    otherwise seeds with exact 15-mers whatever ``-s`` says; ``-k 0`` lets it pick its k (6 here).
 ``kmer:K``         the k-mer profile baseline; ``--model M`` (repeatable) adds phylocl encoders.
@@ -51,8 +59,10 @@ from phylocl.data.layouts import read_dataset
 from phylocl.retrieval.hits import BLAST_TAB, HitLists, read_hits_tsv
 from phylocl.retrieval.metrics import score_hits
 
-ALIGNERS = ("mmseqs", "diamond", "diamond-ultra")
-EXECUTABLE = {"mmseqs": "mmseqs", "diamond": "diamond", "diamond-ultra": "diamond"}
+ALIGNERS = ("mmseqs", "mmseqs-index", "diamond", "diamond-ultra", "blastp", "phylocl-align")
+EXECUTABLE = {"mmseqs": "mmseqs", "mmseqs-index": "mmseqs", "diamond": "diamond", "diamond-ultra": "diamond",
+              "blastp": "blastp", "phylocl-align": sys.executable}
+PHYLOCL = [sys.executable, "-c", "import sys; from phylocl.cli import main; sys.exit(main())"]
 EVALUE_COL = 10  # BLAST tabular: qseqid sseqid pident length mismatch gapopen qstart qend sstart send evalue bitscore
 
 
@@ -102,9 +112,16 @@ def parse_version(tool: str, text: str) -> str:
 
 def tool_version(tool: str) -> str | None:
     """Installed version of ``tool``, or ``None`` when its executable is not on PATH."""
+    if tool == "phylocl-align":
+        from phylocl import __version__
+
+        return __version__
     exe = shutil.which(EXECUTABLE[tool])
     if exe is None:
         return None
+    if tool == "blastp":
+        done = subprocess.run([exe, "-version"], capture_output=True, text=True, check=False)
+        return done.stdout.split(":", 1)[-1].strip().splitlines()[0] if done.stdout else "unknown"
     done = subprocess.run([exe, "version"], capture_output=True, text=True, check=False)
     return parse_version(tool, done.stdout + done.stderr)
 
@@ -113,6 +130,8 @@ def skip_reason(tool: str, alphabet: str) -> str | None:
     """Why ``tool`` cannot run on this data, or ``None``."""
     if tool.startswith("diamond") and alphabet == "dna":
         return "DIAMOND aligns proteins only (blastp/blastx); this dataset is DNA"
+    if tool == "blastp" and alphabet == "dna":
+        return "blastp aligns proteins; this dataset is DNA"
     if shutil.which(EXECUTABLE[tool]) is None:
         return f"{EXECUTABLE[tool]} is not installed (not on PATH)"
     return None
@@ -127,6 +146,22 @@ def aligner_commands(tool: str, fasta: Path, out: Path, work: Path, *, alphabet:
         return [["mmseqs", "easy-search", str(fasta), str(fasta), str(out), str(work / "tmp"),
                  "-s", str(sensitivity), "--max-seqs", str(n), "-e", str(evalue), "--threads", str(threads),
                  "--search-type", "3" if alphabet == "dna" else "1", "-v", "1", *extra]]
+    if tool == "mmseqs-index":
+        db = str(work / "db")
+        return [["mmseqs", "createdb", str(fasta), db, "-v", "1"],
+                ["mmseqs", "createindex", db, str(work / "tmp"), "--threads", str(threads), "-s", str(sensitivity),
+                 "--search-type", "3" if alphabet == "dna" else "1", "-v", "1"],
+                ["mmseqs", "easy-search", str(fasta), db, str(out), str(work / "tmp"),
+                 "-s", str(sensitivity), "--max-seqs", str(n), "-e", str(evalue), "--threads", str(threads),
+                 "--search-type", "3" if alphabet == "dna" else "1", "-v", "1", *extra]]
+    if tool == "blastp":
+        db = str(work / "blastdb")
+        return [["makeblastdb", "-in", str(fasta), "-dbtype", "prot", "-out", db],
+                ["blastp", "-query", str(fasta), "-db", db, "-out", str(out), "-outfmt", "6", "-evalue", str(evalue),
+                 "-max_target_seqs", str(n), "-num_threads", str(threads), *extra]]
+    if tool == "phylocl-align":
+        return [[*PHYLOCL, "search", "--query", str(fasta), "--db", str(fasta), "-o", str(out), "--format",
+                 "blast6", "-k", str(n), "--evalue", str(evalue), "--threads", str(threads), "--quiet", *extra]]
     if tool in ("diamond", "diamond-ultra"):
         if alphabet == "dna":
             raise ValueError("DIAMOND is protein-only")
@@ -167,16 +202,21 @@ def run_aligner(spec: str, ds, levels, args, work: Path) -> list[dict]:
     commands = aligner_commands(tool, fasta, out, work, alphabet=ds.alphabet.name, threads=args.threads,
                                 n=len(ds), sensitivity=args.sensitivity, evalue=args.evalue, extra=extra)
     t0 = time.perf_counter()
+    steps = []
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}  # phylocl-align's embedding threads
     for cmd in commands:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        t1 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        steps.append(round(time.perf_counter() - t1, 2))
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise RuntimeError(f"{shlex.join(cmd)} failed ({done.returncode}): {' | '.join(tail)}")
     search = time.perf_counter() - t0
     hits = read_tool_hits(out, ds.ids, score=args.score)
-    shown = " && ".join(shlex.join(c) for c in commands).replace(str(work), "WORK")
+    shown = " && ".join(shlex.join(c) for c in commands).replace(str(work), "WORK").replace(shlex.join(PHYLOCL),
+                                                                                              "phylocl")
     head = {"tool": spec, "version": tool_version(tool), "command": shown, "score": args.score,
-            "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2)}
+            "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2), "step_seconds": steps}
     rows = [{"level": name, **head, **_figures(score_tool_hits(hits, ds.ids, ds.families, groups, args.k), args.k)}
             for name, groups in levels]
     total = round(time.perf_counter() - start, 2)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
 import threading
 
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 
 __all__ = ["main", "build_parser"]
 
@@ -54,7 +55,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+    from phylocl.data.simulator.simulate import SimulationParams, iter_families, write_simulation
 
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,
@@ -64,7 +65,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                                   divergence=tuple(args.divergence) if args.divergence else None)
     except ValueError as err:
         raise InputError(str(err)) from None
-    out = write_simulation(simulate_families(params), args.output, params=params, overwrite=args.overwrite)
+    out = write_simulation(iter_families(params), args.output, params=params, overwrite=args.overwrite)
     print(f"wrote {params.families} families x {params.members} {params.alphabet} sequences to {out}")
     return 0
 
@@ -109,6 +110,7 @@ def _say_default(command: str, model: dict) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
+    _refuse_stdout(args.output, "an embeddings file (.npz, binary, resumable shards beside it)")
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
               batch_size=args.batch_size, device=args.device, precision=args.precision,
               overlap=args.window_overlap, shard_size=args.shard_size, devices=args.devices,
@@ -122,14 +124,21 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_stdout(output: str, what: str) -> None:
+    """``-o -`` means standard output to DIAMOND/MMseqs2 users; ``embed`` and ``index`` write files, so say so."""
+    if str(output) == "-":
+        raise InputError(f"-o -: this command writes {what}, which cannot go to standard output; give a path")
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     if args.verify is not None:
-        from phylocl.retrieval.index_checks import verify_bundle
+        from phylocl.retrieval.index_io import verify_bundle
 
         print(verify_bundle(args.verify))
         return 0
     if args.output is None:
         raise InputError("-o/--output is required (the index folder to write)")
+    _refuse_stdout(args.output, "an index folder")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
@@ -147,6 +156,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
         if args.type == "sparse":
             raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")
+        if args.memory_gb is not None and not (math.isfinite(args.memory_gb) and args.memory_gb > 0):
+            raise InputError(f"--memory-gb must be a positive number of gigabytes, got {args.memory_gb}")
         budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
         r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
                              threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
@@ -161,13 +172,19 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from phylocl.workflows.search import search
 
+    to_stdout = args.output == "-"
     r = search(query=args.query, out=args.output, model=args.model, db=args.db, index=args.index, k=args.k,
                batch_size=args.batch_size, device=args.device, precision=args.precision,
-               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+               overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
+               align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
+               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
+    how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
+           f"{r.candidates} candidates)" if r.aligned else "embedding only")
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
-          f"(model {r.model['name']}) to {r.path} in {r.seconds:.1f} s")
+          f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
+          file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -178,7 +195,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       group_column=args.group_column, ks=args.k, per_family=args.per_family,
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
-                      progress=not args.quiet, strict=args.strict)
+                      progress=not args.quiet, strict=args.strict, align=args.align,
+                      candidates=300 if args.candidates is None else args.candidates, evalue=args.evalue,
+                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -259,25 +278,34 @@ def _add_inspect(sub) -> None:
 
 
 def _add_simulate(sub) -> None:
-    p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees")
-    p.add_argument("--families", type=int, required=True, help="number of families")
-    p.add_argument("--members", type=int, required=True, help="sequences per family (>= 2)")
-    p.add_argument("--length", type=int, required=True, help="root sequence length (residues)")
-    p.add_argument("--alphabet", choices=["protein", "dna"], default="protein")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees",
+                       description="Synthetic ortholog families: a random root sequence per family evolved down a "
+                                   "random Yule tree (BLOSUM62-derived substitutions for protein, K80 for DNA, "
+                                   "optional rate heterogeneity and indels). Writes <family>.fasta, trees/ and "
+                                   "simulation.json; families are written as they are made, and sizes that cannot "
+                                   "fit in memory or on disk are refused with the estimate.")
+    p.add_argument("--families", type=int, required=True, metavar="N", help="number of families (>= 1)")
+    p.add_argument("--members", type=int, required=True, metavar="M", help="sequences per family (>= 2)")
+    p.add_argument("--length", type=int, required=True, metavar="L", help="root sequence length in residues (>= 1)")
+    p.add_argument("--alphabet", choices=["protein", "dna"], default="protein",
+                   help="protein (BLOSUM62-derived substitutions) or dna (K80); default %(default)s")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed, an integer >= 0 (default %(default)s)")
     p.add_argument("--rate", type=float, default=0.5,
                    help="root-to-leaf substitutions per site (default %(default)s)")
-    p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
+    p.add_argument("--indel-rate", type=float, default=0.0,
+                   help="insertion/deletion events per site per substitution unit (default %(default)s: none)")
     p.add_argument("--indel-length", choices=["geometric", "zipf"], default="geometric",
-                   help="indel length distribution (default geometric)")
-    p.add_argument("--indel-mean", type=float, default=2.0, help="mean indel length in residues (default 2)")
+                   help="indel length distribution (default %(default)s)")
+    p.add_argument("--indel-mean", type=float, default=2.0,
+                   help="mean indel length in residues, between 1 and --length (default %(default)s)")
     p.add_argument("--gamma-shape", type=float, default=None,
                    help="discrete-gamma shape of rate heterogeneity across sites (default: equal rates)")
     p.add_argument("--divergence", type=float, nargs=2, metavar=("MIN", "MAX"),
                    help="draw each family's tree diameter (substitutions/site between its two most distant "
-                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate")
-    p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
+                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate (default: off)")
+    p.add_argument("--kappa", type=float, default=2.0,
+                   help="DNA transition/transversion ratio, 1 = JC69 (default %(default)s; ignored for protein)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -356,15 +384,39 @@ def _add_index(sub) -> None:
     p.set_defaults(func=_cmd_index)
 
 
+def _add_align_options(g, *, no_align: bool) -> None:
+    """The alignment stage's options (search: on by default, with --no-align and --format; evaluate: --align)."""
+    if no_align:
+        g.add_argument("--no-align", action="store_true",
+                       help="rank by the embedding alone (cosine similarity), without aligning the candidates")
+    g.add_argument("--candidates", type=int, metavar="N",
+                   help="embedding hits per query that are aligned (default 300)")
+    g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
+    g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
+                                    "BLASTN's +2/-3)")
+    g.add_argument("--gap-open", type=int, metavar="G",
+                   help="gap opening cost, BLAST's convention: a gap of length L costs G + L*E (default 11, DNA 5)")
+    g.add_argument("--gap-extend", type=int, metavar="E", help="gap extension cost (default 1, DNA 2)")
+    if no_align:
+        g.add_argument("--format", choices=["tsv", "blast6"], default="tsv",
+                       help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
+                            "gapopen qstart qend sstart send evalue bitscore)")
+    g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
+
+
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="k nearest database sequences of each query, as a TSV of hits")
+    p = sub.add_parser("search", help="best database hits of each query: embedding candidates, aligned and ranked "
+                                      "by bit score (--no-align: by the embedding), as TSV or BLAST tabular")
     p.add_argument("--query", required=True, metavar="Q.fasta", help="query FASTA file")
     db = p.add_mutually_exclusive_group(required=True)
     db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
     p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
-                   help="TSV with columns query, target, score (cosine similarity), rank")
+                   help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
+                        "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
+    g = p.add_argument_group("alignment stage (on by default)")
+    _add_align_options(g, no_align=True)
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
@@ -387,6 +439,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split-config", metavar="RUN",
                    help="where the split comes from: a `phylocl train` folder, its config.yaml or splits.json "
                         "(default: the --model folder)")
+    g = p.add_argument_group("aligned ranking (as phylocl search writes it)")
+    g.add_argument("--align", action="store_true",
+                   help="also report the figures after aligning each sequence's --candidates embedding hits")
+    _add_align_options(g, no_align=False)
     _add_model_options(p)
     _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)
@@ -425,10 +481,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _SUBCOMMANDS:
         add(sub)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
 
 
 @contextlib.contextmanager

@@ -11,15 +11,7 @@ The schemas themselves live with the layer that consumes them (imports point one
 encoder architecture (:mod:`phylocl.models.encoder_config`, stored in model files) and the ``compare:`` grid
 (:mod:`phylocl.workflows.compare_config`).
 
-Why not pydantic or jsonargparse (issue 18): this module is ~250 lines with no dependency beyond PyYAML and gives
-what the commands need, some of which those libraries do not: plain frozen/standard dataclasses that the data
-and model layers construct directly (``EncoderConfig(dim=...)``), ``extends:`` inheritance between YAML files,
-``--set a.b=value`` overrides parsed as YAML on top of a file, one-line errors naming the file, the line and the
-dotted key (``config.yaml:4: invalid config: optim.lr: expected a number, got 'abc'``), and ``to_dict`` for
-round-tripping the resolved config. pydantic would add a compiled dependency and a second model class per
-section for validation we already have; jsonargparse would replace argparse for every subcommand. If the
-schemas grow beyond dataclass checks (cross-field rules across sections, JSON Schema export), pydantic is the
-move.
+Why this rather than pydantic or jsonargparse: docs/architecture.md (configs).
 """
 
 from __future__ import annotations

@@ -126,3 +126,31 @@ def test_disk_full_in_atomic_path_names_the_final_file_not_the_temporary(tmp_pat
         with atomic_path(out) as tmp:
             raise OSError(errno.ENOENT, "No such file or directory", str(tmp_path / "input.fa"))
     assert err.value.filename == str(tmp_path / "input.fa")
+
+
+def test_sigterm_during_train_exits_143_in_one_line(tmp_path):
+    """Issue 25, defect 11: Lightning's own SIGTERM handler made train exit 130 ("interrupted") after printing its
+    "Received SIGTERM" and checkpoint lines; now 143 and one line, and interrupted.ckpt is kept for --resume."""
+    data = tmp_path / "d"
+    data.mkdir()
+    fams = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPVVAWLKERTTGHLA", "PLVNNWEDTKKLIGQHRSGYYV", "WWKRLEEHAPSNMTGQCDAF"]
+    for f, seq in enumerate(fams):
+        (data / f"F{f}.fasta").write_text("".join(f">F{f}_{m}\n{seq[m:] + seq[:m]}\n" for m in range(3)))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from phylocl.cli import main; sys.exit(main())",
+                             "train", "--data", str(data), "--out", str(out), "--set", "model.name=gmlp-tiny",
+                             "--set", "data.batch_size=2", "--set", "data.max_len=32", "--set", "eval.enabled=false",
+                             "--set", "trainer.max_steps=1000000", "--set", "trainer.val_every_n_steps=1000000"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = out / "logs" / "metrics.csv"
+    while not (metrics.exists() and metrics.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)  # rows are flushed every log_every_n_steps: Lightning's handler is in place by then
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [f"phylocl train: terminated (training terminated; continue with --resume "
+                                        f"--out {out})"], err
+    assert (out / "checkpoints" / "interrupted.ckpt").exists()

@@ -1,7 +1,10 @@
-"""EncoderConfig: every hyper-parameter of a :class:`~phylocl.models.encoder.SequenceEncoder`, validated at once.
+"""EncoderConfig: every hyper-parameter of a :class:`~phylocl.models.encoder.SequenceEncoder`, flat, validated at once.
 
-A config is what the registry YAML files hold (``phylocl/models/model_configs/<name>.yaml``) and what an encoder
-file stores next to its weights; ``EncoderConfig(**config.to_dict())`` rebuilds the same architecture.
+This is the one record every backbone is built from and every fingerprint hashes (its keys are those of 0.1, so
+fingerprints of older models stay). Models are declared and stored in the smaller config of their backbone
+family (:mod:`phylocl.models.backbone_config`: stacks, k-mer profiles, k-mer bags), which names ``depth`` for
+what it is there (``word_length``, ``k``) and turns into this record; ``EncoderConfig(**config.to_dict())``
+rebuilds the same architecture.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ class EncoderConfig:
             (spaced k-mer profiles with learned weights, :mod:`phylocl.models.kmerprofile`); the k-mer backbones
             pool themselves (``pooling: mean``).
         dim: width of the token representations.
-        depth: number of blocks; for ``kmerbag`` the longest k-mer (orders ``1..depth``), for ``kmerprofile`` the
-            letters per word.
+        depth: number of blocks; for ``kmerbag`` the longest k-mer (``KmerBagConfig.k``: orders ``1..depth``), for
+            ``kmerprofile`` the letters per word (``KmerProfileConfig.word_length``).
         max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
             embedded as overlapping windows of ``max_len`` residues, stride ``max_len // 2``.
         embed_dim: size of the output (L2-normalised) embedding.
@@ -173,7 +176,7 @@ class EncoderConfig:
             raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and no "
                              "attn_dim, attention or experts")
         if self.backbone == "kmerprofile":
-            from phylocl.models.kmerprofile import profile_dim
+            from phylocl.models.patterns import profile_dim  # no torch here
 
             want = profile_dim(self.alphabet, self.depth)
             if self.head != "none" or self.dim != want:

@@ -32,9 +32,10 @@ import numpy as np
 
 from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
-from phylocl.retrieval.npz_mmap import memmap_member, row_blocks
+from phylocl.retrieval.npz_mmap import check_npy_sizes, memmap_member, row_blocks
+from phylocl.safejson import parse_json_object
 
-__all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
+__all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "check_model_record", "FORMAT"]
 
 FORMAT = "phylocl-embeddings/1"
 MODEL_KEYS = ("fingerprint", "name", "dim", "alphabet")
@@ -67,6 +68,25 @@ class EmbeddingSet:
         return int(self.embeddings.shape[1])
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_model_record(model: dict) -> None:
+    """Raise ``ValueError`` when the fields phylocl acts on in an embedder description have the wrong type:
+    ``dim`` (and a k-mer model's ``k``, ``sketch_dim``) positive integers, ``name``/``fingerprint`` strings."""
+    for key in ("dim", "k"):
+        if key in model and not _positive_int(model[key]):
+            raise ValueError(f"{key} must be a positive integer, got {model[key]!r}")
+    if model.get("kind") == "kmer" and not _positive_int(model.get("k")):
+        raise ValueError(f"a k-mer model needs an integer k >= 1, got {model.get('k')!r}")
+    if model.get("sketch_dim") is not None and not _positive_int(model["sketch_dim"]):
+        raise ValueError(f"sketch_dim must be a positive integer or null, got {model['sketch_dim']!r}")
+    for key in ("name", "fingerprint", "alphabet"):
+        if key in model and not isinstance(model[key], str):
+            raise ValueError(f"{key} must be a string, got {model[key]!r}")
+
+
 def _check_model(model: dict, dim: int) -> str:
     """Validate the model description against ``dim``; return it as JSON."""
     if not isinstance(model, dict):
@@ -74,6 +94,7 @@ def _check_model(model: dict, dim: int) -> str:
     missing = [k for k in MODEL_KEYS if k not in model]
     if missing:
         raise ValueError(f"model description lacks {missing}; it needs {list(MODEL_KEYS)}")
+    check_model_record(model)
     if int(model["dim"]) != dim:
         raise ValueError(f"model dim {model['dim']} does not match the embeddings' width {dim}")
     try:
@@ -276,6 +297,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
         raise InputError("no such embeddings file" if not path.exists() else "not a file", path=path)
     _check_archive_magic(path)
     try:
+        check_npy_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
             missing = [k for k in ("embeddings", "ids", "model") if k not in names]
@@ -303,7 +325,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
     if len(set(ids)) != len(ids):
         raise InputError("duplicate sequence ids", path=path)
     try:
-        model = json.loads(model_json)
+        model = parse_json_object(model_json, what="the record")
         _check_model(model, x.shape[1])
     except ValueError as err:
         raise InputError(f"bad model description: {err}", path=path) from None

@@ -92,7 +92,8 @@ def _search_depth(rel_labels: list[str], ks: tuple[int, ...], max_depth: int, n_
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
                         decoy_embeddings=None, ks: Sequence[int] = (1, 10, 50),
                         group_labels: Sequence[str] | None = None, index_kind: str = "flat",
-                        max_depth: int = 2048, batch_size: int = 4096, per_query: bool = False) -> dict:
+                        max_depth: int = 2048, batch_size: int = 4096, per_query: bool = False,
+                        return_hits: bool = False) -> dict:
     """Every labelled sequence queries the labelled set plus decoys; hits are scored by :func:`score_hits`.
 
     Args:
@@ -107,6 +108,8 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
         max_depth: most hits searched per query; lists are ``max(max(ks), largest R)`` deep up to this cap
             (a warning says when the cap truncates, which lowers ``map_r`` / recall for the largest families).
         per_query: add ``per_query``, one row per labelled sequence: ``{"id", "family", "r", metrics...}``.
+        return_hits: add ``hits``, the ranked :class:`~phylocl.retrieval.hits.HitLists` (rows of the labelled set
+            then the decoys, self excluded), e.g. as the candidates of an alignment stage.
 
     Returns:
         :func:`~phylocl.retrieval.metrics.score_hits`'s dict plus ``n_decoys``, ``depth`` and ``index_kind``.
@@ -141,4 +144,6 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
         for row in out["per_family"]:
             row["group"] = group_of[row["family"]]
     out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
+    if return_hits:
+        out["hits"] = hits
     return out

@@ -3,12 +3,13 @@
 - **Checksums**: every file a build writes is listed with its SHA-256 in ``checksums.json``
   (:func:`write_checksums`, called last inside the build's temporary folder). :func:`verify_checksums` compares
   them: files up to :data:`VERIFY_AT_LOAD_BYTES` at every load (cheap), every file with ``phylocl index --verify``
-  (:func:`verify_bundle`). Bundles of earlier versions have no ``checksums.json``: structure checks only.
+  (:func:`~phylocl.retrieval.index_io.verify_bundle`). Bundles of earlier versions have no ``checksums.json``:
+  structure checks only.
 - **Structure of a sparse bundle**, at every load (:func:`check_sparse_arrays`, cost ``O(D + N r)``): dtypes and
   shapes, ``ptr`` starting at 0, non-decreasing and ending at ``nnz``, ``dense``/``basis`` shapes and finite.
 - **Posting lists as a query reads them** (:func:`checked_lists`, cost proportional to what the query reads
   anyway): row ids in ``0..N-1`` (an id out of range made the sparse product write out of bounds: a segmentation
-  fault) and finite values (so no score is NaN). :func:`verify_bundle` scans all of them.
+  fault) and finite values (so no score is NaN). :func:`scan_postings` checks all of them (``--verify``).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 
 __all__ = ["CHECKSUMS_FILE", "VERIFY_AT_LOAD_BYTES", "write_checksums", "verify_checksums", "check_sparse_arrays",
-           "checked_lists", "verify_bundle", "verify_at_load"]
+           "checked_lists", "verify_at_load", "scan_postings", "damaged"]
 
 CHECKSUMS_FILE = "checksums.json"
 CHECKSUMS_FORMAT = "phylocl-checksums/1"
 VERIFY_AT_LOAD_BYTES = 16 << 20  # files up to this size are verified at every load (~0.03 s each)
 _READ = 8 << 20  # bytes hashed per read
-_SCAN = 1 << 22  # posting-list entries scanned per step by verify_bundle
+_SCAN = 1 << 22  # posting-list entries scanned per step by scan_postings
 
 
 def _sha256(path: Path) -> str:
@@ -51,7 +52,7 @@ def write_checksums(folder: str | Path) -> dict:
     return record
 
 
-def _damaged(message: str, path: Path) -> InputError:
+def damaged(message: str, path: Path) -> InputError:
     return InputError(f"damaged index: {message}; rebuild it with `phylocl index`", path=path)
 
 
@@ -69,19 +70,19 @@ def verify_checksums(folder: str | Path, *, max_bytes: int | None = None) -> int
         record = json.loads(path.read_text())
         files = {str(k): (str(v["sha256"]), int(v["bytes"])) for k, v in record["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
-        raise _damaged(f"{CHECKSUMS_FILE} is unreadable ({' '.join(str(err).split())[:80]})", folder) from None
+        raise damaged(f"{CHECKSUMS_FILE} is unreadable ({' '.join(str(err).split())[:80]})", folder) from None
     hashed = 0
     for name, (digest, size) in sorted(files.items()):
         file = folder / name
         if "/" in name or not file.is_file():
-            raise _damaged(f"{name} is missing", folder)
+            raise damaged(f"{name} is missing", folder)
         actual = file.stat().st_size
         if actual != size:
-            raise _damaged(f"{name} holds {actual} bytes, {size} when the index was built", folder)
+            raise damaged(f"{name} holds {actual} bytes, {size} when the index was built", folder)
         if max_bytes is not None and size > max_bytes:
             continue
         if _sha256(file) != digest:
-            raise _damaged(f"{name} does not match the checksum recorded when the index was built", folder)
+            raise damaged(f"{name} does not match the checksum recorded when the index was built", folder)
         hashed += 1
     return hashed
 
@@ -95,7 +96,7 @@ def _finite(arr: np.ndarray, name: str, path: Path) -> None:
     flat = arr.reshape(-1)
     for lo in range(0, len(flat), _SCAN):
         if not np.isfinite(flat[lo:lo + _SCAN]).all():
-            raise _damaged(f"{name} holds values that are not finite (NaN or inf)", path)
+            raise damaged(f"{name} holds values that are not finite (NaN or inf)", path)
 
 
 def check_sparse_arrays(path: str | Path, *, ptr, rows, values, dense, basis, ntotal: int, dim: int,
@@ -106,22 +107,22 @@ def check_sparse_arrays(path: str | Path, *, ptr, rows, values, dense, basis, nt
     for name, arr, kinds in (("ptr.npy", ptr, "i"), ("rows.npy", rows, "i"), ("values.npy", values, "f"),
                              ("dense.npy", dense, "f"), ("basis.npy", basis, "f")):
         if arr.dtype.kind not in kinds:
-            raise _damaged(f"{name} has dtype {arr.dtype}", path)
+            raise damaged(f"{name} has dtype {arr.dtype}", path)
     if ptr.ndim != 1 or rows.ndim != 1 or values.ndim != 1 or ptr.dtype != rows.dtype:
-        raise _damaged(f"ptr.npy {ptr.shape} {ptr.dtype} / rows.npy {rows.shape} {rows.dtype} / values.npy "
+        raise damaged(f"ptr.npy {ptr.shape} {ptr.dtype} / rows.npy {rows.shape} {rows.dtype} / values.npy "
                        f"{values.shape} are not posting lists", path)
     if len(ptr) != dim + 1:
-        raise _damaged(f"ptr.npy holds {len(ptr)} positions for {dim} columns (meta.json)", path)
+        raise damaged(f"ptr.npy holds {len(ptr)} positions for {dim} columns (meta.json)", path)
     if len(rows) != len(values) or (nnz is not None and len(rows) != nnz):
-        raise _damaged(f"rows.npy ({len(rows)}) and values.npy ({len(values)}) do not hold the "
+        raise damaged(f"rows.npy ({len(rows)}) and values.npy ({len(values)}) do not hold the "
                        f"{nnz if nnz is not None else len(rows)} entries of meta.json", path)
     p = np.asarray(ptr, dtype=np.int64)
     if p[0] != 0 or p[-1] != len(rows) or (np.diff(p) < 0).any():
-        raise _damaged(f"ptr.npy is not non-decreasing from 0 to {len(rows)} (the posting lists' bounds)", path)
+        raise damaged(f"ptr.npy is not non-decreasing from 0 to {len(rows)} (the posting lists' bounds)", path)
     r = basis.shape[0] if basis.ndim == 2 else -1
     if basis.ndim != 2 or basis.shape[1] != dim or dense.shape != (ntotal, 2 * r) or (rank is not None and
                                                                                      r != rank):
-        raise _damaged(f"dense.npy {dense.shape} / basis.npy {basis.shape} do not fit {ntotal} rows of width {dim}"
+        raise damaged(f"dense.npy {dense.shape} / basis.npy {basis.shape} do not fit {ntotal} rows of width {dim}"
                        + (f" and rank {rank}" if rank is not None else ""), path)
     _finite(basis, "basis.npy", path)
     _finite(dense, "dense.npy", path)
@@ -154,29 +155,19 @@ def checked_lists(lists, index, cols):
         unsigned = ids.view(np.uint32 if ids.dtype == np.int32 else np.uint64)
         if int(unsigned.max()) >= index.ntotal:
             bad = ids[unsigned >= index.ntotal][0]
-            raise _damaged(f"rows.npy holds row id {bad} outside 0..{index.ntotal - 1}", where)
+            raise damaged(f"rows.npy holds row id {bad} outside 0..{index.ntotal - 1}", where)
         if not np.isfinite(values.sum()):
-            raise _damaged("values.npy holds values that are not finite (NaN or inf)", where)
+            raise damaged("values.npy holds values that are not finite (NaN or inf)", where)
     seen[cols] = True
     return lists
 
 
-def verify_bundle(path: str | Path) -> str:
-    """Everything :func:`~phylocl.retrieval.index_io.load_index` checks, plus the checksums of every file and, for a
-    sparse bundle, every posting list; returns one line saying what was checked. Raises :class:`InputError`."""
-    from phylocl.retrieval.index_io import load_index
-
-    path = Path(path)
-    hashed = verify_checksums(path) if path.is_dir() else None
-    index = load_index(path)
-    if index.kind == "sparse":
-        rows, values = index.postings.indices, index.postings.data
-        for lo in range(0, len(rows), _SCAN):
-            block = rows[lo:lo + _SCAN]
-            if len(block) and (int(block.min()) < 0 or int(block.max()) >= index.ntotal):
-                raise _damaged(f"rows.npy holds row ids outside 0..{index.ntotal - 1}", path)
-            if not np.isfinite(values[lo:lo + _SCAN]).all():
-                raise _damaged("values.npy holds values that are not finite (NaN or inf)", path)
-    sums = (f"{hashed} files match their checksums" if hashed is not None
-            else "no checksums (built by an earlier phylocl): structure only")
-    return f"{path}: ok ({index.kind}, {index.ntotal:,} rows of dim {index.dim}; {sums})"
+def scan_postings(index, path: str | Path) -> None:
+    """Check every posting list of a loaded sparse ``index`` (row ids in range, values finite), in blocks."""
+    rows, values = index.postings.indices, index.postings.data
+    for lo in range(0, len(rows), _SCAN):
+        block = rows[lo:lo + _SCAN]
+        if len(block) and (int(block.min()) < 0 or int(block.max()) >= index.ntotal):
+            raise damaged(f"rows.npy holds row ids outside 0..{index.ntotal - 1}", Path(path))
+        if not np.isfinite(values[lo:lo + _SCAN]).all():
+            raise damaged("values.npy holds values that are not finite (NaN or inf)", Path(path))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,10 +45,12 @@ def _npy(path: Path, dtype, shape: tuple) -> int:
 
 
 def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequence[str], Sequence[str] | None]],
-                       *, model: dict) -> dict:
+                       *, model: dict, finish: Callable[[Path], dict] | None = None) -> dict:
     """Write the bundle of all rows of ``blocks`` (``(rows, ids, labels or None)`` each) at ``path``.
 
-    Returns the ``meta.json`` record. Raises ``ValueError`` on duplicate ids, on blocks of different widths or
+    ``finish(folder)``, when given, is called with the bundle's temporary folder once the rows are written, to add
+    members of its own (the database sequences: :mod:`phylocl.retrieval.sequence_store`); the record it returns is
+    merged into ``meta.json``. Returns the ``meta.json`` record. Raises ``ValueError`` on duplicate ids, on blocks of different widths or
     bases, on labels given for some blocks only, and on zero rows.
     """
     ids: list[str] = []
@@ -96,6 +98,8 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
             np.savez(f, **rows_file)
         meta = {"format": FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
                 "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
+        if finish is not None:
+            meta.update(finish(tmp))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         write_checksums(tmp)  # last: the SHA-256 of every file (phylocl.retrieval.index_checks)
     return meta

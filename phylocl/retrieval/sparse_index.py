@@ -41,6 +41,7 @@ __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
 KIND = "sparse"
 BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
 MAX_BLOCK = 256  # queries per block at most (small databases)
+SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 TERMS_PER_PASS = 256  # a query's posting lists copied at once (10^6 rows: ~8 M values, 64 MB, per thread)
 
 
@@ -117,9 +118,11 @@ class SparseIndex:
         """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``.
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
-        :data:`MAX_BLOCK`) are scored on :attr:`threads` threads (scipy's slicing and product release the GIL).
+        :data:`MAX_BLOCK`, and at most ``1 / SPLIT`` of the queries) are scored on :attr:`threads` threads (scipy's
+        slicing and product release the GIL). The blocks do not depend on the thread count, so neither do the scores.
         """
-        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1)))
+        share = -(-len(queries) // SPLIT)  # 10 queries: 5 blocks of 2, so 2 threads get 3 + 2 blocks, not 10 + 0
+        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
         if k < 1 or block < 1:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")
         if exclude_ids is not None and len(exclude_ids) != len(queries):

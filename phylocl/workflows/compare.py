@@ -48,6 +48,7 @@ from phylocl.configtools import from_dict, to_dict
 from phylocl.errors import InputError
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
+from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
 from phylocl.workflows.run_folder import exported_model
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ __all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "rea
 
 LOCK_NAME = ".phylocl-compare.lock"  # held while a study writes to its folder (a second one is refused)
 
-DYNAMICS = ("grad_norm", "pos_prob", "infonce")
 HEALTH = ("effective_rank", "alignment", "uniformity")  # of the test embeddings (phylocl.diagnostics)
 
 
@@ -147,21 +147,6 @@ def freeze_split(base: TrainConfig) -> tuple[dict[str, list[str]], dict]:
         ds = getattr(dm, f"{split}_set")
         info[f"{split}_families"], info[f"{split}_sequences"] = len(ds.family_names), len(ds)
     return holdout, info
-
-
-def read_curves(log_csv: Path) -> dict[str, list[tuple[int, float]]]:
-    """``(step, value)`` series of ``train/grad_norm``, ``train/pos_prob`` and ``train/infonce`` from a run's
-    ``logs/metrics.csv`` (missing file: empty series)."""
-    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in DYNAMICS}
-    if not log_csv.exists():
-        return curves
-    with open(log_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            for name in DYNAMICS:
-                value = row.get(f"train/{name}")
-                if value not in (None, ""):
-                    curves[name].append((int(row["step"]), float(value)))
-    return curves
 
 
 def _dynamics(curves: dict, steps: int, fraction: float) -> dict[str, float]:
@@ -326,7 +311,6 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
 
 def _run_study(grid, base, out: Path, split_info, cells, configs, *, progress: bool) -> CompareResult:
     """Train the cells still to do, rewriting results.csv and the report after each (the folder is locked)."""
-    from phylocl.workflows.compare_report import write_report
 
     ks = base.eval.ks
     cell_dirs = {c.name: out / "cells" / c.name for c in cells}

@@ -7,6 +7,13 @@ positives); the ranked hits are scored by :func:`~phylocl.retrieval.evaluation.e
 another member; ``per_family`` holds the same per family. ``group_column`` (a labels-table column such as
 SCOPe ``superfamily``) makes a hit relevant when it shares the query's group instead of its family.
 
+Beside them, ``prefilter_recall`` holds ``recall@k`` for ``k`` in :data:`PREFILTER_KS` (10, 100, 300, 1000): the
+fraction of a query's other family (group) members found among its ``k`` best embedding hits, averaged over the
+scored queries, ties ranked pessimistically (:mod:`phylocl.retrieval.metrics`), i.e. what an alignment stage fed
+with ``k`` candidates can find at most. ``align=True`` adds ``aligned``: the same figures for the ranking
+``phylocl search`` writes, the ``candidates`` best embedding hits aligned and ranked by bit score
+(:mod:`phylocl.workflows.evaluate_align`).
+
 ``split`` (``train``/``val``/``test``) evaluates only the families of one split of a training run, read from the
 run's ``splits.json`` (``phylocl train`` writes it): found next to ``split_config`` (a run folder, its
 ``config.yaml`` or the ``splits.json`` itself) or in the ``--model`` folder. A training config without a
@@ -30,9 +37,11 @@ from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file,
                                       open_fasta, read_labelled)
 from phylocl.workflows.models import resolve_model
 
-__all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS"]
+__all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS",
+           "PREFILTER_KS"]
 
 SPLITS = ("train", "val", "test")
+PREFILTER_KS = (10, 100, 300, 1000)  # candidate counts whose embedding recall is always reported
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -55,10 +64,10 @@ def write_per_family(path: str | Path, rows: list[dict], ks: Sequence[int]) -> P
 
 
 def _read_splits_json(path: Path, split: str) -> list[str]:
-    import json
+    from phylocl.safejson import read_json_object
 
+    splits = read_json_object(path)
     try:
-        splits = json.loads(path.read_text())
         names = [str(f) for f in splits[split]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"cannot read the {split!r} families from this splits file ({type(err).__name__}: "
@@ -101,6 +110,17 @@ def split_families_of(split: str, ds, *, data, model: str | None, split_config: 
                      "--split-config RUN (folder, config.yaml or splits.json)")
 
 
+def _check_enough_families(labels, *, split: str | None, decoys: bool) -> None:
+    """Refuse a set of one family (or group) without decoys: every hit is then a true hit, and MAP@R, AUC1 and
+    top-1 are 1.0 whatever the model (as ``phylocl train`` refuses to train on one family)."""
+    n = len(set(labels))
+    if n < 2 and not decoys:
+        where = f"the {split} split of the run" if split else "the data"
+        raise InputError(f"{where} holds {n} family: every hit is in the query's family, so every figure would be "
+                         "1.0 whatever the model; evaluate on two or more families (a split with more families, "
+                         "no --split, or --db-extra decoys)")
+
+
 def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
     """``ds`` reduced to the families of ``split`` of a training run (unchanged without ``split``)."""
     if split is None:
@@ -132,21 +152,23 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
 
 def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
                   progress: bool, stream) -> tuple:
-    """``(decoy embeddings (M, D), notes)``; a decoy id that is also a labelled sequence is refused."""
+    """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused."""
     labelled = set(ds.ids)
     decoy_stream = open_fasta(db_extra, strict=strict)
     records = fasta_records(decoy_stream, embedder)
+    sequences: list[str] = []
 
     def checked():
         for r in records:
             if r.id in labelled:
                 raise InputError(f"decoy {r.id!r} is also a labelled sequence of {data}; distractors must be "
                                  "other sequences", path=db_extra, line=r.line)
+            sequences.append(r.sequence)
             yield r.id, r.sequence, None
 
     with progress_bar("embedding decoys", enabled=progress, stream=stream) as bar:
         decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
-    return decoys, letter_notes(decoy_stream.letters)
+    return decoys, letter_notes(decoy_stream.letters), sequences
 
 
 def _checked_ks(ks: Sequence[int]) -> list[int]:
@@ -174,7 +196,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              ks: Sequence[int] = (1, 10, 50), per_family: str | Path | None = None, split: str | None = None,
              split_config: str | Path | None = None, batch_size: int = 64,
              device: str | None = None, precision: str = "fp32", overlap: float | None = None,
-             buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False) -> dict:
+             buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
+             align: bool = False, candidates: int = 300, evalue: float = 10.0, matrix: str | None = None,
+             gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -189,16 +213,22 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
+        align, candidates, evalue, matrix, gap_open, gap_extend, threads: also score the aligned ranking of
+            ``phylocl search`` (module docstring) with these settings.
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
     query could be scored), ``depth``, ``model`` (its record), ``embed_seconds``, ``wall_seconds``, ``notes``
-    (warnings of the evaluation, e.g. hit lists capped for very large families) and ``per_family`` (list of dicts).
+    (warnings of the evaluation, e.g. hit lists capped for very large families), ``per_family`` (list of dicts),
+    ``prefilter_recall`` (``{"recall@10": ..., ...}``) and, with ``align``, ``aligned`` (figures of the aligned
+    ranking, ``candidates``, ``scoring``, ``align_seconds``).
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
 
     start = time.perf_counter()
     ks = _checked_ks(ks)
+    if align and candidates < 1:
+        raise InputError(f"--candidates must be >= 1, got {candidates}")
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None])
@@ -206,22 +236,39 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
     groups = _relevance_groups(ds, group_column, data=data)
+    _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
+    if align:  # refuse bad scoring options before embedding
+        from phylocl.align import scoring_system
+
+        scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,
                          buffer_size=buffer_size, progress=bar)
-    decoys = None
+    decoys, decoy_seqs = None, []
     if db_extra is not None:
-        decoys, decoy_notes = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict, batch_size=batch_size,
-                                            buffer_size=buffer_size, progress=progress, stream=stream)
+        decoys, decoy_notes, decoy_seqs = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict,
+                                                        batch_size=batch_size, buffer_size=buffer_size,
+                                                        progress=progress, stream=stream)
         notes += decoy_notes
     embed_seconds = time.perf_counter() - start
+    all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")
-        m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=ks, group_labels=groups)
+        m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks, group_labels=groups,
+                                return_hits=align)
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)
+    result["prefilter_recall"] = {f"recall@{k}": _finite_or_none(m[f"recall@{k}"]) for k in PREFILTER_KS}
+    if align:
+        from phylocl.workflows.evaluate_align import aligned_figures
+
+        rel = ds.families if groups is None else [str(g) for g in groups]
+        a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
+                            ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
+                            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads)
+        result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)
@@ -242,9 +289,22 @@ def format_report(result: dict, *, worst: int = 5) -> str:
         f"queries    {result['n_queries']:,} scored, {result['n_singleton_queries']:,} alone in their "
         f"{result['level']} (not scored)",
     ]
+    aligned = result.get("aligned")
+    if aligned:
+        lines.append(f"{'':<10} {'embedding':>9} {'aligned':>9}   (aligned: {aligned['candidates']} candidates, "
+                     f"{aligned['scoring']['matrix']} {aligned['scoring']['gap_open']}/"
+                     f"{aligned['scoring']['gap_extend']}, {aligned['align_seconds']:.1f} s)")
     for name in metric_names(result["ks"]):
         value = result[name]
-        lines.append(f"{name:<10} {'n/a' if value is None else f'{value:.4f}'}")
+        text = 'n/a' if value is None else f'{value:.4f}'
+        if aligned:
+            other = aligned.get(name)
+            text = f"{text:>9} {'n/a' if other is None else f'{other:.4f}':>9}"
+        lines.append(f"{name:<10} {text}")
+    pre = result.get("prefilter_recall") or {}
+    if pre:
+        lines.append("prefilter  " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in pre.items())
+                     + " (embedding candidates)")
     lines.append(f"time       {result['wall_seconds']:.1f} s ({result['embed_seconds']:.1f} s embedding)")
     rows = sorted(result.get("per_family", []), key=lambda r: (r["map_r"], r["family"]))[:worst]
     if rows and len(result["per_family"]) > worst:

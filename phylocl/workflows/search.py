@@ -1,6 +1,9 @@
-"""``phylocl search``: the ``k`` nearest database sequences of every query, as a TSV of ranked hits.
+"""``phylocl search``: the ``k`` best database hits of every query, as a TSV (or BLAST tabular) of ranked hits.
 
-Output (written atomically; tab-separated, one header line)::
+By default (``align=True``) the embedding (or sparse index) retrieves ``candidates`` database sequences per query,
+which are aligned (Smith-Waterman, :mod:`phylocl.workflows.search_align`); hits are ranked by bit score, filtered
+by E-value, and written with ``bitscore`` and ``evalue`` columns. With ``align=False`` (``--no-align``) the output
+is the embedding ranking alone (written atomically; tab-separated, one header line)::
 
     query   target   score   rank
     q1      t7       0.93127  1
@@ -11,11 +14,16 @@ hit takes its place, so each query still gets ``k`` hits when the database has t
 
 The database is an index bundle (``--index``, from ``phylocl index``; queries must be embedded by the same model,
 which the bundle's fingerprint checks) or a FASTA file (``--db``) embedded on the fly into an exact in-memory
-index. Queries are streamed: embedded, searched and written one buffer at a time.
+index. Queries are streamed: embedded, searched and written one buffer at a time. To align, a ``--db`` search keeps
+the database sequences in memory (one byte per residue, refused above ``memory_budget``) and an ``--index`` search
+reads them from the bundle (:mod:`phylocl.retrieval.sequence_store`). ``out="-"`` writes the hits to stdout, once
+the search has finished (nothing is written on failure).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +40,17 @@ from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.models import resolve_model, shipped_models
 
-__all__ = ["SearchResult", "search", "write_hit_rows", "HEADER"]
+__all__ = ["SearchResult", "search", "write_hit_rows", "HEADER", "DEFAULT_CANDIDATES", "DEFAULT_MEMORY_BUDGET"]
 
 HEADER = "query\ttarget\tscore\trank\n"
+DEFAULT_CANDIDATES = 300  # embedding candidates aligned per query (docs/retrieval.md, "Alignment stage")
+DEFAULT_MEMORY_BUDGET = 4 << 30  # bytes of database sequence a --db search may hold for the alignment stage
 
 
 @dataclass
 class SearchResult:
-    """What :func:`search` wrote: ``n_hits`` rows for ``n_queries`` queries against ``db_size`` sequences."""
+    """What :func:`search` wrote: ``n_hits`` rows for ``n_queries`` queries against ``db_size`` sequences
+    (``aligned``: with the alignment stage, its ``scoring`` record and ``candidates`` per query)."""
 
     path: Path
     n_queries: int
@@ -49,6 +60,9 @@ class SearchResult:
     model: dict
     seconds: float
     notes: list[str] = field(default_factory=list)
+    aligned: bool = False
+    scoring: dict | None = None
+    candidates: int | None = None
 
 
 def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
@@ -81,25 +95,43 @@ def _model_for_index(model: str | None, index) -> str | None:
 
 def mappable(path) -> bool:
     """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
-    import json
+    from phylocl.safejson import read_json_object
 
     try:
-        meta = json.loads((Path(path) / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = read_json_object(Path(path) / "meta.json")
+    except InputError:
         return False  # load_index names the problem
     return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
                                                   and not meta.get("params", {}).get("k_factor"))
 
 
-def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream):
+def _kept(database, keep: list | None, budget: int):
+    """The records of ``database`` as embedding items; ``keep`` (a list) also collects their sequences, refusing
+    a database of more than ``budget`` residues."""
+    total = 0
+    for r in database:
+        if keep is not None:
+            total += len(r.sequence)
+            if total > budget:
+                raise InputError(f"the database holds more than {budget / 2**30:.3g} GB of sequence, the memory "
+                                 "budget of a --db search that aligns; build an index (`phylocl index --fasta`, "
+                                 "which stores the sequences on disk) and search it with --index, or use --no-align",
+                                 path=database.path)
+            keep.append(r.sequence)
+        yield r.id, r.sequence, None
+
+
+def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream,
+                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET):
     """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x, letters)``; ``x`` is
     ``(N, D)`` rows, or :class:`~phylocl.sparse_rows.SparseRows` and a sparse index for models with sparse rows
-    (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster)."""
+    (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster).
+    ``keep``: a list that receives the database sequences (row order), at most ``budget`` residues."""
     from phylocl.retrieval.index import build_index
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
 
-    items = ((r.id, r.sequence, None) for r in database)
+    items = _kept(database, keep, budget)
     with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
         if embedder.sparse:
             parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar))
@@ -119,74 +151,167 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
-                             overlap=overlap)
+                             overlap=overlap, sparse_only=ridx.kind == "sparse")  # sparse: no torch for profiles
     check_compatible(ridx, embedder.model_info())
     bind_stream(queries, embedder, index=index)
     return ridx, embedder
 
 
 def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
-                  bar, sparse: bool = False) -> Iterator[tuple[np.ndarray | SparseRows, list[str]]]:
-    """``((b, D) query embeddings, b ids)`` per buffer; ``db_x`` given: the database holds the queries already;
-    ``sparse``: the embeddings as :class:`~phylocl.sparse_rows.SparseRows`."""
+                  bar, sparse: bool = False, db_seqs: list | None = None
+                  ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
+    """``((b, D) query embeddings, b ids, b sequences)`` per buffer; ``db_x`` given: the database holds the queries
+    already (their sequences: ``db_seqs``, if kept); ``sparse``: the embeddings as
+    :class:`~phylocl.sparse_rows.SparseRows`."""
     if db_x is not None:  # the database already holds the queries' embeddings
         for lo in range(0, len(db_x), buffer_size):
             hi = min(lo + buffer_size, len(db_x))
             bar.update(hi - lo)
-            yield db_x.slice(lo, hi) if sparse else db_x[lo:hi], db_ids[lo:hi]
+            seqs = db_seqs[lo:hi] if db_seqs is not None else [None] * (hi - lo)
+            yield db_x.slice(lo, hi) if sparse else db_x[lo:hi], db_ids[lo:hi], seqs
         return
-    records = ((r.id, r.sequence, None) for r in queries)
+    records = ((r.id, r.sequence, r.sequence) for r in queries)  # the sequence rides in the label slot
     buffers = sparse_buffers if sparse else embed_buffers  # a sparse index takes the rows in sparse form
-    for x, ids, _ in buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar):
-        yield x, ids
+    for x, ids, seqs in buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar):
+        yield x, ids, seqs
+
+
+def _check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
+                         threads: int | None) -> None:
+    from phylocl.workflows.search_align import FORMATS
+
+    if out_format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {out_format!r}")
+    if not align:
+        if out_format != "tsv":
+            raise InputError("--format blast6 needs the alignment stage; drop --no-align")
+        return
+    if candidates < 1:
+        raise InputError(f"--candidates must be >= 1, got {candidates}")
+    if not evalue > 0:
+        raise InputError(f"--evalue must be > 0, got {evalue}")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+
+
+def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
+                 out_format, threads):
+    """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
+    or the index bundle's store)."""
+    from phylocl.align import default_threads, scoring_system
+    from phylocl.workflows.search_align import AlignStage
+
+    scoring = scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
+    if db_seqs is not None:
+        fetch, residues = db_seqs.__getitem__, sum(map(len, db_seqs))
+    else:
+        from phylocl.retrieval.sequence_store import open_store
+
+        store = open_store(index, ntotal=ridx.ntotal)
+        fetch, residues = store.__getitem__, store.residues
+    return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
+                      db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
+                      threads=default_threads() if threads is None else threads)
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
            index: str | Path | None = None, k: int = 50, batch_size: int = 64, device: str | None = None,
            precision: str = "fp32", overlap: float | None = None, buffer_size: int = DEFAULT_BUFFER,
-           progress: bool = True, stream=None, alphabet: str | None = None, strict: bool = False) -> SearchResult:
+           progress: bool = True, stream=None, alphabet: str | None = None, strict: bool = False,
+           align: bool = True, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
+           gap_open: int | None = None, gap_extend: int | None = None, out_format: str = "tsv",
+           threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+           stdout: TextIO | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
+        out: output file, or ``"-"`` for ``stdout`` (default ``sys.stdout``), written once the search is done.
         model: model spec; ``None``: the index's own ``kmer:K`` if it was built on k-mers, else
             the best measured method of the alphabet. With ``index``, ``kmer:K`` and the default use the index's alphabet.
         k: hits per query (``>= 1``; more than the database holds gives every database row).
         alphabet: of the query (and ``db``) FASTA: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
+        align: align each query's ``candidates`` embedding hits and rank by bit score (``False``: the embedding
+            ranking alone, today's output). evalue: keep aligned hits with an E-value ``<=`` this.
+        matrix, gap_open, gap_extend: the scoring system (:func:`phylocl.align.scoring_system`; default BLOSUM62
+            11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv`` or ``blast6`` (aligned only). threads: aligner threads
+            (default: all cores). memory_budget: most residues (bytes) of a ``--db`` database kept for aligning.
         batch_size, buffer_size, device, precision, overlap, progress, stream: as in
             :func:`~phylocl.workflows.embed.embed`.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
-    index built with another model.
+    index built with another model, or one without stored sequences when aligning.
     """
     start = time.perf_counter()
     if k < 1:
         raise InputError(f"-k must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
-    out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
+    candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
+    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads)
+    to_stdout = str(out) == "-"
+    if not to_stdout:
+        out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
     same = db is not None and same_file(query, db)
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
-    db_x = letters = None
+    db_x = letters = db_seqs = stage = None
     if index is not None:
         ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
+        if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
+            stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
+                                 candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
+                                 gap_extend=gap_extend, out_format=out_format, threads=threads)
     else:
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
+        if align:  # refuse bad scoring options before the database is embedded
+            from phylocl.align import scoring_system
+
+            scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
+            db_seqs = []
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                              progress=progress, stream=stream)
-    k_eff = max(1, min(k, ridx.ntotal))  # memory follows the database, not -k
+                                              progress=progress, stream=stream, keep=db_seqs, budget=memory_budget)
+    if align and db is not None:
+        stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
+                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
+                             out_format=out_format, threads=threads)
+    depth = candidates if align else k
+    k_eff = max(1, min(depth, ridx.ntotal))  # memory follows the database, not -k
     n_queries = n_hits = 0
     bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
-    with bar, atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(HEADER)
+    with bar, _destination(out, to_stdout, stdout) as f:
+        f.write(stage.header() if stage else HEADER)
         chunks = _query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
-                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind == "sparse")
-        for x, ids in chunks:
+                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind == "sparse", db_seqs=db_seqs)
+        for x, ids, seqs in chunks:
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
-            n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
+            if stage is None:
+                n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
+            else:  # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
+                own = range(n_queries, n_queries + len(ids)) if same else None
+                n_hits += stage.write(f, ids, seqs, scores, rows, query_rows=own)
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
-    return SearchResult(path=out, n_queries=n_queries, n_hits=n_hits, k=k, db_size=ridx.ntotal,
-                        model=embedder.model_info(), seconds=time.perf_counter() - start, notes=notes)
+    return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
+                        db_size=ridx.ntotal, model=embedder.model_info(), seconds=time.perf_counter() - start,
+                        notes=notes, aligned=align, scoring=stage.scoring.record() if stage else None,
+                        candidates=candidates if align else None)
+
+
+@contextlib.contextmanager
+def _destination(out, to_stdout: bool, stdout: TextIO | None):
+    """A text file to write the hits into: ``out`` atomically, or a spool copied to stdout once complete."""
+    if not to_stdout:
+        with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        yield spool
+        spool.seek(0)
+        target = stdout if stdout is not None else sys.stdout
+        shutil.copyfileobj(spool, target)
+        target.flush()

@@ -56,19 +56,31 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
                          "(kmer:K) or a k-mer profile encoder such as default-protein, at fp32. For other models run "
                          "`phylocl embed` and `phylocl index --embeddings`")
     bind_stream(records, embedder)
+    from phylocl.retrieval.sequence_store import SequenceStoreWriter
     from phylocl.retrieval.sparse_build import write_sparse_index
 
     bar = progress_bar("indexing", enabled=progress, stream=stream)
+    store = SequenceStoreWriter(spool_dir=out.parent)  # the sequences, for the alignment stage of search
+
+    def items():
+        for r in records:
+            store.append([r.sequence])
+            yield r.id, r.sequence, None
+
+    def finish(folder):
+        return {"sequences": store.finish(folder)}
+
     with bar:
-        items = ((r.id, r.sequence, None) for r in records)
-        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items, embedder, batch_size=batch_size,
+        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items(), embedder, batch_size=batch_size,
                                                                        buffer_size=buffer_size, progress=bar))
         try:
-            meta = write_sparse_index(out, blocks, model=embedder.model_info())
+            meta = write_sparse_index(out, blocks, model=embedder.model_info(), finish=finish)
         except InputError:
             raise
         except ValueError as err:
             raise InputError(f"cannot build a sparse index: {err}", path=fasta) from None
+        finally:
+            store.abort()  # removes the spool if finish() did not move it
     notes = letter_notes(records.letters)
     notes.append(f"{meta['nnz']:,} stored values ({meta['nnz'] / meta['ntotal']:.0f} per sequence, "
                  f"{meta['nnz'] / meta['ntotal'] / meta['dim']:.1%} of the columns)")

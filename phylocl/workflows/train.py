@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -37,12 +38,12 @@ from pathlib import Path
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir
 from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, exported_model, kept_metrics,
                                          stored_config, unfinished_signs, write_config)
 from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
-                                            launched_rank, lightning_errors)
+                                            launched_rank, lightning_errors, split_notes)
 
 __all__ = ["train", "TrainResult"]
 
@@ -214,11 +215,18 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
             trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
-            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+            raise _interruption(trainer, out) from None
         raise
     if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
+        raise _interruption(trainer, out)
     return time.time() - started
+
+
+def _interruption(trainer, out: Path) -> KeyboardInterrupt:
+    """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
+    cls = Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
+    what = "terminated" if cls is Terminated else "interrupted"
+    return cls(f"training {what}; continue with --resume --out {out}")
 
 
 def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
@@ -290,6 +298,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    if launched_rank() == 0:
+        for note in split_notes(dm, cfg):
+            logging.getLogger("phylocl").warning("note: %s", note)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
     if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "check_exportable", "InterruptCheckpoint"]
+           "split_notes", "check_exportable", "InterruptCheckpoint"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
 
@@ -87,6 +87,25 @@ def check_training_families(dm) -> None:
         raise InputError(f"{n} training famil{'y has' if n == 1 else 'ies have'} two or more sequences; contrastive "
                          "training needs at least 2 (a batch of one family has loss 0 and gradient 0); add "
                          "families or change data.fractions")
+
+
+def split_notes(dm, cfg) -> list[str]:
+    """What a small dataset changes, said once before training: a batch size capped by the number of training
+    families, and a validation or test split too small to score (fewer than 2 families: no validation, no best
+    checkpoint, no test figures)."""
+    notes = []
+    n_train = sum(len(v) >= 2 for v in dm.train_set.family_index.values())
+    if cfg.data.batching == "random" and not cfg.data.evolved.fraction and cfg.data.batch_size > n_train:
+        notes.append(f"data.batch_size is {cfg.data.batch_size} but the training split has {n_train} families with "
+                     f"two or more sequences: every batch holds at most {n_train} pairs")
+    if cfg.eval.enabled:
+        for name, ds in (("validation", dm.val_set), ("test", dm.test_set)):
+            n = len(set(ds.families))
+            if n < 2:
+                notes.append(f"the {name} split has {n} famil{'y' if n == 1 else 'ies'}: nothing is "
+                             + ("validated and the last step is exported" if name == "validation" else "tested")
+                             + " (retrieval needs 2 or more); raise data.fractions for it or use more families")
+    return notes
 
 
 class InterruptCheckpoint(OnExceptionCheckpoint):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from Bio.Phylo.BaseTree import Clade, Tree
 
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.indels import IndelModel
-from phylocl.data.substitution import jc69_p_distance
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.indels import IndelModel
+from phylocl.data.simulator.substitution import jc69_p_distance
 
 
 def cherry(d: float, names=("a", "b")) -> Tree:

@@ -19,7 +19,7 @@ from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.registry import get_config
 from phylocl.retrieval.evaluation import evaluate_embeddings
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.models.persistence import PRETRAINED_DIR, shipped_models
 from phylocl.workflows.models import resolve_model
 
@@ -215,9 +215,9 @@ def test_search_without_model_uses_the_best_measured_method(tmp_path, capsys):
     fasta = tmp_path / "q.fasta"
     fasta.write_text("".join(f">{ds.ids[i]}\n{ds.sequences[i]}\n" for i in picks))
     out = tmp_path / "hits.tsv"
-    assert main(["search", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
+    assert main(["search", "--no-align", "--query", str(fasta), "--db", str(fasta), "-k", "3", "-o", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "(model default-protein)" in captured.out
+    assert "(model default-protein, embedding only)" in captured.out
     assert "no --model given: using default-protein, the best measured protein method" in captured.err
     lines = out.read_text().splitlines()
     assert lines[0] == "query\ttarget\tscore\trank"

@@ -77,7 +77,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(InputError, match="inconsistent"):
         load_index(path)
     (path / "meta.json").write_text("{broken")
-    with pytest.raises(InputError, match="bad meta.json"):
+    with pytest.raises(InputError, match="meta.json is not valid JSON"):
         load_index(path)
     (path / "rows.npz").unlink()
     with pytest.raises(InputError, match="rows.npz is missing"):

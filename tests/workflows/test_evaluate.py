@@ -15,7 +15,7 @@ import phylocl
 from phylocl.cli import main
 from phylocl.retrieval.embeddings import load_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 FIGURES = ("top1", "recall@1", "recall@3", "map_r", "auc1", "n_queries")

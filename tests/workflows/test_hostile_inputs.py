@@ -38,12 +38,17 @@ def test_search_k_is_clamped_to_the_database_before_allocating(tmp_path, cli, fi
 
     monkeypatch.setattr(cls, "search", spy)
     fa, _ = files
-    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", model, "-k", 10_000_000,
+    code, _, err = cli("search", "--no-align", "--query", fa, "--db", fa, "--model", model, "-k", 10_000_000,
                        "-o", tmp_path / "h.tsv", "--quiet")
     assert code == 0, err
     assert seen and max(seen) <= 4
     rows = (tmp_path / "h.tsv").read_text().splitlines()[1:]
     assert len(rows) == 4 * 3  # every other database row for each query (self hits left out)
+    seen.clear()  # the alignment stage's --candidates is clamped the same way
+    code, _, err = cli("search", "--query", fa, "--db", fa, "--model", model, "--candidates", 10_000_000,
+                       "-o", tmp_path / "h.tsv", "--quiet")
+    assert code == 0, err
+    assert seen and max(seen) <= 4
 
 
 @pytest.mark.parametrize("case, needle", [

@@ -13,7 +13,7 @@ import torch
 import phylocl
 from phylocl.cli import main
 from phylocl.retrieval.index import RetrievalIndex
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.workflows.search import search
 
@@ -71,8 +71,8 @@ def db(tmp_path):
 
 def test_all_against_all_kmer_matches_brute_force_and_excludes_self(tmp_path, db, capsys):
     out = tmp_path / "hits.tsv"
-    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out)]) == 0
-    assert "wrote 120 hits of 24 queries against 24 sequences (model kmer:2)" in capsys.readouterr().out
+    assert main(["search", "--no-align", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out)]) == 0
+    assert "wrote 120 hits of 24 queries against 24 sequences (model kmer:2, embedding only)" in capsys.readouterr().out
     header, rows = _read(out)
     assert header == "query\ttarget\tscore\trank\n"
     recs = _records()
@@ -91,9 +91,9 @@ def test_index_search_equals_db_search_with_an_encoder(tmp_path, db):
     m = ["--model", str(enc_path), "--quiet"]
     assert main(["embed", *m, "--fasta", str(db), "-o", str(tmp_path / "db.npz")]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "db.npz"), "-o", str(tmp_path / "idx")]) == 0
-    assert main(["search", *m, "--query", str(query), "--index", str(tmp_path / "idx"), "-k", "4", "-o",
+    assert main(["search", "--no-align", *m, "--query", str(query), "--index", str(tmp_path / "idx"), "-k", "4", "-o",
                  str(tmp_path / "a.tsv")]) == 0
-    assert main(["search", *m, "--query", str(query), "--db", str(db), "-k", "4", "-o", str(tmp_path / "b.tsv")]) == 0
+    assert main(["search", "--no-align", *m, "--query", str(query), "--db", str(db), "-k", "4", "-o", str(tmp_path / "b.tsv")]) == 0
     a, b = _read(tmp_path / "a.tsv")[1], _read(tmp_path / "b.tsv")[1]
     _same(a, b)
     enc = phylocl.load_encoder(enc_path)
@@ -115,7 +115,7 @@ def test_index_built_with_another_model_is_refused(tmp_path, db, capsys):
     capsys.readouterr()
     out = tmp_path / "hits.tsv"
     for model in (str(b), "kmer:1"):  # same architecture, other weights; other dimension
-        assert main(["search", "--model", model, "--query", str(db), "--index", str(tmp_path / "idx"), "-o",
+        assert main(["search", "--no-align", "--model", model, "--query", str(db), "--index", str(tmp_path / "idx"), "-o",
                      str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "index was built with model gmlp-tiny (fingerprint" in err
@@ -125,14 +125,14 @@ def test_index_built_with_another_model_is_refused(tmp_path, db, capsys):
 def test_kmer_index_supplies_its_own_model(tmp_path, db):
     assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
-    assert main(["search", "--query", str(db), "--index", str(tmp_path / "idx"), "-k", "3", "-o",
+    assert main(["search", "--no-align", "--query", str(db), "--index", str(tmp_path / "idx"), "-k", "3", "-o",
                  str(tmp_path / "h.tsv"), "--quiet"]) == 0
     assert len(_read(tmp_path / "h.tsv")[1]) == 24 * 3
 
 
 def test_k_larger_than_database_and_streamed_queries(tmp_path, db):
     small = _fasta(tmp_path / "small.fasta", _records()[:4])
-    res = search(query=db, db=small, out=tmp_path / "h.tsv", model="kmer:2", k=10, buffer_size=5, batch_size=2,
+    res = search(align=False, query=db, db=small, out=tmp_path / "h.tsv", model="kmer:2", k=10, buffer_size=5, batch_size=2,
                  progress=False)
     _, rows = _read(tmp_path / "h.tsv")
     assert res.n_queries == 24 and res.db_size == 4
@@ -158,7 +158,7 @@ def test_failure_during_search_leaves_no_output(tmp_path, db, monkeypatch, model
     monkeypatch.setattr(cls, "search", failing)
     out = tmp_path / "out" / "hits.tsv"
     with pytest.raises(RuntimeError, match="boom"):
-        search(query=db, db=db, out=out, model=model, k=3, buffer_size=5, progress=False)
+        search(align=False, query=db, db=db, out=out, model=model, k=3, buffer_size=5, progress=False)
     assert len(calls) == 2 and list(out.parent.iterdir()) == []
 
 
@@ -193,7 +193,7 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
         monkeypatch.setattr(persistence, "PRETRAINED_DIR", tmp_path / "no-pretrained")
         model = ["--model", "default-protein"]
     before = db.read_text()
-    assert main(["search", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2
+    assert main(["search", "--no-align", *model, "--query", q, *target, "-k", k, "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("phylocl search: error: ") and message in err and err.count("\n") == 1
     assert db.read_text() == before and (case == "overwrite_input" or not out.exists())
@@ -208,8 +208,8 @@ def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
     torch.manual_seed(0)
     enc_path = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
     m = ["--model", str(enc_path), "--quiet", "--query", str(db), "--db", str(db), "-k", "3"]
-    assert main(["search", *m, "-o", str(tmp_path / "fp32.tsv")]) == 0
-    assert main(["search", *m, "--precision", "bf16", "-o", str(tmp_path / "bf16.tsv")]) == 0
+    assert main(["search", "--no-align", *m, "-o", str(tmp_path / "fp32.tsv")]) == 0
+    assert main(["search", "--no-align", *m, "--precision", "bf16", "-o", str(tmp_path / "bf16.tsv")]) == 0
     a, b = _read(tmp_path / "fp32.tsv")[1], _read(tmp_path / "bf16.tsv")[1]
     assert len(a) == len(b) == 24 * 3
     diffs = [abs(s - s2) for (_, _, s, _), (_, _, s2, _) in zip(a, b)]
@@ -225,7 +225,7 @@ def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
     with pytest.raises(InputError, match="precision"):
         resolve_model(str(enc_path), device="cpu", precision="fp16")
     with pytest.raises(SystemExit) as err:
-        main(["search", *m, "--precision", "fp16", "-o", str(tmp_path / "x.tsv")])
+        main(["search", "--no-align", *m, "--precision", "fp16", "-o", str(tmp_path / "x.tsv")])
     assert err.value.code == 2 and not (tmp_path / "x.tsv").exists()
     capsys.readouterr()
 
@@ -239,7 +239,7 @@ def test_sparse_index_search_equals_brute_force_and_drops_self_hits(tmp_path, db
     meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
     assert (meta["kind"], meta["rank"], meta["model"]["name"]) == ("sparse", 0, "kmer:3")
     queries = _fasta(tmp_path / "q.fasta", _records()[:5] + [("new", "MKVLAAGIVLLAHHW")])
-    code, _, err = cli("search", "--query", queries, "--index", tmp_path / "ix", "-k", "4", "-o", tmp_path / "h.tsv",
+    code, _, err = cli("search", "--no-align", "--query", queries, "--index", tmp_path / "ix", "-k", "4", "-o", tmp_path / "h.tsv",
                        "--quiet")
     assert code == 0, err
     recs, q = _records(), _records()[:5] + [("new", "MKVLAAGIVLLAHHW")]
@@ -251,7 +251,7 @@ def test_sparse_index_search_equals_brute_force_and_drops_self_hits(tmp_path, db
 
 def test_model_defaults_to_the_index_model(tmp_path, db, cli):
     assert cli("index", "--fasta", db, "--model", "kmer:2", "-o", tmp_path / "ix", "--quiet")[0] == 0
-    code, out, err = cli("search", "--query", db, "--index", tmp_path / "ix", "-k", "2", "-o", tmp_path / "h.tsv")
+    code, out, err = cli("search", "--no-align", "--query", db, "--index", tmp_path / "ix", "-k", "2", "-o", tmp_path / "h.tsv")
     assert code == 0, err
     assert "model kmer:2" in out
 
@@ -284,7 +284,7 @@ def test_db_search_with_the_default_protein_model_goes_sparse_and_equals_brute_f
     real = sparse_build.sparse_index_in_memory
     monkeypatch.setattr(sparse_build, "sparse_index_in_memory", lambda *a, **kw: built.append(1) or real(*a, **kw))
     out = tmp_path / "h.tsv"
-    search(query=db, db=db, out=out, model="default-protein", k=5, buffer_size=7, progress=False)
+    search(align=False, query=db, db=db, out=out, model="default-protein", k=5, buffer_size=7, progress=False)
     recs = _records()
     x = resolve_model("default-protein", alphabet="protein").embed([s for _, s in recs])  # the dense path
     ids = [i for i, _ in recs]

@@ -1,0 +1,169 @@
+"""Score each query against its own candidates with a SIMD Smith-Waterman (pyopal), then rank by bit score.
+
+:func:`align_candidates` is the Python API of the alignment stage of ``phylocl search``::
+
+    from phylocl.align import align_candidates, scoring_system
+    hits = align_candidates(["MKV..."], ["MKL...", "MSS..."], [[0, 1]], scoring=scoring_system("protein"))
+    hits.query(0)  # (targets, raw scores, bit scores, E-values), best bit score first
+
+One pyopal call per query scores all its candidates (local alignment, scores only). Queries run in a thread pool
+(``threads``; pyopal releases the GIL), each independent of the others, so the result does not depend on the
+number of threads. Hits with an E-value above ``evalue`` are dropped; the rest are sorted by bit score, highest
+first, ties by candidate order. The traceback (:mod:`phylocl.align.traceback`) is computed later, only for the
+hits that are written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from phylocl.align.scoring import ScoringSystem
+from phylocl.align.sequences import clean_sequence
+from phylocl.align.statistics import bit_scores, evalues
+
+__all__ = ["AlignedHits", "align_candidates", "default_threads"]
+
+
+def default_threads() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class AlignedHits:
+    """Scored hits of ``Q`` queries in CSR form: query ``i``'s hits are ``[offsets[i]:offsets[i + 1]]``.
+
+    Attributes:
+        offsets: ``(Q + 1,)`` int64.
+        targets: ``(H,)`` int64 target numbers (indices into the ``targets`` given to :func:`align_candidates`).
+        raw: ``(H,)`` int64 Smith-Waterman scores.
+        bits: ``(H,)`` float64 bit scores; evalues: ``(H,)`` float64 E-values.
+        cand_rank: ``(H,)`` int64 position of the hit in its query's candidate list (0 = the prefilter's best).
+    """
+
+    offsets: np.ndarray
+    targets: np.ndarray
+    raw: np.ndarray
+    bits: np.ndarray
+    evalues: np.ndarray
+    cand_rank: np.ndarray
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.offsets) - 1
+
+    def query(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(targets, raw, bits, evalues)`` of query ``i``, best bit score first."""
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.targets[a:b], self.raw[a:b], self.bits[a:b], self.evalues[a:b]
+
+
+def _score_one(query: str, cands: Sequence[str], scoring: ScoringSystem) -> np.ndarray:
+    import pyopal
+
+    if not cands or not query:
+        return np.zeros(len(cands), dtype=np.int64)
+    aligner = scoring.aligner()
+    db = pyopal.Database(cands, alphabet=aligner.alphabet)
+    # overflow="simple": every target in 8-bit lanes first, overflowing ones again in 16/32-bit; 1.5x faster than
+    # "buckets" on the search workload with the same scores (docs/retrieval.md, "Choosing the aligner")
+    return np.fromiter((r.score for r in aligner.align(query, db, mode="score", algorithm="sw", overflow="simple")),
+                       dtype=np.int64, count=len(cands))
+
+
+def _symmetric(scoring: ScoringSystem) -> bool:
+    m = np.asarray(scoring.scores)
+    return bool((m == m.T).all())
+
+
+def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[int], str],
+                     candidates: Sequence[Sequence[int]], *, scoring: ScoringSystem, db_residues: int | None = None,
+                     db_sequences: int | None = None, evalue: float = 10.0, max_hits: int | None = None,
+                     threads: int | None = None, clean: bool = True,
+                     query_rows: Sequence[int] | None = None) -> AlignedHits:
+    """Align every query with its candidates and return the hits ranked by bit score.
+
+    Args:
+        queries: ``Q`` sequences (any case; letters read as in :func:`~phylocl.align.sequences.clean_sequence`).
+        targets: the database sequences: a sequence of strings, or a function ``row -> str`` (an index's store).
+        candidates: per query, the target numbers to align (``-1`` entries are skipped; repeats are aligned once).
+        scoring: from :func:`~phylocl.align.scoring.scoring_system`.
+        db_residues, db_sequences: size of the database for the E-values (default: ``targets``' own, when it is a
+            sequence).
+        evalue: keep hits with E-value ``<=`` this (``inf``: keep all).
+        max_hits: keep at most this many hits per query (after ranking).
+        threads: worker threads (default: all cores).
+        clean: upper-case and check the letters (pass ``False`` for sequences already in the scoring system's
+            letters, e.g. from the data layer).
+        query_rows: the target number of each query when the queries are database sequences (``-1``: not one), as
+            in an all-against-all search: a pair of two such queries is then aligned once, its score reused for
+            the other direction (the local alignment score is symmetric for a symmetric matrix). Same results.
+
+    Raises ``ValueError`` on letters the scoring system cannot score (naming the sequence and letter), or a
+    ``targets`` function without ``db_residues`` / ``db_sequences``.
+    """
+    if len(candidates) != len(queries):
+        raise ValueError(f"{len(candidates)} candidate lists for {len(queries)} queries")
+    fetch = targets.__getitem__ if not callable(targets) else targets
+    if db_residues is None or db_sequences is None:
+        if callable(targets):
+            raise ValueError("give db_residues and db_sequences with a targets function")
+        db_residues = sum(len(t) for t in targets) if db_residues is None else db_residues
+        db_sequences = len(targets) if db_sequences is None else db_sequences
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+
+    symmetric = query_rows is not None and _symmetric(scoring)
+    row_of = {int(r): i for i, r in enumerate(query_rows)} if symmetric else {}
+    row_of.pop(-1, None)
+    done: dict[tuple[int, int], int] = {}  # (query, target) -> raw score, for pairs of two queries
+
+    def one(i: int):
+        rows = np.asarray(candidates[i], dtype=np.int64).ravel()
+        rows = rows[rows >= 0]
+        _, first = np.unique(rows, return_index=True)
+        rows = rows[np.sort(first)]  # (c,) prefilter order, repeats dropped
+        q = clean_sequence(queries[i], scoring, what=f"query {i}") if clean else queries[i]
+        me = int(query_rows[i]) if symmetric else -1
+        known = [done.get((row_of[int(t)], i)) if me >= 0 and int(t) in row_of else None for t in rows]
+        todo = [j for j, k in enumerate(known) if k is None]
+        cands = [clean_sequence(fetch(int(rows[j])), scoring, what=f"target {int(rows[j])}") if clean
+                 else fetch(int(rows[j])) for j in todo]
+        raw = np.array([k if k is not None else 0 for k in known], dtype=np.int64)  # (c,)
+        raw[todo] = _score_one(q, cands, scoring)
+        if me >= 0:
+            for j in todo:
+                if int(rows[j]) in row_of:
+                    done[i, row_of[int(rows[j])]] = int(raw[j])
+        lengths = np.fromiter((len(fetch(int(t))) for t in rows), np.int64, len(rows))  # cleaning keeps lengths
+        bits = bit_scores(raw, scoring.stats)
+        ev = evalues(raw, query_length=len(q), db_residues=db_residues, db_sequences=db_sequences,
+                     stats=scoring.stats, target_lengths=lengths)
+        pos = np.arange(len(rows))
+        keep = (ev <= evalue) & (raw > 0)
+        order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
+        sel = np.flatnonzero(keep)[order][:max_hits]
+        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel]
+
+    if threads == 1 or len(queries) <= 1:
+        parts = [one(i) for i in range(len(queries))]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(one, range(len(queries))))
+    sizes = [len(p[0]) for p in parts]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def cat(j, dtype):
+        return np.concatenate([p[j] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
+
+    return AlignedHits(offsets=offsets, targets=cat(0, np.int64), raw=cat(1, np.int64), bits=cat(2, np.float64),
+                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64))

@@ -1,0 +1,235 @@
+"""Scoring systems of the alignment stage: a substitution matrix, affine gap costs, Karlin-Altschul parameters.
+
+Gap costs follow BLAST's convention: ``gap_open`` 11, ``gap_extend`` 1 means a gap of length ``L`` costs
+``11 + L * 1``. (pyopal, parasail and Biopython charge ``open + (L - 1) * extend``, so the aligner is given
+``gap_open + gap_extend`` as its opening cost; :meth:`ScoringSystem.aligner`.)
+
+Protein: any integer matrix of Biopython's ``Bio.Align.substitution_matrices`` (default ``BLOSUM62``, gaps 11/1,
+what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, gap costs) pairs BLAST tabulates
+(:data:`PROTEIN_PARAMS`, copied from NCBI BLAST's published tables and checked against ``blastp``'s printed
+``Lambda K H`` in ``tests/align/test_blast_reference.py``); other pairs are refused, as ``blastp`` refuses them.
+
+DNA: BLASTN's ``-task blastn`` scheme, match +2, mismatch -3, gaps 5/2 (MMseqs2's nucleotide default gaps are
+also 5/2); ``N`` scores -2 against every letter, as ``blastn`` scores it (the rounded mean of one match and three
+mismatches). Only the plus strand of each target is aligned (``blastn`` searches both).
+
+Unknown letters: sequences are upper-cased and read as the data layer reads them (protein ``B Z J U O *`` -> ``X``,
+DNA ``U`` -> ``T``, IUPAC codes -> ``N``); ``X`` scores with the matrix's own ``X`` row (BLOSUM62: -2 to 0, ``X``
+against ``X`` -1: NCBI's matrix, which BLAST and DIAMOND use). A matrix without ``X`` or without one of the 20 amino acids is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from phylocl.errors import InputError
+
+__all__ = [
+    "DNA_LETTERS",
+    "DNA_PARAMS",
+    "PROTEIN_LETTERS",
+    "PROTEIN_PARAMS",
+    "KarlinAltschul",
+    "ScoringSystem",
+    "scoring_system",
+]
+
+PROTEIN_LETTERS = "ACDEFGHIKLMNPQRSTVWYX"
+DNA_LETTERS = "ACGTN"
+
+
+@dataclass(frozen=True)
+class KarlinAltschul:
+    """Gapped Karlin-Altschul parameters of a scoring system (BLAST's tables).
+
+    ``lam`` (lambda, per score unit) and ``K`` give bit scores ``(lam S - ln K) / ln 2``; ``H`` (nats per aligned
+    pair), ``alpha`` and ``beta`` give BLAST's length adjustment (:mod:`phylocl.align.statistics`). ``gumbel``:
+    ``(alpha_v, sigma, a_ungapped, alpha_v_ungapped, G)`` of Spouge's finite-size correction where BLAST tabulates
+    them (BLOSUM62), ``G = gap_open + gap_extend``.
+    """
+
+    lam: float
+    K: float
+    H: float
+    alpha: float
+    beta: float
+    gumbel: tuple[float, float, float, float, int] | None = None
+
+    @property
+    def log_k(self) -> float:
+        return math.log(self.K)
+
+
+# (matrix, gap_open, gap_extend) -> (lambda, K, H, alpha, beta): NCBI BLAST's gapped tables (blast_stat.c),
+# BLAST gap convention; the published parameters of each system, checked against blastp's output in the tests.
+PROTEIN_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
+    ("BLOSUM62", 11, 2): (0.297, 0.082, 0.27, 1.1, -10),
+    ("BLOSUM62", 10, 2): (0.291, 0.075, 0.23, 1.3, -15),
+    ("BLOSUM62", 9, 2): (0.279, 0.058, 0.19, 1.5, -19),
+    ("BLOSUM62", 8, 2): (0.264, 0.045, 0.15, 1.8, -26),
+    ("BLOSUM62", 7, 2): (0.239, 0.027, 0.10, 2.5, -46),
+    ("BLOSUM62", 6, 2): (0.201, 0.012, 0.061, 3.3, -58),
+    ("BLOSUM62", 13, 1): (0.292, 0.071, 0.23, 1.2, -11),
+    ("BLOSUM62", 12, 1): (0.283, 0.059, 0.19, 1.5, -19),
+    ("BLOSUM62", 11, 1): (0.267, 0.041, 0.14, 1.9, -30),
+    ("BLOSUM62", 10, 1): (0.243, 0.024, 0.10, 2.5, -44),
+    ("BLOSUM62", 9, 1): (0.206, 0.010, 0.052, 4.0, -87),
+    ("BLOSUM80", 25, 2): (0.342, 0.17, 0.66, 0.52, -1.6),
+    ("BLOSUM80", 13, 2): (0.336, 0.15, 0.57, 0.59, -3),
+    ("BLOSUM80", 9, 2): (0.319, 0.11, 0.42, 0.76, -6),
+    ("BLOSUM80", 8, 2): (0.308, 0.090, 0.35, 0.89, -9),
+    ("BLOSUM80", 7, 2): (0.293, 0.070, 0.27, 1.1, -14),
+    ("BLOSUM80", 6, 2): (0.268, 0.045, 0.19, 1.4, -19),
+    ("BLOSUM80", 11, 1): (0.314, 0.095, 0.35, 0.90, -9),
+    ("BLOSUM80", 10, 1): (0.299, 0.071, 0.27, 1.1, -14),
+    ("BLOSUM80", 9, 1): (0.279, 0.048, 0.20, 1.4, -19),
+    ("BLOSUM90", 9, 2): (0.310, 0.12, 0.46, 0.67, -6),
+    ("BLOSUM90", 8, 2): (0.300, 0.099, 0.39, 0.76, -7),
+    ("BLOSUM90", 7, 2): (0.283, 0.072, 0.30, 0.93, -11),
+    ("BLOSUM90", 6, 2): (0.259, 0.048, 0.22, 1.2, -16),
+    ("BLOSUM90", 11, 1): (0.302, 0.093, 0.39, 0.78, -8),
+    ("BLOSUM90", 10, 1): (0.290, 0.075, 0.28, 1.04, -15),
+    ("BLOSUM90", 9, 1): (0.265, 0.044, 0.20, 1.3, -19),
+    ("PAM30", 7, 2): (0.305, 0.15, 0.87, 0.35, -3),
+    ("PAM30", 6, 2): (0.287, 0.11, 0.68, 0.42, -4),
+    ("PAM30", 5, 2): (0.264, 0.079, 0.45, 0.59, -7),
+    ("PAM30", 10, 1): (0.309, 0.15, 0.88, 0.35, -3),
+    ("PAM30", 9, 1): (0.294, 0.11, 0.61, 0.48, -6),
+    ("PAM30", 8, 1): (0.270, 0.072, 0.40, 0.68, -10),
+    ("PAM70", 8, 2): (0.301, 0.12, 0.54, 0.56, -5),
+    ("PAM70", 7, 2): (0.286, 0.093, 0.43, 0.67, -7),
+    ("PAM70", 6, 2): (0.264, 0.064, 0.29, 0.90, -12),
+    ("PAM70", 11, 1): (0.305, 0.12, 0.52, 0.59, -6),
+    ("PAM70", 10, 1): (0.291, 0.091, 0.41, 0.71, -9),
+    ("PAM70", 9, 1): (0.270, 0.060, 0.28, 0.97, -14),
+    ("PAM250", 15, 3): (0.205, 0.049, 0.13, 1.6, -23),
+    ("PAM250", 14, 3): (0.200, 0.043, 0.12, 1.7, -26),
+    ("PAM250", 13, 3): (0.194, 0.036, 0.10, 1.9, -31),
+    ("PAM250", 12, 3): (0.186, 0.029, 0.085, 2.2, -41),
+    ("PAM250", 11, 3): (0.174, 0.020, 0.070, 2.5, -48),
+    ("PAM250", 17, 2): (0.204, 0.047, 0.12, 1.7, -28),
+    ("PAM250", 16, 2): (0.198, 0.038, 0.11, 1.8, -29),
+    ("PAM250", 15, 2): (0.191, 0.031, 0.087, 2.2, -44),
+    ("PAM250", 14, 2): (0.182, 0.024, 0.073, 2.5, -53),
+    ("PAM250", 13, 2): (0.171, 0.017, 0.059, 2.9, -64),
+    ("PAM250", 21, 1): (0.205, 0.045, 0.11, 1.8, -34),
+    ("PAM250", 20, 1): (0.199, 0.037, 0.10, 1.9, -35),
+    ("PAM250", 19, 1): (0.192, 0.029, 0.083, 2.3, -52),
+    ("PAM250", 18, 1): (0.183, 0.021, 0.070, 2.6, -60),
+    ("PAM250", 17, 1): (0.171, 0.014, 0.052, 3.3, -86),
+}
+# BLASTN -task blastn: reward 2, penalty -3, gaps 5/2 (blastn prints Lambda 0.625 K 0.410 H 0.780)
+# Spouge's finite-size correction (Park et al. 2012), BLOSUM62 only, as BLAST+ tabulates it:
+# (gap_open, gap_extend) -> (alpha_v, sigma); ungapped row (a, alpha_v) = (0.7916, 4.96466)
+BLOSUM62_GUMBEL: dict[tuple[int, int], tuple[float, float]] = {
+    (11, 2): (12.6738, 12.7576), (10, 2): (16.474, 16.6026), (9, 2): (22.7519, 22.95), (8, 2): (35.4838, 35.8213),
+    (7, 2): (61.2383, 61.886), (6, 2): (140.417, 141.882), (13, 1): (19.5063, 19.8931), (12, 1): (27.8562, 28.4699),
+    (11, 1): (42.6028, 43.6362), (10, 1): (83.1787, 85.0656), (9, 1): (210.333, 214.842),
+}
+BLOSUM62_UNGAPPED = (0.7916, 4.96466)
+DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
+    ("BLASTN-2-3", 5, 2): (0.625, 0.41, 0.78, 0.8, -2),
+}
+DEFAULTS = {"protein": ("BLOSUM62", 11, 1), "dna": ("BLASTN-2-3", 5, 2)}
+
+
+@dataclass(frozen=True)
+class ScoringSystem:
+    """An integer substitution matrix over ``letters``, BLAST-convention gap costs and their statistics.
+
+    Attributes:
+        alphabet: ``"protein"`` or ``"dna"``.
+        matrix_name: ``BLOSUM62``, ``BLASTN-2-3`` ...
+        letters: the letters sequences are written in (upper case; the last is the unknown letter).
+        scores: ``len(letters) x len(letters)`` integer scores, row/column order of ``letters``.
+        gap_open, gap_extend: a gap of length ``L`` costs ``gap_open + L * gap_extend``.
+        stats: gapped Karlin-Altschul parameters.
+    """
+
+    alphabet: str
+    matrix_name: str
+    letters: str
+    scores: tuple[tuple[int, ...], ...]
+    gap_open: int
+    gap_extend: int
+    stats: KarlinAltschul
+    _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def aligner(self):
+        """A ``pyopal.Aligner`` of this system (cached; pyopal's gap opening cost includes the first extension)."""
+        if "aligner" not in self._cache:
+            import pyopal
+            from scoring_matrices import ScoringMatrix
+
+            matrix = ScoringMatrix([list(r) for r in self.scores], alphabet=self.letters, name=self.matrix_name)
+            self._cache["aligner"] = pyopal.Aligner(matrix, gap_open=self.gap_open + self.gap_extend,
+                                                    gap_extend=self.gap_extend)
+        return self._cache["aligner"]
+
+    def score_of(self, a: str, b: str) -> int:
+        """Substitution score of two letters of :attr:`letters`."""
+        return self.scores[self.letters.index(a)][self.letters.index(b)]
+
+    def record(self) -> dict:
+        """JSON-friendly description (matrix, gaps, lambda, K)."""
+        return {"matrix": self.matrix_name, "gap_open": self.gap_open, "gap_extend": self.gap_extend,
+                "lambda": self.stats.lam, "K": self.stats.K}
+
+
+def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
+    from Bio.Align import substitution_matrices
+
+    available = substitution_matrices.load()
+    key = next((n for n in available if n.upper() == name.upper()), None)
+    if key is None:
+        raise InputError(f"unknown substitution matrix {name!r}; Biopython has {', '.join(available)}")
+    m = substitution_matrices.load(key)
+    missing = [c for c in PROTEIN_LETTERS if c not in m.alphabet]
+    if missing:
+        raise InputError(f"matrix {key} lacks the letter(s) {''.join(missing)}; it cannot score protein sequences "
+                         "(the 20 amino acids and X)")
+    rows = tuple(tuple(float(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
+    if any(v != int(v) for r in rows for v in r):
+        raise InputError(f"matrix {key} has non-integer scores; the aligner needs an integer matrix")
+    return key, tuple(tuple(int(v) for v in r) for r in rows)
+
+
+def _dna_matrix() -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(-2 if "N" in (a, b) else (2 if a == b else -3) for b in DNA_LETTERS) for a in DNA_LETTERS)
+
+
+def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_open: int | None = None,
+                   gap_extend: int | None = None) -> ScoringSystem:
+    """The scoring system of ``alphabet`` with optional overrides (``None`` = the default of the module docstring).
+
+    Raises :class:`~phylocl.errors.InputError` for an unknown matrix, a matrix lacking letters, negative gap costs
+    and (matrix, gap costs) pairs without tabulated statistics (the message lists the supported ones).
+    """
+    if alphabet not in DEFAULTS:
+        raise InputError(f"unknown alphabet {alphabet!r}; choose protein or dna")
+    d_matrix, d_open, d_extend = DEFAULTS[alphabet]
+    gap_open = d_open if gap_open is None else int(gap_open)
+    gap_extend = d_extend if gap_extend is None else int(gap_extend)
+    if gap_open < 0 or gap_extend < 1:
+        raise InputError(f"gap costs must be --gap-open >= 0 and --gap-extend >= 1, got {gap_open} and {gap_extend}")
+    if alphabet == "dna":
+        if matrix is not None and matrix.upper() not in ("BLASTN-2-3", "BLASTN"):
+            raise InputError(f"--matrix {matrix} is for protein; DNA is scored with BLASTN's +2/-3 (--matrix is "
+                             "not used)")
+        name, letters, scores, table = d_matrix, DNA_LETTERS, _dna_matrix(), DNA_PARAMS
+    else:
+        name, scores = _protein_matrix(matrix or d_matrix)
+        letters, table = PROTEIN_LETTERS, PROTEIN_PARAMS
+    params = table.get((name, gap_open, gap_extend))
+    if params is None:
+        supported = ", ".join(f"{o}/{e}" for (m, o, e) in table if m == name)
+        hint = (f"supported gap costs (open/extend) for {name}: {supported}" if supported
+                else f"matrices with statistics: {', '.join(sorted({m for m, _, _ in table}))}")
+        raise InputError(f"no Karlin-Altschul statistics for {name} with gaps {gap_open}/{gap_extend} (BLAST has "
+                         f"none either); {hint}")
+    gumbel = None
+    if name == "BLOSUM62" and (gap_open, gap_extend) in BLOSUM62_GUMBEL:
+        gumbel = (*BLOSUM62_GUMBEL[gap_open, gap_extend], *BLOSUM62_UNGAPPED, gap_open + gap_extend)
+    return ScoringSystem(alphabet=alphabet, matrix_name=name, letters=letters, scores=scores, gap_open=gap_open,
+                         gap_extend=gap_extend, stats=KarlinAltschul(*map(float, params), gumbel=gumbel))

@@ -1,0 +1,40 @@
+"""Sequences as the aligner reads them: upper case, rare and ambiguous letters read as the unknown letter.
+
+The same reading as the data layer (:mod:`phylocl.data.letters`): protein ``B Z J U O *`` -> ``X``; DNA ``U`` -> ``T``
+and the IUPAC codes ``R Y S W K M B D H V X`` -> ``N``. Any other letter cannot be scored and is refused.
+"""
+
+from __future__ import annotations
+
+from phylocl.align.scoring import ScoringSystem
+
+__all__ = ["clean_sequence"]
+
+_ALIASES = {"protein": {**dict.fromkeys("BZJUO*", "X")},
+            "dna": {"U": "T", **dict.fromkeys("RYSWKMBDHVX", "N")}}
+_TABLES: dict[str, dict[int, int]] = {}
+
+
+def _table(alphabet: str) -> dict[int, int]:
+    if alphabet not in _TABLES:
+        table = {ord(c.lower()): ord(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+        for src, dst in _ALIASES[alphabet].items():
+            table[ord(src)] = table[ord(src.lower())] = ord(dst)
+        _TABLES[alphabet] = table
+    return _TABLES[alphabet]
+
+
+def clean_sequence(seq: str | bytes, scoring: ScoringSystem, *, what: str = "sequence") -> str:
+    """``seq`` in the letters of ``scoring`` (upper case, aliases resolved).
+
+    Raises ``ValueError`` naming ``what`` and the first letter the scoring system cannot score.
+    """
+    if isinstance(seq, (bytes, bytearray, memoryview)):
+        seq = bytes(seq).decode("latin-1")
+    out = seq.translate(_table(scoring.alphabet))
+    bad = set(out) - set(scoring.letters)
+    if bad:
+        letter = min(bad, key=out.index)
+        raise ValueError(f"{what}: letter {letter!r} (position {out.index(letter) + 1}) cannot be scored by "
+                         f"{scoring.matrix_name} ({scoring.alphabet} letters {scoring.letters})")
+    return out

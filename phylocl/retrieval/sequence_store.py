@@ -1,0 +1,108 @@
+"""The database sequences of an index bundle, so that ``phylocl search --index`` can align its candidates.
+
+Two members, written while the index is built (letters as the data layer reads them: upper case, unknown letters
+``X``/``N``)::
+
+    <bundle>/sequences.bin          all sequences concatenated, one byte per residue (ASCII)
+    <bundle>/sequence_offsets.npy   (N + 1,) int64: row i is sequences.bin[offsets[i]:offsets[i + 1]]
+
+``meta.json`` gains ``"sequences": {"residues": R, "file": "sequences.bin"}``. At search time the bytes are
+memory-mapped, so a candidate is read by its row without touching the rest (or the FASTA file again). A bundle
+without them (built before this existed, or from an embeddings file) cannot be aligned: :func:`open_store` says
+to rebuild it or to search with ``--no-align``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from phylocl.errors import InputError
+
+__all__ = ["OFFSETS_FILE", "SEQUENCES_FILE", "SequenceStore", "SequenceStoreWriter", "open_store"]
+
+SEQUENCES_FILE = "sequences.bin"
+OFFSETS_FILE = "sequence_offsets.npy"
+
+
+class SequenceStoreWriter:
+    """Appends sequences to a spool file next to ``destination`` (a bundle being built); :meth:`finish` moves the
+    two members into the bundle's temporary folder. Memory: the offsets only (8 bytes per sequence)."""
+
+    def __init__(self, *, spool_dir: str | Path) -> None:
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix=".sequences.", suffix=".spool", dir=spool_dir)
+        self._file = os.fdopen(fd, "wb")
+        self._path = Path(name)
+        self._offsets = [0]
+
+    def append(self, sequences: Iterable[str]) -> None:
+        for s in sequences:
+            data = s.encode("ascii")
+            self._file.write(data)
+            self._offsets.append(self._offsets[-1] + len(data))
+
+    @property
+    def n(self) -> int:
+        return len(self._offsets) - 1
+
+    def finish(self, folder: Path) -> dict:
+        """Move the members into ``folder``; returns the ``meta.json`` record."""
+        self._file.close()
+        os.replace(self._path, folder / SEQUENCES_FILE)
+        np.save(folder / OFFSETS_FILE, np.asarray(self._offsets, dtype=np.int64))
+        return {"residues": int(self._offsets[-1]), "file": SEQUENCES_FILE}
+
+    def abort(self) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+class SequenceStore:
+    """Read-only sequences by row: ``store[i] -> str``; ``len(store)``; ``residues`` in total."""
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+        self._data, self._offsets = data, offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @property
+    def residues(self) -> int:
+        return int(self._offsets[-1])
+
+    def __getitem__(self, i: int) -> str:
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        return self._data[a:b].tobytes().decode("ascii")
+
+    def length(self, i: int) -> int:
+        return int(self._offsets[i + 1] - self._offsets[i])
+
+
+def open_store(bundle: str | Path, *, ntotal: int) -> SequenceStore:
+    """The sequences of the index at ``bundle`` (``ntotal`` rows), memory-mapped.
+
+    Raises :class:`~phylocl.errors.InputError` when the bundle has none (one line: rebuild, or ``--no-align``) or
+    when they do not match its rows (damaged).
+    """
+    bundle = Path(bundle)
+    seq_path, off_path = bundle / SEQUENCES_FILE, bundle / OFFSETS_FILE
+    if not seq_path.is_file() or not off_path.is_file():
+        raise InputError("this index holds no database sequences, so its hits cannot be aligned; rebuild it with "
+                         "`phylocl index --fasta DB.fasta` (which stores them), or search with --no-align",
+                         path=bundle)
+    try:
+        offsets = np.load(off_path, allow_pickle=False)
+        size = seq_path.stat().st_size
+        data = np.memmap(seq_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    except (OSError, ValueError) as err:
+        raise InputError(f"damaged sequence store: {' '.join(str(err).split())}", path=bundle) from None
+    if (offsets.ndim != 1 or len(offsets) != ntotal + 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size
+            or np.any(np.diff(offsets) < 0)):
+        raise InputError(f"the stored sequences do not match the index ({len(offsets) - 1} sequences, "
+                         f"{size:,} bytes, for {ntotal} rows): the bundle is damaged; rebuild it", path=bundle)
+    return SequenceStore(data, offsets)

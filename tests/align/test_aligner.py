@@ -1,0 +1,216 @@
+"""Smith-Waterman scores, statistics and tracebacks of phylocl.align against slow references."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from Bio.Align import PairwiseAligner, substitution_matrices
+
+from phylocl.align import (
+    align_candidates,
+    bit_scores,
+    clean_sequence,
+    describe_alignments,
+    evalues,
+    length_adjustment,
+    scoring_system,
+)
+from phylocl.align.statistics import search_space
+from phylocl.errors import InputError
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _mutate(rng, seq: str, rate: float) -> str:
+    out = []
+    for c in seq:
+        r = rng.random()
+        if r < rate:
+            out.append(rng.choice(AA))  # substitution
+        elif r < rate * 1.2:
+            continue  # deletion
+        elif r < rate * 1.4:
+            out.append(c + "".join(rng.choice(AA) for _ in range(rng.randint(1, 4))))  # insertion
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _pairs(n: int, seed: int = 0):
+    """Related pairs with unrelated flanks on both ends (end gaps), X letters and lowercase mixed in."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        core = "".join(rng.choice(AA + "X") for _ in range(rng.randint(5, 120)))
+        other = _mutate(rng, core, rng.choice([0.05, 0.3, 0.7]))
+        flank = lambda: "".join(rng.choice(AA) for _ in range(rng.randint(0, 30)))
+        q, t = flank() + core + flank(), flank() + other + flank()
+        if i % 3 == 0:
+            q = q.lower()
+        if i % 5 == 0:
+            t = "".join(c.lower() if rng.random() < 0.5 else c for c in t)
+        pairs.append((q, t))
+    return pairs
+
+
+def _reference(scoring, q: str, t: str) -> int:
+    m = substitution_matrices.load(scoring.matrix_name)
+    a = PairwiseAligner(mode="local", substitution_matrix=m, open_gap_score=-(scoring.gap_open + scoring.gap_extend),
+                        extend_gap_score=-scoring.gap_extend)
+    return int(a.score(q.upper(), t.upper()))
+
+
+@pytest.mark.parametrize("matrix,gaps", [("BLOSUM62", (11, 1)), ("BLOSUM62", (9, 2)), ("PAM30", (9, 1))])
+def test_scores_equal_biopython_local_alignment(matrix, gaps):
+    scoring = scoring_system("protein", matrix=matrix, gap_open=gaps[0], gap_extend=gaps[1])
+    pairs = _pairs(60, seed=len(matrix) + gaps[0])
+    queries = [q for q, _ in pairs]
+    targets = [t for _, t in pairs]
+    hits = align_candidates(queries, targets, [[i] for i in range(len(pairs))], scoring=scoring,
+                            evalue=math.inf, threads=2)
+    for i, (q, t) in enumerate(pairs):
+        _, raw, _, _ = hits.query(i)
+        want = _reference(scoring, q, t)
+        assert (raw[0] if len(raw) else 0) == want, (i, q, t)
+
+
+def test_dna_scores_equal_biopython_with_blastn_scheme():
+    rng = random.Random(3)
+    scoring = scoring_system("dna")
+    m = substitution_matrices.Array(alphabet="ACGTN", dims=2,
+                                    data=np.array([[scoring.score_of(a, b) for b in "ACGTN"] for a in "ACGTN"],
+                                                  dtype=float))
+    ref = PairwiseAligner(mode="local", substitution_matrix=m, open_gap_score=-7, extend_gap_score=-2)
+    for _ in range(30):
+        a = "".join(rng.choice("ACGTN") for _ in range(rng.randint(10, 80)))
+        b = "".join(c if rng.random() > 0.2 else rng.choice("ACGT") for c in a)
+        b = "ACGT"[:rng.randint(0, 4)] + b[:len(b) // 2] + b[len(b) // 2 + rng.randint(0, 3):]
+        raw = align_candidates([a.lower()], [b], [[0]], scoring=scoring, evalue=math.inf).raw
+        assert (int(raw[0]) if len(raw) else 0) == int(ref.score(a, b))
+    assert scoring.score_of("N", "A") == -2 and scoring.score_of("A", "A") == 2 and scoring.score_of("A", "C") == -3
+
+
+def test_ranking_filter_and_threads_do_not_change_output():
+    pairs = _pairs(40, seed=7)
+    queries = [q for q, _ in pairs[:10]]
+    targets = [t for _, t in pairs]
+    rng = np.random.default_rng(0)
+    cands = [rng.permutation(len(targets))[:25].tolist() + [-1, 3, 3] for _ in queries]
+    scoring = scoring_system()
+    one = align_candidates(queries, targets, cands, scoring=scoring, threads=1, evalue=5.0)
+    two = align_candidates(queries, targets, cands, scoring=scoring, threads=2, evalue=5.0)
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+    for i in range(len(queries)):
+        tg, _, bits, ev = one.query(i)
+        assert len(set(tg.tolist())) == len(tg)  # repeats aligned once, -1 skipped
+        assert np.all(np.diff(bits) <= 0) and np.all(ev <= 5.0)
+        assert set(tg.tolist()) <= set(cands[i]) - {-1}
+    capped = align_candidates(queries, targets, cands, scoring=scoring, evalue=5.0, max_hits=2)
+    assert np.diff(capped.offsets).max() <= 2
+
+
+def test_bit_scores_and_evalues_closed_form():
+    scoring = scoring_system()
+    st = scoring.stats
+    assert (st.lam, st.K) == (0.267, 0.041)
+    assert bit_scores(np.array([100]), st)[0] == pytest.approx((0.267 * 100 - math.log(0.041)) / math.log(2))
+    m, n, big_n = 250, 1_000_000, 3_000
+    ell = length_adjustment(m, n, big_n, st)
+    # slow reference: the largest integer l with l <= alpha/lambda (ln K + ln((m - l)(n - N l))) + beta
+    ok = [l for l in range(m) if (m - l) * (n - big_n * l) > 0
+          and l <= st.alpha / st.lam * (math.log(st.K) + math.log((m - l) * (n - big_n * l))) + st.beta]
+    assert ell == max(ok) and ell > 0
+    e = evalues(np.array([60]), query_length=m, db_residues=n, db_sequences=big_n, stats=st)[0]
+    assert e == pytest.approx(st.K * (m - ell) * (n - big_n * ell) * math.exp(-st.lam * 60))
+    assert search_space(m, n, big_n, st) == pytest.approx((m - ell) * (n - big_n * ell))
+    assert length_adjustment(5, 20, 1, st) == 0  # a search space too small for any adjustment
+
+
+def test_traceback_columns_by_hand():
+    scoring = scoring_system()
+    q = "MKVLAAGIVGLLLAWPQRSTVV"
+    t = "KKMKVLWAGIVGAWPQRSTVVEE"  # one substitution (A->W), the query's LLL deleted, flanks on the target
+    [a] = describe_alignments(q, [t], scoring)
+    assert (a.qstart, a.qend, a.sstart, a.send) == (1, 22, 3, 21)
+    assert (a.length, a.mismatch, a.gapopen) == (22, 1, 1)
+    assert a.pident == pytest.approx(100 * 18 / 22)
+    assert a.score == _reference(scoring, q, t)
+    [none] = describe_alignments("WWW", ["PPP"], scoring)
+    assert none.length == 0 and none.score == 0
+
+
+def test_traceback_is_consistent_with_scores():
+    scoring = scoring_system()
+    pairs = _pairs(30, seed=11)
+    for q, t in pairs:
+        qc, tc = clean_sequence(q, scoring), clean_sequence(t, scoring)
+        [a] = describe_alignments(qc, [tc], scoring)
+        assert a.score == _reference(scoring, q, t)
+        if a.length:
+            assert 1 <= a.qstart <= a.qend <= len(qc) and 1 <= a.sstart <= a.send <= len(tc)
+            # re-score the reported regions globally: the local optimum lies inside them
+            m = substitution_matrices.load("BLOSUM62")
+            g = PairwiseAligner(mode="global", substitution_matrix=m, open_gap_score=-12, extend_gap_score=-1)
+            assert int(g.score(qc[a.qstart - 1:a.qend], tc[a.sstart - 1:a.send])) == a.score
+
+
+def test_letters_are_read_as_the_data_layer_reads_them():
+    scoring = scoring_system()
+    assert clean_sequence("mkb*zuoj", scoring) == "MKXXXXXX"
+    with pytest.raises(ValueError, match="letter '1'"):
+        clean_sequence("MK1V", scoring, what="query q1")
+    with pytest.raises(ValueError, match="query 0"):
+        align_candidates(["MK-V"], ["MKV"], [[0]], scoring=scoring)
+    assert clean_sequence("acgunry", scoring_system("dna")) == "ACGTNNN"
+
+
+def test_scoring_system_refusals():
+    with pytest.raises(InputError, match="no Karlin-Altschul statistics for BLOSUM62 with gaps 5/1.*11/1"):
+        scoring_system("protein", gap_open=5, gap_extend=1)
+    with pytest.raises(InputError, match="unknown substitution matrix"):
+        scoring_system("protein", matrix="NOPE")
+    with pytest.raises(InputError, match="lacks the letter"):
+        scoring_system("protein", matrix="NUC.4.4")
+    with pytest.raises(InputError, match="for protein"):
+        scoring_system("dna", matrix="BLOSUM62")
+    with pytest.raises(InputError, match="gap costs"):
+        scoring_system("protein", gap_extend=0)
+    assert scoring_system("protein", matrix="blosum80", gap_open=10, gap_extend=1).stats.lam == 0.299
+
+
+def test_finite_size_corrected_evalues_equal_blastps_printed_ones():
+    """Values blastp 2.x printed for one 207-residue query against a 32-sequence, 6,133-residue database
+    (``-comp_based_stats 0 -seg no``): raw score, target length -> E-value."""
+    st = scoring_system().stats
+    printed = [(232, 211, 3.55e-27), (64, 196, 6.41e-4), (16, 196, 705), (47, 161, 0.085), (22, 161, 124)]
+    for raw, n_t, want in printed:
+        got = evalues(np.array([raw]), query_length=207, db_residues=6133, db_sequences=32, stats=st,
+                      target_lengths=np.array([n_t]))[0]
+        assert got == pytest.approx(want, rel=0.01)
+
+
+def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
+    """All-against-all: with query_rows each pair of two queries is aligned once; results equal the plain run."""
+    import phylocl.align.aligner as mod
+
+    aligned = []
+    real = mod._score_one
+    monkeypatch.setattr(mod, "_score_one", lambda q, c, s: aligned.append(len(c)) or real(q, c, s))
+    pairs = _pairs(30, seed=13)
+    seqs = [t for _, t in pairs] + [q for q, _ in pairs]
+    rng = np.random.default_rng(1)
+    cands = [[j for j in rng.permutation(len(seqs))[:40] if j != i] for i in range(len(seqs))]
+    scoring = scoring_system()
+    plain = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=math.inf, threads=2)
+    n_plain = sum(aligned)
+    aligned.clear()
+    once = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=math.inf, threads=1,
+                            query_rows=list(range(len(seqs))))
+    mutual = sum(i in cands[j] for i in range(len(seqs)) for j in cands[i]) // 2
+    assert sum(aligned) == n_plain - mutual  # each mutual pair aligned once
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+        np.testing.assert_array_equal(getattr(plain, field), getattr(once, field))

@@ -1,0 +1,203 @@
+"""``phylocl search`` with the alignment stage (the default): ranking against phylocl.align's API, BLAST tabular read
+by Biopython, --db vs --index, threads, stdout, and the refusals (exit 2, one line, no output)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylocl.align import align_candidates, scoring_system
+from phylocl.cli import main
+from phylocl.workflows.search import search
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _records(seed=0):
+    """24 proteins in 6 families of mutated copies (lengths 30..90), one with lowercase letters and an X."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in range(6):
+        root = rng.choice(list(AA), size=int(rng.integers(30, 90)))
+        for m in range(4):
+            s = root.copy()
+            hit = rng.random(len(s)) < 0.3
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            out.append((f"f{f}_{m}", "".join(s)))
+    out[5] = (out[5][0], out[5][1][:10].lower() + "X" + out[5][1][11:])
+    return out
+
+
+def _fasta(path, records):
+    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
+    return path
+
+
+@pytest.fixture
+def db(tmp_path):
+    return _fasta(tmp_path / "db.fasta", _records())
+
+
+def _rows(path):
+    lines = path.read_text().splitlines()
+    return lines[0], [line.split("\t") for line in lines[1:]]
+
+
+def test_aligned_hits_equal_the_api_over_all_candidates(tmp_path, db, capsys):
+    out = tmp_path / "h.tsv"
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out),
+                 "--evalue", "1"]) == 0
+    assert "aligned (BLOSUM62 11/1, 300 candidates)" in capsys.readouterr().out
+    header, rows = _rows(out)
+    assert header == "query\ttarget\tscore\trank\tbitscore\tevalue"
+    recs = _records()
+    ids, seqs = [i for i, _ in recs], [s for _, s in recs]
+    # 300 candidates > 23 others: every database row is aligned, so the result is the API's over all of them
+    cands = [[j for j in range(len(ids)) if j != i] for i in range(len(ids))]
+    ref = align_candidates(seqs, seqs, cands, scoring=scoring_system(), evalue=1.0)
+    ref_bits = {(ids[i], ids[t]): f"{b:.1f}" for i in range(len(ids)) for t, _, b, _ in zip(*ref.query(i))}
+    assert all(ref_bits[q, t] == b for q, t, _, _, b, _ in rows)  # each pair's bit score is the API's
+    for i, q in enumerate(ids):  # and each query's list is the API's top 5 (ties may order differently)
+        assert [r[4] for r in rows if r[0] == q] == [f"{b:.1f}" for b in ref.query(i)[2][:5]]
+    for q in set(ids):
+        mine = [r for r in rows if r[0] == q]
+        assert [int(r[3]) for r in mine] == list(range(1, len(mine) + 1))
+        assert all(float(r[5]) <= 1.0 for r in mine) and all(r[1] != q for r in mine)
+    fam = lambda x: x.split("_")[0]
+    assert all(fam(q) == fam(t) for q, t, *_, e in rows if float(e) < 1e-3)  # significant hits are relatives
+    assert sum(fam(q) == fam(t) for q, t, *_ in rows) == 24 * 3  # every relative is found
+
+
+def test_blast6_is_read_by_biopython(tmp_path, db):
+    from Bio import SearchIO
+
+    out = tmp_path / "h.m8"
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "3", "--format",
+                 "blast6", "-o", str(out), "--quiet"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines and all(len(line.split("\t")) == 12 for line in lines)
+    n = sum(len(qr.hits) for qr in SearchIO.parse(str(out), "blast-tab"))
+    assert n == len(lines)
+    seqs = dict(_records())
+    for line in lines:
+        q, t, pident, length, mismatch, gapopen, qs, qe, ss, se, _, _ = line.split("\t")
+        assert 0 < float(pident) <= 100 and int(mismatch) + int(gapopen) <= int(length)
+        assert 1 <= int(qs) <= int(qe) <= len(seqs[q]) and 1 <= int(ss) <= int(se) <= len(seqs[t])
+
+
+def test_index_equals_db_threads_do_not_matter_and_stdout(tmp_path, db, capsys):
+    assert main(["index", "--fasta", str(db), "--model", "kmer:2", "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+    common = ["--query", str(db), "-k", "4", "--quiet", "--format", "blast6"]
+    assert main(["search", *common, "--index", str(tmp_path / "ix"), "-o", str(tmp_path / "a"), "--threads",
+                 "1"]) == 0
+    assert main(["search", *common, "--model", "kmer:2", "--db", str(db), "-o", str(tmp_path / "b"), "--threads",
+                 "2"]) == 0
+    assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text()
+    capsys.readouterr()
+    assert main(["search", *common, "--index", str(tmp_path / "ix"), "-o", "-"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == (tmp_path / "a").read_text()
+    assert "wrote" in captured.err  # the summary goes to stderr when the hits go to stdout
+
+
+def test_no_align_is_the_embedding_ranking(tmp_path, db):
+    res = search(query=db, db=db, out=tmp_path / "n.tsv", model="kmer:2", k=3, align=False, progress=False)
+    header, rows = _rows(tmp_path / "n.tsv")
+    assert header == "query\ttarget\tscore\trank" and not res.aligned and len(rows) == 24 * 3
+    aligned = search(query=db, db=db, out=tmp_path / "a.tsv", model="kmer:2", k=3, progress=False)
+    _, arows = _rows(tmp_path / "a.tsv")
+    cos = {(q, t): s for q, t, s, _ in rows}
+    for q, t, s, *_ in arows:  # the aligned file keeps the embedding's cosine in `score`
+        if (q, t) in cos:
+            assert s == cos[q, t]
+    assert aligned.aligned and aligned.scoring["matrix"] == "BLOSUM62"
+
+
+def test_dna_is_aligned_with_the_blastn_scheme(tmp_path):
+    rng = np.random.default_rng(1)
+    recs = []
+    for f in range(3):
+        root = rng.choice(list("ACGT"), size=120)
+        for m in range(3):
+            s = root.copy()
+            hit = rng.random(120) < 0.1
+            s[hit] = rng.choice(list("ACGT"), size=int(hit.sum()))
+            recs.append((f"d{f}_{m}", "".join(s)))
+    fa = _fasta(tmp_path / "d.fa", recs)
+    res = search(query=fa, db=fa, out=tmp_path / "h.tsv", model="kmer:3", k=2, evalue=1e-5, progress=False)
+    _, rows = _rows(tmp_path / "h.tsv")
+    assert res.scoring["matrix"] == "BLASTN-2-3" and len(rows) == 9 * 2
+    assert all(q.split("_")[0] == t.split("_")[0] for q, t, *_ in rows)
+
+
+def test_a_long_query_is_scored_and_too_large_tracebacks_are_refused(tmp_path, db, capsys, monkeypatch):
+    rng = np.random.default_rng(2)
+    long_seq = "".join(rng.choice(list(AA), size=100_000)) + _records()[0][1]  # 10^5 residues + a family member
+    q = _fasta(tmp_path / "long.fa", [("long", long_seq)])
+    out = tmp_path / "h.m8"
+    assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
+                 "-o", str(out), "--quiet"]) == 0
+    first = out.read_text().splitlines()[0].split("\t")
+    assert first[1] == "f0_0" and int(first[6]) > 100_000  # the aligned region lies at the end of the query
+    import phylocl.workflows.search_align as sa
+
+    monkeypatch.setattr(sa, "TRACEBACK_CELLS", 1000)
+    out.unlink()
+    assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
+                 "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # (after the note on the database's X)
+    assert "too large for a traceback" in err and "--format tsv" in err and err.startswith("phylocl search: error")
+    assert not out.exists()
+    assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "-o", str(out),
+                 "--quiet"]) == 0  # tsv needs no traceback
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--candidates", "0"], "--candidates must be >= 1, got 0"),
+    (["--evalue", "0"], "--evalue must be > 0"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--gap-open", "5"], "no Karlin-Altschul statistics for BLOSUM62 with gaps 5/1"),
+    (["--matrix", "NUC.4.4"], "lacks the letter(s)"),
+    (["--matrix", "FOO"], "unknown substitution matrix"),
+    (["--no-align", "--format", "blast6"], "--format blast6 needs the alignment stage"),
+])
+def test_bad_options_exit_2_one_line_no_output(tmp_path, db, capsys, args, message):
+    out = tmp_path / "h.tsv"
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-o", str(out), "--quiet",
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_index_without_sequences_or_with_damaged_ones_is_refused(tmp_path, db, capsys):
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "dense")]) == 0
+    assert main(["index", "--fasta", str(db), "--model", "kmer:2", "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+    (tmp_path / "ix" / "sequences.bin").write_bytes((tmp_path / "ix" / "sequences.bin").read_bytes()[:-3])
+    capsys.readouterr()
+    out = tmp_path / "h.tsv"
+    for bundle, message in (("dense", "holds no database sequences"), ("ix", "do not match the index")):
+        assert main(["search", "--query", str(db), "--index", str(tmp_path / bundle), "-o", str(out),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and not out.exists()
+    assert main(["search", "--query", str(db), "--index", str(tmp_path / "dense"), "-o", str(out), "--quiet",
+                 "--no-align"]) == 0
+
+
+def test_database_over_the_memory_budget_and_failures_leave_nothing(tmp_path, db, capsys, monkeypatch):
+    from phylocl.errors import InputError
+
+    out = tmp_path / "h.tsv"
+    with pytest.raises(InputError, match="memory budget of a --db search"):
+        search(query=db, db=db, out=out, model="kmer:2", memory_budget=100, progress=False)
+    assert not out.exists()
+    import phylocl.workflows.search_align as sa
+
+    def boom(*a, **kw):
+        raise RuntimeError("aligner failed")
+
+    monkeypatch.setattr(sa, "align_candidates", boom)
+    with pytest.raises(RuntimeError):
+        search(query=db, db=db, out="-", model="kmer:2", progress=False)
+    assert capsys.readouterr().out == ""  # nothing on stdout either
