@@ -1,4 +1,4 @@
-"""Share of a sparse index's scoring time spent checking the posting lists a query reads (issue 25, defect 3).
+"""Share of a sparse index's scoring time spent checking the posting lists a query reads (damaged-index checks).
 
 Usage (what docs/retrieval.md reports)::
 

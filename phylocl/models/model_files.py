@@ -11,7 +11,7 @@ A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_
 
 Weights are written first, so a folder whose ``config.json`` exists is complete.
 
-A **legacy file** (``enc.save("x.pt")``; the ``encoder.pt`` of ``phylocl train`` runs before issue 26) is one ``torch.save`` dict
+A **legacy file** (``enc.save("x.pt")``; the ``encoder.pt`` of earlier ``phylocl train`` runs) is one ``torch.save`` dict
 ``{"config", "state_dict", "phylocl_version"}``, read with ``torch.load(weights_only=True)``.
 
 :func:`read_model` takes any of: a shipped model name (``"default-protein"``, a folder under

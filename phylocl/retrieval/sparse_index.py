@@ -104,7 +104,7 @@ class SparseIndex:
             for lo in range(int(q.indptr[i]), int(q.indptr[i + 1]), TERMS_PER_PASS):  # copies bounded
                 hi = min(lo + TERMS_PER_PASS, int(q.indptr[i + 1]))
                 cols = q.indices[lo:hi]
-                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite (issue 25)
+                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
                 out[i] += lists.T @ q.values[lo:hi]  # (n, N)^T @ (n,)
         if q.rank:
             qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)

@@ -3,7 +3,7 @@
 Output directory ``DIR``::
 
     DIR/config.json         the exported encoder, a model folder (save_pretrained; best validation checkpoint, else
-    DIR/model.safetensors   the last): phylocl.load_encoder(DIR). Runs of phylocl before issue 26 hold DIR/encoder.pt
+    DIR/model.safetensors   the last): phylocl.load_encoder(DIR). Runs of earlier versions hold DIR/encoder.pt (still read)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
     DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
                             wall time, device
