@@ -104,9 +104,12 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
         raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
     if not resume:
         signs = unfinished_signs(out)
-        if signs:
+        if signs and candidates:
             raise InputError(f"holds a run that did not finish ({', '.join(signs[:3])}); continue it with --resume, "
                              "or choose a new --out (starting over here would lose its logs)", path=out)
+        if signs:  # killed before its first checkpoint: nothing to resume, but its files are not ours to delete
+            raise InputError(f"holds a run that stopped before its first checkpoint ({', '.join(signs[:3])}); "
+                             "choose a new --out, or delete this folder to start over here", path=out)
         return ckpt_dir / "last.ckpt"
     if not candidates:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)

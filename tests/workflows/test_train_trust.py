@@ -169,3 +169,12 @@ def test_export_check_names_the_parameter_that_is_not_finite():
         param.view(-1)[0] = float("inf")
     with pytest.raises(InputError, match=f"after step 7: parameter {name} holds inf"):
         check_exportable(enc, ["MKVLAAGIVG", "MSTAPQRW"], step=7)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_started_over_silently(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_config(out, to_dict(load_config(None, SETS)))  # killed right after training started
+    _refused(capsys, _args(out), "before its first checkpoint", "new --out")
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "nothing to resume")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
