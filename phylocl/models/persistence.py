@@ -49,7 +49,7 @@ def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cp
 
         enc = phylocl.load_encoder("default-protein")     # shipped
         enc.save_pretrained("my-model"); enc = phylocl.load_encoder("my-model")
-        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (encoder.pt)
+        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (a model folder)
     """
     from phylocl.models.encoder import SequenceEncoder  # torch: only when a model is loaded
 
