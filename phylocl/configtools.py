@@ -25,6 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from phylocl.errors import InputError
+from phylocl.safejson import MAX_DEPTH, value_depth
 
 __all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml", "ConfigError", "key_lines",
            "locate"]
@@ -60,6 +61,10 @@ def load_yaml(path: str | Path, *, _seen: tuple = ()) -> dict:
         mark = getattr(err, "problem_mark", None)
         line = None if mark is None else mark.line + 1
         raise InputError(f"not valid YAML ({getattr(err, 'problem', err)})", path=path, line=line) from None
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise InputError(f"the YAML nests deeper than the {MAX_DEPTH} levels a config may have", path=path) from None
+    if value_depth(data) > MAX_DEPTH:
+        raise InputError(f"the YAML nests deeper than the {MAX_DEPTH} levels a config may have", path=path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -212,6 +217,13 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:  # PyYAML recurses once per nesting level
+        value = None
+        too_deep = True
+    else:
+        too_deep = value_depth(value) > MAX_DEPTH
+    if too_deep:
+        raise ValueError(f"--set {key}: the value nests deeper than the {MAX_DEPTH} levels a config may have")
     # YAML reads 3e-4 as a string (no dot); accept it as a number.
     if isinstance(value, str):
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["MAX_DEPTH", "MAX_BYTES", "parse_json_object", "read_json_object"]
+__all__ = ["MAX_DEPTH", "MAX_BYTES", "parse_json_object", "read_json_object", "value_depth"]
 
 MAX_DEPTH = 64  # phylocl's own files nest 3-4 levels deep
 MAX_BYTES = 64 << 20  # the largest metadata file phylocl reads (a model record, meta.json, config.json)
@@ -72,3 +72,17 @@ def read_json_object(path: str | Path, *, what: str | None = None) -> dict:
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text (damaged?)", path=path) from None
     return parse_json_object(text, what=what, path=path)
+
+
+def value_depth(value) -> int:
+    """Deepest nesting of lists/dicts in ``value`` (a parsed YAML or JSON document), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, (list, tuple)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:  # deeper is refused anyway: stop walking
+                stack.extend((v, depth + 1) for v in item)
+    return deepest

@@ -13,11 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 FASTA = ">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n>c\nGSHMLEDPVV\n>d\nGSHMLEDPAV\n"
 
 
-@pytest.mark.parametrize("argv", [["models"], ["simulate", "--help"], ["--help"], ["inspect", "DATA"]])
-def test_commands_that_need_no_model_import_neither_torch_nor_faiss(argv):
+@pytest.mark.parametrize("argv", [["models"], ["simulate", "--help"], ["--help"], ["inspect", "DATA"],
+                                  ["simulate", "--families", "2", "--members", "2", "--length", "10", "-o", "OUT"]])
+def test_commands_that_need_no_model_import_neither_torch_nor_faiss(argv, tmp_path):
     """`phylocl models` took 3.6 s for the torch import; the commands that load no model now start without it
     (the timing itself is in benchmarks/startup.py)."""
-    argv = [str(REPO / "datasets" / "example-mini-mit" / "protein") if a == "DATA" else a for a in argv]
+    where = {"DATA": str(REPO / "datasets" / "example-mini-mit" / "protein"), "OUT": str(tmp_path / "sim")}
+    argv = [where.get(a, a) for a in argv]
     code = ("import sys\nfrom phylocl.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'faiss', 'lightning') if m in sys.modules]\n"

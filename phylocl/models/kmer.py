@@ -69,10 +69,11 @@ class KmerEmbedder:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.k = int(k)
         size = len(self.letters)
-        if size**self.k > MAX_DIM:
-            largest = int(np.floor(np.log(MAX_DIM) / np.log(size)))
+        largest = max(k for k in range(1, 64) if size**k <= MAX_DIM)
+        if self.k > largest:  # compared before raising size to the power k: kmer:1000000000 would never finish
+            words = f"{size**self.k}" if self.k <= 64 else f"{size}^{self.k}"
             raise ValueError(
-                f"k={self.k} gives {size**self.k} dimensions for {self.alphabet.name}; dense k-mer vectors are "
+                f"k={self.k} gives {words} dimensions for {self.alphabet.name}; dense k-mer vectors are "
                 f"limited to {MAX_DIM} (use k <= {largest} for {self.alphabet.name})"
             )
         self._code = self.alphabet.letter_codes()  # token id -> letter code 0..size-1, or -1 (specials, unknown)

@@ -42,11 +42,12 @@ _TORCH_DTYPES = {"float32": "torch.float32", "float64": "torch.float64", "float1
 
 
 def _read_config(folder: Path) -> dict | None:
+    from phylocl.safejson import read_json_object
+
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
+        return read_json_object(folder / "config.json")  # bounded depth and size; a mapping
+    except InputError:
+        return None  # not a profile folder here; load_encoder names the problem
 
 
 def is_profile_folder(folder: str | Path) -> bool:

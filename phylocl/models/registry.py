@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # torch is imported only by the functions that build a model, so `phylocl models` starts without it
 
-__all__ = ["CONFIG_DIR", "list_models", "get_config", "build_encoder", "describe_model", "load_encoder"]  # noqa: F822
+__all__ = ["CONFIG_DIR", "list_models", "get_config", "build_encoder", "describe_model", "load_encoder"]  # noqa: F822 (load_encoder: module __getattr__)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 

@@ -20,6 +20,7 @@ a newer major version is refused with a message rather than misread.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -38,6 +39,7 @@ from phylocl.safejson import parse_json_object
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "check_model_record", "FORMAT"]
 
 FORMAT = "phylocl-embeddings/1"
+_log = logging.getLogger(__name__)
 MODEL_KEYS = ("fingerprint", "name", "dim", "alphabet")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # time stamp of every archive member (the earliest a zip file can hold)
 _CHECK_BYTES = 64 << 20  # bytes of rows checked for NaN per step (a memory-mapped file is never materialised)
@@ -307,6 +309,10 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                 raise InputError(f"embeddings format {str(npz['format'])!r} is not the {FORMAT!r} this phylocl "
                                  "reads (written by another version? re-run phylocl embed)", path=path)
             x = _mapped_rows(path) if mmap else None
+            if mmap and x is None:
+                _log.warning("%s: the rows cannot be memory-mapped (a compressed member, or not float32): reading "
+                             "all of them into memory; re-save with phylocl embed (uncompressed float32) to map them",
+                             path)
             x = npz["embeddings"] if x is None else x
             ids = npz["ids"].tolist()
             labels = npz["labels"].tolist() if "labels" in names else None

@@ -56,7 +56,10 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     verify_at_load(path)  # flipped bytes in small files; all of them: --verify
-    meta = read_json_object(path / "meta.json")
+    try:
+        meta = read_json_object(path / "meta.json", what="it")
+    except InputError as err:
+        raise InputError(f"bad meta.json: {err.message}", path=path / "meta.json") from None
     try:
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
         params, model = dict(meta["params"]), dict(meta.get("model") or {})

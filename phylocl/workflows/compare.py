@@ -46,6 +46,7 @@ from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.errors import InputError
+from phylocl.safejson import read_json_object
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
 from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
@@ -167,11 +168,11 @@ def _cell_row(cell: Cell, grid: CompareConfig, cell_dir: Path, ks) -> dict[str, 
                            "reference": int(cell.reference), "steps": steps, "pairs_seen": steps * cell.batch_size}
     if cell.skip:
         return {**row, "status": "skipped", "error": cell.skip}
-    info = json.loads((cell_dir / "cell.json").read_text()) if (cell_dir / "cell.json").exists() else {}
+    info = read_json_object(cell_dir / "cell.json") if (cell_dir / "cell.json").exists() else {}
     if exported_model(cell_dir) is None:
         return {**row, "status": info.get("status", "pending"), "error": info.get("error", ""),
                 "wall_seconds": info.get("wall_seconds", "")}
-    metrics = json.loads((cell_dir / "metrics.json").read_text())
+    metrics = read_json_object(cell_dir / "metrics.json")
     row["steps"] = metrics["steps"]
     row["pairs_seen"] = metrics["steps"] * cell.batch_size
     row.update({k: v for k, v in metrics.get("test", {}).items() if k in result_columns(ks)})

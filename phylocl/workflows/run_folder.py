@@ -155,8 +155,8 @@ def check_resume_config(path: Path, config: dict) -> None:
     """Refuse to resume the run whose config is ``path`` with a different ``config`` (one line naming the keys)."""
     try:
         stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read the stored config ({' '.join(str(err).split())})", path=path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as err:
+        raise InputError(f"cannot read the stored config ({' '.join(str(err).split())[:200]})", path=path) from None
     diff = config_differences(stored, config)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")

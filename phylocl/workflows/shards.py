@@ -119,7 +119,7 @@ class ShardFolder:
         if self.dir.is_dir():
             try:
                 same = json.loads(path.read_text()) == json.loads(json.dumps(self.manifest))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):  # damaged: the shards are redone
                 same = False
             if same:
                 return

@@ -301,10 +301,10 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)  # refuses a model too big for memory
     if launched_rank() == 0:
         for note in split_notes(dm, cfg):
             logging.getLogger("phylocl").warning("note: %s", note)
-    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
     backbone = module.encoder.backbone
     if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
         # k-mer profile: word weights start at the training set's IDF (word_weights "uniform": at 1, as built)

@@ -105,6 +105,8 @@ def test_damaged_model_config(tmp_path, cli, built, what):
     _one_line_exit_2(cli, "embed", "--fasta", built / "s.fa", "--model", model, "-o", tmp_path / "e.npz", "--quiet",
                      needle="config.json")
     assert not (tmp_path / "e.npz").exists() and not (tmp_path / "e.npz.shards").exists()
+    _one_line_exit_2(cli, "search", "--query", built / "s.fa", "--db", built / "s.fa", "--model", model,
+                     "-o", tmp_path / "h.tsv", "--quiet", needle="config.json")  # search's torch-free check too
 
 
 def test_nan_weights_in_a_model_folder(tmp_path, cli, built):
@@ -194,3 +196,29 @@ def test_train_sizes_that_cannot_fit_are_refused_with_an_estimate(tmp_path, cli,
                      "--set", "model.name=gmlp-tiny", "--set", "data.batch_size=2", "--set", "trainer.max_steps=1",
                      "--set", setting, "--out", out, "--quiet", needle=needle)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spec", ["kmer:1000000000", "kmer:1000000000:512", "kmer:4"])
+def test_kmer_models_too_wide_are_refused_at_once(tmp_path, cli, built, spec):
+    """kmer:1000000000 computed 20^(10^9) before refusing (it never finished)."""
+    import time
+
+    start = time.perf_counter()
+    _one_line_exit_2(cli, "search", "--query", built / "s.fa", "--db", built / "s.fa", "--model", spec,
+                     "-o", tmp_path / "h.tsv", "--quiet", needle="dense k-mer vectors are limited")
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("where", ["config-file", "set-value", "compare-config"])
+def test_deeply_nested_yaml_is_one_line(tmp_path, cli, built, where):
+    """Siblings of the deep-JSON cases: PyYAML recursed into a RecursionError (thousands of traceback lines)."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("data: " + "[" * 5000 + "]" * 5000 + "\n")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(f"data:\n  path: {built / 's.fa'}\n  labels: {built / 'l.tsv'}\nmodel:\n  name: gmlp-tiny\n")
+    argv = {"config-file": ["train", "--config", deep, "--out", tmp_path / "run"],
+            "set-value": ["train", "--config", ok, "--set", "data.paths=" + "[" * 5000 + "]" * 5000,
+                          "--out", tmp_path / "run"],
+            "compare-config": ["compare", "--config", deep, "--out", tmp_path / "run"]}[where]
+    _one_line_exit_2(cli, *argv, "--quiet", needle="nests deeper")
+    assert not (tmp_path / "run").exists()
