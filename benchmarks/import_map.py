@@ -8,7 +8,7 @@ A package's ``__init__`` is a module like any other; importing ``phylocl.a.b`` i
 
 Layers, lowest first (:data:`LAYERS`); a module may import its own layer and the layers below it:
 
-    base        phylocl/__init__, errors, atomic, sparse_rows, configtools, console, outputs
+    base        phylocl/__init__ and the other top-level modules (errors, atomic, sparse_rows, configtools ...)
     data        phylocl/data/ (the simulator in phylocl/data/simulator/)
     models      phylocl/models/
     losses      phylocl/losses/

@@ -36,9 +36,9 @@ import scipy.sparse as sp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import read_fasta
-from phylocl.retrieval.index_io import load_index
-from phylocl.workflows.models import resolve_model
+from benchmarks.scale import read_fasta  # noqa: E402  (after the sys.path line: run as a script)
+from phylocl.retrieval.index_io import load_index  # noqa: E402
+from phylocl.workflows.models import resolve_model  # noqa: E402
 
 
 def low_rank_scores(idx, q) -> np.ndarray:

@@ -76,6 +76,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = (args.set or []) + (["data.strict=true"] if args.strict else [])
     result = train(args.config, args.out, overrides=overrides, data=args.data, resume=args.resume,
                    progress=not args.quiet)
+    if result.note:
+        print(f"phylocl train: note: {result.note}", file=sys.stderr)
+        return 0
     if result.metrics:
         figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
         print(f"exported {result.encoder_path} after {result.metrics['steps']} steps"
@@ -128,6 +131,13 @@ def _refuse_stdout(output: str, what: str) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    if args.verify is not None:
+        from phylocl.retrieval.index_io import verify_bundle
+
+        print(verify_bundle(args.verify))
+        return 0
+    if args.output is None:
+        raise InputError("-o/--output is required (the index folder to write)")
     _refuse_stdout(args.output, "an index folder")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
@@ -304,7 +314,8 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
     p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
     _add_run_options(p, example="--set optim.lr=3e-4 --set trainer.devices=2")
-    p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
+    p.add_argument("--out", required=True, help="output folder (the model: config.json + model.safetensors; config.yaml, "
+                                                  "metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_reading_options(p, alphabet=False)  # the alphabet is the config's data.alphabet
@@ -353,7 +364,10 @@ def _add_index(sub) -> None:
                         help="database sequences, embedded here into a sparse (inverted) index: exact search for "
                              "kmer:K and k-mer profile encoders (default-protein) at a few percent of their dense "
                              "size")
-    p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
+    source.add_argument("--verify", metavar="INDEX",
+                        help="check an existing index folder: the checksums of every file written when it was built "
+                             "and its whole structure (loading checks small files and the structure only)")
+    p.add_argument("-o", "--output", metavar="INDEX", help="index folder to write")
     p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS, "sparse"], default="auto",
                    help="auto (default): with --embeddings flat (exact) up to 50,000 vectors or for vectors "
                         "512 or more wide, else hnsw up to 2,000,000, then ivf, and ivfpq when the vectors exceed "

@@ -160,7 +160,7 @@ class EvalConfig:
     """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
     ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
     (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
-    training families rise); 0: off. ``export``: which weights ``encoder.pt`` gets, the validation checkpoint
+    training families rise); 0: off. ``export``: which weights the exported model gets, the validation checkpoint
     best by ``monitor`` (``best``) or those of the last step (``last``: the same weights as a run without
     validation, for recipes compared at a fixed budget)."""
 

@@ -9,7 +9,8 @@ These are the forms a model is declared in (registry YAML files) and stored in (
 (:meth:`encoder_config`), which validates every value and is what model fingerprints hash: the flat record
 keeps ``depth`` for all three, so a model saved before the family configs existed keeps its fingerprint, its
 embedding files and its indexes. :func:`family_config` goes back; :func:`stored_dict` is what ``config.json``
-holds; :func:`flat_values` reads either form.
+holds; ``EncoderConfig.from_dict`` reads either form (:func:`~phylocl.models.encoder_config.flat_values`, re-exported
+here).
 
 Example::
 
@@ -22,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from phylocl.models.encoder_config import EncoderConfig
+from phylocl.models.encoder_config import FAMILY_DEPTH, EncoderConfig, flat_values
 from phylocl.models.patterns import profile_dim
 
 __all__ = ["StackConfig", "KmerProfileConfig", "KmerBagConfig", "FAMILIES", "family_config", "stored_dict",
@@ -129,7 +130,6 @@ class KmerBagConfig:
 
 
 FAMILIES = {b: fam for fam in (StackConfig, KmerProfileConfig, KmerBagConfig) for b in fam.backbones}
-_DEPTH_NAME = {"kmerprofile": "word_length", "kmerbag": "k"}  # the family's own name for the flat `depth`
 
 
 def family_config(config: EncoderConfig) -> StackConfig | KmerProfileConfig | KmerBagConfig:
@@ -148,30 +148,10 @@ def stored_dict(config: EncoderConfig) -> dict[str, Any]:
     return config.to_dict()
 
 
-def flat_values(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` in the flat form of :class:`EncoderConfig`. A family form (a k-mer model with ``word_length`` /
-    ``k``) is built through its class, which fills in what follows from it (a profile's width, its head); flat keys
-    beside it (training configs' overrides such as ``drop_path: 0.0``) are applied on top and checked by
-    :class:`EncoderConfig`. Flat values (older files, ``--set model.depth=...``) pass unchanged.
-
-    Raises ``ValueError`` when both ``depth`` and the family's name for it are given.
-    """
-    backbone = values.get("backbone")
-    key = _DEPTH_NAME.get(backbone)
-    if key is None or key not in values:
-        return dict(values)
-    if "depth" in values:
-        raise ValueError(f"{backbone}: give {key} (depth is its older name), not both")
-    family = FAMILIES[backbone]
-    names = {f.name for f in dataclasses.fields(family)}
-    flat = family(**{k: v for k, v in values.items() if k in names}).encoder_config().to_dict()
-    return {**flat, **{k: v for k, v in values.items() if k not in names}}
-
-
 def with_family_names(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` of the config ``base``, with an older ``depth`` renamed to the family's own key when ``base``
     is in the family form (so ``--set model.depth=4`` still sets a ``kmerprofile``'s ``word_length``)."""
-    key = _DEPTH_NAME.get(overrides.get("backbone", base.get("backbone")))
+    key = FAMILY_DEPTH.get(overrides.get("backbone", base.get("backbone")))
     if key is not None and key in base and "depth" in overrides and key not in overrides:
         overrides = dict(overrides)
         overrides[key] = overrides.pop("depth")

@@ -27,7 +27,7 @@ from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
 from phylocl.errors import InputError
-from phylocl.models.backbone_config import KmerBagConfig, KmerProfileConfig, flat_values, stored_dict
+from phylocl.models.backbone_config import KmerBagConfig, KmerProfileConfig, stored_dict
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.kmerbag import KmerBag
@@ -294,7 +294,7 @@ class SequenceEncoder(nn.Module):
         """An encoder (eval mode, on ``map_location``) from a stored config (family or flat keys) and its weights;
         an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together."""
         try:
-            encoder = cls(config=EncoderConfig.from_dict(flat_values(config)))
+            encoder = cls(config=EncoderConfig.from_dict(config))
             result = encoder.load_state_dict(state, strict=False)
         except (ValueError, TypeError, RuntimeError) as err:
             raise InputError(f"encoder file does not match its config: {_one_line(err)}", path=path) from None

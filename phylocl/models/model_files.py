@@ -11,7 +11,7 @@ A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_
 
 Weights are written first, so a folder whose ``config.json`` exists is complete.
 
-A **legacy file** (``enc.save("x.pt")``, ``phylocl train``'s ``encoder.pt``) is one ``torch.save`` dict
+A **legacy file** (``enc.save("x.pt")``; the ``encoder.pt`` of earlier ``phylocl train`` runs) is one ``torch.save`` dict
 ``{"config", "state_dict", "phylocl_version"}``, read with ``torch.load(weights_only=True)``.
 
 :func:`read_model` takes any of: a shipped model name (``"default-protein"``, a folder under
@@ -100,7 +100,7 @@ def _read_pt(path: Path) -> tuple[dict, dict, Path]:
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
         what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
         raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained), an "
-                         "encoder.pt written by `phylocl train`, its run folder, kmer:K or a shipped model name",
+                         "legacy encoder.pt, a `phylocl train` run folder, kmer:K or a shipped model name",
                          path=path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

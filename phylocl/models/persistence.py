@@ -3,7 +3,8 @@
 
 The file formats and the lookup of shipped names are :mod:`phylocl.models.model_files`; building the encoder
 from a stored config and weights is :meth:`SequenceEncoder.from_parts`. This module joins the two (it sits above
-the encoder; the encoder never imports it).
+the encoder; the encoder never imports it). Importing it does not import torch: listing the shipped models needs
+none, loading one does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from typing import TYPE_CHECKING
 
 from phylocl.models import model_files
 from phylocl.models.model_files import CONFIG_FILE, ENCODER_FILE, MODEL_TYPE, WEIGHTS_FILE, read_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from phylocl.models.encoder import SequenceEncoder
 
 __all__ = ["load_encoder", "save_pretrained", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
            "MODEL_TYPE", "ENCODER_FILE"]
@@ -30,22 +36,22 @@ def shipped_models() -> list[str]:
     return model_files.shipped_models(PRETRAINED_DIR)
 
 
-def save_pretrained(encoder: SequenceEncoder, directory: str | Path) -> Path:
+def save_pretrained(encoder: "SequenceEncoder", directory: str | Path) -> Path:
     """Write ``encoder`` as a model folder (``config.json`` + ``model.safetensors``, each atomically); returns it.
     Same as ``encoder.save_pretrained(directory)``."""
     return encoder.save_pretrained(directory)
 
 
-def load_encoder(source: str | Path, *, map_location: str | torch.device = "cpu") -> SequenceEncoder:
+def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cpu") -> "SequenceEncoder":
     """The encoder named by ``source`` (see :mod:`phylocl.models.model_files`), on ``map_location``, in eval mode.
 
     Example::
 
         enc = phylocl.load_encoder("default-protein")     # shipped
         enc.save_pretrained("my-model"); enc = phylocl.load_encoder("my-model")
-        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (encoder.pt)
+        enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (a model folder)
     """
-    from phylocl.models.encoder import SequenceEncoder
+    from phylocl.models.encoder import SequenceEncoder  # torch: only when a model is loaded
 
     config, state, path = read_model(source, pretrained_dir=PRETRAINED_DIR)
     return SequenceEncoder.from_parts(config, state, path=path, map_location=map_location)

@@ -55,8 +55,13 @@ def is_profile_folder(folder: str | Path) -> bool:
     head ``none``, the encoders whose rows :class:`NumpyProfileEncoder` computes."""
     folder = Path(folder)
     config = _read_config(folder) if folder.is_dir() else None
-    return (config is not None and (folder / "model.safetensors").is_file() and config.get("backbone") == "kmerprofile"
-            and config.get("head") == "none" and config.get("model_type") == "phylocl-encoder")
+    if config is None or config.get("model_type") != "phylocl-encoder" or config.get("backbone") != "kmerprofile":
+        return False
+    try:  # the family form (word_length; phylocl.models.backbone_config) leaves out what follows from it
+        flat = flat_values({k: v for k, v in config.items() if k not in ("model_type", "phylocl_version")})
+    except (ValueError, TypeError):
+        return False
+    return (folder / "model.safetensors").is_file() and flat.get("head") == "none"
 
 
 def _norm(sq: np.ndarray) -> np.ndarray:
@@ -91,7 +96,7 @@ class NumpyProfileEncoder:
             raise InputError("not a model folder of a k-mer profile encoder with head 'none'", path=folder)
         raw = {k: v for k, v in _read_config(folder).items() if k not in ("model_type", "phylocl_version")}
         try:
-            self.config = EncoderConfig.from_dict(flat_values(raw))  # family form (word_length) or flat
+            self.config = EncoderConfig.from_dict(raw)  # family form (word_length) or flat
             self.state = load_file(str(folder / "model.safetensors"))
             self.weights = self.state["backbone.weights"].astype(np.float64)  # (P, n^k)
             self.gains = self.state["backbone.gains"].astype(np.float64)  # (P,)

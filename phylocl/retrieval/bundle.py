@@ -1,6 +1,7 @@
 """Writing a dense index bundle (the on-disk layout is described in :mod:`phylocl.retrieval.index_io`, which
 reads it back). Kept apart from the reader so that :class:`~phylocl.retrieval.index.RetrievalIndex` can save itself
-without an import loop: this module imports no other retrieval module.
+without an import loop: this module imports no other retrieval module but the leaf
+:mod:`phylocl.retrieval.index_checks` (checksums).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import faiss
 import numpy as np
 
 from phylocl.atomic import atomic_dir
+from phylocl.retrieval.index_checks import write_checksums
 
 if TYPE_CHECKING:
     from phylocl.retrieval.index import RetrievalIndex
@@ -35,4 +37,5 @@ def save_index(index: "RetrievalIndex", path: str | Path) -> Path:
         with open(tmp / "rows.npz", "wb") as f:
             np.savez(f, **rows)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_checksums(tmp)  # last: the SHA-256 of every file (checked when loaded)
     return path

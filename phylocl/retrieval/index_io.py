@@ -7,7 +7,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
 
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
-:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`.
+:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
+every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
+(:mod:`phylocl.retrieval.index_checks`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from phylocl.retrieval.bundle import FORMAT, save_index
 from phylocl.retrieval.npz_mmap import check_npy_sizes
 from phylocl.retrieval.embeddings import check_model_record
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.safejson import read_json_object
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
-__all__ = ["save_index", "load_index", "check_compatible", "FORMAT"]
+__all__ = ["save_index", "load_index", "verify_bundle", "check_compatible", "FORMAT"]
 
 
 def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex:
@@ -52,6 +55,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
+    verify_at_load(path)  # flipped bytes in small files; all of them: --verify
     try:
         meta = read_json_object(path / "meta.json", what="it")
     except InputError as err:
@@ -72,7 +76,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     ids, labels = _read_rows(path / "rows.npz")
     if kind == SPARSE:
-        return _load_sparse(path, dim, ntotal, ids, labels, model)
+        return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -90,20 +94,28 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
                           unique_ids=True)  # _read_rows checked them
 
 
-def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict) -> SparseIndex:
-    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read)."""
+def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,
+                 meta: dict) -> SparseIndex:
+    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read), after the
+    structure checks of :func:`~phylocl.retrieval.index_checks.check_sparse_arrays`."""
+    if len(ids) != ntotal:
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} rows, rows.npz has {len(ids)} ids", path=path)
     try:
         for name in SPARSE_FILES:
             check_npy_sizes(path / name)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("ptr", "rows", "values", "dense")}
         arrays["basis"] = np.load(path / "basis.npy", allow_pickle=False)
+        nnz = int(meta["nnz"]) if "nnz" in meta else None
+        rank = int(meta["rank"]) if "rank" in meta else None
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank)
+    try:
         index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
     except (OSError, ValueError, EOFError) as err:
-        raise InputError(f"damaged sparse index: {' '.join(str(err).split())}", path=path) from None
-    if index.dim != dim or index.ntotal != ntotal or int(arrays["ptr"][-1]) != len(arrays["rows"]):
-        raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, the lists hold {index.ntotal} x "
-                         f"{index.dim}", path=path)
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    index.source = str(path)  # named by the checks of the posting lists a query reads
     return index
 
 
@@ -145,3 +157,17 @@ def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "se
             f"index was built with {_describe(index.model, index.dim)}, you are {what} "
             f"{_describe(model_info, dim)}; embed the queries with the index's model or rebuild the index"
         )
+
+
+def verify_bundle(path: str | Path) -> str:
+    """Everything :func:`load_index` checks, plus the checksums of every file and, for a sparse bundle, every
+    posting list (``phylocl index --verify``); returns one line saying what was checked. Raises
+    :class:`~phylocl.errors.InputError` naming what is damaged."""
+    path = Path(path)
+    hashed = verify_checksums(path) if path.is_dir() else None
+    index = load_index(path)
+    if index.kind == SPARSE:
+        scan_postings(index, path)
+    sums = (f"{hashed} files match their checksums" if hashed is not None
+            else "no checksums (built by an earlier phylocl): structure only")
+    return f"{path}: ok ({index.kind}, {index.ntotal:,} rows of dim {index.dim}; {sums})"

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from phylocl.retrieval.index import drop_self_hits, own_rows
+from phylocl.retrieval.index_checks import checked_lists
 from phylocl.sparse_rows import SparseRows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
@@ -102,7 +103,9 @@ class SparseIndex:
         for i in range(len(q)):  # the query's own lists, then one pass over them (1.6x scipy's two-pass product)
             for lo in range(int(q.indptr[i]), int(q.indptr[i + 1]), TERMS_PER_PASS):  # copies bounded
                 hi = min(lo + TERMS_PER_PASS, int(q.indptr[i + 1]))
-                out[i] += self.postings[q.indices[lo:hi]].T @ q.values[lo:hi]  # (n, N)^T @ (n,)
+                cols = q.indices[lo:hi]
+                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
+                out[i] += lists.T @ q.values[lo:hi]  # (n, N)^T @ (n,)
         if q.rank:
             qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
             a_q = np.asarray(qs @ self.basis.T)  # (b, r)

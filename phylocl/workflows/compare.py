@@ -21,7 +21,7 @@ Output directory ``DIR``::
     DIR/compare.png, dynamics.png metric vs batch size; gradient norm and positive probability vs step
     DIR/cells/<cell>/             the cell's ``phylocl train`` output, plus cell.json (status, wall time)
 
-Resumable: a cell with an exported encoder is not trained again; a failed cell is recorded (status ``failed``,
+Resumable: a cell with an exported model is not trained again; a failed cell is recorded (status ``failed``,
 the error, ``error.log`` in its folder) and retried on the next run. The folder is locked while a study writes to
 it (``.phylocl-compare.lock``, as ``phylocl train`` locks its run folder): a second study into it is refused.
 """
@@ -50,6 +50,7 @@ from phylocl.safejson import read_json_object
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
 from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
+from phylocl.workflows.run_folder import exported_model
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def _cell_row(cell: Cell, grid: CompareConfig, cell_dir: Path, ks) -> dict[str, 
     if cell.skip:
         return {**row, "status": "skipped", "error": cell.skip}
     info = read_json_object(cell_dir / "cell.json") if (cell_dir / "cell.json").exists() else {}
-    if not (cell_dir / "encoder.pt").exists():
+    if exported_model(cell_dir) is None:
         return {**row, "status": info.get("status", "pending"), "error": info.get("error", ""),
                 "wall_seconds": info.get("wall_seconds", "")}
     metrics = read_json_object(cell_dir / "metrics.json")

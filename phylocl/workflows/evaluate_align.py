@@ -40,7 +40,7 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
     cands = [hits.query(i)[0][:candidates] for i in range(hits.n_queries)]
     q = len(rel_labels)
     aligned = align_candidates(list(sequences[:q]), list(sequences), cands, scoring=scoring, evalue=evalue,
-                               threads=threads)
+                               threads=threads, query_rows=range(q))  # queries are rows 0..q-1: pairs aligned once
     lists = HitLists(offsets=aligned.offsets, targets=aligned.targets, scores=aligned.bits)
     m = score_hits(lists, list(rel_labels), list(db_labels), ks=ks, query_rows=np.arange(q))
     keep = ("top1", *(f"recall@{k}" for k in ks), "map_r", "auc1", "n_queries")

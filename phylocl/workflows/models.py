@@ -4,7 +4,7 @@
 
 1. ``kmer:K``: the k-mer count baseline (:class:`~phylocl.models.kmer.KmerEmbedder`) in the data's alphabet;
 2. a path: a model folder (``config.json`` + ``model.safetensors``), a trained encoder file, or a directory
-   holding ``encoder.pt`` (``phylocl train --out DIR``);
+   holding ``encoder.pt`` (``phylocl train --out DIR`` writes a model folder; earlier versions wrote encoder.pt);
 3. the name of a shipped pretrained encoder, the folder ``phylocl/pretrained/<name>/`` (see
    :func:`~phylocl.models.persistence.shipped_models`).
 

@@ -27,11 +27,31 @@ import yaml
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
+__all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
            "LOCK_NAME", "RESUMABLE_KEYS"]
 
 LOCK_NAME = ".phylocl-train.lock"
 RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers")  # may change on --resume
+
+
+def exported_model(out: str | Path) -> Path | None:
+    """The model a finished run exported into ``out``: ``out`` itself when it is a model folder (``config.json`` +
+    ``model.safetensors``, what ``phylocl train`` writes, ``config.json`` last), or the ``out/encoder.pt`` of a run of
+    an earlier phylocl; ``None`` when the run did not finish."""
+    out = Path(out)
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    if (out / "encoder.pt").is_file():
+        return out / "encoder.pt"
+    return None
+
+
+def unfinished_signs(out: str | Path) -> list[str]:
+    """What a started but unfinished run left in ``out`` (checkpoints, logs, its config), as relative paths."""
+    out = Path(out)
+    signs = [f"checkpoints/{p.name}" for p in sorted((out / "checkpoints").glob("*.ckpt"))]
+    signs += [name for name in ("logs/metrics.csv", "config.yaml") if (out / name).is_file()]
+    return signs
 
 
 def _first_missing(path: Path) -> Path | None:

@@ -18,6 +18,7 @@ def test_every_registered_model_round_trips_through_its_family(name):
     family = family_config(config)
     assert family.encoder_config() == config
     assert EncoderConfig.from_dict(flat_values(stored_dict(config))) == config
+    assert EncoderConfig.from_dict(stored_dict(config)) == config  # from_dict reads the family form itself
 
 
 def test_kmer_families_name_depth_for_what_it_is():
@@ -50,6 +51,21 @@ def test_conflicting_or_odd_values_are_refused_or_kept():
     with pytest.raises(ValueError, match="not both"):
         flat_values({"backbone": "kmerprofile", "word_length": 3, "depth": 3})
     with pytest.raises(ValueError, match="embed_dim == dim"):  # a width that does not follow from word_length
-        EncoderConfig.from_dict(flat_values({"backbone": "kmerprofile", "word_length": 3, "dim": 7}))
+        EncoderConfig.from_dict({"backbone": "kmerprofile", "word_length": 3, "dim": 7, "max_len": 64})
+    with pytest.raises(ValueError, match=r"missing encoder config key\(s\) \['max_len'\]"):
+        EncoderConfig.from_dict({"backbone": "kmerprofile", "word_length": 3})
     odd = get_config("kmerprofile-small").replace(heads=8)  # a value the backbone ignores: stored flat, not lost
     assert stored_dict(odd)["heads"] == 8 and EncoderConfig.from_dict(flat_values(stored_dict(odd))) == odd
+
+
+def test_reading_a_stored_config_and_listing_shipped_models_need_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from phylocl.models.encoder_config import EncoderConfig; "
+            "from phylocl.models.persistence import PRETRAINED_DIR, shipped_models; "
+            "c = json.loads((PRETRAINED_DIR / 'default-protein' / 'config.json').read_text()); "
+            "c = {k: v for k, v in c.items() if k not in ('model_type', 'phylocl_version')}; "
+            "assert EncoderConfig.from_dict(c).dim == 24000 and shipped_models(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

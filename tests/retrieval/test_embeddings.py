@@ -78,11 +78,11 @@ def test_failure_while_writing_archive_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(emb_mod, "_write_archive", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="e.npz: cannot write: disk full"):  # names the output (issue 25)
         save_embeddings(target, x[:2], ids[:2], model=MODEL)
     w = EmbeddingWriter(target, model=MODEL)
     w.append(x, ids)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="e.npz: cannot write: disk full"):
         w.close()
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["e.npz"]

@@ -49,7 +49,11 @@ def _one_line_exit_2(cli, *argv, needle: str = ""):
 
 
 def _copy(src: Path, dst: Path) -> Path:
+    """A copy of ``src``; an index bundle without its ``checksums.json``, so that the damage below meets the checks
+    of each file itself (with the checksums, any edit is refused first, naming the changed file)."""
     shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    if dst.is_dir():
+        (dst / "checksums.json").unlink(missing_ok=True)
     return dst
 
 

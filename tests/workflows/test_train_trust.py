@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,3 +86,95 @@ def test_every_load_in_the_package_is_data_only():
     hits = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "phylocl").rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if bad.search(line)]
     assert hits == []
+
+
+# ---------------------------------------------------------------------- a finished run, trained once for the module
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(_args(out)) == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+# ------------------------------------------------------------------- issue 26 item 5: a save_pretrained model folder
+def test_train_exports_a_model_folder_that_load_encoder_reads(finished_run):
+    assert (finished_run / "config.json").is_file() and (finished_run / "model.safetensors").is_file()
+    assert not (finished_run / "encoder.pt").exists()
+    config = json.loads((finished_run / "config.json").read_text())
+    assert config["model_type"] == "phylocl-encoder" and config["name"] == "gmlp-tiny"
+    enc = phylocl.load_encoder(finished_run)
+    x = enc.embed(["MKVLAAGIVGLLA", "MSTAPQRWPLLL"])
+    assert x.shape == (2, enc.embed_dim) and np.isfinite(x).all()
+
+
+def test_an_old_run_with_encoder_pt_still_loads_and_counts_as_finished(run_copy, capsys):
+    enc = phylocl.load_encoder(run_copy)
+    (run_copy / "config.json").unlink()
+    (run_copy / "model.safetensors").unlink()
+    enc.save(run_copy / "encoder.pt")  # what phylocl train wrote before issue 26
+    old = phylocl.load_encoder(run_copy)
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), old.state_dict().values()))
+    _refused(capsys, _args(run_copy), "already holds a trained encoder")
+    before = (run_copy / "metrics.json").read_bytes()
+    assert main(["train", "--resume", "--out", str(run_copy), "--quiet"]) == 0
+    assert "finished" in capsys.readouterr().err and (run_copy / "metrics.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------- defect 8: killed runs and finished runs
+def test_training_into_a_killed_run_without_resume_is_refused(run_copy, capsys):
+    for name in ("config.json", "model.safetensors", "metrics.json", "splits.json"):
+        (run_copy / name).unlink()  # killed after its last checkpoint, before the export
+    log = (run_copy / "logs" / "metrics.csv").read_bytes()
+    _refused(capsys, _args(run_copy), "--resume", "new --out")
+    assert (run_copy / "logs" / "metrics.csv").read_bytes() == log  # the earlier logs are kept
+    assert (run_copy / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_of_a_finished_run_is_a_no_op_that_says_so(run_copy, capsys):
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run_copy), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "already finished" in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before  # metrics.json untouched
+
+
+# ----------------------------------------------------------------------------- defect 2: no export of a diverged run
+@pytest.mark.parametrize("eval_enabled", ["true", "false"])
+def test_a_run_that_diverges_on_its_last_update_is_not_exported(tmp_path, capsys, eval_enabled):
+    out = tmp_path / "run"
+    _refused(capsys, _args(out, "optim.lr=1e30", "trainer.max_steps=1", "optim.warmup_steps=0",
+                           f"eval.enabled={eval_enabled}"), "after step 1", "no encoder was exported")
+    assert not out.exists()
+
+
+def test_export_check_names_the_parameter_that_is_not_finite():
+    from phylocl.errors import InputError
+    from phylocl.workflows.train_checks import check_exportable
+
+    torch.manual_seed(0)
+    enc = phylocl.build_encoder("gmlp-tiny")
+    check_exportable(enc, ["MKVLAAGIVG", "MSTAPQRW"], step=7)  # a healthy encoder passes
+    name, param = next(iter(enc.named_parameters()))
+    with torch.no_grad():
+        param.view(-1)[0] = float("inf")
+    with pytest.raises(InputError, match=f"after step 7: parameter {name} holds inf"):
+        check_exportable(enc, ["MKVLAAGIVG", "MSTAPQRW"], step=7)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_started_over_silently(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_config(out, to_dict(load_config(None, SETS)))  # killed right after training started
+    _refused(capsys, _args(out), "before its first checkpoint", "new --out")
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "nothing to resume")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
