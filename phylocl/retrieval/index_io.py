@@ -57,7 +57,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     verify_at_load(path)  # flipped bytes in small files; all of them: --verify
     try:
-        meta = read_json_object(path / "meta.json", what="it")
+        meta = read_json_object(path / "meta.json")
     except InputError as err:
         raise InputError(f"bad meta.json: {err.message}", path=path / "meta.json") from None
     try:
