@@ -7,7 +7,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
 
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
-:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`.
+:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. A sparse bundle built from a FASTA file
+also holds the database sequences (``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search:
+:mod:`phylocl.retrieval.sequence_store`.
 """
 
 from __future__ import annotations
