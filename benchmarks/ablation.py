@@ -294,12 +294,14 @@ def save_untrained(alphabet: str, path: Path) -> None:
 
 def cmd_run(args) -> None:
     """Train each variant (skipping finished ones), then score it on the dev sets: ``<run>/dev.json``."""
+    from phylocl.workflows.run_folder import exported_model
+
     names = args.variants or list(VARIANTS[args.alphabet])
     for name in names:
         out = REPO / "runs" / "ablation" / args.alphabet / name
-        if name == "untrained" and not (out / "encoder.pt").exists():
+        if name == "untrained" and exported_model(out) is None:
             save_untrained(args.alphabet, out / "encoder.pt")
-        elif not (out / "encoder.pt").exists():
+        elif exported_model(out) is None:  # a model folder (config.json + model.safetensors) or an older encoder.pt
             cmd = [sys.executable, "-m", "phylocl.cli", "train", "--config", str(ABLATION_BASE[args.alphabet]),
                    "--out", str(out), "--quiet"]
             for item in VARIANTS[args.alphabet][name]:

@@ -8,6 +8,10 @@ database). Every step runs as its own process under ``/usr/bin/time`` (wall seco
 - ``phylocl embed`` of the database, ``phylocl index --kind K`` for each kind (``sparse``: ``phylocl index --fasta``,
   no embed step), ``phylocl search --index`` of the queries (``-k 10``; query embedding, model loading and start-up included, so per-query seconds = wall / Q);
 - ``diamond makedb`` and ``diamond blastp --sensitive -k 10`` on the same queries (``--diamond``);
+- MMseqs2 with a prepared index (``--mmseqs``): ``mmseqs createdb`` and ``mmseqs createindex`` once (timed as its
+  build), then ``mmseqs easy-search --max-seqs 10`` of the queries against the indexed database (a fresh temporary
+  folder per run), the peer for interactive searches: DIAMOND pays for its seed index in every run, MMseqs2 does
+  not;
 - recall@10 of each approximate index against the exact (flat or sparse) index's hits, and the fraction of each tool's top 10
   that are true family members (precision@10 of the relatives);
 - an embeddings file already in ``--work`` is reused (delete it to time ``phylocl embed`` again);
@@ -18,7 +22,8 @@ Prints one JSON object per step. Example (the commands of docs/performance.md ar
 
     phylocl simulate --families 5000 --members 20 --length 300 --indel-rate 0.05 --seed 17 -o sim
     python benchmarks/scale.py --sim sim --work work --sizes 10000 100000 --model kmer:3:1024=flat \\
-        --model kmer:3=sparse --model default-protein=sparse --diamond --threads 2 --query-counts 1 10 100 500
+        --model kmer:3=sparse --model default-protein=sparse --diamond --mmseqs --threads 2 \\
+        --query-counts 1 10 100 500
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,13 +39,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def timed(cmd: list[str], *, threads: int, log: Path) -> dict:
-    """Run ``cmd`` under ``/usr/bin/time``; ``{"seconds", "peak_rss_mb", "rc"}``."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+def timed(cmd: list[str], *, threads: int, log: Path, repo: Path = REPO) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time`` (phylocl from ``repo``); ``{"seconds", "peak_rss_mb", "rc"}``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(repo)}
     stats = log.with_suffix(".time")
     with open(log, "w") as out:
-        rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out,
-                            stderr=subprocess.STDOUT, env=env).returncode
+        rc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], stdout=out, cwd=repo,
+                            stderr=subprocess.STDOUT, env=env).returncode  # cwd: `python -c` imports from it first
     sec, kb = stats.read_text().split()[-2:]
     return {"seconds": float(sec), "peak_rss_mb": round(int(kb) / 1024), "rc": rc}
 
@@ -48,16 +54,30 @@ def phylocl(*args: str) -> list[str]:
     return [sys.executable, "-c", "from phylocl.cli import main; raise SystemExit(main())", *args]
 
 
-def search_cmd(queries: Path, index: Path, out: Path, *extra: str) -> list[str]:
-    """``phylocl search --index`` of ``queries``, 10 hits each."""
-    return phylocl("search", "--query", str(queries), "--index", str(index), "-k", "10", "-o", str(out), "--quiet",
+def search_cmd(queries: Path, index: Path, out: Path, *extra: str, k: int = 10) -> list[str]:
+    """``phylocl search --index`` of ``queries``, ``k`` hits each."""
+    return phylocl("search", "--query", str(queries), "--index", str(index), "-k", str(k), "-o", str(out), "--quiet",
                    *extra)
+
+
+def base_cmd(cmd: list[str]) -> list[str]:
+    """``cmd`` writing its hits beside, to ``*.base.tsv`` (the --compare-repo run of the same search)."""
+    out = list(cmd)
+    at = out.index("-o") + 1
+    out[at] = str(Path(out[at]).with_suffix(".base.tsv"))
+    return out
 
 
 def blastp_cmd(queries: Path, dmnd: Path, out: Path, threads: int) -> list[str]:
     """``diamond blastp --sensitive`` of ``queries``, 10 hits each."""
     return ["diamond", "blastp", "--sensitive", "-q", str(queries), "-d", str(dmnd), "-k", "10", "-o", str(out),
             "--threads", str(threads), "--quiet"]
+
+
+def mmseqs_cmd(queries: Path, mdb: Path, out: Path, tmp: Path, threads: int) -> list[str]:
+    """``mmseqs easy-search --max-seqs 10`` of ``queries`` against the indexed database ``mdb`` (hits in ``out``)."""
+    return ["mmseqs", "easy-search", str(queries), str(mdb), str(out), str(tmp), "--max-seqs", "10",
+            "--threads", str(threads), "-v", "1"]
 
 
 def read_fasta(path: Path):
@@ -174,18 +194,30 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
     indexes = [(model, kind, idx) for model, kind, idx in indexes if idx.is_dir()]
     for c in args.query_counts:
         sub = first_queries(qf, c)
-        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv"))
-                for model, kind, idx in indexes]
+        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv",
+                                                      k=args.search_k)) for model, kind, idx in indexes]
+        if args.compare_repo:  # each phylocl search again with another checkout's code, right after it
+            runs = [r for run in runs for r in (run, (f"{run[0]}@{args.compare_repo.name}", run[1], base_cmd(run[2])))]
         if args.diamond:
             runs.append(("diamond --sensitive", None, blastp_cmd(sub, args.work / f"db-{n}.dmnd",
                                                                  args.work / f"hits-{n}-diamond-{c}.tsv",
                                                                  args.threads)))
+        if args.mmseqs:
+            runs.append(("mmseqs indexed", None, mmseqs_cmd(sub, args.work / f"db-{n}.mmseqs",
+                                                            args.work / f"hits-{n}-mmseqs-{c}.tsv",
+                                                            args.work / f"tmp-mmseqs-{n}-{c}", args.threads)))
         for tool, kind, cmd in runs:
-            tag = f"{tool.split()[-1].replace(':', '_')}-{kind}" if kind else "diamond"
-            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log")
-            out = Path(cmd[cmd.index("-o") + 1])
-            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c, **r,
-                              "seconds_per_query": round(r["seconds"] / c, 4),
+            tag = f"{tool.split()[-1].replace(':', '_')}-{kind}" if kind else tool.split()[0]
+            if tool.startswith("mmseqs"):
+                shutil.rmtree(cmd[5], ignore_errors=True)  # a fresh temporary folder: nothing reused
+            load = os.getloadavg()[0]
+            repo = args.compare_repo if "@" in tool else REPO
+            tag += "-base" if "@" in tool else ""
+            r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log", repo=repo)
+            out = Path(cmd[cmd.index("-o") + 1]) if "-o" in cmd else Path(cmd[4])
+            print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c,
+                              "k": args.search_k if tool.startswith("phylocl") else 10, **r,
+                              "load_before": round(load, 2), "seconds_per_query": round(r["seconds"] / c, 4),
                               "family_precision@10": family_precision(hits(out), family, c) if r["rc"] == 0
                               else None}), flush=True)
 
@@ -199,6 +231,28 @@ def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
     r = timed(blastp_cmd(qf, dmnd, out, args.threads), threads=args.threads, log=args.work / f"blastp-{n}.log")
     h = hits(out) if r["rc"] == 0 else {}
     print(json.dumps({"size": n, "tool": "diamond --sensitive", "step": "search", **r, "queries": args.queries,
+                      "seconds_per_query": round(r["seconds"] / args.queries, 4),
+                      "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
+
+
+def run_mmseqs(args, n: int, db: Path, qf: Path, family: dict) -> None:
+    """``mmseqs createdb`` + ``createindex`` of the database (one build step), then all queries in one run."""
+    mdb, tmp = args.work / f"db-{n}.mmseqs", args.work / f"tmp-mmseqs-{n}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    r1 = timed(["mmseqs", "createdb", str(db), str(mdb), "-v", "1"], threads=args.threads,
+               log=args.work / f"createdb-{n}.log")
+    r2 = timed(["mmseqs", "createindex", str(mdb), str(tmp), "--threads", str(args.threads), "-v", "1"],
+               threads=args.threads, log=args.work / f"createindex-{n}.log")
+    size = sum(p.stat().st_size for p in args.work.glob(f"db-{n}.mmseqs*") if p.is_file())
+    print(json.dumps({"size": n, "tool": "mmseqs indexed", "step": "createdb+createindex",
+                      "seconds": round(r1["seconds"] + r2["seconds"], 2),
+                      "peak_rss_mb": max(r1["peak_rss_mb"], r2["peak_rss_mb"]), "rc": r1["rc"] or r2["rc"],
+                      "disk_mb": round(size / 2**20)}), flush=True)
+    out = args.work / f"hits-{n}-mmseqs.tsv"
+    shutil.rmtree(tmp, ignore_errors=True)
+    r = timed(mmseqs_cmd(qf, mdb, out, tmp, args.threads), threads=args.threads, log=args.work / f"msearch-{n}.log")
+    h = hits(out) if r["rc"] == 0 else {}
+    print(json.dumps({"size": n, "tool": "mmseqs indexed", "step": "search", **r, "queries": args.queries,
                       "seconds_per_query": round(r["seconds"] / args.queries, 4),
                       "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
 
@@ -219,9 +273,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-hnsw", type=int, default=10**6, help="skip hnsw above this size (slow build)")
     p.add_argument("--precision", default="fp32", help="--precision of the learned encoders")
     p.add_argument("--diamond", action="store_true", help="also run DIAMOND --sensitive")
+    p.add_argument("--mmseqs", action="store_true", help="also run MMseqs2 easy-search against a createindex'd db")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--query-counts", type=int, nargs="*", default=[],
                    help="also time runs of only the first C queries (every index built for the size, and DIAMOND)")
+    p.add_argument("--search-k", type=int, default=10,
+                   help="-k of the --query-counts phylocl searches (DIAMOND and MMseqs2 keep 10)")
+    p.add_argument("--compare-repo", type=Path, default=None,
+                   help="also time every --query-counts phylocl search with the code of this checkout (e.g. main)")
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)
@@ -229,12 +288,16 @@ def main(argv: list[str] | None = None) -> None:
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)
         if args.skip_build:
+            if args.mmseqs and not (args.work / f"db-{n}.mmseqs.idx").exists():
+                run_mmseqs(args, n, db, qf, family)
             run_counts(args, n, qf, family)
             continue
         for model, kinds in model_specs(args, n):
             run_phylocl(args, n, db, qf, family, model, kinds)
         if args.diamond:
             run_diamond(args, n, db, qf, family)
+        if args.mmseqs:
+            run_mmseqs(args, n, db, qf, family)
         run_counts(args, n, qf, family)
 
 

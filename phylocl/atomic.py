@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,10 +17,12 @@ from typing import Iterator
 
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["atomic_path", "atomic_dir", "temp_prefix", "sweep_stale"]
+__all__ = ["atomic_path", "atomic_dir", "temp_prefix", "sweep_stale", "sweep_stale_in", "recover_interrupted"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
+# ".<name>.<pid>.<8 random characters of tempfile>.<tmp|old|spool>[...]": a temporary of ours, whatever its name
+_TAGGED = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?:tmp|old|spool)(?:\..*)?$")
 
 
 def temp_prefix(path: Path) -> str:
@@ -48,6 +51,7 @@ def sweep_stale(path: str | Path) -> list[Path]:
 
     path = Path(path)
     removed = []
+    recover_interrupted(path)
     try:
         candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*"))
     except OSError:
@@ -71,6 +75,61 @@ def sweep_stale(path: str | Path) -> list[Path]:
     return removed
 
 
+def sweep_stale_in(folder: str | Path) -> list[Path]:
+    """Delete the temporaries of *any* output in ``folder`` whose writer is dead (a killed ``phylocl index`` of
+    another name, an embed killed while spooling); returns them.
+
+    Only names of the exact form phylocl gives its temporaries (``.<name>.<pid>.<8 random chars>.tmp|old|spool``)
+    with a pid that no longer runs are touched; a folder replace killed between its renames is first undone
+    (:func:`recover_interrupted`), so the bundle it held comes back instead of being deleted.
+    """
+    removed: list[Path] = []
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for tmp in entries:
+        m = _TAGGED.match(tmp.name)
+        if m is None or _alive(int(m["pid"])):
+            continue
+        recover_interrupted(tmp.parent / m["name"])
+        if not tmp.exists() and not tmp.is_symlink():
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        removed.append(tmp)
+    return removed
+
+
+def recover_interrupted(path: str | Path) -> bool:
+    """Put back the folder a replace killed between its two renames left aside; True when it did.
+
+    :func:`atomic_dir` moves the old ``path`` into ``.<name>.<pid>.*.old/x`` and then the new folder onto ``path``;
+    a kill in between leaves no ``path``. When ``path`` is missing and such an ``.old`` of a dead writer holds
+    ``x``, ``x`` goes back to ``path`` (the newest one if several): the old bundle survives, never neither.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        return False
+    try:
+        olds = [p for p in path.parent.glob(f".{glob_escape(path.name)}.*.old")
+                if (m := _TAGGED.match(p.name)) and m["name"] == path.name and not _alive(int(m["pid"]))
+                and (p / "x").exists()]
+    except OSError:
+        return False
+    for old in sorted(olds, key=lambda p: p.lstat().st_mtime, reverse=True):
+        try:
+            os.replace(old / "x", path)
+        except OSError:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        return True
+    return False
+
+
 def glob_escape(name: str) -> str:
     import glob
 
@@ -86,6 +145,16 @@ def _umask() -> int:
 def _publish_mode(path: Path, *, directory: bool) -> None:
     """Give a temporary file/dir the permissions a plain ``open``/``mkdir`` would have (mkstemp makes them 0600)."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _about_output(err: BaseException, tmp: Path) -> bool:
+    """An OSError raised while writing the temporary ``tmp`` (no file name, or one inside ``tmp``), as opposed to
+    one about another file such as an input."""
+    if not isinstance(err, OSError) or isinstance(err, (BlockingIOError, InterruptedError)):
+        return False
+    name = err.filename
+    return name is None or os.path.abspath(name) == os.path.abspath(tmp) or \
+        os.path.abspath(name).startswith(os.path.abspath(tmp) + os.sep)
 
 
 def _replace(tmp: Path, path: Path) -> None:
@@ -122,8 +191,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         if tmp.exists():
             _publish_mode(tmp, directory=False)
         _replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
+            raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise
 
 
@@ -144,12 +215,22 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         _publish_mode(tmp, directory=True)
         if path.exists():
+            # two renames: old aside, new in place. A kill between them leaves the old one in .old/x, which the
+            # next write or read puts back (recover_interrupted); an error between them puts it back at once.
             old = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.replace(old / "x", path)
+                shutil.rmtree(old, ignore_errors=True)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
+            raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
 import threading
 
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 
 __all__ = ["main", "build_parser"]
 
@@ -54,7 +55,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+    from phylocl.data.simulator.simulate import SimulationParams, iter_families, write_simulation
 
     try:
         params = SimulationParams(families=args.families, members=args.members, length=args.length,
@@ -64,7 +65,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                                   divergence=tuple(args.divergence) if args.divergence else None)
     except ValueError as err:
         raise InputError(str(err)) from None
-    out = write_simulation(simulate_families(params), args.output, params=params, overwrite=args.overwrite)
+    out = write_simulation(iter_families(params), args.output, params=params, overwrite=args.overwrite)
     print(f"wrote {params.families} families x {params.members} {params.alphabet} sequences to {out}")
     return 0
 
@@ -75,6 +76,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = (args.set or []) + (["data.strict=true"] if args.strict else [])
     result = train(args.config, args.out, overrides=overrides, data=args.data, resume=args.resume,
                    progress=not args.quiet)
+    if result.note:
+        print(f"phylocl train: note: {result.note}", file=sys.stderr)
+        return 0
     if result.metrics:
         figures = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.get("val", {}).items() if k != "n_queries")
         print(f"exported {result.encoder_path} after {result.metrics['steps']} steps"
@@ -106,6 +110,7 @@ def _say_default(command: str, model: dict) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from phylocl.workflows.embed import embed
 
+    _refuse_stdout(args.output, "an embeddings file (.npz, binary, resumable shards beside it)")
     r = embed(out=args.output, model=args.model, fasta=args.fasta, data=args.data, labels=args.labels,
               batch_size=args.batch_size, device=args.device, precision=args.precision,
               overlap=args.window_overlap, shard_size=args.shard_size, devices=args.devices,
@@ -119,7 +124,23 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_stdout(output: str, what: str) -> None:
+    """``-o -`` means standard output to DIAMOND/MMseqs2 users; ``embed`` and ``index`` write files, so say so."""
+    if str(output) == "-":
+        raise InputError(f"-o -: this command writes {what}, which cannot go to standard output; give a path")
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
+    if args.verify is not None:
+        from phylocl.retrieval.index_io import verify_bundle
+
+        print(verify_bundle(args.verify))
+        return 0
+    if args.output is None:
+        raise InputError("-o/--output is required (the index folder to write)")
+    _refuse_stdout(args.output, "an index folder")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
         from phylocl.workflows.sparse_index import build_sparse_index_file
 
@@ -135,6 +156,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
         if args.type == "sparse":
             raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")
+        if args.memory_gb is not None and not (math.isfinite(args.memory_gb) and args.memory_gb > 0):
+            raise InputError(f"--memory-gb must be a positive number of gigabytes, got {args.memory_gb}")
         budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
         r = build_index_file(embeddings=args.embeddings, out=args.output, kind=args.type, seed=args.seed,
                              threads=args.threads, memory_budget=budget, nlist=args.nlist, nprobe=args.nprobe,
@@ -255,25 +278,34 @@ def _add_inspect(sub) -> None:
 
 
 def _add_simulate(sub) -> None:
-    p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees")
-    p.add_argument("--families", type=int, required=True, help="number of families")
-    p.add_argument("--members", type=int, required=True, help="sequences per family (>= 2)")
-    p.add_argument("--length", type=int, required=True, help="root sequence length (residues)")
-    p.add_argument("--alphabet", choices=["protein", "dna"], default="protein")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("simulate", help="write synthetic ortholog families evolved along random trees",
+                       description="Synthetic ortholog families: a random root sequence per family evolved down a "
+                                   "random Yule tree (BLOSUM62-derived substitutions for protein, K80 for DNA, "
+                                   "optional rate heterogeneity and indels). Writes <family>.fasta, trees/ and "
+                                   "simulation.json; families are written as they are made, and sizes that cannot "
+                                   "fit in memory or on disk are refused with the estimate.")
+    p.add_argument("--families", type=int, required=True, metavar="N", help="number of families (>= 1)")
+    p.add_argument("--members", type=int, required=True, metavar="M", help="sequences per family (>= 2)")
+    p.add_argument("--length", type=int, required=True, metavar="L", help="root sequence length in residues (>= 1)")
+    p.add_argument("--alphabet", choices=["protein", "dna"], default="protein",
+                   help="protein (BLOSUM62-derived substitutions) or dna (K80); default %(default)s")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed, an integer >= 0 (default %(default)s)")
     p.add_argument("--rate", type=float, default=0.5,
                    help="root-to-leaf substitutions per site (default %(default)s)")
-    p.add_argument("--indel-rate", type=float, default=0.0, help="indel events per site per substitution unit")
+    p.add_argument("--indel-rate", type=float, default=0.0,
+                   help="insertion/deletion events per site per substitution unit (default %(default)s: none)")
     p.add_argument("--indel-length", choices=["geometric", "zipf"], default="geometric",
-                   help="indel length distribution (default geometric)")
-    p.add_argument("--indel-mean", type=float, default=2.0, help="mean indel length in residues (default 2)")
+                   help="indel length distribution (default %(default)s)")
+    p.add_argument("--indel-mean", type=float, default=2.0,
+                   help="mean indel length in residues, between 1 and --length (default %(default)s)")
     p.add_argument("--gamma-shape", type=float, default=None,
                    help="discrete-gamma shape of rate heterogeneity across sites (default: equal rates)")
     p.add_argument("--divergence", type=float, nargs=2, metavar=("MIN", "MAX"),
                    help="draw each family's tree diameter (substitutions/site between its two most distant "
-                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate")
-    p.add_argument("--kappa", type=float, default=2.0, help="DNA transition/transversion ratio (1 = JC69)")
+                        "leaves) log-uniformly in [MIN, MAX] instead of using --rate (default: off)")
+    p.add_argument("--kappa", type=float, default=2.0,
+                   help="DNA transition/transversion ratio, 1 = JC69 (default %(default)s; ignored for protein)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier simulation in the output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -282,7 +314,8 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an encoder on ortholog families and export it")
     p.add_argument("--config", help="YAML training config (see configs/); default: built-in defaults")
     _add_run_options(p, example="--set optim.lr=3e-4 --set trainer.devices=2")
-    p.add_argument("--out", required=True, help="output folder (encoder.pt, config.yaml, metrics.json, logs/)")
+    p.add_argument("--out", required=True, help="output folder (the model: config.json + model.safetensors; config.yaml, "
+                                                  "metrics.json, logs/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_reading_options(p, alphabet=False)  # the alphabet is the config's data.alphabet
@@ -331,7 +364,10 @@ def _add_index(sub) -> None:
                         help="database sequences, embedded here into a sparse (inverted) index: exact search for "
                              "kmer:K and k-mer profile encoders (default-protein) at a few percent of their dense "
                              "size")
-    p.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write")
+    source.add_argument("--verify", metavar="INDEX",
+                        help="check an existing index folder: the checksums of every file written when it was built "
+                             "and its whole structure (loading checks small files and the structure only)")
+    p.add_argument("-o", "--output", metavar="INDEX", help="index folder to write")
     p.add_argument("--kind", "--type", dest="type", choices=["auto", *INDEX_KINDS, "sparse"], default="auto",
                    help="auto (default): with --embeddings flat (exact) up to 50,000 vectors or for vectors "
                         "512 or more wide, else hnsw up to 2,000,000, then ivf, and ivfpq when the vectors exceed "
@@ -445,10 +481,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _SUBCOMMANDS:
         add(sub)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes), the exit code is 143."""
 
 
 @contextlib.contextmanager

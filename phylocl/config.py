@@ -53,6 +53,9 @@ class LossConfig:
             raise ValueError("loss.learn_temperature is only supported with loss.name=infonce")
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 @dataclass
 class OptimConfig:
     """AdamW with linear warm-up then cosine decay to ``lr * min_lr_ratio``; gradient-norm clipping."""
@@ -68,6 +71,12 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        # AdamW's first step moves a weight by lr / (1 - beta1) and decays it by lr * weight_decay, in float32
+        if self.lr / (1 - self.betas[0]) > _FLOAT32_MAX or self.lr * self.weight_decay > _FLOAT32_MAX:
+            raise ValueError(f"optim.lr {self.lr:g} is too large: AdamW's step lr / (1 - betas[0]) or its decay "
+                             f"lr x weight_decay overflows float32 (max {_FLOAT32_MAX:.3g})")
         if self.warmup_steps < 0:
             raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -151,7 +160,7 @@ class EvalConfig:
     """Retrieval metrics (and effective rank, alignment, uniformity) on the validation families during training;
     ``train_families``: also score a fixed, seeded sample of that many *training* families at each validation
     (logged as ``train_fam/...``), so that learning curves separate learning (dev rises) from memorising (only
-    training families rise); 0: off. ``export``: which weights ``encoder.pt`` gets, the validation checkpoint
+    training families rise); 0: off. ``export``: which weights the exported model gets, the validation checkpoint
     best by ``monitor`` (``best``) or those of the last step (``last``: the same weights as a run without
     validation, for recipes compared at a fixed budget)."""
 

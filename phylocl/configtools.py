@@ -11,15 +11,7 @@ The schemas themselves live with the layer that consumes them (imports point one
 encoder architecture (:mod:`phylocl.models.encoder_config`, stored in model files) and the ``compare:`` grid
 (:mod:`phylocl.workflows.compare_config`).
 
-Why not pydantic or jsonargparse (issue 18): this module is ~250 lines with no dependency beyond PyYAML and gives
-what the commands need, some of which those libraries do not: plain frozen/standard dataclasses that the data
-and model layers construct directly (``EncoderConfig(dim=...)``), ``extends:`` inheritance between YAML files,
-``--set a.b=value`` overrides parsed as YAML on top of a file, one-line errors naming the file, the line and the
-dotted key (``config.yaml:4: invalid config: optim.lr: expected a number, got 'abc'``), and ``to_dict`` for
-round-tripping the resolved config. pydantic would add a compiled dependency and a second model class per
-section for validation we already have; jsonargparse would replace argparse for every subcommand. If the
-schemas grow beyond dataclass checks (cross-field rules across sections, JSON Schema export), pydantic is the
-move.
+Why this rather than pydantic or jsonargparse: docs/architecture.md (configs).
 """
 
 from __future__ import annotations
@@ -33,6 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from phylocl.errors import InputError
+from phylocl.safejson import MAX_DEPTH, value_depth
 
 __all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml", "ConfigError", "key_lines",
            "locate"]
@@ -68,6 +61,10 @@ def load_yaml(path: str | Path, *, _seen: tuple = ()) -> dict:
         mark = getattr(err, "problem_mark", None)
         line = None if mark is None else mark.line + 1
         raise InputError(f"not valid YAML ({getattr(err, 'problem', err)})", path=path, line=line) from None
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise InputError(f"the YAML nests deeper than the {MAX_DEPTH} levels a config may have", path=path) from None
+    if value_depth(data) > MAX_DEPTH:
+        raise InputError(f"the YAML nests deeper than the {MAX_DEPTH} levels a config may have", path=path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -220,6 +217,13 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:  # PyYAML recurses once per nesting level
+        value = None
+        too_deep = True
+    else:
+        too_deep = value_depth(value) > MAX_DEPTH
+    if too_deep:
+        raise ValueError(f"--set {key}: the value nests deeper than the {MAX_DEPTH} levels a config may have")
     # YAML reads 3e-4 as a string (no dot); accept it as a number.
     if isinstance(value, str):
         try:

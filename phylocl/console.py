@@ -16,7 +16,9 @@ import warnings
 __all__ = ["configure_logging", "quiet_lightning"]
 
 _LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                      "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary")
+                      "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary",
+                      "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM"
+                      "lightning.pytorch.trainer.connectors.checkpoint_connector")  # its weights_only note
 _LIGHTNING_WARNINGS = (
     ".*does not have many workers.*",  # phylocl's loaders are fast in-process readers
     ".*LeafSpec.*",

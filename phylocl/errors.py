@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-__all__ = ["InputError", "os_error_message"]
+__all__ = ["InputError", "Terminated", "os_error_message"]
 
 
 class InputError(ValueError):
@@ -34,6 +34,10 @@ class InputError(ValueError):
             return self.message
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.message}"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: outputs in progress are removed (atomic writes); the command exits 143."""
 
 
 _OS_WORDS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EISDIR: "is a directory",

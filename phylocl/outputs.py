@@ -4,7 +4,8 @@
 node, named pipe or socket (``-o /dev/null`` run as root would otherwise replace the device with a file); a path
 that is one of the inputs (same file, by inode) or one of the files of an input folder; a path whose
 parent is a file; a place under ``/proc`` or ``/sys``; a folder the user cannot write to.
-:func:`check_output_dir` does the same for output folders.
+:func:`check_output_dir` does the same for output folders; :func:`refuse_foreign_files` refuses to replace a
+folder of ours that holds files phylocl did not write.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 
-__all__ = ["check_output_file", "check_output_dir", "same_file"]
+__all__ = ["check_output_file", "check_output_dir", "same_file", "refuse_foreign_files"]
 
 _PSEUDO = ("/proc", "/sys")
 
@@ -89,3 +90,16 @@ def check_output_dir(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> 
             raise InputError(f"output folder is the input {src}", path=path)
     _check_place(path, folder=True)
     return path
+
+
+def refuse_foreign_files(folder: Path, ours, *, what: str) -> None:
+    """Refuse (one line naming up to 5 of them) when ``folder`` holds anything phylocl did not write, so that
+    replacing the folder as a whole never deletes a user's file. ``ours``: relative paths phylocl writes there."""
+    foreign = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                     if not p.is_dir() and str(p.relative_to(folder)) not in ours)
+    foreign += sorted(str(p.relative_to(folder)) + "/" for p in folder.rglob("*")
+                      if p.is_dir() and not any(o.startswith(str(p.relative_to(folder)) + "/") for o in ours))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise InputError(f"holds files phylocl did not write ({shown}); replacing {what} would delete them: move "
+                         "them away or choose another output", path=folder)

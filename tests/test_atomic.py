@@ -53,3 +53,105 @@ def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path):
         (d / "new").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+# ------------------------------------------------------------------ issue 25, defect 6: kill between the two renames
+_KILLED_REPLACE = """
+import os, sys
+from pathlib import Path
+from phylocl import atomic
+real, calls = os.replace, []
+def replace(a, b):
+    calls.append(1)
+    real(a, b)
+    if len(calls) == {after}:
+        os._exit(9)  # killed: no except, no finally
+atomic.os.replace = replace
+with atomic.atomic_dir(Path(sys.argv[1])) as d:
+    (d / "version").write_text("new")
+"""
+
+
+def _killed_replace(target, after):
+    """Replace the bundle ``target`` in a child process that dies right after its ``after``-th ``os.replace``."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = _KILLED_REPLACE.replace("{after}", str(after))
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], env={**os.environ, "PYTHONPATH": repo})
+    assert proc.returncode == 9
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_kill_between_the_renames_of_a_folder_replace_keeps_a_bundle(tmp_path, after):
+    target = tmp_path / "index"
+    with atomic_dir(target) as d:
+        (d / "version").write_text("old")
+    _killed_replace(target, after)
+    # the next write fails before it completes: the bundle the killed run left (old or new) must survive it
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as d:
+            raise RuntimeError("boom")
+    assert (target / "version").read_text() in ("old", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # the killed run's temporaries are gone
+    with atomic_dir(target) as d:  # and a write that completes replaces it
+        (d / "version").write_text("newest")
+    assert (target / "version").read_text() == "newest"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_kill_between_the_renames_then_a_reader_finds_the_bundle(tmp_path):
+    from phylocl.atomic import recover_interrupted
+
+    target = tmp_path / "index"
+    with atomic_dir(target) as d:
+        (d / "version").write_text("old")
+    _killed_replace(target, 1)
+    assert recover_interrupted(target) and (target / "version").read_text() == "old"
+
+
+def test_second_rename_failing_restores_the_old_folder(tmp_path, monkeypatch):
+    from phylocl import atomic
+
+    target = tmp_path / "index"
+    with atomic_dir(target) as d:
+        (d / "version").write_text("old")
+    real, calls = os.replace, []
+
+    def replace(a, b):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(Exception):
+        with atomic_dir(target) as d:
+            (d / "version").write_text("new")
+    monkeypatch.setattr(atomic.os, "replace", real)
+    assert (target / "version").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_stale_temporaries_of_other_names_are_swept_when_their_writer_is_dead(tmp_path):
+    """issue 25, defect 13: a killed index build's ``.NAME.PID.*.tmp`` folder goes at the next build in that folder,
+    whatever its name; one of a live writer, and look-alike user files, stay."""
+    import subprocess
+    import sys
+
+    from phylocl.atomic import sweep_stale_in
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".db.idx.{pid}.abcd1234.tmp"
+    stale.mkdir()
+    (stale / "_cols.bin").write_bytes(b"x")
+    live = tmp_path / f".other.idx.{os.getpid()}.efgh5678.tmp"
+    live.mkdir()
+    mine = tmp_path / ".notes.tmp"
+    mine.write_text("user")
+    mine2 = tmp_path / f".x.{pid}.tmp"
+    mine2.write_text("user")
+    assert sweep_stale_in(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name, mine2.name])

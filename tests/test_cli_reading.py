@@ -109,7 +109,8 @@ def test_byte_order_mark_through_inspect(tmp_path, cli):
     fa.write_bytes(b"\xef\xbb\xbf" + PROTEOME.encode())
     labels.write_bytes(b"\xef\xbb\xbf" + LABELS.encode())
     code, out, err = cli("inspect", fa, "--labels", labels, "--json")
-    assert code == 0, err and json.loads(out)["sequences"] == 4
+    assert code == 0, err
+    assert json.loads(out)["sequences"] == 4
 
 
 def test_embed_and_search_read_named_pipes(tmp_path, cli):

@@ -1,4 +1,5 @@
-"""Data layer: alphabets, FASTA/ortholog-group readers, splits, pair strategies, samplers and the DataModule.
+"""Data layer: alphabets, FASTA/ortholog-group readers, splits, pair strategies, samplers and the DataModule; the
+evolution simulator in :mod:`phylocl.data.simulator`.
 
 Names are imported on first use, so ``phylocl inspect`` and ``from phylocl.data import read_dataset`` do not pay
 for torch or Lightning; the DataModule lives in :mod:`phylocl.data.datamodule`.
@@ -7,6 +8,12 @@ for torch or Lightning; the DataModule lives in :mod:`phylocl.data.datamodule`.
 from __future__ import annotations
 
 import importlib
+
+from phylocl.moved import alias_modules
+
+# the evolution simulator moved to phylocl.data.simulator; its old module names still import
+alias_modules({f"phylocl.data.{name}": f"phylocl.data.simulator.{name}" for name in
+               ("evolution", "evolved", "evolved_config", "indels", "rates", "simulate", "substitution")})
 
 __all__ = ["Alphabet", "PROTEIN", "DNA", "get_alphabet", "detect_alphabet", "pad_batch", "OrthologDataset",
            "read_dataset", "read_datasets", "iter_fasta", "split_families"]

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Alphabet", "PROTEIN", "DNA", "get_alphabet", "ALPHABETS", "looks_like_dna", "detect_alphabet",
-           "PAD_ID", "CLS_ID", "MASK_ID"]
+           "PAD_ID", "CLS_ID", "MASK_ID", "FIRST_LETTER_ID"]
 
 PAD_ID = 0
 CLS_ID = 1
 MASK_ID = 2
 _SPECIALS = ("<pad>", "<cls>", "<mask>")
+FIRST_LETTER_ID = len(_SPECIALS)  # token id of letters[0]: letter i has id FIRST_LETTER_ID + i
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,22 @@ class Alphabet:
             tid = table[ord(dst)]
             table[ord(src)] = table[ord(src.lower())] = tid
         object.__setattr__(self, "_table", table)
+
+    @property
+    def canonical(self) -> str:
+        """The letters k-mer words are made of: :attr:`letters` without :attr:`unknown` (20 amino acids,
+        ``ACGT``), in token order."""
+        return self.letters.replace(self.unknown, "")
+
+    def letter_codes(self) -> np.ndarray:
+        """``(vocab_size,)`` int64 lookup: token id -> position of its letter in :attr:`canonical` (``0..n-1``),
+        ``-1`` for the specials, the unknown letter and the spare ids. ``letter_codes()[encode(seq)]`` are the
+        letter codes of ``seq`` that :mod:`phylocl.data.words` turns into k-mer words."""
+        code = np.full(self.vocab_size, -1, dtype=np.int64)
+        for i, ch in enumerate(self.letters):
+            if ch != self.unknown:
+                code[FIRST_LETTER_ID + i] = self.canonical.index(ch)
+        return code
 
     @property
     def tokens(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from phylocl.data.evolved_config import EvolvedConfig
+from phylocl.data.simulator.evolved_config import EvolvedConfig
 from phylocl.data.views import CROP_MODES
 
 __all__ = ["DataConfig"]
@@ -47,7 +47,7 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     ``refresh_members`` sampled members per family and are re-embedded with the current encoder every
     ``refresh_every`` steps (0: never). Length bucketing does not apply to hard-negative batches.
 
-    Evolved families: ``evolved`` (:class:`~phylocl.data.evolved_config.EvolvedConfig`) mixes pairs of families
+    Evolved families: ``evolved`` (:class:`~phylocl.data.simulator.evolved_config.EvolvedConfig`) mixes pairs of families
     evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
     """
 

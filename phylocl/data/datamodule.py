@@ -22,7 +22,7 @@ from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.distances import FamilyDistances
-from phylocl.data.evolved import EvolvedPairs, MixedBatchSampler, MixedPairs, evolved_rows
+from phylocl.data.simulator.evolved import EvolvedPairs, MixedBatchSampler, MixedPairs, evolved_rows
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
 from phylocl.data.hardbatches import HardNegatives
 from phylocl.data.layouts import iter_fasta, read_datasets

@@ -26,6 +26,7 @@ from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset
 from phylocl.data.trees import patristic_matrix, read_tree
+from phylocl.data.words import window_words
 
 __all__ = ["DEFAULT_K", "kmer_codes", "jaccard_matrix", "mash_distance", "kmer_distance_matrix", "FamilyDistances"]
 
@@ -35,18 +36,16 @@ _PRIME = 2_147_483_647  # 2^31 - 1; hash (a*x + b) mod p stays inside int64 for 
 
 
 def kmer_codes(seq: str, alphabet: Alphabet, k: int) -> np.ndarray:
-    """Sorted distinct integer codes of the k-mers of ``seq`` (k-mers with the unknown letter dropped), int64."""
+    """Sorted distinct integer codes of the k-mers of ``seq`` (k-mers with the unknown letter dropped), int64.
+
+    Codes are base ``len(alphabet.letters)`` words (the unknown letter counts in the base, which keeps the MinHash
+    values of :func:`jaccard_matrix` as they were), not the base-``n`` columns of ``kmer:K``.
+    """
     base = len(alphabet.letters)
     if base ** k >= 2**62:
         raise ValueError(f"k={k} is too large for the {alphabet.name} alphabet")
-    letters = alphabet.encode(seq) - 3  # (L,) 0..base-1
-    if len(letters) < k:
-        return np.zeros(0, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(letters, k)  # (L-k+1, k)
-    codes = windows @ (base ** np.arange(k - 1, -1, -1, dtype=np.int64))
-    unknown = alphabet.letters.index(alphabet.unknown)
-    keep = ~(windows == unknown).any(axis=1)
-    return np.unique(codes[keep])
+    words = window_words(alphabet.letter_codes()[alphabet.encode(seq)], k, base)  # (L-k+1,), -1 across X
+    return np.unique(words[words >= 0])
 
 
 def _exact_jaccard(sets: Sequence[np.ndarray]) -> np.ndarray:
@@ -160,7 +159,7 @@ class FamilyDistances:
         src = self.source(family)
         cache = self._cache_file(family, src, ids, idx)
         if cache is not None and cache.is_file():
-            dist = np.load(cache)
+            dist = np.load(cache, allow_pickle=False)
         elif src == "tree":
             dist = patristic_matrix(read_tree(self.dataset.trees[family]), ids)
         else:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from phylocl.data.dataset import OrthologDataset
+from phylocl.data.words import window_words
 
 __all__ = ["centroid_sample", "centroids_from_rows", "kmer_centroids", "nearest_families", "group_ids"]
 
-_FIRST_LETTER_ID = 3  # token ids of letters start after <pad>, <cls>, <mask> (phylocl.data.alphabet)
 MAX_PROFILE_DIM = 4096  # k-mer columns are folded (index mod this) above it: protein k=3 has 8000
 
 
@@ -52,24 +52,14 @@ def kmer_centroids(dataset: OrthologDataset, families: list[str], *, k: int | No
     """``(F, D)`` unit centroids of k-mer count profiles (``k``: 3 protein, 5 DNA; canonical letters only; more
     than :data:`MAX_PROFILE_DIM` columns are folded modulo it) over :func:`centroid_sample`'s members."""
     alpha = dataset.alphabet
-    letters = alpha.letters.replace(alpha.unknown, "")
     k = k or (3 if alpha.name == "protein" else 5)
-    size = len(letters) ** k
-    dim = min(size, MAX_PROFILE_DIM)
-    code = np.full(_FIRST_LETTER_ID + len(alpha.letters), -1, dtype=np.int64)  # token id -> letter code
-    for i, ch in enumerate(alpha.letters):
-        if ch != alpha.unknown:
-            code[_FIRST_LETTER_ID + i] = letters.index(ch)
-    powers = len(letters) ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    dim = min(len(alpha.canonical) ** k, MAX_PROFILE_DIM)
+    code = alpha.letter_codes()  # token id -> letter code
     rows, owner = centroid_sample(dataset, families, members=members, seed=seed)
     x = np.zeros((len(rows), dim), dtype=np.float32)
     for n, r in enumerate(rows):
-        c = code[alpha.encode(dataset.sequences[r])]
-        if len(c) < k:
-            continue
-        win = np.lib.stride_tricks.sliding_window_view(c, k)  # (L-k+1, k)
-        win = win[(win >= 0).all(axis=1)]
-        x[n] = np.bincount((win @ powers) % dim, minlength=dim)
+        words = window_words(code[alpha.encode(dataset.sequences[r])], k, len(alpha.canonical))  # (L-k+1,)
+        x[n] = np.bincount(words[words >= 0] % dim, minlength=dim)
     return centroids_from_rows(x, owner, len(families))
 
 

@@ -10,7 +10,7 @@ A training view of ``seq`` (``SequenceView.__call__``):
 2. masking: each position becomes the mask id with probability ``mask_prob``;
 3. substitution: each remaining position becomes a different letter with probability ``substitution_prob``:
    for protein with ``blosum=True`` drawn from the BLOSUM62 replacement probabilities ``P(b | a), b != a``
-   (:mod:`phylocl.data.substitution`), otherwise uniformly among the other standard letters; unknown letters
+   (:mod:`phylocl.data.simulator.substitution`), otherwise uniformly among the other standard letters; unknown letters
    (``X`` / ``N``) are replaced by a standard letter (BLOSUM62 background or uniform).
 
 Everything random comes from the ``numpy.random.Generator`` passed in. :meth:`SequenceView.eval` is the
@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from phylocl.data.alphabet import MASK_ID, Alphabet
-from phylocl.data.substitution import AMINO_ACIDS, blosum62_model
+from phylocl.data.alphabet import FIRST_LETTER_ID, MASK_ID, Alphabet
+from phylocl.data.simulator.substitution import AMINO_ACIDS, blosum62_model
 
 __all__ = ["SequenceView", "random_crop", "matched_crop", "deterministic_crop", "CROP_MODES"]
 
 CROP_MODES = ("random", "matched")
 
-_FIRST_LETTER_ID = 3
 
 
 def random_crop(seq: str, max_len: int, rng: np.random.Generator) -> str:
@@ -59,7 +58,7 @@ def _replacement_cdf(alphabet: Alphabet, blosum: bool) -> np.ndarray:
     Standard letters are the alphabet's letters without its unknown letter; a row never puts mass on its own letter.
     """
     standard = [c for c in alphabet.letters if c != alphabet.unknown]
-    n_ids = _FIRST_LETTER_ID + len(alphabet.letters)
+    n_ids = FIRST_LETTER_ID + len(alphabet.letters)
     probs = np.zeros((n_ids, len(standard)))
     if blosum and alphabet.name == "protein":
         pi, p = blosum62_model()
@@ -68,8 +67,8 @@ def _replacement_cdf(alphabet: Alphabet, blosum: bool) -> np.ndarray:
     else:
         pi = np.full(len(standard), 1.0 / len(standard))
         p = np.ones((len(standard), len(standard)))
-    for tid in range(_FIRST_LETTER_ID, n_ids):
-        letter = alphabet.letters[tid - _FIRST_LETTER_ID]
+    for tid in range(FIRST_LETTER_ID, n_ids):
+        letter = alphabet.letters[tid - FIRST_LETTER_ID]
         if letter in standard:
             k = standard.index(letter)
             row = p[k].copy()
@@ -106,7 +105,7 @@ class SequenceView:
         self.alphabet, self.max_len, self.crop = alphabet, int(max_len), crop
         self.mask_prob, self.substitution_prob, self.blosum = float(mask_prob), float(substitution_prob), blosum
         self._cdf = _replacement_cdf(alphabet, blosum) if substitution_prob > 0 else None
-        standard = [alphabet.letters.index(c) + _FIRST_LETTER_ID for c in alphabet.letters if c != alphabet.unknown]
+        standard = [alphabet.letters.index(c) + FIRST_LETTER_ID for c in alphabet.letters if c != alphabet.unknown]
         self._standard_ids = np.array(standard, dtype=np.int64)
 
     def __call__(self, seq: str, rng: np.random.Generator) -> np.ndarray:

@@ -1,13 +1,44 @@
-"""phylocl.models: sequence encoders (gMLP/aMLP, rotary transformer), their configs and the named registry.
+"""phylocl.models: everything that turns sequences into vectors.
 
-See ``docs/encoders.md``. The usual entry points are re-exported at the package root: ``phylocl.build_encoder``,
-``phylocl.list_models``, ``phylocl.load_encoder``.
+- :mod:`~phylocl.models.embedder`  the :class:`Embedder` protocol every model below follows
+- :mod:`~phylocl.models.kmer`      ``KmerEmbedder``: the ``kmer:K`` count baselines (NumPy, no torch)
+- :mod:`~phylocl.models.encoder`   ``SequenceEncoder``: trained encoders (gMLP/aMLP, transformer, k-mer backbones)
+- :mod:`~phylocl.models.registry`  named encoder configurations; :mod:`~phylocl.models.persistence` model folders
+
+See ``docs/encoders.md``. Names are imported on first use, so ``kmer:K`` never pays for torch. The usual entry
+points are re-exported at the package root: ``phylocl.build_encoder``, ``phylocl.list_models``,
+``phylocl.load_encoder``.
 """
 
-from phylocl.models.encoder import SequenceEncoder
-from phylocl.models.encoder_config import EncoderConfig
-from phylocl.models.persistence import load_encoder, shipped_models
-from phylocl.models.registry import build_encoder, describe_model, get_config, list_models
+from __future__ import annotations
 
-__all__ = ["SequenceEncoder", "EncoderConfig", "build_encoder", "describe_model", "get_config", "list_models",
-           "load_encoder", "shipped_models"]
+import importlib
+
+__all__ = ["Embedder", "SparseEmbedder", "KmerEmbedder", "SequenceEncoder", "EncoderConfig", "build_encoder",
+           "describe_model", "get_config", "list_models", "load_encoder", "shipped_models"]
+
+_LAZY = {
+    "Embedder": "phylocl.models.embedder",
+    "SparseEmbedder": "phylocl.models.embedder",
+    "KmerEmbedder": "phylocl.models.kmer",
+    "SequenceEncoder": "phylocl.models.encoder",
+    "EncoderConfig": "phylocl.models.encoder_config",
+    "build_encoder": "phylocl.models.registry",
+    "describe_model": "phylocl.models.registry",
+    "get_config": "phylocl.models.registry",
+    "list_models": "phylocl.models.registry",
+    "load_encoder": "phylocl.models.persistence",
+    "shipped_models": "phylocl.models.persistence",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phylocl.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -27,21 +27,21 @@ from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
 from phylocl.errors import InputError
+from phylocl.models.backbone_config import KmerBagConfig, KmerProfileConfig, stored_dict
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.gmlp import GMLP
 from phylocl.models.kmerbag import KmerBag
 from phylocl.models.kmerprofile import KmerProfile
 from phylocl.models.layers import ProjectionHead, masked_mean
+from phylocl.models.model_files import ENCODER_FILE, read_model, write_model_folder
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
-from phylocl.models.inference import PRECISIONS
+from phylocl.models.inference import PRECISIONS, embed_token_arrays
+from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import default_stride, window_batch
 
 __all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
-
-
-ENCODER_FILE = "encoder.pt"  # file name inside a model directory
 
 
 def _moe(c: EncoderConfig) -> MoEOptions | None:
@@ -67,11 +67,13 @@ def _transformer(c: EncoderConfig) -> nn.Module:
 
 
 def _kmerbag(c: EncoderConfig) -> nn.Module:
-    return KmerBag(alphabet=c.alphabet, dim=c.dim, k=c.depth)  # depth = longest k-mer
+    family = KmerBagConfig.from_flat(c)
+    return KmerBag(alphabet=family.alphabet, dim=family.dim, k=family.k)
 
 
 def _kmerprofile(c: EncoderConfig) -> nn.Module:
-    return KmerProfile(alphabet=c.alphabet, k=c.depth)  # depth = letters per word
+    family = KmerProfileConfig.from_flat(c)
+    return KmerProfile(alphabet=family.alphabet, k=family.word_length)
 
 
 def _smlp(c: EncoderConfig) -> nn.Module:
@@ -87,7 +89,8 @@ _BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp, "kmerba
 
 
 class SequenceEncoder(nn.Module):
-    """Maps sequences to L2-normalised embeddings of size ``config.embed_dim``.
+    """Maps sequences to L2-normalised embeddings of size ``config.embed_dim``; an
+    :class:`~phylocl.models.embedder.Embedder` (with the sparse form when :attr:`sparse`).
 
     Example::
 
@@ -127,6 +130,16 @@ class SequenceEncoder(nn.Module):
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
+
+    @property
+    def dim(self) -> int:
+        """Width of the rows (:class:`~phylocl.models.embedder.Embedder`); same as :attr:`embed_dim`."""
+        return self.config.embed_dim
+
+    @property
+    def sparse(self) -> bool:
+        """Whether :meth:`embed_sparse` works: a k-mer profile backbone with head ``none``."""
+        return supports_sparse(self)
 
     @property
     def max_len(self) -> int:
@@ -196,7 +209,7 @@ class SequenceEncoder(nn.Module):
     def embed(
         self, sequences: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool = False,
         convert_to_tensor: bool = False, device: str | torch.device | None = None, precision: str = "fp32",
-        overlap: float | None = None,
+        overlap: float | None = None, normalize_embeddings: bool | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embeddings of any number of sequences of any length: ``(N, embed_dim)`` float32 rows of unit norm.
 
@@ -207,17 +220,21 @@ class SequenceEncoder(nn.Module):
             convert_to_tensor: return a ``torch.Tensor`` on the model's device instead of a numpy array.
             device: move the model there first; it **stays** there (as sentence-transformers' ``encode``), so
                 repeated calls do not copy the weights back and forth. ``None``: where it is.
-            precision: ``"fp32"``, ``"bf16"`` for bfloat16 autocast (1.6-2.2x faster on a CPU with AVX-512
-                BF16; window sums and the normalisation stay float64), or ``"int8"``: a cached copy with int8
-                dynamically quantised linear layers (CPU, 1.5x; :func:`~phylocl.models.inference.inference_module`).
+            precision: ``"fp32"``, ``"bf16"`` for bfloat16 autocast (faster on a CPU with AVX-512 BF16; window
+                sums and the normalisation stay float64), or ``"int8"``: a cached copy with int8 dynamically
+                quantised linear layers (CPU; :func:`~phylocl.models.inference.inference_module`). Speeds measured
+                in docs/performance.md.
             overlap: fraction of a window shared by consecutive windows of a long sequence (``None``: 0.5, as in
                 ``forward``; 0 embeds each residue once, see :func:`~phylocl.models.windows.overlap_stride`).
+            normalize_embeddings: accepted for sentence-transformers users: rows are always unit vectors, so
+                ``True`` (or ``None``) changes nothing and ``False`` is refused (``ValueError``).
 
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
         embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
         """
-        from phylocl.models.inference import embed_token_arrays
-
+        if normalize_embeddings is False:
+            raise ValueError("phylocl encoders always return unit rows (their similarity is the cosine); "
+                             "normalize_embeddings=False is not available")
         if isinstance(sequences, str):
             sequences = [sequences]
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
@@ -226,6 +243,18 @@ class SequenceEncoder(nn.Module):
         x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)
         return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
+
+    def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 64,
+                     overlap: float | None = None):
+        """The rows of :meth:`embed` (fp32) as :class:`~phylocl.sparse_rows.SparseRows`, for k-mer profile encoders
+        (:attr:`sparse`); see :func:`phylocl.models.sparse_embed.embed_sparse`."""
+        return embed_sparse(self, sequences, batch_size=batch_size, overlap=overlap)
+
+    def encode(self, sentences: Sequence[str], **kwargs) -> np.ndarray | torch.Tensor:
+        """sentence-transformers' name for :meth:`embed` (same arguments: ``batch_size``, ``show_progress_bar``,
+        ``convert_to_tensor``, ``device``, ``normalize_embeddings``...); ``(N, embed_dim)`` unit rows."""
+        kwargs.pop("convert_to_numpy", None)  # numpy is the default; convert_to_tensor=True gives a tensor
+        return self.embed(sentences, **kwargs)
 
     # ----------------------------------------------------------------- persistence
     def fingerprint(self) -> str:
@@ -247,18 +276,36 @@ class SequenceEncoder(nn.Module):
                 "kind": "encoder", "backbone": c.backbone, "max_len": c.max_len, "parameters": self.num_parameters()}
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write a model folder: ``config.json`` + ``model.safetensors`` (see :mod:`phylocl.models.persistence`);
-        :func:`phylocl.load_encoder` (or :meth:`from_pretrained`) reads it back. Returns the folder."""
-        from phylocl.models.persistence import save_pretrained
-
-        return save_pretrained(self, directory)
+        """Write a model folder: ``config.json`` (the backbone family's keys) + ``model.safetensors`` (see
+        :mod:`phylocl.models.model_files`); :func:`phylocl.load_encoder` (or :meth:`from_pretrained`) reads it back.
+        Returns the folder."""
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        return write_model_folder(directory, config=stored_dict(self.config), state=state)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, map_location: str | torch.device = "cpu") -> "SequenceEncoder":
         """Same as :func:`phylocl.load_encoder`: a shipped name, a model folder or an encoder file."""
-        from phylocl.models.persistence import load_encoder
+        config, state, path = read_model(source)
+        return cls.from_parts(config, state, path=path, map_location=map_location)
 
-        return load_encoder(source, map_location=map_location)
+    @classmethod
+    def from_parts(cls, config: dict, state: dict, *, path: str | Path | None = None,
+                   map_location: str | torch.device = "cpu") -> "SequenceEncoder":
+        """An encoder (eval mode, on ``map_location``) from a stored config (family or flat keys) and its weights;
+        an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together."""
+        try:
+            encoder = cls(config=EncoderConfig.from_dict(config))
+            result = encoder.load_state_dict(state, strict=False)
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise InputError(f"encoder file does not match its config: {_one_line(err)}", path=path) from None
+        if result.missing_keys or result.unexpected_keys:
+            raise InputError(f"encoder file does not match its config: {_key_summary(result)}", path=path)
+        bad = next((name for name, t in encoder.state_dict().items()
+                    if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise InputError(f"the weights hold NaN or infinite values ({bad}): the file is damaged or its training "
+                             "diverged", path=path)
+        return encoder.to(map_location).eval()
 
     def save(self, path: str | Path) -> Path:
         """Write config + weights to one legacy ``.pt`` file atomically (a directory gets ``encoder.pt`` inside);
@@ -280,3 +327,20 @@ class SequenceEncoder(nn.Module):
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
         return path
+
+
+def _key_summary(result, shown: int = 3) -> str:
+    """``"2 missing weights (a, b), 1 unexpected (c)"``: one line however many keys differ."""
+    parts = []
+    for what, keys in (("missing weights", result.missing_keys), ("unexpected weights", result.unexpected_keys)):
+        if keys:
+            more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{len(keys)} {what} ({', '.join(keys[:shown])}{more})")
+    return "; ".join(parts)
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """A one-line summary of a state-dict mismatch: PyTorch lists every missing/unexpected key on its own line."""
+    text = " ".join(str(err).split())
+    text = text.replace("Error(s) in loading state_dict for SequenceEncoder: ", "")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."

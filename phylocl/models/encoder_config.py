@@ -1,7 +1,10 @@
-"""EncoderConfig: every hyper-parameter of a :class:`~phylocl.models.encoder.SequenceEncoder`, validated at once.
+"""EncoderConfig: every hyper-parameter of a :class:`~phylocl.models.encoder.SequenceEncoder`, flat, validated at once.
 
-A config is what the registry YAML files hold (``phylocl/models/model_configs/<name>.yaml``) and what an encoder
-file stores next to its weights; ``EncoderConfig(**config.to_dict())`` rebuilds the same architecture.
+This is the one record every backbone is built from and every fingerprint hashes (its keys are those of 0.1, so
+fingerprints of older models stay). Models are declared and stored in the smaller config of their backbone
+family (:mod:`phylocl.models.backbone_config`: stacks, k-mer profiles, k-mer bags), which names ``depth`` for
+what it is there (``word_length``, ``k``) and turns into this record; ``EncoderConfig(**config.to_dict())``
+rebuilds the same architecture.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phylocl.data.alphabet import get_alphabet
+from phylocl.models.patterns import profile_dim
 
 _FFN_DIM = object()  # marker: the default is the config's ffn_dim
 # options added after the first release, with their defaults (see EncoderConfig.identity_dict)
@@ -18,13 +22,41 @@ _ADDED_FIELDS: dict[str, Any] = {"attention": "rope", "rel_buckets": 32, "moe_ex
                                  "moe_ffn_dim": _FFN_DIM, "moe_capacity_factor": 1.25, "smlp_dense": None,
                                  "smoe_chunk": 16, "word_weights": "idf"}
 
-__all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS"]
+__all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS", "flat_values", "FAMILY_DEPTH"]
 
 BACKBONES = ("gmlp", "transformer", "smlp", "kmerbag", "kmerprofile")
 ATTENTIONS = ("rope", "deberta")
 POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp", "none")
 WORD_WEIGHTS = ("idf", "uniform")
+
+
+FAMILY_DEPTH = {"kmerprofile": "word_length", "kmerbag": "k"}  # a k-mer family's own name for the flat `depth`
+
+
+def flat_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` in the flat form: a k-mer family's ``word_length`` / ``k`` (the form of
+    :mod:`phylocl.models.backbone_config`) becomes ``depth``, and a k-mer profile's width (``dim``,
+    ``embed_dim``) and head (``none``) follow from it unless given. Flat values (older files, ``--set
+    model.depth=...``) pass unchanged. Raises ``ValueError`` when both ``depth`` and the family's name are given.
+    """
+    backbone = values.get("backbone")
+    key = FAMILY_DEPTH.get(backbone)
+    if key is None or key not in values:
+        return dict(values)
+    if "depth" in values:
+        raise ValueError(f"{backbone}: give {key} (depth is its older name), not both")
+    out = {k: v for k, v in values.items() if k != key}
+    out["depth"] = values[key]
+    if backbone == "kmerprofile":
+        try:
+            width = profile_dim(values.get("alphabet", "protein"), values[key])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"kmerprofile {key}: {err}") from None
+        out.setdefault("dim", width)
+        out.setdefault("embed_dim", width)
+        out.setdefault("head", "none")
+    return out
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -58,8 +90,8 @@ class EncoderConfig:
             (spaced k-mer profiles with learned weights, :mod:`phylocl.models.kmerprofile`); the k-mer backbones
             pool themselves (``pooling: mean``).
         dim: width of the token representations.
-        depth: number of blocks; for ``kmerbag`` the longest k-mer (orders ``1..depth``), for ``kmerprofile`` the
-            letters per word.
+        depth: number of blocks; for ``kmerbag`` the longest k-mer (``KmerBagConfig.k``: orders ``1..depth``), for
+            ``kmerprofile`` the letters per word (``KmerProfileConfig.word_length``).
         max_len: most residues one forward window holds (a CLS token, if any, comes on top). Longer sequences are
             embedded as overlapping windows of ``max_len`` residues, stride ``max_len // 2``.
         embed_dim: size of the output (L2-normalised) embedding.
@@ -173,8 +205,6 @@ class EncoderConfig:
             raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and no "
                              "attn_dim, attention or experts")
         if self.backbone == "kmerprofile":
-            from phylocl.models.kmerprofile import profile_dim
-
             want = profile_dim(self.alphabet, self.depth)
             if self.head != "none" or self.dim != want:
                 raise ValueError(f"kmerprofile with {self.alphabet} words of {self.depth} letters needs head 'none' "
@@ -215,10 +245,16 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "EncoderConfig":
-        """Build from a plain dict; unknown keys raise ``ValueError`` naming the valid ones."""
+        """Build from a plain dict, flat or in a backbone family's form (:func:`flat_values`); unknown keys raise
+        ``ValueError`` naming the valid ones."""
+        values = flat_values(values)
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"unknown encoder config key(s) {unknown}; valid keys: {cls.field_names()}")
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in values]
+        if missing:
+            raise ValueError(f"missing encoder config key(s) {missing}")
         return cls(**values)
 
     def replace(self, **overrides: Any) -> "EncoderConfig":

@@ -7,7 +7,7 @@ and the orders are summed with learned gains::
 
 ``E_1`` is the encoder's token embedding (so single residues, including ``X``/mask tokens, are 1-mers like any
 token); ``E_j`` for ``j >= 2`` are tables of ``n^j`` rows over the alphabet's ``n`` canonical letters (20 amino
-acids, 4 nucleotides), indexed exactly like :class:`~phylocl.retrieval.kmer.KmerEmbedder` columns. A ``j``-mer
+acids, 4 nucleotides), indexed exactly like :class:`~phylocl.models.kmer.KmerEmbedder` columns. A ``j``-mer
 that touches padding or an unknown/mask token is skipped (it has no row), so padding never leaks.
 
 Why: the cosine of two sums of nearly orthogonal random vectors approximates the cosine of the k-mer count
@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
+from phylocl.data.words import window_words_torch
 
 __all__ = ["KmerBag", "MAX_ROWS", "LOWER_ORDER_GAIN"]
 
 MAX_ROWS = 65_536  # largest k-mer table (protein: k <= 3, 8000 rows; DNA: k <= 8)
 LOWER_ORDER_GAIN = 0.1
-_FIRST_LETTER_ID = 3  # token ids of letters start after <pad>, <cls>, <mask>
 
 
 class KmerBag(nn.Module):
@@ -50,14 +50,11 @@ class KmerBag(nn.Module):
     def __init__(self, *, alphabet: str, dim: int, k: int, init_std: float = 0.02) -> None:
         super().__init__()
         alpha = get_alphabet(alphabet)
-        n = len(alpha.letters) - 1  # canonical letters without the unknown one
+        n = len(alpha.canonical)  # canonical letters without the unknown one
         if k < 1 or n**k > MAX_ROWS:
             raise ValueError(f"k-mer length must be >= 1 with {n}^k <= {MAX_ROWS} rows, got k={k}")
         self.k, self.n = int(k), n
-        code = torch.full((alpha.vocab_size,), -1, dtype=torch.long)  # token id -> letter code, -1 = no k-mer
-        for i, ch in enumerate(alpha.letters):
-            if ch != alpha.unknown:
-                code[_FIRST_LETTER_ID + i] = sum(1 for c in alpha.letters[:i] if c != alpha.unknown)
+        code = torch.from_numpy(alpha.letter_codes())  # token id -> letter code, -1 = no k-mer
         self.register_buffer("code", code, persistent=False)
         # order j >= 2: n^j rows plus one all-zero padding row (index n^j) for invalid k-mers
         self.tables = nn.ParameterList(
@@ -71,10 +68,7 @@ class KmerBag(nn.Module):
     def kmer_ids(self, ids: torch.Tensor, mask: torch.Tensor, j: int) -> torch.Tensor:
         """Row of every ``j``-mer ending at positions ``j-1 .. L-1``: ``(B, L - j + 1)``; invalid ones -> ``n^j``."""
         c = self.code[ids].masked_fill(~mask, -1)  # (B, L)
-        win = c.unfold(1, j, 1)  # (B, L - j + 1, j)
-        powers = self.n ** torch.arange(j - 1, -1, -1, device=ids.device)  # (j,) most significant first
-        rows = (win.clamp(min=0) * powers).sum(-1)  # (B, L - j + 1)
-        return rows.masked_fill((win < 0).any(-1), self.n**j)
+        return window_words_torch(c, j, self.n)  # (B, L - j + 1)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, unigram: nn.Embedding) -> torch.Tensor:
         """``ids``/``mask``: ``(B, L)``; ``unigram``: the token embedding (order 1). Returns ``(B, D)``."""

@@ -7,8 +7,8 @@ the ``n`` canonical letters, ``w_p`` learned weights ``(n^k,)``, ``g_p`` a learn
 concatenated, so the output is ``3 * n^k`` wide (protein, ``k = 3``: 24,000) and its cosine is a weighted sum of
 per-pattern profile cosines. The encoder's token embedding adds a composition term: the normalised mean residue
 embedding times a learned gain ``g_c`` that starts at :data:`COMPOSITION_GAIN` (so an untrained encoder is the
-profile to about 1e-3 in cosine, and a sequence without a single word still gets a unit vector). An unbounded
-composition term took over within 50 steps of contrastive training and cut the dev figures (docs/models.md).
+profile to about 1e-3 in cosine, and a sequence without a single word still gets a unit vector); why it is
+bounded is measured in docs/models.md.
 
 Training data enter twice: :meth:`KmerProfile.fit_statistics` sets ``w_p`` to the inverse document frequency of
 each word over the training sequences (``log((N + 1) / (df + 1)) + 1``: a word found in many proteins says
@@ -27,28 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from phylocl.data.alphabet import PAD_ID, get_alphabet
+from phylocl.data.words import window_words_torch
+from phylocl.models.patterns import profile_dim, seed_patterns  # torch-free home of the pattern rules
 
 __all__ = ["KmerProfile", "seed_patterns", "profile_dim", "COMPOSITION_GAIN"]
 
-_FIRST_LETTER_ID = 3
 COMPOSITION_GAIN = 1e-3  # initial norm of the composition term (each pattern block has norm 1)
-
-
-def seed_patterns(k: int) -> list[str]:
-    """``"1" * k`` plus the one-gap patterns ``1..101`` and ``101..1`` (``k = 3``: ``111``, ``1101``, ``1011``)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    out = ["1" * k]
-    for p in ("1" * (k - 1) + "01", "10" + "1" * (k - 1)):
-        if k >= 2 and p not in out:
-            out.append(p)
-    return out
-
-
-def profile_dim(alphabet: str, k: int) -> int:
-    """Output width of a :class:`KmerProfile`: patterns x ``n^k``."""
-    n = len(get_alphabet(alphabet).letters) - 1
-    return len(seed_patterns(k)) * n**k
 
 
 class KmerProfile(nn.Module):
@@ -59,15 +43,11 @@ class KmerProfile(nn.Module):
     def __init__(self, *, alphabet: str, k: int, max_rows: int = 65_536) -> None:
         super().__init__()
         alpha = get_alphabet(alphabet)
-        self.n, self.k = len(alpha.letters) - 1, int(k)
+        self.n, self.k = len(alpha.canonical), int(k)
         if self.k < 1 or self.n**self.k > max_rows:
             raise ValueError(f"k must be >= 1 with {self.n}^k <= {max_rows}, got {k}")
         self.patterns = seed_patterns(self.k)
-        code = torch.full((alpha.vocab_size,), -1, dtype=torch.long)
-        letters = [c for c in alpha.letters if c != alpha.unknown]
-        for c in letters:
-            code[_FIRST_LETTER_ID + alpha.letters.index(c)] = letters.index(c)
-        self.register_buffer("code", code, persistent=False)
+        self.register_buffer("code", torch.from_numpy(alpha.letter_codes()), persistent=False)  # token id -> letter
         self.weights = nn.Parameter(torch.ones(len(self.patterns), self.n**self.k))  # (P, n^k)
         self.gains = nn.Parameter(torch.ones(len(self.patterns)))  # (P,)
         self.composition_gain = nn.Parameter(torch.tensor(COMPOSITION_GAIN))
@@ -80,12 +60,7 @@ class KmerProfile(nn.Module):
 
     def word_ids(self, codes: torch.Tensor, pattern: str) -> torch.Tensor:
         """Word of every start position for ``pattern``: ``(B, L - span + 1)``; invalid ones -> ``n^k``."""
-        offsets = [i for i, c in enumerate(pattern) if c == "1"]
-        span = len(pattern)
-        win = codes.unfold(1, span, 1)[..., offsets]  # (B, L - span + 1, k)
-        powers = self.n ** torch.arange(self.k - 1, -1, -1, device=codes.device)  # (k,)
-        words = (win.clamp(min=0) * powers).sum(-1)
-        return words.masked_fill((win < 0).any(-1), self.n**self.k)
+        return window_words_torch(codes, pattern, self.n)  # (B, L - span + 1)
 
     def counts(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Word counts ``(B, P, n^k)`` float32 (no weights)."""

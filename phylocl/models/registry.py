@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 from phylocl.errors import InputError
-from phylocl.models.encoder import SequenceEncoder
+from phylocl.models.backbone_config import with_family_names
 from phylocl.models.encoder_config import EncoderConfig
-from phylocl.models.persistence import load_encoder  # noqa: F401  (re-exported for older imports)
+from phylocl.models.size import check_fits
 
-__all__ = ["CONFIG_DIR", "list_models", "get_config", "build_encoder", "describe_model", "load_encoder"]
+if TYPE_CHECKING:
+    from phylocl.models.encoder import SequenceEncoder
+
+# torch is imported only by the functions that build a model, so `phylocl models` starts without it
+
+__all__ = ["CONFIG_DIR", "list_models", "get_config", "build_encoder", "describe_model", "load_encoder"]  # noqa: F822 (load_encoder: module __getattr__)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 
@@ -45,8 +49,9 @@ def _registry() -> dict[str, dict[str, Any]]:
 
 
 def list_models() -> list[str]:
-    """Sorted names of the registered configurations."""
-    return sorted(_registry())
+    """Sorted names of the registered configurations (the YAML file stems; each is validated when it is used,
+    so listing them imports no torch)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def get_config(name: str, **overrides: Any) -> EncoderConfig:
@@ -59,19 +64,36 @@ def get_config(name: str, **overrides: Any) -> EncoderConfig:
     if name not in registry:
         raise InputError(f"unknown model {name!r}; registered models: {', '.join(sorted(registry))}")
     try:
-        return EncoderConfig.from_dict({**registry[name], "name": name, **overrides})
+        values = {**registry[name], "name": name, **with_family_names(registry[name], overrides)}
+        return EncoderConfig.from_dict(values)
     except ValueError as err:
         raise InputError(f"model {name}: {err}") from None
 
 
-def build_encoder(name: str, **overrides: Any) -> SequenceEncoder:
+def build_encoder(name: str, **overrides: Any) -> "SequenceEncoder":
     """A freshly initialised encoder of registered config ``name`` (in train mode), e.g. ``dropout=0.0``."""
-    return SequenceEncoder(config=get_config(name, **overrides))
+    config = get_config(name, **overrides)
+    check_fits(config)
+    from phylocl.models.encoder import SequenceEncoder
+
+    return SequenceEncoder(config=config)
 
 
 def describe_model(name: str, **overrides: Any) -> dict[str, Any]:
     """The resolved config of ``name`` as a plain dict plus ``"parameters"`` (count; built on the meta device)."""
+    import torch
+
+    from phylocl.models.encoder import SequenceEncoder
+
     config = get_config(name, **overrides)
     with torch.device("meta"):
         n = SequenceEncoder(config=config).num_parameters()
     return {**config.to_dict(), "parameters": n}
+
+
+def __getattr__(name: str):
+    if name == "load_encoder":  # re-exported for older imports (lazily: it needs torch)
+        from phylocl.models.persistence import load_encoder
+
+        return load_encoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

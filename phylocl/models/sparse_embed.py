@@ -31,11 +31,10 @@ _EPS = 1e-12  # F.normalize's floor on norms, as in the dense path
 
 
 def supports_sparse(encoder) -> bool:
-    """True for a :class:`~phylocl.models.encoder.SequenceEncoder` with a k-mer profile backbone and head ``none``."""
-    from phylocl.models.encoder import SequenceEncoder
-
-    return (isinstance(encoder, SequenceEncoder) and isinstance(encoder.backbone, KmerProfile)
-            and isinstance(encoder.head.net, nn.Identity))
+    """True for a :class:`~phylocl.models.encoder.SequenceEncoder` with a k-mer profile backbone and head ``none``
+    (read from its members: this module sits below the encoder and does not import it)."""
+    head = getattr(getattr(encoder, "head", None), "net", None)
+    return isinstance(getattr(encoder, "backbone", None), KmerProfile) and isinstance(head, nn.Identity)
 
 
 def _norm(sq: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,12 @@ averages the window embeddings and re-normalises.
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from phylocl.data.alphabet import PAD_ID
+
+if TYPE_CHECKING:  # window_starts / overlap_stride are used by the NumPy profile path, which needs no torch
+    import torch
 
 __all__ = ["default_stride", "overlap_stride", "window_starts", "window_batch", "DEFAULT_OVERLAP"]
 
@@ -62,6 +64,8 @@ def window_batch(
         ``(ids (M, W), mask (M, W), owner (M,))``: the windows of all rows (row order, then start order),
         right-padded to ``W = min(window, L)``, and the batch row each window comes from.
     """
+    import torch
+
     if window < 1 or stride < 1 or stride > window:
         raise ValueError(f"need 1 <= stride <= window, got stride={stride}, window={window}")
     b, width = input_ids.shape

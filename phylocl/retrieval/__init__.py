@@ -1,9 +1,9 @@
-"""Retrieval: embedding files, k-mer baseline, FAISS indexes, hit lists and family-retrieval metrics.
+"""Retrieval: embedding files, FAISS indexes, hit lists and family-retrieval metrics.
 
-Arrays in, numbers out; nothing here imports models or training.
+Arrays in, numbers out; nothing here imports models or training (``KmerEmbedder`` and ``parse_model_spec`` moved
+to :mod:`phylocl.models.kmer`; they are re-exported here for old imports).
 
 - :mod:`~phylocl.retrieval.embeddings`  ``save_embeddings``, ``load_embeddings``, ``EmbeddingWriter``
-- :mod:`~phylocl.retrieval.kmer`        ``KmerEmbedder``, ``parse_model_spec``
 - :mod:`~phylocl.retrieval.index`       ``build_index``, ``RetrievalIndex``, ``drop_self_hits``
 - :mod:`~phylocl.retrieval.index_io`    ``save_index``, ``load_index``, ``check_compatible``
 - :mod:`~phylocl.retrieval.hits`        ``HitLists``, ``hits_from_search``, ``read_hits_tsv``, ``write_hits_tsv``
@@ -11,13 +11,35 @@ Arrays in, numbers out; nothing here imports models or training.
 - :mod:`~phylocl.retrieval.evaluation`  ``evaluate_embeddings``
 """
 
-from phylocl.retrieval.embeddings import EmbeddingSet, EmbeddingWriter, load_embeddings, save_embeddings
-from phylocl.retrieval.evaluation import evaluate_embeddings
-from phylocl.retrieval.hits import BLAST_TAB, HitLists, hits_from_search, read_hits_tsv, write_hits_tsv
-from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex, build_index, drop_self_hits, set_num_threads
-from phylocl.retrieval.index_io import check_compatible, load_index, save_index
-from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
-from phylocl.retrieval.metrics import score_hits
+import importlib
+
+from phylocl.moved import alias_modules
+
+_LAZY = {  # imported on first use: a search loads neither the metrics nor the embeddings files
+    "EmbeddingSet": "phylocl.retrieval.embeddings",
+    "EmbeddingWriter": "phylocl.retrieval.embeddings",
+    "load_embeddings": "phylocl.retrieval.embeddings",
+    "save_embeddings": "phylocl.retrieval.embeddings",
+    "evaluate_embeddings": "phylocl.retrieval.evaluation",
+    "BLAST_TAB": "phylocl.retrieval.hits",
+    "HitLists": "phylocl.retrieval.hits",
+    "hits_from_search": "phylocl.retrieval.hits",
+    "read_hits_tsv": "phylocl.retrieval.hits",
+    "write_hits_tsv": "phylocl.retrieval.hits",
+    "INDEX_KINDS": "phylocl.retrieval.index",
+    "RetrievalIndex": "phylocl.retrieval.index",
+    "build_index": "phylocl.retrieval.index",
+    "drop_self_hits": "phylocl.retrieval.index",
+    "set_num_threads": "phylocl.retrieval.index",
+    "check_compatible": "phylocl.retrieval.index_io",
+    "load_index": "phylocl.retrieval.index_io",
+    "save_index": "phylocl.retrieval.index_io",
+    "KmerEmbedder": "phylocl.models.kmer",
+    "parse_model_spec": "phylocl.models.kmer",
+    "score_hits": "phylocl.retrieval.metrics",
+}
+
+alias_modules({"phylocl.retrieval.kmer": "phylocl.models.kmer"})  # moved with the other models; old name kept
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings",
@@ -27,3 +49,15 @@ __all__ = [
     "HitLists", "hits_from_search", "read_hits_tsv", "write_hits_tsv", "BLAST_TAB",
     "score_hits", "evaluate_embeddings",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phylocl.retrieval' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

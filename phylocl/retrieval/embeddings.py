@@ -20,6 +20,7 @@ a newer major version is refused with a message rather than misread.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -32,11 +33,13 @@ import numpy as np
 
 from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
-from phylocl.retrieval.npz_mmap import memmap_member, row_blocks
+from phylocl.retrieval.npz_mmap import check_npy_sizes, memmap_member, row_blocks
+from phylocl.safejson import parse_json_object
 
-__all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "FORMAT"]
+__all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "check_model_record", "FORMAT"]
 
 FORMAT = "phylocl-embeddings/1"
+_log = logging.getLogger(__name__)
 MODEL_KEYS = ("fingerprint", "name", "dim", "alphabet")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # time stamp of every archive member (the earliest a zip file can hold)
 _CHECK_BYTES = 64 << 20  # bytes of rows checked for NaN per step (a memory-mapped file is never materialised)
@@ -67,6 +70,25 @@ class EmbeddingSet:
         return int(self.embeddings.shape[1])
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_model_record(model: dict) -> None:
+    """Raise ``ValueError`` when the fields phylocl acts on in an embedder description have the wrong type:
+    ``dim`` (and a k-mer model's ``k``, ``sketch_dim``) positive integers, ``name``/``fingerprint`` strings."""
+    for key in ("dim", "k"):
+        if key in model and not _positive_int(model[key]):
+            raise ValueError(f"{key} must be a positive integer, got {model[key]!r}")
+    if model.get("kind") == "kmer" and not _positive_int(model.get("k")):
+        raise ValueError(f"a k-mer model needs an integer k >= 1, got {model.get('k')!r}")
+    if model.get("sketch_dim") is not None and not _positive_int(model["sketch_dim"]):
+        raise ValueError(f"sketch_dim must be a positive integer or null, got {model['sketch_dim']!r}")
+    for key in ("name", "fingerprint", "alphabet"):
+        if key in model and not isinstance(model[key], str):
+            raise ValueError(f"{key} must be a string, got {model[key]!r}")
+
+
 def _check_model(model: dict, dim: int) -> str:
     """Validate the model description against ``dim``; return it as JSON."""
     if not isinstance(model, dict):
@@ -74,6 +96,7 @@ def _check_model(model: dict, dim: int) -> str:
     missing = [k for k in MODEL_KEYS if k not in model]
     if missing:
         raise ValueError(f"model description lacks {missing}; it needs {list(MODEL_KEYS)}")
+    check_model_record(model)
     if int(model["dim"]) != dim:
         raise ValueError(f"model dim {model['dim']} does not match the embeddings' width {dim}")
     try:
@@ -276,6 +299,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
         raise InputError("no such embeddings file" if not path.exists() else "not a file", path=path)
     _check_archive_magic(path)
     try:
+        check_npy_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
             missing = [k for k in ("embeddings", "ids", "model") if k not in names]
@@ -285,6 +309,10 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                 raise InputError(f"embeddings format {str(npz['format'])!r} is not the {FORMAT!r} this phylocl "
                                  "reads (written by another version? re-run phylocl embed)", path=path)
             x = _mapped_rows(path) if mmap else None
+            if mmap and x is None:
+                _log.warning("%s: the rows cannot be memory-mapped (a compressed member, or not float32): reading "
+                             "all of them into memory; re-save with phylocl embed (uncompressed float32) to map them",
+                             path)
             x = npz["embeddings"] if x is None else x
             ids = npz["ids"].tolist()
             labels = npz["labels"].tolist() if "labels" in names else None
@@ -303,7 +331,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
     if len(set(ids)) != len(ids):
         raise InputError("duplicate sequence ids", path=path)
     try:
-        model = json.loads(model_json)
+        model = parse_json_object(model_json, what="the record")
         _check_model(model, x.shape[1])
     except ValueError as err:
         raise InputError(f"bad model description: {err}", path=path) from None

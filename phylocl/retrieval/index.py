@@ -27,14 +27,15 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_POINTS_PER_LIST,
-                                           default_params)
+from phylocl.retrieval.bundle import save_index
+from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
+from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_BYTES,
+                                           TRAIN_POINTS_PER_LIST, default_params)
 from phylocl.retrieval.npz_mmap import block_rows, row_blocks
 
 __all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
            "normalize_rows", "own_rows", "INDEX_KINDS"]
 
-TRAIN_BYTES = 1 << 30  # training samples are cut to this many bytes (but keep >= 39 points per list)
 ADD_BATCH = 65536  # rows normalised and added per step (fewer for wide rows: ADD_BYTES)
 ADD_BYTES = 256 << 20  # most bytes of float32 rows read and normalised per step
 BLAS_THRESHOLD = 1  # FAISS's cut-over to matrix-product (BLAS) search; see use_blas_search
@@ -44,9 +45,8 @@ def use_blas_search(threshold: int = BLAS_THRESHOLD) -> None:
     """Make FAISS's exact search (flat indexes, IVF coarse assignment) use one matrix product per database block.
 
     Below ``faiss.cvar.distance_compute_blas_threshold`` (128,000 in faiss 1.15, compared with queries x width)
-    FAISS scans the whole database once per query. On the 10^6 x 1024 flat index of docs/performance.md that
-    took 9.2 s for 96 queries and 1.5 s for 128 (2 cores); with the matrix product every query count is faster
-    (1 query 0.37 -> 0.21 s, 96 queries -> 0.9 s) and the hits are the same. Set once, on import.
+    FAISS scans the whole database once per query; with the matrix product every query count is faster and the
+    hits are the same (measured in docs/retrieval.md). Set once, on import.
     """
     faiss.cvar.distance_compute_blas_threshold = int(threshold)
 
@@ -217,8 +217,6 @@ class RetrievalIndex:
 
     def save(self, path) -> None:
         """Write the index bundle (directory) atomically; see :func:`phylocl.retrieval.index_io.save_index`."""
-        from phylocl.retrieval.index_io import save_index
-
         save_index(self, path)
 
 
@@ -247,8 +245,6 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
         raise ValueError("cannot index zero vectors")
     reason = None
     if kind == "auto":
-        from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
-
         kind, auto, why = choose_kind(n, dim, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET)
         reason = f"{kind}: {why}"  # the kind chosen (a FAISS fallback may still build another, with a warning)
         params = {**auto, **{k: v for k, v in params.items() if v is not None}}
@@ -268,8 +264,8 @@ def build_index(embeddings, *, kind: str = "flat", ids: Sequence[str] | None = N
 def _reserve_codes(index: faiss.Index, n: int) -> None:
     """Allocate a flat (or HNSW's flat storage) code array for ``n`` vectors before adding them.
 
-    Grown batch by batch, the array doubles its capacity and copies itself: a 9.6 GB index (10^5 x 24,000) peaked
-    at 17 GB, a 1.2 GB one at 2.2 GB (1.4 GB reserved). Resizing to the final size and back to 0 keeps the capacity.
+    Grown batch by batch, the array doubles its capacity and copies itself, so the peak memory of a build nearly
+    doubles (docs/performance.md, "Figures behind the code"). Resizing to the final size and back to 0 keeps the capacity.
     """
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
     codes, size = getattr(flat, "codes", None), getattr(flat, "code_size", None)

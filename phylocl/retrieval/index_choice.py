@@ -5,11 +5,8 @@ The rule, from the measurements in docs/retrieval.md and docs/performance.md (2 
 1. the raw vectors (``4 N D`` bytes) do not fit in ``memory_budget`` (default 4 GiB): ``ivfpq`` without
    re-ranking (``k_factor = 0``: codes only, ``pq_m`` bytes per vector), the only kind that does not keep them;
 2. ``N <= 50,000``, or rows at least :data:`WIDE_DIM` wide: ``flat``, exact. Wide rows (k-mer sketches such as
-   ``kmer:3:1024``) gain little from an approximate index: at 10^5 x 1024 ``ivf`` was slower than ``flat`` and
-   ``hnsw`` reached recall@10 0.84 after a 14-minute build, while ``flat`` answers 500 queries against 10^6 x 1024
-   in 7 s on 2 cores (one matrix product per database block);
-3. ``N <= 2,000,000``: ``hnsw``: 30x flat's queries per second at 1e6 with recall@10 0.96-0.99; its build
-   (about 20 minutes at 1e6 on 2 cores) is paid once;
+   ``kmer:3:1024``) gain little from an approximate index (docs/performance.md, "Figures behind the code");
+3. ``N <= 2,000,000``: ``hnsw``: many times flat's queries per second at high recall; its long build is paid once;
 4. larger: ``ivf`` (a build in minutes rather than hours; ``nprobe`` a third of the lists).
 
 ``--kind`` overrides the choice; :func:`choose_kind` returns the reason with the kind so the CLI can say it.
@@ -19,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from phylocl.retrieval.index import MIN_POINTS_PER_LIST, TRAIN_BYTES
+from phylocl.retrieval.index_params import MIN_POINTS_PER_LIST, TRAIN_BYTES
 
 __all__ = ["choose_kind", "FLAT_MAX", "WIDE_DIM", "HNSW_MAX", "DEFAULT_MEMORY_BUDGET"]
 

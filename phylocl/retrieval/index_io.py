@@ -7,14 +7,14 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
 
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
-:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. A sparse bundle built from a FASTA file
-also holds the database sequences (``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search:
-:mod:`phylocl.retrieval.sequence_store`.
+:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
+every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
+(:mod:`phylocl.retrieval.index_checks`). A sparse bundle built from a FASTA file also holds the database sequences
+(``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search: :mod:`phylocl.retrieval.sequence_store`.
 """
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from collections import Counter
@@ -23,33 +23,20 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from phylocl.atomic import atomic_dir
+from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
+from phylocl.retrieval.bundle import FORMAT, save_index
+from phylocl.retrieval.npz_mmap import check_npy_sizes
+from phylocl.retrieval.embeddings import check_model_record
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
+from phylocl.safejson import read_json_object
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
-__all__ = ["save_index", "load_index", "check_compatible", "FORMAT"]
-
-FORMAT = "phylocl-index/1"
-
-
-def save_index(index: RetrievalIndex, path: str | Path) -> Path:
-    """Write ``index`` as a bundle directory at ``path`` (replacing an existing one only once complete)."""
-    path = Path(path)
-    meta = {"format": FORMAT, "kind": index.kind, "dim": index.dim, "ntotal": index.ntotal,
-            "params": index.params, "model": index.model}
-    with atomic_dir(path) as tmp:
-        faiss.write_index(index.index, str(tmp / "index.faiss"))
-        rows = {"ids": np.array(index.ids, dtype=str)}
-        if index.labels is not None:
-            rows["labels"] = np.array(index.labels, dtype=str)
-        with open(tmp / "rows.npz", "wb") as f:
-            np.savez(f, **rows)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return path
+__all__ = ["save_index", "load_index", "verify_bundle", "check_compatible", "FORMAT"]
 
 
 def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex:
@@ -57,23 +44,32 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
 
     Args:
         mmap: memory-map the FAISS file instead of reading it (flat / IVF kinds; saves RAM for big indexes). A
-            mapped flat index opens at once (10^6 x 1024: 0.0 s against 6.5 s read) and is search-only.
+            mapped flat index opens at once (docs/performance.md, "Figures behind the code") and is search-only.
 
     Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
     """
     path = Path(path)
+    recover_interrupted(path)  # a replace of this bundle killed between its two renames: the old one comes back
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
+    verify_at_load(path)  # flipped bytes in small files; all of them: --verify
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = read_json_object(path / "meta.json", what="it")
+    except InputError as err:
+        raise InputError(f"bad meta.json: {err.message}", path=path / "meta.json") from None
+    try:
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
         params, model = dict(meta["params"]), dict(meta.get("model") or {})
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"bad meta.json: {' '.join(str(err).split())}", path=path / "meta.json") from None
+    try:
+        check_model_record(model)
+    except ValueError as err:
+        raise InputError(f"bad meta.json: model: {err}", path=path / "meta.json") from None
     if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE):
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
     for name in SPARSE_FILES if kind == SPARSE else ("index.faiss",):
@@ -81,7 +77,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     ids, labels = _read_rows(path / "rows.npz")
     if kind == SPARSE:
-        return _load_sparse(path, dim, ntotal, ids, labels, model)
+        return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -90,6 +86,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
         raise InputError(f"cannot read FAISS index: {first}", path=path / "index.faiss") from None
+    if index is None:  # a few bytes that FAISS reads as "no index"
+        raise InputError("cannot read FAISS index: the file holds no index (damaged?)", path=path / "index.faiss")
     if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
@@ -97,24 +95,35 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
                           unique_ids=True)  # _read_rows checked them
 
 
-def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict) -> SparseIndex:
-    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read)."""
+def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,
+                 meta: dict) -> SparseIndex:
+    """The posting lists of a sparse bundle, memory-mapped (only the lists a query needs are read), after the
+    structure checks of :func:`~phylocl.retrieval.index_checks.check_sparse_arrays`."""
+    if len(ids) != ntotal:
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} rows, rows.npz has {len(ids)} ids", path=path)
     try:
+        for name in SPARSE_FILES:
+            check_npy_sizes(path / name)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("ptr", "rows", "values", "dense")}
         arrays["basis"] = np.load(path / "basis.npy", allow_pickle=False)
+        nnz = int(meta["nnz"]) if "nnz" in meta else None
+        rank = int(meta["rank"]) if "rank" in meta else None
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank)
+    try:
         index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
-    except (OSError, ValueError) as err:
-        raise InputError(f"damaged sparse index: {' '.join(str(err).split())}", path=path) from None
-    if index.dim != dim or index.ntotal != ntotal or int(arrays["ptr"][-1]) != len(arrays["rows"]):
-        raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, the lists hold {index.ntotal} x "
-                         f"{index.dim}", path=path)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
+    index.source = str(path)  # named by the checks of the posting lists a query reads
     return index
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
     """Row ids (unique) and labels (one per id, or ``None``) of a bundle's ``rows.npz``."""
     try:
+        check_npy_sizes(path)
         with np.load(path, allow_pickle=False) as rows:
             raw = np.asarray(rows["ids"]).reshape(-1)
             ids = raw.tolist() if raw.dtype.kind == "U" else [str(i) for i in raw.tolist()]  # "U": already str
@@ -149,3 +158,17 @@ def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "se
             f"index was built with {_describe(index.model, index.dim)}, you are {what} "
             f"{_describe(model_info, dim)}; embed the queries with the index's model or rebuild the index"
         )
+
+
+def verify_bundle(path: str | Path) -> str:
+    """Everything :func:`load_index` checks, plus the checksums of every file and, for a sparse bundle, every
+    posting list (``phylocl index --verify``); returns one line saying what was checked. Raises
+    :class:`~phylocl.errors.InputError` naming what is damaged."""
+    path = Path(path)
+    hashed = verify_checksums(path) if path.is_dir() else None
+    index = load_index(path)
+    if index.kind == SPARSE:
+        scan_postings(index, path)
+    sums = (f"{hashed} files match their checksums" if hashed is not None
+            else "no checksums (built by an earlier phylocl): structure only")
+    return f"{path}: ok ({index.kind}, {index.ntotal:,} rows of dim {index.dim}; {sums})"

@@ -10,11 +10,12 @@ import math
 import warnings
 
 __all__ = ["INDEX_KINDS", "PARAM_NAMES", "default_params", "default_nlist", "default_nprobe", "PARAM_HELP",
-           "MIN_POINTS_PER_LIST", "TRAIN_POINTS_PER_LIST", "NLIST_PER_SQRT_N", "NPROBE_DIVISOR", "HNSW_DEFAULTS",
+           "MIN_POINTS_PER_LIST", "TRAIN_BYTES", "TRAIN_POINTS_PER_LIST", "NLIST_PER_SQRT_N", "NPROBE_DIVISOR", "HNSW_DEFAULTS",
            "PQ_DEFAULTS"]
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 MIN_POINTS_PER_LIST = 39  # FAISS's own minimum of training points per centroid
+TRAIN_BYTES = 1 << 30  # training samples are cut to this many bytes (but keep >= 39 points per list)
 TRAIN_POINTS_PER_LIST = 64  # k-means training sample per list (FAISS would subsample at 256)
 NLIST_PER_SQRT_N = 4  # nlist = NLIST_PER_SQRT_N * sqrt(N), capped at N / MIN_POINTS_PER_LIST
 NPROBE_DIVISOR = 3  # nprobe = ceil(nlist / NPROBE_DIVISOR)

@@ -7,12 +7,12 @@ directory and maps them with ``numpy.memmap``. The rows are then paged in by the
 
 Pages of a memory map that were read stay resident (and count in the process's RSS) until the kernel needs them
 back; :func:`read_rows` reads a block of rows of a map with a plain file read instead, so a pass over a 4 GB
-file holds one block, not the whole file (``phylocl index`` of 10^6 x 1024 vectors: peak 8.4 GB -> see
-docs/performance.md).
+file holds one block, not the whole file (peak memory of ``phylocl index`` in docs/performance.md).
 """
 
 from __future__ import annotations
 
+import io
 import mmap
 import struct
 import zipfile
@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["memmap_member", "read_rows", "block_rows", "row_blocks"]
+__all__ = ["memmap_member", "read_rows", "block_rows", "row_blocks", "check_npy_sizes"]
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header: 30 bytes, name and extra lengths last
 
@@ -51,6 +51,50 @@ def memmap_member(path: str | Path, name: str) -> np.ndarray:
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+def _declared_bytes(f) -> tuple[tuple[int, ...], int]:
+    """``(shape, bytes)`` an ``.npy`` header at the position of ``f`` declares (Python ints: no overflow)."""
+    version = np.lib.format.read_magic(f)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = reader(f)
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return tuple(shape), n * dtype.itemsize
+
+
+def check_npy_sizes(path: str | Path) -> None:
+    """Raise ``ValueError`` when an ``.npy`` file, or a member of an ``.npz`` archive, declares a shape larger than
+    the bytes it holds (a damaged or crafted header would otherwise make NumPy allocate its size: terabytes).
+
+    Only headers are read. Object arrays are left to ``allow_pickle=False``.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"
+    if not is_zip:
+        with open(path, "rb") as f:
+            try:
+                shape, nbytes = _declared_bytes(f)
+            except (EOFError, ValueError) as err:
+                raise ValueError(f"{path.name}: not a .npy array ({' '.join(str(err).split())})") from None
+            held = path.stat().st_size - f.tell()
+        if nbytes > held:
+            raise ValueError(f"{path.name} declares shape {shape} ({nbytes:,} bytes) but holds {held:,} bytes")
+        return
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                head = f.read(1 << 16)
+            buf = io.BytesIO(head)
+            shape, nbytes = _declared_bytes(buf)
+            held = info.file_size - buf.tell()
+            if nbytes > held:
+                raise ValueError(f"member {info.filename} declares shape {shape} ({nbytes:,} bytes) but holds "
+                                 f"{held:,} bytes")
 
 
 def read_rows(x: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from phylocl.atomic import atomic_dir
+from phylocl.retrieval.index_checks import write_checksums
 from phylocl.retrieval.index_io import FORMAT
 from phylocl.retrieval.sparse_index import KIND, SparseIndex
 from phylocl.sparse_rows import SparseRows
@@ -100,6 +101,7 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
         if finish is not None:
             meta.update(finish(tmp))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_checksums(tmp)  # last: the SHA-256 of every file (phylocl.retrieval.index_checks)
     return meta
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from phylocl.retrieval.index import drop_self_hits, own_rows
+from phylocl.retrieval.index_checks import checked_lists
 from phylocl.sparse_rows import SparseRows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
@@ -40,6 +41,7 @@ __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
 KIND = "sparse"
 BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
 MAX_BLOCK = 256  # queries per block at most (small databases)
+SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 TERMS_PER_PASS = 256  # a query's posting lists copied at once (10^6 rows: ~8 M values, 64 MB, per thread)
 
 
@@ -101,7 +103,9 @@ class SparseIndex:
         for i in range(len(q)):  # the query's own lists, then one pass over them (1.6x scipy's two-pass product)
             for lo in range(int(q.indptr[i]), int(q.indptr[i + 1]), TERMS_PER_PASS):  # copies bounded
                 hi = min(lo + TERMS_PER_PASS, int(q.indptr[i + 1]))
-                out[i] += self.postings[q.indices[lo:hi]].T @ q.values[lo:hi]  # (n, N)^T @ (n,)
+                cols = q.indices[lo:hi]
+                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
+                out[i] += lists.T @ q.values[lo:hi]  # (n, N)^T @ (n,)
         if q.rank:
             qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
             a_q = np.asarray(qs @ self.basis.T)  # (b, r)
@@ -114,9 +118,11 @@ class SparseIndex:
         """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``.
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
-        :data:`MAX_BLOCK`) are scored on :attr:`threads` threads (scipy's slicing and product release the GIL).
+        :data:`MAX_BLOCK`, and at most ``1 / SPLIT`` of the queries) are scored on :attr:`threads` threads (scipy's
+        slicing and product release the GIL). The blocks do not depend on the thread count, so neither do the scores.
         """
-        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1)))
+        share = -(-len(queries) // SPLIT)  # 10 queries: 5 blocks of 2, so 2 threads get 3 + 2 blocks, not 10 + 0
+        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
         if k < 1 or block < 1:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")
         if exclude_ids is not None and len(exclude_ids) != len(queries):

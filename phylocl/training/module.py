@@ -17,7 +17,6 @@ are embedded and handed back as arrays; a callback turns them into retrieval met
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import lightning as L
@@ -29,7 +28,8 @@ from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
 from phylocl.losses.logits import mean_negative_similarity
 from phylocl.models.moe import pop_router_records, record_routing
-from phylocl.models.registry import build_encoder
+from phylocl.models.registry import build_encoder, get_config
+from phylocl.models.size import check_fits
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
 from phylocl.training.guards import check_batch, check_finite
@@ -65,6 +65,7 @@ class ContrastiveModule(L.LightningModule):
         overrides = dict(cfg.model.overrides)
         overrides["alphabet"] = alphabet
         overrides.setdefault("max_len", cfg.data.max_len)
+        check_fits(get_config(cfg.model.name, **overrides), copies=4)  # weights, gradients, AdamW moments
         self.encoder = build_encoder(cfg.model.name, **overrides)
         self.loss_fn = build_loss(cfg.loss)
         self.has_routers = record_routing(self.encoder) > 0

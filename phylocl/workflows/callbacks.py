@@ -18,6 +18,7 @@ steps x pairs per step) is the x axis of the learning curves (:mod:`phylocl.work
 from __future__ import annotations
 
 import logging
+import time
 from typing import Sequence
 
 import lightning as L
@@ -129,13 +130,17 @@ class StepProgress(L.Callback):
     """A tqdm bar of optimizer steps out of ``max_steps`` (rate, ETA, the latest logged figures), on rank 0.
 
     Lightning's own bar counts batches per epoch, which says little when an epoch is one batch (small datasets)
-    or thousands. Like every phylocl bar it is silent when stderr is not a terminal.
+    or thousands. Like every phylocl bar it is silent when stderr is not a terminal; there (a batch job's log
+    file) a plain line is logged instead every ``interval`` seconds (default 30) and at the last step:
+    ``step 120/1000 (12%), 3.1 steps/s, about 4.7 min left, loss 2.310, ...``.
     """
 
-    def __init__(self, *, label: str = "training", stream=None) -> None:
+    def __init__(self, *, label: str = "training", stream=None, interval: float = 30.0) -> None:
         super().__init__()
-        self.label, self.stream = label, stream
+        self.label, self.stream, self.interval = label, stream, interval
         self.bar = None
+        self._last_line = self._start = 0.0
+        self._start_step = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
@@ -143,6 +148,8 @@ class StepProgress(L.Callback):
 
             self.bar = progress_bar(self.label, total=int(trainer.max_steps), unit="step", stream=self.stream)
             self.bar.update(int(trainer.global_step))  # resumed runs start part-way
+            self._last_line = self._start = time.monotonic()
+            self._start_step = int(trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.bar is None:
@@ -156,6 +163,19 @@ class StepProgress(L.Callback):
                 parts.append(f"{name} " + (f"{value:.2e}" if key == "train/lr" else f"{value:.3f}"))
         self.bar.set_postfix_str(", ".join(parts), refresh=False)
         self.bar.update(int(trainer.global_step) - self.bar.n)
+        if self.bar.disable:
+            self._line(int(trainer.global_step), int(trainer.max_steps), parts)
+
+    def _line(self, step: int, total: int, parts: list[str]) -> None:
+        """The progress line of a run without a terminal, when ``interval`` seconds have passed (or at the end)."""
+        now = time.monotonic()
+        if now - self._last_line < self.interval and step < total:
+            return
+        self._last_line = now
+        rate = (step - self._start_step) / max(now - self._start, 1e-9)
+        left = f", about {(total - step) / rate / 60:.1f} min left" if rate > 0 and step < total else ""
+        log.info("%s: step %d/%d (%d%%), %.2f steps/s%s%s", self.label, step, total, 100 * step // max(total, 1),
+                  rate, left, (", " + ", ".join(parts)) if parts else "")
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._close()

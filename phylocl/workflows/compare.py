@@ -21,8 +21,9 @@ Output directory ``DIR``::
     DIR/compare.png, dynamics.png metric vs batch size; gradient norm and positive probability vs step
     DIR/cells/<cell>/             the cell's ``phylocl train`` output, plus cell.json (status, wall time)
 
-Resumable: a cell with an exported encoder is not trained again; a failed cell is recorded (status ``failed``,
-the error, ``error.log`` in its folder) and retried on the next run.
+Resumable: a cell with an exported model is not trained again; a failed cell is recorded (status ``failed``,
+the error, ``error.log`` in its folder) and retried on the next run. The folder is locked while a study writes to
+it (``.phylocl-compare.lock``, as ``phylocl train`` locks its run folder): a second study into it is refused.
 """
 
 from __future__ import annotations
@@ -45,14 +46,19 @@ from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.errors import InputError
+from phylocl.safejson import read_json_object
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
+from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
+from phylocl.workflows.run_folder import exported_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns"]
+__all__ = ["compare", "CompareResult", "Cell", "plan_cells", "cell_config", "read_curves", "result_columns",
+           "LOCK_NAME"]
 
-DYNAMICS = ("grad_norm", "pos_prob", "infonce")
+LOCK_NAME = ".phylocl-compare.lock"  # held while a study writes to its folder (a second one is refused)
+
 HEALTH = ("effective_rank", "alignment", "uniformity")  # of the test embeddings (phylocl.diagnostics)
 
 
@@ -144,21 +150,6 @@ def freeze_split(base: TrainConfig) -> tuple[dict[str, list[str]], dict]:
     return holdout, info
 
 
-def read_curves(log_csv: Path) -> dict[str, list[tuple[int, float]]]:
-    """``(step, value)`` series of ``train/grad_norm``, ``train/pos_prob`` and ``train/infonce`` from a run's
-    ``logs/metrics.csv`` (missing file: empty series)."""
-    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in DYNAMICS}
-    if not log_csv.exists():
-        return curves
-    with open(log_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            for name in DYNAMICS:
-                value = row.get(f"train/{name}")
-                if value not in (None, ""):
-                    curves[name].append((int(row["step"]), float(value)))
-    return curves
-
-
 def _dynamics(curves: dict, steps: int, fraction: float) -> dict[str, float]:
     """Mean of each curve over the first and the last ``fraction`` of the ``steps``."""
     out = {}
@@ -177,11 +168,11 @@ def _cell_row(cell: Cell, grid: CompareConfig, cell_dir: Path, ks) -> dict[str, 
                            "reference": int(cell.reference), "steps": steps, "pairs_seen": steps * cell.batch_size}
     if cell.skip:
         return {**row, "status": "skipped", "error": cell.skip}
-    info = json.loads((cell_dir / "cell.json").read_text()) if (cell_dir / "cell.json").exists() else {}
-    if not (cell_dir / "encoder.pt").exists():
+    info = read_json_object(cell_dir / "cell.json") if (cell_dir / "cell.json").exists() else {}
+    if exported_model(cell_dir) is None:
         return {**row, "status": info.get("status", "pending"), "error": info.get("error", ""),
                 "wall_seconds": info.get("wall_seconds", "")}
-    metrics = json.loads((cell_dir / "metrics.json").read_text())
+    metrics = read_json_object(cell_dir / "metrics.json")
     row["steps"] = metrics["steps"]
     row["pairs_seen"] = metrics["steps"] * cell.batch_size
     row.update({k: v for k, v in metrics.get("test", {}).items() if k in result_columns(ks)})
@@ -252,11 +243,10 @@ def _train_cell(cfg: TrainConfig, cell_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def _set_up_study(config, out_dir, overrides, data) -> tuple:
-    """Load and check everything before writing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig})``.
-
-    Creates ``out``, refuses a study with other settings there, and writes ``split.json``.
-    """
+def _plan_study(config, out_dir, overrides, data) -> tuple:
+    """Load and check everything, writing nothing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig},
+    holdout)``; :func:`compare` then locks ``out``, refuses a study with other settings there and writes
+    ``split.json``."""
     from phylocl.outputs import check_output_dir
 
     grid, base = load_compare_config(config, overrides, data)
@@ -268,10 +258,7 @@ def _set_up_study(config, out_dir, overrides, data) -> tuple:
                    for c in cells if not c.skip}
     except (ValueError, TypeError) as err:
         raise InputError(f"invalid compare config: {err}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_study(out, resolved_dict(grid, base))
-    _write_json(out / "split.json", {**split_info, "holdout": holdout})
-    return grid, base, out, split_info, cells, configs
+    return grid, base, out, split_info, cells, configs, holdout
 
 
 def _run_cell(cfg: TrainConfig, name: str, cell_dir: Path, t0: float) -> None:
@@ -313,9 +300,19 @@ def compare(config: str | Path | Mapping[str, Any], out_dir: str | Path, *, over
     Returns a :class:`CompareResult` with the rows of ``results.csv`` and the summary. Bad configs or inputs raise
     :class:`InputError` before anything is written.
     """
-    from phylocl.workflows.compare_report import write_report
+    from phylocl.workflows.run_folder import check_unlocked, claim
 
-    grid, base, out, split_info, cells, configs = _set_up_study(config, out_dir, overrides, data)
+    check_unlocked(out_dir, name=LOCK_NAME, command="compare")  # a busy study: refused before reading anything
+    grid, base, out, split_info, cells, configs, holdout = _plan_study(config, out_dir, overrides, data)
+    with claim(out, name=LOCK_NAME, command="compare"):
+        _check_same_study(out, resolved_dict(grid, base))
+        _write_json(out / "split.json", {**split_info, "holdout": holdout})
+        return _run_study(grid, base, out, split_info, cells, configs, progress=progress)
+
+
+def _run_study(grid, base, out: Path, split_info, cells, configs, *, progress: bool) -> CompareResult:
+    """Train the cells still to do, rewriting results.csv and the report after each (the folder is locked)."""
+
     ks = base.eval.ks
     cell_dirs = {c.name: out / "cells" / c.name for c in cells}
     rows = [_cell_row(c, grid, cell_dirs[c.name], ks) for c in cells]

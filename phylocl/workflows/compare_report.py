@@ -3,12 +3,14 @@
 * :func:`summarize`: mean and sample standard deviation (``ddof=1``; ``None`` for a single seed) of every numeric
   column per (loss, batch size, reference), and the FlatNCE - InfoNCE difference paired by seed (same seed: same
   initialisation, pair draws and crops).
+* :func:`read_curves`: a cell's training curves (gradient norm, positive-pair probability, InfoNCE) from its log.
 * :func:`format_summary`: ``summary.md``; :func:`plot_compare` (``compare.png``); :func:`plot_dynamics`
   (``dynamics.png``); :func:`write_report` writes all of them plus ``summary.json``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -16,7 +18,10 @@ from typing import Any, Mapping, Sequence
 
 from phylocl.atomic import atomic_path
 
-__all__ = ["summarize", "format_summary", "plot_compare", "plot_dynamics", "write_report", "SUMMARY_COLUMNS"]
+__all__ = ["summarize", "format_summary", "plot_compare", "plot_dynamics", "write_report", "read_curves",
+           "SUMMARY_COLUMNS", "DYNAMICS"]
+
+DYNAMICS = ("grad_norm", "pos_prob", "infonce")  # training curves summarised per cell (first / last fraction)
 
 SUMMARY_COLUMNS = ("map_r", "auc1", "top1", "recall@1", "recall@10", "val_map_r", "grad_norm_first",
                    "grad_norm_last", "pos_prob_first", "pos_prob_last", "infonce_first", "infonce_last",
@@ -24,6 +29,21 @@ SUMMARY_COLUMNS = ("map_r", "auc1", "top1", "recall@1", "recall@10", "val_map_r"
 LABELS = {"map_r": "MAP@R", "auc1": "AUC1", "top1": "top-1", "recall@1": "recall@1", "recall@10": "recall@10",
           "val_map_r": "val MAP@R", "wall_seconds": "wall (s)", "effective_rank": "effective rank",
           "alignment": "alignment", "uniformity": "uniformity"}
+
+
+def read_curves(log_csv: Path) -> dict[str, list[tuple[int, float]]]:
+    """``(step, value)`` series of ``train/grad_norm``, ``train/pos_prob`` and ``train/infonce`` from a run's
+    ``logs/metrics.csv`` (missing file: empty series)."""
+    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in DYNAMICS}
+    if not log_csv.exists():
+        return curves
+    with open(log_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            for name in DYNAMICS:
+                value = row.get(f"train/{name}")
+                if value not in (None, ""):
+                    curves[name].append((int(row["step"]), float(value)))
+    return curves
 
 
 def _number(v) -> float | None:
@@ -221,7 +241,6 @@ def write_report(out: Path, rows: Sequence[Mapping[str, Any]], *, grid, base, sp
 
     ``dynamics.png`` shows the first seed of each loss at the smallest and the largest batch size that finished.
     """
-    from phylocl.workflows.compare import read_curves
 
     ks = list(base.eval.ks)
     columns = ["map_r", "auc1", "top1", *(f"recall@{k}" for k in ks), *SUMMARY_COLUMNS[5:]]

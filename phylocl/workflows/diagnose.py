@@ -49,13 +49,22 @@ def _subsample(ds, max_sequences: int | None, seed: int):
     return ds.select_families(keep)
 
 
-def _check_out_dir(out_dir) -> Path | None:
+def _check_out_dir(out_dir, inputs=()) -> Path | None:
+    """``-o``: a folder (created if missing) that is not the input dataset folder nor inside it."""
+    import os
+
+    from phylocl.outputs import check_output_dir
+
     if out_dir is None:
         return None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder; -o takes a folder for diagnosis.json and the plots", path=out)
-    return out
+    for src in inputs:
+        if src is not None and Path(src).is_dir() and Path(os.path.realpath(out)).is_relative_to(
+                os.path.realpath(src)):
+            raise InputError(f"output folder is (inside) the input dataset folder {src}; choose another -o", path=out)
+    return check_output_dir(out, inputs=[s for s in inputs if s is not None])
 
 
 def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None = None,
@@ -77,7 +86,7 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
     start = time.perf_counter()
     if max_sequences is not None and max_sequences < 2:
         raise InputError(f"--max-sequences must be >= 2, got {max_sequences}")
-    out = _check_out_dir(out_dir)
+    out = _check_out_dir(out_dir, inputs=(data, labels))
     ds = _subsample(read_labelled(data, labels), max_sequences, seed)
     if len(ds) < 2:
         raise InputError("needs at least 2 sequences", path=data)

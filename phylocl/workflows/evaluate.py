@@ -64,10 +64,10 @@ def write_per_family(path: str | Path, rows: list[dict], ks: Sequence[int]) -> P
 
 
 def _read_splits_json(path: Path, split: str) -> list[str]:
-    import json
+    from phylocl.safejson import read_json_object
 
+    splits = read_json_object(path)
     try:
-        splits = json.loads(path.read_text())
         names = [str(f) for f in splits[split]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"cannot read the {split!r} families from this splits file ({type(err).__name__}: "
@@ -108,6 +108,17 @@ def split_families_of(split: str, ds, *, data, model: str | None, split_config: 
         return _read_splits_json(Path(model) / "splits.json", split)
     raise InputError(f"--split {split} needs the training run's splits: pass its folder as --model, or "
                      "--split-config RUN (folder, config.yaml or splits.json)")
+
+
+def _check_enough_families(labels, *, split: str | None, decoys: bool) -> None:
+    """Refuse a set of one family (or group) without decoys: every hit is then a true hit, and MAP@R, AUC1 and
+    top-1 are 1.0 whatever the model (as ``phylocl train`` refuses to train on one family)."""
+    n = len(set(labels))
+    if n < 2 and not decoys:
+        where = f"the {split} split of the run" if split else "the data"
+        raise InputError(f"{where} holds {n} family: every hit is in the query's family, so every figure would be "
+                         "1.0 whatever the model; evaluate on two or more families (a split with more families, "
+                         "no --split, or --db-extra decoys)")
 
 
 def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
@@ -225,6 +236,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
     groups = _relevance_groups(ds, group_column, data=data)
+    _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
     if align:  # refuse bad scoring options before embedding

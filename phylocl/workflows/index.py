@@ -32,16 +32,29 @@ class IndexResult:
 
 
 def check_index_destination(path: str | Path) -> Path:
-    """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder)."""
-    from phylocl.outputs import check_output_dir
+    """Refuse to replace anything at ``path`` that is not an earlier index bundle (a file, a non-index folder).
+
+    Temporaries that killed index builds left in the same folder (any name, writer dead) are swept first.
+    """
+    from phylocl.atomic import sweep_stale_in
+    from phylocl.outputs import check_output_dir, refuse_foreign_files
 
     path = Path(path)
+    sweep_stale_in(path.parent if str(path.parent) else Path("."))
     if path.is_file():
         raise InputError("exists and is a file; an index is a folder (choose another name)", path=path)
     check_output_dir(path)  # not a device or pipe, not under /proc, parent a writable folder
     if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").is_file():
         raise InputError("exists and is not a phylocl index folder; refusing to replace it", path=path)
+    if path.is_dir():
+        refuse_foreign_files(path, _BUNDLE_FILES, what="an index bundle")
     return path
+
+
+# every name an index bundle of phylocl holds (FAISS and sparse kinds, checksums): the rest is the user's
+_BUNDLE_FILES = frozenset({"meta.json", "rows.npz", "index.faiss", "ptr.npy", "rows.npy", "values.npy", "dense.npy",
+                           "basis.npy", "checksums.json"})
+
 
 
 def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "auto", seed: int = 0,

@@ -2,9 +2,9 @@
 
 ``--model`` accepts, in this order:
 
-1. ``kmer:K``: the k-mer count baseline (:class:`~phylocl.retrieval.kmer.KmerEmbedder`) in the data's alphabet;
+1. ``kmer:K``: the k-mer count baseline (:class:`~phylocl.models.kmer.KmerEmbedder`) in the data's alphabet;
 2. a path: a model folder (``config.json`` + ``model.safetensors``), a trained encoder file, or a directory
-   holding ``encoder.pt`` (``phylocl train --out DIR``);
+   holding ``encoder.pt`` (``phylocl train --out DIR`` writes a model folder; earlier versions wrote encoder.pt);
 3. the name of a shipped pretrained encoder, the folder ``phylocl/pretrained/<name>/`` (see
    :func:`~phylocl.models.persistence.shipped_models`).
 
@@ -13,9 +13,14 @@ and the messages of the command line.
 
 Without ``--model`` the commands use the method that measures best on the dev split for the input's alphabet
 (:func:`~phylocl.workflows.defaults.choose_default`, from ``phylocl/pretrained/dev-figures.json``): a ``kmer:K``
-baseline until a shipped encoder beats it. The returned :class:`Embedder` then carries the choice
+baseline until a shipped encoder beats it. The returned :class:`ResolvedModel` then carries the choice
 (``default_choice``; ``model_info()["default_choice"]``), so that outputs say what was used and why.
 Everything else is an :class:`~phylocl.errors.InputError` saying what exists.
+
+``resolve_model(..., sparse_only=True)`` (``phylocl search --index`` of a sparse index, which needs only
+:meth:`ResolvedModel.embed_sparse`) loads a k-mer profile encoder's model folder with NumPy
+(:class:`~phylocl.models.profile_numpy.NumpyProfileEncoder`, the same rows and fingerprint) when it would run on
+the CPU at fp32, so such a search never imports torch.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.defaults import DefaultChoice, choose_default
 
-__all__ = ["Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
+__all__ = ["ResolvedModel", "Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 _TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
@@ -56,22 +61,25 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-class Embedder:
-    """A trained encoder or the k-mer baseline behind one interface.
+class ResolvedModel:
+    """A model (any :class:`~phylocl.models.embedder.Embedder`) bound to the settings of one run; itself an
+    :class:`~phylocl.models.embedder.SparseEmbedder`, and what :func:`resolve_model` returns.
 
     Args:
-        model: a :class:`~phylocl.models.encoder.SequenceEncoder` or a
-            :class:`~phylocl.retrieval.kmer.KmerEmbedder`.
+        model: a :class:`~phylocl.models.encoder.SequenceEncoder` or a :class:`~phylocl.models.kmer.KmerEmbedder`
+            (anything with ``embed``, ``model_info``, ``alphabet``, ``dim``, ``sparse`` and ``embed_sparse``).
         source: where it came from (the spec, a path), for messages.
-        device: where an encoder runs (it is moved there once); ignored by the k-mer baseline (NumPy).
-        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (int8 linear layers, CPU) for an encoder;
-            ignored by the k-mer baseline.
+        device: where a model with weights runs (it is moved there once); a NumPy model runs on the CPU.
+        precision: ``fp32``, ``bf16`` (bfloat16 autocast) or ``int8`` (int8 linear layers, CPU) for a model with
+            weights; the k-mer baseline is exact (always ``fp32``).
         overlap: window overlap of an encoder on long sequences (``None``: the encoder's default, 0.5; see
-            :func:`~phylocl.models.windows.overlap_stride`); ignored by the k-mer baseline.
+            :func:`~phylocl.models.windows.overlap_stride`); the k-mer baseline has no windows.
         default_choice: set when no model was named and this one was chosen as the best measured default.
 
-    Attributes: ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``, ``device``,
-    ``precision``, ``default_choice``.
+    Attributes: ``model``, ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``,
+    ``device``, ``precision``, ``overlap``, ``default_choice``, ``is_encoder`` (the model has weights that run on
+    ``device``). Which settings the model takes is decided once, here; :meth:`embed` and :meth:`embed_sparse` then
+    call the model's own methods with them.
     """
 
     def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32",
@@ -79,7 +87,7 @@ class Embedder:
         if not (hasattr(model, "embed") and hasattr(model, "model_info")):
             raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
         self.model, self.source = model, str(source)
-        self.is_encoder = hasattr(model, "to") and hasattr(model, "parameters")
+        self.is_encoder = hasattr(model, "to") and hasattr(model, "parameters")  # torch weights (else NumPy)
         self.device = device if self.is_encoder else "cpu"
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
@@ -89,6 +97,9 @@ class Embedder:
         if overlap is not None and not 0 <= overlap < 1:
             raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
         self.overlap = overlap if self.is_encoder else None
+        # the run settings each method of the model takes (a NumPy model takes none)
+        self._dense_options = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
+        self._sparse_options = {"overlap": self.overlap} if self.is_encoder else {}
         if self.is_encoder:
             model.to(self.device).eval()
         self.default_choice = default_choice
@@ -100,7 +111,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.embed_dim)
+        return int(self.model.dim)
 
     @property
     def name(self) -> str:
@@ -118,38 +129,38 @@ class Embedder:
 
     def embed(self, sequences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """``N`` sequences (canonical letters of :attr:`alphabet`) -> ``(N, dim)`` float32 rows of unit norm."""
-        kwargs = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
-        return np.asarray(self.model.embed(list(sequences), batch_size=batch_size, **kwargs), dtype=np.float32)
+        x = self.model.embed(list(sequences), batch_size=batch_size, **self._dense_options)
+        return np.asarray(x, dtype=np.float32)
 
     @property
     def sparse(self) -> bool:
         """Whether :meth:`embed_sparse` works: full ``kmer:K`` profiles and k-mer profile encoders (fp32)."""
-        if not self.is_encoder:
-            return getattr(self.model, "sketch_dim", 0) is None
-        if self.precision != "fp32":
-            return False
-        from phylocl.models.sparse_embed import supports_sparse
-
-        return supports_sparse(self.model)
+        return self.precision == "fp32" and bool(getattr(self.model, "sparse", False))
 
     def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 64) -> SparseRows:
         """The rows of :meth:`embed` as :class:`~phylocl.sparse_rows.SparseRows` (see :attr:`sparse`)."""
         if not self.sparse:
             raise InputError(f"model {self.name} does not give sparse rows (only full k-mer profiles, kmer:K, and "
                              "k-mer profile encoders such as default-protein do, at fp32)")
-        if not self.is_encoder:
-            return self.model.embed_sparse(list(sequences), batch_size=max(batch_size, 1024))
-        from phylocl.models.sparse_embed import embed_sparse
+        return self.model.embed_sparse(list(sequences), batch_size=batch_size, **self._sparse_options)
 
-        return embed_sparse(self.model, list(sequences), batch_size=batch_size, overlap=self.overlap)
+
+Embedder = ResolvedModel  # this class's former name; kept for old imports (the protocol is phylocl.models.embedder.Embedder)
 
 
 def _load_encoder_file(source: str | Path, name: str, device: str, precision: str,
-                       overlap: float | None) -> Embedder:
-    from phylocl.models.persistence import load_encoder
+                       overlap: float | None, sparse_only: bool = False) -> ResolvedModel:
+    from phylocl.models.persistence import PRETRAINED_DIR, load_encoder
+    from phylocl.models.profile_numpy import NumpyProfileEncoder, is_profile_folder
+
+    folder = Path(source).expanduser()
+    folder = folder if folder.exists() else PRETRAINED_DIR / str(source)  # a shipped name
+    folder = folder.parent if folder.name in ("config.json", "model.safetensors") else folder
+    if sparse_only and device in (None, "cpu") and precision == "fp32" and is_profile_folder(folder):
+        return ResolvedModel(model=NumpyProfileEncoder(folder=folder, overlap=overlap), source=name)  # no torch
 
     device = resolve_device(device)  # imports torch: only encoders need it (kmer:K starts in a fraction of a second)
-    return Embedder(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
+    return ResolvedModel(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
 
 
 def default_model(alphabet: str | Alphabet) -> DefaultChoice:
@@ -158,8 +169,8 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
-                  precision: str = "fp32", overlap: float | None = None) -> Embedder:
-    """The :class:`Embedder` named by ``spec`` (see the module docstring).
+                  precision: str = "fp32", overlap: float | None = None, sparse_only: bool = False) -> ResolvedModel:
+    """The :class:`ResolvedModel` named by ``spec`` (see the module docstring).
 
     Args:
         spec: ``kmer:K``, an encoder file or directory, a shipped model name, or ``None`` for the best
@@ -168,10 +179,13 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
         precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
             is exact. overlap: encoders' window overlap (``None``: default).
+        sparse_only: the caller uses only :meth:`Embedder.embed_sparse`: a k-mer profile encoder's model folder
+            is then read with NumPy when ``device`` is ``None``/``cpu`` and ``precision`` fp32 (no torch import;
+            with ``device=None`` such an encoder runs on the CPU even where a GPU exists).
 
     Raises :class:`InputError` for a spec that names nothing usable, listing what exists.
     """
-    from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
+    from phylocl.models.kmer import KmerEmbedder, parse_model_spec
 
     alpha = None if alphabet is None else get_alphabet(alphabet)
     spec = None if spec is None else str(spec)
@@ -182,7 +196,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         if device not in (None, "cpu"):
             resolve_device(device)  # an absent GPU is still an error, though kmer:K would not use it
         try:
-            return Embedder(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
+            return ResolvedModel(model=KmerEmbedder(k=kmer[1], alphabet=alpha, dim=kmer[2]), source=spec)
         except ValueError as err:
             raise InputError(f"bad k-mer model {spec!r}: {err}") from None
     shipped = shipped_models()
@@ -191,14 +205,15 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         if alpha is None:
             raise ValueError("resolve_model(None) needs the input's alphabet to pick its default method")
         choice = default_model(alpha)
-        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap)
+        embedder = resolve_model(choice.spec, alphabet=alpha, device=device, precision=precision, overlap=overlap,
+                                 sparse_only=sparse_only)
         embedder.default_choice = choice
         return embedder
     path = Path(spec).expanduser()
     if path.exists():
-        return _load_encoder_file(path, spec, device, precision, overlap)
+        return _load_encoder_file(path, spec, device, precision, overlap, sparse_only)
     if spec in shipped:
-        return _load_encoder_file(spec, spec, device, precision, overlap)
+        return _load_encoder_file(spec, spec, device, precision, overlap, sparse_only)
     from phylocl.models.registry import list_models
 
     if spec in list_models():

@@ -27,11 +27,31 @@ import yaml
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
+__all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
            "LOCK_NAME", "RESUMABLE_KEYS"]
 
 LOCK_NAME = ".phylocl-train.lock"
 RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers")  # may change on --resume
+
+
+def exported_model(out: str | Path) -> Path | None:
+    """The model a finished run exported into ``out``: ``out`` itself when it is a model folder (``config.json`` +
+    ``model.safetensors``, what ``phylocl train`` writes, ``config.json`` last), or the ``out/encoder.pt`` of a run of
+    an earlier phylocl; ``None`` when the run did not finish."""
+    out = Path(out)
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    if (out / "encoder.pt").is_file():
+        return out / "encoder.pt"
+    return None
+
+
+def unfinished_signs(out: str | Path) -> list[str]:
+    """What a started but unfinished run left in ``out`` (checkpoints, logs, its config), as relative paths."""
+    out = Path(out)
+    signs = [f"checkpoints/{p.name}" for p in sorted((out / "checkpoints").glob("*.ckpt"))]
+    signs += [name for name in ("logs/metrics.csv", "config.yaml") if (out / name).is_file()]
+    return signs
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -45,16 +65,16 @@ def _first_missing(path: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def _lock(out: Path, *, keep_file: bool = False) -> Iterator[None]:
-    lock = out / LOCK_NAME
+def _lock(out: Path, *, keep_file: bool = False, name: str = LOCK_NAME, command: str = "train") -> Iterator[None]:
+    lock = out / name
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise InputError(f"another `phylocl train` (pid {owner}) is writing to this folder; wait for it to finish "
-                         "or choose another --out", path=out) from None
+        raise InputError(f"another `phylocl {command}` (pid {owner}) is writing to this folder; wait for it to "
+                         "finish or choose another --out", path=out) from None
     except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
         warnings.warn(f"{out}: cannot lock the run folder ({os_error_message(err)}); make sure no other run "
                       "writes to it", stacklevel=3)
@@ -70,18 +90,21 @@ def _lock(out: Path, *, keep_file: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def check_unlocked(out: str | Path) -> None:
+def check_unlocked(out: str | Path, *, name: str = LOCK_NAME, command: str = "train") -> None:
     """Refuse at once (before reading data or checkpoints) when another run holds ``out``'s lock."""
-    lock = Path(out) / LOCK_NAME
+    lock = Path(out) / name
     if not lock.is_file():
         return
-    with contextlib.suppress(FileNotFoundError), _lock(Path(out), keep_file=True):
+    with contextlib.suppress(FileNotFoundError), _lock(Path(out), keep_file=True, name=name, command=command):
         pass
 
 
 @contextlib.contextmanager
-def claim(out: str | Path) -> Iterator[Path]:
-    """Create and lock the run folder ``out`` for the duration of the ``with`` block (see module doc)."""
+def claim(out: str | Path, *, name: str = LOCK_NAME, command: str = "train") -> Iterator[Path]:
+    """Create and lock the run folder ``out`` for the duration of the ``with`` block (see module doc).
+
+    ``name``: the lock file; ``command``: the command named when another one holds it (``phylocl compare`` locks its
+    study folder with ``.phylocl-compare.lock``)."""
     out = Path(out)
     created = _first_missing(out)
     try:
@@ -89,10 +112,10 @@ def claim(out: str | Path) -> Iterator[Path]:
     except OSError as err:
         raise InputError(f"cannot create the output folder: {os_error_message(err)}", path=out) from None
     try:
-        with _lock(out):
+        with _lock(out, name=name, command=command):
             yield out
     except InputError as err:
-        if created is not None and "another `phylocl train`" not in str(err):
+        if created is not None and f"another `phylocl {command}`" not in str(err):
             shutil.rmtree(created, ignore_errors=True)
         raise
 
@@ -132,8 +155,8 @@ def check_resume_config(path: Path, config: dict) -> None:
     """Refuse to resume the run whose config is ``path`` with a different ``config`` (one line naming the keys)."""
     try:
         stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read the stored config ({' '.join(str(err).split())})", path=path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as err:
+        raise InputError(f"cannot read the stored config ({' '.join(str(err).split())[:200]})", path=path) from None
     diff = config_differences(stored, config)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")

@@ -95,11 +95,11 @@ def _model_for_index(model: str | None, index) -> str | None:
 
 def mappable(path) -> bool:
     """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
-    import json
+    from phylocl.safejson import read_json_object
 
     try:
-        meta = json.loads((Path(path) / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = read_json_object(Path(path) / "meta.json")
+    except InputError:
         return False  # load_index names the problem
     return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
                                                   and not meta.get("params", {}).get("k_factor"))
@@ -151,7 +151,7 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
-                             overlap=overlap)
+                             overlap=overlap, sparse_only=ridx.kind == "sparse")  # sparse: no torch for profiles
     check_compatible(ridx, embedder.model_info())
     bind_stream(queries, embedder, index=index)
     return ridx, embedder

@@ -8,14 +8,18 @@ order, into ``out`` (:class:`~phylocl.retrieval.embeddings.EmbeddingWriter`, row
 time) and the folder is removed. Since a shard's rows depend only on its records and the settings, and archive
 members carry fixed time stamps, the resumed file is byte-identical to an uninterrupted run's.
 
-The folder's ``manifest.json`` (format ``phylocl-embedding-shards/1``) records what the shards were made from: the
-model fingerprint, the input file (path, size, modification time), shard size, buffer and batch sizes, precision
-and window overlap. Shards made from anything else are discarded, never mixed in. Distributed embedding writes
+The folder's ``manifest.json`` (format ``phylocl-embedding-shards/2``) records what the shards were made from: the
+model fingerprint, the input file's path, shard size, buffer and batch sizes, precision and window overlap. Shards
+made with other settings are discarded. The input is recognised by its content, not its size or time stamp: beside
+each shard, ``shard-<k>.sha256`` holds the SHA-256 of the records it read (ids, sequences, labels), and a rerun
+reuses shard ``k`` only when the records it reads for it hash the same; otherwise the shard is embedded again (an
+input edited in place is never mixed with the old one's rows, whatever its size and mtime). Distributed embedding writes
 the same shards from several processes (shard ``k`` by rank ``k mod world size``) into one folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +33,7 @@ from phylocl.atomic import atomic_path
 __all__ = ["ShardFolder", "write_shards", "shard_chunks", "count_rest", "input_identity", "SHARD_FORMAT",
            "DEFAULT_SHARD_SIZE"]
 
-SHARD_FORMAT = "phylocl-embedding-shards/1"
+SHARD_FORMAT = "phylocl-embedding-shards/2"  # /2: each shard carries the hash of its records
 DEFAULT_SHARD_SIZE = 65536  # sequences per shard
 _MERGE_ROWS = 16384  # rows copied per step while merging
 _MERGE_BYTES = 256 << 20  # and at most this many bytes of them
@@ -58,16 +62,38 @@ def count_rest(chunk: Iterator) -> int:
 
 
 def input_identity(path: str | Path) -> dict:
-    """What identifies an input file for resuming: resolved path, size in bytes, modification time (ns).
+    """Which input the shards belong to: its resolved path (the content is checked shard by shard, by hash).
 
-    A pipe or other non-regular file cannot be recognised again, so it gets a fresh random token: its shards are
-    never reused by another run.
+    A pipe or other non-regular file is read once, so it gets a fresh random token: its shards are never reused by
+    another run.
     """
     path = Path(path).resolve()
     if not path.is_file() and not path.is_dir():
         return {"path": str(path), "unique": uuid.uuid4().hex}
-    st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(path)}
+
+
+def records_digest(records: Iterable[tuple]) -> str:
+    """SHA-256 (hex) of ``(id, sequence, label)`` records, in order: what a shard read."""
+    h = hashlib.sha256()
+    for rec in records:
+        h.update("\x00".join(str(x) for x in rec).encode() + b"\x01")
+    return h.hexdigest()
+
+
+class _Hashing:
+    """Iterate ``items`` while hashing them as :func:`records_digest` does (``hexdigest()`` once consumed)."""
+
+    def __init__(self, items: Iterable[tuple]) -> None:
+        self.items, self.h = items, hashlib.sha256()
+
+    def __iter__(self) -> Iterator[tuple]:
+        for rec in self.items:
+            self.h.update("\x00".join(str(x) for x in rec).encode() + b"\x01")
+            yield rec
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
 
 
 class ShardFolder:
@@ -93,7 +119,7 @@ class ShardFolder:
         if self.dir.is_dir():
             try:
                 same = json.loads(path.read_text()) == json.loads(json.dumps(self.manifest))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):  # damaged: the shards are redone
                 same = False
             if same:
                 return
@@ -106,9 +132,24 @@ class ShardFolder:
     def path(self, k: int) -> Path:
         return self.dir / f"shard-{k:06d}.npz"
 
+    def digest_path(self, k: int) -> Path:
+        return self.dir / f"shard-{k:06d}.sha256"
+
     def done(self, k: int) -> bool:
-        """Whether shard ``k`` was written completely (shards appear atomically, so existing = complete)."""
-        return self.path(k).is_file()
+        """Whether shard ``k`` was written completely with the hash of its records (both appear atomically, the
+        hash after the shard; a shard without its hash counts as not done)."""
+        return self.path(k).is_file() and self.digest_path(k).is_file()
+
+    def digest(self, k: int) -> str | None:
+        """The recorded hash of shard ``k``'s records (``None`` when unreadable)."""
+        try:
+            return self.digest_path(k).read_text().strip()
+        except OSError:
+            return None
+
+    def record_digest(self, k: int, digest: str) -> None:
+        with atomic_path(self.digest_path(k)) as tmp:
+            tmp.write_text(digest + "\n")
 
     def finished(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npz"))
@@ -145,21 +186,31 @@ def write_shards(items: Iterable, embedder, shards: "ShardFolder", *, batch_size
                  world_size: int = 1) -> int:
     """Embed the shards of ``items`` not yet in ``shards`` whose number ``k`` has ``k % world_size == rank``.
 
-    Each shard is written atomically as soon as it is complete. Returns the number of shards of the input.
+    Each shard is written atomically as soon as it is complete, then the hash of its records. A finished shard is
+    reused only when the records read for it now hash the same (they are held in memory, one shard, to embed them
+    again when not). Returns the number of shards of the input.
     """
-    from phylocl.retrieval.embeddings import EmbeddingWriter
+    from phylocl.retrieval import embeddings
     from phylocl.workflows.embedding import embed_buffers
 
     n = 0
     for k, chunk in enumerate(shard_chunks(items, shard_size)):
         n += 1
-        if k % world_size != rank or shards.done(k):
-            skipped = count_rest(chunk)  # read past it: the next shard starts after it
-            if progress is not None and k % world_size == rank:
-                progress.update(skipped)
+        if k % world_size != rank:
+            count_rest(chunk)  # read past it: the next shard starts after it
             continue
-        with EmbeddingWriter(shards.path(k), model=embedder.model_info(), with_labels=with_labels) as writer:
-            for x, ids, labs in embed_buffers(chunk, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                              progress=progress):
+        if shards.done(k):
+            records = list(chunk)
+            if records_digest(records) == shards.digest(k):
+                if progress is not None:
+                    progress.update(len(records))
+                continue
+            chunk = iter(records)  # the input changed under this shard: embed it again
+        hashing = _Hashing(chunk)
+        with embeddings.EmbeddingWriter(shards.path(k), model=embedder.model_info(),
+                                        with_labels=with_labels) as writer:
+            for x, ids, labs in embed_buffers(iter(hashing), embedder, batch_size=batch_size,
+                                              buffer_size=buffer_size, progress=progress):
                 writer.append(x, ids, labs if with_labels else None)
+        shards.record_digest(k, hashing.hexdigest())
     return n

@@ -21,6 +21,13 @@ from phylocl.workflows.models import resolve_model
 __all__ = ["build_sparse_index_file"]
 
 
+def _sparse_at_fp32(embedder) -> bool:
+    """Whether the encoder behind ``embedder`` gives sparse rows at fp32 (a k-mer profile encoder)."""
+    from phylocl.models.sparse_embed import supports_sparse
+
+    return supports_sparse(embedder.model)
+
+
 def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | None = None, batch_size: int = 64,
                             buffer_size: int = DEFAULT_BUFFER, device: str | None = None, precision: str = "fp32",
                             overlap: float | None = None, progress: bool = True,
@@ -39,6 +46,9 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     out = check_index_destination(out)
     records = open_fasta(fasta, alphabet=alphabet, strict=strict)
     embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap)
+    if embedder.is_encoder and embedder.precision != "fp32" and _sparse_at_fp32(embedder):
+        raise InputError(f"a sparse index of {embedder.name} is built at fp32 only (its rows are stored exactly); "
+                         f"drop --precision {embedder.precision}")
     if not embedder.sparse and model is None:
         embedder = resolve_model("kmer:3" if records.kind == "protein" else "kmer:5", alphabet=records.kind)
     if not embedder.sparse:

@@ -2,7 +2,8 @@
 
 Output directory ``DIR``::
 
-    DIR/encoder.pt          the exported encoder (best validation checkpoint, else the last); phylocl.load_encoder(DIR)
+    DIR/config.json         the exported encoder, a model folder (save_pretrained; best validation checkpoint, else
+    DIR/model.safetensors   the last): phylocl.load_encoder(DIR). Runs of earlier versions hold DIR/encoder.pt (still read)
     DIR/config.yaml         the resolved config (re-run with phylocl train --config DIR/config.yaml)
     DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
                             wall time, device
@@ -15,10 +16,12 @@ Output directory ``DIR``::
 
 ``config.yaml`` is written when training starts (``phylocl train --resume --out DIR`` reads it back; resuming with
 a different config is refused, naming the differences); the exported files are written atomically at the very end,
-so an interrupted run never leaves a half-written encoder; ``--resume`` continues from ``checkpoints/last.ckpt``
+so an interrupted run never leaves a half-written encoder; their weights and the embeddings of a probe batch must be
+finite (a run that diverges on its last update is not exported). ``--resume`` continues from ``checkpoints/last.ckpt``
 (or ``interrupted.ckpt``, whichever is newer and loads) and keeps the earlier rows of ``logs/metrics.csv``.
 The folder is locked while a run writes to it; settings, data and output place are checked before anything is
-written, and a run refused by such a check leaves no folder behind. A loss or gradient that turns NaN/inf stops
+written, and a run refused by such a check leaves no folder behind. A folder holding a run that did not finish is
+refused without ``--resume`` (its logs would be lost); ``--resume`` on a finished run does nothing and says so. A loss or gradient that turns NaN/inf stops
 training at that step (:mod:`phylocl.training.guards`) without exporting.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,20 +38,24 @@ from pathlib import Path
 from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
-from phylocl.errors import InputError
+from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir
-from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, kept_metrics, stored_config,
-                                         write_config)
-from phylocl.workflows.train_checks import (check_trainer_settings, check_training_families, launched_rank,
-                                            lightning_errors)
+from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, exported_model, kept_metrics,
+                                         stored_config, unfinished_signs, write_config)
+from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
+                                            launched_rank, lightning_errors, split_notes)
 
 __all__ = ["train", "TrainResult"]
 
 @dataclass
 class TrainResult:
+    """``encoder_path``: the exported model (the run folder, a model folder; an older run's ``encoder.pt``);
+    ``note``: set when nothing was trained (``--resume`` of a finished run), saying why."""
+
     out_dir: Path
     encoder_path: Path
     metrics: dict
+    note: str = ""
 
 
 def _evaluate_split(module, dm, split: str, ks) -> dict:
@@ -92,9 +100,16 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
     ckpt_dir = out / "checkpoints"
     candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
     candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    if (out / "encoder.pt").exists() and not resume:
+    if exported_model(out) is not None and not resume:
         raise InputError("already holds a trained encoder; choose another --out or delete it", path=out)
     if not resume:
+        signs = unfinished_signs(out)
+        if signs and candidates:
+            raise InputError(f"holds a run that did not finish ({', '.join(signs[:3])}); continue it with --resume, "
+                             "or choose a new --out (starting over here would lose its logs)", path=out)
+        if signs:  # killed before its first checkpoint: nothing to resume, but its files are not ours to delete
+            raise InputError(f"holds a run that stopped before its first checkpoint ({', '.join(signs[:3])}); "
+                             "choose a new --out, or delete this folder to start over here", path=out)
         return ckpt_dir / "last.ckpt"
     if not candidates:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
@@ -109,16 +124,41 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
 
 
 def _unloadable(ckpt: Path) -> str | None:
-    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``."""
-    import torch
+    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``.
+
+    Read as data only (:func:`~phylocl.training.checkpoints.load_checkpoint`); a checkpoint whose unpickling
+    could run code is refused at once (InputError), whatever the other checkpoints hold.
+    """
+    from phylocl.training.checkpoints import UnsafeCheckpoint, load_checkpoint
 
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
+    except UnsafeCheckpoint as err:
+        raise InputError(f"refusing to load: {err}; phylocl reads checkpoints as data only (weights_only), so this "
+                         "file was not written by phylocl train: delete it or start a new --out", path=ckpt) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
         return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
     if not isinstance(state, dict) or "state_dict" not in state:
         return "not a phylocl training checkpoint"
     return None
+
+
+def _finished(out: Path, cfg: TrainConfig) -> TrainResult | None:
+    """``--resume`` of a run that already exported its model and reached ``trainer.max_steps``: nothing to do (a
+    result whose ``note`` says so; no file is touched), else ``None`` (a larger max_steps trains further)."""
+    model = exported_model(out)
+    if model is None:
+        return None
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+        steps = int(metrics["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        metrics, steps = {}, None
+    if steps is not None and cfg.trainer.max_steps > steps:
+        return None
+    at = f" at step {steps}" if steps is not None else ""
+    return TrainResult(out, model, metrics, note=f"{out}: already finished{at}, its model exported; nothing to resume, "
+                       "no file changed (raise trainer.max_steps with --set to train further)")
 
 
 def _has_validation(cfg: TrainConfig, dm) -> bool:
@@ -170,27 +210,41 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
 
 def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
+    from phylocl.training.checkpoints import checkpoint_globals
+
     started = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None)
+        with checkpoint_globals():  # Lightning's own load of ckpt: data only, as _unloadable checked it
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
     except SystemExit:  # Lightning exits after saving interrupted.ckpt on Ctrl-C
         if trainer.interrupted:
-            raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}") from None
+            raise _interruption(trainer, out) from None
         raise
     if trainer.interrupted:
-        raise KeyboardInterrupt(f"training interrupted; continue with --resume --out {out}")
+        raise _interruption(trainer, out)
     return time.time() - started
 
 
-def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
-    """Load the best checkpoint (if any), score val/test and write splits.json, metrics.json and,
-    last (its presence marks a finished run), encoder.pt."""
-    import torch
+def _interruption(trainer, out: Path) -> KeyboardInterrupt:
+    """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
+    cls = Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
+    what = "terminated" if cls is Terminated else "interrupted"
+    return cls(f"training {what}; continue with --resume --out {out}")
 
+
+def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall: float, has_val: bool) -> TrainResult:
+    """Load the best checkpoint (if any), check that its weights and a probe batch's embeddings are finite, score
+    val/test and write splits.json, metrics.json and, last (its config.json marks a finished run), the model folder
+    (``save_pretrained``: config.json + model.safetensors in ``out``)."""
+    from phylocl.training.checkpoints import load_checkpoint
+
+    step = int(trainer.global_step)
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        state = load_checkpoint(best)
+        module.load_state_dict(state["state_dict"])
+        step = int(state.get("global_step", step))
     module.cpu()
+    check_exportable(module.encoder, dm.train_set.sequences, step=step)
     metrics = {
         "steps": int(trainer.global_step),
         "wall_seconds": round(wall, 1),
@@ -206,8 +260,9 @@ def _export(out: Path, cfg: TrainConfig, module, dm, trainer, *, best: str, wall
         tmp.write_text(json.dumps(splits, indent=1) + "\n")
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    encoder_path = module.encoder.save(out / "encoder.pt")  # last: its presence marks a finished run
-    return TrainResult(out, encoder_path, metrics)
+    module.encoder.save_pretrained(out)  # last (config.json after the weights): its presence marks a finished run
+    (out / "encoder.pt").unlink(missing_ok=True)  # an older run's export, now superseded (resumed and extended)
+    return TrainResult(out, out, metrics)
 
 
 def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overrides=(), data: list[str] | None = None,
@@ -235,6 +290,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         raise InputError("this run has no config.yaml (an older phylocl wrote it only at the end); resume with the "
                          "run's own --config/--data/--set", path=out)
     cfg = _load(stored if stored is not None and config is None else config, overrides, data)
+    done = _finished(out, cfg) if resume else None
+    if done is not None:
+        return done
     last_ckpt = _resume_checkpoint(out, resume)
     if stored is not None:
         check_resume_config(stored, to_dict(cfg))
@@ -243,7 +301,10 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
-    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)
+    module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)  # refuses a model too big for memory
+    if launched_rank() == 0:
+        for note in split_notes(dm, cfg):
+            logging.getLogger("phylocl").warning("note: %s", note)
     backbone = module.encoder.backbone
     if hasattr(backbone, "fit_statistics") and module.encoder.config.word_weights == "idf" and not resume:
         # k-mer profile: word weights start at the training set's IDF (word_weights "uniform": at 1, as built)
@@ -258,7 +319,7 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         with kept_metrics(out, resume=resume):
             wall = _fit(trainer, module, dm, out=out, ckpt=last_ckpt if resume else None)
         if not trainer.is_global_zero:
-            return TrainResult(out, out / "encoder.pt", {})
+            return TrainResult(out, out, {})
         best = best_cb.best_model_path if has_val and cfg.eval.export == "best" else ""
         return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
 

@@ -5,6 +5,8 @@
   :class:`~phylocl.errors.InputError` line instead of a traceback;
 - :func:`check_training_families`: at least two training families with two or more sequences (one family gives
   loss 0 and gradient 0, as ``phylocl compare`` already refuses);
+- :func:`check_exportable`: finite weights and finite embeddings of a probe batch before the export (a run that
+  diverges on its last update has finite losses and gradients but weights of 1e28 whose embeddings are NaN);
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
   not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from.
 """
@@ -20,7 +22,9 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "InterruptCheckpoint"]
+           "split_notes", "check_exportable", "InterruptCheckpoint"]
+
+PROBE_SEQUENCES = 8  # training sequences embedded before the export
 
 
 def launched_rank() -> int:
@@ -50,6 +54,32 @@ def lightning_errors(what: str) -> Iterator[None]:
         raise InputError(f"invalid {what} settings: {' '.join(str(err).split())}") from None
 
 
+def check_exportable(encoder, probe, *, step: int) -> None:
+    """Refuse (one :class:`InputError` line naming the step and the parameter) to export ``encoder`` when a weight
+    is NaN/inf or the embeddings of the ``probe`` sequences are not finite."""
+    import numpy as np
+    import torch
+
+    advice = "(training diverged; lower optim.lr or set optim.grad_clip); no encoder was exported"
+    where = f"refusing to export the weights after step {step}"
+    with torch.no_grad():
+        for name, param in encoder.named_parameters():
+            bad = param[~torch.isfinite(param)]
+            if bad.numel():
+                raise InputError(f"{where}: parameter {name} holds {bad.flatten()[0].item()} {advice}")
+    was_training = encoder.training
+    try:
+        x = encoder.embed(list(probe)[:PROBE_SEQUENCES])  # (n, D)
+        why = None if np.isfinite(x).all() else f"hold {x[~np.isfinite(x)].flat[0]}"
+    except (RuntimeError, ValueError, FloatingPointError) as err:
+        why = f"cannot be computed ({' '.join(str(err).split())[:120]})"
+    finally:
+        encoder.train(was_training)
+    if why is not None:
+        raise InputError(f"{where}: the embeddings of {min(len(probe), PROBE_SEQUENCES)} training sequences {why} "
+                         f"{advice}")
+
+
 def check_training_families(dm) -> None:
     """At least two training families must have two or more sequences (otherwise no batch has negatives)."""
     n = len(dm.train_set.family_index) and sum(len(v) >= 2 for v in dm.train_set.family_index.values())
@@ -57,6 +87,25 @@ def check_training_families(dm) -> None:
         raise InputError(f"{n} training famil{'y has' if n == 1 else 'ies have'} two or more sequences; contrastive "
                          "training needs at least 2 (a batch of one family has loss 0 and gradient 0); add "
                          "families or change data.fractions")
+
+
+def split_notes(dm, cfg) -> list[str]:
+    """What a small dataset changes, said once before training: a batch size capped by the number of training
+    families, and a validation or test split too small to score (fewer than 2 families: no validation, no best
+    checkpoint, no test figures)."""
+    notes = []
+    n_train = sum(len(v) >= 2 for v in dm.train_set.family_index.values())
+    if cfg.data.batching == "random" and not cfg.data.evolved.fraction and cfg.data.batch_size > n_train:
+        notes.append(f"data.batch_size is {cfg.data.batch_size} but the training split has {n_train} families with "
+                     f"two or more sequences: every batch holds at most {n_train} pairs")
+    if cfg.eval.enabled:
+        for name, ds in (("validation", dm.val_set), ("test", dm.test_set)):
+            n = len(set(ds.families))
+            if n < 2:
+                notes.append(f"the {name} split has {n} famil{'y' if n == 1 else 'ies'}: nothing is "
+                             + ("validated and the last step is exported" if name == "validation" else "tested")
+                             + " (retrieval needs 2 or more); raise data.fractions for it or use more families")
+    return notes
 
 
 class InterruptCheckpoint(OnExceptionCheckpoint):

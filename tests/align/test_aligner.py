@@ -46,7 +46,9 @@ def _pairs(n: int, seed: int = 0):
     for i in range(n):
         core = "".join(rng.choice(AA + "X") for _ in range(rng.randint(5, 120)))
         other = _mutate(rng, core, rng.choice([0.05, 0.3, 0.7]))
-        flank = lambda: "".join(rng.choice(AA) for _ in range(rng.randint(0, 30)))
+        def flank():
+            return "".join(rng.choice(AA) for _ in range(rng.randint(0, 30)))
+
         q, t = flank() + core + flank(), flank() + other + flank()
         if i % 3 == 0:
             q = q.lower()
@@ -121,8 +123,8 @@ def test_bit_scores_and_evalues_closed_form():
     m, n, big_n = 250, 1_000_000, 3_000
     ell = length_adjustment(m, n, big_n, st)
     # slow reference: the largest integer l with l <= alpha/lambda (ln K + ln((m - l)(n - N l))) + beta
-    ok = [l for l in range(m) if (m - l) * (n - big_n * l) > 0
-          and l <= st.alpha / st.lam * (math.log(st.K) + math.log((m - l) * (n - big_n * l))) + st.beta]
+    ok = [j for j in range(m) if (m - j) * (n - big_n * j) > 0
+          and j <= st.alpha / st.lam * (math.log(st.K) + math.log((m - j) * (n - big_n * j))) + st.beta]
     assert ell == max(ok) and ell > 0
     e = evalues(np.array([60]), query_length=m, db_residues=n, db_sequences=big_n, stats=st)[0]
     assert e == pytest.approx(st.K * (m - ell) * (n - big_n * ell) * math.exp(-st.lam * 60))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from phylocl.data.datamodule import DataConfig, OrthologDataModule
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation
 from phylocl.errors import InputError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "example-mini-mit"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from Bio.Phylo.BaseTree import Clade, Tree
 
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.indels import IndelModel
-from phylocl.data.substitution import jc69_p_distance
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.indels import IndelModel
+from phylocl.data.simulator.substitution import jc69_p_distance
 
 
 def cherry(d: float, names=("a", "b")) -> Tree:
@@ -68,6 +68,20 @@ def test_indels_change_lengths_and_rates_follow_inserted_sites():
     rng = np.random.default_rng(7)
     leaves = m.evolve(m.random_root(300, rng), star(0.5, 8), rng)
     assert len({len(s) for s in leaves.values()}) > 1
+    # the rate category of every site travels with it through insertions and deletions: original sites (marked
+    # by states >= 100, which no insertion draws) keep theirs, inserted sites get categories of their own
+    indels = IndelModel(rate=0.3, mean=3.0)
+    states = np.arange(100, 600)  # (500,) site markers
+    cats = states % 4  # category known from the marker
+    new_states, new_cats = indels.apply(states, cats, 1.0, pi=np.full(20, 0.05), n_categories=4,
+                                        rng=np.random.default_rng(8))
+    assert new_states.shape == new_cats.shape
+    original = new_states >= 100
+    assert 0 < original.sum() < 500  # some sites were deleted
+    np.testing.assert_array_equal(new_cats[original], new_states[original] % 4)
+    assert np.all(np.diff(new_states[original]) > 0)  # survivors keep their order
+    inserted = new_cats[~original]
+    assert inserted.size > 50 and set(inserted.tolist()) == {0, 1, 2, 3}  # drawn over every category
 
 
 def test_real_roots_and_determinism():

@@ -7,10 +7,10 @@ import pytest
 
 from phylocl.data.alphabet import get_alphabet
 from phylocl.data.datamodule import DataConfig, OrthologDataModule
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.evolved import EvolvedPairs, evolved_rows
-from phylocl.data.evolved_config import EvolvedConfig
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.evolved import EvolvedPairs, evolved_rows
+from phylocl.data.simulator.evolved_config import EvolvedConfig
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation
 from phylocl.data.views import SequenceView
 from phylocl.errors import InputError
 

@@ -131,7 +131,7 @@ def test_kmer_centroids_match_the_kmer_baseline_and_groups(tmp_path):
     from phylocl.data.dataset import OrthologDataset
     from phylocl.data.alphabet import get_alphabet
     from phylocl.data.neighbours import group_ids, kmer_centroids
-    from phylocl.retrieval.kmer import KmerEmbedder
+    from phylocl.models.kmer import KmerEmbedder
 
     seqs = ["ACGTACGTTA", "ACGTTCGTAA", "GGGCCCGGGA", "TTTTAAAACC", "TTTAAAACCN"]
     ds = OrthologDataset(ids=list("abcde"), sequences=seqs, families=["f", "f", "g", "h", "h"],

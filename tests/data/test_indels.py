@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phylocl.data.indels import IndelModel
+from phylocl.data.simulator.indels import IndelModel
 
 
 @pytest.mark.parametrize("dist, mean", [("geometric", 2.0), ("geometric", 5.0), ("zipf", 1.5), ("zipf", 3.0)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phylocl.data.pairs import DistantPairs, HardestPairs, UniformPairs, get_pair_strategy
-from phylocl.data.simulate import yule_tree
+from phylocl.data.simulator.simulate import yule_tree
 from phylocl.data.trees import patristic_matrix
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phylocl.data.rates import discrete_gamma_rates
+from phylocl.data.simulator.rates import discrete_gamma_rates
 
 
 def test_matches_yang_1994_table():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from phylocl.data.layouts import read_dataset
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
-from phylocl.data.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation, yule_tree
+from phylocl.data.simulator.substitution import AMINO_ACIDS, jc69_p_distance, k80_transition_matrix, protein_rate_matrix, \
     transition_matrix
 from phylocl.data.trees import patristic_matrix
 from phylocl.errors import InputError
@@ -96,3 +96,64 @@ def test_deterministic_and_overwrite_rules(tmp_path):
     assert (other / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError):
         SimulationParams(families=1, members=1, length=10)
+
+
+def test_overwrite_refuses_naming_files_phylocl_did_not_write(tmp_path):
+    """issue 25, defect 5: ``simulate -o SIM --overwrite`` replaced the whole folder, deleting the user's files in it."""
+    p = SimulationParams(families=3, members=3, length=40, seed=1)
+    out = write_simulation(simulate_families(p), tmp_path / "sim", params=p)
+    (out / "notes.txt").write_text("keep me")
+    (out / "trees" / "mine.nwk").write_text("(a,b);")
+    q = SimulationParams(families=2, members=3, length=40, seed=2)
+    with pytest.raises(InputError, match="notes.txt") as err:
+        write_simulation(simulate_families(q), out, params=q, overwrite=True)
+    assert "trees/mine.nwk" in str(err.value) and "\n" not in str(err.value)
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "trees" / "mine.nwk").is_file()
+    assert json.loads((out / "simulation.json").read_text())["params"]["seed"] == 1  # nothing replaced
+    (out / "notes.txt").unlink()
+    (out / "trees" / "mine.nwk").unlink()
+    write_simulation(simulate_families(q), out, params=q, overwrite=True)  # only ours: replaced, 3 families -> 2
+    assert sorted(p.name for p in out.glob("*.fasta")) == ["fam0.fasta", "fam1.fasta"]
+
+
+def test_families_are_written_as_they_are_made(tmp_path, monkeypatch):
+    """Issue 25, defect 10: every family used to be held in memory before the first was written."""
+    import phylocl.data.simulate as sim
+    from phylocl.cli import main
+
+    real = sim.iter_families
+    seen = []
+
+    def watched(params):
+        for k, fam in enumerate(real(params)):
+            if k:  # the previous family is already on disk (in the output's temporary folder)
+                seen.append(any(tmp_path.glob(f"**/fam{k - 1}.fasta")))
+            yield fam
+
+    monkeypatch.setattr(sim, "iter_families", watched)
+    assert main(["simulate", "--families", "4", "--members", "2", "--length", "10", "-o", str(tmp_path / "s")]) == 0
+    assert seen == [True, True, True]
+    assert len(list((tmp_path / "s").glob("fam*.fasta"))) == 4
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--families", "1000000000", "--members", "8", "--length", "100"], "free"),  # disk
+    (["--families", "2", "--members", "1000000000", "--length", "30"], "of memory"),
+    (["--families", "2", "--members", "3", "--length", "1000000000000"], "of memory"),
+])
+def test_sizes_that_cannot_fit_are_refused_with_the_estimate(tmp_path, capsys, monkeypatch, flags, needle):
+    from phylocl.cli import main
+
+    monkeypatch.setattr("phylocl.data.simulate.available_memory", lambda: 16 * 10**9)
+    monkeypatch.setattr("shutil.disk_usage", lambda p: type("U", (), {"free": 100 * 10**9})())
+    assert main(["simulate", *flags, "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle in err and "GB" in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_size_estimates_bound_what_is_written(tmp_path):
+    p = SimulationParams(families=3, members=4, length=50)
+    out = write_simulation(simulate_families(p), tmp_path / "s", params=p)
+    written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "simulation.json")
+    assert written <= p.output_bytes() <= 4 * written

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from Bio.Align import substitution_matrices
 
-from phylocl.data.substitution import (AMINO_ACIDS, blosum62_model, jc69_p_distance, k80_transition_matrix,
+from phylocl.data.simulator.substitution import (AMINO_ACIDS, blosum62_model, jc69_p_distance, k80_transition_matrix,
                                        protein_rate_matrix, transition_matrix)
 
 

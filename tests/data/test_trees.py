@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from Bio import Phylo
 
-from phylocl.data.simulate import yule_tree
+from phylocl.data.simulator.simulate import yule_tree
 from phylocl.data.trees import check_tree_leaves, patristic_matrix, read_tree
 from phylocl.errors import InputError
 

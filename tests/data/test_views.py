@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phylocl.data.alphabet import DNA, MASK_ID, PROTEIN
-from phylocl.data.substitution import AMINO_ACIDS, blosum62_model
+from phylocl.data.simulator.substitution import AMINO_ACIDS, blosum62_model
 from phylocl.data.views import SequenceView, random_crop
 
 

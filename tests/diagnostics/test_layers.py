@@ -57,7 +57,7 @@ def test_layer_residuals_of_an_encoder_one_per_block_and_none_for_kmer(name):
     assert len(r["layer_residual"]) == enc.config.depth
     assert all(0.0 < v <= 1.0 for v in r["layer_residual"]) and 0.0 < r["input_residual"] <= 1.0
     assert enc.training  # mode restored
-    from phylocl.retrieval.kmer import KmerEmbedder
+    from phylocl.models.kmer import KmerEmbedder
 
     assert find_blocks(KmerEmbedder(k=2, alphabet="protein")) is None
     assert layer_residuals(KmerEmbedder(k=2, alphabet="protein"), ["MKV"]) == {"input_residual": None,

@@ -7,11 +7,10 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from phylocl.models.kmerprofile import profile_dim, seed_patterns
 from phylocl.models.registry import build_encoder
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 

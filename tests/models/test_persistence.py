@@ -112,3 +112,24 @@ def test_embed_moves_the_model_to_the_device_once():
     ptr = weight.data_ptr()
     np.testing.assert_allclose(enc.embed(SEQS, device="cuda"), ref, atol=1e-4)
     assert next(enc.parameters()).data_ptr() == ptr  # not copied back and forth between calls
+
+
+def test_state_dict_mismatch_is_one_line(tmp_path):
+    """Issue 25, defect 11: PyTorch lists every missing and unexpected key on its own line (2-37 lines before)."""
+    from safetensors.torch import load_file, save_file
+
+    enc = make_encoder("gmlp-tiny")
+    enc.save_pretrained(tmp_path / "m")
+    state = load_file(str(tmp_path / "m" / "model.safetensors"))
+    renamed = {("x." + k if i % 2 else k): v for i, (k, v) in enumerate(sorted(state.items()))}
+    save_file(renamed, str(tmp_path / "m" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(InputError) as err:
+        load_encoder(tmp_path / "m")
+    text = str(err.value)
+    assert "\n" not in text and "missing weights" in text and "unexpected weights" in text
+    assert "more" in text and len(text) < 600  # a few names shown, the rest counted
+    wide = make_encoder("gmlp-tiny", dim=48)  # same keys, other shapes: PyTorch's "size mismatch" lines
+    torch.save({"config": enc.config.to_dict(), "state_dict": wide.state_dict()}, tmp_path / "wide.pt")
+    with pytest.raises(InputError, match="size mismatch") as err:
+        load_encoder(tmp_path / "wide.pt")
+    assert "\n" not in str(err.value)

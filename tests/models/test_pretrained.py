@@ -19,7 +19,7 @@ from phylocl.models.encoder import SequenceEncoder
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.registry import get_config
 from phylocl.retrieval.evaluation import evaluate_embeddings
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.models.persistence import PRETRAINED_DIR, shipped_models
 from phylocl.workflows.models import resolve_model
 

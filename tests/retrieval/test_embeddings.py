@@ -78,11 +78,11 @@ def test_failure_while_writing_archive_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(emb_mod, "_write_archive", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="e.npz: cannot write: disk full"):  # names the output (issue 25)
         save_embeddings(target, x[:2], ids[:2], model=MODEL)
     w = EmbeddingWriter(target, model=MODEL)
     w.append(x, ids)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="e.npz: cannot write: disk full"):
         w.close()
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["e.npz"]
@@ -250,3 +250,20 @@ def test_same_rows_give_the_same_bytes(tmp_path):
     _time.sleep(2.1)  # zip time stamps have 2 s resolution: a write one tick later must not differ
     b = save_embeddings(tmp_path / "b.npz", x, list("abcde"), model=model).read_bytes()
     assert a == b
+
+
+def test_falling_back_from_memory_mapping_is_said(tmp_path, caplog):
+    """Issue 25: a file whose rows cannot be mapped was silently read whole into memory."""
+    import logging
+
+    x, ids, _ = _data()
+    np.savez_compressed(tmp_path / "c.npz", embeddings=x, ids=np.array(ids), model=np.array(json.dumps(MODEL)))
+    with caplog.at_level(logging.WARNING, logger="phylocl"):
+        loaded = load_embeddings(tmp_path / "c.npz", mmap=True)
+    assert not isinstance(loaded.embeddings, np.memmap)
+    assert any("cannot be memory-mapped" in r.getMessage() and "c.npz" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    save_embeddings(tmp_path / "u.npz", x, ids=ids, model=MODEL)
+    with caplog.at_level(logging.WARNING, logger="phylocl"):
+        assert isinstance(load_embeddings(tmp_path / "u.npz", mmap=True).embeddings, np.memmap)
+    assert not caplog.records

@@ -49,7 +49,7 @@ def test_saving_replaces_whole_bundle_or_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(io_mod.faiss, "write_index", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="db.index: cannot write: disk full"):  # names the bundle (issue 25)
         save_index(build_index(x), path)
     assert load_index(path).ntotal == 50  # the old bundle is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.index"]  # no temporaries left
@@ -64,16 +64,20 @@ def test_load_errors(tmp_path):
     path = tmp_path / "db.index"
     save_index(build_index(_data(100), model=MODEL), path)
     (path / "index.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(InputError, match="index.faiss holds 17 bytes"):  # the checksums see it first (issue 25)
+        load_index(path)
+    (path / "checksums.json").unlink()  # as an earlier phylocl wrote bundles: the structure checks see it
     with pytest.raises(InputError, match="cannot read FAISS index") as err:
         load_index(path)
     assert err.value.path.endswith("index.faiss")
     save_index(build_index(_data(100), model=MODEL), path)
     meta = json.loads((path / "meta.json").read_text())
     (path / "meta.json").write_text(json.dumps({**meta, "ntotal": 99}))
+    (path / "checksums.json").unlink()
     with pytest.raises(InputError, match="inconsistent"):
         load_index(path)
     (path / "meta.json").write_text("{broken")
-    with pytest.raises(InputError, match="bad meta.json"):
+    with pytest.raises(InputError, match="meta.json is not valid JSON"):
         load_index(path)
     (path / "rows.npz").unlink()
     with pytest.raises(InputError, match="rows.npz is missing"):
@@ -103,6 +107,7 @@ def test_check_compatible_messages():
 def test_damaged_rows_npz_is_one_located_line(tmp_path, case, message):
     path = tmp_path / "db.index"
     save_index(build_index(_data(100), ids=[f"s{i}" for i in range(100)], model=MODEL), path)
+    (path / "checksums.json").unlink()  # the row checks themselves (with checksums, those would see it first)
     rows = path / "rows.npz"
     if case == "truncated":
         rows.write_bytes(rows.read_bytes()[:150])

@@ -9,7 +9,7 @@ import phylocl.retrieval.sparse_build as sparse_build
 import phylocl.retrieval.sparse_index as sparse_index
 from phylocl.errors import InputError
 from phylocl.retrieval.index_io import load_index
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import write_sparse_index
 from phylocl.sparse_rows import SparseRows, concat_rows
 
@@ -88,7 +88,10 @@ def test_bad_rows_are_refused_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "ix").exists()
 
 
-def test_kmer_sparse_rows_equal_the_dense_profile():
+def test_kmer_sparse_rows_equal_the_dense_profile(monkeypatch):
+    import phylocl.models.kmer as kmer
+
+    monkeypatch.setattr(kmer, "MIN_SPARSE_BATCH", 1)  # batches of 5: the concatenation of batches is tested
     emb = KmerEmbedder(k=3)
     seqs = ["MKVLAAGIVLLA", "MK", "XXXXMKVW", "MKVLAAGIVLLAMKV"] * 3  # one without a single 3-mer
     rows = emb.embed_sparse(seqs, batch_size=5)
@@ -110,3 +113,25 @@ def test_damaged_bundle_is_an_input_error(tmp_path):
     (tmp_path / "ix" / "values.npy").unlink()
     with pytest.raises(InputError, match="values.npy is missing"):
         load_index(tmp_path / "ix")
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_thread_count_does_not_change_scores_or_hits(tmp_path, rank):
+    """Small batches are cut into several blocks for the threads; the blocks never follow the thread count."""
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(200, seed=4))
+    rows = _low_rank(rows, rank) if rank else rows
+    ids = [f"s{i}" for i in range(len(rows))]
+    write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 50), model={})
+    q = rows.slice(0, 10)
+    runs = []
+    for threads in (1, 2, 3, 8):
+        index = load_index(tmp_path / "ix")
+        index.threads = threads
+        runs.append(index.search(q, 9, exclude_ids=ids[:10]))
+    for scores, hits in runs[1:]:
+        np.testing.assert_array_equal(scores, runs[0][0])
+        np.testing.assert_array_equal(hits, runs[0][1])
+    x = rows.to_dense().astype(np.float64)
+    for i in range(10):
+        assert i not in runs[0][1][i]
+        np.testing.assert_allclose(runs[0][0][i], (x[runs[0][1][i]] @ x[i]), atol=2e-5)

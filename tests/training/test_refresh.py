@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from phylocl.data.datamodule import DataConfig, OrthologDataModule
-from phylocl.data.simulate import SimulationParams, simulate_families, write_simulation
+from phylocl.data.simulator.simulate import SimulationParams, simulate_families, write_simulation
 from phylocl.errors import InputError
 from phylocl.models.registry import build_encoder
 from phylocl.training.refresh import embed_dataset

@@ -85,3 +85,30 @@ def test_a_warning_after_the_cli_stderr_was_closed_still_goes_out(monkeypatch, c
     monkeypatch.undo()
     logging.getLogger("phylocl.workflows.callbacks").warning("second")
     assert "phylocl train: second" in capsys.readouterr().err
+
+
+def test_step_progress_logs_plain_lines_without_a_terminal(caplog, monkeypatch):
+    """Issue 25: with no terminal (a log file) training printed nothing for minutes; now a line every interval."""
+    import io
+    import logging
+    import types
+
+    import phylocl.workflows.callbacks as callbacks
+    from phylocl.workflows.callbacks import StepProgress
+
+    clock = [100.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    trainer = types.SimpleNamespace(is_global_zero=True, max_steps=10, global_step=0,
+                                    callback_metrics={"train/loss": torch.tensor(2.5)})
+    cb = StepProgress(stream=io.StringIO(), interval=30.0)  # a StringIO is no terminal: the bar is off
+    cb.on_train_start(trainer, None)
+    with caplog.at_level(logging.INFO, logger="phylocl"):
+        for step in range(1, 11):
+            clock[0] += 10.0  # 10 s per step: a line every third step, and one at the end
+            trainer.global_step = step
+            cb.on_train_batch_end(trainer, None, None, None, step)
+    lines = [r.getMessage() for r in caplog.records if "step" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["training: step 3/10 (30%)", "training: step 6/10 (60%)",
+                                                       "training: step 9/10 (90%)", "training: step 10/10 (100%)"]
+    assert "0.10 steps/s" in lines[0] and "about 1.2 min left" in lines[0] and "loss 2.500" in lines[0]
+    assert "left" not in lines[-1]

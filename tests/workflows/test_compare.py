@@ -357,3 +357,27 @@ def test_a_study_from_before_a_new_setting_existed_resumes(tmp_path, fake_train,
     (out / "compare.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
     assert main(["compare", "--config", str(cfg), "--out", str(out), "--set", "data.crop=matched"]) == 2
     assert "different settings (sections data)" in capsys.readouterr().err
+
+
+def test_second_study_into_a_locked_folder_is_refused(tmp_path, fake_train, capsys):
+    """issue 25, defect 4: two ``phylocl compare`` runs into one --out corrupted the study silently."""
+    import fcntl
+    import os
+
+    from phylocl.workflows.compare import LOCK_NAME
+
+    out = tmp_path / "study"
+    out.mkdir()
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"4242\n")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another study holds the folder
+    fake = fake_train()
+    try:
+        code = main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "another `phylocl compare` (pid 4242)" in err, err
+        assert fake.calls == [] and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written
+    finally:
+        os.close(fd)
+    assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    assert not (out / LOCK_NAME).exists() and (out / "results.csv").is_file()

@@ -115,3 +115,15 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, messa
     assert captured.err.startswith("phylocl diagnose: error: ") and message in captured.err
     assert captured.err.count("\n") == 1 and captured.out == ""
     assert (out.is_file() and out.read_text() == "x") if case == "out_is_file" else not out.exists()
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_output_into_the_input_dataset_folder_is_refused(data, capsys, where):
+    """issue 25, defect 12: ``diagnose -o DIR`` wrote diagnosis.json and plots into its input dataset folder."""
+    before = sorted(p.name for p in data.iterdir())
+    out = data if where == "same" else data / "plots"
+    capsys.readouterr()
+    assert main(["diagnose", "--model", "kmer:2", "--data", str(data), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl diagnose: error: ") and err.count("\n") == 1 and "input" in err, err
+    assert sorted(p.name for p in data.iterdir()) == before

@@ -15,7 +15,7 @@ from phylocl.cli import main
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
 from phylocl.retrieval.embeddings import load_embeddings
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.workflows import embed as embed_mod
 from phylocl.workflows import models as models_mod
 from phylocl.workflows.embed import embed

@@ -170,3 +170,58 @@ def test_auto_kind_is_the_default_and_says_why(tmp_path, capsys, monkeypatch):
     assert "chose ivfpq" in err and "building an ivf index instead" in err
     assert main(["index", "--embeddings", str(path), "-o", str(tmp_path / "d"), "--kind", "flat"]) == 0
     assert "chose" not in capsys.readouterr().err and load_index(tmp_path / "d").kind == "flat"
+
+
+def test_rebuilding_an_index_refuses_naming_files_phylocl_did_not_write(tmp_path, capsys):
+    """issue 25, defect 5: ``index -o EXISTING.idx`` replaced the whole folder, deleting the user's files in it."""
+    path, *_ = _embeddings(tmp_path)
+    out = tmp_path / "idx"
+    assert main(["index", "--embeddings", str(path), "-o", str(out)]) == 0
+    (out / "README.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main(["index", "--embeddings", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "README.txt" in err and err.count("\n") == 1
+    assert (out / "README.txt").read_text() == "keep me"
+    (out / "README.txt").unlink()
+    assert main(["index", "--embeddings", str(path), "-o", str(out)]) == 0  # only ours: replaced
+
+
+def test_sparse_index_threads_zero_is_refused(tmp_path, capsys):
+    """issue 25, defect 13: ``index --fasta ... --threads 0`` was accepted (and ignored)."""
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWPL\n")
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "idx"),
+                 "--threads", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be >= 1" in err and err.count("\n") == 1 and not (tmp_path / "idx").exists()
+
+
+def test_killed_builds_temporaries_are_swept_at_the_next_build(tmp_path, capsys):
+    """issue 25, defect 13: a killed build's ``.NAME.PID.*.tmp`` folder stayed until the next write to that name."""
+    import subprocess
+    import sys
+
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    stale = tmp_path / f".killed.idx.{pid}.k2j4h5g6.tmp"
+    stale.mkdir()
+    (stale / "_cols.bin").write_bytes(b"\0" * 64)
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWPL\n")
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "other.idx"),
+                 "--quiet"]) == 0
+    assert not stale.exists() and (tmp_path / "other.idx" / "meta.json").is_file()
+
+
+@pytest.mark.parametrize("model", [["--model", "default-protein"], []])
+def test_sparse_index_at_bf16_is_refused_for_the_right_reason(tmp_path, capsys, model):
+    """issue 25, defect 13: ``index --fasta --precision bf16`` said the model "gives dense rows" (with --model
+    default-protein) or silently fell back to kmer:3 (without --model); the reason is the precision."""
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWPL\n")
+    out = tmp_path / "idx"
+    assert main(["index", "--fasta", str(fasta), *model, "--precision", "bf16", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fp32" in err and "--precision bf16" in err and "dense rows" not in err, err
+    assert not out.exists()

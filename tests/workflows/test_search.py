@@ -13,7 +13,7 @@ import torch
 import phylocl
 from phylocl.cli import main
 from phylocl.retrieval.index import RetrievalIndex
-from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.workflows.search import search
 

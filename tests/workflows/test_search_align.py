@@ -63,7 +63,9 @@ def test_aligned_hits_equal_the_api_over_all_candidates(tmp_path, db, capsys):
         mine = [r for r in rows if r[0] == q]
         assert [int(r[3]) for r in mine] == list(range(1, len(mine) + 1))
         assert all(float(r[5]) <= 1.0 for r in mine) and all(r[1] != q for r in mine)
-    fam = lambda x: x.split("_")[0]
+    def fam(x):
+        return x.split("_")[0]
+
     assert all(fam(q) == fam(t) for q, t, *_, e in rows if float(e) < 1e-3)  # significant hits are relatives
     assert sum(fam(q) == fam(t) for q, t, *_ in rows) == 24 * 3  # every relative is found
 

@@ -124,9 +124,50 @@ def test_a_pipe_is_never_recognised_again(tmp_path, fasta):
     from phylocl.workflows.shards import input_identity
 
     before = input_identity(fasta)
-    assert input_identity(fasta) == before  # a file: same path, size and time -> resumable
+    assert input_identity(fasta) == before  # a file: same path -> resumable (each shard's content is checked)
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     assert input_identity(fifo) != input_identity(fifo)  # a pipe's content cannot be recognised
-    fasta.write_text(fasta.read_text() + ">extra\nMKV\n")
-    assert input_identity(fasta) != before  # an edited file is another input
+
+
+def test_input_edited_in_place_with_same_size_and_mtime_is_not_mixed(tmp_path, fasta, monkeypatch):
+    """issue 25, defect 7: resume trusted path, size and mtime; an input edited in place (same size, mtime put
+    back) reused the old shards and mixed two inputs. Shards are now recognised by a hash of what each one read."""
+    out = tmp_path / "e.npz"
+    st = fasta.stat()
+    with monkeypatch.context() as m:
+        _kill_after(m, 2)
+        with pytest.raises(Killed):
+            embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
+    text = fasta.read_text()
+    first = text.index("\n") + 1  # the first sequence: one letter changed, length kept
+    edited = text[:first] + ("W" if text[first] != "W" else "Y") + text[first + 1:]
+    fasta.write_text(edited)
+    os.utime(fasta, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fasta.stat().st_size == st.st_size and fasta.stat().st_mtime_ns == st.st_mtime_ns
+    embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
+    fresh = embed(out=tmp_path / "fresh.npz", model="kmer:2", fasta=fasta, shard_size=5, progress=False)
+    assert out.read_bytes() == fresh.path.read_bytes()  # the edited input's rows, not the old shard's
+
+
+def test_unchanged_input_touched_still_resumes(tmp_path, fasta, monkeypatch):
+    """The content, not the time stamp, decides: a touched but unchanged input keeps its finished shards."""
+    out = tmp_path / "e.npz"
+    with monkeypatch.context() as m:
+        _kill_after(m, 2)
+        with pytest.raises(Killed):
+            embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
+    os.utime(fasta, ns=(1, 10**18))
+    from phylocl.retrieval import embeddings
+
+    embedded = []
+
+    class Spy(embeddings.EmbeddingWriter):
+        def __init__(self, path, **kw):
+            if "shard-" in str(path):
+                embedded.append(int(str(path).rsplit("-", 1)[1].split(".")[0]))
+            super().__init__(path, **kw)
+
+    monkeypatch.setattr(embeddings, "EmbeddingWriter", Spy)
+    embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
+    assert embedded == [2, 3, 4]  # shards 0 and 1 were reused

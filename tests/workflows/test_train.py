@@ -190,7 +190,7 @@ def test_library_call_changes_no_warning_filters_or_logger_levels(tmp_path):
     names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed", "phylocl")
     before = (list(warnings.filters), {n: logging.getLogger(n).level for n in names})
     result = train_mod.train(None, tmp_path / "run", overrides=SETS, progress=False)
-    assert result.encoder_path.is_file()
+    assert (result.encoder_path / "model.safetensors").is_file()  # a model folder (issue 26)
     assert (list(warnings.filters), {n: logging.getLogger(n).level for n in names}) == before
 
 
@@ -233,7 +233,7 @@ def test_kmer_profile_word_weights_start_as_configured(tmp_path, word_weights):
     out = tmp_path / word_weights
     assert main(_args(out, "model.name=kmerprofile-small", f"model.overrides={{word_weights: {word_weights}}}",
                       "trainer.max_steps=1", "optim.warmup_steps=100")) == 0  # first step at lr / 100
-    trained = phylocl.load_encoder(out / "encoder.pt")
+    trained = phylocl.load_encoder(out)  # the run folder is a model folder (issue 26)
     assert trained.config.word_weights == word_weights
     reference = phylocl.build_encoder("kmerprofile-small", max_len=48)
     if word_weights == "idf":

@@ -123,7 +123,7 @@ def test_stale_lock_of_a_dead_process_does_not_block(tmp_path, capsys):
     out.mkdir()
     (out / LOCK_NAME).write_text("999999\n")  # written by a run that was killed: nobody holds the lock
     assert main(_args(out)) == 0
-    assert (out / "encoder.pt").exists() and not (out / LOCK_NAME).exists()
+    assert (out / "config.json").exists() and not (out / LOCK_NAME).exists()
 
 
 # ------------------------------------------------------------------------------------------------------ resume
@@ -248,7 +248,7 @@ def test_file_system_without_locks_still_trains_with_a_warning(tmp_path, capsys,
     monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
     with pytest.warns(UserWarning, match="cannot lock the run folder"):
         assert main(_args(tmp_path / "run")) == 0
-    assert (tmp_path / "run" / "encoder.pt").exists()
+    assert (tmp_path / "run" / "config.json").exists()
 
 
 def test_resuming_an_old_run_without_config_yaml_says_what_to_pass(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """EvolvedConfig: the ``data.evolved`` section, families evolved on the fly and mixed into training batches.
 
-No torch here; :mod:`phylocl.data.evolved` builds the training source from it.
+No torch here; :mod:`phylocl.data.simulator.evolved` builds the training source from it.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from phylocl.data.indels import LENGTH_DISTRIBUTIONS
+from phylocl.data.simulator.indels import LENGTH_DISTRIBUTIONS
 
 __all__ = ["EvolvedConfig", "ROOT_SOURCES"]
 
@@ -17,7 +17,7 @@ ROOT_SOURCES = ("train", "random")  # or the path of any FASTA file
 
 @dataclass
 class EvolvedConfig:
-    """Families evolved along random trees (:class:`~phylocl.data.evolution.EvolutionModel`), one pair each.
+    """Families evolved along random trees (:class:`~phylocl.data.simulator.evolution.EvolutionModel`), one pair each.
 
     Attributes:
         fraction: share of every training batch taken by evolved pairs (``0`` = off, ``1`` = evolved only);
@@ -87,7 +87,7 @@ class EvolvedConfig:
             bad(str(err))
 
     def indel_model(self):
-        from phylocl.data.indels import IndelModel
+        from phylocl.data.simulator.indels import IndelModel
 
         return IndelModel(rate=self.indel_rate, mean=self.indel_mean, distribution=self.indel_length,
                           max_length=self.indel_max_length)

@@ -3,12 +3,12 @@
 :class:`EvolutionModel` evolves a root sequence down every branch of a tree (Bio.Phylo, branch lengths in expected
 substitutions per site):
 
-1. every root site draws a rate category of the discrete gamma (:mod:`phylocl.data.rates`; shape
+1. every root site draws a rate category of the discrete gamma (:mod:`phylocl.data.simulator.rates`; shape
    ``gamma_shape``, ``None`` = equal rates); sites keep their category down the tree;
 2. on a branch of length ``t`` a site of rate ``r`` changes state by ``P(r t) = expm(Q r t)``, where ``Q`` is the
    BLOSUM62-derived reversible chain for protein or K80 (``kappa``; 1 = JC69) for DNA
-   (:mod:`phylocl.data.substitution`);
-3. then indels (:class:`~phylocl.data.indels.IndelModel`); inserted sites draw states from the stationary
+   (:mod:`phylocl.data.simulator.substitution`);
+3. then indels (:class:`~phylocl.data.simulator.indels.IndelModel`); inserted sites draw states from the stationary
    frequencies and fresh rate categories.
 
 Without indels, two leaves at patristic distance ``d`` share a site's state with probability
@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 from Bio.Phylo.BaseTree import Tree
 
-from phylocl.data.indels import IndelModel
-from phylocl.data.rates import discrete_gamma_rates
-from phylocl.data.substitution import AMINO_ACIDS, NUCLEOTIDES, k80_transition_matrix, protein_rate_matrix
+from phylocl.data.simulator.indels import IndelModel
+from phylocl.data.simulator.rates import discrete_gamma_rates
+from phylocl.data.simulator.substitution import AMINO_ACIDS, NUCLEOTIDES, k80_transition_matrix, protein_rate_matrix
 
 __all__ = ["EvolutionModel"]
 

@@ -2,8 +2,8 @@
 
 :class:`EvolvedPairs` is a map-style dataset of unlimited size: item ``(epoch, step, j)`` is a fresh family,
 evolved from a root (a real sequence or a random one) along a random Yule tree whose diameter is drawn
-log-uniformly from ``divergence`` (:class:`~phylocl.data.evolved_config.EvolvedConfig`), under the
-:class:`~phylocl.data.evolution.EvolutionModel`; it returns two different leaves as ``(view_a, view_b, label)``
+log-uniformly from ``divergence`` (:class:`~phylocl.data.simulator.evolved_config.EvolvedConfig`), under the
+:class:`~phylocl.data.simulator.evolution.EvolutionModel`; it returns two different leaves as ``(view_a, view_b, label)``
 like :class:`~phylocl.data.families.FamilyPairDataset`. Everything is drawn from
 ``numpy.random.default_rng([seed, EVOLVED_STREAM, epoch, step, j])``, so an item depends only on its key.
 Labels are ``label_offset + j``: above every real family's label and distinct within a step (``j`` counts the
@@ -21,9 +21,9 @@ from typing import Sequence
 import numpy as np
 from torch.utils.data import Dataset, Sampler
 
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.evolved_config import EvolvedConfig
-from phylocl.data.simulate import yule_tree
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.evolved_config import EvolvedConfig
+from phylocl.data.simulator.simulate import yule_tree
 from phylocl.data.views import SequenceView
 
 __all__ = ["EvolvedPairs", "MixedPairs", "MixedBatchSampler", "evolved_rows", "EVOLVED_KEY"]

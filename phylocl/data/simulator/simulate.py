@@ -7,11 +7,11 @@ Per family, independently:
    hi)`` the tree's diameter (``2 * rate``) is instead drawn log-uniformly from ``[lo, hi]`` per family, a spread
    from near-identical to the twilight zone;
 2. a random root sequence of ``length`` residues drawn from the model's stationary frequencies;
-3. evolution down every branch by :class:`~phylocl.data.evolution.EvolutionModel`: substitutions by the BLOSUM62
-   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.substitution`), discrete-gamma rate
-   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.rates`) and
+3. evolution down every branch by :class:`~phylocl.data.simulator.evolution.EvolutionModel`: substitutions by the BLOSUM62
+   chain (protein) or K80 (DNA, ``kappa = 1`` is JC69; see :mod:`phylocl.data.simulator.substitution`), discrete-gamma rate
+   heterogeneity across sites (``gamma_shape``; ``None`` = equal rates, see :mod:`phylocl.data.simulator.rates`) and
    insertions/deletions (``indel_rate`` events per substitution per site, lengths ``indel_length`` with mean
-   ``indel_mean``; see :mod:`phylocl.data.indels`).
+   ``indel_mean``; see :mod:`phylocl.data.simulator.indels`).
 
 With ``indel_rate = 0`` all sequences of a family stay aligned site by site, so for two leaves at patristic
 distance ``d`` the expected fraction of differing sites is ``3/4 (1 - e^(-4d/3))`` under JC69 with equal rates
@@ -25,19 +25,23 @@ Output layout (read back by :func:`phylocl.data.layouts.read_dataset`): ``<famil
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 from Bio import Phylo
 from Bio.Phylo.BaseTree import Clade, Tree
 
 from phylocl.atomic import atomic_dir
-from phylocl.data.evolution import EvolutionModel
-from phylocl.data.indels import IndelModel
+from phylocl.data.simulator.evolution import EvolutionModel
+from phylocl.data.simulator.indels import IndelModel
 from phylocl.errors import InputError
+from phylocl.resources import available_memory, human_bytes
 
-__all__ = ["SimulationParams", "SimulatedFamily", "yule_tree", "simulate_families", "write_simulation"]
+__all__ = ["SimulationParams", "SimulatedFamily", "yule_tree", "iter_families", "simulate_families", "write_simulation"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,24 @@ class SimulationParams:
     divergence: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("families", "members", "length", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        numbers = {"rate": self.rate, "indel_rate": self.indel_rate, "kappa": self.kappa, "indel_mean": self.indel_mean,
+                   "gamma_shape": self.gamma_shape, "divergence": self.divergence}
+        for name, value in numbers.items():
+            for v in (value if isinstance(value, (tuple, list)) else (value,)):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                      or not math.isfinite(v)):
+                    raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if self.gamma_shape is not None and self.gamma_shape <= 0:
+            raise ValueError(f"gamma_shape must be > 0, got {self.gamma_shape}")
+        if self.indel_mean > self.length:
+            raise ValueError(f"indel_mean ({self.indel_mean:g}) must be <= length ({self.length}): an indel "
+                             "longer than the sequence")
         if self.families < 1 or self.members < 2 or self.length < 1:
             raise ValueError(f"need families >= 1, members >= 2, length >= 1; got {self.families}, "
                              f"{self.members}, {self.length}")
@@ -73,6 +95,34 @@ class SimulationParams:
                 raise ValueError(f"divergence must be (min, max) with 0 < min <= max, got {self.divergence}")
             object.__setattr__(self, "divergence", (lo, hi))
         self.model()  # validates gamma and indel settings
+
+    def family_bytes(self) -> int:
+        """Estimated peak memory of evolving one family, in bytes: per site of a branch, the substitution CDFs
+        (states x 8 B, twice) and the state arrays; per leaf, its states (8 B) and its text (about 8 B)."""
+        states = 20 if self.alphabet == "protein" else 4
+        return int(self.length * (16 * states + 64) + self.members * self.length * 16)
+
+    def output_bytes(self) -> int:
+        """Estimated size of the written simulation, in bytes: every sequence with its FASTA header and the
+        Newick trees (about 40 B per member)."""
+        header = len(f">fam{self.families}_s{self.members}\n") + 1
+        return int(self.families * self.members * (self.length + header + 40))
+
+    def check_fits(self, out_dir: str | Path) -> None:
+        """Raise :class:`~phylocl.errors.InputError` when one family cannot be held in this machine's memory or
+        the whole output cannot fit on the disk of ``out_dir`` (estimates in the message)."""
+        need, have = self.family_bytes(), available_memory()
+        if have is not None and need > have / 2:
+            raise InputError(f"one family of {self.members:,} members x {self.length:,} residues needs about "
+                             f"{human_bytes(need)} of memory to evolve, more than half the {human_bytes(have)} available; use fewer "
+                             "--members or a shorter --length")
+        parent = Path(out_dir).resolve().parent
+        while not parent.exists():
+            parent = parent.parent
+        need, free = self.output_bytes(), shutil.disk_usage(parent).free
+        if need > free:
+            raise InputError(f"{self.families:,} families x {self.members:,} members x {self.length:,} residues "
+                             f"would write about {human_bytes(need)}, more than the {human_bytes(free)} free", path=parent)
 
     def model(self) -> EvolutionModel:
         """The evolution model these parameters describe."""
@@ -119,31 +169,51 @@ def yule_tree(names: list[str], rng: np.random.Generator, *, height: float) -> T
     return tree
 
 
-def simulate_families(params: SimulationParams) -> list[SimulatedFamily]:
-    """Evolve ``params.families`` independent families (see module doc); deterministic given ``params.seed``."""
+def iter_families(params: SimulationParams) -> Iterator[SimulatedFamily]:
+    """Evolve ``params.families`` independent families one at a time (see module doc); deterministic given
+    ``params.seed``. Only the family being yielded is held, so :func:`write_simulation` streams any number."""
     rng = np.random.default_rng(params.seed)
     model = params.model()
     wf, wm = len(str(params.families - 1)), len(str(params.members - 1))
-    out = []
     for f in range(params.families):
         name = f"fam{f:0{wf}d}"
         ids = [f"{name}_s{m:0{wm}d}" for m in range(params.members)]
         tree = yule_tree(ids, rng, height=params.height(rng))
         leaves = model.evolve(model.random_root(params.length, rng), tree, rng)
-        out.append(SimulatedFamily(name, ids, [model.decode(leaves[i]) for i in ids], tree))
-    return out
+        yield SimulatedFamily(name, ids, [model.decode(leaves[i]) for i in ids], tree)
 
 
-def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, params: SimulationParams,
+def _written_by_simulate(out_dir: Path) -> set[str]:
+    """The files an earlier ``phylocl simulate`` wrote into ``out_dir`` (from its ``simulation.json``'s families
+    count): ``simulation.json``, ``fam<i>.fasta`` and ``trees/fam<i>.nwk``."""
+    try:
+        families = int(json.loads((out_dir / "simulation.json").read_text())["params"]["families"])
+    except (OSError, ValueError, KeyError, TypeError):
+        families = 0  # unreadable: only simulation.json counts as ours, so every other file is named
+    width = len(str(max(families, 1) - 1))
+    names = {f"fam{f:0{width}d}" for f in range(families)}
+    return {"simulation.json", *(f"{n}.fasta" for n in names), *(f"trees/{n}.nwk" for n in names)}
+
+
+def simulate_families(params: SimulationParams) -> list[SimulatedFamily]:
+    """Every family of :func:`iter_families` in a list (small simulations; tests)."""
+    return list(iter_families(params))
+
+
+def write_simulation(families: Iterable[SimulatedFamily], out_dir: str | Path, *, params: SimulationParams,
                      overwrite: bool = False) -> Path:
     """Write ``<family>.fasta``, ``trees/<family>.nwk`` and ``simulation.json`` into ``out_dir`` atomically.
+
+    ``families`` may be a generator (:func:`iter_families`): each family is written as it comes. Sizes that cannot
+    fit (:meth:`SimulationParams.check_fits`) are refused before anything is written.
 
     An existing non-empty ``out_dir`` is replaced only with ``overwrite=True`` and only if it holds a
     ``simulation.json`` (an earlier simulation), never an unrelated folder.
     """
-    from phylocl.outputs import check_output_dir
+    from phylocl.outputs import check_output_dir, refuse_foreign_files
 
     out_dir = check_output_dir(out_dir)  # not a file, device or pipe, not under /proc, in a writable folder
+    params.check_fits(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise InputError("output exists and is not empty (use --overwrite to replace an earlier simulation)",
@@ -151,6 +221,7 @@ def write_simulation(families: list[SimulatedFamily], out_dir: str | Path, *, pa
         if not (out_dir / "simulation.json").is_file():
             raise InputError("refusing to replace a folder that is not an earlier simulation (no simulation.json)",
                              path=out_dir)
+        refuse_foreign_files(out_dir, _written_by_simulate(out_dir), what="the simulation")
     with atomic_dir(out_dir) as tmp:
         (tmp / "trees").mkdir()
         for fam in families:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from phylocl.errors import InputError
-from phylocl.retrieval.kmer import KmerEmbedder, parse_model_spec
+from phylocl.models.kmer import KmerEmbedder, parse_model_spec
 
 
 

@@ -21,14 +21,15 @@ from typing import Sequence
 import numpy as np
 
 from phylocl.data.alphabet import Alphabet, get_alphabet
+from phylocl.data.words import window_words, word_powers
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["KmerEmbedder", "parse_model_spec", "MAX_DIM"]
 
 SKETCH_SEED = 0  # fixes the sketch's buckets and signs (part of the fingerprint)
+MIN_SPARSE_BATCH = 1024  # sequences per NumPy step of embed_sparse at least
 MAX_DIM = 8192  # widest dense k-mer vector accepted (protein k=3: 8000; DNA k=6: 4096)
-_FIRST_LETTER_ID = 3  # token ids of letters start after <pad>, <cls>, <mask>
 
 
 def parse_model_spec(spec: str) -> tuple[str, int, int | None] | None:
@@ -48,7 +49,7 @@ def parse_model_spec(spec: str) -> tuple[str, int, int | None] | None:
 
 
 class KmerEmbedder:
-    """Dense, L2-normalised k-mer count vectors.
+    """Dense, L2-normalised k-mer count vectors; an :class:`~phylocl.models.embedder.Embedder` (sparse form too).
 
     Args:
         k: k-mer length, ``>= 1``; ``alphabet size ** k`` must not exceed :data:`MAX_DIM`.
@@ -63,23 +64,20 @@ class KmerEmbedder:
 
     def __init__(self, *, k: int, alphabet: str | Alphabet = "protein", dim: int | None = None) -> None:
         self.alphabet = get_alphabet(alphabet)
-        self.letters = self.alphabet.letters.replace(self.alphabet.unknown, "")
+        self.letters = self.alphabet.canonical
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.k = int(k)
         size = len(self.letters)
-        if size**self.k > MAX_DIM:
-            largest = int(np.floor(np.log(MAX_DIM) / np.log(size)))
+        largest = max(k for k in range(1, 64) if size**k <= MAX_DIM)
+        if self.k > largest:  # compared before raising size to the power k: kmer:1000000000 would never finish
+            words = f"{size**self.k}" if self.k <= 64 else f"{size}^{self.k}"
             raise ValueError(
-                f"k={self.k} gives {size**self.k} dimensions for {self.alphabet.name}; dense k-mer vectors are "
+                f"k={self.k} gives {words} dimensions for {self.alphabet.name}; dense k-mer vectors are "
                 f"limited to {MAX_DIM} (use k <= {largest} for {self.alphabet.name})"
             )
-        # token id -> letter code 0..size-1, or -1 for specials / the unknown letter
-        self._code = np.full(_FIRST_LETTER_ID + len(self.alphabet.letters), -1, dtype=np.int64)
-        for i, ch in enumerate(self.alphabet.letters):
-            if ch != self.alphabet.unknown:
-                self._code[_FIRST_LETTER_ID + i] = self.letters.index(ch)
-        self._powers = size ** np.arange(self.k - 1, -1, -1, dtype=np.int64)  # (k,) most significant first
+        self._code = self.alphabet.letter_codes()  # token id -> letter code 0..size-1, or -1 (specials, unknown)
+        self._powers = word_powers(size, self.k)  # (k,) most significant first
         self.sketch_dim = None if dim is None else int(dim)
         if self.sketch_dim is not None:
             if not 1 <= self.sketch_dim < size**self.k:
@@ -95,6 +93,16 @@ class KmerEmbedder:
     @property
     def embed_dim(self) -> int:
         return self.sketch_dim or len(self.letters) ** self.k
+
+    @property
+    def dim(self) -> int:
+        """Width of the rows (:class:`~phylocl.models.embedder.Embedder`); same as :attr:`embed_dim`."""
+        return self.embed_dim
+
+    @property
+    def sparse(self) -> bool:
+        """Whether :meth:`embed_sparse` works: full profiles yes, sketches (dense) no."""
+        return self.sketch_dim is None
 
     def kmer_index(self, kmer: str) -> int:
         """Column of ``kmer`` (canonical letters, length ``k``) in the embedding: base-``size`` number."""
@@ -131,12 +139,12 @@ class KmerEmbedder:
             return np.zeros(0, dtype=np.int64), None
         lengths = np.array([len(c) for c in codes[::2]]) + 1
         row = np.repeat(np.arange(len(sequences)), lengths)  # (T,) sequence of each position
-        windows = np.lib.stride_tricks.sliding_window_view(cat, self.k)  # (T - k + 1, k)
-        valid = (windows >= 0).all(axis=1)
-        kmers = windows[valid] @ self._powers  # (V,)
+        words = window_words(cat, self.k, len(self.letters))  # (T - k + 1,), -1 across a separator or X
+        valid = words >= 0
+        kmers = words[valid]  # (V,)
         if self.sketch_dim:
-            return row[: len(windows)][valid] * self.embed_dim + self._bucket[kmers], self._sign[kmers]
-        return row[: len(windows)][valid] * self.embed_dim + kmers, None
+            return row[: len(words)][valid] * self.embed_dim + self._bucket[kmers], self._sign[kmers]
+        return row[: len(words)][valid] * self.embed_dim + kmers, None
 
     def _counts(self, sequences: Sequence[str], offset: int) -> np.ndarray:
         dim = self.embed_dim
@@ -146,6 +154,9 @@ class KmerEmbedder:
     def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 1024) -> SparseRows:
         """The rows of :meth:`embed` in sparse form (full profiles only: a sketch is not sparse).
 
+        ``batch_size`` sequences are counted per NumPy step, at least :data:`MIN_SPARSE_BATCH` (smaller steps only
+        add overhead; the rows do not depend on it).
+
         A protein 3-mer profile of a 300-residue sequence holds about 290 of its 8,000 columns, so a database of
         them is ~30x smaller as :class:`~phylocl.sparse_rows.SparseRows` (no low-rank term: ``rank`` 0).
         """
@@ -154,6 +165,7 @@ class KmerEmbedder:
         if isinstance(sequences, str):
             raise TypeError("embed_sparse takes a list of sequences, not a single string")
         parts = []
+        batch_size = max(int(batch_size), MIN_SPARSE_BATCH)
         for start in range(0, len(sequences), batch_size):
             batch = sequences[start:start + batch_size]
             flat, counts = np.unique(self._hits(batch, start)[0], return_counts=True)  # sorted by row, column

@@ -1,0 +1,62 @@
+"""Share of a sparse index's scoring time spent checking the posting lists a query reads (damaged-index checks).
+
+Usage (what docs/retrieval.md reports)::
+
+    phylocl simulate --families 5000 --members 10 --length 300 --seed 3 -o runs/bench-sim
+    cat runs/bench-sim/*.fasta > runs/bench-db.fasta
+    phylocl index --fasta runs/bench-db.fasta --model kmer:3 -o runs/bench-db.idx
+    OMP_NUM_THREADS=1 python benchmarks/index_checks_cost.py runs/bench-db.idx runs/bench-db.fasta
+
+Prints one JSON line: the scoring time of 50 queries (one thread) per repeat, the time inside the checks, their
+share in the first repeat (each posting list is checked the first time a query reads it) and in the later ones,
+and the load average.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from phylocl.retrieval import index_checks, sparse_index
+from phylocl.retrieval.index_io import load_index
+from phylocl.retrieval.kmer import KmerEmbedder
+
+
+def main(index_path: str, fasta: str, queries: int = 50, repeats: int = 3) -> dict:
+    index = load_index(index_path)
+    index.threads = 1
+    with open(fasta) as f:
+        seqs = [line.strip() for line in f if not line.startswith(">")][:queries]
+    q = KmerEmbedder(k=3).embed_sparse(seqs)
+    spent = [0.0]
+    real = index_checks.checked_lists
+
+    def timed(lists, idx, cols):
+        t = time.perf_counter()
+        out = real(lists, idx, cols)
+        spent[0] += time.perf_counter() - t
+        return out
+
+    sparse_index.checked_lists = timed
+    runs = []
+    try:
+        for _ in range(repeats):
+            spent[0] = 0.0
+            t = time.perf_counter()
+            index.scores(q)
+            runs.append((time.perf_counter() - t, spent[0]))
+    finally:
+        sparse_index.checked_lists = real
+    return {"database": index.ntotal, "stored_values": index.nnz, "queries": len(seqs),
+            "scores_s": [round(a, 3) for a, _ in runs], "checks_s": [round(b, 3) for _, b in runs],
+            "share_first": round(runs[0][1] / runs[0][0], 4),  # every list checked for the first time
+            "share_later": round(float(np.median([b / a for a, b in runs[1:]])), 4),  # lists already checked
+            "load_average": os.getloadavg()[0]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))

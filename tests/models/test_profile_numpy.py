@@ -1,0 +1,86 @@
+"""NumpyProfileEncoder: a k-mer profile encoder's sparse rows without torch, against the torch paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.errors import InputError
+from phylocl.models.persistence import PRETRAINED_DIR
+from phylocl.models.profile_numpy import NumpyProfileEncoder, is_profile_folder
+from phylocl.models.sparse_embed import embed_sparse
+
+from .helpers import make_encoder
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A saved protein profile encoder with random weights, gains, and a large composition gain (every term counts),
+    windows of 16 residues (so the sequences below are windowed)."""
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet="protein", depth=3, max_len=16).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.weights[0, :50] = 0  # words of weight 0 give no entry
+        enc.backbone.gains.uniform_(0.3, 1.5)
+        enc.backbone.composition_gain.fill_(-0.4)
+    return enc, enc.save_pretrained(tmp_path_factory.mktemp("m") / "profile")
+
+
+def _sequences() -> list[str]:
+    rng = np.random.default_rng(1)
+    rand = ["".join(rng.choice(list(AA), n)) for n in (5, 40, 16, 17, 100, 3, 1)]
+    return rand + ["MK", "XXXXX", "mkvlXXbzAGWUO", "ACD", "MKVLAXAGIWMKVLAXXXXXXXXXXXXXXXXXXXXWW"]
+
+
+@pytest.mark.parametrize(("batch_size", "overlap"), [(1, None), (3, 0.25), (1024, 0.0)])
+def test_rows_equal_the_torch_sparse_and_dense_paths(folder, batch_size, overlap):
+    enc, path = folder
+    seqs = _sequences()
+    got = NumpyProfileEncoder(folder=path, overlap=overlap).embed_sparse(seqs, batch_size=batch_size)
+    want = embed_sparse(enc, seqs, batch_size=4, overlap=overlap)
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_allclose(got.values, want.values, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(got.coeffs, want.coeffs, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(got.basis, want.basis)
+    dense = enc.embed(seqs, overlap=overlap)  # (N, D)
+    assert np.abs(got.to_dense() - dense).max() < 1e-5
+    assert np.allclose(np.linalg.norm(got.to_dense(), axis=1), 1, atol=1e-5)
+
+
+def test_model_info_and_fingerprint_equal_the_torch_encoder(folder):
+    enc, path = folder
+    assert NumpyProfileEncoder(folder=path).model_info() == enc.model_info()
+    enc2 = phylocl.load_encoder(path)
+    with torch.no_grad():
+        enc2.backbone.gains[0] += 1e-3
+    assert NumpyProfileEncoder(folder=path).fingerprint() != enc2.fingerprint()  # the weights are hashed
+
+
+def test_shipped_default_protein_equals_its_torch_rows():
+    enc = phylocl.load_encoder("default-protein")
+    npe = NumpyProfileEncoder(folder=PRETRAINED_DIR / "default-protein")
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list(AA), n)) for n in (30, 300, 5000)] + ["MKVLXbzAGIV"]
+    got, want = npe.embed_sparse(seqs), embed_sparse(enc, seqs)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    assert np.abs(got.to_dense() - want.to_dense()).max() < 1e-5
+    assert npe.model_info() == enc.model_info()
+
+
+def test_bad_input_and_other_models(folder, tmp_path):
+    _, path = folder
+    npe = NumpyProfileEncoder(folder=path)
+    with pytest.raises(InputError, match="sequence 2 is empty"):
+        npe.embed_sparse(["MK", ""])
+    with pytest.raises(InputError, match="sequence 1: letter"):
+        npe.embed_sparse(["MK1"])
+    assert len(npe.embed_sparse([])) == 0
+    gmlp = make_encoder("gmlp-small", seed=0).save_pretrained(tmp_path / "gmlp")
+    assert is_profile_folder(path) and not is_profile_folder(gmlp) and not is_profile_folder(tmp_path / "none")
+    with pytest.raises(InputError, match="k-mer profile"):
+        NumpyProfileEncoder(folder=gmlp)

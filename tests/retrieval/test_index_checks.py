@@ -1,0 +1,162 @@
+"""A damaged index bundle never crashes and never lies (issue 25, defect 3): structure checked at every load,
+checksums of every file written at build time (small files verified at load, all with ``phylocl index --verify``),
+posting lists checked as a query reads them, never a NaN score."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import phylocl.retrieval.index_checks as checks
+from phylocl.cli import main
+from phylocl.errors import InputError
+from phylocl.retrieval.index_io import load_index
+from phylocl.retrieval.kmer import KmerEmbedder
+from phylocl.retrieval.sparse_build import write_sparse_index
+from phylocl.sparse_rows import SparseRows
+
+REPO = Path(__file__).resolve().parents[2]
+LETTERS = list("ACDEFGHIKLMNPQRSTVWY")
+
+
+def _rows(n=40, rank=2, seed=0) -> tuple[SparseRows, list[str]]:
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(LETTERS, rng.integers(8, 40))) for _ in range(n)]
+    rows = KmerEmbedder(k=2).embed_sparse(seqs)
+    if rank:
+        rows = SparseRows(indptr=rows.indptr, indices=rows.indices, values=rows.values,
+                          coeffs=(0.05 * rng.standard_normal((n, rank))).astype(np.float32),
+                          basis=rng.standard_normal((rank, rows.dim)).astype(np.float32), dim=rows.dim)
+    return rows, seqs
+
+
+@pytest.fixture
+def bundle(tmp_path) -> Path:
+    rows, _ = _rows()
+    ids = [f"s{i}" for i in range(len(rows))]
+    write_sparse_index(tmp_path / "ix", [(rows, ids, None)], model={"name": "m", "dim": rows.dim})
+    return tmp_path / "ix"
+
+
+def _search(path: Path):
+    rows, _ = _rows()
+    index = load_index(path)
+    return index.search(rows.slice(0, 5), 3)
+
+
+def _npy_data(path: Path, name: str) -> tuple[np.ndarray, int]:
+    """``(array, byte offset of its data)`` of ``path/name`` (to damage the data, not the header)."""
+    arr = np.load(path / name, allow_pickle=False)
+    return arr, os.path.getsize(path / name) - arr.nbytes
+
+
+def _poke(path: Path, name: str, index: int, value) -> None:
+    """Overwrite element ``index`` of the .npy file's data in place with ``value`` (same dtype)."""
+    arr, off = _npy_data(path, name)
+    with open(path / name, "r+b") as f:
+        f.seek(off + index * arr.dtype.itemsize)
+        f.write(np.array([value], dtype=arr.dtype).tobytes())
+
+
+def test_build_writes_checksums_of_every_file_and_a_clean_bundle_verifies(bundle, capsys):
+    record = json.loads((bundle / "checksums.json").read_text())
+    assert set(record["files"]) == {p.name for p in bundle.iterdir()} - {"checksums.json"}
+    assert main(["index", "--verify", str(bundle)]) == 0
+    assert "ok" in capsys.readouterr().out
+    scores, idx = _search(bundle)
+    assert np.isfinite(scores).all() and (idx >= 0).all()
+
+
+def test_flipped_bytes_are_caught_by_the_checksums_at_load(bundle):
+    arr, off = _npy_data(bundle, "values.npy")
+    with open(bundle / "values.npy", "r+b") as f:  # a finite value changed: only a checksum can tell
+        f.seek(off + 5)
+        byte = f.read(1)
+        f.seek(off + 5)
+        f.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(InputError, match="values.npy.*checksum"):
+        load_index(bundle)
+
+
+def test_big_files_are_verified_on_request(bundle, monkeypatch, capsys):
+    """Files above the load-time limit are checked by ``phylocl index --verify`` only (reading them all would slow
+    every search of a large index)."""
+    monkeypatch.setattr(checks, "VERIFY_AT_LOAD_BYTES", 0)
+    _poke(bundle, "values.npy", 3, np.float32(0.123))
+    load_index(bundle)  # structure is sound; the changed value is found only by a full verification
+    assert main(["index", "--verify", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "values.npy" in err and "checksum" in err
+
+
+def _without_checksums(bundle: Path) -> Path:
+    (bundle / "checksums.json").unlink()  # as an earlier phylocl wrote it: structure checks only
+    return bundle
+
+
+def test_non_increasing_ptr_is_refused_at_load(bundle):
+    ptr, _ = _npy_data(_without_checksums(bundle), "ptr.npy")
+    j = int(np.flatnonzero(np.diff(ptr) > 0)[0]) + 1
+    _poke(bundle, "ptr.npy", j, ptr[j] - 1 if ptr[j] > 0 else 10**6)
+    _poke(bundle, "ptr.npy", j - 1, ptr[j] + 5)
+    with pytest.raises(InputError, match="ptr"):
+        load_index(bundle)
+
+
+@pytest.mark.parametrize("name", ["dense.npy", "basis.npy"])
+def test_nan_in_the_dense_part_is_refused_at_load(bundle, name):
+    _poke(_without_checksums(bundle), name, 1, np.float32("nan"))
+    with pytest.raises(InputError, match=f"{name}.*not finite"):
+        load_index(bundle)
+
+
+def test_swapped_dense_and_basis_are_refused(bundle):
+    _without_checksums(bundle)
+    os.replace(bundle / "dense.npy", bundle / "tmp.npy")
+    os.replace(bundle / "basis.npy", bundle / "dense.npy")
+    os.replace(bundle / "tmp.npy", bundle / "basis.npy")
+    with pytest.raises(InputError, match="dense"):
+        load_index(bundle)
+
+
+def test_nan_value_in_a_posting_list_never_gives_a_nan_score(bundle):
+    values, _ = _npy_data(_without_checksums(bundle), "values.npy")
+    _poke(bundle, "values.npy", 0, np.float32("nan"))
+    _poke(bundle, "values.npy", len(values) - 1, np.float32("inf"))
+    with pytest.raises(InputError, match="not finite"):
+        _search(bundle)
+
+
+_SEARCH = """
+import sys
+from phylocl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("value", [10**6, -3])
+def test_row_id_out_of_range_is_one_line_not_a_segfault(tmp_path, value):
+    """Out-of-range row ids (flipped bytes in rows.npy) made scipy write out of bounds: a segmentation fault. Run in
+    a child process so that a crash is a failed test, not a crashed test run."""
+    _, seqs = _rows(rank=0)
+    db = tmp_path / "db.fasta"
+    db.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = lambda *a: subprocess.run([sys.executable, "-c", _SEARCH, *map(str, a)], env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    idx = tmp_path / "db.idx"
+    assert run("index", "--fasta", db, "--model", "kmer:2", "-o", idx, "--quiet").returncode == 0
+    (idx / "checksums.json").unlink()
+    rows, _ = _npy_data(idx, "rows.npy")
+    for at in range(0, len(rows), 7):
+        _poke(idx, "rows.npy", at, value)
+    proc = run("search", "--index", idx, "--query", db, "--model", "kmer:2", "-o", tmp_path / "hits.tsv", "--quiet")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "rows.npy" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "hits.tsv").exists()

@@ -1,0 +1,180 @@
+"""``phylocl train`` trust (issue 25): checkpoints never run code (defect 1), a diverged run is not exported
+(defect 2), a killed run is not silently started over and a finished one is not rewritten (defect 8); the export is a
+``save_pretrained`` model folder, and old ``encoder.pt`` runs still load (issue 26, item 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import phylocl
+from phylocl.cli import main
+from phylocl.config import load_config
+from phylocl.configtools import to_dict
+from phylocl.workflows.run_folder import write_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "datasets" / "example-mini-mit" / "protein"
+SETS = ["model.name=gmlp-tiny", f"data.path={EXAMPLE}", "data.max_len=48", "data.batch_size=4",
+        "data.fractions=[0.6,0.2,0.2]", "trainer.max_steps=4", "trainer.val_every_n_steps=2",
+        "trainer.log_every_n_steps=1", "optim.warmup_steps=1"]
+
+
+def _args(out, *extra, sets=SETS):
+    args = ["train", "--out", str(out), "--quiet"]
+    for s in list(sets) + list(extra):
+        args += ["--set", s]
+    return args
+
+
+def _refused(capsys, argv, *needles):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+class _Evil:
+    """Unpickling it opens (creates) the file ``marker``: code run by a checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _run_folder_with(out: Path, name: str, payload) -> None:
+    """A run folder as a killed run leaves it (config.yaml, checkpoints/NAME), with ``payload`` as the checkpoint."""
+    (out / "checkpoints").mkdir(parents=True)
+    write_config(out, to_dict(load_config(None, SETS)))
+    torch.save(payload, out / "checkpoints" / name)
+
+
+# ------------------------------------------------------------------------------------- defect 1: no code on resume
+@pytest.mark.parametrize("name", ["last.ckpt", "interrupted.ckpt"])
+def test_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, capsys, name):
+    out, marker = tmp_path / "run", tmp_path / "pwned"
+    _run_folder_with(out, name, {"state_dict": {}, "epoch": 0, "global_step": 1, "x": _Evil(marker)})
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], name, "refusing to load")
+    assert not marker.exists()  # the pickle's code never ran
+
+
+def test_a_real_checkpoint_loads_weights_only(tmp_path):
+    from phylocl.training.checkpoints import load_checkpoint
+
+    out = tmp_path / "run"
+    assert main(_args(out)) == 0
+    state = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert state["global_step"] == 4 and "state_dict" in state
+
+
+def test_every_load_in_the_package_is_data_only():
+    """No ``torch.load(weights_only=False)``, ``pickle``, ``np.load(allow_pickle=True)`` or ``yaml.load`` in
+    phylocl/: each file phylocl reads is read as data."""
+    import re
+
+    bad = re.compile(r"weights_only\s*=\s*False|allow_pickle\s*=\s*True|\byaml\.(?:load|unsafe_load|full_load)\(|"
+                     r"\bimport pickle\b|\bpickle\.loads?\(|\bnp\.load\((?![^)]*allow_pickle=False)")
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "phylocl").rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1) if bad.search(line)]
+    assert hits == []
+
+
+# ---------------------------------------------------------------------- a finished run, trained once for the module
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(_args(out)) == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+# ------------------------------------------------------------------- issue 26 item 5: a save_pretrained model folder
+def test_train_exports_a_model_folder_that_load_encoder_reads(finished_run):
+    assert (finished_run / "config.json").is_file() and (finished_run / "model.safetensors").is_file()
+    assert not (finished_run / "encoder.pt").exists()
+    config = json.loads((finished_run / "config.json").read_text())
+    assert config["model_type"] == "phylocl-encoder" and config["name"] == "gmlp-tiny"
+    enc = phylocl.load_encoder(finished_run)
+    x = enc.embed(["MKVLAAGIVGLLA", "MSTAPQRWPLLL"])
+    assert x.shape == (2, enc.embed_dim) and np.isfinite(x).all()
+
+
+def test_an_old_run_with_encoder_pt_still_loads_and_counts_as_finished(run_copy, capsys):
+    enc = phylocl.load_encoder(run_copy)
+    (run_copy / "config.json").unlink()
+    (run_copy / "model.safetensors").unlink()
+    enc.save(run_copy / "encoder.pt")  # what phylocl train wrote before issue 26
+    old = phylocl.load_encoder(run_copy)
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), old.state_dict().values()))
+    _refused(capsys, _args(run_copy), "already holds a trained encoder")
+    before = (run_copy / "metrics.json").read_bytes()
+    assert main(["train", "--resume", "--out", str(run_copy), "--quiet"]) == 0
+    assert "finished" in capsys.readouterr().err and (run_copy / "metrics.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------- defect 8: killed runs and finished runs
+def test_training_into_a_killed_run_without_resume_is_refused(run_copy, capsys):
+    for name in ("config.json", "model.safetensors", "metrics.json", "splits.json"):
+        (run_copy / name).unlink()  # killed after its last checkpoint, before the export
+    log = (run_copy / "logs" / "metrics.csv").read_bytes()
+    _refused(capsys, _args(run_copy), "--resume", "new --out")
+    assert (run_copy / "logs" / "metrics.csv").read_bytes() == log  # the earlier logs are kept
+    assert (run_copy / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_of_a_finished_run_is_a_no_op_that_says_so(run_copy, capsys):
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run_copy), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "already finished" in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before  # metrics.json untouched
+
+
+# ----------------------------------------------------------------------------- defect 2: no export of a diverged run
+@pytest.mark.parametrize("eval_enabled", ["true", "false"])
+def test_a_run_that_diverges_on_its_last_update_is_not_exported(tmp_path, capsys, eval_enabled):
+    out = tmp_path / "run"
+    _refused(capsys, _args(out, "optim.lr=1e30", "trainer.max_steps=1", "optim.warmup_steps=0",
+                           f"eval.enabled={eval_enabled}"), "after step 1", "no encoder was exported")
+    assert not out.exists()
+
+
+def test_export_check_names_the_parameter_that_is_not_finite():
+    from phylocl.errors import InputError
+    from phylocl.workflows.train_checks import check_exportable
+
+    torch.manual_seed(0)
+    enc = phylocl.build_encoder("gmlp-tiny")
+    check_exportable(enc, ["MKVLAAGIVG", "MSTAPQRW"], step=7)  # a healthy encoder passes
+    name, param = next(iter(enc.named_parameters()))
+    with torch.no_grad():
+        param.view(-1)[0] = float("inf")
+    with pytest.raises(InputError, match=f"after step 7: parameter {name} holds inf"):
+        check_exportable(enc, ["MKVLAAGIVG", "MSTAPQRW"], step=7)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_started_over_silently(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_config(out, to_dict(load_config(None, SETS)))  # killed right after training started
+    _refused(capsys, _args(out), "before its first checkpoint", "new --out")
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "nothing to resume")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
