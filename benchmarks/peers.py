@@ -197,7 +197,8 @@ def run_aligner(spec: str, ds, levels, args, work: Path) -> list[dict]:
     level."""
     start = time.perf_counter()
     tool, extra = split_tool(spec)
-    fasta = write_fasta(work / "set.fasta", ds.ids, ds.sequences)
+    ids = [f"s{i}" for i in range(len(ds))]  # plain ids: MMseqs2 shortens 'gi|1|gb|ACC|' headers to 'ACC'
+    fasta = write_fasta(work / "set.fasta", ids, ds.sequences)
     out = work / f"{tool}.m8"
     commands = aligner_commands(tool, fasta, out, work, alphabet=ds.alphabet.name, threads=args.threads,
                                 n=len(ds), sensitivity=args.sensitivity, evalue=args.evalue, extra=extra)
@@ -212,12 +213,12 @@ def run_aligner(spec: str, ds, levels, args, work: Path) -> list[dict]:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise RuntimeError(f"{shlex.join(cmd)} failed ({done.returncode}): {' | '.join(tail)}")
     search = time.perf_counter() - t0
-    hits = read_tool_hits(out, ds.ids, score=args.score)
+    hits = read_tool_hits(out, ids, score=args.score)
     shown = " && ".join(shlex.join(c) for c in commands).replace(str(work), "WORK").replace(shlex.join(PHYLOCL),
                                                                                               "phylocl")
     head = {"tool": spec, "version": tool_version(tool), "command": shown, "score": args.score,
             "n_hits": int(len(hits.targets)), "search_seconds": round(search, 2), "step_seconds": steps}
-    rows = [{"level": name, **head, **_figures(score_tool_hits(hits, ds.ids, ds.families, groups, args.k), args.k)}
+    rows = [{"level": name, **head, **_figures(score_tool_hits(hits, ids, ds.families, groups, args.k), args.k)}
             for name, groups in levels]
     total = round(time.perf_counter() - start, 2)
     return [{**r, "total_seconds": total} for r in rows]

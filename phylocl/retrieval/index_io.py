@@ -9,7 +9,8 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
 A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
 :mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
 every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
-(:mod:`phylocl.retrieval.index_checks`).
+(:mod:`phylocl.retrieval.index_checks`). A sparse bundle built from a FASTA file also holds the database sequences
+(``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search: :mod:`phylocl.retrieval.sequence_store`.
 """
 
 from __future__ import annotations

@@ -178,11 +178,15 @@ def test_index_without_sequences_or_with_damaged_ones_is_refused(tmp_path, db, c
     (tmp_path / "ix" / "sequences.bin").write_bytes((tmp_path / "ix" / "sequences.bin").read_bytes()[:-3])
     capsys.readouterr()
     out = tmp_path / "h.tsv"
-    for bundle, message in (("dense", "holds no database sequences"), ("ix", "do not match the index")):
+    for bundle, message in (("dense", "holds no database sequences"), ("ix", "sequences.bin holds")):
         assert main(["search", "--query", str(db), "--index", str(tmp_path / bundle), "-o", str(out),
                      "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1 and not out.exists()
+        assert message in err and err.count("\n") == 1 and not out.exists()  # (ix: checksums.json names it)
+    (tmp_path / "ix" / "checksums.json").unlink(missing_ok=True)  # without checksums, the store's own check
+    assert main(["search", "--query", str(db), "--index", str(tmp_path / "ix"), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "do not match the index" in err and err.count("\n") == 1 and not out.exists()
     assert main(["search", "--query", str(db), "--index", str(tmp_path / "dense"), "-o", str(out), "--quiet",
                  "--no-align"]) == 0
 
