@@ -77,7 +77,7 @@ class SimulationParams:
                                       or not math.isfinite(v)):
                     raise ValueError(f"{name} must be a finite number, got {v!r}")
         if self.gamma_shape is not None and self.gamma_shape <= 0:
-            raise ValueError(f"gamma_shape must be > 0, got {self.gamma_shape}")
+            raise ValueError(f"gamma shape (--gamma-shape) must be > 0, got {self.gamma_shape}")
         if self.indel_mean > self.length:
             raise ValueError(f"indel_mean ({self.indel_mean:g}) must be <= length ({self.length}): an indel "
                              "longer than the sequence")
