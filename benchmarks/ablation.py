@@ -533,6 +533,56 @@ def cmd_speed(args) -> None:
     print(json.dumps(summary))
 
 
+FIGURE_METHODS = {"protein": ["kmer:3", "default-protein"], "dna": ["kmer:5", "kmer:3", "default-dna"]}
+FIGURES = REPO / "phylocl" / "pretrained" / "dev-figures.json"
+
+
+def cmd_figures(args) -> None:
+    """Write ``phylocl/pretrained/dev-figures.json`` from measurements (the no-model default is chosen from it).
+
+    Per alphabet and method (``FIGURE_METHODS``: the ``kmer:K`` baselines and the shipped encoders): family-level
+    AUC1 per dev set (``<alphabet>``, the table :mod:`phylocl.workflows.defaults` ranks by), recall@300 per dev set
+    (``recall@300``: all against all within the dev set, as AUC1) and, with ``--decoys``, recall@300 against the dev
+    set plus the training sequences as decoys (``recall@300_decoys``, sparse models only). Each method's rows are
+    cached in ``runs/figures/<alphabet>/<method>[.decoys].json`` (delete them to re-measure a method).
+    """
+    from phylocl.atomic import atomic_path
+
+    cache = REPO / "runs" / "figures"
+    table = {"description": "Dev-split figures (family level) of the methods that phylocl can use without --model, "
+                            "per alphabet: AUC1 per dev set (the default is the method with the highest mean AUC1 "
+                            "over the alphabet's dev sets; ties: the first listed) and recall@300 (all against "
+                            "all within each dev set; recall@300_decoys: against the dev set plus the alphabet's "
+                            "training sequences as unlabelled decoys).",
+             "source": "python benchmarks/ablation.py figures [--decoys] (score / score --decoys of each method on "
+                       "the family-disjoint dev sets of configs/splits/dev-<alphabet>.json); docs/models.md",
+             "metric": "auc1"}
+    extra: dict = {"recall@300": {}, "recall@300_decoys": {}}
+    for alphabet in args.alphabets:
+        table[alphabet] = {}
+        for method in FIGURE_METHODS[alphabet]:
+            for decoys in (False, True) if args.decoys else (False,):
+                path = cache / alphabet / f"{method.replace(':', '')}{'.decoys' if decoys else ''}.json"
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    rows = (score_decoys if decoys else score)(method, alphabet)
+                    path.write_text(json.dumps(rows, indent=1) + "\n")
+                rows = [r for r in json.loads(path.read_text()) if r["level"] == "family"]
+                if decoys:
+                    extra["recall@300_decoys"].setdefault(alphabet, {})[method] = {
+                        r["dataset"]: round(r["recall@300"], 4) for r in rows}
+                else:
+                    table[alphabet][method] = {r["dataset"]: round(r["auc1"], 4) for r in rows}
+                    extra["recall@300"].setdefault(alphabet, {})[method] = {
+                        r["dataset"]: round(r["recall@300"], 4) for r in rows}
+                print(f"{alphabet} {method}{' (decoys)' if decoys else ''}: measured", file=sys.stderr, flush=True)
+    table.update({k: v for k, v in extra.items() if v})
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(table, indent=1) + "\n")
+    print(json.dumps({"written": str(out)}))
+
+
 def cmd_ship(args) -> None:
     """Copy a trained run's exported encoder into the package as the model folder ``phylocl/pretrained/<name>/``
     (config.json + model.safetensors), renamed."""
@@ -586,6 +636,11 @@ def main(argv=None) -> None:
     s.add_argument("--sparse", action="store_true",
                    help="prebuilt: a sparse index from the FASTA (k-mer profile models) instead of embed + flat")
     s.set_defaults(fn=cmd_speed)
+    s = sub.add_parser("figures", help="measure and write phylocl/pretrained/dev-figures.json")
+    s.add_argument("--alphabets", nargs="+", default=["protein", "dna"], choices=sorted(DATASETS))
+    s.add_argument("--decoys", action="store_true", help="also recall@300 with the training sequences as decoys")
+    s.add_argument("--out", default=str(FIGURES))
+    s.set_defaults(fn=cmd_figures)
     s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>/ under that name")
     s.add_argument("run", help="training output folder (or encoder file)")
     s.add_argument("name", help="shipped name, e.g. default-protein")

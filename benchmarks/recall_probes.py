@@ -11,6 +11,8 @@ of ``phylocl evaluate`` (:func:`~phylocl.retrieval.metrics.score_hits`: recall@k
                     whose BLOSUM62 score against it is ``>= T`` (MMseqs2's neighbours without its diagonal rule);
                     both sides expanded (``sim``) or only the query side (``qsimT``: the database rows, and so an
                     index, stay as they are);
+``lrRgG``           plus the similar-word block of ``similar_rank = R`` at initialisation with gain ``G``
+                    (its window-pair score adds ``G * t_q . t_d``, ``t`` the unit block of each side);
 ``winW``            windows of ``W`` residues (stride ``W / 2``) embedded separately; a pair scores its best
                     window pair (late interaction); sequences shorter than ``W`` are one window.
 
@@ -102,21 +104,11 @@ def profile(counts: list[sp.csr_matrix], weights: np.ndarray, gains: np.ndarray,
 
 
 def lowrank_words(letters: str, k: int, rank: int) -> np.ndarray:
-    """``(n^k, rank)`` word vectors ``E`` whose inner products approximate the BLOSUM62 odds-ratio kernel of words,
-    ``K(u, v) = prod_i 2^(B(u_i, v_i) / 2)``: the top ``rank`` eigenpairs of the Kronecker power of the 20 x 20
-    odds-ratio matrix (``E E^T`` = its best rank-``rank`` approximation)."""
-    from Bio.Align import substitution_matrices
+    """``(n^k, rank)``: the similar-word vectors of the encoder's ``similar_rank`` block at initialisation
+    (:func:`~phylocl.models.kmerprofile.similar_word_vectors`, the BLOSUM62 word kernel's top eigenpairs)."""
+    from phylocl.models.kmerprofile import similar_word_vectors
 
-    b = substitution_matrices.load("BLOSUM62")
-    m = np.array([[2.0 ** (b[x][y] / 2) for y in letters] for x in letters])  # (n, n)
-    lam, u = np.linalg.eigh(m)
-    lam = np.clip(lam, 0, None)
-    vals, vecs = np.ones(1), np.ones((1, 1))
-    for _ in range(k):
-        vals = np.outer(vals, lam).ravel()
-        vecs = np.einsum("ia,jb->ijab", vecs, u).reshape(vecs.shape[0] * len(letters), -1)
-    top = np.argsort(-vals)[:rank]
-    return vecs[:, top] * np.sqrt(vals[top])[None, :]
+    return similar_word_vectors(k, rank).astype(np.float64)
 
 
 def dense_term(counts: list[sp.csr_matrix], weights: np.ndarray, words: np.ndarray) -> np.ndarray:

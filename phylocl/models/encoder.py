@@ -71,7 +71,7 @@ def _kmerbag(c: EncoderConfig) -> nn.Module:
 
 
 def _kmerprofile(c: EncoderConfig) -> nn.Module:
-    return KmerProfile(alphabet=c.alphabet, k=c.depth)  # depth = letters per word
+    return KmerProfile(alphabet=c.alphabet, k=c.depth, similar_rank=c.similar_rank)  # depth = letters per word
 
 
 def _smlp(c: EncoderConfig) -> nn.Module:
