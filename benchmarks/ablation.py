@@ -9,6 +9,7 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
     python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
     python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>/
+    python benchmarks/ablation.py figures --decoys protein   # -> phylocl/pretrained/dev-figures.json (measured)
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -467,6 +468,23 @@ def cmd_table(args) -> None:
               + f" | {np.mean(auc):.3f} | {np.mean(hard):.3f} |")
 
 
+def cmd_rtable(args) -> None:
+    """Markdown table of score JSON files (``score`` / ``score --decoys`` output): AUC1 / recall@100 / recall@300 per
+    dev set, one row per ``LABEL=FILE`` (docs/models.md, issue 24); ``--sets`` picks the columns."""
+    head = None
+    for item in args.rows:
+        label, _, path = item.partition("=")
+        rows = {f"{r['dataset']} {r['level']}": r for r in json.loads(Path(path).read_text())}
+        cols = [c for c in rows if not args.sets or any(c.startswith(s) for s in args.sets)]
+        if head is None:
+            head = cols
+            print("| method | " + " | ".join(head) + " |")
+            print("|---|" + "---:|" * len(head))
+        print(f"| {label} | " + " | ".join(
+            f"{rows[c]['auc1']:.3f} / {rows[c]['recall@100']:.3f} / {rows[c]['recall@300']:.3f}"
+            + (f" ({rows[c]['hitlist_recall']:.3f})" if "hitlist_recall" in rows[c] else "") for c in head) + " |")
+
+
 def _timed(cmd: list, cwd: Path, env: dict) -> float:
     started = time.perf_counter()
     subprocess.run([str(c) for c in cmd], check=True, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
@@ -538,7 +556,8 @@ FIGURES = REPO / "phylocl" / "pretrained" / "dev-figures.json"
 
 
 def cmd_figures(args) -> None:
-    """Write ``phylocl/pretrained/dev-figures.json`` from measurements (the no-model default is chosen from it).
+    """Write ``phylocl/pretrained/dev-figures.json`` from measurements (the no-model default is chosen from it;
+    ``python benchmarks/ablation.py figures --decoys protein``).
 
     Per alphabet and method (``FIGURE_METHODS``: the ``kmer:K`` baselines and the shipped encoders): family-level
     AUC1 per dev set (``<alphabet>``, the table :mod:`phylocl.workflows.defaults` ranks by), recall@300 per dev set
@@ -561,7 +580,7 @@ def cmd_figures(args) -> None:
     for alphabet in args.alphabets:
         table[alphabet] = {}
         for method in FIGURE_METHODS[alphabet]:
-            for decoys in (False, True) if args.decoys else (False,):
+            for decoys in (False, True) if alphabet in args.decoys else (False,):
                 path = cache / alphabet / f"{method.replace(':', '')}{'.decoys' if decoys else ''}.json"
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -625,6 +644,10 @@ def main(argv=None) -> None:
     s.add_argument("alphabet", choices=sorted(DATASETS))
     s.add_argument("extra", nargs="*", help="more rows: run folders or score JSON files (e.g. kmer:3's)")
     s.set_defaults(fn=cmd_table)
+    s = sub.add_parser("rtable", help="markdown table of score JSON files: AUC1 / recall@100 / recall@300")
+    s.add_argument("rows", nargs="+", metavar="LABEL=FILE")
+    s.add_argument("--sets", nargs="*", default=[], help="dataset name prefixes to show (default: all)")
+    s.set_defaults(fn=cmd_rtable)
     s = sub.add_parser("speed", help="embedding + FAISS search against DIAMOND --sensitive on one query/db pair")
     s.add_argument("--query", required=True)
     s.add_argument("--db", required=True)
@@ -638,7 +661,8 @@ def main(argv=None) -> None:
     s.set_defaults(fn=cmd_speed)
     s = sub.add_parser("figures", help="measure and write phylocl/pretrained/dev-figures.json")
     s.add_argument("--alphabets", nargs="+", default=["protein", "dna"], choices=sorted(DATASETS))
-    s.add_argument("--decoys", action="store_true", help="also recall@300 with the training sequences as decoys")
+    s.add_argument("--decoys", nargs="*", default=[], choices=sorted(DATASETS), metavar="ALPHABET",
+                   help="also recall@300 with the training sequences as decoys, for these alphabets")
     s.add_argument("--out", default=str(FIGURES))
     s.set_defaults(fn=cmd_figures)
     s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>/ under that name")
