@@ -6,7 +6,9 @@ by ``python benchmarks/kmerprofile.py idf``) and scores the materialised protein
 of ``phylocl evaluate`` (:func:`~phylocl.retrieval.metrics.score_hits`: recall@k, MAP@R, AUC1). Probes:
 
 ``base``            the encoder's own profile (its ``sqrt`` counts times word weights, blocks normalised, the
-                    composition term left out: it is 1e-3 of the norm);
+                    composition term left out: it is 1e-3 of the norm), with its similar-word block if it has one
+                    (``similar_rank``; its score adds ``g_s^2 t_q . t_d``, as the encoder's cosine does up to the
+                    final normalisation);
 ``simT``            similar words: each word also counts, with weight ``beta``, every word of the same pattern
                     whose BLOSUM62 score against it is ``>= T`` (MMseqs2's neighbours without its diagonal rule);
                     both sides expanded (``sim``) or only the query side (``qsimT``: the database rows, and so an
@@ -185,6 +187,10 @@ def run_probe(encoder, name: str, dev, decoys, letters: str, cache: dict):
         d = profile(dc, w, g, None if sim.group(1) else expand)
     elif name == "base" or win or low:
         q, d = profile(qc, w, g), profile(dc, w, g)
+        if bb.similar_rank and not low:  # the encoder's own (learned) similar-word block
+            words = bb.word_vectors.detach().numpy().astype(np.float64)
+            gain = float(bb.similar_gain.detach()) ** 2
+            extra = (dense_term(qc, w, words), dense_term(dc, w, words), gain)
         if low:
             words = cache.setdefault(("lr", low.group(1)), lowrank_words(letters, bb.k, int(low.group(1))))
             extra = (dense_term(qc, w, words), dense_term(dc, w, words), float(low.group(2)))
