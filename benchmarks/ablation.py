@@ -216,8 +216,11 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
 }
 
 
-def dev_dir(alphabet: str) -> Path:
-    return REPO / "runs" / "dev" / alphabet
+PART = {"val": "dev", "test": "quarantine"}  # split part -> folder under runs/ (the quarantine: reported once)
+
+
+def dev_dir(alphabet: str, part: str = "val") -> Path:
+    return REPO / "runs" / PART[part] / alphabet
 
 
 def cmd_materialize(args) -> None:
@@ -229,11 +232,13 @@ def cmd_materialize(args) -> None:
 
     split = json.loads((REPO / "configs" / "splits" / f"dev-{args.alphabet}.json").read_text())
     for name, info in split["datasets"].items():
-        ds = read(name).select_families(info["val"])
+        if not info[args.part]:
+            continue
+        ds = read(name).select_families(info[args.part])
         ids = [i.replace("|", "_") for i in ds.ids]
         if len(set(ids)) != len(ids):
             raise SystemExit(f"{name}: ids clash once '|' is replaced")
-        with atomic_dir(dev_dir(args.alphabet) / name) as tmp:
+        with atomic_dir(dev_dir(args.alphabet, args.part) / name) as tmp:
             write_fasta(tmp / "sequences.fasta", ids, ds.sequences)
             cols = list(ds.metadata)
             with open(tmp / "labels.tsv", "w", newline="") as f:
@@ -244,7 +249,7 @@ def cmd_materialize(args) -> None:
         print(f"{name}: {len(ds)} sequences, {len(ds.family_index)} families", file=sys.stderr)
 
 
-def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
+def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
     """Dev figures of ``model`` on every materialized dev set (family level, plus ``GROUP_LEVELS``).
 
     The steps of ``phylocl evaluate`` (read, resolve the model, embed, :func:`evaluate_embeddings`), with each
@@ -258,7 +263,9 @@ def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     rows = []
     for name in DATASETS[alphabet]:
-        ds = read_labelled(dev_dir(alphabet) / name, None)
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
         started = time.perf_counter()
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)
         seconds = time.perf_counter() - started
@@ -303,7 +310,7 @@ def _sparse_hits(index, q_rows, n_dev: int, depth: int):
     return HitLists.from_lists(lists)
 
 
-def score_decoys(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
+def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
     """Dev figures with the training sequences as decoys (:func:`decoy_sequences`): each dev set's sequences query
     that dev set plus ~16,000 (protein) unlabelled decoys, so that recall@100 / @300 measure a prefilter on a
     database larger than the dev set (all-against-all within a 444-sequence dev set, recall@300 is near 1 for
@@ -322,7 +329,9 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64) -> list[dic
     decoy_seconds = time.perf_counter() - started
     rows = []
     for name in DATASETS[alphabet]:
-        ds = read_labelled(dev_dir(alphabet) / name, None)
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
         q = embedder.embed_sparse(ds.sequences, batch_size=batch_size)
         db = concat_rows([q, decoys])
         index = sparse_index_in_memory(db, ids=[str(i) for i in range(len(db))])
@@ -339,7 +348,7 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64) -> list[dic
     return rows
 
 
-def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1) -> list[dict]:
+def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1, part: str = "val") -> list[dict]:
     """:func:`score_decoys` for an aligner (``diamond``: ``--sensitive``; ``mmseqs``: ``-s 7.5``, nucleotide search
     for DNA), E <= 10, hits ranked by bit score, every hit kept: ``hitlist_recall`` is the fraction of each
     query's relatives anywhere in its hit list (what a prefilter of unlimited depth would pass on)."""
@@ -350,7 +359,9 @@ def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1) -> list[dic
     decoys = decoy_sequences(alphabet)
     rows = []
     for name in DATASETS[alphabet]:
-        ds = read_labelled(dev_dir(alphabet) / name, None)
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
         ids = [f"q{i}" for i in range(len(ds))] + [f"d{i}" for i in range(len(decoys))]
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
@@ -385,11 +396,11 @@ def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1) -> list[dic
 
 def cmd_score(args) -> None:
     if args.model in ("diamond", "mmseqs"):
-        rows = score_aligner_decoys(args.model, args.alphabet) if args.decoys else None
+        rows = score_aligner_decoys(args.model, args.alphabet, part=args.part) if args.decoys else None
         if rows is None:
             raise SystemExit("aligners are scored with --decoys here (benchmarks/peers.py without decoys)")
     else:
-        rows = (score_decoys if args.decoys else score)(args.model, args.alphabet)
+        rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part)
     text = json.dumps(rows, indent=1) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -628,6 +639,8 @@ def main(argv=None) -> None:
     s.set_defaults(fn=cmd_split)
     s = sub.add_parser("materialize", help="write the dev families of each dataset under runs/dev/<alphabet>/")
     s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.add_argument("--part", choices=sorted(PART), default="val",
+                   help="test: the quarantined families instead, under runs/quarantine/<alphabet>/ (report once)")
     s.set_defaults(fn=cmd_materialize)
     s = sub.add_parser("run", help="train and score ablation variants (one training at a time)")
     s.add_argument("alphabet", choices=sorted(DATASETS))
@@ -639,6 +652,7 @@ def main(argv=None) -> None:
     s.add_argument("--out", help="also write the rows there (JSON)")
     s.add_argument("--decoys", action="store_true",
                    help="dev sets searched against themselves plus the training sequences as decoys (sparse)")
+    s.add_argument("--part", choices=sorted(PART), default="val", help="test: the quarantined families")
     s.set_defaults(fn=cmd_score)
     s = sub.add_parser("table", help="markdown table of the ablation runs")
     s.add_argument("alphabet", choices=sorted(DATASETS))
