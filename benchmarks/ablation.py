@@ -292,22 +292,69 @@ def decoy_sequences(alphabet: str) -> list[str]:
     return out
 
 
+def _top_lists(s: np.ndarray, first: int, depth: int) -> list:
+    """Hit lists of score rows ``s`` ``(b, N)`` whose queries are database rows ``first..first+b-1``: the ``depth``
+    best other rows plus every row tied with the last kept one (so the metrics' pessimistic tie rule sees them)."""
+    lists = []
+    for j in range(len(s)):
+        row = s[j].astype(np.float64)
+        row[first + j] = -np.inf  # the query's own row
+        top = np.argpartition(-row, depth - 1)[:depth]
+        keep = np.flatnonzero(row >= row[top].min())
+        lists.append((keep, row[keep]))
+    return lists
+
+
 def _sparse_hits(index, q_rows, n_dev: int, depth: int):
-    """Each dev query's ``depth`` best rows of the index (dev rows ``0..n_dev-1``, then decoys), itself excluded,
-    plus every row tied with the last kept one (so the metrics' pessimistic tie rule sees them)."""
+    """Each dev query's hit list (:func:`_top_lists`) from a sparse index over dev rows ``0..n_dev-1``, then decoys."""
     from phylocl.retrieval.hits import HitLists
 
     lists = []
     for lo in range(0, len(q_rows), 256):
-        s = index.scores(q_rows.slice(lo, min(lo + 256, len(q_rows))))  # (b, N)
-        for j in range(len(s)):
-            row = s[j].astype(np.float64)
-            row[lo + j] = -np.inf  # the query's own row
-            top = np.argpartition(-row, depth - 1)[:depth]
-            cut = row[top].min()
-            keep = np.flatnonzero(row >= cut)
-            lists.append((keep, row[keep]))
+        lists += _top_lists(index.scores(q_rows.slice(lo, min(lo + 256, len(q_rows)))), lo, depth)  # (b, N)
     return HitLists.from_lists(lists)
+
+
+def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+    """:func:`score_decoys` with late interaction (:mod:`phylocl.retrieval.windowed`): every sequence (queries,
+    dev set, decoys) is cut into windows of ``width`` residues embedded separately; a pair scores its best window
+    pair. Also reports the cost: window rows, stored nonzeros and embedding seconds, beside those of whole rows."""
+    from phylocl.retrieval.hits import HitLists
+    from phylocl.retrieval.metrics import score_hits
+    from phylocl.retrieval.windowed import WindowedIndex, window_pieces
+    from phylocl.sparse_rows import concat_rows
+    from phylocl.workflows.inputs import read_labelled
+    from phylocl.workflows.models import resolve_model
+
+    embedder = resolve_model(model, alphabet=alphabet, device="cpu")
+    if not embedder.sparse:
+        raise SystemExit(f"{model}: window scoring needs sparse rows (k-mer profile models, kmer:K)")
+    decoys = decoy_sequences(alphabet)
+    started = time.perf_counter()
+    d_pieces, d_own = window_pieces(decoys, width)
+    d_rows = embedder.embed_sparse(d_pieces, batch_size=batch_size)
+    decoy_seconds = time.perf_counter() - started
+    rows = []
+    for name in DATASETS[alphabet]:
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+        q_pieces, q_own = window_pieces(ds.sequences, width)
+        q_rows = embedder.embed_sparse(q_pieces, batch_size=batch_size)
+        index = WindowedIndex(rows=concat_rows([q_rows, d_rows]), owners=np.r_[q_own, d_own + len(ds)])
+        s = index.scores(q_rows, q_own, len(ds))  # (n_dev, n_dev + n_decoys)
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            rel = list(ds.families if level is None else ds.metadata[level])
+            largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
+            hits = HitLists.from_lists(_top_lists(s, 0, max(RECALL_KS[-1], largest)))
+            m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"], "window": width,
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
+                         "decoy_windows": len(d_pieces), "decoy_nnz": int(d_rows.indptr[-1]),
+                         "decoy_embed_seconds": round(decoy_seconds, 2), "model": embedder.name})
+    return rows
 
 
 def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
@@ -344,7 +391,8 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
                          "n_decoys": len(decoys), "n_queries": m["n_queries"],
                          **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
                                                      *(f"recall@{k}" for k in RECALL_KS[1:]))},
-                         "decoy_embed_seconds": round(decoy_seconds, 2), "model": embedder.name})
+                         "decoy_nnz": int(decoys.indptr[-1]), "decoy_embed_seconds": round(decoy_seconds, 2),
+                         "model": embedder.name})
     return rows
 
 
@@ -400,7 +448,10 @@ def cmd_score(args) -> None:
         if rows is None:
             raise SystemExit("aligners are scored with --decoys here (benchmarks/peers.py without decoys)")
     else:
-        rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part)
+        if args.windows:
+            rows = score_windows(args.model, args.alphabet, args.windows, part=args.part)
+        else:
+            rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part)
     text = json.dumps(rows, indent=1) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -653,6 +704,8 @@ def main(argv=None) -> None:
     s.add_argument("--decoys", action="store_true",
                    help="dev sets searched against themselves plus the training sequences as decoys (sparse)")
     s.add_argument("--part", choices=sorted(PART), default="val", help="test: the quarantined families")
+    s.add_argument("--windows", type=int, metavar="W",
+                   help="with decoys: late interaction over windows of W residues (best window pair)")
     s.set_defaults(fn=cmd_score)
     s = sub.add_parser("table", help="markdown table of the ablation runs")
     s.add_argument("alphabet", choices=sorted(DATASETS))
