@@ -1,0 +1,61 @@
+"""Cost of late interaction over windows (issue 24): embedding time and index size, whole rows vs windows.
+
+Embeds the same sequences (the first ``--n`` training sequences of the protein dev split's decoy set, see
+``benchmarks/ablation.py decoy_sequences``) as whole-sequence sparse rows and as windows of ``--width`` residues,
+alternating ``--repeats`` times in one process, and prints one JSON object: median seconds of each, the rows, stored
+nonzeros and sparse-index bytes (8 bytes per value + 8 per row for the low-rank part's two coefficients per basis
+row), and the 1-minute load average::
+
+    OMP_NUM_THREADS=1 python benchmarks/window_cost.py --model default-protein --n 2000 --width 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="default-protein")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--width", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64)
+    args = p.parse_args(argv)
+    from ablation import decoy_sequences
+
+    from phylocl.retrieval.windowed import window_pieces
+    from phylocl.workflows.models import resolve_model
+
+    embedder = resolve_model(args.model, alphabet="protein", device="cpu")
+    seqs = decoy_sequences("protein")[: args.n]
+    pieces, _ = window_pieces(seqs, args.width)
+    times: dict[str, list[float]] = {"whole": [], "windows": []}
+    rows = {}
+    for _ in range(args.repeats):
+        for name, items in (("whole", seqs), ("windows", pieces)):
+            t0 = time.perf_counter()
+            rows[name] = embedder.embed_sparse(items, batch_size=args.batch_size)
+            times[name].append(time.perf_counter() - t0)
+    out = {"model": args.model, "n_sequences": len(seqs), "residues": sum(map(len, seqs)), "width": args.width,
+           "load_avg_1min": os.getloadavg()[0]}
+    for name, r in rows.items():
+        out[name] = {"rows": len(r), "nnz": int(r.indptr[-1]), "rank": r.rank,
+                     "index_bytes": int(r.indptr[-1]) * 8 + len(r) * 2 * r.rank * 4,
+                     "seconds_median": round(statistics.median(times[name]), 3),
+                     "seconds": [round(t, 3) for t in times[name]]}
+    out["windows_over_whole"] = {k: round(out["windows"][k] / out["whole"][k], 2)
+                                 for k in ("nnz", "index_bytes", "seconds_median")}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
