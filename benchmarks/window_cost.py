@@ -7,6 +7,7 @@ nonzeros and sparse-index bytes (8 bytes per value + 8 per row for the low-rank 
 row), and the 1-minute load average::
 
     OMP_NUM_THREADS=1 python benchmarks/window_cost.py --model default-protein --n 2000 --width 200
+    OMP_NUM_THREADS=1 python benchmarks/window_cost.py --other runs/sim32-evo50-s0   # and another model's whole rows
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--other", help="also time another model's whole rows (e.g. a candidate encoder), alternating")
     args = p.parse_args(argv)
     from ablation import decoy_sequences
 
@@ -36,15 +38,17 @@ def main(argv=None) -> None:
     from phylocl.workflows.models import resolve_model
 
     embedder = resolve_model(args.model, alphabet="protein", device="cpu")
+    other = resolve_model(args.other, alphabet="protein", device="cpu") if args.other else None
     seqs = decoy_sequences("protein")[: args.n]
     pieces, _ = window_pieces(seqs, args.width)
     times: dict[str, list[float]] = {"whole": [], "windows": []}
     rows = {}
     for _ in range(args.repeats):
-        for name, items in (("whole", seqs), ("windows", pieces)):
+        runs = [("whole", embedder, seqs), ("windows", embedder, pieces)] + ([("other", other, seqs)] if other else [])
+        for name, model, items in runs:
             t0 = time.perf_counter()
-            rows[name] = embedder.embed_sparse(items, batch_size=args.batch_size)
-            times[name].append(time.perf_counter() - t0)
+            rows[name] = model.embed_sparse(items, batch_size=args.batch_size)
+            times.setdefault(name, []).append(time.perf_counter() - t0)
     out = {"model": args.model, "n_sequences": len(seqs), "residues": sum(map(len, seqs)), "width": args.width,
            "load_avg_1min": os.getloadavg()[0]}
     for name, r in rows.items():
@@ -52,8 +56,11 @@ def main(argv=None) -> None:
                      "index_bytes": int(r.indptr[-1]) * 8 + len(r) * 2 * r.rank * 4,
                      "seconds_median": round(statistics.median(times[name]), 3),
                      "seconds": [round(t, 3) for t in times[name]]}
-    out["windows_over_whole"] = {k: round(out["windows"][k] / out["whole"][k], 2)
-                                 for k in ("nnz", "index_bytes", "seconds_median")}
+    for name in [n for n in ("windows", "other") if n in out]:
+        out[f"{name}_over_whole"] = {k: round(out[name][k] / out["whole"][k], 2)
+                                     for k in ("nnz", "index_bytes", "seconds_median")}
+    if other:
+        out["other"]["model"] = args.other
     print(json.dumps(out))
 
 
