@@ -9,6 +9,7 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
     python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
     python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>/
+    python benchmarks/ablation.py figures --decoys protein   # -> phylocl/pretrained/dev-figures.json (measured)
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -46,6 +47,7 @@ DATASETS = {  # dataset folder -> grouping column of the split (None: the family
     "dna": {"ecoli-shigella-cds": None, "rfam5-seed": None, "nucleotide-families": None, "phykit-dna": None},
 }
 GROUP_LEVELS = {"scope40-train": ["superfamily"]}  # coarser levels reported besides the family
+RECALL_KS = (1, 10, 100, 300)  # recall@100 / @300: the prefilter's yardstick (issue 24)
 HARD = {"mycoplasma-orthogroups", "scope40-train", "rfam5-seed", "nucleotide-families"}  # dev sets off the ceiling
 
 
@@ -214,8 +216,11 @@ VARIANTS = {  # name -> --set overrides on configs/ablation-<alphabet>.yaml (sam
 }
 
 
-def dev_dir(alphabet: str) -> Path:
-    return REPO / "runs" / "dev" / alphabet
+PART = {"val": "dev", "test": "quarantine"}  # split part -> folder under runs/ (the quarantine: reported once)
+
+
+def dev_dir(alphabet: str, part: str = "val") -> Path:
+    return REPO / "runs" / PART[part] / alphabet
 
 
 def cmd_materialize(args) -> None:
@@ -227,11 +232,13 @@ def cmd_materialize(args) -> None:
 
     split = json.loads((REPO / "configs" / "splits" / f"dev-{args.alphabet}.json").read_text())
     for name, info in split["datasets"].items():
-        ds = read(name).select_families(info["val"])
+        if not info[args.part]:
+            continue
+        ds = read(name).select_families(info[args.part])
         ids = [i.replace("|", "_") for i in ds.ids]
         if len(set(ids)) != len(ids):
             raise SystemExit(f"{name}: ids clash once '|' is replaced")
-        with atomic_dir(dev_dir(args.alphabet) / name) as tmp:
+        with atomic_dir(dev_dir(args.alphabet, args.part) / name) as tmp:
             write_fasta(tmp / "sequences.fasta", ids, ds.sequences)
             cols = list(ds.metadata)
             with open(tmp / "labels.tsv", "w", newline="") as f:
@@ -242,7 +249,7 @@ def cmd_materialize(args) -> None:
         print(f"{name}: {len(ds)} sequences, {len(ds.family_index)} families", file=sys.stderr)
 
 
-def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
+def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
     """Dev figures of ``model`` on every materialized dev set (family level, plus ``GROUP_LEVELS``).
 
     The steps of ``phylocl evaluate`` (read, resolve the model, embed, :func:`evaluate_embeddings`), with each
@@ -256,22 +263,195 @@ def score(model: str, alphabet: str, *, batch_size: int = 64) -> list[dict]:
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     rows = []
     for name in DATASETS[alphabet]:
-        ds = read_labelled(dev_dir(alphabet) / name, None)
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
         started = time.perf_counter()
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)
         seconds = time.perf_counter() - started
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             groups = None if level is None else ds.metadata[level]
-            m = evaluate_embeddings(x, ds.families, ks=(1, 10), group_labels=groups)
+            m = evaluate_embeddings(x, ds.families, ks=RECALL_KS, group_labels=groups)
             rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
-                         "n_queries": m["n_queries"], **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
-                                                                                  "recall@10")},
+                         "n_queries": m["n_queries"],
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
                          "embed_seconds": round(seconds, 2), "model": embedder.name})
     return rows
 
 
+def decoy_sequences(alphabet: str) -> list[str]:
+    """The training sequences of ``alphabet``: every dataset's sequences outside its dev (``val``) and quarantined
+    (``test``) families, in dataset order (protein: 16,489 sequences of 3,416 families)."""
+    split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
+    out = []
+    for name, info in split["datasets"].items():
+        held = set(info["val"]) | set(info["test"])
+        ds = read(name)
+        out += [s for s, f in zip(ds.sequences, ds.families) if f not in held]
+    return out
+
+
+def _top_lists(s: np.ndarray, first: int, depth: int) -> list:
+    """Hit lists of score rows ``s`` ``(b, N)`` whose queries are database rows ``first..first+b-1``: the ``depth``
+    best other rows plus every row tied with the last kept one (so the metrics' pessimistic tie rule sees them)."""
+    lists = []
+    for j in range(len(s)):
+        row = s[j].astype(np.float64)
+        row[first + j] = -np.inf  # the query's own row
+        top = np.argpartition(-row, depth - 1)[:depth]
+        keep = np.flatnonzero(row >= row[top].min())
+        lists.append((keep, row[keep]))
+    return lists
+
+
+def _sparse_hits(index, q_rows, n_dev: int, depth: int):
+    """Each dev query's hit list (:func:`_top_lists`) from a sparse index over dev rows ``0..n_dev-1``, then decoys."""
+    from phylocl.retrieval.hits import HitLists
+
+    lists = []
+    for lo in range(0, len(q_rows), 256):
+        lists += _top_lists(index.scores(q_rows.slice(lo, min(lo + 256, len(q_rows)))), lo, depth)  # (b, N)
+    return HitLists.from_lists(lists)
+
+
+def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+    """:func:`score_decoys` with late interaction (:mod:`phylocl.retrieval.windowed`): every sequence (queries,
+    dev set, decoys) is cut into windows of ``width`` residues embedded separately; a pair scores its best window
+    pair. Also reports the cost: window rows, stored nonzeros and embedding seconds, beside those of whole rows."""
+    from phylocl.retrieval.hits import HitLists
+    from phylocl.retrieval.metrics import score_hits
+    from phylocl.retrieval.windowed import WindowedIndex, window_pieces
+    from phylocl.sparse_rows import concat_rows
+    from phylocl.workflows.inputs import read_labelled
+    from phylocl.workflows.models import resolve_model
+
+    embedder = resolve_model(model, alphabet=alphabet, device="cpu")
+    if not embedder.sparse:
+        raise SystemExit(f"{model}: window scoring needs sparse rows (k-mer profile models, kmer:K)")
+    decoys = decoy_sequences(alphabet)
+    started = time.perf_counter()
+    d_pieces, d_own = window_pieces(decoys, width)
+    d_rows = embedder.embed_sparse(d_pieces, batch_size=batch_size)
+    decoy_seconds = time.perf_counter() - started
+    rows = []
+    for name in DATASETS[alphabet]:
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+        q_pieces, q_own = window_pieces(ds.sequences, width)
+        q_rows = embedder.embed_sparse(q_pieces, batch_size=batch_size)
+        index = WindowedIndex(rows=concat_rows([q_rows, d_rows]), owners=np.r_[q_own, d_own + len(ds)])
+        s = index.scores(q_rows, q_own, len(ds))  # (n_dev, n_dev + n_decoys)
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            rel = list(ds.families if level is None else ds.metadata[level])
+            largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
+            hits = HitLists.from_lists(_top_lists(s, 0, max(RECALL_KS[-1], largest)))
+            m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"], "window": width,
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
+                         "decoy_windows": len(d_pieces), "decoy_nnz": int(d_rows.indptr[-1]),
+                         "decoy_embed_seconds": round(decoy_seconds, 2), "model": embedder.name})
+    return rows
+
+
+def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+    """Dev figures with the training sequences as decoys (:func:`decoy_sequences`): each dev set's sequences query
+    that dev set plus ~16,000 (protein) unlabelled decoys, so that recall@100 / @300 measure a prefilter on a
+    database larger than the dev set (all-against-all within a 444-sequence dev set, recall@300 is near 1 for
+    any method). Exact cosine search through the sparse index (k-mer profile models and ``kmer:K`` only)."""
+    from phylocl.retrieval.metrics import score_hits
+    from phylocl.retrieval.sparse_build import sparse_index_in_memory
+    from phylocl.sparse_rows import concat_rows
+    from phylocl.workflows.inputs import read_labelled
+    from phylocl.workflows.models import resolve_model
+
+    embedder = resolve_model(model, alphabet=alphabet, device="cpu")
+    if not embedder.sparse:
+        raise SystemExit(f"{model}: decoy scoring needs sparse rows (k-mer profile models, kmer:K)")
+    started = time.perf_counter()
+    decoys = embedder.embed_sparse(decoy_sequences(alphabet), batch_size=batch_size)
+    decoy_seconds = time.perf_counter() - started
+    rows = []
+    for name in DATASETS[alphabet]:
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+        q = embedder.embed_sparse(ds.sequences, batch_size=batch_size)
+        db = concat_rows([q, decoys])
+        index = sparse_index_in_memory(db, ids=[str(i) for i in range(len(db))])
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            rel = list(ds.families if level is None else ds.metadata[level])
+            largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
+            hits = _sparse_hits(index, q, len(ds), max(RECALL_KS[-1], largest))
+            m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"],
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
+                         "decoy_nnz": int(decoys.indptr[-1]), "decoy_embed_seconds": round(decoy_seconds, 2),
+                         "model": embedder.name})
+    return rows
+
+
+def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1, part: str = "val") -> list[dict]:
+    """:func:`score_decoys` for an aligner (``diamond``: ``--sensitive``; ``mmseqs``: ``-s 7.5``, nucleotide search
+    for DNA), E <= 10, hits ranked by bit score, every hit kept: ``hitlist_recall`` is the fraction of each
+    query's relatives anywhere in its hit list (what a prefilter of unlimited depth would pass on)."""
+    from phylocl.retrieval.hits import BLAST_TAB, read_hits_tsv
+    from phylocl.retrieval.metrics import score_hits
+    from phylocl.workflows.inputs import read_labelled
+
+    decoys = decoy_sequences(alphabet)
+    rows = []
+    for name in DATASETS[alphabet]:
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+        ids = [f"q{i}" for i in range(len(ds))] + [f"d{i}" for i in range(len(decoys))]
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Path(tmp)
+            write_fasta(t / "q.fa", ids[:len(ds)], ds.sequences)
+            write_fasta(t / "db.fa", ids, list(ds.sequences) + decoys)
+            started = time.perf_counter()
+            if tool == "diamond":
+                cmds = [["diamond", "makedb", "--in", t / "db.fa", "-d", t / "db", "--quiet"],
+                        ["diamond", "blastp", "-q", t / "q.fa", "-d", t / "db", "-o", t / "hits.tsv", "--sensitive",
+                         "--max-target-seqs", str(len(ids)), "--evalue", "10", "--threads", str(threads),
+                         "--quiet"]]
+            else:
+                cmds = [["mmseqs", "easy-search", t / "q.fa", t / "db.fa", t / "hits.tsv", t / "work", "-s", "7.5",
+                         "--max-seqs", str(len(ids)), "-e", "10", "--threads", str(threads), "-v", "1",
+                         "--search-type", "3" if alphabet == "dna" else "1"]]
+            for cmd in cmds:
+                subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - started
+            hits = read_hits_tsv(t / "hits.tsv", query_ids=ids[:len(ds)], db_ids=ids, **dict(BLAST_TAB))
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            rel = list(ds.families if level is None else ds.metadata[level])
+            ks = (*RECALL_KS, len(ids))
+            m = score_hits(hits, rel, rel + [None] * len(decoys), ks=ks, query_ids=ids[:len(ds)], db_ids=ids)
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"],
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
+                         "hitlist_recall": float(m[f"recall@{len(ids)}"]), "search_seconds": round(seconds, 2),
+                         "model": tool})
+    return rows
+
+
 def cmd_score(args) -> None:
-    rows = score(args.model, args.alphabet)
+    if args.model in ("diamond", "mmseqs"):
+        rows = score_aligner_decoys(args.model, args.alphabet, part=args.part) if args.decoys else None
+        if rows is None:
+            raise SystemExit("aligners are scored with --decoys here (benchmarks/peers.py without decoys)")
+    else:
+        if args.windows:
+            rows = score_windows(args.model, args.alphabet, args.windows, part=args.part)
+        else:
+            rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part)
     text = json.dumps(rows, indent=1) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -352,6 +532,23 @@ def cmd_table(args) -> None:
               + f" | {np.mean(auc):.3f} | {np.mean(hard):.3f} |")
 
 
+def cmd_rtable(args) -> None:
+    """Markdown table of score JSON files (``score`` / ``score --decoys`` output): AUC1 / recall@100 / recall@300 per
+    dev set, one row per ``LABEL=FILE`` (docs/models.md, issue 24); ``--sets`` picks the columns."""
+    head = None
+    for item in args.rows:
+        label, _, path = item.partition("=")
+        rows = {f"{r['dataset']} {r['level']}": r for r in json.loads(Path(path).read_text())}
+        cols = [c for c in rows if not args.sets or any(c.startswith(s) for s in args.sets)]
+        if head is None:
+            head = cols
+            print("| method | " + " | ".join(head) + " |")
+            print("|---|" + "---:|" * len(head))
+        print(f"| {label} | " + " | ".join(
+            f"{rows[c]['auc1']:.3f} / {rows[c]['recall@100']:.3f} / {rows[c]['recall@300']:.3f}"
+            + (f" ({rows[c]['hitlist_recall']:.3f})" if "hitlist_recall" in rows[c] else "") for c in head) + " |")
+
+
 def _timed(cmd: list, cwd: Path, env: dict) -> float:
     started = time.perf_counter()
     subprocess.run([str(c) for c in cmd], check=True, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
@@ -418,6 +615,57 @@ def cmd_speed(args) -> None:
     print(json.dumps(summary))
 
 
+FIGURE_METHODS = {"protein": ["kmer:3", "default-protein"], "dna": ["kmer:5", "kmer:3", "default-dna"]}
+FIGURES = REPO / "phylocl" / "pretrained" / "dev-figures.json"
+
+
+def cmd_figures(args) -> None:
+    """Write ``phylocl/pretrained/dev-figures.json`` from measurements (the no-model default is chosen from it;
+    ``python benchmarks/ablation.py figures --decoys protein``).
+
+    Per alphabet and method (``FIGURE_METHODS``: the ``kmer:K`` baselines and the shipped encoders): family-level
+    AUC1 per dev set (``<alphabet>``, the table :mod:`phylocl.workflows.defaults` ranks by), recall@300 per dev set
+    (``recall@300``: all against all within the dev set, as AUC1) and, with ``--decoys``, recall@300 against the dev
+    set plus the training sequences as decoys (``recall@300_decoys``, sparse models only). Each method's rows are
+    cached in ``runs/figures/<alphabet>/<method>[.decoys].json`` (delete them to re-measure a method).
+    """
+    from phylocl.atomic import atomic_path
+
+    cache = REPO / "runs" / "figures"
+    table = {"description": "Dev-split figures (family level) of the methods that phylocl can use without --model, "
+                            "per alphabet: AUC1 per dev set (the default is the method with the highest mean AUC1 "
+                            "over the alphabet's dev sets; ties: the first listed) and recall@300 (all against "
+                            "all within each dev set; recall@300_decoys: against the dev set plus the alphabet's "
+                            "training sequences as unlabelled decoys).",
+             "source": "python benchmarks/ablation.py figures [--decoys] (score / score --decoys of each method on "
+                       "the family-disjoint dev sets of configs/splits/dev-<alphabet>.json); docs/models.md",
+             "metric": "auc1"}
+    extra: dict = {"recall@300": {}, "recall@300_decoys": {}}
+    for alphabet in args.alphabets:
+        table[alphabet] = {}
+        for method in FIGURE_METHODS[alphabet]:
+            for decoys in (False, True) if alphabet in args.decoys else (False,):
+                path = cache / alphabet / f"{method.replace(':', '')}{'.decoys' if decoys else ''}.json"
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    rows = (score_decoys if decoys else score)(method, alphabet)
+                    path.write_text(json.dumps(rows, indent=1) + "\n")
+                rows = [r for r in json.loads(path.read_text()) if r["level"] == "family"]
+                if decoys:
+                    extra["recall@300_decoys"].setdefault(alphabet, {})[method] = {
+                        r["dataset"]: round(r["recall@300"], 4) for r in rows}
+                else:
+                    table[alphabet][method] = {r["dataset"]: round(r["auc1"], 4) for r in rows}
+                    extra["recall@300"].setdefault(alphabet, {})[method] = {
+                        r["dataset"]: round(r["recall@300"], 4) for r in rows}
+                print(f"{alphabet} {method}{' (decoys)' if decoys else ''}: measured", file=sys.stderr, flush=True)
+    table.update({k: v for k, v in extra.items() if v})
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(table, indent=1) + "\n")
+    print(json.dumps({"written": str(out)}))
+
+
 def cmd_ship(args) -> None:
     """Copy a trained run's exported encoder into the package as the model folder ``phylocl/pretrained/<name>/``
     (config.json + model.safetensors), renamed."""
@@ -444,6 +692,8 @@ def main(argv=None) -> None:
     s.set_defaults(fn=cmd_split)
     s = sub.add_parser("materialize", help="write the dev families of each dataset under runs/dev/<alphabet>/")
     s.add_argument("alphabet", choices=sorted(DATASETS))
+    s.add_argument("--part", choices=sorted(PART), default="val",
+                   help="test: the quarantined families instead, under runs/quarantine/<alphabet>/ (report once)")
     s.set_defaults(fn=cmd_materialize)
     s = sub.add_parser("run", help="train and score ablation variants (one training at a time)")
     s.add_argument("alphabet", choices=sorted(DATASETS))
@@ -453,11 +703,20 @@ def main(argv=None) -> None:
     s.add_argument("model")
     s.add_argument("alphabet", choices=sorted(DATASETS))
     s.add_argument("--out", help="also write the rows there (JSON)")
+    s.add_argument("--decoys", action="store_true",
+                   help="dev sets searched against themselves plus the training sequences as decoys (sparse)")
+    s.add_argument("--part", choices=sorted(PART), default="val", help="test: the quarantined families")
+    s.add_argument("--windows", type=int, metavar="W",
+                   help="with decoys: late interaction over windows of W residues (best window pair)")
     s.set_defaults(fn=cmd_score)
     s = sub.add_parser("table", help="markdown table of the ablation runs")
     s.add_argument("alphabet", choices=sorted(DATASETS))
     s.add_argument("extra", nargs="*", help="more rows: run folders or score JSON files (e.g. kmer:3's)")
     s.set_defaults(fn=cmd_table)
+    s = sub.add_parser("rtable", help="markdown table of score JSON files: AUC1 / recall@100 / recall@300")
+    s.add_argument("rows", nargs="+", metavar="LABEL=FILE")
+    s.add_argument("--sets", nargs="*", default=[], help="dataset name prefixes to show (default: all)")
+    s.set_defaults(fn=cmd_rtable)
     s = sub.add_parser("speed", help="embedding + FAISS search against DIAMOND --sensitive on one query/db pair")
     s.add_argument("--query", required=True)
     s.add_argument("--db", required=True)
@@ -469,6 +728,12 @@ def main(argv=None) -> None:
     s.add_argument("--sparse", action="store_true",
                    help="prebuilt: a sparse index from the FASTA (k-mer profile models) instead of embed + flat")
     s.set_defaults(fn=cmd_speed)
+    s = sub.add_parser("figures", help="measure and write phylocl/pretrained/dev-figures.json")
+    s.add_argument("--alphabets", nargs="+", default=["protein", "dna"], choices=sorted(DATASETS))
+    s.add_argument("--decoys", nargs="*", default=[], choices=sorted(DATASETS), metavar="ALPHABET",
+                   help="also recall@300 with the training sequences as decoys, for these alphabets")
+    s.add_argument("--out", default=str(FIGURES))
+    s.set_defaults(fn=cmd_figures)
     s = sub.add_parser("ship", help="copy a run's encoder into phylocl/pretrained/<name>/ under that name")
     s.add_argument("run", help="training output folder (or encoder file)")
     s.add_argument("name", help="shipped name, e.g. default-protein")

@@ -17,6 +17,8 @@ Run from the repository root after ``python benchmarks/ablation.py materialize p
 
     python benchmarks/kmerprofile.py [--config configs/default-protein.yaml] [--out runs/kmerprofile-parts.json]
     python benchmarks/kmerprofile.py idf --config configs/kmerprofile-dna.yaml --out runs/kmerprofile-dna.json
+    python benchmarks/kmerprofile.py idf --set "model.overrides={dropout: 0.0, drop_path: 0.0, similar_rank: 32, \
+        dim: 24096, embed_dim: 24096}" --out runs/sim32-start/parts.json     # a recipe's untrained start
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ VARIANTS = {"uniform": (False, False), "uniform-contiguous": (False, True), "idf
             "idf-contiguous": (True, True)}  # name -> (fit statistics, contiguous pattern only)
 
 
-def build(config: str, fit: bool, contiguous: bool):
+def build(config: str, fit: bool, contiguous: bool, sets: list[str] = ()):
     from phylocl.config import load_config
     from phylocl.data.datamodule import OrthologDataModule
     from phylocl.models.registry import build_encoder
 
-    cfg = load_config(config)
+    cfg = load_config(config, list(sets))
     if cfg.model.name != "kmerprofile-small":  # e.g. the gMLP recipe's data and split
         cfg = load_config(config, ["model.name=kmerprofile-small", "model.overrides={dropout: 0.0}",
-                                   "data.max_len=4096"])
+                                   "data.max_len=4096", *sets])
     dm = OrthologDataModule(config=cfg.data)
     dm.setup("fit")
     torch.manual_seed(cfg.trainer.seed)
@@ -60,13 +62,15 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default=str(REPO / "configs" / "default-protein.yaml"))
     p.add_argument("--out", default=str(REPO / "runs" / "kmerprofile-parts.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides, as phylocl train --set (e.g. a recipe's model.overrides)")
     p.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = p.parse_args(argv)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     for name in args.variants:
         path = out.parent / f"kmerprofile-{name}"
-        enc = build(args.config, *VARIANTS[name])
+        enc = build(args.config, *VARIANTS[name], args.set)
         enc.save_pretrained(path)
         results[name] = score(str(path), enc.config.alphabet)
         out.write_text(json.dumps(results, indent=1) + "\n")

@@ -165,7 +165,7 @@ class EvalConfig:
     validation, for recipes compared at a fixed budget)."""
 
     enabled: bool = True
-    ks: list[int] = field(default_factory=lambda: [1, 10])
+    ks: list[int] = field(default_factory=lambda: [1, 10, 100, 300])  # recall@100 / @300: the prefilter yardstick
     monitor: str = "map_r"  # checkpoint selection metric (higher is better)
     train_families: int = 200
     export: Literal["best", "last"] = "best"

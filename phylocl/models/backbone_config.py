@@ -75,7 +75,8 @@ class KmerProfileConfig:
     ``word_length`` (patterns x ``n^word_length``), it has no head and pools words itself.
 
     Args: ``alphabet``; ``word_length`` letters per word; ``max_len`` residues per window; ``word_weights``
-    (``"idf"`` or ``"uniform"``: where ``phylocl train`` starts the word weights); ``dropout``; ``name``.
+    (``"idf"`` or ``"uniform"``: where ``phylocl train`` starts the word weights); ``similar_rank`` columns of the
+    learned similar-word block per pattern (0: none); ``dropout``; ``name``.
     """
 
     backbones: ClassVar[tuple[str, ...]] = ("kmerprofile",)
@@ -84,19 +85,21 @@ class KmerProfileConfig:
     word_length: int = 3
     max_len: int = 4096
     word_weights: str = "idf"
+    similar_rank: int = 0
     dropout: float = 0.0
     name: str = "custom"
 
     def encoder_config(self) -> EncoderConfig:
-        dim = profile_dim(self.alphabet, self.word_length)
+        dim = profile_dim(self.alphabet, self.word_length, self.similar_rank)
         return EncoderConfig(backbone=self.backbone, alphabet=self.alphabet, dim=dim, depth=self.word_length,
                              max_len=self.max_len, embed_dim=dim, head="none", pooling="mean",
-                             word_weights=self.word_weights, dropout=self.dropout, name=self.name)
+                             word_weights=self.word_weights, similar_rank=self.similar_rank, dropout=self.dropout,
+                             name=self.name)
 
     @classmethod
     def from_flat(cls, c: EncoderConfig) -> "KmerProfileConfig":
         return cls(alphabet=c.alphabet, word_length=c.depth, max_len=c.max_len, word_weights=c.word_weights,
-                   dropout=c.dropout, name=c.name)
+                   similar_rank=c.similar_rank, dropout=c.dropout, name=c.name)
 
 
 @dataclass(frozen=True, kw_only=True)

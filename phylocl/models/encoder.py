@@ -73,7 +73,7 @@ def _kmerbag(c: EncoderConfig) -> nn.Module:
 
 def _kmerprofile(c: EncoderConfig) -> nn.Module:
     family = KmerProfileConfig.from_flat(c)
-    return KmerProfile(alphabet=family.alphabet, k=family.word_length)
+    return KmerProfile(alphabet=family.alphabet, k=family.word_length, similar_rank=family.similar_rank)
 
 
 def _smlp(c: EncoderConfig) -> nn.Module:

@@ -20,7 +20,7 @@ _FFN_DIM = object()  # marker: the default is the config's ffn_dim
 # options added after the first release, with their defaults (see EncoderConfig.identity_dict)
 _ADDED_FIELDS: dict[str, Any] = {"attention": "rope", "rel_buckets": 32, "moe_experts": 0, "moe_every": 2,
                                  "moe_ffn_dim": _FFN_DIM, "moe_capacity_factor": 1.25, "smlp_dense": None,
-                                 "smoe_chunk": 16, "word_weights": "idf"}
+                                 "smoe_chunk": 16, "word_weights": "idf", "similar_rank": 0}
 
 __all__ = ["EncoderConfig", "BACKBONES", "POOLINGS", "HEADS", "ATTENTIONS", "flat_values", "FAMILY_DEPTH"]
 
@@ -50,7 +50,7 @@ def flat_values(values: dict[str, Any]) -> dict[str, Any]:
     out["depth"] = values[key]
     if backbone == "kmerprofile":
         try:
-            width = profile_dim(values.get("alphabet", "protein"), values[key])
+            width = profile_dim(values.get("alphabet", "protein"), values[key], values.get("similar_rank", 0))
         except (TypeError, ValueError) as err:
             raise ValueError(f"kmerprofile {key}: {err}") from None
         out.setdefault("dim", width)
@@ -119,6 +119,8 @@ class EncoderConfig:
         word_weights: kmerprofile only: the word weights ``phylocl train`` starts from, ``"idf"`` (the training
             sequences' inverse document frequencies) or ``"uniform"`` (all 1, as built). A built encoder's weights
             are 1 either way; this records how training initialises them.
+        similar_rank: kmerprofile only (protein): rank ``r`` of the learned similar-word block (0: none); the
+            output is then ``patterns x (20^depth + r)`` wide (:mod:`phylocl.models.kmerprofile`).
         name: registry name the config came from (informational).
     """
 
@@ -146,6 +148,7 @@ class EncoderConfig:
     smlp_dense: int | None = None
     smoe_chunk: int = 16
     word_weights: str = "idf"
+    similar_rank: int = 0
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -165,6 +168,8 @@ class EncoderConfig:
             raise ValueError(f"name must be a string, got {self.name!r}")
         _check_choice("attention", self.attention, ATTENTIONS)
         _check_choice("word_weights", self.word_weights, WORD_WEIGHTS)
+        if self.similar_rank and self.backbone != "kmerprofile":
+            raise ValueError(f"similar_rank applies to the kmerprofile backbone only, got {self.backbone}")
         if self.word_weights != "idf" and self.backbone != "kmerprofile":
             raise ValueError(f"word_weights applies to the kmerprofile backbone only, got {self.word_weights!r} "
                              f"for {self.backbone}")
@@ -205,7 +210,8 @@ class EncoderConfig:
             raise ValueError(f"the {self.backbone} backbone pools k-mers itself: it needs pooling 'mean' and no "
                              "attn_dim, attention or experts")
         if self.backbone == "kmerprofile":
-            want = profile_dim(self.alphabet, self.depth)
+            _check_int("similar_rank", self.similar_rank, minimum=0)
+            want = profile_dim(self.alphabet, self.depth, self.similar_rank)
             if self.head != "none" or self.dim != want:
                 raise ValueError(f"kmerprofile with {self.alphabet} words of {self.depth} letters needs head 'none' "
                                  f"and dim = embed_dim = {want}, got head {self.head!r}, dim {self.dim}")

@@ -15,6 +15,15 @@ each word over the training sequences (``log((N + 1) / (df + 1)) + 1``: a word f
 little; ``phylocl train`` does this unless the encoder config says ``word_weights: uniform``, as ``default-dna``'s
 does), and contrastive training then adjusts ``w_p`` and ``g_p``. Untrained (all weights 1) the first block is
 the ``kmer:k`` baseline on ``sqrt`` counts. Words touching padding, ``X`` or mask tokens are skipped.
+
+**Similar words** (``similar_rank = r > 0``, protein only; issue 24): exact words cannot find a homolog that
+shares none, so the profile gets a dense, low-rank block beside it. Each word ``u`` has a learned vector ``E_u``
+``(r,)``; block ``p`` adds ``g_s / sqrt(P) * normalize(sum_u sqrt(counts_p[u]) w_p[u] E_u)``, ``P r`` columns after
+the ``P n^k`` profile columns (``g_s`` a learned gain, starting at :data:`SIMILAR_GAIN`). ``E`` starts as the best
+rank-``r`` factor of the BLOSUM62 word kernel ``K(u, v) = prod_i M(u_i, v_i)`` (``M``: the letters' odds ratios
+``2^(B / 2)`` scaled to 1 on the diagonal, multiplied over the word), so ``E_u . E_v`` is large for words that score well against each other
+(:func:`similar_word_vectors`); training then moves it. The block is what the sparse path stores as extra low-rank
+coefficients (:mod:`phylocl.models.sparse_embed`), so the index keeps its form.
 """
 
 from __future__ import annotations
@@ -30,9 +39,37 @@ from phylocl.data.alphabet import PAD_ID, get_alphabet
 from phylocl.data.words import window_words_torch
 from phylocl.models.patterns import profile_dim, seed_patterns  # torch-free home of the pattern rules
 
-__all__ = ["KmerProfile", "seed_patterns", "profile_dim", "COMPOSITION_GAIN"]
+__all__ = ["KmerProfile", "seed_patterns", "profile_dim", "similar_word_vectors", "COMPOSITION_GAIN",
+           "SIMILAR_GAIN"]
 
 COMPOSITION_GAIN = 1e-3  # initial norm of the composition term (each pattern block has norm 1)
+SIMILAR_GAIN = 0.3  # initial norm of the similar-word block (the profile blocks together: sqrt(P))
+
+
+def similar_word_vectors(k: int, rank: int) -> np.ndarray:
+    """``(20^k, rank)`` float32 ``E`` with ``E E^T`` the best rank-``rank`` approximation of the BLOSUM62 word kernel
+    ``K(u, v) = prod_i M(u_i, v_i)``, ``M(a, b) = 2^(B62(a, b) / 2) / sqrt(2^(B62(a, a) / 2) 2^(B62(b, b) / 2))``
+    (odds ratios, 1 on the diagonal; words in :class:`KmerProfile`'s order), scaled to RMS entry 1.
+
+    ``K`` is the ``k``-fold Kronecker power of the 20 x 20 odds-ratio matrix ``M``, so its eigenpairs are products of
+    ``M``'s: the ``rank`` largest products are taken (``M``'s few negative eigenvalues are clipped to 0).
+    """
+    from Bio.Align import substitution_matrices
+
+    from phylocl.data.simulator.substitution import AMINO_ACIDS
+
+    b = substitution_matrices.load("BLOSUM62")
+    m = np.array([[2.0 ** (b[x][y] / 2) for y in AMINO_ACIDS] for x in AMINO_ACIDS])  # (20, 20)
+    m = m / np.sqrt(np.outer(np.diag(m), np.diag(m)))  # every letter similarity 1 to itself (W's odds are 45)
+    lam, u = np.linalg.eigh(m)
+    lam = np.clip(lam, 0.0, None)
+    vals, vecs = np.ones(1), np.ones((1, 1))
+    for _ in range(k):  # Kronecker power, first letter most significant (as word ids)
+        vals = np.outer(vals, lam).ravel()
+        vecs = np.einsum("ia,jb->ijab", vecs, u).reshape(vecs.shape[0] * len(lam), -1)
+    top = np.argsort(-vals, kind="stable")[:rank]
+    e = vecs[:, top] * np.sqrt(vals[top])[None, :]  # (20^k, rank)
+    return (e / np.sqrt((e**2).mean())).astype(np.float32)
 
 
 class KmerProfile(nn.Module):
@@ -40,7 +77,7 @@ class KmerProfile(nn.Module):
 
     takes_ids = True
 
-    def __init__(self, *, alphabet: str, k: int, max_rows: int = 65_536) -> None:
+    def __init__(self, *, alphabet: str, k: int, similar_rank: int = 0, max_rows: int = 65_536) -> None:
         super().__init__()
         alpha = get_alphabet(alphabet)
         self.n, self.k = len(alpha.canonical), int(k)
@@ -51,6 +88,13 @@ class KmerProfile(nn.Module):
         self.weights = nn.Parameter(torch.ones(len(self.patterns), self.n**self.k))  # (P, n^k)
         self.gains = nn.Parameter(torch.ones(len(self.patterns)))  # (P,)
         self.composition_gain = nn.Parameter(torch.tensor(COMPOSITION_GAIN))
+        self.similar_rank = int(similar_rank)
+        if self.similar_rank:
+            if alpha.name != "protein" or self.similar_rank < 1 or self.similar_rank > self.n**self.k:
+                raise ValueError(f"similar_rank needs protein words and 1..{self.n ** self.k}, got "
+                                 f"{similar_rank} for {alpha.name}")
+            self.word_vectors = nn.Parameter(torch.from_numpy(similar_word_vectors(self.k, self.similar_rank)))
+            self.similar_gain = nn.Parameter(torch.tensor(SIMILAR_GAIN))
 
     def reset_unigram(self, unigram: nn.Embedding) -> None:
         """Residue embeddings ``N(0, 1)`` per entry (the composition term is normalised, so only directions count)."""
@@ -89,8 +133,15 @@ class KmerProfile(nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, unigram: nn.Embedding) -> torch.Tensor:
         """``ids``/``mask``: ``(B, L)``; ``unigram``: the token embedding (composition term). Returns ``(B, P n^k)``."""
-        prof = self.counts(ids, mask).sqrt() * self.weights  # (B, P, n^k)
-        prof = F.normalize(prof, dim=-1) * self.gains[:, None]  # (B, P, n^k)
+        weighted = self.counts(ids, mask).sqrt() * self.weights  # (B, P, n^k)
+        out = (F.normalize(weighted, dim=-1) * self.gains[:, None]).flatten(1)  # (B, P n^k)
+        if self.similar_rank:
+            out = torch.cat([out, self.similar_block(weighted).flatten(1)], 1)  # (B, P (n^k + r))
         comp = F.embedding_bag(ids.masked_fill(~mask, PAD_ID), unigram.weight, mode="sum", padding_idx=PAD_ID)
         comp = F.normalize(comp, dim=-1) * self.composition_gain  # (B, D), norm |g_c|
-        return prof.flatten(1) + comp  # (B, P n^k)
+        return out + comp  # (B, D)
+
+    def similar_block(self, weighted: torch.Tensor) -> torch.Tensor:
+        """``(B, P, r)``: ``g_s / sqrt(P) * normalize(weighted_p @ E)`` per pattern; ``weighted`` ``(B, P, n^k)``."""
+        t = weighted @ self.word_vectors  # (B, P, r)
+        return F.normalize(t, dim=-1) * (self.similar_gain / len(self.patterns) ** 0.5)

@@ -19,7 +19,8 @@ def seed_patterns(k: int) -> list[str]:
     return out
 
 
-def profile_dim(alphabet: str, k: int) -> int:
-    """Output width of a k-mer profile encoder: patterns x ``n^k`` (``n`` canonical letters)."""
+def profile_dim(alphabet: str, k: int, similar_rank: int = 0) -> int:
+    """Output width of a k-mer profile encoder: patterns x (``n^k`` + ``similar_rank``), ``n`` canonical letters
+    (each pattern's exact-word block, then its low-rank similar-word block)."""
     n = len(get_alphabet(alphabet).canonical)
-    return len(seed_patterns(k)) * n**k
+    return len(seed_patterns(k)) * (n**k + similar_rank)

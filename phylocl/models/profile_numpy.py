@@ -61,7 +61,8 @@ def is_profile_folder(folder: str | Path) -> bool:
         flat = flat_values({k: v for k, v in config.items() if k not in ("model_type", "phylocl_version")})
     except (ValueError, TypeError):
         return False
-    return (folder / "model.safetensors").is_file() and flat.get("head") == "none"
+    # a learned similar-word block (similar_rank > 0) is computed by the torch path only
+    return (folder / "model.safetensors").is_file() and flat.get("head") == "none" and not flat.get("similar_rank")
 
 
 def _norm(sq: np.ndarray) -> np.ndarray:

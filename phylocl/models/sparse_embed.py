@@ -41,21 +41,37 @@ def _norm(sq: torch.Tensor) -> torch.Tensor:
     return sq.clamp(min=0).sqrt().clamp(min=_EPS)
 
 
-def _row_norms(row, col, val, coeffs, basis, gram) -> torch.Tensor:
+def _row_norms(row, col, val, coeffs, basis, gram, token_rows: int | None = None) -> torch.Tensor:
     """``(k,)`` norms (floored at 1e-12) of rows ``v + coeffs @ basis``, ``v`` given by entries ``row, col, val``.
 
-    ``|v + c E|^2 = |v|^2 + 2 c . (E v) + c G c`` with ``G = E E^T`` ``(r, r)``; ``coeffs`` ``(k, r)``.
+    ``|v + c E|^2 = |v|^2 + 2 c . (E v) + c G c`` with ``G = E E^T`` ``(r, r)``; ``coeffs`` ``(k, r)``. Basis rows
+    past the first ``token_rows`` (default all; the similar-word block's unit rows, :func:`_basis`) live in columns
+    the sparse part never uses, so their ``E v`` is 0 and is not computed (``basis.T[col]`` costs ``nnz x r``).
     """
-    e_v = torch.zeros_like(coeffs).index_add_(0, row, val[:, None] * basis.T[col])  # (k, r) = E v
+    t = basis.shape[0] if token_rows is None else token_rows
+    e_v = torch.zeros_like(coeffs)  # (k, r) = E v
+    e_v[:, :t] = torch.zeros(len(coeffs), t, dtype=coeffs.dtype).index_add_(0, row, val[:, None] * basis[:t].T[col])
     sq = torch.zeros(len(coeffs), dtype=torch.float64).index_add_(0, row, val * val)  # (k,)
     return _norm(sq + 2 * (coeffs * e_v).sum(1) + ((coeffs @ gram) * coeffs).sum(1))
+
+
+def _basis(backbone: KmerProfile, tokens: torch.Tensor) -> torch.Tensor:
+    """``(r, D)`` float64: the token embedding ``(v, D)``, then, with a similar-word block of ``P s`` columns (the
+    last ones), one unit row per column of it (its values are coefficients too)."""
+    extra = len(backbone.patterns) * backbone.similar_rank
+    if not extra:
+        return tokens
+    unit = torch.zeros(extra, tokens.shape[1], dtype=tokens.dtype)
+    unit[:, tokens.shape[1] - extra:] = torch.eye(extra, dtype=tokens.dtype)
+    return torch.cat([tokens, unit])
 
 
 def _window_terms(backbone: KmerProfile, batch: dict, basis: torch.Tensor, gram: torch.Tensor):
     """Unit window embeddings ``prof + coeffs @ basis`` of a token batch ``(b, L)``, all float64 on the CPU.
 
     Returns ``(win (nnz,), col (nnz,), val (nnz,), coeffs (b, r))``: entry ``j`` of the sparse part is
-    ``val[j]`` at column ``col[j]`` of window ``win[j]``, sorted by window then column.
+    ``val[j]`` at column ``col[j]`` of window ``win[j]``, sorted by window then column. ``coeffs`` holds the
+    composition term's ``v`` token coefficients, then the similar-word block's values (:func:`_basis`).
     """
     device = backbone.code.device
     ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -68,23 +84,29 @@ def _window_terms(backbone: KmerProfile, batch: dict, basis: torch.Tensor, gram:
     block = win * n_pat + pat  # (nnz,)
     block_norm = _norm(torch.zeros(len(ids) * n_pat, dtype=torch.float64).index_add_(0, block, val * val))
     val = val * backbone.gains.detach().cpu().double()[pat] / block_norm[block]
-    tokens = torch.zeros(len(ids), basis.shape[0], dtype=torch.float64)  # (b, r) token counts
+    vocab = basis.shape[0] - len(backbone.patterns) * backbone.similar_rank
+    tokens = torch.zeros(len(ids), vocab, dtype=torch.float64)  # (b, v) token counts
     tokens.scatter_add_(1, ids, mask.double())
     tokens[:, PAD_ID] = 0
     gain = float(backbone.composition_gain.detach())
-    coeffs = gain * tokens / _norm(((tokens @ gram) * tokens).sum(1))[:, None]  # (b, r): |coeffs @ basis| = |g_c|
+    tok_gram = gram[:vocab, :vocab]
+    coeffs = gain * tokens / _norm(((tokens @ tok_gram) * tokens).sum(1))[:, None]  # (b, v): |coeffs @ E| = |g_c|
+    if backbone.similar_rank:  # the dense block, computed as the dense path does (float32)
+        weighted = counts.sqrt() * backbone.weights.detach()  # (b, P, K)
+        block = backbone.similar_block(weighted).detach().cpu().double()  # (b, P, s)
+        coeffs = torch.cat([coeffs, block.flatten(1)], 1)  # (b, v + P s)
     col = pat * size + word  # (nnz,)
-    norm = _row_norms(win, col, val, coeffs, basis, gram)  # (b,)
+    norm = _row_norms(win, col, val, coeffs, basis, gram, vocab)  # (b,)
     return win, col, val / norm[win], coeffs / norm[:, None]
 
 
 def _finish(run: torch.Tensor, col: torch.Tensor, val: torch.Tensor, coeffs: torch.Tensor, basis: torch.Tensor,
-            gram: torch.Tensor):
+            gram: torch.Tensor, token_rows: int | None = None):
     """Normalise summed rows ``(S + coeffs @ basis) / Z`` (``S``: entries ``run, col, val`` sorted; ``coeffs (k, r)``).
 
     Returns numpy ``(lengths (k,), indices int32, values float32, coeffs (k, r) float32)`` of the CSR rows.
     """
-    z = _row_norms(run, col, val, coeffs, basis, gram)  # (k,)
+    z = _row_norms(run, col, val, coeffs, basis, gram, token_rows)  # (k,)
     keep = val != 0  # a word whose weight or pattern gain is 0 adds nothing
     lengths = torch.bincount(run[keep], minlength=len(coeffs))  # (k,)
     values = (val / z[run])[keep].numpy().astype(np.float32)
@@ -144,7 +166,9 @@ def embed_sparse(encoder, sequences: Sequence[str], *, batch_size: int = 64,
     if isinstance(sequences, str):
         sequences = [sequences]
     arrays = [encoder._token_array(i, s) for i, s in enumerate(sequences)]
-    width, basis = encoder.max_len, encoder.embedding.weight.detach().cpu().double()  # basis (r, D)
+    width = encoder.max_len
+    basis = _basis(encoder.backbone, encoder.embedding.weight.detach().cpu().double())  # (r, D)
+    vocab = encoder.embedding.weight.shape[0]  # basis rows that may share columns with the sparse part
     stride = encoder.window_stride if overlap is None else overlap_stride(width, overlap)
     windows, order = _windows(arrays, width, stride)  # a sequence's windows are consecutive in `order`
     gram = basis @ basis.T  # (r, r)
@@ -157,7 +181,7 @@ def embed_sparse(encoder, sequences: Sequence[str], *, batch_size: int = 64,
         carry = None
         if hi < len(order) and windows[order[hi]][0] == owners[-1]:  # its last sequence goes on
             rows, carry = _split_last(*rows)
-        parts.append((owners[:len(rows[3])], *_finish(*rows, basis, gram)))
+        parts.append((owners[:len(rows[3])], *_finish(*rows, basis, gram, vocab)))
     if not parts:
         parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
                   np.zeros((0, basis.shape[0]), np.float32))]

@@ -54,7 +54,7 @@ class RetrievalMetrics(L.Callback):
             budget), times the world size for ``<prefix>/pairs_seen``; 0: not logged.
     """
 
-    def __init__(self, *, ks: Sequence[int] = (1, 10), prefix: str = "val", train_prefix: str = "train_fam",
+    def __init__(self, *, ks: Sequence[int] = (1, 10, 100, 300), prefix: str = "val", train_prefix: str = "train_fam",
                  min_rank_fraction: float | None = None, pairs_per_step: int = 0) -> None:
         super().__init__()
         if min_rank_fraction is not None and not 0.0 < min_rank_fraction <= 1.0:

@@ -35,7 +35,8 @@ def make_encoder(name: str, seed: int = 0, **extra) -> torch.nn.Module:
         from phylocl.models.kmerprofile import profile_dim
 
         values.pop("ffn_dim")
-        values["dim"] = values["embed_dim"] = profile_dim(values.get("alphabet", "protein"), values["depth"])
+        values["dim"] = values["embed_dim"] = profile_dim(values.get("alphabet", "protein"), values["depth"],
+                                                          values.get("similar_rank", 0))
     return build_encoder(name, **values)
 
 

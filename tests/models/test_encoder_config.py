@@ -56,7 +56,16 @@ def test_options_added_later_keep_the_fingerprint_identity_at_their_defaults():
     assert "moe_experts" not in identity and "attention" not in identity and "moe_ffn_dim" not in identity
     assert set(base.to_dict()) - set(identity) == {"attention", "rel_buckets", "moe_experts", "moe_every",
                                                    "moe_ffn_dim", "moe_capacity_factor", "smlp_dense", "smoe_chunk",
-                                                   "word_weights"}
+                                                   "word_weights", "similar_rank"}
+    similar = EncoderConfig(backbone="kmerprofile", dim=3 * (8000 + 2), depth=3, max_len=32, head="none",
+                            embed_dim=3 * (8000 + 2), similar_rank=2)
+    assert similar.identity_dict()["similar_rank"] == 2
+    with pytest.raises(ValueError, match="dim = embed_dim = 24006"):
+        EncoderConfig(backbone="kmerprofile", dim=24000, depth=3, max_len=32, head="none", embed_dim=24000,
+                      similar_rank=2)
+    with pytest.raises(ValueError, match="similar_rank applies to the kmerprofile backbone only"):
+        EncoderConfig(backbone="transformer", dim=16, depth=2, ffn_dim=32, heads=2, max_len=32, embed_dim=8,
+                      similar_rank=2)
     moe = EncoderConfig(backbone="transformer", dim=16, depth=2, ffn_dim=32, heads=2, max_len=32, alphabet="protein",
                         embed_dim=8, moe_experts=4)
     assert moe.identity_dict()["moe_experts"] == 4

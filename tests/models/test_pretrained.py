@@ -94,36 +94,50 @@ def _map_r(encoder, ds) -> float:
 
 
 def _untrained_twin(encoder) -> SequenceEncoder:
+    """The same architecture as built, every word weight 1 (not where training starts: see _untrained_start)."""
     torch.manual_seed(0)
     return SequenceEncoder(config=EncoderConfig(**encoder.config.to_dict())).eval()
 
 
-@pytest.mark.parametrize("name, alphabet", CASES, ids=IDS)
-def test_retrieves_the_bundled_families_about_as_well_as_kmer_profiles(name, alphabet, examples):
-    """A working encoder is within 0.1 MAP@R of the k-mer baseline on the bundled families (measured: protein 0.914
-    vs 0.994, DNA 0.801 vs 0.779); a broken or collapsed one (all rows alike) falls to chance, about 1/families."""
-    ds = examples[alphabet]
-    score = _map_r(phylocl.load_encoder(PRETRAINED_DIR / name), ds)
-    kmer = float(evaluate_embeddings(KmerEmbedder(k=3, alphabet=alphabet).embed(ds.sequences), ds.families,
-                                     ks=(1,))["map_r"])
-    assert score > kmer - 0.1, (score, kmer)
+def _untrained_start(encoder, name: str) -> SequenceEncoder:
+    """The encoder ``phylocl train --config configs/<name>.yaml`` starts from: built with the config's seed, and for
+    ``word_weights: idf`` the word weights set to the IDF of the config's training sequences (``fit_statistics``,
+    as ``phylocl/workflows/train.py`` does before step 0)."""
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    start = _untrained_twin(encoder)
+    if encoder.config.word_weights == "idf":
+        data = cfg.data
+        full = read_datasets([REPO / p for p in (data.path, *data.paths)])
+        train = split_families(full, fractions=data.fractions, seed=data.seed, group_column=data.group_column,
+                               holdout=data.holdout)["train"]
+        start.backbone.fit_statistics([start.alphabet.encode(s) for s in train.sequences])
+    return start
 
 
-# held-out (dev) families of the hardest set where training measurably helped (docs/models.md); default-dna's gain
-# comes from its representation (7-letter words), not from training, so it is checked against kmer:5 below instead
-DEV_GAIN = {"default-protein": "mycoplasma-orthogroups"}
+def _auc1(encoder, ds) -> float:
+    return float(evaluate_embeddings(encoder.embed(ds.sequences, batch_size=64), ds.families, ks=(1,))["auc1"])
 
 
 @pytest.mark.parametrize("name, alphabet", [("default-protein", "protein")], ids=["default-protein"])
-def test_beats_its_untrained_twin_on_held_out_families(name, alphabet):
+def test_against_its_real_untrained_start_on_held_out_families(name, alphabet):
+    """Training is compared with where it starts (the IDF-weighted profile), not with a uniform-weight twin.
+
+    docs/models.md (Mycoplasma dev AUC1): uniform weights 0.674, the IDF start 0.725, after training 0.729. What
+    carries the model is its representation (spaced words, IDF weights), fixed before the first step; the shipped
+    recipe's 100 InfoNCE steps add +0.004. So: training moved the weights, did not lower the dev figure, and the
+    start is well above the uniform twin (a broken IDF start or a training that hurt would fail here)."""
     if not SHARED.is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
     split = json.loads((REPO / "configs" / "splits" / f"dev-{alphabet}.json").read_text())
-    dataset = DEV_GAIN[name]
+    dataset = "mycoplasma-orthogroups"
     ds = read_dataset(SHARED / dataset).select_families(split["datasets"][dataset]["val"])
     trained = phylocl.load_encoder(PRETRAINED_DIR / name)
-    scores = {"trained": _map_r(trained, ds), "untrained": _map_r(_untrained_twin(trained), ds)}
-    assert scores["trained"] > scores["untrained"] + 0.03, scores
+    start = _untrained_start(trained, name)
+    moved = ((trained.backbone.weights - start.backbone.weights).abs() / start.backbone.weights.abs()).mean()
+    assert 1e-3 < float(moved) < 0.1, float(moved)  # trained from this start: close to it, but not equal
+    auc1 = {"trained": _auc1(trained, ds), "start": _auc1(start, ds), "uniform": _auc1(_untrained_twin(trained), ds)}
+    assert auc1["trained"] >= auc1["start"] - 0.002, auc1
+    assert auc1["start"] > auc1["uniform"] + 0.03, auc1
 
 
 @pytest.mark.parametrize("dataset", ["rfam5-seed", "phykit-dna"])

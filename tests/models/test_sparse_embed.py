@@ -112,3 +112,55 @@ def test_shipped_default_protein_model():
     seqs = ["".join(rng.choice(list(AA), int(n))) for n in rng.integers(2, 120, size=20)] + ["MKXVLB"]
     rows = embed_sparse(enc, seqs, batch_size=8)
     assert np.abs(rows.to_dense() - enc.embed(seqs, batch_size=8)).max() < 1e-5
+
+
+def _similar_encoder(max_len: int = 16) -> torch.nn.Module:
+    """A protein k-mer profile encoder with a similar-word block of rank 4 (issue 24), every term perturbed."""
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet="protein", depth=3, max_len=max_len,
+                       similar_rank=4).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.gains.uniform_(0.3, 1.5)
+        enc.backbone.composition_gain.fill_(-0.4)
+        enc.backbone.similar_gain.fill_(0.8)
+        enc.backbone.word_vectors.add_(0.1 * torch.randn_like(enc.backbone.word_vectors))
+    return enc
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_similar_word_block_rows_equal_the_dense_embeddings_and_index_scores(batch_size):
+    from phylocl.retrieval.sparse_build import sparse_index_in_memory
+
+    enc = _similar_encoder()
+    assert enc.embed_dim == 3 * (8000 + 4)
+    seqs = [s for s in _sequences("protein")]
+    rows = embed_sparse(enc, seqs, batch_size=batch_size, overlap=0.25)
+    dense = enc.embed(seqs, batch_size=batch_size, overlap=0.25)  # (N, D)
+    assert np.abs(rows.to_dense() - dense).max() < 1e-5
+    assert rows.rank == enc.embedding.weight.shape[0] + 12  # tokens, then the 3 x 4 block columns
+    assert np.abs(dense[:, -12:]).max() > 0.05  # the block is really there
+    assert rows.indices.max() < 24000  # the sparse part stays in the profile columns
+    index = sparse_index_in_memory(rows, ids=[str(i) for i in range(len(rows))])
+    np.testing.assert_allclose(index.scores(rows), dense @ dense.T, atol=1e-5)
+
+
+def test_similar_word_vectors_approximate_the_blosum_word_kernel():
+    from Bio.Align import substitution_matrices
+
+    from phylocl.models.kmerprofile import similar_word_vectors
+
+    b = substitution_matrices.load("BLOSUM62")
+    odds = np.array([[2.0 ** (b[x][y] / 2) for y in AA] for x in AA])  # (20, 20)
+    odds /= np.sqrt(np.outer(np.diag(odds), np.diag(odds)))
+    full = similar_word_vectors(2, 400).astype(np.float64)  # (400, 400): every eigenpair
+    kernel = np.kron(odds, odds)  # words 'AA', 'AC', ... first letter most significant
+    gram = full @ full.T
+    scale = np.sum(gram * kernel) / np.sum(gram * gram)  # the vectors are rescaled to RMS 1
+    lam = np.linalg.eigvalsh(odds)
+    if lam.min() >= 0:  # then the full factor reproduces the kernel exactly
+        np.testing.assert_allclose(gram * scale, kernel, rtol=1e-4, atol=1e-6)
+    low = similar_word_vectors(2, 20).astype(np.float64)
+    sims = low @ low.T
+    word = {w: i for i, w in enumerate(x + y for x in AA for y in AA)}
+    # 'IV' is a good BLOSUM neighbour of 'LV' (I/L +2), 'WV' is not (W/L -2)
+    assert sims[word["LV"], word["IV"]] > sims[word["LV"], word["WV"]]

@@ -45,7 +45,7 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6
     for split in ("val", "test"):
-        assert {"top1", "map_r", "auc1", "recall@1", "recall@10"} <= set(metrics[split])
+        assert {"top1", "map_r", "auc1", "recall@1", "recall@10", "recall@100", "recall@300"} <= set(metrics[split])
         assert 0.0 <= metrics[split]["map_r"] <= 1.0
         assert 1.0 <= metrics[split]["effective_rank"] <= 64 and metrics[split]["uniformity"] < 0
     splits = json.loads((out / "splits.json").read_text())
@@ -59,7 +59,9 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     logged = {k for r in rows for k, v in r.items() if v}
     assert {"train/loss", "train/infonce", "train/pos_prob", "train/temperature", "train/lr",
             "train/grad_norm", "val/map_r", "val/auc1", "val/effective_rank", "val/alignment",
-            "val/uniformity"} <= logged
+            "val/uniformity", "val/recall@100", "val/recall@300"} <= logged  # recall@K: the yardstick (issue 24)
+    recall = [float(r["val/recall@300"]) for r in rows if r.get("val/recall@300")]
+    assert recall and all(0.0 <= v <= 1.0 for v in recall)
     steps = [int(r["step"]) for r in rows if r.get("train/loss")]
     assert steps == list(range(6))
     assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
