@@ -176,7 +176,7 @@ def test_index_memory_gb_must_be_a_positive_number(tmp_path, cli, built, value):
     (["--rate", "inf"], "rate must be a finite number"),
     (["--kappa", "inf", "--alphabet", "dna"], "kappa must be a finite number"),
     (["--gamma-shape", "inf"], "gamma_shape must be a finite number"),
-    (["--gamma-shape", "0"], "gamma_shape must be > 0"),
+    (["--gamma-shape", "0"], "gamma shape (--gamma-shape) must be > 0"),
 ])
 def test_simulate_numbers_out_of_range(tmp_path, cli, flags, needle):
     _one_line_exit_2(cli, "simulate", "--families", 2, "--members", 2, "--length", 20, "-o", tmp_path / "s", *flags,
