@@ -56,6 +56,17 @@ def test_renamed_modules_work_with_from_imports_and_dotted_monkeypatch(monkeypat
     assert model_spec.resolve_device == "patched"
 
 
+def test_a_module_imported_first_under_its_old_name_keeps_its_own_name_and_spec():
+    import subprocess
+    import sys
+
+    code = ("import importlib, phylocl.retrieval.embeddings as old, phylocl.retrieval.embedding_files as new; "
+            "assert old is new and new.__name__ == new.__spec__.name == 'phylocl.retrieval.embedding_files', "
+            "new.__spec__; assert importlib.reload(new) is new; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 SIMULATOR = ["evolution", "evolved", "evolved_config", "indels", "rates", "simulate", "substitution"]
 
 
