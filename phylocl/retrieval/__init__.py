@@ -41,7 +41,7 @@ _LAZY = {  # imported on first use: a search loads neither the metrics nor the e
 
 alias_modules({
     "phylocl.retrieval.kmer": "phylocl.models.kmer",  # moved with the other models; old name kept
-    "phylocl.retrieval.embeddings": "phylocl.retrieval.embedding_files",  # renamed: a file format, not a model
+    "phylocl.retrieval.embeddings": "phylocl.retrieval.embedding_files",  # renamed: the embeddings file format
 })
 
 __all__ = [
