@@ -256,9 +256,9 @@ def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val")
     dev set embedded once for all its levels.
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embedding import embed_all
+    from phylocl.workflows.embed_buffers import embed_all
     from phylocl.workflows.inputs import read_labelled
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     rows = []
@@ -324,7 +324,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     from phylocl.retrieval.windowed import WindowedIndex, window_pieces
     from phylocl.sparse_rows import concat_rows
     from phylocl.workflows.inputs import read_labelled
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     if not embedder.sparse:
@@ -366,7 +366,7 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
     from phylocl.workflows.inputs import read_labelled
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     if not embedder.sparse:

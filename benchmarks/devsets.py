@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from phylocl.data.layouts import read_dataset
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embedding import embed_all
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.model_spec import resolve_model
 
     torch.set_num_threads(args.threads)
     data = {s: read_dataset(args.dev / s) for s in args.sets}

@@ -88,7 +88,7 @@ def load_model(name: str, max_len: int | None):
     torch.manual_seed(0)
     if name in list_models():
         return build_encoder(name, **({"max_len": max_len} if max_len else {})).eval()
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     return resolve_model(name, device="cpu").model.eval()
 

@@ -502,8 +502,8 @@ def cmd_score(args) -> int:
     """
     from phylocl.data.alphabet import get_alphabet
     from phylocl.models.registry import build_encoder
-    from phylocl.workflows.embedding import embed_all
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.model_spec import resolve_model
 
     data = load_pack(Path(args.data))
     letters = np.array(get_alphabet("protein").tokens)

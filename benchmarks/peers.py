@@ -231,8 +231,8 @@ def run_embedder(spec: str, ds, levels, args) -> list[dict]:
 
     from phylocl import __version__
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embedding import embed_all
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.model_spec import resolve_model
 
     start = time.perf_counter()
     torch.set_num_threads(args.threads)

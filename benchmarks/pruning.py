@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.scale import read_fasta  # noqa: E402  (after the sys.path line: run as a script)
 from phylocl.retrieval.index_io import load_index  # noqa: E402
-from phylocl.workflows.models import resolve_model  # noqa: E402
+from phylocl.workflows.model_spec import resolve_model  # noqa: E402
 
 
 def low_rank_scores(idx, q) -> np.ndarray:

@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     from ablation import decoy_sequences
 
     from phylocl.retrieval.windowed import window_pieces
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(args.model, alphabet="protein", device="cpu")
     other = resolve_model(args.other, alphabet="protein", device="cpu") if args.other else None

@@ -23,7 +23,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from phylocl.models.registry import describe_model, list_models
 
     if args.pretrained:
-        from phylocl.workflows.models import default_model, resolve_model, shipped_models
+        from phylocl.workflows.model_spec import default_model, resolve_model, shipped_models
 
         info = {n: resolve_model(n, device="cpu").model.model_info() for n in shipped_models()}
         chosen = {a: default_model(a) for a in ("protein", "dna")}
@@ -142,7 +142,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.fasta is not None:
-        from phylocl.workflows.sparse_index import build_sparse_index_file
+        from phylocl.workflows.sparse_index_command import build_sparse_index_file
 
         if args.type not in ("auto", "sparse"):
             raise InputError(f"--fasta builds a sparse index (--kind sparse); for a {args.type} index run "
@@ -152,7 +152,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
                                     progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
         _say_default("index", r.model)
     else:
-        from phylocl.workflows.index import build_index_file
+        from phylocl.workflows.index_command import build_index_file
 
         if args.type == "sparse":
             raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 
@@ -26,11 +27,17 @@ class _Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return importlib.util.spec_from_loader(fullname, self)
         return None
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec] = {}  # old name -> the module's own spec
+
     def create_module(self, spec):
-        return importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(MOVED[spec.name])
+        self._specs[spec.name] = module.__spec__  # the import system sets __spec__ to the alias's next
+        return module
 
     def exec_module(self, module) -> None:
-        pass  # already executed under its new name
+        # already executed under its new name; give it back its own spec (reload, pickling and tools read it)
+        module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
 _FINDER = _Aliases()

@@ -88,7 +88,7 @@ def test_dna_with_a_fifth_ambiguity_codes_embeds_as_dna(tmp_path, cli):
 
 
 def test_alphabet_option_overrides_detection(tmp_path, cli):
-    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.embedding_files import load_embeddings
 
     fa = tmp_path / "dna.fa"
     fa.write_text(_ambiguous_dna(share=0.6))  # mostly ambiguity codes: detected as protein
@@ -114,7 +114,7 @@ def test_byte_order_mark_through_inspect(tmp_path, cli):
 
 
 def test_embed_and_search_read_named_pipes(tmp_path, cli):
-    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.embedding_files import load_embeddings
 
     text = "".join(f">s{i}\n{'MKTAYIAKQRGSHMLEDPVV' * 20}\n" for i in range(400)).encode()
     (tmp_path / "db.fa").write_bytes(text)

@@ -18,7 +18,7 @@ def _text(name: str) -> str:
 @pytest.fixture(scope="module")
 def defaults() -> dict[str, str]:
     """The method used without --model, per alphabet, as the code chooses it from dev-figures.json."""
-    from phylocl.workflows.models import default_model
+    from phylocl.workflows.model_spec import default_model
 
     return {a: default_model(a).spec for a in ("protein", "dna")}
 

@@ -188,8 +188,8 @@ def test_pack_round_trip_and_score(tmp_path, capsys):
     assert len(offsets) - 1 == sum(f not in dev for f in ds.families)
     # score: kmer:3 on the pack's dev set (token ids decoded back to letters) = phylocl evaluate on the sequences
     from phylocl.retrieval.evaluation import evaluate_embeddings
-    from phylocl.workflows.embedding import embed_all
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.model_spec import resolve_model
 
     gpu_train.main(["score", "kmer:3", "untrained:gmlp-tiny", "--data", str(out), "--max-len", "32"])
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]

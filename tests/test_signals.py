@@ -78,12 +78,12 @@ def test_atomic_path_sweeps_stale_tmp_files(tmp_path):
 
 
 def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    import phylocl.workflows.embedding as embedding_mod
+    import phylocl.workflows.embed_buffers as buffers_mod
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "e.npz"))
 
-    monkeypatch.setattr(embedding_mod, "embed_buffers", boom)  # used by embed's shard writer
+    monkeypatch.setattr(buffers_mod, "embed_buffers", boom)  # used by embed's shard writer
     fa = tmp_path / "q.fa"
     fa.write_text(">a\nMKTAYIAKQR\n")
     assert main(["embed", "--fasta", str(fa), "--model", "kmer:2", "-o", str(tmp_path / "e.npz"), "--quiet"]) == 2

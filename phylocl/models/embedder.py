@@ -4,7 +4,7 @@ Three kinds of object follow it, so a caller never asks which one it holds:
 
 - :class:`~phylocl.models.kmer.KmerEmbedder`: the ``kmer:K`` count baselines (NumPy);
 - :class:`~phylocl.models.encoder.SequenceEncoder`: trained encoders (torch);
-- :class:`~phylocl.workflows.models.ResolvedModel`: either of them bound to run settings (device, precision,
+- :class:`~phylocl.workflows.model_spec.ResolvedModel`: either of them bound to run settings (device, precision,
   window overlap), what ``resolve_model`` returns and the commands (``embed``, ``index``, ``search``,
   ``evaluate``) use.
 

@@ -82,8 +82,8 @@ class NumpyProfileEncoder:
         folder: a model folder of a ``kmerprofile`` encoder with head ``none`` (:func:`is_profile_folder`).
         overlap: window overlap for sequences longer than ``max_len`` (``None``: half a window, the default).
 
-    Attributes mirror what :class:`~phylocl.workflows.models.Embedder` reads: ``alphabet`` (name), ``embed_dim``,
-    ``sketch_dim`` (``None``: the rows are sparse), ``max_len``. Raises :class:`InputError` on an unreadable folder.
+    Attributes mirror what :class:`~phylocl.workflows.model_spec.ResolvedModel` reads: ``alphabet`` (name),
+    ``embed_dim``, ``sketch_dim`` (``None``: the rows are sparse), ``max_len``. Raises :class:`InputError` on an unreadable folder.
     """
 
     sketch_dim = None

@@ -3,12 +3,12 @@
 Arrays in, numbers out; nothing here imports models or training (``KmerEmbedder`` and ``parse_model_spec`` moved
 to :mod:`phylocl.models.kmer`; they are re-exported here for old imports).
 
-- :mod:`~phylocl.retrieval.embeddings`  ``save_embeddings``, ``load_embeddings``, ``EmbeddingWriter``
-- :mod:`~phylocl.retrieval.index`       ``build_index``, ``RetrievalIndex``, ``drop_self_hits``
-- :mod:`~phylocl.retrieval.index_io`    ``save_index``, ``load_index``, ``check_compatible``
-- :mod:`~phylocl.retrieval.hits`        ``HitLists``, ``hits_from_search``, ``read_hits_tsv``, ``write_hits_tsv``
-- :mod:`~phylocl.retrieval.metrics`     ``score_hits``
-- :mod:`~phylocl.retrieval.evaluation`  ``evaluate_embeddings``
+- :mod:`~phylocl.retrieval.embedding_files`  ``save_embeddings``, ``load_embeddings``, ``EmbeddingWriter``
+- :mod:`~phylocl.retrieval.index`            ``build_index``, ``RetrievalIndex``, ``drop_self_hits``
+- :mod:`~phylocl.retrieval.index_io`         ``save_index``, ``load_index``, ``check_compatible``
+- :mod:`~phylocl.retrieval.hits`             ``HitLists``, ``hits_from_search``, ``read_hits_tsv``, ``write_hits_tsv``
+- :mod:`~phylocl.retrieval.metrics`          ``score_hits``
+- :mod:`~phylocl.retrieval.evaluation`       ``evaluate_embeddings``
 """
 
 import importlib
@@ -16,10 +16,10 @@ import importlib
 from phylocl.moved import alias_modules
 
 _LAZY = {  # imported on first use: a search loads neither the metrics nor the embeddings files
-    "EmbeddingSet": "phylocl.retrieval.embeddings",
-    "EmbeddingWriter": "phylocl.retrieval.embeddings",
-    "load_embeddings": "phylocl.retrieval.embeddings",
-    "save_embeddings": "phylocl.retrieval.embeddings",
+    "EmbeddingSet": "phylocl.retrieval.embedding_files",
+    "EmbeddingWriter": "phylocl.retrieval.embedding_files",
+    "load_embeddings": "phylocl.retrieval.embedding_files",
+    "save_embeddings": "phylocl.retrieval.embedding_files",
     "evaluate_embeddings": "phylocl.retrieval.evaluation",
     "BLAST_TAB": "phylocl.retrieval.hits",
     "HitLists": "phylocl.retrieval.hits",
@@ -39,7 +39,10 @@ _LAZY = {  # imported on first use: a search loads neither the metrics nor the e
     "score_hits": "phylocl.retrieval.metrics",
 }
 
-alias_modules({"phylocl.retrieval.kmer": "phylocl.models.kmer"})  # moved with the other models; old name kept
+alias_modules({
+    "phylocl.retrieval.kmer": "phylocl.models.kmer",  # moved with the other models; old name kept
+    "phylocl.retrieval.embeddings": "phylocl.retrieval.embedding_files",  # renamed: the embeddings file format
+})
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings",

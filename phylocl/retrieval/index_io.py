@@ -27,7 +27,7 @@ from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
 from phylocl.retrieval.bundle import FORMAT, save_index
 from phylocl.retrieval.npz_mmap import check_npy_sizes
-from phylocl.retrieval.embeddings import check_model_record
+from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE

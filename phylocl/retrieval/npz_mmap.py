@@ -1,6 +1,6 @@
 """Memory-map an array stored inside an uncompressed ``.npz`` (zip) archive, without reading it.
 
-Embeddings files (:mod:`phylocl.retrieval.embeddings`) store their members uncompressed, so the bytes of
+Embeddings files (:mod:`phylocl.retrieval.embedding_files`) store their members uncompressed, so the bytes of
 ``embeddings.npy`` lie contiguously inside the ``.npz``: :func:`memmap_member` finds them through the zip
 directory and maps them with ``numpy.memmap``. The rows are then paged in by the OS as they are touched, so
 ``phylocl index`` and the shard merge of ``phylocl embed`` hold one batch of rows at a time, whatever the size.

@@ -6,6 +6,16 @@ show progress and write outputs atomically. ``phylocl/cli.py`` only parses argum
 
 from __future__ import annotations
 
+from phylocl.moved import alias_modules
+
+# renamed so that each name says its layer (the retrieval and model modules have the short names); old names import
+alias_modules({
+    "phylocl.workflows.models": "phylocl.workflows.model_spec",
+    "phylocl.workflows.index": "phylocl.workflows.index_command",
+    "phylocl.workflows.sparse_index": "phylocl.workflows.sparse_index_command",
+    "phylocl.workflows.embedding": "phylocl.workflows.embed_buffers",
+})
+
 __all__ = ["progress_bar"]
 
 

@@ -24,9 +24,9 @@ import numpy as np
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import embed_all
+from phylocl.workflows.embed_buffers import embed_all
 from phylocl.workflows.inputs import check_dataset_alphabet, read_labelled
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.model_spec import resolve_model
 
 __all__ = ["diagnose", "write_diagnosis", "format_diagnosis", "DIAGNOSIS_FILE"]
 

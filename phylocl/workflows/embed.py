@@ -6,7 +6,7 @@ put back in input order and appended to a shard file (:mod:`phylocl.workflows.sh
 each, written atomically to ``<out>.shards/``); at the end the shards are streamed into ``out``. Memory held: one
 buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in. A failure
 or Ctrl-C leaves no output file but keeps the finished shards, which a rerun with the same input and settings
-skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embedding`) and the input checks
+skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embed_buffers`) and the input checks
 (:mod:`phylocl.workflows.inputs`) are shared with ``search`` and ``evaluate``.
 """
 
@@ -19,10 +19,10 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import DEFAULT_BUFFER, Item
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.model_spec import resolve_model
 from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
 __all__ = ["EmbedResult", "embed", "open_input"]
@@ -84,9 +84,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     """Embed ``fasta`` (streamed) or the labelled dataset ``data`` and write ``out`` (``.npz``) atomically.
 
     Args:
-        out: output embeddings file (see :mod:`phylocl.retrieval.embeddings` for the format).
-        model: a model spec (:func:`~phylocl.workflows.models.resolve_model`); ``None``: the best measured method of the
-            input's alphabet (:func:`~phylocl.workflows.models.default_model`).
+        out: output embeddings file (see :mod:`phylocl.retrieval.embedding_files` for the format).
+        model: a model spec (:func:`~phylocl.workflows.model_spec.resolve_model`); ``None``: the best measured
+            method of the input's alphabet (:func:`~phylocl.workflows.model_spec.default_model`).
         fasta: a FASTA file, read in buffers; ids only. Exactly one of ``fasta`` and ``data``.
         data, labels: a labelled dataset (any ``read_dataset`` layout); its family labels are stored.
         batch_size: sequences per model call; buffer_size: sequences read, sorted and embedded together.

@@ -28,7 +28,7 @@ class ShardPredictor(L.LightningModule):
     """One prediction step per rank: embed this rank's shards of ``items()`` into the shard folder.
 
     Args:
-        embedder: a :class:`~phylocl.workflows.models.Embedder` (its encoder is moved to the rank's device).
+        embedder: a :class:`~phylocl.workflows.model_spec.ResolvedModel` (its encoder is moved to the rank's device).
         items: a function returning a fresh iterator of ``(id, sequence, label)`` items (the whole input).
         out, settings: the output file and the shard settings (see :class:`~phylocl.workflows.shards.ShardFolder`).
         shard_size, buffer_size, batch_size, with_labels: as in :func:`~phylocl.workflows.embed.embed`.

@@ -32,10 +32,10 @@ from typing import Sequence
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.model_spec import resolve_model
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS",
            "PREFILTER_KS"]
@@ -204,7 +204,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     Args:
         data, labels: a labelled dataset (any ``read_dataset`` layout).
         model: model spec; ``None``: the best measured method of the data's alphabet
-            (:func:`~phylocl.workflows.models.default_model`).
+            (:func:`~phylocl.workflows.model_spec.default_model`).
         db_extra: FASTA of unlabelled distractors added to the database (ids must differ from ``data``'s).
         group_column: labels column defining relevance (``superfamily``, ``fold``...); default: the family.
         ks: ``recall@k`` cut-offs, each ``>= 1``.

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from phylocl.data.fasta import FastaRecord, detect_kind, looks_like_protein, nucleotide_fraction, parse_fasta
 from phylocl.errors import InputError
-from phylocl.workflows.models import Embedder
+from phylocl.workflows.model_spec import ResolvedModel
 
 __all__ = ["fasta_records", "fasta_alphabet", "open_fasta", "bind_stream", "read_labelled", "check_dataset_alphabet",
            "mismatch_error", "check_output_file", "letter_notes"]
@@ -38,7 +38,7 @@ def _looks_like(kind: str, seq: str) -> bool:
     return nucleotide_fraction(seq) >= 0.9 if kind == "dna" else looks_like_protein(seq)
 
 
-def mismatch_error(kind: str, embedder: Embedder, *, path, record_id: str | None = None,
+def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str | None = None,
                    line: int | None = None, index: str | Path | None = None) -> InputError:
     """The error for input of alphabet ``kind`` given to a model of another alphabet (or an index built for one).
 
@@ -57,7 +57,7 @@ def mismatch_error(kind: str, embedder: Embedder, *, path, record_id: str | None
                       f"use a {data} model (e.g. --model {suggestion}), or {other}", path=path, line=line)
 
 
-def bind_stream(stream, embedder: Embedder, *, index: str | Path | None = None):
+def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = None):
     """Check that ``stream``'s alphabet is ``embedder``'s and read it with the model's alphabet from now on.
 
     Input detected as the other alphabet is refused up front, naming the first record that looks like it and its
@@ -70,7 +70,7 @@ def bind_stream(stream, embedder: Embedder, *, index: str | Path | None = None):
     return stream
 
 
-def fasta_records(source, embedder: Embedder) -> Iterator[FastaRecord]:
+def fasta_records(source, embedder: ResolvedModel) -> Iterator[FastaRecord]:
     """Stream the records of ``source`` (a path or an unread :func:`open_fasta` stream) checked against
     ``embedder``'s alphabet (letters in canonical form); see :func:`bind_stream`.
 
@@ -113,7 +113,7 @@ def letter_notes(report) -> list[str]:
     return report.lines()
 
 
-def check_dataset_alphabet(ds, embedder: Embedder, path) -> None:
+def check_dataset_alphabet(ds, embedder: ResolvedModel, path) -> None:
     """Refuse a dataset whose detected alphabet is not the model's, naming its first record of that kind."""
     kind = ds.alphabet.name
     if kind != embedder.alphabet.name:

@@ -36,9 +36,9 @@ from phylocl.errors import InputError
 from phylocl.outputs import same_file
 from phylocl.workflows import progress_bar
 from phylocl.sparse_rows import SparseRows
-from phylocl.workflows.embedding import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
-from phylocl.workflows.models import resolve_model, shipped_models
+from phylocl.workflows.model_spec import resolve_model, shipped_models
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER", "DEFAULT_CANDIDATES", "DEFAULT_MEMORY_BUDGET"]
 

@@ -4,7 +4,7 @@
 atomically to ``<out>.shards/shard-<k>.npz`` (an ordinary embeddings file) as soon as it is embedded; a run that is
 killed leaves the finished shards there, and the next run with the same input and settings skips them (the
 records are still read, to reach the next shard, but not embedded). When every shard is in they are streamed, in
-order, into ``out`` (:class:`~phylocl.retrieval.embeddings.EmbeddingWriter`, rows memory-mapped one shard at a
+order, into ``out`` (:class:`~phylocl.retrieval.embedding_files.EmbeddingWriter`, rows memory-mapped one shard at a
 time) and the folder is removed. Since a shard's rows depend only on its records and the settings, and archive
 members carry fixed time stamps, the resumed file is byte-identical to an uninterrupted run's.
 
@@ -156,7 +156,7 @@ class ShardFolder:
 
     def merge(self, n_shards: int, *, model: dict, with_labels: bool) -> int:
         """Stream shards ``0 .. n_shards - 1`` into ``out`` (atomically), then remove the folder; returns rows."""
-        from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings
+        from phylocl.retrieval.embedding_files import EmbeddingWriter, load_embeddings
         from phylocl.retrieval.npz_mmap import row_blocks
 
         missing = [k for k in range(n_shards) if not self.done(k)]
@@ -190,8 +190,8 @@ def write_shards(items: Iterable, embedder, shards: "ShardFolder", *, batch_size
     reused only when the records read for it now hash the same (they are held in memory, one shard, to embed them
     again when not). Returns the number of shards of the input.
     """
-    from phylocl.retrieval import embeddings
-    from phylocl.workflows.embedding import embed_buffers
+    from phylocl.retrieval import embedding_files
+    from phylocl.workflows.embed_buffers import embed_buffers
 
     n = 0
     for k, chunk in enumerate(shard_chunks(items, shard_size)):
@@ -207,7 +207,7 @@ def write_shards(items: Iterable, embedder, shards: "ShardFolder", *, batch_size
                 continue
             chunk = iter(records)  # the input changed under this shard: embed it again
         hashing = _Hashing(chunk)
-        with embeddings.EmbeddingWriter(shards.path(k), model=embedder.model_info(),
+        with embedding_files.EmbeddingWriter(shards.path(k), model=embedder.model_info(),
                                         with_labels=with_labels) as writer:
             for x, ids, labs in embed_buffers(iter(hashing), embedder, batch_size=batch_size,
                                               buffer_size=buffer_size, progress=progress):

@@ -60,12 +60,12 @@ class TrainResult:
 
 def _evaluate_split(module, dm, split: str, ks) -> dict:
     """Retrieval figures of the module's encoder on the val or test families (empty dict when there are none),
-    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embedding.embed_all`,
+    embedded exactly as ``phylocl evaluate`` embeds them (:func:`~phylocl.workflows.embed_buffers.embed_all`,
     long sequences as windows, batches of 64), so ``metrics.json`` and ``phylocl evaluate --split`` agree."""
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.callbacks import health_metrics
-    from phylocl.workflows.embedding import embed_all
-    from phylocl.workflows.models import Embedder
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.model_spec import ResolvedModel
 
     dataset = dm.val_set if split == "val" else dm.test_set
     if not len(dataset) or len(set(dataset.families)) < 2:
@@ -74,7 +74,7 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
     was_training = enc.training
     device = str(next(enc.parameters()).device)
     try:
-        embedder = Embedder(model=enc, source="training", device=device)
+        embedder = ResolvedModel(model=enc, source="training", device=device)
         x, _ = embed_all(zip(dataset.ids, dataset.sequences, dataset.families), embedder)  # (N, D)
     finally:
         enc.train(was_training)

@@ -7,7 +7,7 @@ import pytest
 
 from phylocl.models.embedder import MODEL_INFO_KEYS, Embedder, SparseEmbedder
 from phylocl.models.kmer import KmerEmbedder
-from phylocl.workflows.models import ResolvedModel, resolve_model
+from phylocl.workflows.model_spec import ResolvedModel, resolve_model
 
 SEQS = ["MKVLAAGIVGLLAW", "MSTAPQRW", "MKVLAEGIVGLLAWXX", "MY"]
 

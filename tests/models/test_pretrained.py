@@ -21,7 +21,7 @@ from phylocl.models.registry import get_config
 from phylocl.retrieval.evaluation import evaluate_embeddings
 from phylocl.models.kmer import KmerEmbedder
 from phylocl.models.persistence import PRETRAINED_DIR, shipped_models
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.model_spec import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "datasets" / "example-mini-mit"

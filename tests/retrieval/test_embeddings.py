@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-import phylocl.retrieval.embeddings as emb_mod
+import phylocl.retrieval.embedding_files as emb_mod
 from phylocl.errors import InputError
-from phylocl.retrieval.embeddings import EmbeddingWriter, load_embeddings, save_embeddings
+from phylocl.retrieval.embedding_files import EmbeddingWriter, load_embeddings, save_embeddings
 
 MODEL = {"fingerprint": "abc123", "name": "toy", "dim": 4, "alphabet": "protein", "extra": [1, 2]}
 

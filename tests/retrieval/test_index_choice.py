@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phylocl.retrieval import index_choice
-from phylocl.retrieval.embeddings import load_embeddings, save_embeddings
+from phylocl.retrieval.embedding_files import load_embeddings, save_embeddings
 from phylocl.retrieval.index import TRAIN_BYTES, build_index, set_num_threads
 from phylocl.retrieval.index_choice import choose_kind, index_bytes
 

@@ -9,7 +9,7 @@ import pytest
 
 from phylocl.cli import main
 from phylocl.errors import InputError
-from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.workflows.defaults import DEV_FIGURES, choose_default, read_dev_figures
 
 

@@ -14,12 +14,12 @@ import phylocl
 from phylocl.cli import main
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.models.kmer import KmerEmbedder
 from phylocl.workflows import embed as embed_mod
-from phylocl.workflows import models as models_mod
+from phylocl.workflows import model_spec
 from phylocl.workflows.embed import embed
-from phylocl.workflows.models import Embedder, resolve_model
+from phylocl.workflows.model_spec import ResolvedModel, resolve_model
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -92,7 +92,7 @@ def test_resolve_shipped_model_and_measured_default(tmp_path, monkeypatch, encod
 
     table = tmp_path / "dev-figures.json"
     monkeypatch.setattr(defaults, "DEV_FIGURES", table)
-    monkeypatch.setattr(models_mod, "choose_default",
+    monkeypatch.setattr(model_spec, "choose_default",
                         lambda alphabet, *, shipped: defaults.choose_default(alphabet, shipped=shipped, path=table))
     from phylocl.models import persistence
 
@@ -105,7 +105,7 @@ def test_resolve_shipped_model_and_measured_default(tmp_path, monkeypatch, encod
     with pytest.raises(InputError, match="default-protein.*no pretrained model is shipped"):
         resolve_model("default-protein")
     phylocl.load_encoder(encoder_path).save_pretrained(tmp_path / "pretrained" / "default-protein")
-    assert models_mod.shipped_models() == ["default-protein"]
+    assert model_spec.shipped_models() == ["default-protein"]
     fp = phylocl.load_encoder(encoder_path).fingerprint()
     chosen = resolve_model(None, alphabet="protein")  # installed and better: the encoder
     assert chosen.model_info()["fingerprint"] == fp
@@ -148,14 +148,14 @@ def test_streamed_fasta_matches_direct_embedding_in_input_order(tmp_path, datase
             read[0] += 1
             yield rec
 
-    original_embed = Embedder.embed
+    original_embed = ResolvedModel.embed
 
     def spy(self, seqs, *, batch_size=64):
         calls.append((read[0], [len(s) for s in seqs]))
         return original_embed(self, seqs, batch_size=batch_size)
 
     monkeypatch.setattr(embed_mod, "fasta_records", counting)
-    monkeypatch.setattr(Embedder, "embed", spy)
+    monkeypatch.setattr(ResolvedModel, "embed", spy)
     res = embed(out=tmp_path / "e.npz", model=str(encoder_path), fasta=fasta, batch_size=3, buffer_size=7,
                 progress=False)
     got = load_embeddings(tmp_path / "e.npz")
@@ -199,7 +199,7 @@ def _leftovers(folder: Path) -> list[str]:
 @pytest.mark.parametrize("error", [RuntimeError("device lost"), KeyboardInterrupt()])
 def test_failure_mid_embed_leaves_no_output_file(tmp_path, dataset, monkeypatch, error):
     calls = []
-    original = Embedder.embed
+    original = ResolvedModel.embed
 
     def failing(self, seqs, *, batch_size=64):
         calls.append(len(seqs))
@@ -207,7 +207,7 @@ def test_failure_mid_embed_leaves_no_output_file(tmp_path, dataset, monkeypatch,
             raise error
         return original(self, seqs, batch_size=batch_size)
 
-    monkeypatch.setattr(Embedder, "embed", failing)
+    monkeypatch.setattr(ResolvedModel, "embed", failing)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     argv = ["embed", "--model", "kmer:2", "--fasta", str(dataset / "sequences.fasta"), "-o",

@@ -36,7 +36,7 @@ def test_two_processes_write_the_same_file_as_one(tmp_path, free_port):
 
     torch.manual_seed(0)  # an encoder, so the ranks also move a model to their device
     model = str(build_encoder("gmlp-tiny", max_len=32).save(tmp_path / "enc.pt"))
-    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.embedding_files import load_embeddings
     from phylocl.workflows.embed import embed
 
     threads = torch.get_num_threads()

@@ -13,7 +13,7 @@ import torch
 
 import phylocl
 from phylocl.cli import main
-from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
 from phylocl.models.kmer import KmerEmbedder
 

@@ -12,7 +12,7 @@ import torch
 
 import phylocl
 from phylocl.cli import main
-from phylocl.retrieval.embeddings import save_embeddings
+from phylocl.retrieval.embedding_files import save_embeddings
 from phylocl.retrieval.index_io import load_index
 
 MODEL = {"fingerprint": "0123456789abcdef", "name": "toy", "dim": 8, "alphabet": "protein"}

@@ -202,8 +202,8 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
 
 def test_bf16_precision_search_and_embed(tmp_path, db, capsys):
     """--precision bf16 reaches the encoder (hits within bf16 rounding of the fp32 ones); kmer:K ignores it."""
-    from phylocl.retrieval.embeddings import load_embeddings
-    from phylocl.workflows.models import resolve_model
+    from phylocl.retrieval.embedding_files import load_embeddings
+    from phylocl.workflows.model_spec import resolve_model
 
     torch.manual_seed(0)
     enc_path = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
@@ -278,7 +278,7 @@ def test_sparse_kind_needs_sequences_and_bad_fasta_is_named(tmp_path, db, cli):
 
 def test_db_search_with_the_default_protein_model_goes_sparse_and_equals_brute_force(tmp_path, db, monkeypatch):
     import phylocl.retrieval.sparse_build as sparse_build
-    from phylocl.workflows.models import resolve_model
+    from phylocl.workflows.model_spec import resolve_model
 
     built = []
     real = sparse_build.sparse_index_in_memory

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phylocl.errors import InputError
-from phylocl.retrieval.embeddings import load_embeddings
+from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.workflows import embed as embed_mod
 from phylocl.workflows.embed import embed
 from phylocl.workflows.shards import ShardFolder, count_rest, shard_chunks
@@ -49,9 +49,9 @@ def fasta(tmp_path):
 
 def _kill_after(monkeypatch, k):
     """Make write_shards' (k+1)-th shard write raise, as if the process died there."""
-    from phylocl.retrieval import embeddings
+    from phylocl.retrieval import embedding_files
 
-    real = embeddings.EmbeddingWriter
+    real = embedding_files.EmbeddingWriter
     opened = []
 
     class Dying(real):
@@ -62,7 +62,7 @@ def _kill_after(monkeypatch, k):
                     raise Killed()
             super().__init__(path, **kw)
 
-    monkeypatch.setattr(embeddings, "EmbeddingWriter", Dying)
+    monkeypatch.setattr(embedding_files, "EmbeddingWriter", Dying)
     return opened
 
 
@@ -158,16 +158,16 @@ def test_unchanged_input_touched_still_resumes(tmp_path, fasta, monkeypatch):
         with pytest.raises(Killed):
             embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
     os.utime(fasta, ns=(1, 10**18))
-    from phylocl.retrieval import embeddings
+    from phylocl.retrieval import embedding_files
 
     embedded = []
 
-    class Spy(embeddings.EmbeddingWriter):
+    class Spy(embedding_files.EmbeddingWriter):
         def __init__(self, path, **kw):
             if "shard-" in str(path):
                 embedded.append(int(str(path).rsplit("-", 1)[1].split(".")[0]))
             super().__init__(path, **kw)
 
-    monkeypatch.setattr(embeddings, "EmbeddingWriter", Spy)
+    monkeypatch.setattr(embedding_files, "EmbeddingWriter", Spy)
     embed(out=out, model="kmer:2", fasta=fasta, shard_size=5, progress=False)
     assert embedded == [2, 3, 4]  # shards 0 and 1 were reused

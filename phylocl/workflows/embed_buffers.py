@@ -2,8 +2,8 @@
 
 Records are read in buffers of ``buffer_size`` (default 8,192); each buffer is sorted by length (longest first,
 so similar lengths share a batch, little padding is computed and an out-of-memory shows up at once), embedded
-``batch_size`` sequences at a time by an :class:`~phylocl.workflows.models.Embedder` and put back in input order.
-Used by ``embed``, ``search`` and ``evaluate``.
+``batch_size`` sequences at a time by a :class:`~phylocl.workflows.model_spec.ResolvedModel` and put back in input
+order. Used by ``embed``, ``search`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
-from phylocl.workflows.models import Embedder
+from phylocl.workflows.model_spec import ResolvedModel
 
 __all__ = ["embed_buffers", "sparse_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
 
@@ -23,7 +23,7 @@ DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
 
 
-def _embed_buffer(buf: list[Item], embedder: Embedder, batch_size: int, progress: tqdm | None):
+def _embed_buffer(buf: list[Item], embedder: ResolvedModel, batch_size: int, progress: tqdm | None):
     seqs = [s for _, s, _ in buf]
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # longest first: OOM shows up at once
     x = np.empty((len(seqs), embedder.dim), dtype=np.float32)  # (B, D), input order
@@ -52,7 +52,7 @@ def _chunks(items: Iterable[Item], batch_size: int, buffer_size: int) -> Iterato
         yield buf
 
 
-def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+def embed_buffers(items: Iterable[Item], embedder: ResolvedModel, *, batch_size: int = 64,
                   buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
                   ) -> Iterator[tuple[np.ndarray, list[str], list]]:
     """Embed ``(id, sequence, label)`` items buffer by buffer.
@@ -64,10 +64,10 @@ def embed_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int 
         yield _embed_buffer(buf, embedder, batch_size, progress)
 
 
-def sparse_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+def sparse_buffers(items: Iterable[Item], embedder: ResolvedModel, *, batch_size: int = 64,
                    buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
                    ) -> Iterator[tuple[SparseRows, list[str], list]]:
-    """As :func:`embed_buffers`, in the sparse form of :meth:`Embedder.embed_sparse`: ``(rows, ids, labels)``
+    """As :func:`embed_buffers`, in the sparse form of :meth:`ResolvedModel.embed_sparse`: ``(rows, ids, labels)``
     per buffer, input order (the encoder path sorts its windows by length itself)."""
     for buf in _chunks(items, batch_size, buffer_size):
         rows = embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
@@ -76,7 +76,7 @@ def sparse_buffers(items: Iterable[Item], embedder: Embedder, *, batch_size: int
         yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
 
 
-def embed_all(items: Sequence[Item] | Iterable[Item], embedder: Embedder, *, batch_size: int = 64,
+def embed_all(items: Sequence[Item] | Iterable[Item], embedder: ResolvedModel, *, batch_size: int = 64,
               buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None) -> tuple[np.ndarray, list[str]]:
     """Embed every item into memory: ``(x (N, D) float32, ids (N,))``."""
     parts, ids = [], []

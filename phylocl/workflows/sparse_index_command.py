@@ -13,10 +13,10 @@ from pathlib import Path
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embedding import DEFAULT_BUFFER, sparse_buffers
-from phylocl.workflows.index import IndexResult, check_index_destination
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, sparse_buffers
+from phylocl.workflows.index_command import IndexResult, check_index_destination
 from phylocl.workflows.inputs import bind_stream, letter_notes, open_fasta
-from phylocl.workflows.models import resolve_model
+from phylocl.workflows.model_spec import resolve_model
 
 __all__ = ["build_sparse_index_file"]
 

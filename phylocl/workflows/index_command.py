@@ -73,7 +73,7 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "au
     Returns an :class:`IndexResult`; ``notes`` holds the reason of an ``auto`` choice and FAISS fallbacks (too few
     vectors for ``ivf`` ...).
     """
-    from phylocl.retrieval.embeddings import load_embeddings
+    from phylocl.retrieval.embedding_files import load_embeddings
     from phylocl.retrieval.index import INDEX_KINDS, build_index, set_num_threads
 
     start = time.perf_counter()

@@ -179,7 +179,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
         device: ``cpu``, ``cuda`` or ``None`` (GPU when available) for encoders.
         precision: ``fp32``, ``bf16`` or ``int8`` for encoders (:meth:`SequenceEncoder.embed`); the k-mer baseline
             is exact. overlap: encoders' window overlap (``None``: default).
-        sparse_only: the caller uses only :meth:`Embedder.embed_sparse`: a k-mer profile encoder's model folder
+        sparse_only: the caller uses only :meth:`ResolvedModel.embed_sparse`: a k-mer profile encoder's model folder
             is then read with NumPy when ``device`` is ``None``/``cpu`` and ``precision`` fp32 (no torch import;
             with ``device=None`` such an encoder runs on the CPU even where a GPU exists).
 
