@@ -7,38 +7,25 @@ from __future__ import annotations
 import csv
 import fcntl
 import os
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
 from phylocl.cli import main
+from train_cli import refused, tiny_sets, train_args
 from phylocl.training import module as module_mod
 from phylocl.workflows.run_folder import LOCK_NAME
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "datasets" / "example-mini-mit" / "protein"
-SETS = ["model.name=gmlp-tiny", f"data.path={EXAMPLE}", "data.max_len=48", "data.batch_size=4",
-        "data.fractions=[0.6,0.2,0.2]", "trainer.max_steps=6", "trainer.val_every_n_steps=3",
-        "trainer.log_every_n_steps=1", "optim.warmup_steps=2"]
+SETS = tiny_sets(steps=6, val_every=3, warmup=2)
 
 
 def _args(out, *extra, sets=SETS):
-    args = ["train", "--out", str(out), "--quiet"]
-    for s in list(sets) + list(extra):
-        args += ["--set", s]
-    return args
+    return train_args(out, sets, *extra)
 
 
 def _refused(capsys, argv, *needles):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
+    return refused(capsys, argv, *needles)
 
 
 # ------------------------------------------------------------------------------------------------ divergence
