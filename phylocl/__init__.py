@@ -15,7 +15,8 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
+from phylocl.lazy import lazy_exports
+
 
 __version__ = "0.1.0"
 
@@ -45,13 +46,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'phylocl' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

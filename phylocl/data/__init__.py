@@ -7,8 +7,8 @@ for torch or Lightning; the DataModule lives in :mod:`phylocl.data.datamodule`.
 
 from __future__ import annotations
 
-import importlib
 
+from phylocl.lazy import lazy_exports
 from phylocl.moved import alias_modules
 
 # the evolution simulator moved to phylocl.data.simulator; its old module names still import
@@ -33,13 +33,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'phylocl.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

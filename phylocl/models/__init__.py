@@ -12,7 +12,8 @@ points are re-exported at the package root: ``phylocl.build_encoder``, ``phylocl
 
 from __future__ import annotations
 
-import importlib
+from phylocl.lazy import lazy_exports
+
 
 __all__ = ["Embedder", "SparseEmbedder", "KmerEmbedder", "SequenceEncoder", "EncoderConfig", "build_encoder",
            "describe_model", "get_config", "list_models", "load_encoder", "shipped_models"]
@@ -32,13 +33,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'phylocl.models' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

@@ -11,8 +11,8 @@ to :mod:`phylocl.models.kmer`; they are re-exported here for old imports).
 - :mod:`~phylocl.retrieval.evaluation`       ``evaluate_embeddings``
 """
 
-import importlib
 
+from phylocl.lazy import lazy_exports
 from phylocl.moved import alias_modules
 
 _LAZY = {  # imported on first use: a search loads neither the metrics nor the embeddings files
@@ -54,13 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'phylocl.retrieval' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
