@@ -25,9 +25,12 @@ print("torch" in sys.modules)
 
 def test_sparse_index_searches_need_no_torch_and_match_the_torch_search(tmp_path, monkeypatch):
     """kmer:3, a saved profile encoder (folder) and the shipped default-protein, all in one fresh process."""
-    from tests.models.helpers import make_encoder
+    import torch
 
-    folder = make_encoder("kmerprofile-small", seed=0, alphabet="protein", depth=3, max_len=32).eval()
+    from phylocl.models.registry import build_encoder
+
+    torch.manual_seed(0)
+    folder = build_encoder("kmerprofile-small", alphabet="protein", max_len=32).eval()  # 3-letter words
     folder = folder.save_pretrained(tmp_path / "profile")
     rng = np.random.default_rng(0)
     db, q = tmp_path / "db.fasta", tmp_path / "q.fasta"
