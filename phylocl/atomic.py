@@ -31,6 +31,15 @@ def temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
 
+def _remove(tmp: Path) -> None:
+    """Delete a temporary file or folder (a link is unlinked, never followed); errors are ignored."""
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -66,11 +75,7 @@ def sweep_stale(path: str | Path) -> list[Path]:
         except OSError:
             continue
         if stale:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            _remove(tmp)
             removed.append(tmp)
     return removed
 
@@ -95,11 +100,7 @@ def sweep_stale_in(folder: str | Path) -> list[Path]:
         recover_interrupted(tmp.parent / m["name"])
         if not tmp.exists() and not tmp.is_symlink():
             continue
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        _remove(tmp)
         removed.append(tmp)
     return removed
 
