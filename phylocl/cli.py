@@ -196,7 +196,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       split=args.split, split_config=args.split_config, batch_size=args.batch_size,
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
                       progress=not args.quiet, strict=args.strict, align=args.align,
-                      candidates=300 if args.candidates is None else args.candidates, evalue=args.evalue,
+                      candidates=args.candidates, evalue=args.evalue,
                       matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])

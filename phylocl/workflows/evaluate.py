@@ -36,6 +36,7 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
+from phylocl.workflows.search import DEFAULT_CANDIDATES
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS",
            "PREFILTER_KS"]
@@ -197,7 +198,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              split_config: str | Path | None = None, batch_size: int = 64,
              device: str | None = None, precision: str = "fp32", overlap: float | None = None,
              buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
-             align: bool = False, candidates: int = 300, evalue: float = 10.0, matrix: str | None = None,
+             align: bool = False, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
              gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
@@ -214,7 +215,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         split, split_config: evaluate only the families of one split of a training run (module docstring).
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
         align, candidates, evalue, matrix, gap_open, gap_extend, threads: also score the aligned ranking of
-            ``phylocl search`` (module docstring) with these settings.
+            ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
+            :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -227,6 +229,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
     start = time.perf_counter()
     ks = _checked_ks(ks)
+    candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     if align and candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {candidates}")
     if per_family is not None:
