@@ -140,9 +140,7 @@ def checked_lists(lists, index, cols):
     """
     if not len(lists.indices):
         return lists
-    seen = getattr(index, "_checked_cols", None)
-    if seen is None:
-        seen = index._checked_cols = np.zeros(index.dim, dtype=bool)
+    seen = index._checked_cols  # (D,) bool
     fresh = ~seen[cols]  # (n,) columns of this slice not checked yet
     if not fresh.any():
         return lists
@@ -150,7 +148,7 @@ def checked_lists(lists, index, cols):
     if not fresh.all():
         keep = np.repeat(fresh, np.diff(lists.indptr))  # (entries,) entries of the fresh columns
         ids, values = ids[keep], values[keep]
-    where = Path(getattr(index, "source", None) or "sparse index")
+    where = Path(index.source or "sparse index")
     if len(ids):
         unsigned = ids.view(np.uint32 if ids.dtype == np.int32 else np.uint64)
         if int(unsigned.max()) >= index.ntotal:

@@ -81,6 +81,8 @@ class SparseIndex:
         self.model = dict(model or {})
         self.params: dict = {}
         self.threads = threads or default_threads()
+        self.source: str | None = None  # the bundle it was read from (index_io.load_index), named by damage reports
+        self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.checked_lists)
 
     @property
     def ntotal(self) -> int:
