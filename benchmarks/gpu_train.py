@@ -193,30 +193,19 @@ class PairSampler:
 def retrieval_figures(x: torch.Tensor, labels: list[str], ks=KS) -> dict:
     """Mean ``recall@k``, ``auc1`` and ``top1`` of every row of ``x`` (``(N, D)`` unit rows) searching all others.
 
-    Relevant = same label; the query's own row is excluded; within equal scores non-relevant rows rank first
-    (pessimistic, as :mod:`phylocl.retrieval.metrics`); queries with no other member of their label are skipped.
-    ``recall@k`` = relevant rows in the top ``k`` / ``R_q``; ``auc1`` = relevant rows before the first
-    non-relevant one / ``R_q``.
+    The similarities and the full ranking are computed where ``x`` is (the GPU); the figures by
+    :func:`phylocl.retrieval.metrics.score_hits`, as ``phylocl evaluate`` scores them (NumPy only, no FAISS): the
+    query's own row excluded, ties ranked pessimistically, queries with no other member of their label skipped.
     """
-    n = x.shape[0]
-    _, code = np.unique(np.asarray(labels), return_inverse=True)
-    code = torch.as_tensor(code, device=x.device)
-    sim = (x.float() @ x.float().T).cpu()  # (N, N)
-    rel = (code[:, None] == code[None, :]).cpu()  # (N, N)
-    eye = torch.eye(n, dtype=torch.bool)
-    rel &= ~eye
-    sim = sim.masked_fill(eye, -math.inf)  # own row last (and never relevant)
-    order = torch.sort(rel.to(torch.int8), dim=1, stable=True).indices  # non-relevant first
-    order = order.gather(1, torch.sort(sim.gather(1, order), dim=1, descending=True, stable=True).indices)
-    hits = rel.gather(1, order)[:, : n - 1].to(torch.float64)  # (N, N - 1) relevance by rank
-    r = hits.sum(1)
-    keep = r > 0
-    out = {"n_queries": int(keep.sum())}
-    for k in ks:
-        out[f"recall@{k}"] = float((hits[:, :k].sum(1)[keep] / r[keep]).mean())
-    out["auc1"] = float((hits.cumprod(1).sum(1)[keep] / r[keep]).mean())
-    out["top1"] = float(hits[keep, 0].mean())
-    return out
+    from phylocl.retrieval.hits import hits_from_search
+    from phylocl.retrieval.metrics import score_hits
+
+    sim = x.float() @ x.float().T  # (N, N)
+    scores, order = torch.sort(sim, dim=1, descending=True, stable=True)  # (N, N) every row ranked
+    hits = hits_from_search(scores.double().cpu().numpy(), order.cpu().numpy())
+    m = score_hits(hits, labels, labels, ks=ks, query_rows=range(x.shape[0]))
+    return {"n_queries": m["n_queries"], **{f"recall@{k}": m[f"recall@{k}"] for k in ks}, "auc1": m["auc1"],
+            "top1": m["top1"]}
 
 
 def dev_figures(encoder, dev: list[dict], *, batch_size: int, embed=None) -> dict:
