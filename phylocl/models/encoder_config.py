@@ -119,8 +119,8 @@ class EncoderConfig:
         word_weights: kmerprofile only: the word weights ``phylocl train`` starts from, ``"idf"`` (the training
             sequences' inverse document frequencies) or ``"uniform"`` (all 1, as built). A built encoder's weights
             are 1 either way; this records how training initialises them.
-        similar_rank: kmerprofile only (protein): rank ``r`` of the learned similar-word block (0: none); the
-            output is then ``patterns x (20^depth + r)`` wide (:mod:`phylocl.models.kmerprofile`).
+        similar_rank: kmerprofile only (protein or DNA): rank ``r`` of the learned similar-word block (0: none); the
+            output is then ``patterns x (n^depth + r)`` wide (:mod:`phylocl.models.kmerprofile`).
         name: registry name the config came from (informational).
     """
 

@@ -16,13 +16,14 @@ little; ``phylocl train`` does this unless the encoder config says ``word_weight
 does), and contrastive training then adjusts ``w_p`` and ``g_p``. Untrained (all weights 1) the first block is
 the ``kmer:k`` baseline on ``sqrt`` counts. Words touching padding, ``X`` or mask tokens are skipped.
 
-**Similar words** (``similar_rank = r > 0``, protein only; issue 24): exact words cannot find a homolog that
+**Similar words** (``similar_rank = r > 0``; issue 24): exact words cannot find a homolog that
 shares none, so the profile gets a dense, low-rank block beside it. Each word ``u`` has a learned vector ``E_u``
 ``(r,)``; block ``p`` adds ``g_s / sqrt(P) * normalize(sum_u sqrt(counts_p[u]) w_p[u] E_u)``, ``P r`` columns after
 the ``P n^k`` profile columns (``g_s`` a learned gain, starting at :data:`SIMILAR_GAIN`). ``E`` starts as the best
 rank-``r`` factor of the BLOSUM62 word kernel ``K(u, v) = prod_i M(u_i, v_i)`` (``M``: the letters' odds ratios
 ``2^(B / 2)`` scaled to 1 on the diagonal, multiplied over the word), so ``E_u . E_v`` is large for words that score well against each other
-(:func:`similar_word_vectors`); training then moves it. The block is what the sparse path stores as extra low-rank
+(:func:`similar_word_vectors`); training then moves it. For DNA the letter kernel is the K80 odds ratio at
+:data:`DNA_SIMILAR_DISTANCE` substitutions per site (transitions closer than transversions). The block is what the sparse path stores as extra low-rank
 coefficients (:mod:`phylocl.models.sparse_embed`), so the index keeps its form.
 """
 
@@ -39,28 +40,49 @@ from phylocl.data.alphabet import PAD_ID, get_alphabet
 from phylocl.data.words import window_words_torch
 from phylocl.models.patterns import profile_dim, seed_patterns  # torch-free home of the pattern rules
 
-__all__ = ["KmerProfile", "seed_patterns", "profile_dim", "similar_word_vectors", "COMPOSITION_GAIN",
-           "SIMILAR_GAIN"]
+__all__ = ["KmerProfile", "seed_patterns", "profile_dim", "similar_word_vectors", "letter_odds", "COMPOSITION_GAIN",
+           "SIMILAR_GAIN", "DNA_SIMILAR_DISTANCE"]
 
 COMPOSITION_GAIN = 1e-3  # initial norm of the composition term (each pattern block has norm 1)
 SIMILAR_GAIN = 0.3  # initial norm of the similar-word block (the profile blocks together: sqrt(P))
+DNA_SIMILAR_DISTANCE = 0.5  # K80 distance (substitutions per site, kappa 2) of the DNA letter kernel
 
 
-def similar_word_vectors(k: int, rank: int) -> np.ndarray:
-    """``(20^k, rank)`` float32 ``E`` with ``E E^T`` the best rank-``rank`` approximation of the BLOSUM62 word kernel
-    ``K(u, v) = prod_i M(u_i, v_i)``, ``M(a, b) = 2^(B62(a, b) / 2) / sqrt(2^(B62(a, a) / 2) 2^(B62(b, b) / 2))``
-    (odds ratios, 1 on the diagonal; words in :class:`KmerProfile`'s order), scaled to RMS entry 1.
+def letter_odds(alphabet: str = "protein") -> np.ndarray:
+    """``(n, n)`` letter similarity ``M`` of the similar-word kernel, 1 on the diagonal, letters in canonical order.
 
-    ``K`` is the ``k``-fold Kronecker power of the 20 x 20 odds-ratio matrix ``M``, so its eigenpairs are products of
+    Protein: BLOSUM62 odds ratios ``2^(B62(a, b) / 2)``. DNA (``ACGT``): K80 substitution probabilities at
+    :data:`DNA_SIMILAR_DISTANCE` with transition/transversion ratio 2, over the uniform frequency 1/4. Each is then
+    scaled to ``M(a, b) / sqrt(M(a, a) M(b, b))``.
+    """
+    if alphabet == "protein":
+        from Bio.Align import substitution_matrices
+
+        from phylocl.data.simulator.substitution import AMINO_ACIDS
+
+        b = substitution_matrices.load("BLOSUM62")
+        m = np.array([[2.0 ** (b[x][y] / 2) for y in AMINO_ACIDS] for x in AMINO_ACIDS])  # (20, 20)
+    elif alphabet == "dna":
+        d, kappa = DNA_SIMILAR_DISTANCE, 2.0
+        tv = 0.25 - 0.25 * np.exp(-4 * d / (kappa + 2))  # each of the two transversions
+        ts = 0.25 + 0.25 * np.exp(-4 * d / (kappa + 2)) - 0.5 * np.exp(-2 * d * (kappa + 1) / (kappa + 2))
+        same = 1.0 - ts - 2 * tv
+        m = np.array([[same, tv, ts, tv], [tv, same, tv, ts], [ts, tv, same, tv], [tv, ts, tv, same]]) / 0.25  # ACGT
+    else:
+        raise ValueError(f"no similar-word kernel for alphabet {alphabet!r}")
+    return m / np.sqrt(np.outer(np.diag(m), np.diag(m)))  # every letter similarity 1 to itself (protein W: 45)
+
+
+def similar_word_vectors(k: int, rank: int, alphabet: str = "protein") -> np.ndarray:
+    """``(n^k, rank)`` float32 ``E`` with ``E E^T`` the best rank-``rank`` approximation of the word kernel
+    ``K(u, v) = prod_i M(u_i, v_i)`` (``M``: :func:`letter_odds`; for protein
+    ``M(a, b) = 2^(B62(a, b) / 2) / sqrt(2^(B62(a, a) / 2) 2^(B62(b, b) / 2))``; words in :class:`KmerProfile`'s
+    order), scaled to RMS entry 1.
+
+    ``K`` is the ``k``-fold Kronecker power of the ``n x n`` matrix ``M``, so its eigenpairs are products of
     ``M``'s: the ``rank`` largest products are taken (``M``'s few negative eigenvalues are clipped to 0).
     """
-    from Bio.Align import substitution_matrices
-
-    from phylocl.data.simulator.substitution import AMINO_ACIDS
-
-    b = substitution_matrices.load("BLOSUM62")
-    m = np.array([[2.0 ** (b[x][y] / 2) for y in AMINO_ACIDS] for x in AMINO_ACIDS])  # (20, 20)
-    m = m / np.sqrt(np.outer(np.diag(m), np.diag(m)))  # every letter similarity 1 to itself (W's odds are 45)
+    m = letter_odds(alphabet)  # (n, n)
     lam, u = np.linalg.eigh(m)
     lam = np.clip(lam, 0.0, None)
     vals, vecs = np.ones(1), np.ones((1, 1))
@@ -68,7 +90,7 @@ def similar_word_vectors(k: int, rank: int) -> np.ndarray:
         vals = np.outer(vals, lam).ravel()
         vecs = np.einsum("ia,jb->ijab", vecs, u).reshape(vecs.shape[0] * len(lam), -1)
     top = np.argsort(-vals, kind="stable")[:rank]
-    e = vecs[:, top] * np.sqrt(vals[top])[None, :]  # (20^k, rank)
+    e = vecs[:, top] * np.sqrt(vals[top])[None, :]  # (n^k, rank)
     return (e / np.sqrt((e**2).mean())).astype(np.float32)
 
 
@@ -90,10 +112,11 @@ class KmerProfile(nn.Module):
         self.composition_gain = nn.Parameter(torch.tensor(COMPOSITION_GAIN))
         self.similar_rank = int(similar_rank)
         if self.similar_rank:
-            if alpha.name != "protein" or self.similar_rank < 1 or self.similar_rank > self.n**self.k:
-                raise ValueError(f"similar_rank needs protein words and 1..{self.n ** self.k}, got "
+            if alpha.name not in ("protein", "dna") or self.similar_rank < 1 or self.similar_rank > self.n**self.k:
+                raise ValueError(f"similar_rank needs protein or DNA words and 1..{self.n ** self.k}, got "
                                  f"{similar_rank} for {alpha.name}")
-            self.word_vectors = nn.Parameter(torch.from_numpy(similar_word_vectors(self.k, self.similar_rank)))
+            self.word_vectors = nn.Parameter(torch.from_numpy(
+                similar_word_vectors(self.k, self.similar_rank, alpha.name)))
             self.similar_gain = nn.Parameter(torch.tensor(SIMILAR_GAIN))
 
     def reset_unigram(self, unigram: nn.Embedding) -> None:

@@ -164,3 +164,28 @@ def test_similar_word_vectors_approximate_the_blosum_word_kernel():
     word = {w: i for i, w in enumerate(x + y for x in AA for y in AA)}
     # 'IV' is a good BLOSUM neighbour of 'LV' (I/L +2), 'WV' is not (W/L -2)
     assert sims[word["LV"], word["IV"]] > sims[word["LV"], word["WV"]]
+
+
+def test_dna_similar_word_block_kernel_and_sparse_rows():
+    """The DNA similar-word block (K80 letter kernel): full rank reproduces the word kernel, a transition neighbour
+    is closer than a transversion one, and sparse rows equal the dense embeddings."""
+    from phylocl.models.kmerprofile import letter_odds, similar_word_vectors
+
+    m = letter_odds("dna")  # (4, 4), ACGT
+    assert np.allclose(np.diag(m), 1.0) and np.allclose(m, m.T)
+    assert 0 < m[0, 1] < m[0, 2] < 1  # A-C transversion < A-G transition
+    full = similar_word_vectors(2, 16, "dna").astype(np.float64)  # (16, 16): every eigenpair
+    gram, kernel = full @ full.T, np.kron(m, m)
+    np.testing.assert_allclose(gram * np.sum(gram * kernel) / np.sum(gram * gram), kernel, rtol=1e-4, atol=1e-6)
+    low = similar_word_vectors(3, 8, "dna").astype(np.float64) @ similar_word_vectors(3, 8, "dna").T.astype(np.float64)
+    word = {a + b + c: i for i, (a, b, c) in enumerate((a, b, c) for a in "ACGT" for b in "ACGT" for c in "ACGT")}
+    assert low[word["AAA"], word["AAG"]] > low[word["AAA"], word["AAC"]]
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet="dna", depth=3, max_len=16, similar_rank=4).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.similar_gain.fill_(0.8)
+    assert enc.embed_dim == 3 * (64 + 4)
+    seqs = _sequences("dna")
+    rows = embed_sparse(enc, seqs, batch_size=3, overlap=0.25)
+    dense = enc.embed(seqs, batch_size=3, overlap=0.25)  # (N, D)
+    assert np.abs(rows.to_dense() - dense).max() < 1e-5 and np.abs(dense[:, -12:]).max() > 0.05
