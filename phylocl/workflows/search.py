@@ -262,7 +262,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
                                  gap_extend=gap_extend, out_format=out_format, threads=threads)
     else:
-        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap)
+        # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
+        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
+                                 sparse_only=True)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
