@@ -177,7 +177,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                batch_size=args.batch_size, device=args.device, precision=args.precision,
                overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
-               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads)
+               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
+               filter_pvalue=args.filter_pvalue)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
@@ -197,7 +198,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
                       progress=not args.quiet, strict=args.strict, align=args.align,
                       candidates=args.candidates, evalue=args.evalue,
-                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads)
+                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads,
+                      filter_pvalue=args.filter_pvalue)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -392,6 +394,9 @@ def _add_align_options(g, *, no_align: bool) -> None:
     g.add_argument("--candidates", type=int, metavar="N",
                    help="embedding hits per query that are aligned (default 300)")
     g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
+    g.add_argument("--filter-pvalue", type=float, metavar="P",
+                   help="align only the candidates whose ungapped score against the query (HMMER's MSV filter) has a "
+                        "P-value <= P (default 0.02, HMMER's F1; 1 aligns every candidate)")
     g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
                                     "BLASTN's +2/-3)")
     g.add_argument("--gap-open", type=int, metavar="G",

@@ -199,7 +199,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              device: str | None = None, precision: str = "fp32", overlap: float | None = None,
              buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
              align: bool = False, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
-             gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None) -> dict:
+             gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None,
+             filter_pvalue: float | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -214,7 +215,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
-        align, candidates, evalue, matrix, gap_open, gap_extend, threads: also score the aligned ranking of
+        align, candidates, evalue, matrix, gap_open, gap_extend, threads, filter_pvalue: also score the aligned ranking of
             ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
             :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
 
@@ -232,6 +233,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     if align and candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {candidates}")
+    if align and filter_pvalue is not None and not filter_pvalue > 0:
+        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None])
@@ -270,7 +273,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         rel = ds.families if groups is None else [str(g) for g in groups]
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
-                            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads)
+                            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,
+                            filter_pvalue=filter_pvalue)
         result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)

@@ -177,7 +177,7 @@ def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_s
 
 
 def _check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
-                         threads: int | None) -> None:
+                         threads: int | None, filter_pvalue: float | None = None) -> None:
     from phylocl.workflows.search_align import FORMATS
 
     if out_format not in FORMATS:
@@ -192,13 +192,16 @@ def _check_align_options(*, align: bool, candidates: int, evalue: float, out_for
         raise InputError(f"--evalue must be > 0, got {evalue}")
     if threads is not None and threads < 1:
         raise InputError(f"--threads must be >= 1, got {threads}")
+    if filter_pvalue is not None and not filter_pvalue > 0:
+        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
 
 
 def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                 out_format, threads):
+                 out_format, threads, filter_pvalue=None):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
     from phylocl.align import default_threads, scoring_system
+    from phylocl.align.msv import DEFAULT_FILTER_PVALUE
     from phylocl.workflows.search_align import AlignStage
 
     scoring = scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
@@ -211,7 +214,8 @@ def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matri
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
-                      threads=default_threads() if threads is None else threads)
+                      threads=default_threads() if threads is None else threads,
+                      filter_pvalue=DEFAULT_FILTER_PVALUE if filter_pvalue is None else filter_pvalue)
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
@@ -221,7 +225,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            align: bool = True, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
            gap_open: int | None = None, gap_extend: int | None = None, out_format: str = "tsv",
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-           stdout: TextIO | None = None) -> SearchResult:
+           stdout: TextIO | None = None, filter_pvalue: float | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -236,6 +240,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         matrix, gap_open, gap_extend: the scoring system (:func:`phylocl.align.scoring_system`; default BLOSUM62
             11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv`` or ``blast6`` (aligned only). threads: aligner threads
             (default: all cores). memory_budget: most residues (bytes) of a ``--db`` database kept for aligning.
+        filter_pvalue: align only candidates whose ungapped (MSV) P-value is at most this (:mod:`phylocl.align.msv`;
+            ``None``: 0.02, HMMER's F1; ``>= 1``: every candidate).
         batch_size, buffer_size, device, precision, overlap, progress, stream: as in
             :func:`~phylocl.workflows.embed.embed`.
 
@@ -248,7 +254,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
-    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads)
+    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
+                         filter_pvalue=filter_pvalue)
     to_stdout = str(out) == "-"
     if not to_stdout:
         out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
@@ -260,7 +267,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
-                                 gap_extend=gap_extend, out_format=out_format, threads=threads)
+                                 gap_extend=gap_extend, out_format=out_format, threads=threads,
+                                 filter_pvalue=filter_pvalue)
     else:
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
@@ -277,7 +285,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if align and db is not None:
         stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                              evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
-                             out_format=out_format, threads=threads)
+                             out_format=out_format, threads=threads, filter_pvalue=filter_pvalue)
     depth = candidates if align else k
     k_eff = max(1, min(depth, ridx.ntotal))  # memory follows the database, not -k
     n_queries = n_hits = 0

@@ -47,7 +47,7 @@ def test_db_search_of_a_profile_model_needs_no_torch_and_matches_the_torch_path(
                      "--quiet", *flags]) == 0
         g = [r.split("\t") for r in got.read_text().splitlines()]
         w = [r.split("\t") for r in ref.read_text().splitlines()]
-        assert len(g) == len(w) == 16 and [r[:2] for r in g] == [r[:2] for r in w]
+        assert len(g) == len(w) >= 1 + 3 * 4 and [r[:2] for r in g] == [r[:2] for r in w]  # 4 relatives each
         assert np.allclose([float(r[2]) for r in g[1:]], [float(r[2]) for r in w[1:]], atol=1e-6)
         if align == "1":
             assert [r[4:] for r in g] == [r[4:] for r in w]  # bit scores and E-values
