@@ -47,6 +47,8 @@ class AlignedHits:
         raw: ``(H,)`` int64 Smith-Waterman scores.
         bits: ``(H,)`` float64 bit scores; evalues: ``(H,)`` float64 E-values.
         cand_rank: ``(H,)`` int64 position of the hit in its query's candidate list (0 = the prefilter's best).
+        n_candidates: candidate pairs over all queries (repeats dropped); n_aligned: those the filter passed to
+            Smith-Waterman (a pair of two queries scored once still counts in both directions).
     """
 
     offsets: np.ndarray
@@ -55,6 +57,8 @@ class AlignedHits:
     bits: np.ndarray
     evalues: np.ndarray
     cand_rank: np.ndarray
+    n_candidates: int = 0
+    n_aligned: int = 0
 
     @property
     def n_queries(self) -> int:
@@ -146,7 +150,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                 for t in rows]
         # the filter decides each direction with the query's own profile, so a pair of two queries may be aligned
         # for one of them only; its score, when both align it, is computed once (whichever comes first)
-        aligned = msv.keep(q, seqs) if msv is not None else np.ones(len(rows), dtype=bool)  # (c,)
+        aligned = msv.keep(q, seqs, keys=rows.tolist()) if msv is not None else np.ones(len(rows), dtype=bool)
         known = [done.get((row_of[int(t)], i)) if me >= 0 and int(t) in row_of else None for t in rows]
         todo = [j for j, k in enumerate(known) if k is None and aligned[j]]
         raw = np.array([k if k is not None and a else 0 for k, a in zip(known, aligned)], dtype=np.int64)  # (c,)
@@ -163,7 +167,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         keep = aligned & (ev <= evalue) & (raw > 0)
         order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
         sel = np.flatnonzero(keep)[order][:max_hits]
-        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel]
+        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())
 
     if threads == 1 or len(queries) <= 1:
         parts = [one(i) for i in range(len(queries))]
@@ -177,4 +181,5 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         return np.concatenate([p[j] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
 
     return AlignedHits(offsets=offsets, targets=cat(0, np.int64), raw=cat(1, np.int64), bits=cat(2, np.float64),
-                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64))
+                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64),
+                       n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))

@@ -32,6 +32,7 @@ from phylocl.align.scoring import ScoringSystem
 __all__ = ["DEFAULT_FILTER_PVALUE", "MsvFilter", "msv_pvalues"]
 
 DEFAULT_FILTER_PVALUE = 0.02  # HMMER's F1 (phmmer, hmmsearch): the MSV filter's P-value threshold
+CACHE_RESIDUES = 200_000_000  # targets' digital forms kept for reuse (about 1 byte per residue)
 _PYHMMER_MATRICES = ("BLOSUM45", "BLOSUM50", "BLOSUM62", "BLOSUM80", "BLOSUM90", "PAM30", "PAM70", "PAM120", "PAM240")
 _LN2 = math.log(2.0)
 
@@ -44,12 +45,15 @@ class MsvFilter:
         pvalue: keep candidates whose MSV P-value is at most this (``>= 1``: keep all).
     """
 
-    def __init__(self, *, scoring: ScoringSystem, pvalue: float = DEFAULT_FILTER_PVALUE) -> None:
+    def __init__(self, *, scoring: ScoringSystem, pvalue: float = DEFAULT_FILTER_PVALUE,
+                 cache_residues: int = CACHE_RESIDUES) -> None:
         if not pvalue > 0:
             raise ValueError(f"the filter's P-value threshold must be > 0, got {pvalue}")
         self.scoring = scoring
         self.pvalue = float(pvalue)
         self._local = threading.local()
+        self._digital: dict[int, object] = {}  # target key -> pyhmmer DigitalSequence, up to cache_residues
+        self._cache_left = int(cache_residues)
 
     @property
     def enabled(self) -> bool:
@@ -69,21 +73,42 @@ class MsvFilter:
             tools = self._local.tools = (alphabet, Background(alphabet), builder)
         return tools
 
-    def pvalues(self, query: str, targets: Sequence[str]) -> np.ndarray:
-        """``(c,)`` MSV P-values of ``targets`` (cleaned sequences) against the profile of ``query``."""
-        return msv_pvalues(query, targets, tools=self._tools())
+    def pvalues(self, query: str, targets: Sequence[str], keys: Sequence[int] | None = None) -> np.ndarray:
+        """``(c,)`` MSV P-values of ``targets`` (cleaned sequences) against the profile of ``query``; ``keys``
+        (e.g. database rows) let a target's digital form be kept for the next query that has it (an all-against-all
+        search meets each sequence hundreds of times)."""
+        tools = self._tools()
+        digital = None
+        if keys is not None:
+            alphabet = tools[0]
+            digital = []
+            for key, target in zip(keys, targets):
+                d = self._digital.get(key)
+                if d is None:
+                    d = _digitize(target, alphabet)
+                    if self._cache_left >= len(target):
+                        self._cache_left -= len(target)
+                        self._digital[key] = d
+                digital.append(d)
+        return msv_pvalues(query, targets, tools=tools, digital=digital)
 
-    def keep(self, query: str, targets: Sequence[str]) -> np.ndarray:
+    def keep(self, query: str, targets: Sequence[str], keys: Sequence[int] | None = None) -> np.ndarray:
         """``(c,)`` bool: which targets the Smith-Waterman stage aligns."""
-        if not self.enabled or not targets:
+        if not self.enabled or not len(targets):
             return np.ones(len(targets), dtype=bool)
-        return self.pvalues(query, targets) <= self.pvalue
+        return self.pvalues(query, targets, keys) <= self.pvalue
 
 
-def msv_pvalues(query: str, targets: Sequence[str], *, tools) -> np.ndarray:
+def _digitize(seq: str, alphabet):
+    from pyhmmer.easel import TextSequence
+
+    return TextSequence(sequence=seq).digitize(alphabet)
+
+
+def msv_pvalues(query: str, targets: Sequence[str], *, tools, digital: Sequence | None = None) -> np.ndarray:
     """MSV P-values of ``targets`` against a single-sequence profile of ``query`` (``tools``: alphabet, background,
-    builder, as :class:`MsvFilter` holds them per thread). A target or query the profile cannot score (empty)
-    gets P = 0, so it is aligned rather than silently dropped."""
+    builder, as :class:`MsvFilter` holds them per thread; ``digital``: the targets already digitized). A target or
+    query the profile cannot score (empty) gets P = 0, so it is aligned rather than silently dropped."""
     from pyhmmer.easel import TextSequence
 
     alphabet, background, builder = tools
@@ -96,9 +121,8 @@ def msv_pvalues(query: str, targets: Sequence[str], *, tools) -> np.ndarray:
         n = len(target)
         if n == 0:
             continue
-        digital = TextSequence(sequence=target).digitize(alphabet)
         profile.L = n  # the length model of hmmsearch: configured per target
-        nats = profile.msv_filter(digital)
+        nats = profile.msv_filter(digital[j] if digital is not None else _digitize(target, alphabet))
         if not math.isfinite(nats):  # 8-bit overflow: a very high score
             continue
         null = n * math.log(n / (n + 1.0)) - math.log(n + 1.0)  # HMMER's null model (p7_bg_NullOne), p1 = L / (L + 1)

@@ -33,8 +33,8 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
 
         filter_pvalue: the ungapped (MSV) filter's threshold (``None``: search's default, 0.02; ``>= 1``: none).
 
-    Returns ``score_hits``'s overall figures plus ``candidates``, ``scoring`` (its record), ``filter_pvalue`` and
-    ``align_seconds``.
+    Returns ``score_hits``'s overall figures plus ``candidates``, ``scoring`` (its record), ``aligned_fraction`` (of
+    the candidate pairs, those the filter passed to Smith-Waterman), ``filter_pvalue`` and ``align_seconds``.
     """
     from phylocl.align import align_candidates, scoring_system
     from phylocl.align.msv import DEFAULT_FILTER_PVALUE
@@ -51,6 +51,7 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
     keep = ("top1", *(f"recall@{k}" for k in ks), "map_r", "auc1", "n_queries")
     out = {k: m[k] for k in keep}
     out.update(candidates=candidates, scoring=scoring.record(),
+               aligned_fraction=round(aligned.n_aligned / max(aligned.n_candidates, 1), 4),
                filter_pvalue=DEFAULT_FILTER_PVALUE if filter_pvalue is None else filter_pvalue,
                align_seconds=round(time.perf_counter() - start, 3))
     return out

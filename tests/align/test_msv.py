@@ -75,6 +75,8 @@ def test_filtered_alignment_keeps_the_unfiltered_scores_of_the_pairs_it_aligns()
     for got in runs:  # the same with 1 or 2 threads, and when pairs of two queries are scored once
         assert np.array_equal(got.targets, runs[0].targets) and np.array_equal(got.raw, runs[0].raw)
     filtered = runs[0]
+    assert full.n_candidates == filtered.n_candidates == 16 * 39 and full.n_aligned == full.n_candidates
+    assert filtered.n_aligned == sum(int(msv.keep(seqs[i], [seqs[j] for j in cands[i]]).sum()) for i in range(16))
     for i in range(16):
         ref = dict(zip(full.query(i)[0].tolist(), full.query(i)[1].tolist()))
         kept = np.array(cands[i])[msv.keep(seqs[i], [seqs[j] for j in cands[i]])]
