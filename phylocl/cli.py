@@ -392,7 +392,7 @@ def _add_align_options(g, *, no_align: bool) -> None:
         g.add_argument("--no-align", action="store_true",
                        help="rank by the embedding alone (cosine similarity), without aligning the candidates")
     g.add_argument("--candidates", type=int, metavar="N",
-                   help="embedding hits per query that are aligned (default 300)")
+                   help="embedding hits per query passed to the filter and aligner (default 500)")
     g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
     g.add_argument("--filter-pvalue", type=float, metavar="P",
                    help="align only the candidates whose ungapped score against the query (HMMER's MSV filter) has a "

@@ -43,7 +43,7 @@ from phylocl.workflows.model_spec import resolve_model, shipped_models
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER", "DEFAULT_CANDIDATES", "DEFAULT_MEMORY_BUDGET"]
 
 HEADER = "query\ttarget\tscore\trank\n"
-DEFAULT_CANDIDATES = 300  # embedding candidates aligned per query (docs/retrieval.md, "Alignment stage")
+DEFAULT_CANDIDATES = 500  # embedding candidates per query, MSV-filtered, then aligned (docs/retrieval.md, "Ungapped filter")
 DEFAULT_MEMORY_BUDGET = 4 << 30  # bytes of database sequence a --db search may hold for the alignment stage
 
 

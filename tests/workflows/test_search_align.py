@@ -51,12 +51,12 @@ def test_aligned_hits_equal_the_api_over_all_candidates(tmp_path, db, capsys, fi
     extra = [] if filter_pvalue is None else ["--filter-pvalue", str(filter_pvalue)]
     assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out),
                  "--evalue", "1", *extra]) == 0
-    assert "aligned (BLOSUM62 11/1, 300 candidates)" in capsys.readouterr().out
+    assert "aligned (BLOSUM62 11/1, 500 candidates)" in capsys.readouterr().out
     header, rows = _rows(out)
     assert header == "query\ttarget\tscore\trank\tbitscore\tevalue"
     recs = _records()
     ids, seqs = [i for i, _ in recs], [s for _, s in recs]
-    # 300 candidates > 23 others: every database row is a candidate, so the result is the API's over all of them
+    # 500 candidates > 23 others: every database row is a candidate, so the result is the API's over all of them
     cands = [[j for j in range(len(ids)) if j != i] for i in range(len(ids))]
     ref = align_candidates(seqs, seqs, cands, scoring=scoring_system(), evalue=1.0,
                            filter_pvalue=DEFAULT_FILTER_PVALUE if filter_pvalue is None else filter_pvalue)
