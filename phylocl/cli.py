@@ -408,7 +408,7 @@ def _add_align_options(g, *, no_align: bool) -> None:
     g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
     g.add_argument("--filter-pvalue", type=float, metavar="P",
                    help="align only the candidates whose ungapped score against the query (HMMER's MSV filter) has a "
-                        "P-value <= P (default 0.02, HMMER's F1; 1 aligns every candidate)")
+                        "P-value <= P (default: protein 0.02, HMMER's F1; DNA 1, which aligns every candidate)")
     g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
                                     "BLASTN's +2/-3)")
     g.add_argument("--gap-open", type=int, metavar="G",

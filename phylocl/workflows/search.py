@@ -221,7 +221,7 @@ def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matri
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
     from phylocl.align import default_threads, scoring_system
-    from phylocl.align.msv import DEFAULT_FILTER_PVALUE
+    from phylocl.align.msv import default_filter_pvalue
     from phylocl.workflows.search_align import AlignStage
 
     scoring = scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
@@ -235,7 +235,7 @@ def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matri
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
                       threads=default_threads() if threads is None else threads,
-                      filter_pvalue=DEFAULT_FILTER_PVALUE if filter_pvalue is None else filter_pvalue)
+                      filter_pvalue=default_filter_pvalue(scoring.alphabet) if filter_pvalue is None else filter_pvalue)
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
@@ -262,7 +262,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv`` or ``blast6`` (aligned only). threads: aligner threads
             (default: all cores). memory_budget: most residues (bytes) of a ``--db`` database kept for aligning.
         filter_pvalue: align only candidates whose ungapped (MSV) P-value is at most this (:mod:`phylocl.align.msv`;
-            ``None``: 0.02, HMMER's F1; ``>= 1``: every candidate).
+            ``None``: protein 0.02, HMMER's F1, DNA off; ``>= 1``: every candidate).
         batch_size, buffer_size, device, precision, overlap, progress, stream: as in
             :func:`~phylocl.workflows.embed.embed`.
         windows: with ``db``, embed database and queries as windows of this many residues and rank database

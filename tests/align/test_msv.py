@@ -91,3 +91,26 @@ def test_filter_thresholds_are_checked():
     with pytest.raises(ValueError, match="> 0"):
         MsvFilter(scoring=scoring_system("protein"), pvalue=0)
     assert not MsvFilter(scoring=scoring_system("protein"), pvalue=1).enabled
+
+
+def test_dna_searches_align_every_candidate_by_default(tmp_path):
+    """DNA: the filter is off unless asked for (no gain on the DNA dev sets); protein: on at 0.02."""
+    from phylocl.align.msv import DEFAULT_FILTER_PVALUE, default_filter_pvalue
+    from phylocl.workflows.search import search
+
+    assert default_filter_pvalue("dna") >= 1 and default_filter_pvalue("protein") == DEFAULT_FILTER_PVALUE < 1
+    rng = np.random.default_rng(3)
+    base = ["".join(rng.choice(list("ACGT"), 120)) for _ in range(3)]
+    db = tmp_path / "db.fasta"
+    db.write_text("".join(f">s{i}\n{_mutate_dna(rng, base[i % 3])}\n" for i in range(12))
+                  + "".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 150))}\n" for i in range(12)))
+    outs = {}
+    for name, fp in (("default", None), ("off", 1.0), ("on", 0.02)):
+        search(query=db, db=db, out=tmp_path / name, model="kmer:3", k=30, progress=False, filter_pvalue=fp,
+               evalue=1e6)
+        outs[name] = (tmp_path / name).read_text()
+    assert outs["default"] == outs["off"] != outs["on"]  # the filter, when asked for, drops random pairs
+
+
+def _mutate_dna(rng, s: str) -> str:
+    return "".join(rng.choice(list("ACGT")) if rng.random() < 0.2 else c for c in s)
