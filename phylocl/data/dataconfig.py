@@ -48,7 +48,8 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     ``refresh_every`` steps (0: never). Length bucketing does not apply to hard-negative batches.
 
     Evolved families: ``evolved`` (:class:`~phylocl.data.simulator.evolved_config.EvolvedConfig`) mixes pairs of families
-    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
+    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default); with
+    hard-negative batching the real rows form the hard batch and the evolved rows are appended as usual.
     """
 
     path: Optional[str] = None
@@ -101,9 +102,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
             if unknown:
                 raise ValueError(f"unknown data.evolved key(s) {unknown}")
             self.evolved = EvolvedConfig(**self.evolved)
-        if self.evolved.fraction > 0 and self.batching != "random":
-            raise ValueError("data.evolved.fraction > 0 works with data.batching=random only (hard-negative "
-                             "batches are drawn among real families)")
+        if self.evolved.fraction >= 1 and self.batching != "random":
+            raise ValueError("data.evolved.fraction = 1 leaves no real rows for data.batching="
+                             f"{self.batching} (hard-negative batches are drawn among real families)")
         self.paths = [str(p) for p in self.paths]
         self.extra_train_paths = [str(p) for p in self.extra_train_paths]
         if self.path is not None:

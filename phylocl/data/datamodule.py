@@ -120,8 +120,9 @@ class OrthologDataModule(L.LightningDataModule):
             raise InputError("no training family has two or more sequences: nothing to pair")
         return pairs
 
-    def evolved_pairs(self) -> EvolvedPairs:
-        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file)."""
+    def evolved_pairs(self, *, steps_per_epoch: int | None = None) -> EvolvedPairs:
+        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file);
+        ``steps_per_epoch``: batches per epoch of the training loader (for a divergence curriculum)."""
         self._require_setup()
         e = self.config.evolved
         if e.roots == "train":
@@ -133,28 +134,31 @@ class OrthologDataModule(L.LightningDataModule):
             if not roots:
                 raise InputError("data.evolved.roots: no sequence in the FASTA file", path=e.roots)
         return EvolvedPairs(config=e, alphabet=self.alphabet.name, view=self._view(), roots=roots,
-                            label_offset=len(self.labels), seed=self.config.seed)
+                            label_offset=len(self.labels), seed=self.config.seed,
+                            steps_per_epoch=steps_per_epoch)
 
     def train_dataloader(self) -> DataLoader:
         c = self.config
         pairs = self.train_pairs()
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        if c.batching != "random":
+        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
+        if c.batching != "random":  # hard-negative batches of real families; evolved rows (if any) appended at random
             if self.hard is None:
                 self.hard = HardNegatives(config=c, dataset=self.train_set, families=pairs.families)
-            return DataLoader(pairs, batch_sampler=self.hard.make_sampler(num_replicas=replicas, rank=rank),
-                              collate_fn=PairCollator(c.pad_to_multiple_of), **self._loader_kwargs())
-        bucket = c.bucket_by_length and not c.token_budget
-        lengths = pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket else None
-        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
-        sampler = FamilyBatchSampler(
-            num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
-            lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
-            num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
-            sort_window=c.bucket_window if bucket else 50)
+            sampler = self.hard.make_sampler(num_replicas=replicas, rank=rank,
+                                             batch_size=max(1, c.batch_size - n_evolved))
+        else:
+            bucket = c.bucket_by_length and not c.token_budget
+            lengths = (pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket
+                       else None)
+            sampler = FamilyBatchSampler(
+                num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
+                lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
+                num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
+                sort_window=c.bucket_window if bucket else 50)
         if n_evolved:
-            pairs = MixedPairs(pairs, self.evolved_pairs())
+            pairs = MixedPairs(pairs, self.evolved_pairs(steps_per_epoch=len(sampler)))
             sampler = MixedBatchSampler(sampler, evolved_per_batch=n_evolved, keep_real=n_evolved < c.batch_size,
                                         rank=rank)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
