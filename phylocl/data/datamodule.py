@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from phylocl.data.aligned import AlignedPairs, merged_labels
 from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
@@ -63,6 +64,7 @@ class OrthologDataModule(L.LightningDataModule):
         self.labels: dict[str, int] = {}
         self.distances: FamilyDistances | None = None
         self.hard: HardNegatives | None = None  # hard-negative state (data.batching knn/group), after setup()
+        self.aligned_pairs: np.ndarray | None = None  # (P, 2) cross-family training pairs (data.aligned_evalue)
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
 
     def setup(self, stage: str | None = None) -> None:
@@ -111,13 +113,29 @@ class OrthologDataModule(L.LightningDataModule):
         if self.train_set is None:
             raise RuntimeError("call setup() first")
 
-    def train_pairs(self) -> FamilyPairDataset:
-        """The training pair dataset (one item per training family with >= 2 members)."""
+    def set_aligned_pairs(self, pairs: np.ndarray) -> None:
+        """Cross-family pairs ``(P, 2)`` of training sequence indices (found by the alignment stage before
+        training) used as ``data.aligned_mode`` says (:mod:`phylocl.data.aligned`)."""
         self._require_setup()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(self.train_set)):
+            raise ValueError("aligned pair indices out of the training set")
+        self.aligned_pairs = pairs
+
+    def train_pairs(self) -> FamilyPairDataset | AlignedPairs:
+        """The training pair dataset (one item per training family with >= 2 members; with aligned pairs, loss
+        labels merged over them and, in ``pairs`` mode, one more item per pair)."""
+        self._require_setup()
+        labels, aligned = self.labels, self.aligned_pairs
+        if aligned is not None and len(aligned):
+            fams = self.train_set.families
+            labels = merged_labels(self.labels, [(fams[a], fams[b]) for a, b in aligned])
         pairs = FamilyPairDataset(dataset=self.train_set, strategy=self.strategy, view=self._view(),
-                                  labels=self.labels, distances=self.distances, seed=self.config.seed)
+                                  labels=labels, distances=self.distances, seed=self.config.seed)
         if len(pairs) == 0:
             raise InputError("no training family has two or more sequences: nothing to pair")
+        if aligned is not None and len(aligned) and self.config.aligned_mode == "pairs":
+            return AlignedPairs(real=pairs, pairs=aligned)
         return pairs
 
     def evolved_pairs(self, *, steps_per_epoch: int | None = None) -> EvolvedPairs:

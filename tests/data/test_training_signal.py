@@ -105,3 +105,89 @@ def test_hard_batches_refuse_evolved_only():
     with pytest.raises(ValueError, match="no real rows"):
         DataConfig(path="x", batching="knn", evolved={"fraction": 1.0})
     DataConfig(path="x", batching="knn", evolved={"fraction": 0.5})  # accepted now
+
+
+# --- alignment-guided positives ----------------------------------------------------------------------------------
+
+def _mutate(seq: str, rate: float, rng) -> str:
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+    return "".join(letters[rng.integers(20)] if rng.random() < rate else c for c in seq)
+
+
+def planted_dataset():
+    """Six two-member families of unrelated random proteins; F4's second member is a homolog of F1's members."""
+    from phylocl.data.dataset import OrthologDataset
+
+    rng = np.random.default_rng(5)
+    ids, seqs, fams = [], [], []
+    roots = ["".join("ACDEFGHIKLMNPQRSTVWY"[i] for i in rng.integers(20, size=150)) for _ in range(6)]
+    for f, root in enumerate(roots):
+        for m in range(2):
+            ids.append(f"F{f}_{m}")
+            fams.append(f"F{f}")
+            seqs.append(_mutate(roots[1] if (f, m) == (4, 1) else root, 0.15, rng))
+    return OrthologDataset(ids=ids, sequences=seqs, families=fams, alphabet=PROTEIN)
+
+
+def test_mined_pairs_are_the_planted_homologs():
+    from phylocl.workflows.aligned_positives import mine_aligned_pairs
+
+    ds = planted_dataset()
+    fams = ds.family_names
+    pairs, stats = mine_aligned_pairs(ds, fams, evalue=1e-3, candidates=8, members=2)
+    assert {tuple(p) for p in pairs.tolist()} == {(2, 9), (3, 9)}  # F1_0-F4_1 and F1_1-F4_1 only
+    assert stats["pairs"] == 2 and stats["families_joined"] == 2 and stats["representatives"] == 12
+    none, _ = mine_aligned_pairs(ds, fams, evalue=1e-300, candidates=8, members=2)
+    assert len(none) == 0
+    one, _ = mine_aligned_pairs(ds, fams, evalue=1e-3, candidates=8, members=1, seed=0)
+    assert all(ds.families[a] != ds.families[b] for a, b in one.tolist())
+
+
+def test_profile_candidates_rank_the_homolog_first_and_skip_own_family():
+    from phylocl.workflows.aligned_positives import profile_candidates
+
+    ds = planted_dataset()
+    owner = np.repeat(np.arange(6), 2)
+    cands = profile_candidates(ds.sequences, owner, PROTEIN, k=3, width=3)
+    assert cands.shape == (12, 3)
+    assert all(owner[c] != owner[i] for i, row in enumerate(cands) for c in row)
+    assert cands[9, 0] in (2, 3) and cands[2, 0] == 9
+
+
+def test_merged_labels_join_components_only():
+    from phylocl.data.aligned import merged_labels
+
+    labels = {"a": 3, "b": 1, "c": 7, "d": 0, "e": 5}
+    merged = merged_labels(labels, [("a", "c"), ("c", "b")])
+    assert merged == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 5}
+    assert merged_labels(labels, []) == labels
+    with pytest.raises(ValueError, match="unlabelled"):
+        merged_labels(labels, [("a", "zz")])
+
+
+@pytest.mark.parametrize("mode", ["merge", "pairs"])
+def test_aligned_pairs_in_training_batches(sim_dir, mode):
+    cfg = DataConfig(path=str(sim_dir), fractions=(1.0, 0.0, 0.0), batch_size=8, max_len=40, aligned_evalue=1e-3,
+                     aligned_mode=mode)
+    dm = OrthologDataModule(config=cfg)
+    dm.setup()
+    fam_of = dm.train_set.families
+    idx = dm.train_set.family_index
+    f0, f1, f2 = sorted(idx)[:3]
+    dm.set_aligned_pairs(np.array([[idx[f0][0], idx[f1][0]], [idx[f1][1], idx[f2][0]]]))
+    pairs = dm.train_pairs()
+    joined = {pairs.labels[f] for f in (f0, f1, f2)}
+    assert joined == {min(dm.labels[f] for f in (f0, f1, f2))}  # one loss label for the chain f0 - f1 - f2
+    others = [f for f in idx if f not in (f0, f1, f2)]
+    assert all(pairs.labels[f] == dm.labels[f] for f in others)
+    assert len(pairs) == 24 + (2 if mode == "pairs" else 0)
+    if mode == "pairs":
+        a, b, label = pairs[(24, 0, 0)]
+        ends = [dm.train_set.sequences[idx[f0][0]], dm.train_set.sequences[idx[f1][0]]]
+        views = sorted(PROTEIN.decode(v) for v in (a, b))
+        assert label in joined and fam_of[idx[f0][0]] != fam_of[idx[f1][0]]
+        assert (views[0] in ends[0] and views[1] in ends[1]) or (views[0] in ends[1] and views[1] in ends[0])
+        keys = [k[0] for b in dm.train_dataloader().batch_sampler for k in b]
+        assert 24 in keys and 25 in keys  # the sampler draws the pair items like families
+    with pytest.raises(ValueError, match="random"):
+        DataConfig(path="x", batching="knn", aligned_evalue=1e-3)
