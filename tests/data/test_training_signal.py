@@ -191,3 +191,17 @@ def test_aligned_pairs_in_training_batches(sim_dir, mode):
         assert 24 in keys and 25 in keys  # the sampler draws the pair items like families
     with pytest.raises(ValueError, match="random"):
         DataConfig(path="x", batching="knn", aligned_evalue=1e-3)
+
+
+def test_train_workflow_mines_pairs_into_the_datamodule(sim_dir):
+    from types import SimpleNamespace
+
+    from phylocl.workflows.train import _mine_aligned
+
+    cfg = DataConfig(path=str(sim_dir), fractions=(1.0, 0.0, 0.0), batch_size=8, max_len=40, aligned_evalue=1e-3)
+    dm = OrthologDataModule(config=cfg)
+    dm.setup()
+    _mine_aligned(dm, SimpleNamespace(data=cfg))
+    fams = dm.train_set.families
+    assert dm.aligned_pairs is not None and dm.aligned_pairs.shape[1] == 2
+    assert all(fams[a] != fams[b] for a, b in dm.aligned_pairs.tolist())
