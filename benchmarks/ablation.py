@@ -321,7 +321,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     pair. Also reports the cost: window rows, stored nonzeros and embedding seconds, beside those of whole rows."""
     from phylocl.retrieval.hits import HitLists
     from phylocl.retrieval.metrics import score_hits
-    from phylocl.retrieval.windowed import WindowedIndex, window_pieces
+    from phylocl.retrieval.windowed import WindowedIndex, WindowRows, window_pieces
     from phylocl.sparse_rows import concat_rows
     from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.model_spec import resolve_model
@@ -342,7 +342,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
         q_pieces, q_own = window_pieces(ds.sequences, width)
         q_rows = embedder.embed_sparse(q_pieces, batch_size=batch_size)
         index = WindowedIndex(rows=concat_rows([q_rows, d_rows]), owners=np.r_[q_own, d_own + len(ds)])
-        s = index.scores(q_rows, q_own, len(ds))  # (n_dev, n_dev + n_decoys)
+        s = index.scores(WindowRows(rows=q_rows, owners=q_own, n=len(ds)))  # (n_dev, n_dev + n_decoys)
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             rel = list(ds.families if level is None else ds.metadata[level])
             largest = int(np.unique(rel, return_counts=True)[1].max()) - 1

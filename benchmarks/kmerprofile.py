@@ -1,7 +1,8 @@
 """Dev-set figures of the k-mer profile encoder's parts, without contrastive training (docs/models.md).
 
 Each variant is ``kmerprofile-small`` built as ``phylocl train`` builds it from a config (default
-``configs/default-protein.yaml``'s data and split), with some of its parts switched off:
+``configs/default-protein-idf.yaml``, the recipe that was ``default-protein`` before the similar-word block: the
+figures of docs/models.md were made with it), with some of its parts switched off:
 
 - ``uniform``: every word weight 1 (no statistics): the untrained encoder, ``sqrt`` counts of 3 seed patterns;
 - ``idf``: weights = inverse document frequencies over the training sequences (``fit_statistics``), as training
@@ -15,10 +16,11 @@ materialize``).
 
 Run from the repository root after ``python benchmarks/ablation.py materialize protein``::
 
-    python benchmarks/kmerprofile.py [--config configs/default-protein.yaml] [--out runs/kmerprofile-parts.json]
+    python benchmarks/kmerprofile.py [--config configs/default-protein-idf.yaml] [--out runs/kmerprofile-parts.json]
     python benchmarks/kmerprofile.py idf --config configs/kmerprofile-dna.yaml --out runs/kmerprofile-dna.json
     python benchmarks/kmerprofile.py idf --set "model.overrides={dropout: 0.0, drop_path: 0.0, similar_rank: 32, \
         dim: 24096, embed_dim: 24096}" --out runs/sim32-start/parts.json     # a recipe's untrained start
+    python benchmarks/kmerprofile.py idf --config configs/default-protein.yaml --out runs/start.json  # the same
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def build(config: str, fit: bool, contiguous: bool, sets: list[str] = ()):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default=str(REPO / "configs" / "default-protein.yaml"))
+    p.add_argument("--config", default=str(REPO / "configs" / "default-protein-idf.yaml"))
     p.add_argument("--out", default=str(REPO / "runs" / "kmerprofile-parts.json"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config overrides, as phylocl train --set (e.g. a recipe's model.overrides)")

@@ -149,10 +149,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
                              "`phylocl embed` and `phylocl index --embeddings`")
         r = build_sparse_index_file(fasta=args.fasta, out=args.output, model=args.model, batch_size=args.batch_size,
                                     device=args.device, precision=args.precision, overlap=args.window_overlap,
-                                    progress=not args.quiet, alphabet=args.alphabet, strict=args.strict)
+                                    progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
+                                    windows=args.windows)
         _say_default("index", r.model)
     else:
         from phylocl.workflows.index_command import build_index_file
+
+        if args.windows is not None:
+            raise InputError("--windows needs --fasta: windows are indexed from the sequences into a sparse index; "
+                             "an index over an embeddings file holds one row per sequence")
 
         if args.type == "sparse":
             raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")
@@ -165,7 +170,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     _print_notes("index", r.notes)
     params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
     print(f"wrote index {r.path}: {r.kind}" + (f" ({params})" if params else "")
-          + f", {r.n:,} vectors of dim {r.dim}, model {r.model.get('name')}, {r.seconds:.1f} s")
+          + f", {r.n:,} {'sequences' if r.kind == 'sparse-windows' else 'vectors'} of dim {r.dim}, model "
+          f"{r.model.get('name')}, {r.seconds:.1f} s")
     return 0
 
 
@@ -177,7 +183,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                batch_size=args.batch_size, device=args.device, precision=args.precision,
                overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
-               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads)
+               gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
+               filter_pvalue=args.filter_pvalue, windows=args.windows)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
@@ -197,7 +204,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       device=args.device, precision=args.precision, overlap=args.window_overlap,
                       progress=not args.quiet, strict=args.strict, align=args.align,
                       candidates=args.candidates, evalue=args.evalue,
-                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads)
+                      matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads,
+                      filter_pvalue=args.filter_pvalue, windows=args.windows)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -379,9 +387,15 @@ def _add_index(sub) -> None:
     p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
+    _add_windows_option(p, "with --fasta: index each sequence as windows of W residues (stride W/2), one row per "
+                           "window; search then ranks sequences by their best window pair (off by default)")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_index)
+
+
+def _add_windows_option(p, text: str) -> None:
+    p.add_argument("--windows", type=int, metavar="W", help=text + " (docs/retrieval.md, \"Windows\")")
 
 
 def _add_align_options(g, *, no_align: bool) -> None:
@@ -390,8 +404,11 @@ def _add_align_options(g, *, no_align: bool) -> None:
         g.add_argument("--no-align", action="store_true",
                        help="rank by the embedding alone (cosine similarity), without aligning the candidates")
     g.add_argument("--candidates", type=int, metavar="N",
-                   help="embedding hits per query that are aligned (default 300)")
+                   help="embedding hits per query passed to the filter and aligner (default 500)")
     g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")
+    g.add_argument("--filter-pvalue", type=float, metavar="P",
+                   help="align only the candidates whose ungapped score against the query (HMMER's MSV filter) has a "
+                        "P-value <= P (default: protein 0.02, HMMER's F1; DNA 1, which aligns every candidate)")
     g.add_argument("--matrix", help="protein substitution matrix, a Biopython name (default BLOSUM62; DNA uses "
                                     "BLASTN's +2/-3)")
     g.add_argument("--gap-open", type=int, metavar="G",
@@ -417,6 +434,9 @@ def _add_search(sub) -> None:
                         "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
     g = p.add_argument_group("alignment stage (on by default)")
     _add_align_options(g, no_align=True)
+    _add_windows_option(p, "with --db: embed database and queries as windows of W residues (stride W/2) and rank "
+                           "database sequences by their best window pair; an --index built with --windows uses its "
+                           "own W")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
@@ -443,6 +463,8 @@ def _add_evaluate(sub) -> None:
     g.add_argument("--align", action="store_true",
                    help="also report the figures after aligning each sequence's --candidates embedding hits")
     _add_align_options(g, no_align=False)
+    _add_windows_option(p, "score each pair by its best pair of windows of W residues (stride W/2), as "
+                           "`phylocl search` on an index built with --windows W")
     _add_model_options(p)
     _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)

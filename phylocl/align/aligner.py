@@ -47,6 +47,8 @@ class AlignedHits:
         raw: ``(H,)`` int64 Smith-Waterman scores.
         bits: ``(H,)`` float64 bit scores; evalues: ``(H,)`` float64 E-values.
         cand_rank: ``(H,)`` int64 position of the hit in its query's candidate list (0 = the prefilter's best).
+        n_candidates: candidate pairs over all queries (repeats dropped); n_aligned: those the filter passed to
+            Smith-Waterman (a pair of two queries scored once still counts in both directions).
     """
 
     offsets: np.ndarray
@@ -55,6 +57,8 @@ class AlignedHits:
     bits: np.ndarray
     evalues: np.ndarray
     cand_rank: np.ndarray
+    n_candidates: int = 0
+    n_aligned: int = 0
 
     @property
     def n_queries(self) -> int:
@@ -88,7 +92,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                      candidates: Sequence[Sequence[int]], *, scoring: ScoringSystem, db_residues: int | None = None,
                      db_sequences: int | None = None, evalue: float = 10.0, max_hits: int | None = None,
                      threads: int | None = None, clean: bool = True,
-                     query_rows: Sequence[int] | None = None) -> AlignedHits:
+                     query_rows: Sequence[int] | None = None, filter_pvalue: float | None = None) -> AlignedHits:
     """Align every query with its candidates and return the hits ranked by bit score.
 
     Args:
@@ -106,6 +110,9 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         query_rows: the target number of each query when the queries are database sequences (``-1``: not one), as
             in an all-against-all search: a pair of two such queries is then aligned once, its score reused for
             the other direction (the local alignment score is symmetric for a symmetric matrix). Same results.
+        filter_pvalue: align only the candidates whose ungapped (MSV) P-value against the query's profile is at
+            most this (:mod:`phylocl.align.msv`; ``None`` or ``>= 1``: align every candidate). Filtered candidates
+            are dropped as hits with too high an E-value are.
 
     Raises ``ValueError`` on letters the scoring system cannot score (naming the sequence and letter), or a
     ``targets`` function without ``db_residues`` / ``db_sequences``.
@@ -122,6 +129,11 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
 
+    msv = None
+    if filter_pvalue is not None and filter_pvalue < 1:
+        from phylocl.align.msv import MsvFilter
+
+        msv = MsvFilter(scoring=scoring, pvalue=filter_pvalue)
     symmetric = query_rows is not None and _symmetric(scoring)
     row_of = {int(r): i for i, r in enumerate(query_rows)} if symmetric else {}
     row_of.pop(-1, None)
@@ -134,25 +146,28 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         rows = rows[np.sort(first)]  # (c,) prefilter order, repeats dropped
         q = clean_sequence(queries[i], scoring, what=f"query {i}") if clean else queries[i]
         me = int(query_rows[i]) if symmetric else -1
+        seqs = [clean_sequence(fetch(int(t)), scoring, what=f"target {int(t)}") if clean else fetch(int(t))
+                for t in rows]
+        # the filter decides each direction with the query's own profile, so a pair of two queries may be aligned
+        # for one of them only; its score, when both align it, is computed once (whichever comes first)
+        aligned = msv.keep(q, seqs, keys=rows.tolist()) if msv is not None else np.ones(len(rows), dtype=bool)
         known = [done.get((row_of[int(t)], i)) if me >= 0 and int(t) in row_of else None for t in rows]
-        todo = [j for j, k in enumerate(known) if k is None]
-        cands = [clean_sequence(fetch(int(rows[j])), scoring, what=f"target {int(rows[j])}") if clean
-                 else fetch(int(rows[j])) for j in todo]
-        raw = np.array([k if k is not None else 0 for k in known], dtype=np.int64)  # (c,)
-        raw[todo] = _score_one(q, cands, scoring)
+        todo = [j for j, k in enumerate(known) if k is None and aligned[j]]
+        raw = np.array([k if k is not None and a else 0 for k, a in zip(known, aligned)], dtype=np.int64)  # (c,)
+        raw[todo] = _score_one(q, [seqs[j] for j in todo], scoring)
         if me >= 0:
             for j in todo:
                 if int(rows[j]) in row_of:
                     done[i, row_of[int(rows[j])]] = int(raw[j])
-        lengths = np.fromiter((len(fetch(int(t))) for t in rows), np.int64, len(rows))  # cleaning keeps lengths
+        lengths = np.fromiter((len(t) for t in seqs), np.int64, len(rows))  # cleaning keeps lengths
         bits = bit_scores(raw, scoring.stats)
         ev = evalues(raw, query_length=len(q), db_residues=db_residues, db_sequences=db_sequences,
                      stats=scoring.stats, target_lengths=lengths)
         pos = np.arange(len(rows))
-        keep = (ev <= evalue) & (raw > 0)
+        keep = aligned & (ev <= evalue) & (raw > 0)
         order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
         sel = np.flatnonzero(keep)[order][:max_hits]
-        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel]
+        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())
 
     if threads == 1 or len(queries) <= 1:
         parts = [one(i) for i in range(len(queries))]
@@ -166,4 +181,5 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         return np.concatenate([p[j] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
 
     return AlignedHits(offsets=offsets, targets=cat(0, np.int64), raw=cat(1, np.int64), bits=cat(2, np.float64),
-                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64))
+                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64),
+                       n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))

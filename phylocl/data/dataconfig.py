@@ -48,7 +48,14 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     ``refresh_every`` steps (0: never). Length bucketing does not apply to hard-negative batches.
 
     Evolved families: ``evolved`` (:class:`~phylocl.data.simulator.evolved_config.EvolvedConfig`) mixes pairs of families
-    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default).
+    evolved on the fly into every training batch (``evolved.fraction`` of its rows; off by default); with
+    hard-negative batching the real rows form the hard batch and the evolved rows are appended as usual.
+
+    Alignment-guided positives (:mod:`phylocl.data.aligned`; off by default): ``aligned_evalue > 0`` aligns
+    ``aligned_members`` sampled members of each training family with those of its ``aligned_candidates`` nearest
+    families (IDF-weighted 3-mer profiles) before training; pairs across families with an E-value below it join
+    their families' loss labels (``aligned_mode`` ``merge``: never each other's negatives) and, with ``pairs``
+    (default), are also extra positive pairs. Random batching only.
     """
 
     path: Optional[str] = None
@@ -88,6 +95,10 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
     num_workers: int = 0
     pad_to_multiple_of: int = 1
     evolved: EvolvedConfig = field(default_factory=EvolvedConfig)
+    aligned_evalue: float = 0.0
+    aligned_mode: Literal["merge", "pairs"] = "pairs"
+    aligned_candidates: int = 32
+    aligned_members: int = 1
 
     def __post_init__(self) -> None:
         self._normalise_inputs()
@@ -101,9 +112,9 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
             if unknown:
                 raise ValueError(f"unknown data.evolved key(s) {unknown}")
             self.evolved = EvolvedConfig(**self.evolved)
-        if self.evolved.fraction > 0 and self.batching != "random":
-            raise ValueError("data.evolved.fraction > 0 works with data.batching=random only (hard-negative "
-                             "batches are drawn among real families)")
+        if self.evolved.fraction >= 1 and self.batching != "random":
+            raise ValueError("data.evolved.fraction = 1 leaves no real rows for data.batching="
+                             f"{self.batching} (hard-negative batches are drawn among real families)")
         self.paths = [str(p) for p in self.paths]
         self.extra_train_paths = [str(p) for p in self.extra_train_paths]
         if self.path is not None:
@@ -149,6 +160,12 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
         if self.batching != "random" and self.token_budget is not None:
             raise ValueError("data.token_budget goes with data.batching=random (hard-negative batches have a fixed "
                              "size)")
+        if self.aligned_evalue < 0 or self.aligned_candidates < 1 or self.aligned_members < 1:
+            raise ValueError("data.aligned_evalue must be >= 0 (0: off), aligned_candidates and aligned_members >= 1")
+        if self.aligned_mode not in ("merge", "pairs"):
+            raise ValueError(f"data.aligned_mode must be merge or pairs, got {self.aligned_mode!r}")
+        if self.aligned_evalue > 0 and self.batching != "random":
+            raise ValueError("data.aligned_evalue > 0 works with data.batching=random only")
         if self.refresh_every < 0:
             raise ValueError(f"data.refresh_every must be >= 0 (0: never), got {self.refresh_every}")
         if self.refresh_members < 1:

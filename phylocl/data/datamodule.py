@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from phylocl.data.aligned import AlignedPairs, merged_labels
 from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
@@ -63,6 +64,7 @@ class OrthologDataModule(L.LightningDataModule):
         self.labels: dict[str, int] = {}
         self.distances: FamilyDistances | None = None
         self.hard: HardNegatives | None = None  # hard-negative state (data.batching knn/group), after setup()
+        self.aligned_pairs: np.ndarray | None = None  # (P, 2) cross-family training pairs (data.aligned_evalue)
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
 
     def setup(self, stage: str | None = None) -> None:
@@ -111,17 +113,34 @@ class OrthologDataModule(L.LightningDataModule):
         if self.train_set is None:
             raise RuntimeError("call setup() first")
 
-    def train_pairs(self) -> FamilyPairDataset:
-        """The training pair dataset (one item per training family with >= 2 members)."""
+    def set_aligned_pairs(self, pairs: np.ndarray) -> None:
+        """Cross-family pairs ``(P, 2)`` of training sequence indices (found by the alignment stage before
+        training) used as ``data.aligned_mode`` says (:mod:`phylocl.data.aligned`)."""
         self._require_setup()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(self.train_set)):
+            raise ValueError("aligned pair indices out of the training set")
+        self.aligned_pairs = pairs
+
+    def train_pairs(self) -> FamilyPairDataset | AlignedPairs:
+        """The training pair dataset (one item per training family with >= 2 members; with aligned pairs, loss
+        labels merged over them and, in ``pairs`` mode, one more item per pair)."""
+        self._require_setup()
+        labels, aligned = self.labels, self.aligned_pairs
+        if aligned is not None and len(aligned):
+            fams = self.train_set.families
+            labels = merged_labels(self.labels, [(fams[a], fams[b]) for a, b in aligned])
         pairs = FamilyPairDataset(dataset=self.train_set, strategy=self.strategy, view=self._view(),
-                                  labels=self.labels, distances=self.distances, seed=self.config.seed)
+                                  labels=labels, distances=self.distances, seed=self.config.seed)
         if len(pairs) == 0:
             raise InputError("no training family has two or more sequences: nothing to pair")
+        if aligned is not None and len(aligned) and self.config.aligned_mode == "pairs":
+            return AlignedPairs(real=pairs, pairs=aligned)
         return pairs
 
-    def evolved_pairs(self) -> EvolvedPairs:
-        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file)."""
+    def evolved_pairs(self, *, steps_per_epoch: int | None = None) -> EvolvedPairs:
+        """The evolved-family source of ``data.evolved`` (roots: training sequences, random, or a FASTA file);
+        ``steps_per_epoch``: batches per epoch of the training loader (for a divergence curriculum)."""
         self._require_setup()
         e = self.config.evolved
         if e.roots == "train":
@@ -133,28 +152,31 @@ class OrthologDataModule(L.LightningDataModule):
             if not roots:
                 raise InputError("data.evolved.roots: no sequence in the FASTA file", path=e.roots)
         return EvolvedPairs(config=e, alphabet=self.alphabet.name, view=self._view(), roots=roots,
-                            label_offset=len(self.labels), seed=self.config.seed)
+                            label_offset=len(self.labels), seed=self.config.seed,
+                            steps_per_epoch=steps_per_epoch)
 
     def train_dataloader(self) -> DataLoader:
         c = self.config
         pairs = self.train_pairs()
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        if c.batching != "random":
+        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
+        if c.batching != "random":  # hard-negative batches of real families; evolved rows (if any) appended at random
             if self.hard is None:
                 self.hard = HardNegatives(config=c, dataset=self.train_set, families=pairs.families)
-            return DataLoader(pairs, batch_sampler=self.hard.make_sampler(num_replicas=replicas, rank=rank),
-                              collate_fn=PairCollator(c.pad_to_multiple_of), **self._loader_kwargs())
-        bucket = c.bucket_by_length and not c.token_budget
-        lengths = pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket else None
-        n_evolved = evolved_rows(c.evolved, c.batch_size)  # evolved families per batch (data.evolved)
-        sampler = FamilyBatchSampler(
-            num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
-            lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
-            num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
-            sort_window=c.bucket_window if bucket else 50)
+            sampler = self.hard.make_sampler(num_replicas=replicas, rank=rank,
+                                             batch_size=max(1, c.batch_size - n_evolved))
+        else:
+            bucket = c.bucket_by_length and not c.token_budget
+            lengths = (pairs.family_lengths() if c.token_budget else pairs.family_lengths(typical=True) if bucket
+                       else None)
+            sampler = FamilyBatchSampler(
+                num_families=len(pairs), batch_size=max(1, c.batch_size - n_evolved), token_budget=c.token_budget,
+                lengths=lengths, shuffle=True, drop_last=c.drop_last, rounds=c.pairs_per_family_per_epoch,
+                num_batches=c.steps_per_epoch, seed=c.seed, num_replicas=replicas, rank=rank, bucket=bucket,
+                sort_window=c.bucket_window if bucket else 50)
         if n_evolved:
-            pairs = MixedPairs(pairs, self.evolved_pairs())
+            pairs = MixedPairs(pairs, self.evolved_pairs(steps_per_epoch=len(sampler)))
             sampler = MixedBatchSampler(sampler, evolved_per_batch=n_evolved, keep_real=n_evolved < c.batch_size,
                                         rank=rank)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),

@@ -156,11 +156,13 @@ class HardNegatives:
         self.sampler: HardNegativeBatchSampler | None = None
         self.refreshes = 0
 
-    def make_sampler(self, *, num_replicas: int = 1, rank: int = 0) -> HardNegativeBatchSampler:
-        """A new sampler over the current table (kept: :meth:`refresh` updates it)."""
+    def make_sampler(self, *, num_replicas: int = 1, rank: int = 0,
+                     batch_size: int | None = None) -> HardNegativeBatchSampler:
+        """A new sampler over the current table (kept: :meth:`refresh` updates it); ``batch_size``: real families
+        per batch and rank (default ``data.batch_size``; fewer when evolved rows fill the rest)."""
         c = self.config
         self.sampler = HardNegativeBatchSampler(
-            num_families=len(self.families), batch_size=c.batch_size, neighbours=self.neighbours, groups=self.groups,
+            num_families=len(self.families), batch_size=c.batch_size if batch_size is None else int(batch_size), neighbours=self.neighbours, groups=self.groups,
             rounds=c.pairs_per_family_per_epoch, num_batches=c.steps_per_epoch, drop_last=c.drop_last, seed=c.seed,
             num_replicas=num_replicas, rank=rank)
         return self.sampler

@@ -14,6 +14,11 @@ pattern ``p`` and word ``j``: ``v = g_p sqrt(count) w_pj / |block_p|``, the comp
 ``c = g_c n / |n E|`` (``n`` the window's token counts, ``E`` the token embedding ``(r, D)``), both divided by the
 window's norm ``|v + c E|``; a sequence is the sum of its windows, divided by its norm again
 (see :mod:`phylocl.models.sparse_embed`).
+
+With a similar-word block (``similar_rank = s > 0``; :class:`~phylocl.models.kmerprofile.KmerProfile`), each
+window and pattern also gets ``g_s / sqrt(P) * t / |t|``, ``t = sum_j sqrt(count) w_pj E_j`` ``(s,)`` (``E`` the
+word vectors ``(n^k, s)``), in the last ``P s`` columns; as in the torch sparse path these values are extra
+low-rank coefficients on unit basis rows, so the rows, their norms and the stored basis are the torch path's.
 """
 
 from __future__ import annotations
@@ -61,8 +66,7 @@ def is_profile_folder(folder: str | Path) -> bool:
         flat = flat_values({k: v for k, v in config.items() if k not in ("model_type", "phylocl_version")})
     except (ValueError, TypeError):
         return False
-    # a learned similar-word block (similar_rank > 0) is computed by the torch path only
-    return (folder / "model.safetensors").is_file() and flat.get("head") == "none" and not flat.get("similar_rank")
+    return (folder / "model.safetensors").is_file() and flat.get("head") == "none"
 
 
 def _norm(sq: np.ndarray) -> np.ndarray:
@@ -102,7 +106,11 @@ class NumpyProfileEncoder:
             self.weights = self.state["backbone.weights"].astype(np.float64)  # (P, n^k)
             self.gains = self.state["backbone.gains"].astype(np.float64)  # (P,)
             self.comp_gain = float(self.state["backbone.composition_gain"])
-            self.basis = self.state["embedding.weight"].astype(np.float64)  # (r, D)
+            self.tokens = self.state["embedding.weight"].astype(np.float64)  # (v, D) token embedding
+            self.similar_rank = int(self.config.similar_rank or 0)
+            if self.similar_rank:
+                self.word_vectors = self.state["backbone.word_vectors"].astype(np.float64)  # (n^k, s)
+                self.similar_gain = float(self.state["backbone.similar_gain"])
         except (ValueError, TypeError, KeyError, SafetensorError, OSError) as err:
             raise InputError(f"not a readable k-mer profile model ({str(err).splitlines()[0][:160]})",
                              path=folder) from None
@@ -112,11 +120,18 @@ class NumpyProfileEncoder:
         self.patterns = seed_patterns(self.k)
         self.embed_dim, self.max_len = int(self.config.embed_dim), int(self.config.max_len)
         self.stride = default_stride(self.max_len) if overlap is None else overlap_stride(self.max_len, overlap)
-        self.gram = self.basis @ self.basis.T  # (r, r)
-        self.basis_t = np.ascontiguousarray(self.basis.T)  # (D, r)
-        if self.weights.shape != (len(self.patterns), self.n**self.k) or self.basis.shape[1] != self.embed_dim:
-            raise InputError(f"weights {self.weights.shape} / embedding {self.basis.shape} do not fit the config",
+        size, extra = self.n**self.k, len(self.patterns) * self.similar_rank
+        if (self.weights.shape != (len(self.patterns), size) or self.tokens.shape[1] != self.embed_dim
+                or (extra and self.word_vectors.shape != (size, self.similar_rank))):
+            raise InputError(f"weights {self.weights.shape} / embedding {self.tokens.shape} do not fit the config",
                              path=folder)
+        # the basis (r, D): the token rows, then one unit row per similar-block column (the last P s columns)
+        unit = np.zeros((extra, self.embed_dim))
+        unit[:, self.embed_dim - extra:] = np.eye(extra)
+        self.basis = np.concatenate([self.tokens, unit])  # (r, D), r = v + P s
+        self.vocab = len(self.tokens)
+        self.gram = self.basis @ self.basis.T  # (r, r)
+        self.tokens_t = np.ascontiguousarray(self.tokens.T)  # (D, v)
         code = np.full(alpha.vocab_size, -1, np.int64)  # token id -> letter index (X and specials: -1)
         letters = [c for c in alpha.letters if c != alpha.unknown]
         for c in letters:
@@ -164,7 +179,7 @@ class NumpyProfileEncoder:
 
     def _window_rows(self, chunks: list[np.ndarray]):
         """Unit rows of ``W`` windows (token arrays): entries ``win, col, val`` (float64) and ``coeffs (W, r)``."""
-        n_win, size, n_pat, r = len(chunks), self.n**self.k, len(self.patterns), len(self.gram)
+        n_win, size, n_pat, v = len(chunks), self.n**self.k, len(self.patterns), self.vocab
         gap = max(len(p) for p in self.patterns)
         lens = np.array([len(c) for c in chunks], np.int64)  # (W,)
         ids = np.concatenate(chunks)  # (T,)
@@ -186,19 +201,32 @@ class NumpyProfileEncoder:
         win, pat, word = key // (n_pat * size), key // size % n_pat, key % size
         val = np.sqrt(count) * self.weights[pat, word]  # (nnz,)
         block = win * n_pat + pat
+        raw = val
         val = val * self.gains[pat] / _norm(np.bincount(block, weights=val * val, minlength=n_win * n_pat))[block]
-        tokens = np.bincount(win_of * r + ids, minlength=n_win * r).reshape(n_win, r).astype(np.float64)  # (W, r)
+        tokens = np.bincount(win_of * v + ids, minlength=n_win * v).reshape(n_win, v).astype(np.float64)  # (W, v)
         tokens[:, PAD_ID] = 0
-        coeffs = self.comp_gain * tokens / _norm(((tokens @ self.gram) * tokens).sum(1))[:, None]  # (W, r)
+        gram = self.gram[:v, :v]
+        coeffs = self.comp_gain * tokens / _norm(((tokens @ gram) * tokens).sum(1))[:, None]  # (W, v)
+        if self.similar_rank:
+            coeffs = np.concatenate([coeffs, self._similar_block(block, word, raw, n_win)], 1)  # (W, v + P s)
         col = pat * size + word
         norm = self._row_norms(win, col, val, coeffs)  # (W,)
         return win, col, val / norm[win], coeffs / norm[:, None]
 
+    def _similar_block(self, block: np.ndarray, word: np.ndarray, raw: np.ndarray, n_win: int) -> np.ndarray:
+        """``(W, P s)``: per window and pattern ``g_s / sqrt(P) * t / |t|``, ``t = sum sqrt(count) w E_word``, from
+        the entries ``block`` (window * P + pattern), ``word`` and ``raw = sqrt(count) w`` (``(nnz,)`` each)."""
+        n_pat, s = len(self.patterns), self.similar_rank
+        t = sp.csr_matrix((raw, (block, word)), shape=(n_win * n_pat, self.n**self.k)) @ self.word_vectors  # (W P, s)
+        t = t / _norm((t * t).sum(1))[:, None] * (self.similar_gain / n_pat**0.5)
+        return t.reshape(n_win, n_pat * s)
+
     def _row_norms(self, row, col, val, coeffs) -> np.ndarray:
         """``|v + c E|`` of rows given by entries ``row, col, val`` (sorted by row) and ``coeffs (k, r)`` (floored at
-        1e-12)."""
+        1e-12). The unit rows of a similar-word block lie in columns the sparse part never uses: their ``E v`` is 0."""
         indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(coeffs)))])  # rows sorted
-        e_v = sp.csr_matrix((val, col, indptr), shape=(len(coeffs), self.embed_dim)) @ self.basis_t  # (k, r) = E v
+        e_v = np.zeros_like(coeffs)  # (k, r) = E v
+        e_v[:, :self.vocab] = sp.csr_matrix((val, col, indptr), shape=(len(coeffs), self.embed_dim)) @ self.tokens_t
         sq = np.bincount(row, weights=val * val, minlength=len(coeffs))
         return _norm(sq + 2 * (coeffs * e_v).sum(1) + ((coeffs @ self.gram) * coeffs).sum(1))
 
@@ -211,7 +239,7 @@ class NumpyProfileEncoder:
             raise TypeError("embed_sparse takes a list of sequences, not a single string")
         arrays = self._tokens(sequences)
         windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, self.stride)]
-        basis, r = self.state["embedding.weight"].astype(np.float32), len(self.gram)
+        basis, r = self.basis.astype(np.float32), len(self.gram)
         rows, cols, vals, coeffs = [], [], [], np.zeros((len(arrays), r))
         for lo in range(0, len(windows), max(batch_size, 1)):
             part = windows[lo:lo + batch_size]

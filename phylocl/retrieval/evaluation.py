@@ -14,7 +14,7 @@ from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.index import build_index, drop_self_hits
 from phylocl.retrieval.metrics import check_ks, score_hits
 
-__all__ = ["evaluate_embeddings"]
+__all__ = ["evaluate_embeddings", "evaluate_windows"]
 
 
 def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int) -> HitLists:
@@ -133,16 +133,81 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
 
     index = build_index(db, kind=index_kind)
     hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size)
-    db_labels = list(rel_labels) + [None] * n_decoys
-    out = score_hits(hits, rel_labels, db_labels, ks=ks, query_rows=np.arange(n), per_query=per_query,
-                     report_labels=labels if group_labels is not None else None)
+    out = _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
+                 grouped=group_labels is not None)
+    out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
+    if return_hits:
+        out["hits"] = hits
+    return out
+
+
+def _score(hits: HitLists, labels: list[str], rel_labels: list[str], ids: list[str], *, n_decoys: int,
+           ks: tuple[int, ...], per_query: bool, grouped: bool) -> dict:
+    """:func:`score_hits` of the ``n`` labelled queries (database rows ``0..n-1``, then ``n_decoys`` decoys), with
+    ``per_query`` rows named by id and ``per_family`` rows carrying their group."""
+    n = len(labels)
+    out = score_hits(hits, rel_labels, list(rel_labels) + [None] * n_decoys, ks=ks, query_rows=np.arange(n),
+                     per_query=per_query, report_labels=labels if grouped else None)
     if per_query:
         for row in out["per_query"]:
             row["id"] = ids[row.pop("query")]
-    if group_labels is not None:
+    if grouped:
         group_of = dict(zip(labels, rel_labels))
         for row in out["per_family"]:
             row["group"] = group_of[row["family"]]
+    return out
+
+
+def _tied_lists(s: np.ndarray, first: int, depth: int) -> list:
+    """Hit lists of score rows ``s`` ``(b, N)`` whose queries are database rows ``first..first+b-1``: the ``depth``
+    best other rows plus every row tied with the last kept one (the metrics' pessimistic tie rule sees them all),
+    best first."""
+    lists = []
+    for j in range(len(s)):
+        row = s[j].astype(np.float64)
+        row[first + j] = -np.inf  # the query's own row
+        top = np.argpartition(-row, depth - 1)[:depth]
+        keep = np.flatnonzero((row >= row[top].min()) & np.isfinite(row))
+        keep = keep[np.argsort(-row[keep], kind="stable")]
+        lists.append((keep, row[keep]))
+    return lists
+
+
+def evaluate_windows(windows, labels: Sequence[str], *, ids: Sequence[str] | None = None, decoys=None,
+                     ks: Sequence[int] = (1, 10, 50), group_labels: Sequence[str] | None = None,
+                     max_depth: int = 2048, per_query: bool = False, return_hits: bool = False) -> dict:
+    """:func:`evaluate_embeddings` with late interaction over windows: a pair of sequences scores its best window
+    pair (:class:`~phylocl.retrieval.windowed.WindowedIndex`, exact).
+
+    Args:
+        windows: :class:`~phylocl.retrieval.windowed.WindowRows` of the ``N`` labelled sequences.
+        decoys: ``WindowRows`` of ``M`` unlabelled sequences added to the database, or ``None``.
+        labels, ids, ks, group_labels, max_depth, per_query, return_hits: as for :func:`evaluate_embeddings`.
+
+    Returns what :func:`evaluate_embeddings` returns (``index_kind`` ``sparse-windows``).
+    """
+    from phylocl.retrieval.windowed import WindowedIndex, concat_windows
+
+    labels = [str(s) for s in labels]
+    n = len(windows)
+    if len(labels) != n or (group_labels is not None and len(group_labels) != n):
+        raise ValueError(f"{len(labels)} labels / {len(group_labels or labels)} group labels for {n} sequences")
+    ks = check_ks(ks)
+    ids = _check_ids(ids, n)
+    if max_depth < 1:
+        raise ValueError(f"max_depth must be >= 1, got {max_depth}")
+    db = windows if decoys is None else concat_windows([windows, decoys])
+    n_decoys = len(db) - n
+    rel_labels = labels if group_labels is None else [str(g) for g in group_labels]
+    depth = _search_depth(rel_labels, ks, max_depth, len(db))
+    index = WindowedIndex(rows=db.rows, owners=db.owners)
+    lists: list = []
+    for lo in range(0, n, 256):
+        hi = min(lo + 256, n)
+        lists += _tied_lists(index.scores(windows.slice(lo, hi)), lo, depth)  # (b, N + M) scores
+    hits = HitLists.from_lists(lists)
+    out = _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
+                 grouped=group_labels is not None)
     out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
     if return_hits:
         out["hits"] = hits

@@ -11,6 +11,8 @@ A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays 
 every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
 (:mod:`phylocl.retrieval.index_checks`). A sparse bundle built from a FASTA file also holds the database sequences
 (``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search: :mod:`phylocl.retrieval.sequence_store`.
+A ``sparse-windows`` bundle (``phylocl index --fasta --windows W``) is a sparse bundle over window rows plus
+``owners.npy``, loaded as a :class:`~phylocl.retrieval.windowed.WindowedIndex` (hits are sequences).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
+from phylocl.retrieval.windowed import KIND as WINDOWS
+from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
@@ -39,7 +43,7 @@ SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 __all__ = ["save_index", "load_index", "verify_bundle", "check_compatible", "FORMAT"]
 
 
-def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex:
+def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex | WindowedIndex:
     """Read a bundle written by :func:`save_index`.
 
     Args:
@@ -70,14 +74,17 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
         check_model_record(model)
     except ValueError as err:
         raise InputError(f"bad meta.json: model: {err}", path=path / "meta.json") from None
-    if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE):
+    if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE, WINDOWS):
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
-    for name in SPARSE_FILES if kind == SPARSE else ("index.faiss",):
+    needed = {SPARSE: SPARSE_FILES, WINDOWS: (*SPARSE_FILES, "owners.npy")}.get(kind, ("index.faiss",))
+    for name in needed:
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     ids, labels = _read_rows(path / "rows.npz")
     if kind == SPARSE:
         return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
+    if kind == WINDOWS:
+        return _load_windowed(path, dim, ntotal, ids, labels, model, meta)
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -117,6 +124,36 @@ def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, mode
     except (OSError, ValueError, EOFError) as err:
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
     index.source = str(path)  # named by the checks of the posting lists a query reads
+    return index
+
+
+def _load_windowed(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,
+                   meta: dict) -> WindowedIndex:
+    """A ``sparse-windows`` bundle: the sparse index of its ``meta["rows"]`` window rows (:func:`_load_sparse`),
+    ``owners.npy`` mapping them to the ``ntotal`` sequences of ``rows.npz``, and ``params`` ``{"window", "stride"}``."""
+    if len(ids) != ntotal:
+        raise InputError(f"bundle is inconsistent: meta says {ntotal} sequences, rows.npz has {len(ids)} ids",
+                         path=path)
+    try:
+        n_rows, params = int(meta["rows"]), dict(meta["params"])
+        width, stride = int(params["window"]), int(params["stride"])
+        if width < 2 or not 1 <= stride <= width:
+            raise ValueError(f"window {width} / stride {stride}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"bad meta.json: a windowed index needs rows and params window/stride ({err})",
+                         path=path / "meta.json") from None
+    rows = _load_sparse(path, dim, n_rows, [str(i) for i in range(n_rows)], None, model, meta)
+    try:
+        check_npy_sizes(path / "owners.npy")
+        owners = check_owners(np.load(path / "owners.npy", allow_pickle=False), ntotal)
+        if len(owners) != n_rows:
+            raise ValueError(f"{len(owners)} owners for {n_rows} window rows")
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise InputError(f"damaged windowed index: owners.npy: {' '.join(str(err).split())[:200]}",
+                         path=path) from None
+    index = WindowedIndex(owners=owners, index=rows, ids=ids, labels=labels, model=model,
+                          window={"window": width, "stride": stride})
+    index.source = str(path)
     return index
 
 
@@ -169,6 +206,11 @@ def verify_bundle(path: str | Path) -> str:
     index = load_index(path)
     if index.kind == SPARSE:
         scan_postings(index, path)
+    if index.kind == WINDOWS:
+        scan_postings(index.index, path)
     sums = (f"{hashed} files match their checksums" if hashed is not None
             else "no checksums (built by an earlier phylocl): structure only")
-    return f"{path}: ok ({index.kind}, {index.ntotal:,} rows of dim {index.dim}; {sums})"
+    what = (f"{index.ntotal:,} sequences as {index.n_rows:,} windows of {index.params['window']} residues "
+            f"(stride {index.params['stride']}), dim {index.dim}" if index.kind == WINDOWS
+            else f"{index.ntotal:,} rows of dim {index.dim}")
+    return f"{path}: ok ({index.kind}, {what}; {sums})"

@@ -26,11 +26,13 @@ import scipy.sparse as sp
 
 from phylocl.atomic import atomic_dir
 from phylocl.retrieval.index_checks import write_checksums
-from phylocl.retrieval.index_io import FORMAT
+from phylocl.retrieval.bundle import FORMAT
 from phylocl.retrieval.sparse_index import KIND, SparseIndex
 from phylocl.sparse_rows import SparseRows
 
-__all__ = ["write_sparse_index", "sparse_index_in_memory", "READ_VALUES"]
+__all__ = ["write_sparse_index", "sparse_index_in_memory", "READ_VALUES", "WINDOWS_KIND"]
+
+WINDOWS_KIND = "sparse-windows"  # a bundle of window rows (phylocl.retrieval.windowed, which imports this module)
 
 READ_VALUES = 1 << 24  # stored values transposed per step in the second pass (16 M: ~200 MB of temporaries)
 
@@ -45,28 +47,41 @@ def _npy(path: Path, dtype, shape: tuple) -> int:
 
 
 def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequence[str], Sequence[str] | None]],
-                       *, model: dict, finish: Callable[[Path], dict] | None = None) -> dict:
+                       *, model: dict, finish: Callable[[Path], dict] | None = None,
+                       window: dict | None = None) -> dict:
     """Write the bundle of all rows of ``blocks`` (``(rows, ids, labels or None)`` each) at ``path``.
 
     ``finish(folder)``, when given, is called with the bundle's temporary folder once the rows are written, to add
     members of its own (the database sequences: :mod:`phylocl.retrieval.sequence_store`); the record it returns is
-    merged into ``meta.json``. Returns the ``meta.json`` record. Raises ``ValueError`` on duplicate ids, on blocks of different widths or
-    bases, on labels given for some blocks only, and on zero rows.
+    merged into ``meta.json``. ``window`` (``{"window": W, "stride": S}``): each block's ``rows`` are the window
+    rows of its sequences (a :class:`~phylocl.retrieval.windowed.WindowRows`: ``.rows``, ``.owners``, ``.n``) with
+    one id and label per *sequence*; the bundle is then of kind ``sparse-windows`` with ``owners.npy`` (window row
+    -> sequence) and ``window`` as its ``params`` (:mod:`phylocl.retrieval.windowed`). Returns the ``meta.json``
+    record. Raises ``ValueError`` on duplicate ids, on blocks of different widths or bases, on labels given for some
+    blocks only, and on zero rows.
     """
     ids: list[str] = []
     labels: list[str] = []
     labelled: set[bool] = set()
     basis = None
+    n_rows = 0
     with atomic_dir(path) as tmp:
-        scratch = {name: open(tmp / f"_{name}.bin", "wb") for name in ("cols", "vals", "lens", "dense")}
+        names = ("cols", "vals", "lens", "dense") + (("owners",) if window is not None else ())
+        scratch = {name: open(tmp / f"_{name}.bin", "wb") for name in names}
         try:
             for rows, block_ids, block_labels in blocks:
+                if window is not None:  # window rows of len(block_ids) sequences
+                    if rows.n != len(block_ids):
+                        raise ValueError(f"{len(block_ids)} ids for {rows.n} sequences")
+                    scratch["owners"].write((rows.owners + len(ids)).astype(np.int64).tobytes())
+                    rows = rows.rows
                 if basis is None:
                     basis, dim, counts = rows.basis.astype(np.float32), rows.dim, np.zeros(rows.dim, np.int64)
                 if rows.dim != dim or rows.basis.shape != basis.shape:
                     raise ValueError("rows of different widths or low-rank bases in one index")
-                if len(block_ids) != len(rows):
+                if window is None and len(block_ids) != len(rows):
                     raise ValueError(f"{len(block_ids)} ids for {len(rows)} rows")
+                n_rows += len(rows)
                 scratch["cols"].write(rows.indices.astype(np.int32).tobytes())
                 scratch["vals"].write(rows.values.astype(np.float32).tobytes())
                 scratch["lens"].write(np.diff(rows.indptr).astype(np.int64).tobytes())
@@ -85,11 +100,13 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
         if len(set(ids)) != len(ids):
             raise ValueError("row ids must be unique")
         nnz = int(counts.sum())
-        _transpose(tmp, counts, len(ids))
-        dense = np.fromfile(tmp / "_dense.bin", dtype=np.float32).reshape(len(ids), 2 * basis.shape[0])
+        _transpose(tmp, counts, n_rows)
+        dense = np.fromfile(tmp / "_dense.bin", dtype=np.float32).reshape(n_rows, 2 * basis.shape[0])
         np.save(tmp / "dense.npy", dense)
         np.save(tmp / "basis.npy", basis)
-        for name in ("cols", "vals", "lens", "dense"):
+        if window is not None:
+            np.save(tmp / "owners.npy", np.fromfile(tmp / "_owners.bin", dtype=np.int64))  # (W,)
+        for name in names:
             (tmp / f"_{name}.bin").unlink()
         rows_file = {"ids": np.array(ids, dtype=str)}
         if labelled == {True}:
@@ -98,6 +115,8 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
             np.savez(f, **rows_file)
         meta = {"format": FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
                 "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
+        if window is not None:  # ntotal: sequences; rows: their windows
+            meta.update(kind=WINDOWS_KIND, rows=n_rows, params=dict(window))
         if finish is not None:
             meta.update(finish(tmp))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -6,21 +6,36 @@ chance; a window of a few hundred residues is not. Here every sequence is cut in
 window), each window is embedded as a sequence of its own (sparse rows of a k-mer profile model), and the score
 of query ``q`` against database sequence ``t`` is ``max_{i in q, j in t} x_i . y_j`` (cosine of unit rows), as in
 ColBERT / ProtoCol's late interaction. The database is one :class:`~phylocl.retrieval.sparse_index.SparseIndex`
-over all window rows plus the owner of each row, so its size is the windows' nonzeros (about 1.8x the
-whole-protein rows' for ``width`` 200: every residue sits in two windows). docs/models.md (issue 24) has the dev
-figures.
+over all window rows plus the owner of each row, so its size is the windows' nonzeros (about 1.9x the
+whole-protein rows' for ``width`` 200: every residue sits in two windows). Hits are database *sequences*, each
+once. docs/retrieval.md ("Windows: several vectors per sequence") has the costs, docs/models.md the dev figures.
+
+On disk (``phylocl index --fasta --windows W``) the bundle is a sparse bundle over the window rows with kind
+``sparse-windows``, ``owners.npy`` ``(W,)`` (window row -> sequence), ``rows.npz`` holding one id (and label) per
+*sequence*, and ``meta.json`` recording ``ntotal`` (sequences), ``rows`` (windows) and ``params`` ``{"window",
+"stride"}`` (:mod:`phylocl.retrieval.sparse_build`, :mod:`phylocl.retrieval.index_io`).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from phylocl.retrieval.index import drop_self_hits, own_rows
+from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.sparse_rows import SparseRows
+from phylocl.retrieval.sparse_index import BLOCK_VALUES, MAX_BLOCK, SPLIT, SparseIndex, default_threads
+from phylocl.sparse_rows import SparseRows, concat_rows
 
-__all__ = ["window_pieces", "WindowedIndex"]
+__all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND"]
+
+
+def window_stride(width: int) -> int:
+    """The stride of windows of ``width`` residues: half a window (``width // 2``)."""
+    return width // 2
 
 
 def window_pieces(sequences: Sequence[str], width: int) -> tuple[list[str], np.ndarray]:
@@ -31,7 +46,7 @@ def window_pieces(sequences: Sequence[str], width: int) -> tuple[list[str], np.n
     """
     if width < 2:
         raise ValueError(f"width must be >= 2, got {width}")
-    stride = width // 2
+    stride = window_stride(width)
     pieces, owners = [], []
     for i, s in enumerate(sequences):
         if len(s) <= width:
@@ -45,61 +60,174 @@ def window_pieces(sequences: Sequence[str], width: int) -> tuple[list[str], np.n
     return pieces, np.asarray(owners, dtype=np.int64)
 
 
+def check_owners(owners: np.ndarray, n: int) -> np.ndarray:
+    """``owners`` as int64 after checking it is ``0, .., n - 1`` with each sequence's windows consecutive and every
+    sequence holding one at least; raises ``ValueError`` otherwise."""
+    owners = np.asarray(owners)
+    if owners.ndim != 1 or (len(owners) and owners.dtype.kind not in "iu"):
+        raise ValueError(f"owners must be a 1-d integer array, got {owners.dtype} {owners.shape}")
+    owners = owners.astype(np.int64, copy=False)
+    if n == 0 and not len(owners):
+        return owners
+    if not len(owners) or owners[0] != 0 or owners[-1] != n - 1 or not np.isin(np.diff(owners), (0, 1)).all():
+        raise ValueError(f"owners must be 0, 1, .., {n - 1} with each sequence's windows consecutive")
+    return owners
+
+
+def _starts(owners: np.ndarray) -> np.ndarray:
+    """``(n,)`` first row of each owner (owners checked by :func:`check_owners`)."""
+    return np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """The window rows of ``n`` sequences: ``rows`` (``W`` :class:`~phylocl.sparse_rows.SparseRows`) and
+    ``owners`` ``(W,)`` (sequence ``0..n-1`` of each row, consecutive). ``len()`` counts sequences."""
+
+    rows: SparseRows
+    owners: np.ndarray
+    n: int
+
+    def __post_init__(self) -> None:
+        if len(self.owners) != len(self.rows):
+            raise ValueError(f"{len(self.owners)} owners for {len(self.rows)} rows")
+        object.__setattr__(self, "owners", check_owners(self.owners, self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def starts(self) -> np.ndarray:
+        """``(n + 1,)`` first window row of each sequence, then ``W``."""
+        return np.r_[_starts(self.owners), len(self.owners)]
+
+    def slice(self, lo: int, hi: int) -> "WindowRows":
+        """Sequences ``lo:hi`` (their windows; owners rebased to ``0``)."""
+        s = self.starts
+        a, b = int(s[lo]), int(s[hi])
+        return WindowRows(rows=self.rows.slice(a, b), owners=self.owners[a:b] - lo, n=hi - lo)
+
+
+def concat_windows(parts: list[WindowRows]) -> WindowRows:
+    """The sequences of ``parts`` one after the other."""
+    offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
+    return WindowRows(rows=concat_rows([p.rows for p in parts]),
+                      owners=np.concatenate([p.owners + o for p, o in zip(parts, offsets)]),
+                      n=int(sum(p.n for p in parts)))
+
+
 class WindowedIndex:
     """Best-window-pair search over the window rows of ``n`` database sequences.
 
     Args:
-        rows: ``W`` unit window rows (:class:`~phylocl.sparse_rows.SparseRows`, e.g. ``embedder.embed_sparse`` of
-            :func:`window_pieces`' pieces).
-        owners: ``(W,)`` database sequence of each row, non-decreasing, covering ``0..n-1``.
-        threads: scoring threads of the underlying sparse index.
+        owners: ``(W,)`` database sequence of each window row (:func:`check_owners`).
+        rows: ``W`` unit window rows, indexed in memory; or ``index``: a :class:`SparseIndex` over them (a loaded
+            bundle). Exactly one of the two.
+        ids: ``n`` sequence ids (default ``"0"``, ``"1"``, ...); labels: ``n`` labels or ``None``; model: the
+            embedder's record; window: ``{"window": W, "stride": S}`` (``params`` of the bundle).
+        threads: scoring threads (default: ``OMP_NUM_THREADS`` or the CPUs); the output does not depend on it.
+
+    Attributes as a :class:`SparseIndex` where search needs them (``ids``, ``labels``, ``model``, ``ntotal`` =
+    sequences, ``dim``, ``nnz``, ``kind``, ``params``) plus ``index`` (the window rows' index) and ``n_rows``.
     """
 
-    def __init__(self, *, rows: SparseRows, owners: np.ndarray, threads: int = 1) -> None:
-        owners = np.asarray(owners, dtype=np.int64)
-        if len(owners) != len(rows):
-            raise ValueError(f"{len(owners)} owners for {len(rows)} rows")
-        if len(owners) and (owners[0] != 0 or not np.all(np.isin(np.diff(owners), (0, 1)))):
-            raise ValueError("owners must be 0, 1, 2, ... with each sequence's windows consecutive")
-        self.owners = owners
-        self.n = int(owners[-1]) + 1 if len(owners) else 0
-        self._starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
-        self.index = sparse_index_in_memory(rows, ids=[str(i) for i in range(len(rows))])
-        self.index.threads = threads
+    kind = KIND
+
+    def __init__(self, *, owners: np.ndarray, rows: SparseRows | None = None, index: SparseIndex | None = None,
+                 ids: Sequence[str] | None = None, labels: Sequence[str] | None = None, model: dict | None = None,
+                 window: dict | None = None, threads: int | None = None) -> None:
+        if (rows is None) == (index is None):
+            raise ValueError("give exactly one of rows and index")
+        n_rows = len(rows) if rows is not None else index.ntotal
+        if len(owners) != n_rows:
+            raise ValueError(f"{len(owners)} owners for {n_rows} rows")
+        n = int(np.asarray(owners)[-1]) + 1 if len(owners) else 0
+        self.owners = check_owners(owners, n)
+        self.ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+        if len(self.ids) != n:
+            raise ValueError(f"{len(self.ids)} ids for {n} sequences")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{len(labels)} labels for {n} sequences")
+        self.labels = None if labels is None else [str(s) for s in labels]
+        self.model = dict(model or {})
+        self.params = dict(window or {})
+        if index is None:
+            index = sparse_index_in_memory(rows, ids=[str(i) for i in range(n_rows)])
+        self.index = index
+        self.threads = threads or default_threads()
+        self._starts = _starts(self.owners)  # (n,)
+        self.source: str | None = None
+
+    @property
+    def ntotal(self) -> int:
+        """Database sequences."""
+        return len(self.ids)
+
+    @property
+    def n_rows(self) -> int:
+        """Window rows."""
+        return self.index.ntotal
+
+    @property
+    def dim(self) -> int:
+        return self.index.dim
 
     @property
     def nnz(self) -> int:
         """Stored sparse values (all windows)."""
         return self.index.nnz
 
-    def scores(self, rows: SparseRows, owners: np.ndarray, n_queries: int) -> np.ndarray:
-        """``(n_queries, n)`` float32: best window-pair cosine of each query sequence with each database sequence.
+    def scores(self, queries: WindowRows) -> np.ndarray:
+        """``(Q, n)`` float32: best window-pair cosine of each query sequence with each database sequence.
 
-        ``rows``/``owners``: the query windows and their query sequence (non-decreasing, ``0..n_queries-1``).
+        Window rows are scored ``max(1, BLOCK_VALUES // W)`` at a time, so memory is one such block plus the output.
         """
-        owners = np.asarray(owners, dtype=np.int64)
-        out = np.full((n_queries, self.n), -np.inf, dtype=np.float32)
-        for lo in range(0, len(rows), 256):
-            hi = min(lo + 256, len(rows))
-            s = self.index.scores(rows.slice(lo, hi))  # (b, W)
-            per_seq = np.maximum.reduceat(s, self._starts, axis=1)  # (b, n)
-            np.maximum.at(out, owners[lo:hi], per_seq)
+        out = np.full((len(queries), self.ntotal), -np.inf, dtype=np.float32)  # (Q, n)
+        if not self.ntotal:
+            return out
+        owners, step = queries.owners, max(1, BLOCK_VALUES // max(self.n_rows, 1))
+        for lo in range(0, len(queries.rows), step):
+            hi = min(lo + step, len(queries.rows))
+            s = self.index.scores(queries.rows.slice(lo, hi))  # (c, W)
+            per_seq = np.maximum.reduceat(s, self._starts, axis=1)  # (c, n): best database window per sequence
+            local = _starts(owners[lo:hi])  # the queries of this chunk, consecutive
+            best = np.maximum.reduceat(per_seq, local, axis=0)  # (g, n): best query window per query
+            q = owners[lo:hi][local]
+            out[q] = np.maximum(out[q], best)
         return out
 
-    def search(self, rows: SparseRows, owners: np.ndarray, n_queries: int, k: int, *,
-               exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best database sequences per query: ``scores``, ``indices`` ``(n_queries, k)``, best first
-        (``-1`` / ``-inf`` past the database's end). ``exclude_self``: query ``i`` is database sequence ``i``
-        (all against all) and is left out of its own list."""
-        s = self.scores(rows, owners, n_queries)
-        if exclude_self:
-            s[np.arange(n_queries), np.arange(n_queries)] = -np.inf
-        depth = min(k, self.n - (1 if exclude_self else 0))
-        idx = np.full((n_queries, k), -1, dtype=np.int64)
-        val = np.full((n_queries, k), -np.inf, dtype=np.float32)
-        if depth > 0:
-            top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
-            order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
-            idx[:, :depth] = np.take_along_axis(top, order, axis=1)
-            val[:, :depth] = np.take_along_axis(s, idx[:, :depth], axis=1)
-        return val, idx
+    def search(self, queries: WindowRows, k: int, *, exclude_ids: Sequence[str] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best database sequences per query, best first: ``scores``, ``indices`` ``(Q, k)`` (``-1`` /
+        ``-inf`` past the database's end), as :meth:`SparseIndex.search`. ``exclude_ids``: each query's own id,
+        left out of its list (a set searched against itself). Blocks of queries do not depend on the thread count,
+        so neither do the results."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if exclude_ids is not None and len(exclude_ids) != len(queries):
+            raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
+        share = -(-len(queries) // SPLIT)
+        block = max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
+        wanted = k + (exclude_ids is not None)
+        depth = min(wanted, self.ntotal)
+
+        def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
+            hi = min(lo + block, len(queries))
+            i = np.full((hi - lo, wanted), -1, dtype=np.int64)
+            sc = np.full((hi - lo, wanted), -np.inf, dtype=np.float32)
+            if depth:
+                s = self.scores(queries.slice(lo, hi))  # (b, n)
+                top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
+                order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+                i[:, :depth] = np.take_along_axis(top, order, axis=1)
+                sc[:, :depth] = np.take_along_axis(s, i[:, :depth], axis=1)
+            if exclude_ids is None:
+                return sc, i
+            return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
+
+        starts = range(0, len(queries), block)
+        with ThreadPoolExecutor(max(1, min(self.threads, len(starts)))) as pool:
+            parts = list(pool.map(one, starts))
+        if not parts:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -152,8 +152,9 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
 
 
 def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
-                  progress: bool, stream) -> tuple:
-    """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused."""
+                  progress: bool, stream, windows: int | None = None) -> tuple:
+    """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused.
+    ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`."""
     labelled = set(ds.ids)
     decoy_stream = open_fasta(db_extra, strict=strict)
     records = fasta_records(decoy_stream, embedder)
@@ -168,8 +169,18 @@ def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int
             yield r.id, r.sequence, None
 
     with progress_bar("embedding decoys", enabled=progress, stream=stream) as bar:
-        decoys, _ = embed_all(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
+        decoys, _ = _embed(checked(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar,
+                           windows=windows)
     return decoys, letter_notes(decoy_stream.letters), sequences
+
+
+def _embed(items, embedder, *, batch_size: int, buffer_size: int, progress, windows: int | None):
+    """:func:`embed_all`, or with ``windows`` :func:`~phylocl.workflows.windows.embed_windows`."""
+    if windows is None:
+        return embed_all(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=progress)
+    from phylocl.workflows.windows import embed_windows
+
+    return embed_windows(items, embedder, windows, batch_size=batch_size, buffer_size=buffer_size, progress=progress)
 
 
 def _checked_ks(ks: Sequence[int]) -> list[int]:
@@ -199,7 +210,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              device: str | None = None, precision: str = "fp32", overlap: float | None = None,
              buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
              align: bool = False, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
-             gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None) -> dict:
+             gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None,
+             filter_pvalue: float | None = None, windows: int | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -214,9 +226,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             :func:`~phylocl.workflows.embed.embed`).
         split, split_config: evaluate only the families of one split of a training run (module docstring).
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
-        align, candidates, evalue, matrix, gap_open, gap_extend, threads: also score the aligned ranking of
+        align, candidates, evalue, matrix, gap_open, gap_extend, threads, filter_pvalue: also score the aligned ranking of
             ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
             :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
+        windows: score each pair by its best pair of windows of this many residues (stride half of it), as
+            ``phylocl search`` does on an index built with ``--windows`` (:mod:`phylocl.workflows.windows`; models
+            with sparse rows only).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -232,6 +247,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     if align and candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {candidates}")
+    if align and filter_pvalue is not None and not filter_pvalue > 0:
+        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None])
@@ -242,35 +259,49 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
+    if windows is not None:
+        from phylocl.workflows.windows import check_windows
+
+        check_windows(windows, embedder)
     if align:  # refuse bad scoring options before embedding
         from phylocl.align import scoring_system
 
         scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
-        x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,
-                         buffer_size=buffer_size, progress=bar)
+        x, _ = _embed(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size,
+                      buffer_size=buffer_size, progress=bar, windows=windows)
     decoys, decoy_seqs = None, []
     if db_extra is not None:
         decoys, decoy_notes, decoy_seqs = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict,
                                                         batch_size=batch_size, buffer_size=buffer_size,
-                                                        progress=progress, stream=stream)
+                                                        progress=progress, stream=stream, windows=windows)
         notes += decoy_notes
     embed_seconds = time.perf_counter() - start
     all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")
-        m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks, group_labels=groups,
-                                return_hits=align)
+        if windows is None:
+            m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks,
+                                    group_labels=groups, return_hits=align)
+        else:
+            from phylocl.retrieval.evaluation import evaluate_windows
+
+            m = evaluate_windows(x, ds.families, ids=ds.ids, decoys=decoys, ks=all_ks, group_labels=groups,
+                                 return_hits=align)
+            m["windows"] = {"window": windows, "stride": windows // 2}
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)
     result["prefilter_recall"] = {f"recall@{k}": _finite_or_none(m[f"recall@{k}"]) for k in PREFILTER_KS}
+    if windows is not None:
+        result["windows"] = m["windows"]
     if align:
         from phylocl.workflows.evaluate_align import aligned_figures
 
         rel = ds.families if groups is None else [str(g) for g in groups]
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
-                            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads)
+                            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,
+                            filter_pvalue=filter_pvalue)
         result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
@@ -288,6 +319,8 @@ def format_report(result: dict, *, worst: int = 5) -> str:
         + f" ({result['n_sequences']:,} sequences, {result['n_families']:,} families"
         + (f", {result['n_decoys']:,} decoys)" if result["n_decoys"] else ")"),
         f"model      {model['name']} (fingerprint {model['fingerprint']}, dim {model['dim']})",
+        *([f"windows    {result['windows']['window']} residues, stride {result['windows']['stride']} (a pair scores "
+            "its best window pair)"] if result.get("windows") else []),
         f"level      {result['level']}",
         f"queries    {result['n_queries']:,} scored, {result['n_singleton_queries']:,} alone in their "
         f"{result['level']} (not scored)",

@@ -23,7 +23,7 @@ __all__ = ["aligned_figures"]
 def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequence[str], db_labels: Sequence,
                     *, ks: Sequence[int], candidates: int, alphabet: str, evalue: float = 10.0,
                     matrix: str | None = None, gap_open: int | None = None, gap_extend: int | None = None,
-                    threads: int | None = None) -> dict:
+                    threads: int | None = None, filter_pvalue: float | None = None) -> dict:
     """Score the aligned ranking of the first ``candidates`` hits of each of ``hits``' queries.
 
     Args:
@@ -31,19 +31,29 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
         sequences: all database sequences (labelled rows, then decoys).
         rel_labels: ``Q`` relevance labels; db_labels: one per database row (``None`` for decoys).
 
-    Returns ``score_hits``'s overall figures plus ``candidates``, ``scoring`` (its record) and ``align_seconds``.
+        filter_pvalue: the ungapped (MSV) filter's threshold (``None``: search's default, protein 0.02, DNA off;
+            ``>= 1``: none).
+
+    Returns ``score_hits``'s overall figures plus ``candidates``, ``scoring`` (its record), ``aligned_fraction`` (of
+    the candidate pairs, those the filter passed to Smith-Waterman), ``filter_pvalue`` and ``align_seconds``.
     """
     from phylocl.align import align_candidates, scoring_system
+    from phylocl.align.msv import default_filter_pvalue
 
     scoring = scoring_system(alphabet, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
+    filter_pvalue = default_filter_pvalue(alphabet) if filter_pvalue is None else float(filter_pvalue)
     start = time.perf_counter()
     cands = [hits.query(i)[0][:candidates] for i in range(hits.n_queries)]
     q = len(rel_labels)
     aligned = align_candidates(list(sequences[:q]), list(sequences), cands, scoring=scoring, evalue=evalue,
-                               threads=threads, query_rows=range(q))  # queries are rows 0..q-1: pairs aligned once
+                               threads=threads, query_rows=range(q),  # queries are rows 0..q-1: pairs aligned once
+                               filter_pvalue=filter_pvalue)
     lists = HitLists(offsets=aligned.offsets, targets=aligned.targets, scores=aligned.bits)
     m = score_hits(lists, list(rel_labels), list(db_labels), ks=ks, query_rows=np.arange(q))
     keep = ("top1", *(f"recall@{k}" for k in ks), "map_r", "auc1", "n_queries")
     out = {k: m[k] for k in keep}
-    out.update(candidates=candidates, scoring=scoring.record(), align_seconds=round(time.perf_counter() - start, 3))
+    out.update(candidates=candidates, scoring=scoring.record(),
+               aligned_fraction=round(aligned.n_aligned / max(aligned.n_candidates, 1), 4),
+               filter_pvalue=filter_pvalue,
+               align_seconds=round(time.perf_counter() - start, 3))
     return out

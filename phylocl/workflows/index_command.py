@@ -53,7 +53,7 @@ def check_index_destination(path: str | Path) -> Path:
 
 # every name an index bundle of phylocl holds (FAISS and sparse kinds, checksums): the rest is the user's
 _BUNDLE_FILES = frozenset({"meta.json", "rows.npz", "index.faiss", "ptr.npy", "rows.npy", "values.npy", "dense.npy",
-                           "basis.npy", "checksums.json"})
+                           "basis.npy", "checksums.json", "owners.npy"})
 
 
 

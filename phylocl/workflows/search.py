@@ -39,12 +39,14 @@ from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model, shipped_models
+from phylocl.workflows.windows import check_windows, index_windows
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "HEADER", "DEFAULT_CANDIDATES", "DEFAULT_MEMORY_BUDGET"]
 
 HEADER = "query\ttarget\tscore\trank\n"
-DEFAULT_CANDIDATES = 300  # embedding candidates aligned per query (docs/retrieval.md, "Alignment stage")
+DEFAULT_CANDIDATES = 500  # embedding candidates per query, MSV-filtered, then aligned (docs/retrieval.md, "Ungapped filter")
 DEFAULT_MEMORY_BUDGET = 4 << 30  # bytes of database sequence a --db search may hold for the alignment stage
+SPARSE_KINDS = ("sparse", "sparse-windows")  # indexes whose queries are sparse rows (windows: phylocl.workflows.windows)
 
 
 @dataclass
@@ -122,10 +124,11 @@ def _kept(database, keep: list | None, budget: int):
 
 
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream,
-                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET):
+                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET, windows: int | None = None):
     """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x, letters)``; ``x`` is
     ``(N, D)`` rows, or :class:`~phylocl.sparse_rows.SparseRows` and a sparse index for models with sparse rows
-    (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster).
+    (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster), or
+    with ``windows`` the :class:`~phylocl.retrieval.windowed.WindowRows` and a windowed index.
     ``keep``: a list that receives the database sequences (row order), at most ``budget`` residues."""
     from phylocl.retrieval.index import build_index
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
@@ -133,6 +136,16 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
 
     items = _kept(database, keep, budget)
     with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
+        if windows is not None:
+            from phylocl.retrieval.windowed import WindowedIndex
+            from phylocl.workflows.windows import embed_windows, window_params
+
+            db_x, db_ids = embed_windows(items, embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
+                                         progress=bar)
+            if db_x is None:
+                raise InputError("the database holds no sequences", path=database.path)
+            return WindowedIndex(rows=db_x.rows, owners=db_x.owners, ids=db_ids, model=embedder.model_info(),
+                                 window=window_params(windows)), db_x, database.letters
         if embedder.sparse:
             parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar))
             if not parts:
@@ -151,18 +164,19 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
-                             overlap=overlap, sparse_only=ridx.kind == "sparse")  # sparse: no torch for profiles
+                             overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
     check_compatible(ridx, embedder.model_info())
     bind_stream(queries, embedder, index=index)
     return ridx, embedder
 
 
 def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
-                  bar, sparse: bool = False, db_seqs: list | None = None
+                  bar, sparse: bool = False, db_seqs: list | None = None, windows: int | None = None
                   ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
     """``((b, D) query embeddings, b ids, b sequences)`` per buffer; ``db_x`` given: the database holds the queries
     already (their sequences: ``db_seqs``, if kept); ``sparse``: the embeddings as
-    :class:`~phylocl.sparse_rows.SparseRows`."""
+    :class:`~phylocl.sparse_rows.SparseRows`; ``windows``: as the :class:`~phylocl.retrieval.windowed.WindowRows`
+    of windows of that width."""
     if db_x is not None:  # the database already holds the queries' embeddings
         for lo in range(0, len(db_x), buffer_size):
             hi = min(lo + buffer_size, len(db_x))
@@ -171,13 +185,19 @@ def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_s
             yield db_x.slice(lo, hi) if sparse else db_x[lo:hi], db_ids[lo:hi], seqs
         return
     records = ((r.id, r.sequence, r.sequence) for r in queries)  # the sequence rides in the label slot
+    if windows is not None:
+        from phylocl.workflows.windows import window_buffers
+
+        yield from window_buffers(records, embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
+                                  progress=bar)
+        return
     buffers = sparse_buffers if sparse else embed_buffers  # a sparse index takes the rows in sparse form
     for x, ids, seqs in buffers(records, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar):
         yield x, ids, seqs
 
 
 def _check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
-                         threads: int | None) -> None:
+                         threads: int | None, filter_pvalue: float | None = None) -> None:
     from phylocl.workflows.search_align import FORMATS
 
     if out_format not in FORMATS:
@@ -192,13 +212,16 @@ def _check_align_options(*, align: bool, candidates: int, evalue: float, out_for
         raise InputError(f"--evalue must be > 0, got {evalue}")
     if threads is not None and threads < 1:
         raise InputError(f"--threads must be >= 1, got {threads}")
+    if filter_pvalue is not None and not filter_pvalue > 0:
+        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
 
 
 def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                 out_format, threads):
+                 out_format, threads, filter_pvalue=None):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
     from phylocl.align import default_threads, scoring_system
+    from phylocl.align.msv import default_filter_pvalue
     from phylocl.workflows.search_align import AlignStage
 
     scoring = scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
@@ -211,7 +234,8 @@ def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matri
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
-                      threads=default_threads() if threads is None else threads)
+                      threads=default_threads() if threads is None else threads,
+                      filter_pvalue=default_filter_pvalue(scoring.alphabet) if filter_pvalue is None else filter_pvalue)
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
@@ -221,7 +245,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            align: bool = True, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
            gap_open: int | None = None, gap_extend: int | None = None, out_format: str = "tsv",
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-           stdout: TextIO | None = None) -> SearchResult:
+           stdout: TextIO | None = None, filter_pvalue: float | None = None,
+           windows: int | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -236,8 +261,13 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         matrix, gap_open, gap_extend: the scoring system (:func:`phylocl.align.scoring_system`; default BLOSUM62
             11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv`` or ``blast6`` (aligned only). threads: aligner threads
             (default: all cores). memory_budget: most residues (bytes) of a ``--db`` database kept for aligning.
+        filter_pvalue: align only candidates whose ungapped (MSV) P-value is at most this (:mod:`phylocl.align.msv`;
+            ``None``: protein 0.02, HMMER's F1, DNA off; ``>= 1``: every candidate).
         batch_size, buffer_size, device, precision, overlap, progress, stream: as in
             :func:`~phylocl.workflows.embed.embed`.
+        windows: with ``db``, embed database and queries as windows of this many residues and rank database
+            sequences by their best window pair (:mod:`phylocl.workflows.windows`); an ``index`` built with
+            ``--windows`` uses its own width (a different ``windows`` is refused).
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.
@@ -248,7 +278,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
-    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads)
+    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
+                         filter_pvalue=filter_pvalue)
     to_stdout = str(out) == "-"
     if not to_stdout:
         out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
@@ -257,12 +288,18 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     db_x = letters = db_seqs = stage = None
     if index is not None:
         ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
+        windows = index_windows(ridx, windows, path=index)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
-                                 gap_extend=gap_extend, out_format=out_format, threads=threads)
+                                 gap_extend=gap_extend, out_format=out_format, threads=threads,
+                                 filter_pvalue=filter_pvalue)
     else:
-        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap)
+        # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
+        embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
+                                 sparse_only=True)
+        if windows is not None:
+            check_windows(windows, embedder)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
@@ -271,11 +308,12 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
             db_seqs = []
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
-                                              progress=progress, stream=stream, keep=db_seqs, budget=memory_budget)
+                                              progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
+                                              windows=windows)
     if align and db is not None:
         stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                              evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
-                             out_format=out_format, threads=threads)
+                             out_format=out_format, threads=threads, filter_pvalue=filter_pvalue)
     depth = candidates if align else k
     k_eff = max(1, min(depth, ridx.ntotal))  # memory follows the database, not -k
     n_queries = n_hits = 0
@@ -283,7 +321,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     with bar, _destination(out, to_stdout, stdout) as f:
         f.write(stage.header() if stage else HEADER)
         chunks = _query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
-                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind == "sparse", db_seqs=db_seqs)
+                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind in SPARSE_KINDS, db_seqs=db_seqs,
+                               windows=windows)
         for x, ids, seqs in chunks:
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
             if stage is None:

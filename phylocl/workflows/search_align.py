@@ -43,6 +43,7 @@ class AlignStage:
         scoring: the scoring system; fetch: database row -> sequence; db_ids: row -> id.
         db_residues, db_sequences: database size for the E-values.
         k: hits written per query; evalue: E-value threshold; out_format: ``tsv`` or ``blast6``; threads: workers.
+        filter_pvalue: the ungapped (MSV) filter's P-value threshold (:mod:`phylocl.align.msv`; ``None``: none).
     """
 
     scoring: ScoringSystem
@@ -54,6 +55,7 @@ class AlignStage:
     evalue: float
     out_format: str
     threads: int
+    filter_pvalue: float | None = None
 
     def header(self) -> str:
         return ALIGNED_HEADER if self.out_format == "tsv" else ""
@@ -66,7 +68,8 @@ class AlignStage:
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         hits = align_candidates(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                                 db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k,
-                                threads=self.threads, clean=False, query_rows=query_rows)
+                                threads=self.threads, clean=False, query_rows=query_rows,
+                                filter_pvalue=self.filter_pvalue)
         tracebacks = self._tracebacks(query_ids, queries, hits) if self.out_format == "blast6" else None
         n = 0
         for i, qid in enumerate(query_ids):

@@ -31,7 +31,8 @@ def _sparse_at_fp32(embedder) -> bool:
 def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | None = None, batch_size: int = 64,
                             buffer_size: int = DEFAULT_BUFFER, device: str | None = None, precision: str = "fp32",
                             overlap: float | None = None, progress: bool = True,
-                            alphabet: str | None = None, strict: bool = False, stream=None) -> IndexResult:
+                            alphabet: str | None = None, strict: bool = False, stream=None,
+                            windows: int | None = None) -> IndexResult:
     """Embed the records of ``fasta`` with ``model`` in sparse form and write a ``sparse`` index bundle at ``out``.
 
     Args:
@@ -39,13 +40,16 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
             ``None``: the alphabet's default if it is one, else ``kmer:3`` (protein) / ``kmer:5`` (DNA).
         batch_size, buffer_size, device, precision, overlap, progress, alphabet, strict, stream: as for
             ``phylocl embed`` (sparse rows are computed at fp32 only).
+        windows: cut each sequence into windows of this many residues (stride half of it), one row per window,
+            searched by best window pair (:mod:`phylocl.workflows.windows`); ``None``: one row per sequence.
 
     Raises :class:`InputError` (nothing written) on bad input or a model without sparse rows.
     """
     start = time.perf_counter()
     out = check_index_destination(out)
     records = open_fasta(fasta, alphabet=alphabet, strict=strict)
-    embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap)
+    embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap,
+                             sparse_only=True)  # a k-mer profile encoder's rows with NumPy: no torch start-up
     if embedder.is_encoder and embedder.precision != "fp32" and _sparse_at_fp32(embedder):
         raise InputError(f"a sparse index of {embedder.name} is built at fp32 only (its rows are stored exactly); "
                          f"drop --precision {embedder.precision}")
@@ -55,6 +59,10 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
         raise InputError(f"model {embedder.name} gives dense rows; a sparse index needs full k-mer profiles "
                          "(kmer:K) or a k-mer profile encoder such as default-protein, at fp32. For other models run "
                          "`phylocl embed` and `phylocl index --embeddings`")
+    if windows is not None:
+        from phylocl.workflows.windows import check_windows
+
+        check_windows(windows, embedder)
     bind_stream(records, embedder)
     from phylocl.retrieval.sequence_store import SequenceStoreWriter
     from phylocl.retrieval.sparse_build import write_sparse_index
@@ -70,11 +78,19 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     def finish(folder):
         return {"sequences": store.finish(folder)}
 
+    window = None
+    if windows is None:
+        buffers = sparse_buffers(items(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
+    else:
+        from phylocl.workflows.windows import window_buffers, window_params
+
+        window = window_params(windows)
+        buffers = window_buffers(items(), embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
+                                 progress=bar)
     with bar:
-        blocks = ((rows, ids, None) for rows, ids, _ in sparse_buffers(items(), embedder, batch_size=batch_size,
-                                                                       buffer_size=buffer_size, progress=bar))
+        blocks = ((rows, ids, None) for rows, ids, _ in buffers)
         try:
-            meta = write_sparse_index(out, blocks, model=embedder.model_info(), finish=finish)
+            meta = write_sparse_index(out, blocks, model=embedder.model_info(), finish=finish, window=window)
         except InputError:
             raise
         except ValueError as err:
@@ -82,7 +98,11 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
         finally:
             store.abort()  # removes the spool if finish() did not move it
     notes = letter_notes(records.letters)
+    n_rows = meta.get("rows", meta["ntotal"])
+    if window is not None:
+        notes.append(f"{meta['ntotal']:,} sequences as {n_rows:,} windows of {window['window']} residues "
+                     f"(stride {window['stride']})")
     notes.append(f"{meta['nnz']:,} stored values ({meta['nnz'] / meta['ntotal']:.0f} per sequence, "
-                 f"{meta['nnz'] / meta['ntotal'] / meta['dim']:.1%} of the columns)")
-    return IndexResult(path=out, kind=meta["kind"], n=meta["ntotal"], dim=meta["dim"], params={},
+                 f"{meta['nnz'] / n_rows / meta['dim']:.1%} of the columns)")
+    return IndexResult(path=out, kind=meta["kind"], n=meta["ntotal"], dim=meta["dim"], params=meta["params"],
                        model=meta["model"], seconds=time.perf_counter() - start, notes=notes)

@@ -307,6 +307,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    if cfg.data.aligned_evalue > 0:
+        _mine_aligned(dm, cfg)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)  # refuses a model too big for memory
     if launched_rank() == 0:
         for note in split_notes(dm, cfg):
@@ -328,6 +330,24 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
             return TrainResult(out, out, {})
         best = best_cb.best_model_path if has_val and cfg.eval.export == "best" else ""
         return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
+
+
+def _mine_aligned(dm, cfg: TrainConfig) -> None:
+    """Alignment-guided positives (``data.aligned_evalue``): mined once before training, deterministic in the
+    data and ``data.seed`` (so a resumed run finds the same pairs)."""
+    from phylocl.workflows.aligned_positives import mine_aligned_pairs
+
+    c = cfg.data
+    started = time.perf_counter()
+    families = sorted(dm.train_set.pair_families)
+    pairs, stats = mine_aligned_pairs(dm.train_set, families, evalue=c.aligned_evalue, candidates=c.aligned_candidates,
+                                      members=c.aligned_members, seed=c.seed)
+    dm.set_aligned_pairs(pairs)
+    if launched_rank() == 0:
+        logging.getLogger("phylocl").warning(
+            "note: aligned positives (E < %g, mode %s): %d pairs joining %d families, from %d representatives and "
+            "%d alignments in %.1f s", c.aligned_evalue, c.aligned_mode, stats["pairs"], stats["families_joined"],
+            stats["representatives"], stats["alignments"], time.perf_counter() - started)
 
 
 def _device_name(trainer) -> str:

@@ -30,15 +30,30 @@ def folder(tmp_path_factory):
     return enc, enc.save_pretrained(tmp_path_factory.mktemp("m") / "profile")
 
 
+@pytest.fixture(scope="module")
+def similar_folder(tmp_path_factory):
+    """The same with a similar-word block of rank 4 (issue 24): word vectors, block gain and all else perturbed."""
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet="protein", depth=3, max_len=16, similar_rank=4).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.weights[0, :50] = 0
+        enc.backbone.gains.uniform_(0.3, 1.5)
+        enc.backbone.composition_gain.fill_(-0.4)
+        enc.backbone.similar_gain.fill_(0.8)
+        enc.backbone.word_vectors.add_(0.3 * torch.randn_like(enc.backbone.word_vectors))
+    return enc, enc.save_pretrained(tmp_path_factory.mktemp("m") / "similar")
+
+
 def _sequences() -> list[str]:
     rng = np.random.default_rng(1)
     rand = ["".join(rng.choice(list(AA), n)) for n in (5, 40, 16, 17, 100, 3, 1)]
     return rand + ["MK", "XXXXX", "mkvlXXbzAGWUO", "ACD", "MKVLAXAGIWMKVLAXXXXXXXXXXXXXXXXXXXXWW"]
 
 
+@pytest.mark.parametrize("model", ["folder", "similar_folder"])
 @pytest.mark.parametrize(("batch_size", "overlap"), [(1, None), (3, 0.25), (1024, 0.0)])
-def test_rows_equal_the_torch_sparse_and_dense_paths(folder, batch_size, overlap):
-    enc, path = folder
+def test_rows_equal_the_torch_sparse_and_dense_paths(request, model, batch_size, overlap):
+    enc, path = request.getfixturevalue(model)
     seqs = _sequences()
     got = NumpyProfileEncoder(folder=path, overlap=overlap).embed_sparse(seqs, batch_size=batch_size)
     want = embed_sparse(enc, seqs, batch_size=4, overlap=overlap)
@@ -50,10 +65,39 @@ def test_rows_equal_the_torch_sparse_and_dense_paths(folder, batch_size, overlap
     dense = enc.embed(seqs, overlap=overlap)  # (N, D)
     assert np.abs(got.to_dense() - dense).max() < 1e-5
     assert np.allclose(np.linalg.norm(got.to_dense(), axis=1), 1, atol=1e-5)
+    if model == "similar_folder":  # the block is there and is computed, not left at 0
+        assert got.rank == enc.embedding.weight.shape[0] + 12 and np.abs(dense[:, -12:]).max() > 0.05
 
 
-def test_model_info_and_fingerprint_equal_the_torch_encoder(folder):
-    enc, path = folder
+def test_similar_block_against_a_slow_reference(similar_folder):
+    """The block's coefficients from explicit loops over words (float64), one window per sequence."""
+    enc, path = similar_folder
+    npe = NumpyProfileEncoder(folder=path)
+    seqs = ["MKVLAAGIWK", "ACDEFGHIKLMNPQ", "WWWW"]
+    rows = npe.embed_sparse(seqs)
+    e, w = npe.word_vectors, npe.weights
+    for i, seq in enumerate(seqs):
+        block = []
+        for p, pattern in enumerate(npe.patterns):
+            offs = [j for j, c in enumerate(pattern) if c == "1"]
+            t = np.zeros(npe.similar_rank)
+            counts: dict = {}
+            for start in range(len(seq) - len(pattern) + 1):
+                word = sum(AA.index(seq[start + o]) * 20 ** (npe.k - 1 - j) for j, o in enumerate(offs))
+                counts[word] = counts.get(word, 0) + 1
+            for word, c in counts.items():
+                t += np.sqrt(c) * w[p, word] * e[word]
+            block.append(npe.similar_gain / np.sqrt(len(npe.patterns)) * t / np.linalg.norm(t))
+        want = np.concatenate(block)  # (P s,) before the row's norm
+        got = rows.coeffs[i, npe.vocab:]  # the block's coefficients (the dense columns add the composition term)
+        scale = got @ want / (want @ want)  # the row's norm divides it
+        np.testing.assert_allclose(got, scale * want, atol=1e-6)
+        assert 0.1 < 1 / scale < 10
+
+
+@pytest.mark.parametrize("model", ["folder", "similar_folder"])
+def test_model_info_and_fingerprint_equal_the_torch_encoder(request, model):
+    enc, path = request.getfixturevalue(model)
     assert NumpyProfileEncoder(folder=path).model_info() == enc.model_info()
     enc2 = phylocl.load_encoder(path)
     with torch.no_grad():

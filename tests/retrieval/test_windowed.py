@@ -1,12 +1,21 @@
-"""Late interaction over windows (phylocl/retrieval/windowed.py) against a slow reference on dense window rows."""
+"""Late interaction over windows (phylocl/retrieval/windowed.py) against a slow reference on dense window rows:
+scores, hit lists (unique sequences, thread count irrelevant), the sparse-windows bundle on disk, evaluation."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
+from phylocl.errors import InputError
+from phylocl.retrieval.evaluation import evaluate_embeddings, evaluate_windows
+from phylocl.retrieval.index_checks import write_checksums
+from phylocl.retrieval.index_io import load_index, verify_bundle
 from phylocl.retrieval.kmer import KmerEmbedder
-from phylocl.retrieval.windowed import WindowedIndex, window_pieces
+from phylocl.retrieval.sparse_build import write_sparse_index
+from phylocl.retrieval.windowed import WindowedIndex, WindowRows, concat_windows, window_pieces
+from phylocl.sparse_rows import SparseRows
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -14,6 +23,30 @@ AA = "ACDEFGHIKLMNPQRSTVWY"
 def _seqs(n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     return ["".join(rng.choice(list(AA), int(rng.integers(5, 90)))) for _ in range(n)]
+
+
+def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
+    """``rows`` plus a random low-rank term (as a k-mer profile encoder's composition term)."""
+    basis = (np.random.default_rng(seed).standard_normal((rank, rows.dim)) / np.sqrt(rows.dim)).astype(np.float32)
+    coeffs = 0.3 * np.random.default_rng([seed, len(rows)]).standard_normal((len(rows), rank))
+    return SparseRows(indptr=rows.indptr, indices=rows.indices, values=rows.values,
+                      coeffs=coeffs.astype(np.float32), basis=basis, dim=rows.dim)
+
+
+def _windows(seqs: list[str], width: int, rank: int = 0) -> WindowRows:
+    pieces, owners = window_pieces(seqs, width)
+    rows = KmerEmbedder(k=3, alphabet="protein").embed_sparse(pieces)
+    return WindowRows(rows=_low_rank(rows, rank) if rank else rows, owners=owners, n=len(seqs))
+
+
+def _reference(q: WindowRows, d: WindowRows) -> np.ndarray:
+    """``(Q, N)``: max over every window pair of the dense rows' inner product (explicit loops)."""
+    xq, xd = q.rows.to_dense().astype(np.float64), d.rows.to_dense().astype(np.float64)
+    want = np.full((q.n, d.n), -np.inf)
+    for i, qi in enumerate(q.owners):
+        for j, dj in enumerate(d.owners):
+            want[qi, dj] = max(want[qi, dj], float(xq[i] @ xd[j]))
+    return want
 
 
 def test_window_pieces_cover_each_sequence_with_half_overlapping_windows():
@@ -27,35 +60,103 @@ def test_window_pieces_cover_each_sequence_with_half_overlapping_windows():
         window_pieces(["MKV"], 1)
 
 
-@pytest.mark.parametrize("width", [12, 30, 200])
-def test_best_window_pair_scores_equal_the_slow_reference(width):
-    emb = KmerEmbedder(k=3, alphabet="protein")
+def test_window_rows_slice_and_concat_keep_each_sequence_whole():
+    w = _windows(_seqs(7, 3), 12)
+    part = w.slice(2, 5)
+    assert part.n == 3 and part.owners[0] == 0 and part.owners[-1] == 2
+    np.testing.assert_array_equal(part.rows.to_dense(), w.rows.to_dense()[w.starts[2]:w.starts[5]])
+    back = concat_windows([w.slice(0, 2), part, w.slice(5, 7)])
+    np.testing.assert_array_equal(back.owners, w.owners)
+    np.testing.assert_array_equal(back.rows.to_dense(), w.rows.to_dense())
+    with pytest.raises(ValueError, match="owners"):
+        WindowRows(rows=w.rows, owners=w.owners[::-1], n=7)
+
+
+@pytest.mark.parametrize("width, rank", [(12, 0), (30, 3), (200, 0)])  # 200: every sequence is one window
+def test_best_window_pair_scores_and_hits_equal_the_slow_reference(width, rank, monkeypatch):
+    import phylocl.retrieval.windowed as windowed
+
+    monkeypatch.setattr(windowed, "BLOCK_VALUES", 200)  # query windows scored a few at a time
     db, queries = _seqs(15, 0), _seqs(6, 1)
     queries[2] = db[4][10:60]  # a piece of a database sequence: its best window pair is high
-    d_pieces, d_own = window_pieces(db, width)
-    q_pieces, q_own = window_pieces(queries, width)
-    index = WindowedIndex(rows=emb.embed_sparse(d_pieces), owners=d_own)
-    got = index.scores(emb.embed_sparse(q_pieces), q_own, len(queries))  # (6, 15)
-    xd, xq = emb.embed(d_pieces), emb.embed(q_pieces)  # dense unit rows
-    want = np.full((len(queries), len(db)), -np.inf)
-    for i, qi in enumerate(q_own):
-        for j, dj in enumerate(d_own):
-            want[qi, dj] = max(want[qi, dj], float(xq[i] @ xd[j]))
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    s, idx = index.search(emb.embed_sparse(q_pieces), q_own, len(queries), k=3)
+    d, q = _windows(db, width, rank), _windows(queries, width, rank)
+    index = WindowedIndex(rows=d.rows, owners=d.owners, ids=[f"t{i}" for i in range(15)])
+    want = _reference(q, d)
+    np.testing.assert_allclose(index.scores(q), want, atol=1e-5)
+    s, idx = index.search(q, k=4)
     assert idx[2, 0] == 4
-    np.testing.assert_allclose(s, np.sort(want, axis=1)[:, ::-1][:, :3], atol=1e-5)
+    np.testing.assert_allclose(s, np.sort(want, axis=1)[:, ::-1][:, :4], atol=1e-5)
+    for row, ref in zip(idx, want):  # hits are distinct sequences, the best ones
+        assert len(set(row.tolist())) == 4
+        assert set(row.tolist()) == set(np.argsort(-ref, kind="stable")[:4].tolist()) or \
+            np.allclose(np.sort(ref[row]), np.sort(ref)[-4:], atol=1e-5)
 
 
-def test_all_against_all_search_leaves_each_sequence_out_of_its_own_list():
-    emb = KmerEmbedder(k=3, alphabet="protein")
-    db = _seqs(8, 2)
-    pieces, own = window_pieces(db, 20)
-    rows = emb.embed_sparse(pieces)
-    index = WindowedIndex(rows=rows, owners=own)
-    s, idx = index.search(rows, own, len(db), k=10, exclude_self=True)
-    assert idx.shape == (8, 10)
+def test_self_exclusion_k_past_the_end_and_threads_do_not_change_hits():
+    db = _seqs(40, 2)
+    w = _windows(db, 16)
+    ids = [f"s{i}" for i in range(40)]
+    one = WindowedIndex(rows=w.rows, owners=w.owners, ids=ids, threads=1).search(w, k=45, exclude_ids=ids)
+    many = WindowedIndex(rows=w.rows, owners=w.owners, ids=ids, threads=3).search(w, k=45, exclude_ids=ids)
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[0], many[0])
+    s, idx = one
+    assert idx.shape == (40, 45)
     assert all(i not in row[row >= 0] for i, row in enumerate(idx))
-    assert (idx[:, 7:] == -1).all() and np.isneginf(s[:, 7:]).all()  # 7 others only
-    with pytest.raises(ValueError, match="owners"):
-        WindowedIndex(rows=rows, owners=own[::-1])
+    assert (idx[:, 39:] == -1).all() and np.isneginf(s[:, 39:]).all()  # 39 others only
+    assert all(len(set(row[row >= 0].tolist())) == 39 for row in idx)
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_bundle_round_trip_with_checksums_and_verify(tmp_path, rank):
+    db = _seqs(23, 4)
+    w = _windows(db, 20, rank)
+    ids, labels = [f"s{i}" for i in range(23)], [f"f{i % 4}" for i in range(23)]
+    blocks = [(w.slice(lo, min(lo + 5, 23)), ids[lo:lo + 5], labels[lo:lo + 5]) for lo in range(0, 23, 5)]
+    meta = write_sparse_index(tmp_path / "ix", blocks, model={"name": "kmer:3", "dim": w.rows.dim},
+                              window={"window": 20, "stride": 10})
+    assert (meta["kind"], meta["ntotal"], meta["rows"], meta["params"]) == ("sparse-windows", 23, len(w.rows),
+                                                                            {"window": 20, "stride": 10})
+    assert "owners.npy" in json.loads((tmp_path / "ix" / "checksums.json").read_text())["files"]
+    loaded = load_index(tmp_path / "ix")
+    assert isinstance(loaded, WindowedIndex) and loaded.ids == ids and loaded.labels == labels
+    q = _windows(_seqs(5, 5), 20, rank)
+    np.testing.assert_allclose(loaded.scores(q), _reference(q, w), atol=1e-5)
+    assert "23 sequences as" in verify_bundle(tmp_path / "ix") and "files match their checksums" in verify_bundle(
+        tmp_path / "ix")
+    owners = np.load(tmp_path / "ix" / "owners.npy")
+    owners[3] = owners[-1]  # windows of one sequence no longer consecutive: structure check at load
+    np.save(tmp_path / "ix" / "owners.npy", owners)
+    with pytest.raises(InputError, match="checksum"):
+        verify_bundle(tmp_path / "ix")
+    write_checksums(tmp_path / "ix")  # even with matching checksums the structure is refused
+    with pytest.raises(InputError, match="owners.npy"):
+        load_index(tmp_path / "ix")
+
+
+def test_evaluation_over_windows_equals_whole_rows_when_each_sequence_is_one_window_and_the_reference():
+    rng = np.random.default_rng(6)
+    seqs, fams = _seqs(30, 6), [f"f{i % 6}" for i in range(30)]
+    for i in range(6, 30):  # family members: mutated copies of the first six
+        s = np.array(list(seqs[i % 6]))
+        hit = rng.random(len(s)) < 0.3
+        s[hit] = rng.choice(list(AA), int(hit.sum()))
+        seqs[i] = "".join(s)
+    decoys = _seqs(12, 7)
+    whole = evaluate_embeddings(KmerEmbedder(k=3).embed(seqs), fams, decoy_embeddings=KmerEmbedder(k=3).embed(decoys),
+                                ks=(1, 5, 10))
+    wide = evaluate_windows(_windows(seqs, 200), fams, decoys=_windows(decoys, 200), ks=(1, 5, 10))
+    for key in ("top1", "recall@5", "recall@10", "map_r", "auc1"):
+        assert wide[key] == pytest.approx(whole[key], abs=1e-9), key
+    narrow = evaluate_windows(_windows(seqs, 16), fams, decoys=_windows(decoys, 16), ks=(1, 5), return_hits=True)
+    want = _reference(_windows(seqs, 16), concat_windows([_windows(seqs, 16), _windows(decoys, 16)]))
+    np.fill_diagonal(want[:, :30], -np.inf)
+    recall5 = []
+    for i in range(30):  # recall@5 by hand: relatives among the 5 best, ties broken pessimistically
+        rel = np.array([j < 30 and j != i and fams[j] == fams[i] for j in range(42)])
+        order = np.lexsort((rel, -want[i].astype(np.float32)))  # equal k-mer cosines are common: non-relevant first
+        recall5.append(rel[order[:5]].sum() / rel.sum())
+        got = narrow["hits"].query(i)[1][:5]
+        np.testing.assert_allclose(got, np.sort(want[i])[::-1][:5], atol=1e-6)  # best first
+    assert narrow["recall@5"] == pytest.approx(np.mean(recall5))
+    assert narrow["index_kind"] == "sparse-windows" and narrow["n_decoys"] == 12

@@ -59,6 +59,10 @@ def test_evaluate_reports_prefilter_recall_and_the_aligned_ranking(toy):
     assert plain["auc1"] < 0.9 and a["auc1"] == 1.0 and a["map_r"] == 1.0
     for k in ("top1", "recall@10", "map_r", "auc1"):
         assert res[k] == plain[k]  # the embedding figures are unchanged by --align
+    assert a["filter_pvalue"] == 0.02  # search's default ungapped filter, recorded
+    unfiltered = evaluate(data=toy, model="kmer:1", ks=[1, 10], progress=False, align=True, candidates=19,
+                          filter_pvalue=1.0)["aligned"]
+    assert unfiltered["filter_pvalue"] == 1.0 and unfiltered["auc1"] == 1.0
     few = evaluate(data=toy, model="kmer:1", ks=[1, 10], progress=False, align=True, candidates=2)
     assert few["aligned"]["recall@10"] <= 2 / 3 + 1e-9  # at most 2 of 3 relatives among 2 candidates
 
@@ -71,3 +75,7 @@ def test_cli_align_table_and_bad_candidates(toy, capsys):
     assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", "--candidates", "0",
                  "--quiet"]) == 2
     assert "--candidates must be >= 1" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", "--filter-pvalue", "-1",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--filter-pvalue must be > 0" in err and err.count("\n") == 1

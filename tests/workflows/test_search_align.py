@@ -43,18 +43,23 @@ def _rows(path):
     return lines[0], [line.split("\t") for line in lines[1:]]
 
 
-def test_aligned_hits_equal_the_api_over_all_candidates(tmp_path, db, capsys):
+@pytest.mark.parametrize("filter_pvalue", [None, 1.0])  # the default ungapped filter (0.02), and none
+def test_aligned_hits_equal_the_api_over_all_candidates(tmp_path, db, capsys, filter_pvalue):
+    from phylocl.align.msv import DEFAULT_FILTER_PVALUE
+
     out = tmp_path / "h.tsv"
+    extra = [] if filter_pvalue is None else ["--filter-pvalue", str(filter_pvalue)]
     assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out),
-                 "--evalue", "1"]) == 0
-    assert "aligned (BLOSUM62 11/1, 300 candidates)" in capsys.readouterr().out
+                 "--evalue", "1", *extra]) == 0
+    assert "aligned (BLOSUM62 11/1, 500 candidates)" in capsys.readouterr().out
     header, rows = _rows(out)
     assert header == "query\ttarget\tscore\trank\tbitscore\tevalue"
     recs = _records()
     ids, seqs = [i for i, _ in recs], [s for _, s in recs]
-    # 300 candidates > 23 others: every database row is aligned, so the result is the API's over all of them
+    # 500 candidates > 23 others: every database row is a candidate, so the result is the API's over all of them
     cands = [[j for j in range(len(ids)) if j != i] for i in range(len(ids))]
-    ref = align_candidates(seqs, seqs, cands, scoring=scoring_system(), evalue=1.0)
+    ref = align_candidates(seqs, seqs, cands, scoring=scoring_system(), evalue=1.0,
+                           filter_pvalue=DEFAULT_FILTER_PVALUE if filter_pvalue is None else filter_pvalue)
     ref_bits = {(ids[i], ids[t]): f"{b:.1f}" for i in range(len(ids)) for t, _, b, _ in zip(*ref.query(i))}
     assert all(ref_bits[q, t] == b for q, t, _, _, b, _ in rows)  # each pair's bit score is the API's
     for i, q in enumerate(ids):  # and each query's list is the API's top 5 (ties may order differently)
@@ -158,6 +163,7 @@ def test_a_long_query_is_scored_and_too_large_tracebacks_are_refused(tmp_path, d
     (["--candidates", "0"], "--candidates must be >= 1, got 0"),
     (["--evalue", "0"], "--evalue must be > 0"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--filter-pvalue", "0"], "--filter-pvalue must be > 0"),
     (["--gap-open", "5"], "no Karlin-Altschul statistics for BLOSUM62 with gaps 5/1"),
     (["--matrix", "NUC.4.4"], "lacks the letter(s)"),
     (["--matrix", "FOO"], "unknown substitution matrix"),

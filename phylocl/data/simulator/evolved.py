@@ -49,10 +49,16 @@ class EvolvedPairs(Dataset):
         roots: real root sequences (``config.roots`` resolved by the caller); empty = random roots only.
         label_offset: first label of evolved families (above every real label).
         seed: base seed.
+        steps_per_epoch: batches per epoch, so that key ``(epoch, step, j)`` is global optimizer step
+            ``epoch * steps_per_epoch + step`` for the divergence curriculum (``config.curriculum_steps``); needed
+            only with a curriculum.
     """
 
     def __init__(self, *, config: EvolvedConfig, alphabet: str, view: SequenceView, roots: Sequence[str] = (),
-                 label_offset: int = 0, seed: int = 0) -> None:
+                 label_offset: int = 0, seed: int = 0, steps_per_epoch: int | None = None) -> None:
+        if config.curriculum_steps and not steps_per_epoch:
+            raise ValueError("a divergence curriculum needs steps_per_epoch")
+        self.steps_per_epoch = steps_per_epoch
         self.config, self.view, self.roots = config, view, list(roots)
         self.label_offset, self.seed = int(label_offset), int(seed)
         self.model = EvolutionModel(alphabet=alphabet, gamma_shape=config.gamma_shape,
@@ -72,10 +78,14 @@ class EvolvedPairs(Dataset):
         lo, hi = c.random_root_length
         return self.model.random_root(int(rng.integers(lo, hi + 1)), rng)
 
+    def global_step(self, key: Sequence[int]) -> int:
+        """The optimizer step of item ``key = (epoch, step, j)``: ``epoch * steps_per_epoch + step``."""
+        return int(key[0]) * int(self.steps_per_epoch or 0) + int(key[1])
+
     def family(self, key: Sequence[int]) -> tuple[list[str], float]:
         """The leaf sequences of family ``key`` and its tree diameter (substitutions per site)."""
         rng = np.random.default_rng([self.seed, EVOLVED_STREAM, *(int(k) for k in key)])
-        lo, hi = self.config.divergence
+        lo, hi = self.config.divergence_at(self.global_step(key)) if len(key) == 3 else self.config.divergence
         diameter = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         tree = yule_tree(self.names, rng, height=diameter / 2)
         leaves = self.model.evolve(self.root(rng), tree, rng)

@@ -37,6 +37,11 @@ class EvolvedConfig:
         indel_length: ``zipf`` or ``geometric`` length distribution; ``indel_mean``: its mean (residues);
             ``indel_max_length``: longest indel (``zipf`` only).
         kappa: DNA transition/transversion ratio (K80).
+        curriculum_steps: ``0`` = off; ``N > 0``: a divergence curriculum from close to remote, the upper bound of
+            ``divergence`` rising linearly from ``curriculum_start`` at global step 0 to ``divergence[1]`` at step
+            ``N`` (and staying there); the lower bound stays ``divergence[0]`` (see :meth:`divergence_at`).
+        curriculum_start: the upper bound of the divergence at step 0 (substitutions per site), in
+            ``[divergence[0], divergence[1]]``.
     """
 
     fraction: float = 0.0
@@ -52,6 +57,8 @@ class EvolvedConfig:
     indel_mean: float = 2.0
     indel_max_length: int = 50
     kappa: float = 2.0
+    curriculum_steps: int = 0
+    curriculum_start: float = 0.5
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -81,10 +88,24 @@ class EvolvedConfig:
             bad(f"indel_length must be one of {list(LENGTH_DISTRIBUTIONS)}, got {self.indel_length!r}")
         if not self.kappa > 0:
             bad(f"kappa must be > 0, got {self.kappa}")
+        if self.curriculum_steps < 0:
+            bad(f"curriculum_steps must be >= 0 (0: off), got {self.curriculum_steps}")
+        if self.curriculum_steps and not dlo <= float(self.curriculum_start) <= dhi:
+            bad(f"curriculum_start must be within divergence {list(self.divergence)}, got {self.curriculum_start}")
         try:
             self.indel_model()
         except ValueError as err:
             bad(str(err))
+
+    def divergence_at(self, step: int) -> tuple[float, float]:
+        """``(min, max)`` tree diameter (substitutions per site) of the families drawn at global optimizer step
+        ``step`` (0-based): ``divergence`` without a curriculum; with one, the upper bound
+        ``start + (max - start) * min(1, step / curriculum_steps)``."""
+        lo, hi = self.divergence
+        if not self.curriculum_steps:
+            return lo, hi
+        t = min(1.0, max(0, int(step)) / self.curriculum_steps)
+        return lo, float(self.curriculum_start) + (hi - float(self.curriculum_start)) * t
 
     def indel_model(self):
         from phylocl.data.simulator.indels import IndelModel

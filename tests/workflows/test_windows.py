@@ -1,0 +1,191 @@
+"""``--windows W`` of ``phylocl index``, ``search`` and ``evaluate``: hits equal a slow reference (max over window
+pairs of dense cosines), are unique sequences, do not depend on the thread count, go through the alignment stage,
+and bad input is refused with one line, exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from phylocl.retrieval.windowed import window_pieces
+from phylocl.workflows.model_spec import resolve_model
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _records(seed=0):
+    """18 protein records in 3 families of mutated copies, lengths 8..150 (some shorter than the windows)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in range(3):
+        root = rng.choice(list(AA), size=int(rng.integers(60, 150)))
+        for m in range(6):
+            s = root[: max(8, len(root) - 25 * m)].copy()  # shorter copies: 1 to 5 windows
+            hit = rng.random(len(s)) < 0.2
+            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
+            out.append((f"f{f}_{m}", "".join(s)))
+    return out
+
+
+def _fasta(path, records):
+    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
+    return path
+
+
+def _hits(path):
+    with open(path, newline="") as f:
+        f.readline()
+        return [(q, t, float(s), int(r)) for q, t, s, r, *_ in csv.reader(f, delimiter="\t")]
+
+
+def _reference(model: str, queries, db, width: int, k: int):
+    """Top-k database sequences per query by the best dense cosine over window pairs, own id left out."""
+    emb = resolve_model(model, alphabet="protein")
+    qp, qo = window_pieces([s for _, s in queries], width)
+    dp, do = window_pieces([s for _, s in db], width)
+    sims = emb.embed(qp) @ emb.embed(dp).T  # (Wq, Wd) dense rows
+    best = np.full((len(queries), len(db)), -np.inf)
+    for i, qi in enumerate(qo):
+        for j, dj in enumerate(do):
+            best[qi, dj] = max(best[qi, dj], sims[i, j])
+    out = {}
+    for qi, (qid, _) in enumerate(queries):
+        order = [j for j in np.argsort(-best[qi], kind="stable") if db[j][0] != qid][:k]
+        out[qid] = [(db[j][0], float(best[qi, j])) for j in order]
+    return out
+
+
+def _check(rows, ref, k):
+    got = {}
+    for q, t, s, r in rows:
+        got.setdefault(q, []).append((t, s, r))
+    assert set(got) == set(ref)
+    for q, hits in got.items():
+        assert [r for *_, r in hits] == list(range(1, k + 1))
+        assert len({t for t, *_ in hits}) == k  # each database sequence once
+        np.testing.assert_allclose([s for _, s, _ in hits], [s for _, s in ref[q]], atol=1e-5)
+        for (t, s, _), (t2, s2) in zip(hits, ref[q]):
+            assert t == t2 or abs(s - s2) < 1e-5  # ties may swap
+
+
+@pytest.fixture
+def db(tmp_path):
+    return _fasta(tmp_path / "db.fasta", _records())
+
+
+@pytest.mark.parametrize("model, width", [("kmer:3", 40), ("default-protein", 50)])
+def test_windowed_index_and_db_search_equal_the_reference(tmp_path, db, cli, model, width):
+    queries = _records()[::4] + [("new", _records()[2][1][5:45])]
+    qf = _fasta(tmp_path / "q.fasta", queries)
+    code, out, err = cli("index", "--fasta", db, "--model", model, "--windows", width, "-o", tmp_path / "ix", "--quiet")
+    assert code == 0, err
+    assert f"sparse-windows (stride={width // 2}, window={width}), 18 sequences" in out
+    meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
+    assert (meta["ntotal"], meta["params"]) == (18, {"window": width, "stride": width // 2})
+    assert meta["rows"] == len(window_pieces([s for _, s in _records()], width)[0])
+    code, out, err = cli("index", "--verify", tmp_path / "ix")
+    assert code == 0 and "files match their checksums" in out
+    assert cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "-k", 6, "-o", tmp_path / "a.tsv",
+               "--quiet")[0] == 0
+    assert cli("search", "--no-align", "--query", qf, "--db", db, "--model", model, "--windows", width, "-k", 6,
+               "-o", tmp_path / "b.tsv", "--quiet")[0] == 0
+    a, b = _hits(tmp_path / "a.tsv"), _hits(tmp_path / "b.tsv")
+    ref = _reference(model, queries, _records(), width, 6)
+    _check(a, ref, 6)
+    _check(b, ref, 6)
+    assert a[0][1] != a[0][0]  # a query of the database does not hit itself
+
+
+def test_query_set_against_itself_threads_and_alignment_stage(tmp_path, db, cli, monkeypatch):
+    outputs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        out = tmp_path / f"h{threads}.tsv"
+        assert cli("search", "--no-align", "--query", db, "--db", db, "--model", "kmer:3", "--windows", 30, "-k", 17,
+                   "-o", out, "--quiet")[0] == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    _check(_hits(tmp_path / "h1.tsv"), _reference("kmer:3", _records(), _records(), 30, 17), 17)
+    # the alignment stage takes the windowed candidates (sequences) unchanged: index and --db agree
+    assert cli("index", "--fasta", db, "--model", "kmer:3", "--windows", 30, "-o", tmp_path / "ix", "--quiet")[0] == 0
+    for name, where in (("x", ["--index", tmp_path / "ix"]), ("y", ["--db", db, "--model", "kmer:3", "--windows", 30])):
+        code, out, err = cli("search", "--query", db, *where, "-k", 5, "--candidates", 8, "--threads", 1,
+                             "-o", tmp_path / f"{name}.tsv", "--quiet")
+        assert code == 0, err
+    x = (tmp_path / "x.tsv").read_text()
+    assert x == (tmp_path / "y.tsv").read_text() and x.startswith("query\ttarget\tscore\trank\tbitscore\tevalue\n")
+    pairs = [tuple(line.split("\t")[:2]) for line in x.splitlines()[1:]]
+    assert len(pairs) == len(set(pairs)) and all(q != t for q, t in pairs)
+
+
+def test_evaluate_with_windows(tmp_path, db, cli):
+    recs = _records()
+    data = tmp_path / "data"
+    data.mkdir()
+    _fasta(data / "sequences.fasta", recs)
+    (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i.split('_')[0]}\n" for i, _ in recs))
+    code, out, err = cli("evaluate", "--data", data, "--model", "kmer:3", "--windows", 40, "-k", 1, 5, "--json",
+                         "--quiet")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["windows"] == {"window": 40, "stride": 20}
+    ref = _reference("kmer:3", recs, recs, 40, 5)
+    fam = {i: i.split("_")[0] for i, _ in recs}
+    top1 = np.mean([fam[ref[q][0][0]] == fam[q] for q, _ in recs])  # no ties at the top of these lists
+    assert r["top1"] == pytest.approx(top1)
+    code, out, err = cli("evaluate", "--data", data, "--model", "kmer:3", "--windows", 1000, "-k", 1, 5, "--json",
+                         "--quiet")  # one window per sequence: the whole-sequence figures
+    whole = json.loads(cli("evaluate", "--data", data, "--model", "kmer:3", "-k", 1, 5, "--json", "--quiet")[1])
+    assert all(json.loads(out)[k] == pytest.approx(whole[k]) for k in ("top1", "recall@5", "map_r", "auc1"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["index", "--model", "kmer:3", "--windows", 0], "--windows must be a positive number"),
+    (["index", "--model", "kmer:3", "--windows", -8], "--windows must be a positive number"),
+    (["index", "--model", "kmer:3", "--windows", 5], "too small for kmer:3, whose words span 3 residues: use at "
+                                                     "least 6"),
+    (["index", "--model", "default-protein", "--windows", 7], "whose words span 4 residues"),
+    (["index", "--model", "kmer:3:64", "--windows", 40], "gives dense rows"),
+    (["search-db", "--model", "kmer:3", "--windows", 2], "too small"),
+    (["search-db", "--model", "kmer:3:64", "--windows", 40], "dense rows"),
+    (["evaluate", "--model", "kmer:3", "--windows", 4], "too small"),
+])
+def test_bad_windows_exit_2_one_line_nothing_written(tmp_path, db, cli, argv, message):
+    command, *rest = argv
+    out = tmp_path / "out"
+    if command == "index":
+        full = ["index", "--fasta", db, "-o", out, *rest]
+    elif command == "search-db":
+        full = ["search", "--query", db, "--db", db, "-o", out, *rest]
+    else:
+        data = tmp_path / "data"
+        data.mkdir()
+        _fasta(data / "sequences.fasta", _records())
+        (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i[:2]}\n" for i, _ in _records()))
+        full = ["evaluate", "--data", data, "--per-family", out, *rest]
+    code, _, err = cli(*full, "--quiet")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_windowed_index_refuses_other_models_and_widths(tmp_path, db, cli):
+    assert cli("index", "--fasta", db, "--model", "kmer:3", "--windows", 40, "-o", tmp_path / "ix", "--quiet")[0] == 0
+    assert cli("index", "--fasta", db, "--model", "kmer:3", "-o", tmp_path / "whole", "--quiet")[0] == 0
+    out = tmp_path / "h.tsv"
+    for argv, message in (
+        (["--index", tmp_path / "ix", "--model", "kmer:2"], "index was built with model kmer:3"),
+        (["--index", tmp_path / "ix", "--model", "default-protein"], "index was built with model kmer:3"),
+        (["--index", tmp_path / "ix", "--windows", 60], "built with windows of 40 residues"),
+        (["--index", tmp_path / "whole", "--windows", 40], "holds one row per sequence"),
+    ):
+        code, _, err = cli("search", "--query", db, *argv, "-o", out, "--quiet")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+    code, _, err = cli("index", "--embeddings", tmp_path / "e.npz", "--windows", 40, "-o", tmp_path / "f")
+    assert code == 2 and "--windows needs --fasta" in err and not (tmp_path / "f").exists()
+    # --windows equal to the index's own is accepted
+    assert cli("search", "--query", db, "--index", tmp_path / "ix", "--windows", 40, "--no-align", "-o", out,
+               "--quiet")[0] == 0
