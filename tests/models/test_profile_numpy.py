@@ -128,3 +128,19 @@ def test_bad_input_and_other_models(folder, tmp_path):
     assert is_profile_folder(path) and not is_profile_folder(gmlp) and not is_profile_folder(tmp_path / "none")
     with pytest.raises(InputError, match="k-mer profile"):
         NumpyProfileEncoder(folder=gmlp)
+
+
+def test_dna_similar_block_rows_equal_the_torch_sparse_rows(tmp_path):
+    """A DNA profile encoder with a similar-word block (the K80 word kernel): NumPy rows equal torch's."""
+    enc = make_encoder("kmerprofile-small", seed=0, alphabet="dna", depth=3, max_len=32, similar_rank=4).eval()
+    with torch.no_grad():
+        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.similar_gain.fill_(0.8)
+        enc.backbone.word_vectors.add_(0.3 * torch.randn_like(enc.backbone.word_vectors))
+    path = enc.save_pretrained(tmp_path / "dna")
+    rng = np.random.default_rng(2)
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (12, 40, 33, 100, 8)] + ["ACGTNNNNACGT"]
+    want = embed_sparse(enc, seqs, batch_size=4)
+    got = NumpyProfileEncoder(folder=path).embed_sparse(seqs, batch_size=4)
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert np.allclose(got.values, want.values, atol=1e-6) and np.allclose(got.coeffs, want.coeffs, atol=1e-6)
