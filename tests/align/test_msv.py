@@ -114,3 +114,16 @@ def test_dna_searches_align_every_candidate_by_default(tmp_path):
 
 def _mutate_dna(rng, s: str) -> str:
     return "".join(rng.choice(list("ACGT")) if rng.random() < 0.2 else c for c in s)
+
+
+def test_pvalues_do_not_depend_on_what_the_thread_built_before():
+    """The calibration is reseeded for every profile (fixed seed), so a query's P-values are the same whatever the
+    worker thread filtered before it: the filter's decisions cannot depend on how queries fall on threads."""
+    rng = np.random.default_rng(4)
+    q, other = _background(rng, 150), _background(rng, 90)
+    targets = [_mutate(rng, q, 0.6)] + [_background(rng, 200) for _ in range(20)]
+    first = MsvFilter(scoring=scoring_system("protein")).pvalues(q, targets)
+    busy = MsvFilter(scoring=scoring_system("protein"))
+    busy.pvalues(other, targets)
+    busy.pvalues(other[::-1], targets[::-1])
+    assert np.array_equal(busy.pvalues(q, targets), first)
