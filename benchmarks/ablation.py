@@ -642,6 +642,9 @@ def cmd_figures(args) -> None:
              "metric": "auc1"}
     extra: dict = {"recall@300": {}, "recall@300_decoys": {}}
     for alphabet in args.alphabets:
+        if not dev_dir(alphabet, "val").is_dir():  # else every method scores no set and [] would be cached
+            raise SystemExit(f"{dev_dir(alphabet, 'val')} is missing: run `python benchmarks/ablation.py "
+                             f"materialize {alphabet}` first")
         table[alphabet] = {}
         for method in FIGURE_METHODS[alphabet]:
             for decoys in (False, True) if alphabet in args.decoys else (False,):
@@ -649,6 +652,8 @@ def cmd_figures(args) -> None:
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     rows = (score_decoys if decoys else score)(method, alphabet)
+                    if not rows:
+                        raise SystemExit(f"{method} ({alphabet}) scored no dev set; nothing cached")
                     path.write_text(json.dumps(rows, indent=1) + "\n")
                 rows = [r for r in json.loads(path.read_text()) if r["level"] == "family"]
                 if decoys:
