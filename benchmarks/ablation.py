@@ -292,26 +292,15 @@ def decoy_sequences(alphabet: str) -> list[str]:
     return out
 
 
-def _top_lists(s: np.ndarray, first: int, depth: int) -> list:
-    """Hit lists of score rows ``s`` ``(b, N)`` whose queries are database rows ``first..first+b-1``: the ``depth``
-    best other rows plus every row tied with the last kept one (so the metrics' pessimistic tie rule sees them)."""
-    lists = []
-    for j in range(len(s)):
-        row = s[j].astype(np.float64)
-        row[first + j] = -np.inf  # the query's own row
-        top = np.argpartition(-row, depth - 1)[:depth]
-        keep = np.flatnonzero(row >= row[top].min())
-        lists.append((keep, row[keep]))
-    return lists
-
-
 def _sparse_hits(index, q_rows, n_dev: int, depth: int):
-    """Each dev query's hit list (:func:`_top_lists`) from a sparse index over dev rows ``0..n_dev-1``, then decoys."""
+    """Each dev query's hit list (:func:`~phylocl.retrieval.evaluation.tied_lists`) from a sparse index over dev rows
+    ``0..n_dev-1``, then decoys."""
+    from phylocl.retrieval.evaluation import tied_lists
     from phylocl.retrieval.hits import HitLists
 
     lists = []
     for lo in range(0, len(q_rows), 256):
-        lists += _top_lists(index.scores(q_rows.slice(lo, min(lo + 256, len(q_rows)))), lo, depth)  # (b, N)
+        lists += tied_lists(index.scores(q_rows.slice(lo, min(lo + 256, len(q_rows)))), lo, depth)  # (b, N)
     return HitLists.from_lists(lists)
 
 
@@ -319,6 +308,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     """:func:`score_decoys` with late interaction (:mod:`phylocl.retrieval.windowed`): every sequence (queries,
     dev set, decoys) is cut into windows of ``width`` residues embedded separately; a pair scores its best window
     pair. Also reports the cost: window rows, stored nonzeros and embedding seconds, beside those of whole rows."""
+    from phylocl.retrieval.evaluation import tied_lists
     from phylocl.retrieval.hits import HitLists
     from phylocl.retrieval.metrics import score_hits
     from phylocl.retrieval.windowed import WindowedIndex, WindowRows, window_pieces
@@ -346,7 +336,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             rel = list(ds.families if level is None else ds.metadata[level])
             largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
-            hits = HitLists.from_lists(_top_lists(s, 0, max(RECALL_KS[-1], largest)))
+            hits = HitLists.from_lists(tied_lists(s, 0, max(RECALL_KS[-1], largest)))
             m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
             rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
                          "n_decoys": len(decoys), "n_queries": m["n_queries"], "window": width,

@@ -14,7 +14,7 @@ from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.index import build_index, drop_self_hits
 from phylocl.retrieval.metrics import check_ks, score_hits
 
-__all__ = ["evaluate_embeddings", "evaluate_windows"]
+__all__ = ["evaluate_embeddings", "evaluate_windows", "tied_lists"]
 
 
 def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int) -> HitLists:
@@ -133,18 +133,16 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
 
     index = build_index(db, kind=index_kind)
     hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size)
-    out = _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
-                 grouped=group_labels is not None)
-    out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
-    if return_hits:
-        out["hits"] = hits
-    return out
+    return _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
+                  grouped=group_labels is not None, depth=depth, index_kind=index.kind, return_hits=return_hits)
 
 
 def _score(hits: HitLists, labels: list[str], rel_labels: list[str], ids: list[str], *, n_decoys: int,
-           ks: tuple[int, ...], per_query: bool, grouped: bool) -> dict:
+           ks: tuple[int, ...], per_query: bool, grouped: bool, depth: int, index_kind: str,
+           return_hits: bool) -> dict:
     """:func:`score_hits` of the ``n`` labelled queries (database rows ``0..n-1``, then ``n_decoys`` decoys), with
-    ``per_query`` rows named by id and ``per_family`` rows carrying their group."""
+    ``per_query`` rows named by id, ``per_family`` rows carrying their group, the search's ``n_decoys``, ``depth``
+    and ``index_kind``, and ``hits`` when ``return_hits``."""
     n = len(labels)
     out = score_hits(hits, rel_labels, list(rel_labels) + [None] * n_decoys, ks=ks, query_rows=np.arange(n),
                      per_query=per_query, report_labels=labels if grouped else None)
@@ -155,10 +153,13 @@ def _score(hits: HitLists, labels: list[str], rel_labels: list[str], ids: list[s
         group_of = dict(zip(labels, rel_labels))
         for row in out["per_family"]:
             row["group"] = group_of[row["family"]]
+    out.update(n_decoys=n_decoys, depth=depth, index_kind=index_kind)
+    if return_hits:
+        out["hits"] = hits
     return out
 
 
-def _tied_lists(s: np.ndarray, first: int, depth: int) -> list:
+def tied_lists(s: np.ndarray, first: int, depth: int) -> list:
     """Hit lists of score rows ``s`` ``(b, N)`` whose queries are database rows ``first..first+b-1``: the ``depth``
     best other rows plus every row tied with the last kept one (the metrics' pessimistic tie rule sees them all),
     best first."""
@@ -204,11 +205,7 @@ def evaluate_windows(windows, labels: Sequence[str], *, ids: Sequence[str] | Non
     lists: list = []
     for lo in range(0, n, 256):
         hi = min(lo + 256, n)
-        lists += _tied_lists(index.scores(windows.slice(lo, hi)), lo, depth)  # (b, N + M) scores
+        lists += tied_lists(index.scores(windows.slice(lo, hi)), lo, depth)  # (b, N + M) scores
     hits = HitLists.from_lists(lists)
-    out = _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
-                 grouped=group_labels is not None)
-    out.update(n_decoys=n_decoys, depth=depth, index_kind=index.kind)
-    if return_hits:
-        out["hits"] = hits
-    return out
+    return _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
+                  grouped=group_labels is not None, depth=depth, index_kind=index.kind, return_hits=return_hits)
