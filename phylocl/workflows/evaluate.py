@@ -36,7 +36,7 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
-from phylocl.workflows.search import DEFAULT_CANDIDATES
+from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS",
            "PREFILTER_KS"]
@@ -245,10 +245,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     start = time.perf_counter()
     ks = _checked_ks(ks)
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
-    if align and candidates < 1:
-        raise InputError(f"--candidates must be >= 1, got {candidates}")
-    if align and filter_pvalue is not None and not filter_pvalue > 0:
-        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
+    check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
+                        filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None])

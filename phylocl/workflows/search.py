@@ -41,7 +41,8 @@ from phylocl.workflows.inputs import bind_stream, check_output_file, letter_note
 from phylocl.workflows.model_spec import resolve_model, shipped_models
 from phylocl.workflows.windows import check_windows, index_windows
 
-__all__ = ["SearchResult", "search", "write_hit_rows", "HEADER", "DEFAULT_CANDIDATES", "DEFAULT_MEMORY_BUDGET"]
+__all__ = ["SearchResult", "search", "write_hit_rows", "check_align_options", "HEADER", "DEFAULT_CANDIDATES",
+           "DEFAULT_MEMORY_BUDGET"]
 
 HEADER = "query\ttarget\tscore\trank\n"
 DEFAULT_CANDIDATES = 500  # embedding candidates per query, MSV-filtered, then aligned (docs/retrieval.md, "Ungapped filter")
@@ -196,8 +197,10 @@ def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_s
         yield x, ids, seqs
 
 
-def _check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
-                         threads: int | None, filter_pvalue: float | None = None) -> None:
+def check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
+                        threads: int | None, filter_pvalue: float | None = None) -> None:
+    """Refuse (:class:`InputError`, one line) alignment-stage options no run can use; shared by ``search`` and
+    ``evaluate --align``."""
     from phylocl.workflows.search_align import FORMATS
 
     if out_format not in FORMATS:
@@ -278,8 +281,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
-    _check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
-                         filter_pvalue=filter_pvalue)
+    check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
+                        filter_pvalue=filter_pvalue)
     to_stdout = str(out) == "-"
     if not to_stdout:
         out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])

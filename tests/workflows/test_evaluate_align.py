@@ -75,7 +75,9 @@ def test_cli_align_table_and_bad_candidates(toy, capsys):
     assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", "--candidates", "0",
                  "--quiet"]) == 2
     assert "--candidates must be >= 1" in capsys.readouterr().err
-    assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", "--filter-pvalue", "-1",
-                 "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "--filter-pvalue must be > 0" in err and err.count("\n") == 1
+    for flags, message in ((["--filter-pvalue", "-1"], "--filter-pvalue must be > 0"),
+                           (["--threads", "0"], "--threads must be >= 1"),  # was a ValueError traceback
+                           (["--evalue", "0"], "--evalue must be > 0")):  # as search refuses them
+        assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", *flags, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
