@@ -167,6 +167,28 @@ class ScoringSystem:
                                                     gap_extend=self.gap_extend)
         return self._cache["aligner"]
 
+    def parasail(self):
+        """``(matrix, gap_open, gap_extend)`` for parasail (cached; its opening cost includes the first extension,
+        as pyopal's does)."""
+        if "parasail" not in self._cache:
+            import parasail
+
+            matrix = parasail.matrix_create(self.letters, 0, 0)
+            for i in range(len(self.letters)):
+                for j in range(len(self.letters)):
+                    matrix.set_value(i, j, self.scores[i][j])
+            self._cache["parasail"] = (matrix, self.gap_open + self.gap_extend, self.gap_extend)
+        return self._cache["parasail"]
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether the matrix scores ``(a, b)`` as ``(b, a)`` (then a local alignment of two sequences is the same
+        in both orders; cached)."""
+        if "symmetric" not in self._cache:
+            n = len(self.letters)
+            self._cache["symmetric"] = all(self.scores[i][j] == self.scores[j][i] for i in range(n) for j in range(i))
+        return self._cache["symmetric"]
+
     def score_of(self, a: str, b: str) -> int:
         """Substitution score of two letters of :attr:`letters`."""
         return self.scores[self.letters.index(a)][self.letters.index(b)]

@@ -4,10 +4,11 @@ best ``-k`` written, as TSV or BLAST tabular.
 
 TSV columns: ``query target score rank bitscore evalue``, where ``score`` is still the embedding's cosine similarity
 of the pair (the prefilter's score) and ``rank`` follows the bit score. ``blast6``: the twelve columns of
-:mod:`phylocl.align.blast6`. The traceback (``blast6`` only) is computed for the written hits only; a written pair
-whose traceback would need more than :data:`TRACEBACK_CELLS` dynamic-programming cells (two sequences of over
-~15,800 residues each; pyopal's full mode would run out of memory) stops the run with one line naming the pair:
-``--format tsv`` needs no traceback and scores any length.
+:mod:`phylocl.align.blast6`. The traceback (``blast6`` only) is computed for the written hits only
+(:func:`~phylocl.align.traceback.trace_alignment`, once per pair: a pair of two queries of one buffer is traced
+once and mirrored); a written pair whose traceback would need more than :data:`TRACEBACK_CELLS` dynamic-programming
+cells (two sequences of over ~15,800 residues each) stops the run with one line naming the pair: ``--format tsv``
+needs no traceback and scores any length.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import numpy as np
 from phylocl.align import (
     align_candidates,
     blast6_line,
-    describe_alignments,
     format_evalue,
 )
 from phylocl.align.scoring import ScoringSystem
+from phylocl.align.traceback import canonical_first, mirror, trace_alignment
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
 
 ALIGNED_HEADER = "query\ttarget\tscore\trank\tbitscore\tevalue\n"
-TRACEBACK_CELLS = 250_000_000  # about 1 GB of pyopal full-mode memory
+TRACEBACK_CELLS = 250_000_000  # a limit kept from pyopal's full mode (about 1 GB); parasail needs far less
+TRACE_CHUNK = 256  # pairs per thread-pool task
 FORMATS = ("tsv", "blast6")
 
 
@@ -70,7 +72,7 @@ class AlignStage:
                                 db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k,
                                 threads=self.threads, clean=False, query_rows=query_rows,
                                 filter_pvalue=self.filter_pvalue)
-        tracebacks = self._tracebacks(query_ids, queries, hits) if self.out_format == "blast6" else None
+        tracebacks = self._tracebacks(query_ids, queries, hits, query_rows) if self.out_format == "blast6" else None
         n = 0
         for i, qid in enumerate(query_ids):
             targets, _, bits, evs = hits.query(i)
@@ -92,17 +94,36 @@ class AlignStage:
         except ValueError as err:
             raise InputError(str(err)) from None
 
-    def _tracebacks(self, query_ids, queries: list[str], hits) -> list[list]:
-        def one(i: int):
-            targets = [self.fetch(int(t)) for t in hits.query(i)[0]]
-            for t, seq in zip(hits.query(i)[0].tolist(), targets):
-                if len(queries[i]) * len(seq) > TRACEBACK_CELLS:
-                    raise InputError(f"the alignment of query {query_ids[i]!r} ({len(queries[i]):,} residues) with "
+    def _tracebacks(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None) -> list[list]:
+        """The :class:`~phylocl.align.AlignmentSummary` of every hit, per query. Each pair is traced once in the
+        orientation :func:`~phylocl.align.traceback.trace_alignment` chooses and mirrored for the other (a pair of
+        two queries of an all-against-all buffer is met twice), so the result does not depend on ``query_rows``."""
+        jobs: dict[tuple, tuple[str, str]] = {}  # pair key -> (first, second) in the traced orientation
+        wanted = []  # per query: [(key, mirrored)] in hit order
+        for i, q in enumerate(queries):
+            me = int(query_rows[i]) if query_rows is not None else -1
+            mine = []
+            for t in hits.query(i)[0].tolist():
+                seq = self.fetch(t)
+                if len(q) * len(seq) > TRACEBACK_CELLS:
+                    raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
                                      f"{self.db_ids[t]!r} ({len(seq):,}) is too large for a traceback "
                                      f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
-            return describe_alignments(queries[i], targets, self.scoring)
+                first = canonical_first(q, seq, self.scoring)
+                key = ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
+                jobs.setdefault(key, (q, seq) if first else (seq, q))
+                mine.append((key, not first))
+            wanted.append(mine)
+        keys = list(jobs)
+        chunks = [keys[a:a + TRACE_CHUNK] for a in range(0, len(keys), TRACE_CHUNK)]
 
-        if self.threads == 1:
-            return [one(i) for i in range(len(queries))]
-        with ThreadPoolExecutor(self.threads) as pool:
-            return list(pool.map(one, range(len(queries))))
+        def run(chunk):
+            return [trace_alignment(*jobs[k], self.scoring) for k in chunk]
+
+        if self.threads == 1 or len(chunks) <= 1:
+            parts = [run(c) for c in chunks]
+        else:
+            with ThreadPoolExecutor(self.threads) as pool:
+                parts = list(pool.map(run, chunks))
+        done = dict(zip(keys, (a for part in parts for a in part)))
+        return [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]

@@ -1,0 +1,131 @@
+"""The fast traceback (parasail on the aligned rectangle) against the reference (pyopal's full mode) and Biopython."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from Bio.Align import PairwiseAligner, substitution_matrices
+
+from phylocl.align import clean_sequence, describe_alignments, scoring_system
+from phylocl.align.traceback import EMPTY, canonical_first, mirror, trace_alignment
+from .test_aligner import _pairs, _reference
+
+
+def _global(scoring, q: str, t: str) -> int:
+    """Biopython's global alignment score with the scoring system's own matrix (N, X included)."""
+    m = substitution_matrices.Array(alphabet=scoring.letters, dims=2, data=np.array(scoring.scores, dtype=float))
+    g = PairwiseAligner(mode="global", substitution_matrix=m, open_gap_score=-(scoring.gap_open + scoring.gap_extend),
+                        extend_gap_score=-scoring.gap_extend)
+    return int(g.score(q, t))
+
+
+def _valid(a, q: str, t: str, scoring) -> None:
+    """``a`` describes an optimal local alignment of q and t: its rectangle re-scores globally to the optimum, and the
+    counts are those of one alignment (columns = query span + target span - aligned pairs)."""
+    if not a.length:
+        return
+    assert 1 <= a.qstart <= a.qend <= len(q) and 1 <= a.sstart <= a.send <= len(t)
+    assert _global(scoring, q[a.qstart - 1:a.qend], t[a.sstart - 1:a.send]) == a.score
+    pairs = round(a.pident * a.length / 100) + a.mismatch
+    assert a.length == (a.qend - a.qstart + 1) + (a.send - a.sstart + 1) - pairs
+    assert a.gapopen <= a.length - pairs and (a.gapopen > 0) == (a.length > pairs)
+
+
+def test_fast_path_equals_the_reference_up_to_co_optimal_ties():
+    """Random related pairs with unrelated flanks on both ends (end gaps), X and lowercase: the same optimal score as
+    pyopal's full mode and Biopython, a valid alignment, and the very same columns wherever the two libraries' tie
+    breaking does not differ (almost always on these pairs)."""
+    scoring = scoring_system()
+    same = 0
+    pairs = _pairs(200, seed=21)
+    for q, t in pairs:
+        qc, tc = clean_sequence(q, scoring), clean_sequence(t, scoring)
+        [ref] = describe_alignments(qc, [tc], scoring)
+        fast = trace_alignment(qc, tc, scoring)
+        assert fast.score == ref.score == _reference(scoring, q, t)
+        _valid(fast, qc, tc, scoring)
+        same += fast == ref
+    assert same >= 0.9 * len(pairs)
+
+
+def test_both_orders_give_one_alignment_mirrored():
+    scoring = scoring_system()
+    for q, t in _pairs(60, seed=3):
+        qc, tc = clean_sequence(q, scoring), clean_sequence(t, scoring)
+        a, b = trace_alignment(qc, tc, scoring), trace_alignment(tc, qc, scoring)
+        assert b == mirror(a) and mirror(mirror(a)) == a
+        assert canonical_first(qc, tc, scoring) != canonical_first(tc, qc, scoring) or qc == tc
+    assert trace_alignment("WWW", "PPP", scoring) == EMPTY
+    assert trace_alignment("", "PPP", scoring) == EMPTY
+
+
+def test_alignments_longer_than_the_first_window():
+    """Low score per column (A-A 4, then 15 zero-scoring T-A columns): the alignment spans more than the first start
+    window (2 S + 20), so the window grows; and a long gapped pair."""
+    scoring = scoring_system()
+    q, t = ("A" + "T" * 15) * 30, "A" * 480
+    a = trace_alignment(q, t, scoring)
+    assert a.score == _reference(scoring, q, t) == 120
+    assert a.qend - a.qstart + 1 > 2 * a.score + 20
+    _valid(a, q, t, scoring)
+    rng = random.Random(4)
+    core = "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(900))
+    other = "".join(c if rng.random() > 0.5 else rng.choice("ACDEFGHIKLMNPQRSTVWY") for c in core)
+    other = other[:300] + "GGGGGGGG" + other[300:600] + other[640:]  # an insertion and a deletion
+    for x, y in ((core, other), (other, core)):
+        b = trace_alignment(x, y, scoring)
+        assert b.score == _reference(scoring, x, y) and b.gapopen >= 2
+        _valid(b, x, y, scoring)
+
+
+def test_dna_and_other_matrices():
+    rng = random.Random(8)
+    dna = scoring_system("dna")
+    for _ in range(40):
+        core = "".join(rng.choice("ACGT") for _ in range(rng.randint(10, 150)))
+        other = "".join(c if rng.random() > 0.2 else rng.choice("ACGTN") for c in core)
+        q = "".join(rng.choice("ACGT") for _ in range(rng.randint(0, 30))) + core
+        t = other + "".join(rng.choice("ACGT") for _ in range(rng.randint(0, 30)))
+        [ref] = describe_alignments(q, [t], dna)
+        fast = trace_alignment(q, t, dna)
+        assert fast.score == ref.score
+        _valid(fast, q, t, dna)
+    pam = scoring_system(matrix="PAM30", gap_open=9, gap_extend=1)
+    for q, t in _pairs(30, seed=5):
+        qc, tc = clean_sequence(q, pam), clean_sequence(t, pam)
+        assert trace_alignment(qc, tc, pam).score == _reference(pam, q, t)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
+    """All-against-all (query_rows): the tracebacks equal those of the plain run (no rows), each pair of two queries
+    is traced once, and the summaries are trace_alignment's in the query's own orientation."""
+    import phylocl.workflows.search_align as sa
+    from phylocl.workflows.search_align import AlignStage
+
+    scoring = scoring_system()
+    seqs = [clean_sequence(s, scoring) for p in _pairs(12, seed=9) for s in p]
+    n = len(seqs)
+    stage = AlignStage(scoring=scoring, fetch=seqs.__getitem__, db_ids=[f"s{i}" for i in range(n)],
+                       db_residues=sum(map(len, seqs)), db_sequences=n, k=n, evalue=1e9, out_format="blast6",
+                       threads=threads, filter_pvalue=None)
+    from phylocl.align import align_candidates
+
+    cands = [[j for j in range(n) if j != i] for i in range(n)]
+    hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
+    calls = []
+    real = sa.trace_alignment
+    monkeypatch.setattr(sa, "trace_alignment", lambda x, y, s: calls.append(1) or real(x, y, s))
+    plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
+    n_plain = len(calls)
+    calls.clear()
+    rows = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits, query_rows=range(n))
+    assert rows == plain
+    pairs = {frozenset((i, int(t))) for i in range(n) for t in hits.query(i)[0]}
+    assert n_plain == int(hits.offsets[-1]) and len(calls) == len(pairs) < n_plain
+    for i in range(n):
+        for t, a in zip(hits.query(i)[0].tolist(), rows[i]):
+            assert a == real(seqs[i], seqs[t], scoring)
+    assert np.all(np.diff(hits.offsets) > 0)
