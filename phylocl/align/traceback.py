@@ -46,12 +46,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from phylocl.align.scoring import ScoringSystem
 
 __all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment"]
 
 _GAP_RUN = re.compile(r"I+|D+")
-_CIGAR_OP = re.compile(rb"(\d+)([=XID])")
+_I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
 WINDOW_PER_SCORE = 2  # first start-search window: WINDOW_PER_SCORE * S + WINDOW_PAD residues before the end
 WINDOW_PAD = 20
 
@@ -106,21 +108,42 @@ def canonical_first(query: str, target: str, scoring: ScoringSystem) -> bool:
     return query <= target or not scoring.symmetric
 
 
-def trace_alignment(query: str, target: str, scoring: ScoringSystem) -> AlignmentSummary:
+def trace_alignment(query: str, target: str, scoring: ScoringSystem, score: int | None = None) -> AlignmentSummary:
     """The summary of an optimal local alignment of two clean sequences (module section "The fast path"); the same
-    alignment, mirrored, as ``trace_alignment(target, query)`` when the matrix is symmetric."""
+    alignment, mirrored, as ``trace_alignment(target, query)`` when the matrix is symmetric. ``score``: the pair's
+    local alignment score when already known; it only skips 8-bit passes that would overflow (same result)."""
     if canonical_first(query, target, scoring):
-        return _trace(query, target, scoring)
-    return mirror(_trace(target, query, scoring))
+        return _trace(query, target, scoring, score)
+    return mirror(_trace(target, query, scoring, score))
 
 
-def _trace(x: str, y: str, scoring: ScoringSystem) -> AlignmentSummary:
+# parasail's 8-bit striped score pass saturates above 254 - (matrix maximum) and its 8-bit scan traceback above
+# 126 - (matrix maximum) (measured: BLOSUM62's maximum is 11): from these known scores on, whatever the matrix, the
+# "sat" functions' first (8-bit) attempt is certainly wasted, and their 16-bit fallback is called directly
+_STRIPED_8_MAX = 255
+_TRACE_8_MAX = 128
+
+
+def _pass(name: str, score: int | None, limit: int):
     import parasail
 
+    if score is not None and score >= limit:
+        wide = getattr(parasail, f"{name}_16")
+
+        def run(*args):
+            r = wide(*args)
+            return getattr(parasail, f"{name}_sat")(*args) if r.saturated else r  # over 16 bits: 32
+
+        return run
+    return getattr(parasail, f"{name}_sat")
+
+
+def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> AlignmentSummary:
     matrix, gap_open, gap_extend = scoring.parasail()
     if not x or not y:
         return EMPTY
-    fwd = parasail.sw_striped_sat(x, y, gap_open, gap_extend, matrix)
+    striped = _pass("sw_striped", score, _STRIPED_8_MAX)
+    fwd = striped(x, y, gap_open, gap_extend, matrix)
     best, qe, te = fwd.score, fwd.end_query, fwd.end_ref
     _check(fwd, x, y)
     if best <= 0:
@@ -128,30 +151,26 @@ def _trace(x: str, y: str, scoring: ScoringSystem) -> AlignmentSummary:
     width = WINDOW_PER_SCORE * best + WINDOW_PAD
     while True:  # the start: the reversed pass over a window before the end, grown until it holds an optimum
         q0, t0 = max(0, qe + 1 - width), max(0, te + 1 - width)
-        rev = parasail.sw_striped_sat(x[q0:qe + 1][::-1], y[t0:te + 1][::-1], gap_open, gap_extend, matrix)
+        rev = striped(x[q0:qe + 1][::-1], y[t0:te + 1][::-1], gap_open, gap_extend, matrix)
         _check(rev, x, y)
         if rev.score == best or (q0 == 0 and t0 == 0):
             break
         width *= 4
     qs, ts = qe - rev.end_query, te - rev.end_ref
-    tr = parasail.sw_trace_scan_sat(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
+    tr = _pass("sw_trace_scan", score, _TRACE_8_MAX)(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
     _check(tr, x, y)
     if rev.score != best or tr.score != best:  # cannot happen: the rectangle holds an optimal alignment
         raise RuntimeError(f"traceback scored {tr.score}, the pair's best local score is {best} "
                            f"({len(x)} and {len(y)} residues)")
     cigar = tr.cigar
-    length = ident = mismatch = gapopen = 0
-    for n, op in _CIGAR_OP.findall(cigar.decode):
-        n = int(n)
-        length += n
-        if op == b"=":
-            ident += n
-        elif op == b"X":
-            mismatch += n
-        else:
-            gapopen += 1  # parasail's CIGAR merges a run of one kind: an I run next to a D run counts twice
-    return AlignmentSummary(score=int(best), length=length, pident=100.0 * ident / length, mismatch=mismatch,
-                            gapopen=gapopen, qstart=qs + cigar.beg_query + 1, qend=qs + tr.end_query + 1,
+    ops = cigar.seq  # (n,) uint32: run length << 4 | BAM operation (1 I, 2 D, 7 =, 8 X)
+    kind = (ops & 0xF).astype(np.intp)
+    columns = np.bincount(kind, weights=ops >> 4, minlength=9)  # (9,) alignment columns per operation
+    runs = np.bincount(kind, minlength=9)  # (9,) runs per operation: a run of I next to a run of D counts twice
+    length = int(columns.sum())
+    return AlignmentSummary(score=int(best), length=length, pident=100.0 * columns[_EQ] / length,
+                            mismatch=int(columns[_X]), gapopen=int(runs[_I] + runs[_D]),
+                            qstart=qs + cigar.beg_query + 1, qend=qs + tr.end_query + 1,
                             sstart=ts + cigar.beg_ref + 1, send=ts + tr.end_ref + 1)
 
 

@@ -98,12 +98,13 @@ class AlignStage:
         """The :class:`~phylocl.align.AlignmentSummary` of every hit, per query. Each pair is traced once in the
         orientation :func:`~phylocl.align.traceback.trace_alignment` chooses and mirrored for the other (a pair of
         two queries of an all-against-all buffer is met twice), so the result does not depend on ``query_rows``."""
-        jobs: dict[tuple, tuple[str, str]] = {}  # pair key -> (first, second) in the traced orientation
+        jobs: dict[tuple, tuple[str, str, int]] = {}  # pair key -> (first, second, score), traced orientation
         wanted = []  # per query: [(key, mirrored)] in hit order
         for i, q in enumerate(queries):
             me = int(query_rows[i]) if query_rows is not None else -1
             mine = []
-            for t in hits.query(i)[0].tolist():
+            targets, raw = hits.query(i)[:2]
+            for t, score in zip(targets.tolist(), raw.tolist()):
                 seq = self.fetch(t)
                 if len(q) * len(seq) > TRACEBACK_CELLS:
                     raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
@@ -111,14 +112,14 @@ class AlignStage:
                                      f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
                 first = canonical_first(q, seq, self.scoring)
                 key = ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
-                jobs.setdefault(key, (q, seq) if first else (seq, q))
+                jobs.setdefault(key, (q, seq, score) if first else (seq, q, score))
                 mine.append((key, not first))
             wanted.append(mine)
         keys = list(jobs)
         chunks = [keys[a:a + TRACE_CHUNK] for a in range(0, len(keys), TRACE_CHUNK)]
 
         def run(chunk):
-            return [trace_alignment(*jobs[k], self.scoring) for k in chunk]
+            return [trace_alignment(x, y, self.scoring, score) for x, y, score in map(jobs.__getitem__, chunk)]
 
         if self.threads == 1 or len(chunks) <= 1:
             parts = [run(c) for c in chunks]

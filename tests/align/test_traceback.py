@@ -117,7 +117,7 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
     real = sa.trace_alignment
-    monkeypatch.setattr(sa, "trace_alignment", lambda x, y, s: calls.append(1) or real(x, y, s))
+    monkeypatch.setattr(sa, "trace_alignment", lambda x, y, s, score: calls.append(1) or real(x, y, s, score))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -129,3 +129,19 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
         for t, a in zip(hits.query(i)[0].tolist(), rows[i]):
             assert a == real(seqs[i], seqs[t], scoring)
     assert np.all(np.diff(hits.offsets) > 0)
+
+
+def test_a_known_score_changes_nothing_and_wide_scores_fall_back():
+    """The score hint only skips 8-bit passes that would overflow: the same summaries with and without it, at low
+    scores, above the 8-bit limits (128, 255) and above 16 bits (a self-alignment scoring 34,100)."""
+    scoring = scoring_system()
+    seen = set()
+    for q, t in _pairs(80, seed=17):
+        qc, tc = clean_sequence(q, scoring), clean_sequence(t, scoring)
+        a = trace_alignment(qc, tc, scoring)
+        assert trace_alignment(qc, tc, scoring, a.score) == a
+        seen.add(min(a.score // 128, 2))
+    assert seen == {0, 1, 2}
+    w = "W" * 3100
+    big = trace_alignment(w, w, scoring, 34_100)
+    assert big == trace_alignment(w, w, scoring) and big.score == 34_100 and big.length == 3100 == big.qend
