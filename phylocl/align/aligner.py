@@ -146,20 +146,25 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         rows = rows[np.sort(first)]  # (c,) prefilter order, repeats dropped
         q = clean_sequence(queries[i], scoring, what=f"query {i}") if clean else queries[i]
         me = int(query_rows[i]) if symmetric else -1
-        seqs = [clean_sequence(fetch(int(t)), scoring, what=f"target {int(t)}") if clean else fetch(int(t))
-                for t in rows]
+        listed = rows.tolist()
+        seqs = [clean_sequence(fetch(t), scoring, what=f"target {t}") if clean else fetch(t) for t in listed]
         # the filter decides each direction with the query's own profile, so a pair of two queries may be aligned
         # for one of them only; its score, when both align it, is computed once (whichever comes first)
-        aligned = msv.keep(q, seqs, keys=rows.tolist()) if msv is not None else np.ones(len(rows), dtype=bool)
-        known = [done.get((row_of[int(t)], i)) if me >= 0 and int(t) in row_of else None for t in rows]
-        todo = [j for j, k in enumerate(known) if k is None and aligned[j]]
-        raw = np.array([k if k is not None and a else 0 for k, a in zip(known, aligned)], dtype=np.int64)  # (c,)
+        aligned = msv.keep(q, seqs, keys=listed) if msv is not None else np.ones(len(rows), dtype=bool)
+        raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
+        todo = []
+        for j in np.flatnonzero(aligned).tolist():
+            known = done.get((row_of[listed[j]], i)) if me >= 0 and listed[j] in row_of else None
+            if known is None:
+                todo.append(j)
+            else:
+                raw[j] = known
         raw[todo] = _score_one(q, [seqs[j] for j in todo], scoring)
         if me >= 0:
             for j in todo:
-                if int(rows[j]) in row_of:
-                    done[i, row_of[int(rows[j])]] = int(raw[j])
-        lengths = np.fromiter((len(t) for t in seqs), np.int64, len(rows))  # cleaning keeps lengths
+                if listed[j] in row_of:
+                    done[i, row_of[listed[j]]] = int(raw[j])
+        lengths = np.fromiter(map(len, seqs), np.int64, len(rows))  # cleaning keeps lengths
         bits = bit_scores(raw, scoring.stats)
         ev = evalues(raw, query_length=len(q), db_residues=db_residues, db_sequences=db_sequences,
                      stats=scoring.stats, target_lengths=lengths)

@@ -124,15 +124,16 @@ def msv_pvalues(query: str, targets: Sequence[str], *, tools, digital: Sequence 
         return out
     _, _, profile = builder.build(TextSequence(name=b"query", sequence=query).digitize(alphabet), background)
     mu, lam = list(profile.evalue_parameters.as_vector())[:2]  # MSV's Gumbel location and scale (bits)
+    nats = np.full(len(targets), np.nan)  # (c,) MSV scores; NaN: not scored (empty target)
     for j, target in enumerate(targets):
         n = len(target)
-        if n == 0:
-            continue
-        profile.L = n  # the length model of hmmsearch: configured per target
-        nats = profile.msv_filter(digital[j] if digital is not None else _digitize(target, alphabet))
-        if not math.isfinite(nats):  # 8-bit overflow: a very high score
-            continue
-        null = n * math.log(n / (n + 1.0)) - math.log(n + 1.0)  # HMMER's null model (p7_bg_NullOne), p1 = L / (L + 1)
-        bits = (nats - null) / _LN2
-        out[j] = -math.expm1(-math.exp(-lam * (bits - mu)))  # Gumbel survival
+        if n:
+            profile.L = n  # the length model of hmmsearch: configured per target
+            nats[j] = profile.msv_filter(digital[j] if digital is not None else _digitize(target, alphabet))
+    n = np.fromiter(map(len, targets), dtype=np.float64, count=len(targets))  # (c,)
+    scored = np.isfinite(nats)  # not an empty target, not an 8-bit overflow (a very high score): those keep P = 0
+    n, nats = n[scored], nats[scored]
+    null = n * np.log(n / (n + 1.0)) - np.log(n + 1.0)  # HMMER's null model (p7_bg_NullOne), p1 = L / (L + 1)
+    bits = (nats - null) / _LN2
+    out[scored] = -np.expm1(-np.exp(-lam * (bits - mu)))  # Gumbel survival
     return out
