@@ -42,9 +42,10 @@ symmetric matrix) and mirrors it for the other, so ``search --db`` (which knows 
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,7 +100,8 @@ EMPTY = AlignmentSummary(score=0, length=0, pident=0.0, mismatch=0, gapopen=0, q
 
 def mirror(aln: AlignmentSummary) -> AlignmentSummary:
     """The same alignment with query and target swapped (the counts are those of the same columns)."""
-    return replace(aln, qstart=aln.sstart, qend=aln.send, sstart=aln.qstart, send=aln.qend)
+    return AlignmentSummary(score=aln.score, length=aln.length, pident=aln.pident, mismatch=aln.mismatch,
+                            gapopen=aln.gapopen, qstart=aln.sstart, qend=aln.send, sstart=aln.qstart, send=aln.qend)
 
 
 def canonical_first(query: str, target: str, scoring: ScoringSystem) -> bool:
@@ -124,46 +126,58 @@ _STRIPED_8_MAX = 255
 _TRACE_8_MAX = 128
 
 
+_PASSES: dict[tuple[str, bool], object] = {}  # (parasail function family, 16-bit first) -> callable
+
+
 def _pass(name: str, score: int | None, limit: int):
-    import parasail
+    wide = score is not None and score >= limit
+    run = _PASSES.get((name, wide))
+    if run is None:
+        import parasail
 
-    if score is not None and score >= limit:
-        wide = getattr(parasail, f"{name}_16")
+        sat = getattr(parasail, f"{name}_sat")
+        if wide:
+            first = getattr(parasail, f"{name}_16")
 
-        def run(*args):
-            r = wide(*args)
-            return getattr(parasail, f"{name}_sat")(*args) if r.saturated else r  # over 16 bits: 32
+            def run(*args):
+                r = first(*args)
+                return sat(*args) if r.saturated else r  # over 16 bits: "sat" goes on to 32
 
-        return run
-    return getattr(parasail, f"{name}_sat")
+        else:
+            run = sat
+        _PASSES[name, wide] = run
+    return run
 
 
 def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> AlignmentSummary:
     matrix, gap_open, gap_extend = scoring.parasail()
     if not x or not y:
         return EMPTY
+    lx, ly = len(x), len(y)
+    x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters) parasail's wrappers would encode every slice
     striped = _pass("sw_striped", score, _STRIPED_8_MAX)
     fwd = striped(x, y, gap_open, gap_extend, matrix)
     best, qe, te = fwd.score, fwd.end_query, fwd.end_ref
-    _check(fwd, x, y)
+    _check(fwd, lx, ly)
     if best <= 0:
         return EMPTY
     width = WINDOW_PER_SCORE * best + WINDOW_PAD
     while True:  # the start: the reversed pass over a window before the end, grown until it holds an optimum
         q0, t0 = max(0, qe + 1 - width), max(0, te + 1 - width)
         rev = striped(x[q0:qe + 1][::-1], y[t0:te + 1][::-1], gap_open, gap_extend, matrix)
-        _check(rev, x, y)
+        _check(rev, lx, ly)
         if rev.score == best or (q0 == 0 and t0 == 0):
             break
         width *= 4
     qs, ts = qe - rev.end_query, te - rev.end_ref
     tr = _pass("sw_trace_scan", score, _TRACE_8_MAX)(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
-    _check(tr, x, y)
+    _check(tr, lx, ly)
     if rev.score != best or tr.score != best:  # cannot happen: the rectangle holds an optimal alignment
         raise RuntimeError(f"traceback scored {tr.score}, the pair's best local score is {best} "
-                           f"({len(x)} and {len(y)} residues)")
+                           f"({lx} and {ly} residues)")
     cigar = tr.cigar
-    ops = cigar.seq  # (n,) uint32: run length << 4 | BAM operation (1 I, 2 D, 7 =, 8 X)
+    raw = cigar.pointer[0]  # parasail_cigar_t; a copy of its array is 10x faster than the binding's Cigar.seq view
+    ops = np.frombuffer(ctypes.string_at(raw.seq, 4 * raw.len), dtype=np.uint32)  # (n,) length << 4 | BAM op
     kind = (ops & 0xF).astype(np.intp)
     columns = np.bincount(kind, weights=ops >> 4, minlength=9)  # (9,) alignment columns per operation
     runs = np.bincount(kind, minlength=9)  # (9,) runs per operation: a run of I next to a run of D counts twice
@@ -174,6 +188,6 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> 
                             sstart=ts + cigar.beg_ref + 1, send=ts + tr.end_ref + 1)
 
 
-def _check(result, x: str, y: str) -> None:
+def _check(result, lx: int, ly: int) -> None:
     if result.saturated:  # "sat" widens 8 -> 16 -> 32 bits itself; a 32-bit overflow needs ~10^8 residues
-        raise OverflowError(f"alignment score overflows parasail's lanes ({len(x)} and {len(y)} residues)")
+        raise OverflowError(f"alignment score overflows parasail's lanes ({lx} and {ly} residues)")
