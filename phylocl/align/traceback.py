@@ -23,6 +23,9 @@ and a traceback over the whole ``len(query) x len(target)`` matrix is what makes
 hits of an all-against-all search are mostly short local alignments of unrelated proteins (E-value up to 10), whose
 aligned rectangle holds ~14% of the pair's cells (Mycoplasma, 138,169 hits). So:
 
+0. when the score says the alignment probably covers most of the pair (``(S / 2)^2`` cells or more, half the
+   pair's; ``S / 2`` columns: Mycoplasma's written hits score 1.6 per column at the median), one parasail
+   ``sw_trace_scan_sat`` over the whole pair; otherwise
 1. a SIMD score pass over the pair (parasail ``sw_striped_sat``: 8-bit lanes, 16/32-bit where they saturate) gives
    the best score ``S`` and an end cell;
 2. the same pass over the reversed sequences, restricted to a window of ``2 S + 20`` residues before that end (4x
@@ -57,6 +60,8 @@ _GAP_RUN = re.compile(r"I+|D+")
 _I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
 WINDOW_PER_SCORE = 2  # first start-search window: WINDOW_PER_SCORE * S + WINDOW_PAD residues before the end
 WINDOW_PAD = 20
+COLUMN_SCORE = 2  # score per alignment column assumed by _whole (Mycoplasma's written hits: median 1 / 1.6 columns)
+WHOLE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ def canonical_first(query: str, target: str, scoring: ScoringSystem) -> bool:
 def trace_alignment(query: str, target: str, scoring: ScoringSystem, score: int | None = None) -> AlignmentSummary:
     """The summary of an optimal local alignment of two clean sequences (module section "The fast path"); the same
     alignment, mirrored, as ``trace_alignment(target, query)`` when the matrix is symmetric. ``score``: the pair's
-    local alignment score when already known; it only skips 8-bit passes that would overflow (same result)."""
+    local alignment score when already known (it must be that score): it saves a score pass and 8-bit passes that
+    would overflow, with the same result."""
     if canonical_first(query, target, scoring):
         return _trace(query, target, scoring, score)
     return mirror(_trace(target, query, scoring, score))
@@ -156,11 +162,23 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> 
     lx, ly = len(x), len(y)
     x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters) parasail's wrappers would encode every slice
     striped = _pass("sw_striped", score, _STRIPED_8_MAX)
-    fwd = striped(x, y, gap_open, gap_extend, matrix)
-    best, qe, te = fwd.score, fwd.end_query, fwd.end_ref
-    _check(fwd, lx, ly)
+    trace = _pass("sw_trace_scan", score, _TRACE_8_MAX)
+    fwd = None
+    best = score
+    if best is None:
+        fwd = striped(x, y, gap_open, gap_extend, matrix)
+        _check(fwd, lx, ly)
+        best = fwd.score
     if best <= 0:
         return EMPTY
+    if _whole(best, lx, ly):  # one traceback over the whole pair
+        tr = trace(x, y, gap_open, gap_extend, matrix)
+        _check(tr, lx, ly)
+        return _summary(tr, best, 0, 0)
+    if fwd is None:
+        fwd = striped(x, y, gap_open, gap_extend, matrix)
+        _check(fwd, lx, ly)
+    qe, te = fwd.end_query, fwd.end_ref
     width = WINDOW_PER_SCORE * best + WINDOW_PAD
     while True:  # the start: the reversed pass over a window before the end, grown until it holds an optimum
         q0, t0 = max(0, qe + 1 - width), max(0, te + 1 - width)
@@ -170,22 +188,44 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> 
             break
         width *= 4
     qs, ts = qe - rev.end_query, te - rev.end_ref
-    tr = _pass("sw_trace_scan", score, _TRACE_8_MAX)(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
+    tr = trace(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
     _check(tr, lx, ly)
-    if rev.score != best or tr.score != best:  # cannot happen: the rectangle holds an optimal alignment
-        raise RuntimeError(f"traceback scored {tr.score}, the pair's best local score is {best} "
-                           f"({lx} and {ly} residues)")
+    if fwd.score != best or rev.score != best:  # cannot happen: the rectangle holds an optimal alignment
+        raise RuntimeError(f"the score passes found {fwd.score} and {rev.score}, the pair's best local score is "
+                           f"{best} ({lx} and {ly} residues)")
+    return _summary(tr, best, qs, ts)
+
+
+def _whole(score: int, lx: int, ly: int) -> bool:
+    """Whether to trace the whole pair in one pass: when an alignment of ``score / COLUMN_SCORE`` columns would
+    cover at least :data:`WHOLE_FRACTION` of the pair's cells (it depends only on the score and the lengths, so both
+    orders decide alike). One traceback pass costs ~2.7 score passes; the three passes cost ~1 + ~1 + 2.7 x the
+    rectangle's share for a long alignment, less for a short one."""
+    span = score / COLUMN_SCORE
+    return span * span >= WHOLE_FRACTION * lx * ly
+
+
+def _summary(tr, best: int, qs: int, ts: int) -> AlignmentSummary:
+    """The summary of parasail traceback ``tr`` of the rectangle starting at ``(qs, ts)`` (0-based)."""
+    if tr.score != best:  # cannot happen: the traced region holds an optimal alignment
+        raise RuntimeError(f"traceback scored {tr.score}, the pair's best local score is {best}")
     cigar = tr.cigar
     raw = cigar.pointer[0]  # parasail_cigar_t; a copy of its array is 10x faster than the binding's Cigar.seq view
     ops = np.frombuffer(ctypes.string_at(raw.seq, 4 * raw.len), dtype=np.uint32)  # (n,) length << 4 | BAM op
     kind = (ops & 0xF).astype(np.intp)
+    lead = {_I: 0, _D: 0}  # parasail writes the unaligned start of the traced region as leading I / D runs
+    first = 0
+    while first < len(kind) and kind[first] in lead:
+        lead[int(kind[first])] += int(ops[first] >> 4)
+        first += 1
+    ops, kind = ops[first:], kind[first:]
     columns = np.bincount(kind, weights=ops >> 4, minlength=9)  # (9,) alignment columns per operation
     runs = np.bincount(kind, minlength=9)  # (9,) runs per operation: a run of I next to a run of D counts twice
     length = int(columns.sum())
     return AlignmentSummary(score=int(best), length=length, pident=100.0 * columns[_EQ] / length,
                             mismatch=int(columns[_X]), gapopen=int(runs[_I] + runs[_D]),
-                            qstart=qs + cigar.beg_query + 1, qend=qs + tr.end_query + 1,
-                            sstart=ts + cigar.beg_ref + 1, send=ts + tr.end_ref + 1)
+                            qstart=qs + cigar.beg_query + lead[_I] + 1, qend=qs + tr.end_query + 1,
+                            sstart=ts + cigar.beg_ref + lead[_D] + 1, send=ts + tr.end_ref + 1)
 
 
 def _check(result, lx: int, ly: int) -> None:

@@ -145,3 +145,24 @@ def test_a_known_score_changes_nothing_and_wide_scores_fall_back():
     w = "W" * 3100
     big = trace_alignment(w, w, scoring, 34_100)
     assert big == trace_alignment(w, w, scoring) and big.score == 34_100 and big.length == 3100 == big.qend
+
+
+def test_pairs_traced_whole_and_by_rectangle():
+    """Close homologs (the alignment covers the pair) take the one-pass whole-pair traceback, short local hits in long
+    sequences the three passes; both give the reference score, a valid alignment, the same result with or without
+    the known score, and mirror in the other order."""
+    from phylocl.align.traceback import _whole
+
+    scoring = scoring_system()
+    rng = random.Random(12)
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    core = "".join(rng.choice(aa) for _ in range(250))
+    close = "".join(c if rng.random() > 0.05 else rng.choice(aa) for c in core)
+    flank = "".join(rng.choice(aa) for _ in range(600))
+    cases = [(core, close, True), (flank + core[:40], close[:40] + flank[::-1], False)]
+    for x, y, whole in cases:
+        a = trace_alignment(x, y, scoring)
+        assert _whole(a.score, len(x), len(y)) == whole
+        assert a.score == _reference(scoring, x, y)
+        _valid(a, x, y, scoring)
+        assert trace_alignment(x, y, scoring, a.score) == a and trace_alignment(y, x, scoring) == mirror(a)
