@@ -6,8 +6,9 @@
 For ``--queries`` queries drawn at random (``--seed``) from the hits file, one thread each, interleaved ``--repeats``
 times: ``reference`` is :func:`~phylocl.align.describe_alignments` (pyopal's full mode, one call per query, as
 ``phylocl search`` did before); ``fast`` is :func:`~phylocl.align.traceback.trace_alignment` once per hit;
-``fast_once`` once per unordered pair, as the search's alignment stage does in an all-against-all buffer (a pair of
-two drawn queries traced once, mirrored for the other). Each hit's local score (pyopal, score mode) is passed to
+``fast_once`` once per unordered pair and grouped by the sequence traced first, as the search's alignment stage
+does in an all-against-all buffer (a pair of two drawn queries traced once, mirrored for the other; one score
+profile per first sequence). Each hit's local score (pyopal, score mode) is passed to
 the fast path as the stage passes it. Also reported: hits whose twelve columns (the score for the twelfth) are the
 same in both implementations, and score disagreements (must be 0). ``load_avg_1min``: the machine's load at the
 start (other jobs slow every timing).
@@ -23,7 +24,7 @@ import time
 
 
 from phylocl.align import clean_sequence, describe_alignments, scoring_system
-from phylocl.align.traceback import canonical_first, trace_alignment
+from phylocl.align.traceback import canonical_first, trace_alignment, trace_alignments
 
 
 def read_fasta(path: str) -> dict[str, str]:
@@ -81,8 +82,12 @@ def main(argv=None) -> int:
             for t in hits[q]:
                 key = (min(q, t), max(q, t)) if t in drawn else (q, t)
                 x, y = (q, t) if canonical_first(seqs[q], seqs[t], scoring) else (t, q)
-                jobs.setdefault(key, (seqs[x], seqs[y], scores[q, t]))
-        return [trace_alignment(x, y, scoring, s) for x, y, s in jobs.values()]
+                jobs.setdefault(key, (x, y, scores[q, t]))
+        groups: dict[str, list] = {}
+        for x, y, s in jobs.values():
+            groups.setdefault(x, []).append((y, s))
+        return [a for x, ys in groups.items()
+                for a in trace_alignments(seqs[x], [seqs[y] for y, _ in ys], scoring, [s for _, s in ys])]
 
     times: dict[str, list[float]] = {"reference": [], "fast": [], "fast_once": []}
     out = {}

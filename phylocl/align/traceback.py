@@ -54,7 +54,8 @@ import numpy as np
 
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment"]
+__all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment",
+           "trace_alignments"]
 
 _GAP_RUN = re.compile(r"I+|D+")
 _I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
@@ -155,7 +156,47 @@ def _pass(name: str, score: int | None, limit: int):
     return run
 
 
-def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> AlignmentSummary:
+def trace_alignments(first: str, others: Sequence[str], scoring: ScoringSystem,
+                     scores: Sequence[int | None] | None = None) -> list[AlignmentSummary]:
+    """``[trace_alignment(first, y, scoring, score) for y, score in zip(others, scores)]``, the same summaries,
+    with ``first``'s parasail score profiles built once for all the pairs it is traced first in."""
+    scores = [None] * len(others) if scores is None else scores
+    profiles = _Profiles(first.encode("ascii"), scoring) if first else None
+    return [_trace(first, y, scoring, score, profiles) if canonical_first(first, y, scoring)
+            else mirror(_trace(y, first, scoring, score)) for y, score in zip(others, scores)]
+
+
+class _Profiles:
+    """The score pass of one first sequence against others, as parasail's ``sw_striped_sat`` runs it (8-bit, then
+    16 and 32 bits where a score saturates) but with the 8/16-bit query profiles built once (lazily)."""
+
+    def __init__(self, x: bytes, scoring: ScoringSystem) -> None:
+        self.x = x
+        self.matrix, self.gap_open, self.gap_extend = scoring.parasail()
+        self._made: dict[int, object] = {}
+
+    def _profile(self, bits: int):
+        if bits not in self._made:
+            import parasail
+
+            self._made[bits] = getattr(parasail, f"profile_create_{bits}")(self.x, self.matrix)
+        return self._made[bits]
+
+    def forward(self, y: bytes, score: int | None):
+        import parasail
+
+        r = None
+        if score is None or score < _STRIPED_8_MAX:
+            r = parasail.sw_striped_profile_8(self._profile(8), y, self.gap_open, self.gap_extend)
+        if r is None or r.saturated:
+            r = parasail.sw_striped_profile_16(self._profile(16), y, self.gap_open, self.gap_extend)
+        if r.saturated:
+            r = parasail.sw_striped_32(self.x, y, self.gap_open, self.gap_extend, self.matrix)
+        return r
+
+
+def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
+           profiles: _Profiles | None = None) -> AlignmentSummary:
     matrix, gap_open, gap_extend = scoring.parasail()
     if not x or not y:
         return EMPTY
@@ -166,7 +207,7 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> 
     fwd = None
     best = score
     if best is None:
-        fwd = striped(x, y, gap_open, gap_extend, matrix)
+        fwd = profiles.forward(y, score) if profiles is not None else striped(x, y, gap_open, gap_extend, matrix)
         _check(fwd, lx, ly)
         best = fwd.score
     if best <= 0:
@@ -176,7 +217,7 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None) -> 
         _check(tr, lx, ly)
         return _summary(tr, best, 0, 0)
     if fwd is None:
-        fwd = striped(x, y, gap_open, gap_extend, matrix)
+        fwd = profiles.forward(y, score) if profiles is not None else striped(x, y, gap_open, gap_extend, matrix)
         _check(fwd, lx, ly)
     qe, te = fwd.end_query, fwd.end_ref
     width = WINDOW_PER_SCORE * best + WINDOW_PAD

@@ -26,14 +26,14 @@ from phylocl.align import (
     format_evalue,
 )
 from phylocl.align.scoring import ScoringSystem
-from phylocl.align.traceback import canonical_first, mirror, trace_alignment
+from phylocl.align.traceback import canonical_first, mirror, trace_alignments
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
 
 ALIGNED_HEADER = "query\ttarget\tscore\trank\tbitscore\tevalue\n"
 TRACEBACK_CELLS = 250_000_000  # a limit kept from pyopal's full mode (about 1 GB); parasail needs far less
-TRACE_CHUNK = 256  # pairs per thread-pool task
+TRACE_CHUNK = 256  # pairs per thread-pool task (whole groups of one first sequence)
 FORMATS = ("tsv", "blast6")
 
 
@@ -115,16 +115,33 @@ class AlignStage:
                 jobs.setdefault(key, (q, seq, score) if first else (seq, q, score))
                 mine.append((key, not first))
             wanted.append(mine)
-        keys = list(jobs)
-        chunks = [keys[a:a + TRACE_CHUNK] for a in range(0, len(keys), TRACE_CHUNK)]
+        groups: dict[str, list[tuple]] = {}  # first sequence -> its pairs' keys: its score profiles are built once
+        for key, (x, _, _) in jobs.items():
+            groups.setdefault(x, []).append(key)
+        tasks, task, size = [], [], 0
+        for group in groups.items():
+            task.append(group)
+            size += len(group[1])
+            if size >= TRACE_CHUNK:
+                tasks.append(task)
+                task, size = [], 0
+        if task:
+            tasks.append(task)
 
-        def run(chunk):
-            return [trace_alignment(x, y, self.scoring, score) for x, y, score in map(jobs.__getitem__, chunk)]
+        def run(task) -> dict:
+            out = {}
+            for x, keys in task:
+                pairs = [jobs[k] for k in keys]
+                out.update(zip(keys, trace_alignments(x, [y for _, y, _ in pairs], self.scoring,
+                                                      [score for _, _, score in pairs])))
+            return out
 
-        if self.threads == 1 or len(chunks) <= 1:
-            parts = [run(c) for c in chunks]
+        done = {}
+        if self.threads == 1 or len(tasks) <= 1:
+            for t in tasks:
+                done.update(run(t))
         else:
             with ThreadPoolExecutor(self.threads) as pool:
-                parts = list(pool.map(run, chunks))
-        done = dict(zip(keys, (a for part in parts for a in part)))
+                for part in pool.map(run, tasks):
+                    done.update(part)
         return [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]

@@ -9,7 +9,7 @@ import pytest
 from Bio.Align import PairwiseAligner, substitution_matrices
 
 from phylocl.align import clean_sequence, describe_alignments, scoring_system
-from phylocl.align.traceback import EMPTY, canonical_first, mirror, trace_alignment
+from phylocl.align.traceback import EMPTY, canonical_first, mirror, trace_alignment, trace_alignments
 from .test_aligner import _pairs, _reference
 
 
@@ -116,8 +116,8 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     cands = [[j for j in range(n) if j != i] for i in range(n)]
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
-    real = sa.trace_alignment
-    monkeypatch.setattr(sa, "trace_alignment", lambda x, y, s, score: calls.append(1) or real(x, y, s, score))
+    real = sa.trace_alignments
+    monkeypatch.setattr(sa, "trace_alignments", lambda x, ys, s, scores: calls.extend(ys) or real(x, ys, s, scores))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -127,8 +127,21 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     assert n_plain == int(hits.offsets[-1]) and len(calls) == len(pairs) < n_plain
     for i in range(n):
         for t, a in zip(hits.query(i)[0].tolist(), rows[i]):
-            assert a == real(seqs[i], seqs[t], scoring)
+            assert a == trace_alignment(seqs[i], seqs[t], scoring)
     assert np.all(np.diff(hits.offsets) > 0)
+
+
+def test_one_first_sequence_against_many_equals_pair_by_pair():
+    """trace_alignments (score profiles built once) gives trace_alignment's summaries, with and without scores, in
+    both orders of each pair (so some pairs are traced the other way round and mirrored)."""
+    scoring = scoring_system()
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in _pairs(40, seed=23)]
+    first = pairs[0][0]
+    others = [t for _, t in pairs] + [q for q, _ in pairs[1:]] + ["W" * 400, first]
+    want = [trace_alignment(first, y, scoring) for y in others]
+    assert trace_alignments(first, others, scoring) == want
+    assert trace_alignments(first, others, scoring, [a.score for a in want]) == want
+    assert trace_alignments("", ["MKV"], scoring) == [EMPTY]
 
 
 def test_a_known_score_changes_nothing_and_wide_scores_fall_back():
