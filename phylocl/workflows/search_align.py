@@ -32,7 +32,7 @@ from phylocl.errors import InputError
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
 
 ALIGNED_HEADER = "query\ttarget\tscore\trank\tbitscore\tevalue\n"
-TRACEBACK_CELLS = 250_000_000  # a limit kept from pyopal's full mode (about 1 GB); parasail needs far less
+TRACEBACK_CELLS = 250_000_000  # kept from pyopal's full mode (~1 GB there); parasail: ~2.5 bytes per traced cell
 TRACE_CHUNK = 256  # pairs per thread-pool task (whole groups of one first sequence)
 FORMATS = ("tsv", "blast6")
 
