@@ -32,9 +32,9 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from phylocl.retrieval.index import drop_self_hits, own_rows
+from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import checked_lists
-from phylocl.sparse_rows import SparseRows
+from phylocl.sparse_rows import SparseRows, basis_gram
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
 
@@ -75,7 +75,7 @@ class SparseIndex:
             raise ValueError(f"{len(labels)} labels for {n} rows")
         self.postings = sp.csr_matrix((values, rows, ptr), shape=(dim, n))  # (D, N): column j's list is row j
         self.dense, self.basis = dense, np.asarray(basis, dtype=np.float32)
-        self.gram = self.basis @ self.basis.T  # (r, r)
+        self.gram = basis_gram(self.basis)  # (r, r)
         self.ids = list(ids) if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
         self.labels = None if labels is None else [str(s) for s in labels]
         self.model = dict(model or {})
