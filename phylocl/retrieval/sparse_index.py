@@ -16,6 +16,14 @@ so each row also keeps ``dense = [a, c]`` ``(N, 2r)`` and the index keeps ``B``.
 rows, i.e. cosine similarities, the same numbers a flat FAISS index over the dense rows gives.
 Building (bounded memory, rows streamed) is :mod:`phylocl.retrieval.sparse_build`; the bundle format is below.
 
+A **word budget** (``budget=F``, ``0 < F < 1``; ``phylocl search --word-budget``) makes the search a non-exact
+candidate stage: each query reads only its heaviest words, by decreasing query weight, until ``F`` of the postings
+its exact scoring would read (the word that crosses ``F`` included, so at least one word), and its scores are the
+sums over those words plus the whole low-rank term. With non-negative rows (every k-mer profile) each approximate
+score is at most the exact one and grows with ``F``, and a larger ``F`` reads a superset of the words; ``F >= 1``
+(or ``None``) is the exact search, bit for bit. Recall against exact search and of true relatives is measured in
+docs/retrieval.md ("Word budget").
+
 Bundle (a folder, like the FAISS bundles of :mod:`phylocl.retrieval.index_io`)::
 
     meta.json   {"format": "phylocl-index/1", "kind": "sparse", "dim", "ntotal", "nnz", "rank", "params", "model"}
@@ -36,13 +44,35 @@ from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import checked_lists
 from phylocl.sparse_rows import SparseRows, basis_gram
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
 MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 TERMS_PER_PASS = 256  # a query's posting lists copied at once (10^6 rows: ~8 M values, 64 MB, per thread)
+
+
+def check_budget(budget: float | None) -> None:
+    """Raise ``ValueError`` unless ``budget`` is ``None`` or a number in ``(0, 1]`` (see the module docstring)."""
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 1):
+        raise ValueError(f"the word budget must be in (0, 1] (1: exact search), got {budget!r}")
+
+
+def budget_words(weights: np.ndarray, lengths: np.ndarray, budget: float | None) -> np.ndarray:
+    """Positions of the words one query reads under ``budget``, increasing: ``(m,)`` int64.
+
+    ``weights`` ``(n,)``: the query's values; ``lengths`` ``(n,)``: its words' posting-list lengths. The words are
+    taken by decreasing weight (ties: the earlier word first) until their lists hold ``budget`` of the total
+    volume, the word that crosses it included; ``None`` or ``>= 1``: every word. A larger budget takes a superset.
+    """
+    n = len(weights)
+    if budget is None or budget >= 1 or n == 0:
+        return np.arange(n, dtype=np.int64)
+    order = np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable")  # (n,) heaviest first
+    volume = np.cumsum(np.asarray(lengths, dtype=np.int64)[order])  # (n,)
+    m = int(np.searchsorted(volume, budget * volume[-1], side="left")) + 1  # through the word that reaches it
+    return np.sort(order[:min(m, n)])
 
 
 def default_threads() -> int:
@@ -83,6 +113,7 @@ class SparseIndex:
         self.threads = threads or default_threads()
         self.source: str | None = None  # the bundle it was read from (index_io.load_index), named by damage reports
         self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.checked_lists)
+        self._lengths: np.ndarray | None = None  # (D,) posting-list lengths, for word budgets
 
     @property
     def ntotal(self) -> int:
@@ -96,18 +127,30 @@ class SparseIndex:
     def nnz(self) -> int:
         return int(self.postings.nnz)
 
-    def scores(self, q: SparseRows) -> np.ndarray:
-        """Cosine of every query row with every database row: ``(b, N)`` float32."""
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(D,)`` int64 length of every posting list."""
+        if self._lengths is None:
+            self._lengths = np.diff(self.postings.indptr).astype(np.int64)
+        return self._lengths
+
+    def scores(self, q: SparseRows, *, budget: float | None = None) -> np.ndarray:
+        """Cosine of every query row with every database row: ``(b, N)`` float32; with a word ``budget`` in
+        ``(0, 1)``, the approximate scores of the module docstring."""
         if q.dim != self.dim or q.rank != self.basis.shape[0]:
             raise ValueError(f"queries of width {q.dim} / rank {q.rank} for an index of {self.dim} / "
                              f"{self.basis.shape[0]}")
+        check_budget(budget)
         out = np.zeros((len(q), self.ntotal), dtype=np.float32)  # (b, N)
         for i in range(len(q)):  # the query's own lists, then one pass over them (1.6x scipy's two-pass product)
-            for lo in range(int(q.indptr[i]), int(q.indptr[i + 1]), TERMS_PER_PASS):  # copies bounded
-                hi = min(lo + TERMS_PER_PASS, int(q.indptr[i + 1]))
-                cols = q.indices[lo:hi]
+            cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
+            if budget is not None and budget < 1:
+                keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
+                cols_i, vals_i = cols_i[keep], vals_i[keep]
+            for lo in range(0, len(cols_i), TERMS_PER_PASS):  # copies bounded
+                cols = cols_i[lo:lo + TERMS_PER_PASS]
                 lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
-                out[i] += lists.T @ q.values[lo:hi]  # (n, N)^T @ (n,)
+                out[i] += lists.T @ vals_i[lo:lo + TERMS_PER_PASS]  # (n, N)^T @ (n,)
         if q.rank:
             qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
             a_q = np.asarray(qs @ self.basis.T)  # (b, r)
@@ -116,8 +159,9 @@ class SparseIndex:
         return out
 
     def search(self, queries: SparseRows, k: int, *, exclude_ids: Sequence[str] | None = None,
-               block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``.
+               block: int | None = None, budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best rows per query, as :meth:`RetrievalIndex.search`: ``scores``, ``indices`` ``(Q, k)``;
+        ``budget``: a word budget (module docstring; ``None``: exact).
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
         :data:`MAX_BLOCK`, and at most ``1 / SPLIT`` of the queries) are scored on :attr:`threads` threads (scipy's
@@ -129,13 +173,14 @@ class SparseIndex:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")
         if exclude_ids is not None and len(exclude_ids) != len(queries):
             raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
+        check_budget(budget)
         wanted = k + (exclude_ids is not None)  # one more: the query's own row may be among the hits
         depth = min(wanted, self.ntotal)
         starts = range(0, len(queries), block)
 
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
-            s = self.scores(queries.slice(lo, hi))  # (b, N)
+            s = self.scores(queries.slice(lo, hi), budget=budget)  # (b, N)
             top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
             order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
             i = np.full((hi - lo, wanted), -1, dtype=np.int64)
