@@ -18,10 +18,13 @@ Building (bounded memory, rows streamed) is :mod:`phylocl.retrieval.sparse_build
 
 A **word budget** (``budget=F``, ``0 < F < 1``; ``phylocl search --word-budget``) makes the search a non-exact
 candidate stage: each query reads only its heaviest words, by decreasing query weight, until ``F`` of the postings
-its exact scoring would read (the word that crosses ``F`` included, so at least one word), and its scores are the
-sums over those words plus the whole low-rank term. With non-negative rows (every k-mer profile) each approximate
-score is at most the exact one and grows with ``F``, and a larger ``F`` reads a superset of the words; ``F >= 1``
-(or ``None``) is the exact search, bit for bit. Recall against exact search and of true relatives is measured in
+its exact scoring would read (the word that crosses ``F`` included, so at least one word). :meth:`SparseIndex.scores`
+is then the sum over those words plus the whole low-rank term; :meth:`SparseIndex.search` takes the ``k`` rows of
+largest sums over those words (ties: the lower row) and adds the low-rank term of those rows only (a matrix product
+with every row's low-rank part costs more than the budgeted words at 10^6 rows; the term spans about +-0.001 of a
+score) before ranking them. With non-negative rows (every k-mer profile) each approximate score without the
+low-rank term is at most the exact one and grows with ``F``, and a larger ``F`` reads a superset of the words;
+``F >= 1`` (or ``None``) is the exact search, bit for bit. Recall against exact search and of true relatives is measured in
 docs/retrieval.md ("Word budget").
 
 Bundle (a folder, like the FAISS bundles of :mod:`phylocl.retrieval.index_io`)::
@@ -44,7 +47,7 @@ from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import checked_lists
 from phylocl.sparse_rows import SparseRows, basis_gram
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
@@ -73,6 +76,32 @@ def budget_words(weights: np.ndarray, lengths: np.ndarray, budget: float | None)
     volume = np.cumsum(np.asarray(lengths, dtype=np.int64)[order])  # (n,)
     m = int(np.searchsorted(volume, budget * volume[-1], side="left")) + 1  # through the word that reaches it
     return np.sort(order[:min(m, n)])
+
+
+def top_rows(s: np.ndarray, m: int) -> np.ndarray:
+    """Rows of the ``m`` largest values of ``s`` ``(N,)``, best first, ties broken by the lower row: ``(m,)`` int64.
+
+    The same rows as a full sort, found in about one comparison per row: a threshold from a strided sample of
+    ``s`` keeps a few times ``m`` rows, which are then sorted (a full ``argpartition`` of 10^6 values costs more
+    than a budgeted query's words).
+    """
+    n = len(s)
+    if m >= n:
+        cand = np.arange(n)
+    else:
+        step = max(1, n // 8192)
+        sample = np.sort(s[::step])  # (n / step,) ascending
+        above = min(len(sample) - 1, 4 * m // step + 8)  # sample values above the threshold: ~4m rows expected
+        cand = np.flatnonzero(s >= sample[len(sample) - 1 - above])
+        if len(cand) < m:  # a poor sample: every row
+            cand = np.arange(n)
+    vals = s[cand]
+    if len(cand) > m:  # the m-th largest value; rows above it, then the lowest rows equal to it
+        v = np.partition(vals, len(vals) - m)[len(vals) - m]
+        above = vals > v
+        cand = np.concatenate([cand[above], cand[vals == v][: m - int(above.sum())]])
+        vals = s[cand]
+    return cand[np.lexsort((cand, -vals))].astype(np.int64)  # best first, ties: the lower row
 
 
 def default_threads() -> int:
@@ -137,6 +166,19 @@ class SparseIndex:
     def scores(self, q: SparseRows, *, budget: float | None = None) -> np.ndarray:
         """Cosine of every query row with every database row: ``(b, N)`` float32; with a word ``budget`` in
         ``(0, 1)``, the approximate scores of the module docstring."""
+        out = self._sparse_scores(q, budget)  # (b, N)
+        if q.rank:
+            out += self._low_rank_query(q) @ self.dense.T  # (b, N)
+        return out
+
+    def _low_rank_query(self, q: SparseRows) -> np.ndarray:
+        """``u = [c_q, a_q + c_q G]`` ``(b, 2r)`` float32: the low-rank term of a score is ``u . dense[row]``."""
+        qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
+        a_q = np.asarray(qs @ self.basis.T)  # (b, r)
+        return np.hstack([q.coeffs, a_q + q.coeffs @ self.gram]).astype(np.float32)  # (b, 2r)
+
+    def _sparse_scores(self, q: SparseRows, budget: float | None) -> np.ndarray:
+        """The sparse part of every score, ``(b, N)`` float32, over the words ``budget`` lets each query read."""
         if q.dim != self.dim or q.rank != self.basis.shape[0]:
             raise ValueError(f"queries of width {q.dim} / rank {q.rank} for an index of {self.dim} / "
                              f"{self.basis.shape[0]}")
@@ -151,12 +193,20 @@ class SparseIndex:
                 cols = cols_i[lo:lo + TERMS_PER_PASS]
                 lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
                 out[i] += lists.T @ vals_i[lo:lo + TERMS_PER_PASS]  # (n, N)^T @ (n,)
-        if q.rank:
-            qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
-            a_q = np.asarray(qs @ self.basis.T)  # (b, r)
-            u = np.hstack([q.coeffs, a_q + q.coeffs @ self.gram]).astype(np.float32)  # (b, 2r)
-            out += u @ self.dense.T  # (b, N)
         return out
+
+    def _budget_hits(self, q: SparseRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
+        """``scores``, ``rows`` ``(b, depth)`` of a budgeted search (module docstring), best first."""
+        s = self._sparse_scores(q, budget)  # (b, N)
+        u = self._low_rank_query(q) if q.rank else None  # (b, 2r)
+        scores = np.empty((len(q), depth), np.float32)
+        rows = np.empty((len(q), depth), np.int64)
+        for i in range(len(q)):
+            top = top_rows(s[i], depth)  # (depth,) largest sparse sums, best first
+            sc = s[i, top] + (self.dense[top] @ u[i] if u is not None else 0)  # (depth,)
+            order = np.lexsort((top, -sc))  # best first; ties: the lower row
+            scores[i], rows[i] = sc[order], top[order]
+        return scores, rows
 
     def search(self, queries: SparseRows, k: int, *, exclude_ids: Sequence[str] | None = None,
                block: int | None = None, budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +230,15 @@ class SparseIndex:
 
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
-            s = self.scores(queries.slice(lo, hi), budget=budget)  # (b, N)
+            if budget is not None and budget < 1:
+                sc, i = self._budget_hits(queries.slice(lo, hi), depth, budget)  # (b, depth) each
+                if depth < wanted:  # -1 past the database's end
+                    sc = np.hstack([sc, np.full((hi - lo, wanted - depth), -np.inf, np.float32)])
+                    i = np.hstack([i, np.full((hi - lo, wanted - depth), -1, np.int64)])
+                if exclude_ids is None:
+                    return sc, i
+                return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
+            s = self.scores(queries.slice(lo, hi))  # (b, N)
             top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
             order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
             i = np.full((hi - lo, wanted), -1, dtype=np.int64)

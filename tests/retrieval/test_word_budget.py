@@ -9,7 +9,7 @@ import pytest
 import phylocl.retrieval.sparse_index as sparse_index
 from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.retrieval.sparse_index import budget_words, check_budget
+from phylocl.retrieval.sparse_index import budget_words, check_budget, top_rows
 from phylocl.sparse_rows import SparseRows
 
 LETTERS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
@@ -153,3 +153,32 @@ def test_bad_budgets_are_refused(bad):
     index = sparse_index_in_memory(rows, ids=["a", "b"])
     with pytest.raises(ValueError, match="word budget"):
         index.search(rows, 1, budget=bad)
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (10, 3), (10, 10), (10, 20), (9000, 50), (60000, 500), (60000, 7000)])
+def test_top_rows_equal_a_full_sort_with_ties_on_the_lower_row(n, m):
+    rng = np.random.default_rng(n + m)
+    for values in (rng.random(n), np.round(rng.random(n), 2), np.where(rng.random(n) < 0.99, 0, rng.random(n)),
+                   np.zeros(n), np.sort(rng.random(n))):
+        s = values.astype(np.float32)
+        expected = np.lexsort((np.arange(n), -s))[:m]  # the obvious reference: sort everything
+        np.testing.assert_array_equal(top_rows(s, m), expected)
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_budget_search_ranks_the_best_sparse_sums_with_their_low_rank_terms(rank):
+    seqs, _ = _families(12, 5, 60, 0.3, seed=5)
+    rows = KmerEmbedder(k=2).embed_sparse(seqs)
+    rows = _low_rank(rows, rank) if rank else rows
+    ids = [str(i) for i in range(len(seqs))]
+    index = sparse_index_in_memory(rows, ids=ids)
+    q = rows.slice(0, 6)
+    scores, hits = index.search(q, 7, budget=0.25, exclude_ids=ids[:6])
+    sparse = index._sparse_scores(q, 0.25).astype(np.float64)  # (6, N) sums over the words read
+    full = index.scores(q, budget=0.25).astype(np.float64)  # plus every row's low-rank term
+    for i in range(6):
+        s = np.where(np.arange(len(seqs)) == i, -np.inf, sparse[i])  # the query's own row left out
+        best = np.lexsort((np.arange(len(seqs)), -s))[:7]  # rows of the 7 largest sparse sums
+        assert set(hits[i].tolist()) == set(best.tolist())
+        np.testing.assert_allclose(scores[i], full[i, hits[i]], atol=2e-6)
+        assert (np.diff(scores[i]) <= 0).all()
