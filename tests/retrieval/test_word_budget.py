@@ -176,9 +176,14 @@ def test_budget_search_ranks_the_best_sparse_sums_with_their_low_rank_terms(rank
     scores, hits = index.search(q, 7, budget=0.25, exclude_ids=ids[:6])
     sparse = index._sparse_scores(q, 0.25).astype(np.float64)  # (6, N) sums over the words read
     full = index.scores(q, budget=0.25).astype(np.float64)  # plus every row's low-rank term
+    pool = 8 * (sparse_index.POOL if rank else 1)  # k + 1 rows (the query's own may be among them) per pool
     for i in range(6):
-        s = np.where(np.arange(len(seqs)) == i, -np.inf, sparse[i])  # the query's own row left out
-        best = np.lexsort((np.arange(len(seqs)), -s))[:7]  # rows of the 7 largest sparse sums
+        n = np.arange(len(seqs))
+        in_pool = np.lexsort((n, -sparse[i]))[:pool]  # rows of the largest sparse sums
+        s = np.full(len(seqs), -np.inf)
+        s[in_pool] = full[i, in_pool]  # their low-rank terms added
+        s[i] = -np.inf  # the query's own row left out
+        best = np.lexsort((n, -s))[:7]
         assert set(hits[i].tolist()) == set(best.tolist())
         np.testing.assert_allclose(scores[i], full[i, hits[i]], atol=2e-6)
         assert (np.diff(scores[i]) <= 0).all()
