@@ -435,9 +435,9 @@ def _add_search(sub) -> None:
                    help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
                         "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
     p.add_argument("--word-budget", type=float, metavar="F",
-                   help="sparse index only: each query reads only its heaviest words, up to fraction F (0 < F <= 1) "
-                        "of the postings exact search reads; faster, not exact (recall: docs/retrieval.md, "
-                        "'Word budget'); default 1, exact")
+                   help="sparse index only: each query reads only its words of most weight per posting, up to "
+                        "fraction F (0 < F <= 1) of the postings exact search reads; faster, not exact (recall: "
+                        "docs/retrieval.md, 'Word budget'); default 1, exact")
     g = p.add_argument_group("alignment stage (on by default)")
     _add_align_options(g, no_align=True)
     _add_windows_option(p, "with --db: embed database and queries as windows of W residues (stride W/2) and rank "

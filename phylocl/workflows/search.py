@@ -272,8 +272,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         windows: with ``db``, embed database and queries as windows of this many residues and rank database
             sequences by their best window pair (:mod:`phylocl.workflows.windows`); an ``index`` built with
             ``--windows`` uses its own width (a different ``windows`` is refused).
-        word_budget: with a sparse index (k-mer profiles), read only each query's heaviest words up to this
-            fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
+        word_budget: with a sparse index (k-mer profiles), read only each query's words of most weight per
+            posting, up to this fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
             docs/retrieval.md, "Word budget"; :mod:`phylocl.retrieval.sparse_index`); ``None`` or 1: exact.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an

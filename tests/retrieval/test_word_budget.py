@@ -36,8 +36,8 @@ def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
 
 
 def _slow_words(weights, lengths, budget) -> list[int]:
-    """The obvious loop: heaviest words first (earlier word on ties) until the volume reaches the budget."""
-    order = sorted(range(len(weights)), key=lambda j: (-float(weights[j]), j))
+    """The obvious loop: most weight per posting first (earlier word on ties) until the volume reaches the budget."""
+    order = sorted(range(len(weights)), key=lambda j: (-float(weights[j]) / max(int(lengths[j]), 1), j))
     total, taken, volume = int(np.sum(lengths)), [], 0
     for j in order:
         if budget is not None and budget < 1 and volume >= budget * total:
