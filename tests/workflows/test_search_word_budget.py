@@ -94,3 +94,9 @@ def test_budget_needs_a_sparse_index(tmp_path, db, cli):
     code, _, err = cli("search", "--no-align", "--query", db, "--db", db, "--model", "kmer:3", "-o",
                        tmp_path / "h.tsv", "--word-budget", "0.5", "--quiet")  # an in-memory sparse index takes it
     assert code == 0, err
+
+
+def test_budget_is_refused_with_windows(tmp_path, db, cli):
+    code, _, err = cli("search", "--no-align", "--query", db, "--db", db, "--model", "kmer:3", "--windows", "40",
+                       "-o", tmp_path / "h.tsv", "--word-budget", "0.5", "--quiet")
+    assert code == 2 and "--word-budget needs a sparse index" in err and not (tmp_path / "h.tsv").exists()
