@@ -187,3 +187,15 @@ def test_budget_search_ranks_the_best_sparse_sums_with_their_low_rank_terms(rank
         assert set(hits[i].tolist()) == set(best.tolist())
         np.testing.assert_allclose(scores[i], full[i, hits[i]], atol=2e-6)
         assert (np.diff(scores[i]) <= 0).all()
+
+
+def test_budget_search_of_a_short_database_pads_with_minus_one_and_drops_self_hits():
+    seqs, _ = _families(2, 3, 40, 0.3, seed=6)
+    rows = KmerEmbedder(k=2).embed_sparse(seqs)
+    ids = list("abcdef")
+    index = sparse_index_in_memory(rows, ids=ids)
+    scores, hits = index.search(rows.slice(0, 2), 10, exclude_ids=["a", "b"], budget=0.3)
+    assert scores.shape == hits.shape == (2, 10)
+    assert 0 not in hits[0] and 1 not in hits[1]
+    assert (hits[:, :5] >= 0).all() and (hits[:, 5:] == -1).all() and np.isinf(scores[:, 5:]).all()
+    assert sorted(hits[0, :5].tolist()) == [1, 2, 3, 4, 5]
