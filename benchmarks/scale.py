@@ -16,7 +16,9 @@ database). Every step runs as its own process under ``/usr/bin/time`` (wall seco
   that are true family members (precision@10 of the relatives);
 - an embeddings file already in ``--work`` is reused (delete it to time ``phylocl embed`` again);
 - ``--query-counts 1 10 100``: the same searches (every index built, DIAMOND) for the first ``c`` queries only, since
-  per-query cost depends on how many queries share one run (DIAMOND scans its database once per run).
+  per-query cost depends on how many queries share one run (DIAMOND scans its database once per run);
+- ``--word-budget 0.1 0.2``: each ``--query-counts`` search of a sparse index again with ``search --word-budget F``
+  (a non-exact candidate stage), right after the exact one, with its top-10 recall against the exact run's hits.
 
 Prints one JSON object per step. Example (the commands of docs/performance.md are the issue-17 runs)::
 
@@ -194,8 +196,12 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
     indexes = [(model, kind, idx) for model, kind, idx in indexes if idx.is_dir()]
     for c in args.query_counts:
         sub = first_queries(qf, c)
-        runs = [(f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv",
-                                                      k=args.search_k)) for model, kind, idx in indexes]
+        runs = [r for model, kind, idx in indexes for r in (
+            (f"phylocl {model}", kind, search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}.tsv",
+                                                  k=args.search_k)),
+            *[(f"phylocl {model} wb{b:g}", kind,
+               search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}-wb{b:g}.tsv", "--word-budget", str(b),
+                          k=args.search_k)) for b in (args.word_budget if kind == "sparse" else [])])]
         if args.compare_repo:  # each phylocl search again with another checkout's code, right after it
             runs = [r for run in runs for r in (run, (f"{run[0]}@{args.compare_repo.name}", run[1], base_cmd(run[2])))]
         if args.diamond:
@@ -206,8 +212,9 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
             runs.append(("mmseqs indexed", None, mmseqs_cmd(sub, args.work / f"db-{n}.mmseqs",
                                                             args.work / f"hits-{n}-mmseqs-{c}.tsv",
                                                             args.work / f"tmp-mmseqs-{n}-{c}", args.threads)))
+        exact: dict = {}  # hits of each exact phylocl search, for the recall of its word-budget runs
         for tool, kind, cmd in runs:
-            tag = f"{tool.split()[-1].replace(':', '_')}-{kind}" if kind else tool.split()[0]
+            tag = f"{'-'.join(tool.split()[1:]).replace(':', '_')}-{kind}" if kind else tool.split()[0]
             if tool.startswith("mmseqs"):
                 shutil.rmtree(cmd[5], ignore_errors=True)  # a fresh temporary folder: nothing reused
             load = os.getloadavg()[0]
@@ -215,11 +222,16 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
             tag += "-base" if "@" in tool else ""
             r = timed(cmd, threads=args.threads, log=args.work / f"count-{n}-{c}-{tag}.log", repo=repo)
             out = Path(cmd[cmd.index("-o") + 1]) if "-o" in cmd else Path(cmd[4])
+            h = hits(out) if r["rc"] == 0 else {}
+            budget = tool.split()[-1] if " wb" in tool else None
+            if tool.startswith("phylocl") and budget is None and "@" not in tool:
+                exact[(tool, kind)] = h
+            reference = exact.get((tool.rsplit(" ", 1)[0], kind)) if budget else None
             print(json.dumps({"size": n, "tool": tool, "step": "search", "kind": kind, "queries": c,
                               "k": args.search_k if tool.startswith("phylocl") else 10, **r,
                               "load_before": round(load, 2), "seconds_per_query": round(r["seconds"] / c, 4),
-                              "family_precision@10": family_precision(hits(out), family, c) if r["rc"] == 0
-                              else None}), flush=True)
+                              "family_precision@10": family_precision(h, family, c) if r["rc"] == 0 else None,
+                              **({"recall@10_vs_exact": overlap(h, reference)} if reference else {})}), flush=True)
 
 
 def run_diamond(args, n: int, db: Path, qf: Path, family: dict) -> None:
@@ -281,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="-k of the --query-counts phylocl searches (DIAMOND and MMseqs2 keep 10)")
     p.add_argument("--compare-repo", type=Path, default=None,
                    help="also time every --query-counts phylocl search with the code of this checkout (e.g. main)")
+    p.add_argument("--word-budget", type=float, nargs="*", default=[], metavar="F",
+                   help="also run every --query-counts search of a sparse index with search --word-budget F")
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)

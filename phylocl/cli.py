@@ -184,11 +184,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
                overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
                gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
-               filter_pvalue=args.filter_pvalue, windows=args.windows)
+               filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
            f"{r.candidates} candidates)" if r.aligned else "embedding only")
+    if r.word_budget is not None and r.word_budget < 1:
+        how += f", word budget {r.word_budget:g} (not exact)"
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
           file=sys.stderr if to_stdout else sys.stdout)
@@ -432,6 +434,10 @@ def _add_search(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
                         "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")
+    p.add_argument("--word-budget", type=float, metavar="F",
+                   help="sparse index only: each query reads only its words of most weight per posting, up to "
+                        "fraction F (0 < F <= 1) of the postings exact search reads; faster, not exact (recall: "
+                        "docs/retrieval.md, 'Word budget'); default 1, exact")
     g = p.add_argument_group("alignment stage (on by default)")
     _add_align_options(g, no_align=True)
     _add_windows_option(p, "with --db: embed database and queries as windows of W residues (stride W/2) and rank "

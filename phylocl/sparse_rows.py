@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SparseRows", "concat_rows"]
+__all__ = ["SparseRows", "basis_gram", "concat_rows"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,26 @@ def concat_rows(parts: list[SparseRows]) -> SparseRows:
                       values=np.concatenate([p.values for p in parts]).astype(np.float32),
                       coeffs=np.concatenate([p.coeffs for p in parts]).astype(np.float32), basis=first.basis,
                       dim=first.dim)
+
+
+def basis_gram(basis: np.ndarray) -> np.ndarray:
+    """``basis @ basis.T`` ``(r, r)``, in ``basis``'s dtype, for a ``(r, D)`` basis of a few dense rows and many rows
+    with at most one non-zero (the similar-word block's unit rows of the learned profile encoders).
+
+    Only the dense rows go through a matrix product; every entry involving a one-entry row is read off directly,
+    which is exact (the other terms of its sum are products with zero). At ``r = 120``, ``D = 24,096``
+    (``default-protein``) this is ~10x faster than the full product, which cost a search's start-up ~50 ms twice.
+    """
+    b = np.asarray(basis)
+    count = np.count_nonzero(b, axis=1)  # (r,)
+    single = np.flatnonzero(count == 1)
+    if len(single) == 0:
+        return b @ b.T
+    rest = np.flatnonzero(count != 1)
+    out = np.zeros((len(b), len(b)), dtype=np.result_type(b.dtype, np.float32))  # (r, r)
+    out[np.ix_(rest, rest)] = b[rest] @ b[rest].T
+    cols = np.argmax(b[single] != 0, axis=1)  # (s,) the column of each one-entry row
+    block = b[single, cols][:, None] * b[:, cols].T  # (s, r): row s_i against every row
+    out[single, :] = block
+    out[:, single] = block.T
+    return out

@@ -82,10 +82,15 @@ def search_space(m: int, n: int, n_seqs: int, stats: KarlinAltschul) -> float:
     return max(m - ell, 1.0 / stats.K) * max(n - n_seqs * ell, 1.0)
 
 
+def _erfc(x: np.ndarray) -> np.ndarray:
+    """``erfc`` elementwise with the standard library's ``math.erfc`` (importing scipy.special for it would cost a
+    one-query search about 0.1 s of start-up; a few hundred values per query cost microseconds)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.fromiter(map(math.erfc, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
+
+
 def _spouge(raw: np.ndarray, m: int, target_lengths: np.ndarray, db_residues: int,
             stats: KarlinAltschul) -> np.ndarray:
-    from scipy.special import erfc
-
     alpha_v, sigma, a_un, alpha_un, g = stats.gumbel
     a, lam = stats.alpha, stats.lam
     b, beta, tau = 2 * g * (a_un - a), 2 * g * (alpha_un - alpha_v), 2 * g * (alpha_un - sigma)
@@ -95,7 +100,7 @@ def _spouge(raw: np.ndarray, m: int, target_lengths: np.ndarray, db_residues: in
         ell = np.asarray(length, dtype=np.float64) - (a * y + b)
         sd = np.sqrt(np.maximum(2 * alpha_v / lam, alpha_v * y + beta))
         f = ell / sd
-        p = 0.5 * erfc(-f / math.sqrt(2.0))
+        p = 0.5 * _erfc(-f / math.sqrt(2.0))
         return ell * p + sd * np.exp(-0.5 * f * f) / math.sqrt(2 * math.pi), p
 
     p1, q1 = side(m)

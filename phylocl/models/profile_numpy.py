@@ -37,7 +37,7 @@ from phylocl.models.backbone_config import flat_values
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.patterns import profile_dim, seed_patterns  # noqa: F401 (re-exported)
 from phylocl.models.windows import default_stride, overlap_stride, window_starts
-from phylocl.sparse_rows import SparseRows
+from phylocl.sparse_rows import SparseRows, basis_gram
 
 __all__ = ["NumpyProfileEncoder", "seed_patterns", "profile_dim", "is_profile_folder"]
 
@@ -130,7 +130,7 @@ class NumpyProfileEncoder:
         unit[:, self.embed_dim - extra:] = np.eye(extra)
         self.basis = np.concatenate([self.tokens, unit])  # (r, D), r = v + P s
         self.vocab = len(self.tokens)
-        self.gram = self.basis @ self.basis.T  # (r, r)
+        self.gram = basis_gram(self.basis)  # (r, r)
         self.tokens_t = np.ascontiguousarray(self.tokens.T)  # (D, v)
         code = np.full(alpha.vocab_size, -1, np.int64)  # token id -> letter index (X and specials: -1)
         letters = [c for c in alpha.letters if c != alpha.unknown]

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from phylocl.atomic import atomic_dir
@@ -26,6 +25,8 @@ FORMAT = "phylocl-index/1"
 
 def save_index(index: "RetrievalIndex", path: str | Path) -> Path:
     """Write ``index`` as a bundle directory at ``path`` (replacing an existing one only once complete)."""
+    import faiss  # here, not at the top: reading a sparse bundle never needs it
+
     path = Path(path)
     meta = {"format": FORMAT, "kind": index.kind, "dim": index.dim, "ntotal": index.ntotal,
             "params": index.params, "model": index.model}

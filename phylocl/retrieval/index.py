@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from phylocl.retrieval.bundle import save_index
+from phylocl.retrieval.hits import drop_self_hits, own_rows  # noqa: F401  (their home before hits.py)
 from phylocl.retrieval.index_choice import DEFAULT_MEMORY_BUDGET, choose_kind
 from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PARAM_NAMES, TRAIN_BYTES,
                                            TRAIN_POINTS_PER_LIST, default_params)
@@ -105,30 +106,6 @@ def apply_search_params(index: faiss.Index, params: dict) -> None:
         faiss.extract_index_ivf(base).nprobe = int(params["nprobe"])
     if "ef_search" in params:
         base.hnsw.efSearch = int(params["ef_search"])
-
-
-def drop_self_hits(scores: np.ndarray, indices: np.ndarray, self_positions, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each query's own database row from its hits and keep the first ``k``.
-
-    Args:
-        scores, indices: ``(Q, K)`` search results with ``K >= k`` (search ``k + 1`` to lose nothing).
-        self_positions: ``(Q,)`` database row of each query, ``-1`` where the query is not in the database.
-
-    Returns ``(scores, indices)`` of shape ``(Q, k)``, rank order kept.
-    """
-    self_positions = np.asarray(self_positions, dtype=np.int64)[:, None]  # (Q, 1)
-    is_self = (indices == self_positions) & (self_positions >= 0)  # (Q, K)
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]  # non-self hits first, rank order kept
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
-
-
-def own_rows(ids: Sequence[str], hits: np.ndarray, query_ids: Sequence[str]) -> np.ndarray:
-    """``(b,)`` row among ``hits`` ``(b, K)`` whose id (``ids[row]``) is the query's own, ``-1`` where none is.
-
-    Found among the hits, so no id -> row map of the whole database is built (1.5 s at 10^6 rows).
-    """
-    return np.array([next((r for r in row if r >= 0 and ids[r] == str(qid)), -1)
-                     for row, qid in zip(hits.tolist(), query_ids)], dtype=np.int64)
 
 
 class RetrievalIndex:

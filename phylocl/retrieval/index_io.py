@@ -21,8 +21,8 @@ import zipfile
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from phylocl.atomic import recover_interrupted
@@ -30,13 +30,16 @@ from phylocl.errors import InputError
 from phylocl.retrieval.bundle import FORMAT, save_index
 from phylocl.retrieval.npz_mmap import check_npy_sizes
 from phylocl.retrieval.embedding_files import check_model_record
-from phylocl.retrieval.index import INDEX_KINDS, RetrievalIndex
+from phylocl.retrieval.index_params import INDEX_KINDS
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
+
+if TYPE_CHECKING:
+    from phylocl.retrieval.index import RetrievalIndex
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
@@ -85,6 +88,10 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
         return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
     if kind == WINDOWS:
         return _load_windowed(path, dim, ntotal, ids, labels, model, meta)
+    import faiss  # only FAISS bundles need it (a sparse search starts without it)
+
+    from phylocl.retrieval.index import RetrievalIndex
+
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY

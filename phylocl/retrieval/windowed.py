@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from phylocl.retrieval.index import drop_self_hits, own_rows
+from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
 from phylocl.retrieval.sparse_index import BLOCK_VALUES, MAX_BLOCK, SPLIT, SparseIndex, default_threads

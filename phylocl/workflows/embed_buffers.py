@@ -8,14 +8,15 @@ order. Used by ``embed``, ``search`` and ``evaluate``.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.model_spec import ResolvedModel
+
+if TYPE_CHECKING:  # a type only: the bar itself comes from phylocl.workflows.progress_bar
+    from tqdm import tqdm
 
 __all__ = ["embed_buffers", "sparse_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
 

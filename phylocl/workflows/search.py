@@ -66,6 +66,7 @@ class SearchResult:
     aligned: bool = False
     scoring: dict | None = None
     candidates: int | None = None
+    word_budget: float | None = None
 
 
 def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
@@ -249,7 +250,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            gap_open: int | None = None, gap_extend: int | None = None, out_format: str = "tsv",
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
            stdout: TextIO | None = None, filter_pvalue: float | None = None,
-           windows: int | None = None) -> SearchResult:
+           windows: int | None = None, word_budget: float | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -271,6 +272,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         windows: with ``db``, embed database and queries as windows of this many residues and rank database
             sequences by their best window pair (:mod:`phylocl.workflows.windows`); an ``index`` built with
             ``--windows`` uses its own width (a different ``windows`` is refused).
+        word_budget: with a sparse index (k-mer profiles), read only each query's words of most weight per
+            posting, up to this fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
+            docs/retrieval.md, "Word budget"; :mod:`phylocl.retrieval.sparse_index`); ``None`` or 1: exact.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.
@@ -283,6 +287,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
                         filter_pvalue=filter_pvalue)
+    _check_word_budget(word_budget)
     to_stdout = str(out) == "-"
     if not to_stdout:
         out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
@@ -292,6 +297,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if index is not None:
         ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
         windows = index_windows(ridx, windows, path=index)
+        _check_word_budget(word_budget, sparse=ridx.kind == "sparse", path=index)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
@@ -303,6 +309,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                  sparse_only=True)
         if windows is not None:
             check_windows(windows, embedder)
+        _check_word_budget(word_budget, sparse=embedder.sparse and windows is None)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
@@ -327,7 +334,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                buffer_size=buffer_size, bar=bar, sparse=ridx.kind in SPARSE_KINDS, db_seqs=db_seqs,
                                windows=windows)
         for x, ids, seqs in chunks:
-            scores, rows = ridx.search(x, k_eff, exclude_ids=ids)  # (b, k) each
+            budget = {} if word_budget is None else {"budget": word_budget}  # only sparse indexes take one
+            scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)  # (b, k) each
             if stage is None:
                 n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
             else:  # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
@@ -338,7 +346,23 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
                         db_size=ridx.ntotal, model=embedder.model_info(), seconds=time.perf_counter() - start,
                         notes=notes, aligned=align, scoring=stage.scoring.record() if stage else None,
-                        candidates=candidates if align else None)
+                        candidates=candidates if align else None, word_budget=word_budget)
+
+
+def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:
+    """Refuse (:class:`InputError`, one line) a word budget outside ``(0, 1]``, or one for an index that is not a
+    sparse index of whole sequences (``sparse=False``)."""
+    from phylocl.retrieval.sparse_index import check_budget
+
+    if budget is None:
+        return
+    try:
+        check_budget(budget)
+    except ValueError:
+        raise InputError(f"--word-budget must be in (0, 1] (1: exact search), got {budget}") from None
+    if not sparse:
+        raise InputError("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or "
+                         "--db with a k-mer profile model, without --windows)", path=path)
 
 
 @contextlib.contextmanager

@@ -216,3 +216,14 @@ def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
     assert sum(aligned) == n_plain - mutual  # each mutual pair aligned once
     for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
         np.testing.assert_array_equal(getattr(plain, field), getattr(once, field))
+
+
+def test_erfc_of_the_finite_size_correction_equals_scipys():
+    """statistics._erfc (the standard library's, to keep scipy.special out of a search's start-up) is scipy's erfc."""
+    from scipy.special import erfc
+
+    from phylocl.align.statistics import _erfc
+
+    x = np.concatenate([np.linspace(-26, 26, 2001), np.random.default_rng(0).normal(scale=4, size=200)])  # normal numbers
+    assert np.allclose(_erfc(x), erfc(x), rtol=1e-9, atol=0)
+    assert _erfc(np.zeros((2, 3))).shape == (2, 3) and _erfc(np.zeros(0)).shape == (0,)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import faiss
 import numpy as np
 import pytest
 
-import phylocl.retrieval.index_io as io_mod
 from phylocl.errors import InputError
 from phylocl.retrieval.index import build_index
 from phylocl.retrieval.index_io import check_compatible, load_index, save_index
@@ -48,7 +48,7 @@ def test_saving_replaces_whole_bundle_or_nothing(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io_mod.faiss, "write_index", crash)
+    monkeypatch.setattr(faiss, "write_index", crash)  # bundle.py imports faiss when it saves
     with pytest.raises(InputError, match="db.index: cannot write: disk full"):  # names the bundle (issue 25)
         save_index(build_index(x), path)
     assert load_index(path).ntotal == 50  # the old bundle is intact

@@ -135,3 +135,23 @@ def test_thread_count_does_not_change_scores_or_hits(tmp_path, rank):
     for i in range(10):
         assert i not in runs[0][1][i]
         np.testing.assert_allclose(runs[0][0][i], (x[runs[0][1][i]] @ x[i]), atol=2e-5)
+
+
+def test_basis_gram_equals_the_full_product():
+    """The structured gram (dense rows by a product, one-entry rows read off) equals ``basis @ basis.T`` exactly,
+    for one-entry rows sharing columns with each other and with the dense rows, empty rows and both dtypes."""
+    from phylocl.sparse_rows import basis_gram
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        dense = rng.normal(size=(4, 50))
+        dense[1, 10:] = 0  # a sparse but multi-entry row
+        unit = np.zeros((7, 50))
+        unit[np.arange(7), [3, 3, 49, 0, 20, 21, 22]] = rng.normal(size=7)
+        for basis in (np.concatenate([dense, unit, np.zeros((1, 50))]), unit, dense, np.zeros((0, 50))):
+            b = basis.astype(dtype)
+            got = basis_gram(b)
+            assert got.dtype == dtype and got.shape == (len(b), len(b))
+            assert np.array_equal(got, b @ b.T) or np.allclose(got, b @ b.T, rtol=1e-6, atol=1e-6)
+            if len(b) and not (np.count_nonzero(b, axis=1) > 1).any():
+                assert np.array_equal(got, b @ b.T)  # one-entry rows only: exact

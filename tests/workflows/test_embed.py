@@ -303,7 +303,8 @@ def test_progress_bar_shows_count_rate_and_eta_on_a_terminal_only():
     quiet = Tty()  # --quiet on a terminal
     with progress_bar("x", stream=quiet, enabled=False) as bar:
         bar.update(3)
-    assert quiet.getvalue() == ""
+        bar.update(2)
+    assert quiet.getvalue() == "" and bar.n == 5 and bar.disable  # still counts, as a disabled tqdm bar does
 
 
 def test_embed_reports_progress_through_tqdm(tmp_path, dataset, encoder_path):
