@@ -184,11 +184,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
                overlap=args.window_overlap, progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
                gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
-               filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget)
+               filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget,
+               strand=args.strand)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
-           f"{r.candidates} candidates)" if r.aligned else "embedding only")
+           f"{r.candidates} candidates{', both strands' if r.strand == 'both' else ''})" if r.aligned
+           else "embedding only" + (", both strands" if r.strand == "both" else ""))
     if r.word_budget is not None and r.word_budget < 1:
         how += f", word budget {r.word_budget:g} (not exact)"
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
@@ -207,7 +209,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=not args.quiet, strict=args.strict, align=args.align,
                       candidates=args.candidates, evalue=args.evalue,
                       matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads,
-                      filter_pvalue=args.filter_pvalue, windows=args.windows)
+                      filter_pvalue=args.filter_pvalue, windows=args.windows, strand=args.strand)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -421,6 +423,9 @@ def _add_align_options(g, *, no_align: bool) -> None:
                        help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
                             "gapopen qstart qend sstart send evalue bitscore)")
     g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
+    g.add_argument("--strand", choices=["plus", "both"],
+                   help="DNA only: both (the default when aligning, as blastn) also searches and aligns each query's "
+                        "reverse complement and keeps the better strand per target; plus: the query as given")
 
 
 def _add_search(sub) -> None:

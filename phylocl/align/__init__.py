@@ -14,8 +14,9 @@ from phylocl.align.blast6 import BLAST6_COLUMNS, blast6_line, format_evalue
 from phylocl.align.scoring import KarlinAltschul, ScoringSystem, scoring_system
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues, length_adjustment
+from phylocl.align.strands import align_strands, reverse_complement
 from phylocl.align.traceback import AlignmentSummary, describe_alignments
 
 __all__ = ["BLAST6_COLUMNS", "AlignedHits", "AlignmentSummary", "KarlinAltschul", "ScoringSystem", "align_candidates",
-           "bit_scores", "blast6_line", "clean_sequence", "default_threads", "describe_alignments", "evalues",
-           "format_evalue", "length_adjustment", "scoring_system"]
+           "align_strands", "bit_scores", "blast6_line", "clean_sequence", "default_threads", "describe_alignments",
+           "evalues", "format_evalue", "length_adjustment", "reverse_complement", "scoring_system"]

@@ -11,7 +11,9 @@ what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, ga
 
 DNA: BLASTN's ``-task blastn`` scheme, match +2, mismatch -3, gaps 5/2 (MMseqs2's nucleotide default gaps are
 also 5/2); ``N`` scores -2 against every letter, as ``blastn`` scores it (the rounded mean of one match and three
-mismatches). Only the plus strand of each target is aligned (``blastn`` searches both).
+mismatches); odd scores count as the even score below them in bit scores and E-values, as in ``blastn``
+(:attr:`KarlinAltschul.round_down`). Both strands are searched by default, as ``blastn`` does
+(:mod:`phylocl.align.strands`).
 
 Unknown letters: sequences are upper-cased and read as the data layer reads them (protein ``B Z J U O *`` -> ``X``,
 DNA ``U`` -> ``T``, IUPAC codes -> ``N``); ``X`` scores with the matrix's own ``X`` row (BLOSUM62: -2 to 0, ``X``
@@ -46,7 +48,10 @@ class KarlinAltschul:
     ``lam`` (lambda, per score unit) and ``K`` give bit scores ``(lam S - ln K) / ln 2``; ``H`` (nats per aligned
     pair), ``alpha`` and ``beta`` give BLAST's length adjustment (:mod:`phylocl.align.statistics`). ``gumbel``:
     ``(alpha_v, sigma, a_ungapped, alpha_v_ungapped, G)`` of Spouge's finite-size correction where BLAST tabulates
-    them (BLOSUM62), ``G = gap_open + gap_extend``.
+    them (BLOSUM62), ``G = gap_open + gap_extend``. ``round_down``: odd raw scores count as the even score below
+    them in bit scores and E-values, as BLAST+ does for its ``2/-3`` nucleotide scheme (its score block's
+    ``round_down`` flag, set in ``blast_stat.c`` for even rewards; the printed raw score stays odd): checked against
+    ``blastn -task blastn`` in ``tests/align/test_strands.py``.
     """
 
     lam: float
@@ -55,6 +60,7 @@ class KarlinAltschul:
     alpha: float
     beta: float
     gumbel: tuple[float, float, float, float, int] | None = None
+    round_down: bool = False
 
     @property
     def log_k(self) -> float:
@@ -254,4 +260,5 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
     if name == "BLOSUM62" and (gap_open, gap_extend) in BLOSUM62_GUMBEL:
         gumbel = (*BLOSUM62_GUMBEL[gap_open, gap_extend], *BLOSUM62_UNGAPPED, gap_open + gap_extend)
     return ScoringSystem(alphabet=alphabet, matrix_name=name, letters=letters, scores=scores, gap_open=gap_open,
-                         gap_extend=gap_extend, stats=KarlinAltschul(*map(float, params), gumbel=gumbel))
+                         gap_extend=gap_extend, stats=KarlinAltschul(*map(float, params), gumbel=gumbel,
+                                                                     round_down=alphabet == "dna"))

@@ -36,9 +36,15 @@ __all__ = ["bit_scores", "evalues", "length_adjustment", "search_space"]
 LN2 = math.log(2.0)
 
 
+def _scored(raw: np.ndarray, stats: KarlinAltschul) -> np.ndarray:
+    """Raw scores as the statistics read them: float64, odd ones rounded down with ``stats.round_down`` (BLASTN)."""
+    y = np.asarray(raw, dtype=np.float64)
+    return y - np.mod(y, 2.0) if stats.round_down else y
+
+
 def bit_scores(raw: np.ndarray, stats: KarlinAltschul) -> np.ndarray:
     """Bit scores of raw scores ``(n,)`` -> ``(n,)`` float64."""
-    return (stats.lam * np.asarray(raw, dtype=np.float64) - stats.log_k) / LN2
+    return (stats.lam * _scored(raw, stats) - stats.log_k) / LN2
 
 
 def length_adjustment(m: int, n: int, n_seqs: int, stats: KarlinAltschul) -> int:
@@ -94,7 +100,7 @@ def _spouge(raw: np.ndarray, m: int, target_lengths: np.ndarray, db_residues: in
     alpha_v, sigma, a_un, alpha_un, g = stats.gumbel
     a, lam = stats.alpha, stats.lam
     b, beta, tau = 2 * g * (a_un - a), 2 * g * (alpha_un - alpha_v), 2 * g * (alpha_un - sigma)
-    y = np.asarray(raw, dtype=np.float64)
+    y = _scored(raw, stats)
 
     def side(length):  # expected free length past an alignment of score y, and the probability it is positive
         ell = np.asarray(length, dtype=np.float64) - (a * y + b)
@@ -120,4 +126,4 @@ def evalues(raw: np.ndarray, *, query_length: int, db_residues: int, db_sequence
     if stats.gumbel is not None and target_lengths is not None:
         return _spouge(raw, query_length, target_lengths, db_residues, stats)
     space = search_space(query_length, db_residues, db_sequences, stats)
-    return stats.K * space * np.exp(-stats.lam * np.asarray(raw, dtype=np.float64))
+    return stats.K * space * np.exp(-stats.lam * _scored(raw, stats))

@@ -211,7 +211,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
              align: bool = False, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
              gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None,
-             filter_pvalue: float | None = None, windows: int | None = None) -> dict:
+             filter_pvalue: float | None = None, windows: int | None = None, strand: str | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -232,6 +232,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         windows: score each pair by its best pair of windows of this many residues (stride half of it), as
             ``phylocl search`` does on an index built with ``--windows`` (:mod:`phylocl.workflows.windows`; models
             with sparse rows only).
+        strand: DNA with ``align``: ``both`` (default) or ``plus``, as in ``phylocl search``
+            (:mod:`phylocl.workflows.evaluate_align`; with ``windows`` the prefilter stays the plus strand's).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -261,8 +263,13 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         from phylocl.workflows.windows import check_windows
 
         check_windows(windows, embedder)
+    if strand is not None and not align:
+        raise InputError("--strand is an option of the aligned ranking; add --align")
     if align:  # refuse bad scoring options before embedding
         from phylocl.align import scoring_system
+        from phylocl.workflows.search_strands import resolve_strand
+
+        strand = resolve_strand(strand, embedder.alphabet.name, align=True)
 
         scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
@@ -296,10 +303,18 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         from phylocl.workflows.evaluate_align import aligned_figures
 
         rel = ds.families if groups is None else [str(g) for g in groups]
+        minus = None
+        if strand == "both" and windows is None:
+            import numpy as np
+
+            from phylocl.workflows.evaluate_align import minus_hits
+
+            db_x = x if decoys is None else np.concatenate([x, decoys])
+            minus = minus_hits(embedder, ds.sequences, db_x, candidates, batch_size=batch_size)
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
                             matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,
-                            filter_pvalue=filter_pvalue)
+                            filter_pvalue=filter_pvalue, strand=strand, minus=minus)
         result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)

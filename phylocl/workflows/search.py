@@ -39,6 +39,7 @@ from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model, shipped_models
+from phylocl.workflows.search_strands import merge_candidates, minus_candidates, resolve_strand
 from phylocl.workflows.windows import check_windows, index_windows
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "check_align_options", "HEADER", "DEFAULT_CANDIDATES",
@@ -67,6 +68,7 @@ class SearchResult:
     scoring: dict | None = None
     candidates: int | None = None
     word_budget: float | None = None
+    strand: str = "plus"
 
 
 def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
@@ -221,7 +223,7 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
 
 
 def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                 out_format, threads, filter_pvalue=None):
+                 out_format, threads, filter_pvalue=None, strand="plus"):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
     from phylocl.align import default_threads, scoring_system
@@ -239,7 +241,8 @@ def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matri
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
                       threads=default_threads() if threads is None else threads,
-                      filter_pvalue=default_filter_pvalue(scoring.alphabet) if filter_pvalue is None else filter_pvalue)
+                      filter_pvalue=default_filter_pvalue(scoring.alphabet) if filter_pvalue is None else filter_pvalue,
+                      strand=strand)
 
 
 def search(*, query: str | Path, out: str | Path, model: str | None = None, db: str | Path | None = None,
@@ -250,7 +253,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            gap_open: int | None = None, gap_extend: int | None = None, out_format: str = "tsv",
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
            stdout: TextIO | None = None, filter_pvalue: float | None = None,
-           windows: int | None = None, word_budget: float | None = None) -> SearchResult:
+           windows: int | None = None, word_budget: float | None = None,
+           strand: str | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -275,6 +279,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         word_budget: with a sparse index (k-mer profiles), read only each query's words of most weight per
             posting, up to this fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
             docs/retrieval.md, "Word budget"; :mod:`phylocl.retrieval.sparse_index`); ``None`` or 1: exact.
+        strand: DNA only, ``plus`` or ``both`` (``None``: ``both`` when aligning, else ``plus``): ``both`` also
+            queries the index with each query's reverse complement (:mod:`phylocl.workflows.search_strands`) and
+            aligns both strands (:mod:`phylocl.align.strands`); an explicit ``strand`` for protein is refused.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.
@@ -298,11 +305,12 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
         windows = index_windows(ridx, windows, path=index)
         _check_word_budget(word_budget, sparse=ridx.kind == "sparse", path=index)
+        strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
                                  gap_extend=gap_extend, out_format=out_format, threads=threads,
-                                 filter_pvalue=filter_pvalue)
+                                 filter_pvalue=filter_pvalue, strand=strand)
     else:
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
@@ -310,12 +318,14 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         if windows is not None:
             check_windows(windows, embedder)
         _check_word_budget(word_budget, sparse=embedder.sparse and windows is None)
+        strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
             from phylocl.align import scoring_system
 
             scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
+        if align or strand == "both":  # the sequences to align, or to reverse-complement
             db_seqs = []
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
@@ -323,7 +333,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if align and db is not None:
         stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                              evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
-                             out_format=out_format, threads=threads, filter_pvalue=filter_pvalue)
+                             out_format=out_format, threads=threads, filter_pvalue=filter_pvalue, strand=strand)
     depth = candidates if align else k
     k_eff = max(1, min(depth, ridx.ntotal))  # memory follows the database, not -k
     n_queries = n_hits = 0
@@ -336,6 +346,10 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         for x, ids, seqs in chunks:
             budget = {} if word_budget is None else {"budget": word_budget}  # only sparse indexes take one
             scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)  # (b, k) each
+            if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
+                minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
+                                         sparse=ridx.kind in SPARSE_KINDS, windows=windows, **budget)
+                scores, rows = merge_candidates(scores, rows, *minus, k_eff)
             if stage is None:
                 n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
             else:  # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
@@ -346,7 +360,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
                         db_size=ridx.ntotal, model=embedder.model_info(), seconds=time.perf_counter() - start,
                         notes=notes, aligned=align, scoring=stage.scoring.record() if stage else None,
-                        candidates=candidates if align else None, word_budget=word_budget)
+                        candidates=candidates if align else None, word_budget=word_budget,
+                        strand=strand)
 
 
 def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:

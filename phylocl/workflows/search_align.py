@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TextIO
 
 import numpy as np
@@ -26,6 +27,7 @@ from phylocl.align import (
     format_evalue,
 )
 from phylocl.align.scoring import ScoringSystem
+from phylocl.align.strands import align_strands, minus_coordinates, reverse_complement
 from phylocl.align.traceback import canonical_first, mirror, trace_alignments
 from phylocl.errors import InputError
 
@@ -46,6 +48,8 @@ class AlignStage:
         db_residues, db_sequences: database size for the E-values.
         k: hits written per query; evalue: E-value threshold; out_format: ``tsv`` or ``blast6``; threads: workers.
         filter_pvalue: the ungapped (MSV) filter's P-value threshold (:mod:`phylocl.align.msv`; ``None``: none).
+        strand: ``plus``, or ``both`` for DNA (:mod:`phylocl.align.strands`: the better strand per target; minus-strand
+            hits are written with ``sstart > send`` in ``blast6``).
     """
 
     scoring: ScoringSystem
@@ -58,6 +62,7 @@ class AlignStage:
     out_format: str
     threads: int
     filter_pvalue: float | None = None
+    strand: str = "plus"
 
     def header(self) -> str:
         return ALIGNED_HEADER if self.out_format == "tsv" else ""
@@ -68,10 +73,10 @@ class AlignStage:
         their hits; returns the number written. ``query_rows``: database row of each query when the queries are
         the database's own sequences (a pair of two is then aligned once)."""
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
-        hits = align_candidates(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
-                                db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k,
-                                threads=self.threads, clean=False, query_rows=query_rows,
-                                filter_pvalue=self.filter_pvalue)
+        align = align_candidates if self.strand == "plus" else partial(align_strands, strand=self.strand)
+        hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
+                     db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
+                     clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue)
         tracebacks = self._tracebacks(query_ids, queries, hits, query_rows) if self.out_format == "blast6" else None
         n = 0
         for i, qid in enumerate(query_ids):
@@ -97,22 +102,27 @@ class AlignStage:
     def _tracebacks(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None) -> list[list]:
         """The :class:`~phylocl.align.AlignmentSummary` of every hit, per query. Each pair is traced once in the
         orientation :func:`~phylocl.align.traceback.trace_alignment` chooses and mirrored for the other (a pair of
-        two queries of an all-against-all buffer is met twice), so the result does not depend on ``query_rows``."""
+        two queries of an all-against-all buffer is met twice), so the result does not depend on ``query_rows``.
+        A minus-strand hit (``hits.minus``, both strands) is the query's reverse complement traced against the
+        target, its own pair, written in blastn's coordinates (:func:`~phylocl.align.strands.minus_coordinates`)."""
+        minus = getattr(hits, "minus", None)
         jobs: dict[tuple, tuple[str, str, int]] = {}  # pair key -> (first, second, score), traced orientation
         wanted = []  # per query: [(key, mirrored)] in hit order
         for i, q in enumerate(queries):
             me = int(query_rows[i]) if query_rows is not None else -1
             mine = []
             targets, raw = hits.query(i)[:2]
-            for t, score in zip(targets.tolist(), raw.tolist()):
+            strands = minus[hits.offsets[i]:hits.offsets[i + 1]].tolist() if minus is not None else [False] * len(raw)
+            for t, score, on_minus in zip(targets.tolist(), raw.tolist(), strands):
                 seq = self.fetch(t)
                 if len(q) * len(seq) > TRACEBACK_CELLS:
                     raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
                                      f"{self.db_ids[t]!r} ({len(seq):,}) is too large for a traceback "
                                      f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
-                first = canonical_first(q, seq, self.scoring)
-                key = ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
-                jobs.setdefault(key, (q, seq, score) if first else (seq, q, score))
+                x = reverse_complement(q) if on_minus else q
+                first = canonical_first(x, seq, self.scoring)
+                key = ("minus", i, t) if on_minus else ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
+                jobs.setdefault(key, (x, seq, score) if first else (seq, x, score))
                 mine.append((key, not first))
             wanted.append(mine)
         groups: dict[str, list[tuple]] = {}  # first sequence -> its pairs' keys: its score profiles are built once
@@ -144,4 +154,8 @@ class AlignStage:
             with ThreadPoolExecutor(self.threads) as pool:
                 for part in pool.map(run, tasks):
                     done.update(part)
-        return [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]
+        out = [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]
+        if minus is not None:  # minus-strand summaries, traced on the reverse complement, in blastn's coordinates
+            out = [[minus_coordinates(a, len(queries[i])) if k[0] == "minus" else a for a, (k, _) in zip(row, wanted[i])]
+                   for i, row in enumerate(out)]
+        return out
