@@ -11,7 +11,7 @@ what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, ga
 
 DNA: BLASTN's ``-task blastn`` scheme, match +2, mismatch -3, gaps 5/2 (MMseqs2's nucleotide default gaps are
 also 5/2); ``N`` scores -2 against every letter, as ``blastn`` scores it (the rounded mean of one match and three
-mismatches); odd scores count as the even score below them in bit scores and E-values, as in ``blastn``
+mismatches); odd scores count as the even score below them in E-values, as in ``blastn``
 (:attr:`KarlinAltschul.round_down`). Both strands are searched by default, as ``blastn`` does
 (:mod:`phylocl.align.strands`).
 
@@ -49,9 +49,9 @@ class KarlinAltschul:
     pair), ``alpha`` and ``beta`` give BLAST's length adjustment (:mod:`phylocl.align.statistics`). ``gumbel``:
     ``(alpha_v, sigma, a_ungapped, alpha_v_ungapped, G)`` of Spouge's finite-size correction where BLAST tabulates
     them (BLOSUM62), ``G = gap_open + gap_extend``. ``round_down``: odd raw scores count as the even score below
-    them in bit scores and E-values, as BLAST+ does for its ``2/-3`` nucleotide scheme (its score block's
-    ``round_down`` flag, set in ``blast_stat.c`` for even rewards; the printed raw score stays odd): checked against
-    ``blastn -task blastn`` in ``tests/align/test_strands.py``.
+    them in E-values, as BLAST+ does for its ``2/-3`` nucleotide scheme (its score block's ``round_down`` flag for
+    even rewards): ``blastn -task blastn`` prints an odd raw score and the bit score of that score, but the E-value
+    of the even score below it (measured: ``tests/align/test_strands.py``; bit scores are left unrounded).
     """
 
     lam: float

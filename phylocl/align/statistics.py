@@ -37,14 +37,14 @@ LN2 = math.log(2.0)
 
 
 def _scored(raw: np.ndarray, stats: KarlinAltschul) -> np.ndarray:
-    """Raw scores as the statistics read them: float64, odd ones rounded down with ``stats.round_down`` (BLASTN)."""
+    """Raw scores as the E-values read them: float64, odd ones rounded down with ``stats.round_down`` (BLASTN)."""
     y = np.asarray(raw, dtype=np.float64)
     return y - np.mod(y, 2.0) if stats.round_down else y
 
 
 def bit_scores(raw: np.ndarray, stats: KarlinAltschul) -> np.ndarray:
     """Bit scores of raw scores ``(n,)`` -> ``(n,)`` float64."""
-    return (stats.lam * _scored(raw, stats) - stats.log_k) / LN2
+    return (stats.lam * np.asarray(raw, dtype=np.float64) - stats.log_k) / LN2
 
 
 def length_adjustment(m: int, n: int, n_seqs: int, stats: KarlinAltschul) -> int:
