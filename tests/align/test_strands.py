@@ -142,6 +142,13 @@ def test_search_finds_reverse_complemented_relatives_and_plus_is_the_plus_api(tm
     want = [(ids[i], ids[t], f"{b:.1f}") for i in range(len(ids)) for t, _, b, _ in zip(*ref.query(i))]
     assert sorted((q, t, b) for q, t, _, _, b, _ in prow) == sorted(want)
     assert len(prow) < len(rows)  # the plus strand alone misses relatives the both-strand search finds
+    # an index bundle (sparse rows) gives the same both-strand hits, at 1 and 2 threads
+    assert main(["index", "--fasta", str(fa), "--model", "kmer:4", "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+    for threads in ("1", "2"):
+        assert main(["search", "--query", str(fa), "--index", str(tmp_path / "ix"), "-k", "2", "--evalue", "1e-5",
+                     "-o", str(tmp_path / f"ix{threads}.tsv"), "--candidates", "3", "--quiet",
+                     "--threads", threads]) == 0
+        assert (tmp_path / f"ix{threads}.tsv").read_text() == (tmp_path / "both.tsv").read_text()
 
 
 def test_no_align_both_strands_ranks_reverse_complemented_relatives_first(tmp_path):
