@@ -342,7 +342,8 @@ def format_report(result: dict, *, worst: int = 5) -> str:
     if aligned:
         lines.append(f"{'':<10} {'embedding':>9} {'aligned':>9}   (aligned: {aligned['candidates']} candidates, "
                      f"{aligned['scoring']['matrix']} {aligned['scoring']['gap_open']}/"
-                     f"{aligned['scoring']['gap_extend']}, {aligned['align_seconds']:.1f} s)")
+                     f"{aligned['scoring']['gap_extend']}"
+                     f"{', both strands' if aligned.get('strand') == 'both' else ''}, {aligned['align_seconds']:.1f} s)")
     for name in metric_names(result["ks"]):
         value = result[name]
         text = 'n/a' if value is None else f'{value:.4f}'
