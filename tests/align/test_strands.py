@@ -240,3 +240,19 @@ def test_evalues_bits_and_coordinates_match_blastn_on_both_strands(tmp_path):
         assert (int(f[8]) > int(f[9])) == (strand == "minus")
         checked_minus += strand == "minus"
     assert checked_minus == 5
+
+
+def test_all_against_all_blast6_equals_a_search_of_a_copy(tmp_path):
+    # against itself, pairs of two queries are aligned and traced once (plus strand) and mirrored; minus-strand hits
+    # are traced on their own: the lines must equal those of the same search against a copy of the file
+    recs = _family_set(8, n_fam=3)
+    fa = _fasta(tmp_path / "d.fa", recs)
+    copy = _fasta(tmp_path / "copy.fa", recs)
+    common = ["--model", "kmer:4", "-k", "3", "--format", "blast6", "--evalue", "1e-5", "--quiet", "--query", str(fa)]
+    assert main(["search", *common, "--db", str(fa), "-o", str(tmp_path / "self.m8")]) == 0
+    assert main(["search", *common, "--db", str(copy), "-o", str(tmp_path / "copy.m8")]) == 0
+    lines = (tmp_path / "self.m8").read_text().splitlines()
+    assert lines == (tmp_path / "copy.m8").read_text().splitlines()  # (self hits are left out by id in both)
+    assert len(lines) == 9 * 2  # every relative, no other hit under 1e-5
+    minus = [f for f in (line.split("\t") for line in lines) if int(f[8]) > int(f[9])]
+    assert minus and all(int(f[6]) < int(f[7]) for f in minus)
