@@ -347,11 +347,14 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     return rows
 
 
-def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val",
+                 dense: bool = False) -> list[dict]:
     """Dev figures with the training sequences as decoys (:func:`decoy_sequences`): each dev set's sequences query
     that dev set plus ~16,000 (protein) unlabelled decoys, so that recall@100 / @300 measure a prefilter on a
     database larger than the dev set (all-against-all within a 444-sequence dev set, recall@300 is near 1 for
-    any method). Exact cosine search through the sparse index (k-mer profile models and ``kmer:K`` only)."""
+    any method). Exact cosine search through the sparse index for models with sparse rows (k-mer profile models,
+    ``kmer:K``); dense encoders (gMLP, transformer, sMLP, ...), or any model with ``dense``, through
+    :func:`_score_decoys_dense`."""
     from phylocl.retrieval.metrics import score_hits
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
@@ -359,8 +362,8 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
     from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
-    if not embedder.sparse:
-        raise SystemExit(f"{model}: decoy scoring needs sparse rows (k-mer profile models, kmer:K)")
+    if dense or not embedder.sparse:
+        return _score_decoys_dense(embedder, alphabet, batch_size=batch_size, part=part)
     started = time.perf_counter()
     decoys = embedder.embed_sparse(decoy_sequences(alphabet), batch_size=batch_size)
     decoy_seconds = time.perf_counter() - started
@@ -383,6 +386,40 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
                                                      *(f"recall@{k}" for k in RECALL_KS[1:]))},
                          "decoy_nnz": int(decoys.indptr[-1]), "decoy_embed_seconds": round(decoy_seconds, 2),
                          "model": embedder.name})
+    return rows
+
+
+def _score_decoys_dense(embedder, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+    """:func:`score_decoys` for dense rows: the decoys and each dev set embedded as ``phylocl evaluate`` embeds
+    (:func:`~phylocl.workflows.embed_buffers.embed_all`, fp32), then exact inner-product search over the unit rows
+    (:func:`~phylocl.retrieval.evaluation.evaluate_embeddings` with ``decoy_embeddings``: flat index, self
+    excluded, ties kept pessimistically as in the sparse path). Progress of the decoy embedding on stderr."""
+    from tqdm.auto import tqdm
+
+    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.workflows.embed_buffers import embed_all
+    from phylocl.workflows.inputs import read_labelled
+
+    seqs = decoy_sequences(alphabet)
+    started = time.perf_counter()
+    with tqdm(total=len(seqs), desc="decoys", unit="seq", mininterval=30, file=sys.stderr) as bar:
+        decoys, _ = embed_all([(str(i), s, None) for i, s in enumerate(seqs)], embedder, batch_size=batch_size,
+                              progress=bar)  # (M, D)
+    decoy_seconds = time.perf_counter() - started
+    rows = []
+    for name in DATASETS[alphabet]:
+        if not (dev_dir(alphabet, part) / name).is_dir():
+            continue  # a dataset without quarantined families
+        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+        x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)  # (N, D)
+        for level in [None, *GROUP_LEVELS.get(name, [])]:
+            groups = None if level is None else ds.metadata[level]
+            m = evaluate_embeddings(x, ds.families, decoy_embeddings=decoys, ks=RECALL_KS, group_labels=groups)
+            rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"],
+                         **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
+                                                     *(f"recall@{k}" for k in RECALL_KS[1:]))},
+                         "decoy_embed_seconds": round(decoy_seconds, 2), "search": "dense", "model": embedder.name})
     return rows
 
 
@@ -433,6 +470,7 @@ def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1, part: str =
 
 
 def cmd_score(args) -> None:
+    args.model = untrained_spec(args.model, args.alphabet)
     if args.model in ("diamond", "mmseqs"):
         rows = score_aligner_decoys(args.model, args.alphabet, part=args.part) if args.decoys else None
         if rows is None:
@@ -448,8 +486,9 @@ def cmd_score(args) -> None:
     print(text, end="")
 
 
-def save_untrained(alphabet: str, path: Path) -> None:
-    """The baseline's encoder at step 0 (built as ``phylocl train`` builds it, seeded with ``trainer.seed``)."""
+def save_untrained(alphabet: str, path: Path, model_name: str | None = None) -> None:
+    """The baseline's encoder at step 0 (built as ``phylocl train`` builds it, seeded with ``trainer.seed``);
+    ``model_name`` swaps the registered encoder config, as the ``model.name=...`` variants do (their start)."""
     import torch
 
     from phylocl.config import load_config
@@ -459,7 +498,19 @@ def save_untrained(alphabet: str, path: Path) -> None:
     torch.manual_seed(cfg.trainer.seed)
     overrides = {"max_len": cfg.data.max_len, **cfg.model.overrides, "alphabet": alphabet}
     path.parent.mkdir(parents=True, exist_ok=True)
-    build_encoder(cfg.model.name, **overrides).save(path)
+    build_encoder(model_name or cfg.model.name, **overrides).save(path)
+
+
+def untrained_spec(model: str, alphabet: str) -> str:
+    """``untrained:NAME`` -> the folder of the ablation baseline with encoder config ``NAME`` at step 0
+    (``runs/ablation/<alphabet>/untrained-NAME/encoder.pt``, built once); any other spec unchanged."""
+    if not model.startswith("untrained:"):
+        return model
+    name = model.split(":", 1)[1]
+    path = REPO / "runs" / "ablation" / alphabet / f"untrained-{name}" / "encoder.pt"
+    if not path.exists():
+        save_untrained(alphabet, path, name)
+    return str(path.parent)
 
 
 def cmd_run(args) -> None:
@@ -695,11 +746,13 @@ def main(argv=None) -> None:
     s.add_argument("variants", nargs="*", help="variant names (default: all)")
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("score", help="dev figures of a model spec (run dir, .pt file, shipped name, kmer:K)")
-    s.add_argument("model")
+    s.add_argument("model", help="run dir, .pt file, shipped name, kmer:K, diamond/mmseqs (with --decoys), or "
+                   "untrained:NAME (the ablation baseline with encoder config NAME at step 0)")
     s.add_argument("alphabet", choices=sorted(DATASETS))
     s.add_argument("--out", help="also write the rows there (JSON)")
     s.add_argument("--decoys", action="store_true",
-                   help="dev sets searched against themselves plus the training sequences as decoys (sparse)")
+                   help="dev sets searched against themselves plus the training sequences as decoys (sparse index for "
+                   "k-mer profile models and kmer:K, exact dense search for the other encoders)")
     s.add_argument("--part", choices=sorted(PART), default="val", help="test: the quarantined families")
     s.add_argument("--windows", type=int, metavar="W",
                    help="with decoys: late interaction over windows of W residues (best window pair)")

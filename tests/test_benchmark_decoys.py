@@ -1,0 +1,101 @@
+"""``benchmarks/ablation.py score --decoys`` for dense encoders: the dense path equals the sparse index's figures
+and a slow NumPy reference; ``untrained:NAME`` builds the ablation baseline's encoder with another config."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LETTERS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+
+
+def _ablation(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports its sibling scripts (peers)
+    spec = importlib.util.spec_from_file_location("ablation_bench", REPO / "benchmarks" / "ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mutant(rng, seq: str, rate: float) -> str:
+    s = np.array(list(seq))
+    hit = rng.random(len(s)) < rate
+    s[hit] = rng.choice(LETTERS, hit.sum())
+    return "".join(s)
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """One materialized protein dev set (8 families x 4 members at ~40% substitutions) and 60 random decoys."""
+    ablation = _ablation(monkeypatch)
+    rng = np.random.default_rng(3)
+    ids, seqs, fams = [], [], []
+    for f in range(8):
+        root = "".join(rng.choice(LETTERS, int(rng.integers(60, 160))))
+        for m in range(4):
+            ids.append(f"f{f}m{m}")
+            seqs.append(_mutant(rng, root, 0.4))
+            fams.append(f"fam{f}")
+    decoys = ["".join(rng.choice(LETTERS, int(rng.integers(50, 200)))) for _ in range(60)]
+    folder = tmp_path / "runs" / "dev" / "protein" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "sequences.fasta").write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids, seqs)))
+    (folder / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{f}\n" for i, f in zip(ids, fams)))
+    monkeypatch.setattr(ablation, "REPO", tmp_path)
+    monkeypatch.setattr(ablation, "DATASETS", {"protein": ["toy"]})
+    monkeypatch.setattr(ablation, "RECALL_KS", (1, 3, 10, 40))
+    monkeypatch.setattr(ablation, "decoy_sequences", lambda alphabet: decoys)
+    return ablation, seqs, fams, decoys
+
+
+def _reference_recall(x: np.ndarray, fams: list[str], n_decoys_rows: np.ndarray, k: int) -> float:
+    """Slow recall@k: cosine of every dev row against dev + decoys, self excluded, mean over queries."""
+    db = np.concatenate([x, n_decoys_rows])
+    db = db / np.linalg.norm(db, axis=1, keepdims=True)
+    q = db[:len(x)]
+    out = []
+    for i in range(len(x)):
+        s = db @ q[i]
+        s[i] = -np.inf
+        top = np.argsort(-s, kind="stable")[:k]
+        rel = sum(1 for j in top if j < len(x) and fams[j] == fams[i])
+        out.append(rel / (fams.count(fams[i]) - 1))
+    return float(np.mean(out))
+
+
+def test_dense_decoy_scoring_equals_sparse_and_reference(toy):
+    ablation, seqs, fams, decoys = toy
+    sparse = ablation.score_decoys("kmer:3", "protein")
+    dense = ablation.score_decoys("kmer:3", "protein", dense=True)
+    assert len(sparse) == len(dense) == 1 and dense[0]["search"] == "dense" and dense[0]["n_decoys"] == 60
+    for key in ("top1", "map_r", "auc1", "recall@3", "recall@10", "recall@40"):
+        assert dense[0][key] == pytest.approx(sparse[0][key], abs=1e-9), key
+    assert 0.0 < dense[0]["recall@10"] < 1.0  # informative: decoys and remote members do get in the way
+
+    from phylocl.workflows.model_spec import resolve_model
+
+    embedder = resolve_model("kmer:3", alphabet="protein")
+    x, d = embedder.embed(seqs), embedder.embed(decoys)  # (32, D), (60, D)
+    for k in (3, 10):
+        assert dense[0][f"recall@{k}"] == pytest.approx(_reference_recall(x, fams, d, k), abs=1e-9)
+
+
+def test_untrained_spec_builds_the_named_config_at_step_zero(toy):
+    ablation = toy[0]
+    folder = Path(ablation.untrained_spec("untrained:transformer-tiny", "protein"))
+    assert folder == ablation.REPO / "runs" / "ablation" / "protein" / "untrained-transformer-tiny"
+    before = (folder / "encoder.pt").read_bytes()
+    assert ablation.untrained_spec("untrained:transformer-tiny", "protein") == str(folder)  # built once, reused
+    assert (folder / "encoder.pt").read_bytes() == before
+    assert ablation.untrained_spec("kmer:3", "protein") == "kmer:3"
+
+    from phylocl.workflows.model_spec import resolve_model
+
+    embedder = resolve_model(str(folder), alphabet="protein")
+    assert "transformer" in type(embedder.model.backbone).__name__.lower()
+    rows = ablation.score_decoys(str(folder), "protein")  # a dense encoder: no sparse rows, the dense path
+    assert rows[0]["search"] == "dense" and 0.0 <= rows[0]["recall@40"] <= 1.0
