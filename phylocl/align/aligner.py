@@ -26,7 +26,7 @@ from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues
 
-__all__ = ["AlignedHits", "align_candidates", "default_threads"]
+__all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
 
 
 def default_threads() -> int:
@@ -83,11 +83,6 @@ def _score_one(query: str, cands: Sequence[str], scoring: ScoringSystem) -> np.n
                        dtype=np.int64, count=len(cands))
 
 
-def _symmetric(scoring: ScoringSystem) -> bool:
-    m = np.asarray(scoring.scores)
-    return bool((m == m.T).all())
-
-
 def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[int], str],
                      candidates: Sequence[Sequence[int]], *, scoring: ScoringSystem, db_residues: int | None = None,
                      db_sequences: int | None = None, evalue: float = 10.0, max_hits: int | None = None,
@@ -134,7 +129,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         from phylocl.align.msv import MsvFilter
 
         msv = MsvFilter(scoring=scoring, pvalue=filter_pvalue)
-    symmetric = query_rows is not None and _symmetric(scoring)
+    symmetric = query_rows is not None and scoring.symmetric
     row_of = {int(r): i for i, r in enumerate(query_rows)} if symmetric else {}
     row_of.pop(-1, None)
     done: dict[tuple[int, int], int] = {}  # (query, target) -> raw score, for pairs of two queries
@@ -179,12 +174,18 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     else:
         with ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(one, range(len(queries))))
-    sizes = [len(p[0]) for p in parts]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-    def cat(j, dtype):
-        return np.concatenate([p[j] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
-
-    return AlignedHits(offsets=offsets, targets=cat(0, np.int64), raw=cat(1, np.int64), bits=cat(2, np.float64),
-                       evalues=cat(3, np.float64), cand_rank=cat(4, np.int64),
+    offsets, (targets, raw, bits, evs, cand_rank) = stack_hits(parts, HIT_DTYPES)
+    return AlignedHits(offsets=offsets, targets=targets, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
                        n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))
+
+
+HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64)  # targets, raw, bits, evalues, cand_rank
+
+
+def stack_hits(parts: Sequence[tuple], dtypes: Sequence) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per-query tuples of equal-length hit columns -> CSR ``offsets`` ``(Q + 1,)`` int64 and each of the first
+    ``len(dtypes)`` columns concatenated over the queries as ``dtypes[j]`` (what :class:`AlignedHits` holds)."""
+    offsets = np.concatenate([[0], np.cumsum([len(p[0]) for p in parts])]).astype(np.int64)
+    columns = [np.concatenate([p[j] for p in parts]).astype(dt) if parts else np.zeros(0, dt)
+               for j, dt in enumerate(dtypes)]
+    return offsets, columns

@@ -14,7 +14,7 @@ neither doubles the search space nor changes plus-strand E-values: checked with 
 (``-strand both`` and ``-strand plus`` print the same E-value for every plus-strand hit, and the minus-strand hits'
 E-values follow the single-strand space; ``tests/align/test_strands.py``). We do the same.
 
-**Coordinates** (:func:`describe_stranded`), as ``blastn -outfmt 6`` writes a minus-strand hit: the query on its plus
+**Coordinates** (:func:`minus_coordinates`), as ``blastn -outfmt 6`` writes a minus-strand hit: the query on its plus
 strand (``qstart < qend``), the target reversed (``sstart > send``: ``sstart`` is the target position aligned with
 ``qstart``). The traceback of ``rc(q)`` against ``t`` covering ``rc(q)[a..b]`` and ``t[c..d]`` (1-based) is written
 as ``qstart = m - b + 1``, ``qend = m - a + 1``, ``sstart = d``, ``send = c`` for a query of ``m`` letters.
@@ -27,13 +27,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from phylocl.align.aligner import AlignedHits, align_candidates
+from phylocl.align.aligner import HIT_DTYPES, AlignedHits, align_candidates, stack_hits
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
-from phylocl.align.traceback import AlignmentSummary, describe_alignments
+from phylocl.align.traceback import AlignmentSummary
 
-__all__ = ["STRANDS", "StrandedHits", "align_strands", "check_strand", "describe_stranded", "minus_coordinates",
-           "reverse_complement"]
+__all__ = ["STRANDS", "StrandedHits", "align_strands", "check_strand", "minus_coordinates", "reverse_complement"]
 
 STRANDS = ("plus", "both")
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
@@ -85,14 +84,9 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
     # rc(q_i) against q_j scores as rc(q_j) against q_i, so align_candidates's reuse of query pairs stays exact
     minus = align_candidates([reverse_complement(q) for q in queries], targets, candidates, **everything)
     parts = [_better_strand(plus, minus, i, evalue, max_hits) for i in range(len(queries))]
-    offsets = np.concatenate([[0], np.cumsum([len(p[0]) for p in parts])]).astype(np.int64)
-
-    def cat(j, dtype):
-        return np.concatenate([p[j] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype)
-
-    return StrandedHits(offsets=offsets, targets=cat(0, np.int64), raw=cat(1, np.int64), bits=cat(2, np.float64),
-                        evalues=cat(3, np.float64), cand_rank=cat(4, np.int64), minus=cat(5, bool),
-                        n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned)
+    offsets, (targets_, raw, bits, evs, cand_rank, on_minus) = stack_hits(parts, (*HIT_DTYPES, bool))
+    return StrandedHits(offsets=offsets, targets=targets_, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
+                        minus=on_minus, n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned)
 
 
 def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float, max_hits: int | None):
@@ -111,23 +105,6 @@ def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float,
     best = best[ev[best] <= evalue]
     best = best[np.lexsort((cand[best], -raw[best]))][:max_hits]  # bit score descending, then candidate order
     return t[best], raw[best], bits[best], ev[best], cand[best], is_minus[best]
-
-
-def describe_stranded(query: str, targets: Sequence[str], minus: Sequence[bool],
-                      scoring: ScoringSystem) -> list[AlignmentSummary]:
-    """:func:`~phylocl.align.traceback.describe_alignments` of ``query`` (clean) with each target on its strand
-    (``minus[j]``: target ``j`` on the minus strand), coordinates as ``blastn`` writes them (module docstring)."""
-    minus = [bool(x) for x in minus]
-    if not any(minus):
-        return describe_alignments(query, targets, scoring)
-    out: list[AlignmentSummary | None] = [None] * len(targets)
-    on_plus = [j for j, m in enumerate(minus) if not m]
-    on_minus = [j for j, m in enumerate(minus) if m]
-    for j, s in zip(on_plus, describe_alignments(query, [targets[j] for j in on_plus], scoring)):
-        out[j] = s
-    for j, s in zip(on_minus, describe_alignments(reverse_complement(query), [targets[j] for j in on_minus], scoring)):
-        out[j] = minus_coordinates(s, len(query))
-    return out
 
 
 def minus_coordinates(aln: AlignmentSummary, query_length: int) -> AlignmentSummary:

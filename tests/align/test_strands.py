@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from phylocl.align import align_candidates, describe_alignments, scoring_system
-from phylocl.align.strands import align_strands, describe_stranded, reverse_complement
+from phylocl.align.strands import align_strands, minus_coordinates, reverse_complement
 from phylocl.cli import main
 from phylocl.workflows.search import search
 from phylocl.workflows.search_strands import merge_candidates
@@ -96,7 +96,7 @@ def test_minus_strand_coordinates_follow_the_plus_strand_reference():
     rng = np.random.default_rng(3)
     q = "".join(rng.choice(list("ACGT"), size=300))
     t = "GGGCCC" + reverse_complement(_mutate(rng, q[40:260], 0.1)) + "TTTAAA"
-    [s] = describe_stranded(q, [t], [True], DNA)
+    [s] = [minus_coordinates(a, len(q)) for a in describe_alignments(reverse_complement(q), [t], DNA)]  # rc(q) vs t
     [ref] = describe_alignments(q, [reverse_complement(t)], DNA)  # q against the target's minus strand
     n = len(t)
     assert s.sstart > s.send and s.qstart < s.qend
