@@ -223,6 +223,16 @@ def dev_dir(alphabet: str, part: str = "val") -> Path:
     return REPO / "runs" / PART[part] / alphabet
 
 
+def dev_sets(alphabet: str, part: str = "val"):
+    """``(name, labelled dataset)`` of each dataset of ``alphabet`` present in ``dev_dir(alphabet, part)`` (a dataset
+    without quarantined families has no folder there)."""
+    from phylocl.workflows.inputs import read_labelled
+
+    for name in DATASETS[alphabet]:
+        if (dev_dir(alphabet, part) / name).is_dir():
+            yield name, read_labelled(dev_dir(alphabet, part) / name, None)
+
+
 def cmd_materialize(args) -> None:
     """Write each dataset's dev families as ``sequences.fasta`` + ``labels.tsv`` (all label columns kept).
 
@@ -257,15 +267,11 @@ def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val")
     """
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.embed_buffers import embed_all
-    from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     rows = []
-    for name in DATASETS[alphabet]:
-        if not (dev_dir(alphabet, part) / name).is_dir():
-            continue  # a dataset without quarantined families
-        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+    for name, ds in dev_sets(alphabet, part):
         started = time.perf_counter()
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)
         seconds = time.perf_counter() - started
@@ -313,7 +319,6 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     from phylocl.retrieval.metrics import score_hits
     from phylocl.retrieval.windowed import WindowedIndex, WindowRows, window_pieces
     from phylocl.sparse_rows import concat_rows
-    from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
@@ -325,10 +330,7 @@ def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64
     d_rows = embedder.embed_sparse(d_pieces, batch_size=batch_size)
     decoy_seconds = time.perf_counter() - started
     rows = []
-    for name in DATASETS[alphabet]:
-        if not (dev_dir(alphabet, part) / name).is_dir():
-            continue
-        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+    for name, ds in dev_sets(alphabet, part):
         q_pieces, q_own = window_pieces(ds.sequences, width)
         q_rows = embedder.embed_sparse(q_pieces, batch_size=batch_size)
         index = WindowedIndex(rows=concat_rows([q_rows, d_rows]), owners=np.r_[q_own, d_own + len(ds)])
@@ -358,7 +360,6 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
     from phylocl.retrieval.metrics import score_hits
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
-    from phylocl.workflows.inputs import read_labelled
     from phylocl.workflows.model_spec import resolve_model
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
@@ -368,10 +369,7 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
     decoys = embedder.embed_sparse(decoy_sequences(alphabet), batch_size=batch_size)
     decoy_seconds = time.perf_counter() - started
     rows = []
-    for name in DATASETS[alphabet]:
-        if not (dev_dir(alphabet, part) / name).is_dir():
-            continue  # a dataset without quarantined families
-        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+    for name, ds in dev_sets(alphabet, part):
         q = embedder.embed_sparse(ds.sequences, batch_size=batch_size)
         db = concat_rows([q, decoys])
         index = sparse_index_in_memory(db, ids=[str(i) for i in range(len(db))])
@@ -398,7 +396,6 @@ def _score_decoys_dense(embedder, alphabet: str, *, batch_size: int = 64, part: 
 
     from phylocl.retrieval.evaluation import evaluate_embeddings
     from phylocl.workflows.embed_buffers import embed_all
-    from phylocl.workflows.inputs import read_labelled
 
     seqs = decoy_sequences(alphabet)
     started = time.perf_counter()
@@ -407,10 +404,7 @@ def _score_decoys_dense(embedder, alphabet: str, *, batch_size: int = 64, part: 
                               progress=bar)  # (M, D)
     decoy_seconds = time.perf_counter() - started
     rows = []
-    for name in DATASETS[alphabet]:
-        if not (dev_dir(alphabet, part) / name).is_dir():
-            continue  # a dataset without quarantined families
-        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+    for name, ds in dev_sets(alphabet, part):
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)  # (N, D)
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             groups = None if level is None else ds.metadata[level]
@@ -429,14 +423,10 @@ def score_aligner_decoys(tool: str, alphabet: str, threads: int = 1, part: str =
     query's relatives anywhere in its hit list (what a prefilter of unlimited depth would pass on)."""
     from phylocl.retrieval.hits import BLAST_TAB, read_hits_tsv
     from phylocl.retrieval.metrics import score_hits
-    from phylocl.workflows.inputs import read_labelled
 
     decoys = decoy_sequences(alphabet)
     rows = []
-    for name in DATASETS[alphabet]:
-        if not (dev_dir(alphabet, part) / name).is_dir():
-            continue  # a dataset without quarantined families
-        ds = read_labelled(dev_dir(alphabet, part) / name, None)
+    for name, ds in dev_sets(alphabet, part):
         ids = [f"q{i}" for i in range(len(ds))] + [f"d{i}" for i in range(len(decoys))]
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
