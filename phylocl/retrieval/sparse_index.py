@@ -244,15 +244,13 @@ class SparseIndex:
                 if depth < wanted:  # -1 past the database's end
                     sc = np.hstack([sc, np.full((hi - lo, wanted - depth), -np.inf, np.float32)])
                     i = np.hstack([i, np.full((hi - lo, wanted - depth), -1, np.int64)])
-                if exclude_ids is None:
-                    return sc, i
-                return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
-            s = self.scores(queries.slice(lo, hi))  # (b, N)
-            top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
-            order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
-            i = np.full((hi - lo, wanted), -1, dtype=np.int64)
-            i[:, :depth] = np.take_along_axis(top, order, axis=1)  # best first; -1 past the database's end
-            sc = np.where(i >= 0, np.take_along_axis(s, np.maximum(i, 0), axis=1), -np.inf).astype(np.float32)
+            else:
+                s = self.scores(queries.slice(lo, hi))  # (b, N)
+                top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
+                order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+                i = np.full((hi - lo, wanted), -1, dtype=np.int64)
+                i[:, :depth] = np.take_along_axis(top, order, axis=1)  # best first; -1 past the database's end
+                sc = np.where(i >= 0, np.take_along_axis(s, np.maximum(i, 0), axis=1), -np.inf).astype(np.float32)
             if exclude_ids is None:
                 return sc, i
             return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
