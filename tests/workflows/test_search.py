@@ -17,26 +17,12 @@ from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_index import SparseIndex
 from phylocl.workflows.search import search
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
+from families import mutated_families, write_fasta  # tests/workflows/families.py
 
 
 def _records(n=24, seed=0):
     """``n`` protein records in 6 families of mutated copies (lengths 20..90)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for f in range(6):
-        root = rng.choice(list(AA), size=int(rng.integers(20, 90)))
-        for m in range(n // 6):
-            s = root.copy()
-            hit = rng.random(len(s)) < 0.25
-            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
-            out.append((f"f{f}_{m}", "".join(s)))
-    return out
-
-
-def _fasta(path, records):
-    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
-    return path
+    return mutated_families(families=6, members=n // 6, lengths=(20, 90), rate=0.25, seed=seed)
 
 
 def _read(path):
@@ -66,7 +52,7 @@ def _same(rows, ref):
 
 @pytest.fixture
 def db(tmp_path):
-    return _fasta(tmp_path / "db.fasta", _records())
+    return write_fasta(tmp_path / "db.fasta", _records())
 
 
 def test_all_against_all_kmer_matches_brute_force_and_excludes_self(tmp_path, db, capsys):
@@ -87,7 +73,7 @@ def test_all_against_all_kmer_matches_brute_force_and_excludes_self(tmp_path, db
 def test_index_search_equals_db_search_with_an_encoder(tmp_path, db):
     torch.manual_seed(0)
     enc_path = phylocl.build_encoder("gmlp-tiny").save(tmp_path / "enc.pt")
-    query = _fasta(tmp_path / "q.fasta", _records()[:7] + [("new", "MKVLAAGIVGLLLAQQ")])
+    query = write_fasta(tmp_path / "q.fasta", _records()[:7] + [("new", "MKVLAAGIVGLLLAQQ")])
     m = ["--model", str(enc_path), "--quiet"]
     assert main(["embed", *m, "--fasta", str(db), "-o", str(tmp_path / "db.npz")]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "db.npz"), "-o", str(tmp_path / "idx")]) == 0
@@ -131,7 +117,7 @@ def test_kmer_index_supplies_its_own_model(tmp_path, db):
 
 
 def test_k_larger_than_database_and_streamed_queries(tmp_path, db):
-    small = _fasta(tmp_path / "small.fasta", _records()[:4])
+    small = write_fasta(tmp_path / "small.fasta", _records()[:4])
     res = search(align=False, query=db, db=small, out=tmp_path / "h.tsv", model="kmer:2", k=10, buffer_size=5, batch_size=2,
                  progress=False)
     _, rows = _read(tmp_path / "h.tsv")
@@ -182,7 +168,7 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, db, capsys, monkeypatch, 
     elif case == "overwrite_input":
         out = db
     elif case == "dna_query":
-        q = str(_fasta(tmp_path / "dna.fasta", [("d", "ACGTACGTTGCAACGTACGTAAGT")]))
+        q = str(write_fasta(tmp_path / "dna.fasta", [("d", "ACGTACGTTGCAACGTACGTAAGT")]))
         assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
         assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
         target = ["--index", str(tmp_path / "idx")]
@@ -238,7 +224,7 @@ def test_sparse_index_search_equals_brute_force_and_drops_self_hits(tmp_path, db
     assert "sparse, 24 vectors of dim 8000, model kmer:3" in out and "stored values" in err
     meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
     assert (meta["kind"], meta["rank"], meta["model"]["name"]) == ("sparse", 0, "kmer:3")
-    queries = _fasta(tmp_path / "q.fasta", _records()[:5] + [("new", "MKVLAAGIVLLAHHW")])
+    queries = write_fasta(tmp_path / "q.fasta", _records()[:5] + [("new", "MKVLAAGIVLLAHHW")])
     code, _, err = cli("search", "--no-align", "--query", queries, "--index", tmp_path / "ix", "-k", "4", "-o", tmp_path / "h.tsv",
                        "--quiet")
     assert code == 0, err

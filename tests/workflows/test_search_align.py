@@ -10,32 +10,19 @@ from phylocl.align import align_candidates, scoring_system
 from phylocl.cli import main
 from phylocl.workflows.search import search
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
+from families import AA, mutated_families, write_fasta  # tests/workflows/families.py
 
 
 def _records(seed=0):
     """24 proteins in 6 families of mutated copies (lengths 30..90), one with lowercase letters and an X."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for f in range(6):
-        root = rng.choice(list(AA), size=int(rng.integers(30, 90)))
-        for m in range(4):
-            s = root.copy()
-            hit = rng.random(len(s)) < 0.3
-            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
-            out.append((f"f{f}_{m}", "".join(s)))
+    out = mutated_families(families=6, members=4, lengths=(30, 90), rate=0.3, seed=seed)
     out[5] = (out[5][0], out[5][1][:10].lower() + "X" + out[5][1][11:])
     return out
 
 
-def _fasta(path, records):
-    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
-    return path
-
-
 @pytest.fixture
 def db(tmp_path):
-    return _fasta(tmp_path / "db.fasta", _records())
+    return write_fasta(tmp_path / "db.fasta", _records())
 
 
 def _rows(path):
@@ -130,7 +117,7 @@ def test_dna_is_aligned_with_the_blastn_scheme(tmp_path):
             hit = rng.random(120) < 0.1
             s[hit] = rng.choice(list("ACGT"), size=int(hit.sum()))
             recs.append((f"d{f}_{m}", "".join(s)))
-    fa = _fasta(tmp_path / "d.fa", recs)
+    fa = write_fasta(tmp_path / "d.fa", recs)
     res = search(query=fa, db=fa, out=tmp_path / "h.tsv", model="kmer:3", k=2, evalue=1e-5, progress=False)
     _, rows = _rows(tmp_path / "h.tsv")
     assert res.scoring["matrix"] == "BLASTN-2-3" and len(rows) == 9 * 2
@@ -140,7 +127,7 @@ def test_dna_is_aligned_with_the_blastn_scheme(tmp_path):
 def test_a_long_query_is_scored_and_too_large_tracebacks_are_refused(tmp_path, db, capsys, monkeypatch):
     rng = np.random.default_rng(2)
     long_seq = "".join(rng.choice(list(AA), size=100_000)) + _records()[0][1]  # 10^5 residues + a family member
-    q = _fasta(tmp_path / "long.fa", [("long", long_seq)])
+    q = write_fasta(tmp_path / "long.fa", [("long", long_seq)])
     out = tmp_path / "h.m8"
     assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
                  "-o", str(out), "--quiet"]) == 0

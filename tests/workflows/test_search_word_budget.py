@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from phylocl.models.kmer import KmerEmbedder
 from phylocl.workflows.search import search
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
+from families import mutated_families  # tests/workflows/families.py
 
 
 def _records(n_fam=8, members=5, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for f in range(n_fam):
-        root = rng.choice(list(AA), size=int(rng.integers(60, 120)))
-        for m in range(members):
-            s = root.copy()
-            hit = rng.random(len(s)) < 0.3
-            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
-            out.append((f"f{f}_{m}", "".join(s)))
-    return out
+    return mutated_families(families=n_fam, members=members, lengths=(60, 120), rate=0.3, seed=seed)
 
 
 @pytest.fixture

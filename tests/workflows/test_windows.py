@@ -13,26 +13,12 @@ import pytest
 from phylocl.retrieval.windowed import window_pieces
 from phylocl.workflows.model_spec import resolve_model
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
+from families import mutated_families, write_fasta  # tests/workflows/families.py
 
 
 def _records(seed=0):
     """18 protein records in 3 families of mutated copies, lengths 8..150 (some shorter than the windows)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for f in range(3):
-        root = rng.choice(list(AA), size=int(rng.integers(60, 150)))
-        for m in range(6):
-            s = root[: max(8, len(root) - 25 * m)].copy()  # shorter copies: 1 to 5 windows
-            hit = rng.random(len(s)) < 0.2
-            s[hit] = rng.choice(list(AA), size=int(hit.sum()))
-            out.append((f"f{f}_{m}", "".join(s)))
-    return out
-
-
-def _fasta(path, records):
-    path.write_text("".join(f">{i}\n{s}\n" for i, s in records))
-    return path
+    return mutated_families(families=3, members=6, lengths=(60, 150), rate=0.2, seed=seed, shorten=25)  # 1-5 windows
 
 
 def _hits(path):
@@ -73,13 +59,13 @@ def _check(rows, ref, k):
 
 @pytest.fixture
 def db(tmp_path):
-    return _fasta(tmp_path / "db.fasta", _records())
+    return write_fasta(tmp_path / "db.fasta", _records())
 
 
 @pytest.mark.parametrize("model, width", [("kmer:3", 40), ("default-protein", 50)])
 def test_windowed_index_and_db_search_equal_the_reference(tmp_path, db, cli, model, width):
     queries = _records()[::4] + [("new", _records()[2][1][5:45])]
-    qf = _fasta(tmp_path / "q.fasta", queries)
+    qf = write_fasta(tmp_path / "q.fasta", queries)
     code, out, err = cli("index", "--fasta", db, "--model", model, "--windows", width, "-o", tmp_path / "ix", "--quiet")
     assert code == 0, err
     assert f"sparse-windows (stride={width // 2}, window={width}), 18 sequences" in out
@@ -125,7 +111,7 @@ def test_evaluate_with_windows(tmp_path, db, cli):
     recs = _records()
     data = tmp_path / "data"
     data.mkdir()
-    _fasta(data / "sequences.fasta", recs)
+    write_fasta(data / "sequences.fasta", recs)
     (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i.split('_')[0]}\n" for i, _ in recs))
     code, out, err = cli("evaluate", "--data", data, "--model", "kmer:3", "--windows", 40, "-k", 1, 5, "--json",
                          "--quiet")
@@ -163,7 +149,7 @@ def test_bad_windows_exit_2_one_line_nothing_written(tmp_path, db, cli, argv, me
     else:
         data = tmp_path / "data"
         data.mkdir()
-        _fasta(data / "sequences.fasta", _records())
+        write_fasta(data / "sequences.fasta", _records())
         (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i[:2]}\n" for i, _ in _records()))
         full = ["evaluate", "--data", data, "--per-family", out, *rest]
     code, _, err = cli(*full, "--quiet")
