@@ -58,3 +58,17 @@ def cli(capsys):
         return code, out, err
 
     return call
+
+
+@pytest.fixture
+def ablation_script(monkeypatch):
+    """``benchmarks/ablation.py`` loaded as a module (it imports its sibling scripts, so ``benchmarks/`` goes on
+    ``sys.path`` for the test)."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("ablation_bench", bench / "ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

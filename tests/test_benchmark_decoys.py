@@ -3,7 +3,6 @@ and a slow NumPy reference; ``untrained:NAME`` builds the ablation baseline's en
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LETTERS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
-
-
-def _ablation(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports its sibling scripts (peers)
-    spec = importlib.util.spec_from_file_location("ablation_bench", REPO / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _mutant(rng, seq: str, rate: float) -> str:
@@ -29,9 +20,9 @@ def _mutant(rng, seq: str, rate: float) -> str:
 
 
 @pytest.fixture
-def toy(tmp_path, monkeypatch):
+def toy(tmp_path, monkeypatch, ablation_script):
     """One materialized protein dev set (8 families x 4 members at ~40% substitutions) and 60 random decoys."""
-    ablation = _ablation(monkeypatch)
+    ablation = ablation_script
     rng = np.random.default_rng(3)
     ids, seqs, fams = [], [], []
     for f in range(8):

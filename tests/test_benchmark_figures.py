@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import types
 from pathlib import Path
 
@@ -11,16 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _ablation(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports its sibling scripts (peers)
-    spec = importlib.util.spec_from_file_location("ablation_bench", REPO / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_figures_refuses_missing_dev_sets_and_empty_scores(tmp_path, monkeypatch):
-    ablation = _ablation(monkeypatch)
+def test_figures_refuses_missing_dev_sets_and_empty_scores(tmp_path, monkeypatch, ablation_script):
+    ablation = ablation_script
     monkeypatch.setattr(ablation, "REPO", tmp_path)  # runs/dev/... and the runs/figures cache live here now
     out = tmp_path / "dev-figures.json"
     args = types.SimpleNamespace(alphabets=["dna"], decoys=[], out=str(out))
