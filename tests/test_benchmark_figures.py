@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_figures_refuses_missing_dev_sets_and_empty_scores(tmp_path, monkeypatch, ablation_script):
