@@ -298,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)
+    # the commands run with the repository as working directory (timed): every path they get must be absolute
+    args.work, args.sim = args.work.resolve(), [s.resolve() for s in args.sim]
+    if args.compare_repo is not None:
+        args.compare_repo = args.compare_repo.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     for n in sorted(args.sizes):
         db, qf, family = prepare(args.sim, args.work, n, args.members, args.queries)

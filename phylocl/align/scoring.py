@@ -139,6 +139,32 @@ DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]]
 }
 DEFAULTS = {"protein": ("BLOSUM62", 11, 1), "dna": ("BLASTN-2-3", 5, 2)}
 
+# The default matrix as a table: loading it through Bio.Align costs a one-query search ~30 ms of imports; every
+# other matrix comes from Biopython (tests/align check this table against Biopython's).
+_BLOSUM62 = (  # Biopython's BLOSUM62 in PROTEIN_LETTERS order (rows and columns A C D ... Y X)
+    " 4  0 -2 -1 -2  0 -2 -1 -1 -1 -1 -2 -1 -1 -1  1  0  0 -3 -2  0 ",  # A
+    " 0  9 -3 -4 -2 -3 -3 -1 -3 -1 -1 -3 -3 -3 -3 -1 -1 -1 -2 -2 -2 ",  # C
+    "-2 -3  6  2 -3 -1 -1 -3 -1 -4 -3  1 -1  0 -2  0 -1 -3 -4 -3 -1 ",  # D
+    "-1 -4  2  5 -3 -2  0 -3  1 -3 -2  0 -1  2  0  0 -1 -2 -3 -2 -1 ",  # E
+    "-2 -2 -3 -3  6 -3 -1  0 -3  0  0 -3 -4 -3 -3 -2 -2 -1  1  3 -1 ",  # F
+    " 0 -3 -1 -2 -3  6 -2 -4 -2 -4 -3  0 -2 -2 -2  0 -2 -3 -2 -3 -1 ",  # G
+    "-2 -3 -1  0 -1 -2  8 -3 -1 -3 -2  1 -2  0  0 -1 -2 -3 -2  2 -1 ",  # H
+    "-1 -1 -3 -3  0 -4 -3  4 -3  2  1 -3 -3 -3 -3 -2 -1  3 -3 -1 -1 ",  # I
+    "-1 -3 -1  1 -3 -2 -1 -3  5 -2 -1  0 -1  1  2  0 -1 -2 -3 -2 -1 ",  # K
+    "-1 -1 -4 -3  0 -4 -3  2 -2  4  2 -3 -3 -2 -2 -2 -1  1 -2 -1 -1 ",  # L
+    "-1 -1 -3 -2  0 -3 -2  1 -1  2  5 -2 -2  0 -1 -1 -1  1 -1 -1 -1 ",  # M
+    "-2 -3  1  0 -3  0  1 -3  0 -3 -2  6 -2  0  0  1  0 -3 -4 -2 -1 ",  # N
+    "-1 -3 -1 -1 -4 -2 -2 -3 -1 -3 -2 -2  7 -1 -2 -1 -1 -2 -4 -3 -2 ",  # P
+    "-1 -3  0  2 -3 -2  0 -3  1 -2  0  0 -1  5  1  0 -1 -2 -2 -1 -1 ",  # Q
+    "-1 -3 -2  0 -3 -2  0 -3  2 -2 -1  0 -2  1  5 -1 -1 -3 -3 -2 -1 ",  # R
+    " 1 -1  0  0 -2  0 -1 -2  0 -2 -1  1 -1  0 -1  4  1 -2 -3 -2  0 ",  # S
+    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -1 -1  0 -1 -1 -1  1  5  0 -2 -2  0 ",  # T
+    " 0 -1 -3 -2 -1 -3 -3  3 -2  1  1 -3 -2 -2 -3 -2  0  4 -3 -1 -1 ",  # V
+    "-3 -2 -4 -3  1 -2 -2 -3 -3 -2 -1 -4 -4 -2 -3 -3 -2 -3 11  2 -2 ",  # W
+    "-2 -2 -3 -2  3 -3  2 -1 -2 -1 -1 -2 -3 -1 -2 -2 -2 -1  2  7 -1 ",  # Y
+    " 0 -2 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -2 -1 -1  0  0 -1 -2 -1 -1 ",  # X
+)
+
 
 @dataclass(frozen=True)
 class ScoringSystem:
@@ -206,6 +232,8 @@ class ScoringSystem:
 
 
 def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
+    if name.upper() == "BLOSUM62":
+        return "BLOSUM62", tuple(tuple(int(v) for v in row.split()) for row in _BLOSUM62)
     from Bio.Align import substitution_matrices
 
     available = substitution_matrices.load()

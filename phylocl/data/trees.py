@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from Bio import Phylo
-from Bio.Phylo.BaseTree import Tree
 
 from phylocl.errors import InputError
+
+if TYPE_CHECKING:  # Bio.Phylo is imported where a tree is read: reading FASTA (a search's queries) needs none
+    from Bio.Phylo.BaseTree import Tree
 
 __all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "patristic_matrix", "check_tree_leaves"]
 
@@ -39,6 +40,8 @@ def find_tree(directory: Path, family: str, filename: str | None = None) -> Path
 
 def read_tree(path: str | Path) -> Tree:
     """Read one Newick tree; :class:`InputError` naming the file if it cannot be parsed."""
+    from Bio import Phylo
+
     path = Path(path)
     try:
         trees = list(Phylo.parse(str(path), "newick"))

@@ -227,3 +227,19 @@ def test_erfc_of_the_finite_size_correction_equals_scipys():
     x = np.concatenate([np.linspace(-26, 26, 2001), np.random.default_rng(0).normal(scale=4, size=200)])  # normal numbers
     assert np.allclose(_erfc(x), erfc(x), rtol=1e-9, atol=0)
     assert _erfc(np.zeros((2, 3))).shape == (2, 3) and _erfc(np.zeros(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("name", ["BLOSUM62", "blosum62"])
+def test_default_matrix_table_equals_biopythons(name):
+    """BLOSUM62 is kept as a table (Bio.Align's import costs a one-query search ~30 ms): every score equals
+    Biopython's, and another matrix still comes from Biopython."""
+    from Bio.Align import substitution_matrices
+
+    from phylocl.align.scoring import PROTEIN_LETTERS, _protein_matrix
+
+    m = substitution_matrices.load("BLOSUM62")
+    key, rows = _protein_matrix(name)
+    assert key == "BLOSUM62"
+    assert rows == tuple(tuple(int(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
+    pam = substitution_matrices.load("PAM30")
+    assert _protein_matrix("pam30")[1][0][1] == int(pam["A"]["C"])

@@ -1,5 +1,5 @@
 """``phylocl search --index`` of a sparse index of k-mer profiles never imports torch (start-up: ~1.5 s), nor FAISS,
-tqdm (silent bars) or scipy.special."""
+tqdm (silent bars), scipy.special or Biopython's SeqIO, Align (BLOSUM62 is a table) and Phylo."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from phylocl.workflows.search import search
 for query, index, out, model in zip(*[iter(sys.argv[1:])] * 4):
     search(query=query, index=index, out=out, model=model or None, k=3, progress=False, filter_pvalue=1.0)
 print("torch" in sys.modules)
-print(sorted(m for m in ("faiss", "tqdm", "scipy.special") if m in sys.modules))  # start-up a search never needs
+print(sorted(m for m in ("faiss", "tqdm", "scipy.special", "Bio.SeqIO", "Bio.Align", "Bio.Phylo")
+            if m in sys.modules))  # start-up a search never needs
 """
 
 
@@ -55,7 +56,7 @@ def test_sparse_index_searches_need_no_torch_and_match_the_torch_search(tmp_path
     run = subprocess.run([sys.executable, "-c", DRIVER, *argv], capture_output=True, text=True, env=env,
                          timeout=300, cwd=tmp_path, check=False)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["False", "[]"]  # torch (and FAISS, tqdm, scipy.special) were never imported
+    assert run.stdout.split() == ["False", "[]"]  # torch (and FAISS, tqdm, scipy.special, Bio) were never imported
     from phylocl.models import profile_numpy
 
     monkeypatch.setattr(profile_numpy, "is_profile_folder", lambda folder: False)  # the torch query path
