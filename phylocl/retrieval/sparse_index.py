@@ -45,11 +45,16 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+try:  # scipy's compiled CSC matrix-vector product (scatter_lists); a private module, hence the guard
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
+except ImportError:  # pragma: no cover
+    _csc_matvec = None
+
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import checked_lists
 from phylocl.sparse_rows import SparseRows, basis_gram
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "top_rows"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "scatter_lists", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
@@ -110,6 +115,38 @@ def top_rows(s: np.ndarray, m: int) -> np.ndarray:
         cand = np.concatenate([cand[above], cand[vals == v][: m - int(above.sum())]])
         vals = s[cand]
     return cand[np.lexsort((cand, -vals))].astype(np.int64)  # best first, ties: the lower row
+
+
+def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[r] += weights[j] * value`` for every entry ``(r, value)`` of posting list ``cols[j]``: one query's
+    sparse scores, added to ``out`` ``(N,)`` float32 (``postings``: the ``(D, N)`` CSR matrix of the lists, ids
+    already checked to be in range).
+
+    One call of scipy's compiled CSC product on the lists where they lie, with no copy: the product reads column
+    ``j`` from ``Ap[j]`` up to ``Ap[j + 1]``, so the lists are passed, last column first, as the even columns of a
+    ``2n``-column matrix whose ``Ap`` alternates each list's start and end; the odd columns, from one list's end
+    back to an earlier list's start, run backwards and hold nothing. 3x faster than slicing the lists out and
+    multiplying (``default-protein``, 10^5 rows). Falls back to that where scipy lacks the routine. The sum runs
+    over the lists in decreasing column order, in float32.
+    """
+    if not len(cols):
+        return
+    ptr = postings.indptr
+    if _csc_matvec is None or postings.data.dtype != out.dtype:  # pragma: no cover - scipy has had it for 15 years
+        for lo in range(0, len(cols), TERMS_PER_PASS):
+            out += postings[cols[lo:lo + TERMS_PER_PASS]].T @ weights[lo:lo + TERMS_PER_PASS]
+        return
+    c = np.asarray(cols, dtype=np.int64)
+    if len(c) > 1 and not (c[:-1] <= c[1:]).all():  # query rows keep their columns sorted; others are sorted here
+        order = np.argsort(c, kind="stable")
+        c, weights = c[order], np.asarray(weights)[order]
+    c = c[::-1]  # (n,) decreasing: a gap, from one list's end back to the next list's start, is empty
+    ap = np.empty(2 * len(c) + 1, dtype=ptr.dtype)  # (2n + 1,)
+    ap[0:-1:2], ap[1::2] = ptr[c], ptr[c + 1]
+    ap[-1] = ap[-2]  # the last odd column is empty too
+    x = np.zeros(2 * len(c), dtype=out.dtype)  # (2n,) the odd columns weigh nothing
+    x[0::2] = weights[::-1]
+    _csc_matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
 
 
 def default_threads() -> int:
@@ -192,15 +229,15 @@ class SparseIndex:
                              f"{self.basis.shape[0]}")
         check_budget(budget)
         out = np.zeros((len(q), self.ntotal), dtype=np.float32)  # (b, N)
-        for i in range(len(q)):  # the query's own lists, then one pass over them (1.6x scipy's two-pass product)
+        for i in range(len(q)):  # the query's own lists, read in place
             cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
             if budget is not None and budget < 1:
                 keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
                 cols_i, vals_i = cols_i[keep], vals_i[keep]
-            for lo in range(0, len(cols_i), TERMS_PER_PASS):  # copies bounded
-                cols = cols_i[lo:lo + TERMS_PER_PASS]
-                lists = checked_lists(self.postings[cols], self, cols)  # ids in range, values finite
-                out[i] += lists.T @ vals_i[lo:lo + TERMS_PER_PASS]  # (n, N)^T @ (n,)
+            fresh = cols_i[~self._checked_cols[cols_i]]  # lists this index has not read before
+            for lo in range(0, len(fresh), TERMS_PER_PASS):  # copies bounded
+                checked_lists(self.postings[fresh[lo:lo + TERMS_PER_PASS]], self, fresh[lo:lo + TERMS_PER_PASS])
+            scatter_lists(self.postings, cols_i, vals_i, out[i])
         return out
 
     def _budget_hits(self, q: SparseRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +261,7 @@ class SparseIndex:
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
         :data:`MAX_BLOCK`, and at most ``1 / SPLIT`` of the queries) are scored on :attr:`threads` threads (scipy's
-        slicing and product release the GIL). The blocks do not depend on the thread count, so neither do the scores.
+        compiled product releases the GIL). The blocks do not depend on the thread count, so neither do the scores.
         """
         share = -(-len(queries) // SPLIT)  # 10 queries: 5 blocks of 2, so 2 threads get 3 + 2 blocks, not 10 + 0
         block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))

@@ -155,3 +155,31 @@ def test_basis_gram_equals_the_full_product():
             assert np.array_equal(got, b @ b.T) or np.allclose(got, b @ b.T, rtol=1e-6, atol=1e-6)
             if len(b) and not (np.count_nonzero(b, axis=1) > 1).any():
                 assert np.array_equal(got, b @ b.T)  # one-entry rows only: exact
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", range(6))
+def test_scatter_lists_equals_the_sum_over_the_query_lists(index_dtype, seed):
+    """The in-place product (one compiled call over alternating list starts and ends) adds exactly the query's own
+    lists: nothing from the lists between them (large values there would show), empty lists, the first and last
+    column, repeated and unsorted columns; float64 reference, float32 result."""
+    import scipy.sparse as sp
+
+    from phylocl.retrieval.sparse_index import scatter_lists
+
+    rng = np.random.default_rng(seed)
+    n, dim = 50, 40
+    dense = np.where(rng.random((dim, n)) < 0.3, rng.random((dim, n)) * 100, 0).astype(np.float32)  # (D, N)
+    dense[rng.integers(dim)] = 0  # an empty list
+    postings = sp.csr_matrix(dense)
+    postings.indptr, postings.indices = postings.indptr.astype(index_dtype), postings.indices.astype(index_dtype)
+    cols = rng.choice(dim, size=rng.integers(1, 12), replace=True)
+    cols = np.concatenate([cols, [0, dim - 1]]) if seed % 2 else np.sort(np.unique(cols))
+    weights = rng.random(len(cols)).astype(np.float32)
+    out = np.full(n, 0.5, np.float32)  # added to, not overwritten
+    scatter_lists(postings, cols, weights, out)
+    want = 0.5 + sum(w * dense[c].astype(np.float64) for c, w in zip(cols, weights))
+    np.testing.assert_allclose(out, want, rtol=1e-5)
+    empty = np.zeros(n, np.float32)
+    scatter_lists(postings, cols[:0], weights[:0], empty)
+    assert not empty.any()
