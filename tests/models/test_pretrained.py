@@ -42,7 +42,8 @@ def examples() -> dict:
 def test_shipped_folder_loads_by_name(name, alphabet):
     folder = PRETRAINED_DIR / name
     assert name in shipped_models()
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    search = ["search.json"] if name == "default-protein" else []  # its default window width (docs/retrieval.md)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", *search]
     assert 0 < (folder / "model.safetensors").stat().st_size <= MAX_BYTES
     by_name = resolve_model(name, device="cpu")
     by_path = phylocl.load_encoder(folder)
