@@ -76,7 +76,7 @@ class ResolvedModel:
             :func:`~phylocl.models.windows.overlap_stride`); the k-mer baseline has no windows.
         default_choice: set when no model was named and this one was chosen as the best measured default.
         default_windows: the window width the model's folder names for sparse search (``search.json``;
-            :func:`~phylocl.workflows.windows.default_windows`), ``None``: one row per sequence.
+            :func:`~phylocl.models.model_files.default_windows`), ``None``: one row per sequence.
 
     Attributes: ``model``, ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``,
     ``device``, ``precision``, ``overlap``, ``default_choice``, ``default_windows``, ``is_encoder`` (the model has weights that run on
@@ -160,7 +160,7 @@ def _load_encoder_file(source: str | Path, name: str, device: str, precision: st
     folder = Path(source).expanduser()
     folder = folder if folder.exists() else PRETRAINED_DIR / str(source)  # a shipped name
     folder = folder.parent if folder.name in ("config.json", "model.safetensors") else folder
-    from phylocl.workflows.windows import default_windows
+    from phylocl.models.model_files import default_windows
 
     windows = default_windows(folder)  # search.json: the model's own window width, if it names one
     if sparse_only and device in (None, "cpu") and precision == "fp32" and is_profile_folder(folder):

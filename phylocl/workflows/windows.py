@@ -9,7 +9,8 @@ Only models with sparse rows (``kmer:K``, k-mer profile encoders at fp32) take w
 twice the model's word span. ``--windows 0`` is one row per sequence.
 
 A model may name its own default width: ``search.json`` ``{"windows": W}`` in its folder (the shipped
-``default-protein``: 200, measured in docs/retrieval.md), read by :func:`default_windows`; ``index --fasta``,
+``default-protein``: 200, measured in docs/retrieval.md), read by
+:func:`~phylocl.models.model_files.default_windows`; ``index --fasta``,
 ``search --db`` and ``evaluate`` then use windows of ``W`` unless given ``--windows`` (``0``: whole rows) or a
 ``--word-budget`` (a whole-row search). Bundles record their cut (``params`` ``{"window", "stride"}``) and are
 searched with it: a bundle from before tiles (stride ``W // 2``) keeps its cut.
@@ -17,22 +18,18 @@ searched with it: a bundle from before tiles (stride ``W // 2``) keeps its cut.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from phylocl.errors import InputError
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, _chunks
-from phylocl.workflows.model_spec import ResolvedModel
 
 if TYPE_CHECKING:
     from phylocl.retrieval.windowed import WindowRows
+    from phylocl.workflows.model_spec import ResolvedModel
 
-__all__ = ["WindowCut", "word_span", "check_windows", "default_windows", "resolve_windows", "window_params",
-           "window_buffers", "embed_windows", "index_windows", "SEARCH_FILE"]
-
-SEARCH_FILE = "search.json"  # in a model folder: {"windows": W}, the width index/search/evaluate use by default
+__all__ = ["WindowCut", "word_span", "check_windows", "resolve_windows", "window_params", "window_buffers",
+           "embed_windows", "index_windows"]
 
 
 @dataclass(frozen=True)
@@ -80,24 +77,11 @@ def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
     return WindowCut(width=width, stride=window_stride(width, span))
 
 
-def default_windows(folder: str | Path | None) -> int | None:
-    """The window width a model folder names in ``search.json`` (``{"windows": W}``), or ``None``."""
-    if folder is None or not (Path(folder) / SEARCH_FILE).is_file():
-        return None
-    path = Path(folder) / SEARCH_FILE
-    try:
-        width = json.loads(path.read_text()).get("windows")
-    except (OSError, ValueError, AttributeError) as err:
-        raise InputError(f"cannot read the model's search defaults ({err})", path=path) from None
-    if isinstance(width, bool) or not isinstance(width, int) or width < 0:
-        raise InputError(f"\"windows\" must be a number of residues >= 0, got {width!r}", path=path)
-    return width or None
-
-
 def resolve_windows(width: int | None, embedder: ResolvedModel, *, word_budget: float | None = None
                     ) -> WindowCut | None:
     """The cut a run builds from sequences: ``width`` if given (``0``: none), else the model's default
-    (:func:`default_windows`; none with a ``word_budget``, a whole-row search)."""
+    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`; none with a
+    ``word_budget``, a whole-row search)."""
     if width is None:
         width = None if word_budget is not None or not embedder.sparse else embedder.default_windows
         if width is None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from phylocl.retrieval.windowed import window_pieces
-from phylocl.workflows.windows import default_windows
+from phylocl.models.model_files import default_windows
 from phylocl.workflows.model_spec import resolve_model
 
 from families import mutated_families, write_fasta  # tests/workflows/families.py
