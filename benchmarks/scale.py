@@ -164,7 +164,9 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kind
         if n > args.max_hnsw and kind == "hnsw":
             continue
         idx = args.work / f"db-{n}-{tag}-{kind}.index"
-        source = ["--fasta", str(db), "--model", model, "--quiet"] if kind == "sparse" else ["--embeddings", str(emb)]
+        windows = [] if args.windows is None else ["--windows", str(args.windows)]  # None: the model's default
+        source = (["--fasta", str(db), "--model", model, "--quiet", *windows] if kind == "sparse"
+                  else ["--embeddings", str(emb)])
         r = timed(phylocl("index", *source, "-o", str(idx), "--kind", kind, "--threads", str(args.threads)),
                   threads=args.threads, log=args.work / f"index-{n}-{tag}-{kind}.log")
         print(json.dumps({"size": n, "tool": f"phylocl {model}", "step": "index", "kind": kind, **r}), flush=True)
@@ -177,6 +179,12 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kind
                           "queries": args.queries, "seconds_per_query": round(r["seconds"] / args.queries, 4),
                           "recall@10_vs_exact": overlap(h, exact) if exact is not None else None,
                           "family_precision@10": family_precision(h, family, args.queries)}), flush=True)
+
+
+def whole_sparse(idx: Path) -> bool:
+    """Whether bundle ``idx`` is a sparse index of whole rows (the only kind a word budget applies to; a model
+    with default windows, such as default-protein, builds ``sparse-windows`` unless ``--windows 0``)."""
+    return json.loads((idx / "meta.json").read_text()).get("kind") == "sparse"
 
 
 def first_queries(qf: Path, count: int) -> Path:
@@ -201,7 +209,7 @@ def run_counts(args, n: int, qf: Path, family: dict) -> None:
                                                   k=args.search_k)),
             *[(f"phylocl {model} wb{b:g}", kind,
                search_cmd(sub, idx, args.work / f"hits-{n}-{idx.stem}-{c}-wb{b:g}.tsv", "--word-budget", str(b),
-                          k=args.search_k)) for b in (args.word_budget if kind == "sparse" else [])])]
+                          k=args.search_k)) for b in (args.word_budget if whole_sparse(idx) else [])])]
         if args.compare_repo:  # each phylocl search again with another checkout's code, right after it
             runs = [r for run in runs for r in (run, (f"{run[0]}@{args.compare_repo.name}", run[1], base_cmd(run[2])))]
         if args.diamond:
@@ -294,7 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare-repo", type=Path, default=None,
                    help="also time every --query-counts phylocl search with the code of this checkout (e.g. main)")
     p.add_argument("--word-budget", type=float, nargs="*", default=[], metavar="F",
-                   help="also run every --query-counts search of a sparse index with search --word-budget F")
+                   help="also run every --query-counts search of a sparse index of whole rows with search "
+                        "--word-budget F (default-protein's index holds windows unless --windows 0)")
+    p.add_argument("--windows", type=int, metavar="W",
+                   help="--windows of the sparse indexes (phylocl index --fasta); default: the model's own "
+                        "(default-protein: 200), 0: one row per sequence (the tables of docs/performance.md "
+                        "before windows became default-protein's default)")
     p.add_argument("--skip-build", action="store_true",
                    help="only the --query-counts runs, on the embeddings/indexes/databases already in --work")
     args = p.parse_args(argv)

@@ -155,7 +155,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     else:
         from phylocl.workflows.index_command import build_index_file
 
-        if args.windows is not None:
+        if args.windows:
             raise InputError("--windows needs --fasta: windows are indexed from the sequences into a sparse index; "
                              "an index over an embeddings file holds one row per sequence")
 
@@ -391,15 +391,18 @@ def _add_index(sub) -> None:
     p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
     p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
-    _add_windows_option(p, "with --fasta: index each sequence as windows of W residues (stride W/2), one row per "
-                           "window; search then ranks sequences by their best window pair (off by default)")
+    _add_windows_option(p, "with --fasta: index each sequence as windows of W residues, one row per window; search "
+                           "then ranks sequences by their best window pair")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_index)
 
 
 def _add_windows_option(p, text: str) -> None:
-    p.add_argument("--windows", type=int, metavar="W", help=text + " (docs/retrieval.md, \"Windows\")")
+    p.add_argument("--windows", type=int, metavar="W",
+                   help=text + "; consecutive windows share only the residues of one word; default: the model's own "
+                   "width (default-protein: 200, other models none), 0: one row per sequence (docs/retrieval.md, "
+                   "\"Windows\")")
 
 
 def _add_align_options(g, *, no_align: bool) -> None:
@@ -445,9 +448,8 @@ def _add_search(sub) -> None:
                         "docs/retrieval.md, 'Word budget'); default 1, exact")
     g = p.add_argument_group("alignment stage (on by default)")
     _add_align_options(g, no_align=True)
-    _add_windows_option(p, "with --db: embed database and queries as windows of W residues (stride W/2) and rank "
-                           "database sequences by their best window pair; an --index built with --windows uses its "
-                           "own W")
+    _add_windows_option(p, "with --db: embed database and queries as windows of W residues and rank database "
+                           "sequences by their best window pair; an --index uses its own cut")
     _add_model_options(p)
     _add_reading_options(p)
     p.set_defaults(func=_cmd_search)
@@ -474,8 +476,8 @@ def _add_evaluate(sub) -> None:
     g.add_argument("--align", action="store_true",
                    help="also report the figures after aligning each sequence's --candidates embedding hits")
     _add_align_options(g, no_align=False)
-    _add_windows_option(p, "score each pair by its best pair of windows of W residues (stride W/2), as "
-                           "`phylocl search` on an index built with --windows W")
+    _add_windows_option(p, "score each pair by its best pair of windows of W residues, as `phylocl search` on an "
+                           "index built with --windows W")
     _add_model_options(p)
     _add_reading_options(p, alphabet=False)
     p.set_defaults(func=_cmd_evaluate)

@@ -9,7 +9,10 @@ A **model folder** (the standard format, written by :meth:`SequenceEncoder.save_
                              "phylocl-encoder" and "phylocl_version"
     DIR/model.safetensors    the weights (safetensors: plain tensors, nothing is unpickled on load)
 
-Weights are written first, so a folder whose ``config.json`` exists is complete.
+Weights are written first, so a folder whose ``config.json`` exists is complete. A folder may also hold
+``search.json``, ``{"windows": W}``: the window width ``phylocl index --fasta``, ``search --db`` and ``evaluate``
+use with the model unless told otherwise (:func:`default_windows`; the shipped ``default-protein``: 200). It is not
+part of the model: fingerprints hash the config and the weights only.
 
 A **legacy file** (``enc.save("x.pt")``; the ``encoder.pt`` of earlier ``phylocl train`` runs) is one ``torch.save`` dict
 ``{"config", "state_dict", "phylocl_version"}``, read with ``torch.load(weights_only=True)``.
@@ -30,16 +33,32 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 from phylocl.safejson import read_json_object
 
-__all__ = ["read_model", "write_model_folder", "shipped_models", "PRETRAINED_DIR", "CONFIG_FILE", "WEIGHTS_FILE",
-           "MODEL_TYPE", "ENCODER_FILE"]
+__all__ = ["read_model", "write_model_folder", "shipped_models", "default_windows", "PRETRAINED_DIR", "CONFIG_FILE",
+           "WEIGHTS_FILE", "MODEL_TYPE", "ENCODER_FILE", "SEARCH_FILE"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_FILE = "encoder.pt"  # legacy file name inside a run folder
 MODEL_TYPE = "phylocl-encoder"
+SEARCH_FILE = "search.json"  # optional: {"windows": W}, the model's default window width for sparse search
 _META_KEYS = ("model_type", "phylocl_version")
 _ARCHITECTURES = Path(__file__).resolve().parent / "model_configs"  # the registry's files (phylocl.models.registry)
+
+
+def default_windows(folder: str | Path | None) -> int | None:
+    """The window width model folder ``folder`` names in ``search.json`` (``{"windows": W}``; ``0``: none), or
+    ``None`` (no such file). A file that is not such an object is an :class:`InputError` naming it."""
+    if folder is None or not (Path(folder) / SEARCH_FILE).is_file():
+        return None
+    path = Path(folder) / SEARCH_FILE
+    try:
+        width = json.loads(path.read_text()).get("windows")
+    except (OSError, ValueError, AttributeError) as err:
+        raise InputError(f"cannot read the model's search defaults ({err})", path=path) from None
+    if isinstance(width, bool) or not isinstance(width, int) or width < 0:
+        raise InputError(f"\"windows\" must be a number of residues >= 0, got {width!r}", path=path)
+    return width or None
 
 
 def shipped_models(pretrained_dir: Path | None = None) -> list[str]:

@@ -33,20 +33,30 @@ from phylocl.sparse_rows import SparseRows, concat_rows
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND"]
 
 
-def window_stride(width: int) -> int:
-    """The stride of windows of ``width`` residues: half a window (``width // 2``)."""
-    return width // 2
+def window_stride(width: int, span: int | None = None) -> int:
+    """The stride of windows of ``width`` residues for words of ``span`` residues: ``width - span + 1`` (tiles:
+    consecutive windows share the ``span - 1`` residues that put every word whole in one window, and no more);
+    ``span=None``: half a window, ``width // 2`` (the cut of ``--windows`` bundles written before tiles)."""
+    if span is None:
+        return max(1, width // 2)
+    if not 1 <= span < width:
+        raise ValueError(f"need 1 <= span < width, got span={span}, width={width}")
+    return width - span + 1
 
 
-def window_pieces(sequences: Sequence[str], width: int) -> tuple[list[str], np.ndarray]:
-    """Cut each sequence into windows of ``width`` letters, stride ``width // 2`` (the last one flush with the end).
+def window_pieces(sequences: Sequence[str], width: int, stride: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Cut each sequence into windows of ``width`` letters at ``stride`` (default ``width // 2``), the last one flush
+    with the end (a sequence of at most ``width`` letters is one window; the starts of
+    :func:`phylocl.models.windows.window_starts`, which retrieval does not import).
 
     Returns ``(pieces, owners)``: ``owners (W,)`` int64 is the input position of each piece, non-decreasing (a
     sequence's windows are consecutive). An empty sequence still gets one (empty) piece.
     """
     if width < 2:
         raise ValueError(f"width must be >= 2, got {width}")
-    stride = window_stride(width)
+    stride = window_stride(width) if stride is None else stride
+    if not 1 <= stride <= width:
+        raise ValueError(f"need 1 <= stride <= width, got stride={stride}, width={width}")
     pieces, owners = [], []
     for i, s in enumerate(sequences):
         if len(s) <= width:

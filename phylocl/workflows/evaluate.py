@@ -27,7 +27,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
@@ -37,6 +37,9 @@ from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
 from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options
+
+if TYPE_CHECKING:
+    from phylocl.workflows.windows import WindowCut
 
 __all__ = ["evaluate", "format_report", "write_per_family", "metric_names", "split_families_of", "SPLITS",
            "PREFILTER_KS"]
@@ -152,7 +155,7 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
 
 
 def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
-                  progress: bool, stream, windows: int | None = None) -> tuple:
+                  progress: bool, stream, windows: WindowCut | None = None) -> tuple:
     """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused.
     ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`."""
     labelled = set(ds.ids)
@@ -174,7 +177,7 @@ def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int
     return decoys, letter_notes(decoy_stream.letters), sequences
 
 
-def _embed(items, embedder, *, batch_size: int, buffer_size: int, progress, windows: int | None):
+def _embed(items, embedder, *, batch_size: int, buffer_size: int, progress, windows: WindowCut | None):
     """:func:`embed_all`, or with ``windows`` :func:`~phylocl.workflows.windows.embed_windows`."""
     if windows is None:
         return embed_all(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=progress)
@@ -229,9 +232,10 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         align, candidates, evalue, matrix, gap_open, gap_extend, threads, filter_pvalue: also score the aligned ranking of
             ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
             :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
-        windows: score each pair by its best pair of windows of this many residues (stride half of it), as
-            ``phylocl search`` does on an index built with ``--windows`` (:mod:`phylocl.workflows.windows`; models
-            with sparse rows only).
+        windows: score each pair by its best pair of windows of this many residues (tiles:
+            :mod:`phylocl.workflows.windows`), as ``phylocl search`` does on an index built with ``--windows``
+            (models with sparse rows only); ``None``: the model's default width (``default-protein``: 200), ``0``:
+            one row per sequence.
         strand: DNA with ``align``: ``both`` (default) or ``plus``, as in ``phylocl search``
             (:mod:`phylocl.workflows.evaluate_align`; with ``windows`` the prefilter stays the plus strand's).
 
@@ -259,10 +263,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data)
-    if windows is not None:
-        from phylocl.workflows.windows import check_windows
+    from phylocl.workflows.windows import resolve_windows
 
-        check_windows(windows, embedder)
+    windows = resolve_windows(windows, embedder)  # the model's default width (search.json), 0: whole rows
     if strand is not None and not align:
         raise InputError("--strand is an option of the aligned ranking; add --align")
     if align:  # refuse bad scoring options before embedding
@@ -293,7 +296,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
             m = evaluate_windows(x, ds.families, ids=ds.ids, decoys=decoys, ks=all_ks, group_labels=groups,
                                  return_hits=align)
-            m["windows"] = {"window": windows, "stride": windows // 2}
+            m["windows"] = windows.params()
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)
     result["prefilter_recall"] = {f"recall@{k}": _finite_or_none(m[f"recall@{k}"]) for k in PREFILTER_KS}

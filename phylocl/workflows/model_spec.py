@@ -75,15 +75,18 @@ class ResolvedModel:
         overlap: window overlap of an encoder on long sequences (``None``: the encoder's default, 0.5; see
             :func:`~phylocl.models.windows.overlap_stride`); the k-mer baseline has no windows.
         default_choice: set when no model was named and this one was chosen as the best measured default.
+        default_windows: the window width the model's folder names for sparse search (``search.json``;
+            :func:`~phylocl.models.model_files.default_windows`), ``None``: one row per sequence.
 
     Attributes: ``model``, ``alphabet`` (:class:`Alphabet`), ``dim`` (embedding width), ``name``, ``source``,
-    ``device``, ``precision``, ``overlap``, ``default_choice``, ``is_encoder`` (the model has weights that run on
+    ``device``, ``precision``, ``overlap``, ``default_choice``, ``default_windows``, ``is_encoder`` (the model has weights that run on
     ``device``). Which settings the model takes is decided once, here; :meth:`embed` and :meth:`embed_sparse` then
     call the model's own methods with them.
     """
 
     def __init__(self, *, model, source: str, device: str = "cpu", precision: str = "fp32",
-                 overlap: float | None = None, default_choice: DefaultChoice | None = None) -> None:
+                 overlap: float | None = None, default_choice: DefaultChoice | None = None,
+                 default_windows: int | None = None) -> None:
         if not (hasattr(model, "embed") and hasattr(model, "model_info")):
             raise ValueError(f"model must have embed() and model_info(), got {type(model).__name__}")
         self.model, self.source = model, str(source)
@@ -103,6 +106,7 @@ class ResolvedModel:
         if self.is_encoder:
             model.to(self.device).eval()
         self.default_choice = default_choice
+        self.default_windows = default_windows
         self._info: dict | None = None
 
     @property
@@ -156,11 +160,16 @@ def _load_encoder_file(source: str | Path, name: str, device: str, precision: st
     folder = Path(source).expanduser()
     folder = folder if folder.exists() else PRETRAINED_DIR / str(source)  # a shipped name
     folder = folder.parent if folder.name in ("config.json", "model.safetensors") else folder
+    from phylocl.models.model_files import default_windows
+
+    windows = default_windows(folder)  # search.json: the model's own window width, if it names one
     if sparse_only and device in (None, "cpu") and precision == "fp32" and is_profile_folder(folder):
-        return ResolvedModel(model=NumpyProfileEncoder(folder=folder, overlap=overlap), source=name)  # no torch
+        return ResolvedModel(model=NumpyProfileEncoder(folder=folder, overlap=overlap), source=name,
+                             default_windows=windows)  # no torch
 
     device = resolve_device(device)  # imports torch: only encoders need it (kmer:K starts in a fraction of a second)
-    return ResolvedModel(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap)
+    return ResolvedModel(model=load_encoder(source), source=name, device=device, precision=precision, overlap=overlap,
+                         default_windows=windows)
 
 
 def default_model(alphabet: str | Alphabet) -> DefaultChoice:

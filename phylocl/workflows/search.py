@@ -40,7 +40,7 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buf
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model, shipped_models
 from phylocl.workflows.search_strands import merge_candidates, minus_candidates, resolve_strand
-from phylocl.workflows.windows import check_windows, index_windows
+from phylocl.workflows.windows import WindowCut, index_windows, resolve_windows
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "check_align_options", "HEADER", "DEFAULT_CANDIDATES",
            "DEFAULT_MEMORY_BUDGET"]
@@ -128,7 +128,7 @@ def _kept(database, keep: list | None, budget: int):
 
 
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream,
-                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET, windows: int | None = None):
+                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET, windows: WindowCut | None = None):
     """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x, letters)``; ``x`` is
     ``(N, D)`` rows, or :class:`~phylocl.sparse_rows.SparseRows` and a sparse index for models with sparse rows
     (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster), or
@@ -175,12 +175,12 @@ def _open_index(index, model: str | None, queries, *, device, precision, overlap
 
 
 def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
-                  bar, sparse: bool = False, db_seqs: list | None = None, windows: int | None = None
+                  bar, sparse: bool = False, db_seqs: list | None = None, windows: WindowCut | None = None
                   ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
     """``((b, D) query embeddings, b ids, b sequences)`` per buffer; ``db_x`` given: the database holds the queries
     already (their sequences: ``db_seqs``, if kept); ``sparse``: the embeddings as
     :class:`~phylocl.sparse_rows.SparseRows`; ``windows``: as the :class:`~phylocl.retrieval.windowed.WindowRows`
-    of windows of that width."""
+    of windows of that cut."""
     if db_x is not None:  # the database already holds the queries' embeddings
         for lo in range(0, len(db_x), buffer_size):
             hi = min(lo + buffer_size, len(db_x))
@@ -274,8 +274,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         batch_size, buffer_size, device, precision, overlap, progress, stream: as in
             :func:`~phylocl.workflows.embed.embed`.
         windows: with ``db``, embed database and queries as windows of this many residues and rank database
-            sequences by their best window pair (:mod:`phylocl.workflows.windows`); an ``index`` built with
-            ``--windows`` uses its own width (a different ``windows`` is refused).
+            sequences by their best window pair (:mod:`phylocl.workflows.windows`); ``None``: the model's default
+            width (``default-protein``: 200; none with ``word_budget``), ``0``: one row per sequence. An ``index``
+            is searched with its own cut (a different ``windows`` is refused).
         word_budget: with a sparse index (k-mer profiles), read only each query's words of most weight per
             posting, up to this fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
             docs/retrieval.md, "Word budget"; :mod:`phylocl.retrieval.sparse_index`); ``None`` or 1: exact.
@@ -315,8 +316,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
                                  sparse_only=True)
-        if windows is not None:
-            check_windows(windows, embedder)
+        windows = resolve_windows(windows, embedder, word_budget=word_budget)  # the model's default, or None
         _check_word_budget(word_budget, sparse=embedder.sparse and windows is None)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
@@ -376,8 +376,8 @@ def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) 
     except ValueError:
         raise InputError(f"--word-budget must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or "
-                         "--db with a k-mer profile model, without --windows)", path=path)
+        raise InputError("--word-budget needs a sparse index of whole k-mer profile rows (`phylocl index --fasta "
+                         "--windows 0`, or --db with a k-mer profile model, without --windows)", path=path)
 
 
 @contextlib.contextmanager

@@ -13,10 +13,14 @@ and index search of the queries are done twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from phylocl.align.strands import reverse_complement
+
+if TYPE_CHECKING:
+    from phylocl.workflows.windows import WindowCut
 
 __all__ = ["merge_candidates", "minus_candidates", "resolve_strand"]
 
@@ -37,7 +41,7 @@ def resolve_strand(strand: str | None, alphabet: str, *, align: bool) -> str:
 
 
 def minus_candidates(ridx, embedder, seqs: Sequence[str], ids: Sequence[str], k: int, *, batch_size: int,
-                     sparse: bool, windows: int | None = None, **search_kwargs) -> tuple[np.ndarray, np.ndarray]:
+                     sparse: bool, windows: WindowCut | None = None, **search_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (b, k), rows (b, k))``: the index's ``k`` best rows for the reverse complement of each of the ``b``
     queries ``seqs`` (canonical DNA letters), embedded as the queries are (dense, sparse or windows); a query's own
     id is excluded as in the plus-strand search; ``search_kwargs`` go to ``ridx.search`` (a word budget)."""

@@ -40,8 +40,9 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
             ``None``: the alphabet's default if it is one, else ``kmer:3`` (protein) / ``kmer:5`` (DNA).
         batch_size, buffer_size, device, precision, overlap, progress, alphabet, strict, stream: as for
             ``phylocl embed`` (sparse rows are computed at fp32 only).
-        windows: cut each sequence into windows of this many residues (stride half of it), one row per window,
-            searched by best window pair (:mod:`phylocl.workflows.windows`); ``None``: one row per sequence.
+        windows: cut each sequence into windows of this many residues (tiles: :mod:`phylocl.workflows.windows`),
+            one row per window, searched by best window pair; ``None``: the model's default width
+            (``default-protein``: 200, other models none), ``0``: one row per sequence.
 
     Raises :class:`InputError` (nothing written) on bad input or a model without sparse rows.
     """
@@ -59,10 +60,9 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
         raise InputError(f"model {embedder.name} gives dense rows; a sparse index needs full k-mer profiles "
                          "(kmer:K) or a k-mer profile encoder such as default-protein, at fp32. For other models run "
                          "`phylocl embed` and `phylocl index --embeddings`")
-    if windows is not None:
-        from phylocl.workflows.windows import check_windows
+    from phylocl.workflows.windows import resolve_windows
 
-        check_windows(windows, embedder)
+    windows = resolve_windows(windows, embedder)  # the model's default width (search.json), 0: whole rows
     bind_stream(records, embedder)
     from phylocl.retrieval.sequence_store import SequenceStoreWriter
     from phylocl.retrieval.sparse_build import write_sparse_index

@@ -42,7 +42,8 @@ def examples() -> dict:
 def test_shipped_folder_loads_by_name(name, alphabet):
     folder = PRETRAINED_DIR / name
     assert name in shipped_models()
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    search = ["search.json"] if name == "default-protein" else []  # its default window width (docs/retrieval.md)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", *search]
     assert 0 < (folder / "model.safetensors").stat().st_size <= MAX_BYTES
     by_name = resolve_model(name, device="cpu")
     by_path = phylocl.load_encoder(folder)
@@ -243,10 +244,14 @@ def test_search_without_model_uses_the_best_measured_method(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "query\ttarget\tscore\trank"
     assert len(lines) == 1 + 4 * 3  # self hits excluded: the 3 others for each query
-    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein").embed([ds.sequences[i] for i in picks])
+    from phylocl.retrieval.windowed import window_pieces
+
+    pieces, owners = window_pieces([ds.sequences[i] for i in picks], 200, 197)  # its default: tiles of 200
+    direct = phylocl.load_encoder(PRETRAINED_DIR / "default-protein").embed(pieces)  # (windows, D)
     q, t, score, _ = lines[1].split("\t")
     i, j = [ds.ids[p] for p in picks].index(q), [ds.ids[p] for p in picks].index(t)
-    assert abs(float(score) - float(direct[i] @ direct[j])) < 1e-4  # the scores are default-protein's cosines
+    best = max(float(direct[a] @ direct[b]) for a in np.flatnonzero(owners == i) for b in np.flatnonzero(owners == j))
+    assert abs(float(score) - best) < 1e-4  # the scores are default-protein's best window-pair cosines
     # an explicit --model gets what it names, and no note
     assert main(["search", "--model", "kmer:3", "--query", str(fasta), "--db", str(fasta), "-k", "3",
                  "-o", str(out), "--quiet"]) == 0

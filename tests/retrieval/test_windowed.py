@@ -14,7 +14,7 @@ from phylocl.retrieval.index_checks import write_checksums
 from phylocl.retrieval.index_io import load_index, verify_bundle
 from phylocl.retrieval.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import write_sparse_index
-from phylocl.retrieval.windowed import WindowedIndex, WindowRows, concat_windows, window_pieces
+from phylocl.retrieval.windowed import WindowedIndex, WindowRows, concat_windows, window_pieces, window_stride
 from phylocl.sparse_rows import SparseRows
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -33,8 +33,8 @@ def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
                       coeffs=coeffs.astype(np.float32), basis=basis, dim=rows.dim)
 
 
-def _windows(seqs: list[str], width: int, rank: int = 0) -> WindowRows:
-    pieces, owners = window_pieces(seqs, width)
+def _windows(seqs: list[str], width: int, rank: int = 0, stride: int | None = None) -> WindowRows:
+    pieces, owners = window_pieces(seqs, width, stride)
     rows = KmerEmbedder(k=3, alphabet="protein").embed_sparse(pieces)
     return WindowRows(rows=_low_rank(rows, rank) if rank else rows, owners=owners, n=len(seqs))
 
@@ -58,6 +58,35 @@ def test_window_pieces_cover_each_sequence_with_half_overlapping_windows():
     assert pieces == [seq[a:a + 8] for a in (0, 4, 8, 12, 15)]
     with pytest.raises(ValueError, match="width"):
         window_pieces(["MKV"], 1)
+    pieces, owners = window_pieces(["A" * 10, "C" * 25, "D" * 21], 10, stride=10)  # no overlap but the last window's
+    assert owners.tolist() == [0, 1, 1, 1, 2, 2, 2]
+    assert pieces[1:4] == ["C" * 10] * 3 and len(pieces[-1]) == 10
+    pieces, _ = window_pieces([seq], 8, stride=window_stride(8, 3))  # tiles for 3-letter words: stride 6
+    assert pieces == [seq[a:a + 8] for a in (0, 6, 12, 15)]
+    with pytest.raises(ValueError, match="stride"):
+        window_pieces(["MKV"], 8, stride=9)
+
+
+def test_window_stride_tiles_share_one_word_less_one_letter():
+    assert window_stride(200) == 100 and window_stride(201) == 100  # half a window (bundles before tiles)
+    assert window_stride(200, 4) == 197 and window_stride(40, 3) == 38 and window_stride(8, 1) == 8
+    with pytest.raises(ValueError, match="span"):
+        window_stride(8, 8)
+
+
+@pytest.mark.parametrize("span, width", [(3, 6), (3, 20), (4, 8), (4, 33), (5, 200)])
+def test_tiles_hold_every_word_of_the_sequence_whole_and_no_residue_beyond_one_word_twice(span, width):
+    rng = np.random.default_rng(span * 1000 + width)
+    stride = window_stride(width, span)
+    for length in [*range(0, 3 * width), 5 * width + 7]:
+        seq = "".join(rng.choice(list(AA), length))
+        pieces, _ = window_pieces([seq], width, stride)
+        words = {seq[i:i + span] for i in range(len(seq) - span + 1)}
+        held = {p[i:i + span] for p in pieces for i in range(len(p) - span + 1)}
+        assert held == words  # every word (and nothing else) lies whole in some window
+        if length > width:  # consecutive windows share span - 1 residues, except the last, flush one
+            assert len(pieces) == 1 + -(-(length - width) // stride)
+            assert all(len(p) == width for p in pieces)
 
 
 def test_window_rows_slice_and_concat_keep_each_sequence_whole():
@@ -72,14 +101,15 @@ def test_window_rows_slice_and_concat_keep_each_sequence_whole():
         WindowRows(rows=w.rows, owners=w.owners[::-1], n=7)
 
 
-@pytest.mark.parametrize("width, rank", [(12, 0), (30, 3), (200, 0)])  # 200: every sequence is one window
-def test_best_window_pair_scores_and_hits_equal_the_slow_reference(width, rank, monkeypatch):
+@pytest.mark.parametrize("width, rank, stride", [(12, 0, None), (30, 3, None), (200, 0, None),  # 200: one window each
+                                                 (12, 0, 10), (30, 3, 28), (9, 2, 9)])  # tiles of 3-letter words
+def test_best_window_pair_scores_and_hits_equal_the_slow_reference(width, rank, stride, monkeypatch):
     import phylocl.retrieval.windowed as windowed
 
     monkeypatch.setattr(windowed, "BLOCK_VALUES", 200)  # query windows scored a few at a time
     db, queries = _seqs(15, 0), _seqs(6, 1)
     queries[2] = db[4][10:60]  # a piece of a database sequence: its best window pair is high
-    d, q = _windows(db, width, rank), _windows(queries, width, rank)
+    d, q = _windows(db, width, rank, stride), _windows(queries, width, rank, stride)
     index = WindowedIndex(rows=d.rows, owners=d.owners, ids=[f"t{i}" for i in range(15)])
     want = _reference(q, d)
     np.testing.assert_allclose(index.scores(q), want, atol=1e-5)

@@ -270,7 +270,8 @@ def test_db_search_with_the_default_protein_model_goes_sparse_and_equals_brute_f
     real = sparse_build.sparse_index_in_memory
     monkeypatch.setattr(sparse_build, "sparse_index_in_memory", lambda *a, **kw: built.append(1) or real(*a, **kw))
     out = tmp_path / "h.tsv"
-    search(align=False, query=db, db=db, out=out, model="default-protein", k=5, buffer_size=7, progress=False)
+    search(align=False, query=db, db=db, out=out, model="default-protein", k=5, buffer_size=7, progress=False,
+           windows=0)  # whole rows (its default is windows: tests/workflows/test_windows.py)
     recs = _records()
     x = resolve_model("default-protein", alphabet="protein").embed([s for _, s in recs])  # the dense path
     ids = [i for i, _ in recs]

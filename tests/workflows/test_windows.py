@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from phylocl.retrieval.windowed import window_pieces
+from phylocl.models.model_files import default_windows
 from phylocl.workflows.model_spec import resolve_model
 
 from families import mutated_families, write_fasta  # tests/workflows/families.py
@@ -27,11 +28,21 @@ def _hits(path):
         return [(q, t, float(s), int(r)) for q, t, s, r, *_ in csv.reader(f, delimiter="\t")]
 
 
-def _reference(model: str, queries, db, width: int, k: int):
-    """Top-k database sequences per query by the best dense cosine over window pairs, own id left out."""
+SPAN = {"kmer:3": 3, "default-protein": 4}  # residues one word spans
+
+
+def _tile(model: str, width: int) -> int:
+    """The stride of ``--windows width``: consecutive windows share one word less one residue."""
+    return width - SPAN[model] + 1
+
+
+def _reference(model: str, queries, db, width: int, k: int, stride: int | None = None):
+    """Top-k database sequences per query by the best dense cosine over window pairs (windows of ``width`` at
+    ``stride``, default the tiles of ``model``), own id left out."""
     emb = resolve_model(model, alphabet="protein")
-    qp, qo = window_pieces([s for _, s in queries], width)
-    dp, do = window_pieces([s for _, s in db], width)
+    stride = stride or _tile(model, width)
+    qp, qo = window_pieces([s for _, s in queries], width, stride)
+    dp, do = window_pieces([s for _, s in db], width, stride)
     sims = emb.embed(qp) @ emb.embed(dp).T  # (Wq, Wd) dense rows
     best = np.full((len(queries), len(db)), -np.inf)
     for i, qi in enumerate(qo):
@@ -68,10 +79,11 @@ def test_windowed_index_and_db_search_equal_the_reference(tmp_path, db, cli, mod
     qf = write_fasta(tmp_path / "q.fasta", queries)
     code, out, err = cli("index", "--fasta", db, "--model", model, "--windows", width, "-o", tmp_path / "ix", "--quiet")
     assert code == 0, err
-    assert f"sparse-windows (stride={width // 2}, window={width}), 18 sequences" in out
+    stride = _tile(model, width)
+    assert f"sparse-windows (stride={stride}, window={width}), 18 sequences" in out
     meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
-    assert (meta["ntotal"], meta["params"]) == (18, {"window": width, "stride": width // 2})
-    assert meta["rows"] == len(window_pieces([s for _, s in _records()], width)[0])
+    assert (meta["ntotal"], meta["params"]) == (18, {"window": width, "stride": stride})
+    assert meta["rows"] == len(window_pieces([s for _, s in _records()], width, stride)[0])
     code, out, err = cli("index", "--verify", tmp_path / "ix")
     assert code == 0 and "files match their checksums" in out
     assert cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "-k", 6, "-o", tmp_path / "a.tsv",
@@ -117,7 +129,7 @@ def test_evaluate_with_windows(tmp_path, db, cli):
                          "--quiet")
     assert code == 0, err
     r = json.loads(out)
-    assert r["windows"] == {"window": 40, "stride": 20}
+    assert r["windows"] == {"window": 40, "stride": 38}
     ref = _reference("kmer:3", recs, recs, 40, 5)
     fam = {i: i.split("_")[0] for i, _ in recs}
     top1 = np.mean([fam[ref[q][0][0]] == fam[q] for q, _ in recs])  # no ties at the top of these lists
@@ -129,7 +141,6 @@ def test_evaluate_with_windows(tmp_path, db, cli):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["index", "--model", "kmer:3", "--windows", 0], "--windows must be a positive number"),
     (["index", "--model", "kmer:3", "--windows", -8], "--windows must be a positive number"),
     (["index", "--model", "kmer:3", "--windows", 5], "too small for kmer:3, whose words span 3 residues: use at "
                                                      "least 6"),
@@ -175,3 +186,98 @@ def test_windowed_index_refuses_other_models_and_widths(tmp_path, db, cli):
     # --windows equal to the index's own is accepted
     assert cli("search", "--query", db, "--index", tmp_path / "ix", "--windows", 40, "--no-align", "-o", out,
                "--quiet")[0] == 0
+
+
+def _model_folder(tmp_path, search: str | None):
+    """A copy of the shipped default-protein folder whose search.json holds ``search`` (``None``: no file)."""
+    import shutil
+
+    from phylocl.models.persistence import PRETRAINED_DIR
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(PRETRAINED_DIR / "default-protein" / name, folder / name)
+    if search is not None:
+        (folder / "search.json").write_text(search)
+    return folder
+
+
+def test_shipped_default_protein_names_windows_of_200_other_models_none(tmp_path, db, cli):
+    from phylocl.models.persistence import PRETRAINED_DIR
+
+    assert default_windows(PRETRAINED_DIR / "default-protein") == 200
+    assert default_windows(PRETRAINED_DIR / "default-dna") is None
+    assert resolve_model("default-protein", alphabet="protein").default_windows == 200
+    assert resolve_model("kmer:3", alphabet="protein").default_windows is None
+    for model, argv, kind, params in (("default-protein", [], "sparse-windows", {"window": 200, "stride": 197}),
+                                      ("default-protein", ["--windows", 0], "sparse", {}),
+                                      ("kmer:3", [], "sparse", {})):
+        out = tmp_path / f"ix-{model}-{len(argv)}"
+        assert cli("index", "--fasta", db, "--model", model, *argv, "-o", out, "--quiet")[0] == 0
+        meta = json.loads((out / "meta.json").read_text())
+        assert (meta["kind"], meta["params"]) == (kind, params)
+
+
+def test_model_default_windows_are_used_unless_windows_0_or_a_word_budget(tmp_path, db, cli):
+    folder = _model_folder(tmp_path, '{"windows": 50}')
+    queries = _records()[::4] + [("new", _records()[2][1][5:45])]
+    qf = write_fasta(tmp_path / "q.fasta", queries)
+    runs = {"default": [], "50": ["--windows", 50], "0": ["--windows", 0], "budget": ["--word-budget", 1]}
+    hits = {}
+    for name, argv in runs.items():
+        code, _, err = cli("search", "--no-align", "--query", qf, "--db", db, "--model", folder, *argv, "-k", 6,
+                           "-o", tmp_path / f"{name}.tsv", "--quiet")
+        assert code == 0, err
+        hits[name] = (tmp_path / f"{name}.tsv").read_text()
+    assert hits["default"] == hits["50"] and hits["0"] == hits["budget"] and hits["default"] != hits["0"]
+    _check(_hits(tmp_path / "default.tsv"), _reference("default-protein", queries, _records(), 50, 6), 6)
+    _check(_hits(tmp_path / "0.tsv"), _reference("default-protein", queries, _records(), 1000, 6, stride=1000), 6)
+    assert cli("index", "--fasta", db, "--model", folder, "-o", tmp_path / "ix", "--quiet")[0] == 0
+    meta = json.loads((tmp_path / "ix" / "meta.json").read_text())
+    assert (meta["kind"], meta["params"]) == ("sparse-windows", {"window": 50, "stride": 47})
+    assert cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "-k", 6, "-o", tmp_path / "i.tsv",
+               "--quiet")[0] == 0
+    assert (tmp_path / "i.tsv").read_text() == hits["default"]
+    code, _, err = cli("search", "--query", qf, "--index", tmp_path / "ix", "--word-budget", 0.5, "-o",
+                       tmp_path / "w.tsv", "--quiet")  # a windowed bundle takes no word budget: say how to rebuild
+    assert code == 2 and "--windows 0" in err and not (tmp_path / "w.tsv").exists()
+    recs = _records()
+    data = tmp_path / "data"
+    data.mkdir()
+    write_fasta(data / "sequences.fasta", recs)
+    (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i.split('_')[0]}\n" for i, _ in recs))
+    ev = {}
+    for name, argv in (("default", []), ("50", ["--windows", 50]), ("0", ["--windows", 0])):
+        code, out, err = cli("evaluate", "--data", data, "--model", folder, *argv, "-k", 1, 5, "--json", "--quiet")
+        assert code == 0, err
+        ev[name] = json.loads(out)
+    assert ev["default"]["windows"] == ev["50"]["windows"] == {"window": 50, "stride": 47} and "windows" not in ev["0"]
+    assert all(ev["default"][k] == ev["50"][k] for k in ("top1", "recall@5", "map_r", "auc1"))
+
+
+@pytest.mark.parametrize("search, message", [('{"windows": "x"}', '"windows" must be a number'),
+                                             ('{"windows": -5}', '"windows" must be a number'),
+                                             ("[200]", "cannot read the model's search defaults"),
+                                             ("{", "cannot read the model's search defaults")])
+def test_bad_search_json_exit_2_one_line(tmp_path, db, cli, search, message):
+    folder = _model_folder(tmp_path, search)
+    out = tmp_path / "h.tsv"
+    code, _, err = cli("search", "--query", db, "--db", db, "--model", folder, "-o", out, "--quiet")
+    assert code == 2 and message in err and "search.json" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_bundle_of_half_overlapping_windows_is_searched_with_its_own_stride(tmp_path, db, cli, monkeypatch):
+    import phylocl.retrieval.windowed as windowed
+
+    with monkeypatch.context() as m:  # a bundle written before tiles: stride W // 2
+        m.setattr(windowed, "window_stride", lambda width, span=None: width // 2)
+        assert cli("index", "--fasta", db, "--model", "kmer:3", "--windows", 40, "-o", tmp_path / "ix",
+                   "--quiet")[0] == 0
+    assert json.loads((tmp_path / "ix" / "meta.json").read_text())["params"] == {"window": 40, "stride": 20}
+    queries = _records()[::4]
+    qf = write_fasta(tmp_path / "q.fasta", queries)
+    assert cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "-k", 6, "-o", tmp_path / "a.tsv",
+               "--quiet")[0] == 0
+    _check(_hits(tmp_path / "a.tsv"), _reference("kmer:3", queries, _records(), 40, 6, stride=20), 6)
