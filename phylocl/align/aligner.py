@@ -25,8 +25,12 @@ import numpy as np
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues
+from phylocl.align.workers import map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
+
+
+PROCESS_BLOCKS = 4  # blocks of queries per worker process (balance against pairs of queries split between blocks)
 
 
 def default_threads() -> int:
@@ -169,11 +173,17 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         sel = np.flatnonzero(keep)[order][:max_hits]
         return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())
 
-    if threads == 1 or len(queries) <= 1:
-        parts = [one(i) for i in range(len(queries))]
+    n = len(queries)
+    if threads == 1 or n <= 1:
+        parts = [one(i) for i in range(n)]
+    elif use_processes(threads, sum(map(len, candidates))):  # contiguous blocks: most pairs of queries in one
+        n_blocks = min(n, PROCESS_BLOCKS * threads)
+        bounds = [b * n // n_blocks for b in range(n_blocks + 1)]
+        parts = [p for block in map_blocks(lambda b: [one(i) for i in range(bounds[b], bounds[b + 1])], n_blocks,
+                                           threads, processes=True) for p in block]
     else:
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(one, range(len(queries))))
+            parts = list(pool.map(one, range(n)))
     offsets, (targets, raw, bits, evs, cand_rank) = stack_hits(parts, HIT_DTYPES)
     return AlignedHits(offsets=offsets, targets=targets, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
                        n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))
