@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,10 +54,23 @@ def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, proc
     with _LOCK:
         token = next(_TOKENS)
         _TASKS[token] = fn
+    pool = None
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, n_blocks)) as pool:
-            return pool.starmap(_run, [(token, b) for b in range(n_blocks)], chunksize=1)
+        pool = multiprocessing.get_context("fork").Pool(min(workers, n_blocks), initializer=_init_worker)
+        out = pool.starmap(_run, [(token, b) for b in range(n_blocks)], chunksize=1)
+        pool.close()  # the workers finish and exit: no terminate (it can leave a worker waiting on the task queue)
+        pool.join()
+        pool = None
+        return out
     finally:
+        if pool is not None:  # an error or an interrupt in this process: stop the workers
+            pool.terminate()
         with _LOCK:
             del _TASKS[token]
+
+
+def _init_worker() -> None:
+    """A worker dies of SIGTERM and leaves SIGINT to this process (which stops the pool): the handlers it inherits
+    through the fork (``phylocl``'s command line turns SIGTERM into an exception) are not for it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
