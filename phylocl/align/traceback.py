@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -148,8 +149,10 @@ class _Calls:
         from phylocl.align.parasail_calls import parasail_calls
 
         self.c = parasail_calls()
-        matrix, self.gap_open, self.gap_extend = scoring.parasail()
-        self.matrix = self.c.matrix_pointer(matrix)
+        # the Matrix object is held here, not only in the scoring system's cache: two threads building their first
+        # _Calls at once each make one, and the one the cache drops would be freed under the other's pointer
+        self._matrix, self.gap_open, self.gap_extend = scoring.parasail()
+        self.matrix = self.c.matrix_pointer(self._matrix)
 
     def striped(self, x: bytes, y: bytes, start: int) -> tuple[int, int, int]:
         """``(score, end_query, end_ref)`` of parasail's ``sw_striped`` from width ``start`` on (``sw_striped_sat``
@@ -192,10 +195,16 @@ def _overflow(lx: int, ly: int) -> OverflowError:
     return OverflowError(f"alignment score overflows parasail's lanes ({lx} and {ly} residues)")
 
 
+_CALLS_LOCK = threading.Lock()
+
+
 def _calls(scoring: ScoringSystem) -> _Calls:
     calls = scoring._cache.get("parasail_calls")
     if calls is None:
-        calls = scoring._cache["parasail_calls"] = _Calls(scoring)
+        with _CALLS_LOCK:
+            calls = scoring._cache.get("parasail_calls")
+            if calls is None:
+                calls = scoring._cache["parasail_calls"] = _Calls(scoring)
     return calls
 
 
