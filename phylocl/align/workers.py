@@ -2,8 +2,8 @@
 
 The alignment stage makes millions of short calls into C (an MSV filter call per candidate, three parasail calls
 per traced pair) with Python between them. The C releases the GIL, but the Python between calls holds it: with
-threads, each thread waits for the other's Python between its own C calls, so two threads gave 1.3x, not 2x, on
-the Mycoplasma all-against-all (docs/performance.md). Forked processes share nothing that needs a lock: each runs
+threads, each thread waits for the other's Python between its own C calls: the Mycoplasma all-against-all with
+two threads took 30.6-31.4 s, with two processes 22.3-23.9 s (docs/retrieval.md, "Worker processes"). Forked processes share nothing that needs a lock: each runs
 its blocks with the parent's data (copy-on-write memory, nothing is pickled but the block numbers and the
 results), and the results come back in block order, so they do not depend on how many processes ran them.
 
