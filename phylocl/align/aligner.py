@@ -27,7 +27,7 @@ import numpy as np
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues
-from phylocl.align.workers import map_blocks, use_processes
+from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
 
@@ -185,7 +185,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         rows = screened[i][0]
         return _score_one(cleaned[i], [target(t) for t in rows[todo[i]].tolist()], scoring)
 
-    scored = _run_queries(score, n, threads, sum(map(len, todo)))
+    scored = _run_queries(score, n, threads, PAIR_WEIGHT * sum(map(len, todo)))
     raws = []
     for i, (rows, _, _) in enumerate(screened):
         raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
@@ -214,7 +214,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
 
 def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
     """``[fn(i) for i in range(n)]``: one query per task in a thread pool, or :data:`PROCESS_BLOCKS` contiguous
-    blocks of queries per worker process when there are enough ``pairs`` (:mod:`phylocl.align.workers`)."""
+    blocks of queries per worker process when there is enough work (``pairs``, in filter calls:
+    :func:`~phylocl.align.workers.use_processes`)."""
     if threads == 1 or n <= 1:
         return [fn(i) for i in range(n)]
     if not use_processes(threads, pairs):

@@ -21,17 +21,21 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["MIN_PROCESS_ITEMS", "map_blocks", "use_processes"]
+__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "map_blocks", "use_processes"]
 
-MIN_PROCESS_ITEMS = 5_000  # candidate pairs (or traced pairs) from which a block's work is worth a forked process
+# work from which forked processes pay, in MSV filter calls (~8 us each on Mycoplasma; a pool of two costs 15-60 ms
+# to start with 1 GB resident): 20,000 is ~40 queries of 500 candidates; a pair to score or to trace weighs PAIR_WEIGHT
+MIN_PROCESS_ITEMS = 20_000
+PAIR_WEIGHT = 5  # a Smith-Waterman or traced pair (~40-100 us) in filter calls
 _TASKS: dict[int, Callable] = {}  # token -> the function the forked workers run (inherited through the fork)
 _TOKENS = itertools.count()
 _LOCK = threading.Lock()
 
 
 def use_processes(workers: int, items: int) -> bool:
-    """Whether :func:`map_blocks` should fork for ``items`` pairs of work: more than one worker, enough work
-    (:data:`MIN_PROCESS_ITEMS`), and a platform that forks."""
+    """Whether :func:`map_blocks` should fork for ``items`` filter calls' worth of work (:data:`PAIR_WEIGHT` per
+    pair to score or trace): more than one worker, enough work (:data:`MIN_PROCESS_ITEMS`), and a platform that
+    forks."""
     return workers > 1 and items >= MIN_PROCESS_ITEMS and "fork" in multiprocessing.get_all_start_methods() \
         and os.environ.get("PHYLOCL_ALIGN_PROCESSES", "1") != "0"
 

@@ -28,7 +28,7 @@ from phylocl.align import (
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, minus_coordinates, reverse_complement
 from phylocl.align.traceback import AlignmentSummary, canonical_first, mirror, trace_alignments
-from phylocl.align.workers import map_blocks, use_processes
+from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
@@ -138,7 +138,7 @@ class AlignStage:
         if task:
             tasks.append(task)
 
-        processes = use_processes(self.threads, len(jobs))
+        processes = use_processes(self.threads, PAIR_WEIGHT * len(jobs))
 
         def run(b: int) -> list:
             out = []
