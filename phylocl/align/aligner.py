@@ -6,10 +6,13 @@
     hits = align_candidates(["MKV..."], ["MKL...", "MSS..."], [[0, 1]], scoring=scoring_system("protein"))
     hits.query(0)  # (targets, raw scores, bit scores, E-values), best bit score first
 
-One pyopal call per query scores all its candidates (local alignment, scores only). Queries run in a thread pool
-(``threads``; pyopal releases the GIL), each independent of the others, so the result does not depend on the
-number of threads. Hits with an E-value above ``evalue`` are dropped; the rest are sorted by bit score, highest
-first, ties by candidate order. The traceback (:mod:`phylocl.align.traceback`) is computed later, only for the
+Three steps: the MSV filter per query (:mod:`phylocl.align.msv`), then the choice of the pairs to score (a pair
+of two queries that both align it is scored once, by the query listed first), then one pyopal call per query for
+its pairs (local alignment, scores only). The two per-query steps run in ``threads`` workers: forked processes
+when there is enough work (:mod:`phylocl.align.workers`: the Python between the C calls would serialise
+threads), else a thread pool; each query's work is independent of the others', so the result does not depend on
+the number or kind of workers. Hits with an E-value above ``evalue`` are dropped; the rest are sorted by bit
+score, highest first, ties by candidate order. The traceback (:mod:`phylocl.align.traceback`) is computed later, only for the
 hits that are written.
 """
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +27,12 @@ import numpy as np
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues
+from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
+
+
+PROCESS_BLOCKS = 16  # blocks of queries per worker process (the last blocks balance the workers' loads)
 
 
 def default_threads() -> int:
@@ -99,7 +105,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
             sequence).
         evalue: keep hits with E-value ``<=`` this (``inf``: keep all).
         max_hits: keep at most this many hits per query (after ranking).
-        threads: worker threads (default: all cores).
+        threads: workers (default: all cores): threads, or forked processes for large jobs
+            (:func:`~phylocl.align.workers.use_processes`).
         clean: upper-case and check the letters (pass ``False`` for sequences already in the scoring system's
             letters, e.g. from the data layer).
         query_rows: the target number of each query when the queries are database sequences (``-1``: not one), as
@@ -132,51 +139,91 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     symmetric = query_rows is not None and scoring.symmetric
     row_of = {int(r): i for i, r in enumerate(query_rows)} if symmetric else {}
     row_of.pop(-1, None)
-    done: dict[tuple[int, int], int] = {}  # (query, target) -> raw score, for pairs of two queries
+    n = len(queries)
+    cleaned = [clean_sequence(q, scoring, what=f"query {i}") for i, q in enumerate(queries)] if clean else queries
 
-    def one(i: int):
+    def target(t: int) -> str:
+        return clean_sequence(fetch(t), scoring, what=f"target {t}") if clean else fetch(t)
+
+    def screen(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Query ``i``'s candidate rows ``(c,)`` (prefilter order, repeats dropped), which of them it aligns, and
+        their lengths."""
         rows = np.asarray(candidates[i], dtype=np.int64).ravel()
         rows = rows[rows >= 0]
         _, first = np.unique(rows, return_index=True)
-        rows = rows[np.sort(first)]  # (c,) prefilter order, repeats dropped
-        q = clean_sequence(queries[i], scoring, what=f"query {i}") if clean else queries[i]
-        me = int(query_rows[i]) if symmetric else -1
+        rows = rows[np.sort(first)]
         listed = rows.tolist()
-        seqs = [clean_sequence(fetch(t), scoring, what=f"target {t}") if clean else fetch(t) for t in listed]
-        # the filter decides each direction with the query's own profile, so a pair of two queries may be aligned
-        # for one of them only; its score, when both align it, is computed once (whichever comes first)
-        aligned = msv.keep(q, seqs, keys=listed) if msv is not None else np.ones(len(rows), dtype=bool)
-        raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
-        todo = []
-        for j in np.flatnonzero(aligned).tolist():
-            known = done.get((row_of[listed[j]], i)) if me >= 0 and listed[j] in row_of else None
-            if known is None:
-                todo.append(j)
+        if msv is None:
+            lengths = np.fromiter((len(fetch(t)) for t in listed), np.int64, len(listed))  # cleaning keeps lengths
+            return rows, np.ones(len(rows), dtype=bool), lengths
+        seqs = [target(t) for t in listed]
+        return rows, msv.keep(cleaned[i], seqs, keys=listed), np.fromiter(map(len, seqs), np.int64, len(seqs))
+
+    # 1. the filter, per query
+    screened = _run_queries(screen, n, threads, sum(map(len, candidates)))
+    # 2. which pairs to score: the filter decides each direction with the query's own profile, so a pair of two
+    # queries may be aligned for one of them only; when both align it, the query listed first scores it and the
+    # other reads its score (the local alignment score is symmetric), wherever the two are computed
+    aligned_at = [dict(zip(rows[keep].tolist(), np.flatnonzero(keep).tolist())) for rows, keep, _ in screened] \
+        if row_of else []
+    todo, copies = [], []  # per query: positions to score; (position, partner query, partner's position)
+    for i, (rows, keep, _) in enumerate(screened):
+        mine, theirs = [], []
+        me = int(query_rows[i]) if row_of else -1
+        for j, t in zip(np.flatnonzero(keep).tolist(), rows[keep].tolist()):
+            p = row_of.get(t, i) if me >= 0 else i
+            k = aligned_at[p].get(me) if p < i else None
+            if k is None:
+                mine.append(j)
             else:
-                raw[j] = known
-        raw[todo] = _score_one(q, [seqs[j] for j in todo], scoring)
-        if me >= 0:
-            for j in todo:
-                if listed[j] in row_of:
-                    done[i, row_of[listed[j]]] = int(raw[j])
-        lengths = np.fromiter(map(len, seqs), np.int64, len(rows))  # cleaning keeps lengths
+                theirs.append((j, p, k))
+        todo.append(mine)
+        copies.append(theirs)
+
+    # 3. Smith-Waterman scores of the pairs to score, per query
+    def score(i: int) -> np.ndarray:
+        rows = screened[i][0]
+        return _score_one(cleaned[i], [target(t) for t in rows[todo[i]].tolist()], scoring)
+
+    scored = _run_queries(score, n, threads, PAIR_WEIGHT * sum(map(len, todo)))
+    raws = []
+    for i, (rows, _, _) in enumerate(screened):
+        raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
+        raw[todo[i]] = scored[i]
+        raws.append(raw)
+    for i, theirs in enumerate(copies):  # partners come first, so their scores are all there
+        for j, p, k in theirs:
+            raws[i][j] = raws[p][k]
+
+    # 4. E-values and ranking, per query
+    parts = []
+    for i, (rows, aligned, lengths) in enumerate(screened):
+        raw = raws[i]
         bits = bit_scores(raw, scoring.stats)
-        ev = evalues(raw, query_length=len(q), db_residues=db_residues, db_sequences=db_sequences,
+        ev = evalues(raw, query_length=len(cleaned[i]), db_residues=db_residues, db_sequences=db_sequences,
                      stats=scoring.stats, target_lengths=lengths)
         pos = np.arange(len(rows))
         keep = aligned & (ev <= evalue) & (raw > 0)
         order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
         sel = np.flatnonzero(keep)[order][:max_hits]
-        return rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())
-
-    if threads == 1 or len(queries) <= 1:
-        parts = [one(i) for i in range(len(queries))]
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(one, range(len(queries))))
+        parts.append((rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())))
     offsets, (targets, raw, bits, evs, cand_rank) = stack_hits(parts, HIT_DTYPES)
     return AlignedHits(offsets=offsets, targets=targets, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
                        n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))
+
+
+def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
+    """``[fn(i) for i in range(n)]``: one query per task in a thread pool, or :data:`PROCESS_BLOCKS` contiguous
+    blocks of queries per worker process when there is enough work (``pairs``, in filter calls:
+    :func:`~phylocl.align.workers.use_processes`)."""
+    if threads == 1 or n <= 1:
+        return [fn(i) for i in range(n)]
+    if not use_processes(threads, pairs):
+        return map_blocks(fn, n, threads, processes=False)
+    n_blocks = min(n, PROCESS_BLOCKS * threads)
+    bounds = [b * n // n_blocks for b in range(n_blocks + 1)]
+    blocks = map_blocks(lambda b: [fn(i) for i in range(bounds[b], bounds[b + 1])], n_blocks, threads, processes=True)
+    return [r for block in blocks for r in block]
 
 
 HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64)  # targets, raw, bits, evalues, cand_rank

@@ -47,11 +47,15 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from phylocl.align.parasail_calls import SATURATED as _SATURATED
+from phylocl.align.parasail_calls import Cigar as _Cigar
+from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
 __all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment",
@@ -133,27 +137,75 @@ _STRIPED_8_MAX = 255
 _TRACE_8_MAX = 128
 
 
-_PASSES: dict[tuple[str, bool], object] = {}  # (parasail function family, 16-bit first) -> callable
+def _start(score: int | None, limit: int) -> int:
+    """The width to start a pass at (0: 8 bits, 1: 16 bits): 16 when the known score would saturate 8 bits."""
+    return 1 if score is not None and score >= limit else 0
 
 
-def _pass(name: str, score: int | None, limit: int):
-    wide = score is not None and score >= limit
-    run = _PASSES.get((name, wide))
-    if run is None:
-        import parasail
+class _Calls:
+    """parasail's C functions (:mod:`phylocl.align.parasail_calls`) with one scoring system's matrix and gaps."""
 
-        sat = getattr(parasail, f"{name}_sat")
-        if wide:
-            first = getattr(parasail, f"{name}_16")
+    def __init__(self, scoring: ScoringSystem) -> None:
+        from phylocl.align.parasail_calls import parasail_calls
 
-            def run(*args):
-                r = first(*args)
-                return sat(*args) if r.saturated else r  # over 16 bits: "sat" goes on to 32
+        self.c = parasail_calls()
+        # the Matrix object is held here, not only in the scoring system's cache: two threads building their first
+        # _Calls at once each make one, and the one the cache drops would be freed under the other's pointer
+        self._matrix, self.gap_open, self.gap_extend = scoring.parasail()
+        self.matrix = self.c.matrix_pointer(self._matrix)
 
-        else:
-            run = sat
-        _PASSES[name, wide] = run
-    return run
+    def striped(self, x: bytes, y: bytes, start: int) -> tuple[int, int, int]:
+        """``(score, end_query, end_ref)`` of parasail's ``sw_striped`` from width ``start`` on (``sw_striped_sat``
+        from 8 bits)."""
+        for f in self.c.striped[start:]:
+            r = self._result(f(x, len(x), y, len(y), self.gap_open, self.gap_extend, self.matrix))
+            if r is not None:
+                return r
+        raise _overflow(len(x), len(y))
+
+    def _result(self, p: int) -> tuple[int, int, int] | None:
+        """The score and end of result ``p`` (freed), ``None`` where it saturated."""
+        r = _Result.from_address(p)
+        out = None if r.flag & _SATURATED else (r.score, r.end_query, r.end_ref)
+        self.c.result_free(p)
+        return out
+
+    def trace(self, x: bytes, y: bytes, start: int) -> tuple[int, int, int, int, int, bytes]:
+        """``sw_trace_scan`` of ``x`` and ``y`` from width ``start`` on: ``(score, end_query, end_ref, beg_query,
+        beg_ref, ops)``, ``ops`` the CIGAR's uint32 operations as bytes."""
+        c = self.c
+        for f in c.trace[start:]:
+            p = f(x, len(x), y, len(y), self.gap_open, self.gap_extend, self.matrix)
+            r = _Result.from_address(p)
+            if r.flag & _SATURATED:
+                c.result_free(p)
+                continue
+            q = c.get_cigar(p, x, len(x), y, len(y), self.matrix, 0, None)
+            cigar = _Cigar.from_address(q)
+            out = (r.score, r.end_query, r.end_ref, cigar.beg_query, cigar.beg_ref,
+                   ctypes.string_at(cigar.seq, 4 * cigar.len))
+            c.cigar_free(q)
+            c.result_free(p)
+            return out
+        raise _overflow(len(x), len(y))
+
+
+def _overflow(lx: int, ly: int) -> OverflowError:
+    # "sat" widens 8 -> 16 -> 32 bits itself; a 32-bit overflow needs ~10^8 residues
+    return OverflowError(f"alignment score overflows parasail's lanes ({lx} and {ly} residues)")
+
+
+_CALLS_LOCK = threading.Lock()
+
+
+def _calls(scoring: ScoringSystem) -> _Calls:
+    calls = scoring._cache.get("parasail_calls")
+    if calls is None:
+        with _CALLS_LOCK:
+            calls = scoring._cache.get("parasail_calls")
+            if calls is None:
+                calls = scoring._cache["parasail_calls"] = _Calls(scoring)
+    return calls
 
 
 def trace_alignments(first: str, others: Sequence[str], scoring: ScoringSystem,
@@ -161,9 +213,14 @@ def trace_alignments(first: str, others: Sequence[str], scoring: ScoringSystem,
     """``[trace_alignment(first, y, scoring, score) for y, score in zip(others, scores)]``, the same summaries,
     with ``first``'s parasail score profiles built once for all the pairs it is traced first in."""
     scores = [None] * len(others) if scores is None else scores
-    profiles = _Profiles(first.encode("ascii"), scoring) if first else None
-    return [_trace(first, y, scoring, score, profiles) if canonical_first(first, y, scoring)
-            else mirror(_trace(y, first, scoring, score)) for y, score in zip(others, scores)]
+    if not first:
+        return [EMPTY] * len(others)
+    profiles = _Profiles(first.encode("ascii"), scoring)
+    try:
+        return [_trace(first, y, scoring, score, profiles) if canonical_first(first, y, scoring)
+                else mirror(_trace(y, first, scoring, score)) for y, score in zip(others, scores)]
+    finally:
+        profiles.free()
 
 
 class _Profiles:
@@ -172,67 +229,59 @@ class _Profiles:
 
     def __init__(self, x: bytes, scoring: ScoringSystem) -> None:
         self.x = x
-        self.matrix, self.gap_open, self.gap_extend = scoring.parasail()
-        self._made: dict[int, object] = {}
+        self.calls = _calls(scoring)
+        self._made = [0, 0]  # 8-, 16-bit profile pointers (0: not built)
 
-    def _profile(self, bits: int):
-        if bits not in self._made:
-            import parasail
+    def free(self) -> None:
+        for i, p in enumerate(self._made):
+            if p:
+                self.calls.c.profile_free(p)
+                self._made[i] = 0
 
-            self._made[bits] = getattr(parasail, f"profile_create_{bits}")(self.x, self.matrix)
-        return self._made[bits]
-
-    def forward(self, y: bytes, score: int | None):
-        import parasail
-
-        r = None
-        if score is None or score < _STRIPED_8_MAX:
-            r = parasail.sw_striped_profile_8(self._profile(8), y, self.gap_open, self.gap_extend)
-        if r is None or r.saturated:
-            r = parasail.sw_striped_profile_16(self._profile(16), y, self.gap_open, self.gap_extend)
-        if r.saturated:
-            r = parasail.sw_striped_32(self.x, y, self.gap_open, self.gap_extend, self.matrix)
-        return r
+    def forward(self, y: bytes, score: int | None) -> tuple[int, int, int]:
+        calls = self.calls
+        c = calls.c
+        for width in range(_start(score, _STRIPED_8_MAX), 2):
+            p = self._made[width]
+            if not p:
+                p = self._made[width] = c.profile_create[width](self.x, len(self.x), calls.matrix)
+            r = calls._result(c.striped_profile[width](p, y, len(y), calls.gap_open, calls.gap_extend))
+            if r is not None:
+                return r
+        return calls.striped(self.x, y, 2)
 
 
 def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
            profiles: _Profiles | None = None) -> AlignmentSummary:
-    matrix, gap_open, gap_extend = scoring.parasail()
     if not x or not y:
         return EMPTY
+    calls = _calls(scoring)
     lx, ly = len(x), len(y)
-    x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters) parasail's wrappers would encode every slice
-    striped = _pass("sw_striped", score, _STRIPED_8_MAX)
-    trace = _pass("sw_trace_scan", score, _TRACE_8_MAX)
+    x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters)
+    striped = _start(score, _STRIPED_8_MAX)
     fwd = None
     best = score
     if best is None:
-        fwd = profiles.forward(y, score) if profiles is not None else striped(x, y, gap_open, gap_extend, matrix)
-        _check(fwd, lx, ly)
-        best = fwd.score
+        fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)
+        best = fwd[0]
     if best <= 0:
         return EMPTY
     if _whole(best, lx, ly):  # one traceback over the whole pair
-        tr = trace(x, y, gap_open, gap_extend, matrix)
-        _check(tr, lx, ly)
-        return _summary(tr, best, 0, 0)
+        return _summary(calls.trace(x, y, _start(score, _TRACE_8_MAX)), best, 0, 0)
     if fwd is None:
-        fwd = profiles.forward(y, score) if profiles is not None else striped(x, y, gap_open, gap_extend, matrix)
-        _check(fwd, lx, ly)
-    qe, te = fwd.end_query, fwd.end_ref
+        fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)
+    _, qe, te = fwd
     width = WINDOW_PER_SCORE * best + WINDOW_PAD
     while True:  # the start: the reversed pass over a window before the end, grown until it holds an optimum
         q0, t0 = max(0, qe + 1 - width), max(0, te + 1 - width)
-        rev = striped(x[q0:qe + 1][::-1], y[t0:te + 1][::-1], gap_open, gap_extend, matrix)
-        _check(rev, lx, ly)
-        if rev.score == best or (q0 == 0 and t0 == 0):
+        rev = calls.striped(x[q0:qe + 1][::-1], y[t0:te + 1][::-1], striped)
+        if rev[0] == best or (q0 == 0 and t0 == 0):
             break
         width *= 4
-    qs, ts = qe - rev.end_query, te - rev.end_ref
-    tr = trace(x[qs:qe + 1], y[ts:te + 1], gap_open, gap_extend, matrix)
-    _check(tr, lx, ly)
-    if fwd.score != best or rev.score != best:  # cannot happen: the rectangle holds an optimal alignment
-        raise RuntimeError(f"the score passes found {fwd.score} and {rev.score}, the pair's best local score is "
+    qs, ts = qe - rev[1], te - rev[2]
+    tr = calls.trace(x[qs:qe + 1], y[ts:te + 1], _start(score, _TRACE_8_MAX))
+    if fwd[0] != best or rev[0] != best:  # cannot happen: the rectangle holds an optimal alignment
+        raise RuntimeError(f"the score passes found {fwd[0]} and {rev[0]}, the pair's best local score is "
                            f"{best} ({lx} and {ly} residues)")
     return _summary(tr, best, qs, ts)
 
@@ -246,13 +295,13 @@ def _whole(score: int, lx: int, ly: int) -> bool:
     return span * span >= WHOLE_FRACTION * lx * ly
 
 
-def _summary(tr, best: int, qs: int, ts: int) -> AlignmentSummary:
-    """The summary of parasail traceback ``tr`` of the rectangle starting at ``(qs, ts)`` (0-based)."""
-    if tr.score != best:  # cannot happen: the traced region holds an optimal alignment
-        raise RuntimeError(f"traceback scored {tr.score}, the pair's best local score is {best}")
-    cigar = tr.cigar
-    raw = cigar.pointer[0]  # parasail_cigar_t; a copy of its array is 10x faster than the binding's Cigar.seq view
-    ops = np.frombuffer(ctypes.string_at(raw.seq, 4 * raw.len), dtype=np.uint32)  # (n,) length << 4 | BAM op
+def _summary(tr: tuple, best: int, qs: int, ts: int) -> AlignmentSummary:
+    """The summary of traceback ``tr`` (:meth:`_Calls.trace`) of the rectangle starting at ``(qs, ts)``
+    (0-based)."""
+    score, end_query, end_ref, beg_query, beg_ref, raw = tr
+    if score != best:  # cannot happen: the traced region holds an optimal alignment
+        raise RuntimeError(f"traceback scored {score}, the pair's best local score is {best}")
+    ops = np.frombuffer(raw, dtype=np.uint32)  # (n,) length << 4 | BAM op
     kind = (ops & 0xF).astype(np.intp)
     lead = {_I: 0, _D: 0}  # parasail writes the unaligned start of the traced region as leading I / D runs
     first = 0
@@ -265,10 +314,5 @@ def _summary(tr, best: int, qs: int, ts: int) -> AlignmentSummary:
     length = int(columns.sum())
     return AlignmentSummary(score=int(best), length=length, pident=100.0 * columns[_EQ] / length,
                             mismatch=int(columns[_X]), gapopen=int(runs[_I] + runs[_D]),
-                            qstart=qs + cigar.beg_query + lead[_I] + 1, qend=qs + tr.end_query + 1,
-                            sstart=ts + cigar.beg_ref + lead[_D] + 1, send=ts + tr.end_ref + 1)
-
-
-def _check(result, lx: int, ly: int) -> None:
-    if result.saturated:  # "sat" widens 8 -> 16 -> 32 bits itself; a 32-bit overflow needs ~10^8 residues
-        raise OverflowError(f"alignment score overflows parasail's lanes ({lx} and {ly} residues)")
+                            qstart=qs + beg_query + lead[_I] + 1, qend=qs + end_query + 1,
+                            sstart=ts + beg_ref + lead[_D] + 1, send=ts + end_ref + 1)

@@ -14,7 +14,6 @@ needs no traceback and scores any length.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TextIO
@@ -28,7 +27,8 @@ from phylocl.align import (
 )
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, minus_coordinates, reverse_complement
-from phylocl.align.traceback import canonical_first, mirror, trace_alignments
+from phylocl.align.traceback import AlignmentSummary, canonical_first, mirror, trace_alignments
+from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
@@ -138,22 +138,21 @@ class AlignStage:
         if task:
             tasks.append(task)
 
-        def run(task) -> dict:
-            out = {}
-            for x, keys in task:
+        processes = use_processes(self.threads, PAIR_WEIGHT * len(jobs))
+
+        def run(b: int) -> list:
+            out = []
+            for x, keys in tasks[b]:
                 pairs = [jobs[k] for k in keys]
-                out.update(zip(keys, trace_alignments(x, [y for _, y, _ in pairs], self.scoring,
-                                                      [score for _, _, score in pairs])))
+                found = trace_alignments(x, [y for _, y, _ in pairs], self.scoring, [score for _, _, score in pairs])
+                out.extend(zip(keys, [tuple(vars(a).values()) for a in found] if processes else found))  # tuples pickle fast
             return out
 
         done = {}
-        if self.threads == 1 or len(tasks) <= 1:
-            for t in tasks:
-                done.update(run(t))
-        else:
-            with ThreadPoolExecutor(self.threads) as pool:
-                for part in pool.map(run, tasks):
-                    done.update(part)
+        for part in map_blocks(run, len(tasks), self.threads, processes=processes):
+            done.update(part)
+        if processes:
+            done = {k: AlignmentSummary(*v) for k, v in done.items()}
         out = [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]
         if minus is not None:  # minus-strand summaries, traced on the reverse complement, in blastn's coordinates
             out = [[minus_coordinates(a, len(queries[i])) if k[0] == "minus" else a for a, (k, _) in zip(row, wanted[i])]

@@ -49,7 +49,7 @@ def test_homologs_pass_and_the_pvalue_is_hmmer_null_and_gumbel():
     assert p[0] < 1e-6 and p[1] < 1e-6 and p[2] > 1e-3
     assert msv.keep(q, targets).tolist() == [True, True, p[2] <= 0.02]
     # the same P-value written with pyhmmer's null model and scipy's Gumbel, from the profile's own parameters
-    alphabet, background, builder = msv._tools()
+    alphabet, background, builder = msv._tools()[:3]
     _, _, profile = builder.build(TextSequence(name=b"query", sequence=q).digitize(alphabet), background)
     mu, lam = list(profile.evalue_parameters.as_vector())[:2]
     t = TextSequence(sequence=targets[2]).digitize(alphabet)
@@ -127,3 +127,27 @@ def test_pvalues_do_not_depend_on_what_the_thread_built_before():
     busy.pvalues(other, targets)
     busy.pvalues(other[::-1], targets[::-1])
     assert np.array_equal(busy.pvalues(q, targets), first)
+
+
+def test_the_quick_builder_gives_the_documented_profiles_msv_pvalues():
+    """The quick builder (short Viterbi / Forward calibrations) changes nothing the filter reads: the P-values are
+    those of profiles built with the documented settings, over query lengths from 1 residue (where the quick
+    fits may fail and the documented build takes over) to 600."""
+    from phylocl.align.msv import msv_pvalues
+
+    rng = np.random.default_rng(5)
+    msv = MsvFilter(scoring=scoring_system("protein"))
+    tools = msv._tools()
+    assert len(tools) == 4
+    targets = [_background(rng, int(n)) for n in rng.integers(1, 500, 60)]
+    for n in (1, 2, 3, 5, 8, 13, 30, 75, 160, 350, 600):
+        for _ in range(3):
+            q = _background(rng, n)
+            targets[0] = _mutate(rng, q, 0.3)
+            assert np.array_equal(msv_pvalues(q, targets, tools=tools), msv_pvalues(q, targets, tools=tools[:3])), n
+
+    class Failing:  # a quick calibration whose Gumbel fit fails: the documented build takes over
+        def build(self, *args):
+            raise ValueError("Could not build HMM: failed to determine vit mu")
+
+    assert np.array_equal(msv_pvalues(q, targets, tools=(*tools[:3], Failing())), msv_pvalues(q, targets, tools=tools))

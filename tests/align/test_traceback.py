@@ -179,3 +179,35 @@ def test_pairs_traced_whole_and_by_rectangle():
         assert a.score == _reference(scoring, x, y)
         _valid(a, x, y, scoring)
         assert trace_alignment(x, y, scoring, a.score) == a and trace_alignment(y, x, scoring) == mirror(a)
+
+
+def test_first_tracebacks_of_many_threads_at_once():
+    """Threads that trace their first pairs of a fresh scoring system at the same moment each hold a live parasail
+    matrix (a matrix dropped from the scoring system's cache was once freed under another thread's pointer and
+    crashed a 2-thread search); run in a child process so that a crash fails the test instead of the run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from phylocl.align import clean_sequence, scoring_system\n"
+        "from phylocl.align.traceback import trace_alignment, trace_alignments\n"
+        "from tests.align.test_aligner import _pairs\n"
+        "pairs = _pairs(16, seed=41)\n"
+        "want = [trace_alignment(q, t, scoring_system()) for q, t in ((clean_sequence(q, scoring_system()),\n"
+        "        clean_sequence(t, scoring_system())) for q, t in pairs)]\n"
+        "for _ in range(40):\n"
+        "    scoring = scoring_system()  # a fresh cache: every thread builds its parasail calls at once\n"
+        "    clean = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in pairs]\n"
+        "    gate, got = threading.Barrier(8), {}\n"
+        "    def run(k):\n"
+        "        gate.wait()\n"
+        "        got[k] = [trace_alignments(q, [t], scoring)[0] for q, t in clean]\n"
+        "    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]\n"
+        "    [t.start() for t in threads]; [t.join() for t in threads]\n"
+        "    assert all(v == want for v in got.values())\n")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -1,0 +1,80 @@
+"""Worker processes for the alignment stage: independent blocks of work run in forked processes, not threads.
+
+The alignment stage makes millions of short calls into C (an MSV filter call per candidate, three parasail calls
+per traced pair) with Python between them. The C releases the GIL, but the Python between calls holds it: with
+threads, each thread waits for the other's Python between its own C calls: the Mycoplasma all-against-all with
+two threads took 30.6-31.4 s, with two processes 22.3-23.9 s (docs/retrieval.md, "Worker processes"). Forked processes share nothing that needs a lock: each runs
+its blocks with the parent's data (copy-on-write memory, nothing is pickled but the block numbers and the
+results), and the results come back in block order, so they do not depend on how many processes ran them.
+
+Processes are used where the platform forks (Linux; elsewhere, and for little work, threads run the same blocks)
+and when the work is worth two forks (:func:`use_processes`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "map_blocks", "use_processes"]
+
+# work from which forked processes pay, in MSV filter calls (~8 us each on Mycoplasma; a pool of two costs 15-60 ms
+# to start with 1 GB resident): 20,000 is ~40 queries of 500 candidates; a pair to score or to trace weighs PAIR_WEIGHT
+MIN_PROCESS_ITEMS = 20_000
+PAIR_WEIGHT = 5  # a Smith-Waterman or traced pair (~40-100 us) in filter calls
+_TASKS: dict[int, Callable] = {}  # token -> the function the forked workers run (inherited through the fork)
+_TOKENS = itertools.count()
+_LOCK = threading.Lock()
+
+
+def use_processes(workers: int, items: int) -> bool:
+    """Whether :func:`map_blocks` should fork for ``items`` filter calls' worth of work (:data:`PAIR_WEIGHT` per
+    pair to score or trace): more than one worker, enough work (:data:`MIN_PROCESS_ITEMS`), and a platform that
+    forks."""
+    return workers > 1 and items >= MIN_PROCESS_ITEMS and "fork" in multiprocessing.get_all_start_methods() \
+        and os.environ.get("PHYLOCL_ALIGN_PROCESSES", "1") != "0"
+
+
+def _run(token: int, block: int):
+    return _TASKS[token](block)
+
+
+def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, processes: bool) -> list:
+    """``[fn(b) for b in range(n_blocks)]``: in ``workers`` forked processes (``processes``), else in a thread pool
+    (``workers > 1``) or in this thread. ``fn`` may be a closure: forked workers inherit it, and only block
+    numbers and results cross between processes (results must pickle). An exception in a block is raised here."""
+    if n_blocks <= 0:
+        return []
+    if workers <= 1 or n_blocks == 1:
+        return [fn(b) for b in range(n_blocks)]
+    if not processes:
+        with ThreadPoolExecutor(min(workers, n_blocks)) as pool:
+            return list(pool.map(fn, range(n_blocks)))
+    with _LOCK:
+        token = next(_TOKENS)
+        _TASKS[token] = fn
+    pool = None
+    try:
+        pool = multiprocessing.get_context("fork").Pool(min(workers, n_blocks), initializer=_init_worker)
+        out = pool.starmap(_run, [(token, b) for b in range(n_blocks)], chunksize=1)
+        pool.close()  # the workers finish and exit: no terminate (it can leave a worker waiting on the task queue)
+        pool.join()
+        pool = None
+        return out
+    finally:
+        if pool is not None:  # an error or an interrupt in this process: stop the workers
+            pool.terminate()
+        with _LOCK:
+            del _TASKS[token]
+
+
+def _init_worker() -> None:
+    """A worker dies of SIGTERM and leaves SIGINT to this process (which stops the pool): the handlers it inherits
+    through the fork (``phylocl``'s command line turns SIGTERM into an exception) are not for it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
