@@ -155,7 +155,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     else:
         from phylocl.workflows.index_command import build_index_file
 
-        if args.windows:
+        if args.windows not in (None, 0):  # 0 (one row per sequence) is what an embeddings file holds anyway
             raise InputError("--windows needs --fasta: windows are indexed from the sequences into a sparse index; "
                              "an index over an embeddings file holds one row per sequence")
 

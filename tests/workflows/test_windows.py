@@ -181,8 +181,9 @@ def test_windowed_index_refuses_other_models_and_widths(tmp_path, db, cli):
         code, _, err = cli("search", "--query", db, *argv, "-o", out, "--quiet")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
-    code, _, err = cli("index", "--embeddings", tmp_path / "e.npz", "--windows", 40, "-o", tmp_path / "f")
-    assert code == 2 and "--windows needs --fasta" in err and not (tmp_path / "f").exists()
+    for width in (40, -5):  # a negative width is refused too, not ignored (0: one row per sequence, accepted)
+        code, _, err = cli("index", "--embeddings", tmp_path / "e.npz", "--windows", width, "-o", tmp_path / "f")
+        assert code == 2 and "--windows needs --fasta" in err and not (tmp_path / "f").exists()
     # --windows equal to the index's own is accepted
     assert cli("search", "--query", db, "--index", tmp_path / "ix", "--windows", 40, "--no-align", "-o", out,
                "--quiet")[0] == 0
