@@ -62,6 +62,7 @@ MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
 TERMS_PER_PASS = 256  # a query's posting lists copied at once (10^6 rows: ~8 M values, 64 MB, per thread)
+ROW_BLOCK = 1 << 18  # rows whose scores one pass of scatter_lists writes: 1 MB of float32, within a core's cache
 
 
 def check_budget(budget: float | None) -> None:
@@ -117,7 +118,8 @@ def top_rows(s: np.ndarray, m: int) -> np.ndarray:
     return cand[np.lexsort((cand, -vals))].astype(np.int64)  # best first, ties: the lower row
 
 
-def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarray,
+                  bounds: np.ndarray | None = None) -> None:
     """``out[r] += weights[j] * value`` for every entry ``(r, value)`` of posting list ``cols[j]``: one query's
     sparse scores, added to ``out`` ``(N,)`` float32 (``postings``: the ``(D, N)`` CSR matrix of the lists, ids
     already checked to be in range).
@@ -128,6 +130,10 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
     back to an earlier list's start, run backwards and hold nothing. 3x faster than slicing the lists out and
     multiplying (``default-protein``, 10^5 rows). Falls back to that where scipy lacks the routine. The sum runs
     over the lists in decreasing column order, in float32.
+
+    ``bounds`` ``(n, B + 1)`` (:meth:`SparseIndex.block_bounds`): where each list enters each of ``B`` blocks of
+    rows; the product then runs once per block over the lists' parts in it, so that its scattered writes stay in
+    one block of ``out`` (1.6x faster at 10^6 rows, where ``out`` is 4 MB), with the same sums in the same order.
     """
     if not len(cols):
         return
@@ -137,16 +143,19 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
             out += postings[cols[lo:lo + TERMS_PER_PASS]].T @ weights[lo:lo + TERMS_PER_PASS]
         return
     c = np.asarray(cols, dtype=np.int64)
+    if bounds is None:
+        bounds = np.stack([ptr[c], ptr[c + 1]], axis=1)  # (n, 2): one block, the whole lists
     if len(c) > 1 and not (c[:-1] <= c[1:]).all():  # query rows keep their columns sorted; others are sorted here
         order = np.argsort(c, kind="stable")
-        c, weights = c[order], np.asarray(weights)[order]
-    c = c[::-1]  # (n,) decreasing: a gap, from one list's end back to the next list's start, is empty
+        c, weights, bounds = c[order], np.asarray(weights)[order], bounds[order]
+    bounds = bounds[::-1]  # (n, B + 1) decreasing columns: a gap, from one list's part back to the next one's, is empty
     ap = np.empty(2 * len(c) + 1, dtype=ptr.dtype)  # (2n + 1,)
-    ap[0:-1:2], ap[1::2] = ptr[c], ptr[c + 1]
-    ap[-1] = ap[-2]  # the last odd column is empty too
     x = np.zeros(2 * len(c), dtype=out.dtype)  # (2n,) the odd columns weigh nothing
     x[0::2] = weights[::-1]
-    _csc_matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
+    for b in range(bounds.shape[1] - 1):
+        ap[0:-1:2], ap[1::2] = bounds[:, b], bounds[:, b + 1]
+        ap[-1] = ap[-2]  # the last odd column is empty too
+        _csc_matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
 
 
 def default_threads() -> int:
@@ -188,6 +197,8 @@ class SparseIndex:
         self.source: str | None = None  # the bundle it was read from (index_io.load_index), named by damage reports
         self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.checked_lists)
         self._lengths: np.ndarray | None = None  # (D,) posting-list lengths, for word budgets
+        self._edges = np.linspace(0, n, -(-n // ROW_BLOCK) + 1).round().astype(np.int64)  # (B + 1,) row blocks
+        self._bounds = np.full((dim, len(self._edges)), -1, dtype=np.int64)  # (D, B + 1), filled as lists are read
 
     @property
     def ntotal(self) -> int:
@@ -222,6 +233,23 @@ class SparseIndex:
         a_q = np.asarray(qs @ self.basis.T)  # (b, r)
         return np.hstack([q.coeffs, a_q + q.coeffs @ self.gram]).astype(np.float32)  # (b, 2r)
 
+    def block_bounds(self, cols: np.ndarray) -> np.ndarray | None:
+        """``(n, B + 1)`` int64: where posting list ``cols[j]`` enters each of the ``B`` blocks of
+        :data:`ROW_BLOCK` rows (its first entry at or past the block's first row), from the list's start to its end;
+        ``None`` when the index is one block. Computed once per list (the rows of a list increase; the bounds are
+        made non-decreasing within the list in any case, so every entry lies in exactly one block)."""
+        if len(self._edges) <= 2:
+            return None
+        fresh = cols[self._bounds[cols, 0] < 0]
+        if len(fresh):
+            ptr, rows = self.postings.indptr, self.postings.indices
+            for c in fresh.tolist():
+                a, b = int(ptr[c]), int(ptr[c + 1])
+                at = a + np.searchsorted(rows[a:b], self._edges)  # (B + 1,)
+                at[0], at[-1] = a, b
+                self._bounds[c] = np.clip(np.maximum.accumulate(at), a, b)
+        return self._bounds[cols]
+
     def _sparse_scores(self, q: SparseRows, budget: float | None) -> np.ndarray:
         """The sparse part of every score, ``(b, N)`` float32, over the words ``budget`` lets each query read."""
         if q.dim != self.dim or q.rank != self.basis.shape[0]:
@@ -237,7 +265,7 @@ class SparseIndex:
             fresh = cols_i[~self._checked_cols[cols_i]]  # lists this index has not read before
             for lo in range(0, len(fresh), TERMS_PER_PASS):  # copies bounded
                 checked_lists(self.postings[fresh[lo:lo + TERMS_PER_PASS]], self, fresh[lo:lo + TERMS_PER_PASS])
-            scatter_lists(self.postings, cols_i, vals_i, out[i])
+            scatter_lists(self.postings, cols_i, vals_i, out[i], self.block_bounds(cols_i))
         return out
 
     def _budget_hits(self, q: SparseRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:

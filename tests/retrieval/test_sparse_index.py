@@ -33,10 +33,11 @@ def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
                       basis=rng.standard_normal((rank, rows.dim)).astype(np.float32), dim=rows.dim)
 
 
-@pytest.mark.parametrize("rank", [0, 3])
-def test_scores_and_hits_equal_brute_force_on_the_dense_rows(tmp_path, monkeypatch, rank):
+@pytest.mark.parametrize("rank,row_block", [(0, 1 << 18), (3, 1 << 18), (3, 17)])
+def test_scores_and_hits_equal_brute_force_on_the_dense_rows(tmp_path, monkeypatch, rank, row_block):
     monkeypatch.setattr(sparse_build, "READ_VALUES", 300)  # many transposition steps
     monkeypatch.setattr(sparse_index, "TERMS_PER_PASS", 3)  # each query's lists in several passes
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", row_block)  # 17: the scores written in 15 blocks of rows
     emb = KmerEmbedder(k=2)
     seqs = _sequences(240)
     rows = emb.embed_sparse(seqs)
@@ -180,6 +181,15 @@ def test_scatter_lists_equals_the_sum_over_the_query_lists(index_dtype, seed):
     scatter_lists(postings, cols, weights, out)
     want = 0.5 + sum(w * dense[c].astype(np.float64) for c, w in zip(cols, weights))
     np.testing.assert_allclose(out, want, rtol=1e-5)
+    # in blocks of rows (where each list enters each block, as SparseIndex.block_bounds gives them): the same sums
+    # in the same order, so the same float32 numbers
+    edges = np.array([0, 7, 8, 30, n])
+    ptr, ids = postings.indptr.astype(np.int64), postings.indices
+    bounds = np.array([ptr[c] + np.searchsorted(ids[ptr[c]:ptr[c + 1]], edges) for c in cols])  # (len(cols), 5)
+    bounds[:, -1] = ptr[np.asarray(cols) + 1]
+    blocked = np.full(n, 0.5, np.float32)
+    scatter_lists(postings, cols, weights, blocked, bounds)
+    np.testing.assert_array_equal(blocked, out)
     empty = np.zeros(n, np.float32)
     scatter_lists(postings, cols[:0], weights[:0], empty)
     assert not empty.any()
