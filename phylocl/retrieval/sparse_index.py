@@ -57,7 +57,8 @@ from phylocl.sparse_rows import SparseRows, basis_gram
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "scatter_lists", "top_rows"]
 
 KIND = "sparse"
-BLOCK_VALUES = 1 << 23  # scores held per block of queries: 32 MB of float32 (8 queries at 10^6 rows)
+BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
+# all rows' low-rank coefficients once: 8 queries per block made the windowed 10^6 search 1.3x slower)
 MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
