@@ -215,9 +215,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
 def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
     """``[fn(i) for i in range(n)]``: one query per task in a thread pool, or :data:`PROCESS_BLOCKS` contiguous
     blocks of queries per worker process when there is enough work (``pairs``, in filter calls:
-    :func:`~phylocl.align.workers.use_processes`)."""
-    if threads == 1 or n <= 1:
-        return [fn(i) for i in range(n)]
+    :func:`~phylocl.align.workers.use_processes`; one worker or one query: in this thread)."""
     if not use_processes(threads, pairs):
         return map_blocks(fn, n, threads, processes=False)
     n_blocks = min(n, PROCESS_BLOCKS * threads)

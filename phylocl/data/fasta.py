@@ -1,8 +1,9 @@
-"""FASTA records: Biopython parsing plus header line numbers, sequence cleaning and alphabet checks.
+"""FASTA records: parsing as Biopython parses, header line numbers, sequence cleaning and alphabet checks.
 
 Parsing follows :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` record for record (wrapped or unwrapped lines, CRLF,
 descriptions after the id; tests/data compare the two on fuzzed files) in one pass of its own, because importing
-``Bio.SeqIO`` costs ~80 ms, a sixth of a one-query ``phylocl search``; this module adds what a user needs when something is wrong: the 1-based line of every record header, and
+``Bio.SeqIO`` costs ~80 ms, a sixth of a one-query ``phylocl search``; this module adds what a user needs when
+something is wrong: the 1-based line of every record header, and
 :class:`~phylocl.errors.InputError` naming file and line for empty files, non-FASTA text, binary files, records
 without an id and empty sequences. Files are opened as gzip when they start with the gzip magic bytes, whatever
 their name.
@@ -57,7 +58,7 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, str]]:
         for n, line in enumerate(handle, 1):
             if line[0] == ">":
                 if title is not None:
-                    yield start, title, "".join(lines).replace(" ", "").replace("\r", "")
+                    yield start, title, _joined(lines)
                 title, start, lines = line[1:].rstrip(), n, []
             elif title is not None:
                 lines.append(line.rstrip())
@@ -70,7 +71,12 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, str]]:
         raise InputError(f"read failed after line {n} ({os_error_message(err) if isinstance(err, OSError) else err})",
                          path=path) from None
     if title is not None:
-        yield start, title, "".join(lines).replace(" ", "").replace("\r", "")
+        yield start, title, _joined(lines)
+
+
+def _joined(lines: list[str]) -> str:
+    """A record's sequence lines as one string, spaces and carriage returns removed (as Biopython joins them)."""
+    return "".join(lines).replace(" ", "").replace("\r", "")
 
 
 def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:

@@ -62,7 +62,7 @@ BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 que
 MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
-TERMS_PER_PASS = 256  # a query's posting lists copied at once (10^6 rows: ~8 M values, 64 MB, per thread)
+TERMS_PER_PASS = 256  # posting lists copied at once for their first check (10^6 rows: ~8 M values, 64 MB, per thread)
 ROW_BLOCK = 1 << 18  # rows whose scores one pass of scatter_lists writes: 1 MB of float32, within a core's cache
 
 

@@ -142,14 +142,14 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
     with progress_bar("embedding database", enabled=progress, stream=stream) as bar:
         if windows is not None:
             from phylocl.retrieval.windowed import WindowedIndex
-            from phylocl.workflows.windows import embed_windows, window_params
+            from phylocl.workflows.windows import embed_windows
 
             db_x, db_ids = embed_windows(items, embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
                                          progress=bar)
             if db_x is None:
                 raise InputError("the database holds no sequences", path=database.path)
             return WindowedIndex(rows=db_x.rows, owners=db_x.owners, ids=db_ids, model=embedder.model_info(),
-                                 window=window_params(windows)), db_x, database.letters
+                                 window=windows.params()), db_x, database.letters
         if embedder.sparse:
             parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar))
             if not parts:

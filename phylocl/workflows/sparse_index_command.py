@@ -82,9 +82,9 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     if windows is None:
         buffers = sparse_buffers(items(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
     else:
-        from phylocl.workflows.windows import window_buffers, window_params
+        from phylocl.workflows.windows import window_buffers
 
-        window = window_params(windows)
+        window = windows.params()
         buffers = window_buffers(items(), embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
                                  progress=bar)
     with bar:

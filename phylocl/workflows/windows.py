@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from phylocl.retrieval.windowed import WindowRows
     from phylocl.workflows.model_spec import ResolvedModel
 
-__all__ = ["WindowCut", "word_span", "check_windows", "resolve_windows", "window_params", "window_buffers",
-           "embed_windows", "index_windows"]
+__all__ = ["WindowCut", "word_span", "check_windows", "resolve_windows", "window_buffers", "embed_windows",
+           "index_windows"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
     if width < max(2, 2 * span):
         raise InputError(f"--windows {width} is too small for {embedder.name}, whose words span {span} residues: "
                          f"use at least {max(2, 2 * span)}, so that every word lies whole in a window")
-    from phylocl.retrieval.windowed import window_stride  # imports FAISS: only when windows are asked for
+    from phylocl.retrieval.windowed import window_stride  # the retrieval layer: only when windows are asked for
 
     return WindowCut(width=width, stride=window_stride(width, span))
 
@@ -87,11 +87,6 @@ def resolve_windows(width: int | None, embedder: ResolvedModel, *, word_budget: 
         if width is None:
             return None
     return check_windows(width, embedder)
-
-
-def window_params(cut: WindowCut) -> dict:
-    """The ``params`` record of a windowed index (:meth:`WindowCut.params`)."""
-    return cut.params()
 
 
 def window_buffers(items: Iterable[Item], embedder: ResolvedModel, cut: WindowCut, *, batch_size: int = 64,
@@ -134,4 +129,6 @@ def index_windows(index, windows: int | None, *, path) -> WindowCut | None:
                          "--windows (the index's own width is used) or rebuild the index", path=path)
     if own is None:
         return None
-    return WindowCut(width=int(own), stride=int(index.params.get("stride", max(1, int(own) // 2))))
+    from phylocl.retrieval.windowed import window_stride
+
+    return WindowCut(width=int(own), stride=int(index.params.get("stride", window_stride(int(own)))))
