@@ -37,7 +37,7 @@ from phylocl.models.backbone_config import flat_values
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.patterns import profile_dim, seed_patterns  # noqa: F401 (re-exported)
 from phylocl.models.windows import default_stride, overlap_stride, window_starts
-from phylocl.sparse_rows import SparseRows, basis_gram
+from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["NumpyProfileEncoder", "seed_patterns", "profile_dim", "is_profile_folder"]
 
@@ -206,7 +206,7 @@ class NumpyProfileEncoder:
         tokens = np.bincount(win_of * v + ids, minlength=n_win * v).reshape(n_win, v).astype(np.float64)  # (W, v)
         tokens[:, PAD_ID] = 0
         gram = self.gram[:v, :v]
-        coeffs = self.comp_gain * tokens / _norm(((tokens @ gram) * tokens).sum(1))[:, None]  # (W, v)
+        coeffs = self.comp_gain * tokens / _norm((matmul_rows(tokens, gram) * tokens).sum(1))[:, None]  # (W, v)
         if self.similar_rank:
             coeffs = np.concatenate([coeffs, self._similar_block(block, word, raw, n_win)], 1)  # (W, v + P s)
         col = pat * size + word
@@ -228,7 +228,7 @@ class NumpyProfileEncoder:
         e_v = np.zeros_like(coeffs)  # (k, r) = E v
         e_v[:, :self.vocab] = sp.csr_matrix((val, col, indptr), shape=(len(coeffs), self.embed_dim)) @ self.tokens_t
         sq = np.bincount(row, weights=val * val, minlength=len(coeffs))
-        return _norm(sq + 2 * (coeffs * e_v).sum(1) + ((coeffs @ self.gram) * coeffs).sum(1))
+        return _norm(sq + 2 * (coeffs * e_v).sum(1) + (matmul_rows(coeffs, self.gram) * coeffs).sum(1))
 
     def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 1024) -> SparseRows:
         """``N`` sequences -> ``N`` unit rows as :class:`~phylocl.sparse_rows.SparseRows` (rank ``r``), in order.

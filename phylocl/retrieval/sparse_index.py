@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover
 
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import checked_lists
-from phylocl.sparse_rows import SparseRows, basis_gram
+from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "scatter_lists", "top_rows"]
 
@@ -225,14 +225,14 @@ class SparseIndex:
         ``(0, 1)``, the approximate scores of the module docstring."""
         out = self._sparse_scores(q, budget)  # (b, N)
         if q.rank:
-            out += self._low_rank_query(q) @ self.dense.T  # (b, N)
+            out += matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
         return out
 
     def _low_rank_query(self, q: SparseRows) -> np.ndarray:
         """``u = [c_q, a_q + c_q G]`` ``(b, 2r)`` float32: the low-rank term of a score is ``u . dense[row]``."""
         qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
         a_q = np.asarray(qs @ self.basis.T)  # (b, r)
-        return np.hstack([q.coeffs, a_q + q.coeffs @ self.gram]).astype(np.float32)  # (b, 2r)
+        return np.hstack([q.coeffs, a_q + matmul_rows(q.coeffs, self.gram)]).astype(np.float32)  # (b, 2r)
 
     def block_bounds(self, cols: np.ndarray) -> np.ndarray | None:
         """``(n, B + 1)`` int64: where posting list ``cols[j]`` enters each of the ``B`` blocks of

@@ -11,7 +11,7 @@ from phylocl.errors import InputError
 from phylocl.retrieval.index_io import load_index
 from phylocl.models.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import write_sparse_index
-from phylocl.sparse_rows import SparseRows, concat_rows
+from phylocl.sparse_rows import SparseRows, concat_rows, matmul_rows
 
 LETTERS = list("ACDEFGHIKLMNPQRSTVWY")
 
@@ -193,3 +193,31 @@ def test_scatter_lists_equals_the_sum_over_the_query_lists(index_dtype, seed):
     empty = np.zeros(n, np.float32)
     scatter_lists(postings, cols[:0], weights[:0], empty)
     assert not empty.any()
+
+
+def test_one_row_products_equal_that_row_of_a_larger_product_bit_for_bit():
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((9, 240)).astype(dtype)
+        b = rng.standard_normal((240, 3000)).astype(dtype)
+        full = matmul_rows(a, b)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(matmul_rows(a[i:i + 1], b), full[i:i + 1])
+        np.testing.assert_array_equal(matmul_rows(a[2:7], b), full[2:7])
+
+
+def test_a_query_scored_alone_gets_the_scores_it_gets_in_a_batch(tmp_path):
+    emb = KmerEmbedder(k=2)
+    rows = _low_rank(emb.embed_sparse(_sequences(200, seed=5)), 4)
+    ids = [f"s{i}" for i in range(len(rows))]
+    write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 50), model={"name": "m", "dim": rows.dim})
+    index = load_index(tmp_path / "ix")
+    q = rows.slice(10, 16)
+    batch = index.scores(q)  # (6, N)
+    for i in range(len(q)):
+        np.testing.assert_array_equal(index.scores(q.slice(i, i + 1)), batch[i:i + 1])
+    s_all, h_all = index.search(q, 9, block=6)
+    for i in range(len(q)):
+        s1, h1 = index.search(q.slice(i, i + 1), 9)
+        np.testing.assert_array_equal(s1, s_all[i:i + 1])
+        np.testing.assert_array_equal(h1, h_all[i:i + 1])
