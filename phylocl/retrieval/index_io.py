@@ -33,7 +33,7 @@ from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
-from phylocl.retrieval.sparse_index import SparseIndex
+from phylocl.retrieval.sparse_index import RowNumbers, SparseIndex
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
@@ -149,7 +149,7 @@ def _load_windowed(path: Path, dim: int, ntotal: int, ids: list[str], labels, mo
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"bad meta.json: a windowed index needs rows and params window/stride ({err})",
                          path=path / "meta.json") from None
-    rows = _load_sparse(path, dim, n_rows, [str(i) for i in range(n_rows)], None, model, meta)
+    rows = _load_sparse(path, dim, n_rows, RowNumbers(n_rows), None, model, meta)
     try:
         check_npy_sizes(path / "owners.npy")
         owners = check_owners(np.load(path / "owners.npy", allow_pickle=False), ntotal)

@@ -51,10 +51,11 @@ except ImportError:  # pragma: no cover
     _csc_matvec = None
 
 from phylocl.retrieval.hits import drop_self_hits, own_rows
-from phylocl.retrieval.index_checks import checked_lists
+from phylocl.retrieval.index_checks import check_scored, fresh_lists
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "scatter_lists", "top_rows"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "RowNumbers", "budget_words", "check_budget", "scatter_lists",
+           "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
@@ -62,7 +63,7 @@ BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 que
 MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 8  # queries are cut into up to this many blocks, so that small batches still use several threads
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
-TERMS_PER_PASS = 256  # posting lists copied at once for their first check (10^6 rows: ~8 M values, 64 MB, per thread)
+TERMS_PER_PASS = 256  # posting lists copied at once where scipy lacks its compiled product (scatter_lists)
 ROW_BLOCK = 1 << 18  # rows whose scores one pass of scatter_lists writes: 1 MB of float32, within a core's cache
 
 
@@ -159,6 +160,25 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
         _csc_matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
 
 
+class RowNumbers(Sequence):
+    """``"0", "1", .., str(n - 1)``: the ids of rows that have no names of their own (a windowed index's window
+    rows), made when read instead of as ``n`` strings at load (199,000 window rows: ~50 ms of a search's start)."""
+
+    def __init__(self, n: int) -> None:
+        self._n = int(n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [str(j) for j in range(*i.indices(self._n))]
+        j = int(i) + self._n if int(i) < 0 else int(i)
+        if not 0 <= j < self._n:
+            raise IndexError(f"row {i} outside 0..{self._n - 1}")
+        return str(j)
+
+
 def default_threads() -> int:
     """``OMP_NUM_THREADS`` when set, else the CPUs this process may use."""
     env = os.environ.get("OMP_NUM_THREADS", "")
@@ -172,14 +192,16 @@ class SparseIndex:
         ptr: ``(dim + 1,)`` start of each column's list; rows: ``(nnz,)`` row of each stored value; both int32 (or
             both int64 past 2^31 values); values: ``(nnz,)`` float32. Memory maps are used in place.
         dense: ``(N, 2r)`` float32 ``[B s, c]`` of each row; basis: ``(r, dim)`` float32 (``r = 0``: none).
-        ids, labels, model: as for :class:`~phylocl.retrieval.index.RetrievalIndex`.
+        ids, labels, model: as for :class:`~phylocl.retrieval.index.RetrievalIndex` (``ids=None``: the row numbers,
+            :class:`RowNumbers`).
     """
 
     kind = KIND
 
     def __init__(self, *, ptr: np.ndarray, rows: np.ndarray, values: np.ndarray, dense: np.ndarray,
-                 basis: np.ndarray, ids: Sequence[str], labels: Sequence[str] | None = None,
+                 basis: np.ndarray, ids: Sequence[str] | None, labels: Sequence[str] | None = None,
                  model: dict | None = None, threads: int | None = None) -> None:
+        ids = RowNumbers(len(dense)) if ids is None else ids
         dim, n = len(ptr) - 1, len(ids)
         if ptr.dtype != rows.dtype or ptr.dtype not in (np.int32, np.int64) or len(rows) != len(values):
             raise ValueError("ptr and rows must share an int32/int64 dtype, rows and values one length")
@@ -190,13 +212,16 @@ class SparseIndex:
         self.postings = sp.csr_matrix((values, rows, ptr), shape=(dim, n))  # (D, N): column j's list is row j
         self.dense, self.basis = dense, np.asarray(basis, dtype=np.float32)
         self.gram = basis_gram(self.basis)  # (r, r)
-        self.ids = list(ids) if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
+        if isinstance(ids, RowNumbers):
+            self.ids = ids
+        else:
+            self.ids = list(ids) if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
         self.labels = None if labels is None else [str(s) for s in labels]
         self.model = dict(model or {})
         self.params: dict = {}
         self.threads = threads or default_threads()
         self.source: str | None = None  # the bundle it was read from (index_io.load_index), named by damage reports
-        self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.checked_lists)
+        self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.fresh_lists)
         self._lengths: np.ndarray | None = None  # (D,) posting-list lengths, for word budgets
         self._edges = np.linspace(0, n, -(-n // ROW_BLOCK) + 1).round().astype(np.int64)  # (B + 1,) row blocks
         self._bounds = np.full((dim, len(self._edges)), -1, dtype=np.int64)  # (D, B + 1), filled as lists are read
@@ -263,10 +288,9 @@ class SparseIndex:
             if budget is not None and budget < 1:
                 keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
                 cols_i, vals_i = cols_i[keep], vals_i[keep]
-            fresh = cols_i[~self._checked_cols[cols_i]]  # lists this index has not read before
-            for lo in range(0, len(fresh), TERMS_PER_PASS):  # copies bounded
-                checked_lists(self.postings[fresh[lo:lo + TERMS_PER_PASS]], self, fresh[lo:lo + TERMS_PER_PASS])
+            fresh = fresh_lists(self, cols_i)  # lists this index has not read before, their row ids checked
             scatter_lists(self.postings, cols_i, vals_i, out[i], self.block_bounds(cols_i))
+            check_scored(self, fresh, out[i])  # and their values
         return out
 
     def _budget_hits(self, q: SparseRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.retrieval.sparse_index import BLOCK_VALUES, MAX_BLOCK, SPLIT, SparseIndex, default_threads
+from phylocl.retrieval.sparse_index import BLOCK_VALUES, MAX_BLOCK, SPLIT, RowNumbers, SparseIndex, default_threads
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
@@ -190,7 +190,7 @@ class WindowedIndex:
         self.model = dict(model or {})
         self.params = dict(window or {})
         if index is None:
-            index = sparse_index_in_memory(rows, ids=[str(i) for i in range(n_rows)])
+            index = sparse_index_in_memory(rows, ids=RowNumbers(n_rows))
         self.index = index
         self.threads = threads or default_threads()
         self._starts = _starts(self.owners)  # (n,)
