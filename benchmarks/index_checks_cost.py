@@ -7,6 +7,10 @@ Usage (what docs/retrieval.md reports)::
     phylocl index --fasta runs/bench-db.fasta --model kmer:3 -o runs/bench-db.idx
     OMP_NUM_THREADS=1 python benchmarks/index_checks_cost.py runs/bench-db.idx runs/bench-db.fasta
 
+A windowed ``default-protein`` index (``phylocl index --fasta DB.fasta -o IDX``, windows of 200): the queries are
+cut and embedded as a search does and the window rows' index is timed (``... IDX QUERIES.fasta 10``; the third
+argument is the number of queries, default 50).
+
 Prints one JSON line: the scoring time of 50 queries (one thread) per repeat, the time inside the checks, their
 share in the first repeat (each posting list is checked the first time a query reads it) and in the later ones,
 and the load average.
@@ -26,12 +30,24 @@ from phylocl.retrieval.index_io import load_index
 from phylocl.retrieval.kmer import KmerEmbedder
 
 
+def _queries(index, seqs: list[str]):
+    """``(sparse index, query rows)``: the index's own rows for a ``kmer:3`` index, the window rows otherwise."""
+    if getattr(index, "kind", "") != "sparse-windows":
+        return index, KmerEmbedder(k=3).embed_sparse(seqs)
+    from phylocl.models.profile_numpy import NumpyProfileEncoder
+    from phylocl.models.model_files import PRETRAINED_DIR
+    from phylocl.retrieval.windowed import window_pieces
+
+    pieces, _ = window_pieces(seqs, int(index.params["window"]), int(index.params["stride"]))
+    return index.index, NumpyProfileEncoder(folder=PRETRAINED_DIR / "default-protein").embed_sparse(pieces)
+
+
 def main(index_path: str, fasta: str, queries: int = 50, repeats: int = 3) -> dict:
-    index = load_index(index_path)
+    from phylocl.data.fasta import parse_fasta
+
+    seqs = [r.sequence for r in parse_fasta(fasta)][:queries]
+    index, q = _queries(load_index(index_path), seqs)
     index.threads = 1
-    with open(fasta) as f:
-        seqs = [line.strip() for line in f if not line.startswith(">")][:queries]
-    q = KmerEmbedder(k=3).embed_sparse(seqs)
     spent = [0.0]
     real = {name: getattr(index_checks, name) for name in ("fresh_lists", "check_scored")}
 
@@ -63,4 +79,4 @@ def main(index_path: str, fasta: str, queries: int = 50, repeats: int = 3) -> di
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], sys.argv[2])))
+    print(json.dumps(main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:4]))))
