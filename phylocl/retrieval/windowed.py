@@ -27,8 +27,9 @@ import numpy as np
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.retrieval.sparse_index import BLOCK_VALUES, MAX_BLOCK, SPLIT, RowNumbers, SparseIndex, default_threads
-from phylocl.sparse_rows import SparseRows, concat_rows
+from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, SPLIT, RowNumbers, SparseIndex,
+                                             check_budget, default_threads, top_rows)
+from phylocl.sparse_rows import SparseRows, concat_rows, matmul_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
            "best_per_owner", "window_groups"]
@@ -235,14 +236,44 @@ class WindowedIndex:
             out[q] = np.maximum(out[q], best)
         return out
 
-    def search(self, queries: WindowRows, k: int, *, exclude_ids: Sequence[str] | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _budget_hits(self, queries: WindowRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
+        """``scores``, ``sequences`` ``(b, depth)`` of a budgeted search, best first: the word budget of
+        :meth:`SparseIndex.search` for windows. Each query window reads its budgeted words; per query the
+        :data:`~phylocl.retrieval.sparse_index.POOL` ``x depth`` sequences of largest budgeted sums (best window
+        pair) get the low-rank term of every pair of their windows with the query's windows, and the ``depth`` best
+        best-window-pair scores are kept (ties: the lower sequence)."""
+        s = self.index._sparse_scores(queries.rows, budget)  # (c, W) budgeted sparse sums
+        u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, 2r)
+        starts = queries.starts  # (b + 1,) each query's first window
+        per_seq = np.maximum.reduceat(best_per_owner(s, self._groups, self.ntotal), starts[:-1], axis=0)  # (b, n)
+        ends = np.r_[self._starts[1:], self.n_rows]  # (n,) one past each sequence's last window
+        pool = min(self.ntotal, depth * (POOL if u is not None else 1))
+        scores = np.full((len(queries), depth), -np.inf, np.float32)
+        seqs = np.full((len(queries), depth), -1, np.int64)
+        for i in range(len(queries)):
+            top = top_rows(per_seq[i], pool)  # (p,) sequences of largest budgeted sums, best first
+            counts = ends[top] - self._starts[top]  # (p,) their windows
+            first = np.r_[0, np.cumsum(counts)[:-1]]  # (p,) where each one's windows begin below
+            rows = np.repeat(self._starts[top] - first, counts) + np.arange(int(counts.sum()))  # (w,) their windows
+            a, b = int(starts[i]), int(starts[i + 1])
+            sc = s[a:b, rows]  # (m, w) the query's windows against them
+            if u is not None:
+                sc = sc + matmul_rows(u[a:b], self.index.dense[rows].T)  # (m, w)
+            best = np.maximum.reduceat(sc.max(axis=0), first)  # (p,) best window pair per sequence
+            order = np.lexsort((top, -best))[:depth]  # best first; ties: the lower sequence
+            scores[i, :len(order)], seqs[i, :len(order)] = best[order], top[order]
+        return scores, seqs
+
+    def search(self, queries: WindowRows, k: int, *, exclude_ids: Sequence[str] | None = None,
+               budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best database sequences per query, best first: ``scores``, ``indices`` ``(Q, k)`` (``-1`` /
         ``-inf`` past the database's end), as :meth:`SparseIndex.search`. ``exclude_ids``: each query's own id,
-        left out of its list (a set searched against itself). Blocks of queries do not depend on the thread count,
-        so neither do the results."""
+        left out of its list (a set searched against itself); ``budget``: a word budget (:meth:`_budget_hits`;
+        ``None`` or 1: exact). Blocks of queries do not depend on the thread count, so neither do the results."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        check_budget(budget)
+        budgeted = budget is not None and budget < 1
         if exclude_ids is not None and len(exclude_ids) != len(queries):
             raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
         share = -(-len(queries) // SPLIT)
@@ -254,7 +285,10 @@ class WindowedIndex:
             hi = min(lo + block, len(queries))
             i = np.full((hi - lo, wanted), -1, dtype=np.int64)
             sc = np.full((hi - lo, wanted), -np.inf, dtype=np.float32)
-            if depth:
+            if depth and budgeted:
+                sc[:, :depth], i[:, :depth] = self._budget_hits(queries.slice(lo, hi), depth, budget)
+                i[:, :depth][~np.isfinite(sc[:, :depth])] = -1  # fewer sequences than depth
+            elif depth:
                 s = self.scores(queries.slice(lo, hi))  # (b, n)
                 top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
                 order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")

@@ -275,9 +275,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             :func:`~phylocl.workflows.embed.embed`.
         windows: with ``db``, embed database and queries as windows of this many residues and rank database
             sequences by their best window pair (:mod:`phylocl.workflows.windows`); ``None``: the model's default
-            width (``default-protein``: 200; none with ``word_budget``), ``0``: one row per sequence. An ``index``
+            width (``default-protein``: 200), ``0``: one row per sequence. An ``index``
             is searched with its own cut (a different ``windows`` is refused).
-        word_budget: with a sparse index (k-mer profiles), read only each query's words of most weight per
+        word_budget: with a sparse index (k-mer profiles, whole rows or windows), read only each query's words of most weight per
             posting, up to this fraction ``(0, 1]`` of its posting volume: a faster, non-exact candidate stage (recall measured in
             docs/retrieval.md, "Word budget"; :mod:`phylocl.retrieval.sparse_index`); ``None`` or 1: exact.
         strand: DNA only, ``plus`` or ``both`` (``None``: ``both`` when aligning, else ``plus``): ``both`` also
@@ -305,7 +305,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     if index is not None:
         ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
         windows = index_windows(ridx, windows, path=index)
-        _check_word_budget(word_budget, sparse=ridx.kind == "sparse", path=index)
+        _check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
@@ -316,8 +316,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
                                  sparse_only=True)
-        windows = resolve_windows(windows, embedder, word_budget=word_budget)  # the model's default, or None
-        _check_word_budget(word_budget, sparse=embedder.sparse and windows is None)
+        windows = resolve_windows(windows, embedder)  # the model's default, or None
+        _check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
@@ -366,7 +366,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
 
 def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:
     """Refuse (:class:`InputError`, one line) a word budget outside ``(0, 1]``, or one for an index that is not a
-    sparse index of whole sequences (``sparse=False``)."""
+    sparse index (``sparse=False``)."""
     from phylocl.retrieval.sparse_index import check_budget
 
     if budget is None:
@@ -376,8 +376,8 @@ def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) 
     except ValueError:
         raise InputError(f"--word-budget must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError("--word-budget needs a sparse index of whole k-mer profile rows (`phylocl index --fasta "
-                         "--windows 0`, or --db with a k-mer profile model, without --windows)", path=path)
+        raise InputError("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or "
+                         "--db with a k-mer profile model)", path=path)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ twice the model's word span. ``--windows 0`` is one row per sequence.
 A model may name its own default width: ``search.json`` ``{"windows": W}`` in its folder (the shipped
 ``default-protein``: 200, measured in docs/retrieval.md), read by
 :func:`~phylocl.models.model_files.default_windows`; ``index --fasta``,
-``search --db`` and ``evaluate`` then use windows of ``W`` unless given ``--windows`` (``0``: whole rows) or a
-``--word-budget`` (a whole-row search). Bundles record their cut (``params`` ``{"window", "stride"}``) and are
+``search --db`` and ``evaluate`` then use windows of ``W`` unless given ``--windows`` (``0``: whole rows); a
+``--word-budget`` applies to windows as to whole rows. Bundles record their cut (``params`` ``{"window", "stride"}``) and are
 searched with it: a bundle from before tiles (stride ``W // 2``) keeps its cut.
 """
 
@@ -77,13 +77,11 @@ def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
     return WindowCut(width=width, stride=window_stride(width, span))
 
 
-def resolve_windows(width: int | None, embedder: ResolvedModel, *, word_budget: float | None = None
-                    ) -> WindowCut | None:
+def resolve_windows(width: int | None, embedder: ResolvedModel) -> WindowCut | None:
     """The cut a run builds from sequences: ``width`` if given (``0``: none), else the model's default
-    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`; none with a
-    ``word_budget``, a whole-row search)."""
+    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`)."""
     if width is None:
-        width = None if word_budget is not None or not embedder.sparse else embedder.default_windows
+        width = None if not embedder.sparse else embedder.default_windows
         if width is None:
             return None
     return check_windows(width, embedder)

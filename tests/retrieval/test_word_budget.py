@@ -199,3 +199,46 @@ def test_budget_search_of_a_short_database_pads_with_minus_one_and_drops_self_hi
     assert 0 not in hits[0] and 1 not in hits[1]
     assert (hits[:, :5] >= 0).all() and (hits[:, 5:] == -1).all() and np.isinf(scores[:, 5:]).all()
     assert sorted(hits[0, :5].tolist()) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_windowed_budget_search_equals_a_slow_reference(monkeypatch, rank):
+    """Windows: each query window reads its budgeted words; the POOL x depth sequences of largest budgeted sums
+    (best window pair) get the low-rank term of every window pair; the depth best are kept (ties: lower sequence)."""
+    import phylocl.retrieval.windowed as windowed
+    from phylocl.retrieval.windowed import WindowedIndex, WindowRows, window_pieces
+
+    monkeypatch.setattr(windowed, "POOL", 2)  # a pool smaller than the database
+    seqs, _ = _families(12, 4, 70, 0.35, seed=4)
+    seqs = [s[: 30 + 7 * (i % 9)] for i, s in enumerate(seqs)]  # 1-3 windows each
+    emb = KmerEmbedder(k=2)
+    pieces, owners = window_pieces(seqs, 24)
+    rows = emb.embed_sparse(pieces)
+    rows = _low_rank(rows, rank) if rank else rows
+    index = WindowedIndex(owners=owners, rows=rows)
+    depth, budget = 5, 0.4
+    x = rows.to_dense().astype(np.float64)  # (W, D)
+    sparse_part = np.zeros_like(x)
+    for r in range(len(rows)):
+        sparse_part[r, rows.indices[rows.indptr[r]:rows.indptr[r + 1]]] = rows.values[rows.indptr[r]:rows.indptr[r + 1]]
+    low = x @ x.T - sparse_part @ sparse_part.T  # (W, W) the low-rank part of every window pair
+    queries = WindowRows(rows=rows, owners=owners, n=len(seqs))
+    scores, hits = index.search(queries, depth, budget=budget)
+    n = len(seqs)
+    for qi in range(n):
+        mine = np.flatnonzero(owners == qi)
+        approx = np.full((len(mine), len(rows)), -np.inf)
+        for a, w in enumerate(mine):  # the words each query window reads
+            cols, vals = rows.indices[rows.indptr[w]:rows.indptr[w + 1]], rows.values[rows.indptr[w]:rows.indptr[w + 1]]
+            read = cols[budget_words(vals, index.index.lengths[cols], budget)]
+            approx[a] = sparse_part[w, read] @ sparse_part[:, read].T
+        best_sparse = np.array([approx[:, owners == t].max() for t in range(n)])
+        pool = min(n, depth * (2 if rank else 1))
+        pooled = sorted(range(n), key=lambda t: (-best_sparse[t], t))[:pool]
+        full = {t: (approx[:, owners == t] + low[np.ix_(mine, np.flatnonzero(owners == t))]).max() for t in pooled}
+        want = sorted(pooled, key=lambda t: (-full[t], t))[:depth]
+        assert hits[qi].tolist() == want
+        np.testing.assert_allclose(scores[qi], [full[t] for t in want], atol=2e-5)
+    exact = index.search(queries, depth)
+    one = index.search(queries, depth, budget=1)
+    assert np.array_equal(one[0], exact[0]) and np.array_equal(one[1], exact[1])

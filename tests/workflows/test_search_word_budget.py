@@ -86,7 +86,19 @@ def test_budget_needs_a_sparse_index(tmp_path, db, cli):
     assert code == 0, err
 
 
-def test_budget_is_refused_with_windows(tmp_path, db, cli):
-    code, _, err = cli("search", "--no-align", "--query", db, "--db", db, "--model", "kmer:3", "--windows", "40",
-                       "-o", tmp_path / "h.tsv", "--word-budget", "0.5", "--quiet")
-    assert code == 2 and "--word-budget needs a sparse index" in err and not (tmp_path / "h.tsv").exists()
+def test_budget_with_windows_reads_fewer_words_and_is_exact_at_one(tmp_path, db, cli):
+    common = ["search", "--no-align", "--query", db, "--db", db, "--model", "kmer:3", "--windows", "40", "-k", "6",
+              "--quiet"]
+    for name, extra in (("exact", []), ("one", ["--word-budget", "1"]), ("half", ["--word-budget", "0.3"])):
+        code, _, err = cli(*common, "-o", tmp_path / f"{name}.tsv", *extra)
+        assert code == 0, err
+    exact, half = ((tmp_path / f"{n}.tsv").read_text().splitlines()[1:] for n in ("exact", "half"))
+    assert (tmp_path / "one.tsv").read_text() == (tmp_path / "exact.tsv").read_text()
+    best = {}
+    for line in exact:
+        q, t, s, _ = line.split("\t")
+        best[q, t] = float(s)
+    assert half != exact and len(half) == len(exact)
+    for line in half:  # kmer:3 rows are non-negative: a budgeted best window pair is at most the exact one
+        q, t, s, _ = line.split("\t")
+        assert (q, t) not in best or float(s) <= best[q, t] + 1e-6

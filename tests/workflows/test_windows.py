@@ -220,18 +220,19 @@ def test_shipped_default_protein_names_windows_of_200_other_models_none(tmp_path
         assert (meta["kind"], meta["params"]) == (kind, params)
 
 
-def test_model_default_windows_are_used_unless_windows_0_or_a_word_budget(tmp_path, db, cli):
+def test_model_default_windows_are_used_unless_windows_0(tmp_path, db, cli):
     folder = _model_folder(tmp_path, '{"windows": 50}')
     queries = _records()[::4] + [("new", _records()[2][1][5:45])]
     qf = write_fasta(tmp_path / "q.fasta", queries)
-    runs = {"default": [], "50": ["--windows", 50], "0": ["--windows", 0], "budget": ["--word-budget", 1]}
+    runs = {"default": [], "50": ["--windows", 50], "0": ["--windows", 0], "budget": ["--word-budget", 1],
+            "0-budget": ["--windows", 0, "--word-budget", 1]}
     hits = {}
     for name, argv in runs.items():
         code, _, err = cli("search", "--no-align", "--query", qf, "--db", db, "--model", folder, *argv, "-k", 6,
                            "-o", tmp_path / f"{name}.tsv", "--quiet")
         assert code == 0, err
         hits[name] = (tmp_path / f"{name}.tsv").read_text()
-    assert hits["default"] == hits["50"] and hits["0"] == hits["budget"] and hits["default"] != hits["0"]
+    assert hits["default"] == hits["50"] == hits["budget"] and hits["0"] == hits["0-budget"] != hits["default"]
     _check(_hits(tmp_path / "default.tsv"), _reference("default-protein", queries, _records(), 50, 6), 6)
     _check(_hits(tmp_path / "0.tsv"), _reference("default-protein", queries, _records(), 1000, 6, stride=1000), 6)
     assert cli("index", "--fasta", db, "--model", folder, "-o", tmp_path / "ix", "--quiet")[0] == 0
@@ -240,9 +241,10 @@ def test_model_default_windows_are_used_unless_windows_0_or_a_word_budget(tmp_pa
     assert cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "-k", 6, "-o", tmp_path / "i.tsv",
                "--quiet")[0] == 0
     assert (tmp_path / "i.tsv").read_text() == hits["default"]
-    code, _, err = cli("search", "--query", qf, "--index", tmp_path / "ix", "--word-budget", 0.5, "-o",
-                       tmp_path / "w.tsv", "--quiet")  # a windowed bundle takes no word budget: say how to rebuild
-    assert code == 2 and "--windows 0" in err and not (tmp_path / "w.tsv").exists()
+    code, _, err = cli("search", "--no-align", "--query", qf, "--index", tmp_path / "ix", "--word-budget", 1, "-k",
+                       6, "-o", tmp_path / "w.tsv", "--quiet")  # budget 1: exact, through a windowed bundle too
+    assert code == 0, err
+    assert (tmp_path / "w.tsv").read_text() == hits["default"]
     recs = _records()
     data = tmp_path / "data"
     data.mkdir()
