@@ -182,9 +182,8 @@ def run_phylocl(args, n: int, db: Path, qf: Path, family: dict, model: str, kind
 
 
 def whole_sparse(idx: Path) -> bool:
-    """Whether bundle ``idx`` is a sparse index of whole rows (the only kind a word budget applies to; a model
-    with default windows, such as default-protein, builds ``sparse-windows`` unless ``--windows 0``)."""
-    return json.loads((idx / "meta.json").read_text()).get("kind") == "sparse"
+    """Whether bundle ``idx`` is a sparse index, of whole rows or windows (the kinds a word budget applies to)."""
+    return json.loads((idx / "meta.json").read_text()).get("kind") in ("sparse", "sparse-windows")
 
 
 def first_queries(qf: Path, count: int) -> Path:
@@ -302,8 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare-repo", type=Path, default=None,
                    help="also time every --query-counts phylocl search with the code of this checkout (e.g. main)")
     p.add_argument("--word-budget", type=float, nargs="*", default=[], metavar="F",
-                   help="also run every --query-counts search of a sparse index of whole rows with search "
-                        "--word-budget F (default-protein's index holds windows unless --windows 0)")
+                   help="also run every --query-counts search of a sparse index (whole rows or windows) with "
+                        "search --word-budget F")
     p.add_argument("--windows", type=int, metavar="W",
                    help="--windows of the sparse indexes (phylocl index --fasta); default: the model's own "
                         "(default-protein: 200), 0: one row per sequence (the tables of docs/performance.md "
