@@ -6,10 +6,12 @@ Run from the repository root with the virtual environment active; shared data is
     python benchmarks/ablation.py materialize protein    # -> runs/dev/protein/<dataset>/{sequences.fasta,labels.tsv}
     python benchmarks/ablation.py run protein [VARIANT ...]   # short trainings, one at a time, runs/ablation/protein/
     python benchmarks/ablation.py score MODEL protein    # dev figures of a model (run dir, .pt file, shipped name)
+        [--decoys] [--windows W]                         # on the model's default search path (--windows 0: whole rows)
     python benchmarks/ablation.py table protein          # markdown table of the ablation runs
     python benchmarks/ablation.py speed --query Q.fasta --db DB.fasta   # phylocl search vs DIAMOND --sensitive
     python benchmarks/ablation.py ship runs/default-protein default-protein   # -> phylocl/pretrained/<name>/
-    python benchmarks/ablation.py figures --decoys protein   # -> phylocl/pretrained/dev-figures.json (measured)
+    python benchmarks/ablation.py figures --decoys protein   # -> phylocl/pretrained/dev-figures.json (measured,
+                                                             #    each method on its default search path)
 
 **Split rule** (``split``): per dataset, its groups (families; SCOPe: folds) are shuffled with
 ``numpy.random.default_rng([SEED, dataset index])`` and taken in that order until at least ``DEV_FRACTION`` of the
@@ -259,30 +261,63 @@ def cmd_materialize(args) -> None:
         print(f"{name}: {len(ds)} sequences, {len(ds.family_index)} families", file=sys.stderr)
 
 
-def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
-    """Dev figures of ``model`` on every materialized dev set (family level, plus ``GROUP_LEVELS``).
+def search_cut(embedder, windows: int | None = None, stride: int | None = None):
+    """The cut that ``phylocl search``/``evaluate`` use with ``embedder`` (a :class:`~phylocl.workflows.windows.WindowCut`
+    or ``None`` for one row per sequence): ``windows`` ``None`` is the model's own default (``search.json``, e.g.
+    tiles of 200 for ``default-protein``; ``kmer:K`` and run folders: whole rows), ``0`` whole rows, ``W`` tiles of
+    ``W``. ``stride`` replaces the tiles' stride (``W // 2``: the half-overlapping windows of the probe rows in
+    docs/models.md)."""
+    import dataclasses
 
-    The steps of ``phylocl evaluate`` (read, resolve the model, embed, :func:`evaluate_embeddings`), with each
-    dev set embedded once for all its levels.
+    from phylocl.workflows.windows import resolve_windows
+
+    cut = resolve_windows(windows, embedder)
+    if stride is not None:
+        if cut is None or not 1 <= stride <= cut.width:
+            raise SystemExit(f"--stride {stride} needs windows of at least that many residues")
+        cut = dataclasses.replace(cut, stride=stride)
+    return cut
+
+
+def _cut_record(cut) -> dict:
+    """What a score row says about the cut: ``{"window": W, "stride": S}``, or ``{"window": 0}`` for whole rows."""
+    return cut.params() if cut is not None else {"window": 0}
+
+
+def score(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val", windows: int | None = None,
+          stride: int | None = None) -> list[dict]:
+    """Dev figures of ``model`` on every materialized dev set (family level, plus ``GROUP_LEVELS``), all against all
+    within each set, on the search path ``phylocl evaluate`` takes (:func:`search_cut`: the model's default windows
+    unless ``windows`` says otherwise; a pair scores its best window pair).
+
+    The steps of ``phylocl evaluate`` (read, resolve the model, embed, :func:`evaluate_embeddings` or
+    :func:`evaluate_windows`), with each dev set embedded once for all its levels.
     """
-    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.retrieval.evaluation import evaluate_embeddings, evaluate_windows
     from phylocl.workflows.embed_buffers import embed_all
     from phylocl.workflows.model_spec import resolve_model
+    from phylocl.workflows.windows import embed_windows
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
+    cut = search_cut(embedder, windows, stride)
     rows = []
     for name, ds in dev_sets(alphabet, part):
         started = time.perf_counter()
-        x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size)
+        items = zip(ds.ids, ds.sequences, ds.families)
+        if cut is None:
+            x, _ = embed_all(items, embedder, batch_size=batch_size)  # (N, D)
+        else:
+            x, _ = embed_windows(items, embedder, cut, batch_size=batch_size)  # WindowRows of N sequences
         seconds = time.perf_counter() - started
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             groups = None if level is None else ds.metadata[level]
-            m = evaluate_embeddings(x, ds.families, ks=RECALL_KS, group_labels=groups)
+            evaluate = evaluate_embeddings if cut is None else evaluate_windows
+            m = evaluate(x, ds.families, ks=RECALL_KS, group_labels=groups)
             rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
                          "n_queries": m["n_queries"],
                          **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
                                                      *(f"recall@{k}" for k in RECALL_KS[1:]))},
-                         "embed_seconds": round(seconds, 2), "model": embedder.name})
+                         **_cut_record(cut), "embed_seconds": round(seconds, 2), "model": embedder.name})
     return rows
 
 
@@ -310,53 +345,43 @@ def _sparse_hits(index, q_rows, n_dev: int, depth: int):
     return HitLists.from_lists(lists)
 
 
-def score_windows(model: str, alphabet: str, width: int, *, batch_size: int = 64, part: str = "val") -> list[dict]:
-    """:func:`score_decoys` with late interaction (:mod:`phylocl.retrieval.windowed`): every sequence (queries,
-    dev set, decoys) is cut into windows of ``width`` residues embedded separately; a pair scores its best window
-    pair. Also reports the cost: window rows, stored nonzeros and embedding seconds, beside those of whole rows."""
-    from phylocl.retrieval.evaluation import tied_lists
-    from phylocl.retrieval.hits import HitLists
-    from phylocl.retrieval.metrics import score_hits
-    from phylocl.retrieval.windowed import WindowedIndex, WindowRows, window_pieces
-    from phylocl.sparse_rows import concat_rows
-    from phylocl.workflows.model_spec import resolve_model
+def _score_windows_decoys(embedder, cut, alphabet: str, *, batch_size: int = 64, part: str = "val") -> list[dict]:
+    """:func:`score_decoys` with late interaction (``phylocl evaluate --db-extra`` on windows): every sequence
+    (queries, dev set, decoys) is cut by ``cut`` into windows embedded separately; a pair scores its best window
+    pair (:func:`~phylocl.retrieval.evaluation.evaluate_windows`). Also reports the cost: window rows, stored
+    nonzeros and embedding seconds of the decoys."""
+    from phylocl.retrieval.evaluation import evaluate_windows
+    from phylocl.workflows.windows import embed_windows
 
-    embedder = resolve_model(model, alphabet=alphabet, device="cpu")
-    if not embedder.sparse:
-        raise SystemExit(f"{model}: window scoring needs sparse rows (k-mer profile models, kmer:K)")
-    decoys = decoy_sequences(alphabet)
+    seqs = decoy_sequences(alphabet)
     started = time.perf_counter()
-    d_pieces, d_own = window_pieces(decoys, width)
-    d_rows = embedder.embed_sparse(d_pieces, batch_size=batch_size)
+    decoys, _ = embed_windows([(str(i), s, None) for i, s in enumerate(seqs)], embedder, cut,
+                              batch_size=batch_size)  # WindowRows of M sequences
     decoy_seconds = time.perf_counter() - started
     rows = []
     for name, ds in dev_sets(alphabet, part):
-        q_pieces, q_own = window_pieces(ds.sequences, width)
-        q_rows = embedder.embed_sparse(q_pieces, batch_size=batch_size)
-        index = WindowedIndex(rows=concat_rows([q_rows, d_rows]), owners=np.r_[q_own, d_own + len(ds)])
-        s = index.scores(WindowRows(rows=q_rows, owners=q_own, n=len(ds)))  # (n_dev, n_dev + n_decoys)
+        x, _ = embed_windows(zip(ds.ids, ds.sequences, ds.families), embedder, cut, batch_size=batch_size)
         for level in [None, *GROUP_LEVELS.get(name, [])]:
-            rel = list(ds.families if level is None else ds.metadata[level])
-            largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
-            hits = HitLists.from_lists(tied_lists(s, 0, max(RECALL_KS[-1], largest)))
-            m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
+            groups = None if level is None else ds.metadata[level]
+            m = evaluate_windows(x, ds.families, decoys=decoys, ks=RECALL_KS, group_labels=groups)
             rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
-                         "n_decoys": len(decoys), "n_queries": m["n_queries"], "window": width,
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"], **_cut_record(cut),
                          **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
                                                      *(f"recall@{k}" for k in RECALL_KS[1:]))},
-                         "decoy_windows": len(d_pieces), "decoy_nnz": int(d_rows.indptr[-1]),
+                         "decoy_windows": len(decoys.owners), "decoy_nnz": int(decoys.rows.indptr[-1]),
                          "decoy_embed_seconds": round(decoy_seconds, 2), "model": embedder.name})
     return rows
 
 
 def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str = "val",
-                 dense: bool = False) -> list[dict]:
+                 dense: bool = False, windows: int | None = None, stride: int | None = None) -> list[dict]:
     """Dev figures with the training sequences as decoys (:func:`decoy_sequences`): each dev set's sequences query
     that dev set plus ~16,000 (protein) unlabelled decoys, so that recall@100 / @300 measure a prefilter on a
     database larger than the dev set (all-against-all within a 444-sequence dev set, recall@300 is near 1 for
-    any method). Exact cosine search through the sparse index for models with sparse rows (k-mer profile models,
-    ``kmer:K``); dense encoders (gMLP, transformer, sMLP, ...), or any model with ``dense``, through
-    :func:`_score_decoys_dense`."""
+    any method). On the search path ``phylocl evaluate`` takes (:func:`search_cut`: the model's default windows
+    unless ``windows`` says otherwise; then :func:`_score_windows_decoys`). Whole rows: exact cosine search through
+    the sparse index for models with sparse rows (k-mer profile models, ``kmer:K``); dense encoders (gMLP,
+    transformer, sMLP, ...), or any model with ``dense``, through :func:`_score_decoys_dense`."""
     from phylocl.retrieval.metrics import score_hits
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
@@ -364,7 +389,12 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
 
     embedder = resolve_model(model, alphabet=alphabet, device="cpu")
     if dense or not embedder.sparse:
+        if windows:
+            raise SystemExit("dense decoy scoring takes whole rows (--windows 0)")
         return _score_decoys_dense(embedder, alphabet, batch_size=batch_size, part=part)
+    cut = search_cut(embedder, windows, stride)
+    if cut is not None:
+        return _score_windows_decoys(embedder, cut, alphabet, batch_size=batch_size, part=part)
     started = time.perf_counter()
     decoys = embedder.embed_sparse(decoy_sequences(alphabet), batch_size=batch_size)
     decoy_seconds = time.perf_counter() - started
@@ -376,10 +406,10 @@ def score_decoys(model: str, alphabet: str, *, batch_size: int = 64, part: str =
         for level in [None, *GROUP_LEVELS.get(name, [])]:
             rel = list(ds.families if level is None else ds.metadata[level])
             largest = int(np.unique(rel, return_counts=True)[1].max()) - 1
-            hits = _sparse_hits(index, q, len(ds), max(RECALL_KS[-1], largest))
+            hits = _sparse_hits(index, q, len(ds), min(max(RECALL_KS[-1], largest), len(db) - 1))
             m = score_hits(hits, rel, rel + [None] * len(decoys), ks=RECALL_KS, query_rows=np.arange(len(ds)))
             rows.append({"dataset": name, "level": level or "family", "n_sequences": len(ds),
-                         "n_decoys": len(decoys), "n_queries": m["n_queries"],
+                         "n_decoys": len(decoys), "n_queries": m["n_queries"], **_cut_record(None),
                          **{k: float(m[k]) for k in ("top1", "map_r", "auc1",
                                                      *(f"recall@{k}" for k in RECALL_KS[1:]))},
                          "decoy_nnz": int(decoys.indptr[-1]), "decoy_embed_seconds": round(decoy_seconds, 2),
@@ -466,10 +496,8 @@ def cmd_score(args) -> None:
         if rows is None:
             raise SystemExit("aligners are scored with --decoys here (benchmarks/peers.py without decoys)")
     else:
-        if args.windows:
-            rows = score_windows(args.model, args.alphabet, args.windows, part=args.part)
-        else:
-            rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part)
+        rows = (score_decoys if args.decoys else score)(args.model, args.alphabet, part=args.part,
+                                                         windows=args.windows, stride=args.stride)
     text = json.dumps(rows, indent=1) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -650,36 +678,51 @@ FIGURE_METHODS = {"protein": ["kmer:3", "default-protein"], "dna": ["kmer:5", "k
 FIGURES = REPO / "phylocl" / "pretrained" / "dev-figures.json"
 
 
+def figure_cut(method: str, alphabet: str) -> dict:
+    """The search path a user gets with ``--model METHOD`` (:func:`search_cut` with no ``--windows``), as a record:
+    ``{"window": W, "stride": S}`` (the model's ``search.json``) or ``{"window": 0}`` (one row per sequence)."""
+    from phylocl.workflows.model_spec import resolve_model
+
+    return _cut_record(search_cut(resolve_model(method, alphabet=alphabet, device="cpu")))
+
+
 def cmd_figures(args) -> None:
     """Write ``phylocl/pretrained/dev-figures.json`` from measurements (the no-model default is chosen from it;
     ``python benchmarks/ablation.py figures --decoys protein``).
 
-    Per alphabet and method (``FIGURE_METHODS``: the ``kmer:K`` baselines and the shipped encoders): family-level
-    AUC1 per dev set (``<alphabet>``, the table :mod:`phylocl.workflows.defaults` ranks by), recall@300 per dev set
-    (``recall@300``: all against all within the dev set, as AUC1) and, with ``--decoys``, recall@300 against the dev
-    set plus the training sequences as decoys (``recall@300_decoys``, sparse models only). Each method's rows are
-    cached in ``runs/figures/<alphabet>/<method>[.decoys].json`` (delete them to re-measure a method).
+    Per alphabet and method (``FIGURE_METHODS``: the ``kmer:K`` baselines and the shipped encoders), each scored on
+    the search path a user gets by default with it (:func:`figure_cut`: ``default-protein`` as tiles of 200, from
+    its ``search.json``; the others whole rows; recorded under ``search``): family-level AUC1 per dev set
+    (``<alphabet>``, the table :mod:`phylocl.workflows.defaults` ranks by), recall@300 per dev set (``recall@300``:
+    all against all within the dev set, as AUC1) and, with ``--decoys``, recall@300 against the dev set plus the
+    training sequences as decoys (``recall@300_decoys``, sparse models only). Each method's rows are cached in
+    ``runs/figures/<alphabet>/<method>[.w<W>s<S>][.decoys].json`` (delete them to re-measure a method).
     """
     from phylocl.atomic import atomic_path
 
     cache = REPO / "runs" / "figures"
     table = {"description": "Dev-split figures (family level) of the methods that phylocl can use without --model, "
-                            "per alphabet: AUC1 per dev set (the default is the method with the highest mean AUC1 "
-                            "over the alphabet's dev sets; ties: the first listed) and recall@300 (all against "
-                            "all within each dev set; recall@300_decoys: against the dev set plus the alphabet's "
-                            "training sequences as unlabelled decoys).",
+                            "per alphabet, each on the search path it gets by default (search: window width and "
+                            "stride, 0 = one row per sequence): AUC1 per dev set (the default is the method with "
+                            "the highest mean AUC1 over the alphabet's dev sets; ties: the first listed) and "
+                            "recall@300 (all against all within each dev set; recall@300_decoys: against the dev "
+                            "set plus the alphabet's training sequences as unlabelled decoys).",
              "source": "python benchmarks/ablation.py figures [--decoys] (score / score --decoys of each method on "
                        "the family-disjoint dev sets of configs/splits/dev-<alphabet>.json); docs/models.md",
              "metric": "auc1"}
-    extra: dict = {"recall@300": {}, "recall@300_decoys": {}}
+    extra: dict = {"search": {}, "recall@300": {}, "recall@300_decoys": {}}
     for alphabet in args.alphabets:
         if not dev_dir(alphabet, "val").is_dir():  # else every method scores no set and [] would be cached
             raise SystemExit(f"{dev_dir(alphabet, 'val')} is missing: run `python benchmarks/ablation.py "
                              f"materialize {alphabet}` first")
         table[alphabet] = {}
         for method in FIGURE_METHODS[alphabet]:
+            cut = figure_cut(method, alphabet)
+            extra["search"].setdefault(alphabet, {})[method] = cut
+            tag = f".w{cut['window']}s{cut['stride']}" if cut["window"] else ""
             for decoys in (False, True) if alphabet in args.decoys else (False,):
-                path = cache / alphabet / f"{method.replace(':', '')}{'.decoys' if decoys else ''}.json"
+                name = method.replace(":", "").replace("/", "_")  # kmer:3 -> kmer3; a path -> one file name
+                path = cache / alphabet / f"{name}{tag}{'.decoys' if decoys else ''}.json"
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     rows = (score_decoys if decoys else score)(method, alphabet)
@@ -745,7 +788,11 @@ def main(argv=None) -> None:
                    "k-mer profile models and kmer:K, exact dense search for the other encoders)")
     s.add_argument("--part", choices=sorted(PART), default="val", help="test: the quarantined families")
     s.add_argument("--windows", type=int, metavar="W",
-                   help="with decoys: late interaction over windows of W residues (best window pair)")
+                   help="late interaction over windows of W residues (tiles; a pair scores its best window pair), "
+                   "0: one row per sequence; default: the model's own search path, as phylocl evaluate "
+                   "(default-protein: tiles of 200, from its search.json)")
+    s.add_argument("--stride", type=int, metavar="S",
+                   help="with windows: stride S instead of the tiles' (W // 2: the half-overlapping probe windows)")
     s.set_defaults(fn=cmd_score)
     s = sub.add_parser("table", help="markdown table of the ablation runs")
     s.add_argument("alphabet", choices=sorted(DATASETS))

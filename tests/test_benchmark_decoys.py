@@ -89,3 +89,85 @@ def test_untrained_spec_builds_the_named_config_at_step_zero(toy):
     assert "transformer" in type(embedder.model.backbone).__name__.lower()
     rows = ablation.score_decoys(str(folder), "protein")  # a dense encoder: no sparse rows, the dense path
     assert rows[0]["search"] == "dense" and 0.0 <= rows[0]["recall@40"] <= 1.0
+
+
+def _windowed_model(tmp_path, width: int) -> Path:
+    """The shipped ``default-protein`` weights in a folder whose ``search.json`` names windows of ``width``."""
+    import json
+    import shutil
+
+    from phylocl.models.persistence import PRETRAINED_DIR
+
+    folder = tmp_path / "windowed-model"
+    shutil.copytree(PRETRAINED_DIR / "default-protein", folder)
+    (folder / "search.json").write_text(json.dumps({"windows": width}))
+    return folder
+
+
+def _reference_window_recall(embedder, seqs, fams, decoys, k: int, width: int, stride: int) -> float:
+    """Slow recall@k of best-window-pair cosine: every window embedded densely, max over window pairs."""
+    from phylocl.retrieval.windowed import window_pieces
+
+    pieces, owners = window_pieces(list(seqs) + list(decoys), width, stride)
+    x = embedder.embed(pieces)  # (W, D)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    pair = x @ x.T  # (W, W) window cosines
+    n_all = len(seqs) + len(decoys)
+    best = np.full((n_all, n_all), -np.inf)
+    for a in range(len(pieces)):
+        np.maximum.at(best[owners[a]], owners, pair[a])
+    out = []
+    for i in range(len(seqs)):
+        s = best[i].copy()
+        s[i] = -np.inf
+        top = np.argsort(-s, kind="stable")[:k]
+        out.append(sum(1 for j in top if j < len(seqs) and fams[j] == fams[i]) / (fams.count(fams[i]) - 1))
+    return float(np.mean(out))
+
+
+def test_scores_follow_the_models_default_search_path(toy, tmp_path):
+    """A model folder whose search.json names windows is scored as tiles of that width, within the set and with
+    decoys (what ``phylocl evaluate`` does with it); ``windows=0`` is whole rows; figures equal a slow reference."""
+    ablation, seqs, fams, decoys = toy
+    folder = str(_windowed_model(tmp_path, 40))
+    within, whole = ablation.score(folder, "protein"), ablation.score(folder, "protein", windows=0)
+    assert (within[0]["window"], within[0]["stride"]) == (40, 37)  # tiles: W - span + 1, span 4 (spaced 3-mers)
+    assert whole[0]["window"] == 0 and "stride" not in whole[0]
+    untimed = [{k: v for k, v in r.items() if k != "embed_seconds"} for r in within]
+    assert untimed == [{k: v for k, v in r.items() if k != "embed_seconds"}
+                       for r in ablation.score(folder, "protein", windows=40)]
+    with_decoys = ablation.score_decoys(folder, "protein")
+    assert with_decoys[0]["window"] == 40 and with_decoys[0]["n_decoys"] == 60
+    assert ablation.score_decoys(folder, "protein", windows=0)[0]["window"] == 0
+
+    from phylocl.workflows.model_spec import resolve_model
+
+    embedder = resolve_model(folder, alphabet="protein")
+    for k in (3, 10):
+        assert within[0][f"recall@{k}"] == pytest.approx(
+            _reference_window_recall(embedder, seqs, fams, [], k, 40, 37), abs=1e-9)
+        assert with_decoys[0][f"recall@{k}"] == pytest.approx(
+            _reference_window_recall(embedder, seqs, fams, decoys, k, 40, 37), abs=1e-9)
+    assert with_decoys[0]["recall@10"] != pytest.approx(  # the decoys matter here, so the check above can fail
+        _reference_window_recall(embedder, seqs, fams, [], 10, 40, 37), abs=1e-6)
+
+
+def test_figures_record_and_use_each_methods_search_path(toy, tmp_path, monkeypatch):
+    import json
+    import types
+
+    ablation = toy[0]
+    folder = str(_windowed_model(tmp_path, 40))
+    monkeypatch.setattr(ablation, "FIGURE_METHODS", {"protein": ["kmer:3", folder]})
+    monkeypatch.setattr(ablation, "RECALL_KS", (1, 10, 100, 300))  # the table keeps recall@300
+    out = tmp_path / "figures.json"
+    ablation.cmd_figures(types.SimpleNamespace(alphabets=["protein"], decoys=["protein"], out=str(out)))
+    table = json.loads(out.read_text())
+    assert table["search"]["protein"] == {"kmer:3": {"window": 0}, folder: {"window": 40, "stride": 37}}
+    within = ablation.score(folder, "protein")[0]
+    assert table["protein"][folder] == {"toy": round(within["auc1"], 4)}
+    assert within["auc1"] != ablation.score(folder, "protein", windows=0)[0]["auc1"]  # windows, not whole rows
+    assert table["recall@300_decoys"]["protein"][folder] == {
+        "toy": round(ablation.score_decoys(folder, "protein")[0]["recall@300"], 4)}
+    cached = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "runs" / "figures").rglob("*.json"))
+    assert sum(".w40s37" in c for c in cached) == 2 and len(cached) == 4  # the cut is in the cache's file name

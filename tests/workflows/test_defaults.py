@@ -95,3 +95,18 @@ def test_shipped_table_carries_recall_at_300_for_every_method():
             assert all(0.0 <= v <= 1.0 for v in recall[method].values())
     decoys = raw["recall@300_decoys"]["protein"]
     assert set(decoys) == set(auc1["protein"])
+
+
+def test_shipped_table_measured_each_method_on_its_default_search_path():
+    """Issue 24: dev-figures.json scores every method as a user gets it without ``--windows`` (``default-protein``:
+    tiles of 200 from its search.json; whole rows otherwise). Changing a model's search.json fails this until the
+    table is re-measured (``python benchmarks/ablation.py figures --decoys protein``)."""
+    from phylocl.workflows.model_spec import resolve_model
+    from phylocl.workflows.windows import resolve_windows
+
+    raw = json.loads(DEV_FIGURES.read_text())
+    for alphabet, methods in read_dev_figures().items():
+        for method in methods:
+            cut = resolve_windows(None, resolve_model(method, alphabet=alphabet))
+            assert raw["search"][alphabet][method] == (cut.params() if cut else {"window": 0}), method
+    assert raw["search"]["protein"]["default-protein"]["window"] == 200  # docs/retrieval.md's default
