@@ -248,7 +248,9 @@ class NumpyProfileEncoder:
             rows.append(owners[win])
             cols.append(col)
             vals.append(val)
-            coeffs += _sum_rows(owners, np.ones(len(owners)), c.T, len(arrays))
+            lo_seq = owners[0]  # the batch's sequences are consecutive: add into their rows only (not all N)
+            coeffs[lo_seq:owners[-1] + 1] += _sum_rows(owners - lo_seq, np.ones(len(owners)), c.T,
+                                                       int(owners[-1] - lo_seq) + 1)
         if not rows:
             return SparseRows(indptr=np.zeros(1, np.int64), indices=np.zeros(0, np.int32),
                               values=np.zeros(0, np.float32), coeffs=np.zeros((0, r), np.float32), basis=basis,

@@ -10,6 +10,7 @@ import phylocl
 from phylocl.errors import InputError
 from phylocl.models.persistence import PRETRAINED_DIR
 from phylocl.models.profile_numpy import NumpyProfileEncoder, is_profile_folder
+from phylocl.models.windows import window_starts
 from phylocl.models.sparse_embed import embed_sparse
 
 from .helpers import make_encoder
@@ -158,3 +159,40 @@ def test_a_sequence_embedded_alone_gets_the_same_row_as_in_a_batch_bit_for_bit()
         mine = batch.slice(i, i + 1)
         for name in ("indptr", "indices", "values", "coeffs"):
             np.testing.assert_array_equal(getattr(alone, name), getattr(mine, name), err_msg=name)
+
+
+@pytest.mark.parametrize("model", ["folder", "similar_folder"])
+def test_batches_add_into_their_own_sequences_rows_only(request, model):
+    """embed_sparse adds each batch's window coefficients into the rows of the batch's own (consecutive) sequences
+    only: bit for bit the rows of the former loop, which added every batch into all N rows, with windows of one
+    sequence in several batches and batches of several sequences."""
+    from phylocl.models.profile_numpy import _sum_rows
+
+    _, path = request.getfixturevalue(model)
+    enc = NumpyProfileEncoder(folder=path)
+    seqs = _sequences() * 3
+
+    def former(batch_size):  # embed_sparse as it was, the coefficients summed over all N rows per batch
+        arrays = enc._tokens(seqs)
+        windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), enc.max_len, enc.stride)]
+        rows, cols, vals, coeffs = [], [], [], np.zeros((len(arrays), len(enc.gram)))
+        for lo in range(0, len(windows), batch_size):
+            part = windows[lo:lo + batch_size]
+            owners = np.array([i for i, _ in part], np.int64)
+            win, col, val, c = enc._window_rows([arrays[i][s:s + enc.max_len] for i, s in part])
+            rows.append(owners[win])
+            cols.append(col)
+            vals.append(val)
+            coeffs += _sum_rows(owners, np.ones(len(owners)), c.T, len(arrays))
+        row, col, val = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        key, inverse = np.unique(row * enc.embed_dim + col, return_inverse=True)
+        val = np.bincount(inverse, weights=val, minlength=len(key))
+        row, col = key // enc.embed_dim, key % enc.embed_dim
+        z = enc._row_norms(row, col, val, coeffs)
+        keep = val != 0
+        return (val / z[row])[keep].astype(np.float32), (coeffs / z[:, None]).astype(np.float32)
+
+    for batch_size in (1, 3, 64):
+        rows = enc.embed_sparse(seqs, batch_size=batch_size)
+        values, coeffs = former(batch_size)
+        assert np.array_equal(rows.values, values) and np.array_equal(rows.coeffs, coeffs)
