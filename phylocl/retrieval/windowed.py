@@ -27,8 +27,8 @@ import numpy as np
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, SPLIT, RowNumbers, SparseIndex,
-                                             check_budget, default_threads, top_rows)
+from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, RowNumbers, SparseIndex, check_budget,
+                                             default_threads, query_share, top_rows)
 from phylocl.sparse_rows import SparseRows, concat_rows, matmul_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
@@ -280,14 +280,15 @@ class WindowedIndex:
         """The ``k`` best database sequences per query, best first: ``scores``, ``indices`` ``(Q, k)`` (``-1`` /
         ``-inf`` past the database's end), as :meth:`SparseIndex.search`. ``exclude_ids``: each query's own id,
         left out of its list (a set searched against itself); ``budget``: a word budget (:meth:`_budget_hits`;
-        ``None`` or 1: exact). Blocks of queries do not depend on the thread count, so neither do the results."""
+        ``None`` or 1: exact). A query's scores do not depend on its block, so the results do not depend on the
+        thread count (which sets the blocks)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         check_budget(budget)
         budgeted = budget is not None and budget < 1
         if exclude_ids is not None and len(exclude_ids) != len(queries):
             raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
-        share = -(-len(queries) // SPLIT)
+        share = query_share(len(queries), self.threads)
         block = max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
         wanted = k + (exclude_ids is not None)
         depth = min(wanted, self.ntotal)

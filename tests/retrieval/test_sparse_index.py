@@ -118,14 +118,14 @@ def test_damaged_bundle_is_an_input_error(tmp_path):
 
 @pytest.mark.parametrize("rank", [0, 3])
 def test_thread_count_does_not_change_scores_or_hits(tmp_path, rank):
-    """Small batches are cut into several blocks for the threads; the blocks never follow the thread count."""
+    """The thread count sets the blocks of queries (one per thread); a query's scores do not depend on its block."""
     rows = KmerEmbedder(k=2).embed_sparse(_sequences(200, seed=4))
     rows = _low_rank(rows, rank) if rank else rows
     ids = [f"s{i}" for i in range(len(rows))]
     write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 50), model={})
     q = rows.slice(0, 10)
     runs = []
-    for threads in (1, 2, 3, 8):
+    for threads in (1, 2, 3, 8, 10):  # blocks of 10, 5, 4, 2 and 1 queries
         index = load_index(tmp_path / "ix")
         index.threads = threads
         runs.append(index.search(q, 9, exclude_ids=ids[:10]))
