@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from phylocl.data.alphabet import FIRST_LETTER_ID, PAD_ID, get_alphabet
 from phylocl.errors import InputError
@@ -37,6 +36,7 @@ from phylocl.models.backbone_config import flat_values
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.patterns import profile_dim, seed_patterns  # noqa: F401 (re-exported)
 from phylocl.models.windows import default_stride, overlap_stride, window_starts
+from phylocl.sparse_ops import csr_dense, csr_from_sorted
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["NumpyProfileEncoder", "seed_patterns", "profile_dim", "is_profile_folder"]
@@ -217,7 +217,7 @@ class NumpyProfileEncoder:
         """``(W, P s)``: per window and pattern ``g_s / sqrt(P) * t / |t|``, ``t = sum sqrt(count) w E_word``, from
         the entries ``block`` (window * P + pattern), ``word`` and ``raw = sqrt(count) w`` (``(nnz,)`` each)."""
         n_pat, s = len(self.patterns), self.similar_rank
-        t = sp.csr_matrix((raw, (block, word)), shape=(n_win * n_pat, self.n**self.k)) @ self.word_vectors  # (W P, s)
+        t = csr_dense(*csr_from_sorted(block, word, raw, n_win * n_pat), self.word_vectors)  # (W P, s)
         t = t / _norm((t * t).sum(1))[:, None] * (self.similar_gain / n_pat**0.5)
         return t.reshape(n_win, n_pat * s)
 
@@ -226,7 +226,7 @@ class NumpyProfileEncoder:
         1e-12). The unit rows of a similar-word block lie in columns the sparse part never uses: their ``E v`` is 0."""
         indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(coeffs)))])  # rows sorted
         e_v = np.zeros_like(coeffs)  # (k, r) = E v
-        e_v[:, :self.vocab] = sp.csr_matrix((val, col, indptr), shape=(len(coeffs), self.embed_dim)) @ self.tokens_t
+        e_v[:, :self.vocab] = csr_dense(indptr, col, val, self.tokens_t)  # (k, v)
         sq = np.bincount(row, weights=val * val, minlength=len(coeffs))
         return _norm(sq + 2 * (coeffs * e_v).sum(1) + (matmul_rows(coeffs, self.gram) * coeffs).sum(1))
 

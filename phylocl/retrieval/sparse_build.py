@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from phylocl.atomic import atomic_dir
 from phylocl.retrieval.index_checks import write_checksums
@@ -129,6 +128,8 @@ def sparse_index_in_memory(rows: SparseRows, *, ids: Sequence[str], labels: Sequ
     """A :class:`SparseIndex` over ``rows`` built in memory (``phylocl search --db``; about 3x the rows' size)."""
     if len(ids) != len(rows):
         raise ValueError(f"{len(ids)} ids for {len(rows)} rows")
+    import scipy.sparse as sp  # building only: a search from a bundle does not import scipy.sparse (sparse_ops)
+
     csr = sp.csr_matrix((rows.values, rows.indices, rows.indptr), shape=(len(rows), rows.dim))
     postings = csr.T.tocsr()  # (D, N): column j's rows, increasing
     itype = _index_dtype(postings.nnz, len(rows))
@@ -146,6 +147,8 @@ def _dense_part(rows: SparseRows) -> np.ndarray:
     """``[B s, c]`` of each row, ``(b, 2r)`` float32 (empty for ``r = 0``)."""
     if not rows.rank:
         return np.zeros((len(rows), 0), np.float32)
+    import scipy.sparse as sp
+
     s = sp.csr_matrix((rows.values.astype(np.float64), rows.indices, rows.indptr), shape=(len(rows), rows.dim))
     a = s @ rows.basis.T.astype(np.float64)  # (b, r)
     return np.hstack([a, rows.coeffs]).astype(np.float32)

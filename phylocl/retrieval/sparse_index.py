@@ -42,16 +42,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-import numpy as np
-import scipy.sparse as sp
+from dataclasses import dataclass
 
-try:  # scipy's compiled CSC matrix-vector product (scatter_lists); a private module, hence the guard
-    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
-except ImportError:  # pragma: no cover
-    _csc_matvec = None
+import numpy as np
 
 from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import check_scored, fresh_lists
+from phylocl.sparse_ops import csr_dense, sparsetools
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "RowNumbers", "budget_words", "check_budget", "scatter_lists",
@@ -64,7 +61,6 @@ MAX_BLOCK = 256  # queries per block at most (small databases)
 SPLIT = 1  # blocks per thread: one, since every block reads the low-rank coefficients of all rows once (10 queries,
 # 2 threads, 10^5 windowed default-protein: 2 blocks of 5 cost 0.34 s of CPU against 0.51 s for 5 blocks of 2)
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
-TERMS_PER_PASS = 256  # posting lists copied at once where scipy lacks its compiled product (scatter_lists)
 ROW_BLOCK = 1 << 18  # rows whose scores one pass of scatter_lists writes: 1 MB of float32, within a core's cache
 
 
@@ -131,8 +127,8 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
     ``j`` from ``Ap[j]`` up to ``Ap[j + 1]``, so the lists are passed, last column first, as the even columns of a
     ``2n``-column matrix whose ``Ap`` alternates each list's start and end; the odd columns, from one list's end
     back to an earlier list's start, run backwards and hold nothing. 3x faster than slicing the lists out and
-    multiplying (``default-protein``, 10^5 rows). Falls back to that where scipy lacks the routine. The sum runs
-    over the lists in decreasing column order, in float32.
+    multiplying (``default-protein``, 10^5 rows). The sum runs over the lists in decreasing column order, in
+    float32 (:mod:`phylocl.sparse_ops` loads the routine without importing ``scipy.sparse``).
 
     ``bounds`` ``(n, B + 1)`` (:meth:`SparseIndex.block_bounds`): where each list enters each of ``B`` blocks of
     rows; the product then runs once per block over the lists' parts in it, so that its scattered writes stay in
@@ -141,10 +137,9 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
     if not len(cols):
         return
     ptr = postings.indptr
-    if _csc_matvec is None or postings.data.dtype != out.dtype:  # pragma: no cover - scipy has had it for 15 years
-        for lo in range(0, len(cols), TERMS_PER_PASS):
-            out += postings[cols[lo:lo + TERMS_PER_PASS]].T @ weights[lo:lo + TERMS_PER_PASS]
-        return
+    if postings.data.dtype != out.dtype:
+        raise ValueError(f"posting values {postings.data.dtype} for scores {out.dtype}")
+    matvec = sparsetools().csc_matvec
     c = np.asarray(cols, dtype=np.int64)
     if bounds is None:
         bounds = np.stack([ptr[c], ptr[c + 1]], axis=1)  # (n, 2): one block, the whole lists
@@ -158,7 +153,22 @@ def scatter_lists(postings, cols: np.ndarray, weights: np.ndarray, out: np.ndarr
     for b in range(bounds.shape[1] - 1):
         ap[0:-1:2], ap[1::2] = bounds[:, b], bounds[:, b + 1]
         ap[-1] = ap[-2]  # the last odd column is empty too
-        _csc_matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
+        matvec(out.shape[0], 2 * len(c), ap, postings.indices, postings.data, x, out)
+
+
+@dataclass(frozen=True)
+class Postings:
+    """The posting lists as the rows of a ``(D, N)`` CSR matrix: list ``j`` is ``indices[indptr[j]:indptr[j + 1]]``
+    (row ids, increasing) with ``data[...]`` (values); the arrays are the bundle's memory maps, used in place."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1]) if len(self.indptr) else 0
 
 
 class RowNumbers(Sequence):
@@ -215,9 +225,10 @@ class SparseIndex:
             raise ValueError(f"dense {dense.shape} / basis {basis.shape} do not fit {n} rows of width {dim}")
         if labels is not None and len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} rows")
-        self.postings = sp.csr_matrix((values, rows, ptr), shape=(dim, n))  # (D, N): column j's list is row j
+        self.postings = Postings(indptr=ptr, indices=rows, data=values, shape=(dim, n))  # (D, N)
         self.dense, self.basis = dense, np.asarray(basis, dtype=np.float32)
         self.gram = basis_gram(self.basis)  # (r, r)
+        self._basis_t = np.ascontiguousarray(self.basis.T)  # (D, r) for the queries' products
         if isinstance(ids, RowNumbers):
             self.ids = ids
         else:
@@ -261,8 +272,7 @@ class SparseIndex:
 
     def _low_rank_query(self, q: SparseRows) -> np.ndarray:
         """``u = [c_q, a_q + c_q G]`` ``(b, 2r)`` float32: the low-rank term of a score is ``u . dense[row]``."""
-        qs = sp.csr_matrix((q.values, q.indices, q.indptr), shape=(len(q), self.dim))  # (b, D)
-        a_q = np.asarray(qs @ self.basis.T)  # (b, r)
+        a_q = csr_dense(q.indptr, q.indices, q.values, self._basis_t)  # (b, r)
         return np.hstack([q.coeffs, a_q + matmul_rows(q.coeffs, self.gram)]).astype(np.float32)  # (b, 2r)
 
     def block_bounds(self, cols: np.ndarray) -> np.ndarray | None:

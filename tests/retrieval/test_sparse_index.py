@@ -36,7 +36,6 @@ def _low_rank(rows: SparseRows, rank: int, seed: int = 1) -> SparseRows:
 @pytest.mark.parametrize("rank,row_block", [(0, 1 << 18), (3, 1 << 18), (3, 17)])
 def test_scores_and_hits_equal_brute_force_on_the_dense_rows(tmp_path, monkeypatch, rank, row_block):
     monkeypatch.setattr(sparse_build, "READ_VALUES", 300)  # many transposition steps
-    monkeypatch.setattr(sparse_index, "TERMS_PER_PASS", 3)  # each query's lists in several passes
     monkeypatch.setattr(sparse_index, "ROW_BLOCK", row_block)  # 17: the scores written in 15 blocks of rows
     emb = KmerEmbedder(k=2)
     seqs = _sequences(240)

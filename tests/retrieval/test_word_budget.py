@@ -75,7 +75,6 @@ def test_a_larger_budget_reads_a_superset_of_the_words():
 
 @pytest.mark.parametrize("rank", [0, 3])
 def test_budget_scores_equal_brute_force_over_the_words_read(monkeypatch, rank):
-    monkeypatch.setattr(sparse_index, "TERMS_PER_PASS", 5)  # each query's lists in several passes
     seqs, _ = _families(6, 5, 60, 0.3, seed=1)
     rows = KmerEmbedder(k=2).embed_sparse(seqs)
     rows = _low_rank(rows, rank) if rank else rows

@@ -1,5 +1,6 @@
 """``phylocl search --index`` of a sparse index of k-mer profiles never imports torch (start-up: ~1.5 s), nor FAISS,
-tqdm (silent bars), scipy.special or Biopython's SeqIO, Align (BLOSUM62 is a table) and Phylo."""
+tqdm (silent bars), scipy.special, scipy.sparse (~0.1 s; phylocl.sparse_ops loads its compiled routines) or
+Biopython's SeqIO, Align (BLOSUM62 is a table) and Phylo."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from phylocl.workflows.search import search
 for query, index, out, model in zip(*[iter(sys.argv[1:])] * 4):
     search(query=query, index=index, out=out, model=model or None, k=3, progress=False, filter_pvalue=1.0)
 print("torch" in sys.modules)
-print(sorted(m for m in ("faiss", "tqdm", "scipy.special", "Bio.SeqIO", "Bio.Align", "Bio.Phylo")
+print(sorted(m for m in ("faiss", "tqdm", "scipy.special", "scipy.sparse", "Bio.SeqIO", "Bio.Align", "Bio.Phylo")
             if m in sys.modules))  # start-up a search never needs
 """
 
