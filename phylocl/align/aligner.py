@@ -27,6 +27,7 @@ import numpy as np
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.statistics import bit_scores, evalues
+from phylocl.align.traceback import canonical_first, score_pairs
 from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
@@ -55,6 +56,9 @@ class AlignedHits:
         cand_rank: ``(H,)`` int64 position of the hit in its query's candidate list (0 = the prefilter's best).
         n_candidates: candidate pairs over all queries (repeats dropped); n_aligned: those the filter passed to
             Smith-Waterman (a pair of two queries scored once still counts in both directions).
+        ends: ``(H, 2)`` int64 end cell of an optimal local alignment of each hit's pair, 0-based positions in the
+            first and second sequence of the orientation :func:`~phylocl.align.traceback.canonical_first` chooses
+            (what :func:`~phylocl.align.traceback.trace_alignments` takes to skip its score pass); ``-1``: unknown.
     """
 
     offsets: np.ndarray
@@ -65,6 +69,7 @@ class AlignedHits:
     cand_rank: np.ndarray
     n_candidates: int = 0
     n_aligned: int = 0
+    ends: np.ndarray | None = None
 
     @property
     def n_queries(self) -> int:
@@ -74,19 +79,6 @@ class AlignedHits:
         """``(targets, raw, bits, evalues)`` of query ``i``, best bit score first."""
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.targets[a:b], self.raw[a:b], self.bits[a:b], self.evalues[a:b]
-
-
-def _score_one(query: str, cands: Sequence[str], scoring: ScoringSystem) -> np.ndarray:
-    import pyopal
-
-    if not cands or not query:
-        return np.zeros(len(cands), dtype=np.int64)
-    aligner = scoring.aligner()
-    db = pyopal.Database(cands, alphabet=aligner.alphabet)
-    # overflow="simple": every target in 8-bit lanes first, overflowing ones again in 16/32-bit; 1.5x faster than
-    # "buckets" on the search workload with the same scores (docs/retrieval.md, "Choosing the aligner")
-    return np.fromiter((r.score for r in aligner.align(query, db, mode="score", algorithm="sw", overflow="simple")),
-                       dtype=np.int64, count=len(cands))
 
 
 def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[int], str],
@@ -180,20 +172,46 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         todo.append(mine)
         copies.append(theirs)
 
-    # 3. Smith-Waterman scores of the pairs to score, per query
-    def score(i: int) -> np.ndarray:
-        rows = screened[i][0]
-        return _score_one(cleaned[i], [target(t) for t in rows[todo[i]].tolist()], scoring)
+    # 3. Smith-Waterman scores of the pairs to score, each with the end cell of an optimal alignment in the
+    # orientation its traceback uses (canonical_first), grouped by that orientation's first sequence so that its
+    # score profiles are built once for all its pairs (an all-against-all meets each sequence in hundreds of pairs)
+    firsts: dict[str, list[int]] = {}  # first sequence -> numbers of its pairs
+    seconds, flipped = [], []  # per pair: the other sequence; whether the query is second
+    for i in range(n):
+        x = cleaned[i]
+        for t in screened[i][0][todo[i]].tolist():
+            y = target(t)
+            first = canonical_first(x, y, scoring)
+            firsts.setdefault(x if first else y, []).append(len(seconds))
+            seconds.append(y if first else x)
+            flipped.append(not first)
+    tasks = _pair_tasks(firsts)
 
-    scored = _run_queries(score, n, threads, PAIR_WEIGHT * sum(map(len, todo)))
-    raws = []
+    def score(b: int) -> np.ndarray:
+        return np.concatenate([score_pairs(x, [seconds[p] for p in pairs], scoring) for x, pairs in tasks[b]]) \
+            if tasks[b] else np.zeros((0, 3), np.int64)
+
+    found = np.zeros((len(seconds), 3), dtype=np.int64)  # (pairs, 3) score, end in first, end in second
+    parts_ = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(seconds)))
+    if parts_:
+        found[np.concatenate([p for task in tasks for _, p in task])] = np.concatenate(parts_)
+    # each query's own positions, its pairs numbered in query order above
+    bounds = np.cumsum([0] + [len(t) for t in todo])
+    raws, ends = [], []
     for i, (rows, _, _) in enumerate(screened):
         raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
-        raw[todo[i]] = scored[i]
+        end = np.full((len(rows), 2), -1, dtype=np.int64)  # (c, 2) end cell in the traced orientation; -1: unknown
+        raw[todo[i]] = found[bounds[i]:bounds[i + 1], 0]
+        end[todo[i]] = found[bounds[i]:bounds[i + 1], 1:]
         raws.append(raw)
+        ends.append(end)
+    # a pair of two queries is one pair of sequences (and its end cell holds for both) when each query is its own row's sequence
+    own = [bool(row_of) and int(query_rows[i]) >= 0 and cleaned[i] == target(int(query_rows[i])) for i in range(n)]
     for i, theirs in enumerate(copies):  # partners come first, so their scores are all there
         for j, p, k in theirs:
             raws[i][j] = raws[p][k]
+            if own[i] and own[p]:
+                ends[i][j] = ends[p][k]
 
     # 4. E-values and ranking, per query
     parts = []
@@ -206,10 +224,12 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         keep = aligned & (ev <= evalue) & (raw > 0)
         order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
         sel = np.flatnonzero(keep)[order][:max_hits]
-        parts.append((rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())))
-    offsets, (targets, raw, bits, evs, cand_rank) = stack_hits(parts, HIT_DTYPES)
+        parts.append((rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], ends[i][sel, 0], ends[i][sel, 1],
+                      len(rows), int(aligned.sum())))
+    offsets, (targets, raw, bits, evs, cand_rank, end_a, end_b) = stack_hits(parts, HIT_DTYPES)
     return AlignedHits(offsets=offsets, targets=targets, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
-                       n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))
+                       n_candidates=sum(p[7] for p in parts), n_aligned=sum(p[8] for p in parts),
+                       ends=np.stack([end_a, end_b], axis=1))
 
 
 def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
@@ -224,7 +244,24 @@ def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
     return [r for block in blocks for r in block]
 
 
-HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64)  # targets, raw, bits, evalues, cand_rank
+# targets, raw, bits, evalues, cand_rank, the two coordinates of ends
+HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64, np.int64, np.int64)
+PAIRS_PER_TASK = 256  # pairs per scoring task (whole groups of one first sequence)
+
+
+def _pair_tasks(firsts: dict[str, list[int]]) -> list[list[tuple[str, list[int]]]]:
+    """The groups ``first sequence -> its pairs`` cut into tasks of whole groups, about :data:`PAIRS_PER_TASK`
+    pairs each (in the dictionary's order)."""
+    tasks, task, size = [], [], 0
+    for group in firsts.items():
+        task.append(group)
+        size += len(group[1])
+        if size >= PAIRS_PER_TASK:
+            tasks.append(task)
+            task, size = [], 0
+    if task:
+        tasks.append(task)
+    return tasks
 
 
 def stack_hits(parts: Sequence[tuple], dtypes: Sequence) -> tuple[np.ndarray, list[np.ndarray]]:

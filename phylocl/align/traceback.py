@@ -58,7 +58,7 @@ from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment",
+__all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "score_pairs", "trace_alignment",
            "trace_alignments"]
 
 _GAP_RUN = re.compile(r"I+|D+")
@@ -209,18 +209,43 @@ def _calls(scoring: ScoringSystem) -> _Calls:
 
 
 def trace_alignments(first: str, others: Sequence[str], scoring: ScoringSystem,
-                     scores: Sequence[int | None] | None = None) -> list[AlignmentSummary]:
+                     scores: Sequence[int | None] | None = None,
+                     ends: Sequence[tuple[int, int] | None] | None = None) -> list[AlignmentSummary]:
     """``[trace_alignment(first, y, scoring, score) for y, score in zip(others, scores)]``, the same summaries,
-    with ``first``'s parasail score profiles built once for all the pairs it is traced first in."""
+    with ``first``'s parasail score profiles built once for all the pairs it is traced first in. ``ends``: per
+    pair, the end cell :func:`score_pairs` found in the pair's traced orientation (``(position in the first
+    sequence, position in the second)``, 0-based; ``None`` or negative: not known), given with its ``score``: the
+    score pass is then skipped, with the same result."""
     scores = [None] * len(others) if scores is None else scores
+    ends = [None] * len(others) if ends is None else ends
     if not first:
         return [EMPTY] * len(others)
     profiles = _Profiles(first.encode("ascii"), scoring)
     try:
-        return [_trace(first, y, scoring, score, profiles) if canonical_first(first, y, scoring)
-                else mirror(_trace(y, first, scoring, score)) for y, score in zip(others, scores)]
+        return [_trace(first, y, scoring, score, profiles, end) if canonical_first(first, y, scoring)
+                else mirror(_trace(y, first, scoring, score, end=end)) for y, score, end in zip(others, scores, ends)]
     finally:
         profiles.free()
+
+
+def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem) -> np.ndarray:
+    """``(n, 3)`` int64: per ``(first, other)`` pair (clean sequences) its local alignment score and the end cell
+    of an optimal alignment, ``(score, end in first, end in other)`` (0-based; ``(0, -1, -1)`` where a sequence is
+    empty), with ``first``'s score profiles built once. It is the score pass of the fast path, so a pair scored
+    here in its traced orientation (:func:`canonical_first`) can skip that pass in :func:`trace_alignments`
+    (``ends``); the scores are those of any Smith-Waterman of the scoring system (pyopal's: tested)."""
+    out = np.zeros((len(others), 3), dtype=np.int64)
+    out[:, 1:] = -1
+    if not first or not len(others):
+        return out
+    profiles = _Profiles(first.encode("ascii"), scoring)
+    try:
+        for j, y in enumerate(others):
+            if y:
+                out[j] = profiles.forward(y.encode("ascii"), None)
+    finally:
+        profiles.free()
+    return out
 
 
 class _Profiles:
@@ -252,14 +277,15 @@ class _Profiles:
 
 
 def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
-           profiles: _Profiles | None = None) -> AlignmentSummary:
+           profiles: _Profiles | None = None, end: tuple[int, int] | None = None) -> AlignmentSummary:
     if not x or not y:
         return EMPTY
     calls = _calls(scoring)
     lx, ly = len(x), len(y)
     x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters)
     striped = _start(score, _STRIPED_8_MAX)
-    fwd = None
+    # the score pass's result, when score_pairs already ran it on this pair in this orientation
+    fwd = (score, int(end[0]), int(end[1])) if score is not None and end is not None and end[0] >= 0 else None
     best = score
     if best is None:
         fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)

@@ -106,14 +106,16 @@ class AlignStage:
         A minus-strand hit (``hits.minus``, both strands) is the query's reverse complement traced against the
         target, its own pair, written in blastn's coordinates (:func:`~phylocl.align.strands.minus_coordinates`)."""
         minus = getattr(hits, "minus", None)
-        jobs: dict[tuple, tuple[str, str, int]] = {}  # pair key -> (first, second, score), traced orientation
+        ends = hits.ends if hits.ends is not None else np.full((len(hits.targets), 2), -1, dtype=np.int64)
+        jobs: dict[tuple, tuple] = {}  # pair key -> (first, second, score, end cell), traced orientation
         wanted = []  # per query: [(key, mirrored)] in hit order
         for i, q in enumerate(queries):
             me = int(query_rows[i]) if query_rows is not None else -1
             mine = []
             targets, raw = hits.query(i)[:2]
             strands = minus[hits.offsets[i]:hits.offsets[i + 1]].tolist() if minus is not None else [False] * len(raw)
-            for t, score, on_minus in zip(targets.tolist(), raw.tolist(), strands):
+            cells = ends[hits.offsets[i]:hits.offsets[i + 1]].tolist()  # (h, 2) in the traced orientation
+            for t, score, on_minus, end in zip(targets.tolist(), raw.tolist(), strands, cells):
                 seq = self.fetch(t)
                 if len(q) * len(seq) > TRACEBACK_CELLS:
                     raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
@@ -122,11 +124,11 @@ class AlignStage:
                 x = reverse_complement(q) if on_minus else q
                 first = canonical_first(x, seq, self.scoring)
                 key = ("minus", i, t) if on_minus else ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
-                jobs.setdefault(key, (x, seq, score) if first else (seq, x, score))
+                jobs.setdefault(key, (x, seq, score, end) if first else (seq, x, score, end))
                 mine.append((key, not first))
             wanted.append(mine)
         groups: dict[str, list[tuple]] = {}  # first sequence -> its pairs' keys: its score profiles are built once
-        for key, (x, _, _) in jobs.items():
+        for key, (x, *_) in jobs.items():
             groups.setdefault(x, []).append(key)
         tasks, task, size = [], [], 0
         for group in groups.items():
@@ -144,7 +146,8 @@ class AlignStage:
             out = []
             for x, keys in tasks[b]:
                 pairs = [jobs[k] for k in keys]
-                found = trace_alignments(x, [y for _, y, _ in pairs], self.scoring, [score for _, _, score in pairs])
+                found = trace_alignments(x, [p[1] for p in pairs], self.scoring, [p[2] for p in pairs],
+                                         [p[3] for p in pairs])
                 out.extend(zip(keys, [tuple(vars(a).values()) for a in found] if processes else found))  # tuples pickle fast
             return out
 

@@ -200,8 +200,8 @@ def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
     import phylocl.align.aligner as mod
 
     aligned = []
-    real = mod._score_one
-    monkeypatch.setattr(mod, "_score_one", lambda q, c, s: aligned.append(len(c)) or real(q, c, s))
+    real = mod.score_pairs
+    monkeypatch.setattr(mod, "score_pairs", lambda x, ys, s: aligned.append(len(ys)) or real(x, ys, s))
     pairs = _pairs(30, seed=13)
     seqs = [t for _, t in pairs] + [q for q, _ in pairs]
     rng = np.random.default_rng(1)
@@ -214,7 +214,7 @@ def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
                             query_rows=list(range(len(seqs))))
     mutual = sum(i in cands[j] for i in range(len(seqs)) for j in cands[i]) // 2
     assert sum(aligned) == n_plain - mutual  # each mutual pair aligned once
-    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank", "ends"):
         np.testing.assert_array_equal(getattr(plain, field), getattr(once, field))
 
 
