@@ -116,8 +116,8 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     cands = [[j for j in range(n) if j != i] for i in range(n)]
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
-    real = sa.trace_alignments
-    monkeypatch.setattr(sa, "trace_alignments", lambda x, ys, s, *rest: calls.extend(ys) or real(x, ys, s, *rest))
+    real = sa.trace_table
+    monkeypatch.setattr(sa, "trace_table", lambda x, ys, s, *rest: calls.extend(ys) or real(x, ys, s, *rest))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -290,3 +290,32 @@ def test_stage_ends_are_the_traced_orientations_score_pass():
     known = hits.ends[:, 0] >= 0
     np.testing.assert_array_equal(hits.ends[known], plain.ends[known])
     assert not known.all()
+
+
+def _summary_reference(traced) -> list[int]:
+    """The CIGAR of one traceback read operation by operation (the per-pair reading _summaries replaced)."""
+    (score, end_query, end_ref, beg_query, beg_ref, raw), best, qs, ts = traced
+    ops = [int.from_bytes(raw[k:k + 4], "little") for k in range(0, len(raw), 4)]
+    lead = {1: 0, 2: 0}  # leading I / D runs: the traced rectangle's unaligned start
+    while ops and ops[0] & 0xF in lead:
+        lead[ops[0] & 0xF] += ops.pop(0) >> 4
+    cols = {k: sum(o >> 4 for o in ops if o & 0xF == k) for k in (1, 2, 7, 8)}
+    runs = sum(1 for o in ops if o & 0xF in (1, 2))
+    return [best, sum(cols.values()), cols[7], cols[8], runs, qs + beg_query + lead[1] + 1, qs + end_query + 1,
+            ts + beg_ref + lead[2] + 1, ts + end_ref + 1]
+
+
+def test_summaries_of_many_tracebacks_equal_the_per_pair_reading():
+    """_summaries reads all CIGARs of a batch in one NumPy pass: row for row the per-pair reading, on tracebacks
+    with leading I / D runs (rectangles and whole pairs), none (score 0) in between, and gaps of both kinds."""
+    from phylocl.align.traceback import _summaries, _trace
+
+    scoring = scoring_system()
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in _pairs(80, seed=37)]
+    traced = [_trace(q, t, scoring) for q, t in pairs] + [None, _trace("WWW", "PPP", scoring)]
+    traced.insert(5, None)
+    got = _summaries(traced)
+    want = [_summary_reference(t) if t is not None else [0] * 9 for t in traced]
+    assert got.tolist() == want
+    leads = [w for w, t in zip(want, traced) if t is not None and t[0][5][:4] and t[0][5][0] & 0xF in (1, 2)]
+    assert len(leads) >= 3 and sum(w[4] > 0 for w in want) > 20  # leading runs and gapped alignments were read
