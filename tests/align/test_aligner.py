@@ -243,3 +243,36 @@ def test_default_matrix_table_equals_biopythons(name):
     assert rows == tuple(tuple(int(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
     pam = substitution_matrices.load("PAM30")
     assert _protein_matrix("pam30")[1][0][1] == int(pam["A"]["C"])
+
+
+@pytest.mark.parametrize("matrix", ["BLOSUM62", "PAM30"])
+def test_hits_equal_a_per_query_reference(matrix):
+    """align_candidates (all queries' candidates in one flat layout, a pair of two queries scored once) gives, field
+    for field, what one query at a time gives: Biopython's scores, E-values of that query alone, hits with E-value <=
+    the threshold sorted by score then candidate order, at most max_hits; query_rows with a row listed twice, -1 and
+    rows of no query."""
+    scoring = scoring_system("protein", matrix=matrix, gap_open=9 if matrix == "PAM30" else None)
+    pairs = _pairs(16, seed=43)
+    seqs = [clean_sequence(s, scoring) for p in pairs for s in p]
+    n_db = len(seqs)
+    queries = seqs[:12] + [seqs[3], clean_sequence(pairs[0][0][::-1], scoring)]  # row 3 twice; one not a row
+    rows = list(range(12)) + [3, -1]
+    rng = np.random.default_rng(5)
+    cands = [rng.permutation(n_db)[:20].tolist() + [-1, 7] for _ in queries]
+    db_res = sum(map(len, seqs))
+    for query_rows, max_hits in ((None, None), (rows, None), (rows, 4)):
+        got = align_candidates(queries, seqs, cands, scoring=scoring, evalue=2.0, max_hits=max_hits, threads=1,
+                               clean=False, query_rows=query_rows)
+        for i, q in enumerate(queries):
+            listed = list(dict.fromkeys(t for t in cands[i] if t >= 0))
+            raw = np.array([_reference(scoring, q, seqs[t]) for t in listed])
+            ev = evalues(raw, query_length=len(q), db_residues=db_res, db_sequences=n_db, stats=scoring.stats,
+                         target_lengths=np.array([len(seqs[t]) for t in listed]))
+            keep = [j for j in sorted(range(len(listed)), key=lambda j: (-raw[j], j)) if raw[j] > 0 and ev[j] <= 2.0]
+            keep = keep[:max_hits]
+            targets, r, bits, e = got.query(i)
+            assert targets.tolist() == [listed[j] for j in keep] and r.tolist() == raw[keep].tolist()
+            np.testing.assert_array_equal(e, ev[keep])
+            np.testing.assert_array_equal(bits, bit_scores(raw[keep], scoring.stats))
+            assert got.cand_rank[got.offsets[i]:got.offsets[i + 1]].tolist() == keep
+        assert got.n_candidates == sum(len(set(c) - {-1}) for c in cands) == got.n_aligned
