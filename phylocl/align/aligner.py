@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phylocl.align.scoring import ScoringSystem
-from phylocl.align.sequences import clean_sequence
+from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
 from phylocl.align.traceback import score_pairs
 from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
@@ -174,7 +174,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     second = n + inverse.reshape(-1)  # (P,) numbers in `strings`
     first = owner[to_score]  # (P,)
     if scoring.symmetric:  # the smaller sequence first (canonical_first), found through the strings' sorted order
-        rank = _string_ranks(strings)  # (S,) equal strings, equal ranks
+        rank = string_ranks(strings)  # (S,) equal strings, equal ranks
         swap = rank[first] > rank[second]
         first, second = np.where(swap, second, first), np.where(swap, first, second)
         key = rank[first]
@@ -246,19 +246,6 @@ def _partners(rows: np.ndarray, kept: np.ndarray, owner: np.ndarray, off: np.nda
     hit = code[by_code][at] == want
     source[ask[hit]] = have[by_code[at[hit]]]
     return source
-
-
-def _string_ranks(strings: Sequence[str]) -> np.ndarray:
-    """``(S,)`` int64 ranks of ``strings`` in sorted order, equal strings sharing one (so ``rank[a] <= rank[b]``
-    exactly when ``strings[a] <= strings[b]``)."""
-    order = sorted(range(len(strings)), key=strings.__getitem__)
-    rank = np.zeros(len(strings), dtype=np.int64)
-    r, last = -1, None
-    for i in order:
-        if strings[i] != last:
-            r, last = r + 1, strings[i]
-        rank[i] = r
-    return rank
 
 
 def _run_queries(fn, n: int, threads: int, pairs: int) -> list:

@@ -21,6 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from phylocl.align import align_candidates, format_evalue
+from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
 from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_table
@@ -123,63 +124,70 @@ class AlignStage:
         complement traced against the target, its own pair, written in blastn's coordinates
         (:func:`~phylocl.align.strands.minus_coordinates`)."""
         minus = getattr(hits, "minus", None)
-        ends = hits.ends if hits.ends is not None else np.full((len(hits.targets), 2), -1, dtype=np.int64)
-        jobs: dict[tuple, int] = {}  # pair key -> job number
-        firsts, seconds, job_scores, job_ends = [], [], [], []  # per job, in the traced orientation
-        job_of, flip = [], []  # per hit: its job, whether the query is the job's second sequence
-        fetch, symmetric = self.fetch, self.scoring.symmetric
-        for i, q in enumerate(queries):
-            me = int(query_rows[i]) if query_rows is not None else -1
-            a, b = hits.offsets[i], hits.offsets[i + 1]
-            strands = minus[a:b].tolist() if minus is not None else [False] * int(b - a)
-            for t, score, on_minus, end in zip(hits.targets[a:b].tolist(), hits.raw[a:b].tolist(), strands,
-                                               ends[a:b].tolist()):
-                seq = fetch(t)
-                if len(q) * len(seq) > TRACEBACK_CELLS:
-                    raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
-                                     f"{self.db_ids[t]!r} ({len(seq):,}) is too large for a traceback "
-                                     f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
-                x = reverse_complement(q) if on_minus else q
-                first = x <= seq or not symmetric  # canonical_first
-                key = ("minus", i, t) if on_minus else ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
-                job = jobs.get(key)
-                if job is None:
-                    job = jobs[key] = len(firsts)
-                    firsts.append(x if first else seq)
-                    seconds.append(seq if first else x)
-                    job_scores.append(score)
-                    job_ends.append(end)
-                job_of.append(job)
-                flip.append(not first)
-        groups: dict[str, list[int]] = {}  # first sequence -> its jobs: its score profiles are built once
-        for job, x in enumerate(firsts):
-            groups.setdefault(x, []).append(job)
+        n_hits = len(hits.targets)
+        owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
+        on_minus = minus.astype(bool) if minus is not None else np.zeros(n_hits, dtype=bool)  # (H,)
+        ends = hits.ends if hits.ends is not None else np.full((n_hits, 2), -1, dtype=np.int64)  # (H, 2)
+        # the sequences met: queries, the reverse complements of those with minus-strand hits, the targets
+        rc_of = np.unique(owner[on_minus])
+        targets, t_at = np.unique(hits.targets, return_inverse=True)
+        t_at = t_at.reshape(-1)
+        seqs = [self.fetch(t) for t in targets.tolist()]
+        strings = list(queries) + [reverse_complement(queries[i]) for i in rc_of.tolist()] + seqs
+        x = np.where(on_minus, len(queries) + np.searchsorted(rc_of, owner), owner)  # (H,) query side in strings
+        y = len(queries) + len(rc_of) + t_at  # (H,) target side
+        qlen = np.fromiter(map(len, queries), np.int64, len(queries))[owner]
+        tlen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at]
+        big = np.flatnonzero(qlen * tlen > TRACEBACK_CELLS)
+        if len(big):
+            h, t = int(big[0]), int(hits.targets[big[0]])
+            raise InputError(f"the alignment of query {query_ids[owner[h]]!r} ({qlen[h]:,} residues) with "
+                             f"{self.db_ids[t]!r} ({tlen[h]:,}) is too large for a traceback "
+                             f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
+        if self.scoring.symmetric:  # canonical_first: the smaller sequence first, through the strings' sorted order
+            rank = string_ranks(strings)
+            flip = rank[x] > rank[y]  # (H,) the query side is traced second
+        else:
+            rank, flip = np.arange(len(strings)), np.zeros(n_hits, dtype=bool)
+        # one job per pair: a minus-strand hit is its own; a pair of two queries' rows (query_rows) is met twice
+        me = np.asarray(query_rows, dtype=np.int64)[owner] if query_rows is not None else np.full(n_hits, -1)
+        rows_pair = (me >= 0) & ~on_minus
+        kind = np.where(on_minus, 2, np.where(rows_pair, 0, 1))
+        a_key = np.where(rows_pair, np.minimum(me, hits.targets), owner)
+        b_key = np.where(rows_pair, np.maximum(me, hits.targets), hits.targets)
+        _, rep, job_of = np.unique(np.stack([kind, a_key, b_key], axis=1), axis=0, return_index=True,
+                                   return_inverse=True)  # rep: each job's first hit
+        job_of = job_of.reshape(-1)
+        firsts, seconds = np.where(flip, y, x)[rep], np.where(flip, x, y)[rep]  # (J,) traced orientation
+        job_scores, job_ends = hits.raw[rep].tolist(), ends[rep].tolist()
+        order = np.argsort(rank[firsts], kind="stable")  # jobs of one first sequence together
+        cuts = np.flatnonzero(np.diff(rank[firsts][order])) + 1
         tasks, task, size = [], [], 0
-        for group in groups.items():
-            task.append(group)
-            size += len(group[1])
+        for group in np.split(order, cuts) if len(order) else []:
+            task.append((strings[firsts[group[0]]], group.tolist()))
+            size += len(group)
             if size >= TRACE_CHUNK:
                 tasks.append(task)
                 task, size = [], 0
         if task:
             tasks.append(task)
+        seconds = seconds.tolist()
 
         def run(b: int) -> np.ndarray:
-            return np.concatenate([trace_table(x, [seconds[j] for j in group], self.scoring,
+            return np.concatenate([trace_table(first, [strings[seconds[j]] for j in group], self.scoring,
                                                [job_scores[j] for j in group], [job_ends[j] for j in group])
-                                   for x, group in tasks[b]])
+                                   for first, group in tasks[b]])
 
         done = np.zeros((len(firsts), len(TABLE_COLUMNS)), dtype=np.int64)  # (jobs, 9) traced orientation
         processes = use_processes(self.threads, PAIR_WEIGHT * len(firsts))
         parts = map_blocks(run, len(tasks), self.threads, processes=processes)
         if parts:
             done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)
-        out = done[np.asarray(job_of, dtype=np.int64)] if job_of else np.zeros((0, len(TABLE_COLUMNS)), np.int64)
-        flipped = np.asarray(flip, dtype=bool)
-        out[flipped] = mirror_rows(out[flipped])
+        out = done[job_of]  # (H, 9)
+        out[flip] = mirror_rows(out[flip])
         if minus is not None and minus.any():  # reverse-complement coordinates in blastn's (minus_coordinates)
-            m = np.repeat(np.fromiter(map(len, queries), np.int64, len(queries)), np.diff(hits.offsets))  # (H,)
-            on = minus.astype(bool) & (out[:, 1] > 0)
+            m = np.fromiter(map(len, queries), np.int64, len(queries))[owner]  # (H,)
+            on = on_minus & (out[:, 1] > 0)
             qstart, qend, sstart, send = out[on, 5].copy(), out[on, 6].copy(), out[on, 7].copy(), out[on, 8].copy()
             out[on, 5], out[on, 6], out[on, 7], out[on, 8] = m[on] - qend + 1, m[on] - qstart + 1, send, sstart
         return out
