@@ -276,3 +276,21 @@ def test_hits_equal_a_per_query_reference(matrix):
             np.testing.assert_array_equal(bits, bit_scores(raw[keep], scoring.stats))
             assert got.cand_rank[got.offsets[i]:got.offsets[i + 1]].tolist() == keep
         assert got.n_candidates == sum(len(set(c) - {-1}) for c in cands) == got.n_aligned
+
+
+@pytest.mark.parametrize("query_rows", [None, [0, -1, 2]])
+def test_queries_without_candidates_or_hits(query_rows):
+    """No queries, queries whose candidates are all -1 or score nothing, and an empty query: empty hit lists in the
+    flat layout (offsets still one per query), and the other queries' hits as when aligned alone."""
+    scoring = scoring_system()
+    targets = ["MKVLAAGIW", "PPPPPPPP", "MKVLAAGIWKE"]
+    empty = align_candidates([], targets, [], scoring=scoring, query_rows=[] if query_rows else None)
+    assert empty.offsets.tolist() == [0] and len(empty.targets) == 0 and empty.ends.shape == (0, 2)
+    queries = ["MKVLAAGIW", "WWWW", "MKVLAAGIWKE"]
+    cands = [[-1, -1], [1], [0, 2, 0]]
+    hits = align_candidates(queries, targets, cands, scoring=scoring, evalue=1e6, query_rows=query_rows)
+    assert hits.offsets.tolist()[:2] == [0, 0] and hits.query(1)[0].tolist() == []
+    alone = align_candidates(queries[2:], targets, cands[2:], scoring=scoring, evalue=1e6)
+    for field in ("targets", "raw", "bits", "evalues", "cand_rank", "ends"):
+        np.testing.assert_array_equal(getattr(hits, field)[hits.offsets[2]:], getattr(alone, field))
+    assert align_candidates([""], targets, [[0]], scoring=scoring).offsets.tolist() == [0, 0]
