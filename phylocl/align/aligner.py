@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from phylocl.align.scoring import ScoringSystem
-from phylocl.align.sequences import clean_sequence
+from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
+from phylocl.align.traceback import score_pairs
 from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
@@ -55,6 +56,9 @@ class AlignedHits:
         cand_rank: ``(H,)`` int64 position of the hit in its query's candidate list (0 = the prefilter's best).
         n_candidates: candidate pairs over all queries (repeats dropped); n_aligned: those the filter passed to
             Smith-Waterman (a pair of two queries scored once still counts in both directions).
+        ends: ``(H, 2)`` int64 end cell of an optimal local alignment of each hit's pair, 0-based positions in the
+            first and second sequence of the orientation :func:`~phylocl.align.traceback.canonical_first` chooses
+            (what :func:`~phylocl.align.traceback.trace_alignments` takes to skip its score pass); ``-1``: unknown.
     """
 
     offsets: np.ndarray
@@ -65,6 +69,7 @@ class AlignedHits:
     cand_rank: np.ndarray
     n_candidates: int = 0
     n_aligned: int = 0
+    ends: np.ndarray | None = None
 
     @property
     def n_queries(self) -> int:
@@ -74,19 +79,6 @@ class AlignedHits:
         """``(targets, raw, bits, evalues)`` of query ``i``, best bit score first."""
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.targets[a:b], self.raw[a:b], self.bits[a:b], self.evalues[a:b]
-
-
-def _score_one(query: str, cands: Sequence[str], scoring: ScoringSystem) -> np.ndarray:
-    import pyopal
-
-    if not cands or not query:
-        return np.zeros(len(cands), dtype=np.int64)
-    aligner = scoring.aligner()
-    db = pyopal.Database(cands, alphabet=aligner.alphabet)
-    # overflow="simple": every target in 8-bit lanes first, overflowing ones again in 16/32-bit; 1.5x faster than
-    # "buckets" on the search workload with the same scores (docs/retrieval.md, "Choosing the aligner")
-    return np.fromiter((r.score for r in aligner.align(query, db, mode="score", algorithm="sw", overflow="simple")),
-                       dtype=np.int64, count=len(cands))
 
 
 def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[int], str],
@@ -161,55 +153,99 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
 
     # 1. the filter, per query
     screened = _run_queries(screen, n, threads, sum(map(len, candidates)))
+    # all candidates in one flat (CSR) layout: query i's are [off[i]:off[i + 1]]
+    counts = np.fromiter((len(r) for r, _, _ in screened), np.int64, n)
+    off = np.concatenate([[0], np.cumsum(counts)])  # (n + 1,)
+    flat_rows = np.concatenate([r for r, _, _ in screened]) if n else np.zeros(0, np.int64)  # (C,)
+    kept = np.concatenate([k for _, k, _ in screened]) if n else np.zeros(0, bool)  # (C,) the filter's decisions
+    lengths = np.concatenate([ln for _, _, ln in screened]) if n else np.zeros(0, np.int64)  # (C,)
+    owner = np.repeat(np.arange(n), counts)  # (C,) query of each candidate
     # 2. which pairs to score: the filter decides each direction with the query's own profile, so a pair of two
     # queries may be aligned for one of them only; when both align it, the query listed first scores it and the
     # other reads its score (the local alignment score is symmetric), wherever the two are computed
-    aligned_at = [dict(zip(rows[keep].tolist(), np.flatnonzero(keep).tolist())) for rows, keep, _ in screened] \
-        if row_of else []
-    todo, copies = [], []  # per query: positions to score; (position, partner query, partner's position)
-    for i, (rows, keep, _) in enumerate(screened):
-        mine, theirs = [], []
-        me = int(query_rows[i]) if row_of else -1
-        for j, t in zip(np.flatnonzero(keep).tolist(), rows[keep].tolist()):
-            p = row_of.get(t, i) if me >= 0 else i
-            k = aligned_at[p].get(me) if p < i else None
-            if k is None:
-                mine.append(j)
-            else:
-                theirs.append((j, p, k))
-        todo.append(mine)
-        copies.append(theirs)
+    source = _partners(flat_rows, kept, owner, off, query_rows, row_of)  # (C,) flat candidate scoring it; -1: itself
+    to_score = np.flatnonzero(kept & (source < 0))  # (P,) in query order
 
-    # 3. Smith-Waterman scores of the pairs to score, per query
-    def score(i: int) -> np.ndarray:
-        rows = screened[i][0]
-        return _score_one(cleaned[i], [target(t) for t in rows[todo[i]].tolist()], scoring)
+    # 3. Smith-Waterman scores of the pairs to score, each with the end cell of an optimal alignment in the
+    # orientation its traceback uses (canonical_first), grouped by that orientation's first sequence so that its
+    # score profiles are built once for all its pairs (an all-against-all meets each sequence in hundreds of pairs)
+    rows_scored, inverse = np.unique(flat_rows[to_score], return_inverse=True)
+    strings = list(cleaned) + [target(t) for t in rows_scored.tolist()]  # queries, then the rows scored
+    second = n + inverse.reshape(-1)  # (P,) numbers in `strings`
+    first = owner[to_score]  # (P,)
+    if scoring.symmetric:  # the smaller sequence first (canonical_first), found through the strings' sorted order
+        rank = string_ranks(strings)  # (S,) equal strings, equal ranks
+        swap = rank[first] > rank[second]
+        first, second = np.where(swap, second, first), np.where(swap, first, second)
+        key = rank[first]
+    else:
+        key = first
+    tasks = _pair_tasks(strings, first, second, key)
 
-    scored = _run_queries(score, n, threads, PAIR_WEIGHT * sum(map(len, todo)))
-    raws = []
-    for i, (rows, _, _) in enumerate(screened):
-        raw = np.zeros(len(rows), dtype=np.int64)  # (c,) 0 where not aligned
-        raw[todo[i]] = scored[i]
-        raws.append(raw)
-    for i, theirs in enumerate(copies):  # partners come first, so their scores are all there
-        for j, p, k in theirs:
-            raws[i][j] = raws[p][k]
+    def score(b: int) -> np.ndarray:
+        return np.concatenate([score_pairs(strings[x], [strings[y] for y in ys], scoring) for x, _, ys in tasks[b]]) \
+            if tasks[b] else np.zeros((0, 3), np.int64)
 
-    # 4. E-values and ranking, per query
-    parts = []
-    for i, (rows, aligned, lengths) in enumerate(screened):
-        raw = raws[i]
-        bits = bit_scores(raw, scoring.stats)
-        ev = evalues(raw, query_length=len(cleaned[i]), db_residues=db_residues, db_sequences=db_sequences,
-                     stats=scoring.stats, target_lengths=lengths)
-        pos = np.arange(len(rows))
-        keep = aligned & (ev <= evalue) & (raw > 0)
-        order = np.lexsort((pos[keep], -raw[keep]))  # bit score descending, then the prefilter's order
-        sel = np.flatnonzero(keep)[order][:max_hits]
-        parts.append((rows[sel], raw[sel], bits[sel], ev[sel], pos[sel], len(rows), int(aligned.sum())))
-    offsets, (targets, raw, bits, evs, cand_rank) = stack_hits(parts, HIT_DTYPES)
-    return AlignedHits(offsets=offsets, targets=targets, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
-                       n_candidates=sum(p[5] for p in parts), n_aligned=sum(p[6] for p in parts))
+    found = np.zeros((len(to_score), 3), dtype=np.int64)  # (P, 3) score, end in first, end in second
+    parts = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(to_score)))
+    if parts:
+        found[np.concatenate([p for task in tasks for _, p, _ in task])] = np.concatenate(parts)
+    raw = np.zeros(len(flat_rows), dtype=np.int64)  # (C,) 0 where not aligned
+    ends = np.full((len(flat_rows), 2), -1, dtype=np.int64)  # (C, 2) end cell in the traced orientation; -1: unknown
+    raw[to_score], ends[to_score] = found[:, 0], found[:, 1:]
+    copies = np.flatnonzero(source >= 0)
+    raw[copies] = raw[source[copies]]  # partners' entries are scored ones (a copy's source comes first)
+    # a pair of two queries is one pair of sequences (and its end cell holds for both) when each query is its own
+    # row's sequence
+    own = np.array([bool(row_of) and int(query_rows[i]) >= 0 and cleaned[i] == target(int(query_rows[i]))
+                    for i in range(n)], dtype=bool)
+    same = copies[own[owner[copies]] & own[owner[source[copies]]]]
+    ends[same] = ends[source[same]]
+
+    # 4. E-values (of the aligned pairs with a positive score: the others are no hits) and ranking
+    hit = np.flatnonzero(kept & (raw > 0))  # (A,)
+    qlen = np.fromiter(map(len, cleaned), np.int64, n)
+    ev = evalues(raw[hit], query_length=qlen[owner[hit]], db_residues=db_residues, db_sequences=db_sequences,
+                 stats=scoring.stats, target_lengths=lengths[hit])  # (A,)
+    hit = hit[ev <= evalue]
+    evs = np.zeros(len(flat_rows))  # (C,) E-values where they count
+    evs[hit] = ev[ev <= evalue]
+    pos = np.arange(len(flat_rows)) - off[owner]  # (C,) rank in the query's candidate list
+    hit = hit[np.lexsort((pos[hit], -raw[hit], owner[hit]))]  # per query: bit score descending, then candidate order
+    if max_hits is not None:
+        starts = np.searchsorted(owner[hit], np.arange(n))  # (n,) each query's first hit
+        hit = hit[np.arange(len(hit)) - starts[owner[hit]] < max_hits]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner[hit], minlength=n))]).astype(np.int64)
+    return AlignedHits(offsets=offsets, targets=flat_rows[hit], raw=raw[hit], bits=bit_scores(raw[hit], scoring.stats),
+                       evalues=evs[hit],
+                       cand_rank=pos[hit], n_candidates=len(flat_rows), n_aligned=int(kept.sum()), ends=ends[hit])
+
+
+def _partners(rows: np.ndarray, kept: np.ndarray, owner: np.ndarray, off: np.ndarray,
+              query_rows: Sequence[int] | None, row_of: dict[int, int]) -> np.ndarray:
+    """``(C,)`` int64: for each flat candidate (``rows``, ``kept`` by the filter, of query ``owner``) the flat
+    candidate whose score it reads, ``-1`` where it is scored itself: a pair of two queries (``row_of``: database row ->
+    query) that both keep it is scored by the query listed first, and the other reads that score."""
+    source = np.full(len(rows), -1, dtype=np.int64)
+    if not row_of or not len(rows):
+        return source
+    me = np.asarray(query_rows, dtype=np.int64)  # (n,) each query's row (-1: none)
+    keys = np.fromiter(row_of.keys(), np.int64, len(row_of))
+    vals = np.fromiter(row_of.values(), np.int64, len(row_of))
+    order = np.argsort(keys)
+    keys, vals = keys[order], vals[order]
+    at = np.minimum(np.searchsorted(keys, rows), len(keys) - 1)
+    partner = np.where((keys[at] == rows) & (me[owner] >= 0), vals[at], owner)  # (C,) the query of the row
+    ask = np.flatnonzero(kept & (partner < owner))  # its partner comes first: does the partner keep this query's row?
+    span = int(max(rows.max(), me.max())) + 1
+    have = np.flatnonzero(kept)
+    code = owner[have] * span + rows[have]  # (K,) query, row of each kept candidate (rows unique per query)
+    by_code = np.argsort(code)
+    want = partner[ask] * span + me[owner[ask]]
+    at = np.minimum(np.searchsorted(code[by_code], want), len(code) - 1)
+    hit = code[by_code][at] == want
+    source[ask[hit]] = have[by_code[at[hit]]]
+    return source
 
 
 def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
@@ -224,7 +260,28 @@ def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
     return [r for block in blocks for r in block]
 
 
-HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64)  # targets, raw, bits, evalues, cand_rank
+# targets, raw, bits, evalues, cand_rank, the two coordinates of ends
+HIT_DTYPES = (np.int64, np.int64, np.float64, np.float64, np.int64, np.int64, np.int64)
+PAIRS_PER_TASK = 256  # pairs per scoring task (whole groups of one first sequence)
+
+
+def _pair_tasks(strings: Sequence[str], first: np.ndarray, second: np.ndarray,
+                key: np.ndarray) -> list[list[tuple[int, np.ndarray, list[int]]]]:
+    """Pairs ``(P,)`` (numbers in ``strings`` of each pair's first and second sequence) grouped by first sequence
+    (``key``: equal for equal first sequences) as ``(first, pair numbers, seconds)`` groups, cut into tasks of whole
+    groups of about :data:`PAIRS_PER_TASK` pairs each."""
+    order = np.argsort(key, kind="stable")  # (P,) pairs of one first sequence together, in pair order
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    tasks, task, size = [], [], 0
+    for group in np.split(order, cuts) if len(order) else []:
+        task.append((int(first[group[0]]), group, second[group].tolist()))
+        size += len(group)
+        if size >= PAIRS_PER_TASK:
+            tasks.append(task)
+            task, size = [], 0
+    if task:
+        tasks.append(task)
+    return tasks
 
 
 def stack_hits(parts: Sequence[tuple], dtypes: Sequence) -> tuple[np.ndarray, list[np.ndarray]]:

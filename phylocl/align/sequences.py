@@ -6,9 +6,13 @@ and the IUPAC codes ``R Y S W K M B D H V X`` -> ``N``. Any other letter cannot 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["clean_sequence"]
+__all__ = ["clean_sequence", "string_ranks"]
 
 _ALIASES = {"protein": {**dict.fromkeys("BZJUO*", "X")},
             "dna": {"U": "T", **dict.fromkeys("RYSWKMBDHVX", "N")}}
@@ -48,3 +52,16 @@ def clean_sequence(seq: str | bytes, scoring: ScoringSystem, *, what: str = "seq
         raise ValueError(f"{what}: letter {letter!r} (position {out.index(letter) + 1}) cannot be scored by "
                          f"{scoring.matrix_name} ({scoring.alphabet} letters {scoring.letters})")
     return out
+
+
+def string_ranks(strings: Sequence[str]) -> np.ndarray:
+    """``(S,)`` int64 ranks of ``strings`` in sorted order, equal strings sharing one (so ``rank[a] <= rank[b]``
+    exactly when ``strings[a] <= strings[b]``)."""
+    order = sorted(range(len(strings)), key=strings.__getitem__)
+    rank = np.zeros(len(strings), dtype=np.int64)
+    r, last = -1, None
+    for i in order:
+        if strings[i] != last:
+            r, last = r + 1, strings[i]
+        rank[i] = r
+    return rank

@@ -95,7 +95,7 @@ def _erfc(x: np.ndarray) -> np.ndarray:
     return np.fromiter(map(math.erfc, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
 
 
-def _spouge(raw: np.ndarray, m: int, target_lengths: np.ndarray, db_residues: int,
+def _spouge(raw: np.ndarray, m: int | np.ndarray, target_lengths: np.ndarray, db_residues: int,
             stats: KarlinAltschul) -> np.ndarray:
     alpha_v, sigma, a_un, alpha_un, g = stats.gumbel
     a, lam = stats.alpha, stats.lam
@@ -116,14 +116,20 @@ def _spouge(raw: np.ndarray, m: int, target_lengths: np.ndarray, db_residues: in
     return area * stats.K * np.exp(-lam * y) * (db_residues / n_t)
 
 
-def evalues(raw: np.ndarray, *, query_length: int, db_residues: int, db_sequences: int, stats: KarlinAltschul,
-            target_lengths: np.ndarray | None = None) -> np.ndarray:
-    """E-values ``(n,)`` float64 of raw scores ``(n,)`` of one query against a database (module docstring).
+def evalues(raw: np.ndarray, *, query_length: int | np.ndarray, db_residues: int, db_sequences: int,
+            stats: KarlinAltschul, target_lengths: np.ndarray | None = None) -> np.ndarray:
+    """E-values ``(n,)`` float64 of raw scores ``(n,)`` of one query against a database (module docstring), or of
+    several queries' scores at once: ``query_length`` ``(n,)``, the query of each score (the same values as one
+    query at a time).
 
     ``target_lengths`` ``(n,)``: residues of each hit's target, needed for the finite-size correction (systems
     with ``stats.gumbel``); without them, or without ``gumbel``, the length-adjusted form is used.
     """
     if stats.gumbel is not None and target_lengths is not None:
         return _spouge(raw, query_length, target_lengths, db_residues, stats)
-    space = search_space(query_length, db_residues, db_sequences, stats)
+    if np.ndim(query_length):
+        m, which = np.unique(np.asarray(query_length, dtype=np.int64), return_inverse=True)
+        space = np.array([search_space(int(v), db_residues, db_sequences, stats) for v in m])[which.reshape(-1)]
+    else:
+        space = search_space(query_length, db_residues, db_sequences, stats)
     return stats.K * space * np.exp(-stats.lam * _scored(raw, stats))

@@ -84,19 +84,22 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
     # rc(q_i) against q_j scores as rc(q_j) against q_i, so align_candidates's reuse of query pairs stays exact
     minus = align_candidates([reverse_complement(q) for q in queries], targets, candidates, **everything)
     parts = [_better_strand(plus, minus, i, evalue, max_hits) for i in range(len(queries))]
-    offsets, (targets_, raw, bits, evs, cand_rank, on_minus) = stack_hits(parts, (*HIT_DTYPES, bool))
+    offsets, (targets_, raw, bits, evs, cand_rank, end_a, end_b, on_minus) = stack_hits(parts, (*HIT_DTYPES, bool))
     return StrandedHits(offsets=offsets, targets=targets_, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
-                        minus=on_minus, n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned)
+                        minus=on_minus, n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned,
+                        ends=np.stack([end_a, end_b], axis=1))
 
 
 def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float, max_hits: int | None):
-    """Query ``i``'s hits, the better strand per target: ``(targets, raw, bits, evalues, cand_rank, minus)``."""
+    """Query ``i``'s hits, the better strand per target: ``(targets, raw, bits, evalues, cand_rank, end in the
+    first sequence, end in the second, minus)``."""
     a, b = slice(plus.offsets[i], plus.offsets[i + 1]), slice(minus.offsets[i], minus.offsets[i + 1])
     t = np.concatenate([plus.targets[a], minus.targets[b]])  # (h,) plus hits first
     raw = np.concatenate([plus.raw[a], minus.raw[b]])
     bits = np.concatenate([plus.bits[a], minus.bits[b]])
     ev = np.concatenate([plus.evalues[a], minus.evalues[b]])
     cand = np.concatenate([plus.cand_rank[a], minus.cand_rank[b]])
+    ends = np.concatenate([plus.ends[a], minus.ends[b]])  # (h, 2)
     is_minus = np.concatenate([np.zeros(a.stop - a.start, bool), np.ones(b.stop - b.start, bool)])
     order = np.lexsort((is_minus, -raw, t))  # per target: best raw first, plus before minus on a tie
     first = np.ones(len(order), dtype=bool)
@@ -104,7 +107,7 @@ def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float,
     best = order[first]  # (u,) one row per target
     best = best[ev[best] <= evalue]
     best = best[np.lexsort((cand[best], -raw[best]))][:max_hits]  # bit score descending, then candidate order
-    return t[best], raw[best], bits[best], ev[best], cand[best], is_minus[best]
+    return t[best], raw[best], bits[best], ev[best], cand[best], ends[best, 0], ends[best, 1], is_minus[best]
 
 
 def minus_coordinates(aln: AlignmentSummary, query_length: int) -> AlignmentSummary:

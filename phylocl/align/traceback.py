@@ -58,8 +58,8 @@ from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "trace_alignment",
-           "trace_alignments"]
+__all__ = ["TABLE_COLUMNS", "AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "mirror_rows",
+           "score_pairs", "summary_of", "trace_alignment", "trace_alignments", "trace_table"]
 
 _GAP_RUN = re.compile(r"I+|D+")
 _I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
@@ -125,9 +125,7 @@ def trace_alignment(query: str, target: str, scoring: ScoringSystem, score: int 
     alignment, mirrored, as ``trace_alignment(target, query)`` when the matrix is symmetric. ``score``: the pair's
     local alignment score when already known (it must be that score): it saves a score pass and 8-bit passes that
     would overflow, with the same result."""
-    if canonical_first(query, target, scoring):
-        return _trace(query, target, scoring, score)
-    return mirror(_trace(target, query, scoring, score))
+    return summary_of(trace_table(query, [target], scoring, [score])[0].tolist())
 
 
 # parasail's 8-bit striped score pass saturates above 254 - (matrix maximum) and its 8-bit scan traceback above
@@ -209,18 +207,79 @@ def _calls(scoring: ScoringSystem) -> _Calls:
 
 
 def trace_alignments(first: str, others: Sequence[str], scoring: ScoringSystem,
-                     scores: Sequence[int | None] | None = None) -> list[AlignmentSummary]:
+                     scores: Sequence[int | None] | None = None,
+                     ends: Sequence[tuple[int, int] | None] | None = None) -> list[AlignmentSummary]:
     """``[trace_alignment(first, y, scoring, score) for y, score in zip(others, scores)]``, the same summaries,
-    with ``first``'s parasail score profiles built once for all the pairs it is traced first in."""
+    with ``first``'s parasail score profiles built once for all the pairs it is traced first in. ``ends``: per
+    pair, the end cell :func:`score_pairs` found in the pair's traced orientation (``(position in the first
+    sequence, position in the second)``, 0-based; ``None`` or negative: not known), given with its ``score``: the
+    score pass is then skipped, with the same result."""
+    return [summary_of(row) for row in trace_table(first, others, scoring, scores, ends).tolist()]
+
+
+# columns of trace_table's rows
+TABLE_COLUMNS = ("score", "length", "identical", "mismatch", "gapopen", "qstart", "qend", "sstart", "send")
+_MIRRORED = [0, 1, 2, 3, 4, 7, 8, 5, 6]  # a row's columns with query and target swapped
+
+
+def summary_of(row: Sequence[int]) -> AlignmentSummary:
+    """The :class:`AlignmentSummary` of one :func:`trace_table` row (``pident`` from its identical columns)."""
+    score, length, identical, mismatch, gapopen, qstart, qend, sstart, send = row
+    return AlignmentSummary(score=score, length=length, pident=100.0 * identical / length if length else 0.0,
+                            mismatch=mismatch, gapopen=gapopen, qstart=qstart, qend=qend, sstart=sstart, send=send)
+
+
+def mirror_rows(rows: np.ndarray) -> np.ndarray:
+    """:func:`trace_table` rows ``(n, 9)`` with query and target swapped (:func:`mirror` of each)."""
+    return rows[:, _MIRRORED]
+
+
+def trace_table(first: str, others: Sequence[str], scoring: ScoringSystem,
+                scores: Sequence[int | None] | None = None,
+                ends: Sequence[tuple[int, int] | None] | None = None) -> np.ndarray:
+    """:func:`trace_alignments` as an ``(n, 9)`` int64 table, columns :data:`TABLE_COLUMNS` (``identical``: the
+    alignment's identical columns, ``pident = 100 * identical / length``); the CIGARs of all the pairs are
+    summarised in one pass (:func:`_summaries`), which is what a search that writes many hits calls."""
     scores = [None] * len(others) if scores is None else scores
+    ends = [None] * len(others) if ends is None else ends
     if not first:
-        return [EMPTY] * len(others)
+        return np.zeros((len(others), len(TABLE_COLUMNS)), dtype=np.int64)
     profiles = _Profiles(first.encode("ascii"), scoring)
+    traced, flips = [], []
     try:
-        return [_trace(first, y, scoring, score, profiles) if canonical_first(first, y, scoring)
-                else mirror(_trace(y, first, scoring, score)) for y, score in zip(others, scores)]
+        for y, score, end in zip(others, scores, ends):
+            if canonical_first(first, y, scoring):
+                traced.append(_trace(first, y, scoring, score, profiles, end))
+                flips.append(False)
+            else:
+                traced.append(_trace(y, first, scoring, score, end=end))
+                flips.append(True)
     finally:
         profiles.free()
+    rows = _summaries(traced)
+    flip = np.asarray(flips, dtype=bool)
+    rows[flip] = mirror_rows(rows[flip])
+    return rows
+
+
+def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem) -> np.ndarray:
+    """``(n, 3)`` int64: per ``(first, other)`` pair (clean sequences) its local alignment score and the end cell
+    of an optimal alignment, ``(score, end in first, end in other)`` (0-based; ``(0, -1, -1)`` where a sequence is
+    empty), with ``first``'s score profiles built once. It is the score pass of the fast path, so a pair scored
+    here in its traced orientation (:func:`canonical_first`) can skip that pass in :func:`trace_alignments`
+    (``ends``); the scores are those of any Smith-Waterman of the scoring system (pyopal's: tested)."""
+    out = np.zeros((len(others), 3), dtype=np.int64)
+    out[:, 1:] = -1
+    if not first or not len(others):
+        return out
+    profiles = _Profiles(first.encode("ascii"), scoring)
+    try:
+        for j, y in enumerate(others):
+            if y:
+                out[j] = profiles.forward(y.encode("ascii"), None)
+    finally:
+        profiles.free()
+    return out
 
 
 class _Profiles:
@@ -252,22 +311,26 @@ class _Profiles:
 
 
 def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
-           profiles: _Profiles | None = None) -> AlignmentSummary:
+           profiles: _Profiles | None = None, end: tuple[int, int] | None = None) -> tuple | None:
+    """The traceback of an optimal local alignment of ``x`` and ``y`` (module section "The fast path"), as
+    :func:`_summaries` takes it: ``(traceback, best score, start of the traced rectangle in x, in y)``, ``None`` for
+    no alignment (a score of 0)."""
     if not x or not y:
-        return EMPTY
+        return None
     calls = _calls(scoring)
     lx, ly = len(x), len(y)
     x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters)
     striped = _start(score, _STRIPED_8_MAX)
-    fwd = None
+    # the score pass's result, when score_pairs already ran it on this pair in this orientation
+    fwd = (score, int(end[0]), int(end[1])) if score is not None and end is not None and end[0] >= 0 else None
     best = score
     if best is None:
         fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)
         best = fwd[0]
     if best <= 0:
-        return EMPTY
+        return None
     if _whole(best, lx, ly):  # one traceback over the whole pair
-        return _summary(calls.trace(x, y, _start(score, _TRACE_8_MAX)), best, 0, 0)
+        return calls.trace(x, y, _start(score, _TRACE_8_MAX)), best, 0, 0
     if fwd is None:
         fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)
     _, qe, te = fwd
@@ -283,7 +346,7 @@ def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
     if fwd[0] != best or rev[0] != best:  # cannot happen: the rectangle holds an optimal alignment
         raise RuntimeError(f"the score passes found {fwd[0]} and {rev[0]}, the pair's best local score is "
                            f"{best} ({lx} and {ly} residues)")
-    return _summary(tr, best, qs, ts)
+    return tr, best, qs, ts
 
 
 def _whole(score: int, lx: int, ly: int) -> bool:
@@ -295,24 +358,40 @@ def _whole(score: int, lx: int, ly: int) -> bool:
     return span * span >= WHOLE_FRACTION * lx * ly
 
 
-def _summary(tr: tuple, best: int, qs: int, ts: int) -> AlignmentSummary:
-    """The summary of traceback ``tr`` (:meth:`_Calls.trace`) of the rectangle starting at ``(qs, ts)``
-    (0-based)."""
-    score, end_query, end_ref, beg_query, beg_ref, raw = tr
-    if score != best:  # cannot happen: the traced region holds an optimal alignment
-        raise RuntimeError(f"traceback scored {score}, the pair's best local score is {best}")
-    ops = np.frombuffer(raw, dtype=np.uint32)  # (n,) length << 4 | BAM op
-    kind = (ops & 0xF).astype(np.intp)
-    lead = {_I: 0, _D: 0}  # parasail writes the unaligned start of the traced region as leading I / D runs
-    first = 0
-    while first < len(kind) and kind[first] in lead:
-        lead[int(kind[first])] += int(ops[first] >> 4)
-        first += 1
-    ops, kind = ops[first:], kind[first:]
-    columns = np.bincount(kind, weights=ops >> 4, minlength=9)  # (9,) alignment columns per operation
-    runs = np.bincount(kind, minlength=9)  # (9,) runs per operation: a run of I next to a run of D counts twice
-    length = int(columns.sum())
-    return AlignmentSummary(score=int(best), length=length, pident=100.0 * columns[_EQ] / length,
-                            mismatch=int(columns[_X]), gapopen=int(runs[_I] + runs[_D]),
-                            qstart=qs + beg_query + lead[_I] + 1, qend=qs + end_query + 1,
-                            sstart=ts + beg_ref + lead[_D] + 1, send=ts + end_ref + 1)
+def _summaries(traced: Sequence[tuple | None]) -> np.ndarray:
+    """``(n, 9)`` int64 rows (:data:`TABLE_COLUMNS`) of tracebacks ``(traceback, best, qs, ts)`` from
+    :func:`_trace` (:meth:`_Calls.trace` of the rectangle starting at ``(qs, ts)``, 0-based; ``None``: no alignment,
+    a row of zeros), all CIGARs read in one NumPy pass. parasail writes the unaligned start of a traced rectangle as
+    leading ``I`` / ``D`` runs: they move the start and are not alignment columns."""
+    out = np.zeros((len(traced), len(TABLE_COLUMNS)), dtype=np.int64)
+    done = [j for j, t in enumerate(traced) if t is not None]
+    if not done:
+        return out
+    info = np.array([(t[0][0], t[1], t[2], t[3], *t[0][1:5]) for t in (traced[j] for j in done)],
+                    dtype=np.int64)  # (m, 8) traced score, best, qs, ts, end_query, end_ref, beg_query, beg_ref
+    bad = np.flatnonzero(info[:, 0] != info[:, 1])
+    if len(bad):  # cannot happen: the traced region holds an optimal alignment
+        raise RuntimeError(f"traceback scored {info[bad[0], 0]}, the pair's best local score is {info[bad[0], 1]}")
+    raws = [traced[j][0][5] for j in done]
+    ops = np.frombuffer(b"".join(raws), dtype=np.uint32)  # (o,) length << 4 | BAM op, all pairs
+    m = len(done)
+    counts = np.fromiter(map(len, raws), dtype=np.int64, count=m) // 4  # (m,) operations per pair
+    pair = np.repeat(np.arange(m), counts)  # (o,)
+    kind = (ops & 0xF).astype(np.int64)
+    size = (ops >> 4).astype(np.int64)
+    gap = (kind == _I) | (kind == _D)
+    # an operation is leading when no alignment column (= or X) comes before it in its pair
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (m,)
+    seen = np.cumsum(~gap) - np.repeat(np.cumsum(~gap)[starts] - (~gap)[starts], counts)  # columns so far, per pair
+    lead = gap & (seen == 0)
+    lead_i = np.bincount(pair[lead & (kind == _I)], weights=size[lead & (kind == _I)], minlength=m).astype(np.int64)
+    lead_d = np.bincount(pair[lead & (kind == _D)], weights=size[lead & (kind == _D)], minlength=m).astype(np.int64)
+    body = ~lead
+    cell = pair[body] * 9 + kind[body]
+    columns = np.bincount(cell, weights=size[body], minlength=9 * m).astype(np.int64).reshape(m, 9)  # (m, 9)
+    runs = np.bincount(cell, minlength=9 * m).reshape(m, 9)  # runs per operation: I next to D counts twice
+    _, best, qs, ts, end_query, end_ref, beg_query, beg_ref = info.T
+    out[done] = np.stack([best, columns.sum(axis=1), columns[:, _EQ], columns[:, _X], runs[:, _I] + runs[:, _D],
+                          qs + beg_query + lead_i + 1, qs + end_query + 1, ts + beg_ref + lead_d + 1,
+                          ts + end_ref + 1], axis=1)
+    return out

@@ -20,14 +20,11 @@ from typing import TextIO
 
 import numpy as np
 
-from phylocl.align import (
-    align_candidates,
-    blast6_line,
-    format_evalue,
-)
+from phylocl.align import align_candidates, format_evalue
+from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
-from phylocl.align.strands import align_strands, minus_coordinates, reverse_complement
-from phylocl.align.traceback import AlignmentSummary, canonical_first, mirror, trace_alignments
+from phylocl.align.strands import align_strands, reverse_complement
+from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_table
 from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
 from phylocl.errors import InputError
 
@@ -77,19 +74,32 @@ class AlignStage:
         hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                      db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
                      clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue)
-        tracebacks = self._tracebacks(query_ids, queries, hits, query_rows) if self.out_format == "blast6" else None
+        if self.out_format == "blast6":
+            return self._write_blast6(f, query_ids, queries, hits, query_rows)
         n = 0
         for i, qid in enumerate(query_ids):
             targets, _, bits, evs = hits.query(i)
             cand = hits.cand_rank[hits.offsets[i]:hits.offsets[i + 1]]
             for rank, (t, b, e, c) in enumerate(zip(targets.tolist(), bits.tolist(), evs.tolist(), cand.tolist()),
                                                 start=1):
-                if tracebacks is None:
-                    f.write(f"{qid}\t{self.db_ids[t]}\t{scores[i, c]:.9g}\t{rank}\t{b:.1f}\t{format_evalue(e)}\n")
-                else:
-                    f.write(blast6_line(qid, self.db_ids[t], tracebacks[i][rank - 1], e, b))
+                f.write(f"{qid}\t{self.db_ids[t]}\t{scores[i, c]:.9g}\t{rank}\t{b:.1f}\t{format_evalue(e)}\n")
             n += len(targets)
         return n
+
+    def _write_blast6(self, f: TextIO, query_ids, queries: list[str], hits, query_rows) -> int:
+        """The hits as :func:`~phylocl.align.blast6_line` writes them, from :meth:`_trace_rows`' tables."""
+        table = self._trace_rows(query_ids, queries, hits, query_rows)  # (H, 9)
+        ids = self.db_ids
+        lines = []
+        for qid, t, row, e, b in zip(np.repeat(np.asarray(query_ids, dtype=object), np.diff(hits.offsets)).tolist(),
+                                     hits.targets.tolist(), table.tolist(), hits.evalues.tolist(),
+                                     hits.bits.tolist()):
+            _, length, identical, mismatch, gapopen, qstart, qend, sstart, send = row
+            pident = 100.0 * identical / length if length else 0.0
+            lines.append(f"{qid}\t{ids[t]}\t{pident:.3f}\t{length}\t{mismatch}\t{gapopen}\t{qstart}\t{qend}\t"
+                         f"{sstart}\t{send}\t{format_evalue(e)}\t{b:.1f}\n")
+        f.write("".join(lines))
+        return len(lines)
 
     def _clean(self, seq: str, qid: str) -> str:
         from phylocl.align import clean_sequence
@@ -100,61 +110,84 @@ class AlignStage:
             raise InputError(str(err)) from None
 
     def _tracebacks(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None) -> list[list]:
-        """The :class:`~phylocl.align.AlignmentSummary` of every hit, per query. Each pair is traced once in the
-        orientation :func:`~phylocl.align.traceback.trace_alignment` chooses and mirrored for the other (a pair of
-        two queries of an all-against-all buffer is met twice), so the result does not depend on ``query_rows``.
-        A minus-strand hit (``hits.minus``, both strands) is the query's reverse complement traced against the
-        target, its own pair, written in blastn's coordinates (:func:`~phylocl.align.strands.minus_coordinates`)."""
+        """The :class:`~phylocl.align.AlignmentSummary` of every hit, per query (:meth:`_trace_rows` as
+        summaries)."""
+        table = self._trace_rows(query_ids, queries, hits, query_rows).tolist()
+        return [[summary_of(r) for r in table[hits.offsets[i]:hits.offsets[i + 1]]] for i in range(len(queries))]
+
+    def _trace_rows(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None) -> np.ndarray:
+        """``(H, 9)`` int64: every hit's alignment as a :func:`~phylocl.align.traceback.trace_table` row, in the
+        query's orientation. Each pair is traced once in the orientation :func:`~phylocl.align.traceback.trace_alignment`
+        chooses and mirrored for the other (a pair of two queries of an all-against-all buffer is met twice), so the
+        result does not depend on ``query_rows``; the end cells the scoring pass found (``hits.ends``) spare the
+        tracebacks their score pass. A minus-strand hit (``hits.minus``, both strands) is the query's reverse
+        complement traced against the target, its own pair, written in blastn's coordinates
+        (:func:`~phylocl.align.strands.minus_coordinates`)."""
         minus = getattr(hits, "minus", None)
-        jobs: dict[tuple, tuple[str, str, int]] = {}  # pair key -> (first, second, score), traced orientation
-        wanted = []  # per query: [(key, mirrored)] in hit order
-        for i, q in enumerate(queries):
-            me = int(query_rows[i]) if query_rows is not None else -1
-            mine = []
-            targets, raw = hits.query(i)[:2]
-            strands = minus[hits.offsets[i]:hits.offsets[i + 1]].tolist() if minus is not None else [False] * len(raw)
-            for t, score, on_minus in zip(targets.tolist(), raw.tolist(), strands):
-                seq = self.fetch(t)
-                if len(q) * len(seq) > TRACEBACK_CELLS:
-                    raise InputError(f"the alignment of query {query_ids[i]!r} ({len(q):,} residues) with "
-                                     f"{self.db_ids[t]!r} ({len(seq):,}) is too large for a traceback "
-                                     f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
-                x = reverse_complement(q) if on_minus else q
-                first = canonical_first(x, seq, self.scoring)
-                key = ("minus", i, t) if on_minus else ("rows", min(me, t), max(me, t)) if me >= 0 else ("hit", i, t)
-                jobs.setdefault(key, (x, seq, score) if first else (seq, x, score))
-                mine.append((key, not first))
-            wanted.append(mine)
-        groups: dict[str, list[tuple]] = {}  # first sequence -> its pairs' keys: its score profiles are built once
-        for key, (x, _, _) in jobs.items():
-            groups.setdefault(x, []).append(key)
+        n_hits = len(hits.targets)
+        owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
+        on_minus = minus.astype(bool) if minus is not None else np.zeros(n_hits, dtype=bool)  # (H,)
+        ends = hits.ends if hits.ends is not None else np.full((n_hits, 2), -1, dtype=np.int64)  # (H, 2)
+        # the sequences met: queries, the reverse complements of those with minus-strand hits, the targets
+        rc_of = np.unique(owner[on_minus])
+        targets, t_at = np.unique(hits.targets, return_inverse=True)
+        t_at = t_at.reshape(-1)
+        seqs = [self.fetch(t) for t in targets.tolist()]
+        strings = list(queries) + [reverse_complement(queries[i]) for i in rc_of.tolist()] + seqs
+        x = np.where(on_minus, len(queries) + np.searchsorted(rc_of, owner), owner)  # (H,) query side in strings
+        y = len(queries) + len(rc_of) + t_at  # (H,) target side
+        qlen = np.fromiter(map(len, queries), np.int64, len(queries))[owner]
+        tlen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at]
+        big = np.flatnonzero(qlen * tlen > TRACEBACK_CELLS)
+        if len(big):
+            h, t = int(big[0]), int(hits.targets[big[0]])
+            raise InputError(f"the alignment of query {query_ids[owner[h]]!r} ({qlen[h]:,} residues) with "
+                             f"{self.db_ids[t]!r} ({tlen[h]:,}) is too large for a traceback "
+                             f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
+        if self.scoring.symmetric:  # canonical_first: the smaller sequence first, through the strings' sorted order
+            rank = string_ranks(strings)
+            flip = rank[x] > rank[y]  # (H,) the query side is traced second
+        else:
+            rank, flip = np.arange(len(strings)), np.zeros(n_hits, dtype=bool)
+        # one job per pair: a minus-strand hit is its own; a pair of two queries' rows (query_rows) is met twice
+        me = np.asarray(query_rows, dtype=np.int64)[owner] if query_rows is not None else np.full(n_hits, -1)
+        rows_pair = (me >= 0) & ~on_minus
+        kind = np.where(on_minus, 2, np.where(rows_pair, 0, 1))
+        a_key = np.where(rows_pair, np.minimum(me, hits.targets), owner)
+        b_key = np.where(rows_pair, np.maximum(me, hits.targets), hits.targets)
+        _, rep, job_of = np.unique(np.stack([kind, a_key, b_key], axis=1), axis=0, return_index=True,
+                                   return_inverse=True)  # rep: each job's first hit
+        job_of = job_of.reshape(-1)
+        firsts, seconds = np.where(flip, y, x)[rep], np.where(flip, x, y)[rep]  # (J,) traced orientation
+        job_scores, job_ends = hits.raw[rep].tolist(), ends[rep].tolist()
+        order = np.argsort(rank[firsts], kind="stable")  # jobs of one first sequence together
+        cuts = np.flatnonzero(np.diff(rank[firsts][order])) + 1
         tasks, task, size = [], [], 0
-        for group in groups.items():
-            task.append(group)
-            size += len(group[1])
+        for group in np.split(order, cuts) if len(order) else []:
+            task.append((strings[firsts[group[0]]], group.tolist()))
+            size += len(group)
             if size >= TRACE_CHUNK:
                 tasks.append(task)
                 task, size = [], 0
         if task:
             tasks.append(task)
+        seconds = seconds.tolist()
 
-        processes = use_processes(self.threads, PAIR_WEIGHT * len(jobs))
+        def run(b: int) -> np.ndarray:
+            return np.concatenate([trace_table(first, [strings[seconds[j]] for j in group], self.scoring,
+                                               [job_scores[j] for j in group], [job_ends[j] for j in group])
+                                   for first, group in tasks[b]])
 
-        def run(b: int) -> list:
-            out = []
-            for x, keys in tasks[b]:
-                pairs = [jobs[k] for k in keys]
-                found = trace_alignments(x, [y for _, y, _ in pairs], self.scoring, [score for _, _, score in pairs])
-                out.extend(zip(keys, [tuple(vars(a).values()) for a in found] if processes else found))  # tuples pickle fast
-            return out
-
-        done = {}
-        for part in map_blocks(run, len(tasks), self.threads, processes=processes):
-            done.update(part)
-        if processes:
-            done = {k: AlignmentSummary(*v) for k, v in done.items()}
-        out = [[mirror(done[k]) if flip else done[k] for k, flip in mine] for mine in wanted]
-        if minus is not None:  # minus-strand summaries, traced on the reverse complement, in blastn's coordinates
-            out = [[minus_coordinates(a, len(queries[i])) if k[0] == "minus" else a for a, (k, _) in zip(row, wanted[i])]
-                   for i, row in enumerate(out)]
+        done = np.zeros((len(firsts), len(TABLE_COLUMNS)), dtype=np.int64)  # (jobs, 9) traced orientation
+        processes = use_processes(self.threads, PAIR_WEIGHT * len(firsts))
+        parts = map_blocks(run, len(tasks), self.threads, processes=processes)
+        if parts:
+            done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)
+        out = done[job_of]  # (H, 9)
+        out[flip] = mirror_rows(out[flip])
+        if minus is not None and minus.any():  # reverse-complement coordinates in blastn's (minus_coordinates)
+            m = np.fromiter(map(len, queries), np.int64, len(queries))[owner]  # (H,)
+            on = on_minus & (out[:, 1] > 0)
+            qstart, qend, sstart, send = out[on, 5].copy(), out[on, 6].copy(), out[on, 7].copy(), out[on, 8].copy()
+            out[on, 5], out[on, 6], out[on, 7], out[on, 8] = m[on] - qend + 1, m[on] - qstart + 1, send, sstart
         return out

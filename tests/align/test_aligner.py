@@ -200,8 +200,8 @@ def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
     import phylocl.align.aligner as mod
 
     aligned = []
-    real = mod._score_one
-    monkeypatch.setattr(mod, "_score_one", lambda q, c, s: aligned.append(len(c)) or real(q, c, s))
+    real = mod.score_pairs
+    monkeypatch.setattr(mod, "score_pairs", lambda x, ys, s: aligned.append(len(ys)) or real(x, ys, s))
     pairs = _pairs(30, seed=13)
     seqs = [t for _, t in pairs] + [q for q, _ in pairs]
     rng = np.random.default_rng(1)
@@ -214,7 +214,7 @@ def test_pairs_of_queries_aligned_once_give_the_same_hits(monkeypatch):
                             query_rows=list(range(len(seqs))))
     mutual = sum(i in cands[j] for i in range(len(seqs)) for j in cands[i]) // 2
     assert sum(aligned) == n_plain - mutual  # each mutual pair aligned once
-    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank", "ends"):
         np.testing.assert_array_equal(getattr(plain, field), getattr(once, field))
 
 
@@ -243,3 +243,54 @@ def test_default_matrix_table_equals_biopythons(name):
     assert rows == tuple(tuple(int(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
     pam = substitution_matrices.load("PAM30")
     assert _protein_matrix("pam30")[1][0][1] == int(pam["A"]["C"])
+
+
+@pytest.mark.parametrize("matrix", ["BLOSUM62", "PAM30"])
+def test_hits_equal_a_per_query_reference(matrix):
+    """align_candidates (all queries' candidates in one flat layout, a pair of two queries scored once) gives, field
+    for field, what one query at a time gives: Biopython's scores, E-values of that query alone, hits with E-value <=
+    the threshold sorted by score then candidate order, at most max_hits; query_rows with a row listed twice, -1 and
+    rows of no query."""
+    scoring = scoring_system("protein", matrix=matrix, gap_open=9 if matrix == "PAM30" else None)
+    pairs = _pairs(16, seed=43)
+    seqs = [clean_sequence(s, scoring) for p in pairs for s in p]
+    n_db = len(seqs)
+    queries = seqs[:12] + [seqs[3], clean_sequence(pairs[0][0][::-1], scoring)]  # row 3 twice; one not a row
+    rows = list(range(12)) + [3, -1]
+    rng = np.random.default_rng(5)
+    cands = [rng.permutation(n_db)[:20].tolist() + [-1, 7] for _ in queries]
+    db_res = sum(map(len, seqs))
+    for query_rows, max_hits in ((None, None), (rows, None), (rows, 4)):
+        got = align_candidates(queries, seqs, cands, scoring=scoring, evalue=2.0, max_hits=max_hits, threads=1,
+                               clean=False, query_rows=query_rows)
+        for i, q in enumerate(queries):
+            listed = list(dict.fromkeys(t for t in cands[i] if t >= 0))
+            raw = np.array([_reference(scoring, q, seqs[t]) for t in listed])
+            ev = evalues(raw, query_length=len(q), db_residues=db_res, db_sequences=n_db, stats=scoring.stats,
+                         target_lengths=np.array([len(seqs[t]) for t in listed]))
+            keep = [j for j in sorted(range(len(listed)), key=lambda j: (-raw[j], j)) if raw[j] > 0 and ev[j] <= 2.0]
+            keep = keep[:max_hits]
+            targets, r, bits, e = got.query(i)
+            assert targets.tolist() == [listed[j] for j in keep] and r.tolist() == raw[keep].tolist()
+            np.testing.assert_array_equal(e, ev[keep])
+            np.testing.assert_array_equal(bits, bit_scores(raw[keep], scoring.stats))
+            assert got.cand_rank[got.offsets[i]:got.offsets[i + 1]].tolist() == keep
+        assert got.n_candidates == sum(len(set(c) - {-1}) for c in cands) == got.n_aligned
+
+
+@pytest.mark.parametrize("query_rows", [None, [0, -1, 2]])
+def test_queries_without_candidates_or_hits(query_rows):
+    """No queries, queries whose candidates are all -1 or score nothing, and an empty query: empty hit lists in the
+    flat layout (offsets still one per query), and the other queries' hits as when aligned alone."""
+    scoring = scoring_system()
+    targets = ["MKVLAAGIW", "PPPPPPPP", "MKVLAAGIWKE"]
+    empty = align_candidates([], targets, [], scoring=scoring, query_rows=[] if query_rows else None)
+    assert empty.offsets.tolist() == [0] and len(empty.targets) == 0 and empty.ends.shape == (0, 2)
+    queries = ["MKVLAAGIW", "WWWW", "MKVLAAGIWKE"]
+    cands = [[-1, -1], [1], [0, 2, 0]]
+    hits = align_candidates(queries, targets, cands, scoring=scoring, evalue=1e6, query_rows=query_rows)
+    assert hits.offsets.tolist()[:2] == [0, 0] and hits.query(1)[0].tolist() == []
+    alone = align_candidates(queries[2:], targets, cands[2:], scoring=scoring, evalue=1e6)
+    for field in ("targets", "raw", "bits", "evalues", "cand_rank", "ends"):
+        np.testing.assert_array_equal(getattr(hits, field)[hits.offsets[2]:], getattr(alone, field))
+    assert align_candidates([""], targets, [[0]], scoring=scoring).offsets.tolist() == [0, 0]

@@ -116,8 +116,8 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     cands = [[j for j in range(n) if j != i] for i in range(n)]
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
-    real = sa.trace_alignments
-    monkeypatch.setattr(sa, "trace_alignments", lambda x, ys, s, scores: calls.extend(ys) or real(x, ys, s, scores))
+    real = sa.trace_table
+    monkeypatch.setattr(sa, "trace_table", lambda x, ys, s, *rest: calls.extend(ys) or real(x, ys, s, *rest))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -211,3 +211,111 @@ def test_first_tracebacks_of_many_threads_at_once():
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("alphabet", ["protein", "dna"])
+def test_score_pairs_gives_the_reference_scores_and_the_traces_end_cells(alphabet):
+    """score_pairs (the stage's Smith-Waterman since it replaced pyopal's score mode): pyopal's scores (and
+    Biopython's for protein) on related pairs with end gaps, X / N and lowercase; 8-, 16- and 32-bit scores; empty
+    sequences score 0 with no end; and a trace given those ends (its score pass skipped) is the trace without them."""
+    import pyopal
+
+    from phylocl.align.traceback import score_pairs
+
+    scoring = scoring_system(alphabet)
+    if alphabet == "dna":
+        rng = random.Random(5)
+        pairs = [("".join(rng.choice("ACGTN") for _ in range(rng.randint(20, 300))),
+                  "".join(rng.choice("acgt") for _ in range(rng.randint(20, 300)))) for _ in range(20)]
+        pairs += [(q, q[::-1] + q[5:]) for q, _ in pairs[:10]]
+    else:
+        pairs = _pairs(60, seed=29)
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in pairs]
+    first = pairs[0][0]
+    others = [t for _, t in pairs] + ([first * 2] if alphabet == "protein" else []) + [""]
+    got = score_pairs(first, others, scoring)
+    assert got.shape == (len(others), 3) and got.dtype == np.int64
+    aligner = scoring.aligner()
+    want = [r.score for r in aligner.align(first, pyopal.Database(others[:-1], alphabet=aligner.alphabet),
+                                           mode="score", algorithm="sw")]
+    assert got[:-1, 0].tolist() == want and got[-1].tolist() == [0, -1, -1]
+    if alphabet == "protein":
+        assert got[:-1, 0].tolist() == [_reference(scoring, first, y) for y in others[:-1]]
+        assert got[len(pairs), 0] > 255  # a 16-bit pass
+        w = "W" * 3100
+        assert score_pairs(w, [w], scoring).tolist() == [[34_100, 3099, 3099]]  # a 32-bit pass
+    assert np.all((got[:-1, 1] >= 0) & (got[:-1, 1] < len(first)))
+    assert np.all(got[:-1, 2] < np.array([len(y) for y in others[:-1]]))
+    assert score_pairs("", others, scoring)[:, 0].tolist() == [0] * len(others)
+    # the ends of the pairs traced with `first` first are the trace's own: same summaries with and without them
+    mine = [j for j, y in enumerate(others) if canonical_first(first, y, scoring)]
+    ys, scores = [others[j] for j in mine], got[mine, 0].tolist()
+    ends = [tuple(e) for e in got[mine, 1:].tolist()]
+    assert trace_alignments(first, ys, scoring, scores, ends) == trace_alignments(first, ys, scoring, scores)
+    # the other pairs are traced (y, first): their ends come from score_pairs(y, [first])
+    theirs = [j for j in range(len(others)) if j not in mine]
+    assert len(mine) > 5 and len(theirs) > 5
+    ends = [tuple(score_pairs(others[j], [first], scoring)[0, 1:].tolist()) for j in theirs]
+    ys, scores = [others[j] for j in theirs], got[theirs, 0].tolist()
+    assert trace_alignments(first, ys, scoring, scores, ends) == trace_alignments(first, ys, scoring, scores)
+
+
+def test_stage_ends_are_the_traced_orientations_score_pass():
+    """align_candidates' ends: for every hit, the end cell score_pairs gives in the pair's traced orientation, also
+    for a pair of two queries scored once (query_rows); unknown (-1) only where no query is its row's sequence."""
+    from phylocl.align import align_candidates
+    from phylocl.align.traceback import score_pairs
+
+    scoring = scoring_system()
+    seqs = [clean_sequence(s, scoring) for p in _pairs(15, seed=31) for s in p]
+    n = len(seqs)
+    cands = [[j for j in range(n) if j != i] for i in range(n)]
+    for rows in (None, list(range(n))):
+        hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1, query_rows=rows)
+        for i in range(n):
+            a, b = hits.offsets[i], hits.offsets[i + 1]
+            for t, end in zip(hits.targets[a:b].tolist(), hits.ends[a:b].tolist()):
+                x, y = (seqs[i], seqs[t]) if canonical_first(seqs[i], seqs[t], scoring) else (seqs[t], seqs[i])
+                assert end == score_pairs(x, [y], scoring)[0, 1:].tolist()
+    # queries that are not their rows' sequences (reverse complements, as the minus strand aligns them): no copies' ends
+    dna = scoring_system("dna")
+    rng = random.Random(3)
+    seqs = ["".join(rng.choice("ACGT") for _ in range(80)) for _ in range(6)]
+    seqs = [s + seqs[(i + 1) % 6][:40] for i, s in enumerate(seqs)]
+    other = [s[::-1] for s in seqs]
+    cands = [[j for j in range(6) if j != i] for i in range(6)]
+    hits = align_candidates(other, seqs, cands, scoring=dna, evalue=1e9, threads=1, query_rows=list(range(6)))
+    plain = align_candidates(other, seqs, cands, scoring=dna, evalue=1e9, threads=1)
+    np.testing.assert_array_equal(hits.raw, plain.raw)
+    known = hits.ends[:, 0] >= 0
+    np.testing.assert_array_equal(hits.ends[known], plain.ends[known])
+    assert not known.all()
+
+
+def _summary_reference(traced) -> list[int]:
+    """The CIGAR of one traceback read operation by operation (the per-pair reading _summaries replaced)."""
+    (score, end_query, end_ref, beg_query, beg_ref, raw), best, qs, ts = traced
+    ops = [int.from_bytes(raw[k:k + 4], "little") for k in range(0, len(raw), 4)]
+    lead = {1: 0, 2: 0}  # leading I / D runs: the traced rectangle's unaligned start
+    while ops and ops[0] & 0xF in lead:
+        lead[ops[0] & 0xF] += ops.pop(0) >> 4
+    cols = {k: sum(o >> 4 for o in ops if o & 0xF == k) for k in (1, 2, 7, 8)}
+    runs = sum(1 for o in ops if o & 0xF in (1, 2))
+    return [best, sum(cols.values()), cols[7], cols[8], runs, qs + beg_query + lead[1] + 1, qs + end_query + 1,
+            ts + beg_ref + lead[2] + 1, ts + end_ref + 1]
+
+
+def test_summaries_of_many_tracebacks_equal_the_per_pair_reading():
+    """_summaries reads all CIGARs of a batch in one NumPy pass: row for row the per-pair reading, on tracebacks
+    with leading I / D runs (rectangles and whole pairs), none (score 0) in between, and gaps of both kinds."""
+    from phylocl.align.traceback import _summaries, _trace
+
+    scoring = scoring_system()
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in _pairs(80, seed=37)]
+    traced = [_trace(q, t, scoring) for q, t in pairs] + [None, _trace("WWW", "PPP", scoring)]
+    traced.insert(5, None)
+    got = _summaries(traced)
+    want = [_summary_reference(t) if t is not None else [0] * 9 for t in traced]
+    assert got.tolist() == want
+    leads = [w for w, t in zip(want, traced) if t is not None and t[0][5][:4] and t[0][5][0] & 0xF in (1, 2)]
+    assert len(leads) >= 3 and sum(w[4] > 0 for w in want) > 20  # leading runs and gapped alignments were read
