@@ -21,11 +21,20 @@ import numpy as np
 __all__ = ["SparseRows", "basis_gram", "concat_rows", "matmul_rows"]
 
 
+SMALL_PRODUCT = 1 << 16  # k x n at most: products with a small right operand go through einsum (matmul_rows)
+
+
 def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for ``a`` ``(m, k)`` and ``b`` ``(k, n)``, with each row of the result the same whatever other rows
-    ``a`` holds: NumPy hands a one-row product to BLAS's matrix-vector routine, whose sums differ from the
-    matrix-matrix routine's in the last bits (up to 3e-5 in a search score), so a query's scores would depend on
-    whether it was scored alone; one row is therefore computed as two. ``(m, n)``."""
+    ``a`` holds. BLAS does not promise that: NumPy hands a one-row product to the matrix-vector routine, and
+    OpenBLAS takes small products (``m k n`` up to about 64^3) through other kernels, both summing in other orders
+    (up to 3e-5 in a search score; one float32 step in the low-rank transform of a block of 18 query windows against
+    one of 19), so a query's scores would depend on the queries beside it. Small right operands (``k n`` up to
+    :data:`SMALL_PRODUCT`, e.g. the ``(r, r)`` gram) go through ``np.einsum``, row by row in one order; large ones
+    through BLAS's matrix-matrix routine with two rows at least (its rows do not depend on the others there;
+    tested). ``(m, n)``."""
+    if a.ndim == 2 and b.ndim == 2 and b.shape[0] * b.shape[1] <= SMALL_PRODUCT:
+        return np.einsum("ij,jk->ik", a, b)
     if a.ndim == 2 and a.shape[0] == 1:
         return (np.concatenate([a, a]) @ b)[:1]
     return a @ b

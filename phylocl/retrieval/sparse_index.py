@@ -58,8 +58,12 @@ KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
 # all rows' low-rank coefficients once: 8 queries per block made the windowed 10^6 search 1.3x slower)
 MAX_BLOCK = 256  # queries per block at most (small databases)
-SPLIT = 1  # blocks per thread: one, since every block reads the low-rank coefficients of all rows once (10 queries,
-# 2 threads, 10^5 windowed default-protein: 2 blocks of 5 cost 0.34 s of CPU against 0.51 s for 5 blocks of 2)
+SPLIT = 8  # blocks of queries of an index without a low-rank term: up to 8 in all (each block's scores and selection
+# hold block x N values; 500 kmer:3 queries at 10^5 rows in 2 blocks of 250 cost 1-1.7 s of system time zeroing pages)
+SPLIT_LOW_RANK = 1  # with a low-rank term, one block per thread: every block reads all rows' coefficients once (10
+# queries, 2 threads, 10^5 windowed default-protein: 2 blocks of 5 cost 0.34 s of CPU against 0.51 s for 5 blocks of 2)
+LOW_RANK_BLOCK = 64  # but at most this many queries per block: 500 windowed default-protein queries at 10^5 in blocks
+# of 250 spent 3-4 s of system time zeroing fresh pages, in blocks of 64 1.3-1.8 s (5.6-6.1 s wall against 6.4-7.3)
 POOL = 4  # a budgeted search adds the low-rank term to this many times k rows of largest sparse sums
 ROW_BLOCK = 1 << 18  # rows whose scores one pass of scatter_lists writes: 1 MB of float32, within a core's cache
 
@@ -190,9 +194,12 @@ class RowNumbers(Sequence):
         return str(j)
 
 
-def query_share(n_queries: int, threads: int) -> int:
-    """Queries per block when ``n_queries`` are spread over ``threads`` threads, :data:`SPLIT` blocks each."""
-    return max(1, -(-n_queries // max(1, threads * SPLIT)))
+def query_share(n_queries: int, threads: int, low_rank: bool) -> int:
+    """Queries per block: ``n_queries`` cut into :data:`SPLIT` blocks, or, with a low-rank term, into
+    :data:`SPLIT_LOW_RANK` blocks per thread (``threads``) of at most :data:`LOW_RANK_BLOCK`."""
+    if low_rank:
+        return max(1, min(LOW_RANK_BLOCK, -(-n_queries // (max(1, threads) * SPLIT_LOW_RANK))))
+    return max(1, -(-n_queries // SPLIT))
 
 
 def default_threads() -> int:
@@ -335,7 +342,7 @@ class SparseIndex:
         block (:func:`~phylocl.sparse_rows.matmul_rows`), so neither the scores nor the hits depend on the blocks or
         the thread count.
         """
-        share = query_share(len(queries), self.threads)
+        share = query_share(len(queries), self.threads, bool(self.basis.shape[0]))
         block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
         if k < 1 or block < 1:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")

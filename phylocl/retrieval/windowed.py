@@ -289,7 +289,7 @@ class WindowedIndex:
         budgeted = budget is not None and budget < 1
         if exclude_ids is not None and len(exclude_ids) != len(queries):
             raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
-        share = query_share(len(queries), self.threads)
+        share = query_share(len(queries), self.threads, bool(self.index.basis.shape[0]))
         block = max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
         wanted = k + (exclude_ids is not None)
         depth = min(wanted, self.ntotal)

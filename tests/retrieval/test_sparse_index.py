@@ -205,6 +205,17 @@ def test_one_row_products_equal_that_row_of_a_larger_product_bit_for_bit():
         np.testing.assert_array_equal(matmul_rows(a[2:7], b), full[2:7])
 
 
+def test_small_products_rows_do_not_depend_on_how_many_rows_there_are():
+    """A gram-sized right operand: BLAS takes small and large row counts through different kernels."""
+    rng = np.random.default_rng(6)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((60, 120)).astype(dtype)
+        gram = rng.standard_normal((120, 120)).astype(dtype)
+        full = matmul_rows(a, gram)
+        for m in (1, 2, 5, 17, 18, 19, 33):
+            np.testing.assert_array_equal(matmul_rows(a[:m], gram), full[:m])
+
+
 def test_a_query_scored_alone_gets_the_scores_it_gets_in_a_batch(tmp_path):
     emb = KmerEmbedder(k=2)
     rows = _low_rank(emb.embed_sparse(_sequences(200, seed=5)), 4)
