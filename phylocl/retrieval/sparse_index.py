@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
-
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -337,8 +336,8 @@ class SparseIndex:
         ``budget``: a word budget (module docstring; ``None``: exact).
 
         Blocks of ``block`` queries (default: as many as keep :data:`BLOCK_VALUES` scores, at most
-        :data:`MAX_BLOCK`, and at most the queries' share of one of :attr:`threads` threads) are scored on those
-        threads (scipy's compiled product releases the GIL). A query's scores do not depend on the queries in its
+        :data:`MAX_BLOCK` and :func:`query_share`) are scored on :attr:`threads` threads (scipy's compiled product
+        releases the GIL). A query's scores do not depend on the queries in its
         block (:func:`~phylocl.sparse_rows.matmul_rows`), so neither the scores nor the hits depend on the blocks or
         the thread count.
         """
