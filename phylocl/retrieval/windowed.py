@@ -247,6 +247,18 @@ class WindowedIndex:
             out[q] = np.maximum(out[q], best)
         return out
 
+    def _best_owners(self, x: np.ndarray, m: int) -> np.ndarray:
+        """The ``m`` sequences whose best window has the largest value in ``x`` ``(W,)``, best first (ties: the lower
+        sequence): the owners of the best windows, each at its first (best) window, from as few of the best windows as
+        hold ``m`` owners (what ranking each sequence's best window gives, without a pass per sequence over all W)."""
+        k = min(len(x), 2 * m)
+        while True:
+            own = self.owners[top_rows(x, k)]  # (k,) owners of the k best windows, best first; ties: lower window
+            _, first = np.unique(own, return_index=True)
+            if len(first) >= m or k >= len(x):
+                return own[np.sort(first)][:m]
+            k = min(len(x), 2 * k)
+
     def _budget_hits(self, queries: WindowRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
         """``scores``, ``sequences`` ``(b, depth)`` of a budgeted search, best first: the word budget of
         :meth:`SparseIndex.search` for windows. Each query window reads its budgeted words; per query the
@@ -256,18 +268,17 @@ class WindowedIndex:
         s = self.index._sparse_scores(queries.rows, budget)  # (c, W) budgeted sparse sums
         u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, 2r)
         starts = queries.starts  # (b + 1,) each query's first window
-        per_seq = np.maximum.reduceat(best_per_owner(s, self._groups, self.ntotal), starts[:-1], axis=0)  # (b, n)
         ends = np.r_[self._starts[1:], self.n_rows]  # (n,) one past each sequence's last window
         dense = np.asarray(self.index.dense)  # (W, 2r) a plain view of the memory map: cheaper row gathers
         pool = min(self.ntotal, depth * (POOL if u is not None else 1))
         scores = np.full((len(queries), depth), -np.inf, np.float32)
         seqs = np.full((len(queries), depth), -1, np.int64)
         for i in range(len(queries)):
-            top = top_rows(per_seq[i], pool)  # (p,) sequences of largest budgeted sums, best first
+            a, b = int(starts[i]), int(starts[i + 1])
+            top = self._best_owners(s[a] if b - a == 1 else s[a:b].max(axis=0), pool)  # (p,) best first
             counts = ends[top] - self._starts[top]  # (p,) their windows
             first = np.r_[0, np.cumsum(counts)[:-1]]  # (p,) where each one's windows begin below
             rows = np.repeat(self._starts[top] - first, counts) + np.arange(int(counts.sum()))  # (w,) their windows
-            a, b = int(starts[i]), int(starts[i + 1])
             sc = s[a:b, rows]  # (m, w) the query's windows against them
             if u is not None:
                 sc = sc + np.einsum("ij,kj->ik", u[a:b], dense[rows])  # (m, w); a BLAS product this small
