@@ -32,7 +32,7 @@ from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, RowNu
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
-           "best_per_owner", "window_groups"]
+           "best_of_runs"]
 
 
 def window_stride(width: int, span: int | None = None) -> int:
@@ -91,42 +91,19 @@ def _starts(owners: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
 
 
-def window_groups(starts: np.ndarray, n_rows: int) -> list[tuple[np.ndarray | None, np.ndarray]]:
-    """For :func:`best_per_owner`: per window position ``j = 0, 1, ..``, the sequences holding a ``j``-th window row
-    (``None``: all of them) and those rows: ``[(sequences, rows), ..]`` (``starts`` ``(n,)``: each sequence's first
-    row, increasing; ``n_rows``: all rows). Every row appears once."""
-    counts = np.diff(np.r_[starts, n_rows])  # (n,)
-    groups = [(None, starts)] if len(starts) else []
+def best_of_runs(x: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``(..., p)``: the largest of ``x[..., first[i]:first[i] + counts[i]]`` for each run ``i`` of the last axis
+    (``counts >= 1``), what ``np.maximum.reduceat(x, first, axis=-1)`` gives for consecutive runs, by one gather
+    per position in the runs instead of one reduction per run (``reduceat`` pays per run: 3x slower for 69 query
+    windows against the 10^5 windowed index, two windows per sequence)."""
+    best = np.take(x, first, axis=-1)  # every run's first value
     for j in range(1, int(counts.max()) if len(counts) else 0):
-        seqs = np.flatnonzero(counts > j)
-        groups.append((None if len(seqs) == len(starts) else seqs, starts[seqs] + j))
-    return groups
-
-
-def _best_of_runs(x: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``(p,)``: the largest of ``x[first[i]:first[i] + counts[i]]`` for each run ``i`` (``counts >= 1``), by one
-    gather per position in the runs (``np.maximum.reduceat`` pays per run: 90 ms for 40 queries' pools of 2,000
-    sequences of two windows, in a profile)."""
-    best = x[first]
-    for j in range(1, int(counts.max()) if len(counts) else 0):
-        more = np.flatnonzero(counts > j)
-        best[more] = np.maximum(best[more], x[first[more] + j])
-    return best
-
-
-def best_per_owner(s: np.ndarray, groups: list[tuple[np.ndarray | None, np.ndarray]], n: int) -> np.ndarray:
-    """``(c, n)``: the largest of each sequence's window scores in ``s`` ``(c, W)`` (``groups`` from
-    :func:`window_groups`), what ``np.maximum.reduceat(s, starts, axis=1)`` gives, by one column gather per window
-    position instead of one reduction per sequence (3x faster with two windows per sequence, 10^5 sequences)."""
-    if not groups:
-        return np.empty((s.shape[0], 0), dtype=s.dtype)
-    out = np.take(s, groups[0][1], axis=1)  # (c, n) every sequence's first window
-    for seqs, rows in groups[1:]:
-        if seqs is None:
-            np.maximum(out, np.take(s, rows, axis=1), out=out)
+        more = np.flatnonzero(counts > j)  # the runs with a j-th value
+        if len(more) == len(first):
+            np.maximum(best, np.take(x, first + j, axis=-1), out=best)
         else:
-            out[:, seqs] = np.maximum(np.take(out, seqs, axis=1), np.take(s, rows, axis=1))
-    return out
+            best[..., more] = np.maximum(np.take(best, more, axis=-1), np.take(x, first[more] + j, axis=-1))
+    return best
 
 
 @dataclass(frozen=True)
@@ -206,7 +183,7 @@ class WindowedIndex:
         self.index = index
         self.threads = threads or default_threads()
         self._starts = _starts(self.owners)  # (n,)
-        self._groups = window_groups(self._starts, n_rows)  # sequences by their number of windows
+        self._counts = np.diff(np.r_[self._starts, n_rows])  # (n,) each sequence's windows
         self.source: str | None = None
 
     @property
@@ -240,7 +217,7 @@ class WindowedIndex:
         for lo in range(0, len(queries.rows), step):
             hi = min(lo + step, len(queries.rows))
             s = self.index.scores(queries.rows.slice(lo, hi))  # (c, W)
-            per_seq = best_per_owner(s, self._groups, self.ntotal)  # (c, n): best database window per sequence
+            per_seq = best_of_runs(s, self._starts, self._counts)  # (c, n): best database window per sequence
             local = _starts(owners[lo:hi])  # the queries of this chunk, consecutive
             best = np.maximum.reduceat(per_seq, local, axis=0)  # (g, n): best query window per query
             q = owners[lo:hi][local]
@@ -268,7 +245,6 @@ class WindowedIndex:
         s = self.index._sparse_scores(queries.rows, budget)  # (c, W) budgeted sparse sums
         u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, 2r)
         starts = queries.starts  # (b + 1,) each query's first window
-        ends = np.r_[self._starts[1:], self.n_rows]  # (n,) one past each sequence's last window
         dense = np.asarray(self.index.dense)  # (W, 2r) a plain view of the memory map: cheaper row gathers
         pool = min(self.ntotal, depth * (POOL if u is not None else 1))
         scores = np.full((len(queries), depth), -np.inf, np.float32)
@@ -276,14 +252,14 @@ class WindowedIndex:
         for i in range(len(queries)):
             a, b = int(starts[i]), int(starts[i + 1])
             top = self._best_owners(s[a] if b - a == 1 else s[a:b].max(axis=0), pool)  # (p,) best first
-            counts = ends[top] - self._starts[top]  # (p,) their windows
+            counts = self._counts[top]  # (p,) their windows
             first = np.r_[0, np.cumsum(counts)[:-1]]  # (p,) where each one's windows begin below
             rows = np.repeat(self._starts[top] - first, counts) + np.arange(int(counts.sum()))  # (w,) their windows
             sc = s[a:b, rows]  # (m, w) the query's windows against them
             if u is not None:
                 sc = sc + np.einsum("ij,kj->ik", u[a:b], dense[rows])  # (m, w); a BLAS product this small
                 # costs 6x more (OpenBLAS threads contend: 7 ms against 1.1 ms per query of 4,000 rows)
-            best = _best_of_runs(sc.max(axis=0), first, counts)  # (p,) best window pair per sequence
+            best = best_of_runs(sc.max(axis=0), first, counts)  # (p,) best window pair per sequence
             order = np.lexsort((top, -best))[:depth]  # best first; ties: the lower sequence
             scores[i, :len(order)], seqs[i, :len(order)] = best[order], top[order]
         return scores, seqs

@@ -14,8 +14,8 @@ from phylocl.retrieval.index_checks import write_checksums
 from phylocl.retrieval.index_io import load_index, verify_bundle
 from phylocl.retrieval.kmer import KmerEmbedder
 from phylocl.retrieval.sparse_build import write_sparse_index
-from phylocl.retrieval.windowed import (WindowedIndex, WindowRows, best_per_owner, concat_windows, window_groups,
-                                       window_pieces, window_stride)
+from phylocl.retrieval.windowed import (WindowedIndex, WindowRows, best_of_runs, concat_windows, window_pieces,
+                                       window_stride)
 from phylocl.sparse_rows import SparseRows
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -102,7 +102,7 @@ def test_window_rows_slice_and_concat_keep_each_sequence_whole():
         WindowRows(rows=w.rows, owners=w.owners[::-1], n=7)
 
 
-def test_best_per_owner_equals_a_reduction_per_sequence_bit_for_bit():
+def test_best_of_runs_equals_a_reduction_per_sequence_bit_for_bit():
     rng = np.random.default_rng(5)
     for _ in range(100):
         n = int(rng.integers(1, 30))
@@ -111,13 +111,13 @@ def test_best_per_owner_equals_a_reduction_per_sequence_bit_for_bit():
         starts = np.r_[0, np.cumsum(counts)[:-1]]
         s = rng.standard_normal((3, int(counts.sum()))).astype(np.float32)  # (c, W)
         s[s > 1.5] = -np.inf
-        groups = window_groups(starts, int(counts.sum()))
-        assert sum(len(rows) for _, rows in groups) == counts.sum()  # every row once
         want = np.array([[s[r, a:a + m].max() for a, m in zip(starts, counts)] for r in range(3)], np.float32)
-        got = best_per_owner(s, groups, n)
+        got = best_of_runs(s, starts, counts)
         assert got.dtype == s.dtype and np.array_equal(got, want)
         assert np.array_equal(got, np.maximum.reduceat(s, starts, axis=1))
-    assert best_per_owner(np.zeros((2, 0), np.float32), window_groups(np.zeros(0, np.int64), 0), 0).shape == (2, 0)
+        assert np.array_equal(best_of_runs(s[1], starts, counts), want[1])  # one row: the last axis as well
+    empty = np.zeros(0, np.int64)
+    assert best_of_runs(np.zeros((2, 0), np.float32), empty, empty).shape == (2, 0)
 
 
 @pytest.mark.parametrize("width, rank, stride", [(12, 0, None), (30, 3, None), (200, 0, None),  # 200: one window each
