@@ -28,7 +28,7 @@ from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
 from phylocl.align.traceback import score_pairs
-from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
+from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
 
@@ -270,18 +270,8 @@ def _pair_tasks(strings: Sequence[str], first: np.ndarray, second: np.ndarray,
     """Pairs ``(P,)`` (numbers in ``strings`` of each pair's first and second sequence) grouped by first sequence
     (``key``: equal for equal first sequences) as ``(first, pair numbers, seconds)`` groups, cut into tasks of whole
     groups of about :data:`PAIRS_PER_TASK` pairs each."""
-    order = np.argsort(key, kind="stable")  # (P,) pairs of one first sequence together, in pair order
-    cuts = np.flatnonzero(np.diff(key[order])) + 1
-    tasks, task, size = [], [], 0
-    for group in np.split(order, cuts) if len(order) else []:
-        task.append((int(first[group[0]]), group, second[group].tolist()))
-        size += len(group)
-        if size >= PAIRS_PER_TASK:
-            tasks.append(task)
-            task, size = [], 0
-    if task:
-        tasks.append(task)
-    return tasks
+    return [[(int(first[group[0]]), group, second[group].tolist()) for group in task]
+            for task in grouped_tasks(key, PAIRS_PER_TASK)]
 
 
 def stack_hits(parts: Sequence[tuple], dtypes: Sequence) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -21,7 +21,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "map_blocks", "use_processes"]
+import numpy as np
+
+__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "grouped_tasks", "map_blocks", "use_processes"]
 
 # work from which forked processes pay, in MSV filter calls (~8 us each on Mycoplasma; a pool of two costs 15-60 ms
 # to start with 1 GB resident): 20,000 is ~40 queries of 500 candidates; a pair to score or to trace weighs PAIR_WEIGHT
@@ -78,3 +80,20 @@ def _init_worker() -> None:
     through the fork (``phylocl``'s command line turns SIGTERM into an exception) are not for it."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def grouped_tasks(key: np.ndarray, size: int) -> list[list[np.ndarray]]:
+    """Positions ``0..P-1`` grouped by equal ``key`` ``(P,)`` (each group in position order; groups in key order),
+    cut into tasks of whole groups of about ``size`` positions each: ``[[group, ..], ..]`` for :func:`map_blocks`."""
+    order = np.argsort(key, kind="stable")  # (P,) positions of one key together, in position order
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    tasks, task, n = [], [], 0
+    for group in np.split(order, cuts) if len(order) else []:
+        task.append(group)
+        n += len(group)
+        if n >= size:
+            tasks.append(task)
+            task, n = [], 0
+    if task:
+        tasks.append(task)
+    return tasks

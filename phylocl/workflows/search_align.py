@@ -25,7 +25,7 @@ from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
 from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_table
-from phylocl.align.workers import PAIR_WEIGHT, map_blocks, use_processes
+from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
@@ -160,17 +160,8 @@ class AlignStage:
         job_of = job_of.reshape(-1)
         firsts, seconds = np.where(flip, y, x)[rep], np.where(flip, x, y)[rep]  # (J,) traced orientation
         job_scores, job_ends = hits.raw[rep].tolist(), ends[rep].tolist()
-        order = np.argsort(rank[firsts], kind="stable")  # jobs of one first sequence together
-        cuts = np.flatnonzero(np.diff(rank[firsts][order])) + 1
-        tasks, task, size = [], [], 0
-        for group in np.split(order, cuts) if len(order) else []:
-            task.append((strings[firsts[group[0]]], group.tolist()))
-            size += len(group)
-            if size >= TRACE_CHUNK:
-                tasks.append(task)
-                task, size = [], 0
-        if task:
-            tasks.append(task)
+        tasks = [[(strings[firsts[group[0]]], group.tolist()) for group in task]  # jobs of one first sequence together
+                 for task in grouped_tasks(rank[firsts], TRACE_CHUNK)]
         seconds = seconds.tolist()
 
         def run(b: int) -> np.ndarray:

@@ -111,3 +111,16 @@ def test_pools_end_cleanly_under_the_command_lines_sigterm_handler():
             "        assert map_blocks(lambda b: b * b, 6, 2, processes=True) == [b * b for b in range(6)]\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_grouped_tasks_keep_each_key_whole_and_in_position_order():
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 40, 1000)
+    tasks = workers.grouped_tasks(key, 64)
+    groups = [g for task in tasks for g in task]
+    assert sorted(np.concatenate(groups).tolist()) == list(range(1000))  # every position once
+    assert [int(key[g[0]]) for g in groups] == sorted(set(key.tolist()))  # one group per key, keys in order
+    assert all((key[g] == key[g[0]]).all() and (np.diff(g) > 0).all() for g in groups)
+    sizes = [sum(map(len, task)) for task in tasks]
+    assert all(s >= 64 for s in sizes[:-1]) and all(s - len(t[-1]) < 64 for s, t in zip(sizes, tasks))
+    assert workers.grouped_tasks(np.zeros(0, np.int64), 64) == []
