@@ -61,14 +61,24 @@ def cli(capsys):
 
 
 @pytest.fixture
-def ablation_script(monkeypatch):
-    """``benchmarks/ablation.py`` loaded as a module (it imports its sibling scripts, so ``benchmarks/`` goes on
-    ``sys.path`` for the test)."""
+def benchmark_script(monkeypatch):
+    """``benchmark_script(NAME)``: ``benchmarks/NAME.py`` loaded as a module (benchmark scripts import their
+    siblings, so ``benchmarks/`` goes on ``sys.path`` for the test)."""
     import importlib.util
 
     bench = Path(__file__).resolve().parents[1] / "benchmarks"
     monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("ablation_bench", bench / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", bench / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture
+def ablation_script(benchmark_script):
+    """``benchmarks/ablation.py`` loaded as a module."""
+    return benchmark_script("ablation")

@@ -3,21 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 
 @pytest.fixture
-def dna_decoys(monkeypatch):
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("dna_decoys_bench", bench / "dna_decoys.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def dna_decoys(benchmark_script):
+    return benchmark_script("dna_decoys")
 
 
 def test_word_names_decode_the_sparse_columns(dna_decoys):
