@@ -27,6 +27,7 @@ from phylocl.atomic import atomic_dir
 from phylocl.retrieval.index_checks import write_checksums
 from phylocl.retrieval.bundle import FORMAT
 from phylocl.retrieval.sparse_index import KIND, SparseIndex
+from phylocl.sparse_ops import csr_dense
 from phylocl.sparse_rows import SparseRows
 
 __all__ = ["write_sparse_index", "sparse_index_in_memory", "READ_VALUES", "WINDOWS_KIND"]
@@ -147,10 +148,7 @@ def _dense_part(rows: SparseRows) -> np.ndarray:
     """``[B s, c]`` of each row, ``(b, 2r)`` float32 (empty for ``r = 0``)."""
     if not rows.rank:
         return np.zeros((len(rows), 0), np.float32)
-    import scipy.sparse as sp
-
-    s = sp.csr_matrix((rows.values.astype(np.float64), rows.indices, rows.indptr), shape=(len(rows), rows.dim))
-    a = s @ rows.basis.T.astype(np.float64)  # (b, r)
+    a = csr_dense(rows.indptr, rows.indices, rows.values.astype(np.float64), rows.basis.T.astype(np.float64))  # (b, r)
     return np.hstack([a, rows.coeffs]).astype(np.float32)
 
 
