@@ -37,7 +37,7 @@ from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.patterns import profile_dim, seed_patterns  # noqa: F401 (re-exported)
 from phylocl.models.windows import default_stride, overlap_stride, window_starts
 from phylocl.sparse_ops import csr_dense, csr_from_sorted
-from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
+from phylocl.sparse_rows import SparseRows, matmul_rows
 
 __all__ = ["NumpyProfileEncoder", "seed_patterns", "profile_dim", "is_profile_folder"]
 
@@ -126,11 +126,12 @@ class NumpyProfileEncoder:
             raise InputError(f"weights {self.weights.shape} / embedding {self.tokens.shape} do not fit the config",
                              path=folder)
         # the basis (r, D): the token rows, then one unit row per similar-block column (the last P s columns)
-        unit = np.zeros((extra, self.embed_dim))
-        unit[:, self.embed_dim - extra:] = np.eye(extra)
-        self.basis = np.concatenate([self.tokens, unit])  # (r, D), r = v + P s
-        self.vocab = len(self.tokens)
-        self.gram = basis_gram(self.basis)  # (r, r)
+        self.vocab, r, d = len(self.tokens), len(self.tokens) + extra, self.embed_dim
+        self.basis = np.zeros((r, d), np.float32)  # float32: the basis every SparseRows of embed_sparse carries
+        self.basis[:self.vocab] = self.tokens
+        self.basis[self.vocab + np.arange(extra), d - extra + np.arange(extra)] = 1
+        self.basis.flags.writeable = False  # shared by every output
+        self.gram = self._gram(extra)  # (r, r)
         self.tokens_t = np.ascontiguousarray(self.tokens.T)  # (D, v)
         code = np.full(alpha.vocab_size, -1, np.int64)  # token id -> letter index (X and specials: -1)
         letters = [c for c in alpha.letters if c != alpha.unknown]
@@ -138,6 +139,18 @@ class NumpyProfileEncoder:
             code[FIRST_LETTER_ID + alpha.letters.index(c)] = letters.index(c)
         self.code = code
         self._info: dict | None = None
+
+    def _gram(self, extra: int) -> np.ndarray:
+        """``B B^T`` ``(r, r)`` float64 of the basis (the float64 token rows, then ``extra`` unit rows in the last
+        columns), by blocks: the token rows' products, each token row's entry in a unit row's column, the identity
+        (what :func:`~phylocl.sparse_rows.basis_gram` gives for the dense basis; no ``(r, D)`` float64 basis built)."""
+        v, d = self.vocab, self.embed_dim
+        gram = np.zeros((v + extra, v + extra))
+        gram[:v, :v] = self.tokens @ self.tokens.T
+        gram[:v, v:] = self.tokens[:, d - extra:]
+        gram[v:, :v] = gram[:v, v:].T
+        gram[v:, v:] = np.eye(extra)
+        return gram
 
     sparse = True  # the Embedder protocol's sparse form (phylocl.models.embedder)
 
@@ -239,7 +252,7 @@ class NumpyProfileEncoder:
             raise TypeError("embed_sparse takes a list of sequences, not a single string")
         arrays = self._tokens(sequences)
         windows = [(i, s) for i, a in enumerate(arrays) for s in window_starts(len(a), self.max_len, self.stride)]
-        basis, r = self.basis.astype(np.float32), len(self.gram)
+        basis, r = self.basis, len(self.gram)
         rows, cols, vals, coeffs = [], [], [], np.zeros((len(arrays), r))
         for lo in range(0, len(windows), max(batch_size, 1)):
             part = windows[lo:lo + batch_size]

@@ -33,7 +33,7 @@ from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
-from phylocl.retrieval.sparse_index import RowNumbers, SparseIndex
+from phylocl.retrieval.sparse_index import RowNumbers, SparseIndex, str_list
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
@@ -180,7 +180,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[str] | None]:
         raise InputError(f"duplicate row id {dup!r}: the bundle is damaged; rebuild it with phylocl index", path=path)
     if labels is not None and len(labels) != len(ids):
         raise InputError(f"{len(labels)} labels for {len(ids)} ids: the bundle is damaged", path=path)
-    return ids, None if labels is None else [str(x) for x in labels]
+    return ids, None if labels is None else str_list(labels)
 
 
 def _describe(model: dict, dim: int) -> str:

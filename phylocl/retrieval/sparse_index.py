@@ -46,12 +46,12 @@ from typing import Sequence
 import numpy as np
 
 from phylocl.retrieval.hits import drop_self_hits, own_rows
-from phylocl.retrieval.index_checks import check_scored, fresh_lists
+from phylocl.retrieval.index_checks import check_low_rank, check_scored, fresh_lists
 from phylocl.sparse_ops import csr_dense, sparsetools
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "RowNumbers", "budget_words", "check_budget", "scatter_lists",
-           "top_rows"]
+           "str_list", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
@@ -193,6 +193,14 @@ class RowNumbers(Sequence):
         return str(j)
 
 
+def str_list(values: Sequence) -> list[str]:
+    """``values`` as a new list of ``str``; a list of ``str`` already (a bundle's ids read by ``tolist()``) is copied
+    as it is (``str()`` of each of 10^6 ids cost ~70 ms of a search's start)."""
+    if isinstance(values, list) and set(map(type, values)) <= {str}:
+        return list(values)
+    return [str(v) for v in values]
+
+
 def query_share(n_queries: int, threads: int, low_rank: bool) -> int:
     """Queries per block: ``n_queries`` cut into :data:`SPLIT` blocks, or, with a low-rank term, into
     :data:`SPLIT_LOW_RANK` blocks per thread (``threads``) of at most :data:`LOW_RANK_BLOCK`."""
@@ -238,8 +246,8 @@ class SparseIndex:
         if isinstance(ids, RowNumbers):
             self.ids = ids
         else:
-            self.ids = list(ids) if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
-        self.labels = None if labels is None else [str(s) for s in labels]
+            self.ids = str_list(ids)
+        self.labels = None if labels is None else str_list(labels)
         self.model = dict(model or {})
         self.params: dict = {}
         self.threads = threads or default_threads()
@@ -273,7 +281,9 @@ class SparseIndex:
         ``(0, 1)``, the approximate scores of the module docstring."""
         out = self._sparse_scores(q, budget)  # (b, N)
         if q.rank:
-            out += matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
+            low = matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
+            check_low_rank(self, low)
+            out += low
         return out
 
     def _low_rank_query(self, q: SparseRows) -> np.ndarray:
@@ -324,8 +334,10 @@ class SparseIndex:
         pool = min(self.ntotal, depth * (POOL if u is not None else 1))
         for i in range(len(q)):
             top = top_rows(s[i], pool)  # (pool,) largest sparse sums, best first
-            sc = s[i, top] + (np.einsum("ij,j->i", self.dense[top], u[i]) if u is not None else 0)  # (pool,)
+            low = np.einsum("ij,j->i", self.dense[top], u[i]) if u is not None else np.zeros(0)  # (pool,)
             # (einsum: BLAS's matrix-vector product on 2,000-4,000 rows took 20x longer here, its threads contending)
+            check_low_rank(self, low)
+            sc = s[i, top] + (low if u is not None else 0)  # (pool,)
             order = np.lexsort((top, -sc))[:depth]  # best first; ties: the lower row
             scores[i], rows[i] = sc[order], top[order]
         return scores, rows

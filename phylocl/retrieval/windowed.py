@@ -25,10 +25,11 @@ from typing import Sequence
 import numpy as np
 
 from phylocl.retrieval.hits import drop_self_hits, own_rows
+from phylocl.retrieval.index_checks import check_low_rank
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
 from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, RowNumbers, SparseIndex, check_budget,
-                                             default_threads, query_share, top_rows)
+                                             default_threads, query_share, str_list, top_rows)
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
@@ -78,10 +79,10 @@ def check_owners(owners: np.ndarray, n: int) -> np.ndarray:
     owners = np.asarray(owners)
     if owners.ndim != 1 or (len(owners) and owners.dtype.kind not in "iu"):
         raise ValueError(f"owners must be a 1-d integer array, got {owners.dtype} {owners.shape}")
-    owners = owners.astype(np.int64, copy=False)
+    owners = owners.astype(np.int64, copy=False)  # steps of 0 or 1 below: a negative step reads as a huge uint64
     if n == 0 and not len(owners):
         return owners
-    if not len(owners) or owners[0] != 0 or owners[-1] != n - 1 or not np.isin(np.diff(owners), (0, 1)).all():
+    if not len(owners) or owners[0] != 0 or owners[-1] != n - 1 or (np.diff(owners).view(np.uint64) > 1).any():
         raise ValueError(f"owners must be 0, 1, .., {n - 1} with each sequence's windows consecutive")
     return owners
 
@@ -170,12 +171,12 @@ class WindowedIndex:
             raise ValueError(f"{len(owners)} owners for {n_rows} rows")
         n = int(np.asarray(owners)[-1]) + 1 if len(owners) else 0
         self.owners = check_owners(owners, n)
-        self.ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+        self.ids = [str(i) for i in range(n)] if ids is None else str_list(ids)
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} ids for {n} sequences")
         if labels is not None and len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} sequences")
-        self.labels = None if labels is None else [str(s) for s in labels]
+        self.labels = None if labels is None else str_list(labels)
         self.model = dict(model or {})
         self.params = dict(window or {})
         if index is None:
@@ -257,8 +258,10 @@ class WindowedIndex:
             rows = np.repeat(self._starts[top] - first, counts) + np.arange(int(counts.sum()))  # (w,) their windows
             sc = s[a:b, rows]  # (m, w) the query's windows against them
             if u is not None:
-                sc = sc + np.einsum("ij,kj->ik", u[a:b], dense[rows])  # (m, w); a BLAS product this small
+                low = np.einsum("ij,kj->ik", u[a:b], dense[rows])  # (m, w); a BLAS product this small
                 # costs 6x more (OpenBLAS threads contend: 7 ms against 1.1 ms per query of 4,000 rows)
+                check_low_rank(self.index, low)
+                sc = sc + low
             best = best_of_runs(sc.max(axis=0), first, counts)  # (p,) best window pair per sequence
             order = np.lexsort((top, -best))[:depth]  # best first; ties: the lower sequence
             scores[i, :len(order)], seqs[i, :len(order)] = best[order], top[order]
