@@ -11,6 +11,8 @@ Public API::
     cached = phylocl.CachedContrastiveLoss(enc2, loss, chunk_size=64)
     cached(batch_a, batch_b, labels).backward()         # GradCache as a loss
     phylocl.cached_backward(enc2, batch_a, batch_b, loss, chunk_size=64)
+    searcher = phylocl.Searcher(index="db.index", k=10)  # an index held open: search again and again
+    hits = searcher.search([("q1", "MKVLAAGIW...")])    # one dict per hit (the columns of `phylocl search`)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "cached_backward",
     "CachedContrastiveLoss",
     "read_dataset",
+    "Searcher",
     "InputError",
 ]
 
@@ -42,6 +45,7 @@ _LAZY = {
     "cached_backward": "phylocl.training.gradcache",
     "CachedContrastiveLoss": "phylocl.training.cached_loss",
     "read_dataset": "phylocl.data.layouts",
+    "Searcher": "phylocl.workflows.searcher",
     "InputError": "phylocl.errors",
 }
 

@@ -160,21 +160,40 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
     return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
 
 
-def _open_index(index, model: str | None, queries, *, device, precision, overlap) -> tuple:
-    """Load the index bundle and the model matching it, checked compatible: ``(index, embedder)``."""
+def open_index(index, model: str | None, alphabet: str | None, *, device=None, precision: str = "fp32",
+               overlap: float | None = None) -> tuple:
+    """Load the index bundle and the model matching it, checked compatible: ``(index, embedder)``. ``alphabet``:
+    the queries' (``protein``/``dna``), used when the index does not record its own."""
     from phylocl.retrieval.index_io import check_compatible, load_index
 
     ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
-    kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else queries.kind
+    kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else alphabet
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
                              overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
     check_compatible(ridx, embedder.model_info())
-    bind_stream(queries, embedder, index=index)
     return ridx, embedder
 
 
-def _query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
+def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list, *, k_eff: int,
+                 word_budget: float | None, strand: str, windows: WindowCut | None, batch_size: int,
+                 query_rows: range | None = None) -> int:
+    """Search one buffer of queries (``x``: their embeddings, rows or windows; ``ids``, ``seqs``) in ``ridx`` and
+    write their hits to ``f``: the ``k_eff`` best rows of each (its own id left out), both strands' candidates
+    merged when ``strand`` is ``both``, aligned by ``stage`` (``None``: the embedding ranking). ``query_rows``: the
+    database rows of the queries when they are the database's own sequences. Returns the hits written."""
+    budget = {} if word_budget is None else {"budget": word_budget}  # only sparse indexes take one
+    scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)  # (b, k) each
+    if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
+        minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
+                                 sparse=ridx.kind in SPARSE_KINDS, windows=windows, **budget)
+        scores, rows = merge_candidates(scores, rows, *minus, k_eff)
+    if stage is None:
+        return write_hit_rows(f, ids, ridx.ids, scores, rows)
+    return stage.write(f, ids, seqs, scores, rows, query_rows=query_rows)
+
+
+def query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
                   bar, sparse: bool = False, db_seqs: list | None = None, windows: WindowCut | None = None
                   ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
     """``((b, D) query embeddings, b ids, b sequences)`` per buffer; ``db_x`` given: the database holds the queries
@@ -222,7 +241,7 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
         raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
 
 
-def _align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
+def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
                  out_format, threads, filter_pvalue=None, strand="plus"):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
@@ -295,7 +314,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
                         filter_pvalue=filter_pvalue)
-    _check_word_budget(word_budget)
+    check_word_budget(word_budget)
     to_stdout = str(out) == "-"
     if not to_stdout:
         out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
@@ -303,12 +322,13 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = db_seqs = stage = None
     if index is not None:
-        ridx, embedder = _open_index(index, model, queries, device=device, precision=precision, overlap=overlap)
+        ridx, embedder = open_index(index, model, queries.kind, device=device, precision=precision, overlap=overlap)
+        bind_stream(queries, embedder, index=index)
         windows = index_windows(ridx, windows, path=index)
-        _check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
+        check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
-            stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
+            stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
                                  candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
                                  gap_extend=gap_extend, out_format=out_format, threads=threads,
                                  filter_pvalue=filter_pvalue, strand=strand)
@@ -317,7 +337,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
                                  sparse_only=True)
         windows = resolve_windows(windows, embedder)  # the model's default, or None
-        _check_word_budget(word_budget, sparse=embedder.sparse)
+        check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
         bind_stream(queries, embedder)
@@ -331,7 +351,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
                                               windows=windows)
     if align and db is not None:
-        stage = _align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
+        stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                              evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
                              out_format=out_format, threads=threads, filter_pvalue=filter_pvalue, strand=strand)
     depth = candidates if align else k
@@ -340,21 +360,14 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     bar = progress_bar("searching", unit="queries", enabled=progress, stream=stream)
     with bar, _destination(out, to_stdout, stdout) as f:
         f.write(stage.header() if stage else HEADER)
-        chunks = _query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
+        chunks = query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
                                buffer_size=buffer_size, bar=bar, sparse=ridx.kind in SPARSE_KINDS, db_seqs=db_seqs,
                                windows=windows)
         for x, ids, seqs in chunks:
-            budget = {} if word_budget is None else {"budget": word_budget}  # only sparse indexes take one
-            scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)  # (b, k) each
-            if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
-                minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
-                                         sparse=ridx.kind in SPARSE_KINDS, windows=windows, **budget)
-                scores, rows = merge_candidates(scores, rows, *minus, k_eff)
-            if stage is None:
-                n_hits += write_hit_rows(f, ids, ridx.ids, scores, rows)
-            else:  # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
-                own = range(n_queries, n_queries + len(ids)) if same else None
-                n_hits += stage.write(f, ids, seqs, scores, rows, query_rows=own)
+            # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
+            own = range(n_queries, n_queries + len(ids)) if same and stage is not None else None
+            n_hits += search_chunk(f, ridx, embedder, stage, x, ids, seqs, k_eff=k_eff, word_budget=word_budget,
+                                   strand=strand, windows=windows, batch_size=batch_size, query_rows=own)
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
@@ -364,7 +377,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                         strand=strand)
 
 
-def _check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:
+def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:
     """Refuse (:class:`InputError`, one line) a word budget outside ``(0, 1]``, or one for an index that is not a
     sparse index (``sparse=False``)."""
     from phylocl.retrieval.sparse_index import check_budget

@@ -1,0 +1,144 @@
+"""Searcher: an index held open gives, query by query and in any batch, the hits ``phylocl search --index`` writes;
+bad queries are refused in one line naming them."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import phylocl
+from phylocl.cli import main
+from phylocl.errors import InputError
+from phylocl.workflows.searcher import Searcher
+
+from families import mutated_families, write_fasta  # tests/workflows/families.py
+
+
+def _records():
+    return mutated_families(families=6, members=5, lengths=(40, 120), rate=0.3, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A windowed index of 30 proteins built with the default model (its default cut), sequences stored."""
+    tmp = tmp_path_factory.mktemp("searcher")
+    db = write_fasta(tmp / "db.fasta", _records())
+    assert main(["index", "--fasta", str(db), "-o", str(tmp / "db.index"), "--quiet"]) == 0
+    return tmp / "db.index"
+
+
+def _queries():
+    """Ten queries: mutated copies of database members (other ids), one lowercase with an X and a U."""
+    recs = mutated_families(families=6, members=5, lengths=(40, 120), rate=0.3, seed=3)
+    out = [(f"q{i}", s) for i, (_, s) in enumerate(recs[::3])]
+    out[2] = (out[2][0], out[2][1][:6].lower() + "XU" + out[2][1][8:])
+    return out
+
+
+def _cli_lines(tmp_path, bundle, queries, *extra) -> list[str]:
+    q = write_fasta(tmp_path / "q.fasta", queries)
+    out = tmp_path / "h.out"
+    assert main(["search", "--query", str(q), "--index", str(bundle), "-o", str(out), "--quiet", *extra]) == 0
+    lines = out.read_text().splitlines()
+    return lines[1:] if "blast6" not in extra else lines  # blast6 has no header
+
+
+@pytest.mark.parametrize("extra", [("-k", "5"), ("-k", "3", "--format", "blast6"), ("-k", "4", "--no-align"),
+                                   ("-k", "5", "--word-budget", "0.5")])
+def test_hits_equal_the_clis_whatever_the_batch(tmp_path, bundle, extra):
+    opts = dict(zip(extra[::2], extra[1::2]))
+    searcher = Searcher(index=bundle, k=int(opts["-k"]), out_format=opts.get("--format", "tsv"),
+                        align="--no-align" not in extra, threads=1,
+                        word_budget=float(opts["--word-budget"]) if "--word-budget" in opts else None)
+    queries = _queries()
+    want = _cli_lines(tmp_path, bundle, queries, *extra)
+    assert len(want) >= 2 * len(queries)
+    buf = io.StringIO()
+    assert searcher.write(queries, buf) == len(want)
+    assert buf.getvalue().splitlines() == want  # all at once
+    one_by_one = []
+    for q in queries[::-1]:  # one at a time, in another order: each query's own lines
+        buf = io.StringIO()
+        searcher.write([q], buf)
+        one_by_one = buf.getvalue().splitlines() + one_by_one
+    assert one_by_one == want
+
+
+def test_search_returns_typed_rows_of_the_written_columns(bundle):
+    searcher = phylocl.Searcher(index=bundle, k=3, threads=2)
+    hits = searcher.search(_queries()[:2])
+    assert [c for c, _ in searcher.columns] == ["query", "target", "score", "rank", "bitscore", "evalue"]
+    assert [h["query"] for h in hits] == ["q0"] * 3 + ["q1"] * 3
+    assert [h["rank"] for h in hits[:3]] == [1, 2, 3]
+    assert all(isinstance(h["bitscore"], float) and isinstance(h["rank"], int) for h in hits)
+    assert hits[0]["bitscore"] >= hits[1]["bitscore"] >= hits[2]["bitscore"]
+    assert hits[0]["target"].startswith("f0_") and searcher.db_size == 30
+    assert searcher.search([]) == []
+
+
+def test_a_query_named_as_a_database_sequence_does_not_hit_it(bundle):
+    rec = _records()[7]
+    hits = Searcher(index=bundle, k=4, threads=1).search([rec])
+    assert rec[0] not in {h["target"] for h in hits} and len(hits) == 4
+
+
+@pytest.mark.parametrize("queries, message", [
+    ([("q1", "MKVLA"), ("q1", "MKVLW")], "duplicate query id 'q1'"),
+    ([("q1", "")], "query 'q1' has no sequence"),
+    ([("a b", "MKV")], "the id 'a b' is empty or holds whitespace"),
+    ([("q1", "MKV1LA")], "q1"),
+    ([("q1", "ACGTACGTACGTACGTAACGT")], "query 'q1' looks like DNA"),
+    (["MKVLA"], "expected an (id, sequence) pair"),
+])
+def test_bad_queries_are_refused_naming_them_before_any_search(bundle, queries, message):
+    searcher = Searcher(index=bundle, k=2, threads=1)
+    buf = io.StringIO()
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        searcher.write([("ok", _records()[0][1]), *queries], buf)
+    assert buf.getvalue() == ""  # refused before the first query was searched
+
+
+def test_strict_refuses_rare_letters(bundle):
+    with pytest.raises(InputError, match="strict"):
+        Searcher(index=bundle, k=2, threads=1, strict=True).search([("q1", "MKVLUAGW")])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"k": 0}, "-k must be >= 1"),
+    ({"candidates": 0}, "--candidates must be >= 1"),
+    ({"word_budget": 2.0}, "--word-budget must be in"),
+    ({"align": False, "out_format": "blast6"}, "--format blast6 needs the alignment stage"),
+])
+def test_bad_options_are_refused(bundle, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        Searcher(index=bundle, **kwargs)
+
+
+def test_a_missing_index_is_one_error(tmp_path):
+    with pytest.raises(InputError, match="no such index"):
+        Searcher(index=tmp_path / "nope.index")
+
+
+def test_dna_searches_both_strands_as_the_cli(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    roots = ["".join(rng.choice(list("ACGT"), 150)) for _ in range(4)]
+    comp = str.maketrans("ACGT", "TGCA")
+    db = [(f"d{f}_{m}", "".join(c if rng.random() > 0.1 else rng.choice(list("ACGT")) for c in r))
+          for f, r in enumerate(roots) for m in range(4)]
+    queries = [("qplus", roots[0][10:140]), ("qminus", roots[1][5:145].translate(comp)[::-1])]
+    write_fasta(tmp_path / "db.fasta", db)
+    assert main(["index", "--fasta", str(tmp_path / "db.fasta"), "--model", "kmer:5", "-o", str(tmp_path / "x"),
+                 "--quiet"]) == 0
+    want = _cli_lines(tmp_path, tmp_path / "x", queries, "-k", "3", "--format", "blast6")
+    searcher = Searcher(index=tmp_path / "x", k=3, out_format="blast6", threads=1)
+    assert searcher.strand == "both"
+    hits = searcher.search(queries)
+    assert len(hits) == len(want) == 6
+    buf = io.StringIO()
+    searcher.write(queries, buf)
+    assert buf.getvalue().splitlines() == want
+    minus = [h for h in hits if h["qseqid"] == "qminus"]
+    assert minus[0]["sseqid"].startswith("d1_") and minus[0]["sstart"] > minus[0]["send"]  # a minus-strand hit
