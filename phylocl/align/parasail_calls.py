@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
+import sys
 from ctypes import c_char_p, c_int, c_void_p
+from pathlib import Path
 
-__all__ = ["SATURATED", "Cigar", "Parasail", "Result", "parasail_calls"]
+__all__ = ["SATURATED", "CMatrix", "Cigar", "Parasail", "Result", "library_path", "parasail_calls"]
 
 SATURATED = 1 << 6  # PARASAIL_FLAG_SATURATED (parasail.h)
 
@@ -48,9 +51,7 @@ class Parasail:
     """
 
     def __init__(self) -> None:
-        from parasail import bindings_v2
-
-        lib = ctypes.CDLL(bindings_v2._lib._name)  # the library the bindings loaded; fresh function objects
+        lib = ctypes.CDLL(library_path())  # the bindings' library; function objects of our own
 
         def fn(name: str, argtypes: list, restype=c_void_p):
             f = getattr(lib, f"parasail_{name}")
@@ -68,11 +69,51 @@ class Parasail:
         self.cigar_free = fn("cigar_free", [c_void_p], None)
         self.get_cigar = fn("result_get_cigar_extra",
                             [c_void_p, c_char_p, c_int, c_char_p, c_int, c_void_p, c_int, c_char_p])
+        self.matrix_create = fn("matrix_create", [c_char_p, c_int, c_int])
+        self.matrix_set_value = fn("matrix_set_value", [c_void_p, c_int, c_int, c_int], None)
+        self.matrix_free = fn("matrix_free", [c_void_p], None)
 
     @staticmethod
     def matrix_pointer(matrix) -> int:
-        """The address of a parasail ``Matrix`` (from the bindings) as the C functions take it."""
+        """The address of a :class:`CMatrix` or of a parasail ``Matrix`` (from the bindings) as the C functions take
+        it."""
+        if isinstance(matrix, CMatrix):
+            return matrix.address
         return ctypes.cast(matrix.pointer, c_void_p).value
+
+
+class CMatrix:
+    """A parasail substitution matrix over ``letters`` with ``scores`` (rows and columns in the order of
+    ``letters``), made by parasail's C functions as the bindings' ``matrix_create`` + ``set_value`` make it (no
+    import of the bindings: ~40 ms of a search's start); freed with the object."""
+
+    def __init__(self, calls: Parasail, letters: str, scores) -> None:
+        self._free = calls.matrix_free
+        self.address = calls.matrix_create(letters.encode("ascii"), 0, 0)
+        if not self.address:
+            raise MemoryError("parasail_matrix_create failed")
+        for i, row in enumerate(scores):
+            for j, value in enumerate(row):
+                calls.matrix_set_value(self.address, i, j, int(value))
+
+    def __del__(self) -> None:
+        if getattr(self, "address", None):
+            self._free(self.address)
+            self.address = None
+
+
+def library_path() -> str:
+    """The parasail library the ``parasail`` package ships (found without importing the package's bindings,
+    which define ctypes signatures for ~2,500 functions); where it is not in the package folder, the one the
+    bindings find (they also search ``LD_LIBRARY_PATH`` and the like)."""
+    name = {"darwin": "libparasail.dylib", "win32": "parasail.dll"}.get(sys.platform, "libparasail.so")
+    spec = importlib.util.find_spec("parasail")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / name).is_file():
+            return str(Path(folder) / name)
+    from parasail import bindings_v2
+
+    return bindings_v2._lib._name
 
 
 @functools.cache

@@ -203,12 +203,9 @@ class ScoringSystem:
         """``(matrix, gap_open, gap_extend)`` for parasail (cached; its opening cost includes the first extension,
         as pyopal's does)."""
         if "parasail" not in self._cache:
-            import parasail
+            from phylocl.align.parasail_calls import CMatrix, parasail_calls
 
-            matrix = parasail.matrix_create(self.letters, 0, 0)
-            for i in range(len(self.letters)):
-                for j in range(len(self.letters)):
-                    matrix.set_value(i, j, self.scores[i][j])
+            matrix = CMatrix(parasail_calls(), self.letters, self.scores)
             self._cache["parasail"] = (matrix, self.gap_open + self.gap_extend, self.gap_extend)
         return self._cache["parasail"]
 
