@@ -194,8 +194,8 @@ def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list
 
 
 def query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,
-                  bar, sparse: bool = False, db_seqs: list | None = None, windows: WindowCut | None = None
-                  ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
+                 bar, sparse: bool = False, db_seqs: list | None = None, windows: WindowCut | None = None
+                 ) -> Iterator[tuple[np.ndarray | SparseRows, list[str], list[str]]]:
     """``((b, D) query embeddings, b ids, b sequences)`` per buffer; ``db_x`` given: the database holds the queries
     already (their sequences: ``db_seqs``, if kept); ``sparse``: the embeddings as
     :class:`~phylocl.sparse_rows.SparseRows`; ``windows``: as the :class:`~phylocl.retrieval.windowed.WindowRows`
@@ -242,7 +242,7 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
 
 
 def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                 out_format, threads, filter_pvalue=None, strand="plus"):
+                out_format, threads, filter_pvalue=None, strand="plus"):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
     or the index bundle's store)."""
     from phylocl.align import default_threads, scoring_system
@@ -329,9 +329,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
             stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
-                                 candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
-                                 gap_extend=gap_extend, out_format=out_format, threads=threads,
-                                 filter_pvalue=filter_pvalue, strand=strand)
+                                candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
+                                gap_extend=gap_extend, out_format=out_format, threads=threads,
+                                filter_pvalue=filter_pvalue, strand=strand)
     else:
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
@@ -352,8 +352,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                               windows=windows)
     if align and db is not None:
         stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
-                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
-                             out_format=out_format, threads=threads, filter_pvalue=filter_pvalue, strand=strand)
+                            evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
+                            out_format=out_format, threads=threads, filter_pvalue=filter_pvalue, strand=strand)
     depth = candidates if align else k
     k_eff = max(1, min(depth, ridx.ntotal))  # memory follows the database, not -k
     n_queries = n_hits = 0
@@ -361,8 +361,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     with bar, _destination(out, to_stdout, stdout) as f:
         f.write(stage.header() if stage else HEADER)
         chunks = query_chunks(queries, embedder, ridx.ids, db_x if same else None, batch_size=batch_size,
-                               buffer_size=buffer_size, bar=bar, sparse=ridx.kind in SPARSE_KINDS, db_seqs=db_seqs,
-                               windows=windows)
+                              buffer_size=buffer_size, bar=bar, sparse=ridx.kind in SPARSE_KINDS, db_seqs=db_seqs,
+                              windows=windows)
         for x, ids, seqs in chunks:
             # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
             own = range(n_queries, n_queries + len(ids)) if same and stage is not None else None
