@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from phylocl.sparse_ops import csr_dense, csr_from_sorted, sparsetools
+from phylocl.sparse_ops import csr_dense, csr_from_sorted, csr_transpose, sparsetools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,32 @@ def test_csr_from_sorted_equals_scipy_from_the_same_entries():
     np.testing.assert_array_equal(data, ref.data)
     dense = rng.standard_normal((50, 4))
     np.testing.assert_array_equal(csr_dense(indptr, indices, data, dense), ref @ dense)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_transpose_equals_scipys(dtype):
+    ref = sp.random(30, 70, density=0.1, format="csr", random_state=5, dtype=dtype)
+    ref[7] = 0  # an empty row
+    ref.eliminate_zeros()
+    ptr, idx, data = csr_transpose(ref.indptr.astype(np.int64), ref.indices.astype(np.int64), ref.data, 70)
+    want = ref.T.tocsr()
+    assert ptr.dtype == want.indptr.dtype and idx.dtype == want.indices.dtype and data.dtype == dtype
+    for a, b in ((ptr, want.indptr), (idx, want.indices), (data, want.data)):
+        np.testing.assert_array_equal(a, b)
+    assert (np.diff(idx[ptr[3]:ptr[4]]) > 0).all()
+
+
+def test_a_db_search_imports_no_scipy_sparse(tmp_path):
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(">a\nMKVLAAGIWWKLLPPQRSTVAAGH\n>b\nMKVLAGGIWWKLLPPQRSTVAAGH\n>c\nMSTAPQRWHHKLLMNPQ\n")
+    code = ("import sys\nfrom phylocl.cli import main\n"
+            f"rc = main(['search', '--query', {str(fasta)!r}, '--db', {str(fasta)!r}, '-o', {str(tmp_path / 'h.tsv')!r},"
+            " '--quiet', '--model', 'kmer:2'])\n"
+            "assert rc == 0 and 'scipy.sparse' not in sys.modules, (rc, 'scipy.sparse imported')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "h.tsv").read_text().count("\n") >= 3  # the header and the hits of a and b on each other
 
 
 def test_the_routines_load_without_importing_scipy_sparse():
