@@ -240,22 +240,32 @@ def trace_table(first: str, others: Sequence[str], scoring: ScoringSystem,
     """:func:`trace_alignments` as an ``(n, 9)`` int64 table, columns :data:`TABLE_COLUMNS` (``identical``: the
     alignment's identical columns, ``pident = 100 * identical / length``); the CIGARs of all the pairs are
     summarised in one pass (:func:`_summaries`), which is what a search that writes many hits calls."""
-    scores = [None] * len(others) if scores is None else scores
-    ends = [None] * len(others) if ends is None else ends
-    if not first:
-        return np.zeros((len(others), len(TABLE_COLUMNS)), dtype=np.int64)
-    profiles = _Profiles(first.encode("ascii"), scoring)
+    return trace_tables([(first, others, scores, ends)], scoring)
+
+
+def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem) -> np.ndarray:
+    """:func:`trace_table` of several groups ``(first, others, scores, ends)`` (``scores``, ``ends``: lists or
+    ``None``), their rows stacked in group order, all the CIGARs summarised in one pass."""
     traced, flips = [], []
-    try:
-        for y, score, end in zip(others, scores, ends):
-            if canonical_first(first, y, scoring):
-                traced.append(_trace(first, y, scoring, score, profiles, end))
-                flips.append(False)
-            else:
-                traced.append(_trace(y, first, scoring, score, end=end))
-                flips.append(True)
-    finally:
-        profiles.free()
+    for first, others, scores, ends in groups:
+        scores = [None] * len(others) if scores is None else scores
+        ends = [None] * len(others) if ends is None else ends
+        if not first:
+            traced += [None] * len(others)
+            flips += [False] * len(others)
+            continue
+        x = first.encode("ascii")
+        profiles = _Profiles(x, scoring)
+        try:
+            for y, score, end in zip(others, scores, ends):
+                if canonical_first(first, y, scoring):
+                    traced.append(_trace(x, y.encode("ascii"), scoring, score, profiles, end))
+                    flips.append(False)
+                else:
+                    traced.append(_trace(y.encode("ascii"), x, scoring, score, end=end))
+                    flips.append(True)
+        finally:
+            profiles.free()
     rows = _summaries(traced)
     flip = np.asarray(flips, dtype=bool)
     rows[flip] = mirror_rows(rows[flip])
@@ -279,6 +289,7 @@ def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem, *,
     out = np.zeros((len(others), 3), dtype=np.int64)
     out[:, 1:] = -1
     traced = [None] * len(others)
+    found = {}  # pair number -> (score, end in first, end in other)
     if first and len(others):
         profiles = _Profiles(first.encode("ascii"), scoring)
         calls, lx = profiles.calls, len(first)
@@ -288,17 +299,20 @@ def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem, *,
                     continue
                 yb = y.encode("ascii")
                 if not trace_whole:
-                    out[j] = profiles.forward(yb, None)
+                    found[j] = profiles.forward(yb, None)
                     continue
                 r = profiles.forward(yb, None, widths=1)  # None: the 8-bit pass saturated
                 if r is None and _whole_likely(scoring, lx, len(y)):
                     tr = calls.trace(profiles.x, yb, 1)  # 16 bits: an 8-bit saturating score is over _TRACE_8_MAX
                     if _whole(tr[0], lx, len(y)) and _start(tr[0], _TRACE_8_MAX) == 1:  # as _trace traces it
-                        out[j], traced[j] = tr[:3], (tr, tr[0], 0, 0)
+                        found[j], traced[j] = tr[:3], (tr, tr[0], 0, 0)
                         continue
-                out[j] = r if r is not None else profiles.forward(yb, None, first_width=1)
+                found[j] = r if r is not None else profiles.forward(yb, None, first_width=1)
         finally:
             profiles.free()
+        if found:
+            at = np.fromiter(found.keys(), np.int64, len(found))
+            out[at] = np.array(list(found.values()), dtype=np.int64).reshape(-1, 3)
     return np.concatenate([out, _summaries(traced)], axis=1) if trace_whole else out
 
 
@@ -349,16 +363,17 @@ class _Profiles:
         return calls.striped(self.x, y, 2) if first_width + widths > 2 else None
 
 
-def _trace(x: str, y: str, scoring: ScoringSystem, score: int | None = None,
+def _trace(x: str | bytes, y: str | bytes, scoring: ScoringSystem, score: int | None = None,
            profiles: _Profiles | None = None, end: tuple[int, int] | None = None) -> tuple | None:
-    """The traceback of an optimal local alignment of ``x`` and ``y`` (module section "The fast path"), as
-    :func:`_summaries` takes it: ``(traceback, best score, start of the traced rectangle in x, in y)``, ``None`` for
-    no alignment (a score of 0)."""
+    """The traceback of an optimal local alignment of ``x`` and ``y`` (clean letters, as text or ASCII bytes;
+    module section "The fast path"), as :func:`_summaries` takes it: ``(traceback, best score, start of the traced
+    rectangle in x, in y)``, ``None`` for no alignment (a score of 0)."""
     if not x or not y:
         return None
     calls = _calls(scoring)
     lx, ly = len(x), len(y)
-    x, y = x.encode("ascii"), y.encode("ascii")  # (clean letters)
+    x = x.encode("ascii") if isinstance(x, str) else x
+    y = y.encode("ascii") if isinstance(y, str) else y
     striped = _start(score, _STRIPED_8_MAX)
     # the score pass's result, when score_pairs already ran it on this pair in this orientation
     fwd = (score, int(end[0]), int(end[1])) if score is not None and end is not None and end[0] >= 0 else None

@@ -24,7 +24,7 @@ from phylocl.align import align_candidates, format_evalue
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
-from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_table
+from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_tables
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.errors import InputError
 
@@ -174,9 +174,8 @@ class AlignStage:
         seconds = seconds.tolist()
 
         def run(b: int) -> np.ndarray:
-            return np.concatenate([trace_table(first, [strings[seconds[j]] for j in group], self.scoring,
-                                               [job_scores[j] for j in group], [job_ends[j] for j in group])
-                                   for first, group in tasks[b]])
+            return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
+                                  [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring)
 
         processes = use_processes(self.threads, PAIR_WEIGHT * len(todo))
         parts = map_blocks(run, len(tasks), self.threads, processes=processes)

@@ -272,8 +272,9 @@ def test_whole_pairs_traced_in_the_scoring_pass_write_the_same_lines(tmp_path, m
                  for m, s in enumerate(_mutate(rng, root, 0.02) for _ in range(3))]
     fa = _fasta(tmp_path / "d.fa", recs)
     traced = []
-    real = search_align.trace_table
-    monkeypatch.setattr(search_align, "trace_table", lambda x, ys, *a: traced.append(len(ys)) or real(x, ys, *a))
+    real = search_align.trace_tables
+    monkeypatch.setattr(search_align, "trace_tables",
+                        lambda groups, s: traced.append(sum(len(g[1]) for g in groups)) or real(groups, s))
     args = ["search", "--model", "kmer:4", "-k", "50", "--format", "blast6", "--quiet", "--query", str(fa),
             "--db", str(fa), "--threads", "2"]
     assert main([*args, "-o", str(tmp_path / "fast.m8")]) == 0

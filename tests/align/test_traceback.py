@@ -116,8 +116,8 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     cands = [[j for j in range(n) if j != i] for i in range(n)]
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
-    real = sa.trace_table
-    monkeypatch.setattr(sa, "trace_table", lambda x, ys, s, *rest: calls.extend(ys) or real(x, ys, s, *rest))
+    real = sa.trace_tables
+    monkeypatch.setattr(sa, "trace_tables", lambda groups, s: [calls.extend(g[1]) for g in groups] and real(groups, s))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -356,3 +356,19 @@ def test_score_pairs_traces_whole_pairs_as_the_traceback_does(alphabet):
     assert traced[:4].all() and not traced[4:].any() and plain[4, 0] >= 255
     for j in np.flatnonzero(traced):
         assert got[j, 3:].tolist() == trace_table(first, [others[j]], scoring, [int(plain[j, 0])])[0].tolist()
+
+
+def test_trace_tables_stacks_the_groups_trace_tables():
+    """trace_tables (one CIGAR summary pass for several first sequences) equals trace_table group by group, with
+    and without scores, an empty first sequence giving rows of zeros."""
+    from phylocl.align.traceback import TABLE_COLUMNS, trace_table, trace_tables
+
+    scoring = scoring_system()
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in _pairs(12, seed=41)]
+    groups = [(pairs[0][0], [t for _, t in pairs[:6]], None, None), ("", [pairs[1][1]], None, None),
+              (pairs[2][1], [q for q, _ in pairs[3:]], [trace_alignment(pairs[2][1], q, scoring).score
+                                                         for q, _ in pairs[3:]], None)]
+    got = trace_tables(groups, scoring)
+    want = np.concatenate([trace_table(*g[:2], scoring, g[2], g[3]) for g in groups])
+    assert got.shape == (6 + 1 + 9, len(TABLE_COLUMNS)) and (got == want).all()
+    assert (got[6] == 0).all() and (got[:6, 1] > 0).all()
