@@ -59,7 +59,8 @@ from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
 __all__ = ["TABLE_COLUMNS", "AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "mirror_rows",
-           "score_pairs", "summary_of", "trace_alignment", "trace_alignments", "trace_table"]
+           "score_pairs", "summary_of", "trace_alignment", "trace_alignments", "trace_table", "trace_tables",
+           "traces_whole"]
 
 _GAP_RUN = re.compile(r"I+|D+")
 _I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
@@ -316,6 +317,12 @@ def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem, *,
     return np.concatenate([out, _summaries(traced)], axis=1) if trace_whole else out
 
 
+def traces_whole(scoring: ScoringSystem) -> bool:
+    """Whether :func:`score_pairs` with ``trace_whole`` traces any pair of this scoring system (DNA's:
+    :func:`_whole_likely`); without, a caller need not ask for it."""
+    return scoring.alphabet == "dna"
+
+
 def _whole_likely(scoring: ScoringSystem, lx: int, ly: int) -> bool:
     """Whether :func:`score_pairs` (``trace_whole``) traces a pair whose 8-bit score pass saturated over the whole
     pair at once: for DNA, when the lengths allow a whole trace at all (``+2`` per column at most). Measured on the
@@ -323,7 +330,7 @@ def _whole_likely(scoring: ScoringSystem, lx: int, ly: int) -> bool:
     pass this skips cost 5.0 s there against 6.5 s for their traces. Protein pairs are not (Mycoplasma: 64% of the
     5,791 saturated pairs are traced whole; a whole trace costs ~1.3 16-bit passes, so guessing wrong costs more
     than guessing right saves)."""
-    if scoring.alphabet != "dna":
+    if not traces_whole(scoring):
         return False
     best = max(max(r) for r in scoring.scores)
     span = best * min(lx, ly) / COLUMN_SCORE  # the most columns a score allows _whole to assume

@@ -24,7 +24,7 @@ from phylocl.align import align_candidates, format_evalue
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
-from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_tables
+from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_tables, traces_whole
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.errors import InputError
 
@@ -72,7 +72,7 @@ class AlignStage:
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         align = align_candidates if self.strand == "plus" else partial(align_strands, strand=self.strand)
         # every hit is traced when -k holds all the candidates: the scoring pass may then trace whole pairs itself
-        trace_whole = self.out_format == "blast6" and self.k >= np.shape(rows)[1]
+        trace_whole = self.out_format == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
         hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                      db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
                      clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue, trace_whole=trace_whole)
