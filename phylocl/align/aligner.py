@@ -191,22 +191,30 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         key = first
     tasks = _pair_tasks(strings, first, second, key)
 
-    width = 3 + 9 if trace_whole else 3  # score, end in first, end in second (, a traced row)
     options = {"trace_whole": True} if trace_whole else {}
 
-    def score(b: int) -> np.ndarray:
-        return np.concatenate([score_pairs(strings[x], [strings[y] for y in ys], scoring, **options)
-                               for x, _, ys in tasks[b]]) if tasks[b] else np.zeros((0, width), np.int64)
+    def score(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Task ``b``'s pairs: ``(n, 3)`` int32 score and end cell (what crosses from a worker: half of int64),
+        the ``(t,)`` positions among them of the pairs traced while scored, and their ``(t, 9)`` rows."""
+        if not tasks[b]:
+            return np.zeros((0, 3), np.int32), np.zeros(0, np.int64), np.zeros((0, 9), np.int64)
+        table = np.concatenate([score_pairs(strings[x], [strings[y] for y in ys], scoring, **options)
+                                for x, _, ys in tasks[b]])  # (n, 3) or (n, 3 + 9) with trace_whole
+        traced = np.flatnonzero(table[:, 4] > 0) if trace_whole else np.zeros(0, np.int64)  # (t,) length > 0
+        return table[:, :3].astype(np.int32), traced, table[traced, 3:]
 
-    found = np.zeros((len(to_score), width), dtype=np.int64)  # (P, width)
+    found = np.zeros((len(to_score), 3), dtype=np.int64)  # (P, 3) score, end in first, end in second
     parts = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(to_score)))
+    order = np.concatenate([p for task in tasks for _, p, _ in task]) if parts else np.zeros(0, np.int64)  # (P,)
     if parts:
-        found[np.concatenate([p for task in tasks for _, p, _ in task])] = np.concatenate(parts)
+        found[order] = np.concatenate([part[0] for part in parts])
+    starts = np.cumsum([0] + [len(part[0]) for part in parts])[:-1]  # each task's first position in `order`
+    done = order[np.concatenate([part[1] + s for part, s in zip(parts, starts)])] if parts else order  # (T,)
+    traced = np.concatenate([part[2] for part in parts]) if parts else np.zeros((0, 9), np.int64)  # (T, 9)
     raw = np.zeros(len(flat_rows), dtype=np.int64)  # (C,) 0 where not aligned
     ends = np.full((len(flat_rows), 2), -1, dtype=np.int64)  # (C, 2) end cell in the traced orientation; -1: unknown
-    raw[to_score], ends[to_score] = found[:, 0], found[:, 1:3]
+    raw[to_score], ends[to_score] = found[:, 0], found[:, 1:]
     traced_at = np.full(len(flat_rows), -1, dtype=np.int64)  # (C,) row in `traced`; -1: not traced
-    done = np.flatnonzero(found[:, 4] > 0) if trace_whole else np.zeros(0, np.int64)  # (T,) traced (length > 0)
     traced_at[to_score[done]] = np.arange(len(done))
     copies = np.flatnonzero(source >= 0)
     raw[copies] = raw[source[copies]]  # partners' entries are scored ones (a copy's source comes first)
@@ -235,7 +243,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     return AlignedHits(offsets=offsets, targets=flat_rows[hit], raw=raw[hit], bits=bit_scores(raw[hit], scoring.stats),
                        evalues=evs[hit],
                        cand_rank=pos[hit], n_candidates=len(flat_rows), n_aligned=int(kept.sum()), ends=ends[hit],
-                       traced=found[done, 3:] if trace_whole else None,
+                       traced=traced if trace_whole else None,
                        traced_at=traced_at[hit] if trace_whole else None)
 
 
