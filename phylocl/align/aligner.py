@@ -59,6 +59,9 @@ class AlignedHits:
         ends: ``(H, 2)`` int64 end cell of an optimal local alignment of each hit's pair, 0-based positions in the
             first and second sequence of the orientation :func:`~phylocl.align.traceback.canonical_first` chooses
             (what :func:`~phylocl.align.traceback.trace_alignments` takes to skip its score pass); ``-1``: unknown.
+        traced: ``(T, 9)`` int64 :func:`~phylocl.align.traceback.trace_table` rows (same orientation as ``ends``) of
+            the pairs the scoring pass traced (``trace_whole``); traced_at: ``(H,)`` int64 each hit's row in
+            ``traced``, ``-1``: not traced (both ``None`` without ``trace_whole``).
     """
 
     offsets: np.ndarray
@@ -70,6 +73,8 @@ class AlignedHits:
     n_candidates: int = 0
     n_aligned: int = 0
     ends: np.ndarray | None = None
+    traced: np.ndarray | None = None
+    traced_at: np.ndarray | None = None
 
     @property
     def n_queries(self) -> int:
@@ -85,7 +90,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                      candidates: Sequence[Sequence[int]], *, scoring: ScoringSystem, db_residues: int | None = None,
                      db_sequences: int | None = None, evalue: float = 10.0, max_hits: int | None = None,
                      threads: int | None = None, clean: bool = True,
-                     query_rows: Sequence[int] | None = None, filter_pvalue: float | None = None) -> AlignedHits:
+                     query_rows: Sequence[int] | None = None, filter_pvalue: float | None = None,
+                     trace_whole: bool = False) -> AlignedHits:
     """Align every query with its candidates and return the hits ranked by bit score.
 
     Args:
@@ -107,6 +113,9 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         filter_pvalue: align only the candidates whose ungapped (MSV) P-value against the query's profile is at
             most this (:mod:`phylocl.align.msv`; ``None`` or ``>= 1``: align every candidate). Filtered candidates
             are dropped as hits with too high an E-value are.
+        trace_whole: trace in the scoring pass the pairs whose traceback covers the whole pair
+            (:func:`~phylocl.align.traceback.score_pairs`; ``traced``), for a caller that traces every hit: the same
+            hits, with less work when it is so.
 
     Raises ``ValueError`` on letters the scoring system cannot score (naming the sequence and letter), or a
     ``targets`` function without ``db_residues`` / ``db_sequences``.
@@ -182,17 +191,31 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         key = first
     tasks = _pair_tasks(strings, first, second, key)
 
-    def score(b: int) -> np.ndarray:
-        return np.concatenate([score_pairs(strings[x], [strings[y] for y in ys], scoring) for x, _, ys in tasks[b]]) \
-            if tasks[b] else np.zeros((0, 3), np.int64)
+    options = {"trace_whole": True} if trace_whole else {}
+
+    def score(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Task ``b``'s pairs: ``(n, 3)`` int32 score and end cell (what crosses from a worker: half of int64),
+        the ``(t,)`` positions among them of the pairs traced while scored, and their ``(t, 9)`` rows."""
+        if not tasks[b]:
+            return np.zeros((0, 3), np.int32), np.zeros(0, np.int64), np.zeros((0, 9), np.int64)
+        table = np.concatenate([score_pairs(strings[x], [strings[y] for y in ys], scoring, **options)
+                                for x, _, ys in tasks[b]])  # (n, 3) or (n, 3 + 9) with trace_whole
+        traced = np.flatnonzero(table[:, 4] > 0) if trace_whole else np.zeros(0, np.int64)  # (t,) length > 0
+        return table[:, :3].astype(np.int32), traced, table[traced, 3:]
 
     found = np.zeros((len(to_score), 3), dtype=np.int64)  # (P, 3) score, end in first, end in second
     parts = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(to_score)))
+    order = np.concatenate([p for task in tasks for _, p, _ in task]) if parts else np.zeros(0, np.int64)  # (P,)
     if parts:
-        found[np.concatenate([p for task in tasks for _, p, _ in task])] = np.concatenate(parts)
+        found[order] = np.concatenate([part[0] for part in parts])
+    starts = np.cumsum([0] + [len(part[0]) for part in parts])[:-1]  # each task's first position in `order`
+    done = order[np.concatenate([part[1] + s for part, s in zip(parts, starts)])] if parts else order  # (T,)
+    traced = np.concatenate([part[2] for part in parts]) if parts else np.zeros((0, 9), np.int64)  # (T, 9)
     raw = np.zeros(len(flat_rows), dtype=np.int64)  # (C,) 0 where not aligned
     ends = np.full((len(flat_rows), 2), -1, dtype=np.int64)  # (C, 2) end cell in the traced orientation; -1: unknown
     raw[to_score], ends[to_score] = found[:, 0], found[:, 1:]
+    traced_at = np.full(len(flat_rows), -1, dtype=np.int64)  # (C,) row in `traced`; -1: not traced
+    traced_at[to_score[done]] = np.arange(len(done))
     copies = np.flatnonzero(source >= 0)
     raw[copies] = raw[source[copies]]  # partners' entries are scored ones (a copy's source comes first)
     # a pair of two queries is one pair of sequences (and its end cell holds for both) when each query is its own
@@ -201,6 +224,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                     for i in range(n)], dtype=bool)
     same = copies[own[owner[copies]] & own[owner[source[copies]]]]
     ends[same] = ends[source[same]]
+    traced_at[same] = traced_at[source[same]]
 
     # 4. E-values (of the aligned pairs with a positive score: the others are no hits) and ranking
     hit = np.flatnonzero(kept & (raw > 0))  # (A,)
@@ -218,7 +242,9 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     offsets = np.concatenate([[0], np.cumsum(np.bincount(owner[hit], minlength=n))]).astype(np.int64)
     return AlignedHits(offsets=offsets, targets=flat_rows[hit], raw=raw[hit], bits=bit_scores(raw[hit], scoring.stats),
                        evalues=evs[hit],
-                       cand_rank=pos[hit], n_candidates=len(flat_rows), n_aligned=int(kept.sum()), ends=ends[hit])
+                       cand_rank=pos[hit], n_candidates=len(flat_rows), n_aligned=int(kept.sum()), ends=ends[hit],
+                       traced=traced if trace_whole else None,
+                       traced_at=traced_at[hit] if trace_whole else None)
 
 
 def _partners(rows: np.ndarray, kept: np.ndarray, owner: np.ndarray, off: np.ndarray,

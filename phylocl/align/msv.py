@@ -30,7 +30,7 @@ import numpy as np
 
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["DEFAULT_FILTER_PVALUE", "MsvFilter", "default_filter_pvalue", "msv_pvalues"]
+__all__ = ["DEFAULT_FILTER_PVALUE", "MsvFilter", "default_filter_pvalue", "msv_gumbel", "msv_pvalues"]
 
 DEFAULT_FILTER_PVALUE = 0.02  # HMMER's F1 (phmmer, hmmsearch): the MSV filter's P-value threshold
 CACHE_RESIDUES = 200_000_000  # targets' digital forms kept for reuse (about 1 byte per residue)
@@ -40,8 +40,13 @@ _LN2 = math.log(2.0)
 # The quick builder: HMMER calibrates MSV first, then Viterbi and Forward, from one random stream reseeded per
 # profile, so shorter Viterbi / Forward calibrations (which the filter never reads) leave MSV's mu and lambda as
 # they are (the same on all 2,800 Mycoplasma queries) at 0.77x the build time; where their Gumbel fit fails
-# (a few queries at 2 sequences, none at 4 of 10 residues), the profile is built again as documented
+# (a few queries at 2 sequences, none at 4 of 10 residues), the profile is built again as documented.
+# Its MSV calibration is cut to QUICK_EMN sequences of QUICK_EML residues (the fewest HMMER's fit takes), and MSV's
+# mu is computed here as HMMER computes it (msv_gumbel): the same random sequences (MSV_EMN of MSV_EML residues,
+# the reseeded stream's first draws, generated once) and the same arithmetic, so the same float parameters
 QUICK_EVN, QUICK_EVL = 4, 10
+QUICK_EMN, QUICK_EML = 2, 1
+MSV_EMN, MSV_EML, MSV_SEED = 50, 200, 42  # the documented MSV calibration (Builder EmN, EmL, seed)
 
 
 def default_filter_pvalue(alphabet: str) -> float:
@@ -82,10 +87,12 @@ class MsvFilter:
             alphabet = Alphabet.dna() if dna else Alphabet.amino()
             matrix = self.scoring.matrix_name.upper()
             options = {} if dna else {"score_matrix": matrix if matrix in _PYHMMER_MATRICES else "BLOSUM62"}
-            builder = Builder(alphabet, seed=42, EmN=50, EmL=200, EvN=4, EvL=50, EfN=4, EfL=50, **options)
-            quick = Builder(alphabet, seed=42, EmN=50, EmL=200, EvN=QUICK_EVN, EvL=QUICK_EVL, EfN=QUICK_EVN,
-                            EfL=QUICK_EVL, **options)
-            tools = self._local.tools = (alphabet, Background(alphabet), builder, quick)
+            builder = Builder(alphabet, seed=MSV_SEED, EmN=MSV_EMN, EmL=MSV_EML, EvN=4, EvL=50, EfN=4, EfL=50,
+                              **options)
+            quick = Builder(alphabet, seed=MSV_SEED, EmN=QUICK_EMN, EmL=QUICK_EML, EvN=QUICK_EVN, EvL=QUICK_EVL,
+                            EfN=QUICK_EVN, EfL=QUICK_EVL, **options)
+            background = Background(alphabet)
+            tools = self._local.tools = (alphabet, background, builder, quick, _calibration_set(background))
         return tools
 
     def pvalues(self, query: str, targets: Sequence[str], keys: Sequence[int] | None = None) -> np.ndarray:
@@ -114,6 +121,55 @@ class MsvFilter:
         return self.pvalues(query, targets, keys) <= self.pvalue
 
 
+def _calibration_set(background) -> tuple:
+    """``(sequences, null score)`` of HMMER's MSV calibration (``p7_MSVMu`` in a builder of seed :data:`MSV_SEED`):
+    :data:`MSV_EMN` sequences of :data:`MSV_EML` residues drawn i.i.d. from the background frequencies by the
+    builder's random stream (Easel's fast generator, reseeded per profile, so the same sequences for every profile;
+    ``esl_rnd_FChoose``'s double-precision rule per residue), and their null score (``p7_bg_NullOne`` at that
+    length, a float)."""
+    from pyhmmer.easel import DigitalSequence, Randomness
+
+    freqs = list(background.residue_frequencies)  # (K,) float32 values
+    norm = 0.0
+    for v in freqs:
+        norm += v
+    cdf, total = [], 0.0
+    for v in freqs:
+        total += v
+        cdf.append(total / norm)
+    rng = Randomness(MSV_SEED, fast=True)
+    seqs = []
+    for _ in range(MSV_EMN):
+        codes = bytearray(MSV_EML)
+        for x in range(MSV_EML):
+            roll = rng.random()
+            codes[x] = next(i for i, c in enumerate(cdf) if roll < c)
+        seqs.append(DigitalSequence(background.alphabet, sequence=codes))
+    p1 = np.float32(MSV_EML) / np.float32(MSV_EML + 1)
+    null = np.float32(MSV_EML * math.log(float(p1)) + math.log(1.0 - float(p1)))
+    return tuple(seqs), null
+
+
+def msv_gumbel(hmm, profile, background, calibration: tuple) -> tuple[float, float]:
+    """MSV's Gumbel ``(mu, lambda)`` (bits) of a profile as HMMER's ``p7_Calibrate`` sets them: ``lambda`` from the
+    mean match relative entropy ``H`` (``p7_Lambda``: ``ln 2 + 1.44 / (M H)``), ``mu`` fitted with it to the MSV
+    scores of the calibration sequences (``p7_MSVMu``, ``esl_gumbel_FitCompleteLoc``), each step in HMMER's
+    precision (float scores, double sums in order), both rounded to float as HMMER stores them. Leaves the
+    profile configured for :data:`MSV_EML` residues. ``background``: the builder's null model; ``calibration``:
+    :func:`_calibration_set`'s."""
+    seqs, null = calibration
+    lam = _LN2 + 1.44 / (float(hmm.M) * hmm.mean_match_relative_entropy(background))
+    profile.L = MSV_EML
+    overflow = np.float32((255 - profile.base_b) / profile.scale_b)  # p7_MSVMu's score where MSV overflows
+    total = 0.0
+    for d in seqs:
+        sc = profile.msv_filter(d)
+        sc = np.float32(sc) if math.isfinite(sc) else overflow
+        total += math.exp(-lam * (float(np.float32(sc - null)) / _LN2))
+    mu = -math.log(total / len(seqs)) / lam
+    return float(np.float32(mu)), float(np.float32(lam))
+
+
 def _digitize(seq: str, alphabet):
     from pyhmmer.easel import TextSequence
 
@@ -122,9 +178,9 @@ def _digitize(seq: str, alphabet):
 
 def msv_pvalues(query: str, targets: Sequence[str], *, tools, digital: Sequence | None = None) -> np.ndarray:
     """MSV P-values of ``targets`` against a single-sequence profile of ``query`` (``tools``: alphabet, background,
-    builder and, optionally, the quick builder, as :class:`MsvFilter` holds them per thread; ``digital``: the
-    targets already digitized). A target or query the profile cannot score (empty) gets P = 0, so it is aligned
-    rather than silently dropped."""
+    builder and, optionally, the quick builder and the calibration sequences, as :class:`MsvFilter` holds them per
+    thread; ``digital``: the targets already digitized). A target or query the profile cannot score (empty) gets
+    P = 0, so it is aligned rather than silently dropped."""
     from pyhmmer.easel import TextSequence
 
     alphabet, background, builder = tools[:3]
@@ -133,14 +189,16 @@ def msv_pvalues(query: str, targets: Sequence[str], *, tools, digital: Sequence 
         return out
     digital_query = TextSequence(name=b"query", sequence=query).digitize(alphabet)
     profile = None
-    if len(tools) > 3:  # the quick builder: the same MSV calibration, a shorter Viterbi / Forward one
+    if len(tools) > 4:  # the quick builder: MSV's parameters computed here, shorter Viterbi / Forward calibrations
         try:
-            profile = tools[3].build(digital_query, background)[2]
+            hmm, _, profile = tools[3].build(digital_query, background)
         except Exception:  # noqa: BLE001 (a Gumbel fit on its few short sequences failed: build as documented)
             profile = None
+        else:
+            mu, lam = msv_gumbel(hmm, profile, background, tools[4])
     if profile is None:
         profile = builder.build(digital_query, background)[2]
-    mu, lam = list(profile.evalue_parameters.as_vector())[:2]  # MSV's Gumbel location and scale (bits)
+        mu, lam = list(profile.evalue_parameters.as_vector())[:2]  # MSV's Gumbel location and scale (bits)
     nats = np.full(len(targets), np.nan)  # (c,) MSV scores; NaN: not scored (empty target)
     for j, target in enumerate(targets):
         n = len(target)

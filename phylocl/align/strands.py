@@ -83,16 +83,24 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
     plus = align_candidates(queries, targets, candidates, **everything)
     # rc(q_i) against q_j scores as rc(q_j) against q_i, so align_candidates's reuse of query pairs stays exact
     minus = align_candidates([reverse_complement(q) for q in queries], targets, candidates, **everything)
-    parts = [_better_strand(plus, minus, i, evalue, max_hits) for i in range(len(queries))]
-    offsets, (targets_, raw, bits, evs, cand_rank, end_a, end_b, on_minus) = stack_hits(parts, (*HIT_DTYPES, bool))
+    # the rows the scoring passes traced (trace_whole): both strands' in one table, minus's numbered after plus's
+    traced = None if plus.traced is None else np.concatenate([plus.traced, minus.traced])  # (T, 9)
+    at = [np.full(len(h.targets), -1, np.int64) if h.traced_at is None else h.traced_at for h in (plus, minus)]
+    at[1] = np.where(at[1] >= 0, at[1] + (0 if plus.traced is None else len(plus.traced)), -1)
+    parts = [_better_strand(plus, minus, i, evalue, max_hits, at) for i in range(len(queries))]
+    offsets, (targets_, raw, bits, evs, cand_rank, end_a, end_b, on_minus, traced_at) = stack_hits(
+        parts, (*HIT_DTYPES, bool, np.int64))
     return StrandedHits(offsets=offsets, targets=targets_, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
                         minus=on_minus, n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned,
-                        ends=np.stack([end_a, end_b], axis=1))
+                        ends=np.stack([end_a, end_b], axis=1), traced=traced,
+                        traced_at=traced_at if traced is not None else None)
 
 
-def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float, max_hits: int | None):
+def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float, max_hits: int | None,
+                   traced_at: Sequence[np.ndarray]):
     """Query ``i``'s hits, the better strand per target: ``(targets, raw, bits, evalues, cand_rank, end in the
-    first sequence, end in the second, minus)``."""
+    first sequence, end in the second, minus, row in the traced table)`` (``traced_at``: plus's and minus's
+    ``(H,)`` rows in the table of both strands, ``-1``: none)."""
     a, b = slice(plus.offsets[i], plus.offsets[i + 1]), slice(minus.offsets[i], minus.offsets[i + 1])
     t = np.concatenate([plus.targets[a], minus.targets[b]])  # (h,) plus hits first
     raw = np.concatenate([plus.raw[a], minus.raw[b]])
@@ -101,13 +109,14 @@ def _better_strand(plus: AlignedHits, minus: AlignedHits, i: int, evalue: float,
     cand = np.concatenate([plus.cand_rank[a], minus.cand_rank[b]])
     ends = np.concatenate([plus.ends[a], minus.ends[b]])  # (h, 2)
     is_minus = np.concatenate([np.zeros(a.stop - a.start, bool), np.ones(b.stop - b.start, bool)])
+    at = np.concatenate([traced_at[0][a], traced_at[1][b]])
     order = np.lexsort((is_minus, -raw, t))  # per target: best raw first, plus before minus on a tie
     first = np.ones(len(order), dtype=bool)
     first[1:] = t[order][1:] != t[order][:-1]
     best = order[first]  # (u,) one row per target
     best = best[ev[best] <= evalue]
     best = best[np.lexsort((cand[best], -raw[best]))][:max_hits]  # bit score descending, then candidate order
-    return t[best], raw[best], bits[best], ev[best], cand[best], ends[best, 0], ends[best, 1], is_minus[best]
+    return t[best], raw[best], bits[best], ev[best], cand[best], ends[best, 0], ends[best, 1], is_minus[best], at[best]
 
 
 def minus_coordinates(aln: AlignmentSummary, query_length: int) -> AlignmentSummary:

@@ -24,7 +24,7 @@ from phylocl.align import align_candidates, format_evalue
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
-from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_table
+from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_tables, traces_whole
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.errors import InputError
 
@@ -71,9 +71,11 @@ class AlignStage:
         the database's own sequences (a pair of two is then aligned once)."""
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         align = align_candidates if self.strand == "plus" else partial(align_strands, strand=self.strand)
+        # every hit is traced when -k holds all the candidates: the scoring pass may then trace whole pairs itself
+        trace_whole = self.out_format == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
         hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                      db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
-                     clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue)
+                     clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue, trace_whole=trace_whole)
         if self.out_format == "blast6":
             return self._write_blast6(f, query_ids, queries, hits, query_rows)
         n = 0
@@ -122,7 +124,8 @@ class AlignStage:
         result does not depend on ``query_rows``; the end cells the scoring pass found (``hits.ends``) spare the
         tracebacks their score pass. A minus-strand hit (``hits.minus``, both strands) is the query's reverse
         complement traced against the target, its own pair, written in blastn's coordinates
-        (:func:`~phylocl.align.strands.minus_coordinates`)."""
+        (:func:`~phylocl.align.strands.minus_coordinates`). A pair the scoring pass traced (``hits.traced``) is not
+        traced again."""
         minus = getattr(hits, "minus", None)
         n_hits = len(hits.targets)
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
@@ -160,17 +163,21 @@ class AlignStage:
         job_of = job_of.reshape(-1)
         firsts, seconds = np.where(flip, y, x)[rep], np.where(flip, x, y)[rep]  # (J,) traced orientation
         job_scores, job_ends = hits.raw[rep].tolist(), ends[rep].tolist()
-        tasks = [[(strings[firsts[group[0]]], group.tolist()) for group in task]  # jobs of one first sequence together
-                 for task in grouped_tasks(rank[firsts], TRACE_CHUNK)]
+        done = np.zeros((len(firsts), len(TABLE_COLUMNS)), dtype=np.int64)  # (jobs, 9) traced orientation
+        at = hits.traced_at[rep] if getattr(hits, "traced_at", None) is not None else np.full(len(rep), -1)  # (J,)
+        known = at >= 0  # traced by the scoring pass, in this orientation
+        if known.any():
+            done[known] = hits.traced[at[known]]
+        todo = np.flatnonzero(~known)  # (J',)
+        tasks = [[(strings[firsts[todo[group[0]]]], todo[group].tolist()) for group in task]  # one first sequence's
+                 for task in grouped_tasks(rank[firsts[todo]], TRACE_CHUNK)]                # jobs together
         seconds = seconds.tolist()
 
         def run(b: int) -> np.ndarray:
-            return np.concatenate([trace_table(first, [strings[seconds[j]] for j in group], self.scoring,
-                                               [job_scores[j] for j in group], [job_ends[j] for j in group])
-                                   for first, group in tasks[b]])
+            return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
+                                  [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring)
 
-        done = np.zeros((len(firsts), len(TABLE_COLUMNS)), dtype=np.int64)  # (jobs, 9) traced orientation
-        processes = use_processes(self.threads, PAIR_WEIGHT * len(firsts))
+        processes = use_processes(self.threads, PAIR_WEIGHT * len(todo))
         parts = map_blocks(run, len(tasks), self.threads, processes=processes)
         if parts:
             done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)

@@ -138,7 +138,7 @@ def test_the_quick_builder_gives_the_documented_profiles_msv_pvalues():
     rng = np.random.default_rng(5)
     msv = MsvFilter(scoring=scoring_system("protein"))
     tools = msv._tools()
-    assert len(tools) == 4
+    assert len(tools) == 5
     targets = [_background(rng, int(n)) for n in rng.integers(1, 500, 60)]
     for n in (1, 2, 3, 5, 8, 13, 30, 75, 160, 350, 600):
         for _ in range(3):
@@ -150,4 +150,32 @@ def test_the_quick_builder_gives_the_documented_profiles_msv_pvalues():
         def build(self, *args):
             raise ValueError("Could not build HMM: failed to determine vit mu")
 
-    assert np.array_equal(msv_pvalues(q, targets, tools=(*tools[:3], Failing())), msv_pvalues(q, targets, tools=tools))
+    assert np.array_equal(msv_pvalues(q, targets, tools=(*tools[:3], Failing(), tools[4])),
+                          msv_pvalues(q, targets, tools=tools))
+
+
+@pytest.mark.parametrize("alphabet,matrix", [("protein", None), ("protein", "PAM30"), ("dna", None)])
+def test_msv_gumbel_is_the_calibration_hmmer_stores(alphabet, matrix):
+    """msv_gumbel (MSV's mu and lambda computed here from a profile whose own MSV calibration was cut short) equals,
+    as floats, the parameters HMMER's documented calibration stores, over query lengths 1 to 600, for BLOSUM62,
+    PAM30 and DNA; and the quick profile's own (cut) calibration does not."""
+    from pyhmmer.easel import TextSequence
+
+    from phylocl.align.msv import msv_gumbel
+
+    gap = {"gap_open": 9, "gap_extend": 1} if matrix == "PAM30" else {}
+    tools = MsvFilter(scoring=scoring_system(alphabet, matrix=matrix, **gap))._tools()
+    alphabet_, background, builder, quick, calibration = tools
+    rng = np.random.default_rng(6)
+    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    differs = 0
+    for n in (1, 4, 30, 160, 600):
+        q = TextSequence(name=b"q", sequence="".join(rng.choice(list(letters), size=n))).digitize(alphabet_)
+        want = list(builder.build(q, background)[2].evalue_parameters.as_vector())[:2]
+        try:
+            hmm, _, profile = quick.build(q, background)
+        except Exception:  # noqa: BLE001 (the stage builds as documented then)
+            continue
+        differs += list(profile.evalue_parameters.as_vector())[:2] != want
+        assert msv_gumbel(hmm, profile, background, calibration) == tuple(want), n
+    assert differs >= 3

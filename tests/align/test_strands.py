@@ -256,3 +256,33 @@ def test_all_against_all_blast6_equals_a_search_of_a_copy(tmp_path):
     assert len(lines) == 9 * 2  # every relative, no other hit under 1e-5
     minus = [f for f in (line.split("\t") for line in lines) if int(f[8]) > int(f[9])]
     assert minus and all(int(f[6]) < int(f[7]) for f in minus)
+
+
+def test_whole_pairs_traced_in_the_scoring_pass_write_the_same_lines(tmp_path, monkeypatch):
+    # near-identical DNA genes on both strands, all-against-all in blast6 with -k over the candidates: the scoring
+    # pass traces the whole pairs and the tracebacks skip them; the lines are those written without that shortcut
+    import phylocl.align.traceback as traceback
+    import phylocl.workflows.search_align as search_align
+
+    rng = np.random.default_rng(4)
+    recs = []
+    for f in range(3):
+        root = "".join(rng.choice(list("ACGT"), size=int(rng.integers(300, 500))))
+        recs += [(f"f{f}_{m}", reverse_complement(s) if m % 2 else s)
+                 for m, s in enumerate(_mutate(rng, root, 0.02) for _ in range(3))]
+    fa = _fasta(tmp_path / "d.fa", recs)
+    traced = []
+    real = search_align.trace_tables
+    monkeypatch.setattr(search_align, "trace_tables",
+                        lambda groups, s: traced.append(sum(len(g[1]) for g in groups)) or real(groups, s))
+    args = ["search", "--model", "kmer:4", "-k", "50", "--format", "blast6", "--quiet", "--query", str(fa),
+            "--db", str(fa), "--threads", "2"]
+    assert main([*args, "-o", str(tmp_path / "fast.m8")]) == 0
+    n_fast = sum(traced)
+    traced.clear()
+    monkeypatch.setattr(traceback, "_whole_likely", lambda *a: False)
+    assert main([*args, "-o", str(tmp_path / "plain.m8")]) == 0
+    lines = (tmp_path / "fast.m8").read_text().splitlines()
+    assert lines == (tmp_path / "plain.m8").read_text().splitlines()
+    assert sum(int(f[8]) > int(f[9]) for f in (line.split("\t") for line in lines)) >= 6  # minus-strand hits
+    assert n_fast + 9 <= sum(traced)  # the 9 pairs of relatives (each traced once) were traced while scored

@@ -116,8 +116,8 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     cands = [[j for j in range(n) if j != i] for i in range(n)]
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
-    real = sa.trace_table
-    monkeypatch.setattr(sa, "trace_table", lambda x, ys, s, *rest: calls.extend(ys) or real(x, ys, s, *rest))
+    real = sa.trace_tables
+    monkeypatch.setattr(sa, "trace_tables", lambda groups, s: [calls.extend(g[1]) for g in groups] and real(groups, s))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
@@ -319,3 +319,56 @@ def test_summaries_of_many_tracebacks_equal_the_per_pair_reading():
     assert got.tolist() == want
     leads = [w for w, t in zip(want, traced) if t is not None and t[0][5][:4] and t[0][5][0] & 0xF in (1, 2)]
     assert len(leads) >= 3 and sum(w[4] > 0 for w in want) > 20  # leading runs and gapped alignments were read
+
+
+@pytest.mark.parametrize("alphabet", ["dna", "protein"])
+def test_score_pairs_traces_whole_pairs_as_the_traceback_does(alphabet):
+    """score_pairs(trace_whole=True): the same scores and ends as without it; a DNA pair whose 8-bit pass saturates
+    and whose alignment covers the pair comes with trace_table's own row for it (the stage then skips its trace);
+    a saturating pair that is not traced whole (a short core in long flanks) and unsaturated pairs are scored as
+    before, rows of zeros; protein pairs are never traced there."""
+    from phylocl.align.traceback import TABLE_COLUMNS, score_pairs, trace_table
+
+    scoring = scoring_system(alphabet)
+    rng = random.Random(3)
+    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+
+    def rand(n):
+        return "".join(rng.choice(letters) for _ in range(n))
+
+    def mutate(s, rate):
+        return "".join(rng.choice(letters) if rng.random() < rate else c for c in s)
+
+    first = "A" + rand(399)  # every other sequence starts with C: first is traced first (canonical_first)
+    others = ["C" + mutate(first[1:], 0.03) for _ in range(4)]  # saturate 8 bits, traced whole
+    others += ["C" + rand(900) + first[100:250] + rand(900)]  # saturates (score 300), far from whole
+    others += ["C" + rand(300) for _ in range(3)] + [""]  # unrelated, and empty
+    assert all(canonical_first(first, y, scoring) for y in others if y)
+    plain = score_pairs(first, others, scoring)
+    got = score_pairs(first, others, scoring, trace_whole=True)
+    assert got.shape == (len(others), 3 + len(TABLE_COLUMNS)) and got.dtype == np.int64
+    assert got[:, 0].tolist() == plain[:, 0].tolist()
+    traced = got[:, 4] > 0  # length > 0
+    assert (got[~traced, :3] == plain[~traced, :3]).all() and (got[~traced, 3:] == 0).all()
+    if alphabet == "protein":
+        assert not traced.any()
+        return
+    assert traced[:4].all() and not traced[4:].any() and plain[4, 0] >= 255
+    for j in np.flatnonzero(traced):
+        assert got[j, 3:].tolist() == trace_table(first, [others[j]], scoring, [int(plain[j, 0])])[0].tolist()
+
+
+def test_trace_tables_stacks_the_groups_trace_tables():
+    """trace_tables (one CIGAR summary pass for several first sequences) equals trace_table group by group, with
+    and without scores, an empty first sequence giving rows of zeros."""
+    from phylocl.align.traceback import TABLE_COLUMNS, trace_table, trace_tables
+
+    scoring = scoring_system()
+    pairs = [(clean_sequence(q, scoring), clean_sequence(t, scoring)) for q, t in _pairs(12, seed=41)]
+    groups = [(pairs[0][0], [t for _, t in pairs[:6]], None, None), ("", [pairs[1][1]], None, None),
+              (pairs[2][1], [q for q, _ in pairs[3:]], [trace_alignment(pairs[2][1], q, scoring).score
+                                                         for q, _ in pairs[3:]], None)]
+    got = trace_tables(groups, scoring)
+    want = np.concatenate([trace_table(*g[:2], scoring, g[2], g[3]) for g in groups])
+    assert got.shape == (6 + 1 + 9, len(TABLE_COLUMNS)) and (got == want).all()
+    assert (got[6] == 0).all() and (got[:6, 1] > 0).all()
