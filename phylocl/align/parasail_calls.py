@@ -47,7 +47,7 @@ class Parasail:
         striped_profile: ``sw_striped_profile_{8,16}(profile, s2, len2, open, extend)``.
         profile_create: ``profile_create_{8,16}(s1, len1, matrix)``.
         profile_free, result_free, cigar_free; get_cigar: ``result_get_cigar_extra(result, s1, len1, s2, len2,
-        matrix, case_sensitive, aliases)``.
+        matrix, case_sensitive, aliases)``; matrix_create, matrix_set_value, matrix_free (:class:`CMatrix`).
     """
 
     def __init__(self) -> None:
@@ -72,14 +72,6 @@ class Parasail:
         self.matrix_create = fn("matrix_create", [c_char_p, c_int, c_int])
         self.matrix_set_value = fn("matrix_set_value", [c_void_p, c_int, c_int, c_int], None)
         self.matrix_free = fn("matrix_free", [c_void_p], None)
-
-    @staticmethod
-    def matrix_pointer(matrix) -> int:
-        """The address of a :class:`CMatrix` or of a parasail ``Matrix`` (from the bindings) as the C functions take
-        it."""
-        if isinstance(matrix, CMatrix):
-            return matrix.address
-        return ctypes.cast(matrix.pointer, c_void_p).value
 
 
 class CMatrix:

@@ -148,10 +148,10 @@ class _Calls:
         from phylocl.align.parasail_calls import parasail_calls
 
         self.c = parasail_calls()
-        # the Matrix object is held here, not only in the scoring system's cache: two threads building their first
+        # the CMatrix is held here, not only in the scoring system's cache: two threads building their first
         # _Calls at once each make one, and the one the cache drops would be freed under the other's pointer
         self._matrix, self.gap_open, self.gap_extend = scoring.parasail()
-        self.matrix = self.c.matrix_pointer(self._matrix)
+        self.matrix = self._matrix.address  # the C functions' matrix argument
 
     def striped(self, x: bytes, y: bytes, start: int) -> tuple[int, int, int]:
         """``(score, end_query, end_ref)`` of parasail's ``sw_striped`` from width ``start`` on (``sw_striped_sat``

@@ -334,10 +334,12 @@ class SparseIndex:
         pool = min(self.ntotal, depth * (POOL if u is not None else 1))
         for i in range(len(q)):
             top = top_rows(s[i], pool)  # (pool,) largest sparse sums, best first
-            low = np.einsum("ij,j->i", self.dense[top], u[i]) if u is not None else np.zeros(0)  # (pool,)
-            # (einsum: BLAS's matrix-vector product on 2,000-4,000 rows took 20x longer here, its threads contending)
-            check_low_rank(self, low)
-            sc = s[i, top] + (low if u is not None else 0)  # (pool,)
+            sc = s[i, top]  # (pool,)
+            if u is not None:
+                low = np.einsum("ij,j->i", self.dense[top], u[i])  # (pool,) BLAS's matrix-vector product on
+                # 2,000-4,000 rows took 20x longer here, its threads contending
+                check_low_rank(self, low)
+                sc = sc + low
             order = np.lexsort((top, -sc))[:depth]  # best first; ties: the lower row
             scores[i], rows[i] = sc[order], top[order]
         return scores, rows
