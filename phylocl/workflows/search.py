@@ -160,10 +160,18 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
     return build_index(db_x, kind="flat", ids=db_ids, model=embedder.model_info()), db_x, database.letters
 
 
-def open_index(index, model: str | None, alphabet: str | None, *, device=None, precision: str = "fp32",
-               overlap: float | None = None) -> tuple:
-    """Load the index bundle and the model matching it, checked compatible: ``(index, embedder)``. ``alphabet``:
-    the queries' (``protein``/``dna``), used when the index does not record its own."""
+def open_index(index, model: str | None, alphabet: str | None, *, windows: int | None, word_budget: float | None,
+               strand: str | None, align: bool, device=None, precision: str = "fp32", overlap: float | None = None,
+               bind=None, **stage) -> tuple:
+    """Open the index bundle for searching: ``(index, embedder, windows, strand, stage)``.
+
+    Loads the bundle and the model matching it (checked compatible; ``alphabet``: the queries', used when the index
+    does not record its own), calls ``bind(embedder)`` (the query stream's alphabet check) when given, then settles
+    the cut (the bundle's own; a different ``windows`` is refused), the word budget, the strand and, with ``align``,
+    the alignment stage (:func:`align_stage` with ``stage``: ``k``, ``candidates``, ``evalue``, ``matrix``,
+    ``gap_open``, ``gap_extend``, ``out_format``, ``threads``, ``filter_pvalue``), so that a bundle without
+    sequences or bad scoring options are refused before any query is embedded. Shared by :func:`search` and
+    :class:`~phylocl.workflows.searcher.Searcher`."""
     from phylocl.retrieval.index_io import check_compatible, load_index
 
     ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
@@ -172,7 +180,15 @@ def open_index(index, model: str | None, alphabet: str | None, *, device=None, p
     embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
                              overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
     check_compatible(ridx, embedder.model_info())
-    return ridx, embedder
+    if bind is not None:
+        bind(embedder)
+    windows = index_windows(ridx, windows, path=index)
+    check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
+    strand = resolve_strand(strand, embedder.alphabet.name, align=align)
+    aligner = None
+    if align:
+        aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=strand, **stage)
+    return ridx, embedder, windows, strand, aligner
 
 
 def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list, *, k_eff: int,
@@ -322,16 +338,12 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = db_seqs = stage = None
     if index is not None:
-        ridx, embedder = open_index(index, model, queries.kind, device=device, precision=precision, overlap=overlap)
-        bind_stream(queries, embedder, index=index)
-        windows = index_windows(ridx, windows, path=index)
-        check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
-        strand = resolve_strand(strand, embedder.alphabet.name, align=align)
-        if align:  # refuse a bundle without sequences, or bad scoring options, before any query is embedded
-            stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, k=k,
-                                candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
-                                gap_extend=gap_extend, out_format=out_format, threads=threads,
-                                filter_pvalue=filter_pvalue, strand=strand)
+        ridx, embedder, windows, strand, stage = open_index(
+            index, model, queries.kind, windows=windows, word_budget=word_budget, strand=strand, align=align,
+            device=device, precision=precision, overlap=overlap,
+            bind=lambda e: bind_stream(queries, e, index=index), k=k, candidates=candidates, evalue=evalue,
+            matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
+            filter_pvalue=filter_pvalue)
     else:
         # a k-mer profile encoder embeds through its sparse rows only: read with NumPy, torch is never imported
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,

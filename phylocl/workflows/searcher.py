@@ -71,10 +71,7 @@ class Searcher:
                  strand: str | None = None, batch_size: int = 64, buffer_size: int = DEFAULT_BUFFER,
                  device: str | None = None, precision: str = "fp32", overlap: float | None = None,
                  strict: bool = False) -> None:
-        from phylocl.workflows.search import (DEFAULT_CANDIDATES, SPARSE_KINDS, align_stage, check_align_options,
-                                              check_word_budget, open_index)
-        from phylocl.workflows.search_strands import resolve_strand
-        from phylocl.workflows.windows import index_windows
+        from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options, check_word_budget, open_index
 
         if k < 1:
             raise InputError(f"-k must be >= 1, got {k}")
@@ -82,17 +79,11 @@ class Searcher:
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
         check_word_budget(word_budget)
-        self.ridx, self.embedder = open_index(index, model, None, device=device, precision=precision,
-                                              overlap=overlap)
-        self.windows = index_windows(self.ridx, None, path=index)
-        check_word_budget(word_budget, sparse=self.ridx.kind in SPARSE_KINDS, path=index)
-        self.strand = resolve_strand(strand, self.embedder.alphabet.name, align=align)
-        self.stage = None
-        if align:
-            self.stage = align_stage(embedder=self.embedder, index=index, ridx=self.ridx, db_seqs=None, k=k,
-                                     candidates=candidates, evalue=evalue, matrix=matrix, gap_open=gap_open,
-                                     gap_extend=gap_extend, out_format=out_format, threads=threads,
-                                     filter_pvalue=filter_pvalue, strand=self.strand)
+        self.ridx, self.embedder, self.windows, self.strand, self.stage = open_index(
+            index, model, None, windows=None, word_budget=word_budget, strand=strand, align=align, device=device,
+            precision=precision, overlap=overlap, k=k, candidates=candidates, evalue=evalue, matrix=matrix,
+            gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
+            filter_pvalue=filter_pvalue)
         self.k, self.word_budget, self.strict = k, word_budget, strict
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
