@@ -18,9 +18,11 @@ from phylocl.retrieval.index_checks import write_checksums
 if TYPE_CHECKING:
     from phylocl.retrieval.index import RetrievalIndex
 
-__all__ = ["save_index", "FORMAT"]
+__all__ = ["save_index", "FORMAT", "SPARSE_FORMAT", "FORMATS"]
 
-FORMAT = "phylocl-index/1"
+FORMAT = "phylocl-index/1"  # FAISS bundles (this module) and sparse bundles written before 2026-12-07
+SPARSE_FORMAT = "phylocl-index/2"  # sparse bundles whose meta.json names the low-rank columns dense.npy keeps
+FORMATS = (FORMAT, SPARSE_FORMAT)  # what phylocl.retrieval.index_io reads
 
 
 def save_index(index: "RetrievalIndex", path: str | Path) -> Path:

@@ -7,7 +7,7 @@
   structure checks only.
 - **Structure of a sparse bundle**, at every load (:func:`check_sparse_arrays`, cost ``O(D + r D)``): dtypes and
   shapes, ``ptr`` starting at 0, non-decreasing and ending at ``nnz``, ``dense``/``basis`` shapes, ``basis`` finite.
-- **The rows' low-rank part** (``dense.npy``, ``N x 2r`` values: 1.9 GB at 10^6 windowed proteins, 0.4 s to scan) is
+- **The rows' low-rank part** (``dense.npy``, ``N x m`` values: 1.1 GB at 10^6 windowed proteins, 0.25 s to scan) is
   checked where a search reads it (:func:`check_low_rank`): a value that is not finite makes every product with its
   row NaN or infinite, so the products are checked instead of the file (at no cost to a small search, which no
   longer scans the whole array before its first query); ``--verify`` scans it whole.
@@ -106,9 +106,10 @@ def _finite(arr: np.ndarray, name: str, path: Path) -> None:
 
 
 def check_sparse_arrays(path: str | Path, *, ptr, rows, values, dense, basis, ntotal: int, dim: int,
-                        nnz: int | None = None, rank: int | None = None) -> None:
+                        nnz: int | None = None, rank: int | None = None, columns: int | None = None) -> None:
     """The structure checks of a sparse bundle made at every load (see the module docstring); ``nnz`` and ``rank``:
-    what ``meta.json`` says, when it says it."""
+    what ``meta.json`` says, when it says it; ``columns``: the low-rank columns ``dense.npy`` holds (``meta.json``'s
+    ``dense_columns``; ``None``: all ``2r``)."""
     path = Path(path)
     for name, arr, kinds in (("ptr.npy", ptr, "i"), ("rows.npy", rows, "i"), ("values.npy", values, "f"),
                              ("dense.npy", dense, "f"), ("basis.npy", basis, "f")):
@@ -126,8 +127,9 @@ def check_sparse_arrays(path: str | Path, *, ptr, rows, values, dense, basis, nt
     if p[0] != 0 or p[-1] != len(rows) or (np.diff(p) < 0).any():
         raise damaged(f"ptr.npy is not non-decreasing from 0 to {len(rows)} (the posting lists' bounds)", path)
     r = basis.shape[0] if basis.ndim == 2 else -1
-    if basis.ndim != 2 or basis.shape[1] != dim or dense.shape != (ntotal, 2 * r) or (rank is not None and
-                                                                                     r != rank):
+    width = 2 * r if columns is None else columns
+    if basis.ndim != 2 or basis.shape[1] != dim or dense.shape != (ntotal, width) or (rank is not None and
+                                                                                      r != rank):
         raise damaged(f"dense.npy {dense.shape} / basis.npy {basis.shape} do not fit {ntotal} rows of width {dim}"
                        + (f" and rank {rank}" if rank is not None else ""), path)
     _finite(basis, "basis.npy", path)

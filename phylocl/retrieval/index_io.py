@@ -27,13 +27,13 @@ import numpy as np
 
 from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
-from phylocl.retrieval.bundle import FORMAT, save_index
+from phylocl.retrieval.bundle import FORMAT, FORMATS, save_index
 from phylocl.retrieval.npz_mmap import check_npy_sizes
 from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
 from phylocl.retrieval.index_checks import check_sparse_arrays, scan_postings, verify_at_load, verify_checksums
 from phylocl.retrieval.sparse_index import KIND as SPARSE
-from phylocl.retrieval.sparse_index import RowNumbers, SparseIndex, str_list
+from phylocl.retrieval.sparse_index import RowNumbers, SparseIndex, check_dense_columns, str_list
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
@@ -77,7 +77,7 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
         check_model_record(model)
     except ValueError as err:
         raise InputError(f"bad meta.json: model: {err}", path=path / "meta.json") from None
-    if meta.get("format") != FORMAT or kind not in (*INDEX_KINDS, SPARSE, WINDOWS):
+    if meta.get("format") not in FORMATS or kind not in (*INDEX_KINDS, SPARSE, WINDOWS):
         raise InputError(f"unsupported index format {meta.get('format')!r} / kind {kind!r}", path=path)
     needed = {SPARSE: SPARSE_FILES, WINDOWS: (*SPARSE_FILES, "owners.npy")}.get(kind, ("index.faiss",))
     for name in needed:
@@ -127,13 +127,30 @@ def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, mode
         rank = int(meta["rank"]) if "rank" in meta else None
     except (OSError, ValueError, TypeError, EOFError) as err:
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
-    check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank)
+    columns = _dense_columns(path, meta, arrays["basis"])
+    check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank, columns=len(columns))
     try:
-        index = SparseIndex(**arrays, ids=ids, labels=labels, model=model)
+        index = SparseIndex(**arrays, ids=ids, labels=labels, model=model, dense_columns=columns)
     except (OSError, ValueError, EOFError) as err:
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
     index.source = str(path)  # named by the checks of the posting lists a query reads
     return index
+
+
+def _dense_columns(path: Path, meta: dict, basis: np.ndarray) -> np.ndarray:
+    """The low-rank columns ``dense.npy`` holds: ``meta["dense_columns"]`` (format ``phylocl-index/2``), all ``2r``
+    for the format before it."""
+    width = 2 * basis.shape[0] if basis.ndim == 2 else 0
+    if meta.get("format") == FORMAT:
+        return check_dense_columns(None, width)
+    try:
+        columns = meta["dense_columns"]
+        if not isinstance(columns, list) or not all(type(c) is int for c in columns):
+            raise ValueError("not a list of integers")
+        return check_dense_columns(np.array(columns, dtype=np.int64), width)
+    except (KeyError, ValueError) as err:
+        raise InputError(f"bad meta.json: dense_columns: {' '.join(str(err).split())[:120]}",
+                         path=path / "meta.json") from None
 
 
 def _load_windowed(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,

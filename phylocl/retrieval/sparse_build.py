@@ -25,8 +25,8 @@ import numpy as np
 
 from phylocl.atomic import atomic_dir
 from phylocl.retrieval.index_checks import write_checksums
-from phylocl.retrieval.bundle import FORMAT
-from phylocl.retrieval.sparse_index import KIND, SparseIndex
+from phylocl.retrieval.bundle import SPARSE_FORMAT
+from phylocl.retrieval.sparse_index import KIND, SparseIndex, nonzero_columns
 from phylocl.sparse_ops import csr_dense, csr_transpose
 from phylocl.sparse_rows import SparseRows
 
@@ -63,7 +63,7 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
     ids: list[str] = []
     labels: list[str] = []
     labelled: set[bool] = set()
-    basis = None
+    basis = used = None
     n_rows = 0
     with atomic_dir(path) as tmp:
         names = ("cols", "vals", "lens", "dense") + (("owners",) if window is not None else ())
@@ -85,7 +85,9 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
                 scratch["cols"].write(rows.indices.astype(np.int32).tobytes())
                 scratch["vals"].write(rows.values.astype(np.float32).tobytes())
                 scratch["lens"].write(np.diff(rows.indptr).astype(np.int64).tobytes())
-                scratch["dense"].write(_dense_part(rows).tobytes())
+                dense = _dense_part(rows)  # (b, 2r)
+                scratch["dense"].write(dense.tobytes())
+                used = (dense != 0).any(axis=0) if used is None else used | (dense != 0).any(axis=0)  # (2r,)
                 counts += np.bincount(rows.indices, minlength=dim)
                 ids += [str(i) for i in block_ids]
                 labelled.add(block_labels is not None)
@@ -101,8 +103,7 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
             raise ValueError("row ids must be unique")
         nnz = int(counts.sum())
         _transpose(tmp, counts, n_rows)
-        dense = np.fromfile(tmp / "_dense.bin", dtype=np.float32).reshape(n_rows, 2 * basis.shape[0])
-        np.save(tmp / "dense.npy", dense)
+        kept = _write_dense(tmp, n_rows, 2 * basis.shape[0], used)
         np.save(tmp / "basis.npy", basis)
         if window is not None:
             np.save(tmp / "owners.npy", np.fromfile(tmp / "_owners.bin", dtype=np.int64))  # (W,)
@@ -113,8 +114,8 @@ def write_sparse_index(path: str | Path, blocks: Iterable[tuple[SparseRows, Sequ
             rows_file["labels"] = np.array(labels, dtype=str)
         with open(tmp / "rows.npz", "wb") as f:
             np.savez(f, **rows_file)
-        meta = {"format": FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
-                "rank": int(basis.shape[0]), "params": {}, "model": dict(model)}
+        meta = {"format": SPARSE_FORMAT, "kind": KIND, "dim": int(dim), "ntotal": len(ids), "nnz": nnz,
+                "rank": int(basis.shape[0]), "dense_columns": kept.tolist(), "params": {}, "model": dict(model)}
         if window is not None:  # ntotal: sequences; rows: their windows
             meta.update(kind=WINDOWS_KIND, rows=n_rows, params=dict(window))
         if finish is not None:
@@ -132,8 +133,11 @@ def sparse_index_in_memory(rows: SparseRows, *, ids: Sequence[str], labels: Sequ
     ptr, col_rows, values = csr_transpose(rows.indptr, rows.indices, rows.values, rows.dim)  # (D, N): column j's rows,
     # increasing (scipy's transpose routine, without importing scipy.sparse: ~0.08 s of a --db search's start)
     itype = _index_dtype(len(col_rows), len(rows))
+    dense = _dense_part(rows)  # (N, 2r)
+    kept = nonzero_columns(dense)  # (m,) what a bundle of these rows would keep
     return SparseIndex(ptr=ptr.astype(itype), rows=col_rows.astype(itype), values=values.astype(np.float32),
-                       dense=_dense_part(rows), basis=rows.basis, ids=ids, labels=labels, model=model)
+                       dense=np.ascontiguousarray(dense[:, kept]), basis=rows.basis, ids=ids, labels=labels,
+                       model=model, dense_columns=kept)
 
 
 def _index_dtype(nnz: int, n: int):
@@ -147,6 +151,20 @@ def _dense_part(rows: SparseRows) -> np.ndarray:
         return np.zeros((len(rows), 0), np.float32)
     a = csr_dense(rows.indptr, rows.indices, rows.values.astype(np.float64), rows.basis.T.astype(np.float64))  # (b, r)
     return np.hstack([a, rows.coeffs]).astype(np.float32)
+
+
+def _write_dense(tmp: Path, n: int, width: int, used: np.ndarray) -> np.ndarray:
+    """Write ``dense.npy`` ``(n, m)``: the ``m`` columns of the scratch ``_dense.bin`` ``(n, width)`` marked in
+    ``used`` (not zero in some row), :data:`READ_VALUES` values at a time; returns those columns ``(m,)``."""
+    kept = np.flatnonzero(used).astype(np.int64)  # (m,)
+    offset = _npy(tmp / "dense.npy", np.float32, (n, len(kept)))
+    step = max(1, READ_VALUES // max(width, 1))  # rows per read
+    with open(tmp / "_dense.bin", "rb") as src, open(tmp / "dense.npy", "r+b") as out:
+        out.seek(offset)
+        for lo in range(0, n if len(kept) else 0, step):
+            block = np.fromfile(src, dtype=np.float32, count=min(step, n - lo) * width).reshape(-1, width)
+            out.write(np.ascontiguousarray(block[:, kept]).tobytes())
+    return kept
 
 
 def _transpose(tmp: Path, counts: np.ndarray, n: int) -> None:

@@ -244,9 +244,9 @@ class WindowedIndex:
         pair) get the low-rank term of every pair of their windows with the query's windows, and the ``depth`` best
         best-window-pair scores are kept (ties: the lower sequence)."""
         s = self.index._sparse_scores(queries.rows, budget)  # (c, W) budgeted sparse sums
-        u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, 2r)
+        u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, m)
         starts = queries.starts  # (b + 1,) each query's first window
-        dense = np.asarray(self.index.dense)  # (W, 2r) a plain view of the memory map: cheaper row gathers
+        dense = np.asarray(self.index.dense)  # (W, m) a plain view of the memory map: cheaper row gathers
         pool = min(self.ntotal, depth * (POOL if u is not None else 1))
         scores = np.full((len(queries), depth), -np.inf, np.float32)
         seqs = np.full((len(queries), depth), -1, np.int64)
