@@ -42,10 +42,17 @@ class LossConfig:
     chunk_size: Optional[int] = None  # compute the B×B similarities in row chunks of this size
     moe_balance_weight: float = 0.01  # Switch Transformers' alpha
     moe_z_weight: float = 0.001  # ST-MoE's router z-loss weight
+    window: int = 0  # > 0: late interaction, a pair scored by its best pair of windows of this many residues
+    # (phylocl.losses.late_interaction: what a windowed search ranks by); 0: one embedding per view
+    window_stride: int = 0  # with window: 0 = tiles, as search cuts them (window - word span + 1 for k-mer
+    # profile encoders, else window // 2)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        if self.window < 0 or self.window_stride < 0 or (self.window and self.window_stride > self.window):
+            raise ValueError(f"loss.window ({self.window}) and loss.window_stride ({self.window_stride}) must be "
+                             f">= 0, the stride at most the window")
         for key in ("moe_balance_weight", "moe_z_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
@@ -198,6 +205,10 @@ class TrainConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.loss.window and self.cache.enabled:
+            raise ValueError("loss.window (late interaction) does not work with cache.enabled: turn one off")
 
     def to_dict(self) -> dict:
         return to_dict(self)

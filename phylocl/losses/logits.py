@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from phylocl.losses.gather import gather_labels, gather_with_grad
 
-__all__ = ["NegativeTerms", "negative_terms", "masked_mean", "ContrastiveLoss"]
+__all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "ContrastiveLoss"]
 
 
 class NegativeTerms(NamedTuple):
@@ -52,11 +52,15 @@ class NegativeTerms(NamedTuple):
 
 def _rows(queries, keys, scale, labels, start: int):
     """Negative log-sum-exp for anchors ``start .. start + c`` (rows of ``queries``) against all ``keys``."""
-    c = queries.shape[0]
-    s = (queries @ keys.T) * scale  # (c, B)
+    return _terms((queries @ keys.T) * scale, labels, start)  # (c, B) logits
+
+
+def _terms(s, labels, start: int):
+    """:func:`_rows` from the logits ``s`` ``(c, B)`` of anchors ``start .. start + c`` against all keys."""
+    c = s.shape[0]
     rows = torch.arange(start, start + c, device=s.device)  # (c,) index of each anchor's positive
     diff = s - s.gather(1, rows[:, None])  # (c, B) s_ij - s_ii
-    cols = torch.arange(keys.shape[0], device=s.device)
+    cols = torch.arange(s.shape[1], device=s.device)
     if labels is None:
         masked = cols[None, :] == rows[:, None]  # (c, B) only the positive itself
     else:
@@ -117,6 +121,22 @@ def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch
     terms = [_direction(a, b, scale, labels, chunk_size)]
     if symmetric:
         terms.append(_direction(b, a, scale, labels, chunk_size))
+    return NegativeTerms(*(torch.cat(t) for t in zip(*terms)))
+
+
+def similarity_terms(s: torch.Tensor, *, labels: torch.Tensor | None = None,
+                     symmetric: bool = True) -> NegativeTerms:
+    """:func:`negative_terms` from a given ``(B, B)`` logit matrix ``s`` (``s[i, j]``: anchor ``a_i`` against key
+    ``b_j``, temperature applied; the ``b`` anchors read its transpose): for similarities that are not one dot
+    product per pair, e.g. the best window pair (:mod:`phylocl.losses.late_interaction`)."""
+    if s.dim() != 2 or s.shape[0] != s.shape[1]:
+        raise ValueError(f"the logits must be (B, B), got {tuple(s.shape)}")
+    if labels is not None and (labels.dim() != 1 or labels.shape[0] != s.shape[0]):
+        raise ValueError(f"labels must have shape ({s.shape[0]},), got {tuple(labels.shape)}")
+    s = s.to(torch.promote_types(s.dtype, torch.float32))
+    if labels is not None:
+        labels = labels.to(s.device)
+    terms = [_terms(s, labels, 0)] + ([_terms(s.T, labels, 0)] if symmetric else [])
     return NegativeTerms(*(torch.cat(t) for t in zip(*terms)))
 
 
@@ -207,6 +227,10 @@ class ContrastiveLoss(torch.nn.Module):
         z_a, z_b, labels = self._prepare(z_a, z_b, labels)
         scale = self.scale()
         t = negative_terms(z_a, z_b, scale, labels=labels, symmetric=self.symmetric, chunk_size=self.chunk_size)
+        return self.finish(t, scale)
+
+    def finish(self, t: NegativeTerms, scale) -> torch.Tensor:
+        """The loss (mean of :meth:`row_loss` over anchors with a negative) from the terms, and ``last_stats``."""
         loss = masked_mean(self.row_loss(t.v), t.valid)
         with torch.no_grad():  # 0-d tensors: no device sync until a logger reads them
             v = t.v.detach()

@@ -26,10 +26,12 @@ from phylocl.config import TrainConfig
 from phylocl.configtools import from_dict, to_dict
 from phylocl.losses.flatnce import FlatNCE
 from phylocl.losses.infonce import InfoNCE
+from phylocl.losses.late_interaction import LateInteraction
 from phylocl.losses.logits import mean_negative_similarity
 from phylocl.models.moe import pop_router_records, record_routing
 from phylocl.models.registry import build_encoder, get_config
 from phylocl.models.size import check_fits
+from phylocl.models.windows import window_batch
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
 from phylocl.training.guards import check_batch, check_finite
@@ -42,11 +44,20 @@ _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def build_loss(config) -> torch.nn.Module:
-    """The loss named by a :class:`~phylocl.config.LossConfig`."""
+    """The loss named by a :class:`~phylocl.config.LossConfig` (wrapped in
+    :class:`~phylocl.losses.late_interaction.LateInteraction` when ``config.window``)."""
     if config.name == "infonce":
-        return InfoNCE(temperature=config.temperature, learn_temperature=config.learn_temperature,
+        loss = InfoNCE(temperature=config.temperature, learn_temperature=config.learn_temperature,
                        symmetric=config.symmetric, chunk_size=config.chunk_size)
-    return FlatNCE(temperature=config.temperature, symmetric=config.symmetric, chunk_size=config.chunk_size)
+    else:
+        loss = FlatNCE(temperature=config.temperature, symmetric=config.symmetric, chunk_size=config.chunk_size)
+    return LateInteraction(loss=loss) if config.window else loss
+
+
+def word_span(encoder) -> int:
+    """Residues one word of a k-mer profile encoder spans (its longest seed pattern); ``0`` for other encoders."""
+    patterns = getattr(getattr(encoder, "backbone", None), "patterns", None)
+    return max(len(p) for p in patterns) if patterns else 0
 
 
 class ContrastiveModule(L.LightningModule):
@@ -69,6 +80,14 @@ class ContrastiveModule(L.LightningModule):
         self.encoder = build_encoder(cfg.model.name, **overrides)
         self.loss_fn = build_loss(cfg.loss)
         self.has_routers = record_routing(self.encoder) > 0
+        self._window = None  # late interaction: (window, stride) of the views' windows
+        if cfg.loss.window:
+            span = word_span(self.encoder)
+            stride = cfg.loss.window_stride or (cfg.loss.window - span + 1 if 0 < span < cfg.loss.window
+                                                 else max(1, cfg.loss.window // 2))
+            self._window = (cfg.loss.window, stride)
+            if self.has_routers:
+                raise ValueError("loss.window (late interaction) is not supported for mixture-of-experts encoders")
         self.router_loss = RouterLoss(balance_weight=cfg.loss.moe_balance_weight, z_weight=cfg.loss.moe_z_weight)
         self._router_totals: StepTotals | None = None
         self.automatic_optimization = False
@@ -147,6 +166,15 @@ class ContrastiveModule(L.LightningModule):
                     self.encoder, batch["a"], batch["b"], self._global_loss, self.cfg.cache.chunk_size, labels,
                     token_budget=self.cfg.cache.token_budget, scaler=scaler, autocast=_AUTOCAST.get(precision),
                     backward=self._backward, **(routed if self.has_routers else {}))
+        elif self._window is not None:
+            if is_distributed():
+                raise RuntimeError("loss.window (late interaction) runs on one process; DDP is not supported")
+            z_a, o_a = self._window_embeddings(batch["a"])  # (Wa, D), (Wa,)
+            z_b, o_b = self._window_embeddings(batch["b"])  # (Wb, D), (Wb,)
+            with torch.autocast(self.device.type, enabled=False):
+                loss = self.loss_fn(z_a.float(), o_a, z_b.float(), o_b, labels)
+            self.manual_backward(loss)
+            loss = loss.detach()
         else:
             z_a = self.encoder(batch["a"])  # (B, D)
             z_b = self.encoder(batch["b"])  # (B, D)
@@ -176,6 +204,15 @@ class ContrastiveModule(L.LightningModule):
             for key, value in self.router_loss.value(self._router_totals).items():
                 self.log(f"train/{key}", value, batch_size=bs)
         return loss
+
+    def _window_embeddings(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Late interaction: every view cut into windows (as search cuts sequences), each embedded alone:
+        ``(W, D)`` window embeddings and ``(W,)`` the batch row of each."""
+        window, stride = self._window
+        ids, mask, owner = window_batch(batch["input_ids"].to(self.device),
+                                        batch["attention_mask"].to(self.device, dtype=torch.bool),
+                                        window=window, stride=stride)  # (W, w), (W, w), (W,)
+        return self.encoder({"input_ids": ids, "attention_mask": mask}), owner
 
     def _loss_params(self) -> list[torch.nn.Parameter]:
         return [p for p in self.loss_fn.parameters() if p.requires_grad]

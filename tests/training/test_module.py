@@ -148,3 +148,61 @@ def test_bf16_mixed_precision_step_is_close_to_fp32(cached):
     total = sum(g.norm() ** 2 for g in ref.grads.values()) ** 0.5
     diff = sum((ref.grads[k] - low.grads[k]).norm() ** 2 for k in ref.grads) ** 0.5
     assert 0 < diff / total < 0.1  # bf16 really was used (not bitwise fp32), and the step is still right
+
+
+def test_late_interaction_with_one_window_per_view_is_the_plain_step():
+    """Windows at least as long as every view: one window each, so the best window pair is the pair itself."""
+    batch = fixed_batch(8, families=5)
+    plain = _module(tiny_config())
+    late = _module(tiny_config(**{"loss.window": 32}))
+    late.load_state_dict(plain.state_dict())
+    _fit(plain, batch)
+    _fit(late, batch)
+    _assert_close(plain.grads, late.grads, rel=1e-5)
+
+
+def test_late_interaction_step_loss_is_infonce_over_the_best_window_pairs():
+    from phylocl.losses.infonce import InfoNCE
+    from phylocl.losses.logits import similarity_terms
+    from phylocl.models.windows import window_starts
+
+    batch = fixed_batch(6, families=4, seed=2)  # lengths 5..30: several windows of 8 at stride 5
+    module = _module(tiny_config(**{"loss.window": 8, "loss.window_stride": 5}))
+    torch.manual_seed(0)
+    reference = _module(tiny_config())
+    reference.load_state_dict(module.state_dict())
+    losses = []
+
+    class Track(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
+
+    def windows(view):  # each window of each row embedded alone (no padding), with the start module's weights
+        out = []
+        for ids, mask in zip(view["input_ids"], view["attention_mask"]):
+            seq = ids[mask]
+            with torch.no_grad():
+                out.append(torch.stack([reference.encoder({"input_ids": seq[s:s + 8][None],
+                                                           "attention_mask": torch.ones(1, len(seq[s:s + 8]),
+                                                                                        dtype=torch.bool)})[0]
+                                        for s in window_starts(len(seq), 8, 5)]))
+        return out
+
+    wa, wb = windows(batch["a"]), windows(batch["b"])
+    assert max(len(w) for w in wa) > 1
+    s = torch.tensor([[float((u @ w.T).max()) for w in wb] for u in wa], dtype=torch.float64)  # (6, 6) cosines
+    base = InfoNCE(temperature=module.cfg.loss.temperature)
+    want = base.finish(similarity_terms(s / base.temperature, labels=batch["labels"]), 1 / base.temperature)
+    _fit(module, batch, callbacks=[Track()])
+    assert losses[0] == pytest.approx(float(want), rel=1e-4)
+
+
+def test_late_interaction_settings_are_checked():
+    from phylocl.errors import InputError
+
+    with pytest.raises(InputError, match="cache.enabled"):
+        tiny_config(**{"loss.window": 16, "cache.enabled": "true"})
+    with pytest.raises(InputError, match="window"):
+        tiny_config(**{"loss.window": 16, "loss.window_stride": 20})
+    module = _module(tiny_config(**{"loss.window": 16}))
+    assert module._window == (16, 8)  # a gMLP has no word span: half-window stride
