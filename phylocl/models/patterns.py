@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from phylocl.data.alphabet import get_alphabet
 
-__all__ = ["seed_patterns", "profile_dim"]
+__all__ = ["seed_patterns", "profile_dim", "word_span"]
 
 
 def seed_patterns(k: int) -> list[str]:
@@ -24,3 +24,17 @@ def profile_dim(alphabet: str, k: int, similar_rank: int = 0) -> int:
     (each pattern's exact-word block, then its low-rank similar-word block)."""
     n = len(get_alphabet(alphabet).canonical)
     return len(seed_patterns(k)) * (n**k + similar_rank)
+
+
+def word_span(model) -> int:
+    """Residues one word of ``model`` spans: the longest seed pattern of a k-mer profile encoder (on the model or its
+    ``backbone``), else its ``k`` (``kmer:K``); ``0`` when the model has neither (a sequence model)."""
+    holders = (model, getattr(model, "backbone", None))
+    for holder in holders:
+        patterns = getattr(holder, "patterns", None)
+        if patterns:
+            return max(len(p) for p in patterns)
+    for holder in holders:
+        if isinstance(getattr(holder, "k", None), int):
+            return int(holder.k)
+    return 0

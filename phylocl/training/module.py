@@ -29,6 +29,7 @@ from phylocl.losses.infonce import InfoNCE
 from phylocl.losses.late_interaction import LateInteraction
 from phylocl.losses.logits import mean_negative_similarity
 from phylocl.models.moe import pop_router_records, record_routing
+from phylocl.models.patterns import word_span
 from phylocl.models.registry import build_encoder, get_config
 from phylocl.models.size import check_fits
 from phylocl.models.windows import window_batch
@@ -53,11 +54,6 @@ def build_loss(config) -> torch.nn.Module:
         loss = FlatNCE(temperature=config.temperature, symmetric=config.symmetric, chunk_size=config.chunk_size)
     return LateInteraction(loss=loss) if config.window else loss
 
-
-def word_span(encoder) -> int:
-    """Residues one word of a k-mer profile encoder spans (its longest seed pattern); ``0`` for other encoders."""
-    patterns = getattr(getattr(encoder, "backbone", None), "patterns", None)
-    return max(len(p) for p in patterns) if patterns else 0
 
 
 class ContrastiveModule(L.LightningModule):

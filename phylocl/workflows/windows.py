@@ -46,16 +46,11 @@ class WindowCut:
 
 def word_span(embedder: ResolvedModel) -> int:
     """Residues one word of the model spans: ``k`` for ``kmer:K``, the longest seed pattern of a k-mer profile
-    encoder (``k + 1`` with its one-gap patterns); ``1`` when the model says neither."""
-    model = embedder.model
-    for holder in (model, getattr(model, "backbone", None)):
-        patterns = getattr(holder, "patterns", None)
-        if patterns:
-            return max(len(p) for p in patterns)
-    for holder in (model, getattr(model, "backbone", None)):
-        if isinstance(getattr(holder, "k", None), int):
-            return int(holder.k)
-    return 1
+    encoder (``k + 1`` with its one-gap patterns); ``1`` when the model says neither
+    (:func:`phylocl.models.patterns.word_span`)."""
+    from phylocl.models.patterns import word_span as span_of
+
+    return max(1, span_of(embedder.model))
 
 
 def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
