@@ -18,7 +18,7 @@ cosine similarities, the same numbers a flat FAISS index over the dense rows giv
 ``a`` is zero by construction in its similar-word block's columns (their basis rows lie in columns the sparse part
 never uses) and ``c`` in the tokens no sequence holds, 101 of 240 columns of ``default-protein``, so the product
 with every row reads 42% fewer bytes; a dropped column adds exactly 0 to every score, and BLAS's matrix product
-gives the same bits without it (tested).
+gives the same bits without it (tested; the einsum of small products and budget pools may move the last bit).
 Building (bounded memory, rows streamed) is :mod:`phylocl.retrieval.sparse_build`; the bundle format is below.
 
 A **word budget** (``budget=F``, ``0 < F < 1``; ``phylocl search --word-budget``) makes the search a non-exact
