@@ -6,8 +6,9 @@ A bundle is a directory, written atomically as a whole (:func:`phylocl.atomic.at
     <path>/rows.npz      ids (N,) str and, when known, labels (N,) str
     <path>/meta.json     {"format": "phylocl-index/1", "kind", "dim", "ntotal", "params", "model"}
 
-A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss``; see
-:mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
+A ``sparse`` bundle (posting lists of k-mer profile rows) holds ``.npy`` arrays instead of ``index.faiss`` and is of
+format ``phylocl-index/2`` (``/1``: before its ``meta.json`` named the low-rank columns ``dense.npy`` keeps; both
+read); see :mod:`phylocl.retrieval.sparse_index`. Both load with :func:`load_index`. Both carry ``checksums.json`` (the SHA-256 of
 every file), checked at load for files up to 16 MB and by ``phylocl index --verify`` for all
 (:mod:`phylocl.retrieval.index_checks`). A sparse bundle built from a FASTA file also holds the database sequences
 (``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search: :mod:`phylocl.retrieval.sequence_store`.
@@ -236,7 +237,8 @@ def verify_bundle(path: str | Path) -> str:
     path = Path(path)
     hashed = verify_checksums(path) if path.is_dir() else None
     index = load_index(path)
-    _check_unique(index.ids, path / "rows.npz")
+    if hashed is not None and index.kind in (SPARSE, WINDOWS):  # the one case load_index leaves to --verify
+        _check_unique(index.ids, path / "rows.npz")
     if index.kind == SPARSE:
         scan_postings(index, path)
     if index.kind == WINDOWS:
