@@ -150,7 +150,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         r = build_sparse_index_file(fasta=args.fasta, out=args.output, model=args.model, batch_size=args.batch_size,
                                     device=args.device, precision=args.precision, overlap=args.window_overlap,
                                     progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
-                                    windows=args.windows)
+                                    windows=args.windows, threads=args.threads)
         _say_default("index", r.model)
     else:
         from phylocl.workflows.index_command import build_index_file
@@ -390,7 +390,8 @@ def _add_index(sub) -> None:
     p.add_argument("--nprobe", type=int, help=PARAM_HELP["nprobe"])
     p.add_argument("--ef-search", type=int, help=PARAM_HELP["ef_search"])
     p.add_argument("--seed", type=int, default=0, help="seed of the ivf/pq training")
-    p.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="FAISS threads; with --fasta, the processes that embed the sequences "
+                   "(default: all cores)")
     _add_windows_option(p, "with --fasta: index each sequence as windows of W residues, one row per window; search "
                            "then ranks sequences by their best window pair")
     _add_model_options(p)

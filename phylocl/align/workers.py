@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "grouped_tasks", "map_blocks", "use_processes"]
+__all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "OrderedPool", "grouped_tasks", "map_blocks", "use_processes"]
 
 # work from which forked processes pay, in MSV filter calls (~8 us each on Mycoplasma; a pool of two costs 15-60 ms
 # to start with 1 GB resident): 20,000 is ~40 queries of 500 candidates; a pair to score or to trace weighs PAIR_WEIGHT
@@ -73,6 +73,60 @@ def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, proc
             pool.terminate()
         with _LOCK:
             del _TASKS[token]
+
+
+class OrderedPool:
+    """``fn`` over arguments submitted one at a time, in ``workers`` forked processes that live as long as the
+    ``with`` block (the streaming counterpart of :func:`map_blocks`, e.g. embedding a database buffer after buffer).
+
+    ``submit(arg)`` returns a handle whose ``get()`` gives ``fn(arg)`` (an exception in the worker is raised there);
+    the caller keeps the handles in order, so results come back in submission order. ``fn`` may be a closure:
+    the workers inherit it through the fork, so it is set when the ``with`` block starts, and only ``arg`` and the
+    result cross between processes (both must pickle). With ``workers <= 1`` or where the platform does not fork,
+    ``submit`` runs ``fn`` at once in this process."""
+
+    def __init__(self, fn: Callable, workers: int) -> None:
+        self.fn, self.workers = fn, int(workers)
+        self._pool = None
+        self._token: int | None = None
+
+    def __enter__(self) -> "OrderedPool":
+        if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with _LOCK:
+                self._token = next(_TOKENS)
+                _TASKS[self._token] = self.fn
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_init_worker)
+        return self
+
+    def submit(self, arg):
+        if self._pool is None:
+            return _Done(self.fn(arg))
+        return self._pool.apply_async(_run, (self._token, arg))
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if self._pool is not None:
+                if kind is None:
+                    self._pool.close()  # every submitted block has been read back: the workers exit
+                    self._pool.join()
+                else:  # an error or an interrupt here: stop the workers
+                    self._pool.terminate()
+        finally:
+            self._pool = None
+            if self._token is not None:
+                with _LOCK:
+                    del _TASKS[self._token]
+                self._token = None
+
+
+class _Done:
+    """A result computed at once (``OrderedPool`` without workers)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def get(self):
+        return self.value
 
 
 def _init_worker() -> None:

@@ -8,20 +8,25 @@ order. Used by ``embed``, ``search`` and ``evaluate``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from collections import deque
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from phylocl.errors import InputError
-from phylocl.sparse_rows import SparseRows
+from phylocl.sparse_rows import SparseRows, concat_rows
 from phylocl.workflows.model_spec import ResolvedModel
 
 if TYPE_CHECKING:  # a type only: the bar itself comes from phylocl.workflows.progress_bar
     from tqdm import tqdm
 
-__all__ = ["embed_buffers", "sparse_buffers", "embed_all", "DEFAULT_BUFFER", "Item"]
+__all__ = ["embed_buffers", "sparse_buffers", "embed_all", "parallel_buffers", "DEFAULT_BUFFER", "Item",
+           "MIN_PARALLEL_RESIDUES"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
+MIN_PARALLEL_RESIDUES = 500_000  # a first buffer of fewer residues is embedded in this process (~0.5 s of
+# default-protein's NumPy rows; forking two workers costs 15-60 ms, a 3-sequence search ~0.3 s in all)
+T = TypeVar("T")
 
 
 def _embed_buffer(buf: list[Item], embedder: ResolvedModel, batch_size: int, progress: tqdm | None):
@@ -66,15 +71,56 @@ def embed_buffers(items: Iterable[Item], embedder: ResolvedModel, *, batch_size:
 
 
 def sparse_buffers(items: Iterable[Item], embedder: ResolvedModel, *, batch_size: int = 64,
-                   buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None
+                   buffer_size: int = DEFAULT_BUFFER, progress: tqdm | None = None, workers: int = 1
                    ) -> Iterator[tuple[SparseRows, list[str], list]]:
     """As :func:`embed_buffers`, in the sparse form of :meth:`ResolvedModel.embed_sparse`: ``(rows, ids, labels)``
-    per buffer, input order (the encoder path sorts its windows by length itself)."""
-    for buf in _chunks(items, batch_size, buffer_size):
-        rows = embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
+    per buffer, input order (the encoder path sorts its windows by length itself); ``workers``: processes that
+    embed parts of each buffer (:func:`parallel_buffers`; the same rows)."""
+    def embed(buf: list[Item]) -> SparseRows:
+        return embedder.embed_sparse([s for _, s, _ in buf], batch_size=batch_size)
+
+    for buf, rows in parallel_buffers(_chunks(items, batch_size, buffer_size), embed, concat_rows,
+                                      workers if not embedder.is_encoder else 1):
         if progress is not None:
             progress.update(len(buf))
         yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
+
+
+def parallel_buffers(buffers: Iterable[list[Item]], embed: Callable[[list[Item]], T],
+                     combine: Callable[[list[T]], T], workers: int) -> Iterator[tuple[list[Item], T]]:
+    """``(buf, embed(buf))`` for each buffer, in order. With ``workers > 1`` each buffer is cut into ``workers``
+    consecutive parts embedded in forked processes (:class:`~phylocl.align.workers.OrderedPool`) and the results
+    joined by ``combine``; the next buffer's parts are handed out before a buffer is returned, so the workers embed
+    while the caller writes. ``embed`` must give each sequence's rows whatever sequences it is called with (true of
+    the NumPy k-mer paths: the same bytes, tested), and must not use torch, which does not survive a fork: callers
+    pass ``workers=1`` for encoders with weights. A first buffer under :data:`MIN_PARALLEL_RESIDUES` residues keeps
+    everything in this process (a small database; a fork would cost more than it saves)."""
+    buffers = iter(buffers)
+    first = next(buffers, None)
+    if first is None:
+        return
+    if workers <= 1 or sum(len(s) for _, s, _ in first) < MIN_PARALLEL_RESIDUES:
+        for buf in _chain(first, buffers):
+            yield buf, embed(buf)
+        return
+    from phylocl.align.workers import OrderedPool
+
+    with OrderedPool(embed, workers) as pool:
+        pending: deque = deque()
+        for buf in _chain(first, buffers):
+            step = -(-len(buf) // workers)
+            pending.append((buf, [pool.submit(buf[lo:lo + step]) for lo in range(0, len(buf), step)]))
+            if len(pending) > 1:
+                done, handles = pending.popleft()
+                yield done, combine([h.get() for h in handles])
+        while pending:
+            done, handles = pending.popleft()
+            yield done, combine([h.get() for h in handles])
+
+
+def _chain(first: list[Item], rest: Iterator[list[Item]]) -> Iterator[list[Item]]:
+    yield first
+    yield from rest
 
 
 def embed_all(items: Sequence[Item] | Iterable[Item], embedder: ResolvedModel, *, batch_size: int = 64,

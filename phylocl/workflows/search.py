@@ -127,13 +127,22 @@ def _kept(database, keep: list | None, budget: int):
         yield r.id, r.sequence, None
 
 
+def _workers(threads: int | None) -> int:
+    """Processes that embed a database's sparse rows: ``threads``, default all cores."""
+    from phylocl.retrieval.sparse_index import default_threads
+
+    return default_threads() if threads is None else int(threads)
+
+
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream,
-                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET, windows: WindowCut | None = None):
+                    keep: list | None = None, budget: int = DEFAULT_MEMORY_BUDGET, windows: WindowCut | None = None,
+                    workers: int = 1):
     """An exact in-memory index over the records of ``database`` (a bound stream): ``(index, x, letters)``; ``x`` is
     ``(N, D)`` rows, or :class:`~phylocl.sparse_rows.SparseRows` and a sparse index for models with sparse rows
     (k-mer profiles: the same hits, a few percent of the memory, and the encoder's sparse path is faster), or
     with ``windows`` the :class:`~phylocl.retrieval.windowed.WindowRows` and a windowed index.
-    ``keep``: a list that receives the database sequences (row order), at most ``budget`` residues."""
+    ``keep``: a list that receives the database sequences (row order), at most ``budget`` residues; ``workers``:
+    processes embedding the sparse rows (NumPy models; the same rows)."""
     from phylocl.retrieval.index import build_index
     from phylocl.retrieval.sparse_build import sparse_index_in_memory
     from phylocl.sparse_rows import concat_rows
@@ -145,13 +154,14 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
             from phylocl.workflows.windows import embed_windows
 
             db_x, db_ids = embed_windows(items, embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
-                                         progress=bar)
+                                         progress=bar, workers=workers)
             if db_x is None:
                 raise InputError("the database holds no sequences", path=database.path)
             return WindowedIndex(rows=db_x.rows, owners=db_x.owners, ids=db_ids, model=embedder.model_info(),
                                  window=windows.params()), db_x, database.letters
         if embedder.sparse:
-            parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar))
+            parts = list(sparse_buffers(items, embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar,
+                                        workers=workers))
             if not parts:
                 raise InputError("the database holds no sequences", path=database.path)
             db_x, db_ids = concat_rows([p[0] for p in parts]), [i for p in parts for i in p[1]]
@@ -361,7 +371,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             db_seqs = []
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
-                                              windows=windows)
+                                              windows=windows, workers=_workers(threads))
     if align and db is not None:
         stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,

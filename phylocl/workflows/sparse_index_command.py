@@ -32,7 +32,7 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
                             buffer_size: int = DEFAULT_BUFFER, device: str | None = None, precision: str = "fp32",
                             overlap: float | None = None, progress: bool = True,
                             alphabet: str | None = None, strict: bool = False, stream=None,
-                            windows: int | None = None) -> IndexResult:
+                            windows: int | None = None, threads: int | None = None) -> IndexResult:
     """Embed the records of ``fasta`` with ``model`` in sparse form and write a ``sparse`` index bundle at ``out``.
 
     Args:
@@ -43,6 +43,8 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
         windows: cut each sequence into windows of this many residues (tiles: :mod:`phylocl.workflows.windows`),
             one row per window, searched by best window pair; ``None``: the model's default width
             (``default-protein``: 200, other models none), ``0``: one row per sequence.
+        threads: processes that embed the rows (NumPy models: k-mer profile encoders and ``kmer:K``; the same
+            bundle, byte for byte); ``None``: all cores (``OMP_NUM_THREADS`` when set).
 
     Raises :class:`InputError` (nothing written) on bad input or a model without sparse rows.
     """
@@ -78,15 +80,19 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     def finish(folder):
         return {"sequences": store.finish(folder)}
 
+    from phylocl.retrieval.sparse_index import default_threads
+
+    workers = default_threads() if threads is None else int(threads)
     window = None
     if windows is None:
-        buffers = sparse_buffers(items(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar)
+        buffers = sparse_buffers(items(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar,
+                                 workers=workers)
     else:
         from phylocl.workflows.windows import window_buffers
 
         window = windows.params()
         buffers = window_buffers(items(), embedder, windows, batch_size=batch_size, buffer_size=buffer_size,
-                                 progress=bar)
+                                 progress=bar, workers=workers)
     with bar:
         blocks = ((rows, ids, None) for rows, ids, _ in buffers)
         try:

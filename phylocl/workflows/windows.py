@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from phylocl.errors import InputError
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, _chunks
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, _chunks, parallel_buffers
 
 if TYPE_CHECKING:
     from phylocl.retrieval.windowed import WindowRows
@@ -83,28 +83,34 @@ def resolve_windows(width: int | None, embedder: ResolvedModel) -> WindowCut | N
 
 
 def window_buffers(items: Iterable[Item], embedder: ResolvedModel, cut: WindowCut, *, batch_size: int = 64,
-                   buffer_size: int = DEFAULT_BUFFER, progress=None) -> Iterator[tuple["WindowRows", list[str], list]]:
+                   buffer_size: int = DEFAULT_BUFFER, progress=None,
+                   workers: int = 1) -> Iterator[tuple["WindowRows", list[str], list]]:
     """As :func:`~phylocl.workflows.embed_buffers.sparse_buffers`, one :class:`WindowRows` per buffer of
     ``buffer_size`` sequences cut by ``cut``: ``(windows, ids, labels)`` (one id and label per sequence, input
-    order)."""
-    from phylocl.retrieval.windowed import WindowRows, window_pieces
+    order); ``workers``: processes that embed parts of each buffer (the same rows)."""
+    from phylocl.retrieval.windowed import WindowRows, concat_windows, window_pieces
 
-    for buf in _chunks(items, batch_size, buffer_size):
+    def embed(buf: list[Item]) -> WindowRows:
         pieces, owners = window_pieces([s for _, s, _ in buf], cut.width, cut.stride)
         rows = embedder.embed_sparse(pieces, batch_size=batch_size)  # (W,) window rows
+        return WindowRows(rows=rows, owners=owners, n=len(buf))
+
+    for buf, rows in parallel_buffers(_chunks(items, batch_size, buffer_size), embed, concat_windows,
+                                      workers if not embedder.is_encoder else 1):
         if progress is not None:
             progress.update(len(buf))
-        yield WindowRows(rows=rows, owners=owners, n=len(buf)), [i for i, _, _ in buf], [lab for _, _, lab in buf]
+        yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
 
 
 def embed_windows(items: Iterable[Item], embedder: ResolvedModel, cut: WindowCut, *, batch_size: int = 64,
-                  buffer_size: int = DEFAULT_BUFFER, progress=None) -> tuple["WindowRows | None", list[str]]:
+                  buffer_size: int = DEFAULT_BUFFER, progress=None,
+                  workers: int = 1) -> tuple["WindowRows | None", list[str]]:
     """Every item's windows in memory: ``(windows, ids)`` (``None`` for no items)."""
     from phylocl.retrieval.windowed import concat_windows
 
     parts, ids = [], []
     for rows, chunk_ids, _ in window_buffers(items, embedder, cut, batch_size=batch_size, buffer_size=buffer_size,
-                                             progress=progress):
+                                             progress=progress, workers=workers):
         parts.append(rows)
         ids.extend(chunk_ids)
     return (concat_windows(parts) if parts else None), ids
