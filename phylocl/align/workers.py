@@ -1,4 +1,5 @@
-"""Worker processes for the alignment stage: independent blocks of work run in forked processes, not threads.
+"""Worker processes for the alignment stage (and, through :class:`OrderedPool`, for embedding a database's sparse
+rows): independent blocks of work run in forked processes, not threads.
 
 The alignment stage makes millions of short calls into C (an MSV filter call per candidate, three parasail calls
 per traced pair) with Python between them. The C releases the GIL, but the Python between calls holds it: with
@@ -85,7 +86,7 @@ class OrderedPool:
     result cross between processes (both must pickle). With ``workers <= 1`` or where the platform does not fork,
     ``submit`` runs ``fn`` at once in this process."""
 
-    def __init__(self, fn: Callable, workers: int) -> None:
+    def __init__(self, fn: Callable, *, workers: int) -> None:
         self.fn, self.workers = fn, int(workers)
         self._pool = None
         self._token: int | None = None

@@ -105,7 +105,7 @@ def parallel_buffers(buffers: Iterable[list[Item]], embed: Callable[[list[Item]]
         return
     from phylocl.align.workers import OrderedPool
 
-    with OrderedPool(embed, workers) as pool:
+    with OrderedPool(embed, workers=workers) as pool:
         pending: deque = deque()
         for buf in _chain(first, buffers):
             step = -(-len(buf) // workers)

@@ -68,12 +68,12 @@ def _square_or_fail(x: int) -> int:
 
 
 def test_ordered_pool_keeps_order_raises_worker_errors_and_cleans_up():
-    with OrderedPool(_square_or_fail, 2) as pool:
+    with OrderedPool(_square_or_fail, workers=2) as pool:
         handles = [pool.submit(x) for x in (5, 1, 4)]
         assert [h.get() for h in handles] == [25, 1, 16]
     with pytest.raises(ValueError, match="three is refused"):
-        with OrderedPool(_square_or_fail, 2) as pool:
+        with OrderedPool(_square_or_fail, workers=2) as pool:
             pool.submit(3).get()
-    with OrderedPool(_square_or_fail, 1) as pool:  # no workers: at once, in this process
+    with OrderedPool(_square_or_fail, workers=1) as pool:  # no workers: at once, in this process
         assert pool.submit(6).get() == 36
     assert not workers_mod._TASKS
