@@ -58,22 +58,9 @@ def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, proc
     if not processes:
         with ThreadPoolExecutor(min(workers, n_blocks)) as pool:
             return list(pool.map(fn, range(n_blocks)))
-    with _LOCK:
-        token = next(_TOKENS)
-        _TASKS[token] = fn
-    pool = None
-    try:
-        pool = multiprocessing.get_context("fork").Pool(min(workers, n_blocks), initializer=_init_worker)
-        out = pool.starmap(_run, [(token, b) for b in range(n_blocks)], chunksize=1)
-        pool.close()  # the workers finish and exit: no terminate (it can leave a worker waiting on the task queue)
-        pool.join()
-        pool = None
-        return out
-    finally:
-        if pool is not None:  # an error or an interrupt in this process: stop the workers
-            pool.terminate()
-        with _LOCK:
-            del _TASKS[token]
+    with OrderedPool(fn, workers=min(workers, n_blocks)) as pool:
+        handles = [pool.submit(b) for b in range(n_blocks)]
+        return [h.get() for h in handles]
 
 
 class OrderedPool:
@@ -107,8 +94,8 @@ class OrderedPool:
     def __exit__(self, kind, value, traceback) -> None:
         try:
             if self._pool is not None:
-                if kind is None:
-                    self._pool.close()  # every submitted block has been read back: the workers exit
+                if kind is None:  # the workers finish and exit: no terminate (it can leave a worker waiting on
+                    self._pool.close()  # the task queue)
                     self._pool.join()
                 else:  # an error or an interrupt here: stop the workers
                     self._pool.terminate()

@@ -55,7 +55,6 @@ def build_loss(config) -> torch.nn.Module:
     return LateInteraction(loss=loss) if config.window else loss
 
 
-
 class ContrastiveModule(L.LightningModule):
     """Encoder + contrastive loss + optimiser schedule.
 
