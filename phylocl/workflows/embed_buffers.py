@@ -19,8 +19,8 @@ from phylocl.workflows.model_spec import ResolvedModel
 if TYPE_CHECKING:  # a type only: the bar itself comes from phylocl.workflows.progress_bar
     from tqdm import tqdm
 
-__all__ = ["embed_buffers", "sparse_buffers", "embed_all", "parallel_buffers", "DEFAULT_BUFFER", "Item",
-           "MIN_PARALLEL_RESIDUES"]
+__all__ = ["embed_buffers", "sparse_buffers", "embed_all", "embed_workers", "parallel_buffers", "DEFAULT_BUFFER",
+           "Item", "MIN_PARALLEL_RESIDUES"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
@@ -84,6 +84,14 @@ def sparse_buffers(items: Iterable[Item], embedder: ResolvedModel, *, batch_size
         if progress is not None:
             progress.update(len(buf))
         yield rows, [i for i, _, _ in buf], [lab for _, _, lab in buf]
+
+
+def embed_workers(threads: int | None) -> int:
+    """Processes that embed a database's sparse rows for a command's ``--threads``: ``threads``; ``None``: all cores
+    (``OMP_NUM_THREADS`` when set)."""
+    from phylocl.retrieval.sparse_index import default_threads
+
+    return default_threads() if threads is None else int(threads)
 
 
 def parallel_buffers(buffers: Iterable[list[Item]], embed: Callable[[list[Item]], T],

@@ -36,7 +36,7 @@ from phylocl.errors import InputError
 from phylocl.outputs import same_file
 from phylocl.workflows import progress_bar
 from phylocl.sparse_rows import SparseRows
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, sparse_buffers
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, embed_workers, sparse_buffers
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model, shipped_models
 from phylocl.workflows.search_strands import merge_candidates, minus_candidates, resolve_strand
@@ -125,13 +125,6 @@ def _kept(database, keep: list | None, budget: int):
                                  path=database.path)
             keep.append(r.sequence)
         yield r.id, r.sequence, None
-
-
-def _workers(threads: int | None) -> int:
-    """Processes that embed a database's sparse rows: ``threads``, default all cores."""
-    from phylocl.retrieval.sparse_index import default_threads
-
-    return default_threads() if threads is None else int(threads)
 
 
 def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, progress: bool, stream,
@@ -371,7 +364,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             db_seqs = []
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
-                                              windows=windows, workers=_workers(threads))
+                                              windows=windows, workers=embed_workers(threads))
     if align and db is not None:
         stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, sparse_buffers
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_workers, sparse_buffers
 from phylocl.workflows.index_command import IndexResult, check_index_destination
 from phylocl.workflows.inputs import bind_stream, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model
@@ -80,9 +80,7 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     def finish(folder):
         return {"sequences": store.finish(folder)}
 
-    from phylocl.retrieval.sparse_index import default_threads
-
-    workers = default_threads() if threads is None else int(threads)
+    workers = embed_workers(threads)
     window = None
     if windows is None:
         buffers = sparse_buffers(items(), embedder, batch_size=batch_size, buffer_size=buffer_size, progress=bar,
