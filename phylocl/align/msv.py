@@ -92,7 +92,7 @@ class MsvFilter:
             quick = Builder(alphabet, seed=MSV_SEED, EmN=QUICK_EMN, EmL=QUICK_EML, EvN=QUICK_EVN, EvL=QUICK_EVL,
                             EfN=QUICK_EVN, EfL=QUICK_EVL, **options)
             background = Background(alphabet)
-            tools = self._local.tools = (alphabet, background, builder, quick, _calibration_set(background))
+            tools = self._local.tools = (alphabet, background, builder, quick, calibration_set(background))
         return tools
 
     def pvalues(self, query: str, targets: Sequence[str], keys: Sequence[int] | None = None) -> np.ndarray:
@@ -119,6 +119,27 @@ class MsvFilter:
         if not self.enabled or not len(targets):
             return np.ones(len(targets), dtype=bool)
         return self.pvalues(query, targets, keys) <= self.pvalue
+
+
+_DRAWN: dict[tuple[float, ...], tuple[tuple[bytes, ...], np.float32]] = {}  # frequencies -> codes, null score
+_DRAWN_LOCK = threading.Lock()
+
+
+def calibration_set(background) -> tuple:
+    """``(sequences, null score)`` of HMMER's MSV calibration for ``background`` (:func:`_calibration_set`), as new
+    ``DigitalSequence`` objects of this thread: the residues are drawn once per process and background (~6 ms in
+    Python; each search of a held-open :class:`~phylocl.Searcher` runs its alignment in new threads, which drew
+    them again for every query)."""
+    from pyhmmer.easel import DigitalSequence
+
+    key = tuple(float(v) for v in background.residue_frequencies)
+    with _DRAWN_LOCK:
+        drawn = _DRAWN.get(key)
+        if drawn is None:
+            seqs, null = _calibration_set(background)
+            drawn = _DRAWN[key] = (tuple(bytes(s.sequence) for s in seqs), null)
+    codes, null = drawn
+    return tuple(DigitalSequence(background.alphabet, sequence=bytearray(c)) for c in codes), null
 
 
 def _calibration_set(background) -> tuple:

@@ -179,3 +179,30 @@ def test_msv_gumbel_is_the_calibration_hmmer_stores(alphabet, matrix):
         differs += list(profile.evalue_parameters.as_vector())[:2] != want
         assert msv_gumbel(hmm, profile, background, calibration) == tuple(want), n
     assert differs >= 3
+
+
+def test_calibration_residues_are_drawn_once_per_background(monkeypatch):
+    """Every thread's filter calibrates with the same residues, drawn once per background (a held-open Searcher
+    aligns in new threads for every search): equal to a fresh draw, as new objects per call, and not drawn again."""
+    import threading
+
+    from pyhmmer.easel import Alphabet
+    from pyhmmer.plan7 import Background
+
+    from phylocl.align import msv
+
+    for alphabet in (Alphabet.amino(), Alphabet.dna()):
+        fresh, null = msv._calibration_set(Background(alphabet))
+        first = msv.calibration_set(Background(alphabet))
+        drawn = []
+        monkeypatch.setattr(msv, "_calibration_set", lambda bg: drawn.append(bg))  # a second draw would be seen
+        again = []
+        t = threading.Thread(target=lambda: again.append(msv.calibration_set(Background(alphabet))))
+        t.start()
+        t.join()
+        monkeypatch.undo()
+        assert not drawn
+        for got in (first, again[0]):
+            assert got[1] == null and len(got[0]) == len(fresh) == msv.MSV_EMN
+            assert [bytes(s.sequence) for s in got[0]] == [bytes(s.sequence) for s in fresh]
+        assert all(a is not b for a, b in zip(first[0], again[0][0]))
