@@ -16,14 +16,16 @@ import io
 import mmap
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-__all__ = ["memmap_member", "read_rows", "block_rows", "row_blocks", "check_npy_sizes"]
+__all__ = ["memmap_member", "check_member_crc", "read_rows", "block_rows", "row_blocks", "check_npy_sizes"]
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header: 30 bytes, name and extra lengths last
+_CRC_BLOCK = 8 << 20  # bytes read per step of a CRC-32 check
 
 
 def memmap_member(path: str | Path, name: str) -> np.ndarray:
@@ -51,6 +53,29 @@ def memmap_member(path: str | Path, name: str) -> np.ndarray:
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+def check_member_crc(path: str | Path, name: str) -> None:
+    """Raise ``zipfile.BadZipFile`` unless the stored (uncompressed) member ``name`` of the archive ``path`` matches
+    the CRC-32 its zip directory records: the check the zip reader makes when it reads a member whole, for members
+    memory-mapped instead (:func:`memmap_member`). Reads the member's bytes once, in blocks."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if fields[0] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {name}")
+        f.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        crc, left = 0, info.compress_size
+        while left > 0:
+            block = f.read(min(left, _CRC_BLOCK))
+            if not block:
+                raise zipfile.BadZipFile(f"{name} is truncated")
+            crc, left = zlib.crc32(block, crc), left - len(block)
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
 
 
 def _declared_bytes(f) -> tuple[tuple[int, ...], int]:

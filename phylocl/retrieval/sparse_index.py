@@ -60,8 +60,8 @@ from phylocl.retrieval.index_checks import check_low_rank, check_scored, fresh_l
 from phylocl.sparse_ops import csr_dense, sparsetools
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "RowNumbers", "budget_words", "check_budget",
-           "check_dense_columns", "nonzero_columns", "scatter_lists", "str_list", "top_rows"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "RowNumbers", "IdArray", "row_ids", "budget_words",
+           "check_budget", "check_dense_columns", "nonzero_columns", "scatter_lists", "str_list", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
@@ -222,6 +222,47 @@ class RowNumbers(Sequence):
         return str(j)
 
 
+class IdArray(Sequence):
+    """Row ids kept as a NumPy string array (``rows.npz``'s ``ids`` memory-mapped by the bundle loader), each made a
+    ``str`` when read: 10^6 ids read whole and copied into a list cost ~0.1 s of every search's start, and a search
+    reads the ids of its hits only. Compares equal to any sequence of the same strings."""
+
+    _CHUNK = 1 << 16  # ids converted per step when iterating
+
+    def __init__(self, values: np.ndarray) -> None:
+        if values.ndim != 1 or values.dtype.kind != "U":
+            raise ValueError(f"ids must be a 1-d string array, got {values.dtype} {values.shape}")
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self._values[i].tolist()
+        return str(self._values[i])
+
+    def __iter__(self):
+        for lo in range(0, len(self._values), self._CHUNK):
+            yield from self._values[lo:lo + self._CHUNK].tolist()
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
+            return False
+        return all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.array(self._values, dtype=dtype)
+
+
+def row_ids(ids: Sequence) -> Sequence[str]:
+    """An index's ``ids``: :class:`RowNumbers` and :class:`IdArray` as they are (made when read), anything else as
+    a new list of ``str`` (:func:`str_list`)."""
+    return ids if isinstance(ids, (RowNumbers, IdArray)) else str_list(ids)
+
+
 def str_list(values: Sequence) -> list[str]:
     """``values`` as a new list of ``str``; a list of ``str`` already (a bundle's ids read by ``tolist()``) is copied
     as it is (``str()`` of each of 10^6 ids cost ~70 ms of a search's start)."""
@@ -277,10 +318,7 @@ class SparseIndex:
         self.dense, self.basis = dense, np.asarray(basis, dtype=np.float32)
         self.gram = basis_gram(self.basis)  # (r, r)
         self._basis_t = np.ascontiguousarray(self.basis.T)  # (D, r) for the queries' products
-        if isinstance(ids, RowNumbers):
-            self.ids = ids
-        else:
-            self.ids = str_list(ids)
+        self.ids = row_ids(ids)
         self.labels = None if labels is None else str_list(labels)
         self.model = dict(model or {})
         self.params: dict = {}

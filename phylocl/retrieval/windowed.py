@@ -29,7 +29,7 @@ from phylocl.retrieval.index_checks import check_low_rank
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
 from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, RowNumbers, SparseIndex, check_budget,
-                                             default_threads, query_share, str_list, top_rows)
+                                             default_threads, query_share, row_ids, str_list, top_rows)
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
@@ -171,7 +171,7 @@ class WindowedIndex:
             raise ValueError(f"{len(owners)} owners for {n_rows} rows")
         n = int(np.asarray(owners)[-1]) + 1 if len(owners) else 0
         self.owners = check_owners(owners, n)
-        self.ids = [str(i) for i in range(n)] if ids is None else str_list(ids)
+        self.ids = [str(i) for i in range(n)] if ids is None else row_ids(ids)
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} ids for {n} sequences")
         if labels is not None and len(labels) != n:

@@ -208,3 +208,51 @@ def test_repeated_ids_of_a_sparse_bundle_with_checksums_are_found_by_verify(bund
     assert err.count("\n") == 1 and "duplicate row id 's3'" in err and "rows.npz" in err
     with pytest.raises(InputError, match="duplicate row id 's3'"):
         load_index(_without_checksums(bundle))
+
+
+def _flip_id(bundle: Path, old: str, new: str) -> None:
+    """Rewrite id ``old`` as ``new`` (same length) inside ``rows.npz``'s stored bytes, leaving the zip's CRC as it
+    was: a valid array holding a wrong id."""
+    data = (bundle / "rows.npz").read_bytes()
+    at = data.index(old.encode("utf-32-le"))
+    (bundle / "rows.npz").write_bytes(data[:at] + new.encode("utf-32-le") + data[at + 4 * len(old):])
+
+
+def test_ids_are_mapped_in_place_and_read_as_str(bundle):
+    """A sparse bundle's ids are memory-mapped from ``rows.npz`` (:class:`IdArray`), not copied into a list at load
+    (10^6 ids: ~0.1 s of every search's start), and read as the ids the build wrote."""
+    from phylocl.retrieval.sparse_index import IdArray
+
+    ids = [f"s{i}" for i in range(40)]
+    got = load_index(bundle).ids
+    assert isinstance(got, IdArray) and isinstance(got._values, np.memmap)
+    assert got == ids and got != ids[:-1] and got != "s0" and list(got) == ids and len(got) == 40
+    assert type(got[3]) is str and got[3] == "s3" and got[-1] == "s39" and got[5:8] == ["s5", "s6", "s7"]
+    assert np.array_equal(np.asarray(got), np.array(ids))
+    with pytest.raises(IndexError):
+        got[40]
+
+
+@pytest.mark.parametrize("with_checksums", [False, True])
+def test_a_changed_id_fails_the_zip_crc_of_mapped_ids(tmp_path, monkeypatch, with_checksums):
+    """Mapped ids skip the zip reader's CRC-32, so the loader checks it: a changed id (a valid array, the CRC left as
+    it was) is one located line, exit 2, whether the bundle has no checksums (an earlier phylocl's) or ``rows.npz`` is
+    over the size whose SHA-256 is compared at load; without the check it would load and print the wrong id. (Ids of
+    ~1,800 bytes each: the members' header checks read only a member's first 64 KB, which holds all of a small one.)"""
+    import phylocl.retrieval.index_io as index_io
+
+    rows, _ = _rows()
+    ids = [f"s{i}_" + "x" * 450 for i in range(len(rows))]
+    bundle = tmp_path / "ix"
+    write_sparse_index(bundle, [(rows, ids, None)], model={"name": "m", "dim": rows.dim})
+    if with_checksums:  # rows.npz as large as 10^6 ids: not hashed at load
+        monkeypatch.setattr(checks, "VERIFY_AT_LOAD_BYTES", 0)
+        monkeypatch.setattr(index_io, "VERIFY_AT_LOAD_BYTES", 0)
+    else:
+        _without_checksums(bundle)
+    _flip_id(bundle, "s37_", "t37_")
+    with pytest.raises(InputError, match=r"cannot read row ids \(truncated or damaged\?\): Bad CRC-32") as err:
+        load_index(bundle)
+    assert err.value.path == str(bundle / "rows.npz") and "\n" not in str(err.value)
+    monkeypatch.setattr(index_io, "check_member_crc", lambda *a: None)  # the check it makes
+    assert load_index(bundle).ids[37].startswith("t37_")

@@ -169,6 +169,7 @@ def test_bundle_round_trip_with_checksums_and_verify(tmp_path, rank):
     assert "owners.npy" in json.loads((tmp_path / "ix" / "checksums.json").read_text())["files"]
     loaded = load_index(tmp_path / "ix")
     assert isinstance(loaded, WindowedIndex) and loaded.ids == ids and loaded.labels == labels
+    assert type(loaded.ids).__name__ == "IdArray"  # mapped in place, not copied (test_index_checks)
     q = _windows(_seqs(5, 5), 20, rank)
     np.testing.assert_allclose(loaded.scores(q), _reference(q, w), atol=1e-5)
     assert "23 sequences as" in verify_bundle(tmp_path / "ix") and "files match their checksums" in verify_bundle(
