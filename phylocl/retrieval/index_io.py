@@ -36,7 +36,8 @@ from phylocl.retrieval.index_params import INDEX_KINDS
 from phylocl.retrieval.index_checks import (VERIFY_AT_LOAD_BYTES, check_sparse_arrays, scan_postings, verify_at_load,
                                             verify_checksums)
 from phylocl.retrieval.sparse_index import KIND as SPARSE
-from phylocl.retrieval.sparse_index import IdArray, RowNumbers, SparseIndex, check_dense_columns, str_list
+from phylocl.retrieval.row_ids import IdArray, RowNumbers, str_list
+from phylocl.retrieval.sparse_index import SparseIndex, check_dense_columns
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object

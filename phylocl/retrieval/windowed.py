@@ -28,8 +28,9 @@ from phylocl.retrieval.hits import drop_self_hits, own_rows
 from phylocl.retrieval.index_checks import check_low_rank
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
-from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, RowNumbers, SparseIndex, check_budget,
-                                             default_threads, query_share, row_ids, str_list, top_rows)
+from phylocl.retrieval.row_ids import RowNumbers, row_ids, str_list
+from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, SparseIndex, check_budget, default_threads,
+                                             query_share, top_rows)
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",

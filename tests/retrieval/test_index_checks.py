@@ -219,9 +219,9 @@ def _flip_id(bundle: Path, old: str, new: str) -> None:
 
 
 def test_ids_are_mapped_in_place_and_read_as_str(bundle):
-    """A sparse bundle's ids are memory-mapped from ``rows.npz`` (:class:`IdArray`), not copied into a list at load
+    """A sparse bundle's ids are memory-mapped from ``rows.npz`` (:class:`~phylocl.retrieval.row_ids.IdArray`), not copied into a list at load
     (10^6 ids: ~0.1 s of every search's start), and read as the ids the build wrote."""
-    from phylocl.retrieval.sparse_index import IdArray
+    from phylocl.retrieval.row_ids import IdArray
 
     ids = [f"s{i}" for i in range(40)]
     got = load_index(bundle).ids

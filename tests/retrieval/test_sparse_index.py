@@ -225,13 +225,3 @@ def test_a_query_scored_alone_gets_the_scores_it_gets_in_a_batch(tmp_path):
         s1, h1 = index.search(q.slice(i, i + 1), 9)
         np.testing.assert_array_equal(s1, s_all[i:i + 1])
         np.testing.assert_array_equal(h1, h_all[i:i + 1])
-
-
-def test_row_numbers_read_as_the_list_of_row_number_strings():
-    names = sparse_index.RowNumbers(5)
-    assert len(names) == 5 and list(names) == ["0", "1", "2", "3", "4"]
-    assert names[-1] == "4" and names[1:4] == ["1", "2", "3"] and names[::2] == ["0", "2", "4"]
-    with pytest.raises(IndexError):
-        names[5]
-    with pytest.raises(IndexError):
-        names[-6]
