@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from phylocl.console import configure_logging
 
@@ -50,3 +55,18 @@ def test_handlers_are_replaced_and_quiet_hides_info(monkeypatch):
     log.warning("shown")
     assert err.getvalue().splitlines()[-1] == "phylocl demo: shown" and "hidden" not in err.getvalue()
     configure_logging("demo")  # leave the default level for other tests
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "4"), ("9", "9")])
+def test_the_cli_shortens_openblas_spin_before_numpy_loads(preset, expected):
+    """``phylocl`` sets ``OPENBLAS_THREAD_TIMEOUT`` (OpenBLAS reads it when NumPy loads) before anything imports
+    NumPy, unless the user set it: OpenBLAS's threads then sleep after a product instead of holding the cores that
+    the search's own threads need next."""
+    code = ("import os, sys\nfrom phylocl.cli import main\ntry:\n    main(['search', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == f"{expected} False"

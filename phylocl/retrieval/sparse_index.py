@@ -281,10 +281,11 @@ class SparseIndex:
             self._lengths = np.diff(self.postings.indptr).astype(np.int64)
         return self._lengths
 
-    def scores(self, q: SparseRows, *, budget: float | None = None) -> np.ndarray:
+    def scores(self, q: SparseRows, *, budget: float | None = None, row_threads: int = 1) -> np.ndarray:
         """Cosine of every query row with every database row: ``(b, N)`` float32; with a word ``budget`` in
-        ``(0, 1)``, the approximate scores of the module docstring."""
-        out = self._sparse_scores(q, budget)  # (b, N)
+        ``(0, 1)``, the approximate scores of the module docstring; ``row_threads``: threads that share each query
+        row's sparse sums by blocks of database rows (:meth:`_sparse_scores`)."""
+        out = self._sparse_scores(q, budget, row_threads)  # (b, N)
         if q.rank:
             low = matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
             check_low_rank(self, low)
@@ -315,26 +316,46 @@ class SparseIndex:
                 self._bounds[c] = np.clip(np.maximum.accumulate(at), a, b)
         return self._bounds[cols]
 
-    def _sparse_scores(self, q: SparseRows, budget: float | None) -> np.ndarray:
-        """The sparse part of every score, ``(b, N)`` float32, over the words ``budget`` lets each query read."""
+    def _sparse_scores(self, q: SparseRows, budget: float | None, row_threads: int = 1) -> np.ndarray:
+        """The sparse part of every score, ``(b, N)`` float32, over the words ``budget`` lets each query read.
+
+        ``row_threads`` > 1 (a search whose queries make fewer blocks than it has threads, e.g. one query): each
+        query row's lists are scattered by that many threads at once, each over its own consecutive
+        :data:`ROW_BLOCK` blocks of database rows (an index of two blocks at least: 10^6 window rows). Every sum runs
+        over the same lists in the same order, so the scores are the same bits (0.10 -> 0.05 s per query window at
+        10^6 rows with two threads)."""
         if q.dim != self.dim or q.rank != self.basis.shape[0]:
             raise ValueError(f"queries of width {q.dim} / rank {q.rank} for an index of {self.dim} / "
                              f"{self.basis.shape[0]}")
         check_budget(budget)
         out = np.zeros((len(q), self.ntotal), dtype=np.float32)  # (b, N)
-        for i in range(len(q)):  # the query's own lists, read in place
-            cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
-            if budget is not None and budget < 1:
-                keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
-                cols_i, vals_i = cols_i[keep], vals_i[keep]
-            fresh = fresh_lists(self, cols_i)  # lists this index has not read before, their row ids checked
-            scatter_lists(self.postings, cols_i, vals_i, out[i], self.block_bounds(cols_i))
-            check_scored(self, fresh, out[i])  # and their values
+        groups = min(int(row_threads), len(self._edges) - 1)  # threads, each with consecutive row blocks
+        pool = ThreadPoolExecutor(groups) if groups > 1 else None
+        try:
+            for i in range(len(q)):  # the query's own lists, read in place
+                cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
+                if budget is not None and budget < 1:
+                    keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
+                    cols_i, vals_i = cols_i[keep], vals_i[keep]
+                fresh = fresh_lists(self, cols_i)  # lists this index has not read before, their row ids checked
+                bounds = self.block_bounds(cols_i)  # (m, B + 1) or None: one block
+                if pool is None or bounds is None:
+                    scatter_lists(self.postings, cols_i, vals_i, out[i], bounds)
+                else:
+                    cuts = np.linspace(0, bounds.shape[1] - 1, groups + 1).round().astype(int)  # (groups + 1,)
+                    list(pool.map(lambda g, c=cols_i, v=vals_i, b=bounds, o=out[i]:
+                                  scatter_lists(self.postings, c, v, o, b[:, cuts[g]:cuts[g + 1] + 1]), range(groups)))
+                check_scored(self, fresh, out[i])  # and their values
+        finally:
+            if pool is not None:
+                pool.shutdown()
         return out
 
-    def _budget_hits(self, q: SparseRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
-        """``scores``, ``rows`` ``(b, depth)`` of a budgeted search (module docstring), best first."""
-        s = self._sparse_scores(q, budget)  # (b, N)
+    def _budget_hits(self, q: SparseRows, depth: int, budget: float,
+                     row_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``scores``, ``rows`` ``(b, depth)`` of a budgeted search (module docstring), best first; ``row_threads``:
+        as :meth:`_sparse_scores`."""
+        s = self._sparse_scores(q, budget, row_threads)  # (b, N)
         u = self._low_rank_query(q) if q.rank else None  # (b, m)
         scores = np.empty((len(q), depth), np.float32)
         rows = np.empty((len(q), depth), np.int64)
@@ -372,16 +393,17 @@ class SparseIndex:
         wanted = k + (exclude_ids is not None)  # one more: the query's own row may be among the hits
         depth = min(wanted, self.ntotal)
         starts = range(0, len(queries), block)
+        row_threads = max(1, self.threads // max(1, len(starts)))  # threads the blocks leave to each one's sums
 
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
             if budget is not None and budget < 1:
-                sc, i = self._budget_hits(queries.slice(lo, hi), depth, budget)  # (b, depth) each
+                sc, i = self._budget_hits(queries.slice(lo, hi), depth, budget, row_threads)  # (b, depth) each
                 if depth < wanted:  # -1 past the database's end
                     sc = np.hstack([sc, np.full((hi - lo, wanted - depth), -np.inf, np.float32)])
                     i = np.hstack([i, np.full((hi - lo, wanted - depth), -1, np.int64)])
             else:
-                s = self.scores(queries.slice(lo, hi))  # (b, N)
+                s = self.scores(queries.slice(lo, hi), row_threads=row_threads)  # (b, N)
                 top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
                 order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
                 i = np.full((hi - lo, wanted), -1, dtype=np.int64)

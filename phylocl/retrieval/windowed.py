@@ -207,10 +207,11 @@ class WindowedIndex:
         """Stored sparse values (all windows)."""
         return self.index.nnz
 
-    def scores(self, queries: WindowRows) -> np.ndarray:
+    def scores(self, queries: WindowRows, *, row_threads: int = 1) -> np.ndarray:
         """``(Q, n)`` float32: best window-pair cosine of each query sequence with each database sequence.
 
-        Window rows are scored ``max(1, BLOCK_VALUES // W)`` at a time, so memory is one such block plus the output.
+        Window rows are scored ``max(1, BLOCK_VALUES // W)`` at a time, so memory is one such block plus the output;
+        ``row_threads``: as :meth:`SparseIndex.scores`.
         """
         out = np.full((len(queries), self.ntotal), -np.inf, dtype=np.float32)  # (Q, n)
         if not self.ntotal:
@@ -218,7 +219,7 @@ class WindowedIndex:
         owners, step = queries.owners, max(1, BLOCK_VALUES // max(self.n_rows, 1))
         for lo in range(0, len(queries.rows), step):
             hi = min(lo + step, len(queries.rows))
-            s = self.index.scores(queries.rows.slice(lo, hi))  # (c, W)
+            s = self.index.scores(queries.rows.slice(lo, hi), row_threads=row_threads)  # (c, W)
             per_seq = best_of_runs(s, self._starts, self._counts)  # (c, n): best database window per sequence
             local = _starts(owners[lo:hi])  # the queries of this chunk, consecutive
             best = np.maximum.reduceat(per_seq, local, axis=0)  # (g, n): best query window per query
@@ -238,13 +239,14 @@ class WindowedIndex:
                 return own[np.sort(first)][:m]
             k = min(len(x), 2 * k)
 
-    def _budget_hits(self, queries: WindowRows, depth: int, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    def _budget_hits(self, queries: WindowRows, depth: int, budget: float,
+                     row_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``scores``, ``sequences`` ``(b, depth)`` of a budgeted search, best first: the word budget of
         :meth:`SparseIndex.search` for windows. Each query window reads its budgeted words; per query the
         :data:`~phylocl.retrieval.sparse_index.POOL` ``x depth`` sequences of largest budgeted sums (best window
         pair) get the low-rank term of every pair of their windows with the query's windows, and the ``depth`` best
         best-window-pair scores are kept (ties: the lower sequence)."""
-        s = self.index._sparse_scores(queries.rows, budget)  # (c, W) budgeted sparse sums
+        s = self.index._sparse_scores(queries.rows, budget, row_threads)  # (c, W) budgeted sparse sums
         u = self.index._low_rank_query(queries.rows) if queries.rows.rank else None  # (c, m)
         starts = queries.starts  # (b + 1,) each query's first window
         dense = np.asarray(self.index.dense)  # (W, m) a plain view of the memory map: cheaper row gathers
@@ -286,15 +288,18 @@ class WindowedIndex:
         wanted = k + (exclude_ids is not None)
         depth = min(wanted, self.ntotal)
 
+        starts = range(0, len(queries), block)
+        row_threads = max(1, self.threads // max(1, len(starts)))  # threads the blocks leave to each one's sums
+
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
             i = np.full((hi - lo, wanted), -1, dtype=np.int64)
             sc = np.full((hi - lo, wanted), -np.inf, dtype=np.float32)
             if depth and budgeted:
-                sc[:, :depth], i[:, :depth] = self._budget_hits(queries.slice(lo, hi), depth, budget)
+                sc[:, :depth], i[:, :depth] = self._budget_hits(queries.slice(lo, hi), depth, budget, row_threads)
                 i[:, :depth][~np.isfinite(sc[:, :depth])] = -1  # fewer sequences than depth
             elif depth:
-                s = self.scores(queries.slice(lo, hi))  # (b, n)
+                s = self.scores(queries.slice(lo, hi), row_threads=row_threads)  # (b, n)
                 top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
                 order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
                 i[:, :depth] = np.take_along_axis(top, order, axis=1)
@@ -303,7 +308,6 @@ class WindowedIndex:
                 return sc, i
             return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
 
-        starts = range(0, len(queries), block)
         with ThreadPoolExecutor(max(1, min(self.threads, len(starts)))) as pool:
             parts = list(pool.map(one, starts))
         if not parts:

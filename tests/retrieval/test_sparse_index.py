@@ -137,6 +137,40 @@ def test_thread_count_does_not_change_scores_or_hits(tmp_path, rank):
         np.testing.assert_allclose(runs[0][0][i], (x[runs[0][1][i]] @ x[i]), atol=2e-5)
 
 
+@pytest.mark.parametrize("rank", [0, 3])
+def test_row_blocks_shared_by_threads_give_the_same_bits(tmp_path, monkeypatch, rank):
+    """A search whose queries make fewer blocks than it has threads (one query) lets threads share each query row's
+    sums by consecutive blocks of database rows: every sum runs over the same lists in the same order, so scores,
+    budgeted scores and hits are the same bits whatever the split (15 blocks of 17 rows here)."""
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(240, seed=6))
+    rows = _low_rank(rows, rank) if rank else rows
+    ids = [f"s{i}" for i in range(len(rows))]
+    write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 50), model={})
+    index = load_index(tmp_path / "ix")
+    q = rows.slice(3, 9)
+    calls = []
+    real = sparse_index.scatter_lists
+    monkeypatch.setattr(sparse_index, "scatter_lists", lambda *a, **kw: calls.append(a[4].shape[1] - 1) or real(*a, **kw))
+    plain = index._sparse_scores(q, None)
+    assert calls == [15] * 6  # one call per query row over all 15 blocks
+    for threads in (2, 3, 15, 40):
+        calls.clear()
+        np.testing.assert_array_equal(index._sparse_scores(q, None, threads), plain)
+        assert sorted(calls) == sorted(np.diff(np.linspace(0, 15, min(threads, 15) + 1).round().astype(int)).tolist()
+                                       * 6)  # the blocks cut between the threads
+        np.testing.assert_array_equal(index._sparse_scores(q, 0.3, threads), index._sparse_scores(q, 0.3))
+        np.testing.assert_array_equal(index.scores(q, row_threads=threads), index.scores(q))
+    one = q.slice(0, 1)
+    runs = []
+    for threads in (1, 2, 4):
+        index.threads = threads
+        runs.append(index.search(one, 9, exclude_ids=ids[3:4]) + index.search(one, 9, budget=0.4))
+    for got in runs[1:]:
+        for a, b in zip(got, runs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_basis_gram_equals_the_full_product():
     """The structured gram (dense rows by a product, one-entry rows read off) equals ``basis @ basis.T`` exactly,
     for one-entry rows sharing columns with each other and with the dense rows, empty rows and both dtypes."""

@@ -141,6 +141,25 @@ def test_best_window_pair_scores_and_hits_equal_the_slow_reference(width, rank, 
             np.allclose(np.sort(ref[row]), np.sort(ref)[-4:], atol=1e-5)
 
 
+def test_row_blocks_shared_by_threads_do_not_change_windowed_hits(monkeypatch):
+    """One query against a windowed index of many row blocks: its window rows' sums are shared by the threads by
+    blocks of database rows; exact and budgeted hits and scores are the same bits as with one thread."""
+    import phylocl.retrieval.sparse_index as sparse_index
+
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 13)
+    db = _seqs(40, 2)
+    w = _windows(db, 16, 3)
+    ids = [f"s{i}" for i in range(40)]
+    q = _windows(_seqs(1, 9), 16, 3)
+    runs = [[WindowedIndex(rows=w.rows, owners=w.owners, ids=ids, threads=t).search(q, k=12, budget=b)
+             for b in (None, 0.4)] for t in (1, 2, 3)]
+    assert len(WindowedIndex(rows=w.rows, owners=w.owners, ids=ids).index._edges) > 3
+    for got in runs[1:]:
+        for (s1, i1), (s0, i0) in zip(got, runs[0]):
+            np.testing.assert_array_equal(i1, i0)
+            np.testing.assert_array_equal(s1, s0)
+
+
 def test_self_exclusion_k_past_the_end_and_threads_do_not_change_hits():
     db = _seqs(40, 2)
     w = _windows(db, 16)
