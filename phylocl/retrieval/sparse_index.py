@@ -319,33 +319,43 @@ class SparseIndex:
     def _sparse_scores(self, q: SparseRows, budget: float | None, row_threads: int = 1) -> np.ndarray:
         """The sparse part of every score, ``(b, N)`` float32, over the words ``budget`` lets each query read.
 
-        ``row_threads`` > 1 (a search whose queries make fewer blocks than it has threads, e.g. one query): each
-        query row's lists are scattered by that many threads at once, each over its own consecutive
-        :data:`ROW_BLOCK` blocks of database rows (an index of two blocks at least: 10^6 window rows). Every sum runs
-        over the same lists in the same order, so the scores are the same bits (0.10 -> 0.05 s per query window at
-        10^6 rows with two threads)."""
+        ``row_threads`` > 1 (a search whose queries make fewer blocks than it has threads, e.g. one query): that many
+        threads share the work, each query row's sums written by one thread as without them: the rows (a windowed
+        query's windows) go to the threads, or, for fewer rows than threads, each row's lists are scattered by the
+        threads at once, each over its own consecutive :data:`ROW_BLOCK` blocks of database rows (indexes of two
+        blocks at least: 10^6 window rows). Every sum runs over the same lists in the same order, so the scores are
+        the same bits (0.10 -> 0.05 s per query window at 10^6 rows with two threads)."""
         if q.dim != self.dim or q.rank != self.basis.shape[0]:
             raise ValueError(f"queries of width {q.dim} / rank {q.rank} for an index of {self.dim} / "
                              f"{self.basis.shape[0]}")
         check_budget(budget)
         out = np.zeros((len(q), self.ntotal), dtype=np.float32)  # (b, N)
-        groups = min(int(row_threads), len(self._edges) - 1)  # threads, each with consecutive row blocks
-        pool = ThreadPoolExecutor(groups) if groups > 1 else None
+        threads = max(1, int(row_threads))
+        by_rows = min(threads, len(q)) if len(q) >= threads else 1  # threads taking whole query rows
+        by_blocks = min(threads, len(self._edges) - 1) if by_rows == 1 else 1  # threads sharing a row's blocks
+        pool = ThreadPoolExecutor(max(by_rows, by_blocks)) if max(by_rows, by_blocks) > 1 else None
+
+        def row(i: int) -> None:  # the query row's own lists, read in place
+            cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
+            if budget is not None and budget < 1:
+                keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
+                cols_i, vals_i = cols_i[keep], vals_i[keep]
+            fresh = fresh_lists(self, cols_i)  # lists this index has not read before, their row ids checked
+            bounds = self.block_bounds(cols_i)  # (m, B + 1) or None: one block
+            if by_blocks == 1 or bounds is None:
+                scatter_lists(self.postings, cols_i, vals_i, out[i], bounds)
+            else:
+                cuts = np.linspace(0, bounds.shape[1] - 1, by_blocks + 1).round().astype(int)  # (groups + 1,)
+                list(pool.map(lambda g: scatter_lists(self.postings, cols_i, vals_i, out[i],
+                                                      bounds[:, cuts[g]:cuts[g + 1] + 1]), range(by_blocks)))
+            check_scored(self, fresh, out[i])  # and their values
+
         try:
-            for i in range(len(q)):  # the query's own lists, read in place
-                cols_i, vals_i = q.indices[q.indptr[i]:q.indptr[i + 1]], q.values[q.indptr[i]:q.indptr[i + 1]]
-                if budget is not None and budget < 1:
-                    keep = budget_words(vals_i, self.lengths[cols_i], budget)  # (m,) increasing: same order as exact
-                    cols_i, vals_i = cols_i[keep], vals_i[keep]
-                fresh = fresh_lists(self, cols_i)  # lists this index has not read before, their row ids checked
-                bounds = self.block_bounds(cols_i)  # (m, B + 1) or None: one block
-                if pool is None or bounds is None:
-                    scatter_lists(self.postings, cols_i, vals_i, out[i], bounds)
-                else:
-                    cuts = np.linspace(0, bounds.shape[1] - 1, groups + 1).round().astype(int)  # (groups + 1,)
-                    list(pool.map(lambda g, c=cols_i, v=vals_i, b=bounds, o=out[i]:
-                                  scatter_lists(self.postings, c, v, o, b[:, cuts[g]:cuts[g + 1] + 1]), range(groups)))
-                check_scored(self, fresh, out[i])  # and their values
+            if by_rows > 1:
+                list(pool.map(row, range(len(q))))
+            else:
+                for i in range(len(q)):
+                    row(i)
         finally:
             if pool is not None:
                 pool.shutdown()

@@ -139,9 +139,10 @@ def test_thread_count_does_not_change_scores_or_hits(tmp_path, rank):
 
 @pytest.mark.parametrize("rank", [0, 3])
 def test_row_blocks_shared_by_threads_give_the_same_bits(tmp_path, monkeypatch, rank):
-    """A search whose queries make fewer blocks than it has threads (one query) lets threads share each query row's
-    sums by consecutive blocks of database rows: every sum runs over the same lists in the same order, so scores,
-    budgeted scores and hits are the same bits whatever the split (15 blocks of 17 rows here)."""
+    """A search whose queries make fewer blocks than it has threads (one query) lets threads share its sums: whole
+    query rows per thread, or, for fewer rows than threads, each row's lists by consecutive blocks of database rows.
+    Every sum runs over the same lists in the same order, so scores, budgeted scores and hits are the same bits
+    whatever the split (15 blocks of 17 rows here)."""
     monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
     rows = KmerEmbedder(k=2).embed_sparse(_sequences(240, seed=6))
     rows = _low_rank(rows, rank) if rank else rows
@@ -154,11 +155,17 @@ def test_row_blocks_shared_by_threads_give_the_same_bits(tmp_path, monkeypatch, 
     monkeypatch.setattr(sparse_index, "scatter_lists", lambda *a, **kw: calls.append(a[4].shape[1] - 1) or real(*a, **kw))
     plain = index._sparse_scores(q, None)
     assert calls == [15] * 6  # one call per query row over all 15 blocks
-    for threads in (2, 3, 15, 40):
+    for threads in (2, 3, 6, 15, 40):
         calls.clear()
         np.testing.assert_array_equal(index._sparse_scores(q, None, threads), plain)
-        assert sorted(calls) == sorted(np.diff(np.linspace(0, 15, min(threads, 15) + 1).round().astype(int)).tolist()
-                                       * 6)  # the blocks cut between the threads
+        if threads <= 6:  # the 6 query rows go to the threads whole
+            assert calls == [15] * 6
+        else:  # each row's 15 blocks are cut between the threads
+            cut = np.diff(np.linspace(0, 15, min(threads, 15) + 1).round().astype(int)).tolist()
+            assert sorted(calls) == sorted(cut * 6)
+        calls.clear()
+        np.testing.assert_array_equal(index._sparse_scores(q.slice(2, 3), None, threads), plain[2:3])
+        assert sorted(calls) == sorted(np.diff(np.linspace(0, 15, min(threads, 15) + 1).round().astype(int)).tolist())
         np.testing.assert_array_equal(index._sparse_scores(q, 0.3, threads), index._sparse_scores(q, 0.3))
         np.testing.assert_array_equal(index.scores(q, row_threads=threads), index.scores(q))
     one = q.slice(0, 1)
