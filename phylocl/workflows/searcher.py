@@ -18,6 +18,11 @@ unknown letter; ``strict=True`` refuses them); a query whose id is a database id
 hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
 :class:`~phylocl.errors.InputError` naming the query, before anything is searched. A searcher holds caches of the
 lists it has read: use one from one thread at a time.
+
+In a long-lived process, set ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment before NumPy is first imported (the
+``phylocl`` command sets it for itself): NumPy's OpenBLAS threads otherwise spin ~0.1 s after each product and hold
+the cores the next steps' threads need (a held-open query: 0.26 -> 0.23 s at 10^6 windowed proteins, 0.034 ->
+0.030 s at 10^5; docs/performance.md, "Ids mapped in place, row blocks shared by threads").
 """
 
 from __future__ import annotations
