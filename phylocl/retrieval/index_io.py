@@ -21,6 +21,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ from phylocl.retrieval.bundle import FORMAT, FORMATS, save_index
 from phylocl.retrieval.npz_mmap import check_member_crc, check_npy_sizes, memmap_member
 from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
-from phylocl.retrieval.index_checks import (VERIFY_AT_LOAD_BYTES, check_sparse_arrays, scan_postings, verify_at_load,
+from phylocl.retrieval.index_checks import (CHECKSUMS_FILE, VERIFY_AT_LOAD_BYTES, check_sparse_arrays, scan_postings, verify_at_load,
                                             verify_checksums)
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.row_ids import IdArray, RowNumbers, str_list
@@ -67,7 +68,22 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
-    hashed = verify_at_load(path)  # flipped bytes in small files; all of them: --verify
+    # flipped bytes in small files (all of them: --verify), hashed while the bundle is read (hashlib and zlib release
+    # the GIL; 10^6 windowed proteins: 0.03 s of hashing beside 0.06 s of reading); a bundle is returned only once
+    # they match, and where reading fails, a mismatch is the error raised
+    with ThreadPoolExecutor(1) as pool:
+        hashing = pool.submit(verify_at_load, path)
+        try:
+            index = _load_bundle(path, mmap, checksums=(path / CHECKSUMS_FILE).is_file())
+        except BaseException:
+            hashing.result()
+            raise
+        hashing.result()
+    return index
+
+
+def _load_bundle(path: Path, mmap: bool, *, checksums: bool) -> RetrievalIndex | SparseIndex | WindowedIndex:
+    """:func:`load_index` past its checksums (``checksums``: the bundle has them)."""
     try:
         meta = read_json_object(path / "meta.json")
     except InputError as err:
@@ -89,8 +105,8 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
     # the ids a build wrote are unique; flipped bytes in rows.npz fail its zip CRC, so a sparse bundle with checksums
     # is checked for repeated ids by --verify only (a set of 10^6 ids cost ~0.13 s of every search's start)
-    verified = hashed is not None and (path / "rows.npz").stat().st_size <= VERIFY_AT_LOAD_BYTES
-    ids, labels = _read_rows(path / "rows.npz", unique=hashed is None or kind not in (SPARSE, WINDOWS),
+    verified = checksums and (path / "rows.npz").stat().st_size <= VERIFY_AT_LOAD_BYTES
+    ids, labels = _read_rows(path / "rows.npz", unique=not checksums or kind not in (SPARSE, WINDOWS),
                              verified=verified)
     if kind == SPARSE:
         return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
