@@ -84,6 +84,37 @@ def test_flipped_bytes_are_caught_by_the_checksums_at_load(bundle):
         load_index(bundle)
 
 
+def test_a_checksum_mismatch_is_the_error_even_where_reading_fails_first(bundle, monkeypatch):
+    """The small files are hashed while the bundle is read: a damaged ``ptr.npy`` that the structure checks refuse
+    is still reported as a checksum mismatch (the error a damaged bundle with checksums gets), however the two
+    finish; a sound bundle is returned only after its hashes matched."""
+    import threading
+
+    import phylocl.retrieval.index_io as index_io
+
+    ptr, _ = _npy_data(bundle, "ptr.npy")
+    j = int(np.flatnonzero(np.diff(ptr) > 0)[0]) + 1
+    _poke(bundle, "ptr.npy", j, ptr[j] - 1 if ptr[j] > 0 else 10**6)
+    _poke(bundle, "ptr.npy", j - 1, ptr[j] + 5)
+    real = checks.verify_checksums
+    hashed = threading.Event()
+
+    def slow(*a, **kw):  # the hashes finish after the reading has failed
+        threading.Event().wait(0.2)
+        try:
+            return real(*a, **kw)
+        finally:
+            hashed.set()
+
+    monkeypatch.setattr(index_io, "verify_at_load", lambda path: slow(path, max_bytes=checks.VERIFY_AT_LOAD_BYTES))
+    with pytest.raises(InputError, match="ptr.npy does not match the checksum"):
+        load_index(bundle)
+    assert hashed.is_set()
+    (bundle / "checksums.json").unlink()
+    with pytest.raises(InputError, match="ptr.npy is not non-decreasing"):  # the structure check, without checksums
+        load_index(bundle)
+
+
 def test_big_files_are_verified_on_request(bundle, monkeypatch, capsys):
     """Files above the load-time limit are checked by ``phylocl index --verify`` only (reading them all would slow
     every search of a large index)."""
