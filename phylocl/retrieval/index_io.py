@@ -23,7 +23,7 @@ import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -68,22 +68,28 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
-    # flipped bytes in small files (all of them: --verify), hashed while the bundle is read (hashlib and zlib release
-    # the GIL; 10^6 windowed proteins: 0.03 s of hashing beside 0.06 s of reading); a bundle is returned only once
-    # they match, and where reading fails, a mismatch is the error raised
-    with ThreadPoolExecutor(1) as pool:
-        hashing = pool.submit(verify_at_load, path)
+    # flipped bytes in small files (all of them: --verify) and the CRC-32 of mapped ids, checked in threads while
+    # the bundle is read (hashlib and zlib release the GIL; 10^6 windowed proteins: 0.03 s of hashing and 0.02 s of
+    # CRC beside 0.04 s of reading); a bundle is returned only once they pass, and where reading fails, their
+    # failure is the error raised
+    with ThreadPoolExecutor(2) as pool:
+        checks = [pool.submit(verify_at_load, path)]
         try:
-            index = _load_bundle(path, mmap, checksums=(path / CHECKSUMS_FILE).is_file())
+            index = _load_bundle(path, mmap, checksums=(path / CHECKSUMS_FILE).is_file(),
+                                 later=lambda check: checks.append(pool.submit(check)))
         except BaseException:
-            hashing.result()
+            for check in checks:
+                check.result()
             raise
-        hashing.result()
+        for check in checks:
+            check.result()
     return index
 
 
-def _load_bundle(path: Path, mmap: bool, *, checksums: bool) -> RetrievalIndex | SparseIndex | WindowedIndex:
-    """:func:`load_index` past its checksums (``checksums``: the bundle has them)."""
+def _load_bundle(path: Path, mmap: bool, *, checksums: bool,
+                 later: Callable[[Callable[[], None]], None] | None = None) -> RetrievalIndex | SparseIndex | WindowedIndex:
+    """:func:`load_index` past its checksums (``checksums``: the bundle has them); ``later``: runs a check of data
+    already read (raising :class:`InputError`) beside the reading (:func:`_mapped_ids`)."""
     try:
         meta = read_json_object(path / "meta.json")
     except InputError as err:
@@ -107,7 +113,7 @@ def _load_bundle(path: Path, mmap: bool, *, checksums: bool) -> RetrievalIndex |
     # is checked for repeated ids by --verify only (a set of 10^6 ids cost ~0.13 s of every search's start)
     verified = checksums and (path / "rows.npz").stat().st_size <= VERIFY_AT_LOAD_BYTES
     ids, labels = _read_rows(path / "rows.npz", unique=not checksums or kind not in (SPARSE, WINDOWS),
-                             verified=verified)
+                             verified=verified, later=later)
     if kind == SPARSE:
         return _load_sparse(path, dim, ntotal, ids, labels, model, meta)
     if kind == WINDOWS:
@@ -205,12 +211,13 @@ def _load_windowed(path: Path, dim: int, ntotal: int, ids: list[str], labels, mo
     return index
 
 
-def _read_rows(path: Path, *, unique: bool = True, verified: bool = False) -> tuple[Sequence[str], list[str] | None]:
+def _read_rows(path: Path, *, unique: bool = True, verified: bool = False,
+               later: Callable[[Callable[[], None]], None] | None = None) -> tuple[Sequence[str], list[str] | None]:
     """Row ids and labels (one per id, or ``None``) of a bundle's ``rows.npz``; ``unique``: check that no id repeats
-    (:func:`_check_unique`); ``verified``: the file matched its checksum at this load (:func:`_mapped_ids`)."""
+    (:func:`_check_unique`); ``verified``, ``later``: as :func:`_mapped_ids`."""
     try:
         check_npy_sizes(path)
-        ids = _mapped_ids(path, verified)
+        ids = _mapped_ids(path, verified, later)
         with np.load(path, allow_pickle=False) as rows:
             if ids is None:
                 raw = np.asarray(rows["ids"]).reshape(-1)
@@ -226,11 +233,12 @@ def _read_rows(path: Path, *, unique: bool = True, verified: bool = False) -> tu
     return ids, None if labels is None else str_list(labels)
 
 
-def _mapped_ids(path: Path, verified: bool) -> IdArray | None:
-    """The ids of ``rows.npz`` memory-mapped in place (:class:`~phylocl.retrieval.sparse_index.IdArray`) when the
+def _mapped_ids(path: Path, verified: bool, later: Callable[[Callable[[], None]], None] | None = None
+                ) -> IdArray | None:
+    """The ids of ``rows.npz`` memory-mapped in place (:class:`~phylocl.retrieval.row_ids.IdArray`) when the
     archive stores them uncompressed as strings (what builds write), else ``None`` (read whole). Mapped, they skip
-    the zip reader's CRC-32 check, so it is made here (~25 ms for 10^6 ids) unless the file's SHA-256 was compared
-    at this load (``verified``)."""
+    the zip reader's CRC-32 check, so it is made here (~20 ms for 10^6 ids; handed to ``later`` when given, which
+    must run it before the ids are used) unless the file's SHA-256 was compared at this load (``verified``)."""
     try:
         raw = memmap_member(path, "ids.npy")
     except (KeyError, ValueError):  # no such member, compressed, or not a plain array: the zip reader decides
@@ -238,8 +246,16 @@ def _mapped_ids(path: Path, verified: bool) -> IdArray | None:
     if raw.ndim != 1 or raw.dtype.kind != "U":
         return None
     if not verified:
-        check_member_crc(path, "ids.npy")
+        (later or (lambda check: check()))(lambda: _check_ids_crc(path))
     return IdArray(raw)
+
+
+def _check_ids_crc(path: Path) -> None:
+    try:
+        check_member_crc(path, "ids.npy")
+    except (OSError, KeyError, zipfile.BadZipFile) as err:
+        raise InputError(f"cannot read row ids (truncated or damaged?): {' '.join(str(err).split())}",
+                         path=path) from None
 
 
 def _check_unique(ids: Sequence[str], path: Path) -> None:
