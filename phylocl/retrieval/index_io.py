@@ -34,11 +34,12 @@ from phylocl.retrieval.bundle import FORMAT, FORMATS, save_index
 from phylocl.retrieval.npz_mmap import check_member_crc, check_npy_sizes, memmap_member
 from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
-from phylocl.retrieval.index_checks import (CHECKSUMS_FILE, VERIFY_AT_LOAD_BYTES, check_sparse_arrays, scan_postings, verify_at_load,
-                                            verify_checksums)
+from phylocl.retrieval.index_checks import (CHECKSUMS_FILE, VERIFY_AT_LOAD_BYTES, check_sparse_arrays, damaged,
+                                            scan_postings, verify_at_load, verify_checksums)
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.row_ids import IdArray, RowNumbers, str_list
-from phylocl.retrieval.sparse_index import SparseIndex, check_dense_columns
+import phylocl.retrieval.sparse_index as sparse_index
+from phylocl.retrieval.sparse_index import SparseIndex, check_dense_columns, list_bounds, row_block_edges
 from phylocl.retrieval.windowed import KIND as WINDOWS
 from phylocl.retrieval.windowed import WindowedIndex, check_owners
 from phylocl.safejson import read_json_object
@@ -157,12 +158,49 @@ def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, mode
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
     columns = _dense_columns(path, meta, arrays["basis"])
     check_sparse_arrays(path, **arrays, ntotal=ntotal, dim=dim, nnz=nnz, rank=rank, columns=len(columns))
+    bounds = _block_bounds(path, meta, arrays["ptr"], ntotal)
     try:
-        index = SparseIndex(**arrays, ids=ids, labels=labels, model=model, dense_columns=columns)
+        index = SparseIndex(**arrays, ids=ids, labels=labels, model=model, dense_columns=columns, bounds=bounds)
     except (OSError, ValueError, EOFError) as err:
         raise InputError(f"damaged sparse index: {' '.join(str(err).split())[:200]}", path=path) from None
     index.source = str(path)  # named by the checks of the posting lists a query reads
     return index
+
+
+def _block_bounds(path: Path, meta: dict, ptr: np.ndarray, n: int) -> np.ndarray | None:
+    """``blocks.npy`` (every posting list's bounds in the row blocks of a search,
+    :func:`~phylocl.retrieval.sparse_index.list_bounds`) when the bundle has one for this version's block size
+    (``meta["row_block"]``), after checking that it fits the lists: one row per list, from its start to its end,
+    non-decreasing. ``None`` otherwise: the bounds are then found as the lists are read. Wrong interior bounds that
+    pass these checks cannot misplace a value (each entry still lies in exactly one block) and are caught by the
+    bundle's checksums (the file is hashed at load) or ``--verify``."""
+    if "row_block" not in meta:
+        return None
+    try:
+        if int(meta["row_block"]) != sparse_index.ROW_BLOCK or not (path / "blocks.npy").is_file():
+            return None  # another block size (or an older phylocl's bundle): found as read
+        check_npy_sizes(path / "blocks.npy")
+        bounds = np.load(path / "blocks.npy", allow_pickle=False)
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise InputError(f"damaged sparse index: blocks.npy: {' '.join(str(err).split())[:200]}", path=path) from None
+    edges = row_block_edges(n)
+    p = np.asarray(ptr, dtype=np.int64)
+    if (bounds.dtype != np.int64 or bounds.shape != (len(p) - 1, len(edges)) or (bounds[:, 0] != p[:-1]).any()
+            or (bounds[:, -1] != p[1:]).any() or (np.diff(bounds, axis=1) < 0).any()):
+        raise damaged(f"blocks.npy {bounds.shape} {bounds.dtype} does not bound the {len(p) - 1} posting lists in "
+                      f"{len(edges) - 1} blocks of rows", path)
+    return bounds
+
+
+def _check_stored_bounds(index: SparseIndex, path: Path) -> None:
+    """``--verify``: the bounds a bundle's ``blocks.npy`` gave ``index`` are those of its posting lists."""
+    if len(index._edges) <= 2 or (index._bounds[:, 0] < 0).any():  # one block, or no blocks.npy: found as read
+        return
+    ptr, rows = index.postings.indptr, np.asarray(index.postings.indices)
+    for lo in range(0, index.dim, 1024):
+        cols = np.arange(lo, min(index.dim, lo + 1024))
+        if not np.array_equal(list_bounds(ptr, rows, cols, index._edges), index._bounds[cols]):
+            raise damaged("blocks.npy does not match the posting lists", path)
 
 
 def _dense_columns(path: Path, meta: dict, basis: np.ndarray) -> np.ndarray:
@@ -294,10 +332,10 @@ def verify_bundle(path: str | Path) -> str:
     index = load_index(path)
     if hashed is not None and index.kind in (SPARSE, WINDOWS):  # the one case load_index leaves to --verify
         _check_unique(index.ids, path / "rows.npz")
-    if index.kind == SPARSE:
-        scan_postings(index, path)
-    if index.kind == WINDOWS:
-        scan_postings(index.index, path)
+    rows_index = index.index if index.kind == WINDOWS else index if index.kind == SPARSE else None
+    if rows_index is not None:
+        scan_postings(rows_index, path)
+        _check_stored_bounds(rows_index, path)
     sums = (f"{hashed} files match their checksums" if hashed is not None
             else "no checksums (built by an earlier phylocl): structure only")
     what = (f"{index.ntotal:,} sequences as {index.n_rows:,} windows of {index.params['window']} residues "

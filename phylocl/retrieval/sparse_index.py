@@ -62,7 +62,7 @@ from phylocl.sparse_ops import csr_dense, sparsetools
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
 __all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "check_dense_columns",
-           "nonzero_columns", "scatter_lists", "top_rows"]
+           "list_bounds", "nonzero_columns", "row_block_edges", "scatter_lists", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
@@ -101,6 +101,28 @@ def check_dense_columns(columns, width: int) -> np.ndarray:
 def nonzero_columns(dense: np.ndarray) -> np.ndarray:
     """``(m,)`` int64: the columns of ``dense`` ``(N, w)`` that are not zero in every row (what a bundle keeps)."""
     return np.flatnonzero((np.asarray(dense) != 0).any(axis=0)).astype(np.int64)
+
+
+def row_block_edges(n: int, row_block: int | None = None) -> np.ndarray:
+    """``(B + 1,)`` int64: the first row of each of the ``B`` blocks of about ``row_block`` (default
+    :data:`ROW_BLOCK`) of ``n`` database rows, then ``n``; one block when ``n`` fits in one."""
+    row_block = ROW_BLOCK if row_block is None else int(row_block)
+    return np.linspace(0, n, -(-n // row_block) + 1).round().astype(np.int64)
+
+
+def list_bounds(ptr: np.ndarray, rows: np.ndarray, cols, edges: np.ndarray) -> np.ndarray:
+    """``(len(cols), B + 1)`` int64: where posting list ``c`` (``rows[ptr[c]:ptr[c + 1]]``, increasing) enters each
+    block of ``edges`` (its first entry at or past the block's first row), from the list's start to its end; made
+    non-decreasing within the list in any case, so every entry lies in exactly one block. One binary search per
+    list: random reads of a memory-mapped list (~60 us per list at 10^6 rows, mostly page faults), which is why a
+    bundle stores them (``blocks.npy``)."""
+    out = np.empty((len(cols), len(edges)), np.int64)
+    for i, c in enumerate(np.asarray(cols).tolist()):
+        a, b = int(ptr[c]), int(ptr[c + 1])
+        at = a + np.searchsorted(rows[a:b], edges)  # (B + 1,)
+        at[0], at[-1] = a, b
+        out[i] = np.clip(np.maximum.accumulate(at), a, b)
+    return out
 
 
 def budget_words(weights: np.ndarray, lengths: np.ndarray, budget: float | None) -> np.ndarray:
@@ -227,6 +249,9 @@ class SparseIndex:
         dense: ``(N, 2r)`` float32 ``[B s, c]`` of each row; basis: ``(r, dim)`` float32 (``r = 0``: none).
         ids, labels, model: as for :class:`~phylocl.retrieval.index.RetrievalIndex` (``ids=None``: the row numbers,
             :class:`~phylocl.retrieval.row_ids.RowNumbers`).
+        dense_columns: the columns of ``[B s, c]`` that ``dense`` holds (default: all).
+        bounds: ``(dim, B + 1)`` int64, every list's :func:`list_bounds` for the :func:`row_block_edges` of ``N``
+            rows (a bundle's ``blocks.npy``); ``None``: computed as the lists are first read.
     """
 
     kind = KIND
@@ -234,7 +259,7 @@ class SparseIndex:
     def __init__(self, *, ptr: np.ndarray, rows: np.ndarray, values: np.ndarray, dense: np.ndarray,
                  basis: np.ndarray, ids: Sequence[str] | None, labels: Sequence[str] | None = None,
                  model: dict | None = None, threads: int | None = None,
-                 dense_columns: np.ndarray | None = None) -> None:
+                 dense_columns: np.ndarray | None = None, bounds: np.ndarray | None = None) -> None:
         ids = RowNumbers(len(dense)) if ids is None else ids
         dim, n = len(ptr) - 1, len(ids)
         if ptr.dtype != rows.dtype or ptr.dtype not in (np.int32, np.int64) or len(rows) != len(values):
@@ -259,8 +284,12 @@ class SparseIndex:
         self.source: str | None = None  # the bundle it was read from (index_io.load_index), named by damage reports
         self._checked_cols = np.zeros(dim, dtype=bool)  # posting lists already checked (index_checks.fresh_lists)
         self._lengths: np.ndarray | None = None  # (D,) posting-list lengths, for word budgets
-        self._edges = np.linspace(0, n, -(-n // ROW_BLOCK) + 1).round().astype(np.int64)  # (B + 1,) row blocks
+        self._edges = row_block_edges(n)  # (B + 1,) row blocks
         self._bounds = np.full((dim, len(self._edges)), -1, dtype=np.int64)  # (D, B + 1), filled as lists are read
+        if bounds is not None:  # a bundle's blocks.npy: every list's, computed when it was built
+            if bounds.shape != self._bounds.shape:
+                raise ValueError(f"block bounds {bounds.shape} for {dim} lists and {len(self._edges) - 1} blocks")
+            self._bounds[:] = bounds
 
     @property
     def ntotal(self) -> int:
@@ -308,12 +337,8 @@ class SparseIndex:
             return None
         fresh = cols[self._bounds[cols, 0] < 0]
         if len(fresh):
-            ptr, rows = self.postings.indptr, self.postings.indices
-            for c in fresh.tolist():
-                a, b = int(ptr[c]), int(ptr[c + 1])
-                at = a + np.searchsorted(rows[a:b], self._edges)  # (B + 1,)
-                at[0], at[-1] = a, b
-                self._bounds[c] = np.clip(np.maximum.accumulate(at), a, b)
+            self._bounds[fresh] = list_bounds(self.postings.indptr, np.asarray(self.postings.indices), fresh,
+                                              self._edges)
         return self._bounds[cols]
 
     def _sparse_scores(self, q: SparseRows, budget: float | None, row_threads: int = 1) -> np.ndarray:

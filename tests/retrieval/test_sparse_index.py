@@ -266,3 +266,73 @@ def test_a_query_scored_alone_gets_the_scores_it_gets_in_a_batch(tmp_path):
         s1, h1 = index.search(q.slice(i, i + 1), 9)
         np.testing.assert_array_equal(s1, s_all[i:i + 1])
         np.testing.assert_array_equal(h1, h_all[i:i + 1])
+
+
+def test_bundles_store_every_lists_block_bounds(tmp_path, monkeypatch):
+    """A bundle of several row blocks stores where each posting list enters each block (``blocks.npy``, found by
+    binary searches in the lists at build time), so a search reads them instead of searching lists it has never
+    read; they equal the bounds found as lists are read, and the hits are the same bits. One block: no file."""
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
+    rows = _low_rank(KmerEmbedder(k=2).embed_sparse(_sequences(240, seed=7)), 3)
+    ids = [f"s{i}" for i in range(240)]
+    meta = write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 50), model={})
+    stored = np.load(tmp_path / "ix" / "blocks.npy")
+    assert meta["row_block"] == 17 and stored.shape == (rows.dim, 16)
+    index = load_index(tmp_path / "ix")
+    ptr, post = np.load(tmp_path / "ix" / "ptr.npy"), np.load(tmp_path / "ix" / "rows.npy")
+    edges = sparse_index.row_block_edges(240)
+    for c in range(rows.dim):  # slow, obvious reference: the first entry of the list at or past each block's first row
+        listed = post[ptr[c]:ptr[c + 1]]
+        want = [ptr[c] + int(np.sum(listed < e)) for e in edges]
+        want[-1] = ptr[c + 1]
+        np.testing.assert_array_equal(stored[c], want)
+    np.testing.assert_array_equal(index._bounds, stored)
+    searched = []
+    monkeypatch.setattr(sparse_index, "list_bounds", lambda *a: searched.append(a) or np.zeros(0))
+    q = rows.slice(10, 16)
+    got = index.search(q, 9, exclude_ids=ids[10:16])
+    assert not searched  # no list searched for its bounds
+    monkeypatch.undo()
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
+    fresh = sparse_build.sparse_index_in_memory(rows, ids=ids)  # bounds found as read
+    for a, b in zip(got, fresh.search(q, 9, exclude_ids=ids[10:16])):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 1000)
+    meta = write_sparse_index(tmp_path / "one", _blocks(rows, ids, 50), model={})
+    assert "row_block" not in meta and not (tmp_path / "one" / "blocks.npy").exists()
+
+
+def test_stored_block_bounds_are_checked(tmp_path, monkeypatch, capsys):
+    """blocks.npy that does not bound the lists (not from each list's start to its end, not non-decreasing) is
+    refused at load in one line; wrong interior bounds are found by ``--verify``; a bundle written for another block
+    size keeps its file unused (bounds found as read)."""
+    import json
+
+    import phylocl.retrieval.index_checks as checks
+    from phylocl.cli import main
+
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(240, seed=8))
+    write_sparse_index(tmp_path / "ix", _blocks(rows, [f"s{i}" for i in range(240)], 50), model={})
+    path, good = tmp_path / "ix", np.load(tmp_path / "ix" / "blocks.npy")
+    c = int(np.flatnonzero(good[:, 1] < good[:, -1])[0])  # a list with entries past its first block
+    bad = good.copy()
+    bad[c, 1] = good[c, -1] + 1  # past the list's end: not non-decreasing
+    np.save(path / "blocks.npy", bad)
+    checks.write_checksums(path)
+    with pytest.raises(InputError, match="blocks.npy .* does not bound the"):
+        load_index(path)
+    wrong = good.copy()
+    wrong[c, 1:-1] = good[c, -1]  # every entry in the first block: a partition still, not the lists' own
+    np.save(path / "blocks.npy", wrong)
+    checks.write_checksums(path)
+    load_index(path)  # the sums stay right (each entry in one block); only --verify can tell
+    assert main(["index", "--verify", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "blocks.npy does not match the posting lists" in err
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "row_block": 99}))
+    checks.write_checksums(path)
+    index = load_index(path)
+    assert (index._bounds < 0).all()  # another block size: not used
+    assert main(["index", "--verify", str(path)]) == 0
