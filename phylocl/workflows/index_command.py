@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phylocl.errors import InputError
+from phylocl.retrieval.sequence_store import OFFSETS_FILE, SEQUENCES_FILE
 
 __all__ = ["IndexResult", "build_index_file", "check_index_destination"]
 
@@ -51,9 +52,10 @@ def check_index_destination(path: str | Path) -> Path:
     return path
 
 
-# every name an index bundle of phylocl holds (FAISS and sparse kinds, checksums): the rest is the user's
+# every name an index bundle of phylocl holds (FAISS and sparse kinds, windows, row-block bounds, the stored
+# sequences, checksums): the rest is the user's
 _BUNDLE_FILES = frozenset({"meta.json", "rows.npz", "index.faiss", "ptr.npy", "rows.npy", "values.npy", "dense.npy",
-                           "basis.npy", "checksums.json", "owners.npy"})
+                           "basis.npy", "checksums.json", "owners.npy", "blocks.npy", SEQUENCES_FILE, OFFSETS_FILE})
 
 
 

@@ -225,3 +225,24 @@ def test_sparse_index_at_bf16_is_refused_for_the_right_reason(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fp32" in err and "--precision bf16" in err and "dense rows" not in err, err
     assert not out.exists()
+
+
+def test_a_sparse_bundle_is_replaced_by_indexing_again(tmp_path, monkeypatch, capsys):
+    """``phylocl index --fasta`` into its own earlier bundle (stored sequences, row-block bounds and all) replaces
+    it; a file of the user's in that folder is still refused, named."""
+    import phylocl.retrieval.sparse_index as sparse_index
+
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 2)  # several row blocks: blocks.npy is written
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text("".join(f">s{i}\nMKTAYIAKQRQISFVKSHFSRQ{'AC'[i % 2] * (i + 1)}\n" for i in range(6)))
+    out = tmp_path / "ix"
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(out), "--quiet"]) == 0
+    assert {"blocks.npy", "sequences.bin", "sequence_offsets.npy"} <= {p.name for p in out.iterdir()}
+    fasta.write_text("".join(f">t{i}\nMKTAYIAKQRQISFV{'GW'[i % 2] * (i + 2)}\n" for i in range(5)))
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(out), "--quiet"]) == 0
+    assert load_index(out).ntotal == 5
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds files phylocl did not write (notes.txt)" in err
