@@ -312,8 +312,8 @@ class SparseIndex:
 
     def scores(self, q: SparseRows, *, budget: float | None = None, row_threads: int = 1) -> np.ndarray:
         """Cosine of every query row with every database row: ``(b, N)`` float32; with a word ``budget`` in
-        ``(0, 1)``, the approximate scores of the module docstring; ``row_threads``: threads that share each query
-        row's sparse sums by blocks of database rows (:meth:`_sparse_scores`)."""
+        ``(0, 1)``, the approximate scores of the module docstring; ``row_threads``: threads that share the query
+        rows' sparse sums (:meth:`_sparse_scores`)."""
         out = self._sparse_scores(q, budget, row_threads)  # (b, N)
         if q.rank:
             low = matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
