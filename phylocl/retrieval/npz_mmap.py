@@ -39,11 +39,7 @@ def memmap_member(path: str | Path, name: str) -> np.ndarray:
     if info.compress_type != zipfile.ZIP_STORED:
         raise ValueError(f"{name} is compressed; only stored members can be memory-mapped")
     with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
-        if fields[0] != b"PK\x03\x04":
-            raise ValueError(f"bad local header for {name}")
-        f.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        _seek_data(f, info, ValueError)
         version = np.lib.format.read_magic(f)
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = reader(f)
@@ -55,6 +51,17 @@ def memmap_member(path: str | Path, name: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
 
 
+def _seek_data(f, info: zipfile.ZipInfo, error: type[Exception]) -> None:
+    """Move ``f`` (the archive, binary) to the first byte of member ``info``'s stored bytes, past its local header
+    (whose name and extra fields may differ in length from the central directory's); raises ``error`` when no local
+    header is there."""
+    f.seek(info.header_offset)
+    fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+    if fields[0] != b"PK\x03\x04":
+        raise error(f"bad local header for {info.filename}")
+    f.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+
+
 def check_member_crc(path: str | Path, name: str) -> None:
     """Raise ``zipfile.BadZipFile`` unless the stored (uncompressed) member ``name`` of the archive ``path`` matches
     the CRC-32 its zip directory records: the check the zip reader makes when it reads a member whole, for members
@@ -63,11 +70,7 @@ def check_member_crc(path: str | Path, name: str) -> None:
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(name)
     with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
-        if fields[0] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local header for {name}")
-        f.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        _seek_data(f, info, zipfile.BadZipFile)
         crc, left = 0, info.compress_size
         while left > 0:
             block = f.read(min(left, _CRC_BLOCK))
