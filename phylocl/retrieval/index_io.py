@@ -21,9 +21,9 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -196,11 +196,9 @@ def _check_stored_bounds(index: SparseIndex, path: Path) -> None:
     """``--verify``: the bounds a bundle's ``blocks.npy`` gave ``index`` are those of its posting lists."""
     if len(index._edges) <= 2 or (index._bounds[:, 0] < 0).any():  # one block, or no blocks.npy: found as read
         return
-    ptr, rows = index.postings.indptr, np.asarray(index.postings.indices)
-    for lo in range(0, index.dim, 1024):
-        cols = np.arange(lo, min(index.dim, lo + 1024))
-        if not np.array_equal(list_bounds(ptr, rows, cols, index._edges), index._bounds[cols]):
-            raise damaged("blocks.npy does not match the posting lists", path)
+    found = list_bounds(index.postings.indptr, np.asarray(index.postings.indices), np.arange(index.dim), index._edges)
+    if not np.array_equal(found, index._bounds):
+        raise damaged("blocks.npy does not match the posting lists", path)
 
 
 def _dense_columns(path: Path, meta: dict, basis: np.ndarray) -> np.ndarray:

@@ -167,11 +167,8 @@ def _write_blocks(tmp: Path, dim: int, n: int) -> int | None:
         return None
     ptr = np.load(tmp / "ptr.npy", allow_pickle=False)
     rows = np.load(tmp / "rows.npy", mmap_mode="r", allow_pickle=False)
-    bounds = np.empty((dim, len(edges)), np.int64)
-    for lo in range(0, dim, 1024):  # lists in order: the rows file is read once, front to back
-        bounds[lo:lo + 1024] = list_bounds(ptr, rows, np.arange(lo, min(dim, lo + 1024)), edges)
+    np.save(tmp / "blocks.npy", list_bounds(ptr, rows, np.arange(dim), edges))  # lists in order: rows read once
     del rows
-    np.save(tmp / "blocks.npy", bounds)
     return int(sparse_index.ROW_BLOCK)  # read now: what row_block_edges used
 
 

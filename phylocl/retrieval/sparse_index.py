@@ -103,11 +103,10 @@ def nonzero_columns(dense: np.ndarray) -> np.ndarray:
     return np.flatnonzero((np.asarray(dense) != 0).any(axis=0)).astype(np.int64)
 
 
-def row_block_edges(n: int, row_block: int | None = None) -> np.ndarray:
-    """``(B + 1,)`` int64: the first row of each of the ``B`` blocks of about ``row_block`` (default
-    :data:`ROW_BLOCK`) of ``n`` database rows, then ``n``; one block when ``n`` fits in one."""
-    row_block = ROW_BLOCK if row_block is None else int(row_block)
-    return np.linspace(0, n, -(-n // row_block) + 1).round().astype(np.int64)
+def row_block_edges(n: int) -> np.ndarray:
+    """``(B + 1,)`` int64: the first row of each of the ``B`` blocks of about :data:`ROW_BLOCK` of ``n`` database
+    rows, then ``n``; one block when ``n`` fits in one."""
+    return np.linspace(0, n, -(-n // ROW_BLOCK) + 1).round().astype(np.int64)
 
 
 def list_bounds(ptr: np.ndarray, rows: np.ndarray, cols, edges: np.ndarray) -> np.ndarray:
