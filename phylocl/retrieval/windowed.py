@@ -93,18 +93,20 @@ def _starts(owners: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
 
 
-def best_of_runs(x: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``(..., p)``: the largest of ``x[..., first[i]:first[i] + counts[i]]`` for each run ``i`` of the last axis
-    (``counts >= 1``), what ``np.maximum.reduceat(x, first, axis=-1)`` gives for consecutive runs, by one gather
-    per position in the runs instead of one reduction per run (``reduceat`` pays per run: 3x slower for 69 query
-    windows against the 10^5 windowed index, two windows per sequence)."""
-    best = np.take(x, first, axis=-1)  # every run's first value
+def best_of_runs(x: np.ndarray, first: np.ndarray, counts: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """The largest of ``x[..., first[i]:first[i] + counts[i]]`` for each run ``i`` along ``axis`` (``counts >= 1``;
+    the result has ``len(first)`` along ``axis``), what ``np.maximum.reduceat(x, first, axis=axis)`` gives for
+    consecutive runs, by one gather per position in the runs instead of one reduction per run (``reduceat`` pays per
+    run: 3x slower for 69 query windows against the 10^5 windowed index, two windows per sequence; along the first
+    axis, 50 queries' 100 windows' best per database sequence, 0.10 s against 0.01 s)."""
+    best = np.take(x, first, axis=axis)  # every run's first value
     for j in range(1, int(counts.max()) if len(counts) else 0):
         more = np.flatnonzero(counts > j)  # the runs with a j-th value
         if len(more) == len(first):
-            np.maximum(best, np.take(x, first + j, axis=-1), out=best)
+            np.maximum(best, np.take(x, first + j, axis=axis), out=best)
         else:
-            best[..., more] = np.maximum(np.take(best, more, axis=-1), np.take(x, first[more] + j, axis=-1))
+            at = (slice(None),) * (axis % x.ndim) + (more,)  # the runs with a j-th value, along axis
+            best[at] = np.maximum(np.take(best, more, axis=axis), np.take(x, first[more] + j, axis=axis))
     return best
 
 
@@ -222,7 +224,8 @@ class WindowedIndex:
             s = self.index.scores(queries.rows.slice(lo, hi), row_threads=row_threads)  # (c, W)
             per_seq = best_of_runs(s, self._starts, self._counts)  # (c, n): best database window per sequence
             local = _starts(owners[lo:hi])  # the queries of this chunk, consecutive
-            best = np.maximum.reduceat(per_seq, local, axis=0)  # (g, n): best query window per query
+            best = best_of_runs(per_seq, local, np.diff(np.r_[local, hi - lo]), axis=0)  # (g, n): best query
+            # window per query
             q = owners[lo:hi][local]
             out[q] = np.maximum(out[q], best)
         return out

@@ -116,6 +116,7 @@ def test_best_of_runs_equals_a_reduction_per_sequence_bit_for_bit():
         assert got.dtype == s.dtype and np.array_equal(got, want)
         assert np.array_equal(got, np.maximum.reduceat(s, starts, axis=1))
         assert np.array_equal(best_of_runs(s[1], starts, counts), want[1])  # one row: the last axis as well
+        assert np.array_equal(best_of_runs(s.T.copy(), starts, counts, axis=0), want.T)  # runs along the first axis
     empty = np.zeros(0, np.int64)
     assert best_of_runs(np.zeros((2, 0), np.float32), empty, empty).shape == (2, 0)
 
