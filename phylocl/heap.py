@@ -1,0 +1,46 @@
+"""Keep freed memory in the process's heap: a search allocates and frees the same large arrays block after block.
+
+A search scores its queries in blocks: each block allocates ``(windows, N)`` float32 score arrays (100-200 MB at
+10^5 database rows), uses them and frees them. glibc's ``malloc`` serves allocations of more than its mmap
+threshold (128 KB, raised on the fly up to 32 MB) with fresh ``mmap`` pages and returns them at ``free``, and threads
+other than the main one allocate from arenas of their own, so every block faults its pages in again: ~50,000 page
+faults and 1.0-1.5 s of system time in a 500-query search at 10^5 rows on the project's 2-core machine, of ~6 s
+in all (docs/performance.md, "Freed memory kept").
+
+:func:`keep_freed_memory` asks glibc (``mallopt``) to serve allocations up to :data:`MMAP_THRESHOLD` from one heap
+(one arena for all threads) and to keep up to :data:`TRIM_THRESHOLD` of freed memory there, so the next block reuses
+pages already mapped. It changes no result and raised the peak resident memory of the searches measured by 0-9%; it
+keeps the memory a process freed until it exits, which is why only the short-lived ``phylocl search`` calls it, not
+the library. Elsewhere (not glibc: macOS, musl) and where the user set glibc's own ``MALLOC_ARENA_MAX``,
+``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``, it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "USER_SETTINGS", "keep_freed_memory"]
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's <malloc.h> parameter numbers
+MMAP_THRESHOLD = 1 << 30  # bytes: allocations below this come from the heap (a block of scores is 0.1-0.3 GB)
+TRIM_THRESHOLD = (1 << 31) - 1  # bytes of free memory at the heap's top kept for reuse (mallopt takes an int)
+USER_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                 "GLIBC_TUNABLES")
+
+
+def keep_freed_memory() -> bool:
+    """Set glibc's heap to keep and reuse freed memory (module doc); ``True`` when all three settings took effect.
+    Call it before the threads that allocate are started (the arena count applies to threads that allocate later)."""
+    if any(name in os.environ for name in USER_SETTINGS):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, version = libc.mallopt, libc.gnu_get_libc_version  # glibc only
+    except (OSError, AttributeError):
+        return False
+    del version
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    done = [mallopt(M_ARENA_MAX, 1), mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD,
+                                                                                        TRIM_THRESHOLD)]
+    return all(r == 1 for r in done)
