@@ -222,10 +222,10 @@ class WindowedIndex:
         for lo in range(0, len(queries.rows), step):
             hi = min(lo + step, len(queries.rows))
             s = self.index.scores(queries.rows.slice(lo, hi), row_threads=row_threads)  # (c, W)
-            per_seq = best_of_runs(s, self._starts, self._counts)  # (c, n): best database window per sequence
             local = _starts(owners[lo:hi])  # the queries of this chunk, consecutive
-            best = best_of_runs(per_seq, local, np.diff(np.r_[local, hi - lo]), axis=0)  # (g, n): best query
-            # window per query
+            s = best_of_runs(s, local, np.diff(np.r_[local, hi - lo]), axis=0)  # (g, W): best query window per
+            # query first (fewer rows for the next step; a maximum in either order is the same number)
+            best = best_of_runs(s, self._starts, self._counts)  # (g, n): best database window per sequence
             q = owners[lo:hi][local]
             out[q] = np.maximum(out[q], best)
         return out
