@@ -537,8 +537,8 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-HEAP_COMMANDS = ("search",)  # a short-lived run that scores in blocks: freed memory kept for the next block
-# (phylocl/heap.py; 500 queries at 10^5 rows: ~0.6 s of page faults less)
+HEAP_COMMANDS = ("search", "index")  # short-lived runs that allocate and free the same large arrays block after
+# block: freed memory kept for the next block (phylocl/heap.py; docs/performance.md, "Freed memory kept")
 BLAS_SPIN = "4"  # OpenBLAS's idle spin, 2^4 cycles (its default, ~2^28, is ~0.1 s on this project's machines)
 
 

@@ -1,18 +1,19 @@
 """Keep freed memory in the process's heap: a search allocates and frees the same large arrays block after block.
 
 A search scores its queries in blocks: each block allocates ``(windows, N)`` float32 score arrays (100-200 MB at
-10^5 database rows), uses them and frees them. glibc's ``malloc`` serves allocations of more than its mmap
-threshold (128 KB, raised on the fly up to 32 MB) with fresh ``mmap`` pages and returns them at ``free``, and threads
-other than the main one allocate from arenas of their own, so every block faults its pages in again: ~50,000 page
-faults and 1.0-1.5 s of system time in a 500-query search at 10^5 rows on the project's 2-core machine, of ~6 s
-in all (docs/performance.md, "Freed memory kept").
+10^5 database rows, ~1 GB at 10^6), uses them and frees them; an index build embeds and sorts its rows in buffers.
+glibc's ``malloc`` serves allocations above its mmap threshold (128 KB, raised on the fly up to 32 MB) with fresh
+``mmap`` pages and returns them at ``free``, and threads other than the main one allocate from arenas of their own,
+so every block faults its pages in again: 500 queries against 10^6 proteins spent 18-19 s of system time in
+~57 s, and 4.3-4.5 s in ~47 s with this setting (docs/performance.md, "Freed memory kept").
 
 :func:`keep_freed_memory` asks glibc (``mallopt``) to serve allocations up to :data:`MMAP_THRESHOLD` from one heap
-(one arena for all threads) and to keep up to :data:`TRIM_THRESHOLD` of freed memory there, so the next block reuses
-pages already mapped. It changes no result and raised the peak resident memory of the searches measured by 0-9%; it
-keeps the memory a process freed until it exits, which is why only the short-lived ``phylocl search`` calls it, not
-the library. Elsewhere (not glibc: macOS, musl) and where the user set glibc's own ``MALLOC_ARENA_MAX``,
-``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``, it does nothing.
+(one arena for all threads) and to keep up to :data:`TRIM_THRESHOLD` of freed memory there, so the next block
+reuses pages already mapped. It changes no result and moved the peak resident memory of the runs measured by -6% to
++9%; it keeps the memory a process freed until it exits, which is why only the short-lived ``phylocl search`` and
+``phylocl index`` call it (``phylocl.cli.HEAP_COMMANDS``), not the library. Elsewhere (not glibc: macOS, musl) and
+where the user set glibc's own ``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES``, it does nothing.
 """
 
 from __future__ import annotations

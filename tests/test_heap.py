@@ -74,7 +74,7 @@ def test_a_user_setting_of_glibc_malloc_wins():
     assert applied == "False"
 
 
-def test_only_search_sets_the_heap(monkeypatch, tmp_path):
+def test_only_search_and_index_set_the_heap(monkeypatch, tmp_path):
     from phylocl import cli
 
     calls = []
@@ -85,3 +85,9 @@ def test_only_search_sets_the_heap(monkeypatch, tmp_path):
     assert cli.main(["search", "--query", str(fasta), "--db", str(fasta), "--model", "kmer:3", "--no-align",
                      "-k", "1", "-o", str(tmp_path / "hits.tsv"), "--quiet"]) == 0
     assert calls == [1] and (tmp_path / "hits.tsv").exists()
+    assert cli.main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "db.index"),
+                     "--quiet"]) == 0
+    assert calls == [1, 1] and (tmp_path / "db.index" / "meta.json").exists()
+    assert cli.main(["embed", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "e.npz"),
+                     "--quiet"]) == 0
+    assert calls == [1, 1] and (tmp_path / "e.npz").exists()
