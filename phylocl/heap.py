@@ -9,7 +9,7 @@ so every block faults its pages in again: 500 queries against 10^6 proteins spen
 
 :func:`keep_freed_memory` asks glibc (``mallopt``) to serve allocations up to :data:`MMAP_THRESHOLD` from one heap
 (one arena for all threads) and to keep up to :data:`TRIM_THRESHOLD` of freed memory there, so the next block
-reuses pages already mapped. It changes no result and moved the peak resident memory of the runs measured by -6% to
+reuses pages already mapped. It changes no result and moved the peak resident memory of the runs measured by -12% to
 +9%; it keeps the memory a process freed until it exits, which is why only the short-lived ``phylocl search`` and
 ``phylocl index`` call it (``phylocl.cli.HEAP_COMMANDS``), not the library. Elsewhere (not glibc: macOS, musl) and
 where the user set glibc's own ``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
