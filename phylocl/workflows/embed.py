@@ -12,6 +12,7 @@ skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embe
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,10 @@ from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file,
 from phylocl.workflows.model_spec import resolve_model
 from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
-__all__ = ["EmbedResult", "embed", "open_input"]
+__all__ = ["EmbedResult", "WIDE_ROWS", "embed", "open_input", "wide_rows_note"]
+
+log = logging.getLogger("phylocl")
+WIDE_ROWS = 4096  # a model with sparse rows this wide gets a note: its embeddings file stores every zero
 
 
 @dataclass
@@ -111,6 +115,8 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     embedder, items, total, with_labels, letters = open_input(
         model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
         alphabet=alphabet, strict=strict)
+    if embedder.sparse and embedder.dim >= WIDE_ROWS:
+        log.warning(wide_rows_note(embedder.name, embedder.dim, total))
     info = embedder.model_info()
     settings = _shard_settings(embedder, info["fingerprint"], fasta if fasta is not None else data, labels,
                                with_labels=with_labels, shard_size=shard_size, buffer_size=buffer_size,
@@ -135,6 +141,17 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
                        seconds=time.perf_counter() - start, notes=letter_notes(letters))
+
+
+def wide_rows_note(name: str, dim: int, total: int | None) -> str:
+    """The note ``embed`` gives for a model whose rows are sparse and ``dim`` wide (``total``: sequences, if known):
+    the embeddings file stores them dense, ``4 dim`` bytes a sequence, where a sparse index keeps a few percent."""
+    from phylocl.resources import human_bytes
+
+    size = f", {human_bytes(4 * dim * total)} for these {total:,}" if total else ""
+    return (f"note: {name} gives sparse rows {dim:,} wide, which an embeddings file stores dense ({4 * dim / 1024:,.0f} "
+            f"KB a sequence{size}); for nearest-neighbour search `phylocl index --fasta` stores them as a sparse "
+            "index, about a tenth of that (docs/retrieval.md, \"Sparse index\")")
 
 
 def open_input(*, model, fasta, data, labels, device, precision, overlap, alphabet, strict):

@@ -312,3 +312,20 @@ def test_embed_reports_progress_through_tqdm(tmp_path, dataset, encoder_path):
     out = Tty()
     embed(out=tmp_path / "e.npz", model=str(encoder_path), fasta=fasta, batch_size=4, stream=out)
     assert "embedding" in out.getvalue() and "20" in out.getvalue()
+
+
+@pytest.mark.parametrize("model, wide", [("kmer:3", True), ("kmer:2", False), ("encoder", False)])
+def test_wide_sparse_rows_get_a_note_naming_their_size_and_the_sparse_index(model, wide, tmp_path, dataset,
+                                                                            encoder_path, capsys):
+    """A model with sparse rows of 4,096 columns or more (kmer:3: 8,000) is written dense, 4 x dim bytes a
+    sequence: ``embed`` says so up front and points to ``phylocl index --fasta``; narrow or dense rows get no note."""
+    spec = str(encoder_path) if model == "encoder" else model
+    assert main(["embed", "--data", str(dataset), "--model", spec, "-o", str(tmp_path / "e.npz")]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "sparse rows" in line]
+    n = len(load_embeddings(tmp_path / "e.npz").ids)
+    if not wide:
+        assert notes == []
+        return
+    assert len(notes) == 1 and notes[0].startswith("phylocl embed: note: kmer:3 gives sparse rows 8,000 wide")
+    assert f"{4 * 8000 * n / 1e6:,.1f} MB for these {n:,}" in notes[0] and "phylocl index --fasta" in notes[0]
