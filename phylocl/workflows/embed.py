@@ -115,8 +115,9 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     embedder, items, total, with_labels, letters = open_input(
         model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
         alphabet=alphabet, strict=strict)
-    if embedder.sparse and embedder.dim >= WIDE_ROWS:
-        log.warning(wide_rows_note(embedder.name, embedder.dim, total))
+    wide = wide_rows_note(embedder.name, embedder.dim, total) if embedder.sparse and embedder.dim >= WIDE_ROWS else None
+    if wide and progress:  # before the work when the run shows progress; with the other notes at the end otherwise
+        log.warning(f"note: {wide}")
     info = embedder.model_info()
     settings = _shard_settings(embedder, info["fingerprint"], fasta if fasta is not None else data, labels,
                                with_labels=with_labels, shard_size=shard_size, buffer_size=buffer_size,
@@ -140,16 +141,19 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
             ShardFolder(out=out, settings=settings, create=False).remove()
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,
-                       seconds=time.perf_counter() - start, notes=letter_notes(letters))
+                       seconds=time.perf_counter() - start,
+                       notes=letter_notes(letters) + ([wide] if wide and not progress else []))
 
 
 def wide_rows_note(name: str, dim: int, total: int | None) -> str:
     """The note ``embed`` gives for a model whose rows are sparse and ``dim`` wide (``total``: sequences, if known):
-    the embeddings file stores them dense, ``4 dim`` bytes a sequence, where a sparse index keeps a few percent."""
+    the embeddings file stores them dense, ``4 dim`` bytes a sequence, where a sparse index keeps about a tenth.
+    Given before the work when the run shows progress, else after it with the other notes (so that a failing
+    quiet run prints its one error line only)."""
     from phylocl.resources import human_bytes
 
     size = f", {human_bytes(4 * dim * total)} for these {total:,}" if total else ""
-    return (f"note: {name} gives sparse rows {dim:,} wide, which an embeddings file stores dense ({4 * dim / 1024:,.0f} "
+    return (f"{name} gives sparse rows {dim:,} wide, which an embeddings file stores dense ({4 * dim / 1024:,.0f} "
             f"KB a sequence{size}); for nearest-neighbour search `phylocl index --fasta` stores them as a sparse "
             "index, about a tenth of that (docs/retrieval.md, \"Sparse index\")")
 

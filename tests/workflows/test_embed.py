@@ -320,12 +320,20 @@ def test_wide_sparse_rows_get_a_note_naming_their_size_and_the_sparse_index(mode
     """A model with sparse rows of 4,096 columns or more (kmer:3: 8,000) is written dense, 4 x dim bytes a
     sequence: ``embed`` says so up front and points to ``phylocl index --fasta``; narrow or dense rows get no note."""
     spec = str(encoder_path) if model == "encoder" else model
-    assert main(["embed", "--data", str(dataset), "--model", spec, "-o", str(tmp_path / "e.npz")]) == 0
-    err = capsys.readouterr().err
-    notes = [line for line in err.splitlines() if "sparse rows" in line]
-    n = len(load_embeddings(tmp_path / "e.npz").ids)
-    if not wide:
-        assert notes == []
-        return
-    assert len(notes) == 1 and notes[0].startswith("phylocl embed: note: kmer:3 gives sparse rows 8,000 wide")
-    assert f"{4 * 8000 * n / 1e6:,.1f} MB for these {n:,}" in notes[0] and "phylocl index --fasta" in notes[0]
+    for quiet in ([], ["--quiet"]):  # shown before the work, or (quiet) after it with the other notes
+        out = tmp_path / f"e{len(quiet)}.npz"
+        assert main(["embed", "--data", str(dataset), "--model", spec, "-o", str(out), *quiet]) == 0
+        err = capsys.readouterr().err
+        notes = [line for line in err.splitlines() if "sparse rows" in line]
+        n = len(load_embeddings(out).ids)
+        if not wide:
+            assert notes == []
+            continue
+        assert len(notes) == 1 and notes[0].startswith("phylocl embed: note: kmer:3 gives sparse rows 8,000 wide")
+        assert f"{4 * 8000 * n / 1e6:,.1f} MB for these {n:,}" in notes[0] and "phylocl index --fasta" in notes[0]
+    if wide:  # a quiet run that fails prints its one error line only
+        bad = tmp_path / "bad.fasta"
+        bad.write_text(">a\nMKVLAAG\n" * 1 + "".join(f">s{i}\nMKVLAAGLL\n" for i in range(300)) + ">a\nMKV\n")
+        assert main(["embed", "--fasta", str(bad), "--model", spec, "-o", str(tmp_path / "f.npz"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("phylocl embed: error: ") and err.count("\n") == 1 and "duplicate" in err
