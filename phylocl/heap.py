@@ -24,7 +24,8 @@ import os
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "USER_SETTINGS", "keep_freed_memory"]
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's <malloc.h> parameter numbers
-MMAP_THRESHOLD = 1 << 30  # bytes: allocations below this come from the heap (a block of scores is 0.1-0.3 GB)
+MMAP_THRESHOLD = 1 << 30  # bytes: allocations below this come from the heap (a block of scores: 0.1-0.3 GB at
+# 10^5 rows, ~1 GB at 10^6)
 TRIM_THRESHOLD = (1 << 31) - 1  # bytes of free memory at the heap's top kept for reuse (mallopt takes an int)
 USER_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
                  "GLIBC_TUNABLES")
@@ -37,10 +38,11 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)
-        mallopt, version = libc.mallopt, libc.gnu_get_libc_version  # glibc only
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    del version
+    if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):  # glibc only
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     done = [mallopt(M_ARENA_MAX, 1), mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD,
                                                                                         TRIM_THRESHOLD)]
