@@ -61,8 +61,8 @@ from phylocl.retrieval.row_ids import RowNumbers, row_ids, str_list
 from phylocl.sparse_ops import csr_dense, sparsetools
 from phylocl.sparse_rows import SparseRows, basis_gram, matmul_rows
 
-__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "budget_words", "check_budget", "check_dense_columns",
-           "list_bounds", "nonzero_columns", "row_block_edges", "scatter_lists", "top_rows"]
+__all__ = ["SparseIndex", "KIND", "BLOCK_VALUES", "block_plan", "budget_words", "check_budget", "check_dense_columns",
+           "list_bounds", "nonzero_columns", "row_block_edges", "run_blocks", "scatter_lists", "top_depth", "top_rows"]
 
 KIND = "sparse"
 BLOCK_VALUES = 1 << 25  # scores per block of queries: 128 MB of float32 (32 queries at 10^6 rows; every block reads
@@ -231,6 +231,37 @@ def query_share(n_queries: int, threads: int, low_rank: bool) -> int:
     if low_rank:
         return max(1, min(LOW_RANK_BLOCK, -(-n_queries // (max(1, threads) * SPLIT_LOW_RANK))))
     return max(1, -(-n_queries // SPLIT))
+
+
+def block_plan(n_queries: int, threads: int, low_rank: bool, ntotal: int,
+               block: int | None = None) -> tuple[int, range, int]:
+    """How a search of ``n_queries`` against ``ntotal`` rows on ``threads`` threads is cut: ``(block, starts,
+    row_threads)``, queries per block (``block`` if given, else as many as keep :data:`BLOCK_VALUES` scores, at most
+    :data:`MAX_BLOCK` and :func:`query_share`), each block's first query, and the threads the blocks leave to each
+    one's sums."""
+    share = query_share(n_queries, threads, low_rank)
+    block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(ntotal, 1), share))
+    starts = range(0, n_queries, max(1, block))
+    return block, starts, max(1, threads // max(1, len(starts)))
+
+
+def top_depth(s: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, scores)`` ``(b, depth)`` of the ``depth`` largest values of each row of ``s`` ``(b, n)``, best
+    first (``1 <= depth <= n``; equal values in the order ``np.argpartition`` leaves them)."""
+    top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
+    order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+    i = np.take_along_axis(top, order, axis=1)  # (b, depth) best first
+    return i, np.take_along_axis(s, i, axis=1)
+
+
+def run_blocks(one, starts: range, threads: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``one(lo)`` (``(scores, indices)`` of the block of queries from ``lo``) for every block of ``starts`` on
+    ``threads`` threads, concatenated in query order: ``(Q, k)`` each."""
+    with ThreadPoolExecutor(max(1, min(threads, len(starts)))) as pool:
+        parts = list(pool.map(one, starts))
+    if not parts:
+        return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def default_threads() -> int:
@@ -417,8 +448,8 @@ class SparseIndex:
         block (:func:`~phylocl.sparse_rows.matmul_rows`), so neither the scores nor the hits depend on the blocks or
         the thread count.
         """
-        share = query_share(len(queries), self.threads, bool(self.basis.shape[0]))
-        block = block or max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
+        block, starts, row_threads = block_plan(len(queries), self.threads, bool(self.basis.shape[0]), self.ntotal,
+                                                block)
         if k < 1 or block < 1:
             raise ValueError(f"k and block must be >= 1, got k={k}, block={block}")
         if exclude_ids is not None and len(exclude_ids) != len(queries):
@@ -426,8 +457,6 @@ class SparseIndex:
         check_budget(budget)
         wanted = k + (exclude_ids is not None)  # one more: the query's own row may be among the hits
         depth = min(wanted, self.ntotal)
-        starts = range(0, len(queries), block)
-        row_threads = max(1, self.threads // max(1, len(starts)))  # threads the blocks leave to each one's sums
 
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
@@ -438,17 +467,11 @@ class SparseIndex:
                     i = np.hstack([i, np.full((hi - lo, wanted - depth), -1, np.int64)])
             else:
                 s = self.scores(queries.slice(lo, hi), row_threads=row_threads)  # (b, N)
-                top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]  # (b, depth), unordered
-                order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
-                i = np.full((hi - lo, wanted), -1, dtype=np.int64)
-                i[:, :depth] = np.take_along_axis(top, order, axis=1)  # best first; -1 past the database's end
-                sc = np.where(i >= 0, np.take_along_axis(s, np.maximum(i, 0), axis=1), -np.inf).astype(np.float32)
+                i = np.full((hi - lo, wanted), -1, dtype=np.int64)  # -1 / -inf past the database's end
+                sc = np.full((hi - lo, wanted), -np.inf, dtype=np.float32)
+                i[:, :depth], sc[:, :depth] = top_depth(s, depth)  # best first
             if exclude_ids is None:
                 return sc, i
             return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
 
-        with ThreadPoolExecutor(max(1, min(self.threads, len(starts)))) as pool:
-            parts = list(pool.map(one, starts))
-        if not parts:
-            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return run_blocks(one, starts, self.threads, k)

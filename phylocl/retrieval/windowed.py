@@ -18,7 +18,6 @@ On disk (``phylocl index --fasta --windows W``) the bundle is a sparse bundle ov
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,8 +28,8 @@ from phylocl.retrieval.index_checks import check_low_rank
 from phylocl.retrieval.sparse_build import WINDOWS_KIND as KIND
 from phylocl.retrieval.sparse_build import sparse_index_in_memory
 from phylocl.retrieval.row_ids import RowNumbers, row_ids, str_list
-from phylocl.retrieval.sparse_index import (BLOCK_VALUES, MAX_BLOCK, POOL, SparseIndex, check_budget, default_threads,
-                                             query_share, top_rows)
+from phylocl.retrieval.sparse_index import (BLOCK_VALUES, POOL, SparseIndex, block_plan, check_budget, default_threads,
+                                             run_blocks, top_depth, top_rows)
 from phylocl.sparse_rows import SparseRows, concat_rows
 
 __all__ = ["window_pieces", "window_stride", "check_owners", "WindowRows", "concat_windows", "WindowedIndex", "KIND",
@@ -286,13 +285,10 @@ class WindowedIndex:
         budgeted = budget is not None and budget < 1
         if exclude_ids is not None and len(exclude_ids) != len(queries):
             raise ValueError(f"{len(exclude_ids)} exclude_ids for {len(queries)} queries")
-        share = query_share(len(queries), self.threads, bool(self.index.basis.shape[0]))
-        block = max(1, min(MAX_BLOCK, BLOCK_VALUES // max(self.ntotal, 1), share))
+        block, starts, row_threads = block_plan(len(queries), self.threads, bool(self.index.basis.shape[0]),
+                                                self.ntotal)
         wanted = k + (exclude_ids is not None)
         depth = min(wanted, self.ntotal)
-
-        starts = range(0, len(queries), block)
-        row_threads = max(1, self.threads // max(1, len(starts)))  # threads the blocks leave to each one's sums
 
         def one(lo: int) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + block, len(queries))
@@ -303,16 +299,9 @@ class WindowedIndex:
                 i[:, :depth][~np.isfinite(sc[:, :depth])] = -1  # fewer sequences than depth
             elif depth:
                 s = self.scores(queries.slice(lo, hi), row_threads=row_threads)  # (b, n)
-                top = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
-                order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
-                i[:, :depth] = np.take_along_axis(top, order, axis=1)
-                sc[:, :depth] = np.take_along_axis(s, i[:, :depth], axis=1)
+                i[:, :depth], sc[:, :depth] = top_depth(s, depth)  # best first
             if exclude_ids is None:
                 return sc, i
             return drop_self_hits(sc, i, own_rows(self.ids, i, exclude_ids[lo:hi]), k)
 
-        with ThreadPoolExecutor(max(1, min(self.threads, len(starts)))) as pool:
-            parts = list(pool.map(one, starts))
-        if not parts:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return run_blocks(one, starts, self.threads, k)
