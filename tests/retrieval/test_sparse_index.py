@@ -336,3 +336,26 @@ def test_stored_block_bounds_are_checked(tmp_path, monkeypatch, capsys):
     index = load_index(path)
     assert (index._bounds < 0).all()  # another block size: not used
     assert main(["index", "--verify", str(path)]) == 0
+
+
+def test_top_depth_equals_a_full_sort_and_blocks_cover_every_query_once():
+    rng = np.random.default_rng(11)
+    s = rng.standard_normal((7, 300)).astype(np.float32)
+    for depth in (1, 5, 300):
+        i, sc = sparse_index.top_depth(s, depth)
+        want = -np.sort(-s, axis=1)[:, :depth]  # the depth largest values of each row, best first
+        assert i.shape == sc.shape == (7, depth) and np.array_equal(sc, want)
+        assert np.array_equal(np.take_along_axis(s, i, axis=1), sc) and all(len(set(r)) == depth for r in i)
+    for n, threads, low_rank, ntotal, block in [(10, 2, True, 10**6, None), (500, 2, True, 2 * 10**6, None),
+                                                (500, 2, False, 10**5, None), (3, 8, False, 10, None),
+                                                (9, 2, True, 100, 4), (0, 2, True, 100, None)]:
+        b, starts, row_threads = sparse_index.block_plan(n, threads, low_rank, ntotal, block)
+        covered = [q for lo in starts for q in range(lo, min(lo + b, n))]
+        assert covered == list(range(n)) and b >= 1 and (block is None or b == block)
+        assert b * ntotal <= max(sparse_index.BLOCK_VALUES, ntotal) and b <= sparse_index.MAX_BLOCK
+        assert row_threads == max(1, threads // max(1, len(starts)))
+    one = lambda lo: (np.full((2, 3), lo, np.float32), np.full((2, 3), lo, np.int64))  # noqa: E731
+    sc, ix = sparse_index.run_blocks(one, range(0, 6, 2), 2, 3)
+    assert sc.shape == (6, 3) and ix[:, 0].tolist() == [0, 0, 2, 2, 4, 4]  # blocks back in query order
+    sc, ix = sparse_index.run_blocks(one, range(0), 2, 3)
+    assert sc.shape == (0, 3) and ix.dtype == np.int64
