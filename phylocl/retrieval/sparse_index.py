@@ -340,16 +340,22 @@ class SparseIndex:
             self._lengths = np.diff(self.postings.indptr).astype(np.int64)
         return self._lengths
 
-    def scores(self, q: SparseRows, *, budget: float | None = None, row_threads: int = 1) -> np.ndarray:
+    def scores(self, q: SparseRows, *, budget: float | None = None, row_threads: int = 1,
+               low: np.ndarray | None = None) -> np.ndarray:
         """Cosine of every query row with every database row: ``(b, N)`` float32; with a word ``budget`` in
         ``(0, 1)``, the approximate scores of the module docstring; ``row_threads``: threads that share the query
-        rows' sparse sums (:meth:`_sparse_scores`)."""
+        rows' sparse sums (:meth:`_sparse_scores`); ``low``: the rows' :meth:`low_rank_term`, if already computed."""
         out = self._sparse_scores(q, budget, row_threads)  # (b, N)
         if q.rank:
-            low = matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
-            check_low_rank(self, low)
-            out += low
+            out += self.low_rank_term(q) if low is None else low
         return out
+
+    def low_rank_term(self, q: SparseRows) -> np.ndarray:
+        """``(b, N)`` float32: the low-rank part of every score of the query rows (checked finite); each row the same
+        bits whatever rows ``q`` holds beside it (:func:`~phylocl.sparse_rows.matmul_rows`)."""
+        low = matmul_rows(self._low_rank_query(q), self.dense.T)  # (b, N)
+        check_low_rank(self, low)
+        return low
 
     def _low_rank_query(self, q: SparseRows) -> np.ndarray:
         """``u = [c_q, a_q + c_q G]`` at :attr:`dense_columns`, ``(b, m)`` float32: the low-rank term of a score

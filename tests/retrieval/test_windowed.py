@@ -230,3 +230,29 @@ def test_evaluation_over_windows_equals_whole_rows_when_each_sequence_is_one_win
         np.testing.assert_allclose(got, np.sort(want[i])[::-1][:5], atol=1e-6)  # best first
     assert narrow["recall@5"] == pytest.approx(np.mean(recall5))
     assert narrow["index_kind"] == "sparse-windows" and narrow["n_decoys"] == 12
+
+
+def test_low_rank_terms_computed_once_for_all_blocks_give_the_same_bits(monkeypatch):
+    """An exact search of several blocks computes its query windows' low-rank terms in one product when they fit
+    (``LOW_RANK_ONCE``), else block by block: the same scores and hits, bit for bit, at one thread or three."""
+    import phylocl.retrieval.windowed as windowed
+
+    db = _seqs(40, 2)
+    w = _windows(db, 16, 3)
+    ids = [f"s{i}" for i in range(40)]
+    q = _windows(_seqs(7, 9), 16, 3)
+    calls = []
+    real = windowed.SparseIndex.low_rank_term
+    monkeypatch.setattr(windowed.SparseIndex, "low_rank_term", lambda self, rows: calls.append(len(rows))
+                        or real(self, rows))
+    runs = {}
+    for once in (0, 10**9):
+        monkeypatch.setattr(windowed, "LOW_RANK_ONCE", once)
+        for t in (1, 3):
+            calls.clear()
+            runs[once, t] = WindowedIndex(rows=w.rows, owners=w.owners, ids=ids, threads=t).search(q, k=12)
+            if t == 3:  # several blocks: one product for all windows, or one per block
+                assert calls == ([len(q.rows)] if once else calls) and (once or len(calls) > 1)
+    for key, (s, i) in runs.items():
+        np.testing.assert_array_equal(i, runs[0, 1][1])
+        np.testing.assert_array_equal(s, runs[0, 1][0])
