@@ -91,3 +91,24 @@ def test_only_search_and_index_set_the_heap(monkeypatch, tmp_path):
     assert cli.main(["embed", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(tmp_path / "e.npz"),
                      "--quiet"]) == 0
     assert calls == [1, 1] and (tmp_path / "e.npz").exists()
+
+
+def test_nothing_is_set_where_the_c_library_is_not_glibc(monkeypatch):
+    import ctypes
+
+    class Musl:  # a C library without gnu_get_libc_version
+        def __getattr__(self, name):
+            if name == "gnu_get_libc_version":
+                raise AttributeError(name)
+            raise AssertionError(f"{name} called on a C library that is not glibc")
+
+    for name in heap.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Musl())
+    assert heap.keep_freed_memory() is False
+
+    def no_library(name):
+        raise TypeError("expected str, bytes or os.PathLike object, not NoneType")  # what Windows says
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    assert heap.keep_freed_memory() is False
