@@ -17,7 +17,7 @@ from typing import Iterator
 
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["atomic_path", "atomic_dir", "temp_prefix", "sweep_stale", "sweep_stale_in", "recover_interrupted"]
+__all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in", "recover_interrupted"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -143,7 +143,7 @@ def _umask() -> int:
     return mask
 
 
-def _publish_mode(path: Path, *, directory: bool) -> None:
+def publish_mode(path: Path, *, directory: bool) -> None:
     """Give a temporary file/dir the permissions a plain ``open``/``mkdir`` would have (mkstemp makes them 0600)."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
@@ -190,7 +190,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     try:
         yield tmp
         if tmp.exists():
-            _publish_mode(tmp, directory=False)
+            publish_mode(tmp, directory=False)
         _replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
@@ -214,7 +214,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     try:
         yield tmp
-        _publish_mode(tmp, directory=True)
+        publish_mode(tmp, directory=True)
         if path.exists():
             # two renames: old aside, new in place. A kill between them leaves the old one in .old/x, which the
             # next write or read puts back (recover_interrupted); an error between them puts it back at once.

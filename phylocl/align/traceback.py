@@ -58,7 +58,7 @@ from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["TABLE_COLUMNS", "AlignmentSummary", "canonical_first", "describe_alignments", "mirror", "mirror_rows",
+__all__ = ["TABLE_COLUMNS", "TRACE_CELLS", "AlignmentSummary", "TracebackTooLarge", "canonical_first", "describe_alignments", "mirror", "mirror_rows",
            "score_pairs", "summary_of", "trace_alignment", "trace_alignments", "trace_table", "trace_tables",
            "traces_whole"]
 
@@ -68,6 +68,21 @@ WINDOW_PER_SCORE = 2  # first start-search window: WINDOW_PER_SCORE * S + WINDOW
 WINDOW_PAD = 20
 COLUMN_SCORE = 2  # score per alignment column assumed by _whole (Mycoplasma's written hits: median 1 / 1.6 columns)
 WHOLE_FRACTION = 0.5
+TRACE_CELLS = 250_000_000  # the most cells one traceback may hold (parasail keeps ~2.5 bytes per traced cell)
+
+
+class TracebackTooLarge(ValueError):
+    """A pair whose traced rectangle (the whole pair, or the region between an optimal alignment's start and end)
+    holds more than :data:`TRACE_CELLS` cells: ``lx``, ``ly`` the pair's lengths, ``cells`` the rectangle's, ``at``
+    the pair's row in :func:`trace_tables`' output (``-1`` until known)."""
+
+    def __init__(self, lx: int, ly: int, cells: int, at: int = -1) -> None:
+        super().__init__(lx, ly, cells, at)  # the arguments again, so that it pickles (worker processes)
+        self.lx, self.ly, self.cells, self.at = lx, ly, cells, at
+
+    def __str__(self) -> str:
+        return (f"the traceback of a pair of {self.lx:,} and {self.ly:,} residues would hold {self.cells:,} cells "
+                f"(over {TRACE_CELLS:,})")
 
 
 @dataclass(frozen=True)
@@ -246,7 +261,10 @@ def trace_table(first: str, others: Sequence[str], scoring: ScoringSystem,
 
 def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem) -> np.ndarray:
     """:func:`trace_table` of several groups ``(first, others, scores, ends)`` (``scores``, ``ends``: lists or
-    ``None``), their rows stacked in group order, all the CIGARs summarised in one pass."""
+    ``None``), their rows stacked in group order, all the CIGARs summarised in one pass.
+
+    Raises :class:`TracebackTooLarge` (``at``: the pair's row) for a pair whose optimal alignment spans more than
+    :data:`TRACE_CELLS` cells; a longer pair whose alignment is shorter is traced in its aligned rectangle."""
     traced, flips = [], []
     for first, others, scores, ends in groups:
         scores = [None] * len(others) if scores is None else scores
@@ -265,6 +283,8 @@ def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem) -> np.ndarray:
                 else:
                     traced.append(_trace(y.encode("ascii"), x, scoring, score, end=end))
                     flips.append(True)
+        except TracebackTooLarge as err:
+            raise TracebackTooLarge(err.lx, err.ly, err.cells, len(traced)) from None
         finally:
             profiles.free()
     rows = _summaries(traced)
@@ -303,7 +323,7 @@ def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem, *,
                     found[j] = profiles.forward(yb, None)
                     continue
                 r = profiles.forward(yb, None, widths=1)  # None: the 8-bit pass saturated
-                if r is None and _whole_likely(scoring, lx, len(y)):
+                if r is None and lx * len(y) <= TRACE_CELLS and _whole_likely(scoring, lx, len(y)):
                     tr = calls.trace(profiles.x, yb, 1)  # 16 bits: an 8-bit saturating score is over _TRACE_8_MAX
                     if _whole(tr[0], lx, len(y)) and _start(tr[0], _TRACE_8_MAX) == 1:  # as _trace traces it
                         found[j], traced[j] = tr[:3], (tr, tr[0], 0, 0)
@@ -390,7 +410,7 @@ def _trace(x: str | bytes, y: str | bytes, scoring: ScoringSystem, score: int | 
         best = fwd[0]
     if best <= 0:
         return None
-    if _whole(best, lx, ly):  # one traceback over the whole pair
+    if _whole(best, lx, ly) and lx * ly <= TRACE_CELLS:  # one traceback over the whole pair
         return calls.trace(x, y, _start(score, _TRACE_8_MAX)), best, 0, 0
     if fwd is None:
         fwd = profiles.forward(y, score) if profiles is not None else calls.striped(x, y, striped)
@@ -403,6 +423,8 @@ def _trace(x: str | bytes, y: str | bytes, scoring: ScoringSystem, score: int | 
             break
         width *= 4
     qs, ts = qe - rev[1], te - rev[2]
+    if (qe + 1 - qs) * (te + 1 - ts) > TRACE_CELLS:
+        raise TracebackTooLarge(lx, ly, (qe + 1 - qs) * (te + 1 - ts))
     tr = calls.trace(x[qs:qe + 1], y[ts:te + 1], _start(score, _TRACE_8_MAX))
     if fwd[0] != best or rev[0] != best:  # cannot happen: the rectangle holds an optimal alignment
         raise RuntimeError(f"the score passes found {fwd[0]} and {rev[0]}, the pair's best local score is "

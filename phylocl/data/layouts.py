@@ -102,8 +102,8 @@ def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None,
 class FastaStream:
     """One pass over one FASTA file (a named pipe works): records cleaned and checked like :func:`read_dataset`.
 
-    The first 256 records are read on construction to detect the alphabet (:attr:`kind`, or the one given);
-    :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another alphabet
+    The first 256 records are read on construction to detect the alphabet (:attr:`kind`, or the one given:
+    :attr:`given`); :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another alphabet
     (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
     ids and DNA/protein mixtures are refused when reached. Letters read as unknown are counted in :attr:`letters`.
     """
@@ -113,6 +113,7 @@ class FastaStream:
         self._records = parse_fasta(self.path)
         self.head = list(islice(self._records, _DETECT_RECORDS))
         self.alphabet = resolve_alphabet(alphabet, (r.sequence for r in self.head))
+        self.given = alphabet not in (None, "auto")  # the alphabet was asked for (--alphabet), not detected
         self.letters = LetterReport(strict=strict)
         self._used = False
 

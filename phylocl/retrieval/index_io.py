@@ -30,7 +30,7 @@ import numpy as np
 
 from phylocl.atomic import recover_interrupted
 from phylocl.errors import InputError
-from phylocl.retrieval.bundle import FORMAT, FORMATS, save_index
+from phylocl.retrieval.bundle import FORMAT, FORMATS, SPARSE_FORMAT, save_index
 from phylocl.retrieval.npz_mmap import check_member_crc, check_npy_sizes, memmap_member
 from phylocl.retrieval.embedding_files import check_model_record
 from phylocl.retrieval.index_params import INDEX_KINDS
@@ -38,6 +38,7 @@ from phylocl.retrieval.index_checks import (CHECKSUMS_FILE, VERIFY_AT_LOAD_BYTES
                                             scan_postings, verify_at_load, verify_checksums)
 from phylocl.retrieval.sparse_index import KIND as SPARSE
 from phylocl.retrieval.row_ids import IdArray, RowNumbers, str_list
+from phylocl.retrieval.sequence_store import OFFSETS_FILE, SEQUENCES_FILE, open_store
 import phylocl.retrieval.sparse_index as sparse_index
 from phylocl.retrieval.sparse_index import SparseIndex, check_dense_columns, list_bounds, row_block_edges
 from phylocl.retrieval.windowed import KIND as WINDOWS
@@ -321,9 +322,15 @@ def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "se
         )
 
 
+def _format(path: Path) -> str | None:
+    meta = read_json_object(path / "meta.json")  # load_index has read it already
+    return meta.get("format")
+
+
 def verify_bundle(path: str | Path) -> str:
-    """Everything :func:`load_index` checks, plus the checksums of every file and, for a sparse bundle, every
-    posting list (``phylocl index --verify``); returns one line saying what was checked. Raises
+    """Everything :func:`load_index` checks, plus the checksums of every file (required of a ``phylocl-index/2``
+    bundle: every build of that format wrote them) and, for a sparse bundle, every posting list and every stored
+    sequence's letters (``phylocl index --verify``); returns one line saying what was checked. Raises
     :class:`~phylocl.errors.InputError` naming what is damaged."""
     path = Path(path)
     hashed = verify_checksums(path) if path.is_dir() else None
@@ -334,9 +341,21 @@ def verify_bundle(path: str | Path) -> str:
     if rows_index is not None:
         scan_postings(rows_index, path)
         _check_stored_bounds(rows_index, path)
+    stored = ""
+    if (path / SEQUENCES_FILE).is_file() or (path / OFFSETS_FILE).is_file():  # the sequences of the alignment stage
+        from phylocl.data.alphabet import get_alphabet
+
+        alphabet = index.model.get("alphabet")
+        letters = get_alphabet(alphabet).letters if alphabet in ("protein", "dna") else None
+        store = open_store(path, ntotal=index.ntotal, letters=letters)
+        store.check_all()
+        stored = f", {store.residues:,} stored residues" + (f" of {alphabet}" if letters else "")
+    # every build of format /2 wrote checksums: checked last, so that a damaged file is named first
+    if hashed is None and _format(path) == SPARSE_FORMAT:
+        raise damaged(f"{CHECKSUMS_FILE} is missing (every {SPARSE_FORMAT} bundle has one)", path)
     sums = (f"{hashed} files match their checksums" if hashed is not None
             else "no checksums (built by an earlier phylocl): structure only")
     what = (f"{index.ntotal:,} sequences as {index.n_rows:,} windows of {index.params['window']} residues "
             f"(stride {index.params['stride']}), dim {index.dim}" if index.kind == WINDOWS
             else f"{index.ntotal:,} rows of dim {index.dim}")
-    return f"{path}: ok ({index.kind}, {what}; {sums})"
+    return f"{path}: ok ({index.kind}, {what}{stored}; {sums})"

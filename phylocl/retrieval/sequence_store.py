@@ -29,13 +29,25 @@ OFFSETS_FILE = "sequence_offsets.npy"
 
 
 class SequenceStoreWriter:
-    """Appends sequences to a spool file next to ``destination`` (a bundle being built); :meth:`finish` moves the
-    two members into the bundle's temporary folder. Memory: the offsets only (8 bytes per sequence)."""
+    """Appends sequences to a spool file next to ``destination`` (the bundle being built; missing parent folders are
+    made); :meth:`finish` moves the two members into the bundle's temporary folder, with the permissions a plain
+    ``open`` would give them. Memory: the offsets only (8 bytes per sequence).
 
-    def __init__(self, *, spool_dir: str | Path) -> None:
+    The spool is named as :mod:`phylocl.atomic` names temporaries (``.<bundle>.<pid>.<random>.spool``), so that a
+    killed build's spool is swept by the next write of that folder."""
+
+    def __init__(self, *, destination: str | Path) -> None:
         import tempfile
 
-        fd, name = tempfile.mkstemp(prefix=".sequences.", suffix=".spool", dir=spool_dir)
+        from phylocl.atomic import temp_prefix
+        from phylocl.errors import os_error_message
+
+        destination = Path(destination)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(destination), suffix=".spool", dir=destination.parent)
+        except OSError as err:
+            raise InputError(f"cannot write: {os_error_message(err)}", path=destination) from None
         self._file = os.fdopen(fd, "wb")
         self._path = Path(name)
         self._offsets = [0]
@@ -52,7 +64,10 @@ class SequenceStoreWriter:
 
     def finish(self, folder: Path) -> dict:
         """Move the members into ``folder``; returns the ``meta.json`` record."""
+        from phylocl.atomic import publish_mode
+
         self._file.close()
+        publish_mode(self._path, directory=False)  # mkstemp made it 0600
         os.replace(self._path, folder / SEQUENCES_FILE)
         np.save(folder / OFFSETS_FILE, np.asarray(self._offsets, dtype=np.int64))
         return {"residues": int(self._offsets[-1]), "file": SEQUENCES_FILE}
@@ -63,11 +78,20 @@ class SequenceStoreWriter:
 
 
 class SequenceStore:
-    """Read-only sequences by row: ``store[i] -> str``; ``len(store)``; ``residues`` in total."""
+    """Read-only sequences by row: ``store[i] -> str``; ``len(store)``; ``residues`` in total.
 
-    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+    ``letters`` (the index's alphabet, e.g. ``"ACGTN"``): each row's bytes are checked to be these letters the first
+    time the row is read (a few hundred nanoseconds; a bit per row remembers it), so that a damaged store is an
+    :class:`~phylocl.errors.InputError` naming ``path`` instead of bytes handed to an aligner; ``None``: unchecked.
+    """
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, *, letters: str | None = None,
+                 path: str | Path | None = None) -> None:
         self._data, self._offsets = data, offsets
         self._bytes = memoryview(np.ascontiguousarray(data, dtype=np.uint8))  # slices decode without a numpy copy
+        self._letters = letters.encode("ascii") if letters else None
+        self._checked = bytearray(len(offsets) - 1) if letters else None  # 1: the row's letters were checked
+        self._path = path
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -78,14 +102,35 @@ class SequenceStore:
 
     def __getitem__(self, i: int) -> str:
         a, b = self._offsets[i:i + 2].tolist() if i >= 0 else (int(self._offsets[i - 1]), int(self._offsets[i]))
-        return str(self._bytes[a:b], "ascii")  # 3x faster than slicing the memory map (an alignment reads 10^5)
+        raw = self._bytes[a:b]
+        if self._checked is not None and not self._checked[i]:
+            if bytes(raw).translate(None, self._letters):
+                row = i % len(self)
+                raise InputError(f"damaged index: stored sequence {row} holds bytes that are not its alphabet's "
+                                 f"letters ({self._letters.decode()}); rebuild the index", path=self._path)
+            self._checked[i] = 1
+        return str(raw, "ascii")  # 3x faster than slicing the memory map (an alignment reads 10^5)
+
+    def check_all(self, chunk: int = 1 << 26) -> None:
+        """Check every row's letters at once (``phylocl index --verify``), in chunks of ``chunk`` bytes; raises the
+        :class:`~phylocl.errors.InputError` of ``store[i]`` for the first row holding another byte."""
+        if self._checked is None:
+            return
+        for lo in range(0, len(self._bytes), chunk):
+            part = bytes(self._bytes[lo:lo + chunk])
+            rest = part.translate(None, self._letters)
+            if rest:
+                at = lo + part.index(rest[:1])
+                self[int(np.searchsorted(self._offsets, at, side="right")) - 1]  # raises, naming the row
+        self._checked[:] = b"\x01" * len(self._checked)
 
     def length(self, i: int) -> int:
         return int(self._offsets[i + 1] - self._offsets[i])
 
 
-def open_store(bundle: str | Path, *, ntotal: int) -> SequenceStore:
-    """The sequences of the index at ``bundle`` (``ntotal`` rows), memory-mapped.
+def open_store(bundle: str | Path, *, ntotal: int, letters: str | None = None) -> SequenceStore:
+    """The sequences of the index at ``bundle`` (``ntotal`` rows), memory-mapped; ``letters``: the alphabet's, each
+    row checked against them when first read (:class:`SequenceStore`).
 
     Raises :class:`~phylocl.errors.InputError` when the bundle has none (one line: rebuild, or ``--no-align``) or
     when they do not match its rows (damaged).
@@ -106,4 +151,4 @@ def open_store(bundle: str | Path, *, ntotal: int) -> SequenceStore:
             or np.any(np.diff(offsets) < 0)):
         raise InputError(f"the stored sequences do not match the index ({len(offsets) - 1} sequences, "
                          f"{size:,} bytes, for {ntotal} rows): the bundle is damaged; rebuild it", path=bundle)
-    return SequenceStore(data, offsets)
+    return SequenceStore(data, offsets, letters=letters, path=seq_path)

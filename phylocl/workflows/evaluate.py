@@ -255,7 +255,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
-        check_output_file(per_family, inputs=[p for p in sources if p is not None])
+        check_output_file(per_family, inputs=[p for p in sources if p is not None], example="families.tsv")
     ds = read_labelled(data, labels, strict=strict)
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)

@@ -39,16 +39,18 @@ def _looks_like(kind: str, seq: str) -> bool:
 
 
 def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str | None = None,
-                   line: int | None = None, index: str | Path | None = None) -> InputError:
+                   line: int | None = None, index: str | Path | None = None, given: bool = False) -> InputError:
     """The error for input of alphabet ``kind`` given to a model of another alphabet (or an index built for one).
 
     The advice names a model of the input's alphabet that is not the one in use, and ``--alphabet`` in case the
-    detection was wrong.
+    detection was wrong; ``given``: the input is read as ``kind`` because ``--alphabet`` said so (not detected).
     """
     shown = {"dna": "DNA"}
     data, reads = shown.get(kind, kind), shown.get(embedder.alphabet.name, embedder.alphabet.name)
     what = f"record {record_id!r} looks like {data}" if record_id else f"the sequences are {data}"
     other = f"--alphabet {embedder.alphabet.name} if they are {reads}"
+    if given:
+        what, other = f"the sequences are read as {data} (--alphabet {kind})", f"drop --alphabet {kind}"
     if index is not None:
         return InputError(f"{what}, but the index {index} was built with model {embedder.name} for {reads} "
                           f"sequences; search it with {reads} queries ({other})", path=path, line=line)
@@ -64,8 +66,10 @@ def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = N
     line (``index``: the index the model belongs to, for the advice).
     """
     if stream.kind != embedder.alphabet.name:
+        given = getattr(stream, "given", False)
         rec = next((r for r in stream.head if _looks_like(stream.kind, r.sequence)), stream.head[0])
-        raise mismatch_error(stream.kind, embedder, path=stream.path, record_id=rec.id, line=rec.line, index=index)
+        raise mismatch_error(stream.kind, embedder, path=stream.path, record_id=None if given else rec.id,
+                             line=None if given else rec.line, index=index, given=given)
     stream.alphabet = embedder.alphabet
     return stream
 
@@ -82,7 +86,7 @@ def fasta_records(source, embedder: ResolvedModel) -> Iterator[FastaRecord]:
     return iter(bind_stream(stream, embedder))
 
 
-def check_output_file(path: str | Path, *, inputs=()) -> Path:
+def check_output_file(path: str | Path, *, inputs=(), example: str = "out.npz") -> Path:
     """``path`` as a :class:`Path`, refused when it could not or should not be replaced by a new file.
 
     See :func:`phylocl.outputs.check_output_file`: a directory, device, pipe or socket there, one of ``inputs``,
@@ -90,7 +94,7 @@ def check_output_file(path: str | Path, *, inputs=()) -> Path:
     """
     from phylocl.outputs import check_output_file as check
 
-    return check(path, inputs=inputs, example="out.npz")
+    return check(path, inputs=inputs, example=example)
 
 
 def read_labelled(data: str | Path, labels: str | Path | None, *, alphabet: str | None = None,

@@ -97,8 +97,7 @@ class ResolvedModel:
         self.precision = precision if self.is_encoder else "fp32"
         if self.precision == "int8" and self.device != "cpu":
             raise InputError("--precision int8 runs on the CPU; use --device cpu, or bf16 on a GPU")
-        if overlap is not None and not 0 <= overlap < 1:
-            raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+        check_overlap(overlap)
         self.overlap = overlap if self.is_encoder else None
         # the run settings each method of the model takes (a NumPy model takes none)
         self._dense_options = {"precision": self.precision, "overlap": self.overlap} if self.is_encoder else {}
@@ -143,6 +142,9 @@ class ResolvedModel:
 
     def embed_sparse(self, sequences: Sequence[str], *, batch_size: int = 64) -> SparseRows:
         """The rows of :meth:`embed` as :class:`~phylocl.sparse_rows.SparseRows` (see :attr:`sparse`)."""
+        if not self.sparse and getattr(self.model, "sparse", False):  # a k-mer profile encoder at bf16 / int8
+            raise InputError(f"model {self.name} gives sparse rows at fp32 only (a sparse index holds them exactly, "
+                             f"at fp32); drop --precision {self.precision}")
         if not self.sparse:
             raise InputError(f"model {self.name} does not give sparse rows (only full k-mer profiles, kmer:K, and "
                              "k-mer profile encoders such as default-protein do, at fp32)")
@@ -177,6 +179,12 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
     return choose_default(get_alphabet(alphabet).name, shipped=shipped_models())
 
 
+def check_overlap(overlap: float | None) -> None:
+    """Raise :class:`InputError` unless ``overlap`` is ``None`` or in ``[0, 1)`` (``nan`` is refused)."""
+    if overlap is not None and not 0 <= overlap < 1:
+        raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+
+
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
                   precision: str = "fp32", overlap: float | None = None, sparse_only: bool = False) -> ResolvedModel:
     """The :class:`ResolvedModel` named by ``spec`` (see the module docstring).
@@ -196,6 +204,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     """
     from phylocl.models.kmer import KmerEmbedder, parse_model_spec
 
+    check_overlap(overlap)  # before an encoder is built with it
     alpha = None if alphabet is None else get_alphabet(alphabet)
     spec = None if spec is None else str(spec)
     kmer = None if spec is None else parse_model_spec(spec)

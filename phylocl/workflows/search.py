@@ -274,7 +274,7 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     else:
         from phylocl.retrieval.sequence_store import open_store
 
-        store = open_store(index, ntotal=ridx.ntotal)
+        store = open_store(index, ntotal=ridx.ntotal, letters=embedder.alphabet.letters)
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
@@ -336,7 +336,10 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     check_word_budget(word_budget)
     to_stdout = str(out) == "-"
     if not to_stdout:
-        out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None])
+        out = check_output_file(out, inputs=[p for p in (query, db, index, model) if p is not None],
+                                example="hits.tsv")
+    elif stdout is None and sys.stdout is None:  # `phylocl search ... -o - >&-`: Python then has no sys.stdout
+        raise InputError("-o -: standard output is closed; give an output file instead")
     same = db is not None and same_file(query, db)
     queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
     db_x = letters = db_seqs = stage = None

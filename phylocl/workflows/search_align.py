@@ -6,9 +6,9 @@ TSV columns: ``query target score rank bitscore evalue``, where ``score`` is sti
 of the pair (the prefilter's score) and ``rank`` follows the bit score. ``blast6``: the twelve columns of
 :mod:`phylocl.align.blast6`. The traceback (``blast6`` only) is computed for the written hits only
 (:func:`~phylocl.align.traceback.trace_alignment`, once per pair: a pair of two queries of one buffer is traced
-once and mirrored); a written pair whose traceback would need more than :data:`TRACEBACK_CELLS` dynamic-programming
-cells (two sequences of over ~15,800 residues each) stops the run with one line naming the pair: ``--format tsv``
-needs no traceback and scores any length.
+once and mirrored), on the rectangle its alignment spans; a written pair whose alignment spans more than
+:data:`~phylocl.align.traceback.TRACE_CELLS` dynamic-programming cells (an alignment of over ~15,800 columns in both
+sequences) stops the run with one line naming the pair: ``--format tsv`` needs no traceback and scores any length.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from phylocl.align import align_candidates, format_evalue
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
-from phylocl.align.traceback import TABLE_COLUMNS, mirror_rows, summary_of, trace_tables, traces_whole
+from phylocl.align.traceback import (TABLE_COLUMNS, TRACE_CELLS, TracebackTooLarge, mirror_rows, summary_of,
+                                     trace_tables, traces_whole)
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.errors import InputError
 
-__all__ = ["ALIGNED_HEADER", "FORMATS", "TRACEBACK_CELLS", "AlignStage"]
+__all__ = ["ALIGNED_HEADER", "FORMATS", "AlignStage"]
 
 ALIGNED_HEADER = "query\ttarget\tscore\trank\tbitscore\tevalue\n"
-TRACEBACK_CELLS = 250_000_000  # kept from pyopal's full mode (~1 GB there); parasail: ~2.5 bytes per traced cell
 TRACE_CHUNK = 256  # pairs per thread-pool task (whole groups of one first sequence)
 FORMATS = ("tsv", "blast6")
 
@@ -139,14 +139,6 @@ class AlignStage:
         strings = list(queries) + [reverse_complement(queries[i]) for i in rc_of.tolist()] + seqs
         x = np.where(on_minus, len(queries) + np.searchsorted(rc_of, owner), owner)  # (H,) query side in strings
         y = len(queries) + len(rc_of) + t_at  # (H,) target side
-        qlen = np.fromiter(map(len, queries), np.int64, len(queries))[owner]
-        tlen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at]
-        big = np.flatnonzero(qlen * tlen > TRACEBACK_CELLS)
-        if len(big):
-            h, t = int(big[0]), int(hits.targets[big[0]])
-            raise InputError(f"the alignment of query {query_ids[owner[h]]!r} ({qlen[h]:,} residues) with "
-                             f"{self.db_ids[t]!r} ({tlen[h]:,}) is too large for a traceback "
-                             f"(over {TRACEBACK_CELLS:,} cells); use --format tsv, which needs none")
         if self.scoring.symmetric:  # canonical_first: the smaller sequence first, through the strings' sorted order
             rank = string_ranks(strings)
             flip = rank[x] > rank[y]  # (H,) the query side is traced second
@@ -174,11 +166,23 @@ class AlignStage:
         seconds = seconds.tolist()
 
         def run(b: int) -> np.ndarray:
-            return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
-                                  [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring)
+            try:
+                return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
+                                      [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring)
+            except TracebackTooLarge as err:  # its row in this block -> its job
+                jobs = [j for _, group in tasks[b] for j in group]
+                raise TracebackTooLarge(err.lx, err.ly, err.cells, jobs[err.at]) from None
 
         processes = use_processes(self.threads, PAIR_WEIGHT * len(todo))
-        parts = map_blocks(run, len(tasks), self.threads, processes=processes)
+        try:
+            parts = map_blocks(run, len(tasks), self.threads, processes=processes)
+        except TracebackTooLarge as err:
+            h = int(np.flatnonzero(job_of == err.at)[0])  # the job's first hit
+            qlen, tlen = len(queries[owner[h]]), len(seqs[t_at[h]])
+            raise InputError(f"the alignment of query {query_ids[owner[h]]!r} ({qlen:,} residues) with "
+                             f"{self.db_ids[int(hits.targets[h])]!r} ({tlen:,}) spans {err.cells:,} cells, too "
+                             f"many for a traceback (over {TRACE_CELLS:,}); use --format tsv, which needs none"
+                             ) from None
         if parts:
             done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)
         out = done[job_of]  # (H, 9)

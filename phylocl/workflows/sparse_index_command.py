@@ -70,7 +70,7 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     from phylocl.retrieval.sparse_build import write_sparse_index
 
     bar = progress_bar("indexing", enabled=progress, stream=stream)
-    store = SequenceStoreWriter(spool_dir=out.parent)  # the sequences, for the alignment stage of search
+    store = SequenceStoreWriter(destination=out)  # the sequences, for the alignment stage of search
 
     def items():
         for r in records:

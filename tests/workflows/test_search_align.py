@@ -133,14 +133,14 @@ def test_a_long_query_is_scored_and_too_large_tracebacks_are_refused(tmp_path, d
                  "-o", str(out), "--quiet"]) == 0
     first = out.read_text().splitlines()[0].split("\t")
     assert first[1] == "f0_0" and int(first[6]) > 100_000  # the aligned region lies at the end of the query
-    import phylocl.workflows.search_align as sa
+    import phylocl.align.traceback as tb
 
-    monkeypatch.setattr(sa, "TRACEBACK_CELLS", 1000)
+    monkeypatch.setattr(tb, "TRACE_CELLS", 1000)
     out.unlink()
     assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
                  "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.splitlines()[-1]  # (after the note on the database's X)
-    assert "too large for a traceback" in err and "--format tsv" in err and err.startswith("phylocl search: error")
+    assert "too many for a traceback" in err and "--format tsv" in err and "'long'" in err and err.startswith("phylocl search: error")
     assert not out.exists()
     assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "-o", str(out),
                  "--quiet"]) == 0  # tsv needs no traceback
@@ -182,6 +182,81 @@ def test_index_without_sequences_or_with_damaged_ones_is_refused(tmp_path, db, c
     assert "do not match the index" in err and err.count("\n") == 1 and not out.exists()
     assert main(["search", "--query", str(db), "--index", str(tmp_path / "dense"), "-o", str(out), "--quiet",
                  "--no-align"]) == 0
+
+
+def test_a_stored_sequence_with_a_byte_outside_the_alphabet_is_one_line_in_search_and_verify(tmp_path, db, capsys):
+    """A flipped byte in sequences.bin that the load's checksums do not see (a store over their size limit, or no
+    checksums.json): the row's letters are checked when the alignment stage first reads it, one line, exit 2, no
+    output (it was pyhmmer's traceback); ``index --verify`` scans every row and names it; a /2 bundle without
+    checksums is refused by --verify once its contents pass."""
+    ix = tmp_path / "ix"
+    assert main(["index", "--fasta", str(db), "--model", "kmer:2", "-o", str(ix), "--quiet"]) == 0
+    assert oct((ix / "sequences.bin").stat().st_mode & 0o777) == oct((ix / "meta.json").stat().st_mode & 0o777)
+    (ix / "checksums.json").unlink()
+    assert main(["index", "--verify", str(ix)]) == 2
+    assert "checksums.json is missing" in capsys.readouterr().err
+    data = bytearray((ix / "sequences.bin").read_bytes())
+    offsets = np.load(ix / "sequence_offsets.npy")
+    data[int(offsets[7]) + 3] = 0x0B
+    (ix / "sequences.bin").write_bytes(bytes(data))
+    out = tmp_path / "h.m8"
+    for threads in ("1", "2"):
+        assert main(["search", "--query", str(db), "--index", str(ix), "-o", str(out), "--quiet", "--format",
+                     "blast6", "--threads", threads]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "stored sequence 7 holds bytes" in err and not out.exists()
+    assert main(["index", "--verify", str(ix)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stored sequence 7 holds bytes" in err
+    assert main(["search", "--query", str(db), "--index", str(ix), "-o", str(out), "--quiet", "--no-align"]) == 0
+
+
+def test_a_stored_row_is_checked_once_and_all_rows_on_request():
+    from phylocl.errors import InputError
+    from phylocl.retrieval.sequence_store import SequenceStore
+
+    data = np.frombuffer(b"ACGTNACGZT", dtype=np.uint8)
+    store = SequenceStore(data, np.array([0, 5, 7, 10]), letters="ACGTN", path="s.bin")
+    assert store[0] == "ACGTN" and store[-3] == "ACGTN" and store[1] == "AC"
+    with pytest.raises(InputError, match="stored sequence 2 holds bytes"):
+        store[-1]
+    with pytest.raises(InputError, match="stored sequence 2 holds bytes"):
+        store.check_all(chunk=3)
+    assert SequenceStore(data, np.array([0, 5, 7, 10]))[2] == "GZT"  # no letters: unchecked
+    SequenceStore(data[:7], np.array([0, 5, 7]), letters="ACGTN").check_all(chunk=2)
+
+
+def test_index_into_missing_folders_and_options_out_of_range(tmp_path, db, capsys):
+    """``index --fasta -o a/b/x.idx`` makes the folders (as every other output does; it named the hidden spool of
+    the sequences before); --window-overlap outside [0, 1) is one line, exit 2, for index and search alike."""
+    ix = tmp_path / "a" / "b" / "x.idx"
+    assert main(["index", "--fasta", str(db), "--model", "kmer:2", "-o", str(ix), "--quiet"]) == 0
+    assert (ix / "sequences.bin").is_file() and sorted(p.name for p in ix.parent.iterdir()) == ["x.idx"]
+    capsys.readouterr()
+    for overlap in ("1.5", "1", "-0.5", "nan"):
+        for argv in (["index", "--fasta", str(db), "-o", str(tmp_path / "y.idx")],
+                     ["search", "--query", str(db), "--index", str(ix), "-o", str(tmp_path / "h.tsv")]):
+            assert main([*argv, "--window-overlap", overlap, "--quiet"]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "--window-overlap must be in [0, 1)" in err
+    assert not (tmp_path / "y.idx").exists() and not (tmp_path / "h.tsv").exists()
+
+
+def test_search_to_a_closed_stdout_and_a_forced_alphabet_say_what_happened(tmp_path, db, capsys, monkeypatch):
+    import sys
+
+    ix = tmp_path / "ix"
+    assert main(["index", "--fasta", str(db), "--model", "kmer:2", "-o", str(ix), "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", None)  # what Python gives a process started with stdout closed (>&-)
+    assert main(["search", "--query", str(db), "--index", str(ix), "-o", "-", "--quiet"]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "standard output is closed" in err
+    assert main(["search", "--query", str(db), "--index", str(ix), "-o", str(tmp_path / "h.tsv"),
+                 "--alphabet", "dna"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read as DNA (--alphabet dna)" in err and "looks like" not in err
 
 
 def test_database_over_the_memory_budget_and_failures_leave_nothing(tmp_path, db, capsys, monkeypatch):
