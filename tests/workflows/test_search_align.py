@@ -259,6 +259,21 @@ def test_search_to_a_closed_stdout_and_a_forced_alphabet_say_what_happened(tmp_p
     assert err.count("\n") == 1 and "read as DNA (--alphabet dna)" in err and "looks like" not in err
 
 
+def test_a_sparse_index_refuses_bf16_queries_in_one_line(tmp_path, db, capsys):
+    """default-protein's sparse rows are stored at fp32, so its index is searched at fp32: --precision bf16 is
+    refused naming that (it said the model gives no sparse rows); a directory as -o names a hits file."""
+    ix = tmp_path / "ix"
+    assert main(["index", "--fasta", str(db), "--model", "default-protein", "-o", str(ix), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "h.tsv"
+    assert main(["search", "--query", str(db), "--index", str(ix), "-o", str(out), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sparse rows at fp32 only" in err and "drop --precision bf16" in err
+    assert not out.exists()
+    assert main(["search", "--query", str(db), "--index", str(ix), "-o", str(tmp_path)]) == 2
+    assert "such as hits.tsv" in capsys.readouterr().err
+
+
 def test_database_over_the_memory_budget_and_failures_leave_nothing(tmp_path, db, capsys, monkeypatch):
     from phylocl.errors import InputError
 
