@@ -70,6 +70,7 @@ class LateInteraction(torch.nn.Module):
 
     def forward(self, z_a: torch.Tensor, owners_a: torch.Tensor, z_b: torch.Tensor, owners_b: torch.Tensor,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
+        labels = self.loss._labels(labels)
         n = int(labels.shape[0]) if labels is not None else int(owners_a.max()) + 1
         dtype = torch.promote_types(z_a.dtype, torch.float32)
         z_a, z_b = z_a.to(dtype), z_b.to(dtype)

@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from phylocl.losses.gather import gather_labels, gather_with_grad
 
-__all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "ContrastiveLoss"]
+__all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "as_labels", "ContrastiveLoss"]
 
 
 class NegativeTerms(NamedTuple):
@@ -93,6 +94,29 @@ def _direction(queries, keys, scale, labels, chunk_size):
     return tuple(torch.cat(t) for t in zip(*parts))
 
 
+def as_labels(labels) -> torch.Tensor | None:
+    """``labels`` as a tensor of family ids: a tensor as it is; integers (a list, a NumPy array) as int64; strings
+    (e.g. ``read_dataset(...).families``) as the codes of their sorted distinct values, so equal strings get equal
+    codes within the call. ``None`` stays ``None``; anything else raises ``ValueError``."""
+    if labels is None or torch.is_tensor(labels):
+        return labels
+    arr = np.asarray(labels)
+    if arr.dtype.kind in "iub":
+        return torch.as_tensor(arr.astype(np.int64))
+    if arr.dtype.kind in "USO" and all(isinstance(x, str) for x in arr.reshape(-1).tolist()):
+        _, codes = np.unique(arr.astype(str), return_inverse=True)
+        return torch.as_tensor(codes.reshape(arr.shape).astype(np.int64))
+    raise ValueError(f"labels must be integer family ids or strings, got {arr.dtype} values")
+
+
+def _check_batch(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
+    if z_a.dim() != 2 or z_a.shape != z_b.shape:
+        raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
+                         f"and {tuple(z_b.shape)}")
+    if z_a.shape[0] == 0:
+        raise ValueError("an empty batch (B = 0): a contrastive loss needs at least one positive pair")
+
+
 def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch.Tensor | None = None,
                    symmetric: bool = True, chunk_size: int | None = None) -> NegativeTerms:
     """Per-anchor negative log-sum-exp terms of a batch of positive pairs.
@@ -100,16 +124,16 @@ def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch
     Args:
         z_a, z_b: ``(B, D)`` embeddings of the two views. Half precision is upcast to float32.
         scale: ``1 / temperature`` (float or 0-d tensor, which then receives a gradient).
-        labels: optional ``(B,)`` integer family ids; same-label rows are masked out of the negatives.
+        labels: optional ``(B,)`` family ids (a tensor, or what :func:`as_labels` reads); same-label rows are
+            masked out of the negatives.
         symmetric: also use ``b`` rows as anchors against ``a``.
         chunk_size: compute the logits ``chunk_size`` anchor rows at a time (same value and gradient).
 
     Returns:
         :class:`NegativeTerms` of length ``B`` (or ``2B`` when symmetric, a-anchors first).
     """
-    if z_a.dim() != 2 or z_a.shape != z_b.shape:
-        raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
-                         f"and {tuple(z_b.shape)}")
+    _check_batch(z_a, z_b)
+    labels = as_labels(labels)
     if labels is not None and (labels.dim() != 1 or labels.shape[0] != z_a.shape[0]):
         raise ValueError(f"labels must have shape ({z_a.shape[0]},), got {tuple(labels.shape)}")
     if chunk_size is not None and chunk_size < 1:
@@ -129,8 +153,9 @@ def similarity_terms(s: torch.Tensor, *, labels: torch.Tensor | None = None,
     """:func:`negative_terms` from a given ``(B, B)`` logit matrix ``s`` (``s[i, j]``: anchor ``a_i`` against key
     ``b_j``, temperature applied; the ``b`` anchors read its transpose): for similarities that are not one dot
     product per pair, e.g. the best window pair (:mod:`phylocl.losses.late_interaction`)."""
-    if s.dim() != 2 or s.shape[0] != s.shape[1]:
-        raise ValueError(f"the logits must be (B, B), got {tuple(s.shape)}")
+    if s.dim() != 2 or s.shape[0] != s.shape[1] or s.shape[0] == 0:
+        raise ValueError(f"the logits must be (B, B) with B >= 1, got {tuple(s.shape)}")
+    labels = as_labels(labels)
     if labels is not None and (labels.dim() != 1 or labels.shape[0] != s.shape[0]):
         raise ValueError(f"labels must have shape ({s.shape[0]},), got {tuple(labels.shape)}")
     s = s.to(torch.promote_types(s.dtype, torch.float32))
@@ -209,6 +234,14 @@ class ContrastiveLoss(torch.nn.Module):
     def row_loss(self, v: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _labels(self, labels) -> torch.Tensor | None:
+        """:func:`as_labels`, refusing strings where labels are gathered from other ranks (their codes are local)."""
+        if self.gather_distributed and labels is not None and not torch.is_tensor(labels) and \
+                np.asarray(labels).dtype.kind not in "iub":
+            raise ValueError("gather_distributed needs integer family ids comparable across ranks, not strings "
+                             "(phylocl.training.distributed.offset_labels)")
+        return as_labels(labels)
+
     def _prepare(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None):
         """Normalised (if ``normalize``) and gathered (if ``gather_distributed``) views and labels."""
         if self.normalize:
@@ -220,10 +253,10 @@ class ContrastiveLoss(torch.nn.Module):
         return z_a, z_b, labels
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])`` of shape ``(B, D)``; see module docstring."""
-        if z_a.dim() != 2 or z_a.shape != z_b.shape:
-            raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
-                             f"and {tuple(z_b.shape)}")
+        """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])`` of shape ``(B, D)``; ``labels``: ``(B,)``
+        family ids (:func:`as_labels`: a tensor, integers or strings); see module docstring."""
+        _check_batch(z_a, z_b)
+        labels = self._labels(labels)
         z_a, z_b, labels = self._prepare(z_a, z_b, labels)
         scale = self.scale()
         t = negative_terms(z_a, z_b, scale, labels=labels, symmetric=self.symmetric, chunk_size=self.chunk_size)

@@ -154,6 +154,32 @@ def test_label_shape_error():
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
+def test_labels_as_lists_arrays_and_strings_equal_the_tensor(name):
+    """A list, a NumPy array or strings (``read_dataset(...).families``) mask the same rows as the integer tensor
+    (they raised AttributeError); float labels and an empty batch are refused with ValueError."""
+    import numpy as np
+
+    z_a, z_b = unit_pairs(6, 5, seed=3)
+    codes = torch.tensor([0, 1, 0, 2, 1, 3])
+    want = _run(LOSSES[name](), z_a, z_b, codes)
+    for labels in (codes.tolist(), codes.numpy(), ["b", "c", "b", "d", "c", "x"], np.array(["f0", "f1", "f0", "f2",
+                                                                                               "f1", "f3"])):
+        got = _run(LOSSES[name](), z_a, z_b, labels)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="integer family ids or strings"):
+        LOSSES[name]()(z_a, z_b, [0.5, 1, 0, 2, 1, 3])
+    with pytest.raises(ValueError, match="empty batch"):
+        LOSSES[name]()(z_a[:0], z_b[:0])
+
+
+def test_gathered_losses_refuse_string_labels():
+    z_a, z_b = unit_pairs(4, 5, seed=1)
+    with pytest.raises(ValueError, match="integer family ids comparable across ranks"):
+        InfoNCE(gather_distributed=True)(z_a, z_b, ["a", "b", "a", "c"])
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_normalize_makes_foreign_outputs_cosines(name):
     """normalize=True (default): the loss sees cosines, so rescaling rows changes nothing, and its value equals the
     dot-product loss of the normalised rows; normalize=False on raw rows differs."""
