@@ -97,7 +97,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     Args:
         queries: ``Q`` sequences (any case; letters read as in :func:`~phylocl.align.sequences.clean_sequence`).
         targets: the database sequences: a sequence of strings, or a function ``row -> str`` (an index's store).
-        candidates: per query, the target numbers to align (``-1`` entries are skipped; repeats are aligned once).
+        candidates: per query, the target numbers to align (``-1`` entries are skipped; repeats are aligned once;
+            anything else outside ``0 .. db_sequences - 1`` raises ``ValueError`` naming the query).
         scoring: from :func:`~phylocl.align.scoring.scoring_system`.
         db_residues, db_sequences: size of the database for the E-values (default: ``targets``' own, when it is a
             sequence).
@@ -150,6 +151,10 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         """Query ``i``'s candidate rows ``(c,)`` (prefilter order, repeats dropped), which of them it aligns, and
         their lengths."""
         rows = np.asarray(candidates[i], dtype=np.int64).ravel()
+        bad = (rows < -1) | (rows >= db_sequences)
+        if bad.any():
+            raise ValueError(f"query {i}: candidate {int(rows[bad][0])} is not a target number (0 to "
+                             f"{db_sequences - 1}, or -1 for none)")
         rows = rows[rows >= 0]
         _, first = np.unique(rows, return_index=True)
         rows = rows[np.sort(first)]

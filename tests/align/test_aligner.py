@@ -294,3 +294,16 @@ def test_queries_without_candidates_or_hits(query_rows):
     for field in ("targets", "raw", "bits", "evalues", "cand_rank", "ends"):
         np.testing.assert_array_equal(getattr(hits, field)[hits.offsets[2]:], getattr(alone, field))
     assert align_candidates([""], targets, [[0]], scoring=scoring).offsets.tolist() == [0, 0]
+
+
+def test_candidates_outside_the_targets_are_a_value_error_naming_the_query():
+    """-1 entries are skipped as documented; any other number outside the targets was an IndexError (too large) or
+    silently skipped (other negatives)."""
+    from phylocl.align import align_candidates, scoring_system
+
+    sp = scoring_system("protein")
+    db = ["MKVLLAAGGW", "MKVLLAAG"]
+    assert align_candidates([db[0]], db, [[-1, 1]], scoring=sp).query(0)[0].tolist() == [1]
+    for bad in (2, 999, -5):
+        with pytest.raises(ValueError, match=f"query 1: candidate {bad} is not a target number"):
+            align_candidates([db[0], db[1]], db, [[0], [1, bad]], scoring=sp, threads=2)
