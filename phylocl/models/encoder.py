@@ -239,6 +239,10 @@ class SequenceEncoder(nn.Module):
             sequences = [sequences]
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if device is not None:
+            device = torch.device(device)
+            if device.type == "cuda" and not torch.cuda.is_available():  # torch's own error is an AssertionError
+                raise ValueError(f"device {str(device)!r} was asked for but no CUDA GPU is available here; use "
+                                 "device='cpu'")
             self.to(device)
         x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)

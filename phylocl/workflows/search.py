@@ -180,9 +180,18 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
     ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else alphabet
-    embedder = resolve_model(_model_for_index(model, ridx), alphabet=kind, device=device, precision=precision,
+    spec = _model_for_index(model, ridx)
+    embedder = resolve_model(spec, alphabet=kind, device=device, precision=precision,
                              overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
-    check_compatible(ridx, embedder.model_info())
+    try:
+        check_compatible(ridx, embedder.model_info())
+    except InputError:
+        if spec is not None:
+            raise
+        name = ridx.model.get("name", "<unnamed>")  # an encoder of the user's own: the bundle cannot load it
+        raise InputError(f"the index was built with model {name}, which is neither kmer:K nor a shipped model, so "
+                         "it cannot be loaded from the index; give the encoder it was built with (--model PATH, "
+                         "or model= in Python)", path=index) from None
     if bind is not None:
         bind(embedder)
     windows = index_windows(ridx, windows, path=index)

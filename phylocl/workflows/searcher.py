@@ -60,7 +60,8 @@ class Searcher:
     """An index bundle opened for searching (module docstring).
 
     Args (keyword-only; as :func:`phylocl.workflows.search.search` with ``index``):
-        index: the bundle (``phylocl index``); model: ``None`` for the index's own model.
+        index: the bundle (``phylocl index``); model: ``None`` for the index's own model where the bundle names
+            one phylocl can load (``kmer:K``, a shipped model); an index of an encoder of your own needs its path.
         k: hits per query; align: the alignment stage (``False``: the embedding ranking, ``--no-align``);
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
@@ -80,6 +81,8 @@ class Searcher:
 
         if k < 1:
             raise InputError(f"-k must be >= 1, got {k}")
+        if batch_size < 1 or buffer_size < 1:
+            raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
         candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
@@ -141,7 +144,9 @@ class Searcher:
             except (TypeError, ValueError):
                 raise InputError(f"query {n}: expected an (id, sequence) pair, got {type(pair).__name__}",
                                  path=QUERIES) from None
-            qid, seq = str(qid), str(seq)
+            if not isinstance(seq, str):  # str(None) would be the protein "NONE", str(b"MKV") "b'MKV'"
+                raise InputError(f"query {n}: the sequence is a {type(seq).__name__}, not a str", path=QUERIES)
+            qid = str(qid)
             if not qid or qid.split() != [qid]:
                 raise InputError(f"query {n}: the id {qid!r} is empty or holds whitespace", path=QUERIES)
             if qid in seen:

@@ -260,3 +260,12 @@ def test_bf16_embedding_runs_in_bfloat16_and_stays_close_to_fp32(name, rng, monk
     assert seen and all(d == torch.float32 for d in seen)
     with pytest.raises(ValueError, match="precision"):
         enc.embed(seqs, precision="fp16")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where no CUDA GPU exists")
+def test_embed_on_an_absent_gpu_is_a_value_error_and_leaves_the_model_where_it_was():
+    enc = make_encoder("gmlp-tiny")
+    seq = random_protein(20, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="no CUDA GPU is available here"):  # torch's AssertionError before
+        enc.embed([seq], device="cuda")
+    assert enc.embedding.weight.device.type == "cpu" and enc.embed([seq]).shape[0] == 1

@@ -90,6 +90,8 @@ def test_a_query_named_as_a_database_sequence_does_not_hit_it(bundle):
     ([("q1", "MKV1LA")], "q1"),
     ([("q1", "ACGTACGTACGTACGTAACGT")], "query 'q1' looks like DNA"),
     (["MKVLA"], "expected an (id, sequence) pair"),
+    ([("q1", None)], "query 2: the sequence is a NoneType, not a str"),  # was searched as the protein "NONE"
+    ([("q1", b"MKVLA")], "query 2: the sequence is a bytes, not a str"),
 ])
 def test_bad_queries_are_refused_naming_them_before_any_search(bundle, queries, message):
     searcher = Searcher(index=bundle, k=2, threads=1)
@@ -109,10 +111,28 @@ def test_strict_refuses_rare_letters(bundle):
     ({"candidates": 0}, "--candidates must be >= 1"),
     ({"word_budget": 2.0}, "--word-budget must be in"),
     ({"align": False, "out_format": "blast6"}, "--format blast6 needs the alignment stage"),
+    ({"batch_size": 0}, "batch size and buffer size must be >= 1"),  # was refused by the first search only
+    ({"buffer_size": 0}, "batch size and buffer size must be >= 1"),
 ])
 def test_bad_options_are_refused(bundle, kwargs, message):
     with pytest.raises(InputError, match=message):
         Searcher(index=bundle, **kwargs)
+
+
+def test_an_index_of_an_encoder_of_ones_own_needs_its_path(tmp_path):
+    """model=None means the index's own model only where phylocl can load it from the name the bundle records
+    (kmer:K, shipped models); for a user's encoder the error says so (it said "you are searching with
+    default-protein"), and model=PATH searches it."""
+    enc = phylocl.build_encoder("gmlp-tiny", alphabet="protein", max_len=64)
+    enc.save_pretrained(tmp_path / "tiny")
+    db = write_fasta(tmp_path / "db.fasta", _records())
+    assert main(["embed", "--fasta", str(db), "--model", str(tmp_path / "tiny"), "-o", str(tmp_path / "e.npz"),
+                 "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "d.index")]) == 0
+    with pytest.raises(InputError, match="neither kmer:K nor a shipped model.*--model PATH"):
+        Searcher(index=tmp_path / "d.index", k=3, align=False)
+    hits = Searcher(index=tmp_path / "d.index", model=str(tmp_path / "tiny"), k=3, align=False).search(_queries())
+    assert len(hits) == 30
 
 
 def test_a_missing_index_is_one_error(tmp_path):
