@@ -17,7 +17,7 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 
-__all__ = ["check_output_file", "check_output_dir", "same_file", "refuse_foreign_files"]
+__all__ = ["check_output_file", "check_output_dir", "same_file", "refuse_foreign_files", "refuse_clashes"]
 
 _PSEUDO = ("/proc", "/sys")
 
@@ -103,3 +103,17 @@ def refuse_foreign_files(folder: Path, ours, *, what: str) -> None:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise InputError(f"holds files phylocl did not write ({shown}); replacing {what} would delete them: move "
                          "them away or choose another output", path=folder)
+
+
+def refuse_clashes(folder: Path, names, *, ours: bool, what: str) -> None:
+    """Refuse (one line naming up to 3 of them) to write into ``folder`` when it holds some of ``names`` (what
+    ``what`` writes there) but is not an output of ``what`` (``ours``: the caller found its own marker), so that a
+    user's file of the same name is never replaced. A missing folder, or one without such names, passes."""
+    folder = Path(folder)
+    if ours or not folder.is_dir():
+        return
+    clash = [n for n in names if (folder / n).exists() or (folder / n).is_symlink()]
+    if clash:
+        shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+        raise InputError(f"holds {shown}, which {what} writes, but is not an output of {what}; move them away or "
+                         "choose another output folder", path=folder)

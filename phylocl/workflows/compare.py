@@ -243,14 +243,19 @@ def _train_cell(cfg: TrainConfig, cell_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+STUDY_FILES = ("split.json", "compare.yaml", "results.csv", "summary.json", "summary.md", "compare.png",
+               "dynamics.png", "cells", "distance-cache")  # what a study writes (split.json first: its marker)
+
+
 def _plan_study(config, out_dir, overrides, data) -> tuple:
     """Load and check everything, writing nothing: ``(grid, base, out, split_info, cells, {cell name: TrainConfig},
     holdout)``; :func:`compare` then locks ``out``, refuses a study with other settings there and writes
     ``split.json``."""
-    from phylocl.outputs import check_output_dir
+    from phylocl.outputs import check_output_dir, refuse_clashes
 
     grid, base = load_compare_config(config, overrides, data)
     out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
+    refuse_clashes(out, STUDY_FILES, ours=(out / "split.json").is_file(), what="phylocl compare")
     holdout, split_info = freeze_split(base)
     cells = plan_cells(grid, split_info["train_pair_families"])
     try:

@@ -53,7 +53,7 @@ def _check_out_dir(out_dir, inputs=()) -> Path | None:
     """``-o``: a folder (created if missing) that is not the input dataset folder nor inside it."""
     import os
 
-    from phylocl.outputs import check_output_dir
+    from phylocl.outputs import check_output_dir, refuse_clashes
 
     if out_dir is None:
         return None
@@ -64,7 +64,24 @@ def _check_out_dir(out_dir, inputs=()) -> Path | None:
         if src is not None and Path(src).is_dir() and Path(os.path.realpath(out)).is_relative_to(
                 os.path.realpath(src)):
             raise InputError(f"output folder is (inside) the input dataset folder {src}; choose another -o", path=out)
-    return check_output_dir(out, inputs=[s for s in inputs if s is not None])
+    out = check_output_dir(out, inputs=[s for s in inputs if s is not None])
+    refuse_clashes(out, DIAGNOSIS_FILES, ours=_our_diagnosis(out / DIAGNOSIS_FILE), what="phylocl diagnose")
+    return out
+
+
+DIAGNOSIS_FILES = (DIAGNOSIS_FILE, "residual.png", "spectrum.png", "map.png")
+
+
+def _our_diagnosis(path: Path) -> bool:
+    """Whether ``path`` is a ``diagnosis.json`` that ``phylocl diagnose`` wrote (then the plots beside it are its
+    too, and a new diagnosis may replace them)."""
+    from phylocl.safejson import read_json_object
+
+    try:
+        record = read_json_object(path)
+    except (InputError, OSError):
+        return False
+    return {"singular_values", "knn_top1", "model"} <= set(record)
 
 
 def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None = None,

@@ -46,6 +46,10 @@ def exported_model(out: str | Path) -> Path | None:
     return None
 
 
+RUN_FILES = ("config.json", "config.yaml", "metrics.json", "model.safetensors", "splits.json", "logs", "checkpoints",
+             "encoder.pt")  # what phylocl train writes into its --out folder (encoder.pt: earlier versions)
+
+
 def unfinished_signs(out: str | Path) -> list[str]:
     """What a started but unfinished run left in ``out`` (checkpoints, logs, its config), as relative paths."""
     out = Path(out)

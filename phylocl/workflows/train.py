@@ -39,9 +39,9 @@ from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError, Terminated
-from phylocl.outputs import check_output_dir
-from phylocl.workflows.run_folder import (check_resume_config, check_unlocked, claim, exported_model, kept_metrics,
-                                         stored_config, unfinished_signs, write_config)
+from phylocl.outputs import check_output_dir, refuse_clashes
+from phylocl.workflows.run_folder import (RUN_FILES, check_resume_config, check_unlocked, claim, exported_model,
+                                         kept_metrics, stored_config, unfinished_signs, write_config)
 from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
                                             launched_rank, lightning_errors, split_notes, state_dict_mismatch)
 
@@ -110,6 +110,7 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
         if signs:  # killed before its first checkpoint: nothing to resume, but its files are not ours to delete
             raise InputError(f"holds a run that stopped before its first checkpoint ({', '.join(signs[:3])}); "
                              "choose a new --out, or delete this folder to start over here", path=out)
+        refuse_clashes(out, RUN_FILES, ours=False, what="phylocl train")  # a user's metrics.json, model.safetensors
         return ckpt_dir / "last.ckpt"
     if not candidates:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)

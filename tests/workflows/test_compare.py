@@ -171,6 +171,19 @@ def test_rerun_skips_finished_cells_and_extends_the_grid(tmp_path, fake_train):
     assert len({r["pairs_seen"] for r in rows}) == 1
 
 
+def test_a_folder_holding_a_users_results_csv_is_refused(tmp_path, fake_train, capsys):
+    """A folder that is no study (no split.json) but holds a name a study writes: refused, nothing trained or
+    written (the user's results.csv and summary.md were replaced before)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.csv").write_text("mine")
+    fake = fake_train()
+    assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds results.csv, which phylocl compare writes" in err
+    assert fake.calls == [] and sorted(p.name for p in out.iterdir()) == ["results.csv"]
+
+
 def test_settings_shared_by_all_cells_cannot_change_on_rerun(tmp_path, fake_train, capsys):
     cfg = _write_config(tmp_path)
     out = tmp_path / "study"

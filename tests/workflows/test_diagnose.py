@@ -127,3 +127,17 @@ def test_output_into_the_input_dataset_folder_is_refused(data, capsys, where):
     err = capsys.readouterr().err
     assert err.startswith("phylocl diagnose: error: ") and err.count("\n") == 1 and "input" in err, err
     assert sorted(p.name for p in data.iterdir()) == before
+
+
+def test_a_users_file_named_as_a_plot_is_never_replaced_but_a_diagnosis_is(data, capsys, tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "map.png").write_text("mine")
+    assert main(["diagnose", "--model", "kmer:2", "--data", str(data), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds map.png, which phylocl diagnose writes" in err and err.count("\n") == 1
+    assert (out / "map.png").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["map.png"]
+    (out / "map.png").unlink()
+    for _ in range(2):  # its own outputs are replaced by the next diagnosis
+        assert main(["diagnose", "--model", "kmer:2", "--data", str(data), "-o", str(out), "--quiet"]) == 0
+    assert {"diagnosis.json", "map.png", "spectrum.png"} <= {p.name for p in out.iterdir()}

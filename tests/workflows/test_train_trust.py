@@ -166,3 +166,16 @@ def test_a_run_killed_before_its_first_checkpoint_is_not_started_over_silently(t
     _refused(capsys, _args(out), "before its first checkpoint", "new --out")
     _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "nothing to resume")
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "model.safetensors", "splits.json", "logs"])
+def test_a_folder_holding_a_users_file_of_a_run_files_name_is_refused(tmp_path, capsys, name):
+    """A folder that is no run but holds a file that train writes (a user's metrics.json, model.safetensors...):
+    refused, the file untouched (train replaced it before); other files of the user's do not matter."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / name).mkdir() if name == "logs" else (out / name).write_text("mine")
+    _refused(capsys, _args(out), f"holds {name}, which phylocl train writes")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", name])
+    assert name == "logs" or (out / name).read_text() == "mine"
