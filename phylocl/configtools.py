@@ -17,6 +17,7 @@ Why this rather than pydantic or jsonargparse: docs/architecture.md (configs).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -39,6 +40,35 @@ class ConfigError(ValueError):
         self.key = key
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats (``1e-3`` is a number, not the string YAML 1.1 makes it, as
+    ``--set optim.lr=1e-3`` already read it) and with a key repeated in one mapping refused: PyYAML keeps the last
+    one, so a second ``data:`` section silently dropped the first."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice (first on line {seen[key] + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.add_implicit_resolver(  # YAML 1.2's float: digits with an exponent and no dot are a float too
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def yaml_text(text: str):
+    """``text`` read as YAML the way config files are (:class:`_ConfigLoader`)."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
@@ -53,10 +83,19 @@ def load_yaml(path: str | Path, *, _seen: tuple = ()) -> dict:
     sections over it, key by key, so a config only states what differs from its base.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder; --config takes a YAML file", path=path)
     if not path.is_file():
         raise InputError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a text (UTF-8) file: byte 0x{err.object[err.start]:02x} at offset {err.start}",
+                         path=path) from None
+    except OSError as err:
+        from phylocl.errors import os_error_message
+
+        raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = None if mark is None else mark.line + 1
@@ -214,7 +253,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key:
         raise ValueError(f"--set expects key=value, got {item!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     except RecursionError:  # PyYAML recurses once per nesting level

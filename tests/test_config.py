@@ -100,3 +100,22 @@ def test_config_errors_name_the_line_of_the_yaml_key(tmp_path):
     with pytest.raises(InputError) as err:
         load_config(path, ["optim.lr=abc"])
     assert err.value.line is None and "optim.lr: expected a number, got 'abc'" in str(err.value)
+
+
+def test_yaml_files_read_exponents_as_numbers_and_refuse_repeated_keys_and_binary(tmp_path):
+    """``lr: 1e-3`` in a file is the number ``--set optim.lr=1e-3`` gives (YAML 1.1 made it a string, refused as
+    "expected a number"); a section given twice is refused naming both lines (the first was silently dropped); a
+    file that is not UTF-8 and a folder are one InputError each (a traceback and "not found" before)."""
+    (tmp_path / "lr.yaml").write_text("optim:\n  lr: 1e-3\n  weight_decay: 5E-2\ntrainer:\n  max_steps: 7\n")
+    cfg = load_config(tmp_path / "lr.yaml", [])
+    assert cfg.optim.lr == 1e-3 and cfg.optim.weight_decay == 0.05 and cfg.trainer.max_steps == 7
+    assert load_config(None, ["optim.lr=1e-3"]).optim.lr == cfg.optim.lr
+    (tmp_path / "dup.yaml").write_text("optim:\n  lr: 0.1\ntrainer:\n  max_steps: 7\noptim:\n  weight_decay: 0.0\n")
+    with pytest.raises(InputError, match=r"the key 'optim' appears twice \(first on line 1\)") as info:
+        load_config(tmp_path / "dup.yaml", [])
+    assert info.value.line == 5
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not a text .UTF-8. file: byte 0xff at offset 0"):
+        load_config(tmp_path / "bin.yaml", [])
+    with pytest.raises(InputError, match="is a folder; --config takes a YAML file"):
+        load_config(tmp_path, [])
