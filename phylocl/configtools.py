@@ -40,6 +40,9 @@ class ConfigError(ValueError):
         self.key = key
 
 
+MAX_INT = 2**53  # the largest integer a config takes (in size): exact as a float, far below 64-bit overflow
+
+
 class _ConfigLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2's floats (``1e-3`` is a number, not the string YAML 1.1 makes it, as
     ``--set optim.lr=1e-3`` already read it) and with a key repeated in one mapping refused: PyYAML keeps the last
@@ -191,8 +194,11 @@ def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
+                value = int(value)
+            else:
+                raise ValueError(f"{key}: expected an integer, got {value!r}")
+        if abs(value) > MAX_INT:  # larger values overflow the 64-bit integers of NumPy and torch (a traceback there)
+            raise ValueError(f"{key}: {value} is out of range (at most {MAX_INT:,} in size)")
         return value
     if tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

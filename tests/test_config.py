@@ -119,3 +119,10 @@ def test_yaml_files_read_exponents_as_numbers_and_refuse_repeated_keys_and_binar
         load_config(tmp_path / "bin.yaml", [])
     with pytest.raises(InputError, match="is a folder; --config takes a YAML file"):
         load_config(tmp_path, [])
+
+
+@pytest.mark.parametrize("item", ["data.max_len=99999999999999999999", "data.max_len=1e30", "trainer.seed=-1e20"])
+def test_integers_beyond_what_numpy_and_torch_hold_are_refused_naming_the_key(item):
+    key = item.split("=")[0]
+    with pytest.raises(InputError, match=f"{key}: .* is out of range"):
+        load_config(None, [item])

@@ -108,7 +108,7 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
     if len(ds) < 2:
         raise InputError("needs at least 2 sequences", path=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
-    check_dataset_alphabet(ds, embedder, data)
+    check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size, progress=bar)
     families = list(ds.families)

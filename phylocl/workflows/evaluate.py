@@ -160,7 +160,7 @@ def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int
     ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`."""
     labelled = set(ds.ids)
     decoy_stream = open_fasta(db_extra, strict=strict)
-    records = fasta_records(decoy_stream, embedder)
+    records = fasta_records(decoy_stream, embedder, alphabet_option=False)  # evaluate detects the alphabet
     sequences: list[str] = []
 
     def checked():
@@ -253,6 +253,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
+    if per_family is not None and str(per_family) == "-":  # stdout holds the report
+        raise InputError("--per-family - : give a file name for the per-family TSV (the report goes to stdout)")
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None], example="families.tsv")
@@ -262,7 +264,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     groups = _relevance_groups(ds, group_column, data=data)
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
-    check_dataset_alphabet(ds, embedder, data)
+    check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected
     from phylocl.workflows.windows import resolve_windows
 
     windows = resolve_windows(windows, embedder)  # the model's default width (search.json), 0: whole rows

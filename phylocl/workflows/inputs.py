@@ -39,11 +39,13 @@ def _looks_like(kind: str, seq: str) -> bool:
 
 
 def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str | None = None,
-                   line: int | None = None, index: str | Path | None = None, given: bool = False) -> InputError:
+                   line: int | None = None, index: str | Path | None = None, given: bool = False,
+                   alphabet_option: bool = True) -> InputError:
     """The error for input of alphabet ``kind`` given to a model of another alphabet (or an index built for one).
 
     The advice names a model of the input's alphabet that is not the one in use, and ``--alphabet`` in case the
-    detection was wrong; ``given``: the input is read as ``kind`` because ``--alphabet`` said so (not detected).
+    detection was wrong (``alphabet_option``: the command has that option); ``given``: the input is read as
+    ``kind`` because ``--alphabet`` said so (not detected).
     """
     shown = {"dna": "DNA"}
     data, reads = shown.get(kind, kind), shown.get(embedder.alphabet.name, embedder.alphabet.name)
@@ -55,11 +57,12 @@ def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str |
         return InputError(f"{what}, but the index {index} was built with model {embedder.name} for {reads} "
                           f"sequences; search it with {reads} queries ({other})", path=path, line=line)
     suggestion = next(m for m in (f"default-{kind}", "kmer:3") if m != embedder.name)
+    tail = f", or {other}" if alphabet_option or given else ""
     return InputError(f"{what}, but model {embedder.name} ({embedder.source}) reads {reads} sequences; "
-                      f"use a {data} model (e.g. --model {suggestion}), or {other}", path=path, line=line)
+                      f"use a {data} model (e.g. --model {suggestion}){tail}", path=path, line=line)
 
 
-def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = None):
+def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = None, alphabet_option: bool = True):
     """Check that ``stream``'s alphabet is ``embedder``'s and read it with the model's alphabet from now on.
 
     Input detected as the other alphabet is refused up front, naming the first record that looks like it and its
@@ -69,12 +72,13 @@ def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = N
         given = getattr(stream, "given", False)
         rec = next((r for r in stream.head if _looks_like(stream.kind, r.sequence)), stream.head[0])
         raise mismatch_error(stream.kind, embedder, path=stream.path, record_id=None if given else rec.id,
-                             line=None if given else rec.line, index=index, given=given)
+                             line=None if given else rec.line, index=index, given=given,
+                             alphabet_option=alphabet_option)
     stream.alphabet = embedder.alphabet
     return stream
 
 
-def fasta_records(source, embedder: ResolvedModel) -> Iterator[FastaRecord]:
+def fasta_records(source, embedder: ResolvedModel, *, alphabet_option: bool = True) -> Iterator[FastaRecord]:
     """Stream the records of ``source`` (a path or an unread :func:`open_fasta` stream) checked against
     ``embedder``'s alphabet (letters in canonical form); see :func:`bind_stream`.
 
@@ -83,7 +87,7 @@ def fasta_records(source, embedder: ResolvedModel) -> Iterator[FastaRecord]:
     from phylocl.data.layouts import FastaStream
 
     stream = source if isinstance(source, FastaStream) else open_fasta(source)
-    return iter(bind_stream(stream, embedder))
+    return iter(bind_stream(stream, embedder, alphabet_option=alphabet_option))
 
 
 def check_output_file(path: str | Path, *, inputs=(), example: str = "out.npz") -> Path:
@@ -117,9 +121,10 @@ def letter_notes(report) -> list[str]:
     return report.lines()
 
 
-def check_dataset_alphabet(ds, embedder: ResolvedModel, path) -> None:
-    """Refuse a dataset whose detected alphabet is not the model's, naming its first record of that kind."""
+def check_dataset_alphabet(ds, embedder: ResolvedModel, path, *, alphabet_option: bool = True) -> None:
+    """Refuse a dataset whose detected alphabet is not the model's, naming its first record of that kind
+    (``alphabet_option``: whether the command has ``--alphabet`` to advise)."""
     kind = ds.alphabet.name
     if kind != embedder.alphabet.name:
         rid = next((i for i, s in zip(ds.ids, ds.sequences) if _looks_like(kind, s)), ds.ids[0])
-        raise mismatch_error(kind, embedder, path=path, record_id=rid)
+        raise mismatch_error(kind, embedder, path=path, record_id=rid, alphabet_option=alphabet_option)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,12 +138,22 @@ def test_per_family_table_and_readable_report(tmp_path, data, capsys):
     assert math.isclose(mean, got["map_r"], abs_tol=1e-6)
 
 
+def test_dna_for_a_protein_encoder_advises_no_option_evaluate_lacks(tmp_path, encoder_path, capsys):
+    dna = _write(tmp_path / "dna", {"a": ["ACGTACGTTGCA" * 4, "ACGTACGTTGCC" * 4], "b": ["TTGACCA" * 6] * 2})
+    for argv in (["evaluate", "--model", str(encoder_path), "--data", str(dna)],
+                 ["diagnose", "--model", str(encoder_path), "--data", str(dna)]):
+        assert main([*argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "looks like DNA, but model" in err and "--alphabet" not in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("case, message", [
     ("k0", "-k values must be >= 1"),
     ("no_column", "no column 'fold' in the labels (columns besides the family: superfamily)"),
     ("all_singletons", "every family has a single sequence"),
     ("decoy_is_labelled", "decoys.fasta:3: decoy 'fam0_0' is also a labelled sequence"),
     ("missing", "no such file or directory"),
+    ("per_family_dash", "--per-family - : give a file name"),
 ])
 def test_bad_input_exit_2_one_line(tmp_path, data, capsys, case, message):
     args = ["--model", "kmer:2", "--data", str(data)]
@@ -156,6 +167,8 @@ def test_bad_input_exit_2_one_line(tmp_path, data, capsys, case, message):
     elif case == "decoy_is_labelled":
         (tmp_path / "decoys.fasta").write_text(">d1\nMKVLAAGI\n>fam0_0\nMKVLAAGI\n")
         args += ["--db-extra", str(tmp_path / "decoys.fasta")]
+    elif case == "per_family_dash":
+        table = Path("-")
     else:
         args = ["--model", "kmer:2", "--data", str(tmp_path / "nothing")]
     assert main(["evaluate", *args, "--per-family", str(table), "--quiet"]) == 2
