@@ -67,14 +67,25 @@ def plot_curves(runs: list[str | Path], out: str | Path, *, metric: str = "map_r
     return out
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    """The command line above; bad input is one line on stderr and exit status 2, as for ``phylocl``."""
+    import sys
+
+    from phylocl.outputs import check_output_file
+
+    p = argparse.ArgumentParser(prog="python -m phylocl.workflows.curves", description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="phylocl train output folders")
     p.add_argument("-o", "--out", required=True, help="figure file (.png, .svg, .pdf)")
     p.add_argument("--metric", default="map_r", help="map_r (default), auc1, top1, recall@10, ...")
     args = p.parse_args(argv)
-    print(plot_curves(args.runs, args.out, metric=args.metric))
+    try:
+        check_output_file(args.out, example="curves.png")
+        print(plot_curves(args.runs, args.out, metric=args.metric))
+    except (InputError, OSError) as err:
+        print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -292,6 +292,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     out = check_output_dir(out_dir, inputs=data or ())
     if launched_rank() == 0:
         check_unlocked(out)  # a second run into a busy folder is refused before it reads anything
+    if resume and not out.is_dir():
+        raise InputError("no such run folder to resume (--resume continues a `phylocl train --out` folder)",
+                         path=out)
     stored = stored_config(out) if resume else None
     if resume and stored is None and config is None and not data and not overrides:
         raise InputError("this run has no config.yaml (an older phylocl wrote it only at the end); resume with the "

@@ -74,3 +74,16 @@ def test_plot_helper_writes_a_figure_and_names_bad_runs(run, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="no logs/metrics.csv"):
         read_curves(tmp_path)
+
+
+def test_the_curves_command_line_is_one_line_and_exit_2_on_bad_input(tmp_path, capsys):
+    from phylocl.workflows.curves import main
+
+    assert main([str(tmp_path / "nothing"), "-o", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no logs/metrics.csv" in err and "Traceback" not in err
+    (tmp_path / "run" / "logs").mkdir(parents=True)
+    assert main([str(tmp_path / "run"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output is a directory" in err
+    assert not (tmp_path / "c.png").exists()

@@ -165,6 +165,8 @@ def test_a_run_killed_before_its_first_checkpoint_is_not_started_over_silently(t
     write_config(out, to_dict(load_config(None, SETS)))  # killed right after training started
     _refused(capsys, _args(out), "before its first checkpoint", "new --out")
     _refused(capsys, ["train", "--resume", "--out", out, "--quiet"], "nothing to resume")
+    _refused(capsys, ["train", "--resume", "--out", tmp_path / "nope", "--quiet"], "no such run folder to resume")
+    assert not (tmp_path / "nope").exists()
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
 
 
