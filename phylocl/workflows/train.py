@@ -201,7 +201,8 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
     return L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
-        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=False, enable_model_summary=False,
+        log_every_n_steps=min(t.log_every_n_steps, t.max_steps) if t.max_steps > 0 else t.log_every_n_steps,
+        enable_progress_bar=False, enable_model_summary=False,  # (a run shorter than the interval logs its last step)
         logger=CSVLogger(save_dir=str(out), name="logs", version=""), callbacks=callbacks,
         val_check_interval=t.val_every_n_steps if has_val else None, check_val_every_n_epoch=None,
         limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,

@@ -181,3 +181,15 @@ def test_a_folder_holding_a_users_file_of_a_run_files_name_is_refused(tmp_path, 
     _refused(capsys, _args(out), f"holds {name}, which phylocl train writes")
     assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", name])
     assert name == "logs" or (out / name).read_text() == "mine"
+
+
+def test_a_run_shorter_than_the_log_interval_still_writes_its_metrics_csv(tmp_path):
+    """log_every_n_steps 10, 3 steps, no validation: logs/metrics.csv (which the README promises and the curves
+    read) holds the last step (Lightning wrote none before)."""
+    import csv
+
+    out = tmp_path / "run"
+    sets = [s for s in tiny_sets(steps=3, val_every=100, warmup=1) if not s.startswith("trainer.log_every")]
+    assert main(train_args(out, sets, "trainer.log_every_n_steps=10")) == 0
+    rows = list(csv.DictReader(open(out / "logs" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows if r.get("train/loss")] == [2]
