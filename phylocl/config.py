@@ -225,6 +225,9 @@ def load_config(config: "TrainConfig | str | Path | None" = None,
     data = to_dict(config) if isinstance(config, TrainConfig) else load_yaml(path) if path is not None else {}
     try:
         data = apply_overrides(data, overrides)
+    except (ValueError, TypeError) as err:  # a --set that cannot apply: the command line's error, not the file's
+        raise InputError(f"invalid config: {err}") from None
+    try:
         return from_dict(TrainConfig, data)
     except ConfigError as err:
         raise InputError(f"invalid config: {err}", **locate(err, path, overrides)) from None

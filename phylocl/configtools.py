@@ -291,7 +291,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                raise ValueError(f"--set {item}: {part!r} is not a section")
+                raise ValueError(f"--set {item}: {part!r} is not a section (the config gives it the value {nxt!r})")
             node = nxt
         node[path[-1]] = value
     return out

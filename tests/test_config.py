@@ -126,3 +126,13 @@ def test_integers_beyond_what_numpy_and_torch_hold_are_refused_naming_the_key(it
     key = item.split("=")[0]
     with pytest.raises(InputError, match=f"{key}: .* is out of range"):
         load_config(None, [item])
+
+
+def test_a_set_that_cannot_apply_is_the_command_lines_error_not_the_files(tmp_path):
+    (tmp_path / "s.yaml").write_text("trainer: 5\n")
+    with pytest.raises(InputError) as info:
+        load_config(tmp_path / "s.yaml", ["trainer.max_steps=3"])
+    assert info.value.path is None and "'trainer' is not a section (the config gives it the value 5)" in str(info.value)
+    with pytest.raises(InputError) as info:
+        load_config(tmp_path / "s.yaml", ["optim.lr"])
+    assert info.value.path is None and "--set expects key=value, got 'optim.lr'" in str(info.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -157,3 +158,15 @@ def test_the_size_estimates_bound_what_is_written(tmp_path):
     out = write_simulation(simulate_families(p), tmp_path / "s", params=p)
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "simulation.json")
     assert written <= p.output_bytes() <= 4 * written
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"length": 0}, "length >= 1; got 2, 4, 0"),  # said "indel_mean (2) must be <= length (0)"
+    ({"length": 1}, "indel_mean (2) must be <= length (1)"),
+    ({"members": 1}, "members >= 2"),
+])
+def test_parameters_out_of_range_name_the_first_rule_they_break(kwargs, message):
+    from phylocl.data.simulator.simulate import SimulationParams
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SimulationParams(**{"families": 2, "members": 4, "length": 50, **kwargs})

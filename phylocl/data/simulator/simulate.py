@@ -78,12 +78,12 @@ class SimulationParams:
                     raise ValueError(f"{name} must be a finite number, got {v!r}")
         if self.gamma_shape is not None and self.gamma_shape <= 0:
             raise ValueError(f"gamma shape (--gamma-shape) must be > 0, got {self.gamma_shape}")
-        if self.indel_mean > self.length:
-            raise ValueError(f"indel_mean ({self.indel_mean:g}) must be <= length ({self.length}): an indel "
-                             "longer than the sequence")
         if self.families < 1 or self.members < 2 or self.length < 1:
             raise ValueError(f"need families >= 1, members >= 2, length >= 1; got {self.families}, "
                              f"{self.members}, {self.length}")
+        if self.indel_mean > self.length:
+            raise ValueError(f"indel_mean ({self.indel_mean:g}) must be <= length ({self.length}): an indel "
+                             "longer than the sequence")
         if self.alphabet not in ("protein", "dna"):
             raise ValueError(f"alphabet must be protein or dna, got {self.alphabet!r}")
         if not (self.rate >= 0 and self.indel_rate >= 0 and self.kappa > 0):
