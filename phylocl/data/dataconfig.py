@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -191,4 +192,12 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
         items += [(Path(p), None) for p in self.paths]
         if not items:
             raise ValueError("no data given: set data.path (or data.paths)")
+        seen: dict[str, Path] = {}
+        for path, _ in items:  # one input twice: its families would land in two splits (train and test) at once
+            key = os.path.realpath(path)
+            if key in seen:
+                also = f" (also as {seen[key]})" if str(seen[key]) != str(path) else ""
+                raise ValueError(f"the input {path} is given twice{also}: each of its families would be read twice, "
+                                 "so a copy could fall in the test split of its own training twin")
+            seen[key] = path
         return items

@@ -100,6 +100,9 @@ def test_several_inputs_and_extra_training_data(sim_dir, tmp_path):
         make(sim_dir, fractions=(0.5, 0.5, 0.0), extra_train_paths=[str(clash)])
     with pytest.raises(InputError, match="share an alphabet"):
         make(sim_dir, extra_train_paths=[str(EXAMPLE / "dna")])
+    for twin in (str(sim_dir), str(sim_dir) + "/", str(sim_dir / ".." / sim_dir.name)):  # its families twice
+        with pytest.raises((InputError, ValueError), match="is given twice"):
+            OrthologDataModule(config=DataConfig(paths=[str(sim_dir), str(other), twin])).setup()
 
 
 def test_training_batches_are_length_bucketed_by_default(sim_dir):
