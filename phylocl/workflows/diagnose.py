@@ -107,6 +107,10 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
     ds = _subsample(read_labelled(data, labels), max_sequences, seed)
     if len(ds) < 2:
         raise InputError("needs at least 2 sequences", path=data)
+    if len(ds.family_index) < 2:  # as phylocl evaluate refuses it
+        raise InputError(f"holds {len(ds.family_index)} family: every neighbour is in the query's family, so kNN "
+                         "and probe accuracy would be 1.0 whatever the model; diagnose on two or more families",
+                         path=data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
     check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:

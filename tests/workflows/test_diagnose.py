@@ -97,6 +97,7 @@ def test_max_sequences_keeps_whole_families(data, capsys):
     ("untrained", "untrained architecture"),
     ("out_is_file", "exists and is not a folder"),
     ("too_few", "--max-sequences must be >= 2"),
+    ("one_family", "holds 1 family: every neighbour is in the query's family"),  # reported kNN top-1 1.0 before
 ])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, message):
     out = tmp_path / "diag"
@@ -107,6 +108,8 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, messa
         args[1] = "gmlp-tiny"
     elif case == "out_is_file":
         out.write_text("x")
+    elif case == "one_family":
+        args[3] = str(_write(tmp_path / "one", n_fam=1))
     else:
         args += ["--max-sequences", "1"]
     capsys.readouterr()
