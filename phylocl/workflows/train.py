@@ -141,7 +141,20 @@ def _unloadable(ckpt: Path) -> str | None:
         return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
     if not isinstance(state, dict) or "state_dict" not in state:
         return "not a phylocl training checkpoint"
+    _STEPS[str(ckpt)] = int(state.get("global_step", 0) or 0)
     return None
+
+
+_STEPS: dict[str, int] = {}  # checkpoint path -> the optimizer steps it had done (read by _unloadable)
+
+
+def _check_resume_steps(ckpt: Path, cfg: TrainConfig) -> None:
+    """Refuse to resume with ``trainer.max_steps`` below the steps the checkpoint has done: Lightning would stop at
+    once and export the run with a config.yaml that no longer describes it."""
+    done = _STEPS.get(str(ckpt))
+    if done is not None and 0 < cfg.trainer.max_steps < done:
+        raise InputError(f"the run has done {done} steps, more than trainer.max_steps={cfg.trainer.max_steps}; "
+                         f"resume with trainer.max_steps >= {done}", path=ckpt.parent.parent)
 
 
 def _finished(out: Path, cfg: TrainConfig) -> TrainResult | None:
@@ -305,6 +318,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     if done is not None:
         return done
     last_ckpt = _resume_checkpoint(out, resume)
+    if resume:
+        _check_resume_steps(last_ckpt, cfg)
     if stored is not None:
         check_resume_config(stored, to_dict(cfg))
     check_trainer_settings(cfg.trainer)

@@ -193,3 +193,12 @@ def test_a_run_shorter_than_the_log_interval_still_writes_its_metrics_csv(tmp_pa
     assert main(train_args(out, sets, "trainer.log_every_n_steps=10")) == 0
     rows = list(csv.DictReader(open(out / "logs" / "metrics.csv")))
     assert [int(r["step"]) for r in rows if r.get("train/loss")] == [2]
+
+
+def test_resume_with_max_steps_below_the_steps_done_is_refused(tmp_path, capsys):
+    """Lightning stopped at once and exported the run under a config.yaml whose max_steps it had passed."""
+    out = tmp_path / "run"
+    _run_folder_with(out, "last.ckpt", {"state_dict": {}, "global_step": 7})
+    _refused(capsys, ["train", "--resume", "--out", out, "--quiet", "--set", "trainer.max_steps=3"],
+             "the run has done 7 steps, more than trainer.max_steps=3")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.yaml"]
