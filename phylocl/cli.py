@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.command, quiet=getattr(args, "quiet", False))
-    if args.command in ("train", "compare"):
+    if args.command in ("train", "compare", "embed"):  # embed: --devices runs Lightning's DDP
         quiet_lightning()
     if args.command in HEAP_COMMANDS:
         from phylocl.heap import keep_freed_memory

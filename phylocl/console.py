@@ -4,7 +4,7 @@ The library logs through :mod:`logging` (logger ``phylocl`` and its children) an
 or logger levels itself: an application embedding phylocl keeps its own. The command line, which owns its
 process, routes ``phylocl`` log records to stderr as ``phylocl COMMAND: message`` (INFO and up, WARNING and up
 with ``--quiet``) and silences Lightning's start-up chatter and warnings that do not apply to how ``phylocl
-train`` drives it.
+train``, ``compare`` and ``embed --devices`` drive it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ __all__ = ["configure_logging", "quiet_lightning"]
 _LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
                       "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary",
                       "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM"
-                      "lightning.pytorch.trainer.connectors.checkpoint_connector")  # its weights_only note
+                      "lightning.pytorch.trainer.connectors.checkpoint_connector",  # its weights_only note
+                      "lightning.fabric.utilities.distributed")  # "Initializing distributed: GLOBAL_RANK ..."
 _LIGHTNING_WARNINGS = (
     ".*does not have many workers.*",  # phylocl's loaders are fast in-process readers
     ".*LeafSpec.*",
@@ -26,6 +27,7 @@ _LIGHTNING_WARNINGS = (
     ".*manual optimization and every_n_train_steps.*",
     r".*fit\(ckpt_path=.*",
     ".*exists and is not empty.*",  # resume: logs are kept (workflows.run_folder)
+    ".*predict returned None.*",  # embed --devices: each rank writes its shards, predict returns nothing
 )
 
 

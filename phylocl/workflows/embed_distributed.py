@@ -69,6 +69,15 @@ def predict_shards(module: ShardPredictor, *, device: str | None, devices: int, 
                         strategy="ddp" if devices * num_nodes > 1 else "auto", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False)
-    trainer.predict(module, return_predictions=False)
+    try:
+        trainer.predict(module, return_predictions=False)
+    except SystemExit:  # Lightning exits with status 1 after its own handling of Ctrl-C / SIGTERM
+        if trainer.interrupted:
+            from phylocl.errors import Terminated
+
+            sigterm = getattr(trainer, "received_sigterm", False)
+            raise (Terminated if sigterm else KeyboardInterrupt)("embedding stopped; the same command continues "
+                                                                 "from the shards written") from None
+        raise
     trainer.strategy.barrier("phylocl-shards-written")
     return trainer.global_rank, module.n_shards

@@ -39,7 +39,7 @@ from phylocl.atomic import atomic_path
 from phylocl.config import TrainConfig, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError, Terminated
-from phylocl.outputs import check_output_dir, refuse_clashes
+from phylocl.outputs import check_output_dir, refuse_clashes, same_file
 from phylocl.workflows.run_folder import (RUN_FILES, check_resume_config, check_unlocked, claim, exported_model,
                                          kept_metrics, stored_config, unfinished_signs, write_config)
 from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
@@ -304,6 +304,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     from phylocl.training.module import ContrastiveModule
 
     out = check_output_dir(out_dir, inputs=data or ())
+    if isinstance(config, (str, Path)) and same_file(config, out / "config.yaml") and not resume:
+        raise InputError(f"--config {config} is the config.yaml that phylocl train writes into --out; keep your "
+                         "config outside the run folder (or choose another --out)", path=out)
     if launched_rank() == 0:
         check_unlocked(out)  # a second run into a busy folder is refused before it reads anything
     if resume and not out.is_dir():

@@ -202,3 +202,12 @@ def test_resume_with_max_steps_below_the_steps_done_is_refused(tmp_path, capsys)
     _refused(capsys, ["train", "--resume", "--out", out, "--quiet", "--set", "trainer.max_steps=3"],
              "the run has done 7 steps, more than trainer.max_steps=3")
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.yaml"]
+
+
+def test_a_config_inside_the_run_folder_it_would_replace_is_named(tmp_path, capsys):
+    out = tmp_path / "own"
+    out.mkdir()
+    (out / "config.yaml").write_text("trainer:\n  max_steps: 2\n")
+    argv = ["train", "--config", out / "config.yaml", "--out", out, "--quiet"]
+    _refused(capsys, argv, "is the config.yaml that phylocl train writes into --out")  # "a run that stopped ..."
+    assert (out / "config.yaml").read_text() == "trainer:\n  max_steps: 2\n"
