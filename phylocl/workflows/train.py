@@ -352,7 +352,12 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
         if not trainer.is_global_zero:
             return TrainResult(out, out, {})
         best = best_cb.best_model_path if has_val and cfg.eval.export == "best" else ""
-        return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
+        try:
+            return _export(out, cfg, module, dm, trainer, best=best, wall=wall, has_val=has_val)
+        except KeyboardInterrupt as err:  # training is done and checkpointed; the export is redone by --resume
+            if isinstance(err, Terminated):
+                raise Terminated(f"export terminated; finish it with --resume --out {out}") from None
+            raise KeyboardInterrupt(f"export interrupted; finish it with --resume --out {out}") from None
 
 
 def _mine_aligned(dm, cfg: TrainConfig) -> None:

@@ -211,3 +211,22 @@ def test_a_config_inside_the_run_folder_it_would_replace_is_named(tmp_path, caps
     argv = ["train", "--config", out / "config.yaml", "--out", out, "--quiet"]
     _refused(capsys, argv, "is the config.yaml that phylocl train writes into --out")  # "a run that stopped ..."
     assert (out / "config.yaml").read_text() == "trainer:\n  max_steps: 2\n"
+
+
+def test_ctrl_c_during_the_export_says_how_to_finish_and_resume_does(tmp_path, capsys, monkeypatch):
+    import phylocl.workflows.train as train_mod
+
+    out = tmp_path / "run"
+    real = train_mod._export
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_export", interrupted)
+    assert main(_args(out)) == 130
+    err = capsys.readouterr().err
+    assert f"export interrupted; finish it with --resume --out {out}" in err and err.count("\n") == 1
+    assert not (out / "model.safetensors").exists()
+    monkeypatch.setattr(train_mod, "_export", real)
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").is_file() and json.loads((out / "metrics.json").read_text())["steps"] == 4
