@@ -279,8 +279,8 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
         supported = ", ".join(f"{o}/{e}" for (m, o, e) in table if m == name)
         hint = (f"supported gap costs (open/extend) for {name}: {supported}" if supported
                 else f"matrices with statistics: {', '.join(sorted({m for m, _, _ in table}))}")
-        raise InputError(f"no Karlin-Altschul statistics for {name} with gaps {gap_open}/{gap_extend} (BLAST has "
-                         f"none either); {hint}")
+        raise InputError(f"phylocl has no Karlin-Altschul statistics for {name} with gaps {gap_open}/{gap_extend}; "
+                         f"{hint}")
     gumbel = None
     if name == "BLOSUM62" and (gap_open, gap_extend) in BLOSUM62_GUMBEL:
         gumbel = (*BLOSUM62_GUMBEL[gap_open, gap_extend], *BLOSUM62_UNGAPPED, gap_open + gap_extend)

@@ -91,7 +91,8 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
     offsets, (targets_, raw, bits, evs, cand_rank, end_a, end_b, on_minus, traced_at) = stack_hits(
         parts, (*HIT_DTYPES, bool, np.int64))
     return StrandedHits(offsets=offsets, targets=targets_, raw=raw, bits=bits, evalues=evs, cand_rank=cand_rank,
-                        minus=on_minus, n_candidates=plus.n_candidates, n_aligned=plus.n_aligned + minus.n_aligned,
+                        minus=on_minus, n_candidates=plus.n_candidates + minus.n_candidates,
+                        n_aligned=plus.n_aligned + minus.n_aligned,  # each strand's candidate pairs count
                         ends=np.stack([end_a, end_b], axis=1), traced=traced,
                         traced_at=traced_at if traced is not None else None)
 

@@ -139,7 +139,8 @@ def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
 
 
 def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
-    """The labels column that defines relevance (``None``: the family); refuses a set with nothing to find."""
+    """The labels column that defines relevance (``None``: the family); refuses a set with nothing to find.
+    ``data``: where the labels were read (the ``--labels`` file when given, else the dataset)."""
     groups = None
     if group_column is not None:
         if group_column not in ds.metadata:
@@ -261,7 +262,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     ds = read_labelled(data, labels, strict=strict)
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
-    groups = _relevance_groups(ds, group_column, data=data)
+    groups = _relevance_groups(ds, group_column, data=labels if labels is not None else data)
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected

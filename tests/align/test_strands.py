@@ -286,3 +286,15 @@ def test_whole_pairs_traced_in_the_scoring_pass_write_the_same_lines(tmp_path, m
     assert lines == (tmp_path / "plain.m8").read_text().splitlines()
     assert sum(int(f[8]) > int(f[9]) for f in (line.split("\t") for line in lines)) >= 6  # minus-strand hits
     assert n_fast + 9 <= sum(traced)  # the 9 pairs of relatives (each traced once) were traced while scored
+
+
+def test_both_strands_count_each_strands_candidate_pairs():
+    """n_aligned / n_candidates is the share of candidate pairs aligned: with both strands each strand's pairs
+    count, so it stays <= 1 (evaluate --align reported aligned_fraction 2.0 for DNA)."""
+    recs = _family_set(seed=3)
+    seqs = [s for _, s in recs]
+    cands = [[j for j in range(len(seqs)) if j != i] for i in range(len(seqs))]
+    plus = align_strands(seqs, seqs, cands, scoring=DNA, strand="plus", evalue=math.inf, filter_pvalue=1.0)
+    both = align_strands(seqs, seqs, cands, scoring=DNA, strand="both", evalue=math.inf, filter_pvalue=1.0)
+    assert plus.n_candidates == sum(map(len, cands)) and both.n_candidates == 2 * plus.n_candidates
+    assert both.n_aligned == both.n_candidates and plus.n_aligned == plus.n_candidates

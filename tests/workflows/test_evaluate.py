@@ -147,6 +147,15 @@ def test_dna_for_a_protein_encoder_advises_no_option_evaluate_lacks(tmp_path, en
         assert "looks like DNA, but model" in err and "--alphabet" not in err and err.count("\n") == 1
 
 
+def test_a_missing_group_column_names_the_labels_file(tmp_path, data, capsys):
+    labels = tmp_path / "l.tsv"
+    labels.write_text((data / "labels.tsv").read_text())
+    argv = ["evaluate", "--model", "kmer:2", "--data", str(data / "sequences.fasta"), "--labels", str(labels),
+            "--group-column", "fold", "--quiet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"phylocl evaluate: error: {labels}: no column 'fold'")
+
+
 @pytest.mark.parametrize("case, message", [
     ("k0", "-k values must be >= 1"),
     ("no_column", "no column 'fold' in the labels (columns besides the family: superfamily)"),
