@@ -150,6 +150,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, tuple) or tp in (list, tuple):
         return _coerce_sequence(value, tp, key)
     if origin is dict or tp is dict:
+        if value is None:  # `key: null` / --set key=null: an empty mapping
+            return {}
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)

@@ -136,3 +136,8 @@ def test_a_set_that_cannot_apply_is_the_command_lines_error_not_the_files(tmp_pa
     with pytest.raises(InputError) as info:
         load_config(tmp_path / "s.yaml", ["optim.lr"])
     assert info.value.path is None and "--set expects key=value, got 'optim.lr'" in str(info.value)
+
+
+def test_a_null_mapping_is_an_empty_one():
+    assert load_config(None, ["data.holdout=null"]).data.holdout == {}
+    assert load_config(None, ["data.holdout={}"]).data.holdout == {}

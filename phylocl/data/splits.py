@@ -74,7 +74,9 @@ def split_families(
     for split, fams in holdout.items():
         for fam in fams:
             if fam not in fam_group:
-                raise InputError(f"holdout {split}: family {fam!r} is not in the dataset")
+                raise InputError(f"data.holdout {split}: family {fam!r} is not in the dataset (a config's holdout names "
+                                 "the families of the data it was written for; for other data add --set "
+                                 "'data.holdout={}')")
             g = fam_group[fam]
             if assigned.setdefault(g, split) != split:
                 what = f"group {g!r} of family {fam!r}" if group_column else f"family {fam!r}"

@@ -63,7 +63,7 @@ def test_holdout_lists(ds):
     grouped = split_families(ds, holdout={"val": ["F00"], "test": ["F39"]}, group_column="fold")
     assert fams(grouped["val"]) == {"F00", "F01", "F02", "F03"}  # the whole fold follows F00
     assert fams(grouped["test"]) == {"F36", "F37", "F38", "F39"}
-    with pytest.raises(InputError, match="not in the dataset"):
+    with pytest.raises(InputError, match=r"not in the dataset .*--set 'data.holdout=\{\}'"):
         split_families(ds, holdout={"val": ["nope"]})
     with pytest.raises(InputError, match="held out for both"):
         split_families(ds, holdout={"val": ["F00"], "test": ["F01"]}, group_column="fold")
