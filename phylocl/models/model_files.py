@@ -69,9 +69,24 @@ def shipped_models(pretrained_dir: Path | None = None) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
 
 
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its header's ``__metadata__`` keys in sorted order: safetensors writes them
+    from a hash map, in an order that changes from run to run, so the same weights gave different files. Same length
+    (the same keys and values); returned unchanged if its header cannot be rewritten so."""
+    n = int.from_bytes(data[:8], "little")
+    head = json.loads(data[8:8 + n])
+    if "__metadata__" not in head:
+        return data
+    head["__metadata__"] = dict(sorted(head["__metadata__"].items()))
+    text = json.dumps(head, separators=(",", ":")).encode()
+    if len(text) > n:
+        return data
+    return data[:8] + text + b" " * (n - len(text)) + data[8 + n:]
+
+
 def write_model_folder(directory: str | Path, *, config: dict[str, Any], state: dict) -> Path:
     """Write ``config`` (JSON-safe values) and ``state`` (name -> CPU tensor) as a model folder; returns it."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from phylocl import __version__
 
@@ -80,7 +95,7 @@ def write_model_folder(directory: str | Path, *, config: dict[str, Any], state: 
         raise InputError("exists and is a file; a model is saved as a folder", path=directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        tmp.write_bytes(_sorted_metadata(save(state, metadata={"format": "pt", "model_type": MODEL_TYPE})))
     with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps({"model_type": MODEL_TYPE, **config, "phylocl_version": __version__}, indent=2)
                        + "\n")

@@ -133,3 +133,22 @@ def test_state_dict_mismatch_is_one_line(tmp_path):
     with pytest.raises(InputError, match="size mismatch") as err:
         load_encoder(tmp_path / "wide.pt")
     assert "\n" not in str(err.value)
+
+
+def test_the_same_weights_give_the_same_file_bytes(tmp_path):
+    """safetensors writes its header's metadata from a hash map, in an order that changed between runs, so two
+    identical trainings wrote different model.safetensors bytes; the metadata keys are now sorted."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from phylocl.models.model_files import write_model_folder
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    digests = set()
+    for i in range(8):
+        folder = write_model_folder(tmp_path / f"m{i}", config={"a": 1}, state=state)
+        digests.add(hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+    loaded = load_file(folder / "model.safetensors")
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
