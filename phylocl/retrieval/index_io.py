@@ -18,6 +18,7 @@ A ``sparse-windows`` bundle (``phylocl index --fasta --windows W``) is a sparse 
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from collections import Counter
@@ -137,8 +138,36 @@ def _load_bundle(path: Path, mmap: bool, *, checksums: bool,
     if index.d != dim or index.ntotal != ntotal or len(ids) != ntotal:
         raise InputError(f"bundle is inconsistent: meta says {ntotal} x {dim}, index holds {index.ntotal} x "
                          f"{index.d}, rows.npz has {len(ids)} ids", path=path)
+    _check_faiss_meta(index, kind, params, model, dim, path / "meta.json")
     return RetrievalIndex(index=index, kind=kind, params=params, ids=ids, labels=labels, model=model,
                           unique_ids=True)  # _read_rows checked them
+
+
+def _check_faiss_meta(index, kind: str, params: dict, model: dict, dim: int, meta: Path) -> None:
+    """``meta.json`` against the FAISS index it describes: its ``kind`` is the index's structure, its search
+    parameters are ones that index takes (``nprobe`` for IVF, ``ef_search`` for HNSW: integers >= 1; ``k_factor``
+    >= 1 for a re-ranked IVF-PQ) and its model's ``dim`` is the index's. A hand-edited or damaged value was a FAISS
+    assertion, an OverflowError or an AttributeError at the first search."""
+    import faiss
+
+    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    ivf, hnsw = faiss.try_extract_index_ivf(base) is not None, hasattr(base, "hnsw")
+    structure = {"flat": not ivf and not hnsw, "ivf": ivf, "ivfpq": ivf, "hnsw": hnsw}.get(kind, False)
+    if not structure:
+        raise InputError(f"says kind {kind!r}, but index.faiss holds an index of type {type(base).__name__}: the bundle is damaged",
+                         path=meta)
+    for key, takes in (("nprobe", ivf), ("ef_search", hnsw), ("k_factor", isinstance(index, faiss.IndexRefine))):
+        if key not in params:
+            continue
+        value = params[key]
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        whole = number and (key == "k_factor" or float(value).is_integer())
+        if not takes or not whole or value < 1 or value > 2**31 - 1:
+            raise InputError(f"search parameter {key}={value!r} does not fit this {kind} index (an integer >= 1"
+                             f"{'' if takes else '; this kind takes none'}): the bundle is damaged", path=meta)
+    if model.get("dim") is not None and model.get("dim") != dim:
+        raise InputError(f"its model record says dim {model.get('dim')}, the index holds {dim}: the bundle is "
+                         "damaged", path=meta)
 
 
 def _load_sparse(path: Path, dim: int, ntotal: int, ids: list[str], labels, model: dict,

@@ -120,3 +120,27 @@ def test_damaged_rows_npz_is_one_located_line(tmp_path, case, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")) as err:
         load_index(path)
     assert err.value.path == str(rows) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind, edit, message", [
+    ("ivf", {"params": {"nprobe": 0}}, "nprobe=0 does not fit this ivf index"),
+    ("ivf", {"params": {"nprobe": -3}}, "nprobe=-3 does not fit"),
+    ("ivf", {"params": {"nprobe": "x"}}, "nprobe='x' does not fit"),
+    ("ivf", {"params": {"ef_search": 5}}, "ef_search=5 does not fit this ivf index .*takes none"),
+    ("hnsw", {"params": {"ef_search": 0}}, "ef_search=0 does not fit"),
+    ("ivf", {"kind": "hnsw"}, "says kind 'hnsw', but index.faiss holds an index of type IndexIVFFlat"),
+    ("flat", {"kind": "ivf"}, "says kind 'ivf'"),
+    ("flat", {"model": {**MODEL, "dim": 12}}, "model record says dim 12"),
+])
+def test_meta_json_that_does_not_fit_its_faiss_index_is_one_line(tmp_path, kind, edit, message):
+    """A hand-edited or damaged meta.json of a bundle without checksums (an earlier phylocl's) was a FAISS
+    assertion, OverflowError or AttributeError at the first search, and passed --verify."""
+    path = tmp_path / "db.index"
+    save_index(build_index(_data(2_000), model=MODEL, kind=kind), path)
+    meta = json.loads((path / "meta.json").read_text())
+    params = {**meta["params"], **edit.get("params", {})}
+    (path / "meta.json").write_text(json.dumps({**meta, **edit, "params": params}))
+    (path / "checksums.json").unlink()
+    with pytest.raises(InputError, match=message) as err:
+        load_index(path)
+    assert err.value.path.endswith("meta.json")
