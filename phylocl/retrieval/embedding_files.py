@@ -33,7 +33,7 @@ import numpy as np
 
 from phylocl.atomic import atomic_path, sweep_stale, temp_prefix
 from phylocl.errors import InputError, os_error_message
-from phylocl.retrieval.npz_mmap import check_npy_sizes, memmap_member, row_blocks
+from phylocl.retrieval.npz_mmap import PickledMember, check_npy_sizes, memmap_member, row_blocks
 from phylocl.safejson import parse_json_object
 
 __all__ = ["EmbeddingSet", "EmbeddingWriter", "save_embeddings", "load_embeddings", "check_model_record", "FORMAT"]
@@ -309,25 +309,37 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
                 raise InputError(f"embeddings format {str(npz['format'])!r} is not the {FORMAT!r} this phylocl "
                                  "reads (written by another version? re-run phylocl embed)", path=path)
             x = _mapped_rows(path) if mmap else None
-            if mmap and x is None:
-                _log.warning("%s: the rows cannot be memory-mapped (a compressed member, or not float32): reading "
-                             "all of them into memory; re-save with phylocl embed (uncompressed float32) to map them",
-                             path)
+            unmapped = mmap and x is None
             x = npz["embeddings"] if x is None else x
             ids = npz["ids"].tolist()
             labels = npz["labels"].tolist() if "labels" in names else None
             model_json = str(npz["model"])
     except InputError:
         raise
+    except PickledMember as err:
+        raise InputError(str(err), path=path) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error) as err:
         raise InputError(f"cannot read embeddings (truncated or damaged .npz?): {' '.join(str(err).split())}",
                          path=path) from None
     if x.ndim != 2 or x.dtype.kind != "f":
         raise InputError(f"'embeddings' must be a 2-D float array, got {x.dtype} {x.shape}", path=path)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"no embeddings to read ({x.shape[0]} rows of width {x.shape[1]})", path=path)
+    if unmapped and x.dtype == np.float32:  # float32 rows that could not be mapped: a compressed member
+        _log.warning("%s: the rows cannot be memory-mapped (a compressed member): reading all of them into memory; "
+                     "re-save with phylocl embed (uncompressed float32) to map them", path)
     if not all(np.isfinite(rows).all() for _, rows in row_blocks(x, max_bytes=_CHECK_BYTES)):
         raise InputError("embeddings contain NaN or infinite values", path=path)
     if len(ids) != x.shape[0] or (labels is not None and len(labels) != x.shape[0]):
         raise InputError("ids/labels do not match the number of embeddings", path=path)
+    ids = [str(i) for i in ids]
+    bad = next((i for i in ids if not i or i.split() != [i]), None)
+    if bad is not None:  # a tab or newline in an id would break the hits TSV; FASTA ids never hold whitespace
+        raise InputError(f"sequence id {bad!r} is empty or holds whitespace", path=path)
+    if labels is not None:
+        bad = next((str(f) for f in labels if not str(f) or any(c in str(f) for c in "\t\n\r")), None)
+        if bad is not None:
+            raise InputError(f"label {bad!r} is empty or holds a tab or line break", path=path)
     if len(set(ids)) != len(ids):
         raise InputError("duplicate sequence ids", path=path)
     try:
@@ -337,7 +349,7 @@ def load_embeddings(path: str | Path, *, mmap: bool = False) -> EmbeddingSet:
         raise InputError(f"bad model description: {err}", path=path) from None
     if not (isinstance(x, np.memmap) and x.dtype == np.float32 and x.flags.c_contiguous):
         x = np.ascontiguousarray(x, dtype=np.float32)
-    return EmbeddingSet(embeddings=x, ids=[str(i) for i in ids],
+    return EmbeddingSet(embeddings=x, ids=ids,
                         labels=None if labels is None else [str(s) for s in labels], model=model)
 
 

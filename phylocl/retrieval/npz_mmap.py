@@ -81,11 +81,19 @@ def check_member_crc(path: str | Path, name: str) -> None:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
 
 
-def _declared_bytes(f) -> tuple[tuple[int, ...], int]:
-    """``(shape, bytes)`` an ``.npy`` header at the position of ``f`` declares (Python ints: no overflow)."""
+class PickledMember(ValueError):
+    """An ``.npy`` (member) holding Python objects: NumPy would unpickle it, which phylocl never does."""
+
+
+def _declared_bytes(f, name: str = "") -> tuple[tuple[int, ...], int]:
+    """``(shape, bytes)`` an ``.npy`` header at the position of ``f`` declares (Python ints: no overflow); raises
+    :class:`PickledMember` for an object array (``name``: for the message)."""
     version = np.lib.format.read_magic(f)
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = reader(f)
+    if dtype.hasobject:
+        raise PickledMember(f"{name or 'the array'} holds Python objects (an object array), which phylocl does not "
+                            "read (NumPy would unpickle them): save it as a plain array of strings or numbers")
     n = 1
     for s in shape:
         n *= int(s)
@@ -96,7 +104,7 @@ def check_npy_sizes(path: str | Path) -> None:
     """Raise ``ValueError`` when an ``.npy`` file, or a member of an ``.npz`` archive, declares a shape larger than
     the bytes it holds (a damaged or crafted header would otherwise make NumPy allocate its size: terabytes).
 
-    Only headers are read. Object arrays are left to ``allow_pickle=False``.
+    Only headers are read. An object array raises :class:`PickledMember` (a ``ValueError``).
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -104,7 +112,9 @@ def check_npy_sizes(path: str | Path) -> None:
     if not is_zip:
         with open(path, "rb") as f:
             try:
-                shape, nbytes = _declared_bytes(f)
+                shape, nbytes = _declared_bytes(f, path.name)
+            except PickledMember:
+                raise
             except (EOFError, ValueError) as err:
                 raise ValueError(f"{path.name}: not a .npy array ({' '.join(str(err).split())})") from None
             held = path.stat().st_size - f.tell()
@@ -118,7 +128,7 @@ def check_npy_sizes(path: str | Path) -> None:
             with zf.open(info) as f:
                 head = f.read(1 << 16)
             buf = io.BytesIO(head)
-            shape, nbytes = _declared_bytes(buf)
+            shape, nbytes = _declared_bytes(buf, f"member {info.filename}")
             held = info.file_size - buf.tell()
             if nbytes > held:
                 raise ValueError(f"member {info.filename} declares shape {shape} ({nbytes:,} bytes) but holds "

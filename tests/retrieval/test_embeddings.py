@@ -157,6 +157,11 @@ def test_load_errors(tmp_path):
     ("format", "embeddings format 'phylocl-embeddings/99' is not"),
     ("nan", "NaN or infinite"),
     ("truncated", "truncated or damaged"),
+    ("tab_id", r"sequence id 'a\\tb' is empty or holds whitespace"),  # broke the hits TSV's columns
+    ("empty_id", "sequence id '' is empty"),
+    ("newline_label", "is empty or holds a tab or line break"),
+    ("object_ids", "member ids.npy holds Python objects"),  # was "declares shape ... but holds ... bytes"
+    ("no_rows", r"no embeddings to read \(0 rows of width"),
 ])
 def test_foreign_or_damaged_files_are_named_in_one_line(tmp_path, case, message):
     x, ids, _ = _data()
@@ -175,6 +180,17 @@ def test_foreign_or_damaged_files_are_named_in_one_line(tmp_path, case, message)
         x = x.copy()
         x[1, 2] = np.nan
         np.savez(path, embeddings=x, ids=np.array(ids), model=np.array(json.dumps(MODEL)))
+    elif case in ("tab_id", "empty_id", "object_ids"):
+        bad = np.array(ids, dtype="<U8")
+        bad[1] = {"tab_id": "a\tb", "empty_id": "", "object_ids": bad[1]}[case]
+        np.savez(path, embeddings=x, ids=bad.astype(object) if case == "object_ids" else bad,
+                 model=np.array(json.dumps(MODEL)))
+    elif case == "newline_label":
+        labels = np.array(["A"] * len(ids), dtype="<U4")
+        labels[2] = "A\nB"
+        np.savez(path, embeddings=x, ids=np.array(ids), labels=labels, model=np.array(json.dumps(MODEL)))
+    elif case == "no_rows":
+        np.savez(path, embeddings=x[:0], ids=np.array(ids[:0], dtype="<U3"), model=np.array(json.dumps(MODEL)))
     else:
         save_embeddings(tmp_path / "ok.npz", x, ids, model=MODEL)
         data = (tmp_path / "ok.npz").read_bytes()
