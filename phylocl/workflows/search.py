@@ -281,8 +281,12 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     if db_seqs is not None:
         fetch, residues = db_seqs.__getitem__, sum(map(len, db_seqs))
     else:
-        from phylocl.retrieval.sequence_store import open_store
+        from phylocl.retrieval.sequence_store import SEQUENCES_FILE, open_store
 
+        if ridx.kind not in SPARSE_KINDS and not (Path(index) / SEQUENCES_FILE).is_file():
+            raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
+                             "sequences, so its hits cannot be aligned: search the FASTA with --db DB.fasta (which "
+                             "aligns), or this index with --no-align", path=index)
         store = open_store(index, ntotal=ridx.ntotal, letters=embedder.alphabet.letters)
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,

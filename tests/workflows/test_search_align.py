@@ -171,7 +171,8 @@ def test_index_without_sequences_or_with_damaged_ones_is_refused(tmp_path, db, c
     (tmp_path / "ix" / "sequences.bin").write_bytes((tmp_path / "ix" / "sequences.bin").read_bytes()[:-3])
     capsys.readouterr()
     out = tmp_path / "h.tsv"
-    for bundle, message in (("dense", "holds no database sequences"), ("ix", "sequences.bin holds")):
+    for bundle, message in (("dense", "built from embeddings (`phylocl index --embeddings`), which hold no sequences"),
+                            ("ix", "sequences.bin holds")):
         assert main(["search", "--query", str(db), "--index", str(tmp_path / bundle), "-o", str(out),
                      "--quiet"]) == 2
         err = capsys.readouterr().err
