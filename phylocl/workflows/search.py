@@ -185,9 +185,9 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
                              overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
     try:
         check_compatible(ridx, embedder.model_info())
-    except InputError:
-        if spec is not None:
-            raise
+    except InputError as err:
+        if spec is not None:  # the model asked for is not the index's: name the index
+            raise InputError(err.message, path=index) from None
         name = ridx.model.get("name", "<unnamed>")  # an encoder of the user's own: the bundle cannot load it
         raise InputError(f"the index was built with model {name}, which is neither kmer:K nor a shipped model, so "
                          "it cannot be loaded from the index; give the encoder it was built with (--model PATH, "

@@ -106,6 +106,7 @@ def test_index_built_with_another_model_is_refused(tmp_path, db, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "index was built with model gmlp-tiny (fingerprint" in err
         assert phylocl.load_encoder(a).fingerprint() in err and not out.exists()
+        assert err.startswith(f"phylocl search: error: {tmp_path / 'idx'}: ")  # the index is named
 
 
 def test_kmer_index_supplies_its_own_model(tmp_path, db):
