@@ -351,6 +351,22 @@ def check_compatible(index: RetrievalIndex, model_info: dict, *, what: str = "se
         )
 
 
+def _scan_vectors(index, path: Path, block: int = 65_536) -> None:
+    """Every vector a FAISS index holds (decoded, for IVF-PQ), finite (``--verify``): a NaN row is never returned
+    by a search, so it would silently drop out of every result."""
+    import faiss
+
+    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    ivf = faiss.try_extract_index_ivf(base)
+    if ivf is not None:
+        ivf.make_direct_map()  # reconstruct by row (this in-memory copy only)
+    for lo in range(0, base.ntotal, block):
+        rows = base.reconstruct_n(lo, min(block, base.ntotal - lo))  # (b, d)
+        if not np.isfinite(rows).all():
+            at = lo + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+            raise damaged(f"index.faiss holds a vector that is not finite (NaN or inf) in row {at}", path.parent)
+
+
 def _format(path: Path) -> str | None:
     meta = read_json_object(path / "meta.json")  # load_index has read it already
     return meta.get("format")
@@ -370,6 +386,8 @@ def verify_bundle(path: str | Path) -> str:
     if rows_index is not None:
         scan_postings(rows_index, path)
         _check_stored_bounds(rows_index, path)
+    else:
+        _scan_vectors(index.index, path / "index.faiss")
     stored = ""
     if (path / SEQUENCES_FILE).is_file() or (path / OFFSETS_FILE).is_file():  # the sequences of the alignment stage
         from phylocl.data.alphabet import get_alphabet

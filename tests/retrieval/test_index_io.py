@@ -144,3 +144,27 @@ def test_meta_json_that_does_not_fit_its_faiss_index_is_one_line(tmp_path, kind,
     with pytest.raises(InputError, match=message) as err:
         load_index(path)
     assert err.value.path.endswith("meta.json")
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_verify_finds_a_vector_that_is_not_finite(tmp_path, kind):
+    """A NaN row is never returned by a FAISS search, so it silently dropped out of every result, and a bundle
+    without checksums passed --verify; the vectors are now scanned (decoded by row)."""
+    from phylocl.retrieval.index_io import verify_bundle
+
+    built = build_index(_data(2_000), model=MODEL, kind=kind)
+    nan = np.full(16, np.nan, dtype=np.float32)
+    if kind == "flat":
+        codes = faiss.vector_to_array(built.index.codes).view(np.float32).reshape(-1, 16)
+        codes[5] = nan
+        faiss.copy_array_to_vector(codes.view(np.uint8).ravel(), built.index.codes)
+    else:
+        ivf = faiss.extract_index_ivf(built.index)
+        lst = next(i for i in range(ivf.nlist) if ivf.invlists.list_size(i))
+        row = int(faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), 1)[0])
+        ivf.invlists.update_entry(lst, 0, row, faiss.swig_ptr(nan.view(np.uint8)))
+    path = tmp_path / "db.index"
+    save_index(built, path)
+    (path / "checksums.json").unlink()
+    with pytest.raises(InputError, match="holds a vector that is not finite"):
+        verify_bundle(path)
