@@ -96,8 +96,8 @@ def write_hits_tsv(path: str | Path, query_ids: Sequence[str], db_ids: Sequence[
     header = "query\ttarget\tscore\trank" + ("\ttarget_label" if db_labels is not None else "") + "\n"
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(header)
-        for qid, row_s, row_i in zip(query_ids, scores, indices):
-            for rank, (s, i) in enumerate(zip(row_s.tolist(), row_i.tolist()), start=1):
+        for qid, row_s, row_i in zip(query_ids, np.clip(scores, -1.0, 1.0), indices):  # cosines: a float32 sum
+            for rank, (s, i) in enumerate(zip(row_s.tolist(), row_i.tolist()), start=1):  # can pass 1 by an ulp
                 if i < 0:
                     continue
                 label = f"\t{db_labels[i]}" if db_labels is not None else ""

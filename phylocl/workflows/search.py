@@ -77,6 +77,7 @@ def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np
     Returns the number of lines written. Scores are printed with 9 significant digits (float32 exact).
     """
     n = 0
+    scores = np.clip(scores, -1.0, 1.0)  # cosines: float32 sums can pass 1 by an ulp (1.00000012)
     for qid, row_s, row_i in zip(query_ids, scores.tolist(), indices.tolist()):
         rank = 0
         for s, i in zip(row_s, row_i):

@@ -79,6 +79,7 @@ class AlignStage:
         if self.out_format == "blast6":
             return self._write_blast6(f, query_ids, queries, hits, query_rows)
         n = 0
+        scores = np.clip(scores, -1.0, 1.0)  # the prefilter's cosines: a float32 sum can pass 1 by an ulp
         for i, qid in enumerate(query_ids):
             targets, _, bits, evs = hits.query(i)
             cand = hits.cand_rank[hits.offsets[i]:hits.offsets[i + 1]]

@@ -120,3 +120,10 @@ def test_ids_starting_with_hash_are_hits_not_comments(tmp_path):
     h = read_hits_tsv(p, query_ids=["#q", "q1"], db_ids=["#d", "d1"])
     assert h.query(0)[0].tolist() == [0] and h.query(0)[1].tolist() == [5.0]
     assert h.query(1)[0].tolist() == [0] and h.query(1)[1].tolist() == [7.0]
+
+
+def test_written_cosines_are_clipped_to_one(tmp_path):
+    """Identical unit rows summed in float32 can give 1.00000012; the written score is a cosine, at most 1."""
+    scores = np.array([[np.float32(1.0) + np.float32(1.2e-7), 0.5]], dtype=np.float32)
+    path = write_hits_tsv(tmp_path / "h.tsv", ["q"], ["a", "b"], scores, np.array([[0, 1]]))
+    assert [line.split("\t")[2] for line in path.read_text().splitlines()[1:]] == ["1", "0.5"]
