@@ -284,3 +284,16 @@ def test_sparse_index_without_model_says_which_default_it_used(tmp_path, db, cli
     code, out, err = cli("index", "--fasta", db, "-o", tmp_path / "ix", "--quiet")
     assert code == 0, err
     assert "model default-protein" in out and "no --model given: using default-protein" in err
+
+
+def test_written_rows_clip_cosines_to_one():
+    import io
+
+    import numpy as np
+
+    from phylocl.workflows.search import write_hit_rows
+
+    f = io.StringIO()
+    scores = np.array([[np.float32(1.0) + np.float32(1.2e-7), -1.0000002, 0.25]], dtype=np.float32)
+    assert write_hit_rows(f, ["q"], ["a", "b", "c"], scores, np.array([[0, 1, 2]])) == 3
+    assert [line.split("\t")[2] for line in f.getvalue().splitlines()] == ["1", "-1", "0.25"]
