@@ -130,9 +130,26 @@ def _refuse_stdout(output: str, what: str) -> None:
         raise InputError(f"-o -: this command writes {what}, which cannot go to standard output; give a path")
 
 
+def _refuse_unused(args: argparse.Namespace, what: str, names: tuple[str, ...]) -> None:
+    """One line naming the options among ``names`` that were given but that ``what`` does not use (they were
+    silently ignored)."""
+    defaults = {"type": "auto"}
+    given = [n for n in names if getattr(args, n) not in (None, defaults.get(n))]
+    if given:
+        flags = ", ".join("--kind" if n == "type" else "-o" if n == "output" else "--" + n.replace("_", "-")
+                          for n in given)
+        raise InputError(f"{what} does not use {flags}; drop {'it' if len(given) == 1 else 'them'}")
+
+
+_FAISS_OPTIONS = ("memory_gb", "nlist", "nprobe", "ef_search")
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     if args.verify is not None:
         from phylocl.retrieval.index_io import verify_bundle
+
+        _refuse_unused(args, "--verify (it checks the bundle INDEX only)",
+                       ("output", "type", *_FAISS_OPTIONS, "model", "windows"))
 
         print(verify_bundle(args.verify))
         return 0
@@ -147,6 +164,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         if args.type not in ("auto", "sparse"):
             raise InputError(f"--fasta builds a sparse index (--kind sparse); for a {args.type} index run "
                              "`phylocl embed` and `phylocl index --embeddings`")
+        _refuse_unused(args, "--fasta (a sparse index, exact)", _FAISS_OPTIONS)
         r = build_sparse_index_file(fasta=args.fasta, out=args.output, model=args.model, batch_size=args.batch_size,
                                     device=args.device, precision=args.precision, overlap=args.window_overlap,
                                     progress=not args.quiet, alphabet=args.alphabet, strict=args.strict,
@@ -161,6 +179,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
         if args.type == "sparse":
             raise InputError("a sparse index is built from the sequences: use --fasta DB.fasta (and --model)")
+        _refuse_unused(args, "--embeddings (the file names the model of its rows)", ("model",))
         if args.memory_gb is not None and not (math.isfinite(args.memory_gb) and args.memory_gb > 0):
             raise InputError(f"--memory-gb must be a positive number of gigabytes, got {args.memory_gb}")
         budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)

@@ -246,3 +246,24 @@ def test_a_sparse_bundle_is_replaced_by_indexing_again(tmp_path, monkeypatch, ca
     assert main(["index", "--fasta", str(fasta), "--model", "kmer:3", "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds files phylocl did not write (notes.txt)" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--embeddings", "E", "-o", "OUT", "--model", "kmer:3"], "--embeddings (the file names the model of its rows) "
+                                                              "does not use --model"),
+    (["--verify", "IDX", "-o", "OUT", "--kind", "ivf", "--nlist", "3"], "does not use -o, --kind, --nlist; drop them"),
+    (["--fasta", "FA", "-o", "OUT", "--nprobe", "2"], "--fasta (a sparse index, exact) does not use --nprobe"),
+])
+def test_options_a_mode_does_not_use_are_refused(tmp_path, capsys, argv, message):
+    """They were silently ignored (a kmer:2 index built under --model kmer:3; --verify ignoring -o and --kind)."""
+    from phylocl.cli import main
+
+    fa = tmp_path / "s.fa"
+    fa.write_text(">a\nMKVLAAGIW\n>b\nMKVLAAGIY\n")
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(fa), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "idx")]) == 0
+    names = {"E": tmp_path / "e.npz", "OUT": tmp_path / "new", "IDX": tmp_path / "idx", "FA": fa}
+    capsys.readouterr()
+    assert main(["index", *[str(names.get(a, a)) for a in argv]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "new").exists()
