@@ -66,6 +66,9 @@ def _ivf_params(kind: str, n: int, dim: int, o: dict) -> dict:
     return params
 
 
+MIN_PQ_NBITS = 4  # the smallest codebooks (16 words) an automatic fallback uses
+
+
 def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]:
     """Resolve ``(kind, params)`` for ``n`` vectors of width ``dim``; ``overrides`` replace defaults.
 
@@ -78,9 +81,16 @@ def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]
         raise ValueError(f"{kind} index does not take {sorted(unknown)}")
     o = {k: v for k, v in overrides.items() if v is not None}
     nbits = o.get("pq_nbits", PQ_DEFAULTS["pq_nbits"])
+    if kind == "ivfpq" and n < MIN_POINTS_PER_LIST * 2 ** nbits and "pq_nbits" not in o:
+        fit = next((b for b in range(nbits - 1, MIN_PQ_NBITS - 1, -1) if n >= MIN_POINTS_PER_LIST * 2 ** b), None)
+        if fit is not None:  # smaller codebooks train on fewer vectors, and the codes stay as small
+            warnings.warn(f"ivfpq's {2 ** nbits}-word codebooks need >= {MIN_POINTS_PER_LIST * 2 ** nbits} vectors "
+                          f"to train, got {n}: {2 ** fit}-word codebooks (pq_nbits={fit}) instead", stacklevel=3)
+            o["pq_nbits"] = nbits = fit
     if kind == "ivfpq" and n < MIN_POINTS_PER_LIST * 2 ** nbits:
         warnings.warn(f"ivfpq needs >= {MIN_POINTS_PER_LIST * 2 ** nbits} vectors to train its "
-                      f"codebooks, got {n}; building an ivf index instead", stacklevel=3)
+                      f"codebooks, got {n}; building an ivf index instead, which holds the vectors whole (over a "
+                      "memory budget that asked for codes)", stacklevel=3)
         kind, o = "ivf", {k: v for k, v in o.items() if k in PARAM_NAMES["ivf"]}
     if kind in ("ivf", "ivfpq"):
         if n // MIN_POINTS_PER_LIST < 2:

@@ -98,7 +98,11 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "au
             index = build_index(emb.embeddings, kind=kind, ids=emb.ids, labels=emb.labels, model=emb.model,
                                 seed=seed, memory_budget=memory_budget, **params)
         except ValueError as err:
-            raise InputError(f"cannot build a {kind} index: {err}") from None
+            if kind == "auto":
+                raise InputError(f"cannot build the index: {err} (--kind auto chose that kind for these "
+                                 f"{len(emb.ids):,} vectors; give --kind to choose one that takes these options)"
+                                 ) from None
+            raise InputError(f"cannot build the {kind} index: {err}") from None
     index.save(out)
     notes = ([f"chose {index.reason}"] if index.reason else []) + [str(w.message) for w in caught]
     return IndexResult(path=out, kind=index.kind, n=index.ntotal, dim=index.dim, params=index.params,

@@ -67,3 +67,12 @@ def test_batched_build_from_a_memory_map_equals_in_memory(tmp_path):
         b = build_index(mapped, kind=kind, batch_rows=128).search(x[:50], 5)
         np.testing.assert_array_equal(a[1], b[1])
         np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+
+
+def test_reasons_give_sizes_in_a_unit_that_shows_them_and_say_when_the_budget_rules_out_hnsw():
+    from phylocl.retrieval.index_choice import choose_kind
+
+    kind, _, reason = choose_kind(3_000, 400, memory_budget=1024)
+    assert kind == "ivfpq" and "take 4.6 MiB, over the 1.0 KiB budget" in reason  # said "0 MiB budget"
+    kind, _, reason = choose_kind(60_000, 64, memory_budget=20 * 2**20)
+    assert kind == "ivf" and "an hnsw graph would take" in reason and "over the 20 MiB budget" in reason
