@@ -18,14 +18,15 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from itertools import chain, islice
 from pathlib import Path
 from typing import Iterator
 
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset, concat_datasets
-from phylocl.data.formats import (fasta_stem, find_pair_files, read_family_dir, read_fasta_with_labels,
-                                  resolve_alphabet)
+from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
+                                  read_fasta_with_labels, resolve_alphabet)
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
 from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
 from phylocl.data.letters import LetterReport
@@ -70,8 +71,17 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
+        others = sorted(p.name for p in path.iterdir() if p.is_file() and p != pair[0] and fasta_stem(p.name))
+        if others:  # one FASTA per family beside the pair: the pair is what is read
+            logging.getLogger("phylocl").warning(
+                "note: %s: read as sequences.fasta + labels.tsv; the other FASTA file(s) there are not read: %s",
+                path, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else ""))
         return read_fasta_with_labels(*pair, alphabet=alphabet, strict=strict, tree_dir=path if has_trees else None,
                                       directory=path)
+    lone = next((path / n for n in PAIR_FASTA_NAMES if (path / n).is_file()), None)
+    if lone is not None:  # read as one family named "sequences" before
+        raise InputError(f"holds {lone.name} but no labels.tsv: a dataset folder needs both (sequence_id and "
+                         "family_id per line), or hold one FASTA file per family", path=path)
     return read_family_dir(path, alphabet=alphabet, strict=strict)
 
 

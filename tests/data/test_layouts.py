@@ -130,3 +130,23 @@ def test_iter_fasta_detects_mix_late_in_stream(tmp_path):
     f.write_text("".join(f">p{i}\nMKTAYIAKQRQISFVKSHFSRQ\n" for i in range(300)) + ">d\n" + "ACGT" * 10 + "\n")
     with pytest.raises(InputError, match="mix of DNA and protein"):
         list(iter_fasta(f))
+
+
+def test_a_lone_sequences_fasta_is_refused_and_family_files_beside_a_pair_are_named(tmp_path, caplog):
+    """A forgotten labels.tsv turned the whole set into one family named 'sequences'; family files next to
+    sequences.fasta + labels.tsv were dropped without a word."""
+    import logging
+
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "sequences.fasta").write_text(">a\nMKVLAAG\n>b\nMKVLAAW\n")
+    with pytest.raises(InputError, match="holds sequences.fasta but no labels.tsv"):
+        read_dataset(lone)
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "sequences.fasta").write_text(">x1\nMKVL\n>x2\nMKVW\n")
+    (both / "labels.tsv").write_text("sequence_id\tfamily_id\nx1\tA\nx2\tA\n")
+    (both / "fam0.fasta").write_text(">p_a\nMKVLAAGIVG\n")
+    with caplog.at_level(logging.WARNING, logger="phylocl"):
+        ds = read_dataset(both)
+    assert len(ds) == 2 and any("not read: fam0.fasta" in r.getMessage() for r in caplog.records)
