@@ -56,6 +56,9 @@ class _Record:
     sequence: str
 
 
+_GAPS = str.maketrans("", "", "-.")  # alignment gaps, removed as phylocl.data.fasta removes them
+
+
 class Searcher:
     """An index bundle opened for searching (module docstring).
 
@@ -152,9 +155,9 @@ class Searcher:
             if qid in seen:
                 raise InputError(f"duplicate query id {qid!r}", path=QUERIES)
             seen.add(qid)
-            if not seq.strip():
+            seq = "".join(seq.split()).translate(_GAPS).rstrip("*")  # as FASTA records are cleaned
+            if not seq:
                 raise InputError(f"query {qid!r} has no sequence", path=QUERIES)
-            seq = "".join(seq.split())
             if alphabet.name == "protein" and nucleotide_fraction(seq) >= 0.9 or (
                     alphabet.name == "dna" and looks_like_protein(seq)):
                 other, mine = ("DNA", "protein") if alphabet.name == "protein" else ("protein", "DNA")

@@ -101,6 +101,13 @@ def test_bad_queries_are_refused_naming_them_before_any_search(bundle, queries, 
     assert buf.getvalue() == ""  # refused before the first query was searched
 
 
+def test_alignment_gaps_and_a_final_stop_are_removed_as_fasta_reading_removes_them(bundle):
+    seq = _records()[0][1]
+    gapped = seq[:10] + "--" + seq[10:20] + "." + seq[20:] + "*"  # refused before ("letter(s) '-'")
+    searcher = Searcher(index=bundle, k=3, threads=1)
+    assert searcher.search([("q", gapped)]) == searcher.search([("q", seq)])
+
+
 def test_strict_refuses_rare_letters(bundle):
     with pytest.raises(InputError, match="strict"):
         Searcher(index=bundle, k=2, threads=1, strict=True).search([("q1", "MKVLUAGW")])
