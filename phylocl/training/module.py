@@ -183,6 +183,7 @@ class ContrastiveModule(L.LightningModule):
             self.manual_backward(total)
             loss = loss.detach()
         check_finite("loss", float(loss), step=self.global_step + 1)
+        lr = sched.get_last_lr()[0]  # the rate this step uses (after sched.step() it would be the next step's)
         opt.step()
         sched.step()
         stats = self.loss_fn.last_stats
@@ -193,7 +194,7 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/logit_gap", stats["logit_gap"], batch_size=bs)
         self.log("train/neg_sim", self._neg_sim, batch_size=bs)
         self.log("train/temperature", stats["temperature"], batch_size=bs)
-        self.log("train/lr", sched.get_last_lr()[0], prog_bar=True, batch_size=bs)
+        self.log("train/lr", lr, prog_bar=True, batch_size=bs)
         self.log("train/batch_size", float(bs), batch_size=bs)
         if self.has_routers:
             for key, value in self.router_loss.value(self._router_totals).items():

@@ -64,6 +64,13 @@ def test_train_writes_a_loadable_encoder_config_metrics_and_logs(tmp_path, capsy
     assert recall and all(0.0 <= v <= 1.0 for v in recall)
     steps = [int(r["step"]) for r in rows if r.get("train/loss")]
     assert steps == list(range(6))
+    from phylocl.config import load_config  # the logged rate is the one each step used (it was the next)
+    from phylocl.training.schedule import warmup_cosine
+
+    o = load_config(None, SETS).optim
+    want = [o.lr * warmup_cosine(st, warmup_steps=2, total_steps=6, min_ratio=o.min_lr_ratio) for st in steps]
+    got = [float(r["train/lr"]) for r in rows if r.get("train/loss")]
+    assert got == pytest.approx(want, rel=1e-6) and got[0] == pytest.approx(o.lr / 2, rel=1e-6)
     assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
 
 
