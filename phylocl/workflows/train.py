@@ -320,7 +320,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     done = _finished(out, cfg) if resume else None
     if done is not None:
         return done
-    last_ckpt = _resume_checkpoint(out, resume)
+    # the folder checks are rank 0's: a DDP rank that Lightning launched finds rank 0's config.yaml already there
+    last_ckpt = _resume_checkpoint(out, resume) if resume or launched_rank() == 0 else out / "checkpoints" / "last.ckpt"
     if resume:
         _check_resume_steps(last_ckpt, cfg)
     if stored is not None:

@@ -36,12 +36,16 @@ def launched_rank() -> int:
 
 
 def check_trainer_settings(trainer) -> None:
-    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available (``trainer``: TrainerConfig)."""
+    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available, and ``ddp_spawn`` (``trainer``:
+    TrainerConfig)."""
     import torch
 
     if str(trainer.accelerator).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
         raise InputError(f"trainer.accelerator={trainer.accelerator} but no CUDA GPU is available here; use "
                          "trainer.accelerator=cpu or auto")
+    if str(trainer.strategy).startswith("ddp_spawn"):  # its main process never sees the trained state
+        raise InputError(f"trainer.strategy={trainer.strategy} is not supported: the process that exports the model "
+                         "does not see the run's steps or best checkpoint; use trainer.strategy=ddp (or auto)")
 
 
 @contextlib.contextmanager

@@ -230,3 +230,25 @@ def test_ctrl_c_during_the_export_says_how_to_finish_and_resume_does(tmp_path, c
     monkeypatch.setattr(train_mod, "_export", real)
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
     assert (out / "model.safetensors").is_file() and json.loads((out / "metrics.json").read_text())["steps"] == 4
+
+
+@pytest.mark.multiprocess
+def test_phylocl_train_on_two_ddp_processes_exports_the_run(tmp_path):
+    """`--set trainer.devices=2` (the README's example): Lightning relaunches the command for rank 1, which refused
+    the folder rank 0 had just claimed ("a run that stopped before its first checkpoint"), killing the run."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    argv = [sys.executable, "-m", "phylocl.cli", *map(str, _args(out, "trainer.accelerator=cpu",
+                                                                   "trainer.devices=2"))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 4 and (out / "model.safetensors").is_file()
+
+
+def test_ddp_spawn_is_refused_in_one_line(tmp_path, capsys):
+    _refused(capsys, _args(tmp_path / "run", "trainer.strategy=ddp_spawn"), "trainer.strategy=ddp_spawn is not supported")
+    assert not (tmp_path / "run").exists()
