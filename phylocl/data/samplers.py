@@ -32,11 +32,13 @@ __all__ = ["FamilyBatchSampler", "EpochSampler", "LengthSortedBatchSampler", "pa
 
 
 def pack_by_length(order: np.ndarray, lengths: np.ndarray, *, batch_size: int,
-                   token_budget: int | None, multiple: int = 1) -> list[np.ndarray]:
+                   token_budget: int | None, multiple: int = 1, oversize_alone: bool = False) -> list[np.ndarray]:
     """Cut ``order`` (indices, already arranged) into consecutive batches.
 
     A batch ends when adding the next index would exceed ``batch_size`` rows or ``rows * max_length`` would exceed
-    ``token_budget``. Every batch size is a multiple of ``multiple`` except possibly the last one.
+    ``token_budget``. Every batch size is a multiple of ``multiple`` except possibly the last one. A row longer than
+    the budget raises ``ValueError``, or with ``oversize_alone`` is a batch of its own (whole sequences that the
+    encoder embeds as windows).
     """
     batches, start, n = [], 0, len(order)
     while start < n:
@@ -46,7 +48,9 @@ def pack_by_length(order: np.ndarray, lengths: np.ndarray, *, batch_size: int,
             if token_budget is not None and (end - start + 1) * new_longest > token_budget:
                 break
             longest, end = new_longest, end + 1
-        if end == start:
+        if end == start and oversize_alone:
+            end = start + 1
+        elif end == start:
             raise ValueError(f"length {int(lengths[order[start]])} exceeds token_budget {token_budget}")
         size = end - start
         if multiple > 1 and end < n and size >= multiple:
@@ -196,14 +200,17 @@ class FamilyBatchSampler(Sampler):
 
 class LengthSortedBatchSampler(Sampler):
     """Indices sorted by length (longest first), in batches of ``<= batch_size`` rows and ``<= token_budget``
-    padded tokens. Sorting keeps padding small when embedding many sequences; the order is deterministic."""
+    padded tokens; a row longer than the budget is a batch of its own (whole sequences, which the encoder embeds as
+    windows: validation of a run with ``data.token_budget`` below its longest sequence raised before). Sorting keeps
+    padding small when embedding many sequences; the order is deterministic."""
 
     def __init__(self, *, lengths: np.ndarray, batch_size: int, token_budget: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.lengths = np.asarray(lengths, dtype=np.int64)
         order = np.argsort(-self.lengths, kind="stable")
-        self.batches = pack_by_length(order, self.lengths, batch_size=batch_size, token_budget=token_budget)
+        self.batches = pack_by_length(order, self.lengths, batch_size=batch_size, token_budget=token_budget,
+                                      oversize_alone=True)
 
     def __iter__(self):
         for b in self.batches:

@@ -89,6 +89,11 @@ def test_pack_by_length_and_length_sorted_sampler():
     t = LengthSortedBatchSampler(lengths=lengths, batch_size=10, token_budget=120)
     assert all(len(b) * lengths[b].max() <= 120 for b in t)
     assert sorted(i for b in t for i in b) == list(range(6))
+    with pytest.raises(ValueError, match="length 60 exceeds token_budget 55"):  # training crops: an error
+        pack_by_length(order, lengths, batch_size=3, token_budget=55)
+    u = LengthSortedBatchSampler(lengths=lengths, batch_size=10, token_budget=55)  # whole sequences: alone
+    assert list(u)[:2] == [[5], [1]] and all(len(b) * lengths[b].max() <= 55 for b in list(u)[2:])
+    assert sorted(i for b in u for i in b) == list(range(6))
 
 
 def _padding(batches, lengths):
