@@ -98,13 +98,27 @@ class OrderedPool:
                     self._pool.close()  # the task queue)
                     self._pool.join()
                 else:  # an error or an interrupt here: stop the workers
-                    self._pool.terminate()
+                    _terminate(self._pool)
         finally:
             self._pool = None
             if self._token is not None:
                 with _LOCK:
                     del _TASKS[self._token]
                 self._token = None
+
+
+def _terminate(pool, wait: float = 3.0) -> None:
+    """``pool.terminate()``, given ``wait`` seconds. A worker killed by a SIGTERM sent to the whole process group
+    (``timeout``, a cluster's job cancellation) can die holding the task queue's lock, and ``terminate()`` then
+    waits for that lock forever; past ``wait`` the workers are killed and the stuck call is left to its daemon
+    thread (multiprocessing's exit handler does not run it twice), so the command exits."""
+    stopper = threading.Thread(target=pool.terminate, daemon=True)
+    stopper.start()
+    stopper.join(wait)
+    if stopper.is_alive():
+        for worker in getattr(pool, "_pool", []):
+            if worker.exitcode is None:
+                worker.kill()
 
 
 class _Done:

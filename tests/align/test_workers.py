@@ -124,3 +124,32 @@ def test_grouped_tasks_keep_each_key_whole_and_in_position_order():
     sizes = [sum(map(len, task)) for task in tasks]
     assert all(s >= 64 for s in sizes[:-1]) and all(s - len(t[-1]) < 64 for s, t in zip(sizes, tasks))
     assert workers.grouped_tasks(np.zeros(0, np.int64), 64) == []
+
+
+def test_a_pool_whose_terminate_hangs_is_given_up_and_its_workers_killed():
+    """A worker killed by a process-group SIGTERM can die holding the task queue's lock; Pool.terminate() then
+    waited forever (phylocl index hung under `timeout -s TERM`)."""
+    import threading
+    import time
+
+    from phylocl.align.workers import _terminate
+
+    class Worker:
+        exitcode = None
+        killed = False
+
+        def kill(self):
+            self.killed = True
+
+    class StuckPool:
+        def __init__(self):
+            self._pool = [Worker(), Worker()]
+            self.never = threading.Event()
+
+        def terminate(self):
+            self.never.wait()  # the lock a dead worker holds
+
+    pool = StuckPool()
+    start = time.perf_counter()
+    _terminate(pool, wait=0.2)
+    assert time.perf_counter() - start < 2 and all(w.killed for w in pool._pool)
