@@ -600,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"phylocl {args.command}: error: {where}{os_error_message(err)}", file=sys.stderr)
         return 2
+    except MemoryError:  # an allocation the machine (or `ulimit -v`) refused: one line, not a traceback
+        print(f"phylocl {args.command}: error: out of memory; use a machine with more memory, or smaller "
+              "--batch-size / --buffer-size or inputs", file=sys.stderr)
+        return 2
     except Terminated as err:
         print(f"phylocl {args.command}: terminated" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 143

@@ -304,6 +304,9 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     from phylocl.training.module import ContrastiveModule
 
     out = check_output_dir(out_dir, inputs=data or ())
+    if (out / "split.json").is_file() or (out / "compare.yaml").is_file():  # a study's folder, with its own lock
+        raise InputError("holds a phylocl compare study (split.json, compare.yaml); give train its own --out",
+                         path=out)
     if isinstance(config, (str, Path)) and same_file(config, out / "config.yaml") and not resume:
         raise InputError(f"--config {config} is the config.yaml that phylocl train writes into --out; keep your "
                          "config outside the run folder (or choose another --out)", path=out)

@@ -252,3 +252,25 @@ def test_phylocl_train_on_two_ddp_processes_exports_the_run(tmp_path):
 def test_ddp_spawn_is_refused_in_one_line(tmp_path, capsys):
     _refused(capsys, _args(tmp_path / "run", "trainer.strategy=ddp_spawn"), "trainer.strategy=ddp_spawn is not supported")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_compare_study_folder_is_refused(tmp_path, capsys):
+    """train used another lock file than compare and wrote its run into a study's folder, even a running one."""
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "split.json").write_text("{}")
+    _refused(capsys, _args(out), "holds a phylocl compare study")
+    assert sorted(p.name for p in out.iterdir()) == ["split.json"]
+
+
+def test_out_of_memory_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    """A MemoryError (an allocation `ulimit -v` refused) was a traceback with exit 1."""
+    import phylocl.cli as cli
+
+    def boom(args):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "_cmd_inspect", boom)  # build_parser binds the command when main() runs
+    assert main(["inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phylocl inspect: error: out of memory;") and err.count("\n") == 1
