@@ -28,7 +28,22 @@ _TAGGED = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?:tmp|old|s
 def temp_prefix(path: Path) -> str:
     """Prefix of the hidden temporaries of ``path``: ``.<name>.<pid>.`` (the pid tells :func:`sweep_stale`
     whether their writer is still alive)."""
-    return f".{path.name}.{os.getpid()}."
+    return f".{_short(path.name)}.{os.getpid()}."
+
+
+_SHORTENED = re.compile(r"~[0-9a-f]{8}$")  # how _short ends a name it cut
+_NAME_ROOM = 200  # bytes of an output's name kept in its temporaries' names (a name is at most 255 bytes)
+
+
+def _short(name: str) -> str:
+    """``name`` as its temporaries carry it: whole, or for a name over :data:`_NAME_ROOM` bytes its head and a hash
+    of the whole (so that ``.<name>.<pid>.<random>.tmp<suffix>`` stays within the 255-byte limit of a file name)."""
+    if len(name.encode()) <= _NAME_ROOM:
+        return name
+    import hashlib
+
+    head = name.encode()[:_NAME_ROOM - 9].decode(errors="ignore")
+    return f"{head}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _remove(tmp: Path) -> None:
@@ -62,11 +77,11 @@ def sweep_stale(path: str | Path) -> list[Path]:
     removed = []
     recover_interrupted(path)
     try:
-        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*"))
+        candidates = list(path.parent.glob(f".{glob_escape(_short(path.name))}.*"))
     except OSError:
         return removed
     for tmp in candidates:
-        rest = tmp.name[len(path.name) + 2:]
+        rest = tmp.name[len(_short(path.name)) + 2:]
         if not any(sfx in rest for sfx in _STALE_SUFFIXES):
             continue
         head = rest.split(".", 1)[0]
@@ -95,8 +110,8 @@ def sweep_stale_in(folder: str | Path) -> list[Path]:
         return removed
     for tmp in entries:
         m = _TAGGED.match(tmp.name)
-        if m is None or _alive(int(m["pid"])):
-            continue
+        if m is None or _alive(int(m["pid"])) or _SHORTENED.search(m["name"]):
+            continue  # (a long name's temporaries do not tell the name: :func:`sweep_stale` of it removes them)
         recover_interrupted(tmp.parent / m["name"])
         if not tmp.exists() and not tmp.is_symlink():
             continue
@@ -116,8 +131,8 @@ def recover_interrupted(path: str | Path) -> bool:
     if path.exists() or path.is_symlink():
         return False
     try:
-        olds = [p for p in path.parent.glob(f".{glob_escape(path.name)}.*.old")
-                if (m := _TAGGED.match(p.name)) and m["name"] == path.name and not _alive(int(m["pid"]))
+        olds = [p for p in path.parent.glob(f".{glob_escape(_short(path.name))}.*.old")
+                if (m := _TAGGED.match(p.name)) and m["name"] == _short(path.name) and not _alive(int(m["pid"]))
                 and (p / "x").exists()]
     except OSError:
         return False

@@ -155,3 +155,24 @@ def test_stale_temporaries_of_other_names_are_swept_when_their_writer_is_dead(tm
     mine2.write_text("user")
     assert sweep_stale_in(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name, mine2.name])
+
+
+def test_outputs_with_names_near_the_255_byte_limit_are_written_and_replaced(tmp_path):
+    """Temporaries add ~30 bytes to the name (".<name>.<pid>.<random>.tmp<suffix>"), so a valid name of 241-255
+    bytes was refused ("file name too long"); long names are cut in their temporaries' names, with a hash."""
+    from phylocl.atomic import atomic_dir, atomic_path, sweep_stale, temp_prefix
+
+    out = tmp_path / ("a" * 251 + ".tsv")
+    for text in ("first", "second"):
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    assert out.read_text() == "second" and len(temp_prefix(out).encode()) < 230
+    bundle = tmp_path / ("é" * 127)  # 254 bytes
+    for text in ("1", "2"):
+        with atomic_dir(bundle) as tmp:
+            (tmp / "f").write_text(text)
+    assert (bundle / "f").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, bundle.name])
+    stale = tmp_path / (temp_prefix(out).replace(f".{os.getpid()}.", ".999999.") + "abcdefgh.tmp.tsv")
+    stale.write_text("left by a killed run")
+    assert sweep_stale(out) == [stale] and not stale.exists()
