@@ -17,7 +17,8 @@ from typing import Iterator
 
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in", "recover_interrupted"]
+__all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
+           "recover_interrupted"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -76,12 +77,13 @@ def sweep_stale(path: str | Path) -> list[Path]:
     path = Path(path)
     removed = []
     recover_interrupted(path)
+    short = _short(path.name)
     try:
-        candidates = list(path.parent.glob(f".{glob_escape(_short(path.name))}.*"))
+        candidates = list(path.parent.glob(f".{glob_escape(short)}.*"))
     except OSError:
         return removed
     for tmp in candidates:
-        rest = tmp.name[len(_short(path.name)) + 2:]
+        rest = tmp.name[len(short) + 2:]
         if not any(sfx in rest for sfx in _STALE_SUFFIXES):
             continue
         head = rest.split(".", 1)[0]
@@ -131,8 +133,9 @@ def recover_interrupted(path: str | Path) -> bool:
     if path.exists() or path.is_symlink():
         return False
     try:
-        olds = [p for p in path.parent.glob(f".{glob_escape(_short(path.name))}.*.old")
-                if (m := _TAGGED.match(p.name)) and m["name"] == _short(path.name) and not _alive(int(m["pid"]))
+        short = _short(path.name)
+        olds = [p for p in path.parent.glob(f".{glob_escape(short)}.*.old")
+                if (m := _TAGGED.match(p.name)) and m["name"] == short and not _alive(int(m["pid"]))
                 and (p / "x").exists()]
     except OSError:
         return False

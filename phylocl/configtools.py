@@ -25,7 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from phylocl.errors import InputError
+from phylocl.errors import InputError, os_error_message
 from phylocl.safejson import MAX_DEPTH, value_depth
 
 __all__ = ["from_dict", "to_dict", "apply_overrides", "parse_override", "load_yaml", "ConfigError", "key_lines",
@@ -100,8 +100,6 @@ def load_yaml(path: str | Path, *, _seen: tuple = ()) -> dict:
         raise InputError(f"not a text (UTF-8) file: byte 0x{err.object[err.start]:02x} at offset {err.start}",
                          path=path) from None
     except OSError as err:
-        from phylocl.errors import os_error_message
-
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)

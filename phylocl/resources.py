@@ -23,5 +23,9 @@ def available_memory() -> int | None:
 
 
 def human_bytes(n: int) -> str:
-    """``n`` bytes as ``"1.2 GB"`` (or MB below 0.1 GB)."""
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+    """``n`` bytes as ``"1.2 GB"`` (MB below 0.1 GB, KB below 0.1 MB, bytes below 1 KB)."""
+    if n >= 1e8:
+        return f"{n / 1e9:,.1f} GB"
+    if n >= 1e5:
+        return f"{n / 1e6:,.1f} MB"
+    return f"{n / 1e3:,.1f} KB" if n >= 1e3 else f"{int(n)} bytes"

@@ -58,9 +58,9 @@ from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["TABLE_COLUMNS", "TRACE_CELLS", "AlignmentSummary", "TracebackTooLarge", "canonical_first", "describe_alignments", "mirror", "mirror_rows",
-           "score_pairs", "summary_of", "trace_alignment", "trace_alignments", "trace_table", "trace_tables",
-           "traces_whole"]
+__all__ = ["TABLE_COLUMNS", "TRACE_CELLS", "AlignmentSummary", "TracebackTooLarge", "canonical_first",
+           "describe_alignments", "mirror", "mirror_rows", "score_pairs", "summary_of", "trace_alignment",
+           "trace_alignments", "trace_table", "trace_tables", "traces_whole"]
 
 _GAP_RUN = re.compile(r"I+|D+")
 _I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)

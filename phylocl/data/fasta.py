@@ -24,13 +24,18 @@ from phylocl.data.textio import READ_ERRORS, open_text, os_error_message
 from phylocl.errors import InputError
 
 __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
-           "detect_kind", "MixCheck", "DNA_THRESHOLD"]
+           "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps"]
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
 _NUC = "ACGTUNacgtun"
 _PROTEIN_ONLY = "EFILPQefilpq"  # letters that are neither nucleotides nor IUPAC nucleotide codes
 _IUPAC_ONLY = "RYSWKMBDHVXryswkmbdhvx"  # nucleotide ambiguity codes (and X) beyond A C G T U N
 _GAPS = str.maketrans("", "", "-.")
+
+
+def strip_gaps(seq: str) -> str:
+    """``seq`` without alignment gaps (``-``, ``.``) and a trailing stop ``*``, as records are read."""
+    return seq.translate(_GAPS).rstrip("*")
 
 
 class FastaRecord(NamedTuple):
@@ -92,7 +97,7 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
             parts = title.split(None, 1)
             if not parts:
                 raise InputError("record without an id (empty '>' line)", path=path, line=line)
-            seq = seq.translate(_GAPS).rstrip("*")
+            seq = strip_gaps(seq)
             if not seq:
                 raise InputError(f"record {parts[0]!r} has an empty sequence", path=path, line=line)
             count += 1

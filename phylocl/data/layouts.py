@@ -113,8 +113,8 @@ class FastaStream:
     """One pass over one FASTA file (a named pipe works): records cleaned and checked like :func:`read_dataset`.
 
     The first 256 records are read on construction to detect the alphabet (:attr:`kind`, or the one given:
-    :attr:`given`); :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another alphabet
-    (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
+    :attr:`given`); :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another
+    alphabet (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
     ids and DNA/protein mixtures are refused when reached. Letters read as unknown are counted in :attr:`letters`.
     """
 

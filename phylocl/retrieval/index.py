@@ -97,9 +97,14 @@ def _new_index(kind: str, dim: int, p: dict) -> faiss.Index:
     return index
 
 
+def base_index(index: faiss.Index) -> faiss.Index:
+    """The index a re-ranked IVF-PQ (``IndexRefine``) wraps, else ``index`` itself."""
+    return faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+
+
 def apply_search_params(index: faiss.Index, params: dict) -> None:
     """Set the search-time knobs (``nprobe``, ``ef_search``, ``k_factor``) from ``params`` on a FAISS index."""
-    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    base = base_index(index)
     if isinstance(index, faiss.IndexRefine):
         index.k_factor = float(params["k_factor"])
     if "nprobe" in params:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from phylocl.resources import human_bytes
 from phylocl.retrieval.index_params import MIN_POINTS_PER_LIST, TRAIN_BYTES
 
 __all__ = ["choose_kind", "FLAT_MAX", "WIDE_DIM", "HNSW_MAX", "DEFAULT_MEMORY_BUDGET"]
@@ -43,13 +44,13 @@ def choose_kind(n: int, dim: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET)
         raise ValueError(f"need n >= 1 and dim >= 1, got {n}, {dim}")
     if memory_budget < 1:
         raise ValueError(f"memory budget must be positive, got {memory_budget}")
-    size = _size(index_bytes("flat", n, dim))
+    size = human_bytes(index_bytes("flat", n, dim))
     if index_bytes("flat", n, dim) > memory_budget:
         params = {"k_factor": 0}
         most = TRAIN_BYTES // (4 * dim * MIN_POINTS_PER_LIST)  # lists whose training sample fits TRAIN_BYTES
         if most < min(round(4 * math.sqrt(n)), n // MIN_POINTS_PER_LIST):
             params["nlist"] = max(1, most)
-        return "ivfpq", params, (f"{n:,} x {dim} vectors take {size}, over the {_size(memory_budget)} budget: "
+        return "ivfpq", params, (f"{n:,} x {dim} vectors take {size}, over the {human_bytes(memory_budget)} budget: "
                                  "product-quantised codes")
     if n <= FLAT_MAX:
         return "flat", {}, f"{n:,} vectors (<= {FLAT_MAX:,}): exact search"
@@ -58,15 +59,6 @@ def choose_kind(n: int, dim: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET)
                             "on wide rows and lose recall on k-mer vectors")
     if n <= HNSW_MAX and index_bytes("hnsw", n, dim) <= memory_budget:
         return "hnsw", {}, f"{n:,} vectors (<= {HNSW_MAX:,}): graph search, slow build, fast queries"
-    why = (f" (an hnsw graph would take {_size(index_bytes('hnsw', n, dim))}, over the {_size(memory_budget)} "
-           "budget)" if n <= HNSW_MAX else "")
+    why = (f" (an hnsw graph would take {human_bytes(index_bytes('hnsw', n, dim))}, over the "
+           f"{human_bytes(memory_budget)} budget)" if n <= HNSW_MAX else "")
     return "ivf", {}, f"{n:,} vectors: inverted lists (build in minutes){why}"
-
-
-def _size(nbytes: float) -> str:
-    """``nbytes`` in the unit that shows it: ``512 KiB``, ``5.2 MiB``, ``11 GiB``."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if nbytes >= scale:
-            value = nbytes / scale
-            return f"{value:,.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
-    return f"{int(nbytes)} bytes"

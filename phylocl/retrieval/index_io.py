@@ -150,12 +150,14 @@ def _check_faiss_meta(index, kind: str, params: dict, model: dict, dim: int, met
     assertion, an OverflowError or an AttributeError at the first search."""
     import faiss
 
-    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    from phylocl.retrieval.index import base_index
+
+    base = base_index(index)
     ivf, hnsw = faiss.try_extract_index_ivf(base) is not None, hasattr(base, "hnsw")
     structure = {"flat": not ivf and not hnsw, "ivf": ivf, "ivfpq": ivf, "hnsw": hnsw}.get(kind, False)
     if not structure:
-        raise InputError(f"says kind {kind!r}, but index.faiss holds an index of type {type(base).__name__}: the bundle is damaged",
-                         path=meta)
+        raise InputError(f"says kind {kind!r}, but index.faiss holds an index of type {type(base).__name__}: the "
+                         "bundle is damaged", path=meta)
     for key, takes in (("nprobe", ivf), ("ef_search", hnsw), ("k_factor", isinstance(index, faiss.IndexRefine))):
         if key not in params:
             continue
@@ -356,7 +358,9 @@ def _scan_vectors(index, path: Path, block: int = 65_536) -> None:
     by a search, so it would silently drop out of every result."""
     import faiss
 
-    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    from phylocl.retrieval.index import base_index
+
+    base = base_index(index)
     ivf = faiss.try_extract_index_ivf(base)
     if ivf is not None:
         ivf.make_direct_map()  # reconstruct by row (this in-memory copy only)

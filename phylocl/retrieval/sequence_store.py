@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from phylocl.errors import InputError
+from phylocl.atomic import publish_mode, temp_prefix
+from phylocl.errors import InputError, os_error_message
 
 __all__ = ["OFFSETS_FILE", "SEQUENCES_FILE", "SequenceStore", "SequenceStoreWriter", "open_store"]
 
@@ -38,9 +39,6 @@ class SequenceStoreWriter:
 
     def __init__(self, *, destination: str | Path) -> None:
         import tempfile
-
-        from phylocl.atomic import temp_prefix
-        from phylocl.errors import os_error_message
 
         destination = Path(destination)
         try:
@@ -64,8 +62,6 @@ class SequenceStoreWriter:
 
     def finish(self, folder: Path) -> dict:
         """Move the members into ``folder``; returns the ``meta.json`` record."""
-        from phylocl.atomic import publish_mode
-
         self._file.close()
         publish_mode(self._path, directory=False)  # mkstemp made it 0600
         os.replace(self._path, folder / SEQUENCES_FILE)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # a type only: the bar itself comes from phylocl.workflows.pr
     from tqdm import tqdm
 
 __all__ = ["embed_buffers", "sparse_buffers", "embed_all", "embed_workers", "parallel_buffers", "DEFAULT_BUFFER",
-           "Item", "MIN_PARALLEL_RESIDUES"]
+           "Item", "MIN_PARALLEL_RESIDUES", "check_sizes"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
@@ -44,10 +44,15 @@ def _embed_buffer(buf: list[Item], embedder: ResolvedModel, batch_size: int, pro
     return x, [i for i, _, _ in buf], [lab for _, _, lab in buf]
 
 
-def _chunks(items: Iterable[Item], batch_size: int, buffer_size: int) -> Iterator[list[Item]]:
-    """``items`` in lists of ``buffer_size`` (the last may be shorter); sizes checked before the first is read."""
+def check_sizes(batch_size: int, buffer_size: int) -> None:
+    """Raise :class:`InputError` unless both the batch size and the buffer size are at least 1."""
     if batch_size < 1 or buffer_size < 1:
         raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+
+
+def _chunks(items: Iterable[Item], batch_size: int, buffer_size: int) -> Iterator[list[Item]]:
+    """``items`` in lists of ``buffer_size`` (the last may be shorter); sizes checked before the first is read."""
+    check_sizes(batch_size, buffer_size)
     buf: list[Item] = []
     for item in items:
         buf.append(item)

@@ -73,11 +73,10 @@ def predict_shards(module: ShardPredictor, *, device: str | None, devices: int, 
         trainer.predict(module, return_predictions=False)
     except SystemExit:  # Lightning exits with status 1 after its own handling of Ctrl-C / SIGTERM
         if trainer.interrupted:
-            from phylocl.errors import Terminated
+            from phylocl.workflows.train_checks import interruption_kind
 
-            sigterm = getattr(trainer, "received_sigterm", False)
-            raise (Terminated if sigterm else KeyboardInterrupt)("embedding stopped; the same command continues "
-                                                                 "from the shards written") from None
+            raise interruption_kind(trainer)("embedding stopped; the same command continues from the shards "
+                                             "written") from None
         raise
     trainer.strategy.barrier("phylocl-shards-written")
     return trainer.global_rank, module.n_shards

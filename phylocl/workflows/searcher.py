@@ -34,7 +34,7 @@ from typing import TextIO
 
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, check_sizes
 
 __all__ = ["Searcher", "COLUMNS"]
 
@@ -54,9 +54,6 @@ COLUMNS = {  # out_format (aligned) -> the columns of a hit and their types, as 
 class _Record:
     id: str
     sequence: str
-
-
-_GAPS = str.maketrans("", "", "-.")  # alignment gaps, removed as phylocl.data.fasta removes them
 
 
 class Searcher:
@@ -84,8 +81,7 @@ class Searcher:
 
         if k < 1:
             raise InputError(f"-k must be >= 1, got {k}")
-        if batch_size < 1 or buffer_size < 1:
-            raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+        check_sizes(batch_size, buffer_size)
         candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
@@ -137,7 +133,7 @@ class Searcher:
     def _records(self, queries: Iterable[tuple[str, str]]) -> list[_Record]:
         """The queries checked (ids unique and without whitespace, sequences non-empty and of the index's
         alphabet) and cleaned as FASTA records are."""
-        from phylocl.data.fasta import looks_like_protein, nucleotide_fraction
+        from phylocl.data.fasta import looks_like_protein, nucleotide_fraction, strip_gaps
 
         alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict)
         out, seen = [], set()
@@ -155,7 +151,7 @@ class Searcher:
             if qid in seen:
                 raise InputError(f"duplicate query id {qid!r}", path=QUERIES)
             seen.add(qid)
-            seq = "".join(seq.split()).translate(_GAPS).rstrip("*")  # as FASTA records are cleaned
+            seq = strip_gaps("".join(seq.split()))  # as FASTA records are cleaned
             if not seq:
                 raise InputError(f"query {qid!r} has no sequence", path=QUERIES)
             if alphabet.name == "protein" and nucleotide_fraction(seq) >= 0.9 or (

@@ -43,7 +43,8 @@ from phylocl.outputs import check_output_dir, refuse_clashes, same_file
 from phylocl.workflows.run_folder import (RUN_FILES, check_resume_config, check_unlocked, claim, exported_model,
                                          kept_metrics, stored_config, unfinished_signs, write_config)
 from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
-                                            launched_rank, lightning_errors, split_notes, state_dict_mismatch)
+                                            interruption_kind, launched_rank, lightning_errors, split_notes,
+                                            state_dict_mismatch)
 
 __all__ = ["train", "TrainResult"]
 
@@ -91,11 +92,13 @@ def _load(config, overrides, data):
     return load_config(config, list(overrides))
 
 
-def _resume_checkpoint(out: Path, resume: bool) -> Path:
+def _resume_checkpoint(out: Path, resume: bool, max_steps: int) -> Path:
     """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume.
 
     The newer of ``last.ckpt`` (periodic) and ``interrupted.ckpt`` (Ctrl-C) that loads; a truncated or corrupt one is
-    skipped, and an InputError names it when none loads.
+    skipped, and an InputError names it when none loads. ``max_steps`` (``trainer.max_steps``) below the steps that
+    checkpoint has done is refused: Lightning would stop at once and export the run with a config.yaml that no
+    longer describes it.
     """
     ckpt_dir = out / "checkpoints"
     candidates = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.exists()]
@@ -116,16 +119,20 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
     problems = []
     for ckpt in candidates:
-        why = _unloadable(ckpt)
+        why, done = _unloadable(ckpt)
         if why is None:
+            if 0 < max_steps < done:
+                raise InputError(f"the run has done {done} steps, more than trainer.max_steps={max_steps}; resume "
+                                 f"with trainer.max_steps >= {done}", path=out)
             return ckpt
         problems.append(f"{ckpt.name}: {why}")
     raise InputError(f"cannot resume: {'; '.join(problems)}; delete the broken checkpoint(s) or start a new --out",
                      path=ckpt_dir)
 
 
-def _unloadable(ckpt: Path) -> str | None:
-    """Why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or ``None``.
+def _unloadable(ckpt: Path) -> tuple[str | None, int]:
+    """``(why, steps)``: why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or
+    ``None`` and the optimizer steps it has done.
 
     Read as data only (:func:`~phylocl.training.checkpoints.load_checkpoint`); a checkpoint whose unpickling
     could run code is refused at once (InputError), whatever the other checkpoints hold.
@@ -138,23 +145,10 @@ def _unloadable(ckpt: Path) -> str | None:
         raise InputError(f"refusing to load: {err}; phylocl reads checkpoints as data only (weights_only), so this "
                          "file was not written by phylocl train: delete it or start a new --out", path=ckpt) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
-        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})"
+        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})", 0
     if not isinstance(state, dict) or "state_dict" not in state:
-        return "not a phylocl training checkpoint"
-    _STEPS[str(ckpt)] = int(state.get("global_step", 0) or 0)
-    return None
-
-
-_STEPS: dict[str, int] = {}  # checkpoint path -> the optimizer steps it had done (read by _unloadable)
-
-
-def _check_resume_steps(ckpt: Path, cfg: TrainConfig) -> None:
-    """Refuse to resume with ``trainer.max_steps`` below the steps the checkpoint has done: Lightning would stop at
-    once and export the run with a config.yaml that no longer describes it."""
-    done = _STEPS.get(str(ckpt))
-    if done is not None and 0 < cfg.trainer.max_steps < done:
-        raise InputError(f"the run has done {done} steps, more than trainer.max_steps={cfg.trainer.max_steps}; "
-                         f"resume with trainer.max_steps >= {done}", path=ckpt.parent.parent)
+        return "not a phylocl training checkpoint", 0
+    return None, int(state.get("global_step", 0) or 0)
 
 
 def _finished(out: Path, cfg: TrainConfig) -> TrainResult | None:
@@ -248,7 +242,7 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
 
 def _interruption(trainer, out: Path) -> KeyboardInterrupt:
     """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
-    cls = Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
+    cls = interruption_kind(trainer)
     what = "terminated" if cls is Terminated else "interrupted"
     return cls(f"training {what}; continue with --resume --out {out}")
 
@@ -324,9 +318,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     if done is not None:
         return done
     # the folder checks are rank 0's: a DDP rank that Lightning launched finds rank 0's config.yaml already there
-    last_ckpt = _resume_checkpoint(out, resume) if resume or launched_rank() == 0 else out / "checkpoints" / "last.ckpt"
-    if resume:
-        _check_resume_steps(last_ckpt, cfg)
+    last_ckpt = (_resume_checkpoint(out, resume, cfg.trainer.max_steps) if resume or launched_rank() == 0
+                 else out / "checkpoints" / "last.ckpt")
     if stored is not None:
         check_resume_config(stored, to_dict(cfg))
     check_trainer_settings(cfg.trainer)

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint"]
+           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "interruption_kind"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
 
@@ -46,6 +46,14 @@ def check_trainer_settings(trainer) -> None:
     if str(trainer.strategy).startswith("ddp_spawn"):  # its main process never sees the trained state
         raise InputError(f"trainer.strategy={trainer.strategy} is not supported: the process that exports the model "
                          "does not see the run's steps or best checkpoint; use trainer.strategy=ddp (or auto)")
+
+
+def interruption_kind(trainer) -> type[KeyboardInterrupt]:
+    """What stopped a run that Lightning's own handler ended: :class:`~phylocl.errors.Terminated` when it saw
+    SIGTERM (exit 143), else ``KeyboardInterrupt`` (Ctrl-C, exit 130)."""
+    from phylocl.errors import Terminated
+
+    return Terminated if getattr(trainer, "received_sigterm", False) else KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -73,6 +73,6 @@ def test_reasons_give_sizes_in_a_unit_that_shows_them_and_say_when_the_budget_ru
     from phylocl.retrieval.index_choice import choose_kind
 
     kind, _, reason = choose_kind(3_000, 400, memory_budget=1024)
-    assert kind == "ivfpq" and "take 4.6 MiB, over the 1.0 KiB budget" in reason  # said "0 MiB budget"
+    assert kind == "ivfpq" and "take 4.8 MB, over the 1.0 KB budget" in reason  # said "0 MiB budget"
     kind, _, reason = choose_kind(60_000, 64, memory_budget=20 * 2**20)
-    assert kind == "ivf" and "an hnsw graph would take" in reason and "over the 20 MiB budget" in reason
+    assert kind == "ivf" and "an hnsw graph would take" in reason and "over the 21.0 MB budget" in reason
