@@ -13,12 +13,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
-           "recover_interrupted"]
+           "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -147,6 +147,147 @@ def recover_interrupted(path: str | Path) -> bool:
         shutil.rmtree(old, ignore_errors=True)
         return True
     return False
+
+
+def _replace_pending(path: Path) -> bool:
+    """Whether a live writer is between the two renames of a replace of ``path`` (:func:`atomic_dir`): its
+    ``.<name>.<pid>.*.old`` holds ``x``, the old folder, and the new one is about to be renamed onto ``path``."""
+    short = _short(path.name)
+    try:
+        olds = list(path.parent.glob(f".{glob_escape(short)}.*.old"))
+    except OSError:
+        return False
+    return any((m := _TAGGED.match(p.name)) and m["name"] == short and _alive(int(m["pid"])) and (p / "x").exists()
+               for p in olds)
+
+
+_REPLACE_WAIT = 2.0  # seconds a reader waits for a live writer to make the second rename of a folder replace
+
+
+def await_replace(path: str | Path, *, timeout: float = _REPLACE_WAIT) -> None:
+    """Make sure a folder that :func:`atomic_dir` replaces is at ``path`` if it can be: a replace killed between its
+    renames is undone (:func:`recover_interrupted`), and while a live writer is between them (microseconds, as a
+    rule) this waits, up to ``timeout`` seconds, for its new folder to arrive. Returns at once when ``path``
+    exists, or is missing with no replace under way (the caller then names what is missing)."""
+    import time
+
+    path = Path(path)
+    deadline = time.monotonic() + timeout
+    while not (path.exists() or path.is_symlink()):
+        if recover_interrupted(path) or not _replace_pending(path) or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
+READ_ATTEMPTS = 8  # loads of a folder that was replaced during each of them before :func:`read_dir` gives up
+_PROC_FD = "/proc/self/fd"
+
+
+def _open_dir(path: Path) -> int | None:
+    """A file descriptor of the folder at ``path`` (``None`` where the system cannot open folders). ``O_PATH``
+    where there is one: a folder that may be searched but not listed opens too, as its members did."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return None
+    return os.open(path, os.O_DIRECTORY | getattr(os, "O_PATH", os.O_RDONLY))
+
+
+def _fd_root(fd: int | None, path: Path) -> Path:
+    """The path through which the members of the folder open as ``fd`` are opened: ``/proc/self/fd/<fd>``, which
+    the kernel resolves through the open folder (wherever it was renamed to), where that works; else ``path``."""
+    if fd is None:
+        return path
+    root = Path(f"{_PROC_FD}/{fd}")
+    try:
+        return root if os.path.samestat(os.stat(root), os.fstat(fd)) else path
+    except OSError:
+        return path
+
+
+def _moved(path: Path, fd: int | None, first: os.stat_result | None) -> bool:
+    """Whether ``path`` no longer names the folder that was opened (``fd``, or the one ``first`` described):
+    another folder was renamed onto it, or it is missing."""
+    try:
+        now = os.stat(path)
+        return not os.path.samestat(now, os.fstat(fd) if fd is not None else first)
+    except OSError:
+        return True
+
+
+def _real_names(err: BaseException, root: Path, path: Path) -> BaseException:
+    """``err`` with the members of ``root`` (``/proc/self/fd/N/...``) named as the members of ``path``, in place:
+    the user is shown the paths they gave."""
+    if root == path:
+        return err
+    pattern = re.compile(re.escape(str(root)) + r"(?![0-9])")
+
+    def real(text):
+        return pattern.sub(lambda _: str(path), text) if isinstance(text, str) else text
+
+    if isinstance(err, InputError):
+        err.message, err.path = real(err.message), real(err.path)
+        err.args = (err._format(),)
+    elif isinstance(err, OSError):
+        err.filename, err.filename2 = real(err.filename), real(err.filename2)
+    return err
+
+
+T = TypeVar("T")
+
+
+def read_dir(path: str | Path, read: Callable[[Path], T], *, attempts: int = READ_ATTEMPTS) -> T:
+    """``read(root)`` of a folder that :func:`atomic_dir` may replace while it is read: every member ``read``
+    opens under ``root`` comes from one and the same version of the folder, the one at ``path`` when the read
+    began (or, where that one was replaced during the read, a later one, read again whole).
+
+    Why this is needed: a replace renames the old folder aside, the new one onto ``path``, then deletes the old one
+    file by file. A reader that opens ``path / name`` member after member can get ``meta.json`` of one version and
+    a matrix of the next (a "damaged" bundle that is not), or a member already deleted, or no folder at all.
+
+    How (Linux): the folder is opened once as a directory file descriptor ``fd``, and ``root`` is
+    ``/proc/self/fd/<fd>``, a path the kernel resolves through that open folder, wherever it has been renamed to
+    since, so every member comes from the same version (functions that take paths need no change). That alone
+    does not protect members not yet opened when the writer deletes the old version after its swap: such an open
+    fails (the file is missing; a file already open, or memory-mapped, stays readable). So the read is checked
+    against ``path`` when it ends: when ``path`` still names the folder of ``fd`` (same ``st_dev``, ``st_ino``;
+    the open ``fd`` keeps the number from being reused), the old version was never deleted (only a folder renamed
+    aside is) and the result, or the error, is the folder's own: a damaged bundle is reported as before, read once.
+    When ``path`` names another folder (or none), the read raced a replace: its result (which may have taken a
+    member deleted meanwhile for one the bundle lacks) or error is dropped, and the new version is read the same
+    way, up to ``attempts`` times in all (then :class:`~phylocl.errors.InputError`: the folder is being rewritten
+    faster than it can be read). Each attempt first waits for a live writer between its two renames
+    (:func:`await_replace`). Errors name ``path``'s members, not ``/proc`` paths.
+
+    Elsewhere (no ``/proc``, no directory descriptors) ``root`` is ``path`` itself and the same end check drops
+    reads that mixed two versions (``fd``, where there is one, still rules out a reused inode number), so a result
+    is still one version's; a version put back at ``path`` between two reads (a replace that failed between its
+    renames) is not detected there.
+
+    ``read`` must open everything it needs before it returns (memory maps may outlive ``fd``: they hold their
+    files); it should raise :class:`~phylocl.errors.InputError` or ``OSError`` for what it cannot read.
+    """
+    path = Path(path)
+    for _ in range(attempts):
+        await_replace(path)
+        try:
+            fd = _open_dir(path)
+            first = os.stat(path) if fd is None else None
+        except OSError as err:
+            raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
+        try:
+            root = _fd_root(fd, path)
+            try:
+                result = read(root)
+            except Exception as err:
+                if not _moved(path, fd, first):
+                    raise _real_names(err, root, path)
+                continue
+            if not _moved(path, fd, first):
+                return result
+        finally:
+            if fd is not None:
+                os.close(fd)
+    raise InputError(f"was replaced {attempts} times while being read (rewritten again and again?); try again",
+                     path=path)
 
 
 def glob_escape(name: str) -> str:

@@ -25,11 +25,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from phylocl.atomic import recover_interrupted
+from phylocl.atomic import await_replace, read_dir
 from phylocl.errors import InputError
 from phylocl.retrieval.bundle import FORMAT, FORMATS, SPARSE_FORMAT, save_index
 from phylocl.retrieval.npz_mmap import check_member_crc, check_npy_sizes, memmap_member
@@ -51,23 +51,60 @@ if TYPE_CHECKING:
 
 SPARSE_FILES = ("ptr.npy", "rows.npy", "values.npy", "dense.npy", "basis.npy")
 
-__all__ = ["save_index", "load_index", "verify_bundle", "check_compatible", "FORMAT"]
+__all__ = ["save_index", "load_index", "load_index_with", "verify_bundle", "check_compatible", "FORMAT"]
+
+T = TypeVar("T")
 
 
-def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | SparseIndex | WindowedIndex:
+def load_index(path: str | Path, *, mmap: bool | None = False) -> RetrievalIndex | SparseIndex | WindowedIndex:
     """Read a bundle written by :func:`save_index`.
 
     Args:
         mmap: memory-map the FAISS file instead of reading it (flat / IVF kinds; saves RAM for big indexes). A
             mapped flat index opens at once (docs/performance.md, "Figures behind the code") and is search-only.
+            ``None``: where the bundle's kind can be mapped (flat, ivf, ivfpq without re-ranking), as a search does.
 
-    Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or inconsistent.
+    A bundle that ``phylocl index`` replaces while it is read is read whole from the old version or the new one
+    (:func:`load_index_with`). Raises :class:`~phylocl.errors.InputError` when the bundle is missing, incomplete or
+    inconsistent.
+    """
+    return load_index_with(path, None, mmap=mmap)[0]
+
+
+def load_index_with(path: str | Path, read: Callable[[Path, Any], T] | None, *, mmap: bool | None = False
+                    ) -> tuple[RetrievalIndex | SparseIndex | WindowedIndex, T | None]:
+    """:func:`load_index`, and ``read(root, index)`` of further members of the bundle (e.g. its stored sequences,
+    :func:`~phylocl.retrieval.sequence_store.open_store`) from the same version of it: ``(index, what read
+    returned)`` (``None`` without ``read``).
+
+    A rebuild in place (``phylocl index ... -o`` over an existing bundle) swaps folders with two renames, then
+    deletes the old one (:func:`~phylocl.atomic.atomic_dir`). The whole load runs under
+    :func:`~phylocl.atomic.read_dir`: every member is opened through one open descriptor of the bundle's folder
+    (``root``, a path under ``/proc/self/fd`` on Linux), so no member of one version is mixed with members of
+    another; a load that raced the deletion of the version it opened (a member missing) or whose version was
+    replaced before it ended is made again from the new one, a few times at most; a damaged bundle is reported at
+    its first read, as before. ``read`` must open what it needs under ``root`` (mapped files stay readable), and
+    name ``path`` in what it keeps (:attr:`SparseIndex.source` is set here).
     """
     path = Path(path)
-    recover_interrupted(path)  # a replace of this bundle killed between its two renames: the old one comes back
+    await_replace(path)  # a replace killed between its two renames: the old one comes back; a live one: its new one
     if not path.is_dir():
         what = "no such index" if not path.exists() else "not an index bundle (a directory is expected)"
         raise InputError(what, path=path)
+
+    def snapshot(root: Path):
+        index = _load_at(root, mmap)
+        return index, (read(root, index) if read is not None else None)
+
+    index, extra = read_dir(path, snapshot)
+    for part in (index, getattr(index, "index", None)):  # a windowed index and the sparse index of its windows
+        if isinstance(part, (SparseIndex, WindowedIndex)):
+            part.source = str(path)
+    return index, extra
+
+
+def _load_at(path: Path, mmap: bool | None) -> RetrievalIndex | SparseIndex | WindowedIndex:
+    """The load of the bundle at ``path`` (its folder as :func:`~phylocl.atomic.read_dir` opened it)."""
     for name in ("meta.json", "rows.npz"):
         if not (path / name).is_file():
             raise InputError(f"incomplete index bundle: {name} is missing", path=path)
@@ -89,10 +126,11 @@ def load_index(path: str | Path, *, mmap: bool = False) -> RetrievalIndex | Spar
     return index
 
 
-def _load_bundle(path: Path, mmap: bool, *, checksums: bool,
+def _load_bundle(path: Path, mmap: bool | None, *, checksums: bool,
                  later: Callable[[Callable[[], None]], None] | None = None) -> RetrievalIndex | SparseIndex | WindowedIndex:
     """:func:`load_index` past its checksums (``checksums``: the bundle has them); ``later``: runs a check of data
-    already read (raising :class:`InputError`) beside the reading (:func:`_mapped_ids`)."""
+    already read (raising :class:`InputError`) beside the reading (:func:`_mapped_ids`); ``mmap``: as
+    :func:`load_index` (``None``: where the kind can be mapped)."""
     try:
         meta = read_json_object(path / "meta.json")
     except InputError as err:
@@ -125,6 +163,8 @@ def _load_bundle(path: Path, mmap: bool, *, checksums: bool,
 
     from phylocl.retrieval.index import RetrievalIndex
 
+    if mmap is None:  # decided from this version's meta.json (a search: IVF lists are paged in as probed)
+        mmap = kind in ("flat", "ivf") or (kind == "ivfpq" and not params.get("k_factor"))
     flags = 0
     if mmap:  # a flat index maps its vectors in place (MMAP_IFC); plain MMAP would still copy them into RAM
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
@@ -380,12 +420,21 @@ def verify_bundle(path: str | Path) -> str:
     """Everything :func:`load_index` checks, plus the checksums of every file (required of a ``phylocl-index/2``
     bundle: every build of that format wrote them) and, for a sparse bundle, every posting list and every stored
     sequence's letters (``phylocl index --verify``); returns one line saying what was checked. Raises
-    :class:`~phylocl.errors.InputError` naming what is damaged."""
+    :class:`~phylocl.errors.InputError` naming what is damaged. A bundle replaced while it is checked is checked
+    whole in one version (:func:`~phylocl.atomic.read_dir`)."""
     path = Path(path)
-    hashed = verify_checksums(path) if path.is_dir() else None
-    index = load_index(path)
+    await_replace(path)
+    if not path.is_dir():
+        load_index(path)  # raises: no such index, or not a directory
+    return read_dir(path, lambda root: _verify_at(root, path))
+
+
+def _verify_at(root: Path, path: Path) -> str:
+    """:func:`verify_bundle` of the bundle at ``path``, its members opened under ``root``."""
+    hashed = verify_checksums(root)
+    index = _load_at(root, False)
     if hashed is not None and index.kind in (SPARSE, WINDOWS):  # the one case load_index leaves to --verify
-        _check_unique(index.ids, path / "rows.npz")
+        _check_unique(index.ids, root / "rows.npz")
     rows_index = index.index if index.kind == WINDOWS else index if index.kind == SPARSE else None
     if rows_index is not None:
         scan_postings(rows_index, path)
@@ -393,16 +442,16 @@ def verify_bundle(path: str | Path) -> str:
     else:
         _scan_vectors(index.index, path / "index.faiss")
     stored = ""
-    if (path / SEQUENCES_FILE).is_file() or (path / OFFSETS_FILE).is_file():  # the sequences of the alignment stage
+    if (root / SEQUENCES_FILE).is_file() or (root / OFFSETS_FILE).is_file():  # the sequences of the alignment stage
         from phylocl.data.alphabet import get_alphabet
 
         alphabet = index.model.get("alphabet")
         letters = get_alphabet(alphabet).letters if alphabet in ("protein", "dna") else None
-        store = open_store(path, ntotal=index.ntotal, letters=letters)
+        store = open_store(root, ntotal=index.ntotal, letters=letters, name=path)
         store.check_all()
         stored = f", {store.residues:,} stored residues" + (f" of {alphabet}" if letters else "")
     # every build of format /2 wrote checksums: checked last, so that a damaged file is named first
-    if hashed is None and _format(path) == SPARSE_FORMAT:
+    if hashed is None and _format(root) == SPARSE_FORMAT:
         raise damaged(f"{CHECKSUMS_FILE} is missing (every {SPARSE_FORMAT} bundle has one)", path)
     sums = (f"{hashed} files match their checksums" if hashed is not None
             else "no checksums (built by an earlier phylocl): structure only")

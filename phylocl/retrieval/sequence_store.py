@@ -123,28 +123,37 @@ class SequenceStore:
     def length(self, i: int) -> int:
         return int(self._offsets[i + 1] - self._offsets[i])
 
+    def with_letters(self, letters: str | None) -> "SequenceStore":
+        """The same sequences (the same memory map, no copy), each row checked against ``letters`` when first read
+        (a store opened before the alphabet was known: with its bundle, :func:`open_store`)."""
+        return SequenceStore(self._data, self._offsets, letters=letters, path=self._path)
 
-def open_store(bundle: str | Path, *, ntotal: int, letters: str | None = None) -> SequenceStore:
+
+def open_store(bundle: str | Path, *, ntotal: int, letters: str | None = None,
+               name: str | Path | None = None) -> SequenceStore:
     """The sequences of the index at ``bundle`` (``ntotal`` rows), memory-mapped; ``letters``: the alphabet's, each
-    row checked against them when first read (:class:`SequenceStore`).
+    row checked against them when first read (:class:`SequenceStore`); ``name``: the bundle as messages name it
+    (default ``bundle``; for a bundle opened through a folder descriptor, :func:`phylocl.atomic.read_dir`).
 
     Raises :class:`~phylocl.errors.InputError` when the bundle has none (one line: rebuild, or ``--no-align``) or
     when they do not match its rows (damaged).
     """
     bundle = Path(bundle)
+    shown = bundle if name is None else Path(name)
     seq_path, off_path = bundle / SEQUENCES_FILE, bundle / OFFSETS_FILE
     if not seq_path.is_file() or not off_path.is_file():
         raise InputError("this index holds no database sequences, so its hits cannot be aligned; rebuild it with "
                          "`phylocl index --fasta DB.fasta` (which stores them), or search with --no-align",
-                         path=bundle)
+                         path=shown)
     try:
         offsets = np.load(off_path, allow_pickle=False)
         size = seq_path.stat().st_size
         data = np.memmap(seq_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
     except (OSError, ValueError) as err:
-        raise InputError(f"damaged sequence store: {' '.join(str(err).split())}", path=bundle) from None
+        text = " ".join(str(err).split()).replace(str(bundle), str(shown))
+        raise InputError(f"damaged sequence store: {text}", path=shown) from None
     if (offsets.ndim != 1 or len(offsets) != ntotal + 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size
             or np.any(np.diff(offsets) < 0)):
         raise InputError(f"the stored sequences do not match the index ({len(offsets) - 1} sequences, "
-                         f"{size:,} bytes, for {ntotal} rows): the bundle is damaged; rebuild it", path=bundle)
-    return SequenceStore(data, offsets, letters=letters, path=seq_path)
+                         f"{size:,} bytes, for {ntotal} rows): the bundle is damaged; rebuild it", path=shown)
+    return SequenceStore(data, offsets, letters=letters, path=shown / SEQUENCES_FILE)

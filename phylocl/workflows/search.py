@@ -101,7 +101,8 @@ def _model_for_index(model: str | None, index) -> str | None:
 
 
 def mappable(path) -> bool:
-    """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking)."""
+    """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking).
+    (A search decides it from the version of the bundle it loads: ``load_index(..., mmap=None)``.)"""
     from phylocl.safejson import read_json_object
 
     try:
@@ -176,9 +177,12 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
     ``gap_open``, ``gap_extend``, ``out_format``, ``threads``, ``filter_pvalue``), so that a bundle without
     sequences or bad scoring options are refused before any query is embedded. Shared by :func:`search` and
     :class:`~phylocl.workflows.searcher.Searcher`."""
-    from phylocl.retrieval.index_io import check_compatible, load_index
+    from phylocl.retrieval.index_io import check_compatible, load_index_with
 
-    ridx = load_index(index, mmap=mappable(index))  # IVF lists are paged in as probed
+    # the index and, to align, its stored sequences, read from one version of the bundle (one a rebuild in place
+    # replaces meanwhile included: index_io.load_index_with); kinds FAISS can map are mapped (IVF lists are paged in
+    # as probed)
+    ridx, store = load_index_with(index, _bundle_store(index) if align else None, mmap=None)
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else alphabet
     spec = _model_for_index(model, ridx)
@@ -200,8 +204,33 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
     strand = resolve_strand(strand, embedder.alphabet.name, align=align)
     aligner = None
     if align:
-        aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=strand, **stage)
+        aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=strand, store=store,
+                              **stage)
     return ridx, embedder, windows, strand, aligner
+
+
+def _bundle_store(index):
+    """A reader (for :func:`~phylocl.retrieval.index_io.load_index_with`) of the stored sequences of the bundle
+    ``index``, opened under ``root`` beside its index: the store, or the :class:`InputError` that
+    :func:`align_stage` raises in its turn (after the checks of the model and options, as when it opened them)."""
+    def read(root: Path, ridx):
+        try:
+            return _open_bundle_store(root, ridx, name=index)
+        except InputError as err:
+            return err
+    return read
+
+
+def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
+    """The sequence store of the index bundle at ``bundle`` (``name``: as messages name it), or the one-line refusal
+    of a bundle without one."""
+    from phylocl.retrieval.sequence_store import SEQUENCES_FILE, open_store
+
+    if ridx.kind not in SPARSE_KINDS and not (Path(bundle) / SEQUENCES_FILE).is_file():
+        raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
+                         "sequences, so its hits cannot be aligned: search the FASTA with --db DB.fasta (which "
+                         "aligns), or this index with --no-align", path=name)
+    return open_store(bundle, ntotal=ridx.ntotal, letters=letters, name=name)
 
 
 def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list, *, k_eff: int,
@@ -271,9 +300,11 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
 
 
 def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                out_format, threads, filter_pvalue=None, strand="plus"):
+                out_format, threads, filter_pvalue=None, strand="plus", store=None):
     """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
-    or the index bundle's store)."""
+    or the index bundle's store: ``store``, opened with the index by :func:`open_index`, a
+    :class:`~phylocl.retrieval.sequence_store.SequenceStore` or the :class:`InputError` refusing the bundle;
+    ``None``: opened here)."""
     from phylocl.align import default_threads, scoring_system
     from phylocl.align.msv import default_filter_pvalue
     from phylocl.workflows.search_align import AlignStage
@@ -282,13 +313,11 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     if db_seqs is not None:
         fetch, residues = db_seqs.__getitem__, sum(map(len, db_seqs))
     else:
-        from phylocl.retrieval.sequence_store import SEQUENCES_FILE, open_store
-
-        if ridx.kind not in SPARSE_KINDS and not (Path(index) / SEQUENCES_FILE).is_file():
-            raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
-                             "sequences, so its hits cannot be aligned: search the FASTA with --db DB.fasta (which "
-                             "aligns), or this index with --no-align", path=index)
-        store = open_store(index, ntotal=ridx.ntotal, letters=embedder.alphabet.letters)
+        if isinstance(store, InputError):
+            raise store
+        if store is None:
+            store = _open_bundle_store(index, ridx, name=index)
+        store = store.with_letters(embedder.alphabet.letters)
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,

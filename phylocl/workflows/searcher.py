@@ -17,7 +17,9 @@ pairs, read as FASTA records are (letters upper-cased, rare and ambiguous letter
 unknown letter; ``strict=True`` refuses them); a query whose id is a database id does not get that sequence as a
 hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
 :class:`~phylocl.errors.InputError` naming the query, before anything is searched. A searcher holds caches of the
-lists it has read: use one from one thread at a time.
+lists it has read: use one from one thread at a time. It searches the version of the bundle it opened (index and
+stored sequences read from one version, even while ``phylocl index`` rebuilds the bundle in place:
+:func:`~phylocl.retrieval.index_io.load_index_with`); a searcher opened after a rebuild searches the new one.
 
 In a long-lived process, set ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment before NumPy is first imported (the
 ``phylocl`` command sets it for itself): NumPy's OpenBLAS threads otherwise spin ~0.1 s after each product and hold
