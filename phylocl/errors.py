@@ -19,20 +19,26 @@ class InputError(ValueError):
         message: what is wrong, in words a user can act on.
         path: the offending file or directory, if any.
         line: 1-based line number inside ``path``, if it applies.
+        column: 1-based column inside ``line``, where it is known exactly.
 
-    ``str(err)`` reads ``path:line: message`` (or ``path: message`` / ``message``).
+    ``str(err)`` reads ``path:line:column: message`` (or ``path:line: message`` / ``path: message`` /
+    ``message``), the form compilers use and editors jump to.
     """
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
         self.message = message
         self.path = None if path is None else str(path)
         self.line = line
+        self.column = column if line is not None else None
         super().__init__(self._format())
 
     def _format(self) -> str:
         if self.path is None:
             return self.message
         where = self.path if self.line is None else f"{self.path}:{self.line}"
+        if self.column is not None:
+            where += f":{self.column}"
         return f"{where}: {self.message}"
 
 

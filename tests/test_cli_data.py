@@ -108,7 +108,7 @@ def test_not_fasta(tmp_path, cli, content, line):
 def test_letters_outside_alphabet(tmp_path, cli):
     fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMKT\nAY1#K\n>c\nGSHMLEDPVV\n")
     code, _, err = cli("inspect", fasta, "--labels", labels)
-    msg = one_line_error(err, path=fasta, line=3)
+    msg = one_line_error(err, path=fasta, line=5)  # the line that holds the '1', not the header (line 3)
     assert code == 2 and "record 'b'" in msg and "'#1'" in msg and "protein alphabet" in msg
 
 
@@ -130,8 +130,9 @@ def test_labels_that_do_not_match(tmp_path, cli):
     msg = one_line_error(err, path=labels, line=5)
     assert code == 2 and "2 id(s) in the labels are not in sequences.fasta (e.g. 'zz', 'yy')" in msg
     fasta, labels = pair(tmp_path / "b", label_rows=["a\tF1\tx"])
-    code, _, err = cli("inspect", fasta, "--labels", labels)
-    assert code == 2 and "2 FASTA id(s) have no label (e.g. 'b', 'c')" in one_line_error(err, path=labels)
+    code, _, err = cli("inspect", fasta, "--labels", labels)  # the first record without a label: its header line
+    msg = one_line_error(err, path=fasta, line=3)
+    assert code == 2 and "2 FASTA id(s) have no label in labels.tsv (e.g. 'b', 'c')" in msg
     fasta, labels = pair(tmp_path / "c")
     labels.write_text("id\tfamily\na\tF1\n")
     code, _, err = cli("inspect", fasta, "--labels", labels)
@@ -211,3 +212,116 @@ def test_simulate_gamma_indels_and_divergence_spread(tmp_path, cli):
     code, _, err = cli("simulate", "--families", 2, "--members", 3, "--length", 40, "-o", tmp_path / "z",
                        "--divergence", 2, 1)
     assert code == 2 and "divergence" in err and err.count("\n") == 1
+
+
+# ---- bad input named by the line that shows it -----------------------------------------------------------------
+
+
+WRAPPED = ">a\nMKTAYIAKQR\n>b first record\nMKTAYIAKQR\nGSHMLEDPVV\nGSHM1EDPVV\nGSH\n>c\nGSHMLEDPVV\n"
+
+
+def test_bad_letter_in_a_wrapped_record_names_its_own_line_and_column(tmp_path, cli):
+    fasta, labels = pair(tmp_path / "d", fasta_text=WRAPPED)
+    runs = [("inspect", fasta, "--labels", labels), ("inspect", tmp_path / "d"),
+            ("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz"),
+            ("embed", "--data", tmp_path / "d", "--model", "kmer:2", "-o", tmp_path / "e.npz"),
+            ("index", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "ix"),
+            ("search", "--query", fasta, "--db", fasta, "--model", "kmer:2", "-o", tmp_path / "h.tsv")]
+    for argv in runs:
+        code, _, err = cli(*argv)
+        msg = one_line_error(err, path=fasta, line="6:5")  # the '1', four lines below the header (line 3)
+        assert code == 2 and "record 'b'" in msg and "'1' not in the protein alphabet" in msg, argv
+        assert not list(tmp_path.glob("[eh].*")) and not (tmp_path / "ix").exists()
+
+
+def test_bad_letter_after_gaps_and_blank_lines_names_its_line(tmp_path, cli):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\n>b\nMK-TA\n\nYI..AK\nQ1R\n\n>c\nGSHM\n")
+    code, _, err = cli("inspect", fasta, "--labels", labels)
+    msg = one_line_error(err, path=fasta, line=7)  # gaps removed: the line is exact, the column is not given
+    assert code == 2 and f"{fasta}:7: record 'b'" in msg and "position 10" in msg
+
+
+def test_strict_and_unknown_letter_notes_name_the_letters_line(tmp_path, cli):
+    fasta, labels = pair(tmp_path / "d", fasta_text=">a\nMKTAYIAKQR\nMKTA*IAKQR\n>b\nMKTAYIAKQK\n>c\nGSHMLEDPVV\n")
+    code, out, _ = cli("inspect", fasta, "--labels", labels)
+    assert code == 0 and f"1 internal stop (*) in 1 record read as X; first at {fasta}:3" in out
+    code, _, err = cli("inspect", fasta, "--labels", labels, "--strict")
+    assert code == 2 and "refused by --strict" in one_line_error(err, path=fasta, line="3:5")
+
+
+DNA_ROWS = ["ACGTACGTACGTACGTAC", "ACGTACGTTGCAACGTACGTAA", "ACGTTGCAACGTACGTACGG", "TTGCAACGTACGTACGTACG"]
+
+
+def test_dataset_of_the_other_alphabet_names_the_file_and_line_not_the_folder(tmp_path, cli):
+    text = "".join(f">d{i}\n{s}\n" for i, s in enumerate(DNA_ROWS))
+    fasta, _ = pair(tmp_path / "dna", fasta_text=text, label_rows=["d0\tF1\tx", "d1\tF1\tx", "d2\tF2\tx", "d3\tF2\tx"])
+    for argv in (("embed", "--data", tmp_path / "dna", "--model", "default-protein", "-o", tmp_path / "e.npz"),
+                 ("evaluate", "--data", tmp_path / "dna", "--model", "default-protein")):
+        code, _, err = cli(*argv)
+        msg = one_line_error(err, path=fasta, line=1)  # the FASTA file, not the folder (tmp_path / "dna")
+        assert code == 2 and "record 'd0' looks like DNA, but model default-protein" in msg
+        assert not (tmp_path / "e.npz").exists()
+    fasta, _ = pair(tmp_path / "prot")
+    code, _, err = cli("embed", "--data", tmp_path / "prot", "--model", "default-dna", "-o", tmp_path / "e.npz")
+    assert code == 2 and "record 'a' looks like protein" in one_line_error(err, path=fasta, line=1)
+    fams = family_dir(tmp_path / "fams")
+    code, _, err = cli("embed", "--data", fams, "--model", "default-dna", "-o", tmp_path / "e.npz")
+    assert code == 2 and "record 'F1_0' looks like protein" in one_line_error(err, path=fams / "F1.fasta", line=1)
+
+
+def test_two_inputs_of_different_alphabets_name_a_record_of_the_second(tmp_path, cli):
+    prot = family_dir(tmp_path / "prot")
+    dna = tmp_path / "dna"
+    dna.mkdir()
+    (dna / "G1.fa").write_text("".join(f">g{i}\n{s}\n" for i, s in enumerate(DNA_ROWS)))
+    code, _, err = cli("train", "--data", prot, dna, "--out", tmp_path / "run", "--quiet")
+    msg = one_line_error(err, path=dna / "G1.fa", line=1)
+    assert code == 2 and "must share an alphabet" in msg and "record 'g0' of dna looks like DNA" in msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_undecodable_byte_past_the_first_chunk_is_named_by_line_and_column(tmp_path, cli):
+    text = "".join(f">s{i}\n{'MKTAYIAKQR' * 6}\n" for i in range(300))  # ~22 KB: past the decoder's 8 KB chunks
+    d = tmp_path / "d"
+    fasta, labels = pair(d, fasta_text=text, label_rows=[f"s{i}\tF{i % 7}\tx" for i in range(300)])
+    fasta.write_bytes(text.encode() + b">late caf\xe9\nMKTA\n")
+    code, _, err = cli("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz")
+    assert code == 2 and "undecodable byte 0xe9" in one_line_error(err, path=fasta, line="601:10")
+    assert not (tmp_path / "e.npz").exists()
+    fasta.write_text(text)
+    labels.write_bytes(labels.read_bytes() + b"x0\tF\xe9\tx\n")  # line 302, the byte in column 5
+    code, _, err = cli("inspect", d)
+    assert code == 2 and "not a labels table (undecodable byte 0xe9" in one_line_error(err, path=labels, line="302:5")
+
+
+def test_control_character_in_a_header_is_refused_with_its_place(tmp_path, cli):
+    text = "".join(f">s{i}\n{'MKTAYIAKQR' * 6}\n" for i in range(100))  # the NUL lies past the 4 KB sniffed
+    fasta = tmp_path / "n.fa"
+    fasta.write_bytes(text.encode() + b">z\x00z\nMKTA\n")
+    code, _, err = cli("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz")
+    assert code == 2 and "control character '\\x00'" in one_line_error(err, path=fasta, line="201:3")
+
+
+def test_labels_and_sequences_swapped(tmp_path, cli):
+    fasta, labels = pair(tmp_path / "d")
+    code, _, err = cli("inspect", labels, "--labels", fasta)
+    assert code == 2 and "FASTA file, not a labels table" in one_line_error(err, path=fasta, line=1)
+
+
+def test_nul_byte_in_the_first_kilobytes_is_placed_binary_files_are_not(tmp_path, cli):
+    fasta = tmp_path / "n.fa"
+    fasta.write_bytes(b">a\nMKTAYIAKQR\n>b\nMKT\x00AY\n")
+    code, _, err = cli("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz")
+    assert code == 2 and "binary content: a NUL byte" in one_line_error(err, path=fasta, line="4:4")
+    fasta.write_bytes(b"\x7fELF\x02\x01\x00\x00\n\n")  # no line of text before it: no line named
+    code, _, err = cli("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz")
+    assert code == 2 and f"{fasta}: not a FASTA file (binary content)" in one_line_error(err, path=fasta)
+
+
+def test_labels_rows_end_at_newlines_only(tmp_path, cli):
+    """A form feed or U+2028 inside a cell (pasted text) does not split the row: the rows and their numbers are
+    the editor's."""
+    fasta, labels = pair(tmp_path / "d")
+    labels.write_text("sequence_id\tfamily_id\tspecies\na\tF1\tx\x0cy\nb\tF1\tz\u2028w\nc\tF2\n")
+    code, _, err = cli("inspect", fasta, "--labels", labels)
+    assert code == 2 and "expected 3 tab-separated columns, found 2" in one_line_error(err, path=labels, line=4)

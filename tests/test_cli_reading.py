@@ -30,12 +30,12 @@ def test_inspect_reports_kind_count_and_first_line(proteome, cli):
     fa, labels = proteome
     code, out, _ = cli("inspect", fa, "--labels", labels)
     assert code == 0
-    assert f"1 internal stop (*) in 1 record read as X; first at {fa}:3" in out
-    assert f"1 rare residue (U) in 1 record read as X; first at {fa}:5" in out
-    assert f"1 ambiguity code (B) in 1 record read as X; first at {fa}:7" in out
+    assert f"1 internal stop (*) in 1 record read as X; first at {fa}:4" in out  # the letter's line
+    assert f"1 rare residue (U) in 1 record read as X; first at {fa}:6" in out
+    assert f"1 ambiguity code (B) in 1 record read as X; first at {fa}:8" in out
     code, out, _ = cli("inspect", fa, "--labels", labels, "--json")
     got = json.loads(out)["unknown_letters"]
-    assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:3"}
+    assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:4"}
 
 
 STRICT_RUNS = {
@@ -56,12 +56,12 @@ def test_lenient_by_default_strict_refuses(proteome, tmp_path, cli, command):
     code, _, err = cli(*argv)
     assert code == 0, err
     if command != "inspect":
-        assert f"note: 1 internal stop (*) in 1 record read as X; first at {fa}:3" in err
+        assert f"note: 1 internal stop (*) in 1 record read as X; first at {fa}:4" in err
     for f in tmp_path.glob("[eh].*"):
         f.unlink()
     code, _, err = cli(*argv, "--strict")
     assert code == 2 and err.count("\n") == 1
-    assert f"{fa}:3: record 'p2': letter(s) '*' refused by --strict" in err
+    assert f"{fa}:4:5: record 'p2': letter(s) '*' refused by --strict" in err  # line and column of the '*'
     assert not list(tmp_path.glob("[eh].*"))
 
 

@@ -79,6 +79,7 @@ def test_evaluate_refuses_a_one_family_split(tmp_path, cli):
     code, out, err = cli("evaluate", "--data", data, "--model", "kmer:2", "--split", "test", "--split-config",
                          tmp_path / "splits.json", "--quiet")
     assert code == 2 and "holds 1 family" in err and "1.0 whatever the model" in err and out == ""
+    assert err.startswith(f"phylocl evaluate: error: {data}: ")  # names the data it refuses
     code, _, err = cli("evaluate", "--data", data, "--model", "kmer:2", "--quiet")  # two families: fine
     assert code == 0, err
 

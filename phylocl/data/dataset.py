@@ -7,16 +7,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from phylocl.data.alphabet import Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["OrthologDataset", "concat_datasets", "MIN_PAIR_FAMILY_SIZE"]
+__all__ = ["OrthologDataset", "Origins", "concat_datasets", "MIN_PAIR_FAMILY_SIZE"]
 
 MIN_PAIR_FAMILY_SIZE = 2  # a positive pair needs two different members
+
+
+@dataclass(frozen=True, eq=False)
+class Origins:
+    """Where each sequence of a dataset was read: ``files[file[i]]``, header line ``line[i]`` (12 bytes a sequence),
+    so that a check made after reading (the model's alphabet, two inputs of different alphabets) can name a record's
+    file and line."""
+
+    files: tuple[str, ...]
+    file: np.ndarray  # int32 index into files, one per sequence
+    line: np.ndarray  # int64 1-based header line, one per sequence
+
+    @classmethod
+    def of(cls, paths: Sequence[str | Path], lines: Sequence[int]) -> "Origins":
+        """From one path and one header line per sequence."""
+        index: dict[str, int] = {}
+        file = np.fromiter((index.setdefault(str(p), len(index)) for p in paths), dtype=np.int32, count=len(paths))
+        return cls(files=tuple(index), file=file, line=np.asarray(lines, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def where(self, i: int) -> tuple[str, int]:
+        """``(file, header line)`` of sequence ``i``."""
+        return self.files[int(self.file[i])], int(self.line[i])
+
+    def take(self, idx: Sequence[int]) -> "Origins":
+        """The origins of sequences ``idx``, in that order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Origins(files=self.files, file=self.file[idx], line=self.line[idx])
+
+    @staticmethod
+    def concat(parts: Sequence["Origins | None"]) -> "Origins | None":
+        """The origins of concatenated datasets (``None`` unless every part has them)."""
+        if any(p is None for p in parts):
+            return None
+        files: list[str] = []
+        offsets = []
+        for p in parts:
+            offsets.append(len(files))
+            files += p.files
+        return Origins(files=tuple(files), file=np.concatenate([p.file + o for p, o in zip(parts, offsets)]),
+                       line=np.concatenate([p.line for p in parts]))
 
 
 @dataclass(eq=False)
@@ -31,6 +74,7 @@ class OrthologDataset:
         metadata: extra per-sequence label columns (``species``, ``fold`` ...), each a list of ``len(ids)`` strings.
         trees: family → Newick file whose leaves are named by sequence id, where one was found.
         source: how the data was read (``format``, ``path``, ...), for :meth:`summary`.
+        origins: the file and header line of every sequence (:class:`Origins`), where it was read from files.
 
     Derived (read-only): ``family_index`` (family → sequence indices, families in order of first appearance),
     ``skipped`` (families left out of pair sampling, with the reason).
@@ -43,9 +87,12 @@ class OrthologDataset:
     metadata: dict[str, list[str]] = field(default_factory=dict)
     trees: dict[str, Path] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    origins: Optional[Origins] = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
+        if self.origins is not None and len(self.origins) != n:
+            raise ValueError(f"origins has {len(self.origins)} entries for {n} sequences")
         if len(self.sequences) != n or len(self.families) != n:
             raise ValueError(f"ids, sequences and families differ in length: {n}, {len(self.sequences)}, "
                              f"{len(self.families)}")
@@ -100,7 +147,19 @@ class OrthologDataset:
             metadata={c: [v[i] for i in idx] for c, v in self.metadata.items()},
             trees=dict(self.trees),
             source=dict(self.source),
+            origins=self.origins.take(idx) if self.origins is not None else None,
         )
+
+    def where(self, i: int) -> tuple[str | None, int | None]:
+        """``(file, header line)`` of sequence ``i``, or ``(None, None)`` where the dataset was not read from files."""
+        return self.origins.where(i) if self.origins is not None else (None, None)
+
+    def shows(self, kind: str) -> int:
+        """Index of the first sequence that clearly reads as ``kind`` (``"dna"``/``"protein"``; the first one if
+        none does): the record to name when the dataset's alphabet is refused."""
+        from phylocl.data.fasta import looks_like
+
+        return next((i for i, s in enumerate(self.sequences) if looks_like(kind, s)), 0)
 
     def select_families(self, families: Iterable[str]) -> "OrthologDataset":
         """A new dataset with every sequence of ``families`` (in dataset order)."""
@@ -168,7 +227,15 @@ def concat_datasets(datasets: Sequence[OrthologDataset], names: Sequence[str]) -
     alpha = {d.alphabet.name for d in datasets}
     if len(alpha) > 1:
         kinds = ", ".join(f"{n}: {d.alphabet.name}" for n, d in zip(names, datasets))
-        raise InputError(f"datasets to combine must share an alphabet ({kinds})")
+        first = datasets[0].alphabet.name
+        k = next(k for k, d in enumerate(datasets) if d.alphabet.name != first)
+        other = datasets[k]
+        i = other.shows(other.alphabet.name)
+        path, line = other.where(i)
+        shown = {"dna": "DNA"}
+        raise InputError(f"datasets to combine must share an alphabet ({kinds}): record {other.ids[i]!r} of "
+                         f"{names[k]} looks like {shown.get(other.alphabet.name, other.alphabet.name)}, but "
+                         f"{names[0]} reads as {shown.get(first, first)}", path=path, line=line)
     fam_maps = _rename_clashes([d.family_names for d in datasets], names)
     id_maps = _rename_clashes([d.ids for d in datasets], names)
     columns = list(dict.fromkeys(c for d in datasets for c in d.metadata))
@@ -184,4 +251,4 @@ def concat_datasets(datasets: Sequence[OrthologDataset], names: Sequence[str]) -
         trees.update({fmap.get(f, f): p for f, p in d.trees.items() if f not in renamed_fams})
     source = {"format": "concatenated", "path": [str(d.source.get("path", n)) for n, d in zip(names, datasets)]}
     return OrthologDataset(ids=ids, sequences=seqs, families=fams, alphabet=datasets[0].alphabet, metadata=meta,
-                           trees=trees, source=source)
+                           trees=trees, source=source, origins=Origins.concat([d.origins for d in datasets]))

@@ -16,21 +16,25 @@ ambiguous letters read as the unknown token and are counted, see :mod:`phylocl.d
 
 from __future__ import annotations
 
+import re
+from array import array
+from itertools import accumulate
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from phylocl.data.letters import clean_letters
-from phylocl.data.textio import READ_ERRORS, open_text, os_error_message
+from phylocl.data.letters import clean_letters, letter_place
+from phylocl.data.textio import READ_ERRORS, open_text, os_error_message, undecodable
 from phylocl.errors import InputError
 
 __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
-           "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps"]
+           "looks_like", "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps", "letter_place"]
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
 _NUC = "ACGTUNacgtun"
 _PROTEIN_ONLY = "EFILPQefilpq"  # letters that are neither nucleotides nor IUPAC nucleotide codes
 _IUPAC_ONLY = "RYSWKMBDHVXryswkmbdhvx"  # nucleotide ambiguity codes (and X) beyond A C G T U N
 _GAPS = str.maketrans("", "", "-.")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
 
 
 def strip_gaps(seq: str) -> str:
@@ -39,21 +43,46 @@ def strip_gaps(seq: str) -> str:
 
 
 class FastaRecord(NamedTuple):
-    """One FASTA record. ``sequence`` is cleaned (see module doc); ``line`` is the 1-based header line."""
+    """One FASTA record. ``sequence`` is cleaned (see module doc); ``line`` is the 1-based header line.
+
+    ``layout`` places the sequence's letters on the file's lines, for errors about one letter (see
+    :func:`letter_place`): ``None`` unknown (a record not read from a file), an ``int`` ``W`` when the sequence
+    lines follow the header and hold ``W`` letters each (the last one up to ``W``; ``0``: all on one line) with
+    nothing removed from them, so line and column are exact; otherwise an ``array('I')`` of the cumulative letter
+    counts of the sequence lines (gaps, spaces removed), so the line is exact.
+    """
 
     id: str
     sequence: str
     line: int
     description: str = ""
+    layout: "int | array | None" = None
 
 
-def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, str]]:
-    """``(header line, title, sequence)`` of every record of ``handle``: the title is the header without ``>`` and
-    trailing whitespace, the sequence its lines joined with whitespace and carriage returns removed, exactly as
-    :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` gives them.
+def _layout(lines: list[str], raw: str, cleaned: str):
+    """:attr:`FastaRecord.layout` of a record's sequence ``lines`` (``raw`` their join, ``cleaned`` it without
+    spaces and gaps)."""
+    n = len(lines)
+    if len(cleaned) == len(raw):  # nothing removed: letters sit where they are in the lines
+        if n == 1:
+            return 0
+        while n > 1 and not lines[n - 1]:  # blank lines between records hold no letters
+            n -= 1
+        width, last = len(lines[0]), len(lines[n - 1])
+        # every line but the last as wide as the first (their total and the widest line say so), the last no wider
+        if width and last <= width and len(raw) - last == width * (n - 1) and max(map(len, lines)) == width:
+            return width if n > 1 else 0
+    return array("I", accumulate(len(_joined([line]).translate(_GAPS)) for line in lines))
+
+
+def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """``(header line, title, sequence lines)`` of every record of ``handle``: the title is the header without
+    ``>`` and trailing whitespace, the lines have trailing whitespace removed; joined with :func:`_joined` they
+    are the sequence :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` gives.
 
     The text before the first header may hold only blank lines (Biopython would skip anything there; a TSV or a
-    log file would then read as "no records", so it is refused here with its line number).
+    log file would then read as "no records", so it is refused here with its line number). The handle decodes
+    with ``surrogateescape``: :func:`parse_fasta` refuses a record's line that was not UTF-8 by its number.
     """
     n = 0
     title: str | None = None
@@ -63,20 +92,21 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, str]]:
         for n, line in enumerate(handle, 1):
             if line[0] == ">":
                 if title is not None:
-                    yield start, title, _joined(lines)
+                    yield start, title, lines
                 title, start, lines = line[1:].rstrip(), n, []
             elif title is not None:
                 lines.append(line.rstrip())
             elif line.strip():
+                undecodable(line, path=path, line_number=n, what="a FASTA file")
                 shown = line.strip()[:40]
                 raise InputError(f"not a FASTA file: expected a '>' header line, found {shown!r}", path=path, line=n)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # a handle opened without surrogateescape
         raise InputError("not a FASTA file (undecodable bytes, not UTF-8 text)", path=path, line=n + 1) from None
     except READ_ERRORS as err:  # a truncated gzip stream, a vanished network file
         raise InputError(f"read failed after line {n} ({os_error_message(err) if isinstance(err, OSError) else err})",
                          path=path) from None
     if title is not None:
-        yield start, title, _joined(lines)
+        yield start, title, lines
 
 
 def _joined(lines: list[str]) -> str:
@@ -84,24 +114,41 @@ def _joined(lines: list[str]) -> str:
     return "".join(lines).replace(" ", "").replace("\r", "")
 
 
+def _control_character(text: str) -> int | None:
+    """0-based index of the first control character (other than tab) of ``text``, or ``None``."""
+    if text.isprintable():
+        return None
+    found = _CONTROL.search(text)
+    return found.start() if found else None
+
+
 def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
     """Stream the records of ``path`` with gaps and trailing ``*`` removed (letters not yet checked).
 
     Raises :class:`InputError` (with ``path`` and ``line``) for unreadable/empty/non-FASTA files, headers without
-    an id and sequences that are empty after cleaning.
+    an id or holding control characters (a NUL byte: binary content) and sequences that are empty after cleaning.
     """
     path = Path(path)
     count = 0
-    with open_text(path) as handle:
-        for line, title, seq in _titled_records(handle, path):
+    with open_text(path, errors="surrogateescape") as handle:
+        for line, title, lines in _titled_records(handle, path):
+            raw = "".join(lines)
+            if not (title.isascii() and raw.isascii()):  # O(1) checks; only then look for bytes that were not UTF-8
+                for k, text in enumerate([">" + title, *lines]):
+                    undecodable(text, path=path, line_number=line + k, what="a FASTA file")
             parts = title.split(None, 1)
             if not parts:
                 raise InputError("record without an id (empty '>' line)", path=path, line=line)
-            seq = strip_gaps(seq)
+            bad = _control_character(title)
+            if bad is not None:
+                raise InputError(f"header holds the control character {title[bad]!r} (binary content?)", path=path,
+                                 line=line, column=bad + 2)
+            cleaned = raw.replace(" ", "").replace("\r", "").translate(_GAPS)
+            seq = cleaned.rstrip("*")
             if not seq:
                 raise InputError(f"record {parts[0]!r} has an empty sequence", path=path, line=line)
             count += 1
-            yield FastaRecord(parts[0], seq, line, parts[1] if len(parts) > 1 else "")
+            yield FastaRecord(parts[0], seq, line, parts[1] if len(parts) > 1 else "", _layout(lines, raw, cleaned))
     if count == 0:
         raise InputError("no FASTA records found", path=path)
 
@@ -114,6 +161,12 @@ def nucleotide_fraction(seq: str) -> float:
 def looks_like_protein(seq: str) -> bool:
     """True if ``seq`` is clearly a protein: below the DNA threshold and holding a protein-only letter (E F I L P Q)."""
     return nucleotide_fraction(seq) < DNA_THRESHOLD and any(c in seq for c in _PROTEIN_ONLY)
+
+
+def looks_like(kind: str, seq: str) -> bool:
+    """True if ``seq`` clearly reads as ``kind`` (``"dna"``: at least 90% nucleotides; ``"protein"``:
+    :func:`looks_like_protein`); used to name the record that shows a dataset's alphabet."""
+    return nucleotide_fraction(seq) >= DNA_THRESHOLD if kind == "dna" else looks_like_protein(seq)
 
 
 def detect_kind(sequences: Iterable[str]) -> str:

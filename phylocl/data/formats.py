@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from phylocl.data.alphabet import Alphabet, get_alphabet
-from phylocl.data.dataset import OrthologDataset
+from phylocl.data.dataset import Origins, OrthologDataset
 from phylocl.data.labels import match_labels, read_labels
 from phylocl.data.fasta import FastaRecord, MixCheck, detect_kind, parse_fasta
 from phylocl.data.letters import LetterReport
@@ -83,11 +83,13 @@ def build_dataset(
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
     report = LetterReport(strict=strict)
-    seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id) for r, p in zip(records, paths)]
+    seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id, layout=r.layout)
+            for r, p in zip(records, paths)]
     if report:
         source = {**source, "unknown_letters": report.to_dict()}
     ds = OrthologDataset(ids=[r.id for r in records], sequences=seqs, families=list(families), alphabet=alpha,
-                         metadata=metadata or {}, trees=trees or {}, source=source)
+                         metadata=metadata or {}, trees=trees or {}, source=source,
+                         origins=Origins.of(paths, [r.line for r in records]))
     for fam, tree_path in ds.trees.items():
         names = [ds.ids[i] for i in ds.family_index[fam]]
         check_tree_leaves(read_tree(tree_path), names, path=tree_path, family=fam)
@@ -135,7 +137,7 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
     table = read_labels(labels)
     records = list(parse_fasta(fasta))
     check_unique_ids(records, [fasta] * len(records))
-    match_labels(table, [r.id for r in records], fasta=fasta)
+    match_labels(table, [r.id for r in records], fasta=fasta, lines=[r.line for r in records])
     families = [table.family[r.id] for r in records]
     metadata = {c: [col[r.id] for r in records] for c, col in table.metadata.items()}
     trees = {}

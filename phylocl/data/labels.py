@@ -34,6 +34,9 @@ def read_labels(path: str | Path) -> Labels:
     header = lines[0].split("\t")
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing and header[0].startswith(">"):
+        raise InputError("this is a FASTA file, not a labels table (a TSV with sequence_id and family_id columns); "
+                         "are the sequences and the labels swapped?", path=path, line=1)
     if missing:
         raise InputError(
             f"labels table lacks column(s) {', '.join(missing)} (header has: {', '.join(header) or 'nothing'}; "
@@ -65,11 +68,15 @@ def read_labels(path: str | Path) -> Labels:
     return Labels(path=path, family=family, metadata=meta, line=where)
 
 
-def match_labels(labels: Labels, ids: Sequence[str], *, fasta: str | Path) -> None:
-    """Raise :class:`InputError` unless the labelled ids are exactly the FASTA ids (saying how many differ)."""
+def match_labels(labels: Labels, ids: Sequence[str], *, fasta: str | Path, lines: Sequence[int] | None = None) -> None:
+    """Raise :class:`InputError` unless the labelled ids are exactly the FASTA ids (saying how many differ).
+
+    The error names the labels table's line of the first id missing from the FASTA; when every labelled id is
+    there, the FASTA file and header line (``lines``, one per id) of the first record without a label.
+    """
     id_set = set(ids)
     not_in_fasta = [i for i in labels.family if i not in id_set]
-    unlabelled = [i for i in ids if i not in labels.family]
+    unlabelled = [k for k, i in enumerate(ids) if i not in labels.family]
     if not (not_in_fasta or unlabelled):
         return
     parts = []
@@ -77,8 +84,10 @@ def match_labels(labels: Labels, ids: Sequence[str], *, fasta: str | Path) -> No
         eg = ", ".join(repr(i) for i in not_in_fasta[:3])
         parts.append(f"{len(not_in_fasta)} id(s) in the labels are not in {Path(fasta).name} (e.g. {eg})")
     if unlabelled:
-        eg = ", ".join(repr(i) for i in unlabelled[:3])
-        parts.append(f"{len(unlabelled)} FASTA id(s) have no label (e.g. {eg})")
-    first = not_in_fasta[0] if not_in_fasta else None
-    raise InputError("labels do not match the FASTA: " + "; ".join(parts), path=labels.path,
-                     line=labels.line[first] if first else None)
+        eg = ", ".join(repr(ids[k]) for k in unlabelled[:3])
+        parts.append(f"{len(unlabelled)} FASTA id(s) have no label in {labels.path.name} (e.g. {eg})")
+    message = "labels do not match the FASTA: " + "; ".join(parts)
+    if not_in_fasta or lines is None:
+        first = not_in_fasta[0] if not_in_fasta else None
+        raise InputError(message, path=labels.path, line=labels.line[first] if first else None)
+    raise InputError(message, path=fasta, line=lines[unlabelled[0]])

@@ -30,6 +30,7 @@ from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files,
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
 from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
 from phylocl.data.letters import LetterReport
+from phylocl.data.textio import missing_message
 from phylocl.data.trees import TREE_SUFFIXES
 from phylocl.errors import InputError
 
@@ -55,7 +56,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     """
     path = Path(path)
     if not path.exists():
-        raise InputError("no such file or directory", path=path)
+        raise InputError(missing_message(path), path=path)
     if labels is not None:
         labels = Path(labels)
         if path.is_dir():
@@ -145,7 +146,8 @@ class FastaStream:
                                  line=rec.line)
             seen[rec.id] = rec.line
             mix.add(rec, path)
-            seq = self.letters.clean(rec.sequence, alpha, path=path, line=rec.line, record_id=rec.id)
+            seq = self.letters.clean(rec.sequence, alpha, path=path, line=rec.line, record_id=rec.id,
+                                     layout=rec.layout)
             yield rec._replace(sequence=seq)
 
 

@@ -3,7 +3,8 @@
 DIAMOND, MMseqs2 and BLAST read real proteomes whose records carry an internal stop ``*`` (read-through
 translations) or rare and ambiguous letters. phylocl does the same: every such letter reads as the alphabet's
 unknown token (``X`` for protein, ``N`` for DNA) and is counted by kind in a :class:`LetterReport`, which
-``phylocl inspect`` prints (kind, count, first file:line). With ``strict=True`` they are refused instead.
+``phylocl inspect`` prints (kind, count, file:line of the first such letter). With ``strict=True`` they are refused
+instead, naming the file, line and column of the first one.
 
 Kinds (upper or lower case):
 
@@ -23,13 +24,14 @@ character (digits, punctuation, protein-only letters in DNA) is refused in both 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
 from phylocl.data.alphabet import Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["LetterReport", "clean_letters", "KINDS"]
+__all__ = ["LetterReport", "clean_letters", "letter_place", "KINDS"]
 
 KINDS: dict[str, dict[str, str]] = {
     "protein": {"*": "internal_stop", **dict.fromkeys("BZJ", "ambiguous"), **dict.fromkeys("UO", "rare"),
@@ -53,6 +55,19 @@ def _tables(alphabet: Alphabet) -> tuple[dict, dict, dict]:
     return _TABLES[alphabet.name]
 
 
+def letter_place(record_line: int, layout, pos: int) -> tuple[int, int | None]:
+    """``(line, column)`` in the file of the letter at 0-based ``pos`` of a record's cleaned sequence, from the
+    record's header ``record_line`` and :attr:`~phylocl.data.fasta.FastaRecord.layout` (column ``None`` where
+    not exact; the header line itself where the layout is unknown)."""
+    if layout is None:
+        return record_line, None
+    if isinstance(layout, int):
+        if layout == 0:
+            return record_line + 1, pos + 1
+        return record_line + 1 + pos // layout, pos % layout + 1
+    return record_line + 1 + bisect_right(layout, pos), None
+
+
 class LetterReport:
     """Counts of the letters read as the unknown token, by kind (see module doc); ``strict`` refuses them.
 
@@ -64,32 +79,41 @@ class LetterReport:
         self.strict = bool(strict)
         self.kinds: dict[str, dict] = {}
 
-    def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str) -> str:
-        """``seq`` in canonical letters of ``alphabet``; :class:`InputError` naming the record and line for a
-        character the alphabet cannot read (or, when strict, for an ambiguous, rare or internal-stop letter)."""
+    def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
+              layout=None) -> str:
+        """``seq`` in canonical letters of ``alphabet``; :class:`InputError` naming the record and the line (and
+        column) of the first character the alphabet cannot read (or, when strict, of the first ambiguous, rare or
+        internal-stop letter).
+
+        ``line`` is the record's header line and ``layout`` its :attr:`~phylocl.data.fasta.FastaRecord.layout`
+        (``None``: the letters' lines are unknown, ``line`` is named)."""
         canonical, plain, kinds = _tables(alphabet)
         rest = seq.translate(plain)
         if rest:
-            self._note(rest, seq, alphabet, kinds, path=path, line=line, record_id=record_id)
+            self._note(rest, seq, alphabet, kinds, path=path, line=line, record_id=record_id, layout=layout)
         return seq.translate(canonical)
 
-    def _note(self, rest: str, seq: str, alphabet: Alphabet, kinds: dict, *, path, line, record_id) -> None:
+    def _note(self, rest: str, seq: str, alphabet: Alphabet, kinds: dict, *, path, line, record_id, layout) -> None:
         counts = Counter(rest)
         bad = sorted(c for c in counts if c not in kinds)
         refused = bad or (sorted(c for c in counts if kinds[c] != "unknown") if self.strict else [])
         if refused:
-            pos = min(seq.index(c) for c in refused) + 1
+            pos = min(seq.index(c) for c in refused)
+            at, column = letter_place(line, layout, pos)
             letters = "".join(refused)
             if bad:
-                msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos})"
+                msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
             else:
-                msg = (f"letter(s) {letters!r} refused by --strict (first at position {pos}); without --strict "
+                msg = (f"letter(s) {letters!r} refused by --strict (first at position {pos + 1}); without --strict "
                        f"they read as {alphabet.unknown}")
-            raise InputError(f"record {record_id!r}: {msg}", path=path, line=line)
+            raise InputError(f"record {record_id!r}: {msg}", path=path, line=at, column=column)
         for kind in {kinds[c] for c in counts}:
-            entry = self.kinds.setdefault(kind, {"count": 0, "records": 0, "letters": "",
-                                                 "reads_as": alphabet.unknown, "first": f"{path}:{line}"})
             mine = [c for c in counts if kinds[c] == kind]
+            entry = self.kinds.get(kind)
+            if entry is None:  # the first letter of this kind: its own line
+                at, _ = letter_place(line, layout, min(seq.index(c) for c in mine))
+                entry = self.kinds[kind] = {"count": 0, "records": 0, "letters": "", "reads_as": alphabet.unknown,
+                                            "first": f"{path}:{at}"}
             entry["count"] += sum(counts[c] for c in mine)
             entry["records"] += 1
             entry["letters"] = "".join(sorted(set(entry["letters"]) | {c.upper() for c in mine}))
@@ -113,7 +137,7 @@ class LetterReport:
 
 
 def clean_letters(seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
-                  report: LetterReport | None = None) -> str:
+                  report: LetterReport | None = None, layout=None) -> str:
     """``seq`` in canonical letters of ``alphabet`` (see :class:`LetterReport`; a throwaway lenient one if none)."""
     report = report if report is not None else LetterReport()
-    return report.clean(seq, alphabet, path=path, line=line, record_id=record_id)
+    return report.clean(seq, alphabet, path=path, line=line, record_id=record_id, layout=layout)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["open_text", "read_lines", "PrefixedStream", "READ_ERRORS", "os_error_message"]
+__all__ = ["open_text", "read_lines", "undecodable", "missing_message", "PrefixedStream", "READ_ERRORS",
+           "os_error_message"]
 
 _HEAD = 4096  # bytes sniffed for gzip magic, emptiness and binary content
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -60,6 +61,13 @@ class PrefixedStream(io.RawIOBase):
         super().close()
 
 
+def missing_message(path: str | Path) -> str:
+    """The message for a path that does not exist (``-`` is not read as standard input: ``/dev/stdin`` is)."""
+    if str(path) == "-":
+        return "no such file (to read standard input, give /dev/stdin or a process substitution <(...))"
+    return "no such file or directory"
+
+
 def _read_head(stream, path: Path, *, compressed: bool) -> bytes:
     """The first ``_HEAD`` bytes of ``stream`` (fewer only at its end)."""
     read = getattr(stream, "read1", stream.read)
@@ -77,16 +85,18 @@ def _read_head(stream, path: Path, *, compressed: bool) -> bytes:
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
 
 
-def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
+def open_text(path: str | Path, *, what: str = "a FASTA file", errors: str = "strict") -> io.TextIOBase:
     """Open ``path`` once for reading text (gzip detected from the magic bytes, universal newlines, UTF-8, BOM ok).
 
     Compressed input (gzip, bzip2, xz) is recognised by its magic bytes. Raises :class:`InputError` when the path is
     missing, a directory, unreadable, empty, binary (not text), UTF-16, or compressed in a format not read here.
-    ``what`` names the expected content in the directory message.
+    ``what`` names the expected content in the directory message. ``errors``: the decoding error handler;
+    ``"surrogateescape"`` lets the reader find the line of a byte that is not UTF-8 (see :func:`undecodable`)
+    where ``"strict"`` fails on the whole 8 KB chunk that holds it.
     """
     path = Path(path)
     if not path.exists():
-        raise InputError("no such file or directory", path=path)
+        raise InputError(missing_message(path), path=path)
     if path.is_dir():
         raise InputError(f"is a directory, expected {what}", path=path)
     try:
@@ -113,16 +123,51 @@ def open_text(path: str | Path, *, what: str = "a FASTA file") -> io.TextIOBase:
         raise InputError(f"not {what}: UTF-16 text (save it as UTF-8)", path=path)
     if b"\x00" in head:
         binary.close()
+        at = head.index(b"\x00")
+        line_start = head.rfind(b"\n", 0, at) + 1
+        if line_start and _is_utf8(head[:line_start]):  # text, then a NUL byte: where it is
+            raise InputError(f"not {what} (binary content: a NUL byte)", path=path,
+                             line=head.count(b"\n", 0, at) + 1, column=at - line_start + 1)
         raise InputError(f"not {what} (binary content)", path=path)
-    return io.TextIOWrapper(io.BufferedReader(binary), encoding="utf-8-sig", newline=None)
+    return io.TextIOWrapper(io.BufferedReader(binary), encoding="utf-8-sig", errors=errors, newline=None)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def undecodable(line: str, *, path: str | Path, line_number: int, what: str) -> None:
+    """:class:`InputError` at ``line_number`` and the column of the first byte of ``line`` (read with
+    ``errors="surrogateescape"``) that was not UTF-8; nothing when there is none."""
+    if line.isascii():
+        return
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as err:
+        byte = ord(line[err.start]) - 0xDC00
+        raise InputError(f"not {what} (undecodable byte 0x{byte:02x}, not UTF-8 text; save it as UTF-8)",
+                         path=path, line=line_number, column=err.start + 1) from None
 
 
 def read_lines(path: str | Path, *, what: str) -> list[str]:
-    """All lines of a small text table (``open_text`` rules); undecodable or unreadable content is an InputError."""
-    with open_text(path, what=what) as handle:
+    """All lines of a small text table (``open_text`` rules); undecodable (named by line and column) or unreadable
+    content is an InputError."""
+    with open_text(path, what=what, errors="surrogateescape") as handle:
         try:
-            return handle.read().splitlines()
-        except UnicodeDecodeError:
-            raise InputError(f"not {what} (undecodable bytes, not UTF-8 text)", path=path) from None
+            # the handle's universal newlines made every line end "\n": split there only (str.splitlines would
+            # also split at form feeds, \x1c-\x1e, \x85 and U+2028 inside a cell, and shift the line numbers)
+            lines = handle.read().split("\n")
         except READ_ERRORS as err:
             raise InputError(f"read failed ({err})", path=path) from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        undecodable(line, path=path, line_number=n, what=what)
+        if "\x00" in line:  # past the first 4 KB that open_text looks at
+            raise InputError(f"not {what} (binary content: a NUL byte)", path=path, line=n,
+                             column=line.index("\x00") + 1)
+    return lines

@@ -114,7 +114,7 @@ def split_families_of(split: str, ds, *, data, model: str | None, split_config: 
                      "--split-config RUN (folder, config.yaml or splits.json)")
 
 
-def _check_enough_families(labels, *, split: str | None, decoys: bool) -> None:
+def _check_enough_families(labels, *, split: str | None, decoys: bool, path=None) -> None:
     """Refuse a set of one family (or group) without decoys: every hit is then a true hit, and MAP@R, AUC1 and
     top-1 are 1.0 whatever the model (as ``phylocl train`` refuses to train on one family)."""
     n = len(set(labels))
@@ -122,7 +122,7 @@ def _check_enough_families(labels, *, split: str | None, decoys: bool) -> None:
         where = f"the {split} split of the run" if split else "the data"
         raise InputError(f"{where} holds {n} family: every hit is in the query's family, so every figure would be "
                          "1.0 whatever the model; evaluate on two or more families (a split with more families, "
-                         "no --split, or --db-extra decoys)")
+                         "no --split, or --db-extra decoys)", path=path)
 
 
 def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
@@ -263,7 +263,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     notes = letter_notes(ds.source.get("unknown_letters", {}))
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
     groups = _relevance_groups(ds, group_column, data=labels if labels is not None else data)
-    _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None)
+    _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None,
+                           path=labels if labels is not None else data)
     embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision, overlap=overlap)
     check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected
     from phylocl.workflows.windows import resolve_windows

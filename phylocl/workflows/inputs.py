@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
-from phylocl.data.fasta import FastaRecord, detect_kind, looks_like_protein, nucleotide_fraction, parse_fasta
+from phylocl.data.fasta import FastaRecord, detect_kind, looks_like, parse_fasta
 from phylocl.errors import InputError
 from phylocl.workflows.model_spec import ResolvedModel
 
@@ -32,10 +32,6 @@ def open_fasta(path: str | Path, *, alphabet: str | None = None, strict: bool = 
     from phylocl.data.layouts import FastaStream
 
     return FastaStream(path, alphabet=alphabet, strict=strict)
-
-
-def _looks_like(kind: str, seq: str) -> bool:
-    return nucleotide_fraction(seq) >= 0.9 if kind == "dna" else looks_like_protein(seq)
 
 
 def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str | None = None,
@@ -70,7 +66,7 @@ def bind_stream(stream, embedder: ResolvedModel, *, index: str | Path | None = N
     """
     if stream.kind != embedder.alphabet.name:
         given = getattr(stream, "given", False)
-        rec = next((r for r in stream.head if _looks_like(stream.kind, r.sequence)), stream.head[0])
+        rec = next((r for r in stream.head if looks_like(stream.kind, r.sequence)), stream.head[0])
         raise mismatch_error(stream.kind, embedder, path=stream.path, record_id=None if given else rec.id,
                              line=None if given else rec.line, index=index, given=given,
                              alphabet_option=alphabet_option)
@@ -122,9 +118,12 @@ def letter_notes(report) -> list[str]:
 
 
 def check_dataset_alphabet(ds, embedder: ResolvedModel, path, *, alphabet_option: bool = True) -> None:
-    """Refuse a dataset whose detected alphabet is not the model's, naming its first record of that kind
-    (``alphabet_option``: whether the command has ``--alphabet`` to advise)."""
+    """Refuse a dataset whose detected alphabet is not the model's, naming its first record of that kind by file
+    and header line (``path``, the dataset, where the dataset does not know where its records were read;
+    ``alphabet_option``: whether the command has ``--alphabet`` to advise)."""
     kind = ds.alphabet.name
     if kind != embedder.alphabet.name:
-        rid = next((i for i, s in zip(ds.ids, ds.sequences) if _looks_like(kind, s)), ds.ids[0])
-        raise mismatch_error(kind, embedder, path=path, record_id=rid, alphabet_option=alphabet_option)
+        i = ds.shows(kind)
+        file, line = ds.where(i)
+        raise mismatch_error(kind, embedder, path=file or path, line=line, record_id=ds.ids[i],
+                             alphabet_option=alphabet_option)

@@ -134,3 +134,67 @@ def test_records_equal_biopythons_simple_parser(tmp_path, seed):
     assert [(r.id, r.description, r.sequence) for r in got] == [
         (p[0], p[1] if len(p) > 1 else "", s) for p, s in expected]
     assert [r.line for r in got] == headers
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_every_letter_is_placed_on_its_own_line(tmp_path, seed):
+    """``letter_place`` (the line, and where nothing was removed the column, of a letter of a cleaned sequence)
+    finds each letter where it is in the file: wrapped at a fixed width or not, gaps, spaces, blank lines."""
+    import random
+
+    from phylocl.data.letters import letter_place
+
+    rng = random.Random(seed)
+    raw_lines, expected = [], []
+    for r in range(rng.randint(1, 5)):
+        raw_lines.append(f">r{r} desc")
+        letters = []
+        gapped = rng.random() < 0.4
+        width = rng.randint(1, 12)
+        for _ in range(rng.randint(1, 5)):
+            chunk = "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY-. " if gapped else "ACDEFGHIKLMNPQRSTVWY")
+                            for _ in range(width if rng.random() < 0.8 else rng.randint(0, 14)))
+            raw_lines.append(chunk)
+            letters += [(len(raw_lines), col, c) for col, c in enumerate(chunk, 1) if c not in "-. "]
+        if rng.random() < 0.3:
+            raw_lines.append("")
+        if letters:
+            expected.append(letters)
+        else:
+            raw_lines.append("M")
+            expected.append([(len(raw_lines), 1, "M")])
+    path = tmp_path / "x.fa"
+    path.write_text("\n".join(raw_lines) + "\n")
+    records = list(parse_fasta(path))
+    assert len(records) == len(expected)
+    for rec, letters in zip(records, expected):
+        assert rec.sequence == "".join(c for _, _, c in letters)
+        for pos, (line, col, _) in enumerate(letters):
+            got_line, got_col = letter_place(rec.line, rec.layout, pos)
+            assert got_line == line and got_col in (col, None), (rec.id, pos)
+        if rec.layout is not None and not hasattr(rec.layout, "tobytes"):
+            assert all(letter_place(rec.line, rec.layout, pos)[1] == col for pos, (_, col, _) in enumerate(letters))
+
+
+def test_layout_kinds(tmp_path):
+    f = tmp_path / "x.fa"
+    f.write_text(">one\nMKTAYIAKQR\n\n>wrapped\nMKTA\nYIAK\nQR\n\n>ragged\nMK\nTAYI\n>gapped\nMK-TA\nYI\n")
+    layouts = {r.id: r.layout for r in parse_fasta(f)}
+    assert layouts["one"] == 0 and layouts["wrapped"] == 4
+    assert list(layouts["ragged"]) == [2, 6] and list(layouts["gapped"]) == [4, 6]
+
+
+def test_undecodable_bytes_and_control_characters_are_placed(tmp_path):
+    f = tmp_path / "x.fa"
+    f.write_bytes(b">a\nMKTA\n" * 2000 + b">b caf\xe9\nMK\n")  # past the decoder's first 8 KB
+    with pytest.raises(InputError, match="undecodable byte 0xe9") as err:
+        list(parse_fasta(f))
+    assert (err.value.line, err.value.column) == (4001, 7)
+    f.write_bytes(b">a\nMKTA\n" * 2000 + b">b\nMK\xff\n")
+    with pytest.raises(InputError, match="undecodable byte 0xff") as err:
+        list(parse_fasta(f))
+    assert (err.value.line, err.value.column) == (4002, 3)
+    f.write_bytes(b">a\nMKTA\n" * 2000 + b">b\tdesc\x01\nMK\n")  # a tab is fine, \x01 is not
+    with pytest.raises(InputError, match="control character") as err:
+        list(parse_fasta(f))
+    assert (err.value.line, err.value.column) == (4001, 8)

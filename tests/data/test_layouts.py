@@ -122,7 +122,7 @@ def test_iter_fasta_is_lazy(tmp_path):
     assert first[-1].id == "s299"
     with pytest.raises(InputError) as err:
         list(it)
-    assert err.value.line == 2001
+    assert (err.value.line, err.value.column) == (2002, 3)  # the line and column of the '1'
 
 
 def test_iter_fasta_detects_mix_late_in_stream(tmp_path):
@@ -150,3 +150,17 @@ def test_a_lone_sequences_fasta_is_refused_and_family_files_beside_a_pair_are_na
     with caplog.at_level(logging.WARNING, logger="phylocl"):
         ds = read_dataset(both)
     assert len(ds) == 2 and any("not read: fam0.fasta" in r.getMessage() for r in caplog.records)
+
+
+def test_datasets_know_where_each_record_was_read(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, n in ((a, 2), (b, 3)):
+        d.mkdir()
+        (d / "F1.fa").write_text("".join(f">{d.name}{k}\nMKTAYIAKQR\nMK\n" for k in range(n)))
+        (d / "F2.fa").write_text(">x\nGSHMLEDPVV\n>y\nGSHMLEDPAV\n")
+    ds = read_datasets([a, b])
+    assert len(ds) == 9 and ds.where(0) == (str(a / "F1.fa"), 1) and ds.where(1) == (str(a / "F1.fa"), 4)
+    assert ds.where(6) == (str(b / "F1.fa"), 7) and ds.where(8) == (str(b / "F2.fa"), 3)
+    sub = ds.subset([8, 0])
+    assert sub.where(0) == (str(b / "F2.fa"), 3) and sub.where(1) == (str(a / "F1.fa"), 1)
+    assert ds.select_families(["b/F2"]).where(1) == (str(b / "F2.fa"), 3)

@@ -75,9 +75,10 @@ def test_dataset_summary_reports_unknown_letters_and_strict_refuses(tmp_path):
     ds = read_dataset(fa, labels=labels)
     assert ds.sequences[:2] == ["MKTAYIAKQR", "MKTAXYIAKQR"]  # trailing * dropped, internal * read as X
     got = ds.summary()["unknown_letters"]
-    assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:3"}
-    assert got["rare"]["first"] == f"{fa}:5" and got["ambiguous"]["first"] == f"{fa}:7"
-    with pytest.raises(InputError, match=rf"{fa}:3: record 'p2'.*'\*' refused by --strict"):
+    # "first": the line that holds the first such letter (the header is one line above)
+    assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:4"}
+    assert got["rare"]["first"] == f"{fa}:6" and got["ambiguous"]["first"] == f"{fa}:8"
+    with pytest.raises(InputError, match=rf"{fa}:4:5: record 'p2'.*'\*' refused by --strict"):
         read_dataset(fa, labels=labels, strict=True)
 
 

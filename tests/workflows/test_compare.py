@@ -315,6 +315,14 @@ def test_cell_config_sets_only_the_per_cell_fields():
     assert ref.cache.enabled and ref.cache.chunk_size == grid.reference.chunk_size
 
 
+def test_data_paths_are_kept_as_written(tmp_path):
+    """``--data`` folders named like YAML words (``yes``, ``null``) or holding ``: `` or a quote stay paths (they
+    were read as YAML: ``data.path: True is not a valid Optional``)."""
+    names = ["yes", "null", "a: b", "it's", "[x]"]  # relative, as typed
+    _, base = load_compare_config(REPO / "configs" / "compare-small-batch.yaml", data=names)
+    assert base.data.path == names[0] and list(base.data.paths) == names[1:]
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("compare-*.yaml")), ids=lambda p: p.stem)
 def test_shipped_compare_configs_are_valid(path):
     from phylocl.models.registry import get_config

@@ -238,7 +238,7 @@ DNA_RECORDS = [(f"d{i}", "ACGTTGCAAGCTTGCAACGTAGCTAGCTAGGCTA"[i:] + "ACGT") for 
     ("missing", r"missing\.fasta: no such file"),
     ("empty", r"empty\.fasta: empty file"),
     ("dna_for_protein_model", r"dna\.fasta:1: record 'd0' looks like DNA, but model gmlp-tiny .* reads protein"),
-    ("bad_letter_late", r"late\.fasta:9: record 'd4': letter\(s\) 'J' not in the dna alphabet"),
+    ("bad_letter_late", r"late\.fasta:10:5: record 'd4': letter\(s\) 'J' not in the dna alphabet"),
     ("output_is_dir", r"output is a directory"),
     ("labels_without_data", r"--labels goes with --data"),
 ])

@@ -259,7 +259,7 @@ def test_sparse_kind_needs_sequences_and_bad_fasta_is_named(tmp_path, db, cli):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">a\nMKV\n>b\nMK1V\n")
     code, _, err = cli("index", "--fasta", bad, "--model", "kmer:3", "-o", tmp_path / "ix", "--quiet")
-    assert code == 2 and "bad.fasta:3: record 'b'" in err and "cannot build" not in err
+    assert code == 2 and "bad.fasta:4:3: record 'b'" in err and "cannot build" not in err
     assert not (tmp_path / "ix").exists()
 
 
