@@ -8,6 +8,7 @@ that cannot be written (no permission, a parent that is a file, a read-only or f
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -317,6 +318,13 @@ def _about_output(err: BaseException, tmp: Path) -> bool:
         os.path.abspath(name).startswith(os.path.abspath(tmp) + os.sep)
 
 
+def _out_of_descriptors(err: BaseException) -> None:
+    """Raise the one-line error of a process (or system) out of file descriptors: the open-files limit, not the
+    output (nor its hidden temporary) is what to name."""
+    if isinstance(err, OSError) and err.errno in (errno.EMFILE, errno.ENFILE):
+        raise InputError(os_error_message(err)) from None
+
+
 def _replace(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)
@@ -353,6 +361,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         _replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
+        _out_of_descriptors(err)
         if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
             raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise
@@ -391,6 +400,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _out_of_descriptors(err)
         if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
             raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
         raise

@@ -53,5 +53,21 @@ _OS_WORDS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied"
 
 
 def os_error_message(err: OSError) -> str:
-    """Short words for an ``OSError`` (``permission denied``, ``is a directory`` ...), without the path."""
+    """Short words for an ``OSError`` (``permission denied``, ``is a directory`` ...), without the path; running out
+    of file descriptors names the limit to raise."""
+    if err.errno == errno.EMFILE:
+        return f"too many open files: the open-files limit (`ulimit -n`: {_nofile_limit()}) is too low; raise it " \
+               "(e.g. `ulimit -n 1024`)"
+    if err.errno == errno.ENFILE:
+        return "too many open files on this system (its file table is full); try again when fewer files are open"
     return _OS_WORDS.get(err.errno, (err.strerror or str(err) or type(err).__name__).lower())
+
+
+def _nofile_limit() -> str:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+    return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,}"

@@ -176,3 +176,22 @@ def test_outputs_with_names_near_the_255_byte_limit_are_written_and_replaced(tmp
     stale = tmp_path / (temp_prefix(out).replace(f".{os.getpid()}.", ".999999.") + "abcdefgh.tmp.tsv")
     stale.write_text("left by a killed run")
     assert sweep_stale(out) == [stale] and not stale.exists()
+
+
+def test_running_out_of_file_descriptors_is_not_blamed_on_the_output(tmp_path):
+    """EMFILE while writing an output is the process's open-files limit, not the output ('cannot write: too many
+    open files' named the output file before); the words name the limit to raise."""
+    import errno
+
+    from phylocl.atomic import atomic_dir, atomic_path
+    from phylocl.errors import InputError, os_error_message
+
+    for ctx in (atomic_path(tmp_path / "out.tsv"), atomic_dir(tmp_path / "idx")):
+        with pytest.raises(InputError) as caught:
+            with ctx:
+                raise OSError(errno.EMFILE, "Too many open files", str(tmp_path / ".out.tsv.1.x.tmp"))
+        assert caught.value.path is None and "cannot write" not in str(caught.value)
+        assert "ulimit -n" in str(caught.value) and ".tmp" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporaries left
+    words = os_error_message(OSError(errno.EMFILE, "Too many open files"))
+    assert "ulimit -n" in words and "too low" in words

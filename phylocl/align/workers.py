@@ -14,9 +14,11 @@ and when the work is worth two forks (:func:`use_processes`).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import multiprocessing
 import os
+import resource
 import signal
 import threading
 from collections.abc import Callable
@@ -83,7 +85,11 @@ class OrderedPool:
             with _LOCK:
                 self._token = next(_TOKENS)
                 _TASKS[self._token] = self.fn
-            self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_init_worker)
+            try:
+                self._pool = _start_pool(self.workers)
+            except BaseException:
+                self._forget()
+                raise
         return self
 
     def submit(self, arg):
@@ -101,10 +107,54 @@ class OrderedPool:
                     _terminate(self._pool)
         finally:
             self._pool = None
-            if self._token is not None:
-                with _LOCK:
-                    del _TASKS[self._token]
-                self._token = None
+            self._forget()
+
+    def _forget(self) -> None:
+        if self._token is not None:
+            with _LOCK:
+                _TASKS.pop(self._token, None)
+            self._token = None
+
+
+_WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _start_pool(workers: int):
+    """A pool of ``workers`` forked processes, started with SIGTERM and SIGINT blocked (here and so in each child
+    until :func:`_init_worker` has set its own handlers): a signal that reached a child between its fork and its
+    initializer ran the handler it inherited (``phylocl``'s command line raises on SIGTERM), printed a traceback
+    and could leave that worker alive (a stop signal raised in an at-fork hook is ignored), so that the pool
+    waited for it forever. Signals sent meanwhile to this process are delivered when the pool has started. A
+    start that runs out of open files (every worker takes pipes) is one :class:`~phylocl.errors.InputError`
+    naming the limit (:func:`_start_error`)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+    try:
+        return multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(previous,))
+    except OSError as err:
+        raise _start_error(err, workers) from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_error(err: OSError, workers: int) -> BaseException:
+    """What to raise when starting ``workers`` processes failed with ``err``: a limit of this machine as one
+    :class:`~phylocl.errors.InputError` (the open-files limit, the system's file table, the process limit), any
+    other error as it is."""
+    from phylocl.errors import InputError
+
+    advice = "or use fewer --threads (1: no worker processes)"
+    if err.errno == errno.EMFILE:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,}"
+        return InputError(f"too many open files: the open-files limit (`ulimit -n`: {limit}) is too low to start "
+                          f"{workers} worker processes; raise it (e.g. `ulimit -n 1024`) {advice}")
+    if err.errno == errno.ENFILE:
+        return InputError(f"too many open files on this system (its file table is full) to start {workers} worker "
+                          f"processes; try again when fewer files are open, {advice}")
+    if err.errno == errno.EAGAIN:
+        return InputError(f"cannot start {workers} worker processes: the process limit (`ulimit -u`) is reached; "
+                          f"raise it {advice}")
+    return err
 
 
 def _terminate(pool, wait: float = 3.0) -> None:
@@ -131,11 +181,15 @@ class _Done:
         return self.value
 
 
-def _init_worker() -> None:
+def _init_worker(mask=None) -> None:
     """A worker dies of SIGTERM and leaves SIGINT to this process (which stops the pool): the handlers it inherits
-    through the fork (``phylocl``'s command line turns SIGTERM into an exception) are not for it."""
+    through the fork (``phylocl``'s command line turns SIGTERM into an exception) are not for it. Both signals
+    were blocked across the fork (:func:`_start_pool`); ``mask``, the signal mask from before, is put back once
+    the handlers are set, so that a SIGTERM sent meanwhile ends the worker now."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def grouped_tasks(key: np.ndarray, size: int) -> list[list[np.ndarray]]:

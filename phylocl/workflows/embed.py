@@ -6,12 +6,15 @@ put back in input order and appended to a shard file (:mod:`phylocl.workflows.sh
 each, written atomically to ``<out>.shards/``); at the end the shards are streamed into ``out``. Memory held: one
 buffer of sequences and its embeddings plus the ids; the output file appears only once every row is in. A failure
 or Ctrl-C leaves no output file but keeps the finished shards, which a rerun with the same input and settings
-skips (bad input removes them). The embedding path (:mod:`phylocl.workflows.embed_buffers`) and the input checks
-(:mod:`phylocl.workflows.inputs`) are shared with ``search`` and ``evaluate``.
+skips (bad input removes them). While a run writes ``out`` it holds the lock ``.<out name>.lock`` beside it
+(removed when the run ends): a second run writing the same file is refused at once. The embedding path
+(:mod:`phylocl.workflows.embed_buffers`) and the input checks (:mod:`phylocl.workflows.inputs`) are shared with
+``search`` and ``evaluate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, check_sizes
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
@@ -111,7 +114,32 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     """
     start = time.perf_counter()
     _check_embed_args(fasta, data, labels, shard_size=shard_size, devices=devices, num_nodes=num_nodes)
+    check_sizes(batch_size, buffer_size)
     out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
+    with _claim_output(out, distributed=devices is not None or num_nodes > 1):
+        return _embed(start=start, out=out, model=model, fasta=fasta, data=data, labels=labels,
+                      batch_size=batch_size, device=device, precision=precision, buffer_size=buffer_size,
+                      overlap=overlap, shard_size=shard_size, devices=devices, num_nodes=num_nodes,
+                      progress=progress, stream=stream, alphabet=alphabet, strict=strict)
+
+
+def _claim_output(out: Path, *, distributed: bool):
+    """The lock of ``out`` (:func:`~phylocl.workflows.run_folder.output_lock`, ``.<name>.lock`` beside it) for the
+    whole run: a second ``phylocl embed`` of the same file is refused at once. In a distributed run rank 0 holds it
+    for all ranks (the others, which it or a launcher started, must not refuse their own run's lock)."""
+    from phylocl.workflows.run_folder import output_lock
+
+    if distributed:
+        from phylocl.workflows.train_checks import launched_rank
+
+        if launched_rank() != 0:
+            return contextlib.nullcontext()
+    return output_lock(out, command="embed")
+
+
+def _embed(*, start, out, model, fasta, data, labels, batch_size, device, precision, buffer_size, overlap,
+           shard_size, devices, num_nodes, progress, stream, alphabet, strict) -> EmbedResult:
+    """:func:`embed` once its arguments are checked and ``out`` is locked."""
     embedder, items, total, with_labels, letters = open_input(
         model=model, fasta=fasta, data=data, labels=labels, device=device, precision=precision, overlap=overlap,
         alphabet=alphabet, strict=strict)

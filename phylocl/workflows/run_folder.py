@@ -5,6 +5,9 @@
   refused with one line. The kernel drops the lock when its process dies, so a lock file left by a killed run
   (a stale pid) does not block. An :class:`~phylocl.errors.InputError` raised inside removes what the claim
   created, so a refused run leaves no empty or half-filled folder behind.
+- :func:`output_lock`: the same for one output file (``phylocl embed``): ``.<name>.lock`` beside it, held while a
+  run writes it, so that a second run writing the same file is refused at once. Both use :func:`held_lock`, which
+  removes its lock file when the run ends (a file left by a killed run names a dead pid and blocks nothing).
 - :func:`write_config` / :func:`check_resume_config`: ``config.yaml`` is written when training starts, so
   ``phylocl train --resume --out DIR`` finds it after an interrupt; resuming with another config names what differs.
 - :func:`kept_metrics`: Lightning's CSV logger deletes ``logs/metrics.csv`` when it starts; on resume the earlier
@@ -20,15 +23,16 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import yaml
 
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError, os_error_message
 
-__all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "write_config", "stored_config", "check_resume_config", "config_differences", "kept_metrics",
-           "LOCK_NAME", "RESUMABLE_KEYS"]
+__all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "held_lock", "output_lock",
+           "output_lock_path", "write_config", "stored_config", "check_resume_config", "config_differences",
+           "kept_metrics", "LOCK_NAME", "RESUMABLE_KEYS"]
 
 LOCK_NAME = ".phylocl-train.lock"
 RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers")  # may change on --resume
@@ -68,30 +72,137 @@ def _first_missing(path: Path) -> Path | None:
     return top
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _acquire(lock: Path, *, busy: Callable[[str], Exception], unguarded: Callable[[str], str],
+             probe: bool) -> int | None:
+    """Open and lock ``lock`` (see :func:`held_lock`); the open descriptor, or ``None`` when ``probe`` finds no file."""
+    for _ in range(64):
+        try:
+            fd = os.open(lock, os.O_RDWR if probe else os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            if probe:
+                return None
+            raise InputError("cannot create the lock file: no such folder", path=lock) from None
+        except OSError as err:
+            raise InputError(f"cannot create the lock file: {os_error_message(err)}", path=lock) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise busy(owner) from None
+        except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
+            warnings.warn(unguarded(os_error_message(err)), stacklevel=4)
+            return fd
+        if probe or _same_file(fd, lock):
+            return fd
+        os.close(fd)  # the file its holder removed as it finished: lock the one the path names now
+    raise busy("?")
+
+
 @contextlib.contextmanager
-def _lock(out: Path, *, keep_file: bool = False, name: str = LOCK_NAME, command: str = "train") -> Iterator[None]:
-    lock = out / name
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+def held_lock(lock: str | Path, *, busy: Callable[[str], Exception], unguarded: Callable[[str], str],
+              probe: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on the file ``lock`` for the ``with`` block: the lock of one output that
+    one phylocl process at a time may write (a ``train`` run folder, an ``embed`` output).
+
+    The file is created holding this process's pid and removed at the end (while still locked; a process that
+    locked the removed file meanwhile sees that the path no longer names it and starts over, so two processes
+    never both hold it). The kernel drops the lock when its holder dies: a file left by a killed run (SIGKILL)
+    does not block, and the next holder removes it.
+
+    Args:
+        busy: ``busy(owner pid)`` is the exception raised at once when another process holds the lock (nothing
+            is written or removed then).
+        unguarded: ``unguarded(reason)`` is the warning given where the file system has no locks (some network
+            mounts); the block then runs unguarded.
+        probe: only check that nobody holds the lock: the file is not created, written or removed.
+    """
+    lock = Path(lock)
+    fd = _acquire(lock, busy=busy, unguarded=unguarded, probe=probe)
+    if fd is None:
+        yield
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise InputError(f"another `phylocl {command}` (pid {owner}) is writing to this folder; wait for it to "
-                         "finish or choose another --out", path=out) from None
-    except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
-        warnings.warn(f"{out}: cannot lock the run folder ({os_error_message(err)}); make sure no other run "
-                      "writes to it", stacklevel=3)
-    try:
-        if not keep_file:
+        if not probe:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        if not keep_file:
+        if not probe and _same_file(fd, lock):
             with contextlib.suppress(OSError):
                 lock.unlink()
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _lock(out: Path, *, keep_file: bool = False, name: str = LOCK_NAME, command: str = "train") -> Iterator[None]:
+    def busy(owner: str) -> InputError:
+        return InputError(f"another `phylocl {command}` (pid {owner}) is writing to this folder; wait for it to "
+                          "finish or choose another --out", path=out)
+
+    def unguarded(reason: str) -> str:
+        return f"{out}: cannot lock the run folder ({reason}); make sure no other run writes to it"
+
+    with held_lock(out / name, busy=busy, unguarded=unguarded, probe=keep_file):
+        yield
+
+
+def output_lock_path(out: str | Path) -> Path:
+    """The lock file of the output file ``out``: ``.<name>.lock`` beside it (see :func:`output_lock`)."""
+    from phylocl.atomic import _short
+
+    out = Path(out)
+    return out.with_name(f".{_short(out.name)}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path, *, command: str, option: str = "-o") -> Iterator[None]:
+    """Hold the lock of the output file ``out`` (``.<name>.lock`` beside it, :func:`held_lock`) for the ``with``
+    block: a second ``phylocl <command>`` writing the same file is refused at once with one line, and leaves
+    nothing behind. The lock file exists only while a run writes ``out`` (or after a run killed with SIGKILL,
+    when it holds a dead pid and blocks nothing)."""
+    out = Path(out)
+
+    def busy(owner: str) -> InputError:
+        return InputError(f"another `phylocl {command}` (pid {owner}) is writing this output; wait for it to finish "
+                          f"or choose another {option}", path=out)
+
+    def unguarded(reason: str) -> str:
+        return f"{out}: cannot lock the output ({reason}); make sure no other run writes to it"
+
+    created = _first_missing(out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output's folder: {os_error_message(err)}", path=out) from None
+    try:
+        with held_lock(output_lock_path(out), busy=busy, unguarded=unguarded):
+            yield
+    except BaseException:
+        _remove_empty(out.parent, created)  # folders made for an output that was not written
+        raise
+
+
+def _remove_empty(folder: Path, top: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (folders a run created), those that are empty."""
+    if top is None:
+        return
+    for p in (folder, *folder.parents):
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
 
 
 def check_unlocked(out: str | Path, *, name: str = LOCK_NAME, command: str = "train") -> None:

@@ -96,18 +96,28 @@ class _Hashing:
         return self.h.hexdigest()
 
 
+def shard_folder_name(name: str) -> str:
+    """The shard folder of the output named ``name``: ``<name>.shards``, or for a name too long for that (over 248
+    bytes; a file name is at most 255) a cut name with a hash of the whole, as its temporaries carry it."""
+    if len((name + ".shards").encode()) <= 255:
+        return name + ".shards"
+    from phylocl.atomic import _short
+
+    return _short(name) + ".shards"
+
+
 class ShardFolder:
     """The shard folder of one ``phylocl embed`` output.
 
     Args:
-        out: the final embeddings file; the folder is ``<out>.shards`` beside it.
+        out: the final embeddings file; the folder is ``<out>.shards`` beside it (:func:`shard_folder_name`).
         settings: everything the rows depend on (JSON-serialisable; see the module docstring).
         create: make the folder (and discard shards of other settings); ``False`` only reads.
     """
 
     def __init__(self, *, out: str | Path, settings: dict, create: bool = True) -> None:
         self.out = Path(out)
-        self.dir = self.out.with_name(self.out.name + ".shards")
+        self.dir = self.out.with_name(shard_folder_name(self.out.name))
         self.manifest = {"format": SHARD_FORMAT, **settings}
         json.dumps(self.manifest)  # fails early on a non-serialisable setting
         self.discarded = False
