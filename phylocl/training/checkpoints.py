@@ -17,7 +17,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["load_checkpoint", "checkpoint_globals", "UnsafeCheckpoint", "ALLOWED_TYPES"]
+__all__ = ["load_checkpoint", "checkpoint_globals", "UnsafeCheckpoint", "ALLOWED_TYPES", "INPUTS_KEY"]
+
+INPUTS_KEY = "phylocl_inputs"  # the fingerprint of the run's training data (plain data) that --resume compares
 
 # Data-only types a Lightning checkpoint may hold beyond tensors and builtins: numpy scalars and dtypes (a metric
 # logged as np.float64 ends up in ModelCheckpoint's state). Reconstructing them runs no user code.

@@ -33,6 +33,7 @@ from phylocl.models.patterns import word_span
 from phylocl.models.registry import build_encoder, get_config
 from phylocl.models.size import check_fits
 from phylocl.models.windows import window_batch
+from phylocl.training.checkpoints import INPUTS_KEY
 from phylocl.training.distributed import gather_labels, gather_with_grad, is_distributed
 from phylocl.training.gradcache import cached_backward
 from phylocl.training.guards import check_batch, check_finite
@@ -88,6 +89,7 @@ class ContrastiveModule(L.LightningModule):
         self.automatic_optimization = False
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._neg_sim = torch.tensor(float("nan"))
+        self.input_fingerprint: dict | None = None  # what the run trains on, saved in every checkpoint (if set)
 
     # ----------------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
@@ -116,7 +118,35 @@ class ContrastiveModule(L.LightningModule):
             check_finite("gradient norm", float(norm), step=self.global_step + 1)
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record :attr:`input_fingerprint` (plain data: read back with ``weights_only``) for ``--resume``."""
+        if self.input_fingerprint is not None:
+            checkpoint[INPUTS_KEY] = self.input_fingerprint
+
     # --------------------------------------------------------------------------------------------------- training
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Put Lightning's batch counters back in step with ``global_step`` (the optimizer steps done) after a resume.
+
+        One optimizer step per batch: at the start of every batch of an uninterrupted run, the loop's count of
+        stepped batches (the ``step`` of the rows logged to ``logs/metrics.csv``) equals ``global_step``, and so do
+        the batches it has counted finished (``total.completed``; ``total.ready`` one more, this batch; whence the
+        validation schedule, every ``val_every_n_steps`` batches). Lightning restores these counters assuming that
+        a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step; ``interrupted.ckpt``
+        is written wherever Ctrl-C/SIGTERM lands, mostly before the batch's ``opt.step()``, and that batch is redone:
+        every later row was labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and
+        validation ran one batch early. The optimizer step count restored from the checkpoint is the truth; in an
+        uninterrupted run, and from ``last.ckpt``, this changes nothing.
+        """
+        loop = self.trainer.fit_loop.epoch_loop
+        step = int(self.global_step)
+        if getattr(loop, "_batches_that_stepped", step) != step:
+            loop._batches_that_stepped = step
+        total = getattr(getattr(loop, "batch_progress", None), "total", None)
+        if total is not None and (total.completed, total.ready) != (step, step + 1):
+            # Lightning rewinds the epoch's counters of a batch cut short (current), not the run's (total)
+            total.completed = total.processed = total.started = step
+            total.ready = step + 1
+
     def _global_loss(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Loss over the global batch: embeddings and labels of every rank (identity on one process)."""
         if is_distributed():

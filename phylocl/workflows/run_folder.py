@@ -302,12 +302,21 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+def _row_kind(row: dict) -> str:
+    """``val`` for a row of validation figures (``val/...`` columns filled), else ``train``."""
+    return "val" if any(k.startswith("val/") and v not in (None, "") for k, v in row.items()) else "train"
+
+
 def _merge_rows(saved: Path, metrics: Path) -> None:
     old_cols, old = _read_rows(saved)
     new_cols, new = _read_rows(metrics)
     first_new = min((int(float(r["step"])) for r in new if r.get("step")), default=None)
     if first_new is not None:
-        old = [r for r in old if r.get("step") and int(float(r["step"])) < first_new]
+        # the resumed run logs again from first_new on; at that step itself an old row of another kind (the training
+        # row before a validation that was interrupted and is now rerun at the same step) was not logged again
+        again = {_row_kind(r) for r in new if r.get("step") and int(float(r["step"])) == first_new}
+        old = [r for r in old if r.get("step") and (int(float(r["step"])) < first_new or (
+            int(float(r["step"])) == first_new and _row_kind(r) not in again))]
     cols = list(dict.fromkeys(old_cols + new_cols))
     with atomic_path(metrics) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=cols)

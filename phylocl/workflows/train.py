@@ -18,7 +18,10 @@ Output directory ``DIR``::
 a different config is refused, naming the differences); the exported files are written atomically at the very end,
 so an interrupted run never leaves a half-written encoder; their weights and the embeddings of a probe batch must be
 finite (a run that diverges on its last update is not exported). ``--resume`` continues from ``checkpoints/last.ckpt``
-(or ``interrupted.ckpt``, whichever is newer and loads) and keeps the earlier rows of ``logs/metrics.csv``.
+(or ``interrupted.ckpt``, whichever is newer and loads) and keeps the earlier rows of ``logs/metrics.csv``, labelled
+as an uninterrupted run labels them. Every checkpoint records what the run trains on (its train/val/test splits as
+read, the sizes and times of its input files); ``--resume`` refuses, naming the file, data that changed since the
+run began (a run of an earlier phylocl, which recorded nothing, resumes with a note).
 The folder is locked while a run writes to it; settings, data and output place are checked before anything is
 written, and a run refused by such a check leaves no folder behind. A folder holding a run that did not finish is
 refused without ``--resume`` (its logs would be lost); ``--resume`` on a finished run does nothing and says so. A loss or gradient that turns NaN/inf stops
@@ -42,9 +45,9 @@ from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir, refuse_clashes, same_file
 from phylocl.workflows.run_folder import (RUN_FILES, check_resume_config, check_unlocked, claim, exported_model,
                                          kept_metrics, stored_config, unfinished_signs, write_config)
-from phylocl.workflows.train_checks import (check_exportable, check_trainer_settings, check_training_families,
-                                            interruption_kind, launched_rank, lightning_errors, split_notes,
-                                            state_dict_mismatch)
+from phylocl.workflows.train_checks import (check_exportable, check_same_inputs, check_trainer_settings,
+                                            check_training_families, input_fingerprint, interruption_kind,
+                                            launched_rank, lightning_errors, split_notes, state_dict_mismatch)
 
 __all__ = ["train", "TrainResult"]
 
@@ -92,8 +95,9 @@ def _load(config, overrides, data):
     return load_config(config, list(overrides))
 
 
-def _resume_checkpoint(out: Path, resume: bool, max_steps: int) -> Path:
-    """The checkpoint ``--resume`` continues from; refuses a finished run (without ``resume``) or nothing to resume.
+def _resume_checkpoint(out: Path, resume: bool, max_steps: int) -> tuple[Path, dict | None]:
+    """The checkpoint ``--resume`` continues from, and the fingerprint of the training data it records (``None``: a
+    run of an earlier phylocl); refuses a finished run (without ``resume``) or nothing to resume.
 
     The newer of ``last.ckpt`` (periodic) and ``interrupted.ckpt`` (Ctrl-C) that loads; a truncated or corrupt one is
     skipped, and an InputError names it when none loads. ``max_steps`` (``trainer.max_steps``) below the steps that
@@ -114,30 +118,31 @@ def _resume_checkpoint(out: Path, resume: bool, max_steps: int) -> Path:
             raise InputError(f"holds a run that stopped before its first checkpoint ({', '.join(signs[:3])}); "
                              "choose a new --out, or delete this folder to start over here", path=out)
         refuse_clashes(out, RUN_FILES, ours=False, what="phylocl train")  # a user's metrics.json, model.safetensors
-        return ckpt_dir / "last.ckpt"
+        return ckpt_dir / "last.ckpt", None
     if not candidates:
         raise InputError("nothing to resume: no checkpoints/last.ckpt or interrupted.ckpt", path=out)
     problems = []
     for ckpt in candidates:
-        why, done = _unloadable(ckpt)
+        why, done, inputs = _unloadable(ckpt)
         if why is None:
             if 0 < max_steps < done:
                 raise InputError(f"the run has done {done} steps, more than trainer.max_steps={max_steps}; resume "
                                  f"with trainer.max_steps >= {done}", path=out)
-            return ckpt
+            return ckpt, inputs
         problems.append(f"{ckpt.name}: {why}")
     raise InputError(f"cannot resume: {'; '.join(problems)}; delete the broken checkpoint(s) or start a new --out",
                      path=ckpt_dir)
 
 
-def _unloadable(ckpt: Path) -> tuple[str | None, int]:
-    """``(why, steps)``: why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning checkpoint), or
-    ``None`` and the optimizer steps it has done.
+def _unloadable(ckpt: Path) -> tuple[str | None, int, dict | None]:
+    """``(why, steps, inputs)``: why ``ckpt`` cannot be resumed from (truncated, corrupt, not a Lightning
+    checkpoint), or ``None``, the optimizer steps it has done and the fingerprint of the training data it records
+    (:func:`~phylocl.workflows.train_checks.input_fingerprint`; ``None`` in a checkpoint of an earlier phylocl).
 
     Read as data only (:func:`~phylocl.training.checkpoints.load_checkpoint`); a checkpoint whose unpickling
     could run code is refused at once (InputError), whatever the other checkpoints hold.
     """
-    from phylocl.training.checkpoints import UnsafeCheckpoint, load_checkpoint
+    from phylocl.training.checkpoints import INPUTS_KEY, UnsafeCheckpoint, load_checkpoint
 
     try:
         state = load_checkpoint(ckpt)
@@ -145,10 +150,11 @@ def _unloadable(ckpt: Path) -> tuple[str | None, int]:
         raise InputError(f"refusing to load: {err}; phylocl reads checkpoints as data only (weights_only), so this "
                          "file was not written by phylocl train: delete it or start a new --out", path=ckpt) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for damaged files
-        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})", 0
+        return f"truncated or corrupt ({' '.join(str(err).split())[:120]})", 0, None
     if not isinstance(state, dict) or "state_dict" not in state:
-        return "not a phylocl training checkpoint", 0
-    return None, int(state.get("global_step", 0) or 0)
+        return "not a phylocl training checkpoint", 0, None
+    inputs = state.get(INPUTS_KEY)
+    return None, int(state.get("global_step", 0) or 0), inputs if isinstance(inputs, dict) else None
 
 
 def _finished(out: Path, cfg: TrainConfig) -> TrainResult | None:
@@ -318,8 +324,8 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     if done is not None:
         return done
     # the folder checks are rank 0's: a DDP rank that Lightning launched finds rank 0's config.yaml already there
-    last_ckpt = (_resume_checkpoint(out, resume, cfg.trainer.max_steps) if resume or launched_rank() == 0
-                 else out / "checkpoints" / "last.ckpt")
+    last_ckpt, recorded = (_resume_checkpoint(out, resume, cfg.trainer.max_steps)
+                           if resume or launched_rank() == 0 else (out / "checkpoints" / "last.ckpt", None))
     if stored is not None:
         check_resume_config(stored, to_dict(cfg))
     check_trainer_settings(cfg.trainer)
@@ -327,9 +333,15 @@ def train(config: TrainConfig | str | Path | None, out_dir: str | Path, *, overr
     dm = OrthologDataModule(config=cfg.data, train_eval_families=cfg.eval.train_families if cfg.eval.enabled else 0)
     dm.setup("fit")  # reads and checks the data before anything is written
     check_training_families(dm)
+    inputs = input_fingerprint(cfg.data, dm) if launched_rank() == 0 else None
+    if resume and inputs is not None:  # the data the run began with, or a refusal naming the changed file
+        note = check_same_inputs(recorded, inputs, checkpoint=str(last_ckpt))
+        if note:
+            logging.getLogger("phylocl").warning("note: %s", note)
     if cfg.data.aligned_evalue > 0:
         _mine_aligned(dm, cfg)
     module = ContrastiveModule(config=cfg, alphabet=dm.alphabet.name)  # refuses a model too big for memory
+    module.input_fingerprint = inputs  # recorded in every checkpoint, for --resume to compare
     if launched_rank() == 0:
         for note in split_notes(dm, cfg):
             logging.getLogger("phylocl").warning("note: %s", note)

@@ -8,14 +8,18 @@
 - :func:`check_exportable`: finite weights and finite embeddings of a probe batch before the export (a run that
   diverges on its last update has finite losses and gradients but weights of 1e28 whose embeddings are NaN);
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
-  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from.
+  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from;
+- :func:`input_fingerprint` / :func:`check_same_inputs`: what a run trains on (its splits as read, its input
+  files' sizes and times), recorded in its checkpoints; ``--resume`` refuses data that changed since the run began.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+from pathlib import Path
 from typing import Iterator
 
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
@@ -23,7 +27,8 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "interruption_kind"]
+           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "interruption_kind",
+           "input_fingerprint", "check_same_inputs"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
 
@@ -143,6 +148,18 @@ def state_dict_mismatch(err: BaseException) -> str | None:
     return "; ".join(parts) or " ".join(text.split())[:300]
 
 
+def _stepped_not_logged(trainer) -> bool:
+    """Whether training stopped in a batch's ``on_train_batch_end`` hooks (a ``last.ckpt`` being saved, say): its
+    optimizer step done, its row not yet handed to the logger. Lightning resumes such a checkpoint after that
+    batch (as from a ``last.ckpt`` saved there), so the row would be missing from ``logs/metrics.csv``."""
+    try:
+        total = trainer.fit_loop.epoch_loop.batch_progress.total
+        return (bool(trainer.training) and total.ready == total.started == total.processed
+                and total.completed == total.processed - 1)
+    except AttributeError:  # another Lightning's loop layout: nothing logged, as before
+        return False
+
+
 class InterruptCheckpoint(OnExceptionCheckpoint):
     """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError or for a
     checkpoint that does not fit the model (saving then would store untrained weights for the next --resume)."""
@@ -150,7 +167,171 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, InputError) or state_dict_mismatch(exception) is not None:
             return
+        if _stepped_not_logged(trainer):  # a resume does not redo this step: log its row now, or it is lost
+            with contextlib.suppress(Exception):
+                trainer._logger_connector.update_train_step_metrics()
         for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
             with contextlib.suppress(Exception):
                 logger.save()
         super().on_exception(trainer, pl_module, exception)
+
+
+# ------------------------------------------------------------------------------------------ inputs of a run
+INPUTS_VERSION = 1
+_LISTED_FILES = 512  # files of one input folder recorded one by one (above: their count and a digest of the listing)
+
+
+def _input_roots(data) -> list[tuple[str, Path]]:
+    """``(setting, path)`` of every input of the ``data:`` section a run reads: ``data.path`` (+ ``data.labels``),
+    ``data.paths``, ``data.extra_train_paths`` and a ``data.evolved.roots`` FASTA file."""
+    roots = [("data.path", Path(data.path))] if data.path else []
+    roots += [("data.labels", Path(data.labels))] if data.labels else []
+    roots += [("data.paths", Path(p)) for p in data.paths]
+    roots += [("data.extra_train_paths", Path(p)) for p in data.extra_train_paths]
+    evolved_roots = getattr(getattr(data, "evolved", None), "roots", "train")
+    if evolved_roots not in (None, "train", "random"):
+        roots.append(("data.evolved.roots", Path(evolved_roots)))
+    return roots
+
+
+def _files_of(root: Path) -> list[Path]:
+    """The files a reader of ``root`` looks at: ``root`` itself, or a folder's own files (sequences.fasta +
+    labels.tsv, one FASTA per family, proteomes), those of its ``trees/`` and an OrthoFinder table below it."""
+    if not root.is_dir():
+        return [root]
+    files = []
+    for folder in (root, root / "trees"):
+        if folder.is_dir():
+            files += sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    with contextlib.suppress(Exception):  # several OrthoFinder runs: the reader has refused them already
+        from phylocl.data.orthofinder import find_orthofinder_results
+
+        table = find_orthofinder_results(root)
+        if table is not None and table not in files:
+            files.append(table)
+    return files
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def _split_digest(ds) -> dict:
+    """Families, sequences and a sha256 of what the split holds: every record's id, family and letters in order,
+    the label columns and the tree of each family (what training reads; not the files' bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    ids, fams, seqs = ds.ids, ds.families, ds.sequences
+    step = 8192  # records joined per update: hashing runs near memory speed, without a copy of the whole split
+    for i in range(0, len(ids), step):
+        h.update("".join(f"{a}\t{f}\t{s}\n" for a, f, s in zip(ids[i:i + step], fams[i:i + step],
+                                                               seqs[i:i + step])).encode())
+    for column in sorted(ds.metadata):
+        h.update(f"\0{column}\0".encode())
+        values = ds.metadata[column]
+        for i in range(0, len(values), step):
+            h.update("".join(f"{v}\n" for v in values[i:i + step]).encode())
+    for fam in sorted(ds.trees):
+        h.update(f"\0tree\0{fam}\t{ds.trees[fam]}\n".encode())
+    return {"families": len(set(fams)), "sequences": len(ids), "sha256": h.hexdigest()}
+
+
+def input_fingerprint(data, dm) -> dict:
+    """What a run trains on, recorded in its checkpoints so that ``--resume`` can tell whether it changed.
+
+    ``splits``: per split (train/val/test) its families, sequences and a sha256 of what it holds (ids, families,
+    letters, label columns, trees), as read and split: what matters, whatever file it came from (about 1 s per GB
+    of sequences); ``files``: size and modification time of every input file, to name the one that changed;
+    ``roots``: the sha256 of a ``data.evolved.roots`` FASTA file (read later, during training).
+    ``data``: the run's ``data:`` config section; ``dm``: its data module after ``setup()``.
+    """
+    import hashlib
+
+    files: dict[str, dict] = {}
+    roots_digest = None
+    for setting, root in _input_roots(data):
+        entry = {"setting": setting}
+        listed = _files_of(root)
+        stats = {str(p): _stat(p) for p in listed}
+        if len(stats) <= _LISTED_FILES:
+            entry["files"] = stats
+        else:
+            entry["count"] = len(stats)
+            entry["listing"] = hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+        files[str(root)] = entry
+        if setting == "data.evolved.roots" and root.is_file():
+            with open(root, "rb") as f:
+                roots_digest = hashlib.file_digest(f, "sha256").hexdigest()
+    splits = {name: _split_digest(ds) for name, ds in (("train", dm.train_set), ("val", dm.val_set),
+                                                       ("test", dm.test_set))}
+    return {"version": INPUTS_VERSION, "splits": splits, "files": files, "roots": roots_digest}
+
+
+def _changed_files(recorded: dict, current: dict) -> list[tuple[str, str]]:
+    """``(file, how)`` for every input file whose size or time differs, that is new or that is gone (``how``: "was
+    modified", "is gone" ...)."""
+    out = []
+    for root, now in current.items():
+        was = recorded.get(root)
+        if not isinstance(was, dict):
+            out.append((root, "was not an input when the run began"))
+            continue
+        if isinstance(was.get("files"), dict) and "files" in now:
+            for path in sorted(set(was["files"]) | set(now["files"])):
+                a, b = was["files"].get(path), now["files"].get(path)
+                if a == b:
+                    continue
+                a, b = (v if isinstance(v, list) and len(v) == 2 else None for v in (a, b))
+                if path not in now["files"] or b is None:
+                    how = "is gone"
+                elif path not in was["files"] or a is None:
+                    how = "is new"
+                elif a[0] != b[0]:
+                    how = f"was {a[0]} bytes, is {b[0]} now"
+                else:
+                    how = "was modified"
+                out.append((path, how))
+        elif (was.get("files"), was.get("listing"), was.get("count")) != (now.get("files"), now.get("listing"),
+                                                                          now.get("count")):
+            n_was = was.get("count", len(was.get("files") or {}))
+            n_now = now.get("count", len(now.get("files") or {}))
+            out.append((root, f"holds other files ({n_was} then, {n_now} now)"))
+    order = ("was ", "holds", "is gone", "is new")  # edits first: a new file is more often one the reader skips
+    return sorted(out, key=lambda item: next(i for i, w in enumerate(order + ("",)) if item[1].startswith(w)))
+
+
+def check_same_inputs(recorded: dict | None, current: dict, *, checkpoint: str) -> str | None:
+    """Refuse (:class:`InputError`, one line naming the changed file) to resume a run whose data changed since it
+    began: its splits (families, sequences, letters) or its evolved roots differ from those recorded in the
+    checkpoint it resumes from. Returns a note when the checkpoint records nothing (an earlier phylocl's run: not
+    checked), else ``None``. Files only touched (same data read) resume."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("splits"), dict):
+        return (f"{checkpoint} records no fingerprint of the training data (a run of an earlier phylocl): not "
+                "checked whether its data changed since the run began")
+    if recorded["splits"] == current["splits"] and recorded.get("roots") == current.get("roots"):
+        return None
+    what = []
+    for name in ("train", "val", "test"):
+        a, b = recorded["splits"].get(name), current["splits"][name]
+        a = a if isinstance(a, dict) else {}
+        if (a.get("families"), a.get("sequences")) != (b["families"], b["sequences"]):
+            what.append(f"{name}: {a.get('families')} families, {a.get('sequences')} sequences then, "
+                        f"{b['families']} and {b['sequences']} now")
+    counts = f" ({'; '.join(what)})" if what else ""
+    advice = ("--resume would continue on other data; restore the data the run began with, or train into a new "
+              "--out")
+    files = recorded.get("files")
+    changed = _changed_files(files if isinstance(files, dict) else {}, current["files"])
+    if changed:
+        path, how = changed[0]
+        more = f" (and {len(changed) - 1} more input file(s))" if len(changed) > 1 else ""
+        raise InputError(f"the training data changed since the run began: this file {how}{more}{counts}; "
+                         f"{advice}", path=path)
+    inputs = ", ".join(current["files"]) or "the inputs"
+    raise InputError(f"the training data read from {inputs} differs from what the run began with{counts}, though "
+                     f"no input file's size or time changed; {advice}")
