@@ -90,8 +90,9 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
 def _load(config, overrides, data):
     """The resolved :class:`TrainConfig`: YAML (or defaults), then ``--data`` paths, then ``overrides``."""
     if data:  # before the user's overrides, so that --set data.labels=TSV labels a --data FASTA file
-        overrides = [f"data.path={data[0]}", f"data.paths={json.dumps(list(data[1:]))}", "data.labels=null",
-                     *overrides]
+        # JSON quoting: a folder named "yes", "null" or "a: b" stays a path (it was read as YAML)
+        overrides = [f"data.path={json.dumps(str(data[0]))}", f"data.paths={json.dumps([str(d) for d in data[1:]])}",
+                     "data.labels=null", *overrides]
     return load_config(config, list(overrides))
 
 

@@ -255,3 +255,13 @@ def test_kmer_profile_word_weights_start_as_configured(tmp_path, word_weights):
     got, want = trained.backbone.weights.detach(), reference.backbone.weights.detach()
     assert (want > 1.5).any() == (word_weights == "idf")  # IDF of a word missing from some sequences is > 1
     torch.testing.assert_close(got, want, atol=1e-3, rtol=0)  # one Adam step moves a weight by at most lr / 100
+
+
+def test_data_paths_named_like_yaml_words_stay_paths():
+    """``--data yes`` (a folder named like a YAML word) was read as ``True``: 'data.path: True is not a valid
+    Optional'; so were ``null`` and ``a: b``."""
+    from phylocl.workflows.train import _load
+
+    for name in ("yes", "null", "a: b", "[x]"):
+        cfg = _load(None, [], [name, "it's"])
+        assert cfg.data.path == name and list(cfg.data.paths) == ["it's"]
