@@ -100,19 +100,6 @@ def _model_for_index(model: str | None, index) -> str | None:
     return model
 
 
-def mappable(path) -> bool:
-    """Whether the bundle at ``path`` holds a kind FAISS can memory-map (flat, ivf, ivfpq without re-ranking).
-    (A search decides it from the version of the bundle it loads: ``load_index(..., mmap=None)``.)"""
-    from phylocl.safejson import read_json_object
-
-    try:
-        meta = read_json_object(Path(path) / "meta.json")
-    except InputError:
-        return False  # load_index names the problem
-    return meta.get("kind") in ("flat", "ivf") or (meta.get("kind") == "ivfpq"
-                                                  and not meta.get("params", {}).get("k_factor"))
-
-
 def _kept(database, keep: list | None, budget: int):
     """The records of ``database`` as embedding items; ``keep`` (a list) also collects their sequences, refusing
     a database of more than ``budget`` residues."""
