@@ -3,8 +3,8 @@
 :func:`align_candidates` is the Python API of the alignment stage of ``phylocl search``::
 
     from phylocl.align import align_candidates, scoring_system
-    hits = align_candidates(["MKV..."], ["MKL...", "MSS..."], [[0, 1]], scoring=scoring_system("protein"))
-    hits.query(0)  # (targets, raw scores, bit scores, E-values), best bit score first
+    hits = align_candidates(["MKVLAAGIWK"], ["MKLLAAGIWR", "MSSTQPLE"], [[0, 1]], scoring=scoring_system("protein"))
+    hits.query(0)  # (targets, raw scores, bit scores, E-values), best bit score first: target 0
 
 Three steps: the MSV filter per query (:mod:`phylocl.align.msv`), then the choice of the pairs to score (a pair
 of two queries that both align it is scored once, by the query listed first), then one pyopal call per query for
@@ -18,8 +18,9 @@ hits that are written.
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +82,12 @@ class AlignedHits:
         return len(self.offsets) - 1
 
     def query(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(targets, raw, bits, evalues)`` of query ``i``, best bit score first."""
+        """``(targets, raw, bits, evalues)`` of query ``i`` (``-1``: the last, as in a list), best bit score first;
+        ``IndexError`` outside the queries."""
+        n = self.n_queries
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral) or not -n <= i < n:
+            raise IndexError(f"query {i!r} out of range: {n} queries, numbered 0 to {n - 1}")
+        i = int(i) % n
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.targets[a:b], self.raw[a:b], self.bits[a:b], self.evalues[a:b]
 
@@ -118,20 +124,27 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
             (:func:`~phylocl.align.traceback.score_pairs`; ``traced``), for a caller that traces every hit: the same
             hits, with less work when it is so.
 
-    Raises ``ValueError`` on letters the scoring system cannot score (naming the sequence and letter), or a
-    ``targets`` function without ``db_residues`` / ``db_sequences``.
+    A query with no candidates (or only ``-1``), or an empty query, has no hits. Raises ``ValueError`` on letters
+    the scoring system cannot score (naming the sequence and letter; alignment gaps ``-`` included: remove them),
+    a ``targets`` function or mapping without ``db_residues`` / ``db_sequences``, and arguments of the wrong kind
+    or range (``TypeError`` / ``ValueError`` naming the argument): ``queries`` or a candidate list given as one
+    string, candidates that are not whole numbers, ``evalue`` not ``> 0``, ``max_hits`` or ``threads`` not whole
+    numbers (``max_hits >= 0``, ``threads >= 1``), database sizes below 1, ``query_rows`` of another length than
+    ``queries``, ``scoring`` not a :class:`~phylocl.align.scoring.ScoringSystem`.
     """
-    if len(candidates) != len(queries):
-        raise ValueError(f"{len(candidates)} candidate lists for {len(queries)} queries")
+    _check_arguments(queries, targets, candidates, scoring=scoring, evalue=evalue, max_hits=max_hits,
+                     query_rows=query_rows, db_residues=db_residues, db_sequences=db_sequences)
     fetch = targets.__getitem__ if not callable(targets) else targets
     if db_residues is None or db_sequences is None:
-        if callable(targets):
-            raise ValueError("give db_residues and db_sequences with a targets function")
+        if callable(targets) or isinstance(targets, Mapping):
+            kind = "mapping" if isinstance(targets, Mapping) else "function"
+            raise ValueError(f"give db_residues and db_sequences with a targets {kind}")
         db_residues = sum(len(t) for t in targets) if db_residues is None else db_residues
         db_sequences = len(targets) if db_sequences is None else db_sequences
-    threads = default_threads() if threads is None else int(threads)
+    threads = default_threads() if threads is None else _whole("threads", threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    max_hits = None if max_hits is None else int(max_hits)
 
     msv = None
     if filter_pvalue is not None and filter_pvalue < 1:
@@ -150,7 +163,11 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
     def screen(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Query ``i``'s candidate rows ``(c,)`` (prefilter order, repeats dropped), which of them it aligns, and
         their lengths."""
-        rows = np.asarray(candidates[i], dtype=np.int64).ravel()
+        rows = np.asarray(candidates[i])
+        if rows.size and rows.dtype.kind not in "iu":  # float 1.7 was aligned as target 1
+            raise ValueError(f"query {i}: candidates must be whole target numbers, got {rows.dtype} values "
+                             f"({rows.ravel()[0]!r} ...)")
+        rows = rows.astype(np.int64, copy=False).ravel()
         bad = (rows < -1) | (rows >= db_sequences)
         if bad.any():
             raise ValueError(f"query {i}: candidate {int(rows[bad][0])} is not a target number (0 to "
@@ -250,6 +267,44 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                        cand_rank=pos[hit], n_candidates=len(flat_rows), n_aligned=int(kept.sum()), ends=ends[hit],
                        traced=traced if trace_whole else None,
                        traced_at=traced_at[hit] if trace_whole else None)
+
+
+def _whole(name: str, value) -> int:
+    """``value`` as an int: a Python or NumPy integer, not a bool (``ValueError`` naming ``name``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _check_arguments(queries, targets, candidates, *, scoring, evalue, max_hits, query_rows, db_residues,
+                     db_sequences) -> None:
+    """The checks of :func:`align_candidates` that need no alignment (its docstring lists them)."""
+    if not isinstance(scoring, ScoringSystem):
+        raise TypeError(f"scoring must be a ScoringSystem (phylocl.align.scoring_system('protein') or 'dna'), got "
+                        f"{type(scoring).__name__} {scoring!r}")
+    for name, one in (("queries", "query"), ("targets", "target"), ("candidates", "candidate list")):
+        value = {"queries": queries, "targets": targets, "candidates": candidates}[name]
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a list, not one {type(value).__name__} (each letter would be one "
+                            f"{one}): wrap it, e.g. [{value[:20]!r}]")
+    if len(candidates) != len(queries):
+        raise ValueError(f"{len(candidates)} candidate lists for {len(queries)} queries")
+    for i, q in enumerate(queries):
+        if not isinstance(q, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"query {i}: expected a str, got {type(q).__name__}")
+    for i, c in enumerate(candidates):
+        if isinstance(c, (str, bytes)) or not (isinstance(c, np.ndarray) or hasattr(c, "__len__")):
+            raise TypeError(f"candidates[{i}] must be a list or an array of target numbers (one list per query), "
+                            f"got {type(c).__name__} {c!r}")
+    if not (isinstance(evalue, numbers.Real) and evalue > 0):  # NaN and -1 kept nothing, silently
+        raise ValueError(f"evalue must be a number > 0 (inf keeps every hit), got {evalue!r}")
+    if max_hits is not None and _whole("max_hits", max_hits) < 0:
+        raise ValueError(f"max_hits must be >= 0 or None, got {max_hits!r}")
+    for name, value in (("db_residues", db_residues), ("db_sequences", db_sequences)):
+        if value is not None and _whole(name, value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    if query_rows is not None and len(query_rows) != len(queries):
+        raise ValueError(f"query_rows must hold one row per query ({len(queries)}), got {len(query_rows)}")
 
 
 def _partners(rows: np.ndarray, kept: np.ndarray, owner: np.ndarray, off: np.ndarray,

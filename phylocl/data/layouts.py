@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 from itertools import chain, islice
 from pathlib import Path
 from typing import Iterator
@@ -53,12 +54,16 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
 
     Returns:
         :class:`OrthologDataset`; ``summary()`` tells which layout was read.
+
+    ``path`` and ``labels`` are a str or a ``Path`` (``~`` is expanded); anything else is a ``TypeError`` naming the
+    argument (several inputs: :func:`read_datasets`). Problems in the files (missing, no labels for some records,
+    bad letters...) are :class:`~phylocl.errors.InputError`.
     """
-    path = Path(path)
+    path = _as_path("path", path)
     if not path.exists():
         raise InputError(missing_message(path), path=path)
     if labels is not None:
-        labels = Path(labels)
+        labels = _as_path("labels", labels)
         if path.is_dir():
             raise InputError("--labels needs a FASTA file, not a directory", path=path)
         return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
@@ -86,6 +91,19 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     return read_family_dir(path, alphabet=alphabet, strict=strict)
 
 
+def _as_path(name: str, value) -> Path:
+    """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        return Path(value).expanduser()
+    hint = ""
+    if name == "path" and isinstance(value, (list, tuple)):
+        hint = "; several inputs are read by read_datasets"
+    elif name == "labels" and (isinstance(value, (list, tuple, dict))
+                               or type(value).__name__ in ("ndarray", "Series")):
+        hint = "; labels is the path of a TSV with sequence_id and family_id columns"
+    raise TypeError(f"{name} must be a str or a Path, got {type(value).__name__}{hint}")
+
+
 def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None,
                   strict: bool = False) -> OrthologDataset:
     """Read several inputs and concatenate them (see :func:`~phylocl.data.dataset.concat_datasets`).
@@ -93,7 +111,9 @@ def read_datasets(paths, *, labels=None, alphabet: str | Alphabet | None = None,
     ``labels`` is ``None`` or one entry (possibly ``None``) per path. Dataset names, used to prefix clashing family
     ids, are the path names (made unique with ``-2``, ``-3`` ...).
     """
-    paths = [Path(p) for p in paths]
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # one input
+    paths = [_as_path("path", p) for p in paths]
     if not paths:
         raise InputError("no input paths given")
     labels = list(labels) if labels is not None else [None] * len(paths)

@@ -32,7 +32,9 @@ class FlatNCE(ContrastiveLoss):
             negatives, as lightly's losses); nothing happens without a process group.
 
     Called as ``loss(z_a, z_b, labels=None)`` with ``(B, D)`` embeddings and optional ``(B,)`` family ids;
-    returns a scalar whose value is 1 and whose gradient is FlatNCE's.
+    returns a scalar whose value is 1 and whose gradient is FlatNCE's (the InfoNCE value, in nats, is in
+    ``last_stats["infonce"]``). A batch without any negative (``B = 1``, or all rows of one family) gives ``0``
+    with zero gradients (:meth:`~phylocl.losses.logits.ContrastiveLoss.forward` lists the accepted inputs).
     """
 
     def __init__(self, *, temperature: float = 0.1, symmetric: bool = True, chunk_size: int | None = None,

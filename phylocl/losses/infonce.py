@@ -10,10 +10,12 @@ computed from ``v_i = logsumexp_{j in N(i)} (s_ij - s_ii)``, so it is stable at 
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 import torch
 
-from phylocl.losses.logits import ContrastiveLoss
+from phylocl.losses.logits import ContrastiveLoss, check_flag
 
 __all__ = ["InfoNCE"]
 
@@ -36,7 +38,10 @@ class InfoNCE(ContrastiveLoss):
             negatives are the global batch's (as lightly's losses); nothing happens without a process group.
 
     Called as ``loss(z_a, z_b, labels=None)`` with ``(B, D)`` embeddings and optional ``(B,)`` family ids;
-    returns a scalar. Example::
+    returns a scalar in nats (a mean over anchors of ``-log p(positive)``; ``log(B)`` without labels when
+    every similarity is equal). A batch without any negative (``B = 1``, or all rows of one family) gives ``0``
+    with zero gradients, and anchors without a negative are left out of the mean
+    (:meth:`~phylocl.losses.logits.ContrastiveLoss.forward` lists the accepted inputs). Example::
 
         loss = InfoNCE(temperature=0.07)
         value = loss(encoder(view_a), encoder(view_b), labels=family_ids)
@@ -47,9 +52,10 @@ class InfoNCE(ContrastiveLoss):
                  gather_distributed: bool = False) -> None:
         super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size, normalize=normalize,
                          gather_distributed=gather_distributed)
-        if not (math.isfinite(max_scale) and max_scale > 0):
+        if isinstance(max_scale, (bool, np.bool_)) or not isinstance(max_scale, numbers.Real) or \
+                not (math.isfinite(max_scale) and max_scale > 0):
             raise ValueError(f"max_scale must be a finite number > 0, got {max_scale!r}")
-        self.learn_temperature = bool(learn_temperature)
+        self.learn_temperature = check_flag("learn_temperature", learn_temperature)
         self.max_scale = float(max_scale)
         if self.learn_temperature:
             if 1.0 / temperature > max_scale:

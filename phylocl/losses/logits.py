@@ -25,6 +25,7 @@ case the loss is ``0`` (still attached to the graph, so ``backward`` works and g
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -34,7 +35,8 @@ from torch.utils.checkpoint import checkpoint
 
 from phylocl.losses.gather import gather_labels, gather_with_grad
 
-__all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "as_labels", "ContrastiveLoss"]
+__all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "as_labels", "ContrastiveLoss",
+           "check_temperature", "check_chunk_size", "check_flag", "MIN_TEMPERATURE"]
 
 
 class NegativeTerms(NamedTuple):
@@ -95,14 +97,28 @@ def _direction(queries, keys, scale, labels, chunk_size):
 
 
 def as_labels(labels) -> torch.Tensor | None:
-    """``labels`` as a tensor of family ids: a tensor as it is; integers (a list, a NumPy array) as int64; strings
-    (e.g. ``read_dataset(...).families``) as the codes of their sorted distinct values, so equal strings get equal
-    codes within the call. ``None`` stays ``None``; anything else raises ``ValueError``."""
-    if labels is None or torch.is_tensor(labels):
+    """``labels`` as a tensor of family ids: an integer (or bool) tensor as it is; integers (a list, a NumPy array)
+    as int64; strings (e.g. ``read_dataset(...).families``) as the codes of their sorted distinct values, so equal
+    strings get equal codes within the call. ``None`` stays ``None``. A single string, floating-point or complex
+    values and anything else raise ``ValueError`` (ids are compared for equality: ``0.1 + 0.2`` is not ``0.3``;
+    cast with ``.long()`` if the floats are whole numbers)."""
+    if labels is None:
+        return None
+    if torch.is_tensor(labels):
+        if labels.is_floating_point() or labels.is_complex():
+            raise ValueError(f"labels must be integer family ids or strings, got a {labels.dtype} tensor "
+                             "(use labels.long() for whole numbers)")
         return labels
+    if isinstance(labels, (str, bytes)):
+        raise ValueError(f"labels must hold one family id per row (a list, an array or a tensor), got a single "
+                         f"{type(labels).__name__} {labels[:40]!r}")
     arr = np.asarray(labels)
     if arr.dtype.kind in "iub":
         return torch.as_tensor(arr.astype(np.int64))
+    if arr.dtype.kind == "U" and arr.ndim == 1 and not isinstance(labels, np.ndarray) and \
+            not all(isinstance(x, (str, np.str_)) for x in labels):  # NumPy turned the numbers into strings
+        raise ValueError("labels mix strings and other values (e.g. 1 and '1' would be one family): give all as "
+                         "strings or all as integers")
     if arr.dtype.kind in "USO" and all(isinstance(x, str) for x in arr.reshape(-1).tolist()):
         _, codes = np.unique(arr.astype(str), return_inverse=True)
         return torch.as_tensor(codes.reshape(arr.shape).astype(np.int64))
@@ -110,11 +126,27 @@ def as_labels(labels) -> torch.Tensor | None:
 
 
 def _check_batch(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
+    """``z_a``, ``z_b``: tensors of one shape ``(B, D)``, ``B, D >= 1``, on one device (``TypeError`` /
+    ``ValueError`` naming the argument otherwise)."""
+    for name, z in (("z_a", z_a), ("z_b", z_b)):
+        if not torch.is_tensor(z):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, D), got {type(z).__name__} (convert with "
+                            "torch.as_tensor)")
     if z_a.dim() != 2 or z_a.shape != z_b.shape:
         raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
                          f"and {tuple(z_b.shape)}")
     if z_a.shape[0] == 0:
         raise ValueError("an empty batch (B = 0): a contrastive loss needs at least one positive pair")
+    if z_a.shape[1] == 0:
+        raise ValueError(f"embeddings of width D = 0 ({tuple(z_a.shape)}): there is nothing to compare")
+    if z_a.device != z_b.device:
+        raise ValueError(f"z_a and z_b must be on one device, got {z_a.device} and {z_b.device}")
+
+
+def _float_dtype(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.dtype:
+    """The dtype the loss is computed in: the wider of the two views', at least float32 (half precision is
+    upcast; float64 stays float64)."""
+    return torch.promote_types(torch.promote_types(z_a.dtype, z_b.dtype), torch.float32)
 
 
 def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch.Tensor | None = None,
@@ -136,9 +168,8 @@ def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch
     labels = as_labels(labels)
     if labels is not None and (labels.dim() != 1 or labels.shape[0] != z_a.shape[0]):
         raise ValueError(f"labels must have shape ({z_a.shape[0]},), got {tuple(labels.shape)}")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
-    dtype = torch.promote_types(z_a.dtype, torch.float32)
+    chunk_size = check_chunk_size(chunk_size)
+    dtype = _float_dtype(z_a, z_b)
     a, b = z_a.to(dtype), z_b.to(dtype)
     if labels is not None:
         labels = labels.to(a.device)
@@ -192,6 +223,38 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return total / valid.sum().clamp(min=1)
 
 
+MIN_TEMPERATURE = 1e-30  # below it 1 / temperature overflows float32 logits into inf - inf = NaN
+
+
+def check_temperature(value, name: str = "temperature") -> float:
+    """``value`` as a float: a real number (Python or NumPy, not a bool or a tensor), finite, at least
+    :data:`MIN_TEMPERATURE`; ``ValueError`` naming ``name`` and the value otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if value < MIN_TEMPERATURE:
+        raise ValueError(f"{name} must be >= {MIN_TEMPERATURE:g} (1 / {name} would overflow the logits), "
+                         f"got {value!r}")
+    return float(value)
+
+
+def check_chunk_size(value, name: str = "chunk_size") -> int | None:
+    """``value`` as an int >= 1 (Python or NumPy integer, not a bool) or ``None``; ``ValueError`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a bool: ``True``/``False`` (or NumPy's, or the ints 0 and 1); ``TypeError`` for anything else,
+    e.g. the string ``"False"``, which ``bool()`` would read as true."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 class ContrastiveLoss(torch.nn.Module):
     """Shared base: temperature, symmetric option, chunking, normalisation, gathering, ``last_stats`` for logging.
 
@@ -210,14 +273,11 @@ class ContrastiveLoss(torch.nn.Module):
     def __init__(self, *, temperature: float, symmetric: bool, chunk_size: int | None, normalize: bool = True,
                  gather_distributed: bool = False) -> None:
         super().__init__()
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
-        self.symmetric = bool(symmetric)
-        self.chunk_size = chunk_size
-        self.normalize = bool(normalize)
-        self.gather_distributed = bool(gather_distributed)
+        temperature = check_temperature(temperature)
+        self.symmetric = check_flag("symmetric", symmetric)
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.normalize = check_flag("normalize", normalize)
+        self.gather_distributed = check_flag("gather_distributed", gather_distributed)
         self._temperature = float(temperature)
         self.last_stats: dict[str, torch.Tensor] = {}
 
@@ -245,7 +305,7 @@ class ContrastiveLoss(torch.nn.Module):
     def _prepare(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None):
         """Normalised (if ``normalize``) and gathered (if ``gather_distributed``) views and labels."""
         if self.normalize:
-            dtype = torch.promote_types(z_a.dtype, torch.float32)
+            dtype = _float_dtype(z_a, z_b)
             z_a, z_b = F.normalize(z_a.to(dtype), dim=-1), F.normalize(z_b.to(dtype), dim=-1)  # (B, D) each
         if self.gather_distributed:
             z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N, D) each, N = global batch
@@ -253,8 +313,21 @@ class ContrastiveLoss(torch.nn.Module):
         return z_a, z_b, labels
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])`` of shape ``(B, D)``; ``labels``: ``(B,)``
-        family ids (:func:`as_labels`: a tensor, integers or strings); see module docstring."""
+        """Scalar loss for ``B`` positive pairs ``(z_a[i], z_b[i])``.
+
+        Args:
+            z_a, z_b: ``(B, D)`` tensors on one device, ``B, D >= 1``, any float dtype (float16/bfloat16 are
+                computed in float32, float64 in float64: the result has that dtype); any strides.
+            labels: optional ``(B,)`` family ids (:func:`as_labels`: an integer tensor on any device, a list or an
+                array of integers or of strings); rows of one family are not each other's negatives.
+
+        Returns a 0-d tensor (attached to the graph of the inputs and of a learnable temperature). Edge cases, by
+        design (module docstring): ``B = 1`` or one label for every row leaves no negative, and the loss is ``0``
+        with zero (finite) gradients; non-finite embeddings give a NaN loss (not checked here, which would cost a
+        device synchronisation per call); with ``normalize``, an all-zero row stays zero (cosine 0 with every
+        other row; its gradient through the normalisation is scaled by 1 / 1e-12). Raises ``TypeError`` /
+        ``ValueError`` naming the argument for non-tensors, views of different shapes or devices, an empty batch,
+        or labels of the wrong length or type."""
         _check_batch(z_a, z_b)
         labels = self._labels(labels)
         z_a, z_b, labels = self._prepare(z_a, z_b, labels)

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Sequence
 
@@ -37,11 +40,11 @@ from phylocl.models.model_files import ENCODER_FILE, read_model, write_model_fol
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
-from phylocl.models.inference import PRECISIONS, embed_token_arrays
+from phylocl.models.inference import PRECISIONS, check_batch_size, embed_token_arrays
 from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import default_stride, window_batch
 
-__all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS"]
+__all__ = ["SequenceEncoder", "ENCODER_FILE", "PRECISIONS", "check_device"]
 
 
 def _moe(c: EncoderConfig) -> MoEOptions | None:
@@ -82,6 +85,29 @@ def _smlp(c: EncoderConfig) -> nn.Module:
         experts=c.moe_experts, chunk=c.smoe_chunk, capacity_factor=c.moe_capacity_factor, moe_hidden=c.moe_ffn_dim,
         dropout=c.dropout, drop_path=c.drop_path, init_eps=c.sgu_init_eps,
     )
+
+
+def check_device(value, name: str = "device") -> torch.device:
+    """``value`` (a str such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or a CUDA index) as a
+    ``torch.device`` that exists here; ``ValueError`` naming ``name`` for a malformed one or a CUDA device this
+    machine lacks (torch's own errors are a ``RuntimeError`` listing every backend, or an ``AssertionError``),
+    ``TypeError`` for another type."""
+    if isinstance(value, bool) or not isinstance(value, (str, torch.device, int)):
+        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda', or a torch.device, got "
+                        f"{type(value).__name__} {value!r}")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name} {value!r} is not a device name: use 'cpu', 'cuda' or 'cuda:N' (or 'mps' on a "
+                         "Mac)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {str(device)!r} was asked for but no CUDA GPU is available here; use "
+                             f"{name}='cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s), numbered from 0")
+    return device
 
 
 _BACKBONES = {"gmlp": _gmlp, "transformer": _transformer, "smlp": _smlp, "kmerbag": _kmerbag,
@@ -162,15 +188,21 @@ class SequenceEncoder(nn.Module):
         try:
             return self.alphabet.encode(seq)
         except ValueError as err:
-            raise InputError(f"sequence {index + 1}: {err}") from None
+            hint = ""
+            if any(c in seq for c in "-.*"):
+                hint = ("; remove alignment gaps ('-', '.') and stops ('*') first (read_dataset and Searcher do; "
+                        "the encoder reads residues only)")
+            raise InputError(f"sequence {index + 1}: {err}{hint}") from None
 
     def tokenize(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token batch of ``sequences`` (full length, no CLS): ``{"input_ids": (N, L), "attention_mask": (N, L)}``.
 
-        Raises :class:`~phylocl.errors.InputError` on empty sequences or letters outside the alphabet.
+        Raises :class:`~phylocl.errors.InputError` on empty sequences or letters outside the alphabet (gaps and
+        stops included), ``ValueError`` for no sequences at all, ``TypeError`` for ``None`` or a dict.
         """
-        if isinstance(sequences, str):
-            sequences = [sequences]
+        sequences = _sequence_list(sequences)
+        if not sequences:
+            raise ValueError("sequences is empty: a token batch needs at least one sequence")
         return pad_batch([self._token_array(i, s) for i, s in enumerate(sequences)])
 
     # ----------------------------------------------------------------- forward
@@ -194,11 +226,18 @@ class SequenceEncoder(nn.Module):
         Batches wider than ``max_len`` are cut into windows (see the module docstring); rows no longer than
         ``max_len`` get exactly the embedding they would get alone.
         """
+        if not isinstance(batch, Mapping) or not {"input_ids", "attention_mask"} <= set(batch):
+            what = f"a dict with keys {sorted(map(str, batch))}" if isinstance(batch, Mapping) else \
+                type(batch).__name__
+            raise TypeError(f"batch must be a token batch, a dict with input_ids and attention_mask "
+                            f"(enc.tokenize(sequences)), got {what}; enc.embed(sequences) embeds strings")
         device = self.embedding.weight.device
         ids = batch["input_ids"].to(device)
         mask = batch["attention_mask"].to(device=device, dtype=torch.bool)
         if ids.shape != mask.shape or ids.dim() != 2:
             raise ValueError(f"input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} must be (B, L)")
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must hold integer token ids, got {ids.dtype}")
         if ids.shape[1] <= self.max_len:
             return self._encode(ids, mask)
         w_ids, w_mask, owner = window_batch(ids, mask, window=self.max_len, stride=self.window_stride)
@@ -230,20 +269,23 @@ class SequenceEncoder(nn.Module):
                 ``True`` (or ``None``) changes nothing and ``False`` is refused (``ValueError``).
 
         Runs in eval mode without gradients (the previous train/eval mode is restored). Long sequences are
-        embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order.
+        embedded as windows (module docstring, :mod:`phylocl.models.inference`). Rows come back in input order;
+        no sequences give a ``(0, embed_dim)`` array. Lower case is read as upper case; alignment gaps (``-``,
+        ``.``) and stops (``*``) are refused (:class:`~phylocl.errors.InputError` naming the sequence: remove them
+        first, as :func:`phylocl.read_dataset` does). ``ValueError`` for a ``batch_size`` that is not an int >= 1,
+        an ``overlap`` outside [0, 1), an unknown ``precision`` or a ``device`` that is malformed or absent here;
+        ``TypeError`` for ``sequences`` that are not strings.
         """
         if normalize_embeddings is False:
             raise ValueError("phylocl encoders always return unit rows (their similarity is the cosine); "
                              "normalize_embeddings=False is not available")
-        if isinstance(sequences, str):
-            sequences = [sequences]
+        sequences = _sequence_list(sequences)
+        check_batch_size(batch_size)
+        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, numbers.Real)):
+            raise ValueError(f"overlap must be a number in [0, 1) or None, got {overlap!r}")
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if device is not None:
-            device = torch.device(device)
-            if device.type == "cuda" and not torch.cuda.is_available():  # torch's own error is an AssertionError
-                raise ValueError(f"device {str(device)!r} was asked for but no CUDA GPU is available here; use "
-                                 "device='cpu'")
-            self.to(device)
+            self.to(check_device(device))
         x = embed_token_arrays(self, arrays, batch_size=batch_size, precision=precision, overlap=overlap,
                                show_progress_bar=show_progress_bar)  # (N, E)
         return torch.from_numpy(x).to(self.embedding.weight.device) if convert_to_tensor else x
@@ -287,8 +329,12 @@ class SequenceEncoder(nn.Module):
         return write_model_folder(directory, config=stored_dict(self.config), state=state)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, *, map_location: str | torch.device = "cpu") -> "SequenceEncoder":
-        """Same as :func:`phylocl.load_encoder`: a shipped name, a model folder or an encoder file."""
+    def from_pretrained(cls, source: str | Path, *, map_location: str | torch.device = "cpu",
+                        device: str | torch.device | None = None) -> "SequenceEncoder":
+        """Same as :func:`phylocl.load_encoder`: a shipped name, a model folder or an encoder file (``device``: an
+        alias of ``map_location``)."""
+        map_location = resolve_location(map_location, device)
+        check_source(source)
         config, state, path = read_model(source)
         return cls.from_parts(config, state, path=path, map_location=map_location)
 
@@ -296,7 +342,10 @@ class SequenceEncoder(nn.Module):
     def from_parts(cls, config: dict, state: dict, *, path: str | Path | None = None,
                    map_location: str | torch.device = "cpu") -> "SequenceEncoder":
         """An encoder (eval mode, on ``map_location``) from a stored config (family or flat keys) and its weights;
-        an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together."""
+        an :class:`~phylocl.errors.InputError` naming ``path`` when they do not fit together. The weights may come
+        from any device (they are copied to ``map_location``); a CUDA ``map_location`` on a machine without one is
+        a ``ValueError``."""
+        map_location = check_device(map_location, "map_location")
         try:
             encoder = cls(config=EncoderConfig.from_dict(config))
             result = encoder.load_state_dict(state, strict=False)
@@ -348,3 +397,29 @@ def _one_line(err: BaseException, limit: int = 300) -> str:
     text = " ".join(str(err).split())
     text = text.replace("Error(s) in loading state_dict for SequenceEncoder: ", "")
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _sequence_list(sequences) -> list:
+    """``sequences`` as a list: one str is one sequence; ``None``, bytes, a number or a dict are a ``TypeError``."""
+    if isinstance(sequences, str):
+        return [sequences]
+    if sequences is None or isinstance(sequences, (bytes, Mapping)) or not isinstance(sequences, Iterable):
+        hint = " (pass list(d.values()), in the order you want the rows)" if isinstance(sequences, Mapping) else ""
+        raise TypeError(f"sequences must be a str or a list of str, got {type(sequences).__name__}{hint}")
+    return list(sequences)
+
+
+def check_source(source) -> None:
+    """A model ``source`` is a str or a path (``TypeError`` naming it otherwise)."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a shipped model name, a model folder or an encoder file (a str or a Path), "
+                        f"got {type(source).__name__} {source!r}")
+
+
+def resolve_location(map_location, device):
+    """``map_location``, or ``device`` where given (its alias; both given and different: ``ValueError``)."""
+    if device is None:
+        return map_location
+    if map_location not in ("cpu", None) and str(map_location) != str(device):
+        raise ValueError(f"map_location={map_location!r} and device={device!r} disagree: give one of them")
+    return device

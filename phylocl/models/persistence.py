@@ -42,8 +42,22 @@ def save_pretrained(encoder: "SequenceEncoder", directory: str | Path) -> Path:
     return encoder.save_pretrained(directory)
 
 
-def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cpu") -> "SequenceEncoder":
+def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cpu",
+                 device: "str | torch.device | None" = None) -> "SequenceEncoder":
     """The encoder named by ``source`` (see :mod:`phylocl.models.model_files`), on ``map_location``, in eval mode.
+
+    Args:
+        source: a shipped model name (:func:`shipped_models`), a model folder (``save_pretrained``; a
+            ``phylocl train`` run folder is one), or an encoder file (``.pt``, or a folder's ``model.safetensors``
+            or ``config.json``); a str or a ``Path`` (``~`` is expanded).
+        map_location: where the weights go: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, a ``torch.device``.
+            Weights saved on a GPU load anywhere (they are stored as CPU tensors and moved here).
+        device: the same as ``map_location`` (the name ``SequenceEncoder.embed`` uses); give one of the two.
+
+    Raises :class:`~phylocl.errors.InputError` (a ``ValueError``) naming the path for a missing, damaged or
+    mismatched model (the message lists the shipped names; a registry name is pointed to
+    :func:`phylocl.build_encoder`), ``ValueError`` for a device that is malformed or absent here, ``TypeError``
+    for a ``source`` that is not a str or a path.
 
     Example::
 
@@ -51,7 +65,10 @@ def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cp
         enc.save_pretrained("my-model"); enc = phylocl.load_encoder("my-model")
         enc = phylocl.load_encoder("runs/r1")             # a `phylocl train` folder (a model folder)
     """
-    from phylocl.models.encoder import SequenceEncoder  # torch: only when a model is loaded
+    from phylocl.models.encoder import SequenceEncoder, check_device, check_source, resolve_location  # torch
 
+    check_source(source)
+    map_location = check_device(resolve_location(map_location, device), "device" if device is not None else
+                                "map_location")
     config, state, path = read_model(source, pretrained_dir=PRETRAINED_DIR)
     return SequenceEncoder.from_parts(config, state, path=path, map_location=map_location)

@@ -12,9 +12,11 @@ plain dict ``{name: values}`` read once. Any config key can be overridden when b
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
 from phylocl.errors import InputError
@@ -58,11 +60,19 @@ def get_config(name: str, **overrides: Any) -> EncoderConfig:
     """The validated config of model ``name`` with ``overrides`` applied.
 
     Raises :class:`~phylocl.errors.InputError` (a ``ValueError``) for an unknown name, an unknown override key
-    (the message lists the valid keys) or an invalid value.
+    (the message lists the valid keys) or an invalid value, ``TypeError`` for a ``name`` that is not a str.
+    NumPy scalars in ``overrides`` count as the Python numbers they hold.
     """
+    if not isinstance(name, str):
+        hint = " (a trained model's folder or file is read by phylocl.load_encoder)" \
+            if isinstance(name, os.PathLike) else ""
+        raise TypeError(f"name must be the str name of a registered model (phylocl.list_models()), got "
+                        f"{type(name).__name__} {name!r}{hint}")
     registry = _registry()
     if name not in registry:
-        raise InputError(f"unknown model {name!r}; registered models: {', '.join(sorted(registry))}")
+        raise InputError(f"unknown model {name!r}; registered models: {', '.join(sorted(registry))}"
+                         f"{_name_hint(name, registry)}")
+    overrides = {k: v.item() if isinstance(v, np.generic) else v for k, v in overrides.items()}  # NumPy scalars
     try:
         values = {**registry[name], "name": name, **with_family_names(registry[name], overrides)}
         return EncoderConfig.from_dict(values)
@@ -70,8 +80,31 @@ def get_config(name: str, **overrides: Any) -> EncoderConfig:
         raise InputError(f"model {name}: {err}") from None
 
 
+def _name_hint(name: str, registry: dict) -> str:
+    """``"; did you mean ...?"`` for a near miss (case, spaces, typos), or where ``name`` is a path or a shipped
+    trained model, the function that reads it; ``""`` otherwise."""
+    import difflib
+
+    from phylocl.models.model_files import shipped_models
+
+    if name.strip().lower() in registry:
+        return f"; did you mean {name.strip().lower()!r}?"
+    if name in shipped_models() or Path(name).expanduser().exists():
+        return f"; {name!r} is a trained model or a path: phylocl.load_encoder({name!r}) reads it"
+    close = difflib.get_close_matches(name.strip().lower(), list(registry), n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def build_encoder(name: str, **overrides: Any) -> "SequenceEncoder":
-    """A freshly initialised encoder of registered config ``name`` (in train mode), e.g. ``dropout=0.0``."""
+    """A freshly initialised (untrained) encoder of registered config ``name`` (in train mode, on the CPU; move it
+    with ``.to(device)``), e.g. ``build_encoder("gmlp-small", dropout=0.0)``.
+
+    ``overrides`` are config keys (:class:`~phylocl.models.encoder_config.EncoderConfig`; the registry name itself
+    is not one of them). Raises ``TypeError`` when ``name`` is not a str and
+    :class:`~phylocl.errors.InputError` (a ``ValueError``) for an unknown name (listing the registered ones and
+    the nearest), an unknown override key (listing the valid ones) or a value of the wrong type or range; trained
+    models (a folder, a file, a shipped name such as ``"default-protein"``) are read by
+    :func:`phylocl.load_encoder` instead."""
     config = get_config(name, **overrides)
     check_fits(config)
     from phylocl.models.encoder import SequenceEncoder

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from phylocl.training.gradcache import (Batch, RngState, chunk_batches, cuda_devices_of, embed_without_grad,
-                                        plan_chunks, replay)
+from phylocl.losses.logits import check_chunk_size
+from phylocl.training.gradcache import (Batch, RngState, check_batch, check_encoder, check_labels, chunk_batches,
+                                        cuda_devices_of, embed_without_grad, plan_chunks, replay)
 
 __all__ = ["CachedContrastiveLoss"]
 
@@ -67,7 +68,8 @@ class _Replay(torch.autograd.Function):
                                first.states[name], device_type=first.device_type, autocast=first.autocast)
         finally:
             resume.restore()
-        ctx.first = None  # free the chunks
+        # ctx.first is kept (token ids and RNG states, no activations; freed with the graph): a second backward
+        # through a graph retained with retain_graph=True replays again, as a plain graph back-propagates again
         return None, None, None, None
 
 
@@ -84,15 +86,25 @@ class CachedContrastiveLoss(torch.nn.Module):
     ``cached(batch_a, batch_b, labels=None)`` returns the loss (a scalar tensor); after ``.backward()`` the
     encoder's and the loss's gradients equal those of ``loss(encoder(batch_a), encoder(batch_b), labels)``
     (with dropout: the masks of the chunked first pass, replayed exactly; with one chunk per view, the plain
-    call's own masks). Without gradients enabled it just computes the loss.
+    call's own masks). Without gradients enabled it just computes the loss (one encoder call per view).
+
+    A ``chunk_size`` at least ``B`` is one chunk, one that does not divide ``B`` leaves a smaller last chunk (same
+    gradient). Randomness is replayed from torch's global CPU and CUDA generators (a ``torch.Generator`` of the
+    encoder's own is not; see :func:`~phylocl.training.gradcache.cached_backward`). ``backward`` may be called
+    again on a graph kept with ``retain_graph=True``: it replays again and the gradients accumulate, as for a
+    plain loss. An exception raised by the encoder during the replay propagates from ``backward`` (the global RNG
+    state restored; ``.grad`` may hold part of the gradient). Raises ``TypeError`` / ``ValueError`` naming the
+    argument for a non-module encoder, a non-callable loss, a ``chunk_size``/``token_budget`` that is not an int
+    >= 1, batches that are not token batches of the same ``B >= 1`` rows, ``labels`` of another length, or an
+    encoder output that is not ``(n, D)``.
     """
 
     def __init__(self, encoder: torch.nn.Module, loss: torch.nn.Module, *, chunk_size: int | None = 32,
                  token_budget: int | None = None, autocast: torch.dtype | None = None) -> None:
         super().__init__()
-        for name, value in (("chunk_size", chunk_size), ("token_budget", token_budget)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+        check_encoder(encoder)
+        chunk_size = check_chunk_size(chunk_size)
+        token_budget = check_chunk_size(token_budget, "token_budget")
         if not callable(loss):
             raise ValueError(f"loss must be callable as loss(z_a, z_b, labels), got {type(loss).__name__}")
         self.encoder, self.loss = encoder, loss
@@ -100,10 +112,10 @@ class CachedContrastiveLoss(torch.nn.Module):
 
     def forward(self, batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The loss of the ``B`` pairs (row ``i`` of ``batch_a`` and ``batch_b``); see the class docstring."""
-        n = batch_a["input_ids"].shape[0]
-        if n == 0 or batch_b["input_ids"].shape[0] != n:
-            raise ValueError(f"both views need the same number (> 0) of rows, got {n} and "
-                             f"{batch_b['input_ids'].shape[0]}")
+        n, m = check_batch(batch_a, "batch_a"), check_batch(batch_b, "batch_b")
+        if n == 0 or m != n:
+            raise ValueError(f"both views need the same number (> 0) of rows, got {n} and {m}")
+        check_labels(labels, n)
         if not torch.is_grad_enabled():
             return self.loss(self.encoder(batch_a), self.encoder(batch_b), labels)
         param = next(iter(self.encoder.parameters()), None)

@@ -35,13 +35,17 @@ import contextlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from phylocl.data.tokens import batch_lengths, slice_batch
+from phylocl.losses.logits import check_chunk_size
 
 __all__ = ["RngState", "plan_chunks", "chunk_batches", "cuda_devices_of", "embed_without_grad", "loss_and_cache",
-           "replay", "cached_backward"]
+           "replay", "cached_backward", "check_batch", "check_labels", "check_encoder", "check_loss_value"]
 
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
@@ -112,8 +116,19 @@ def embed_without_grad(encoder, chunks: list[Batch], *, cuda_devices: Sequence[i
         for batch in chunks:
             states.append(RngState.capture(cuda_devices))
             with _autocast(device_type, autocast):
-                parts.append(encoder(batch))
+                parts.append(_checked_output(encoder(batch), batch))
     return parts, states
+
+
+def _checked_output(z, batch: Batch) -> torch.Tensor:
+    """``z``, the encoder's output for ``batch``, if it is a ``(n, D)`` tensor (``TypeError``/``ValueError``)."""
+    n = batch["input_ids"].shape[0]
+    if not torch.is_tensor(z):
+        raise TypeError(f"encoder(batch) must return a tensor of shape (n, D), got {type(z).__name__}")
+    if z.dim() != 2 or z.shape[0] != n:
+        raise ValueError(f"encoder(batch) must return a tensor of shape (n, D) = ({n}, D) for a batch of {n} rows, "
+                         f"got {tuple(z.shape)}")
+    return z
 
 
 def loss_and_cache(
@@ -131,9 +146,22 @@ def loss_and_cache(
     z_b = torch.cat(parts_b).to(dtype).requires_grad_()  # (B, D) leaf
     with torch.autocast(device_type=device_type, enabled=False):
         loss = loss_fn(z_a, z_b, labels)
+    check_loss_value(loss)
     (loss if scaler is None else scaler.scale(loss)).backward()
     sizes_a, sizes_b = [p.shape[0] for p in parts_a], [p.shape[0] for p in parts_b]
     return loss.detach(), list(z_a.grad.split(sizes_a)), list(z_b.grad.split(sizes_b))
+
+
+def check_loss_value(loss) -> None:
+    """``loss`` (what ``loss_fn`` returned) is a scalar tensor with a gradient (``TypeError``/``ValueError``)."""
+    if not torch.is_tensor(loss):
+        raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(f"loss_fn must return a scalar tensor, got shape {tuple(loss.shape)} (reduce it, e.g. "
+                         ".mean())")
+    if not loss.requires_grad:
+        raise ValueError("loss_fn's value does not depend on the embeddings it was given (no gradient): compute it "
+                         "from z_a and z_b")
 
 
 def replay(encoder, chunks: list[Batch], grads: list[torch.Tensor], states: list[RngState] | None, *,
@@ -178,26 +206,61 @@ def _scaled_term(replay_term: ReplayTerm | None, scaler) -> ReplayTerm | None:
     return lambda: _scale(replay_term(), scaler)
 
 
+def check_batch(batch, name: str) -> int:
+    """The number of rows of token batch ``batch`` (argument ``name``): a mapping holding ``input_ids`` and
+    ``attention_mask`` tensors of one shape ``(n, L)`` (what ``encoder.tokenize`` and
+    :func:`~phylocl.data.tokens.pad_batch` return); ``TypeError`` / ``ValueError`` naming it otherwise."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"{name} must be a token batch, a dict with input_ids and attention_mask (e.g. "
+                        f"encoder.tokenize(sequences)), got {type(batch).__name__}")
+    missing = [k for k in ("input_ids", "attention_mask") if k not in batch]
+    if missing:
+        raise ValueError(f"{name} has no {' and no '.join(missing)} (keys: {', '.join(map(str, batch))}); a token "
+                         "batch is what encoder.tokenize(sequences) returns")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    if not (torch.is_tensor(ids) and torch.is_tensor(mask)) or ids.dim() != 2 or ids.shape != mask.shape:
+        shape = lambda t: tuple(t.shape) if torch.is_tensor(t) else type(t).__name__  # noqa: E731
+        raise ValueError(f"{name}: input_ids and attention_mask must be tensors of one shape (n, L), got "
+                         f"{shape(ids)} and {shape(mask)}")
+    return int(ids.shape[0])
+
+
+def check_labels(labels, n: int) -> None:
+    """``labels`` (``None``, a tensor, a list or an array) holds ``n`` entries in one dimension (``ValueError``)."""
+    if labels is None:
+        return
+    if isinstance(labels, (str, bytes)):
+        raise ValueError(f"labels must hold one family id per row, got a single {type(labels).__name__}")
+    shape = tuple(labels.shape) if torch.is_tensor(labels) else np.shape(labels)
+    if shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {shape}")
+
+
+def check_encoder(encoder) -> None:
+    """``encoder`` is a ``torch.nn.Module`` (its parameters and buffers tell the device and the RNGs to replay)."""
+    if not isinstance(encoder, torch.nn.Module):
+        raise TypeError(f"encoder must be a torch.nn.Module called as encoder(batch) -> (n, D), got "
+                        f"{type(encoder).__name__}")
+
+
 def _check_step_args(batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None, chunk_size: int | None,
-                     token_budget: int | None) -> None:
-    """Validate :func:`cached_backward`'s arguments (``ValueError`` naming the bad one)."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
-    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
-                                     or token_budget < 1):
-        raise ValueError(f"token_budget must be an int >= 1 or None, got {token_budget!r}")
-    n = batch_a["input_ids"].shape[0]
-    if n == 0 or batch_b["input_ids"].shape[0] != n:
-        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and "
-                         f"{batch_b['input_ids'].shape[0]}")
-    if labels is not None and tuple(labels.shape) != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+                     token_budget: int | None) -> tuple[int | None, int | None]:
+    """Validate :func:`cached_backward`'s arguments (``ValueError`` / ``TypeError`` naming the bad one); returns
+    ``chunk_size`` and ``token_budget`` as ints (NumPy integers accepted)."""
+    chunk_size = check_chunk_size(chunk_size)
+    token_budget = check_chunk_size(token_budget, "token_budget")
+    n, m = check_batch(batch_a, "batch_a"), check_batch(batch_b, "batch_b")
+    if n == 0 or m != n:
+        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and {m}")
+    check_labels(labels, n)
+    return chunk_size, token_budget
 
 
 def _plan_step(encoder, batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None, chunk_size: int | None,
                token_budget: int | None) -> tuple[str, list[int], dict[str, list[Batch]]]:
     """Checked arguments -> ``(device_type, CUDA devices whose RNG to replay, {"a": chunks, "b": chunks})``."""
-    _check_step_args(batch_a, batch_b, labels, chunk_size, token_budget)
+    check_encoder(encoder)
+    chunk_size, token_budget = _check_step_args(batch_a, batch_b, labels, chunk_size, token_budget)
     param = next(iter(encoder.parameters()), None)
     device_type = (param if param is not None else batch_a["input_ids"]).device.type
     devices = cuda_devices_of(encoder, batch_a, batch_b)
@@ -241,8 +304,23 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
         The loss value (detached scalar, unscaled).
 
     With one chunk per view the random draws are exactly those of the plain call, and afterwards the global RNG
-    is where the plain call leaves it (it is restored to the end of the first pass after replaying).
+    is where the plain call leaves it (it is restored to the end of the first pass after replaying). A
+    ``chunk_size`` at least ``B`` is one chunk; one that does not divide ``B`` leaves a smaller last chunk (same
+    gradient). Dropout and other randomness are replayed from torch's global generators (the CPU one and those of
+    the CUDA devices holding the encoder's tensors or the batches); an encoder drawing from a ``torch.Generator``
+    of its own would get other masks in the replay, a wrong gradient. The encoder should return unit rows or the
+    loss should normalise them (phylocl's losses do by default); either way the gradient is the plain call's.
+
+    Raises ``TypeError`` / ``ValueError`` naming the argument for a non-module encoder, batches that are not token
+    batches of the same ``B >= 1`` rows, ``labels`` of another length, a ``chunk_size`` or ``token_budget`` that
+    is not an int >= 1, an encoder output that is not ``(n, D)``, or a ``loss_fn`` value that is not a scalar with
+    a gradient. An exception from ``encoder`` or ``loss_fn`` propagates as it is; ``.grad`` may then hold part of
+    the step's gradient (zero it before retrying); after a failure in the replay the global RNG state is restored
+    as after a full step.
     """
+    if not torch.is_grad_enabled():
+        raise RuntimeError("cached_backward computes gradients: it was called with gradients disabled (inside "
+                           "torch.no_grad() or torch.inference_mode())")
     device_type, devices, views = _plan_step(encoder, batch_a, batch_b, labels, chunk_size, token_budget)
     parts, states = {}, {}
     for name in ("a", "b"):  # step 1: embed without gradients, recording each chunk's RNG state

@@ -8,17 +8,23 @@ instead and pays that once (docs/retrieval.md, "A search index held open")::
 
     from phylocl.workflows.searcher import Searcher       # also phylocl.Searcher
     searcher = Searcher(index="db.index", k=10)             # the options of `phylocl search --index`
-    hits = searcher.search([("q1", "MKVLAAGIW..."), ("q2", "...")])   # one dict per hit, each query's best first
+    hits = searcher.search([("q1", "MKVLAAGIW..."), ("q2", "MSTAPQ")])  # one dict per hit, each query's best first
     searcher.write(queries, f)                              # the lines `phylocl search` writes, without the header
 
 Each query's hits are those ``phylocl search --index`` writes for it with the same options, whatever other
 queries it is searched with (the searches do not depend on the batch: tested). Queries are ``(id, sequence)``
-pairs, read as FASTA records are (letters upper-cased, rare and ambiguous letters and internal stops as the
-unknown letter; ``strict=True`` refuses them); a query whose id is a database id does not get that sequence as a
-hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
-:class:`~phylocl.errors.InputError` naming the query, before anything is searched. A searcher holds caches of the
-lists it has read: use one from one thread at a time. It searches the version of the bundle it opened (index and
-stored sequences read from one version, even while ``phylocl index`` rebuilds the bundle in place:
+pairs (or a ``{id: sequence}`` dict, or a FASTA file given as a ``pathlib.Path``), read as FASTA records are
+(letters upper-cased, alignment gaps and a final ``*`` removed, rare and ambiguous letters and internal stops as
+the unknown letter; ``strict=True`` refuses them); a query whose id is a database id does not get that sequence
+as a hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
+:class:`~phylocl.errors.InputError` naming the query, before anything is searched.
+
+A searcher holds caches of the lists it has read; calls from several threads are safe and run one at a time (a
+lock; each search already uses ``threads`` workers). :meth:`close` (or a ``with`` block) drops the index, model
+and caches; a closed searcher refuses to search (``ValueError``). Pickling a searcher (``multiprocessing``) does
+not copy the open index: the copy re-opens the bundle from its path with the same options, so it searches the
+version on disk when it is unpickled. It searches the version of the bundle it opened (index and stored
+sequences read from one version, even while ``phylocl index`` rebuilds the bundle in place:
 :func:`~phylocl.retrieval.index_io.load_index_with`); a searcher opened after a rebuild searches the new one.
 
 In a long-lived process, set ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment before NumPy is first imported (the
@@ -29,10 +35,16 @@ the cores the next steps' threads need (a held-open query: 0.26 -> 0.23 s at 10^
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import io
+import numbers
+import os
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
@@ -69,7 +81,15 @@ class Searcher:
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
 
     Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, a bundle without stored
-    sequences when aligning, or options no search can use.
+    sequences when aligning, or options no search can use (``k < 1``; ``k`` larger than the database is fine: every
+    sequence is a candidate); ``TypeError`` for an ``index`` that is not a path, ``ValueError`` for ``k``,
+    ``candidates`` or ``threads`` that are not whole numbers.
+
+    Columns of a hit (:attr:`columns`): ``query``, ``target`` (ids); ``score``: the prefilter's embedding score,
+    a cosine similarity (of whole rows, or of the best pair of windows for a windowed index; docs/retrieval.md);
+    ``rank``: from 1 within each query; ``bitscore``: the Smith-Waterman score in bits; ``evalue``: the number of
+    hits at least as good expected by chance in a database of this size; ``out_format="blast6"``: BLAST's 12
+    columns (``pident`` in percent, positions 1-based).
     """
 
     def __init__(self, *, index: str | Path, model: str | None = None, k: int = 50, align: bool = True,
@@ -81,10 +101,27 @@ class Searcher:
                  strict: bool = False) -> None:
         from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options, check_word_budget, open_index
 
+        self._lock = threading.RLock()  # re-entrant: a queries generator may itself search
+        self._closed = True  # until opened: close() and __repr__ work on a half-built searcher
+        if isinstance(index, bytes) or not isinstance(index, (str, os.PathLike)):
+            raise TypeError(f"index must be the path of an index bundle (phylocl index), a str or a Path, got "
+                            f"{type(index).__name__} {index!r}")
+        k = _whole("k", k)
+        candidates = None if candidates is None else _whole("candidates", candidates)
+        threads = None if threads is None else _whole("threads", threads)
+        batch_size, buffer_size = _whole("batch_size", batch_size), _whole("buffer_size", buffer_size)
+        if isinstance(model, (str, os.PathLike)) and Path(model).expanduser().exists():  # a model folder or file
+            model = str(Path(model).expanduser().absolute())  # absolute in the options: the same from elsewhere
+        self._options = dict(  # what a pickled copy re-opens with (__reduce__)
+            index=Path(index).expanduser().absolute(), model=model, k=k, align=align, candidates=candidates,
+            evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, out_format=out_format,
+            threads=threads, filter_pvalue=filter_pvalue, word_budget=word_budget, strand=strand,
+            batch_size=batch_size, buffer_size=buffer_size, device=device, precision=precision, overlap=overlap,
+            strict=strict)
         if k < 1:
             raise InputError(f"-k must be >= 1, got {k}")
         check_sizes(batch_size, buffer_size)
-        candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
+        candidates = DEFAULT_CANDIDATES if candidates is None else candidates
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
         check_word_budget(word_budget)
@@ -97,15 +134,61 @@ class Searcher:
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
         self.columns = COLUMNS[out_format if align else "no-align"]
+        self._db_size = int(self.ridx.ntotal)
+        self._closed = False
 
     @property
     def db_size(self) -> int:
         """Sequences in the database."""
-        return int(self.ridx.ntotal)
+        return self._db_size
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Drop the index, the model, the alignment stage and their caches (memory maps are released once no
+        other reference holds them). Further searches raise ``ValueError``; closing again does nothing."""
+        with self._lock:
+            self._closed = True
+            self.ridx = self.embedder = self.stage = None
+
+    def __enter__(self) -> "Searcher":
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        opts = getattr(self, "_options", {})
+        state = "closed" if self._closed else f"db_size={self._db_size}"
+        return (f"Searcher(index={str(opts.get('index', '?'))!r}, k={opts.get('k')!r}, align={opts.get('align')!r}, "
+                f"out_format={opts.get('out_format')!r}, {state})")
+
+    def __reduce__(self):
+        """Pickled as its options: unpickling re-opens the bundle (module docstring)."""
+        if getattr(self, "_options", None) is None:
+            raise TypeError("a Searcher that failed to open cannot be pickled")
+        return (_reopen, (type(self), self._options))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"search on a closed Searcher ({self._options['index']}); open a new one")
 
     def write(self, queries: Iterable[tuple[str, str]], f: TextIO) -> int:
-        """Search ``queries`` (``(id, sequence)`` pairs) and write their hits to ``f`` as ``phylocl search`` writes
-        them (its header left out); returns the number of hits written."""
+        """Search ``queries`` (``(id, sequence)`` pairs, a ``{id: sequence}`` dict or a FASTA ``Path``) and write
+        their hits to ``f`` (an open text file, ``f.write``) as ``phylocl search`` writes them (its header left
+        out); returns the number of hits written."""
+        if not callable(getattr(f, "write", None)) or isinstance(f, (io.RawIOBase, io.BufferedIOBase)):
+            raise TypeError(f"f must be a file open for writing text (with a write method), got "
+                            f"{type(f).__name__} {f!r}; open a path with open(path, 'w')")
+        with self._lock:
+            self._check_open()
+            return self._write(queries, f)
+
+    def _write(self, queries, f: TextIO) -> int:
         from phylocl.workflows import progress_bar
         from phylocl.workflows.search import SPARSE_KINDS, query_chunks, search_chunk
 
@@ -121,10 +204,10 @@ class Searcher:
         return n
 
     def search(self, queries: Iterable[tuple[str, str]]) -> list[dict]:
-        """The hits of ``queries`` as dicts keyed by :attr:`columns`' names (``query``/``qseqid`` first), each
-        query's best first, in the order of the queries; the numbers are those written (as printed)."""
-        import io
-
+        """The hits of ``queries`` (as :meth:`write` takes them) as dicts keyed by :attr:`columns`' names
+        (``query``/``qseqid`` first; units in the class docstring), each query's best first, in the order of the
+        queries; the numbers are those written (as printed). A query may have fewer than ``k`` hits (E-value
+        cut-off, or a database smaller than ``k``), or none; no queries, no hits (``[]``)."""
         buf = io.StringIO()
         self.write(queries, buf)
         names = [n for n, _ in self.columns]
@@ -139,7 +222,11 @@ class Searcher:
 
         alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict)
         out, seen = [], set()
-        for n, pair in enumerate(queries, start=1):
+        for n, pair in enumerate(_pairs(queries), start=1):
+            if isinstance(pair, (str, bytes)):  # a 2-letter string would unpack as an id and a 1-letter sequence
+                raise InputError(f"query {n}: expected an (id, sequence) pair, got {type(pair).__name__} "
+                                 f"{pair[:20]!r}; give ids, e.g. list(enumerate(sequences)) or {{id: sequence}}",
+                                 path=QUERIES)
             try:
                 qid, seq = pair
             except (TypeError, ValueError):
@@ -163,3 +250,37 @@ class Searcher:
                                  path=QUERIES)
             out.append(_Record(qid, report.clean(seq, alphabet, path=QUERIES, line=n, record_id=qid)))
         return out
+
+
+def _whole(name: str, value) -> int:
+    """``value`` as an int: a Python or NumPy integer (not a bool); ``ValueError`` naming ``name`` otherwise
+    (``k=2.5`` was searched as ``k=2``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _pairs(queries):
+    """``queries`` as an iterable of ``(id, sequence)`` pairs: a mapping's items, a FASTA file's records (a
+    ``Path``), else the iterable itself; a bare string (a sequence? a path?) is an :class:`InputError`."""
+    if isinstance(queries, (str, bytes)):
+        hint = (f"; to search the FASTA file {queries!r}, pass pathlib.Path({queries!r})"
+                if isinstance(queries, str) and len(queries) < 4096 and Path(queries).is_file() else
+                "; one query is [(id, sequence)]")
+        raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
+                         f"a {type(queries).__name__}{hint}", path=QUERIES)
+    if isinstance(queries, Mapping):
+        return queries.items()
+    if isinstance(queries, os.PathLike):
+        from phylocl.data.fasta import parse_fasta
+
+        return ((r.id, r.sequence) for r in parse_fasta(Path(queries)))
+    if not isinstance(queries, Iterable):
+        raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
+                         f"{type(queries).__name__}", path=QUERIES)
+    return queries
+
+
+def _reopen(cls: type, options: dict) -> Searcher:
+    """A ``cls`` (a :class:`Searcher`) opened with ``options`` (unpickling)."""
+    return cls(**options)
