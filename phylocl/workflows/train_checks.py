@@ -222,7 +222,8 @@ def _stat(path: Path) -> list[int] | None:
 
 def _split_digest(ds) -> dict:
     """Families, sequences and a sha256 of what the split holds: every record's id, family and letters in order,
-    the label columns and the tree of each family (what training reads; not the files' bytes)."""
+    the label columns and the tree of each family, path and Newick text (what training reads; not the sequence
+    files' bytes)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -238,6 +239,10 @@ def _split_digest(ds) -> dict:
             h.update("".join(f"{v}\n" for v in values[i:i + step]).encode())
     for fam in sorted(ds.trees):
         h.update(f"\0tree\0{fam}\t{ds.trees[fam]}\n".encode())
+        try:  # the tree's Newick text: its branch lengths choose the distant pairs (small files)
+            h.update(Path(ds.trees[fam]).read_bytes())
+        except OSError:
+            h.update(b"\0unreadable\0")
     return {"families": len(set(fams)), "sequences": len(ids), "sha256": h.hexdigest()}
 
 

@@ -234,3 +234,20 @@ def test_every_checkpoint_records_the_fingerprint(tmp_path, data, monkeypatch, c
         inputs = load_checkpoint(out / "checkpoints" / name)[INPUTS_KEY]
         assert set(inputs["splits"]) == {"train", "val", "test"}
         assert set(inputs["files"][str(data)]["files"]) == {str(data / "labels.tsv"), str(data / "sequences.fasta")}
+
+
+def test_split_digest_sees_a_tree_edited_in_place(tmp_path):
+    """A Newick tree's branch lengths choose the distant pairs: an edit of the tree (same path) changes the digest."""
+    from types import SimpleNamespace
+
+    from phylocl.workflows.train_checks import _split_digest
+
+    tree = tmp_path / "F1.nwk"
+    tree.write_text("((a:0.1,b:0.2):0.3,c:0.4);\n")
+    ds = SimpleNamespace(ids=["a", "b", "c"], families=["F1"] * 3, sequences=["MKV", "MKI", "MKL"], metadata={},
+                         trees={"F1": tree})
+    before = _split_digest(ds)
+    tree.write_text("((a:0.1,b:0.2):0.3,c:4.0);\n")
+    assert _split_digest(ds)["sha256"] != before["sha256"]
+    tree.write_text("((a:0.1,b:0.2):0.3,c:0.4);\n")
+    assert _split_digest(ds) == before
