@@ -134,8 +134,17 @@ BLOSUM62_GUMBEL: dict[tuple[int, int], tuple[float, float]] = {
     (11, 1): (42.6028, 43.6362), (10, 1): (83.1787, 85.0656), (9, 1): (210.333, 214.842),
 }
 BLOSUM62_UNGAPPED = (0.7916, 4.96466)
+# The gap costs blastn accepts with reward 2 / penalty -3 (Lambda, K, H as blastn prints them for each; alpha =
+# Lambda / H; tests/align check them and the E-values against blastn's)
 DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
     ("BLASTN-2-3", 5, 2): (0.625, 0.41, 0.78, 0.8, -2),
+    ("BLASTN-2-3", 4, 4): (0.63, 0.42, 0.84, 0.75, -2),
+    ("BLASTN-2-3", 2, 4): (0.615, 0.37, 0.72, 0.85, -3),
+    ("BLASTN-2-3", 0, 4): (0.55, 0.21, 0.46, 1.2, -5),
+    ("BLASTN-2-3", 3, 3): (0.615, 0.37, 0.68, 0.9, -3),
+    ("BLASTN-2-3", 6, 2): (0.63, 0.42, 0.84, 0.75, -2),
+    ("BLASTN-2-3", 4, 2): (0.61, 0.35, 0.68, 0.9, -3),
+    ("BLASTN-2-3", 2, 2): (0.515, 0.14, 0.33, 1.55, -9),
 }
 DEFAULTS = {"protein": ("BLOSUM62", 11, 1), "dna": ("BLASTN-2-3", 5, 2)}
 

@@ -46,11 +46,15 @@ def test_tabulated_parameters_are_blastps(tmp_path, key):
     assert (lam, k, h) == pytest.approx(want[:3], rel=0.02)
 
 
-def test_dna_parameters_are_blastns(tmp_path):
+@pytest.mark.parametrize("key", sorted(DNA_PARAMS))
+def test_dna_parameters_are_blastns(tmp_path, key):
+    _, go, ge = key
     q = _fasta(tmp_path / "q.fa", ["ACGTTGCAAGCTTGACCGTAGGCTAGCTAGGATCGATCGGATCGATTTAGCGGCG"])
-    out = subprocess.run(["blastn", "-task", "blastn", "-query", str(q), "-subject", str(q)],
+    out = subprocess.run(["blastn", "-task", "blastn", "-query", str(q), "-subject", str(q), "-reward", "2",
+                          "-penalty", "-3", "-gapopen", str(go), "-gapextend", str(ge)],
                          capture_output=True, text=True, check=True).stdout
-    assert _gapped_params(out) == pytest.approx(DNA_PARAMS[("BLASTN-2-3", 5, 2)][:3], rel=0.02)
+    assert _gapped_params(out) == pytest.approx(DNA_PARAMS[key][:3], rel=0.005)
+    assert DNA_PARAMS[key][3] == pytest.approx(DNA_PARAMS[key][0] / DNA_PARAMS[key][2], abs=0.015)  # alpha ~ L / H (2 digits)
 
 
 def _mutate(rng, s, rate):

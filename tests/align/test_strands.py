@@ -233,13 +233,44 @@ def test_evalues_bits_and_coordinates_match_blastn_on_both_strands(tmp_path):
         score, ev, bits, qs, qe, ss, se, strand = blast[q, t]
         assert strand == t.split("_")[1]
         f = lines[q, t]
-        assert hsp.evalue == pytest.approx(float(ev), rel=0.01) and _bits_agree(float(f[11]), bits)
+        assert hsp.evalue == pytest.approx(float(ev), rel=0.01, abs=0) and _bits_agree(float(f[11]), bits)
         # Biopython reads the coordinates 0-based, each range ascending; the file keeps blastn's order
         assert (hsp.query_start, hsp.query_end) == (int(qs) - 1, int(qe))
         assert (int(f[8]), int(f[9])) == (int(ss), int(se))
         assert (int(f[8]) > int(f[9])) == (strand == "minus")
         checked_minus += strand == "minus"
     assert checked_minus == 5
+
+
+@pytest.mark.skipif(not HAVE_BLASTN, reason="NCBI BLAST+ not installed (apt-get install ncbi-blast+)")
+@pytest.mark.parametrize("gaps", [(4, 4), (2, 4), (0, 4), (3, 3), (6, 2), (4, 2), (2, 2)])
+def test_evalues_match_blastn_for_each_gap_cost_it_accepts(tmp_path, gaps):
+    """Each tabulated gap cost of +2/-3 gives blastn's E-values and bit scores (Lambda, K and the finite-size
+    correction's alpha and beta all enter them) on pairs where both find the same alignment score."""
+    from Bio import SearchIO
+
+    go, ge = gaps
+    rng = np.random.default_rng(11)
+    base = ["".join(rng.choice(list("ACGT"), size=int(rng.integers(200, 500)))) for _ in range(6)]
+    queries = [(f"q{i}", _mutate(rng, b, 0.15)) for i, b in enumerate(base)]
+    db = [(f"d{i}", _mutate(rng, b, 0.2)) for i, b in enumerate(base)]
+    db += [(f"r{j}", "".join(rng.choice(list("ACGT"), size=300))) for j in range(10)]
+    blast = _blastn(tmp_path, queries, db, "-reward", "2", "-penalty", "-3", "-gapopen", str(go), "-gapextend",
+                    str(ge), "-strand", "plus")
+    out = tmp_path / "h.m8"
+    assert main(["search", "--model", "kmer:4", "--query", str(tmp_path / "q.fa"), "--db", str(tmp_path / "db.fa"),
+                 "-k", "1", "--format", "blast6", "--evalue", "1e-3", "--strand", "plus", "--gap-open", str(go),
+                 "--gap-extend", str(ge), "-o", str(out), "--quiet"]) == 0
+    checked = 0
+    for qr in SearchIO.parse(str(out), "blast-tab"):
+        for h in qr.hits:
+            score, ev, bits = blast[qr.id, h.id][:3]
+            assert h.id == f"d{qr.id[1:]}"
+            line = next(f for f in (x.split("\t") for x in out.read_text().splitlines()) if f[:2] == [qr.id, h.id])
+            if _bits_agree(float(line[11]), bits):  # the same raw score (blastn's extension may stop short)
+                assert h.hsps[0].evalue == pytest.approx(float(ev), rel=0.01, abs=0)  # (approx: abs 1e-12 else)
+                checked += 1
+    assert checked >= 4
 
 
 def test_all_against_all_blast6_equals_a_search_of_a_copy(tmp_path):
