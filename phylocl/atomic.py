@@ -3,6 +3,11 @@
 A crash or Ctrl-C never leaves a half-written output behind; readers see the old file or the new one. A place
 that cannot be written (no permission, a parent that is a file, a read-only or full disk) is an
 :class:`~phylocl.errors.InputError` naming the output.
+
+A folder (:func:`atomic_dir`) is replaced with two renames: a reader of its members uses :func:`read_dir`, which
+reads them all from one version of the folder, and :func:`await_replace`, which puts back a folder a killed
+replace left aside or waits for a live one. :func:`sweep_stale` / :func:`sweep_stale_in` remove the temporaries
+of killed writers.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
-           "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS"]
+           "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS", "short_name", "names_open",
+           "shown_as"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -30,14 +37,14 @@ _TAGGED = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?:tmp|old|s
 def temp_prefix(path: Path) -> str:
     """Prefix of the hidden temporaries of ``path``: ``.<name>.<pid>.`` (the pid tells :func:`sweep_stale`
     whether their writer is still alive)."""
-    return f".{_short(path.name)}.{os.getpid()}."
+    return f".{short_name(path.name)}.{os.getpid()}."
 
 
-_SHORTENED = re.compile(r"~[0-9a-f]{8}$")  # how _short ends a name it cut
+_SHORTENED = re.compile(r"~[0-9a-f]{8}$")  # how short_name ends a name it cut
 _NAME_ROOM = 200  # bytes of an output's name kept in its temporaries' names (a name is at most 255 bytes)
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     """``name`` as its temporaries carry it: whole, or for a name over :data:`_NAME_ROOM` bytes its head and a hash
     of the whole (so that ``.<name>.<pid>.<random>.tmp<suffix>`` stays within the 255-byte limit of a file name)."""
     if len(name.encode()) <= _NAME_ROOM:
@@ -73,12 +80,10 @@ def sweep_stale(path: str | Path) -> list[Path]:
     A temporary ``.<name>.<pid>.<random>.tmp*`` / ``.spool`` / ``.old`` is stale when its pid is no longer running
     (an untagged one from an older phylocl: after a day). Temporaries of a live writer are left alone.
     """
-    import time
-
     path = Path(path)
     removed = []
     recover_interrupted(path)
-    short = _short(path.name)
+    short = short_name(path.name)
     try:
         candidates = list(path.parent.glob(f".{glob_escape(short)}.*"))
     except OSError:
@@ -134,10 +139,7 @@ def recover_interrupted(path: str | Path) -> bool:
     if path.exists() or path.is_symlink():
         return False
     try:
-        short = _short(path.name)
-        olds = [p for p in path.parent.glob(f".{glob_escape(short)}.*.old")
-                if (m := _TAGGED.match(p.name)) and m["name"] == short and not _alive(int(m["pid"]))
-                and (p / "x").exists()]
+        olds = _set_aside(path, alive=False)
     except OSError:
         return False
     for old in sorted(olds, key=lambda p: p.lstat().st_mtime, reverse=True):
@@ -153,13 +155,19 @@ def recover_interrupted(path: str | Path) -> bool:
 def _replace_pending(path: Path) -> bool:
     """Whether a live writer is between the two renames of a replace of ``path`` (:func:`atomic_dir`): its
     ``.<name>.<pid>.*.old`` holds ``x``, the old folder, and the new one is about to be renamed onto ``path``."""
-    short = _short(path.name)
     try:
-        olds = list(path.parent.glob(f".{glob_escape(short)}.*.old"))
+        return bool(_set_aside(path, alive=True))
     except OSError:
         return False
-    return any((m := _TAGGED.match(p.name)) and m["name"] == short and _alive(int(m["pid"])) and (p / "x").exists()
-               for p in olds)
+
+
+def _set_aside(path: Path, *, alive: bool) -> list[Path]:
+    """The ``.<name>.<pid>.*.old`` folders of replaces of ``path`` (:func:`atomic_dir`) that hold ``x``, the old
+    folder set aside, and whose writer is ``alive`` (or dead)."""
+    short = short_name(path.name)
+    return [p for p in path.parent.glob(f".{glob_escape(short)}.*.old")
+            if (m := _TAGGED.match(p.name)) and m["name"] == short and _alive(int(m["pid"])) == alive
+            and (p / "x").exists()]
 
 
 _REPLACE_WAIT = 2.0  # seconds a reader waits for a live writer to make the second rename of a folder replace
@@ -170,8 +178,6 @@ def await_replace(path: str | Path, *, timeout: float = _REPLACE_WAIT) -> None:
     renames is undone (:func:`recover_interrupted`), and while a live writer is between them (microseconds, as a
     rule) this waits, up to ``timeout`` seconds, for its new folder to arrive. Returns at once when ``path``
     exists, or is missing with no replace under way (the caller then names what is missing)."""
-    import time
-
     path = Path(path)
     deadline = time.monotonic() + timeout
     while not (path.exists() or path.is_symlink()):
@@ -198,37 +204,34 @@ def _fd_root(fd: int | None, path: Path) -> Path:
     if fd is None:
         return path
     root = Path(f"{_PROC_FD}/{fd}")
-    try:
-        return root if os.path.samestat(os.stat(root), os.fstat(fd)) else path
-    except OSError:
-        return path
+    return root if names_open(root, fd) else path
 
 
-def _moved(path: Path, fd: int | None, first: os.stat_result | None) -> bool:
-    """Whether ``path`` no longer names the folder that was opened (``fd``, or the one ``first`` described):
-    another folder was renamed onto it, or it is missing."""
+def names_open(path: str | Path, fd: int | None, first: os.stat_result | None = None) -> bool:
+    """Whether ``path`` still names the file or folder open as ``fd`` (or, without ``fd``, the one ``first``
+    described): not when another was renamed onto it or it is gone (same ``st_dev`` and ``st_ino``)."""
     try:
-        now = os.stat(path)
-        return not os.path.samestat(now, os.fstat(fd) if fd is not None else first)
+        return os.path.samestat(os.stat(path), os.fstat(fd) if fd is not None else first)
     except OSError:
-        return True
+        return False
+
+
+def shown_as(text, root: Path, path: Path):
+    """``text`` with ``root`` (``/proc/self/fd/N``, :func:`read_dir`) and the paths below it named as ``path`` and
+    the paths below it: messages show the paths the user gave. ``text`` that is not a str is returned as it is."""
+    if root == path or not isinstance(text, str):
+        return text
+    return re.sub(re.escape(str(root)) + r"(?![0-9])", lambda _: str(path), text)
 
 
 def _real_names(err: BaseException, root: Path, path: Path) -> BaseException:
     """``err`` with the members of ``root`` (``/proc/self/fd/N/...``) named as the members of ``path``, in place:
     the user is shown the paths they gave."""
-    if root == path:
-        return err
-    pattern = re.compile(re.escape(str(root)) + r"(?![0-9])")
-
-    def real(text):
-        return pattern.sub(lambda _: str(path), text) if isinstance(text, str) else text
-
     if isinstance(err, InputError):
-        err.message, err.path = real(err.message), real(err.path)
+        err.message, err.path = shown_as(err.message, root, path), shown_as(err.path, root, path)
         err.args = (err._format(),)
     elif isinstance(err, OSError):
-        err.filename, err.filename2 = real(err.filename), real(err.filename2)
+        err.filename, err.filename2 = shown_as(err.filename, root, path), shown_as(err.filename2, root, path)
     return err
 
 
@@ -279,10 +282,10 @@ def read_dir(path: str | Path, read: Callable[[Path], T], *, attempts: int = REA
             try:
                 result = read(root)
             except Exception as err:
-                if not _moved(path, fd, first):
+                if names_open(path, fd, first):
                     raise _real_names(err, root, path)
                 continue
-            if not _moved(path, fd, first):
+            if names_open(path, fd, first):
                 return result
         finally:
             if fd is not None:

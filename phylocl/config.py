@@ -7,6 +7,7 @@ repeated with ``phylocl train --config DIR/config.yaml``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -16,7 +17,7 @@ from phylocl.data.dataconfig import DataConfig
 from phylocl.errors import InputError
 
 __all__ = ["ModelConfig", "LossConfig", "OptimConfig", "CacheConfig", "TrainerConfig", "EvalConfig",
-           "TrainConfig", "load_config"]
+           "TrainConfig", "load_config", "data_overrides"]
 
 
 @dataclass
@@ -233,3 +234,11 @@ def load_config(config: "TrainConfig | str | Path | None" = None,
         raise InputError(f"invalid config: {err}", **locate(err, path, overrides)) from None
     except (ValueError, TypeError) as err:
         raise InputError(f"invalid config: {err}", **({"path": path} if path is not None else {})) from None
+
+
+def data_overrides(data) -> list[str]:
+    """The ``key=value`` overrides of ``--data PATH [PATH ...]``: ``data.path`` the first, ``data.paths`` the
+    others, no ``data.labels``. The paths are JSON-quoted: a folder named ``yes``, ``null`` or ``a: b`` stays a
+    path (as a YAML scalar it was read as true, null or a mapping), and a quote in a name stays one."""
+    return [f"data.path={json.dumps(str(data[0]))}", f"data.paths={json.dumps([str(d) for d in data[1:]])}",
+            "data.labels=null"]

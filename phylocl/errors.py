@@ -9,7 +9,12 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-__all__ = ["InputError", "Terminated", "os_error_message"]
+try:  # imported now: out of file descriptors, when the limit is to be named, importing it would fail
+    import resource
+except ImportError:  # Windows
+    resource = None
+
+__all__ = ["InputError", "Terminated", "os_error_message", "open_files_message"]
 
 
 class InputError(ValueError):
@@ -55,19 +60,26 @@ _OS_WORDS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied"
 def os_error_message(err: OSError) -> str:
     """Short words for an ``OSError`` (``permission denied``, ``is a directory`` ...), without the path; running out
     of file descriptors names the limit to raise."""
-    if err.errno == errno.EMFILE:
-        return f"too many open files: the open-files limit (`ulimit -n`: {_nofile_limit()}) is too low; raise it " \
-               "(e.g. `ulimit -n 1024`)"
-    if err.errno == errno.ENFILE:
-        return "too many open files on this system (its file table is full); try again when fewer files are open"
-    return _OS_WORDS.get(err.errno, (err.strerror or str(err) or type(err).__name__).lower())
+    return (open_files_message(err.errno)
+            or _OS_WORDS.get(err.errno, (err.strerror or str(err) or type(err).__name__).lower()))
+
+
+def open_files_message(code: int | None, *, to: str = "", advice: str = "") -> str | None:
+    """The words for running out of file descriptors (``code``: ``EMFILE``, this process's limit; ``ENFILE``, the
+    system's file table), naming what to raise; ``None`` for any other errno. ``to``: what could not be done
+    (``" to start 4 worker processes"``); ``advice``: another way out (``"or use fewer --threads"``)."""
+    if code == errno.EMFILE:
+        return (f"too many open files: the open-files limit (`ulimit -n`: {_nofile_limit()}) is too low{to}; raise "
+                f"it (e.g. `ulimit -n 1024`){' ' + advice if advice else ''}")
+    if code == errno.ENFILE:
+        return (f"too many open files on this system (its file table is full){to}; try again when fewer files are "
+                f"open{', ' + advice if advice else ''}")
+    return None
 
 
 def _nofile_limit() -> str:
     try:
-        import resource
-
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
+    except (AttributeError, OSError, ValueError):  # no resource module
         return "unknown"
     return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,}"

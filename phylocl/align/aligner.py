@@ -18,7 +18,6 @@ hits that are written.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
 from phylocl.align.traceback import score_pairs
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
+from phylocl.arguments import is_real, is_whole, whole
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
 
@@ -85,7 +85,7 @@ class AlignedHits:
         """``(targets, raw, bits, evalues)`` of query ``i`` (``-1``: the last, as in a list), best bit score first;
         ``IndexError`` outside the queries."""
         n = self.n_queries
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral) or not -n <= i < n:
+        if not is_whole(i) or not -n <= i < n:
             raise IndexError(f"query {i!r} out of range: {n} queries, numbered 0 to {n - 1}")
         i = int(i) % n
         a, b = self.offsets[i], self.offsets[i + 1]
@@ -141,7 +141,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
             raise ValueError(f"give db_residues and db_sequences with a targets {kind}")
         db_residues = sum(len(t) for t in targets) if db_residues is None else db_residues
         db_sequences = len(targets) if db_sequences is None else db_sequences
-    threads = default_threads() if threads is None else _whole("threads", threads)
+    threads = default_threads() if threads is None else whole("threads", threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     max_hits = None if max_hits is None else int(max_hits)
@@ -269,21 +269,14 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                        traced_at=traced_at[hit] if trace_whole else None)
 
 
-def _whole(name: str, value) -> int:
-    """``value`` as an int: a Python or NumPy integer, not a bool (``ValueError`` naming ``name``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
 def _check_arguments(queries, targets, candidates, *, scoring, evalue, max_hits, query_rows, db_residues,
                      db_sequences) -> None:
     """The checks of :func:`align_candidates` that need no alignment (its docstring lists them)."""
     if not isinstance(scoring, ScoringSystem):
         raise TypeError(f"scoring must be a ScoringSystem (phylocl.align.scoring_system('protein') or 'dna'), got "
                         f"{type(scoring).__name__} {scoring!r}")
-    for name, one in (("queries", "query"), ("targets", "target"), ("candidates", "candidate list")):
-        value = {"queries": queries, "targets": targets, "candidates": candidates}[name]
+    for name, value, one in (("queries", queries, "query"), ("targets", targets, "target"),
+                             ("candidates", candidates, "candidate list")):
         if isinstance(value, (str, bytes)):
             raise TypeError(f"{name} must be a list, not one {type(value).__name__} (each letter would be one "
                             f"{one}): wrap it, e.g. [{value[:20]!r}]")
@@ -296,12 +289,12 @@ def _check_arguments(queries, targets, candidates, *, scoring, evalue, max_hits,
         if isinstance(c, (str, bytes)) or not (isinstance(c, np.ndarray) or hasattr(c, "__len__")):
             raise TypeError(f"candidates[{i}] must be a list or an array of target numbers (one list per query), "
                             f"got {type(c).__name__} {c!r}")
-    if not (isinstance(evalue, numbers.Real) and evalue > 0):  # NaN and -1 kept nothing, silently
+    if not (is_real(evalue) and evalue > 0):  # NaN and -1 kept nothing, silently
         raise ValueError(f"evalue must be a number > 0 (inf keeps every hit), got {evalue!r}")
-    if max_hits is not None and _whole("max_hits", max_hits) < 0:
+    if max_hits is not None and whole("max_hits", max_hits) < 0:
         raise ValueError(f"max_hits must be >= 0 or None, got {max_hits!r}")
     for name, value in (("db_residues", db_residues), ("db_sequences", db_sequences)):
-        if value is not None and _whole(name, value) < 1:
+        if value is not None and whole(name, value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value!r}")
     if query_rows is not None and len(query_rows) != len(queries):
         raise ValueError(f"query_rows must hold one row per query ({len(queries)}), got {len(query_rows)}")

@@ -18,13 +18,14 @@ import errno
 import itertools
 import multiprocessing
 import os
-import resource
 import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from phylocl.errors import InputError, open_files_message
 
 __all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "OrderedPool", "grouped_tasks", "map_blocks", "use_processes"]
 
@@ -140,17 +141,10 @@ def _start_error(err: OSError, workers: int) -> BaseException:
     """What to raise when starting ``workers`` processes failed with ``err``: a limit of this machine as one
     :class:`~phylocl.errors.InputError` (the open-files limit, the system's file table, the process limit), any
     other error as it is."""
-    from phylocl.errors import InputError
-
     advice = "or use fewer --threads (1: no worker processes)"
-    if err.errno == errno.EMFILE:
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,}"
-        return InputError(f"too many open files: the open-files limit (`ulimit -n`: {limit}) is too low to start "
-                          f"{workers} worker processes; raise it (e.g. `ulimit -n 1024`) {advice}")
-    if err.errno == errno.ENFILE:
-        return InputError(f"too many open files on this system (its file table is full) to start {workers} worker "
-                          f"processes; try again when fewer files are open, {advice}")
+    words = open_files_message(err.errno, to=f" to start {workers} worker processes", advice=advice)
+    if words is not None:
+        return InputError(words)
     if err.errno == errno.EAGAIN:
         return InputError(f"cannot start {workers} worker processes: the process limit (`ulimit -u`) is reached; "
                           f"raise it {advice}")

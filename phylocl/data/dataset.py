@@ -12,6 +12,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from phylocl.data.alphabet import Alphabet
+from phylocl.data.fasta import looks_like
 from phylocl.errors import InputError
 
 __all__ = ["OrthologDataset", "Origins", "concat_datasets", "MIN_PAIR_FAMILY_SIZE"]
@@ -19,7 +20,7 @@ __all__ = ["OrthologDataset", "Origins", "concat_datasets", "MIN_PAIR_FAMILY_SIZ
 MIN_PAIR_FAMILY_SIZE = 2  # a positive pair needs two different members
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Origins:
     """Where each sequence of a dataset was read: ``files[file[i]]``, header line ``line[i]`` (12 bytes a sequence),
     so that a check made after reading (the model's alphabet, two inputs of different alphabets) can name a record's
@@ -157,8 +158,6 @@ class OrthologDataset:
     def shows(self, kind: str) -> int:
         """Index of the first sequence that clearly reads as ``kind`` (``"dna"``/``"protein"``; the first one if
         none does): the record to name when the dataset's alphabet is refused."""
-        from phylocl.data.fasta import looks_like
-
         return next((i for i, s in enumerate(self.sequences) if looks_like(kind, s)), 0)
 
     def select_families(self, families: Iterable[str]) -> "OrthologDataset":

@@ -22,12 +22,12 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from phylocl.data.letters import clean_letters, letter_place
+from phylocl.data.letters import clean_letters
 from phylocl.data.textio import READ_ERRORS, open_text, os_error_message, undecodable
 from phylocl.errors import InputError
 
 __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
-           "looks_like", "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps", "letter_place"]
+           "looks_like", "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps"]
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
 _NUC = "ACGTUNacgtun"
@@ -46,10 +46,10 @@ class FastaRecord(NamedTuple):
     """One FASTA record. ``sequence`` is cleaned (see module doc); ``line`` is the 1-based header line.
 
     ``layout`` places the sequence's letters on the file's lines, for errors about one letter (see
-    :func:`letter_place`): ``None`` unknown (a record not read from a file), an ``int`` ``W`` when the sequence
-    lines follow the header and hold ``W`` letters each (the last one up to ``W``; ``0``: all on one line) with
-    nothing removed from them, so line and column are exact; otherwise an ``array('I')`` of the cumulative letter
-    counts of the sequence lines (gaps, spaces removed), so the line is exact.
+    :func:`~phylocl.data.letters.letter_place`): ``None`` unknown (a record not read from a file), an ``int``
+    ``W`` when the sequence lines follow the header and hold ``W`` letters each (the last one up to ``W``; ``0``:
+    all on one line) with nothing removed from them, so line and column are exact; otherwise an ``array('I')`` of
+    the cumulative letter counts of the sequence lines (gaps, spaces removed), so the line is exact.
     """
 
     id: str

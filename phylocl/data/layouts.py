@@ -93,7 +93,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
 
 def _as_path(name: str, value) -> Path:
     """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``."""
-    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+    if isinstance(value, (str, os.PathLike)):  # bytes are neither
         return Path(value).expanduser()
     hint = ""
     if name == "path" and isinstance(value, (list, tuple)):

@@ -10,11 +10,10 @@ computed from ``v_i = logsumexp_{j in N(i)} (s_ij - s_ii)``, so it is stable at 
 from __future__ import annotations
 
 import math
-import numbers
 
-import numpy as np
 import torch
 
+from phylocl.arguments import positive_real
 from phylocl.losses.logits import ContrastiveLoss, check_flag
 
 __all__ = ["InfoNCE"]
@@ -52,11 +51,8 @@ class InfoNCE(ContrastiveLoss):
                  gather_distributed: bool = False) -> None:
         super().__init__(temperature=temperature, symmetric=symmetric, chunk_size=chunk_size, normalize=normalize,
                          gather_distributed=gather_distributed)
-        if isinstance(max_scale, (bool, np.bool_)) or not isinstance(max_scale, numbers.Real) or \
-                not (math.isfinite(max_scale) and max_scale > 0):
-            raise ValueError(f"max_scale must be a finite number > 0, got {max_scale!r}")
+        self.max_scale = positive_real("max_scale", max_scale)
         self.learn_temperature = check_flag("learn_temperature", learn_temperature)
-        self.max_scale = float(max_scale)
         if self.learn_temperature:
             if 1.0 / temperature > max_scale:
                 raise ValueError(f"initial 1 / temperature = {1.0 / temperature:g} exceeds max_scale = "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from phylocl.losses.logits import ContrastiveLoss, similarity_terms
+from phylocl.losses.logits import ContrastiveLoss, float_dtype, similarity_terms
 
 __all__ = ["LateInteraction", "window_similarity"]
 
@@ -72,7 +72,7 @@ class LateInteraction(torch.nn.Module):
                 labels: torch.Tensor | None = None) -> torch.Tensor:
         labels = self.loss._labels(labels)
         n = int(labels.shape[0]) if labels is not None else int(owners_a.max()) + 1
-        dtype = torch.promote_types(torch.promote_types(z_a.dtype, z_b.dtype), torch.float32)
+        dtype = float_dtype(z_a, z_b)
         z_a, z_b = z_a.to(dtype), z_b.to(dtype)
         if self.loss.normalize:
             z_a, z_b = F.normalize(z_a, dim=-1), F.normalize(z_b, dim=-1)  # (W, D) each

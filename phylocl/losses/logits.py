@@ -24,7 +24,6 @@ case the loss is ``0`` (still attached to the graph, so ``backward`` works and g
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import NamedTuple
 
@@ -33,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from phylocl.arguments import positive_int, positive_real
 from phylocl.losses.gather import gather_labels, gather_with_grad
 
 __all__ = ["NegativeTerms", "negative_terms", "similarity_terms", "masked_mean", "as_labels", "ContrastiveLoss",
-           "check_temperature", "check_chunk_size", "check_flag", "MIN_TEMPERATURE"]
+           "check_temperature", "check_flag", "float_dtype", "MIN_TEMPERATURE"]
 
 
 class NegativeTerms(NamedTuple):
@@ -143,7 +143,7 @@ def _check_batch(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
         raise ValueError(f"z_a and z_b must be on one device, got {z_a.device} and {z_b.device}")
 
 
-def _float_dtype(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.dtype:
+def float_dtype(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.dtype:
     """The dtype the loss is computed in: the wider of the two views', at least float32 (half precision is
     upcast; float64 stays float64)."""
     return torch.promote_types(torch.promote_types(z_a.dtype, z_b.dtype), torch.float32)
@@ -168,8 +168,8 @@ def negative_terms(z_a: torch.Tensor, z_b: torch.Tensor, scale, *, labels: torch
     labels = as_labels(labels)
     if labels is not None and (labels.dim() != 1 or labels.shape[0] != z_a.shape[0]):
         raise ValueError(f"labels must have shape ({z_a.shape[0]},), got {tuple(labels.shape)}")
-    chunk_size = check_chunk_size(chunk_size)
-    dtype = _float_dtype(z_a, z_b)
+    chunk_size = positive_int("chunk_size", chunk_size, optional=True)
+    dtype = float_dtype(z_a, z_b)
     a, b = z_a.to(dtype), z_b.to(dtype)
     if labels is not None:
         labels = labels.to(a.device)
@@ -229,22 +229,11 @@ MIN_TEMPERATURE = 1e-30  # below it 1 / temperature overflows float32 logits int
 def check_temperature(value, name: str = "temperature") -> float:
     """``value`` as a float: a real number (Python or NumPy, not a bool or a tensor), finite, at least
     :data:`MIN_TEMPERATURE`; ``ValueError`` naming ``name`` and the value otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if value < MIN_TEMPERATURE:
+    t = positive_real(name, value)
+    if t < MIN_TEMPERATURE:
         raise ValueError(f"{name} must be >= {MIN_TEMPERATURE:g} (1 / {name} would overflow the logits), "
                          f"got {value!r}")
-    return float(value)
-
-
-def check_chunk_size(value, name: str = "chunk_size") -> int | None:
-    """``value`` as an int >= 1 (Python or NumPy integer, not a bool) or ``None``; ``ValueError`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
-    return int(value)
+    return t
 
 
 def check_flag(name: str, value) -> bool:
@@ -275,7 +264,7 @@ class ContrastiveLoss(torch.nn.Module):
         super().__init__()
         temperature = check_temperature(temperature)
         self.symmetric = check_flag("symmetric", symmetric)
-        self.chunk_size = check_chunk_size(chunk_size)
+        self.chunk_size = positive_int("chunk_size", chunk_size, optional=True)
         self.normalize = check_flag("normalize", normalize)
         self.gather_distributed = check_flag("gather_distributed", gather_distributed)
         self._temperature = float(temperature)
@@ -305,7 +294,7 @@ class ContrastiveLoss(torch.nn.Module):
     def _prepare(self, z_a: torch.Tensor, z_b: torch.Tensor, labels: torch.Tensor | None):
         """Normalised (if ``normalize``) and gathered (if ``gather_distributed``) views and labels."""
         if self.normalize:
-            dtype = _float_dtype(z_a, z_b)
+            dtype = float_dtype(z_a, z_b)
             z_a, z_b = F.normalize(z_a.to(dtype), dim=-1), F.normalize(z_b.to(dtype), dim=-1)  # (B, D) each
         if self.gather_distributed:
             z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N, D) each, N = global batch

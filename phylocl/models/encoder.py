@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phylocl.arguments import is_real, positive_int
 from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
@@ -40,7 +40,7 @@ from phylocl.models.model_files import ENCODER_FILE, read_model, write_model_fol
 from phylocl.models.moe import MoEOptions
 from phylocl.models.smlp import SMLP
 from phylocl.models.transformer import Transformer
-from phylocl.models.inference import PRECISIONS, check_batch_size, embed_token_arrays
+from phylocl.models.inference import PRECISIONS, embed_token_arrays
 from phylocl.models.sparse_embed import embed_sparse, supports_sparse
 from phylocl.models.windows import default_stride, window_batch
 
@@ -280,8 +280,8 @@ class SequenceEncoder(nn.Module):
             raise ValueError("phylocl encoders always return unit rows (their similarity is the cosine); "
                              "normalize_embeddings=False is not available")
         sequences = _sequence_list(sequences)
-        check_batch_size(batch_size)
-        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, numbers.Real)):
+        positive_int("batch_size", batch_size)
+        if overlap is not None and not is_real(overlap):
             raise ValueError(f"overlap must be a number in [0, 1) or None, got {overlap!r}")
         arrays = [self._token_array(i, s) for i, s in enumerate(sequences)]
         if device is not None:

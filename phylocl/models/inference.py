@@ -17,7 +17,6 @@ weights (:func:`inference_module` keys it on the parameters' version counters, s
 from __future__ import annotations
 
 import copy
-import numbers
 import warnings
 from typing import Sequence
 
@@ -25,19 +24,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from phylocl.arguments import positive_int
 from phylocl.data.tokens import pad_batch
 from phylocl.models.windows import overlap_stride, window_starts
 
-__all__ = ["embed_token_arrays", "inference_module", "check_precision", "check_batch_size", "PRECISIONS"]
+__all__ = ["embed_token_arrays", "inference_module", "check_precision", "PRECISIONS"]
 
 PRECISIONS = ("fp32", "bf16", "int8")  # inference precisions
-
-
-def check_batch_size(batch_size, name: str = "batch_size") -> int:
-    """``batch_size`` as an int >= 1 (Python or NumPy integer, not a bool); ``ValueError`` naming it otherwise."""
-    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {batch_size!r}")
-    return int(batch_size)
 
 
 def check_precision(precision: str) -> str:
@@ -101,7 +94,7 @@ def embed_token_arrays(encoder, arrays: Sequence[np.ndarray], *, batch_size: int
     the encoder's half window) sets the window stride.
     """
     check_precision(precision)
-    batch_size = check_batch_size(batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     stride = encoder.window_stride if overlap is None else overlap_stride(encoder.max_len, overlap)
     windows, order = _windows(arrays, encoder.max_len, stride)
     sums = np.zeros((len(arrays), encoder.embed_dim), dtype=np.float64)  # (N, E)

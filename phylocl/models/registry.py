@@ -11,6 +11,7 @@ plain dict ``{name: values}`` read once. Any config key can be overridden when b
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from phylocl.arguments import existing_path
 from phylocl.errors import InputError
 from phylocl.models.backbone_config import with_family_names
 from phylocl.models.encoder_config import EncoderConfig
+from phylocl.models.model_files import shipped_models
 from phylocl.models.size import check_fits
 
 if TYPE_CHECKING:
@@ -83,13 +86,9 @@ def get_config(name: str, **overrides: Any) -> EncoderConfig:
 def _name_hint(name: str, registry: dict) -> str:
     """``"; did you mean ...?"`` for a near miss (case, spaces, typos), or where ``name`` is a path or a shipped
     trained model, the function that reads it; ``""`` otherwise."""
-    import difflib
-
-    from phylocl.models.model_files import shipped_models
-
     if name.strip().lower() in registry:
         return f"; did you mean {name.strip().lower()!r}?"
-    if name in shipped_models() or Path(name).expanduser().exists():
+    if name in shipped_models() or existing_path(name):
         return f"; {name!r} is a trained model or a path: phylocl.load_encoder({name!r}) reads it"
     close = difflib.get_close_matches(name.strip().lower(), list(registry), n=2, cutoff=0.75)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""

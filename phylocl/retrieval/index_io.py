@@ -14,6 +14,9 @@ every file), checked at load for files up to 16 MB and by ``phylocl index --veri
 (``sequences.bin``, ``sequence_offsets.npy``) for the alignment stage of search: :mod:`phylocl.retrieval.sequence_store`.
 A ``sparse-windows`` bundle (``phylocl index --fasta --windows W``) is a sparse bundle over window rows plus
 ``owners.npy``, loaded as a :class:`~phylocl.retrieval.windowed.WindowedIndex` (hits are sequences).
+
+A bundle that ``phylocl index`` rebuilds in place while it is read is read whole from one version, the old or the
+new (:func:`load_index_with`, :func:`verify_bundle`: :func:`phylocl.atomic.read_dir`).
 """
 
 from __future__ import annotations

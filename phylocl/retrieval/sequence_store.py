@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phylocl.atomic import publish_mode, temp_prefix
+from phylocl.atomic import publish_mode, shown_as, temp_prefix
 from phylocl.errors import InputError, os_error_message
 
 __all__ = ["OFFSETS_FILE", "SEQUENCES_FILE", "SequenceStore", "SequenceStoreWriter", "open_store"]
@@ -150,7 +150,7 @@ def open_store(bundle: str | Path, *, ntotal: int, letters: str | None = None,
         size = seq_path.stat().st_size
         data = np.memmap(seq_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
     except (OSError, ValueError) as err:
-        text = " ".join(str(err).split()).replace(str(bundle), str(shown))
+        text = shown_as(" ".join(str(err).split()), bundle, shown)
         raise InputError(f"damaged sequence store: {text}", path=shown) from None
     if (offsets.ndim != 1 or len(offsets) != ntotal + 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size
             or np.any(np.diff(offsets) < 0)):

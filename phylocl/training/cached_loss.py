@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from phylocl.losses.logits import check_chunk_size
-from phylocl.training.gradcache import (Batch, RngState, check_batch, check_encoder, check_labels, chunk_batches,
-                                        cuda_devices_of, embed_without_grad, plan_chunks, replay)
+from phylocl.arguments import positive_int
+from phylocl.training.gradcache import (Batch, RngState, check_encoder, check_views, chunk_batches, cuda_devices_of,
+                                        embed_without_grad, plan_chunks, replay)
 
 __all__ = ["CachedContrastiveLoss"]
 
@@ -103,8 +103,8 @@ class CachedContrastiveLoss(torch.nn.Module):
                  token_budget: int | None = None, autocast: torch.dtype | None = None) -> None:
         super().__init__()
         check_encoder(encoder)
-        chunk_size = check_chunk_size(chunk_size)
-        token_budget = check_chunk_size(token_budget, "token_budget")
+        chunk_size = positive_int("chunk_size", chunk_size, optional=True)
+        token_budget = positive_int("token_budget", token_budget, optional=True)
         if not callable(loss):
             raise ValueError(f"loss must be callable as loss(z_a, z_b, labels), got {type(loss).__name__}")
         self.encoder, self.loss = encoder, loss
@@ -112,10 +112,7 @@ class CachedContrastiveLoss(torch.nn.Module):
 
     def forward(self, batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The loss of the ``B`` pairs (row ``i`` of ``batch_a`` and ``batch_b``); see the class docstring."""
-        n, m = check_batch(batch_a, "batch_a"), check_batch(batch_b, "batch_b")
-        if n == 0 or m != n:
-            raise ValueError(f"both views need the same number (> 0) of rows, got {n} and {m}")
-        check_labels(labels, n)
+        check_views(batch_a, batch_b, labels)
         if not torch.is_grad_enabled():
             return self.loss(self.encoder(batch_a), self.encoder(batch_b), labels)
         param = next(iter(self.encoder.parameters()), None)

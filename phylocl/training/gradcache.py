@@ -32,20 +32,19 @@ all-reduced once per step and ranks may have different numbers of chunks. Build 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Sequence
-
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from phylocl.arguments import positive_int
 from phylocl.data.tokens import batch_lengths, slice_batch
-from phylocl.losses.logits import check_chunk_size
 
 __all__ = ["RngState", "plan_chunks", "chunk_batches", "cuda_devices_of", "embed_without_grad", "loss_and_cache",
-           "replay", "cached_backward", "check_batch", "check_labels", "check_encoder", "check_loss_value"]
+           "replay", "cached_backward", "check_views", "check_encoder"]
 
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
@@ -146,13 +145,13 @@ def loss_and_cache(
     z_b = torch.cat(parts_b).to(dtype).requires_grad_()  # (B, D) leaf
     with torch.autocast(device_type=device_type, enabled=False):
         loss = loss_fn(z_a, z_b, labels)
-    check_loss_value(loss)
+    _check_loss_value(loss)
     (loss if scaler is None else scaler.scale(loss)).backward()
     sizes_a, sizes_b = [p.shape[0] for p in parts_a], [p.shape[0] for p in parts_b]
     return loss.detach(), list(z_a.grad.split(sizes_a)), list(z_b.grad.split(sizes_b))
 
 
-def check_loss_value(loss) -> None:
+def _check_loss_value(loss) -> None:
     """``loss`` (what ``loss_fn`` returned) is a scalar tensor with a gradient (``TypeError``/``ValueError``)."""
     if not torch.is_tensor(loss):
         raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
@@ -206,7 +205,7 @@ def _scaled_term(replay_term: ReplayTerm | None, scaler) -> ReplayTerm | None:
     return lambda: _scale(replay_term(), scaler)
 
 
-def check_batch(batch, name: str) -> int:
+def _token_rows(batch, name: str) -> int:
     """The number of rows of token batch ``batch`` (argument ``name``): a mapping holding ``input_ids`` and
     ``attention_mask`` tensors of one shape ``(n, L)`` (what ``encoder.tokenize`` and
     :func:`~phylocl.data.tokens.pad_batch` return); ``TypeError`` / ``ValueError`` naming it otherwise."""
@@ -225,7 +224,7 @@ def check_batch(batch, name: str) -> int:
     return int(ids.shape[0])
 
 
-def check_labels(labels, n: int) -> None:
+def _check_labels(labels, n: int) -> None:
     """``labels`` (``None``, a tensor, a list or an array) holds ``n`` entries in one dimension (``ValueError``)."""
     if labels is None:
         return
@@ -234,6 +233,16 @@ def check_labels(labels, n: int) -> None:
     shape = tuple(labels.shape) if torch.is_tensor(labels) else np.shape(labels)
     if shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {shape}")
+
+
+def check_views(batch_a, batch_b, labels) -> int:
+    """The number ``B`` of pairs of the two token batches ``batch_a``, ``batch_b`` (``B >= 1`` rows each) with
+    ``labels`` (``None`` or ``(B,)``); ``TypeError`` / ``ValueError`` naming the bad argument otherwise."""
+    n, m = _token_rows(batch_a, "batch_a"), _token_rows(batch_b, "batch_b")
+    if n == 0 or m != n:
+        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and {m}")
+    _check_labels(labels, n)
+    return n
 
 
 def check_encoder(encoder) -> None:
@@ -247,12 +256,9 @@ def _check_step_args(batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None
                      token_budget: int | None) -> tuple[int | None, int | None]:
     """Validate :func:`cached_backward`'s arguments (``ValueError`` / ``TypeError`` naming the bad one); returns
     ``chunk_size`` and ``token_budget`` as ints (NumPy integers accepted)."""
-    chunk_size = check_chunk_size(chunk_size)
-    token_budget = check_chunk_size(token_budget, "token_budget")
-    n, m = check_batch(batch_a, "batch_a"), check_batch(batch_b, "batch_b")
-    if n == 0 or m != n:
-        raise ValueError(f"both views need the same number (> 0) of rows, got {n} and {m}")
-    check_labels(labels, n)
+    chunk_size = positive_int("chunk_size", chunk_size, optional=True)
+    token_budget = positive_int("token_budget", token_budget, optional=True)
+    check_views(batch_a, batch_b, labels)
     return chunk_size, token_budget
 
 

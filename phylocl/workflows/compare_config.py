@@ -17,12 +17,11 @@ Every cell shares the base training config; :mod:`phylocl.workflows.compare` set
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from phylocl.config import TrainConfig
+from phylocl.config import TrainConfig, data_overrides
 from phylocl.configtools import ConfigError, apply_overrides, from_dict, load_yaml, locate, to_dict
 from phylocl.errors import InputError
 
@@ -109,9 +108,7 @@ def load_compare_config(config: str | Path | Mapping[str, Any], overrides=(),
     raw, where = (dict(config), {}) if path is None else (load_yaml(path), {"path": path})
     overrides = list(overrides)
     if data:
-        # JSON quoting: a folder named "yes", "null" or "a: b" stays a path, and a quote in a name stays one
-        overrides += [f"data.path={json.dumps(str(data[0]))}", f"data.paths={json.dumps([str(d) for d in data[1:]])}",
-                      "data.labels=null"]
+        overrides += data_overrides(data)
     try:
         raw = apply_overrides(raw, overrides)
         section = raw.pop("compare", None)

@@ -27,6 +27,7 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, check_sizes
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
+from phylocl.workflows.run_folder import output_lock
 from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
 __all__ = ["EmbedResult", "WIDE_ROWS", "embed", "open_input", "wide_rows_note"]
@@ -127,8 +128,6 @@ def _claim_output(out: Path, *, distributed: bool):
     """The lock of ``out`` (:func:`~phylocl.workflows.run_folder.output_lock`, ``.<name>.lock`` beside it) for the
     whole run: a second ``phylocl embed`` of the same file is refused at once. In a distributed run rank 0 holds it
     for all ranks (the others, which it or a launcher started, must not refuse their own run's lock)."""
-    from phylocl.workflows.run_folder import output_lock
-
     if distributed:
         from phylocl.workflows.train_checks import launched_rank
 

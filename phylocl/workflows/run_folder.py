@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 import yaml
 
-from phylocl.atomic import atomic_path
+from phylocl.atomic import atomic_path, names_open, short_name
 from phylocl.errors import InputError, os_error_message
 
 __all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "held_lock", "output_lock",
@@ -72,15 +72,6 @@ def _first_missing(path: Path) -> Path | None:
     return top
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd``."""
-    try:
-        a, b = os.fstat(fd), os.stat(path)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def _acquire(lock: Path, *, busy: Callable[[str], Exception], unguarded: Callable[[str], str],
              probe: bool) -> int | None:
     """Open and lock ``lock`` (see :func:`held_lock`); the open descriptor, or ``None`` when ``probe`` finds no file."""
@@ -102,7 +93,7 @@ def _acquire(lock: Path, *, busy: Callable[[str], Exception], unguarded: Callabl
         except OSError as err:  # a file system without locks (some network mounts): run, unguarded, and say so
             warnings.warn(unguarded(os_error_message(err)), stacklevel=4)
             return fd
-        if probe or _same_file(fd, lock):
+        if probe or names_open(lock, fd):
             return fd
         os.close(fd)  # the file its holder removed as it finished: lock the one the path names now
     raise busy("?")
@@ -137,7 +128,7 @@ def held_lock(lock: str | Path, *, busy: Callable[[str], Exception], unguarded: 
             os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        if not probe and _same_file(fd, lock):
+        if not probe and names_open(lock, fd):
             with contextlib.suppress(OSError):
                 lock.unlink()
         os.close(fd)
@@ -158,10 +149,8 @@ def _lock(out: Path, *, keep_file: bool = False, name: str = LOCK_NAME, command:
 
 def output_lock_path(out: str | Path) -> Path:
     """The lock file of the output file ``out``: ``.<name>.lock`` beside it (see :func:`output_lock`)."""
-    from phylocl.atomic import _short
-
     out = Path(out)
-    return out.with_name(f".{_short(out.name)}.lock")
+    return out.with_name(f".{short_name(out.name)}.lock")
 
 
 @contextlib.contextmanager

@@ -36,7 +36,6 @@ the cores the next steps' threads need (a held-open query: 0.26 -> 0.23 s at 10^
 from __future__ import annotations
 
 import io
-import numbers
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -44,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
+from phylocl.arguments import existing_path, whole
+from phylocl.data.fasta import parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, check_sizes
@@ -103,14 +102,14 @@ class Searcher:
 
         self._lock = threading.RLock()  # re-entrant: a queries generator may itself search
         self._closed = True  # until opened: close() and __repr__ work on a half-built searcher
-        if isinstance(index, bytes) or not isinstance(index, (str, os.PathLike)):
+        if not isinstance(index, (str, os.PathLike)):  # bytes are neither
             raise TypeError(f"index must be the path of an index bundle (phylocl index), a str or a Path, got "
                             f"{type(index).__name__} {index!r}")
-        k = _whole("k", k)
-        candidates = None if candidates is None else _whole("candidates", candidates)
-        threads = None if threads is None else _whole("threads", threads)
-        batch_size, buffer_size = _whole("batch_size", batch_size), _whole("buffer_size", buffer_size)
-        if isinstance(model, (str, os.PathLike)) and Path(model).expanduser().exists():  # a model folder or file
+        k = whole("k", k)
+        candidates = None if candidates is None else whole("candidates", candidates)
+        threads = None if threads is None else whole("threads", threads)
+        batch_size, buffer_size = whole("batch_size", batch_size), whole("buffer_size", buffer_size)
+        if existing_path(model):  # a model folder or file
             model = str(Path(model).expanduser().absolute())  # absolute in the options: the same from elsewhere
         self._options = dict(  # what a pickled copy re-opens with (__reduce__)
             index=Path(index).expanduser().absolute(), model=model, k=k, align=align, candidates=candidates,
@@ -252,29 +251,19 @@ class Searcher:
         return out
 
 
-def _whole(name: str, value) -> int:
-    """``value`` as an int: a Python or NumPy integer (not a bool); ``ValueError`` naming ``name`` otherwise
-    (``k=2.5`` was searched as ``k=2``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
 def _pairs(queries):
     """``queries`` as an iterable of ``(id, sequence)`` pairs: a mapping's items, a FASTA file's records (a
     ``Path``), else the iterable itself; a bare string (a sequence? a path?) is an :class:`InputError`."""
     if isinstance(queries, (str, bytes)):
         hint = (f"; to search the FASTA file {queries!r}, pass pathlib.Path({queries!r})"
-                if isinstance(queries, str) and len(queries) < 4096 and Path(queries).is_file() else
+                if isinstance(queries, str) and existing_path(queries, file=True) else
                 "; one query is [(id, sequence)]")
         raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
                          f"a {type(queries).__name__}{hint}", path=QUERIES)
     if isinstance(queries, Mapping):
         return queries.items()
     if isinstance(queries, os.PathLike):
-        from phylocl.data.fasta import parse_fasta
-
-        return ((r.id, r.sequence) for r in parse_fasta(Path(queries)))
+        return ((r.id, r.sequence) for r in parse_fasta(Path(queries).expanduser()))
     if not isinstance(queries, Iterable):
         raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
                          f"{type(queries).__name__}", path=QUERIES)

@@ -28,7 +28,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
-from phylocl.atomic import atomic_path
+from phylocl.atomic import atomic_path, short_name
 
 __all__ = ["ShardFolder", "write_shards", "shard_chunks", "count_rest", "input_identity", "SHARD_FORMAT",
            "DEFAULT_SHARD_SIZE"]
@@ -101,9 +101,7 @@ def shard_folder_name(name: str) -> str:
     bytes; a file name is at most 255) a cut name with a hash of the whole, as its temporaries carry it."""
     if len((name + ".shards").encode()) <= 255:
         return name + ".shards"
-    from phylocl.atomic import _short
-
-    return _short(name) + ".shards"
+    return short_name(name) + ".shards"
 
 
 class ShardFolder:

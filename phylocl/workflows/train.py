@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phylocl.atomic import atomic_path
-from phylocl.config import TrainConfig, load_config
+from phylocl.config import TrainConfig, data_overrides, load_config
 from phylocl.configtools import to_dict
 from phylocl.errors import InputError, Terminated
 from phylocl.outputs import check_output_dir, refuse_clashes, same_file
@@ -90,9 +90,7 @@ def _evaluate_split(module, dm, split: str, ks) -> dict:
 def _load(config, overrides, data):
     """The resolved :class:`TrainConfig`: YAML (or defaults), then ``--data`` paths, then ``overrides``."""
     if data:  # before the user's overrides, so that --set data.labels=TSV labels a --data FASTA file
-        # JSON quoting: a folder named "yes", "null" or "a: b" stays a path (it was read as YAML)
-        overrides = [f"data.path={json.dumps(str(data[0]))}", f"data.paths={json.dumps([str(d) for d in data[1:]])}",
-                     "data.labels=null", *overrides]
+        overrides = [*data_overrides(data), *overrides]
     return load_config(config, list(overrides))
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from typing import Iterator
 
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 
+from phylocl.data.orthofinder import find_orthofinder_results
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
@@ -204,8 +206,6 @@ def _files_of(root: Path) -> list[Path]:
         if folder.is_dir():
             files += sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
     with contextlib.suppress(Exception):  # several OrthoFinder runs: the reader has refused them already
-        from phylocl.data.orthofinder import find_orthofinder_results
-
         table = find_orthofinder_results(root)
         if table is not None and table not in files:
             files.append(table)
@@ -224,8 +224,6 @@ def _split_digest(ds) -> dict:
     """Families, sequences and a sha256 of what the split holds: every record's id, family and letters in order,
     the label columns and the tree of each family, path and Newick text (what training reads; not the sequence
     files' bytes)."""
-    import hashlib
-
     h = hashlib.sha256()
     ids, fams, seqs = ds.ids, ds.families, ds.sequences
     step = 8192  # records joined per update: hashing runs near memory speed, without a copy of the whole split
@@ -255,8 +253,6 @@ def input_fingerprint(data, dm) -> dict:
     ``roots``: the sha256 of a ``data.evolved.roots`` FASTA file (read later, during training).
     ``data``: the run's ``data:`` config section; ``dm``: its data module after ``setup()``.
     """
-    import hashlib
-
     files: dict[str, dict] = {}
     roots_digest = None
     for setting, root in _input_roots(data):

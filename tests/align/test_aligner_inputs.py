@@ -27,6 +27,7 @@ def _align(queries=QUERIES, targets=TARGETS, candidates=None, **kwargs):
     (dict(candidates=[[0.5], [1.7]]), ValueError, "query 0: candidates must be whole target numbers"),
     (dict(evalue=-1), ValueError, "evalue must be a number > 0"),  # kept nothing, silently
     (dict(evalue=float("nan")), ValueError, "evalue must be a number > 0"),
+    (dict(evalue=True), ValueError, "evalue must be a number > 0"),  # was read as evalue=1, as k=True is refused
     (dict(max_hits=-1), ValueError, "max_hits must be >= 0"),
     (dict(max_hits=2.5), ValueError, "max_hits must be a whole number"),
     (dict(threads=2.5), ValueError, "threads must be a whole number, got float 2.5"),  # was int(2.5)

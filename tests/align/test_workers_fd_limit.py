@@ -92,7 +92,9 @@ def test_start_errors_name_the_limit(monkeypatch):
 
     from phylocl.errors import InputError
 
-    monkeypatch.setattr(workers.resource, "getrlimit", lambda which: (20, 4096))
+    from phylocl import errors
+
+    monkeypatch.setattr(errors.resource, "getrlimit", lambda which: (20, 4096))  # the words are errors.py's
     err = workers._start_error(OSError(errno.EMFILE, "Too many open files"), 3)
     assert isinstance(err, InputError) and "`ulimit -n`: 20" in str(err) and "3 worker processes" in str(err)
     assert "process limit (`ulimit -u`)" in str(workers._start_error(OSError(errno.EAGAIN, "again"), 2))

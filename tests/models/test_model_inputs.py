@@ -41,6 +41,13 @@ def test_a_folder_name_points_to_load_encoder(tmp_path, tiny):
         phylocl.build_encoder(None)
 
 
+def test_a_name_too_long_for_a_path_is_an_unknown_model():
+    """The hint looks for a path of that name: a name with a part over 255 bytes made Path.exists() raise, and
+    build_encoder raised OSError 'File name too long' instead of naming the registered models."""
+    with pytest.raises(InputError, match=r"unknown model 'xxxx.*; registered models: amlp-small"):
+        phylocl.build_encoder("x" * 300)
+
+
 def test_numpy_overrides_count_as_python_numbers():
     enc = phylocl.build_encoder("gmlp-tiny", dim=np.int64(16), depth=np.int32(1), dropout=np.float64(0.25))
     assert (enc.config.dim, enc.config.depth, enc.config.dropout) == (16, 1, 0.25)  # were "must be an integer"

@@ -53,6 +53,8 @@ def test_a_dict_and_a_fasta_path_are_the_pairs(tmp_path, bundle):
     (["MK"], r"query 1: expected an \(id, sequence\) pair, got str 'MK'"),  # was searched as id 'M', sequence 'K'
     (("q1", "MKVLAAGIWK"), r"query 1: expected an \(id, sequence\) pair, got str 'q1'"),  # one pair, not in a list
     ("MKVLAAGIWK", r"queries must be \(id, sequence\) pairs.*got a str; one query is \[\(id, sequence\)\]"),
+    ("MKVLAAGIWK" * 30, r"queries must be \(id, sequence\) pairs.*got a str; one query is"),  # was OSError:
+    # the path probe of the hint raised 'File name too long' for a sequence of over 255 letters
     (5, r"queries must be \(id, sequence\) pairs.*got int"),
 ])
 def test_strings_where_pairs_belong_are_refused_with_the_way_out(bundle, queries, message):

@@ -1,0 +1,71 @@
+"""Checks of the arguments Python callers pass to the library: whole and real numbers (never a ``bool``), and
+whether a string names an existing path.
+
+``isinstance(True, int)`` holds, so ``k=True`` would search one hit and ``chunk_size=True`` make chunks of one;
+``int(2.5)`` is 2, so ``k=2.5`` would be searched as ``k=2``. These checks accept Python and NumPy numbers
+(``np.int64(3)``, ``np.float32(0.1)``) and refuse bools, strings, floats where a whole number belongs and anything
+else with a ``ValueError`` naming the argument::
+
+    k = whole("k", k)                                        # an int, or ValueError
+    chunk_size = positive_int("chunk_size", chunk_size, optional=True)   # int >= 1 or None
+    max_scale = positive_real("max_scale", max_scale)        # finite float > 0
+
+A string that may be a path or something else (a model name, a sequence) is probed with :func:`existing_path`,
+which is false, not an ``OSError``, for a string no file can be named (a part over 255 bytes, a NUL byte).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+
+__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path"]
+
+
+def is_whole(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (not a bool, nor NumPy's)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # np.bool_ is not Integral
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a Python or NumPy real number (int or float; not a bool, nor NumPy's)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # np.bool_ is not Real
+
+
+def whole(name: str, value) -> int:
+    """``value`` as an int (:func:`is_whole`); ``ValueError`` naming ``name`` otherwise."""
+    if not is_whole(value):
+        raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value, *, optional: bool = False) -> int | None:
+    """``value`` as an int >= 1 (:func:`is_whole`), or ``None`` where ``optional``; ``ValueError`` naming ``name``
+    otherwise."""
+    if optional and value is None:
+        return None
+    if not is_whole(value) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{' or None' if optional else ''}, got {value!r}")
+    return int(value)
+
+
+def positive_real(name: str, value) -> float:
+    """``value`` as a float: a finite real number > 0 (:func:`is_real`); ``ValueError`` naming ``name`` otherwise."""
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def existing_path(value, *, file: bool = False) -> bool:
+    """Whether ``value`` (a str or an ``os.PathLike``; ``~`` expanded) names an existing path (a file, with
+    ``file``). False for anything else, including a string that cannot be a path at all: ``Path.exists`` raises
+    ``OSError`` (name too long) for a string with a part over 255 bytes, such as a sequence."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    try:
+        path = Path(value).expanduser()
+        return path.is_file() if file else path.exists()
+    except (OSError, ValueError):
+        return False

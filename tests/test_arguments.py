@@ -1,0 +1,50 @@
+"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool) and the path probe of a string."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylocl.arguments import existing_path, is_real, is_whole, positive_int, positive_real, whole
+
+
+def test_whole_numbers_are_ints_of_python_or_numpy_but_not_bools():
+    assert all(is_whole(v) for v in (0, -3, np.int64(2), np.uint8(1)))
+    assert not any(is_whole(v) for v in (True, np.True_, 2.0, np.float32(1), "1", None))
+    assert whole("k", np.int32(4)) == 4 and type(whole("k", np.int32(4))) is int
+    with pytest.raises(ValueError, match="k must be a whole number, got bool True"):
+        whole("k", True)
+
+
+def test_real_numbers_exclude_bools():
+    assert all(is_real(v) for v in (1, 0.5, np.float32(0.1), np.int8(3), float("nan")))
+    assert not any(is_real(v) for v in (False, np.bool_(True), "0.1", None, 1j))
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "3", None])
+def test_positive_int_names_the_argument(value):
+    with pytest.raises(ValueError, match=f"batch_size must be an int >= 1, got {value!r}"):
+        positive_int("batch_size", value)
+
+
+def test_positive_int_optional_takes_none():
+    assert positive_int("chunk_size", None, optional=True) is None
+    assert positive_int("chunk_size", np.int64(3), optional=True) == 3
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1 or None, got 0"):
+        positive_int("chunk_size", 0, optional=True)
+
+
+@pytest.mark.parametrize("value", [0, -0.5, float("inf"), float("nan"), True, "1"])
+def test_positive_real_refuses_what_is_not_a_finite_number_above_0(value):
+    with pytest.raises(ValueError, match="max_scale must be a finite number > 0"):
+        positive_real("max_scale", value)
+    assert positive_real("max_scale", np.float32(2.5)) == 2.5
+
+
+def test_existing_path_is_false_for_strings_no_file_can_be_named(tmp_path):
+    f = tmp_path / "q.fasta"
+    f.write_text(">a\nMKV\n")
+    assert existing_path(f) and existing_path(str(f), file=True) and existing_path(tmp_path)
+    assert not existing_path(tmp_path, file=True) and not existing_path(tmp_path / "none")
+    for not_a_path in ("MKV" * 100, "a\0b", "x/" * 3000, 5, None):  # too long, NUL, over PATH_MAX, not a str
+        assert not existing_path(not_a_path)  # Path.exists() raised OSError for the first and third
