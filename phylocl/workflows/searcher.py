@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from phylocl.arguments import existing_path, whole
+from phylocl.arguments import existing_path, positive_int
 from phylocl.data.fasta import parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
@@ -105,10 +105,10 @@ class Searcher:
         if not isinstance(index, (str, os.PathLike)):  # bytes are neither
             raise TypeError(f"index must be the path of an index bundle (phylocl index), a str or a Path, got "
                             f"{type(index).__name__} {index!r}")
-        k = whole("k", k)
-        candidates = None if candidates is None else whole("candidates", candidates)
-        threads = None if threads is None else whole("threads", threads)
-        batch_size, buffer_size = whole("batch_size", batch_size), whole("buffer_size", buffer_size)
+        k = positive_int("k", k)  # in the API's own names (the search checks below speak the CLI's: -k ...)
+        candidates = positive_int("candidates", candidates, optional=True)
+        threads = positive_int("threads", threads, optional=True)
+        batch_size, buffer_size = positive_int("batch_size", batch_size), positive_int("buffer_size", buffer_size)
         if existing_path(model):  # a model folder or file
             model = str(Path(model).expanduser().absolute())  # absolute in the options: the same from elsewhere
         self._options = dict(  # what a pickled copy re-opens with (__reduce__)

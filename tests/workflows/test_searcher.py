@@ -114,16 +114,19 @@ def test_strict_refuses_rare_letters(bundle):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "-k must be >= 1"),
-    ({"candidates": 0}, "--candidates must be >= 1"),
     ({"word_budget": 2.0}, "--word-budget must be in"),
     ({"align": False, "out_format": "blast6"}, "--format blast6 needs the alignment stage"),
-    ({"batch_size": 0}, "batch size and buffer size must be >= 1"),  # was refused by the first search only
-    ({"buffer_size": 0}, "batch size and buffer size must be >= 1"),
 ])
 def test_bad_options_are_refused(bundle, kwargs, message):
     with pytest.raises(InputError, match=message):
         Searcher(index=bundle, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["k", "candidates", "threads", "batch_size", "buffer_size"])
+def test_counts_below_one_are_refused_in_the_apis_own_names(bundle, name):
+    """(They were refused in the command line's words: '-k must be >= 1'; batch_size 0 only by the first search.)"""
+    with pytest.raises(ValueError, match=rf"^{name} must be an int >= 1"):
+        Searcher(index=bundle, **{name: 0})
 
 
 def test_an_index_of_an_encoder_of_ones_own_needs_its_path(tmp_path):

@@ -63,11 +63,11 @@ def test_strings_where_pairs_belong_are_refused_with_the_way_out(bundle, queries
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"k": 2.5}, ValueError, "k must be a whole number, got float 2.5"),  # was searched as k=2
-    ({"k": True}, ValueError, "k must be a whole number, got bool"),
-    ({"k": "3"}, ValueError, "k must be a whole number, got str"),
-    ({"candidates": 10.7}, ValueError, "candidates must be a whole number"),  # was int(10.7) = 10
-    ({"threads": 1.5}, ValueError, "threads must be a whole number"),
+    ({"k": 2.5}, ValueError, "k must be an int >= 1, got 2.5"),  # was searched as k=2
+    ({"k": True}, ValueError, "k must be an int >= 1, got True"),
+    ({"k": "3"}, ValueError, "k must be an int >= 1, got '3'"),
+    ({"candidates": 10.7}, ValueError, "candidates must be an int >= 1 or None, got 10.7"),  # was int(10.7) = 10
+    ({"threads": 1.5}, ValueError, "threads must be an int >= 1 or None, got 1.5"),
     ({"index": None}, TypeError, "index must be the path of an index bundle.*NoneType"),
 ])
 def test_options_of_the_wrong_kind_are_refused(bundle, kwargs, error, message):
