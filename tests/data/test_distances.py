@@ -106,3 +106,21 @@ def test_family_distances_use_tree_else_kmers_and_cache(tmp_path, make_dataset):
     assert FamilyDistances(dataset=ds, method="kmer").source("A") == "kmer"
     with pytest.raises(ValueError, match="no tree"):
         FamilyDistances(dataset=ds, method="tree")("B")
+
+
+def test_tree_distances_follow_the_members_order_not_the_ids_order(tmp_path):
+    """A family whose members are listed in neither id nor tree order: d[i, j] is the tree distance between the
+    i-th and j-th members as the dataset lists them."""
+    from phylocl.data.alphabet import get_alphabet
+    from phylocl.data.dataset import OrthologDataset
+
+    tree = tmp_path / "F.nwk"
+    tree.write_text("((m:0.1,a:0.2):0.3,(z:0.4,b:0.05):0.6);")
+    ds = OrthologDataset(ids=["z", "a", "m", "b"], sequences=["MKTAYIAKQR", "MKTAYIAKQK", "MRTAYIAKQR", "MKTAWIAKQR"],
+                         families=["F"] * 4, alphabet=get_alphabet("protein"), metadata={}, trees={"F": tree})
+    d = FamilyDistances(dataset=ds)("F")
+    want = {("z", "a"): 1.5, ("z", "m"): 1.4, ("z", "b"): 0.45, ("a", "m"): 0.3, ("a", "b"): 1.15,
+            ("m", "b"): 1.05}
+    for (x, y), value in want.items():
+        i, j = ds.ids.index(x), ds.ids.index(y)
+        assert d[i, j] == pytest.approx(value, abs=1e-12) and d[j, i] == pytest.approx(value, abs=1e-12), (x, y)

@@ -57,8 +57,24 @@ def test_items_depend_only_on_seed_epoch_draw_and_family(make_dataset):
 def test_hardest_pairs_use_family_distances(make_dataset):
     ds, pairs = make_pairs(make_dataset, strategy=HardestPairs(), max_len=100)
     a, b, _ = pairs[(0, 0, 0)]  # family B: member 2 is the odd one out
-    got = {ds.alphabet.decode(a), ds.alphabet.decode(b)}
-    assert FAMS["B"][2] in got
+    assert FAMS["B"][2] in {ds.alphabet.decode(a), ds.alphabet.decode(b)}
+    # each family its own distances: the odd one out at another position in each family
+    fams = {"P": ["MKTAYIAKQRQISFVKSHFS", "MKTAYIAKQRQISFVKSHFA", "GGGGGGGGGGWWWWWWWWWW"],
+            "Q": ["WWPPCCHHEEWWPPCCHHEE", "MLSRAVCGTSRQLAPVLGYL", "MLSRAVCGTSRQLAPVLGYK"]}
+    ds = make_dataset(fams)
+    pairs = FamilyPairDataset(dataset=ds, strategy=HardestPairs(), view=SequenceView(alphabet=ds.alphabet, max_len=100))
+    for k, odd in ((0, fams["P"][2]), (1, fams["Q"][0])):
+        for epoch in range(4):
+            a, b, _ = pairs[(k, epoch, 0)]
+            got = {ds.alphabet.decode(a), ds.alphabet.decode(b)}
+            assert odd in got and len(got) == 2, (k, epoch)
+
+
+def test_rounds_of_one_epoch_draw_different_pairs(make_dataset):
+    """The draw (a family's round within the epoch) enters the item's seed: rounds do not repeat one pair."""
+    _, pairs = make_pairs(make_dataset, seed=3)
+    draws = [tuple(np.concatenate(pairs[(2, 0, d)][:2]).tolist()) for d in range(10)]
+    assert len(set(draws)) > 1
 
 
 def test_collation_formats_and_loader_with_workers_is_reproducible(make_dataset):

@@ -74,7 +74,16 @@ def test_hardest_returns_the_farthest_member(tree_distances):
         assert j == int(np.argmax(row)) and j != i
         seen.add(i)
     assert len(seen) == 12  # anchors are uniform
-    assert HardestPairs().sample(3, np.random.default_rng(0), np.zeros((3, 3)))[1] in (0, 1)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # all members identical (distance 0): never the anchor itself; the lowest other index
+        i, j = HardestPairs().sample(3, rng, np.zeros((3, 3)))
+        assert j == (1 if i == 0 else 0)
+
+
+def test_distant_pairs_come_in_both_orders(tree_distances):
+    rng = np.random.default_rng(3)
+    first = [DistantPairs().sample(12, rng, tree_distances) for _ in range(2000)]
+    assert 0.45 < np.mean([i < j for i, j in first]) < 0.55
 
 
 def test_registry():

@@ -79,6 +79,16 @@ def test_ranks_get_disjoint_equal_slices_of_each_global_batch(budget):
             assert len(part) <= 4 and (budget is None or len(part) * lengths[part].max() <= budget)
 
 
+def test_each_rank_fills_its_own_token_budget():
+    """The global batch holds R x token_budget tokens (module doc), so each rank's slice uses its whole budget:
+    100-residue views, 1,000 tokens per rank -> 10 rows on each of 3 ranks (not 10 over all of them)."""
+    lengths = np.full(90, 100)
+    for r in range(3):
+        batches = list(FamilyBatchSampler(num_families=90, batch_size=64, lengths=lengths, token_budget=1000, seed=1,
+                                          num_replicas=3, rank=r))
+        assert [len(b) for b in batches] == [10, 10, 10], r
+
+
 def test_pack_by_length_and_length_sorted_sampler():
     lengths = np.array([5, 50, 7, 40, 6, 60])
     order = np.argsort(lengths)

@@ -125,6 +125,18 @@ def test_kmer_profiles_retrieve_real_families():
     assert m["top1"] > 0.9 and m["map_r"] > 0.8  # 10 families: chance is about 0.1
 
 
+def test_sketch_buckets_cover_every_column_and_stay_as_saved_indexes_hold_them():
+    """kmer:3:512 spreads the 8,000 3-mers over all 512 columns, and its buckets and signs are fixed: an index built
+    earlier holds rows of these very columns (the fingerprint names only the seed), so a change here would silently
+    mismatch queries and saved rows."""
+    import hashlib
+
+    e = KmerEmbedder(k=3, alphabet="protein", dim=512)
+    assert np.bincount(e._bucket, minlength=512).min() >= 1 and set(np.unique(e._sign)) == {-1.0, 1.0}
+    digest = hashlib.sha256(e._bucket.astype("<i8").tobytes() + e._sign.astype("<f8").tobytes()).hexdigest()
+    assert digest[:16] == "a6977e43be37cf88"
+
+
 def test_sketch_is_the_signed_hash_of_the_full_profile():
     """Reference: project the full count vector column by column with the sketch's buckets and signs."""
     rng = np.random.default_rng(3)

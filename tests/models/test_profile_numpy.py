@@ -20,11 +20,11 @@ AA = "ACDEFGHIKLMNPQRSTVWY"
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A saved protein profile encoder with random weights, gains, and a large composition gain (every term counts),
-    windows of 16 residues (so the sequences below are windowed)."""
+    """A saved protein profile encoder with random weights (a quarter negative, as training may leave them), gains,
+    and a large composition gain (every term counts), windows of 16 residues (so the sequences below are windowed)."""
     enc = make_encoder("kmerprofile-small", seed=0, alphabet="protein", depth=3, max_len=16).eval()
     with torch.no_grad():
-        enc.backbone.weights.uniform_(0.2, 3.0)
+        enc.backbone.weights.uniform_(-1.0, 3.0)
         enc.backbone.weights[0, :50] = 0  # words of weight 0 give no entry
         enc.backbone.gains.uniform_(0.3, 1.5)
         enc.backbone.composition_gain.fill_(-0.4)

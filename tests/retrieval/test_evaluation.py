@@ -36,16 +36,18 @@ def _brute_force(x, labels, decoys, ks):
     return {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}, len(rows)
 
 
+@pytest.mark.parametrize("ks", [(1, 5, 20), (1,)])  # (1,): the depth is the largest family's R
 @pytest.mark.parametrize("with_decoys", [False, True])
-def test_matches_brute_force(with_decoys):
+def test_matches_brute_force(with_decoys, ks):
     x, labels = _families()
     decoys = np.random.default_rng(5).standard_normal((40, 8)).astype(np.float32) if with_decoys else None
-    got = evaluate_embeddings(x, labels, decoy_embeddings=decoys, ks=(1, 5, 20))
-    want, n = _brute_force(x, labels, decoys, (1, 5, 20))
+    got = evaluate_embeddings(x, labels, decoy_embeddings=decoys, ks=ks)
+    want, n = _brute_force(x, labels, decoys, ks)
     assert got["n_queries"] == n and got["n_decoys"] == (40 if with_decoys else 0)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
-    assert got["depth"] >= max(np.unique(labels, return_counts=True)[1]) - 1  # deep enough to be exact
+    # deep enough to be exact, and no deeper: max(ks) or the largest family's R (its other members)
+    assert got["depth"] == max(ks[-1], max(np.unique(labels, return_counts=True)[1]) - 1)
 
 
 def test_hand_case_with_decoy_and_singleton():

@@ -188,6 +188,26 @@ def test_budget_search_ranks_the_best_sparse_sums_with_their_low_rank_terms(rank
         assert (np.diff(scores[i]) <= 0).all()
 
 
+@pytest.mark.parametrize("rank", [0, 3])
+def test_budget_search_breaks_ties_by_the_lower_row(rank):
+    """Identical database rows tie exactly (sparse sums and low-rank terms): the hits list them by row, as the
+    exact search does."""
+    from phylocl.sparse_rows import concat_rows
+
+    seqs, _ = _families(6, 3, 50, 0.3, seed=8)
+    one = KmerEmbedder(k=2).embed_sparse(seqs)
+    one = _low_rank(one, rank) if rank else one  # (18,) rows, row 0 the sequence that is copied
+    copies = [7, 9, 12, 20, 21, 25, 30, 33, 34, 38, 41, 44, 45, 49, 52, 53, 57, 60, 61, 64]
+    pick = [0 if i == 0 or i in copies else 1 + i % 17 for i in range(70)]
+    rows = concat_rows([one.slice(j, j + 1) for j in pick])  # 21 equal rows: 0 and the copies
+    index = sparse_index_in_memory(rows, ids=[str(i) for i in range(70)])
+    scores, hits = index.search(rows.slice(0, 1), 30, budget=0.3)
+    tied = hits[0][np.isin(hits[0], [0] + copies)]
+    assert tied.tolist() == [0] + copies  # all 21 kept, in row order
+    assert len(set(scores[0][np.isin(hits[0], tied)].tolist())) == 1  # (they do tie)
+    assert (hits[0] == hits[0][np.lexsort((hits[0], -scores[0]))]).all()  # every tie by the lower row
+
+
 def test_budget_search_of_a_short_database_pads_with_minus_one_and_drops_self_hits():
     seqs, _ = _families(2, 3, 40, 0.3, seed=6)
     rows = KmerEmbedder(k=2).embed_sparse(seqs)

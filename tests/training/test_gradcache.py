@@ -185,6 +185,50 @@ def test_grad_scaler_scales_the_gradient():
     assert float(got["1.logit_scale"]) == pytest.approx(float(ref["1.logit_scale"]), rel=1e-4)
 
 
+def test_grad_scaler_scales_the_replay_term_too():
+    """A replay term (MoE router losses) is scaled like the cached gradients: with a GradScaler the step's
+    gradient is scale x that of loss + the terms of every replayed chunk (2 views x chunks)."""
+    torch.manual_seed(2)
+    enc, loss_fn = TinyEncoder(), InfoNCE(temperature=0.2)
+    a, b = _batches(seed=5)
+    n_calls = 2 * len(plan_chunks(a, chunk_size=3))
+
+    def term():
+        return 0.05 * enc.head.weight.square().sum()
+
+    enc.zero_grad(set_to_none=True)
+    (1024.0 * (loss_fn(enc(a), enc(b), LABELS) + n_calls * term())).backward()
+    ref = _collect(enc)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    _, got = _cached_grads(enc, loss_fn, a, b, LABELS, chunk_size=3, scaler=scaler, replay_term=term)
+    _assert_same_grads(got, ref)
+
+
+def test_a_failed_replay_leaves_the_rng_where_a_full_step_leaves_it():
+    """Documented: after a failure in the replay the global RNG is restored as after a full step (the end of the
+    first pass), so a retry draws what it would have drawn."""
+    a, b = _batches(seed=7)
+    torch.manual_seed(3)
+    _cached_grads(TinyEncoder(dropout=0.3), InfoNCE(temperature=0.2), a, b, chunk_size=3)
+    after_step = torch.get_rng_state()
+
+    class FailsInReplay(TinyEncoder):
+        calls = 0
+
+        def forward(self, batch):
+            FailsInReplay.calls += 1
+            if FailsInReplay.calls == n_first + 2:  # the second replayed chunk, after its dropout draws
+                super().forward(batch)
+                raise RuntimeError("out of memory (simulated)")
+            return super().forward(batch)
+
+    n_first = 2 * len(plan_chunks(a, chunk_size=3))
+    torch.manual_seed(3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _cached_grads(FailsInReplay(dropout=0.3), InfoNCE(temperature=0.2), a, b, chunk_size=3)
+    assert torch.equal(torch.get_rng_state(), after_step)
+
+
 def test_bf16_autocast_is_close_to_fp32():
     torch.manual_seed(3)
     enc, loss_fn = TinyEncoder(), InfoNCE(temperature=0.2)
