@@ -16,8 +16,9 @@ mismatches); odd scores count as the even score below them in E-values, as in ``
 (:mod:`phylocl.align.strands`).
 
 Unknown letters: sequences are upper-cased and read as the data layer reads them (protein ``B Z J U O *`` -> ``X``,
-DNA ``U`` -> ``T``, IUPAC codes -> ``N``); ``X`` scores with the matrix's own ``X`` row (BLOSUM62: -2 to 0, ``X``
-against ``X`` -1: NCBI's matrix, which BLAST and DIAMOND use). A matrix without ``X`` or without one of the 20 amino acids is refused.
+DNA ``U`` -> ``T``, IUPAC codes -> ``N``); ``X`` scores -1 against every letter and itself, in every matrix, as in
+NCBI's matrix files and blastp 2.12 (Biopython keeps an older ``X`` row). BLOSUM80 is NCBI's half-bit matrix, the
+one blastp uses and its statistics describe, not Biopython's 1/3-bit one. A matrix without ``X`` or without one of the 20 amino acids is refused.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class KarlinAltschul:
     ``lam`` (lambda, per score unit) and ``K`` give bit scores ``(lam S - ln K) / ln 2``; ``H`` (nats per aligned
     pair), ``alpha`` and ``beta`` give BLAST's length adjustment (:mod:`phylocl.align.statistics`). ``gumbel``:
     ``(alpha_v, sigma, a_ungapped, alpha_v_ungapped, G)`` of Spouge's finite-size correction where BLAST tabulates
-    them (BLOSUM62), ``G = gap_open + gap_extend``. ``round_down``: odd raw scores count as the even score below
+    them (every tabulated protein system; ``None`` for DNA), ``G = gap_open + gap_extend``. ``round_down``: odd raw scores count as the even score below
     them in E-values, as BLAST+ does for its ``2/-3`` nucleotide scheme (its score block's ``round_down`` flag for
     even rewards): ``blastn -task blastn`` prints an odd raw score and the bit score of that score, but the E-value
     of the even score below it (measured: ``tests/align/test_strands.py``; bit scores are left unrounded).
@@ -134,6 +135,29 @@ BLOSUM62_GUMBEL: dict[tuple[int, int], tuple[float, float]] = {
     (11, 1): (42.6028, 43.6362), (10, 1): (83.1787, 85.0656), (9, 1): (210.333, 214.842),
 }
 BLOSUM62_UNGAPPED = (0.7916, 4.96466)
+# The same correction for the other matrices, with (alpha_v, sigma) and the ungapped (a, alpha_v) as blastp 2.12
+# prints them for each system (3 significant digits; `blastp -comp_based_stats 0` report, "Gapped ... alpha sigma"):
+# blastp applies it to every matrix it tabulates; E-values from these equal blastp's to ~1% (tests/align)
+PRINTED_GUMBEL: dict[tuple[str, int, int], tuple[float, float]] = {
+    ("BLOSUM80", 6, 2): (20.0, 20.4), ("BLOSUM80", 7, 2): (11.6, 11.8), ("BLOSUM80", 8, 2): (7.54, 7.69),
+    ("BLOSUM80", 9, 1): (24.3, 25.5), ("BLOSUM80", 9, 2): (5.58, 5.67), ("BLOSUM80", 10, 1): (13.8, 14.5),
+    ("BLOSUM80", 11, 1): (8.81, 9.22), ("BLOSUM80", 13, 2): (2.67, 2.69), ("BLOSUM80", 25, 2): (1.73, 1.73),
+    ("BLOSUM90", 6, 2): (16.0, 16.5), ("BLOSUM90", 7, 2): (9.04, 9.32), ("BLOSUM90", 8, 2): (5.80, 5.96),
+    ("BLOSUM90", 9, 1): (21.4, 22.8), ("BLOSUM90", 9, 2): (4.23, 4.33), ("BLOSUM90", 10, 1): (11.5, 12.3),
+    ("BLOSUM90", 11, 1): (7.14, 7.62), ("PAM250", 11, 3): (98.7, 98.9), ("PAM250", 12, 3): (69.6, 69.8),
+    ("PAM250", 13, 2): (136, 136), ("PAM250", 13, 3): (50.9, 51.1), ("PAM250", 14, 2): (96.3, 96.8),
+    ("PAM250", 14, 3): (43.4, 43.4), ("PAM250", 15, 2): (67.3, 67.6), ("PAM250", 15, 3): (34.6, 34.9),
+    ("PAM250", 16, 2): (51.6, 51.8), ("PAM250", 17, 1): (175, 177), ("PAM250", 17, 2): (41.6, 41.7),
+    ("PAM250", 18, 1): (114, 115), ("PAM250", 19, 1): (84.0, 85.0), ("PAM250", 20, 1): (60.8, 61.5),
+    ("PAM250", 21, 1): (48.7, 49.2), ("PAM30", 5, 2): (3.38, 3.87), ("PAM30", 6, 2): (1.69, 1.95),
+    ("PAM30", 7, 2): (1.01, 1.16), ("PAM30", 8, 1): (5.37, 6.76), ("PAM30", 9, 1): (2.46, 3.19),
+    ("PAM30", 10, 1): (1.37, 1.79), ("PAM70", 6, 2): (7.94, 8.40), ("PAM70", 7, 2): (4.53, 4.79),
+    ("PAM70", 8, 2): (2.88, 3.03), ("PAM70", 9, 1): (11.4, 12.6), ("PAM70", 10, 1): (6.00, 6.72),
+    ("PAM70", 11, 1): (3.68, 4.11),
+}
+PRINTED_UNGAPPED: dict[str, tuple[float, float]] = {"BLOSUM80": (0.522, 1.92), "BLOSUM90": (0.443, 1.38),
+                                                    "PAM250": (0.980, 11.8), "PAM30": (0.194, 0.162),
+                                                    "PAM70": (0.325, 0.633)}
 # The gap costs blastn accepts with reward 2 / penalty -3 (Lambda, K, H as blastn prints them for each; alpha =
 # Lambda / H; tests/align check them and the E-values against blastn's)
 DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
@@ -149,10 +173,11 @@ DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]]
 DEFAULTS = {"protein": ("BLOSUM62", 11, 1), "dna": ("BLASTN-2-3", 5, 2)}
 
 # The default matrix as a table: loading it through Bio.Align costs a one-query search ~30 ms of imports; every
-# other matrix comes from Biopython (tests/align check this table against Biopython's).
-_BLOSUM62 = (  # Biopython's BLOSUM62 in PROTEIN_LETTERS order (rows and columns A C D ... Y X)
-    " 4  0 -2 -1 -2  0 -2 -1 -1 -1 -1 -2 -1 -1 -1  1  0  0 -3 -2  0 ",  # A
-    " 0  9 -3 -4 -2 -3 -3 -1 -3 -1 -1 -3 -3 -3 -3 -1 -1 -1 -2 -2 -2 ",  # C
+# other matrix but BLOSUM80 comes from Biopython (tests/align check this table against Biopython's). X scores -1
+# against every letter in all of them, as in NCBI's matrix files and blastp (Biopython keeps an older X row).
+_BLOSUM62 = (  # BLOSUM62 in PROTEIN_LETTERS order (rows and columns A C D ... Y X); X -1 against every letter
+    " 4  0 -2 -1 -2  0 -2 -1 -1 -1 -1 -2 -1 -1 -1  1  0  0 -3 -2 -1 ",  # A
+    " 0  9 -3 -4 -2 -3 -3 -1 -3 -1 -1 -3 -3 -3 -3 -1 -1 -1 -2 -2 -1 ",  # C
     "-2 -3  6  2 -3 -1 -1 -3 -1 -4 -3  1 -1  0 -2  0 -1 -3 -4 -3 -1 ",  # D
     "-1 -4  2  5 -3 -2  0 -3  1 -3 -2  0 -1  2  0  0 -1 -2 -3 -2 -1 ",  # E
     "-2 -2 -3 -3  6 -3 -1  0 -3  0  0 -3 -4 -3 -3 -2 -2 -1  1  3 -1 ",  # F
@@ -163,15 +188,42 @@ _BLOSUM62 = (  # Biopython's BLOSUM62 in PROTEIN_LETTERS order (rows and columns
     "-1 -1 -4 -3  0 -4 -3  2 -2  4  2 -3 -3 -2 -2 -2 -1  1 -2 -1 -1 ",  # L
     "-1 -1 -3 -2  0 -3 -2  1 -1  2  5 -2 -2  0 -1 -1 -1  1 -1 -1 -1 ",  # M
     "-2 -3  1  0 -3  0  1 -3  0 -3 -2  6 -2  0  0  1  0 -3 -4 -2 -1 ",  # N
-    "-1 -3 -1 -1 -4 -2 -2 -3 -1 -3 -2 -2  7 -1 -2 -1 -1 -2 -4 -3 -2 ",  # P
+    "-1 -3 -1 -1 -4 -2 -2 -3 -1 -3 -2 -2  7 -1 -2 -1 -1 -2 -4 -3 -1 ",  # P
     "-1 -3  0  2 -3 -2  0 -3  1 -2  0  0 -1  5  1  0 -1 -2 -2 -1 -1 ",  # Q
     "-1 -3 -2  0 -3 -2  0 -3  2 -2 -1  0 -2  1  5 -1 -1 -3 -3 -2 -1 ",  # R
-    " 1 -1  0  0 -2  0 -1 -2  0 -2 -1  1 -1  0 -1  4  1 -2 -3 -2  0 ",  # S
-    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -1 -1  0 -1 -1 -1  1  5  0 -2 -2  0 ",  # T
+    " 1 -1  0  0 -2  0 -1 -2  0 -2 -1  1 -1  0 -1  4  1 -2 -3 -2 -1 ",  # S
+    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -1 -1  0 -1 -1 -1  1  5  0 -2 -2 -1 ",  # T
     " 0 -1 -3 -2 -1 -3 -3  3 -2  1  1 -3 -2 -2 -3 -2  0  4 -3 -1 -1 ",  # V
-    "-3 -2 -4 -3  1 -2 -2 -3 -3 -2 -1 -4 -4 -2 -3 -3 -2 -3 11  2 -2 ",  # W
+    "-3 -2 -4 -3  1 -2 -2 -3 -3 -2 -1 -4 -4 -2 -3 -3 -2 -3 11  2 -1 ",  # W
     "-2 -2 -3 -2  3 -3  2 -1 -2 -1 -1 -2 -3 -1 -2 -2 -2 -1  2  7 -1 ",  # Y
-    " 0 -2 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -2 -1 -1  0  0 -1 -2 -1 -1 ",  # X
+    "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 ",  # X
+)
+
+# NCBI's BLOSUM80 at a scale of ln(2)/2 (half bits), the matrix blastp scores with and the one its statistics in
+# PROTEIN_PARAMS belong to; Biopython's BLOSUM80 is the 1/3-bit matrix (A-A 7, W-W 16), whose scores are ~1.5x
+# these (NCBI's public matrix data, as Debian's ncbi-data ships it; PROTEIN_LETTERS order, X -1 as in NCBI's files)
+_BLOSUM80 = (
+    " 5 -1 -2 -1 -3  0 -2 -2 -1 -2 -1 -2 -1 -1 -2  1  0  0 -3 -2 -1 ",  # A
+    "-1  9 -4 -5 -3 -4 -4 -2 -4 -2 -2 -3 -4 -4 -4 -2 -1 -1 -3 -3 -1 ",  # C
+    "-2 -4  6  1 -4 -2 -2 -4 -1 -5 -4  1 -2 -1 -2 -1 -1 -4 -6 -4 -1 ",  # D
+    "-1 -5  1  6 -4 -3  0 -4  1 -4 -2 -1 -2  2 -1  0 -1 -3 -4 -3 -1 ",  # E
+    "-3 -3 -4 -4  6 -4 -2 -1 -4  0  0 -4 -4 -4 -4 -3 -2 -1  0  3 -1 ",  # F
+    " 0 -4 -2 -3 -4  6 -3 -5 -2 -4 -4 -1 -3 -2 -3 -1 -2 -4 -4 -4 -1 ",  # G
+    "-2 -4 -2  0 -2 -3  8 -4 -1 -3 -2  0 -3  1  0 -1 -2 -4 -3  2 -1 ",  # H
+    "-2 -2 -4 -4 -1 -5 -4  5 -3  1  1 -4 -4 -3 -3 -3 -1  3 -3 -2 -1 ",  # I
+    "-1 -4 -1  1 -4 -2 -1 -3  5 -3 -2  0 -1  1  2 -1 -1 -3 -4 -3 -1 ",  # K
+    "-2 -2 -5 -4  0 -4 -3  1 -3  4  2 -4 -3 -3 -3 -3 -2  1 -2 -2 -1 ",  # L
+    "-1 -2 -4 -2  0 -4 -2  1 -2  2  6 -3 -3  0 -2 -2 -1  1 -2 -2 -1 ",  # M
+    "-2 -3  1 -1 -4 -1  0 -4  0 -4 -3  6 -3  0 -1  0  0 -4 -4 -3 -1 ",  # N
+    "-1 -4 -2 -2 -4 -3 -3 -4 -1 -3 -3 -3  8 -2 -2 -1 -2 -3 -5 -4 -1 ",  # P
+    "-1 -4 -1  2 -4 -2  1 -3  1 -3  0  0 -2  6  1  0 -1 -3 -3 -2 -1 ",  # Q
+    "-2 -4 -2 -1 -4 -3  0 -3  2 -3 -2 -1 -2  1  6 -1 -1 -3 -4 -3 -1 ",  # R
+    " 1 -2 -1  0 -3 -1 -1 -3 -1 -3 -2  0 -1  0 -1  5  1 -2 -4 -2 -1 ",  # S
+    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -2 -1  0 -2 -1 -1  1  5  0 -4 -2 -1 ",  # T
+    " 0 -1 -4 -3 -1 -4 -4  3 -3  1  1 -4 -3 -3 -3 -2  0  4 -3 -2 -1 ",  # V
+    "-3 -3 -6 -4  0 -4 -3 -3 -4 -2 -2 -4 -5 -3 -4 -4 -4 -3 11  2 -1 ",  # W
+    "-2 -3 -4 -3  3 -4  2 -2 -3 -2 -2 -3 -4 -2 -3 -2 -2 -2  2  7 -1 ",  # Y
+    "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 ",  # X
 )
 
 
@@ -238,8 +290,9 @@ class ScoringSystem:
 
 
 def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
-    if name.upper() == "BLOSUM62":
-        return "BLOSUM62", tuple(tuple(int(v) for v in row.split()) for row in _BLOSUM62)
+    for key, table in (("BLOSUM62", _BLOSUM62), ("BLOSUM80", _BLOSUM80)):
+        if name.upper() == key:
+            return key, tuple(tuple(int(v) for v in row.split()) for row in table)
     from Bio.Align import substitution_matrices
 
     available = substitution_matrices.load()
@@ -251,7 +304,7 @@ def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
     if missing:
         raise InputError(f"matrix {key} lacks the letter(s) {''.join(missing)}; it cannot score protein sequences "
                          "(the 20 amino acids and X)")
-    rows = tuple(tuple(float(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
+    rows = tuple(tuple(-1.0 if "X" in (a, b) else float(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
     if any(v != int(v) for r in rows for v in r):
         raise InputError(f"matrix {key} has non-integer scores; the aligner needs an integer matrix")
     return key, tuple(tuple(int(v) for v in r) for r in rows)
@@ -293,6 +346,8 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
     gumbel = None
     if name == "BLOSUM62" and (gap_open, gap_extend) in BLOSUM62_GUMBEL:
         gumbel = (*BLOSUM62_GUMBEL[gap_open, gap_extend], *BLOSUM62_UNGAPPED, gap_open + gap_extend)
+    elif (name, gap_open, gap_extend) in PRINTED_GUMBEL:
+        gumbel = (*PRINTED_GUMBEL[name, gap_open, gap_extend], *PRINTED_UNGAPPED[name], gap_open + gap_extend)
     return ScoringSystem(alphabet=alphabet, matrix_name=name, letters=letters, scores=scores, gap_open=gap_open,
                          gap_extend=gap_extend, stats=KarlinAltschul(*map(float, params), gumbel=gumbel,
                                                                      round_down=alphabet == "dna"))

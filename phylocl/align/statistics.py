@@ -6,12 +6,12 @@ least ``S`` against the query (what BLAST's ``-evalue`` and DIAMOND's ``--evalue
 database as search space. Two forms, the ones BLAST+ uses:
 
 **Spouge's finite-size correction** (Park, Sheetlin, Ma, Mott, Spouge 2012; BLAST+'s default for BLASTP), where BLAST
-tabulates its parameters (BLOSUM62, every gap cost): for a target of ``n_t`` residues in a database of ``n``,
+tabulates its parameters (every protein system: BLOSUM62's from BLAST, the others as blastp prints them): for a target of ``n_t`` residues in a database of ``n``,
 ``E = K exp(-lambda S) area(S, m, n_t) n / n_t``, where ``area`` replaces ``m n_t`` by the expected lengths left
 once an alignment of score ``S`` is placed (means and variances linear in ``S``, Gaussian tails). It matches
 ``blastp -comp_based_stats 0 -seg no`` to its printed digits (``tests/align/test_blast_reference.py``).
 
-**Length-adjusted Karlin-Altschul** for other matrices: ``E = K m' n' exp(-lambda S)`` with ``m' = m - l``, ``n' = n - N l`` for a query of ``m`` residues
+**Length-adjusted Karlin-Altschul** for DNA (and a system without those parameters): ``E = K m' n' exp(-lambda S)`` with ``m' = m - l``, ``n' = n - N l`` for a query of ``m`` residues
 against a database of ``N`` sequences and ``n`` residues in total. ``l`` is BLAST's **length adjustment**, the
 expected length of an alignment that just reaches significance (an alignment cannot start in its last ``l``
 positions): the largest integer ``l <= alpha / lambda * (ln K + ln(m' n')) + beta`` (the fixed point of BLAST+'s
