@@ -20,7 +20,7 @@ from __future__ import annotations
 from phylocl.lazy import lazy_exports
 
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "build_encoder",
