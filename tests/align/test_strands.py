@@ -198,7 +198,8 @@ def _blastn(tmp_path, queries, db, *extra):
                    capture_output=True, check=True)
     out = subprocess.run(["blastn", "-task", "blastn", "-dust", "no", "-query", str(qf), "-db", str(tmp_path / "db"),
                           "-evalue", "1000", "-max_hsps", "1", *extra,
-                          "-outfmt", "6 qseqid sseqid score evalue bitscore qstart qend sstart send sstrand"],
+                          "-outfmt", "6 qseqid sseqid score evalue bitscore qstart qend sstart send pident length mismatch gapopen "
+                          "sstrand"],
                          capture_output=True, text=True, check=True).stdout
     return {(f[0], f[1]): f[2:] for f in (line.split("\t") for line in out.splitlines())}
 
@@ -230,9 +231,10 @@ def test_evalues_bits_and_coordinates_match_blastn_on_both_strands(tmp_path):
     assert len(hits) == 10 and all(t.startswith(f"d{q[1:]}_") for q, t in hits)  # both relatives of each query
     checked_minus = 0
     for (q, t), hsp in hits.items():
-        score, ev, bits, qs, qe, ss, se, strand = blast[q, t]
+        score, ev, bits, qs, qe, ss, se, pident, length, mismatch, gapopen, strand = blast[q, t]
         assert strand == t.split("_")[1]
         f = lines[q, t]
+        assert f[2:6] == [pident, length, mismatch, gapopen]  # blast6's pident (3 decimals) and counts, as blastn's
         assert hsp.evalue == pytest.approx(float(ev), rel=0.01, abs=0) and _bits_agree(float(f[11]), bits)
         # Biopython reads the coordinates 0-based, each range ascending; the file keeps blastn's order
         assert (hsp.query_start, hsp.query_end) == (int(qs) - 1, int(qe))
@@ -329,3 +331,22 @@ def test_both_strands_count_each_strands_candidate_pairs():
     both = align_strands(seqs, seqs, cands, scoring=DNA, strand="both", evalue=math.inf, filter_pvalue=1.0)
     assert plus.n_candidates == sum(map(len, cands)) and both.n_candidates == 2 * plus.n_candidates
     assert both.n_aligned == both.n_candidates and plus.n_aligned == plus.n_candidates
+
+
+def test_both_strands_ties_follow_candidate_order_and_the_evalue_threshold_is_inclusive():
+    """Mutation audit: equal raw scores are ranked by candidate order (not reversed), on either strand, and a hit
+    whose E-value equals ``evalue`` is kept (BLAST drops only hits with E > threshold)."""
+    rng = np.random.default_rng(11)
+    q = "".join(rng.choice(list("ACGT"), size=240))
+    rel = _mutate(rng, q, 0.1)
+    far = "".join(rng.choice(list("ACGT"), size=240))
+    for targets in ([rel, rel, far], [reverse_complement(rel)] * 2 + [far]):
+        for cands in ([1, 0, 2], [0, 1, 2], [2, 0, 1]):
+            hits = align_strands([q], targets, [cands], scoring=DNA, evalue=math.inf)
+            t, raw, _, ev = hits.query(0)
+            assert raw[0] == raw[1] > raw[2]
+            assert t[:2].tolist() == [c for c in cands if c != 2]  # the tie in candidate order
+            kept = align_strands([q], targets, [cands], scoring=DNA, evalue=float(ev[0]))
+            assert kept.query(0)[0].tolist() == t[:2].tolist()  # E == threshold: kept
+            dropped = align_strands([q], targets, [cands], scoring=DNA, evalue=float(np.nextafter(ev[0], 0)))
+            assert dropped.query(0)[0].tolist() == []

@@ -73,3 +73,10 @@ def test_bad_fractions(ds):
     for bad in [(0.5, 0.5, 0.5), (1.2, -0.1, -0.1), (0.5, 0.5)]:
         with pytest.raises(InputError, match="fractions"):
             split_families(ds, fractions=bad)
+
+
+@pytest.mark.parametrize("fractions", [(0.8, 0.1, 0.05), (0.8, 0.1, 0.11), (0.7, 0.2, 0.2)])
+def test_fractions_that_do_not_sum_to_one_are_refused(ds, fractions):
+    """Mutation audit: fractions summing to 0.95, 1.01 or 1.1 are refused (not silently renormalised)."""
+    with pytest.raises(InputError, match="summing to 1"):
+        split_families(ds, fractions=fractions)

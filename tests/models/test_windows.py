@@ -59,3 +59,11 @@ def test_window_batch_narrow_batch_is_unchanged():
     ids, mask, owner = window_batch(batch["input_ids"], batch["attention_mask"], window=10, stride=5)
     assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
     assert owner.tolist() == [0, 1]
+
+
+def test_overlap_stride_examples_from_its_docstring():
+    """Mutation audit: consecutive windows share ``overlap`` of a window (stride = round(W (1 - overlap)))."""
+    from phylocl.models.windows import overlap_stride
+
+    assert [overlap_stride(128, o) for o in (0.5, 0.25, 0.0, 0.75, 0.999)] == [64, 96, 128, 32, 1]
+    assert overlap_stride(200, 0.1) == 180

@@ -127,3 +127,18 @@ def test_written_cosines_are_clipped_to_one(tmp_path):
     scores = np.array([[np.float32(1.0) + np.float32(1.2e-7), 0.5]], dtype=np.float32)
     path = write_hits_tsv(tmp_path / "h.tsv", ["q"], ["a", "b"], scores, np.array([[0, 1]]))
     assert [line.split("\t")[2] for line in path.read_text().splitlines()[1:]] == ["1", "0.5"]
+
+
+def test_read_hits_keep_the_file_order_inside_each_query_over_many_interleaved_lines(tmp_path):
+    """Mutation audit: hits are grouped by query with a stable sort, so each query's hits stay in file order
+    (a tool's own ranking), however many lines are interleaved; reference: a loop over the lines."""
+    rng = np.random.default_rng(3)
+    qids, dids = [f"q{i}" for i in range(5)], [f"d{j}" for j in range(60)]
+    lines = [(qids[int(rng.integers(5))], dids[int(rng.integers(60))], float(rng.integers(0, 4))) for _ in range(400)]
+    path = tmp_path / "hits.tsv"
+    path.write_text("".join(f"{q}\t{t}\t{s}\n" for q, t, s in lines))
+    got = read_hits_tsv(path, query_ids=qids, db_ids=dids)
+    for i, q in enumerate(qids):
+        targets, scores = got.query(i)
+        want = [(int(t[1:]), s) for qq, t, s in lines if qq == q]
+        assert list(zip(targets.tolist(), scores.tolist())) == want

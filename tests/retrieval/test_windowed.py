@@ -256,3 +256,22 @@ def test_low_rank_terms_computed_once_for_all_blocks_give_the_same_bits(monkeypa
     for key, (s, i) in runs.items():
         np.testing.assert_array_equal(i, runs[0, 1][1])
         np.testing.assert_array_equal(s, runs[0, 1][0])
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_budgeted_windowed_search_fills_k_and_breaks_ties_by_the_lower_sequence(rank):
+    """Mutation audit: a budgeted search returns ``k`` sequences when the database holds that many (the pool of
+    best owners is not one short) and equal scores (a database of duplicated sequences) in ascending row order."""
+    seqs = _seqs(10, 21)
+    ids = [str(i) for i in range(20)]
+    one = _windows(seqs, 12, rank)
+    db = concat_windows([one, one])  # sequence j and j + 10 are the same rows
+    q = _windows(_seqs(4, 22) + seqs[:2], 12, rank)
+    index = WindowedIndex(rows=db.rows, owners=db.owners, ids=ids)
+    for budget in (0.3, 0.7):
+        sc, rows = index.search(q, k=8, budget=budget)
+        assert (rows >= 0).all() and np.isfinite(sc).all()
+        for s, r in zip(sc, rows):
+            assert (np.diff(s) <= 0).all()
+            same = s[1:] == s[:-1]
+            assert same.sum() >= 3 and (r[1:][same] > r[:-1][same]).all()

@@ -81,3 +81,48 @@ def test_cli_align_table_and_bad_candidates(toy, capsys):
         assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--align", *flags, "--quiet"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_minus_hits_are_the_reverse_complements_exact_neighbours_without_self():
+    """Mutation audit: ``minus_hits`` against a brute-force reference over several buffers (row offsets advance
+    from buffer to buffer) with a sequence that is its own reverse complement (its self match must be excluded)."""
+    from phylocl.align.strands import reverse_complement
+    from phylocl.workflows.embed_buffers import embed_buffers
+    from phylocl.workflows.evaluate_align import minus_hits
+    from phylocl.workflows.model_spec import resolve_model
+
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACGT"), size=int(rng.integers(60, 120)))) for _ in range(6)]
+    seqs[3] = seqs[0][:50] + reverse_complement(seqs[0][:50])  # a palindrome: rc(s) == s
+    seqs[5] = reverse_complement(seqs[1])
+    emb = resolve_model("kmer:3", alphabet="dna")
+    [(db_x, _, _)] = embed_buffers([(str(i), s, None) for i, s in enumerate(seqs)], emb, batch_size=4)
+    [(rc_x, _, _)] = embed_buffers([(str(i), reverse_complement(s), None) for i, s in enumerate(seqs)], emb,
+                                   batch_size=4)
+    got = minus_hits(emb, seqs, db_x, 3, batch_size=2, buffer_size=2)
+    assert got.n_queries == len(seqs)
+    for i in range(len(seqs)):
+        sims = (rc_x[i] @ db_x.T).astype(np.float64)
+        sims[i] = -np.inf
+        rows, scores = got.query(i)
+        assert i not in rows.tolist() and len(rows) == 3
+        assert np.allclose(scores, np.sort(sims)[::-1][:3], rtol=1e-5, atol=0)
+    assert got.query(1)[0][0] == 5 and got.query(5)[0][0] == 1  # each other's reverse complement, first
+
+
+def test_aligned_figures_short_merged_lists_align_no_padding_row():
+    """Mutation audit: strands merged into fewer than ``candidates`` rows must not align the ``-1`` padding (which
+    would index the last database row, here the query's only relative)."""
+    rng = np.random.default_rng(2)
+    q = "".join(rng.choice(list("ACGT"), size=200))
+    rel = "".join(c if rng.random() > 0.05 else "A" for c in q)
+    other = "".join(rng.choice(list("ACGT"), size=200))
+    seqs, db_labels = [q, other, rel], ["a", None, "a"]
+    plus = HitLists.from_lists([([1], [0.5])])
+    minus = HitLists.from_lists([([1], [0.4])])
+    res = aligned_figures(plus, seqs, ["a"], db_labels, ks=(1,), candidates=2, alphabet="dna", strand="both",
+                          minus=minus)
+    assert res["recall@1"] == 0.0 and res["top1"] == 0.0  # the relative was never a candidate
+    found = aligned_figures(HitLists.from_lists([([1, 2], [0.5, 0.3])]), seqs, ["a"], db_labels, ks=(1,),
+                            candidates=2, alphabet="dna", strand="both", minus=minus)
+    assert found["recall@1"] == 1.0 and found["top1"] == 1.0
