@@ -122,3 +122,19 @@ def test_matched_crop_pairs_start_at_the_same_fraction(make_dataset):
         assert ia == ib >= 0
         starts.add(ia)
     assert len(starts) > 5
+
+
+def test_collators_keep_each_view_and_pad_every_view_to_the_multiple():
+    """Hand-built items: view ``b`` is ``b``'s tokens (not ``a``'s), each row right-padded with 0 and masked past its
+    length, and ``pad_to_multiple_of`` rounds both pair views and the sequence batch up."""
+    a1, b1, a2, b2 = np.array([3, 4, 5]), np.array([6, 7]), np.array([8]), np.array([9, 10, 11, 12])
+    batch = PairCollator(pad_to_multiple_of=4)([(a1, b1, 7), (a2, b2, 2)])
+    assert batch["a"]["input_ids"].tolist() == [[3, 4, 5, 0], [8, 0, 0, 0]]
+    assert batch["b"]["input_ids"].tolist() == [[6, 7, 0, 0], [9, 10, 11, 12]]
+    assert batch["a"]["attention_mask"].tolist() == [[True, True, True, False], [True, False, False, False]]
+    assert batch["b"]["attention_mask"].tolist() == [[True, True, False, False], [True, True, True, True]]
+    assert batch["labels"].tolist() == [7, 2]
+    seq = SequenceCollator(pad_to_multiple_of=4)([(b2, 1, 9), (np.array([3, 4, 5, 6, 7]), 0, 4)])
+    assert seq["tokens"]["input_ids"].tolist() == [[9, 10, 11, 12, 0, 0, 0, 0], [3, 4, 5, 6, 7, 0, 0, 0]]
+    assert seq["tokens"]["attention_mask"].sum(dim=1).tolist() == [4, 5]
+    assert seq["labels"].tolist() == [1, 0] and seq["index"].tolist() == [9, 4]

@@ -54,3 +54,44 @@ def test_validation():
         IndelModel(mean=0.5)
     with pytest.raises(ValueError, match="mean"):
         IndelModel(mean=30, distribution="zipf", max_length=50)
+
+
+class _SpyRng:
+    """A generator that records the means of its Poisson draws (everything else: the wrapped generator's)."""
+
+    def __init__(self, rng):
+        self._rng, self.poisson_means = rng, []
+
+    def poisson(self, lam, *args, **kwargs):
+        self.poisson_means.append(lam)
+        return self._rng.poisson(lam, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
+@pytest.mark.parametrize("rate, t, n", [(0.05, 0.4, 500), (0.2, 1.5, 7), (1.0, 0.01, 1)])
+def test_indel_events_are_poisson_with_mean_rate_t_n_plus_1(rate, t, n):
+    """The number of events on a branch is ``Poisson(rate * t * (n + 1))`` (module doc): its mean, exactly."""
+    spy = _SpyRng(np.random.default_rng(0))
+    IndelModel(rate=rate, mean=2.0).apply(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), t,
+                                          pi=np.full(4, 0.25), n_categories=1, rng=spy)
+    assert spy.poisson_means == [pytest.approx(rate * t * (n + 1), rel=1e-12)]
+
+
+def test_deletions_never_remove_the_last_residue():
+    m = IndelModel(rate=5.0, mean=6.0)  # many long events on short sequences
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 3) * 200:
+        s, c = m.apply(np.arange(n), np.zeros(n, dtype=np.int64), 1.0, pi=np.full(4, 0.25), n_categories=1, rng=rng)
+        assert len(s) == len(c) >= 1
+
+
+def test_zipf_lengths_follow_their_table_up_to_max_length():
+    """Sampled zipf lengths have the tabulated frequencies, the longest (``max_length``) included."""
+    m = IndelModel(mean=1.8, distribution="zipf", max_length=3)
+    x = m.lengths(100_000, np.random.default_rng(5))
+    freq = np.bincount(x, minlength=5)[1:] / len(x)  # lengths 1..4
+    assert freq[3] == 0
+    np.testing.assert_allclose(freq[:3], m.length_probs, atol=0.01)
+    assert m.length_probs[2] > 0.1

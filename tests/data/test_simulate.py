@@ -170,3 +170,13 @@ def test_parameters_out_of_range_name_the_first_rule_they_break(kwargs, message)
 
     with pytest.raises(ValueError, match=re.escape(message)):
         SimulationParams(**{"families": 2, "members": 4, "length": 50, **kwargs})
+
+
+def test_divergence_draws_half_a_log_uniform_diameter():
+    """``divergence=(lo, hi)``: the root-to-leaf height is half a diameter drawn log-uniformly in [lo, hi]."""
+    params = SimulationParams(families=2, members=3, length=20, divergence=(0.2, 3.0))
+    rng, ref = np.random.default_rng(9), np.random.default_rng(9)
+    heights = [params.height(rng) for _ in range(200)]
+    want = [float(np.exp(ref.uniform(np.log(0.2), np.log(3.0)))) / 2 for _ in range(200)]
+    np.testing.assert_allclose(heights, want, rtol=1e-12)
+    assert 0.1 <= min(heights) and max(heights) <= 1.5

@@ -125,3 +125,16 @@ def test_unsupported_compression_is_named(tmp_path, magic, name):
     f.write_bytes(magic + b"rest of the archive")
     with pytest.raises(InputError, match=f"not a FASTA file: a {name} file"):
         list(parse_fasta(f))
+
+
+def test_labels_keep_metadata_columns_strip_cells_and_skip_blank_lines(tmp_path):
+    """Metadata columns hold their own cells (by id), cells are stripped of spaces, blank lines are skipped and
+    every id keeps the number of its own line."""
+    labels = tmp_path / "l.tsv"
+    labels.write_text("species\tsequence_id\tfamily_id\tclade\n"
+                      "human\ta \t F1 \tmammal\n\n"
+                      " yeast\tb\tF2\tfungus \n")
+    got = read_labels(labels)
+    assert got.family == {"a": "F1", "b": "F2"}
+    assert got.metadata == {"species": {"a": "human", "b": "yeast"}, "clade": {"a": "mammal", "b": "fungus"}}
+    assert got.line == {"a": 2, "b": 4}

@@ -359,3 +359,46 @@ def test_top_depth_equals_a_full_sort_and_blocks_cover_every_query_once():
     assert sc.shape == (6, 3) and ix[:, 0].tolist() == [0, 0, 2, 2, 4, 4]  # blocks back in query order
     sc, ix = sparse_index.run_blocks(one, range(0), 2, 3)
     assert sc.shape == (0, 3) and ix.dtype == np.int64
+
+
+def test_a_low_rank_column_nonzero_only_in_an_early_block_is_kept(tmp_path):
+    """The bundle keeps every low-rank column that is non-zero in *some* block of rows, not only in the last one:
+    its ``dense.npy`` equals the rows' own ``[B s, c]`` in the kept columns and its scores equal the in-memory
+    index's."""
+    rows = _low_rank(KmerEmbedder(k=2).embed_sparse(_sequences(90, seed=3)), rank=3)
+    coeffs = rows.coeffs.copy()
+    coeffs[30:, 1] = 0.0  # coefficient 1: non-zero in the first block of 30 rows only
+    rows = SparseRows(indptr=rows.indptr, indices=rows.indices, values=rows.values, coeffs=coeffs, basis=rows.basis,
+                      dim=rows.dim)
+    ids = [f"s{i}" for i in range(len(rows))]
+    meta = write_sparse_index(tmp_path / "ix", _blocks(rows, ids, 30), model={})
+    full = sparse_build._dense_part(rows)  # (N, 2r)
+    assert meta["dense_columns"] == np.flatnonzero((full != 0).any(axis=0)).tolist()
+    assert 3 + 1 in meta["dense_columns"]  # [B s (3), c (3)]: c's column 1
+    np.testing.assert_array_equal(np.load(tmp_path / "ix" / "dense.npy"), full[:, meta["dense_columns"]])
+    q = rows.slice(0, 5)
+    ref = sparse_build.sparse_index_in_memory(rows, ids=ids)
+    np.testing.assert_allclose(load_index(tmp_path / "ix").scores(q), ref.scores(q), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("end", [0, -1])
+def test_block_bounds_not_starting_or_ending_at_their_lists_ends_are_refused(tmp_path, monkeypatch, end):
+    """A ``blocks.npy`` row whose first bound is not its list's start (or last bound not its end) is refused at
+    load, even when the rest stays non-decreasing."""
+    import phylocl.retrieval.index_checks as checks
+
+    monkeypatch.setattr(sparse_index, "ROW_BLOCK", 17)
+    rows = KmerEmbedder(k=2).embed_sparse(_sequences(240, seed=8))
+    write_sparse_index(tmp_path / "ix", _blocks(rows, [f"s{i}" for i in range(240)], 50), model={})
+    path, good = tmp_path / "ix", np.load(tmp_path / "ix" / "blocks.npy")
+    # a list with entries in its first block (end 0) or its last (end -1): moving that bound keeps the row sorted
+    c = int(np.flatnonzero(good[:, 1] > good[:, 0] if end == 0 else good[:, -1] > good[:, -2])[0])
+    bad = good.copy()
+    if end == 0:
+        bad[c, 0] += 1  # starts one entry late: still <= the next bound
+    else:
+        bad[c, -1] -= 1  # ends one entry early
+    np.save(path / "blocks.npy", bad)
+    checks.write_checksums(path)
+    with pytest.raises(InputError, match="blocks.npy .* does not bound the"):
+        load_index(path)
