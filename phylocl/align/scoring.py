@@ -158,6 +158,10 @@ PRINTED_GUMBEL: dict[tuple[str, int, int], tuple[float, float]] = {
 PRINTED_UNGAPPED: dict[str, tuple[float, float]] = {"BLOSUM80": (0.522, 1.92), "BLOSUM90": (0.443, 1.38),
                                                     "PAM250": (0.980, 11.8), "PAM30": (0.194, 0.162),
                                                     "PAM70": (0.325, 0.633)}
+# Every system's finite-size parameters in one table: (matrix, gap_open, gap_extend) -> (alpha_v, sigma), and
+# matrix -> ungapped (a, alpha_v)
+_GUMBEL = {("BLOSUM62", o, e): v for (o, e), v in BLOSUM62_GUMBEL.items()} | PRINTED_GUMBEL
+_UNGAPPED = {"BLOSUM62": BLOSUM62_UNGAPPED} | PRINTED_UNGAPPED
 # The gap costs blastn accepts with reward 2 / penalty -3 (Lambda, K, H as blastn prints them for each; alpha =
 # Lambda / H; tests/align check them and the E-values against blastn's)
 DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
@@ -343,11 +347,8 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
                 else f"matrices with statistics: {', '.join(sorted({m for m, _, _ in table}))}")
         raise InputError(f"phylocl has no Karlin-Altschul statistics for {name} with gaps {gap_open}/{gap_extend}; "
                          f"{hint}")
-    gumbel = None
-    if name == "BLOSUM62" and (gap_open, gap_extend) in BLOSUM62_GUMBEL:
-        gumbel = (*BLOSUM62_GUMBEL[gap_open, gap_extend], *BLOSUM62_UNGAPPED, gap_open + gap_extend)
-    elif (name, gap_open, gap_extend) in PRINTED_GUMBEL:
-        gumbel = (*PRINTED_GUMBEL[name, gap_open, gap_extend], *PRINTED_UNGAPPED[name], gap_open + gap_extend)
+    gapped = _GUMBEL.get((name, gap_open, gap_extend))
+    gumbel = None if gapped is None else (*gapped, *_UNGAPPED[name], gap_open + gap_extend)
     return ScoringSystem(alphabet=alphabet, matrix_name=name, letters=letters, scores=scores, gap_open=gap_open,
                          gap_extend=gap_extend, stats=KarlinAltschul(*map(float, params), gumbel=gumbel,
                                                                      round_down=alphabet == "dna"))

@@ -72,13 +72,14 @@ def _layout(lines: list[str], raw: str, cleaned: str):
         # every line but the last as wide as the first (their total and the widest line say so), the last no wider
         if width and last <= width and len(raw) - last == width * (n - 1) and max(map(len, lines)) == width:
             return width if n > 1 else 0
-    return array("I", accumulate(len(_joined([line]).translate(_GAPS)) for line in lines))
+    return array("I", accumulate(len(_letters(line)) for line in lines))
 
 
 def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
     """``(header line, title, sequence lines)`` of every record of ``handle``: the title is the header without
-    ``>`` and trailing whitespace, the lines have trailing whitespace removed; joined with :func:`_joined` they
-    are the sequence :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` gives.
+    ``>`` and trailing whitespace, the lines have trailing whitespace removed; joined without spaces and carriage
+    returns (:func:`_letters` then also removes gaps) they are the sequence
+    :func:`Bio.SeqIO.FastaIO.SimpleFastaParser` gives.
 
     The text before the first header may hold only blank lines (Biopython would skip anything there; a TSV or a
     log file would then read as "no records", so it is refused here with its line number). The handle decodes
@@ -109,9 +110,10 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
         yield start, title, lines
 
 
-def _joined(lines: list[str]) -> str:
-    """A record's sequence lines as one string, spaces and carriage returns removed (as Biopython joins them)."""
-    return "".join(lines).replace(" ", "").replace("\r", "")
+def _letters(text: str) -> str:
+    """The letters of a record's sequence text (a line, or its lines joined): spaces and carriage returns removed
+    (as Biopython joins the lines), and alignment gaps."""
+    return text.replace(" ", "").replace("\r", "").translate(_GAPS)
 
 
 def _control_character(text: str) -> int | None:
@@ -143,7 +145,7 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
             if bad is not None:
                 raise InputError(f"header holds the control character {title[bad]!r} (binary content?)", path=path,
                                  line=line, column=bad + 2)
-            cleaned = raw.replace(" ", "").replace("\r", "").translate(_GAPS)
+            cleaned = _letters(raw)
             seq = cleaned.rstrip("*")
             if not seq:
                 raise InputError(f"record {parts[0]!r} has an empty sequence", path=path, line=line)
