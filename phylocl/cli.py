@@ -442,9 +442,11 @@ def _add_align_options(g, *, no_align: bool) -> None:
                    help="gap opening cost, BLAST's convention: a gap of length L costs G + L*E (default 11, DNA 5)")
     g.add_argument("--gap-extend", type=int, metavar="E", help="gap extension cost (default 1, DNA 2)")
     if no_align:
-        g.add_argument("--format", choices=["tsv", "blast6"], default="tsv",
+        g.add_argument("--format", default="tsv", metavar="{tsv,blast6,\"6 COLUMN ...\"}",
                        help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
-                            "gapopen qstart qend sstart send evalue bitscore)")
+                            "gapopen qstart qend sstart send evalue bitscore); or \"6 COLUMN ...\", BLAST's "
+                            "-outfmt with its columns, e.g. \"6 qseqid sseqid evalue bitscore qlen slen qcovhsp\" "
+                            "(also score nident gaps scovhsp sstrand; docs/retrieval.md, 'Output columns')")
     g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
     g.add_argument("--strand", choices=["plus", "both"],
                    help="DNA only: both (the default when aligning, as blastn) also searches and aligns each query's "

@@ -268,12 +268,14 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
                         threads: int | None, filter_pvalue: float | None = None) -> None:
     """Refuse (:class:`InputError`, one line) alignment-stage options no run can use; shared by ``search`` and
     ``evaluate --align``."""
-    from phylocl.workflows.search_align import FORMATS
+    from phylocl.align.blast6 import parse_format
 
-    if out_format not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {out_format!r}")
+    try:
+        kind, _ = parse_format(out_format)
+    except ValueError as err:
+        raise InputError(f"--format: {err}") from None
     if not align:
-        if out_format != "tsv":
+        if kind != "tsv":
             raise InputError("--format blast6 needs the alignment stage; drop --no-align")
         return
     if candidates < 1:
@@ -335,7 +337,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         align: align each query's ``candidates`` embedding hits and rank by bit score (``False``: the embedding
             ranking alone, today's output). evalue: keep aligned hits with an E-value ``<=`` this.
         matrix, gap_open, gap_extend: the scoring system (:func:`phylocl.align.scoring_system`; default BLOSUM62
-            11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv`` or ``blast6`` (aligned only). threads: aligner threads
+            11/1, DNA BLASTN's +2/-3 5/2). out_format: ``tsv``, ``blast6`` or ``"6 COLUMN ..."`` (BLAST
+            tabular with those columns, :mod:`phylocl.align.blast6`; aligned only). threads: aligner threads
             (default: all cores). memory_budget: most residues (bytes) of a ``--db`` database kept for aligning.
         filter_pvalue: align only candidates whose ungapped (MSV) P-value is at most this (:mod:`phylocl.align.msv`;
             ``None``: protein 0.02, HMMER's F1, DNA off; ``>= 1``: every candidate).

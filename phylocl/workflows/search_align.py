@@ -4,7 +4,7 @@ best ``-k`` written, as TSV or BLAST tabular.
 
 TSV columns: ``query target score rank bitscore evalue``, where ``score`` is still the embedding's cosine similarity
 of the pair (the prefilter's score) and ``rank`` follows the bit score. ``blast6``: the twelve columns of
-:mod:`phylocl.align.blast6`. The traceback (``blast6`` only) is computed for the written hits only
+:mod:`phylocl.align.blast6`, or those a ``"6 COLUMN ..."`` format names (:func:`~phylocl.align.blast6.parse_format`). The traceback (``blast6`` only) is computed for the written hits only
 (:func:`~phylocl.align.traceback.trace_alignment`, once per pair: a pair of two queries of one buffer is traced
 once and mirrored), on the rectangle its alignment spans; a written pair whose alignment spans more than
 :data:`~phylocl.align.traceback.TRACE_CELLS` dynamic-programming cells (an alignment of over ~15,800 columns in both
@@ -21,6 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from phylocl.align import align_candidates, format_evalue
+from phylocl.align.blast6 import BLAST6_COLUMNS, blast6_fields, parse_format
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
@@ -43,7 +44,8 @@ class AlignStage:
     Attributes:
         scoring: the scoring system; fetch: database row -> sequence; db_ids: row -> id.
         db_residues, db_sequences: database size for the E-values.
-        k: hits written per query; evalue: E-value threshold; out_format: ``tsv`` or ``blast6``; threads: workers.
+        k: hits written per query; evalue: E-value threshold; out_format: ``tsv``, ``blast6`` or ``"6 COLUMN ..."``
+            (:func:`~phylocl.align.blast6.parse_format`); threads: workers.
         filter_pvalue: the ungapped (MSV) filter's P-value threshold (:mod:`phylocl.align.msv`; ``None``: none).
         strand: ``plus``, or ``both`` for DNA (:mod:`phylocl.align.strands`: the better strand per target; minus-strand
             hits are written with ``sstart > send`` in ``blast6``).
@@ -61,8 +63,11 @@ class AlignStage:
     filter_pvalue: float | None = None
     strand: str = "plus"
 
+    def __post_init__(self) -> None:
+        self.kind, self.columns = parse_format(self.out_format)  # "tsv" / "blast6", the tabular columns
+
     def header(self) -> str:
-        return ALIGNED_HEADER if self.out_format == "tsv" else ""
+        return ALIGNED_HEADER if self.kind == "tsv" else ""
 
     def write(self, f: TextIO, query_ids: Sequence[str], query_seqs: Sequence[str], scores: np.ndarray,
               rows: np.ndarray, query_rows: Sequence[int] | None = None) -> int:
@@ -72,11 +77,11 @@ class AlignStage:
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         align = align_candidates if self.strand == "plus" else partial(align_strands, strand=self.strand)
         # every hit is traced when -k holds all the candidates: the scoring pass may then trace whole pairs itself
-        trace_whole = self.out_format == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
+        trace_whole = self.kind == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
         hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                      db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
                      clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue, trace_whole=trace_whole)
-        if self.out_format == "blast6":
+        if self.kind == "blast6":
             return self._write_blast6(f, query_ids, queries, hits, query_rows)
         n = 0
         scores = np.clip(scores, -1.0, 1.0)  # the prefilter's cosines: a float32 sum can pass 1 by an ulp
@@ -92,6 +97,8 @@ class AlignStage:
     def _write_blast6(self, f: TextIO, query_ids, queries: list[str], hits, query_rows) -> int:
         """The hits as :func:`~phylocl.align.blast6_line` writes them, from :meth:`_trace_rows`' tables."""
         table = self._trace_rows(query_ids, queries, hits, query_rows)  # (H, 9)
+        if self.columns != BLAST6_COLUMNS:
+            return self._write_columns(f, query_ids, queries, hits, table)
         ids = self.db_ids
         lines = []
         for qid, t, row, e, b in zip(np.repeat(np.asarray(query_ids, dtype=object), np.diff(hits.offsets)).tolist(),
@@ -101,6 +108,29 @@ class AlignStage:
             pident = 100.0 * identical / length if length else 0.0
             lines.append(f"{qid}\t{ids[t]}\t{pident:.3f}\t{length}\t{mismatch}\t{gapopen}\t{qstart}\t{qend}\t"
                          f"{sstart}\t{send}\t{format_evalue(e)}\t{b:.1f}\n")
+        f.write("".join(lines))
+        return len(lines)
+
+    def _write_columns(self, f: TextIO, query_ids, queries: list[str], hits, table: np.ndarray) -> int:
+        """The hits with the columns of a ``"6 COLUMN ..."`` format (:func:`~phylocl.align.blast6.blast6_fields`)."""
+        owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
+        targets = hits.targets.tolist()
+        slen: dict[int, int] = {}
+        if {"slen", "scovhsp"} & set(self.columns):
+            slen = {t: len(self.fetch(t)) for t in set(targets)}
+        minus = getattr(hits, "minus", None)
+        if self.scoring.alphabet != "dna":
+            strands = [None] * len(targets)
+        elif minus is None:
+            strands = ["plus"] * len(targets)
+        else:
+            strands = ["minus" if m else "plus" for m in minus.tolist()]
+        lines = []
+        for q, t, row, e, b, strand in zip(owner.tolist(), targets, table.tolist(), hits.evalues.tolist(),
+                                           hits.bits.tolist(), strands):
+            lines.append("\t".join(blast6_fields(
+                self.columns, qseqid=query_ids[q], sseqid=self.db_ids[t], row=row, evalue=e, bitscore=b,
+                qlen=len(queries[q]), slen=slen.get(t, 0), strand=strand)) + "\n")
         f.write("".join(lines))
         return len(lines)
 

@@ -63,6 +63,17 @@ COLUMNS = {  # out_format (aligned) -> the columns of a hit and their types, as 
 }
 
 
+def _columns(out_format: str) -> tuple[tuple[str, type], ...]:
+    """The columns of a hit and their types for ``out_format`` (checked), as :data:`COLUMNS` or BLAST tabular
+    with the columns a ``"6 COLUMN ..."`` format names."""
+    if out_format in COLUMNS:
+        return COLUMNS[out_format]
+    from phylocl.align.blast6 import FIELDS, parse_format
+
+    _, names = parse_format(out_format)
+    return tuple((name, FIELDS[name]) for name in names)
+
+
 @dataclass(frozen=True)
 class _Record:
     id: str
@@ -88,7 +99,8 @@ class Searcher:
     a cosine similarity (of whole rows, or of the best pair of windows for a windowed index; docs/retrieval.md);
     ``rank``: from 1 within each query; ``bitscore``: the Smith-Waterman score in bits; ``evalue``: the number of
     hits at least as good expected by chance in a database of this size; ``out_format="blast6"``: BLAST's 12
-    columns (``pident`` in percent, positions 1-based).
+    columns (``pident`` in percent, positions 1-based); ``out_format="6 qseqid sseqid qlen qcovhsp"``: those
+    columns (:mod:`phylocl.align.blast6`).
     """
 
     def __init__(self, *, index: str | Path, model: str | None = None, k: int = 50, align: bool = True,
@@ -132,7 +144,7 @@ class Searcher:
         self.k, self.word_budget, self.strict = k, word_budget, strict
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
-        self.columns = COLUMNS[out_format if align else "no-align"]
+        self.columns = _columns(out_format if align else "no-align")
         self._db_size = int(self.ridx.ntotal)
         self._closed = False
 
