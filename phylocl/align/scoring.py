@@ -10,13 +10,19 @@ what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, ga
 ``Lambda K H`` in ``tests/align/test_blast_reference.py``); other pairs are refused, as ``blastp`` refuses them.
 
 DNA: BLASTN's ``-task blastn`` scheme, match +2, mismatch -3, gaps 5/2 (MMseqs2's nucleotide default gaps are
-also 5/2); ``N`` scores -2 against every letter, as ``blastn`` scores it (the rounded mean of one match and three
-mismatches); odd scores count as the even score below them in E-values, as in ``blastn``
+also 5/2); odd scores count as the even score below them in E-values, as in ``blastn``
 (:attr:`KarlinAltschul.round_down`). Both strands are searched by default, as ``blastn`` does
-(:mod:`phylocl.align.strands`).
+(:mod:`phylocl.align.strands`). The IUPAC codes (:data:`DNA_BASES`: ``R Y S W K M B D H V N``) score as ``blastn``
+scores them (its matrix rule, ``BlastScoreBlkNuclMatrixCreate``): two letters with no base in common score the
+mismatch, -3; two that share a base score the rounded (half away from zero) mean of the scores of one shared base
+against each of the ``d`` bases of the more ambiguous letter, ``(reward + (d - 1) penalty) / d``: -1 for a two- or
+three-base code against a base or code it shares one with (``R``-``A``, ``R``-``R``, ``B``-``S``), -2 for ``N``
+against anything (measured: ``blastn -task blastn -dust no`` on 81-nt pairs with one code against each letter,
+both strands, ``-db`` and ``-subject``, gapped and ``-ungapped``: ``tests/align/test_iupac.py``). Lambda and K
+are those of ``+2/-3`` (blastn's table: they do not depend on these scores).
 
 Unknown letters: sequences are upper-cased and read as the data layer reads them (protein ``B Z J U O *`` -> ``X``,
-DNA ``U`` -> ``T``, IUPAC codes -> ``N``); ``X`` scores -1 against every letter and itself, in every matrix, as in
+DNA ``U`` -> ``T``, ``X`` -> ``N``); ``X`` scores -1 against every letter and itself, in every matrix, as in
 NCBI's matrix files and blastp 2.12 (Biopython keeps an older ``X`` row). BLOSUM80 is NCBI's half-bit matrix, the
 one blastp uses and its statistics describe, not Biopython's 1/3-bit one. A matrix without ``X`` or without one of the 20 amino acids is refused.
 """
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from phylocl.errors import InputError
 
 __all__ = [
+    "DNA_BASES",
     "DNA_LETTERS",
     "DNA_PARAMS",
     "PROTEIN_LETTERS",
@@ -39,7 +46,11 @@ __all__ = [
 ]
 
 PROTEIN_LETTERS = "ACDEFGHIKLMNPQRSTVWYX"
-DNA_LETTERS = "ACGTN"
+# the bases each DNA letter stands for (IUPAC), in blastn's (BLASTNA) order: bases, two-base codes, three-base codes, N
+DNA_BASES = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "M": "AC", "K": "GT", "W": "AT", "S": "CG",
+             "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT"}
+DNA_LETTERS = "".join(DNA_BASES)  # ACGTRYMKWSBDHVN: the unknown letter N last
+DNA_REWARD, DNA_PENALTY = 2, -3
 
 
 @dataclass(frozen=True)
@@ -314,8 +325,19 @@ def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
     return key, tuple(tuple(int(v) for v in r) for r in rows)
 
 
+def _dna_score(a: str, b: str) -> int:
+    """blastn's score of DNA letters ``a`` and ``b`` (module docstring): the mismatch unless they share a base, else
+    ``(reward + (d - 1) penalty) / d`` for the ``d`` bases of the more ambiguous one, rounded half away from zero."""
+    x, y = DNA_BASES[a], DNA_BASES[b]
+    if not set(x) & set(y):
+        return DNA_PENALTY
+    d = max(len(x), len(y))
+    mean = (DNA_REWARD + (d - 1) * DNA_PENALTY) / d
+    return int(mean + (0.5 if mean >= 0 else -0.5))  # int() truncates toward zero: half away from zero
+
+
 def _dna_matrix() -> tuple[tuple[int, ...], ...]:
-    return tuple(tuple(-2 if "N" in (a, b) else (2 if a == b else -3) for b in DNA_LETTERS) for a in DNA_LETTERS)
+    return tuple(tuple(_dna_score(a, b) for b in DNA_LETTERS) for a in DNA_LETTERS)
 
 
 def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_open: int | None = None,

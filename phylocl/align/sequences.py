@@ -1,7 +1,9 @@
-"""Sequences as the aligner reads them: upper case, rare and ambiguous letters read as the unknown letter.
+"""Sequences as the aligner reads them: upper case, rare and ambiguous protein letters read as the unknown letter.
 
-The same reading as the data layer (:mod:`phylocl.data.letters`): protein ``B Z J U O *`` -> ``X``; DNA ``U`` -> ``T``
-and the IUPAC codes ``R Y S W K M B D H V X`` -> ``N``. Any other letter cannot be scored and is refused.
+The same reading as the data layer (:mod:`phylocl.data.letters`, with ``keep_ambiguous``): protein ``B Z J U O *``
+-> ``X``; DNA ``U`` -> ``T``, ``X`` -> ``N``, and the IUPAC codes ``R Y S W K M B D H V`` kept: the DNA scoring
+system scores them as ``blastn`` does (:mod:`phylocl.align.scoring`). Any other letter cannot be scored and is
+refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from phylocl.align.scoring import ScoringSystem
 __all__ = ["clean_sequence", "string_ranks"]
 
 _ALIASES = {"protein": {**dict.fromkeys("BZJUO*", "X")},
-            "dna": {"U": "T", **dict.fromkeys("RYSWKMBDHVX", "N")}}
+            "dna": {"U": "T", "X": "N"}}
 _TABLES: dict[str, dict[int, int]] = {}
 
 

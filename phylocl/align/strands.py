@@ -28,18 +28,24 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from phylocl.align.aligner import HIT_DTYPES, AlignedHits, align_candidates, stack_hits
-from phylocl.align.scoring import ScoringSystem
+from phylocl.align.scoring import DNA_BASES, DNA_LETTERS, ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.traceback import AlignmentSummary
 
 __all__ = ["STRANDS", "StrandedHits", "align_strands", "check_strand", "minus_coordinates", "reverse_complement"]
 
 STRANDS = ("plus", "both")
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+_PAIRED = str.maketrans("ACGT", "TGCA")
+_BY_BASES = {"".join(sorted(bases)): letter for letter, bases in DNA_BASES.items()}
+# each letter's complement: the letter of the complementary bases (R <-> Y, K <-> M, B <-> V, D <-> H; S W N self)
+_COMPLEMENT = str.maketrans(DNA_LETTERS, "".join(_BY_BASES["".join(sorted(DNA_BASES[c].translate(_PAIRED)))]
+                                                 for c in DNA_LETTERS))
 
 
 def reverse_complement(seq: str) -> str:
-    """Reverse complement of a clean DNA sequence (letters ``ACGTN``; ``N`` stays ``N``)."""
+    """Reverse complement of a clean DNA sequence (letters of :data:`~phylocl.align.scoring.DNA_LETTERS`: each IUPAC
+    code becomes the code of the complementary bases, ``R`` <-> ``Y``, ``K`` <-> ``M``, ``B`` <-> ``V``, ``D`` <->
+    ``H``; ``S``, ``W``, ``N`` stay)."""
     return seq.translate(_COMPLEMENT)[::-1]
 
 

@@ -137,15 +137,18 @@ class FastaStream:
     :attr:`given`); :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another
     alphabet (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
     ids and DNA/protein mixtures are refused when reached. Letters read as unknown are counted in :attr:`letters`.
+    ``keep_ambiguous``: DNA ambiguity codes stay in the sequences (upper case; the embedders read them as ``N``), for
+    the alignment stage, which scores them as ``blastn`` does (:mod:`phylocl.data.letters`).
     """
 
-    def __init__(self, path: str | Path, *, alphabet: str | Alphabet | None = None, strict: bool = False) -> None:
+    def __init__(self, path: str | Path, *, alphabet: str | Alphabet | None = None, strict: bool = False,
+                 keep_ambiguous: bool = False) -> None:
         self.path = Path(path)
         self._records = parse_fasta(self.path)
         self.head = list(islice(self._records, _DETECT_RECORDS))
         self.alphabet = resolve_alphabet(alphabet, (r.sequence for r in self.head))
         self.given = alphabet not in (None, "auto")  # the alphabet was asked for (--alphabet), not detected
-        self.letters = LetterReport(strict=strict)
+        self.letters = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
         self._used = False
 
     @property

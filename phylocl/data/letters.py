@@ -20,6 +20,11 @@ unknown        ``X``                              ``N X``
 ``unknown`` letters are already the unknown token and pass ``strict``. A trailing ``*`` is dropped when the file
 is parsed (:func:`phylocl.data.fasta.parse_fasta`) and never counted; RNA ``U`` reads as ``T`` in DNA. Any other
 character (digits, punctuation, protein-only letters in DNA) is refused in both modes.
+
+``keep_ambiguous`` (DNA only, for the alignment stage of search): the ambiguity codes stay in the sequence, upper
+case, still counted; the embedders read them as ``N`` all the same (:class:`~phylocl.data.alphabet.Alphabet` maps
+them to ``N``'s token), the aligner scores them as ``blastn`` does (:mod:`phylocl.align.scoring`).
+:func:`stored_letters` lists the letters such a sequence holds (an index's stored sequences are checked against them).
 """
 
 from __future__ import annotations
@@ -31,28 +36,38 @@ from pathlib import Path
 from phylocl.data.alphabet import Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["LetterReport", "clean_letters", "letter_place", "KINDS"]
+__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "stored_letters", "KINDS"]
+
+AMBIGUITY_CODES = "RYSWKMBDHV"  # DNA's two- and three-base IUPAC codes
 
 KINDS: dict[str, dict[str, str]] = {
     "protein": {"*": "internal_stop", **dict.fromkeys("BZJ", "ambiguous"), **dict.fromkeys("UO", "rare"),
                 "X": "unknown"},
-    "dna": {**dict.fromkeys("RYSWKMBDHV", "ambiguous"), **dict.fromkeys("NX", "unknown")},
+    "dna": {**dict.fromkeys(AMBIGUITY_CODES, "ambiguous"), **dict.fromkeys("NX", "unknown")},
 }
 _WORDS = {"internal_stop": "internal stop", "ambiguous": "ambiguity code", "rare": "rare residue",
           "unknown": "unknown residue"}
-_TABLES: dict[str, tuple[dict, dict, dict]] = {}
+_TABLES: dict[tuple[str, bool], tuple[dict, dict, dict]] = {}
 
 
-def _tables(alphabet: Alphabet) -> tuple[dict, dict, dict]:
-    """``(canonical, plain, kinds)``: translate table to canonical letters, table deleting letters that need no
-    counting, and letter → kind (upper and lower case). Cached per alphabet."""
-    if alphabet.name not in _TABLES:
+def stored_letters(alphabet: Alphabet) -> str:
+    """The letters of a sequence read with ``keep_ambiguous``: the alphabet's, plus the ambiguity codes for DNA."""
+    return alphabet.letters + (AMBIGUITY_CODES if alphabet.name == "dna" else "")
+
+
+def _tables(alphabet: Alphabet, keep_ambiguous: bool = False) -> tuple[dict, dict, dict]:
+    """``(canonical, plain, kinds)``: translate table to canonical letters (DNA ambiguity codes to themselves, upper
+    case, with ``keep_ambiguous``), table deleting letters that need no counting, and letter → kind (upper and lower
+    case). Cached per alphabet."""
+    key = (alphabet.name, keep_ambiguous and alphabet.name == "dna")
+    if key not in _TABLES:
         kinds = {c: k for letter, k in KINDS.get(alphabet.name, {}).items() for c in {letter, letter.lower()}}
         canonical = {ord(c): alphabet.normalize(c) for c in alphabet.accepted}
-        canonical.update({ord(c): alphabet.unknown for c in kinds})
+        canonical.update({ord(c): c.upper() if key[1] and k == "ambiguous" else alphabet.unknown
+                          for c, k in kinds.items()})
         plain = {ord(c): None for c in alphabet.accepted if c not in kinds}
-        _TABLES[alphabet.name] = (canonical, plain, kinds)
-    return _TABLES[alphabet.name]
+        _TABLES[key] = (canonical, plain, kinds)
+    return _TABLES[key]
 
 
 def letter_place(record_line: int, layout, pos: int) -> tuple[int, int | None]:
@@ -75,8 +90,9 @@ class LetterReport:
     records, "letters": "BZ", "reads_as": "X", "first": "file:line"}}`` for the kinds seen.
     """
 
-    def __init__(self, *, strict: bool = False) -> None:
+    def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False) -> None:
         self.strict = bool(strict)
+        self.keep_ambiguous = bool(keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
         self.kinds: dict[str, dict] = {}
 
     def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
@@ -87,7 +103,7 @@ class LetterReport:
 
         ``line`` is the record's header line and ``layout`` its :attr:`~phylocl.data.fasta.FastaRecord.layout`
         (``None``: the letters' lines are unknown, ``line`` is named)."""
-        canonical, plain, kinds = _tables(alphabet)
+        canonical, plain, kinds = _tables(alphabet, self.keep_ambiguous)
         rest = seq.translate(plain)
         if rest:
             self._note(rest, seq, alphabet, kinds, path=path, line=line, record_id=record_id, layout=layout)
@@ -131,8 +147,10 @@ class LetterReport:
         for kind, e in sorted(self.kinds.items()):
             word = _WORDS[kind] + ("s" if e["count"] != 1 else "")
             recs = f"{e['records']} record{'s' if e['records'] != 1 else ''}"
-            out.append(f"{e['count']:,} {word} ({e['letters']}) in {recs} read as {e['reads_as']}; "
-                       f"first at {e['first']}")
+            how = f"read as {e['reads_as']}"
+            if kind == "ambiguous" and self.keep_ambiguous and e["reads_as"] == "N":  # DNA codes kept (module doc)
+                how += " by the embedding, scored as blastn scores them by the alignment"
+            out.append(f"{e['count']:,} {word} ({e['letters']}) in {recs} {how}; first at {e['first']}")
         return out
 
 

@@ -447,9 +447,10 @@ def _verify_at(root: Path, path: Path) -> str:
     stored = ""
     if (root / SEQUENCES_FILE).is_file() or (root / OFFSETS_FILE).is_file():  # the sequences of the alignment stage
         from phylocl.data.alphabet import get_alphabet
+        from phylocl.data.letters import stored_letters
 
         alphabet = index.model.get("alphabet")
-        letters = get_alphabet(alphabet).letters if alphabet in ("protein", "dna") else None
+        letters = stored_letters(get_alphabet(alphabet)) if alphabet in ("protein", "dna") else None
         store = open_store(root, ntotal=index.ntotal, letters=letters, name=path)
         store.check_all()
         stored = f", {store.residues:,} stored residues" + (f" of {alphabet}" if letters else "")

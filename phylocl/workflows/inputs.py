@@ -26,12 +26,13 @@ def fasta_alphabet(path: str | Path) -> str:
     return detect_kind(r.sequence for r in islice(parse_fasta(path), _DETECT_RECORDS))
 
 
-def open_fasta(path: str | Path, *, alphabet: str | None = None, strict: bool = False):
+def open_fasta(path: str | Path, *, alphabet: str | None = None, strict: bool = False, keep_ambiguous: bool = False):
     """A :class:`~phylocl.data.layouts.FastaStream` over ``path`` (opened once: pipes work); ``alphabet``
-    ``None``/``"auto"`` is detected from the first 256 records."""
+    ``None``/``"auto"`` is detected from the first 256 records; ``keep_ambiguous``: DNA ambiguity codes stay in the
+    sequences, for the alignment stage (the embedders read them as ``N``)."""
     from phylocl.data.layouts import FastaStream
 
-    return FastaStream(path, alphabet=alphabet, strict=strict)
+    return FastaStream(path, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
 
 
 def mismatch_error(kind: str, embedder: ResolvedModel, *, path, record_id: str | None = None,

@@ -296,6 +296,7 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     ``None``: opened here)."""
     from phylocl.align import default_threads, scoring_system
     from phylocl.align.msv import default_filter_pvalue
+    from phylocl.data.letters import stored_letters
     from phylocl.workflows.search_align import AlignStage
 
     scoring = scoring_system(embedder.alphabet.name, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend)
@@ -306,7 +307,7 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
             raise store
         if store is None:
             store = _open_bundle_store(index, ridx, name=index)
-        store = store.with_letters(embedder.alphabet.letters)
+        store = store.with_letters(stored_letters(embedder.alphabet))  # an older index's: ACGTN only
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
                       db_sequences=ridx.ntotal, k=k, evalue=evalue, out_format=out_format,
@@ -374,7 +375,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     elif stdout is None and sys.stdout is None:  # `phylocl search ... -o - >&-`: Python then has no sys.stdout
         raise InputError("-o -: standard output is closed; give an output file instead")
     same = db is not None and same_file(query, db)
-    queries = open_fasta(query, alphabet=alphabet, strict=strict)  # each input is opened once: pipes work
+    # each input is opened once (pipes work); DNA ambiguity codes stay for the aligner (the embedding reads N)
+    queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=True)
     db_x = letters = db_seqs = stage = None
     if index is not None:
         ridx, embedder, windows, strand, stage = open_index(
@@ -390,7 +392,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         windows = resolve_windows(windows, embedder)  # the model's default, or None
         check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
-        database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict), embedder)
+        database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict,
+                                                                keep_ambiguous=True), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
             from phylocl.align import scoring_system

@@ -50,7 +50,7 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     """
     start = time.perf_counter()
     out = check_index_destination(out)
-    records = open_fasta(fasta, alphabet=alphabet, strict=strict)
+    records = open_fasta(fasta, alphabet=alphabet, strict=strict, keep_ambiguous=True)  # DNA codes stored
     embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap,
                              sparse_only=True)  # a k-mer profile encoder's rows with NumPy: no torch start-up
     if embedder.is_encoder and embedder.precision != "fp32" and _sparse_at_fp32(embedder):

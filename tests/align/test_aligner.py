@@ -176,7 +176,7 @@ def test_letters_are_read_as_the_data_layer_reads_them():
         clean_sequence("MK1V", scoring, what="query q1")
     with pytest.raises(ValueError, match="query 0"):
         align_candidates(["MK-V"], ["MKV"], [[0]], scoring=scoring)
-    assert clean_sequence("acgunry", scoring_system("dna")) == "ACGTNNN"
+    assert clean_sequence("acgunryx", scoring_system("dna")) == "ACGTNRYN"  # IUPAC codes kept (test_iupac.py)
 
 
 def test_scoring_system_refusals():

@@ -34,6 +34,21 @@ def test_lenient_reads_unknown_and_counts_by_kind(alphabet, raw, cleaned, kinds)
         assert entry["first"] == "f.fa:3" and entry["reads_as"] == alphabet.unknown and entry["records"] == 1
 
 
+def test_keep_ambiguous_keeps_dna_codes_for_the_aligner_and_leaves_protein_alone():
+    report = LetterReport(keep_ambiguous=True)
+    assert report.clean("acgtryswkmbdhvnxu", DNA, path="f.fa", line=3, record_id="r") == "ACGTRYSWKMBDHVNNT"
+    assert report.clean("MKBZJ*", PROTEIN, path="f.fa", line=5, record_id="p") == "MKXXXX"
+    assert {k: v["count"] for k, v in report.to_dict().items()} == {"ambiguous": 13, "unknown": 2,
+                                                                     "internal_stop": 1}
+    assert DNA.encode("ACGTRYSWKMBDHVN").tolist() == DNA.encode("ACGTNNNNNNNNNNN").tolist()  # the embedders read N
+    dna = LetterReport(keep_ambiguous=True)
+    dna.clean("ACGR", DNA, path="f.fa", line=1, record_id="r")
+    assert dna.lines() == ["1 ambiguity code (R) in 1 record read as N by the embedding, scored as blastn scores "
+                           "them by the alignment; first at f.fa:1"]
+    with pytest.raises(InputError, match="refused by --strict"):
+        LetterReport(strict=True, keep_ambiguous=True).clean("ACGR", DNA, path="f.fa", line=1, record_id="r")
+
+
 @pytest.mark.parametrize("alphabet, raw, cleaned, kinds", CASES)
 def test_strict_refuses_all_but_the_unknown_letter(alphabet, raw, cleaned, kinds):
     report = LetterReport(strict=True)
