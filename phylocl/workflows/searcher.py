@@ -15,7 +15,8 @@ Each query's hits are those ``phylocl search --index`` writes for it with the sa
 queries it is searched with (the searches do not depend on the batch: tested). Queries are ``(id, sequence)``
 pairs (or a ``{id: sequence}`` dict, or a FASTA file given as a ``pathlib.Path``), read as FASTA records are
 (letters upper-cased, alignment gaps and a final ``*`` removed, rare and ambiguous letters and internal stops as
-the unknown letter; ``strict=True`` refuses them); a query whose id is a database id does not get that sequence
+the unknown letter, DNA ambiguity codes kept for the aligner, which scores them as ``blastn`` does;
+``strict=True`` refuses them); a query whose id is a database id does not get that sequence
 as a hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
 :class:`~phylocl.errors.InputError` naming the query, before anything is searched.
 

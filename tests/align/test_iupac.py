@@ -13,6 +13,7 @@ import pytest
 
 from phylocl.align import align_candidates
 from phylocl.align.strands import align_strands, reverse_complement
+from phylocl.align.traceback import trace_alignment
 from phylocl.cli import main
 from tests.align.test_strands import DNA, HAVE_BLASTN, _blastn, _fasta, _mutate
 
@@ -135,6 +136,11 @@ def test_raw_scores_equal_blastns_with_each_code_on_both_strands(tmp_path):
             assert (r, "minus" if m else "plus") == (int(score), name.split("_")[1]), (q, name)
             checked += 1
     assert checked == 10 * 30
+    # identities are equal letters, as blastn counts them (R-R identical, R-A and R-Y mismatches)
+    for q, qs in queries:
+        for name, ts in targets[::2]:  # the plus-strand targets
+            a = trace_alignment(qs, ts, DNA)
+            assert [f"{a.pident:.3f}", str(a.length), str(a.mismatch)] == blast[q, name][7:10], (q, name)
     # related genes with 5% ambiguity codes in query and target, half of the targets on the other strand
     rng = np.random.default_rng(5)
     base = ["".join(rng.choice(list("ACGT"), size=int(rng.integers(200, 400)))) for _ in range(5)]
