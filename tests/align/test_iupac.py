@@ -141,6 +141,16 @@ def test_raw_scores_equal_blastns_with_each_code_on_both_strands(tmp_path):
         for name, ts in targets[::2]:  # the plus-strand targets
             a = trace_alignment(qs, ts, DNA)
             assert [f"{a.pident:.3f}", str(a.length), str(a.mismatch)] == blast[q, name][7:10], (q, name)
+    # phylocl search writes blastn's columns for every pair, on both strands (the files _blastn searched)
+    out = tmp_path / "h.m8"
+    assert main(["search", "--model", "kmer:4", "--query", str(tmp_path / "q.fa"), "--db", str(tmp_path / "db.fa"),
+                 "-k", "30", "--candidates", "30", "--evalue", "1000", "--quiet", "-o", str(out),
+                 "--format", "6 qseqid sseqid score pident length mismatch sstrand"]) == 0
+    lines = [line.split("\t") for line in out.read_text().splitlines()]
+    assert len(lines) == 10 * 30
+    for q, t, *columns in lines:
+        score, *_, pident, length, mismatch, _, strand = blast[q, t]
+        assert columns == [score, pident, length, mismatch, strand], (q, t)
     # related genes with 5% ambiguity codes in query and target, half of the targets on the other strand
     rng = np.random.default_rng(5)
     base = ["".join(rng.choice(list("ACGT"), size=int(rng.integers(200, 400)))) for _ in range(5)]
