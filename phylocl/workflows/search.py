@@ -162,19 +162,47 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
     the cut (the bundle's own; a different ``windows`` is refused), the word budget, the strand and, with ``align``,
     the alignment stage (:func:`align_stage` with ``stage``: ``k``, ``candidates``, ``evalue``, ``matrix``,
     ``gap_open``, ``gap_extend``, ``out_format``, ``threads``, ``filter_pvalue``), so that a bundle without
-    sequences or bad scoring options are refused before any query is embedded. Shared by :func:`search` and
-    :class:`~phylocl.workflows.searcher.Searcher`."""
-    from phylocl.retrieval.index_io import check_compatible, load_index_with
+    sequences or bad scoring options are refused before any query is embedded, in that order. Shared by
+    :func:`search` and :class:`~phylocl.workflows.searcher.Searcher`."""
+    from phylocl.retrieval.index_io import load_index_with
 
-    # the index and, to align, its stored sequences, read from one version of the bundle (one a rebuild in place
-    # replaces meanwhile included: index_io.load_index_with); kinds FAISS can map are mapped (IVF lists are paged in
-    # as probed)
-    ridx, store = load_index_with(index, _bundle_store(index) if align else None, mmap=None)
+    embedders = {}  # a load made again (it raced a rebuild of the bundle) resolves the same model once
+
+    def settle(root: Path, ridx) -> tuple:
+        """Everything checked against this version of the bundle (``ridx``, its folder opened as ``root``), each
+        check raising where it finds a problem; the stored sequences, read from the same version (a rebuild in
+        place replacing it meanwhile included: :func:`~phylocl.retrieval.index_io.load_index_with`), come last."""
+        embedder = _index_model(index, ridx, model, alphabet, embedders, device=device, precision=precision,
+                                overlap=overlap)
+        if bind is not None:
+            bind(embedder)
+        cut = index_windows(ridx, windows, path=index)
+        check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
+        chosen = resolve_strand(strand, embedder.alphabet.name, align=align)
+        aligner = None
+        if align:
+            aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=chosen, root=root,
+                                  **stage)
+        return embedder, cut, chosen, aligner
+
+    # kinds FAISS can map are mapped (IVF lists are paged in as probed)
+    ridx, (embedder, windows, strand, aligner) = load_index_with(index, settle, mmap=None)
+    return ridx, embedder, windows, strand, aligner
+
+
+def _index_model(index, ridx, model: str | None, alphabet: str | None, resolved: dict, **options):
+    """The model that embeds the queries of the index ``ridx`` (the bundle ``index``): ``model``, or the one the
+    index names (:func:`_model_for_index`), checked compatible with the index; ``resolved``: models already
+    resolved, by what resolved them."""
+    from phylocl.retrieval.index_io import check_compatible
+
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else alphabet
     spec = _model_for_index(model, ridx)
-    embedder = resolve_model(spec, alphabet=kind, device=device, precision=precision,
-                             overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
+    key = (spec, kind, ridx.kind in SPARSE_KINDS)
+    if key not in resolved:
+        resolved[key] = resolve_model(spec, alphabet=kind, sparse_only=key[2], **options)  # no torch for profiles
+    embedder = resolved[key]
     try:
         check_compatible(ridx, embedder.model_info())
     except InputError as err:
@@ -184,28 +212,7 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
         raise InputError(f"the index was built with model {name}, which is neither kmer:K nor a shipped model, so "
                          "it cannot be loaded from the index; give the encoder it was built with (--model PATH, "
                          "or model= in Python)", path=index) from None
-    if bind is not None:
-        bind(embedder)
-    windows = index_windows(ridx, windows, path=index)
-    check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
-    strand = resolve_strand(strand, embedder.alphabet.name, align=align)
-    aligner = None
-    if align:
-        aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=strand, store=store,
-                              **stage)
-    return ridx, embedder, windows, strand, aligner
-
-
-def _bundle_store(index):
-    """A reader (for :func:`~phylocl.retrieval.index_io.load_index_with`) of the stored sequences of the bundle
-    ``index``, opened under ``root`` beside its index: the store, or the :class:`InputError` that
-    :func:`align_stage` raises in its turn (after the checks of the model and options, as when it opened them)."""
-    def read(root: Path, ridx):
-        try:
-            return _open_bundle_store(root, ridx, name=index)
-        except InputError as err:
-            return err
-    return read
+    return embedder
 
 
 def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
@@ -289,11 +296,10 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
 
 
 def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                out_format, threads, filter_pvalue=None, strand="plus", store=None):
-    """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
-    or the index bundle's store: ``store``, opened with the index by :func:`open_index`, a
-    :class:`~phylocl.retrieval.sequence_store.SequenceStore` or the :class:`InputError` refusing the bundle;
-    ``None``: opened here)."""
+                out_format, threads, filter_pvalue=None, strand="plus", root: Path | None = None):
+    """The :class:`~phylocl.workflows.search_align.AlignStage` of this search: the scoring system checked, then the
+    database sequences, from ``db_seqs`` or the index bundle's store (opened under ``root``, the bundle's folder as
+    :func:`open_index` reads it, default ``index``; a bundle without one, or a damaged one, is refused here)."""
     from phylocl.align import default_threads, scoring_system
     from phylocl.align.msv import default_filter_pvalue
     from phylocl.workflows.search_align import AlignStage
@@ -302,10 +308,7 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     if db_seqs is not None:
         fetch, residues = db_seqs.__getitem__, sum(map(len, db_seqs))
     else:
-        if isinstance(store, InputError):
-            raise store
-        if store is None:
-            store = _open_bundle_store(index, ridx, name=index)
+        store = _open_bundle_store(index if root is None else root, ridx, name=index)
         store = store.with_letters(embedder.alphabet.letters)
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
