@@ -12,16 +12,29 @@ else with a ``ValueError`` naming the argument::
 
 A string that may be a path or something else (a model name, a sequence) is probed with :func:`existing_path`,
 which is false, not an ``OSError``, for a string no file can be named (a part over 255 bytes, a NUL byte).
+
+Messages name an argument by :func:`option`: the Python keyword (``threads``, ``out_format``) for a caller of the
+library, the command's option (``--threads``, ``--format``) while ``phylocl`` runs a command
+(:func:`command_line_names`, entered by :func:`phylocl.cli.main`)::
+
+    raise InputError(f"{option('evalue')} must be > 0, got {evalue}")   # "evalue must be ..." / "--evalue must be ..."
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
 from pathlib import Path
 
-__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path"]
+__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path", "option", "setting",
+           "command_line_names", "on_command_line"]
+
+# the options of the `phylocl` commands whose names are not the keyword's own (`--filter-pvalue`: filter_pvalue)
+_OPTIONS = {"k": "-k", "out_format": "--format", "overlap": "--window-overlap"}
+_command_line = False  # True while phylocl.cli.main runs a command; a module flag, not a ContextVar: messages made
+# in the command's worker threads (which start with an empty context) name its options too
 
 
 def is_whole(value) -> bool:
@@ -69,3 +82,40 @@ def existing_path(value, *, file: bool = False) -> bool:
         return path.is_file() if file else path.exists()
     except (OSError, ValueError):
         return False
+
+
+def option(name: str) -> str:
+    """The argument ``name`` (a Python keyword: ``filter_pvalue``) as a message names it: the keyword itself, or
+    the ``phylocl`` command's option (``--filter-pvalue``; ``k``: ``-k``, ``out_format``: ``--format``) inside
+    :func:`command_line_names`."""
+    if not _command_line:
+        return name
+    return _OPTIONS.get(name, "--" + name.replace("_", "-"))
+
+
+def setting(name: str, value) -> str:
+    """The argument ``name`` given ``value``, as a message suggests it: ``threads=1`` / ``out_format='tsv'``, or
+    inside :func:`command_line_names` ``--threads 1`` / ``--format tsv``; a bool option of the command line is its
+    flag alone (``setting("align", False)``: ``--no-align``)."""
+    if not _command_line:
+        return f"{name}={value!r}"
+    if isinstance(value, bool):
+        return option(name) if value else f"--no-{name.replace('_', '-')}"
+    return f"{option(name)} {value}"
+
+
+def on_command_line() -> bool:
+    """Whether messages are for a ``phylocl`` command's user (inside :func:`command_line_names`)."""
+    return _command_line
+
+
+@contextlib.contextmanager
+def command_line_names():
+    """Inside the block, :func:`option` and :func:`setting` name the command line's options (``phylocl.cli.main``
+    runs each command in one)."""
+    global _command_line
+    previous, _command_line = _command_line, True
+    try:
+        yield
+    finally:
+        _command_line = previous

@@ -1,11 +1,13 @@
-"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool) and the path probe of a string."""
+"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool), the path probe of a string and the names
+messages give arguments (Python keywords, or a command's options)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from phylocl.arguments import existing_path, is_real, is_whole, positive_int, positive_real, whole
+from phylocl.arguments import (command_line_names, existing_path, is_real, is_whole, on_command_line, option,
+                               positive_int, positive_real, setting, whole)
 
 
 def test_whole_numbers_are_ints_of_python_or_numpy_but_not_bools():
@@ -48,3 +50,19 @@ def test_existing_path_is_false_for_strings_no_file_can_be_named(tmp_path):
     assert not existing_path(tmp_path, file=True) and not existing_path(tmp_path / "none")
     for not_a_path in ("MKV" * 100, "a\0b", "x/" * 3000, 5, None):  # too long, NUL, over PATH_MAX, not a str
         assert not existing_path(not_a_path)  # Path.exists() raised OSError for the first and third
+
+
+def test_arguments_are_named_as_keywords_or_as_the_commands_options():
+    assert [option(n) for n in ("threads", "filter_pvalue", "k", "out_format", "overlap")] == [
+        "threads", "filter_pvalue", "k", "out_format", "overlap"]
+    assert setting("out_format", "tsv") == "out_format='tsv'" and setting("align", False) == "align=False"
+    assert not on_command_line()
+    with command_line_names():
+        assert on_command_line()
+        assert [option(n) for n in ("threads", "filter_pvalue", "k", "out_format", "overlap")] == [
+            "--threads", "--filter-pvalue", "-k", "--format", "--window-overlap"]
+        assert setting("out_format", "tsv") == "--format tsv" and setting("align", False) == "--no-align"
+        assert setting("strict", True) == "--strict" and setting("device", "cpu") == "--device cpu"
+    with pytest.raises(RuntimeError), command_line_names():  # left on an error too
+        raise RuntimeError
+    assert not on_command_line() and option("word_budget") == "word_budget"

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from phylocl.arguments import option, setting
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
@@ -57,7 +58,8 @@ def resolve_device(device: str | None) -> str:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise InputError(f"unknown device {device!r}; use cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device} was asked for but no CUDA GPU is available here; use --device cpu")
+        raise InputError(f"{setting('device', device)} was asked for but no CUDA GPU is available here; use "
+                         f"{setting('device', 'cpu')}")
     return device
 
 
@@ -96,7 +98,8 @@ class ResolvedModel:
             raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.precision = precision if self.is_encoder else "fp32"
         if self.precision == "int8" and self.device != "cpu":
-            raise InputError("--precision int8 runs on the CPU; use --device cpu, or bf16 on a GPU")
+            raise InputError(f"{setting('precision', 'int8')} runs on the CPU; use {setting('device', 'cpu')}, or "
+                             "bf16 on a GPU")
         check_overlap(overlap)
         self.overlap = overlap if self.is_encoder else None
         # the run settings each method of the model takes (a NumPy model takes none)
@@ -144,7 +147,7 @@ class ResolvedModel:
         """The rows of :meth:`embed` as :class:`~phylocl.sparse_rows.SparseRows` (see :attr:`sparse`)."""
         if not self.sparse and getattr(self.model, "sparse", False):  # a k-mer profile encoder at bf16 / int8
             raise InputError(f"model {self.name} gives sparse rows at fp32 only (a sparse index holds them exactly, "
-                             f"at fp32); drop --precision {self.precision}")
+                             f"at fp32); drop {setting('precision', self.precision)}")
         if not self.sparse:
             raise InputError(f"model {self.name} does not give sparse rows (only full k-mer profiles, kmer:K, and "
                              "k-mer profile encoders such as default-protein do, at fp32)")
@@ -182,7 +185,7 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
 def check_overlap(overlap: float | None) -> None:
     """Raise :class:`InputError` unless ``overlap`` is ``None`` or in ``[0, 1)`` (``nan`` is refused)."""
     if overlap is not None and not 0 <= overlap < 1:
-        raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+        raise InputError(f"{option('overlap')} must be in [0, 1), got {overlap}")
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",

@@ -31,6 +31,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from phylocl.arguments import on_command_line, option, setting
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
@@ -221,9 +222,11 @@ def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
     from phylocl.retrieval.sequence_store import SEQUENCES_FILE, open_store
 
     if ridx.kind not in SPARSE_KINDS and not (Path(bundle) / SEQUENCES_FILE).is_file():
+        way = ("search the FASTA with --db DB.fasta (which aligns), or this index with --no-align" if on_command_line()
+               else "open it with align=False, or index the FASTA with `phylocl index --fasta DB.fasta` (which stores "
+               "the sequences)")  # a Searcher has no db
         raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
-                         "sequences, so its hits cannot be aligned: search the FASTA with --db DB.fasta (which "
-                         "aligns), or this index with --no-align", path=name)
+                         f"sequences, so its hits cannot be aligned: {way}", path=name)
     return open_store(bundle, ntotal=ridx.ntotal, letters=letters, name=name)
 
 
@@ -273,26 +276,28 @@ def query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_si
 
 def check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
                         threads: int | None, filter_pvalue: float | None = None) -> None:
-    """Refuse (:class:`InputError`, one line) alignment-stage options no run can use; shared by ``search`` and
-    ``evaluate --align``."""
+    """Refuse (:class:`InputError`, one line) alignment-stage options no run can use, naming them as the caller
+    does (:func:`~phylocl.arguments.option`: ``evalue`` or ``--evalue``); shared by ``search``, ``evaluate --align``
+    and :class:`~phylocl.workflows.searcher.Searcher`."""
     from phylocl.align.blast6 import parse_format
 
     try:
         kind, _ = parse_format(out_format)
     except ValueError as err:
-        raise InputError(f"--format: {err}") from None
+        raise InputError(f"{option('out_format')}: {err}") from None
     if not align:
         if kind != "tsv":
-            raise InputError("--format blast6 needs the alignment stage; drop --no-align")
+            raise InputError(f"{setting('out_format', 'blast6')} needs the alignment stage; drop "
+                             f"{setting('align', False)}")
         return
     if candidates < 1:
-        raise InputError(f"--candidates must be >= 1, got {candidates}")
+        raise InputError(f"{option('candidates')} must be >= 1, got {candidates}")
     if not evalue > 0:
-        raise InputError(f"--evalue must be > 0, got {evalue}")
+        raise InputError(f"{option('evalue')} must be > 0, got {evalue}")
     if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
+        raise InputError(f"{option('threads')} must be >= 1, got {threads}")
     if filter_pvalue is not None and not filter_pvalue > 0:
-        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
+        raise InputError(f"{option('filter_pvalue')} must be > 0 (1 aligns every candidate), got {filter_pvalue}")
 
 
 def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
@@ -363,7 +368,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     """
     start = time.perf_counter()
     if k < 1:
-        raise InputError(f"-k must be >= 1, got {k}")
+        raise InputError(f"{option('k')} must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
@@ -441,10 +446,10 @@ def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -
     try:
         check_budget(budget)
     except ValueError:
-        raise InputError(f"--word-budget must be in (0, 1] (1: exact search), got {budget}") from None
+        raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or "
-                         "--db with a k-mer profile model)", path=path)
+        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows (`phylocl index "
+                         f"--fasta`, or {option('db')} with a k-mer profile model)", path=path)
 
 
 @contextlib.contextmanager
