@@ -1,5 +1,5 @@
-"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool), the path probe of a string and the names
-messages give arguments (Python keywords, or a command's options)."""
+"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool), the path probe of a string, paths too
+long for a file name, and the names messages give arguments (Python keywords, or a command's options)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from phylocl.arguments import (command_line_names, existing_path, is_real, is_whole, on_command_line, option,
-                               positive_int, positive_real, setting, whole)
+                               positive_int, positive_real, setting, usable_path, whole)
+from phylocl.errors import InputError
 
 
 def test_whole_numbers_are_ints_of_python_or_numpy_but_not_bools():
@@ -50,6 +51,23 @@ def test_existing_path_is_false_for_strings_no_file_can_be_named(tmp_path):
     assert not existing_path(tmp_path, file=True) and not existing_path(tmp_path / "none")
     for not_a_path in ("MKV" * 100, "a\0b", "x/" * 3000, 5, None):  # too long, NUL, over PATH_MAX, not a str
         assert not existing_path(not_a_path)  # Path.exists() raised OSError for the first and third
+
+
+def test_usable_path_refuses_a_name_too_long_for_a_file_naming_the_argument(tmp_path):
+    long = tmp_path / ("x" * 300)
+    with pytest.raises(InputError) as err:
+        usable_path("index", long)
+    assert err.value.path == str(long) and err.value.message.startswith("index: file name too long: one part of it "
+                                                                        "is 300 bytes long")
+    with pytest.raises(InputError, match="index: file name too long: the path is 5,999 bytes long"):
+        usable_path("index", "x/" * 3000)  # over PATH_MAX, each part short
+    with pytest.raises(InputError, match="é" * 130):  # bytes, not letters: 260 bytes in 130 letters
+        usable_path("labels", "é" * 130)
+    with command_line_names(), pytest.raises(InputError) as err:  # the command's message starts with the path
+        usable_path("index", str(long))
+    assert str(err.value) == f"{long}: file name too long: " + err.value.message.split(": ", 1)[1]
+    for fine in (tmp_path / "missing", "~/x" + "y" * 200, "a\0b"):  # missing, NUL: each caller's own message
+        assert usable_path("path", fine) == type(tmp_path)(fine).expanduser()
 
 
 def test_arguments_are_named_as_keywords_or_as_the_commands_options():

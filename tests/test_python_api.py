@@ -4,6 +4,7 @@ in the docstrings run as written (with tiny stand-ins for the data they leave un
 from __future__ import annotations
 
 import inspect
+import pathlib
 import textwrap
 
 import pytest
@@ -130,6 +131,30 @@ def test_the_dataset_and_alignment_examples_run():
     ns = _run(_examples(align.__doc__)[0], {"queries": ["MKVLAAGIWK"], "targets": ["MKLLAAGIWR", "MSSTQPLE"],
                                             "candidates": [[0, 1]]})
     assert ns["targets_of_q0"].tolist() == [0]
+
+
+LONG = "x" * 300  # a file name over the 255 bytes file systems allow
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda long, real: phylocl.load_encoder(long), "source"),
+    (lambda long, real: phylocl.load_encoder(pathlib.Path(long), device="cpu"), "source"),
+    (lambda long, real: __import__("phylocl.models.encoder").models.encoder.SequenceEncoder.from_pretrained(long),
+     "source"),
+    (lambda long, real: phylocl.Searcher(index=long), "index"),
+    (lambda long, real: phylocl.read_dataset(long), "path"),
+    (lambda long, real: phylocl.read_dataset(real, labels=long), "labels"),
+    (lambda long, real: __import__("phylocl.data.layouts").data.layouts.read_datasets([real, long]), "path"),
+])
+def test_a_path_too_long_for_a_file_name_is_an_input_error_naming_the_argument(tmp_path, call, name):
+    """Each raised a bare OSError ('File name too long') from its first stat."""
+    real = tmp_path / "s.fa"
+    real.write_text(">a\nMKV\n")
+    long = str(tmp_path / LONG)
+    with pytest.raises(phylocl.InputError) as err:
+        call(long, real)
+    assert err.value.path == long
+    assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Iterator
 
-from phylocl.arguments import on_command_line, option
+from phylocl.arguments import on_command_line, option, usable_path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
@@ -57,8 +57,8 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         :class:`OrthologDataset`; ``summary()`` tells which layout was read.
 
     ``path`` and ``labels`` are a str or a ``Path`` (``~`` is expanded); anything else is a ``TypeError`` naming the
-    argument (several inputs: :func:`read_datasets`). Problems in the files (missing, no labels for some records,
-    bad letters...) are :class:`~phylocl.errors.InputError`.
+    argument (several inputs: :func:`read_datasets`). Problems in the files (missing, a name too long for a file,
+    no labels for some records, bad letters...) are :class:`~phylocl.errors.InputError`.
     """
     path = _as_path("path", path)
     if not path.exists():
@@ -94,9 +94,10 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
 
 
 def _as_path(name: str, value) -> Path:
-    """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``."""
+    """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``, or
+    :class:`InputError` naming it for a name too long for a file (:func:`~phylocl.arguments.usable_path`)."""
     if isinstance(value, (str, os.PathLike)):  # bytes are neither
-        return Path(value).expanduser()
+        return usable_path(name, value)
     hint = ""
     if name == "path" and isinstance(value, (list, tuple)):
         hint = "; several inputs are read by read_datasets"

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from phylocl.arguments import existing_path, positive_int
+from phylocl.arguments import existing_path, positive_int, usable_path
 from phylocl.data.fasta import parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
@@ -90,9 +90,9 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
 
-    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, a bundle without stored
-    sequences when aligning, or options no search can use (``k`` larger than the database is fine: every sequence
-    is a candidate); ``TypeError`` for an ``index`` that is not
+    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` path too
+    long for a file name, a bundle without stored sequences when aligning, or options no search can use (``k``
+    larger than the database is fine: every sequence is a candidate); ``TypeError`` for an ``index`` that is not
     a path, ``ValueError`` for ``k``, ``candidates``, ``threads``, ``batch_size`` or ``buffer_size`` that are
     not whole numbers >= 1.
 
@@ -118,6 +118,7 @@ class Searcher:
         if not isinstance(index, (str, os.PathLike)):  # bytes are neither
             raise TypeError(f"index must be the path of an index bundle (phylocl index), a str or a Path, got "
                             f"{type(index).__name__} {index!r}")
+        usable_path("index", index)  # a name too long for a file: InputError naming index, not OSError
         k = positive_int("k", k)  # whole numbers >= 1 (the shared checks below name the keywords too: option())
         candidates = positive_int("candidates", candidates, optional=True)
         threads = positive_int("threads", threads, optional=True)
