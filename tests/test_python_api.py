@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import pathlib
+import re
 import textwrap
 
 import pytest
@@ -207,11 +208,13 @@ def test_messages_name_the_python_keywords_and_the_options_on_the_command_line(t
         (lambda: phylocl.read_dataset(fasta, labels=labels, strict=True),
          "refused by strict=True (first at position 4); without strict=True they read as X",
          "refused by --strict (first at position 4); without --strict"),
+        (lambda: phylocl.Searcher(index=index, model="no-such-model"),
+         "pass model='DIR', or use the baseline model='kmer:3'", "pass --model DIR, or use the baseline --model kmer:3"),
         (lambda: (_ for _ in ()).throw(_start_error(OSError(errno.EMFILE, "Too many open files"), 4)),
          "or use fewer threads (1: no worker processes)", "or use fewer --threads (1: no worker processes)"),
     ]
     for call, python, cli in cases:
         said = _message(call)
-        assert python in said and "--" not in said.replace("`phylocl index --", ""), said
+        assert python in said and "--" not in re.sub("`phylocl [^`]*`", "", said), said  # (commands quoted whole)
         with command_line_names():
             assert cli in _message(call)

@@ -39,7 +39,12 @@ from phylocl.workflows.defaults import DefaultChoice, choose_default
 __all__ = ["ResolvedModel", "Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
-_TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
+
+
+def _train_hint() -> str:
+    """Where a model comes from, in the caller's words (``--model DIR`` / ``model='DIR'``)."""
+    return (f"train one with `phylocl train --out DIR` and pass {setting('model', 'DIR')}, or use the baseline "
+            f"{setting('model', 'kmer:3')}")
 
 
 def shipped_models() -> list[str]:
@@ -238,7 +243,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.models.registry import list_models
 
     if spec in list_models():
-        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _TRAIN_HINT
+        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _train_hint()
                          + f" (e.g. --set model.name={spec}); {listing}")
     raise InputError(f"unknown model {spec!r}: not kmer:K, not an existing encoder file or directory, and not a "
-                     f"shipped model ({listing}); " + _TRAIN_HINT)
+                     f"shipped model ({listing}); " + _train_hint())

@@ -211,8 +211,8 @@ def _index_model(index, ridx, model: str | None, alphabet: str | None, resolved:
             raise InputError(err.message, path=index) from None
         name = ridx.model.get("name", "<unnamed>")  # an encoder of the user's own: the bundle cannot load it
         raise InputError(f"the index was built with model {name}, which is neither kmer:K nor a shipped model, so "
-                         "it cannot be loaded from the index; give the encoder it was built with (--model PATH, "
-                         "or model= in Python)", path=index) from None
+                         f"it cannot be loaded from the index; give the encoder it was built with "
+                         f"({setting('model', 'PATH')})", path=index) from None
     return embedder
 
 
