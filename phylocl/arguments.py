@@ -11,17 +11,35 @@ else with a ``ValueError`` naming the argument::
     max_scale = positive_real("max_scale", max_scale)        # finite float > 0
 
 A string that may be a path or something else (a model name, a sequence) is probed with :func:`existing_path`,
-which is false, not an ``OSError``, for a string no file can be named (a part over 255 bytes, a NUL byte).
+which is false, not an ``OSError``, for a string no file can be named (a part over 255 bytes, a NUL byte). A string
+that must be a path is taken by :func:`usable_path`, which refuses a name too long for a file with an
+:class:`~phylocl.errors.InputError` naming the argument (``OSError: File name too long`` before).
+
+Messages name an argument by :func:`option`: the Python keyword (``threads``, ``out_format``) for a caller of the
+library, the command's option (``--threads``, ``--format``) while ``phylocl`` runs a command
+(:func:`command_line_names`, entered by :func:`phylocl.cli.main`)::
+
+    raise InputError(f"{option('evalue')} must be > 0, got {evalue}")   # "evalue must be ..." / "--evalue must be ..."
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import numbers
 import os
 from pathlib import Path
 
-__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path"]
+from phylocl.errors import InputError
+
+__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path", "usable_path",
+           "option", "setting", "command_line_names", "on_command_line"]
+
+# the options of the `phylocl` commands whose names are not the keyword's own (`--filter-pvalue`: filter_pvalue)
+_OPTIONS = {"k": "-k", "out_format": "--format", "overlap": "--window-overlap"}
+_command_line = False  # True while phylocl.cli.main runs a command; a module flag, not a ContextVar: messages made
+# in the command's worker threads (which start with an empty context) name its options too
 
 
 def is_whole(value) -> bool:
@@ -69,3 +87,62 @@ def existing_path(value, *, file: bool = False) -> bool:
         return path.is_file() if file else path.exists()
     except (OSError, ValueError):
         return False
+
+
+def usable_path(name: str, value) -> Path:
+    """``value`` (a str or an ``os.PathLike``; ``~`` expanded) as a ``Path``, once a file could have that name:
+    :class:`~phylocl.errors.InputError` naming the path, and the argument ``name`` for a Python caller (a command's
+    one line starts with the path, as its other path errors do), where the system refuses the name as too long (a
+    part over the file system's limit, 255 bytes on most; the whole over ``PATH_MAX``): each use raised a bare
+    ``OSError`` ("File name too long"). Whether the path exists is the caller's to check (its own message)."""
+    path = Path(value).expanduser()
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            longest = max((len(os.fsencode(p)) for p in path.parts), default=0)
+            detail = (f"one part of it is {longest:,} bytes long, more than a file name may hold (255 on most file "
+                      "systems)" if longest > 255 else f"the path is {len(os.fsencode(path)):,} bytes long, more "
+                      "than this system allows")
+            where = "" if _command_line else f"{name}: "  # the command's message starts with the path, as others
+            raise InputError(f"{where}file name too long: {detail}", path=value) from None
+    except ValueError:  # a NUL byte: left to the caller's own check (no such file)
+        pass
+    return path
+
+
+def option(name: str) -> str:
+    """The argument ``name`` (a Python keyword: ``filter_pvalue``) as a message names it: the keyword itself, or
+    the ``phylocl`` command's option (``--filter-pvalue``; ``k``: ``-k``, ``out_format``: ``--format``) inside
+    :func:`command_line_names`."""
+    if not _command_line:
+        return name
+    return _OPTIONS.get(name, "--" + name.replace("_", "-"))
+
+
+def setting(name: str, value) -> str:
+    """The argument ``name`` given ``value``, as a message suggests it: ``threads=1`` / ``out_format='tsv'``, or
+    inside :func:`command_line_names` ``--threads 1`` / ``--format tsv``; a bool option of the command line is its
+    flag alone (``setting("align", False)``: ``--no-align``)."""
+    if not _command_line:
+        return f"{name}={value!r}"
+    if isinstance(value, bool):
+        return option(name) if value else f"--no-{name.replace('_', '-')}"
+    return f"{option(name)} {value}"
+
+
+def on_command_line() -> bool:
+    """Whether messages are for a ``phylocl`` command's user (inside :func:`command_line_names`)."""
+    return _command_line
+
+
+@contextlib.contextmanager
+def command_line_names():
+    """Inside the block, :func:`option` and :func:`setting` name the command line's options (``phylocl.cli.main``
+    runs each command in one)."""
+    global _command_line
+    previous, _command_line = _command_line, True
+    try:
+        yield
+    finally:
+        _command_line = previous

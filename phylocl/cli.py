@@ -586,8 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         from phylocl.heap import keep_freed_memory
 
         keep_freed_memory()
+    from phylocl.arguments import command_line_names
+
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), command_line_names():  # messages name the options (--threads), not keywords
             return int(args.func(args) or 0)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)

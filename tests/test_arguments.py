@@ -1,11 +1,14 @@
-"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool) and the path probe of a string."""
+"""phylocl.arguments: whole and real numbers (Python or NumPy, never a bool), the path probe of a string, paths too
+long for a file name, and the names messages give arguments (Python keywords, or a command's options)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from phylocl.arguments import existing_path, is_real, is_whole, positive_int, positive_real, whole
+from phylocl.arguments import (command_line_names, existing_path, is_real, is_whole, on_command_line, option,
+                               positive_int, positive_real, setting, usable_path, whole)
+from phylocl.errors import InputError
 
 
 def test_whole_numbers_are_ints_of_python_or_numpy_but_not_bools():
@@ -48,3 +51,36 @@ def test_existing_path_is_false_for_strings_no_file_can_be_named(tmp_path):
     assert not existing_path(tmp_path, file=True) and not existing_path(tmp_path / "none")
     for not_a_path in ("MKV" * 100, "a\0b", "x/" * 3000, 5, None):  # too long, NUL, over PATH_MAX, not a str
         assert not existing_path(not_a_path)  # Path.exists() raised OSError for the first and third
+
+
+def test_usable_path_refuses_a_name_too_long_for_a_file_naming_the_argument(tmp_path):
+    long = tmp_path / ("x" * 300)
+    with pytest.raises(InputError) as err:
+        usable_path("index", long)
+    assert err.value.path == str(long) and err.value.message.startswith("index: file name too long: one part of it "
+                                                                        "is 300 bytes long")
+    with pytest.raises(InputError, match="index: file name too long: the path is 5,999 bytes long"):
+        usable_path("index", "x/" * 3000)  # over PATH_MAX, each part short
+    with pytest.raises(InputError, match="é" * 130):  # bytes, not letters: 260 bytes in 130 letters
+        usable_path("labels", "é" * 130)
+    with command_line_names(), pytest.raises(InputError) as err:  # the command's message starts with the path
+        usable_path("index", str(long))
+    assert str(err.value) == f"{long}: file name too long: " + err.value.message.split(": ", 1)[1]
+    for fine in (tmp_path / "missing", "~/x" + "y" * 200, "a\0b"):  # missing, NUL: each caller's own message
+        assert usable_path("path", fine) == type(tmp_path)(fine).expanduser()
+
+
+def test_arguments_are_named_as_keywords_or_as_the_commands_options():
+    assert [option(n) for n in ("threads", "filter_pvalue", "k", "out_format", "overlap")] == [
+        "threads", "filter_pvalue", "k", "out_format", "overlap"]
+    assert setting("out_format", "tsv") == "out_format='tsv'" and setting("align", False) == "align=False"
+    assert not on_command_line()
+    with command_line_names():
+        assert on_command_line()
+        assert [option(n) for n in ("threads", "filter_pvalue", "k", "out_format", "overlap")] == [
+            "--threads", "--filter-pvalue", "-k", "--format", "--window-overlap"]
+        assert setting("out_format", "tsv") == "--format tsv" and setting("align", False) == "--no-align"
+        assert setting("strict", True) == "--strict" and setting("device", "cpu") == "--device cpu"
+    with pytest.raises(RuntimeError), command_line_names():  # left on an error too
+        raise RuntimeError
+    assert not on_command_line() and option("word_budget") == "word_budget"

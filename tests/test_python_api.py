@@ -4,6 +4,8 @@ in the docstrings run as written (with tiny stand-ins for the data they leave un
 from __future__ import annotations
 
 import inspect
+import pathlib
+import re
 import textwrap
 
 import pytest
@@ -130,3 +132,89 @@ def test_the_dataset_and_alignment_examples_run():
     ns = _run(_examples(align.__doc__)[0], {"queries": ["MKVLAAGIWK"], "targets": ["MKLLAAGIWR", "MSSTQPLE"],
                                             "candidates": [[0, 1]]})
     assert ns["targets_of_q0"].tolist() == [0]
+
+
+LONG = "x" * 300  # a file name over the 255 bytes file systems allow
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda long, real: phylocl.load_encoder(long), "source"),
+    (lambda long, real: phylocl.load_encoder(pathlib.Path(long), device="cpu"), "source"),
+    (lambda long, real: __import__("phylocl.models.encoder").models.encoder.SequenceEncoder.from_pretrained(long),
+     "source"),
+    (lambda long, real: phylocl.Searcher(index=long), "index"),
+    (lambda long, real: phylocl.read_dataset(long), "path"),
+    (lambda long, real: phylocl.read_dataset(real, labels=long), "labels"),
+    (lambda long, real: __import__("phylocl.data.layouts").data.layouts.read_datasets([real, long]), "path"),
+])
+def test_a_path_too_long_for_a_file_name_is_an_input_error_naming_the_argument(tmp_path, call, name):
+    """Each raised a bare OSError ('File name too long') from its first stat."""
+    real = tmp_path / "s.fa"
+    real.write_text(">a\nMKV\n")
+    long = str(tmp_path / LONG)
+    with pytest.raises(phylocl.InputError) as err:
+        call(long, real)
+    assert err.value.path == long
+    assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
+
+
+@pytest.fixture
+def embeddings_index(tmp_path):
+    """An index built from embeddings (no stored sequences) and a FASTA file of its sequences."""
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(SEQS)))
+    assert main(["embed", "--fasta", str(fasta), "--model", "kmer:2", "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "dense")]) == 0
+    return tmp_path / "dense"
+
+
+def _message(call) -> str:
+    with pytest.raises((phylocl.InputError, ValueError)) as err:
+        call()
+    return getattr(err.value, "message", str(err.value))
+
+
+def test_messages_name_the_python_keywords_and_the_options_on_the_command_line(tmp_path, index,
+                                                                             embeddings_index):
+    """Messages of the library said -k, --threads, --evalue ... to Python callers; they name the keywords there and
+    the options only when `phylocl` runs a command (arguments.command_line_names)."""
+    import errno
+
+    from phylocl.align.workers import _start_error
+    from phylocl.arguments import command_line_names
+
+    (tmp_path / "dir").mkdir()
+    fasta, labels = tmp_path / "f.fa", tmp_path / "l.tsv"
+    fasta.write_text(">a\nMKVUW\n")
+    labels.write_text("sequence_id\tfamily_id\na\tF1\n")
+    cases = [  # (call, the Python caller's words, the command line's words)
+        (lambda: phylocl.Searcher(index=index, evalue=0), "evalue must be > 0, got 0", "--evalue must be > 0"),
+        (lambda: phylocl.Searcher(index=index, filter_pvalue=0), "filter_pvalue must be > 0",
+         "--filter-pvalue must be > 0"),
+        (lambda: phylocl.Searcher(index=index, out_format="m8"), "out_format: the output format must be tsv, blast6",
+         "--format: the output format must be tsv, blast6"),
+        (lambda: phylocl.Searcher(index=index, align=False, out_format="blast6"),
+         "out_format='blast6' needs the alignment stage; drop align=False",
+         "--format blast6 needs the alignment stage; drop --no-align"),
+        (lambda: phylocl.Searcher(index=index, word_budget=2), "word_budget must be in (0, 1]",
+         "--word-budget must be in (0, 1]"),
+        (lambda: phylocl.Searcher(index=index, overlap=1.5), "overlap must be in [0, 1), got 1.5",
+         "--window-overlap must be in [0, 1)"),
+        (lambda: phylocl.Searcher(index=embeddings_index), "cannot be aligned: open it with align=False",
+         "cannot be aligned: search the FASTA with --db DB.fasta (which aligns), or this index with --no-align"),
+        (lambda: phylocl.read_dataset(tmp_path / "dir", labels=labels), "labels needs a FASTA file",
+         "--labels needs a FASTA file"),
+        (lambda: phylocl.read_dataset(fasta), "(labels=TSV)", "(--labels for inspect, embed and evaluate"),
+        (lambda: phylocl.read_dataset(fasta, labels=labels, strict=True),
+         "refused by strict=True (first at position 4); without strict=True they read as X",
+         "refused by --strict (first at position 4); without --strict"),
+        (lambda: phylocl.Searcher(index=index, model="no-such-model"),
+         "pass model='DIR', or use the baseline model='kmer:3'", "pass --model DIR, or use the baseline --model kmer:3"),
+        (lambda: (_ for _ in ()).throw(_start_error(OSError(errno.EMFILE, "Too many open files"), 4)),
+         "or use fewer threads (1: no worker processes)", "or use fewer --threads (1: no worker processes)"),
+    ]
+    for call, python, cli in cases:
+        said = _message(call)
+        assert python in said and "--" not in re.sub("`phylocl [^`]*`", "", said), said  # (commands quoted whole)
+        with command_line_names():
+            assert cli in _message(call)

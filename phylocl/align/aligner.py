@@ -29,7 +29,7 @@ from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
 from phylocl.align.traceback import score_pairs
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
-from phylocl.arguments import is_real, is_whole, whole
+from phylocl.arguments import is_real, is_whole, positive_int, whole
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
 
@@ -141,9 +141,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
             raise ValueError(f"give db_residues and db_sequences with a targets {kind}")
         db_residues = sum(len(t) for t in targets) if db_residues is None else db_residues
         db_sequences = len(targets) if db_sequences is None else db_sequences
-    threads = default_threads() if threads is None else whole("threads", threads)
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    threads = positive_int("threads", threads, optional=True)
+    threads = default_threads() if threads is None else threads
     max_hits = None if max_hits is None else int(max_hits)
 
     msv = None
@@ -293,9 +292,8 @@ def _check_arguments(queries, targets, candidates, *, scoring, evalue, max_hits,
         raise ValueError(f"evalue must be a number > 0 (inf keeps every hit), got {evalue!r}")
     if max_hits is not None and whole("max_hits", max_hits) < 0:
         raise ValueError(f"max_hits must be >= 0 or None, got {max_hits!r}")
-    for name, value in (("db_residues", db_residues), ("db_sequences", db_sequences)):
-        if value is not None and whole(name, value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    positive_int("db_residues", db_residues, optional=True)
+    positive_int("db_sequences", db_sequences, optional=True)
     if query_rows is not None and len(query_rows) != len(queries):
         raise ValueError(f"query_rows must hold one row per query ({len(queries)}), got {len(query_rows)}")
 

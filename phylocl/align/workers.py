@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from phylocl.arguments import option
 from phylocl.errors import InputError, open_files_message
 
 __all__ = ["MIN_PROCESS_ITEMS", "PAIR_WEIGHT", "OrderedPool", "grouped_tasks", "map_blocks", "use_processes"]
@@ -141,7 +142,7 @@ def _start_error(err: OSError, workers: int) -> BaseException:
     """What to raise when starting ``workers`` processes failed with ``err``: a limit of this machine as one
     :class:`~phylocl.errors.InputError` (the open-files limit, the system's file table, the process limit), any
     other error as it is."""
-    advice = "or use fewer --threads (1: no worker processes)"
+    advice = f"or use fewer {option('threads')} (1: no worker processes)"  # threads, or --threads in a command
     words = open_files_message(err.errno, to=f" to start {workers} worker processes", advice=advice)
     if words is not None:
         return InputError(words)

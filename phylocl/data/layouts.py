@@ -24,6 +24,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Iterator
 
+from phylocl.arguments import on_command_line, option, usable_path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
@@ -56,8 +57,8 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         :class:`OrthologDataset`; ``summary()`` tells which layout was read.
 
     ``path`` and ``labels`` are a str or a ``Path`` (``~`` is expanded); anything else is a ``TypeError`` naming the
-    argument (several inputs: :func:`read_datasets`). Problems in the files (missing, no labels for some records,
-    bad letters...) are :class:`~phylocl.errors.InputError`.
+    argument (several inputs: :func:`read_datasets`). Problems in the files (missing, a name too long for a file,
+    no labels for some records, bad letters...) are :class:`~phylocl.errors.InputError`.
     """
     path = _as_path("path", path)
     if not path.exists():
@@ -65,15 +66,16 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if labels is not None:
         labels = _as_path("labels", labels)
         if path.is_dir():
-            raise InputError("--labels needs a FASTA file, not a directory", path=path)
+            raise InputError(f"{option('labels')} needs a FASTA file, not a directory", path=path)
         return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
     table = find_orthofinder_results(path) if path.is_dir() or path.is_file() else None
     if table is not None:
         return read_orthofinder(table, alphabet=alphabet, strict=strict)
     if not path.is_dir():  # a file, a named pipe, <(...)
-        raise InputError("a single FASTA file needs a labels table, a TSV with sequence_id and family_id (--labels "
-                         "for inspect, embed and evaluate; --set data.labels=TSV for train), or pass a folder with "
-                         "sequences.fasta + labels.tsv or one FASTA file per family", path=path)
+        how = ("--labels for inspect, embed and evaluate; --set data.labels=TSV for train" if on_command_line() else
+               "labels=TSV")
+        raise InputError(f"a single FASTA file needs a labels table, a TSV with sequence_id and family_id ({how}), "
+                         "or pass a folder with sequences.fasta + labels.tsv or one FASTA file per family", path=path)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
@@ -92,9 +94,10 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
 
 
 def _as_path(name: str, value) -> Path:
-    """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``."""
+    """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``, or
+    :class:`InputError` naming it for a name too long for a file (:func:`~phylocl.arguments.usable_path`)."""
     if isinstance(value, (str, os.PathLike)):  # bytes are neither
-        return Path(value).expanduser()
+        return usable_path(name, value)
     hint = ""
     if name == "path" and isinstance(value, (list, tuple)):
         hint = "; several inputs are read by read_datasets"

@@ -33,6 +33,7 @@ from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
+from phylocl.arguments import setting
 from phylocl.data.alphabet import Alphabet
 from phylocl.errors import InputError
 
@@ -120,7 +121,8 @@ class LetterReport:
             if bad:
                 msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
             else:
-                msg = (f"letter(s) {letters!r} refused by --strict (first at position {pos + 1}); without --strict "
+                strict = setting("strict", True)  # --strict, or strict=True
+                msg = (f"letter(s) {letters!r} refused by {strict} (first at position {pos + 1}); without {strict} "
                        f"they read as {alphabet.unknown}")
             raise InputError(f"record {record_id!r}: {msg}", path=path, line=at, column=column)
         for kind in {kinds[c] for c in counts}:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phylocl.arguments import is_real, positive_int
+from phylocl.arguments import is_real, positive_int, usable_path
 from phylocl.atomic import atomic_path
 from phylocl.data.alphabet import PAD_ID, Alphabet, get_alphabet
 from phylocl.data.tokens import pad_batch
@@ -410,10 +410,13 @@ def _sequence_list(sequences) -> list:
 
 
 def check_source(source) -> None:
-    """A model ``source`` is a str or a path (``TypeError`` naming it otherwise)."""
+    """A model ``source`` is a str or a path (``TypeError`` naming it otherwise) that a file could have
+    (:func:`~phylocl.arguments.usable_path`: a name too long is an :class:`~phylocl.errors.InputError` naming
+    ``source``)."""
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a shipped model name, a model folder or an encoder file (a str or a Path), "
                         f"got {type(source).__name__} {source!r}")
+    usable_path("source", source)
 
 
 def resolve_location(map_location, device):

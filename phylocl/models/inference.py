@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from phylocl.arguments import positive_int
+from phylocl.arguments import positive_int, setting
 from phylocl.data.tokens import pad_batch
 from phylocl.models.windows import overlap_stride, window_starts
 
@@ -47,7 +47,7 @@ def _weights_key(module: torch.nn.Module, precision: str) -> tuple:
 
 def _quantized_copy(module: torch.nn.Module) -> torch.nn.Module:
     if next(module.parameters()).device.type != "cpu":
-        raise ValueError("int8 inference runs on the CPU; use --device cpu (or bf16 on a GPU)")
+        raise ValueError(f"int8 inference runs on the CPU; use {setting('device', 'cpu')} (or bf16 on a GPU)")
     cached = module.__dict__.pop("_phylocl_inference", None)  # not copied into the twin
     try:
         twin = copy.deepcopy(module).eval()

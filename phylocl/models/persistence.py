@@ -55,7 +55,7 @@ def load_encoder(source: str | Path, *, map_location: "str | torch.device" = "cp
         device: the same as ``map_location`` (the name ``SequenceEncoder.embed`` uses); give one of the two.
 
     Raises :class:`~phylocl.errors.InputError` (a ``ValueError``) naming the path for a missing, damaged or
-    mismatched model (the message lists the shipped names; a registry name is pointed to
+    mismatched model or a ``source`` too long for a file name (the message lists the shipped names; a registry name is pointed to
     :func:`phylocl.build_encoder`), ``ValueError`` for a device that is malformed or absent here, ``TypeError``
     for a ``source`` that is not a str or a path.
 

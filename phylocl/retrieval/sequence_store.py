@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from phylocl.arguments import setting
 from phylocl.atomic import publish_mode, shown_as, temp_prefix
 from phylocl.errors import InputError, os_error_message
 
@@ -145,8 +146,8 @@ def open_store(bundle: str | Path, *, ntotal: int, letters: str | None = None,
     seq_path, off_path = bundle / SEQUENCES_FILE, bundle / OFFSETS_FILE
     if not seq_path.is_file() or not off_path.is_file():
         raise InputError("this index holds no database sequences, so its hits cannot be aligned; rebuild it with "
-                         "`phylocl index --fasta DB.fasta` (which stores them), or search with --no-align",
-                         path=shown)
+                         f"`phylocl index --fasta DB.fasta` (which stores them), or search with "
+                         f"{setting('align', False)}", path=shown)
     try:
         offsets = np.load(off_path, allow_pickle=False)
         size = seq_path.stat().st_size

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from phylocl.arguments import option, setting
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
@@ -38,7 +39,12 @@ from phylocl.workflows.defaults import DefaultChoice, choose_default
 __all__ = ["ResolvedModel", "Embedder", "resolve_model", "default_model", "shipped_models", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
-_TRAIN_HINT = "train one with `phylocl train --out DIR` and pass --model DIR, or use the baseline --model kmer:3"
+
+
+def _train_hint() -> str:
+    """Where a model comes from, in the caller's words (``--model DIR`` / ``model='DIR'``)."""
+    return (f"train one with `phylocl train --out DIR` and pass {setting('model', 'DIR')}, or use the baseline "
+            f"{setting('model', 'kmer:3')}")
 
 
 def shipped_models() -> list[str]:
@@ -57,7 +63,8 @@ def resolve_device(device: str | None) -> str:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise InputError(f"unknown device {device!r}; use cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device} was asked for but no CUDA GPU is available here; use --device cpu")
+        raise InputError(f"{setting('device', device)} was asked for but no CUDA GPU is available here; use "
+                         f"{setting('device', 'cpu')}")
     return device
 
 
@@ -96,7 +103,8 @@ class ResolvedModel:
             raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.precision = precision if self.is_encoder else "fp32"
         if self.precision == "int8" and self.device != "cpu":
-            raise InputError("--precision int8 runs on the CPU; use --device cpu, or bf16 on a GPU")
+            raise InputError(f"{setting('precision', 'int8')} runs on the CPU; use {setting('device', 'cpu')}, or "
+                             "bf16 on a GPU")
         check_overlap(overlap)
         self.overlap = overlap if self.is_encoder else None
         # the run settings each method of the model takes (a NumPy model takes none)
@@ -144,7 +152,7 @@ class ResolvedModel:
         """The rows of :meth:`embed` as :class:`~phylocl.sparse_rows.SparseRows` (see :attr:`sparse`)."""
         if not self.sparse and getattr(self.model, "sparse", False):  # a k-mer profile encoder at bf16 / int8
             raise InputError(f"model {self.name} gives sparse rows at fp32 only (a sparse index holds them exactly, "
-                             f"at fp32); drop --precision {self.precision}")
+                             f"at fp32); drop {setting('precision', self.precision)}")
         if not self.sparse:
             raise InputError(f"model {self.name} does not give sparse rows (only full k-mer profiles, kmer:K, and "
                              "k-mer profile encoders such as default-protein do, at fp32)")
@@ -182,7 +190,7 @@ def default_model(alphabet: str | Alphabet) -> DefaultChoice:
 def check_overlap(overlap: float | None) -> None:
     """Raise :class:`InputError` unless ``overlap`` is ``None`` or in ``[0, 1)`` (``nan`` is refused)."""
     if overlap is not None and not 0 <= overlap < 1:
-        raise InputError(f"--window-overlap must be in [0, 1), got {overlap}")
+        raise InputError(f"{option('overlap')} must be in [0, 1), got {overlap}")
 
 
 def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, device: str | None = "cpu",
@@ -235,7 +243,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.models.registry import list_models
 
     if spec in list_models():
-        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _TRAIN_HINT
+        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _train_hint()
                          + f" (e.g. --set model.name={spec}); {listing}")
     raise InputError(f"unknown model {spec!r}: not kmer:K, not an existing encoder file or directory, and not a "
-                     f"shipped model ({listing}); " + _TRAIN_HINT)
+                     f"shipped model ({listing}); " + _train_hint())

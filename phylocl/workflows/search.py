@@ -31,6 +31,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from phylocl.arguments import on_command_line, option, setting
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
@@ -162,19 +163,47 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
     the cut (the bundle's own; a different ``windows`` is refused), the word budget, the strand and, with ``align``,
     the alignment stage (:func:`align_stage` with ``stage``: ``k``, ``candidates``, ``evalue``, ``matrix``,
     ``gap_open``, ``gap_extend``, ``out_format``, ``threads``, ``filter_pvalue``), so that a bundle without
-    sequences or bad scoring options are refused before any query is embedded. Shared by :func:`search` and
-    :class:`~phylocl.workflows.searcher.Searcher`."""
-    from phylocl.retrieval.index_io import check_compatible, load_index_with
+    sequences or bad scoring options are refused before any query is embedded, in that order. Shared by
+    :func:`search` and :class:`~phylocl.workflows.searcher.Searcher`."""
+    from phylocl.retrieval.index_io import load_index_with
 
-    # the index and, to align, its stored sequences, read from one version of the bundle (one a rebuild in place
-    # replaces meanwhile included: index_io.load_index_with); kinds FAISS can map are mapped (IVF lists are paged in
-    # as probed)
-    ridx, store = load_index_with(index, _bundle_store(index) if align else None, mmap=None)
+    embedders = {}  # a load made again (it raced a rebuild of the bundle) resolves the same model once
+
+    def settle(root: Path, ridx) -> tuple:
+        """Everything checked against this version of the bundle (``ridx``, its folder opened as ``root``), each
+        check raising where it finds a problem; the stored sequences, read from the same version (a rebuild in
+        place replacing it meanwhile included: :func:`~phylocl.retrieval.index_io.load_index_with`), come last."""
+        embedder = _index_model(index, ridx, model, alphabet, embedders, device=device, precision=precision,
+                                overlap=overlap)
+        if bind is not None:
+            bind(embedder)
+        cut = index_windows(ridx, windows, path=index)
+        check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
+        chosen = resolve_strand(strand, embedder.alphabet.name, align=align)
+        aligner = None
+        if align:
+            aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=chosen, root=root,
+                                  **stage)
+        return embedder, cut, chosen, aligner
+
+    # kinds FAISS can map are mapped (IVF lists are paged in as probed)
+    ridx, (embedder, windows, strand, aligner) = load_index_with(index, settle, mmap=None)
+    return ridx, embedder, windows, strand, aligner
+
+
+def _index_model(index, ridx, model: str | None, alphabet: str | None, resolved: dict, **options):
+    """The model that embeds the queries of the index ``ridx`` (the bundle ``index``): ``model``, or the one the
+    index names (:func:`_model_for_index`), checked compatible with the index; ``resolved``: models already
+    resolved, by what resolved them."""
+    from phylocl.retrieval.index_io import check_compatible
+
     # the index's alphabet: kmer:K then matches the index, and queries of the other alphabet are named
     kind = ridx.model.get("alphabet") if ridx.model.get("alphabet") in ("protein", "dna") else alphabet
     spec = _model_for_index(model, ridx)
-    embedder = resolve_model(spec, alphabet=kind, device=device, precision=precision,
-                             overlap=overlap, sparse_only=ridx.kind in SPARSE_KINDS)  # no torch for profiles
+    key = (spec, kind, ridx.kind in SPARSE_KINDS)
+    if key not in resolved:
+        resolved[key] = resolve_model(spec, alphabet=kind, sparse_only=key[2], **options)  # no torch for profiles
+    embedder = resolved[key]
     try:
         check_compatible(ridx, embedder.model_info())
     except InputError as err:
@@ -182,30 +211,9 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
             raise InputError(err.message, path=index) from None
         name = ridx.model.get("name", "<unnamed>")  # an encoder of the user's own: the bundle cannot load it
         raise InputError(f"the index was built with model {name}, which is neither kmer:K nor a shipped model, so "
-                         "it cannot be loaded from the index; give the encoder it was built with (--model PATH, "
-                         "or model= in Python)", path=index) from None
-    if bind is not None:
-        bind(embedder)
-    windows = index_windows(ridx, windows, path=index)
-    check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
-    strand = resolve_strand(strand, embedder.alphabet.name, align=align)
-    aligner = None
-    if align:
-        aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=strand, store=store,
-                              **stage)
-    return ridx, embedder, windows, strand, aligner
-
-
-def _bundle_store(index):
-    """A reader (for :func:`~phylocl.retrieval.index_io.load_index_with`) of the stored sequences of the bundle
-    ``index``, opened under ``root`` beside its index: the store, or the :class:`InputError` that
-    :func:`align_stage` raises in its turn (after the checks of the model and options, as when it opened them)."""
-    def read(root: Path, ridx):
-        try:
-            return _open_bundle_store(root, ridx, name=index)
-        except InputError as err:
-            return err
-    return read
+                         f"it cannot be loaded from the index; give the encoder it was built with "
+                         f"({setting('model', 'PATH')})", path=index) from None
+    return embedder
 
 
 def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
@@ -214,9 +222,11 @@ def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
     from phylocl.retrieval.sequence_store import SEQUENCES_FILE, open_store
 
     if ridx.kind not in SPARSE_KINDS and not (Path(bundle) / SEQUENCES_FILE).is_file():
+        way = ("search the FASTA with --db DB.fasta (which aligns), or this index with --no-align" if on_command_line()
+               else "open it with align=False, or index the FASTA with `phylocl index --fasta DB.fasta` (which stores "
+               "the sequences)")  # a Searcher has no db
         raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
-                         "sequences, so its hits cannot be aligned: search the FASTA with --db DB.fasta (which "
-                         "aligns), or this index with --no-align", path=name)
+                         f"sequences, so its hits cannot be aligned: {way}", path=name)
     return open_store(bundle, ntotal=ridx.ntotal, letters=letters, name=name)
 
 
@@ -266,34 +276,35 @@ def query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_si
 
 def check_align_options(*, align: bool, candidates: int, evalue: float, out_format: str,
                         threads: int | None, filter_pvalue: float | None = None) -> None:
-    """Refuse (:class:`InputError`, one line) alignment-stage options no run can use; shared by ``search`` and
-    ``evaluate --align``."""
+    """Refuse (:class:`InputError`, one line) alignment-stage options no run can use, naming them as the caller
+    does (:func:`~phylocl.arguments.option`: ``evalue`` or ``--evalue``); shared by ``search``, ``evaluate --align``
+    and :class:`~phylocl.workflows.searcher.Searcher`."""
     from phylocl.align.blast6 import parse_format
 
     try:
         kind, _ = parse_format(out_format)
     except ValueError as err:
-        raise InputError(f"--format: {err}") from None
+        raise InputError(f"{option('out_format')}: {err}") from None
     if not align:
         if kind != "tsv":
-            raise InputError("--format blast6 needs the alignment stage; drop --no-align")
+            raise InputError(f"{setting('out_format', 'blast6')} needs the alignment stage; drop "
+                             f"{setting('align', False)}")
         return
     if candidates < 1:
-        raise InputError(f"--candidates must be >= 1, got {candidates}")
+        raise InputError(f"{option('candidates')} must be >= 1, got {candidates}")
     if not evalue > 0:
-        raise InputError(f"--evalue must be > 0, got {evalue}")
+        raise InputError(f"{option('evalue')} must be > 0, got {evalue}")
     if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
+        raise InputError(f"{option('threads')} must be >= 1, got {threads}")
     if filter_pvalue is not None and not filter_pvalue > 0:
-        raise InputError(f"--filter-pvalue must be > 0 (1 aligns every candidate), got {filter_pvalue}")
+        raise InputError(f"{option('filter_pvalue')} must be > 0 (1 aligns every candidate), got {filter_pvalue}")
 
 
 def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix, gap_open, gap_extend,
-                out_format, threads, filter_pvalue=None, strand="plus", store=None):
-    """The :class:`~phylocl.workflows.search_align.AlignStage` of this search (database sequences from ``db_seqs``
-    or the index bundle's store: ``store``, opened with the index by :func:`open_index`, a
-    :class:`~phylocl.retrieval.sequence_store.SequenceStore` or the :class:`InputError` refusing the bundle;
-    ``None``: opened here)."""
+                out_format, threads, filter_pvalue=None, strand="plus", root: Path | None = None):
+    """The :class:`~phylocl.workflows.search_align.AlignStage` of this search: the scoring system checked, then the
+    database sequences, from ``db_seqs`` or the index bundle's store (opened under ``root``, the bundle's folder as
+    :func:`open_index` reads it, default ``index``; a bundle without one, or a damaged one, is refused here)."""
     from phylocl.align import default_threads, scoring_system
     from phylocl.align.msv import default_filter_pvalue
     from phylocl.data.letters import stored_letters
@@ -303,10 +314,7 @@ def align_stage(*, embedder, index, ridx, db_seqs, k, candidates, evalue, matrix
     if db_seqs is not None:
         fetch, residues = db_seqs.__getitem__, sum(map(len, db_seqs))
     else:
-        if isinstance(store, InputError):
-            raise store
-        if store is None:
-            store = _open_bundle_store(index, ridx, name=index)
+        store = _open_bundle_store(index if root is None else root, ridx, name=index)
         store = store.with_letters(stored_letters(embedder.alphabet))  # an older index's: ACGTN only
         fetch, residues = store.__getitem__, store.residues
     return AlignStage(scoring=scoring, fetch=fetch, db_ids=ridx.ids, db_residues=residues,
@@ -361,7 +369,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     """
     start = time.perf_counter()
     if k < 1:
-        raise InputError(f"-k must be >= 1, got {k}")
+        raise InputError(f"{option('k')} must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
@@ -441,10 +449,10 @@ def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -
     try:
         check_budget(budget)
     except ValueError:
-        raise InputError(f"--word-budget must be in (0, 1] (1: exact search), got {budget}") from None
+        raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or "
-                         "--db with a k-mer profile model)", path=path)
+        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows (`phylocl index "
+                         f"--fasta`, or {option('db')} with a k-mer profile model)", path=path)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from phylocl.align.strands import align_strands, reverse_complement
 from phylocl.align.traceback import (TABLE_COLUMNS, TRACE_CELLS, TracebackTooLarge, mirror_rows, summary_of,
                                      trace_tables, traces_whole)
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
+from phylocl.arguments import setting
 from phylocl.errors import InputError
 
 __all__ = ["ALIGNED_HEADER", "FORMATS", "AlignStage"]
@@ -212,8 +213,8 @@ class AlignStage:
             qlen, tlen = len(queries[owner[h]]), len(seqs[t_at[h]])
             raise InputError(f"the alignment of query {query_ids[owner[h]]!r} ({qlen:,} residues) with "
                              f"{self.db_ids[int(hits.targets[h])]!r} ({tlen:,}) spans {err.cells:,} cells, too "
-                             f"many for a traceback (over {TRACE_CELLS:,}); use --format tsv, which needs none"
-                             ) from None
+                             f"many for a traceback (over {TRACE_CELLS:,}); use {setting('out_format', 'tsv')}, "
+                             "which needs none") from None
         if parts:
             done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)
         out = done[job_of]  # (H, 9)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from phylocl.arguments import existing_path, positive_int
+from phylocl.arguments import existing_path, positive_int, usable_path
 from phylocl.data.fasta import parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
@@ -91,10 +91,11 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
 
-    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, a bundle without stored
-    sequences when aligning, or options no search can use (``k < 1``; ``k`` larger than the database is fine: every
-    sequence is a candidate); ``TypeError`` for an ``index`` that is not a path, ``ValueError`` for ``k``,
-    ``candidates`` or ``threads`` that are not whole numbers.
+    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` path too
+    long for a file name, a bundle without stored sequences when aligning, or options no search can use (``k``
+    larger than the database is fine: every sequence is a candidate); ``TypeError`` for an ``index`` that is not
+    a path, ``ValueError`` for ``k``, ``candidates``, ``threads``, ``batch_size`` or ``buffer_size`` that are
+    not whole numbers >= 1.
 
     Columns of a hit (:attr:`columns`): ``query``, ``target`` (ids); ``score``: the prefilter's embedding score,
     a cosine similarity (of whole rows, or of the best pair of windows for a windowed index; docs/retrieval.md);
@@ -118,7 +119,8 @@ class Searcher:
         if not isinstance(index, (str, os.PathLike)):  # bytes are neither
             raise TypeError(f"index must be the path of an index bundle (phylocl index), a str or a Path, got "
                             f"{type(index).__name__} {index!r}")
-        k = positive_int("k", k)  # in the API's own names (the search checks below speak the CLI's: -k ...)
+        usable_path("index", index)  # a name too long for a file: InputError naming index, not OSError
+        k = positive_int("k", k)  # whole numbers >= 1 (the shared checks below name the keywords too: option())
         candidates = positive_int("candidates", candidates, optional=True)
         threads = positive_int("threads", threads, optional=True)
         batch_size, buffer_size = positive_int("batch_size", batch_size), positive_int("buffer_size", buffer_size)
@@ -130,8 +132,6 @@ class Searcher:
             threads=threads, filter_pvalue=filter_pvalue, word_budget=word_budget, strand=strand,
             batch_size=batch_size, buffer_size=buffer_size, device=device, precision=precision, overlap=overlap,
             strict=strict)
-        if k < 1:
-            raise InputError(f"-k must be >= 1, got {k}")
         check_sizes(batch_size, buffer_size)
         candidates = DEFAULT_CANDIDATES if candidates is None else candidates
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,

@@ -30,10 +30,15 @@ def _align(queries=QUERIES, targets=TARGETS, candidates=None, **kwargs):
     (dict(evalue=True), ValueError, "evalue must be a number > 0"),  # was read as evalue=1, as k=True is refused
     (dict(max_hits=-1), ValueError, "max_hits must be >= 0"),
     (dict(max_hits=2.5), ValueError, "max_hits must be a whole number"),
-    (dict(threads=2.5), ValueError, "threads must be a whole number, got float 2.5"),  # was int(2.5)
-    (dict(threads="x"), ValueError, "threads must be a whole number, got str"),
-    (dict(db_residues=0), ValueError, "db_residues must be >= 1"),  # E-values of 0
-    (dict(db_sequences=0), ValueError, "db_sequences must be >= 1"),
+    # counts: phylocl.arguments.positive_int's words, naming the argument and the value
+    (dict(threads=2.5), ValueError, r"^threads must be an int >= 1 or None, got 2\.5$"),  # was int(2.5)
+    (dict(threads="x"), ValueError, r"^threads must be an int >= 1 or None, got 'x'$"),
+    (dict(threads=0), ValueError, r"^threads must be an int >= 1 or None, got 0$"),
+    (dict(threads=True), ValueError, r"^threads must be an int >= 1 or None, got True$"),  # not one thread
+    (dict(db_residues=0), ValueError, r"^db_residues must be an int >= 1 or None, got 0$"),  # E-values of 0
+    (dict(db_residues=2.5), ValueError, r"^db_residues must be an int >= 1 or None, got 2\.5$"),
+    (dict(db_sequences=0), ValueError, r"^db_sequences must be an int >= 1 or None, got 0$"),
+    (dict(db_sequences=np.bool_(True)), ValueError, r"^db_sequences must be an int >= 1 or None, got "),
     (dict(query_rows=[0]), ValueError, r"query_rows must hold one row per query \(2\), got 1"),  # IndexError
     (dict(scoring="protein"), TypeError, "scoring must be a ScoringSystem"),  # AttributeError: no .alphabet
     (dict(queries=[None, "MKV"]), TypeError, "query 0: expected a str, got NoneType"),

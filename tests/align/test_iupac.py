@@ -15,7 +15,7 @@ from phylocl.align import align_candidates
 from phylocl.align.strands import align_strands, reverse_complement
 from phylocl.align.traceback import trace_alignment
 from phylocl.cli import main
-from tests.align.test_strands import DNA, HAVE_BLASTN, _blastn, _fasta, _mutate
+from .test_strands import DNA, HAVE_BLASTN, _blastn, _fasta, _mutate
 
 LETTERS = "ACGTRYSWKMBDHVN"
 # measured with blastn 2.12: `blastn -task blastn -dust no -soft_masking false -evalue 1000 -max_hsps 1

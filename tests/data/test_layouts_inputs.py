@@ -56,7 +56,7 @@ def test_missing_labels_and_a_lone_fasta_are_input_errors(tmp_path):
         phylocl.read_dataset(fasta, labels=labels)
     with pytest.raises(InputError, match="needs a labels table"):
         phylocl.read_dataset(fasta)
-    with pytest.raises(InputError, match="--labels needs a FASTA file, not a directory"):
+    with pytest.raises(InputError, match=": labels needs a FASTA file, not a directory"):  # the keyword (--labels: CLI)
         phylocl.read_dataset(tmp_path, labels=labels)
 
 

@@ -45,7 +45,7 @@ def test_keep_ambiguous_keeps_dna_codes_for_the_aligner_and_leaves_protein_alone
     dna.clean("ACGR", DNA, path="f.fa", line=1, record_id="r")
     assert dna.lines() == ["1 ambiguity code (R) in 1 record read as N by the embedding, scored as blastn scores "
                            "them by the alignment; first at f.fa:1"]
-    with pytest.raises(InputError, match="refused by --strict"):
+    with pytest.raises(InputError, match=r"refused by strict=True .*without strict=True they read as N"):
         LetterReport(strict=True, keep_ambiguous=True).clean("ACGR", DNA, path="f.fa", line=1, record_id="r")
 
 
@@ -53,7 +53,7 @@ def test_keep_ambiguous_keeps_dna_codes_for_the_aligner_and_leaves_protein_alone
 def test_strict_refuses_all_but_the_unknown_letter(alphabet, raw, cleaned, kinds):
     report = LetterReport(strict=True)
     if set(kinds) - {"unknown"}:
-        with pytest.raises(InputError, match=r"f.fa:3: record 'r': .*refused by --strict"):
+        with pytest.raises(InputError, match=r"f.fa:3: record 'r': .*refused by strict=True"):
             report.clean(raw, alphabet, path="f.fa", line=3, record_id="r")
     else:
         assert report.clean(raw, alphabet, path="f.fa", line=3, record_id="r") == cleaned
@@ -93,14 +93,14 @@ def test_dataset_summary_reports_unknown_letters_and_strict_refuses(tmp_path):
     # "first": the line that holds the first such letter (the header is one line above)
     assert got["internal_stop"] == {"count": 1, "records": 1, "letters": "*", "reads_as": "X", "first": f"{fa}:4"}
     assert got["rare"]["first"] == f"{fa}:6" and got["ambiguous"]["first"] == f"{fa}:8"
-    with pytest.raises(InputError, match=rf"{fa}:4:5: record 'p2'.*'\*' refused by --strict"):
+    with pytest.raises(InputError, match=rf"{fa}:4:5: record 'p2'.*'\*' refused by strict=True"):
         read_dataset(fa, labels=labels, strict=True)
 
 
 def test_iter_fasta_strict_and_lenient(tmp_path):
     fa, _ = _proteome(tmp_path)
     assert [r.sequence for r in iter_fasta(fa)][1] == "MKTAXYIAKQR"
-    with pytest.raises(InputError, match="refused by --strict"):
+    with pytest.raises(InputError, match="refused by strict=True"):  # Python's words (--strict: the CLI's)
         list(iter_fasta(fa, strict=True))
 
 

@@ -27,10 +27,15 @@ from phylocl.atomic import atomic_dir, temp_prefix
 from phylocl.errors import InputError
 from phylocl.retrieval.index import build_index
 from phylocl.retrieval.index_io import load_index, load_index_with, save_index, verify_bundle
-from phylocl.workflows.search import _bundle_store
+from phylocl.workflows.search import _open_bundle_store
 from phylocl.workflows.sparse_index_command import build_sparse_index_file
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _store_of(bundle):
+    """A reader of the bundle's stored sequences for load_index_with, as phylocl.workflows.search opens them."""
+    return lambda root, ridx: _open_bundle_store(root, ridx, name=bundle)
 
 
 def _fasta(path: Path, n: int, seed: int) -> Path:
@@ -105,10 +110,10 @@ def test_a_replace_between_two_member_reads_gives_the_new_version_whole(tmp_path
     path = tmp_path / "db.index"
     shutil.copytree(a, path)
     calls = _swap_during(monkeypatch, "_read_rows", path, b)  # after meta.json (of a), before the arrays
-    index, store = load_index_with(path, _bundle_store(path) if kind == "sparse" else None, mmap=None)
+    index, store = load_index_with(path, _store_of(path) if kind == "sparse" else None, mmap=None)
     assert _ids(index) == want_b and len(calls) == 2  # the first read raced the replace: read again, whole
     if kind == "sparse":
-        assert len(store) == index.ntotal and store.residues == load_index_with(b, _bundle_store(b))[1].residues
+        assert len(store) == index.ntotal and store.residues == load_index_with(b, _store_of(b))[1].residues
         assert index.source == str(path) and index.index.source == str(path)  # not a /proc path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # the old one is deleted
 

@@ -241,3 +241,60 @@ def test_resuming_from_a_checkpoint_of_another_architecture_is_one_line(tmp_path
                            needle="does not fit the model of config.yaml")
     assert "size mismatch" in err and "[24, 32] in the checkpoint, [24, 48] in the model" in err
     assert not (b / "checkpoints" / "interrupted.ckpt").exists()
+
+
+_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "compare-small-batch.yaml"
+_PATH_OPTIONS = {  # every path a command takes (cli.py's argparse definitions): LONG stands for the path to refuse
+    "inspect path": ["inspect", "LONG"],
+    "inspect --labels": ["inspect", "s.fa", "--labels", "LONG"],
+    "simulate -o": ["simulate", "--families", "2", "--members", "2", "--length", "5", "-o", "LONG"],
+    "train --config": ["train", "--config", "LONG", "--data", "s.fa", "--out", "t"],
+    "train --data": ["train", "--data", "LONG", "--out", "t"],
+    "train --out": ["train", "--data", "s.fa", "--out", "LONG"],
+    "compare --config": ["compare", "--config", "LONG", "--out", "c"],
+    "compare --out": ["compare", "--config", str(_CONFIG), "--out", "LONG"],
+    "compare --data": ["compare", "--config", str(_CONFIG), "--out", "c", "--data", "LONG"],
+    "embed --fasta": ["embed", "--fasta", "LONG", "--model", "kmer:2", "-o", "e2.npz"],
+    "embed --data": ["embed", "--data", "LONG", "--model", "kmer:2", "-o", "e2.npz"],
+    "embed --labels": ["embed", "--data", "s.fa", "--labels", "LONG", "--model", "kmer:2", "-o", "e2.npz"],
+    "embed -o": ["embed", "--fasta", "s.fa", "--model", "kmer:2", "-o", "LONG"],
+    "embed --model": ["embed", "--fasta", "s.fa", "--model", "LONG", "-o", "e2.npz"],
+    "index --embeddings": ["index", "--embeddings", "LONG", "-o", "i2"],
+    "index --fasta": ["index", "--fasta", "LONG", "--model", "kmer:2", "-o", "i2"],
+    "index --verify": ["index", "--verify", "LONG"],
+    "index -o": ["index", "--embeddings", "e.npz", "-o", "LONG"],
+    "index --model": ["index", "--fasta", "s.fa", "--model", "LONG", "-o", "i2"],
+    "search --query": ["search", "--query", "LONG", "--index", "flat.idx", "-o", "h.tsv"],
+    "search --db": ["search", "--query", "s.fa", "--db", "LONG", "--model", "kmer:2", "-o", "h.tsv"],
+    "search --index": ["search", "--query", "s.fa", "--index", "LONG", "-o", "h.tsv"],
+    "search -o": ["search", "--query", "s.fa", "--index", "flat.idx", "-o", "LONG"],
+    "search --model": ["search", "--query", "s.fa", "--db", "s.fa", "--model", "LONG", "-o", "h.tsv"],
+    "evaluate --data": ["evaluate", "--data", "LONG", "--model", "kmer:2"],
+    "evaluate --labels": ["evaluate", "--data", "s.fa", "--labels", "LONG", "--model", "kmer:2"],
+    "evaluate --db-extra": ["evaluate", "--data", "s.fa", "--labels", "l.tsv", "--db-extra", "LONG", "--model",
+                            "kmer:2"],
+    "evaluate --per-family": ["evaluate", "--data", "s.fa", "--labels", "l.tsv", "--per-family", "LONG", "--model",
+                              "kmer:2"],
+    "evaluate --split-config": ["evaluate", "--data", "s.fa", "--labels", "l.tsv", "--split", "val",
+                                "--split-config", "LONG", "--model", "kmer:2"],
+    "evaluate --model": ["evaluate", "--data", "s.fa", "--labels", "l.tsv", "--model", "LONG"],
+    "diagnose --data": ["diagnose", "--data", "LONG", "--model", "tiny"],
+    "diagnose --labels": ["diagnose", "--data", "s.fa", "--labels", "LONG", "--model", "tiny"],
+    "diagnose -o": ["diagnose", "--data", "s.fa", "--labels", "l.tsv", "-o", "LONG", "--model", "tiny"],
+    "diagnose --model": ["diagnose", "--data", "s.fa", "--labels", "l.tsv", "--model", "LONG"],
+}
+
+
+@pytest.mark.parametrize("case", list(_PATH_OPTIONS))
+def test_a_path_too_long_for_a_file_name_is_one_line(tmp_path, cli, built, monkeypatch, case):
+    """A path with a part over 255 bytes given to any path option: one line naming the path, exit 2, no traceback
+    (the Python API raised a bare OSError for some; test_python_api.py), nothing written."""
+    monkeypatch.chdir(built)
+    long = str(tmp_path / ("x" * 300))
+    argv = [long if a == "LONG" else a for a in _PATH_OPTIONS[case]]
+    if argv[0] not in ("inspect", "simulate", "index") or "--fasta" in argv:
+        argv.append("--quiet")
+    before = sorted(p.name for p in built.iterdir())
+    err = _one_line_exit_2(cli, *argv, needle="file name too long")
+    assert err.startswith(f"phylocl {argv[0]}: error: {long}") and "Traceback" not in err, err
+    assert sorted(p.name for p in built.iterdir()) == before and list(tmp_path.iterdir()) == []

@@ -291,3 +291,31 @@ def test_database_over_the_memory_budget_and_failures_leave_nothing(tmp_path, db
     with pytest.raises(RuntimeError):
         search(query=db, db=db, out="-", model="kmer:2", progress=False)
     assert capsys.readouterr().out == ""  # nothing on stdout either
+
+
+def test_an_index_without_sequences_is_refused_after_the_checks_of_the_model_and_options(tmp_path, db, capsys):
+    """The order of the refusals of ``search --index`` (and Searcher) on a bundle that cannot align (built from
+    embeddings): the model, the queries' alphabet, the cut, the word budget, the strand, the scoring system, and
+    only then the missing sequences. Each run below has every fault from its own on; it is refused for the first."""
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
+    assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "dense")]) == 0
+    dna = tmp_path / "dna.fasta"
+    dna.write_text(">d1\nACGTACGTTAGCATCGATCGATCGTAGCTAGCTAGCATCG\n")
+    faults = [  # (flags, words of its refusal), in the order they are checked
+        (["--model", "kmer:3"], "you are searching with model kmer:3"),
+        (["--query", str(dna)], "looks like DNA"),
+        (["--windows", "50"], "this index holds one row per sequence"),
+        (["--word-budget", "0.5"], "--word-budget needs a sparse index"),
+        (["--strand", "both"], "--strand is for DNA searches"),
+        (["--matrix", "FOO"], "unknown substitution matrix"),
+        ([], "built from embeddings (`phylocl index --embeddings`), which hold no sequences"),
+    ]
+    out = tmp_path / "h.tsv"
+    capsys.readouterr()
+    for i, (_, words) in enumerate(faults):
+        flags = [f for fault, _ in faults[i:] for f in fault]
+        query = [] if "--query" in flags else ["--query", str(db)]
+        assert main(["search", *query, "--index", str(tmp_path / "dense"), "-o", str(out), "--quiet",
+                     *flags]) == 2, words
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1 and not out.exists(), (words, err)

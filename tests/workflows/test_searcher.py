@@ -113,9 +113,9 @@ def test_strict_refuses_rare_letters(bundle):
         Searcher(index=bundle, k=2, threads=1, strict=True).search([("q1", "MKVLUAGW")])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"word_budget": 2.0}, "--word-budget must be in"),
-    ({"align": False, "out_format": "blast6"}, "--format blast6 needs the alignment stage"),
+@pytest.mark.parametrize("kwargs, message", [  # in the keywords' names (they said --word-budget, --format)
+    ({"word_budget": 2.0}, r"^word_budget must be in"),
+    ({"align": False, "out_format": "blast6"}, r"^out_format='blast6' needs the alignment stage; drop align=False$"),
 ])
 def test_bad_options_are_refused(bundle, kwargs, message):
     with pytest.raises(InputError, match=message):
@@ -129,7 +129,7 @@ def test_counts_below_one_are_refused_in_the_apis_own_names(bundle, name):
         Searcher(index=bundle, **{name: 0})
 
 
-def test_an_index_of_an_encoder_of_ones_own_needs_its_path(tmp_path):
+def test_an_index_of_an_encoder_of_ones_own_needs_its_path(tmp_path, capsys):
     """model=None means the index's own model only where phylocl can load it from the name the bundle records
     (kmer:K, shipped models); for a user's encoder the error says so (it said "you are searching with
     default-protein"), and model=PATH searches it."""
@@ -139,8 +139,12 @@ def test_an_index_of_an_encoder_of_ones_own_needs_its_path(tmp_path):
     assert main(["embed", "--fasta", str(db), "--model", str(tmp_path / "tiny"), "-o", str(tmp_path / "e.npz"),
                  "--quiet"]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "d.index")]) == 0
-    with pytest.raises(InputError, match="neither kmer:K nor a shipped model.*--model PATH"):
+    with pytest.raises(InputError, match=r"neither kmer:K nor a shipped model.*\(model='PATH'\)$"):  # Python's words
         Searcher(index=tmp_path / "d.index", k=3, align=False)
+    q = write_fasta(tmp_path / "q.fasta", _queries())
+    assert main(["search", "--query", str(q), "--index", str(tmp_path / "d.index"), "-o", str(tmp_path / "h.tsv"),
+                 "--no-align", "--quiet"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("give the encoder it was built with (--model PATH)")  # the CLI's
     hits = Searcher(index=tmp_path / "d.index", model=str(tmp_path / "tiny"), k=3, align=False).search(_queries())
     assert len(hits) == 30
 
