@@ -280,7 +280,8 @@ def _add_reading_options(p: argparse.ArgumentParser, *, alphabet: bool = True) -
                        help="alphabet of the input sequences (default: detected from the first 256 records)")
     p.add_argument("--strict", action="store_true",
                    help="refuse internal stops (*), rare (U, O) and ambiguous letters (B Z J; IUPAC codes in DNA) "
-                        "instead of reading them as the unknown token X/N")
+                        "instead of reading them as the unknown token X/N (search aligns DNA codes as blastn "
+                        "scores them)")
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, example: str) -> None:

@@ -218,3 +218,23 @@ def test_messages_name_the_python_keywords_and_the_options_on_the_command_line(t
         assert python in said and "--" not in re.sub("`phylocl [^`]*`", "", said), said  # (commands quoted whole)
         with command_line_names():
             assert cli in _message(call)
+
+
+def test_scoring_and_strand_messages_name_python_arguments():
+    # the CLI's wording (--strand, --matrix, --gap-open) is pinned in tests/align/test_strands.py and
+    # tests/workflows/test_search_align.py; a Python caller reads its own keywords
+    from phylocl.align import scoring_system
+    from phylocl.align.strands import check_strand
+    from phylocl.arguments import command_line_names
+    from phylocl.errors import InputError
+
+    with pytest.raises(InputError, match=r"^matrix BLOSUM62 is for protein.*\(matrix is not used\)$"):
+        scoring_system("dna", matrix="BLOSUM62")
+    with pytest.raises(InputError, match=r"^gap costs must be gap_open >= 0 and gap_extend >= 1, got -1 and 1$"):
+        scoring_system("protein", gap_open=-1)
+    with pytest.raises(ValueError, match=r"^strand must be one of plus, both, got 'minus'$"):
+        check_strand("minus", "dna")
+    with pytest.raises(ValueError, match=r"^strand is for DNA searches"):
+        check_strand("both", "protein")
+    with command_line_names(), pytest.raises(InputError, match=r"^gap costs must be --gap-open >= 0 and --gap-extend"):
+        scoring_system("protein", gap_open=-1)

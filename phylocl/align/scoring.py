@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from phylocl.arguments import option
 from phylocl.errors import InputError
 
 __all__ = [
@@ -353,11 +354,12 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
     gap_open = d_open if gap_open is None else int(gap_open)
     gap_extend = d_extend if gap_extend is None else int(gap_extend)
     if gap_open < 0 or gap_extend < 1:
-        raise InputError(f"gap costs must be --gap-open >= 0 and --gap-extend >= 1, got {gap_open} and {gap_extend}")
+        raise InputError(f"gap costs must be {option('gap_open')} >= 0 and {option('gap_extend')} >= 1, got {gap_open} "
+                         f"and {gap_extend}")
     if alphabet == "dna":
         if matrix is not None and matrix.upper() not in ("BLASTN-2-3", "BLASTN"):
-            raise InputError(f"--matrix {matrix} is for protein; DNA is scored with BLASTN's +2/-3 (--matrix is "
-                             "not used)")
+            raise InputError(f"{option('matrix')} {matrix} is for protein; DNA is scored with BLASTN's +2/-3 "
+                             f"({option('matrix')} is not used)")
         name, letters, scores, table = d_matrix, DNA_LETTERS, _dna_matrix(), DNA_PARAMS
     else:
         name, scores = _protein_matrix(matrix or d_matrix)

@@ -31,6 +31,7 @@ from phylocl.align.aligner import HIT_DTYPES, AlignedHits, align_candidates, sta
 from phylocl.align.scoring import DNA_BASES, DNA_LETTERS, ScoringSystem
 from phylocl.align.sequences import clean_sequence
 from phylocl.align.traceback import AlignmentSummary
+from phylocl.arguments import option
 
 __all__ = ["STRANDS", "StrandedHits", "align_strands", "check_strand", "minus_coordinates", "reverse_complement"]
 
@@ -53,9 +54,10 @@ def check_strand(strand: str, alphabet: str, *, explicit: bool = True) -> str:
     """``strand`` checked for ``alphabet`` (``ValueError``, one line): ``plus`` or ``both``; protein has one strand,
     so an explicit ``strand`` is refused there."""
     if strand not in STRANDS:
-        raise ValueError(f"--strand must be one of {', '.join(STRANDS)}, got {strand!r}")
+        raise ValueError(f"{option('strand')} must be one of {', '.join(STRANDS)}, got {strand!r}")
     if alphabet != "dna" and explicit:
-        raise ValueError(f"--strand is for DNA searches; {alphabet} sequences have one strand (drop --strand)")
+        raise ValueError(f"{option('strand')} is for DNA searches; {alphabet} sequences have one strand (drop "
+                         f"{option('strand')})")
     return strand if alphabet == "dna" else "plus"
 
 
