@@ -4,6 +4,7 @@ in the docstrings run as written (with tiny stand-ins for the data they leave un
 from __future__ import annotations
 
 import inspect
+import io
 import pathlib
 import re
 import textwrap
@@ -154,6 +155,23 @@ def test_a_path_too_long_for_a_file_name_is_an_input_error_naming_the_argument(t
     long = str(tmp_path / LONG)
     with pytest.raises(phylocl.InputError) as err:
         call(long, real)
+    assert err.value.path == long
+    assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
+
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda index, long: phylocl.Searcher(index=index, model=long), "model"),
+    (lambda index, long: phylocl.Searcher(index=index, model=pathlib.Path(long)), "model"),
+    (lambda index, long: phylocl.Searcher(index=index).search(pathlib.Path(long)), "queries"),
+    (lambda index, long: phylocl.Searcher(index=index).write(pathlib.Path(long), io.StringIO()), "queries"),
+])
+def test_a_too_long_model_or_queries_path_is_an_input_error_naming_the_argument(index, call, name):
+    """model= raised OSError('File name too long: ... -> None') from resolve_model's stat, inside the bundle's
+    read; a queries Path raised it from the FASTA reader."""
+    long = str(index.parent / LONG)
+    with pytest.raises(phylocl.InputError) as err:
+        call(index, long)
     assert err.value.path == long
     assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
 

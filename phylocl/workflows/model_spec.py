@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from phylocl.arguments import option, setting
+from phylocl.arguments import option, setting, usable_path
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
@@ -235,7 +235,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
                                  sparse_only=sparse_only)
         embedder.default_choice = choice
         return embedder
-    path = Path(spec).expanduser()
+    path = usable_path("model", spec)  # a name too long for a file: InputError naming model, not OSError
     if path.exists():
         return _load_encoder_file(path, spec, device, precision, overlap, sparse_only)
     if spec in shipped:

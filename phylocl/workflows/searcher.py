@@ -91,8 +91,8 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
 
-    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` path too
-    long for a file name, a bundle without stored sequences when aligning, or options no search can use (``k``
+    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` or ``model``
+    path too long for a file name (a queries ``Path`` too, when searched), a bundle without stored sequences when aligning, or options no search can use (``k``
     larger than the database is fine: every sequence is a candidate); ``TypeError`` for an ``index`` that is not
     a path, ``ValueError`` for ``k``, ``candidates``, ``threads``, ``batch_size`` or ``buffer_size`` that are
     not whole numbers >= 1.
@@ -276,7 +276,8 @@ def _pairs(queries):
     if isinstance(queries, Mapping):
         return queries.items()
     if isinstance(queries, os.PathLike):
-        return ((r.id, r.sequence) for r in parse_fasta(Path(queries).expanduser()))
+        path = usable_path("queries", queries)  # a name too long for a file: InputError, not OSError
+        return ((r.id, r.sequence) for r in parse_fasta(path))
     if not isinstance(queries, Iterable):
         raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
                          f"{type(queries).__name__}", path=QUERIES)
