@@ -71,7 +71,9 @@ def _columns(out_format: str) -> tuple[tuple[str, type], ...]:
         return COLUMNS[out_format]
     from phylocl.align.blast6 import FIELDS, parse_format
 
-    _, names = parse_format(out_format)
+    kind, names = parse_format(out_format)
+    if kind == "tsv":  # " tsv" or "tsv," as parse_format reads them: the columns of tsv, not none
+        return COLUMNS["tsv"]
     return tuple((name, FIELDS[name]) for name in names)
 
 

@@ -77,6 +77,16 @@ def test_search_returns_typed_rows_of_the_written_columns(bundle):
     assert searcher.search([]) == []
 
 
+
+@pytest.mark.parametrize("out_format", [" tsv", "tsv,", "tsv\n"])
+def test_a_spaced_tsv_format_gives_tsvs_columns(bundle, out_format):
+    """parse_format reads " tsv" as tsv (the stage wrote TSV), but Searcher.columns was empty and search() gave
+    [{}, {}, ...]."""
+    with Searcher(index=bundle, k=2, out_format=out_format) as searcher:
+        assert searcher.columns == phylocl.workflows.searcher.COLUMNS["tsv"]
+        hits = searcher.search(_queries()[:1])
+    assert len(hits) == 2 and hits[0]["query"] == "q0" and hits[0]["rank"] == 1
+
 def test_a_query_named_as_a_database_sequence_does_not_hit_it(bundle):
     rec = _records()[7]
     hits = Searcher(index=bundle, k=4, threads=1).search([rec])
