@@ -287,7 +287,7 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
         raise InputError(f"{option('out_format')}: {err}") from None
     if not align:
         if kind != "tsv":
-            raise InputError(f"{setting('out_format', 'blast6')} needs the alignment stage; drop "
+            raise InputError(f"{setting('out_format', out_format)} needs the alignment stage; drop "
                              f"{setting('align', False)}")
         return
     if candidates < 1:
