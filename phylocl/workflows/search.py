@@ -383,8 +383,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     elif stdout is None and sys.stdout is None:  # `phylocl search ... -o - >&-`: Python then has no sys.stdout
         raise InputError("-o -: standard output is closed; give an output file instead")
     same = db is not None and same_file(query, db)
-    # each input is opened once (pipes work); DNA ambiguity codes stay for the aligner (the embedding reads N)
-    queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=True)
+    # each input is opened once (pipes work); DNA ambiguity codes stay for the aligner (the embedding reads N;
+    # without alignment they are read as N, which ranks the same, and the note says so)
+    queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=align)
     db_x = letters = db_seqs = stage = None
     if index is not None:
         ridx, embedder, windows, strand, stage = open_index(
@@ -401,7 +402,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict,
-                                                                keep_ambiguous=True), embedder)
+                                                                keep_ambiguous=align), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
             from phylocl.align import scoring_system

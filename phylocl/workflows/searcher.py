@@ -234,7 +234,8 @@ class Searcher:
         alphabet) and cleaned as FASTA records are."""
         from phylocl.data.fasta import looks_like_protein, nucleotide_fraction, strip_gaps
 
-        alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict, keep_ambiguous=True)
+        alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict,
+                                                                 keep_ambiguous=self.stage is not None)
         out, seen = [], set()
         for n, pair in enumerate(_pairs(queries), start=1):
             if isinstance(pair, (str, bytes)):  # a 2-letter string would unpack as an id and a 1-letter sequence
