@@ -186,6 +186,16 @@ def embeddings_index(tmp_path):
     return tmp_path / "dense"
 
 
+def test_the_refusal_of_an_embeddings_index_points_python_to_what_aligns(embeddings_index):
+    """It pointed to `phylocl index --fasta DB.fasta` alone, which refuses the models with dense rows that such
+    bundles are built for (docs/retrieval.md); `phylocl search --db` aligns with any model."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=embeddings_index)
+    assert ("cannot be aligned: open it with align=False, or search the FASTA with `phylocl search --db DB.fasta`, "
+            "which aligns") in err.value.message
+    assert "--no-align" not in err.value.message
+
+
 def _message(call) -> str:
     with pytest.raises((phylocl.InputError, ValueError)) as err:
         call()

@@ -223,8 +223,9 @@ def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
 
     if ridx.kind not in SPARSE_KINDS and not (Path(bundle) / SEQUENCES_FILE).is_file():
         way = ("search the FASTA with --db DB.fasta (which aligns), or this index with --no-align" if on_command_line()
-               else "open it with align=False, or index the FASTA with `phylocl index --fasta DB.fasta` (which stores "
-               "the sequences)")  # a Searcher has no db
+               else "open it with align=False, or search the FASTA with `phylocl search --db DB.fasta`, which aligns "
+               "(`phylocl index --fasta` stores the sequences, for kmer:K and k-mer profile models only)")  # a
+        # Searcher has no db; `index --fasta` refuses models with dense rows (gMLP, transformer, sketches)
         raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
                          f"sequences, so its hits cannot be aligned: {way}", path=name)
     return open_store(bundle, ntotal=ridx.ntotal, letters=letters, name=name)
