@@ -196,6 +196,20 @@ def test_the_refusal_of_an_embeddings_index_points_python_to_what_aligns(embeddi
     assert "--no-align" not in err.value.message
 
 
+def test_an_untrained_architecture_is_refused_with_the_training_command_whole(index, capsys):
+    """The example '(e.g. --set model.name=gmlp-tiny)' followed the baseline's model='kmer:3', as if it were how to
+    pass that; it belongs to the training command."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=index, model="gmlp-tiny")
+    assert ("untrained architecture, not a model with weights; train one with `phylocl train --out DIR --set "
+            "model.name=gmlp-tiny` and pass model='DIR', or use the baseline model='kmer:3'; shipped models"
+            ) in err.value.message
+    (index.parent / "q.fa").write_text(">q\nMKVLAAGIWK\n")
+    assert main(["search", "--query", "q.fa", "--index", str(index), "--model", "gmlp-tiny", "-o", "h.tsv"]) == 2
+    assert ("train one with `phylocl train --out DIR --set model.name=gmlp-tiny` and pass --model DIR, or use the "
+            "baseline --model kmer:3; shipped models") in capsys.readouterr().err
+
+
 def _message(call) -> str:
     with pytest.raises((phylocl.InputError, ValueError)) as err:
         call()
