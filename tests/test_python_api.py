@@ -210,6 +210,19 @@ def test_an_untrained_architecture_is_refused_with_the_training_command_whole(in
             "baseline --model kmer:3; shipped models") in capsys.readouterr().err
 
 
+def test_a_word_budget_on_a_dense_index_names_what_each_caller_can_use(embeddings_index, capsys):
+    """Python callers were told 'or db with a k-mer profile model': a Searcher has no db."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=embeddings_index, word_budget=0.5, align=False)
+    assert err.value.message.endswith("word_budget needs a sparse index of k-mer profile rows (an index of "
+                                      "`phylocl index --fasta`)")
+    fasta = embeddings_index.parent / "db.fasta"
+    assert main(["search", "--query", str(fasta), "--index", str(embeddings_index), "--word-budget", "0.5",
+                 "--no-align", "-o", str(embeddings_index.parent / "h.tsv")]) == 2
+    assert ("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or --db with a "
+            "k-mer profile model)") in capsys.readouterr().err
+
+
 def _message(call) -> str:
     with pytest.raises((phylocl.InputError, ValueError)) as err:
         call()

@@ -453,8 +453,9 @@ def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -
     except ValueError:
         raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows (`phylocl index "
-                         f"--fasta`, or {option('db')} with a k-mer profile model)", path=path)
+        way = "`phylocl index --fasta`, or --db with a k-mer profile model" if on_command_line() else \
+            "an index of `phylocl index --fasta`"  # a Searcher has no db
+        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows ({way})", path=path)
 
 
 @contextlib.contextmanager
