@@ -29,6 +29,7 @@ import errno
 import math
 import numbers
 import os
+import shlex
 from pathlib import Path
 
 from phylocl.errors import InputError
@@ -122,13 +123,14 @@ def option(name: str) -> str:
 
 def setting(name: str, value) -> str:
     """The argument ``name`` given ``value``, as a message suggests it: ``threads=1`` / ``out_format='tsv'``, or
-    inside :func:`command_line_names` ``--threads 1`` / ``--format tsv``; a bool option of the command line is its
-    flag alone (``setting("align", False)``: ``--no-align``)."""
+    inside :func:`command_line_names` ``--threads 1`` / ``--format tsv`` (quoted as a shell takes it: ``--format
+    '6 qseqid sseqid'``); a bool option of the command line is its flag alone (``setting("align", False)``:
+    ``--no-align``)."""
     if not _command_line:
         return f"{name}={value!r}"
     if isinstance(value, bool):
         return option(name) if value else f"--no-{name.replace('_', '-')}"
-    return f"{option(name)} {value}"
+    return f"{option(name)} {shlex.quote(str(value))}"  # --format '6 qseqid sseqid' as a shell takes it
 
 
 def on_command_line() -> bool:

@@ -231,7 +231,9 @@ def _real_names(err: BaseException, root: Path, path: Path) -> BaseException:
         err.message, err.path = shown_as(err.message, root, path), shown_as(err.path, root, path)
         err.args = (err._format(),)
     elif isinstance(err, OSError):
-        err.filename, err.filename2 = shown_as(err.filename, root, path), shown_as(err.filename2, root, path)
+        err.filename = shown_as(err.filename, root, path)
+        if err.filename2 is not None:  # assigning None would make str(err) end in " -> None"
+            err.filename2 = shown_as(err.filename2, root, path)
     return err
 
 

@@ -81,6 +81,8 @@ def test_arguments_are_named_as_keywords_or_as_the_commands_options():
             "--threads", "--filter-pvalue", "-k", "--format", "--window-overlap"]
         assert setting("out_format", "tsv") == "--format tsv" and setting("align", False) == "--no-align"
         assert setting("strict", True) == "--strict" and setting("device", "cpu") == "--device cpu"
+        assert setting("out_format", "6 qseqid sseqid") == "--format '6 qseqid sseqid'"  # as a shell takes it
+        assert setting("model", "kmer:3") == "--model kmer:3"
     with pytest.raises(RuntimeError), command_line_names():  # left on an error too
         raise RuntimeError
     assert not on_command_line() and option("word_budget") == "word_budget"

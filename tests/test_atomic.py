@@ -195,3 +195,19 @@ def test_running_out_of_file_descriptors_is_not_blamed_on_the_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporaries left
     words = os_error_message(OSError(errno.EMFILE, "Too many open files"))
     assert "ulimit -n" in words and "too low" in words
+
+
+def test_an_os_error_inside_read_dir_keeps_one_file_name(tmp_path):
+    """read_dir renamed an OSError's files to the user's paths, and setting filename2 = None made str(err) end in
+    ' -> None'."""
+    from phylocl.atomic import read_dir
+
+    (tmp_path / "d").mkdir()
+
+    def read(root):
+        raise FileNotFoundError(2, "No such file or directory", str(root / "x"))
+
+    with pytest.raises(FileNotFoundError) as err:
+        read_dir(tmp_path / "d", read)
+    assert err.value.filename == str(tmp_path / "d" / "x")
+    assert str(err.value) == f"[Errno 2] No such file or directory: '{tmp_path / 'd' / 'x'}'"

@@ -4,6 +4,7 @@ in the docstrings run as written (with tiny stand-ins for the data they leave un
 from __future__ import annotations
 
 import inspect
+import io
 import pathlib
 import re
 import textwrap
@@ -158,6 +159,23 @@ def test_a_path_too_long_for_a_file_name_is_an_input_error_naming_the_argument(t
     assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
 
 
+
+@pytest.mark.parametrize("call, name", [
+    (lambda index, long: phylocl.Searcher(index=index, model=long), "model"),
+    (lambda index, long: phylocl.Searcher(index=index, model=pathlib.Path(long)), "model"),
+    (lambda index, long: phylocl.Searcher(index=index).search(pathlib.Path(long)), "queries"),
+    (lambda index, long: phylocl.Searcher(index=index).write(pathlib.Path(long), io.StringIO()), "queries"),
+])
+def test_a_too_long_model_or_queries_path_is_an_input_error_naming_the_argument(index, call, name):
+    """model= raised OSError('File name too long: ... -> None') from resolve_model's stat, inside the bundle's
+    read; a queries Path raised it from the FASTA reader."""
+    long = str(index.parent / LONG)
+    with pytest.raises(phylocl.InputError) as err:
+        call(index, long)
+    assert err.value.path == long
+    assert err.value.message.startswith(f"{name}: file name too long: one part of it is 300 bytes long"), err.value
+
+
 @pytest.fixture
 def embeddings_index(tmp_path):
     """An index built from embeddings (no stored sequences) and a FASTA file of its sequences."""
@@ -166,6 +184,43 @@ def embeddings_index(tmp_path):
     assert main(["embed", "--fasta", str(fasta), "--model", "kmer:2", "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "dense")]) == 0
     return tmp_path / "dense"
+
+
+def test_the_refusal_of_an_embeddings_index_points_python_to_what_aligns(embeddings_index):
+    """It pointed to `phylocl index --fasta DB.fasta` alone, which refuses the models with dense rows that such
+    bundles are built for (docs/retrieval.md); `phylocl search --db` aligns with any model."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=embeddings_index)
+    assert ("cannot be aligned: open it with align=False, or search the FASTA with `phylocl search --db DB.fasta`, "
+            "which aligns") in err.value.message
+    assert "--no-align" not in err.value.message
+
+
+def test_an_untrained_architecture_is_refused_with_the_training_command_whole(index, capsys):
+    """The example '(e.g. --set model.name=gmlp-tiny)' followed the baseline's model='kmer:3', as if it were how to
+    pass that; it belongs to the training command."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=index, model="gmlp-tiny")
+    assert ("untrained architecture, not a model with weights; train one with `phylocl train --out DIR --set "
+            "model.name=gmlp-tiny` and pass model='DIR', or use the baseline model='kmer:3'; shipped models"
+            ) in err.value.message
+    (index.parent / "q.fa").write_text(">q\nMKVLAAGIWK\n")
+    assert main(["search", "--query", "q.fa", "--index", str(index), "--model", "gmlp-tiny", "-o", "h.tsv"]) == 2
+    assert ("train one with `phylocl train --out DIR --set model.name=gmlp-tiny` and pass --model DIR, or use the "
+            "baseline --model kmer:3; shipped models") in capsys.readouterr().err
+
+
+def test_a_word_budget_on_a_dense_index_names_what_each_caller_can_use(embeddings_index, capsys):
+    """Python callers were told 'or db with a k-mer profile model': a Searcher has no db."""
+    with pytest.raises(phylocl.InputError) as err:
+        phylocl.Searcher(index=embeddings_index, word_budget=0.5, align=False)
+    assert err.value.message.endswith("word_budget needs a sparse index of k-mer profile rows (an index of "
+                                      "`phylocl index --fasta`)")
+    fasta = embeddings_index.parent / "db.fasta"
+    assert main(["search", "--query", str(fasta), "--index", str(embeddings_index), "--word-budget", "0.5",
+                 "--no-align", "-o", str(embeddings_index.parent / "h.tsv")]) == 2
+    assert ("--word-budget needs a sparse index of k-mer profile rows (`phylocl index --fasta`, or --db with a "
+            "k-mer profile model)") in capsys.readouterr().err
 
 
 def _message(call) -> str:

@@ -122,8 +122,11 @@ class LetterReport:
                 msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
             else:
                 strict = setting("strict", True)  # --strict, or strict=True
+                how = f"read as {alphabet.unknown}"
+                if self.keep_ambiguous and alphabet.name == "dna":  # the codes are kept (module doc)
+                    how += " by the embedding and are scored as blastn scores them by the alignment"
                 msg = (f"letter(s) {letters!r} refused by {strict} (first at position {pos + 1}); without {strict} "
-                       f"they read as {alphabet.unknown}")
+                       f"they {how}")
             raise InputError(f"record {record_id!r}: {msg}", path=path, line=at, column=column)
         for kind in {kinds[c] for c in counts}:
             mine = [c for c in counts if kinds[c] == kind]

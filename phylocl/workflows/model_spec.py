@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from phylocl.arguments import option, setting
+from phylocl.arguments import option, setting, usable_path
 from phylocl.data.alphabet import Alphabet, get_alphabet
 from phylocl.errors import InputError
 from phylocl.sparse_rows import SparseRows
@@ -41,10 +41,12 @@ __all__ = ["ResolvedModel", "Embedder", "resolve_model", "default_model", "shipp
 PRECISIONS = ("fp32", "bf16", "int8")  # as phylocl.models.inference.PRECISIONS (not imported: torch stays lazy here)
 
 
-def _train_hint() -> str:
-    """Where a model comes from, in the caller's words (``--model DIR`` / ``model='DIR'``)."""
-    return (f"train one with `phylocl train --out DIR` and pass {setting('model', 'DIR')}, or use the baseline "
-            f"{setting('model', 'kmer:3')}")
+def _train_hint(architecture: str | None = None) -> str:
+    """Where a model comes from, in the caller's words (``--model DIR`` / ``model='DIR'``); ``architecture``: the
+    registered one to train (``phylocl train --set model.name=...``)."""
+    arch = f" --set model.name={architecture}" if architecture else ""
+    return (f"train one with `phylocl train --out DIR{arch}` and pass {setting('model', 'DIR')}, or use the "
+            f"baseline {setting('model', 'kmer:3')}")
 
 
 def shipped_models() -> list[str]:
@@ -235,7 +237,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
                                  sparse_only=sparse_only)
         embedder.default_choice = choice
         return embedder
-    path = Path(spec).expanduser()
+    path = usable_path("model", spec)  # a name too long for a file: InputError naming model, not OSError
     if path.exists():
         return _load_encoder_file(path, spec, device, precision, overlap, sparse_only)
     if spec in shipped:
@@ -243,7 +245,7 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.models.registry import list_models
 
     if spec in list_models():
-        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; " + _train_hint()
-                         + f" (e.g. --set model.name={spec}); {listing}")
+        raise InputError(f"{spec!r} is an untrained architecture, not a model with weights; "
+                         f"{_train_hint(spec)}; {listing}")
     raise InputError(f"unknown model {spec!r}: not kmer:K, not an existing encoder file or directory, and not a "
                      f"shipped model ({listing}); " + _train_hint())

@@ -223,8 +223,9 @@ def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
 
     if ridx.kind not in SPARSE_KINDS and not (Path(bundle) / SEQUENCES_FILE).is_file():
         way = ("search the FASTA with --db DB.fasta (which aligns), or this index with --no-align" if on_command_line()
-               else "open it with align=False, or index the FASTA with `phylocl index --fasta DB.fasta` (which stores "
-               "the sequences)")  # a Searcher has no db
+               else "open it with align=False, or search the FASTA with `phylocl search --db DB.fasta`, which aligns "
+               "(`phylocl index --fasta` stores the sequences, for kmer:K and k-mer profile models only)")  # a
+        # Searcher has no db; `index --fasta` refuses models with dense rows (gMLP, transformer, sketches)
         raise InputError("this index was built from embeddings (`phylocl index --embeddings`), which hold no "
                          f"sequences, so its hits cannot be aligned: {way}", path=name)
     return open_store(bundle, ntotal=ridx.ntotal, letters=letters, name=name)
@@ -287,7 +288,7 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
         raise InputError(f"{option('out_format')}: {err}") from None
     if not align:
         if kind != "tsv":
-            raise InputError(f"{setting('out_format', 'blast6')} needs the alignment stage; drop "
+            raise InputError(f"{setting('out_format', out_format)} needs the alignment stage; drop "
                              f"{setting('align', False)}")
         return
     if candidates < 1:
@@ -383,8 +384,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     elif stdout is None and sys.stdout is None:  # `phylocl search ... -o - >&-`: Python then has no sys.stdout
         raise InputError("-o -: standard output is closed; give an output file instead")
     same = db is not None and same_file(query, db)
-    # each input is opened once (pipes work); DNA ambiguity codes stay for the aligner (the embedding reads N)
-    queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=True)
+    # each input is opened once (pipes work); DNA ambiguity codes stay for the aligner (the embedding reads N;
+    # without alignment they are read as N, which ranks the same, and the note says so)
+    queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=align)
     db_x = letters = db_seqs = stage = None
     if index is not None:
         ridx, embedder, windows, strand, stage = open_index(
@@ -401,7 +403,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict,
-                                                                keep_ambiguous=True), embedder)
+                                                                keep_ambiguous=align), embedder)
         bind_stream(queries, embedder)
         if align:  # refuse bad scoring options before the database is embedded
             from phylocl.align import scoring_system
@@ -451,8 +453,9 @@ def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -
     except ValueError:
         raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {budget}") from None
     if not sparse:
-        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows (`phylocl index "
-                         f"--fasta`, or {option('db')} with a k-mer profile model)", path=path)
+        way = "`phylocl index --fasta`, or --db with a k-mer profile model" if on_command_line() else \
+            "an index of `phylocl index --fasta`"  # a Searcher has no db
+        raise InputError(f"{option('word_budget')} needs a sparse index of k-mer profile rows ({way})", path=path)
 
 
 @contextlib.contextmanager

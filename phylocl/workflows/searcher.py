@@ -71,7 +71,9 @@ def _columns(out_format: str) -> tuple[tuple[str, type], ...]:
         return COLUMNS[out_format]
     from phylocl.align.blast6 import FIELDS, parse_format
 
-    _, names = parse_format(out_format)
+    kind, names = parse_format(out_format)
+    if kind == "tsv":  # " tsv" or "tsv," as parse_format reads them: the columns of tsv, not none
+        return COLUMNS["tsv"]
     return tuple((name, FIELDS[name]) for name in names)
 
 
@@ -91,8 +93,8 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
 
-    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` path too
-    long for a file name, a bundle without stored sequences when aligning, or options no search can use (``k``
+    Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` or ``model``
+    path too long for a file name (a queries ``Path`` too, when searched), a bundle without stored sequences when aligning, or options no search can use (``k``
     larger than the database is fine: every sequence is a candidate); ``TypeError`` for an ``index`` that is not
     a path, ``ValueError`` for ``k``, ``candidates``, ``threads``, ``batch_size`` or ``buffer_size`` that are
     not whole numbers >= 1.
@@ -232,7 +234,8 @@ class Searcher:
         alphabet) and cleaned as FASTA records are."""
         from phylocl.data.fasta import looks_like_protein, nucleotide_fraction, strip_gaps
 
-        alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict, keep_ambiguous=True)
+        alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict,
+                                                                 keep_ambiguous=self.stage is not None)
         out, seen = [], set()
         for n, pair in enumerate(_pairs(queries), start=1):
             if isinstance(pair, (str, bytes)):  # a 2-letter string would unpack as an id and a 1-letter sequence
@@ -276,7 +279,8 @@ def _pairs(queries):
     if isinstance(queries, Mapping):
         return queries.items()
     if isinstance(queries, os.PathLike):
-        return ((r.id, r.sequence) for r in parse_fasta(Path(queries).expanduser()))
+        path = usable_path("queries", queries)  # a name too long for a file: InputError, not OSError
+        return ((r.id, r.sequence) for r in parse_fasta(path))
     if not isinstance(queries, Iterable):
         raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
                          f"{type(queries).__name__}", path=QUERIES)

@@ -218,3 +218,28 @@ def test_search_keeps_the_codes_for_the_aligner_and_the_embedding_reads_n(tmp_pa
                                                                    for t, _, b, _ in zip(*ref.query(0))]
     assert got[0]["target"] == recs[0][0] and sorted((h["target"], f"{h['bitscore']:.1f}") for h in got[1:]) == [
         (t, b) for q, t, b in want if q == recs[0][0]]
+
+
+def test_notes_and_strict_refusals_say_where_the_codes_are_aligned(tmp_path, capsys):
+    """Without alignment the note said the codes are 'scored as blastn scores them by the alignment' (there is
+    none); --strict said 'without --strict they read as N' where search aligns them as written."""
+    from phylocl.errors import InputError
+    from phylocl.workflows.searcher import Searcher
+
+    fa = _fasta(tmp_path / "d.fa", [("a", "ACGTACGTRACGTACGTACGTAAC"), ("b", "ACGTACGTAACGTACGTACGTAAC")])
+    common = ["search", "--model", "kmer:4", "--query", str(fa), "--db", str(fa), "-k", "1"]
+    assert main([*common, "--no-align", "-o", str(tmp_path / "n.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "1 ambiguity code (R) in 1 record read as N; first at" in err and "alignment" not in err
+    assert main([*common, "-o", str(tmp_path / "a.tsv")]) == 0
+    assert "read as N by the embedding, scored as blastn scores them by the alignment" in capsys.readouterr().err
+    assert main([*common, "--strict", "-o", str(tmp_path / "s.tsv")]) == 2
+    assert ("refused by --strict (first at position 9); without --strict they read as N by the embedding and are "
+            "scored as blastn scores them by the alignment") in capsys.readouterr().err
+    assert main(["index", "--fasta", str(fa), "--model", "kmer:4", "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+    with pytest.raises(InputError, match="refused by strict=True .*; without strict=True they read as N by the "
+                                         "embedding and are scored"):
+        Searcher(index=tmp_path / "ix", strict=True).search([("q", "ACGTACGTRACGTACGTACG")])
+    with pytest.raises(InputError, match=r"refused by strict=True \(first at position 9\); without strict=True "
+                                         r"they read as N$"):
+        Searcher(index=tmp_path / "ix", strict=True, align=False).search([("q", "ACGTACGTRACGTACGTACG")])

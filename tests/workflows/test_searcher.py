@@ -77,6 +77,27 @@ def test_search_returns_typed_rows_of_the_written_columns(bundle):
     assert searcher.search([]) == []
 
 
+
+@pytest.mark.parametrize("out_format", [" tsv", "tsv,", "tsv\n"])
+def test_a_spaced_tsv_format_gives_tsvs_columns(bundle, out_format):
+    """parse_format reads " tsv" as tsv (the stage wrote TSV), but Searcher.columns was empty and search() gave
+    [{}, {}, ...]."""
+    with Searcher(index=bundle, k=2, out_format=out_format) as searcher:
+        assert searcher.columns == phylocl.workflows.searcher.COLUMNS["tsv"]
+        hits = searcher.search(_queries()[:1])
+    assert len(hits) == 2 and hits[0]["query"] == "q0" and hits[0]["rank"] == 1
+
+
+def test_a_tabular_format_without_alignment_is_refused_naming_the_format_given(tmp_path, bundle, capsys):
+    """The refusal named out_format='blast6' / --format blast6 whatever tabular format was given."""
+    with pytest.raises(InputError, match=r"^out_format='6 qseqid sseqid' needs the alignment stage; drop align=False"):
+        Searcher(index=bundle, out_format="6 qseqid sseqid", align=False)
+    q = write_fasta(tmp_path / "q.fasta", _queries()[:1])
+    assert main(["search", "--query", str(q), "--index", str(bundle), "-o", str(tmp_path / "h"), "--no-align",
+                 "--format", "6 qseqid sseqid"]) == 2
+    assert ("error: --format '6 qseqid sseqid' needs the alignment stage; drop --no-align"
+            in capsys.readouterr().err)
+
 def test_a_query_named_as_a_database_sequence_does_not_hit_it(bundle):
     rec = _records()[7]
     hits = Searcher(index=bundle, k=4, threads=1).search([rec])
