@@ -237,34 +237,44 @@ class Searcher:
         alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict,
                                                                  keep_ambiguous=self.stage is not None)
         out, seen = [], set()
+        source = _source(queries)  # a FASTA Path: its records' (line, layout), so that errors name file:line
         for n, pair in enumerate(_pairs(queries), start=1):
+            where, line, layout = QUERIES, n, None
+            if source is not None:
+                pair, (where, line, layout) = pair[:2], pair[2]
             if isinstance(pair, (str, bytes)):  # a 2-letter string would unpack as an id and a 1-letter sequence
                 raise InputError(f"query {n}: expected an (id, sequence) pair, got {type(pair).__name__} "
                                  f"{pair[:20]!r}; give ids, e.g. list(enumerate(sequences)) or {{id: sequence}}",
-                                 path=QUERIES)
+                                 path=where)
             try:
                 qid, seq = pair
             except (TypeError, ValueError):
                 raise InputError(f"query {n}: expected an (id, sequence) pair, got {type(pair).__name__}",
-                                 path=QUERIES) from None
+                                 path=where) from None
             if not isinstance(seq, str):  # str(None) would be the protein "NONE", str(b"MKV") "b'MKV'"
-                raise InputError(f"query {n}: the sequence is a {type(seq).__name__}, not a str", path=QUERIES)
+                raise InputError(f"query {n}: the sequence is a {type(seq).__name__}, not a str", path=where)
             qid = str(qid)
             if not qid or qid.split() != [qid]:
-                raise InputError(f"query {n}: the id {qid!r} is empty or holds whitespace", path=QUERIES)
+                raise InputError(f"query {n}: the id {qid!r} is empty or holds whitespace", path=where)
             if qid in seen:
-                raise InputError(f"duplicate query id {qid!r}", path=QUERIES)
+                raise InputError(f"duplicate query id {qid!r}", path=where, line=line if source is not None else None)
             seen.add(qid)
             seq = strip_gaps("".join(seq.split()))  # as FASTA records are cleaned
             if not seq:
-                raise InputError(f"query {qid!r} has no sequence", path=QUERIES)
+                raise InputError(f"query {qid!r} has no sequence", path=where, line=line if source is not None else None)
             if alphabet.name == "protein" and nucleotide_fraction(seq) >= 0.9 or (
                     alphabet.name == "dna" and looks_like_protein(seq)):
                 other, mine = ("DNA", "protein") if alphabet.name == "protein" else ("protein", "DNA")
                 raise InputError(f"query {qid!r} looks like {other}, but the index was built for {mine} sequences",
-                                 path=QUERIES)
-            out.append(_Record(qid, report.clean(seq, alphabet, path=QUERIES, line=n, record_id=qid)))
+                                 path=where, line=line if source is not None else None)
+            out.append(_Record(qid, report.clean(seq, alphabet, path=where, line=line, record_id=qid,
+                                                 layout=layout)))
         return out
+
+
+def _source(queries) -> Path | None:
+    """The FASTA file ``queries`` names (a ``Path``), else ``None``."""
+    return Path(queries) if isinstance(queries, os.PathLike) else None
 
 
 def _pairs(queries):
@@ -280,7 +290,7 @@ def _pairs(queries):
         return queries.items()
     if isinstance(queries, os.PathLike):
         path = usable_path("queries", queries)  # a name too long for a file: InputError, not OSError
-        return ((r.id, r.sequence) for r in parse_fasta(path))
+        return ((r.id, r.sequence, (path, r.line, r.layout)) for r in parse_fasta(path))
     if not isinstance(queries, Iterable):
         raise InputError(f"queries must be (id, sequence) pairs, a {{id: sequence}} dict or a FASTA file's Path, got "
                          f"{type(queries).__name__}", path=QUERIES)

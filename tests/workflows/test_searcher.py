@@ -197,3 +197,18 @@ def test_dna_searches_both_strands_as_the_cli(tmp_path):
     assert buf.getvalue().splitlines() == want
     minus = [h for h in hits if h["qseqid"] == "qminus"]
     assert minus[0]["sseqid"].startswith("d1_") and minus[0]["sstart"] > minus[0]["send"]  # a minus-strand hit
+
+
+def test_a_fasta_paths_bad_record_is_named_by_file_and_line(tmp_path, bundle):
+    # a FASTA file given as a Path: its errors name the file and the line, as phylocl search names them
+    s = Searcher(index=bundle, k=1)
+    fa = tmp_path / "q.fasta"
+    fa.write_text(">q1\nMKVLAAGHHWTTQQ\n>q2\nMKVLA\nAG1HH\n")
+    with pytest.raises(InputError, match=r"q\.fasta:5:3: record 'q2': letter\(s\) '1'"):
+        s.search(fa)
+    fa.write_text(">q1\nMKVLAAGHHWTTQQ\n\n>q1\nMKVLAAGHHW\n")
+    with pytest.raises(InputError, match=r"q\.fasta:4: duplicate query id 'q1'"):
+        s.search(fa)
+    with pytest.raises(InputError, match=r"^<queries>:2: record 'q2'"):  # pairs: the n-th query
+        s.search([("q1", "MKVLAAGHHW"), ("q2", "MKV1")])
+    s.close()
