@@ -81,53 +81,73 @@ def aligned_letters(strings: Sequence[str], query_of: np.ndarray, subject_of: np
     n = len(counts)
     counts = np.asarray(counts, dtype=np.int64)
     ops = np.asarray(ops, dtype=np.uint32)
-    kind_run = (ops & 0xF).astype(np.uint8)  # (O,)
-    size_run = (ops >> 4).astype(np.int64)  # (O,)
-    col_kind = np.repeat(kind_run, size_run)  # (C,) one code per alignment column
-    per_hit = np.bincount(np.repeat(np.arange(n), counts), weights=size_run, minlength=n).astype(np.int64)  # (H,)
-    bounds = np.concatenate([[0], np.cumsum(per_hit)])  # (H + 1,) each hit's columns
-    col_hit = np.repeat(np.arange(n), per_hit)  # (C,)
+    kind = (ops & 0xF).astype(np.uint8)  # (O,) per operation run
+    size = (ops >> 4).astype(np.int64)  # (O,)
+    run_hit = np.repeat(np.arange(n), counts)  # (O,)
+    first_run = np.concatenate([[0], np.cumsum(counts)])  # (H + 1,) each hit's runs
+    run_col = np.concatenate([[0], np.cumsum(size)])  # (O + 1,) each run's first column, all hits
+    bounds = run_col[first_run]  # (H + 1,) each hit's columns
+    col_kind = np.repeat(kind, size)  # (C,) one code per alignment column
     lengths = np.fromiter(map(len, strings), np.int64, len(strings))
     base = np.concatenate([[0], np.cumsum(lengths)])[:-1]  # (S,) each string's offset in buf
-    buf = np.frombuffer("".join(strings).encode("ascii") + b"-", dtype=np.uint8)  # '-': a safe last index
+    buf = np.frombuffer("".join(strings).encode("ascii"), dtype=np.uint8)
+    columns = np.arange(int(run_col[-1]))  # (C,)
 
-    def side(eats: np.ndarray, of: np.ndarray, start: np.ndarray) -> np.ndarray:  # (C,) one side's letters
-        before = np.concatenate([[0], np.cumsum(eats)])  # (C + 1,) letters of this side before each column
-        at = (base[of] + np.asarray(start, dtype=np.int64) - before[bounds[:-1]])[col_hit] + before[:-1]
-        return np.where(eats, buf[np.minimum(at, len(buf) - 1)], _GAP).astype(np.uint8)
+    def side(gap: int, of: np.ndarray, start: np.ndarray) -> np.ndarray:  # (C,) one side's letters, '-' in gaps
+        eats = kind != gap  # (O,) runs that read this side's letters
+        read = np.concatenate([[0], np.cumsum(size * eats)])  # (O + 1,) letters read before each run, all hits
+        at = (base[of] + np.asarray(start, dtype=np.int64) - read[first_run[:-1]])[run_hit] + read[:-1]  # (O,)
+        index = np.repeat(at - run_col[:-1], size)  # (C,) each column's letter in buf, for the runs that read
+        index += columns
+        out = buf.take(index, mode="clip")  # (C,)
+        out[col_kind == gap] = _GAP
+        return out
 
-    q = side(col_kind != _D, query_of, qstart)  # (C,)
-    s = side(col_kind != _I, subject_of, sstart)  # (C,)
-    ident = col_kind == _EQ
-    positive = ident | ((col_kind == _X) & (_scores_by_byte(scoring)[q, s] > 0))
+    q = side(_D, query_of, qstart)  # (C,)
+    s = side(_I, subject_of, sstart)  # (C,)
+    # positive: identities, and substitutions scoring above 0
+    sub = col_kind == _X
+    good = _scores_by_byte(scoring).ravel()[(q[sub].astype(np.intp) << 8) | s[sub]] > 0  # (X columns,)
+    eq = kind == _EQ
+    positive = np.bincount(run_hit[eq], weights=size[eq], minlength=n) + np.bincount(
+        np.repeat(run_hit[kind == _X], size[kind == _X])[good], minlength=n)
     qtext, stext = q.tobytes().decode("ascii"), s.tobytes().decode("ascii")
     return AlignedLetters(qseq=_split(qtext, bounds), sseq=_split(stext, bounds),
-                          btop=_btop(q, s, ident, bounds, col_hit),
-                          positive=np.bincount(col_hit[positive], minlength=n).astype(np.int64))
+                          btop=_btop(q, s, col_kind == _EQ, kind, size, run_hit, first_run),
+                          positive=positive.astype(np.int64))
 
 
-def _btop(q: np.ndarray, s: np.ndarray, ident: np.ndarray, bounds: np.ndarray, col_hit: np.ndarray) -> list[str]:
-    """BTOP strings of the hits whose columns ``(C,)`` are the letters ``q``, ``s`` (``ident``: identical)."""
-    first = np.zeros(len(q), dtype=bool)
-    first[bounds[:-1][bounds[:-1] < bounds[1:]]] = True  # each non-empty hit's first column
-    prev = np.concatenate([[False], ident[:-1]])
-    run_start = ident & (~prev | first)  # (C,) the first column of a run of identities
-    run_of = np.cumsum(run_start) - 1  # (C,) run number of each identity column
-    run_len = np.bincount(run_of[ident], minlength=int(run_start.sum()))  # (R,)
+def _btop(q: np.ndarray, s: np.ndarray, ident: np.ndarray, kind: np.ndarray, size: np.ndarray, run_hit: np.ndarray,
+          first_run: np.ndarray) -> list[str]:
+    """BTOP strings of hits whose columns ``(C,)`` are the letters ``q``, ``s`` (``ident``: identical), from
+    their operation runs ``kind``, ``size``, ``run_hit`` ``(O,)`` (``first_run`` ``(H + 1,)``: each hit's)."""
+    eq = kind == _EQ  # (O,)
+    joins = np.zeros(len(kind), dtype=bool)  # (O,) an identity run right after another of its hit (merged)
+    joins[1:] = eq[1:] & eq[:-1] & (run_hit[1:] == run_hit[:-1])
+    opens = eq & ~joins  # (O,) the first run of each merged run of identities
+    if joins.any():  # (parasail merges them: not met so far)
+        merged = np.cumsum(opens) - 1  # (O,) its number, for identity runs
+        run_len = np.bincount(merged[eq], weights=size[eq], minlength=int(opens.sum())).astype(np.int64)  # (R,)
+    else:
+        run_len = size[eq]  # (R,)
     digits = np.ones(len(run_len), dtype=np.int64)  # (R,) decimal digits of each run length
-    for p in range(1, 19):
+    for p in range(1, len(str(int(run_len.max(initial=0))))):
         digits += run_len >= 10 ** p
-    emit = np.where(ident, 0, 2).astype(np.int64)  # (C,) characters each column writes
-    emit[run_start] = digits
-    pos = np.concatenate([[0], np.cumsum(emit)])  # (C + 1,)
+    emit = np.where(eq, 0, 2 * size)  # (O,) characters each run writes: 2 a column, or the identities' count
+    emit[opens] = digits
+    pos = np.concatenate([[0], np.cumsum(emit)])  # (O + 1,)
     out = np.empty(int(pos[-1]), dtype=np.uint8)
-    other = np.flatnonzero(~ident)
-    out[pos[other]], out[pos[other] + 1] = q[other], s[other]
-    at = pos[np.flatnonzero(run_start)]  # (R,)
+    letters = np.ones(len(out), dtype=bool)  # output characters that are letters (not digits)
+    at = pos[:-1][opens]  # (R,)
     for d in range(int(digits.max(initial=0))):  # the d-th digit of each run length that has one
         has = digits > d
         out[at[has] + d] = 48 + (run_len[has] // 10 ** (digits[has] - 1 - d)) % 10
-    return _split(out.tobytes().decode("ascii"), pos[bounds])
+        letters[at[has] + d] = False
+    other = ~ident
+    pairs = np.empty(2 * int(other.sum()), dtype=np.uint8)  # (2 x non-identical columns,) query, subject letters
+    pairs[0::2], pairs[1::2] = q[other], s[other]
+    out[letters] = pairs
+    return _split(out.tobytes().decode("ascii"), pos[first_run])
 
 
 def expand_btop(btop: str, query: str, subject: str) -> tuple[str, str]:
