@@ -9,6 +9,8 @@ of the pair (the prefilter's score) and ``rank`` follows the bit score. ``blast6
 once and mirrored), on the rectangle its alignment spans; a written pair whose alignment spans more than
 :data:`~phylocl.align.traceback.TRACE_CELLS` dynamic-programming cells (an alignment of over ~15,800 columns in both
 sequences) stops the run with one line naming the pair: ``--format tsv`` needs no traceback and scores any length.
+A format naming a letter column (``positive ppos qseq sseq btop``) keeps the tracebacks' CIGAR operations and reads
+the letters from them (:mod:`phylocl.align.letters`): the same alignments, so the other columns do not change.
 """
 
 from __future__ import annotations
