@@ -170,6 +170,26 @@ def test_dna_letters_equal_blastns_on_both_strands(tmp_path):
     assert any("-" in f[-2] for f in lines) and any("-" in f[-3] for f in lines)
 
 
+@pytest.mark.skipif(not HAVE_BLAST, reason="NCBI BLAST+ not installed (apt-get install ncbi-blast+)")
+def test_x_and_lower_case_letters_as_blastp_writes_them(tmp_path):
+    """X against X is an identity (in nident, positive and btop's counts) though BLOSUM62 scores it -1; lower-case
+    letters are written in upper case."""
+    rng = random.Random(4)
+    q = [rng.choice(AA) for _ in range(120)]
+    q[50] = "X"
+    d = list(q)
+    d[20], d[80] = ("W" if q[20] != "W" else "A"), ("V" if q[80] != "V" else "I")
+    query = "".join(q[:30]).lower() + "".join(q[30:])
+    qf, df = _fasta(tmp_path / "q.fa", [("q", query)]), _fasta(tmp_path / "d.fa", [("d", "".join(d))])
+    blast = _blast("blastp", qf, df, tmp_path, "-comp_based_stats", "0", "-seg", "no")
+    hits = tmp_path / "h.m8"
+    assert main(["search", "--model", "kmer:3", "--query", str(qf), "--db", str(df), "-k", "1", "--format", FMT,
+                 "-o", str(hits), "--quiet"]) == 0
+    f = hits.read_text().rstrip("\n").split("\t")
+    assert f == blast["q", "d"]
+    assert f[-3] == "".join(q) and f[-1] == "20KW59VI39" and (f[4], f[-5]) == ("118", "119")  # X-X: identity; V-I: +3
+
+
 def _related(rng, alphabet, n, length):
     """``n`` sequences in families of three (substitutions, insertions, deletions), plus an unrelated one."""
     out = []
@@ -221,3 +241,23 @@ def test_letters_describe_the_written_alignments(tmp_path, alphabet):
     # (a minus-strand pair is traced twice, rc(a) with b and rc(b) with a: co-optimal gaps may differ)
     assert mirrored >= 10 and len(rows) > 30
     assert minus >= (8 if alphabet == "dna" else 0)
+
+
+def test_searcher_rows_have_typed_letter_columns(tmp_path):
+    from phylocl import Searcher
+
+    rng = random.Random(8)
+    queries, db = _unique_pairs(rng, AA, 2, 0.2, lambda n: "".join(rng.choice(AA) for _ in range(n)))
+    df = _fasta(tmp_path / "d.fa", db)
+    assert main(["index", "--fasta", str(df), "--model", "kmer:3", "-o", str(tmp_path / "idx"), "--quiet"]) == 0
+    with Searcher(index=tmp_path / "idx", k=1, out_format="6 sseqid length nident positive ppos qseq sseq btop") as s:
+        rows = s.search([queries[0]])
+    r = rows[0]
+    assert r["sseqid"] == "d0" and isinstance(r["positive"], int) and isinstance(r["ppos"], float)
+    sc = scoring_system("protein")
+    assert r["positive"] == sum(a == b or (a != "-" != b and sc.score_of(a, b) > 0) for a, b in zip(r["qseq"],
+                                                                                                   r["sseq"]))
+    assert r["ppos"] == round(100 * r["positive"] / r["length"], 2) and r["nident"] > 0
+    assert r["length"] == len(r["qseq"]) == len(r["sseq"])
+    assert r["qseq"].replace("-", "") in queries[0][1] and r["sseq"].replace("-", "") in db[0][1]
+    assert expand_btop(r["btop"], r["qseq"].replace("-", ""), r["sseq"].replace("-", "")) == (r["qseq"], r["sseq"])
