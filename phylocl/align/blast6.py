@@ -19,9 +19,18 @@ qcovhsp"``, like ``blastp -outfmt "6 ..."``; :data:`FIELDS`), each written as ``
 ``scovhsp``  the same for the subject (DIAMOND's column; written like ``qcovhsp``)
 ``sstrand``  ``plus`` or ``minus`` (DNA); ``N/A`` for protein, as blastp writes it
 
-Not available: the columns that need the aligned letters (``positive``, ``ppos``, ``qseq``, ``sseq``, ``btop``),
-the titles and taxonomy, and per-subject coverage over several HSPs (``qcovs``): phylocl writes one alignment per
-pair.
+and the columns of the aligned letters (:data:`LETTER_COLUMNS`, :mod:`phylocl.align.letters`; computed only when
+named: the tracebacks then keep the alignments' operations):
+
+``positive`` columns scoring above 0, identities included (for DNA equal to ``nident``)
+``ppos``     ``100 positive / length`` with 2 decimals
+``qseq`` ``sseq``  the aligned query and subject letters, ``-`` for gaps (upper case; a minus-strand DNA hit: the
+             query on its plus strand, the subject reverse-complemented)
+``btop``     BLAST traceback operations: identity runs as numbers, other columns as query letter + subject letter
+
+Letters are written as phylocl aligns them: the rare protein letters ``B Z J U O *`` as ``X`` (blastp writes them
+as given), DNA ``U`` as ``T``. Not available: the titles and taxonomy, and per-subject coverage over several HSPs
+(``qcovs``): phylocl writes one alignment per pair.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from collections.abc import Sequence
 
 from phylocl.align.traceback import AlignmentSummary
 
-__all__ = ["BLAST6_COLUMNS", "FIELDS", "blast6_line", "blast6_fields", "coverage", "format_evalue",
+__all__ = ["BLAST6_COLUMNS", "FIELDS", "LETTER_COLUMNS", "blast6_line", "blast6_fields", "coverage", "format_evalue",
            "parse_format"]
 
 BLAST6_COLUMNS = ("qseqid", "sseqid", "pident", "length", "mismatch", "gapopen", "qstart", "qend", "sstart",
@@ -38,8 +47,11 @@ BLAST6_COLUMNS = ("qseqid", "sseqid", "pident", "length", "mismatch", "gapopen",
 FIELDS = {  # every column --format "6 ..." may name -> its type in phylocl.Searcher's rows
     "qseqid": str, "sseqid": str, "pident": float, "length": int, "mismatch": int, "gapopen": int, "qstart": int,
     "qend": int, "sstart": int, "send": int, "evalue": float, "bitscore": float, "score": int, "nident": int,
-    "gaps": int, "qlen": int, "slen": int, "qcovhsp": int, "scovhsp": int, "sstrand": str,
+    "gaps": int, "qlen": int, "slen": int, "qcovhsp": int, "scovhsp": int, "sstrand": str, "positive": int,
+    "ppos": float, "qseq": str, "sseq": str, "btop": str,
 }
+LETTER_COLUMNS = ("positive", "ppos", "qseq", "sseq", "btop")  # the columns read from the aligned letters
+_LETTERS = frozenset(LETTER_COLUMNS)
 _TABULAR = ("6", "blast6")  # the first word of a tabular --format
 
 
@@ -81,7 +93,7 @@ def blast6_line(qid: str, sid: str, aln: AlignmentSummary, evalue: float, bitsco
             f"{aln.qend}\t{aln.sstart}\t{aln.send}\t{format_evalue(evalue)}\t{bitscore:.1f}\n")
 
 
-_TEXT = {  # column -> its text from (qseqid, sseqid, table row, evalue, bitscore, qlen, slen, strand)
+_TEXT = {  # column -> its text from (qseqid, sseqid, table row, evalue, bitscore, qlen, slen, strand, letters)
     "qseqid": lambda h: h[0], "sseqid": lambda h: h[1],
     "pident": lambda h: f"{100.0 * h[2][2] / h[2][1] if h[2][1] else 0.0:.3f}",
     "length": lambda h: str(h[2][1]), "mismatch": lambda h: str(h[2][3]), "gapopen": lambda h: str(h[2][4]),
@@ -92,13 +104,19 @@ _TEXT = {  # column -> its text from (qseqid, sseqid, table row, evalue, bitscor
     "qcovhsp": lambda h: str(coverage(h[2][5], h[2][6], h[5])),
     "scovhsp": lambda h: str(coverage(h[2][7], h[2][8], h[6])),
     "sstrand": lambda h: h[7] or "N/A",
+    "positive": lambda h: str(h[8][2]), "ppos": lambda h: f"{100.0 * h[8][2] / h[2][1] if h[2][1] else 0.0:.2f}",
+    "qseq": lambda h: h[8][0], "sseq": lambda h: h[8][1], "btop": lambda h: h[8][3],
 }
 
 
 def blast6_fields(columns: Sequence[str], *, qseqid: str, sseqid: str, row: Sequence[int], evalue: float,
-                  bitscore: float, qlen: int, slen: int, strand: str | None) -> list[str]:
+                  bitscore: float, qlen: int, slen: int, strand: str | None,
+                  letters: tuple[str, str, int, str] | None = None) -> list[str]:
     """The text of ``columns`` for one hit. ``row``: its traceback table row (``score length nident mismatch
     gapopen qstart qend sstart send``, :data:`phylocl.align.traceback.TABLE_COLUMNS`, coordinates as written);
-    ``strand``: ``plus`` / ``minus`` for DNA, ``None`` for protein."""
-    hit = (qseqid, sseqid, row, evalue, bitscore, qlen, slen, strand)
+    ``strand``: ``plus`` / ``minus`` for DNA, ``None`` for protein; ``letters``: ``(qseq, sseq, positive, btop)``
+    (:class:`~phylocl.align.letters.AlignedLetters`), needed for the :data:`LETTER_COLUMNS`."""
+    if letters is None and not _LETTERS.isdisjoint(columns):
+        raise ValueError(f"the columns {' '.join(c for c in columns if c in LETTER_COLUMNS)} need the aligned letters")
+    hit = (qseqid, sseqid, row, evalue, bitscore, qlen, slen, strand, letters)
     return [_TEXT[c](hit) for c in columns]

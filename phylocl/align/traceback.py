@@ -259,9 +259,15 @@ def trace_table(first: str, others: Sequence[str], scoring: ScoringSystem,
     return trace_tables([(first, others, scores, ends)], scoring)
 
 
-def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem) -> np.ndarray:
+def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem, *, ops: bool = False):
     """:func:`trace_table` of several groups ``(first, others, scores, ends)`` (``scores``, ``ends``: lists or
     ``None``), their rows stacked in group order, all the CIGARs summarised in one pass.
+
+    ``ops``: ``(rows, operations, counts)`` instead of ``rows``: the alignments themselves, as the CIGAR
+    operations ``(O,)`` uint32 (``length << 4 | code``, codes ``=`` 7, ``X`` 8, ``I`` 1: a letter of the row's
+    query against a gap, ``D`` 2; no leading gaps: the alignment starts at the row's ``qstart``, ``sstart``) of
+    every row in row order, ``counts`` ``(n,)`` operations per row (0 where there is no alignment); the rows are
+    the same (:mod:`phylocl.align.letters` reads the letters from them).
 
     Raises :class:`TracebackTooLarge` (``at``: the pair's row) for a pair whose optimal alignment spans more than
     :data:`TRACE_CELLS` cells; a longer pair whose alignment is shorter is traced in its aligned rectangle."""
@@ -287,10 +293,18 @@ def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem) -> np.ndarray:
             raise TracebackTooLarge(err.lx, err.ly, err.cells, len(traced)) from None
         finally:
             profiles.free()
-    rows = _summaries(traced)
     flip = np.asarray(flips, dtype=bool)
+    if ops:
+        rows, operations, counts = _summaries(traced, with_ops=True)
+        flipped = np.repeat(flip, counts)  # (O,) operations of mirrored rows
+        if flipped.any():
+            from phylocl.align.letters import mirror_ops
+
+            operations[flipped] = mirror_ops(operations[flipped])
+    else:
+        rows = _summaries(traced)
     rows[flip] = mirror_rows(rows[flip])
-    return rows
+    return (rows, operations, counts) if ops else rows
 
 
 def score_pairs(first: str, others: Sequence[str], scoring: ScoringSystem, *,
@@ -441,15 +455,16 @@ def _whole(score: int, lx: int, ly: int) -> bool:
     return span * span >= WHOLE_FRACTION * lx * ly
 
 
-def _summaries(traced: Sequence[tuple | None]) -> np.ndarray:
+def _summaries(traced: Sequence[tuple | None], *, with_ops: bool = False):
     """``(n, 9)`` int64 rows (:data:`TABLE_COLUMNS`) of tracebacks ``(traceback, best, qs, ts)`` from
     :func:`_trace` (:meth:`_Calls.trace` of the rectangle starting at ``(qs, ts)``, 0-based; ``None``: no alignment,
     a row of zeros), all CIGARs read in one NumPy pass. parasail writes the unaligned start of a traced rectangle as
-    leading ``I`` / ``D`` runs: they move the start and are not alignment columns."""
+    leading ``I`` / ``D`` runs: they move the start and are not alignment columns. ``with_ops``: ``(rows, operations,
+    counts)``, the CIGAR operations without the leading runs (:func:`trace_tables`)."""
     out = np.zeros((len(traced), len(TABLE_COLUMNS)), dtype=np.int64)
     done = [j for j, t in enumerate(traced) if t is not None]
     if not done:
-        return out
+        return (out, np.zeros(0, dtype=np.uint32), np.zeros(len(traced), dtype=np.int64)) if with_ops else out
     info = np.array([(t[0][0], t[1], t[2], t[3], *t[0][1:5]) for t in (traced[j] for j in done)],
                     dtype=np.int64)  # (m, 8) traced score, best, qs, ts, end_query, end_ref, beg_query, beg_ref
     bad = np.flatnonzero(info[:, 0] != info[:, 1])
@@ -477,4 +492,8 @@ def _summaries(traced: Sequence[tuple | None]) -> np.ndarray:
     out[done] = np.stack([best, columns.sum(axis=1), columns[:, _EQ], columns[:, _X], runs[:, _I] + runs[:, _D],
                           qs + beg_query + lead_i + 1, qs + end_query + 1, ts + beg_ref + lead_d + 1,
                           ts + end_ref + 1], axis=1)
-    return out
+    if not with_ops:
+        return out
+    counts = np.zeros(len(traced), dtype=np.int64)
+    counts[done] = np.bincount(pair[body], minlength=m)
+    return out, ops[body], counts

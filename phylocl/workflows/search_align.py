@@ -9,6 +9,8 @@ of the pair (the prefilter's score) and ``rank`` follows the bit score. ``blast6
 once and mirrored), on the rectangle its alignment spans; a written pair whose alignment spans more than
 :data:`~phylocl.align.traceback.TRACE_CELLS` dynamic-programming cells (an alignment of over ~15,800 columns in both
 sequences) stops the run with one line naming the pair: ``--format tsv`` needs no traceback and scores any length.
+A format naming a letter column (``positive ppos qseq sseq btop``) keeps the tracebacks' CIGAR operations and reads
+the letters from them (:mod:`phylocl.align.letters`): the same alignments, so the other columns do not change.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import TextIO
 import numpy as np
 
 from phylocl.align import align_candidates, format_evalue
-from phylocl.align.blast6 import BLAST6_COLUMNS, blast6_fields, parse_format
+from phylocl.align.blast6 import BLAST6_COLUMNS, LETTER_COLUMNS, blast6_fields, parse_format
+from phylocl.align.letters import AlignedLetters, aligned_letters, mirror_ops
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
@@ -66,6 +69,7 @@ class AlignStage:
 
     def __post_init__(self) -> None:
         self.kind, self.columns = parse_format(self.out_format)  # "tsv" / "blast6", the tabular columns
+        self.letters = bool(set(self.columns) & set(LETTER_COLUMNS))  # the alignments' operations are needed
 
     def header(self) -> str:
         return ALIGNED_HEADER if self.kind == "tsv" else ""
@@ -78,7 +82,9 @@ class AlignStage:
         queries = [self._clean(s, q) for s, q in zip(query_seqs, query_ids)]
         align = align_candidates if self.strand == "plus" else partial(align_strands, strand=self.strand)
         # every hit is traced when -k holds all the candidates: the scoring pass may then trace whole pairs itself
-        trace_whole = self.kind == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
+        # (not when the letters are written: the tracebacks of _trace_rows keep the alignments' operations)
+        trace_whole = (self.kind == "blast6" and self.k >= np.shape(rows)[1] and traces_whole(self.scoring)
+                       and not self.letters)
         hits = align(queries, self.fetch, rows, scoring=self.scoring, db_residues=self.db_residues,
                      db_sequences=self.db_sequences, evalue=self.evalue, max_hits=self.k, threads=self.threads,
                      clean=False, query_rows=query_rows, filter_pvalue=self.filter_pvalue, trace_whole=trace_whole)
@@ -97,6 +103,10 @@ class AlignStage:
 
     def _write_blast6(self, f: TextIO, query_ids, queries: list[str], hits, query_rows) -> int:
         """The hits as :func:`~phylocl.align.blast6_line` writes them, from :meth:`_trace_rows`' tables."""
+        if self.letters:
+            table, ops, counts = self._trace_rows(query_ids, queries, hits, query_rows, ops=True)  # (H, 9)
+            return self._write_columns(f, query_ids, queries, hits, table, self._letters(queries, hits, table, ops,
+                                                                                         counts))
         table = self._trace_rows(query_ids, queries, hits, query_rows)  # (H, 9)
         if self.columns != BLAST6_COLUMNS:
             return self._write_columns(f, query_ids, queries, hits, table)
@@ -112,8 +122,10 @@ class AlignStage:
         f.write("".join(lines))
         return len(lines)
 
-    def _write_columns(self, f: TextIO, query_ids, queries: list[str], hits, table: np.ndarray) -> int:
-        """The hits with the columns of a ``"6 COLUMN ..."`` format (:func:`~phylocl.align.blast6.blast6_fields`)."""
+    def _write_columns(self, f: TextIO, query_ids, queries: list[str], hits, table: np.ndarray,
+                       letters: AlignedLetters | None = None) -> int:
+        """The hits with the columns of a ``"6 COLUMN ..."`` format (:func:`~phylocl.align.blast6.blast6_fields`);
+        ``letters``: the hits' aligned letters (:meth:`_letters`), when the format names a letter column."""
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
         targets = hits.targets.tolist()
         slen: dict[int, int] = {}
@@ -127,11 +139,15 @@ class AlignStage:
         else:
             strands = ["minus" if m else "plus" for m in minus.tolist()]
         lines = []
-        for q, t, row, e, b, strand in zip(owner.tolist(), targets, table.tolist(), hits.evalues.tolist(),
-                                           hits.bits.tolist(), strands):
+        if letters is None:
+            per_hit = [None] * len(targets)
+        else:
+            per_hit = list(zip(letters.qseq, letters.sseq, letters.positive.tolist(), letters.btop))
+        for q, t, row, e, b, strand, aligned in zip(owner.tolist(), targets, table.tolist(), hits.evalues.tolist(),
+                                                    hits.bits.tolist(), strands, per_hit):
             lines.append("\t".join(blast6_fields(
                 self.columns, qseqid=query_ids[q], sseqid=self.db_ids[t], row=row, evalue=e, bitscore=b,
-                qlen=len(queries[q]), slen=slen.get(t, 0), strand=strand)) + "\n")
+                qlen=len(queries[q]), slen=slen.get(t, 0), strand=strand, letters=aligned)) + "\n")
         f.write("".join(lines))
         return len(lines)
 
@@ -149,7 +165,28 @@ class AlignStage:
         table = self._trace_rows(query_ids, queries, hits, query_rows).tolist()
         return [[summary_of(r) for r in table[hits.offsets[i]:hits.offsets[i + 1]]] for i in range(len(queries))]
 
-    def _trace_rows(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None) -> np.ndarray:
+    def _letters(self, queries: list[str], hits, table: np.ndarray, ops: np.ndarray,
+                 counts: np.ndarray) -> AlignedLetters:
+        """The aligned letters of the hits (:func:`~phylocl.align.letters.aligned_letters`) from :meth:`_trace_rows`'
+        table and operations. A minus-strand hit is written as blastn writes it: the query on its plus strand and
+        the target reverse-complemented, read from ``qstart`` (its operations come reversed from
+        :meth:`_trace_rows`)."""
+        owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
+        minus = getattr(hits, "minus", None)
+        on_minus = minus.astype(bool) if minus is not None else np.zeros(len(owner), dtype=bool)  # (H,)
+        targets, t_at = np.unique(hits.targets, return_inverse=True)
+        t_at = t_at.reshape(-1)
+        seqs = [self.fetch(t) for t in targets.tolist()]
+        rc_of = np.unique(t_at[on_minus])  # targets read reverse-complemented
+        strings = list(queries) + seqs + [reverse_complement(seqs[i]) for i in rc_of.tolist()]
+        tlen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at]  # (H,)
+        subject = np.where(on_minus, len(queries) + len(seqs) + np.searchsorted(rc_of, t_at),
+                           len(queries) + t_at)  # (H,)
+        sstart = np.where(on_minus, tlen - table[:, 7], table[:, 7] - 1)  # (H,) 0-based in the subject as read
+        return aligned_letters(strings, owner, subject, table[:, 5] - 1, sstart, ops, counts, self.scoring)
+
+    def _trace_rows(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None, *,
+                    ops: bool = False):
         """``(H, 9)`` int64: every hit's alignment as a :func:`~phylocl.align.traceback.trace_table` row, in the
         query's orientation. Each pair is traced once in the orientation :func:`~phylocl.align.traceback.trace_alignment`
         chooses and mirrored for the other (a pair of two queries of an all-against-all buffer is met twice), so the
@@ -157,7 +194,13 @@ class AlignStage:
         tracebacks their score pass. A minus-strand hit (``hits.minus``, both strands) is the query's reverse
         complement traced against the target, its own pair, written in blastn's coordinates
         (:func:`~phylocl.align.strands.minus_coordinates`). A pair the scoring pass traced (``hits.traced``) is not
-        traced again."""
+        traced again.
+
+        ``ops``: ``(table, operations, counts)``, also each hit's CIGAR operations (``(O,)`` uint32, hit after
+        hit, :func:`~phylocl.align.traceback.trace_tables`) in the query's orientation and, for a minus-strand hit,
+        reversed (the alignment of the query with the target's reverse complement, read from ``qstart``);
+        ``counts`` ``(H,)`` operations per hit. Every pair is then traced here (the scoring pass's traces keep no
+        operations)."""
         minus = getattr(hits, "minus", None)
         n_hits = len(hits.targets)
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
@@ -189,18 +232,20 @@ class AlignStage:
         job_scores, job_ends = hits.raw[rep].tolist(), ends[rep].tolist()
         done = np.zeros((len(firsts), len(TABLE_COLUMNS)), dtype=np.int64)  # (jobs, 9) traced orientation
         at = hits.traced_at[rep] if getattr(hits, "traced_at", None) is not None else np.full(len(rep), -1)  # (J,)
-        known = at >= 0  # traced by the scoring pass, in this orientation
+        known = (at >= 0) & (not ops)  # traced by the scoring pass, in this orientation
         if known.any():
             done[known] = hits.traced[at[known]]
         todo = np.flatnonzero(~known)  # (J',)
         tasks = [[(strings[firsts[todo[group[0]]]], todo[group].tolist()) for group in task]  # one first sequence's
                  for task in grouped_tasks(rank[firsts[todo]], TRACE_CHUNK)]                # jobs together
         seconds = seconds.tolist()
+        with_ops = {"ops": True} if ops else {}  # (the default call unchanged)
 
         def run(b: int) -> np.ndarray:
             try:
                 return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
-                                      [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring)
+                                      [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring,
+                                    **with_ops)
             except TracebackTooLarge as err:  # its row in this block -> its job
                 jobs = [j for _, group in tasks[b] for j in group]
                 raise TracebackTooLarge(err.lx, err.ly, err.cells, jobs[err.at]) from None
@@ -215,13 +260,39 @@ class AlignStage:
                              f"{self.db_ids[int(hits.targets[h])]!r} ({tlen:,}) spans {err.cells:,} cells, too "
                              f"many for a traceback (over {TRACE_CELLS:,}); use {setting('out_format', 'tsv')}, "
                              "which needs none") from None
+        order = np.concatenate([g for task in tasks for _, g in task]) if parts else np.zeros(0, np.int64)  # (J',)
         if parts:
-            done[np.concatenate([g for task in tasks for _, g in task])] = np.concatenate(parts)
+            done[order] = np.concatenate([p[0] for p in parts] if ops else parts)
         out = done[job_of]  # (H, 9)
         out[flip] = mirror_rows(out[flip])
+        if ops:
+            hit_ops, hit_counts = _hit_ops(parts, order, len(firsts), job_of, flip, on_minus)
         if minus is not None and minus.any():  # reverse-complement coordinates in blastn's (minus_coordinates)
             m = np.fromiter(map(len, queries), np.int64, len(queries))[owner]  # (H,)
             on = on_minus & (out[:, 1] > 0)
             qstart, qend, sstart, send = out[on, 5].copy(), out[on, 6].copy(), out[on, 7].copy(), out[on, 8].copy()
             out[on, 5], out[on, 6], out[on, 7], out[on, 8] = m[on] - qend + 1, m[on] - qstart + 1, send, sstart
-        return out
+        return (out, hit_ops, hit_counts) if ops else out
+
+
+def _hit_ops(parts: list, order: np.ndarray, n_jobs: int, job_of: np.ndarray, flip: np.ndarray,
+             reverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each hit's CIGAR operations from its job's: ``parts`` the :func:`~phylocl.align.traceback.trace_tables`
+    results ``(rows, operations, counts)`` of the jobs ``order`` ``(J',)``; ``job_of`` ``(H,)``; ``flip``
+    ``(H,)`` hits whose job was traced with the target first (mirrored: ``I`` <-> ``D``), ``reverse`` ``(H,)``
+    hits whose operations are read backwards. Returns ``(operations (O,) uint32, counts (H,))``."""
+    job_counts = np.zeros(n_jobs, dtype=np.int64)  # (J,)
+    job_start = np.zeros(n_jobs, dtype=np.int64)
+    flat = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.uint32)
+    if parts:
+        counts = np.concatenate([p[2] for p in parts])  # (J',)
+        job_counts[order] = counts
+        job_start[order] = np.cumsum(counts) - counts
+    counts = job_counts[job_of]  # (H,)
+    first = np.cumsum(counts) - counts  # (H,) each hit's first operation in the output
+    local = np.arange(int(counts.sum())) - np.repeat(first, counts)  # (O,) position within its hit
+    local = np.where(np.repeat(reverse, counts), np.repeat(counts, counts) - 1 - local, local)
+    out = flat[np.repeat(job_start[job_of], counts) + local]
+    mirrored = np.repeat(flip, counts)
+    out[mirrored] = mirror_ops(out[mirrored])
+    return out, counts

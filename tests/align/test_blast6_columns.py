@@ -31,7 +31,7 @@ def test_parse_format():
     assert parse_format("blast6") == parse_format("6") == parse_format(" 6 ") == ("blast6", BLAST6_COLUMNS)
     assert parse_format("6 qseqid sseqid qlen") == ("blast6", ("qseqid", "sseqid", "qlen"))
     assert parse_format("blast6 slen,qseqid") == ("blast6", ("slen", "qseqid"))  # BLAST-like commas too; order kept
-    for bad, says in [("6 qseqid positive", "'positive'"), ("7", "tsv, blast6"), ("", "tsv, blast6"),
+    for bad, says in [("6 qseqid qcovs", "'qcovs'"), ("7", "tsv, blast6"), ("", "tsv, blast6"),
                       ("tsv qseqid", "tsv, blast6"), ("6 QSEQID", "'QSEQID'")]:
         with pytest.raises(ValueError, match=says):
             parse_format(bad)
@@ -50,13 +50,21 @@ def test_coverage_rounds_half_up_like_blast():
 
 def test_fields_from_one_row():
     row = [57, 40, 30, 6, 2, 3, 40, 11, 48, ]  # score length nident mismatch gapopen qstart qend sstart send
+    letters = ("QSEQ", "SSEQ", 33, "BTOP")  # (qseq, sseq, positive, btop): passed through
     got = blast6_fields(list(FIELDS), qseqid="q", sseqid="s", row=row, evalue=2.5e-7, bitscore=26.94, qlen=50,
-                        slen=48, strand=None)
+                        slen=48, strand=None, letters=letters)
     want = {"qseqid": "q", "sseqid": "s", "pident": "75.000", "length": "40", "mismatch": "6", "gapopen": "2",
             "qstart": "3", "qend": "40", "sstart": "11", "send": "48", "evalue": "2.5e-07", "bitscore": "26.9",
             "score": "57", "nident": "30", "gaps": "4", "qlen": "50", "slen": "48", "qcovhsp": "76",
-            "scovhsp": "79", "sstrand": "N/A"}
+            "scovhsp": "79", "sstrand": "N/A", "positive": "33", "ppos": "82.50", "qseq": "QSEQ", "sseq": "SSEQ",
+            "btop": "BTOP"}
     assert dict(zip(FIELDS, got)) == want
+    row800 = [4558, 800, 797, 3, 0, 1, 800, 1, 800]  # blastp 2.12 writes ppos 99.62 for 797 / 800 (%.2f)
+    assert blast6_fields(["ppos"], qseqid="q", sseqid="s", row=row800, evalue=0, bitscore=1, qlen=800, slen=800,
+                         strand=None, letters=("", "", 797, "")) == ["99.62"]
+    with pytest.raises(ValueError, match="ppos qseq need the aligned letters"):
+        blast6_fields(["qseqid", "ppos", "qseq"], qseqid="q", sseqid="s", row=row, evalue=1, bitscore=1, qlen=50,
+                      slen=48, strand=None)
     assert blast6_fields(["sstrand", "qseqid"], qseqid="q", sseqid="s", row=row, evalue=1, bitscore=1, qlen=50,
                          slen=48, strand="minus") == ["minus", "q"]
 
@@ -156,9 +164,9 @@ def test_bad_columns_are_one_line_and_no_file(tmp_path, capsys):
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
     out = tmp_path / "h.m8"
     common = ["search", "--model", "kmer:3", "--query", str(qf), "--db", str(df), "-o", str(out), "--quiet"]
-    assert main([*common, "--format", "6 qseqid ppos"]) == 2
+    assert main([*common, "--format", "6 qseqid qcovs"]) == 2
     err = capsys.readouterr().err
-    assert "unknown tabular column 'ppos'" in err and "qcovhsp" in err and "Traceback" not in err
+    assert "unknown tabular column 'qcovs'" in err and "qcovhsp" in err and "Traceback" not in err
     assert main([*common, "--format", "6 qseqid", "--no-align"]) == 2
     assert "needs the alignment stage" in capsys.readouterr().err
     assert not out.exists()
