@@ -71,7 +71,8 @@ def coverage(start: int, end: int, length: int) -> int:
 def parse_format(text: str) -> tuple[str, tuple[str, ...]]:
     """``(kind, columns)`` of a ``--format`` value: ``tsv`` -> ``("tsv", ())``; ``blast6`` or ``6`` ->
     ``("blast6", BLAST6_COLUMNS)``; ``"6 qseqid sseqid qlen"`` (or ``"blast6 ..."``) -> those columns, in that
-    order. Raises ``ValueError`` naming an unknown word."""
+    order; ``std`` stands for the twelve and a column named again is dropped, as blastp does. Raises ``ValueError``
+    naming an unknown word."""
     if not isinstance(text, str):
         raise ValueError(f"the output format must be a string, got {type(text).__name__}")
     words = text.replace(",", " ").split()
@@ -80,10 +81,13 @@ def parse_format(text: str) -> tuple[str, tuple[str, ...]]:
     if not words or words[0] not in _TABULAR:
         raise ValueError(f"the output format must be tsv, blast6, or \"6 COLUMN ...\" (BLAST's -outfmt 6 with "
                          f"columns), got {text!r}")
-    columns = tuple(words[1:]) or BLAST6_COLUMNS
+    # "std": the twelve (BLAST's qaccver/saccver are the ids here); a column named twice is written once, as blastp
+    columns = tuple(dict.fromkeys(c for w in words[1:] for c in (BLAST6_COLUMNS if w == "std" else (w,))))
+    columns = columns or BLAST6_COLUMNS
     unknown = [c for c in columns if c not in FIELDS]
     if unknown:
-        raise ValueError(f"unknown tabular column {unknown[0]!r} in the output format; known: {' '.join(FIELDS)}")
+        raise ValueError(f"unknown tabular column {unknown[0]!r} in the output format; known: std "
+                         f"{' '.join(FIELDS)}")
     return "blast6", columns
 
 

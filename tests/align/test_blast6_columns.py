@@ -31,6 +31,9 @@ def test_parse_format():
     assert parse_format("blast6") == parse_format("6") == parse_format(" 6 ") == ("blast6", BLAST6_COLUMNS)
     assert parse_format("6 qseqid sseqid qlen") == ("blast6", ("qseqid", "sseqid", "qlen"))
     assert parse_format("blast6 slen,qseqid") == ("blast6", ("slen", "qseqid"))  # BLAST-like commas too; order kept
+    assert parse_format("6 std qlen") == ("blast6", BLAST6_COLUMNS + ("qlen",))  # std: blastp's twelve
+    assert parse_format("6 qseqid qseqid sseqid qseqid") == ("blast6", ("qseqid", "sseqid"))  # as blastp: once
+    assert parse_format("6 qlen std") == ("blast6", ("qlen",) + BLAST6_COLUMNS)
     for bad, says in [("6 qseqid qcovs", "'qcovs'"), ("7", "tsv, blast6"), ("", "tsv, blast6"),
                       ("tsv qseqid", "tsv, blast6"), ("6 QSEQID", "'QSEQID'")]:
         with pytest.raises(ValueError, match=says):
