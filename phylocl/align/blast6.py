@@ -19,7 +19,7 @@ qcovhsp"``, like ``blastp -outfmt "6 ..."``; :data:`FIELDS`), each written as ``
 ``scovhsp``  the same for the subject (DIAMOND's column; written like ``qcovhsp``)
 ``sstrand``  ``plus`` or ``minus`` (DNA); ``N/A`` for protein, as blastp writes it
 
-and the columns of the aligned letters (:data:`LETTER_COLUMNS`, :mod:`phylocl.align.letters`; computed only when
+and the columns of the aligned letters (:data:`LETTER_COLUMNS`, :mod:`phylocl.align.aligned_letters`; computed only when
 named: the tracebacks then keep the alignments' operations):
 
 ``positive`` columns scoring above 0, identities included (for DNA equal to ``nident``)
@@ -119,7 +119,7 @@ def blast6_fields(columns: Sequence[str], *, qseqid: str, sseqid: str, row: Sequ
     """The text of ``columns`` for one hit. ``row``: its traceback table row (``score length nident mismatch
     gapopen qstart qend sstart send``, :data:`phylocl.align.traceback.TABLE_COLUMNS`, coordinates as written);
     ``strand``: ``plus`` / ``minus`` for DNA, ``None`` for protein; ``letters``: ``(qseq, sseq, positive, btop)``
-    (:class:`~phylocl.align.letters.AlignedLetters`), needed for the :data:`LETTER_COLUMNS`."""
+    (:class:`~phylocl.align.aligned_letters.AlignedLetters`), needed for the :data:`LETTER_COLUMNS`."""
     if letters is None and not _LETTERS.isdisjoint(columns):
         raise ValueError(f"the columns {' '.join(c for c in columns if c in LETTER_COLUMNS)} need the aligned letters")
     hit = (qseqid, sseqid, row, evalue, bitscore, qlen, slen, strand, letters)

@@ -267,7 +267,7 @@ def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem, *, ops: bool =
     operations ``(O,)`` uint32 (``length << 4 | code``, codes ``=`` 7, ``X`` 8, ``I`` 1: a letter of the row's
     query against a gap, ``D`` 2; no leading gaps: the alignment starts at the row's ``qstart``, ``sstart``) of
     every row in row order, ``counts`` ``(n,)`` operations per row (0 where there is no alignment); the rows are
-    the same (:mod:`phylocl.align.letters` reads the letters from them).
+    the same (:mod:`phylocl.align.aligned_letters` reads the letters from them).
 
     Raises :class:`TracebackTooLarge` (``at``: the pair's row) for a pair whose optimal alignment spans more than
     :data:`TRACE_CELLS` cells; a longer pair whose alignment is shorter is traced in its aligned rectangle."""
@@ -298,7 +298,7 @@ def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem, *, ops: bool =
         rows, operations, counts = _summaries(traced, with_ops=True)
         flipped = np.repeat(flip, counts)  # (O,) operations of mirrored rows
         if flipped.any():
-            from phylocl.align.letters import mirror_ops
+            from phylocl.align.aligned_letters import mirror_ops
 
             operations[flipped] = mirror_ops(operations[flipped])
     else:

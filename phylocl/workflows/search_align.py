@@ -10,7 +10,7 @@ once and mirrored), on the rectangle its alignment spans; a written pair whose a
 :data:`~phylocl.align.traceback.TRACE_CELLS` dynamic-programming cells (an alignment of over ~15,800 columns in both
 sequences) stops the run with one line naming the pair: ``--format tsv`` needs no traceback and scores any length.
 A format naming a letter column (``positive ppos qseq sseq btop``) keeps the tracebacks' CIGAR operations and reads
-the letters from them (:mod:`phylocl.align.letters`): the same alignments, so the other columns do not change.
+the letters from them (:mod:`phylocl.align.aligned_letters`): the same alignments, so the other columns do not change.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from phylocl.align import align_candidates, format_evalue
 from phylocl.align.blast6 import BLAST6_COLUMNS, LETTER_COLUMNS, blast6_fields, parse_format
-from phylocl.align.letters import AlignedLetters, aligned_letters, mirror_ops
+from phylocl.align.aligned_letters import AlignedLetters, aligned_letters, mirror_ops
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
@@ -167,7 +167,7 @@ class AlignStage:
 
     def _letters(self, queries: list[str], hits, table: np.ndarray, ops: np.ndarray,
                  counts: np.ndarray) -> AlignedLetters:
-        """The aligned letters of the hits (:func:`~phylocl.align.letters.aligned_letters`) from :meth:`_trace_rows`'
+        """The aligned letters of the hits (:func:`~phylocl.align.aligned_letters.aligned_letters`) from :meth:`_trace_rows`'
         table and operations. A minus-strand hit is written as blastn writes it: the query on its plus strand and
         the target reverse-complemented, read from ``qstart`` (its operations come reversed from
         :meth:`_trace_rows`)."""

@@ -1,4 +1,4 @@
-"""The letter columns of ``--format "6 ..."`` (``positive ppos qseq sseq btop``, phylocl.align.letters): equal to
+"""The letter columns of ``--format "6 ..."`` (``positive ppos qseq sseq btop``, phylocl.align.aligned_letters): equal to
 blastp's and blastn's (both strands) where the optimal alignment is unique; on random pairs, without BLAST, the
 letters describe the alignment the count columns describe (slices, length, nident, mismatch, gapopen, score,
 positive, btop), mirrored pairs of an all-against-all search swap qseq and sseq, and the other columns are the
@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from phylocl.align.letters import aligned_letters, expand_btop, mirror_ops
+from phylocl.align.aligned_letters import aligned_letters, expand_btop, mirror_ops
 from phylocl.align.scoring import scoring_system
 from phylocl.align.strands import reverse_complement
 from phylocl.align.traceback import trace_tables
