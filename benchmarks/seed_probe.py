@@ -129,11 +129,12 @@ class SeedIndex:
 
 
 def recall(ranked: dict[str, list[str]], fam_size: dict[str, int]) -> dict[str, float]:
-    """Mean over queries of the fraction of their relatives (self excluded) among the first ``C`` targets."""
+    """Mean over the queries with relatives (``fam_size``) of the fraction of them (self excluded) among the first
+    ``C`` targets; a query without a ranked list (a stage that returned none) counts 0."""
     out = {}
     for c in CUTOFFS:
-        vals = [sum(family(t) == family(q) and t != q for t in hits[:c]) / fam_size[q]
-                for q, hits in ranked.items() if fam_size[q]]
+        vals = [sum(family(t) == family(q) and t != q for t in ranked.get(q, [])[:c]) / size
+                for q, size in fam_size.items() if size]
         out[f"recall@{c}"] = round(float(np.mean(vals)), 4) if vals else None
     return out
 

@@ -63,6 +63,8 @@ def test_recall_counts_relatives_without_self(probe):
     assert r["recall@10"] == pytest.approx((2 / 2 + 1 / 1) / 2)
     r = probe.recall({"f1_a": ["f1_b", "f2_a", "f1_c"]}, {"f1_a": 2})
     assert r["recall@10"] == 1.0
+    r = probe.recall({"f1_a": ["f1_b", "f1_c"]}, {"f1_a": 2, "f2_a": 1, "f3_a": 0})  # f2_a: no list, counts 0
+    assert r["recall@10"] == 0.5
 
 
 def test_main_prints_seed_and_hits_figures(probe, tmp_path, capsys):
