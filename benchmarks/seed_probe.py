@@ -13,7 +13,9 @@ diagonal. This probe measures the simplest such stage on a ``benchmarks/scale.py
 - ``recall@C``: of each query's relatives in the database (same family, self excluded), the fraction among its
   ``C`` candidates, averaged over queries, for ``C`` = 10, 50, 100, 300, 500; the same figures for the hits of a
   ``phylocl search --no-align -k 500`` file (``--hits``, any number of them: the sparse profile, exact or with
-  ``--word-budget``), so the stages compare on the same queries;
+  ``--word-budget``, or another tool's candidate lists written in that form), so the stages compare on the same
+  queries; ``--union A B``: the lists of two such files joined (A's, then B's other targets, cut at ``--depth``),
+  a candidate stage of two prefilters;
 - ``postings_per_query`` (a count, independent of load) and ``ms_per_query`` (numpy, one thread: what a
   pure-Python-and-numpy stage costs; a compiled diagonal counter would cost a few ns per posting).
 
@@ -139,6 +141,15 @@ def recall(ranked: dict[str, list[str]], fam_size: dict[str, int]) -> dict[str, 
     return out
 
 
+def joined(a: dict[str, list[str]], b: dict[str, list[str]], depth: int) -> dict[str, list[str]]:
+    """Per query, ``a``'s targets then ``b``'s not already in them, the first ``depth`` (self hits dropped)."""
+    out = {}
+    for q in {**a, **b}:
+        targets = [t for t in dict.fromkeys(a.get(q, []) + b.get(q, [])) if t != q]
+        out[q] = targets[:depth]
+    return out
+
+
 def read_hits(path: Path) -> dict[str, list[str]]:
     """Targets per query in file order (a ``phylocl search`` hits TSV)."""
     hits: dict[str, list[str]] = defaultdict(list)
@@ -156,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", default=MMSEQS_LIKE, help=f"reduced alphabet (default {MMSEQS_LIKE})")
     ap.add_argument("--labels", type=Path, help="labels TSV (sequence_id, family_id); default: families from ids")
     ap.add_argument("--hits", type=Path, nargs="*", default=[], help="`phylocl search --no-align -k 500` files")
+    ap.add_argument("--union", type=Path, nargs=2, action="append", default=[], metavar=("A", "B"),
+                    help="also score two hits files' lists joined: A's list, then B's targets not in it, cut at "
+                         "--depth (a candidate stage of two prefilters)")
+    ap.add_argument("--depth", type=int, default=300, help="the joined lists' length (default 300)")
     args = ap.parse_args(argv)
     FAMILIES.clear()
     if args.labels:
@@ -169,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     fam_size = {q: members[family(q)] - (q in in_db) for q in q_ids}
     for path in args.hits:
         print(json.dumps({"stage": str(path), **recall(read_hits(path), fam_size)}))
+    for a, b in args.union:
+        print(json.dumps({"stage": f"{a} + {b}", "depth": args.depth,
+                          **recall(joined(read_hits(a), read_hits(b), args.depth), fam_size)}))
     table, size = letter_table(args.groups)
     for k in args.k:
         t0 = time.perf_counter()

@@ -89,3 +89,10 @@ def test_labels_give_families(probe, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.splitlines()[0])
     assert out["recall@10"] == 1.0  # a and b find each other; c has no relative and is not averaged
     assert probe.family("a") == "F1" and probe.family("zz_1") == "zz"
+
+
+def test_union_joins_two_lists_without_repeats_or_self(probe):
+    a = {"q": ["x", "y", "q"], "r": ["z"]}
+    b = {"q": ["y", "w", "v"], "s": ["t"]}
+    assert probe.joined(a, b, 3) == {"q": ["x", "y", "w"], "r": ["z"], "s": ["t"]}
+    assert probe.joined(a, b, 10)["q"] == ["x", "y", "w", "v"]
