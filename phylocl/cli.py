@@ -447,8 +447,8 @@ def _add_align_options(g, *, no_align: bool) -> None:
                        help="tsv (default) or blast6: BLAST/DIAMOND tabular (qseqid sseqid pident length mismatch "
                             "gapopen qstart qend sstart send evalue bitscore); or \"6 COLUMN ...\", BLAST's "
                             "-outfmt with its columns, e.g. \"6 qseqid sseqid evalue bitscore qlen slen qcovhsp\" "
-                            "(also score nident gaps scovhsp sstrand, and the aligned letters positive ppos qseq sseq "
-                            "btop; docs/retrieval.md, 'Output columns')")
+                            "(also std, score nident gaps scovhsp sstrand, and the aligned letters positive ppos qseq "
+                            "sseq btop; docs/retrieval.md, 'Output columns')")
     g.add_argument("--threads", type=int, help="aligner threads (default: all cores)")
     g.add_argument("--strand", choices=["plus", "both"],
                    help="DNA only: both (the default when aligning, as blastn) also searches and aligns each query's "
