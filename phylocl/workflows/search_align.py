@@ -34,11 +34,10 @@ from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_pr
 from phylocl.arguments import setting
 from phylocl.errors import InputError
 
-__all__ = ["ALIGNED_HEADER", "FORMATS", "AlignStage"]
+__all__ = ["ALIGNED_HEADER", "AlignStage"]
 
 ALIGNED_HEADER = "query\ttarget\tscore\trank\tbitscore\tevalue\n"
 TRACE_CHUNK = 256  # pairs per thread-pool task (whole groups of one first sequence)
-FORMATS = ("tsv", "blast6")
 
 
 @dataclass

@@ -54,19 +54,16 @@ __all__ = ["Searcher", "COLUMNS"]
 
 QUERIES = "<queries>"  # the name a bad query's message gives its input (no file)
 
-COLUMNS = {  # out_format (aligned) -> the columns of a hit and their types, as `phylocl search` writes them
+COLUMNS = {  # the TSV formats -> the columns of a hit and their types, as `phylocl search` writes them
     "tsv": (("query", str), ("target", str), ("score", float), ("rank", int), ("bitscore", float),
             ("evalue", float)),
-    "blast6": (("qseqid", str), ("sseqid", str), ("pident", float), ("length", int), ("mismatch", int),
-               ("gapopen", int), ("qstart", int), ("qend", int), ("sstart", int), ("send", int), ("evalue", float),
-               ("bitscore", float)),
     "no-align": (("query", str), ("target", str), ("score", float), ("rank", int)),
 }
 
 
 def _columns(out_format: str) -> tuple[tuple[str, type], ...]:
     """The columns of a hit and their types for ``out_format`` (checked), as :data:`COLUMNS` or BLAST tabular
-    with the columns a ``"6 COLUMN ..."`` format names."""
+    (``blast6``, or the columns a ``"6 COLUMN ..."`` format names; their types: :data:`phylocl.align.blast6.FIELDS`)."""
     if out_format in COLUMNS:
         return COLUMNS[out_format]
     from phylocl.align.blast6 import FIELDS, parse_format
