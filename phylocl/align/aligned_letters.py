@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phylocl.align.parasail_calls import CIGAR_D as _D
+from phylocl.align.parasail_calls import CIGAR_EQ as _EQ
+from phylocl.align.parasail_calls import CIGAR_I as _I
+from phylocl.align.parasail_calls import CIGAR_X as _X
 from phylocl.align.scoring import ScoringSystem
 
-__all__ = ["AlignedLetters", "aligned_letters", "expand_btop", "mirror_ops"]
-
-_I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
+__all__ = ["AlignedLetters", "aligned_letters", "expand_btop"]
 _GAP = ord("-")
 
 
@@ -39,12 +41,6 @@ class AlignedLetters:
     sseq: list[str]
     btop: list[str]
     positive: np.ndarray
-
-
-def mirror_ops(ops: np.ndarray) -> np.ndarray:
-    """CIGAR operations ``(O,)`` uint32 (``length << 4 | code``) with query and subject swapped (``I`` <-> ``D``)."""
-    kind = ops & 0xF
-    return np.where((kind == _I) | (kind == _D), ops ^ (_I ^ _D), ops).astype(np.uint32)
 
 
 def _scores_by_byte(scoring: ScoringSystem) -> np.ndarray:

@@ -21,9 +21,12 @@ import sys
 from ctypes import c_char_p, c_int, c_void_p
 from pathlib import Path
 
-__all__ = ["SATURATED", "CMatrix", "Cigar", "Parasail", "Result", "library_path", "parasail_calls"]
+__all__ = ["CIGAR_D", "CIGAR_EQ", "CIGAR_I", "CIGAR_X", "SATURATED", "CMatrix", "Cigar", "Parasail", "Result", "library_path", "parasail_calls"]
 
 SATURATED = 1 << 6  # PARASAIL_FLAG_SATURATED (parasail.h)
+# the BAM operation codes of parasail's CIGAR (Cigar.seq: length << 4 | code): I a query letter against a gap, D a
+# target letter against a gap, = an identity, X a substitution
+CIGAR_I, CIGAR_D, CIGAR_EQ, CIGAR_X = 1, 2, 7, 8
 
 
 class Result(ctypes.Structure):

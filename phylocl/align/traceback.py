@@ -53,17 +53,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phylocl.align.parasail_calls import CIGAR_D as _D
+from phylocl.align.parasail_calls import CIGAR_EQ as _EQ
+from phylocl.align.parasail_calls import CIGAR_I as _I
+from phylocl.align.parasail_calls import CIGAR_X as _X
 from phylocl.align.parasail_calls import SATURATED as _SATURATED
 from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
 __all__ = ["TABLE_COLUMNS", "TRACE_CELLS", "AlignmentSummary", "TracebackTooLarge", "canonical_first",
-           "describe_alignments", "mirror", "mirror_rows", "score_pairs", "summary_of", "trace_alignment",
+           "describe_alignments", "mirror", "mirror_ops", "mirror_rows", "score_pairs", "summary_of", "trace_alignment",
            "trace_alignments", "trace_table", "trace_tables", "traces_whole"]
 
 _GAP_RUN = re.compile(r"I+|D+")
-_I, _D, _EQ, _X = 1, 2, 7, 8  # BAM CIGAR operation codes (parasail's CIGAR)
 WINDOW_PER_SCORE = 2  # first start-search window: WINDOW_PER_SCORE * S + WINDOW_PAD residues before the end
 WINDOW_PAD = 20
 COLUMN_SCORE = 2  # score per alignment column assumed by _whole (Mycoplasma's written hits: median 1 / 1.6 columns)
@@ -250,6 +253,12 @@ def mirror_rows(rows: np.ndarray) -> np.ndarray:
     return rows[:, _MIRRORED]
 
 
+def mirror_ops(ops: np.ndarray) -> np.ndarray:
+    """CIGAR operations ``(O,)`` uint32 (``length << 4 | code``) with query and target swapped (``I`` <-> ``D``)."""
+    kind = ops & 0xF
+    return np.where((kind == _I) | (kind == _D), ops ^ (_I ^ _D), ops).astype(np.uint32)
+
+
 def trace_table(first: str, others: Sequence[str], scoring: ScoringSystem,
                 scores: Sequence[int | None] | None = None,
                 ends: Sequence[tuple[int, int] | None] | None = None) -> np.ndarray:
@@ -298,8 +307,6 @@ def trace_tables(groups: Sequence[tuple], scoring: ScoringSystem, *, ops: bool =
         rows, operations, counts = _summaries(traced, with_ops=True)
         flipped = np.repeat(flip, counts)  # (O,) operations of mirrored rows
         if flipped.any():
-            from phylocl.align.aligned_letters import mirror_ops
-
             operations[flipped] = mirror_ops(operations[flipped])
     else:
         rows = _summaries(traced)

@@ -24,12 +24,12 @@ import numpy as np
 
 from phylocl.align import align_candidates, format_evalue
 from phylocl.align.blast6 import BLAST6_COLUMNS, LETTER_COLUMNS, blast6_fields, parse_format
-from phylocl.align.aligned_letters import AlignedLetters, aligned_letters, mirror_ops
+from phylocl.align.aligned_letters import AlignedLetters, aligned_letters
 from phylocl.align.sequences import string_ranks
 from phylocl.align.scoring import ScoringSystem
 from phylocl.align.strands import align_strands, reverse_complement
-from phylocl.align.traceback import (TABLE_COLUMNS, TRACE_CELLS, TracebackTooLarge, mirror_rows, summary_of,
-                                     trace_tables, traces_whole)
+from phylocl.align.traceback import (TABLE_COLUMNS, TRACE_CELLS, TracebackTooLarge, mirror_ops, mirror_rows,
+                                     summary_of, trace_tables, traces_whole)
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.arguments import setting
 from phylocl.errors import InputError

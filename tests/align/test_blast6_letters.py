@@ -13,10 +13,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from phylocl.align.aligned_letters import aligned_letters, expand_btop, mirror_ops
+from phylocl.align.aligned_letters import aligned_letters, expand_btop
 from phylocl.align.scoring import scoring_system
 from phylocl.align.strands import reverse_complement
-from phylocl.align.traceback import trace_tables
+from phylocl.align.traceback import mirror_ops, trace_tables
 from phylocl.cli import main
 
 from .test_blast6_columns import AA, HAVE_BLAST, _fasta
