@@ -43,17 +43,6 @@ class AlignedLetters:
     positive: np.ndarray
 
 
-def _scores_by_byte(scoring: ScoringSystem) -> np.ndarray:
-    """``(256, 256)`` int32: the substitution score of two ASCII letters (``-1`` for letters outside the matrix)."""
-    table = scoring._cache.get("scores_by_byte")
-    if table is None:
-        table = np.full((256, 256), -1, dtype=np.int32)
-        codes = np.frombuffer(scoring.letters.encode("ascii"), dtype=np.uint8)
-        table[codes[:, None], codes[None, :]] = np.asarray(scoring.scores, dtype=np.int32)
-        scoring._cache["scores_by_byte"] = table
-    return table
-
-
 def _split(text: str, bounds: np.ndarray) -> list[str]:
     """``text`` cut at ``bounds`` ``(H + 1,)``."""
     b = bounds.tolist()
@@ -103,7 +92,7 @@ def aligned_letters(strings: Sequence[str], query_of: np.ndarray, subject_of: np
     s = side(_I, subject_of, sstart)  # (C,)
     # positive: identities, and substitutions scoring above 0
     sub = col_kind == _X
-    good = _scores_by_byte(scoring).ravel()[(q[sub].astype(np.intp) << 8) | s[sub]] > 0  # (X columns,)
+    good = scoring.byte_scores().ravel()[(q[sub].astype(np.intp) << 8) | s[sub]] > 0  # (X columns,)
     eq = kind == _EQ
     positive = np.bincount(run_hit[eq], weights=size[eq], minlength=n) + np.bincount(
         np.repeat(run_hit[kind == _X], size[kind == _X])[good], minlength=n)

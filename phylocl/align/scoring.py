@@ -299,6 +299,19 @@ class ScoringSystem:
         """Substitution score of two letters of :attr:`letters`."""
         return self.scores[self.letters.index(a)][self.letters.index(b)]
 
+    def byte_scores(self):
+        """``(256, 256)`` int32 NumPy table: the substitution score of two letters of :attr:`letters` by their ASCII
+        codes, ``-1`` for bytes outside the matrix (cached; read-only)."""
+        if "byte_scores" not in self._cache:
+            import numpy as np
+
+            table = np.full((256, 256), -1, dtype=np.int32)
+            codes = np.frombuffer(self.letters.encode("ascii"), dtype=np.uint8)
+            table[codes[:, None], codes[None, :]] = np.asarray(self.scores, dtype=np.int32)
+            table.flags.writeable = False
+            self._cache["byte_scores"] = table
+        return self._cache["byte_scores"]
+
     def record(self) -> dict:
         """JSON-friendly description (matrix, gaps, lambda, K)."""
         return {"matrix": self.matrix_name, "gap_open": self.gap_open, "gap_extend": self.gap_extend,
