@@ -238,13 +238,12 @@ class AlignStage:
         tasks = [[(strings[firsts[todo[group[0]]]], todo[group].tolist()) for group in task]  # one first sequence's
                  for task in grouped_tasks(rank[firsts[todo]], TRACE_CHUNK)]                # jobs together
         seconds = seconds.tolist()
-        with_ops = {"ops": True} if ops else {}  # (the default call unchanged)
 
         def run(b: int) -> np.ndarray:
             try:
                 return trace_tables([(first, [strings[seconds[j]] for j in group], [job_scores[j] for j in group],
                                       [job_ends[j] for j in group]) for first, group in tasks[b]], self.scoring,
-                                    **with_ops)
+                                    ops=ops)
             except TracebackTooLarge as err:  # its row in this block -> its job
                 jobs = [j for _, group in tasks[b] for j in group]
                 raise TracebackTooLarge(err.lx, err.ly, err.cells, jobs[err.at]) from None

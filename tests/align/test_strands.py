@@ -307,7 +307,7 @@ def test_whole_pairs_traced_in_the_scoring_pass_write_the_same_lines(tmp_path, m
     traced = []
     real = search_align.trace_tables
     monkeypatch.setattr(search_align, "trace_tables",
-                        lambda groups, s: traced.append(sum(len(g[1]) for g in groups)) or real(groups, s))
+                        lambda groups, s, **kw: traced.append(sum(len(g[1]) for g in groups)) or real(groups, s, **kw))
     args = ["search", "--model", "kmer:4", "-k", "50", "--format", "blast6", "--quiet", "--query", str(fa),
             "--db", str(fa), "--threads", "2"]
     assert main([*args, "-o", str(tmp_path / "fast.m8")]) == 0

@@ -117,7 +117,7 @@ def test_stage_traces_each_pair_of_two_queries_once(monkeypatch, threads):
     hits = align_candidates(seqs, seqs, cands, scoring=scoring, evalue=1e9, threads=1)
     calls = []
     real = sa.trace_tables
-    monkeypatch.setattr(sa, "trace_tables", lambda groups, s: [calls.extend(g[1]) for g in groups] and real(groups, s))
+    monkeypatch.setattr(sa, "trace_tables", lambda groups, s, **kw: [calls.extend(g[1]) for g in groups] and real(groups, s, **kw))
     plain = stage._tracebacks([f"s{i}" for i in range(n)], seqs, hits)
     n_plain = len(calls)
     calls.clear()
