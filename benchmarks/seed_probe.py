@@ -40,25 +40,18 @@ from pathlib import Path
 
 import numpy as np
 
+from phylocl.data.fasta import parse_fasta
+from phylocl.data.labels import read_labels
+
 CUTOFFS = (10, 50, 100, 300, 500)
 MMSEQS_LIKE = "AST,C,DN,EQ,FY,G,H,IV,KR,LM,P,W"  # 12 groups + one for the rest: 13 letters, as MMseqs2's default
 DIAGONAL_SHIFT = 1 << 20  # diagonals are pos - qpos + this, so that (sequence, diagonal) packs into one int64
 
 
 def read_fasta(path: Path) -> tuple[list[str], list[str]]:
-    """``(ids, sequences)`` of a FASTA file (one-line or wrapped records)."""
-    ids, seqs, parts = [], [], []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith(">"):
-            if ids:
-                seqs.append("".join(parts))
-            ids.append(line[1:].split()[0])
-            parts = []
-        elif line.strip():
-            parts.append(line.strip().upper())
-    if ids:
-        seqs.append("".join(parts))
-    return ids, seqs
+    """``(ids, sequences)`` of a FASTA file, as phylocl reads it (:func:`phylocl.data.fasta.parse_fasta`)."""
+    records = list(parse_fasta(path))
+    return [r.id for r in records], [r.sequence for r in records]
 
 
 FAMILIES: dict[str, str] = {}  # sequence id -> family, from --labels; ids not in it: the part before the first "_"
@@ -66,12 +59,6 @@ FAMILIES: dict[str, str] = {}  # sequence id -> family, from --labels; ids not i
 
 def family(seq_id: str) -> str:
     return FAMILIES.get(seq_id) or seq_id.split("_")[0]
-
-
-def read_labels(path: Path) -> dict[str, str]:
-    """``sequence_id -> family_id`` of a labels TSV."""
-    with open(path, newline="") as fh:
-        return {row["sequence_id"]: row["family_id"] for row in csv.DictReader(fh, delimiter="\t")}
 
 
 def letter_table(groups: str) -> tuple[np.ndarray, int]:
@@ -174,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     FAMILIES.clear()
     if args.labels:
-        FAMILIES.update(read_labels(args.labels))
+        FAMILIES.update(read_labels(args.labels).family)
     db_ids, db_seqs = read_fasta(args.db)
     q_ids, q_seqs = read_fasta(args.queries)
     members: dict[str, int] = defaultdict(int)
