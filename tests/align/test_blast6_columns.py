@@ -26,6 +26,25 @@ def _fasta(path, records):
     return path
 
 
+def _blast(tool: str, qf, df, tmp_path, fmt: str, *extra) -> dict:
+    """``tool``'s (blastp or blastn) best HSP of each query's best subject, ``fmt`` columns, keyed by (query,
+    subject)."""
+    kind = "prot" if tool == "blastp" else "nucl"
+    subprocess.run(["makeblastdb", "-in", str(df), "-dbtype", kind, "-out", str(tmp_path / "db")],
+                   capture_output=True, check=True)
+    out = subprocess.run([tool, *extra, "-query", str(qf), "-db", str(tmp_path / "db"), "-max_hsps", "1",
+                          "-max_target_seqs", "1", "-outfmt", fmt], capture_output=True, text=True, check=True).stdout
+    return {tuple(f[:2]): f for f in (line.split("\t") for line in out.splitlines())}
+
+
+def _search_lines(qf, df, tmp_path, model: str, fmt: str, evalue: str) -> list[list[str]]:
+    """``phylocl search --db`` of the best hit of each query, in ``fmt``: its lines' fields."""
+    hits = tmp_path / "h.m8"
+    assert main(["search", "--model", model, "--query", str(qf), "--db", str(df), "-k", "1", "--format", fmt,
+                 "--evalue", evalue, "-o", str(hits), "--quiet"]) == 0
+    return [line.split("\t") for line in hits.read_text().splitlines()]
+
+
 def test_parse_format():
     assert parse_format("tsv") == ("tsv", ())
     assert parse_format("blast6") == parse_format("6") == parse_format(" 6 ") == ("blast6", BLAST6_COLUMNS)
@@ -91,16 +110,8 @@ def _protein_set(rng):
 def test_protein_columns_equal_blastps(tmp_path):
     queries, db = _protein_set(random.Random(3))
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
-    subprocess.run(["makeblastdb", "-in", str(df), "-dbtype", "prot", "-out", str(tmp_path / "db")],
-                   capture_output=True, check=True)
-    out = subprocess.run(["blastp", "-query", str(qf), "-db", str(tmp_path / "db"), "-comp_based_stats", "0", "-seg",
-                          "no", "-max_hsps", "1", "-max_target_seqs", "1", "-outfmt", "6 " + " ".join(EXTRA)],
-                         capture_output=True, text=True, check=True).stdout
-    blast = {tuple(f[:2]): f for f in (line.split("\t") for line in out.splitlines())}
-    hits = tmp_path / "h.m8"
-    assert main(["search", "--model", "kmer:3", "--query", str(qf), "--db", str(df), "-k", "1", "--format",
-                 "6 " + " ".join(EXTRA), "--evalue", "1e-3", "-o", str(hits), "--quiet"]) == 0
-    lines = [line.split("\t") for line in hits.read_text().splitlines()]
+    blast = _blast("blastp", qf, df, tmp_path, "6 " + " ".join(EXTRA), "-comp_based_stats", "0", "-seg", "no")
+    lines = _search_lines(qf, df, tmp_path, "kmer:3", "6 " + " ".join(EXTRA), "1e-3")
     assert sorted(tuple(f[:2]) for f in lines) == [(f"q{i}", f"d{i}") for i in range(6)]
     covered = set()
     for f in lines:
@@ -123,16 +134,8 @@ def test_dna_columns_equal_blastns_on_both_strands(tmp_path):
           for i, b in enumerate(base)]
     db += [(f"r{j}", flank(300)) for j in range(6)]
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
-    subprocess.run(["makeblastdb", "-in", str(df), "-dbtype", "nucl", "-out", str(tmp_path / "db")],
-                   capture_output=True, check=True)
-    out = subprocess.run(["blastn", "-task", "blastn", "-dust", "no", "-query", str(qf), "-db", str(tmp_path / "db"),
-                          "-max_hsps", "1", "-max_target_seqs", "1", "-outfmt", "6 " + " ".join(EXTRA)],
-                         capture_output=True, text=True, check=True).stdout
-    blast = {tuple(f[:2]): f for f in (line.split("\t") for line in out.splitlines())}
-    hits = tmp_path / "h.m8"
-    assert main(["search", "--model", "kmer:4", "--query", str(qf), "--db", str(df), "-k", "1", "--format",
-                 "6 " + " ".join(EXTRA), "--evalue", "1e-10", "-o", str(hits), "--quiet"]) == 0
-    lines = [line.split("\t") for line in hits.read_text().splitlines()]
+    blast = _blast("blastn", qf, df, tmp_path, "6 " + " ".join(EXTRA), "-task", "blastn", "-dust", "no")
+    lines = _search_lines(qf, df, tmp_path, "kmer:4", "6 " + " ".join(EXTRA), "1e-10")
     assert sorted(tuple(f[:2]) for f in lines) == [(f"q{i}", f"d{i}") for i in range(4)]
     for f in lines:
         assert f == blast[f[0], f[1]], f

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from phylocl.align.strands import reverse_complement
 from phylocl.align.traceback import mirror_ops, trace_tables
 from phylocl.cli import main
 
-from .test_blast6_columns import AA, HAVE_BLAST, _fasta
+from .test_blast6_columns import AA, HAVE_BLAST, _blast, _fasta, _search_lines
 
 COUNTS = "qseqid sseqid score length nident mismatch gapopen qstart qend sstart send"
 LETTERS = "positive ppos qseq sseq btop"
@@ -116,26 +115,14 @@ def _unique_pairs(rng, alphabet, n, sub_rate, flank):
     return queries, db
 
 
-def _blast(tool, qf, df, tmp_path, *extra):
-    kind = "prot" if tool == "blastp" else "nucl"
-    subprocess.run(["makeblastdb", "-in", str(df), "-dbtype", kind, "-out", str(tmp_path / "db")],
-                   capture_output=True, check=True)
-    out = subprocess.run([tool, *extra, "-query", str(qf), "-db", str(tmp_path / "db"), "-max_hsps", "1",
-                          "-max_target_seqs", "1", "-outfmt", FMT], capture_output=True, text=True, check=True).stdout
-    return {tuple(f[:2]): f for f in (line.split("\t") for line in out.splitlines())}
-
-
 @pytest.mark.skipif(not HAVE_BLAST, reason="NCBI BLAST+ not installed (apt-get install ncbi-blast+)")
 def test_protein_letters_equal_blastps(tmp_path):
     rng = random.Random(3)
     queries, db = _unique_pairs(rng, AA, 6, 0.25, lambda n: "".join(rng.choice(AA) for _ in range(n)))
     db += [(f"r{j}", "".join(rng.choice(AA) for _ in range(150))) for j in range(10)]
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
-    blast = _blast("blastp", qf, df, tmp_path, "-comp_based_stats", "0", "-seg", "no")
-    hits = tmp_path / "h.m8"
-    assert main(["search", "--model", "kmer:3", "--query", str(qf), "--db", str(df), "-k", "1", "--format", FMT,
-                 "--evalue", "1e-3", "-o", str(hits), "--quiet"]) == 0
-    lines = [line.split("\t") for line in hits.read_text().splitlines()]
+    blast = _blast("blastp", qf, df, tmp_path, FMT, "-comp_based_stats", "0", "-seg", "no")
+    lines = _search_lines(qf, df, tmp_path, "kmer:3", FMT, "1e-3")
     assert sorted(tuple(f[:2]) for f in lines) == [(f"q{i}", f"d{i}") for i in range(6)]
     sc, seqs = scoring_system("protein"), dict(queries + db)
     for f in lines:
@@ -154,11 +141,8 @@ def test_dna_letters_equal_blastns_on_both_strands(tmp_path):
     db = [(i, reverse_complement(s) if k % 2 else s) for k, (i, s) in enumerate(db)]
     db += [(f"r{j}", flank(300)) for j in range(6)]
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
-    blast = _blast("blastn", qf, df, tmp_path, "-task", "blastn", "-dust", "no")
-    hits = tmp_path / "h.m8"
-    assert main(["search", "--model", "kmer:4", "--query", str(qf), "--db", str(df), "-k", "1", "--format", FMT,
-                 "--evalue", "1e-10", "-o", str(hits), "--quiet"]) == 0
-    lines = [line.split("\t") for line in hits.read_text().splitlines()]
+    blast = _blast("blastn", qf, df, tmp_path, FMT, "-task", "blastn", "-dust", "no")
+    lines = _search_lines(qf, df, tmp_path, "kmer:4", FMT, "1e-10")
     assert sorted(tuple(f[:2]) for f in lines) == [(f"q{i}", f"d{i}") for i in range(6)]
     sc, seqs = scoring_system("dna"), dict(queries + db)
     for f in lines:
@@ -181,11 +165,8 @@ def test_x_and_lower_case_letters_as_blastp_writes_them(tmp_path):
     d[20], d[80] = ("W" if q[20] != "W" else "A"), ("V" if q[80] != "V" else "I")
     query = "".join(q[:30]).lower() + "".join(q[30:])
     qf, df = _fasta(tmp_path / "q.fa", [("q", query)]), _fasta(tmp_path / "d.fa", [("d", "".join(d))])
-    blast = _blast("blastp", qf, df, tmp_path, "-comp_based_stats", "0", "-seg", "no")
-    hits = tmp_path / "h.m8"
-    assert main(["search", "--model", "kmer:3", "--query", str(qf), "--db", str(df), "-k", "1", "--format", FMT,
-                 "-o", str(hits), "--quiet"]) == 0
-    f = hits.read_text().rstrip("\n").split("\t")
+    blast = _blast("blastp", qf, df, tmp_path, FMT, "-comp_based_stats", "0", "-seg", "no")
+    (f,) = _search_lines(qf, df, tmp_path, "kmer:3", FMT, "10")  # one hit, at the default E-value threshold
     assert f == blast["q", "d"]
     assert f[-3] == "".join(q) and f[-1] == "20KW59VI39" and (f[4], f[-5]) == ("118", "119")  # X-X: identity; V-I: +3
 
