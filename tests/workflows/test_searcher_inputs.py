@@ -148,3 +148,18 @@ def test_searches_from_several_threads_equal_one_at_a_time(bundle):
         t.join()
     assert not errors and not bad
     assert "several threads are safe" in " ".join(searcher_module.__doc__.split())
+
+
+def test_a_short_peptide_of_nucleotide_letters_is_searched_as_the_command_searches_it(bundle, tmp_path):
+    """GATTACA is a peptide (a FASTA record counts as DNA from 20 residues on, phylocl.data.fasta.MixCheck): the
+    searcher refused it as DNA where `phylocl search --index` searches it; a 21-nt query is still refused."""
+    queries = _queries()[:1] + [("pep", "GATTACA"), ("pep2", "ACGTTGCAN")]
+    fasta, out = write_fasta(tmp_path / "q.fasta", queries), tmp_path / "hits.tsv"
+    assert main(["search", "--query", str(fasta), "--index", str(bundle), "-k", "3", "--evalue", "1000",
+                 "--threads", "1", "-o", str(out), "--quiet"]) == 0
+    buf = io.StringIO()
+    Searcher(index=bundle, k=3, evalue=1000, threads=1).write(queries, buf)
+    assert buf.getvalue() == "".join(out.read_text().splitlines(keepends=True)[1:])  # the command's lines
+    assert "\npep\t" in buf.getvalue()  # the peptide has hits (E-value <= 1000)
+    with pytest.raises(InputError, match="query 'nt' looks like DNA"):
+        Searcher(index=bundle, k=3, threads=1).search([("nt", "ACGTACGTACGTACGTAACGT")])
