@@ -462,7 +462,9 @@ def _add_search(sub) -> None:
     db = p.add_mutually_exclusive_group(required=True)
     db.add_argument("--db", metavar="DB.fasta", help="database FASTA, embedded on the fly (exact search)")
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
-    p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s)")
+    p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s), as blastp's "
+                   "-max_target_seqs but ranked by bit score, not E-value (ties: embedding order; --no-align: by "
+                   "the embedding); a hit on a database sequence with the query's own id is left out")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
                         "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")

@@ -200,14 +200,14 @@ def _digitize(seq: str, alphabet):
 def msv_pvalues(query: str, targets: Sequence[str], *, tools, digital: Sequence | None = None) -> np.ndarray:
     """MSV P-values of ``targets`` against a single-sequence profile of ``query`` (``tools``: alphabet, background,
     builder and, optionally, the quick builder and the calibration sequences, as :class:`MsvFilter` holds them per
-    thread; ``digital``: the targets already digitized). A target or query the profile cannot score (empty) gets
-    P = 0, so it is aligned rather than silently dropped."""
+    thread; ``digital``: the targets already digitized). A target or query the profile cannot score (empty, or a
+    query of unknown residues only) gets P = 0, so it is aligned rather than silently dropped."""
     from pyhmmer.easel import TextSequence
 
     alphabet, background, builder = tools[:3]
     out = np.zeros(len(targets), dtype=np.float64)
-    if not query:
-        return out
+    if not query.strip("N" if alphabet.is_nucleotide() else "X"):  # all X (N): the profile's relative entropy is
+        return out  # 0, its MSV lambda infinite, and the calibration overflowed (a traceback from `search`)
     digital_query = TextSequence(name=b"query", sequence=query).digitize(alphabet)
     profile = None
     if len(tools) > 4:  # the quick builder: MSV's parameters computed here, shorter Viterbi / Forward calibrations

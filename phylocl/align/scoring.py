@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from phylocl.arguments import option
+from phylocl.arguments import is_whole, option
 from phylocl.errors import InputError
 
 __all__ = [
@@ -364,6 +364,10 @@ def scoring_system(alphabet: str = "protein", *, matrix: str | None = None, gap_
     if alphabet not in DEFAULTS:
         raise InputError(f"unknown alphabet {alphabet!r}; choose protein or dna")
     d_matrix, d_open, d_extend = DEFAULTS[alphabet]
+    for name, value in (("gap_open", gap_open), ("gap_extend", gap_extend), ("matrix", matrix)):
+        if value is not None and not (isinstance(value, str) if name == "matrix" else is_whole(value)):
+            kind = "a matrix name (a str)" if name == "matrix" else "a whole number"  # int(11.5) was 11, "11" 11
+            raise InputError(f"{option(name)} must be {kind}, got {type(value).__name__} {value!r}")
     gap_open = d_open if gap_open is None else int(gap_open)
     gap_extend = d_extend if gap_extend is None else int(gap_extend)
     if gap_open < 0 or gap_extend < 1:

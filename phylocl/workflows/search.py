@@ -31,7 +31,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
-from phylocl.arguments import on_command_line, option, setting
+from phylocl.arguments import is_real, on_command_line, option, setting
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
@@ -293,6 +293,9 @@ def check_align_options(*, align: bool, candidates: int, evalue: float, out_form
         return
     if candidates < 1:
         raise InputError(f"{option('candidates')} must be >= 1, got {candidates}")
+    for name, value in (("evalue", evalue), ("filter_pvalue", filter_pvalue)):
+        if not is_real(value) and not (name == "filter_pvalue" and value is None):  # "1" < 0 raised a TypeError
+            raise InputError(f"{option(name)} must be a number > 0, got {type(value).__name__} {value!r}")
     if not evalue > 0:
         raise InputError(f"{option('evalue')} must be > 0, got {evalue}")
     if threads is not None and threads < 1:
@@ -449,9 +452,12 @@ def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -
     if budget is None:
         return
     try:
+        if not is_real(budget):  # "0.5" was refused as out of range, "got 0.5"
+            raise ValueError
         check_budget(budget)
     except ValueError:
-        raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {budget}") from None
+        shown = budget if is_real(budget) else repr(budget)
+        raise InputError(f"{option('word_budget')} must be in (0, 1] (1: exact search), got {shown}") from None
     if not sparse:
         way = "`phylocl index --fasta`, or --db with a k-mer profile model" if on_command_line() else \
             "an index of `phylocl index --fasta`"  # a Searcher has no db

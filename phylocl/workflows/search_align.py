@@ -102,13 +102,14 @@ class AlignStage:
 
     def _write_blast6(self, f: TextIO, query_ids, queries: list[str], hits, query_rows) -> int:
         """The hits as :func:`~phylocl.align.blast6_line` writes them, from :meth:`_trace_rows`' tables."""
+        met = self._targets(hits)  # the hits' target sequences, fetched once for the traces, letters and slen
         if self.letters:
-            table, ops, counts = self._trace_rows(query_ids, queries, hits, query_rows, ops=True)  # (H, 9)
-            return self._write_columns(f, query_ids, queries, hits, table, self._letters(queries, hits, table, ops,
-                                                                                         counts))
-        table = self._trace_rows(query_ids, queries, hits, query_rows)  # (H, 9)
+            table, ops, counts = self._trace_rows(query_ids, queries, hits, query_rows, ops=True, met=met)  # (H, 9)
+            return self._write_columns(f, query_ids, queries, hits, table, met,
+                                       self._letters(queries, hits, table, ops, counts, met))
+        table = self._trace_rows(query_ids, queries, hits, query_rows, met=met)  # (H, 9)
         if self.columns != BLAST6_COLUMNS:
-            return self._write_columns(f, query_ids, queries, hits, table)
+            return self._write_columns(f, query_ids, queries, hits, table, met)
         ids = self.db_ids
         lines = []
         for qid, t, row, e, b in zip(np.repeat(np.asarray(query_ids, dtype=object), np.diff(hits.offsets)).tolist(),
@@ -121,15 +122,15 @@ class AlignStage:
         f.write("".join(lines))
         return len(lines)
 
-    def _write_columns(self, f: TextIO, query_ids, queries: list[str], hits, table: np.ndarray,
+    def _write_columns(self, f: TextIO, query_ids, queries: list[str], hits, table: np.ndarray, met: tuple,
                        letters: AlignedLetters | None = None) -> int:
         """The hits with the columns of a ``"6 COLUMN ..."`` format (:func:`~phylocl.align.blast6.blast6_fields`);
-        ``letters``: the hits' aligned letters (:meth:`_letters`), when the format names a letter column."""
+        ``met``: the hits' targets (:meth:`_targets`); ``letters``: the hits' aligned letters (:meth:`_letters`),
+        when the format names a letter column."""
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
         targets = hits.targets.tolist()
-        slen: dict[int, int] = {}
-        if {"slen", "scovhsp"} & set(self.columns):
-            slen = {t: len(self.fetch(t)) for t in set(targets)}
+        _, t_at, seqs = met
+        slen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at].tolist()  # (H,) each hit's target length
         minus = getattr(hits, "minus", None)
         if self.scoring.alphabet != "dna":
             strands = [None] * len(targets)
@@ -142,11 +143,11 @@ class AlignStage:
             per_hit = [None] * len(targets)
         else:
             per_hit = list(zip(letters.qseq, letters.sseq, letters.positive.tolist(), letters.btop))
-        for q, t, row, e, b, strand, aligned in zip(owner.tolist(), targets, table.tolist(), hits.evalues.tolist(),
-                                                    hits.bits.tolist(), strands, per_hit):
+        for q, t, row, e, b, s, strand, aligned in zip(owner.tolist(), targets, table.tolist(), hits.evalues.tolist(),
+                                                       hits.bits.tolist(), slen, strands, per_hit):
             lines.append("\t".join(blast6_fields(
                 self.columns, qseqid=query_ids[q], sseqid=self.db_ids[t], row=row, evalue=e, bitscore=b,
-                qlen=len(queries[q]), slen=slen.get(t, 0), strand=strand, letters=aligned)) + "\n")
+                qlen=len(queries[q]), slen=s, strand=strand, letters=aligned)) + "\n")
         f.write("".join(lines))
         return len(lines)
 
@@ -165,17 +166,15 @@ class AlignStage:
         return [[summary_of(r) for r in table[hits.offsets[i]:hits.offsets[i + 1]]] for i in range(len(queries))]
 
     def _letters(self, queries: list[str], hits, table: np.ndarray, ops: np.ndarray,
-                 counts: np.ndarray) -> AlignedLetters:
+                 counts: np.ndarray, met: tuple) -> AlignedLetters:
         """The aligned letters of the hits (:func:`~phylocl.align.aligned_letters.aligned_letters`) from :meth:`_trace_rows`'
-        table and operations. A minus-strand hit is written as blastn writes it: the query on its plus strand and
-        the target reverse-complemented, read from ``qstart`` (its operations come reversed from
-        :meth:`_trace_rows`)."""
+        table and operations (``met``: the hits' targets, :meth:`_targets`). A minus-strand hit is written as blastn
+        writes it: the query on its plus strand and the target reverse-complemented, read from ``qstart`` (its
+        operations come reversed from :meth:`_trace_rows`)."""
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
         minus = getattr(hits, "minus", None)
         on_minus = minus.astype(bool) if minus is not None else np.zeros(len(owner), dtype=bool)  # (H,)
-        targets, t_at = np.unique(hits.targets, return_inverse=True)
-        t_at = t_at.reshape(-1)
-        seqs = [self.fetch(t) for t in targets.tolist()]
+        _, t_at, seqs = met
         rc_of = np.unique(t_at[on_minus])  # targets read reverse-complemented
         strings = list(queries) + seqs + [reverse_complement(seqs[i]) for i in rc_of.tolist()]
         tlen = np.fromiter(map(len, seqs), np.int64, len(seqs))[t_at]  # (H,)
@@ -184,8 +183,14 @@ class AlignStage:
         sstart = np.where(on_minus, tlen - table[:, 7], table[:, 7] - 1)  # (H,) 0-based in the subject as read
         return aligned_letters(strings, owner, subject, table[:, 5] - 1, sstart, ops, counts, self.scoring)
 
+    def _targets(self, hits) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The distinct targets of ``hits``, fetched once: ``(rows (T,) ascending, each hit's index in them (H,),
+        their sequences)``."""
+        targets, t_at = np.unique(hits.targets, return_inverse=True)
+        return targets, t_at.reshape(-1), [self.fetch(t) for t in targets.tolist()]
+
     def _trace_rows(self, query_ids, queries: list[str], hits, query_rows: Sequence[int] | None = None, *,
-                    ops: bool = False):
+                    ops: bool = False, met: tuple | None = None):
         """``(H, 9)`` int64: every hit's alignment as a :func:`~phylocl.align.traceback.trace_table` row, in the
         query's orientation. Each pair is traced once in the orientation :func:`~phylocl.align.traceback.trace_alignment`
         chooses and mirrored for the other (a pair of two queries of an all-against-all buffer is met twice), so the
@@ -199,7 +204,7 @@ class AlignStage:
         hit, :func:`~phylocl.align.traceback.trace_tables`) in the query's orientation and, for a minus-strand hit,
         reversed (the alignment of the query with the target's reverse complement, read from ``qstart``);
         ``counts`` ``(H,)`` operations per hit. Every pair is then traced here (the scoring pass's traces keep no
-        operations)."""
+        operations). ``met``: the hits' targets as :meth:`_targets` gives them (fetched here when ``None``)."""
         minus = getattr(hits, "minus", None)
         n_hits = len(hits.targets)
         owner = np.repeat(np.arange(len(queries)), np.diff(hits.offsets))  # (H,) query of each hit
@@ -207,9 +212,7 @@ class AlignStage:
         ends = hits.ends if hits.ends is not None else np.full((n_hits, 2), -1, dtype=np.int64)  # (H, 2)
         # the sequences met: queries, the reverse complements of those with minus-strand hits, the targets
         rc_of = np.unique(owner[on_minus])
-        targets, t_at = np.unique(hits.targets, return_inverse=True)
-        t_at = t_at.reshape(-1)
-        seqs = [self.fetch(t) for t in targets.tolist()]
+        _, t_at, seqs = self._targets(hits) if met is None else met
         strings = list(queries) + [reverse_complement(queries[i]) for i in rc_of.tolist()] + seqs
         x = np.where(on_minus, len(queries) + np.searchsorted(rc_of, owner), owner)  # (H,) query side in strings
         y = len(queries) + len(rc_of) + t_at  # (H,) target side

@@ -229,7 +229,7 @@ class Searcher:
     def _records(self, queries: Iterable[tuple[str, str]]) -> list[_Record]:
         """The queries checked (ids unique and without whitespace, sequences non-empty and of the index's
         alphabet) and cleaned as FASTA records are."""
-        from phylocl.data.fasta import looks_like_protein, nucleotide_fraction, strip_gaps
+        from phylocl.data.fasta import MixCheck, looks_like_protein, nucleotide_fraction, strip_gaps
 
         alphabet, report = self.embedder.alphabet, LetterReport(strict=self.strict,
                                                                  keep_ambiguous=self.stage is not None)
@@ -259,8 +259,9 @@ class Searcher:
             seq = strip_gaps("".join(seq.split()))  # as FASTA records are cleaned
             if not seq:
                 raise InputError(f"query {qid!r} has no sequence", path=where, line=line if source is not None else None)
-            if alphabet.name == "protein" and nucleotide_fraction(seq) >= 0.9 or (
-                    alphabet.name == "dna" and looks_like_protein(seq)):
+            # DNA as a FASTA file's record counts as DNA (MixCheck): short peptides such as GATTACA are protein
+            if alphabet.name == "protein" and len(seq) >= MixCheck.min_dna_length and nucleotide_fraction(seq) >= 0.9 \
+                    or alphabet.name == "dna" and looks_like_protein(seq):
                 other, mine = ("DNA", "protein") if alphabet.name == "protein" else ("protein", "DNA")
                 raise InputError(f"query {qid!r} looks like {other}, but the index was built for {mine} sequences",
                                  path=where, line=line if source is not None else None)

@@ -112,6 +112,28 @@ def test_dna_searches_align_every_candidate_by_default(tmp_path):
     assert outs["default"] == outs["off"] != outs["on"]  # the filter, when asked for, drops random pairs
 
 
+@pytest.mark.parametrize("alphabet, unknown", [("protein", "X"), ("dna", "N")])
+def test_a_query_of_unknown_residues_only_is_aligned_not_a_traceback(tmp_path, alphabet, unknown, capsys):
+    """A query of 1 to 19 X (N) overflowed MSV's calibration (OverflowError from `phylocl search`: its profile's
+    relative entropy is 0, so lambda is infinite); any such query now gets P = 0 (aligned, as an empty one), and the
+    search writes its hits (none: X scores -1) with exit 0."""
+    from phylocl.cli import main
+
+    letters = AA if alphabet == "protein" else "ACGT"
+    targets = ["".join(np.random.default_rng(1).choice(list(letters), 40)), letters[0], unknown * 3]
+    f = MsvFilter(scoring=scoring_system(alphabet), pvalue=0.02)
+    for n in (1, 3, 19, 20, 60):
+        assert f.pvalues(unknown * n, targets, keys=[0, 1, 2]).tolist() == [0.0, 0.0, 0.0]
+    assert f.pvalues(unknown * 4 + letters[1], targets, keys=[0, 1, 2]).max() > 0  # one known residue: scored
+    q, db, out = tmp_path / "q.fa", tmp_path / "db.fa", tmp_path / "h.m8"
+    q.write_text(f">allx\n{unknown * 3}\n>other\n{targets[0][:20]}\n")
+    db.write_text("".join(f">t{i}\n{t}\n" for i, t in enumerate(targets)))
+    assert main(["search", "--model", "kmer:3", "--query", str(q), "--db", str(db), "--format", "blast6",
+                 "--filter-pvalue", "0.02", "-o", str(out), "--quiet"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert [line.split("\t")[:2] for line in out.read_text().splitlines()] == [["other", "t0"]]
+
+
 def _mutate_dna(rng, s: str) -> str:
     return "".join(rng.choice(list("ACGT")) if rng.random() < 0.2 else c for c in s)
 

@@ -319,3 +319,41 @@ def test_an_index_without_sequences_is_refused_after_the_checks_of_the_model_and
                      *flags]) == 2, words
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1 and not out.exists(), (words, err)
+
+
+@pytest.mark.parametrize("alphabet", ["protein", "dna"])
+def test_letter_columns_fetch_each_target_once(alphabet):
+    """A format with letter columns and slen fetches each hit target's sequence once per buffer (it was fetched for
+    the traces, again for the letters and a third time for slen), and writes what a fetch per use wrote."""
+    import io
+
+    from phylocl.align.strands import reverse_complement
+    from phylocl.workflows.search_align import AlignStage
+
+    rng = np.random.default_rng(4)
+    letters = AA if alphabet == "protein" else "ACGT"
+    base = ["".join(rng.choice(list(letters), size=80)) for _ in range(3)]
+    seqs = [b if j % 2 or alphabet == "protein" else reverse_complement(b) for b in base for j in range(3)]
+    seqs = [("".join(rng.choice(list(letters)) if rng.random() < 0.1 else c for c in s)) for s in seqs]
+    ids, n = [f"s{i}" for i in range(len(seqs))], len(seqs)
+    fetched = []
+
+    def fetch(t):
+        fetched.append(t)
+        return seqs[t]
+
+    out, calls = {}, {}
+    for name, getter in (("once", fetch), ("plain", seqs.__getitem__)):
+        stage = AlignStage(scoring=scoring_system(alphabet), fetch=getter, db_ids=ids,
+                           db_residues=sum(map(len, seqs)), db_sequences=n, k=n, evalue=10.0,
+                           out_format="6 std slen scovhsp qseq sseq btop", threads=1, filter_pvalue=None,
+                           strand="both" if alphabet == "dna" else "plus")
+        write_hits = stage._write_blast6  # the fetches after the aligner's own: the written hits'
+        stage._write_blast6 = lambda *a: fetched.clear() or write_hits(*a)
+        cands = np.array([[j for j in range(n) if j != i] for i in range(n)])
+        f = io.StringIO()
+        stage.write(f, ids, seqs, np.zeros(cands.shape), cands)
+        out[name], calls[name] = f.getvalue(), list(fetched)
+    targets = {line.split("\t")[1] for line in out["once"].splitlines()}
+    assert len(targets) > 3 and sorted(calls["once"]) == sorted(int(t[1:]) for t in targets)  # each target once
+    assert out["once"] == out["plain"]

@@ -69,6 +69,15 @@ def test_strings_where_pairs_belong_are_refused_with_the_way_out(bundle, queries
     ({"candidates": 10.7}, ValueError, "candidates must be an int >= 1 or None, got 10.7"),  # was int(10.7) = 10
     ({"threads": 1.5}, ValueError, "threads must be an int >= 1 or None, got 1.5"),
     ({"index": None}, TypeError, "index must be the path of an index bundle.*NoneType"),
+    # these raised TypeError ("'>' not supported between instances of 'str' and 'int'"), AttributeError ('int'
+    # object has no attribute 'upper'), or were taken as int(11.5) = 11 and int("11")
+    ({"evalue": "1e-5"}, InputError, "evalue must be a number > 0, got str '1e-5'"),
+    ({"evalue": None}, InputError, "evalue must be a number > 0, got NoneType None"),
+    ({"filter_pvalue": "0.1"}, InputError, "filter_pvalue must be a number > 0, got str '0.1'"),
+    ({"matrix": 62}, InputError, r"matrix must be a matrix name \(a str\), got int 62"),
+    ({"gap_open": 11.5}, InputError, "gap_open must be a whole number, got float 11.5"),
+    ({"gap_extend": "1"}, InputError, "gap_extend must be a whole number, got str '1'"),
+    ({"word_budget": "0.5"}, InputError, r"word_budget must be in \(0, 1\] \(1: exact search\), got '0.5'"),
 ])
 def test_options_of_the_wrong_kind_are_refused(bundle, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -139,3 +148,18 @@ def test_searches_from_several_threads_equal_one_at_a_time(bundle):
         t.join()
     assert not errors and not bad
     assert "several threads are safe" in " ".join(searcher_module.__doc__.split())
+
+
+def test_a_short_peptide_of_nucleotide_letters_is_searched_as_the_command_searches_it(bundle, tmp_path):
+    """GATTACA is a peptide (a FASTA record counts as DNA from 20 residues on, phylocl.data.fasta.MixCheck): the
+    searcher refused it as DNA where `phylocl search --index` searches it; a 21-nt query is still refused."""
+    queries = _queries()[:1] + [("pep", "GATTACA"), ("pep2", "ACGTTGCAN")]
+    fasta, out = write_fasta(tmp_path / "q.fasta", queries), tmp_path / "hits.tsv"
+    assert main(["search", "--query", str(fasta), "--index", str(bundle), "-k", "3", "--evalue", "1000",
+                 "--threads", "1", "-o", str(out), "--quiet"]) == 0
+    buf = io.StringIO()
+    Searcher(index=bundle, k=3, evalue=1000, threads=1).write(queries, buf)
+    assert buf.getvalue() == "".join(out.read_text().splitlines(keepends=True)[1:])  # the command's lines
+    assert "\npep\t" in buf.getvalue()  # the peptide has hits (E-value <= 1000)
+    with pytest.raises(InputError, match="query 'nt' looks like DNA"):
+        Searcher(index=bundle, k=3, threads=1).search([("nt", "ACGTACGTACGTACGTAACGT")])
