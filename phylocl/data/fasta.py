@@ -20,11 +20,14 @@ import re
 from array import array
 from itertools import accumulate
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 from phylocl.data.letters import clean_letters
 from phylocl.data.textio import READ_ERRORS, open_text, os_error_message, undecodable
 from phylocl.errors import InputError
+
+if TYPE_CHECKING:
+    from phylocl.data.alphabet import Alphabet
 
 __all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
            "looks_like", "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps"]
@@ -196,14 +199,20 @@ class MixCheck:
 
     A record counts as DNA when at least 90% of it is A/C/G/T/U/N and it is at least :attr:`min_dna_length`
     long (short peptides such as ``GATTACA`` are valid protein), and as protein when :func:`looks_like_protein`.
+    ``given``: the alphabet the caller asked for (``--alphabet``); when it is protein nothing is refused, since
+    a protein record may be mostly A, C, G, T and N (poly-Ala, poly-Asn stretches) and DNA letters are protein
+    letters. Asked for DNA, a protein record is still refused (its letters are not DNA's).
     """
 
     min_dna_length = 20
 
-    def __init__(self) -> None:
+    def __init__(self, *, given: str | Alphabet | None = None) -> None:
         self.first: dict[str, tuple[str, Path, int]] = {}
+        self.off = getattr(given, "name", given) == "protein"
 
     def add(self, record: FastaRecord, path: str | Path) -> None:
+        if self.off:
+            return
         seq = record.sequence
         if len(seq) >= self.min_dna_length and nucleotide_fraction(seq) >= DNA_THRESHOLD:
             kind = "DNA"

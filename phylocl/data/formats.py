@@ -78,7 +78,7 @@ def build_dataset(
     :mod:`phylocl.data.letters`).
     """
     check_unique_ids(records, paths)
-    mix = MixCheck()
+    mix = MixCheck(given=alphabet)
     for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))

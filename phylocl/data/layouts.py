@@ -164,7 +164,7 @@ class FastaStream:
             raise RuntimeError(f"{self.path} was already read (a FastaStream is read once)")
         self._used = True
         seen: dict[str, int] = {}
-        mix = MixCheck()
+        mix = MixCheck(given=self.alphabet if self.given else None)
         path, alpha = self.path, self.alphabet
         for rec in chain(self.head, self._records):
             if rec.id in seen:

@@ -164,3 +164,23 @@ def test_datasets_know_where_each_record_was_read(tmp_path):
     sub = ds.subset([8, 0])
     assert sub.where(0) == (str(b / "F2.fa"), 3) and sub.where(1) == (str(a / "F1.fa"), 1)
     assert ds.select_families(["b/F2"]).where(1) == (str(b / "F2.fa"), 3)
+
+
+def test_a_protein_file_with_poly_a_records_reads_when_protein_is_asked_for(tmp_path):
+    """A record of 20+ residues that is >= 90% A/C/G/T/N (poly-Ala, poly-Asn) looks like DNA; asked for protein
+    (``--alphabet protein``), the file is read as protein instead of being refused as a mix; asked for DNA, a
+    protein record is still refused, and detection still refuses the mix."""
+    f = tmp_path / "p.fa"
+    f.write_text("".join(f">p{i}\nMKTAYIAKQRQISFVKSHFSRQ\n" for i in range(5)) + ">polyA\n" + "A" * 30 + "N" * 3 + "\n")
+    recs = list(iter_fasta(f, alphabet="protein"))
+    assert [r.id for r in recs][-1] == "polyA" and recs[-1].sequence == "A" * 30 + "N" * 3  # N: asparagine
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("sequence_id\tfamily_id\n" + "".join(f"{r.id}\tf{i % 2}\n" for i, r in enumerate(recs)))
+    ds = read_dataset(f, labels=labels, alphabet="protein")
+    assert ds.alphabet.name == "protein" and len(ds.ids) == 6
+    with pytest.raises(InputError, match="mix of DNA and protein"):
+        list(iter_fasta(f))
+    d = tmp_path / "d.fa"
+    d.write_text("".join(f">d{i}\n" + "ACGT" * 10 + "\n" for i in range(5)) + ">p\nMKTAYIAKQRQISFVKSHFSRQ\n")
+    with pytest.raises(InputError, match="mix of DNA and protein"):
+        list(iter_fasta(d, alphabet="dna"))
