@@ -337,6 +337,26 @@ def _replace(tmp: Path, path: Path) -> None:
         raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders created, deepest first, so that a write that
+    fails can remove them again (:func:`_remove_made`) and leave no trace of its output."""
+    made, p = [], folder
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders :func:`_make_parents` created, deepest first, as long as they are empty."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it.
@@ -351,11 +371,13 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     """
     path = Path(path)
     sfx = path.suffix if suffix is None else suffix
+    made: list[Path] = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        made = _make_parents(path.parent)
         sweep_stale(path)
         fd, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".tmp{sfx}", dir=path.parent)
     except OSError as err:
+        _remove_made(made)
         raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     os.close(fd)
     tmp = Path(name)
@@ -366,6 +388,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         _replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
+        _remove_made(made)
         _out_of_descriptors(err)
         if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
             raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
@@ -379,11 +402,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     An existing ``path`` is removed only after the new content is complete.
     """
     path = Path(path)
+    made: list[Path] = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        made = _make_parents(path.parent)
         sweep_stale(path)
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
     except OSError as err:
+        _remove_made(made)
         raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None
     try:
         yield tmp
@@ -405,6 +430,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_made(made)
         _out_of_descriptors(err)
         if _about_output(err, tmp):  # a full disk while writing: name the output, not the hidden temporary
             raise InputError(f"cannot write: {os_error_message(err)}", path=path) from None

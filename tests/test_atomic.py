@@ -45,6 +45,29 @@ def test_failure_leaves_neither_output_nor_temporary(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_failure_removes_the_folders_it_created_for_the_output(tmp_path, kind):
+    """``-o new/deeper/out.tsv`` that fails leaves no ``new/deeper``; a folder that was there, or one that holds
+    something else by then, stays."""
+    (tmp_path / "kept").mkdir()
+    writer = atomic_path if kind == "file" else atomic_dir
+    for out in (tmp_path / "new" / "deeper" / "out.tsv", tmp_path / "kept" / "sub" / "out.tsv"):
+        with pytest.raises(RuntimeError):
+            with writer(out) as tmp:
+                (tmp / "f").write_text("x") if kind == "folder" else tmp.write_text("half")
+                raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+    busy = tmp_path / "busy" / "deeper" / "out.tsv"
+    with pytest.raises(RuntimeError):
+        with writer(busy) as tmp:
+            (busy.parent / "other.tsv").write_text("another writer's")  # written meanwhile into the new folder
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in busy.parent.iterdir()) == ["other.tsv"]
+    with writer(tmp_path / "made" / "out.tsv") as tmp:  # success keeps the folders
+        (tmp / "f").write_text("x") if kind == "folder" else tmp.write_text("a")
+    assert (tmp_path / "made" / "out.tsv").exists()
+
+
 def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path):
     target = tmp_path / "index"
     target.mkdir()
