@@ -204,7 +204,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
                gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
                filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget,
-               strand=args.strand)
+               strand=args.strand, self_hits=args.self_hits)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
@@ -464,7 +464,12 @@ def _add_search(sub) -> None:
     db.add_argument("--index", metavar="INDEX", help="index folder from `phylocl index`")
     p.add_argument("-k", type=int, default=50, help="hits per query (default %(default)s), as blastp's "
                    "-max_target_seqs but ranked by bit score, not E-value (ties: embedding order; --no-align: by "
-                   "the embedding); a hit on a database sequence with the query's own id is left out")
+                   "the embedding); a hit on a database sequence with the query's own id is left out unless "
+                   "--self-hits")
+    p.add_argument("--self-hits", action="store_true",
+                   help="keep each query's hit on the database sequence with its own id, as BLAST, DIAMOND and "
+                        "MMseqs2 report it (default: left out, so that a set searched against itself gives each "
+                        "query its -k best other sequences)")
     p.add_argument("-o", "--output", required=True, metavar="HITS.tsv",
                    help="hits file ('-': stdout, written once the search is done): TSV with columns query, target, "
                         "score (cosine similarity), rank, and bitscore, evalue when aligned; or BLAST tabular")

@@ -233,16 +233,17 @@ def _open_bundle_store(bundle: Path, ridx, *, name, letters: str | None = None):
 
 def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list, *, k_eff: int,
                  word_budget: float | None, strand: str, windows: WindowCut | None, batch_size: int,
-                 query_rows: range | None = None) -> int:
+                 query_rows: range | None = None, self_hits: bool = False) -> int:
     """Search one buffer of queries (``x``: their embeddings, rows or windows; ``ids``, ``seqs``) in ``ridx`` and
-    write their hits to ``f``: the ``k_eff`` best rows of each (its own id left out), both strands' candidates
+    write their hits to ``f``: the ``k_eff`` best rows of each (its own id left out unless ``self_hits``), both strands' candidates
     merged when ``strand`` is ``both``, aligned by ``stage`` (``None``: the embedding ranking). ``query_rows``: the
     database rows of the queries when they are the database's own sequences. Returns the hits written."""
     budget = {} if word_budget is None else {"budget": word_budget}  # only sparse indexes take one
-    scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)  # (b, k) each
+    exclude = None if self_hits else ids  # each query's own id, left out of its hits
+    scores, rows = ridx.search(x, k_eff, exclude_ids=exclude, **budget)  # (b, k) each
     if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
         minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
-                                 sparse=ridx.kind in SPARSE_KINDS, windows=windows, **budget)
+                                 sparse=ridx.kind in SPARSE_KINDS, windows=windows, self_hits=self_hits, **budget)
         scores, rows = merge_candidates(scores, rows, *minus, k_eff)
     if stage is None:
         return write_hit_rows(f, ids, ridx.ids, scores, rows)
@@ -337,7 +338,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
            stdout: TextIO | None = None, filter_pvalue: float | None = None,
            windows: int | None = None, word_budget: float | None = None,
-           strand: str | None = None) -> SearchResult:
+           strand: str | None = None, self_hits: bool = False) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -367,6 +368,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         strand: DNA only, ``plus`` or ``both`` (``None``: ``both`` when aligning, else ``plus``): ``both`` also
             queries the index with each query's reverse complement (:mod:`phylocl.workflows.search_strands`) and
             aligns both strands (:mod:`phylocl.align.strands`); an explicit ``strand`` for protein is refused.
+        self_hits: keep a hit on the database sequence with the query's own id, as BLAST, DIAMOND and MMseqs2
+            report it (it takes one of the ``k``); ``False`` (default): left out, so that a set searched against
+            itself gives each query its ``k`` best *other* sequences.
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.
@@ -434,7 +438,8 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             # querying a set against itself: rows n_queries.. are the queries (pairs aligned once)
             own = range(n_queries, n_queries + len(ids)) if same and stage is not None else None
             n_hits += search_chunk(f, ridx, embedder, stage, x, ids, seqs, k_eff=k_eff, word_budget=word_budget,
-                                   strand=strand, windows=windows, batch_size=batch_size, query_rows=own)
+                                   strand=strand, windows=windows, batch_size=batch_size, query_rows=own,
+                                   self_hits=self_hits)
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,

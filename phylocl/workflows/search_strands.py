@@ -41,10 +41,11 @@ def resolve_strand(strand: str | None, alphabet: str, *, align: bool) -> str:
 
 
 def minus_candidates(ridx, embedder, seqs: Sequence[str], ids: Sequence[str], k: int, *, batch_size: int,
-                     sparse: bool, windows: WindowCut | None = None, **search_kwargs) -> tuple[np.ndarray, np.ndarray]:
+                     sparse: bool, windows: WindowCut | None = None, self_hits: bool = False,
+                     **search_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (b, k), rows (b, k))``: the index's ``k`` best rows for the reverse complement of each of the ``b``
     queries ``seqs`` (canonical DNA letters), embedded as the queries are (dense, sparse or windows); a query's own
-    id is excluded as in the plus-strand search; ``search_kwargs`` go to ``ridx.search`` (a word budget)."""
+    id is excluded as in the plus-strand search (kept with ``self_hits``); ``search_kwargs`` go to ``ridx.search`` (a word budget)."""
     from phylocl.workflows.embed_buffers import embed_buffers, sparse_buffers
 
     records = [(i, reverse_complement(s), None) for i, s in zip(ids, seqs)]
@@ -57,7 +58,7 @@ def minus_candidates(ridx, embedder, seqs: Sequence[str], ids: Sequence[str], k:
         buffers = sparse_buffers if sparse else embed_buffers
         parts = list(buffers(records, embedder, batch_size=batch_size, buffer_size=len(records)))
     [(x, _, _)] = parts  # one buffer holds them all
-    return ridx.search(x, k, exclude_ids=list(ids), **search_kwargs)
+    return ridx.search(x, k, exclude_ids=None if self_hits else list(ids), **search_kwargs)
 
 
 def merge_candidates(scores: np.ndarray, rows: np.ndarray, minus_scores: np.ndarray, minus_rows: np.ndarray,

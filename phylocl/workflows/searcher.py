@@ -17,7 +17,7 @@ pairs (or a ``{id: sequence}`` dict, or a FASTA file given as a ``pathlib.Path``
 (letters upper-cased, alignment gaps and a final ``*`` removed, rare and ambiguous letters and internal stops as
 the unknown letter, DNA ambiguity codes kept for the aligner, which scores them as ``blastn`` does;
 ``strict=True`` refuses them); a query whose id is a database id does not get that sequence
-as a hit (a set searched against itself), as in ``phylocl search``. Bad queries raise
+as a hit (a set searched against itself), as in ``phylocl search``, unless ``self_hits=True``. Bad queries raise
 :class:`~phylocl.errors.InputError` naming the query, before anything is searched.
 
 A searcher holds caches of the lists it has read; calls from several threads are safe and run one at a time (a
@@ -89,6 +89,7 @@ class Searcher:
         k: hits per query; align: the alignment stage (``False``: the embedding ranking, ``--no-align``);
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
+        self_hits: keep the hit on the database sequence with the query's own id (``--self-hits``).
 
     Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` or ``model``
     path too long for a file name (a queries ``Path`` too, when searched), a bundle without stored sequences when aligning, or options no search can use (``k``
@@ -110,7 +111,7 @@ class Searcher:
                  threads: int | None = None, filter_pvalue: float | None = None, word_budget: float | None = None,
                  strand: str | None = None, batch_size: int = 64, buffer_size: int = DEFAULT_BUFFER,
                  device: str | None = None, precision: str = "fp32", overlap: float | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, self_hits: bool = False) -> None:
         from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options, check_word_budget, open_index
 
         self._lock = threading.RLock()  # re-entrant: a queries generator may itself search
@@ -130,7 +131,7 @@ class Searcher:
             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, out_format=out_format,
             threads=threads, filter_pvalue=filter_pvalue, word_budget=word_budget, strand=strand,
             batch_size=batch_size, buffer_size=buffer_size, device=device, precision=precision, overlap=overlap,
-            strict=strict)
+            strict=strict, self_hits=self_hits)
         check_sizes(batch_size, buffer_size)
         candidates = DEFAULT_CANDIDATES if candidates is None else candidates
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
@@ -141,7 +142,7 @@ class Searcher:
             precision=precision, overlap=overlap, k=k, candidates=candidates, evalue=evalue, matrix=matrix,
             gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
             filter_pvalue=filter_pvalue)
-        self.k, self.word_budget, self.strict = k, word_budget, strict
+        self.k, self.word_budget, self.strict, self.self_hits = k, word_budget, strict, bool(self_hits)
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
         self.columns = _columns(out_format if align else "no-align")
@@ -211,7 +212,7 @@ class Searcher:
                                              sparse=self.ridx.kind in SPARSE_KINDS, windows=self.windows):
                 n += search_chunk(f, self.ridx, self.embedder, self.stage, x, ids, seqs, k_eff=self.k_eff,
                                   word_budget=self.word_budget, strand=self.strand, windows=self.windows,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, self_hits=self.self_hits)
         return n
 
     def search(self, queries: Iterable[tuple[str, str]]) -> list[dict]:

@@ -357,3 +357,51 @@ def test_letter_columns_fetch_each_target_once(alphabet):
     targets = {line.split("\t")[1] for line in out["once"].splitlines()}
     assert len(targets) > 3 and sorted(calls["once"]) == sorted(int(t[1:]) for t in targets)  # each target once
     assert out["once"] == out["plain"]
+
+
+@pytest.mark.parametrize("kind", ["protein", "dna"])
+def test_self_hits_adds_each_querys_own_hit_and_changes_nothing_else(tmp_path, db, kind):
+    """``--self-hits`` keeps the hit on the query's own id (pident 100 over its whole length, ranked first: no other
+    target scores as well), aligned, unaligned, with ``--db``, ``--index`` and :class:`phylocl.Searcher`, DNA on both
+    strands; the other lines are those written without it (``-k`` above the database size)."""
+    import phylocl
+
+    if kind == "dna":
+        rng = np.random.default_rng(2)
+        roots = ["".join(rng.choice(list("ACGT"), size=150)) for _ in range(3)]
+        db = write_fasta(tmp_path / "d.fa", [(f"d{f}_{m}", r[m * 7:] + r[:m * 7]) for f, r in enumerate(roots)
+                                             for m in range(3)])
+    model = "kmer:3" if kind == "dna" else "kmer:2"
+    ids = [line[1:].split()[0] for line in db.read_text().splitlines() if line.startswith(">")]
+    assert main(["index", "--fasta", str(db), "--model", model, "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+    for extra in ([], ["--no-align"]):
+        fmt = [] if extra else ["--format", "blast6"]
+        common = ["--query", str(db), "-k", "100", "--quiet", *fmt, *extra]
+        outs = {}
+        for name, where, keep in (("db", ["--model", model, "--db", str(db)], False),
+                                  ("db+", ["--model", model, "--db", str(db)], True),
+                                  ("ix+", ["--index", str(tmp_path / "ix")], True)):
+            out = tmp_path / f"{name}{len(extra)}.tsv"
+            assert main(["search", *common, *where, "-o", str(out), *(["--self-hits"] if keep else [])]) == 0
+            outs[name] = out.read_text().splitlines()
+        assert outs["db+"] == outs["ix+"]
+        body = [line.split("\t") for line in outs["db+"][0 if fmt else 1:]]
+        own = [row for row in body if row[0] == row[1]]
+        assert [row[0] for row in own] == ids  # one each, in query order
+        firsts = {}
+        for row in body:
+            firsts.setdefault(row[0], row[1])
+        assert all(firsts[q] == q for q in ids)  # ranked first
+        if fmt:
+            assert all(float(row[2]) == 100.0 and int(row[3]) > 20 for row in own)
+        else:
+            assert all(abs(float(row[2]) - 1.0) < 1e-6 and row[3] == "1" for row in own)
+        others = [line for line in outs["db+"] if line.split("\t")[0] != line.split("\t")[1]]
+        if extra:  # unaligned ranks count the own hit: compare without the rank column
+            others = ["\t".join(line.split("\t")[:3]) for line in others]
+            assert others == ["\t".join(line.split("\t")[:3]) for line in outs["db"]]
+        else:
+            assert others == outs["db"]
+    with phylocl.Searcher(index=tmp_path / "ix", k=100, out_format="blast6", self_hits=True) as s:
+        rows = s.search(list(zip(ids, [line for line in db.read_text().splitlines() if not line.startswith(">")])))
+    assert [(r["qseqid"], r["sseqid"]) for r in rows if r["qseqid"] == r["sseqid"]] == [(i, i) for i in ids]
