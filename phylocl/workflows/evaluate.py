@@ -156,11 +156,12 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
 
 
 def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
-                  progress: bool, stream, windows: WindowCut | None = None) -> tuple:
+                  progress: bool, stream, windows: WindowCut | None = None, keep_ambiguous: bool = False) -> tuple:
     """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused.
-    ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`."""
+    ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`; ``keep_ambiguous``:
+    the sequences keep DNA ambiguity codes, for the aligner (:func:`~phylocl.workflows.inputs.open_fasta`)."""
     labelled = set(ds.ids)
-    decoy_stream = open_fasta(db_extra, strict=strict)
+    decoy_stream = open_fasta(db_extra, strict=strict, keep_ambiguous=keep_ambiguous)
     records = fasta_records(decoy_stream, embedder, alphabet_option=False)  # evaluate detects the alphabet
     sequences: list[str] = []
 
@@ -232,7 +233,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
         align, candidates, evalue, matrix, gap_open, gap_extend, threads, filter_pvalue: also score the aligned ranking of
             ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
-            :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
+            :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`). As in search, DNA ambiguity codes then stay in
+            the sequences aligned (scored as ``blastn`` scores them) while the embedding reads them as ``N``.
         windows: score each pair by its best pair of windows of this many residues (tiles:
             :mod:`phylocl.workflows.windows`), as ``phylocl search`` does on an index built with ``--windows``
             (models with sparse rows only); ``None``: the model's default width (``default-protein``: 200), ``0``:
@@ -259,8 +261,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None], example="families.tsv")
-    ds = read_labelled(data, labels, strict=strict)
-    notes = letter_notes(ds.source.get("unknown_letters", {}))
+    # DNA ambiguity codes stay for the aligner, as search keeps them (the embedding reads them as N)
+    ds = read_labelled(data, labels, strict=strict, keep_ambiguous=align)
+    notes = letter_notes(ds.source.get("unknown_letters", {}), keep_ambiguous=align)
     ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
     groups = _relevance_groups(ds, group_column, data=labels if labels is not None else data)
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None,
@@ -286,7 +289,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if db_extra is not None:
         decoys, decoy_notes, decoy_seqs = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict,
                                                         batch_size=batch_size, buffer_size=buffer_size,
-                                                        progress=progress, stream=stream, windows=windows)
+                                                        progress=progress, stream=stream, windows=windows,
+                                                        keep_ambiguous=align)
         notes += decoy_notes
     embed_seconds = time.perf_counter() - start
     all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))

@@ -126,3 +126,59 @@ def test_aligned_figures_short_merged_lists_align_no_padding_row():
     found = aligned_figures(HitLists.from_lists([([1, 2], [0.5, 0.3])]), seqs, ["a"], db_labels, ks=(1,),
                             candidates=2, alphabet="dna", strand="both", minus=minus)
     assert found["recall@1"] == 1.0 and found["top1"] == 1.0
+
+
+def _dna_families_with_codes(path, *, families=3, members=3, decoys=0, seed=3):
+    """A dataset folder of DNA families whose members carry ~8% IUPAC ambiguity codes (``decoys``: a FASTA of
+    unrelated sequences with codes beside it); returns the folder."""
+    rng = np.random.default_rng(seed)
+
+    def noisy(s, rate, letters):
+        return "".join(str(rng.choice(list(letters))) if rng.random() < rate else c for c in s)
+
+    fa, lab = [], ["sequence_id\tfamily_id"]
+    for f in range(families):
+        root = "".join(rng.choice(list("ACGT"), size=200))
+        for m in range(members):
+            fa.append(f">f{f}_{m}\n{noisy(noisy(root, 0.15, 'ACGT'), 0.08, 'RYSWKMBDHV')}\n")
+            lab.append(f"f{f}_{m}\tf{f}")
+    path.mkdir()
+    (path / "sequences.fasta").write_text("".join(fa))
+    (path / "labels.tsv").write_text("\n".join(lab) + "\n")
+    if decoys:
+        (path.parent / "decoys.fa").write_text("".join(
+            f">d{i}\n{noisy(''.join(rng.choice(list('ACGT'), size=200)), 0.08, 'RYSWKMBDHV')}\n"
+            for i in range(decoys)))
+    return path
+
+
+def test_align_scores_dna_ambiguity_codes_as_search_does(tmp_path, monkeypatch, capsys):
+    """``evaluate --align`` read IUPAC codes as N where ``phylocl search`` keeps them for the aligner (blastn's
+    scores: R against A -1, not N's -2): the aligned bit scores of the same pairs differed (22 of 24 here). Now
+    each pair evaluate aligns scores what search writes for it, decoys included; the embedding still reads N."""
+    import phylocl.align
+
+    data = _dna_families_with_codes(tmp_path / "d", decoys=2)
+    fa, decoys = data / "sequences.fasta", tmp_path / "decoys.fa"
+    both = tmp_path / "both.fa"
+    both.write_text(fa.read_text() + decoys.read_text())
+    ids = [line[1:] for line in both.read_text().splitlines() if line.startswith(">")]
+    seen, real = {}, phylocl.align.align_strands
+
+    def spy(queries, targets, cands, **kw):
+        res = real(queries, targets, cands, **kw)
+        for i in range(len(queries)):
+            t, _, bits, _ = res.query(i)
+            seen.update({(ids[i], ids[j]): f"{b:.1f}" for j, b in zip(t.tolist(), bits.tolist())})
+        return res
+
+    monkeypatch.setattr(phylocl.align, "align_strands", spy)
+    res = evaluate(data=data, db_extra=decoys, model="kmer:4", align=True, candidates=10, progress=False)
+    plain = evaluate(data=data, db_extra=decoys, model="kmer:4", progress=False)
+    assert all(res[k] == plain[k] for k in ("top1", "map_r", "auc1", "recall@1"))  # the embedding reads N
+    assert main(["search", "--model", "kmer:4", "--query", str(fa), "--db", str(both), "--candidates", "10",
+                 "-k", "10", "--quiet", "-o", str(tmp_path / "s.tsv")]) == 0
+    rows = [line.split("\t") for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    wrote = {(q, t): b for q, t, _, _, b, _ in rows}
+    assert len(wrote) >= 20 and seen == wrote
+    assert any("by the embedding, scored as blastn scores them by the alignment" in n for n in res["notes"])
