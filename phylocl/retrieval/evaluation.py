@@ -14,7 +14,9 @@ from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.index import build_index, drop_self_hits
 from phylocl.retrieval.metrics import check_ks, score_hits
 
-__all__ = ["evaluate_embeddings", "evaluate_windows", "tied_lists"]
+__all__ = ["evaluate_embeddings", "evaluate_windows", "tied_lists", "MAX_DEPTH"]
+
+MAX_DEPTH = 2048  # default cap on the hits searched per query
 
 
 def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int) -> HitLists:
@@ -92,7 +94,7 @@ def _search_depth(rel_labels: list[str], ks: tuple[int, ...], max_depth: int, n_
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
                         decoy_embeddings=None, ks: Sequence[int] = (1, 10, 50),
                         group_labels: Sequence[str] | None = None, index_kind: str = "flat",
-                        max_depth: int = 2048, batch_size: int = 4096, per_query: bool = False,
+                        max_depth: int = MAX_DEPTH, batch_size: int = 4096, per_query: bool = False,
                         return_hits: bool = False) -> dict:
     """Every labelled sequence queries the labelled set plus decoys; hits are scored by :func:`score_hits`.
 
@@ -176,7 +178,7 @@ def tied_lists(s: np.ndarray, first: int, depth: int) -> list:
 
 def evaluate_windows(windows, labels: Sequence[str], *, ids: Sequence[str] | None = None, decoys=None,
                      ks: Sequence[int] = (1, 10, 50), group_labels: Sequence[str] | None = None,
-                     max_depth: int = 2048, per_query: bool = False, return_hits: bool = False) -> dict:
+                     max_depth: int = MAX_DEPTH, per_query: bool = False, return_hits: bool = False) -> dict:
     """:func:`evaluate_embeddings` with late interaction over windows: a pair of sequences scores its best window
     pair (:class:`~phylocl.retrieval.windowed.WindowedIndex`, exact).
 

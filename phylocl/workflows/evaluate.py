@@ -249,7 +249,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     ``prefilter_recall`` (``{"recall@10": ..., ...}``) and, with ``align``, ``aligned`` (figures of the aligned
     ranking, ``candidates``, ``scoring``, ``align_seconds``).
     """
-    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.retrieval.evaluation import MAX_DEPTH, evaluate_embeddings
 
     start = time.perf_counter()
     ks = _checked_ks(ks)
@@ -294,16 +294,18 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         notes += decoy_notes
     embed_seconds = time.perf_counter() - start
     all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))
+    # the aligned ranking needs each query's `candidates` best hits, however many (search aligns them all)
+    max_depth = max(MAX_DEPTH, candidates) if align else MAX_DEPTH
     with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
         warnings.simplefilter("always")
         if windows is None:
             m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks,
-                                    group_labels=groups, return_hits=align)
+                                    group_labels=groups, return_hits=align, max_depth=max_depth)
         else:
             from phylocl.retrieval.evaluation import evaluate_windows
 
             m = evaluate_windows(x, ds.families, ids=ds.ids, decoys=decoys, ks=all_ks, group_labels=groups,
-                                 return_hits=align)
+                                 return_hits=align, max_depth=max_depth)
             m["windows"] = windows.params()
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)

@@ -182,3 +182,25 @@ def test_align_scores_dna_ambiguity_codes_as_search_does(tmp_path, monkeypatch, 
     wrote = {(q, t): b for q, t, _, _, b, _ in rows}
     assert len(wrote) >= 20 and seen == wrote
     assert any("by the embedding, scored as blastn scores them by the alignment" in n for n in res["notes"])
+
+
+def test_align_candidates_beyond_the_default_depth_are_all_aligned(tmp_path, monkeypatch):
+    """``--candidates`` above the 2,048 hits searched per query by default: evaluate aligned only 2,048 of them
+    (``phylocl search`` aligns them all) and blamed the cap on the largest family in a note."""
+    import phylocl.workflows.evaluate_align as evaluate_align
+
+    rng = np.random.default_rng(0)
+    n = 2060
+    fa, labels = tmp_path / "s.fa", tmp_path / "l.tsv"
+    fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), size=12))}\n"
+                          for i in range(n)))
+    labels.write_text("sequence_id\tfamily_id\n" + "".join(f"s{i}\tf{i // 4}\n" for i in range(n)))
+    seen = {}
+
+    def no_alignment(hits, sequences, rel, db, *, candidates, **kw):  # the candidates it would align
+        seen["lengths"] = set(np.diff(hits.offsets).tolist())
+        return {"candidates": candidates}
+
+    monkeypatch.setattr(evaluate_align, "aligned_figures", no_alignment)
+    res = evaluate(data=fa, labels=labels, model="kmer:1", ks=[1], progress=False, align=True, candidates=n - 1)
+    assert seen["lengths"] == {n - 1} and res["notes"] == []
