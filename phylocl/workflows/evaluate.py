@@ -27,12 +27,13 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
+from phylocl.arguments import is_whole, on_command_line, option
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, check_counts, embed_all
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
@@ -189,11 +190,13 @@ def _embed(items, embedder, *, batch_size: int, buffer_size: int, progress, wind
 
 
 def _checked_ks(ks: Sequence[int]) -> list[int]:
-    """Sorted unique ``recall@k`` cut-offs; :class:`InputError` unless each is ``>= 1``."""
-    ks = [int(k) for k in ks]
-    if not ks or min(ks) < 1:
-        raise InputError(f"-k values must be >= 1, got {ks}")
-    return sorted(set(ks))
+    """Sorted unique ``recall@k`` cut-offs; :class:`InputError` unless ``ks`` is a non-empty sequence (list, tuple,
+    array) of whole numbers ``>= 1`` (a string is not: ``"10"`` was read as the cut-offs 1 and 0)."""
+    listed = list(ks) if isinstance(ks, Iterable) and not isinstance(ks, (str, bytes)) else None
+    if not listed or not all(is_whole(k) and k >= 1 for k in listed):
+        raise InputError(f"{'-k' if on_command_line() else 'ks'} values must be whole numbers >= 1, got "
+                         f"{listed if listed is not None else repr(ks)}")
+    return sorted({int(k) for k in listed})
 
 
 def _summary(m: dict, ds, ks: list[int], *, data, split, group_column, model_info: dict,
@@ -253,6 +256,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
     start = time.perf_counter()
     ks = _checked_ks(ks)
+    check_counts(batch_size=batch_size, buffer_size=buffer_size)
+    if candidates is not None and not is_whole(candidates):  # 2.5 was read as 2
+        raise InputError(f"{option('candidates')} must be a whole number, got {candidates!r}")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import phylocl
+import phylocl.workflows.evaluate
 from phylocl.cli import main
 from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
@@ -157,7 +158,7 @@ def test_a_missing_group_column_names_the_labels_file(tmp_path, data, capsys):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("k0", "-k values must be >= 1"),
+    ("k0", "-k values must be whole numbers >= 1"),
     ("no_column", "no column 'fold' in the labels (columns besides the family: superfamily)"),
     ("all_singletons", "every family has a single sequence"),
     ("decoy_is_labelled", "decoys.fasta:3: decoy 'fam0_0' is also a labelled sequence"),
@@ -265,3 +266,19 @@ def test_evaluation_warnings_become_note_lines(data, capsys, monkeypatch):
     assert "notes" not in got and got["n_queries"] == 24
     assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--quiet"]) == 0
     assert capsys.readouterr().err == "phylocl evaluate: note: hit lists capped at max_depth=2048\n"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ks": "10"}, "ks values must be whole numbers >= 1, got '10'"),  # was read as the cut-offs 1 and 0
+    ({"ks": [2.5]}, r"ks values must be whole numbers >= 1, got \[2.5\]"),  # was read as 2
+    ({"ks": [True]}, r"got \[True\]"),  # was read as 1
+    ({"ks": 5}, "got 5"),  # was TypeError: 'int' object is not iterable
+    ({"candidates": 2.5, "align": True}, "candidates must be a whole number, got 2.5"),  # was read as 2
+    ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),  # was a TypeError from range()
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),  # was batches of one
+])
+def test_python_arguments_that_are_not_whole_numbers_are_refused(data, kwargs, message):
+    with pytest.raises(phylocl.errors.InputError, match=message):
+        phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False, **kwargs)
+    assert phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False,
+                                               ks=np.array([3, 1]))["ks"] == [1, 3]  # an array still serves
