@@ -149,6 +149,13 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
             raise InputError(f"no column {group_column!r} in the labels (columns besides the family: {have})",
                              path=data)
         groups = ds.metadata[group_column]
+        blank = [i for i, g in enumerate(groups) if not str(g).strip()]
+        if blank:  # read as one group "", every such sequence was relevant to every other
+            file, line = ds.where(blank[0])
+            first = f"{ds.ids[blank[0]]!r}" + (f" at {file}:{line}" if file else "")
+            raise InputError(f"column {group_column!r} is empty for {len(blank):,} sequence(s) (first {first}); a hit "
+                             f"is relevant when it shares the query's {group_column}, so each sequence needs one",
+                             path=data)
     rel = ds.families if groups is None else groups
     if len(set(rel)) == len(rel):
         raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",

@@ -282,3 +282,18 @@ def test_python_arguments_that_are_not_whole_numbers_are_refused(data, kwargs, m
         phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False, **kwargs)
     assert phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False,
                                                ks=np.array([3, 1]))["ks"] == [1, 3]  # an array still serves
+
+
+def test_a_group_column_with_empty_cells_is_refused(tmp_path, data, capsys):
+    """Empty cells of --group-column were one group "": every sequence without a group counted as a relevant hit
+    of every other, and the command ran."""
+    labels = tmp_path / "l.tsv"
+    rows = (data / "labels.tsv").read_text().splitlines()
+    labels.write_text("\n".join([rows[0], *(r.rsplit("\t", 1)[0] + "\t" if r.startswith(("fam0", "fam2")) else r
+                                            for r in rows[1:])]) + "\n")
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data / "sequences.fasta"), "--labels", str(labels),
+                 "--group-column", "superfamily", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"phylocl evaluate: error: {labels}: column 'superfamily' is empty for 8 sequence(s) (first "
+                   f"'fam0_0' at {data / 'sequences.fasta'}:1); a hit is relevant when it shares the query's "
+                   "superfamily, so each sequence needs one\n")
