@@ -170,6 +170,14 @@ def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int
     the sequences keep DNA ambiguity codes, for the aligner (:func:`~phylocl.workflows.inputs.open_fasta`)."""
     labelled = set(ds.ids)
     decoy_stream = open_fasta(db_extra, strict=strict, keep_ambiguous=keep_ambiguous)
+    if decoy_stream.kind != ds.alphabet.name:  # the model suits the labelled set: name that, not another model
+        from phylocl.data.fasta import looks_like
+
+        shown = {"dna": "DNA"}
+        kind, want = (shown.get(k, k) for k in (decoy_stream.kind, ds.alphabet.name))
+        rec = next((r for r in decoy_stream.head if looks_like(decoy_stream.kind, r.sequence)), decoy_stream.head[0])
+        raise InputError(f"record {rec.id!r} looks like {kind}, but the labelled set {data} is {want}: decoys must be "
+                         f"{want} sequences too", path=db_extra, line=rec.line)
     records = fasta_records(decoy_stream, embedder, alphabet_option=False)  # evaluate detects the alphabet
     sequences: list[str] = []
 

@@ -297,3 +297,13 @@ def test_a_group_column_with_empty_cells_is_refused(tmp_path, data, capsys):
     assert err == (f"phylocl evaluate: error: {labels}: column 'superfamily' is empty for 8 sequence(s) (first "
                    f"'fam0_0' at {data / 'sequences.fasta'}:1); a hit is relevant when it shares the query's "
                    "superfamily, so each sequence needs one\n")
+
+
+def test_decoys_of_the_other_alphabet_name_the_labelled_sets_alphabet(tmp_path, data, capsys):
+    """DNA decoys for a protein set advised 'use a DNA model (e.g. --model default-dna)', which the protein set
+    would then be refused by."""
+    decoys = tmp_path / "decoys.fa"
+    decoys.write_text(">d0\nACGTACGTTGCAACGTAGCTAGCTAGGCTA\n")
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--db-extra", str(decoys), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"phylocl evaluate: error: {decoys}:1: record 'd0' looks like DNA, but the "
+                                       f"labelled set {data} is protein: decoys must be protein sequences too\n")
