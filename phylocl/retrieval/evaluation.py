@@ -33,6 +33,9 @@ def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n
         s, i = index.search(x[rows], k, batch_size=batch_size)
         s, i = drop_self_hits(s, i, self_rows[rows], k - 1)  # (b, <= depth + 1)
         keep = min(depth, s.shape[1])
+        if keep == 0:  # a database of the queries' own rows alone (one sequence): nothing to find
+            lists[start:start + len(rows)] = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(rows)
+            continue
         tied = (s.shape[1] > depth) & (i[:, -1] >= 0) & (s[:, -1] == s[:, keep - 1])
         for q in np.flatnonzero(~tied):
             ok = i[q, :keep] >= 0

@@ -182,3 +182,11 @@ def test_flat_search_uses_the_matrix_product_path_and_finds_the_same_hits():
     _, blas = index.search(q, 5)
     np.testing.assert_array_equal(seq, expected)
     np.testing.assert_array_equal(blas, expected)
+
+
+@pytest.mark.parametrize("k", [True, 2.5, 0])
+def test_search_k_must_be_a_whole_number(k):
+    """``k=True`` searched one hit and ``k=2.5`` was a TypeError from FAISS; both are named now."""
+    x = np.eye(4, dtype=np.float32)
+    with pytest.raises(ValueError, match=f"k must be an int >= 1, got {k!r}"):
+        build_index(x, kind="flat").search(x, k)
