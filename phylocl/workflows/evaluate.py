@@ -317,16 +317,23 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))
     # the aligned ranking needs each query's `candidates` best hits, however many (search aligns them all)
     max_depth = max(MAX_DEPTH, candidates) if align else MAX_DEPTH
-    with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught, progress_bar(
+            "searching", total=len(ds), unit="queries", enabled=progress, stream=stream) as bar:
+        warnings.simplefilter("always")  # e.g. lists capped at max_depth: reported as notes
+
+        def searched(n: int) -> None:  # the all-against-all search, then one pass that ranks and scores the hits
+            bar.update(n)
+            if bar.n >= len(ds):
+                bar.set_postfix_str("scoring")
+
         if windows is None:
             m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks,
-                                    group_labels=groups, return_hits=align, max_depth=max_depth)
+                                    group_labels=groups, return_hits=align, max_depth=max_depth, progress=searched)
         else:
             from phylocl.retrieval.evaluation import evaluate_windows
 
             m = evaluate_windows(x, ds.families, ids=ds.ids, decoys=decoys, ks=all_ks, group_labels=groups,
-                                 return_hits=align, max_depth=max_depth)
+                                 return_hits=align, max_depth=max_depth, progress=searched)
             m["windows"] = windows.params()
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)

@@ -307,3 +307,19 @@ def test_decoys_of_the_other_alphabet_name_the_labelled_sets_alphabet(tmp_path, 
     assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--db-extra", str(decoys), "--quiet"]) == 2
     assert capsys.readouterr().err == (f"phylocl evaluate: error: {decoys}:1: record 'd0' looks like DNA, but the "
                                        f"labelled set {data} is protein: decoys must be protein sequences too\n")
+
+
+@pytest.mark.parametrize("windows", [0, 30])
+def test_the_search_and_scoring_show_progress(data, windows):
+    """After the embedding bar, the all-against-all search and scoring ran without a sign of life (65 s of 67 for
+    60,000 sequences with kmer:2); a 'searching' bar now counts the queries, then says it is scoring."""
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", stream=out, windows=windows)
+    text = out.getvalue()
+    assert "searching" in text and "25/25" in text and "queries" in text and "scoring" in text
