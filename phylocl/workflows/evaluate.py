@@ -258,7 +258,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             (models with sparse rows only); ``None``: the model's default width (``default-protein``: 200), ``0``:
             one row per sequence.
         strand: DNA with ``align``: ``both`` (default) or ``plus``, as in ``phylocl search``
-            (:mod:`phylocl.workflows.evaluate_align`; with ``windows`` the prefilter stays the plus strand's).
+            (:mod:`phylocl.workflows.evaluate_align`; the reverse complements are searched too, by windows with
+            ``windows``).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -352,6 +353,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
             db_x = x if decoys is None else np.concatenate([x, decoys])
             minus = minus_hits(embedder, ds.sequences, db_x, candidates, batch_size=batch_size)
+        elif strand == "both":  # the minus strand's candidates by best window pair, as search on a windowed index
+            from phylocl.retrieval.windowed import concat_windows
+            from phylocl.workflows.evaluate_align import minus_window_hits
+
+            db_w = x if decoys is None else concat_windows([x, decoys])
+            minus = minus_window_hits(embedder, ds.sequences, db_w, windows, candidates, batch_size=batch_size)
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
                             matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,
