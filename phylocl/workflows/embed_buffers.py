@@ -106,6 +106,7 @@ def embed_workers(threads: int | None) -> int:
     (``OMP_NUM_THREADS`` when set)."""
     from phylocl.retrieval.sparse_index import default_threads
 
+    check_counts(threads=threads)  # threads=0 or 2.5 ran as 0 / 2 workers
     return default_threads() if threads is None else int(threads)
 
 

@@ -83,14 +83,18 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "au
         raise InputError(f"unknown index type {kind!r}; choose auto or one of {', '.join(INDEX_KINDS)}")
     if memory_budget is not None and memory_budget <= 0:
         raise InputError(f"the memory budget must be positive, got {memory_budget}")
+    from phylocl.arguments import is_whole, option
+
     for name, value in params.items():
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if value is not None and (not is_whole(value) or value < 1):  # nlist=2.5 was taken, '3' a TypeError
+            raise InputError(f"{option(name)} must be {'' if is_whole(value) else 'a whole number '}>= 1, got "
+                             f"{value!r}")
     out = check_index_destination(out)
     emb = load_embeddings(embeddings, mmap=True)
     if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads must be >= 1, got {threads}")
+        if not is_whole(threads) or threads < 1:
+            raise InputError(f"{option('threads')} must be {'' if is_whole(threads) else 'a whole number '}>= 1, "
+                             f"got {threads!r}")
         set_num_threads(threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -56,8 +56,12 @@ def word_span(embedder: ResolvedModel) -> int:
 def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
     """The tiles of ``width`` for ``embedder`` after checking they suit it (``0``: ``None``, one row per sequence);
     raises :class:`InputError` (one line) otherwise."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 0:
-        raise InputError(f"--windows must be a positive number of residues (0: one row per sequence), got {width}")
+    from phylocl.arguments import is_whole, option
+
+    if not is_whole(width) or width < 0:  # numpy's integers too
+        raise InputError(f"{option('windows')} must be a positive number of residues (0: one row per sequence), got "
+                         f"{width!r}")
+    width = int(width)
     if width == 0:
         return None
     if not embedder.sparse:
