@@ -126,17 +126,21 @@ def _check_enough_families(labels, *, split: str | None, decoys: bool, path=None
                          "no --split, or --db-extra decoys)", path=path)
 
 
-def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
-    """``ds`` reduced to the families of ``split`` of a training run (unchanged without ``split``)."""
+def _restrict_to_split(ds, split: str | None, *, data, model, split_config) -> tuple:
+    """``(ds reduced to the families of split of a training run, notes)`` (``ds`` unchanged without ``split``); a
+    note names the split's families missing from ``data`` (the figures are then over the others only)."""
     if split is None:
         if split_config is not None:
             raise InputError("--split-config goes with --split train|val|test")
-        return ds
+        return ds, []
     wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
     present = [f for f in wanted if f in ds.family_index]
     if not present:
         raise InputError(f"none of the {len(wanted)} {split} families of the run is in --data {data}")
-    return ds.select_families(present)
+    missing = [f for f in wanted if f not in ds.family_index]
+    notes = [f"{len(missing):,} of the {len(wanted):,} {split} families of the run are not in {data} (e.g. "
+             f"{', '.join(map(repr, missing[:3]))}): the figures are over the other {len(present):,}"] if missing else []
+    return ds.select_families(present), notes
 
 
 def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
@@ -286,7 +290,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     # DNA ambiguity codes stay for the aligner, as search keeps them (the embedding reads them as N)
     ds = read_labelled(data, labels, strict=strict, keep_ambiguous=align)
     notes = letter_notes(ds.source.get("unknown_letters", {}), keep_ambiguous=align)
-    ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
+    ds, split_notes = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
+    notes += split_notes
     groups = _relevance_groups(ds, group_column, data=labels if labels is not None else data)
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None,
                            path=labels if labels is not None else data)

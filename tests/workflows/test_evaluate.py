@@ -323,3 +323,17 @@ def test_the_search_and_scoring_show_progress(data, windows):
     phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", stream=out, windows=windows)
     text = out.getvalue()
     assert "searching" in text and "25/25" in text and "queries" in text and "scoring" in text
+
+
+def test_split_families_missing_from_the_data_are_noted(tmp_path, data):
+    """A test family of the run absent from --data ('elsewhere') was dropped in silence: the figures covered 2 of
+    the 3 test families and nothing said so."""
+    run = _run_folder(tmp_path, SPLIT)
+    res = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", split="test", split_config=run,
+                                              progress=False)
+    assert res["n_families"] == 2
+    assert (f"1 of the 3 test families of the run are not in {data} (e.g. 'elsewhere'): the figures are over the "
+            "other 2") in res["notes"]
+    train = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", split="train", split_config=run,
+                                                progress=False)
+    assert not any("families of the run" in n for n in train["notes"])  # all four there: no note
