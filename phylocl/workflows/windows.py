@@ -78,11 +78,19 @@ def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
 
 def resolve_windows(width: int | None, embedder: ResolvedModel) -> WindowCut | None:
     """The cut a run builds from sequences: ``width`` if given (``0``: none), else the model's default
-    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`)."""
+    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`). A model whose default
+    windows its precision cannot cut (``default-protein`` at bf16: no sparse rows) is refused, naming ``--windows 0``:
+    it was embedded as whole rows without a word, other figures and hits than its default's."""
     if width is None:
-        width = None if not embedder.sparse else embedder.default_windows
+        width = embedder.default_windows
         if width is None:
             return None
+        if not embedder.sparse:
+            from phylocl.arguments import setting
+
+            raise InputError(f"{embedder.name} is used as windows of {width} residues, which need its sparse rows "
+                             f"at fp32; drop {setting('precision', embedder.precision)}, or give "
+                             f"{setting('windows', 0)} to embed whole sequences at {embedder.precision}")
     return check_windows(width, embedder)
 
 
