@@ -112,8 +112,9 @@ def test_small_n_fallbacks_warn():
     with pytest.warns(UserWarning, match=r"16-word codebooks \(pq_nbits=4\) instead"):  # 1,000 >= 39 x 2^4
         small = build_index(x, kind="ivfpq")  # was an ivf index holding the vectors whole, over a memory budget
     assert small.kind == "ivfpq" and small.params["pq_nbits"] == 4
-    with pytest.warns(UserWarning, match="ivf index instead, which holds the vectors whole"):
+    with pytest.warns(UserWarning, match="ivf index instead, which holds the vectors whole, not as codes$"):
         assert build_index(x[:500], kind="ivfpq").kind == "ivf"  # < 39 x 2^4: no codebook trains
+    # (it went on '(over a memory budget that asked for codes)', where --kind ivfpq had asked and no budget had)
     with pytest.warns(UserWarning, match="ivf index instead"):
         assert build_index(x, kind="ivfpq", pq_nbits=8).kind == "ivf"  # asked for 8 bits: not changed
     with pytest.warns(UserWarning, match="clamped to 25"):
