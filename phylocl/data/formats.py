@@ -66,6 +66,7 @@ def build_dataset(
     *,
     alphabet: str | Alphabet | None,
     strict: bool = False,
+    keep_ambiguous: bool = False,
     metadata: dict[str, list[str]] | None = None,
     trees: dict[str, Path] | None = None,
     source: dict,
@@ -75,14 +76,15 @@ def build_dataset(
     Checks, each an :class:`InputError` with file and line: duplicate ids (both places named), a mix of DNA and
     protein, letters outside the alphabet, trees lacking leaves for their family's sequences. Letters read as the
     unknown token are counted into ``source["unknown_letters"]`` (refused when ``strict``, see
-    :mod:`phylocl.data.letters`).
+    :mod:`phylocl.data.letters`); ``keep_ambiguous``: DNA ambiguity codes stay in the sequences, for an alignment
+    stage (the embedders read them as ``N``).
     """
     check_unique_ids(records, paths)
     mix = MixCheck(given=alphabet)
     for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
-    report = LetterReport(strict=strict)
+    report = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
     seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id, layout=r.layout)
             for r, p in zip(records, paths)]
     if report:
@@ -96,8 +98,8 @@ def build_dataset(
     return ds
 
 
-def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False
-                    ) -> OrthologDataset:
+def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False,
+                    keep_ambiguous: bool = False) -> OrthologDataset:
     """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``."""
     files = sorted(p for p in directory.iterdir() if p.is_file() and fasta_stem(p.name) is not None)
     if not files:
@@ -123,13 +125,14 @@ def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, 
         tree = find_tree(directory, fam, f.name)
         if tree is not None:
             trees[fam] = tree
-    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, trees=trees,
+    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous,
+                         trees=trees,
                          source={"format": "family-fasta-directory", "path": str(directory), "files": len(files)})
 
 
 def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabet | None = None,
-                           strict: bool = False, tree_dir: Path | None = None, directory: Path | None = None
-                           ) -> OrthologDataset:
+                           strict: bool = False, tree_dir: Path | None = None, directory: Path | None = None,
+                           keep_ambiguous: bool = False) -> OrthologDataset:
     """One FASTA file whose families come from a labels TSV; trees (optional) in ``tree_dir/<family>.nwk``.
 
     ``directory``: the dataset folder the pair was found in (recorded as the source path).
@@ -147,7 +150,7 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
             if tree is not None:
                 trees[fam] = tree
     return build_dataset(records, [fasta] * len(records), families, alphabet=alphabet, strict=strict,
-                         metadata=metadata,
+                         keep_ambiguous=keep_ambiguous, metadata=metadata,
                          trees=trees, source={"format": "dataset-directory" if directory else "fasta+labels",
                                               "path": str(directory or fasta), "fasta": str(fasta),
                                               "labels": str(labels)})

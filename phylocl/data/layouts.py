@@ -43,7 +43,8 @@ _DETECT_RECORDS = 256  # records looked at to detect the alphabet of a stream
 
 
 def read_dataset(path: str | Path, *, labels: str | Path | None = None,
-                 alphabet: str | Alphabet | None = None, strict: bool = False) -> OrthologDataset:
+                 alphabet: str | Alphabet | None = None, strict: bool = False,
+                 keep_ambiguous: bool = False) -> OrthologDataset:
     """Read ortholog families from ``path`` (layout detected, see module doc).
 
     Args:
@@ -52,6 +53,8 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         alphabet: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as the unknown token
             (counted in ``summary()["unknown_letters"]``; see :mod:`phylocl.data.letters`).
+        keep_ambiguous: DNA ambiguity codes stay in the sequences (upper case, still counted), for an alignment stage
+            that scores them as ``blastn`` does (``phylocl evaluate --align``); the embedders read them as ``N``.
 
     Returns:
         :class:`OrthologDataset`; ``summary()`` tells which layout was read.
@@ -67,10 +70,11 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         labels = _as_path("labels", labels)
         if path.is_dir():
             raise InputError(f"{option('labels')} needs a FASTA file, not a directory", path=path)
-        return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict)
+        return read_fasta_with_labels(path, labels, alphabet=alphabet, strict=strict,
+                                      keep_ambiguous=keep_ambiguous)
     table = find_orthofinder_results(path) if path.is_dir() or path.is_file() else None
     if table is not None:
-        return read_orthofinder(table, alphabet=alphabet, strict=strict)
+        return read_orthofinder(table, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
     if not path.is_dir():  # a file, a named pipe, <(...)
         how = ("--labels for inspect, embed and evaluate; --set data.labels=TSV for train" if on_command_line() else
                "labels=TSV")
@@ -85,12 +89,12 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
                 "note: %s: read as sequences.fasta + labels.tsv; the other FASTA file(s) there are not read: %s",
                 path, ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else ""))
         return read_fasta_with_labels(*pair, alphabet=alphabet, strict=strict, tree_dir=path if has_trees else None,
-                                      directory=path)
+                                      directory=path, keep_ambiguous=keep_ambiguous)
     lone = next((path / n for n in PAIR_FASTA_NAMES if (path / n).is_file()), None)
     if lone is not None:  # read as one family named "sequences" before
         raise InputError(f"holds {lone.name} but no labels.tsv: a dataset folder needs both (sequence_id and "
                          "family_id per line), or hold one FASTA file per family", path=path)
-    return read_family_dir(path, alphabet=alphabet, strict=strict)
+    return read_family_dir(path, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
 
 
 def _as_path(name: str, value) -> Path:

@@ -86,10 +86,12 @@ def _index_proteome(path: Path) -> dict[str, FastaRecord]:
     return index
 
 
-def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False) -> OrthologDataset:
+def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False,
+                     keep_ambiguous: bool = False) -> OrthologDataset:
     """Read the orthogroups of ``table`` with their sequences from the proteomes OrthoFinder was run on.
 
-    ``strict``: refuse internal stops, rare and ambiguous letters (see :mod:`phylocl.data.letters`)."""
+    ``strict``: refuse internal stops, rare and ambiguous letters (see :mod:`phylocl.data.letters`);
+    ``keep_ambiguous``: DNA ambiguity codes stay in the sequences (:func:`~phylocl.data.formats.build_dataset`)."""
     lines = read_lines(table, what="an OrthoFinder orthogroups table")
     header = lines[0].split("\t")
     if len(header) < 2 or header[0].strip() != "Orthogroup":
@@ -130,5 +132,6 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
     for rec, sp in zip(records, spp):
         owners.setdefault(rec.id, set()).add(sp)
     records = [r._replace(id=f"{sp}|{r.id}") if len(owners[r.id]) > 1 else r for r, sp in zip(records, spp)]
-    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, metadata={"species": spp},
+    return build_dataset(records, paths, families, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous,
+                         metadata={"species": spp},
                          source={"format": "orthofinder", "path": str(table), "proteomes": str(proteome_dir)})

@@ -14,11 +14,15 @@ from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.index import build_index, drop_self_hits
 from phylocl.retrieval.metrics import check_ks, score_hits
 
-__all__ = ["evaluate_embeddings", "evaluate_windows", "tied_lists"]
+__all__ = ["evaluate_embeddings", "evaluate_windows", "tied_lists", "MAX_DEPTH"]
+
+MAX_DEPTH = 2048  # default cap on the hits searched per query
 
 
-def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int) -> HitLists:
-    """Each query's ``depth`` best hits (itself excluded) plus every further hit tied with the last of them.
+def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n_db: int, batch_size: int,
+                      progress=None) -> HitLists:
+    """Each query's ``depth`` best hits (itself excluded) plus every further hit tied with the last of them;
+    ``progress(n)`` (if given) is called with the number of queries of each batch once it is searched.
 
     FAISS breaks score ties by row order, so a decoy tied with the last kept hit could fall just outside the list
     and escape the metrics' pessimistic tie rule; such lists are widened (all tied queries of a batch searched
@@ -31,11 +35,18 @@ def _search_with_ties(index, x: np.ndarray, self_rows: np.ndarray, depth: int, n
         s, i = index.search(x[rows], k, batch_size=batch_size)
         s, i = drop_self_hits(s, i, self_rows[rows], k - 1)  # (b, <= depth + 1)
         keep = min(depth, s.shape[1])
+        if keep == 0:  # a database of the queries' own rows alone (one sequence): nothing to find
+            lists[start:start + len(rows)] = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(rows)
+            if progress is not None:
+                progress(len(rows))
+            continue
         tied = (s.shape[1] > depth) & (i[:, -1] >= 0) & (s[:, -1] == s[:, keep - 1])
         for q in np.flatnonzero(~tied):
             ok = i[q, :keep] >= 0
             lists[rows[q]] = (i[q, :keep][ok], s[q, :keep][ok])
         _widen(index, x, self_rows, rows[tied], s[tied, keep - 1], k, n_db, lists)
+        if progress is not None:
+            progress(len(rows))
     return HitLists.from_lists(lists)
 
 
@@ -92,8 +103,8 @@ def _search_depth(rel_labels: list[str], ks: tuple[int, ...], max_depth: int, n_
 def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str] | None = None,
                         decoy_embeddings=None, ks: Sequence[int] = (1, 10, 50),
                         group_labels: Sequence[str] | None = None, index_kind: str = "flat",
-                        max_depth: int = 2048, batch_size: int = 4096, per_query: bool = False,
-                        return_hits: bool = False) -> dict:
+                        max_depth: int = MAX_DEPTH, batch_size: int = 4096, per_query: bool = False,
+                        return_hits: bool = False, progress=None) -> dict:
     """Every labelled sequence queries the labelled set plus decoys; hits are scored by :func:`score_hits`.
 
     Args:
@@ -110,6 +121,8 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
         per_query: add ``per_query``, one row per labelled sequence: ``{"id", "family", "r", metrics...}``.
         return_hits: add ``hits``, the ranked :class:`~phylocl.retrieval.hits.HitLists` (rows of the labelled set
             then the decoys, self excluded), e.g. as the candidates of an alignment stage.
+        progress: a callable given the number of queries searched, batch by batch (e.g. a tqdm bar's ``update``);
+            the scoring after the last batch is not counted.
 
     Returns:
         :func:`~phylocl.retrieval.metrics.score_hits`'s dict plus ``n_decoys``, ``depth`` and ``index_kind``.
@@ -132,7 +145,7 @@ def evaluate_embeddings(embeddings, labels: Sequence[str], *, ids: Sequence[str]
     depth = _search_depth(rel_labels, ks, max_depth, len(db))
 
     index = build_index(db, kind=index_kind)
-    hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size)
+    hits = _search_with_ties(index, x, np.arange(n), depth, len(db), batch_size, progress)
     return _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
                   grouped=group_labels is not None, depth=depth, index_kind=index.kind, return_hits=return_hits)
 
@@ -176,14 +189,16 @@ def tied_lists(s: np.ndarray, first: int, depth: int) -> list:
 
 def evaluate_windows(windows, labels: Sequence[str], *, ids: Sequence[str] | None = None, decoys=None,
                      ks: Sequence[int] = (1, 10, 50), group_labels: Sequence[str] | None = None,
-                     max_depth: int = 2048, per_query: bool = False, return_hits: bool = False) -> dict:
+                     max_depth: int = MAX_DEPTH, per_query: bool = False, return_hits: bool = False,
+                     progress=None) -> dict:
     """:func:`evaluate_embeddings` with late interaction over windows: a pair of sequences scores its best window
     pair (:class:`~phylocl.retrieval.windowed.WindowedIndex`, exact).
 
     Args:
         windows: :class:`~phylocl.retrieval.windowed.WindowRows` of the ``N`` labelled sequences.
         decoys: ``WindowRows`` of ``M`` unlabelled sequences added to the database, or ``None``.
-        labels, ids, ks, group_labels, max_depth, per_query, return_hits: as for :func:`evaluate_embeddings`.
+        labels, ids, ks, group_labels, max_depth, per_query, return_hits, progress: as for
+            :func:`evaluate_embeddings`.
 
     Returns what :func:`evaluate_embeddings` returns (``index_kind`` ``sparse-windows``).
     """
@@ -206,6 +221,8 @@ def evaluate_windows(windows, labels: Sequence[str], *, ids: Sequence[str] | Non
     for lo in range(0, n, 256):
         hi = min(lo + 256, n)
         lists += tied_lists(index.scores(windows.slice(lo, hi)), lo, depth)  # (b, N + M) scores
+        if progress is not None:
+            progress(hi - lo)
     hits = HitLists.from_lists(lists)
     return _score(hits, labels, rel_labels, ids, n_decoys=n_decoys, ks=ks, per_query=per_query,
                   grouped=group_labels is not None, depth=depth, index_kind=index.kind, return_hits=return_hits)

@@ -179,8 +179,9 @@ class RetrievalIndex:
             ``scores`` ``(Q, k)`` float32 cosine similarities, best first, and ``indices`` ``(Q, k)`` int64 rows;
             when fewer than ``k`` rows are found the tail holds ``-inf`` / ``-1``.
         """
-        if k < 1 or batch_size < 1:
-            raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+        from phylocl.arguments import positive_int
+
+        k, batch_size = positive_int("k", k), positive_int("batch_size", batch_size)  # k=True searched 1, 2.5 a TypeError
         q = normalize_rows(queries)  # (Q, D)
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have dimension {q.shape[1]}, the index has {self.dim}")

@@ -89,8 +89,8 @@ def default_params(kind: str, n: int, dim: int, **overrides) -> tuple[str, dict]
             o["pq_nbits"] = nbits = fit
     if kind == "ivfpq" and n < MIN_POINTS_PER_LIST * 2 ** nbits:
         warnings.warn(f"ivfpq needs >= {MIN_POINTS_PER_LIST * 2 ** nbits} vectors to train its "
-                      f"codebooks, got {n}; building an ivf index instead, which holds the vectors whole (over a "
-                      "memory budget that asked for codes)", stacklevel=3)
+                      f"codebooks, got {n}; building an ivf index instead, which holds the vectors whole, not as "
+                      "codes", stacklevel=3)
         kind, o = "ivf", {k: v for k, v in o.items() if k in PARAM_NAMES["ivf"]}
     if kind in ("ivf", "ivfpq"):
         if n // MIN_POINTS_PER_LIST < 2:

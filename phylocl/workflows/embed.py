@@ -23,7 +23,7 @@ from typing import Iterable
 
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, check_sizes
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, check_counts, check_sizes
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
@@ -52,14 +52,13 @@ class EmbedResult:
 
 
 def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | None, num_nodes: int) -> None:
-    """One input (``fasta`` or ``data``, ``labels`` only with ``data``) and positive sizes, else :class:`InputError`."""
+    """One input (``fasta`` or ``data``, ``labels`` only with ``data``) and whole sizes >= 1, else
+    :class:`InputError`."""
     if (fasta is None) == (data is None):
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
-    if shard_size < 1 or (devices is not None and devices < 1) or num_nodes < 1:
-        raise InputError(f"--shard-size, --devices and --num-nodes must be >= 1, got {shard_size}, {devices}, "
-                         f"{num_nodes}")
+    check_counts(shard_size=shard_size, devices=devices, num_nodes=num_nodes)
 
 
 def _shard_settings(embedder, fingerprint: str, source, labels, *, with_labels: bool, shard_size: int,

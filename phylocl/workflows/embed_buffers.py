@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # a type only: the bar itself comes from phylocl.workflows.pr
     from tqdm import tqdm
 
 __all__ = ["embed_buffers", "sparse_buffers", "embed_all", "embed_workers", "parallel_buffers", "DEFAULT_BUFFER",
-           "Item", "MIN_PARALLEL_RESIDUES", "check_sizes"]
+           "Item", "MIN_PARALLEL_RESIDUES", "check_sizes", "check_counts"]
 
 DEFAULT_BUFFER = 8192  # records embedded per buffer
 Item = tuple[str, str, "str | None"]  # (id, sequence, label)
@@ -45,9 +45,19 @@ def _embed_buffer(buf: list[Item], embedder: ResolvedModel, batch_size: int, pro
 
 
 def check_sizes(batch_size: int, buffer_size: int) -> None:
-    """Raise :class:`InputError` unless both the batch size and the buffer size are at least 1."""
-    if batch_size < 1 or buffer_size < 1:
-        raise InputError(f"batch size and buffer size must be >= 1, got {batch_size} and {buffer_size}")
+    """Raise :class:`InputError` naming the argument (``--batch-size`` on the command line) unless both the batch
+    size and the buffer size are whole numbers >= 1 (not a bool, not 2.5)."""
+    check_counts(batch_size=batch_size, buffer_size=buffer_size)
+
+
+def check_counts(**counts) -> None:
+    """Raise :class:`InputError` naming the first argument (as :func:`~phylocl.arguments.option` names it) that is
+    not a whole number >= 1; ``None`` values are skipped."""
+    from phylocl.arguments import is_whole, option
+
+    for name, value in counts.items():
+        if value is not None and (not is_whole(value) or value < 1):
+            raise InputError(f"{option(name)} must be a whole number >= 1, got {value!r}")
 
 
 def _chunks(items: Iterable[Item], batch_size: int, buffer_size: int) -> Iterator[list[Item]]:
@@ -96,6 +106,7 @@ def embed_workers(threads: int | None) -> int:
     (``OMP_NUM_THREADS`` when set)."""
     from phylocl.retrieval.sparse_index import default_threads
 
+    check_counts(threads=threads)  # threads=0 or 2.5 ran as 0 / 2 workers
     return default_threads() if threads is None else int(threads)
 
 

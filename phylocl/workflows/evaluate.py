@@ -27,12 +27,13 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
+from phylocl.arguments import is_whole, on_command_line, option
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
-from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all
+from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, check_counts, embed_all
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
@@ -125,17 +126,21 @@ def _check_enough_families(labels, *, split: str | None, decoys: bool, path=None
                          "no --split, or --db-extra decoys)", path=path)
 
 
-def _restrict_to_split(ds, split: str | None, *, data, model, split_config):
-    """``ds`` reduced to the families of ``split`` of a training run (unchanged without ``split``)."""
+def _restrict_to_split(ds, split: str | None, *, data, model, split_config) -> tuple:
+    """``(ds reduced to the families of split of a training run, notes)`` (``ds`` unchanged without ``split``); a
+    note names the split's families missing from ``data`` (the figures are then over the others only)."""
     if split is None:
         if split_config is not None:
             raise InputError("--split-config goes with --split train|val|test")
-        return ds
+        return ds, []
     wanted = split_families_of(split, ds, data=data, model=model, split_config=split_config)
     present = [f for f in wanted if f in ds.family_index]
     if not present:
         raise InputError(f"none of the {len(wanted)} {split} families of the run is in --data {data}")
-    return ds.select_families(present)
+    missing = [f for f in wanted if f not in ds.family_index]
+    notes = [f"{len(missing):,} of the {len(wanted):,} {split} families of the run are not in {data} (e.g. "
+             f"{', '.join(map(repr, missing[:3]))}): the figures are over the other {len(present):,}"] if missing else []
+    return ds.select_families(present), notes
 
 
 def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
@@ -148,6 +153,13 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
             raise InputError(f"no column {group_column!r} in the labels (columns besides the family: {have})",
                              path=data)
         groups = ds.metadata[group_column]
+        blank = [i for i, g in enumerate(groups) if not str(g).strip()]
+        if blank:  # read as one group "", every such sequence was relevant to every other
+            file, line = ds.where(blank[0])
+            first = f"{ds.ids[blank[0]]!r}" + (f" at {file}:{line}" if file else "")
+            raise InputError(f"column {group_column!r} is empty for {len(blank):,} sequence(s) (first {first}); a hit "
+                             f"is relevant when it shares the query's {group_column}, so each sequence needs one",
+                             path=data)
     rel = ds.families if groups is None else groups
     if len(set(rel)) == len(rel):
         raise InputError(f"every {group_column or 'family'} has a single sequence: no query has anything to find",
@@ -156,11 +168,20 @@ def _relevance_groups(ds, group_column: str | None, *, data) -> list | None:
 
 
 def _embed_decoys(db_extra, ds, embedder, *, data, strict: bool, batch_size: int, buffer_size: int,
-                  progress: bool, stream, windows: WindowCut | None = None) -> tuple:
+                  progress: bool, stream, windows: WindowCut | None = None, keep_ambiguous: bool = False) -> tuple:
     """``(decoy embeddings (M, D), notes, M sequences)``; a decoy id that is also a labelled sequence is refused.
-    ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`."""
+    ``windows``: the embeddings are the decoys' :class:`~phylocl.retrieval.windowed.WindowRows`; ``keep_ambiguous``:
+    the sequences keep DNA ambiguity codes, for the aligner (:func:`~phylocl.workflows.inputs.open_fasta`)."""
     labelled = set(ds.ids)
-    decoy_stream = open_fasta(db_extra, strict=strict)
+    decoy_stream = open_fasta(db_extra, strict=strict, keep_ambiguous=keep_ambiguous)
+    if decoy_stream.kind != ds.alphabet.name:  # the model suits the labelled set: name that, not another model
+        from phylocl.data.fasta import looks_like
+
+        shown = {"dna": "DNA"}
+        kind, want = (shown.get(k, k) for k in (decoy_stream.kind, ds.alphabet.name))
+        rec = next((r for r in decoy_stream.head if looks_like(decoy_stream.kind, r.sequence)), decoy_stream.head[0])
+        raise InputError(f"record {rec.id!r} looks like {kind}, but the labelled set {data} is {want}: decoys must be "
+                         f"{want} sequences too", path=db_extra, line=rec.line)
     records = fasta_records(decoy_stream, embedder, alphabet_option=False)  # evaluate detects the alphabet
     sequences: list[str] = []
 
@@ -188,11 +209,13 @@ def _embed(items, embedder, *, batch_size: int, buffer_size: int, progress, wind
 
 
 def _checked_ks(ks: Sequence[int]) -> list[int]:
-    """Sorted unique ``recall@k`` cut-offs; :class:`InputError` unless each is ``>= 1``."""
-    ks = [int(k) for k in ks]
-    if not ks or min(ks) < 1:
-        raise InputError(f"-k values must be >= 1, got {ks}")
-    return sorted(set(ks))
+    """Sorted unique ``recall@k`` cut-offs; :class:`InputError` unless ``ks`` is a non-empty sequence (list, tuple,
+    array) of whole numbers ``>= 1`` (a string is not: ``"10"`` was read as the cut-offs 1 and 0)."""
+    listed = list(ks) if isinstance(ks, Iterable) and not isinstance(ks, (str, bytes)) else None
+    if not listed or not all(is_whole(k) and k >= 1 for k in listed):
+        raise InputError(f"{'-k' if on_command_line() else 'ks'} values must be whole numbers >= 1, got "
+                         f"{listed if listed is not None else repr(ks)}")
+    return sorted({int(k) for k in listed})
 
 
 def _summary(m: dict, ds, ks: list[int], *, data, split, group_column, model_info: dict,
@@ -232,13 +255,15 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as unknown.
         align, candidates, evalue, matrix, gap_open, gap_extend, threads, filter_pvalue: also score the aligned ranking of
             ``phylocl search`` (module docstring) with these settings (``candidates`` ``None``: search's default,
-            :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`).
+            :data:`~phylocl.workflows.search.DEFAULT_CANDIDATES`). As in search, DNA ambiguity codes then stay in
+            the sequences aligned (scored as ``blastn`` scores them) while the embedding reads them as ``N``.
         windows: score each pair by its best pair of windows of this many residues (tiles:
             :mod:`phylocl.workflows.windows`), as ``phylocl search`` does on an index built with ``--windows``
             (models with sparse rows only); ``None``: the model's default width (``default-protein``: 200), ``0``:
             one row per sequence.
         strand: DNA with ``align``: ``both`` (default) or ``plus``, as in ``phylocl search``
-            (:mod:`phylocl.workflows.evaluate_align`; with ``windows`` the prefilter stays the plus strand's).
+            (:mod:`phylocl.workflows.evaluate_align`; the reverse complements are searched too, by windows with
+            ``windows``).
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -247,10 +272,13 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     ``prefilter_recall`` (``{"recall@10": ..., ...}``) and, with ``align``, ``aligned`` (figures of the aligned
     ranking, ``candidates``, ``scoring``, ``align_seconds``).
     """
-    from phylocl.retrieval.evaluation import evaluate_embeddings
+    from phylocl.retrieval.evaluation import MAX_DEPTH, evaluate_embeddings
 
     start = time.perf_counter()
     ks = _checked_ks(ks)
+    check_counts(batch_size=batch_size, buffer_size=buffer_size)
+    if candidates is not None and not is_whole(candidates):  # 2.5 was read as 2
+        raise InputError(f"{option('candidates')} must be a whole number, got {candidates!r}")
     candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
@@ -259,9 +287,11 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if per_family is not None:
         sources = (data, labels, db_extra, model, split_config)
         check_output_file(per_family, inputs=[p for p in sources if p is not None], example="families.tsv")
-    ds = read_labelled(data, labels, strict=strict)
-    notes = letter_notes(ds.source.get("unknown_letters", {}))
-    ds = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
+    # DNA ambiguity codes stay for the aligner, as search keeps them (the embedding reads them as N)
+    ds = read_labelled(data, labels, strict=strict, keep_ambiguous=align)
+    notes = letter_notes(ds.source.get("unknown_letters", {}), keep_ambiguous=align)
+    ds, split_notes = _restrict_to_split(ds, split, data=data, model=model, split_config=split_config)
+    notes += split_notes
     groups = _relevance_groups(ds, group_column, data=labels if labels is not None else data)
     _check_enough_families(ds.families if groups is None else groups, split=split, decoys=db_extra is not None,
                            path=labels if labels is not None else data)
@@ -286,20 +316,30 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if db_extra is not None:
         decoys, decoy_notes, decoy_seqs = _embed_decoys(db_extra, ds, embedder, data=data, strict=strict,
                                                         batch_size=batch_size, buffer_size=buffer_size,
-                                                        progress=progress, stream=stream, windows=windows)
+                                                        progress=progress, stream=stream, windows=windows,
+                                                        keep_ambiguous=align)
         notes += decoy_notes
     embed_seconds = time.perf_counter() - start
     all_ks = sorted(set(ks) | set(PREFILTER_KS) | ({candidates} if align else set()))
-    with warnings.catch_warnings(record=True) as caught:  # e.g. lists capped at max_depth: reported as notes
-        warnings.simplefilter("always")
+    # the aligned ranking needs each query's `candidates` best hits, however many (search aligns them all)
+    max_depth = max(MAX_DEPTH, candidates) if align else MAX_DEPTH
+    with warnings.catch_warnings(record=True) as caught, progress_bar(
+            "searching", total=len(ds), unit="queries", enabled=progress, stream=stream) as bar:
+        warnings.simplefilter("always")  # e.g. lists capped at max_depth: reported as notes
+
+        def searched(n: int) -> None:  # the all-against-all search, then one pass that ranks and scores the hits
+            bar.update(n)
+            if bar.n >= len(ds):
+                bar.set_postfix_str("scoring")
+
         if windows is None:
             m = evaluate_embeddings(x, ds.families, ids=ds.ids, decoy_embeddings=decoys, ks=all_ks,
-                                    group_labels=groups, return_hits=align)
+                                    group_labels=groups, return_hits=align, max_depth=max_depth, progress=searched)
         else:
             from phylocl.retrieval.evaluation import evaluate_windows
 
             m = evaluate_windows(x, ds.families, ids=ds.ids, decoys=decoys, ks=all_ks, group_labels=groups,
-                                 return_hits=align)
+                                 return_hits=align, max_depth=max_depth, progress=searched)
             m["windows"] = windows.params()
     result = _summary(m, ds, ks, data=data, split=split, group_column=group_column, model_info=embedder.model_info(),
                       embed_seconds=embed_seconds)
@@ -318,6 +358,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
 
             db_x = x if decoys is None else np.concatenate([x, decoys])
             minus = minus_hits(embedder, ds.sequences, db_x, candidates, batch_size=batch_size)
+        elif strand == "both":  # the minus strand's candidates by best window pair, as search on a windowed index
+            from phylocl.retrieval.windowed import concat_windows
+            from phylocl.workflows.evaluate_align import minus_window_hits
+
+            db_w = x if decoys is None else concat_windows([x, decoys])
+            minus = minus_window_hits(embedder, ds.sequences, db_w, windows, candidates, batch_size=batch_size)
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
                             matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,

@@ -7,7 +7,8 @@ database, hits above ``evalue`` dropped) and ranked by bit score; the ranked lis
 not found, so the aligned figures are bounded by the prefilter's ``recall@candidates``.
 
 DNA with ``strand="both"`` (search's default when aligning): the reverse complement of each labelled sequence is
-embedded and searched as well (:func:`minus_hits`), the two candidate lists merged as ``phylocl search`` merges them
+embedded and searched as well (:func:`minus_hits`; with windows :func:`minus_window_hits`), the two candidate lists
+merged as ``phylocl search`` merges them
 (:func:`~phylocl.workflows.search_strands.merge_candidates`) and both strands aligned
 (:func:`~phylocl.align.strands.align_strands`). The embedding figures (and ``prefilter_recall``) stay the plus
 strand's.
@@ -23,7 +24,7 @@ import numpy as np
 from phylocl.retrieval.hits import HitLists
 from phylocl.retrieval.metrics import score_hits
 
-__all__ = ["aligned_figures"]
+__all__ = ["aligned_figures", "minus_hits", "minus_window_hits"]
 
 
 def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequence[str], db_labels: Sequence,
@@ -103,3 +104,21 @@ def minus_hits(embedder, sequences: Sequence[str], db_x: np.ndarray, candidates:
             lists.append((rows, sims[r, rows]))
         start += len(x)
     return HitLists.from_lists(lists)
+
+
+def minus_window_hits(embedder, sequences: Sequence[str], db, cut, candidates: int, *, batch_size: int,
+                      buffer_size: int = 1024) -> HitLists:
+    """:func:`minus_hits` for windows: the ``candidates`` best database sequences of ``db`` (the
+    :class:`~phylocl.retrieval.windowed.WindowRows` of the labelled set, then the decoys) for the reverse
+    complement of each of the ``Q`` labelled ``sequences``, cut by ``cut`` and scored by best window pair, itself
+    (sequence ``i``) excluded: what ``phylocl search`` asks of a windowed index for the minus strand
+    (:func:`~phylocl.workflows.search_strands.minus_candidates`)."""
+    from phylocl.align.strands import reverse_complement
+    from phylocl.retrieval.windowed import WindowedIndex
+    from phylocl.workflows.windows import embed_windows
+
+    items = ((str(i), reverse_complement(s), None) for i, s in enumerate(sequences))
+    rc, _ = embed_windows(items, embedder, cut, batch_size=batch_size, buffer_size=buffer_size)
+    index = WindowedIndex(rows=db.rows, owners=db.owners)  # ids "0", "1", ...: the labelled rows come first
+    scores, rows = index.search(rc, candidates, exclude_ids=[str(i) for i in range(len(sequences))])  # (Q, c)
+    return HitLists.from_lists([(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)])

@@ -15,7 +15,7 @@ from pathlib import Path
 from phylocl.errors import InputError
 from phylocl.retrieval.sequence_store import OFFSETS_FILE, SEQUENCES_FILE
 
-__all__ = ["IndexResult", "build_index_file", "check_index_destination"]
+__all__ = ["IndexResult", "build_index_file", "check_index_destination", "index_lock"]
 
 
 @dataclass
@@ -75,22 +75,46 @@ def build_index_file(*, embeddings: str | Path, out: str | Path, kind: str = "au
     Returns an :class:`IndexResult`; ``notes`` holds the reason of an ``auto`` choice and FAISS fallbacks (too few
     vectors for ``ivf`` ...).
     """
-    from phylocl.retrieval.embedding_files import load_embeddings
-    from phylocl.retrieval.index import INDEX_KINDS, build_index, set_num_threads
+    from phylocl.retrieval.index import INDEX_KINDS
 
     start = time.perf_counter()
     if kind not in (*INDEX_KINDS, "auto"):
         raise InputError(f"unknown index type {kind!r}; choose auto or one of {', '.join(INDEX_KINDS)}")
     if memory_budget is not None and memory_budget <= 0:
         raise InputError(f"the memory budget must be positive, got {memory_budget}")
+    from phylocl.arguments import is_whole, option
+
     for name, value in params.items():
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if value is not None and (not is_whole(value) or value < 1):  # nlist=2.5 was taken, '3' a TypeError
+            raise InputError(f"{option(name)} must be {'' if is_whole(value) else 'a whole number '}>= 1, got "
+                             f"{value!r}")
     out = check_index_destination(out)
+    with index_lock(out):
+        return _build_index_file(start, embeddings=embeddings, out=out, kind=kind, seed=seed, threads=threads,
+                                 memory_budget=memory_budget, **params)
+
+
+def index_lock(out: Path):
+    """The lock of the index folder ``out`` (``.<name>.lock`` beside it) while a build writes it: a second
+    ``phylocl index -o`` of the same folder is refused at once (both builds reported success, the folder holding
+    whichever finished last)."""
+    from phylocl.workflows.run_folder import output_lock
+
+    return output_lock(out, command="index")
+
+
+def _build_index_file(start: float, *, embeddings, out: Path, kind: str, seed: int, threads, memory_budget,
+                      **params) -> IndexResult:
+    """:func:`build_index_file` once its options are checked and ``out`` is locked."""
+    from phylocl.arguments import is_whole, option
+    from phylocl.retrieval.embedding_files import load_embeddings
+    from phylocl.retrieval.index import build_index, set_num_threads
+
     emb = load_embeddings(embeddings, mmap=True)
     if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads must be >= 1, got {threads}")
+        if not is_whole(threads) or threads < 1:
+            raise InputError(f"{option('threads')} must be {'' if is_whole(threads) else 'a whole number '}>= 1, "
+                             f"got {threads!r}")
         set_num_threads(threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

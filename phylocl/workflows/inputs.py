@@ -99,20 +99,20 @@ def check_output_file(path: str | Path, *, inputs=(), example: str = "out.npz") 
 
 
 def read_labelled(data: str | Path, labels: str | Path | None, *, alphabet: str | None = None,
-                  strict: bool = False):
-    """Read a labelled dataset (any ``read_dataset`` layout)."""
+                  strict: bool = False, keep_ambiguous: bool = False):
+    """Read a labelled dataset (any ``read_dataset`` layout); ``keep_ambiguous`` as in :func:`open_fasta`."""
     from phylocl.data.layouts import read_dataset
 
-    return read_dataset(data, labels=labels, alphabet=alphabet, strict=strict)
+    return read_dataset(data, labels=labels, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
 
 
-def letter_notes(report) -> list[str]:
+def letter_notes(report, *, keep_ambiguous: bool = False) -> list[str]:
     """Notes for stderr about the letters a :class:`~phylocl.data.letters.LetterReport` (or a dataset summary's
-    ``unknown_letters``) saw read as the unknown token."""
+    ``unknown_letters``, read with ``keep_ambiguous`` or not) saw read as the unknown token."""
     from phylocl.data.letters import LetterReport
 
     if isinstance(report, dict):
-        filled = LetterReport()
+        filled = LetterReport(keep_ambiguous=keep_ambiguous)
         filled.kinds = {k: dict(v) for k, v in report.items()}
         report = filled
     return report.lines()

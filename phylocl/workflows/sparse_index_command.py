@@ -14,7 +14,7 @@ from pathlib import Path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_workers, sparse_buffers
-from phylocl.workflows.index_command import IndexResult, check_index_destination
+from phylocl.workflows.index_command import IndexResult, check_index_destination, index_lock
 from phylocl.workflows.inputs import bind_stream, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model
 
@@ -50,6 +50,16 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
     """
     start = time.perf_counter()
     out = check_index_destination(out)
+    with index_lock(out):
+        return _build_sparse(start, fasta=fasta, out=out, model=model, batch_size=batch_size,
+                             buffer_size=buffer_size, device=device, precision=precision, overlap=overlap,
+                             progress=progress, alphabet=alphabet, strict=strict, stream=stream, windows=windows,
+                             threads=threads)
+
+
+def _build_sparse(start: float, *, fasta, out: Path, model, batch_size, buffer_size, device, precision, overlap,
+                  progress, alphabet, strict, stream, windows, threads) -> IndexResult:
+    """:func:`build_sparse_index_file` once ``out`` is checked and locked."""
     records = open_fasta(fasta, alphabet=alphabet, strict=strict, keep_ambiguous=True)  # DNA codes stored
     embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap,
                              sparse_only=True)  # a k-mer profile encoder's rows with NumPy: no torch start-up

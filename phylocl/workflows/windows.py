@@ -56,8 +56,12 @@ def word_span(embedder: ResolvedModel) -> int:
 def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
     """The tiles of ``width`` for ``embedder`` after checking they suit it (``0``: ``None``, one row per sequence);
     raises :class:`InputError` (one line) otherwise."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 0:
-        raise InputError(f"--windows must be a positive number of residues (0: one row per sequence), got {width}")
+    from phylocl.arguments import is_whole, option
+
+    if not is_whole(width) or width < 0:  # numpy's integers too
+        raise InputError(f"{option('windows')} must be a positive number of residues (0: one row per sequence), got "
+                         f"{width!r}")
+    width = int(width)
     if width == 0:
         return None
     if not embedder.sparse:
@@ -74,11 +78,19 @@ def check_windows(width, embedder: ResolvedModel) -> WindowCut | None:
 
 def resolve_windows(width: int | None, embedder: ResolvedModel) -> WindowCut | None:
     """The cut a run builds from sequences: ``width`` if given (``0``: none), else the model's default
-    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`)."""
+    (``embedder.default_windows``, from :func:`~phylocl.models.model_files.default_windows`). A model whose default
+    windows its precision cannot cut (``default-protein`` at bf16: no sparse rows) is refused, naming ``--windows 0``:
+    it was embedded as whole rows without a word, other figures and hits than its default's."""
     if width is None:
-        width = None if not embedder.sparse else embedder.default_windows
+        width = embedder.default_windows
         if width is None:
             return None
+        if not embedder.sparse:
+            from phylocl.arguments import setting
+
+            raise InputError(f"{embedder.name} is used as windows of {width} residues, which need its sparse rows "
+                             f"at fp32; drop {setting('precision', embedder.precision)}, or give "
+                             f"{setting('windows', 0)} to embed whole sequences at {embedder.precision}")
     return check_windows(width, embedder)
 
 

@@ -117,3 +117,12 @@ def test_a_decoy_tied_beyond_the_search_depth_still_counts_pessimistically():
     assert m["top1"] == 0.0 and m["auc1"] == 0.0
     assert m["recall@1"] == 0.0 and m["recall@2"] == 0.5
     assert m["map_r"] == pytest.approx(0.25)  # R = 2: (0 + 1/2) / 2
+
+
+def test_one_sequence_has_nothing_to_find():
+    """A set of one sequence was an IndexError (its own row, dropped, left a list of no columns)."""
+    x, labels = _families(n=3)
+    m = evaluate_embeddings(x[:1], labels[:1])
+    assert m["n_queries"] == 0 and m["n_singleton_queries"] == 1 and np.isnan(m["map_r"])
+    with_decoys = evaluate_embeddings(x[:1], labels[:1], decoy_embeddings=x[1:])
+    assert with_decoys["n_queries"] == 0 and with_decoys["n_decoys"] == 2

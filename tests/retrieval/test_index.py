@@ -112,8 +112,9 @@ def test_small_n_fallbacks_warn():
     with pytest.warns(UserWarning, match=r"16-word codebooks \(pq_nbits=4\) instead"):  # 1,000 >= 39 x 2^4
         small = build_index(x, kind="ivfpq")  # was an ivf index holding the vectors whole, over a memory budget
     assert small.kind == "ivfpq" and small.params["pq_nbits"] == 4
-    with pytest.warns(UserWarning, match="ivf index instead, which holds the vectors whole"):
+    with pytest.warns(UserWarning, match="ivf index instead, which holds the vectors whole, not as codes$"):
         assert build_index(x[:500], kind="ivfpq").kind == "ivf"  # < 39 x 2^4: no codebook trains
+    # (it went on '(over a memory budget that asked for codes)', where --kind ivfpq had asked and no budget had)
     with pytest.warns(UserWarning, match="ivf index instead"):
         assert build_index(x, kind="ivfpq", pq_nbits=8).kind == "ivf"  # asked for 8 bits: not changed
     with pytest.warns(UserWarning, match="clamped to 25"):
@@ -182,3 +183,11 @@ def test_flat_search_uses_the_matrix_product_path_and_finds_the_same_hits():
     _, blas = index.search(q, 5)
     np.testing.assert_array_equal(seq, expected)
     np.testing.assert_array_equal(blas, expected)
+
+
+@pytest.mark.parametrize("k", [True, 2.5, 0])
+def test_search_k_must_be_a_whole_number(k):
+    """``k=True`` searched one hit and ``k=2.5`` was a TypeError from FAISS; both are named now."""
+    x = np.eye(4, dtype=np.float32)
+    with pytest.raises(ValueError, match=f"k must be an int >= 1, got {k!r}"):
+        build_index(x, kind="flat").search(x, k)

@@ -337,3 +337,25 @@ def test_wide_sparse_rows_get_a_note_naming_their_size_and_the_sparse_index(mode
         assert main(["embed", "--fasta", str(bad), "--model", spec, "-o", str(tmp_path / "f.npz"), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("phylocl embed: error: ") and err.count("\n") == 1 and "duplicate" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shard-size", "0"], "--shard-size must be a whole number >= 1, got 0"),  # named --devices, --num-nodes too
+    (["--devices", "0"], "--devices must be a whole number >= 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),  # named the buffer size too
+])
+def test_a_bad_size_is_named_alone(tmp_path, capsys, argv, message):
+    fasta = write_fasta(tmp_path / "p.fasta", [("a", "MKVLA")])
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(fasta), "-o", str(tmp_path / "e.npz"), *argv]) == 2
+    assert capsys.readouterr().err == f"phylocl embed: error: {message}\n"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"shard_size": 2.5}, "shard_size must be a whole number >= 1, got 2.5"),  # was a ValueError from islice
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),  # was batches of one
+])
+def test_python_sizes_that_are_not_whole_numbers_are_refused(tmp_path, kwargs, message):
+    fasta = write_fasta(tmp_path / "p.fasta", [("a", "MKVLA")])
+    with pytest.raises(InputError, match=message):
+        embed(out=tmp_path / "e.npz", model="kmer:2", fasta=fasta, progress=False, **kwargs)
+    assert not (tmp_path / "e.npz").exists()

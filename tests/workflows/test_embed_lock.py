@@ -197,3 +197,27 @@ def test_an_output_named_255_bytes_gets_its_lock_and_shard_folder(tmp_path, caps
     assert main(["embed", "--fasta", str(fasta), "--model", "kmer:2", "-o", str(out), "--quiet", "--shard-size",
                  "4"]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.fasta", name])
+
+
+@pytest.mark.parametrize("source", ["fasta", "embeddings"])
+def test_a_second_index_of_the_same_folder_is_refused(tmp_path, capsys, source):
+    """Two `phylocl index -o IX` runs both reported success, IX holding whichever finished last; the second is now
+    refused at once, the folder left as it was (an earlier bundle stays)."""
+    fasta = _fasta(tmp_path / "in.fasta")
+    out = tmp_path / "ix"
+    assert main(["index", "--fasta", str(fasta), "--model", "kmer:2", "-o", str(out), "--quiet"]) == 0
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir())
+    if source == "fasta":
+        argv = ["index", "--fasta", fasta, "--model", "kmer:2", "-o", out, "--quiet"]
+    else:
+        assert main(["embed", "--fasta", str(fasta), "--model", "kmer:2", "-o", str(tmp_path / "e.npz"),
+                     "--quiet"]) == 0
+        argv = ["index", "--embeddings", tmp_path / "e.npz", "-o", out, "--quiet"]
+    capsys.readouterr()  # the notes of the runs above
+    with _Held(out):
+        _refused(capsys, argv, f"phylocl index: error: {out}: another `phylocl index` (pid 4242) is writing this "
+                               "output")
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.fasta", "ix", *(["e.npz"] if source != "fasta"
+                                                                                     else [])])
+    assert main([str(a) for a in argv]) == 0 and not output_lock_path(out).exists()  # the lock went with the run

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import phylocl
+import phylocl.workflows.evaluate
 from phylocl.cli import main
 from phylocl.retrieval.embedding_files import load_embeddings
 from phylocl.retrieval.evaluation import evaluate_embeddings
@@ -157,7 +158,7 @@ def test_a_missing_group_column_names_the_labels_file(tmp_path, data, capsys):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("k0", "-k values must be >= 1"),
+    ("k0", "-k values must be whole numbers >= 1"),
     ("no_column", "no column 'fold' in the labels (columns besides the family: superfamily)"),
     ("all_singletons", "every family has a single sequence"),
     ("decoy_is_labelled", "decoys.fasta:3: decoy 'fam0_0' is also a labelled sequence"),
@@ -265,3 +266,74 @@ def test_evaluation_warnings_become_note_lines(data, capsys, monkeypatch):
     assert "notes" not in got and got["n_queries"] == 24
     assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--quiet"]) == 0
     assert capsys.readouterr().err == "phylocl evaluate: note: hit lists capped at max_depth=2048\n"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ks": "10"}, "ks values must be whole numbers >= 1, got '10'"),  # was read as the cut-offs 1 and 0
+    ({"ks": [2.5]}, r"ks values must be whole numbers >= 1, got \[2.5\]"),  # was read as 2
+    ({"ks": [True]}, r"got \[True\]"),  # was read as 1
+    ({"ks": 5}, "got 5"),  # was TypeError: 'int' object is not iterable
+    ({"candidates": 2.5, "align": True}, "candidates must be a whole number, got 2.5"),  # was read as 2
+    ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),  # was a TypeError from range()
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),  # was batches of one
+])
+def test_python_arguments_that_are_not_whole_numbers_are_refused(data, kwargs, message):
+    with pytest.raises(phylocl.errors.InputError, match=message):
+        phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False, **kwargs)
+    assert phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False,
+                                               ks=np.array([3, 1]))["ks"] == [1, 3]  # an array still serves
+
+
+def test_a_group_column_with_empty_cells_is_refused(tmp_path, data, capsys):
+    """Empty cells of --group-column were one group "": every sequence without a group counted as a relevant hit
+    of every other, and the command ran."""
+    labels = tmp_path / "l.tsv"
+    rows = (data / "labels.tsv").read_text().splitlines()
+    labels.write_text("\n".join([rows[0], *(r.rsplit("\t", 1)[0] + "\t" if r.startswith(("fam0", "fam2")) else r
+                                            for r in rows[1:])]) + "\n")
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data / "sequences.fasta"), "--labels", str(labels),
+                 "--group-column", "superfamily", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"phylocl evaluate: error: {labels}: column 'superfamily' is empty for 8 sequence(s) (first "
+                   f"'fam0_0' at {data / 'sequences.fasta'}:1); a hit is relevant when it shares the query's "
+                   "superfamily, so each sequence needs one\n")
+
+
+def test_decoys_of_the_other_alphabet_name_the_labelled_sets_alphabet(tmp_path, data, capsys):
+    """DNA decoys for a protein set advised 'use a DNA model (e.g. --model default-dna)', which the protein set
+    would then be refused by."""
+    decoys = tmp_path / "decoys.fa"
+    decoys.write_text(">d0\nACGTACGTTGCAACGTAGCTAGCTAGGCTA\n")
+    assert main(["evaluate", "--model", "kmer:2", "--data", str(data), "--db-extra", str(decoys), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"phylocl evaluate: error: {decoys}:1: record 'd0' looks like DNA, but the "
+                                       f"labelled set {data} is protein: decoys must be protein sequences too\n")
+
+
+@pytest.mark.parametrize("windows", [0, 30])
+def test_the_search_and_scoring_show_progress(data, windows):
+    """After the embedding bar, the all-against-all search and scoring ran without a sign of life (65 s of 67 for
+    60,000 sequences with kmer:2); a 'searching' bar now counts the queries, then says it is scoring."""
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", stream=out, windows=windows)
+    text = out.getvalue()
+    assert "searching" in text and "25/25" in text and "queries" in text and "scoring" in text
+
+
+def test_split_families_missing_from_the_data_are_noted(tmp_path, data):
+    """A test family of the run absent from --data ('elsewhere') was dropped in silence: the figures covered 2 of
+    the 3 test families and nothing said so."""
+    run = _run_folder(tmp_path, SPLIT)
+    res = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", split="test", split_config=run,
+                                              progress=False)
+    assert res["n_families"] == 2
+    assert (f"1 of the 3 test families of the run are not in {data} (e.g. 'elsewhere'): the figures are over the "
+            "other 2") in res["notes"]
+    train = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", split="train", split_config=run,
+                                                progress=False)
+    assert not any("families of the run" in n for n in train["notes"])  # all four there: no note

@@ -126,3 +126,130 @@ def test_aligned_figures_short_merged_lists_align_no_padding_row():
     found = aligned_figures(HitLists.from_lists([([1, 2], [0.5, 0.3])]), seqs, ["a"], db_labels, ks=(1,),
                             candidates=2, alphabet="dna", strand="both", minus=minus)
     assert found["recall@1"] == 1.0 and found["top1"] == 1.0
+
+
+def _dna_families_with_codes(path, *, families=3, members=3, decoys=0, seed=3):
+    """A dataset folder of DNA families whose members carry ~8% IUPAC ambiguity codes (``decoys``: a FASTA of
+    unrelated sequences with codes beside it); returns the folder."""
+    rng = np.random.default_rng(seed)
+
+    def noisy(s, rate, letters):
+        return "".join(str(rng.choice(list(letters))) if rng.random() < rate else c for c in s)
+
+    fa, lab = [], ["sequence_id\tfamily_id"]
+    for f in range(families):
+        root = "".join(rng.choice(list("ACGT"), size=200))
+        for m in range(members):
+            fa.append(f">f{f}_{m}\n{noisy(noisy(root, 0.15, 'ACGT'), 0.08, 'RYSWKMBDHV')}\n")
+            lab.append(f"f{f}_{m}\tf{f}")
+    path.mkdir()
+    (path / "sequences.fasta").write_text("".join(fa))
+    (path / "labels.tsv").write_text("\n".join(lab) + "\n")
+    if decoys:
+        (path.parent / "decoys.fa").write_text("".join(
+            f">d{i}\n{noisy(''.join(rng.choice(list('ACGT'), size=200)), 0.08, 'RYSWKMBDHV')}\n"
+            for i in range(decoys)))
+    return path
+
+
+def test_align_scores_dna_ambiguity_codes_as_search_does(tmp_path, monkeypatch, capsys):
+    """``evaluate --align`` read IUPAC codes as N where ``phylocl search`` keeps them for the aligner (blastn's
+    scores: R against A -1, not N's -2): the aligned bit scores of the same pairs differed (22 of 24 here). Now
+    each pair evaluate aligns scores what search writes for it, decoys included; the embedding still reads N."""
+    import phylocl.align
+
+    data = _dna_families_with_codes(tmp_path / "d", decoys=2)
+    fa, decoys = data / "sequences.fasta", tmp_path / "decoys.fa"
+    both = tmp_path / "both.fa"
+    both.write_text(fa.read_text() + decoys.read_text())
+    ids = [line[1:] for line in both.read_text().splitlines() if line.startswith(">")]
+    seen, real = {}, phylocl.align.align_strands
+
+    def spy(queries, targets, cands, **kw):
+        res = real(queries, targets, cands, **kw)
+        for i in range(len(queries)):
+            t, _, bits, _ = res.query(i)
+            seen.update({(ids[i], ids[j]): f"{b:.1f}" for j, b in zip(t.tolist(), bits.tolist())})
+        return res
+
+    monkeypatch.setattr(phylocl.align, "align_strands", spy)
+    res = evaluate(data=data, db_extra=decoys, model="kmer:4", align=True, candidates=10, progress=False)
+    plain = evaluate(data=data, db_extra=decoys, model="kmer:4", progress=False)
+    assert all(res[k] == plain[k] for k in ("top1", "map_r", "auc1", "recall@1"))  # the embedding reads N
+    assert main(["search", "--model", "kmer:4", "--query", str(fa), "--db", str(both), "--candidates", "10",
+                 "-k", "10", "--quiet", "-o", str(tmp_path / "s.tsv")]) == 0
+    rows = [line.split("\t") for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    wrote = {(q, t): b for q, t, _, _, b, _ in rows}
+    assert len(wrote) >= 20 and seen == wrote
+    assert any("by the embedding, scored as blastn scores them by the alignment" in n for n in res["notes"])
+
+
+def test_align_candidates_beyond_the_default_depth_are_all_aligned(tmp_path, monkeypatch):
+    """``--candidates`` above the 2,048 hits searched per query by default: evaluate aligned only 2,048 of them
+    (``phylocl search`` aligns them all) and blamed the cap on the largest family in a note."""
+    import phylocl.workflows.evaluate_align as evaluate_align
+
+    rng = np.random.default_rng(0)
+    n = 2060
+    fa, labels = tmp_path / "s.fa", tmp_path / "l.tsv"
+    fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), size=12))}\n"
+                          for i in range(n)))
+    labels.write_text("sequence_id\tfamily_id\n" + "".join(f"s{i}\tf{i // 4}\n" for i in range(n)))
+    seen = {}
+
+    def no_alignment(hits, sequences, rel, db, *, candidates, **kw):  # the candidates it would align
+        seen["lengths"] = set(np.diff(hits.offsets).tolist())
+        return {"candidates": candidates}
+
+    monkeypatch.setattr(evaluate_align, "aligned_figures", no_alignment)
+    res = evaluate(data=fa, labels=labels, model="kmer:1", ks=[1], progress=False, align=True, candidates=n - 1)
+    assert seen["lengths"] == {n - 1} and res["notes"] == []
+
+
+@pytest.mark.parametrize("windows", [0, 60])
+def test_dna_candidates_of_both_strands_are_searchs_with_and_without_windows(tmp_path, monkeypatch, windows):
+    """With --windows, evaluate took the DNA prefilter's candidates from the plus strand alone, where search also
+    queries each reverse complement: relatives written on the other strand were never aligned (here 20 that
+    search finds; aligned AUC1 0.44 against 1.0). Each query's aligned candidates are now search's hits."""
+    import phylocl.align
+    from phylocl.align.strands import reverse_complement
+
+    rng = np.random.default_rng(4)
+
+    def mutated(s):
+        return "".join(str(rng.choice(list("ACGT"))) if rng.random() < 0.1 else c for c in s)
+
+    recs = []
+    for f in range(6):
+        root = "".join(rng.choice(list("ACGT"), size=150))
+        recs += [(f"f{f}_{m}", reverse_complement(mutated(root)) if m == 1 else mutated(root)) for m in range(3)]
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "sequences.fasta").write_text("".join(f">{i}\n{s}\n" for i, s in recs))
+    (data / "labels.tsv").write_text("sequence_id\tfamily_id\n" + "".join(f"{i}\t{i[:2]}\n" for i, _ in recs))
+    decoys = [(f"d{i}", "".join(rng.choice(list("ACGT"), size=150))) for i in range(40)]
+    (tmp_path / "decoys.fa").write_text("".join(f">{i}\n{s}\n" for i, s in decoys))
+    (tmp_path / "db.fa").write_text((data / "sequences.fasta").read_text() + (tmp_path / "decoys.fa").read_text())
+    names = [i for i, _ in recs + decoys]
+    seen, real = {}, phylocl.align.align_strands
+
+    def spy(queries, targets, cands, **kw):
+        seen.update({names[i]: {names[j] for j in c} for i, c in enumerate(cands)})
+        return real(queries, targets, cands, **kw)
+
+    monkeypatch.setattr(phylocl.align, "align_strands", spy)
+    res = evaluate(data=data, db_extra=tmp_path / "decoys.fa", model="kmer:4", align=True, candidates=5,
+                   progress=False, windows=windows, filter_pvalue=1.0)
+    flags = ["--candidates", "5", "-k", "10", "--evalue", "1e9", "--quiet", "--model", "kmer:4", "-o",
+             str(tmp_path / "hits.tsv"), "--query", str(data / "sequences.fasta")]
+    if windows:
+        assert main(["index", "--fasta", str(tmp_path / "db.fa"), "--model", "kmer:4", "--windows", str(windows),
+                     "-o", str(tmp_path / "ix"), "--quiet"]) == 0
+        assert main(["search", "--index", str(tmp_path / "ix"), *flags]) == 0
+    else:
+        assert main(["search", "--db", str(tmp_path / "db.fa"), *flags]) == 0
+    found = {}
+    for line in (tmp_path / "hits.tsv").read_text().splitlines()[1:]:
+        found.setdefault(line.split("\t")[0], set()).add(line.split("\t")[1])
+    assert len(found) == 18 and found == seen  # every candidate aligns (evalue 1e9): the hits are the candidates
+    assert res["aligned"]["auc1"] == 1.0

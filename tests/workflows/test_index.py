@@ -267,3 +267,37 @@ def test_options_a_mode_does_not_use_are_refused(tmp_path, capsys, argv, message
     assert main(["index", *[str(names.get(a, a)) for a in argv]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "ivf", "nlist": 2.5}, "nlist must be a whole number >= 1, got 2.5"),  # was taken
+    ({"kind": "ivf", "nlist": "3"}, "nlist must be a whole number >= 1, got '3'"),  # was a TypeError
+    ({"threads": True}, "threads must be a whole number >= 1, got True"),
+])
+def test_python_index_options_that_are_not_whole_numbers_are_refused(tmp_path, kwargs, message):
+    from phylocl.errors import InputError
+    from phylocl.workflows.index_command import build_index_file
+
+    path, *_ = _embeddings(tmp_path, n=12)
+    with pytest.raises(InputError, match=message):
+        build_index_file(embeddings=path, out=tmp_path / "idx", **kwargs)
+    assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threads": 0}, "threads must be a whole number >= 1, got 0"),  # ran as 0 workers
+    ({"threads": 2.5}, "threads must be a whole number >= 1, got 2.5"),  # ran as 2
+    ({"windows": -1}, r"^windows must be a positive number of residues"),  # named --windows to a Python caller
+])
+def test_python_sparse_index_options_are_checked(tmp_path, kwargs, message):
+    from phylocl.errors import InputError
+    from phylocl.workflows.sparse_index_command import build_sparse_index_file
+
+    fasta = tmp_path / "db.fa"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMKVLSAGIVG\n")
+    with pytest.raises(InputError, match=message):
+        build_sparse_index_file(fasta=fasta, out=tmp_path / "idx", model="kmer:3", progress=False, **kwargs)
+    assert not (tmp_path / "idx").exists()
+    ok = build_sparse_index_file(fasta=fasta, out=tmp_path / "w", model="kmer:3", progress=False,
+                                 windows=np.int64(6))  # a NumPy integer is a width ("got 6" before)
+    assert ok.kind == "sparse-windows" and ok.params["window"] == 6

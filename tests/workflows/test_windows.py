@@ -149,6 +149,10 @@ def test_evaluate_with_windows(tmp_path, db, cli):
     (["search-db", "--model", "kmer:3", "--windows", 2], "too small"),
     (["search-db", "--model", "kmer:3:64", "--windows", 40], "dense rows"),
     (["evaluate", "--model", "kmer:3", "--windows", 4], "too small"),
+    # the model's default windows at bf16 (no sparse rows) were dropped in silence: whole rows, other figures
+    (["evaluate", "--model", "default-protein", "--precision", "bf16"], "default-protein is used as windows of 200 "
+     "residues, which need its sparse rows at fp32; drop --precision bf16, or give --windows 0"),
+    (["search-db", "--model", "default-protein", "--precision", "bf16"], "drop --precision bf16, or give --windows 0"),
 ])
 def test_bad_windows_exit_2_one_line_nothing_written(tmp_path, db, cli, argv, message):
     command, *rest = argv
