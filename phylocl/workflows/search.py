@@ -31,7 +31,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
-from phylocl.arguments import is_real, on_command_line, option, setting
+from phylocl.arguments import is_real, on_command_line, option, setting, whole
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
@@ -376,6 +376,11 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     index built with another model, or one without stored sequences when aligning.
     """
     start = time.perf_counter()
+    # whole numbers (a Python caller's 2.5 was cut to 2, or failed deep inside): ValueError naming the keyword;
+    # the ranges are checked below, in the messages the command line shows
+    k, batch_size, buffer_size = whole("k", k), whole("batch_size", batch_size), whole("buffer_size", buffer_size)
+    candidates, threads = (None if v is None else whole(n, v) for n, v in (("candidates", candidates),
+                                                                            ("threads", threads)))
     if k < 1:
         raise InputError(f"{option('k')} must be >= 1, got {k}")
     if (db is None) == (index is None):

@@ -297,3 +297,15 @@ def test_written_rows_clip_cosines_to_one():
     scores = np.array([[np.float32(1.0) + np.float32(1.2e-7), -1.0000002, 0.25]], dtype=np.float32)
     assert write_hit_rows(f, ["q"], ["a", "b", "c"], scores, np.array([[0, 1, 2]])) == 3
     assert [line.split("\t")[2] for line in f.getvalue().splitlines()] == ["1", "-1", "0.25"]
+
+
+@pytest.mark.parametrize("kw, name", [({"candidates": 2.5}, "candidates"), ({"k": 2.5}, "k"),
+                                      ({"threads": 1.5}, "threads"), ({"batch_size": True}, "batch_size"),
+                                      ({"buffer_size": "64"}, "buffer_size")])
+def test_python_sizes_that_are_not_whole_numbers_are_refused_by_name(tmp_path, db, kw, name):
+    """``search(candidates=2.5)`` aligned 2 candidates and ``k=2.5`` failed deep inside; as ``Searcher`` does, each
+    is a ValueError naming the keyword, and nothing is written."""
+    out = tmp_path / "h.tsv"
+    with pytest.raises(ValueError, match=rf"^{name} must be a whole number"):
+        search(query=db, db=db, out=out, model="kmer:2", progress=False, **kw)
+    assert not out.exists()
