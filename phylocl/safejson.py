@@ -58,9 +58,10 @@ def parse_json_object(text: str, *, what: str, path: str | Path | None = None) -
 
 
 def read_json_object(path: str | Path, *, what: str | None = None) -> dict:
-    """The JSON object in file ``path`` (see :func:`parse_json_object`); unreadable files are one line too."""
+    """The JSON object in file ``path`` (see :func:`parse_json_object`); unreadable files are one line too. The
+    messages read ``path: the file is not valid JSON (...)`` unless ``what`` names the contents."""
     path = Path(path)
-    what = what or path.name
+    what = what or "the file"  # the message starts with the path: not "x.json: x.json is ..."
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:

@@ -134,10 +134,7 @@ def _load_bundle(path: Path, mmap: bool | None, *, checksums: bool,
     """:func:`load_index` past its checksums (``checksums``: the bundle has them); ``later``: runs a check of data
     already read (raising :class:`InputError`) beside the reading (:func:`_mapped_ids`); ``mmap``: as
     :func:`load_index` (``None``: where the kind can be mapped)."""
-    try:
-        meta = read_json_object(path / "meta.json")
-    except InputError as err:
-        raise InputError(f"bad meta.json: {err.message}", path=path / "meta.json") from None
+    meta = read_json_object(path / "meta.json", what="the index's metadata")
     try:
         kind, dim, ntotal = meta["kind"], int(meta["dim"]), int(meta["ntotal"])
         params, model = dict(meta["params"]), dict(meta.get("model") or {})

@@ -77,8 +77,9 @@ def test_load_errors(tmp_path):
     with pytest.raises(InputError, match="inconsistent"):
         load_index(path)
     (path / "meta.json").write_text("{broken")
-    with pytest.raises(InputError, match="meta.json is not valid JSON"):
+    with pytest.raises(InputError, match="meta.json: the index.s metadata is not valid JSON") as err:
         load_index(path)
+    assert str(err.value).count("meta.json") == 1  # named once, by its path
     (path / "rows.npz").unlink()
     with pytest.raises(InputError, match="rows.npz is missing"):
         load_index(path)
