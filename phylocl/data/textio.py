@@ -113,6 +113,8 @@ def open_text(path: str | Path, *, what: str = "a FASTA file", errors: str = "st
     unsupported = next((name for magic, name in _UNSUPPORTED.items() if head.startswith(magic)), None)
     if unsupported:
         binary.close()
+        if unsupported == "zip archive" and path.suffix.lower() == ".npz":  # NumPy's format is a zip archive
+            raise InputError(f"not {what}: a NumPy .npz archive (embeddings, an index part?), not text", path=path)
         raise InputError(f"not {what}: a {unsupported} file (decompress it first; phylocl reads plain text, gzip, "
                          "bzip2 and xz)", path=path)
     if not head.removeprefix(_BOM).strip():

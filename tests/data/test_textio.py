@@ -127,6 +127,16 @@ def test_unsupported_compression_is_named(tmp_path, magic, name):
         list(parse_fasta(f))
 
 
+def test_an_npz_given_as_fasta_is_named_as_numpys_not_as_something_to_decompress(tmp_path):
+    import numpy as np
+
+    f = tmp_path / "emb.npz"
+    np.savez(f, x=np.zeros(3))
+    with pytest.raises(InputError, match="not a FASTA file: a NumPy .npz archive") as err:
+        list(parse_fasta(f))
+    assert "decompress" not in str(err.value)
+
+
 def test_labels_keep_metadata_columns_strip_cells_and_skip_blank_lines(tmp_path):
     """Metadata columns hold their own cells (by id), cells are stripped of spaces, blank lines are skipped and
     every id keeps the number of its own line."""
