@@ -215,6 +215,8 @@ def resolve_model(spec: str | None, *, alphabet: str | Alphabet | None = None, d
     from phylocl.models.kmer import KmerEmbedder, parse_model_spec
 
     check_overlap(overlap)  # before an encoder is built with it
+    if precision not in PRECISIONS:  # kmer:K ignores it, but a misspelt one is refused for every model
+        raise InputError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
     alpha = None if alphabet is None else get_alphabet(alphabet)
     spec = None if spec is None else str(spec)
     kmer = None if spec is None else parse_model_spec(spec)

@@ -111,3 +111,12 @@ def test_shipped_table_measured_each_method_on_its_default_search_path():
             cut = resolve_windows(None, resolve_model(method, alphabet=alphabet))
             assert raw["search"][alphabet][method] == (cut.params() if cut else {"window": 0}), method
     assert raw["search"]["protein"]["default-protein"]["window"] == 200  # docs/retrieval.md's default
+
+
+@pytest.mark.parametrize("spec", ["kmer:2", None])
+def test_a_misspelt_precision_is_refused_for_every_model(spec):
+    """``precision="fp8"`` was accepted with ``kmer:K`` (which ignores precision) and refused for encoders."""
+    from phylocl.workflows.model_spec import resolve_model
+
+    with pytest.raises(InputError, match="unknown precision 'fp8'"):
+        resolve_model(spec, alphabet="protein", precision="fp8")
