@@ -97,7 +97,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
                      db_sequences: int | None = None, evalue: float = 10.0, max_hits: int | None = None,
                      threads: int | None = None, clean: bool = True,
                      query_rows: Sequence[int] | None = None, filter_pvalue: float | None = None,
-                     trace_whole: bool = False) -> AlignedHits:
+                     trace_whole: bool = False, progress: Callable[[str, int, int], None] | None = None
+                     ) -> AlignedHits:
     """Align every query with its candidates and return the hits ranked by bit score.
 
     Args:
@@ -120,6 +121,9 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         filter_pvalue: align only the candidates whose ungapped (MSV) P-value against the query's profile is at
             most this (:mod:`phylocl.align.msv`; ``None`` or ``>= 1``: align every candidate). Filtered candidates
             are dropped as hits with too high an E-value are.
+        progress: called as ``progress(phase, done, total)`` while the work goes on: phase ``"filtering"`` counts
+            queries screened by the filter, ``"aligning"`` pairs scored by Smith-Waterman (for a progress bar; the
+            results do not depend on it).
         trace_whole: trace in the scoring pass the pairs whose traceback covers the whole pair
             (:func:`~phylocl.align.traceback.score_pairs`; ``traced``), for a caller that traces every hit: the same
             hits, with less work when it is so.
@@ -182,7 +186,8 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         return rows, msv.keep(cleaned[i], seqs, keys=listed), np.fromiter(map(len, seqs), np.int64, len(seqs))
 
     # 1. the filter, per query
-    screened = _run_queries(screen, n, threads, sum(map(len, candidates)))
+    screened = _run_queries(screen, n, threads, sum(map(len, candidates)),
+                            done=None if progress is None or msv is None else _counter(progress, "filtering", n))
     # all candidates in one flat (CSR) layout: query i's are [off[i]:off[i + 1]]
     counts = np.fromiter((len(r) for r, _, _ in screened), np.int64, n)
     off = np.concatenate([[0], np.cumsum(counts)])  # (n + 1,)
@@ -225,7 +230,13 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         return table[:, :3].astype(np.int32), traced, table[traced, 3:]
 
     found = np.zeros((len(to_score), 3), dtype=np.int64)  # (P, 3) score, end in first, end in second
-    parts = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(to_score)))
+    on_task = None
+    if progress is not None:
+        sizes = [sum(len(ys) for _, _, ys in task) for task in tasks]  # pairs of each task
+        count = _counter(progress, "aligning", len(to_score))
+        on_task = lambda b: count(sizes[b])  # noqa: E731
+    parts = map_blocks(score, len(tasks), threads, processes=use_processes(threads, PAIR_WEIGHT * len(to_score)),
+                       done=on_task)
     order = np.concatenate([p for task in tasks for _, p, _ in task]) if parts else np.zeros(0, np.int64)  # (P,)
     if parts:
         found[order] = np.concatenate([part[0] for part in parts])
@@ -325,16 +336,30 @@ def _partners(rows: np.ndarray, kept: np.ndarray, owner: np.ndarray, off: np.nda
     return source
 
 
-def _run_queries(fn, n: int, threads: int, pairs: int) -> list:
+def _run_queries(fn, n: int, threads: int, pairs: int, done: Callable[[int], None] | None = None) -> list:
     """``[fn(i) for i in range(n)]``: one query per task in a thread pool, or :data:`PROCESS_BLOCKS` contiguous
     blocks of queries per worker process when there is enough work (``pairs``, in filter calls:
-    :func:`~phylocl.align.workers.use_processes`; one worker or one query: in this thread)."""
+    :func:`~phylocl.align.workers.use_processes`; one worker or one query: in this thread). ``done``: called with
+    the number of queries of each part once it is in (progress)."""
     if not use_processes(threads, pairs):
-        return map_blocks(fn, n, threads, processes=False)
+        return map_blocks(fn, n, threads, processes=False, done=None if done is None else lambda _: done(1))
     n_blocks = min(n, PROCESS_BLOCKS * threads)
     bounds = [b * n // n_blocks for b in range(n_blocks + 1)]
-    blocks = map_blocks(lambda b: [fn(i) for i in range(bounds[b], bounds[b + 1])], n_blocks, threads, processes=True)
+    blocks = map_blocks(lambda b: [fn(i) for i in range(bounds[b], bounds[b + 1])], n_blocks, threads, processes=True,
+                        done=None if done is None else lambda b: done(bounds[b + 1] - bounds[b]))
     return [r for block in blocks for r in block]
+
+
+def _counter(progress: Callable[[str, int, int], None], phase: str, total: int) -> Callable[[int], None]:
+    """A ``done(k)`` that adds ``k`` units of ``phase`` and reports the running count to ``progress``."""
+    state = [0]
+    progress(phase, 0, total)
+
+    def add(k: int) -> None:
+        state[0] += k
+        progress(phase, state[0], total)
+
+    return add
 
 
 # targets, raw, bits, evalues, cand_rank, the two coordinates of ends

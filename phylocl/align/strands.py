@@ -75,7 +75,8 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
     """:func:`~phylocl.align.aligner.align_candidates` on ``strand`` (``plus``, or ``both`` for DNA).
 
     Each strand is scored by ``align_candidates`` (same arguments, ``kwargs`` passed on: ``db_residues``,
-    ``db_sequences``, ``threads``, ``query_rows``, ``filter_pvalue``); per target the better strand is kept, then
+    ``db_sequences``, ``threads``, ``query_rows``, ``filter_pvalue``, ``progress``: its phases named with the
+    strand); per target the better strand is kept, then
     hits above ``evalue`` are dropped and the rest ranked by raw score, ties by candidate order, at most ``max_hits``
     per query. ``plus`` gives ``align_candidates``'s own result (``minus`` all ``False``).
     """
@@ -87,10 +88,16 @@ def align_strands(queries: Sequence[str], targets: Sequence[str] | Callable[[int
         raise ValueError(f"strand must be plus, or both for DNA; got {strand!r} for {scoring.alphabet}")
     if clean:
         queries = [clean_sequence(q, scoring, what=f"query {i}") for i, q in enumerate(queries)]
+    progress = kwargs.pop("progress", None)
     everything = dict(scoring=scoring, evalue=np.inf, max_hits=None, clean=clean, **kwargs)
-    plus = align_candidates(queries, targets, candidates, **everything)
+
+    def told(name: str):  # each strand's phases named as such
+        return None if progress is None else lambda phase, done, total: progress(f"{phase}, {name}", done, total)
+
+    plus = align_candidates(queries, targets, candidates, progress=told("plus strand"), **everything)
     # rc(q_i) against q_j scores as rc(q_j) against q_i, so align_candidates's reuse of query pairs stays exact
-    minus = align_candidates([reverse_complement(q) for q in queries], targets, candidates, **everything)
+    minus = align_candidates([reverse_complement(q) for q in queries], targets, candidates,
+                             progress=told("minus strand"), **everything)
     # the rows the scoring passes traced (trace_whole): both strands' in one table, minus's numbered after plus's
     traced = None if plus.traced is None else np.concatenate([plus.traced, minus.traced])  # (T, 9)
     at = [np.full(len(h.targets), -1, np.int64) if h.traced_at is None else h.traced_at for h in (plus, minus)]

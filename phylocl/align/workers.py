@@ -51,20 +51,28 @@ def _run(token: int, block: int):
     return _TASKS[token](block)
 
 
-def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, processes: bool) -> list:
+def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, processes: bool,
+               done: Callable[[int], None] | None = None) -> list:
     """``[fn(b) for b in range(n_blocks)]``: in ``workers`` forked processes (``processes``), else in a thread pool
     (``workers > 1``) or in this thread. ``fn`` may be a closure: forked workers inherit it, and only block
-    numbers and results cross between processes (results must pickle). An exception in a block is raised here."""
+    numbers and results cross between processes (results must pickle). An exception in a block is raised here.
+    ``done``: called here with each block's number once its result is in, in block order (progress)."""
     if n_blocks <= 0:
         return []
+
+    def collected(b: int, result):
+        if done is not None:
+            done(b)
+        return result
+
     if workers <= 1 or n_blocks == 1:
-        return [fn(b) for b in range(n_blocks)]
+        return [collected(b, fn(b)) for b in range(n_blocks)]
     if not processes:
         with ThreadPoolExecutor(min(workers, n_blocks)) as pool:
-            return list(pool.map(fn, range(n_blocks)))
+            return [collected(b, r) for b, r in enumerate(pool.map(fn, range(n_blocks)))]
     with OrderedPool(fn, workers=min(workers, n_blocks)) as pool:
         handles = [pool.submit(b) for b in range(n_blocks)]
-        return [h.get() for h in handles]
+        return [collected(b, h.get()) for b, h in enumerate(handles)]
 
 
 class OrderedPool:

@@ -367,7 +367,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         a = aligned_figures(m["hits"], list(ds.sequences) + decoy_seqs, rel, list(rel) + [None] * len(decoy_seqs),
                             ks=ks, candidates=candidates, alphabet=embedder.alphabet.name, evalue=evalue,
                             matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, threads=threads,
-                            filter_pvalue=filter_pvalue, strand=strand, minus=minus)
+                            filter_pvalue=filter_pvalue, strand=strand, minus=minus, progress=progress,
+                            stream=stream)
         result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)

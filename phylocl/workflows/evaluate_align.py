@@ -31,7 +31,7 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
                     *, ks: Sequence[int], candidates: int, alphabet: str, evalue: float = 10.0,
                     matrix: str | None = None, gap_open: int | None = None, gap_extend: int | None = None,
                     threads: int | None = None, filter_pvalue: float | None = None, strand: str = "plus",
-                    minus: HitLists | None = None) -> dict:
+                    minus: HitLists | None = None, progress: bool = False, stream=None) -> dict:
     """Score the aligned ranking of the first ``candidates`` hits of each of ``hits``' queries.
 
     Args:
@@ -43,6 +43,7 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
             ``>= 1``: none).
         strand: ``plus`` or (DNA) ``both``; minus: with ``both``, the reverse complements' embedding hits
             (:func:`minus_hits`; ``None``: the plus strand's candidates only, both strands aligned).
+        progress, stream: a bar per phase of the alignment (filter, Smith-Waterman; per strand) on ``stream``.
 
     Returns ``score_hits``'s overall figures plus ``candidates``, ``scoring`` (its record), ``aligned_fraction`` (of
     the candidate pairs, those the filter passed to Smith-Waterman), ``filter_pvalue`` and ``align_seconds``.
@@ -57,9 +58,10 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
     if minus is not None:
         cands = _merged(hits, minus, candidates)
     q = len(rel_labels)
-    aligned = align_strands(list(sequences[:q]), list(sequences), cands, scoring=scoring, strand=strand,
-                            evalue=evalue, threads=threads, query_rows=range(q),  # rows 0..q-1: pairs aligned once
-                            filter_pvalue=filter_pvalue)
+    with PhaseBars(enabled=progress, stream=stream) as bars:
+        aligned = align_strands(list(sequences[:q]), list(sequences), cands, scoring=scoring, strand=strand,
+                                evalue=evalue, threads=threads, query_rows=range(q),  # rows 0..q-1: pairs once
+                                filter_pvalue=filter_pvalue, progress=bars if progress else None)
     lists = HitLists(offsets=aligned.offsets, targets=aligned.targets, scores=aligned.bits)
     m = score_hits(lists, list(rel_labels), list(db_labels), ks=ks, query_rows=np.arange(q))
     keep = ("top1", *(f"recall@{k}" for k in ks), "map_r", "auc1", "n_queries")
@@ -69,6 +71,36 @@ def aligned_figures(hits: HitLists, sequences: Sequence[str], rel_labels: Sequen
                filter_pvalue=filter_pvalue, strand=strand,
                align_seconds=round(time.perf_counter() - start, 3))
     return out
+
+
+class PhaseBars:
+    """``progress(phase, done, total)`` of :func:`phylocl.align.align_candidates` as one progress bar per phase
+    (a new phase closes the bar of the one before); a context manager, closing the last bar."""
+
+    def __init__(self, *, enabled: bool, stream=None) -> None:
+        self.enabled, self.stream = enabled, stream
+        self.phase, self.bar = None, None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        from phylocl.workflows import progress_bar
+
+        if phase != self.phase:
+            self.close()
+            unit = "queries" if phase.startswith("filtering") else "pairs"
+            self.phase = phase
+            self.bar = progress_bar(phase, total=total, unit=unit, enabled=self.enabled, stream=self.stream)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.phase, self.bar = None, None
+
+    def __enter__(self) -> "PhaseBars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _merged(plus: HitLists, minus: HitLists, candidates: int) -> list[np.ndarray]:

@@ -124,6 +124,36 @@ def test_ranking_filter_and_threads_do_not_change_output():
     assert np.diff(capped.offsets).max() <= 2
 
 
+@pytest.mark.parametrize("threads, processes", [(1, False), (2, False), (2, True)])
+def test_progress_counts_every_query_and_pair_and_changes_nothing(monkeypatch, threads, processes):
+    """``progress(phase, done, total)``: the filter's queries, then the pairs Smith-Waterman scores, rising to their
+    totals, in this thread, in threads and in worker processes; the hits are those of a call without it."""
+    import phylocl.align.aligner as aligner
+
+    monkeypatch.setattr(aligner, "use_processes", lambda workers, items: processes and workers > 1)
+    pairs = _pairs(40, seed=7)
+    queries = [q for q, _ in pairs[:10]]
+    targets = [t for _, t in pairs]
+    rng = np.random.default_rng(0)
+    cands = [rng.permutation(len(targets))[:25].tolist() for _ in queries]
+    scoring = scoring_system()
+    calls = []
+    seen = align_candidates(queries, targets, cands, scoring=scoring, threads=threads, evalue=5.0,
+                            filter_pvalue=0.5, progress=lambda *a: calls.append(a))
+    plain = align_candidates(queries, targets, cands, scoring=scoring, threads=threads, evalue=5.0,
+                             filter_pvalue=0.5)
+    for field in ("offsets", "targets", "raw", "bits", "evalues", "cand_rank"):
+        np.testing.assert_array_equal(getattr(seen, field), getattr(plain, field))
+    phases = [c[0] for c in calls]
+    assert phases == sorted(phases, key=["filtering", "aligning"].index) and set(phases) == {"filtering", "aligning"}
+    for phase, total in (("filtering", len(queries)), ("aligning", None)):
+        mine = [(d, t) for p, d, t in calls if p == phase]
+        dones = [d for d, _ in mine]
+        assert dones[0] == 0 and dones == sorted(dones) and len({t for _, t in mine}) == 1
+        assert dones[-1] == mine[0][1] and (total is None or mine[0][1] == total)
+    assert 0 < calls[-1][2] <= seen.n_aligned  # pairs scored: a pair of two queries is scored once
+
+
 def test_bit_scores_and_evalues_closed_form():
     scoring = scoring_system()
     st = scoring.stats

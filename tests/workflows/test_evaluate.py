@@ -325,6 +325,26 @@ def test_the_search_and_scoring_show_progress(data, windows):
     assert "searching" in text and "25/25" in text and "queries" in text and "scoring" in text
 
 
+def test_the_alignment_stage_of_evaluate_align_shows_progress(data):
+    """``evaluate --align`` showed nothing while it aligned (minutes on the E. coli DNA set): a bar per phase now
+    counts the queries the filter screens and the pairs Smith-Waterman scores; the figures are those without it."""
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    shown = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", stream=out, align=True, filter_pvalue=0.5)
+    text = out.getvalue()
+    assert "filtering" in text and "25/25" in text and "aligning" in text and "pairs" in text
+    quiet = phylocl.workflows.evaluate.evaluate(data=data, model="kmer:2", progress=False, align=True,
+                                                filter_pvalue=0.5)
+    strip = ("align_seconds", "embed_seconds", "seconds")
+    assert {k: v for k, v in shown["aligned"].items() if k not in strip} == \
+        {k: v for k, v in quiet["aligned"].items() if k not in strip}
+
+
 def test_split_families_missing_from_the_data_are_noted(tmp_path, data):
     """A test family of the run absent from --data ('elsewhere') was dropped in silence: the figures covered 2 of
     the 3 test families and nothing said so."""
