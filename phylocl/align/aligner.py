@@ -28,7 +28,7 @@ from phylocl.align.scoring import ScoringSystem
 from phylocl.align.sequences import clean_sequence, string_ranks
 from phylocl.align.statistics import bit_scores, evalues
 from phylocl.align.traceback import score_pairs
-from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
+from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, usable_cpus, use_processes
 from phylocl.arguments import is_real, is_whole, positive_int, whole
 
 __all__ = ["AlignedHits", "align_candidates", "default_threads", "stack_hits"]
@@ -146,7 +146,7 @@ def align_candidates(queries: Sequence[str], targets: Sequence[str] | Callable[[
         db_residues = sum(len(t) for t in targets) if db_residues is None else db_residues
         db_sequences = len(targets) if db_sequences is None else db_sequences
     threads = positive_int("threads", threads, optional=True)
-    threads = default_threads() if threads is None else threads
+    threads = default_threads() if threads is None else min(threads, usable_cpus())  # more only queue up
     max_hits = None if max_hits is None else int(max_hits)
 
     msv = None

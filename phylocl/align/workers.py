@@ -51,6 +51,14 @@ def _run(token: int, block: int):
     return _TASKS[token](block)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def map_blocks(fn: Callable[[int], object], n_blocks: int, workers: int, *, processes: bool,
                done: Callable[[int], None] | None = None) -> list:
     """``[fn(b) for b in range(n_blocks)]``: in ``workers`` forked processes (``processes``), else in a thread pool
@@ -86,7 +94,9 @@ class OrderedPool:
     ``submit`` runs ``fn`` at once in this process."""
 
     def __init__(self, fn: Callable, *, workers: int) -> None:
-        self.fn, self.workers = fn, int(workers)
+        # no more processes than cores this process may use: `--threads 200` on 2 cores forked 200 workers (5x the
+        # time); the work is cut the same way, so the results are too
+        self.fn, self.workers = fn, min(int(workers), usable_cpus())
         self._pool = None
         self._token: int | None = None
 

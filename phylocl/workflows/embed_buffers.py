@@ -106,8 +106,10 @@ def embed_workers(threads: int | None) -> int:
     (``OMP_NUM_THREADS`` when set)."""
     from phylocl.retrieval.sparse_index import default_threads
 
+    from phylocl.align.workers import usable_cpus
+
     check_counts(threads=threads)  # threads=0 or 2.5 ran as 0 / 2 workers
-    return default_threads() if threads is None else int(threads)
+    return default_threads() if threads is None else min(int(threads), usable_cpus())  # more only queue up
 
 
 def parallel_buffers(buffers: Iterable[list[Item]], embed: Callable[[list[Item]], T],

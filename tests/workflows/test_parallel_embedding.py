@@ -77,3 +77,16 @@ def test_ordered_pool_keeps_order_raises_worker_errors_and_cleans_up():
     with OrderedPool(_square_or_fail, workers=1) as pool:  # no workers: at once, in this process
         assert pool.submit(6).get() == 36
     assert not workers_mod._TASKS
+
+
+def test_no_more_worker_processes_than_usable_cores(monkeypatch):
+    """``--threads 200`` on 2 cores forked 200 workers (5x the time of 2); the pool now stops at the cores this
+    process may use, with the same results in the same order."""
+    monkeypatch.setattr(workers_mod, "usable_cpus", lambda: 2)
+    with OrderedPool(lambda x: x * x, workers=50) as pool:
+        assert pool.workers == 2 and (pool._pool is None or pool._pool._processes == 2)
+        handles = [pool.submit(i) for i in range(20)]
+        assert [h.get() for h in handles] == [i * i for i in range(20)]
+    monkeypatch.setattr(workers_mod, "usable_cpus", lambda: 1)
+    with OrderedPool(lambda x: x * x, workers=50) as pool:  # one core: in this process, no fork
+        assert pool.workers == 1 and pool._pool is None and pool.submit(3).get() == 9
