@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 # Doc commands that cannot parse on purpose, {(doc file, shlex.join(argv)): reason}; none today. Keep it short:
 # prefer fixing the doc.
@@ -293,6 +293,60 @@ def test_documented_paths_and_links_exist():
                 linked = path.parent / file if file else path
                 assert linked.exists(), f"{path.name}:{n}: link to a missing {file}"
                 assert not anchor or anchor in _anchors(linked), f"{path.name}:{n}: {linked.name} has no #{anchor}"
+
+
+def test_sections_named_in_words_exist():
+    """`(docs/retrieval.md, "Windows")`, in the docs and in the code's help texts and docstrings (which cannot link):
+    the page has a heading, or a bold paragraph label, that begins with those words."""
+    sources = [*DOCS, *sorted((REPO / "phylocl").rglob("*.py")), *sorted((REPO / "benchmarks").glob("*.py")),
+               *sorted((REPO / "examples").glob("*.py"))]
+    pattern = re.compile(r"((?:docs/)?[\w-]+\.md)(?:#[\w-]+)?\)?,?\s+[\"']([A-Z][^\"'\n]{1,60})[\"']")
+    checked = 0
+    for path in sources:
+        for doc, name in pattern.findall(" ".join(path.read_text(encoding="utf-8").split())):
+            page = next((p for p in (REPO / doc, REPO / "docs" / Path(doc).name) if p.is_file()), None)
+            assert page, f"{path.relative_to(REPO)}: no page {doc}"
+            text = " ".join(page.read_text(encoding="utf-8").split())
+            headings = re.findall(r"^#{1,6} (.*)", page.read_text(encoding="utf-8"), re.M)
+            assert f"**{name}" in text or any(h.lower().startswith(name.lower()) for h in headings), \
+                f"{path.relative_to(REPO)}: {doc} has no section {name!r}"
+            checked += 1
+    assert checked > 10
+
+
+# Names the docs give as gone ("`phylocl.progress` ... are gone").
+GONE = {"phylocl.progress", "phylocl.training.progress"}
+
+
+def test_dotted_names_in_the_docs_import():
+    """`phylocl.models.kmer`, `phylocl.heap.keep_freed_memory()`, `phylocl.workflows.callbacks.StepProgress`: every
+    dotted name the docs write is a module, or an attribute of one, that exists."""
+    import importlib
+
+    def resolve(name: str) -> None:
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ModuleNotFoundError:
+                continue
+            for attribute in parts[i:]:
+                obj = getattr(obj, attribute)
+            return
+
+    names = {}
+    for path in DOCS:
+        for name in re.findall(r"(?<![\w/.-])(phylocl(?:\.[A-Za-z_]\w*)+)", path.read_text(encoding="utf-8")):
+            if not name.endswith((".md", ".py", ".yaml")):
+                names.setdefault(name, path.name)
+    assert len(names) > 50
+    for name, doc in sorted(names.items()):
+        if name in GONE:
+            continue
+        try:
+            resolve(name)
+        except AttributeError as error:
+            pytest.fail(f"{doc}: `{name}` does not exist ({error})")
 
 
 def test_split_commands_reads_the_shell_the_docs_write():
