@@ -349,6 +349,24 @@ def test_dotted_names_in_the_docs_import():
             pytest.fail(f"{doc}: `{name}` does not exist ({error})")
 
 
+def test_evaluate_json_keys_are_the_documented_ones(tmp_path):
+    """docs/retrieval.md lists the keys of `phylocl evaluate --json` (with `--align`): those, no more, no fewer."""
+    import json
+
+    from phylocl.cli import main
+
+    text = (REPO / "docs" / "retrieval.md").read_text(encoding="utf-8")
+    block = re.search(r'\n +(\{"dataset", .*?"wall_seconds"\})\n', text, re.S)
+    assert block, "docs/retrieval.md no longer lists evaluate's JSON keys"
+    documented = set(re.findall(r'"([\w@]+)"', block.group(1))) - {"recall@k"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main(["evaluate", "--model", "kmer:3", "--data", str(REPO / "datasets" / "example-mini-mit" / "protein"),
+              "--json", "--align", "--quiet", "--threads", "1"])
+    result = json.loads(out.getvalue())
+    assert documented == {*result, *result["aligned"], *result["prefilter_recall"]}
+
+
 def test_split_commands_reads_the_shell_the_docs_write():
     variables = {"S": "--set a=1 --set b=2"}
     line = "OMP_NUM_THREADS=1 phylocl search --db d.fa -o h.tsv [--word-budget 0.2] $S  # a comment"
