@@ -10,7 +10,10 @@
 * every alternative the docs offer for an option with choices (`--format tsv|blast6`) is one of them;
 * `python -c "..."` one-liners compile; repository paths the docs name, their relative links and #sections exist;
 * every fenced ``python`` block runs, in a temporary folder, after a short prelude (below) that defines what the
-  doc leaves to the reader (``sequences``, ``z_a``...), and the values its comments promise are checked.
+  doc leaves to the reader (``sequences``, ``z_a``...), and the values its comments promise are checked;
+* sections named in words (`docs/retrieval.md, "Windows"`, also in help texts and docstrings) exist, every dotted
+  ``phylocl.x.y`` name imports, evaluate's documented JSON keys are its keys, and the README's first table is what
+  its own commands print (the `kmer:3` row always; the trained encoder's row with ``-m slow``, ~30 s).
 """
 
 from __future__ import annotations
@@ -365,6 +368,78 @@ def test_evaluate_json_keys_are_the_documented_ones(tmp_path):
               "--json", "--align", "--quiet", "--threads", "1"])
     result = json.loads(out.getvalue())
     assert documented == {*result, *result["aligned"], *result["prefilter_recall"]}
+
+
+def _readme_main_job() -> tuple[list[list[str]], dict[str, list[float]]]:
+    """The README's opening command (its ``phylocl`` argvs) and its table: row label -> [MAP@R, AUC1, top-1,
+    recall@10] as printed there."""
+    path = REPO / "README.md"
+    code = next(code for _, _, code in fenced_blocks(path) if "phylocl simulate" in code)
+    commands = [argv for argv in split_commands(code, {}) if argv[0] == "phylocl"]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| 24 held-out families"))
+    assert lines[header].split("|")[2:6] == [" MAP@R ", " AUC1 ", " top-1 ", " recall@10 "], lines[header]
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        rows[cells[0]] = [float(c) for c in cells[1:5]]
+    return commands, rows
+
+
+def _figures(argv: list[str]) -> list[float]:
+    """MAP@R, AUC1, top-1, recall@10 of a `phylocl evaluate` argv, rounded to the README's 3 digits."""
+    import json
+
+    from phylocl.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main([*argv[1:], "--json", "--quiet"])
+    result = json.loads(out.getvalue())
+    return [round(result[k], 3) for k in ("map_r", "auc1", "top1", "recall@10")]
+
+
+def _run(argv: list[str]) -> None:
+    from phylocl.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(argv[1:]) in (0, None), argv
+
+
+@pytest.fixture
+def readme_folder(tmp_path, monkeypatch):
+    """A folder where the README's relative paths (configs/, runs/) work, as in a checkout."""
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path
+
+
+def test_readme_main_job_baseline_row_is_what_evaluate_prints(readme_folder):
+    """The `kmer:3` row of the README's first table, from its own simulate and evaluate commands (the split from
+    configs/example.yaml, which runs/example/config.yaml copies, so that no training is needed: 1-2 s)."""
+    commands, rows = _readme_main_job()
+    simulate = next(a for a in commands if a[1] == "simulate")
+    baseline = next(a for a in commands if a[1] == "evaluate" and "kmer:3" in a)
+    _run(simulate)
+    at = baseline.index("--split-config") + 1
+    assert baseline[at] == "runs/example/config.yaml"
+    baseline = [*baseline[:at], "configs/example.yaml", *baseline[at + 1:]]
+    assert _figures(baseline) == rows["`kmer:3` baseline"]
+
+
+@pytest.mark.slow
+def test_readme_main_job_prints_the_readme_table(readme_folder):
+    """The whole opening command (simulate, train 100 steps: ~20 s, evaluate both) prints the README's figures."""
+    commands, rows = _readme_main_job()
+    assert [a[1] for a in commands] == ["simulate", "train", "evaluate", "evaluate"]
+    _run(commands[0])
+    _run(commands[1])
+    trained = next(v for k, v in rows.items() if k.startswith("encoder after training"))
+    assert _figures(commands[2]) == trained
+    assert _figures(commands[3]) == rows["`kmer:3` baseline"]
 
 
 def test_split_commands_reads_the_shell_the_docs_write():
