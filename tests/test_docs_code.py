@@ -442,6 +442,34 @@ def test_readme_main_job_prints_the_readme_table(readme_folder):
     assert _figures(commands[3]) == rows["`kmer:3` baseline"]
 
 
+def test_documented_signatures_of_the_public_api_hold():
+    """`phylocl.InfoNCE(*, temperature=0.1, ...)`, `phylocl.Searcher(*, index, ..., self_hits=False)`: every keyword
+    the docs give a public name (``phylocl.__all__``) exists, with the default they state."""
+    import ast
+    import inspect
+
+    import phylocl
+
+    checked = 0
+    for path in DOCS:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        for name, args in re.findall(r"`phylocl\.(\w+)\(([^`()]*(?:\([^`()]*\)[^`()]*)*)\)(?: -> [^`]*)?`", text):
+            if name not in phylocl.__all__ or "*" not in args:
+                continue  # a call, not a signature
+            parameters = inspect.signature(getattr(phylocl, name)).parameters
+            for arg in re.split(r",\s*(?![^()]*\))", args):
+                m = re.fullmatch(r"\s*\**(\w+)(?:=(.+?))?\s*", arg)
+                if not m or arg.strip() in ("*", "**overrides"):
+                    continue
+                key, value = m.groups()
+                assert key in parameters, f"{path.name}: phylocl.{name} has no keyword {key}"
+                if value is not None and value != "...":
+                    assert parameters[key].default == ast.literal_eval(value), \
+                        f"{path.name}: phylocl.{name}({key}=) defaults to {parameters[key].default!r}, not {value}"
+                checked += 1
+    assert checked > 30
+
+
 def test_split_commands_reads_the_shell_the_docs_write():
     variables = {"S": "--set a=1 --set b=2"}
     line = "OMP_NUM_THREADS=1 phylocl search --db d.fa -o h.tsv [--word-budget 0.2] $S  # a comment"
