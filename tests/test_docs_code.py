@@ -10,7 +10,10 @@
 * every alternative the docs offer for an option with choices (`--format tsv|blast6`) is one of them;
 * `python -c "..."` one-liners compile; repository paths the docs name, their relative links and #sections exist;
 * every fenced ``python`` block runs, in a temporary folder, after a short prelude (below) that defines what the
-  doc leaves to the reader (``sequences``, ``z_a``...), and the values its comments promise are checked.
+  doc leaves to the reader (``sequences``, ``z_a``...), and the values its comments promise are checked;
+* sections named in words (`docs/retrieval.md, "Windows"`, also in help texts and docstrings) exist, every dotted
+  ``phylocl.x.y`` name imports, evaluate's documented JSON keys are its keys, and the README's first table is what
+  its own commands print (the `kmer:3` row always; the trained encoder's row with ``-m slow``, ~30 s).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 # Doc commands that cannot parse on purpose, {(doc file, shlex.join(argv)): reason}; none today. Keep it short:
 # prefer fixing the doc.
@@ -293,6 +296,178 @@ def test_documented_paths_and_links_exist():
                 linked = path.parent / file if file else path
                 assert linked.exists(), f"{path.name}:{n}: link to a missing {file}"
                 assert not anchor or anchor in _anchors(linked), f"{path.name}:{n}: {linked.name} has no #{anchor}"
+
+
+def test_sections_named_in_words_exist():
+    """`(docs/retrieval.md, "Windows")`, in the docs and in the code's help texts and docstrings (which cannot link):
+    the page has a heading, or a bold paragraph label, that begins with those words."""
+    sources = [*DOCS, *sorted((REPO / "phylocl").rglob("*.py")), *sorted((REPO / "benchmarks").glob("*.py")),
+               *sorted((REPO / "examples").glob("*.py"))]
+    pattern = re.compile(r"((?:docs/)?[\w-]+\.md)(?:#[\w-]+)?\)?,?\s+[\"']([A-Z][^\"'\n]{1,60})[\"']")
+    checked = 0
+    for path in sources:
+        for doc, name in pattern.findall(" ".join(path.read_text(encoding="utf-8").split())):
+            page = next((p for p in (REPO / doc, REPO / "docs" / Path(doc).name) if p.is_file()), None)
+            assert page, f"{path.relative_to(REPO)}: no page {doc}"
+            text = " ".join(page.read_text(encoding="utf-8").split())
+            headings = re.findall(r"^#{1,6} (.*)", page.read_text(encoding="utf-8"), re.M)
+            assert f"**{name}" in text or any(h.lower().startswith(name.lower()) for h in headings), \
+                f"{path.relative_to(REPO)}: {doc} has no section {name!r}"
+            checked += 1
+    assert checked > 10
+
+
+# Names the docs give as gone ("`phylocl.progress` ... are gone").
+GONE = {"phylocl.progress", "phylocl.training.progress"}
+
+
+def test_dotted_names_in_the_docs_import():
+    """`phylocl.models.kmer`, `phylocl.heap.keep_freed_memory()`, `phylocl.workflows.callbacks.StepProgress`: every
+    dotted name the docs write is a module, or an attribute of one, that exists."""
+    import importlib
+
+    def resolve(name: str) -> None:
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ModuleNotFoundError:
+                continue
+            for attribute in parts[i:]:
+                obj = getattr(obj, attribute)
+            return
+
+    names = {}
+    for path in DOCS:
+        for name in re.findall(r"(?<![\w/.-])(phylocl(?:\.[A-Za-z_]\w*)+)", path.read_text(encoding="utf-8")):
+            if not name.endswith((".md", ".py", ".yaml")):
+                names.setdefault(name, path.name)
+    assert len(names) > 50
+    for name, doc in sorted(names.items()):
+        if name in GONE:
+            continue
+        try:
+            resolve(name)
+        except AttributeError as error:
+            pytest.fail(f"{doc}: `{name}` does not exist ({error})")
+
+
+def test_evaluate_json_keys_are_the_documented_ones(tmp_path):
+    """docs/retrieval.md lists the keys of `phylocl evaluate --json` (with `--align`): those, no more, no fewer."""
+    import json
+
+    from phylocl.cli import main
+
+    text = (REPO / "docs" / "retrieval.md").read_text(encoding="utf-8")
+    block = re.search(r'\n +(\{"dataset", .*?"wall_seconds"\})\n', text, re.S)
+    assert block, "docs/retrieval.md no longer lists evaluate's JSON keys"
+    documented = set(re.findall(r'"([\w@]+)"', block.group(1))) - {"recall@k"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main(["evaluate", "--model", "kmer:3", "--data", str(REPO / "datasets" / "example-mini-mit" / "protein"),
+              "--json", "--align", "--quiet", "--threads", "1"])
+    result = json.loads(out.getvalue())
+    assert documented == {*result, *result["aligned"], *result["prefilter_recall"]}
+
+
+def _readme_main_job() -> tuple[list[list[str]], dict[str, list[float]]]:
+    """The README's opening command (its ``phylocl`` argvs) and its table: row label -> [MAP@R, AUC1, top-1,
+    recall@10] as printed there."""
+    path = REPO / "README.md"
+    code = next(code for _, _, code in fenced_blocks(path) if "phylocl simulate" in code)
+    commands = [argv for argv in split_commands(code, {}) if argv[0] == "phylocl"]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| 24 held-out families"))
+    assert lines[header].split("|")[2:6] == [" MAP@R ", " AUC1 ", " top-1 ", " recall@10 "], lines[header]
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        rows[cells[0]] = [float(c) for c in cells[1:5]]
+    return commands, rows
+
+
+def _figures(argv: list[str]) -> list[float]:
+    """MAP@R, AUC1, top-1, recall@10 of a `phylocl evaluate` argv, rounded to the README's 3 digits."""
+    import json
+
+    from phylocl.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main([*argv[1:], "--json", "--quiet"])
+    result = json.loads(out.getvalue())
+    return [round(result[k], 3) for k in ("map_r", "auc1", "top1", "recall@10")]
+
+
+def _run(argv: list[str]) -> None:
+    from phylocl.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(argv[1:]) in (0, None), argv
+
+
+@pytest.fixture
+def readme_folder(tmp_path, monkeypatch):
+    """A folder where the README's relative paths (configs/, runs/) work, as in a checkout."""
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path
+
+
+def test_readme_main_job_baseline_row_is_what_evaluate_prints(readme_folder):
+    """The `kmer:3` row of the README's first table, from its own simulate and evaluate commands (the split from
+    configs/example.yaml, which runs/example/config.yaml copies, so that no training is needed: 1-2 s)."""
+    commands, rows = _readme_main_job()
+    simulate = next(a for a in commands if a[1] == "simulate")
+    baseline = next(a for a in commands if a[1] == "evaluate" and "kmer:3" in a)
+    _run(simulate)
+    at = baseline.index("--split-config") + 1
+    assert baseline[at] == "runs/example/config.yaml"
+    baseline = [*baseline[:at], "configs/example.yaml", *baseline[at + 1:]]
+    assert _figures(baseline) == rows["`kmer:3` baseline"]
+
+
+@pytest.mark.slow
+def test_readme_main_job_prints_the_readme_table(readme_folder):
+    """The whole opening command (simulate, train 100 steps: ~20 s, evaluate both) prints the README's figures."""
+    commands, rows = _readme_main_job()
+    assert [a[1] for a in commands] == ["simulate", "train", "evaluate", "evaluate"]
+    _run(commands[0])
+    _run(commands[1])
+    trained = next(v for k, v in rows.items() if k.startswith("encoder after training"))
+    assert _figures(commands[2]) == trained
+    assert _figures(commands[3]) == rows["`kmer:3` baseline"]
+
+
+def test_documented_signatures_of_the_public_api_hold():
+    """`phylocl.InfoNCE(*, temperature=0.1, ...)`, `phylocl.Searcher(*, index, ..., self_hits=False)`: every keyword
+    the docs give a public name (``phylocl.__all__``) exists, with the default they state."""
+    import ast
+    import inspect
+
+    import phylocl
+
+    checked = 0
+    for path in DOCS:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        for name, args in re.findall(r"`phylocl\.(\w+)\(([^`()]*(?:\([^`()]*\)[^`()]*)*)\)(?: -> [^`]*)?`", text):
+            if name not in phylocl.__all__ or "*" not in args:
+                continue  # a call, not a signature
+            parameters = inspect.signature(getattr(phylocl, name)).parameters
+            for arg in re.split(r",\s*(?![^()]*\))", args):
+                m = re.fullmatch(r"\s*\**(\w+)(?:=(.+?))?\s*", arg)
+                if not m or arg.strip() in ("*", "**overrides"):
+                    continue
+                key, value = m.groups()
+                assert key in parameters, f"{path.name}: phylocl.{name} has no keyword {key}"
+                if value is not None and value != "...":
+                    assert parameters[key].default == ast.literal_eval(value), \
+                        f"{path.name}: phylocl.{name}({key}=) defaults to {parameters[key].default!r}, not {value}"
+                checked += 1
+    assert checked > 30
 
 
 def test_split_commands_reads_the_shell_the_docs_write():

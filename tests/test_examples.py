@@ -26,3 +26,11 @@ def test_pairs_pytorch_example_trains_on_the_bundled_data():
     losses = example.train(str(REPO / "datasets" / "example-mini-mit" / "protein"), steps=4, batch_size=4)
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     assert losses[0] > 0.5 * math.log(4)  # an untrained encoder: near log(batch), not already solved
+
+
+def test_pairs_pytorch_example_lowers_the_loss_in_its_default_steps():
+    """What `python examples/pairs_pytorch.py` prints: the mean loss of its last 10 steps is below step 1's (a
+    single batch's loss is noisy: at 20 steps the last one was above the first)."""
+    example = _load("pairs_pytorch")
+    losses = example.train(str(REPO / "datasets" / "example-mini-mit" / "protein"))
+    assert len(losses) == 50 and sum(losses[-10:]) / 10 < 0.5 * losses[0]

@@ -4,7 +4,7 @@
 the first query of a process pays for reading its posting lists into memory: at 99,500 proteins (the windowed
 ``default-protein`` index) a one-query run takes ~0.35-0.5 s, of which ~0.05 s is the query's own prefilter and
 ~0.01 s its alignment. A notebook, a pipeline step that searches in a loop, or a service keeps a :class:`Searcher`
-instead and pays that once (docs/retrieval.md, "A search index held open")::
+instead and pays that once (docs/retrieval.md, "From Python, an index held open")::
 
     from phylocl.workflows.searcher import Searcher       # also phylocl.Searcher
     searcher = Searcher(index="db.index", k=10)             # the options of `phylocl search --index`
