@@ -273,15 +273,16 @@ def _print_notes(command: str, notes) -> None:
         print(f"phylocl {command}: note: {note}", file=sys.stderr)
 
 
-def _add_reading_options(p: argparse.ArgumentParser, *, alphabet: bool = True) -> None:
-    """``--strict`` (and ``--alphabet``) for every command that reads sequences."""
+def _add_reading_options(p: argparse.ArgumentParser, *, alphabet: bool = True, aligns: bool = False) -> None:
+    """``--strict`` (and ``--alphabet``) for every command that reads sequences (``aligns``: one whose alignment
+    stage keeps DNA codes)."""
     if alphabet:
         p.add_argument("--alphabet", choices=["auto", "protein", "dna"], default="auto",
                        help="alphabet of the input sequences (default: detected from the first 256 records)")
     p.add_argument("--strict", action="store_true",
                    help="refuse internal stops (*), rare (U, O) and ambiguous letters (B Z J; IUPAC codes in DNA) "
-                        "instead of reading them as the unknown token X/N (search aligns DNA codes as blastn "
-                        "scores them)")
+                        "instead of reading them as the unknown token X/N" + (
+                            " (the alignment stage scores DNA codes as blastn does)" if aligns else ""))
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, example: str) -> None:
@@ -415,7 +416,7 @@ def _add_index(sub) -> None:
     _add_windows_option(p, "with --fasta: index each sequence as windows of W residues, one row per window; search "
                            "then ranks sequences by their best window pair")
     _add_model_options(p)
-    _add_reading_options(p)
+    _add_reading_options(p, aligns=True)
     p.set_defaults(func=_cmd_index)
 
 
@@ -482,7 +483,7 @@ def _add_search(sub) -> None:
     _add_windows_option(p, "with --db: embed database and queries as windows of W residues and rank database "
                            "sequences by their best window pair; an --index uses its own cut")
     _add_model_options(p)
-    _add_reading_options(p)
+    _add_reading_options(p, aligns=True)
     p.set_defaults(func=_cmd_search)
 
 
@@ -510,7 +511,7 @@ def _add_evaluate(sub) -> None:
     _add_windows_option(p, "score each pair by its best pair of windows of W residues, as `phylocl search` on an "
                            "index built with --windows W")
     _add_model_options(p)
-    _add_reading_options(p, alphabet=False)
+    _add_reading_options(p, alphabet=False, aligns=True)
     p.set_defaults(func=_cmd_evaluate)
 
 

@@ -1,4 +1,4 @@
-"""Score each query against its own candidates with a SIMD Smith-Waterman (pyopal), then rank by bit score.
+"""Score each query against its own candidates with a SIMD Smith-Waterman (parasail), then rank by bit score.
 
 :func:`align_candidates` is the Python API of the alignment stage of ``phylocl search``::
 
@@ -7,8 +7,10 @@
     hits.query(0)  # (targets, raw scores, bit scores, E-values), best bit score first: target 0
 
 Three steps: the MSV filter per query (:mod:`phylocl.align.msv`), then the choice of the pairs to score (a pair
-of two queries that both align it is scored once, by the query listed first), then one pyopal call per query for
-its pairs (local alignment, scores only). The two per-query steps run in ``threads`` workers: forked processes
+of two queries that both align it is scored once, by the query listed first), then parasail's striped
+Smith-Waterman for the pairs, grouped by their first sequence so that its score profile is built once
+(:func:`~phylocl.align.traceback.score_pairs`: scores and end cells; pyopal's, in
+:func:`~phylocl.align.traceback.describe_alignments`, is the reference the tests compare with). The two per-query steps run in ``threads`` workers: forked processes
 when there is enough work (:mod:`phylocl.align.workers`: the Python between the C calls would serialise
 threads), else a thread pool; each query's work is independent of the others', so the result does not depend on
 the number or kind of workers. Hits with an E-value above ``evalue`` are dropped; the rest are sorted by bit

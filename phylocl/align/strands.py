@@ -2,7 +2,7 @@
 
 ``blastn`` searches both strands by default (``-strand both``): a gene annotated on the other strand of its
 relative is found as a *minus-strand* hit. :func:`align_strands` does the same for the alignment stage with one extra
-pyopal call per query: the reverse complement of the query against the same candidates (scoring ``rc(q)`` against
+scoring pass per query: the reverse complement of the query against the same candidates (scoring ``rc(q)`` against
 ``t`` is scoring ``q`` against ``rc(t)``; the DNA matrix is symmetric under complementing both letters). Per target
 the better strand is kept (the plus strand on a tie, which is what ``blastn -max_hsps 1`` reports first).
 
