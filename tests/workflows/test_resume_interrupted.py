@@ -15,6 +15,7 @@ import lightning as L
 import pytest
 import torch
 
+from families import mutated_families, write_fasta
 from phylocl.cli import main
 from phylocl.training import module as module_mod
 from phylocl.training.checkpoints import INPUTS_KEY, load_checkpoint
@@ -139,6 +140,42 @@ def test_resume_from_an_interrupted_checkpoint_of_an_earlier_phylocl_is_labelled
     err = capsys.readouterr().err
     assert "note: " in err and "records no fingerprint of the training data" in err and "not checked" in err
     assert _rows(out) == uninterrupted
+
+
+# ------------------------------------------------------------------------------ the same run, interrupted or not
+def _csv(out) -> list[dict]:
+    with open(out / "logs" / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def many_families(tmp_path_factory):
+    """40 families of 4 (one FASTA each): 24 training families, 6 batches of 4 per epoch, so that an interrupt
+    lands inside an epoch (the bundled set has one batch per epoch)."""
+    folder = tmp_path_factory.mktemp("families")
+    records = mutated_families(families=40, members=4, lengths=(30, 60), rate=0.3, seed=3)
+    for f in range(40):
+        write_fasta(folder / f"f{f:02d}.fasta", [r for r in records if r[0].startswith(f"f{f}_")])
+    return folder
+
+
+@pytest.mark.parametrize("at_step, workers", [(3, 0), (8, 0), (8, 2)])  # inside the first epoch; inside the
+# second, right after a validation (with loader workers, which draw batches before Lightning sets the epoch)
+def test_a_run_interrupted_inside_an_epoch_resumes_with_the_batches_it_had_not_trained_on(
+        tmp_path, monkeypatch, capsys, many_families, at_step, workers):
+    """The resumed epoch used to start again from its first batch (and end early, Lightning counting the batches
+    done): the resumed run trained on other batches, its losses and weights differed from an uninterrupted run's."""
+    from safetensors.numpy import load_file
+
+    sets = SETS + [f"data.path={many_families}", "trainer.max_steps=10", "trainer.val_every_n_steps=4",
+                   "eval.train_families=4", f"data.num_workers={workers}"]
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    _interrupted_then_resumed(out, monkeypatch, capsys, _interrupt_in_step, at_step, sets=sets)
+    assert _csv(out) == _csv(ref)  # every row, every figure
+    a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
 
 
 # ------------------------------------------------------------------------------------- data changed on resume
