@@ -8,7 +8,10 @@
 - :func:`check_exportable`: finite weights and finite embeddings of a probe batch before the export (a run that
   diverges on its last update has finite losses and gradients but weights of 1e28 whose embeddings are NaN);
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
-  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from;
+  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from, nor
+  inside a validation (Lightning resumes one cut short on part of its batches);
+- :class:`DeferredInterrupt`: Ctrl-C or SIGTERM during a validation stops training when the validation has
+  ended (its figures logged, ``last.ckpt`` saved), before the next step; a second one stops at once;
 - :func:`input_fingerprint` / :func:`check_same_inputs`: what a run trains on (its splits as read, its input
   files' sizes and times), recorded in its checkpoints; ``--resume`` refuses data that changed since the run began.
 """
@@ -18,18 +21,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Iterator
 
+import lightning as L
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 
 from phylocl.data.orthofinder import find_orthofinder_results
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "interruption_kind",
+           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "DeferredInterrupt", "interruption_kind",
            "input_fingerprint", "check_same_inputs"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
@@ -175,7 +182,73 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
             with contextlib.suppress(Exception):
                 logger.save()
+        if trainer.validating or trainer.sanity_checking:
+            # Lightning resumes a validation cut short by skipping as many batches at its end as were done (the
+            # figures of that step came from part of the families, and chose best.ckpt): resume instead from the
+            # checkpoint saved at the end of the validation before (last.ckpt), which redoes the steps since
+            return
         super().on_exception(trainer, pl_module, exception)
+
+
+class DeferredInterrupt(L.Callback):
+    """Hold Ctrl-C (SIGINT) and SIGTERM that arrive during a validation until it has ended.
+
+    Lightning resumes a validation cut short by re-running it over all but as many batches as were done, so its
+    figures (and the best.ckpt they choose) would come from part of the families; :class:`InterruptCheckpoint`
+    therefore saves nothing inside a validation. Held here, the signal is acted on at the next training batch's
+    start (before its step: the case ``--resume`` continues exactly), or at the end of training when the
+    validation was the last thing. A second signal during the validation stops at once (a resume then continues
+    from the checkpoint of the validation before, redoing the steps since). Main thread only (signal handlers).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: dict[int, object] = {}  # signal -> the handler it had before the validation
+        self._pending: int | None = None
+
+    def _hold(self, signum, frame) -> None:
+        if self._pending is not None:  # the second one: at once, as the handler of before would have done
+            self._release()
+            self._deliver(signum)
+        self._pending = signum
+        logging.getLogger("phylocl").warning("%s received: training stops when this validation ends (press Ctrl-C "
+                                             "again to stop at once)", signal.Signals(signum).name)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._held[sig] = signal.signal(sig, self._hold)
+
+    def _release(self) -> None:
+        for sig, handler in self._held.items():
+            signal.signal(sig, handler)
+        self._held = {}
+
+    def _deliver(self, signum: int) -> None:
+        """Act on ``signum`` as the handler in place before the validation would have (Lightning's and phylocl's
+        SIGTERM handlers: Terminated, exit 143; SIGINT: KeyboardInterrupt)."""
+        self._pending = None
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handler(signum, None)
+        raise KeyboardInterrupt
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._release()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._pending is not None:
+            self._deliver(self._pending)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._pending is not None:
+            self._deliver(self._pending)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._release()
+        self._pending = None
 
 
 # ------------------------------------------------------------------------------------------ inputs of a run

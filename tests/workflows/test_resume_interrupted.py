@@ -34,10 +34,25 @@ def _rows(out) -> tuple[list[int], list[int]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def reference(tmp_path_factory):
+    """The folder of the uninterrupted run of SETS."""
     out = tmp_path_factory.mktemp("reference") / "run"
     assert main(train_args(out, SETS)) == 0
-    return _rows(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference):
+    return _rows(reference)
+
+
+def _same_run(out, ref) -> None:
+    """``out`` wrote the metrics.csv (every row, every figure) and the weights of the uninterrupted run ``ref``."""
+    from safetensors.numpy import load_file
+
+    assert _csv(out) == _csv(ref)
+    a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
 
 
 def _interrupt_in_step(monkeypatch, at_step, sigterm=False):
@@ -72,12 +87,17 @@ def _interrupt_in_batch_end(monkeypatch, at_step):
     monkeypatch.setattr(L, "Trainer", trainer)
 
 
-def _interrupt_in_validation(monkeypatch, at_step):
+def _interrupt_in_validation(monkeypatch, at_step, signals=()):
+    """In the validation at ``global_step == at_step``, at its second batch: the ``signals`` sent to this process
+    (as Ctrl-C or ``kill`` would), then, without signals, a KeyboardInterrupt raised at once."""
     real = module_mod.ContrastiveModule.validation_step
 
     def interrupted(self, batch, batch_idx, dataloader_idx=0):
-        if self.global_step == at_step and batch_idx == 1:
-            raise KeyboardInterrupt
+        if self.global_step == at_step and batch_idx == 1 and dataloader_idx == 0:
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+            if not signals:
+                raise KeyboardInterrupt
         return real(self, batch, batch_idx, dataloader_idx)
 
     monkeypatch.setattr(module_mod.ContrastiveModule, "validation_step", interrupted)
@@ -118,10 +138,78 @@ def test_interrupt_after_a_step_keeps_that_steps_row(tmp_path, monkeypatch, caps
     assert _rows(out)[0] == uninterrupted[0]
 
 
-def test_interrupt_inside_a_validation_keeps_the_step_before_it(tmp_path, monkeypatch, capsys, uninterrupted):
+@pytest.mark.parametrize("at_step, sig, code", [(VAL_EVERY, signal.SIGINT, 130),
+                                               (2 * VAL_EVERY, signal.SIGTERM, 143)])
+def test_a_signal_during_a_validation_stops_training_when_it_has_ended(tmp_path, monkeypatch, capsys, reference,
+                                                                       at_step, sig, code):
+    """The validation runs to its end (its figures whole) and training stops before the next step. It used to stop
+    inside the validation, and Lightning resumed that validation without as many batches as were done: the
+    figures of that step (and the best.ckpt they chose) came from part of the families."""
     out = tmp_path / "run"
-    _interrupted_then_resumed(out, monkeypatch, capsys, _interrupt_in_validation, VAL_EVERY)
-    assert _rows(out) == uninterrupted
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, at_step, [sig])
+        assert main(train_args(out, SETS)) == code
+    err = capsys.readouterr().err
+    assert "training stops when this validation ends" in err and "continue with --resume" in err
+    assert (out / "checkpoints" / "interrupted.ckpt").exists()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_second_signal_stops_a_validation_at_once_and_resumes_from_the_validation_before(
+        tmp_path, monkeypatch, capsys, reference):
+    """Nothing is saved inside the validation: --resume continues from last.ckpt, saved at the end of the
+    validation before, and redoes the steps since."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, 2 * VAL_EVERY, [signal.SIGINT, signal.SIGINT])
+        assert main(train_args(out, SETS)) == 130
+    assert not (out / "checkpoints" / "interrupted.ckpt").exists()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_second_signal_in_the_first_validation_says_there_is_nothing_to_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, VAL_EVERY, [signal.SIGINT, signal.SIGINT])
+        assert main(train_args(out, SETS)) == 130
+    err = capsys.readouterr().err
+    assert "before its first checkpoint" in err and "--resume" not in err
+
+
+def test_an_exception_inside_a_validation_resumes_the_run_exactly(tmp_path, monkeypatch, capsys, reference):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, 2 * VAL_EVERY)
+        assert main(train_args(out, SETS)) == 130
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_run_killed_during_a_validation_resumes_with_that_validation(tmp_path, reference):
+    """SIGKILL (out of memory, a scheduler's hard limit) inside a validation: last.ckpt used to be saved before each
+    validation, and Lightning resumes such a checkpoint as if its validation had run: that step's figures were
+    missing and it was never a candidate for best.ckpt (another model was exported)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+            "from phylocl.training import module as m; real = m.ContrastiveModule.validation_step\n"
+            "def killed(self, batch, batch_idx, dataloader_idx=0):\n"
+            f"    if self.global_step == {2 * VAL_EVERY} and batch_idx == 1: os._exit(9)\n"
+            "    return real(self, batch, batch_idx, dataloader_idx)\n"
+            "m.ContrastiveModule.validation_step = killed; main(sys.argv[2:])")
+    here = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, SETS))], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9, run.stderr[-2000:]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    _same_run(out, reference)
 
 
 def test_resume_from_an_interrupted_checkpoint_of_an_earlier_phylocl_is_labelled_right(tmp_path, monkeypatch,
