@@ -199,9 +199,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
                               save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
                               enable_version_counter=False)
-    callbacks = [InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
+    callbacks = [InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted"), DeferredInterrupt()]
     if has_val:
-        callbacks.append(DeferredInterrupt())
         callbacks.append(RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
                                           pairs_per_step=cfg.data.batch_size))
         if cfg.eval.export == "best":

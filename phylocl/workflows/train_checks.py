@@ -10,8 +10,8 @@
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
   not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from, nor
   inside a validation (Lightning resumes one cut short on part of its batches);
-- :class:`DeferredInterrupt`: Ctrl-C or SIGTERM during a validation stops training when the validation has
-  ended (its figures logged, ``last.ckpt`` saved), before the next step; a second one stops at once;
+- :class:`DeferredInterrupt`: Ctrl-C or SIGTERM from a step's optimizer update to the next batch (its logging, a
+  validation) stops training at the next batch's start; a second one during a validation stops at once;
 - :func:`input_fingerprint` / :func:`check_same_inputs`: what a run trains on (its splits as read, its input
   files' sizes and times), recorded in its checkpoints; ``--resume`` refuses data that changed since the run began.
 """
@@ -191,35 +191,43 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
 
 
 class DeferredInterrupt(L.Callback):
-    """Hold Ctrl-C (SIGINT) and SIGTERM that arrive during a validation until it has ended.
+    """Hold Ctrl-C (SIGINT) and SIGTERM from a step's optimizer update to the start of the next batch.
 
-    Lightning resumes a validation cut short by re-running it over all but as many batches as were done, so its
-    figures (and the best.ckpt they choose) would come from part of the families; :class:`InterruptCheckpoint`
-    therefore saves nothing inside a validation. Held here, the signal is acted on at the next training batch's
-    start (before its step: the case ``--resume`` continues exactly), or at the end of training when the
-    validation was the last thing. A second signal during the validation stops at once (a resume then continues
-    from the checkpoint of the validation before, redoing the steps since). Main thread only (signal handlers).
+    Acted on at the next batch's start (before anything of it is done: the case ``--resume`` continues exactly) or
+    at the end of training. Elsewhere, an interrupt made the resumed run differ from an uninterrupted one:
+
+    * between ``opt.step()`` and the end of the step (``sched.step()``, the step's log calls): the update was kept
+      but the batch redone, its row lost and every later learning rate one step late;
+    * inside a validation: Lightning resumes a validation cut short over all but as many batches as were done, so
+      its figures (and the best.ckpt they choose) came from part of the families.
+
+    In the forward and backward passes (most of a step's time) an interrupt acts at once, as before; so does a
+    second signal during a validation (:class:`InterruptCheckpoint` then saves nothing, and ``--resume`` continues
+    from the checkpoint of the validation before). Signal handlers: main thread only.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         super().__init__()
-        self._held: dict[int, object] = {}  # signal -> the handler it had before the validation
+        self._held: dict[int, object] = {}  # signal -> its handler before the hold
         self._pending: int | None = None
+        self._trainer = None
 
-    def _hold(self, signum, frame) -> None:
-        if self._pending is not None:  # the second one: at once, as the handler of before would have done
-            self._release()
-            self._deliver(signum)
-        self._pending = signum
-        logging.getLogger("phylocl").warning("%s received: training stops when this validation ends (press Ctrl-C "
-                                             "again to stop at once)", signal.Signals(signum).name)
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        if threading.current_thread() is threading.main_thread():
+    def _hold(self, trainer) -> None:
+        if not self._held and threading.current_thread() is threading.main_thread():
+            self._trainer = trainer
             for sig in self.SIGNALS:
-                self._held[sig] = signal.signal(sig, self._hold)
+                self._held[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self._pending is not None and self._trainer is not None and self._trainer.validating:
+            self._release()  # a second one during a validation: at once, as the handler of before would have done
+            self._deliver(signum)
+        if self._pending is None and self._trainer is not None and self._trainer.validating:  # (a step: at once)
+            logging.getLogger("phylocl").warning("%s received: training stops when this validation ends (press "
+                                                 "Ctrl-C again to stop at once)", signal.Signals(signum).name)
+        self._pending = signum
 
     def _release(self) -> None:
         for sig, handler in self._held.items():
@@ -227,24 +235,27 @@ class DeferredInterrupt(L.Callback):
         self._held = {}
 
     def _deliver(self, signum: int) -> None:
-        """Act on ``signum`` as the handler in place before the validation would have (Lightning's and phylocl's
-        SIGTERM handlers: Terminated, exit 143; SIGINT: KeyboardInterrupt)."""
+        """Act on ``signum`` as the handler in place before the hold would have (Lightning's and phylocl's SIGTERM
+        handlers: Terminated, exit 143; SIGINT: KeyboardInterrupt)."""
         self._pending = None
         handler = signal.getsignal(signum)
         if callable(handler):
             handler(signum, None)
         raise KeyboardInterrupt
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        self._release()
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self._hold(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._hold(trainer)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._release()
         if self._pending is not None:
             self._deliver(self._pending)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self._pending is not None:
-            self._deliver(self._pending)
+        self.on_train_batch_start(trainer, pl_module, None, -1)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._release()

@@ -156,6 +156,34 @@ def test_a_signal_during_a_validation_stops_training_when_it_has_ended(tmp_path,
     _same_run(out, reference)
 
 
+def _signal_after_the_update(monkeypatch, at_step, sig):
+    """``sig`` sent to this process between the optimizer step and the scheduler step of the step that starts at
+    ``global_step == at_step`` (where an interrupt lost the step's row and put every later learning rate one step
+    late)."""
+    real = torch.optim.lr_scheduler.LambdaLR.step
+    steps = []
+
+    def stepped(self, *args, **kwargs):
+        steps.append(None)
+        if len(steps) == at_step + 2:  # its first call is LambdaLR's own, at construction
+            os.kill(os.getpid(), sig)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.LambdaLR, "step", stepped)
+
+
+@pytest.mark.parametrize("at_step, sig, code", [(4, signal.SIGINT, 130), (2 * VAL_EVERY - 1, signal.SIGTERM, 143)])
+def test_a_signal_after_the_optimizer_step_stops_at_the_next_batch(tmp_path, monkeypatch, capsys, reference,
+                                                                   at_step, sig, code):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _signal_after_the_update(m, at_step, sig)
+        assert main(train_args(out, SETS)) == code
+    assert capsys.readouterr().err.count("\n") == 1  # "phylocl train: interrupted (... --resume ...)"
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
 def test_a_second_signal_stops_a_validation_at_once_and_resumes_from_the_validation_before(
         tmp_path, monkeypatch, capsys, reference):
     """Nothing is saved inside the validation: --resume continues from last.ckpt, saved at the end of the
