@@ -50,8 +50,8 @@ def launched_rank() -> int:
 
 
 def check_trainer_settings(trainer) -> None:
-    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available, and ``ddp_spawn`` (``trainer``:
-    TrainerConfig)."""
+    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available, ``ddp_spawn``, a strategy
+    Lightning does not know and ``num_nodes > 1`` outside a multi-node launch (``trainer``: TrainerConfig)."""
     import torch
 
     if str(trainer.accelerator).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -60,6 +60,32 @@ def check_trainer_settings(trainer) -> None:
     if str(trainer.strategy).startswith("ddp_spawn"):  # its main process never sees the trained state
         raise InputError(f"trainer.strategy={trainer.strategy} is not supported: the process that exports the model "
                          "does not see the run's steps or best checkpoint; use trainer.strategy=ddp (or auto)")
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    names = StrategyRegistry.available_strategies()
+    if str(trainer.strategy) != "auto" and str(trainer.strategy) not in names:  # before the data are read
+        raise InputError(f"trainer.strategy={trainer.strategy} is not a Lightning strategy; use auto, ddp or one of "
+                         f"{', '.join(n for n in names if 'spawn' not in n)}")
+    if trainer.num_nodes > 1 and not _multi_node_launch():
+        raise InputError(f"trainer.num_nodes={trainer.num_nodes} but this process was not started as one of several "
+                         "nodes (no SLURM, torchrun, LSF or MPI job, no MASTER_ADDR): it would wait for the other "
+                         "nodes forever; launch it on every node (srun, torchrun, or MASTER_ADDR/MASTER_PORT/NODE_RANK "
+                         "set), or use trainer.num_nodes=1")
+
+
+def _multi_node_launch() -> bool:
+    """Whether a cluster launcher started this process (the environments Lightning detects), or ``MASTER_ADDR`` is
+    set for a hand-made multi-node launch."""
+    from lightning.fabric.plugins.environments import (LSFEnvironment, MPIEnvironment, SLURMEnvironment,
+                                                       TorchElasticEnvironment)
+
+    if "MASTER_ADDR" in os.environ:
+        return True
+    for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment):
+        with contextlib.suppress(Exception):  # MPI without mpi4py, say
+            if env.detect():
+                return True
+    return False
 
 
 def interruption_kind(trainer) -> type[KeyboardInterrupt]:
