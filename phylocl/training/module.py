@@ -131,11 +131,17 @@ class ContrastiveModule(L.LightningModule):
         stepped batches (the ``step`` of the rows logged to ``logs/metrics.csv``) equals ``global_step``, and so do
         the batches it has counted finished (``total.completed``; ``total.ready`` one more, this batch; whence the
         validation schedule, every ``val_every_n_steps`` batches). Lightning restores these counters assuming that
-        a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step; ``interrupted.ckpt``
-        is written wherever Ctrl-C/SIGTERM lands, mostly before the batch's ``opt.step()``, and that batch is redone:
-        every later row was labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and
-        validation ran one batch early. The optimizer step count restored from the checkpoint is the truth; in an
-        uninterrupted run, and from ``last.ckpt``, this changes nothing.
+        a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step. ``interrupted.ckpt``
+        is written in a batch's forward/backward pass or at a batch's start (where a signal held through the update
+        and the validation acts, ``train_checks.DeferredInterrupt``), and that batch is redone: every later row was
+        labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and validation ran one
+        batch early. The optimizer step count restored from the checkpoint is the truth; in an uninterrupted run,
+        and from ``last.ckpt`` (saved at a validation's end), this changes nothing.
+
+        Private counters, against STYLE.md's public hooks: Lightning 2.6 has no public way to set them, and the only
+        place it restores exactly (a checkpoint at ``on_train_batch_end``) has not logged that batch's row yet and is
+        resumed as if the validation due after that batch had run. A logger that labels rows by ``global_step``
+        would mend the labels but not the validation schedule (``total.ready``).
         """
         loop = self.trainer.fit_loop.epoch_loop
         step = int(self.global_step)
