@@ -275,16 +275,20 @@ def many_families(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("at_step, workers", [(3, 0), (8, 0), (8, 2)])  # inside the first epoch; inside the
-# second, right after a validation (with loader workers, which draw batches before Lightning sets the epoch)
+DROPOUT = "model.overrides={dropout: 0.2, drop_path: 0.1}"
+
+
+@pytest.mark.parametrize("at_step, workers, extra", [(3, 0, ()), (8, 0, ()), (8, 2, ()), (8, 0, (DROPOUT,))])
+# inside the first epoch; inside the second, right after a validation (with loader workers, which draw batches
+# before Lightning sets the epoch; with dropout, whose masks come from torch's generator, not in checkpoints)
 def test_a_run_interrupted_inside_an_epoch_resumes_with_the_batches_it_had_not_trained_on(
-        tmp_path, monkeypatch, capsys, many_families, at_step, workers):
+        tmp_path, monkeypatch, capsys, many_families, at_step, workers, extra):
     """The resumed epoch used to start again from its first batch (and end early, Lightning counting the batches
     done): the resumed run trained on other batches, its losses and weights differed from an uninterrupted run's."""
     from safetensors.numpy import load_file
 
     sets = SETS + [f"data.path={many_families}", "trainer.max_steps=10", "trainer.val_every_n_steps=4",
-                   "eval.train_families=4", f"data.num_workers={workers}"]
+                   "eval.train_families=4", f"data.num_workers={workers}", *extra]
     ref = tmp_path / "ref"
     assert main(train_args(ref, sets)) == 0
     out = tmp_path / "run"
