@@ -59,6 +59,8 @@ class LossConfig:
                 raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
         if self.learn_temperature and self.name != "infonce":
             raise ValueError("loss.learn_temperature is only supported with loss.name=infonce")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"loss.chunk_size must be >= 1 or null, got {self.chunk_size}")
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
@@ -161,6 +163,8 @@ class TrainerConfig:
         for name in ("num_nodes", "log_every_n_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.seed < 2**32:  # what Lightning's seed_everything (numpy's seed) accepts
+            raise ValueError(f"trainer.seed must be in [0, 2**32 - 1], got {self.seed}")
 
 
 @dataclass

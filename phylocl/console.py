@@ -28,6 +28,7 @@ _LIGHTNING_WARNINGS = (
     r".*fit\(ckpt_path=.*",
     ".*exists and is not empty.*",  # resume: logs are kept (workflows.run_folder)
     ".*predict returned None.*",  # embed --devices: each rank writes its shards, predict returns nothing
+    ".*your dataloader is not resumable.*",  # it is: the datamodule's state_dict (data.samplers.ResumableBatches)
 )
 
 

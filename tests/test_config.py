@@ -128,6 +128,18 @@ def test_integers_beyond_what_numpy_and_torch_hold_are_refused_naming_the_key(it
         load_config(None, [item])
 
 
+@pytest.mark.parametrize("item, message", [
+    ("trainer.seed=-1", r"trainer.seed must be in \[0, 2\*\*32 - 1\], got -1"),
+    ("trainer.seed=4294967296", r"trainer.seed must be in \[0, 2\*\*32 - 1\], got 4294967296"),
+    ("data.seed=-1", "data.seed must be >= 0, got -1"),
+    ("loss.chunk_size=0", "loss.chunk_size must be >= 1 or null, got 0")])
+def test_values_that_crashed_training_with_a_traceback_are_refused_in_the_config(item, message):
+    """``phylocl train --set trainer.seed=-1`` (Lightning's seed_everything), ``data.seed=-1`` (numpy's generators)
+    and ``loss.chunk_size=0`` (the loss's constructor) ended in a traceback once training was set up."""
+    with pytest.raises(InputError, match=message):
+        load_config(None, [item])
+
+
 def test_a_set_that_cannot_apply_is_the_command_lines_error_not_the_files(tmp_path):
     (tmp_path / "s.yaml").write_text("trainer: 5\n")
     with pytest.raises(InputError) as info:

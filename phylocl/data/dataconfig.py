@@ -153,6 +153,8 @@ rare and ambiguous letters instead of reading them as the unknown token (:mod:`p
 
     def _check_batch_options(self) -> None:
         """Batching strategy, hard-negative refresh, optional sizes, view noise, token budget and workers."""
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise ValueError(f"data.seed must be >= 0, got {self.seed}")
         if self.batching not in ("random", "knn", "group"):
             raise ValueError(f"data.batching must be random, knn or group, got {self.batching!r}")
         if (self.batching == "group") != (self.group_by is not None):

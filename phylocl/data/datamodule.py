@@ -28,7 +28,7 @@ from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_lab
 from phylocl.data.hardbatches import HardNegatives
 from phylocl.data.layouts import iter_fasta, read_datasets
 from phylocl.data.pairs import get_pair_strategy
-from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler
+from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler, ResumableBatches
 from phylocl.data.splits import split_families
 from phylocl.data.views import SequenceView
 from phylocl.errors import InputError
@@ -66,6 +66,8 @@ class OrthologDataModule(L.LightningDataModule):
         self.hard: HardNegatives | None = None  # hard-negative state (data.batching knn/group), after setup()
         self.aligned_pairs: np.ndarray | None = None  # (P, 2) cross-family training pairs (data.aligned_evalue)
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
+        self._batches: ResumableBatches | None = None  # the training loader's batches (their place in the epoch)
+        self._resume: dict | None = None  # that place as a checkpoint recorded it (load_state_dict)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -179,8 +181,21 @@ class OrthologDataModule(L.LightningDataModule):
             pairs = MixedPairs(pairs, self.evolved_pairs(steps_per_epoch=len(sampler)))
             sampler = MixedBatchSampler(sampler, evolved_per_batch=n_evolved, keep_real=n_evolved < c.batch_size,
                                         rank=rank)
+        sampler = ResumableBatches(sampler, steps=lambda: int(getattr(self.trainer, "global_step", 0)))
+        if self._resume:
+            sampler.resume_at(**self._resume)
+        self._batches = sampler
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=PairCollator(c.pad_to_multiple_of),
                           **self._loader_kwargs())
+
+    def state_dict(self) -> dict:
+        """Where training is in the current epoch (``{"epoch", "batches"}``), saved in Lightning checkpoints, so
+        that a resumed run continues the epoch with the batches it had not trained on yet."""
+        return self._batches.position() if self._batches is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if isinstance(state_dict, dict) and {"epoch", "batches"} <= set(state_dict):
+            self._resume = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
 
     def eval_dataloader(self, dataset: OrthologDataset) -> DataLoader | list:
         """Length-sorted batches over every whole sequence of ``dataset`` (``[]`` when it is empty); the encoder

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["FamilyBatchSampler", "EpochSampler", "LengthSortedBatchSampler", "pack_by_length"]
+__all__ = ["FamilyBatchSampler", "EpochSampler", "LengthSortedBatchSampler", "ResumableBatches", "pack_by_length"]
 
 
 def pack_by_length(order: np.ndarray, lengths: np.ndarray, *, batch_size: int,
@@ -196,6 +196,66 @@ class FamilyBatchSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self._epoch_batches())
+
+
+class ResumableBatches(Sampler):
+    """A training batch sampler that can continue an epoch part-way, for a resumed run.
+
+    Every batch sampler here yields batches that depend only on ``(seed, epoch, position)``, so a run resumed
+    after ``k`` optimizer steps of epoch ``e`` gets the batches an uninterrupted run got by skipping the first
+    ``k`` of that epoch (index lists only: no data is read for them). Without it the resumed epoch started again
+    from its first batch and, Lightning counting the batches already done, ended ``k`` batches early: the resumed
+    run trained on other batches than the uninterrupted one.
+
+    Args:
+        inner: the batch sampler (its ``sampler`` attribute, where Lightning calls ``set_epoch``, is passed on).
+        steps: returns the optimizer steps done so far (``trainer.global_step``; one step per batch).
+    """
+
+    def __init__(self, inner, *, steps) -> None:
+        self.inner = inner
+        self.sampler = inner.sampler  # Lightning calls batch_sampler.sampler.set_epoch
+        self._steps = steps
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done in it) of a resumed run
+        self._epoch_start: int | None = None  # optimizer steps done when the current epoch began
+
+    @property
+    def epoch(self) -> int:
+        return int(self.sampler.epoch)
+
+    def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (a copy being built)
+            raise AttributeError(name)
+        return getattr(self.inner, name)  # the wrapped sampler's settings (bucket, batch_size ...)
+
+    def resume_at(self, *, epoch: int, batches: int) -> None:
+        """Continue epoch ``epoch`` after its first ``batches`` batches (the next epoch when they were all done): the
+        epoch is set now, since a loader with workers starts drawing batches before Lightning sets it."""
+        self.sampler.set_epoch(int(epoch))
+        if int(batches) >= len(self.inner):
+            self.sampler.set_epoch(int(epoch) + 1)
+        self._resume = (self.epoch, int(batches) if self.epoch == int(epoch) else 0)
+
+    def position(self) -> dict[str, int]:
+        """``{"epoch", "batches"}``: the epoch and the batches of it done (optimizer steps taken) so far; ``{}``
+        before the first batch."""
+        if self._epoch_start is None:
+            return {}
+        return {"epoch": self.epoch, "batches": int(self._steps()) - self._epoch_start}
+
+    def __iter__(self):
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch and 0 < self._resume[1] < len(self.inner):
+            skip = self._resume[1]
+        self._resume = None
+        self._epoch_start = int(self._steps()) - skip
+        it = iter(self.inner)
+        for _ in range(skip):
+            next(it, None)
+        yield from it
+
+    def __len__(self) -> int:
+        return len(self.inner)
 
 
 class LengthSortedBatchSampler(Sampler):

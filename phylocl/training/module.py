@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from phylocl.config import TrainConfig
@@ -40,9 +41,16 @@ from phylocl.training.guards import check_batch, check_finite
 from phylocl.training.router_loss import RouterLoss, StepTotals
 from phylocl.training.schedule import warmup_cosine
 
-__all__ = ["ContrastiveModule", "build_loss"]
+__all__ = ["ContrastiveModule", "build_loss", "step_seed"]
 
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of torch's generator for optimizer step ``step`` (0-based) of a run seeded ``seed``: a 63-bit
+    integer from ``numpy.random.SeedSequence([seed, step])`` (distinct steps give unrelated streams)."""
+    hi, lo = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, np.uint32)
+    return (int(hi) << 31) ^ int(lo)
 
 
 def build_loss(config) -> torch.nn.Module:
@@ -125,18 +133,31 @@ class ContrastiveModule(L.LightningModule):
 
     # --------------------------------------------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Put Lightning's batch counters back in step with ``global_step`` (the optimizer steps done) after a resume.
+        """Seed the step's random draws (dropout, drop-path, router noise) from ``(trainer.seed, global_step)``, and
+        put Lightning's batch counters back in step with ``global_step`` (the optimizer steps done) after a resume.
+
+        The seed: Lightning's checkpoints do not hold torch's random state, so a resumed run drew other dropout
+        masks than an uninterrupted one from the interrupted step on (gmlp-small, interrupted at step 4 of 24: 24
+        rows of ``logs/metrics.csv`` and the weights differed); seeded per step, a redone step draws what the
+        uninterrupted one drew, whatever happened before it.
 
         One optimizer step per batch: at the start of every batch of an uninterrupted run, the loop's count of
         stepped batches (the ``step`` of the rows logged to ``logs/metrics.csv``) equals ``global_step``, and so do
         the batches it has counted finished (``total.completed``; ``total.ready`` one more, this batch; whence the
         validation schedule, every ``val_every_n_steps`` batches). Lightning restores these counters assuming that
-        a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step; ``interrupted.ckpt``
-        is written wherever Ctrl-C/SIGTERM lands, mostly before the batch's ``opt.step()``, and that batch is redone:
-        every later row was labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and
-        validation ran one batch early. The optimizer step count restored from the checkpoint is the truth; in an
-        uninterrupted run, and from ``last.ckpt``, this changes nothing.
+        a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step. ``interrupted.ckpt``
+        is written in a batch's forward/backward pass or at a batch's start (where a signal held through the update
+        and the validation acts, ``train_checks.DeferredInterrupt``), and that batch is redone: every later row was
+        labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and validation ran one
+        batch early. The optimizer step count restored from the checkpoint is the truth; in an uninterrupted run,
+        and from ``last.ckpt`` (saved at a validation's end), this changes nothing.
+
+        Private counters, against STYLE.md's public hooks: Lightning 2.6 has no public way to set them, and the only
+        place it restores exactly (a checkpoint at ``on_train_batch_end``) has not logged that batch's row yet and is
+        resumed as if the validation due after that batch had run. A logger that labels rows by ``global_step``
+        would mend the labels but not the validation schedule (``total.ready``).
         """
+        torch.manual_seed(step_seed(self.cfg.trainer.seed, int(self.global_step)))
         loop = self.trainer.fit_loop.epoch_loop
         step = int(self.global_step)
         if getattr(loop, "_batches_that_stepped", step) != step:

@@ -8,7 +8,8 @@ Output directory ``DIR``::
     DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
                             wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
-    DIR/checkpoints/        last.ckpt (every val_every_n_steps), best.ckpt, interrupted.ckpt (Ctrl-C); --resume
+    DIR/checkpoints/        last.ckpt (each validation's end, else every val_every_n_steps), best.ckpt,
+                            interrupted.ckpt (Ctrl-C; after a validation in progress); --resume
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
                             (train/neg_sim), temperature, lr, grad norm; at each validation the dev figures
                             (val/...), the same figures on a fixed sample of training families (train_fam/...)
@@ -184,19 +185,27 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
 
     from phylocl.training.refresh import NeighbourRefresh
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
-    from phylocl.workflows.train_checks import InterruptCheckpoint
+    from phylocl.workflows.train_checks import DeferredInterrupt, InterruptCheckpoint
 
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                              every_n_train_steps=cfg.trainer.val_every_n_steps)
+    # With validation, last.ckpt is saved at the end of each validation (after best.ckpt, so that it holds the best
+    # score so far): Lightning resumes a checkpoint saved at a batch's end as if that batch's validation had run, so
+    # a run killed during a validation lost it (no row, never a candidate for best.ckpt). Without, every N steps.
+    if has_val:  # (Lightning saves save_last only beside a top-k checkpoint: the latest, named last, is that)
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                  save_on_train_epoch_end=False, enable_version_counter=False)
+    else:
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                                  every_n_train_steps=cfg.trainer.val_every_n_steps)
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
                               save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
                               enable_version_counter=False)
-    callbacks = [last_cb, InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted")]
+    callbacks = [InterruptCheckpoint(dirpath=ckpt_dir, filename="interrupted"), DeferredInterrupt()]
     if has_val:
         callbacks.append(RetrievalMetrics(ks=cfg.eval.ks, min_rank_fraction=cfg.eval.min_effective_rank_fraction,
                                           pairs_per_step=cfg.data.batch_size))
         if cfg.eval.export == "best":
             callbacks.append(best_cb)
+    callbacks.append(last_cb)
     if cfg.data.batching != "random" and cfg.data.refresh_every:
         callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
@@ -249,6 +258,9 @@ def _interruption(trainer, out: Path) -> KeyboardInterrupt:
     """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
     cls = interruption_kind(trainer)
     what = "terminated" if cls is Terminated else "interrupted"
+    if not any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt")):
+        return cls(f"training {what} before its first checkpoint (the end of the first validation): nothing to "
+                   f"resume; delete {out} to start over")
     return cls(f"training {what}; continue with --resume --out {out}")
 
 

@@ -8,7 +8,10 @@
 - :func:`check_exportable`: finite weights and finite embeddings of a probe batch before the export (a run that
   diverges on its last update has finite losses and gradients but weights of 1e28 whose embeddings are NaN);
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
-  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from;
+  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from, nor
+  inside a validation (Lightning resumes one cut short on part of its batches);
+- :class:`DeferredInterrupt`: Ctrl-C or SIGTERM from a step's optimizer update to the next batch (its logging, a
+  validation) stops training at the next batch's start; a second one during a validation stops at once;
 - :func:`input_fingerprint` / :func:`check_same_inputs`: what a run trains on (its splits as read, its input
   files' sizes and times), recorded in its checkpoints; ``--resume`` refuses data that changed since the run began.
 """
@@ -18,18 +21,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Iterator
 
+import lightning as L
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 
 from phylocl.data.orthofinder import find_orthofinder_results
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "interruption_kind",
+           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "DeferredInterrupt", "interruption_kind",
            "input_fingerprint", "check_same_inputs"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
@@ -43,8 +50,8 @@ def launched_rank() -> int:
 
 
 def check_trainer_settings(trainer) -> None:
-    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available, and ``ddp_spawn`` (``trainer``:
-    TrainerConfig)."""
+    """Refuse ``trainer.accelerator=gpu``/``cuda`` where no CUDA GPU is available, ``ddp_spawn``, a strategy
+    Lightning does not know and ``num_nodes > 1`` outside a multi-node launch (``trainer``: TrainerConfig)."""
     import torch
 
     if str(trainer.accelerator).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -53,6 +60,32 @@ def check_trainer_settings(trainer) -> None:
     if str(trainer.strategy).startswith("ddp_spawn"):  # its main process never sees the trained state
         raise InputError(f"trainer.strategy={trainer.strategy} is not supported: the process that exports the model "
                          "does not see the run's steps or best checkpoint; use trainer.strategy=ddp (or auto)")
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    names = StrategyRegistry.available_strategies()
+    if str(trainer.strategy) != "auto" and str(trainer.strategy) not in names:  # before the data are read
+        raise InputError(f"trainer.strategy={trainer.strategy} is not a Lightning strategy; use auto, ddp or one of "
+                         f"{', '.join(n for n in names if 'spawn' not in n)}")
+    if trainer.num_nodes > 1 and not _multi_node_launch():
+        raise InputError(f"trainer.num_nodes={trainer.num_nodes} but this process was not started as one of several "
+                         "nodes (no SLURM, torchrun, LSF or MPI job, no MASTER_ADDR): it would wait for the other "
+                         "nodes forever; launch it on every node (srun, torchrun, or MASTER_ADDR/MASTER_PORT/NODE_RANK "
+                         "set), or use trainer.num_nodes=1")
+
+
+def _multi_node_launch() -> bool:
+    """Whether a cluster launcher started this process (the environments Lightning detects), or ``MASTER_ADDR`` is
+    set for a hand-made multi-node launch."""
+    from lightning.fabric.plugins.environments import (LSFEnvironment, MPIEnvironment, SLURMEnvironment,
+                                                       TorchElasticEnvironment)
+
+    if "MASTER_ADDR" in os.environ:
+        return True
+    for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment):
+        with contextlib.suppress(Exception):  # MPI without mpi4py, say
+            if env.detect():
+                return True
+    return False
 
 
 def interruption_kind(trainer) -> type[KeyboardInterrupt]:
@@ -175,7 +208,84 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
             with contextlib.suppress(Exception):
                 logger.save()
+        if trainer.validating or trainer.sanity_checking:
+            # Lightning resumes a validation cut short by skipping as many batches at its end as were done (the
+            # figures of that step came from part of the families, and chose best.ckpt): resume instead from the
+            # checkpoint saved at the end of the validation before (last.ckpt), which redoes the steps since
+            return
         super().on_exception(trainer, pl_module, exception)
+
+
+class DeferredInterrupt(L.Callback):
+    """Hold Ctrl-C (SIGINT) and SIGTERM from a step's optimizer update to the start of the next batch.
+
+    Acted on at the next batch's start (before anything of it is done: the case ``--resume`` continues exactly) or
+    at the end of training. Elsewhere, an interrupt made the resumed run differ from an uninterrupted one:
+
+    * between ``opt.step()`` and the end of the step (``sched.step()``, the step's log calls): the update was kept
+      but the batch redone, its row lost and every later learning rate one step late;
+    * inside a validation: Lightning resumes a validation cut short over all but as many batches as were done, so
+      its figures (and the best.ckpt they choose) came from part of the families.
+
+    In the forward and backward passes (most of a step's time) an interrupt acts at once, as before; so does a
+    second signal during a validation (:class:`InterruptCheckpoint` then saves nothing, and ``--resume`` continues
+    from the checkpoint of the validation before). Signal handlers: main thread only.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: dict[int, object] = {}  # signal -> its handler before the hold
+        self._pending: int | None = None
+        self._trainer = None
+
+    def _hold(self, trainer) -> None:
+        if not self._held and threading.current_thread() is threading.main_thread():
+            self._trainer = trainer
+            for sig in self.SIGNALS:
+                self._held[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self._pending is not None and self._trainer is not None and self._trainer.validating:
+            self._release()  # a second one during a validation: at once, as the handler of before would have done
+            self._deliver(signum)
+        if self._pending is None and self._trainer is not None and self._trainer.validating:  # (a step: at once)
+            logging.getLogger("phylocl").warning("%s received: training stops when this validation ends (press "
+                                                 "Ctrl-C again to stop at once)", signal.Signals(signum).name)
+        self._pending = signum
+
+    def _release(self) -> None:
+        for sig, handler in self._held.items():
+            signal.signal(sig, handler)
+        self._held = {}
+
+    def _deliver(self, signum: int) -> None:
+        """Act on ``signum`` as the handler in place before the hold would have (Lightning's and phylocl's SIGTERM
+        handlers: Terminated, exit 143; SIGINT: KeyboardInterrupt)."""
+        self._pending = None
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handler(signum, None)
+        raise KeyboardInterrupt
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self._hold(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._hold(trainer)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._release()
+        if self._pending is not None:
+            self._deliver(self._pending)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.on_train_batch_start(trainer, pl_module, None, -1)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._release()
+        self._pending = None
 
 
 # ------------------------------------------------------------------------------------------ inputs of a run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler, pack_by_length
+from phylocl.data.samplers import FamilyBatchSampler, LengthSortedBatchSampler, ResumableBatches, pack_by_length
 
 
 def fams(batch):
@@ -150,3 +150,29 @@ def test_bucketed_ranks_get_disjoint_slices(bucket):
     for step in zip(*per_rank):
         flat = [k for part in step for k in fams(part)]
         assert len(flat) == len(set(flat)) and len(fams(step[0])) == len(fams(step[1]))
+
+
+@pytest.mark.parametrize("epoch, done", [(0, 2), (3, 1), (2, 5)])
+def test_resumable_batches_continue_an_epoch_where_the_checkpoint_left_it(epoch, done):
+    """A resumed run gets the rest of the epoch an uninterrupted run got, then the next epochs unchanged; ``done``
+    equal to the epoch's length (a checkpoint at its last batch) continues with the next epoch."""
+    def make(steps):
+        return ResumableBatches(FamilyBatchSampler(num_families=20, batch_size=4, seed=1), steps=lambda: steps[0])
+
+    full = make([0])
+    batches = {}
+    for e in range(epoch, epoch + 2):
+        full.sampler.set_epoch(e)
+        batches[e] = list(full)
+    assert len(batches[epoch]) == 5
+    steps = [100]
+    resumed = make(steps)
+    resumed.resume_at(epoch=epoch, batches=done)  # before Lightning sets the epoch (a loader with workers)
+    first = epoch + 1 if done == 5 else epoch
+    assert list(resumed) == (batches[epoch][done:] if done < 5 else batches[epoch + 1])
+    assert resumed.position() == {"epoch": first, "batches": 0 if done == 5 else done}  # no step taken yet
+    steps[0] += 1
+    assert resumed.position()["batches"] == (1 if done == 5 else done + 1)
+    if first == epoch:
+        resumed.sampler.set_epoch(epoch + 1)
+        assert list(resumed) == batches[epoch + 1]  # skipped once only

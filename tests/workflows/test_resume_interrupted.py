@@ -15,6 +15,7 @@ import lightning as L
 import pytest
 import torch
 
+from families import mutated_families, write_fasta
 from phylocl.cli import main
 from phylocl.training import module as module_mod
 from phylocl.training.checkpoints import INPUTS_KEY, load_checkpoint
@@ -33,10 +34,25 @@ def _rows(out) -> tuple[list[int], list[int]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def reference(tmp_path_factory):
+    """The folder of the uninterrupted run of SETS."""
     out = tmp_path_factory.mktemp("reference") / "run"
     assert main(train_args(out, SETS)) == 0
-    return _rows(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference):
+    return _rows(reference)
+
+
+def _same_run(out, ref) -> None:
+    """``out`` wrote the metrics.csv (every row, every figure) and the weights of the uninterrupted run ``ref``."""
+    from safetensors.numpy import load_file
+
+    assert _csv(out) == _csv(ref)
+    a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
 
 
 def _interrupt_in_step(monkeypatch, at_step, sigterm=False):
@@ -71,12 +87,17 @@ def _interrupt_in_batch_end(monkeypatch, at_step):
     monkeypatch.setattr(L, "Trainer", trainer)
 
 
-def _interrupt_in_validation(monkeypatch, at_step):
+def _interrupt_in_validation(monkeypatch, at_step, signals=()):
+    """In the validation at ``global_step == at_step``, at its second batch: the ``signals`` sent to this process
+    (as Ctrl-C or ``kill`` would), then, without signals, a KeyboardInterrupt raised at once."""
     real = module_mod.ContrastiveModule.validation_step
 
     def interrupted(self, batch, batch_idx, dataloader_idx=0):
-        if self.global_step == at_step and batch_idx == 1:
-            raise KeyboardInterrupt
+        if self.global_step == at_step and batch_idx == 1 and dataloader_idx == 0:
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+            if not signals:
+                raise KeyboardInterrupt
         return real(self, batch, batch_idx, dataloader_idx)
 
     monkeypatch.setattr(module_mod.ContrastiveModule, "validation_step", interrupted)
@@ -117,10 +138,106 @@ def test_interrupt_after_a_step_keeps_that_steps_row(tmp_path, monkeypatch, caps
     assert _rows(out)[0] == uninterrupted[0]
 
 
-def test_interrupt_inside_a_validation_keeps_the_step_before_it(tmp_path, monkeypatch, capsys, uninterrupted):
+@pytest.mark.parametrize("at_step, sig, code", [(VAL_EVERY, signal.SIGINT, 130),
+                                               (2 * VAL_EVERY, signal.SIGTERM, 143)])
+def test_a_signal_during_a_validation_stops_training_when_it_has_ended(tmp_path, monkeypatch, capsys, reference,
+                                                                       at_step, sig, code):
+    """The validation runs to its end (its figures whole) and training stops before the next step. It used to stop
+    inside the validation, and Lightning resumed that validation without as many batches as were done: the
+    figures of that step (and the best.ckpt they chose) came from part of the families."""
     out = tmp_path / "run"
-    _interrupted_then_resumed(out, monkeypatch, capsys, _interrupt_in_validation, VAL_EVERY)
-    assert _rows(out) == uninterrupted
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, at_step, [sig])
+        assert main(train_args(out, SETS)) == code
+    err = capsys.readouterr().err
+    assert "training stops when this validation ends" in err and "continue with --resume" in err
+    assert (out / "checkpoints" / "interrupted.ckpt").exists()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def _signal_after_the_update(monkeypatch, at_step, sig):
+    """``sig`` sent to this process between the optimizer step and the scheduler step of the step that starts at
+    ``global_step == at_step`` (where an interrupt lost the step's row and put every later learning rate one step
+    late)."""
+    real = torch.optim.lr_scheduler.LambdaLR.step
+    steps = []
+
+    def stepped(self, *args, **kwargs):
+        steps.append(None)
+        if len(steps) == at_step + 2:  # its first call is LambdaLR's own, at construction
+            os.kill(os.getpid(), sig)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.LambdaLR, "step", stepped)
+
+
+@pytest.mark.parametrize("at_step, sig, code", [(4, signal.SIGINT, 130), (2 * VAL_EVERY - 1, signal.SIGTERM, 143)])
+def test_a_signal_after_the_optimizer_step_stops_at_the_next_batch(tmp_path, monkeypatch, capsys, reference,
+                                                                   at_step, sig, code):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _signal_after_the_update(m, at_step, sig)
+        assert main(train_args(out, SETS)) == code
+    assert capsys.readouterr().err.count("\n") == 1  # "phylocl train: interrupted (... --resume ...)"
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_second_signal_stops_a_validation_at_once_and_resumes_from_the_validation_before(
+        tmp_path, monkeypatch, capsys, reference):
+    """Nothing is saved inside the validation: --resume continues from last.ckpt, saved at the end of the
+    validation before, and redoes the steps since."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, 2 * VAL_EVERY, [signal.SIGINT, signal.SIGINT])
+        assert main(train_args(out, SETS)) == 130
+    assert not (out / "checkpoints" / "interrupted.ckpt").exists()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_second_signal_in_the_first_validation_says_there_is_nothing_to_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, VAL_EVERY, [signal.SIGINT, signal.SIGINT])
+        assert main(train_args(out, SETS)) == 130
+    err = capsys.readouterr().err
+    assert "before its first checkpoint" in err and "--resume" not in err
+
+
+def test_an_exception_inside_a_validation_resumes_the_run_exactly(tmp_path, monkeypatch, capsys, reference):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_validation(m, 2 * VAL_EVERY)
+        assert main(train_args(out, SETS)) == 130
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, reference)
+
+
+def test_a_run_killed_during_a_validation_resumes_with_that_validation(tmp_path, reference):
+    """SIGKILL (out of memory, a scheduler's hard limit) inside a validation: last.ckpt used to be saved before each
+    validation, and Lightning resumes such a checkpoint as if its validation had run: that step's figures were
+    missing and it was never a candidate for best.ckpt (another model was exported)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+            "from phylocl.training import module as m; real = m.ContrastiveModule.validation_step\n"
+            "def killed(self, batch, batch_idx, dataloader_idx=0):\n"
+            f"    if self.global_step == {2 * VAL_EVERY} and batch_idx == 1: os._exit(9)\n"
+            "    return real(self, batch, batch_idx, dataloader_idx)\n"
+            "m.ContrastiveModule.validation_step = killed; main(sys.argv[2:])")
+    here = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, SETS))], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9, run.stderr[-2000:]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    _same_run(out, reference)
 
 
 def test_resume_from_an_interrupted_checkpoint_of_an_earlier_phylocl_is_labelled_right(tmp_path, monkeypatch,
@@ -139,6 +256,46 @@ def test_resume_from_an_interrupted_checkpoint_of_an_earlier_phylocl_is_labelled
     err = capsys.readouterr().err
     assert "note: " in err and "records no fingerprint of the training data" in err and "not checked" in err
     assert _rows(out) == uninterrupted
+
+
+# ------------------------------------------------------------------------------ the same run, interrupted or not
+def _csv(out) -> list[dict]:
+    with open(out / "logs" / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def many_families(tmp_path_factory):
+    """40 families of 4 (one FASTA each): 24 training families, 6 batches of 4 per epoch, so that an interrupt
+    lands inside an epoch (the bundled set has one batch per epoch)."""
+    folder = tmp_path_factory.mktemp("families")
+    records = mutated_families(families=40, members=4, lengths=(30, 60), rate=0.3, seed=3)
+    for f in range(40):
+        write_fasta(folder / f"f{f:02d}.fasta", [r for r in records if r[0].startswith(f"f{f}_")])
+    return folder
+
+
+DROPOUT = "model.overrides={dropout: 0.2, drop_path: 0.1}"
+
+
+@pytest.mark.parametrize("at_step, workers, extra", [(3, 0, ()), (8, 0, ()), (8, 2, ()), (8, 0, (DROPOUT,))])
+# inside the first epoch; inside the second, right after a validation (with loader workers, which draw batches
+# before Lightning sets the epoch; with dropout, whose masks come from torch's generator, not in checkpoints)
+def test_a_run_interrupted_inside_an_epoch_resumes_with_the_batches_it_had_not_trained_on(
+        tmp_path, monkeypatch, capsys, many_families, at_step, workers, extra):
+    """The resumed epoch used to start again from its first batch (and end early, Lightning counting the batches
+    done): the resumed run trained on other batches, its losses and weights differed from an uninterrupted run's."""
+    from safetensors.numpy import load_file
+
+    sets = SETS + [f"data.path={many_families}", "trainer.max_steps=10", "trainer.val_every_n_steps=4",
+                   "eval.train_families=4", f"data.num_workers={workers}", *extra]
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    _interrupted_then_resumed(out, monkeypatch, capsys, _interrupt_in_step, at_step, sets=sets)
+    assert _csv(out) == _csv(ref)  # every row, every figure
+    a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
 
 
 # ------------------------------------------------------------------------------------- data changed on resume

@@ -187,6 +187,25 @@ def test_lightning_settings_refused_before_training(tmp_path, capsys, setting, n
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_strategy_is_refused_before_the_data_are_read(tmp_path, capsys):
+    """It was refused by Lightning's Trainer, after the data were read: behind the notes about them."""
+    _refused(capsys, _args(tmp_path / "run", "trainer.strategy=foo"), "trainer.strategy=foo is not a Lightning "
+             "strategy", "ddp")
+    assert not (tmp_path / "run").exists()
+
+
+def test_several_nodes_outside_a_multi_node_launch_are_refused(tmp_path, capsys, monkeypatch):
+    """``trainer.num_nodes=2`` in a plain shell waited forever for the other node (in a C call: Ctrl-C did not stop
+    it), after writing config.yaml."""
+    for name in list(os.environ):
+        if name == "MASTER_ADDR" or name.startswith(("SLURM_", "LSB_", "OMPI_", "PMI_")) or name in (
+                "TORCHELASTIC_RUN_ID", "GROUP_RANK", "LOCAL_WORLD_SIZE"):
+            monkeypatch.delenv(name)
+    _refused(capsys, _args(tmp_path / "run", "trainer.num_nodes=2"), "trainer.num_nodes=2", "wait for the other "
+             "nodes forever", "srun")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")
 def test_gpu_accelerator_without_a_gpu(tmp_path, capsys):
     _refused(capsys, _args(tmp_path / "run", "trainer.accelerator=gpu"), "no CUDA GPU is available")
