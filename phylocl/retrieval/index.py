@@ -22,7 +22,8 @@ Persistence and compatibility checks live in :mod:`phylocl.retrieval.index_io`.
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -34,7 +35,7 @@ from phylocl.retrieval.index_params import (INDEX_KINDS, MIN_POINTS_PER_LIST, PA
                                            TRAIN_POINTS_PER_LIST, default_params)
 from phylocl.retrieval.npz_mmap import block_rows, row_blocks
 
-__all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads",
+__all__ = ["RetrievalIndex", "build_index", "default_params", "drop_self_hits", "set_num_threads", "threads_within",
            "normalize_rows", "own_rows", "INDEX_KINDS"]
 
 ADD_BATCH = 65536  # rows normalised and added per step (fewer for wide rows: ADD_BYTES)
@@ -59,6 +60,21 @@ def set_num_threads(n: int) -> None:
     if int(n) < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")
     faiss.omp_set_num_threads(int(n))
+
+
+@contextlib.contextmanager
+def threads_within(n: int | None) -> Iterator[None]:
+    """FAISS's OpenMP threads set to ``n`` inside the block (``None``: unchanged) and put back after it: the count is
+    the process's own (torch's CPU kernels read the same OpenMP setting), so a library call must not keep it."""
+    if n is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def normalize_rows(x) -> np.ndarray:

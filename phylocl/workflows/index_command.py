@@ -108,15 +108,14 @@ def _build_index_file(start: float, *, embeddings, out: Path, kind: str, seed: i
     """:func:`build_index_file` once its options are checked and ``out`` is locked."""
     from phylocl.arguments import is_whole, option
     from phylocl.retrieval.embedding_files import load_embeddings
-    from phylocl.retrieval.index import build_index, set_num_threads
+    from phylocl.retrieval.index import build_index, threads_within
 
     emb = load_embeddings(embeddings, mmap=True)
     if threads is not None:
         if not is_whole(threads) or threads < 1:
             raise InputError(f"{option('threads')} must be {'' if is_whole(threads) else 'a whole number '}>= 1, "
                              f"got {threads!r}")
-        set_num_threads(threads)
-    with warnings.catch_warnings(record=True) as caught:
+    with threads_within(threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             index = build_index(emb.embeddings, kind=kind, ids=emb.ids, labels=emb.labels, model=emb.model,

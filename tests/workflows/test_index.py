@@ -301,3 +301,18 @@ def test_python_sparse_index_options_are_checked(tmp_path, kwargs, message):
     ok = build_sparse_index_file(fasta=fasta, out=tmp_path / "w", model="kmer:3", progress=False,
                                  windows=np.int64(6))  # a NumPy integer is a width ("got 6" before)
     assert ok.kind == "sparse-windows" and ok.params["window"] == 6
+
+
+def test_an_index_built_with_threads_leaves_the_process_thread_count_as_it_was(tmp_path):
+    """``build_index_file(threads=1)`` set FAISS's OpenMP threads for good, and OpenMP's count is the process's:
+    torch's CPU kernels ran on one thread afterwards (a later training summed in another order)."""
+    import faiss
+    import torch
+
+    from phylocl.workflows.index_command import build_index_file
+
+    before = (faiss.omp_get_max_threads(), torch.get_num_threads())
+    target = 1 if before[0] > 1 else 2
+    path, *_ = _embeddings(tmp_path, n=12)
+    build_index_file(embeddings=path, out=tmp_path / "idx", threads=target)
+    assert (faiss.omp_get_max_threads(), torch.get_num_threads()) == before
