@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from phylocl.arguments import is_whole, option
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
@@ -31,6 +32,7 @@ from phylocl.workflows.model_spec import check_overlap, resolve_model
 __all__ = ["diagnose", "write_diagnosis", "format_diagnosis", "DIAGNOSIS_FILE"]
 
 DIAGNOSIS_FILE = "diagnosis.json"
+MAX_SEED = 2**32 - 1
 
 
 def _subsample(ds, max_sequences: int | None, seed: int):
@@ -105,6 +107,8 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
 
     start = time.perf_counter()
     check_overlap(overlap)  # before anything is read
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:  # the probe's folds take NumPy's legacy 32-bit seeds
+        raise InputError(f"{option('seed')} must be a whole number in [0, {MAX_SEED}], got {seed!r}")
     if max_sequences is not None and max_sequences < 2:
         raise InputError(f"--max-sequences must be >= 2, got {max_sequences}")
     out = _check_out_dir(out_dir, inputs=(data, labels))
