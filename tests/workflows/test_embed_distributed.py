@@ -55,3 +55,26 @@ def test_two_processes_write_the_same_file_as_one(tmp_path, free_port):
     assert b.ids == a.ids == [f"s{i}" for i in range(19)]
     np.testing.assert_array_equal(b.embeddings, a.embeddings)
     assert two.read_bytes() == one.path.read_bytes() and not (tmp_path / "two.npz.shards").exists()
+
+
+def test_more_gpus_than_the_machine_has_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """``--device cuda --devices 2`` on a one-GPU machine ended in Lightning's MisconfigurationException traceback.
+    A one-GPU machine is emulated: CUDA reported available, Lightning counting one device."""
+    from lightning.fabric.accelerators import cuda as fabric_cuda
+    from lightning.pytorch.accelerators import cuda as lightning_cuda
+
+    from phylocl.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(lightning_cuda.CUDAAccelerator, "is_available", staticmethod(lambda: True))
+    for module in (fabric_cuda, lightning_cuda):
+        monkeypatch.setattr(module, "num_cuda_devices", lambda: 1)
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--fasta", str(fasta), "-o", str(out), "--model", "kmer:2", "--device", "cuda",
+                 "--devices", "2", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("phylocl embed: error: invalid --devices/--num-nodes settings: You requested gpu")
+    assert "only has: [0]" in captured.err and captured.err.count("\n") == 1 and captured.out == "", captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.fasta"]
