@@ -39,6 +39,9 @@ def read_curves(run: str | Path, *, metric: str = "map_r") -> dict[str, list[tup
         except csv.Error as err:
             raise InputError(f"not a metrics table written by phylocl train ({err})", path=path,
                              line=reader.line_num) from None
+    logged = sorted(c.split("/", 1)[1] for c in reader.fieldnames or () if c.startswith("val/") and c != "val/pairs_seen")
+    if logged and metric not in logged:  # a misspelt --metric, not an older run
+        raise InputError(f"no val/{metric} logged; the metric must be one of {', '.join(logged)}", path=path)
     if not curves["val"]:
         raise InputError(f"no val/{metric} with val/pairs_seen logged (an older run, or validation off)", path=path)
     return curves

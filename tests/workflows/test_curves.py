@@ -121,3 +121,10 @@ def test_a_hand_made_table_is_plotted_with_both_curves(tmp_path):
     run = _fake_run(tmp_path / "run", GOOD)
     assert read_curves(run) == {"val": [(96.0, 0.25), (192.0, 0.5)], "train_fam": [(96.0, 0.5), (192.0, 0.75)]}
     assert plot_curves([run], tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_misspelt_metric_is_named_with_the_logged_ones(tmp_path):
+    """It was 'no val/mapr with val/pairs_seen logged (an older run, or validation off)'."""
+    run = _fake_run(tmp_path / "run", GOOD)
+    with pytest.raises(InputError, match="no val/mapr logged; the metric must be one of map_r$"):
+        read_curves(run, metric="mapr")
