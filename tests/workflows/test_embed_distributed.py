@@ -78,3 +78,22 @@ def test_more_gpus_than_the_machine_has_is_one_line_exit_2(tmp_path, monkeypatch
     assert captured.err.startswith("phylocl embed: error: invalid --devices/--num-nodes settings: You requested gpu")
     assert "only has: [0]" in captured.err and captured.err.count("\n") == 1 and captured.out == "", captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.fasta"]
+
+
+@pytest.mark.timeout(60)  # before the fix, the first process blocked opening the pipe (no writer)
+@pytest.mark.parametrize("argument", ["fasta", "labels"])
+def test_a_pipe_is_refused_before_any_process_starts(tmp_path, argument):
+    """``embed --fasta <(zcat x.fa.gz) --devices 2``: rank 0 read the pipe, the rank Lightning started found
+    '/dev/fd/63: no such file or directory' and the run was killed (exit 137)."""
+    from phylocl.errors import InputError
+    from phylocl.workflows.embed import embed
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # never opened: the check only stats it
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    kwargs = {"fasta": fifo} if argument == "fasta" else {"data": fasta, "labels": fifo}
+    with pytest.raises(InputError, match=rf"^{fifo}: {argument} is a pipe or device, read once; with "
+                                         "devices/num_nodes every process reads the whole input"):
+        embed(out=tmp_path / "e.npz", model="kmer:2", devices=2, device="cpu", progress=False, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "q.fasta"]
