@@ -177,7 +177,8 @@ def _embed(*, start, out, model, fasta, data, labels, batch_size, device, precis
             shards = module.shards
         n = shards.merge(n_shards, model=info, with_labels=with_labels)
     except BaseException as err:  # bad input, or an input read once (a pipe): nothing to resume from
-        if isinstance(err, InputError) or "unique" in settings["input"]:
+        distributed = devices is not None or num_nodes > 1  # the other ranks may still be writing their shards
+        if not distributed and (isinstance(err, InputError) or "unique" in settings["input"]):
             ShardFolder(out=out, settings=settings, create=False).remove()
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,

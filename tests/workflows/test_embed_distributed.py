@@ -97,3 +97,24 @@ def test_a_pipe_is_refused_before_any_process_starts(tmp_path, argument):
                                          "devices/num_nodes every process reads the whole input"):
         embed(out=tmp_path / "e.npz", model="kmer:2", devices=2, device="cpu", progress=False, **kwargs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "q.fasta"]
+
+
+def test_a_rank_that_meets_bad_input_leaves_the_other_ranks_shard_folder(tmp_path, monkeypatch):
+    """A bad record met by rank 0 of ``embed --devices 2`` removed ``OUT.shards`` while rank 1 was still writing
+    there, and rank 1 printed a second, misleading error ('.shard-000002.npz....spool: no such file or directory').
+    Rank 0's failure is stood in for; the folder it shares is kept (a later run discards it if the input changed)."""
+    from phylocl.errors import InputError
+    from phylocl.workflows import embed as embed_mod
+
+    def fail(embedder, items, out, settings, with_labels, sizes, **kwargs):
+        embed_mod.ShardFolder(out=out, settings=settings)  # as the ranks' setup makes it
+        (embed_mod.Path(f"{out}.shards") / "shard-000001.npz").write_bytes(b"another rank's")
+        raise InputError("record 'bad': letter(s) '1' not in the protein alphabet", path="in.fasta", line=362)
+
+    monkeypatch.setattr(embed_mod, "_predict_distributed", fail)
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    with pytest.raises(InputError, match="record 'bad'"):
+        embed_mod.embed(out=tmp_path / "e.npz", model="kmer:2", fasta=fasta, devices=2, device="cpu", progress=False)
+    assert (tmp_path / "e.npz.shards" / "shard-000001.npz").read_bytes() == b"another rank's"
+    assert not (tmp_path / "e.npz").exists()
