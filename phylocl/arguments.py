@@ -34,7 +34,7 @@ from pathlib import Path
 
 from phylocl.errors import InputError
 
-__all__ = ["is_whole", "is_real", "whole", "positive_int", "positive_real", "existing_path", "usable_path",
+__all__ = ["is_whole", "is_real", "whole", "flag", "positive_int", "positive_real", "existing_path", "usable_path",
            "option", "setting", "command_line_names", "on_command_line"]
 
 # the options of the `phylocl` commands whose names are not the keyword's own (`--filter-pvalue`: filter_pvalue)
@@ -58,6 +58,15 @@ def whole(name: str, value) -> int:
     if not is_whole(value):
         raise ValueError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
     return int(value)
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool: ``True``/``False`` (or NumPy's, or the ints 0 and 1); ``TypeError`` naming ``name`` for
+    anything else, e.g. the string ``"no"``, which ``bool()`` would read as true."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")  # no NumPy import
+    if isinstance(value, bool) or numpy_bool or (is_whole(value) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{option(name)} must be True or False, got {value!r}")
 
 
 def positive_int(name: str, value, *, optional: bool = False) -> int | None:

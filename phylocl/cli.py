@@ -243,7 +243,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
     result = diagnose(model=args.model, data=args.data, labels=args.labels, out_dir=args.output,
                       batch_size=args.batch_size, device=args.device, precision=args.precision,
-                      max_sequences=args.max_sequences, seed=args.seed, progress=not args.quiet)
+                      overlap=args.window_overlap, max_sequences=args.max_sequences, seed=args.seed,
+                      progress=not args.quiet)
+    _say_default("diagnose", result["model"])
     print(json.dumps(result) if args.json else format_diagnosis(result))
     if args.output and not args.json:
         print(f"wrote diagnosis.json and plots to {args.output}")

@@ -33,7 +33,7 @@ from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
-from phylocl.arguments import setting
+from phylocl.arguments import flag, setting
 from phylocl.data.alphabet import Alphabet
 from phylocl.errors import InputError
 
@@ -92,8 +92,8 @@ class LetterReport:
     """
 
     def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False) -> None:
-        self.strict = bool(strict)
-        self.keep_ambiguous = bool(keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
+        self.strict = flag("strict", strict)  # bool() would read strict="no" as True
+        self.keep_ambiguous = flag("keep_ambiguous", keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
         self.kinds: dict[str, dict] = {}
 
     def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,

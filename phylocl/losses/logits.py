@@ -132,6 +132,8 @@ def _check_batch(z_a: torch.Tensor, z_b: torch.Tensor) -> None:
         if not torch.is_tensor(z):
             raise TypeError(f"{name} must be a torch.Tensor of shape (B, D), got {type(z).__name__} (convert with "
                             "torch.as_tensor)")
+        if z.is_complex():  # would reach a NotImplementedError deep in the log-sum-exp
+            raise TypeError(f"{name} must hold real numbers, got a {z.dtype} tensor")
     if z_a.dim() != 2 or z_a.shape != z_b.shape:
         raise ValueError(f"z_a and z_b must both be (B, D) with the same shape, got {tuple(z_a.shape)} "
                          f"and {tuple(z_b.shape)}")

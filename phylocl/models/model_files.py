@@ -133,7 +133,7 @@ def _read_pt(path: Path) -> tuple[dict, dict, Path]:
         raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save writes a zip (or, long ago, a pickle)
         what = "a FASTA file" if head.startswith(b">") else "empty" if not head else "not a torch file"
-        raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained), an "
+        raise InputError(f"not a phylocl encoder file ({what}); a model is a model folder (save_pretrained), a "
                          "legacy encoder.pt, a `phylocl train` run folder, kmer:K or a shipped model name",
                          path=path)
     try:

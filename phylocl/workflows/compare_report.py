@@ -239,21 +239,23 @@ def write_report(out: Path, rows: Sequence[Mapping[str, Any]], *, grid, base, sp
     """Write ``summary.json``, ``summary.md`` and, with ``plots`` (once a cell finished), ``compare.png`` and
     ``dynamics.png``.
 
-    ``dynamics.png`` shows the first seed of each loss at the smallest and the largest batch size that finished.
+    ``dynamics.png`` shows, at the smallest and the largest batch size that finished, each loss's first seed that
+    finished there.
     """
 
     ks = list(base.eval.ks)
     columns = ["map_r", "auc1", "top1", *(f"recall@{k}" for k in ks), *SUMMARY_COLUMNS[5:]]
     summary = summarize(rows, columns)
     ok = [r for r in rows if r.get("status") == "ok"]
-    data = ", ".join([base.data.path or ""] + list(base.data.paths))
+    inputs = [p for p in [base.data.path, *base.data.paths] if p]  # data.paths alone: no empty first input
+    data, name = ", ".join(inputs), Path(inputs[0]).name if inputs else ""
     done = sum(float(r["wall_seconds"]) for r in ok if _number(r.get("wall_seconds")) is not None)
     devices = sorted({r.get("device", "") for r in ok if r.get("device")})
     notes = [f"data: {data} ({split.get('alphabet')}); families train/val/test {split.get('train_families')}/"
              f"{split.get('val_families')}/{split.get('test_families')}, test sequences "
              f"{split.get('test_sequences')}" + (f", split by {base.data.group_column}" if base.data.group_column
                                                 else ""),
-             f"model: {base.model.name} {json.dumps(base.model.overrides) if base.model.overrides else ''}; crops of "
+             f"model: {base.model.name}{' ' + json.dumps(base.model.overrides) if base.model.overrides else ''}; crops of "
              f"{base.data.max_len}; temperature {base.loss.temperature}; lr {base.optim.lr}",
              f"pairs per run: {grid.pairs_budget}; checkpoint: "
              + (f"best of {grid.evaluations} validations" if grid.evaluations else "last step (no selection)"),
@@ -264,15 +266,18 @@ def write_report(out: Path, rows: Sequence[Mapping[str, Any]], *, grid, base, sp
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(format_summary(summary, title=f"FlatNCE vs InfoNCE: {Path(data.split(',')[0]).name}",
+        tmp.write_text(format_summary(summary, title=f"FlatNCE vs InfoNCE: {name}",
                                       notes=notes, metrics=["map_r", "auc1", "top1", f"recall@{max(ks)}"]))
     grid_ok = [r for r in ok if not int(r["reference"])]
     if grid_ok and plots:
-        name = Path(data.split(",")[0]).name
         plot_compare(summary, out / "compare.png", title=f"{name}: {grid.pairs_budget} pairs per run")
         batches = sorted({int(r["batch_size"]) for r in grid_ok})
-        seed = min(int(r["seed"]) for r in grid_ok)
-        curves = {(r["loss"], int(r["batch_size"])): read_curves(cell_dirs[r["cell"]] / "logs" / "metrics.csv")
-                  for r in grid_ok if int(r["seed"]) == seed and int(r["batch_size"]) in (batches[0], batches[-1])}
-        plot_dynamics(curves, out / "dynamics.png", title=f"{name}: seed {seed}")
+        first: dict[tuple[str, int], Mapping[str, Any]] = {}  # (loss, batch) -> its finished row of the lowest seed
+        for r in sorted(grid_ok, key=lambda r: int(r["seed"])):
+            if int(r["batch_size"]) in (batches[0], batches[-1]):
+                first.setdefault((r["loss"], int(r["batch_size"])), r)
+        curves = {key: read_curves(cell_dirs[r["cell"]] / "logs" / "metrics.csv") for key, r in first.items()}
+        seeds = sorted({int(r["seed"]) for r in first.values()})
+        plot_dynamics(curves, out / "dynamics.png", title=f"{name}: seed {seeds[0]}" if len(seeds) == 1 else
+                      f"{name}: first finished seed of each ({', '.join(map(str, seeds))})")
     return summary

@@ -24,18 +24,47 @@ def read_curves(run: str | Path, *, metric: str = "map_r") -> dict[str, list[tup
     path = Path(run) / "logs" / "metrics.csv"
     if not path.is_file():
         raise InputError("no logs/metrics.csv (not a phylocl train folder?)", path=Path(run))
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
     curves: dict[str, list[tuple[float, float]]] = {"val": [], "train_fam": []}
-    for row in rows:
-        seen = row.get("val/pairs_seen")
-        for prefix, points in curves.items():
-            value = row.get(f"{prefix}/{metric}")
-            if value and seen:
-                points.append((float(seen), float(value)))
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            for row in reader:
+                seen = row.get("val/pairs_seen")
+                for prefix, points in curves.items():
+                    value = row.get(f"{prefix}/{metric}")
+                    if value and seen:
+                        points.append((_number(seen, path, reader.line_num), _number(value, path, reader.line_num)))
+        except UnicodeDecodeError:  # decoded a block at a time: the line is not known
+            raise InputError("not UTF-8 text, so not a metrics table written by phylocl train", path=path) from None
+        except csv.Error as err:
+            raise InputError(f"not a metrics table written by phylocl train ({err})", path=path,
+                             line=reader.line_num) from None
+    logged = sorted(c.split("/", 1)[1] for c in reader.fieldnames or () if c.startswith("val/") and c != "val/pairs_seen")
+    if logged and metric not in logged:  # a misspelt --metric, not an older run
+        raise InputError(f"no val/{metric} logged; the metric must be one of {', '.join(logged)}", path=path)
     if not curves["val"]:
         raise InputError(f"no val/{metric} with val/pairs_seen logged (an older run, or validation off)", path=path)
     return curves
+
+
+def _number(text: str, path: Path, line: int) -> float:
+    """A figure of the table, or :class:`InputError` naming the file and line."""
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{text[:40]!r} is not a number", path=path, line=line) from None
+
+
+def check_figure_format(out: str | Path) -> str:
+    """The figure format of ``out`` by its suffix (``png`` without one), or :class:`InputError` listing those
+    matplotlib writes (less ``pgf``, which needs a LaTeX installation)."""
+    from matplotlib.figure import Figure
+
+    fmt = Path(out).suffix.lstrip(".").lower() or "png"
+    supported = set(Figure().canvas.get_supported_filetypes()) - {"pgf"}
+    if fmt not in supported:
+        raise InputError(f"cannot write a figure as .{fmt}; use one of .{', .'.join(sorted(supported))}", path=out)
+    return fmt
 
 
 def plot_curves(runs: list[str | Path], out: str | Path, *, metric: str = "map_r") -> Path:
@@ -46,9 +75,10 @@ def plot_curves(runs: list[str | Path], out: str | Path, *, metric: str = "map_r
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fmt = check_figure_format(out)
+    all_curves = [read_curves(run, metric=metric) for run in runs]  # every run read before a figure is made
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for k, run in enumerate(runs):
-        curves = read_curves(run, metric=metric)
+    for k, (run, curves) in enumerate(zip(runs, all_curves)):
         colour = f"C{k % 10}"
         for prefix, style, what in (("val", "-", "dev families"), ("train_fam", "--", "training families")):
             if curves[prefix]:
@@ -62,7 +92,7 @@ def plot_curves(runs: list[str | Path], out: str | Path, *, metric: str = "map_r
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
+        fig.savefig(tmp, format=fmt, dpi=120)
     plt.close(fig)
     return out
 
@@ -79,7 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("--metric", default="map_r", help="map_r (default), auc1, top1, recall@10, ...")
     args = p.parse_args(argv)
     try:
-        check_output_file(args.out, example="curves.png")
+        check_output_file(args.out, inputs=[Path(r) / "logs" / "metrics.csv" for r in args.runs],
+                          example="curves.png")
         print(plot_curves(args.runs, args.out, metric=args.metric))
     except (InputError, OSError) as err:
         print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -21,16 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+from phylocl.arguments import is_whole, option
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
 from phylocl.workflows.embed_buffers import embed_all
 from phylocl.workflows.inputs import check_dataset_alphabet, read_labelled
-from phylocl.workflows.model_spec import resolve_model
+from phylocl.workflows.model_spec import check_overlap, resolve_model
 
 __all__ = ["diagnose", "write_diagnosis", "format_diagnosis", "DIAGNOSIS_FILE"]
 
 DIAGNOSIS_FILE = "diagnosis.json"
+MAX_SEED = 2**32 - 1
 
 
 def _subsample(ds, max_sequences: int | None, seed: int):
@@ -86,9 +88,12 @@ def _our_diagnosis(path: Path) -> bool:
 
 def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None = None,
              out_dir: str | Path | None = None, batch_size: int = 64, device: str | None = None,
-             precision: str = "fp32", max_sequences: int | None = None, seed: int = 0,
-             progress: bool = True, stream=None) -> dict:
+             precision: str = "fp32", overlap: float | None = None, max_sequences: int | None = None,
+             seed: int = 0, progress: bool = True, stream=None) -> dict:
     """Measure ``model`` on the labelled set ``data``; with ``out_dir`` also write the JSON and the plots.
+
+    ``overlap``: the window overlap of an encoder on sequences longer than its ``max_len`` (``None``: default; in
+    ``[0, 1)``), as ``phylocl embed``'s ``--window-overlap``.
 
     Returns a JSON-ready dict: ``dataset``, ``model`` (record), ``n_sequences``, ``n_families``,
     ``effective_rank``, ``effective_rank_fraction``, ``dim_std`` (list) and its ``_mean``/``_min``/``_uniform``,
@@ -101,6 +106,9 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
     from phylocl.diagnostics.probes import knn_top1, linear_probe
 
     start = time.perf_counter()
+    check_overlap(overlap)  # before anything is read
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:  # the probe's folds take NumPy's legacy 32-bit seeds
+        raise InputError(f"{option('seed')} must be a whole number in [0, {MAX_SEED}], got {seed!r}")
     if max_sequences is not None and max_sequences < 2:
         raise InputError(f"--max-sequences must be >= 2, got {max_sequences}")
     out = _check_out_dir(out_dir, inputs=(data, labels))
@@ -111,7 +119,8 @@ def diagnose(*, model: str | None, data: str | Path, labels: str | Path | None =
         raise InputError(f"holds {len(ds.family_index)} family: every neighbour is in the query's family, so kNN "
                          "and probe accuracy would be 1.0 whatever the model; diagnose on two or more families",
                          path=data)
-    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision)
+    embedder = resolve_model(model, alphabet=ds.alphabet, device=device, precision=precision,
+                             overlap=overlap)
     check_dataset_alphabet(ds, embedder, data, alphabet_option=False)  # the alphabet is detected
     with progress_bar("embedding", total=len(ds), enabled=progress, stream=stream) as bar:
         x, _ = embed_all(zip(ds.ids, ds.sequences, ds.families), embedder, batch_size=batch_size, progress=bar)

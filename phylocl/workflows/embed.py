@@ -59,6 +59,20 @@ def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | No
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
     check_counts(shard_size=shard_size, devices=devices, num_nodes=num_nodes)
+    if devices is not None or num_nodes > 1:  # every process reads the whole input: a pipe gives it to one only
+        import os
+        import stat
+
+        from phylocl.arguments import option
+
+        for name, path in (("fasta", fasta), ("data", data), ("labels", labels)):
+            try:
+                mode = os.stat(path).st_mode if path is not None else None
+            except OSError:
+                continue  # missing: said by the reader, in the usual words
+            if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise InputError(f"{option(name)} is a pipe or device, read once; with {option('devices')}/"
+                                 f"{option('num_nodes')} every process reads the whole input: give a file", path=path)
 
 
 def _shard_settings(embedder, fingerprint: str, source, labels, *, with_labels: bool, shard_size: int,
@@ -163,7 +177,8 @@ def _embed(*, start, out, model, fasta, data, labels, batch_size, device, precis
             shards = module.shards
         n = shards.merge(n_shards, model=info, with_labels=with_labels)
     except BaseException as err:  # bad input, or an input read once (a pipe): nothing to resume from
-        if isinstance(err, InputError) or "unique" in settings["input"]:
+        distributed = devices is not None or num_nodes > 1  # the other ranks may still be writing their shards
+        if not distributed and (isinstance(err, InputError) or "unique" in settings["input"]):
             ShardFolder(out=out, settings=settings, create=False).remove()
         raise
     return EmbedResult(path=out, n=n, dim=embedder.dim, model=info, labelled=with_labels,

@@ -64,11 +64,14 @@ class ShardPredictor(L.LightningModule):
 def predict_shards(module: ShardPredictor, *, device: str | None, devices: int, num_nodes: int) -> tuple[int, int]:
     """Run ``module`` on ``devices`` x ``num_nodes`` processes; returns ``(rank, number of shards)`` after all
     ranks finished writing (a barrier)."""
+    from phylocl.workflows.train_checks import lightning_errors
+
     accelerator = {"cpu": "cpu", None: "auto"}.get(device, "gpu")
-    trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-                        strategy="ddp" if devices * num_nodes > 1 else "auto", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        use_distributed_sampler=False)
+    with lightning_errors("--devices/--num-nodes"):  # more GPUs than the machine has: one line, not a traceback
+        trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+                            strategy="ddp" if devices * num_nodes > 1 else "auto", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            use_distributed_sampler=False)
     try:
         trainer.predict(module, return_predictions=False)
     except SystemExit:  # Lightning exits with status 1 after its own handling of Ctrl-C / SIGTERM

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from phylocl.arguments import existing_path, positive_int, usable_path
+from phylocl.arguments import existing_path, flag, positive_int, usable_path
 from phylocl.data.fasta import parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.errors import InputError
@@ -124,6 +124,7 @@ class Searcher:
         candidates = positive_int("candidates", candidates, optional=True)
         threads = positive_int("threads", threads, optional=True)
         batch_size, buffer_size = positive_int("batch_size", batch_size), positive_int("buffer_size", buffer_size)
+        align, strict, self_hits = flag("align", align), flag("strict", strict), flag("self_hits", self_hits)
         if existing_path(model):  # a model folder or file
             model = str(Path(model).expanduser().absolute())  # absolute in the options: the same from elsewhere
         self._options = dict(  # what a pickled copy re-opens with (__reduce__)

@@ -66,3 +66,12 @@ def test_read_datasets_takes_one_path_as_one_input(tmp_path):
     fasta.rename(folder / "sequences.fasta")
     ds = read_datasets(str(folder))  # a str was read character by character: "d: no such file"
     assert len(ds.ids) == 4
+
+
+@pytest.mark.parametrize("name, value", [("strict", "no"), ("strict", None), ("strict", 2), ("keep_ambiguous", "no")])
+def test_a_flag_that_is_not_a_bool_is_a_type_error_naming_it(tmp_path, name, value):
+    """``strict="no"`` was read as ``bool("no")``, True: a B in a record was then refused 'by strict=True'."""
+    fasta, labels = _write(tmp_path)
+    with pytest.raises(TypeError, match=f"^{name} must be True or False, got {value!r}$"):
+        phylocl.read_dataset(fasta, labels=labels, **{name: value})
+    assert len(phylocl.read_dataset(fasta, labels=labels, strict=0)) == 4  # 0 and 1 still read as False and True

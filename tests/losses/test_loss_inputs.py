@@ -136,3 +136,11 @@ def test_non_finite_embeddings_give_nan_as_documented():
     z_a[0, 0] = float("nan")
     assert torch.isnan(phylocl.InfoNCE()(z_a, z_b))
     assert "NaN loss" in phylocl.InfoNCE.forward.__doc__
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("normalize", [True, False])
+def test_complex_views_are_refused_naming_the_view(name, normalize):
+    z_a, z_b = _pairs()
+    with pytest.raises(TypeError, match=r"^z_b must hold real numbers, got a torch.complex64 tensor$"):
+        LOSSES[name](normalize=normalize)(z_a, z_b.to(torch.complex64))  # was NotImplementedError (max_values_cpu)

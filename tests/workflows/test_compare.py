@@ -402,3 +402,30 @@ def test_second_study_into_a_locked_folder_is_refused(tmp_path, fake_train, caps
         os.close(fd)
     assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
     assert not (out / LOCK_NAME).exists() and (out / "results.csv").is_file()
+
+
+def test_dynamics_plot_takes_each_losss_first_finished_seed(tmp_path, fake_train, monkeypatch):
+    """With flatnce-b2-s0 failed, dynamics.png showed no FlatNCE curve at batch 2 though seed 1 finished there."""
+    from phylocl.workflows import compare_report
+
+    plotted = {}
+    monkeypatch.setattr(compare_report, "plot_dynamics",
+                        lambda curves, path, *, title="": plotted.update(keys=set(curves), title=title))
+    fake_train(fail={"flatnce-b2-s0"})
+    out = tmp_path / "study"
+    assert main(["compare", "--config", str(_write_config(tmp_path, seeds=[0, 1])), "--out", str(out),
+                 "--quiet"]) == 1
+    assert plotted["keys"] == {("infonce", 2), ("flatnce", 2), ("infonce", 4), ("flatnce", 4)}
+    assert plotted["title"] == "protein: first finished seed of each (0, 1)"
+
+
+def test_summary_names_the_data_given_as_data_paths_alone(tmp_path, fake_train):
+    """``data.paths`` without ``data.path``: the title was 'FlatNCE vs InfoNCE: ' and the data line began ', '."""
+    fake_train()
+    out = tmp_path / "study"
+    assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(out), "--quiet",
+                 "--set", "data.path=null", "--set", f"data.paths=[{EXAMPLE}]"]) == 0
+    md = (out / "summary.md").read_text().splitlines()
+    assert md[0] == "# FlatNCE vs InfoNCE: protein"
+    assert md[2] == f"- data: {EXAMPLE} (protein); families train/val/test 6/2/2, test sequences 37"
+    assert md[3].startswith("- model: gmlp-tiny; crops of 40")

@@ -87,3 +87,44 @@ def test_the_curves_command_line_is_one_line_and_exit_2_on_bad_input(tmp_path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "output is a directory" in err
     assert not (tmp_path / "c.png").exists()
+
+
+def _fake_run(folder, text: bytes):
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "metrics.csv").write_bytes(text)
+    return folder
+
+
+GOOD = b"step,val/pairs_seen,val/map_r,train_fam/map_r\n3,96,0.25,0.5\n6,192,0.5,0.75\n"
+
+
+@pytest.mark.parametrize("case, text, out, message", [
+    ("suffix", GOOD, "c.txt", "c.txt: cannot write a figure as .txt; use one of "),  # a matplotlib traceback
+    ("pgf", GOOD, "c.pgf", "c.pgf: cannot write a figure as .pgf"),  # needs LaTeX: a traceback after reading
+    ("number", b"val/pairs_seen,val/map_r\n96,0.25\n192,abc\n", "c.png", "metrics.csv:3: 'abc' is not a number"),
+    ("utf8", b"val/pairs_seen,val/map_r\n96,\xff\n", "c.png", "metrics.csv: not UTF-8 text"),
+    ("input", GOOD, "run/logs/metrics.csv", "metrics.csv: output would overwrite an input file"),
+], ids=["suffix", "pgf", "number", "utf8", "input"])
+def test_bad_figure_names_and_tables_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, case, text, out,
+                                                                              message):
+    from phylocl.workflows.curves import main
+
+    run = _fake_run(tmp_path / "run", text)
+    assert main([str(run), "-o", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert (run / "logs" / "metrics.csv").read_bytes() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_hand_made_table_is_plotted_with_both_curves(tmp_path):
+    run = _fake_run(tmp_path / "run", GOOD)
+    assert read_curves(run) == {"val": [(96.0, 0.25), (192.0, 0.5)], "train_fam": [(96.0, 0.5), (192.0, 0.75)]}
+    assert plot_curves([run], tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_misspelt_metric_is_named_with_the_logged_ones(tmp_path):
+    """It was 'no val/mapr with val/pairs_seen logged (an older run, or validation off)'."""
+    run = _fake_run(tmp_path / "run", GOOD)
+    with pytest.raises(InputError, match="no val/mapr logged; the metric must be one of map_r$"):
+        read_curves(run, metric="mapr")

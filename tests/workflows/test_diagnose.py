@@ -98,6 +98,8 @@ def test_max_sequences_keeps_whole_families(data, capsys):
     ("out_is_file", "exists and is not a folder"),
     ("too_few", "--max-sequences must be >= 2"),
     ("one_family", "holds 1 family: every neighbour is in the query's family"),  # reported kNN top-1 1.0 before
+    ("negative_seed", "--seed must be a whole number in [0, 4294967295], got -1"),  # a traceback after embedding
+    ("huge_seed", "--seed must be a whole number in [0, 4294967295], got 4294967296"),
 ])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, message):
     out = tmp_path / "diag"
@@ -110,6 +112,8 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, messa
         out.write_text("x")
     elif case == "one_family":
         args[3] = str(_write(tmp_path / "one", n_fam=1))
+    elif case.endswith("_seed"):
+        args += ["--seed", "-1" if case == "negative_seed" else str(2**32)]
     else:
         args += ["--max-sequences", "1"]
     capsys.readouterr()
@@ -144,3 +148,28 @@ def test_a_users_file_named_as_a_plot_is_never_replaced_but_a_diagnosis_is(data,
     for _ in range(2):  # its own outputs are replaced by the next diagnosis
         assert main(["diagnose", "--model", "kmer:2", "--data", str(data), "-o", str(out), "--quiet"]) == 0
     assert {"diagnosis.json", "map.png", "spectrum.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_window_overlap_reaches_the_encoder_and_a_bad_one_is_refused(data, capsys, tmp_path):
+    """``--window-overlap`` was parsed but never passed on: any value (even 7) gave the default's figures."""
+    torch.manual_seed(0)
+    short = phylocl.build_encoder("gmlp-tiny", max_len=16).save(tmp_path / "short.pt")  # sequences 30-80 long
+    runs = {o: _json(capsys, "--model", str(short), "--data", str(data), "--window-overlap", o) for o in ("0", "0.75")}
+    from phylocl.data.layouts import read_dataset
+
+    enc, ds = phylocl.load_encoder(short), read_dataset(data)
+    for o, r in runs.items():
+        x = enc.embed(list(ds.sequences), overlap=float(o))
+        assert r["effective_rank"] == pytest.approx(effective_rank(x), rel=1e-4)
+    assert runs["0"]["singular_values"] != runs["0.75"]["singular_values"]
+    capsys.readouterr()
+    assert main(["diagnose", "--model", str(short), "--data", str(data), "--window-overlap", "7", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "phylocl diagnose: error: --window-overlap must be in [0, 1), got 7.0\n"
+
+
+def test_without_model_the_chosen_default_is_said_on_stderr(data, capsys):
+    capsys.readouterr()
+    assert main(["diagnose", "--data", str(data), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "no --model given: using default-protein" in captured.err and "default-protein" in captured.out

@@ -55,3 +55,66 @@ def test_two_processes_write_the_same_file_as_one(tmp_path, free_port):
     assert b.ids == a.ids == [f"s{i}" for i in range(19)]
     np.testing.assert_array_equal(b.embeddings, a.embeddings)
     assert two.read_bytes() == one.path.read_bytes() and not (tmp_path / "two.npz.shards").exists()
+
+
+def test_more_gpus_than_the_machine_has_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """``--device cuda --devices 2`` on a one-GPU machine ended in Lightning's MisconfigurationException traceback.
+    A one-GPU machine is emulated: CUDA reported available, Lightning counting one device."""
+    from lightning.fabric.accelerators import cuda as fabric_cuda
+    from lightning.pytorch.accelerators import cuda as lightning_cuda
+
+    from phylocl.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(lightning_cuda.CUDAAccelerator, "is_available", staticmethod(lambda: True))
+    for module in (fabric_cuda, lightning_cuda):
+        monkeypatch.setattr(module, "num_cuda_devices", lambda: 1)
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--fasta", str(fasta), "-o", str(out), "--model", "kmer:2", "--device", "cuda",
+                 "--devices", "2", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("phylocl embed: error: invalid --devices/--num-nodes settings: You requested gpu")
+    assert "only has: [0]" in captured.err and captured.err.count("\n") == 1 and captured.out == "", captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.fasta"]
+
+
+@pytest.mark.timeout(60)  # before the fix, the first process blocked opening the pipe (no writer)
+@pytest.mark.parametrize("argument", ["fasta", "labels"])
+def test_a_pipe_is_refused_before_any_process_starts(tmp_path, argument):
+    """``embed --fasta <(zcat x.fa.gz) --devices 2``: rank 0 read the pipe, the rank Lightning started found
+    '/dev/fd/63: no such file or directory' and the run was killed (exit 137)."""
+    from phylocl.errors import InputError
+    from phylocl.workflows.embed import embed
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # never opened: the check only stats it
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    kwargs = {"fasta": fifo} if argument == "fasta" else {"data": fasta, "labels": fifo}
+    with pytest.raises(InputError, match=rf"^{fifo}: {argument} is a pipe or device, read once; with "
+                                         "devices/num_nodes every process reads the whole input"):
+        embed(out=tmp_path / "e.npz", model="kmer:2", devices=2, device="cpu", progress=False, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "q.fasta"]
+
+
+def test_a_rank_that_meets_bad_input_leaves_the_other_ranks_shard_folder(tmp_path, monkeypatch):
+    """A bad record met by rank 0 of ``embed --devices 2`` removed ``OUT.shards`` while rank 1 was still writing
+    there, and rank 1 printed a second, misleading error ('.shard-000002.npz....spool: no such file or directory').
+    Rank 0's failure is stood in for; the folder it shares is kept (a later run discards it if the input changed)."""
+    from phylocl.errors import InputError
+    from phylocl.workflows import embed as embed_mod
+
+    def fail(embedder, items, out, settings, with_labels, sizes, **kwargs):
+        embed_mod.ShardFolder(out=out, settings=settings)  # as the ranks' setup makes it
+        (embed_mod.Path(f"{out}.shards") / "shard-000001.npz").write_bytes(b"another rank's")
+        raise InputError("record 'bad': letter(s) '1' not in the protein alphabet", path="in.fasta", line=362)
+
+    monkeypatch.setattr(embed_mod, "_predict_distributed", fail)
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n")
+    with pytest.raises(InputError, match="record 'bad'"):
+        embed_mod.embed(out=tmp_path / "e.npz", model="kmer:2", fasta=fasta, devices=2, device="cpu", progress=False)
+    assert (tmp_path / "e.npz.shards" / "shard-000001.npz").read_bytes() == b"another rank's"
+    assert not (tmp_path / "e.npz").exists()

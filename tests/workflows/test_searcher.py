@@ -212,3 +212,10 @@ def test_a_fasta_paths_bad_record_is_named_by_file_and_line(tmp_path, bundle):
     with pytest.raises(InputError, match=r"^<queries>:2: record 'q2'"):  # pairs: the n-th query
         s.search([("q1", "MKVLAAGHHW"), ("q2", "MKV1")])
     s.close()
+
+
+@pytest.mark.parametrize("name", ["align", "strict", "self_hits"])
+def test_a_flag_that_is_not_a_bool_is_refused_naming_it(bundle, name):
+    """``align="no"`` was kept as a true value (the alignment stage ran), ``strict="no"`` refused rare letters."""
+    with pytest.raises(TypeError, match=rf"^{name} must be True or False, got 'no'$"):
+        Searcher(index=bundle, **{name: "no"})
