@@ -225,7 +225,10 @@ def test_a_run_killed_during_a_validation_resumes_with_that_validation(tmp_path,
     import sys
 
     out = tmp_path / "run"
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+    # the reference and the resumed run are trained here: the child sums on as many threads (other tests may have
+    # changed this process's OpenMP count, e.g. FAISS's set_num_threads), else its rows differ by 1e-7
+    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"
+            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
             "from phylocl.training import module as m; real = m.ContrastiveModule.validation_step\n"
             "def killed(self, batch, batch_idx, dataloader_idx=0):\n"
             f"    if self.global_step == {2 * VAL_EVERY} and batch_idx == 1: os._exit(9)\n"
