@@ -51,14 +51,22 @@ class EmbedResult:
     rank: int = 0  # of a distributed run: only rank 0 merges and counts (the others report n = 0)
 
 
-def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | None, num_nodes: int) -> None:
-    """One input (``fasta`` or ``data``, ``labels`` only with ``data``) and whole sizes >= 1, else
-    :class:`InputError`."""
+def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | None, num_nodes: int,
+                      device: str | None = None) -> None:
+    """One input (``fasta`` or ``data``, ``labels`` only with ``data``), whole sizes >= 1, and on the CPU no more
+    processes per node than usable cores, else :class:`InputError`."""
     if (fasta is None) == (data is None):
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
     check_counts(shard_size=shard_size, devices=devices, num_nodes=num_nodes)
+    if devices is not None and devices > 1 and _on_cpu(device):
+        from phylocl.align.workers import usable_cpus
+        from phylocl.arguments import option
+
+        if devices > usable_cpus():  # each rank is a process: --devices 64 on 2 cores ran 296 s and still more
+            raise InputError(f"{option('devices')} {devices} on the CPU starts {devices} processes, and phylocl may "
+                             f"use {usable_cpus()} cores here; give {usable_cpus()} or fewer")
     if devices is not None or num_nodes > 1:  # every process reads the whole input: a pipe gives it to one only
         import os
         import stat
@@ -73,6 +81,17 @@ def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | No
             if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise InputError(f"{option(name)} is a pipe or device, read once; with {option('devices')}/"
                                  f"{option('num_nodes')} every process reads the whole input: give a file", path=path)
+
+
+def _on_cpu(device: str | None) -> bool:
+    """Whether ranks on ``device`` (``None``: a GPU when there is one) run on the CPU."""
+    if device == "cpu":
+        return True
+    if device is not None:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def _shard_settings(embedder, fingerprint: str, source, labels, *, with_labels: bool, shard_size: int,
@@ -127,7 +146,7 @@ def embed(*, out: str | Path, model: str | None = None, fasta: str | Path | None
     Returns an :class:`EmbedResult`. Raises :class:`InputError` on bad input; ``out`` is then not written.
     """
     start = time.perf_counter()
-    _check_embed_args(fasta, data, labels, shard_size=shard_size, devices=devices, num_nodes=num_nodes)
+    _check_embed_args(fasta, data, labels, shard_size=shard_size, devices=devices, num_nodes=num_nodes, device=device)
     check_sizes(batch_size, buffer_size)
     out = check_output_file(out, inputs=[p for p in (fasta, data, labels, model) if p is not None])
     with _claim_output(out, distributed=devices is not None or num_nodes > 1):

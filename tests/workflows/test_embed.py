@@ -359,3 +359,18 @@ def test_python_sizes_that_are_not_whole_numbers_are_refused(tmp_path, kwargs, m
     with pytest.raises(InputError, match=message):
         embed(out=tmp_path / "e.npz", model="kmer:2", fasta=fasta, progress=False, **kwargs)
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_more_cpu_ranks_than_usable_cores_are_refused_before_anything_starts(tmp_path, capsys, monkeypatch):
+    """``embed --devices 64`` on 2 CPU cores started 64 processes (296 s and more); the ranks are processes, so more
+    of them than usable cores is one line, exit 2, before any process or file."""
+    import phylocl.align.workers as workers
+
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 2)
+    fasta = write_fasta(tmp_path / "p.fasta", [("a", "MKVLA")])
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--model", "kmer:2", "--fasta", str(fasta), "-o", str(out), "--device", "cpu",
+                 "--devices", "3"]) == 2
+    assert capsys.readouterr().err == ("phylocl embed: error: --devices 3 on the CPU starts 3 processes, and phylocl "
+                                       "may use 2 cores here; give 2 or fewer\n")
+    assert not out.exists() and not any(p.name.startswith("e.npz") for p in tmp_path.iterdir())
