@@ -46,10 +46,13 @@ __all__ = ["ContrastiveModule", "build_loss", "step_seed"]
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The seed of torch's generator for optimizer step ``step`` (0-based) of a run seeded ``seed``: a 63-bit
-    integer from ``numpy.random.SeedSequence([seed, step])`` (distinct steps give unrelated streams)."""
-    hi, lo = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, np.uint32)
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of torch's generator for optimizer step ``step`` (0-based) of a run seeded ``seed`` on process
+    ``rank``: a 63-bit integer from ``numpy.random.SeedSequence([seed, step])`` (``[seed, step, rank]`` on ranks
+    other than 0, so that DDP ranks draw independent dropout masks for their rows; distinct steps give unrelated
+    streams)."""
+    entropy = [int(seed), int(step)] + ([int(rank)] if rank else [])
+    hi, lo = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return (int(hi) << 31) ^ int(lo)
 
 
@@ -157,7 +160,7 @@ class ContrastiveModule(L.LightningModule):
         resumed as if the validation due after that batch had run. A logger that labels rows by ``global_step``
         would mend the labels but not the validation schedule (``total.ready``).
         """
-        torch.manual_seed(step_seed(self.cfg.trainer.seed, int(self.global_step)))
+        torch.manual_seed(step_seed(self.cfg.trainer.seed, int(self.global_step), int(self.global_rank)))
         loop = self.trainer.fit_loop.epoch_loop
         step = int(self.global_step)
         if getattr(loop, "_batches_that_stepped", step) != step:

@@ -206,3 +206,18 @@ def test_late_interaction_settings_are_checked():
         tiny_config(**{"loss.window": 16, "loss.window_stride": 20})
     module = _module(tiny_config(**{"loss.window": 16}))
     assert module._window == (16, 8)  # a gMLP has no word span: half-window stride
+
+
+def test_step_seeds_differ_by_step_and_by_rank_and_rank_zero_keeps_the_single_process_seed():
+    """Each step's draws are seeded from (seed, step); DDP ranks other than 0 add their rank, so the ranks' rows
+    get independent dropout masks while a single process (rank 0) keeps its seeds."""
+    import numpy as np
+
+    from phylocl.training.module import step_seed
+
+    seeds = {step_seed(0, s, r) for s in range(50) for r in range(4)}
+    assert len(seeds) == 200 and all(0 <= x < 2 ** 63 for x in seeds)
+    assert step_seed(0, 7) == step_seed(0, 7, 0) != step_seed(0, 7, 1)
+    hi, lo = np.random.SeedSequence([0, 7]).generate_state(2, np.uint32)
+    assert step_seed(0, 7) == (int(hi) << 31) ^ int(lo)  # the single-process seeds of 0.5.0's first commits
+    assert step_seed(1, 7) != step_seed(0, 7)
