@@ -319,14 +319,17 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
 
     Raises ``TypeError`` / ``ValueError`` naming the argument for a non-module encoder, batches that are not token
     batches of the same ``B >= 1`` rows, ``labels`` of another length, a ``chunk_size`` or ``token_budget`` that
-    is not an int >= 1, an encoder output that is not ``(n, D)``, or a ``loss_fn`` value that is not a scalar with
-    a gradient. An exception from ``encoder`` or ``loss_fn`` propagates as it is; ``.grad`` may then hold part of
+    is not an int >= 1, an encoder output that is not ``(n, D)``, a ``loss_fn`` that is not callable or whose value
+    is not a scalar with a gradient. An exception from ``encoder`` or ``loss_fn`` propagates as it is; ``.grad`` may then hold part of
     the step's gradient (zero it before retrying); after a failure in the replay the global RNG state is restored
     as after a full step.
     """
     if not torch.is_grad_enabled():
         raise RuntimeError("cached_backward computes gradients: it was called with gradients disabled (inside "
                            "torch.no_grad() or torch.inference_mode())")
+    if not callable(loss_fn):  # found only after the first pass, as "'str' object is not callable"
+        raise TypeError(f"loss_fn must be called as loss_fn(z_a, z_b, labels) -> scalar tensor (e.g. an InfoNCE), "
+                        f"got {type(loss_fn).__name__}")
     device_type, devices, views = _plan_step(encoder, batch_a, batch_b, labels, chunk_size, token_budget)
     parts, states = {}, {}
     for name in ("a", "b"):  # step 1: embed without gradients, recording each chunk's RNG state

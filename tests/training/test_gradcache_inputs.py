@@ -145,3 +145,15 @@ def test_a_failing_replay_propagates_and_restores_the_rng_as_documented():
         loss.backward()
     assert torch.equal(torch.get_rng_state(), state)
     assert "propagates" in phylocl.cached_backward.__doc__ and "torch.Generator" in phylocl.cached_backward.__doc__
+
+
+def test_a_loss_fn_that_cannot_be_called_is_refused_by_name_before_the_first_pass():
+    """``cached_backward(enc, a, b, "infonce", 3)`` embedded both views, then failed as "'str' object is not
+    callable"; it is now a TypeError naming loss_fn, before the encoder runs."""
+    enc = TinyEncoder()
+    a, b = _batches()
+    calls = []
+    enc.register_forward_hook(lambda *_: calls.append(1))
+    with pytest.raises(TypeError, match=r"^loss_fn must be called as loss_fn\(z_a, z_b, labels\).*got str"):
+        phylocl.cached_backward(enc, a, b, "infonce", 3)
+    assert calls == []
