@@ -549,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for add in _SUBCOMMANDS:
         add(sub)
+    for command in sub.choices.values():  # an unknown option is refused with its command's usage (main)
+        command.set_defaults(_parser=command)
     return parser
 
 
@@ -590,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     from phylocl.console import configure_logging, quiet_lightning
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `phylocl models --bogus` showed the top-level usage: the command's own says what it takes
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     configure_logging(args.command, quiet=getattr(args, "quiet", False))
     if args.command in ("train", "compare", "embed"):  # embed: --devices runs Lightning's DDP
         quiet_lightning()
