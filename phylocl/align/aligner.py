@@ -20,7 +20,6 @@ hits that are written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,11 +39,8 @@ PROCESS_BLOCKS = 16  # blocks of queries per worker process (the last blocks bal
 
 
 def default_threads() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """All cores this process may use (:func:`~phylocl.align.workers.usable_cpus`)."""
+    return usable_cpus()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from phylocl.workflows import progress_bar
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, Item, check_counts, check_sizes
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
-from phylocl.workflows.model_spec import resolve_model
+from phylocl.workflows.model_spec import resolve_device, resolve_model
 from phylocl.workflows.run_folder import output_lock
 from phylocl.workflows.shards import DEFAULT_SHARD_SIZE, ShardFolder, input_identity, write_shards
 
@@ -59,10 +59,11 @@ def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | No
         raise InputError("give exactly one input: --fasta FILE or --data PATH")
     if labels is not None and data is None:
         raise InputError("--labels goes with --data (a FASTA file plus its labels table)")
+    from phylocl.arguments import option
+
     check_counts(shard_size=shard_size, devices=devices, num_nodes=num_nodes)
-    if devices is not None and devices > 1 and _on_cpu(device):
+    if devices is not None and devices > 1 and resolve_device(device) == "cpu":
         from phylocl.align.workers import usable_cpus
-        from phylocl.arguments import option
 
         if devices > usable_cpus():  # each rank is a process: --devices 64 on 2 cores ran 296 s and still more
             raise InputError(f"{option('devices')} {devices} on the CPU starts {devices} processes, and phylocl may "
@@ -70,8 +71,6 @@ def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | No
     if devices is not None or num_nodes > 1:  # every process reads the whole input: a pipe gives it to one only
         import os
         import stat
-
-        from phylocl.arguments import option
 
         for name, path in (("fasta", fasta), ("data", data), ("labels", labels)):
             try:
@@ -81,17 +80,6 @@ def _check_embed_args(fasta, data, labels, *, shard_size: int, devices: int | No
             if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise InputError(f"{option(name)} is a pipe or device, read once; with {option('devices')}/"
                                  f"{option('num_nodes')} every process reads the whole input: give a file", path=path)
-
-
-def _on_cpu(device: str | None) -> bool:
-    """Whether ranks on ``device`` (``None``: a GPU when there is one) run on the CPU."""
-    if device == "cpu":
-        return True
-    if device is not None:
-        return False
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 def _shard_settings(embedder, fingerprint: str, source, labels, *, with_labels: bool, shard_size: int,
