@@ -139,3 +139,15 @@ def test_forward_names_a_batch_that_is_not_a_token_batch(tiny):
     with pytest.raises(ValueError, match="sequences is empty"):
         tiny.tokenize([])
     assert tiny(tiny.tokenize("MKV")).shape == (1, 8)  # one str is one sequence
+
+
+@pytest.mark.parametrize("name", ["gmlp-tiny", "kmerprofile-small"])
+@pytest.mark.parametrize("bad", [-3, 99])
+def test_forward_names_token_ids_outside_the_vocabulary(name, bad):
+    enc = phylocl.build_encoder(name, **(TINY if name == "gmlp-tiny" else {}))
+    batch = enc.tokenize(["ACDEF", "MKV"])
+    batch["input_ids"][0, 1] = bad  # was a bare IndexError ("index out of range in self") or embedding_bag's message
+    with pytest.raises(ValueError, match=rf"token id {bad} outside this encoder's vocabulary 0\.\.\d+ \(protein\)"):
+        enc(batch)
+    batch["input_ids"][0, 1] = enc.embedding.num_embeddings - 1  # the last valid id is read
+    assert enc(batch).shape[0] == 2
