@@ -238,8 +238,8 @@ class SequenceEncoder(nn.Module):
             raise ValueError(f"input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} must be (B, L)")
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ValueError(f"input_ids must hold integer token ids, got {ids.dtype}")
-        if ids.numel():
-            low, high = (int(v) for v in torch.aminmax(ids))  # one sync; a CUDA gather would assert on the device
+        if ids.numel() and (ids.device.type == "cpu" or not self.training):  # no device sync per training step
+            low, high = (int(v) for v in torch.aminmax(ids))  # a CUDA gather would assert on the device
             if low < 0 or high >= self.embedding.num_embeddings:
                 raise ValueError(f"input_ids hold token id {low if low < 0 else high} outside this encoder's "
                                  f"vocabulary 0..{self.embedding.num_embeddings - 1} ({self.alphabet.name}); "
