@@ -30,3 +30,29 @@ def test_labels_repeated_column_is_named(tmp_path):
     with pytest.raises(InputError, match="repeated column name.s. species$") as err:
         read_labels(path)
     assert err.value.line == 1
+
+
+def orthofinder_table(root, table: str):
+    """Proteomes spA.faa, spB.faa under ``root`` and ``table`` as OrthoFinder 2's Orthogroups.tsv (its path)."""
+    root.mkdir()
+    (root / "spA.faa").write_text(">a1\nMKTAYIAKQR\n>a2\nGSHMLEDPVV\n")
+    (root / "spB.faa").write_text(">b1\nMRTAYIAKQR\n>b2\nGSHMLEDPAV\n")
+    path = root / "OrthoFinder" / "Results_Jan01" / "Orthogroups" / "Orthogroups.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text(table)
+    return path
+
+
+@pytest.mark.parametrize("table, line, message", [
+    ("Orthogroup\tspA\tspB\nOG1\ta1\tb1\n\ta2\tb2\n", 3, "row without an orthogroup id"),
+    ("Orthogroup\tspA\tspB\nOG1\ta1\tb1\nOG1\ta2\tb2\n", 3, r"orthogroup 'OG1' is listed twice \(lines 2 and 3\)"),
+    ("Orthogroup\tspA\t\nOG1\ta1, a2\t\n", 1, "column 3 of the header has no species name"),
+    ("Orthogroup\tspA\tspA\nOG1\ta1\ta2\n", 1, "species column.s. spA appear twice"),
+])
+def test_orthofinder_table_defects_are_refused_at_their_line(tmp_path, table, line, message):
+    from phylocl.data.layouts import read_dataset
+
+    path = orthofinder_table(tmp_path / "prot", table)
+    with pytest.raises(InputError, match=message) as err:
+        read_dataset(tmp_path / "prot")
+    assert (err.value.path, err.value.line) == (str(path), line)
