@@ -56,3 +56,23 @@ def test_orthofinder_table_defects_are_refused_at_their_line(tmp_path, table, li
     with pytest.raises(InputError, match=message) as err:
         read_dataset(tmp_path / "prot")
     assert (err.value.path, err.value.line) == (str(path), line)
+
+
+def test_a_nexus_tree_is_named_as_nexus(tmp_path):
+    from phylocl.data.trees import read_tree
+
+    path = tmp_path / "F1.tree"  # MrBayes and BEAST write .tre/.tree files in NEXUS
+    path.write_text("\n#NEXUS\nbegin trees;\n  tree t1 = ((a:0.1,b:0.2):0.3,c:0.4);\nend;\n")
+    with pytest.raises(InputError, match="a NEXUS file, not a Newick tree") as err:
+        read_tree(path)
+    assert err.value.line == 2
+
+
+def test_missing_leaves_show_what_the_tree_calls_its_leaves(tmp_path):
+    from phylocl.data.trees import check_tree_leaves, read_tree
+
+    path = tmp_path / "F1.nwk"
+    path.write_text("((a:x,b:0.2):0.3,c:0.4);")  # a length that is not a number: Bio.Phylo names the leaf 'x'
+    with pytest.raises(InputError, match=r"no leaf for 1 of its 3 .*\(e\.g\. 'a'\); the tree's other leaves are "
+                                         r"e\.g\. 'x'"):
+        check_tree_leaves(read_tree(path), ["a", "b", "c"], path=path, family="F1")
