@@ -100,8 +100,12 @@ def build_dataset(
 
 def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False,
                     keep_ambiguous: bool = False) -> OrthologDataset:
-    """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``."""
-    files = sorted(p for p in directory.iterdir() if p.is_file() and fasta_stem(p.name) is not None)
+    """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``.
+
+    Hidden files are not read: macOS leaves a binary ``._OG1.fa`` beside ``OG1.fa`` on other file systems and in
+    archives."""
+    files = sorted(p for p in directory.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and fasta_stem(p.name) is not None)
     if not files:
         subdirs = sorted(p.name for p in directory.iterdir() if p.is_dir() and find_pair_files(p) is not None)
         hint = f"; its sub-directories {', '.join(subdirs)} are datasets: point at one" if subdirs else ""

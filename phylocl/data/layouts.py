@@ -83,7 +83,8 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
-        others = sorted(p.name for p in path.iterdir() if p.is_file() and p != pair[0] and fasta_stem(p.name))
+        others = sorted(p.name for p in path.iterdir()
+                        if p.is_file() and p != pair[0] and fasta_stem(p.name) and not p.name.startswith("."))
         if others:  # one FASTA per family beside the pair: the pair is what is read
             logging.getLogger("phylocl").warning(
                 "note: %s: read as sequences.fasta + labels.tsv; the other FASTA file(s) there are not read: %s",

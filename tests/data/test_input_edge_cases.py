@@ -76,3 +76,12 @@ def test_missing_leaves_show_what_the_tree_calls_its_leaves(tmp_path):
     with pytest.raises(InputError, match=r"no leaf for 1 of its 3 .*\(e\.g\. 'a'\); the tree's other leaves are "
                                          r"e\.g\. 'x'"):
         check_tree_leaves(read_tree(path), ["a", "b", "c"], path=path, family="F1")
+
+
+def test_hidden_files_of_a_family_folder_are_not_read(tmp_path):
+    from phylocl.data.layouts import read_dataset
+
+    (tmp_path / "OG1.fa").write_text(">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n")
+    (tmp_path / "._OG1.fa").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble
+    ds = read_dataset(tmp_path)
+    assert ds.family_names == ["OG1"] and ds.ids == ["a", "b"]
