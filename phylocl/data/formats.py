@@ -41,12 +41,17 @@ def fasta_stem(name: str) -> str | None:
 
 def resolve_alphabet(alphabet: str | Alphabet | None, sequences) -> Alphabet:
     """``alphabet`` by name (``None``/``"auto"``: detected from ``sequences``), as an :class:`Alphabet`."""
-    if alphabet is None or (isinstance(alphabet, str) and alphabet.lower() == "auto"):
+    if _detected(alphabet):
         return get_alphabet(detect_kind(sequences))
     try:
         return get_alphabet(alphabet)
     except ValueError as err:
         raise InputError(str(err)) from None
+
+
+def _detected(alphabet: str | Alphabet | None) -> bool:
+    """Whether ``alphabet`` (as :func:`resolve_alphabet` takes it) leaves the alphabet to be detected."""
+    return alphabet is None or (isinstance(alphabet, str) and alphabet.lower() == "auto")
 
 
 def check_unique_ids(records: Sequence[FastaRecord], paths: Sequence[Path]) -> None:
@@ -84,7 +89,7 @@ def build_dataset(
     for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
-    report = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
+    report = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous, detected=_detected(alphabet))
     seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id, layout=r.layout)
             for r, p in zip(records, paths)]
     if report:

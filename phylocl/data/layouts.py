@@ -156,7 +156,7 @@ class FastaStream:
         self.head = list(islice(self._records, _DETECT_RECORDS))
         self.alphabet = resolve_alphabet(alphabet, (r.sequence for r in self.head))
         self.given = alphabet not in (None, "auto")  # the alphabet was asked for (--alphabet), not detected
-        self.letters = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
+        self.letters = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous, detected=not self.given)
         self._used = False
 
     @property

@@ -33,8 +33,8 @@ from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
-from phylocl.arguments import flag, setting
-from phylocl.data.alphabet import Alphabet
+from phylocl.arguments import flag, on_command_line, setting
+from phylocl.data.alphabet import PROTEIN, Alphabet
 from phylocl.errors import InputError
 
 __all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "stored_letters", "KINDS"]
@@ -49,6 +49,7 @@ KINDS: dict[str, dict[str, str]] = {
 _WORDS = {"internal_stop": "internal stop", "ambiguous": "ambiguity code", "rare": "rare residue",
           "unknown": "unknown residue"}
 _TABLES: dict[tuple[str, bool], tuple[dict, dict, dict]] = {}
+_PROTEIN_LETTERS = PROTEIN.accepted | {"*"}  # letters that name a protein read as DNA
 
 
 def stored_letters(alphabet: Alphabet) -> str:
@@ -91,9 +92,10 @@ class LetterReport:
     records, "letters": "BZ", "reads_as": "X", "first": "file:line"}}`` for the kinds seen.
     """
 
-    def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False) -> None:
+    def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False, detected: bool = False) -> None:
         self.strict = flag("strict", strict)  # bool() would read strict="no" as True
         self.keep_ambiguous = flag("keep_ambiguous", keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
+        self.detected = detected  # the alphabet was detected from the letters, not given: a refusal says so
         self.kinds: dict[str, dict] = {}
 
     def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
@@ -120,6 +122,10 @@ class LetterReport:
             letters = "".join(refused)
             if bad:
                 msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
+                if self.detected and alphabet.name == "dna" and all(c in _PROTEIN_LETTERS for c in bad):
+                    how = ("--alphabet protein (train: --set data.alphabet=protein)" if on_command_line()
+                           else "alphabet='protein'")
+                    msg += f"; the input was detected as DNA from its first records: if it is protein, give {how}"
             else:
                 strict = setting("strict", True)  # --strict, or strict=True
                 how = f"read as {alphabet.unknown}"

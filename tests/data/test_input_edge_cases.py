@@ -85,3 +85,21 @@ def test_hidden_files_of_a_family_folder_are_not_read(tmp_path):
     (tmp_path / "._OG1.fa").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble
     ds = read_dataset(tmp_path)
     assert ds.family_names == ["OG1"] and ds.ids == ["a", "b"]
+
+
+def test_protein_letters_after_records_detected_as_dna_advise_the_alphabet(tmp_path):
+    from phylocl.data.layouts import iter_fasta, read_dataset
+
+    fasta = tmp_path / "peptides.fa"  # short peptides of A C G T letters first: the file is detected as DNA
+    fasta.write_text("".join(f">p{i}\nGATTACAGA\n" for i in range(300)) + ">q\nMKTAYIAKQRQISFVKSHFSRQLEERLG\n")
+    with pytest.raises(InputError, match="detected as DNA .* give alphabet='protein'$") as err:
+        list(iter_fasta(fasta))
+    assert (err.value.line, err.value.column) == (602, 6)  # M K Y are IUPAC codes, I is not
+    assert len(list(iter_fasta(fasta, alphabet="protein"))) == 301
+    with pytest.raises(InputError) as err:  # asked for: no advice
+        list(iter_fasta(fasta, alphabet="dna"))
+    assert "detected" not in str(err.value)
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("sequence_id\tfamily_id\n" + "".join(f"p{i}\tF{i % 2}\n" for i in range(300)) + "q\tF1\n")
+    with pytest.raises(InputError, match="detected as DNA"):
+        read_dataset(fasta, labels=labels)
