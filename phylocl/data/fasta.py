@@ -94,6 +94,8 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
     lines: list[str] = []
     try:
         for n, line in enumerate(handle, 1):
+            if line[0] == "\ufeff":  # a byte-order mark inside: files each saved with one, joined with `cat`
+                line = line[1:] or "\n"
             if line[0] == ">":
                 if title is not None:
                     yield start, title, lines

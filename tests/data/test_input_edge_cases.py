@@ -103,3 +103,14 @@ def test_protein_letters_after_records_detected_as_dna_advise_the_alphabet(tmp_p
     labels.write_text("sequence_id\tfamily_id\n" + "".join(f"p{i}\tF{i % 2}\n" for i in range(300)) + "q\tF1\n")
     with pytest.raises(InputError, match="detected as DNA"):
         read_dataset(fasta, labels=labels)
+
+
+def test_a_byte_order_mark_inside_a_file_is_skipped(tmp_path):
+    from phylocl.data.layouts import iter_fasta
+
+    path = tmp_path / "joined.fa"  # `cat a.fa b.fa`, each saved by a Windows editor with a byte-order mark
+    bom = "\ufeff".encode()
+    path.write_bytes(bom + b">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n" + bom + b">c\nGSHMLEDPVV\n" + bom + b"\n")
+    records = list(iter_fasta(path))
+    assert [(r.id, r.sequence, r.line) for r in records] == [("a", "MKTAYIAKQR", 1), ("b", "MKTAYIAKQK", 3),
+                                                             ("c", "GSHMLEDPVV", 5)]
