@@ -103,6 +103,8 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
             elif title is not None:
                 lines.append(line.rstrip())
             elif line.strip():
+                if line.lstrip()[:1] == ">":
+                    _indented_header(line, path=path, line_number=n)
                 undecodable(line, path=path, line_number=n, what="a FASTA file")
                 shown = line.strip()[:40]
                 raise InputError(f"not a FASTA file: expected a '>' header line, found {shown!r}", path=path, line=n)
@@ -113,6 +115,13 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
                          path=path) from None
     if title is not None:
         yield start, title, lines
+
+
+def _indented_header(text: str, *, path: Path, line_number: int) -> None:
+    """:class:`InputError` at ``line_number`` if ``text`` is a header line with whitespace before its ``>``."""
+    if text[:1] in (" ", "\t") and text.lstrip()[:1] == ">":
+        raise InputError("indented header line: '>' must be the line's first character", path=path,
+                         line=line_number, column=len(text) - len(text.lstrip()) + 1)
 
 
 def _letters(text: str) -> str:
@@ -140,6 +149,9 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
     with open_text(path, errors="surrogateescape") as handle:
         for line, title, lines in _titled_records(handle, path):
             raw = "".join(lines)
+            if ">" in raw:  # one search per record; a sequence line can hold '>' only as a bad letter or this
+                for k, text in enumerate(lines, 1):
+                    _indented_header(text, path=path, line_number=line + k)
             if not (title.isascii() and raw.isascii()):  # O(1) checks; only then look for bytes that were not UTF-8
                 for k, text in enumerate([">" + title, *lines]):
                     undecodable(text, path=path, line_number=line + k, what="a FASTA file")

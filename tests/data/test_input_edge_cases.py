@@ -114,3 +114,17 @@ def test_a_byte_order_mark_inside_a_file_is_skipped(tmp_path):
     records = list(iter_fasta(path))
     assert [(r.id, r.sequence, r.line) for r in records] == [("a", "MKTAYIAKQR", 1), ("b", "MKTAYIAKQK", 3),
                                                              ("c", "GSHMLEDPVV", 5)]
+
+
+@pytest.mark.parametrize("text, line, column", [
+    (" >a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n", 1, 2),
+    (">a\nMKTAYIAKQR\n\n\t >b\nMKTAYIAKQK\n", 4, 3),  # was read as letters of record a, refused as '>'
+])
+def test_an_indented_header_is_named(tmp_path, text, line, column):
+    from phylocl.data.fasta import parse_fasta
+
+    path = tmp_path / "x.fa"
+    path.write_text(text)
+    with pytest.raises(InputError, match="indented header line") as err:
+        list(parse_fasta(path))
+    assert (err.value.line, err.value.column) == (line, column)
