@@ -22,17 +22,24 @@ from phylocl.data.letters import LetterReport
 from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 
-__all__ = ["FASTA_SUFFIXES", "fasta_stem", "resolve_alphabet", "check_unique_ids", "build_dataset", "read_family_dir",
-           "read_fasta_with_labels", "find_pair_files"]
+__all__ = ["FASTA_SUFFIXES", "COMPRESSED_SUFFIXES", "uncompressed_name", "fasta_stem", "resolve_alphabet",
+           "check_unique_ids", "build_dataset", "read_family_dir", "read_fasta_with_labels", "find_pair_files"]
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fna", ".ffn")
-PAIR_FASTA_NAMES = tuple(f"sequences{s}{z}" for s in FASTA_SUFFIXES for z in ("", ".gz"))
-PAIR_LABEL_NAMES = ("labels.tsv", "labels.tsv.gz")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")  # read by phylocl.data.textio (recognised by their magic bytes)
+PAIR_FASTA_NAMES = tuple(f"sequences{s}{z}" for s in FASTA_SUFFIXES for z in ("", *COMPRESSED_SUFFIXES))
+PAIR_LABEL_NAMES = tuple(f"labels.tsv{z}" for z in ("", *COMPRESSED_SUFFIXES))
+
+
+def uncompressed_name(name: str) -> str:
+    """``name`` without a compression suffix (``OG1.fa.xz`` → ``OG1.fa``)."""
+    lower = name.lower()
+    return next((name[:-len(z)] for z in COMPRESSED_SUFFIXES if lower.endswith(z)), name)
 
 
 def fasta_stem(name: str) -> str | None:
     """File name without its FASTA suffix (``OG1.fa.gz`` → ``OG1``), or ``None`` if it is not a FASTA name."""
-    base = name[:-3] if name.lower().endswith(".gz") else name
+    base = uncompressed_name(name)
     for sfx in FASTA_SUFFIXES:
         if base.lower().endswith(sfx) and len(base) > len(sfx):
             return base[: -len(sfx)]
@@ -115,7 +122,7 @@ def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, 
         subdirs = sorted(p.name for p in directory.iterdir() if p.is_dir() and find_pair_files(p) is not None)
         hint = f"; its sub-directories {', '.join(subdirs)} are datasets: point at one" if subdirs else ""
         raise InputError(
-            "no FASTA files (" + " ".join(FASTA_SUFFIXES) + ", optionally .gz), no sequences.fasta + labels.tsv "
+            "no FASTA files (" + " ".join(FASTA_SUFFIXES) + ", optionally .gz, .bz2 or .xz), no sequences.fasta + labels.tsv "
             "and no OrthoFinder results in this directory" + hint, path=directory)
     family_file: dict[str, Path] = {}
     records: list[FastaRecord] = []
@@ -166,7 +173,7 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
 
 
 def find_pair_files(directory: Path) -> tuple[Path, Path] | None:
-    """``(sequences.fasta, labels.tsv)`` inside ``directory`` if both exist (FASTA suffix variants and .gz allowed)."""
+    """``(sequences.fasta, labels.tsv)`` inside ``directory`` if both exist (FASTA suffix variants and compressed names allowed)."""
     fasta = next((directory / n for n in PAIR_FASTA_NAMES if (directory / n).is_file()), None)
     labels = next((directory / n for n in PAIR_LABEL_NAMES if (directory / n).is_file()), None)
     if fasta is None or labels is None:

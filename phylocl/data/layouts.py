@@ -5,7 +5,7 @@ Layouts, detected from ``path``:
 - a FASTA file plus ``labels`` (TSV with ``sequence_id``, ``family_id`` and optional metadata columns);
 - a directory with ``sequences.fasta`` + ``labels.tsv`` (the layout of ``datasets/`` and ``shared/data``);
 - an OrthoFinder run: ``Orthogroups.tsv``, a ``Results_*`` directory, or the proteome directory above it;
-- a directory of FASTA files, one per family (``.fa .fasta .faa .fna .ffn``, optionally ``.gz``).
+- a directory of FASTA files, one per family (``.fa .fasta .faa .fna .ffn``, optionally ``.gz .bz2 .xz``).
 
 Sequences come back in canonical upper-case letters (gaps and a trailing ``*`` removed); the alphabet is detected
 unless given. Every defect in the input is an :class:`~phylocl.errors.InputError` naming the file (and line).

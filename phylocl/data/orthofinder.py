@@ -17,7 +17,7 @@ from pathlib import Path
 
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset
-from phylocl.data.formats import FASTA_SUFFIXES, build_dataset
+from phylocl.data.formats import FASTA_SUFFIXES, build_dataset, uncompressed_name
 from phylocl.data.fasta import FastaRecord, parse_fasta
 from phylocl.data.textio import read_lines
 from phylocl.errors import InputError
@@ -63,7 +63,7 @@ def _proteome_dir(table: Path) -> Path:
 def _proteome_files(directory: Path, species: list[str], table: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in sorted(directory.iterdir()) if directory.is_dir() else []:
-        base = p.name[:-3] if p.name.lower().endswith(".gz") else p.name
+        base = uncompressed_name(p.name)
         stem, dot, sfx = base.rpartition(".")
         if p.is_file() and dot and f".{sfx.lower()}" in _PROTEOME_SUFFIXES and stem in species:
             found.setdefault(stem, p)

@@ -128,3 +128,21 @@ def test_an_indented_header_is_named(tmp_path, text, line, column):
     with pytest.raises(InputError, match="indented header line") as err:
         list(parse_fasta(path))
     assert (err.value.line, err.value.column) == (line, column)
+
+
+def test_bzip2_and_xz_names_are_read_in_folders(tmp_path):
+    import bz2
+    import lzma
+
+    from phylocl.data.layouts import read_dataset
+
+    families = tmp_path / "families"  # the files were read when named, not found in a folder
+    families.mkdir()
+    (families / "OG1.fa.xz").write_bytes(lzma.compress(b">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n"))
+    (families / "OG2.faa.bz2").write_bytes(bz2.compress(b">c\nGSHMLEDPVV\n"))
+    assert read_dataset(families).family_names == ["OG1", "OG2"]
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    (pair / "sequences.fasta.bz2").write_bytes(bz2.compress(b">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n"))
+    (pair / "labels.tsv.xz").write_bytes(lzma.compress(b"sequence_id\tfamily_id\na\tF1\nb\tF1\n"))
+    assert read_dataset(pair).summary()["format"] == "dataset-directory"
