@@ -22,7 +22,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from phylocl.data.letters import clean_letters
+from phylocl.data.letters import clean_letters, protein_option
 from phylocl.data.textio import READ_ERRORS, open_text, os_error_message, undecodable
 from phylocl.errors import InputError
 
@@ -222,7 +222,9 @@ class MixCheck:
 
     def __init__(self, *, given: str | Alphabet | None = None) -> None:
         self.first: dict[str, tuple[str, Path, int]] = {}
-        self.off = getattr(given, "name", given) == "protein"
+        name = getattr(given, "name", given)
+        self.off = name == "protein"
+        self.detected = name is None or str(name).lower() == "auto"  # a refusal then says how to ask for protein
 
     def add(self, record: FastaRecord, path: str | Path) -> None:
         if self.off:
@@ -240,8 +242,10 @@ class MixCheck:
         if len(self.first) == 2:
             other = "protein" if kind == "DNA" else "DNA"
             oid, opath, oline = self.first[other]
+            hint = (f", or, if every record is protein (poly-Ala and poly-Asn stretches look like DNA), give "
+                    f"{protein_option()}") if self.detected else ""
             raise InputError(
                 f"mix of DNA and protein sequences: record {record.id!r} looks like {kind} but record {oid!r} "
-                f"({opath}:{oline}) looks like {other}; use one alphabet per dataset",
+                f"({opath}:{oline}) looks like {other}; use one alphabet per dataset{hint}",
                 path=path, line=record.line,
             )

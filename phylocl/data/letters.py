@@ -37,7 +37,8 @@ from phylocl.arguments import flag, on_command_line, setting
 from phylocl.data.alphabet import PROTEIN, Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "stored_letters", "KINDS"]
+__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "protein_option", "stored_letters",
+           "KINDS"]
 
 AMBIGUITY_CODES = "RYSWKMBDHV"  # DNA's two- and three-base IUPAC codes
 
@@ -70,6 +71,12 @@ def _tables(alphabet: Alphabet, keep_ambiguous: bool = False) -> tuple[dict, dic
         plain = {ord(c): None for c in alphabet.accepted if c not in kinds}
         _TABLES[key] = (canonical, plain, kinds)
     return _TABLES[key]
+
+
+def protein_option() -> str:
+    """How a user says that the input is protein: ``--alphabet protein`` (``data.alphabet`` for train) on the
+    command line, ``alphabet='protein'`` in Python."""
+    return "--alphabet protein (train: --set data.alphabet=protein)" if on_command_line() else "alphabet='protein'"
 
 
 def letter_place(record_line: int, layout, pos: int) -> tuple[int, int | None]:
@@ -123,9 +130,8 @@ class LetterReport:
             if bad:
                 msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
                 if self.detected and alphabet.name == "dna" and all(c in _PROTEIN_LETTERS for c in bad):
-                    how = ("--alphabet protein (train: --set data.alphabet=protein)" if on_command_line()
-                           else "alphabet='protein'")
-                    msg += f"; the input was detected as DNA from its first records: if it is protein, give {how}"
+                    msg += ("; the input was detected as DNA from its first records: if it is protein, give "
+                            f"{protein_option()}")
             else:
                 strict = setting("strict", True)  # --strict, or strict=True
                 how = f"read as {alphabet.unknown}"

@@ -146,3 +146,18 @@ def test_bzip2_and_xz_names_are_read_in_folders(tmp_path):
     (pair / "sequences.fasta.bz2").write_bytes(bz2.compress(b">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n"))
     (pair / "labels.tsv.xz").write_bytes(lzma.compress(b"sequence_id\tfamily_id\na\tF1\nb\tF1\n"))
     assert read_dataset(pair).summary()["format"] == "dataset-directory"
+
+
+def test_a_mix_found_by_detection_advises_the_protein_alphabet(tmp_path):
+    from phylocl.data.layouts import iter_fasta
+
+    path = tmp_path / "plasmodium.fa"  # a protein fragment of asparagine repeats reads as DNA
+    path.write_text(">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nM" + "N" * 30 + "Q\n")
+    with pytest.raises(InputError, match=r"mix of DNA and protein .* or, if every record is protein .* give "
+                                         r"alphabet='protein'$") as err:
+        list(iter_fasta(path))
+    assert err.value.line == 3
+    assert [r.sequence[-2:] for r in iter_fasta(path, alphabet="protein")] == ["RQ", "NQ"]
+    with pytest.raises(InputError) as err:  # the alphabet was given: no advice about it
+        list(iter_fasta(path, alphabet="dna"))
+    assert "alphabet='protein'" not in str(err.value)
