@@ -102,6 +102,9 @@ def _as_path(name: str, value) -> Path:
     """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``, or
     :class:`InputError` naming it for a name too long for a file (:func:`~phylocl.arguments.usable_path`)."""
     if isinstance(value, (str, os.PathLike)):  # bytes are neither
+        if isinstance(value, str) and not value:  # Path("") is ".": the working folder would be read
+            raise InputError(f"{option(name) if name == 'labels' else name} is an empty string, not a path (an unset "
+                             "shell variable?)")
         return usable_path(name, value)
     hint = ""
     if name == "path" and isinstance(value, (list, tuple)):

@@ -161,3 +161,14 @@ def test_a_mix_found_by_detection_advises_the_protein_alphabet(tmp_path):
     with pytest.raises(InputError) as err:  # the alphabet was given: no advice about it
         list(iter_fasta(path, alphabet="dna"))
     assert "alphabet='protein'" not in str(err.value)
+
+
+def test_an_empty_string_is_not_read_as_the_working_folder(tmp_path, monkeypatch):
+    from phylocl.data.layouts import read_dataset
+
+    (tmp_path / "OG1.fa").write_text(">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n")
+    monkeypatch.chdir(tmp_path)  # a dataset folder: read_dataset("") read it (`phylocl inspect "$UNSET"`)
+    with pytest.raises(InputError, match="path is an empty string"):
+        read_dataset("")
+    with pytest.raises(InputError, match="labels is an empty string"):
+        read_dataset("OG1.fa", labels="")
