@@ -172,3 +172,13 @@ def test_an_empty_string_is_not_read_as_the_working_folder(tmp_path, monkeypatch
         read_dataset("")
     with pytest.raises(InputError, match="labels is an empty string"):
         read_dataset("OG1.fa", labels="")
+
+
+def test_simulate_refuses_an_empty_output_path(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)  # the working folder is an earlier simulation: -o "" --overwrite replaced it
+    args = ["simulate", "--families", "1", "--members", "2", "--length", "5"]
+    assert cli(*args, "-o", "sim")[0] == 0
+    monkeypatch.chdir(tmp_path / "sim")
+    code, _, err = cli(*args, "-o", "", "--overwrite")
+    assert code == 2 and "output folder is an empty string" in err
+    assert (tmp_path / "sim" / "simulation.json").is_file()
