@@ -11,6 +11,7 @@ picks the layout.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +24,8 @@ from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 
 __all__ = ["FASTA_SUFFIXES", "COMPRESSED_SUFFIXES", "uncompressed_name", "fasta_stem", "resolve_alphabet",
-           "check_unique_ids", "build_dataset", "read_family_dir", "read_fasta_with_labels", "find_pair_files"]
+           "check_unique_ids", "build_dataset", "read_family_dir", "read_fasta_with_labels", "find_pair_files",
+           "refuse_broken_links"]
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fna", ".ffn")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")  # read by phylocl.data.textio (recognised by their magic bytes)
@@ -170,6 +172,17 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
                          trees=trees, source={"format": "dataset-directory" if directory else "fasta+labels",
                                               "path": str(directory or fasta), "fasta": str(fasta),
                                               "labels": str(labels)})
+
+
+def refuse_broken_links(directory: Path) -> None:
+    """:class:`InputError` for a symbolic link in ``directory`` named as an input (a FASTA file, ``labels.tsv``)
+    whose target is missing: it was skipped, and its family with it, or the pair was not found."""
+    with os.scandir(directory) as entries:  # is_symlink from the listing: no system call per file
+        broken = sorted(e.path for e in entries if e.is_symlink() and not e.name.startswith(".")
+                        and (fasta_stem(e.name) or e.name in PAIR_LABEL_NAMES) and not os.path.exists(e.path))
+    if broken:
+        raise InputError(f"a broken symbolic link: its target {os.readlink(broken[0])} does not exist",
+                         path=broken[0])
 
 
 def find_pair_files(directory: Path) -> tuple[Path, Path] | None:

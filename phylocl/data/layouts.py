@@ -28,7 +28,7 @@ from phylocl.arguments import on_command_line, option, usable_path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
-                                  read_fasta_with_labels, resolve_alphabet)
+                                  read_fasta_with_labels, refuse_broken_links, resolve_alphabet)
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
 from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
 from phylocl.data.letters import LetterReport
@@ -80,6 +80,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
                "labels=TSV")
         raise InputError(f"a single FASTA file needs a labels table, a TSV with sequence_id and family_id ({how}), "
                          "or pass a folder with sequences.fasta + labels.tsv or one FASTA file per family", path=path)
+    refuse_broken_links(path)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())

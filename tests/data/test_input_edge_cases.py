@@ -182,3 +182,21 @@ def test_simulate_refuses_an_empty_output_path(tmp_path, monkeypatch, cli):
     code, _, err = cli(*args, "-o", "", "--overwrite")
     assert code == 2 and "output folder is an empty string" in err
     assert (tmp_path / "sim" / "simulation.json").is_file()
+
+
+@pytest.mark.parametrize("layout", ["families", "pair"])
+def test_a_broken_link_in_a_dataset_folder_is_named(tmp_path, layout):
+    from phylocl.data.layouts import read_dataset
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    if layout == "families":  # OG2's link was skipped: the dataset was read without that family
+        (folder / "OG1.fa").write_text(">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n")
+        link = folder / "OG2.fa"
+    else:  # was "no FASTA files, no sequences.fasta + labels.tsv"
+        (folder / "labels.tsv").write_text("sequence_id\tfamily_id\na\tF1\n")
+        link = folder / "sequences.fasta"
+    link.symlink_to(tmp_path / "moved" / "x.fa")
+    with pytest.raises(InputError, match="a broken symbolic link: its target .*moved/x.fa does not exist") as err:
+        read_dataset(folder)
+    assert err.value.path == str(link)
