@@ -131,8 +131,9 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
                     raise InputError(f"gene {gene!r} of {og} is not in the {sp} proteome ({files[sp]})",
                                      path=table, line=n)
                 if (sp, gene) in seen:
-                    raise InputError(f"gene {gene!r} ({sp}) is in two orthogroups (lines {seen[sp, gene]} and {n})",
-                                     path=table, line=n)
+                    where = (f"listed twice in {og}" if seen[sp, gene] == n else
+                             f"in two orthogroups (lines {seen[sp, gene]} and {n})")
+                    raise InputError(f"gene {gene!r} ({sp}) is {where}", path=table, line=n)
                 seen[sp, gene] = n
                 records.append(rec._replace(id=gene))
                 paths.append(files[sp])

@@ -48,6 +48,7 @@ def orthofinder_table(root, table: str):
     ("Orthogroup\tspA\tspB\nOG1\ta1\tb1\nOG1\ta2\tb2\n", 3, r"orthogroup 'OG1' is listed twice \(lines 2 and 3\)"),
     ("Orthogroup\tspA\t\nOG1\ta1, a2\t\n", 1, "column 3 of the header has no species name"),
     ("Orthogroup\tspA\tspA\nOG1\ta1\ta2\n", 1, "species column.s. spA appear twice"),
+    ("Orthogroup\tspA\tspB\nOG1\ta1, a1\tb1\n", 2, r"gene 'a1' \(spA\) is listed twice in OG1$"),  # "lines 2 and 2"
 ])
 def test_orthofinder_table_defects_are_refused_at_their_line(tmp_path, table, line, message):
     from phylocl.data.layouts import read_dataset
