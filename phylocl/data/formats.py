@@ -174,12 +174,14 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
                                               "labels": str(labels)})
 
 
-def refuse_broken_links(directory: Path) -> None:
-    """:class:`InputError` for a symbolic link in ``directory`` named as an input (a FASTA file, ``labels.tsv``)
-    whose target is missing: it was skipped, and its family with it, or the pair was not found."""
+def refuse_broken_links(directory: Path, *, pair: bool = False) -> None:
+    """:class:`InputError` for a symbolic link in ``directory`` named as an input whose target is missing (it was
+    skipped, and its family with it, or the pair was not found): ``sequences.fasta`` or ``labels.tsv`` with
+    ``pair``, else any FASTA file."""
+    names = set(PAIR_FASTA_NAMES + PAIR_LABEL_NAMES) if pair else None
     with os.scandir(directory) as entries:  # is_symlink from the listing: no system call per file
         broken = sorted(e.path for e in entries if e.is_symlink() and not e.name.startswith(".")
-                        and (fasta_stem(e.name) or e.name in PAIR_LABEL_NAMES) and not os.path.exists(e.path))
+                        and (e.name in names if pair else fasta_stem(e.name)) and not os.path.exists(e.path))
     if broken:
         raise InputError(f"a broken symbolic link: its target {os.readlink(broken[0])} does not exist",
                          path=broken[0])

@@ -80,7 +80,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
                "labels=TSV")
         raise InputError(f"a single FASTA file needs a labels table, a TSV with sequence_id and family_id ({how}), "
                          "or pass a folder with sequences.fasta + labels.tsv or one FASTA file per family", path=path)
-    refuse_broken_links(path)
+    refuse_broken_links(path, pair=True)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
@@ -96,6 +96,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if lone is not None:  # read as one family named "sequences" before
         raise InputError(f"holds {lone.name} but no labels.tsv: a dataset folder needs both (sequence_id and "
                          "family_id per line), or hold one FASTA file per family", path=path)
+    refuse_broken_links(path)
     return read_family_dir(path, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
 
 

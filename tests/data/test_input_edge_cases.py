@@ -201,3 +201,12 @@ def test_a_broken_link_in_a_dataset_folder_is_named(tmp_path, layout):
     with pytest.raises(InputError, match="a broken symbolic link: its target .*moved/x.fa does not exist") as err:
         read_dataset(folder)
     assert err.value.path == str(link)
+
+
+def test_a_broken_link_beside_a_pair_is_not_read(tmp_path):
+    from phylocl.data.layouts import read_dataset
+
+    (tmp_path / "sequences.fasta").write_text(">a\nMKTAYIAKQR\n>b\nMKTAYIAKQK\n")
+    (tmp_path / "labels.tsv").write_text("sequence_id\tfamily_id\na\tF1\nb\tF1\n")
+    (tmp_path / "old.fa").symlink_to(tmp_path / "gone.fa")  # not read: the pair is
+    assert read_dataset(tmp_path).ids == ["a", "b"]
