@@ -22,7 +22,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from phylocl.data.letters import clean_letters
+from phylocl.data.letters import clean_letters, protein_option
 from phylocl.data.textio import READ_ERRORS, open_text, os_error_message, undecodable
 from phylocl.errors import InputError
 
@@ -94,6 +94,8 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
     lines: list[str] = []
     try:
         for n, line in enumerate(handle, 1):
+            if line[0] == "\ufeff":  # a byte-order mark inside: files each saved with one, joined with `cat`
+                line = line[1:] or "\n"
             if line[0] == ">":
                 if title is not None:
                     yield start, title, lines
@@ -101,6 +103,8 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
             elif title is not None:
                 lines.append(line.rstrip())
             elif line.strip():
+                if line.lstrip()[:1] == ">":
+                    _indented_header(line, path=path, line_number=n)
                 undecodable(line, path=path, line_number=n, what="a FASTA file")
                 shown = line.strip()[:40]
                 raise InputError(f"not a FASTA file: expected a '>' header line, found {shown!r}", path=path, line=n)
@@ -111,6 +115,13 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
                          path=path) from None
     if title is not None:
         yield start, title, lines
+
+
+def _indented_header(text: str, *, path: Path, line_number: int) -> None:
+    """:class:`InputError` at ``line_number`` if ``text`` is a header line with whitespace before its ``>``."""
+    if text[:1] in (" ", "\t") and text.lstrip()[:1] == ">":
+        raise InputError("indented header line: '>' must be the line's first character", path=path,
+                         line=line_number, column=len(text) - len(text.lstrip()) + 1)
 
 
 def _letters(text: str) -> str:
@@ -138,6 +149,9 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
     with open_text(path, errors="surrogateescape") as handle:
         for line, title, lines in _titled_records(handle, path):
             raw = "".join(lines)
+            if ">" in raw:  # one search per record; a sequence line can hold '>' only as a bad letter or this
+                for k, text in enumerate(lines, 1):
+                    _indented_header(text, path=path, line_number=line + k)
             if not (title.isascii() and raw.isascii()):  # O(1) checks; only then look for bytes that were not UTF-8
                 for k, text in enumerate([">" + title, *lines]):
                     undecodable(text, path=path, line_number=line + k, what="a FASTA file")
@@ -208,7 +222,9 @@ class MixCheck:
 
     def __init__(self, *, given: str | Alphabet | None = None) -> None:
         self.first: dict[str, tuple[str, Path, int]] = {}
-        self.off = getattr(given, "name", given) == "protein"
+        name = getattr(given, "name", given)
+        self.off = name == "protein"
+        self.detected = name is None or str(name).lower() == "auto"  # a refusal then says how to ask for protein
 
     def add(self, record: FastaRecord, path: str | Path) -> None:
         if self.off:
@@ -226,8 +242,10 @@ class MixCheck:
         if len(self.first) == 2:
             other = "protein" if kind == "DNA" else "DNA"
             oid, opath, oline = self.first[other]
+            hint = (f", or, if every record is protein (poly-Ala and poly-Asn stretches look like DNA), give "
+                    f"{protein_option()}") if self.detected else ""
             raise InputError(
                 f"mix of DNA and protein sequences: record {record.id!r} looks like {kind} but record {oid!r} "
-                f"({opath}:{oline}) looks like {other}; use one alphabet per dataset",
+                f"({opath}:{oline}) looks like {other}; use one alphabet per dataset{hint}",
                 path=path, line=record.line,
             )

@@ -11,6 +11,7 @@ picks the layout.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -22,17 +23,25 @@ from phylocl.data.letters import LetterReport
 from phylocl.data.trees import check_tree_leaves, find_tree, read_tree
 from phylocl.errors import InputError
 
-__all__ = ["FASTA_SUFFIXES", "fasta_stem", "resolve_alphabet", "check_unique_ids", "build_dataset", "read_family_dir",
-           "read_fasta_with_labels", "find_pair_files"]
+__all__ = ["FASTA_SUFFIXES", "COMPRESSED_SUFFIXES", "uncompressed_name", "fasta_stem", "resolve_alphabet",
+           "check_unique_ids", "build_dataset", "read_family_dir", "read_fasta_with_labels", "find_pair_files",
+           "refuse_broken_links"]
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fna", ".ffn")
-PAIR_FASTA_NAMES = tuple(f"sequences{s}{z}" for s in FASTA_SUFFIXES for z in ("", ".gz"))
-PAIR_LABEL_NAMES = ("labels.tsv", "labels.tsv.gz")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")  # read by phylocl.data.textio (recognised by their magic bytes)
+PAIR_FASTA_NAMES = tuple(f"sequences{s}{z}" for s in FASTA_SUFFIXES for z in ("", *COMPRESSED_SUFFIXES))
+PAIR_LABEL_NAMES = tuple(f"labels.tsv{z}" for z in ("", *COMPRESSED_SUFFIXES))
+
+
+def uncompressed_name(name: str) -> str:
+    """``name`` without a compression suffix (``OG1.fa.xz`` → ``OG1.fa``)."""
+    lower = name.lower()
+    return next((name[:-len(z)] for z in COMPRESSED_SUFFIXES if lower.endswith(z)), name)
 
 
 def fasta_stem(name: str) -> str | None:
     """File name without its FASTA suffix (``OG1.fa.gz`` → ``OG1``), or ``None`` if it is not a FASTA name."""
-    base = name[:-3] if name.lower().endswith(".gz") else name
+    base = uncompressed_name(name)
     for sfx in FASTA_SUFFIXES:
         if base.lower().endswith(sfx) and len(base) > len(sfx):
             return base[: -len(sfx)]
@@ -41,12 +50,17 @@ def fasta_stem(name: str) -> str | None:
 
 def resolve_alphabet(alphabet: str | Alphabet | None, sequences) -> Alphabet:
     """``alphabet`` by name (``None``/``"auto"``: detected from ``sequences``), as an :class:`Alphabet`."""
-    if alphabet is None or (isinstance(alphabet, str) and alphabet.lower() == "auto"):
+    if _detected(alphabet):
         return get_alphabet(detect_kind(sequences))
     try:
         return get_alphabet(alphabet)
     except ValueError as err:
         raise InputError(str(err)) from None
+
+
+def _detected(alphabet: str | Alphabet | None) -> bool:
+    """Whether ``alphabet`` (as :func:`resolve_alphabet` takes it) leaves the alphabet to be detected."""
+    return alphabet is None or (isinstance(alphabet, str) and alphabet.lower() == "auto")
 
 
 def check_unique_ids(records: Sequence[FastaRecord], paths: Sequence[Path]) -> None:
@@ -84,7 +98,7 @@ def build_dataset(
     for rec, path in zip(records, paths):
         mix.add(rec, path)
     alpha = resolve_alphabet(alphabet, (r.sequence for r in records))
-    report = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
+    report = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous, detected=_detected(alphabet))
     seqs = [report.clean(r.sequence, alpha, path=p, line=r.line, record_id=r.id, layout=r.layout)
             for r, p in zip(records, paths)]
     if report:
@@ -100,13 +114,17 @@ def build_dataset(
 
 def read_family_dir(directory: Path, *, alphabet: str | Alphabet | None = None, strict: bool = False,
                     keep_ambiguous: bool = False) -> OrthologDataset:
-    """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``."""
-    files = sorted(p for p in directory.iterdir() if p.is_file() and fasta_stem(p.name) is not None)
+    """One FASTA file per family in ``directory`` (not recursive); trees next to them or in ``trees/``.
+
+    Hidden files are not read: macOS leaves a binary ``._OG1.fa`` beside ``OG1.fa`` on other file systems and in
+    archives."""
+    files = sorted(p for p in directory.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and fasta_stem(p.name) is not None)
     if not files:
         subdirs = sorted(p.name for p in directory.iterdir() if p.is_dir() and find_pair_files(p) is not None)
         hint = f"; its sub-directories {', '.join(subdirs)} are datasets: point at one" if subdirs else ""
         raise InputError(
-            "no FASTA files (" + " ".join(FASTA_SUFFIXES) + ", optionally .gz), no sequences.fasta + labels.tsv "
+            "no FASTA files (" + " ".join(FASTA_SUFFIXES) + ", optionally .gz, .bz2 or .xz), no sequences.fasta + labels.tsv "
             "and no OrthoFinder results in this directory" + hint, path=directory)
     family_file: dict[str, Path] = {}
     records: list[FastaRecord] = []
@@ -156,8 +174,21 @@ def read_fasta_with_labels(fasta: Path, labels: Path, *, alphabet: str | Alphabe
                                               "labels": str(labels)})
 
 
+def refuse_broken_links(directory: Path, *, pair: bool = False) -> None:
+    """:class:`InputError` for a symbolic link in ``directory`` named as an input whose target is missing (it was
+    skipped, and its family with it, or the pair was not found): ``sequences.fasta`` or ``labels.tsv`` with
+    ``pair``, else any FASTA file."""
+    names = set(PAIR_FASTA_NAMES + PAIR_LABEL_NAMES) if pair else None
+    with os.scandir(directory) as entries:  # is_symlink from the listing: no system call per file
+        broken = sorted(e.path for e in entries if e.is_symlink() and not e.name.startswith(".")
+                        and (e.name in names if pair else fasta_stem(e.name)) and not os.path.exists(e.path))
+    if broken:
+        raise InputError(f"a broken symbolic link: its target {os.readlink(broken[0])} does not exist",
+                         path=broken[0])
+
+
 def find_pair_files(directory: Path) -> tuple[Path, Path] | None:
-    """``(sequences.fasta, labels.tsv)`` inside ``directory`` if both exist (FASTA suffix variants and .gz allowed)."""
+    """``(sequences.fasta, labels.tsv)`` inside ``directory`` if both exist (FASTA suffix variants and compressed names allowed)."""
     fasta = next((directory / n for n in PAIR_FASTA_NAMES if (directory / n).is_file()), None)
     labels = next((directory / n for n in PAIR_LABEL_NAMES if (directory / n).is_file()), None)
     if fasta is None or labels is None:

@@ -41,10 +41,14 @@ def read_labels(path: str | Path) -> Labels:
         raise InputError(
             f"labels table lacks column(s) {', '.join(missing)} (header has: {', '.join(header) or 'nothing'}; "
             "columns must be tab-separated)", path=path, line=1)
-    if len(set(header)) != len(header):
-        raise InputError("labels table has repeated column names", path=path, line=1)
+    repeated = sorted({c for c in header if c and header.count(c) > 1})
+    if repeated:
+        raise InputError(f"labels table has repeated column name(s) {', '.join(repeated)}", path=path, line=1)
+    # columns without a name (a trailing tab, as spreadsheets export) are read only if they are empty
+    unnamed = [j for j, c in enumerate(header) if not c]
+    named = max(j for j, c in enumerate(header) if c) + 1  # a row may end before the unnamed columns after this
     i_id, i_fam = header.index("sequence_id"), header.index("family_id")
-    extra = [(j, c) for j, c in enumerate(header) if j not in (i_id, i_fam)]
+    extra = [(j, c) for j, c in enumerate(header) if c and j not in (i_id, i_fam)]
     family: dict[str, str] = {}
     where: dict[str, int] = {}
     meta: dict[str, dict[str, str]] = {c: {} for _, c in extra}
@@ -52,8 +56,13 @@ def read_labels(path: str | Path) -> Labels:
         if not text.strip():
             continue
         cells = text.split("\t")
-        if len(cells) != len(header):
-            raise InputError(f"expected {len(header)} tab-separated columns, found {len(cells)}", path=path, line=n)
+        if not named <= len(cells) <= len(header):
+            want = len(header) if named == len(header) else f"{named} to {len(header)}"
+            raise InputError(f"expected {want} tab-separated columns, found {len(cells)}", path=path, line=n)
+        filled = next((j for j in unnamed if j < len(cells) and cells[j].strip()), None)
+        if filled is not None:
+            raise InputError(f"column {filled + 1} holds {cells[filled].strip()[:40]!r} but has no name in the header "
+                             "(line 1)", path=path, line=n)
         sid, fam = cells[i_id].strip(), cells[i_fam].strip()
         if not sid or not fam:
             raise InputError("empty sequence_id or family_id", path=path, line=n)

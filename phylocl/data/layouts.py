@@ -5,7 +5,7 @@ Layouts, detected from ``path``:
 - a FASTA file plus ``labels`` (TSV with ``sequence_id``, ``family_id`` and optional metadata columns);
 - a directory with ``sequences.fasta`` + ``labels.tsv`` (the layout of ``datasets/`` and ``shared/data``);
 - an OrthoFinder run: ``Orthogroups.tsv``, a ``Results_*`` directory, or the proteome directory above it;
-- a directory of FASTA files, one per family (``.fa .fasta .faa .fna .ffn``, optionally ``.gz``).
+- a directory of FASTA files, one per family (``.fa .fasta .faa .fna .ffn``, optionally ``.gz .bz2 .xz``).
 
 Sequences come back in canonical upper-case letters (gaps and a trailing ``*`` removed); the alphabet is detected
 unless given. Every defect in the input is an :class:`~phylocl.errors.InputError` naming the file (and line).
@@ -28,7 +28,7 @@ from phylocl.arguments import on_command_line, option, usable_path
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
-                                  read_fasta_with_labels, resolve_alphabet)
+                                  read_fasta_with_labels, refuse_broken_links, resolve_alphabet)
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
 from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
 from phylocl.data.letters import LetterReport
@@ -80,10 +80,12 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
                "labels=TSV")
         raise InputError(f"a single FASTA file needs a labels table, a TSV with sequence_id and family_id ({how}), "
                          "or pass a folder with sequences.fasta + labels.tsv or one FASTA file per family", path=path)
+    refuse_broken_links(path, pair=True)
     pair = find_pair_files(path)
     if pair is not None:
         has_trees = (path / "trees").is_dir() or any(p.suffix in TREE_SUFFIXES for p in path.iterdir())
-        others = sorted(p.name for p in path.iterdir() if p.is_file() and p != pair[0] and fasta_stem(p.name))
+        others = sorted(p.name for p in path.iterdir()
+                        if p.is_file() and p != pair[0] and fasta_stem(p.name) and not p.name.startswith("."))
         if others:  # one FASTA per family beside the pair: the pair is what is read
             logging.getLogger("phylocl").warning(
                 "note: %s: read as sequences.fasta + labels.tsv; the other FASTA file(s) there are not read: %s",
@@ -94,6 +96,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if lone is not None:  # read as one family named "sequences" before
         raise InputError(f"holds {lone.name} but no labels.tsv: a dataset folder needs both (sequence_id and "
                          "family_id per line), or hold one FASTA file per family", path=path)
+    refuse_broken_links(path)
     return read_family_dir(path, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
 
 
@@ -101,6 +104,9 @@ def _as_path(name: str, value) -> Path:
     """``value`` (a str or an ``os.PathLike``) as a ``Path`` with ``~`` expanded; ``TypeError`` naming ``name``, or
     :class:`InputError` naming it for a name too long for a file (:func:`~phylocl.arguments.usable_path`)."""
     if isinstance(value, (str, os.PathLike)):  # bytes are neither
+        if isinstance(value, str) and not value:  # Path("") is ".": the working folder would be read
+            raise InputError(f"{option(name) if name == 'labels' else name} is an empty string, not a path (an unset "
+                             "shell variable?)")
         return usable_path(name, value)
     hint = ""
     if name == "path" and isinstance(value, (list, tuple)):
@@ -155,7 +161,7 @@ class FastaStream:
         self.head = list(islice(self._records, _DETECT_RECORDS))
         self.alphabet = resolve_alphabet(alphabet, (r.sequence for r in self.head))
         self.given = alphabet not in (None, "auto")  # the alphabet was asked for (--alphabet), not detected
-        self.letters = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous)
+        self.letters = LetterReport(strict=strict, keep_ambiguous=keep_ambiguous, detected=not self.given)
         self._used = False
 
     @property

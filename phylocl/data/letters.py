@@ -33,11 +33,12 @@ from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
-from phylocl.arguments import flag, setting
-from phylocl.data.alphabet import Alphabet
+from phylocl.arguments import flag, on_command_line, setting
+from phylocl.data.alphabet import PROTEIN, Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "stored_letters", "KINDS"]
+__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "protein_option", "stored_letters",
+           "KINDS"]
 
 AMBIGUITY_CODES = "RYSWKMBDHV"  # DNA's two- and three-base IUPAC codes
 
@@ -49,6 +50,7 @@ KINDS: dict[str, dict[str, str]] = {
 _WORDS = {"internal_stop": "internal stop", "ambiguous": "ambiguity code", "rare": "rare residue",
           "unknown": "unknown residue"}
 _TABLES: dict[tuple[str, bool], tuple[dict, dict, dict]] = {}
+_PROTEIN_LETTERS = PROTEIN.accepted | {"*"}  # letters that name a protein read as DNA
 
 
 def stored_letters(alphabet: Alphabet) -> str:
@@ -71,6 +73,12 @@ def _tables(alphabet: Alphabet, keep_ambiguous: bool = False) -> tuple[dict, dic
     return _TABLES[key]
 
 
+def protein_option() -> str:
+    """How a user says that the input is protein: ``--alphabet protein`` (``data.alphabet`` for train) on the
+    command line, ``alphabet='protein'`` in Python."""
+    return "--alphabet protein (train: --set data.alphabet=protein)" if on_command_line() else "alphabet='protein'"
+
+
 def letter_place(record_line: int, layout, pos: int) -> tuple[int, int | None]:
     """``(line, column)`` in the file of the letter at 0-based ``pos`` of a record's cleaned sequence, from the
     record's header ``record_line`` and :attr:`~phylocl.data.fasta.FastaRecord.layout` (column ``None`` where
@@ -91,9 +99,10 @@ class LetterReport:
     records, "letters": "BZ", "reads_as": "X", "first": "file:line"}}`` for the kinds seen.
     """
 
-    def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False) -> None:
+    def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False, detected: bool = False) -> None:
         self.strict = flag("strict", strict)  # bool() would read strict="no" as True
         self.keep_ambiguous = flag("keep_ambiguous", keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
+        self.detected = detected  # the alphabet was detected from the letters, not given: a refusal says so
         self.kinds: dict[str, dict] = {}
 
     def clean(self, seq: str, alphabet: Alphabet, *, path: str | Path, line: int, record_id: str,
@@ -120,6 +129,9 @@ class LetterReport:
             letters = "".join(refused)
             if bad:
                 msg = f"letter(s) {letters!r} not in the {alphabet.name} alphabet (first at position {pos + 1})"
+                if self.detected and alphabet.name == "dna" and all(c in _PROTEIN_LETTERS for c in bad):
+                    msg += ("; the input was detected as DNA from its first records: if it is protein, give "
+                            f"{protein_option()}")
             else:
                 strict = setting("strict", True)  # --strict, or strict=True
                 how = f"read as {alphabet.unknown}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from phylocl.data.alphabet import Alphabet
 from phylocl.data.dataset import OrthologDataset
-from phylocl.data.formats import FASTA_SUFFIXES, build_dataset
+from phylocl.data.formats import FASTA_SUFFIXES, build_dataset, uncompressed_name
 from phylocl.data.fasta import FastaRecord, parse_fasta
 from phylocl.data.textio import read_lines
 from phylocl.errors import InputError
@@ -63,7 +63,7 @@ def _proteome_dir(table: Path) -> Path:
 def _proteome_files(directory: Path, species: list[str], table: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in sorted(directory.iterdir()) if directory.is_dir() else []:
-        base = p.name[:-3] if p.name.lower().endswith(".gz") else p.name
+        base = uncompressed_name(p.name)
         stem, dot, sfx = base.rpartition(".")
         if p.is_file() and dot and f".{sfx.lower()}" in _PROTEOME_SUFFIXES and stem in species:
             found.setdefault(stem, p)
@@ -98,11 +98,18 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
         raise InputError("not an OrthoFinder orthogroups table (header must start with 'Orthogroup<TAB>')",
                          path=table, line=1)
     species = [h.strip() for h in header[1:]]
+    unnamed = next((j for j, name in enumerate(species, 2) if not name), None)
+    if unnamed is not None:
+        raise InputError(f"column {unnamed} of the header has no species name", path=table, line=1)
+    repeated = sorted({name for name in species if species.count(name) > 1})
+    if repeated:
+        raise InputError(f"species column(s) {', '.join(repeated)} appear twice in the header", path=table, line=1)
     proteome_dir = _proteome_dir(table)
     files = _proteome_files(proteome_dir, species, table)
     indexes = {s: _index_proteome(files[s]) for s in species}
     records, paths, families, spp = [], [], [], []
     seen: dict[tuple[str, str], int] = {}
+    groups: dict[str, int] = {}  # orthogroup -> its line
     for n, text in enumerate(lines[1:], 2):
         if not text.strip():
             continue
@@ -110,6 +117,11 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
         if len(cells) > len(header):
             raise InputError(f"expected at most {len(header)} columns, found {len(cells)}", path=table, line=n)
         og = cells[0].strip()
+        if not og:
+            raise InputError("row without an orthogroup id (first column empty)", path=table, line=n)
+        if og in groups:
+            raise InputError(f"orthogroup {og!r} is listed twice (lines {groups[og]} and {n})", path=table, line=n)
+        groups[og] = n
         for sp, cell in zip(species, cells[1:]):
             for gene in (g.strip() for g in cell.split(",")):
                 if not gene:
@@ -119,8 +131,9 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
                     raise InputError(f"gene {gene!r} of {og} is not in the {sp} proteome ({files[sp]})",
                                      path=table, line=n)
                 if (sp, gene) in seen:
-                    raise InputError(f"gene {gene!r} ({sp}) is in two orthogroups (lines {seen[sp, gene]} and {n})",
-                                     path=table, line=n)
+                    where = (f"listed twice in {og}" if seen[sp, gene] == n else
+                             f"in two orthogroups (lines {seen[sp, gene]} and {n})")
+                    raise InputError(f"gene {gene!r} ({sp}) is {where}", path=table, line=n)
                 seen[sp, gene] = n
                 records.append(rec._replace(id=gene))
                 paths.append(files[sp])

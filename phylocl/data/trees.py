@@ -44,7 +44,15 @@ def read_tree(path: str | Path) -> Tree:
 
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+        start = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+        if start[:6].upper() == b"#NEXUS":  # read as Newick, its words became leaves ("trees"), none of the family's
+            raise InputError("a NEXUS file, not a Newick tree; save the tree as Newick (one line ending in ';')",
+                             path=path, line=head.count(b"\n", 0, len(head) - len(start)) + 1)
         trees = list(Phylo.parse(str(path), "newick"))
+    except InputError:
+        raise
     except Exception as err:  # Bio.Phylo raises NewickError, ValueError, ... depending on the defect
         raise InputError(f"not a readable Newick tree ({err})", path=path) from None
     if not trees:
@@ -60,9 +68,12 @@ def check_tree_leaves(tree: Tree, names: Sequence[str], *, path: str | Path, fam
         raise InputError(f"leaf {twice[0]!r} appears twice in the tree of family {family!r}", path=path)
     missing = [n for n in names if counts[n] == 0]
     if missing:
+        names_set = set(names)
+        others = [leaf for leaf in counts if leaf not in names_set][:3]  # what the tree calls them instead
+        shown = f"; the tree's other leaves are e.g. {', '.join(repr(o) for o in others)}" if others else ""
         raise InputError(
             f"tree of family {family!r} has no leaf for {len(missing)} of its {len(names)} sequence(s) "
-            f"(e.g. {', '.join(repr(m) for m in missing[:3])}); leaves must be named by sequence id",
+            f"(e.g. {', '.join(repr(m) for m in missing[:3])}){shown}; leaves must be named by sequence id",
             path=path,
         )
 

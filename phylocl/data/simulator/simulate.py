@@ -212,6 +212,8 @@ def write_simulation(families: Iterable[SimulatedFamily], out_dir: str | Path, *
     """
     from phylocl.outputs import check_output_dir, refuse_foreign_files
 
+    if isinstance(out_dir, str) and not out_dir:  # Path("") is ".": --overwrite would replace the working folder
+        raise InputError("the output folder is an empty string, not a path (an unset shell variable?)")
     out_dir = check_output_dir(out_dir)  # not a file, device or pipe, not under /proc, in a writable folder
     params.check_fits(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
