@@ -183,6 +183,7 @@ class FamilyDistances:
         h = hashlib.sha1(f"{src}|{self.k}|{self.sketch_size}|{self.seed}".encode())
         for i, sid in zip(idx, ids):
             h.update(sid.encode() + b"\0" + self.dataset.sequences[i].encode() + b"\0")
-        if src == "tree":
-            h.update(str(self.dataset.trees[family]).encode())
+        if src == "tree":  # the file's bytes, not only its path: an edited tree was read from the stale cache
+            tree = Path(self.dataset.trees[family])
+            h.update(b"edges-if-no-lengths\0" + str(tree).encode() + b"\0" + tree.read_bytes())
         return self.cache_dir / f"{h.hexdigest()[:20]}.npy"

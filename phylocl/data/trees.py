@@ -17,7 +17,7 @@ from phylocl.errors import InputError
 if TYPE_CHECKING:  # Bio.Phylo is imported where a tree is read: reading FASTA (a search's queries) needs none
     from Bio.Phylo.BaseTree import Tree
 
-__all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "patristic_matrix", "check_tree_leaves"]
+__all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "has_branch_lengths", "patristic_matrix", "check_tree_leaves"]
 
 TREE_SUFFIXES = (".nwk", ".newick", ".tree", ".treefile")
 
@@ -78,16 +78,24 @@ def check_tree_leaves(tree: Tree, names: Sequence[str], *, path: str | Path, fam
         )
 
 
+def has_branch_lengths(tree: Tree) -> bool:
+    """Whether any branch below the root of ``tree`` has a length (the root's own is not a branch between leaves)."""
+    return any(c.branch_length is not None for c in tree.find_clades() if c is not tree.root)
+
+
 def patristic_matrix(tree: Tree, names: Sequence[str]) -> np.ndarray:
     """Patristic (path-length) distances between the leaves ``names``, shape ``(n, n)`` float64, zero diagonal.
 
     One post-order pass: for every internal node, each pair of its child subtrees gets
     ``d(a, b) = depth(a) + depth(b) - 2 * depth(node)`` in one block assignment (missing branch lengths count 0).
-    Units are those of the tree's branch lengths (substitutions per site for ML trees and for ``simulate``).
+    Units are those of the tree's branch lengths (substitutions per site for ML trees and for ``simulate``). A tree
+    without any branch length (a topology, e.g. a species tree or a consensus) gives the number of edges between
+    the leaves instead, so that the samplers' "distant" still means far apart on the tree (before, every distance
+    was 0: ``distant`` drew uniformly and ``hardest`` paired each member with the same one).
     """
     pos = {n: i for i, n in enumerate(names)}
     n = len(names)
-    depth = tree.depths()
+    depth = tree.depths(unit_branch_lengths=not has_branch_lengths(tree))
     leaf_depth = np.zeros(n)
     found = np.zeros(n, dtype=bool)
     dist = np.zeros((n, n))

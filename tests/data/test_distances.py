@@ -104,6 +104,9 @@ def test_family_distances_use_tree_else_kmers_and_cache(tmp_path, make_dataset):
     again = FamilyDistances(dataset=ds, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(again("A"), fd("A"))
     assert FamilyDistances(dataset=ds, method="kmer").source("A") == "kmer"
+    tree.write_text("((A_0:1,A_1:2):3,A_2:4);")  # the tree edited in place: the cache is keyed by its bytes too
+    np.testing.assert_allclose(FamilyDistances(dataset=ds, cache_dir=tmp_path / "cache")("A"),
+                               [[0, 3, 8], [3, 0, 9], [8, 9, 0]])  # was the stale 0.3 / 0.8 / 0.9
     with pytest.raises(ValueError, match="no tree"):
         FamilyDistances(dataset=ds, method="tree")("B")
 

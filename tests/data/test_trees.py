@@ -50,3 +50,24 @@ def test_leaf_checks_and_unreadable_tree(tmp_path):
     with pytest.raises(InputError) as err:
         read_tree(bad)
     assert err.value.path == str(bad)
+
+
+def test_a_topology_without_branch_lengths_gives_edges_between_leaves():
+    tree = Phylo.read(io.StringIO("((a,b),(c,(d,e)));"), "newick")
+    dist = patristic_matrix(tree, ["a", "b", "c", "d", "e"])  # was all 0: no pair farther than another
+    expected = np.array([
+        [0, 2, 4, 5, 5],
+        [2, 0, 4, 5, 5],
+        [4, 4, 0, 3, 3],
+        [5, 5, 3, 0, 2],
+        [5, 5, 3, 2, 0],
+    ])
+    np.testing.assert_allclose(dist, expected)
+    unit = Phylo.read(io.StringIO("((a:1,b:1):1,(c:1,(d:1,e:1):1):1);"), "newick")  # the same tree, unit edges
+    for i, j in itertools.combinations(range(5), 2):
+        assert dist[i, j] == unit.distance("abcde"[i], "abcde"[j])
+
+
+def test_one_branch_length_keeps_the_lengths_reading():
+    tree = Phylo.read(io.StringIO("((a,b:1),c);"), "newick")  # lengths given in part: missing ones count 0
+    np.testing.assert_allclose(patristic_matrix(tree, ["a", "b", "c"]), [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
