@@ -6,6 +6,7 @@ but every member of the family must be a leaf.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -17,7 +18,8 @@ from phylocl.errors import InputError
 if TYPE_CHECKING:  # Bio.Phylo is imported where a tree is read: reading FASTA (a search's queries) needs none
     from Bio.Phylo.BaseTree import Tree
 
-__all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "has_branch_lengths", "patristic_matrix", "check_tree_leaves"]
+__all__ = ["TREE_SUFFIXES", "find_tree", "read_tree", "has_branch_lengths", "leaf_names", "patristic_matrix",
+           "check_tree_leaves", "tree_safe"]
 
 TREE_SUFFIXES = (".nwk", ".newick", ".tree", ".treefile")
 
@@ -60,20 +62,50 @@ def read_tree(path: str | Path) -> Tree:
     return trees[0]
 
 
+_NEWICK_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")  # what tree builders keep of a name; the rest they write as '_'
+
+
+def tree_safe(name: str) -> str:
+    """``name`` as IQ-TREE and RAxML write it into a tree: every character other than a letter, a digit, ``_``,
+    ``.`` or ``-`` replaced by ``_`` (``sp|P12345|ABC_HUMAN`` -> ``sp_P12345_ABC_HUMAN``)."""
+    return _NEWICK_SAFE.sub("_", name)
+
+
+def leaf_names(tree: Tree, names: Sequence[str]) -> list[str | None]:
+    """The leaf of ``tree`` that stands for each of ``names``: the leaf of that very name, else, for a name that a tree
+    builder rewrote (:func:`tree_safe`), the one leaf of its rewritten form, when no other member's name or leaf
+    claims it; ``None`` where neither is found."""
+    leaves = Counter(c.name for c in tree.get_terminals())
+    out: list[str | None] = [n if leaves[n] else None for n in names]
+    if all(out):
+        return out
+    claimed = Counter(tree_safe(n) for n in names)  # two members rewritten alike cannot be told apart
+    exact = set(names)
+    for i, n in enumerate(names):
+        safe = tree_safe(n)
+        if out[i] is None and leaves[safe] == 1 and claimed[safe] == 1 and safe not in exact:
+            out[i] = safe
+    return out
+
+
 def check_tree_leaves(tree: Tree, names: Sequence[str], *, path: str | Path, family: str) -> None:
-    """Raise :class:`InputError` if some of ``names`` are not leaves of ``tree`` (or a leaf name repeats)."""
+    """Raise :class:`InputError` if some of ``names`` are not leaves of ``tree`` (:func:`leaf_names`: by name, or
+    as a tree builder rewrote it) or a leaf name repeats."""
     counts = Counter(c.name for c in tree.get_terminals())
-    twice = [n for n in names if counts[n] > 1]
+    found = leaf_names(tree, names)
+    twice = [leaf for leaf in found if leaf is not None and counts[leaf] > 1]
     if twice:
         raise InputError(f"leaf {twice[0]!r} appears twice in the tree of family {family!r}", path=path)
-    missing = [n for n in names if counts[n] == 0]
+    missing = [n for n, leaf in zip(names, found) if leaf is None]
     if missing:
-        names_set = set(names)
-        others = [leaf for leaf in counts if leaf not in names_set][:3]  # what the tree calls them instead
+        used = set(names) | {leaf for leaf in found if leaf is not None}
+        others = [leaf for leaf in counts if leaf not in used][:3]  # what the tree calls them instead
         shown = f"; the tree's other leaves are e.g. {', '.join(repr(o) for o in others)}" if others else ""
         raise InputError(
             f"tree of family {family!r} has no leaf for {len(missing)} of its {len(names)} sequence(s) "
-            f"(e.g. {', '.join(repr(m) for m in missing[:3])}){shown}; leaves must be named by sequence id",
+            f"(e.g. {', '.join(repr(m) for m in missing[:3])}){shown}; leaves must be named by sequence id (or "
+            "by the id with characters other than letters, digits, '_', '.' and '-' written as '_', as IQ-TREE and "
+            "RAxML write them)",
             path=path,
         )
 
@@ -93,7 +125,7 @@ def patristic_matrix(tree: Tree, names: Sequence[str]) -> np.ndarray:
     the leaves instead, so that the samplers' "distant" still means far apart on the tree (before, every distance
     was 0: ``distant`` drew uniformly and ``hardest`` paired each member with the same one).
     """
-    pos = {n: i for i, n in enumerate(names)}
+    pos = {leaf: i for i, leaf in enumerate(leaf_names(tree, names)) if leaf is not None}
     n = len(names)
     depth = tree.depths(unit_branch_lengths=not has_branch_lengths(tree))
     leaf_depth = np.zeros(n)

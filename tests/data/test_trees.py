@@ -71,3 +71,20 @@ def test_a_topology_without_branch_lengths_gives_edges_between_leaves():
 def test_one_branch_length_keeps_the_lengths_reading():
     tree = Phylo.read(io.StringIO("((a,b:1),c);"), "newick")  # lengths given in part: missing ones count 0
     np.testing.assert_allclose(patristic_matrix(tree, ["a", "b", "c"]), [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+
+
+def test_leaves_renamed_by_tree_builders_are_matched():
+    ids = ["sp|P1|A_HUMAN", "sp|P2|A_MOUSE", "tr|Q3|A RAT"]  # IQ-TREE / RAxML write '|' and ' ' as '_'
+    tree = Phylo.read(io.StringIO("((sp_P1_A_HUMAN:1,sp_P2_A_MOUSE:2):3,tr_Q3_A_RAT:4);"), "newick")
+    check_tree_leaves(tree, ids, path="t.nwk", family="F")  # was: no leaf for 3 of its 3 sequences
+    np.testing.assert_allclose(patristic_matrix(tree, ids), [[0, 3, 8], [3, 0, 9], [8, 9, 0]])
+    exact = Phylo.read(io.StringIO("((a:1,b:2):3,c:4);"), "newick")
+    np.testing.assert_allclose(patristic_matrix(exact, ["a", "b", "c"]), [[0, 3, 8], [3, 0, 9], [8, 9, 0]])
+
+
+def test_rewritten_names_that_clash_are_not_guessed():
+    tree = Phylo.read(io.StringIO("((x_1:1,x_2:2):3,y:4);"), "newick")
+    with pytest.raises(InputError, match=r"no leaf for 2 of its 3.*'x\|1'.*IQ-TREE"):  # x|1 and x 1 both read x_1
+        check_tree_leaves(tree, ["x|1", "x 1", "y"], path="t.nwk", family="F")
+    with pytest.raises(InputError, match="no leaf for 1 of its 2"):  # the leaf x_1 is a member's own name
+        check_tree_leaves(tree, ["x_1", "x|1"], path="t.nwk", family="F")
