@@ -66,8 +66,8 @@ _NEWICK_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")  # what tree builders keep of a n
 
 
 def tree_safe(name: str) -> str:
-    """``name`` as IQ-TREE and RAxML write it into a tree: every character other than a letter, a digit, ``_``,
-    ``.`` or ``-`` replaced by ``_`` (``sp|P12345|ABC_HUMAN`` -> ``sp_P12345_ABC_HUMAN``)."""
+    """``name`` as tree builders such as IQ-TREE write it into a tree: every character other than a letter, a digit,
+    ``_``, ``.`` or ``-`` replaced by ``_`` (``sp|P12345|ABC_HUMAN`` -> ``sp_P12345_ABC_HUMAN``)."""
     return _NEWICK_SAFE.sub("_", name)
 
 
@@ -105,7 +105,7 @@ def check_tree_leaves(tree: Tree, names: Sequence[str], *, path: str | Path, fam
             f"tree of family {family!r} has no leaf for {len(missing)} of its {len(names)} sequence(s) "
             f"(e.g. {', '.join(repr(m) for m in missing[:3])}){shown}; leaves must be named by sequence id (or "
             "by the id with characters other than letters, digits, '_', '.' and '-' written as '_', as IQ-TREE and "
-            "RAxML write them)",
+            "other tree builders write them)",
             path=path,
         )
 

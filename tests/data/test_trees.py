@@ -74,7 +74,7 @@ def test_one_branch_length_keeps_the_lengths_reading():
 
 
 def test_leaves_renamed_by_tree_builders_are_matched():
-    ids = ["sp|P1|A_HUMAN", "sp|P2|A_MOUSE", "tr|Q3|A RAT"]  # IQ-TREE / RAxML write '|' and ' ' as '_'
+    ids = ["sp|P1|A_HUMAN", "sp|P2|A_MOUSE", "tr|Q3|A RAT"]  # IQ-TREE writes '|' and ' ' as '_'
     tree = Phylo.read(io.StringIO("((sp_P1_A_HUMAN:1,sp_P2_A_MOUSE:2):3,tr_Q3_A_RAT:4);"), "newick")
     check_tree_leaves(tree, ids, path="t.nwk", family="F")  # was: no leaf for 3 of its 3 sequences
     np.testing.assert_allclose(patristic_matrix(tree, ids), [[0, 3, 8], [3, 0, 9], [8, 9, 0]])
