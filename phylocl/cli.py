@@ -586,6 +586,22 @@ def _short_blas_spin() -> None:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
 
 
+PATH_OPTIONS = ("config", "data", "db", "db_extra", "embeddings", "fasta", "index", "labels", "model", "out",
+                "output", "path", "query", "resume", "split_config")  # options that name files or folders
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """An empty string for a file or folder (an unset shell variable: ``--query "$Q"``) is refused with the command's
+    usage; it read as the working folder (``.: is a directory``, or "output would overwrite an input file")."""
+    for action in args._parser._actions:
+        value = getattr(args, action.dest, None) if action.dest in PATH_OPTIONS else None
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            name = "/".join(action.option_strings) or action.dest
+            args._parser.error(f"argument {name}: an empty string is not a file or folder name (an unset shell "
+                               "variable?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
     _short_blas_spin()
@@ -595,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # `phylocl models --bogus` showed the top-level usage: the command's own says what it takes
         args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _refuse_empty_paths(args)
     configure_logging(args.command, quiet=getattr(args, "quiet", False))
     if args.command in ("train", "compare", "embed"):  # embed: --devices runs Lightning's DDP
         quiet_lightning()

@@ -19,3 +19,22 @@ def test_an_unknown_option_names_its_command_and_shows_its_usage(capsys, argv, u
     assert err.value.code == 2
     out = capsys.readouterr().err
     assert out.startswith(usage) and f"phylocl {argv[0]}: error: unrecognized arguments: {unknown}\n" in out
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["search", "--query", "", "--db", "db.fa", "-o", "hits.tsv"], "--query"),  # was "output would overwrite an
+    (["embed", "--fasta", "", "-o", "x.npz"], "--fasta"),  # input file" / ".: is a directory, expected a FASTA file"
+    (["search", "--query", "q.fa", "--db", "db.fa", "-o", " "], "-o/--output"),
+    (["inspect", ""], "path"),
+    (["evaluate", "--data", ""], "--data"),
+    (["train", "--config", "c.yaml", "--out", "r", "--data", "d1", ""], "--data"),  # nargs="+"
+])
+def test_an_empty_path_is_refused_with_the_usage(capsys, tmp_path, monkeypatch, argv, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    out = capsys.readouterr().err
+    assert out.startswith(f"usage: phylocl {argv[0]} ")
+    assert f"error: argument {name}: an empty string is not a file or folder name" in out
+    assert list(tmp_path.iterdir()) == []  # nothing written
