@@ -52,7 +52,10 @@ def cli(capsys):
     from phylocl.cli import main
 
     def call(*argv):
-        code = main([str(a) for a in argv])
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exit:  # argparse's refusals (usage, exit 2)
+            code = exit.code
         out, err = capsys.readouterr()
         assert "Traceback" not in err, err
         return code, out, err

@@ -181,7 +181,7 @@ def test_simulate_refuses_an_empty_output_path(tmp_path, monkeypatch, cli):
     assert cli(*args, "-o", "sim")[0] == 0
     monkeypatch.chdir(tmp_path / "sim")
     code, _, err = cli(*args, "-o", "", "--overwrite")
-    assert code == 2 and "output folder is an empty string" in err
+    assert code == 2 and "an empty string is not a file or folder name" in err  # the command line's refusal
     assert (tmp_path / "sim" / "simulation.json").is_file()
 
 
