@@ -29,7 +29,8 @@ from phylocl.errors import InputError
 if TYPE_CHECKING:
     from phylocl.data.alphabet import Alphabet
 
-__all__ = ["FastaRecord", "open_text", "parse_fasta", "clean_letters", "nucleotide_fraction", "looks_like_protein",
+__all__ = ["FastaRecord", "open_text", "parse_fasta", "not_fasta_message", "first_line_refusal", "clean_letters",
+           "nucleotide_fraction", "looks_like_protein",
            "looks_like", "detect_kind", "MixCheck", "DNA_THRESHOLD", "strip_gaps"]
 
 DNA_THRESHOLD = 0.9  # same rule as phylocl.data.alphabet.looks_like_dna / detect_alphabet
@@ -106,8 +107,7 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
                 if line.lstrip()[:1] == ">":
                     _indented_header(line, path=path, line_number=n)
                 undecodable(line, path=path, line_number=n, what="a FASTA file")
-                shown = line.strip()[:40]
-                raise InputError(f"not a FASTA file: expected a '>' header line, found {shown!r}", path=path, line=n)
+                raise InputError(not_fasta_message(line), path=path, line=n)
     except UnicodeDecodeError:  # a handle opened without surrogateescape
         raise InputError("not a FASTA file (undecodable bytes, not UTF-8 text)", path=path, line=n + 1) from None
     except READ_ERRORS as err:  # a truncated gzip stream, a vanished network file
@@ -115,6 +115,47 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
                          path=path) from None
     if title is not None:
         yield start, title, lines
+
+
+_OTHER_FORMATS = (  # (how a file of the format starts, its name): files users give where FASTA belongs
+    (re.compile(r"@\S"), "FASTQ"),
+    (re.compile(r"LOCUS\s"), "GenBank"),
+    (re.compile(r"ID {3}"), "EMBL / UniProt flat-file"),
+    (re.compile(r"# ?STOCKHOLM", re.I), "Stockholm"),
+    (re.compile(r"CLUSTAL|MUSCLE \(", re.I), "Clustal"),
+    (re.compile(r"##gff-version", re.I), "GFF"),
+    (re.compile(r"#NEXUS", re.I), "NEXUS"),
+    (re.compile(r"\s*\d+\s+\d+\s*$"), "PHYLIP"),
+    (re.compile(r"[\[{]"), "JSON"),
+)
+
+
+def not_fasta_message(line: str) -> str:
+    """The refusal of a file whose first non-blank ``line`` is not a FASTA header, naming the format it looks like
+    (FASTQ, GenBank, Stockholm, ...) where its first line tells."""
+    shown = line.strip()[:40]
+    found = next((name for pattern, name in _OTHER_FORMATS if pattern.match(line.lstrip("\ufeff"))), None)
+    like = f"; it looks like {found} format: convert it to FASTA first" if found else ""
+    return f"not a FASTA file: expected a '>' header line, found {shown!r}{like}"
+
+
+def first_line_refusal(path: Path) -> InputError | None:
+    """The refusal (:func:`not_fasta_message`, at its line) of the regular file ``path`` when its first non-blank line
+    is not a FASTA header (compressed files read through :func:`open_text`), else ``None`` (a FASTA file, a pipe, an
+    unreadable file: their readers say what is wrong)."""
+    if not path.is_file():
+        return None
+    try:
+        with open_text(path) as handle:
+            for n, line in enumerate(handle, 1):
+                if line.strip():
+                    text = line.lstrip("\ufeff")
+                    if text.lstrip()[:1] == ">":
+                        return None
+                    return InputError(not_fasta_message(text), path=path, line=n)
+    except (OSError, UnicodeDecodeError, InputError, EOFError, ValueError):
+        return None
+    return None
 
 
 def _indented_header(text: str, *, path: Path, line_number: int) -> None:

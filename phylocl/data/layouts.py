@@ -30,7 +30,7 @@ from phylocl.data.dataset import OrthologDataset, concat_datasets
 from phylocl.data.formats import (PAIR_FASTA_NAMES, fasta_stem, find_pair_files, read_family_dir,
                                   read_fasta_with_labels, refuse_broken_links, resolve_alphabet)
 from phylocl.data.orthofinder import find_orthofinder_results, read_orthofinder
-from phylocl.data.fasta import FastaRecord, MixCheck, parse_fasta
+from phylocl.data.fasta import FastaRecord, MixCheck, first_line_refusal, parse_fasta
 from phylocl.data.letters import LetterReport
 from phylocl.data.textio import missing_message
 from phylocl.data.trees import TREE_SUFFIXES
@@ -76,6 +76,9 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
     if table is not None:
         return read_orthofinder(table, alphabet=alphabet, strict=strict, keep_ambiguous=keep_ambiguous)
     if not path.is_dir():  # a file, a named pipe, <(...)
+        refusal = first_line_refusal(path)  # a FASTQ or GenBank file: say so, not that it lacks labels
+        if refusal is not None:
+            raise refusal
         how = ("--labels for inspect, embed and evaluate; --set data.labels=TSV for train" if on_command_line() else
                "labels=TSV")
         raise InputError(f"a single FASTA file needs a labels table, a TSV with sequence_id and family_id ({how}), "
