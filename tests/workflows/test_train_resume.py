@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -92,3 +89,22 @@ def test_knn_batches_refreshed_before_an_interrupt_are_those_of_the_uninterrupte
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     _same_run(out, ref)
+
+
+def test_a_knn_checkpoint_without_the_neighbour_table_resumes_with_it_recomputed(tmp_path, monkeypatch, capsys,
+                                                                                 many_families):
+    """A checkpoint of phylocl 0.5.0 holds no table: the run resumes, recomputes it at once and says so."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, 7)
+        assert main(train_args(out, _sets(many_families, *KNN))) == 130
+    ckpt = out / "checkpoints" / "interrupted.ckpt"
+    state = load_checkpoint(ckpt)
+    assert state["OrthologDataModule"]["hard"]["refreshes"] == 2
+    del state["OrthologDataModule"]["hard"]  # as 0.5.0 wrote it
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "note: the checkpoint holds no hard-negative neighbour table" in err and "at step 7" in err
+    assert [int(r["step"]) for r in _csv(out) if r.get("train/neighbours_changed")] == [3, 6, 7, 9]
