@@ -185,7 +185,7 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
 
     from phylocl.training.refresh import NeighbourRefresh
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
-    from phylocl.workflows.train_checks import DeferredInterrupt, InterruptCheckpoint
+    from phylocl.workflows.train_checkpoints import DeferredInterrupt, InterruptCheckpoint
 
     # With validation, last.ckpt is saved at the end of each validation (after best.ckpt, so that it holds the best
     # score so far): Lightning resumes a checkpoint saved at a batch's end as if that batch's validation had run, so
