@@ -1,5 +1,9 @@
 """Checkpoints written while ``phylocl train`` runs, and the interrupts that write them.
 
+- :class:`AtomicCheckpointIO`: every checkpoint is written as phylocl writes its outputs (a hidden temporary beside
+  it, then ``os.replace``: :func:`phylocl.atomic.atomic_path`), so a kill never leaves a truncated one;
+- :class:`StepCheckpoint`: ``last.ckpt`` every ``trainer.checkpoint_every_n_steps`` optimizer steps between
+  validations, so that a run killed outright (SIGKILL, out of memory) loses at most that many steps;
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
   not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from, nor
   inside a validation (Lightning resumes one cut short on part of its batches);
@@ -13,14 +17,70 @@ import contextlib
 import logging
 import signal
 import threading
+import time
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows.train_checks import state_dict_mismatch
 
-__all__ = ["InterruptCheckpoint", "DeferredInterrupt"]
+__all__ = ["AtomicCheckpointIO", "StepCheckpoint", "InterruptCheckpoint", "DeferredInterrupt"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing through :func:`~phylocl.atomic.atomic_path` (a Trainer plugin).
+
+    Lightning's own writes a temporary file in the system's temporary folder and moves it into place, which is a
+    copy when that folder is on another file system: a kill during the copy left a truncated ``last.ckpt`` (and its
+    temporary in ``/tmp``). Here the temporary sits beside the checkpoint (``.last.ckpt.<pid>.<random>.tmp.ckpt``, swept
+    by the next write once its writer is dead) and replaces it in one rename; a full disk is an InputError naming it.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        import torch
+
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        with atomic_path(Path(path)) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class StepCheckpoint(L.Callback):
+    """``last.ckpt`` every ``every`` optimizer steps, so that a run killed without warning loses at most ``every``.
+
+    Written at the start of the batch after the step (when ``global_step`` is a multiple of ``every``), before
+    anything of that batch is done: where a held Ctrl-C writes ``interrupted.ckpt`` (:class:`DeferredInterrupt`), the
+    place ``--resume`` continues exactly (that batch is redone). Not after the steps that a validation follows (every
+    ``val_every``): ``last.ckpt`` is written at that validation's end (or, without validation, at that step's end),
+    and one written before the validation would be resumed as if it had run. Nor at the step a run starts or resumes
+    at. ``seconds``: the time of each write (flushing the log rows, then the checkpoint).
+    """
+
+    def __init__(self, *, dirpath: str | Path, every: int, val_every: int) -> None:
+        super().__init__()
+        if every < 1 or val_every < 1:
+            raise ValueError(f"every and val_every must be >= 1, got {every} and {val_every}")
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every, self.val_every = int(every), int(val_every)
+        self._start: int | None = None
+        self.seconds: list[float] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = int(trainer.global_step)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        step = int(trainer.global_step)
+        if step == self._start or step % self.every or step % self.val_every == 0:
+            return
+        started = time.perf_counter()
+        for logger in trainer.loggers:  # the rows up to this step, on disk with the checkpoint that follows them
+            logger.save()
+        trainer.save_checkpoint(self.path)
+        self.seconds.append(time.perf_counter() - started)
 
 
 def _stepped_not_logged(trainer) -> bool:

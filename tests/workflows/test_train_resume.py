@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -108,3 +111,47 @@ def test_a_knn_checkpoint_without_the_neighbour_table_resumes_with_it_recomputed
     err = capsys.readouterr().err
     assert "note: the checkpoint holds no hard-negative neighbour table" in err and "at step 7" in err
     assert [int(r["step"]) for r in _csv(out) if r.get("train/neighbours_changed")] == [3, 6, 7, 9]
+
+
+# ------------------------------------------------------------------------------------ SIGKILL between validations
+def _killed_in_step(out, sets, at_step) -> None:
+    """Train ``sets`` into ``out`` in a child process that dies as ``kill -9`` would (``os._exit(9)``, no handler, no
+    checkpoint) inside the step that starts at ``global_step == at_step``."""
+    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"  # sums as this process does
+            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+            "from phylocl.training import module as m; real = m.ContrastiveModule._global_loss\n"
+            "def killed(self, *args):\n"
+            f"    if self.global_step == {at_step}: os._exit(9)\n"
+            "    return real(self, *args)\n"
+            "m.ContrastiveModule._global_loss = killed; main(sys.argv[2:])")
+    here = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, sets))], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("extra, every, at_step, saved", [((), 3, 7, 6), (KNN, 5, 7, 5)])
+# validations at 4 and 8: checkpoints at the starts of steps 3 and 6 (random batches), or 5 (knn: after the refresh
+# of step 3, with batches drawn ahead), then killed in step 7
+def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps(
+        tmp_path, capsys, many_families, extra, every, at_step, saved):
+    sets = _sets(many_families, *extra, f"trainer.checkpoint_every_n_steps={every}")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    _killed_in_step(out, sets, at_step)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == saved  # was 4, the validation's
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
+
+
+@pytest.mark.parametrize("value, says", [("-1", "must be an integer >= 0 (0 or null: off), got -1"),
+                                         ("1.5", "1.5 is not a valid"), ("true", "True is not a valid")])
+def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, value, says):
+    from train_cli import EXAMPLE, refused
+
+    refused(capsys, ["train", "--data", EXAMPLE, "--out", tmp_path / "run", "--set",
+                     f"trainer.checkpoint_every_n_steps={value}"], f"trainer.checkpoint_every_n_steps{':' * (value != '-1')} {says}")
+    assert not (tmp_path / "run").exists()
