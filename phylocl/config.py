@@ -167,7 +167,8 @@ class TrainerConfig:
                 raise ValueError(f"trainer.{name} must be an integer >= 1, got {getattr(self, name)!r}")
         every = self.checkpoint_every_n_steps
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
-            raise ValueError(f"trainer.checkpoint_every_n_steps must be an integer >= 0 (0 or null: off), got {every!r}")
+            raise ValueError(f"trainer.checkpoint_every_n_steps must be an integer >= 0 (0 or null: off), got "
+                             f"{every!r}")
         if not 0 <= self.seed < 2**32:  # what Lightning's seed_everything (numpy's seed) accepts
             raise ValueError(f"trainer.seed must be in [0, 2**32 - 1], got {self.seed}")
 

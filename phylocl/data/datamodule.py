@@ -69,7 +69,7 @@ class OrthologDataModule(L.LightningDataModule):
         self._batches: ResumableBatches | None = None  # the training loader's batches (their place in the epoch)
         self._resume: dict | None = None  # that place as a checkpoint recorded it (load_state_dict)
         self._resume_hard: dict | None = None  # the hard-negative table and draw a checkpoint recorded
-        self.hard_state_missing = False  # resumed from a hard-negative run's checkpoint without them (phylocl < 0.5.1)
+        self.hard_state_missing = False  # resumed from a checkpoint without them (phylocl 0.5.0 or earlier)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -178,7 +178,8 @@ class HardNegativeBatchSampler(Sampler):
                 "order": None if d["order"] is None else torch.from_numpy(d["order"].astype(np.int64)),
                 "used": None if d["used"] is None else torch.from_numpy(d["used"].copy()),
                 "round": int(d["round"]), "in_round": int(d["in_round"]), "position": int(d["position"]),
-                "kept": [torch.from_numpy(b.astype(np.int64)) for b, _ in kept], "kept_rounds": [int(r) for _, r in kept]}
+                "kept": [torch.from_numpy(b.astype(np.int64)) for b, _ in kept],
+                "kept_rounds": [int(r) for _, r in kept]}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue the draw of :meth:`state_dict` when its epoch is iterated next (another epoch starts afresh)."""
@@ -264,8 +265,9 @@ class HardNegatives:
         redoes it, with the same weights, and logs what it changed against the table before it."""
         redo = self.refreshed_at >= step and self._before is not None
         table, done = (self._before, self.refreshes - 1) if redo else (self.neighbours, self.refreshes)
+        draw = self.sampler.state_dict(epoch=epoch, keep_from=keep_from) if self.sampler is not None else {}
         return {"neighbours": torch.from_numpy(table.astype(np.int32)) if done else None, "refreshes": done,
-                "sampler": self.sampler.state_dict(epoch=epoch, keep_from=keep_from) if self.sampler is not None else {}}
+                "sampler": draw}
 
     def load_state_dict(self, state: dict) -> None:
         """Take the table and the draw of :meth:`state_dict` (before :meth:`make_sampler`)."""

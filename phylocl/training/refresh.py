@@ -58,7 +58,7 @@ class NeighbourRefresh(L.Callback):
         if hard is None or step == self._done_at:
             return
         due = step > 0 and step % self.every == 0
-        if getattr(dm, "hard_state_missing", False):  # resumed from a checkpoint of phylocl < 0.5.1: no table saved
+        if getattr(dm, "hard_state_missing", False):  # resumed from a checkpoint of phylocl 0.5.0 or earlier: no table
             dm.hard_state_missing = False
             if step > self.every:  # refreshes came before it: recompute the table now
                 due = True

@@ -36,8 +36,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Lightning's own writes a temporary file in the system's temporary folder and moves it into place, which is a
     copy when that folder is on another file system: a kill during the copy leaves a truncated ``last.ckpt`` (and
-    its temporary in ``/tmp``). Here the temporary sits beside the checkpoint (``.last.ckpt.<pid>.<random>.tmp.ckpt``, swept
-    by the next write once its writer is dead) and replaces it in one rename; a full disk is an InputError naming it.
+    its temporary in ``/tmp``). Here the temporary sits beside the checkpoint (``.last.ckpt.<pid>.<random>.tmp.ckpt``,
+    swept by the next write once its writer is dead) and replaces it in one rename; a full disk is an InputError
+    naming it.
     """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:

@@ -152,6 +152,7 @@ def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps
 def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, value, says):
     from train_cli import EXAMPLE, refused
 
-    refused(capsys, ["train", "--data", EXAMPLE, "--out", tmp_path / "run", "--set",
-                     f"trainer.checkpoint_every_n_steps={value}"], f"trainer.checkpoint_every_n_steps{':' * (value != '-1')} {says}")
+    name = "trainer.checkpoint_every_n_steps"
+    refused(capsys, ["train", "--data", EXAMPLE, "--out", tmp_path / "run", "--set", f"{name}={value}"],
+            f"{name}{':' * (value != '-1')} {says}")
     assert not (tmp_path / "run").exists()
