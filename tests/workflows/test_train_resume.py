@@ -156,3 +156,24 @@ def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, v
     refused(capsys, ["train", "--data", EXAMPLE, "--out", tmp_path / "run", "--set", f"{name}={value}"],
             f"{name}{':' * (value != '-1')} {says}")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_of_0_5_0_resumes_with_periodic_checkpoints(tmp_path, monkeypatch, capsys, many_families):
+    """Its config.yaml has no trainer.checkpoint_every_n_steps (it was refused as a changed config); the setting
+    may change on --resume, and does not change the run."""
+    import yaml
+
+    sets = _sets(many_families)
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, 2)
+        assert main(train_args(out, sets)) == 130
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    del stored["trainer"]["checkpoint_every_n_steps"]  # as 0.5.0 wrote it
+    (out / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet", "--set", "trainer.checkpoint_every_n_steps=3"]) == 0, \
+        capsys.readouterr().err
+    _same_run(out, ref)
