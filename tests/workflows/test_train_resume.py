@@ -130,9 +130,9 @@ def _killed_in_step(out, sets, at_step) -> None:
     assert run.returncode == 9, run.stderr[-2000:]
 
 
-@pytest.mark.parametrize("extra, every, at_step, saved", [((), 3, 7, 6), (KNN, 5, 7, 5)])
+@pytest.mark.parametrize("extra, every, at_step, saved", [((), 3, 7, 6), (KNN, 5, 7, 5), (KNN, 0, 7, 4)])
 # validations at 4 and 8: checkpoints at the starts of steps 3 and 6 (random batches), or 5 (knn: after the refresh
-# of step 3, with batches drawn ahead), then killed in step 7
+# of step 3, with batches drawn ahead), then killed in step 7; off: from last.ckpt of the validation at step 4 (knn)
 def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps(
         tmp_path, capsys, many_families, extra, every, at_step, saved):
     sets = _sets(many_families, *extra, f"trainer.checkpoint_every_n_steps={every}")
@@ -141,7 +141,7 @@ def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps
     out = tmp_path / "run"
     _killed_in_step(out, sets, at_step)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == saved  # was 4, the validation's
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == saved  # was 4 (the validation's)
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     _same_run(out, ref)
