@@ -145,6 +145,8 @@ class TrainerConfig:
     seed: int = 0
     log_every_n_steps: int = 10
     val_every_n_steps: int = 200
+    # checkpoints/last.ckpt also every N optimizer steps between validations (a SIGKILL loses at most N); 0/null: off
+    checkpoint_every_n_steps: Optional[int] = 50
     progress_bar: bool = True
     deterministic: bool = False
 
@@ -163,6 +165,10 @@ class TrainerConfig:
         for name in ("num_nodes", "log_every_n_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        every = self.checkpoint_every_n_steps
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+            raise ValueError(f"trainer.checkpoint_every_n_steps must be an integer >= 0 (0 or null: off), got "
+                             f"{every!r}")
         if not 0 <= self.seed < 2**32:  # what Lightning's seed_everything (numpy's seed) accepts
             raise ValueError(f"trainer.seed must be in [0, 2**32 - 1], got {self.seed}")
 

@@ -68,6 +68,8 @@ class OrthologDataModule(L.LightningDataModule):
         self.strategy = get_pair_strategy(config.pair_strategy, alpha=config.alpha)
         self._batches: ResumableBatches | None = None  # the training loader's batches (their place in the epoch)
         self._resume: dict | None = None  # that place as a checkpoint recorded it (load_state_dict)
+        self._resume_hard: dict | None = None  # the hard-negative table and draw a checkpoint recorded
+        self.hard_state_missing = False  # resumed from a checkpoint without them (phylocl 0.5.0 or earlier)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -166,6 +168,9 @@ class OrthologDataModule(L.LightningDataModule):
         if c.batching != "random":  # hard-negative batches of real families; evolved rows (if any) appended at random
             if self.hard is None:
                 self.hard = HardNegatives(config=c, dataset=self.train_set, families=pairs.families)
+            if self._resume_hard is not None:
+                self.hard.load_state_dict(self._resume_hard)
+                self._resume_hard = None
             sampler = self.hard.make_sampler(num_replicas=replicas, rank=rank,
                                              batch_size=max(1, c.batch_size - n_evolved))
         else:
@@ -190,12 +195,22 @@ class OrthologDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         """Where training is in the current epoch (``{"epoch", "batches"}``), saved in Lightning checkpoints, so
-        that a resumed run continues the epoch with the batches it had not trained on yet."""
-        return self._batches.position() if self._batches is not None else {}
+        that a resumed run continues the epoch with the batches it had not trained on yet; with hard-negative
+        batches also ``"hard"``: the neighbour table in force and the sampler's draw
+        (:meth:`~phylocl.data.hardbatches.HardNegatives.state_dict`), which the batches still to come depend on."""
+        state = self._batches.position() if self._batches is not None else {}
+        if state and self.hard is not None:
+            state["hard"] = self.hard.state_dict(step=int(getattr(self.trainer, "global_step", 0)),
+                                                 epoch=state["epoch"], keep_from=state["batches"])
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         if isinstance(state_dict, dict) and {"epoch", "batches"} <= set(state_dict):
             self._resume = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
+            if self.config.batching != "random":
+                hard = state_dict.get("hard")
+                self._resume_hard = hard if isinstance(hard, dict) else None
+                self.hard_state_missing = not isinstance(hard, dict)
 
     def eval_dataloader(self, dataset: OrthologDataset) -> DataLoader | list:
         """Length-sorted batches over every whole sequence of ``dataset`` (``[]`` when it is empty); the encoder

@@ -203,7 +203,9 @@ class ResumableBatches(Sampler):
 
     Every batch sampler here yields batches that depend only on ``(seed, epoch, position)``, so a run resumed
     after ``k`` optimizer steps of epoch ``e`` gets the batches an uninterrupted run got by skipping the first
-    ``k`` of that epoch (index lists only: no data is read for them). Without it the resumed epoch started again
+    ``k`` of that epoch (index lists only: no data is read for them). Hard-negative batches also depend on the
+    neighbour tables in force when each was drawn: their sampler continues its own saved draw and yields empty
+    placeholders for the ``k`` skipped here (:mod:`phylocl.data.hardbatches`). Without it the resumed epoch started again
     from its first batch and, Lightning counting the batches already done, ended ``k`` batches early: the resumed
     run trained on other batches than the uninterrupted one.
 

@@ -150,7 +150,7 @@ class ContrastiveModule(L.LightningModule):
         validation schedule, every ``val_every_n_steps`` batches). Lightning restores these counters assuming that
         a checkpoint saved inside a batch was saved at its ``on_train_batch_end``, after the step. ``interrupted.ckpt``
         is written in a batch's forward/backward pass or at a batch's start (where a signal held through the update
-        and the validation acts, ``train_checks.DeferredInterrupt``), and that batch is redone: every later row was
+        and the validation acts, ``train_checkpoints.DeferredInterrupt``), and that batch is redone: every later row was
         labelled one step late (its own label missing, one labelled ``max_steps`` at the end) and validation ran one
         batch early. The optimizer step count restored from the checkpoint is the truth; in an uninterrupted run,
         and from ``last.ckpt`` (saved at a validation's end), this changes nothing.

@@ -6,10 +6,16 @@ crops) is embedded in eval mode without gradients, the centroids' nearest neighb
 batch sampler draws its next batches from the new table. Under DDP rank 0's embeddings are broadcast so every rank
 holds the same table (batches stay disjoint across ranks). Logs ``train/neighbours_changed`` (fraction of
 neighbour-list entries replaced) and ``train/refresh_s`` (seconds spent).
+
+The table in force is saved in checkpoints (the datamodule's state, :meth:`HardNegatives.state_dict
+<phylocl.data.hardbatches.HardNegatives.state_dict>`), so a resumed run draws the batches of an uninterrupted one. A
+checkpoint without it (phylocl 0.5.0 and earlier) taken after a refresh resumes with the table recomputed at once
+by the checkpoint's encoder, with a note: its batches differ from the uninterrupted run's from there on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import lightning as L
@@ -49,7 +55,19 @@ class NeighbourRefresh(L.Callback):
         step = trainer.global_step
         dm = trainer.datamodule
         hard = getattr(dm, "hard", None)
-        if hard is None or step == 0 or step % self.every or step == self._done_at:
+        if hard is None or step == self._done_at:
+            return
+        due = step > 0 and step % self.every == 0
+        if getattr(dm, "hard_state_missing", False):  # resumed from a checkpoint of phylocl 0.5.0 or earlier: no table
+            dm.hard_state_missing = False
+            if step > self.every:  # refreshes came before it: recompute the table now
+                due = True
+                if trainer.is_global_zero:
+                    logging.getLogger("phylocl").warning(
+                        "note: the checkpoint holds no hard-negative neighbour table (an earlier phylocl): "
+                        "recomputed with its encoder at step %d; the batches from here on differ from an "
+                        "uninterrupted run's", step)
+        if not due:
             return
         self._done_at = step
         started = time.perf_counter()
@@ -57,7 +75,7 @@ class NeighbourRefresh(L.Callback):
         x = embed_dataset(pl_module.encoder, dm.eval_dataloader(sample), len(sample))
         if trainer.world_size > 1:
             x = trainer.strategy.broadcast(x, src=0)
-        changed = hard.refresh(x)
+        changed = hard.refresh(x, step=step)
         self.history.append((step, changed))
         if trainer.logger is not None:  # straight to the logger: one row at this step (rank 0 writes)
             trainer.logger.log_metrics({"train/neighbours_changed": changed,

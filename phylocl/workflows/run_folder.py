@@ -35,7 +35,8 @@ __all__ = ["exported_model", "unfinished_signs", "claim", "check_unlocked", "hel
            "kept_metrics", "LOCK_NAME", "RESUMABLE_KEYS"]
 
 LOCK_NAME = ".phylocl-train.lock"
-RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers")  # may change on --resume
+RESUMABLE_KEYS = ("trainer.max_steps", "trainer.progress_bar", "data.num_workers",  # may change on --resume
+                  "trainer.checkpoint_every_n_steps")  # (absent from the config.yaml of phylocl 0.5.0 and earlier)
 
 
 def exported_model(out: str | Path) -> Path | None:

@@ -8,8 +8,9 @@ Output directory ``DIR``::
     DIR/metrics.json        final validation/test retrieval figures (+ effective rank, alignment, uniformity), steps,
                             wall time, device
     DIR/splits.json         the families of each split (train/val/test), for evaluating on the held-out ones
-    DIR/checkpoints/        last.ckpt (each validation's end, else every val_every_n_steps), best.ckpt,
-                            interrupted.ckpt (Ctrl-C; after a validation in progress); --resume
+    DIR/checkpoints/        last.ckpt (each validation's end, else every val_every_n_steps, and every
+                            checkpoint_every_n_steps between them), best.ckpt, interrupted.ckpt (Ctrl-C; after a
+                            validation in progress); --resume. Each written atomically (no truncated file)
     DIR/logs/metrics.csv    per-step loss, InfoNCE value, positive probability, mean in-batch negative similarity
                             (train/neg_sim), temperature, lr, grad norm; at each validation the dev figures
                             (val/...), the same figures on a fixed sample of training families (train_fam/...)
@@ -185,7 +186,7 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
 
     from phylocl.training.refresh import NeighbourRefresh
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
-    from phylocl.workflows.train_checks import DeferredInterrupt, InterruptCheckpoint
+    from phylocl.workflows.train_checkpoints import DeferredInterrupt, InterruptCheckpoint, StepCheckpoint
 
     # With validation, last.ckpt is saved at the end of each validation (after best.ckpt, so that it holds the best
     # score so far): Lightning resumes a checkpoint saved at a batch's end as if that batch's validation had run, so
@@ -206,6 +207,9 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
         if cfg.eval.export == "best":
             callbacks.append(best_cb)
     callbacks.append(last_cb)
+    if cfg.trainer.checkpoint_every_n_steps:  # before the refresh: a checkpoint at a batch's start, before all of it
+        callbacks.append(StepCheckpoint(dirpath=ckpt_dir, every=cfg.trainer.checkpoint_every_n_steps,
+                                        val_every=cfg.trainer.val_every_n_steps))
     if cfg.data.batching != "random" and cfg.data.refresh_every:
         callbacks.append(NeighbourRefresh(every=cfg.data.refresh_every))
     if progress and cfg.trainer.progress_bar:
@@ -218,6 +222,8 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
+    from phylocl.workflows.train_checkpoints import AtomicCheckpointIO
+
     t = cfg.trainer
     return L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
@@ -227,7 +233,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
         logger=CSVLogger(save_dir=str(out), name="logs", version=""), callbacks=callbacks,
         val_check_interval=t.val_every_n_steps if has_val else None, check_val_every_n_epoch=None,
         limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
-        enable_checkpointing=True,
+        enable_checkpointing=True, plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -259,8 +265,8 @@ def _interruption(trainer, out: Path) -> KeyboardInterrupt:
     cls = interruption_kind(trainer)
     what = "terminated" if cls is Terminated else "interrupted"
     if not any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt")):
-        return cls(f"training {what} before its first checkpoint (the end of the first validation): nothing to "
-                   f"resume; delete {out} to start over")
+        return cls(f"training {what} before its first checkpoint (the first validation's end, or "
+                   f"trainer.checkpoint_every_n_steps): nothing to resume; delete {out} to start over")
     return cls(f"training {what}; continue with --resume --out {out}")
 
 

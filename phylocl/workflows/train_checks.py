@@ -1,4 +1,5 @@
-"""Checks ``phylocl train`` makes before it writes anything, and the Lightning glue that keeps user errors one line.
+"""Checks ``phylocl train`` makes before it writes anything, and the Lightning glue that keeps user errors one line
+(the checkpoints written during training and on interrupts: :mod:`phylocl.workflows.train_checkpoints`).
 
 - :func:`check_trainer_settings`: what the config check cannot know: a GPU asked for where there is none;
 - :func:`lightning_errors`: Lightning's own refusals (devices, strategy, precision combinations) as one
@@ -7,11 +8,6 @@
   loss 0 and gradient 0, as ``phylocl compare`` already refuses);
 - :func:`check_exportable`: finite weights and finite embeddings of a probe batch before the export (a run that
   diverges on its last update has finite losses and gradients but weights of 1e28 whose embeddings are NaN);
-- :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
-  not for a refused run (an InputError such as a diverged loss), which must leave nothing to resume from, nor
-  inside a validation (Lightning resumes one cut short on part of its batches);
-- :class:`DeferredInterrupt`: Ctrl-C or SIGTERM from a step's optimizer update to the next batch (its logging, a
-  validation) stops training at the next batch's start; a second one during a validation stops at once;
 - :func:`input_fingerprint` / :func:`check_same_inputs`: what a run trains on (its splits as read, its input
   files' sizes and times), recorded in its checkpoints; ``--resume`` refuses data that changed since the run began.
 """
@@ -21,23 +17,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import re
-import signal
-import threading
 from pathlib import Path
 from typing import Iterator
-
-import lightning as L
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
 
 from phylocl.data.orthofinder import find_orthofinder_results
 from phylocl.errors import InputError
 
 __all__ = ["check_trainer_settings", "lightning_errors", "check_training_families", "launched_rank",
-           "split_notes", "check_exportable", "state_dict_mismatch", "InterruptCheckpoint", "DeferredInterrupt", "interruption_kind",
-           "input_fingerprint", "check_same_inputs"]
+           "split_notes", "check_exportable", "state_dict_mismatch", "interruption_kind", "input_fingerprint",
+           "check_same_inputs"]
 
 PROBE_SEQUENCES = 8  # training sequences embedded before the export
 
@@ -181,111 +171,6 @@ def state_dict_mismatch(err: BaseException) -> str | None:
             parts.append(f"{len(keys)} {what.lower()} weights ({', '.join(keys[:3])}"
                          + (f", ... {len(keys) - 3} more)" if len(keys) > 3 else ")"))
     return "; ".join(parts) or " ".join(text.split())[:300]
-
-
-def _stepped_not_logged(trainer) -> bool:
-    """Whether training stopped in a batch's ``on_train_batch_end`` hooks (a ``last.ckpt`` being saved, say): its
-    optimizer step done, its row not yet handed to the logger. Lightning resumes such a checkpoint after that
-    batch (as from a ``last.ckpt`` saved there), so the row would be missing from ``logs/metrics.csv``."""
-    try:
-        total = trainer.fit_loop.epoch_loop.batch_progress.total
-        return (bool(trainer.training) and total.ready == total.started == total.processed
-                and total.completed == total.processed - 1)
-    except AttributeError:  # another Lightning's loop layout: nothing logged, as before
-        return False
-
-
-class InterruptCheckpoint(OnExceptionCheckpoint):
-    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError or for a
-    checkpoint that does not fit the model (saving then would store untrained weights for the next --resume)."""
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, InputError) or state_dict_mismatch(exception) is not None:
-            return
-        if _stepped_not_logged(trainer):  # a resume does not redo this step: log its row now, or it is lost
-            with contextlib.suppress(Exception):
-                trainer._logger_connector.update_train_step_metrics()
-        for logger in trainer.loggers:  # rows logged since the last flush: a resume continues after them
-            with contextlib.suppress(Exception):
-                logger.save()
-        if trainer.validating or trainer.sanity_checking:
-            # Lightning resumes a validation cut short by skipping as many batches at its end as were done (the
-            # figures of that step came from part of the families, and chose best.ckpt): resume instead from the
-            # checkpoint saved at the end of the validation before (last.ckpt), which redoes the steps since
-            return
-        super().on_exception(trainer, pl_module, exception)
-
-
-class DeferredInterrupt(L.Callback):
-    """Hold Ctrl-C (SIGINT) and SIGTERM from a step's optimizer update to the start of the next batch.
-
-    Acted on at the next batch's start (before anything of it is done: the case ``--resume`` continues exactly) or
-    at the end of training. Elsewhere, an interrupt made the resumed run differ from an uninterrupted one:
-
-    * between ``opt.step()`` and the end of the step (``sched.step()``, the step's log calls): the update was kept
-      but the batch redone, its row lost and every later learning rate one step late;
-    * inside a validation: Lightning resumes a validation cut short over all but as many batches as were done, so
-      its figures (and the best.ckpt they choose) came from part of the families.
-
-    In the forward and backward passes (most of a step's time) an interrupt acts at once, as before; so does a
-    second signal during a validation (:class:`InterruptCheckpoint` then saves nothing, and ``--resume`` continues
-    from the checkpoint of the validation before). Signal handlers: main thread only.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._held: dict[int, object] = {}  # signal -> its handler before the hold
-        self._pending: int | None = None
-        self._trainer = None
-
-    def _hold(self, trainer) -> None:
-        if not self._held and threading.current_thread() is threading.main_thread():
-            self._trainer = trainer
-            for sig in self.SIGNALS:
-                self._held[sig] = signal.signal(sig, self._handler)
-
-    def _handler(self, signum, frame) -> None:
-        if self._pending is not None and self._trainer is not None and self._trainer.validating:
-            self._release()  # a second one during a validation: at once, as the handler of before would have done
-            self._deliver(signum)
-        if self._pending is None and self._trainer is not None and self._trainer.validating:  # (a step: at once)
-            logging.getLogger("phylocl").warning("%s received: training stops when this validation ends (press "
-                                                 "Ctrl-C again to stop at once)", signal.Signals(signum).name)
-        self._pending = signum
-
-    def _release(self) -> None:
-        for sig, handler in self._held.items():
-            signal.signal(sig, handler)
-        self._held = {}
-
-    def _deliver(self, signum: int) -> None:
-        """Act on ``signum`` as the handler in place before the hold would have (Lightning's and phylocl's SIGTERM
-        handlers: Terminated, exit 143; SIGINT: KeyboardInterrupt)."""
-        self._pending = None
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            handler(signum, None)
-        raise KeyboardInterrupt
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        self._hold(trainer)
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self._hold(trainer)
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._release()
-        if self._pending is not None:
-            self._deliver(self._pending)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.on_train_batch_start(trainer, pl_module, None, -1)
-
-    def on_exception(self, trainer, pl_module, exception) -> None:
-        self._release()
-        self._pending = None
 
 
 # ------------------------------------------------------------------------------------------ inputs of a run

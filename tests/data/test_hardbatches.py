@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from phylocl.data.hardbatches import HardNegativeBatchSampler
 from phylocl.data.neighbours import centroids_from_rows, nearest_families
@@ -98,6 +99,36 @@ def test_refreshed_neighbours_change_the_next_batches():
     assert within_similarity(rest, y) > within_similarity(rest, x)
     with pytest.raises(ValueError, match="neighbours must be"):
         s.set_neighbours(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("trained, ahead, kw", [(5, 2, {}), (0, 3, {}), (11, 1, dict(num_replicas=2, rank=1)),
+                                               (7, 5, dict(groups=np.arange(192) % 5))])
+def test_a_saved_draw_continues_with_the_batches_of_the_uninterrupted_sampler(trained, ahead, kw):
+    """Refreshed tables mid-epoch (lazily drawn batches): a new sampler given the state after ``trained`` batches (a
+    loader having drawn ``ahead`` more) and the table in force yields what the first one yields after them."""
+    x, _ = clustered(per=24)  # 192 families
+    y, _ = clustered(per=24, seed=5)
+    table, later = nearest_families(x, pool=32), nearest_families(y, pool=32)
+    make = dict(num_families=len(x), batch_size=8, rounds=2, seed=3, **kw)
+    a = HardNegativeBatchSampler(neighbours=table, **make)
+    a.set_epoch(1)
+    it = iter(a)
+    drawn = [next(it) for _ in range(3)]
+    a.set_neighbours(later)  # a refresh while 3 batches are drawn
+    drawn += [next(it) for _ in range(trained + ahead - 3)]
+    state = a.state_dict(epoch=1, keep_from=trained)
+    assert len(state["kept"]) == ahead and state["order"].dtype == torch.int64
+    rest = list(it)
+    b = HardNegativeBatchSampler(neighbours=later, **make)
+    b.load_state_dict(state)
+    b.set_epoch(1)
+    resumed = list(b)
+    assert resumed[:trained] == [[]] * trained  # placeholders, skipped by ResumableBatches
+    assert resumed[trained:] == drawn[trained:] + rest
+    fresh = HardNegativeBatchSampler(neighbours=later, **make)
+    fresh.set_epoch(1)
+    assert [fams(u) for u in b] == [fams(u) for u in fresh]  # the saved draw is used once
+    assert a.state_dict(epoch=2, keep_from=0) == {}  # another epoch: starts afresh
 
 
 def test_deterministic_by_seed_and_epoch():

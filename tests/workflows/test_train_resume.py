@@ -1,0 +1,179 @@
+"""``phylocl train --resume`` equals an uninterrupted run with hard-negative batches refreshed during training
+(``data.batching=knn``, ``data.refresh_every``), and after a SIGKILL between validations
+(``trainer.checkpoint_every_n_steps``): every row of ``logs/metrics.csv`` and every weight."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from families import mutated_families, write_fasta
+from phylocl.cli import main
+from phylocl.training import module as module_mod
+from phylocl.training.checkpoints import load_checkpoint
+from train_cli import tiny_sets, train_args
+
+STEPS, VAL_EVERY = 10, 4
+WALL_TIME = "train/refresh_s"  # seconds a refresh took: the one figure of metrics.csv that is not a function of the run
+
+
+@pytest.fixture(scope="module")
+def many_families(tmp_path_factory):
+    """40 families of 4 (one FASTA each): 24 training families, 6 batches of 4 per epoch."""
+    folder = tmp_path_factory.mktemp("families")
+    records = mutated_families(families=40, members=4, lengths=(30, 60), rate=0.3, seed=3)
+    for f in range(40):
+        write_fasta(folder / f"f{f:02d}.fasta", [r for r in records if r[0].startswith(f"f{f}_")])
+    return folder
+
+
+def _sets(folder, *extra) -> list[str]:
+    return tiny_sets(steps=STEPS, val_every=VAL_EVERY, warmup=2) + [f"data.path={folder}", "eval.train_families=4",
+                                                                     *extra]
+
+
+KNN = ("data.batching=knn", "data.refresh_every=3", "data.refresh_members=2")  # refreshes at steps 3, 6, 9
+
+
+def _csv(out) -> list[dict]:
+    with open(out / "logs" / "metrics.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k != WALL_TIME} for row in csv.DictReader(fh)]
+
+
+def _same_run(out, ref) -> None:
+    from safetensors.numpy import load_file
+
+    assert _csv(out) == _csv(ref)
+    a, b = load_file(ref / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.fixture(scope="module")
+def knn_reference(tmp_path_factory, many_families):
+    out = tmp_path_factory.mktemp("knn") / "ref"
+    assert main(train_args(out, _sets(many_families, *KNN))) == 0
+    return out
+
+
+def _interrupt_in_step(monkeypatch, at_step):
+    """Ctrl-C inside the training step that starts at ``global_step == at_step`` (after that step's refresh)."""
+    real = module_mod.ContrastiveModule._global_loss
+
+    def interrupted(self, *args):
+        if self.global_step == at_step:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(module_mod.ContrastiveModule, "_global_loss", interrupted)
+
+
+@pytest.mark.parametrize("at_step, workers", [(4, 0), (3, 0), (7, 0), (5, 2)])
+# mid-epoch after the refresh of step 3; inside the refresh's own step; in the second epoch after the refresh at its
+# first batch; with loader workers (which draw batches further ahead of training)
+def test_knn_batches_refreshed_before_an_interrupt_are_those_of_the_uninterrupted_run(
+        tmp_path, monkeypatch, capsys, many_families, knn_reference, at_step, workers):
+    """The neighbour table refreshed before the interrupt was not in the checkpoint: the resumed run drew its
+    batches from the k-mer table of the start, and its losses and weights differed from the uninterrupted run's."""
+    sets = _sets(many_families, *KNN)
+    ref = knn_reference
+    if workers:
+        ref = tmp_path / "ref"
+        sets.append(f"data.num_workers={workers}")
+        assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, at_step)
+        assert main(train_args(out, sets)) == 130
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
+
+
+def test_a_knn_checkpoint_without_the_neighbour_table_resumes_with_it_recomputed(tmp_path, monkeypatch, capsys,
+                                                                                 many_families):
+    """A checkpoint of phylocl 0.5.0 holds no table: the run resumes, recomputes it at once and says so."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, 7)
+        assert main(train_args(out, _sets(many_families, *KNN))) == 130
+    ckpt = out / "checkpoints" / "interrupted.ckpt"
+    state = load_checkpoint(ckpt)
+    assert state["OrthologDataModule"]["hard"]["refreshes"] == 2
+    del state["OrthologDataModule"]["hard"]  # as 0.5.0 wrote it
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "note: the checkpoint holds no hard-negative neighbour table" in err and "at step 7" in err
+    assert [int(r["step"]) for r in _csv(out) if r.get("train/neighbours_changed")] == [3, 6, 7, 9]
+
+
+# ------------------------------------------------------------------------------------ SIGKILL between validations
+def _killed_in_step(out, sets, at_step) -> None:
+    """Train ``sets`` into ``out`` in a child process that dies as ``kill -9`` would (``os._exit(9)``, no handler, no
+    checkpoint) inside the step that starts at ``global_step == at_step``."""
+    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"  # sums as this process does
+            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+            "from phylocl.training import module as m; real = m.ContrastiveModule._global_loss\n"
+            "def killed(self, *args):\n"
+            f"    if self.global_step == {at_step}: os._exit(9)\n"
+            "    return real(self, *args)\n"
+            "m.ContrastiveModule._global_loss = killed; main(sys.argv[2:])")
+    here = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, sets))], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("extra, every, at_step, saved", [((), 3, 7, 6), (KNN, 5, 7, 5), (KNN, 0, 7, 4)])
+# validations at 4 and 8: checkpoints at the starts of steps 3 and 6 (random batches), or 5 (knn: after the refresh
+# of step 3, with batches drawn ahead), then killed in step 7; off: from last.ckpt of the validation at step 4 (knn)
+def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps(
+        tmp_path, capsys, many_families, extra, every, at_step, saved):
+    sets = _sets(many_families, *extra, f"trainer.checkpoint_every_n_steps={every}")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    _killed_in_step(out, sets, at_step)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == saved  # was 4 (the validation's)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
+
+
+@pytest.mark.parametrize("value, says", [("-1", "must be an integer >= 0 (0 or null: off), got -1"),
+                                         ("1.5", "1.5 is not a valid"), ("true", "True is not a valid")])
+def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, value, says):
+    from train_cli import EXAMPLE, refused
+
+    name = "trainer.checkpoint_every_n_steps"
+    refused(capsys, ["train", "--data", EXAMPLE, "--out", tmp_path / "run", "--set", f"{name}={value}"],
+            f"{name}{':' * (value != '-1')} {says}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_of_0_5_0_resumes_with_periodic_checkpoints(tmp_path, monkeypatch, capsys, many_families):
+    """Its config.yaml has no trainer.checkpoint_every_n_steps (it was refused as a changed config); the setting
+    may change on --resume, and does not change the run."""
+    import yaml
+
+    sets = _sets(many_families)
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, 2)
+        assert main(train_args(out, sets)) == 130
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    del stored["trainer"]["checkpoint_every_n_steps"]  # as 0.5.0 wrote it
+    (out / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet", "--set", "trainer.checkpoint_every_n_steps=3"]) == 0, \
+        capsys.readouterr().err
+    _same_run(out, ref)
