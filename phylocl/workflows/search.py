@@ -376,10 +376,11 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         self_hits: keep a hit on the database sequence with the query's own id, as BLAST, DIAMOND and MMseqs2
             report it (it takes one of the ``k``); ``False`` (default): left out, so that a set searched against
             itself gives each query its ``k`` best *other* sequences.
-        sensitivity: a speed/sensitivity preset, ``fast``, ``default`` (``None``: the options' own defaults) or
-            ``sensitive`` (:data:`~phylocl.workflows.sensitivity.PRESETS`): values for ``candidates`` and
-            ``word_budget`` that those arguments, when given, override; a preset's word budget is left out (a note
-            says so) where the index is not sparse (docs/retrieval.md, "Speed/sensitivity presets").
+        sensitivity: a speed/sensitivity preset, ``fast``, ``default`` (``None``: the options' own defaults),
+            ``sensitive`` or ``very-sensitive`` (:data:`~phylocl.workflows.sensitivity.PRESETS`): values for
+            ``candidates`` and ``word_budget`` that those arguments, when given, override; a preset's word budget is
+            left out (a note says so) where the index is not sparse (docs/retrieval.md, "Speed/sensitivity
+            presets").
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.

@@ -90,8 +90,9 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
         self_hits: keep the hit on the database sequence with the query's own id (``--self-hits``).
-        sensitivity: ``fast``, ``default`` or ``sensitive`` (``--sensitivity``): values of ``candidates`` and
-            ``word_budget`` that those arguments, when given, override (:mod:`phylocl.workflows.sensitivity`);
+        sensitivity: ``fast``, ``default``, ``sensitive`` or ``very-sensitive`` (``--sensitivity``): values of
+            ``candidates`` and ``word_budget`` that those arguments, when given, override
+            (:mod:`phylocl.workflows.sensitivity`);
             :attr:`sensitivity`, :attr:`candidates` and :attr:`word_budget` hold what the searcher uses, and
             :attr:`notes` says where a preset's part was left out (its word budget, for an index that is not sparse).
 

@@ -1,5 +1,6 @@
-"""Speed/sensitivity presets of ``phylocl search`` and ``evaluate --align`` (``--sensitivity``), as DIAMOND's
-``--fast`` ... ``--ultra-sensitive`` and MMseqs2's ``-s``.
+"""Speed/sensitivity presets of ``phylocl search`` and ``evaluate --align`` (``--sensitivity``: ``fast``,
+``default``, ``sensitive``, ``very-sensitive``), as DIAMOND's ``--fast`` ... ``--very-sensitive`` and MMseqs2's
+``-s``.
 
 A preset names values of the existing options; an option given explicitly keeps its own value::
 
@@ -31,9 +32,10 @@ __all__ = ["PRESETS", "SENSITIVITIES", "DEFAULT_CANDIDATES", "Sensitivity", "res
 DEFAULT = "default"
 DEFAULT_CANDIDATES = 500  # embedding candidates per query, MSV-filtered, then aligned (docs/retrieval.md, "Ungapped filter")
 PRESETS: dict[str, dict] = {  # name -> the options it sets (word_budget None: exact)
-    "fast": {"candidates": 200, "word_budget": 0.2},
+    "fast": {"candidates": 300, "word_budget": 0.2},
     DEFAULT: {"candidates": DEFAULT_CANDIDATES, "word_budget": None},
     "sensitive": {"candidates": 1000, "word_budget": None},
+    "very-sensitive": {"candidates": 2000, "word_budget": None},
 }
 SENSITIVITIES = tuple(PRESETS)
 
