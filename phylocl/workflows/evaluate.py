@@ -289,7 +289,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     if sensitivity is not None and not align:
         raise InputError(f"{option('sensitivity')} is an option of the aligned ranking; add "
                          f"{setting('align', True)}")
-    candidates = sens.candidates
+    candidates = sens.candidates_for(None)  # again once the alphabet is known (a preset's may depend on it)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
     if per_family is not None and str(per_family) == "-":  # stdout holds the report
@@ -310,6 +310,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     from phylocl.workflows.windows import resolve_windows
 
     windows = resolve_windows(windows, embedder)  # the model's default width (search.json), 0: whole rows
+    candidates = sens.candidates_for(embedder.alphabet.name)
     if strand is not None and not align:
         raise InputError("--strand is an option of the aligned ranking; add --align")
     if align:  # refuse bad scoring options before embedding
@@ -385,7 +386,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
             if sens.word_budget is not None:  # evaluate_embeddings / evaluate_windows search exactly
                 notes.append(f"{option('sensitivity')} {sens.name}: evaluate's embedding search is exact, so the "
                              f"preset's word budget ({sens.word_budget:g}) is not applied; the aligned figures are "
-                             f"those of its {sens.candidates} candidates")
+                             f"those of its {candidates} candidates")
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)

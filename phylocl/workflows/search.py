@@ -397,7 +397,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
     sens = resolve_sensitivity(sensitivity, candidates=candidates, word_budget=word_budget,
                                filter_pvalue=filter_pvalue)
-    candidates, word_budget = sens.candidates, sens.word_budget
+    candidates, word_budget = sens.candidates_for(None), sens.word_budget  # candidates: again once the alphabet is known
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
                         filter_pvalue=filter_pvalue)
     check_word_budget(word_budget)
@@ -439,6 +439,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
                                               windows=windows, workers=embed_workers(threads))
+    candidates = sens.candidates_for(embedder.alphabet.name)  # a preset's may depend on the alphabet
     if align and db is not None:
         stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,

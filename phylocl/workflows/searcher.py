@@ -142,7 +142,7 @@ class Searcher:
         check_sizes(batch_size, buffer_size)
         sens = resolve_sensitivity(sensitivity, candidates=candidates, word_budget=word_budget,
                                    filter_pvalue=filter_pvalue)
-        candidates, word_budget = sens.candidates, sens.word_budget
+        candidates, word_budget = sens.candidates_for(None), sens.word_budget  # candidates: again below
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
         check_word_budget(word_budget)
@@ -152,6 +152,7 @@ class Searcher:
             gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
             filter_pvalue=filter_pvalue)
         self.k, self.word_budget, self.strict, self.self_hits = k, word_budget, strict, bool(self_hits)
+        candidates = sens.candidates_for(self.embedder.alphabet.name)  # a preset's may depend on the alphabet
         self.sensitivity, self.candidates = sens.name, candidates
         self.notes = sens.budget_for(sparse=self.ridx.kind in SPARSE_KINDS)[1]  # e.g. a preset's budget left out
         self.batch_size, self.buffer_size = batch_size, buffer_size

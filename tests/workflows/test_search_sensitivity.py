@@ -4,6 +4,7 @@ apply."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from phylocl.errors import InputError
@@ -42,10 +43,24 @@ def test_default_preset_is_the_options_defaults():
 
 def test_explicit_options_override_the_preset():
     r = resolve_sensitivity("fast", candidates=None, word_budget=None, filter_pvalue=None)
-    assert (r.candidates, r.word_budget, r.preset_budget) == (PRESETS["fast"]["candidates"], 0.2, True)
+    assert (r.candidates_for("protein"), r.candidates_for(None), r.word_budget, r.preset_budget) == (300, 300, 0.2, True)
+    assert r.candidates_for("dna") == DEFAULT_CANDIDATES  # fewer DNA candidates cost AUC1 on the dev sets
     r = resolve_sensitivity("fast", candidates=77, word_budget=1.0, filter_pvalue=0.5)
-    assert (r.candidates, r.word_budget, r.filter_pvalue, r.preset_budget) == (77, 1.0, 0.5, False)
-    assert resolve_sensitivity("sensitive", candidates=None, word_budget=None, filter_pvalue=None).candidates == 1000
+    assert (r.candidates_for("dna"), r.word_budget, r.filter_pvalue, r.preset_budget) == (77, 1.0, 0.5, False)
+    sensitive = resolve_sensitivity("sensitive", candidates=None, word_budget=None, filter_pvalue=None)
+    assert sensitive.candidates_for("protein") == sensitive.candidates_for("dna") == 1000
+
+
+def test_candidates_follow_the_index_alphabet(tmp_path, cli, monkeypatch):
+    monkeypatch.setitem(PRESETS, "fast", {"candidates": {"protein": 3, "dna": 5}, "word_budget": 0.3})
+    rng = np.random.default_rng(1)
+    dna = write_fasta(tmp_path / "dna.fasta", [(f"d{i}", "".join(rng.choice(list("ACGT"), 80))) for i in range(12)])
+    assert cli("index", "--fasta", dna, "--model", "kmer:3", "-o", tmp_path / "dix", "--quiet")[0] == 0
+    code, out, err = cli("search", "--query", dna, "--index", tmp_path / "dix", "-k", "2", "--quiet", "-o",
+                         tmp_path / "h.tsv", "--sensitivity", "fast")
+    assert code == 0 and "5 candidates" in out and "word budget 0.3" in out, err
+    with Searcher(index=tmp_path / "dix", sensitivity="fast") as s:
+        assert (s.candidates, s.k_eff, s.stage.filter_pvalue) == (5, 5, 1.0)  # DNA: the filter stays off
 
 
 @pytest.mark.parametrize("align", [[], ["--no-align"], ["--format", "blast6"]])
