@@ -4,6 +4,8 @@ apply."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,9 @@ def test_searcher_takes_the_preset(index, small_fast):
     with Searcher(index=index, k=4, sensitivity="fast") as s:
         assert (s.sensitivity, s.candidates, s.word_budget, s.k_eff, s.notes) == ("fast", 3, 0.3, 3, [])
         assert s.stage.filter_pvalue == 0.02  # the protein default: no preset sets the filter
+        copy = pickle.loads(pickle.dumps(s))  # re-opened with the same options
+        assert (copy.sensitivity, copy.candidates, copy.word_budget) == ("fast", 3, 0.3)
+        copy.close()
     with Searcher(index=index, k=4, sensitivity="fast", candidates=9, word_budget=0.5) as s:
         assert (s.candidates, s.word_budget, s.k_eff) == (9, 0.5, 9)
 
