@@ -204,7 +204,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                align=not args.no_align, candidates=args.candidates, evalue=args.evalue, matrix=args.matrix,
                gap_open=args.gap_open, gap_extend=args.gap_extend, out_format=args.format, threads=args.threads,
                filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget,
-               strand=args.strand, self_hits=args.self_hits)
+               strand=args.strand, self_hits=args.self_hits, sensitivity=args.sensitivity)
     _print_notes("search", r.notes)
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
@@ -212,6 +212,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
            else "embedding only" + (", both strands" if r.strand == "both" else ""))
     if r.word_budget is not None and r.word_budget < 1:
         how += f", word budget {r.word_budget:g} (not exact)"
+    if r.sensitivity is not None:
+        how += f", sensitivity {r.sensitivity}"
     print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
           f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
           file=sys.stderr if to_stdout else sys.stdout)
@@ -228,7 +230,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=not args.quiet, strict=args.strict, align=args.align,
                       candidates=args.candidates, evalue=args.evalue,
                       matrix=args.matrix, gap_open=args.gap_open, gap_extend=args.gap_extend, threads=args.threads,
-                      filter_pvalue=args.filter_pvalue, windows=args.windows, strand=args.strand)
+                      filter_pvalue=args.filter_pvalue, windows=args.windows, strand=args.strand,
+                      sensitivity=args.sensitivity)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
     if args.json:
@@ -434,6 +437,14 @@ def _add_align_options(g, *, no_align: bool) -> None:
     if no_align:
         g.add_argument("--no-align", action="store_true",
                        help="rank by the embedding alone (cosine similarity), without aligning the candidates")
+    from phylocl.workflows.sensitivity import SENSITIVITIES, describe
+
+    budget = ("a word budget applies to sparse indexes only" if no_align else
+              "evaluate searches exactly: a word budget is not applied")
+    g.add_argument("--sensitivity", metavar="{" + ",".join(SENSITIVITIES) + "}",
+                   help=f"speed/sensitivity preset: {describe()} ({budget}); an option given explicitly overrides "
+                        "the preset's value; the MSV filter keeps its default (docs/retrieval.md, "
+                        "'Speed/sensitivity presets')")
     g.add_argument("--candidates", type=int, metavar="N",
                    help="embedding hits per query passed to the filter and aligner (default 500)")
     g.add_argument("--evalue", type=float, default=10.0, help="keep hits with E-value <= this (default 10)")

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from phylocl.arguments import is_whole, on_command_line, option
+from phylocl.arguments import is_whole, on_command_line, option, setting
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows import progress_bar
@@ -37,7 +37,8 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, check_counts, embed_
 from phylocl.workflows.inputs import (check_dataset_alphabet, check_output_file, fasta_records, letter_notes,
                                       open_fasta, read_labelled)
 from phylocl.workflows.model_spec import resolve_model
-from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options
+from phylocl.workflows.search import check_align_options
+from phylocl.workflows.sensitivity import resolve_sensitivity
 
 if TYPE_CHECKING:
     from phylocl.workflows.windows import WindowCut
@@ -238,7 +239,8 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
              buffer_size: int = DEFAULT_BUFFER, progress: bool = True, stream=None, strict: bool = False,
              align: bool = False, candidates: int | None = None, evalue: float = 10.0, matrix: str | None = None,
              gap_open: int | None = None, gap_extend: int | None = None, threads: int | None = None,
-             filter_pvalue: float | None = None, windows: int | None = None, strand: str | None = None) -> dict:
+             filter_pvalue: float | None = None, windows: int | None = None, strand: str | None = None,
+             sensitivity: str | None = None) -> dict:
     """Embed the labelled set ``data`` (and the decoys ``db_extra``) and score all-against-all retrieval.
 
     Args:
@@ -264,6 +266,9 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
         strand: DNA with ``align``: ``both`` (default) or ``plus``, as in ``phylocl search``
             (:mod:`phylocl.workflows.evaluate_align`; the reverse complements are searched too, by windows with
             ``windows``).
+        sensitivity: with ``align``, a preset of ``phylocl search`` (:mod:`phylocl.workflows.sensitivity`) giving
+            ``candidates`` when that is ``None``. The embedding search here is exact, so a preset's word budget is
+            not applied (a note says so): the aligned figures are those of its candidates.
 
     Returns a dict: ``dataset``, ``split``, ``level``, ``n_sequences``, ``n_families``, ``n_decoys``, ``n_queries``,
     ``n_singleton_queries``, ``ks``, the figures (``top1``, ``recall@k``, ``map_r``, ``auc1``; ``None`` when no
@@ -279,7 +284,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     check_counts(batch_size=batch_size, buffer_size=buffer_size)
     if candidates is not None and not is_whole(candidates):  # 2.5 was read as 2
         raise InputError(f"{option('candidates')} must be a whole number, got {candidates!r}")
-    candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
+    sens = resolve_sensitivity(sensitivity, candidates=None if candidates is None else int(candidates),
+                               word_budget=None, filter_pvalue=filter_pvalue)
+    if sensitivity is not None and not align:
+        raise InputError(f"{option('sensitivity')} is an option of the aligned ranking; add "
+                         f"{setting('align', True)}")
+    candidates = sens.candidates_for(None)  # again once the alphabet is known (a preset's may depend on it)
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format="tsv", threads=threads,
                         filter_pvalue=filter_pvalue)  # search's own checks: one line, exit 2
     if per_family is not None and str(per_family) == "-":  # stdout holds the report
@@ -300,6 +310,7 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
     from phylocl.workflows.windows import resolve_windows
 
     windows = resolve_windows(windows, embedder)  # the model's default width (search.json), 0: whole rows
+    candidates = sens.candidates_for(embedder.alphabet.name)
     if strand is not None and not align:
         raise InputError("--strand is an option of the aligned ranking; add --align")
     if align:  # refuse bad scoring options before embedding
@@ -370,6 +381,12 @@ def evaluate(*, data: str | Path, labels: str | Path | None = None, model: str |
                             filter_pvalue=filter_pvalue, strand=strand, minus=minus, progress=progress,
                             stream=stream)
         result["aligned"] = {k: _finite_or_none(v) for k, v in a.items()}
+        if sens.named:
+            result["aligned"]["sensitivity"] = sens.name
+            if sens.word_budget is not None:  # evaluate_embeddings / evaluate_windows search exactly
+                notes.append(f"{option('sensitivity')} {sens.name}: evaluate's embedding search is exact, so the "
+                             f"preset's word budget ({sens.word_budget:g}) is not applied; the aligned figures are "
+                             f"those of its {candidates} candidates")
     if per_family is not None:
         write_per_family(per_family, m["per_family"], ks)
     result["wall_seconds"] = round(time.perf_counter() - start, 3)
@@ -397,7 +414,9 @@ def format_report(result: dict, *, worst: int = 5) -> str:
         lines.append(f"{'':<10} {'embedding':>9} {'aligned':>9}   (aligned: {aligned['candidates']} candidates, "
                      f"{aligned['scoring']['matrix']} {aligned['scoring']['gap_open']}/"
                      f"{aligned['scoring']['gap_extend']}"
-                     f"{', both strands' if aligned.get('strand') == 'both' else ''}, {aligned['align_seconds']:.1f} s)")
+                     f"{', both strands' if aligned.get('strand') == 'both' else ''}"
+                     f"{', sensitivity ' + aligned['sensitivity'] if aligned.get('sensitivity') else ''}, "
+                     f"{aligned['align_seconds']:.1f} s)")
     for name in metric_names(result["ks"]):
         value = result[name]
         text = 'n/a' if value is None else f'{value:.4f}'

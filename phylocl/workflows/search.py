@@ -41,13 +41,13 @@ from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buf
 from phylocl.workflows.inputs import bind_stream, check_output_file, letter_notes, open_fasta
 from phylocl.workflows.model_spec import resolve_model, shipped_models
 from phylocl.workflows.search_strands import merge_candidates, minus_candidates, resolve_strand
+from phylocl.workflows.sensitivity import DEFAULT_CANDIDATES, resolve_sensitivity
 from phylocl.workflows.windows import WindowCut, index_windows, resolve_windows
 
 __all__ = ["SearchResult", "search", "write_hit_rows", "check_align_options", "HEADER", "DEFAULT_CANDIDATES",
            "DEFAULT_MEMORY_BUDGET"]
 
 HEADER = "query\ttarget\tscore\trank\n"
-DEFAULT_CANDIDATES = 500  # embedding candidates per query, MSV-filtered, then aligned (docs/retrieval.md, "Ungapped filter")
 DEFAULT_MEMORY_BUDGET = 4 << 30  # bytes of database sequence a --db search may hold for the alignment stage
 SPARSE_KINDS = ("sparse", "sparse-windows")  # indexes whose queries are sparse rows (windows: phylocl.workflows.windows)
 
@@ -70,6 +70,7 @@ class SearchResult:
     candidates: int | None = None
     word_budget: float | None = None
     strand: str = "plus"
+    sensitivity: str | None = None  # the --sensitivity preset, when not the default
 
 
 def write_hit_rows(f: TextIO, query_ids, db_ids, scores: np.ndarray, indices: np.ndarray) -> int:
@@ -155,12 +156,14 @@ def _embed_database(database, embedder, *, batch_size: int, buffer_size: int, pr
 
 def open_index(index, model: str | None, alphabet: str | None, *, windows: int | None, word_budget: float | None,
                strand: str | None, align: bool, device=None, precision: str = "fp32", overlap: float | None = None,
-               bind=None, **stage) -> tuple:
-    """Open the index bundle for searching: ``(index, embedder, windows, strand, stage)``.
+               bind=None, preset_budget: bool = False, **stage) -> tuple:
+    """Open the index bundle for searching: ``(index, embedder, windows, strand, stage, word_budget)``.
 
     Loads the bundle and the model matching it (checked compatible; ``alphabet``: the queries', used when the index
     does not record its own), calls ``bind(embedder)`` (the query stream's alphabet check) when given, then settles
-    the cut (the bundle's own; a different ``windows`` is refused), the word budget, the strand and, with ``align``,
+    the cut (the bundle's own; a different ``windows`` is refused), the word budget (``preset_budget``: it is a
+    ``--sensitivity`` preset's, left out (``None`` returned) for an index that is not sparse, where a budget given
+    explicitly is refused), the strand and, with ``align``,
     the alignment stage (:func:`align_stage` with ``stage``: ``k``, ``candidates``, ``evalue``, ``matrix``,
     ``gap_open``, ``gap_extend``, ``out_format``, ``threads``, ``filter_pvalue``), so that a bundle without
     sequences or bad scoring options are refused before any query is embedded, in that order. Shared by
@@ -178,17 +181,19 @@ def open_index(index, model: str | None, alphabet: str | None, *, windows: int |
         if bind is not None:
             bind(embedder)
         cut = index_windows(ridx, windows, path=index)
-        check_word_budget(word_budget, sparse=ridx.kind in SPARSE_KINDS, path=index)
+        sparse = ridx.kind in SPARSE_KINDS
+        budget = None if preset_budget and not sparse else word_budget
+        check_word_budget(budget, sparse=sparse, path=index)
         chosen = resolve_strand(strand, embedder.alphabet.name, align=align)
         aligner = None
         if align:
             aligner = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=None, strand=chosen, root=root,
                                   **stage)
-        return embedder, cut, chosen, aligner
+        return embedder, cut, chosen, aligner, budget
 
     # kinds FAISS can map are mapped (IVF lists are paged in as probed)
-    ridx, (embedder, windows, strand, aligner) = load_index_with(index, settle, mmap=None)
-    return ridx, embedder, windows, strand, aligner
+    ridx, (embedder, windows, strand, aligner, budget) = load_index_with(index, settle, mmap=None)
+    return ridx, embedder, windows, strand, aligner, budget
 
 
 def _index_model(index, ridx, model: str | None, alphabet: str | None, resolved: dict, **options):
@@ -338,7 +343,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
            threads: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
            stdout: TextIO | None = None, filter_pvalue: float | None = None,
            windows: int | None = None, word_budget: float | None = None,
-           strand: str | None = None, self_hits: bool = False) -> SearchResult:
+           strand: str | None = None, self_hits: bool = False, sensitivity: str | None = None) -> SearchResult:
     """Search the queries of FASTA ``query`` against ``db`` (FASTA) or ``index`` (bundle) and write ``out``.
 
     Args:
@@ -371,6 +376,11 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         self_hits: keep a hit on the database sequence with the query's own id, as BLAST, DIAMOND and MMseqs2
             report it (it takes one of the ``k``); ``False`` (default): left out, so that a set searched against
             itself gives each query its ``k`` best *other* sequences.
+        sensitivity: a speed/sensitivity preset, ``fast``, ``default`` (``None``: the options' own defaults),
+            ``sensitive`` or ``very-sensitive`` (:data:`~phylocl.workflows.sensitivity.PRESETS`): values for
+            ``candidates`` and ``word_budget`` that those arguments, when given, override; a preset's word budget is
+            left out (a note says so) where the index is not sparse (docs/retrieval.md, "Speed/sensitivity
+            presets").
 
     Returns a :class:`SearchResult`. Raises :class:`InputError` (and writes nothing) on bad input, including an
     index built with another model, or one without stored sequences when aligning.
@@ -385,7 +395,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         raise InputError(f"{option('k')} must be >= 1, got {k}")
     if (db is None) == (index is None):
         raise InputError("give exactly one database: --db FASTA or --index INDEX")
-    candidates = DEFAULT_CANDIDATES if candidates is None else int(candidates)
+    sens = resolve_sensitivity(sensitivity, candidates=candidates, word_budget=word_budget,
+                               filter_pvalue=filter_pvalue)
+    candidates, word_budget = sens.candidates_for(None), sens.word_budget  # candidates: again once the alphabet is known
     check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format, threads=threads,
                         filter_pvalue=filter_pvalue)
     check_word_budget(word_budget)
@@ -401,9 +413,9 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
     queries = open_fasta(query, alphabet=alphabet, strict=strict, keep_ambiguous=align)
     db_x = letters = db_seqs = stage = None
     if index is not None:
-        ridx, embedder, windows, strand, stage = open_index(
+        ridx, embedder, windows, strand, stage, word_budget = open_index(
             index, model, queries.kind, windows=windows, word_budget=word_budget, strand=strand, align=align,
-            device=device, precision=precision, overlap=overlap,
+            device=device, precision=precision, overlap=overlap, preset_budget=sens.preset_budget,
             bind=lambda e: bind_stream(queries, e, index=index), k=k, candidates=candidates, evalue=evalue,
             matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
             filter_pvalue=filter_pvalue)
@@ -412,6 +424,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         embedder = resolve_model(model, alphabet=queries.kind, device=device, precision=precision, overlap=overlap,
                                  sparse_only=True)
         windows = resolve_windows(windows, embedder)  # the model's default, or None
+        word_budget = sens.budget_for(sparse=embedder.sparse)[0]
         check_word_budget(word_budget, sparse=embedder.sparse)
         strand = resolve_strand(strand, embedder.alphabet.name, align=align)
         database = bind_stream(queries if same else open_fasta(db, alphabet=alphabet, strict=strict,
@@ -426,6 +439,7 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
         ridx, db_x, letters = _embed_database(database, embedder, batch_size=batch_size, buffer_size=buffer_size,
                                               progress=progress, stream=stream, keep=db_seqs, budget=memory_budget,
                                               windows=windows, workers=embed_workers(threads))
+    candidates = sens.candidates_for(embedder.alphabet.name)  # a preset's may depend on the alphabet
     if align and db is not None:
         stage = align_stage(embedder=embedder, index=index, ridx=ridx, db_seqs=db_seqs, k=k, candidates=candidates,
                             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend,
@@ -447,11 +461,12 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
                                    self_hits=self_hits)
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
+    notes += sens.budget_for(sparse=ridx.kind in SPARSE_KINDS)[1]
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
                         db_size=ridx.ntotal, model=embedder.model_info(), seconds=time.perf_counter() - start,
                         notes=notes, aligned=align, scoring=stage.scoring.record() if stage else None,
                         candidates=candidates if align else None, word_budget=word_budget,
-                        strand=strand)
+                        strand=strand, sensitivity=sens.name if sens.named else None)
 
 
 def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:

@@ -90,6 +90,11 @@ class Searcher:
         candidates, evalue, matrix, gap_open, gap_extend, filter_pvalue, out_format, threads, word_budget, strand,
         batch_size, device, precision, overlap: as ``phylocl search``. strict: refuse rare letters.
         self_hits: keep the hit on the database sequence with the query's own id (``--self-hits``).
+        sensitivity: ``fast``, ``default``, ``sensitive`` or ``very-sensitive`` (``--sensitivity``): values of
+            ``candidates`` and ``word_budget`` that those arguments, when given, override
+            (:mod:`phylocl.workflows.sensitivity`);
+            :attr:`sensitivity`, :attr:`candidates` and :attr:`word_budget` hold what the searcher uses, and
+            :attr:`notes` says where a preset's part was left out (its word budget, for an index that is not sparse).
 
     Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` or ``model``
     path too long for a file name (a queries ``Path`` too, when searched), a bundle without stored sequences when aligning, or options no search can use (``k``
@@ -111,8 +116,9 @@ class Searcher:
                  threads: int | None = None, filter_pvalue: float | None = None, word_budget: float | None = None,
                  strand: str | None = None, batch_size: int = 64, buffer_size: int = DEFAULT_BUFFER,
                  device: str | None = None, precision: str = "fp32", overlap: float | None = None,
-                 strict: bool = False, self_hits: bool = False) -> None:
-        from phylocl.workflows.search import DEFAULT_CANDIDATES, check_align_options, check_word_budget, open_index
+                 strict: bool = False, self_hits: bool = False, sensitivity: str | None = None) -> None:
+        from phylocl.workflows.search import SPARSE_KINDS, check_align_options, check_word_budget, open_index
+        from phylocl.workflows.sensitivity import resolve_sensitivity
 
         self._lock = threading.RLock()  # re-entrant: a queries generator may itself search
         self._closed = True  # until opened: close() and __repr__ work on a half-built searcher
@@ -132,18 +138,23 @@ class Searcher:
             evalue=evalue, matrix=matrix, gap_open=gap_open, gap_extend=gap_extend, out_format=out_format,
             threads=threads, filter_pvalue=filter_pvalue, word_budget=word_budget, strand=strand,
             batch_size=batch_size, buffer_size=buffer_size, device=device, precision=precision, overlap=overlap,
-            strict=strict, self_hits=self_hits)
+            strict=strict, self_hits=self_hits, sensitivity=sensitivity)
         check_sizes(batch_size, buffer_size)
-        candidates = DEFAULT_CANDIDATES if candidates is None else candidates
+        sens = resolve_sensitivity(sensitivity, candidates=candidates, word_budget=word_budget,
+                                   filter_pvalue=filter_pvalue)
+        candidates, word_budget = sens.candidates_for(None), sens.word_budget  # candidates: again below
         check_align_options(align=align, candidates=candidates, evalue=evalue, out_format=out_format,
                             threads=threads, filter_pvalue=filter_pvalue)
         check_word_budget(word_budget)
-        self.ridx, self.embedder, self.windows, self.strand, self.stage = open_index(
+        self.ridx, self.embedder, self.windows, self.strand, self.stage, word_budget = open_index(
             index, model, None, windows=None, word_budget=word_budget, strand=strand, align=align, device=device,
-            precision=precision, overlap=overlap, k=k, candidates=candidates, evalue=evalue, matrix=matrix,
+            precision=precision, overlap=overlap, preset_budget=sens.preset_budget, k=k, candidates=candidates, evalue=evalue, matrix=matrix,
             gap_open=gap_open, gap_extend=gap_extend, out_format=out_format, threads=threads,
             filter_pvalue=filter_pvalue)
         self.k, self.word_budget, self.strict, self.self_hits = k, word_budget, strict, bool(self_hits)
+        candidates = sens.candidates_for(self.embedder.alphabet.name)  # a preset's may depend on the alphabet
+        self.sensitivity, self.candidates = sens.name, candidates
+        self.notes = sens.budget_for(sparse=self.ridx.kind in SPARSE_KINDS)[1]  # e.g. a preset's budget left out
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
         self.columns = _columns(out_format if align else "no-align")
