@@ -4,10 +4,11 @@ Gap costs follow BLAST's convention: ``gap_open`` 11, ``gap_extend`` 1 means a g
 ``11 + L * 1``. (pyopal, parasail and Biopython charge ``open + (L - 1) * extend``, so the aligner is given
 ``gap_open + gap_extend`` as its opening cost; :meth:`ScoringSystem.aligner`.)
 
-Protein: any integer matrix of Biopython's ``Bio.Align.substitution_matrices`` (default ``BLOSUM62``, gaps 11/1,
-what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, gap costs) pairs BLAST tabulates
-(:data:`PROTEIN_PARAMS`, copied from NCBI BLAST's published tables and checked against ``blastp``'s printed
-``Lambda K H`` in ``tests/align/test_blast_reference.py``); other pairs are refused, as ``blastp`` refuses them.
+Protein: NCBI's matrices, the ones ``blastp`` scores with (:mod:`~phylocl.align.ncbi_matrices`; default
+``BLOSUM62``, gaps 11/1, what BLASTP, DIAMOND and MMseqs2 use). Statistics exist only for the (matrix, gap costs)
+pairs BLAST tabulates (:data:`PROTEIN_PARAMS`, copied from NCBI BLAST's published tables and checked against
+``blastp``'s printed ``Lambda K H`` in ``tests/align/test_blast_reference.py``); other pairs, and Biopython's other
+matrices, are refused, as ``blastp`` refuses them.
 
 DNA: BLASTN's ``-task blastn`` scheme, match +2, mismatch -3, gaps 5/2 (MMseqs2's nucleotide default gaps are
 also 5/2); odd scores count as the even score below them in E-values, as in ``blastn``
@@ -21,10 +22,14 @@ against anything (measured: ``blastn -task blastn -dust no`` on 81-nt pairs with
 both strands, ``-db`` and ``-subject``, gapped and ``-ungapped``: ``tests/align/test_iupac.py``). Lambda and K
 are those of ``+2/-3`` (blastn's table: they do not depend on these scores).
 
-Unknown letters: sequences are upper-cased and read as the data layer reads them (protein ``B Z J U O *`` -> ``X``,
-DNA ``U`` -> ``T``, ``X`` -> ``N``); ``X`` scores -1 against every letter and itself, in every matrix, as in
-NCBI's matrix files and blastp 2.12 (Biopython keeps an older ``X`` row). BLOSUM80 is NCBI's half-bit matrix, the
-one blastp uses and its statistics describe, not Biopython's 1/3-bit one. A matrix without ``X`` or without one of the 20 amino acids is refused.
+Protein letters (:data:`PROTEIN_LETTERS`) as ``blastp`` 2.12 scores them: the 20 amino acids, ``B`` ``J`` ``Z``
+by their own rows of NCBI's files (BLOSUM62 ``B``-``N`` 4, ``J``-``L`` 3), selenocysteine ``U`` as ``C`` (``U``-``U``
+and ``U``-``C`` 9; a ``U``-``C`` column is a mismatch and a positive), pyrrolysine ``O`` as ``X``, and ``X`` -1
+against every letter and itself (measured: ``blastp -comp_based_stats 0 -seg no``, ``-db`` and ``-subject``, on
+401-residue pairs with one site of ``B J Z U O X *`` against each of the 27 letters, all six matrices: every score
+equals these tables, ``tests/align/test_rare_letters.py``). Sequences are upper-cased and read as the data layer
+reads them for the alignment stage (``*`` -> ``X``, unlike blastp's ``*`` row; DNA ``U`` -> ``T``, ``X`` -> ``N``).
+A matrix without ``X`` or without one of the 20 amino acids is refused.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ __all__ = [
     "scoring_system",
 ]
 
-PROTEIN_LETTERS = "ACDEFGHIKLMNPQRSTVWYX"
+STANDARD_LETTERS = "ACDEFGHIKLMNPQRSTVWYX"  # the 20 amino acids and X: what a matrix must have
+# the letters protein sequences are aligned in: the 20, blastp's rare letters (B J Z U O), X last (the unknown letter)
+PROTEIN_LETTERS = "ACDEFGHIKLMNPQRSTVWYBJZUOX"
 # the bases each DNA letter stands for (IUPAC), in blastn's (BLASTNA) order: bases, two-base codes, three-base codes, N
 DNA_BASES = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "M": "AC", "K": "GT", "W": "AT", "S": "CG",
              "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT"}
@@ -188,59 +195,9 @@ DNA_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]]
 }
 DEFAULTS = {"protein": ("BLOSUM62", 11, 1), "dna": ("BLASTN-2-3", 5, 2)}
 
-# The default matrix as a table: loading it through Bio.Align costs a one-query search ~30 ms of imports; every
-# other matrix but BLOSUM80 comes from Biopython (tests/align check this table against Biopython's). X scores -1
-# against every letter in all of them, as in NCBI's matrix files and blastp (Biopython keeps an older X row).
-_BLOSUM62 = (  # BLOSUM62 in PROTEIN_LETTERS order (rows and columns A C D ... Y X); X -1 against every letter
-    " 4  0 -2 -1 -2  0 -2 -1 -1 -1 -1 -2 -1 -1 -1  1  0  0 -3 -2 -1 ",  # A
-    " 0  9 -3 -4 -2 -3 -3 -1 -3 -1 -1 -3 -3 -3 -3 -1 -1 -1 -2 -2 -1 ",  # C
-    "-2 -3  6  2 -3 -1 -1 -3 -1 -4 -3  1 -1  0 -2  0 -1 -3 -4 -3 -1 ",  # D
-    "-1 -4  2  5 -3 -2  0 -3  1 -3 -2  0 -1  2  0  0 -1 -2 -3 -2 -1 ",  # E
-    "-2 -2 -3 -3  6 -3 -1  0 -3  0  0 -3 -4 -3 -3 -2 -2 -1  1  3 -1 ",  # F
-    " 0 -3 -1 -2 -3  6 -2 -4 -2 -4 -3  0 -2 -2 -2  0 -2 -3 -2 -3 -1 ",  # G
-    "-2 -3 -1  0 -1 -2  8 -3 -1 -3 -2  1 -2  0  0 -1 -2 -3 -2  2 -1 ",  # H
-    "-1 -1 -3 -3  0 -4 -3  4 -3  2  1 -3 -3 -3 -3 -2 -1  3 -3 -1 -1 ",  # I
-    "-1 -3 -1  1 -3 -2 -1 -3  5 -2 -1  0 -1  1  2  0 -1 -2 -3 -2 -1 ",  # K
-    "-1 -1 -4 -3  0 -4 -3  2 -2  4  2 -3 -3 -2 -2 -2 -1  1 -2 -1 -1 ",  # L
-    "-1 -1 -3 -2  0 -3 -2  1 -1  2  5 -2 -2  0 -1 -1 -1  1 -1 -1 -1 ",  # M
-    "-2 -3  1  0 -3  0  1 -3  0 -3 -2  6 -2  0  0  1  0 -3 -4 -2 -1 ",  # N
-    "-1 -3 -1 -1 -4 -2 -2 -3 -1 -3 -2 -2  7 -1 -2 -1 -1 -2 -4 -3 -1 ",  # P
-    "-1 -3  0  2 -3 -2  0 -3  1 -2  0  0 -1  5  1  0 -1 -2 -2 -1 -1 ",  # Q
-    "-1 -3 -2  0 -3 -2  0 -3  2 -2 -1  0 -2  1  5 -1 -1 -3 -3 -2 -1 ",  # R
-    " 1 -1  0  0 -2  0 -1 -2  0 -2 -1  1 -1  0 -1  4  1 -2 -3 -2 -1 ",  # S
-    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -1 -1  0 -1 -1 -1  1  5  0 -2 -2 -1 ",  # T
-    " 0 -1 -3 -2 -1 -3 -3  3 -2  1  1 -3 -2 -2 -3 -2  0  4 -3 -1 -1 ",  # V
-    "-3 -2 -4 -3  1 -2 -2 -3 -3 -2 -1 -4 -4 -2 -3 -3 -2 -3 11  2 -1 ",  # W
-    "-2 -2 -3 -2  3 -3  2 -1 -2 -1 -1 -2 -3 -1 -2 -2 -2 -1  2  7 -1 ",  # Y
-    "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 ",  # X
-)
-
-# NCBI's BLOSUM80 at a scale of ln(2)/2 (half bits), the matrix blastp scores with and the one its statistics in
-# PROTEIN_PARAMS belong to; Biopython's BLOSUM80 is the 1/3-bit matrix (A-A 7, W-W 16), whose scores are ~1.5x
-# these (NCBI's public matrix data, as Debian's ncbi-data ships it; PROTEIN_LETTERS order, X -1 as in NCBI's files)
-_BLOSUM80 = (
-    " 5 -1 -2 -1 -3  0 -2 -2 -1 -2 -1 -2 -1 -1 -2  1  0  0 -3 -2 -1 ",  # A
-    "-1  9 -4 -5 -3 -4 -4 -2 -4 -2 -2 -3 -4 -4 -4 -2 -1 -1 -3 -3 -1 ",  # C
-    "-2 -4  6  1 -4 -2 -2 -4 -1 -5 -4  1 -2 -1 -2 -1 -1 -4 -6 -4 -1 ",  # D
-    "-1 -5  1  6 -4 -3  0 -4  1 -4 -2 -1 -2  2 -1  0 -1 -3 -4 -3 -1 ",  # E
-    "-3 -3 -4 -4  6 -4 -2 -1 -4  0  0 -4 -4 -4 -4 -3 -2 -1  0  3 -1 ",  # F
-    " 0 -4 -2 -3 -4  6 -3 -5 -2 -4 -4 -1 -3 -2 -3 -1 -2 -4 -4 -4 -1 ",  # G
-    "-2 -4 -2  0 -2 -3  8 -4 -1 -3 -2  0 -3  1  0 -1 -2 -4 -3  2 -1 ",  # H
-    "-2 -2 -4 -4 -1 -5 -4  5 -3  1  1 -4 -4 -3 -3 -3 -1  3 -3 -2 -1 ",  # I
-    "-1 -4 -1  1 -4 -2 -1 -3  5 -3 -2  0 -1  1  2 -1 -1 -3 -4 -3 -1 ",  # K
-    "-2 -2 -5 -4  0 -4 -3  1 -3  4  2 -4 -3 -3 -3 -3 -2  1 -2 -2 -1 ",  # L
-    "-1 -2 -4 -2  0 -4 -2  1 -2  2  6 -3 -3  0 -2 -2 -1  1 -2 -2 -1 ",  # M
-    "-2 -3  1 -1 -4 -1  0 -4  0 -4 -3  6 -3  0 -1  0  0 -4 -4 -3 -1 ",  # N
-    "-1 -4 -2 -2 -4 -3 -3 -4 -1 -3 -3 -3  8 -2 -2 -1 -2 -3 -5 -4 -1 ",  # P
-    "-1 -4 -1  2 -4 -2  1 -3  1 -3  0  0 -2  6  1  0 -1 -3 -3 -2 -1 ",  # Q
-    "-2 -4 -2 -1 -4 -3  0 -3  2 -3 -2 -1 -2  1  6 -1 -1 -3 -4 -3 -1 ",  # R
-    " 1 -2 -1  0 -3 -1 -1 -3 -1 -3 -2  0 -1  0 -1  5  1 -2 -4 -2 -1 ",  # S
-    " 0 -1 -1 -1 -2 -2 -2 -1 -1 -2 -1  0 -2 -1 -1  1  5  0 -4 -2 -1 ",  # T
-    " 0 -1 -4 -3 -1 -4 -4  3 -3  1  1 -4 -3 -3 -3 -2  0  4 -3 -2 -1 ",  # V
-    "-3 -3 -6 -4  0 -4 -3 -3 -4 -2 -2 -4 -5 -3 -4 -4 -4 -3 11  2 -1 ",  # W
-    "-2 -3 -4 -3  3 -4  2 -2 -3 -2 -2 -3 -4 -2 -3 -2 -2 -2  2  7 -1 ",  # Y
-    "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 ",  # X
-)
+# blastp's reading of the letters outside NCBI's matrix files (measured: module docstring): selenocysteine U scores
+# as C, pyrrolysine O as X; a letter a Biopython matrix lacks (J: Biopython has none) scores as X
+RARE_AS = {"U": "C", "O": "X"}
 
 
 @dataclass(frozen=True)
@@ -319,24 +276,35 @@ class ScoringSystem:
 
 
 def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
-    for key, table in (("BLOSUM62", _BLOSUM62), ("BLOSUM80", _BLOSUM80)):
-        if name.upper() == key:
-            return key, tuple(tuple(int(v) for v in row.split()) for row in table)
-    from Bio.Align import substitution_matrices
+    """``(name as tabulated, scores)``: the matrix over :data:`PROTEIN_LETTERS`, NCBI's (:mod:`~phylocl.align.ncbi_matrices`)
+    for the six with statistics, Biopython's for any other (its ``X`` row set to -1; the scoring system refuses
+    those for want of statistics)."""
+    from phylocl.align.ncbi_matrices import NCBI_MATRICES, ncbi_scores
 
-    available = substitution_matrices.load()
-    key = next((n for n in available if n.upper() == name.upper()), None)
-    if key is None:
-        raise InputError(f"unknown substitution matrix {name!r}; Biopython has {', '.join(available)}")
-    m = substitution_matrices.load(key)
-    missing = [c for c in PROTEIN_LETTERS if c not in m.alphabet]
-    if missing:
-        raise InputError(f"matrix {key} lacks the letter(s) {''.join(missing)}; it cannot score protein sequences "
-                         "(the 20 amino acids and X)")
-    rows = tuple(tuple(-1.0 if "X" in (a, b) else float(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
-    if any(v != int(v) for r in rows for v in r):
-        raise InputError(f"matrix {key} has non-integer scores; the aligner needs an integer matrix")
-    return key, tuple(tuple(int(v) for v in r) for r in rows)
+    key = next((n for n in NCBI_MATRICES if n == name.upper()), None)
+    if key is not None:
+        table = ncbi_scores(key)
+    else:
+        from Bio.Align import substitution_matrices
+
+        available = substitution_matrices.load()
+        key = next((n for n in available if n.upper() == name.upper()), None)
+        if key is None:
+            raise InputError(f"unknown substitution matrix {name!r}; Biopython has {', '.join(available)}")
+        m = substitution_matrices.load(key)
+        missing = [c for c in STANDARD_LETTERS if c not in m.alphabet]
+        if missing:
+            raise InputError(f"matrix {key} lacks the letter(s) {''.join(missing)}; it cannot score protein sequences "
+                             "(the 20 amino acids and X)")
+        table = {(a, b): -1.0 if "X" in (a, b) else float(m[a][b]) for a in m.alphabet for b in m.alphabet}
+        if any(v != int(v) for v in table.values()):
+            raise InputError(f"matrix {key} has non-integer scores; the aligner needs an integer matrix")
+
+    def read(c: str) -> str:  # the row a letter is scored by
+        c = RARE_AS.get(c, c)
+        return c if (c, c) in table else "X"
+
+    return key, tuple(tuple(int(table[read(a), read(b)]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
 
 
 def _dna_score(a: str, b: str) -> int:

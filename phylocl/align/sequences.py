@@ -1,9 +1,9 @@
-"""Sequences as the aligner reads them: upper case, rare and ambiguous protein letters read as the unknown letter.
+"""Sequences as the aligner reads them: upper case, the letters the scoring system scores.
 
-The same reading as the data layer (:mod:`phylocl.data.letters`, with ``keep_ambiguous``): protein ``B Z J U O *``
--> ``X``; DNA ``U`` -> ``T``, ``X`` -> ``N``, and the IUPAC codes ``R Y S W K M B D H V`` kept: the DNA scoring
-system scores them as ``blastn`` does (:mod:`phylocl.align.scoring`). Any other letter cannot be scored and is
-refused.
+The same reading as the data layer gives the alignment stage (:mod:`phylocl.data.letters`, with
+``keep_ambiguous``): protein ``B J Z U O`` kept (scored as ``blastp`` scores them), ``*`` -> ``X``; DNA ``U`` -> ``T``,
+``X`` -> ``N``, and the IUPAC codes ``R Y S W K M B D H V`` kept (scored as ``blastn`` scores them;
+:mod:`phylocl.align.scoring`). Any other letter cannot be scored and is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from phylocl.align.scoring import ScoringSystem
 
 __all__ = ["clean_sequence", "string_ranks"]
 
-_ALIASES = {"protein": {**dict.fromkeys("BZJUO*", "X")},
+_ALIASES = {"protein": {"*": "X"},
             "dna": {"U": "T", "X": "N"}}
 _TABLES: dict[str, dict[int, int]] = {}
 

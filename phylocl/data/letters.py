@@ -21,10 +21,11 @@ unknown        ``X``                              ``N X``
 is parsed (:func:`phylocl.data.fasta.parse_fasta`) and never counted; RNA ``U`` reads as ``T`` in DNA. Any other
 character (digits, punctuation, protein-only letters in DNA) is refused in both modes.
 
-``keep_ambiguous`` (DNA only, for the alignment stage of search): the ambiguity codes stay in the sequence, upper
-case, still counted; the embedders read them as ``N`` all the same (:class:`~phylocl.data.alphabet.Alphabet` maps
-them to ``N``'s token), the aligner scores them as ``blastn`` does (:mod:`phylocl.align.scoring`).
-:func:`stored_letters` lists the letters such a sequence holds (an index's stored sequences are checked against them).
+``keep_ambiguous`` (for the alignment stage of search): DNA's ambiguity codes and protein's ``B J Z U O`` stay in
+the sequence, upper case, still counted (protein ``*`` still reads as ``X``); the embedders read them as ``N`` /
+``X`` all the same (:class:`~phylocl.data.alphabet.Alphabet` maps them to the unknown letter's token), the aligner
+scores them as ``blastn`` / ``blastp`` do (:mod:`phylocl.align.scoring`). :func:`stored_letters` lists the letters
+such a sequence holds (an index's stored sequences are checked against them).
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ from phylocl.arguments import flag, on_command_line, setting
 from phylocl.data.alphabet import PROTEIN, Alphabet
 from phylocl.errors import InputError
 
-__all__ = ["AMBIGUITY_CODES", "LetterReport", "clean_letters", "letter_place", "protein_option", "stored_letters",
-           "KINDS"]
+__all__ = ["AMBIGUITY_CODES", "KEPT", "LetterReport", "clean_letters", "letter_place", "protein_option",
+           "stored_letters", "KINDS"]
 
 AMBIGUITY_CODES = "RYSWKMBDHV"  # DNA's two- and three-base IUPAC codes
+KEPT = {"dna": AMBIGUITY_CODES, "protein": "BJZUO"}  # the letters keep_ambiguous keeps (module doc)
+_ALIGNER = {"dna": "blastn", "protein": "blastp"}  # whose scores the alignment stage gives the kept letters
+_BY_UNKNOWN = {"N": "dna", "X": "protein"}  # an alphabet by the letter its unknown letters read as
 
 KINDS: dict[str, dict[str, str]] = {
     "protein": {"*": "internal_stop", **dict.fromkeys("BZJ", "ambiguous"), **dict.fromkeys("UO", "rare"),
@@ -54,20 +58,21 @@ _PROTEIN_LETTERS = PROTEIN.accepted | {"*"}  # letters that name a protein read 
 
 
 def stored_letters(alphabet: Alphabet) -> str:
-    """The letters of a sequence read with ``keep_ambiguous``: the alphabet's, plus the ambiguity codes for DNA."""
-    return alphabet.letters + (AMBIGUITY_CODES if alphabet.name == "dna" else "")
+    """The letters of a sequence read with ``keep_ambiguous``: the alphabet's, plus :data:`KEPT` (DNA's ambiguity
+    codes, protein's ``B J Z U O``)."""
+    return alphabet.letters + KEPT.get(alphabet.name, "")
 
 
 def _tables(alphabet: Alphabet, keep_ambiguous: bool = False) -> tuple[dict, dict, dict]:
-    """``(canonical, plain, kinds)``: translate table to canonical letters (DNA ambiguity codes to themselves, upper
-    case, with ``keep_ambiguous``), table deleting letters that need no counting, and letter → kind (upper and lower
-    case). Cached per alphabet."""
-    key = (alphabet.name, keep_ambiguous and alphabet.name == "dna")
+    """``(canonical, plain, kinds)``: translate table to canonical letters (the :data:`KEPT` letters to themselves,
+    upper case, with ``keep_ambiguous``), table deleting letters that need no counting, and letter → kind (upper and
+    lower case). Cached per alphabet."""
+    key = (alphabet.name, bool(keep_ambiguous))
+    kept = KEPT.get(alphabet.name, "") if keep_ambiguous else ""
     if key not in _TABLES:
         kinds = {c: k for letter, k in KINDS.get(alphabet.name, {}).items() for c in {letter, letter.lower()}}
         canonical = {ord(c): alphabet.normalize(c) for c in alphabet.accepted}
-        canonical.update({ord(c): c.upper() if key[1] and k == "ambiguous" else alphabet.unknown
-                          for c, k in kinds.items()})
+        canonical.update({ord(c): c.upper() if c.upper() in kept else alphabet.unknown for c in kinds})
         plain = {ord(c): None for c in alphabet.accepted if c not in kinds}
         _TABLES[key] = (canonical, plain, kinds)
     return _TABLES[key]
@@ -101,7 +106,7 @@ class LetterReport:
 
     def __init__(self, *, strict: bool = False, keep_ambiguous: bool = False, detected: bool = False) -> None:
         self.strict = flag("strict", strict)  # bool() would read strict="no" as True
-        self.keep_ambiguous = flag("keep_ambiguous", keep_ambiguous)  # DNA: the ambiguity codes stay (module doc)
+        self.keep_ambiguous = flag("keep_ambiguous", keep_ambiguous)  # KEPT letters stay (module doc)
         self.detected = detected  # the alphabet was detected from the letters, not given: a refusal says so
         self.kinds: dict[str, dict] = {}
 
@@ -135,8 +140,12 @@ class LetterReport:
             else:
                 strict = setting("strict", True)  # --strict, or strict=True
                 how = f"read as {alphabet.unknown}"
-                if self.keep_ambiguous and alphabet.name == "dna":  # the codes are kept (module doc)
-                    how += " by the embedding and are scored as blastn scores them by the alignment"
+                kept = [c for c in letters if self.keep_ambiguous and c.upper() in KEPT.get(alphabet.name, "")]
+                scored = f"scored as {_ALIGNER.get(alphabet.name)} scores them by the alignment"  # kept (module doc)
+                if kept and len(kept) == len(letters):
+                    how += f" by the embedding and are {scored}"
+                elif kept:  # protein * with B J Z U O: * reads as X for both
+                    how += f", and {''.join(kept)!r} are {scored}"
                 msg = (f"letter(s) {letters!r} refused by {strict} (first at position {pos + 1}); without {strict} "
                        f"they {how}")
             raise InputError(f"record {record_id!r}: {msg}", path=path, line=at, column=column)
@@ -165,8 +174,9 @@ class LetterReport:
             word = _WORDS[kind] + ("s" if e["count"] != 1 else "")
             recs = f"{e['records']} record{'s' if e['records'] != 1 else ''}"
             how = f"read as {e['reads_as']}"
-            if kind == "ambiguous" and self.keep_ambiguous and e["reads_as"] == "N":  # DNA codes kept (module doc)
-                how += " by the embedding, scored as blastn scores them by the alignment"
+            name = _BY_UNKNOWN.get(e["reads_as"], "")
+            if self.keep_ambiguous and set(e["letters"]) & set(KEPT.get(name, "")):  # kept letters (module doc)
+                how += f" by the embedding, scored as {_ALIGNER[name]} scores them by the alignment"
             out.append(f"{e['count']:,} {word} ({e['letters']}) in {recs} {how}; first at {e['first']}")
         return out
 

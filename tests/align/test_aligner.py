@@ -201,7 +201,7 @@ def test_traceback_is_consistent_with_scores():
 
 def test_letters_are_read_as_the_data_layer_reads_them():
     scoring = scoring_system()
-    assert clean_sequence("mkb*zuoj", scoring) == "MKXXXXXX"
+    assert clean_sequence("mkb*zuoj", scoring) == "MKBXZUOJ"  # blastp's rare letters kept (test_rare_letters.py)
     with pytest.raises(ValueError, match="letter '1'"):
         clean_sequence("MK1V", scoring, what="query q1")
     with pytest.raises(ValueError, match="query 0"):
@@ -402,19 +402,24 @@ def test_erfc_of_the_finite_size_correction_equals_scipys():
 
 @pytest.mark.parametrize("name", ["BLOSUM62", "blosum62"])
 def test_default_matrix_table_equals_biopythons(name):
-    """BLOSUM62 is kept as a table (Bio.Align's import costs a one-query search ~30 ms): every score equals
-    Biopython's, and another matrix still comes from Biopython."""
+    """BLOSUM62 is kept as a table (Bio.Align's import costs a one-query search ~30 ms): its 20 amino acids score as
+    Biopython's, X -1 (NCBI's; the rare letters: test_rare_letters.py), and a matrix phylocl has no table of still
+    comes from Biopython."""
     from Bio.Align import substitution_matrices
 
-    from phylocl.align.scoring import PROTEIN_LETTERS, _protein_matrix
+    from phylocl.align.scoring import PROTEIN_LETTERS, STANDARD_LETTERS, _protein_matrix
 
     m = substitution_matrices.load("BLOSUM62")
     key, rows = _protein_matrix(name)
-    assert key == "BLOSUM62"
-    assert rows == tuple(tuple(-1 if "X" in (a, b) else int(m[a][b]) for b in PROTEIN_LETTERS) for a in PROTEIN_LETTERS)
+    assert key == "BLOSUM62" and PROTEIN_LETTERS[-1] == "X"
+    at = [PROTEIN_LETTERS.index(c) for c in STANDARD_LETTERS]
+    assert tuple(tuple(rows[i][j] for j in at) for i in at) == tuple(
+        tuple(-1 if "X" in (a, b) else int(m[a][b]) for b in STANDARD_LETTERS) for a in STANDARD_LETTERS)
     assert rows[PROTEIN_LETTERS.index("A")][-1] == rows[-1][-1] == -1 != int(m["A"]["X"])  # NCBI's X, not Bio's
     pam = substitution_matrices.load("PAM30")
     assert _protein_matrix("pam30")[1][0][1] == int(pam["A"]["C"]) and _protein_matrix("pam30")[1][0][-1] == -1
+    b45 = substitution_matrices.load("BLOSUM45")  # no table here (and no statistics): Biopython's
+    assert _protein_matrix("blosum45")[1][0][2] == int(b45["A"]["D"]) == -2
 
 
 @pytest.mark.parametrize("matrix", ["BLOSUM62", "PAM30"])

@@ -34,10 +34,11 @@ def test_lenient_reads_unknown_and_counts_by_kind(alphabet, raw, cleaned, kinds)
         assert entry["first"] == "f.fa:3" and entry["reads_as"] == alphabet.unknown and entry["records"] == 1
 
 
-def test_keep_ambiguous_keeps_dna_codes_for_the_aligner_and_leaves_protein_alone():
+def test_keep_ambiguous_keeps_dna_codes_for_the_aligner():
     report = LetterReport(keep_ambiguous=True)
     assert report.clean("acgtryswkmbdhvnxu", DNA, path="f.fa", line=3, record_id="r") == "ACGTRYSWKMBDHVNNT"
-    assert report.clean("MKBZJ*", PROTEIN, path="f.fa", line=5, record_id="p") == "MKXXXX"
+    # protein: B Z J (and U O) kept too, * read as X (tests/data/test_kept_protein_letters.py)
+    assert report.clean("MKBZJ*", PROTEIN, path="f.fa", line=5, record_id="p") == "MKBZJX"
     assert {k: v["count"] for k, v in report.to_dict().items()} == {"ambiguous": 13, "unknown": 2,
                                                                      "internal_stop": 1}
     assert DNA.encode("ACGTRYSWKMBDHVN").tolist() == DNA.encode("ACGTNNNNNNNNNNN").tolist()  # the embedders read N
