@@ -11,8 +11,9 @@ Conventions, as ``blastp`` and ``blastn`` 2.12 write them (checked with the bina
 ``btop``           "Blast traceback operations": a run of identical columns as its length, any other column as its
                    query letter then its subject letter (``-`` for a gap), in ``qseq``'s order: ``10QX9-G40``.
 ``positive``       identical columns plus substitutions that score above 0 (an identity counts even where the matrix
-                   scores it below 0, as ``X``-``X`` under BLOSUM62); for DNA this is ``nident`` (no two different
-                   letters score above 0 in blastn's scoring).
+                   scores it below 0, as ``X``-``X`` or ``O``-``O`` under BLOSUM62), except ``J`` against another
+                   letter, which blastp never counts (:meth:`~phylocl.align.scoring.ScoringSystem.positive_table`);
+                   for DNA this is ``nident`` (no two different letters score above 0 in blastn's scoring).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def aligned_letters(strings: Sequence[str], query_of: np.ndarray, subject_of: np
     s = side(_I, subject_of, sstart)  # (C,)
     # positive: identities, and substitutions scoring above 0
     sub = col_kind == _X
-    good = scoring.byte_scores().ravel()[(q[sub].astype(np.intp) << 8) | s[sub]] > 0  # (X columns,)
+    good = scoring.positive_table().ravel()[(q[sub].astype(np.intp) << 8) | s[sub]]  # (X columns,)
     eq = kind == _EQ
     positive = np.bincount(run_hit[eq], weights=size[eq], minlength=n) + np.bincount(
         np.repeat(run_hit[kind == _X], size[kind == _X])[good], minlength=n)

@@ -22,14 +22,15 @@ qcovhsp"``, like ``blastp -outfmt "6 ..."``; :data:`FIELDS`), each written as ``
 and the columns of the aligned letters (:data:`LETTER_COLUMNS`, :mod:`phylocl.align.aligned_letters`; computed only when
 named: the tracebacks then keep the alignments' operations):
 
-``positive`` columns scoring above 0, identities included (for DNA equal to ``nident``)
+``positive`` columns scoring above 0, identities included, protein ``J`` against another letter not (as blastp;
+             for DNA equal to ``nident``)
 ``ppos``     ``100 positive / length`` with 2 decimals
 ``qseq`` ``sseq``  the aligned query and subject letters, ``-`` for gaps (upper case; a minus-strand DNA hit: the
              query on its plus strand, the subject reverse-complemented)
 ``btop``     BLAST traceback operations: identity runs as numbers, other columns as query letter + subject letter
 
-Letters are written as phylocl aligns them: the rare protein letters ``B Z J U O *`` as ``X`` (blastp writes them
-as given), DNA ``U`` as ``T``. Not available: the titles and taxonomy, and per-subject coverage over several HSPs
+Letters are written as phylocl aligns them, upper case: protein ``B J Z U O`` as given (as blastp writes them),
+``*`` as ``X`` (blastp writes ``*``), DNA ``U`` as ``T``. Not available: the titles and taxonomy, and per-subject coverage over several HSPs
 (``qcovs``): phylocl writes one alignment per pair.
 """
 

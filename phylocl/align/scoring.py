@@ -269,6 +269,19 @@ class ScoringSystem:
             self._cache["byte_scores"] = table
         return self._cache["byte_scores"]
 
+    def positive_table(self):
+        """``(256, 256)`` bool NumPy table: the substitutions that BLAST's tabular ``positive`` column counts, by the
+        letters' ASCII codes: those scoring above 0, except protein ``J`` against another letter, which blastp 2.12
+        never counts (measured for all six matrices: ``J``-``L`` scores 3 in BLOSUM62 and is no positive; its
+        formatter's matrix has no ``J``). Cached; read-only."""
+        if "positive_table" not in self._cache:
+            table = self.byte_scores() > 0
+            if self.alphabet == "protein":
+                table[[ord("J")], :] = table[:, [ord("J")]] = False
+            table.flags.writeable = False
+            self._cache["positive_table"] = table
+        return self._cache["positive_table"]
+
     def record(self) -> dict:
         """JSON-friendly description (matrix, gaps, lambda, K)."""
         return {"matrix": self.matrix_name, "gap_open": self.gap_open, "gap_extend": self.gap_extend,
