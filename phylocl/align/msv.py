@@ -14,7 +14,9 @@ short sequences, 10 residues long where their fit succeeds and 50 where it does 
 comes first, so its parameters are the same either way). Per target the profile is configured for the target's length, as ``hmmsearch`` does, and the MSV
 score is turned into bits against HMMER's null model (``Background.null1``) and then into a P-value with the profile's Gumbel ``mu`` and
 ``lambda``. The decision for a pair depends only on the query, the target and the seed of the calibration (fixed),
-so results do not depend on threads or on the order of the candidates.
+so results do not depend on threads or on the order of the candidates. Protein ``B J Z U O`` reach it as written
+(Easel's amino alphabet reads ``U`` as ``C``, ``O`` as ``K``, ``B J Z`` as mixtures of their residues; the aligner
+scores ``O`` as ``X``: docs/retrieval.md, "Rare protein letters").
 
 Measured on the dev split (docs/retrieval.md, "Ungapped filter"): at P <= 0.02 it keeps 6-14% of the candidates
 and leaves the aligned AUC1 unchanged to the third decimal.

@@ -4,7 +4,8 @@ Token ids: ``0`` padding, ``1`` CLS, ``2`` mask, then one id per canonical lette
 padded up to a multiple of 8 (tensor-core friendly embedding tables); the spare ids are never produced.
 
 Protein: the 20 standard amino acids plus ``X``. Ambiguity codes (``B`` = D/N, ``Z`` = E/Q, ``J`` = I/L) and
-the rare residues selenocysteine ``U`` and pyrrolysine ``O`` read as ``X``, as aligners read them. DNA:
+the rare residues selenocysteine ``U`` and pyrrolysine ``O`` read as ``X`` (the alignment stage of search keeps them
+and scores them as blastp does: :mod:`phylocl.data.letters`, ``keep_ambiguous``). DNA:
 ``A C G T`` plus ``N``; RNA ``U`` reads as ``T``; the IUPAC ambiguity codes ``R Y S W K M B D H V`` and ``X``
 read as ``N``. Input is case-insensitive. :mod:`phylocl.data.letters` counts the letters read as unknown.
 """

@@ -2,7 +2,8 @@
 
 Two members, written while the index is built (letters as the data layer reads them: upper case, unknown letters
 ``X``/``N``; DNA ambiguity codes ``R Y S W K M B D H V`` kept for the aligner, where an index built by 0.3.1 or
-earlier stored ``N``)::
+earlier stored ``N``, and protein ``B J Z U O``, where an index built by 0.5.0 or earlier stored ``X``; an
+older reader refuses such a store as damaged)::
 
     <bundle>/sequences.bin          all sequences concatenated, one byte per residue (ASCII)
     <bundle>/sequence_offsets.npy   (N + 1,) int64: row i is sequences.bin[offsets[i]:offsets[i + 1]]
@@ -78,7 +79,8 @@ class SequenceStoreWriter:
 class SequenceStore:
     """Read-only sequences by row: ``store[i] -> str``; ``len(store)``; ``residues`` in total.
 
-    ``letters`` (the index's alphabet's, :func:`~phylocl.data.letters.stored_letters`, e.g. ``"ACGTNRYSWKMBDHV"``):
+    ``letters`` (the index's alphabet's, :func:`~phylocl.data.letters.stored_letters`, e.g. ``"ACGTNRYSWKMBDHV"``,
+    protein ``"ACDEFGHIKLMNPQRSTVWYXBJZUO"``):
     each row's bytes are checked to be these letters the first time the row is read (a few hundred nanoseconds; a
     bit per row remembers it), so that a damaged store is an :class:`~phylocl.errors.InputError` naming ``path``
     instead of bytes handed to an aligner; ``None``: unchecked.
