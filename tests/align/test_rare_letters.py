@@ -186,6 +186,14 @@ def test_search_keeps_the_letters_for_the_aligner_and_the_embedding_reads_x(tmp_
     assert set((tmp_path / "ix" / "sequences.bin").read_bytes()) >= set(b"BJZUOX") and b"*" not in (
         tmp_path / "ix" / "sequences.bin").read_bytes()
     assert main(["index", "--verify", str(tmp_path / "ix")]) == 0
+    from phylocl.data.alphabet import PROTEIN
+    from phylocl.errors import InputError
+    from phylocl.retrieval.sequence_store import open_store
+
+    old_reader = open_store(tmp_path / "ix", ntotal=n, letters=PROTEIN.letters)  # 0.5.0's letter check: refused
+    with pytest.raises(InputError, match="damaged index: stored sequence 0 holds bytes that are not its alphabet's "
+                                         "letters .*; rebuild the index"):
+        old_reader[0]
     assert main(["search", *common, "--query", str(fa), "--index", str(tmp_path / "ix"), "--candidates", "12",
                  "-o", str(tmp_path / "ix.tsv")]) == 0
     assert (tmp_path / "ix.tsv").read_text() == (tmp_path / "db.tsv").read_text()
