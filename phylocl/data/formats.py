@@ -90,7 +90,7 @@ def build_dataset(
     Checks, each an :class:`InputError` with file and line: duplicate ids (both places named), a mix of DNA and
     protein, letters outside the alphabet, trees lacking leaves for their family's sequences. Letters read as the
     unknown token are counted into ``source["unknown_letters"]`` (refused when ``strict``, see
-    :mod:`phylocl.data.letters`); ``keep_ambiguous``: DNA ambiguity codes stay in the sequences, for an alignment
+    :mod:`phylocl.data.letters`); ``keep_ambiguous``: DNA ambiguity codes and protein ``B J Z U O`` stay in the sequences, for an alignment
     stage (the embedders read them as ``N``).
     """
     check_unique_ids(records, paths)

@@ -53,7 +53,7 @@ def read_dataset(path: str | Path, *, labels: str | Path | None = None,
         alphabet: ``None``/``"auto"`` (detected), ``"protein"`` or ``"dna"``.
         strict: refuse internal stops, rare and ambiguous letters instead of reading them as the unknown token
             (counted in ``summary()["unknown_letters"]``; see :mod:`phylocl.data.letters`).
-        keep_ambiguous: DNA ambiguity codes stay in the sequences (upper case, still counted), for an alignment stage
+        keep_ambiguous: DNA ambiguity codes and protein B J Z U O stay in the sequences (upper case, still counted), for an alignment stage
             that scores them as ``blastn`` does (``phylocl evaluate --align``); the embedders read them as ``N``.
 
     Returns:
@@ -153,7 +153,7 @@ class FastaStream:
     :attr:`given`); :attr:`head` holds them. Set :attr:`alphabet` before iterating to read the records with another
     alphabet (a model's). Iterating yields every record once, in file order, never holding more than the head; duplicate
     ids and DNA/protein mixtures are refused when reached. Letters read as unknown are counted in :attr:`letters`.
-    ``keep_ambiguous``: DNA ambiguity codes stay in the sequences (upper case; the embedders read them as ``N``), for
+    ``keep_ambiguous``: DNA ambiguity codes and protein ``B J Z U O`` stay in the sequences (upper case; the embedders read them as ``N``), for
     the alignment stage, which scores them as ``blastn`` does (:mod:`phylocl.data.letters`).
     """
 

@@ -91,7 +91,7 @@ def read_orthofinder(table: Path, *, alphabet: str | Alphabet | None = None, str
     """Read the orthogroups of ``table`` with their sequences from the proteomes OrthoFinder was run on.
 
     ``strict``: refuse internal stops, rare and ambiguous letters (see :mod:`phylocl.data.letters`);
-    ``keep_ambiguous``: DNA ambiguity codes stay in the sequences (:func:`~phylocl.data.formats.build_dataset`)."""
+    ``keep_ambiguous``: DNA ambiguity codes and protein ``B J Z U O`` stay in the sequences (:func:`~phylocl.data.formats.build_dataset`)."""
     lines = read_lines(table, what="an OrthoFinder orthogroups table")
     header = lines[0].split("\t")
     if len(header) < 2 or header[0].strip() != "Orthogroup":

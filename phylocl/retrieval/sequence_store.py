@@ -2,7 +2,7 @@
 
 Two members, written while the index is built (letters as the data layer reads them: upper case, unknown letters
 ``X``/``N``; DNA ambiguity codes ``R Y S W K M B D H V`` kept for the aligner, where an index built by 0.3.1 or
-earlier stored ``N``, and protein ``B J Z U O``, where an index built by 0.6.0 or earlier stored ``X``; an
+earlier stored ``N``, and protein ``B J Z U O``, where an index built by 0.5.0 or earlier stored ``X``; an
 older reader refuses such a store as damaged)::
 
     <bundle>/sequences.bin          all sequences concatenated, one byte per residue (ASCII)

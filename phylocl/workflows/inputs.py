@@ -28,7 +28,7 @@ def fasta_alphabet(path: str | Path) -> str:
 
 def open_fasta(path: str | Path, *, alphabet: str | None = None, strict: bool = False, keep_ambiguous: bool = False):
     """A :class:`~phylocl.data.layouts.FastaStream` over ``path`` (opened once: pipes work); ``alphabet``
-    ``None``/``"auto"`` is detected from the first 256 records; ``keep_ambiguous``: DNA ambiguity codes stay in the
+    ``None``/``"auto"`` is detected from the first 256 records; ``keep_ambiguous``: DNA ambiguity codes and protein ``B J Z U O`` stay in the
     sequences, for the alignment stage (the embedders read them as ``N``)."""
     from phylocl.data.layouts import FastaStream
 

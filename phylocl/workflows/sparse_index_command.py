@@ -60,7 +60,7 @@ def build_sparse_index_file(*, fasta: str | Path, out: str | Path, model: str | 
 def _build_sparse(start: float, *, fasta, out: Path, model, batch_size, buffer_size, device, precision, overlap,
                   progress, alphabet, strict, stream, windows, threads) -> IndexResult:
     """:func:`build_sparse_index_file` once ``out`` is checked and locked."""
-    records = open_fasta(fasta, alphabet=alphabet, strict=strict, keep_ambiguous=True)  # DNA codes stored
+    records = open_fasta(fasta, alphabet=alphabet, strict=strict, keep_ambiguous=True)  # DNA codes, protein B J Z U O stored
     embedder = resolve_model(model, alphabet=records.kind, device=device, precision=precision, overlap=overlap,
                              sparse_only=True)  # a k-mer profile encoder's rows with NumPy: no torch start-up
     if embedder.is_encoder and embedder.precision != "fp32" and _sparse_at_fp32(embedder):

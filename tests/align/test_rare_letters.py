@@ -190,7 +190,7 @@ def test_search_keeps_the_letters_for_the_aligner_and_the_embedding_reads_x(tmp_
     from phylocl.errors import InputError
     from phylocl.retrieval.sequence_store import open_store
 
-    old_reader = open_store(tmp_path / "ix", ntotal=n, letters=PROTEIN.letters)  # 0.6.0's letter check: refused
+    old_reader = open_store(tmp_path / "ix", ntotal=n, letters=PROTEIN.letters)  # 0.5.0's letter check: refused
     with pytest.raises(InputError, match="damaged index: stored sequence 0 holds bytes that are not its alphabet's "
                                          "letters .*; rebuild the index"):
         old_reader[0]
