@@ -6,6 +6,7 @@ but every member of the family must be a leaf.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -28,7 +29,8 @@ def find_tree(directory: Path, family: str, filename: str | None = None) -> Path
     """The Newick file of ``family`` in ``directory`` or ``directory/trees``, or ``None``.
 
     Candidates, in order: ``<family><suffix>`` then ``<filename><suffix>`` (IQ-TREE writes ``OG1.fa.treefile``),
-    first next to the sequences, then in a ``trees/`` subfolder; suffixes from :data:`TREE_SUFFIXES`.
+    first next to the sequences, then in a ``trees/`` subfolder; suffixes from :data:`TREE_SUFFIXES`. A candidate
+    that is a broken symbolic link is refused (:class:`InputError`), not skipped.
     """
     stems = [family] + ([filename] if filename and filename != family else [])
     for folder in (directory, directory / "trees"):
@@ -37,6 +39,8 @@ def find_tree(directory: Path, family: str, filename: str | None = None) -> Path
                 p = folder / f"{stem}{sfx}"
                 if p.is_file():
                     return p
+                if p.is_symlink():  # a link whose target is gone: the family would silently lose its tree
+                    raise InputError(f"a broken symbolic link: its target {os.readlink(p)} does not exist", path=p)
     return None
 
 

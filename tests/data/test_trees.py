@@ -88,3 +88,13 @@ def test_rewritten_names_that_clash_are_not_guessed():
         check_tree_leaves(tree, ["x|1", "x 1", "y"], path="t.nwk", family="F")
     with pytest.raises(InputError, match="no leaf for 1 of its 2"):  # the leaf x_1 is a member's own name
         check_tree_leaves(tree, ["x_1", "x|1"], path="t.nwk", family="F")
+
+
+def test_a_broken_link_to_a_tree_is_refused(tmp_path):
+    from phylocl.data.trees import find_tree
+
+    (tmp_path / "trees").mkdir()
+    (tmp_path / "trees" / "F1.nwk").symlink_to(tmp_path / "gone.nwk")  # was skipped: distances from k-mers, no word
+    with pytest.raises(InputError, match="broken symbolic link: its target .*gone.nwk does not exist"):
+        find_tree(tmp_path, "F1")
+    assert find_tree(tmp_path, "F2") is None
