@@ -148,7 +148,8 @@ def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps
 
 
 @pytest.mark.parametrize("value, says", [("-1", "must be an integer >= 0 (0 or null: off), got -1"),
-                                         ("1.5", "1.5 is not a valid"), ("true", "True is not a valid")])
+                                         ("1.5", "expected an integer or null, got 1.5"),
+                                         ("true", "expected an integer or null, got True")])
 def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, value, says):
     from train_cli import EXAMPLE, refused
 
