@@ -178,3 +178,33 @@ def test_a_run_of_0_5_0_resumes_with_periodic_checkpoints(tmp_path, monkeypatch,
     assert main(["train", "--resume", "--out", str(out), "--quiet", "--set", "trainer.checkpoint_every_n_steps=3"]) == 0, \
         capsys.readouterr().err
     _same_run(out, ref)
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_run_for_resume(tmp_path, capsys, monkeypatch, many_families):
+    """A full disk at the step checkpoint of step 6 (validations at 4 and 8): one line, exit 2, and the run folder
+    with the validation's last.ckpt kept, so that --resume gives the uninterrupted run. The write failing became an
+    InputError, on which a new run's folder is removed: every checkpoint was lost."""
+    import errno
+
+    from train_cli import refused
+
+    sets = _sets(many_families, "trainer.checkpoint_every_n_steps=3")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    real = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if obj.get("global_step") == 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", full)
+        capsys.readouterr()
+        refused(capsys, train_args(out, sets), "last.ckpt: cannot write: no space left on device",
+                f"--resume --out {out}")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
