@@ -195,8 +195,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
         last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                   save_on_train_epoch_end=False, enable_version_counter=False)
     else:
-        last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                  every_n_train_steps=cfg.trainer.val_every_n_steps)
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False,
+                                  every_n_train_steps=cfg.trainer.val_every_n_steps)  # replaces StepCheckpoint's
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
                               save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
                               enable_version_counter=False)

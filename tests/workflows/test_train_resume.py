@@ -208,3 +208,20 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_run_for_resume(tmp_path, 
     assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 4
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     _same_run(out, ref)
+
+
+def test_without_validation_step_checkpoints_and_the_periodic_one_share_last_ckpt(tmp_path, capsys, many_families):
+    """No validation (eval.enabled=false): last.ckpt every val_every_n_steps (4) and, between, every
+    checkpoint_every_n_steps (2). Lightning's periodic checkpoint found StepCheckpoint's last.ckpt in place and wrote
+    last-v1.ckpt instead, so last.ckpt missed steps 4 and 8: a kill in step 5 resumed from step 2 (3 steps lost)."""
+    sets = _sets(many_families, "eval.enabled=false", "trainer.checkpoint_every_n_steps=2")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    assert [p.name for p in (ref / "checkpoints").iterdir()] == ["last.ckpt"]
+    out = tmp_path / "run"
+    _killed_in_step(out, sets, 5)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 4  # was 2
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
