@@ -598,7 +598,7 @@ def _short_blas_spin() -> None:
 
 
 PATH_OPTIONS = ("config", "data", "db", "db_extra", "embeddings", "fasta", "index", "labels", "model", "out",
-                "output", "path", "query", "resume", "split_config")  # options that name files or folders
+                "output", "path", "per_family", "query", "resume", "split_config", "verify")  # files or folders
 
 
 def _refuse_empty_paths(args: argparse.Namespace) -> None:

@@ -161,14 +161,23 @@ def _coerce_union(value: Any, tp: Any, key: str) -> Any:
     args = get_args(tp)
     if value is None and type(None) in args:
         return None
-    for arg in args:
-        if arg is type(None):
-            continue
+    members = [arg for arg in args if arg is not type(None)]
+    if len(members) == 1:  # Optional[X]: X's own message, naming null too (was "2.5 is not a valid Optional")
+        try:
+            return _coerce(value, members[0], key)
+        except ValueError as err:
+            lead, text = f"{key}: expected ", str(err)
+            if not text.startswith(lead) or ", got " not in text:
+                raise  # e.g. an integer out of range: that is the problem
+            what, got = text[len(lead):].split(", got ", 1)
+            raise ValueError(f"{lead}{what} or null, got {got}") from None
+    for arg in members:
         try:
             return _coerce(value, arg, key)
         except ValueError:
             continue
-    raise ValueError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+    names = " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    raise ValueError(f"{key}: {value!r} is not a valid {names}")
 
 
 def _coerce_sequence(value: Any, tp: Any, key: str) -> Any:

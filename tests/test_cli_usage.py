@@ -28,6 +28,8 @@ def test_an_unknown_option_names_its_command_and_shows_its_usage(capsys, argv, u
     (["inspect", ""], "path"),
     (["evaluate", "--data", ""], "--data"),
     (["train", "--config", "c.yaml", "--out", "r", "--data", "d1", ""], "--data"),  # nargs="+"
+    (["index", "--verify", ""], "--verify"),  # read the working folder as the index: "meta.json is missing"
+    (["evaluate", "--data", "d.fa", "--per-family", ""], "--per-family"),  # ".: output is a directory"
 ])
 def test_an_empty_path_is_refused_with_the_usage(capsys, tmp_path, monkeypatch, argv, name):
     monkeypatch.chdir(tmp_path)

@@ -153,3 +153,16 @@ def test_a_set_that_cannot_apply_is_the_command_lines_error_not_the_files(tmp_pa
 def test_a_null_mapping_is_an_empty_one():
     assert load_config(None, ["data.holdout=null"]).data.holdout == {}
     assert load_config(None, ["data.holdout={}"]).data.holdout == {}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("trainer.checkpoint_every_n_steps=2.5", "trainer.checkpoint_every_n_steps: expected an integer or null, got 2.5"),
+    ("trainer.checkpoint_every_n_steps=true", "trainer.checkpoint_every_n_steps: expected an integer or null, got True"),
+    ("optim.grad_clip=abc", "optim.grad_clip: expected a number or null, got 'abc'"),
+    ("loss.chunk_size=1e40", "loss.chunk_size: 1"),  # out of range: that message, not the type's
+])
+def test_a_bad_optional_value_says_what_it_takes(item, message):
+    """Optional settings said ``2.5 is not a valid Optional`` (typing's name for the union)."""
+    with pytest.raises(InputError) as err:
+        load_config(None, [item])
+    assert message in str(err.value) and "Optional" not in str(err.value)

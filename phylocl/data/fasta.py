@@ -118,6 +118,7 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
 
 
 _OTHER_FORMATS = (  # (how a file of the format starts, its name): files users give where FASTA belongs
+    (re.compile(r"@(HD|SQ|RG|PG|CO)\t"), "SAM"),  # its header lines; before FASTQ's '@'
     (re.compile(r"@\S"), "FASTQ"),
     (re.compile(r"LOCUS\s"), "GenBank"),
     (re.compile(r"ID {3}"), "EMBL / UniProt flat-file"),

@@ -95,7 +95,8 @@ class HardNegativeBatchSampler(Sampler):
         self.neighbours = table
 
     def _per_round(self) -> int:
-        size = self.batch_size * self.num_replicas
+        # fewer families than a global batch: one batch of them all, as FamilyBatchSampler (it was none: 0 steps)
+        size = min(self.batch_size * self.num_replicas, self.num_families)
         full, rest = divmod(self.num_families, size)
         return full + int(not self.drop_last and rest >= self.num_replicas)
 

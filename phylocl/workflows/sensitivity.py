@@ -15,9 +15,9 @@ A preset names values of the existing options; an option given explicitly keeps 
   what the word budget alone does not (nucleotide families: aligned AUC1 0.940 at 500, 0.794 at 300 with the budget,
   0.940 at 500 with it).
 - The word budget applies to sparse indexes only (k-mer profile models: ``--index`` of ``phylocl index --fasta``,
-  ``--db`` with such a model). Where the index is not sparse (a FASTA index, ``--db`` with a dense model) a preset's
-  budget is left out and a note says so; an explicit ``--word-budget`` there stays refused. ``evaluate --align``
-  searches exactly (no word budget): its figures for a preset with a budget are those of its candidates.
+  ``--db`` with such a model). Where the index is not sparse (``index --embeddings``, ``--db`` with a dense model) a
+  preset's budget is left out and a note says so; an explicit ``--word-budget`` there stays refused. ``evaluate
+  --align`` searches exactly (no word budget): its figures for a preset with a budget are those of its candidates.
 - The MSV filter's threshold is not part of any preset: each keeps the alphabet's default (protein P <= 0.02, DNA
   off), so DNA runs stay unfiltered unless ``--filter-pvalue`` is given.
 

@@ -195,8 +195,8 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
         last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                   save_on_train_epoch_end=False, enable_version_counter=False)
     else:
-        last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                  every_n_train_steps=cfg.trainer.val_every_n_steps)
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, enable_version_counter=False,
+                                  every_n_train_steps=cfg.trainer.val_every_n_steps)  # replaces StepCheckpoint's
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=f"val/{cfg.eval.monitor}", mode="max",
                               save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
                               enable_version_counter=False)
@@ -240,6 +240,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
 def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
     from phylocl.training.checkpoints import checkpoint_globals
+    from phylocl.workflows.train_checkpoints import CheckpointWriteError
 
     started = time.time()
     try:
@@ -249,6 +250,11 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
         if trainer.interrupted:
             raise _interruption(trainer, out) from None
         raise
+    except CheckpointWriteError as err:  # a full disk: the run's folder and earlier checkpoints stay for --resume
+        if not any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt")):
+            raise InputError(f"{err}; nothing to resume") from None  # a refused run: its new folder is removed
+        raise CheckpointWriteError(f"{err}; the checkpoint before it is kept: continue with --resume --out {out} "
+                                   "once there is room") from None
     except RuntimeError as err:  # a checkpoint of another architecture: one line, not PyTorch's line per key
         summary = state_dict_mismatch(err)
         if summary is None or ckpt is None:

@@ -28,7 +28,7 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows.train_checks import state_dict_mismatch
 
-__all__ = ["AtomicCheckpointIO", "StepCheckpoint", "InterruptCheckpoint", "DeferredInterrupt"]
+__all__ = ["AtomicCheckpointIO", "CheckpointWriteError", "StepCheckpoint", "InterruptCheckpoint", "DeferredInterrupt"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -37,8 +37,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Lightning's own writes a temporary file in the system's temporary folder and moves it into place, which is a
     copy when that folder is on another file system: a kill during the copy leaves a truncated ``last.ckpt`` (and
     its temporary in ``/tmp``). Here the temporary sits beside the checkpoint (``.last.ckpt.<pid>.<random>.tmp.ckpt``,
-    swept by the next write once its writer is dead) and replaces it in one rename; a full disk is an InputError
-    naming it.
+    swept by the next write once its writer is dead) and replaces it in one rename; a full disk is a
+    :class:`CheckpointWriteError` naming it.
     """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
@@ -46,8 +46,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        with atomic_path(Path(path)) as tmp:
-            torch.save(checkpoint, tmp)
+        try:
+            with atomic_path(Path(path)) as tmp:
+                torch.save(checkpoint, tmp)
+        except InputError as err:  # not an InputError, which removes a new run's folder: its checkpoints stay
+            raise CheckpointWriteError(str(err)) from None
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (a full disk), in one line. Not an
+    :class:`~phylocl.errors.InputError`: a refused run's new folder is removed, and this run's earlier checkpoints
+    must stay for ``--resume``."""
 
 
 class StepCheckpoint(L.Callback):
@@ -97,12 +106,14 @@ def _stepped_not_logged(trainer) -> bool:
 
 
 class InterruptCheckpoint(OnExceptionCheckpoint):
-    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError or for a
-    checkpoint that does not fit the model (saving then would store untrained weights for the next --resume)."""
+    """``interrupted.ckpt`` when training stops on Ctrl-C or an unexpected error; none for an InputError, for a
+    checkpoint that does not fit the model (saving then would store untrained weights for the next --resume) or
+    for a checkpoint that could not be written (:class:`CheckpointWriteError`; --resume takes the one before)."""
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, InputError) or state_dict_mismatch(exception) is not None:
             return
+        write_failed = isinstance(exception, CheckpointWriteError)  # a full disk: interrupted.ckpt would fail too
         if _stepped_not_logged(trainer):  # a resume does not redo this step: log its row now, or it is lost
             with contextlib.suppress(Exception):
                 trainer._logger_connector.update_train_step_metrics()
@@ -114,7 +125,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
             # figures of that step came from part of the families, and chose best.ckpt): resume instead from the
             # checkpoint saved at the end of the validation before (last.ckpt), which redoes the steps since
             return
-        super().on_exception(trainer, pl_module, exception)
+        if not write_failed:
+            super().on_exception(trainer, pl_module, exception)
 
 
 class DeferredInterrupt(L.Callback):

@@ -174,3 +174,16 @@ def test_kmer_centroids_match_the_kmer_baseline_and_groups(tmp_path):
     assert group_ids(ds, ["f", "g", "h"], "clan").tolist() == [0, 0, -1]
     with pytest.raises(ValueError, match="no labels column 'fold'"):
         group_ids(ds, ["f"], "fold")
+
+
+@pytest.mark.parametrize("replicas, batch_size, num_batches", [(1, 8, None), (2, 4, None), (2, 4, 3)])
+def test_fewer_families_than_a_batch_make_one_batch_of_them_all(replicas, batch_size, num_batches):
+    """6 families, global batches of 8: one batch of all 6, as the random batches do. There were none (a run
+    trained 0 steps and exported its untrained model), or, with num_batches, an IndexError."""
+    table = np.array([[(f + 1) % 6, (f + 2) % 6] for f in range(6)])
+    per_rank = [list(HardNegativeBatchSampler(num_families=6, batch_size=batch_size, neighbours=table, seed=1,
+                                              num_replicas=replicas, rank=r, num_batches=num_batches))
+                for r in range(replicas)]
+    assert all(len(b) == (num_batches or 1) for b in per_rank)
+    for step in zip(*per_rank):  # the ranks' parts of one global batch: all 6 families, each once
+        assert sorted(k for part in step for k, _, _ in part) == list(range(6))

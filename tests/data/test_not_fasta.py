@@ -19,6 +19,7 @@ CASES = [
     ("##gff-version 3\n", "GFF"),
     ("#NEXUS\nbegin data;\n", "NEXUS"),
     ("  5  100\na ACGT\n", "PHYLIP"),
+    ("@HD\tVN:1.6\tSO:coordinate\n@SQ\tSN:chr1\tLN:100\n", "SAM"),  # was named FASTQ (its '@')
 ]
 
 

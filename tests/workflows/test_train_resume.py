@@ -148,7 +148,8 @@ def test_a_run_killed_between_validations_loses_at_most_checkpoint_every_n_steps
 
 
 @pytest.mark.parametrize("value, says", [("-1", "must be an integer >= 0 (0 or null: off), got -1"),
-                                         ("1.5", "1.5 is not a valid"), ("true", "True is not a valid")])
+                                         ("1.5", "expected an integer or null, got 1.5"),
+                                         ("true", "expected an integer or null, got True")])
 def test_bad_checkpoint_every_n_steps_is_refused_in_one_line(tmp_path, capsys, value, says):
     from train_cli import EXAMPLE, refused
 
@@ -176,4 +177,51 @@ def test_a_run_of_0_5_0_resumes_with_periodic_checkpoints(tmp_path, monkeypatch,
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--quiet", "--set", "trainer.checkpoint_every_n_steps=3"]) == 0, \
         capsys.readouterr().err
+    _same_run(out, ref)
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_run_for_resume(tmp_path, capsys, monkeypatch, many_families):
+    """A full disk at the step checkpoint of step 6 (validations at 4 and 8): one line, exit 2, and the run folder
+    with the validation's last.ckpt kept, so that --resume gives the uninterrupted run. The write failing became an
+    InputError, on which a new run's folder is removed: every checkpoint was lost."""
+    import errno
+
+    from train_cli import refused
+
+    sets = _sets(many_families, "trainer.checkpoint_every_n_steps=3")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    out = tmp_path / "run"
+    real = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if obj.get("global_step") == 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", full)
+        capsys.readouterr()
+        refused(capsys, train_args(out, sets), "last.ckpt: cannot write: no space left on device",
+                f"--resume --out {out}")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    _same_run(out, ref)
+
+
+def test_without_validation_step_checkpoints_and_the_periodic_one_share_last_ckpt(tmp_path, capsys, many_families):
+    """No validation (eval.enabled=false): last.ckpt every val_every_n_steps (4) and, between, every
+    checkpoint_every_n_steps (2). Lightning's periodic checkpoint found StepCheckpoint's last.ckpt in place and wrote
+    last-v1.ckpt instead, so last.ckpt missed steps 4 and 8: a kill in step 5 resumed from step 2 (3 steps lost)."""
+    sets = _sets(many_families, "eval.enabled=false", "trainer.checkpoint_every_n_steps=2")
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, sets)) == 0
+    assert [p.name for p in (ref / "checkpoints").iterdir()] == ["last.ckpt"]
+    out = tmp_path / "run"
+    _killed_in_step(out, sets, 5)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 4  # was 2
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     _same_run(out, ref)
