@@ -162,3 +162,16 @@ def test_evaluate_refuses_a_preset_without_align(db, labels, cli):
 
 def test_help_names_the_presets_values(small_fast):
     assert "fast = --candidates 3 --word-budget 0.3; default = --candidates 500;" in sens_mod.describe()
+
+
+def test_k_above_the_candidates_says_how_many_hits_can_be_written(tmp_path, db, index, cli):
+    common = ["search", "--query", db, "--index", index, "--quiet", "--candidates", "3"]
+    code, _, err = cli(*common, "-k", "6", "-o", tmp_path / "six.tsv")  # was capped at 3 per query without a word
+    assert code == 0 and "note: -k 6 is more than the 3 candidates aligned per query: at most 3 hits per query" in err
+    assert "--candidates 6 aligns more" in err
+    rows = (tmp_path / "six.tsv").read_text().splitlines()[1:]
+    assert max(int(r.split("\t")[3]) for r in rows) <= 3  # the rank column
+    code, _, err = cli(*common, "-k", "3", "-o", tmp_path / "three.tsv")
+    assert code == 0 and "candidates aligned per query" not in err
+    code, _, err = cli(*common, "-k", "6", "--no-align", "-o", tmp_path / "emb.tsv")
+    assert code == 0 and "candidates aligned per query" not in err  # no alignment stage: -k hits are written
