@@ -251,7 +251,7 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
             raise _interruption(trainer, out) from None
         raise
     except CheckpointWriteError as err:  # a full disk: the run's folder and earlier checkpoints stay for --resume
-        if not any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt")):
+        if not _has_checkpoint(out):
             raise InputError(f"{err}; nothing to resume") from None  # a refused run: its new folder is removed
         raise CheckpointWriteError(f"{err}; the checkpoint before it is kept: continue with --resume --out {out} "
                                    "once there is room") from None
@@ -266,11 +266,16 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     return time.time() - started
 
 
+def _has_checkpoint(out: Path) -> bool:
+    """Whether the run folder ``out`` holds a checkpoint ``--resume`` can continue from."""
+    return any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt"))
+
+
 def _interruption(trainer, out: Path) -> KeyboardInterrupt:
     """Ctrl-C (exit 130) or, when Lightning's handler saw SIGTERM, :class:`Terminated` (exit 143)."""
     cls = interruption_kind(trainer)
     what = "terminated" if cls is Terminated else "interrupted"
-    if not any((out / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt")):
+    if not _has_checkpoint(out):
         return cls(f"training {what} before its first checkpoint (the first validation's end, or "
                    f"trainer.checkpoint_every_n_steps): nothing to resume; delete {out} to start over")
     return cls(f"training {what}; continue with --resume --out {out}")
