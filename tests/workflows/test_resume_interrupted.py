@@ -19,7 +19,7 @@ from families import mutated_families, write_fasta
 from phylocl.cli import main
 from phylocl.training import module as module_mod
 from phylocl.training.checkpoints import INPUTS_KEY, load_checkpoint
-from train_cli import EXAMPLE, refused, tiny_sets, train_args
+from train_cli import EXAMPLE, refused, run_killed, tiny_sets, train_args
 
 STEPS, VAL_EVERY = 8, 3
 SETS = tiny_sets(steps=STEPS, val_every=VAL_EVERY, warmup=2)
@@ -221,23 +221,8 @@ def test_a_run_killed_during_a_validation_resumes_with_that_validation(tmp_path,
     """SIGKILL (out of memory, a scheduler's hard limit) inside a validation: last.ckpt used to be saved before each
     validation, and Lightning resumes such a checkpoint as if its validation had run: that step's figures were
     missing and it was never a candidate for best.ckpt (another model was exported)."""
-    import subprocess
-    import sys
-
     out = tmp_path / "run"
-    # the reference and the resumed run are trained here: the child sums on as many threads (other tests may have
-    # changed this process's OpenMP count, e.g. FAISS's set_num_threads), else its rows differ by 1e-7
-    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"
-            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
-            "from phylocl.training import module as m; real = m.ContrastiveModule.validation_step\n"
-            "def killed(self, batch, batch_idx, dataloader_idx=0):\n"
-            f"    if self.global_step == {2 * VAL_EVERY} and batch_idx == 1: os._exit(9)\n"
-            "    return real(self, batch, batch_idx, dataloader_idx)\n"
-            "m.ContrastiveModule.validation_step = killed; main(sys.argv[2:])")
-    here = os.path.dirname(os.path.abspath(__file__))
-    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, SETS))], capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert run.returncode == 9, run.stderr[-2000:]
+    run_killed(out, SETS, method="validation_step", when=f"self.global_step == {2 * VAL_EVERY} and args[1] == 1")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
     _same_run(out, reference)

@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,7 +13,7 @@ from families import mutated_families, write_fasta
 from phylocl.cli import main
 from phylocl.training import module as module_mod
 from phylocl.training.checkpoints import load_checkpoint
-from train_cli import tiny_sets, train_args
+from train_cli import run_killed, tiny_sets, train_args
 
 STEPS, VAL_EVERY = 10, 4
 WALL_TIME = "train/refresh_s"  # seconds a refresh took: the one figure of metrics.csv that is not a function of the run
@@ -115,19 +112,9 @@ def test_a_knn_checkpoint_without_the_neighbour_table_resumes_with_it_recomputed
 
 # ------------------------------------------------------------------------------------ SIGKILL between validations
 def _killed_in_step(out, sets, at_step) -> None:
-    """Train ``sets`` into ``out`` in a child process that dies as ``kill -9`` would (``os._exit(9)``, no handler, no
-    checkpoint) inside the step that starts at ``global_step == at_step``."""
-    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"  # sums as this process does
-            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
-            "from phylocl.training import module as m; real = m.ContrastiveModule._global_loss\n"
-            "def killed(self, *args):\n"
-            f"    if self.global_step == {at_step}: os._exit(9)\n"
-            "    return real(self, *args)\n"
-            "m.ContrastiveModule._global_loss = killed; main(sys.argv[2:])")
-    here = os.path.dirname(os.path.abspath(__file__))
-    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, sets))], capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert run.returncode == 9, run.stderr[-2000:]
+    """Train ``sets`` into ``out`` in a child process killed (``kill -9``) inside the step that starts at
+    ``global_step == at_step``."""
+    run_killed(out, sets, method="_global_loss", when=f"self.global_step == {at_step}")
 
 
 @pytest.mark.parametrize("extra, every, at_step, saved", [((), 3, 7, 6), (KNN, 5, 7, 5), (KNN, 0, 7, 4)])

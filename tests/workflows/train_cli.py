@@ -1,7 +1,11 @@
-"""Shared helpers of the `phylocl train` command-line tests (test_train_faults.py, test_train_trust.py)."""
+"""Shared helpers of the `phylocl train` command-line tests (test_train_faults.py, test_train_trust.py,
+test_resume_interrupted.py, test_train_resume.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from phylocl.cli import main
@@ -34,3 +38,24 @@ def refused(capsys, argv, *needles) -> str:
     for n in needles:
         assert n in err, err
     return err
+
+
+def run_killed(out, sets, *, method: str, when: str) -> None:
+    """Train ``sets`` into ``out`` in a child process that dies as ``kill -9`` would (``os._exit(9)``: no handler, no
+    checkpoint) in the first call of ``ContrastiveModule.<method>`` for which ``when`` (Python text over ``self`` and
+    the call's positional ``args``) is true."""
+    import torch
+
+    # the child sums on as many threads as this process (other tests may have changed its OpenMP count, e.g.
+    # FAISS's set_num_threads), else its rows differ by 1e-7 from a reference trained here
+    code = (f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"
+            "import os, sys; sys.path.insert(0, sys.argv[1]); from phylocl.cli import main; "
+            f"from phylocl.training import module as m; real = m.ContrastiveModule.{method}\n"
+            "def killed(self, *args, **kwargs):\n"
+            f"    if {when}: os._exit(9)\n"
+            "    return real(self, *args, **kwargs)\n"
+            f"m.ContrastiveModule.{method} = killed; main(sys.argv[2:])")
+    here = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", code, here, *map(str, train_args(out, sets))], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9, run.stderr[-2000:]
