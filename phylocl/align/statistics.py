@@ -6,7 +6,7 @@ least ``S`` against the query (what BLAST's ``-evalue`` and DIAMOND's ``--evalue
 database as search space. Two forms, the ones BLAST+ uses:
 
 **Spouge's finite-size correction** (Park, Sheetlin, Ma, Mott, Spouge 2012; BLAST+'s default for BLASTP), where BLAST
-tabulates its parameters (every protein system: BLOSUM62's from BLAST, the others as blastp prints them): for a target of ``n_t`` residues in a database of ``n``,
+tabulates its parameters (every protein system, from BLAST+'s tables): for a target of ``n_t`` residues in a database of ``n``,
 ``E = K exp(-lambda S) area(S, m, n_t) n / n_t``, where ``area`` replaces ``m n_t`` by the expected lengths left
 once an alignment of score ``S`` is placed (means and variances linear in ``S``, Gaussian tails). It matches
 ``blastp -comp_based_stats 0 -seg no`` to its printed digits (``tests/align/test_blast_reference.py``).
