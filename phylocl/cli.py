@@ -451,8 +451,9 @@ def _add_align_options(g, *, no_align: bool) -> None:
     g.add_argument("--filter-pvalue", type=float, metavar="P",
                    help="align only the candidates whose ungapped score against the query (HMMER's MSV filter) has a "
                         "P-value <= P (default: protein 0.02, HMMER's F1; DNA 1, which aligns every candidate)")
-    g.add_argument("--matrix", help="protein substitution matrix: BLOSUM62 (default), BLOSUM80, BLOSUM90, PAM30, "
-                                    "PAM70 or PAM250, NCBI's tables as blastp scores them (DNA uses BLASTN's +2/-3)")
+    g.add_argument("--matrix", help="protein substitution matrix: BLOSUM62 (default), BLOSUM45, BLOSUM50, BLOSUM80, "
+                                    "BLOSUM90, PAM30, PAM70 or PAM250, NCBI's tables as blastp scores them (DNA uses "
+                                    "BLASTN's +2/-3)")
     g.add_argument("--gap-open", type=int, metavar="G",
                    help="gap opening cost, BLAST's convention: a gap of length L costs G + L*E (default 11, DNA 5)")
     g.add_argument("--gap-extend", type=int, metavar="E", help="gap extension cost (default 1, DNA 2)")

@@ -26,7 +26,7 @@ Protein letters (:data:`PROTEIN_LETTERS`) as ``blastp`` 2.12 scores them: the 20
 by their own rows of NCBI's files (BLOSUM62 ``B``-``N`` 4, ``J``-``L`` 3), selenocysteine ``U`` as ``C`` (``U``-``U``
 and ``U``-``C`` 9; a ``U``-``C`` column is a mismatch and a positive), pyrrolysine ``O`` as ``X``, and ``X`` -1
 against every letter and itself (measured: ``blastp -comp_based_stats 0 -seg no``, ``-db`` and ``-subject``, on
-401-residue pairs with one site of ``B J Z U O X *`` against each of the 27 letters, all six matrices: every score
+401-residue pairs with one site of ``B J Z U O X *`` against each of the 27 letters, all six matrices then (BLOSUM45 and BLOSUM50 since, in the same tests): every score
 equals these tables, ``tests/align/test_rare_letters.py``). Sequences are upper-cased and read as the data layer
 reads them for the alignment stage (``*`` -> ``X``, unlike blastp's ``*`` row; DNA ``U`` -> ``T``, ``X`` -> ``N``).
 A matrix without ``X`` or without one of the 20 amino acids is refused.
@@ -90,6 +90,34 @@ class KarlinAltschul:
 # (matrix, gap_open, gap_extend) -> (lambda, K, H, alpha, beta): NCBI BLAST's gapped tables (blast_stat.c),
 # BLAST gap convention; the published parameters of each system, checked against blastp's output in the tests.
 PROTEIN_PARAMS: dict[tuple[str, int, int], tuple[float, float, float, float, float]] = {
+    ("BLOSUM45", 13, 3): (0.207, 0.049, 0.14, 1.5, -22),
+    ("BLOSUM45", 12, 3): (0.199, 0.039, 0.11, 1.8, -34),
+    ("BLOSUM45", 11, 3): (0.19, 0.031, 0.095, 2.0, -38),
+    ("BLOSUM45", 10, 3): (0.179, 0.023, 0.075, 2.4, -51),
+    ("BLOSUM45", 16, 2): (0.21, 0.051, 0.14, 1.5, -24),
+    ("BLOSUM45", 15, 2): (0.203, 0.041, 0.12, 1.7, -31),
+    ("BLOSUM45", 14, 2): (0.195, 0.032, 0.1, 1.9, -36),
+    ("BLOSUM45", 13, 2): (0.185, 0.024, 0.084, 2.2, -45),
+    ("BLOSUM45", 12, 2): (0.171, 0.016, 0.061, 2.8, -65),
+    ("BLOSUM45", 19, 1): (0.205, 0.04, 0.11, 1.9, -43),
+    ("BLOSUM45", 18, 1): (0.198, 0.032, 0.1, 2.0, -43),
+    ("BLOSUM45", 17, 1): (0.189, 0.024, 0.079, 2.4, -57),
+    ("BLOSUM45", 16, 1): (0.176, 0.016, 0.063, 2.8, -67),
+    ("BLOSUM50", 13, 3): (0.212, 0.063, 0.19, 1.1, -16),
+    ("BLOSUM50", 12, 3): (0.206, 0.055, 0.17, 1.2, -18),
+    ("BLOSUM50", 11, 3): (0.197, 0.042, 0.14, 1.4, -25),
+    ("BLOSUM50", 10, 3): (0.186, 0.031, 0.11, 1.7, -34),
+    ("BLOSUM50", 9, 3): (0.172, 0.022, 0.082, 2.1, -48),
+    ("BLOSUM50", 16, 2): (0.215, 0.066, 0.2, 1.05, -15),
+    ("BLOSUM50", 15, 2): (0.21, 0.058, 0.17, 1.2, -20),
+    ("BLOSUM50", 14, 2): (0.202, 0.045, 0.14, 1.4, -27),
+    ("BLOSUM50", 13, 2): (0.193, 0.035, 0.12, 1.6, -32),
+    ("BLOSUM50", 12, 2): (0.181, 0.025, 0.095, 1.9, -41),
+    ("BLOSUM50", 19, 1): (0.212, 0.057, 0.18, 1.2, -21),
+    ("BLOSUM50", 18, 1): (0.207, 0.05, 0.15, 1.4, -28),
+    ("BLOSUM50", 17, 1): (0.198, 0.037, 0.12, 1.6, -33),
+    ("BLOSUM50", 16, 1): (0.186, 0.025, 0.1, 1.9, -42),
+    ("BLOSUM50", 15, 1): (0.171, 0.015, 0.063, 2.7, -76),
     ("BLOSUM62", 11, 2): (0.297, 0.082, 0.27, 1.1, -10),
     ("BLOSUM62", 10, 2): (0.291, 0.075, 0.23, 1.3, -15),
     ("BLOSUM62", 9, 2): (0.279, 0.058, 0.19, 1.5, -19),
@@ -158,6 +186,34 @@ BLOSUM62_UNGAPPED = (0.7916, 4.96466)
 # (alpha_v, sigma) per gap cost, the ungapped row's (a, alpha_v)); blastp applies it to every matrix it tabulates.
 # Until 2026-12-08 these were blastp's printed 3-digit values, which put E-values 1-3% off blastp's (tests/align)
 TABLED_GUMBEL: dict[tuple[str, int, int], tuple[float, float]] = {
+    ("BLOSUM45", 13, 3): (35.8559, 35.9639),
+    ("BLOSUM45", 12, 3): (45.6936, 45.8517),
+    ("BLOSUM45", 11, 3): (62.8741, 63.1037),
+    ("BLOSUM45", 10, 3): (88.2868, 88.6391),
+    ("BLOSUM45", 16, 2): (36.2798, 36.4524),
+    ("BLOSUM45", 15, 2): (44.8257, 45.0604),
+    ("BLOSUM45", 14, 2): (60.7362, 61.1023),
+    ("BLOSUM45", 13, 2): (85.1481, 85.6894),
+    ("BLOSUM45", 12, 2): (127.758, 128.582),
+    ("BLOSUM45", 19, 1): (53.0714, 53.8282),
+    ("BLOSUM45", 18, 1): (72.3424, 73.4039),
+    ("BLOSUM45", 17, 1): (103.055, 104.721),
+    ("BLOSUM45", 16, 1): (170.1, 173.003),
+    ("BLOSUM50", 13, 3): (18.1138, 18.2028),
+    ("BLOSUM50", 12, 3): (22.6546, 22.7777),
+    ("BLOSUM50", 11, 3): (29.8611, 30.0457),
+    ("BLOSUM50", 10, 3): (42.3938, 42.674),
+    ("BLOSUM50", 9, 3): (66.0696, 66.5164),
+    ("BLOSUM50", 16, 2): (17.9518, 18.0921),
+    ("BLOSUM50", 15, 2): (21.9401, 22.1418),
+    ("BLOSUM50", 14, 2): (28.6812, 28.9619),
+    ("BLOSUM50", 13, 2): (42.0595, 42.4716),
+    ("BLOSUM50", 12, 2): (63.7476, 64.3973),
+    ("BLOSUM50", 19, 1): (26.3112, 26.9233),
+    ("BLOSUM50", 18, 1): (34.9037, 35.7348),
+    ("BLOSUM50", 17, 1): (48.8958, 50.1486),
+    ("BLOSUM50", 16, 1): (76.4691, 78.443),
+    ("BLOSUM50", 15, 1): (140.053, 144.16),
     ("BLOSUM80", 25, 2): (1.731, 1.7313), ("BLOSUM80", 13, 2): (2.67347, 2.6923), ("BLOSUM80", 9, 2): (5.57609, 5.66786),
     ("BLOSUM80", 8, 2): (7.53695, 7.68623), ("BLOSUM80", 7, 2): (11.5866, 11.8404), ("BLOSUM80", 6, 2): (19.9581, 20.4412),
     ("BLOSUM80", 11, 1): (8.80861, 9.22332), ("BLOSUM80", 10, 1): (13.8338, 14.5334), ("BLOSUM80", 9, 1): (24.252, 25.4904),
@@ -174,7 +230,8 @@ TABLED_GUMBEL: dict[tuple[str, int, int], tuple[float, float]] = {
     ("PAM70", 8, 2): (2.88165, 3.02571), ("PAM70", 7, 2): (4.53454, 4.78578), ("PAM70", 6, 2): (7.94263, 8.40272),
     ("PAM70", 11, 1): (3.6814, 4.10802), ("PAM70", 10, 1): (6.00297, 6.71657), ("PAM70", 9, 1): (11.3608, 12.6367),
 }
-TABLED_UNGAPPED: dict[str, tuple[float, float]] = {"BLOSUM80": (0.5222, 1.91813), "BLOSUM90": (0.4434, 1.37776),
+TABLED_UNGAPPED: dict[str, tuple[float, float]] = {"BLOSUM45": (0.9113, 9.61106), "BLOSUM50": (0.6895, 5.38831),
+                                                   "BLOSUM80": (0.5222, 1.91813), "BLOSUM90": (0.4434, 1.37776),
                                                    "PAM250": (0.98, 11.7543), "PAM30": (0.1938, 0.161818),
                                                    "PAM70": (0.325, 0.633439)}
 # Every system's finite-size parameters in one table: (matrix, gap_open, gap_extend) -> (alpha_v, sigma), and
@@ -272,7 +329,7 @@ class ScoringSystem:
     def positive_table(self):
         """``(256, 256)`` bool NumPy table: the substitutions that BLAST's tabular ``positive`` column counts, by the
         letters' ASCII codes: those scoring above 0, except protein ``J`` against another letter, which blastp 2.12
-        never counts (measured for all six matrices: ``J``-``L`` scores 3 in BLOSUM62 and is no positive; its
+        never counts (measured for the six matrices of 2026-12-07: ``J``-``L`` scores 3 in BLOSUM62 and is no positive; its
         formatter's matrix has no ``J``). Cached; read-only."""
         if "positive_table" not in self._cache:
             table = self.byte_scores() > 0
@@ -290,7 +347,7 @@ class ScoringSystem:
 
 def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
     """``(name as tabulated, scores)``: the matrix over :data:`PROTEIN_LETTERS`, NCBI's (:mod:`~phylocl.align.ncbi_matrices`)
-    for the six with statistics, Biopython's for any other (its ``X`` row set to -1; the scoring system refuses
+    for the eight with statistics, Biopython's for any other (its ``X`` row set to -1; the scoring system refuses
     those for want of statistics)."""
     from phylocl.align.ncbi_matrices import NCBI_MATRICES, ncbi_scores
 

@@ -218,7 +218,8 @@ def _same_printed_evalue(ours: float, printed: str, rel: float = 0.01) -> bool:
     return abs(ours - want) <= rel * want + 0.5 * unit
 
 
-@pytest.mark.parametrize("matrix,go,ge", [("BLOSUM62", 11, 1), ("BLOSUM90", 10, 1), ("PAM30", 9, 1),
+@pytest.mark.parametrize("matrix,go,ge", [("BLOSUM62", 11, 1), ("BLOSUM90", 10, 1), ("PAM30", 9, 1), ("BLOSUM45", 15, 2),
+                                          ("BLOSUM50", 13, 2),
                                           ("BLOSUM80", 10, 1), ("PAM70", 10, 1), ("PAM250", 14, 2)])
 def test_scores_and_evalues_match_blastp(tmp_path, matrix, go, ge):
     rng = random.Random(5)

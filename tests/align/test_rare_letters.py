@@ -107,9 +107,9 @@ LETTER_FMT = "6 qseqid sseqid score length nident mismatch pident positive ppos 
 
 
 @pytest.mark.skipif(not HAVE_BLAST, reason="NCBI BLAST+ not installed (apt-get install ncbi-blast+)")
-@pytest.mark.parametrize("matrix,go,ge", [("BLOSUM62", 11, 1), ("PAM70", 10, 1), ("BLOSUM80", 10, 1)])
+@pytest.mark.parametrize("matrix,go,ge", [("BLOSUM62", 11, 1), ("PAM70", 10, 1), ("BLOSUM80", 10, 1), ("BLOSUM45", 15, 2)])
 def test_raw_scores_and_letter_columns_equal_blastps(tmp_path, matrix, go, ge):
-    queries, db = _pairs({"BLOSUM62": 1, "PAM70": 2, "BLOSUM80": 3}[matrix])
+    queries, db = _pairs({"BLOSUM62": 1, "PAM70": 2, "BLOSUM80": 3, "BLOSUM45": 4}[matrix])
     qf, df = _fasta(tmp_path / "q.fa", queries), _fasta(tmp_path / "d.fa", db)
     blast = _blast("blastp", qf, df, tmp_path, LETTER_FMT, "-comp_based_stats", "0", "-seg", "no", "-matrix", matrix,
                    "-gapopen", str(go), "-gapextend", str(ge))
