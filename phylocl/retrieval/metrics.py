@@ -7,7 +7,10 @@ rows with label ``y_q`` other than the query's own row. Before scoring, each hit
 1. hits on the query's own row are dropped (needs ``query_ids`` and ``db_ids``); repeated targets keep their
    best score;
 2. hits are ranked by score, highest first; **ties are broken pessimistically**: within a group of equal
-   scores, non-relevant hits rank before relevant ones (the order the tool printed them in is ignored);
+   scores, non-relevant hits rank before relevant ones (the order the tool printed them in is ignored). Scores
+   within :data:`TIE_TOLERANCE` ``x max(1, |score|)`` of the next one are equal: mathematically equal scores
+   computed in different float orders (a windowed or sharded search, another BLAS) differ in the last bits, which
+   would otherwise rank them by rounding noise (float32 cosines: 8 units in the last place at 1);
 3. relevant rows missing from the list count as not found (lists are truncated at the search depth).
 
 Per query, with ``rel(i)`` = 1 if the hit at rank ``i`` (1-based) is relevant and ``P(i)`` the precision of
@@ -31,7 +34,9 @@ import numpy as np
 
 from phylocl.retrieval.hits import HitLists
 
-__all__ = ["score_hits", "rank_hits", "check_ks"]
+__all__ = ["score_hits", "rank_hits", "check_ks", "TIE_TOLERANCE"]
+
+TIE_TOLERANCE = 2.0 ** -20  # relative (absolute below 1): scores this close rank as ties (module docstring, 2.)
 
 
 def check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -67,7 +72,12 @@ def rank_hits(hits: HitLists, relevant_fn, self_rows: np.ndarray) -> tuple[np.nd
     keep = t != self_rows[q]
     q, t, s = q[keep], t[keep], s[keep]
     rel = relevant_fn(q, t)
-    order = np.lexsort((rel, -s, q))  # by query, then score descending, then non-relevant first
+    order = np.lexsort((-s, q))  # by query, then score descending
+    q, t, s, rel = q[order], t[order], np.asarray(s[order], dtype=np.float64), rel[order]
+    # tie groups: a new group where the query changes or the score drops by more than the tolerance
+    step = (q[1:] != q[:-1]) | ~(s[:-1] - s[1:] <= TIE_TOLERANCE * np.maximum(1.0, np.abs(s[:-1])))  # (H - 1,); NaN: a step
+    group = np.concatenate([[0], np.cumsum(step)]) if len(q) else np.zeros(0, np.int64)  # (H,) in ranked order
+    order = np.lexsort((rel, group))  # within a group of equal scores, non-relevant first
     q, t, rel = q[order], t[order], rel[order]
     if len(q):
         _, first = np.unique(q * (int(t.max()) + 1) + t, return_index=True)  # best-ranked copy of each pair

@@ -48,6 +48,30 @@ def test_ties_are_broken_pessimistically(targets):
     assert m["map_r"] == pytest.approx(0.25)  # rel = [0, 1, 1]; (1/2) * P(2) = (1/2)(1/2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_equal_scores_computed_in_another_order_still_tie(dtype):
+    """The same cosine summed in two orders differs in its last bits; the tie rule must still see a tie (before,
+    the TP that rounded 1 ULP higher ranked first: top1 1.0). Scores further apart still rank by score."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(64).astype(dtype)
+    y = rng.standard_normal(64).astype(dtype)
+    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+    forward, backward = dtype(0), dtype(0)
+    for a, b in zip(x, y):
+        forward = dtype(forward + a * b)
+    for a, b in zip(x[::-1], y[::-1]):
+        backward = dtype(backward + a * b)
+    hi, lo = max(forward, backward), min(forward, backward)
+    if hi == lo:  # this seed rounds both orders alike: make the last-bit difference by hand
+        hi = np.nextafter(lo, dtype(1))
+    assert 0 < hi - lo < 1e-6
+    # query a1: a2 (TP) got the higher rounding, b3 (FP) the lower
+    tied = _score([([2, 3, 0], [hi, lo, lo - 0.1])], ["A"], ["a1"])
+    assert tied["top1"] == 0.0 and tied["auc1"] == 0.0
+    apart = _score([([2, 3, 0], [hi, hi - 1e-4, lo - 0.1])], ["A"], ["a1"])
+    assert apart["top1"] == 1.0 and apart["auc1"] == 0.5
+
+
 def test_tie_between_two_true_positives_costs_nothing():
     m = _score([([2, 0], [0.5, 0.5])], ["A"], ["a1"])
     assert m["top1"] == 1.0 and m["map_r"] == 1.0 and m["auc1"] == 1.0
