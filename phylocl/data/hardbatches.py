@@ -38,9 +38,6 @@ from phylocl.data.samplers import EpochSampler
 
 __all__ = ["HardNegativeBatchSampler", "HardNegatives"]
 
-KEPT_BATCHES = 256  # drawn global batches kept for state_dict: more than any loader draws ahead of training
-
-
 class HardNegativeBatchSampler(Sampler):
     """Batches of distinct, mutually close families (see module doc).
 
@@ -75,7 +72,9 @@ class HardNegativeBatchSampler(Sampler):
         self.set_neighbours(neighbours)
         self.sampler = EpochSampler(self)
         self._draw: dict | None = None  # the current epoch's draw (_start)
-        self._drawn: deque = deque(maxlen=KEPT_BATCHES)  # (position, global batch, round) drawn in that epoch
+        self._drawn: deque = deque()  # (position, global batch, round) drawn in that epoch and not known trained on
+        # (state_dict drops the trained ones: at most the checkpoint interval plus what the loader drew ahead, which
+        # is num_workers x prefetch_factor batches: a fixed 256 failed a save with more than 128 workers)
         self._restore: dict | None = None  # a draw to continue (load_state_dict), for its epoch's iteration
 
     @property
@@ -171,10 +170,11 @@ class HardNegativeBatchSampler(Sampler):
         d = self._draw
         if d is None or d["epoch"] != epoch:
             return {}
-        kept = [(b, r) for p, b, r in self._drawn if p >= keep_from]
+        while self._drawn and self._drawn[0][0] < keep_from:  # trained on: never needed again this epoch
+            self._drawn.popleft()
+        kept = [(b, r) for _, b, r in self._drawn]
         if len(kept) != d["position"] - min(keep_from, d["position"]):
-            raise RuntimeError(f"batches {keep_from}..{d['position'] - 1} of the epoch are no longer kept "
-                               f"(at most {KEPT_BATCHES} are)")
+            raise RuntimeError(f"batches {keep_from}..{d['position'] - 1} of the epoch are no longer kept")
         return {"epoch": int(d["epoch"]), "keep_from": int(keep_from), "rng": d["rng"].bit_generator.state,
                 "order": None if d["order"] is None else torch.from_numpy(d["order"].astype(np.int64)),
                 "used": None if d["used"] is None else torch.from_numpy(d["used"].copy()),

@@ -131,6 +131,27 @@ def test_a_saved_draw_continues_with_the_batches_of_the_uninterrupted_sampler(tr
     assert a.state_dict(epoch=2, keep_from=0) == {}  # another epoch: starts afresh
 
 
+def test_a_loader_far_ahead_still_saves_and_later_saves_still_work():
+    """A loader with many workers draws num_workers x prefetch_factor batches ahead (300 here: 150 workers); the
+    save used to fail beyond 256. Later saves of the same epoch (after more training) still hold what they need."""
+    x, _ = clustered(per=8)  # 64 families
+    make = dict(num_families=len(x), batch_size=2, rounds=12, seed=1, neighbours=nearest_families(x, pool=16))
+    a = HardNegativeBatchSampler(**make)
+    a.set_epoch(0)
+    it = iter(a)
+    drawn = [next(it) for _ in range(310)]
+    first = a.state_dict(epoch=0, keep_from=10)
+    assert len(first["kept"]) == 300
+    drawn += [next(it) for _ in range(20)]
+    second = a.state_dict(epoch=0, keep_from=40)  # 30 more batches trained on
+    assert len(second["kept"]) == 290 and len(a._drawn) == 290
+    rest = list(it)
+    b = HardNegativeBatchSampler(**make)
+    b.load_state_dict(second)
+    b.set_epoch(0)
+    assert list(b)[40:] == drawn[40:] + rest
+
+
 def test_deterministic_by_seed_and_epoch():
     x, _ = clustered()
     table = nearest_families(x, pool=32)
