@@ -112,15 +112,18 @@ def build_encoder(name: str, **overrides: Any) -> "SequenceEncoder":
 
 
 def describe_model(name: str, **overrides: Any) -> dict[str, Any]:
-    """The resolved config of ``name`` as a plain dict plus ``"parameters"`` (count; built on the meta device)."""
+    """The resolved config of ``name`` as a plain dict of its backbone family's keys (what its ``config.json``
+    holds: :func:`~phylocl.models.backbone_config.stored_dict`; a k-mer model lists no attention keys) plus
+    ``"parameters"`` (count; built on the meta device)."""
     import torch
 
+    from phylocl.models.backbone_config import stored_dict
     from phylocl.models.encoder import SequenceEncoder
 
     config = get_config(name, **overrides)
     with torch.device("meta"):
         n = SequenceEncoder(config=config).num_parameters()
-    return {**config.to_dict(), "parameters": n}
+    return {**stored_dict(config), "parameters": n}
 
 
 def __getattr__(name: str):

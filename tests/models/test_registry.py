@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,6 +12,7 @@ import phylocl
 from phylocl.cli import main
 from phylocl.errors import InputError
 from phylocl.models.encoder import SequenceEncoder
+from phylocl.models.backbone_config import family_config
 from phylocl.models.encoder_config import EncoderConfig
 from phylocl.models.registry import CONFIG_DIR, build_encoder, describe_model, get_config, list_models, load_encoder
 
@@ -44,7 +46,11 @@ def test_every_yaml_names_its_alphabet_and_describes(name):
     assert raw["alphabet"] == "protein"
     info = describe_model(name)
     assert info["name"] == name and info["backbone"] == raw["backbone"]
-    assert set(info) == set(EncoderConfig.field_names()) | {"parameters"}
+    family = family_config(get_config(name))
+    assert set(info) == {f.name for f in dataclasses.fields(family)} | {"parameters"}  # its family's keys only
+    assert EncoderConfig.from_dict({k: v for k, v in info.items() if k != "parameters"}) == get_config(name)
+    if raw["backbone"].startswith("kmer"):
+        assert not {"heads", "attention", "rope_base", "moe_experts"} & set(info)
     json.dumps(info)  # plain JSON-able values
     if name.endswith("tiny"):  # meta-device count equals a real build's count
         assert info["parameters"] == build_encoder(name).num_parameters()
