@@ -40,3 +40,13 @@ def test_an_empty_path_is_refused_with_the_usage(capsys, tmp_path, monkeypatch, 
     assert out.startswith(f"usage: phylocl {argv[0]} ")
     assert f"error: argument {name}: an empty string is not a file or folder name" in out
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_every_subcommand_of_the_parser_is_run_by_the_cli():
+    """The parser (phylocl.cli_parser) and the dispatch table (phylocl.cli.COMMANDS) name the same commands."""
+    import argparse
+
+    from phylocl.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS) and len(COMMANDS) == 10
