@@ -314,6 +314,21 @@ def _refuse_empty_paths(args: argparse.Namespace) -> None:
                                "variable?)")
 
 
+def _run_command(args: argparse.Namespace) -> int:
+    """The exit code of the command ``args.command`` (:data:`COMMANDS`). A rank other than 0 of a distributed run
+    stops silently, with exit code 0, on an error that rank 0 raised too and reports
+    (:mod:`phylocl.workflows.rank_failures`): printed by every rank it was N copies of one line, and a rank that
+    exited non-zero first had Lightning's launcher kill rank 0 (exit 137)."""
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except Exception as err:
+        from phylocl.workflows.rank_failures import reported_by_rank_zero
+
+        if reported_by_rank_zero(err):
+            return 0
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylocl`` console script. Returns the process exit code."""
     _short_blas_spin()
@@ -335,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with _sigterm_as_interrupt(), command_line_names():  # messages name the options (--threads), not keywords
-            return int(COMMANDS[args.command](args) or 0)
+            return _run_command(args)
     except InputError as err:
         print(f"phylocl {args.command}: error: {err}", file=sys.stderr)
         return 2

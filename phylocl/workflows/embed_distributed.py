@@ -4,7 +4,9 @@ Every process (rank) of a ``Trainer(strategy="ddp", devices=N, num_nodes=M)`` re
 the shards ``k`` with ``k % world_size == rank`` (:func:`~phylocl.workflows.shards.write_shards`) into the one
 shard folder ``<out>.shards`` (on a file system all nodes share); after a barrier rank 0 merges the shards into
 ``out``. The shards are the ones a single process writes, so the file is the same whatever the number of
-processes, and a rerun skips the shards any rank finished.
+processes, and a rerun skips the shards any rank finished. A rank that fails (a bad record, which every rank meets)
+waits for the others at the end of its shards; every rank stops there and rank 0 reports the failure, once
+(:mod:`~phylocl.workflows.rank_failures`).
 
 Processes: with ``devices > 1`` on one machine Lightning starts the other ranks itself (it re-runs the same
 command); under ``torchrun``, SLURM or any launcher that sets ``LOCAL_RANK`` / ``NODE_RANK`` / ``WORLD_SIZE``, each
@@ -19,6 +21,7 @@ from typing import Callable, Iterable
 import lightning as L
 import torch
 
+from phylocl.workflows.rank_failures import raise_together
 from phylocl.workflows.shards import ShardFolder, write_shards
 
 __all__ = ["ShardPredictor", "predict_shards"]
@@ -47,18 +50,27 @@ class ShardPredictor(L.LightningModule):
         if self.embedder.is_encoder:
             self.embedder.model.to(self.device)
             self.embedder.device = str(self.device)
+        error = None
         if self.trainer.global_rank == 0:  # rank 0 alone discards stale shards, the others wait for it
-            ShardFolder(out=self.out, settings=self.settings)
-        self.trainer.strategy.barrier("phylocl-shards-ready")
+            try:
+                ShardFolder(out=self.out, settings=self.settings)
+            except Exception as err:
+                error = err
+        raise_together(error)  # (the barrier: every rank stops, one reports, when rank 0 could not make the folder)
         self.shards = ShardFolder(out=self.out, settings=self.settings, create=False)
 
     def predict_dataloader(self):
         return torch.utils.data.DataLoader([0], batch_size=None)  # one step: this rank's shards
 
     def predict_step(self, batch, batch_idx: int) -> None:
-        self.n_shards = write_shards(self.items(), self.embedder, self.shards, with_labels=self.with_labels,
-                                     rank=self.trainer.global_rank, world_size=self.trainer.world_size,
-                                     **self.sizes)
+        error = None
+        try:
+            self.n_shards = write_shards(self.items(), self.embedder, self.shards, with_labels=self.with_labels,
+                                         rank=self.trainer.global_rank, world_size=self.trainer.world_size,
+                                         **self.sizes)
+        except Exception as err:  # a bad record (met by every rank: each reads the whole input), a full disk
+            error = err
+        raise_together(error)  # every rank stops on it, rank 0 reports it once
 
 
 def predict_shards(module: ShardPredictor, *, device: str | None, devices: int, num_nodes: int) -> tuple[int, int]:

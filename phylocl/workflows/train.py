@@ -219,13 +219,12 @@ def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: boo
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
     """The Lightning Trainer of the ``trainer:`` section: counted in steps, validated every ``val_every_n_steps``."""
-    import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from phylocl.workflows.train_checkpoints import AtomicCheckpointIO
+    from phylocl.workflows.train_checkpoints import AtomicCheckpointIO, CheckpointTrainer
 
     t = cfg.trainer
-    return L.Trainer(
+    return CheckpointTrainer(
         max_steps=t.max_steps, max_epochs=-1, precision=t.precision, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, deterministic=t.deterministic or None,
         log_every_n_steps=min(t.log_every_n_steps, t.max_steps) if t.max_steps > 0 else t.log_every_n_steps,
@@ -240,6 +239,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, *, has_val: bool):
 def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
     """Run ``trainer.fit`` (from ``ckpt`` when resuming); returns the wall seconds. Ctrl-C -> KeyboardInterrupt."""
     from phylocl.training.checkpoints import checkpoint_globals
+    from phylocl.workflows.rank_failures import mark_reported_by_rank_zero
     from phylocl.workflows.train_checkpoints import CheckpointWriteError
 
     started = time.time()
@@ -251,10 +251,11 @@ def _fit(trainer, module, dm, *, out: Path, ckpt: Path | None) -> float:
             raise _interruption(trainer, out) from None
         raise
     except CheckpointWriteError as err:  # a full disk: the run's folder and earlier checkpoints stay for --resume
-        if not _has_checkpoint(out):
-            raise InputError(f"{err}; nothing to resume") from None  # a refused run: its new folder is removed
-        raise CheckpointWriteError(f"{err}; the checkpoint before it is kept: continue with --resume --out {out} "
-                                   "once there is room") from None
+        if not _has_checkpoint(out):  # a refused run: its new folder is removed
+            raise mark_reported_by_rank_zero(InputError(f"{err}; nothing to resume"), like=err) from None
+        raise mark_reported_by_rank_zero(CheckpointWriteError(
+            f"{err}; the checkpoint before it is kept: continue with --resume --out {out} once there is room"),
+            like=err) from None  # (another rank's copy of rank 0's error stays silent: rank 0 reports it)
     except RuntimeError as err:  # a checkpoint of another architecture: one line, not PyTorch's line per key
         summary = state_dict_mismatch(err)
         if summary is None or ckpt is None:

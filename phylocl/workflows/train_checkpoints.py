@@ -2,6 +2,7 @@
 
 - :class:`AtomicCheckpointIO`: every checkpoint is written as phylocl writes its outputs (a hidden temporary beside
   it, then ``os.replace``: :func:`phylocl.atomic.atomic_path`), so a kill never leaves a truncated one;
+- :class:`CheckpointTrainer`: under DDP, a write failing on rank 0 stops every rank, reported once;
 - :class:`StepCheckpoint`: ``last.ckpt`` every ``trainer.checkpoint_every_n_steps`` optimizer steps between
   validations, so that a run killed outright (SIGKILL, out of memory) loses at most that many steps;
 - :class:`InterruptCheckpoint`: ``interrupted.ckpt`` (and the log rows not yet flushed) on Ctrl-C or a crash, but
@@ -28,7 +29,8 @@ from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.workflows.train_checks import state_dict_mismatch
 
-__all__ = ["AtomicCheckpointIO", "CheckpointWriteError", "StepCheckpoint", "InterruptCheckpoint", "DeferredInterrupt"]
+__all__ = ["AtomicCheckpointIO", "CheckpointWriteError", "CheckpointTrainer", "StepCheckpoint", "InterruptCheckpoint",
+           "DeferredInterrupt"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,6 +43,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     :class:`CheckpointWriteError` naming it.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[CheckpointWriteError] | None = None  # while holding(): the failed writes, not raised
+
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         import torch
 
@@ -50,13 +56,47 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             with atomic_path(Path(path)) as tmp:
                 torch.save(checkpoint, tmp)
         except InputError as err:  # not an InputError, which removes a new run's folder: its checkpoints stay
-            raise CheckpointWriteError(str(err)) from None
+            if self.held is None:
+                raise CheckpointWriteError(str(err)) from None
+            self.held.append(CheckpointWriteError(str(err)))
+
+    @contextlib.contextmanager
+    def holding(self):
+        """Within: a failed write is appended to the list this yields instead of raised (see
+        :class:`CheckpointTrainer`)."""
+        self.held = []
+        try:
+            yield self.held
+        finally:
+            self.held = None
 
 
 class CheckpointWriteError(OSError):
     """A checkpoint that could not be written (a full disk), in one line. Not an
     :class:`~phylocl.errors.InputError`: a refused run's new folder is removed, and this run's earlier checkpoints
     must stay for ``--resume``."""
+
+
+class CheckpointTrainer(L.Trainer):
+    """A Lightning Trainer whose checkpoint write failing on one rank stops every rank, reported once.
+
+    Under DDP rank 0 alone writes a checkpoint while the other ranks wait at Lightning's barrier after the write: a
+    :class:`CheckpointWriteError` raised on rank 0 left them there, until the process-group timeout (30 minutes) or,
+    on CPU (gloo), until rank 0's process had gone, each then printing a traceback ("Connection closed by peer").
+    Here a failed write is held (:meth:`AtomicCheckpointIO.holding`) past that barrier, then every rank raises it
+    together (:func:`~phylocl.workflows.rank_failures.raise_together`; rank 0's is the one the command line prints).
+    One process: as Lightning's.
+    """
+
+    def save_checkpoint(self, filepath, weights_only: bool | None = None, storage_options=None) -> None:
+        io = self.strategy.checkpoint_io
+        if self.world_size < 2 or not isinstance(io, AtomicCheckpointIO):
+            return super().save_checkpoint(filepath, weights_only, storage_options)
+        from phylocl.workflows.rank_failures import raise_together
+
+        with io.holding() as failed:
+            super().save_checkpoint(filepath, weights_only, storage_options)
+        raise_together(failed[0] if failed else None)
 
 
 class StepCheckpoint(L.Callback):

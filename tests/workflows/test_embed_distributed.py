@@ -118,3 +118,31 @@ def test_a_rank_that_meets_bad_input_leaves_the_other_ranks_shard_folder(tmp_pat
         embed_mod.embed(out=tmp_path / "e.npz", model="kmer:2", fasta=fasta, devices=2, device="cpu", progress=False)
     assert (tmp_path / "e.npz.shards" / "shard-000001.npz").read_bytes() == b"another rank's"
     assert not (tmp_path / "e.npz").exists()
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(200)
+def test_a_bad_record_under_two_processes_is_reported_once(tmp_path):
+    """``embed --devices 2`` of a FASTA with a bad record: every rank reads the whole input and met it, and each
+    printed it (two identical lines). Rank 0 is held 7 s here, as when it embeds its shards up to a bad record that
+    rank 1 only reads past: rank 1 exited 2 first, and Lightning's launcher (which looks every 5 s) killed rank 0,
+    exit 137, the line printed by rank 1 only and followed by Lightning's "Forcefully terminating" line."""
+    from ddp_cli import run_ranks
+
+    patch = """
+from phylocl.workflows import embed_distributed
+_write = embed_distributed.write_shards
+def _held(*args, **kwargs):
+    if kwargs["rank"] == 0:
+        time.sleep(7)
+    return _write(*args, **kwargs)
+embed_distributed.write_shards = _held
+"""
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMKVLAAGIVG\n>b\nMSTAPQRWLL\n>c\nMK1LAAG\n>d\nMKVLAAGIVG\n")
+    out = tmp_path / "e.npz"
+    code, err, _ = run_ranks(tmp_path, patch, ["embed", "--fasta", fasta, "-o", out, "--model", "kmer:2", "--device",
+                                               "cpu", "--devices", "2", "--shard-size", "1", "--quiet"])
+    message = f"phylocl embed: error: {fasta}:6:3: record 'c': letter(s) '1' not in the protein alphabet"
+    assert code == 2 and err.count(message) == 1 and err.count("\n") == 1, err[-3000:]
+    assert not out.exists() and not (tmp_path / ".e.npz.lock").exists()

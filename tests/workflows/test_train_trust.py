@@ -249,6 +249,38 @@ def test_phylocl_train_on_two_ddp_processes_exports_the_run(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["steps"] == 4 and (out / "model.safetensors").is_file()
 
 
+@pytest.mark.multiprocess
+@pytest.mark.timeout(200)
+def test_a_checkpoint_write_failing_on_rank_0_of_ddp_stops_every_rank_with_one_line(tmp_path):
+    """A full disk at rank 0's checkpoint of step 4 (of 2 DDP processes): one line, exit 2, the run folder and the
+    checkpoints of step 2 kept for --resume, as with one process. Rank 0 raised before Lightning's barrier after
+    the write, where rank 1 waited: it stayed there until rank 0's process had gone, then printed a 50-line
+    traceback ("[rank1]: RuntimeError: ... Connection closed by peer"); with NCCL it may wait out the process-group
+    timeout (30 minutes)."""
+    from ddp_cli import run_ranks
+    from phylocl.training.checkpoints import load_checkpoint
+
+    patch = """
+import errno, torch
+_save = torch.save
+def _full(obj, f, *args, **kwargs):
+    if launched_rank() == 0 and isinstance(obj, dict) and obj.get("global_step") == 4:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _save(obj, f, *args, **kwargs)
+torch.save = _full
+"""
+    out = tmp_path / "ddp"
+    code, err, seconds = run_ranks(tmp_path, patch, _args(out, "trainer.accelerator=cpu", "trainer.devices=2"))
+    lines = [line for line in err.splitlines() if "sync_dist=True" not in line]  # Lightning's note on val/ logging
+    assert code == 2 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith(f"phylocl train: error: {out / 'checkpoints'}/") and "Traceback" not in err
+    assert "cannot write: no space left on device" in lines[0] and f"--resume --out {out} " in lines[0]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert (out / "config.yaml").is_file() and not (out / "model.safetensors").exists()
+    assert seconds < 120  # every rank ended (they share the stderr pipe), long before the process-group timeout
+
+
 def test_ddp_spawn_is_refused_in_one_line(tmp_path, capsys):
     _refused(capsys, _args(tmp_path / "run", "trainer.strategy=ddp_spawn"), "trainer.strategy=ddp_spawn is not supported")
     assert not (tmp_path / "run").exists()
