@@ -81,8 +81,8 @@ class CheckpointTrainer(L.Trainer):
     """A Lightning Trainer whose checkpoint write failing on one rank stops every rank, reported once.
 
     Under DDP rank 0 alone writes a checkpoint while the other ranks wait at Lightning's barrier after the write: a
-    :class:`CheckpointWriteError` raised on rank 0 left them there, until the process-group timeout (30 minutes) or,
-    on CPU (gloo), until rank 0's process had gone, each then printing a traceback ("Connection closed by peer").
+    :class:`CheckpointWriteError` raised on rank 0 left them there until rank 0's process had gone, each then
+    printing a traceback (gloo: "Connection closed by peer"; another backend may wait out the process-group timeout).
     Here a failed write is held (:meth:`AtomicCheckpointIO.holding`) past that barrier, then every rank raises it
     together (:func:`~phylocl.workflows.rank_failures.raise_together`; rank 0's is the one the command line prints).
     One process: as Lightning's.

@@ -19,6 +19,7 @@ from families import mutated_families, write_fasta
 from phylocl.cli import main
 from phylocl.training import module as module_mod
 from phylocl.training.checkpoints import INPUTS_KEY, load_checkpoint
+from phylocl.workflows import train_checkpoints
 from train_cli import EXAMPLE, refused, run_killed, tiny_sets, train_args
 
 STEPS, VAL_EVERY = 8, 3
@@ -78,13 +79,13 @@ def _interrupt_in_batch_end(monkeypatch, at_step):
             if trainer.global_step == at_step:
                 raise KeyboardInterrupt
 
-    real = L.Trainer
+    real = train_checkpoints.CheckpointTrainer  # the Trainer of phylocl train
 
     def trainer(*args, **kwargs):
         kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [Interrupt()]
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(L, "Trainer", trainer)
+    monkeypatch.setattr(train_checkpoints, "CheckpointTrainer", trainer)
 
 
 def _interrupt_in_validation(monkeypatch, at_step, signals=()):

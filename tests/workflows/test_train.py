@@ -15,6 +15,7 @@ import phylocl
 from phylocl.cli import main
 from phylocl.errors import InputError
 from phylocl.workflows import train as train_mod
+from phylocl.workflows import train_checkpoints
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "datasets" / "example-mini-mit" / "protein"
@@ -115,18 +116,18 @@ class _Interrupt(L.Callback):
 
 def test_interrupted_run_leaves_no_encoder_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    real_trainer = L.Trainer
+    real_trainer = train_checkpoints.CheckpointTrainer  # the Trainer of phylocl train
 
     def trainer_with_interrupt(*args, **kwargs):
         kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [_Interrupt(4)]
         return real_trainer(*args, **kwargs)
 
-    monkeypatch.setattr(L, "Trainer", trainer_with_interrupt)
+    monkeypatch.setattr(train_checkpoints, "CheckpointTrainer", trainer_with_interrupt)
     assert main(_args(out)) == 130
     assert "--resume" in capsys.readouterr().err
     assert not (out / "encoder.pt").exists()
     assert (out / "checkpoints" / "interrupted.ckpt").exists()
-    monkeypatch.setattr(L, "Trainer", real_trainer)
+    monkeypatch.setattr(train_checkpoints, "CheckpointTrainer", real_trainer)
 
     assert main(_args(out) + ["--resume"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())

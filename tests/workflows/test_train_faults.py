@@ -16,6 +16,7 @@ from phylocl.cli import main
 from train_cli import refused, tiny_sets, train_args
 from phylocl.training import module as module_mod
 from phylocl.workflows.run_folder import LOCK_NAME
+from phylocl.workflows import train_checkpoints
 
 SETS = tiny_sets(steps=6, val_every=3, warmup=2)
 
@@ -124,16 +125,16 @@ class _Interrupt(L.Callback):
 
 
 def _interrupted_run(out, monkeypatch, capsys, at_step=4):
-    real_trainer = L.Trainer
+    real_trainer = train_checkpoints.CheckpointTrainer  # the Trainer of phylocl train
 
     def trainer_with_interrupt(*args, **kwargs):
         kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [_Interrupt(at_step)]
         return real_trainer(*args, **kwargs)
 
-    monkeypatch.setattr(L, "Trainer", trainer_with_interrupt)
+    monkeypatch.setattr(train_checkpoints, "CheckpointTrainer", trainer_with_interrupt)
     assert main(_args(out)) == 130
     err = capsys.readouterr().err
-    monkeypatch.setattr(L, "Trainer", real_trainer)
+    monkeypatch.setattr(train_checkpoints, "CheckpointTrainer", real_trainer)
     return err
 
 
