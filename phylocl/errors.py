@@ -59,9 +59,13 @@ _OS_WORDS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied"
 
 def os_error_message(err: OSError) -> str:
     """Short words for an ``OSError`` (``permission denied``, ``is a directory`` ...), without the path; running out
-    of file descriptors names the limit to raise."""
-    return (open_files_message(err.errno)
-            or _OS_WORDS.get(err.errno, (err.strerror or str(err) or type(err).__name__).lower()))
+    of file descriptors names the limit to raise. An error without the system's words (``strerror``) is phylocl's
+    own message, kept as written: lowercased, the run folder that a full disk's ``--resume --out DIR`` named was
+    another folder wherever DIR had capitals."""
+    words = open_files_message(err.errno) or _OS_WORDS.get(err.errno)
+    if words:
+        return words
+    return err.strerror.lower() if err.strerror else (str(err) or type(err).__name__)
 
 
 def open_files_message(code: int | None, *, to: str = "", advice: str = "") -> str | None:

@@ -19,6 +19,16 @@ def test_input_error_reads_path_line_column():
     assert os_error_message(OSError(errno.EACCES, "Permission denied")) == "permission denied"
 
 
+def test_an_os_error_in_phylocls_own_words_keeps_their_case():
+    """A checkpoint that could not be written (CheckpointWriteError, an OSError with a message only) was printed
+    lowercased: ``--resume --out /data/MyRun`` named /data/myrun, another folder."""
+    from phylocl.workflows.train_checkpoints import CheckpointWriteError
+
+    message = "/data/MyRun/checkpoints/last.ckpt: cannot write; continue with --resume --out /data/MyRun"
+    assert os_error_message(CheckpointWriteError(message)) == message
+    assert os_error_message(OSError(errno.EIO, "Input/output error")) == "input/output error"
+
+
 def test_open_files_words_take_what_failed_and_another_way_out():
     words = open_files_message(errno.ENFILE, to=" to start 2 worker processes", advice="or use fewer --threads")
     assert words == ("too many open files on this system (its file table is full) to start 2 worker processes; "
