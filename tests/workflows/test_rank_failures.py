@@ -86,7 +86,7 @@ def test_the_command_line_prints_an_error_rank_zero_reports_only_there(monkeypat
         err = InputError("record 'c': bad letter", path="in.fa")
         raise mark_reported_by_rank_zero(err) if marked else err
 
-    monkeypatch.setattr(cli, "_cmd_inspect", failing)  # build_parser binds the command when main() runs
+    monkeypatch.setitem(cli.COMMANDS, "inspect", failing)  # main() runs the command through COMMANDS
     code = cli.main(["inspect", str(tmp_path)])
     err = capsys.readouterr().err
     assert (code, err) == ((0, "") if marked else (2, "phylocl inspect: error: in.fa: record 'c': bad letter\n"))

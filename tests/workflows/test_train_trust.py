@@ -302,7 +302,7 @@ def test_out_of_memory_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     def boom(args):
         raise MemoryError
 
-    monkeypatch.setattr(cli, "_cmd_inspect", boom)  # build_parser binds the command when main() runs
+    monkeypatch.setitem(cli.COMMANDS, "inspect", boom)  # main() runs the command through COMMANDS
     assert main(["inspect", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("phylocl inspect: error: out of memory;") and err.count("\n") == 1
