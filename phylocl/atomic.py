@@ -26,7 +26,7 @@ from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
            "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS", "short_name", "names_open",
-           "shown_as"]
+           "shown_as", "follow_links"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -330,6 +330,30 @@ def _out_of_descriptors(err: BaseException) -> None:
         raise InputError(os_error_message(err)) from None
 
 
+PSEUDO = ("/proc", "/sys")  # kernel interfaces: never a place for output
+_MAX_LINKS = 40  # links followed before giving up, as Linux's ELOOP limit
+
+
+def _pseudo(path: Path) -> str | None:
+    """The kernel interface (``/proc``, ``/sys``) ``path`` (absolute, its folders resolved) lies under, if any."""
+    return next((p for p in PSEUDO if path == Path(p) or Path(p) in path.parents), None)
+
+
+def follow_links(path: str | Path) -> tuple[Path, str | None]:
+    """``path`` (absolute) with the symbolic links of its last name followed, as ``open`` follows them (also a
+    dangling link: the file it would create), and the kernel interface (``/proc``, ``/sys``) a step of the way
+    lies under, else ``None``. ``/dev/stdout`` -> ``/proc/self/fd/1`` is one: an open file of the process, which a
+    file renamed onto the link would replace with a regular file (as root, the system's ``/dev/stdout``)."""
+    p = Path(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        parent = Path(os.path.realpath(p.parent))
+        p = parent / p.name
+        if _pseudo(p) is not None or not p.is_symlink():
+            return p, _pseudo(p)
+        p = Path(os.path.abspath(parent / os.readlink(p)))
+    return p, _pseudo(p)
+
+
 def _replace(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)
@@ -371,6 +395,8 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     """
     path = Path(path)
     sfx = path.suffix if suffix is None else suffix
+    if os.path.islink(path) and (pseudo := follow_links(path)[1]) is not None:  # /dev/stdout: never replace the link
+        raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)

@@ -11,6 +11,7 @@ folder of ours that holds files phylocl did not write.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Iterable
@@ -54,10 +55,25 @@ def _check_place(path: Path, *, folder: bool = False) -> None:
         raise InputError(f"cannot write here: permission denied in {parent}", path=path)
 
 
+def _refuse_pseudo_link(path: Path) -> None:
+    """Refuse a link to an open file under ``/proc`` (``/dev/stdout``, ``/dev/fd/N``): a new file renamed onto it
+    would replace the link itself with a regular file (as root: the system's ``/dev/stdout``)."""
+    from phylocl.atomic import follow_links
+
+    if os.path.islink(path):
+        target, pseudo = follow_links(path)
+        if pseudo is not None:
+            target = re.sub(rf"^/proc/{os.getpid()}/", "/proc/self/", str(target))  # as /dev/stdout names it
+            raise InputError(f"is a link to {target}, under {pseudo} (standard output or another open file), not a "
+                             "file that can be replaced; name a file (search writes to standard output with -o -)",
+                             path=path)
+
+
 def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = (), example: str = "out.tsv") -> Path:
     """``path`` as a :class:`Path` if a new file may be written there (see module doc); ``inputs``: the
     command's input files and folders."""
     path = Path(path)
+    _refuse_pseudo_link(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:

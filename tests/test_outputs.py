@@ -79,6 +79,31 @@ def test_refused_output_places_are_left_alone(tmp_path, capsys, inputs, command,
     assert (inputs / "sequences.fasta").read_text() == FASTA
 
 
+@pytest.mark.parametrize("command", ["embed", "embed-data", "search", "evaluate"])
+def test_a_link_to_an_open_file_under_proc_is_refused_and_left_a_link(tmp_path, capsys, inputs, command):
+    """`-o /dev/stdout > file`: /dev/stdout -> /proc/self/fd/1 -> the file. The link passed as a regular file and
+    the output was renamed onto it, replacing the link (as root: the system's /dev/stdout) with a regular file."""
+    with open(tmp_path / "stream.txt", "w") as stream:  # standard output sent to a file, as `> stream.txt`
+        link = tmp_path / "stdout"
+        os.symlink(f"/proc/self/fd/{stream.fileno()}", link)  # what /dev/stdout is, without touching /dev
+        code = main(_commands(inputs, str(link))[command])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "under /proc" in err and "-o -" in err, err
+        assert link.is_symlink() and os.readlink(link) == f"/proc/self/fd/{stream.fileno()}"
+    assert (tmp_path / "stream.txt").read_text() == ""
+
+
+def test_atomic_path_refuses_to_replace_a_link_under_proc(tmp_path):
+    from phylocl.atomic import atomic_path
+    from phylocl.errors import InputError
+
+    with open(tmp_path / "stream.txt", "w") as stream:
+        os.symlink(f"/proc/self/fd/{stream.fileno()}", tmp_path / "stdout")
+        with pytest.raises(InputError, match="under /proc"), atomic_path(tmp_path / "stdout") as tmp:
+            tmp.write_text("x")
+        assert (tmp_path / "stdout").is_symlink() and sorted(os.listdir(tmp_path)) == ["stdout", "stream.txt"]
+
+
 def test_unwritable_place_is_one_line(tmp_path, capsys, inputs, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
