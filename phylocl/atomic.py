@@ -383,7 +383,8 @@ def _remove_made(made: list[Path]) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it.
+    """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it. A ``path`` that
+    is a symbolic link is written through, as ``open`` writes: its target is replaced and the link kept.
 
     The temporary name keeps ``path``'s suffix (or ``suffix``) so libraries that dispatch on the extension
     (``numpy.savez`` adds ``.npz``) write where we expect.
@@ -395,8 +396,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     """
     path = Path(path)
     sfx = path.suffix if suffix is None else suffix
-    if os.path.islink(path) and (pseudo := follow_links(path)[1]) is not None:  # /dev/stdout: never replace the link
-        raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
+    if os.path.islink(path):  # write through the link, as open() does: the link stays, its target is replaced
+        shown, (path, pseudo) = path, follow_links(path)
+        if pseudo is not None:  # /dev/stdout: never replace the link
+            raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=shown)
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)

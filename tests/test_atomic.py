@@ -29,6 +29,24 @@ def test_atomic_path_publishes_with_umask_permissions(tmp_path):
         os.umask(old)
 
 
+@pytest.mark.parametrize("existing", [True, False])
+def test_atomic_path_writes_through_a_symbolic_link(tmp_path, existing):
+    """hits.tsv -> /big/disk/hits.tsv: the new output replaced the link with a file beside it, and the target kept
+    its stale content (a pipeline reading the target read the previous run's hits)."""
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "hits.tsv"
+    if existing:
+        target.write_text("previous run\n")
+    (tmp_path / "work").mkdir()
+    link = tmp_path / "work" / "hits.tsv"
+    os.symlink("../disk/hits.tsv", link)  # a relative link, resolved from its own folder
+    with atomic_path(link) as tmp:
+        tmp.write_text("new\n")
+    assert link.is_symlink() and os.readlink(link) == "../disk/hits.tsv"
+    assert target.read_text() == "new\n" and sorted(os.listdir(tmp_path / "disk")) == ["hits.tsv"]
+    assert os.listdir(tmp_path / "work") == ["hits.tsv"]
+
+
 def test_failure_leaves_neither_output_nor_temporary(tmp_path):
     target = tmp_path / "out.npz"
     target.write_text("previous")

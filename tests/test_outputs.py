@@ -93,6 +93,20 @@ def test_a_link_to_an_open_file_under_proc_is_refused_and_left_a_link(tmp_path, 
     assert (tmp_path / "stream.txt").read_text() == ""
 
 
+@pytest.mark.parametrize("command", ["embed", "search", "evaluate"])
+def test_an_output_that_is_a_symbolic_link_is_written_through(tmp_path, capsys, inputs, command):
+    """`-o hits.tsv` where hits.tsv links to a file elsewhere: written there (as blastp -out, diamond -o and a
+    shell's > write), the link kept; it was replaced by a new file, the target left with the previous output."""
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / "elsewhere" / "out.x"
+    target.write_text("previous\n")
+    link = tmp_path / "out.x"
+    os.symlink(target, link)
+    assert main(_commands(inputs, str(link))[command]) == 0, capsys.readouterr().err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() != b"previous\n" and target.stat().st_size > 0
+
+
 def test_atomic_path_refuses_to_replace_a_link_under_proc(tmp_path):
     from phylocl.atomic import atomic_path
     from phylocl.errors import InputError
