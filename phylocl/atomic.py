@@ -381,6 +381,17 @@ def _remove_made(made: list[Path]) -> None:
             return
 
 
+def _through_link(path: Path) -> Path:
+    """Where an output at ``path`` is written: a symbolic link is written through, as ``open`` writes (its target
+    is replaced, the link kept); a link to an open file under ``/proc`` (``/dev/stdout``) is refused."""
+    if not os.path.islink(path):
+        return path
+    target, pseudo = follow_links(path)
+    if pseudo is not None:  # replacing the link would replace /dev/stdout itself
+        raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it. A ``path`` that
@@ -394,12 +405,8 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         with atomic_path("out.tsv") as tmp:
             tmp.write_text("query\\ttarget\\n")
     """
-    path = Path(path)
+    path = _through_link(Path(path))
     sfx = path.suffix if suffix is None else suffix
-    if os.path.islink(path):  # write through the link, as open() does: the link stays, its target is replaced
-        shown, (path, pseudo) = path, follow_links(path)
-        if pseudo is not None:  # /dev/stdout: never replace the link
-            raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=shown)
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)
@@ -428,9 +435,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory next to ``path``; on success it replaces ``path`` as a whole.
 
-    An existing ``path`` is removed only after the new content is complete.
+    An existing ``path`` is removed only after the new content is complete. A ``path`` that is a symbolic link
+    is written through: the folder it links to is replaced, the link kept.
     """
-    path = Path(path)
+    path = _through_link(Path(path))
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)

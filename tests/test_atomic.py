@@ -47,6 +47,16 @@ def test_atomic_path_writes_through_a_symbolic_link(tmp_path, existing):
     assert os.listdir(tmp_path / "work") == ["hits.tsv"]
 
 
+def test_atomic_dir_writes_through_a_symbolic_link(tmp_path):
+    (tmp_path / "disk" / "run").mkdir(parents=True)
+    (tmp_path / "disk" / "run" / "old").write_text("x")
+    os.symlink(tmp_path / "disk" / "run", tmp_path / "run")
+    with atomic_dir(tmp_path / "run") as d:
+        (d / "new").write_text("y")
+    assert (tmp_path / "run").is_symlink() and os.listdir(tmp_path / "disk" / "run") == ["new"]
+    assert sorted(os.listdir(tmp_path / "disk")) == ["run"] and sorted(os.listdir(tmp_path)) == ["disk", "run"]
+
+
 def test_failure_leaves_neither_output_nor_temporary(tmp_path):
     target = tmp_path / "out.npz"
     target.write_text("previous")
