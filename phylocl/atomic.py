@@ -383,12 +383,15 @@ def _remove_made(made: list[Path]) -> None:
 
 def _through_link(path: Path) -> Path:
     """Where an output at ``path`` is written: a symbolic link is written through, as ``open`` writes (its target
-    is replaced, the link kept); a link to an open file under ``/proc`` (``/dev/stdout``) is refused."""
+    is replaced, the link kept; a dangling link's target is created, not its missing folders); a link to an open
+    file under ``/proc`` (``/dev/stdout``) is refused."""
     if not os.path.islink(path):
         return path
     target, pseudo = follow_links(path)
     if pseudo is not None:  # replacing the link would replace /dev/stdout itself
         raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
+    if not target.parent.is_dir():  # as open() through a dangling link: its folders are not created
+        raise InputError(f"cannot write: a link to {target}, whose folder does not exist", path=path)
     return target
 
 

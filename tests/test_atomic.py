@@ -47,6 +47,15 @@ def test_atomic_path_writes_through_a_symbolic_link(tmp_path, existing):
     assert os.listdir(tmp_path / "work") == ["hits.tsv"]
 
 
+def test_a_dangling_link_into_a_missing_folder_is_refused_and_nothing_is_created(tmp_path):
+    from phylocl.errors import InputError
+
+    os.symlink(tmp_path / "missing" / "deeper" / "out.tsv", tmp_path / "out.tsv")
+    with pytest.raises(InputError, match="whose folder does not exist"), atomic_path(tmp_path / "out.tsv") as tmp:
+        tmp.write_text("x")
+    assert not (tmp_path / "missing").exists() and (tmp_path / "out.tsv").is_symlink()
+
+
 def test_atomic_dir_writes_through_a_symbolic_link(tmp_path):
     (tmp_path / "disk" / "run").mkdir(parents=True)
     (tmp_path / "disk" / "run" / "old").write_text("x")

@@ -107,6 +107,12 @@ def test_an_output_that_is_a_symbolic_link_is_written_through(tmp_path, capsys, 
     assert target.read_bytes() != b"previous\n" and target.stat().st_size > 0
 
 
+def test_a_dangling_link_into_a_missing_folder_is_refused_before_the_work(tmp_path, capsys, inputs):
+    os.symlink(tmp_path / "missing" / "out.tsv", tmp_path / "out.tsv")
+    assert main(_commands(inputs, str(tmp_path / "out.tsv"))["search"]) == 2
+    assert "whose folder does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+
+
 def test_atomic_path_refuses_to_replace_a_link_under_proc(tmp_path):
     from phylocl.atomic import atomic_path
     from phylocl.errors import InputError
