@@ -78,6 +78,8 @@ def _link_target(path: Path) -> Path:
 def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = (), example: str = "out.tsv") -> Path:
     """``path`` as a :class:`Path` if a new file may be written there (see module doc); ``inputs``: the
     command's input files and folders."""
+    if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() drops the slash: a file would be written
+        raise InputError(f"names a folder (it ends with '/'); give a file name such as {example}", path=path)
     path = Path(path)
     target = _link_target(path)
     try:

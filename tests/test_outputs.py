@@ -124,6 +124,15 @@ def test_atomic_path_refuses_to_replace_a_link_under_proc(tmp_path):
         assert (tmp_path / "stdout").is_symlink() and sorted(os.listdir(tmp_path)) == ["stdout", "stream.txt"]
 
 
+@pytest.mark.parametrize("command", ["embed", "search", "evaluate"])
+def test_an_output_ending_with_a_slash_is_refused(tmp_path, capsys, inputs, command):
+    """`-o results/`: Path() dropped the slash and a file named results was written (a shell's > results/ fails)."""
+    assert main(_commands(inputs, str(tmp_path / "results") + "/")[command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names a folder (it ends with '/')" in err, err
+    assert not (tmp_path / "results").exists()
+
+
 def test_unwritable_place_is_one_line(tmp_path, capsys, inputs, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
