@@ -177,8 +177,9 @@ def await_replace(path: str | Path, *, timeout: float = _REPLACE_WAIT) -> None:
     """Make sure a folder that :func:`atomic_dir` replaces is at ``path`` if it can be: a replace killed between its
     renames is undone (:func:`recover_interrupted`), and while a live writer is between them (microseconds, as a
     rule) this waits, up to ``timeout`` seconds, for its new folder to arrive. Returns at once when ``path``
-    exists, or is missing with no replace under way (the caller then names what is missing)."""
-    path = Path(path)
+    exists, or is missing with no replace under way (the caller then names what is missing). A link is followed:
+    :func:`atomic_dir` replaces the folder it links to."""
+    path = _linked(Path(path))
     deadline = time.monotonic() + timeout
     while not (path.exists() or path.is_symlink()):
         if recover_interrupted(path) or not _replace_pending(path) or time.monotonic() > deadline:
@@ -272,22 +273,23 @@ def read_dir(path: str | Path, read: Callable[[Path], T], *, attempts: int = REA
     files); it should raise :class:`~phylocl.errors.InputError` or ``OSError`` for what it cannot read.
     """
     path = Path(path)
+    real = _linked(path)  # a link's folder: what atomic_dir replaces (errors still name ``path``)
     for _ in range(attempts):
-        await_replace(path)
+        await_replace(real)
         try:
-            fd = _open_dir(path)
-            first = os.stat(path) if fd is None else None
+            fd = _open_dir(real)
+            first = os.stat(real) if fd is None else None
         except OSError as err:
             raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
         try:
-            root = _fd_root(fd, path)
+            root = _fd_root(fd, real)
             try:
                 result = read(root)
             except Exception as err:
-                if names_open(path, fd, first):
+                if names_open(real, fd, first):
                     raise _real_names(err, root, path)
                 continue
-            if names_open(path, fd, first):
+            if names_open(real, fd, first):
                 return result
         finally:
             if fd is not None:
@@ -379,6 +381,11 @@ def _remove_made(made: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+def _linked(path: Path) -> Path:
+    """``path``, or the file or folder it links to (:func:`follow_links`)."""
+    return follow_links(path)[0] if os.path.islink(path) else path
 
 
 def _through_link(path: Path) -> Path:

@@ -171,6 +171,22 @@ def test_kill_between_the_renames_then_a_reader_finds_the_bundle(tmp_path):
     assert recover_interrupted(target) and (target / "version").read_text() == "old"
 
 
+def test_kill_between_the_renames_then_a_reader_through_a_link_finds_the_bundle(tmp_path):
+    """atomic_dir replaces the folder a link points to (752cf07), so a reader through the link must look for the
+    folder set aside beside the target, not beside the link."""
+    from phylocl.atomic import read_dir
+
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "index"
+    with atomic_dir(target) as d:
+        (d / "version").write_text("old")
+    os.symlink(target, tmp_path / "index")
+    _killed_replace(tmp_path / "index", 1)
+    assert not target.exists()  # the old folder is aside, the new one not yet in place
+    assert read_dir(tmp_path / "index", lambda root: (root / "version").read_text()) == "old"
+    assert (tmp_path / "index").is_symlink() and (target / "version").read_text() == "old"
+
+
 def test_second_rename_failing_restores_the_old_folder(tmp_path, monkeypatch):
     from phylocl import atomic
 
