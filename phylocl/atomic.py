@@ -26,7 +26,7 @@ from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
            "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS", "short_name", "names_open",
-           "shown_as"]
+           "shown_as", "follow_links"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -177,8 +177,9 @@ def await_replace(path: str | Path, *, timeout: float = _REPLACE_WAIT) -> None:
     """Make sure a folder that :func:`atomic_dir` replaces is at ``path`` if it can be: a replace killed between its
     renames is undone (:func:`recover_interrupted`), and while a live writer is between them (microseconds, as a
     rule) this waits, up to ``timeout`` seconds, for its new folder to arrive. Returns at once when ``path``
-    exists, or is missing with no replace under way (the caller then names what is missing)."""
-    path = Path(path)
+    exists, or is missing with no replace under way (the caller then names what is missing). A link is followed:
+    :func:`atomic_dir` replaces the folder it links to."""
+    path = _linked(Path(path))
     deadline = time.monotonic() + timeout
     while not (path.exists() or path.is_symlink()):
         if recover_interrupted(path) or not _replace_pending(path) or time.monotonic() > deadline:
@@ -272,22 +273,23 @@ def read_dir(path: str | Path, read: Callable[[Path], T], *, attempts: int = REA
     files); it should raise :class:`~phylocl.errors.InputError` or ``OSError`` for what it cannot read.
     """
     path = Path(path)
+    real = _linked(path)  # a link's folder: what atomic_dir replaces (errors still name ``path``)
     for _ in range(attempts):
-        await_replace(path)
+        await_replace(real)
         try:
-            fd = _open_dir(path)
-            first = os.stat(path) if fd is None else None
+            fd = _open_dir(real)
+            first = os.stat(real) if fd is None else None
         except OSError as err:
             raise InputError(f"cannot read: {os_error_message(err)}", path=path) from None
         try:
-            root = _fd_root(fd, path)
+            root = _fd_root(fd, real)
             try:
                 result = read(root)
             except Exception as err:
-                if names_open(path, fd, first):
+                if names_open(real, fd, first):
                     raise _real_names(err, root, path)
                 continue
-            if names_open(path, fd, first):
+            if names_open(real, fd, first):
                 return result
         finally:
             if fd is not None:
@@ -330,6 +332,30 @@ def _out_of_descriptors(err: BaseException) -> None:
         raise InputError(os_error_message(err)) from None
 
 
+PSEUDO = ("/proc", "/sys")  # kernel interfaces: never a place for output
+_MAX_LINKS = 40  # links followed before giving up, as Linux's ELOOP limit
+
+
+def _pseudo(path: Path) -> str | None:
+    """The kernel interface (``/proc``, ``/sys``) ``path`` (absolute, its folders resolved) lies under, if any."""
+    return next((p for p in PSEUDO if path == Path(p) or Path(p) in path.parents), None)
+
+
+def follow_links(path: str | Path) -> tuple[Path, str | None]:
+    """``path`` (absolute) with the symbolic links of its last name followed, as ``open`` follows them (also a
+    dangling link: the file it would create), and the kernel interface (``/proc``, ``/sys``) a step of the way
+    lies under, else ``None``. ``/dev/stdout`` -> ``/proc/self/fd/1`` is one: an open file of the process, which a
+    file renamed onto the link would replace with a regular file (as root, the system's ``/dev/stdout``)."""
+    p = Path(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        parent = Path(os.path.realpath(p.parent))
+        p = parent / p.name
+        if _pseudo(p) is not None or not p.is_symlink():
+            return p, _pseudo(p)
+        p = Path(os.path.abspath(parent / os.readlink(p)))
+    return p, _pseudo(p)
+
+
 def _replace(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)
@@ -357,9 +383,29 @@ def _remove_made(made: list[Path]) -> None:
             return
 
 
+def _linked(path: Path) -> Path:
+    """``path``, or the file or folder it links to (:func:`follow_links`)."""
+    return follow_links(path)[0] if os.path.islink(path) else path
+
+
+def _through_link(path: Path) -> Path:
+    """Where an output at ``path`` is written: a symbolic link is written through, as ``open`` writes (its target
+    is replaced, the link kept; a dangling link's target is created, not its missing folders); a link to an open
+    file under ``/proc`` (``/dev/stdout``) is refused."""
+    if not os.path.islink(path):
+        return path
+    target, pseudo = follow_links(path)
+    if pseudo is not None:  # replacing the link would replace /dev/stdout itself
+        raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
+    if not target.parent.is_dir():  # as open() through a dangling link: its folders are not created
+        raise InputError(f"cannot write: a link to {target}, whose folder does not exist", path=path)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it.
+    """Yield a temporary path next to ``path``; on success move it to ``path``, on error delete it. A ``path`` that
+    is a symbolic link is written through, as ``open`` writes: its target is replaced and the link kept.
 
     The temporary name keeps ``path``'s suffix (or ``suffix``) so libraries that dispatch on the extension
     (``numpy.savez`` adds ``.npz``) write where we expect.
@@ -369,7 +415,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         with atomic_path("out.tsv") as tmp:
             tmp.write_text("query\\ttarget\\n")
     """
-    path = Path(path)
+    path = _through_link(Path(path))
     sfx = path.suffix if suffix is None else suffix
     made: list[Path] = []
     try:
@@ -399,9 +445,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory next to ``path``; on success it replaces ``path`` as a whole.
 
-    An existing ``path`` is removed only after the new content is complete.
+    An existing ``path`` is removed only after the new content is complete. A ``path`` that is a symbolic link
+    is written through: the folder it links to is replaced, the link kept.
     """
-    path = Path(path)
+    path = _through_link(Path(path))
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)

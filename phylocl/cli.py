@@ -131,18 +131,30 @@ def _refuse_stdout(output: str, what: str) -> None:
         raise InputError(f"-o -: this command writes {what}, which cannot go to standard output; give a path")
 
 
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` given other values than their defaults, as the command line names them."""
+    defaults = {"type": "auto", "evalue": 10.0}
+    return ["--kind" if n == "type" else "-o" if n == "output" else "--" + n.replace("_", "-")
+            for n in names if getattr(args, n) not in (None, defaults.get(n))]
+
+
 def _refuse_unused(args: argparse.Namespace, what: str, names: tuple[str, ...]) -> None:
     """One line naming the options among ``names`` that were given but that ``what`` does not use (they were
     silently ignored)."""
-    defaults = {"type": "auto"}
-    given = [n for n in names if getattr(args, n) not in (None, defaults.get(n))]
+    given = _given(args, names)
     if given:
-        flags = ", ".join("--kind" if n == "type" else "-o" if n == "output" else "--" + n.replace("_", "-")
-                          for n in given)
-        raise InputError(f"{what} does not use {flags}; drop {'it' if len(given) == 1 else 'them'}")
+        raise InputError(f"{what} does not use {', '.join(given)}; drop {'it' if len(given) == 1 else 'them'}")
+
+
+def _unused_note(args: argparse.Namespace, what: str, names: tuple[str, ...]) -> list[str]:
+    """A note naming the options among ``names`` that were given but that ``what`` does not use (they were
+    silently ignored; a note, not a refusal: scripts pass one set of options with and without the aligner)."""
+    given = _given(args, names)
+    return [f"{what} does not use {', '.join(given)} (not applied)"] if given else []
 
 
 _FAISS_OPTIONS = ("memory_gb", "nlist", "nprobe", "ef_search")
+_ALIGN_OPTIONS = ("candidates", "evalue", "filter_pvalue", "matrix", "gap_open", "gap_extend")  # the aligner's only
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -207,6 +219,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                filter_pvalue=args.filter_pvalue, windows=args.windows, word_budget=args.word_budget,
                strand=args.strand, self_hits=args.self_hits, sensitivity=args.sensitivity)
     _print_notes("search", r.notes)
+    if args.no_align:
+        _print_notes("search", _unused_note(args, "--no-align (the embedding ranking alone)", _ALIGN_OPTIONS))
     _say_default("search", r.model)
     how = (f"aligned ({r.scoring['matrix']} {r.scoring['gap_open']}/{r.scoring['gap_extend']}, "
            f"{r.candidates} candidates{', both strands' if r.strand == 'both' else ''})" if r.aligned
@@ -235,6 +249,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       sensitivity=args.sensitivity)
     _say_default("evaluate", result["model"])
     _print_notes("evaluate", result["notes"])
+    if not args.align:
+        _print_notes("evaluate", _unused_note(args, "evaluate without --align (the embedding figures alone)",
+                                              (*_ALIGN_OPTIONS, "threads")))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_family", "notes")}))
     else:

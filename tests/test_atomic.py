@@ -29,6 +29,43 @@ def test_atomic_path_publishes_with_umask_permissions(tmp_path):
         os.umask(old)
 
 
+@pytest.mark.parametrize("existing", [True, False])
+def test_atomic_path_writes_through_a_symbolic_link(tmp_path, existing):
+    """hits.tsv -> /big/disk/hits.tsv: the new output replaced the link with a file beside it, and the target kept
+    its stale content (a pipeline reading the target read the previous run's hits)."""
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "hits.tsv"
+    if existing:
+        target.write_text("previous run\n")
+    (tmp_path / "work").mkdir()
+    link = tmp_path / "work" / "hits.tsv"
+    os.symlink("../disk/hits.tsv", link)  # a relative link, resolved from its own folder
+    with atomic_path(link) as tmp:
+        tmp.write_text("new\n")
+    assert link.is_symlink() and os.readlink(link) == "../disk/hits.tsv"
+    assert target.read_text() == "new\n" and sorted(os.listdir(tmp_path / "disk")) == ["hits.tsv"]
+    assert os.listdir(tmp_path / "work") == ["hits.tsv"]
+
+
+def test_a_dangling_link_into_a_missing_folder_is_refused_and_nothing_is_created(tmp_path):
+    from phylocl.errors import InputError
+
+    os.symlink(tmp_path / "missing" / "deeper" / "out.tsv", tmp_path / "out.tsv")
+    with pytest.raises(InputError, match="whose folder does not exist"), atomic_path(tmp_path / "out.tsv") as tmp:
+        tmp.write_text("x")
+    assert not (tmp_path / "missing").exists() and (tmp_path / "out.tsv").is_symlink()
+
+
+def test_atomic_dir_writes_through_a_symbolic_link(tmp_path):
+    (tmp_path / "disk" / "run").mkdir(parents=True)
+    (tmp_path / "disk" / "run" / "old").write_text("x")
+    os.symlink(tmp_path / "disk" / "run", tmp_path / "run")
+    with atomic_dir(tmp_path / "run") as d:
+        (d / "new").write_text("y")
+    assert (tmp_path / "run").is_symlink() and os.listdir(tmp_path / "disk" / "run") == ["new"]
+    assert sorted(os.listdir(tmp_path / "disk")) == ["run"] and sorted(os.listdir(tmp_path)) == ["disk", "run"]
+
+
 def test_failure_leaves_neither_output_nor_temporary(tmp_path):
     target = tmp_path / "out.npz"
     target.write_text("previous")
@@ -132,6 +169,22 @@ def test_kill_between_the_renames_then_a_reader_finds_the_bundle(tmp_path):
         (d / "version").write_text("old")
     _killed_replace(target, 1)
     assert recover_interrupted(target) and (target / "version").read_text() == "old"
+
+
+def test_kill_between_the_renames_then_a_reader_through_a_link_finds_the_bundle(tmp_path):
+    """atomic_dir replaces the folder a link points to (752cf07), so a reader through the link must look for the
+    folder set aside beside the target, not beside the link."""
+    from phylocl.atomic import read_dir
+
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "index"
+    with atomic_dir(target) as d:
+        (d / "version").write_text("old")
+    os.symlink(target, tmp_path / "index")
+    _killed_replace(tmp_path / "index", 1)
+    assert not target.exists()  # the old folder is aside, the new one not yet in place
+    assert read_dir(tmp_path / "index", lambda root: (root / "version").read_text()) == "old"
+    assert (tmp_path / "index").is_symlink() and (target / "version").read_text() == "old"
 
 
 def test_second_rename_failing_restores_the_old_folder(tmp_path, monkeypatch):

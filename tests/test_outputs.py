@@ -79,6 +79,60 @@ def test_refused_output_places_are_left_alone(tmp_path, capsys, inputs, command,
     assert (inputs / "sequences.fasta").read_text() == FASTA
 
 
+@pytest.mark.parametrize("command", ["embed", "embed-data", "search", "evaluate"])
+def test_a_link_to_an_open_file_under_proc_is_refused_and_left_a_link(tmp_path, capsys, inputs, command):
+    """`-o /dev/stdout > file`: /dev/stdout -> /proc/self/fd/1 -> the file. The link passed as a regular file and
+    the output was renamed onto it, replacing the link (as root: the system's /dev/stdout) with a regular file."""
+    with open(tmp_path / "stream.txt", "w") as stream:  # standard output sent to a file, as `> stream.txt`
+        link = tmp_path / "stdout"
+        os.symlink(f"/proc/self/fd/{stream.fileno()}", link)  # what /dev/stdout is, without touching /dev
+        code = main(_commands(inputs, str(link))[command])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "under /proc" in err and "-o -" in err, err
+        assert link.is_symlink() and os.readlink(link) == f"/proc/self/fd/{stream.fileno()}"
+    assert (tmp_path / "stream.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("command", ["embed", "search", "evaluate"])
+def test_an_output_that_is_a_symbolic_link_is_written_through(tmp_path, capsys, inputs, command):
+    """`-o hits.tsv` where hits.tsv links to a file elsewhere: written there (as blastp -out, diamond -o and a
+    shell's > write), the link kept; it was replaced by a new file, the target left with the previous output."""
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / "elsewhere" / "out.x"
+    target.write_text("previous\n")
+    link = tmp_path / "out.x"
+    os.symlink(target, link)
+    assert main(_commands(inputs, str(link))[command]) == 0, capsys.readouterr().err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() != b"previous\n" and target.stat().st_size > 0
+
+
+def test_a_dangling_link_into_a_missing_folder_is_refused_before_the_work(tmp_path, capsys, inputs):
+    os.symlink(tmp_path / "missing" / "out.tsv", tmp_path / "out.tsv")
+    assert main(_commands(inputs, str(tmp_path / "out.tsv"))["search"]) == 2
+    assert "whose folder does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+
+
+def test_atomic_path_refuses_to_replace_a_link_under_proc(tmp_path):
+    from phylocl.atomic import atomic_path
+    from phylocl.errors import InputError
+
+    with open(tmp_path / "stream.txt", "w") as stream:
+        os.symlink(f"/proc/self/fd/{stream.fileno()}", tmp_path / "stdout")
+        with pytest.raises(InputError, match="under /proc"), atomic_path(tmp_path / "stdout") as tmp:
+            tmp.write_text("x")
+        assert (tmp_path / "stdout").is_symlink() and sorted(os.listdir(tmp_path)) == ["stdout", "stream.txt"]
+
+
+@pytest.mark.parametrize("command", ["embed", "search", "evaluate"])
+def test_an_output_ending_with_a_slash_is_refused(tmp_path, capsys, inputs, command):
+    """`-o results/`: Path() dropped the slash and a file named results was written (a shell's > results/ fails)."""
+    assert main(_commands(inputs, str(tmp_path / "results") + "/")[command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names a folder (it ends with '/')" in err, err
+    assert not (tmp_path / "results").exists()
+
+
 def test_unwritable_place_is_one_line(tmp_path, capsys, inputs, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")

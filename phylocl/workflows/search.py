@@ -462,15 +462,21 @@ def search(*, query: str | Path, out: str | Path, model: str | None = None, db: 
             n_queries += len(ids)
     notes = letter_notes(queries.letters) + (letter_notes(letters) if letters is not None and not same else [])
     notes += sens.budget_for(sparse=ridx.kind in SPARSE_KINDS)[1]
-    if align and k > candidates and candidates < ridx.ntotal:  # the alignment stage writes its candidates' hits only
-        notes.append(f"{option('k')} {k} is more than the {candidates} candidates aligned per query: at most "
-                     f"{candidates} hits per query are written ({option('candidates')} {min(k, ridx.ntotal)} aligns "
-                     "more)")
+    notes += k_notes(k, candidates=candidates, align=align, db_size=ridx.ntotal)
     return SearchResult(path=Path("-") if to_stdout else out, n_queries=n_queries, n_hits=n_hits, k=k,
                         db_size=ridx.ntotal, model=embedder.model_info(), seconds=time.perf_counter() - start,
                         notes=notes, aligned=align, scoring=stage.scoring.record() if stage else None,
                         candidates=candidates if align else None, word_budget=word_budget,
                         strand=strand, sensitivity=sens.name if sens.named else None)
+
+
+def k_notes(k: int, *, candidates: int, align: bool, db_size: int) -> list[str]:
+    """A note when ``k`` is more than the candidates aligned per query: the alignment stage writes its candidates'
+    hits only, so at most ``candidates`` hits per query."""
+    if not (align and k > candidates and candidates < db_size):
+        return []
+    return [f"{setting('k', k)} is more than the {candidates} candidates aligned per query: at most {candidates} hits "
+            f"per query are written ({setting('candidates', min(k, db_size))} aligns more)"]
 
 
 def check_word_budget(budget: float | None, *, sparse: bool = True, path=None) -> None:

@@ -94,7 +94,8 @@ class Searcher:
             ``candidates`` and ``word_budget`` that those arguments, when given, override
             (:mod:`phylocl.workflows.sensitivity`);
             :attr:`sensitivity`, :attr:`candidates` and :attr:`word_budget` hold what the searcher uses, and
-            :attr:`notes` says where a preset's part was left out (its word budget, for an index that is not sparse).
+            :attr:`notes` says where a preset's part was left out (its word budget, for an index that is not sparse),
+            and when ``k`` is more than the candidates aligned per query (at most that many hits per query).
 
     Raises :class:`~phylocl.errors.InputError` (one line) on a missing or damaged bundle, an ``index`` or ``model``
     path too long for a file name (a queries ``Path`` too, when searched), a bundle without stored sequences when aligning, or options no search can use (``k``
@@ -117,7 +118,8 @@ class Searcher:
                  strand: str | None = None, batch_size: int = 64, buffer_size: int = DEFAULT_BUFFER,
                  device: str | None = None, precision: str = "fp32", overlap: float | None = None,
                  strict: bool = False, self_hits: bool = False, sensitivity: str | None = None) -> None:
-        from phylocl.workflows.search import SPARSE_KINDS, check_align_options, check_word_budget, open_index
+        from phylocl.workflows.search import (SPARSE_KINDS, check_align_options, check_word_budget, k_notes,
+                                              open_index)
         from phylocl.workflows.sensitivity import resolve_sensitivity
 
         self._lock = threading.RLock()  # re-entrant: a queries generator may itself search
@@ -154,7 +156,8 @@ class Searcher:
         self.k, self.word_budget, self.strict, self.self_hits = k, word_budget, strict, bool(self_hits)
         candidates = sens.candidates_for(self.embedder.alphabet.name)  # a preset's may depend on the alphabet
         self.sensitivity, self.candidates = sens.name, candidates
-        self.notes = sens.budget_for(sparse=self.ridx.kind in SPARSE_KINDS)[1]  # e.g. a preset's budget left out
+        self.notes = [*sens.budget_for(sparse=self.ridx.kind in SPARSE_KINDS)[1],  # e.g. a preset's budget left out
+                      *k_notes(k, candidates=candidates, align=align, db_size=self.ridx.ntotal)]  # as search's
         self.batch_size, self.buffer_size = batch_size, buffer_size
         self.k_eff = max(1, min(candidates if align else k, self.ridx.ntotal))
         self.columns = _columns(out_format if align else "no-align")

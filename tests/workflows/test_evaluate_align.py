@@ -83,6 +83,17 @@ def test_cli_align_table_and_bad_candidates(toy, capsys):
         assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flags, named", [(["--candidates", "1000"], "--candidates"), (["--evalue", "1e-5"], "--evalue"),
+                                          (["--matrix", "PAM30", "--threads", "1"], "--matrix, --threads")])
+def test_aligner_options_without_align_are_named_in_a_note(toy, capsys, flags, named):
+    """They were silently ignored: the embedding figures alone came back, as if they had not been given."""
+    assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), *flags, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: evaluate without --align (the embedding figures alone) does not use {named} (not applied)" in err
+    assert main(["evaluate", "--model", "kmer:1", "--data", str(toy), "--quiet"]) == 0
+    assert "does not use" not in capsys.readouterr().err
+
+
 def test_minus_hits_are_the_reverse_complements_exact_neighbours_without_self():
     """Mutation audit: ``minus_hits`` against a brute-force reference over several buffers (row offsets advance
     from buffer to buffer) with a sequence that is its own reverse complement (its self match must be excluded)."""

@@ -85,6 +85,21 @@ def test_an_earlier_index_is_replaced(tmp_path):
     assert load_index(out).ntotal == 12
 
 
+def test_an_index_at_a_symbolic_link_is_written_into_the_folder_it_links_to(tmp_path):
+    """`-o db.idx` with db.idx -> /big/disk/db.idx: the new bundle replaced the link with a folder beside it (on
+    the link's disk) and the bundle at the target stayed the previous one."""
+    path, *_ = _embeddings(tmp_path, n=30)
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "db.idx"
+    assert main(["index", "--embeddings", str(path), "-o", str(target)]) == 0
+    os.symlink(target, tmp_path / "db.idx")
+    (tmp_path / "second").mkdir()
+    path2, *_ = _embeddings(tmp_path / "second", n=12, seed=1)
+    assert main(["index", "--embeddings", str(path2), "-o", str(tmp_path / "db.idx")]) == 0
+    assert (tmp_path / "db.idx").is_symlink() and os.readlink(tmp_path / "db.idx") == str(target)
+    assert load_index(target).ntotal == 12 and os.listdir(tmp_path / "disk") == ["db.idx"]
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such embeddings file"),
     ("not_npz", "not an .npz archive"),

@@ -164,6 +164,22 @@ def test_bad_options_exit_2_one_line_no_output(tmp_path, db, capsys, args, messa
     assert message in err and err.count("\n") == 1 and not out.exists()
 
 
+@pytest.mark.parametrize("args, named", [
+    (["--evalue", "1e-5"], "--evalue"), (["--candidates", "50", "--matrix", "PAM30"], "--candidates, --matrix"),
+    (["--filter-pvalue", "0.1", "--gap-open", "10", "--gap-extend", "1"], "--filter-pvalue, --gap-open, --gap-extend"),
+])
+def test_aligner_options_with_no_align_are_named_in_a_note(tmp_path, db, capsys, args, named):
+    """They were silently ignored: all -k embedding hits written, no E-value cut, as if they had not been given."""
+    out = tmp_path / "h.tsv"
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-o", str(out), "--quiet",
+                 "--no-align", *args]) == 0
+    err = capsys.readouterr().err
+    assert f"note: --no-align (the embedding ranking alone) does not use {named} (not applied)" in err
+    assert main(["search", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-o", str(tmp_path / "p.tsv"),
+                 "--quiet", "--no-align"]) == 0
+    assert "does not use" not in capsys.readouterr().err and out.read_bytes() == (tmp_path / "p.tsv").read_bytes()
+
+
 def test_index_without_sequences_or_with_damaged_ones_is_refused(tmp_path, db, capsys):
     assert main(["embed", "--model", "kmer:2", "--fasta", str(db), "-o", str(tmp_path / "e.npz"), "--quiet"]) == 0
     assert main(["index", "--embeddings", str(tmp_path / "e.npz"), "-o", str(tmp_path / "dense")]) == 0

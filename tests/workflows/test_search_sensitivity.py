@@ -94,7 +94,9 @@ def test_preset_values_reach_the_search_and_explicit_ones_win(tmp_path, db, inde
 
 def test_searcher_takes_the_preset(index, small_fast):
     with Searcher(index=index, k=4, sensitivity="fast") as s:
-        assert (s.sensitivity, s.candidates, s.word_budget, s.k_eff, s.notes) == ("fast", 3, 0.3, 3, [])
+        assert (s.sensitivity, s.candidates, s.word_budget, s.k_eff) == ("fast", 3, 0.3, 3)
+        assert s.notes == ["k=4 is more than the 3 candidates aligned per query: at most 3 hits per query are "
+                           "written (candidates=4 aligns more)"]  # as search's note on -k
         assert s.stage.filter_pvalue == 0.02  # the protein default: no preset sets the filter
         copy = pickle.loads(pickle.dumps(s))  # re-opened with the same options
         assert (copy.sensitivity, copy.candidates, copy.word_budget) == ("fast", 3, 0.3)
@@ -175,3 +177,13 @@ def test_k_above_the_candidates_says_how_many_hits_can_be_written(tmp_path, db, 
     assert code == 0 and "candidates aligned per query" not in err
     code, _, err = cli(*common, "-k", "6", "--no-align", "-o", tmp_path / "emb.tsv")
     assert code == 0 and "candidates aligned per query" not in err  # no alignment stage: -k hits are written
+
+
+def test_searcher_notes_k_above_the_candidates_as_search_does(index):
+    """Searcher(k=6, candidates=3) wrote at most 3 hits per query without a word (the command says so)."""
+    with Searcher(index=index, k=6, candidates=3) as s:
+        assert s.notes == ["k=6 is more than the 3 candidates aligned per query: at most 3 hits per query are "
+                           "written (candidates=6 aligns more)"]
+    for kwargs in ({"k": 3, "candidates": 3}, {"k": 6, "candidates": 3, "align": False}):
+        with Searcher(index=index, **kwargs) as s:
+            assert s.notes == []
