@@ -229,7 +229,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         how += f", word budget {r.word_budget:g} (not exact)"
     if r.sensitivity is not None:
         how += f", sensitivity {r.sensitivity}"
-    print(f"wrote {r.n_hits:,} hits of {r.n_queries:,} queries against {r.db_size:,} sequences "
+    queries = f"{r.n_queries:,} quer{'y' if r.n_queries == 1 else 'ies'}"
+    print(f"wrote {r.n_hits:,} hit{'' if r.n_hits == 1 else 's'} of {queries} against {r.db_size:,} sequences "
           f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
           file=sys.stderr if to_stdout else sys.stdout)
     return 0

@@ -360,7 +360,8 @@ def _protein_matrix(name: str) -> tuple[str, tuple[tuple[int, ...], ...]]:
         available = substitution_matrices.load()
         key = next((n for n in available if n.upper() == name.upper()), None)
         if key is None:
-            raise InputError(f"unknown substitution matrix {name!r}; Biopython has {', '.join(available)}")
+            with_stats = ", ".join(sorted({m for m, _, _ in PROTEIN_PARAMS}))
+            raise InputError(f"unknown substitution matrix {name!r}; matrices with statistics: {with_stats}")
         m = substitution_matrices.load(key)
         missing = [c for c in STANDARD_LETTERS if c not in m.alphabet]
         if missing:

@@ -444,9 +444,16 @@ def _trace(x: str | bytes, y: str | bytes, scoring: ScoringSystem, score: int | 
             break
         width *= 4
     qs, ts = qe - rev[1], te - rev[2]
-    if (qe + 1 - qs) * (te + 1 - ts) > TRACE_CELLS:
-        raise TracebackTooLarge(lx, ly, (qe + 1 - qs) * (te + 1 - ts))
-    tr = calls.trace(x[qs:qe + 1], y[ts:te + 1], _start(score, _TRACE_8_MAX))
+    if (qe + 1 - qs) * (te + 1 - ts) > TRACE_CELLS:  # traced in pieces (phylocl.align.split_trace)
+        from phylocl.align.split_trace import split_trace
+
+        try:
+            tr = split_trace(x[qs:qe + 1], y[ts:te + 1], best, matrix=calls.matrix, gap_open=calls.gap_open,
+                             gap_extend=calls.gap_extend, cells=TRACE_CELLS)
+        except ValueError:
+            raise TracebackTooLarge(lx, ly, (qe + 1 - qs) * (te + 1 - ts)) from None
+    else:
+        tr = calls.trace(x[qs:qe + 1], y[ts:te + 1], _start(score, _TRACE_8_MAX))
     if fwd[0] != best or rev[0] != best:  # cannot happen: the rectangle holds an optimal alignment
         raise RuntimeError(f"the score passes found {fwd[0]} and {rev[0]}, the pair's best local score is "
                            f"{best} ({lx} and {ly} residues)")

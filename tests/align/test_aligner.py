@@ -212,8 +212,9 @@ def test_letters_are_read_as_the_data_layer_reads_them():
 def test_scoring_system_refusals():
     with pytest.raises(InputError, match="no Karlin-Altschul statistics for BLOSUM62 with gaps 5/1.*11/1"):
         scoring_system("protein", gap_open=5, gap_extend=1)
-    with pytest.raises(InputError, match="unknown substitution matrix"):
-        scoring_system("protein", matrix="NOPE")
+    with pytest.raises(InputError, match="unknown substitution matrix 'NOPE'; matrices with statistics: BLOSUM45, "
+                                         "BLOSUM50, BLOSUM62, BLOSUM80, BLOSUM90, PAM250, PAM30, PAM70$"):
+        scoring_system("protein", matrix="NOPE")  # not Biopython's 30 names, most of which have no statistics
     with pytest.raises(InputError, match="lacks the letter"):
         scoring_system("protein", matrix="NUC.4.4")
     with pytest.raises(InputError, match="for protein"):

@@ -55,6 +55,13 @@ def db(tmp_path):
     return write_fasta(tmp_path / "db.fasta", _records())
 
 
+def test_summary_line_says_one_query_and_one_hit(tmp_path, db, capsys):
+    q = write_fasta(tmp_path / "q.fasta", _records()[:1])
+    assert main(["search", "--no-align", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "1",
+                 "-o", str(tmp_path / "h.tsv")]) == 0
+    assert "wrote 1 hit of 1 query against 24 sequences" in capsys.readouterr().out  # not "1 hits of 1 queries"
+
+
 def test_all_against_all_kmer_matches_brute_force_and_excludes_self(tmp_path, db, capsys):
     out = tmp_path / "hits.tsv"
     assert main(["search", "--no-align", "--model", "kmer:2", "--query", str(db), "--db", str(db), "-k", "5", "-o", str(out)]) == 0
