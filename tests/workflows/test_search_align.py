@@ -125,17 +125,31 @@ def test_dna_is_aligned_with_the_blastn_scheme(tmp_path):
 
 
 def test_a_long_query_is_scored_and_too_large_tracebacks_are_refused(tmp_path, db, capsys, monkeypatch):
+    """A 10^5-residue query is aligned; a traceback over the cell limit is traced in pieces (the same lines); where
+    no row cuts it (forced here), the run stops with one line naming the pair and writes nothing."""
     rng = np.random.default_rng(2)
     long_seq = "".join(rng.choice(list(AA), size=100_000)) + _records()[0][1]  # 10^5 residues + a family member
     q = write_fasta(tmp_path / "long.fa", [("long", long_seq)])
     out = tmp_path / "h.m8"
     assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
                  "-o", str(out), "--quiet"]) == 0
-    first = out.read_text().splitlines()[0].split("\t")
+    whole = out.read_text()
+    first = whole.splitlines()[0].split("\t")
     assert first[1] == "f0_0" and int(first[6]) > 100_000  # the aligned region lies at the end of the query
+    import phylocl.align.split_trace as st
     import phylocl.align.traceback as tb
 
     monkeypatch.setattr(tb, "TRACE_CELLS", 1000)
+    out.unlink()
+    assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
+                 "-o", str(out), "--quiet"]) == 0
+    assert [line.split("\t")[10:] for line in out.read_text().splitlines()] == [
+        line.split("\t")[10:] for line in whole.splitlines()]  # the same hits, E-values and bit scores
+
+    def no_cut(*args, **kwargs):
+        raise ValueError("no row cuts")
+
+    monkeypatch.setattr(st, "global_ops", no_cut)
     out.unlink()
     assert main(["search", "--model", "kmer:2", "--query", str(q), "--db", str(db), "-k", "3", "--format", "blast6",
                  "-o", str(out), "--quiet"]) == 2
