@@ -151,6 +151,12 @@ class AlignStage:
         f.write("".join(lines))
         return len(lines)
 
+    def holds(self, row: int, seq: str, qid: str) -> bool:
+        """Whether database row ``row`` holds the sequence ``seq`` (of query ``qid``) as the aligner reads both."""
+        from phylocl.align import clean_sequence
+
+        return self._clean(seq, qid) == clean_sequence(self.fetch(row), self.scoring)
+
     def _clean(self, seq: str, qid: str) -> str:
         from phylocl.align import clean_sequence
 

@@ -435,3 +435,34 @@ def test_self_hits_adds_each_querys_own_hit_and_changes_nothing_else(tmp_path, d
     with phylocl.Searcher(index=tmp_path / "ix", k=100, out_format="blast6", self_hits=True) as s:
         rows = s.search(list(zip(ids, [line for line in db.read_text().splitlines() if not line.startswith(">")])))
     assert [(r["qseqid"], r["sseqid"]) for r in rows if r["qseqid"] == r["sseqid"]] == [(i, i) for i in ids]
+
+
+def test_a_same_id_row_of_another_sequence_is_a_hit_not_the_query_itself(tmp_path):
+    """Two genomes annotated alike share ids (PROKKA_00001 in each): the aligned search left out the other genome's
+    same-id protein as if it were the query itself, so the ortholog was never reported. It is now left out only when
+    it holds the query's own sequence (the all-against-all case); --self-hits keeps that one too."""
+    rng = np.random.default_rng(4)
+    base = ["".join(rng.choice(list(AA), size=150)) for _ in range(3)]
+    mutated = ["".join(c if rng.random() > 0.1 else rng.choice(list(AA)) for c in s) for s in base]
+    a = write_fasta(tmp_path / "a.fa", [(f"PROKKA_0000{i}", s) for i, s in enumerate(base)])
+    b = write_fasta(tmp_path / "b.fa", [(f"PROKKA_0000{i}", s) for i, s in enumerate(mutated)]
+                    + [(f"other{i}", "".join(rng.choice(list(AA), size=150))) for i in range(5)])
+    same = write_fasta(tmp_path / "same.fa", [("PROKKA_00000", base[0]), ("PROKKA_00001", mutated[1])])
+
+    def top(query, db, *extra):
+        out = tmp_path / "h.m8"
+        assert main(["search", "--model", "kmer:3", "--query", str(query), "--db", str(db), "-k", "1", "--format",
+                     "blast6", "--quiet", "-o", str(out), *extra]) == 0
+        return {f[0]: f[1] for f in (line.split("\t") for line in out.read_text().splitlines())}
+
+    assert top(a, b) == {f"PROKKA_0000{i}": f"PROKKA_0000{i}" for i in range(3)}  # the orthologs (none before)
+    # the database holds PROKKA_00000's own sequence: left out as itself (nothing else relates to it); PROKKA_00001's
+    # is another: kept
+    assert top(a, same) == {"PROKKA_00001": "PROKKA_00001"}
+    assert top(a, same, "--self-hits")["PROKKA_00000"] == "PROKKA_00000"
+    idx = tmp_path / "b.index"
+    assert main(["index", "--fasta", str(b), "--model", "kmer:3", "-o", str(idx), "--quiet"]) == 0
+    out = tmp_path / "i.m8"
+    assert main(["search", "--query", str(a), "--index", str(idx), "-k", "1", "--format", "blast6", "--quiet",
+                 "-o", str(out)]) == 0
+    assert [line.split("\t")[:2] for line in out.read_text().splitlines()] == [[f"PROKKA_0000{i}"] * 2 for i in range(3)]
