@@ -230,7 +230,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if r.sensitivity is not None:
         how += f", sensitivity {r.sensitivity}"
     queries = f"{r.n_queries:,} quer{'y' if r.n_queries == 1 else 'ies'}"
-    print(f"wrote {r.n_hits:,} hit{'' if r.n_hits == 1 else 's'} of {queries} against {r.db_size:,} sequences "
+    print(f"wrote {r.n_hits:,} hit{'' if r.n_hits == 1 else 's'} of {queries} against {r.db_size:,} sequence{'' if r.db_size == 1 else 's'} "
           f"(model {r.model['name']}, {how}) to {'stdout' if to_stdout else r.path} in {r.seconds:.1f} s",
           file=sys.stderr if to_stdout else sys.stdout)
     return 0

@@ -284,9 +284,9 @@ def test_undecodable_byte_past_the_first_chunk_is_named_by_line_and_column(tmp_p
     text = "".join(f">s{i}\n{'MKTAYIAKQR' * 6}\n" for i in range(300))  # ~22 KB: past the decoder's 8 KB chunks
     d = tmp_path / "d"
     fasta, labels = pair(d, fasta_text=text, label_rows=[f"s{i}\tF{i % 7}\tx" for i in range(300)])
-    fasta.write_bytes(text.encode() + b">late caf\xe9\nMKTA\n")
+    fasta.write_bytes(text.encode() + b">lat\xe9 caf\xe9\nMKTA\n")  # in the id (the description's would be Latin-1)
     code, _, err = cli("embed", "--fasta", fasta, "--model", "kmer:2", "-o", tmp_path / "e.npz")
-    assert code == 2 and "undecodable byte 0xe9" in one_line_error(err, path=fasta, line="601:10")
+    assert code == 2 and "undecodable byte 0xe9" in one_line_error(err, path=fasta, line="601:5")
     assert not (tmp_path / "e.npz").exists()
     fasta.write_text(text)
     labels.write_bytes(labels.read_bytes() + b"x0\tF\xe9\tx\n")  # line 302, the byte in column 5

@@ -117,6 +117,15 @@ def _titled_records(handle, path: Path) -> Iterator[tuple[int, str, list[str]]]:
         yield start, title, lines
 
 
+_ESCAPED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape reads them
+_ID = re.compile(r"(\S*)(\s*)(.*)", re.S)  # a header: the id, the space after it, the description
+
+
+def _latin1_bytes(text: str) -> str:
+    """``text`` read with ``surrogateescape``, each byte that was not UTF-8 taken as its Latin-1 letter."""
+    return _ESCAPED.sub(lambda m: chr(ord(m.group()) - 0xDC00), text)
+
+
 _OTHER_FORMATS = (  # (how a file of the format starts, its name): files users give where FASTA belongs
     (re.compile(r"@(HD|SQ|RG|PG|CO)\t"), "SAM"),  # its header lines; before FASTQ's '@'
     (re.compile(r"@\S"), "FASTQ"),
@@ -195,7 +204,11 @@ def parse_fasta(path: str | Path) -> Iterator[FastaRecord]:
                 for k, text in enumerate(lines, 1):
                     _indented_header(text, path=path, line_number=line + k)
             if not (title.isascii() and raw.isascii()):  # O(1) checks; only then look for bytes that were not UTF-8
-                for k, text in enumerate([">" + title, *lines]):
+                # the id and the letters must be UTF-8; a description's other bytes (Latin-1 names of old files:
+                # 'M\xfcller') are read as Latin-1 letters, as BLAST and DIAMOND take them
+                head, space, rest = _ID.match(title).groups()
+                title = head + space + _latin1_bytes(rest)
+                for k, text in enumerate([">" + head, *lines]):
                     undecodable(text, path=path, line_number=line + k, what="a FASTA file")
             parts = title.split(None, 1)
             if not parts:

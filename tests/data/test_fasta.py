@@ -186,10 +186,12 @@ def test_layout_kinds(tmp_path):
 
 def test_undecodable_bytes_and_control_characters_are_placed(tmp_path):
     f = tmp_path / "x.fa"
-    f.write_bytes(b">a\nMKTA\n" * 2000 + b">b caf\xe9\nMK\n")  # past the decoder's first 8 KB
+    f.write_bytes(b">a\nMKTA\n" * 2000 + b">caf\xe9 b\nMK\n")  # past the decoder's first 8 KB; in the id
     with pytest.raises(InputError, match="undecodable byte 0xe9") as err:
         list(parse_fasta(f))
-    assert (err.value.line, err.value.column) == (4001, 7)
+    assert (err.value.line, err.value.column) == (4001, 5)
+    f.write_bytes(b">a\nMKTA\n" * 2000 + b">b Escherichia coli M\xfcller caf\xc3\xa9\nMK\n")  # a Latin-1 description
+    assert list(parse_fasta(f))[-1].description == "Escherichia coli M\u00fcller caf\u00e9"  # as BLAST reads it
     f.write_bytes(b">a\nMKTA\n" * 2000 + b">b\nMK\xff\n")
     with pytest.raises(InputError, match="undecodable byte 0xff") as err:
         list(parse_fasta(f))
