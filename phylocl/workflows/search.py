@@ -250,7 +250,11 @@ def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list
     elif stage is None:  # each query's own id, left out of its hits (the index finds it among them)
         scores, rows = ridx.search(x, k_eff, exclude_ids=ids, **budget)
     else:  # the same, where that row holds the query's own sequence: two files' ids may collide (PROKKA_00001)
-        scores, rows = ridx.search(x, k_eff + 1, **budget)  # (b, k + 1): as the index searches to exclude one
+        depth = min(k_eff + 1, ridx.ntotal)  # one more, as the index searches to exclude one: memory follows the db
+        scores, rows = ridx.search(x, depth, **budget)  # (b, depth)
+        if depth == k_eff:  # the whole database: the column past its end, as the index pads it
+            scores = np.concatenate([scores, np.full((len(scores), 1), -np.inf, scores.dtype)], axis=1)
+            rows = np.concatenate([rows, np.full((len(rows), 1), -1, rows.dtype)], axis=1)
         scores, rows = drop_self_hits(scores, rows, same_sequence_rows(ridx.ids, rows, ids, seqs, stage), k_eff)
     if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
         minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
