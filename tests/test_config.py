@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,17 @@ def test_a_bad_optional_value_says_what_it_takes(item, message):
     with pytest.raises(InputError) as err:
         load_config(None, [item])
     assert message in str(err.value) and "Optional" not in str(err.value)
+
+
+@pytest.mark.parametrize("item", ["loss.temperature=.nan", "loss.temperature=.inf", "optim.lr=.nan",
+                                  "optim.weight_decay=.nan", "optim.grad_clip=.nan", "loss.moe_balance_weight=.nan",
+                                  "data.alpha=.inf", "data.fractions=[.nan, 0.5, 0.5]",
+                                  "loss.temperature=1" + "0" * 400])
+def test_numbers_that_are_not_finite_are_refused_naming_the_key(item):
+    """YAML's ``.nan`` and ``.inf`` passed the ``x <= 0`` checks: ``phylocl train --set loss.temperature=.nan``
+    (or ``optim.lr=.nan``, ``data.alpha=.inf`` with distant pairs) ended in a traceback once training was set up,
+    ``optim.weight_decay=.nan`` in "training diverged, lower optim.lr" at step 2; an integer beyond the float range
+    raised OverflowError."""
+    key = item.split("=")[0]
+    with pytest.raises(InputError, match=f"invalid config: {re.escape(key)}(\\[0\\])?: expected a finite number"):
+        load_config(None, [item])
