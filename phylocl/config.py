@@ -64,6 +64,7 @@ class LossConfig:
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38
 
 
 @dataclass
@@ -87,6 +88,10 @@ class OptimConfig:
         if self.lr / (1 - self.betas[0]) > _FLOAT32_MAX or self.lr * self.weight_decay > _FLOAT32_MAX:
             raise ValueError(f"optim.lr {self.lr:g} is too large: AdamW's step lr / (1 - betas[0]) or its decay "
                              f"lr x weight_decay overflows float32 (max {_FLOAT32_MAX:.3g})")
+        if self.weight_decay < 0:  # AdamW takes it without a word and grows every weight
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.eps >= _FLOAT32_TINY:  # added in float32: smaller is 0 there, and 0 / 0 makes NaN weights
+            raise ValueError(f"optim.eps must be >= {_FLOAT32_TINY:.3g} (the smallest normal float32), got {self.eps}")
         if self.warmup_steps < 0:
             raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:

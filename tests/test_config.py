@@ -181,3 +181,15 @@ def test_numbers_that_are_not_finite_are_refused_naming_the_key(item):
     key = item.split("=")[0]
     with pytest.raises(InputError, match=f"invalid config: {re.escape(key)}(\\[0\\])?: expected a finite number"):
         load_config(None, [item])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optim.eps=0", "optim.eps must be >= 1.18e-38"),  # NaN weights at step 2, "lower optim.lr" said
+    ("optim.eps=-1", "optim.eps must be >= 1.18e-38"),  # AdamW's traceback, and a run folder left behind
+    ("optim.eps=1e-300", "optim.eps must be >= 1.18e-38"),  # 0 in float32: NaN weights as with 0
+    ("optim.weight_decay=-0.1", "optim.weight_decay must be >= 0, got -0.1"),  # trained on, growing every weight
+])
+def test_adamw_settings_that_train_to_nan_or_grow_the_weights_are_refused(item, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(None, [item])
+    assert load_config(None, ["optim.eps=1e-12", "optim.weight_decay=0"]).optim.eps == 1e-12
