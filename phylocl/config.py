@@ -28,6 +28,10 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+_MIN_TEMPERATURE = 1e-30  # phylocl.losses.logits.MIN_TEMPERATURE (not imported: configs load without torch)
+_MAX_SCALE = 100.0  # InfoNCE's default max_scale, which phylocl train uses
+
+
 @dataclass
 class LossConfig:
     """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities.
@@ -49,8 +53,13 @@ class LossConfig:
     # profile encoders, else window // 2)
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        if not self.temperature >= _MIN_TEMPERATURE:  # InfoNCE/FlatNCE refuse it too, with a traceback here
+            raise ValueError(f"loss.temperature must be >= {_MIN_TEMPERATURE:g} (1 / temperature overflows the "
+                             f"logits below it), got {self.temperature}")
+        if self.learn_temperature and self.temperature < 1.0 / _MAX_SCALE:
+            raise ValueError(f"loss.temperature must be >= {1.0 / _MAX_SCALE:g} with loss.learn_temperature (the "
+                             f"learned temperature is clamped at 1 / max_scale = {1.0 / _MAX_SCALE:g}), got "
+                             f"{self.temperature}")
         if self.window < 0 or self.window_stride < 0 or (self.window and self.window_stride > self.window):
             raise ValueError(f"loss.window ({self.window}) and loss.window_stride ({self.window_stride}) must be "
                              f">= 0, the stride at most the window")

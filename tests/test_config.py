@@ -193,3 +193,15 @@ def test_adamw_settings_that_train_to_nan_or_grow_the_weights_are_refused(item, 
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(None, [item])
     assert load_config(None, ["optim.eps=1e-12", "optim.weight_decay=0"]).optim.eps == 1e-12
+
+
+@pytest.mark.parametrize("items, message", [
+    (["loss.temperature=1e-40"], "loss.temperature must be >= 1e-30"),
+    (["loss.learn_temperature=true", "loss.temperature=0.005"],
+     "loss.temperature must be >= 0.01 with loss.learn_temperature"),
+])
+def test_temperatures_the_loss_would_refuse_are_refused_in_the_config(items, message):
+    """Both passed ``loss.temperature > 0`` and then ended ``phylocl train`` in the loss constructor's traceback."""
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(None, items)
+    assert load_config(None, ["loss.learn_temperature=true", "loss.temperature=0.01"]).loss.temperature == 0.01
