@@ -97,7 +97,7 @@ def plan_cells(grid: CompareConfig, train_families: int) -> list[Cell]:
     """Cells in run order: seed by seed (so an early stop leaves whole seeds), each seed's reference after its grid.
 
     A batch larger than ``train_families`` (families with a positive pair) is planned as skipped; the reference
-    batch is capped at ``train_families``.
+    batch is capped at ``train_families`` and skipped when ``pairs_budget`` is below it (no whole step).
     """
     ref = grid.reference
     ref_batch = min(ref.batch_size, train_families)
@@ -110,7 +110,9 @@ def plan_cells(grid: CompareConfig, train_families: int) -> list[Cell]:
                     why = f"batch_size {b} > {train_families} training families" if b > train_families else ""
                     cells.append(Cell(loss=loss, batch_size=b, seed=seed, skip=why))
         if seed in ref_seeds:
-            why = "fewer than 2 training families" if ref_batch < 2 else ""
+            why = ("fewer than 2 training families" if ref_batch < 2 else
+                   f"compare.pairs_budget {grid.pairs_budget} < reference batch {ref_batch}: 0 steps"
+                   if grid.pairs_budget < ref_batch else "")
             cells.append(Cell(loss=ref.loss, batch_size=ref_batch, seed=seed, reference=True, skip=why))
     return cells
 
