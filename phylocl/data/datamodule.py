@@ -43,6 +43,16 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+
+def _check_distance_settings(train: OrthologDataset, c: DataConfig) -> None:
+    """``data.distance=tree`` with training families that have no tree: one InputError naming the setting (a
+    ValueError traceback from the distance computation before)."""
+    bare = [f for f in train.pair_families if f not in train.trees]
+    if c.distance == "tree" and bare:
+        raise InputError(f"data.distance=tree, but {len(bare)} training famil{'y has' if len(bare) == 1 else 'ies have'}"
+                         f" no tree (e.g. {', '.join(bare[:3])}): add Newick trees for them, or use data.distance=auto "
+                         "(k-mer distances where a tree is missing)")
+
 class OrthologDataModule(L.LightningDataModule):
     """Reads and splits the data once (:meth:`setup`), then serves pair batches and evaluation batches.
 
@@ -99,6 +109,7 @@ class OrthologDataModule(L.LightningDataModule):
             raise InputError(f"data.group_by: no labels column {c.group_by!r} (columns: "
                              f"{', '.join(sorted(train.metadata)) or 'none'})")
         if self.strategy.needs_distances:
+            _check_distance_settings(train, c)
             self.distances = FamilyDistances(dataset=train, method=c.distance, k=c.kmer_size, seed=c.seed,
                                              cache_dir=c.distance_cache_dir)
             self.distances.precompute()
