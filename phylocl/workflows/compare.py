@@ -50,7 +50,7 @@ from phylocl.safejson import read_json_object
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
 from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
-from phylocl.workflows.run_folder import exported_model
+from phylocl.workflows.run_folder import exported_model, unfinished_signs
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,13 @@ def _plan_study(config, out_dir, overrides, data) -> tuple:
 
     grid, base = load_compare_config(config, overrides, data)
     out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
-    refuse_clashes(out, STUDY_FILES, ours=(out / "split.json").is_file(), what="phylocl compare")
+    ours = (out / "split.json").is_file()
+    refuse_clashes(out, STUDY_FILES, ours=ours, what="phylocl compare")
+    run = [] if ours else [sign for sign in unfinished_signs(out) if sign != "config.yaml"]  # (maybe the study's)
+    if not ours and exported_model(out) is not None:
+        run.insert(0, "its exported model")
+    if run:  # as train refuses a study's folder: the study's split.json would lock the run out of --resume
+        raise InputError(f"holds a phylocl train run ({', '.join(run[:3])}); give compare its own --out", path=out)
     holdout, split_info = freeze_split(base)
     cells = plan_cells(grid, split_info["train_pair_families"])
     try:

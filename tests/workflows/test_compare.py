@@ -443,3 +443,20 @@ def test_a_budget_below_the_reference_batch_skips_the_reference_only(tmp_path, f
     ref = rows["ref-infonce-b6-s0"]
     assert ref["status"] == "skipped" and "pairs_budget 5 < reference batch 6" in ref["error"]
     assert fake.calls == ["infonce-b2-s0", "flatnce-b2-s0", "infonce-b4-s0", "flatnce-b4-s0"]
+
+
+def test_a_train_run_folder_is_refused(tmp_path, fake_train, capsys):
+    """train refuses a study's folder, but compare wrote a study into a train run's: its split.json and compare.yaml
+    then made ``phylocl train --resume`` of that run refuse the folder as a study's."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run / "config.json").write_text("{}")
+    (run / "model.safetensors").write_bytes(b"x")
+    before = sorted(p.name for p in run.iterdir())
+    fake = fake_train()
+    capsys.readouterr()
+    assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a phylocl train run (its exported model, checkpoints/last.ckpt)" in err and err.count("\n") == 1
+    assert sorted(p.name for p in run.iterdir()) == before and fake.calls == []
