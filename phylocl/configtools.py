@@ -153,7 +153,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        inner = get_args(tp)[1] if len(get_args(tp)) == 2 else Any  # e.g. data.holdout's lists of families
+        return {k: _coerce(v, inner, f"{key}.{k}") for k, v in value.items()}
     return _coerce_scalar(value, tp, key)
 
 

@@ -205,3 +205,13 @@ def test_temperatures_the_loss_would_refuse_are_refused_in_the_config(items, mes
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(None, items)
     assert load_config(None, ["loss.learn_temperature=true", "loss.temperature=0.01"]).loss.temperature == 0.01
+
+
+def test_a_holdout_given_one_family_as_a_string_is_refused_naming_the_key():
+    """``--set 'data.holdout={val: fam01}'`` (a string, not a list) was read letter by letter: 'data.holdout val:
+    family 'f' is not in the dataset'."""
+    with pytest.raises(InputError, match=re.escape("data.holdout.val: expected a list, got 'fam01'")):
+        load_config(None, ["data.holdout={val: fam01}"])
+    assert load_config(None, ["data.holdout={val: [fam01], test: [7]}"]).data.holdout == {"val": ["fam01"],
+                                                                                          "test": ["7"]}
+    assert load_config(None, ["model.overrides={dim: 8, extra: [1]}"]).model.overrides == {"dim": 8, "extra": [1]}
