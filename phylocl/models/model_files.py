@@ -169,6 +169,10 @@ def read_model(source: str | Path, *, pretrained_dir: Path | None = None) -> tup
             return _read_folder(path)
         if (path / ENCODER_FILE).is_file():
             return _read_pt(path / ENCODER_FILE)
+        if any((path / "checkpoints").glob("*.ckpt")):  # a run folder of phylocl train before its export
+            raise InputError("a phylocl train run that has not exported its model (checkpoints/ but no "
+                             f"{CONFIG_FILE} + {WEIGHTS_FILE}): it is still training or was stopped; finish it with "
+                             f"phylocl train --resume --out {path}", path=path)
         raise _not_found(str(source), path, pretrained_dir)
     if path.is_file():
         if path.name in (CONFIG_FILE, WEIGHTS_FILE):
