@@ -98,6 +98,11 @@ def test_a_train_run_that_has_not_exported_is_named_so(tmp_path):
     (run / "checkpoints" / "interrupted.ckpt").unlink()
     with pytest.raises(InputError, match="encoder not found"):  # no checkpoint: not a run to finish
         load_encoder(run)
+    # the checkpoint file itself said "not a phylocl encoder file (expected a dict with 'config' and 'state_dict')"
+    torch.save({"state_dict": {}, "global_step": 3, "epoch": 0}, run / "checkpoints" / "best.ckpt")
+    with pytest.raises(InputError, match="a phylocl train .Lightning. checkpoint, not an encoder file: load the run "
+                                         "folder .*run once it has exported its model"):
+        load_encoder(run / "checkpoints" / "best.ckpt")
 
 
 def test_embed_options(capsys):
