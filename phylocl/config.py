@@ -28,6 +28,10 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+_MIN_TEMPERATURE = 1e-30  # phylocl.losses.logits.MIN_TEMPERATURE (not imported: configs load without torch)
+_MAX_SCALE = 100.0  # InfoNCE's default max_scale, which phylocl train uses
+
+
 @dataclass
 class LossConfig:
     """Contrastive loss. ``name``: ``infonce`` or ``flatnce``; ``temperature`` divides cosine similarities.
@@ -49,8 +53,13 @@ class LossConfig:
     # profile encoders, else window // 2)
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        if not self.temperature >= _MIN_TEMPERATURE:  # InfoNCE/FlatNCE refuse it too, with a traceback here
+            raise ValueError(f"loss.temperature must be >= {_MIN_TEMPERATURE:g} (1 / temperature overflows the "
+                             f"logits below it), got {self.temperature}")
+        if self.learn_temperature and self.temperature < 1.0 / _MAX_SCALE:
+            raise ValueError(f"loss.temperature must be >= {1.0 / _MAX_SCALE:g} with loss.learn_temperature (the "
+                             f"learned temperature is clamped at 1 / max_scale = {1.0 / _MAX_SCALE:g}), got "
+                             f"{self.temperature}")
         if self.window < 0 or self.window_stride < 0 or (self.window and self.window_stride > self.window):
             raise ValueError(f"loss.window ({self.window}) and loss.window_stride ({self.window_stride}) must be "
                              f">= 0, the stride at most the window")
@@ -64,6 +73,7 @@ class LossConfig:
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38
 
 
 @dataclass
@@ -87,6 +97,10 @@ class OptimConfig:
         if self.lr / (1 - self.betas[0]) > _FLOAT32_MAX or self.lr * self.weight_decay > _FLOAT32_MAX:
             raise ValueError(f"optim.lr {self.lr:g} is too large: AdamW's step lr / (1 - betas[0]) or its decay "
                              f"lr x weight_decay overflows float32 (max {_FLOAT32_MAX:.3g})")
+        if self.weight_decay < 0:  # AdamW takes it without a word and grows every weight
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.eps >= _FLOAT32_TINY:  # added in float32: smaller is 0 there, and 0 / 0 makes NaN weights
+            raise ValueError(f"optim.eps must be >= {_FLOAT32_TINY:.3g} (the smallest normal float32), got {self.eps}")
         if self.warmup_steps < 0:
             raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:

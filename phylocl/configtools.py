@@ -17,6 +17,7 @@ Why this rather than pydantic or jsonargparse: docs/architecture.md (configs).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -152,7 +153,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        inner = get_args(tp)[1] if len(get_args(tp)) == 2 else Any  # e.g. data.holdout's lists of families
+        return {k: _coerce(v, inner, f"{key}.{k}") for k, v in value.items()}
     return _coerce_scalar(value, tp, key)
 
 
@@ -203,7 +205,14 @@ def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):  # YAML's .nan / .inf: slipped past `x <= 0` checks into tracebacks or NaN runs
+            shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
+            raise ValueError(f"{key}: expected a finite number, got {shown}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():

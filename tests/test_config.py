@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,51 @@ def test_a_bad_optional_value_says_what_it_takes(item, message):
     with pytest.raises(InputError) as err:
         load_config(None, [item])
     assert message in str(err.value) and "Optional" not in str(err.value)
+
+
+@pytest.mark.parametrize("item", ["loss.temperature=.nan", "loss.temperature=.inf", "optim.lr=.nan",
+                                  "optim.weight_decay=.nan", "optim.grad_clip=.nan", "loss.moe_balance_weight=.nan",
+                                  "data.alpha=.inf", "data.fractions=[.nan, 0.5, 0.5]",
+                                  "loss.temperature=1" + "0" * 400])
+def test_numbers_that_are_not_finite_are_refused_naming_the_key(item):
+    """YAML's ``.nan`` and ``.inf`` passed the ``x <= 0`` checks: ``phylocl train --set loss.temperature=.nan``
+    (or ``optim.lr=.nan``, ``data.alpha=.inf`` with distant pairs) ended in a traceback once training was set up,
+    ``optim.weight_decay=.nan`` in "training diverged, lower optim.lr" at step 2; an integer beyond the float range
+    raised OverflowError."""
+    key = item.split("=")[0]
+    with pytest.raises(InputError, match=f"invalid config: {re.escape(key)}(\\[0\\])?: expected a finite number"):
+        load_config(None, [item])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optim.eps=0", "optim.eps must be >= 1.18e-38"),  # NaN weights at step 2, "lower optim.lr" said
+    ("optim.eps=-1", "optim.eps must be >= 1.18e-38"),  # AdamW's traceback, and a run folder left behind
+    ("optim.eps=1e-300", "optim.eps must be >= 1.18e-38"),  # 0 in float32: NaN weights as with 0
+    ("optim.weight_decay=-0.1", "optim.weight_decay must be >= 0, got -0.1"),  # trained on, growing every weight
+])
+def test_adamw_settings_that_train_to_nan_or_grow_the_weights_are_refused(item, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(None, [item])
+    assert load_config(None, ["optim.eps=1e-12", "optim.weight_decay=0"]).optim.eps == 1e-12
+
+
+@pytest.mark.parametrize("items, message", [
+    (["loss.temperature=1e-40"], "loss.temperature must be >= 1e-30"),
+    (["loss.learn_temperature=true", "loss.temperature=0.005"],
+     "loss.temperature must be >= 0.01 with loss.learn_temperature"),
+])
+def test_temperatures_the_loss_would_refuse_are_refused_in_the_config(items, message):
+    """Both passed ``loss.temperature > 0`` and then ended ``phylocl train`` in the loss constructor's traceback."""
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(None, items)
+    assert load_config(None, ["loss.learn_temperature=true", "loss.temperature=0.01"]).loss.temperature == 0.01
+
+
+def test_a_holdout_given_one_family_as_a_string_is_refused_naming_the_key():
+    """``--set 'data.holdout={val: fam01}'`` (a string, not a list) was read letter by letter: 'data.holdout val:
+    family 'f' is not in the dataset'."""
+    with pytest.raises(InputError, match=re.escape("data.holdout.val: expected a list, got 'fam01'")):
+        load_config(None, ["data.holdout={val: fam01}"])
+    assert load_config(None, ["data.holdout={val: [fam01], test: [7]}"]).data.holdout == {"val": ["fam01"],
+                                                                                          "test": ["7"]}
+    assert load_config(None, ["model.overrides={dim: 8, extra: [1]}"]).model.overrides == {"dim": 8, "extra": [1]}

@@ -22,7 +22,7 @@ from phylocl.data.aligned import AlignedPairs, merged_labels
 from phylocl.data.collate import PairCollator, SequenceCollator
 from phylocl.data.dataconfig import DataConfig
 from phylocl.data.dataset import OrthologDataset, concat_datasets
-from phylocl.data.distances import FamilyDistances
+from phylocl.data.distances import DEFAULT_K, FamilyDistances
 from phylocl.data.simulator.evolved import EvolvedPairs, MixedBatchSampler, MixedPairs, evolved_rows
 from phylocl.data.families import FamilyPairDataset, SequenceDataset, family_label_map
 from phylocl.data.hardbatches import HardNegatives
@@ -42,6 +42,23 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
 
+
+
+def _check_distance_settings(train: OrthologDataset, c: DataConfig) -> None:
+    """``data.distance=tree`` with training families that have no tree, or a ``data.kmer_size`` whose words
+    overflow the k-mer codes of the families measured by k-mers: one InputError naming the setting (a ValueError
+    traceback from the distance computation before)."""
+    bare = [f for f in train.pair_families if f not in train.trees]
+    if c.distance == "tree" and bare:
+        raise InputError(f"data.distance=tree, but {len(bare)} training famil{'y has' if len(bare) == 1 else 'ies have'}"
+                         f" no tree (e.g. {', '.join(bare[:3])}): add Newick trees for them, or use data.distance=auto "
+                         "(k-mer distances where a tree is missing)")
+    base = len(train.alphabet.letters)
+    if c.kmer_size is not None and (bare or c.distance == "kmer") and base ** c.kmer_size >= 2**62:
+        largest = int(np.log(2.0**62) / np.log(base))
+        largest -= base ** largest >= 2**62
+        raise InputError(f"data.kmer_size={c.kmer_size} is too large for the {train.alphabet.name} alphabet "
+                         f"(at most {largest}; the default is {DEFAULT_K[train.alphabet.name]})")
 
 class OrthologDataModule(L.LightningDataModule):
     """Reads and splits the data once (:meth:`setup`), then serves pair batches and evaluation batches.
@@ -99,6 +116,7 @@ class OrthologDataModule(L.LightningDataModule):
             raise InputError(f"data.group_by: no labels column {c.group_by!r} (columns: "
                              f"{', '.join(sorted(train.metadata)) or 'none'})")
         if self.strategy.needs_distances:
+            _check_distance_settings(train, c)
             self.distances = FamilyDistances(dataset=train, method=c.distance, k=c.kmer_size, seed=c.seed,
                                              cache_dir=c.distance_cache_dir)
             self.distances.precompute()

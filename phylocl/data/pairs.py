@@ -58,9 +58,15 @@ class DistantPairs:
         """Upper-triangle pair indices ``(iu, ju)`` and their sampling probabilities (each ``(n*(n-1)/2,)``)."""
         iu, ju = np.triu_indices(len(distances), k=1)
         d = np.maximum(np.asarray(distances, dtype=np.float64)[iu, ju], 0.0)
-        w = np.ones_like(d) if self.alpha == 0 else d ** self.alpha
+        with np.errstate(over="ignore", under="ignore"):
+            w = np.ones_like(d) if self.alpha == 0 else d ** self.alpha
         total = w.sum()
-        p = w / total if total > 0 and np.isfinite(total) else np.full(len(d), 1.0 / len(d))
+        if not (0 < total < np.inf) and d.max() > 0:  # d ** alpha overflowed (or underflowed) for a large alpha:
+            with np.errstate(divide="ignore"):  # the same ratios from the largest, in logs (d = 0 gives weight 0)
+                log_w = self.alpha * np.log(d)
+            w = np.exp(log_w - log_w.max())
+            total = w.sum()
+        p = w / total if total > 0 else np.full(len(d), 1.0 / len(d))
         return iu, ju, p
 
     def sample(self, n: int, rng: np.random.Generator, distances: np.ndarray | None = None) -> tuple[int, int]:

@@ -211,8 +211,9 @@ def mean_negative_similarity(z_a: torch.Tensor, z_b: torch.Tensor, labels: torch
             labels = torch.arange(a.shape[0], device=a.device)
         _, inverse = torch.unique(labels.to(a.device), return_inverse=True)
         groups = int(inverse.max()) + 1 if inverse.numel() else 0
-        s_a = torch.zeros(groups, a.shape[1], device=a.device).index_add_(0, inverse, a)  # (G, D)
-        s_b = torch.zeros(groups, b.shape[1], device=b.device).index_add_(0, inverse, b)  # (G, D)
+        # dtype given: under trainer.precision=64-true/16-true Lightning changes torch's default dtype
+        s_a = a.new_zeros(groups, a.shape[1]).index_add_(0, inverse, a)  # (G, D)
+        s_b = b.new_zeros(groups, b.shape[1]).index_add_(0, inverse, b)  # (G, D)
         counts = torch.bincount(inverse, minlength=groups).float()  # (G,)
         total = a.sum(0) @ b.sum(0) - (s_a * s_b).sum()
         pairs = a.shape[0] ** 2 - (counts ** 2).sum()

@@ -142,6 +142,11 @@ def _read_pt(path: Path) -> tuple[dict, dict, Path]:
         first = (str(err).strip().splitlines() or [""])[0][:160]
         raise InputError(f"not a readable encoder file, truncated or damaged ({type(err).__name__}: {first})",
                          path=path) from None
+    if isinstance(payload, dict) and "state_dict" in payload and "global_step" in payload:
+        run = path.parent.parent if path.parent.name == "checkpoints" else None
+        where = f"load the run folder {run} once it has exported its model" if run else "load its run folder"
+        raise InputError(f"a phylocl train (Lightning) checkpoint, not an encoder file: {where}, or finish the run "
+                         "with phylocl train --resume", path=path)
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= set(payload):
         raise InputError("not a phylocl encoder file (expected a dict with 'config' and 'state_dict')", path=path)
     return dict(payload["config"]), payload["state_dict"], path
@@ -169,6 +174,10 @@ def read_model(source: str | Path, *, pretrained_dir: Path | None = None) -> tup
             return _read_folder(path)
         if (path / ENCODER_FILE).is_file():
             return _read_pt(path / ENCODER_FILE)
+        if any((path / "checkpoints").glob("*.ckpt")):  # a run folder of phylocl train before its export
+            raise InputError("a phylocl train run that has not exported its model (checkpoints/ but no "
+                             f"{CONFIG_FILE} + {WEIGHTS_FILE}): it is still training or was stopped; finish it with "
+                             f"phylocl train --resume --out {path}", path=path)
         raise _not_found(str(source), path, pretrained_dir)
     if path.is_file():
         if path.name in (CONFIG_FILE, WEIGHTS_FILE):

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from phylocl.arguments import positive_int
-from phylocl.training.gradcache import (Batch, RngState, check_encoder, check_views, chunk_batches, cuda_devices_of,
-                                        embed_without_grad, plan_chunks, replay)
+from phylocl.training.gradcache import (Batch, RngState, check_autocast, check_encoder, check_views, chunk_batches,
+                                        cuda_devices_of, embed_without_grad, plan_chunks, replay)
 
 __all__ = ["CachedContrastiveLoss"]
 
@@ -108,7 +108,7 @@ class CachedContrastiveLoss(torch.nn.Module):
         if not callable(loss):
             raise ValueError(f"loss must be callable as loss(z_a, z_b, labels), got {type(loss).__name__}")
         self.encoder, self.loss = encoder, loss
-        self.chunk_size, self.token_budget, self.autocast = chunk_size, token_budget, autocast
+        self.chunk_size, self.token_budget, self.autocast = chunk_size, token_budget, check_autocast(autocast)
 
     def forward(self, batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The loss of the ``B`` pairs (row ``i`` of ``batch_a`` and ``batch_b``); see the class docstring."""

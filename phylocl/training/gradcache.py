@@ -44,7 +44,7 @@ from phylocl.arguments import positive_int
 from phylocl.data.tokens import batch_lengths, slice_batch
 
 __all__ = ["RngState", "plan_chunks", "chunk_batches", "cuda_devices_of", "embed_without_grad", "loss_and_cache",
-           "replay", "cached_backward", "check_views", "check_encoder"]
+           "replay", "cached_backward", "check_views", "check_encoder", "check_autocast"]
 
 Batch = dict[str, torch.Tensor]
 ReplayHook = Callable[[str, int, torch.Tensor, torch.Tensor], None]
@@ -252,6 +252,15 @@ def check_encoder(encoder) -> None:
                         f"{type(encoder).__name__}")
 
 
+def check_autocast(autocast) -> torch.dtype | None:
+    """``autocast``: ``None`` or the dtype ``torch.autocast`` runs the encoder in (``torch.bfloat16``,
+    ``torch.float16``); ``TypeError`` naming the argument otherwise (a string such as ``"bf16"`` failed inside torch
+    at the first forward, after its warning that autocast was disabled)."""
+    if autocast is None or autocast in (torch.bfloat16, torch.float16):
+        return autocast
+    raise TypeError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}")
+
+
 def _check_step_args(batch_a: Batch, batch_b: Batch, labels: torch.Tensor | None, chunk_size: int | None,
                      token_budget: int | None) -> tuple[int | None, int | None]:
     """Validate :func:`cached_backward`'s arguments (``ValueError`` / ``TypeError`` naming the bad one); returns
@@ -330,6 +339,7 @@ def cached_backward(encoder, batch_a: Batch, batch_b: Batch, loss_fn, chunk_size
     if not callable(loss_fn):  # found only after the first pass, as "'str' object is not callable"
         raise TypeError(f"loss_fn must be called as loss_fn(z_a, z_b, labels) -> scalar tensor (e.g. an InfoNCE), "
                         f"got {type(loss_fn).__name__}")
+    check_autocast(autocast)
     device_type, devices, views = _plan_step(encoder, batch_a, batch_b, labels, chunk_size, token_budget)
     parts, states = {}, {}
     for name in ("a", "b"):  # step 1: embed without gradients, recording each chunk's RNG state

@@ -50,7 +50,7 @@ from phylocl.safejson import read_json_object
 from phylocl.workflows import train as train_workflow
 from phylocl.workflows.compare_config import CompareConfig, load_compare_config, resolved_dict
 from phylocl.workflows.compare_report import DYNAMICS, read_curves, write_report
-from phylocl.workflows.run_folder import exported_model
+from phylocl.workflows.run_folder import exported_model, unfinished_signs
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def plan_cells(grid: CompareConfig, train_families: int) -> list[Cell]:
     """Cells in run order: seed by seed (so an early stop leaves whole seeds), each seed's reference after its grid.
 
     A batch larger than ``train_families`` (families with a positive pair) is planned as skipped; the reference
-    batch is capped at ``train_families``.
+    batch is capped at ``train_families`` and skipped when ``pairs_budget`` is below it (no whole step).
     """
     ref = grid.reference
     ref_batch = min(ref.batch_size, train_families)
@@ -110,7 +110,9 @@ def plan_cells(grid: CompareConfig, train_families: int) -> list[Cell]:
                     why = f"batch_size {b} > {train_families} training families" if b > train_families else ""
                     cells.append(Cell(loss=loss, batch_size=b, seed=seed, skip=why))
         if seed in ref_seeds:
-            why = "fewer than 2 training families" if ref_batch < 2 else ""
+            why = ("fewer than 2 training families" if ref_batch < 2 else
+                   f"compare.pairs_budget {grid.pairs_budget} < reference batch {ref_batch}: 0 steps"
+                   if grid.pairs_budget < ref_batch else "")
             cells.append(Cell(loss=ref.loss, batch_size=ref_batch, seed=seed, reference=True, skip=why))
     return cells
 
@@ -255,7 +257,13 @@ def _plan_study(config, out_dir, overrides, data) -> tuple:
 
     grid, base = load_compare_config(config, overrides, data)
     out = check_output_dir(out_dir, inputs=data or ())  # not a file, device or pipe, not under /proc, writable
-    refuse_clashes(out, STUDY_FILES, ours=(out / "split.json").is_file(), what="phylocl compare")
+    ours = (out / "split.json").is_file()
+    refuse_clashes(out, STUDY_FILES, ours=ours, what="phylocl compare")
+    run = [] if ours else [sign for sign in unfinished_signs(out) if sign != "config.yaml"]  # (maybe the study's)
+    if not ours and exported_model(out) is not None:
+        run.insert(0, "its exported model")
+    if run:  # as train refuses a study's folder: the study's split.json would lock the run out of --resume
+        raise InputError(f"holds a phylocl train run ({', '.join(run[:3])}); give compare its own --out", path=out)
     holdout, split_info = freeze_split(base)
     cells = plan_cells(grid, split_info["train_pair_families"])
     try:

@@ -48,6 +48,9 @@ def _subsample(ds, max_sequences: int | None, seed: int):
             total += size
     if not keep:
         raise InputError(f"--max-sequences {max_sequences} is smaller than every family")
+    if len(keep) == 1 < len(names):  # else "DATA: holds 1 family", of a dataset holding many
+        raise InputError(f"--max-sequences {max_sequences} keeps 1 whole family of the {len(names)} (families are "
+                         "not cut): kNN and probe accuracy need two or more; raise it")
     return ds.select_families(keep)
 
 

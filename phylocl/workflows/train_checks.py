@@ -138,7 +138,7 @@ def split_notes(dm, cfg) -> list[str]:
     checkpoint, no test figures)."""
     notes = []
     n_train = sum(len(v) >= 2 for v in dm.train_set.family_index.values())
-    if cfg.data.batching == "random" and not cfg.data.evolved.fraction and cfg.data.batch_size > n_train:
+    if not cfg.data.evolved.fraction and cfg.data.batch_size > n_train:  # hard-negative batches too: one of all
         notes.append(f"data.batch_size is {cfg.data.batch_size} but the training split has {n_train} families with "
                      f"two or more sequences: every batch holds at most {n_train} pairs")
     if cfg.eval.enabled:

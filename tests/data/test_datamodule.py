@@ -157,3 +157,19 @@ def test_lightning_fit_reshuffles_pairs_every_epoch(sim_dir):
     trainer.fit(probe, datamodule=dm)
     epochs = [[s[1:] for s in probe.seen if s[0] == e] for e in (0, 1)]
     assert len(epochs[0]) == len(epochs[1]) == 3 and epochs[0] != epochs[1]
+
+
+def test_distance_settings_the_data_cannot_meet_are_one_input_error(sim_dir, tmp_path):
+    """``data.distance=tree`` with families without a tree, and a ``data.kmer_size`` whose words overflow the
+    k-mer codes, ended ``phylocl train`` in a ValueError traceback from the distance computation."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for fasta in sorted(sim_dir.glob("*.fasta")):  # the simulation without its trees/
+        (bare / fasta.name).write_text(fasta.read_text())
+    with pytest.raises(InputError, match=r"data.distance=tree, but 6 training families have no tree \(e.g. fam"):
+        make(bare, fractions=(0.5, 0.25, 0.25), pair_strategy="distant", distance="tree")
+    with pytest.raises(InputError, match=r"data.kmer_size=15 is too large for the protein alphabet \(at most 14;"):
+        make(bare, fractions=(0.5, 0.25, 0.25), pair_strategy="hardest", kmer_size=15)
+    assert make(bare, fractions=(0.5, 0.25, 0.25), pair_strategy="distant", kmer_size=14).distances is not None
+    # with every family's tree, k-mers are not used and the size does not matter (as before)
+    assert make(sim_dir, fractions=(0.5, 0.25, 0.25), pair_strategy="distant", kmer_size=1000).distances is not None

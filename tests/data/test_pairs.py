@@ -49,6 +49,20 @@ def test_distant_weights_are_distance_power_alpha(tree_distances):
     np.testing.assert_allclose(pz, 1.0 / 6)  # all distances 0: uniform
 
 
+@pytest.mark.parametrize("scale, alpha", [(1.0, 400.0), (1e-3, 200.0)])
+def test_distant_weights_of_a_large_alpha_keep_their_ratios(scale, alpha):
+    """``d ** alpha`` overflowed to inf (distances above 1, alpha 400) or underflowed to 0 (close orthologs at
+    1e-3 substitutions per site, alpha 200), and the pairs fell back to *uniform*, the opposite of the farthest
+    pair that a large alpha asks for (alpha 30 already gave it probability ~1)."""
+    d = scale * np.array([[0.0, 2.0, 3.0], [2.0, 0.0, 10.0], [3.0, 10.0, 0.0]])
+    iu, ju, p = DistantPairs(alpha=alpha).weights(d)
+    ref = np.exp(alpha * (np.log(d[iu, ju]) - np.log(d[iu, ju]).max()))  # the same ratios, in logs
+    np.testing.assert_allclose(p, ref / ref.sum())
+    assert p[(iu == 1) & (ju == 2)] == pytest.approx(1.0)
+    _, _, p_zero = DistantPairs(alpha=alpha).weights(np.array([[0.0, 0.0, 50.0], [0.0, 0.0, 50.0], [50.0, 50.0, 0.0]]))
+    np.testing.assert_allclose(p_zero, [0.0, 0.5, 0.5])  # a zero distance keeps weight 0
+
+
 def test_distant_shifts_sampled_distances_upwards(tree_distances):
     d = tree_distances
     draws = 20_000

@@ -241,3 +241,23 @@ def test_mean_negative_similarity_matches_a_loop(labels):
     ref = [float(a[i] @ b[j]) for i in range(8) for j in range(8) if lab[i] != lab[j]]  # slow obvious version
     assert float(mean_negative_similarity(a, b, labels)) == pytest.approx(sum(ref) / len(ref), rel=1e-5)
     assert torch.isnan(mean_negative_similarity(a[:2], b[:2], torch.tensor([1, 1])))
+
+
+@pytest.mark.parametrize("default", [torch.float64, torch.float16, torch.bfloat16])
+def test_mean_negative_similarity_under_another_default_dtype(default):
+    """``trainer.precision=64-true`` (and 16-true, bf16-true) sets torch's default dtype while training: the batch
+    hardness logged every step summed float32 rows into default-dtype zeros, and ``phylocl train`` died in
+    index_add_ with a traceback (a listed precision)."""
+    from phylocl.losses.logits import mean_negative_similarity
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    labels = torch.tensor([0, 0, 1, 2, 2, 3])
+    expected = float(mean_negative_similarity(a, b, labels))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        got = mean_negative_similarity(a.to(default), b.to(default), labels)
+    finally:
+        torch.set_default_dtype(previous)
+    assert float(got) == pytest.approx(expected, rel=2e-2)

@@ -85,6 +85,26 @@ def test_errors_name_the_file(tmp_path):
         make_encoder("gmlp-tiny").save_pretrained(tmp_path / "file")
 
 
+def test_a_train_run_that_has_not_exported_is_named_so(tmp_path):
+    """``embed/diagnose --model RUN`` (or load_encoder) of a run still training, or stopped, said 'encoder not
+    found: RUN is not an encoder file, a model folder ...' of a phylocl train run folder."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "interrupted.ckpt").write_bytes(b"x")
+    (run / "config.yaml").write_text("trainer: {max_steps: 3}\n")
+    with pytest.raises(InputError, match="a phylocl train run that has not exported its model .* phylocl train "
+                                         "--resume --out "):
+        load_encoder(run)
+    (run / "checkpoints" / "interrupted.ckpt").unlink()
+    with pytest.raises(InputError, match="encoder not found"):  # no checkpoint: not a run to finish
+        load_encoder(run)
+    # the checkpoint file itself said "not a phylocl encoder file (expected a dict with 'config' and 'state_dict')"
+    torch.save({"state_dict": {}, "global_step": 3, "epoch": 0}, run / "checkpoints" / "best.ckpt")
+    with pytest.raises(InputError, match="a phylocl train .Lightning. checkpoint, not an encoder file: load the run "
+                                         "folder .*run once it has exported its model"):
+        load_encoder(run / "checkpoints" / "best.ckpt")
+
+
 def test_embed_options(capsys):
     rng = np.random.default_rng(0)
     enc = make_encoder("gmlp-tiny")

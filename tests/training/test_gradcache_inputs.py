@@ -157,3 +157,16 @@ def test_a_loss_fn_that_cannot_be_called_is_refused_by_name_before_the_first_pas
     with pytest.raises(TypeError, match=r"^loss_fn must be called as loss_fn\(z_a, z_b, labels\).*got str"):
         phylocl.cached_backward(enc, a, b, "infonce", 3)
     assert calls == []
+
+
+@pytest.mark.parametrize("autocast", ["bf16", torch.float32, True])
+def test_an_autocast_that_is_not_a_half_dtype_is_refused_by_name(autocast):
+    """``autocast="bf16"`` failed inside torch at the first forward (after its warning that autocast was disabled),
+    with torch's argument name; ``CachedContrastiveLoss`` took it in its constructor without a word."""
+    enc, loss_fn = TinyEncoder(), InfoNCE()
+    a, b = _batches()
+    with pytest.raises(TypeError, match="autocast must be None, torch.bfloat16 or torch.float16"):
+        phylocl.CachedContrastiveLoss(enc, loss_fn, autocast=autocast)
+    with pytest.raises(TypeError, match="autocast must be None, torch.bfloat16 or torch.float16"):
+        phylocl.cached_backward(enc, a, b, loss_fn, 3, autocast=autocast)
+    assert all(p.grad is None for p in enc.parameters())  # refused before any work

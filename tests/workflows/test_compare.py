@@ -429,3 +429,34 @@ def test_summary_names_the_data_given_as_data_paths_alone(tmp_path, fake_train):
     assert md[0] == "# FlatNCE vs InfoNCE: protein"
     assert md[2] == f"- data: {EXAMPLE} (protein); families train/val/test 6/2/2, test sequences 37"
     assert md[3].startswith("- model: gmlp-tiny; crops of 40")
+
+
+def test_a_budget_below_the_reference_batch_skips_the_reference_only(tmp_path, fake_train):
+    """The reference batch is every training family (up to reference.batch_size); a budget below it gave the
+    reference 0 steps, and the whole study was refused with 'trainer.max_steps must be >= 1, got 0', a setting the
+    user never made (e.g. ``--set compare.pairs_budget=256`` on the Mycoplasma config, 515 training families)."""
+    out = tmp_path / "study"
+    fake = fake_train()
+    assert main(["compare", "--config", str(_write_config(tmp_path, pairs_budget=5)), "--out", str(out),
+                 "--quiet"]) == 0
+    rows = {r["cell"]: r for r in _rows(out)}
+    ref = rows["ref-infonce-b6-s0"]
+    assert ref["status"] == "skipped" and "pairs_budget 5 < reference batch 6" in ref["error"]
+    assert fake.calls == ["infonce-b2-s0", "flatnce-b2-s0", "infonce-b4-s0", "flatnce-b4-s0"]
+
+
+def test_a_train_run_folder_is_refused(tmp_path, fake_train, capsys):
+    """train refuses a study's folder, but compare wrote a study into a train run's: its split.json and compare.yaml
+    then made ``phylocl train --resume`` of that run refuse the folder as a study's."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run / "config.json").write_text("{}")
+    (run / "model.safetensors").write_bytes(b"x")
+    before = sorted(p.name for p in run.iterdir())
+    fake = fake_train()
+    capsys.readouterr()
+    assert main(["compare", "--config", str(_write_config(tmp_path)), "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a phylocl train run (its exported model, checkpoints/last.ckpt)" in err and err.count("\n") == 1
+    assert sorted(p.name for p in run.iterdir()) == before and fake.calls == []

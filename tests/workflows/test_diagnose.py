@@ -98,6 +98,7 @@ def test_max_sequences_keeps_whole_families(data, capsys):
     ("out_is_file", "exists and is not a folder"),
     ("too_few", "--max-sequences must be >= 2"),
     ("one_family", "holds 1 family: every neighbour is in the query's family"),  # reported kNN top-1 1.0 before
+    ("one_kept", "--max-sequences 5 keeps 1 whole family of the 5"),  # said 'DATA: holds 1 family' before
     ("negative_seed", "--seed must be a whole number in [0, 4294967295], got -1"),  # a traceback after embedding
     ("huge_seed", "--seed must be a whole number in [0, 4294967295], got 4294967296"),
 ])
@@ -114,6 +115,8 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, data, capsys, case, messa
         args[3] = str(_write(tmp_path / "one", n_fam=1))
     elif case.endswith("_seed"):
         args += ["--seed", "-1" if case == "negative_seed" else str(2**32)]
+    elif case == "one_kept":
+        args += ["--max-sequences", "5"]  # families of 4: one fits, two do not
     else:
         args += ["--max-sequences", "1"]
     capsys.readouterr()

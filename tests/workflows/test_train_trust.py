@@ -306,3 +306,20 @@ def test_out_of_memory_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert main(["inspect", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("phylocl inspect: error: out of memory;") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("batching", ["random", "knn", "group"])
+def test_a_batch_size_above_the_training_families_is_said_for_every_batching(batching):
+    """README: 'a data.batch_size larger than the training families ... is said once before training'. Hard-negative
+    batching (knn, group) said nothing, though a round with fewer families than a batch is one batch of them all."""
+    from types import SimpleNamespace
+
+    from phylocl.workflows.train_checks import split_notes
+
+    sets = [f"data.batching={batching}", "data.batch_size=100"] + (["data.group_by=fold"] if batching == "group" else [])
+    cfg = load_config(None, sets)
+    families = {f"f{i}": [2 * i, 2 * i + 1] for i in range(18)} | {"single": [36]}
+    split = SimpleNamespace(family_index=families, families=[f for f, rows in families.items() for _ in rows])
+    notes = split_notes(SimpleNamespace(train_set=split, val_set=split, test_set=split), cfg)
+    assert notes == ["data.batch_size is 100 but the training split has 18 families with two or more sequences: "
+                     "every batch holds at most 18 pairs"]
