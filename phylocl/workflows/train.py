@@ -182,11 +182,10 @@ def _has_validation(cfg: TrainConfig, dm) -> bool:
 
 def _callbacks(cfg: TrainConfig, ckpt_dir: Path, *, has_val: bool, progress: bool):
     """``(callbacks, best)``: periodic/last, interrupted and (with validation) best checkpoints, metrics, progress."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     from phylocl.training.refresh import NeighbourRefresh
     from phylocl.workflows.callbacks import RetrievalMetrics, StepProgress
     from phylocl.workflows.train_checkpoints import DeferredInterrupt, InterruptCheckpoint, StepCheckpoint
+    from phylocl.workflows.train_checkpoints import FolderCheckpoint as ModelCheckpoint  # follows a moved folder
 
     # With validation, last.ckpt is saved at the end of each validation (after best.ckpt, so that it holds the best
     # score so far): Lightning resumes a checkpoint saved at a batch's end as if that batch's validation had run, so

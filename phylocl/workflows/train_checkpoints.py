@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from phylocl.atomic import atomic_path
@@ -69,6 +69,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             yield self.held
         finally:
             self.held = None
+
+
+def moved_state(state: dict, dirpath: str | None) -> dict:
+    """A :class:`ModelCheckpoint` state saved in another folder (the run folder moved or copied since), its paths
+    into that folder read as the same files of ``dirpath``; the state itself where it was saved in ``dirpath``."""
+    old = state.get("dirpath")
+    if old is None or dirpath is None or Path(old) == Path(dirpath):
+        return state
+
+    def here(p):
+        return str(Path(dirpath) / Path(p).name) if p and Path(p).parent == Path(old) else p
+
+    state = dict(state, dirpath=dirpath)
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = here(state[key])
+    if state.get("best_k_models"):
+        state["best_k_models"] = {here(p): v for p, v in state["best_k_models"].items()}
+    return state
+
+
+class FolderCheckpoint(ModelCheckpoint):
+    """Lightning's :class:`ModelCheckpoint` whose saved paths follow the run folder: Lightning reloads the best score
+    and the checkpoints' paths only when the absolute folder is the one they were saved in, so a run folder copied or
+    moved resumed with no best score (its next validation overwrote ``best.ckpt``, however worse) and with
+    ``best_model_path`` into the old folder (the export read the old run's file, or failed)."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(moved_state(state_dict, self.dirpath))
 
 
 class CheckpointWriteError(OSError):

@@ -212,3 +212,38 @@ def test_without_validation_step_checkpoints_and_the_periodic_one_share_last_ckp
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     _same_run(out, ref)
+
+
+def test_moved_state_reads_the_old_folders_paths_as_the_new_ones():
+    from phylocl.workflows.train_checkpoints import moved_state
+
+    old = {"dirpath": "/a/run/checkpoints", "best_model_path": "/a/run/checkpoints/best.ckpt", "best_model_score": 0.5,
+           "best_k_models": {"/a/run/checkpoints/best.ckpt": 0.5}, "kth_best_model_path": "/elsewhere/x.ckpt",
+           "last_model_path": ""}
+    new = moved_state(old, "/b/copy/checkpoints")
+    assert new["dirpath"] == "/b/copy/checkpoints" and new["best_model_path"] == "/b/copy/checkpoints/best.ckpt"
+    assert new["best_k_models"] == {"/b/copy/checkpoints/best.ckpt": 0.5} and new["best_model_score"] == 0.5
+    assert new["kth_best_model_path"] == "/elsewhere/x.ckpt" and new["last_model_path"] == ""  # not of that folder
+    assert moved_state(old, "/a/run/checkpoints") is old and old["dirpath"] == "/a/run/checkpoints"  # unchanged
+
+
+def test_a_moved_or_copied_run_folder_resumes_as_in_place(tmp_path, capsys):
+    """Lightning reloads a checkpoint callback's best score and paths only in the folder they were saved in: a moved
+    run folder then exported best.ckpt from the old folder ("no such file"), and a copy lost its best score, so its
+    next validation replaced best.ckpt however worse. Both now resume as the folder in place does."""
+    import shutil
+
+    sets = tiny_sets(steps=2, val_every=1, warmup=1)
+    first = tmp_path / "run"
+    assert main(train_args(first, sets)) == 0
+    shutil.copytree(first, tmp_path / "copy")
+    shutil.copytree(first, tmp_path / "before-move")
+    first.rename(tmp_path / "moved")
+    shutil.copytree(tmp_path / "before-move", first)  # the run in place again, to resume there
+    more = [s for s in sets if not s.startswith("trainer.max_steps")]
+    for name in ("run", "copy", "moved"):
+        assert main(train_args(tmp_path / name, more, "trainer.max_steps=4") + ["--resume"]) == 0, capsys.readouterr().err
+    weights = {name: (tmp_path / name / "model.safetensors").read_bytes() for name in ("run", "copy", "moved")}
+    assert weights["copy"] == weights["run"] == weights["moved"]
+    rows = {name: (tmp_path / name / "logs" / "metrics.csv").read_text() for name in ("run", "copy")}
+    assert rows["copy"].count("\n") == rows["run"].count("\n")
