@@ -20,7 +20,7 @@ from __future__ import annotations
 from phylocl.lazy import lazy_exports
 
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 __all__ = [
     "build_encoder",
