@@ -26,7 +26,7 @@ from phylocl.errors import InputError, os_error_message
 
 __all__ = ["atomic_path", "atomic_dir", "publish_mode", "temp_prefix", "sweep_stale", "sweep_stale_in",
            "recover_interrupted", "await_replace", "read_dir", "READ_ATTEMPTS", "short_name", "names_open",
-           "shown_as", "follow_links"]
+           "shown_as", "follow_links", "write_target"]
 
 _STALE_SUFFIXES = (".spool", ".tmp", ".old")  # what atomic_path/atomic_dir/EmbeddingWriter leave when killed
 _LEGACY_AGE = 24 * 3600  # seconds after which an untagged temporary (an older phylocl's) counts as stale
@@ -388,15 +388,22 @@ def _linked(path: Path) -> Path:
     return follow_links(path)[0] if os.path.islink(path) else path
 
 
-def _through_link(path: Path) -> Path:
+def write_target(path: str | Path) -> Path:
     """Where an output at ``path`` is written: a symbolic link is written through, as ``open`` writes (its target
-    is replaced, the link kept; a dangling link's target is created, not its missing folders); a link to an open
-    file under ``/proc`` (``/dev/stdout``) is refused."""
+    is replaced, the link kept; a dangling link's target is created, not its missing folders). Refused in one line
+    (:class:`InputError`): a link to an open file under ``/proc`` (``/dev/stdout``, ``/dev/fd/N``), which a file
+    renamed onto it would replace with a regular file (as root: the system's ``/dev/stdout``), and a dangling link
+    into a folder that does not exist. Used by :func:`atomic_path`, :func:`atomic_dir` and the output checks of
+    :mod:`phylocl.outputs`."""
+    path = Path(path)
     if not os.path.islink(path):
         return path
     target, pseudo = follow_links(path)
-    if pseudo is not None:  # replacing the link would replace /dev/stdout itself
-        raise InputError(f"cannot write: a link to an open file under {pseudo}, not a file", path=path)
+    if pseudo is not None:
+        shown = re.sub(rf"^/proc/{os.getpid()}/", "/proc/self/", str(target))  # as /dev/stdout names it
+        raise InputError(f"is a link to {shown}, under {pseudo} (standard output or another open file), not a "
+                         "file that can be replaced; name a file (search writes to standard output with -o -)",
+                         path=path)
     if not target.parent.is_dir():  # as open() through a dangling link: its folders are not created
         raise InputError(f"cannot write: a link to {target}, whose folder does not exist", path=path)
     return target
@@ -415,7 +422,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         with atomic_path("out.tsv") as tmp:
             tmp.write_text("query\\ttarget\\n")
     """
-    path = _through_link(Path(path))
+    path = write_target(path)
     sfx = path.suffix if suffix is None else suffix
     made: list[Path] = []
     try:
@@ -448,7 +455,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     An existing ``path`` is removed only after the new content is complete. A ``path`` that is a symbolic link
     is written through: the folder it links to is replaced, the link kept.
     """
-    path = _through_link(Path(path))
+    path = write_target(path)
     made: list[Path] = []
     try:
         made = _make_parents(path.parent)

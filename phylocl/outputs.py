@@ -11,11 +11,11 @@ folder of ours that holds files phylocl did not write.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Iterable
 
+from phylocl.atomic import write_target
 from phylocl.errors import InputError
 
 __all__ = ["check_output_file", "check_output_dir", "same_file", "refuse_foreign_files", "refuse_clashes"]
@@ -55,33 +55,13 @@ def _check_place(path: Path, *, folder: bool = False) -> None:
         raise InputError(f"cannot write here: permission denied in {parent}", path=path)
 
 
-def _link_target(path: Path) -> Path:
-    """Where an output at ``path`` is written (:func:`phylocl.atomic.atomic_path` writes through a link); a link
-    to an open file under ``/proc`` (``/dev/stdout``, ``/dev/fd/N``) is refused: a new file renamed onto it would
-    replace the link itself with a regular file (as root: the system's ``/dev/stdout``); so is a dangling link into
-    a folder that does not exist."""
-    from phylocl.atomic import follow_links
-
-    if not os.path.islink(path):
-        return path
-    target, pseudo = follow_links(path)
-    if pseudo is not None:
-        shown = re.sub(rf"^/proc/{os.getpid()}/", "/proc/self/", str(target))  # as /dev/stdout names it
-        raise InputError(f"is a link to {shown}, under {pseudo} (standard output or another open file), not a "
-                         "file that can be replaced; name a file (search writes to standard output with -o -)",
-                         path=path)
-    if not target.parent.is_dir():
-        raise InputError(f"cannot write: a link to {target}, whose folder does not exist", path=path)
-    return target
-
-
 def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = (), example: str = "out.tsv") -> Path:
     """``path`` as a :class:`Path` if a new file may be written there (see module doc); ``inputs``: the
     command's input files and folders."""
     if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() drops the slash: a file would be written
         raise InputError(f"names a folder (it ends with '/'); give a file name such as {example}", path=path)
     path = Path(path)
-    target = _link_target(path)
+    target = write_target(path)  # where the output goes: through a link, as open() writes
     try:
         st = os.stat(path)
     except FileNotFoundError:
