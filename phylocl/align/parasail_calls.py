@@ -18,7 +18,7 @@ import ctypes
 import functools
 import importlib.util
 import sys
-from ctypes import c_char_p, c_int, c_void_p
+from ctypes import POINTER, c_char_p, c_int, c_void_p
 from pathlib import Path
 
 __all__ = ["CIGAR_D", "CIGAR_EQ", "CIGAR_I", "CIGAR_X", "SATURATED", "CMatrix", "Cigar", "Parasail", "Result", "library_path", "parasail_calls"]
@@ -47,6 +47,8 @@ class Parasail:
     Attributes (lists indexed by width: 0 = 8 bits, 1 = 16, 2 = 32):
         striped: ``sw_striped_{8,16,32}(s1, len1, s2, len2, open, extend, matrix)``.
         trace: ``sw_trace_scan_{8,16,32}`` (same arguments; the result holds the traceback).
+        nw_rowcol, nw_trace: ``nw_rowcol_striped_{16,32}``, ``nw_trace_scan_{16,32}`` (global alignment, same
+        arguments); score_row: ``result_get_score_row(result)`` (the last row of a rowcol result).
         striped_profile: ``sw_striped_profile_{8,16}(profile, s2, len2, open, extend)``.
         profile_create: ``profile_create_{8,16}(s1, len1, matrix)``.
         profile_free, result_free, cigar_free; get_cigar: ``result_get_cigar_extra(result, s1, len1, s2, len2,
@@ -64,6 +66,9 @@ class Parasail:
         pair = [c_char_p, c_int, c_char_p, c_int, c_int, c_int, c_void_p]
         self.striped = [fn(f"sw_striped_{b}", pair) for b in (8, 16, 32)]
         self.trace = [fn(f"sw_trace_scan_{b}", pair) for b in (8, 16, 32)]
+        self.nw_rowcol = [fn(f"nw_rowcol_striped_{b}", pair) for b in (16, 32)]  # global, the last row kept
+        self.nw_trace = [fn(f"nw_trace_scan_{b}", pair) for b in (16, 32)]  # global, with a traceback
+        self.score_row = fn("result_get_score_row", [c_void_p], POINTER(c_int))
         self.striped_profile = [fn(f"sw_striped_profile_{b}", [c_void_p, c_char_p, c_int, c_int, c_int])
                                 for b in (8, 16)]
         self.profile_create = [fn(f"profile_create_{b}", [c_char_p, c_int, c_void_p]) for b in (8, 16)]
@@ -75,6 +80,26 @@ class Parasail:
         self.matrix_create = fn("matrix_create", [c_char_p, c_int, c_int])
         self.matrix_set_value = fn("matrix_set_value", [c_void_p, c_int, c_int, c_int], None)
         self.matrix_free = fn("matrix_free", [c_void_p], None)
+
+
+    def traced(self, widths, x: bytes, y: bytes, gap_open: int, gap_extend: int, matrix: int) -> tuple | None:
+        """The traceback of the first of ``widths`` (functions of :attr:`trace` or :attr:`nw_trace`) whose scores do
+        not saturate: ``(score, end_query, end_ref, beg_query, beg_ref, ops)``, ``ops`` the CIGAR's uint32
+        operations as bytes; ``None`` when every width saturates."""
+        for f in widths:
+            p = f(x, len(x), y, len(y), gap_open, gap_extend, matrix)
+            r = Result.from_address(p)
+            if r.flag & SATURATED:
+                self.result_free(p)
+                continue
+            q = self.get_cigar(p, x, len(x), y, len(y), matrix, 0, None)
+            cigar = Cigar.from_address(q)
+            out = (r.score, r.end_query, r.end_ref, cigar.beg_query, cigar.beg_ref,
+                   ctypes.string_at(cigar.seq, 4 * cigar.len))
+            self.cigar_free(q)
+            self.result_free(p)
+            return out
+        return None
 
 
 class CMatrix:

@@ -23,39 +23,13 @@ choice, as co-optimal alignments do); it depends only on the two sequences in th
 
 from __future__ import annotations
 
-import ctypes
-import functools
-from ctypes import POINTER, c_char_p, c_int, c_void_p
-from types import SimpleNamespace
-
 import numpy as np
 
-from phylocl.align.parasail_calls import CIGAR_D, CIGAR_I, SATURATED, Cigar, Result, library_path
+from phylocl.align.parasail_calls import CIGAR_D, CIGAR_I, SATURATED, Result, parasail_calls
 
 __all__ = ["global_ops", "split_trace"]
 
 MAX_OFFSET = 1 << 24  # rows tried around the middle: offsets 0, +-1, +-2, +-4, ... up to this
-
-
-@functools.cache
-def _nw() -> SimpleNamespace:
-    """parasail's global functions (16 and 32 bits), loaded with ctypes as :mod:`~phylocl.align.parasail_calls`
-    loads the local ones."""
-    lib = ctypes.CDLL(library_path())
-
-    def fn(name: str, argtypes: list, restype=c_void_p):
-        f = getattr(lib, f"parasail_{name}")
-        f.argtypes, f.restype = argtypes, restype
-        return f
-
-    pair = [c_char_p, c_int, c_char_p, c_int, c_int, c_int, c_void_p]
-    return SimpleNamespace(
-        rowcol=[fn(f"nw_rowcol_striped_{b}", pair) for b in (16, 32)],
-        trace=[fn(f"nw_trace_scan_{b}", pair) for b in (16, 32)],
-        score_row=fn("result_get_score_row", [c_void_p], POINTER(c_int)),
-        result_free=fn("result_free", [c_void_p], None), cigar_free=fn("cigar_free", [c_void_p], None),
-        get_cigar=fn("result_get_cigar_extra", [c_void_p, c_char_p, c_int, c_char_p, c_int, c_void_p, c_int,
-                                                c_char_p]))
 
 
 def _gap(n: int, gap_open: int, gap_extend: int) -> int:
@@ -65,18 +39,18 @@ def _gap(n: int, gap_open: int, gap_extend: int) -> int:
 
 def _last_row(x: bytes, y: bytes, matrix: int, gap_open: int, gap_extend: int) -> np.ndarray:
     """``(len(y) + 1,)`` int64: the best global score of all of ``x`` (not empty) against each prefix of ``y``."""
-    nw = _nw()
+    c = parasail_calls()
     out = np.empty(len(y) + 1, dtype=np.int64)
     out[0] = _gap(len(x), gap_open, gap_extend)
     if not y:
         return out
-    for f in nw.rowcol:
+    for f in c.nw_rowcol:
         p = f(x, len(x), y, len(y), gap_open, gap_extend, matrix)
         if not Result.from_address(p).flag & SATURATED:
-            out[1:] = np.ctypeslib.as_array(nw.score_row(p), shape=(len(y),))
-            nw.result_free(p)
+            out[1:] = np.ctypeslib.as_array(c.score_row(p), shape=(len(y),))
+            c.result_free(p)
             return out
-        nw.result_free(p)
+        c.result_free(p)
     raise OverflowError(f"global score overflows parasail's 32-bit lanes ({len(x)} and {len(y)} residues)")
 
 
@@ -85,20 +59,9 @@ def _trace_piece(x: bytes, y: bytes, matrix: int, gap_open: int, gap_extend: int
     if not x or not y:
         n, code = (len(x), CIGAR_I) if x else (len(y), CIGAR_D)
         return _gap(n, gap_open, gap_extend), np.array([n << 4 | code] if n else [], dtype=np.uint32)
-    nw = _nw()
-    for f in nw.trace:
-        p = f(x, len(x), y, len(y), gap_open, gap_extend, matrix)
-        r = Result.from_address(p)
-        if r.flag & SATURATED:
-            nw.result_free(p)
-            continue
-        q = nw.get_cigar(p, x, len(x), y, len(y), matrix, 0, None)
-        cigar = Cigar.from_address(q)
-        ops = np.frombuffer(ctypes.string_at(cigar.seq, 4 * cigar.len), dtype=np.uint32).copy()
-        score = r.score
-        nw.cigar_free(q)
-        nw.result_free(p)
-        return score, ops
+    traced = parasail_calls().traced(parasail_calls().nw_trace, x, y, gap_open, gap_extend, matrix)
+    if traced is not None:
+        return traced[0], np.frombuffer(traced[5], dtype=np.uint32).copy()
     raise OverflowError(f"global score overflows parasail's 32-bit lanes ({len(x)} and {len(y)} residues)")
 
 

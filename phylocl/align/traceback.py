@@ -45,7 +45,6 @@ symmetric matrix) and mirrors it for the other, so ``search --db`` (which knows 
 
 from __future__ import annotations
 
-import ctypes
 import re
 import threading
 from collections.abc import Sequence
@@ -58,7 +57,6 @@ from phylocl.align.parasail_calls import CIGAR_EQ as _EQ
 from phylocl.align.parasail_calls import CIGAR_I as _I
 from phylocl.align.parasail_calls import CIGAR_X as _X
 from phylocl.align.parasail_calls import SATURATED as _SATURATED
-from phylocl.align.parasail_calls import Cigar as _Cigar
 from phylocl.align.parasail_calls import Result as _Result
 from phylocl.align.scoring import ScoringSystem
 
@@ -190,21 +188,10 @@ class _Calls:
     def trace(self, x: bytes, y: bytes, start: int) -> tuple[int, int, int, int, int, bytes]:
         """``sw_trace_scan`` of ``x`` and ``y`` from width ``start`` on: ``(score, end_query, end_ref, beg_query,
         beg_ref, ops)``, ``ops`` the CIGAR's uint32 operations as bytes."""
-        c = self.c
-        for f in c.trace[start:]:
-            p = f(x, len(x), y, len(y), self.gap_open, self.gap_extend, self.matrix)
-            r = _Result.from_address(p)
-            if r.flag & _SATURATED:
-                c.result_free(p)
-                continue
-            q = c.get_cigar(p, x, len(x), y, len(y), self.matrix, 0, None)
-            cigar = _Cigar.from_address(q)
-            out = (r.score, r.end_query, r.end_ref, cigar.beg_query, cigar.beg_ref,
-                   ctypes.string_at(cigar.seq, 4 * cigar.len))
-            c.cigar_free(q)
-            c.result_free(p)
-            return out
-        raise _overflow(len(x), len(y))
+        out = self.c.traced(self.c.trace[start:], x, y, self.gap_open, self.gap_extend, self.matrix)
+        if out is None:
+            raise _overflow(len(x), len(y))
+        return out
 
 
 def _overflow(lx: int, ly: int) -> OverflowError:
