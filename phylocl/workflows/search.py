@@ -35,7 +35,7 @@ from phylocl.arguments import is_real, on_command_line, option, setting, whole
 from phylocl.atomic import atomic_path
 from phylocl.errors import InputError
 from phylocl.outputs import same_file
-from phylocl.retrieval.hits import drop_self_hits, own_rows
+from phylocl.retrieval.hits import drop_self_hits
 from phylocl.workflows import progress_bar
 from phylocl.sparse_rows import SparseRows
 from phylocl.workflows.embed_buffers import DEFAULT_BUFFER, embed_all, embed_buffers, embed_workers, sparse_buffers
@@ -255,7 +255,7 @@ def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list
         if depth == k_eff:  # the whole database: the column past its end, as the index pads it
             scores = np.concatenate([scores, np.full((len(scores), 1), -np.inf, scores.dtype)], axis=1)
             rows = np.concatenate([rows, np.full((len(rows), 1), -1, rows.dtype)], axis=1)
-        scores, rows = drop_self_hits(scores, rows, same_sequence_rows(ridx.ids, rows, ids, seqs, stage), k_eff)
+        scores, rows = drop_self_hits(scores, rows, stage.self_rows(rows, ids, seqs), k_eff)
     if strand == "both":  # the reverse complements' candidates too (the embedding sees one strand)
         minus = minus_candidates(ridx, embedder, seqs, ids, k_eff, batch_size=batch_size,
                                  sparse=ridx.kind in SPARSE_KINDS, windows=windows, self_hits=self_hits, **budget)
@@ -263,18 +263,6 @@ def search_chunk(f: TextIO, ridx, embedder, stage, x, ids: list[str], seqs: list
     if stage is None:
         return write_hit_rows(f, ids, ridx.ids, scores, rows)
     return stage.write(f, ids, seqs, scores, rows, query_rows=query_rows)
-
-
-def same_sequence_rows(db_ids, rows: np.ndarray, ids: list[str], seqs: list, stage) -> np.ndarray:
-    """``(b,)`` the row among each query's hits ``rows`` ``(b, K)`` with the query's own id when it also holds the
-    query's sequence (as the aligner reads both: :meth:`~phylocl.workflows.search_align.AlignStage.holds`), else
-    ``-1``: a query meets itself only there, and a same-id row of another sequence (two genomes' ``PROKKA_00001``)
-    is a hit like any other."""
-    own = own_rows(db_ids, rows, ids)  # (b,)
-    for i in np.flatnonzero(own >= 0).tolist():
-        if seqs[i] is not None and not stage.holds(int(own[i]), seqs[i], ids[i]):
-            own[i] = -1
-    return own
 
 
 def query_chunks(queries, embedder, db_ids, db_x: np.ndarray | None, *, batch_size: int, buffer_size: int,

@@ -22,7 +22,7 @@ from typing import TextIO
 
 import numpy as np
 
-from phylocl.align import align_candidates, format_evalue
+from phylocl.align import align_candidates, clean_sequence, format_evalue
 from phylocl.align.blast6 import BLAST6_COLUMNS, LETTER_COLUMNS, blast6_fields, parse_format
 from phylocl.align.aligned_letters import AlignedLetters, aligned_letters
 from phylocl.align.sequences import string_ranks
@@ -33,6 +33,7 @@ from phylocl.align.traceback import (TABLE_COLUMNS, TRACE_CELLS, TracebackTooLar
 from phylocl.align.workers import PAIR_WEIGHT, grouped_tasks, map_blocks, use_processes
 from phylocl.arguments import setting
 from phylocl.errors import InputError
+from phylocl.retrieval.hits import own_rows
 
 __all__ = ["ALIGNED_HEADER", "AlignStage"]
 
@@ -151,15 +152,19 @@ class AlignStage:
         f.write("".join(lines))
         return len(lines)
 
-    def holds(self, row: int, seq: str, qid: str) -> bool:
-        """Whether database row ``row`` holds the sequence ``seq`` (of query ``qid``) as the aligner reads both."""
-        from phylocl.align import clean_sequence
-
-        return self._clean(seq, qid) == clean_sequence(self.fetch(row), self.scoring)
+    def self_rows(self, rows: np.ndarray, query_ids: Sequence[str], query_seqs: Sequence[str | None]) -> np.ndarray:
+        """``(b,)`` the row among each query's candidate ``rows`` ``(b, K)`` with the query's own id when it also
+        holds the query's sequence (as the aligner reads both), else ``-1``: a query meets itself only there, and a
+        same-id row of another sequence (two genomes' ``PROKKA_00001``) is a hit like any other."""
+        own = own_rows(self.db_ids, rows, query_ids)  # (b,)
+        for i in np.flatnonzero(own >= 0).tolist():
+            seq = query_seqs[i]
+            if seq is not None and self._clean(seq, query_ids[i]) != clean_sequence(self.fetch(int(own[i])),
+                                                                                     self.scoring):
+                own[i] = -1
+        return own
 
     def _clean(self, seq: str, qid: str) -> str:
-        from phylocl.align import clean_sequence
-
         try:
             return clean_sequence(seq, self.scoring, what=f"query {qid!r}")
         except ValueError as err:
